@@ -1,0 +1,35 @@
+# Two commands for a fresh Debian machine with Python >= 3.11:
+#   make demo   run the exporter on the embedded demo cluster
+#   make test   run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+LISTEN ?= 127.0.0.1:9871
+
+.PHONY: install system-deps demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# promtool (Debian package prometheus) is used by the tests; install it when missing.
+system-deps:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  echo "installing Debian package prometheus (promtool)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+demo: install
+	$(BIN)/ov-exporter serve --demo --listen $(LISTEN)
+
+test: install system-deps
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m tests.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info exporter/*.egg-info

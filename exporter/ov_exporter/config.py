@@ -1,0 +1,144 @@
+"""Exporter configuration: a YAML file, then command-line flags on top.
+
+An unknown key or a bad value is a ConfigError naming the key (exit code 2).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+import yaml
+from msgspec import Meta, Struct, field
+
+from .errors import ConfigError
+from .quantity import parse_bitrate
+
+Ratio = Annotated[float, Meta(gt=0, le=1000)]
+Fraction = Annotated[float, Meta(gt=0, le=100)]
+
+PROFILE_CPU_TARGET = {"production": 1.2, "dev-test": 1.5}
+
+
+class _Base(Struct, forbid_unknown_fields=True, rename="kebab", kw_only=True):
+    pass
+
+
+class Thresholds(_Base):
+    cpu_overcommit_max: Ratio = 1.8
+    cpu_overcommit_target: Ratio | None = None  # None: from the profile
+    memory_overcommit_max: Fraction = 0.9
+    memory_overcommit_critical: Fraction = 1.0
+    dirty_rate_risk_warning: Fraction = 0.5
+    dirty_rate_risk_critical: Fraction = 1.0
+
+
+class Namespaces(_Base):
+    include: list[str] = field(default_factory=list)  # empty: all
+    exclude: list[str] = field(default_factory=list)
+
+
+class CheckToggle(_Base):
+    enabled: bool = True
+
+
+class Config(_Base):
+    profile: Literal["production", "dev-test"] = "production"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    namespaces: Namespaces = field(default_factory=Namespaces)
+    exemption_annotation: str = "ov-exporter.openshift.io/exempt"
+    checks: dict[str, CheckToggle] = field(default_factory=dict)
+    series_cap: Annotated[int, Meta(ge=0, le=1_000_000)] = 500
+    threads_per_core: Annotated[int, Meta(ge=1, le=8)] = 2
+    migration_link_speed: str | int = "10G"  # bits per second: "10G", "25Gbit/s", 10000000000
+
+    @property
+    def cpu_target(self) -> float:
+        return self.thresholds.cpu_overcommit_target or PROFILE_CPU_TARGET[self.profile]
+
+    @property
+    def migration_link_bytes_per_second(self) -> float:
+        return parse_bitrate(self.migration_link_speed) / 8
+
+    def check_enabled(self, check_id: str) -> bool:
+        toggle = self.checks.get(check_id)
+        return toggle is None or toggle.enabled
+
+    def namespace_selected(self, namespace: str) -> bool:
+        if not namespace:
+            return True
+        if self.namespaces.include and namespace not in self.namespaces.include:
+            return False
+        return namespace not in self.namespaces.exclude
+
+
+def _validate(cfg: Config, known_checks: set[str] | None, origin: str) -> Config:
+    try:
+        cfg.migration_link_bytes_per_second
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: migration-link-speed: {exc}") from None
+    if cfg.thresholds.cpu_overcommit_target and cfg.thresholds.cpu_overcommit_target > cfg.thresholds.cpu_overcommit_max:
+        raise ConfigError(f"{origin}: thresholds.cpu-overcommit-target must not exceed thresholds.cpu-overcommit-max")
+    if known_checks is not None:
+        unknown = sorted(set(cfg.checks) - known_checks)
+        if unknown:
+            raise ConfigError(f"{origin}: checks: unknown check id {unknown[0]!r} (known: {', '.join(sorted(known_checks))})")
+    return cfg
+
+
+def _msgspec_error(origin: str, exc: msgspec.ValidationError) -> ConfigError:
+    # msgspec: "Object contains unknown field `foo` - at `$.thresholds`"
+    text = str(exc).replace("`$.", "`").replace("`$`", "top level")
+    return ConfigError(f"{origin}: {text}")
+
+
+def load_config(path: Path | str | None, known_checks: set[str] | None = None, overrides: dict | None = None) -> Config:
+    """Read the YAML file (if any), apply flag overrides (kebab-case keys), validate."""
+    origin = str(path) if path else "configuration"
+    raw: dict = {}
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{origin}: cannot read: {exc.strerror or exc}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{origin}: invalid YAML: {' '.join(str(exc).split())}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{origin}: expected a mapping at the top level, got {type(raw).__name__}")
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        target = raw
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    try:
+        cfg = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise _msgspec_error(origin, exc) from None
+    return _validate(cfg, known_checks, origin)
+
+
+def default_config() -> Config:
+    return Config()
+
+
+def reference() -> list[tuple[str, str, str]]:
+    """(key, default, type) rows for the README's configuration reference."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(struct_type, prefix: str) -> None:
+        info = msgspec.inspect.type_info(struct_type)
+        for f in info.fields:
+            key = prefix + f.encode_name
+            if isinstance(f.type, msgspec.inspect.StructType):
+                walk(f.type.cls, key + ".")
+                continue
+            default = f.default if f.default is not msgspec.NODEFAULT else (f.default_factory() if f.default_factory is not msgspec.NODEFAULT else "")
+            rows.append((key, "" if default is None else str(default), type(f.type).__name__.replace("Type", "").lower()))
+
+    walk(Config, "")
+    return rows

@@ -1,0 +1,112 @@
+"""Plain values shared by every layer: severities, metric families, check specs, findings."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+
+class Severity(enum.IntEnum):
+    """Ordered so that `max()` picks the worst."""
+
+    INFO = 1
+    WARNING = 2
+    CRITICAL = 3
+
+    def __str__(self) -> str:  # "critical", as in labels and JSON
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> "Severity":
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {text!r}; expected one of info, warning, critical") from None
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    FAILED = "failed"
+    NOT_APPLICABLE = "not_applicable"
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One metric family a check exports.
+
+    `name` is the exposition name (counters end in `_total`). `per_object` families
+    get one series per offending object and are capped; the others are bounded
+    (per node, per cluster, per setting) and never capped.
+    """
+
+    name: str
+    type: str  # gauge | counter | info
+    help: str
+    labels: tuple[str, ...] = ()
+    per_object: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: str
+    severity: Severity
+    obj: ObjectRef
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One series: family name, label values in the family's label order, value.
+
+    `obj` names the object a per-object series is about, so that exemptions and
+    namespace filters can drop it together with the object's findings.
+    """
+
+    family: str
+    labels: tuple[str, ...]
+    value: float
+    obj: ObjectRef | None = None
+
+
+@dataclass(slots=True)
+class CheckOutput:
+    findings: list[Finding] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+
+
+class NotApplicable(Exception):
+    """Raised by a check when the cluster lacks what it judges (the reason is the message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """The declaration of one check. Alerts, dashboards, runbooks and the README are
+    tested against these, so they cannot drift apart."""
+
+    id: str
+    anti_pattern: int  # number in seed/anti-patterns.md
+    title: str
+    severity_rules: str  # human-readable: when a finding is info / warning / critical
+    families: tuple[Family, ...]
+    remediation: str
+    evaluate: Callable[..., CheckOutput]
+    runbook: str = ""  # filled from the id by checks/__init__.py
+
+    def family(self, name: str) -> Family:
+        for fam in self.families:
+            if fam.name == name:
+                return fam
+        raise KeyError(name)
+
+
+FamilyIndex = Mapping[str, Family]

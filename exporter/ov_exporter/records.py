@@ -1,0 +1,550 @@
+"""Typed, trimmed records: one msgspec Struct per kind, holding only what checks read.
+
+The same types are built from every source: decoded straight from JSON bytes (live
+API, JSON files) or converted from YAML dicts. Field names follow the API (camelCase
+through `rename`), so a record re-encodes to a valid, trimmed object. Every field is
+optional: real dumps carry `null` and missing sections, and checks treat absence as
+"unknown", never as an error. Type errors ("abc" where a count belongs) and bad
+quantities fail the one object, with the field path in the message.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Union
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+from .quantity import Quantity, parse_quantity
+
+# Counts in the wild can be fuzzed to 2**32 or negative: reject those per object.
+Count = Annotated[int, Meta(ge=0, le=1_000_000)]
+Labels = dict[str, str]
+Number = Union[int, float]
+
+
+class R(Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=False):
+    """Base of all record types."""
+
+
+# ---------------------------------------------------------------- metadata
+
+
+class OwnerRef(R):
+    kind: str = ""
+    name: str = ""
+
+
+class ObjectMeta(R):
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    resource_version: str = ""
+    labels: Labels | None = None
+    annotations: Labels | None = None
+    owner_references: list[OwnerRef] | None = None
+
+
+class Condition(R):
+    type: str = ""
+    status: str = ""
+    reason: str = ""
+    message: str = ""
+
+
+class Taint(R):
+    key: str = ""
+    value: str = ""
+    effect: str = ""
+
+
+# ---------------------------------------------------------------- core
+
+
+class NodeInfo(R):
+    os_image: str = ""
+    kernel_version: str = ""
+
+
+class NodeSpec(R):
+    taints: list[Taint] | None = None
+    unschedulable: bool = False
+
+
+class NodeStatus(R):
+    capacity: dict[str, Quantity] | None = None
+    allocatable: dict[str, Quantity] | None = None
+    node_info: NodeInfo | None = None
+    conditions: list[Condition] | None = None
+
+
+class Node(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: NodeSpec | None = None
+    status: NodeStatus | None = None
+
+
+class Namespace(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+
+
+class PVCSpec(R):
+    access_modes: list[str] | None = None
+    storage_class_name: str | None = None
+    volume_mode: str | None = None
+    volume_name: str = ""
+
+
+class PVCStatus(R):
+    phase: str = ""
+    access_modes: list[str] | None = None
+
+
+class PersistentVolumeClaim(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: PVCSpec | None = None
+    status: PVCStatus | None = None
+
+
+class StorageClass(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    provisioner: str = ""
+
+
+# ---------------------------------------------------------------- CDI
+
+
+class DataVolumeSpec(R):
+    pvc: PVCSpec | None = None
+    storage: PVCSpec | None = None
+
+
+class DataVolumeStatus(R):
+    phase: str = ""
+
+
+class DataVolume(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: DataVolumeSpec | None = None
+    status: DataVolumeStatus | None = None
+
+
+class ClaimPropertySet(R):
+    access_modes: list[str] | None = None
+    volume_mode: str | None = None
+
+
+class StorageProfileStatus(R):
+    storage_class: str = ""
+    provisioner: str = ""
+    claim_property_sets: list[ClaimPropertySet] | None = None
+
+
+class StorageProfileSpec(R):
+    claim_property_sets: list[ClaimPropertySet] | None = None
+
+
+class StorageProfile(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: StorageProfileSpec | None = None
+    status: StorageProfileStatus | None = None
+
+
+# ---------------------------------------------------------------- KubeVirt
+
+
+class CPU(R):
+    sockets: Count | None = None
+    cores: Count | None = None
+    threads: Count | None = None
+    dedicated_cpu_placement: bool = False
+    model: str = ""
+
+
+class Memory(R):
+    guest: Quantity | None = None
+
+
+class Resources(R):
+    requests: dict[str, Quantity] | None = None
+    limits: dict[str, Quantity] | None = None
+
+
+class Interface(R):
+    name: str = ""
+    masquerade: dict[str, Any] | None = None
+    bridge: dict[str, Any] | None = None
+    sriov: dict[str, Any] | None = None
+    passt: dict[str, Any] | None = None
+    binding: dict[str, Any] | None = None
+
+
+class Devices(R):
+    interfaces: list[Interface] | None = None
+
+
+class Domain(R):
+    cpu: CPU | None = None
+    memory: Memory | None = None
+    resources: Resources | None = None
+    devices: Devices | None = None
+
+
+class ClaimRef(R):
+    claim_name: str = ""
+
+
+class DataVolumeRef(R):
+    name: str = ""
+
+
+class Volume(R):
+    name: str = ""
+    persistent_volume_claim: ClaimRef | None = None
+    data_volume: DataVolumeRef | None = None
+    container_disk: dict[str, Any] | None = None
+    cloud_init_no_cloud: dict[str, Any] | None = None
+
+
+class MultusRef(R):
+    network_name: str = ""
+    default: bool = False
+
+
+class Network(R):
+    name: str = ""
+    pod: dict[str, Any] | None = None
+    multus: MultusRef | None = None
+
+
+class VMISpec(R):
+    domain: Domain | None = None
+    volumes: list[Volume] | None = None
+    networks: list[Network] | None = None
+    eviction_strategy: str | None = None
+    node_selector: Labels | None = None
+
+
+class TemplateMeta(R):
+    labels: Labels | None = None
+
+
+class VMTemplate(R):
+    metadata: TemplateMeta | None = None
+    spec: VMISpec | None = None
+
+
+class DataVolumeTemplate(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: DataVolumeSpec | None = None
+
+
+class Matcher(R):
+    name: str = ""
+    kind: str = ""
+
+
+class VMSpec(R):
+    running: bool | None = None
+    run_strategy: str | None = None
+    instancetype: Matcher | None = None
+    template: VMTemplate | None = None
+    data_volume_templates: list[DataVolumeTemplate] | None = None
+
+
+class VirtualMachine(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: VMSpec | None = None
+
+
+class MigrationConfiguration(R):
+    bandwidth_per_migration: Quantity | None = None
+    completion_timeout_per_gib: Count | None = field(default=None, name="completionTimeoutPerGiB")
+    parallel_outbound_migrations_per_node: Count | None = None
+    parallel_migrations_per_cluster: Count | None = None
+    progress_timeout: Count | None = None
+    allow_auto_converge: bool | None = None
+    allow_post_copy: bool | None = None
+    network: str | None = None
+
+
+class MigrationState(R):
+    start_timestamp: datetime | None = None
+    end_timestamp: datetime | None = None
+    source_node: str = ""
+    target_node: str = ""
+    completed: bool = False
+    failed: bool = False
+    mode: str = ""
+    migration_configuration: MigrationConfiguration | None = None
+
+
+class PVCInfo(R):
+    claim_name: str = ""
+    access_modes: list[str] | None = None
+    volume_mode: str | None = None
+
+
+class VolumeStatus(R):
+    name: str = ""
+    persistent_volume_claim_info: PVCInfo | None = None
+
+
+class CPUTopology(R):
+    sockets: Count | None = None
+    cores: Count | None = None
+    threads: Count | None = None
+
+
+class MemoryStatus(R):
+    guest_current: Quantity | None = None
+
+
+class VMIStatus(R):
+    node_name: str = ""
+    phase: str = ""
+    migration_method: str = ""
+    conditions: list[Condition] | None = None
+    volume_status: list[VolumeStatus] | None = None
+    migration_state: MigrationState | None = None
+    current_cpu_topology: CPUTopology | None = field(default=None, name="currentCPUTopology")
+    memory: MemoryStatus | None = None
+
+
+class VirtualMachineInstance(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: VMISpec | None = None
+    status: VMIStatus | None = None
+
+
+class VMIMSpec(R):
+    vmi_name: str = ""
+
+
+class VMIMStatus(R):
+    phase: str = ""
+
+
+class VirtualMachineInstanceMigration(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: VMIMSpec | None = None
+    status: VMIMStatus | None = None
+
+
+class MigrationSelectors(R):
+    namespace_selector: Labels | None = None
+    virtual_machine_instance_selector: Labels | None = None
+
+
+class MigrationPolicySpec(R):
+    selectors: MigrationSelectors | None = None
+    bandwidth_per_migration: Quantity | None = None
+    completion_timeout_per_gib: Count | None = field(default=None, name="completionTimeoutPerGiB")
+    allow_auto_converge: bool | None = None
+    allow_post_copy: bool | None = None
+
+
+class MigrationPolicy(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: MigrationPolicySpec | None = None
+
+
+class DeveloperConfiguration(R):
+    cpu_allocation_ratio: Count | None = None
+    memory_overcommit: Count | None = None
+
+
+class KubeVirtConfiguration(R):
+    migrations: MigrationConfiguration | None = None
+    eviction_strategy: str | None = None
+    developer_configuration: DeveloperConfiguration | None = None
+
+
+class KubeVirtSpec(R):
+    configuration: KubeVirtConfiguration | None = None
+
+
+class KubeVirt(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: KubeVirtSpec | None = None
+
+
+# ---------------------------------------------------------------- HCO (v1beta1 and v1 shapes)
+
+
+class HCOResourceRequirements(R):
+    vmi_cpu_allocation_ratio: Count | None = field(default=None, name="vmiCPUAllocationRatio")
+
+
+class HigherWorkloadDensity(R):
+    memory_overcommit_percentage: Count | None = None
+
+
+class HCOVirtualization(R):
+    """`spec.virtualization` of HCO v1."""
+
+    live_migration_config: MigrationConfiguration | None = None
+    vmi_cpu_allocation_ratio: Count | None = field(default=None, name="vmiCPUAllocationRatio")
+    higher_workload_density: HigherWorkloadDensity | None = None
+    eviction_strategy: str | None = None
+
+
+class HyperConvergedSpec(R):
+    live_migration_config: MigrationConfiguration | None = None
+    resource_requirements: HCOResourceRequirements | None = None
+    higher_workload_density: HigherWorkloadDensity | None = None
+    eviction_strategy: str | None = None
+    virtualization: HCOVirtualization | None = None
+
+
+class HyperConverged(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: HyperConvergedSpec | None = None
+
+
+# ---------------------------------------------------------------- networking
+
+
+class NetworkAttachmentDefinitionSpec(R):
+    config: str | None = None
+
+
+class NetworkAttachmentDefinition(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: NetworkAttachmentDefinitionSpec | None = None
+
+
+class PortRef(R):
+    name: str = ""
+
+
+class BridgeInfo(R):
+    port: list[PortRef] | None = None
+
+
+class NNSInterface(R):
+    name: str = ""
+    type: str = ""
+    state: str = ""
+    mtu: Count | None = None
+    controller: str = ""
+    bridge: BridgeInfo | None = None
+
+
+class NetworkState(R):
+    interfaces: list[NNSInterface] | None = None
+
+
+class NodeNetworkStateStatus(R):
+    current_state: NetworkState | None = None
+
+
+class NodeNetworkState(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    status: NodeNetworkStateStatus | None = None
+
+
+class ClusterNetworkStatus(R):
+    network_type: str = ""
+    cluster_network_mtu: Count | None = field(default=None, name="clusterNetworkMTU")
+
+
+class ClusterNetworkSpec(R):
+    network_type: str = ""
+
+
+class ClusterNetwork(R):
+    """Network.config.openshift.io (name `cluster`)."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: ClusterNetworkSpec | None = None
+    status: ClusterNetworkStatus | None = None
+
+
+# ---------------------------------------------------------------- the kind table
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    """One Kubernetes kind the checks read. `key` is `plural.group` (plural for core)."""
+
+    kind: str
+    group: str  # "" for the core API
+    versions: tuple[str, ...]  # preferred first
+    plural: str
+    namespaced: bool
+    record: type
+    optional: bool  # an optional API: absent on some clusters
+
+    @property
+    def key(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+
+KINDS: tuple[KindInfo, ...] = (
+    KindInfo("Node", "", ("v1",), "nodes", False, Node, False),
+    KindInfo("Namespace", "", ("v1",), "namespaces", False, Namespace, False),
+    KindInfo("PersistentVolumeClaim", "", ("v1",), "persistentvolumeclaims", True, PersistentVolumeClaim, False),
+    KindInfo("StorageClass", "storage.k8s.io", ("v1",), "storageclasses", False, StorageClass, False),
+    KindInfo("VirtualMachine", "kubevirt.io", ("v1", "v1alpha3"), "virtualmachines", True, VirtualMachine, False),
+    KindInfo("VirtualMachineInstance", "kubevirt.io", ("v1", "v1alpha3"), "virtualmachineinstances", True, VirtualMachineInstance, False),
+    KindInfo("VirtualMachineInstanceMigration", "kubevirt.io", ("v1", "v1alpha3"), "virtualmachineinstancemigrations", True, VirtualMachineInstanceMigration, False),
+    KindInfo("KubeVirt", "kubevirt.io", ("v1", "v1alpha3"), "kubevirts", True, KubeVirt, False),
+    KindInfo("MigrationPolicy", "migrations.kubevirt.io", ("v1alpha1",), "migrationpolicies", False, MigrationPolicy, True),
+    KindInfo("HyperConverged", "hco.kubevirt.io", ("v1beta1", "v1"), "hyperconvergeds", True, HyperConverged, True),
+    KindInfo("DataVolume", "cdi.kubevirt.io", ("v1beta1",), "datavolumes", True, DataVolume, True),
+    KindInfo("StorageProfile", "cdi.kubevirt.io", ("v1beta1",), "storageprofiles", False, StorageProfile, True),
+    KindInfo("NetworkAttachmentDefinition", "k8s.cni.cncf.io", ("v1",), "network-attachment-definitions", True, NetworkAttachmentDefinition, True),
+    KindInfo("NodeNetworkState", "nmstate.io", ("v1beta1", "v1"), "nodenetworkstates", False, NodeNetworkState, True),
+    KindInfo("Network", "config.openshift.io", ("v1",), "networks", False, ClusterNetwork, True),
+)
+KIND_BY_KEY = {k.key: k for k in KINDS}
+KIND_BY_GROUP_KIND = {(k.group, k.kind): k for k in KINDS}
+
+
+def kind_for(api_version: str, kind: str) -> KindInfo | None:
+    """The KindInfo for an object's apiVersion and kind, or None when not ours."""
+    group = api_version.rpartition("/")[0] if "/" in api_version else ""
+    return KIND_BY_GROUP_KIND.get((group, kind))
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Quantity:
+        return Quantity(parse_quantity(obj))
+    raise NotImplementedError(f"cannot decode {type_!r}")
+
+
+_json_decoders: dict[type, msgspec.json.Decoder] = {}
+
+
+def decode_json(record: type, data: bytes) -> Any:
+    """Decode one object's JSON bytes into its record. Raises msgspec.ValidationError
+    (message ends with the field path, e.g. "- at `$.spec.domain.cpu.cores`")."""
+    decoder = _json_decoders.get(record)
+    if decoder is None:
+        decoder = _json_decoders[record] = msgspec.json.Decoder(record, dec_hook=_dec_hook, strict=False)
+    return decoder.decode(data)
+
+
+def convert(record: type, obj: Any) -> Any:
+    """Convert one object's dict (from YAML) into its record; same errors as decode_json."""
+    return msgspec.convert(obj, record, dec_hook=_dec_hook, strict=False)
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, Quantity):
+        return float(obj)
+    raise NotImplementedError(f"cannot encode {type(obj)!r}")
+
+
+def to_builtins(record: Any) -> Any:
+    """A record as plain dicts (for snapshot export and tests)."""
+    return msgspec.to_builtins(record, enc_hook=_enc_hook)

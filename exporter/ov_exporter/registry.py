@@ -1,0 +1,131 @@
+"""Runs the checks against one ClusterState: times them, isolates failures, applies
+exemptions, namespace filters and the per-check series cap."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .checks import CHECKS
+from .config import Config
+from .model import CheckSpec, Finding, NotApplicable, ObjectRef, Sample, Severity, Status
+from .records import KINDS
+from .store import ClusterState
+
+log = logging.getLogger(__name__)
+
+_KEY_BY_KIND = {k.kind: k.key for k in KINDS}
+
+
+@dataclass
+class CheckResult:
+    spec: CheckSpec
+    status: Status
+    error: str = ""
+    duration: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    dropped: int = 0  # per-object series dropped by the cap in this evaluation
+    exempted: int = 0
+
+
+@dataclass
+class Evaluation:
+    results: list[CheckResult]
+    started: float
+    duration: float
+
+    @property
+    def findings(self) -> list[Finding]:
+        """All findings, worst first."""
+        items = [f for r in self.results for f in r.findings]
+        return sorted(items, key=lambda f: (-f.severity, f.check, f.obj.namespace, f.obj.name))
+
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.findings), default=None)
+
+    def result(self, check_id: str) -> CheckResult:
+        for r in self.results:
+            if r.spec.id == check_id:
+                return r
+        raise KeyError(check_id)
+
+
+class _Filter:
+    """Namespace include/exclude and the exemption annotation, applied to findings and
+    to per-object series alike."""
+
+    def __init__(self, state: ClusterState, config: Config) -> None:
+        self.state, self.config = state, config
+
+    def _exempt_ids(self, obj: ObjectRef) -> set[str]:
+        key = _KEY_BY_KIND.get(obj.kind)
+        if key is None:
+            return set()
+        record = self.state.get(key, obj.namespace, obj.name)
+        ids: set[str] = set()
+        candidates = [record]
+        if obj.kind == "VirtualMachineInstance":  # a VMI also honours its VM's exemption
+            candidates.append(self.state.get("virtualmachines.kubevirt.io", obj.namespace, obj.name))
+        for rec in candidates:
+            value = ((rec.metadata.annotations or {}) if rec is not None else {}).get(self.config.exemption_annotation)
+            if value:
+                ids |= {part.strip() for part in value.split(",")}
+        return ids
+
+    def keep(self, check_id: str, obj: ObjectRef | None) -> bool:
+        if obj is None:
+            return True
+        if not self.config.namespace_selected(obj.namespace):
+            return False
+        ids = self._exempt_ids(obj)
+        return not (check_id in ids or "*" in ids or "all" in ids)
+
+
+def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        output = spec.evaluate(state, config)
+        result = CheckResult(spec, Status.OK)
+    except NotApplicable as exc:
+        return CheckResult(spec, Status.NOT_APPLICABLE, str(exc), time.perf_counter() - started)
+    except Exception as exc:  # noqa: BLE001 - one failing check never stops the rest
+        log.exception("check %s failed", spec.id)
+        return CheckResult(spec, Status.FAILED, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
+
+    families = {f.name: f for f in spec.families}
+    findings = [f for f in output.findings if flt.keep(spec.id, f.obj)]
+    result.exempted = len(output.findings) - len(findings)
+    bounded, per_object = [], []
+    for s in output.samples:
+        fam = families.get(s.family)
+        if fam is None or len(s.labels) != len(fam.labels):
+            result.status, result.error = Status.FAILED, f"bug: sample {s.family}{s.labels} does not match a declared family"
+            log.error("check %s: %s", spec.id, result.error)
+            return result
+        if not flt.keep(spec.id, s.obj):
+            continue
+        (per_object if fam.per_object else bounded).append(s)
+    # Keep the worst offenders when the cap bites: highest value first, then labels for stability.
+    objects = sorted({s.obj or s.labels for s in per_object},
+                     key=lambda o: str(o))
+    if len(objects) > config.series_cap:
+        worst = {}
+        for s in per_object:
+            key = s.obj or s.labels
+            worst[key] = max(worst.get(key, float("-inf")), s.value)
+        kept = set(sorted(objects, key=lambda o: (-worst[o], str(o)))[: config.series_cap])
+        result.dropped = sum(1 for s in per_object if (s.obj or s.labels) not in kept)
+        per_object = [s for s in per_object if (s.obj or s.labels) in kept]
+    result.findings, result.samples = findings, bounded + per_object
+    result.duration = time.perf_counter() - started
+    return result
+
+
+def evaluate(state: ClusterState, config: Config, specs: Iterable[CheckSpec] = CHECKS) -> Evaluation:
+    """Run every enabled check once. Never raises because of a check."""
+    started_wall, started = time.time(), time.perf_counter()
+    flt = _Filter(state, config)
+    results = [run_check(spec, state, config, flt) for spec in specs if config.check_enabled(spec.id)]
+    return Evaluation(results, started_wall, time.perf_counter() - started)

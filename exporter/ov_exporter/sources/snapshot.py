@@ -1,0 +1,48 @@
+"""Snapshot directory and the embedded demo cluster: both are files on disk."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib import resources
+from pathlib import Path
+
+from ..store import Store
+from .base import Source
+from .files import load_directory
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotSource(Source):
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.name = "snapshot"
+
+    def describe(self) -> str:
+        return f"snapshot {self.root}"
+
+    def load(self, store: Store) -> None:
+        """Blocking load; `run` calls it in a worker thread."""
+        loader = load_directory(store, self.root)
+        ignored = store.ignored_counts()
+        log.info("%s: %d objects, %d sample files, %d problems, ignored %s",
+                 self.describe(), loader.objects, loader.sample_files, len(store.problems), ignored or "nothing")
+        store.mark_synced()
+
+    async def run(self, store: Store) -> None:
+        await asyncio.to_thread(self.load, store)
+
+
+def demo_path() -> Path:
+    return Path(str(resources.files("ov_exporter") / "demo"))
+
+
+class DemoSource(SnapshotSource):
+    """The embedded demo cluster, shipped as package data (see demo/README.md)."""
+
+    def __init__(self) -> None:
+        super().__init__(demo_path())
+        self.name = "demo"
+
+    def describe(self) -> str:
+        return "embedded demo cluster"

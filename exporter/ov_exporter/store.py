@@ -1,0 +1,176 @@
+"""Objects by kind and UID, fed by a source; `state()` freezes them for the checks.
+
+Sources call `apply` for every object event (a list/watch source later does the same
+thing per watch event), `set_samples` for Prometheus samples, `problem` for every
+file or object they had to skip. Checks only ever see a `ClusterState`.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterable
+
+from .records import KIND_BY_KEY, KINDS, KindInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something a source skipped: `where` is a file path or an object reference."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSample:
+    labels: dict[str, str]
+    value: float
+    timestamp: float | None = None
+
+
+Samples = dict[str, list[MetricSample]]  # metric name -> samples
+
+
+def uid_of(kind: KindInfo, record: Any) -> str:
+    """UID, or a stable stand-in for dumps that strip it (Insights archives)."""
+    meta = record.metadata
+    return meta.uid or f"{kind.key}/{meta.namespace}/{meta.name}"
+
+
+class Store:
+    """Thread-safe: a snapshot load may run in a worker thread while the server reads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[str, dict[str, Any]] = {k.key: {} for k in KINDS}
+        self._samples: Samples | None = None
+        self._samples_origin = ""
+        self._problems: list[Problem] = []
+        self._ignored: dict[str, int] = {}
+        self.generation = 0
+        self.synced = False
+        self.loaded_at: float | None = None
+
+    def apply(self, kind: KindInfo, event: str, record: Any) -> None:
+        """event: ADDED | MODIFIED | DELETED (watch event types)."""
+        uid = uid_of(kind, record)
+        with self._lock:
+            if event == "DELETED":
+                self._objects[kind.key].pop(uid, None)
+            else:
+                self._objects[kind.key][uid] = record
+            self.generation += 1
+
+    def set_samples(self, samples: Samples | None, origin: str) -> None:
+        with self._lock:
+            self._samples, self._samples_origin = samples, origin
+            self.generation += 1
+
+    def problem(self, where: str, message: str) -> None:
+        with self._lock:
+            self._problems.append(Problem(where, message))
+
+    def ignored(self, reason: str, count: int = 1) -> None:
+        with self._lock:
+            self._ignored[reason] = self._ignored.get(reason, 0) + count
+
+    def mark_synced(self) -> None:
+        with self._lock:
+            self.synced = True
+            self.loaded_at = time.time()
+            self.generation += 1
+
+    @property
+    def problems(self) -> list[Problem]:
+        with self._lock:
+            return list(self._problems)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {key: len(objs) for key, objs in self._objects.items()}
+
+    def ignored_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._ignored)
+
+    def state(self) -> "ClusterState":
+        with self._lock:
+            objects = {key: tuple(objs.values()) for key, objs in self._objects.items()}
+            return ClusterState(objects, self._samples, self._samples_origin)
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """An immutable view of the cluster for one evaluation, with lazy indexes."""
+
+    objects: dict[str, tuple[Any, ...]]
+    samples: Samples | None = None  # None: no metric source at all
+    samples_origin: str = ""
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_records(cls, records: Iterable[tuple[KindInfo, Any]], samples: Samples | None = None) -> "ClusterState":
+        store = Store()
+        for kind, record in records:
+            store.apply(kind, "ADDED", record)
+        store.set_samples(samples, "test")
+        return store.state()
+
+    def of(self, key: str) -> tuple[Any, ...]:
+        return self.objects.get(key, ())
+
+    # One accessor per kind keeps the checks readable.
+    @property
+    def nodes(self): return self.of("nodes")
+    @property
+    def namespaces(self): return self.of("namespaces")
+    @property
+    def pvcs(self): return self.of("persistentvolumeclaims")
+    @property
+    def storage_classes(self): return self.of("storageclasses.storage.k8s.io")
+    @property
+    def vms(self): return self.of("virtualmachines.kubevirt.io")
+    @property
+    def vmis(self): return self.of("virtualmachineinstances.kubevirt.io")
+    @property
+    def migrations(self): return self.of("virtualmachineinstancemigrations.kubevirt.io")
+    @property
+    def kubevirts(self): return self.of("kubevirts.kubevirt.io")
+    @property
+    def migration_policies(self): return self.of("migrationpolicies.migrations.kubevirt.io")
+    @property
+    def hyperconvergeds(self): return self.of("hyperconvergeds.hco.kubevirt.io")
+    @property
+    def data_volumes(self): return self.of("datavolumes.cdi.kubevirt.io")
+    @property
+    def storage_profiles(self): return self.of("storageprofiles.cdi.kubevirt.io")
+    @property
+    def nads(self): return self.of("network-attachment-definitions.k8s.cni.cncf.io")
+    @property
+    def node_network_states(self): return self.of("nodenetworkstates.nmstate.io")
+    @property
+    def cluster_networks(self): return self.of("networks.config.openshift.io")
+
+    def index(self, key: str) -> dict[tuple[str, str], Any]:
+        """(namespace, name) -> record, for one kind; built once per state."""
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = {(r.metadata.namespace, r.metadata.name): r for r in self.of(key)}
+            self._cache[key] = cached
+        return cached
+
+    def get(self, key: str, namespace: str, name: str) -> Any | None:
+        return self.index(key).get((namespace, name))
+
+    @cached_property
+    def total_objects(self) -> int:
+        return sum(len(v) for v in self.objects.values())
+
+
+def kind(key: str) -> KindInfo:
+    return KIND_BY_KEY[key]

@@ -1,0 +1,21 @@
+"""Names of metrics other components publish that checks read (FACTS.md)."""
+
+DIRTY_RATE = "kubevirt_vmi_dirty_rate_bytes_per_second"
+# During a migration, on the source node. The memory transfer rate moved names:
+# KubeVirt 1.1-1.6 publish it as ..._disk_transfer_rate_bytes (the names were swapped),
+# 1.7+ as ..._memory_transfer_rate_bytes; <= 1.0 used kubevirt_migrate_vmi_*.
+MIGRATION_DIRTY_RATE = (
+    "kubevirt_vmi_migration_dirty_memory_rate_bytes",
+    "kubevirt_migrate_vmi_dirty_memory_rate_bytes",
+)
+MIGRATION_TRANSFER_RATE = (
+    "kubevirt_vmi_migration_memory_transfer_rate_bytes",
+    "kubevirt_vmi_migration_disk_transfer_rate_bytes",
+    "kubevirt_migrate_vmi_memory_transfer_rate_bytes",
+)
+MIGRATION_DATA_REMAINING = (
+    "kubevirt_vmi_migration_data_remaining_bytes",
+    "kubevirt_migrate_vmi_data_remaining_bytes",
+)
+
+WANTED = frozenset((DIRTY_RATE, *MIGRATION_DIRTY_RATE, *MIGRATION_TRANSFER_RATE, *MIGRATION_DATA_REMAINING))
