@@ -1,0 +1,158 @@
+"""Evaluation + self-metrics -> exposition bytes, rendered once per evaluation.
+
+Scrapes only pick a prepared payload (text or OpenMetrics, plain or gzip); nothing
+is computed on the scrape path. Rendering is synchronous (about 10-14 us a series in
+client_python), so the caller runs `render` in a worker thread.
+"""
+from __future__ import annotations
+
+import gzip
+import platform
+from dataclasses import dataclass
+from typing import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import CollectorRegistry
+
+from .checks import CHECKS
+from .model import CheckSpec, Family, Severity, Status
+from .registry import Evaluation
+from .version import __version__
+
+TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Self-metrics, declared like check families so the README reference covers them.
+SELF_FAMILIES: tuple[Family, ...] = (
+    Family("ov_check_up", "gauge", "1 when the check ran (ok or not applicable), 0 when it failed.", ("check",)),
+    Family("ov_check_applicable", "gauge", "0 when the cluster lacks what the check judges (not_applicable).",
+           ("check",)),
+    Family("ov_check_duration_seconds", "gauge", "Time the check took in the last evaluation.", ("check",)),
+    Family("ov_check_last_success_timestamp_seconds", "gauge",
+           "Unix time of the last evaluation in which the check succeeded.", ("check",)),
+    Family("ov_findings", "gauge", "Findings of the last evaluation by check and severity.", ("check", "severity")),
+    Family("ov_series_dropped_total", "counter",
+           "Per-object series the per-check cap (series-cap) dropped, summed over evaluations.", ("check",)),
+    Family("ov_evaluations_total", "counter", "Evaluations run since start."),
+    Family("ov_last_evaluation_timestamp_seconds", "gauge", "Unix time the last evaluation started."),
+    Family("ov_evaluation_duration_seconds", "gauge", "Time the last evaluation took, all checks together."),
+    Family("ov_source_objects", "gauge", "Objects held in the cluster-state store by kind.", ("kind",)),
+    Family("ov_source_problems", "gauge", "Files and objects the source skipped as malformed (see the log)."),
+    Family("ov_source_ignored_objects", "gauge", "Objects of kinds no check reads, ignored by the source."),
+    Family("ov_build", "info", "Exporter build information.", ("version", "python_version")),
+)
+
+
+@dataclass(frozen=True)
+class Payload:
+    text: bytes
+    text_gzip: bytes
+    openmetrics: bytes
+    openmetrics_gzip: bytes
+
+    def pick(self, accept: str, accept_encoding: str) -> tuple[bytes, str, bool]:
+        """(body, content type, gzipped) for a request's Accept and Accept-Encoding."""
+        use_om = "application/openmetrics-text" in accept
+        use_gzip = "gzip" in accept_encoding
+        if use_om:
+            return (self.openmetrics_gzip if use_gzip else self.openmetrics), OPENMETRICS_TYPE, use_gzip
+        return (self.text_gzip if use_gzip else self.text), TEXT_TYPE, use_gzip
+
+
+@dataclass
+class SourceStats:
+    objects: dict[str, int]  # kind name -> count
+    problems: int
+    ignored: int
+
+
+def _family(fam: Family) -> Metric:
+    if fam.type == "counter":
+        return CounterMetricFamily(fam.name.removesuffix("_total"), fam.help, labels=fam.labels)
+    if fam.type == "info":
+        return InfoMetricFamily(fam.name, fam.help, labels=fam.labels)
+    return GaugeMetricFamily(fam.name, fam.help, labels=fam.labels)
+
+
+def _add(metric: Metric, fam: Family, labels: tuple[str, ...], value: float) -> None:
+    if fam.type == "info":
+        metric.add_metric(list(labels), {})
+    else:
+        metric.add_metric(list(labels), value)
+
+
+class _Collector:
+    def __init__(self, evaluation: Evaluation, history: "History", source: SourceStats) -> None:
+        self.evaluation, self.history, self.source = evaluation, history, source
+
+    def collect(self) -> Iterator[Metric]:
+        self_fams = {f.name: f for f in SELF_FAMILIES}
+        metrics = {name: _family(f) for name, f in self_fams.items()}
+
+        def put(name: str, labels: tuple[str, ...], value: float) -> None:
+            _add(metrics[name], self_fams[name], labels, value)
+
+        ev = self.evaluation
+        for r in ev.results:
+            cid = r.spec.id
+            put("ov_check_up", (cid,), 0 if r.status is Status.FAILED else 1)
+            put("ov_check_applicable", (cid,), 0 if r.status is Status.NOT_APPLICABLE else 1)
+            put("ov_check_duration_seconds", (cid,), r.duration)
+            last = self.history.last_success.get(cid)
+            if last is not None:
+                put("ov_check_last_success_timestamp_seconds", (cid,), last)
+            for sev in Severity:
+                put("ov_findings", (cid, str(sev)), sum(1 for f in r.findings if f.severity is sev))
+            put("ov_series_dropped_total", (cid,), self.history.dropped.get(cid, 0))
+        put("ov_evaluations_total", (), self.history.evaluations)
+        put("ov_last_evaluation_timestamp_seconds", (), ev.started)
+        put("ov_evaluation_duration_seconds", (), ev.duration)
+        for kind, count in sorted(self.source.objects.items()):
+            put("ov_source_objects", (kind,), count)
+        put("ov_source_problems", (), self.source.problems)
+        put("ov_source_ignored_objects", (), self.source.ignored)
+        put("ov_build", (__version__, platform.python_version()), 1)
+        yield from metrics.values()
+
+        # Check families: declared ones always appear (with HELP/TYPE) even when empty.
+        for r in ev.results:
+            fams = {f.name: _family(f) for f in r.spec.families}
+            decl = {f.name: f for f in r.spec.families}
+            for s in r.samples:
+                _add(fams[s.family], decl[s.family], s.labels, s.value)
+            yield from fams.values()
+
+
+class History:
+    """What outlives one evaluation: counters and last-success times."""
+
+    def __init__(self) -> None:
+        self.evaluations = 0
+        self.last_success: dict[str, float] = {}
+        self.dropped: dict[str, int] = {}
+
+    def record(self, evaluation: Evaluation) -> None:
+        self.evaluations += 1
+        for r in evaluation.results:
+            if r.status is not Status.FAILED:
+                self.last_success[r.spec.id] = evaluation.started
+            self.dropped[r.spec.id] = self.dropped.get(r.spec.id, 0) + r.dropped
+
+
+def render(evaluation: Evaluation, history: History, source: SourceStats) -> Payload:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(evaluation, history, source))
+    text = generate_latest(registry)
+    om = generate_openmetrics(registry)
+    return Payload(text, gzip.compress(text, 5), om, gzip.compress(om, 5))
+
+
+def all_families(specs: tuple[CheckSpec, ...] = CHECKS) -> list[tuple[str, Family]]:
+    """(owner, family) for every family the exporter can expose: `self` or a check id."""
+    return [("self", f) for f in SELF_FAMILIES] + [(s.id, f) for s in specs for f in s.families]
+
+
+def exposition_name(fam: Family) -> str:
+    return f"{fam.name}_info" if fam.type == "info" else fam.name

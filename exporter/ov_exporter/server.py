@@ -1,0 +1,166 @@
+"""The HTTP side: aiohttp app serving prepared payloads, and the evaluation loop.
+
+The event loop never blocks: loading, evaluating and rendering run in worker threads
+(`asyncio.to_thread`), and handlers only hand out what the last evaluation prepared.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from importlib import resources
+
+from aiohttp import web
+
+from .checks import CHECKS
+from .config import Config
+from .records import KIND_BY_KEY
+from .registry import Evaluation, evaluate
+from .render import History, Payload, SourceStats, render
+from .report import to_html, to_json
+from .sources.base import Source
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    evaluation: Evaluation
+    payload: Payload
+    findings_json: bytes
+    html: bytes
+
+
+class Exporter:
+    """Owns the store, the source task and the evaluation loop."""
+
+    def __init__(self, source: Source, config: Config, interval: float = 60.0) -> None:
+        self.source, self.config, self.interval = source, config, interval
+        self.store = Store()
+        self.history = History()
+        self.prepared: Prepared | None = None
+        self.source_error: str = ""
+        self._tasks: list[asyncio.Task] = []
+        self._evaluated = asyncio.Event()
+
+    # ------------------------------------------------------------ work
+
+    def _evaluate_and_render(self) -> Prepared:
+        """Blocking: runs in a worker thread."""
+        evaluation = evaluate(self.store.state(), self.config, CHECKS)
+        self.history.record(evaluation)
+        counts = self.store.counts()
+        stats = SourceStats({KIND_BY_KEY[k].kind: n for k, n in counts.items()}, len(self.store.problems),
+                            sum(self.store.ignored_counts().values()))
+        payload = render(evaluation, self.history, stats)
+        findings = json.dumps(to_json(evaluation), indent=1).encode()
+        page = to_html(evaluation, self.source.describe(), stats.problems).encode()
+        return Prepared(evaluation, payload, findings, page)
+
+    async def evaluate_once(self) -> Prepared:
+        prepared = await asyncio.to_thread(self._evaluate_and_render)
+        self.prepared = prepared
+        self._evaluated.set()
+        return prepared
+
+    async def _run_source(self) -> None:
+        try:
+            await self.source.run(self.store)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # reported on /readyz and in the log; serving goes on
+            self.source_error = f"{type(exc).__name__}: {exc}"
+            log.error("source %s failed: %s", self.source.describe(), self.source_error)
+
+    async def _loop(self) -> None:
+        while not self.store.synced and not self.source_error:
+            await asyncio.sleep(0.05)
+        while True:
+            try:
+                started = asyncio.get_running_loop().time()
+                prepared = await self.evaluate_once()
+                log.info("evaluation: %d findings in %.3f s", len(prepared.evaluation.findings),
+                         prepared.evaluation.duration)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep serving the last payload
+                log.exception("evaluation failed")
+            elapsed = asyncio.get_running_loop().time() - started
+            await asyncio.sleep(max(0.0, self.interval - elapsed))
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run_source(), name="source"),
+                       asyncio.create_task(self._loop(), name="evaluate")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_evaluated(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._evaluated.wait(), timeout)
+
+    # ------------------------------------------------------------ HTTP
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        if self.prepared is None:
+            return web.Response(status=503, text="no evaluation yet\n")
+        body, ctype, gzipped = self.prepared.payload.pick(request.headers.get("Accept", ""),
+                                                          request.headers.get("Accept-Encoding", ""))
+        headers = {"Content-Type": ctype, "Vary": "Accept, Accept-Encoding"}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        detail = {
+            "ready": self.prepared is not None,
+            "source": self.source.describe(),
+            "synced": self.store.synced,
+            "source_error": self.source_error,
+            "problems": len(self.store.problems),
+            "checks": {r.spec.id: {"status": r.status.value, "error": r.error}
+                       for r in self.prepared.evaluation.results} if self.prepared else {},
+        }
+        return web.json_response(detail, status=200 if self.prepared is not None else 503)
+
+    async def index(self, request: web.Request) -> web.Response:
+        if self.prepared is None:
+            page = to_html(None, self.source.describe(), len(self.store.problems)).encode()
+        else:
+            page = self.prepared.html
+        return web.Response(body=page, content_type="text/html", charset="utf-8")
+
+    async def findings(self, request: web.Request) -> web.Response:
+        if self.prepared is None:
+            return web.json_response({"error": "no evaluation yet"}, status=503)
+        return web.Response(body=self.prepared.findings_json, content_type="application/json")
+
+    async def runbook(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in {f"{c.id}.md" for c in CHECKS}:
+            raise web.HTTPNotFound()
+        text = (resources.files("ov_exporter") / "runbooks" / name).read_text()
+        return web.Response(text=text, content_type="text/markdown", charset="utf-8")
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self.index)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/findings.json", self.findings)
+        app.router.add_get("/runbooks/{name}", self.runbook)
+
+        async def lifecycle(app: web.Application):
+            await self.start()
+            yield
+            await self.stop()
+
+        app.cleanup_ctx.append(lifecycle)
+        return app
