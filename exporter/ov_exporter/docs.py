@@ -1,0 +1,71 @@
+"""Generate the README's reference tables from the registry, so they cannot drift.
+
+    python -m ov_exporter.docs README.md          # rewrite the marked sections
+    python -m ov_exporter.docs --check README.md  # exit 1 when they are stale
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from .checks import CHECKS
+from .config import reference
+from .render import all_families, exposition_name
+
+
+def checks_table() -> str:
+    rows = ["| check id | seed anti-pattern | title | severity | runbook |", "|---|---|---|---|---|"]
+    for s in CHECKS:
+        rows.append(f"| `{s.id}` | {s.anti_pattern} | {s.title} | {s.severity_rules} | "
+                    f"[{s.id}](exporter/ov_exporter/{s.runbook}) |")
+    return "\n".join(rows)
+
+
+def metrics_table() -> str:
+    rows = ["| metric | type | labels | from | description |", "|---|---|---|---|---|"]
+    for owner, fam in all_families():
+        labels = ", ".join(f"`{label}`" for label in fam.labels) or "—"
+        scope = " Per offending object, capped by `series-cap`." if fam.per_object else ""
+        rows.append(f"| `{exposition_name(fam)}` | {fam.type} | {labels} | {owner} | {fam.help}{scope} |")
+    return "\n".join(rows)
+
+
+def config_table() -> str:
+    rows = ["| key | default | type |", "|---|---|---|"]
+    for key, default, kind in reference():
+        rows.append(f"| `{key}` | `{default}` | {kind} |" if default else f"| `{key}` | — | {kind} |")
+    return "\n".join(rows)
+
+
+SECTIONS = {"checks": checks_table, "metrics": metrics_table, "config": config_table}
+
+
+def update(text: str) -> str:
+    for name, build in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README has no <!-- BEGIN {name} --> ... <!-- END {name} --> section")
+        text = pattern.sub(lambda m: m.group(1) + build() + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("readme", type=Path)
+    args = parser.parse_args(argv)
+    old = args.readme.read_text()
+    new = update(old)
+    if args.check:
+        if new != old:
+            sys.stderr.write(f"{args.readme}: reference tables are stale; run python -m ov_exporter.docs {args.readme}\n")
+            return 1
+        return 0
+    args.readme.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""A real Prometheus scrapes a real exporter process: what users run, end to end."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ov_exporter.sources.snapshot import demo_path
+
+from .conftest import free_port, require_binary
+
+
+def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+    except OSError:
+        return 0, b""
+
+
+def _wait(predicate, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture
+def exporter(exporter_cmd, env, tmp_path):
+    port = free_port()
+    log = (tmp_path / "exporter.log").open("w")
+    proc = subprocess.Popen([*exporter_cmd, "serve", "--demo", "--listen", f"127.0.0.1:{port}", "--interval", "5"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _get(f"{url}/readyz")[0] == 200, "exporter /readyz")
+        yield url
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0, (tmp_path / "exporter.log").read_text()
+
+
+@pytest.fixture
+def prometheus(exporter, tmp_path):
+    binary = require_binary("prometheus")
+    port = free_port()
+    target = exporter.removeprefix("http://")
+    config = tmp_path / "prometheus.yml"
+    config.write_text(f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+- job_name: ov-exporter
+  static_configs: [{{targets: ['{target}']}}]
+""")
+    log = (tmp_path / "prometheus.log").open("w")
+    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _get(f"{url}/-/ready")[0] == 200, "prometheus /-/ready")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def query(prom: str, expr: str) -> list[dict]:
+    status, body = _get(f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    assert status == 200, body
+    return json.loads(body)["data"]["result"]
+
+
+def test_prometheus_scrapes_the_demo_exporter(prometheus):
+    up = _wait(lambda: query(prometheus, 'up{job="ov-exporter"} == 1'), "a successful scrape")
+    assert up[0]["metric"]["job"] == "ov-exporter"
+    # Every headline gauge arrives in Prometheus with its labels.
+    rwo = query(prometheus, 'ov_rwo_vm_disks{eviction_strategy="LiveMigrate"} > 0')
+    assert rwo and {"namespace", "vm", "eviction_strategy"} <= set(rwo[0]["metric"])
+    assert query(prometheus, "max(ov_cpu_overcommit_ratio) > 1.8")
+    assert query(prometheus, "ov_rhel_nodes == 1")
+    assert query(prometheus, "ov_mtu_mismatch > 0")
+    assert query(prometheus, "ov_migration_dirty_rate_risk >= 1")
+    assert query(prometheus, "ov_memory_overcommit_ratio > 0.9")
+    # Self-metrics: all checks up, none failed.
+    assert len(query(prometheus, "ov_check_up == 1")) == 6
+    # The scrape was OpenMetrics (Prometheus asks for it first) and parsed without errors.
+    targets = json.loads(_get(f"{prometheus}/api/v1/targets")[1])["data"]["activeTargets"]
+    assert targets[0]["health"] == "up" and targets[0]["lastError"] == ""
+
+
+def test_demo_is_packaged():
+    assert Path(demo_path(), "README.md").is_file()
