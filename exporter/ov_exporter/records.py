@@ -24,8 +24,9 @@ Labels = dict[str, str]
 Number = Union[int, float]
 
 
-class R(Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=False):
-    """Base of all record types."""
+class R(Struct, rename="camel", omit_defaults=True, gc=False):
+    """Base of all record types. gc=False: records hold no reference cycles, so they
+    need no GC header (less memory, faster collections with 10^5 records)."""
 
 
 # ---------------------------------------------------------------- metadata
@@ -203,8 +204,8 @@ class Volume(R):
     name: str = ""
     persistent_volume_claim: ClaimRef | None = None
     data_volume: DataVolumeRef | None = None
-    container_disk: dict[str, Any] | None = None
-    cloud_init_no_cloud: dict[str, Any] | None = None
+    # containerDisk, cloudInit*, emptyDisk, ...: not kept (never block live migration;
+    # cloud-init user data may hold secrets).
 
 
 class MultusRef(R):
