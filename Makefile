@@ -16,11 +16,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# promtool (Debian package prometheus) is used by the tests; install it when missing.
+# Binaries the tests run for real, and the Debian packages that provide them.
+# Installed only when missing (apt-get update first, as a fresh machine needs).
+SYSTEM_DEPS := promtool:prometheus prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager kubectl:kubernetes-client
+
 system-deps:
-	@command -v promtool >/dev/null 2>&1 || { \
-	  echo "installing Debian package prometheus (promtool)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+	  command -v "$${dep%%:*}" >/dev/null 2>&1 || missing="$$missing $${dep#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 demo: install
 	$(BIN)/ov-exporter serve --demo --listen $(LISTEN)
