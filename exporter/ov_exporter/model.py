@@ -100,6 +100,12 @@ class CheckSpec:
     families: tuple[Family, ...]
     remediation: str
     evaluate: Callable[..., CheckOutput]
+    # Kind keys (records.KindInfo.key). Without a `requires` kind the check is
+    # not_applicable; a forbidden `requires` or `reads` kind makes it fail, since a
+    # partial view would give wrong answers silently.
+    requires: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    uses_samples: bool = False  # reads Prometheus samples; a failing metric source fails it
     runbook: str = ""  # filled from the id by checks/__init__.py
 
     def family(self, name: str) -> Family:

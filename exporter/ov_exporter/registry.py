@@ -83,7 +83,23 @@ class _Filter:
         return not (check_id in ids or "*" in ids or "all" in ids)
 
 
+def _unavailable(spec: CheckSpec, state: ClusterState) -> CheckResult | None:
+    """A check whose inputs the source could not get: failed or not_applicable."""
+    denied = [state.forbidden[k] for k in (*spec.requires, *spec.reads) if k in state.forbidden]
+    if denied:
+        return CheckResult(spec, Status.FAILED, "; ".join(denied))
+    if spec.uses_samples and state.samples_error:
+        return CheckResult(spec, Status.FAILED, f"metric source: {state.samples_error}")
+    missing = [state.absent[k] for k in spec.requires if k in state.absent]
+    if missing:
+        return CheckResult(spec, Status.NOT_APPLICABLE, "; ".join(missing))
+    return None
+
+
 def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter) -> CheckResult:
+    unavailable = _unavailable(spec, state)
+    if unavailable is not None:
+        return unavailable
     started = time.perf_counter()
     try:
         output = spec.evaluate(state, config)

@@ -36,6 +36,18 @@ class MetricSample:
 Samples = dict[str, list[MetricSample]]  # metric name -> samples
 
 
+@dataclass
+class KindStatus:
+    """What a source knows about one kind: listed yet, available, watch health."""
+
+    synced: bool = False
+    absent: str = ""  # the API is not installed (404): dependent checks are not_applicable
+    forbidden: str = ""  # RBAC denies it (403): dependent checks fail, naming the permission
+    watch_restarts: int = 0
+    relists: int = 0
+    last_event: float | None = None
+
+
 def uid_of(kind: KindInfo, record: Any) -> str:
     """UID, or a stable stand-in for dumps that strip it (Insights archives)."""
     meta = record.metadata
@@ -50,7 +62,9 @@ class Store:
         self._objects: dict[str, dict[str, Any]] = {k.key: {} for k in KINDS}
         self._samples: Samples | None = None
         self._samples_origin = ""
-        self._problems: list[Problem] = []
+        self._samples_error = ""
+        self._problems: dict[str, str] = {}  # where -> message: a re-list reports the same object once
+        self.kinds: dict[str, KindStatus] = {k.key: KindStatus() for k in KINDS}
         self._ignored: dict[str, int] = {}
         self.generation = 0
         self.synced = False
@@ -66,14 +80,25 @@ class Store:
                 self._objects[kind.key][uid] = record
             self.generation += 1
 
-    def set_samples(self, samples: Samples | None, origin: str) -> None:
+    def replace(self, kind: KindInfo, records: Iterable[Any]) -> None:
+        """Swap in a kind's full list (after a LIST): objects gone from it leave the store."""
+        fresh = {uid_of(kind, r): r for r in records}
         with self._lock:
-            self._samples, self._samples_origin = samples, origin
+            self._objects[kind.key] = fresh
+            self.generation += 1
+
+    def set_samples(self, samples: Samples | None, origin: str, error: str = "") -> None:
+        with self._lock:
+            self._samples, self._samples_origin, self._samples_error = samples, origin, error
             self.generation += 1
 
     def problem(self, where: str, message: str) -> None:
         with self._lock:
-            self._problems.append(Problem(where, message))
+            self._problems[where] = message
+
+    def clear_problem(self, where: str) -> None:
+        with self._lock:
+            self._problems.pop(where, None)
 
     def ignored(self, reason: str, count: int = 1) -> None:
         with self._lock:
@@ -88,7 +113,7 @@ class Store:
     @property
     def problems(self) -> list[Problem]:
         with self._lock:
-            return list(self._problems)
+            return [Problem(w, m) for w, m in self._problems.items()]
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -101,7 +126,9 @@ class Store:
     def state(self) -> "ClusterState":
         with self._lock:
             objects = {key: tuple(objs.values()) for key, objs in self._objects.items()}
-            return ClusterState(objects, self._samples, self._samples_origin)
+            absent = {key: st.absent for key, st in self.kinds.items() if st.absent}
+            forbidden = {key: st.forbidden for key, st in self.kinds.items() if st.forbidden}
+            return ClusterState(objects, self._samples, self._samples_origin, self._samples_error, absent, forbidden)
 
 
 @dataclass(frozen=True)
@@ -111,6 +138,9 @@ class ClusterState:
     objects: dict[str, tuple[Any, ...]]
     samples: Samples | None = None  # None: no metric source at all
     samples_origin: str = ""
+    samples_error: str = ""  # the metric source failed (e.g. Prometheus unreachable)
+    absent: dict[str, str] = field(default_factory=dict)  # kind key -> why (API not installed)
+    forbidden: dict[str, str] = field(default_factory=dict)  # kind key -> the missing permission
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod

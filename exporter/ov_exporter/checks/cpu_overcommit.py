@@ -100,4 +100,6 @@ SPEC = CheckSpec(
     remediation="Live migrate VMs from the node to nodes below the target, add capacity, or give "
                 "latency-sensitive VMs dedicated CPUs; keep vCPUs within 1.2x physical cores in production.",
     evaluate=evaluate,
+    requires=("nodes", "virtualmachineinstances.kubevirt.io"),
+    reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),
 )

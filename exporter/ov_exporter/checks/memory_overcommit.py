@@ -93,4 +93,6 @@ SPEC = CheckSpec(
     remediation="Move VMs off the node (live migration to nodes with headroom), add memory or nodes, and keep "
                 "memoryOvercommitPercentage at 100 unless free page reporting and swap are planned for.",
     evaluate=evaluate,
+    requires=("nodes", "virtualmachineinstances.kubevirt.io"),
+    reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),
 )

@@ -132,4 +132,7 @@ SPEC = CheckSpec(
                 "dedicated faster network, raise bandwidthPerMigration, enable allowAutoConverge or post-copy for "
                 "this VM through a MigrationPolicy, or cold migrate it.",
     evaluate=evaluate,
+    requires=("virtualmachineinstances.kubevirt.io",),
+    reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "migrationpolicies.migrations.kubevirt.io", "namespaces"),
+    uses_samples=True,
 )

@@ -177,4 +177,6 @@ SPEC = CheckSpec(
     remediation="Set an explicit mtu in every NetworkAttachmentDefinition that matches the host bridge or NIC "
                 "(nmstate policy), 9000 end to end for a migration network, and fix invalid CNI JSON.",
     evaluate=evaluate,
+    requires=("network-attachment-definitions.k8s.cni.cncf.io",),
+    reads=("nodenetworkstates.nmstate.io", "networks.config.openshift.io", "virtualmachines.kubevirt.io", "nodes"),
 )

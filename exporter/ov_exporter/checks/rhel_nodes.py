@@ -60,4 +60,6 @@ SPEC = CheckSpec(
     remediation="Replace RHEL workers with RHCOS nodes; until then keep VMs off them (remove "
                 "kubevirt.io/schedulable, taint the node, live migrate its VMs away).",
     evaluate=evaluate,
+    requires=("nodes",),
+    reads=("virtualmachineinstances.kubevirt.io",),
 )

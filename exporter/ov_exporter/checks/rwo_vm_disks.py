@@ -139,4 +139,7 @@ SPEC = CheckSpec(
                 "Trident ontap-nas, NFS CSI) with a DataVolume clone or storage live migration, or set "
                 "evictionStrategy: None and plan cold migration for this VM.",
     evaluate=evaluate,
+    requires=("virtualmachines.kubevirt.io",),
+    reads=("persistentvolumeclaims", "virtualmachineinstances.kubevirt.io", "datavolumes.cdi.kubevirt.io", "storageprofiles.cdi.kubevirt.io",
+           "storageclasses.storage.k8s.io", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "nodes"),
 )
