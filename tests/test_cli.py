@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 
@@ -99,8 +100,11 @@ def test_disable_check_flag(tmp_path, exporter_cmd):
     (("--demo", "--disable-check", "nope"), "nope"),
     (("--demo", "--migration-link-speed", "fast"), "migration-link-speed"),
 ])
-def test_usage_errors_exit_2(exporter_cmd, args, needle):
-    proc = run(exporter_cmd, "check", *args)
+def test_usage_errors_exit_2(exporter_cmd, args, needle, tmp_path):
+    # No kubeconfig anywhere and not in a cluster: the live default must say so.
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+    env["HOME"] = str(tmp_path)
+    proc = run(exporter_cmd, "check", *args, env=env)
     assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
 
 

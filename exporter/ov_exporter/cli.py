@@ -34,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--demo", action="store_true", help="use the embedded demo cluster")
     src.add_argument("--snapshot", metavar="DIR", type=Path,
                      help="read YAML/JSON dumps (oc get -o yaml, must-gather, Insights) and .prom samples below DIR")
+    common.add_argument("--kubeconfig", metavar="FILE",
+                        help="kubeconfig for the live cluster (default $KUBECONFIG, ~/.kube/config, in-cluster)")
+    common.add_argument("--context", help="kubeconfig context (default: the current one)")
+    common.add_argument("--prometheus-url", metavar="URL",
+                        help="Prometheus or Thanos querier for dirty-rate samples (live cluster only)")
+    common.add_argument("--prometheus-token-file", metavar="FILE", help="bearer token file for --prometheus-url")
+    common.add_argument("--prometheus-ca-file", metavar="FILE", help="CA bundle for --prometheus-url")
     common.add_argument("--config", metavar="FILE", type=Path, help="YAML configuration file")
     common.add_argument("--profile", choices=("production", "dev-test"), help="overrides `profile`")
     common.add_argument("--series-cap", type=int, metavar="N", help="overrides `series-cap`")
@@ -53,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--output", choices=("table", "json", "prom"), default="table")
     check.add_argument("--fail-on", choices=("critical", "warning", "info", "never"), default="critical",
                        help="exit 1 when a finding at or above this severity exists (default critical)")
+    check.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="live cluster: give up when the first LIST of every kind takes longer (default 300)")
+
+    snap = sub.add_parser("snapshot", parents=[common], help="write what the source sees to a snapshot directory")
+    snap.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write")
+    snap.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS")
     return parser
 
 
@@ -71,14 +84,43 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _source(args: argparse.Namespace) -> Source:
+    if args.prometheus_url and (args.demo or args.snapshot is not None):
+        raise OvError("--prometheus-url applies to the live cluster only; a snapshot carries its samples as files")
     if args.demo:
         return DemoSource()
     if args.snapshot is not None:
         if not args.snapshot.is_dir():
             raise OvError(f"--snapshot: {args.snapshot} is not a directory")
         return SnapshotSource(args.snapshot)
-    raise OvError("no cluster source: pass --demo for the embedded demo cluster or --snapshot DIR "
-                  "(the live-cluster source is not available in this version)")
+    from .sources.live import LiveSource, load_credentials
+    from .sources.prometheus import PrometheusSamples
+
+    credentials = load_credentials(args.kubeconfig, args.context)  # SourceError -> exit 2
+    metrics = None
+    if args.prometheus_url:
+        metrics = PrometheusSamples(args.prometheus_url, args.prometheus_token_file, args.prometheus_ca_file)
+    return LiveSource(credentials=credentials, metrics=metrics)
+
+
+async def _load(source: Source, timeout: float):
+    """Run the source until its first full sync; return the store (the source is stopped)."""
+    from .store import Store
+
+    store = Store()
+    task = asyncio.create_task(source.run(store))
+    try:
+        while not store.synced:
+            if task.done():
+                task.result()  # a static source returned, or the live one failed: raise its error
+                break
+            if timeout <= 0:
+                raise OvError("the cluster did not finish its first sync in time (--sync-timeout)")
+            await asyncio.sleep(0.05)
+            timeout -= 0.05
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return store
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -119,11 +161,9 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
     from .registry import evaluate
     from .render import History, SourceStats, render
     from .report import to_json, to_table
-    from .records import KIND_BY_KEY
-    from .store import Store
 
-    store = Store()
-    asyncio.run(source.run(store))
+    store = asyncio.run(_load(source, args.sync_timeout))
+    _report_unavailable(store)
     evaluation = evaluate(store.state(), config)
     if args.output == "json":
         doc = to_json(evaluation)
@@ -132,8 +172,7 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
     elif args.output == "prom":
         history = History()
         history.record(evaluation)
-        stats = SourceStats({KIND_BY_KEY[k].kind: n for k, n in store.counts().items()}, len(store.problems),
-                            sum(store.ignored_counts().values()))
+        stats = SourceStats.of(store, source.requests())
         sys.stdout.write(render(evaluation, history, stats).text.decode())
     else:
         sys.stdout.write(to_table(evaluation))
@@ -143,6 +182,23 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         return 0
     worst = evaluation.worst()
     return 1 if worst is not None and worst >= Severity.parse(args.fail_on) else 0
+
+
+def _report_unavailable(store) -> None:
+    for key, status in sorted(store.kinds.items()):
+        if status.forbidden:
+            log.error("%s: permission missing: %s", key, status.forbidden)
+
+
+def _snapshot(args: argparse.Namespace, source: Source) -> int:
+    from .sources.export import write_snapshot
+
+    store = asyncio.run(_load(source, args.sync_timeout))
+    _report_unavailable(store)
+    written = write_snapshot(store.state(), args.out)
+    sys.stderr.write(f"wrote {sum(written.values())} objects of {sum(1 for n in written.values() if n)} kinds "
+                     f"to {args.out}\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             asyncio.run(_serve(args, config, source))
             return 0
+        if args.command == "snapshot":
+            return _snapshot(args, source)
         return _check(args, config, source)
     except OvError as exc:
         sys.stderr.write(f"ov-exporter: error: {exc}\n")

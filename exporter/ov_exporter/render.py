@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import gzip
 import platform
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -19,6 +19,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from .checks import CHECKS
 from .model import CheckSpec, Family, Severity, Status
+from .records import KIND_BY_KEY
 from .registry import Evaluation
 from .version import __version__
 
@@ -39,6 +40,18 @@ SELF_FAMILIES: tuple[Family, ...] = (
     Family("ov_last_evaluation_timestamp_seconds", "gauge", "Unix time the last evaluation started."),
     Family("ov_evaluation_duration_seconds", "gauge", "Time the last evaluation took, all checks together."),
     Family("ov_source_objects", "gauge", "Objects held in the cluster-state store by kind.", ("kind",)),
+    Family("ov_source_kind_state", "gauge",
+           "1 for the state a kind is in: synced (listed, watched), pending (first list not done), absent (API not "
+           "installed) or forbidden (RBAC denies list/watch; see /readyz and the log for the permission).",
+           ("kind", "state")),
+    Family("ov_source_watch_restarts_total", "counter", "Watch streams of a kind resumed after they ended or dropped.",
+           ("kind",)),
+    Family("ov_source_relists_total", "counter", "LISTs of a kind after the first (410 Gone or a recovered error).",
+           ("kind",)),
+    Family("ov_source_last_event_timestamp_seconds", "gauge",
+           "Unix time of the last list or watch event (bookmarks included) of a kind.", ("kind",)),
+    Family("ov_source_api_requests_total", "counter", "Requests to the Kubernetes API by verb and HTTP code.",
+           ("verb", "code")),
     Family("ov_source_problems", "gauge", "Files and objects the source skipped as malformed (see the log)."),
     Family("ov_source_ignored_objects", "gauge", "Objects of kinds no check reads, ignored by the source."),
     Family("ov_build", "info", "Exporter build information.", ("version", "python_version")),
@@ -66,6 +79,14 @@ class SourceStats:
     objects: dict[str, int]  # kind name -> count
     problems: int
     ignored: int
+    kinds: dict[str, Any] = field(default_factory=dict)  # kind name -> store.KindStatus
+    requests: dict[tuple[str, str], int] = field(default_factory=dict)  # (verb, code) -> count
+
+    @classmethod
+    def of(cls, store: Any, requests: dict[tuple[str, str], int] | None = None) -> "SourceStats":
+        return cls({KIND_BY_KEY[k].kind: n for k, n in store.counts().items()}, len(store.problems),
+                   sum(store.ignored_counts().values()),
+                   {KIND_BY_KEY[k].kind: st for k, st in store.kinds.items()}, dict(requests or {}))
 
 
 def _family(fam: Family) -> Metric:
@@ -111,6 +132,16 @@ class _Collector:
         put("ov_evaluation_duration_seconds", (), ev.duration)
         for kind, count in sorted(self.source.objects.items()):
             put("ov_source_objects", (kind,), count)
+        for kind, st in sorted(self.source.kinds.items()):
+            state = ("forbidden" if st.forbidden else "absent" if st.absent else "synced" if st.synced else "pending")
+            for name in ("synced", "pending", "absent", "forbidden"):
+                put("ov_source_kind_state", (kind, name), 1 if name == state else 0)
+            put("ov_source_watch_restarts_total", (kind,), st.watch_restarts)
+            put("ov_source_relists_total", (kind,), st.relists)
+            if st.last_event is not None:
+                put("ov_source_last_event_timestamp_seconds", (kind,), st.last_event)
+        for (verb, code), count in sorted(self.source.requests.items()):
+            put("ov_source_api_requests_total", (verb, code), count)
         put("ov_source_problems", (), self.source.problems)
         put("ov_source_ignored_objects", (), self.source.ignored)
         put("ov_build", (__version__, platform.python_version()), 1)

@@ -15,7 +15,6 @@ from aiohttp import web
 
 from .checks import CHECKS
 from .config import Config
-from .records import KIND_BY_KEY
 from .registry import Evaluation, evaluate
 from .render import History, Payload, SourceStats, render
 from .report import to_html, to_json
@@ -51,9 +50,7 @@ class Exporter:
         """Blocking: runs in a worker thread."""
         evaluation = evaluate(self.store.state(), self.config, CHECKS)
         self.history.record(evaluation)
-        counts = self.store.counts()
-        stats = SourceStats({KIND_BY_KEY[k].kind: n for k, n in counts.items()}, len(self.store.problems),
-                            sum(self.store.ignored_counts().values()))
+        stats = SourceStats.of(self.store, self.source.requests())
         payload = render(evaluation, self.history, stats)
         findings = json.dumps(to_json(evaluation), indent=1).encode()
         page = to_html(evaluation, self.source.describe(), stats.problems).encode()
@@ -124,6 +121,9 @@ class Exporter:
             "synced": self.store.synced,
             "source_error": self.source_error,
             "problems": len(self.store.problems),
+            "kinds": {key: ("forbidden: " + st.forbidden if st.forbidden else "absent: " + st.absent if st.absent
+                            else "synced" if st.synced else "pending")
+                      for key, st in sorted(self.store.kinds.items())},
             "checks": {r.spec.id: {"status": r.status.value, "error": r.error}
                        for r in self.prepared.evaluation.results} if self.prepared else {},
         }

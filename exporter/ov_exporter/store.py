@@ -80,6 +80,11 @@ class Store:
                 self._objects[kind.key][uid] = record
             self.generation += 1
 
+    def remove(self, kind: KindInfo, uid: str) -> None:
+        with self._lock:
+            if self._objects[kind.key].pop(uid, None) is not None:
+                self.generation += 1
+
     def replace(self, kind: KindInfo, records: Iterable[Any]) -> None:
         """Swap in a kind's full list (after a LIST): objects gone from it leave the store."""
         fresh = {uid_of(kind, r): r for r in records}

@@ -18,3 +18,7 @@ class Source(abc.ABC):
 
     def describe(self) -> str:
         return self.name
+
+    def requests(self) -> dict[tuple[str, str], int]:
+        """API requests made so far by (verb, HTTP code); static sources make none."""
+        return {}

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from .. import upstream
 from ..records import KINDS, KindInfo, convert, decode_json, kind_for
 from ..store import MetricSample, Samples, Store
+from .promql import parse_query_data
 
 log = logging.getLogger(__name__)
 
@@ -234,20 +235,10 @@ class FileLoader:
 
     def _load_query_result(self, rel: str, data: dict) -> None:
         """The `data` of a Prometheus /api/v1/query answer (vector or matrix)."""
-        result = data.get("result")
-        if not isinstance(result, list):
-            self.store.problem(rel, "Prometheus query result has no `data.result` list")
-            return
         self.sample_files += 1
-        for i, series in enumerate(result):
-            try:
-                metric = {str(k): str(v) for k, v in series["metric"].items()}
-                name = metric.pop("__name__", "")
-                points = [series["value"]] if "value" in series else series["values"][-1:]
-                for ts, value in points:
-                    self._keep(name, metric, float(value), float(ts))
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                self.store.problem(f"{rel} data.result[{i}]", f"malformed series: {exc!r}")
+        for error in parse_query_data(data, self.samples):
+            where, _, message = error.partition(": ")
+            self.store.problem(f"{rel} {where}" if message else rel, message or error)
 
 
 def _kind_by_name(kind_name: str) -> KindInfo | None:

@@ -27,6 +27,8 @@ class SnapshotSource(Source):
         ignored = store.ignored_counts()
         log.info("%s: %d objects, %d sample files, %d problems, ignored %s",
                  self.describe(), loader.objects, loader.sample_files, len(store.problems), ignored or "nothing")
+        for status in store.kinds.values():
+            status.synced = True
         store.mark_synced()
 
     async def run(self, store: Store) -> None:

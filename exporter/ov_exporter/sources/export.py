@@ -1,0 +1,40 @@
+"""`ov-exporter snapshot --out DIR`: write what a source sees as a snapshot directory
+that `--snapshot DIR` reads back with identical findings. Only the trimmed records are
+written (the fields checks read); Secrets are never read, so never written."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ..records import KINDS, to_builtins
+from ..store import ClusterState
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def write_snapshot(state: ClusterState, out: Path) -> dict[str, int]:
+    """One `<plural>.<group>.json` List per kind, plus `metrics.prom` when samples exist.
+    Returns the number of objects written per kind key."""
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, int] = {}
+    for kind in KINDS:
+        records = sorted(state.of(kind.key), key=lambda r: (r.metadata.namespace, r.metadata.name))
+        api = f"{kind.group}/{kind.versions[0]}" if kind.group else kind.versions[0]
+        items = [{"apiVersion": api, "kind": kind.kind, **to_builtins(r)} for r in records]
+        doc = {"apiVersion": "v1", "kind": "List", "items": items}
+        (out / f"{kind.key}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+        written[kind.key] = len(items)
+    if state.samples:
+        lines = []
+        for name in sorted(state.samples):
+            lines.append(f"# TYPE {name} gauge")
+            for s in state.samples[name]:
+                labels = ",".join(f'{k}="{_label_value(v)}"' for k, v in sorted(s.labels.items()))
+                value = repr(s.value) if math.isfinite(s.value) else ("+Inf" if s.value > 0 else "NaN")
+                ts = f" {int(s.timestamp * 1000)}" if s.timestamp else ""
+                lines.append(f"{name}{{{labels}}} {value}{ts}")
+        (out / "metrics.prom").write_text("\n".join(lines) + "\n")
+    return written
