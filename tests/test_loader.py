@@ -282,3 +282,14 @@ def test_malformed_exposition_is_reported(tmp_path):
 def test_missing_directory_is_an_error(tmp_path):
     with pytest.raises(NotADirectoryError, match="does-not-exist"):
         load_directory(Store(), tmp_path / "does-not-exist")
+
+
+def test_null_strings_are_absent_not_fatal(tmp_path):
+    write(tmp_path, "insights/vmi.json", json.dumps({
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+        "metadata": {"name": "v", "namespace": "ns", "uid": None},
+        "status": {"nodeName": None, "phase": "Running", "migrationState": None}}))
+    store = load(tmp_path)
+    assert store.problems == []
+    [vmi] = store.state().vmis
+    assert vmi.status.node_name == "" and vmi.status.phase == "Running"

@@ -1,6 +1,7 @@
 """Kubernetes resource quantities ("16Gi", "500m", "1.5", "2e3") as floats."""
 from __future__ import annotations
 
+import math
 import re
 
 _SUFFIX = {
@@ -17,13 +18,25 @@ def parse_quantity(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a quantity, got {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
-    if not isinstance(value, str):
+        number = _finite(value, value)
+    elif isinstance(value, str):
+        match = _QUANTITY.match(value)
+        if not match:
+            raise ValueError(f"invalid quantity {value!r}")
+        number = _finite(float(match.group(1)) * _SUFFIX[match.group(2)], value)
+    else:
         raise ValueError(f"expected a quantity, got {type(value).__name__}")
-    match = _QUANTITY.match(value)
-    if not match:
-        raise ValueError(f"invalid quantity {value!r}")
-    return float(match.group(1)) * _SUFFIX[match.group(2)]
+    return number
+
+
+def _finite(number: float | int, original: object) -> float:
+    try:
+        result = float(number)
+    except OverflowError:
+        result = math.inf
+    if not math.isfinite(result):
+        raise ValueError(f"quantity {str(original)[:40]!r} is out of range")
+    return result
 
 
 class Quantity(float):
@@ -36,10 +49,12 @@ _BITRATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kMGT]?)(?:bit/s|bps|b/s)?\s*$")
 
 def parse_bitrate(value: object) -> float:
     """Link speeds in bits per second: 10000000000, "10G", "10Gbit/s", "25Gbps"."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf:
         return float(value)
     if isinstance(value, str):
         match = _BITRATE.match(value)
         if match:
-            return float(match.group(1)) * {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}[match.group(2)]
-    raise ValueError(f"invalid bit rate {value!r} (examples: 10G, 25Gbit/s, 10000000000)")
+            rate = float(match.group(1)) * {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}[match.group(2)]
+            if rate > 0:
+                return rate
+    raise ValueError(f"invalid bit rate {value!r}: a positive speed such as 10G, 25Gbit/s or 10000000000")

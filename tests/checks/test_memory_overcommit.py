@@ -1,6 +1,7 @@
 """memory_overcommit: guest memory of running VMIs over node memory (anti-pattern 6)."""
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from ov_exporter.checks import memory_overcommit
@@ -174,14 +175,15 @@ def test_all_malformed_together_and_broken_settings():
     assert series(out, "ov_memory_overcommit_percentage") == {("default",): 100}
 
 
-def test_infinite_memory_never_raises():
-    huge = vmi("huge", node="other", memory="1e400")
-    out = run(huge, node("other", memory="1e400"), *good())
+def test_infinite_memory_is_rejected_with_its_field():
+    with pytest.raises(msgspec.ValidationError, match="out of range - at `\\$.spec.domain"):
+        state(vmi("huge", node="other", memory="1e400"))
+    with pytest.raises(msgspec.ValidationError, match="out of range - at `\\$.status.capacity"):
+        state(node("other", memory="1e400"))
+    out = run(vmi("huge", node="other", memory="1e300"), node("other", memory="1e300"), *good())
     assert node_findings(out)["good"] is Severity.CRITICAL
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: memory_overcommit words every node finding 'above "
-                                       "memory-overcommit-max' (0.9), also the critical ones (threshold 1.0)")
 def test_critical_message_names_the_critical_threshold():
     out = run(node("worker-0", memory="100Gi"), vmi("big", memory="150Gi"))
     [finding] = [f for f in out.findings if f.obj.kind == "Node"]

@@ -408,16 +408,12 @@ def test_vmi_with_unknown_memory_is_judged_by_risk_alone():
     assert [f.severity for f in out.findings] == [Severity.CRITICAL]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: predicted duration is +Inf ('never converges') whenever guest memory is "
-                                       "unknown, even when bandwidth exceeds the dirty rate")
 def test_unknown_memory_does_not_claim_non_convergence():
     out = run(vmi("bare", memory=None), samples=dirty((0.6 * LINK_SHARE, "bare")))
     assert [f.severity for f in out.findings] == [Severity.WARNING]
     assert not math.isinf(series(out, DURATION).get((NS, "bare"), 0.0))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: migration-link-speed 0 is accepted by load_config and then divides "
-                                       "by zero in migration_dirty_rate (bandwidth 0) - reject it in config._validate")
 def test_zero_link_speed_is_rejected_or_harmless():
     try:
         cfg = config(**{"migration-link-speed": "0"})
@@ -427,8 +423,6 @@ def test_zero_link_speed_is_rejected_or_harmless():
     assert result.status is Status.OK, result.error
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _policy_for breaks equal-score ties by name only; KubeVirt "
-                                       "(MigrationPolicy matchPolicy) prefers more matching VMI labels first")
 def test_equal_total_score_prefers_vmi_labels_like_kubevirt():
     objects = [db(labels={"app": "db"}), namespace(NS, labels={"team": "a"}),
                migration_policy("a-namespace", bandwidth="512Mi", namespace_selector={"team": "a"}),
@@ -438,8 +432,6 @@ def test_equal_total_score_prefers_vmi_labels_like_kubevirt():
     assert ["(MigrationPolicy b-vmi)" in f.message for f in out.findings] == [True]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _policy_for skips a policy with empty selectors; KubeVirt's "
-                                       "countMatchingLabels matches it to every VMI with score 0 (catch-all policy)")
 def test_catch_all_policy_applies_like_kubevirt():
     objects = [db(), migration_policy("everyone", bandwidth="64Mi")]
     out = run(*objects, samples=dirty((32 * MI, "db")))

@@ -144,10 +144,6 @@ def test_vmi_volume_status_when_the_pvc_is_missing():
     assert "db-root (ReadWriteOnce from VMI volumeStatus)" in finding.message
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: rwo_vm_disks.access_modes matches VMI volumeStatus only on "
-                                       "persistentVolumeClaimInfo.claimName, which KubeVirt releases before volume "
-                                       "migration (~1.3) do not set; "
-                                       "it should fall back to volumeStatus[].name == the VM volume's name")
 def test_vmi_volume_status_without_claim_name_from_older_kubevirt():
     entry = volume_status("disk0", "db-root", [RWO])
     del entry["persistentVolumeClaimInfo"]["claimName"]  # KubeVirt <= 1.2: keyed by the volume name only
@@ -317,9 +313,6 @@ def test_hco_without_strategy_on_a_single_worker_defaults_to_none():
     assert out.findings == []
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _k8s.cluster_eviction_strategy counts workers as nodes without a "
-                                       "control-plane label, so a compact 3-node cluster (master+worker roles) gets "
-                                       "'None'; HCO counts nodes with node-role.kubernetes.io/worker (>= 2: LiveMigrate)")
 def test_hco_default_on_a_compact_three_node_cluster_is_live_migrate():
     compact = [node(f"ctrl-{i}", control_plane=True, labels={"node-role.kubernetes.io/worker": ""}) for i in range(3)]
     out = run(db_vm(eviction=None), pvc("db-root"), hco("v1beta1"), *compact)

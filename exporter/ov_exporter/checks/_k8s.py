@@ -14,6 +14,8 @@ SMT_LABEL = "feature.node.kubernetes.io/cpu-hardware_multithreading"
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 ACTIVE_VMI_PHASES = ("Scheduled", "Running")
 LIVE_MIGRATING_STRATEGIES = ("LiveMigrate", "LiveMigrateIfPossible")
+MAX_VCPUS = 1_000_000  # far above any real VM; keeps sums of fuzzed values finite
+WORKER_LABEL = "node-role.kubernetes.io/worker"
 
 
 def labels(obj: Any) -> dict[str, str]:
@@ -95,7 +97,7 @@ def vmi_vcpus(vmi: Any) -> int:
     if resources is not None:
         for part in (resources.requests, resources.limits):
             if part and part.get("cpu"):
-                return max(1, math.ceil(part["cpu"]))
+                return min(MAX_VCPUS, max(1, math.ceil(part["cpu"])))
     return 1
 
 
@@ -188,7 +190,11 @@ def migration_setting(state: ClusterState, attr: str, default: Any, default_with
 
 def cluster_eviction_strategy(state: ClusterState) -> Setting:
     """HCO defaults to LiveMigrate on multi-worker clusters; plain KubeVirt to None."""
-    workers = sum(1 for n in state.nodes if not is_control_plane(n))
+    nodes = state.nodes
+    if any(WORKER_LABEL in labels(n) for n in nodes):  # HCO counts worker-role nodes (compact clusters too)
+        workers = sum(1 for n in nodes if WORKER_LABEL in labels(n))
+    else:  # dumps that lost the role labels
+        workers = sum(1 for n in nodes if not is_control_plane(n))
     return setting(state, ("virtualization", "eviction_strategy"), ("eviction_strategy",),
                    ("eviction_strategy",), "None", "LiveMigrate" if workers > 1 else "None")
 

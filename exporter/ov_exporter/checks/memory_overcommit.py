@@ -63,9 +63,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
                         Sample(CAPACITY.name, (name,), cap)]
         severity = _judge(ratio, config)
         if severity:
+            limit = (config.thresholds.memory_overcommit_critical if severity is Severity.CRITICAL
+                     else config.thresholds.memory_overcommit_max)
             out.findings.append(Finding(SPEC.id, severity, ref("Node", node),
                 f"{used / 2**30:.1f} GiB of guest memory on {cap / 2**30:.1f} GiB: ratio {ratio:.2f} "
-                f"above {config.thresholds.memory_overcommit_max:g}"))
+                f"above {limit:g}"))
     if total_capacity:
         ratio = total_guest / total_capacity
         out.samples.append(Sample(CLUSTER.name, (), ratio))

@@ -41,20 +41,29 @@ def _latest(samples: dict[str, list[MetricSample]], names: tuple[str, ...]) -> d
     return {k: v for k, (_, v) in best.items()}
 
 
+def _match_labels(selector: dict[str, Any] | None) -> dict[str, Any]:
+    if not selector:
+        return {}
+    inner = selector.get("matchLabels")
+    if isinstance(inner, dict):
+        return inner
+    return {k: v for k, v in selector.items() if k != "matchExpressions"}
+
+
 def _policy_for(vmi: Any, ns_labels: dict[str, str], policies: tuple) -> Any | None:
-    """The MigrationPolicy matching the VMI with the most labels (KubeVirt's precedence)."""
-    best, best_score = None, -1
+    """The MigrationPolicy KubeVirt applies: every selector label must match; the most
+    matching labels win (then the most VMI labels), then the first name. A policy with
+    empty selectors matches every VMI with the lowest score; one without selectors none."""
+    best, best_score = None, (-1, -1)
     vmi_labels = labels(vmi)
     for policy in sorted(policies, key=lambda p: p.metadata.name):
         sel = policy.spec.selectors if policy.spec else None
         if sel is None:
             continue
-        want_ns, want_vmi = sel.namespace_selector or {}, sel.virtual_machine_instance_selector or {}
-        if not want_ns and not want_vmi:
-            continue
+        want_ns, want_vmi = _match_labels(sel.namespace_selector), _match_labels(sel.virtual_machine_instance_selector)
         if all(ns_labels.get(k) == v for k, v in want_ns.items()) and \
                 all(vmi_labels.get(k) == v for k, v in want_vmi.items()):
-            score = len(want_ns) + len(want_vmi)
+            score = (len(want_ns) + len(want_vmi), len(want_vmi))
             if score > best_score:
                 best, best_score = policy, score
     return best
@@ -109,7 +118,9 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if risk < warn and not too_slow:
             continue
         obj = ref("VirtualMachineInstance", vmi)
-        out.samples += [Sample(RISK.name, key, risk, obj), Sample(DURATION.name, key, predicted, obj)]
+        out.samples.append(Sample(RISK.name, key, risk, obj))
+        if memory is not None:  # without guest memory there is nothing to predict
+            out.samples.append(Sample(DURATION.name, key, predicted, obj))
         severity = Severity.CRITICAL if risk >= crit or too_slow else Severity.WARNING
         mib = 2.0**20
         message = (f"dirty rate {rate / mib:.0f} MiB/s vs bandwidth {bandwidth / mib:.0f} MiB/s ({source}): "

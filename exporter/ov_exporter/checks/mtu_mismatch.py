@@ -59,8 +59,8 @@ def parse_nad(config: str | None, cluster_mtu: int | None) -> NetInfo:
         raise ConfigInvalid("spec.config is empty")
     try:
         doc = json.loads(config, strict=False)  # strict=False: tabs inside strings are common
-    except json.JSONDecodeError as exc:
-        raise ConfigInvalid(f"spec.config is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, 4300+ digit ints, deep nesting
+        raise ConfigInvalid(f"spec.config is not valid JSON: {str(exc)[:200] or type(exc).__name__}") from None
     if not isinstance(doc, dict):
         raise ConfigInvalid("spec.config is not a JSON object")
     plugins = doc.get("plugins")

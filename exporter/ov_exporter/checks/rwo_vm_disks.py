@@ -63,7 +63,7 @@ def _dv_modes(state: ClusterState, dv_spec: Any) -> tuple[list[str] | None, str]
 
 
 def access_modes(state: ClusterState, namespace: str, claim: str, vmi: Any,
-                 dv_template: Any) -> tuple[list[str] | None, str]:
+                 dv_template: Any, volume: str = "") -> tuple[list[str] | None, str]:
     """(access modes, where they came from). Order of truth: bound PVC, VMI volumeStatus,
     DataVolume spec, StorageProfile. (None, "") when nothing says."""
     pvc = state.get("persistentvolumeclaims", namespace, claim)
@@ -75,7 +75,9 @@ def access_modes(state: ClusterState, namespace: str, claim: str, vmi: Any,
     if vmi is not None and vmi.status is not None:
         for vs in vmi.status.volume_status or []:
             info = vs.persistent_volume_claim_info
-            if info is not None and info.claim_name == claim and info.access_modes:
+            # claimName is only set by newer KubeVirt; older releases are matched by volume name
+            matches = info is not None and (info.claim_name == claim or (not info.claim_name and vs.name == volume))
+            if matches and info.access_modes:
                 return info.access_modes, "VMI volumeStatus"
     dv = state.get("datavolumes.cdi.kubevirt.io", namespace, claim)
     modes, where = _dv_modes(state, dv.spec if dv is not None else None)
@@ -104,7 +106,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
                 claim = vol.data_volume.name
             else:
                 continue  # containerDisk, cloudInit, emptyDisk never block live migration
-            modes, where = access_modes(state, ns, claim, vmi, templates.get(claim))
+            modes, where = access_modes(state, ns, claim, vmi, templates.get(claim), vol.name)
             if modes is None:
                 unknown.append(claim)
             elif RWX not in modes:
