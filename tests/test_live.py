@@ -271,3 +271,90 @@ async def test_wrong_token_is_forbidden_everywhere(api, tmp_path):
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_exporter_drops_series_of_deleted_objects(api, tmp_path):
+    import aiohttp
+    from aiohttp import web
+
+    from ov_exporter.server import Exporter
+
+    kubeconfig = api.write_kubeconfig(tmp_path / "kc", token="s3cret")
+    exporter = Exporter(LiveSource(credentials=load_credentials(str(kubeconfig), None)), Config(), interval=0.1)
+    runner = web.AppRunner(exporter.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    series = 'ov_rwo_vm_disks{eviction_strategy="LiveMigrate",namespace="team-0",vm="vm-00"} 1.0'
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def metrics() -> str:
+                async with session.get(f"{url}/metrics") as resp:
+                    return await resp.text() if resp.status == 200 else ""
+
+            async def ready() -> dict:
+                async with session.get(f"{url}/readyz") as resp:
+                    return await resp.json()
+
+            deadline = time.monotonic() + 15
+            while series not in await metrics():
+                assert time.monotonic() < deadline, "series never appeared"
+                await asyncio.sleep(0.05)
+            detail = await ready()
+            assert detail["ready"] and detail["kinds"]["virtualmachines.kubevirt.io"] == "synced"
+            body = await metrics()
+            assert 'ov_source_kind_state{kind="VirtualMachine",state="synced"} 1.0' in body
+            assert 'ov_source_api_requests_total{code="200",verb="list"}' in body
+            api.delete("kubevirt.io/v1", "VirtualMachine", "team-0", "vm-00")
+            while series in await metrics():
+                assert time.monotonic() < deadline, "series of a deleted VM stayed"
+                await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+
+
+async def _cli(*args: str, env: dict | None = None) -> tuple[int, str, str]:
+    import os
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ov_exporter", *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                env={**os.environ, **(env or {})})
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_snapshot_export_round_trip_gives_identical_findings(api, tmp_path):
+    api.add({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "team-0"},
+             "data": {"password": "aHVudGVyMg=="}})
+    kubeconfig = str(api.write_kubeconfig(tmp_path / "kc", token="s3cret"))
+    code, live_out, err = await _cli("check", "--kubeconfig", kubeconfig, "--output", "json", "--fail-on", "never")
+    assert code == 0, err
+    code, _, err = await _cli("snapshot", "--kubeconfig", kubeconfig, "--out", str(tmp_path / "snap"))
+    assert code == 0 and "wrote" in err, err
+    code, snap_out, err = await _cli("check", "--snapshot", str(tmp_path / "snap"), "--output", "json",
+                                     "--fail-on", "never")
+    assert code == 0, err
+    live_doc, snap_doc = json.loads(live_out), json.loads(snap_out)
+    assert live_doc["findings"] == snap_doc["findings"] and live_doc["findings"]
+    assert live_doc["checks"] == snap_doc["checks"]
+    written = "".join(p.read_text() for p in (tmp_path / "snap").iterdir())
+    assert "aHVudGVyMg==" not in written and '"Secret"' not in written
+    assert api.count("secrets") == 0  # never even read
+
+
+async def test_cli_exits_2_without_credentials(tmp_path):
+    code, _, err = await _cli("check", env={"HOME": str(tmp_path), "KUBECONFIG": "", "KUBERNETES_SERVICE_HOST": ""})
+    assert code == 2 and "no Kubernetes credentials" in err and "--demo" in err
+
+
+async def test_cli_check_names_missing_permission(api, tmp_path):
+    api.fail("virtualmachines", 403)
+    kubeconfig = str(api.write_kubeconfig(tmp_path / "kc", token="s3cret"))
+    code, out, err = await _cli("check", "--kubeconfig", kubeconfig, "--output", "json", "--fail-on", "never")
+    doc = json.loads(out)
+    [rwo] = [c for c in doc["checks"] if c["id"] == "rwo_vm_disks"]
+    assert rwo["status"] == "failed" and 'cannot list resource "virtualmachines"' in rwo["error"]
+    assert 'cannot list resource "virtualmachines"' in err  # and in the log
+    assert {c["id"]: c["status"] for c in doc["checks"]}["rhel_nodes"] == "ok"
