@@ -35,3 +35,27 @@ def exporter_cmd() -> list[str]:
 @pytest.fixture
 def env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+class Prometheus:
+    """A real Prometheus (Debian package) scraping the given targets every second."""
+
+    def __init__(self, tmp_path: Path, targets: list[str], job: str = "ov-exporter") -> None:
+        import subprocess
+
+        binary = require_binary("prometheus")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            f"scrape_configs:\n- job_name: {job}\n  static_configs: [{{targets: {targets!r}}}]\n")
+        self.log = tmp_path / "prometheus.log"
+        self.proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)

@@ -1,0 +1,130 @@
+"""Prometheus as the dirty-rate source: a real Prometheus scrapes a stand-in for
+virt-handler's metrics; the live source queries it; when it goes away only the
+migration_dirty_rate check degrades."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from ov_exporter.config import Config
+from ov_exporter.registry import evaluate
+from ov_exporter.sources.live import LiveSource, load_credentials
+from ov_exporter.sources.prometheus import PrometheusSamples
+from ov_exporter.store import Store
+
+from .conftest import Prometheus
+from .fakeapi.server import FakeAPIServer
+from .test_live import cluster
+
+
+async def virt_handler_metrics() -> tuple[web.AppRunner, str]:
+    """What virt-handler exports on KubeVirt 1.1-1.6 during a migration: the memory
+    transfer rate under its old (swapped) name."""
+    body = "\n".join([
+        "# TYPE kubevirt_vmi_dirty_rate_bytes_per_second gauge",
+        'kubevirt_vmi_dirty_rate_bytes_per_second{namespace="team-1",name="vm-01",node="w1"} 2e9',
+        'kubevirt_vmi_dirty_rate_bytes_per_second{namespace="team-2",name="vm-02",node="rhel-1"} 1e6',
+        "# TYPE kubevirt_vmi_migration_dirty_memory_rate_bytes gauge",
+        'kubevirt_vmi_migration_dirty_memory_rate_bytes{namespace="team-0",name="vm-03",node="w1"} 9e7',
+        "# TYPE kubevirt_vmi_migration_disk_transfer_rate_bytes gauge",
+        'kubevirt_vmi_migration_disk_transfer_rate_bytes{namespace="team-0",name="vm-03",node="w1"} 1e8',
+    ]) + "\n"
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text=body, content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+
+async def test_dirty_rates_from_a_real_prometheus(tmp_path):
+    api = FakeAPIServer(token="t")
+    for obj in cluster():
+        api.add(obj)
+    await api.start()
+    handler, target = await virt_handler_metrics()
+    prometheus = Prometheus(tmp_path, [target], job="kubevirt")
+    token_file = tmp_path / "token"
+    token_file.write_text("prom-token\n")
+    metrics = PrometheusSamples(prometheus.url, token_file=str(token_file), interval=0.3, timeout=2)
+    source = LiveSource(credentials=load_credentials(str(api.write_kubeconfig(tmp_path / "kc", token="t")), None),
+                        metrics=metrics)
+    store = Store()
+    task = asyncio.create_task(source.run(store))
+    try:
+        deadline = time.monotonic() + 60
+        while not (store.state().samples and "kubevirt_vmi_migration_disk_transfer_rate_bytes" in store.state().samples):
+            assert time.monotonic() < deadline, "Prometheus never answered with the samples"
+            await asyncio.sleep(0.2)
+        result = evaluate(store.state(), Config())
+        check = result.result("migration_dirty_rate")
+        assert check.status.value == "ok", check.error
+        by_vmi = {f.obj.name: f for f in check.findings}
+        # 2e9 B/s dirtying vs a 10 Gbit/s link shared by 2 outbound migrations: never converges.
+        assert by_vmi["vm-01"].severity.name == "CRITICAL" and "risk 3.20" in by_vmi["vm-01"].message
+        # Migrating VMI: the measured transfer rate (old metric name) is the bandwidth.
+        assert "measured transfer rate" in by_vmi["vm-03"].message and "risk 0.90" in by_vmi["vm-03"].message
+        assert "vm-02" not in by_vmi
+
+        prometheus.stop()  # Prometheus goes away: only this check degrades
+        deadline = time.monotonic() + 30
+        while not store.state().samples_error:
+            assert time.monotonic() < deadline, "the outage was never noticed"
+            await asyncio.sleep(0.1)
+        statuses = {r.spec.id: r for r in evaluate(store.state(), Config()).results}
+        assert statuses["migration_dirty_rate"].status.value == "failed"
+        assert "unreachable" in statuses["migration_dirty_rate"].error
+        assert all(r.status.value == "ok" for cid, r in statuses.items() if cid != "migration_dirty_rate")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        prometheus.stop()
+        await handler.cleanup()
+        await api.stop()
+
+
+async def test_bearer_token_file_is_sent_and_reread(tmp_path):
+    seen: list[str] = []
+
+    async def query(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": []}})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/query", query)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    prom = PrometheusSamples(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", token_file=str(token))
+    try:
+        async with aiohttp.ClientSession() as session:
+            assert await prom.query(session) == {}
+            token.write_text("rotated")
+            await prom.query(session)
+        assert seen == ["Bearer first", "Bearer rotated"]
+    finally:
+        await runner.cleanup()
+
+
+async def test_unreachable_prometheus_times_out_quickly():
+    prom = PrometheusSamples("http://127.0.0.1:9", timeout=1)
+    store = Store()
+    task = asyncio.create_task(prom.run(store))
+    try:
+        await asyncio.wait_for(prom.first_attempt.wait(), 5)
+        assert "unreachable" in store.state().samples_error
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
