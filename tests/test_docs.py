@@ -58,3 +58,12 @@ def test_every_check_declares_what_users_need():
         assert spec.title and spec.remediation and spec.severity_rules and spec.families
         assert spec.runbook == f"runbooks/{spec.id}.md"
         assert (ROOT / "exporter" / "ov_exporter" / spec.runbook).is_file()
+
+
+def test_checks_declare_kinds_that_exist_and_the_clusterrole_can_read():
+    from ov_exporter.records import KIND_BY_KEY
+
+    for spec in CHECKS:
+        for key in (*spec.requires, *spec.reads):
+            assert key in KIND_BY_KEY, (spec.id, key)
+        assert spec.requires, spec.id
