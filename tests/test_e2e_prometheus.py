@@ -12,7 +12,7 @@ import pytest
 
 from ov_exporter.sources.snapshot import demo_path
 
-from .conftest import free_port, require_binary
+from .conftest import Prometheus, free_port
 
 
 def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -52,26 +52,12 @@ def exporter(exporter_cmd, env, tmp_path):
 
 @pytest.fixture
 def prometheus(exporter, tmp_path):
-    binary = require_binary("prometheus")
-    port = free_port()
-    target = exporter.removeprefix("http://")
-    config = tmp_path / "prometheus.yml"
-    config.write_text(f"""
-global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-scrape_configs:
-- job_name: ov-exporter
-  static_configs: [{{targets: ['{target}']}}]
-""")
-    log = (tmp_path / "prometheus.log").open("w")
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    prom = Prometheus(tmp_path, [exporter.removeprefix("http://")])
     try:
-        _wait(lambda: _get(f"{url}/-/ready")[0] == 200, "prometheus /-/ready")
-        yield url
+        _wait(lambda: _get(f"{prom.url}/-/ready")[0] == 200, "prometheus /-/ready")
+        yield prom.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        prom.stop()
 
 
 def query(prom: str, expr: str) -> list[dict]:

@@ -4,6 +4,7 @@ package's real config loader; nothing in the exporter knows it is a fake."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import time
@@ -91,15 +92,24 @@ async def api(tmp_path):
 
 @pytest.fixture
 async def live(api, tmp_path):
-    """A running LiveSource with its store, through a kubeconfig and the real loader."""
-    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", token="s3cret")
-    source = LiveSource(credentials=load_credentials(str(kubeconfig), None))
+    async with running(api, tmp_path) as running_source:
+        yield running_source
+
+
+@contextlib.asynccontextmanager
+async def running(api: FakeAPIServer, tmp_path: Path, wait_sync: bool = True, **kwargs):
+    """A LiveSource on its own store, through a generated kubeconfig and the real loader."""
+    kubeconfig = api.write_kubeconfig(tmp_path / "kc", token=kwargs.pop("token", "s3cret"))
+    source = LiveSource(credentials=load_credentials(str(kubeconfig), None), **kwargs)
     store = Store()
     task = asyncio.create_task(source.run(store))
-    await eventually(lambda: store.synced, "first sync")
-    yield source, store
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    try:
+        if wait_sync:
+            await eventually(lambda: store.synced, "first sync")
+        yield source, store
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 def findings(store: Store) -> dict:
@@ -203,12 +213,7 @@ async def test_malformed_object_is_reported_and_hides_nothing(api, live):
 async def test_forbidden_and_absent_apis_degrade_per_check(api, tmp_path):
     api.fail("nodes", 403)
     api.absent("k8s.cni.cncf.io")
-    kubeconfig = api.write_kubeconfig(tmp_path / "kc", token="s3cret")
-    source = LiveSource(credentials=load_credentials(str(kubeconfig), None))
-    store = Store()
-    task = asyncio.create_task(source.run(store))
-    try:
-        await eventually(lambda: store.synced, "sync with a forbidden and an absent kind")
+    async with running(api, tmp_path) as (source, store):
         assert "cannot list resource \"nodes\"" in store.kinds["nodes"].forbidden
         assert store.kinds["network-attachment-definitions.k8s.cni.cncf.io"].absent
         result = {c["id"]: c for c in findings(store)["checks"]}
@@ -223,54 +228,27 @@ async def test_forbidden_and_absent_apis_degrade_per_check(api, tmp_path):
         result = {c["id"]: c for c in findings(store)["checks"]}
         assert result["rhel_nodes"]["status"] == "ok"
         assert result["mtu_mismatch"]["status"] == "not_applicable"  # NAD API not installed
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_slow_api_still_converges(api, tmp_path):
     api.delay("virtualmachines", 0.5)
-    kubeconfig = api.write_kubeconfig(tmp_path / "kc", token="s3cret")
-    source = LiveSource(credentials=load_credentials(str(kubeconfig), None))
-    store = Store()
-    task = asyncio.create_task(source.run(store))
-    try:
-        await eventually(lambda: store.synced, "sync with a slow kind")
+    async with running(api, tmp_path) as (source, store):
         assert keys(store, VMS) == server_keys(api, "virtualmachines")
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_pagination(api, tmp_path, monkeypatch):
     monkeypatch.setattr(live_mod, "PAGE_SIZE", 5)
-    kubeconfig = api.write_kubeconfig(tmp_path / "kc", token="s3cret")
-    source = LiveSource(credentials=load_credentials(str(kubeconfig), None))
-    store = Store()
-    task = asyncio.create_task(source.run(store))
-    try:
-        await eventually(lambda: store.synced, "paginated sync")
+    async with running(api, tmp_path) as (source, store):
         assert keys(store, VMS) == server_keys(api, "virtualmachines")
         assert api.count("virtualmachines", verb="list") == 3  # 12 VMs in pages of 5
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_wrong_token_is_forbidden_everywhere(api, tmp_path):
-    kubeconfig = api.write_kubeconfig(tmp_path / "kc", token="wrong")
-    creds = load_credentials(str(kubeconfig), None)
-    assert creds.description.startswith("kubeconfig")
-    source = LiveSource(credentials=creds)
-    store = Store()
-    task = asyncio.create_task(source.run(store))
-    try:
+    async with running(api, tmp_path, wait_sync=False, token="wrong") as (source, store):
+        assert source.describe().startswith("live cluster (kubeconfig")
         await asyncio.sleep(1.0)
         assert not store.synced and store.counts()["nodes"] == 0
         assert api.count(status=401) > 0
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_exporter_drops_series_of_deleted_objects(api, tmp_path):
