@@ -1,0 +1,277 @@
+"""The in-cluster deployment agrees with the code: kustomize renders, the ClusterRole
+grants exactly what records.KINDS reads, ports and probes line up with the server and
+the Dockerfile, the example config loads, and every check has a runbook."""
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ov_exporter import checks
+from ov_exporter.config import load_config
+from ov_exporter.records import KINDS
+from ov_exporter.render import all_families, exposition_name
+
+from .conftest import ROOT, require_binary
+
+DEPLOY = ROOT / "deploy"
+PACKAGE = ROOT / "exporter" / "ov_exporter"
+READ_VERBS = {"get", "list", "watch"}
+EXPECTED_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
+                  "Deployment", "Service", "ServiceMonitor"}
+SECTIONS = ["Meaning", "Impact", "Diagnosis", "Mitigation"]
+
+
+# ---------------------------------------------------------------- rendering
+
+
+@functools.cache
+def _kustomize(kubectl: str) -> str:
+    proc = subprocess.run([kubectl, "kustomize", str(DEPLOY)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"kubectl kustomize deploy/ failed:\n{proc.stderr}"
+    return proc.stdout
+
+
+def _rendered() -> list[dict]:
+    """Called inside each test, not as a fixture: a missing kubectl fails the test
+    (FAILED with the message), it never skips or errors in setup."""
+    return [doc for doc in yaml.safe_load_all(_kustomize(require_binary("kubectl"))) if doc]
+
+
+def _one(rendered: list[dict], kind: str) -> dict:
+    found = [d for d in rendered if d["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def _container(rendered: list[dict]) -> dict:
+    containers = _one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def test_kustomize_renders_the_expected_kinds():
+    rendered = _rendered()
+    kinds = [d["kind"] for d in rendered]
+    assert sorted(kinds) == sorted(EXPECTED_KINDS), kinds
+
+
+def test_namespaced_objects_share_the_namespace_and_the_binding_names_them():
+    rendered = _rendered()
+    namespace = _one(rendered, "Namespace")["metadata"]["name"]
+    for doc in rendered:
+        if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+            assert doc["metadata"].get("namespace") == namespace, doc["kind"]
+    binding = _one(rendered, "ClusterRoleBinding")
+    role = _one(rendered, "ClusterRole")
+    account = _one(rendered, "ServiceAccount")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                                    "namespace": namespace}]
+    pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == account["metadata"]["name"]
+
+
+# ---------------------------------------------------------------- RBAC
+
+
+def test_clusterrole_grants_read_on_exactly_the_kinds_read():
+    rendered = _rendered()
+    rules = _one(rendered, "ClusterRole")["rules"]
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        assert set(rule) <= {"apiGroups", "resources", "verbs"}, f"unexpected rule fields: {rule}"
+        verbs = set(rule["verbs"])
+        assert verbs <= READ_VERBS, f"verbs other than get/list/watch: {sorted(verbs - READ_VERBS)}"
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                assert "*" not in (group, resource) and "/" not in resource, rule
+                assert resource != "secrets", "the exporter never reads Secrets"
+                granted.setdefault((group, resource), set()).update(verbs)
+    wanted = {(k.group, k.plural) for k in KINDS}
+    for key in sorted(wanted):
+        assert granted.get(key, set()) >= READ_VERBS, f"missing get/list/watch on {key}"
+    assert set(granted) == wanted, f"grants beyond records.KINDS: {sorted(set(granted) - wanted)}"
+
+
+# ---------------------------------------------------------------- ports, probes, scraping
+
+
+def test_port_probes_and_servicemonitor_agree():
+    rendered = _rendered()
+    container = _container(rendered)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 9871}
+    args = container["args"]
+    assert args[:3] == ["serve", "--listen", "0.0.0.0:9871"]
+    assert int(args[args.index("--listen") + 1].rpartition(":")[2]) == ports["metrics"]
+    ready, live = container["readinessProbe"]["httpGet"], container["livenessProbe"]["httpGet"]
+    assert ready["path"] == "/readyz" and live["path"] == "/healthz"
+    for probe in (ready, live):
+        assert probe["port"] in ("metrics", ports["metrics"])
+
+    service = _one(rendered, "Service")
+    [svc_port] = service["spec"]["ports"]
+    assert svc_port["name"] == "metrics" and svc_port["targetPort"] in ("metrics", ports["metrics"])
+    pod_labels = _one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+    monitor = _one(rendered, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == svc_port["name"]
+    assert endpoint.get("path", "/metrics") == "/metrics"
+    assert endpoint["interval"] == "60s"
+    # OpenShift user-workload monitoring rejects these: reference a Secret/ConfigMap instead.
+    assert "bearerTokenFile" not in endpoint
+    assert "caFile" not in endpoint.get("tlsConfig", {})
+
+
+def test_container_is_locked_down():
+    rendered = _rendered()
+    container = _container(rendered)
+    pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
+    ctx = container["securityContext"]
+    assert ctx["runAsNonRoot"] is True or pod["securityContext"]["runAsNonRoot"] is True
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["capabilities"]["drop"] == ["ALL"] and not ctx["capabilities"].get("add")
+    assert (ctx.get("seccompProfile") or pod["securityContext"]["seccompProfile"])["type"] == "RuntimeDefault"
+    assert "runAsUser" not in ctx and "runAsUser" not in pod.get("securityContext", {}), \
+        "leave the UID to OpenShift's restricted-v2 SCC"
+    resources = container["resources"]
+    assert resources["limits"]["memory"] == "512Mi"
+    assert resources["requests"]["memory"] and resources["requests"]["cpu"]
+    assert container["image"].startswith("ov-exporter")
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_example_config_is_mounted_passed_and_loads(tmp_path):
+    rendered = _rendered()
+    configmap = _one(rendered, "ConfigMap")
+    container = _container(rendered)
+    pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
+    args = container["args"]
+    config_path = args[args.index("--config") + 1]
+    assert config_path == "/etc/ov-exporter/config.yaml"
+    [mount] = [m for m in container["volumeMounts"] if config_path.startswith(m["mountPath"].rstrip("/") + "/")]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    key = config_path[len(mount["mountPath"].rstrip("/")) + 1:]
+    assert key in configmap["data"]
+    for item in volume["configMap"].get("items", []):
+        if item["path"] == key:
+            key = item["key"]
+
+    path = tmp_path / "config.yaml"
+    path.write_text(configmap["data"][key])
+    config = load_config(path, known_checks=set(checks.CHECK_IDS))
+    assert set(config.checks) == set(checks.CHECK_IDS), "the example lists every check"
+    assert all(config.check_enabled(c) for c in checks.CHECK_IDS)
+
+
+# ---------------------------------------------------------------- runbooks
+
+
+def _prose_and_fences(text: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    prose, fences, current = [], [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            if current is None:
+                current = (stripped[3:], [])
+            else:
+                fences.append(current)
+                current = None
+            continue
+        if current is None:
+            prose.append(line)
+        else:
+            current[1].append(line)
+    assert current is None, "unclosed code fence"
+    return prose, fences
+
+
+@pytest.mark.parametrize("spec", checks.CHECKS, ids=lambda s: s.id)
+def test_every_check_has_a_runbook_in_kubevirt_style(spec):
+    assert spec.runbook == f"runbooks/{spec.id}.md"
+    path = PACKAGE / spec.runbook
+    assert path.is_file(), f"missing runbook {path.relative_to(ROOT)}"
+    text = path.read_text()
+    prose, fences = _prose_and_fences(text)
+
+    lines = [line for line in prose if line.strip()]
+    assert lines[0] == f"# {spec.title}", "H1 is the check title"
+    assert f"`{spec.id}`" in lines[1], "the check id follows the title"
+    assert [line for line in prose if line.startswith("# ")] == [lines[0]]
+    headings = [line[3:].strip() for line in prose if line.startswith("## ")]
+    assert headings == SECTIONS
+    assert not [line for line in prose if line.startswith("###")]
+
+    for fam in spec.families:
+        name = exposition_name(fam)
+        assert re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text), f"{spec.id}: {name} not mentioned"
+        assert fam.name in text
+
+    known = {n for _, f in all_families() for n in (f.name, exposition_name(f))}
+    mentioned = set(re.findall(r"\bov_[a-z0-9_]+", text))
+    assert mentioned <= known, f"unknown ov_* metrics: {sorted(mentioned - known)}"
+
+    sections = re.split(r"^## ", text, flags=re.M)
+    diagnosis = next(s for s in sections if s.startswith("Diagnosis"))
+    mitigation = next(s for s in sections if s.startswith("Mitigation"))
+    for body in (diagnosis, mitigation):
+        assert re.search(r"^1\. ", body, re.M), "numbered steps"
+    assert "```bash" in diagnosis and "<" in diagnosis, "bash steps with <placeholders>"
+    assert "```promql" in diagnosis, "PromQL on the exporter's metrics"
+
+    for lang, body in fences:
+        assert lang in ("bash", "promql", "yaml"), f"fence language {lang!r}"
+        if lang == "bash":
+            assert body and body[0].strip().startswith("$ "), "bash blocks show commands as `$ ...`"
+    too_long = [line for line in prose if len(line) > 80 and not line.startswith("|")]
+    assert not too_long, f"prose over 80 columns: {too_long}"
+    assert not re.search(r"\bwill\b", "\n".join(prose)), "present tense"
+
+
+# ---------------------------------------------------------------- image
+
+
+def test_dockerfile_runs_non_root_and_exposes_the_deployment_port():
+    rendered = _rendered()
+    text = (ROOT / "Dockerfile").read_text()
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    stages = [i for i, line in enumerate(lines) if line.upper().startswith("FROM ")]
+    assert len(stages) >= 2, "multi-stage build"
+    final = lines[stages[-1]:]
+    assert "python:3.11-slim" in text
+    users = [line.split(None, 1)[1] for line in final if line.upper().startswith("USER ")]
+    assert users, "the final stage sets USER"
+    match = re.fullmatch(r"(\d+)(?::(\d+))?", users[-1])
+    assert match, f"USER {users[-1]} is not numeric (runAsNonRoot needs a numeric UID)"
+    assert int(match.group(1)) != 0
+    assert match.group(2) in (None, "0"), "group 0, as OpenShift's arbitrary UIDs get"
+    exposed = {int(p) for line in final if line.upper().startswith("EXPOSE ") for p in line.split()[1:]}
+    assert exposed == {_container(rendered)["ports"][0]["containerPort"]}
+    assert 'ENTRYPOINT ["ov-exporter"]' in final
+    assert 'CMD ["serve", "--listen", "0.0.0.0:9871"]' in final
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".git" in ignored
+
+
+def test_wheel_ships_the_runbooks():
+    """The server reads runbooks as package data: the package-data pattern covers them."""
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["ov_exporter"]
+    for spec in checks.CHECKS:
+        assert any(Path(spec.runbook).match(p) for p in patterns), f"{spec.runbook} is not package data"
