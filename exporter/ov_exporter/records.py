@@ -334,7 +334,8 @@ class VirtualMachineInstanceMigration(R):
 
 
 class MigrationSelectors(R):
-    """Older releases: flat label maps; newer: metav1.LabelSelector ({matchLabels: ...})."""
+    """KubeVirt's v1alpha1 selectors are flat label maps; a `matchLabels` wrapper (seen in
+    some hand-written manifests) is accepted too. Kept loose so neither sinks the object."""
 
     namespace_selector: dict[str, Any] | None = None
     virtual_machine_instance_selector: dict[str, Any] | None = None

@@ -221,10 +221,17 @@ def test_allocation_ratio_above_max_is_info_on_the_hco():
     assert info.obj == ObjectRef("HyperConverged", "openshift-cnv", "kubevirt-hyperconverged")
 
 
-def test_default_allocation_ratio_is_info_on_the_cluster():
+def test_unset_allocation_ratio_is_exported_but_not_a_finding():
+    """The platform default (10) is nobody's choice: the gauge shows it, no finding nags."""
     out = run(node("worker-0", cpu="8", smt=True))
-    assert [(f.severity, f.obj) for f in out.findings] == [(Severity.INFO, CLUSTER)]
-    assert "10 (default)" in out.findings[0].message
+    assert out.findings == []
+    assert series(out, "ov_vmi_cpu_allocation_ratio") == {("default",): 10}
+
+
+def test_allocation_ratio_from_kubevirt_cr_is_a_finding():
+    out = run(node("worker-0", cpu="8", smt=True), kubevirt_cr(cpu_ratio=10))
+    [info] = out.findings
+    assert info.severity is Severity.INFO and "10 (kubevirt)" in info.message
 
 
 def test_allocation_ratio_within_max_gives_no_finding():

@@ -124,7 +124,8 @@ def test_warning_series_and_message():
     assert finding.severity is Severity.WARNING and finding.obj == vmi_ref()
     assert "risk 0.50" in finding.message
     assert "link speed / 2 parallel outbound migrations" in finding.message
-    assert "for 1.0 GiB, timeout 150 s (150 s/GiB)" in finding.message
+    # KubeVirt counts memory in decimal GB rounded up: 1 GiB = 1.07 GB -> 2 x 150 s.
+    assert "for 1.0 GiB, timeout 300 s (150 s/GiB)" in finding.message
     assert all(s.obj == vmi_ref() for s in out.samples if s.family in (RISK, DURATION))
 
 
@@ -138,23 +139,24 @@ def test_no_convergence_gives_infinite_predicted_duration(fraction):
 
 
 def test_predicted_duration_beyond_the_completion_timeout_is_critical():
-    # 64 MiB/s bandwidth, 16 MiB/s dirty: risk 0.25, but 16 GiB / 48 MiB/s = 341 s > 20 s/GiB x 16 GiB = 320 s.
+    # 64 MiB/s bandwidth, 20 MiB/s dirty: risk 0.31, but 16 GiB / 44 MiB/s = 372 s > 20 s/GB x 18 GB = 360 s
+    # (KubeVirt counts 16 GiB as ceil(17.2) = 18 decimal GB).
     lm = {"bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 20}
-    out = run(db(memory="16Gi"), hco(live_migration=lm), samples=dirty((16 * MI, "db")))
-    assert series(out, RISK) == {(NS, "db"): 0.25}
-    assert series(out, DURATION) == {(NS, "db"): pytest.approx(16 * GI / (48 * MI))}
+    out = run(db(memory="16Gi"), hco(live_migration=lm), samples=dirty((20 * MI, "db")))
+    assert series(out, RISK) == {(NS, "db"): 0.3125}
+    assert series(out, DURATION) == {(NS, "db"): pytest.approx(16 * GI / (44 * MI))}
     [finding] = out.findings
     assert finding.severity is Severity.CRITICAL
-    assert "timeout 320 s (20 s/GiB)" in finding.message
+    assert "timeout 360 s (20 s/GiB)" in finding.message
     # With the 150 s/GiB of older releases it converges in time: no series.
     lm["completionTimeoutPerGiB"] = 150
-    out = run(db(memory="16Gi"), hco(live_migration=lm), samples=dirty((16 * MI, "db")))
+    out = run(db(memory="16Gi"), hco(live_migration=lm), samples=dirty((20 * MI, "db")))
     assert series(out, RISK) == {} and out.findings == []
 
 
 def test_guest_memory_from_memory_guest():
     lm = {"bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 20}
-    out = run(db(memory="1Gi", guest="16Gi"), hco(live_migration=lm), samples=dirty((16 * MI, "db")))
+    out = run(db(memory="1Gi", guest="16Gi"), hco(live_migration=lm), samples=dirty((20 * MI, "db")))
     assert [f.severity for f in out.findings] == [Severity.CRITICAL]
 
 
@@ -225,7 +227,7 @@ def test_equally_specific_policies_tie_break_on_name():
 def test_policy_completion_timeout_applies():
     objects = [db(memory="16Gi", labels={"app": "db"}),
                migration_policy("strict", bandwidth="64Mi", timeout=20, vmi_selector={"app": "db"})]
-    out = run(*objects, samples=dirty((16 * MI, "db")))
+    out = run(*objects, samples=dirty((20 * MI, "db")))
     [finding] = out.findings
     assert finding.severity is Severity.CRITICAL and "(20 s/GiB)" in finding.message
 
@@ -233,7 +235,7 @@ def test_policy_completion_timeout_applies():
 def test_vmi_completion_timeout_applies():
     objects = [db(memory="16Gi", migration_configuration={"bandwidthPerMigration": "64Mi",
                                                           "completionTimeoutPerGiB": 20})]
-    out = run(*objects, samples=dirty((16 * MI, "db")))
+    out = run(*objects, samples=dirty((20 * MI, "db")))
     [finding] = out.findings
     assert finding.severity is Severity.CRITICAL and "(20 s/GiB)" in finding.message
 

@@ -81,7 +81,9 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out.samples.append(Sample(ALLOCATION.name, (allocation.source,), allocation.value))
     out.samples += [Sample(THRESHOLD.name, ("target",), config.cpu_target),
                     Sample(THRESHOLD.name, ("max",), config.thresholds.cpu_overcommit_max)]
-    if allocation.value > config.thresholds.cpu_overcommit_max:
+    # Only a ratio someone set (HCO writes its defaults into the CR, so they count as
+    # set there); the bare platform default is not an operator's choice to flag.
+    if allocation.source != "default" and allocation.value > config.thresholds.cpu_overcommit_max:
         hco = hyperconverged(state)
         obj = ref("HyperConverged", hco) if hco is not None and allocation.source == "hco" else CLUSTER_REF
         out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
@@ -95,7 +97,7 @@ SPEC = CheckSpec(
     anti_pattern=6,
     title="CPU overcommit above physical cores",
     severity_rules="critical: node or cluster ratio above thresholds.cpu-overcommit-max (1.8); warning: above the "
-                   "profile target (production 1.2, dev-test 1.5); info: vmiCPUAllocationRatio above the maximum",
+                   "profile target (production 1.2, dev-test 1.5); info: vmiCPUAllocationRatio set (HCO or KubeVirt CR) above the maximum",
     families=(RATIO, VCPUS, CORES, THREADS, CLUSTER, ALLOCATION, THRESHOLD),
     remediation="Live migrate VMs from the node to nodes below the target, add capacity, or give "
                 "latency-sensitive VMs dedicated CPUs; keep vCPUs within 1.2x physical cores in production.",

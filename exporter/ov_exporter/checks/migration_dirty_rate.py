@@ -12,7 +12,8 @@ from ._k8s import Setting, labels, migration_setting, ref, vmi_guest_memory
 
 RISK = Family("ov_migration_dirty_rate_risk", "gauge",
               "Memory dirty rate of a VMI divided by its effective per-migration bandwidth; at 1 or more a "
-              "pre-copy live migration cannot converge. One series per VMI at or above the warning threshold.",
+              "pre-copy live migration cannot converge. One series per VMI at or above the warning threshold "
+              "or whose predicted duration exceeds its completion timeout.",
               ("namespace", "vmi"), per_object=True)
 DURATION = Family("ov_migration_predicted_duration_seconds", "gauge",
                   "Predicted live migration time: guest memory / (bandwidth - dirty rate); +Inf when it never "
@@ -113,7 +114,8 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         memory = vmi_guest_memory(vmi)
         risk = rate / bandwidth
         predicted = memory / (bandwidth - rate) if memory is not None and bandwidth > rate else math.inf
-        limit = per_gib * memory / GIB if memory is not None else math.inf
+        # KubeVirt: completionTimeoutPerGiB x memory in decimal GB, rounded up.
+        limit = per_gib * math.ceil(memory / 1e9) if memory is not None else math.inf
         too_slow = memory is not None and predicted > limit
         if risk < warn and not too_slow:
             continue
