@@ -1,0 +1,386 @@
+"""The alert pack (alerts/): promtool on every rule file and unit test, the
+generated PrometheusRule, the example Alertmanager route, and consistency between
+rules, runbooks, the exporter's metric families and the upstream metric list."""
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ov_exporter.checks import CHECKS
+from ov_exporter.render import all_families, exposition_name
+
+from .conftest import ROOT, require_binary
+
+ALERTS = ROOT / "alerts"
+RUNBOOKS = ALERTS / "runbooks"
+UNIT_TESTS = ROOT / "tests" / "alerts"
+PROMETHEUSRULE = ROOT / "deploy" / "prometheusrule.yaml"
+ROUTE = ROOT / "deploy" / "alertmanager-route.yaml"
+SECTIONS = ["Meaning", "Impact", "Diagnosis", "Mitigation"]
+SEVERITIES = {"critical", "warning", "info"}
+FORBIDDEN_LABELS = {"kubernetes_operator_part_of", "operator_health_impact"}  # FACTS.md: HCO health
+
+# Families of the checks that no alert reads, and why. Every other family of every
+# check must be read by some alert (directly or through a recording rule).
+NOT_ALERTED: dict[str, str] = {
+    # cpu_overcommit
+    "ov_node_vm_vcpus": "numerator of ov_cpu_overcommit_ratio, which the alerts read",
+    "ov_node_physical_cpu_cores": "denominator of ov_cpu_overcommit_ratio (recording rules use it as the list of "
+                                  "VM nodes)",
+    "ov_node_cpu_threads_per_core": "configuration: the threads-per-core factor behind the physical core count",
+    "ov_cpu_overcommit_threshold_ratio": "threshold gauge: the alerts compare against it, it is no finding",
+    # memory_overcommit
+    "ov_node_vm_guest_memory_bytes": "numerator of ov_memory_overcommit_ratio, which the alerts read",
+    "ov_node_memory_capacity_bytes": "denominator of ov_memory_overcommit_ratio",
+    "ov_memory_overcommit_percentage": "configuration (memoryOvercommitPercentage); the check raises no finding on it",
+    "ov_memory_overcommit_threshold_ratio": "threshold gauge: the alerts compare against it, it is no finding",
+    # rhel_nodes
+    "ov_rhel_nodes": "count of the nodes ov_rhel_node_info lists one by one; alerting on both would notify twice",
+    # migration_dirty_rate
+    "ov_migration_predicted_duration_seconds": "same VMIs as ov_migration_dirty_rate_risk, which the alerts read; its "
+                                               "limit (completionTimeoutPerGiB x guest GiB, per VMI) is not exported, "
+                                               "so PromQL cannot judge it on its own",
+    "ov_migration_bandwidth_bytes_per_second": "configuration (effective bandwidthPerMigration); the PromQL "
+                                               "dirty-rate fallback divides by it",
+    "ov_migration_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
+    "ov_migration_parallel_outbound_per_node": "configuration (parallelOutboundMigrationsPerNode)",
+}
+
+# absent() yields one label-less series of value 1: nothing to template.
+NO_LABELS = {"OVExporterAbsent"}
+# Alerts about the whole cluster or the exporter as a whole: no object label to name.
+CLUSTER_WIDE = NO_LABELS | {"OVClusterCPUOvercommitted", "OVClusterMemoryOvercommitted",
+                "OVMigrationsInFlightHigh", "OVPostRebalanceCPUSpreadIncreased"}
+
+
+def _load_build():
+    spec = importlib.util.spec_from_file_location("ov_alerts_build", ALERTS / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_build()
+RULE_FILES = build.rule_files()
+TEST_FILES = sorted(UNIT_TESTS.glob("*-test.yaml"))
+
+
+def _rules() -> list[tuple[Path, dict]]:
+    return [(path, rule) for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
+            for rule in group["rules"]]
+
+
+ALERT_RULES = [(path, rule) for path, rule in _rules() if "alert" in rule]
+RECORD_RULES = [(path, rule) for path, rule in _rules() if "record" in rule]
+ALERT_NAMES = sorted({rule["alert"] for _, rule in ALERT_RULES})
+
+
+def _run(args: list[str], cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+# ---------------------------------------------------------------- promtool
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
+def test_promtool_check_rules_accepts_every_rule_file(path: Path):
+    proc = _run([require_binary("promtool"), "check", "rules", str(path)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
+def test_promtool_check_rules_accepts_the_prometheusrule_spec(tmp_path: Path):
+    doc = yaml.safe_load(PROMETHEUSRULE.read_text())
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1" and doc["kind"] == "PrometheusRule"
+    plain = tmp_path / "spec.yaml"
+    plain.write_text(yaml.safe_dump({"groups": doc["spec"]["groups"]}, sort_keys=False))
+    proc = _run([require_binary("promtool"), "check", "rules", str(plain)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    total = sum(len(g["rules"]) for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"])
+    assert f"SUCCESS: {total} rules found" in proc.stdout
+
+
+@pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: p.name)
+def test_promtool_test_rules_passes(path: Path):
+    proc = _run([require_binary("promtool"), "test", "rules", path.name], cwd=UNIT_TESTS)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_rule_file_has_a_unit_test_file():
+    tested = {rf for t in TEST_FILES for rf in yaml.safe_load(t.read_text())["rule_files"]}
+    tested = {(UNIT_TESTS / rf).resolve() for rf in tested}
+    assert not [p.name for p in RULE_FILES if p.resolve() not in tested]
+    for path in RULE_FILES:
+        assert (UNIT_TESTS / f"{path.stem}-test.yaml").is_file(), f"tests/alerts/{path.stem}-test.yaml is missing"
+
+
+def test_every_alert_severity_has_a_firing_case_and_every_alert_a_silent_case():
+    fired: set[tuple[str, str]] = set()
+    silent: set[str] = set()
+    names: list[str] = []
+    for path in TEST_FILES:
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            names.append(case["name"])
+            for check in case.get("alert_rule_test", []):
+                if check.get("exp_alerts"):
+                    fired |= {(check["alertname"], a["exp_labels"]["severity"]) for a in check["exp_alerts"]}
+                else:
+                    silent.add(check["alertname"])
+    wanted = {(rule["alert"], rule["labels"]["severity"]) for _, rule in ALERT_RULES}
+    assert not sorted(wanted - fired), "alert severities never seen firing in tests/alerts"
+    assert not sorted(set(ALERT_NAMES) - silent), "alerts never asserted silent in tests/alerts"
+    # Test names are sentences that say what happens, naming the alert or rule.
+    assert all(len(n.split()) >= 6 for n in names), [n for n in names if len(n.split()) < 6]
+    assert len(names) == len(set(names)), "duplicate test names"
+
+
+# ---------------------------------------------------------------- build.py
+
+
+def test_build_check_passes_on_the_committed_prometheusrule():
+    proc = _run([sys.executable, str(ALERTS / "build.py"), "--check"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_build_check_fails_on_a_stale_prometheusrule(tmp_path: Path, capsys):
+    stale = tmp_path / "prometheusrule.yaml"
+    stale.write_text(PROMETHEUSRULE.read_text().replace("for: 15m", "for: 1m", 1))
+    assert build.main(["--check", "--output", str(stale)]) == 1
+    assert "stale" in capsys.readouterr().err
+    assert build.main(["--check", "--output", str(tmp_path / "missing.yaml")]) == 1
+
+
+def test_build_rebuilds_runbook_urls_from_the_base_and_sets_the_migration_limit():
+    doc = yaml.safe_load(build.render("https://runbooks.example.com/ov/", 8))
+    alerts = [r for g in doc["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    assert alerts and all(r["annotations"]["runbook_url"] == f"https://runbooks.example.com/ov/{r['alert']}.md"
+                          for r in alerts)
+    limit = [r for g in doc["spec"]["groups"] for r in g["rules"] if r.get("record") == build.LIMIT_RECORD]
+    assert [r["expr"] for r in limit] == ["vector(8)"]
+    # Everything else is the rule files verbatim.
+    default = yaml.safe_load(build.render())
+    assert [g["name"] for g in default["spec"]["groups"]] == [g["name"] for g in doc["spec"]["groups"]]
+    assert yaml.safe_load(PROMETHEUSRULE.read_text()) == default
+
+
+def test_build_refuses_a_rule_file_whose_runbook_url_does_not_follow_the_pattern(tmp_path: Path):
+    bad = yaml.safe_load((ALERTS / "etcd.yaml").read_text())
+    bad["groups"][0]["rules"][0]["annotations"]["runbook_url"] = "https://elsewhere.example/x.md"
+    (tmp_path / "etcd.yaml").write_text(yaml.safe_dump(bad))
+    with pytest.raises(build.BuildError, match="runbook_url must be"):
+        build.render(alerts_dir=tmp_path)
+
+
+# ---------------------------------------------------------------- alert shape
+
+
+def test_alert_names_are_camel_case_with_the_common_prefix():
+    bad = [n for n in ALERT_NAMES if not re.fullmatch(r"OV(?:[A-Z][a-z0-9]*|[A-Z]+(?=[A-Z]|$))+", n)]
+    assert not bad
+
+
+@pytest.mark.parametrize("path,rule", ALERT_RULES, ids=lambda x: x.get("alert") if isinstance(x, dict) else x.name)
+def test_alert_has_severity_for_summary_description_and_runbook_url(path: Path, rule: dict):
+    name = rule["alert"]
+    assert rule["labels"]["severity"] in SEVERITIES
+    assert re.fullmatch(r"[0-9]+[smh]", str(rule.get("for", ""))), f"{name}: `for` avoids flapping"
+    ann = rule["annotations"]
+    assert set(ann) == {"summary", "description", "runbook_url"}
+    assert "{{" not in ann["summary"], f"{name}: summary is static"
+    if name not in NO_LABELS:
+        assert "{{" in ann["description"], f"{name}: description is templated"
+    if name not in CLUSTER_WIDE:
+        assert "$labels." in ann["description"], f"{name}: description names the object from its labels"
+    assert ann["runbook_url"] == f"{build.DEFAULT_RUNBOOK_BASE}/{name}.md"
+
+
+def test_no_alert_counts_towards_the_openshift_virtualization_health_status():
+    for path, rule in ALERT_RULES:
+        assert not FORBIDDEN_LABELS & set(rule.get("labels", {})), f"{path.name}: {rule['alert']}"
+    for path in [*RULE_FILES, PROMETHEUSRULE]:
+        text = path.read_text()
+        assert not re.search(r"^\s*(kubernetes_operator_part_of|operator_health_impact)\s*:", text, re.M), path
+
+
+def test_alerts_sharing_a_name_differ_in_severity_and_keep_one_summary():
+    by_name: dict[str, list[dict]] = {}
+    for _, rule in ALERT_RULES:
+        by_name.setdefault(rule["alert"], []).append(rule)
+    for name, rules in by_name.items():
+        severities = [r["labels"]["severity"] for r in rules]
+        assert len(severities) == len(set(severities)), name
+        assert len({r["annotations"]["summary"] for r in rules}) == 1, name
+
+
+# ---------------------------------------------------------------- runbooks
+
+
+@pytest.mark.parametrize("name", ALERT_NAMES)
+def test_every_alert_has_a_runbook_with_the_four_sections(name: str):
+    path = RUNBOOKS / f"{name}.md"
+    assert path.is_file(), f"alerts/runbooks/{name}.md is missing"
+    text = path.read_text()
+    assert text.startswith(f"# {name}\n"), "the H1 is the alert name"
+    sections = re.findall(r"^## (.+)$", text, re.M)
+    assert sections == SECTIONS
+    bodies = re.split(r"^## .+$", text, flags=re.M)[1:]
+    assert all(body.strip() for body in bodies), "no empty section"
+    diagnosis, mitigation = bodies[2], bodies[3]
+    assert re.search(r"^\s*\$ (oc|virtctl|curl) ", diagnosis, re.M), "Diagnosis has commands to paste"
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        first = [ln.strip() for ln in block.splitlines() if ln.strip()][0]
+        assert first.startswith(("$ ", "sh-")), f"commands start with `$ `: {first}"
+    severities = {r["labels"]["severity"] for _, r in ALERT_RULES if r["alert"] == name}
+    meaning = bodies[0]
+    assert re.search(r"\b\d+\s+(minutes?|hours?)\b|\bone\s+hour\b", meaning), "Meaning states the `for` duration"
+    if len(severities) > 1:
+        assert all(s in meaning for s in severities), "Meaning explains every severity"
+
+
+def test_runbooks_belong_to_alerts_and_their_links_resolve():
+    assert sorted(p.stem for p in RUNBOOKS.glob("*.md")) == ALERT_NAMES
+    for path in RUNBOOKS.glob("*.md"):
+        for target in re.findall(r"\]\(([^)#]+\.md)\)", path.read_text()):
+            if not target.startswith("http"):
+                assert (path.parent / target).resolve().is_file(), f"{path.name}: broken link {target}"
+
+
+# ---------------------------------------------------------------- metric names
+
+
+def _parser():
+    try:
+        import promql_parser
+    except ImportError:
+        pytest.fail("promql-parser is not installed: it belongs to the test extras (pip install promql-parser)")
+    return promql_parser
+
+
+def _metric_names(expr: str) -> set[str]:
+    """Metric names an expression reads, from a real PromQL parse."""
+    pp = _parser()
+    names: set[str] = set()
+
+    def walk(node) -> None:
+        if node is None:
+            return
+        if isinstance(node, pp.VectorSelector):
+            if node.name:
+                names.add(node.name)
+            for m in node.matchers.matchers:
+                if m.name == "__name__":
+                    names.add(m.value)  # regex matchers show up as unknown names on purpose
+        elif isinstance(node, pp.MatrixSelector):
+            walk(node.vector_selector)
+        elif isinstance(node, pp.Call):
+            for arg in node.args:
+                walk(arg)
+        elif isinstance(node, pp.AggregateExpr):
+            walk(node.expr)
+            walk(node.param)
+        elif isinstance(node, pp.BinaryExpr):
+            walk(node.lhs)
+            walk(node.rhs)
+        elif isinstance(node, (pp.ParenExpr, pp.UnaryExpr, pp.SubqueryExpr)):
+            walk(node.expr)
+        elif not isinstance(node, (pp.NumberLiteral, pp.StringLiteral)):
+            raise AssertionError(f"unhandled PromQL node {type(node).__name__} in {expr}")
+
+    walk(pp.parse(expr))
+    return names
+
+
+def _upstream() -> dict[str, dict]:
+    return yaml.safe_load((ALERTS / "upstream-metrics.yaml").read_text())["metrics"]
+
+
+def test_the_metric_walker_sees_every_selector():
+    assert _metric_names('sum by (a) (rate(x_total{b="c"}[5m])) / on() group_left() -y '
+                         'and avg_over_time((z > 1)[1h:5m]) or topk(1, w offset 1h)') == {"x_total", "y", "z", "w"}
+
+
+def test_every_metric_in_an_expression_is_an_exporter_family_a_recording_rule_or_a_listed_upstream_metric():
+    exporter = {exposition_name(f) for _, f in all_families()}
+    recorded = {rule["record"] for _, rule in RECORD_RULES}
+    upstream = _upstream()
+    assert not exporter & set(upstream), "upstream-metrics.yaml lists exporter families"
+    for name, entry in upstream.items():
+        assert entry.get("component") and entry.get("facts"), f"{name}: component and FACTS.md source"
+    known = exporter | recorded | set(upstream)
+    used: set[str] = set()
+    for path, rule in _rules():
+        names = _metric_names(rule["expr"])
+        unknown = names - known
+        assert not unknown, f"{path.name} {rule.get('alert') or rule.get('record')}: unknown metrics {sorted(unknown)}"
+        used |= names
+    assert not sorted(set(upstream) - used), "upstream-metrics.yaml lists metrics no rule reads"
+    # Recording rules keep the `ov_` mark in their metric part so they never clash
+    # with another rule pack.
+    assert all(r.split(":")[1].startswith("ov_") for r in recorded)
+
+
+def _used_by_alerts() -> set[str]:
+    """Metrics the alerts read, following recording rules down to their inputs."""
+    records = {rule["record"]: _metric_names(rule["expr"]) for _, rule in RECORD_RULES}
+    seen: set[str] = set()
+    todo = [n for _, rule in ALERT_RULES for n in _metric_names(rule["expr"])]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(records.get(name, ()))
+    return seen
+
+
+def test_every_finding_producing_exporter_family_is_used_by_an_alert():
+    used = _used_by_alerts()
+    families = {exposition_name(f): spec.id for spec in CHECKS for f in spec.families}
+    assert not sorted(set(NOT_ALERTED) - set(families)), "NOT_ALERTED names families that no check declares"
+    missing = sorted(n for n in families if n not in NOT_ALERTED and n not in used)
+    assert not missing, f"no alert reads {missing}: add an alert or an exclusion with its reason"
+
+
+def test_every_check_is_guarded_against_stale_data():
+    """Each alert on a check's gauges joins check:ov_check_up:fresh for that very check."""
+    owner = {exposition_name(f): spec.id for spec in CHECKS for f in spec.families}
+    for _, rule in ALERT_RULES:
+        checks = {owner[n] for n in _metric_names(rule["expr"]) if n in owner}
+        for check in checks:
+            guard = f'check:ov_check_up:fresh{{check="{check}"}}'
+            fallback = f'ov_check_applicable{{check="{check}"}}'
+            assert guard in rule["expr"] or fallback in rule["expr"], f"{rule['alert']}: no freshness guard"
+            assert guard in rule["expr"], f"{rule['alert']}: reads {check} gauges without {guard}"
+
+
+# ---------------------------------------------------------------- Alertmanager route
+
+
+def test_the_example_alertmanager_configuration_is_valid():
+    proc = _run([require_binary("amtool"), "check-config", str(ROUTE)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("labels,receiver", [
+    (["alertname=OVVMDiskNotLiveMigratable", "severity=critical", "namespace=erp"], "ov-pager"),
+    (["alertname=OVNetworkMTUMismatch", "severity=warning", "namespace=analytics"], "ov-ticket"),
+    (["alertname=OVCPUAllocationRatioAboveMax", "severity=info"], "ov-null"),
+    (["alertname=KubePodCrashLooping", "severity=critical"], "default"),
+])
+def test_the_example_route_pages_critical_tickets_warning_and_drops_info(labels: list[str], receiver: str):
+    proc = _run([require_binary("amtool"), "config", "routes", "test", f"--config.file={ROUTE}", *labels])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == receiver
+
+
+def test_the_example_route_groups_by_alert_name_and_namespace():
+    config = yaml.safe_load(ROUTE.read_text())
+    ov = [r for r in config["route"]["routes"] if r["matchers"] == ['alertname=~"OV.+"']]
+    assert len(ov) == 1 and ov[0]["group_by"] == ["alertname", "namespace"]
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert set(receivers["ov-null"]) == {"name"}, "info goes nowhere"
