@@ -399,14 +399,16 @@ def test_alerts_carry_the_target_labels_severity_and_runbook_url(outcome: Outcom
         kind, ns, obj = alert_object(labels)
         if kind not in ("Cluster", "HyperConverged"):
             assert obj in annotations["description"], annotations["description"]
-    # One example in full: the planted critical RWO VM.
-    sap = [a for a in demo if a["labels"]["alertname"] == "OVVMDiskNotLiveMigratable"
-           and a["labels"].get("vm") == "sap-router-01"]
-    assert len(sap) == 1
-    assert {k: v for k, v in sap[0]["labels"].items() if k != "instance"} == {
+    # One example in full: a planted critical RWO VM.
+    ns, vm = sorted((e[2], e[3]) for e in outcome.expected if e[0] == "rwo_vm_disks" and e[4] == "critical")[0]
+    found = [a for a in demo if a["labels"]["alertname"] == "OVVMDiskNotLiveMigratable"
+             and a["labels"].get("vm") == vm]
+    assert len(found) == 1
+    assert {k: v for k, v in found[0]["labels"].items() if k != "instance"} == {
         "alertname": "OVVMDiskNotLiveMigratable", "severity": "critical", "job": DEMO_JOB,
-        "namespace": "erp", "vm": "sap-router-01", "eviction_strategy": "LiveMigrate"}
-    assert sap[0]["annotations"]["description"].startswith("VM erp/sap-router-01 has 1 disk(s)")
+        "namespace": ns, "vm": vm, "eviction_strategy": "LiveMigrate"}
+    assert found[0]["annotations"]["description"].startswith(f"VM {ns}/{vm} has ")
+    assert "eviction strategy is LiveMigrate" in found[0]["annotations"]["description"]
 
 
 def test_critical_pages_warning_opens_a_ticket_and_info_goes_nowhere(outcome: Outcome):
