@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LISTEN ?= 127.0.0.1:9871
 
-.PHONY: install system-deps demo test bench clean
+.PHONY: install system-deps demo test bench rules clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ demo: install
 
 test: install system-deps
 	$(BIN)/python -m pytest -q
+
+# deploy/prometheusrule.yaml from alerts/*.yaml; RUNBOOK_BASE_URL=... to point runbook links elsewhere.
+rules: install
+	$(BIN)/python alerts/build.py $(if $(RUNBOOK_BASE_URL),--runbook-base-url $(RUNBOOK_BASE_URL))
 
 bench: install
 	$(BIN)/python -m tests.bench

@@ -365,10 +365,9 @@ def outcome(tmp_path_factory) -> Outcome:
 # ---------------------------------------------------------------- assertions
 
 
-def _too_slow_gap(outcome: Outcome, item: tuple[str, str, str, str, str]) -> bool:
+def _too_slow(outcome: Outcome, item: tuple[str, str, str, str, str]) -> bool:
     """A VMI the exporter judges critical because its predicted migration time exceeds
-    its completion timeout, with a risk below 1: the exporter does not export the per-VMI
-    timeout, so the alerts can only say warning (see the report / test below)."""
+    its completion timeout, with a risk below 1."""
     check, kind, ns, name, severity = item
     return (check == "migration_dirty_rate" and severity == "critical"
             and outcome.risk.get((ns, name), 1.0) < 1.0)
@@ -376,9 +375,7 @@ def _too_slow_gap(outcome: Outcome, item: tuple[str, str, str, str, str]) -> boo
 
 def test_planted_anti_patterns_arrive_as_the_expected_alerts(outcome: Outcome):
     got = _demo_outcome(outcome.am_alerts)
-    expected = set()
-    for item in outcome.expected:
-        expected.add(item[:4] + ("warning",) if _too_slow_gap(outcome, item) else item)
+    expected = set(outcome.expected)
     assert sorted(got - expected) == [], "alerts for objects the demo does not plant, or at another severity"
     assert sorted(expected - got) == [], "planted positives without their alert"
 
@@ -448,12 +445,8 @@ def test_a_stopped_exporter_raises_exporter_down_whatever_its_job_is_called(outc
     assert f"(job {CLEAN_JOB})" in alert["annotations"]["description"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "exporter gap: a VMI whose predicted migration time exceeds completionTimeoutPerGiB x guest GiB is "
-    "critical for the check, but the per-VMI timeout is not exported, so the alert can only follow the "
-    "risk ratio (warning below 1). Needs ov_migration_completion_timeout_seconds{namespace,vmi}."))
 def test_a_vmi_predicted_to_exceed_its_completion_timeout_arrives_as_critical(outcome: Outcome):
-    gaps = [item for item in outcome.expected if _too_slow_gap(outcome, item)]
+    gaps = [item for item in outcome.expected if _too_slow(outcome, item)]
     assert gaps, "the demo plants such a VMI"
     got = _demo_outcome(outcome.am_alerts)
     assert all(item in got for item in gaps)

@@ -22,7 +22,7 @@ DEPLOY = ROOT / "deploy"
 PACKAGE = ROOT / "exporter" / "ov_exporter"
 READ_VERBS = {"get", "list", "watch"}
 EXPECTED_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-                  "Deployment", "Service", "ServiceMonitor"}
+                  "Deployment", "Service", "ServiceMonitor", "PrometheusRule"}
 SECTIONS = ["Meaning", "Impact", "Diagnosis", "Mitigation"]
 
 

@@ -17,7 +17,7 @@ README = ROOT / "README.md"
 
 def test_readme_reference_tables_are_generated_from_the_registry():
     text = README.read_text()
-    assert docs.update(text) == text, "run: .venv/bin/python -m ov_exporter.docs README.md"
+    assert docs.update(text, ROOT) == text, "run: .venv/bin/python -m ov_exporter.docs README.md"
 
 
 def test_readme_names_the_two_commands():

@@ -39,11 +39,31 @@ def config_table() -> str:
     return "\n".join(rows)
 
 
-SECTIONS = {"checks": checks_table, "metrics": metrics_table, "config": config_table}
+def alerts_table(root: Path) -> str:
+    """From the rule files in <repo>/alerts (not packaged: the README sits beside them)."""
+    import yaml
+
+    rows = ["| alert | severity | for | summary | group |", "|---|---|---|---|---|"]
+    for path in sorted((root / "alerts").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text()) or {}
+        for group in doc.get("groups", []) if isinstance(doc, dict) else []:
+            for rule in group.get("rules", []):
+                if "alert" in rule:
+                    name = rule["alert"]
+                    rows.append(f"| [`{name}`](alerts/runbooks/{name}.md) | {rule['labels']['severity']} | "
+                                f"{rule.get('for', '0s')} | {rule['annotations']['summary']} | {group['name']} |")
+    return "\n".join(rows)
 
 
-def update(text: str) -> str:
+SECTIONS = {"checks": checks_table, "metrics": metrics_table, "config": config_table, "alerts": alerts_table}
+
+
+def update(text: str, root: Path | None = None) -> str:
     for name, build in SECTIONS.items():
+        if name == "alerts":
+            if root is None:
+                continue
+            build = lambda root=root: alerts_table(root)  # noqa: E731
         pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"README has no <!-- BEGIN {name} --> ... <!-- END {name} --> section")
@@ -57,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("readme", type=Path)
     args = parser.parse_args(argv)
     old = args.readme.read_text()
-    new = update(old)
+    new = update(old, args.readme.resolve().parent)
     if args.check:
         if new != old:
             sys.stderr.write(f"{args.readme}: reference tables are stale; run python -m ov_exporter.docs {args.readme}\n")

@@ -123,15 +123,17 @@ def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter
         if not flt.keep(spec.id, s.obj):
             continue
         (per_object if fam.per_object else bounded).append(s)
-    # Keep the worst offenders when the cap bites: highest value first, then labels for stability.
-    objects = sorted({s.obj or s.labels for s in per_object},
-                     key=lambda o: str(o))
-    if len(objects) > config.series_cap:
-        worst = {}
-        for s in per_object:
-            key = s.obj or s.labels
-            worst[key] = max(worst.get(key, float("-inf")), s.value)
-        kept = set(sorted(objects, key=lambda o: (-worst[o], str(o)))[: config.series_cap])
+    # When the cap bites, keep the worst offenders: objects ranked by their first family in
+    # declaration order (the headline, e.g. risk before duration), highest value first.
+    order = {f.name: i for i, f in enumerate(spec.families)}
+    rank: dict = {}
+    for s in per_object:
+        key = s.obj or s.labels
+        candidate = (order[s.family], -s.value)
+        if key not in rank or candidate < rank[key]:
+            rank[key] = candidate
+    if len(rank) > config.series_cap:
+        kept = set(sorted(rank, key=lambda o: (rank[o], str(o)))[: config.series_cap])
         result.dropped = sum(1 for s in per_object if (s.obj or s.labels) not in kept)
         per_object = [s for s in per_object if (s.obj or s.labels) in kept]
     result.findings, result.samples = findings, bounded + per_object

@@ -352,7 +352,7 @@ def test_series_cap_keeps_the_riskiest_vmis():
         "migration_dirty_rate")
     assert {s.labels for s in result.samples if s.family == RISK} == {(NS, "vm-2"), (NS, "vm-3")}
     assert {s.labels for s in result.samples if s.family == DURATION} == {(NS, "vm-2"), (NS, "vm-3")}
-    assert result.dropped == 4  # two series for each of the two dropped VMIs
+    assert result.dropped == 6  # risk, duration and timeout for each of the two dropped VMIs
     assert len(result.findings) == 4
     assert {s.family for s in result.samples} >= {BANDWIDTH, TIMEOUT, PARALLEL}  # bounded families kept
 

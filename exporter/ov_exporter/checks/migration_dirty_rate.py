@@ -18,6 +18,10 @@ RISK = Family("ov_migration_dirty_rate_risk", "gauge",
 DURATION = Family("ov_migration_predicted_duration_seconds", "gauge",
                   "Predicted live migration time: guest memory / (bandwidth - dirty rate); +Inf when it never "
                   "converges. Same VMIs as ov_migration_dirty_rate_risk.", ("namespace", "vmi"), per_object=True)
+TIMEOUT_VMI = Family("ov_migration_completion_timeout_seconds", "gauge",
+                     "Completion timeout of a VMI's live migration: completionTimeoutPerGiB x guest memory in "
+                     "decimal GB, rounded up (as KubeVirt counts it). Same VMIs as ov_migration_dirty_rate_risk.",
+                     ("namespace", "vmi"), per_object=True)
 BANDWIDTH = Family("ov_migration_bandwidth_bytes_per_second", "gauge",
                    "Cluster default per-migration bandwidth: bandwidthPerMigration capped by link speed / "
                    "parallelOutboundMigrationsPerNode; source of the cap: hco, kubevirt or default (unlimited).",
@@ -122,7 +126,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         obj = ref("VirtualMachineInstance", vmi)
         out.samples.append(Sample(RISK.name, key, risk, obj))
         if memory is not None:  # without guest memory there is nothing to predict
-            out.samples.append(Sample(DURATION.name, key, predicted, obj))
+            out.samples += [Sample(DURATION.name, key, predicted, obj), Sample(TIMEOUT_VMI.name, key, limit, obj)]
         severity = Severity.CRITICAL if risk >= crit or too_slow else Severity.WARNING
         mib = 2.0**20
         message = (f"dirty rate {rate / mib:.0f} MiB/s vs bandwidth {bandwidth / mib:.0f} MiB/s ({source}): "
@@ -140,7 +144,7 @@ SPEC = CheckSpec(
     title="Memory dirty rate too high for live migration to converge",
     severity_rules="warning: risk (dirty rate / bandwidth) at or above 0.5; critical: risk at or above 1, or the "
                    "predicted duration exceeds completionTimeoutPerGiB x guest GiB",
-    families=(RISK, DURATION, BANDWIDTH, TIMEOUT, PARALLEL),
+    families=(RISK, DURATION, TIMEOUT_VMI, BANDWIDTH, TIMEOUT, PARALLEL),
     remediation="Reduce the guest's write load before migrating (pause batch jobs, drain traffic), migrate over a "
                 "dedicated faster network, raise bandwidthPerMigration, enable allowAutoConverge or post-copy for "
                 "this VM through a MigrationPolicy, or cold migrate it.",

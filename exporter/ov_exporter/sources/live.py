@@ -92,21 +92,37 @@ class Credentials:
     ssl: ssl.SSLContext | bool
     configuration: Any  # kubernetes.client.Configuration, whose refresh hook re-reads tokens
     description: str
+    max_age: float = 10.0  # seconds a resolved token is reused before asking the loader again
+
+    def __post_init__(self) -> None:
+        self._cached: dict[str, str] | None = None
+        self._cached_at = 0.0
+        self._lock: asyncio.Lock | None = None
 
     def _token_blocking(self) -> str | None:
         cfg = self.configuration
-        value = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
-        return value
+        return cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
+
+    def invalidate(self) -> None:
+        """After a 401: the next request asks the loader for a fresh token."""
+        self._cached = None
 
     async def headers(self) -> dict[str, str]:
-        """Authorization header; the refresh hook may read a file or run an exec
-        plugin, so it runs in a worker thread."""
-        token = await asyncio.to_thread(self._token_blocking)
-        if not token:
-            return {}
-        if token.lower().startswith("bearer "):
-            token = token[7:]
-        return {"Authorization": f"Bearer {token}"}
+        """Authorization header. The loader's refresh hook may read a projected token
+        file or run an exec plugin (a process), so it runs in a worker thread, one call
+        at a time, and its answer is reused for `max_age` seconds or until a 401."""
+        if self._cached is not None and time.monotonic() - self._cached_at < self.max_age:
+            return self._cached
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._cached is None or time.monotonic() - self._cached_at >= self.max_age:
+                token = await asyncio.to_thread(self._token_blocking)
+                if token and token.lower().startswith("bearer "):
+                    token = token[7:]
+                self._cached = {"Authorization": f"Bearer {token}"} if token else {}
+                self._cached_at = time.monotonic()
+            return self._cached
 
 
 def load_credentials(kubeconfig: str | None = None, context: str | None = None) -> Credentials:
@@ -179,6 +195,8 @@ class ApiClient:
                                      timeout=timeout) as resp:
             body = await resp.read()
             self.requests[(verb, str(resp.status))] += 1
+            if resp.status == 401:
+                self.credentials.invalidate()
             if resp.status != 200:
                 raise _api_error(resp.status, body)
             return body
@@ -190,6 +208,8 @@ class ApiClient:
         resp = await self._session.get(path, params=params, headers=await self.credentials.headers(),
                                        timeout=timeout)
         self.requests[("watch", str(resp.status))] += 1
+        if resp.status == 401:
+            self.credentials.invalidate()
         if resp.status != 200:
             body = await resp.read()
             resp.release()
