@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 # Binaries the tests run for real, and the Debian packages that provide them.
 # Installed only when missing (apt-get update first, as a fresh machine needs).
-SYSTEM_DEPS := promtool:prometheus prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager kubectl:kubernetes-client
+SYSTEM_DEPS := promtool:prometheus prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager kubectl:kubernetes-client openssl:openssl
 
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
