@@ -31,7 +31,7 @@ from aiohttp import web
 
 from ov_exporter.sources.snapshot import demo_path
 
-from .conftest import CLEAN, ROOT, free_port, require_binary
+from .conftest import CLEAN, ROOT, free_port, http_get, require_binary
 
 PROMETHEUSRULE = ROOT / "deploy" / "prometheusrule.yaml"
 ROUTE = ROOT / "deploy" / "alertmanager-route.yaml"
@@ -80,14 +80,7 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
 # ---------------------------------------------------------------- plumbing
 
 
-def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-    except OSError:
-        return 0, b""
+_get = http_get
 
 
 def _post(url: str) -> int:

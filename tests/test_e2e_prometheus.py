@@ -12,17 +12,10 @@ import pytest
 
 from ov_exporter.sources.snapshot import demo_path
 
-from .conftest import Prometheus, free_port
+from .conftest import Prometheus, free_port, http_get
 
 
-def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-    except OSError:
-        return 0, b""
+_get = http_get
 
 
 def _wait(predicate, what: str, timeout: float = 60.0):
