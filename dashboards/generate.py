@@ -1,0 +1,394 @@
+"""Generate the Grafana dashboards of dashboards/ with grafana-foundation-sdk.
+
+    python dashboards/generate.py            # write dashboards/<uid>.json
+    python dashboards/generate.py --check    # exit 1 when a committed JSON is stale
+
+The PromQL lives in QUERIES (one dict, keyed by a short id) apart from the layout
+(the build_* functions): tests/test_dashboards.py parses every query and checks
+every metric name it reads against the exporter's families, the recording rules of
+alerts/recording.yaml and alerts/upstream-metrics.yaml.
+
+Grafana variables in the queries: $cluster (optional: "All" matches series without
+a cluster label), $namespace, $node, $__rate_interval, ${__from:date:seconds} and
+${__to:date:seconds} (the dashboard range, for the before/after table).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import prometheus as pm
+
+HERE = Path(__file__).resolve().parent
+RUNBOOK_BASE = "https://github.com/ov-exporter/ov-exporter/blob/main/exporter/ov_exporter/runbooks"
+TAGS = ["openshift-virtualization", "ov-exporter"]
+
+# Label matchers shared by the queries.
+C = 'cluster=~"$cluster"'
+CN = f'{C}, node=~"$node"'
+CNS = f'{C}, namespace=~"$namespace"'
+
+# ------------------------------------------------------------------------ PromQL
+QUERIES: dict[str, str] = {
+    # ---- overview: status
+    "check_up": f"max by (check) (ov_check_up{{{C}}})",
+    "check_fresh": f"max by (check) (check:ov_check_up:fresh{{{C}}})",
+    "check_applicable": f"max by (check) (ov_check_applicable{{{C}}})",
+    "findings_by_severity": f"sum by (severity) (ov_findings{{{C}}})",
+    "findings_by_check": f"sum by (check, severity) (ov_findings{{{C}}})",
+    "findings_over_time": f"sum by (severity) (ov_findings{{{C}}})",
+    # ---- overview: offenders
+    "rwo_vm_disks": f"max by (namespace, vm, eviction_strategy) (ov_rwo_vm_disks{{{CNS}}})",
+    "rhel_nodes": f"max by (node, os_image, vm_schedulable, runs_vmis) (ov_rhel_node_info{{{CN}}})",
+    "mtu_mismatch": f"max by (namespace, network) (ov_mtu_mismatch{{{CNS}}})",
+    "nad_invalid": f"max by (namespace, network) (ov_nad_config_invalid{{{CNS}}})",
+    "vm_mixed_mtu": f"max by (namespace, vm) (ov_vm_mixed_mtu_networks{{{CNS}}})",
+    "dirty_rate_risk_top": f"topk(20, max by (namespace, vmi) (ov_migration_dirty_rate_risk{{{CNS}}}))",
+    # ---- overview: overcommit
+    "cpu_overcommit_node": f"max by (node) (ov_cpu_overcommit_ratio{{{CN}}})",
+    "cpu_overcommit_cluster": f"max(ov_cluster_cpu_overcommit_ratio{{{C}}})",
+    "cpu_overcommit_max": f'max(ov_cpu_overcommit_threshold_ratio{{{C}, level="max"}})',
+    "memory_overcommit_node": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}})",
+    "memory_overcommit_cluster": f"max(ov_cluster_memory_overcommit_ratio{{{C}}})",
+    "memory_overcommit_warning": f'max(ov_memory_overcommit_threshold_ratio{{{C}, level="warning"}})',
+    # ---- overview: exporter health
+    "exporter_up": f'up{{{C}, job=~".*ov-exporter.*"}}',
+    "exporter_eval_age": f"time() - max(ov_last_evaluation_timestamp_seconds{{{C}}})",
+    "exporter_eval_duration": f"max(ov_evaluation_duration_seconds{{{C}}})",
+    "exporter_check_duration": f"max by (check) (ov_check_duration_seconds{{{C}}})",
+    "exporter_kind_not_synced": f'sum by (kind, state) (ov_source_kind_state{{{C}, state!="synced"}} == 1)',
+    "exporter_series_dropped": f"sum by (check) (increase(ov_series_dropped_total{{{C}}}[$__rate_interval]))",
+    "exporter_api_errors": f'sum by (verb, code) (rate(ov_source_api_requests_total{{{C}, code!~"2.."}}[$__rate_interval]))',
+    # ---- post-rebalance
+    "annot_migration_start": f"(time() - max by (namespace, vmi, vmim) "
+                             f"(kubevirt_vmi_migration_start_time_seconds{{{CNS}}})) < 60",
+    "annot_migration_end": f"(time() - max by (namespace, vmi, vmim) "
+                           f"(kubevirt_vmi_migration_end_time_seconds{{{CNS}}})) < 60",
+    "window_active": f"max(cluster:ov_post_rebalance_window:active{{{C}}}) or vector(0)",
+    "cpu_util_node": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}})",
+    "cpu_util_before": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__from:date:seconds}})",
+    "cpu_util_now": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__to:date:seconds}})",
+    "cpu_util_change": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__to:date:seconds}})"
+                       f" - max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__from:date:seconds}})",
+    # Memory: guest memory placed on a node over its capacity (the exporter's view;
+    # node_exporter memory is not in alerts/upstream-metrics.yaml yet).
+    "mem_alloc_node": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}})",
+    "mem_alloc_before": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__from:date:seconds}})",
+    "mem_alloc_now": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__to:date:seconds}})",
+    "mem_alloc_change": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__to:date:seconds}})"
+                        f" - max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__from:date:seconds}})",
+    "cpu_spread": f"max(cluster:ov_vm_node_cpu_utilisation:spread{{{C}}})",
+    "cpu_spread_avg1h": f"max(cluster:ov_vm_node_cpu_utilisation:spread_avg1h{{{C}}})",
+    "cpu_util_avg": f"max(cluster:ov_vm_node_cpu_utilisation:avg{{{C}}})",
+    # vCPUs placed per node stands in for the VM count per node: kubevirt_vmi_info
+    # carries no node label in alerts/upstream-metrics.yaml.
+    "vcpus_per_node": f"max by (node) (ov_node_vm_vcpus{{{CN}}})",
+    "migrations_in_flight": f"max(cluster:ov_kubevirt_vmi_migrations_in_flight:sum{{{C}}})",
+    "migrations_in_flight_ratio": f"max(cluster:ov_kubevirt_vmi_migrations_in_flight:ratio{{{C}}})",
+    "migrations_succeeded": f"count(max by (namespace, vmim) (kubevirt_vmi_migration_succeeded{{{CNS}}} > 0)) or vector(0)",
+    "migrations_failed": f"count(max by (namespace, vmim) (kubevirt_vmi_migration_failed{{{CNS}}} > 0)) or vector(0)",
+    "migrations_failed_table": f"max by (namespace, vmi, vmim) (kubevirt_vmi_migration_failed{{{CNS}}} > 0)",
+    "vm_migrated_repeatedly": f"count by (namespace, vmi) ("
+                              f"(kubevirt_vmi_migration_end_time_seconds{{{CNS}}} > time() - 172800)"
+                              f" and on(namespace, vmim) (kubevirt_vmi_migration_succeeded{{{CNS}}} > 0)) >= 2",
+    "vmis_pending": f'count(max by (namespace, name) (kubevirt_vmi_info{{{CNS}, phase=~"(?i)pending|scheduling"}})) '
+                    f"or vector(0)",
+    "etcd_wal_fsync_p99": f"max by (instance) (instance:ov_etcd_disk_wal_fsync_duration_seconds:p99_rate5m{{{C}}})",
+    "etcd_backend_commit_p99": f"max by (instance) "
+                               f"(instance:ov_etcd_disk_backend_commit_duration_seconds:p99_rate5m{{{C}}})",
+    # ---- live migration
+    "risk_per_vmi": f"max by (namespace, vmi) (ov_migration_dirty_rate_risk{{{CNS}}})",
+    "risk_promql_per_vmi": f"max by (namespace, name) (namespace_name:ov_migration_dirty_rate_risk:ratio{{{CNS}}})",
+    "dirty_rate_steady": f"max by (namespace, name) "
+                         f"(namespace_name:ov_kubevirt_vmi_dirty_rate_bytes_per_second:avg10m{{{CNS}}})",
+    "bandwidth": f"max(cluster:ov_migration_bandwidth_bytes_per_second:effective{{{C}}})",
+    "migration_dirty_rate": f"max by (namespace, name) "
+                            f"(namespace_name:ov_kubevirt_vmi_migration_dirty_memory_rate_bytes:max{{{CNS}}})",
+    "migration_transfer_rate": f"max by (namespace, name) "
+                               f"(namespace_name:ov_kubevirt_vmi_migration_memory_transfer_rate_bytes:max{{{CNS}}})",
+    "migration_dirty_ratio": f"max by (namespace, name) "
+                             f"(namespace_name:ov_kubevirt_vmi_migration_dirty_rate:ratio{{{CNS}}})",
+    "migration_data_remaining": f"max by (namespace, name) "
+                                f"(namespace_name:ov_kubevirt_vmi_migration_data_remaining_bytes:max{{{CNS}}})",
+    "predicted_duration": f"max by (namespace, vmi) (ov_migration_predicted_duration_seconds{{{CNS}}})",
+    "completion_timeout": f"max by (namespace, vmi) (ov_migration_completion_timeout_seconds{{{CNS}}})",
+    "predicted_over_timeout": f"max by (namespace, vmi) (ov_migration_predicted_duration_seconds{{{CNS}}})"
+                              f" / on(namespace, vmi) "
+                              f"max by (namespace, vmi) (ov_migration_completion_timeout_seconds{{{CNS}}})",
+}
+
+# Variable queries (Grafana's label_values(selector, label)).
+VARIABLE_QUERIES: dict[str, str] = {
+    "cluster": "label_values(ov_build_info, cluster)",
+    "namespace": f"label_values(kubevirt_vmi_info{{{C}}}, namespace)",
+    "node": f"label_values(ov_node_physical_cpu_cores{{{C}}}, node)",
+}
+
+# ------------------------------------------------------------------------ layout helpers
+DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
+
+
+def _target(qid: str, legend: str = "", ref: str = "A", instant: bool = False):
+    t = prometheus.Dataquery().expr(QUERIES[qid]).ref_id(ref).datasource(DS)
+    if legend:
+        t = t.legend_format(legend)
+    if instant:
+        t = t.instant()
+    else:
+        t = t.range()
+    return t
+
+
+def _thresholds(*steps: tuple[float | None, str]):
+    return (db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE)
+            .steps([dm.Threshold(value=v, color=c) for v, c in steps]))
+
+
+def ts(title: str, unit: str, targets: list, w: int = 12, h: int = 8, thresholds=None, description: str = ""):
+    p = timeseries.Panel().title(title).unit(unit).datasource(DS).span(w).height(h)
+    if description:
+        p = p.description(description)
+    for t in targets:
+        p = p.with_target(t)
+    if thresholds is not None:
+        p = p.thresholds(thresholds).thresholds_style(
+            cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED))
+    return p
+
+
+def st(title: str, unit: str, targets: list, w: int = 6, h: int = 4, thresholds=None, description: str = ""):
+    p = stat.Panel().title(title).unit(unit).datasource(DS).span(w).height(h)
+    if description:
+        p = p.description(description)
+    for t in targets:
+        p = p.with_target(t)
+    if thresholds is not None:
+        p = p.thresholds(thresholds)
+    return p
+
+
+def tb(title: str, unit: str, targets: list, w: int = 12, h: int = 8, links=None, description: str = ""):
+    p = table.Panel().title(title).unit(unit).datasource(DS).span(w).height(h)
+    if description:
+        p = p.description(description)
+    for t in targets:
+        p = p.with_target(t)
+    p = p.with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
+    p = p.with_transformation(dm.DataTransformerConfig(
+        id_val="organize", options={"excludeByName": {"Time": True}}))
+    if links:
+        p = p.data_links(links)
+    return p
+
+
+def _prom_table(qid: str, ref: str = "A"):
+    return _target(qid, ref=ref, instant=True).format(pm.PromQueryFormat.TABLE)
+
+
+def _base(uid: str, title: str, time_from: str, node: bool, namespace: bool, extra_tags: list[str]):
+    d = (db.Dashboard(title).uid(uid).tags(TAGS + extra_tags).time(time_from, "now")
+         .refresh("1m").timezone("browser").editable())
+    d = d.with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+    d = d.with_variable(
+        db.QueryVariable("cluster").label("Cluster").datasource(DS).query(VARIABLE_QUERIES["cluster"])
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).include_all(True).all_value(".*")
+        .description("Optional: for Prometheus that adds a cluster label (Thanos, ACM); All matches "
+                     "series without one"))
+    if namespace:
+        d = d.with_variable(
+            db.QueryVariable("namespace").label("Namespace").datasource(DS).query(VARIABLE_QUERIES["namespace"])
+            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).multi(True).include_all(True).all_value(".*"))
+    if node:
+        d = d.with_variable(
+            db.QueryVariable("node").label("Node").datasource(DS).query(VARIABLE_QUERIES["node"])
+            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).multi(True).include_all(True).all_value(".*"))
+    return d
+
+
+OVERCOMMIT_CPU = _thresholds((None, "green"), (1.8, "red"))
+OVERCOMMIT_MEM = _thresholds((None, "green"), (0.9, "red"))
+STATUS = _thresholds((None, "red"), (1, "green"))
+
+
+def _runbook_link():
+    return [db.DashboardLink("Runbook").url(RUNBOOK_BASE + "/${__data.fields.check}.md")
+            .target_blank(True)]
+
+
+# ------------------------------------------------------------------------ dashboards
+def build_overview():
+    d = _base("ov-overview", "OpenShift Virtualization: anti-pattern overview", "now-6h",
+              node=True, namespace=True, extra_tags=["anti-patterns"])
+    d = d.with_row(db.Row("Status"))
+    d = d.with_panel(st("Findings by severity", "short", [_target("findings_by_severity", "{{severity}}", instant=True)],
+                        w=8, thresholds=_thresholds((None, "green"), (1, "orange"))))
+    d = d.with_panel(st("Checks up", "bool", [_target("check_up", "{{check}}", instant=True)], w=8,
+                        thresholds=STATUS, description="1: the check ran (ok or not applicable); 0: it failed"))
+    d = d.with_panel(st("Checks fresh", "bool", [_target("check_fresh", "{{check}}", instant=True)], w=8,
+                        thresholds=STATUS, description="check:ov_check_up:fresh: succeeded within 15 minutes"))
+    d = d.with_panel(tb("Findings per check (runbook links)", "short",
+                        [_prom_table("findings_by_check")], w=12, links=_runbook_link()))
+    d = d.with_panel(ts("Findings over time", "short", [_target("findings_over_time", "{{severity}}")], w=12))
+    d = d.with_row(db.Row("CPU and memory overcommit"))
+    d = d.with_panel(ts("CPU overcommit per node (vCPUs / physical cores)", "none",
+                        [_target("cpu_overcommit_node", "{{node}}"),
+                         _target("cpu_overcommit_cluster", "cluster", ref="B")],
+                        thresholds=OVERCOMMIT_CPU, description="Red line: 1.8, the seed's maximum"))
+    d = d.with_panel(ts("Memory overcommit per node (guest memory / capacity)", "percentunit",
+                        [_target("memory_overcommit_node", "{{node}}"),
+                         _target("memory_overcommit_cluster", "cluster", ref="B")],
+                        thresholds=OVERCOMMIT_MEM, description="Red line: 0.9 of node memory"))
+    d = d.with_panel(st("Configured CPU overcommit maximum", "none", [_target("cpu_overcommit_max", instant=True)],
+                        w=12, thresholds=OVERCOMMIT_CPU))
+    d = d.with_panel(st("Configured memory overcommit warning", "percentunit",
+                        [_target("memory_overcommit_warning", instant=True)], w=12, thresholds=OVERCOMMIT_MEM))
+    d = d.with_row(db.Row("Offenders"))
+    d = d.with_panel(tb("VMs with non-RWX disks", "short", [_prom_table("rwo_vm_disks")]))
+    d = d.with_panel(tb("RHEL nodes", "short", [_prom_table("rhel_nodes")]))
+    d = d.with_panel(tb("Networks with MTU mismatch (nodes)", "short", [_prom_table("mtu_mismatch")], w=8))
+    d = d.with_panel(tb("Invalid NetworkAttachmentDefinitions", "short", [_prom_table("nad_invalid")], w=8))
+    d = d.with_panel(tb("VMs mixing MTUs", "short", [_prom_table("vm_mixed_mtu")], w=8))
+    d = d.with_panel(tb("VMIs at dirty-rate risk (top 20)", "percentunit", [_prom_table("dirty_rate_risk_top")], w=24))
+    d = d.with_row(db.Row("Exporter health"))
+    d = d.with_panel(st("Exporter targets up", "bool", [_target("exporter_up", "{{instance}}", instant=True)],
+                        thresholds=STATUS))
+    d = d.with_panel(st("Since last evaluation", "s", [_target("exporter_eval_age", instant=True)],
+                        thresholds=_thresholds((None, "green"), (300, "orange"), (900, "red"))))
+    d = d.with_panel(st("Evaluation duration", "s", [_target("exporter_eval_duration", instant=True)]))
+    d = d.with_panel(st("Checks applicable", "bool", [_target("check_applicable", "{{check}}", instant=True)]))
+    d = d.with_panel(ts("Check duration", "s", [_target("exporter_check_duration", "{{check}}")], w=8))
+    d = d.with_panel(ts("Source kinds not synced", "short", [_target("exporter_kind_not_synced", "{{kind}} {{state}}")],
+                        w=8))
+    d = d.with_panel(ts("Series dropped by the cap / API errors", "short",
+                        [_target("exporter_series_dropped", "dropped {{check}}"),
+                         _target("exporter_api_errors", "{{verb}} {{code}}", ref="B")], w=8))
+    return d
+
+
+def build_post_rebalance():
+    d = _base("ov-post-rebalance", "OpenShift Virtualization: post-rebalance watch", "now-48h",
+              node=True, namespace=True, extra_tags=["rebalance"])
+    d = d.annotation(db.AnnotationQuery().name("Migration starts").datasource(DS).enable(True)
+                     .icon_color("blue").expr(QUERIES["annot_migration_start"]))
+    d = d.annotation(db.AnnotationQuery().name("Migration ends").datasource(DS).enable(True)
+                     .icon_color("green").expr(QUERIES["annot_migration_end"]))
+    d = d.with_row(db.Row("Rebalance result"))
+    d = d.with_panel(st("Post-rebalance window open", "bool", [_target("window_active", instant=True)], w=6,
+                        description="Open for 48 h after the last migration ended"))
+    d = d.with_panel(st("Migrations in flight", "short", [_target("migrations_in_flight", instant=True)], w=6))
+    d = d.with_panel(st("Migrations succeeded", "short", [_target("migrations_succeeded", instant=True)], w=4))
+    d = d.with_panel(st("Migrations failed", "short", [_target("migrations_failed", instant=True)], w=4,
+                        thresholds=_thresholds((None, "green"), (1, "red"))))
+    d = d.with_panel(st("VMIs Pending / Scheduling", "short", [_target("vmis_pending", instant=True)], w=4,
+                        thresholds=_thresholds((None, "green"), (1, "orange"))))
+    d = d.with_panel(tb("Before / after per node (start of range vs end of range)", "percentunit",
+                        [_prom_table("cpu_util_before", "A"), _prom_table("cpu_util_now", "B"),
+                         _prom_table("cpu_util_change", "C"), _prom_table("mem_alloc_before", "D"),
+                         _prom_table("mem_alloc_now", "E"), _prom_table("mem_alloc_change", "F")], w=24, h=10,
+                        description="CPU: node_exporter utilisation; memory: guest memory placed / node memory. "
+                                    "Set the time range to start at the rebalance."))
+    d = d.with_row(db.Row("Balance over time"))
+    d = d.with_panel(ts("CPU utilisation per VM node", "percentunit",
+                        [_target("cpu_util_node", "{{node}}"), _target("cpu_util_avg", "average", ref="B")],
+                        thresholds=_thresholds((None, "green"), (0.8, "red"))))
+    d = d.with_panel(ts("CPU spread (busiest - idlest VM node)", "percentunit",
+                        [_target("cpu_spread", "spread"), _target("cpu_spread_avg1h", "1 h average", ref="B")]))
+    d = d.with_panel(ts("Guest memory placed per node", "percentunit", [_target("mem_alloc_node", "{{node}}")],
+                        thresholds=OVERCOMMIT_MEM))
+    d = d.with_panel(ts("VM vCPUs per node", "short", [_target("vcpus_per_node", "{{node}}")]))
+    d = d.with_row(db.Row("Migrations"))
+    d = d.with_panel(ts("Migrations in flight", "short",
+                        [_target("migrations_in_flight", "in flight")], w=8))
+    d = d.with_panel(ts("Migrations succeeded / failed", "short",
+                        [_target("migrations_succeeded", "succeeded"), _target("migrations_failed", "failed", ref="B")],
+                        w=8))
+    d = d.with_panel(ts("VMIs Pending / Scheduling", "short", [_target("vmis_pending", "pending")], w=8))
+    d = d.with_panel(tb("VMs migrated repeatedly (2+ in 48 h)", "short", [_prom_table("vm_migrated_repeatedly")]))
+    d = d.with_panel(tb("Failed migrations", "short", [_prom_table("migrations_failed_table")]))
+    d = d.with_row(db.Row("etcd"))
+    d = d.with_panel(ts("etcd WAL fsync p99", "s", [_target("etcd_wal_fsync_p99", "{{instance}}")],
+                        thresholds=_thresholds((None, "green"), (0.01, "red")),
+                        description="Red line: 10 ms"))
+    d = d.with_panel(ts("etcd backend commit p99", "s", [_target("etcd_backend_commit_p99", "{{instance}}")],
+                        thresholds=_thresholds((None, "green"), (0.025, "red"))))
+    return d
+
+
+def build_live_migration():
+    d = _base("ov-live-migration", "OpenShift Virtualization: live migration", "now-6h",
+              node=False, namespace=True, extra_tags=["migration"])
+    d = d.with_row(db.Row("Risk"))
+    d = d.with_panel(ts("Dirty-rate risk per VMI (exporter)", "percentunit", [_target("risk_per_vmi",
+                                                                                 "{{namespace}}/{{vmi}}")],
+                        thresholds=_thresholds((None, "green"), (0.5, "orange"), (1, "red"))))
+    d = d.with_panel(ts("Dirty-rate risk per VMI (PromQL)", "percentunit",
+                        [_target("risk_promql_per_vmi", "{{namespace}}/{{name}}")],
+                        thresholds=_thresholds((None, "green"), (0.5, "orange"), (1, "red"))))
+    d = d.with_panel(ts("Steady-state dirty rate against bandwidth", "Bps",
+                        [_target("dirty_rate_steady", "{{namespace}}/{{name}}"),
+                         _target("bandwidth", "bandwidth per migration", ref="B")]))
+    d = d.with_panel(tb("Predicted duration against the completion timeout", "s",
+                        [_prom_table("predicted_duration", "A"), _prom_table("completion_timeout", "B")]))
+    d = d.with_panel(ts("Predicted duration / completion timeout", "percentunit",
+                        [_target("predicted_over_timeout", "{{namespace}}/{{vmi}}")], w=24,
+                        thresholds=_thresholds((None, "green"), (1, "red"))))
+    d = d.with_row(db.Row("Migrations in progress"))
+    d = d.with_panel(ts("Dirty rate against transfer rate (running)", "Bps",
+                        [_target("migration_dirty_rate", "dirty {{namespace}}/{{name}}"),
+                         _target("migration_transfer_rate", "transfer {{namespace}}/{{name}}", ref="B")]))
+    d = d.with_panel(ts("Dirty / transfer ratio (running)", "percentunit",
+                        [_target("migration_dirty_ratio", "{{namespace}}/{{name}}")],
+                        thresholds=_thresholds((None, "green"), (1, "red"))))
+    d = d.with_panel(ts("Data remaining (running)", "bytes",
+                        [_target("migration_data_remaining", "{{namespace}}/{{name}}")]))
+    d = d.with_panel(st("Migrations in flight / limit", "percentunit",
+                        [_target("migrations_in_flight_ratio", instant=True)],
+                        w=12, h=8, thresholds=_thresholds((None, "green"), (0.8, "orange"), (1, "red"))))
+    return d
+
+
+BUILDERS = {"ov-overview": build_overview, "ov-post-rebalance": build_post_rebalance,
+            "ov-live-migration": build_live_migration}
+
+
+def render() -> dict[str, str]:
+    """uid -> JSON text of each dashboard."""
+    out = {}
+    for uid, build in BUILDERS.items():
+        data = json.loads(JSONEncoder(sort_keys=True).encode(build().build()))
+        for number, panel in enumerate(data["panels"], start=1):
+            panel["id"] = number  # unique panel ids (the SDK leaves them 0)
+        text = json.dumps(data, indent=2, sort_keys=True)
+        out[uid] = text + "\n"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 when a committed JSON differs")
+    ap.add_argument("--out", type=Path, default=HERE, help="output directory (default: dashboards/)")
+    args = ap.parse_args(argv)
+    stale = []
+    for uid, text in render().items():
+        path = args.out / f"{uid}.json"
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"stale: {', '.join(stale)}: run python dashboards/generate.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

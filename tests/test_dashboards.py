@@ -1,0 +1,254 @@
+"""The Grafana dashboards (dashboards/): generated JSON up to date, every query parses
+as PromQL and names only metrics the exporter, the recording rules or the listed
+upstream components produce, units on every panel, stable uids, the thresholds the
+seed gives."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ov_exporter.render import all_families, exposition_name
+
+from .conftest import ROOT
+
+DASHBOARDS = ROOT / "dashboards"
+GENERATE = DASHBOARDS / "generate.py"
+UIDS = {"ov-overview", "ov-post-rebalance", "ov-live-migration"}
+
+pytest.importorskip("grafana_foundation_sdk", reason="grafana-foundation-sdk belongs to the test extras")
+pp = pytest.importorskip("promql_parser", reason="promql-parser belongs to the test extras")
+
+
+def _load_generate():
+    spec = importlib.util.spec_from_file_location("ov_dashboards_generate", GENERATE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gen = _load_generate()
+
+
+def _dashboards() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}
+
+
+DASHES = _dashboards()
+
+
+def _panels(dash: dict) -> list[dict]:
+    out = []
+    for panel in dash["panels"]:
+        out.append(panel)
+        out.extend(panel.get("panels") or [])
+    return out
+
+
+def _queries(dash: dict) -> list[tuple[str, str]]:
+    """(where, expr) of every panel target and annotation of a dashboard."""
+    out = [(f"panel {p.get('title')!r}", t["expr"]) for p in _panels(dash) for t in p.get("targets") or []
+           if t.get("expr")]
+    out += [(f"annotation {a['name']!r}", a["expr"]) for a in dash.get("annotations", {}).get("list", [])
+            if a.get("expr")]
+    return out
+
+
+ALL_QUERIES = [(uid, where, expr) for uid, dash in DASHES.items() for where, expr in _queries(dash)]
+
+SUBSTITUTIONS = [
+    ("${__from:date:seconds}", "1767225600"),
+    ("${__to:date:seconds}", "1767398400"),
+    ("$__rate_interval", "2m"),
+    ("$__interval", "1m"),
+    ("$cluster", "prod-east"),
+    ("$namespace", "vms-prod"),
+    ("$node", "worker-0"),
+]
+
+
+def _fill(expr: str) -> str:
+    for var, value in SUBSTITUTIONS:
+        expr = expr.replace(var, value)
+    assert "$" not in re.sub(r'"[^"]*"', '""', expr), f"unsubstituted variable in {expr}"
+    return expr
+
+
+def _metric_names(expr: str) -> set[str]:
+    names: set[str] = set()
+
+    def walk(node) -> None:
+        if node is None:
+            return
+        if isinstance(node, pp.VectorSelector):
+            if node.name:
+                names.add(node.name)
+            for m in node.matchers.matchers:
+                if m.name == "__name__":
+                    names.add(m.value)
+        elif isinstance(node, pp.MatrixSelector):
+            walk(node.vector_selector)
+        elif isinstance(node, pp.Call):
+            for arg in node.args:
+                walk(arg)
+        elif isinstance(node, pp.AggregateExpr):
+            walk(node.expr)
+            walk(node.param)
+        elif isinstance(node, pp.BinaryExpr):
+            walk(node.lhs)
+            walk(node.rhs)
+        elif isinstance(node, (pp.ParenExpr, pp.UnaryExpr, pp.SubqueryExpr)):
+            walk(node.expr)
+
+    walk(pp.parse(_fill(expr)))
+    return names
+
+
+def _known_metrics() -> set[str]:
+    families = {exposition_name(f) for _, f in all_families()}
+    records = {rule["record"] for group in yaml.safe_load((ROOT / "alerts" / "recording.yaml").read_text())["groups"]
+               for rule in group["rules"] if "record" in rule}
+    upstream = set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
+    return families | records | upstream
+
+
+KNOWN = _known_metrics()
+
+
+def test_generate_check_passes_on_the_committed_json():
+    result = subprocess.run([sys.executable, str(GENERATE), "--check"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_generate_check_fails_on_stale_json(tmp_path: Path):
+    assert gen.main(["--out", str(tmp_path)]) == 0
+    assert gen.main(["--check", "--out", str(tmp_path)]) == 0
+    stale = tmp_path / "ov-overview.json"
+    stale.write_text(stale.read_text().replace("now-6h", "now-1h"))
+    assert gen.main(["--check", "--out", str(tmp_path)]) == 1
+    (tmp_path / "ov-live-migration.json").unlink()
+    assert gen.main(["--check", "--out", str(tmp_path)]) == 1
+
+
+def test_the_three_dashboards_exist_with_stable_unique_uids():
+    assert set(DASHES) == UIDS
+    uids = [d["uid"] for d in DASHES.values()]
+    assert len(uids) == len(set(uids))
+    for stem, dash in DASHES.items():
+        assert dash["uid"] == stem
+        assert dash["tags"] and dash["title"]
+
+
+def test_panel_ids_are_unique():
+    for uid, dash in DASHES.items():
+        ids = [p["id"] for p in _panels(dash)]
+        assert len(ids) == len(set(ids)), uid
+
+
+def test_post_rebalance_defaults_to_the_last_48_hours():
+    assert DASHES["ov-post-rebalance"]["time"] == {"from": "now-48h", "to": "now"}
+
+
+def test_every_dashboard_has_datasource_and_optional_cluster_variables():
+    for uid, dash in DASHES.items():
+        variables = {v["name"]: v for v in dash["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource"
+        assert variables["datasource"]["query"] == "prometheus"
+        cluster = variables["cluster"]
+        assert cluster["includeAll"] and cluster["allValue"] == ".*", uid  # matches series without the label
+        assert "namespace" in variables, uid
+    assert "node" in {v["name"] for v in DASHES["ov-overview"]["templating"]["list"]}
+    assert "node" in {v["name"] for v in DASHES["ov-post-rebalance"]["templating"]["list"]}
+
+
+def test_every_panel_and_variable_uses_the_datasource_variable():
+    for uid, dash in DASHES.items():
+        for panel in _panels(dash):
+            if panel["type"] == "row":
+                continue
+            assert panel["datasource"]["uid"] == "${datasource}", (uid, panel["title"])
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == "${datasource}", (uid, panel["title"])
+
+
+def test_every_query_filters_on_the_cluster_variable():
+    for uid, where, expr in ALL_QUERIES:
+        for name_sel in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\}", expr):
+            assert 'cluster=~"$cluster"' in name_sel, (uid, where, name_sel)
+
+
+def test_every_panel_has_a_unit_and_a_query():
+    for uid, dash in DASHES.items():
+        for panel in _panels(dash):
+            if panel["type"] == "row":
+                continue
+            assert panel["fieldConfig"]["defaults"].get("unit"), (uid, panel["title"])
+            assert panel.get("targets"), (uid, panel["title"])
+
+
+@pytest.mark.parametrize(("uid", "where", "expr"), ALL_QUERIES, ids=[f"{u}:{w}" for u, w, _ in ALL_QUERIES])
+def test_query_parses_and_names_only_known_metrics(uid: str, where: str, expr: str):
+    names = _metric_names(expr)
+    assert names, f"{where}: no metric read"
+    unknown = names - KNOWN
+    assert not unknown, f"{where}: {sorted(unknown)} is neither an exporter family, a recording rule of " \
+                        f"alerts/recording.yaml nor listed in alerts/upstream-metrics.yaml"
+
+
+def test_variable_queries_parse_and_name_known_metrics():
+    for uid, dash in DASHES.items():
+        for var in dash["templating"]["list"]:
+            if var["type"] != "query":
+                continue
+            match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"])
+            assert match, (uid, var["name"], var["query"])
+            assert _metric_names(match.group(1)) <= KNOWN, (uid, var["name"])
+
+
+def test_every_query_comes_from_the_queries_dict():
+    used = {expr for _, _, expr in ALL_QUERIES}
+    assert used <= set(gen.QUERIES.values())
+    assert set(gen.QUERIES.values()) <= used, "a query of QUERIES is on no panel"
+
+
+def _panel(uid: str, title_part: str) -> dict:
+    matches = [p for p in _panels(DASHES[uid]) if title_part in p["title"]]
+    assert matches, (uid, title_part)
+    return matches[0]
+
+
+def _steps(panel: dict) -> list:
+    return [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+
+
+def test_overcommit_panels_draw_the_seed_lines():
+    assert 1.8 in _steps(_panel("ov-overview", "CPU overcommit per node"))
+    assert 0.9 in _steps(_panel("ov-overview", "Memory overcommit per node"))
+    for title in ("CPU overcommit per node", "Memory overcommit per node"):
+        style = _panel("ov-overview", title)["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"]
+        assert style != "off"
+
+
+def test_etcd_wal_fsync_p99_draws_the_10ms_line():
+    panel = _panel("ov-post-rebalance", "etcd WAL fsync p99")
+    assert panel["fieldConfig"]["defaults"]["unit"] == "s"
+    assert 0.01 in _steps(panel)
+    assert "etcd_disk_wal_fsync_duration_seconds" in panel["targets"][0]["expr"]
+
+
+def test_post_rebalance_marks_migration_starts_and_ends():
+    exprs = [a["expr"] for a in DASHES["ov-post-rebalance"]["annotations"]["list"]]
+    assert any("kubevirt_vmi_migration_start_time_seconds" in e for e in exprs)
+    assert any("kubevirt_vmi_migration_end_time_seconds" in e for e in exprs)
+
+
+def test_before_after_table_compares_range_start_and_end():
+    panel = _panel("ov-post-rebalance", "Before / after")
+    exprs = " ".join(t["expr"] for t in panel["targets"])
+    assert "@ ${__from:date:seconds}" in exprs and "@ ${__to:date:seconds}" in exprs
