@@ -60,7 +60,8 @@ QUERIES: dict[str, str] = {
     "memory_overcommit_cluster": f"max(ov_cluster_memory_overcommit_ratio{{{C}}})",
     "memory_overcommit_warning": f'max(ov_memory_overcommit_threshold_ratio{{{C}, level="warning"}})',
     # ---- overview: exporter health
-    "exporter_up": f'up{{{C}, job=~".*ov-exporter.*"}}',
+    # up of the targets that exposed ov_build_info in the last hour (any job name).
+    "exporter_up": f"up{{{C}}} and on(job, instance) last_over_time(ov_build_info{{{C}}}[1h])",
     "exporter_eval_age": f"time() - max(ov_last_evaluation_timestamp_seconds{{{C}}})",
     "exporter_eval_duration": f"max(ov_evaluation_duration_seconds{{{C}}})",
     "exporter_check_duration": f"max by (check) (ov_check_duration_seconds{{{C}}})",
