@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LISTEN ?= 127.0.0.1:9871
 
-.PHONY: install system-deps demo test bench rules clean
+.PHONY: install system-deps demo test bench rules dashboards clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ test: install system-deps
 # deploy/prometheusrule.yaml from alerts/*.yaml; RUNBOOK_BASE_URL=... to point runbook links elsewhere.
 rules: install
 	$(BIN)/python alerts/build.py $(if $(RUNBOOK_BASE_URL),--runbook-base-url $(RUNBOOK_BASE_URL))
+
+# dashboards/<uid>.json from dashboards/generate.py.
+dashboards: install
+	$(BIN)/python dashboards/generate.py
 
 bench: install
 	$(BIN)/python -m tests.bench
