@@ -73,3 +73,53 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return err.code, err.read()
     except OSError:
         return 0, b""
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names an expression reads, from a real PromQL parse."""
+    import promql_parser as pp
+
+    names: set[str] = set()
+
+    def walk(node) -> None:
+        if node is None:
+            return
+        if isinstance(node, pp.VectorSelector):
+            if node.name:
+                names.add(node.name)
+            for m in node.matchers.matchers:
+                if m.name == "__name__":
+                    names.add(m.value)  # regex matchers show up as unknown names on purpose
+        elif isinstance(node, pp.MatrixSelector):
+            walk(node.vector_selector)
+        elif isinstance(node, pp.Call):
+            for arg in node.args:
+                walk(arg)
+        elif isinstance(node, pp.AggregateExpr):
+            walk(node.expr)
+            walk(node.param)
+        elif isinstance(node, pp.BinaryExpr):
+            walk(node.lhs)
+            walk(node.rhs)
+        elif isinstance(node, (pp.ParenExpr, pp.UnaryExpr, pp.SubqueryExpr)):
+            walk(node.expr)
+        elif not isinstance(node, (pp.NumberLiteral, pp.StringLiteral)):
+            raise AssertionError(f"unhandled PromQL node {type(node).__name__} in {expr}")
+
+    walk(pp.parse(expr))
+    return names
+
+
+def wait_for(predicate, what: str, timeout: float = 60.0, logs: tuple[Path, ...] | list[Path] = (), describe=None):
+    """Poll predicate until it returns something truthy; fail with the logs' tails."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.25)
+    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in logs if p.exists())
+    state = f"\n{describe()}" if describe else ""
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{state}\n{tails}")

@@ -15,7 +15,7 @@ import yaml
 from ov_exporter.checks import CHECKS
 from ov_exporter.render import all_families, exposition_name
 
-from .conftest import ROOT, require_binary
+from .conftest import ROOT, promql_metric_names, require_binary
 
 ALERTS = ROOT / "alerts"
 RUNBOOKS = ALERTS / "runbooks"
@@ -263,37 +263,8 @@ def _parser():
 
 
 def _metric_names(expr: str) -> set[str]:
-    """Metric names an expression reads, from a real PromQL parse."""
-    pp = _parser()
-    names: set[str] = set()
-
-    def walk(node) -> None:
-        if node is None:
-            return
-        if isinstance(node, pp.VectorSelector):
-            if node.name:
-                names.add(node.name)
-            for m in node.matchers.matchers:
-                if m.name == "__name__":
-                    names.add(m.value)  # regex matchers show up as unknown names on purpose
-        elif isinstance(node, pp.MatrixSelector):
-            walk(node.vector_selector)
-        elif isinstance(node, pp.Call):
-            for arg in node.args:
-                walk(arg)
-        elif isinstance(node, pp.AggregateExpr):
-            walk(node.expr)
-            walk(node.param)
-        elif isinstance(node, pp.BinaryExpr):
-            walk(node.lhs)
-            walk(node.rhs)
-        elif isinstance(node, (pp.ParenExpr, pp.UnaryExpr, pp.SubqueryExpr)):
-            walk(node.expr)
-        elif not isinstance(node, (pp.NumberLiteral, pp.StringLiteral)):
-            raise AssertionError(f"unhandled PromQL node {type(node).__name__} in {expr}")
-
-    walk(pp.parse(expr))
-    return names
+    _parser()  # a missing parser fails with the install hint
+    return promql_metric_names(expr)
 
 
 def _upstream() -> dict[str, dict]:

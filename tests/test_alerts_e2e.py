@@ -31,7 +31,7 @@ from aiohttp import web
 
 from ov_exporter.sources.snapshot import demo_path
 
-from .conftest import CLEAN, ROOT, free_port, http_get, require_binary
+from .conftest import CLEAN, ROOT, free_port, http_get, require_binary, wait_for
 
 PROMETHEUSRULE = ROOT / "deploy" / "prometheusrule.yaml"
 ROUTE = ROOT / "deploy" / "alertmanager-route.yaml"
@@ -93,16 +93,7 @@ def _post(url: str) -> int:
         return 0
 
 
-def _wait(predicate, what: str, timeout: float, logs: list[Path], describe=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.25)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in logs if p.exists())
-    state = f"\n{describe()}" if describe else ""
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{state}\n{tails}")
+_wait = wait_for
 
 
 class Webhook:

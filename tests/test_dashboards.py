@@ -16,7 +16,7 @@ import yaml
 
 from ov_exporter.render import all_families, exposition_name
 
-from .conftest import ROOT
+from .conftest import ROOT, promql_metric_names
 
 DASHBOARDS = ROOT / "dashboards"
 GENERATE = DASHBOARDS / "generate.py"
@@ -81,33 +81,7 @@ def _fill(expr: str) -> str:
 
 
 def _metric_names(expr: str) -> set[str]:
-    names: set[str] = set()
-
-    def walk(node) -> None:
-        if node is None:
-            return
-        if isinstance(node, pp.VectorSelector):
-            if node.name:
-                names.add(node.name)
-            for m in node.matchers.matchers:
-                if m.name == "__name__":
-                    names.add(m.value)
-        elif isinstance(node, pp.MatrixSelector):
-            walk(node.vector_selector)
-        elif isinstance(node, pp.Call):
-            for arg in node.args:
-                walk(arg)
-        elif isinstance(node, pp.AggregateExpr):
-            walk(node.expr)
-            walk(node.param)
-        elif isinstance(node, pp.BinaryExpr):
-            walk(node.lhs)
-            walk(node.rhs)
-        elif isinstance(node, (pp.ParenExpr, pp.UnaryExpr, pp.SubqueryExpr)):
-            walk(node.expr)
-
-    walk(pp.parse(_fill(expr)))
-    return names
+    return promql_metric_names(_fill(expr))
 
 
 def _known_metrics() -> set[str]:

@@ -12,20 +12,13 @@ import pytest
 
 from ov_exporter.sources.snapshot import demo_path
 
-from .conftest import Prometheus, free_port, http_get
+from .conftest import Prometheus, free_port, http_get, wait_for
 
 
 _get = http_get
 
 
-def _wait(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+_wait = wait_for
 
 
 @pytest.fixture
