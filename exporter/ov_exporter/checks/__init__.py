@@ -1,16 +1,23 @@
-"""The check registry: every module here declares SPEC; this gathers them.
+"""The check registry: every public module here declares SPEC; this gathers them.
 
-A duplicate check id or metric family name fails at import, not at scrape time.
+Checks are ordered by anti-pattern number, then id. A duplicate check id or metric
+family name fails at import, not at scrape time.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import replace
 
 from ..model import CheckSpec
-from . import cpu_overcommit, memory_overcommit, migration_dirty_rate, mtu_mismatch, rhel_nodes, rwo_vm_disks
 
 RUNBOOK_DIR = "runbooks"  # package data: ov_exporter/runbooks/<check id>.md, served at /runbooks/<id>.md
-_MODULES = (rwo_vm_disks, cpu_overcommit, memory_overcommit, rhel_nodes, mtu_mismatch, migration_dirty_rate)
+
+
+def _modules() -> list:
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    modules = [importlib.import_module(f"{__name__}.{name}") for name in names]
+    return sorted(modules, key=lambda m: (m.SPEC.anti_pattern, m.SPEC.id))
 
 
 def runbook_url(check_id: str) -> str:
@@ -21,7 +28,7 @@ def _gather() -> tuple[CheckSpec, ...]:
     specs: list[CheckSpec] = []
     ids: set[str] = set()
     families: set[str] = set()
-    for module in _MODULES:
+    for module in _modules():
         spec = module.SPEC
         if spec.id in ids:
             raise RuntimeError(f"duplicate check id {spec.id}")
