@@ -331,3 +331,14 @@ def test_every_alert_belongs_to_an_anti_pattern_or_to_exporter_health():
     for number in ALERT_ONLY:
         assert UPSTREAM_ALERTS.get(number), f"anti-pattern {number} is alert-only but lists no alert"
     assert checks_for(1) and checks_for(1)[0].id == "rwo_vm_disks"
+
+
+def test_the_html_page_leads_with_the_score_and_the_anti_pattern_table():
+    from ov_exporter.report import score_line, to_html
+
+    store = Store()
+    load_directory(store, CLEAN)
+    evaluation = evaluate(store.state(), default_config())
+    page = to_html(evaluation, "clean", 0)
+    assert page.index(score_line(score(evaluation))) < page.index("<h2>Anti-patterns</h2>") < page.index("<h2>Checks</h2>")
+    assert page.count("<tr><td>") >= 19

@@ -174,7 +174,15 @@ def to_html(evaluation: Evaluation | None, source: str, problems: int) -> str:
             f"<td>{e(f.message)}</td><td>{e(specs[f.check].remediation)}</td>"
             f"<td><a href='/{e(specs[f.check].runbook)}'>runbook</a></td></tr>"
             for f in evaluation.findings)
+        summary = "".join(
+            f"<tr><td>{row['anti_pattern']}</td><td>{e(row['title'])}</td>"
+            f"<td class='{e(row['worst'] or '')}'>{e(row['verdict'])}</td><td>{e(', '.join(row['checks']))}</td>"
+            f"<td>{e(', '.join(f'{n} {sev}' for sev, n in row['findings'].items() if n))}</td></tr>"
+            for row in anti_pattern_summary(evaluation))
         body = (
+            f"<p><strong>{e(score_line(score(evaluation)))}</strong></p>"
+            "<h2>Anti-patterns</h2><table><tr><th>#</th><th>anti-pattern</th><th>verdict</th><th>checks</th>"
+            f"<th>findings</th></tr>{summary}</table>"
             "<h2>Checks</h2><table><tr><th>check</th><th>anti-pattern</th><th>title</th><th>status</th>"
             f"<th>findings</th><th>error</th></tr>{checks}</table>"
             f"<h2>Findings ({len(evaluation.findings)})</h2><table><tr><th>severity</th><th>check</th>"
