@@ -19,6 +19,7 @@ from ov_exporter.coverage import ALERT_ONLY, ANTI_PATTERNS, NOT_OBSERVABLE, UPST
 from ov_exporter.docs import alert_families
 from ov_exporter.model import Finding, ObjectRef, Severity, Status
 from ov_exporter.registry import CheckResult, Evaluation, evaluate
+from ov_exporter.render import exposition_name
 from ov_exporter.report import anti_pattern_summary, score, to_junit, to_sarif
 from ov_exporter.sources.files import load_directory
 from ov_exporter.store import Store
@@ -320,7 +321,7 @@ def test_every_anti_pattern_is_checked_or_says_why_not():
 
 def test_every_alert_belongs_to_an_anti_pattern_or_to_exporter_health():
     used = alert_families(ROOT)
-    owners = {f.name: s.id for s in CHECKS for f in s.families}
+    owners = {exposition_name(f): s.id for s in CHECKS for f in s.families}
     upstream = {a for names in UPSTREAM_ALERTS.values() for a in names}
     assert upstream <= set(used), f"UPSTREAM_ALERTS names unknown alerts: {sorted(upstream - set(used))}"
     for alert, families in used.items():
