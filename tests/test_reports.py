@@ -343,3 +343,14 @@ def test_the_html_page_leads_with_the_score_and_the_anti_pattern_table():
     page = to_html(evaluation, "clean", 0)
     assert page.index(score_line(score(evaluation))) < page.index("<h2>Anti-patterns</h2>") < page.index("<h2>Checks</h2>")
     assert page.count("<tr><td>") >= 19
+
+
+def test_score_and_verdicts_are_exported_as_metrics():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = run_check("--demo", "--output", "prom", "--fail-on", "never").stdout
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    demo = json.loads(run_check("--demo", "--output", "json", "--fail-on", "never").stdout)
+    assert families["ov_cluster_score_ratio"].samples[0].value == pytest.approx(demo["score"]["value"], abs=1e-4)
+    verdicts = {s.labels["anti_pattern"]: s.labels["verdict"] for s in families["ov_anti_pattern_verdict"].samples}
+    assert verdicts == {str(r["anti_pattern"]): r["verdict"].replace(" ", "_") for r in demo["anti_patterns"]}
