@@ -371,6 +371,11 @@ class MemoryStatus(R):
     guest_current: Quantity | None = None
 
 
+class PhaseTransition(R):
+    phase: str = ""
+    phase_transition_timestamp: datetime | None = None
+
+
 class VMIStatus(R):
     node_name: str = ""
     phase: str = ""
@@ -380,6 +385,7 @@ class VMIStatus(R):
     migration_state: MigrationState | None = None
     current_cpu_topology: CPUTopology | None = field(default=None, name="currentCPUTopology")
     memory: MemoryStatus | None = None
+    phase_transition_timestamps: list[PhaseTransition] | None = None
 
 
 class VirtualMachineInstance(R):

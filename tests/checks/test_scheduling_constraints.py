@@ -289,3 +289,36 @@ def test_vms_without_a_template_are_skipped():
     del bare["spec"]["template"]
     out = run(bare, with_spec(vm("db", eviction="LiveMigrate"), nodeSelector={HOST: "worker-0"}), *workers())
     assert [f.obj.name for f in out.findings] == ["db"]
+
+
+# ---------------------------------------------------------------- waiting VMIs
+
+
+def waiting_vmi(name="slow", phase="Scheduling", transitions=None):
+    obj = vmi(name, node=None, phase=phase)
+    obj["status"]["conditions"] = []
+    if transitions is not None:
+        obj["status"]["phaseTransitionTimestamps"] = [
+            {"phase": p, "phaseTransitionTimestamp": ts} for p, ts in transitions]
+    return obj
+
+
+def test_a_waiting_vmi_publishes_when_it_entered_its_phase():
+    out = run(waiting_vmi(transitions=[("Pending", "2025-01-20T09:00:00Z"), ("Scheduling", "2025-01-20T09:00:05Z")]),
+              *workers())
+    assert series(out, "ov_vmi_pending_since_timestamp_seconds") == {(NS, "slow", "Scheduling"): 1737363605.0}
+    assert out.findings == [], "the exporter has no clock: the alert judges the wait"
+
+
+def test_the_last_entry_into_the_current_phase_counts():
+    out = run(waiting_vmi(phase="Pending", transitions=[("Pending", "2025-01-20T09:00:00Z"),
+                                                        ("Scheduling", "2025-01-20T09:01:00Z"),
+                                                        ("Pending", "2025-01-20T09:02:00Z")]), *workers())
+    assert series(out, "ov_vmi_pending_since_timestamp_seconds") == {(NS, "slow", "Pending"): 1737363720.0}
+
+
+def test_no_transition_timestamps_and_running_vmis_publish_nothing():
+    running = vmi("up")
+    running["status"]["phaseTransitionTimestamps"] = [{"phase": "Running", "phaseTransitionTimestamp": "2025-01-20T09:00:00Z"}]
+    out = run(waiting_vmi(transitions=None), running, *workers())
+    assert series(out, "ov_vmi_pending_since_timestamp_seconds") == {}

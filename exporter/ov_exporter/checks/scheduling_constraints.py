@@ -34,6 +34,12 @@ UNSCHEDULABLE = Family(
     "Unschedulable.",
     ("namespace", "vmi", "phase"), per_object=True,
 )
+PENDING_SINCE = Family(
+    "ov_vmi_pending_since_timestamp_seconds", "gauge",
+    "When a VMI in phase Pending or Scheduling entered that phase (status.phaseTransitionTimestamps), "
+    "whatever its conditions; the alerts judge how long it waits.",
+    ("namespace", "vmi", "phase"), per_object=True,
+)
 PINNED_COUNT = Family("ov_vms_pinned_to_node", "gauge",
                       "VMs whose node selector, node affinity and tolerations fit exactly one VM-schedulable node.")
 UNSCHEDULABLE_COUNT = Family("ov_vmis_unschedulable", "gauge",
@@ -128,6 +134,13 @@ def _how(spec: Any) -> str:
     return "its nodeSelector" if spec.node_selector else "its required node affinity"
 
 
+def _phase_since(status: Any) -> float | None:
+    """Unix time of the last transition into the current phase, when KubeVirt recorded it."""
+    stamps = [t.phase_transition_timestamp for t in status.phase_transition_timestamps or []
+              if t.phase == status.phase and t.phase_transition_timestamp is not None]
+    return max(stamps).timestamp() if stamps else None
+
+
 def _pod_scheduled(vmi: Any) -> Any | None:
     for cond in (vmi.status.conditions if vmi.status else None) or []:
         if cond.type == "PodScheduled":
@@ -188,8 +201,14 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     unschedulable = 0
     for vmi in state.vmis:
         status = vmi.status
+        if status is None or status.phase not in PENDING_PHASES:
+            continue
+        since = _phase_since(status)
+        if since is not None:
+            out.samples.append(Sample(PENDING_SINCE.name, (vmi.metadata.namespace, vmi.metadata.name, status.phase),
+                                      since, ref("VirtualMachineInstance", vmi)))
         cond = _pod_scheduled(vmi)
-        if status is None or status.phase not in PENDING_PHASES or cond is None:
+        if cond is None:
             continue
         if cond.status != "False" or cond.reason != "Unschedulable":
             continue
@@ -213,7 +232,7 @@ SPEC = CheckSpec(
                    "LiveMigrate fits exactly one node; warning: more constraints than "
                    "thresholds.scheduling-constraints-max (5), no VM-schedulable node fits, or a VM with another "
                    "strategy fits exactly one node; info: required and preferred affinity terms mixed",
-    families=(CONSTRAINTS, ISSUE, UNSCHEDULABLE, PINNED_COUNT, UNSCHEDULABLE_COUNT),
+    families=(CONSTRAINTS, ISSUE, UNSCHEDULABLE, PENDING_SINCE, PINNED_COUNT, UNSCHEDULABLE_COUNT),
     remediation="Keep one primary constraint per VM (a nodeSelector or one affinity rule), add tolerations only "
                 "for tainted nodes, do not mix required and preferred rules, and never pin a VM that must live "
                 "migrate to one host: select a group of nodes by label instead.",
