@@ -225,6 +225,7 @@ class VMISpec(R):
     networks: list[Network] | None = None
     eviction_strategy: str | None = None
     node_selector: Labels | None = None
+    affinity: Affinity | None = None
 
 
 class TemplateMeta(R):
@@ -466,6 +467,52 @@ class ClusterNetwork(R):
     status: ClusterNetworkStatus | None = None
 
 
+# ---------------------------------------------------------------- scheduling (VMI spec.affinity)
+
+
+class NodeSelectorRequirement(R):
+    key: str = ""
+    operator: str = ""
+    values: list[str] | None = None
+
+
+class NodeSelectorTerm(R):
+    match_expressions: list[NodeSelectorRequirement] | None = None
+    match_fields: list[NodeSelectorRequirement] | None = None
+
+
+class NodeSelector(R):
+    node_selector_terms: list[NodeSelectorTerm] | None = None
+
+
+class NodeAffinity(R):
+    required_during_scheduling_ignored_during_execution: NodeSelector | None = None
+
+
+class Affinity(R):
+    node_affinity: NodeAffinity | None = None
+
+
+# ---------------------------------------------------------------- pods (virt-handler only)
+
+
+class PodSpec(R):
+    node_name: str = ""
+
+
+class PodStatus(R):
+    phase: str = ""
+    conditions: list[Condition] | None = None
+
+
+class Pod(R):
+    """Only virt-handler pods are read (KindInfo.label_selector)."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: PodSpec | None = None
+    status: PodStatus | None = None
+
+
 # ---------------------------------------------------------------- the kind table
 
 
@@ -480,6 +527,9 @@ class KindInfo:
     namespaced: bool
     record: type
     optional: bool  # an optional API: absent on some clusters
+    # Only objects with these labels are read (passed as labelSelector to LIST and WATCH);
+    # "" reads them all.
+    label_selector: str = ""
 
     @property
     def key(self) -> str:
@@ -506,6 +556,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("NetworkAttachmentDefinition", "k8s.cni.cncf.io", ("v1",), "network-attachment-definitions", True, NetworkAttachmentDefinition, True),
     KindInfo("NodeNetworkState", "nmstate.io", ("v1beta1", "v1"), "nodenetworkstates", False, NodeNetworkState, True),
     KindInfo("Network", "config.openshift.io", ("v1",), "networks", False, ClusterNetwork, True),
+    KindInfo("Pod", "", ("v1",), "pods", True, Pod, False, label_selector="kubevirt.io=virt-handler"),
 )
 KIND_BY_KEY = {k.key: k for k in KINDS}
 KIND_BY_GROUP_KIND = {(k.group, k.kind): k for k in KINDS}

@@ -79,6 +79,16 @@ def damageable() -> list[dict]:
         b.nns("worker-0", [b.iface("ens3", 1500, controller="br-ex"), b.iface("br-ex", 1500, "ovs-interface"),
                            b.iface("ens4", 9000, controller="br1"), b.iface("br1", 9000, "linux-bridge", ports=["ens4"])]),
         b.cluster_network(1400),
+        b.virt_handler_pod("worker-0"),
+        b.virt_handler_pod("worker-1", ready=False),
+        b.vmim("db-migration", "db"),
+        b.vmi("pinned", node="worker-1", memory="1Gi", eviction="LiveMigrate") | {"spec": {
+            "domain": {"resources": {"requests": {"memory": "1Gi"}}}, "nodeSelector": {"zone": "a"},
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]},
+                                      {"key": "gpu", "operator": "Gt", "values": ["1"]}],
+                 "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["worker-0"]}]}]}}}}},
+        b.vm("pinned", eviction="LiveMigrate"),
     ]
 
 
@@ -109,6 +119,7 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "rhel_nodes": (ObjectRef("Node", "", "good-rhel"), Severity.CRITICAL),
     "mtu_mismatch": (ObjectRef("NetworkAttachmentDefinition", "good", "good-net"), Severity.WARNING),
     "migration_dirty_rate": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.CRITICAL),
+    "migration_readiness": (ObjectRef("VirtualMachine", "good", "good-vm"), Severity.INFO),  # stopped, RWO disk
 }
 
 
