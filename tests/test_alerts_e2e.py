@@ -54,6 +54,7 @@ ALERT_CHECK = {
     "OVNetworkAttachmentDefinitionInvalid": "mtu_mismatch",
     "OVVMMixedMTUNetworks": "mtu_mismatch",
     "OVVMIDirtyRateTooHighForMigration": "migration_dirty_rate",
+    "OVVMMigrationBlocked": "migration_readiness",
 }
 
 
@@ -74,6 +75,8 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
         return "NetworkAttachmentDefinition", ns, labels["network"]
     if name == "OVVMIDirtyRateTooHighForMigration":
         return "VirtualMachineInstance", ns, labels["vmi"]
+    if name == "OVVMMigrationBlocked":
+        return "VirtualMachine", ns, labels["vm"]
     raise AssertionError(f"alert {name} is not mapped to an object")
 
 
