@@ -559,6 +559,24 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Pod", "", ("v1",), "pods", True, Pod, False, label_selector="kubevirt.io=virt-handler"),
 )
 KIND_BY_KEY = {k.key: k for k in KINDS}
+
+
+def selector_matches(selector: str, labels: dict[str, str] | None) -> bool:
+    """An equality-based label selector ("k=v,k2!=v2", as KindInfo.label_selector holds)
+    against an object's labels: the files sources filter the way the API server does."""
+    labels = labels or {}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        key, op, value = term.partition("!=") if "!=" in term else term.replace("==", "=").partition("=")
+        key, value = key.strip(), value.strip()
+        if op == "!=":
+            if labels.get(key) == value:
+                return False
+        elif not op:
+            if key not in labels:
+                return False
+        elif labels.get(key) != value:
+            return False
+    return True
 KIND_BY_GROUP_KIND = {(k.group, k.kind): k for k in KINDS}
 
 
