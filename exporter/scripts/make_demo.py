@@ -1657,7 +1657,7 @@ A fictional OpenShift 4.18 cluster running OpenShift Virtualization, written the
 | `namespaces.yaml` | the VM namespaces, labelled `env` and `workload-class` for the MigrationPolicy selectors |
 | `virtualization.yaml` | HyperConverged `kubevirt-hyperconverged` (v1beta1), its KubeVirt CR, {len(DEMO_POLICIES)} MigrationPolicies |
 | `storage.yaml` | StorageClasses `{VIRT_CLASS}` (RWX block, default virt class), `{RBD_CLASS}`, `{LVMS_CLASS}` (RWO), their StorageProfiles, DataVolumes and PVCs |
-| `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, {sum(1 for v in DEMO_VMS if v.running)} with a running VMI (the others stopped: runStrategy Halted) |
+| `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, {sum(1 for v in DEMO_VMS if v.running)} with a running VMI, {sum(1 for v in DEMO_VMS if not v.running)} stopped (runStrategy Halted, no VMI) |
 | `virt-handler.yaml` | the virt-handler pod of each worker (`openshift-cnv`, label `kubevirt.io=virt-handler`); the one on `rhel-worker-0` is not Ready |
 | `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running |
 | `network.yaml` | Network.config.openshift.io `cluster` (OVNKubernetes, MTU 1400), NetworkAttachmentDefinitions, NodeNetworkStates |
