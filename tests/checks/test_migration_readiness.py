@@ -304,3 +304,30 @@ def test_series_carry_the_object_for_exemptions_and_the_cap():
     result = registry.evaluate(state(*objs), config(), [by_id("migration_readiness")]).results[0]
     assert {f.obj.name for f in result.findings} == {"a"}
     assert {s.labels[1] for s in result.samples if s.family == BLOCKED} == {"a"}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_no_target_node_agrees_with_a_brute_force_search(seed):
+    """The fast path (the free-capacity frontier) gives the same answer as trying every node."""
+    import random
+
+    rnd = random.Random(seed)
+    names = [f"w{i}" for i in range(6)]
+    nodes = {n: (rnd.choice([4, 8, 16]), rnd.choice([16, 32, 64])) for n in names}  # CPUs, GiB
+    objs = [node(n, cpu=str(c), memory=f"{m}Gi") for n, (c, m) in nodes.items()]
+    vmis = []
+    for i in range(15):
+        host = rnd.choice(names)
+        cpu, mem = rnd.choice([1, 2, 4, 6]), rnd.choice([2, 8, 16, 24])
+        vmis.append((f"vm{i}", host, cpu, mem))
+        objs += [vm(f"vm{i}", volumes=[cloud_init()]),
+                 vmi(f"vm{i}", node=host, cores=2, requests_cpu=str(cpu), memory=f"{mem}Gi")]
+    free = {n: [c, m] for n, (c, m) in nodes.items()}
+    for _, host, cpu, mem in vmis:
+        free[host][0] -= cpu
+        free[host][1] -= mem
+    out = run(*objs)
+    blocked = {labels[1] for labels in series(out, BLOCKED) if labels[2] == "no_target_node"}
+    expected = {name for name, host, cpu, mem in vmis
+                if not any(n != host and free[n][0] >= cpu and free[n][1] >= mem for n in names)}
+    assert blocked == expected

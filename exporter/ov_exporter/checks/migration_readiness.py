@@ -151,6 +151,26 @@ def node_matches(spec: Any, node: Any) -> bool:
     return False
 
 
+def _constrained(spec: Any) -> bool:
+    """The VMI restricts its nodes (nodeSelector or required node affinity terms)."""
+    if spec is None:
+        return False
+    affinity = spec.affinity.node_affinity if spec.affinity else None
+    required = affinity.required_during_scheduling_ignored_during_execution if affinity else None
+    return bool(spec.node_selector) or bool(required and required.node_selector_terms)
+
+
+def _frontier(candidates: list) -> list:
+    """The (node, free CPU, free memory) candidates no other one beats on both: a VM fits
+    on some candidate if and only if it fits on one of these (few) points."""
+    front, best_mem = [], float("-inf")
+    for c in sorted(candidates, key=lambda c: (-c[1], -c[2])):
+        if c[2] > best_mem:
+            front.append(c)
+            best_mem = c[2]
+    return front
+
+
 def _node_ready(node: Any) -> bool:
     for cond in (node.status.conditions if node.status else None) or []:
         if cond.type == "Ready":
@@ -249,6 +269,19 @@ def verdicts(state: ClusterState, config: Config) -> dict[tuple[str, str], Verdi
         u = used.get(name, [0.0, 0.0])
         candidates.append((node, cpu - u[0], mem - u[1]))
 
+    front = _frontier(candidates)
+    front_names = {c[0].metadata.name for c in front}
+    fronts_without: dict[str, list] = {}
+
+    def fits_anywhere_but(source: str, cpu_req: float, mem_req: float) -> bool:
+        """For VMs without node constraints: any candidate other than the source with room."""
+        points = front
+        if source in front_names:
+            if source not in fronts_without:
+                fronts_without[source] = _frontier([c for c in candidates if c[0].metadata.name != source])
+            points = fronts_without[source]
+        return any(c[1] >= cpu_req and c[2] >= mem_req for c in points)
+
     result: dict[tuple[str, str], Verdict] = {}
     for vm in state.vms:
         ns, name = vm.metadata.namespace, vm.metadata.name
@@ -278,9 +311,12 @@ def verdicts(state: ClusterState, config: Config) -> dict[tuple[str, str], Verdi
         if verdict.running and verdict.node:
             cpu_req, mem_req = vmi_requests(vmi, ratio)
             vmi_spec = vmi.spec if vmi.spec is not None else spec
-            matching = [c for c in candidates if c[0].metadata.name != verdict.node
-                        and (vmi_spec is None or node_matches(vmi_spec, c[0]))]
-            fitting = [c for c in matching if c[1] >= cpu_req and c[2] >= mem_req]
+            if not _constrained(vmi_spec) and fits_anywhere_but(verdict.node, cpu_req, mem_req):
+                fitting = True
+            else:
+                matching = [c for c in candidates if c[0].metadata.name != verdict.node
+                            and (vmi_spec is None or node_matches(vmi_spec, c[0]))]
+                fitting = any(c[1] >= cpu_req and c[2] >= mem_req for c in matching)
             if not fitting:
                 if not matching:
                     detail = "no other schedulable, Ready node with a Ready virt-handler matches its " \
