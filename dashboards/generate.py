@@ -52,6 +52,8 @@ QUERIES: dict[str, str] = {
     "nad_invalid": f"max by (namespace, network) (ov_nad_config_invalid{{{CNS}}})",
     "vm_mixed_mtu": f"max by (namespace, vm) (ov_vm_mixed_mtu_networks{{{CNS}}})",
     "dirty_rate_risk_top": f"topk(20, max by (namespace, vmi) (ov_migration_dirty_rate_risk{{{CNS}}}))",
+    "migration_blocked": f"max by (namespace, vm, reason, eviction_strategy) (ov_vm_migration_blocked{{{CNS}}})",
+    "migration_blocked_by_reason": f"max by (reason) (ov_vms_migration_blocked_by_reason{{{C}}})",
     # ---- overview: overcommit
     "cpu_overcommit_node": f"max by (node) (ov_cpu_overcommit_ratio{{{CN}}})",
     "cpu_overcommit_cluster": f"max(ov_cluster_cpu_overcommit_ratio{{{C}}})",
@@ -258,6 +260,10 @@ def build_overview():
     d = d.with_panel(tb("Invalid NetworkAttachmentDefinitions", "short", [_prom_table("nad_invalid")], w=8))
     d = d.with_panel(tb("VMs mixing MTUs", "short", [_prom_table("vm_mixed_mtu")], w=8))
     d = d.with_panel(tb("VMIs at dirty-rate risk (top 20)", "percentunit", [_prom_table("dirty_rate_risk_top")], w=24))
+    d = d.with_panel(tb("VMs that cannot live migrate now (one row per reason)", "short",
+                        [_prom_table("migration_blocked")], w=16,
+                        description="ov-exporter check --vm NAMESPACE/NAME prints one VM's reasons and fixes"))
+    d = d.with_panel(tb("Blocked VMs per reason", "short", [_prom_table("migration_blocked_by_reason")], w=8))
     d = d.with_row(db.Row("Exporter health"))
     d = d.with_panel(st("Exporter targets up", "bool", [_target("exporter_up", "{{instance}}", instant=True)],
                         thresholds=STATUS))

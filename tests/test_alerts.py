@@ -58,6 +58,13 @@ NOT_ALERTED: dict[str, str] = {
     "ov_vms_with_resource_limits": "count of the VMs that ov_vm_resource_limit_ratio lists one by one",
     "ov_migration_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
     "ov_migration_parallel_outbound_per_node": "configuration (parallelOutboundMigrationsPerNode)",
+    # migration_readiness
+    "ov_vms_migration_blocked": "count of the VMs ov_vm_migration_blocked lists one by one; alerting on both "
+                                "would notify twice",
+    "ov_vms_migration_blocked_by_reason": "the same VMs per reason, for dashboards",
+    "ov_migration_slots": "in-flight VMIMs and parallelMigrationsPerCluster; OVMigrationsInFlightHigh alerts on "
+                          "KubeVirt's own migration phase gauges, and the check's migration_slots_full reason "
+                          "reaches ov_vm_migration_blocked",
 }
 
 # absent() yields one label-less series of value 1: nothing to template.

@@ -57,6 +57,7 @@ ALERT_CHECK = {
     "OVVMSchedulingConstraints": "scheduling_constraints",
     "OVVMIUnschedulable": "scheduling_constraints",
     "OVVMStrictResourceLimits": "strict_vm_limits",
+    "OVVMMigrationBlocked": "migration_readiness",
 }
 
 
@@ -81,6 +82,8 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
         return "VirtualMachine", ns, labels["vm"]
     if name == "OVVMIUnschedulable":
         return "VirtualMachineInstance", ns, labels["vmi"]
+    if name == "OVVMMigrationBlocked":
+        return "VirtualMachine", ns, labels["vm"]
     raise AssertionError(f"alert {name} is not mapped to an object")
 
 

@@ -175,19 +175,20 @@ def test_sarif_for_a_gitops_tree_validates_and_points_at_the_manifests(gitops: P
     assert run["originalUriBaseIds"]["SRCROOT"]["uri"] == gitops.resolve().as_uri() + "/"
     rule_ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
     assert rule_ids == [s.id for s in CHECKS]
-    by_object = {r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]: r for r in run["results"]}
+    by_object = {(r["ruleId"], r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]): r
+                 for r in run["results"]}
 
-    rwo = by_object["VirtualMachine/erp/sap-router"]
+    rwo = by_object["rwo_vm_disks", "VirtualMachine/erp/sap-router"]
     assert (rwo["ruleId"], rwo["level"]) == ("rwo_vm_disks", "error")
     assert rule_ids[rwo["ruleIndex"]] == "rwo_vm_disks"
     physical = rwo["locations"][0]["physicalLocation"]
     assert physical["artifactLocation"] == {"uri": "apps/erp/vms.yaml", "uriBaseId": "SRCROOT"}
     assert physical["region"]["startLine"] == line_of(gitops / "apps/erp/vms.yaml", r"^apiVersion: kubevirt", 0)
 
-    rhel = by_object["Node/rhel-b"]
+    rhel = by_object["rhel_nodes", "Node/rhel-b"]
     assert rhel["ruleId"] == "rhel_nodes"
     assert rhel["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "cluster/nodes.json"
-    assert "VirtualMachine/erp/web" not in by_object  # RWX: clean
+    assert ("rwo_vm_disks", "VirtualMachine/erp/web") not in by_object  # RWX: clean
     helps = {r["id"]: r["helpUri"] for r in run["tool"]["driver"]["rules"]}
     assert helps["rwo_vm_disks"].endswith("/exporter/ov_exporter/runbooks/rwo_vm_disks.md")
 

@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="exit 1 when a finding at or above this severity exists (default critical)")
     check.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS",
                        help="live cluster: give up when the first LIST of every kind takes longer (default 300)")
+    check.add_argument("--vm", metavar="NAMESPACE/NAME",
+                       help="print the live-migration readiness of one VirtualMachine with every blocking reason "
+                            "and its remediation; exit 0 when it can migrate, 1 when it is blocked")
 
     snap = sub.add_parser("snapshot", parents=[common], help="write what the source sees to a snapshot directory")
     snap.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write")
@@ -165,8 +168,11 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
     from .render import History, SourceStats, render
     from .report import to_json, to_junit, to_sarif, to_table
 
+    vm = _vm_arg(args)
     store = asyncio.run(_load(source, args.sync_timeout))
     _report_unavailable(store)
+    if vm is not None:
+        return _check_vm(args, config, source, store, vm)
     evaluation = evaluate(store.state(), config)
     if args.output == "json":
         doc = to_json(evaluation)
@@ -192,6 +198,50 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         return 0
     worst = evaluation.worst()
     return 1 if worst is not None and worst >= Severity.parse(args.fail_on) else 0
+
+
+def _vm_arg(args: argparse.Namespace) -> tuple[str, str] | None:
+    if getattr(args, "vm", None) is None:
+        return None
+    namespace, sep, name = args.vm.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise OvError(f"--vm: expected NAMESPACE/NAME, got {args.vm!r}")
+    if args.output == "prom":
+        raise OvError("--vm prints a verdict: use --output table or json")
+    return namespace, name
+
+
+def _check_vm(args: argparse.Namespace, config: Config, source: Source, store, vm: tuple[str, str]) -> int:
+    """The readiness verdict of one VM (check migration_readiness): 0 migratable, 1 blocked."""
+    from .checks.migration_readiness import verdicts
+
+    namespace, name = vm
+    status = store.kinds["virtualmachines.kubevirt.io"]
+    if status.forbidden or status.absent:
+        raise OvError(f"cannot read VirtualMachines: {status.forbidden or status.absent}")
+    verdict = verdicts(store.state(), config).get((namespace, name))
+    if verdict is None:
+        raise OvError(f"VirtualMachine {namespace}/{name} not found in {source.describe()}")
+    if args.output == "json":
+        doc = verdict.to_dict()
+        doc["problems"] = [{"where": p.where, "message": p.message} for p in store.problems]
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        where = f" on node {verdict.node}" if verdict.node else ""
+        state = f"BLOCKED ({verdict.severity})" if verdict.blocked else "MIGRATABLE"
+        lines = [f"VirtualMachine {namespace}/{name}{where}: {state}",
+                 f"eviction strategy: {verdict.eviction_strategy} ({verdict.strategy_origin})"]
+        if verdict.blocked:
+            doc = verdict.to_dict()
+            lines.append(f"{len(verdict.reasons)} blocking reason(s):")
+            for item in doc["reasons"]:
+                lines += [f"  {item['reason']}: {item['detail']}", f"    fix: {item['remediation']}"]
+        else:
+            lines.append("no blocking reason: it can live migrate now")
+        sys.stdout.write("\n".join(lines) + "\n")
+        for problem in store.problems:
+            sys.stdout.write(f"skipped {problem}\n")
+    return 1 if verdict.blocked else 0
 
 
 def _report_unavailable(store) -> None:

@@ -547,6 +547,26 @@ class ClusterNetwork(R):
     status: ClusterNetworkStatus | None = None
 
 
+# ---------------------------------------------------------------- pods (virt-handler only)
+
+
+class PodSpec(R):
+    node_name: str = ""
+
+
+class PodStatus(R):
+    phase: str = ""
+    conditions: list[Condition] | None = None
+
+
+class Pod(R):
+    """Only virt-handler pods are read (KindInfo.label_selector)."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: PodSpec | None = None
+    status: PodStatus | None = None
+
+
 # ---------------------------------------------------------------- the kind table
 
 
@@ -561,6 +581,9 @@ class KindInfo:
     namespaced: bool
     record: type
     optional: bool  # an optional API: absent on some clusters
+    # Only objects with these labels are read (passed as labelSelector to LIST and WATCH);
+    # "" reads them all.
+    label_selector: str = ""
 
     @property
     def key(self) -> str:
@@ -587,8 +610,27 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("NetworkAttachmentDefinition", "k8s.cni.cncf.io", ("v1",), "network-attachment-definitions", True, NetworkAttachmentDefinition, True),
     KindInfo("NodeNetworkState", "nmstate.io", ("v1beta1", "v1"), "nodenetworkstates", False, NodeNetworkState, True),
     KindInfo("Network", "config.openshift.io", ("v1",), "networks", False, ClusterNetwork, True),
+    KindInfo("Pod", "", ("v1",), "pods", True, Pod, False, label_selector="kubevirt.io=virt-handler"),
 )
 KIND_BY_KEY = {k.key: k for k in KINDS}
+
+
+def selector_matches(selector: str, labels: dict[str, str] | None) -> bool:
+    """An equality-based label selector ("k=v,k2!=v2", as KindInfo.label_selector holds)
+    against an object's labels: the files sources filter the way the API server does."""
+    labels = labels or {}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        key, op, value = term.partition("!=") if "!=" in term else term.replace("==", "=").partition("=")
+        key, value = key.strip(), value.strip()
+        if op == "!=":
+            if labels.get(key) == value:
+                return False
+        elif not op:
+            if key not in labels:
+                return False
+        elif labels.get(key) != value:
+            return False
+    return True
 KIND_BY_GROUP_KIND = {(k.group, k.kind): k for k in KINDS}
 
 

@@ -129,6 +129,7 @@ class NodeRow:
     smt: bool | None = True  # NFD multithreading label; None: label missing
     ip: str = ""
     cpu_model: str = "Icelake-Server"
+    extra_labels: tuple[tuple[str, str], ...] = ()  # more node labels (e.g. for a VM nodeSelector)
 
 
 def node(row: NodeRow) -> dict:
@@ -153,6 +154,7 @@ def node(row: NodeRow) -> dict:
     else:
         labels["node-role.kubernetes.io/worker"] = ""
     labels["node.openshift.io/os_id"] = row.os
+    labels.update(dict(row.extra_labels))
     annotations = {
         "csi.volume.kubernetes.io/nodeid": json.dumps(
             {"openshift-storage.rbd.csi.ceph.com": row.name, "topolvm.io": row.name}, separators=(",", ":")),
@@ -469,6 +471,8 @@ class VMRow:
     annotations: tuple[tuple[str, str], ...] = ()  # extra VM annotations
     phase: str = "Running"  # Scheduling: the VMI waits, unschedulable, on no node (`node` is "")
     pending_message: str = ""  # the PodScheduled condition's message of such a VMI
+    node_selector: tuple[tuple[str, str], ...] = ()  # spec.template.spec.nodeSelector
+    running: bool = True  # False: runStrategy Halted, no VMI (`node` is where it last ran)
 
     @property
     def vcpus(self) -> int:
@@ -542,6 +546,8 @@ def _vmi_spec(vm_row: VMRow, *, for_vmi: bool) -> dict:
     spec: dict = {"architecture": "amd64", "domain": domain}
     if vm_row.eviction:
         spec["evictionStrategy"] = vm_row.eviction
+    if vm_row.node_selector:
+        spec["nodeSelector"] = dict(vm_row.node_selector)
     spec["networks"] = networks
     spec["terminationGracePeriodSeconds"] = 3600 if os_row.windows else 180
     spec["volumes"] = volumes
@@ -580,6 +586,8 @@ def vm(vm_row: VMRow, cluster: Cluster) -> dict:
              "metadata": {"creationTimestamp": None, "name": f"{name}-{d.volume}"}, "spec": dv_spec(d, vm_row.os)}
             for d in templates]
     spec["runStrategy"] = "Always" if not vm_row.container_disk else "RerunOnFailure"
+    if not vm_row.running:
+        spec["runStrategy"] = "Halted"
     spec["template"] = {
         "metadata": {"annotations": {"vm.kubevirt.io/flavor": vm_row.size, "vm.kubevirt.io/os": os_row.os_label,
                                      "vm.kubevirt.io/workload": "server"},
@@ -616,7 +624,22 @@ def vm(vm_row: VMRow, cluster: Cluster) -> dict:
             "metadata": meta("VirtualMachine", name, ns, labels=labels, annotations=annotations,
                              age_days=vm_row.age_days,
                              extra={"finalizers": ["kubevirt.io/virtualMachineControllerFinalize"], "generation": 2}),
-            "spec": spec, "status": status}
+            "spec": spec, "status": status if vm_row.running else _stopped_status(vm_row, spec)}
+
+
+def _stopped_status(vm_row: VMRow, spec: dict) -> dict:
+    """status of a VM with runStrategy Halted: no VMI."""
+    since = stamp(_started_days(vm_row), "vm-stop", vm_row.namespace, vm_row.name)
+    return {
+        "conditions": [{"lastProbeTime": None, "lastTransitionTime": since, "message": "VMI does not exist",
+                        "reason": "VMINotExists", "status": "False", "type": "Ready"}],
+        "desiredGeneration": 2,
+        "observedGeneration": 2,
+        "printableStatus": "Stopped",
+        "runStrategy": spec["runStrategy"],
+        "volumeSnapshotStatuses": [{"enabled": d.storage_class is None or "ceph" in (d.storage_class or ""),
+                                    "name": d.volume} for d in vm_row.disks],
+    }
 
 
 def _started_days(vm_row: VMRow) -> float:
@@ -1117,6 +1140,44 @@ class Cluster:
     migration_network: str | None = None
     cluster_mtu: int = 1400
     auto_cpu_limit: dict | None = None  # HCO spec.resourceRequirements.autoCPULimitNamespaceLabelSelector
+    handler_not_ready: tuple[str, ...] = ()  # workers whose virt-handler pod is not Ready
+
+
+def virt_handler_pod(node_row: NodeRow, ready: bool) -> dict:
+    """The virt-handler DaemonSet pod of a worker (openshift-cnv, label kubevirt.io=virt-handler)."""
+    name = f"virt-handler-{suffix('virt-handler', node_row.name)}"
+    started = stamp(30, "virt-handler-start", node_row.name)
+    labels = {"app.kubernetes.io/component": "compute", "app.kubernetes.io/managed-by": "virt-operator",
+              "app.kubernetes.io/part-of": "hyperconverged-cluster", "app.kubernetes.io/version": "4.18.3",
+              "controller-revision-hash": suffix("virt-handler-rev", length=10), "kubevirt.io": "virt-handler",
+              "pod-template-generation": "3", "prometheus.kubevirt.io": "true"}
+
+    def condition(type_: str, status: str) -> dict:
+        cond = {"lastProbeTime": None, "lastTransitionTime": started, "status": status, "type": type_}
+        if status == "False":
+            cond.update(message="containers with unready status: [virt-handler]", reason="ContainersNotReady")
+        return cond
+
+    state = {"running": {"startedAt": started}} if ready else \
+        {"waiting": {"message": "back-off 5m0s restarting failed container=virt-handler",
+                     "reason": "CrashLoopBackOff"}}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": meta("Pod", name, "openshift-cnv", labels=labels, age_days=30,
+                             owner=owner_ref("apps/v1", "DaemonSet", "virt-handler", "openshift-cnv")),
+            "spec": {"containers": [{"name": "virt-handler", "image": "registry.redhat.io/container-native-"
+                                     "virtualization/virt-handler-rhel9@sha256:"
+                                     + hashlib.sha256(b"virt-handler").hexdigest(),
+                                     "resources": {"requests": {"cpu": "10m", "memory": "357Mi"}}}],
+                     "nodeName": node_row.name, "priorityClassName": "kubevirt-cluster-critical",
+                     "serviceAccountName": "kubevirt-handler"},
+            "status": {"conditions": [condition("Initialized", "True"), condition("Ready", "True" if ready else "False"),
+                                      condition("ContainersReady", "True" if ready else "False"),
+                                      condition("PodScheduled", "True")],
+                       "containerStatuses": [{"name": "virt-handler", "ready": ready,
+                                              "restartCount": 0 if ready else 41, "started": ready,
+                                              "state": state}],
+                       "hostIP": node_row.ip, "phase": "Running", "qosClass": "Burstable",
+                       "startTime": started}}
 
 
 def _list(items: list[dict]) -> dict:
@@ -1161,7 +1222,9 @@ def render_cluster(c: Cluster) -> dict[str, str]:
         "storage.yaml": _list(storage),
         "network.yaml": _list(network),
         "vms.yaml": _list([vm(r, c) for r in vm_rows]),
-        "vmis.yaml": _list([vmi(r, c) for r in vm_rows]),
+        "vmis.yaml": _list([vmi(r, c) for r in vm_rows if r.running]),
+        "virt-handler.yaml": _list([virt_handler_pod(n, n.name not in c.handler_not_ready)
+                                    for n in c.nodes if n.role == "worker"]),
     }
     if c.migrations:
         files["migrations.yaml"] = _list([vmim(m, c) for m in c.migrations])
@@ -1247,12 +1310,15 @@ def _workers(*names_and_ips: tuple[str, str], **kw) -> list[NodeRow]:
     return [NodeRow(n, "worker", ip=ip, **kw) for n, ip in names_and_ips]
 
 
+HANA_NODE_LABEL = (("sap.example.com/hana-certified", "true"),)
 DEMO_NODES = [
     NodeRow("master-0", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.20"),
     NodeRow("master-1", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.21"),
     NodeRow("master-2", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.22"),
-    *_workers(("worker-0", "192.168.111.30"), ("worker-1", "192.168.111.31"), ("worker-2", "192.168.111.32"),
-              ("worker-3", "192.168.111.33"), ("worker-4", "192.168.111.34")),
+    *_workers(("worker-0", "192.168.111.30"), ("worker-1", "192.168.111.31"), ("worker-2", "192.168.111.32")),
+    # The only node certified for SAP HANA (sap-hana-01 selects it with a nodeSelector).
+    NodeRow("worker-3", "worker", ip="192.168.111.33", extra_labels=HANA_NODE_LABEL),
+    *_workers(("worker-4", "192.168.111.34")),
     # NFD did not label this one (its nfd-worker pod was evicted): threads per core come from the config.
     NodeRow("worker-5", "worker", smt=None, ip="192.168.111.35"),
     # A RHEL 8 compute node left over from before the virtualization roll-out.
@@ -1376,7 +1442,7 @@ GPU_PENDING = ("0/11 nodes are available: 3 node(s) had untolerated taint {node-
                "8 node(s) didn't match Pod's node affinity/selector. preemption: 0/11 nodes are available: "
                "11 Preemption is not helpful for scheduling.")
 
-# The 44 VMs, with the node their VMI runs on. Node loads (physical cores = 32 per worker with SMT):
+# The 44 running VMs, with the node their VMI runs on (plus one stopped VM). Node loads (physical cores = 32 per worker with SMT):
 #   worker-0 30 vCPU / 140 GiB    worker-1 64 vCPU (2.00, critical) / 232 GiB
 #   worker-2 44 vCPU (1.38, warning) / 156 GiB    worker-3 34 vCPU / 480 GiB (0.95 of 503 GiB, warning)
 #   worker-4 36 vCPU / 200 GiB    worker-5 30 vCPU / 92 GiB    rhel-worker-0 4 vCPU / 8 GiB
@@ -1454,7 +1520,7 @@ DEMO_VMS = [
     # erp: HANA and the SAP router on local LVM storage (RWO) although they are meant to live migrate
     VMRow("erp", "sap-hana-01", "worker-3", (2, 6, 1), 256,
           disks=(root(60, storage_class=LVMS_CLASS), Disk("hana-data", 1024, storage_class=LVMS_CLASS)),
-          dirty_mib=160, size="xlarge"),
+          dirty_mib=160, size="xlarge", node_selector=HANA_NODE_LABEL),
     VMRow("erp", "sap-app-01", "worker-0", (1, 8, 1), 64, disks=(root(60),), dirty_mib=48, size="xlarge",
           scheduling={"nodeSelector": {"kubernetes.io/hostname": "worker-0"}}),
     # SAP sizing policy mandates limits: exempted from strict_vm_limits by annotation.
@@ -1470,6 +1536,7 @@ DEMO_VMS = [
     VMRow("batch-jobs", "etl-worker-03", "worker-0", (1, 2, 1), 8, disks=(root(),), dirty_mib=4),
     VMRow("batch-jobs", "report-gen-01", "worker-5", (1, 2, 1), 8, disks=(root(),), dirty_mib=3,
           limits=(("memory", "10Gi"),)),
+    VMRow("batch-jobs", "quarter-close-01", "worker-2", (1, 4, 1), 16, disks=(root(),), running=False),
     # dev-sandbox
     VMRow("dev-sandbox", "dev-rhel9-01", "worker-5", (1, 2, 1), 4, disks=(root(storage_class=LVMS_CLASS),),
           eviction="LiveMigrateIfPossible", networks=nets("legacy-net"), dirty_mib=6, size="small"),
@@ -1541,7 +1608,9 @@ DEMO = Cluster(
     vms=DEMO_VMS, nads=DEMO_NADS, node_interfaces=DEMO_INTERFACES, hco_migrations=DEMO_MIGRATIONS,
     cpu_ratio=10, policies=DEMO_POLICIES, migration_states=DEMO_MIGRATION_STATES,
     migrations=DEMO_MIGRATIONS_OBJECTS, migration_samples=DEMO_MIGRATION_SAMPLES,
-    auto_cpu_limit={"matchExpressions": [{"key": "workload-class", "operator": "In", "values": ["ci"]}]})
+    auto_cpu_limit={"matchExpressions": [{"key": "workload-class", "operator": "In", "values": ["ci"]}]},
+    # The RHEL 8 node's virt-handler crash-loops: its VMs cannot migrate away.
+    handler_not_ready=("rhel-worker-0",))
 
 
 # ================================================================ planted cases
@@ -1577,6 +1646,27 @@ EXPECTATIONS: dict[str, list[Case]] = {
         neg(VM, "prod-db", "oracle-db-01", f"RWO disks on {LVMS_CLASS} but evictionStrategy None (cold migration)"),
         neg(VM, "prod-db", "mssql-01", f"DataVolume spec.pvc with ReadWriteMany on {RBD_CLASS}"),
         neg(VM, "ci-runners", "jenkins-agent-01", "containerDisk and cloud-init only: no PVC"),
+    ],
+    "migration_readiness": [
+        pos(VM, "erp", "sap-hana-01", "critical",
+            f"two reasons at once: rwo_disk (root and hana-data on {LVMS_CLASS}) and no_target_node (its "
+            "nodeSelector sap.example.com/hana-certified=true matches worker-3 only, where it runs); LiveMigrate"),
+        pos(VM, "erp", "sap-router-01", "critical", f"rwo_disk (root on {LVMS_CLASS}); LiveMigrate"),
+        pos(VM, "dev-sandbox", "dev-rhel9-01", "warning", f"rwo_disk (root on {LVMS_CLASS}); LiveMigrateIfPossible"),
+        pos(VM, "prod-db", "oracle-db-01", "info",
+            f"rwo_disk (RWO on {LVMS_CLASS}); evictionStrategy None, so cold migration by design: info only"),
+        pos(VM, "dev-sandbox", "dev-rhel8-legacy-01", "critical",
+            "virt_handler_not_ready: the virt-handler pod on rhel-worker-0 crash-loops"),
+        pos(VM, "dev-sandbox", "dev-centos-stream9-01", "critical",
+            "virt_handler_not_ready: the virt-handler pod on rhel-worker-0 crash-loops"),
+        pos(VM, "batch-jobs", "quarter-close-01", "info", "not_running only: runStrategy Halted, no VMI"),
+        pos(VM, "erp", "sap-app-01", "critical",
+            "no_target_node: pinned to worker-0 by nodeSelector kubernetes.io/hostname (see scheduling_constraints)"),
+        pos(VM, "analytics", "spark-gpu-01", "info", "not_running: its VMI waits in phase Scheduling"),
+        neg(VM, "prod-web", "web-frontend-01", "RWX root disk, room on other workers, virt-handler Ready"),
+        neg(VM, "prod-db", "postgres-primary-01", "RWX disks; 64 GiB fits on several other workers"),
+        neg(VM, "ci-runners", "jenkins-agent-01", "containerDisk only: a block migration, not a blocker"),
+        neg(VM, "analytics", "elastic-data-02", "migrating now (1 of 5 cluster migration slots in use)"),
     ],
     "cpu_overcommit": [
         pos(NODE, "", "worker-1", "critical", "64 vCPUs on 32 physical cores: ratio 2.00 > 1.8"),
@@ -1625,6 +1715,8 @@ EXPECTATIONS: dict[str, list[Case]] = {
             "nodeSelector kubernetes.io/hostname=worker-0 and the HCO default eviction strategy LiveMigrate"),
         pos(VM, "prod-db", "oracle-db-01", "warning",
             "required node affinity on kubernetes.io/hostname In [worker-3]; evictionStrategy None"),
+        pos(VM, "erp", "sap-hana-01", "critical",
+            "nodeSelector sap.example.com/hana-certified=true matches worker-3 only; LiveMigrate (see migration_readiness)"),
         pos(VM, "analytics", "spark-gpu-01", "warning", f"nodeSelector {GPU_PRODUCT}: no node has a GPU"),
         pos(VMI, "analytics", "spark-gpu-01", "critical",
             "VMI in phase Scheduling on no node, PodScheduled False with reason Unschedulable"),
@@ -1700,7 +1792,8 @@ A fictional OpenShift 4.18 cluster running OpenShift Virtualization, written the
 | `namespaces.yaml` | the VM namespaces, labelled `env` and `workload-class` for the MigrationPolicy selectors |
 | `virtualization.yaml` | HyperConverged `kubevirt-hyperconverged` (v1beta1), its KubeVirt CR, {len(DEMO_POLICIES)} MigrationPolicies |
 | `storage.yaml` | StorageClasses `{VIRT_CLASS}` (RWX block, default virt class), `{RBD_CLASS}`, `{LVMS_CLASS}` (RWO), their StorageProfiles, DataVolumes and PVCs |
-| `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, each with a VMI (all running but `analytics/spark-gpu-01`, unschedulable) |
+| `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, {sum(1 for v in DEMO_VMS if v.running)} with a VMI (all running but `analytics/spark-gpu-01`, unschedulable), {sum(1 for v in DEMO_VMS if not v.running)} stopped (runStrategy Halted, no VMI) |
+| `virt-handler.yaml` | the virt-handler pod of each worker (`openshift-cnv`, label `kubevirt.io=virt-handler`); the one on `rhel-worker-0` is not Ready |
 | `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running |
 | `network.yaml` | Network.config.openshift.io `cluster` (OVNKubernetes, MTU 1400), NetworkAttachmentDefinitions, NodeNetworkStates |
 | `dirty-rates.prom` | `kubevirt_vmi_dirty_rate_bytes_per_second` per VMI, and the migration dirty and transfer rates of the running migration |

@@ -80,6 +80,16 @@ def damageable() -> list[dict]:
                            b.iface("ens4", 9000, controller="br1"), b.iface("br1", 9000, "linux-bridge", ports=["ens4"])]),
         b.cluster_network(1400),
         *scheduling_objects(),
+        b.virt_handler_pod("worker-0"),
+        b.virt_handler_pod("worker-1", ready=False),
+        b.vmim("db-migration", "db"),
+        b.vmi("pinned", node="worker-1", memory="1Gi", eviction="LiveMigrate") | {"spec": {
+            "domain": {"resources": {"requests": {"memory": "1Gi"}}}, "nodeSelector": {"zone": "a"},
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]},
+                                      {"key": "gpu", "operator": "Gt", "values": ["1"]}],
+                 "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["worker-0"]}]}]}}}}},
+        b.vm("pinned", eviction="LiveMigrate"),
     ]
 
 
@@ -152,6 +162,7 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "migration_dirty_rate": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.CRITICAL),
     "scheduling_constraints": (ObjectRef("VirtualMachine", "good", "good-pinned"), Severity.CRITICAL),
     "strict_vm_limits": (ObjectRef("VirtualMachine", "good", "good-limited"), Severity.CRITICAL),
+    "migration_readiness": (ObjectRef("VirtualMachine", "good", "good-vm"), Severity.INFO),  # stopped, RWO disk
 }
 
 

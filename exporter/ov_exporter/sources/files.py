@@ -17,7 +17,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from .. import upstream
-from ..records import KINDS, KindInfo, convert, decode_json, kind_for
+from ..records import KINDS, KindInfo, convert, decode_json, kind_for, selector_matches
 from ..store import MetricSample, Samples, Store
 from .promql import parse_query_data
 
@@ -226,6 +226,10 @@ class FileLoader:
             meta.namespace = namespace_from_path(path) or ""
         elif not kind.namespaced:
             meta.namespace = ""
+        if kind.label_selector and not selector_matches(kind.label_selector, meta.labels):
+            # e.g. every Pod of a must-gather: only virt-handler pods are read, as from the API
+            self.store.ignored(f"kind {kind.group + '/' if kind.group else ''}{kind.versions[0]}/{kind.kind}")
+            return
         self.store.apply(kind, "ADDED", record)
         self.store.locate(kind.kind, meta.namespace, meta.name, rel, line)
         self.objects += 1

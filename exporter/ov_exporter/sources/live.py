@@ -259,6 +259,8 @@ class Reflector:
         records, cont, rv = [], "", ""
         while True:
             params = {"limit": str(PAGE_SIZE)}
+            if self.kind.label_selector:
+                params["labelSelector"] = self.kind.label_selector
             if cont:
                 params["continue"] = cont
             try:
@@ -285,6 +287,8 @@ class Reflector:
         """One WATCH stream from rv; returns the last resourceVersion seen when it ends."""
         params = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
                   "timeoutSeconds": str(random.randint(*WATCH_SECONDS))}
+        if self.kind.label_selector:
+            params["labelSelector"] = self.kind.label_selector
         resp = await self.client.watch(self.path, params)
         buffer = bytearray()
         try:
