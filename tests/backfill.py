@@ -272,9 +272,9 @@ def generate(end: int = END) -> Writer:
 BLOCK = 7200  # promtool cuts blocks at 2 h boundaries and reads its input once per block
 
 
-def write_files(out: Path, end: int = END) -> list[Path]:
+def write_files(out: Path, end: int = END, writer: Writer | None = None) -> list[Path]:
     """One OpenMetrics file per 2-hour block (so that promtool reads each file once)."""
-    w = generate(end)
+    w = writer or generate(end)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     first, last = w.times[0] // BLOCK * BLOCK, w.times[-1]
