@@ -253,8 +253,8 @@ def generate(end: int = END) -> Writer:
                     target = _etcd_p99_target(member, t, start) if "wal" in name else 0.004
                     n = ETCD_OPS * STEP
                     for le in counts:
-                        # 98 % of the operations at exactly target/2 (bucket (target/4, target/2]), 2 % in (target/2, target]:
-                        # p99 = 0.75 * target by histogram_quantile's interpolation
+                        # 98 % of the operations in the bucket (target/4, target/2], 2 % in
+                        # (target/2, target]: p99 = 0.75 * target by histogram_quantile's interpolation
                         share = 0.0 if le < target / 2 - 1e-12 else 0.98 if le < target - 1e-12 else 1.0
                         counts[le] += n * share
                     total["n"] += n

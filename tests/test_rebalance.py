@@ -298,7 +298,8 @@ def _dashboard_queries() -> list[tuple[str, str, str, bool]]:
         panels = [p for top in dash["panels"] for p in [top, *(top.get("panels") or [])]]
         items = [(f"panel {p['title']!r}", t["expr"], bool(t.get("instant"))) for p in panels
                  for t in p.get("targets") or [] if t.get("expr")]
-        items += [(f"annotation {a['name']!r}", a["expr"], False) for a in dash.get("annotations", {}).get("list", []) if a.get("expr")]
+        annotations = dash.get("annotations", {}).get("list", [])
+        items += [(f"annotation {a['name']!r}", a["expr"], False) for a in annotations if a.get("expr")]
         for where, expr, instant in items:
             if _leaves(promql_metric_names(_fill(expr))) & UPSTREAM:
                 out.append((uid, where, _fill(expr), instant))
@@ -374,3 +375,55 @@ def test_dashboard_spread_migrations_and_window(prom_url):
     in_flight = query_range(prom_url, _q("migrations_in_flight"), START, START + 3600, 60)
     planted = max(sum(m.start <= x < m.start + m.duration for m in bf.MIGRATIONS) for x in range(0, 3600, 60))
     assert planted > 1 and max(float(v) for _, v in in_flight[0]["values"]) == planted
+
+
+def test_token_file_is_sent_as_bearer_token(prom_url, tmp_path):
+    """A proxy in front of the backfilled Prometheus that wants `Bearer s3cret`, as the
+    OpenShift Thanos querier wants the service account's token."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        if request.headers.get("Authorization") != "Bearer s3cret":
+            return web.Response(status=401, text="Unauthorized")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{prom_url}{request.path}", params=request.query) as resp:
+                return web.Response(status=resp.status, body=await resp.read(), content_type="application/json")
+
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+
+    async def main():
+        app = web.Application()
+        app.router.add_get("/api/v1/query", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        url = f"http://127.0.0.1:{port}"
+        try:
+            async with rb.PrometheusClient(url, token_file=str(token)) as client:
+                report = await rb.build_report(client, END)
+            async with rb.PrometheusClient(url) as client:
+                with pytest.raises(rb.RebalanceError, match=r"HTTP 401: Unauthorized"):
+                    await rb.build_report(client, END)
+        finally:
+            await runner.cleanup()
+        return report
+
+    report = asyncio.run(main())
+    assert [n.node for n in report.nodes] == bf.NODES
+    assert "Bearer s3cret" in seen and "" in seen
+
+
+def test_missing_token_or_ca_file_exits_2_naming_the_file(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    for flag in ("--prometheus-token-file", "--prometheus-ca-file"):
+        missing = tmp_path / f"missing{flag}"
+        result = run("--prometheus-url", url, flag, str(missing))
+        assert result.returncode == 2 and flag in result.stderr and str(missing) in result.stderr, result.stderr
