@@ -38,7 +38,9 @@ CNS = f'{C}, namespace=~"$namespace"'
 
 # ------------------------------------------------------------------------ PromQL
 # The before/after table reads the expressions of `ov-exporter rebalance-report`
-# (ov_exporter.rebalance), at the start and at the end of the dashboard range.
+# (ov_exporter.rebalance), at the start and at the end of the dashboard range with
+# the `@` modifier (on by default since Prometheus 2.33; tests/test_rebalance.py runs
+# them on 2.42).
 from ov_exporter.rebalance import before_after  # noqa: E402
 
 BEFORE_AFTER = {kind: before_after(kind, C, CN, "${__from:date:seconds}", "${__to:date:seconds}")

@@ -24,7 +24,6 @@ import pytest
 import yaml
 
 from ov_exporter import rebalance as rb
-from ov_exporter.render import all_families, exposition_name
 
 from . import backfill as bf
 from .conftest import ROOT, Prometheus, free_port, http_get, promql_metric_names, require_binary, wait_for
@@ -177,15 +176,11 @@ def test_json_output(prom_url):
     result = run("--prometheus-url", prom_url, "--at", "2026-01-03T00:00:00Z", "--output", "json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert doc["start"] == bf_rfc(START) and doc["start_source"] == "detected"
+    assert doc["start"] == rb.rfc3339(START) and doc["start_source"] == "detected"
     _check_nodes(doc["nodes"])
     assert doc["migrations"]["succeeded"] == bf.SUCCEEDED and doc["migrations"]["failed"] == bf.FAILED
     assert doc["spread"]["cpu_change"] == pytest.approx(_spread(bf.CPU_AFTER) - _spread(bf.CPU_BEFORE),
                                                         abs=2 * TOLERANCE)
-
-
-def bf_rfc(ts: float) -> str:
-    return rb.rfc3339(ts)
 
 
 def _parse_rows(lines: list[str]) -> list[dict]:
@@ -229,7 +224,7 @@ def test_since_overrides_the_detected_start(prom_url):
         assert n["cpu_before"] == pytest.approx(bf.CPU_AFTER[n["node"]], abs=TOLERANCE)
         assert n["cpu_change"] == pytest.approx(0, abs=2 * TOLERANCE)
     assert doc["migrations"]["succeeded"] == 0 and doc["migrations"]["failed"] == 0
-    rfc = run("--prometheus-url", prom_url, "--at", str(END), "--since", bf_rfc(START - 3600), "--output", "json")
+    rfc = run("--prometheus-url", prom_url, "--at", str(END), "--since", rb.rfc3339(START - 3600), "--output", "json")
     assert json.loads(rfc.stdout)["start_timestamp"] == START - 3600
     assert json.loads(rfc.stdout)["migrations"]["succeeded"] == bf.SUCCEEDED
 
@@ -263,7 +258,6 @@ DASHBOARDS = ROOT / "dashboards"
 UPSTREAM = set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
 RECORDS = {r["record"]: r["expr"] for g in yaml.safe_load(RECORDING.read_text())["groups"] for r in g["rules"]
            if "record" in r}
-EXPORTER = {exposition_name(f) for _, f in all_families()}
 
 @functools.lru_cache(maxsize=1)
 def _writer() -> bf.Writer:
