@@ -60,7 +60,11 @@ RULE_WINDOWS = [(START - 7200, START + 7200), (END - 7200, END)]
 
 def _start(tmp_path: Path, data: Path) -> Prometheus:
     prom = Prometheus(tmp_path, [], job="none", data_dir=data)
-    wait_for(lambda: http_get(f"{prom.url}/-/ready")[0] == 200, "prometheus /-/ready", logs=[prom.log])
+    try:
+        wait_for(lambda: http_get(f"{prom.url}/-/ready")[0] == 200, "prometheus /-/ready", logs=[prom.log])
+    except BaseException:
+        prom.stop()
+        raise
     return prom
 
 
