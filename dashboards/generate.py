@@ -37,6 +37,15 @@ CN = f'{C}, node=~"$node"'
 CNS = f'{C}, namespace=~"$namespace"'
 
 # ------------------------------------------------------------------------ PromQL
+# The before/after table reads the expressions of `ov-exporter rebalance-report`
+# (ov_exporter.rebalance), at the start and at the end of the dashboard range with
+# the `@` modifier (on by default since Prometheus 2.33; tests/test_rebalance.py runs
+# them on 2.42).
+from ov_exporter.rebalance import before_after  # noqa: E402
+
+BEFORE_AFTER = {kind: before_after(kind, C, CN, "${__from:date:seconds}", "${__to:date:seconds}")
+                for kind in ("cpu", "memory")}
+
 QUERIES: dict[str, str] = {
     # ---- overview: status
     "check_up": f"max by (check) (ov_check_up{{{C}}})",
@@ -77,17 +86,14 @@ QUERIES: dict[str, str] = {
                            f"(kubevirt_vmi_migration_end_time_seconds{{{CNS}}})) < 60",
     "window_active": f"max(cluster:ov_post_rebalance_window:active{{{C}}}) or vector(0)",
     "cpu_util_node": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}})",
-    "cpu_util_before": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__from:date:seconds}})",
-    "cpu_util_now": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__to:date:seconds}})",
-    "cpu_util_change": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__to:date:seconds}})"
-                       f" - max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__from:date:seconds}})",
-    # Memory: guest memory placed on a node over its capacity (the exporter's view;
-    # node_exporter memory is not in alerts/upstream-metrics.yaml yet).
+    "cpu_util_before": BEFORE_AFTER["cpu"]["before"],
+    "cpu_util_now": BEFORE_AFTER["cpu"]["now"],
+    "cpu_util_change": BEFORE_AFTER["cpu"]["change"],
+    # Memory: guest memory placed on a node over its capacity (the exporter's view).
     "mem_alloc_node": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}})",
-    "mem_alloc_before": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__from:date:seconds}})",
-    "mem_alloc_now": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__to:date:seconds}})",
-    "mem_alloc_change": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__to:date:seconds}})"
-                        f" - max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__from:date:seconds}})",
+    "mem_util_before": BEFORE_AFTER["memory"]["before"],
+    "mem_util_now": BEFORE_AFTER["memory"]["now"],
+    "mem_util_change": BEFORE_AFTER["memory"]["change"],
     "cpu_spread": f"max(cluster:ov_vm_node_cpu_utilisation:spread{{{C}}})",
     "cpu_spread_avg1h": f"max(cluster:ov_vm_node_cpu_utilisation:spread_avg1h{{{C}}})",
     "cpu_util_avg": f"max(cluster:ov_vm_node_cpu_utilisation:avg{{{C}}})",
@@ -298,10 +304,12 @@ def build_post_rebalance():
                         thresholds=_thresholds((None, "green"), (1, "orange"))))
     d = d.with_panel(tb("Before / after per node (start of range vs end of range)", "percentunit",
                         [_prom_table("cpu_util_before", "A"), _prom_table("cpu_util_now", "B"),
-                         _prom_table("cpu_util_change", "C"), _prom_table("mem_alloc_before", "D"),
-                         _prom_table("mem_alloc_now", "E"), _prom_table("mem_alloc_change", "F")], w=24, h=10,
-                        description="CPU: node_exporter utilisation; memory: guest memory placed / node memory. "
-                                    "Set the time range to start at the rebalance."))
+                         _prom_table("cpu_util_change", "C"), _prom_table("mem_util_before", "D"),
+                         _prom_table("mem_util_now", "E"), _prom_table("mem_util_change", "F")], w=24, h=10,
+                        description="node_exporter CPU (1 - idle) and memory (1 - MemAvailable / MemTotal) of "
+                                    "the nodes running VMs, each averaged over the hour before the start and "
+                                    "before the end of the range: the expressions of `ov-exporter "
+                                    "rebalance-report`. Set the time range to start at the rebalance."))
     d = d.with_row(db.Row("Balance over time"))
     d = d.with_panel(ts("CPU utilisation per VM node", "percentunit",
                         [_target("cpu_util_node", "{{node}}"), _target("cpu_util_avg", "average", ref="B")],

@@ -72,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
     snap = sub.add_parser("snapshot", parents=[common], help="write what the source sees to a snapshot directory")
     snap.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write")
     snap.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS")
+
+    reb = sub.add_parser("rebalance-report", help="per-node CPU and memory before a rebalance and now, from Prometheus")
+    reb.add_argument("--prometheus-url", required=True, metavar="URL", help="Prometheus or Thanos querier")
+    reb.add_argument("--since", metavar="TIME",
+                     help="rebalance start: RFC3339, Unix time or a duration before --at such as 48h "
+                          "(default: the earliest migration start in the 48 h before --at)")
+    reb.add_argument("--at", metavar="TIME", help="the 'now' of the report (RFC3339, Unix time or a duration ago)")
+    reb.add_argument("--output", choices=("table", "markdown", "json"), default="table")
+    reb.add_argument("--prometheus-token-file", metavar="FILE", help="bearer token file for --prometheus-url")
+    reb.add_argument("--prometheus-ca-file", metavar="FILE", help="CA bundle for --prometheus-url")
+    reb.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per query (default 30)")
+    reb.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return parser
 
 
@@ -261,11 +273,27 @@ def _snapshot(args: argparse.Namespace, source: Source) -> int:
     return 0
 
 
+def _rebalance_report(args: argparse.Namespace) -> int:
+    import time
+
+    from .rebalance import RENDERERS, parse_time, rebalance_report
+
+    now = time.time()
+    at = parse_time(args.at, now, "--at") if args.at else now
+    since = parse_time(args.since, at, "--since") if args.since else None
+    report = rebalance_report(args.prometheus_url, at=at, since=since, token_file=args.prometheus_token_file,
+                              ca_file=args.prometheus_ca_file, timeout=args.timeout)
+    sys.stdout.write(RENDERERS[args.output](report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "rebalance-report":
+            return _rebalance_report(args)
         config = _config(args)
         source = _source(args)
         if args.command == "serve":
