@@ -323,8 +323,15 @@ class VMIMSpec(R):
     vmi_name: str = ""
 
 
+class PhaseTransition(R):
+    phase: str = ""
+    phase_transition_timestamp: datetime | None = None
+
+
 class VMIMStatus(R):
     phase: str = ""
+    migration_state: MigrationState | None = None
+    phase_transition_timestamps: list[PhaseTransition] | None = None
 
 
 class VirtualMachineInstanceMigration(R):

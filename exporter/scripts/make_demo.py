@@ -775,9 +775,11 @@ def vmim(row: MigrationRow, cluster: "Cluster") -> dict:
     stamps = [(p, (start - timedelta(seconds=12 - 2 * i)).strftime(fmt)) for i, p in enumerate(phases)]
     if row.phase in ("Succeeded", "Failed"):
         stamps.append((row.phase, (start + timedelta(minutes=state.minutes or 0)).strftime(fmt)))
+    if row.phase == "Pending":  # queued: waiting for a free migration slot
+        stamps = stamps[:1]
     status: dict = {"phase": row.phase,
                     "phaseTransitionTimestamps": [{"phase": p, "phaseTransitionTimestamp": t} for p, t in stamps]}
-    if row.phase != "Running":
+    if row.phase in ("Succeeded", "Failed"):
         status["migrationState"] = {"completed": True, "endTimestamp": stamps[-1][1], "failed": row.phase == "Failed",
                                     "mode": "PreCopy", "sourceNode": state.source,
                                     "startTimestamp": start.strftime(fmt), "targetNode": state.target}
@@ -1250,6 +1252,15 @@ DEMO_MIGRATION_STATES = {
                                                  bandwidth="1Gi", auto_converge=True),
     "sap-app-02-done": MigrationStateRow("worker-1", "worker-4", 15, 2.4, policy="production-throttled",
                                          bandwidth="512Mi", timeout_per_gib=300, auto_converge=True),
+    # rebalance_watch: web-frontend-06 bounced worker-5 -> worker-3 -> worker-5 inside the 48 h window.
+    "web-frontend-06-rebalance-1": MigrationStateRow("worker-5", "worker-3", 1.6, 0.7, policy="production-throttled",
+                                                     bandwidth="512Mi", timeout_per_gib=300, auto_converge=True),
+    "web-frontend-06-rebalance-2": MigrationStateRow("worker-3", "worker-5", 0.7, 0.6, policy="production-throttled",
+                                                     bandwidth="512Mi", timeout_per_gib=300, auto_converge=True),
+    # migration_capacity: the rest of the rebalance batch, queued (Pending) behind elastic-data-02.
+    "mariadb-01-queued": MigrationStateRow("worker-4", "worker-0", 0.002, None),
+    "haproxy-lb-02-queued": MigrationStateRow("worker-0", "worker-3", 0.002, None),
+    "etl-worker-02-queued": MigrationStateRow("worker-2", "worker-3", 0.002, None),
 }
 DEMO_MIGRATIONS_OBJECTS = [
     MigrationRow("prod-web", f"kubevirt-evacuation-{suffix('evac', 'web-frontend-03')}", "web-frontend-03",
@@ -1259,6 +1270,13 @@ DEMO_MIGRATIONS_OBJECTS = [
     MigrationRow("analytics", "rebalance-elastic-data-02", "elastic-data-02", "Running", "elastic-data-02-running"),
     MigrationRow("erp", f"sap-app-02-migration-{suffix('mig', 'sap-app-02')}", "sap-app-02", "Succeeded",
                  "sap-app-02-done"),
+    MigrationRow("prod-web", "rebalance-web-frontend-06", "web-frontend-06", "Succeeded",
+                 "web-frontend-06-rebalance-1"),
+    MigrationRow("prod-web", "rebalance-web-frontend-06-back", "web-frontend-06", "Succeeded",
+                 "web-frontend-06-rebalance-2"),
+    MigrationRow("prod-db", "rebalance-mariadb-01", "mariadb-01", "Pending", "mariadb-01-queued"),
+    MigrationRow("prod-web", "rebalance-haproxy-lb-02", "haproxy-lb-02", "Pending", "haproxy-lb-02-queued"),
+    MigrationRow("batch-jobs", "rebalance-etl-worker-02", "etl-worker-02", "Pending", "etl-worker-02-queued"),
 ]
 # The running migration, as virt-handler on the source node reports it (bytes and bytes/s).
 DEMO_MIGRATION_SAMPLES = [
