@@ -1544,6 +1544,26 @@ EXPECTATIONS: dict[str, list[Case]] = {
         neg(VMI, "batch-jobs", "etl-worker-02", "5 MiB/s under the same 64Mi/20 s per GiB policy: 17.3 s/GiB"),
         neg(VMI, "analytics", "spark-worker-01", "210 MiB/s dirty vs 512 MiB/s: risk 0.41"),
     ],
+    "migration_capacity": [
+        pos("Cluster", "", "cluster", "warning",
+            "parallelMigrationsPerCluster 5 (HCO) without liveMigrationConfig.network: migrations share the pod "
+            "network; and 4 migrations in flight (1 Running, 3 Pending) = 80 % of 5"),
+        pos(NODE, "", "worker-4", "critical",
+            "2 outbound migrations in flight (elastic-data-02 Running, mariadb-01 Pending) = 100 % of "
+            "parallelOutboundMigrationsPerNode 2"),
+        neg(NODE, "", "worker-0", "1 outbound migration in flight (haproxy-lb-02): 50 %"),
+        neg(NODE, "", "worker-1", "no migration in flight"),
+    ],
+    "rebalance_watch": [
+        pos(VMI, "prod-web", "web-frontend-06", "warning",
+            "migrated twice inside the 48 h window (worker-5 -> worker-3 -> worker-5)"),
+        pos(NODE, "", "worker-3", "info",
+            "memory allocation 97 % of allocatable, 59 points above the 38 % mean, with the watch window open"),
+        neg("VirtualMachineInstanceMigration", "analytics", f"kafka-broker-02-migration-{suffix('mig', 'kafka-broker-02')}",
+            "failed just over 48 h before the newest migration event in the dump: outside the window"),
+        neg(VMI, "analytics", "elastic-data-02", "one migration, still running"),
+        neg(NODE, "", "worker-1", "memory allocation 47 %, 9 points above the mean"),
+    ],
 }
 
 
