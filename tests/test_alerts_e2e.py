@@ -54,6 +54,12 @@ ALERT_CHECK = {
     "OVNetworkAttachmentDefinitionInvalid": "mtu_mismatch",
     "OVVMMixedMTUNetworks": "mtu_mismatch",
     "OVVMIDirtyRateTooHighForMigration": "migration_dirty_rate",
+    "OVMigrationParallelWithoutDedicatedNetwork": "migration_capacity",
+    "OVMigrationsInFlightAtClusterLimit": "migration_capacity",
+    "OVNodeOutboundMigrationsAtLimit": "migration_capacity",
+    "OVRebalanceWatchMigrationFailed": "rebalance_watch",
+    "OVRebalanceWatchVMMigratedRepeatedly": "rebalance_watch",
+    "OVRebalanceWatchNodeAboveMean": "rebalance_watch",
 }
 
 
@@ -73,6 +79,14 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
     if name in ("OVNetworkMTUMismatch", "OVNetworkAttachmentDefinitionInvalid"):
         return "NetworkAttachmentDefinition", ns, labels["network"]
     if name == "OVVMIDirtyRateTooHighForMigration":
+        return "VirtualMachineInstance", ns, labels["vmi"]
+    if name in ("OVMigrationParallelWithoutDedicatedNetwork", "OVMigrationsInFlightAtClusterLimit"):
+        return "Cluster", "", "cluster"
+    if name in ("OVNodeOutboundMigrationsAtLimit", "OVRebalanceWatchNodeAboveMean"):
+        return "Node", "", labels["node"]
+    if name == "OVRebalanceWatchMigrationFailed":
+        return "VirtualMachineInstanceMigration", ns, labels["vmim"]
+    if name == "OVRebalanceWatchVMMigratedRepeatedly":
         return "VirtualMachineInstance", ns, labels["vmi"]
     raise AssertionError(f"alert {name} is not mapped to an object")
 
