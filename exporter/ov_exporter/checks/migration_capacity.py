@@ -139,7 +139,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
 SPEC = CheckSpec(
     id="migration_capacity",
     anti_pattern=15,
-    title="Parallel live migrations without a dedicated migration network, and migration slots in use",
+    title="Parallel live migrations without a dedicated migration network",
     severity_rules="warning: parallelMigrationsPerCluster above 1 with no dedicated migration network; "
                    "warning / critical: migrations in flight at 80 % / 100 % of parallelMigrationsPerCluster "
                    "(Cluster) or of parallelOutboundMigrationsPerNode (per source Node)",

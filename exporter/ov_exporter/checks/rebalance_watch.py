@@ -199,7 +199,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
 SPEC = CheckSpec(
     id="rebalance_watch",
     anti_pattern=19,
-    title="Post-rebalance watch: failures, repeated migrations and uneven nodes after the last migration",
+    title="No watch after a rebalance",
     severity_rules="within rebalance-watch-window hours (default 48) after the last finished migration: warning: "
                    "a VMIM failed in the window, or a VMI was migrated more than once in it; info: a VM node's CPU "
                    "or memory allocation is more than 25 points above the mean of the VM nodes",
