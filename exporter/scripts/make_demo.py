@@ -1608,7 +1608,7 @@ A fictional OpenShift 4.18 cluster running OpenShift Virtualization, written the
 | `virtualization.yaml` | HyperConverged `kubevirt-hyperconverged` (v1beta1), its KubeVirt CR, {len(DEMO_POLICIES)} MigrationPolicies |
 | `storage.yaml` | StorageClasses `{VIRT_CLASS}` (RWX block, default virt class), `{RBD_CLASS}`, `{LVMS_CLASS}` (RWO), their StorageProfiles, DataVolumes and PVCs |
 | `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, each with a running VMI |
-| `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running |
+| `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running, Pending (a queued rebalance batch) |
 | `network.yaml` | Network.config.openshift.io `cluster` (OVNKubernetes, MTU 1400), NetworkAttachmentDefinitions, NodeNetworkStates |
 | `dirty-rates.prom` | `kubevirt_vmi_dirty_rate_bytes_per_second` per VMI, and the migration dirty and transfer rates of the running migration |
 | `expectations.yaml` | the planted cases below, machine-readable (`tests/test_demo.py` asserts them) |
