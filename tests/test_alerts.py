@@ -48,6 +48,14 @@ NOT_ALERTED: dict[str, str] = {
                                                "so PromQL cannot judge it on its own",
     "ov_migration_bandwidth_bytes_per_second": "configuration (effective bandwidthPerMigration); the PromQL "
                                                "dirty-rate fallback divides by it",
+    # scheduling_constraints
+    "ov_vm_scheduling_constraints": "the constraint count behind issue=\"excessive\" of ov_vm_scheduling_issue, "
+                                    "which the alerts read (same VMs)",
+    "ov_vms_pinned_to_node": "count of the issue=\"pinned\" series of ov_vm_scheduling_issue; alerting on both "
+                             "would notify twice",
+    "ov_vmis_unschedulable": "count of the ov_vmi_unschedulable series, which the alerts read",
+    # strict_vm_limits
+    "ov_vms_with_resource_limits": "count of the VMs that ov_vm_resource_limit_ratio lists one by one",
     "ov_migration_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
     "ov_migration_parallel_outbound_per_node": "configuration (parallelOutboundMigrationsPerNode)",
     # migration_capacity

@@ -54,6 +54,9 @@ ALERT_CHECK = {
     "OVNetworkAttachmentDefinitionInvalid": "mtu_mismatch",
     "OVVMMixedMTUNetworks": "mtu_mismatch",
     "OVVMIDirtyRateTooHighForMigration": "migration_dirty_rate",
+    "OVVMSchedulingConstraints": "scheduling_constraints",
+    "OVVMIUnschedulable": "scheduling_constraints",
+    "OVVMStrictResourceLimits": "strict_vm_limits",
     "OVMigrationParallelWithoutDedicatedNetwork": "migration_capacity",
     "OVMigrationsInFlightAtClusterLimit": "migration_capacity",
     "OVNodeOutboundMigrationsAtLimit": "migration_capacity",
@@ -79,6 +82,10 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
     if name in ("OVNetworkMTUMismatch", "OVNetworkAttachmentDefinitionInvalid"):
         return "NetworkAttachmentDefinition", ns, labels["network"]
     if name == "OVVMIDirtyRateTooHighForMigration":
+        return "VirtualMachineInstance", ns, labels["vmi"]
+    if name in ("OVVMSchedulingConstraints", "OVVMStrictResourceLimits"):
+        return "VirtualMachine", ns, labels["vm"]
+    if name == "OVVMIUnschedulable":
         return "VirtualMachineInstance", ns, labels["vmi"]
     if name in ("OVMigrationParallelWithoutDedicatedNetwork", "OVMigrationsInFlightAtClusterLimit"):
         return "Cluster", "", "cluster"

@@ -115,7 +115,10 @@ def test_demo_workloads(demo):
     assert len({vm.metadata.namespace for vm in state.vms}) >= 5
     missing = [vm.metadata.name for vm in state.vms if (vm.metadata.namespace, vm.metadata.name) not in vmis]
     assert missing == []
-    assert all(v.status.phase == "Running" and v.status.node_name for v in state.vmis)
+    # Every VMI runs on a node, except the planted unschedulable one (scheduling_constraints).
+    waiting = [v for v in state.vmis if v.status.phase != "Running"]
+    assert [(v.status.phase, v.status.node_name) for v in waiting] == [("Scheduling", "")]
+    assert all(v.status.node_name for v in state.vmis if v.status.phase == "Running")
     assert sum(1 for v in state.vmis if v.status.migration_state) >= 3
     phases = {m.status.phase for m in state.migrations}
     assert {"Succeeded", "Running", "Failed"} <= phases

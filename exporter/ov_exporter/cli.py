@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds between evaluations (default 60)")
 
     check = sub.add_parser("check", parents=[common], help="evaluate once, print findings, exit 1 on findings")
-    check.add_argument("--output", choices=("table", "json", "prom"), default="table")
+    check.add_argument("--output", choices=("table", "json", "prom", "junit", "sarif"), default="table",
+                       help="table (default), json, prom (the /metrics exposition), junit (XML for CI test "
+                            "reports) or sarif (2.1.0, for code-scanning tools; with --snapshot, findings "
+                            "point at the file and line of the object)")
     check.add_argument("--fail-on", choices=("critical", "warning", "info", "never"), default="critical",
                        help="exit 1 when a finding at or above this severity exists (default critical)")
     check.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS",
@@ -160,7 +163,7 @@ async def _serve(args: argparse.Namespace, config: Config, source: Source) -> No
 def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
     from .registry import evaluate
     from .render import History, SourceStats, render
-    from .report import to_json, to_table
+    from .report import to_json, to_junit, to_sarif, to_table
 
     store = asyncio.run(_load(source, args.sync_timeout))
     _report_unavailable(store)
@@ -174,6 +177,13 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         history.record(evaluation)
         stats = SourceStats.of(store, source.requests())
         sys.stdout.write(render(evaluation, history, stats).text.decode())
+    elif args.output == "junit":
+        fail_on = None if args.fail_on == "never" else Severity.parse(args.fail_on)
+        sys.stdout.write(to_junit(evaluation, fail_on, store.origin))
+    elif args.output == "sarif":
+        base = args.snapshot.resolve().as_uri() + "/" if args.snapshot is not None else None
+        doc = to_sarif(evaluation, store.origin if base else None, store.problems, base)
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         sys.stdout.write(to_table(evaluation))
         for problem in store.problems:

@@ -31,6 +31,7 @@ class Thresholds(_Base):
     memory_overcommit_critical: Fraction = 1.0
     dirty_rate_risk_warning: Fraction = 0.5
     dirty_rate_risk_critical: Fraction = 1.0
+    scheduling_constraints_max: Annotated[int, Meta(ge=0, le=1000)] = 5
 
 
 class Namespaces(_Base):

@@ -66,6 +66,9 @@ class Store:
         self._problems: dict[str, str] = {}  # where -> message: a re-list reports the same object once
         self.kinds: dict[str, KindStatus] = {k.key: KindStatus() for k in KINDS}
         self._ignored: dict[str, int] = {}
+        # (kind, namespace, name) -> (file, line): where a file source found the object
+        # (line 0 = unknown). Findings point there in SARIF and JUnit reports.
+        self._origins: dict[tuple[str, str, str], tuple[str, int]] = {}
         self.generation = 0
         self.synced = False
         self.loaded_at: float | None = None
@@ -80,6 +83,14 @@ class Store:
             else:
                 self._objects[kind.key][uid] = record
             self.generation += 1
+
+    def locate(self, kind: str, namespace: str, name: str, file: str, line: int) -> None:
+        with self._lock:
+            self._origins[(kind, namespace, name)] = (file, line)
+
+    def origin(self, kind: str, namespace: str, name: str) -> tuple[str, int] | None:
+        with self._lock:
+            return self._origins.get((kind, namespace, name))
 
     def remove(self, kind: KindInfo, uid: str) -> None:
         with self._lock:

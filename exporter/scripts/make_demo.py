@@ -462,6 +462,13 @@ class VMRow:
     migration: str = ""  # key of MIGRATION_STATES
     age_days: float = 120
     size: str = "medium"
+    # Scheduling knobs merged into the VMI spec (affinity, nodeSelector, tolerations,
+    # topologySpreadConstraints): they do not change a node's load.
+    scheduling: dict = field(default_factory=dict, hash=False)
+    limits: tuple[tuple[str, str], ...] = ()  # spec.domain.resources.limits
+    annotations: tuple[tuple[str, str], ...] = ()  # extra VM annotations
+    phase: str = "Running"  # Scheduling: the VMI waits, unschedulable, on no node (`node` is "")
+    pending_message: str = ""  # the PodScheduled condition's message of such a VMI
 
     @property
     def vcpus(self) -> int:
@@ -530,12 +537,16 @@ def _vmi_spec(vm_row: VMRow, *, for_vmi: bool) -> dict:
     domain["memory"] = {"guest": guest, **({"maxGuest": quantity_gi(vm_row.memory_gi * 4)} if for_vmi else {})}
     if for_vmi:
         domain["resources"] = {"requests": {"memory": guest}}
+    if vm_row.limits:
+        domain["resources"] = {**domain.get("resources", {}), "limits": dict(vm_row.limits)}
     spec: dict = {"architecture": "amd64", "domain": domain}
     if vm_row.eviction:
         spec["evictionStrategy"] = vm_row.eviction
     spec["networks"] = networks
     spec["terminationGracePeriodSeconds"] = 3600 if os_row.windows else 180
     spec["volumes"] = volumes
+    if vm_row.scheduling:
+        spec = dict(sorted({**spec, **vm_row.scheduling}.items()))
     return spec
 
 
@@ -560,6 +571,7 @@ def vm(vm_row: VMRow, cluster: Cluster) -> dict:
                    "    \"path\": \"jsonpath::.spec.domain.memory.guest\",\n"
                    "    \"rule\": \"integer\",\n    \"message\": \"This VM requires more memory.\",\n"
                    f"    \"min\": {2 * GI if os_row.windows else 1610612736}\n  }}\n]\n"}
+    annotations.update(dict(vm_row.annotations))
     spec: dict = {}
     templates = [d for d in vm_row.disks if d.source != "pvc"]
     if templates:
@@ -592,6 +604,14 @@ def vm(vm_row: VMRow, cluster: Cluster) -> dict:
         "volumeSnapshotStatuses": [{"enabled": d.storage_class is None or "ceph" in (d.storage_class or ""),
                                     "name": d.volume} for d in vm_row.disks],
     }
+    if vm_row.phase != "Running":  # the VMI exists but the scheduler cannot place its pod
+        status["conditions"] = [
+            {"lastProbeTime": None, "lastTransitionTime": started, "message": vm_row.pending_message,
+             "reason": "Unschedulable", "status": "False", "type": "Ready"},
+            {"lastProbeTime": None, "lastTransitionTime": started, "message": vm_row.pending_message,
+             "reason": "Unschedulable", "status": "False", "type": "PodScheduled"}]
+        status["printableStatus"] = "ErrorUnschedulable"
+        status["ready"] = False
     return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
             "metadata": meta("VirtualMachine", name, ns, labels=labels, annotations=annotations,
                              age_days=vm_row.age_days,
@@ -642,7 +662,39 @@ def migration_configuration(state: MigrationStateRow, hco_cfg: dict) -> dict:
     return cfg
 
 
+def pending_vmi(vm_row: VMRow) -> dict:
+    """A VMI whose virt-launcher pod the scheduler cannot place: no node, no guest status."""
+    ns, name = vm_row.namespace, vm_row.name
+    os_row = OS[vm_row.os]
+    started_days = _started_days(vm_row)
+    created = stamp(started_days, "vmi-start", ns, name)
+    status = {
+        "activePods": {uid("virt-launcher", ns, name): ""},
+        "conditions": [{"lastProbeTime": None, "lastTransitionTime": created, "message": vm_row.pending_message,
+                        "reason": "Unschedulable", "status": "False", "type": "PodScheduled"}],
+        "guestOSInfo": {},
+        "phase": vm_row.phase,
+        "phaseTransitionTimestamps": [
+            {"phase": "Pending", "phaseTransitionTimestamp": created},
+            {"phase": "Scheduling", "phaseTransitionTimestamp": stamp(started_days - 0.0001, "s", ns, name)}],
+        "qosClass": "Burstable",
+        "virtualMachineRevisionName": f"revision-start-vm-{uid('VirtualMachine', ns, name)}-2",
+    }
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+            "metadata": meta("VirtualMachineInstance", name, ns, labels=_template_labels(vm_row),
+                             annotations={"kubevirt.io/latest-observed-api-version": "v1",
+                                          "kubevirt.io/storage-observed-api-version": "v1",
+                                          "kubevirt.io/vm-generation": "2", "vm.kubevirt.io/flavor": vm_row.size,
+                                          "vm.kubevirt.io/os": os_row.os_label, "vm.kubevirt.io/workload": "server"},
+                             age_days=started_days, owner=owner_ref("kubevirt.io/v1", "VirtualMachine", name, ns),
+                             extra={"finalizers": ["kubevirt.io/virtualMachineControllerFinalize",
+                                                   "foregroundDeleteVirtualMachine"], "generation": 3}),
+            "spec": _vmi_spec(vm_row, for_vmi=True), "status": status}
+
+
 def vmi(vm_row: VMRow, cluster: "Cluster") -> dict:
+    if vm_row.phase != "Running":
+        return pending_vmi(vm_row)
     ns, name = vm_row.namespace, vm_row.name
     os_row = OS[vm_row.os]
     started_days = _started_days(vm_row)
@@ -790,7 +842,8 @@ def vmim(row: MigrationRow, cluster: "Cluster") -> dict:
             "spec": {"vmiName": row.vmi}, "status": status}
 
 
-def hyperconverged(cpu_ratio: int, migrations: dict, network: str | None = None) -> dict:
+def hyperconverged(cpu_ratio: int, migrations: dict, network: str | None = None,
+                   auto_cpu_limit: dict | None = None) -> dict:
     live = dict(migrations)
     if network:
         live["network"] = network
@@ -816,7 +869,8 @@ def hyperconverged(cpu_ratio: int, migrations: dict, network: str | None = None)
             "higherWorkloadDensity": {"memoryOvercommitPercentage": 100},
             "infra": {},
             "liveMigrationConfig": live,
-            "resourceRequirements": {"vmiCPUAllocationRatio": cpu_ratio},
+            "resourceRequirements": {**({"autoCPULimitNamespaceLabelSelector": auto_cpu_limit}
+                                        if auto_cpu_limit else {}), "vmiCPUAllocationRatio": cpu_ratio},
             "uninstallStrategy": "BlockUninstallIfWorkloadsExist",
             "virtualMachineOptions": {"disableFreePageReporting": False, "disableSerialConsoleLog": True},
             "workloadUpdateStrategy": {"batchEvictionInterval": "1m0s", "batchEvictionSize": 10,
@@ -1064,6 +1118,7 @@ class Cluster:
     migration_samples: list[tuple[str, str, str, dict[str, float]]] = field(default_factory=list)
     migration_network: str | None = None
     cluster_mtu: int = 1400
+    auto_cpu_limit: dict | None = None  # HCO spec.resourceRequirements.autoCPULimitNamespaceLabelSelector
 
 
 def _list(items: list[dict]) -> dict:
@@ -1094,13 +1149,13 @@ def render_cluster(c: Cluster) -> dict[str, str]:
     network += [nad(n) for n in sorted(c.nads, key=lambda n: (n.namespace, n.name))]
     network += [nns(n, base_interfaces(n) + c.node_interfaces.get(n.name, [])) for n in c.nodes]
 
-    virtualization = [hyperconverged(c.cpu_ratio, c.hco_migrations, c.migration_network),
+    virtualization = [hyperconverged(c.cpu_ratio, c.hco_migrations, c.migration_network, c.auto_cpu_limit),
                       kubevirt_cr(c.cpu_ratio, c.hco_migrations, c.migration_network)]
     virtualization += [migration_policy(p) for p in c.policies]
 
     vm_rows = sorted(c.vms, key=lambda r: (r.namespace, r.name))
     for row in vm_rows:
-        assert row.node in by_name, row
+        assert row.node in by_name or (row.phase != "Running" and not row.node), row
     files = {
         "namespaces.yaml": _list([namespace(n) for n in c.namespaces]),
         "nodes.yaml": _list([node(n) for n in c.nodes]),
@@ -1301,6 +1356,43 @@ STORAGE_NET = nets("storage-net")
 JENKINS_IMAGE = "registry.redhat.io/rhel9/rhel-guest-image:9.4"
 MEMCACHED_IMAGE = "quay.io/containerdisks/centos-stream:9"
 LARGE_MEMORY = (("migration-profile", "large-memory"),)
+EXEMPT_ANNOTATION = "ov-exporter.openshift.io/exempt"
+
+
+def hostname_in(*hosts: str) -> dict:
+    """A required node affinity on kubernetes.io/hostname."""
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": list(hosts)}]}]}}}
+
+
+def spread_from(app: str, topology: str = "kubernetes.io/hostname", weight: int = 100) -> dict:
+    """One preferred pod anti-affinity term: keep replicas of `app` apart."""
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": weight, "podAffinityTerm": {"topologyKey": topology, "labelSelector": {
+            "matchLabels": {"app.kubernetes.io/name": app}}}}]}}
+
+
+# The seed's "too many overlapping constraints" example, adapted to the demo's node labels:
+# 3 nodeSelector keys, a required and a preferred pod (anti-)affinity term, 2 tolerations = 7.
+SPARK_CONSTRAINTS = {
+    "nodeSelector": {"node-role.kubernetes.io/worker": "", "kubernetes.io/arch": "amd64",
+                     "cpu-model.node.kubevirt.io/Icelake-Server": "true"},
+    "affinity": {
+        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchExpressions": [{"key": "app", "operator": "In",
+                                                     "values": ["kafka-broker-01", "kafka-broker-02"]}]},
+             "topologyKey": "kubernetes.io/hostname"}]},
+        "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {
+                "matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In", "values": ["spark-worker"]}]}}}]},
+    },
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "virtualization", "effect": "NoSchedule"},
+                    {"key": "high-performance", "operator": "Exists", "effect": "NoSchedule"}],
+}
+GPU_PRODUCT = "nvidia.com/gpu.product"
+GPU_PENDING = ("0/11 nodes are available: 3 node(s) had untolerated taint {node-role.kubernetes.io/master: }, "
+               "8 node(s) didn't match Pod's node affinity/selector. preemption: 0/11 nodes are available: "
+               "11 Preemption is not helpful for scheduling.")
 
 # The 44 VMs, with the node their VMI runs on. Node loads (physical cores = 32 per worker with SMT):
 #   worker-0 30 vCPU / 140 GiB    worker-1 64 vCPU (2.00, critical) / 232 GiB
@@ -1310,7 +1402,8 @@ LARGE_MEMORY = (("migration-profile", "large-memory"),)
 DEMO_VMS = [
     # prod-web: RWX root disks, VLAN 110 bridge with an explicit MTU
     VMRow("prod-web", "web-frontend-01", "worker-1", (1, 4, 1), 8, disks=(root(),), networks=FRONTEND, dirty_mib=18),
-    VMRow("prod-web", "web-frontend-02", "worker-2", (1, 4, 1), 8, disks=(root(),), networks=FRONTEND, dirty_mib=22),
+    VMRow("prod-web", "web-frontend-02", "worker-2", (1, 4, 1), 8, disks=(root(),), networks=FRONTEND, dirty_mib=22,
+          scheduling={"affinity": spread_from("web-frontend")}),
     VMRow("prod-web", "web-frontend-03", "worker-0", (1, 4, 1), 8, disks=(root(),), networks=FRONTEND, dirty_mib=15,
           migration="web-frontend-03-evacuation"),
     VMRow("prod-web", "web-frontend-04", "worker-0", (1, 4, 1), 8, disks=(root(),), networks=FRONTEND, dirty_mib=19),
@@ -1335,7 +1428,8 @@ DEMO_VMS = [
     # Oracle on local NVMe, cold-migrated in maintenance windows: RWO on purpose, evictionStrategy None.
     VMRow("prod-db", "oracle-db-01", "worker-3", (1, 4, 1), 64,
           disks=(root(60, storage_class=LVMS_CLASS), Disk("oradata", 800, storage_class=LVMS_CLASS)),
-          eviction="None", networks=REPLICATION, dirty_mib=70, size="xlarge"),
+          eviction="None", networks=REPLICATION, dirty_mib=70, size="xlarge",
+          scheduling={"affinity": hostname_in("worker-3")}),
     # Created before DataVolume spec.storage existed: spec.pvc on the general RBD class.
     VMRow("prod-db", "mssql-01", "worker-1", (1, 8, 1), 32, os="win2k22",
           disks=(root(120, storage_class=RBD_CLASS, source="dvt-pvc", access_modes=(RWX,)),), dirty_mib=55,
@@ -1344,7 +1438,7 @@ DEMO_VMS = [
     VMRow("prod-cache", "redis-cache-01", "worker-1", (1, 4, 1), 16, disks=(root(),),
           networks=nets("cache-sync", "prod-web/frontend-vlan110"), dirty_mib=95),
     VMRow("prod-cache", "redis-cache-02", "worker-3", (1, 2, 1), 32, disks=(root(),), networks=nets("cache-sync"),
-          dirty_mib=88),
+          dirty_mib=88, limits=(("cpu", "2"), ("memory", "32Gi"))),
     VMRow("prod-cache", "redis-cache-03", "worker-5", (1, 4, 1), 16, disks=(root(),), networks=nets("cache-sync"),
           dirty_mib=80),
     VMRow("prod-cache", "memcached-01", "worker-0", (1, 2, 1), 16, os="centos9", container_disk=MEMCACHED_IMAGE,
@@ -1369,21 +1463,31 @@ DEMO_VMS = [
     VMRow("analytics", "spark-worker-01", "worker-1", (2, 8, 1), 64, disks=(root(),),
           networks=nets("spark-overlay", "storage-net"), dirty_mib=210, size="xlarge"),
     VMRow("analytics", "spark-worker-02", "worker-2", (2, 8, 1), 64, disks=(root(),),
-          networks=nets("spark-overlay", "storage-net"), dirty_mib=190, size="xlarge"),
+          networks=nets("spark-overlay", "storage-net"), dirty_mib=190, size="xlarge", scheduling=SPARK_CONSTRAINTS),
+    # Waits for a GPU node the cluster does not have: its VMI stays in Scheduling on no node.
+    VMRow("analytics", "spark-gpu-01", "", (1, 8, 1), 64, container_disk=JENKINS_IMAGE, size="xlarge",
+          scheduling={"nodeSelector": {GPU_PRODUCT: "NVIDIA-A100-SXM4-80GB"},
+                      "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+          phase="Scheduling", pending_message=GPU_PENDING, age_days=2),
     # erp: HANA and the SAP router on local LVM storage (RWO) although they are meant to live migrate
     VMRow("erp", "sap-hana-01", "worker-3", (2, 6, 1), 256,
           disks=(root(60, storage_class=LVMS_CLASS), Disk("hana-data", 1024, storage_class=LVMS_CLASS)),
           dirty_mib=160, size="xlarge"),
-    VMRow("erp", "sap-app-01", "worker-0", (1, 8, 1), 64, disks=(root(60),), dirty_mib=48, size="xlarge"),
+    VMRow("erp", "sap-app-01", "worker-0", (1, 8, 1), 64, disks=(root(60),), dirty_mib=48, size="xlarge",
+          scheduling={"nodeSelector": {"kubernetes.io/hostname": "worker-0"}}),
+    # SAP sizing policy mandates limits: exempted from strict_vm_limits by annotation.
     VMRow("erp", "sap-app-02", "worker-4", (1, 8, 1), 64, disks=(root(60),), dirty_mib=52, size="xlarge",
-          migration="sap-app-02-done"),
+          migration="sap-app-02-done", limits=(("cpu", "8"), ("memory", "72Gi")),
+          annotations=((EXEMPT_ANNOTATION, "strict_vm_limits"),)),
     VMRow("erp", "sap-router-01", "worker-5", (1, 2, 1), 4, disks=(root(20, storage_class=LVMS_CLASS),),
           eviction="LiveMigrate", dirty_mib=2, size="small"),
     # batch-jobs (MigrationPolicy batch-throttled: 64Mi, 20 s/GiB)
     VMRow("batch-jobs", "etl-worker-01", "worker-5", (1, 4, 1), 16, disks=(root(),), dirty_mib=28),
-    VMRow("batch-jobs", "etl-worker-02", "worker-2", (1, 2, 1), 8, disks=(root(),), dirty_mib=5),
+    VMRow("batch-jobs", "etl-worker-02", "worker-2", (1, 2, 1), 8, disks=(root(),), dirty_mib=5,
+          scheduling={"nodeSelector": {"node-role.kubernetes.io/worker": ""}}),
     VMRow("batch-jobs", "etl-worker-03", "worker-0", (1, 2, 1), 8, disks=(root(),), dirty_mib=4),
-    VMRow("batch-jobs", "report-gen-01", "worker-5", (1, 2, 1), 8, disks=(root(),), dirty_mib=3),
+    VMRow("batch-jobs", "report-gen-01", "worker-5", (1, 2, 1), 8, disks=(root(),), dirty_mib=3,
+          limits=(("memory", "10Gi"),)),
     # dev-sandbox
     VMRow("dev-sandbox", "dev-rhel9-01", "worker-5", (1, 2, 1), 4, disks=(root(storage_class=LVMS_CLASS),),
           eviction="LiveMigrateIfPossible", networks=nets("legacy-net"), dirty_mib=6, size="small"),
@@ -1454,7 +1558,8 @@ DEMO = Cluster(
     nodes=DEMO_NODES, namespaces=DEMO_NAMESPACES, classes=DEMO_CLASSES, default_class=VIRT_CLASS,
     vms=DEMO_VMS, nads=DEMO_NADS, node_interfaces=DEMO_INTERFACES, hco_migrations=DEMO_MIGRATIONS,
     cpu_ratio=10, policies=DEMO_POLICIES, migration_states=DEMO_MIGRATION_STATES,
-    migrations=DEMO_MIGRATIONS_OBJECTS, migration_samples=DEMO_MIGRATION_SAMPLES)
+    migrations=DEMO_MIGRATIONS_OBJECTS, migration_samples=DEMO_MIGRATION_SAMPLES,
+    auto_cpu_limit={"matchExpressions": [{"key": "workload-class", "operator": "In", "values": ["ci"]}]})
 
 
 # ================================================================ planted cases
@@ -1529,6 +1634,32 @@ EXPECTATIONS: dict[str, list[Case]] = {
         neg(NAD, "prod-db", "backup-vlan300", "ovs bridge reports no MTU in NodeNetworkState: nothing to compare"),
         neg(VM, "prod-cache", "redis-cache-01", "9000 and 1500 networks, both with explicit MTUs"),
         neg(VM, "analytics", "spark-worker-01", "two networks, both 1500"),
+    ],
+    "scheduling_constraints": [
+        pos(VM, "analytics", "spark-worker-02", "warning",
+            "7 constraints (3 nodeSelector keys, 2 pod (anti-)affinity terms, 2 tolerations) above the maximum 5"),
+        pos(VM, "analytics", "spark-worker-02", "info", "a required pod anti-affinity and a preferred pod affinity"),
+        pos(VM, "erp", "sap-app-01", "critical",
+            "nodeSelector kubernetes.io/hostname=worker-0 and the HCO default eviction strategy LiveMigrate"),
+        pos(VM, "prod-db", "oracle-db-01", "warning",
+            "required node affinity on kubernetes.io/hostname In [worker-3]; evictionStrategy None"),
+        pos(VM, "analytics", "spark-gpu-01", "warning", f"nodeSelector {GPU_PRODUCT}: no node has a GPU"),
+        pos(VMI, "analytics", "spark-gpu-01", "critical",
+            "VMI in phase Scheduling on no node, PodScheduled False with reason Unschedulable"),
+        neg(VM, "prod-web", "web-frontend-02", "one preferred pod anti-affinity term (spread the web tier)"),
+        neg(VM, "batch-jobs", "etl-worker-02", "nodeSelector on the worker role: 7 nodes fit"),
+        neg(VM, "prod-web", "web-frontend-01", "no scheduling constraints"),
+    ],
+    "strict_vm_limits": [
+        pos(VM, "prod-cache", "redis-cache-02", "critical",
+            "memory limit 32Gi equals the 32 GiB guest: no room for virt-launcher overhead"),
+        pos(VM, "prod-cache", "redis-cache-02", "warning", "CPU limit 2 for 2 vCPUs"),
+        pos(VM, "batch-jobs", "report-gen-01", "warning", "memory limit 10Gi above the 8 GiB guest"),
+        *[pos(VM, "ci-runners", f"jenkins-agent-0{i}", "info",
+              "namespace matches the HCO autoCPULimitNamespaceLabelSelector (workload-class In [ci])")
+          for i in range(1, 5)],
+        neg(VM, "erp", "sap-app-02", "CPU and memory limits, exempted with ov-exporter.openshift.io/exempt"),
+        neg(VM, "prod-web", "web-frontend-01", "no limits"),
     ],
     "migration_dirty_rate": [
         pos(VMI, "prod-db", "postgres-primary-01", "critical",
@@ -1607,7 +1738,7 @@ A fictional OpenShift 4.18 cluster running OpenShift Virtualization, written the
 | `namespaces.yaml` | the VM namespaces, labelled `env` and `workload-class` for the MigrationPolicy selectors |
 | `virtualization.yaml` | HyperConverged `kubevirt-hyperconverged` (v1beta1), its KubeVirt CR, {len(DEMO_POLICIES)} MigrationPolicies |
 | `storage.yaml` | StorageClasses `{VIRT_CLASS}` (RWX block, default virt class), `{RBD_CLASS}`, `{LVMS_CLASS}` (RWO), their StorageProfiles, DataVolumes and PVCs |
-| `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, each with a running VMI |
+| `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, each with a VMI (all running but `analytics/spark-gpu-01`, unschedulable) |
 | `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running, Pending (a queued rebalance batch) |
 | `network.yaml` | Network.config.openshift.io `cluster` (OVNKubernetes, MTU 1400), NetworkAttachmentDefinitions, NodeNetworkStates |
 | `dirty-rates.prom` | `kubevirt_vmi_dirty_rate_bytes_per_second` per VMI, and the migration dirty and transfer rates of the running migration |

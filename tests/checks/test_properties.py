@@ -79,7 +79,38 @@ def damageable() -> list[dict]:
         b.nns("worker-0", [b.iface("ens3", 1500, controller="br-ex"), b.iface("br-ex", 1500, "ovs-interface"),
                            b.iface("ens4", 9000, controller="br1"), b.iface("br1", 9000, "linux-bridge", ports=["ens4"])]),
         b.cluster_network(1400),
+        *scheduling_objects(),
     ]
+
+
+def scheduling_objects() -> list[dict]:
+    """A VM with every scheduling knob and strict limits, and an unschedulable VMI."""
+    constrained = b.vm("sched", eviction="LiveMigrate")
+    spec = constrained["spec"]["template"]["spec"]
+    spec["nodeSelector"] = {"kubernetes.io/hostname": "worker-0", "pool": "vm"}
+    spec["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["8"]}],
+                 "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["worker-0"]}]}]},
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 10, "preference": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}}]},
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "db"}}}],
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": {"topologyKey": "zone", "labelSelector": {
+                    "matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]}}}]},
+    }
+    spec["tolerations"] = [{"key": "dedicated", "operator": "Equal", "value": "vm", "effect": "NoSchedule"},
+                           {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]
+    spec["topologySpreadConstraints"] = [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]
+    spec["domain"]["resources"]["limits"] = {"cpu": "2", "memory": "4Gi"}
+    waiting = b.vmi("sched", node=None, phase="Scheduling")
+    waiting["spec"]["nodeSelector"] = {"pool": "gpu"}
+    waiting["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                        "message": "0/4 nodes are available"}]
+    return [constrained, waiting]
 
 
 def hco_v1() -> dict:
@@ -99,12 +130,22 @@ def planted() -> list[dict]:
         b.vmi("good-load", g, node="good-node", cores=8, memory="80Gi"),
         b.nad("good-net", b.bridge_config("good-net", bridge="br-good"), namespace=g),
         b.nns("good-node", [b.iface("br-good", 9000, "linux-bridge")]),
+        *planted_scheduling(),
         # migration_capacity: one migration in flight. rebalance_watch: good-load moved twice at the very end
         # of the datetime range, so that no damaged timestamp elsewhere can be newer and close the window.
         _vmim("good-queued", "Pending", None),
         _vmim("good-move-1", "Succeeded", "9999-12-31T00:00:00Z"),
         _vmim("good-move-2", "Succeeded", "9999-12-31T12:00:00Z"),
     ]
+
+
+def planted_scheduling() -> list[dict]:
+    """good-pinned: pinned to good-node, LiveMigrate (critical); good-limited: memory limit = guest (critical)."""
+    pinned = b.vm("good-pinned", "good", eviction="LiveMigrate")
+    pinned["spec"]["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "good-node"}
+    limited = b.vm("good-limited", "good", memory="4Gi")
+    limited["spec"]["template"]["spec"]["domain"]["resources"]["limits"] = {"memory": "4Gi"}
+    return [pinned, limited]
 
 
 def _vmim(name: str, phase: str, end: str | None) -> dict:
@@ -124,6 +165,8 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "rhel_nodes": (ObjectRef("Node", "", "good-rhel"), Severity.CRITICAL),
     "mtu_mismatch": (ObjectRef("NetworkAttachmentDefinition", "good", "good-net"), Severity.WARNING),
     "migration_dirty_rate": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.CRITICAL),
+    "scheduling_constraints": (ObjectRef("VirtualMachine", "good", "good-pinned"), Severity.CRITICAL),
+    "strict_vm_limits": (ObjectRef("VirtualMachine", "good", "good-limited"), Severity.CRITICAL),
     # parallelMigrationsPerCluster above 1 without a network: warning; damaged to 1 or less: the limit is 1 and
     # the planted Pending migration fills it: critical. Either way the Cluster is flagged.
     "migration_capacity": (ObjectRef("Cluster", "", "cluster"), (Severity.WARNING, Severity.CRITICAL)),
