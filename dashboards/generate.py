@@ -132,6 +132,14 @@ QUERIES: dict[str, str] = {
     "predicted_over_timeout": f"max by (namespace, vmi) (ov_migration_predicted_duration_seconds{{{CNS}}})"
                               f" / on(namespace, vmi) "
                               f"max by (namespace, vmi) (ov_migration_completion_timeout_seconds{{{CNS}}})",
+    # ---- post-rebalance: the exporter's own watch (checks rebalance_watch, migration_capacity)
+    "ov_watch_active": f"max(ov_rebalance_watch_active{{{C}}}) or vector(0)",
+    "ov_last_migration": f"max(ov_rebalance_last_migration_timestamp_seconds{{{C}}}) * 1000",
+    "ov_alloc_node": f'max by (node, resource) (ov_node_vm_allocation_ratio{{{CN}}})',
+    "ov_alloc_spread": f"max by (resource) (ov_rebalance_allocation_spread_ratio{{{C}}})",
+    "ov_running_vmis_node": f"max by (node) (ov_node_running_vmis{{{CN}}})",
+    "ov_migrations_in_flight_ratio": f"max(ov_migrations_in_flight_ratio{{{C}}})",
+    "ov_node_outbound_ratio": f"max by (node) (ov_node_outbound_migrations_in_flight_ratio{{{CN}}})",
 }
 
 # Variable queries (Grafana's label_values(selector, label)).
@@ -334,6 +342,21 @@ def build_post_rebalance():
                         description="Red line: 10 ms"))
     d = d.with_panel(ts("etcd backend commit p99", "s", [_target("etcd_backend_commit_p99", "{{instance}}")],
                         thresholds=_thresholds((None, "green"), (0.025, "red"))))
+    d = d.with_row(db.Row("Exporter watch (rebalance_watch, migration_capacity)"))
+    d = d.with_panel(st("Watch window open (exporter)", "bool", [_target("ov_watch_active", instant=True)], w=6,
+                        description="rebalance-watch-window hours (default 48) after the last finished migration"))
+    d = d.with_panel(st("Last migration ended", "dateTimeAsIso", [_target("ov_last_migration", instant=True)], w=6))
+    d = d.with_panel(st("Migration slots in use (cluster)", "percentunit",
+                        [_target("ov_migrations_in_flight_ratio", instant=True)], w=6,
+                        thresholds=_thresholds((None, "green"), (0.8, "orange"), (1, "red"))))
+    d = d.with_panel(ts("Outbound migration slots in use per node", "percentunit",
+                        [_target("ov_node_outbound_ratio", "{{node}}")], w=6,
+                        thresholds=_thresholds((None, "green"), (0.8, "orange"), (1, "red"))))
+    d = d.with_panel(ts("VM allocation per node (requests / allocatable)", "percentunit",
+                        [_target("ov_alloc_node", "{{node}} {{resource}}")]))
+    d = d.with_panel(ts("Allocation spread (max - min across VM nodes)", "percentunit",
+                        [_target("ov_alloc_spread", "{{resource}}")]))
+    d = d.with_panel(ts("Running VMIs per node", "short", [_target("ov_running_vmis_node", "{{node}}")], w=24))
     return d
 
 

@@ -400,6 +400,8 @@ class VMIMSpec(R):
 
 class VMIMStatus(R):
     phase: str = ""
+    migration_state: MigrationState | None = None
+    phase_transition_timestamps: list[PhaseTransition] | None = None
 
 
 class VirtualMachineInstanceMigration(R):

@@ -850,9 +850,11 @@ def vmim(row: MigrationRow, cluster: "Cluster") -> dict:
     stamps = [(p, (start - timedelta(seconds=12 - 2 * i)).strftime(fmt)) for i, p in enumerate(phases)]
     if row.phase in ("Succeeded", "Failed"):
         stamps.append((row.phase, (start + timedelta(minutes=state.minutes or 0)).strftime(fmt)))
+    if row.phase == "Pending":  # queued: waiting for a free migration slot
+        stamps = stamps[:1]
     status: dict = {"phase": row.phase,
                     "phaseTransitionTimestamps": [{"phase": p, "phaseTransitionTimestamp": t} for p, t in stamps]}
-    if row.phase != "Running":
+    if row.phase in ("Succeeded", "Failed"):
         status["migrationState"] = {"completed": True, "endTimestamp": stamps[-1][1], "failed": row.phase == "Failed",
                                     "mode": "PreCopy", "sourceNode": state.source,
                                     "startTimestamp": start.strftime(fmt), "targetNode": state.target}
@@ -1371,6 +1373,15 @@ DEMO_MIGRATION_STATES = {
                                                  bandwidth="1Gi", auto_converge=True),
     "sap-app-02-done": MigrationStateRow("worker-1", "worker-4", 15, 2.4, policy="production-throttled",
                                          bandwidth="512Mi", timeout_per_gib=300, auto_converge=True),
+    # rebalance_watch: web-frontend-06 bounced worker-5 -> worker-3 -> worker-5 inside the 48 h window.
+    "web-frontend-06-rebalance-1": MigrationStateRow("worker-5", "worker-3", 1.6, 0.7, policy="production-throttled",
+                                                     bandwidth="512Mi", timeout_per_gib=300, auto_converge=True),
+    "web-frontend-06-rebalance-2": MigrationStateRow("worker-3", "worker-5", 0.7, 0.6, policy="production-throttled",
+                                                     bandwidth="512Mi", timeout_per_gib=300, auto_converge=True),
+    # migration_capacity: the rest of the rebalance batch, queued (Pending) behind elastic-data-02.
+    "mariadb-01-queued": MigrationStateRow("worker-4", "worker-0", 0.002, None),
+    "haproxy-lb-02-queued": MigrationStateRow("worker-0", "worker-3", 0.002, None),
+    "etl-worker-02-queued": MigrationStateRow("worker-2", "worker-3", 0.002, None),
 }
 DEMO_MIGRATIONS_OBJECTS = [
     MigrationRow("prod-web", f"kubevirt-evacuation-{suffix('evac', 'web-frontend-03')}", "web-frontend-03",
@@ -1380,6 +1391,13 @@ DEMO_MIGRATIONS_OBJECTS = [
     MigrationRow("analytics", "rebalance-elastic-data-02", "elastic-data-02", "Running", "elastic-data-02-running"),
     MigrationRow("erp", f"sap-app-02-migration-{suffix('mig', 'sap-app-02')}", "sap-app-02", "Succeeded",
                  "sap-app-02-done"),
+    MigrationRow("prod-web", "rebalance-web-frontend-06", "web-frontend-06", "Succeeded",
+                 "web-frontend-06-rebalance-1"),
+    MigrationRow("prod-web", "rebalance-web-frontend-06-back", "web-frontend-06", "Succeeded",
+                 "web-frontend-06-rebalance-2"),
+    MigrationRow("prod-db", "rebalance-mariadb-01", "mariadb-01", "Pending", "mariadb-01-queued"),
+    MigrationRow("prod-web", "rebalance-haproxy-lb-02", "haproxy-lb-02", "Pending", "haproxy-lb-02-queued"),
+    MigrationRow("batch-jobs", "rebalance-etl-worker-02", "etl-worker-02", "Pending", "etl-worker-02-queued"),
 ]
 # The running migration, as virt-handler on the source node reports it (bytes and bytes/s).
 DEMO_MIGRATION_SAMPLES = [
@@ -1749,6 +1767,26 @@ EXPECTATIONS: dict[str, list[Case]] = {
         neg(VMI, "batch-jobs", "etl-worker-02", "5 MiB/s under the same 64Mi/20 s per GiB policy: 17.3 s/GiB"),
         neg(VMI, "analytics", "spark-worker-01", "210 MiB/s dirty vs 512 MiB/s: risk 0.41"),
     ],
+    "migration_capacity": [
+        pos("Cluster", "", "cluster", "warning",
+            "parallelMigrationsPerCluster 5 (HCO) without liveMigrationConfig.network: migrations share the pod "
+            "network; and 4 migrations in flight (1 Running, 3 Pending) = 80 % of 5"),
+        pos(NODE, "", "worker-4", "critical",
+            "2 outbound migrations in flight (elastic-data-02 Running, mariadb-01 Pending) = 100 % of "
+            "parallelOutboundMigrationsPerNode 2"),
+        neg(NODE, "", "worker-0", "1 outbound migration in flight (haproxy-lb-02): 50 %"),
+        neg(NODE, "", "worker-1", "no migration in flight"),
+    ],
+    "rebalance_watch": [
+        pos(VMI, "prod-web", "web-frontend-06", "warning",
+            "migrated twice inside the 48 h window (worker-5 -> worker-3 -> worker-5)"),
+        pos(NODE, "", "worker-3", "info",
+            "memory allocation 97 % of allocatable, 59 points above the 38 % mean, with the watch window open"),
+        neg("VirtualMachineInstanceMigration", "analytics", f"kafka-broker-02-migration-{suffix('mig', 'kafka-broker-02')}",
+            "failed just over 48 h before the newest migration event in the dump: outside the window"),
+        neg(VMI, "analytics", "elastic-data-02", "one migration, still running"),
+        neg(NODE, "", "worker-1", "memory allocation 47 %, 9 points above the mean"),
+    ],
 }
 
 
@@ -1794,7 +1832,7 @@ A fictional OpenShift 4.18 cluster running OpenShift Virtualization, written the
 | `storage.yaml` | StorageClasses `{VIRT_CLASS}` (RWX block, default virt class), `{RBD_CLASS}`, `{LVMS_CLASS}` (RWO), their StorageProfiles, DataVolumes and PVCs |
 | `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, {sum(1 for v in DEMO_VMS if v.running)} with a VMI (all running but `analytics/spark-gpu-01`, unschedulable), {sum(1 for v in DEMO_VMS if not v.running)} stopped (runStrategy Halted, no VMI) |
 | `virt-handler.yaml` | the virt-handler pod of each worker (`openshift-cnv`, label `kubevirt.io=virt-handler`); the one on `rhel-worker-0` is not Ready |
-| `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running |
+| `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running, Pending (a queued rebalance batch) |
 | `network.yaml` | Network.config.openshift.io `cluster` (OVNKubernetes, MTU 1400), NetworkAttachmentDefinitions, NodeNetworkStates |
 | `dirty-rates.prom` | `kubevirt_vmi_dirty_rate_bytes_per_second` per VMI, and the migration dirty and transfer rates of the running migration |
 | `expectations.yaml` | the planted cases below, machine-readable (`tests/test_demo.py` asserts them) |
