@@ -67,6 +67,7 @@ SUBSTITUTIONS = [
     ("${__to:date:seconds}", "1767398400"),
     ("$__rate_interval", "2m"),
     ("$__interval", "1m"),
+    ("$__range", "48h"),
     ("$cluster", "prod-east"),
     ("$namespace", "vms-prod"),
     ("$node", "worker-0"),
@@ -89,7 +90,11 @@ def _known_metrics() -> set[str]:
     records = {rule["record"] for group in yaml.safe_load((ROOT / "alerts" / "recording.yaml").read_text())["groups"]
                for rule in group["rules"] if "record" in rule}
     upstream = set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
-    return families | records | upstream
+    return families | records | upstream | set(DASHBOARD_UPSTREAM)
+
+
+# Upstream metrics only the dashboards read (ALERTS): no alert rule reads them.
+DASHBOARD_UPSTREAM = yaml.safe_load((DASHBOARDS / "upstream-metrics.yaml").read_text())["metrics"]
 
 
 KNOWN = _known_metrics()
