@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -455,8 +456,9 @@ def _console_expr(expr: str, range_: str) -> str:
 
 
 def _single_value(panel: dict) -> bool:
-    """One series: a stat without a per-series legend and without grouping."""
-    return all("{{" not in (t.get("legendFormat") or "") and " by (" not in t["expr"] for t in panel["targets"])
+    """One series: a stat without a per-series legend whose outer aggregation does not group."""
+    return all("{{" not in (t.get("legendFormat") or "") and not re.match(r"\w+ by \(", t["expr"])
+               for t in panel["targets"])
 
 
 def _console_targets(panel: dict, range_: str, table_format: bool) -> list[dict]:
@@ -471,9 +473,18 @@ def _console_targets(panel: dict, range_: str, table_format: bool) -> list[dict]
     return out
 
 
+def _threshold_steps(panel: dict) -> list[dict]:
+    return panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
+
+
 def _threshold_values(panel: dict) -> list[float]:
-    steps = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
-    return [s["value"] for s in steps if s.get("value") is not None]
+    return [s["value"] for s in _threshold_steps(panel) if s.get("value") is not None]
+
+
+def _singlestat_colors(panel: dict) -> list[str]:
+    """singlestat's three colours (below, between, above its two thresholds) from the steps."""
+    colors = [s["color"] for s in _threshold_steps(panel)][:3]
+    return colors + [colors[-1]] * (3 - len(colors))
 
 
 def _console_panel(panel: dict, range_: str) -> tuple[dict | None, str]:
@@ -491,14 +502,15 @@ def _console_panel(panel: dict, range_: str) -> tuple[dict | None, str]:
         return {**base, "type": "graph", "targets": _console_targets(panel, range_, False),
                 "lines": True, "fill": 1, "linewidth": 1, "legend": {"show": True}, "tooltip": {"shared": True},
                 "yaxes": [{"format": unit, "show": True}, {"format": "short", "show": False}],
-                "thresholds": [{"value": v, "op": "gt", "colorMode": "critical", "line": True, "fill": False}
-                               for v in thresholds]}, ""
+                "thresholds": [{"value": st["value"], "op": "gt", "colorMode": "custom", "lineColor": st["color"],
+                                "line": True, "fill": False}
+                               for st in _threshold_steps(panel) if st.get("value") is not None]}, ""
     if kind == "stat" and _single_value(panel):
         out = {**base, "type": "singlestat", "targets": _console_targets(panel, range_, False),
                "format": unit, "valueName": "current"}
         if thresholds:
             out.update(thresholds=",".join(str(v) for v in thresholds[:2]), colorValue=True,
-                       colors=["green", "orange", "red"] if len(thresholds) > 1 else ["green", "red", "red"])
+                       colors=_singlestat_colors(panel))
         return out, ""
     if kind in ("stat", "table"):  # a stat over several series becomes a table of them
         return {**base, "type": "table", "targets": _console_targets(panel, range_, True),

@@ -403,4 +403,13 @@ def test_console_graphs_keep_the_seed_threshold_lines():
     console, _ = gen.console_variant(DASHES["ov-overview"])
     graph = next(p for p in console["panels"] if p["title"].startswith("CPU overcommit per node"))
     assert graph["type"] == "graph" and [t["value"] for t in graph["thresholds"]] == [1.8]
-    assert graph["yaxes"][0]["format"] == "none"
+    assert graph["yaxes"][0]["format"] == "none" and graph["thresholds"][0]["lineColor"] == "red"
+    # a status stat keeps its colours: red below 1, green from 1
+    stat = next(p for p in console["panels"] if p["title"] == "Since last evaluation")
+    assert stat["type"] == "singlestat" and stat["thresholds"] == "300,900"
+    assert stat["colors"] == ["green", "orange", "red"] and stat["format"] == "s"
+    table = next(p for p in console["panels"] if p["title"] == "Checks up")  # one value per check: a table
+    assert table["type"] == "table" and table["targets"][0]["instant"] is True
+    rebalance, _ = gen.console_variant(DASHES["ov-post-rebalance"])
+    types = {p["title"]: p["type"] for p in rebalance["panels"]}
+    assert types["Migrations succeeded"] == types["Migrations failed"] == "singlestat"  # count(...) or vector(0)

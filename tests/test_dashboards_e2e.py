@@ -2,7 +2,8 @@
 exporter process serving the embedded demo cluster and evaluates the shipped rules
 (deploy/prometheusrule.yaml, `for:` shortened as in tests/test_alerts_e2e.py).
 
-Each panel, annotation and variable query of dashboards/*.json, with its Grafana
+Each panel, annotation and variable query of dashboards/*.json and each panel query
+of their OpenShift console variants, with its Grafana
 variables filled in as Grafana would for "All" (cluster, namespace and node `.*`,
 $__rate_interval 1m, $__range 1h, the last seconds as the time range), must
 execute without error through /api/v1/query. A query whose metrics are exporter
@@ -27,18 +28,14 @@ from ov_exporter.render import all_families, exposition_name
 
 from .conftest import ROOT, Prometheus, free_port, http_get, promql_metric_names, wait_for
 from .test_alerts_e2e import _rules_for_the_test
-from .test_dashboards import ALL_QUERIES, DASHES
+from .test_dashboards import ALL_QUERIES, DASHES, gen
 
 # Queries over exporter metrics that are rightly empty on the demo cluster: their
 # filter keeps only a state the demo does not have. Each must still find the
 # series it filters (checked below), so a wrong metric or label cannot hide here.
-EMPTY_IN_DEMO = {
-    # a snapshot source has no API requests at all, so no failed ones
-    'sum by (verb, code) (rate(ov_source_api_requests_total{cluster=~"$cluster", code!~"2.."}[$__rate_interval]))':
-        "the demo source makes no API requests",
-    # every kind of the demo snapshot is synced
-    'sum by (kind, state) (ov_source_kind_state{cluster=~"$cluster", state!="synced"} == 1)':
-        "every kind of the demo is synced",
+EMPTY_IN_DEMO = {  # dashboards/generate.py QUERIES id -> why
+    "exporter_api_errors": "the demo source makes no API requests, so no failed ones",
+    "exporter_kind_not_synced": "every kind of the demo snapshot is synced",
 }
 # Metrics (exporter families) an EMPTY_IN_DEMO query must still find: the series exist,
 # only the filter leaves nothing. ov_source_api_requests_total has no series at all in
@@ -88,6 +85,14 @@ def _exporter_only(expr: str) -> bool:
     return bool(leaves) and leaves <= FAMILIES | {"ALERTS", "up"}
 
 
+def _empty_reason(expr: str) -> str | None:
+    """Why a query (or its console form) is rightly empty on the demo, if it is."""
+    for qid, why in EMPTY_IN_DEMO.items():
+        if expr in (gen.QUERIES[qid], gen._console_expr(gen.QUERIES[qid], "")):
+            return why
+    return None
+
+
 def _variable_queries() -> list[tuple[str, str, str]]:
     out = []
     for uid, dash in DASHES.items():
@@ -98,14 +103,27 @@ def _variable_queries() -> list[tuple[str, str, str]]:
     return out
 
 
-QUERIES = ALL_QUERIES + _variable_queries()
+def _console_queries() -> list[tuple[str, str, str]]:
+    """The queries of the OpenShift console variants (deploy/dashboards/openshift-console/)."""
+    out = []
+    for uid, dash in DASHES.items():
+        console, _ = gen.console_variant(dash)
+        out += [(f"{uid}-console", f"panel {p['title']!r}", t["expr"]) for p in console["panels"]
+                for t in p.get("targets", [])]
+    return out
+
+
+QUERIES = ALL_QUERIES + _variable_queries() + _console_queries()
 
 
 def test_the_classification_sees_both_kinds_of_queries():
     exporter = [q for q in QUERIES if _exporter_only(q[2])]
     assert len(exporter) >= 30 and len(QUERIES) - len(exporter) >= 15
-    assert all(expr in {q[2] for q in QUERIES} for expr in EMPTY_IN_DEMO), "stale EMPTY_IN_DEMO entry"
-    assert all(_exporter_only(expr) for expr in EMPTY_IN_DEMO)
+    assert len(_console_queries()) >= 40
+    empty = [q for q in QUERIES if _empty_reason(q[2])]
+    assert len(empty) == 2 * len(EMPTY_IN_DEMO), "each exempted query once on Grafana, once on the console"
+    assert all(_exporter_only(q[2]) for q in empty)
+    assert EXPECTED_ABSENT_SERIES <= FAMILIES
 
 
 @pytest.fixture(scope="module")
@@ -140,11 +158,12 @@ def test_dashboard_query_runs_against_real_prometheus(prometheus, uid: str, wher
     assert status == 200 and body.get("status") == "success", f"{where}: {_fill(expr)}\n{body}"
     if not _exporter_only(expr):
         return  # upstream metrics: executing is all the demo can show
-    if expr in EMPTY_IN_DEMO:
+    why = _empty_reason(expr)
+    if why:
         for name in promql_metric_names(_fill(expr)) - EXPECTED_ABSENT_SERIES:
             wait_for(lambda n=name: _query(url, f"{n}{{cluster=~\".*\"}}")[1].get("data", {}).get("result"),
                      f"{where}: series of {name}", 45, logs)
-        assert _query(url, _fill(expr))[1]["data"]["result"] == [], f"{where}: {EMPTY_IN_DEMO[expr]}, yet data"
+        assert _query(url, _fill(expr))[1]["data"]["result"] == [], f"{where}: {why}, yet data"
         return
     result = wait_for(lambda: _query(url, _fill(expr))[1].get("data", {}).get("result"), f"{where}: data", 45, logs,
                       describe=lambda: f"{uid} {where}: {_fill(expr)}")
