@@ -272,7 +272,8 @@ def test_migration_annotations_use_the_start_and_end_times_as_event_times():
 
 
 def _alert_rules() -> dict[str, dict]:
-    return {rule["alert"]: rule for path in sorted((ROOT / "alerts").glob("*.yaml")) if path.name != "upstream-metrics.yaml"
+    return {rule["alert"]: rule for path in sorted((ROOT / "alerts").glob("*.yaml"))
+            if path.name != "upstream-metrics.yaml"
             for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []) for rule in group["rules"]
             if "alert" in rule}
 

@@ -56,7 +56,8 @@ def _fill(expr: str) -> str:
 
 def _recording_inputs() -> dict[str, set[str]]:
     groups = yaml.safe_load((ROOT / "deploy" / "prometheusrule.yaml").read_text())["spec"]["groups"]
-    return {rule["record"]: promql_metric_names(rule["expr"]) for g in groups for rule in g["rules"] if "record" in rule}
+    return {rule["record"]: promql_metric_names(rule["expr"])
+            for g in groups for rule in g["rules"] if "record" in rule}
 
 
 RECORDS = _recording_inputs()
