@@ -80,8 +80,14 @@ def _leaves(names: set[str]) -> set[str]:
     return out
 
 
+UPSTREAM = (set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
+            | set(yaml.safe_load((ROOT / "dashboards" / "upstream-metrics.yaml").read_text())["metrics"]))
+
+
 def _exporter_only(expr: str) -> bool:
     leaves = _leaves(promql_metric_names(_fill(expr)))
+    unknown = leaves - FAMILIES - UPSTREAM - {"ALERTS", "up"}
+    assert not unknown, f"{sorted(unknown)}: neither an exporter family nor a listed upstream metric"
     # up and ALERTS: Prometheus' own series about the exporter target and the alerts over its metrics.
     return bool(leaves) and leaves <= FAMILIES | {"ALERTS", "up"}
 
@@ -139,6 +145,7 @@ def prometheus(tmp_path_factory):
     rules.write_text(yaml.safe_dump(_rules_for_the_test(), sort_keys=False))
     prom = Prometheus(tmp, [f"127.0.0.1:{port}"], job="cnv-dashboards", rule_files=(rules,))
     try:
+        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200, "exporter /readyz", 30, [log])
         wait_for(lambda: http_get(f"{prom.url}/-/ready")[0] == 200, "prometheus /-/ready", 30, [prom.log, log])
         yield prom.url, [prom.log, log]
     finally:
