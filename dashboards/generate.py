@@ -57,6 +57,8 @@ QUERIES: dict[str, str] = {
     "check_fresh": f"max by (check) (check:ov_check_up:fresh{{{C}}})",
     "check_applicable": f"max by (check) (ov_check_applicable{{{C}}})",
     "findings_by_severity": f"sum by (severity) (ov_findings{{{C}}})",
+    "cluster_score": f"max(ov_cluster_score_ratio{{{C}}})",
+    "anti_pattern_verdict": f"max by (anti_pattern, verdict) (ov_anti_pattern_verdict{{{C}}} == 1)",
     "findings_by_check": f"sum by (check, severity) (ov_findings{{{C}}})",
     "findings_over_time": f"sum by (severity) (ov_findings{{{C}}})",
     # ---- overview: offenders
@@ -275,6 +277,14 @@ def build_overview():
                         thresholds=STATUS, description="1: the check ran (ok or not applicable); 0: it failed"))
     d = d.with_panel(st("Checks fresh", "bool", [_target("check_fresh", "{{check}}", instant=True)], w=8,
                         thresholds=STATUS, description="check:ov_check_up:fresh: succeeded within 15 minutes"))
+    d = d.with_panel(st("Cluster score", "percentunit", [_target("cluster_score", instant=True)], w=8,
+                        thresholds=_thresholds((None, "red"), (0.5, "orange"), (0.8, "green")),
+                        description="Share of checks passing, weighted by severity (a check with critical "
+                                    "findings weighs 3, with warnings 2, a passing one 1)"))
+    d = d.with_panel(tb("Verdict per anti-pattern (seed numbers 1-19)", "short",
+                        [_prom_table("anti_pattern_verdict")], w=16,
+                        description="pass, fail, not_applicable, check_failed, not_observable (see the README "
+                                    "coverage table for what to do instead) or alerts_only"))
     d = d.with_panel(tb("Findings per check (runbook links)", "short",
                         [_prom_table("findings_by_check")], w=12, links=_runbook_link()))
     d = d.with_panel(ts("Findings over time", "short", [_target("findings_over_time", "{{severity}}")], w=12))
