@@ -31,6 +31,9 @@ class Thresholds(_Base):
     memory_overcommit_critical: Fraction = 1.0
     dirty_rate_risk_warning: Fraction = 0.5
     dirty_rate_risk_critical: Fraction = 1.0
+    right_sizing_over_ratio: Annotated[float, Meta(gt=0, lt=1)] = 0.25  # used below this share of requested
+    right_sizing_under_memory_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # memory used at or above
+    right_sizing_under_cpu_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # CPU used at or above, of vCPUs
 
 
 class Namespaces(_Base):

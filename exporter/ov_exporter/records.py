@@ -466,6 +466,24 @@ class ClusterNetwork(R):
     status: ClusterNetworkStatus | None = None
 
 
+# ---------------------------------------------------------------- metrics.k8s.io
+
+
+class ContainerMetrics(R):
+    name: str = ""
+    usage: dict[str, Quantity] | None = None  # cpu (cores, e.g. "250m", "1234567n"), memory (bytes)
+
+
+class PodMetrics(R):
+    """metrics.k8s.io/v1beta1 PodMetrics of a virt-launcher pod: the pod's labels
+    (kubevirt.io/created-by = VMI uid, vm.kubevirt.io/name) and per-container usage."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    timestamp: str = ""
+    window: str = ""
+    containers: list[ContainerMetrics] | None = None
+
+
 # ---------------------------------------------------------------- the kind table
 
 
@@ -480,6 +498,9 @@ class KindInfo:
     namespaced: bool
     record: type
     optional: bool  # an optional API: absent on some clusters
+    # An aggregated API without WATCH (metrics.k8s.io): the live source LISTs it periodically.
+    watchable: bool = True
+    label_selector: str = ""  # LIST only the matching objects (e.g. virt-launcher pods)
 
     @property
     def key(self) -> str:
@@ -506,6 +527,8 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("NetworkAttachmentDefinition", "k8s.cni.cncf.io", ("v1",), "network-attachment-definitions", True, NetworkAttachmentDefinition, True),
     KindInfo("NodeNetworkState", "nmstate.io", ("v1beta1", "v1"), "nodenetworkstates", False, NodeNetworkState, True),
     KindInfo("Network", "config.openshift.io", ("v1",), "networks", False, ClusterNetwork, True),
+    KindInfo("PodMetrics", "metrics.k8s.io", ("v1beta1",), "pods", True, PodMetrics, True,
+             watchable=False, label_selector="kubevirt.io=virt-launcher"),
 )
 KIND_BY_KEY = {k.key: k for k in KINDS}
 KIND_BY_GROUP_KIND = {(k.group, k.kind): k for k in KINDS}

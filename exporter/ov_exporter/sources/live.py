@@ -36,6 +36,7 @@ PAGE_SIZE = 500
 WATCH_SECONDS = (300, 600)  # server-side watch timeout, randomised like client-go
 BACKOFF_INITIAL, BACKOFF_MAX, FORBIDDEN_RETRY_MAX = 0.5, 30.0, 300.0
 ABSENT_RECHECK = 300.0  # an optional API may get installed later
+POLL_SECONDS = 60.0  # kinds without WATCH (metrics.k8s.io) are LISTed this often
 
 
 class ApiError(Exception):
@@ -235,6 +236,7 @@ class Reflector:
         self.kind, self.version, self.client, self.store = kind, version, client, store
         self.path = _path(kind, version)
         self.status = store.kinds[kind.key]
+        self.poll_seconds = POLL_SECONDS
 
     def _where(self, meta: _Meta) -> str:
         return f"{self.kind.kind} {meta.namespace + '/' if meta.namespace else ''}{meta.name or '?'}"
@@ -259,6 +261,8 @@ class Reflector:
         records, cont, rv = [], "", ""
         while True:
             params = {"limit": str(PAGE_SIZE)}
+            if self.kind.label_selector:
+                params["labelSelector"] = self.kind.label_selector
             if cont:
                 params["continue"] = cont
             try:
@@ -337,6 +341,10 @@ class Reflector:
                         self.status.relists += 1
                     rv = await self.list()
                     failures = 0
+                if not self.kind.watchable:  # no WATCH on this API (metrics.k8s.io): poll with LIST
+                    await asyncio.sleep(self.poll_seconds)
+                    rv = None
+                    continue
                 rv = await self.watch(rv)
                 self.status.watch_restarts += 1  # the server ended the stream (timeout): resume
                 failures = 0
