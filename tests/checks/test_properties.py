@@ -79,6 +79,7 @@ def damageable() -> list[dict]:
         b.nns("worker-0", [b.iface("ens3", 1500, controller="br-ex"), b.iface("br-ex", 1500, "ovs-interface"),
                            b.iface("ens4", 9000, controller="br1"), b.iface("br1", 9000, "linux-bridge", ports=["ens4"])]),
         b.cluster_network(1400),
+        b.pod_metrics("db", cpu="3500m", memory="7Gi"),
     ]
 
 
@@ -99,6 +100,7 @@ def planted() -> list[dict]:
         b.vmi("good-load", g, node="good-node", cores=8, memory="80Gi"),
         b.nad("good-net", b.bridge_config("good-net", bridge="br-good"), namespace=g),
         b.nns("good-node", [b.iface("br-good", 9000, "linux-bridge")]),
+        b.pod_metrics("good-load", g, cpu="100m", memory="4Gi", created_by="uid-good-good-load"),
     ]
 
 
@@ -109,6 +111,7 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "rhel_nodes": (ObjectRef("Node", "", "good-rhel"), Severity.CRITICAL),
     "mtu_mismatch": (ObjectRef("NetworkAttachmentDefinition", "good", "good-net"), Severity.WARNING),
     "migration_dirty_rate": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.CRITICAL),
+    "vm_right_sizing": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.INFO),
 }
 
 
