@@ -50,6 +50,10 @@ NOT_ALERTED: dict[str, str] = {
                                                "dirty-rate fallback divides by it",
     "ov_migration_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
     "ov_migration_parallel_outbound_per_node": "configuration (parallelOutboundMigrationsPerNode)",
+    # vm_right_sizing
+    "ov_vm_right_sizing_vms": "counts of the VMIs that ov_vm_{over,under}_provisioned_usage_ratio list one by one",
+    "ov_vm_right_sizing_cpu_cores": "cluster totals of requested vs used cores, for dashboards: no finding",
+    "ov_vm_right_sizing_memory_bytes": "cluster totals of requested vs used memory, for dashboards: no finding",
 }
 
 # absent() yields one label-less series of value 1: nothing to template.

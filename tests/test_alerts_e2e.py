@@ -54,6 +54,8 @@ ALERT_CHECK = {
     "OVNetworkAttachmentDefinitionInvalid": "mtu_mismatch",
     "OVVMMixedMTUNetworks": "mtu_mismatch",
     "OVVMIDirtyRateTooHighForMigration": "migration_dirty_rate",
+    "OVVMOverProvisioned": "vm_right_sizing",
+    "OVVMUnderProvisioned": "vm_right_sizing",
 }
 
 
@@ -73,6 +75,8 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
     if name in ("OVNetworkMTUMismatch", "OVNetworkAttachmentDefinitionInvalid"):
         return "NetworkAttachmentDefinition", ns, labels["network"]
     if name == "OVVMIDirtyRateTooHighForMigration":
+        return "VirtualMachineInstance", ns, labels["vmi"]
+    if name in ("OVVMOverProvisioned", "OVVMUnderProvisioned"):
         return "VirtualMachineInstance", ns, labels["vmi"]
     raise AssertionError(f"alert {name} is not mapped to an object")
 
