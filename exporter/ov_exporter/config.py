@@ -82,6 +82,10 @@ def _validate(cfg: Config, known_checks: set[str] | None, origin: str) -> Config
         raise ConfigError(f"{origin}: migration-link-speed: {exc}") from None
     if cfg.thresholds.cpu_overcommit_target and cfg.thresholds.cpu_overcommit_target > cfg.thresholds.cpu_overcommit_max:
         raise ConfigError(f"{origin}: thresholds.cpu-overcommit-target must not exceed thresholds.cpu-overcommit-max")
+    t = cfg.thresholds
+    if t.right_sizing_over_ratio >= min(t.right_sizing_under_cpu_ratio, t.right_sizing_under_memory_ratio):
+        raise ConfigError(f"{origin}: thresholds.right-sizing-over-ratio must be below "
+                          "thresholds.right-sizing-under-cpu-ratio and right-sizing-under-memory-ratio")
     if known_checks is not None:
         unknown = sorted(set(cfg.checks) - known_checks)
         if unknown:

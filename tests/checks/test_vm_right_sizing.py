@@ -75,6 +75,11 @@ def test_bad_threshold_is_a_config_error_naming_the_key():
         config(**{"thresholds.right-sizing-over-ratio": 1.5})
 
 
+def test_over_ratio_must_stay_below_the_under_ratios():
+    with pytest.raises(ConfigError, match="right-sizing-over-ratio must be below"):
+        config(**{"thresholds.right-sizing-over-ratio": 0.8, "thresholds.right-sizing-under-cpu-ratio": 0.7})
+
+
 def test_one_vcpu_vm_is_never_cpu_over_provisioned():
     out = run(vmi("tiny", cores=1, memory="2Gi"), pod_metrics("tiny", cpu="10m", memory="1Gi"))
     assert out.findings == [] and series(out, OVER) == {}
