@@ -94,3 +94,20 @@ async def test_forbidden_metrics_api_fails_the_check_naming_the_permission(api, 
         assert "metrics.k8s.io" in store.kinds[PM].forbidden
         result = evaluate(store.state(), Config()).result("vm_right_sizing")
         assert result.status.value == "failed" and "metrics.k8s.io" in result.error
+
+
+async def test_a_down_metrics_api_does_not_hold_up_the_first_sync_and_recovers(api, tmp_path, monkeypatch):
+    monkeypatch.setattr(live_mod, "POLL_SECONDS", 0.2)
+    monkeypatch.setattr(live_mod, "BACKOFF_INITIAL", 0.01)
+    api.fail("pods.metrics.k8s.io", 503)  # until cleared
+    async with running(api, tmp_path) as (source, store):
+        # Synced although the metrics API answers 503: reported as a problem, the rest evaluates.
+        assert names(store) == []
+        assert any(p.where == "PodMetrics list" and "503" in p.message for p in store.problems)
+        evaluation = evaluate(store.state(), Config())
+        assert evaluation.result("rwo_vm_disks").status.value == "ok"
+        assert evaluation.result("vm_right_sizing").status.value == "not_applicable"
+        api.clear_faults()
+        await eventually(lambda: len(names(store)) == 2, "PodMetrics once the API is back")
+        assert not any(p.where == "PodMetrics list" for p in store.problems)
+        assert api.count("pods.metrics.k8s.io", verb="list", status=503) >= 1

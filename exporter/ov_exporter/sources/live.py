@@ -282,6 +282,8 @@ class Reflector:
                 break
         self.store.replace(self.kind, records)
         self.status.synced, self.status.absent, self.status.forbidden = True, "", ""
+        if not self.kind.watchable:
+            self.store.clear_problem(f"{self.kind.kind} list")
         self.status.last_event = time.time()
         return rv
 
@@ -369,13 +371,24 @@ class Reflector:
                     rv = None
                     continue
                 log.warning("%s: %s; retrying", self.kind.key, exc)
+                self._poll_failed(exc)
                 await asyncio.sleep(_backoff(failures))
             except (aiohttp.ClientError, asyncio.TimeoutError, msgspec.DecodeError, msgspec.ValidationError) as exc:
                 failures += 1
                 if rv is not None:
                     self.status.watch_restarts += 1
                 log.info("%s: %s: %s; retrying", self.kind.key, type(exc).__name__, exc)
+                self._poll_failed(exc)
                 await asyncio.sleep(_backoff(failures))
+
+    def _poll_failed(self, exc: Exception) -> None:
+        """An aggregated API without WATCH (metrics-server) can be down for long: report it
+        and count the kind as synced (empty), so that the first evaluation does not wait."""
+        if self.kind.watchable:
+            return
+        self.store.problem(f"{self.kind.kind} list", f"{self.path}: {type(exc).__name__}: {exc}")
+        if not self.status.synced:
+            self.status.synced = True
 
     def _set_absent(self, reason: str) -> None:
         if not self.status.absent:
