@@ -136,3 +136,27 @@ def test_exemption_on_the_vm_silences_its_vmi():
     assert result.status is Status.OK and [f.obj for f in result.findings] == [ref("other")]
     assert {s.labels[:2] for s in result.samples if s.family == OVER} == {(NS, "other")}
     assert result.exempted == 1
+
+
+def test_a_snapshot_with_oc_get_podmetrics_output_is_judged_and_core_pods_are_not_podmetrics(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from ov_exporter.sources import SnapshotSource
+    from ov_exporter.sources.files import kind_from_path
+    from ov_exporter.store import Store
+
+    assert kind_from_path(Path("podmetrics.yaml")).kind == "PodMetrics"
+    core_pods = kind_from_path(Path("namespaces/vms/core/pods.yaml"))
+    assert core_pods is None or core_pods.kind != "PodMetrics"
+    (tmp_path / "vmis.yaml").write_text(yaml.safe_dump_all([vmi("big", cores=8, memory="32Gi")]))
+    listing = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
+               "items": [pod_metrics("big", cpu="123456789n", memory="1048576Ki")]}
+    (tmp_path / "podmetrics.yaml").write_text(yaml.safe_dump(listing))
+    store = Store()
+    SnapshotSource(tmp_path).load(store)
+    result = registry.evaluate(store.state(), config()).result("vm_right_sizing")
+    assert [(f.obj, f.severity) for f in result.findings] == [(ref("big"), Severity.INFO)]
+    assert {s.labels: round(s.value, 4) for s in result.samples if s.family == OVER} == {
+        (NS, "big", "cpu"): round(0.123456789 / 8, 4), (NS, "big", "memory"): round(1 / 32, 4)}
