@@ -86,6 +86,10 @@ NOT_ALERTED: dict[str, str] = {
     "ov_node_vm_allocation_ratio": "dashboard series; ov_rebalance_node_above_mean_ratio carries the finding",
     "ov_rebalance_allocation_mean_ratio": "dashboard series: the mean the findings compare against",
     "ov_rebalance_allocation_spread_ratio": "dashboard series (max - min across VM nodes); no finding",
+    # vm_right_sizing
+    "ov_vm_right_sizing_vms": "counts of the VMIs that ov_vm_{over,under}_provisioned_usage_ratio list one by one",
+    "ov_vm_right_sizing_cpu_cores": "cluster totals of requested vs used cores, for dashboards: no finding",
+    "ov_vm_right_sizing_memory_bytes": "cluster totals of requested vs used memory, for dashboards: no finding",
 }
 
 # absent() yields one label-less series of value 1: nothing to template.

@@ -64,6 +64,8 @@ ALERT_CHECK = {
     "OVRebalanceWatchMigrationFailed": "rebalance_watch",
     "OVRebalanceWatchVMMigratedRepeatedly": "rebalance_watch",
     "OVRebalanceWatchNodeAboveMean": "rebalance_watch",
+    "OVVMOverProvisioned": "vm_right_sizing",
+    "OVVMUnderProvisioned": "vm_right_sizing",
 }
 
 
@@ -96,7 +98,7 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
         return "Node", "", labels["node"]
     if name == "OVRebalanceWatchMigrationFailed":
         return "VirtualMachineInstanceMigration", ns, labels["vmim"]
-    if name == "OVRebalanceWatchVMMigratedRepeatedly":
+    if name in ("OVRebalanceWatchVMMigratedRepeatedly", "OVVMOverProvisioned", "OVVMUnderProvisioned"):
         return "VirtualMachineInstance", ns, labels["vmi"]
     raise AssertionError(f"alert {name} is not mapped to an object")
 

@@ -32,6 +32,9 @@ class Thresholds(_Base):
     dirty_rate_risk_warning: Fraction = 0.5
     dirty_rate_risk_critical: Fraction = 1.0
     scheduling_constraints_max: Annotated[int, Meta(ge=0, le=1000)] = 5
+    right_sizing_over_ratio: Annotated[float, Meta(gt=0, lt=1)] = 0.25  # used below this share of requested
+    right_sizing_under_memory_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # memory used at or above
+    right_sizing_under_cpu_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # CPU used at or above, of vCPUs
 
 
 class Namespaces(_Base):
@@ -81,6 +84,10 @@ def _validate(cfg: Config, known_checks: set[str] | None, origin: str) -> Config
         raise ConfigError(f"{origin}: migration-link-speed: {exc}") from None
     if cfg.thresholds.cpu_overcommit_target and cfg.thresholds.cpu_overcommit_target > cfg.thresholds.cpu_overcommit_max:
         raise ConfigError(f"{origin}: thresholds.cpu-overcommit-target must not exceed thresholds.cpu-overcommit-max")
+    t = cfg.thresholds
+    if t.right_sizing_over_ratio >= min(t.right_sizing_under_cpu_ratio, t.right_sizing_under_memory_ratio):
+        raise ConfigError(f"{origin}: thresholds.right-sizing-over-ratio must be below "
+                          "thresholds.right-sizing-under-cpu-ratio and right-sizing-under-memory-ratio")
     if known_checks is not None:
         unknown = sorted(set(cfg.checks) - known_checks)
         if unknown:

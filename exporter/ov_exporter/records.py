@@ -567,6 +567,22 @@ class Pod(R):
     metadata: ObjectMeta = field(default_factory=ObjectMeta)
     spec: PodSpec | None = None
     status: PodStatus | None = None
+# ---------------------------------------------------------------- metrics.k8s.io
+
+
+class ContainerMetrics(R):
+    name: str = ""
+    usage: dict[str, Quantity] | None = None  # cpu (cores, e.g. "250m", "1234567n"), memory (bytes)
+
+
+class PodMetrics(R):
+    """metrics.k8s.io/v1beta1 PodMetrics of a virt-launcher pod: the pod's labels
+    (kubevirt.io/created-by = VMI uid, vm.kubevirt.io/name) and per-container usage."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    timestamp: str = ""
+    window: str = ""
+    containers: list[ContainerMetrics] | None = None
 
 
 # ---------------------------------------------------------------- the kind table
@@ -586,6 +602,8 @@ class KindInfo:
     # Only objects with these labels are read (passed as labelSelector to LIST and WATCH);
     # "" reads them all.
     label_selector: str = ""
+    # An aggregated API without WATCH (metrics.k8s.io): the live source LISTs it periodically.
+    watchable: bool = True
 
     @property
     def key(self) -> str:
@@ -613,6 +631,8 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("NodeNetworkState", "nmstate.io", ("v1beta1", "v1"), "nodenetworkstates", False, NodeNetworkState, True),
     KindInfo("Network", "config.openshift.io", ("v1",), "networks", False, ClusterNetwork, True),
     KindInfo("Pod", "", ("v1",), "pods", True, Pod, False, label_selector="kubevirt.io=virt-handler"),
+    KindInfo("PodMetrics", "metrics.k8s.io", ("v1beta1",), "pods", True, PodMetrics, True,
+             watchable=False, label_selector="kubevirt.io=virt-launcher"),
 )
 KIND_BY_KEY = {k.key: k for k in KINDS}
 

@@ -19,3 +19,7 @@ MIGRATION_DATA_REMAINING = (
 )
 
 WANTED = frozenset((DIRTY_RATE, *MIGRATION_DIRTY_RATE, *MIGRATION_TRANSFER_RATE, *MIGRATION_DATA_REMAINING))
+
+# Guest memory in use as the domain sees it (KubeVirt virt-handler; labels namespace, name).
+VMI_MEMORY_USED = "kubevirt_vmi_memory_used_bytes"
+WANTED = WANTED | {VMI_MEMORY_USED}

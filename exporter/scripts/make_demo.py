@@ -1928,6 +1928,54 @@ CLEAN = Cluster(
     migration_network="migration-net")
 
 
+# ================================================================ usage (metrics.k8s.io PodMetrics)
+# Usage does not change requests: node CPU/memory loads above stay as they are. Only the
+# VMs listed here get a PodMetrics (a metrics-server sample of their virt-launcher pod).
+# (namespace, vm) -> (cores used by the compute container, GiB of working set)
+DEMO_USAGE: dict[tuple[str, str], tuple[float, float]] = {
+    ("prod-db", "postgres-replica-02"): (0.35, 4.5),   # 8 vCPU / 32 GiB: 4 % and 14 %: over-provisioned
+    ("prod-cache", "redis-cache-02"): (0.9, 6.0),      # 2 vCPU / 32 GiB: memory 19 %: over-provisioned
+    ("prod-cache", "memcached-01"): (0.6, 15.2),       # 2 vCPU / 16 GiB: memory 95 %: under-provisioned
+    ("prod-web", "web-frontend-02"): (3.8, 5.0),       # 4 vCPU / 8 GiB: CPU 95 %: under-provisioned
+    ("prod-web", "web-frontend-01"): (1.6, 5.5),       # 4 vCPU / 8 GiB: 40 % and 69 %: right-sized
+    ("prod-web", "haproxy-lb-01"): (0.7, 2.5),         # 2 vCPU / 4 GiB: 35 % and 63 %: right-sized
+}
+CLEAN_USAGE: dict[tuple[str, str], tuple[float, float]] = {
+    ("apps", "app-server-01"): (1.5, 8.0),
+    ("apps", "web-01"): (0.8, 4.0),
+}
+
+
+def pod_metrics(c: Cluster, usage: dict[tuple[str, str], tuple[float, float]]) -> list[dict]:
+    """PodMetrics as `oc get podmetrics -o yaml` shows them: labels of the virt-launcher pod."""
+    rows = {(r.namespace, r.name): r for r in c.vms}
+    out = []
+    for (ns, name), (cores, gib) in sorted(usage.items()):
+        row = rows[(ns, name)]
+        labels = {"kubevirt.io": "virt-launcher", "kubevirt.io/created-by": uid("VirtualMachineInstance", ns, name),
+                  **_template_labels(row), "vm.kubevirt.io/name": name}
+        pod = f"virt-launcher-{name}-{suffix('pod', ns, name)}"
+        out.append({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+                    "metadata": {"creationTimestamp": stamp(0, "pm", ns, name), "labels": labels,
+                                 "name": pod, "namespace": ns},
+                    "timestamp": stamp(0.0003, "pm-ts", ns, name), "window": "30s",
+                    "containers": [{"name": "compute", "usage": {"cpu": f"{round(cores * 1e9)}n",
+                                                                 "memory": f"{round(gib * 2**20)}Ki"}},
+                                   {"name": "guest-console-log", "usage": {"cpu": "310042n", "memory": "2148Ki"}}]})
+    return out
+
+
+EXPECTATIONS["vm_right_sizing"] = [
+    pos(VMI, "prod-db", "postgres-replica-02", "info",
+        "0.35 of 8 vCPUs (4 %) and 4.5 of 32 GiB (14 %) used: over-provisioned"),
+    pos(VMI, "prod-cache", "redis-cache-02", "info", "6 of 32 GiB (19 %) used: memory over-provisioned"),
+    pos(VMI, "prod-cache", "memcached-01", "warning", "15.2 of 16 GiB (95 %) used: memory under-provisioned"),
+    pos(VMI, "prod-web", "web-frontend-02", "warning", "3.8 of 4 vCPUs (95 %) used: CPU under-provisioned"),
+    neg(VMI, "prod-web", "web-frontend-01", "1.6 of 4 vCPUs (40 %), 5.5 of 8 GiB (69 %)"),
+    neg(VMI, "prod-web", "haproxy-lb-01", "0.7 of 2 vCPUs (35 %), 2.5 of 4 GiB (63 %)"),
+]
+
+
 # ================================================================ main
 
 
@@ -1935,10 +1983,12 @@ def generated() -> dict[Path, str]:
     files: dict[Path, str] = {}
     for name, text in render_cluster(DEMO).items():
         files[DEMO_DIR / name] = text
+    files[DEMO_DIR / "podmetrics.yaml"] = HEADER + dump_yaml(_list(pod_metrics(DEMO, DEMO_USAGE)))
     files[DEMO_DIR / "expectations.yaml"] = HEADER + dump_yaml(expectations_doc())
     files[DEMO_DIR / "README.md"] = readme()
     for name, text in render_cluster(CLEAN).items():
         files[CLEAN_DIR / name] = text
+    files[CLEAN_DIR / "podmetrics.yaml"] = HEADER + dump_yaml(_list(pod_metrics(CLEAN, CLEAN_USAGE)))
     return files
 
 

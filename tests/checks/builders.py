@@ -479,3 +479,22 @@ def vmim(name: str, vmi_name: str, phase: str = "Running", namespace: str = NS) 
     """A VirtualMachineInstanceMigration in `phase`."""
     return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
             "metadata": _meta(name, namespace), "spec": {"vmiName": vmi_name}, "status": {"phase": phase}}
+# ---------------------------------------------------------------- metrics.k8s.io
+
+
+def pod_metrics(vmi_name: str, namespace: str = NS, *, cpu: str | None = "500m", memory: str | None = "2Gi",
+                created_by: str | None = "", pod: str | None = None, extra_container: bool = True) -> dict:
+    """PodMetrics of the virt-launcher pod of `vmi_name`, as `oc get podmetrics -o json` gives it.
+    created_by "" means the VMI's uid as the vmi() builder makes it; None leaves the label out.
+    `cpu`/`memory` go to the compute container; a small guest-console-log container is added."""
+    lbls = {"kubevirt.io": "virt-launcher", "vm.kubevirt.io/name": vmi_name, "kubevirt.io/domain": vmi_name}
+    if created_by is not None:
+        lbls["kubevirt.io/created-by"] = created_by or f"uid-{namespace}-{vmi_name}"
+    usage = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
+    containers = [{"name": "compute", "usage": usage}]
+    if extra_container:
+        containers.append({"name": "guest-console-log", "usage": {"cpu": "0", "memory": "0"}})
+    meta = _meta(pod or f"virt-launcher-{vmi_name}-abcde", namespace, labels=lbls)
+    meta.pop("uid")  # PodMetrics carry no uid
+    return {"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics", "metadata": meta,
+            "timestamp": "2024-05-30T10:00:00Z", "window": "30s", "containers": containers}

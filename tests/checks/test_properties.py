@@ -90,6 +90,7 @@ def damageable() -> list[dict]:
                                       {"key": "gpu", "operator": "Gt", "values": ["1"]}],
                  "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["worker-0"]}]}]}}}}},
         b.vm("pinned", eviction="LiveMigrate"),
+        b.pod_metrics("db", cpu="3500m", memory="7Gi"),
     ]
 
 
@@ -146,6 +147,7 @@ def planted() -> list[dict]:
         _vmim("good-queued", "Pending", None),
         _vmim("good-move-1", "Succeeded", "9999-12-31T00:00:00Z"),
         _vmim("good-move-2", "Succeeded", "9999-12-31T12:00:00Z"),
+        b.pod_metrics("good-load", g, cpu="100m", memory="4Gi", created_by="uid-good-good-load"),
     ]
 
 
@@ -182,6 +184,7 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     # the planted Pending migration fills it: critical. Either way the Cluster is flagged.
     "migration_capacity": (ObjectRef("Cluster", "", "cluster"), (Severity.WARNING, Severity.CRITICAL)),
     "rebalance_watch": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.WARNING),
+    "vm_right_sizing": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.INFO),
 }
 
 

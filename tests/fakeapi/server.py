@@ -73,6 +73,8 @@ WELL_KNOWN: dict[tuple[str, str], tuple[str, bool]] = {
     ("instancetype.kubevirt.io", "VirtualMachineClusterInstancetype"): ("virtualmachineclusterinstancetypes", False),
 }
 # Core kinds served even when empty, so discovery looks like a real cluster.
+# Aggregated APIs that serve get/list only (metrics-server): a watch answers 405.
+NO_WATCH_GROUPS = {"metrics.k8s.io"}
 PREREGISTERED = [("", "v1", "Pod"), ("", "v1", "Secret"), ("", "v1", "ConfigMap"), ("", "v1", "Service"),
                  ("", "v1", "ServiceAccount"), ("", "v1", "PersistentVolume"), ("", "v1", "Event")]
 # Field selectors the real API server supports beyond metadata.name/namespace.
@@ -854,6 +856,8 @@ class FakeAPIServer:
             return self._object_response(rt.view(obj, version))
         if verb == "list":
             return self._list(rt, version, ns, q)
+        if verb == "watch" and rt.group in NO_WATCH_GROUPS:  # like the aggregated metrics API
+            raise Status(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
         if verb == "watch":
             return await self._watch(request, rt, version, ns, q)
         return await self._write(request, verb, rt, version, ns, name)

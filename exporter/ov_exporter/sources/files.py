@@ -35,6 +35,10 @@ for _k in KINDS:
     _KIND_BY_PATH_NAME.setdefault(_k.singular, _k)
     if _k.plural.endswith("s"):
         _KIND_BY_PATH_NAME.setdefault(_k.plural.replace("-", ""), _k)
+# PodMetrics' plural is "pods": it must not claim must-gather `core/pods.yaml`; its folder is `podmetrics`.
+for _k in KINDS:
+    if _k.group == "metrics.k8s.io" and _KIND_BY_PATH_NAME.get(_k.plural) is _k:
+        del _KIND_BY_PATH_NAME[_k.plural]
 
 
 class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]

@@ -36,6 +36,7 @@ PAGE_SIZE = 500
 WATCH_SECONDS = (300, 600)  # server-side watch timeout, randomised like client-go
 BACKOFF_INITIAL, BACKOFF_MAX, FORBIDDEN_RETRY_MAX = 0.5, 30.0, 300.0
 ABSENT_RECHECK = 300.0  # an optional API may get installed later
+POLL_SECONDS = 60.0  # kinds without WATCH (metrics.k8s.io) are LISTed this often
 
 
 class ApiError(Exception):
@@ -235,6 +236,7 @@ class Reflector:
         self.kind, self.version, self.client, self.store = kind, version, client, store
         self.path = _path(kind, version)
         self.status = store.kinds[kind.key]
+        self.poll_seconds = POLL_SECONDS
 
     def _where(self, meta: _Meta) -> str:
         return f"{self.kind.kind} {meta.namespace + '/' if meta.namespace else ''}{meta.name or '?'}"
@@ -280,6 +282,8 @@ class Reflector:
                 break
         self.store.replace(self.kind, records)
         self.status.synced, self.status.absent, self.status.forbidden = True, "", ""
+        if not self.kind.watchable:
+            self.store.clear_problem(f"{self.kind.kind} list")
         self.status.last_event = time.time()
         return rv
 
@@ -341,6 +345,10 @@ class Reflector:
                         self.status.relists += 1
                     rv = await self.list()
                     failures = 0
+                if not self.kind.watchable:  # no WATCH on this API (metrics.k8s.io): poll with LIST
+                    await asyncio.sleep(self.poll_seconds)
+                    rv = None
+                    continue
                 rv = await self.watch(rv)
                 self.status.watch_restarts += 1  # the server ended the stream (timeout): resume
                 failures = 0
@@ -365,13 +373,24 @@ class Reflector:
                     rv = None
                     continue
                 log.warning("%s: %s; retrying", self.kind.key, exc)
+                self._poll_failed(exc)
                 await asyncio.sleep(_backoff(failures))
             except (aiohttp.ClientError, asyncio.TimeoutError, msgspec.DecodeError, msgspec.ValidationError) as exc:
                 failures += 1
                 if rv is not None:
                     self.status.watch_restarts += 1
                 log.info("%s: %s: %s; retrying", self.kind.key, type(exc).__name__, exc)
+                self._poll_failed(exc)
                 await asyncio.sleep(_backoff(failures))
+
+    def _poll_failed(self, exc: Exception) -> None:
+        """An aggregated API without WATCH (metrics-server) can be down for long: report it
+        and count the kind as synced (empty), so that the first evaluation does not wait."""
+        if self.kind.watchable:
+            return
+        self.store.problem(f"{self.kind.kind} list", f"{self.path}: {type(exc).__name__}: {exc}")
+        if not self.status.synced:
+            self.status.synced = True
 
     def _set_absent(self, reason: str) -> None:
         if not self.status.absent:
