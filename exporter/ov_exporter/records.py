@@ -466,6 +466,62 @@ class ClusterNetwork(R):
     status: ClusterNetworkStatus | None = None
 
 
+# ---------------------------------------------------------------- node remediation (Machine API, medik8s)
+
+
+class LabelSelectorRequirement(R):
+    key: str = ""
+    operator: str = ""
+    values: list[str] | None = None
+
+
+class LabelSelector(R):
+    """metav1.LabelSelector: an empty selector matches everything, a missing one nothing."""
+
+    match_labels: Labels | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+
+class MachineNodeRef(R):
+    name: str = ""
+
+
+class MachineStatus(R):
+    node_ref: MachineNodeRef | None = None
+    phase: str = ""
+
+
+class Machine(R):
+    """Machine.machine.openshift.io: its labels carry the MachineSet and the role."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    status: MachineStatus | None = None
+
+
+class MachineHealthCheckSpec(R):
+    selector: LabelSelector | None = None
+    max_unhealthy: int | str | None = None  # IntOrString: 2 or "40%"
+
+
+class MachineHealthCheck(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: MachineHealthCheckSpec | None = None
+
+
+class NodeHealthCheckSpec(R):
+    selector: LabelSelector | None = None  # over Node labels
+    min_healthy: int | str | None = None
+    max_unhealthy: int | str | None = None
+    pause_requests: list[str] | None = None
+
+
+class NodeHealthCheck(R):
+    """NodeHealthCheck.remediation.medik8s.io (Node Health Check operator)."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: NodeHealthCheckSpec | None = None
+
+
 # ---------------------------------------------------------------- the kind table
 
 
@@ -506,6 +562,9 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("NetworkAttachmentDefinition", "k8s.cni.cncf.io", ("v1",), "network-attachment-definitions", True, NetworkAttachmentDefinition, True),
     KindInfo("NodeNetworkState", "nmstate.io", ("v1beta1", "v1"), "nodenetworkstates", False, NodeNetworkState, True),
     KindInfo("Network", "config.openshift.io", ("v1",), "networks", False, ClusterNetwork, True),
+    KindInfo("Machine", "machine.openshift.io", ("v1beta1",), "machines", True, Machine, True),
+    KindInfo("MachineHealthCheck", "machine.openshift.io", ("v1beta1",), "machinehealthchecks", True, MachineHealthCheck, True),
+    KindInfo("NodeHealthCheck", "remediation.medik8s.io", ("v1alpha1",), "nodehealthchecks", False, NodeHealthCheck, True),
 )
 KIND_BY_KEY = {k.key: k for k in KINDS}
 KIND_BY_GROUP_KIND = {(k.group, k.kind): k for k in KINDS}
