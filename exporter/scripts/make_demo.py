@@ -129,6 +129,7 @@ class NodeRow:
     smt: bool | None = True  # NFD multithreading label; None: label missing
     ip: str = ""
     cpu_model: str = "Icelake-Server"
+    ready: bool = True  # False: the kubelet stopped posting status (Ready Unknown, unreachable taints)
 
 
 def node(row: NodeRow) -> dict:
@@ -157,7 +158,7 @@ def node(row: NodeRow) -> dict:
         "csi.volume.kubernetes.io/nodeid": json.dumps(
             {"openshift-storage.rbd.csi.ceph.com": row.name, "topolvm.io": row.name}, separators=(",", ":")),
         "k8s.ovn.org/node-primary-ifaddr": json.dumps({"ipv4": f"{row.ip}/24"}, separators=(",", ":")),
-        "machine.openshift.io/machine": f"openshift-machine-api/ocp-virt-{row.name}",
+        **({} if rhel else {"machine.openshift.io/machine": f"openshift-machine-api/ocp-virt-{row.name}"}),
         "machineconfiguration.openshift.io/controlPlaneTopology": "HighlyAvailable",
         "machineconfiguration.openshift.io/currentConfig": f"rendered-{row.role}-{suffix(row.role, length=32)[:32]}",
         "machineconfiguration.openshift.io/state": "Done",
@@ -168,6 +169,11 @@ def node(row: NodeRow) -> dict:
     spec: dict = {"providerID": f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}"}
     if row.role == "master":
         spec["taints"] = [{"effect": "NoSchedule", "key": "node-role.kubernetes.io/master"}]
+    if not row.ready:
+        spec["taints"] = [{"effect": "NoSchedule", "key": "node.kubernetes.io/unreachable",
+                           "timeAdded": stamp(0.01, "unreachable", row.name)},
+                          {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable",
+                           "timeAdded": stamp(0.01, "unreachable", row.name)}]
     memory = f"{row.memory_ki}Ki"
     reserved_ki = 1_048_576 + row.memory_ki // 100
     capacity = {"cpu": str(row.cpu)}
@@ -183,6 +189,11 @@ def node(row: NodeRow) -> dict:
     since = stamp(40, "node-ready", row.name)
 
     def condition(type_: str, status: str, reason: str, message: str) -> dict:
+        if not row.ready:
+            return {"lastHeartbeatTime": stamp(0.02, "node-hb", row.name),
+                    "lastTransitionTime": stamp(0.01, "node-nr", row.name),
+                    "message": "Kubelet stopped posting node status.", "reason": "NodeStatusUnknown",
+                    "status": "Unknown", "type": type_}
         return {"lastHeartbeatTime": heartbeat, "lastTransitionTime": since, "message": message,
                 "reason": reason, "status": status, "type": type_}
 
@@ -462,6 +473,7 @@ class VMRow:
     migration: str = ""  # key of MIGRATION_STATES
     age_days: float = 120
     size: str = "medium"
+    run_strategy: str = ""  # "": Always (RerunOnFailure for container-disk VMs)
 
     @property
     def vcpus(self) -> int:
@@ -567,7 +579,7 @@ def vm(vm_row: VMRow, cluster: Cluster) -> dict:
             {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
              "metadata": {"creationTimestamp": None, "name": f"{name}-{d.volume}"}, "spec": dv_spec(d, vm_row.os)}
             for d in templates]
-    spec["runStrategy"] = "Always" if not vm_row.container_disk else "RerunOnFailure"
+    spec["runStrategy"] = vm_row.run_strategy or ("Always" if not vm_row.container_disk else "RerunOnFailure")
     spec["template"] = {
         "metadata": {"annotations": {"vm.kubevirt.io/flavor": vm_row.size, "vm.kubevirt.io/os": os_row.os_label,
                                      "vm.kubevirt.io/workload": "server"},
@@ -1042,6 +1054,59 @@ def cluster_network_config(mtu: int) -> dict:
                        "serviceNetwork": ["172.30.0.0/16"]}}
 
 
+# ================================================================ Machine API builders
+
+
+def machine(row: NodeRow, machine_set: str) -> dict:
+    """An IPI bare-metal Machine (Metal3), named as the Node annotation machine.openshift.io/machine says."""
+    name = f"ocp-virt-{row.name}"
+    labels = {"machine.openshift.io/cluster-api-cluster": "ocp-virt",
+              "machine.openshift.io/cluster-api-machine-role": row.role,
+              "machine.openshift.io/cluster-api-machine-type": row.role}
+    if machine_set:
+        labels["machine.openshift.io/cluster-api-machineset"] = machine_set
+    owner = owner_ref("machine.openshift.io/v1beta1", "MachineSet", machine_set, "openshift-machine-api") \
+        if machine_set else None
+    return {
+        "apiVersion": "machine.openshift.io/v1beta1", "kind": "Machine",
+        "metadata": meta("Machine", name, "openshift-machine-api", labels=labels, age_days=400, owner=owner,
+                         annotations={"metal3.io/BareMetalHost": f"openshift-machine-api/{row.name}"},
+                         extra={"finalizers": ["machine.machine.openshift.io"], "generation": 1}),
+        "spec": {"lifecycleHooks": {}, "metadata": {},
+                 "providerID": f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}",
+                 "providerSpec": {"value": {
+                     "apiVersion": "baremetal.cluster.k8s.io/v1alpha1", "kind": "BareMetalMachineProviderSpec",
+                     "customDeploy": {"method": "install_coreos"}, "hostSelector": {},
+                     "image": {"checksum": "", "url": ""},
+                     "userData": {"name": f"{row.role}-user-data-managed"}}}},
+        "status": {"addresses": [{"address": row.ip, "type": "InternalIP"}, {"address": row.name, "type": "Hostname"}],
+                   "lastUpdated": stamp(3, "machine", row.name),
+                   "nodeRef": {"kind": "Node", "name": row.name, "uid": uid("Node", None, row.name)},
+                   "phase": "Running"},
+    }
+
+
+def machine_health_check(name: str, selector: dict, max_unhealthy: str = "40%", *,
+                         timeout: str = "300s") -> dict:
+    spec: dict = {"maxUnhealthy": max_unhealthy, "nodeStartupTimeout": "10m", "selector": selector,
+                  "unhealthyConditions": [{"status": "False", "timeout": timeout, "type": "Ready"},
+                                          {"status": "Unknown", "timeout": timeout, "type": "Ready"}]}
+    return {"apiVersion": "machine.openshift.io/v1beta1", "kind": "MachineHealthCheck",
+            "metadata": meta("MachineHealthCheck", name, "openshift-machine-api", age_days=380,
+                             extra={"generation": 1}),
+            "spec": spec}
+
+
+def termination_handler_mhc() -> dict:
+    """The MHC every installer creates: it remediates spot instances only."""
+    obj = machine_health_check("machine-api-termination-handler",
+                               {"matchLabels": {"machine.openshift.io/interruptible-instance": ""}}, "100%",
+                               timeout="0s")
+    obj["spec"]["unhealthyConditions"] = [{"status": "True", "timeout": "0s", "type": "Terminating"}]
+    obj["metadata"]["labels"] = {"api": "clusterapi", "k8s-app": "termination-handler"}
+    return obj
+
+
 # ================================================================ clusters
 
 
@@ -1062,6 +1127,8 @@ class Cluster:
     migration_samples: list[tuple[str, str, str, dict[str, float]]] = field(default_factory=list)
     migration_network: str | None = None
     cluster_mtu: int = 1400
+    machine_sets: dict[str, str] = field(default_factory=dict)  # node -> MachineSet ("" for a master); others: no Machine
+    health_checks: list[dict] = field(default_factory=list)  # MachineHealthChecks and NodeHealthChecks
 
 
 def _list(items: list[dict]) -> dict:
@@ -1110,6 +1177,8 @@ def render_cluster(c: Cluster) -> dict[str, str]:
     }
     if c.migrations:
         files["migrations.yaml"] = _list([vmim(m, c) for m in c.migrations])
+    if c.machine_sets or c.health_checks:
+        files["machines.yaml"] = _list([machine(by_name[n], s) for n, s in c.machine_sets.items()] + c.health_checks)
     text = {name: HEADER + dump_yaml(doc) for name, doc in files.items()}
     text["dirty-rates.prom"] = dirty_rates(c)
     return text
@@ -1200,9 +1269,10 @@ DEMO_NODES = [
               ("worker-3", "192.168.111.33"), ("worker-4", "192.168.111.34")),
     # NFD did not label this one (its nfd-worker pod was evicted): threads per core come from the config.
     NodeRow("worker-5", "worker", smt=None, ip="192.168.111.35"),
-    # A RHEL 8 compute node left over from before the virtualization roll-out.
+    # A RHEL 8 compute node left over from before the virtualization roll-out, added outside the
+    # Machine API; its kubelet stopped posting status a quarter of an hour before the dump.
     NodeRow("rhel-worker-0", "worker", cpu=48, memory_ki=263_869_288, os="rhel", ip="192.168.111.40",
-            cpu_model="Cascadelake-Server"),
+            cpu_model="Cascadelake-Server", ready=False),
 ]
 
 PROD = {"env": "production"}
@@ -1373,7 +1443,7 @@ DEMO_VMS = [
           dirty_mib=3, size="small", age_days=500),
     VMRow("dev-sandbox", "dev-win2022-01", "worker-5", (1, 4, 1), 8, os="win2k22", disks=(root(80),), dirty_mib=14),
     VMRow("dev-sandbox", "dev-fedora-01", "worker-5", (1, 2, 1), 4, os="fedora", disks=(root(),),
-          networks=nets("dev-l2-overlay"), dirty_mib=7, size="small"),
+          networks=nets("dev-l2-overlay"), dirty_mib=7, size="small", run_strategy="Manual"),
     VMRow("dev-sandbox", "dev-centos-stream9-01", "rhel-worker-0", (1, 2, 1), 4, os="centos9", disks=(root(),),
           dirty_mib=2, size="small"),
     # ci-runners: ephemeral container disks only
@@ -1432,11 +1502,22 @@ DEMO_INTERFACES = {n.name: worker_interfaces(n.name, br_vm=9000 if n.name == "wo
                    for n in DEMO_NODES if n.role == "worker"}
 
 
+# Machine API: masters and worker-0..4 (MachineSet ocp-virt-worker) come from the installer;
+# worker-5 was added later from a second MachineSet that the workers MHC does not select;
+# rhel-worker-0 has no Machine.
+DEMO_MACHINE_SETS = {**{f"master-{i}": "" for i in range(3)}, **{f"worker-{i}": "ocp-virt-worker" for i in range(5)},
+                     "worker-5": "ocp-virt-worker-b"}
+DEMO_HEALTH_CHECKS = [
+    termination_handler_mhc(),
+    machine_health_check("workers", {"matchLabels": {"machine.openshift.io/cluster-api-machineset": "ocp-virt-worker"}}),
+]
+
 DEMO = Cluster(
     nodes=DEMO_NODES, namespaces=DEMO_NAMESPACES, classes=DEMO_CLASSES, default_class=VIRT_CLASS,
     vms=DEMO_VMS, nads=DEMO_NADS, node_interfaces=DEMO_INTERFACES, hco_migrations=DEMO_MIGRATIONS,
     cpu_ratio=10, policies=DEMO_POLICIES, migration_states=DEMO_MIGRATION_STATES,
-    migrations=DEMO_MIGRATIONS_OBJECTS, migration_samples=DEMO_MIGRATION_SAMPLES)
+    migrations=DEMO_MIGRATIONS_OBJECTS, migration_samples=DEMO_MIGRATION_SAMPLES,
+    machine_sets=DEMO_MACHINE_SETS, health_checks=DEMO_HEALTH_CHECKS)
 
 
 # ================================================================ planted cases
@@ -1526,6 +1607,20 @@ EXPECTATIONS: dict[str, list[Case]] = {
         neg(VMI, "batch-jobs", "etl-worker-02", "5 MiB/s under the same 64Mi/20 s per GiB policy: 17.3 s/GiB"),
         neg(VMI, "analytics", "spark-worker-01", "210 MiB/s dirty vs 512 MiB/s: risk 0.41"),
     ],
+    "node_failure_planning": [
+        pos(VMI, "dev-sandbox", "dev-rhel8-legacy-01", "critical",
+            "assigned to rhel-worker-0, whose kubelet stopped posting status (Ready Unknown)"),
+        pos(VMI, "dev-sandbox", "dev-centos-stream9-01", "critical", "assigned to rhel-worker-0 (Ready Unknown)"),
+        pos(NODE, "", "worker-5", "warning",
+            "its Machine is in MachineSet ocp-virt-worker-b, which the workers MachineHealthCheck does not select"),
+        pos(NODE, "", "rhel-worker-0", "warning", "no Machine (added outside the Machine API) and no NodeHealthCheck"),
+        pos(VM, "dev-sandbox", "dev-fedora-01", "info", "running with runStrategy Manual: not restarted after a node failure"),
+        neg(NODE, "", "worker-0", "Machine in MachineSet ocp-virt-worker, selected by the workers MachineHealthCheck"),
+        neg(NODE, "", "master-0", "control plane, not VM-schedulable"),
+        neg(VM, "prod-web", "web-frontend-01", "runStrategy Always"),
+        neg(VM, "ci-runners", "jenkins-agent-01", "runStrategy RerunOnFailure"),
+        neg(VMI, "prod-web", "web-frontend-01", "runs on worker-1, which is Ready"),
+    ],
 }
 
 
@@ -1571,6 +1666,7 @@ A fictional OpenShift 4.18 cluster running OpenShift Virtualization, written the
 | `storage.yaml` | StorageClasses `{VIRT_CLASS}` (RWX block, default virt class), `{RBD_CLASS}`, `{LVMS_CLASS}` (RWO), their StorageProfiles, DataVolumes and PVCs |
 | `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, each with a running VMI |
 | `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running |
+| `machines.yaml` | Machines of the masters and `worker-0`..`worker-5` (`rhel-worker-0` has none and is NotReady: Ready Unknown), the `workers` MachineHealthCheck (MachineSet `ocp-virt-worker` only) and the default `machine-api-termination-handler` |
 | `network.yaml` | Network.config.openshift.io `cluster` (OVNKubernetes, MTU 1400), NetworkAttachmentDefinitions, NodeNetworkStates |
 | `dirty-rates.prom` | `kubevirt_vmi_dirty_rate_bytes_per_second` per VMI, and the migration dirty and transfer rates of the running migration |
 | `expectations.yaml` | the planted cases below, machine-readable (`tests/test_demo.py` asserts them) |
@@ -1663,7 +1759,11 @@ CLEAN = Cluster(
     hco_migrations=CLEAN_MIGRATIONS, cpu_ratio=1, migration_states=CLEAN_STATES,
     migrations=[MigrationRow("apps", f"kubevirt-workload-update-{suffix('wu', 'app-server-02')}", "app-server-02",
                              "Succeeded", "app-server-02-done")],
-    migration_network="migration-net")
+    migration_network="migration-net",
+    machine_sets={n.name: ("ocp-virt-worker" if n.role == "worker" else "") for n in CLEAN_NODES},
+    health_checks=[termination_handler_mhc(),
+                   machine_health_check("workers", {"matchLabels": {
+                       "machine.openshift.io/cluster-api-machine-role": "worker"}})])
 
 
 # ================================================================ main

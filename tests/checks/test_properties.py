@@ -109,6 +109,7 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "rhel_nodes": (ObjectRef("Node", "", "good-rhel"), Severity.CRITICAL),
     "mtu_mismatch": (ObjectRef("NetworkAttachmentDefinition", "good", "good-net"), Severity.WARNING),
     "migration_dirty_rate": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.CRITICAL),
+    "node_failure_planning": (ObjectRef("Node", "", "good-node"), Severity.WARNING),  # no health check at all
 }
 
 
