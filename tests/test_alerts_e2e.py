@@ -54,6 +54,9 @@ ALERT_CHECK = {
     "OVNetworkAttachmentDefinitionInvalid": "mtu_mismatch",
     "OVVMMixedMTUNetworks": "mtu_mismatch",
     "OVVMIDirtyRateTooHighForMigration": "migration_dirty_rate",
+    "OVVMIOnNotReadyNode": "node_failure_planning",
+    "OVNodeWithoutRemediation": "node_failure_planning",
+    "OVVMNotRestartedAfterNodeFailure": "node_failure_planning",
 }
 
 
@@ -74,6 +77,12 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
         return "NetworkAttachmentDefinition", ns, labels["network"]
     if name == "OVVMIDirtyRateTooHighForMigration":
         return "VirtualMachineInstance", ns, labels["vmi"]
+    if name == "OVVMIOnNotReadyNode":
+        return "VirtualMachineInstance", ns, labels["vmi"]
+    if name == "OVNodeWithoutRemediation":
+        return "Node", "", labels["node"]
+    if name == "OVVMNotRestartedAfterNodeFailure":
+        return "VirtualMachine", ns, labels["vm"]
     raise AssertionError(f"alert {name} is not mapped to an object")
 
 
