@@ -51,6 +51,9 @@ class Config(_Base):
     series_cap: Annotated[int, Meta(ge=0, le=1_000_000)] = 500
     threads_per_core: Annotated[int, Meta(ge=1, le=8)] = 2
     migration_link_speed: str | int = "10G"  # bits per second: "10G", "25Gbit/s", 10000000000
+    # Node label naming the hypervisor host (ESXi host, ...) a control-plane node runs on;
+    # "" reads no label. No standard label exists: set it (or point this at one you maintain).
+    control_plane_host_label: str = "ov-exporter.openshift.io/hypervisor-host"
 
     @property
     def cpu_target(self) -> float:

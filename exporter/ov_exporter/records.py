@@ -71,6 +71,7 @@ class NodeInfo(R):
 class NodeSpec(R):
     taints: list[Taint] | None = None
     unschedulable: bool = False
+    provider_id: str = field(default="", name="providerID")
 
 
 class NodeStatus(R):

@@ -99,6 +99,10 @@ def planted() -> list[dict]:
         b.vmi("good-load", g, node="good-node", cores=8, memory="80Gi"),
         b.nad("good-net", b.bridge_config("good-net", bridge="br-good"), namespace=g),
         b.nns("good-node", [b.iface("br-good", 9000, "linux-bridge")]),
+        b.node("good-master-0", control_plane=True, schedulable=None,
+               labels={"ov-exporter.openshift.io/hypervisor-host": "good-esxi"}),
+        b.node("good-master-1", control_plane=True, schedulable=None,
+               labels={"ov-exporter.openshift.io/hypervisor-host": "good-esxi"}),
     ]
 
 
@@ -110,6 +114,7 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "mtu_mismatch": (ObjectRef("NetworkAttachmentDefinition", "good", "good-net"), Severity.WARNING),
     "migration_dirty_rate": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.CRITICAL),
     "node_failure_planning": (ObjectRef("Node", "", "good-node"), Severity.WARNING),  # no health check at all
+    "control_plane_placement": (ObjectRef("Node", "", "good-master-0"), Severity.CRITICAL),  # 2 of 2 on one host
 }
 
 
