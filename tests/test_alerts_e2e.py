@@ -57,6 +57,7 @@ ALERT_CHECK = {
     "OVVMIOnNotReadyNode": "node_failure_planning",
     "OVNodeWithoutRemediation": "node_failure_planning",
     "OVVMNotRestartedAfterNodeFailure": "node_failure_planning",
+    "OVControlPlaneNodesShareHost": "control_plane_placement",
 }
 
 
@@ -83,6 +84,8 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
         return "Node", "", labels["node"]
     if name == "OVVMNotRestartedAfterNodeFailure":
         return "VirtualMachine", ns, labels["vm"]
+    if name == "OVControlPlaneNodesShareHost":
+        return "Node", "", labels["node"]
     raise AssertionError(f"alert {name} is not mapped to an object")
 
 

@@ -130,6 +130,7 @@ class NodeRow:
     ip: str = ""
     cpu_model: str = "Icelake-Server"
     ready: bool = True  # False: the kubelet stopped posting status (Ready Unknown, unreachable taints)
+    hypervisor_host: str = ""  # a VM on this ESXi host (label ov-exporter.openshift.io/hypervisor-host); "": bare metal
 
 
 def node(row: NodeRow) -> dict:
@@ -154,11 +155,14 @@ def node(row: NodeRow) -> dict:
     else:
         labels["node-role.kubernetes.io/worker"] = ""
     labels["node.openshift.io/os_id"] = row.os
+    if row.hypervisor_host:
+        labels["ov-exporter.openshift.io/hypervisor-host"] = row.hypervisor_host
     annotations = {
         "csi.volume.kubernetes.io/nodeid": json.dumps(
             {"openshift-storage.rbd.csi.ceph.com": row.name, "topolvm.io": row.name}, separators=(",", ":")),
         "k8s.ovn.org/node-primary-ifaddr": json.dumps({"ipv4": f"{row.ip}/24"}, separators=(",", ":")),
-        **({} if rhel else {"machine.openshift.io/machine": f"openshift-machine-api/ocp-virt-{row.name}"}),
+        **({} if rhel or row.hypervisor_host else
+           {"machine.openshift.io/machine": f"openshift-machine-api/ocp-virt-{row.name}"}),
         "machineconfiguration.openshift.io/controlPlaneTopology": "HighlyAvailable",
         "machineconfiguration.openshift.io/currentConfig": f"rendered-{row.role}-{suffix(row.role, length=32)[:32]}",
         "machineconfiguration.openshift.io/state": "Done",
@@ -166,7 +170,8 @@ def node(row: NodeRow) -> dict:
     }
     if row.role == "worker":
         annotations["kubevirt.io/heartbeat"] = stamp(0.0005, "heartbeat", row.name)
-    spec: dict = {"providerID": f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}"}
+    spec: dict = {"providerID": f"vsphere://{uid('vsphere', row.name)}" if row.hypervisor_host
+                  else f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}"}
     if row.role == "master":
         spec["taints"] = [{"effect": "NoSchedule", "key": "node-role.kubernetes.io/master"}]
     if not row.ready:
@@ -1262,9 +1267,11 @@ def _workers(*names_and_ips: tuple[str, str], **kw) -> list[NodeRow]:
 
 
 DEMO_NODES = [
-    NodeRow("master-0", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.20"),
-    NodeRow("master-1", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.21"),
-    NodeRow("master-2", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.22"),
+    # The control plane runs as vSphere VMs (labelled with their ESXi host by the platform team);
+    # DRS moved master-1 next to master-0 during a host maintenance.
+    NodeRow("master-0", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.20", hypervisor_host="esxi-01"),
+    NodeRow("master-1", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.21", hypervisor_host="esxi-01"),
+    NodeRow("master-2", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.22", hypervisor_host="esxi-02"),
     *_workers(("worker-0", "192.168.111.30"), ("worker-1", "192.168.111.31"), ("worker-2", "192.168.111.32"),
               ("worker-3", "192.168.111.33"), ("worker-4", "192.168.111.34")),
     # NFD did not label this one (its nfd-worker pod was evicted): threads per core come from the config.
@@ -1502,11 +1509,10 @@ DEMO_INTERFACES = {n.name: worker_interfaces(n.name, br_vm=9000 if n.name == "wo
                    for n in DEMO_NODES if n.role == "worker"}
 
 
-# Machine API: masters and worker-0..4 (MachineSet ocp-virt-worker) come from the installer;
-# worker-5 was added later from a second MachineSet that the workers MHC does not select;
-# rhel-worker-0 has no Machine.
-DEMO_MACHINE_SETS = {**{f"master-{i}": "" for i in range(3)}, **{f"worker-{i}": "ocp-virt-worker" for i in range(5)},
-                     "worker-5": "ocp-virt-worker-b"}
+# Machine API: worker-0..4 (MachineSet ocp-virt-worker) are Metal3 Machines; worker-5 was added
+# later from a second MachineSet that the workers MHC does not select; the vSphere control-plane
+# VMs and rhel-worker-0 have no Machine.
+DEMO_MACHINE_SETS = {**{f"worker-{i}": "ocp-virt-worker" for i in range(5)}, "worker-5": "ocp-virt-worker-b"}
 DEMO_HEALTH_CHECKS = [
     termination_handler_mhc(),
     machine_health_check("workers", {"matchLabels": {"machine.openshift.io/cluster-api-machineset": "ocp-virt-worker"}}),
@@ -1621,6 +1627,13 @@ EXPECTATIONS: dict[str, list[Case]] = {
         neg(VM, "ci-runners", "jenkins-agent-01", "runStrategy RerunOnFailure"),
         neg(VMI, "prod-web", "web-frontend-01", "runs on worker-1, which is Ready"),
     ],
+    "control_plane_placement": [
+        pos(NODE, "", "master-0", "critical",
+            "label ov-exporter.openshift.io/hypervisor-host=esxi-01, shared with master-1: losing esxi-01 leaves "
+            "1 of 3 etcd members"),
+        pos(NODE, "", "master-1", "critical", "on esxi-01 with master-0"),
+        neg(NODE, "", "master-2", "alone on esxi-02"),
+    ],
 }
 
 
@@ -1660,13 +1673,13 @@ A fictional OpenShift 4.18 cluster running OpenShift Virtualization, written the
 
 | file | contents |
 |---|---|
-| `nodes.yaml` | 3 control-plane nodes and {len(workers)} VM workers (RHCOS 418.94; `rhel-worker-0` runs RHEL 8.10; `worker-5` lacks the NFD multithreading label) |
+| `nodes.yaml` | 3 control-plane nodes (vSphere VMs: `master-0` and `master-1` on ESXi host `esxi-01`, label `ov-exporter.openshift.io/hypervisor-host`) and {len(workers)} VM workers (RHCOS 418.94; `rhel-worker-0` runs RHEL 8.10; `worker-5` lacks the NFD multithreading label) |
 | `namespaces.yaml` | the VM namespaces, labelled `env` and `workload-class` for the MigrationPolicy selectors |
 | `virtualization.yaml` | HyperConverged `kubevirt-hyperconverged` (v1beta1), its KubeVirt CR, {len(DEMO_POLICIES)} MigrationPolicies |
 | `storage.yaml` | StorageClasses `{VIRT_CLASS}` (RWX block, default virt class), `{RBD_CLASS}`, `{LVMS_CLASS}` (RWO), their StorageProfiles, DataVolumes and PVCs |
 | `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, each with a running VMI |
 | `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running |
-| `machines.yaml` | Machines of the masters and `worker-0`..`worker-5` (`rhel-worker-0` has none and is NotReady: Ready Unknown), the `workers` MachineHealthCheck (MachineSet `ocp-virt-worker` only) and the default `machine-api-termination-handler` |
+| `machines.yaml` | Machines of `worker-0`..`worker-5` (`rhel-worker-0` has none and is NotReady: Ready Unknown), the `workers` MachineHealthCheck (MachineSet `ocp-virt-worker` only) and the default `machine-api-termination-handler` |
 | `network.yaml` | Network.config.openshift.io `cluster` (OVNKubernetes, MTU 1400), NetworkAttachmentDefinitions, NodeNetworkStates |
 | `dirty-rates.prom` | `kubevirt_vmi_dirty_rate_bytes_per_second` per VMI, and the migration dirty and transfer rates of the running migration |
 | `expectations.yaml` | the planted cases below, machine-readable (`tests/test_demo.py` asserts them) |
