@@ -66,6 +66,10 @@ ALERT_CHECK = {
     "OVRebalanceWatchNodeAboveMean": "rebalance_watch",
     "OVVMOverProvisioned": "vm_right_sizing",
     "OVVMUnderProvisioned": "vm_right_sizing",
+    "OVVMIOnNotReadyNode": "node_failure_planning",
+    "OVNodeWithoutRemediation": "node_failure_planning",
+    "OVVMNotRestartedAfterNodeFailure": "node_failure_planning",
+    "OVControlPlaneNodesShareHost": "control_plane_placement",
 }
 
 
@@ -100,6 +104,14 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
         return "VirtualMachineInstanceMigration", ns, labels["vmim"]
     if name in ("OVRebalanceWatchVMMigratedRepeatedly", "OVVMOverProvisioned", "OVVMUnderProvisioned"):
         return "VirtualMachineInstance", ns, labels["vmi"]
+    if name == "OVVMIOnNotReadyNode":
+        return "VirtualMachineInstance", ns, labels["vmi"]
+    if name == "OVNodeWithoutRemediation":
+        return "Node", "", labels["node"]
+    if name == "OVVMNotRestartedAfterNodeFailure":
+        return "VirtualMachine", ns, labels["vm"]
+    if name == "OVControlPlaneNodesShareHost":
+        return "Node", "", labels["node"]
     raise AssertionError(f"alert {name} is not mapped to an object")
 
 

@@ -56,6 +56,9 @@ class Config(_Base):
     threads_per_core: Annotated[int, Meta(ge=1, le=8)] = 2
     migration_link_speed: str | int = "10G"  # bits per second: "10G", "25Gbit/s", 10000000000
     rebalance_watch_window: Annotated[int, Meta(ge=24, le=48)] = 48  # hours after the last migration
+    # Node label naming the hypervisor host (ESXi host, ...) a control-plane node runs on;
+    # "" reads no label. No standard label exists: set it (or point this at one you maintain).
+    control_plane_host_label: str = "ov-exporter.openshift.io/hypervisor-host"
 
     @property
     def cpu_target(self) -> float:

@@ -71,6 +71,7 @@ class NodeInfo(R):
 class NodeSpec(R):
     taints: list[Taint] | None = None
     unschedulable: bool = False
+    provider_id: str = field(default="", name="providerID")
 
 
 class NodeStatus(R):
@@ -583,6 +584,47 @@ class PodMetrics(R):
     timestamp: str = ""
     window: str = ""
     containers: list[ContainerMetrics] | None = None
+# ---------------------------------------------------------------- node remediation (Machine API, medik8s)
+
+
+class MachineNodeRef(R):
+    name: str = ""
+
+
+class MachineStatus(R):
+    node_ref: MachineNodeRef | None = None
+    phase: str = ""
+
+
+class Machine(R):
+    """Machine.machine.openshift.io: its labels carry the MachineSet and the role."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    status: MachineStatus | None = None
+
+
+class MachineHealthCheckSpec(R):
+    selector: LabelSelector | None = None
+    max_unhealthy: int | str | None = None  # IntOrString: 2 or "40%"
+
+
+class MachineHealthCheck(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: MachineHealthCheckSpec | None = None
+
+
+class NodeHealthCheckSpec(R):
+    selector: LabelSelector | None = None  # over Node labels
+    min_healthy: int | str | None = None
+    max_unhealthy: int | str | None = None
+    pause_requests: list[str] | None = None
+
+
+class NodeHealthCheck(R):
+    """NodeHealthCheck.remediation.medik8s.io (Node Health Check operator)."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: NodeHealthCheckSpec | None = None
 
 
 # ---------------------------------------------------------------- the kind table
@@ -633,6 +675,9 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Pod", "", ("v1",), "pods", True, Pod, False, label_selector="kubevirt.io=virt-handler"),
     KindInfo("PodMetrics", "metrics.k8s.io", ("v1beta1",), "pods", True, PodMetrics, True,
              watchable=False, label_selector="kubevirt.io=virt-launcher"),
+    KindInfo("Machine", "machine.openshift.io", ("v1beta1",), "machines", True, Machine, True),
+    KindInfo("MachineHealthCheck", "machine.openshift.io", ("v1beta1",), "machinehealthchecks", True, MachineHealthCheck, True),
+    KindInfo("NodeHealthCheck", "remediation.medik8s.io", ("v1alpha1",), "nodehealthchecks", False, NodeHealthCheck, True),
 )
 KIND_BY_KEY = {k.key: k for k in KINDS}
 

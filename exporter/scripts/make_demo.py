@@ -130,6 +130,8 @@ class NodeRow:
     ip: str = ""
     cpu_model: str = "Icelake-Server"
     extra_labels: tuple[tuple[str, str], ...] = ()  # more node labels (e.g. for a VM nodeSelector)
+    ready: bool = True  # False: the kubelet stopped posting status (Ready Unknown, unreachable taints)
+    hypervisor_host: str = ""  # a VM on this ESXi host (label ov-exporter.openshift.io/hypervisor-host); "": bare metal
 
 
 def node(row: NodeRow) -> dict:
@@ -155,11 +157,14 @@ def node(row: NodeRow) -> dict:
         labels["node-role.kubernetes.io/worker"] = ""
     labels["node.openshift.io/os_id"] = row.os
     labels.update(dict(row.extra_labels))
+    if row.hypervisor_host:
+        labels["ov-exporter.openshift.io/hypervisor-host"] = row.hypervisor_host
     annotations = {
         "csi.volume.kubernetes.io/nodeid": json.dumps(
             {"openshift-storage.rbd.csi.ceph.com": row.name, "topolvm.io": row.name}, separators=(",", ":")),
         "k8s.ovn.org/node-primary-ifaddr": json.dumps({"ipv4": f"{row.ip}/24"}, separators=(",", ":")),
-        "machine.openshift.io/machine": f"openshift-machine-api/ocp-virt-{row.name}",
+        **({} if rhel or row.hypervisor_host else
+           {"machine.openshift.io/machine": f"openshift-machine-api/ocp-virt-{row.name}"}),
         "machineconfiguration.openshift.io/controlPlaneTopology": "HighlyAvailable",
         "machineconfiguration.openshift.io/currentConfig": f"rendered-{row.role}-{suffix(row.role, length=32)[:32]}",
         "machineconfiguration.openshift.io/state": "Done",
@@ -167,9 +172,15 @@ def node(row: NodeRow) -> dict:
     }
     if row.role == "worker":
         annotations["kubevirt.io/heartbeat"] = stamp(0.0005, "heartbeat", row.name)
-    spec: dict = {"providerID": f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}"}
+    spec: dict = {"providerID": f"vsphere://{uid('vsphere', row.name)}" if row.hypervisor_host
+                  else f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}"}
     if row.role == "master":
         spec["taints"] = [{"effect": "NoSchedule", "key": "node-role.kubernetes.io/master"}]
+    if not row.ready:
+        spec["taints"] = [{"effect": "NoSchedule", "key": "node.kubernetes.io/unreachable",
+                           "timeAdded": stamp(0.01, "unreachable", row.name)},
+                          {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable",
+                           "timeAdded": stamp(0.01, "unreachable", row.name)}]
     memory = f"{row.memory_ki}Ki"
     reserved_ki = 1_048_576 + row.memory_ki // 100
     capacity = {"cpu": str(row.cpu)}
@@ -185,6 +196,11 @@ def node(row: NodeRow) -> dict:
     since = stamp(40, "node-ready", row.name)
 
     def condition(type_: str, status: str, reason: str, message: str) -> dict:
+        if not row.ready:
+            return {"lastHeartbeatTime": stamp(0.02, "node-hb", row.name),
+                    "lastTransitionTime": stamp(0.01, "node-nr", row.name),
+                    "message": "Kubelet stopped posting node status.", "reason": "NodeStatusUnknown",
+                    "status": "Unknown", "type": type_}
         return {"lastHeartbeatTime": heartbeat, "lastTransitionTime": since, "message": message,
                 "reason": reason, "status": status, "type": type_}
 
@@ -473,6 +489,7 @@ class VMRow:
     pending_message: str = ""  # the PodScheduled condition's message of such a VMI
     node_selector: tuple[tuple[str, str], ...] = ()  # spec.template.spec.nodeSelector
     running: bool = True  # False: runStrategy Halted, no VMI (`node` is where it last ran)
+    run_strategy: str = ""  # "": Always (RerunOnFailure for container-disk VMs)
 
     @property
     def vcpus(self) -> int:
@@ -585,7 +602,7 @@ def vm(vm_row: VMRow, cluster: Cluster) -> dict:
             {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
              "metadata": {"creationTimestamp": None, "name": f"{name}-{d.volume}"}, "spec": dv_spec(d, vm_row.os)}
             for d in templates]
-    spec["runStrategy"] = "Always" if not vm_row.container_disk else "RerunOnFailure"
+    spec["runStrategy"] = vm_row.run_strategy or ("Always" if not vm_row.container_disk else "RerunOnFailure")
     if not vm_row.running:
         spec["runStrategy"] = "Halted"
     spec["template"] = {
@@ -1121,6 +1138,59 @@ def cluster_network_config(mtu: int) -> dict:
                        "serviceNetwork": ["172.30.0.0/16"]}}
 
 
+# ================================================================ Machine API builders
+
+
+def machine(row: NodeRow, machine_set: str) -> dict:
+    """An IPI bare-metal Machine (Metal3), named as the Node annotation machine.openshift.io/machine says."""
+    name = f"ocp-virt-{row.name}"
+    labels = {"machine.openshift.io/cluster-api-cluster": "ocp-virt",
+              "machine.openshift.io/cluster-api-machine-role": row.role,
+              "machine.openshift.io/cluster-api-machine-type": row.role}
+    if machine_set:
+        labels["machine.openshift.io/cluster-api-machineset"] = machine_set
+    owner = owner_ref("machine.openshift.io/v1beta1", "MachineSet", machine_set, "openshift-machine-api") \
+        if machine_set else None
+    return {
+        "apiVersion": "machine.openshift.io/v1beta1", "kind": "Machine",
+        "metadata": meta("Machine", name, "openshift-machine-api", labels=labels, age_days=400, owner=owner,
+                         annotations={"metal3.io/BareMetalHost": f"openshift-machine-api/{row.name}"},
+                         extra={"finalizers": ["machine.machine.openshift.io"], "generation": 1}),
+        "spec": {"lifecycleHooks": {}, "metadata": {},
+                 "providerID": f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}",
+                 "providerSpec": {"value": {
+                     "apiVersion": "baremetal.cluster.k8s.io/v1alpha1", "kind": "BareMetalMachineProviderSpec",
+                     "customDeploy": {"method": "install_coreos"}, "hostSelector": {},
+                     "image": {"checksum": "", "url": ""},
+                     "userData": {"name": f"{row.role}-user-data-managed"}}}},
+        "status": {"addresses": [{"address": row.ip, "type": "InternalIP"}, {"address": row.name, "type": "Hostname"}],
+                   "lastUpdated": stamp(3, "machine", row.name),
+                   "nodeRef": {"kind": "Node", "name": row.name, "uid": uid("Node", None, row.name)},
+                   "phase": "Running"},
+    }
+
+
+def machine_health_check(name: str, selector: dict, max_unhealthy: str = "40%", *,
+                         timeout: str = "300s") -> dict:
+    spec: dict = {"maxUnhealthy": max_unhealthy, "nodeStartupTimeout": "10m", "selector": selector,
+                  "unhealthyConditions": [{"status": "False", "timeout": timeout, "type": "Ready"},
+                                          {"status": "Unknown", "timeout": timeout, "type": "Ready"}]}
+    return {"apiVersion": "machine.openshift.io/v1beta1", "kind": "MachineHealthCheck",
+            "metadata": meta("MachineHealthCheck", name, "openshift-machine-api", age_days=380,
+                             extra={"generation": 1}),
+            "spec": spec}
+
+
+def termination_handler_mhc() -> dict:
+    """The MHC every installer creates: it remediates spot instances only."""
+    obj = machine_health_check("machine-api-termination-handler",
+                               {"matchLabels": {"machine.openshift.io/interruptible-instance": ""}}, "100%",
+                               timeout="0s")
+    obj["spec"]["unhealthyConditions"] = [{"status": "True", "timeout": "0s", "type": "Terminating"}]
+    obj["metadata"]["labels"] = {"api": "clusterapi", "k8s-app": "termination-handler"}
+    return obj
+
+
 # ================================================================ clusters
 
 
@@ -1143,6 +1213,8 @@ class Cluster:
     cluster_mtu: int = 1400
     auto_cpu_limit: dict | None = None  # HCO spec.resourceRequirements.autoCPULimitNamespaceLabelSelector
     handler_not_ready: tuple[str, ...] = ()  # workers whose virt-handler pod is not Ready
+    machine_sets: dict[str, str] = field(default_factory=dict)  # node -> MachineSet ("" for a master); others: no Machine
+    health_checks: list[dict] = field(default_factory=list)  # MachineHealthChecks and NodeHealthChecks
 
 
 def virt_handler_pod(node_row: NodeRow, ready: bool) -> dict:
@@ -1230,6 +1302,8 @@ def render_cluster(c: Cluster) -> dict[str, str]:
     }
     if c.migrations:
         files["migrations.yaml"] = _list([vmim(m, c) for m in c.migrations])
+    if c.machine_sets or c.health_checks:
+        files["machines.yaml"] = _list([machine(by_name[n], s) for n, s in c.machine_sets.items()] + c.health_checks)
     text = {name: HEADER + dump_yaml(doc) for name, doc in files.items()}
     text["dirty-rates.prom"] = dirty_rates(c)
     return text
@@ -1314,18 +1388,21 @@ def _workers(*names_and_ips: tuple[str, str], **kw) -> list[NodeRow]:
 
 HANA_NODE_LABEL = (("sap.example.com/hana-certified", "true"),)
 DEMO_NODES = [
-    NodeRow("master-0", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.20"),
-    NodeRow("master-1", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.21"),
-    NodeRow("master-2", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.22"),
+    # The control plane runs as vSphere VMs (labelled with their ESXi host by the platform team);
+    # DRS moved master-1 next to master-0 during a host maintenance.
+    NodeRow("master-0", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.20", hypervisor_host="esxi-01"),
+    NodeRow("master-1", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.21", hypervisor_host="esxi-01"),
+    NodeRow("master-2", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.22", hypervisor_host="esxi-02"),
     *_workers(("worker-0", "192.168.111.30"), ("worker-1", "192.168.111.31"), ("worker-2", "192.168.111.32")),
     # The only node certified for SAP HANA (sap-hana-01 selects it with a nodeSelector).
     NodeRow("worker-3", "worker", ip="192.168.111.33", extra_labels=HANA_NODE_LABEL),
     *_workers(("worker-4", "192.168.111.34")),
     # NFD did not label this one (its nfd-worker pod was evicted): threads per core come from the config.
     NodeRow("worker-5", "worker", smt=None, ip="192.168.111.35"),
-    # A RHEL 8 compute node left over from before the virtualization roll-out.
+    # A RHEL 8 compute node left over from before the virtualization roll-out, added outside the
+    # Machine API; its kubelet stopped posting status a quarter of an hour before the dump.
     NodeRow("rhel-worker-0", "worker", cpu=48, memory_ki=263_869_288, os="rhel", ip="192.168.111.40",
-            cpu_model="Cascadelake-Server"),
+            cpu_model="Cascadelake-Server", ready=False),
 ]
 
 PROD = {"env": "production"}
@@ -1562,7 +1639,7 @@ DEMO_VMS = [
           dirty_mib=3, size="small", age_days=500),
     VMRow("dev-sandbox", "dev-win2022-01", "worker-5", (1, 4, 1), 8, os="win2k22", disks=(root(80),), dirty_mib=14),
     VMRow("dev-sandbox", "dev-fedora-01", "worker-5", (1, 2, 1), 4, os="fedora", disks=(root(),),
-          networks=nets("dev-l2-overlay"), dirty_mib=7, size="small"),
+          networks=nets("dev-l2-overlay"), dirty_mib=7, size="small", run_strategy="Manual"),
     VMRow("dev-sandbox", "dev-centos-stream9-01", "rhel-worker-0", (1, 2, 1), 4, os="centos9", disks=(root(),),
           dirty_mib=2, size="small"),
     # ci-runners: ephemeral container disks only
@@ -1621,6 +1698,15 @@ DEMO_INTERFACES = {n.name: worker_interfaces(n.name, br_vm=9000 if n.name == "wo
                    for n in DEMO_NODES if n.role == "worker"}
 
 
+# Machine API: worker-0..4 (MachineSet ocp-virt-worker) are Metal3 Machines; worker-5 was added
+# later from a second MachineSet that the workers MHC does not select; the vSphere control-plane
+# VMs and rhel-worker-0 have no Machine.
+DEMO_MACHINE_SETS = {**{f"worker-{i}": "ocp-virt-worker" for i in range(5)}, "worker-5": "ocp-virt-worker-b"}
+DEMO_HEALTH_CHECKS = [
+    termination_handler_mhc(),
+    machine_health_check("workers", {"matchLabels": {"machine.openshift.io/cluster-api-machineset": "ocp-virt-worker"}}),
+]
+
 DEMO = Cluster(
     nodes=DEMO_NODES, namespaces=DEMO_NAMESPACES, classes=DEMO_CLASSES, default_class=VIRT_CLASS,
     vms=DEMO_VMS, nads=DEMO_NADS, node_interfaces=DEMO_INTERFACES, hco_migrations=DEMO_MIGRATIONS,
@@ -1628,7 +1714,8 @@ DEMO = Cluster(
     migrations=DEMO_MIGRATIONS_OBJECTS, migration_samples=DEMO_MIGRATION_SAMPLES,
     auto_cpu_limit={"matchExpressions": [{"key": "workload-class", "operator": "In", "values": ["ci"]}]},
     # The RHEL 8 node's virt-handler crash-loops: its VMs cannot migrate away.
-    handler_not_ready=("rhel-worker-0",))
+    handler_not_ready=("rhel-worker-0",),
+    machine_sets=DEMO_MACHINE_SETS, health_checks=DEMO_HEALTH_CHECKS)
 
 
 # ================================================================ planted cases
@@ -1787,6 +1874,27 @@ EXPECTATIONS: dict[str, list[Case]] = {
         neg(VMI, "analytics", "elastic-data-02", "one migration, still running"),
         neg(NODE, "", "worker-1", "memory allocation 47 %, 9 points above the mean"),
     ],
+    "node_failure_planning": [
+        pos(VMI, "dev-sandbox", "dev-rhel8-legacy-01", "critical",
+            "assigned to rhel-worker-0, whose kubelet stopped posting status (Ready Unknown)"),
+        pos(VMI, "dev-sandbox", "dev-centos-stream9-01", "critical", "assigned to rhel-worker-0 (Ready Unknown)"),
+        pos(NODE, "", "worker-5", "warning",
+            "its Machine is in MachineSet ocp-virt-worker-b, which the workers MachineHealthCheck does not select"),
+        pos(NODE, "", "rhel-worker-0", "warning", "no Machine (added outside the Machine API) and no NodeHealthCheck"),
+        pos(VM, "dev-sandbox", "dev-fedora-01", "info", "running with runStrategy Manual: not restarted after a node failure"),
+        neg(NODE, "", "worker-0", "Machine in MachineSet ocp-virt-worker, selected by the workers MachineHealthCheck"),
+        neg(NODE, "", "master-0", "control plane, not VM-schedulable"),
+        neg(VM, "prod-web", "web-frontend-01", "runStrategy Always"),
+        neg(VM, "ci-runners", "jenkins-agent-01", "runStrategy RerunOnFailure"),
+        neg(VMI, "prod-web", "web-frontend-01", "runs on worker-1, which is Ready"),
+    ],
+    "control_plane_placement": [
+        pos(NODE, "", "master-0", "critical",
+            "label ov-exporter.openshift.io/hypervisor-host=esxi-01, shared with master-1: losing esxi-01 leaves "
+            "1 of 3 etcd members"),
+        pos(NODE, "", "master-1", "critical", "on esxi-01 with master-0"),
+        neg(NODE, "", "master-2", "alone on esxi-02"),
+    ],
 }
 
 
@@ -1826,13 +1934,14 @@ A fictional OpenShift 4.18 cluster running OpenShift Virtualization, written the
 
 | file | contents |
 |---|---|
-| `nodes.yaml` | 3 control-plane nodes and {len(workers)} VM workers (RHCOS 418.94; `rhel-worker-0` runs RHEL 8.10; `worker-5` lacks the NFD multithreading label) |
+| `nodes.yaml` | 3 control-plane nodes (vSphere VMs: `master-0` and `master-1` on ESXi host `esxi-01`, label `ov-exporter.openshift.io/hypervisor-host`) and {len(workers)} VM workers (RHCOS 418.94; `rhel-worker-0` runs RHEL 8.10; `worker-5` lacks the NFD multithreading label) |
 | `namespaces.yaml` | the VM namespaces, labelled `env` and `workload-class` for the MigrationPolicy selectors |
 | `virtualization.yaml` | HyperConverged `kubevirt-hyperconverged` (v1beta1), its KubeVirt CR, {len(DEMO_POLICIES)} MigrationPolicies |
 | `storage.yaml` | StorageClasses `{VIRT_CLASS}` (RWX block, default virt class), `{RBD_CLASS}`, `{LVMS_CLASS}` (RWO), their StorageProfiles, DataVolumes and PVCs |
 | `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, {sum(1 for v in DEMO_VMS if v.running)} with a VMI (all running but `analytics/spark-gpu-01`, unschedulable), {sum(1 for v in DEMO_VMS if not v.running)} stopped (runStrategy Halted, no VMI) |
 | `virt-handler.yaml` | the virt-handler pod of each worker (`openshift-cnv`, label `kubevirt.io=virt-handler`); the one on `rhel-worker-0` is not Ready |
 | `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running, Pending (a queued rebalance batch) |
+| `machines.yaml` | Machines of `worker-0`..`worker-5` (`rhel-worker-0` has none and is NotReady: Ready Unknown), the `workers` MachineHealthCheck (MachineSet `ocp-virt-worker` only) and the default `machine-api-termination-handler` |
 | `network.yaml` | Network.config.openshift.io `cluster` (OVNKubernetes, MTU 1400), NetworkAttachmentDefinitions, NodeNetworkStates |
 | `dirty-rates.prom` | `kubevirt_vmi_dirty_rate_bytes_per_second` per VMI, and the migration dirty and transfer rates of the running migration |
 | `expectations.yaml` | the planted cases below, machine-readable (`tests/test_demo.py` asserts them) |
@@ -1925,7 +2034,11 @@ CLEAN = Cluster(
     hco_migrations=CLEAN_MIGRATIONS, cpu_ratio=1, migration_states=CLEAN_STATES,
     migrations=[MigrationRow("apps", f"kubevirt-workload-update-{suffix('wu', 'app-server-02')}", "app-server-02",
                              "Succeeded", "app-server-02-done")],
-    migration_network="migration-net")
+    migration_network="migration-net",
+    machine_sets={n.name: ("ocp-virt-worker" if n.role == "worker" else "") for n in CLEAN_NODES},
+    health_checks=[termination_handler_mhc(),
+                   machine_health_check("workers", {"matchLabels": {
+                       "machine.openshift.io/cluster-api-machine-role": "worker"}})])
 
 
 # ================================================================ usage (metrics.k8s.io PodMetrics)

@@ -148,6 +148,10 @@ def planted() -> list[dict]:
         _vmim("good-move-1", "Succeeded", "9999-12-31T00:00:00Z"),
         _vmim("good-move-2", "Succeeded", "9999-12-31T12:00:00Z"),
         b.pod_metrics("good-load", g, cpu="100m", memory="4Gi", created_by="uid-good-good-load"),
+        b.node("good-master-0", control_plane=True, schedulable=None,
+               labels={"ov-exporter.openshift.io/hypervisor-host": "good-esxi"}),
+        b.node("good-master-1", control_plane=True, schedulable=None,
+               labels={"ov-exporter.openshift.io/hypervisor-host": "good-esxi"}),
     ]
 
 
@@ -185,6 +189,8 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "migration_capacity": (ObjectRef("Cluster", "", "cluster"), (Severity.WARNING, Severity.CRITICAL)),
     "rebalance_watch": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.WARNING),
     "vm_right_sizing": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.INFO),
+    "node_failure_planning": (ObjectRef("Node", "", "good-node"), Severity.WARNING),  # no health check at all
+    "control_plane_placement": (ObjectRef("Node", "", "good-master-0"), Severity.CRITICAL),  # 2 of 2 on one host
 }
 
 
