@@ -114,10 +114,20 @@ def test_linux_bridge_on_a_secondary_nic_in_node_state_is_silent():
     assert series(out, NODE)[("master-0",)] == 0
 
 
-@pytest.mark.parametrize("network", ["OpenShiftSDN", "Calico"])
-def test_other_network_types_are_not_applicable(network):
-    with pytest.raises(NotApplicable, match=network):
-        run(*cluster(nncp("br-mgmt", [bridge("br-mgmt", "ens3")]), network=network))
+def test_openshift_sdn_is_not_applicable():
+    with pytest.raises(NotApplicable, match="OpenShiftSDN"):
+        run(*cluster(nncp("br-mgmt", [bridge("br-mgmt", "ens3")]), network="OpenShiftSDN"))
+
+
+def test_other_network_type_without_br_ex_is_not_applicable():
+    with pytest.raises(NotApplicable, match="Calico"):
+        run(cluster_network(network_type="Calico"), node("worker-0"), nns("worker-0", [iface("ens3", 1500)]),
+            nncp("br-mgmt", [bridge("br-mgmt", "ens3")]))
+
+
+def test_unrecognised_network_type_with_br_ex_on_nodes_is_judged():
+    out = run(*cluster(nncp("br-mgmt", [bridge("br-mgmt", "ens3")]), network="OVNKubernetes-typo"))
+    assert severities(out) == {"br-mgmt": Severity.CRITICAL}
 
 
 def test_spec_network_type_is_the_fallback_for_an_empty_status():

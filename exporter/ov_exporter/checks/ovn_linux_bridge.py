@@ -12,6 +12,7 @@ NNS_KEY = "nodenetworkstates.nmstate.io"
 NNCP_KEY = "nodenetworkconfigurationpolicies.nmstate.io"
 NETWORK_KEY = "networks.config.openshift.io"
 OVN = "OVNKubernetes"
+SDN = "OpenShiftSDN"
 BR_EX = "br-ex"
 LINUX_BRIDGE = "linux-bridge"
 # Interfaces OVS itself creates on br-ex: never the physical uplink.
@@ -85,11 +86,12 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
                             "installed, so no Linux bridge is configured through it")
     kind = network_type(state)
     nics_by_node = {nns.metadata.name: default_nics(_interfaces(nns)) for nns in states}
-    if kind and kind != OVN:
+    if kind == SDN:
         raise NotApplicable(f"network type {kind}: the restriction applies to OVN-Kubernetes only "
                             "(OpenShift SDN allows a Linux bridge on the default interface)")
-    if not kind and not any(nics_by_node.values()):
-        raise NotApplicable("network type unknown (no Network.config.openshift.io) and no node shows br-ex")
+    if kind != OVN and not any(nics_by_node.values()):
+        raise NotApplicable(f"network type {kind or 'unknown (no Network.config.openshift.io)'} and no node "
+                            "shows OVN-Kubernetes' br-ex")
 
     out = CheckOutput()
     for nns in sorted(states, key=lambda n: n.metadata.name):
@@ -143,7 +145,7 @@ SPEC = CheckSpec(
     severity_rules="critical: on OVN-Kubernetes, a NodeNetworkConfigurationPolicy puts a node's br-ex NIC "
                    "(the default interface, directly or through a bond) into a Linux bridge, or a "
                    "NodeNetworkState shows a Linux bridge with that NIC as port: the node's network breaks. "
-                   "not_applicable on OpenShift SDN and other network types",
+                   "not_applicable on OpenShift SDN, and on other network types when no node has br-ex",
     families=(NODE, POLICY),
     remediation="Put the Linux bridge on a secondary NIC (or use an OVN localnet / OVS bridge mapping on br-ex "
                 "for VM traffic on the default network); delete or fix the policy, then check that the node's "
