@@ -50,6 +50,9 @@ NOT_ALERTED: dict[str, str] = {
                                                "dirty-rate fallback divides by it",
     "ov_migration_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
     "ov_migration_parallel_outbound_per_node": "configuration (parallelOutboundMigrationsPerNode)",
+    # trident_volume_limits
+    "ov_trident_backends_without_volume_size_limit": "count of the backends ov_trident_backend_volume_size_limit_bytes "
+                                                     "lists one by one; alerting on both would notify twice",
 }
 
 # absent() yields one label-less series of value 1: nothing to template.

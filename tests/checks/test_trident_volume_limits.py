@@ -73,15 +73,18 @@ def test_non_ontap_driver_needs_only_a_volume_size_limit():
     assert series(out, COUNT) == {(): 1}
 
 
-@pytest.mark.parametrize("field, value", [
-    ("limitVolumeSize", "Gi"), ("limitVolumeSize", "-5Gi"), ("limitVolumeSize", "0"),
-    ("limitAggregateUsage", "180%"), ("limitAggregateUsage", "lots"),
+@pytest.mark.parametrize("field, value, severity", [
+    ("limitVolumeSize", "Gi", Severity.WARNING), ("limitVolumeSize", "-5Gi", Severity.WARNING),
+    ("limitVolumeSize", "0", Severity.WARNING),
+    ("limitAggregateUsage", "180%", Severity.INFO), ("limitAggregateUsage", "lots", Severity.INFO),
 ])
-def test_invalid_limit_is_a_warning_naming_the_field(field, value):
+def test_invalid_limit_counts_as_absent_and_names_the_field(field, value, severity):
     spec = {"limitVolumeSize": "1Ti", "limitAggregateUsage": "80%", field: value}
     out = run(trident_backend("bad", **spec), trident_backend("good", limitVolumeSize="1Ti",
                                                                 limitAggregateUsage="80%"))
-    assert severities(out) == {"bad": Severity.WARNING}
+    assert severities(out) == {"bad": severity}
+    gauge = SIZE if field == "limitVolumeSize" else AGGR
+    assert series(out, gauge)[("trident", "bad", "ontap-nas")] == 0
     [finding] = out.findings
     assert field in finding.message and repr(value) in finding.message
 

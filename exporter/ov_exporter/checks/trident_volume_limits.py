@@ -131,7 +131,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
                 try:
                     ratio = parse_percent(raw)
                 except LimitInvalid as exc:
-                    warnings.append(f"spec.limitAggregateUsage {exc}")
+                    infos.append(f"spec.limitAggregateUsage {exc}: no aggregate limit applies")
             else:
                 infos.append("no spec.limitAggregateUsage: provisioning continues until the aggregate is full")
             out.samples.append(Sample(AGGREGATE.name, labels, ratio, obj))
@@ -152,10 +152,10 @@ SPEC = CheckSpec(
     anti_pattern=2,
     title="Trident backends without volume limits",
     severity_rules="warning: a TridentBackendConfig without a valid spec.limitVolumeSize, or an economy "
-                   "backend (ontap-nas-economy, ontap-san-economy) without a valid spec.limitVolumePoolSize, "
-                   "or an invalid limitAggregateUsage: nothing in the cluster stops one claim or FlexVol from "
+                   "backend (ontap-nas-economy, ontap-san-economy) without a valid spec.limitVolumePoolSize: "
+                   "nothing in the cluster stops one claim or FlexVol from "
                    "filling the SVM (the SVM's own limits live on ONTAP and cannot be read here); info: an ONTAP "
-                   "backend whose size limits are set but which has no spec.limitAggregateUsage. One finding "
+                   "backend whose size limits are set but which has no valid spec.limitAggregateUsage. One finding "
                    "per backend, at its worst severity",
     families=(VOLUME_SIZE, POOL_SIZE, AGGREGATE, UNLIMITED),
     remediation="Set spec.limitVolumeSize (e.g. 2Ti, above the largest VM disk) on every TridentBackendConfig, "
