@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ov_exporter.checks import CHECK_IDS
 from ov_exporter.sources.snapshot import demo_path
 
 from .conftest import Prometheus, free_port, http_get, wait_for
@@ -64,7 +65,7 @@ def test_prometheus_scrapes_the_demo_exporter(prometheus):
     assert query(prometheus, "ov_migration_dirty_rate_risk >= 1")
     assert query(prometheus, "ov_memory_overcommit_ratio > 0.9")
     # Self-metrics: all checks up, none failed.
-    assert len(query(prometheus, "ov_check_up == 1")) == 6
+    assert len(query(prometheus, "ov_check_up == 1")) == len(CHECK_IDS)
     # The scrape was OpenMetrics (Prometheus asks for it first) and parsed without errors.
     targets = json.loads(_get(f"{prometheus}/api/v1/targets")[1])["data"]["activeTargets"]
     assert targets[0]["health"] == "up" and targets[0]["lastError"] == ""
