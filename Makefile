@@ -31,7 +31,12 @@ system-deps:
 demo: install
 	$(BIN)/ov-exporter serve --demo --listen $(LISTEN)
 
-test: install system-deps
+# The SARIF 2.1.0 JSON schema (not committed) for the SARIF output tests: fetched once
+# from the npm registry into .venv/share/, checked by hash.
+$(VENV)/share/sarif-2.1.0.json: $(VENV)/.installed
+	$(BIN)/python -m tests.sarif_schema >/dev/null
+
+test: install system-deps $(VENV)/share/sarif-2.1.0.json
 	$(BIN)/python -m pytest -q
 
 # deploy/prometheusrule.yaml from alerts/*.yaml; RUNBOOK_BASE_URL=... to point runbook links elsewhere.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def render_groups(groups: list[dict], base: str, parallel_migrations: int) -> li
                                      f"found {ann.get('runbook_url')!r}")
                 ann["runbook_url"] = f"{base}/{rule['alert']}.md"
             elif rule.get("record") == LIMIT_RECORD:
-                rule["expr"] = f"vector({parallel_migrations})"
+                rule["expr"] = re.sub(r"vector\(\d+\)", f"vector({parallel_migrations})", rule["expr"])
     return out
 
 

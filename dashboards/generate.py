@@ -37,6 +37,15 @@ CN = f'{C}, node=~"$node"'
 CNS = f'{C}, namespace=~"$namespace"'
 
 # ------------------------------------------------------------------------ PromQL
+# The before/after table reads the expressions of `ov-exporter rebalance-report`
+# (ov_exporter.rebalance), at the start and at the end of the dashboard range with
+# the `@` modifier (on by default since Prometheus 2.33; tests/test_rebalance.py runs
+# them on 2.42).
+from ov_exporter.rebalance import before_after  # noqa: E402
+
+BEFORE_AFTER = {kind: before_after(kind, C, CN, "${__from:date:seconds}", "${__to:date:seconds}")
+                for kind in ("cpu", "memory")}
+
 QUERIES: dict[str, str] = {
     # ---- overview: status
     "check_up": f"max by (check) (ov_check_up{{{C}}})",
@@ -52,6 +61,8 @@ QUERIES: dict[str, str] = {
     "nad_invalid": f"max by (namespace, network) (ov_nad_config_invalid{{{CNS}}})",
     "vm_mixed_mtu": f"max by (namespace, vm) (ov_vm_mixed_mtu_networks{{{CNS}}})",
     "dirty_rate_risk_top": f"topk(20, max by (namespace, vmi) (ov_migration_dirty_rate_risk{{{CNS}}}))",
+    "migration_blocked": f"max by (namespace, vm, reason, eviction_strategy) (ov_vm_migration_blocked{{{CNS}}})",
+    "migration_blocked_by_reason": f"max by (reason) (ov_vms_migration_blocked_by_reason{{{C}}})",
     # ---- overview: overcommit
     "cpu_overcommit_node": f"max by (node) (ov_cpu_overcommit_ratio{{{CN}}})",
     "cpu_overcommit_cluster": f"max(ov_cluster_cpu_overcommit_ratio{{{C}}})",
@@ -75,17 +86,14 @@ QUERIES: dict[str, str] = {
                            f"(kubevirt_vmi_migration_end_time_seconds{{{CNS}}})) < 60",
     "window_active": f"max(cluster:ov_post_rebalance_window:active{{{C}}}) or vector(0)",
     "cpu_util_node": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}})",
-    "cpu_util_before": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__from:date:seconds}})",
-    "cpu_util_now": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__to:date:seconds}})",
-    "cpu_util_change": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__to:date:seconds}})"
-                       f" - max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}} @ ${{__from:date:seconds}})",
-    # Memory: guest memory placed on a node over its capacity (the exporter's view;
-    # node_exporter memory is not in alerts/upstream-metrics.yaml yet).
+    "cpu_util_before": BEFORE_AFTER["cpu"]["before"],
+    "cpu_util_now": BEFORE_AFTER["cpu"]["now"],
+    "cpu_util_change": BEFORE_AFTER["cpu"]["change"],
+    # Memory: guest memory placed on a node over its capacity (the exporter's view).
     "mem_alloc_node": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}})",
-    "mem_alloc_before": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__from:date:seconds}})",
-    "mem_alloc_now": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__to:date:seconds}})",
-    "mem_alloc_change": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__to:date:seconds}})"
-                        f" - max by (node) (ov_memory_overcommit_ratio{{{CN}}} @ ${{__from:date:seconds}})",
+    "mem_util_before": BEFORE_AFTER["memory"]["before"],
+    "mem_util_now": BEFORE_AFTER["memory"]["now"],
+    "mem_util_change": BEFORE_AFTER["memory"]["change"],
     "cpu_spread": f"max(cluster:ov_vm_node_cpu_utilisation:spread{{{C}}})",
     "cpu_spread_avg1h": f"max(cluster:ov_vm_node_cpu_utilisation:spread_avg1h{{{C}}})",
     "cpu_util_avg": f"max(cluster:ov_vm_node_cpu_utilisation:avg{{{C}}})",
@@ -124,6 +132,14 @@ QUERIES: dict[str, str] = {
     "predicted_over_timeout": f"max by (namespace, vmi) (ov_migration_predicted_duration_seconds{{{CNS}}})"
                               f" / on(namespace, vmi) "
                               f"max by (namespace, vmi) (ov_migration_completion_timeout_seconds{{{CNS}}})",
+    # ---- post-rebalance: the exporter's own watch (checks rebalance_watch, migration_capacity)
+    "ov_watch_active": f"max(ov_rebalance_watch_active{{{C}}}) or vector(0)",
+    "ov_last_migration": f"max(ov_rebalance_last_migration_timestamp_seconds{{{C}}}) * 1000",
+    "ov_alloc_node": f'max by (node, resource) (ov_node_vm_allocation_ratio{{{CN}}})',
+    "ov_alloc_spread": f"max by (resource) (ov_rebalance_allocation_spread_ratio{{{C}}})",
+    "ov_running_vmis_node": f"max by (node) (ov_node_running_vmis{{{CN}}})",
+    "ov_migrations_in_flight_ratio": f"max(ov_migrations_in_flight_ratio{{{C}}})",
+    "ov_node_outbound_ratio": f"max by (node) (ov_node_outbound_migrations_in_flight_ratio{{{CN}}})",
 }
 
 # Variable queries (Grafana's label_values(selector, label)).
@@ -258,6 +274,10 @@ def build_overview():
     d = d.with_panel(tb("Invalid NetworkAttachmentDefinitions", "short", [_prom_table("nad_invalid")], w=8))
     d = d.with_panel(tb("VMs mixing MTUs", "short", [_prom_table("vm_mixed_mtu")], w=8))
     d = d.with_panel(tb("VMIs at dirty-rate risk (top 20)", "percentunit", [_prom_table("dirty_rate_risk_top")], w=24))
+    d = d.with_panel(tb("VMs that cannot live migrate now (one row per reason)", "short",
+                        [_prom_table("migration_blocked")], w=16,
+                        description="ov-exporter check --vm NAMESPACE/NAME prints one VM's reasons and fixes"))
+    d = d.with_panel(tb("Blocked VMs per reason", "short", [_prom_table("migration_blocked_by_reason")], w=8))
     d = d.with_row(db.Row("Exporter health"))
     d = d.with_panel(st("Exporter targets up", "bool", [_target("exporter_up", "{{instance}}", instant=True)],
                         thresholds=STATUS))
@@ -292,10 +312,12 @@ def build_post_rebalance():
                         thresholds=_thresholds((None, "green"), (1, "orange"))))
     d = d.with_panel(tb("Before / after per node (start of range vs end of range)", "percentunit",
                         [_prom_table("cpu_util_before", "A"), _prom_table("cpu_util_now", "B"),
-                         _prom_table("cpu_util_change", "C"), _prom_table("mem_alloc_before", "D"),
-                         _prom_table("mem_alloc_now", "E"), _prom_table("mem_alloc_change", "F")], w=24, h=10,
-                        description="CPU: node_exporter utilisation; memory: guest memory placed / node memory. "
-                                    "Set the time range to start at the rebalance."))
+                         _prom_table("cpu_util_change", "C"), _prom_table("mem_util_before", "D"),
+                         _prom_table("mem_util_now", "E"), _prom_table("mem_util_change", "F")], w=24, h=10,
+                        description="node_exporter CPU (1 - idle) and memory (1 - MemAvailable / MemTotal) of "
+                                    "the nodes running VMs, each averaged over the hour before the start and "
+                                    "before the end of the range: the expressions of `ov-exporter "
+                                    "rebalance-report`. Set the time range to start at the rebalance."))
     d = d.with_row(db.Row("Balance over time"))
     d = d.with_panel(ts("CPU utilisation per VM node", "percentunit",
                         [_target("cpu_util_node", "{{node}}"), _target("cpu_util_avg", "average", ref="B")],
@@ -320,6 +342,21 @@ def build_post_rebalance():
                         description="Red line: 10 ms"))
     d = d.with_panel(ts("etcd backend commit p99", "s", [_target("etcd_backend_commit_p99", "{{instance}}")],
                         thresholds=_thresholds((None, "green"), (0.025, "red"))))
+    d = d.with_row(db.Row("Exporter watch (rebalance_watch, migration_capacity)"))
+    d = d.with_panel(st("Watch window open (exporter)", "bool", [_target("ov_watch_active", instant=True)], w=6,
+                        description="rebalance-watch-window hours (default 48) after the last finished migration"))
+    d = d.with_panel(st("Last migration ended", "dateTimeAsIso", [_target("ov_last_migration", instant=True)], w=6))
+    d = d.with_panel(st("Migration slots in use (cluster)", "percentunit",
+                        [_target("ov_migrations_in_flight_ratio", instant=True)], w=6,
+                        thresholds=_thresholds((None, "green"), (0.8, "orange"), (1, "red"))))
+    d = d.with_panel(ts("Outbound migration slots in use per node", "percentunit",
+                        [_target("ov_node_outbound_ratio", "{{node}}")], w=6,
+                        thresholds=_thresholds((None, "green"), (0.8, "orange"), (1, "red"))))
+    d = d.with_panel(ts("VM allocation per node (requests / allocatable)", "percentunit",
+                        [_target("ov_alloc_node", "{{node}} {{resource}}")]))
+    d = d.with_panel(ts("Allocation spread (max - min across VM nodes)", "percentunit",
+                        [_target("ov_alloc_spread", "{{resource}}")]))
+    d = d.with_panel(ts("Running VMIs per node", "short", [_target("ov_running_vmis_node", "{{node}}")], w=24))
     return d
 
 

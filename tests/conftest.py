@@ -40,7 +40,8 @@ def env() -> dict[str, str]:
 class Prometheus:
     """A real Prometheus (Debian package) scraping the given targets every second."""
 
-    def __init__(self, tmp_path: Path, targets: list[str], job: str = "ov-exporter") -> None:
+    def __init__(self, tmp_path: Path, targets: list[str], job: str = "ov-exporter",
+                 data_dir: Path | None = None, extra_args: tuple[str, ...] = ()) -> None:
         import subprocess
 
         binary = require_binary("prometheus")
@@ -52,8 +53,9 @@ class Prometheus:
             f"scrape_configs:\n- job_name: {job}\n  static_configs: [{{targets: {targets!r}}}]\n")
         self.log = tmp_path / "prometheus.log"
         self.proc = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"], stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={data_dir or tmp_path / 'prom-data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", *extra_args],
+            stdout=self.log.open("w"), stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

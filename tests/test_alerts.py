@@ -48,18 +48,55 @@ NOT_ALERTED: dict[str, str] = {
                                                "so PromQL cannot judge it on its own",
     "ov_migration_bandwidth_bytes_per_second": "configuration (effective bandwidthPerMigration); the PromQL "
                                                "dirty-rate fallback divides by it",
+    # scheduling_constraints
+    "ov_vm_scheduling_constraints": "the constraint count behind issue=\"excessive\" of ov_vm_scheduling_issue, "
+                                    "which the alerts read (same VMs)",
+    "ov_vms_pinned_to_node": "count of the issue=\"pinned\" series of ov_vm_scheduling_issue; alerting on both "
+                             "would notify twice",
+    "ov_vmis_unschedulable": "count of the ov_vmi_unschedulable series, which the alerts read",
+    # strict_vm_limits
+    "ov_vms_with_resource_limits": "count of the VMs that ov_vm_resource_limit_ratio lists one by one",
     "ov_migration_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
     "ov_migration_parallel_outbound_per_node": "configuration (parallelOutboundMigrationsPerNode)",
     # trident_volume_limits
     "ov_trident_backends_without_volume_size_limit": "count of the backends ov_trident_backend_volume_size_limit_bytes "
                                                      "lists one by one; alerting on both would notify twice",
+    # migration_readiness
+    "ov_vms_migration_blocked": "count of the VMs ov_vm_migration_blocked lists one by one; alerting on both "
+                                "would notify twice",
+    "ov_vms_migration_blocked_by_reason": "the same VMs per reason, for dashboards",
+    "ov_migration_slots": "in-flight VMIMs and parallelMigrationsPerCluster; OVMigrationsInFlightHigh alerts on "
+                          "KubeVirt's own migration phase gauges, and the check's migration_slots_full reason "
+                          "reaches ov_vm_migration_blocked",
+    # migration_capacity
+    "ov_migration_config_info": "configuration: where the migration settings come from and the network name",
+    "ov_migration_parallel_outbound_per_node_limit": "configuration; denominator of "
+                                                     "ov_node_outbound_migrations_in_flight_ratio, which alerts read",
+    "ov_migration_config_bandwidth_bytes_per_second": "configuration (bandwidthPerMigration, 0 = unlimited)",
+    "ov_migration_config_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
+    "ov_migration_dedicated_network": "input of ov_migration_parallel_without_dedicated_network, which alerts read",
+    "ov_migrations_in_flight": "numerator of ov_migrations_in_flight_ratio, which the alerts read",
+    "ov_node_outbound_migrations_in_flight": "numerator of ov_node_outbound_migrations_in_flight_ratio",
+    "ov_migrations_pod_network": "count quoted in the finding of ov_migration_parallel_without_dedicated_network",
+    # rebalance_watch
+    "ov_rebalance_last_migration_timestamp_seconds": "dashboard series: when the window opened",
+    "ov_rebalance_watch_active": "dashboard series; the per-object series exist only while the window is open",
+    "ov_rebalance_watch_window_seconds": "configuration (rebalance-watch-window)",
+    "ov_rebalance_evaluation_timestamp_seconds": "the time the window is judged at (snapshots: newest event)",
+    "ov_rebalance_migrations_succeeded": "dashboard count; no finding",
+    "ov_rebalance_migrations_failed": "count of the VMIMs ov_rebalance_failed_migration lists one by one",
+    "ov_node_running_vmis": "dashboard series (VMs per node before and after); no finding",
+    "ov_node_vm_allocation_ratio": "dashboard series; ov_rebalance_node_above_mean_ratio carries the finding",
+    "ov_rebalance_allocation_mean_ratio": "dashboard series: the mean the findings compare against",
+    "ov_rebalance_allocation_spread_ratio": "dashboard series (max - min across VM nodes); no finding",
 }
 
 # absent() yields one label-less series of value 1: nothing to template.
 NO_LABELS = {"OVExporterAbsent"}
 # Alerts about the whole cluster or the exporter as a whole: no object label to name.
 CLUSTER_WIDE = NO_LABELS | {"OVClusterCPUOvercommitted", "OVClusterMemoryOvercommitted",
-                "OVMigrationsInFlightHigh", "OVPostRebalanceCPUSpreadIncreased"}
+                "OVMigrationsInFlightHigh", "OVPostRebalanceCPUSpreadIncreased",
+                "OVMigrationParallelWithoutDedicatedNetwork", "OVMigrationsInFlightAtClusterLimit"}
 
 
 def _load_build():
@@ -165,7 +202,8 @@ def test_build_rebuilds_runbook_urls_from_the_base_and_sets_the_migration_limit(
     assert alerts and all(r["annotations"]["runbook_url"] == f"https://runbooks.example.com/ov/{r['alert']}.md"
                           for r in alerts)
     limit = [r for g in doc["spec"]["groups"] for r in g["rules"] if r.get("record") == build.LIMIT_RECORD]
-    assert [r["expr"] for r in limit] == ["vector(8)"]
+    assert len(limit) == 1 and limit[0]["expr"].rstrip().endswith("or vector(8)")
+    assert "ov_migration_parallel_per_cluster" in limit[0]["expr"]  # the exporter's limit wins when fresh
     # Everything else is the rule files verbatim.
     default = yaml.safe_load(build.render())
     assert [g["name"] for g in default["spec"]["groups"]] == [g["name"] for g in doc["spec"]["groups"]]

@@ -58,6 +58,16 @@ ALERT_CHECK = {
     "OVTridentBackendWithoutAggregateLimit": "trident_volume_limits",
     "OVNodeNetworkPolicyBridgesDefaultNIC": "ovn_linux_bridge",
     "OVNodeDefaultNICInLinuxBridge": "ovn_linux_bridge",
+    "OVVMSchedulingConstraints": "scheduling_constraints",
+    "OVVMIUnschedulable": "scheduling_constraints",
+    "OVVMStrictResourceLimits": "strict_vm_limits",
+    "OVVMMigrationBlocked": "migration_readiness",
+    "OVMigrationParallelWithoutDedicatedNetwork": "migration_capacity",
+    "OVMigrationsInFlightAtClusterLimit": "migration_capacity",
+    "OVNodeOutboundMigrationsAtLimit": "migration_capacity",
+    "OVRebalanceWatchMigrationFailed": "rebalance_watch",
+    "OVRebalanceWatchVMMigratedRepeatedly": "rebalance_watch",
+    "OVRebalanceWatchNodeAboveMean": "rebalance_watch",
 }
 
 
@@ -84,6 +94,20 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
         return "NodeNetworkConfigurationPolicy", "", labels["policy"]
     if name == "OVNodeDefaultNICInLinuxBridge":
         return "Node", "", labels["node"]
+    if name in ("OVVMSchedulingConstraints", "OVVMStrictResourceLimits"):
+        return "VirtualMachine", ns, labels["vm"]
+    if name == "OVVMIUnschedulable":
+        return "VirtualMachineInstance", ns, labels["vmi"]
+    if name == "OVVMMigrationBlocked":
+        return "VirtualMachine", ns, labels["vm"]
+    if name in ("OVMigrationParallelWithoutDedicatedNetwork", "OVMigrationsInFlightAtClusterLimit"):
+        return "Cluster", "", "cluster"
+    if name in ("OVNodeOutboundMigrationsAtLimit", "OVRebalanceWatchNodeAboveMean"):
+        return "Node", "", labels["node"]
+    if name == "OVRebalanceWatchMigrationFailed":
+        return "VirtualMachineInstanceMigration", ns, labels["vmim"]
+    if name == "OVRebalanceWatchVMMigratedRepeatedly":
+        return "VirtualMachineInstance", ns, labels["vmi"]
     raise AssertionError(f"alert {name} is not mapped to an object")
 
 

@@ -64,8 +64,12 @@ def test_prometheus_scrapes_the_demo_exporter(prometheus):
     assert query(prometheus, "ov_mtu_mismatch > 0")
     assert query(prometheus, "ov_migration_dirty_rate_risk >= 1")
     assert query(prometheus, "ov_memory_overcommit_ratio > 0.9")
+    assert query(prometheus, 'ov_vm_scheduling_issue{issue="pinned", eviction_strategy="LiveMigrate"} == 1')
+    assert query(prometheus, 'ov_vmi_unschedulable{phase="Scheduling"} == 1')
+    assert query(prometheus, 'ov_vm_resource_limit_ratio{resource="memory", source="vm"} <= 1')
     # Self-metrics: all checks up, none failed.
     assert len(query(prometheus, "ov_check_up == 1")) == len(CHECK_IDS)
+    assert query(prometheus, 'ov_vm_migration_blocked{vm="sap-hana-01"}')
     # The scrape was OpenMetrics (Prometheus asks for it first) and parsed without errors.
     targets = json.loads(_get(f"{prometheus}/api/v1/targets")[1])["data"]["activeTargets"]
     assert targets[0]["health"] == "up" and targets[0]["lastError"] == ""

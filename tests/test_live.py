@@ -336,3 +336,11 @@ async def test_cli_check_names_missing_permission(api, tmp_path):
     assert rwo["status"] == "failed" and 'cannot list resource "virtualmachines"' in rwo["error"]
     assert 'cannot list resource "virtualmachines"' in err  # and in the log
     assert {c["id"]: c["status"] for c in doc["checks"]}["rhel_nodes"] == "ok"
+
+
+async def test_live_state_carries_the_wall_clock(live):
+    """Checks that judge time windows (rebalance_watch) read `state.now`: the live source sets it."""
+    _, store = live
+    before = time.time()
+    now = store.state().now
+    assert now is not None and before <= now <= time.time()

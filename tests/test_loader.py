@@ -293,3 +293,31 @@ def test_null_strings_are_absent_not_fatal(tmp_path):
     assert store.problems == []
     [vmi] = store.state().vmis
     assert vmi.status.node_name == "" and vmi.status.phase == "Running"
+
+
+def test_label_selector_of_a_kind_filters_snapshot_objects(tmp_path):
+    """Pods are read only as virt-handler pods (KindInfo.label_selector), from files as from the API."""
+    write(tmp_path, "mg/namespaces/openshift-cnv/core/pods.yaml", """
+        apiVersion: v1
+        kind: PodList
+        items:
+        - metadata: {name: virt-handler-a, namespace: openshift-cnv, labels: {kubevirt.io: virt-handler}}
+          spec: {nodeName: w1}
+        - metadata: {name: virt-launcher-b, namespace: openshift-cnv, labels: {kubevirt.io: virt-launcher}}
+        - metadata: {name: unlabelled, namespace: openshift-cnv}
+        """)
+    store = load(tmp_path)
+    assert names(store, "pods") == ["openshift-cnv/virt-handler-a"]
+    assert store.ignored_counts() == {"kind v1/Pod": 2}
+
+
+def test_selector_matches_equality_terms():
+    from ov_exporter.records import selector_matches
+
+    assert selector_matches("kubevirt.io=virt-handler", {"kubevirt.io": "virt-handler", "x": "y"})
+    assert not selector_matches("kubevirt.io=virt-handler", {"kubevirt.io": "virt-launcher"})
+    assert not selector_matches("kubevirt.io=virt-handler", None)
+    assert selector_matches("a==1,b!=2", {"a": "1", "b": "3"})
+    assert not selector_matches("a==1,b!=2", {"a": "1", "b": "2"})
+    assert selector_matches("a", {"a": ""}) and not selector_matches("a", {})
+    assert selector_matches("", {})

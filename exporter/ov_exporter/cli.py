@@ -57,15 +57,33 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds between evaluations (default 60)")
 
     check = sub.add_parser("check", parents=[common], help="evaluate once, print findings, exit 1 on findings")
-    check.add_argument("--output", choices=("table", "json", "prom"), default="table")
+    check.add_argument("--output", choices=("table", "json", "prom", "junit", "sarif"), default="table",
+                       help="table (default), json, prom (the /metrics exposition), junit (XML for CI test "
+                            "reports) or sarif (2.1.0, for code-scanning tools; with --snapshot, findings "
+                            "point at the file and line of the object)")
     check.add_argument("--fail-on", choices=("critical", "warning", "info", "never"), default="critical",
                        help="exit 1 when a finding at or above this severity exists (default critical)")
     check.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS",
                        help="live cluster: give up when the first LIST of every kind takes longer (default 300)")
+    check.add_argument("--vm", metavar="NAMESPACE/NAME",
+                       help="print the live-migration readiness of one VirtualMachine with every blocking reason "
+                            "and its remediation; exit 0 when it can migrate, 1 when it is blocked")
 
     snap = sub.add_parser("snapshot", parents=[common], help="write what the source sees to a snapshot directory")
     snap.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write")
     snap.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS")
+
+    reb = sub.add_parser("rebalance-report", help="per-node CPU and memory before a rebalance and now, from Prometheus")
+    reb.add_argument("--prometheus-url", required=True, metavar="URL", help="Prometheus or Thanos querier")
+    reb.add_argument("--since", metavar="TIME",
+                     help="rebalance start: RFC3339, Unix time or a duration before --at such as 48h "
+                          "(default: the earliest migration start in the 48 h before --at)")
+    reb.add_argument("--at", metavar="TIME", help="the 'now' of the report (RFC3339, Unix time or a duration ago)")
+    reb.add_argument("--output", choices=("table", "markdown", "json"), default="table")
+    reb.add_argument("--prometheus-token-file", metavar="FILE", help="bearer token file for --prometheus-url")
+    reb.add_argument("--prometheus-ca-file", metavar="FILE", help="CA bundle for --prometheus-url")
+    reb.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per query (default 30)")
+    reb.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return parser
 
 
@@ -160,10 +178,13 @@ async def _serve(args: argparse.Namespace, config: Config, source: Source) -> No
 def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
     from .registry import evaluate
     from .render import History, SourceStats, render
-    from .report import to_json, to_table
+    from .report import to_json, to_junit, to_sarif, to_table
 
+    vm = _vm_arg(args)
     store = asyncio.run(_load(source, args.sync_timeout))
     _report_unavailable(store)
+    if vm is not None:
+        return _check_vm(args, config, source, store, vm)
     evaluation = evaluate(store.state(), config)
     if args.output == "json":
         doc = to_json(evaluation)
@@ -174,6 +195,13 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         history.record(evaluation)
         stats = SourceStats.of(store, source.requests())
         sys.stdout.write(render(evaluation, history, stats).text.decode())
+    elif args.output == "junit":
+        fail_on = None if args.fail_on == "never" else Severity.parse(args.fail_on)
+        sys.stdout.write(to_junit(evaluation, fail_on, store.origin))
+    elif args.output == "sarif":
+        base = args.snapshot.resolve().as_uri() + "/" if args.snapshot is not None else None
+        doc = to_sarif(evaluation, store.origin if base else None, store.problems, base)
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         sys.stdout.write(to_table(evaluation))
         for problem in store.problems:
@@ -182,6 +210,50 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         return 0
     worst = evaluation.worst()
     return 1 if worst is not None and worst >= Severity.parse(args.fail_on) else 0
+
+
+def _vm_arg(args: argparse.Namespace) -> tuple[str, str] | None:
+    if getattr(args, "vm", None) is None:
+        return None
+    namespace, sep, name = args.vm.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise OvError(f"--vm: expected NAMESPACE/NAME, got {args.vm!r}")
+    if args.output == "prom":
+        raise OvError("--vm prints a verdict: use --output table or json")
+    return namespace, name
+
+
+def _check_vm(args: argparse.Namespace, config: Config, source: Source, store, vm: tuple[str, str]) -> int:
+    """The readiness verdict of one VM (check migration_readiness): 0 migratable, 1 blocked."""
+    from .checks.migration_readiness import verdicts
+
+    namespace, name = vm
+    status = store.kinds["virtualmachines.kubevirt.io"]
+    if status.forbidden or status.absent:
+        raise OvError(f"cannot read VirtualMachines: {status.forbidden or status.absent}")
+    verdict = verdicts(store.state(), config).get((namespace, name))
+    if verdict is None:
+        raise OvError(f"VirtualMachine {namespace}/{name} not found in {source.describe()}")
+    if args.output == "json":
+        doc = verdict.to_dict()
+        doc["problems"] = [{"where": p.where, "message": p.message} for p in store.problems]
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        where = f" on node {verdict.node}" if verdict.node else ""
+        state = f"BLOCKED ({verdict.severity})" if verdict.blocked else "MIGRATABLE"
+        lines = [f"VirtualMachine {namespace}/{name}{where}: {state}",
+                 f"eviction strategy: {verdict.eviction_strategy} ({verdict.strategy_origin})"]
+        if verdict.blocked:
+            doc = verdict.to_dict()
+            lines.append(f"{len(verdict.reasons)} blocking reason(s):")
+            for item in doc["reasons"]:
+                lines += [f"  {item['reason']}: {item['detail']}", f"    fix: {item['remediation']}"]
+        else:
+            lines.append("no blocking reason: it can live migrate now")
+        sys.stdout.write("\n".join(lines) + "\n")
+        for problem in store.problems:
+            sys.stdout.write(f"skipped {problem}\n")
+    return 1 if verdict.blocked else 0
 
 
 def _report_unavailable(store) -> None:
@@ -201,11 +273,27 @@ def _snapshot(args: argparse.Namespace, source: Source) -> int:
     return 0
 
 
+def _rebalance_report(args: argparse.Namespace) -> int:
+    import time
+
+    from .rebalance import RENDERERS, parse_time, rebalance_report
+
+    now = time.time()
+    at = parse_time(args.at, now, "--at") if args.at else now
+    since = parse_time(args.since, at, "--since") if args.since else None
+    report = rebalance_report(args.prometheus_url, at=at, since=since, token_file=args.prometheus_token_file,
+                              ca_file=args.prometheus_ca_file, timeout=args.timeout)
+    sys.stdout.write(RENDERERS[args.output](report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "rebalance-report":
+            return _rebalance_report(args)
         config = _config(args)
         source = _source(args)
         if args.command == "serve":

@@ -31,6 +31,7 @@ class Thresholds(_Base):
     memory_overcommit_critical: Fraction = 1.0
     dirty_rate_risk_warning: Fraction = 0.5
     dirty_rate_risk_critical: Fraction = 1.0
+    scheduling_constraints_max: Annotated[int, Meta(ge=0, le=1000)] = 5
 
 
 class Namespaces(_Base):
@@ -51,6 +52,7 @@ class Config(_Base):
     series_cap: Annotated[int, Meta(ge=0, le=1_000_000)] = 500
     threads_per_core: Annotated[int, Meta(ge=1, le=8)] = 2
     migration_link_speed: str | int = "10G"  # bits per second: "10G", "25Gbit/s", 10000000000
+    rebalance_watch_window: Annotated[int, Meta(ge=24, le=48)] = 48  # hours after the last migration
 
     @property
     def cpu_target(self) -> float:

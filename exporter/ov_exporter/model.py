@@ -106,6 +106,7 @@ class CheckSpec:
     requires: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
     uses_samples: bool = False  # reads Prometheus samples; a failing metric source fails it
+    also: tuple[int, ...] = ()  # further anti-patterns this check informs (coverage table)
     runbook: str = ""  # filled from the id by checks/__init__.py
 
     def family(self, name: str) -> Family:

@@ -219,12 +219,81 @@ class Network(R):
     multus: MultusRef | None = None
 
 
+class LabelSelectorRequirement(R):
+    key: str = ""
+    operator: str = ""
+    values: list[str] | None = None
+
+
+class LabelSelector(R):
+    match_labels: Labels | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+
+class NodeSelectorTerm(R):
+    match_expressions: list[LabelSelectorRequirement] | None = None
+    match_fields: list[LabelSelectorRequirement] | None = None
+
+
+class NodeSelector(R):
+    node_selector_terms: list[NodeSelectorTerm] | None = None
+
+
+class PreferredSchedulingTerm(R):
+    weight: Count | None = None
+    preference: NodeSelectorTerm | None = None
+
+
+class NodeAffinity(R):
+    required_during_scheduling_ignored_during_execution: NodeSelector | None = None
+    preferred_during_scheduling_ignored_during_execution: list[PreferredSchedulingTerm] | None = None
+
+
+class PodAffinityTerm(R):
+    topology_key: str = ""
+    label_selector: LabelSelector | None = None
+
+
+class WeightedPodAffinityTerm(R):
+    weight: Count | None = None
+    pod_affinity_term: PodAffinityTerm | None = None
+
+
+class PodAffinity(R):
+    """podAffinity and podAntiAffinity share this shape."""
+
+    required_during_scheduling_ignored_during_execution: list[PodAffinityTerm] | None = None
+    preferred_during_scheduling_ignored_during_execution: list[WeightedPodAffinityTerm] | None = None
+
+
+class Affinity(R):
+    node_affinity: NodeAffinity | None = None
+    pod_affinity: PodAffinity | None = None
+    pod_anti_affinity: PodAffinity | None = None
+
+
+class Toleration(R):
+    key: str = ""
+    operator: str = ""
+    value: str = ""
+    effect: str = ""
+
+
+class TopologySpreadConstraint(R):
+    max_skew: Count | None = None
+    topology_key: str = ""
+    when_unsatisfiable: str = ""
+
+
 class VMISpec(R):
     domain: Domain | None = None
     volumes: list[Volume] | None = None
     networks: list[Network] | None = None
     eviction_strategy: str | None = None
     node_selector: Labels | None = None
+    affinity: Affinity | None = None
+    tolerations: list[Toleration] | None = None
+    topology_spread_constraints: list[TopologySpreadConstraint] | None = None
 
 
 class TemplateMeta(R):
@@ -302,6 +371,11 @@ class MemoryStatus(R):
     guest_current: Quantity | None = None
 
 
+class PhaseTransition(R):
+    phase: str = ""
+    phase_transition_timestamp: datetime | None = None
+
+
 class VMIStatus(R):
     node_name: str = ""
     phase: str = ""
@@ -311,6 +385,7 @@ class VMIStatus(R):
     migration_state: MigrationState | None = None
     current_cpu_topology: CPUTopology | None = field(default=None, name="currentCPUTopology")
     memory: MemoryStatus | None = None
+    phase_transition_timestamps: list[PhaseTransition] | None = None
 
 
 class VirtualMachineInstance(R):
@@ -325,6 +400,8 @@ class VMIMSpec(R):
 
 class VMIMStatus(R):
     phase: str = ""
+    migration_state: MigrationState | None = None
+    phase_transition_timestamps: list[PhaseTransition] | None = None
 
 
 class VirtualMachineInstanceMigration(R):
@@ -363,6 +440,8 @@ class KubeVirtConfiguration(R):
     migrations: MigrationConfiguration | None = None
     eviction_strategy: str | None = None
     developer_configuration: DeveloperConfiguration | None = None
+    auto_cpu_limit_namespace_label_selector: LabelSelector | None = field(
+        default=None, name="autoCPULimitNamespaceLabelSelector")
 
 
 class KubeVirtSpec(R):
@@ -379,6 +458,8 @@ class KubeVirt(R):
 
 class HCOResourceRequirements(R):
     vmi_cpu_allocation_ratio: Count | None = field(default=None, name="vmiCPUAllocationRatio")
+    auto_cpu_limit_namespace_label_selector: LabelSelector | None = field(
+        default=None, name="autoCPULimitNamespaceLabelSelector")
 
 
 class HigherWorkloadDensity(R):
@@ -392,6 +473,8 @@ class HCOVirtualization(R):
     vmi_cpu_allocation_ratio: Count | None = field(default=None, name="vmiCPUAllocationRatio")
     higher_workload_density: HigherWorkloadDensity | None = None
     eviction_strategy: str | None = None
+    auto_cpu_limit_namespace_label_selector: LabelSelector | None = field(
+        default=None, name="autoCPULimitNamespaceLabelSelector")
 
 
 class HyperConvergedSpec(R):
@@ -536,6 +619,24 @@ class NodeNetworkConfigurationPolicy(R):
 
     metadata: ObjectMeta = field(default_factory=ObjectMeta)
     spec: NNCPSpec | None = None
+# ---------------------------------------------------------------- pods (virt-handler only)
+
+
+class PodSpec(R):
+    node_name: str = ""
+
+
+class PodStatus(R):
+    phase: str = ""
+    conditions: list[Condition] | None = None
+
+
+class Pod(R):
+    """Only virt-handler pods are read (KindInfo.label_selector)."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: PodSpec | None = None
+    status: PodStatus | None = None
 
 
 # ---------------------------------------------------------------- the kind table
@@ -552,6 +653,9 @@ class KindInfo:
     namespaced: bool
     record: type
     optional: bool  # an optional API: absent on some clusters
+    # Only objects with these labels are read (passed as labelSelector to LIST and WATCH);
+    # "" reads them all.
+    label_selector: str = ""
 
     @property
     def key(self) -> str:
@@ -580,8 +684,27 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Network", "config.openshift.io", ("v1",), "networks", False, ClusterNetwork, True),
     KindInfo("TridentBackendConfig", "trident.netapp.io", ("v1",), "tridentbackendconfigs", True, TridentBackendConfig, True),
     KindInfo("NodeNetworkConfigurationPolicy", "nmstate.io", ("v1", "v1beta1"), "nodenetworkconfigurationpolicies", False, NodeNetworkConfigurationPolicy, True),
+    KindInfo("Pod", "", ("v1",), "pods", True, Pod, False, label_selector="kubevirt.io=virt-handler"),
 )
 KIND_BY_KEY = {k.key: k for k in KINDS}
+
+
+def selector_matches(selector: str, labels: dict[str, str] | None) -> bool:
+    """An equality-based label selector ("k=v,k2!=v2", as KindInfo.label_selector holds)
+    against an object's labels: the files sources filter the way the API server does."""
+    labels = labels or {}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        key, op, value = term.partition("!=") if "!=" in term else term.replace("==", "=").partition("=")
+        key, value = key.strip(), value.strip()
+        if op == "!=":
+            if labels.get(key) == value:
+                return False
+        elif not op:
+            if key not in labels:
+                return False
+        elif labels.get(key) != value:
+            return False
+    return True
 KIND_BY_GROUP_KIND = {(k.group, k.kind): k for k in KINDS}
 
 

@@ -54,6 +54,12 @@ SELF_FAMILIES: tuple[Family, ...] = (
            ("verb", "code")),
     Family("ov_source_problems", "gauge", "Files and objects the source skipped as malformed (see the log)."),
     Family("ov_source_ignored_objects", "gauge", "Objects of kinds no check reads, ignored by the source."),
+    Family("ov_cluster_score_ratio", "gauge",
+           "Share of checks passing, weighted by severity (a check with warnings weighs 2, with critical "
+           "findings 3, a passing one 1); not applicable and failed checks left out. Absent when no check ran."),
+    Family("ov_anti_pattern_verdict", "gauge",
+           "1 for the current verdict of each seed anti-pattern: pass, fail, not_applicable, check_failed, "
+           "disabled, not_observable or alerts_only.", ("anti_pattern", "verdict")),
     Family("ov_build", "info", "Exporter build information.", ("version", "python_version")),
 )
 
@@ -130,6 +136,13 @@ class _Collector:
         put("ov_evaluations_total", (), self.history.evaluations)
         put("ov_last_evaluation_timestamp_seconds", (), ev.started)
         put("ov_evaluation_duration_seconds", (), ev.duration)
+        from .report import anti_pattern_summary, score  # report imports registry; avoid a cycle at import
+
+        cluster_score = score(ev).value
+        if cluster_score is not None:
+            put("ov_cluster_score_ratio", (), cluster_score)
+        for row in anti_pattern_summary(ev):
+            put("ov_anti_pattern_verdict", (str(row["anti_pattern"]), row["verdict"].replace(" ", "_")), 1)
         for kind, count in sorted(self.source.objects.items()):
             put("ov_source_objects", (kind,), count)
         for kind, st in sorted(self.source.kinds.items()):

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .records import KIND_BY_KEY, KINDS, KindInfo
 
@@ -66,9 +66,13 @@ class Store:
         self._problems: dict[str, str] = {}  # where -> message: a re-list reports the same object once
         self.kinds: dict[str, KindStatus] = {k.key: KindStatus() for k in KINDS}
         self._ignored: dict[str, int] = {}
+        # (kind, namespace, name) -> (file, line): where a file source found the object
+        # (line 0 = unknown). Findings point there in SARIF and JUnit reports.
+        self._origins: dict[tuple[str, str, str], tuple[str, int]] = {}
         self.generation = 0
         self.synced = False
         self.loaded_at: float | None = None
+        self.clock: Callable[[], float] | None = None  # live sources: time.time; snapshots: none (state.now None)
 
     def apply(self, kind: KindInfo, event: str, record: Any) -> None:
         """event: ADDED | MODIFIED | DELETED (watch event types)."""
@@ -79,6 +83,14 @@ class Store:
             else:
                 self._objects[kind.key][uid] = record
             self.generation += 1
+
+    def locate(self, kind: str, namespace: str, name: str, file: str, line: int) -> None:
+        with self._lock:
+            self._origins[(kind, namespace, name)] = (file, line)
+
+    def origin(self, kind: str, namespace: str, name: str) -> tuple[str, int] | None:
+        with self._lock:
+            return self._origins.get((kind, namespace, name))
 
     def remove(self, kind: KindInfo, uid: str) -> None:
         with self._lock:
@@ -133,7 +145,8 @@ class Store:
             objects = {key: tuple(objs.values()) for key, objs in self._objects.items()}
             absent = {key: st.absent for key, st in self.kinds.items() if st.absent}
             forbidden = {key: st.forbidden for key, st in self.kinds.items() if st.forbidden}
-            return ClusterState(objects, self._samples, self._samples_origin, self._samples_error, absent, forbidden)
+            return ClusterState(objects, self._samples, self._samples_origin, self._samples_error, absent, forbidden,
+                                now=self.clock() if self.clock is not None else None)
 
 
 @dataclass(frozen=True)
@@ -147,6 +160,7 @@ class ClusterState:
     absent: dict[str, str] = field(default_factory=dict)  # kind key -> why (API not installed)
     forbidden: dict[str, str] = field(default_factory=dict)  # kind key -> the missing permission
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
+    now: float | None = None  # evaluation time (Unix seconds) from a live source's clock; None for snapshots
 
     @classmethod
     def from_records(cls, records: Iterable[tuple[KindInfo, Any]], samples: Samples | None = None) -> "ClusterState":

@@ -129,6 +129,7 @@ class NodeRow:
     smt: bool | None = True  # NFD multithreading label; None: label missing
     ip: str = ""
     cpu_model: str = "Icelake-Server"
+    extra_labels: tuple[tuple[str, str], ...] = ()  # more node labels (e.g. for a VM nodeSelector)
 
 
 def node(row: NodeRow) -> dict:
@@ -153,6 +154,7 @@ def node(row: NodeRow) -> dict:
     else:
         labels["node-role.kubernetes.io/worker"] = ""
     labels["node.openshift.io/os_id"] = row.os
+    labels.update(dict(row.extra_labels))
     annotations = {
         "csi.volume.kubernetes.io/nodeid": json.dumps(
             {"openshift-storage.rbd.csi.ceph.com": row.name, "topolvm.io": row.name}, separators=(",", ":")),
@@ -462,6 +464,15 @@ class VMRow:
     migration: str = ""  # key of MIGRATION_STATES
     age_days: float = 120
     size: str = "medium"
+    # Scheduling knobs merged into the VMI spec (affinity, nodeSelector, tolerations,
+    # topologySpreadConstraints): they do not change a node's load.
+    scheduling: dict = field(default_factory=dict, hash=False)
+    limits: tuple[tuple[str, str], ...] = ()  # spec.domain.resources.limits
+    annotations: tuple[tuple[str, str], ...] = ()  # extra VM annotations
+    phase: str = "Running"  # Scheduling: the VMI waits, unschedulable, on no node (`node` is "")
+    pending_message: str = ""  # the PodScheduled condition's message of such a VMI
+    node_selector: tuple[tuple[str, str], ...] = ()  # spec.template.spec.nodeSelector
+    running: bool = True  # False: runStrategy Halted, no VMI (`node` is where it last ran)
 
     @property
     def vcpus(self) -> int:
@@ -530,12 +541,18 @@ def _vmi_spec(vm_row: VMRow, *, for_vmi: bool) -> dict:
     domain["memory"] = {"guest": guest, **({"maxGuest": quantity_gi(vm_row.memory_gi * 4)} if for_vmi else {})}
     if for_vmi:
         domain["resources"] = {"requests": {"memory": guest}}
+    if vm_row.limits:
+        domain["resources"] = {**domain.get("resources", {}), "limits": dict(vm_row.limits)}
     spec: dict = {"architecture": "amd64", "domain": domain}
     if vm_row.eviction:
         spec["evictionStrategy"] = vm_row.eviction
+    if vm_row.node_selector:
+        spec["nodeSelector"] = dict(vm_row.node_selector)
     spec["networks"] = networks
     spec["terminationGracePeriodSeconds"] = 3600 if os_row.windows else 180
     spec["volumes"] = volumes
+    if vm_row.scheduling:
+        spec = dict(sorted({**spec, **vm_row.scheduling}.items()))
     return spec
 
 
@@ -560,6 +577,7 @@ def vm(vm_row: VMRow, cluster: Cluster) -> dict:
                    "    \"path\": \"jsonpath::.spec.domain.memory.guest\",\n"
                    "    \"rule\": \"integer\",\n    \"message\": \"This VM requires more memory.\",\n"
                    f"    \"min\": {2 * GI if os_row.windows else 1610612736}\n  }}\n]\n"}
+    annotations.update(dict(vm_row.annotations))
     spec: dict = {}
     templates = [d for d in vm_row.disks if d.source != "pvc"]
     if templates:
@@ -568,6 +586,8 @@ def vm(vm_row: VMRow, cluster: Cluster) -> dict:
              "metadata": {"creationTimestamp": None, "name": f"{name}-{d.volume}"}, "spec": dv_spec(d, vm_row.os)}
             for d in templates]
     spec["runStrategy"] = "Always" if not vm_row.container_disk else "RerunOnFailure"
+    if not vm_row.running:
+        spec["runStrategy"] = "Halted"
     spec["template"] = {
         "metadata": {"annotations": {"vm.kubevirt.io/flavor": vm_row.size, "vm.kubevirt.io/os": os_row.os_label,
                                      "vm.kubevirt.io/workload": "server"},
@@ -592,11 +612,34 @@ def vm(vm_row: VMRow, cluster: Cluster) -> dict:
         "volumeSnapshotStatuses": [{"enabled": d.storage_class is None or "ceph" in (d.storage_class or ""),
                                     "name": d.volume} for d in vm_row.disks],
     }
+    if vm_row.phase != "Running":  # the VMI exists but the scheduler cannot place its pod
+        status["conditions"] = [
+            {"lastProbeTime": None, "lastTransitionTime": started, "message": vm_row.pending_message,
+             "reason": "Unschedulable", "status": "False", "type": "Ready"},
+            {"lastProbeTime": None, "lastTransitionTime": started, "message": vm_row.pending_message,
+             "reason": "Unschedulable", "status": "False", "type": "PodScheduled"}]
+        status["printableStatus"] = "ErrorUnschedulable"
+        status["ready"] = False
     return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
             "metadata": meta("VirtualMachine", name, ns, labels=labels, annotations=annotations,
                              age_days=vm_row.age_days,
                              extra={"finalizers": ["kubevirt.io/virtualMachineControllerFinalize"], "generation": 2}),
-            "spec": spec, "status": status}
+            "spec": spec, "status": status if vm_row.running else _stopped_status(vm_row, spec)}
+
+
+def _stopped_status(vm_row: VMRow, spec: dict) -> dict:
+    """status of a VM with runStrategy Halted: no VMI."""
+    since = stamp(_started_days(vm_row), "vm-stop", vm_row.namespace, vm_row.name)
+    return {
+        "conditions": [{"lastProbeTime": None, "lastTransitionTime": since, "message": "VMI does not exist",
+                        "reason": "VMINotExists", "status": "False", "type": "Ready"}],
+        "desiredGeneration": 2,
+        "observedGeneration": 2,
+        "printableStatus": "Stopped",
+        "runStrategy": spec["runStrategy"],
+        "volumeSnapshotStatuses": [{"enabled": d.storage_class is None or "ceph" in (d.storage_class or ""),
+                                    "name": d.volume} for d in vm_row.disks],
+    }
 
 
 def _started_days(vm_row: VMRow) -> float:
@@ -642,7 +685,39 @@ def migration_configuration(state: MigrationStateRow, hco_cfg: dict) -> dict:
     return cfg
 
 
+def pending_vmi(vm_row: VMRow) -> dict:
+    """A VMI whose virt-launcher pod the scheduler cannot place: no node, no guest status."""
+    ns, name = vm_row.namespace, vm_row.name
+    os_row = OS[vm_row.os]
+    started_days = _started_days(vm_row)
+    created = stamp(started_days, "vmi-start", ns, name)
+    status = {
+        "activePods": {uid("virt-launcher", ns, name): ""},
+        "conditions": [{"lastProbeTime": None, "lastTransitionTime": created, "message": vm_row.pending_message,
+                        "reason": "Unschedulable", "status": "False", "type": "PodScheduled"}],
+        "guestOSInfo": {},
+        "phase": vm_row.phase,
+        "phaseTransitionTimestamps": [
+            {"phase": "Pending", "phaseTransitionTimestamp": created},
+            {"phase": "Scheduling", "phaseTransitionTimestamp": stamp(started_days - 0.0001, "s", ns, name)}],
+        "qosClass": "Burstable",
+        "virtualMachineRevisionName": f"revision-start-vm-{uid('VirtualMachine', ns, name)}-2",
+    }
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+            "metadata": meta("VirtualMachineInstance", name, ns, labels=_template_labels(vm_row),
+                             annotations={"kubevirt.io/latest-observed-api-version": "v1",
+                                          "kubevirt.io/storage-observed-api-version": "v1",
+                                          "kubevirt.io/vm-generation": "2", "vm.kubevirt.io/flavor": vm_row.size,
+                                          "vm.kubevirt.io/os": os_row.os_label, "vm.kubevirt.io/workload": "server"},
+                             age_days=started_days, owner=owner_ref("kubevirt.io/v1", "VirtualMachine", name, ns),
+                             extra={"finalizers": ["kubevirt.io/virtualMachineControllerFinalize",
+                                                   "foregroundDeleteVirtualMachine"], "generation": 3}),
+            "spec": _vmi_spec(vm_row, for_vmi=True), "status": status}
+
+
 def vmi(vm_row: VMRow, cluster: "Cluster") -> dict:
+    if vm_row.phase != "Running":
+        return pending_vmi(vm_row)
     ns, name = vm_row.namespace, vm_row.name
     os_row = OS[vm_row.os]
     started_days = _started_days(vm_row)
@@ -775,9 +850,11 @@ def vmim(row: MigrationRow, cluster: "Cluster") -> dict:
     stamps = [(p, (start - timedelta(seconds=12 - 2 * i)).strftime(fmt)) for i, p in enumerate(phases)]
     if row.phase in ("Succeeded", "Failed"):
         stamps.append((row.phase, (start + timedelta(minutes=state.minutes or 0)).strftime(fmt)))
+    if row.phase == "Pending":  # queued: waiting for a free migration slot
+        stamps = stamps[:1]
     status: dict = {"phase": row.phase,
                     "phaseTransitionTimestamps": [{"phase": p, "phaseTransitionTimestamp": t} for p, t in stamps]}
-    if row.phase != "Running":
+    if row.phase in ("Succeeded", "Failed"):
         status["migrationState"] = {"completed": True, "endTimestamp": stamps[-1][1], "failed": row.phase == "Failed",
                                     "mode": "PreCopy", "sourceNode": state.source,
                                     "startTimestamp": start.strftime(fmt), "targetNode": state.target}
@@ -788,7 +865,8 @@ def vmim(row: MigrationRow, cluster: "Cluster") -> dict:
             "spec": {"vmiName": row.vmi}, "status": status}
 
 
-def hyperconverged(cpu_ratio: int, migrations: dict, network: str | None = None) -> dict:
+def hyperconverged(cpu_ratio: int, migrations: dict, network: str | None = None,
+                   auto_cpu_limit: dict | None = None) -> dict:
     live = dict(migrations)
     if network:
         live["network"] = network
@@ -814,7 +892,8 @@ def hyperconverged(cpu_ratio: int, migrations: dict, network: str | None = None)
             "higherWorkloadDensity": {"memoryOvercommitPercentage": 100},
             "infra": {},
             "liveMigrationConfig": live,
-            "resourceRequirements": {"vmiCPUAllocationRatio": cpu_ratio},
+            "resourceRequirements": {**({"autoCPULimitNamespaceLabelSelector": auto_cpu_limit}
+                                        if auto_cpu_limit else {}), "vmiCPUAllocationRatio": cpu_ratio},
             "uninstallStrategy": "BlockUninstallIfWorkloadsExist",
             "virtualMachineOptions": {"disableFreePageReporting": False, "disableSerialConsoleLog": True},
             "workloadUpdateStrategy": {"batchEvictionInterval": "1m0s", "batchEvictionSize": 10,
@@ -1095,6 +1174,45 @@ class Cluster:
     cluster_mtu: int = 1400
     trident_backends: list[dict] = field(default_factory=list)  # TridentBackendConfig objects
     nncps: list[dict] = field(default_factory=list)  # NodeNetworkConfigurationPolicy objects
+    auto_cpu_limit: dict | None = None  # HCO spec.resourceRequirements.autoCPULimitNamespaceLabelSelector
+    handler_not_ready: tuple[str, ...] = ()  # workers whose virt-handler pod is not Ready
+
+
+def virt_handler_pod(node_row: NodeRow, ready: bool) -> dict:
+    """The virt-handler DaemonSet pod of a worker (openshift-cnv, label kubevirt.io=virt-handler)."""
+    name = f"virt-handler-{suffix('virt-handler', node_row.name)}"
+    started = stamp(30, "virt-handler-start", node_row.name)
+    labels = {"app.kubernetes.io/component": "compute", "app.kubernetes.io/managed-by": "virt-operator",
+              "app.kubernetes.io/part-of": "hyperconverged-cluster", "app.kubernetes.io/version": "4.18.3",
+              "controller-revision-hash": suffix("virt-handler-rev", length=10), "kubevirt.io": "virt-handler",
+              "pod-template-generation": "3", "prometheus.kubevirt.io": "true"}
+
+    def condition(type_: str, status: str) -> dict:
+        cond = {"lastProbeTime": None, "lastTransitionTime": started, "status": status, "type": type_}
+        if status == "False":
+            cond.update(message="containers with unready status: [virt-handler]", reason="ContainersNotReady")
+        return cond
+
+    state = {"running": {"startedAt": started}} if ready else \
+        {"waiting": {"message": "back-off 5m0s restarting failed container=virt-handler",
+                     "reason": "CrashLoopBackOff"}}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": meta("Pod", name, "openshift-cnv", labels=labels, age_days=30,
+                             owner=owner_ref("apps/v1", "DaemonSet", "virt-handler", "openshift-cnv")),
+            "spec": {"containers": [{"name": "virt-handler", "image": "registry.redhat.io/container-native-"
+                                     "virtualization/virt-handler-rhel9@sha256:"
+                                     + hashlib.sha256(b"virt-handler").hexdigest(),
+                                     "resources": {"requests": {"cpu": "10m", "memory": "357Mi"}}}],
+                     "nodeName": node_row.name, "priorityClassName": "kubevirt-cluster-critical",
+                     "serviceAccountName": "kubevirt-handler"},
+            "status": {"conditions": [condition("Initialized", "True"), condition("Ready", "True" if ready else "False"),
+                                      condition("ContainersReady", "True" if ready else "False"),
+                                      condition("PodScheduled", "True")],
+                       "containerStatuses": [{"name": "virt-handler", "ready": ready,
+                                              "restartCount": 0 if ready else 41, "started": ready,
+                                              "state": state}],
+                       "hostIP": node_row.ip, "phase": "Running", "qosClass": "Burstable",
+                       "startTime": started}}
 
 
 def _list(items: list[dict]) -> dict:
@@ -1125,13 +1243,13 @@ def render_cluster(c: Cluster) -> dict[str, str]:
     network += [nad(n) for n in sorted(c.nads, key=lambda n: (n.namespace, n.name))]
     network += [nns(n, base_interfaces(n) + c.node_interfaces.get(n.name, [])) for n in c.nodes]
 
-    virtualization = [hyperconverged(c.cpu_ratio, c.hco_migrations, c.migration_network),
+    virtualization = [hyperconverged(c.cpu_ratio, c.hco_migrations, c.migration_network, c.auto_cpu_limit),
                       kubevirt_cr(c.cpu_ratio, c.hco_migrations, c.migration_network)]
     virtualization += [migration_policy(p) for p in c.policies]
 
     vm_rows = sorted(c.vms, key=lambda r: (r.namespace, r.name))
     for row in vm_rows:
-        assert row.node in by_name, row
+        assert row.node in by_name or (row.phase != "Running" and not row.node), row
     files = {
         "namespaces.yaml": _list([namespace(n) for n in c.namespaces]),
         "nodes.yaml": _list([node(n) for n in c.nodes]),
@@ -1139,7 +1257,9 @@ def render_cluster(c: Cluster) -> dict[str, str]:
         "storage.yaml": _list(storage),
         "network.yaml": _list(network),
         "vms.yaml": _list([vm(r, c) for r in vm_rows]),
-        "vmis.yaml": _list([vmi(r, c) for r in vm_rows]),
+        "vmis.yaml": _list([vmi(r, c) for r in vm_rows if r.running]),
+        "virt-handler.yaml": _list([virt_handler_pod(n, n.name not in c.handler_not_ready)
+                                    for n in c.nodes if n.role == "worker"]),
     }
     if c.migrations:
         files["migrations.yaml"] = _list([vmim(m, c) for m in c.migrations])
@@ -1229,12 +1349,15 @@ def _workers(*names_and_ips: tuple[str, str], **kw) -> list[NodeRow]:
     return [NodeRow(n, "worker", ip=ip, **kw) for n, ip in names_and_ips]
 
 
+HANA_NODE_LABEL = (("sap.example.com/hana-certified", "true"),)
 DEMO_NODES = [
     NodeRow("master-0", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.20"),
     NodeRow("master-1", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.21"),
     NodeRow("master-2", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.22"),
-    *_workers(("worker-0", "192.168.111.30"), ("worker-1", "192.168.111.31"), ("worker-2", "192.168.111.32"),
-              ("worker-3", "192.168.111.33"), ("worker-4", "192.168.111.34")),
+    *_workers(("worker-0", "192.168.111.30"), ("worker-1", "192.168.111.31"), ("worker-2", "192.168.111.32")),
+    # The only node certified for SAP HANA (sap-hana-01 selects it with a nodeSelector).
+    NodeRow("worker-3", "worker", ip="192.168.111.33", extra_labels=HANA_NODE_LABEL),
+    *_workers(("worker-4", "192.168.111.34")),
     # NFD did not label this one (its nfd-worker pod was evicted): threads per core come from the config.
     NodeRow("worker-5", "worker", smt=None, ip="192.168.111.35"),
     # A RHEL 8 compute node left over from before the virtualization roll-out.
@@ -1287,6 +1410,15 @@ DEMO_MIGRATION_STATES = {
                                                  bandwidth="1Gi", auto_converge=True),
     "sap-app-02-done": MigrationStateRow("worker-1", "worker-4", 15, 2.4, policy="production-throttled",
                                          bandwidth="512Mi", timeout_per_gib=300, auto_converge=True),
+    # rebalance_watch: web-frontend-06 bounced worker-5 -> worker-3 -> worker-5 inside the 48 h window.
+    "web-frontend-06-rebalance-1": MigrationStateRow("worker-5", "worker-3", 1.6, 0.7, policy="production-throttled",
+                                                     bandwidth="512Mi", timeout_per_gib=300, auto_converge=True),
+    "web-frontend-06-rebalance-2": MigrationStateRow("worker-3", "worker-5", 0.7, 0.6, policy="production-throttled",
+                                                     bandwidth="512Mi", timeout_per_gib=300, auto_converge=True),
+    # migration_capacity: the rest of the rebalance batch, queued (Pending) behind elastic-data-02.
+    "mariadb-01-queued": MigrationStateRow("worker-4", "worker-0", 0.002, None),
+    "haproxy-lb-02-queued": MigrationStateRow("worker-0", "worker-3", 0.002, None),
+    "etl-worker-02-queued": MigrationStateRow("worker-2", "worker-3", 0.002, None),
 }
 DEMO_MIGRATIONS_OBJECTS = [
     MigrationRow("prod-web", f"kubevirt-evacuation-{suffix('evac', 'web-frontend-03')}", "web-frontend-03",
@@ -1296,6 +1428,13 @@ DEMO_MIGRATIONS_OBJECTS = [
     MigrationRow("analytics", "rebalance-elastic-data-02", "elastic-data-02", "Running", "elastic-data-02-running"),
     MigrationRow("erp", f"sap-app-02-migration-{suffix('mig', 'sap-app-02')}", "sap-app-02", "Succeeded",
                  "sap-app-02-done"),
+    MigrationRow("prod-web", "rebalance-web-frontend-06", "web-frontend-06", "Succeeded",
+                 "web-frontend-06-rebalance-1"),
+    MigrationRow("prod-web", "rebalance-web-frontend-06-back", "web-frontend-06", "Succeeded",
+                 "web-frontend-06-rebalance-2"),
+    MigrationRow("prod-db", "rebalance-mariadb-01", "mariadb-01", "Pending", "mariadb-01-queued"),
+    MigrationRow("prod-web", "rebalance-haproxy-lb-02", "haproxy-lb-02", "Pending", "haproxy-lb-02-queued"),
+    MigrationRow("batch-jobs", "rebalance-etl-worker-02", "etl-worker-02", "Pending", "etl-worker-02-queued"),
 ]
 # The running migration, as virt-handler on the source node reports it (bytes and bytes/s).
 DEMO_MIGRATION_SAMPLES = [
@@ -1320,8 +1459,45 @@ STORAGE_NET = nets("storage-net")
 JENKINS_IMAGE = "registry.redhat.io/rhel9/rhel-guest-image:9.4"
 MEMCACHED_IMAGE = "quay.io/containerdisks/centos-stream:9"
 LARGE_MEMORY = (("migration-profile", "large-memory"),)
+EXEMPT_ANNOTATION = "ov-exporter.openshift.io/exempt"
 
-# The 44 VMs, with the node their VMI runs on. Node loads (physical cores = 32 per worker with SMT):
+
+def hostname_in(*hosts: str) -> dict:
+    """A required node affinity on kubernetes.io/hostname."""
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": list(hosts)}]}]}}}
+
+
+def spread_from(app: str, topology: str = "kubernetes.io/hostname", weight: int = 100) -> dict:
+    """One preferred pod anti-affinity term: keep replicas of `app` apart."""
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": weight, "podAffinityTerm": {"topologyKey": topology, "labelSelector": {
+            "matchLabels": {"app.kubernetes.io/name": app}}}}]}}
+
+
+# The seed's "too many overlapping constraints" example, adapted to the demo's node labels:
+# 3 nodeSelector keys, a required and a preferred pod (anti-)affinity term, 2 tolerations = 7.
+SPARK_CONSTRAINTS = {
+    "nodeSelector": {"node-role.kubernetes.io/worker": "", "kubernetes.io/arch": "amd64",
+                     "cpu-model.node.kubevirt.io/Icelake-Server": "true"},
+    "affinity": {
+        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchExpressions": [{"key": "app", "operator": "In",
+                                                     "values": ["kafka-broker-01", "kafka-broker-02"]}]},
+             "topologyKey": "kubernetes.io/hostname"}]},
+        "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": {"topologyKey": "topology.kubernetes.io/zone", "labelSelector": {
+                "matchExpressions": [{"key": "app.kubernetes.io/name", "operator": "In", "values": ["spark-worker"]}]}}}]},
+    },
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "virtualization", "effect": "NoSchedule"},
+                    {"key": "high-performance", "operator": "Exists", "effect": "NoSchedule"}],
+}
+GPU_PRODUCT = "nvidia.com/gpu.product"
+GPU_PENDING = ("0/11 nodes are available: 3 node(s) had untolerated taint {node-role.kubernetes.io/master: }, "
+               "8 node(s) didn't match Pod's node affinity/selector. preemption: 0/11 nodes are available: "
+               "11 Preemption is not helpful for scheduling.")
+
+# The 44 running VMs, with the node their VMI runs on (plus one stopped VM). Node loads (physical cores = 32 per worker with SMT):
 #   worker-0 30 vCPU / 140 GiB    worker-1 64 vCPU (2.00, critical) / 232 GiB
 #   worker-2 44 vCPU (1.38, warning) / 156 GiB    worker-3 34 vCPU / 480 GiB (0.95 of 503 GiB, warning)
 #   worker-4 36 vCPU / 200 GiB    worker-5 30 vCPU / 92 GiB    rhel-worker-0 4 vCPU / 8 GiB
@@ -1329,7 +1505,8 @@ LARGE_MEMORY = (("migration-profile", "large-memory"),)
 DEMO_VMS = [
     # prod-web: RWX root disks, VLAN 110 bridge with an explicit MTU
     VMRow("prod-web", "web-frontend-01", "worker-1", (1, 4, 1), 8, disks=(root(),), networks=FRONTEND, dirty_mib=18),
-    VMRow("prod-web", "web-frontend-02", "worker-2", (1, 4, 1), 8, disks=(root(),), networks=FRONTEND, dirty_mib=22),
+    VMRow("prod-web", "web-frontend-02", "worker-2", (1, 4, 1), 8, disks=(root(),), networks=FRONTEND, dirty_mib=22,
+          scheduling={"affinity": spread_from("web-frontend")}),
     VMRow("prod-web", "web-frontend-03", "worker-0", (1, 4, 1), 8, disks=(root(),), networks=FRONTEND, dirty_mib=15,
           migration="web-frontend-03-evacuation"),
     VMRow("prod-web", "web-frontend-04", "worker-0", (1, 4, 1), 8, disks=(root(),), networks=FRONTEND, dirty_mib=19),
@@ -1354,7 +1531,8 @@ DEMO_VMS = [
     # Oracle on local NVMe, cold-migrated in maintenance windows: RWO on purpose, evictionStrategy None.
     VMRow("prod-db", "oracle-db-01", "worker-3", (1, 4, 1), 64,
           disks=(root(60, storage_class=LVMS_CLASS), Disk("oradata", 800, storage_class=LVMS_CLASS)),
-          eviction="None", networks=REPLICATION, dirty_mib=70, size="xlarge"),
+          eviction="None", networks=REPLICATION, dirty_mib=70, size="xlarge",
+          scheduling={"affinity": hostname_in("worker-3")}),
     # Created before DataVolume spec.storage existed: spec.pvc on the general RBD class.
     VMRow("prod-db", "mssql-01", "worker-1", (1, 8, 1), 32, os="win2k22",
           disks=(root(120, storage_class=RBD_CLASS, source="dvt-pvc", access_modes=(RWX,)),), dirty_mib=55,
@@ -1363,7 +1541,7 @@ DEMO_VMS = [
     VMRow("prod-cache", "redis-cache-01", "worker-1", (1, 4, 1), 16, disks=(root(),),
           networks=nets("cache-sync", "prod-web/frontend-vlan110"), dirty_mib=95),
     VMRow("prod-cache", "redis-cache-02", "worker-3", (1, 2, 1), 32, disks=(root(),), networks=nets("cache-sync"),
-          dirty_mib=88),
+          dirty_mib=88, limits=(("cpu", "2"), ("memory", "32Gi"))),
     VMRow("prod-cache", "redis-cache-03", "worker-5", (1, 4, 1), 16, disks=(root(),), networks=nets("cache-sync"),
           dirty_mib=80),
     VMRow("prod-cache", "memcached-01", "worker-0", (1, 2, 1), 16, os="centos9", container_disk=MEMCACHED_IMAGE,
@@ -1388,21 +1566,32 @@ DEMO_VMS = [
     VMRow("analytics", "spark-worker-01", "worker-1", (2, 8, 1), 64, disks=(root(),),
           networks=nets("spark-overlay", "storage-net"), dirty_mib=210, size="xlarge"),
     VMRow("analytics", "spark-worker-02", "worker-2", (2, 8, 1), 64, disks=(root(),),
-          networks=nets("spark-overlay", "storage-net"), dirty_mib=190, size="xlarge"),
+          networks=nets("spark-overlay", "storage-net"), dirty_mib=190, size="xlarge", scheduling=SPARK_CONSTRAINTS),
+    # Waits for a GPU node the cluster does not have: its VMI stays in Scheduling on no node.
+    VMRow("analytics", "spark-gpu-01", "", (1, 8, 1), 64, container_disk=JENKINS_IMAGE, size="xlarge",
+          scheduling={"nodeSelector": {GPU_PRODUCT: "NVIDIA-A100-SXM4-80GB"},
+                      "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]},
+          phase="Scheduling", pending_message=GPU_PENDING, age_days=2),
     # erp: HANA and the SAP router on local LVM storage (RWO) although they are meant to live migrate
     VMRow("erp", "sap-hana-01", "worker-3", (2, 6, 1), 256,
           disks=(root(60, storage_class=LVMS_CLASS), Disk("hana-data", 1024, storage_class=LVMS_CLASS)),
-          dirty_mib=160, size="xlarge"),
-    VMRow("erp", "sap-app-01", "worker-0", (1, 8, 1), 64, disks=(root(60),), dirty_mib=48, size="xlarge"),
+          dirty_mib=160, size="xlarge", node_selector=HANA_NODE_LABEL),
+    VMRow("erp", "sap-app-01", "worker-0", (1, 8, 1), 64, disks=(root(60),), dirty_mib=48, size="xlarge",
+          scheduling={"nodeSelector": {"kubernetes.io/hostname": "worker-0"}}),
+    # SAP sizing policy mandates limits: exempted from strict_vm_limits by annotation.
     VMRow("erp", "sap-app-02", "worker-4", (1, 8, 1), 64, disks=(root(60),), dirty_mib=52, size="xlarge",
-          migration="sap-app-02-done"),
+          migration="sap-app-02-done", limits=(("cpu", "8"), ("memory", "72Gi")),
+          annotations=((EXEMPT_ANNOTATION, "strict_vm_limits"),)),
     VMRow("erp", "sap-router-01", "worker-5", (1, 2, 1), 4, disks=(root(20, storage_class=LVMS_CLASS),),
           eviction="LiveMigrate", dirty_mib=2, size="small"),
     # batch-jobs (MigrationPolicy batch-throttled: 64Mi, 20 s/GiB)
     VMRow("batch-jobs", "etl-worker-01", "worker-5", (1, 4, 1), 16, disks=(root(),), dirty_mib=28),
-    VMRow("batch-jobs", "etl-worker-02", "worker-2", (1, 2, 1), 8, disks=(root(),), dirty_mib=5),
+    VMRow("batch-jobs", "etl-worker-02", "worker-2", (1, 2, 1), 8, disks=(root(),), dirty_mib=5,
+          scheduling={"nodeSelector": {"node-role.kubernetes.io/worker": ""}}),
     VMRow("batch-jobs", "etl-worker-03", "worker-0", (1, 2, 1), 8, disks=(root(),), dirty_mib=4),
-    VMRow("batch-jobs", "report-gen-01", "worker-5", (1, 2, 1), 8, disks=(root(),), dirty_mib=3),
+    VMRow("batch-jobs", "report-gen-01", "worker-5", (1, 2, 1), 8, disks=(root(),), dirty_mib=3,
+          limits=(("memory", "10Gi"),)),
+    VMRow("batch-jobs", "quarter-close-01", "worker-2", (1, 4, 1), 16, disks=(root(),), running=False),
     # dev-sandbox
     VMRow("dev-sandbox", "dev-rhel9-01", "worker-5", (1, 2, 1), 4, disks=(root(storage_class=LVMS_CLASS),),
           eviction="LiveMigrateIfPossible", networks=nets("legacy-net"), dirty_mib=6, size="small"),
@@ -1473,7 +1662,10 @@ DEMO = Cluster(
     nodes=DEMO_NODES, namespaces=DEMO_NAMESPACES, classes=DEMO_CLASSES, default_class=VIRT_CLASS,
     vms=DEMO_VMS, nads=DEMO_NADS, node_interfaces=DEMO_INTERFACES, hco_migrations=DEMO_MIGRATIONS,
     cpu_ratio=10, policies=DEMO_POLICIES, migration_states=DEMO_MIGRATION_STATES,
-    migrations=DEMO_MIGRATIONS_OBJECTS, migration_samples=DEMO_MIGRATION_SAMPLES)
+    migrations=DEMO_MIGRATIONS_OBJECTS, migration_samples=DEMO_MIGRATION_SAMPLES,
+    auto_cpu_limit={"matchExpressions": [{"key": "workload-class", "operator": "In", "values": ["ci"]}]},
+    # The RHEL 8 node's virt-handler crash-loops: its VMs cannot migrate away.
+    handler_not_ready=("rhel-worker-0",))
 
 # Trident backends (anti-pattern 2) and nmstate policies (anti-pattern 9): new kinds only,
 # so no node load changes.
@@ -1528,6 +1720,27 @@ EXPECTATIONS: dict[str, list[Case]] = {
         neg(VM, "prod-db", "mssql-01", f"DataVolume spec.pvc with ReadWriteMany on {RBD_CLASS}"),
         neg(VM, "ci-runners", "jenkins-agent-01", "containerDisk and cloud-init only: no PVC"),
     ],
+    "migration_readiness": [
+        pos(VM, "erp", "sap-hana-01", "critical",
+            f"two reasons at once: rwo_disk (root and hana-data on {LVMS_CLASS}) and no_target_node (its "
+            "nodeSelector sap.example.com/hana-certified=true matches worker-3 only, where it runs); LiveMigrate"),
+        pos(VM, "erp", "sap-router-01", "critical", f"rwo_disk (root on {LVMS_CLASS}); LiveMigrate"),
+        pos(VM, "dev-sandbox", "dev-rhel9-01", "warning", f"rwo_disk (root on {LVMS_CLASS}); LiveMigrateIfPossible"),
+        pos(VM, "prod-db", "oracle-db-01", "info",
+            f"rwo_disk (RWO on {LVMS_CLASS}); evictionStrategy None, so cold migration by design: info only"),
+        pos(VM, "dev-sandbox", "dev-rhel8-legacy-01", "critical",
+            "virt_handler_not_ready: the virt-handler pod on rhel-worker-0 crash-loops"),
+        pos(VM, "dev-sandbox", "dev-centos-stream9-01", "critical",
+            "virt_handler_not_ready: the virt-handler pod on rhel-worker-0 crash-loops"),
+        pos(VM, "batch-jobs", "quarter-close-01", "info", "not_running only: runStrategy Halted, no VMI"),
+        pos(VM, "erp", "sap-app-01", "critical",
+            "no_target_node: pinned to worker-0 by nodeSelector kubernetes.io/hostname (see scheduling_constraints)"),
+        pos(VM, "analytics", "spark-gpu-01", "info", "not_running: its VMI waits in phase Scheduling"),
+        neg(VM, "prod-web", "web-frontend-01", "RWX root disk, room on other workers, virt-handler Ready"),
+        neg(VM, "prod-db", "postgres-primary-01", "RWX disks; 64 GiB fits on several other workers"),
+        neg(VM, "ci-runners", "jenkins-agent-01", "containerDisk only: a block migration, not a blocker"),
+        neg(VM, "analytics", "elastic-data-02", "migrating now (1 of 5 cluster migration slots in use)"),
+    ],
     "cpu_overcommit": [
         pos(NODE, "", "worker-1", "critical", "64 vCPUs on 32 physical cores: ratio 2.00 > 1.8"),
         pos(NODE, "", "worker-2", "warning", "44 vCPUs on 32 physical cores: ratio 1.38 > 1.2 (production target)"),
@@ -1567,6 +1780,34 @@ EXPECTATIONS: dict[str, list[Case]] = {
         neg(VM, "prod-cache", "redis-cache-01", "9000 and 1500 networks, both with explicit MTUs"),
         neg(VM, "analytics", "spark-worker-01", "two networks, both 1500"),
     ],
+    "scheduling_constraints": [
+        pos(VM, "analytics", "spark-worker-02", "warning",
+            "7 constraints (3 nodeSelector keys, 2 pod (anti-)affinity terms, 2 tolerations) above the maximum 5"),
+        pos(VM, "analytics", "spark-worker-02", "info", "a required pod anti-affinity and a preferred pod affinity"),
+        pos(VM, "erp", "sap-app-01", "critical",
+            "nodeSelector kubernetes.io/hostname=worker-0 and the HCO default eviction strategy LiveMigrate"),
+        pos(VM, "prod-db", "oracle-db-01", "warning",
+            "required node affinity on kubernetes.io/hostname In [worker-3]; evictionStrategy None"),
+        pos(VM, "erp", "sap-hana-01", "critical",
+            "nodeSelector sap.example.com/hana-certified=true matches worker-3 only; LiveMigrate (see migration_readiness)"),
+        pos(VM, "analytics", "spark-gpu-01", "warning", f"nodeSelector {GPU_PRODUCT}: no node has a GPU"),
+        pos(VMI, "analytics", "spark-gpu-01", "critical",
+            "VMI in phase Scheduling on no node, PodScheduled False with reason Unschedulable"),
+        neg(VM, "prod-web", "web-frontend-02", "one preferred pod anti-affinity term (spread the web tier)"),
+        neg(VM, "batch-jobs", "etl-worker-02", "nodeSelector on the worker role: 7 nodes fit"),
+        neg(VM, "prod-web", "web-frontend-01", "no scheduling constraints"),
+    ],
+    "strict_vm_limits": [
+        pos(VM, "prod-cache", "redis-cache-02", "critical",
+            "memory limit 32Gi equals the 32 GiB guest: no room for virt-launcher overhead"),
+        pos(VM, "prod-cache", "redis-cache-02", "warning", "CPU limit 2 for 2 vCPUs"),
+        pos(VM, "batch-jobs", "report-gen-01", "warning", "memory limit 10Gi above the 8 GiB guest"),
+        *[pos(VM, "ci-runners", f"jenkins-agent-0{i}", "info",
+              "namespace matches the HCO autoCPULimitNamespaceLabelSelector (workload-class In [ci])")
+          for i in range(1, 5)],
+        neg(VM, "erp", "sap-app-02", "CPU and memory limits, exempted with ov-exporter.openshift.io/exempt"),
+        neg(VM, "prod-web", "web-frontend-01", "no limits"),
+    ],
     "migration_dirty_rate": [
         pos(VMI, "prod-db", "postgres-primary-01", "critical",
             "600 MiB/s dirty vs 512 MiB/s (MigrationPolicy production-throttled): risk 1.17"),
@@ -1580,6 +1821,26 @@ EXPECTATIONS: dict[str, list[Case]] = {
         neg(VMI, "prod-db", "postgres-replica-01", "45 MiB/s dirty vs 512 MiB/s"),
         neg(VMI, "batch-jobs", "etl-worker-02", "5 MiB/s under the same 64Mi/20 s per GiB policy: 17.3 s/GiB"),
         neg(VMI, "analytics", "spark-worker-01", "210 MiB/s dirty vs 512 MiB/s: risk 0.41"),
+    ],
+    "migration_capacity": [
+        pos("Cluster", "", "cluster", "warning",
+            "parallelMigrationsPerCluster 5 (HCO) without liveMigrationConfig.network: migrations share the pod "
+            "network; and 4 migrations in flight (1 Running, 3 Pending) = 80 % of 5"),
+        pos(NODE, "", "worker-4", "critical",
+            "2 outbound migrations in flight (elastic-data-02 Running, mariadb-01 Pending) = 100 % of "
+            "parallelOutboundMigrationsPerNode 2"),
+        neg(NODE, "", "worker-0", "1 outbound migration in flight (haproxy-lb-02): 50 %"),
+        neg(NODE, "", "worker-1", "no migration in flight"),
+    ],
+    "rebalance_watch": [
+        pos(VMI, "prod-web", "web-frontend-06", "warning",
+            "migrated twice inside the 48 h window (worker-5 -> worker-3 -> worker-5)"),
+        pos(NODE, "", "worker-3", "info",
+            "memory allocation 97 % of allocatable, 59 points above the 38 % mean, with the watch window open"),
+        neg("VirtualMachineInstanceMigration", "analytics", f"kafka-broker-02-migration-{suffix('mig', 'kafka-broker-02')}",
+            "failed just over 48 h before the newest migration event in the dump: outside the window"),
+        neg(VMI, "analytics", "elastic-data-02", "one migration, still running"),
+        neg(NODE, "", "worker-1", "memory allocation 47 %, 9 points above the mean"),
     ],
 }
 
@@ -1640,8 +1901,9 @@ A fictional OpenShift 4.18 cluster running OpenShift Virtualization, written the
 | `namespaces.yaml` | the VM namespaces, labelled `env` and `workload-class` for the MigrationPolicy selectors |
 | `virtualization.yaml` | HyperConverged `kubevirt-hyperconverged` (v1beta1), its KubeVirt CR, {len(DEMO_POLICIES)} MigrationPolicies |
 | `storage.yaml` | StorageClasses `{VIRT_CLASS}` (RWX block, default virt class), `{RBD_CLASS}`, `{LVMS_CLASS}` (RWO), their StorageProfiles, DataVolumes and PVCs |
-| `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, each with a running VMI |
-| `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running |
+| `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, {sum(1 for v in DEMO_VMS if v.running)} with a VMI (all running but `analytics/spark-gpu-01`, unschedulable), {sum(1 for v in DEMO_VMS if not v.running)} stopped (runStrategy Halted, no VMI) |
+| `virt-handler.yaml` | the virt-handler pod of each worker (`openshift-cnv`, label `kubevirt.io=virt-handler`); the one on `rhel-worker-0` is not Ready |
+| `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running, Pending (a queued rebalance batch) |
 | `network.yaml` | Network.config.openshift.io `cluster` (OVNKubernetes, MTU 1400), NetworkAttachmentDefinitions, NodeNetworkStates |
 | `trident.yaml` | TridentBackendConfigs (namespace `trident`): ONTAP NAS, NAS economy and SAN backends with and without volume limits |
 | `nmstate-policies.yaml` | NodeNetworkConfigurationPolicies: Linux bridges on secondary NICs, and one on worker-2's br-ex NIC |

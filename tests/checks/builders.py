@@ -488,3 +488,21 @@ def bond(name: str, ports: list[str], *, controller: str = "") -> dict:
     if controller:
         entry["controller"] = controller
     return entry
+# ---------------------------------------------------------------- migration readiness
+
+
+def virt_handler_pod(node_name: str, *, ready: bool = True, namespace: str = "openshift-cnv",
+                     phase: str = "Running", label: str = "virt-handler") -> dict:
+    """The virt-handler pod of a node (label kubevirt.io=<label>)."""
+    status = "True" if ready else "False"
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": _meta(f"virt-handler-{node_name}", namespace, labels={"kubevirt.io": label}),
+            "spec": {"nodeName": node_name},
+            "status": {"phase": phase, "conditions": [{"type": "Ready", "status": status},
+                                                      {"type": "ContainersReady", "status": status}]}}
+
+
+def vmim(name: str, vmi_name: str, phase: str = "Running", namespace: str = NS) -> dict:
+    """A VirtualMachineInstanceMigration in `phase`."""
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+            "metadata": _meta(name, namespace), "spec": {"vmiName": vmi_name}, "status": {"phase": phase}}

@@ -86,6 +86,33 @@ def access_modes(state: ClusterState, namespace: str, claim: str, vmi: Any,
     return _dv_modes(state, dv_template.spec if dv_template is not None else None)
 
 
+def vm_disks(state: ClusterState, vm: Any) -> tuple[list[str], list[str]]:
+    """(claims without RWX, each "claim (modes from source)"; claims whose modes are unknown)
+    of a VM's PVC and DataVolume volumes. Shared with migration_readiness."""
+    template = vm.spec.template if vm.spec else None
+    spec = template.spec if template else None
+    rwo: list[str] = []
+    unknown: list[str] = []
+    if spec is None:
+        return rwo, unknown
+    ns, name = vm.metadata.namespace, vm.metadata.name
+    templates = {t.metadata.name: t for t in (vm.spec.data_volume_templates or [])}
+    vmi = state.get("virtualmachineinstances.kubevirt.io", ns, name)
+    for vol in spec.volumes or []:
+        if vol.persistent_volume_claim is not None and vol.persistent_volume_claim.claim_name:
+            claim = vol.persistent_volume_claim.claim_name
+        elif vol.data_volume is not None and vol.data_volume.name:
+            claim = vol.data_volume.name
+        else:
+            continue  # containerDisk, cloudInit, emptyDisk never block live migration
+        modes, where = access_modes(state, ns, claim, vmi, templates.get(claim), vol.name)
+        if modes is None:
+            unknown.append(claim)
+        elif RWX not in modes:
+            rwo.append(f"{claim} ({'/'.join(modes)} from {where})")
+    return rwo, unknown
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     default_strategy = cluster_eviction_strategy(state)
@@ -95,22 +122,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if spec is None:
             continue
         ns, name = vm.metadata.namespace, vm.metadata.name
-        templates = {t.metadata.name: t for t in (vm.spec.data_volume_templates or [])}
-        vmi = state.get("virtualmachineinstances.kubevirt.io", ns, name)
-        rwo: list[str] = []
-        unknown: list[str] = []
-        for vol in spec.volumes or []:
-            if vol.persistent_volume_claim is not None and vol.persistent_volume_claim.claim_name:
-                claim = vol.persistent_volume_claim.claim_name
-            elif vol.data_volume is not None and vol.data_volume.name:
-                claim = vol.data_volume.name
-            else:
-                continue  # containerDisk, cloudInit, emptyDisk never block live migration
-            modes, where = access_modes(state, ns, claim, vmi, templates.get(claim), vol.name)
-            if modes is None:
-                unknown.append(claim)
-            elif RWX not in modes:
-                rwo.append(f"{claim} ({'/'.join(modes)} from {where})")
+        rwo, unknown = vm_disks(state, vm)
         strategy = spec.eviction_strategy or default_strategy.value
         obj = ref("VirtualMachine", vm)
         if rwo:

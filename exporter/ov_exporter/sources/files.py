@@ -17,7 +17,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from .. import upstream
-from ..records import KINDS, KindInfo, convert, decode_json, kind_for
+from ..records import KINDS, KindInfo, convert, decode_json, kind_for, selector_matches
 from ..store import MetricSample, Samples, Store
 from .promql import parse_query_data
 
@@ -119,20 +119,24 @@ class FileLoader:
             self.store.ignored("not an object")
             return
         if isinstance(top, list):  # a bare JSON array of objects
+            lines = _LineCounter(data)
             for i, raw in enumerate(top):
-                self._json_object(rel, path, bytes(raw), f"[{i}]")
+                item = bytes(raw)
+                self._json_object(rel, path, item, f"[{i}]", line=lines.find(item))
             return
         if top.status is not None and isinstance(top.data, dict) and "resultType" in top.data:
             self._load_query_result(rel, top.data)
         elif top.items is not None and (top.kind.endswith("List") or not top.kind):
             item_kind = top.kind[: -len("List")] if top.kind.endswith("List") and top.kind != "List" else ""
+            lines = _LineCounter(data)
             for i, raw in enumerate(top.items):
-                self._json_object(rel, path, bytes(raw), f"items[{i}]", item_kind, top.apiVersion)
+                item = bytes(raw)
+                self._json_object(rel, path, item, f"items[{i}]", item_kind, top.apiVersion, line=lines.find(item))
         else:
-            self._json_object(rel, path, data, "")
+            self._json_object(rel, path, data, "", line=1 + data[: len(data) - len(data.lstrip())].count(b"\n"))
 
     def _json_object(self, rel: str, path: Path, data: bytes, at: str,
-                     default_kind: str = "", default_api: str = "") -> None:
+                     default_kind: str = "", default_api: str = "", line: int = 0) -> None:
         try:
             env = msgspec.json.decode(data, type=_Envelope)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -141,7 +145,7 @@ class FileLoader:
         kind = self._resolve_kind(env.kind or default_kind, env.apiVersion or default_api, path)
         if kind is None:
             return
-        self._add(kind, rel, at, lambda: decode_json(kind.record, data), path)
+        self._add(kind, rel, at, lambda: decode_json(kind.record, data), path, line)
 
     def _load_yaml(self, rel: str, path: Path, data: bytes) -> None:
         if b"*" in data and b"&" in data:
@@ -149,22 +153,29 @@ class FileLoader:
             if aliases > MAX_YAML_ALIASES:
                 self.store.problem(rel, f"YAML uses {aliases} aliases (limit {MAX_YAML_ALIASES}); refusing a possible alias bomb")
                 return
+        # Compose node by node (what yaml.load_all does) to keep each object's line.
+        loader = _Loader(data)
+        docs: list[tuple[Any, yaml.Node]] = []
         try:
-            docs = list(yaml.load_all(data, Loader=_Loader))
+            while loader.check_node():
+                node = loader.get_node()
+                docs.append((loader.construct_document(node), node))
         except yaml.YAMLError as exc:
             self.store.problem(rel, f"invalid YAML: {' '.join(str(exc).split())}")
             return
-        for d, doc in enumerate(docs):
+        finally:
+            loader.dispose()
+        for d, (doc, node) in enumerate(docs):
             at = f"document {d + 1}" if len(docs) > 1 else ""
-            self._dict_object(rel, path, doc, at)
+            self._dict_object(rel, path, doc, at, node=node)
 
     def _dict_object(self, rel: str, path: Path, doc: Any, at: str,
-                     default_kind: str = "", default_api: str = "") -> None:
+                     default_kind: str = "", default_api: str = "", node: yaml.Node | None = None) -> None:
         if doc is None:
             return  # empty document between `---`
         if isinstance(doc, list):
             for i, item in enumerate(doc):
-                self._dict_object(rel, path, item, f"{at}[{i}]".lstrip())
+                self._dict_object(rel, path, item, f"{at}[{i}]".lstrip(), node=_child(node, i))
             return
         if not isinstance(doc, dict):
             self.store.ignored("not an object")
@@ -174,8 +185,10 @@ class FileLoader:
         items = doc.get("items")
         if isinstance(items, list) and (kind_name.endswith("List") or not kind_name):
             item_kind = kind_name[: -len("List")] if kind_name.endswith("List") and kind_name != "List" else ""
+            items_node = _child(node, "items")
             for i, item in enumerate(items):
-                self._dict_object(rel, path, item, f"{at} items[{i}]".strip(), item_kind, api)
+                self._dict_object(rel, path, item, f"{at} items[{i}]".strip(), item_kind, api,
+                                  node=_child(items_node, i))
             return
         if "status" in doc and isinstance(doc.get("data"), dict) and "resultType" in doc["data"]:
             self._load_query_result(rel, doc["data"])
@@ -183,7 +196,7 @@ class FileLoader:
         kind = self._resolve_kind(kind_name or default_kind, api or default_api, path)
         if kind is None:
             return
-        self._add(kind, rel, at, lambda: convert(kind.record, doc), path)
+        self._add(kind, rel, at, lambda: convert(kind.record, doc), path, node.start_mark.line + 1 if node else 0)
 
     # ------------------------------------------------------------ objects
 
@@ -198,7 +211,7 @@ class FileLoader:
             self.store.ignored("no kind")
         return kind
 
-    def _add(self, kind: KindInfo, rel: str, at: str, build, path: Path) -> None:
+    def _add(self, kind: KindInfo, rel: str, at: str, build, path: Path, line: int = 0) -> None:
         where = f"{rel} {at}".strip()
         try:
             record = build()
@@ -213,7 +226,12 @@ class FileLoader:
             meta.namespace = namespace_from_path(path) or ""
         elif not kind.namespaced:
             meta.namespace = ""
+        if kind.label_selector and not selector_matches(kind.label_selector, meta.labels):
+            # e.g. every Pod of a must-gather: only virt-handler pods are read, as from the API
+            self.store.ignored(f"kind {kind.group + '/' if kind.group else ''}{kind.versions[0]}/{kind.kind}")
+            return
         self.store.apply(kind, "ADDED", record)
+        self.store.locate(kind.kind, meta.namespace, meta.name, rel, line)
         self.objects += 1
 
     # ------------------------------------------------------------ samples
@@ -239,6 +257,33 @@ class FileLoader:
         for error in parse_query_data(data, self.samples):
             where, _, message = error.partition(": ")
             self.store.problem(f"{rel} {where}" if message else rel, message or error)
+
+
+def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
+    """The YAML node under a mapping key or at a sequence index (None when unknown)."""
+    if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+        return node.value[key]
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return v
+    return None
+
+
+class _LineCounter:
+    """Line numbers of consecutive items in a JSON document: each item's source bytes
+    are found after the previous one, so the whole file is scanned once."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos, self.line = data, 0, 1
+
+    def find(self, item: bytes) -> int:
+        at = self.data.find(item, self.pos)
+        if at < 0:
+            return 0
+        self.line += self.data.count(b"\n", self.pos, at)
+        self.pos = at
+        return self.line
 
 
 def _kind_by_name(kind_name: str) -> KindInfo | None:

@@ -1,0 +1,429 @@
+"""`ov-exporter rebalance-report`: per-node CPU and memory utilisation at the start of
+a rebalance against now, from Prometheus, for a change ticket.
+
+The PromQL lives here, in functions that the post-rebalance dashboard of
+dashboards/generate.py also calls, so that Grafana's before/after table and this
+report read the same expressions.
+
+Node label. node_exporter has no `node` label; the node is in `instance`. On
+OpenShift (and kube-prometheus) the node-exporter ServiceMonitor relabels `instance`
+from `__meta_kubernetes_pod_node_name`, i.e. the Node object's name, so stripping an
+optional `:port` gives exactly the `node` that `kubevirt_vmi_info` and the exporter's
+`ov_*` families carry (the same rule as `node:ov_vm_node_cpu_utilisation:rate5m` in
+alerts/recording.yaml). `node_uname_info{nodename}` is the kernel host name, which may
+differ from the Node name (short name against FQDN), and kube-state-metrics'
+`kube_node_info` is scraped from the kube-state-metrics pod, so neither joins more
+reliably. Only the nodes that run VMs are reported: a node is a VM node when it runs a
+VMI (`kubevirt_vmi_info{node}`) or the exporter reports it
+(`ov_node_physical_cpu_cores`) at the start or at the end; the join `and on(node)`
+drops the control plane, and a setup whose `instance` is an IP address shows no node at
+all (the report says so instead of guessing).
+
+Utilisation is averaged over AVG_WINDOW ending at each instant: 1 − the idle share of
+`rate(node_cpu_seconds_total{mode="idle"}[1h])`, and
+1 − avg(`node_memory_MemAvailable_bytes`) / avg(`node_memory_MemTotal_bytes`).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import ssl
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import OvError
+
+AVG_WINDOW = "1h"          # utilisation is averaged over this window before each instant
+LOOKBACK_SECONDS = 172800  # the rebalance start is searched for in the 48 h before --at (FACTS.md)
+NODE_FROM_INSTANCE = '"node", "$1", "instance", "([^:]+)(:[0-9]+)?"'
+
+
+class RebalanceError(OvError):
+    """Prometheus unreachable, a query failed, or nothing to report (exit code 2)."""
+
+
+# ------------------------------------------------------------------------ PromQL
+def _m(*parts: str) -> str:
+    return ", ".join(p for p in parts if p)
+
+
+def _at(at: str | None) -> str:
+    return f" @ {at}" if at is not None else ""
+
+
+def cpu_utilisation(matchers: str = "", at: str | None = None, window: str = AVG_WINDOW) -> str:
+    """Per-node CPU utilisation (0-1) averaged over `window` ending at `at`."""
+    idle = _m(matchers, 'mode="idle"')
+    sel = f"node_cpu_seconds_total{{{idle}}}[{window}]{_at(at)}"
+    return (f"max by (node) (label_replace(1 - avg without (cpu, mode) (rate({sel})), "
+            f"{NODE_FROM_INSTANCE}))")
+
+
+def memory_utilisation(matchers: str = "", at: str | None = None, window: str = AVG_WINDOW) -> str:
+    """Per-node memory utilisation (0-1): 1 - MemAvailable / MemTotal, averaged over `window`."""
+    avail = f"avg_over_time(node_memory_MemAvailable_bytes{{{matchers}}}[{window}]{_at(at)})"
+    total = f"avg_over_time(node_memory_MemTotal_bytes{{{matchers}}}[{window}]{_at(at)})"
+    return f"max by (node) (label_replace(1 - {avail} / {total}, {NODE_FROM_INSTANCE}))"
+
+
+def vm_nodes(matchers: str = "", ats: tuple[str, ...] = ()) -> str:
+    """Nodes running a VMI or reported by the exporter at any of the instants `ats`."""
+    parts = []
+    on_node = _m(matchers, 'node!=""')
+    for at in ats or (None,):
+        parts.append(f"max by (node) (kubevirt_vmi_info{{{on_node}}}{_at(at)})")
+        parts.append(f"max by (node) (ov_node_physical_cpu_cores{{{matchers}}}{_at(at)})")
+    return " or ".join(parts)
+
+
+def on_vm_nodes(expr: str, node_matchers: str, ats: tuple[str, ...]) -> str:
+    return f"{expr} and on(node) ({vm_nodes(node_matchers, ats)})"
+
+
+def before_after(kind: str, matchers: str, node_matchers: str, before: str, now: str) -> dict[str, str]:
+    """The three expressions of one resource (`cpu` or `memory`): utilisation at
+    `before`, at `now`, and the change (now - before), on the VM nodes of either instant.
+    `matchers` filter the node_exporter series, `node_matchers` the VM-node series."""
+    fn = {"cpu": cpu_utilisation, "memory": memory_utilisation}[kind]
+    ats = (before, now)
+    b = on_vm_nodes(fn(matchers, before), node_matchers, ats)
+    n = on_vm_nodes(fn(matchers, now), node_matchers, ats)
+    return {"before": b, "now": n, "change": f"({n}) - ({b})"}
+
+
+def migrations_query(metric: str, lookback_seconds: int, matchers: str = "") -> str:
+    return (f"max by (namespace, vmi, vmim) "
+            f"(last_over_time({metric}{{{matchers}}}[{int(lookback_seconds)}s]))")
+
+
+MIGRATION_METRICS = {
+    "start": "kubevirt_vmi_migration_start_time_seconds",
+    "end": "kubevirt_vmi_migration_end_time_seconds",
+    "succeeded": "kubevirt_vmi_migration_succeeded",
+    "failed": "kubevirt_vmi_migration_failed",
+}
+
+
+# ------------------------------------------------------------------------ times
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds of a Prometheus-style duration (`48h`, `1h30m`), or None."""
+    text = text.strip()
+    if not text or _DURATION.sub("", text):
+        return None
+    return sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+
+
+def parse_time(text: str, reference: float, flag: str) -> float:
+    """RFC3339, a Unix timestamp, `now`, or a duration meaning that long before `reference`."""
+    value = text.strip()
+    if value == "now":
+        return reference
+    ago = parse_duration(value)
+    if ago is not None:
+        return reference - ago
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise RebalanceError(f"{flag}: expected RFC3339 (2026-01-02T03:04:05Z), a Unix timestamp or a "
+                             f"duration such as 48h, got {text!r}") from None
+    if parsed.tzinfo is None:
+        raise RebalanceError(f"{flag}: {text!r} has no time zone; add Z or an offset")
+    return parsed.timestamp()
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ts(ts: float) -> str:
+    """A timestamp for the `@` modifier (millisecond precision)."""
+    return f"{ts:.3f}".rstrip("0").rstrip(".")
+
+
+# ------------------------------------------------------------------------ client
+class PrometheusClient:
+    """Instant queries against Prometheus or the Thanos querier (token and CA files
+    as sources/prometheus.py), bounded by `timeout` each."""
+
+    def __init__(self, url: str, token_file: str | None = None, ca_file: str | None = None,
+                 timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token_file, self.ca_file, self.timeout = token_file, ca_file, timeout
+
+    def _headers(self) -> dict[str, str]:
+        if not self.token_file:
+            return {}
+        try:
+            token = Path(self.token_file).read_text().strip()
+        except OSError as exc:
+            raise RebalanceError(f"--prometheus-token-file {self.token_file}: {exc.strerror or exc}") from None
+        return {"Authorization": f"Bearer {token}"}
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        if not self.ca_file:
+            return True
+        try:
+            return ssl.create_default_context(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise RebalanceError(f"--prometheus-ca-file {self.ca_file}: {exc}") from None
+
+    async def __aenter__(self) -> "PrometheusClient":
+        import aiohttp
+
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl()),
+                                              headers=self._headers())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._session.close()
+
+    async def query(self, expr: str, at: float) -> list[dict[str, Any]]:
+        """The result vector of an instant query at `at`."""
+        import aiohttp
+
+        endpoint = f"{self.url}/api/v1/query"
+        try:
+            async with self._session.get(endpoint, params={"query": expr, "time": _ts(at)},
+                                         timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                text = await resp.text()
+                status = resp.status
+        except asyncio.TimeoutError:
+            raise RebalanceError(f"Prometheus {self.url} did not answer within {self.timeout:g}s "
+                                 f"(query {expr!r})") from None
+        except aiohttp.ClientError as exc:
+            raise RebalanceError(f"Prometheus {self.url} unreachable: {type(exc).__name__}: {exc}") from None
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if status != 200 or not isinstance(body, dict) or body.get("status") != "success":
+            error = body.get("error") if isinstance(body, dict) else text[:200]
+            raise RebalanceError(f"Prometheus {endpoint}: HTTP {status}: {error or 'unexpected answer'} "
+                                 f"(query {expr!r})")
+        data = body.get("data") or {}
+        if data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
+            raise RebalanceError(f"Prometheus {endpoint}: expected a vector, got {data.get('resultType')!r} "
+                                 f"(query {expr!r})")
+        return data["result"]
+
+
+def _values(result: list[dict[str, Any]], label: str = "node") -> dict[str, float]:
+    out = {}
+    for series in result:
+        value = float(series["value"][1])
+        if not math.isnan(value):
+            out[series["metric"].get(label, "")] = value
+    return out
+
+
+# ------------------------------------------------------------------------ report
+@dataclass
+class NodeRow:
+    node: str
+    cpu_before: float | None
+    cpu_now: float | None
+    cpu_change: float | None
+    memory_before: float | None
+    memory_now: float | None
+    memory_change: float | None
+
+
+@dataclass
+class Migration:
+    namespace: str
+    vmi: str
+    vmim: str
+    start: float
+    end: float | None
+    result: str  # succeeded, failed, running
+
+
+@dataclass
+class Report:
+    prometheus: str
+    start: float
+    start_source: str  # "detected" or "--since"
+    at: float
+    window: str
+    nodes: list[NodeRow]
+    spread: dict[str, float | None]
+    migrations: list[Migration]
+    queries: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> int:
+        return sum(m.result == "succeeded" for m in self.migrations)
+
+    @property
+    def failed(self) -> int:
+        return sum(m.result == "failed" for m in self.migrations)
+
+    @property
+    def running(self) -> int:
+        return sum(m.result == "running" for m in self.migrations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prometheus": self.prometheus,
+            "start": rfc3339(self.start), "start_timestamp": self.start, "start_source": self.start_source,
+            "at": rfc3339(self.at), "at_timestamp": self.at, "averaging_window": self.window,
+            "nodes": [asdict(n) for n in self.nodes],
+            "spread": self.spread,
+            "migrations": {"succeeded": self.succeeded, "failed": self.failed, "running": self.running,
+                           "items": [asdict(m) for m in self.migrations]},
+            "queries": self.queries,
+        }
+
+
+def _spread(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) - min(known) if known else None
+
+
+async def _migrations(client: PrometheusClient, at: float, lookback: float) -> list[Migration]:
+    results = await asyncio.gather(*(client.query(migrations_query(metric, math.ceil(lookback)), at)
+                                     for metric in MIGRATION_METRICS.values()))
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    for part, result in zip(MIGRATION_METRICS, results):
+        for series in result:
+            labels = series["metric"]
+            key = (labels.get("namespace", ""), labels.get("vmim", ""))
+            entry = by_key.setdefault(key, {"vmi": labels.get("vmi", "")})
+            entry[part] = float(series["value"][1])
+    out = []
+    for (namespace, vmim), entry in sorted(by_key.items()):
+        if "start" not in entry:
+            continue
+        result = ("failed" if entry.get("failed", 0) > 0 else
+                  "succeeded" if entry.get("succeeded", 0) > 0 else "running")
+        out.append(Migration(namespace, entry["vmi"], vmim, entry["start"], entry.get("end"), result))
+    return out
+
+
+async def build_report(client: PrometheusClient, at: float, since: float | None = None) -> Report:
+    """The report at `at`; the rebalance starts at `since`, else at the earliest
+    migration start in the LOOKBACK_SECONDS before `at`."""
+    if since is not None and since >= at:
+        raise RebalanceError(f"--since {rfc3339(since)} is not before --at {rfc3339(at)}")
+    lookback = at - since if since is not None else LOOKBACK_SECONDS
+    migrations = [m for m in await _migrations(client, at, lookback) if at - lookback <= m.start <= at]
+    if since is None:
+        if not migrations:
+            raise RebalanceError(
+                f"no live migration started between {rfc3339(at - lookback)} and {rfc3339(at)} "
+                f"(kubevirt_vmi_migration_start_time_seconds on Prometheus {client.url}): "
+                f"no rebalance to report; give its start with --since TIME")
+        start, source = min(m.start for m in migrations), "detected"
+    else:
+        start, source = since, "--since"
+    queries = {}
+    for kind in ("cpu", "memory"):
+        for part, expr in before_after(kind, "", "", _ts(start), _ts(at)).items():
+            queries[f"{kind}_{part}"] = expr
+    keys = [k for k in queries if not k.endswith("_change")]
+    results = await asyncio.gather(*(client.query(queries[k], at) for k in keys))
+    values = {k: _values(r) for k, r in zip(keys, results)}
+    names = sorted(set().union(*(v.keys() for v in values.values())))
+    if not names:
+        raise RebalanceError(
+            f"Prometheus {client.url}: no node_exporter utilisation for any VM node at {rfc3339(start)} or "
+            f"{rfc3339(at)} (node_cpu_seconds_total, node_memory_* joined on instance = node name with "
+            f"kubevirt_vmi_info / ov_node_physical_cpu_cores)")
+    rows = []
+    for node in names:
+        cells = {k: values[k].get(node) for k in keys}
+        change = {kind: (cells[f"{kind}_now"] - cells[f"{kind}_before"]
+                         if cells[f"{kind}_now"] is not None and cells[f"{kind}_before"] is not None else None)
+                  for kind in ("cpu", "memory")}
+        rows.append(NodeRow(node, cells["cpu_before"], cells["cpu_now"], change["cpu"],
+                            cells["memory_before"], cells["memory_now"], change["memory"]))
+    spread = {
+        "cpu_before": _spread([r.cpu_before for r in rows]), "cpu_now": _spread([r.cpu_now for r in rows]),
+        "memory_before": _spread([r.memory_before for r in rows]),
+        "memory_now": _spread([r.memory_now for r in rows]),
+    }
+    for kind in ("cpu", "memory"):
+        b, n = spread[f"{kind}_before"], spread[f"{kind}_now"]
+        spread[f"{kind}_change"] = n - b if b is not None and n is not None else None
+    queries.update({f"migrations_{k}": migrations_query(m, math.ceil(lookback)) for k, m in MIGRATION_METRICS.items()})
+    return Report(client.url, start, source, at, AVG_WINDOW, rows, spread, migrations, queries)
+
+
+def rebalance_report(url: str, at: float | None = None, since: float | None = None, token_file: str | None = None,
+                     ca_file: str | None = None, timeout: float = 30.0) -> Report:
+    """Synchronous entry point: the report at `at` (default now)."""
+    import time
+
+    async def run() -> Report:
+        async with PrometheusClient(url, token_file, ca_file, timeout) as client:
+            return await build_report(client, time.time() if at is None else at, since)
+
+    return asyncio.run(run())
+
+
+# ------------------------------------------------------------------------ rendering
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f} %"
+
+
+def _pts(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:+.1f} pts"
+
+
+HEADERS = ["node", "CPU before", "CPU now", "CPU change", "memory before", "memory now", "memory change"]
+
+
+def _rows(report: Report) -> list[list[str]]:
+    rows = [[r.node, _pct(r.cpu_before), _pct(r.cpu_now), _pts(r.cpu_change),
+             _pct(r.memory_before), _pct(r.memory_now), _pts(r.memory_change)] for r in report.nodes]
+    s = report.spread
+    rows.append(["spread (max - min)", _pct(s["cpu_before"]), _pct(s["cpu_now"]), _pts(s["cpu_change"]),
+                 _pct(s["memory_before"]), _pct(s["memory_now"]), _pts(s["memory_change"])])
+    return rows
+
+
+def _summary(report: Report) -> list[str]:
+    how = "earliest migration start" if report.start_source == "detected" else "--since"
+    lines = [f"Rebalance start: {rfc3339(report.start)} ({how}); now: {rfc3339(report.at)}; "
+             f"utilisation averaged over the {report.window} before each.",
+             f"Migrations since the start: {report.succeeded} succeeded, {report.failed} failed, "
+             f"{report.running} not finished."]
+    lines += [f"Failed: {m.namespace}/{m.vmim} (VMI {m.vmi})" for m in report.migrations if m.result == "failed"]
+    return lines
+
+
+def to_table(report: Report) -> str:
+    rows = [HEADERS] + _rows(report)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+             for r in rows]
+    return "\n".join(_summary(report) + [""] + lines) + "\n"
+
+
+def to_markdown(report: Report) -> str:
+    out = [f"### Rebalance report ({rfc3339(report.start)} to {rfc3339(report.at)})", ""]
+    out += [f"- {line}" for line in _summary(report)]
+    out += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" + "---:|" * (len(HEADERS) - 1)]
+    out += ["| " + " | ".join(r) + " |" for r in _rows(report)]
+    out += ["", f"Source: Prometheus {report.prometheus}, node_exporter CPU (1 - idle) and memory "
+                f"(1 - MemAvailable / MemTotal) of the nodes running VMs."]
+    return "\n".join(out) + "\n"
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2) + "\n"
+
+
+RENDERERS = {"table": to_table, "markdown": to_markdown, "json": to_json}
