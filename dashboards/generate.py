@@ -1,7 +1,11 @@
 """Generate the Grafana dashboards of dashboards/ with grafana-foundation-sdk.
 
-    python dashboards/generate.py            # write dashboards/<uid>.json
-    python dashboards/generate.py --check    # exit 1 when a committed JSON is stale
+    python dashboards/generate.py            # write dashboards/<uid>.json and deploy/dashboards/
+    python dashboards/generate.py --check    # exit 1 when a committed file is stale
+
+deploy/dashboards/ holds three install variants of the same dashboards (one
+kustomize directory each): grafana-sidecar (ConfigMaps), grafana-operator
+(GrafanaDashboard) and openshift-console (console variants: console_variant()).
 
 The PromQL lives in QUERIES (one dict, keyed by a short id) apart from the layout
 (the build_* functions): tests/test_dashboards.py parses every query and checks
@@ -10,12 +14,13 @@ alerts/recording.yaml and alerts/upstream-metrics.yaml.
 
 Grafana variables in the queries: $cluster (optional: "All" matches series without
 a cluster label), $namespace, $node, $__rate_interval, ${__from:date:seconds} and
-${__to:date:seconds} (the dashboard range, for the before/after table).
+${__to:date:seconds} (the dashboard range, for the before/after table), $__range.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -52,6 +57,8 @@ QUERIES: dict[str, str] = {
     "check_fresh": f"max by (check) (check:ov_check_up:fresh{{{C}}})",
     "check_applicable": f"max by (check) (ov_check_applicable{{{C}}})",
     "findings_by_severity": f"sum by (severity) (ov_findings{{{C}}})",
+    "cluster_score": f"max(ov_cluster_score_ratio{{{C}}})",
+    "anti_pattern_verdict": f"max by (anti_pattern, verdict) (ov_anti_pattern_verdict{{{C}}} == 1)",
     "findings_by_check": f"sum by (check, severity) (ov_findings{{{C}}})",
     "findings_over_time": f"sum by (severity) (ov_findings{{{C}}})",
     # ---- overview: offenders
@@ -80,10 +87,12 @@ QUERIES: dict[str, str] = {
     "exporter_series_dropped": f"sum by (check) (increase(ov_series_dropped_total{{{C}}}[$__rate_interval]))",
     "exporter_api_errors": f'sum by (verb, code) (rate(ov_source_api_requests_total{{{C}, code!~"2.."}}[$__rate_interval]))',
     # ---- post-rebalance
-    "annot_migration_start": f"(time() - max by (namespace, vmi, vmim) "
-                             f"(kubevirt_vmi_migration_start_time_seconds{{{CNS}}})) < 60",
-    "annot_migration_end": f"(time() - max by (namespace, vmi, vmim) "
-                           f"(kubevirt_vmi_migration_end_time_seconds{{{CNS}}})) < 60",
+    # Annotations read the series value as the event time (useValueForTime, in ms):
+    # one event per migration at its exact start / end, whatever the query step.
+    "annot_migration_start": f"max by (namespace, vmi, vmim) "
+                             f"(kubevirt_vmi_migration_start_time_seconds{{{CNS}}}) * 1000",
+    "annot_migration_end": f"max by (namespace, vmi, vmim) "
+                           f"(kubevirt_vmi_migration_end_time_seconds{{{CNS}}}) * 1000",
     "window_active": f"max(cluster:ov_post_rebalance_window:active{{{C}}}) or vector(0)",
     "cpu_util_node": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}})",
     "cpu_util_before": BEFORE_AFTER["cpu"]["before"],
@@ -110,6 +119,12 @@ QUERIES: dict[str, str] = {
                               f" and on(namespace, vmim) (kubevirt_vmi_migration_succeeded{{{CNS}}} > 0)) >= 2",
     "vmis_pending": f'count(max by (namespace, name) (kubevirt_vmi_info{{{CNS}, phase=~"(?i)pending|scheduling"}})) '
                     f"or vector(0)",
+    # ALERTS is Prometheus' own series of pending/firing alerts (dashboards/upstream-metrics.yaml).
+    "alerts_fired_in_window": f'count by (alertname, severity) (max_over_time(ALERTS{{{C}, '
+                              f'alertname=~"OV.*", alertstate="firing"}}[$__range]))',
+    "alerts_firing": f'count by (alertname, severity) (ALERTS{{{C}, alertname=~"OV.*", alertstate="firing"}})',
+    # kubevirt_vmi_info carries the VMI's node as label `node` (virt-controller).
+    "vms_per_node": f'count by (node) (kubevirt_vmi_info{{{CN}, phase=~"(?i)running"}})',
     "etcd_wal_fsync_p99": f"max by (instance) (instance:ov_etcd_disk_wal_fsync_duration_seconds:p99_rate5m{{{C}}})",
     "etcd_backend_commit_p99": f"max by (instance) "
                                f"(instance:ov_etcd_disk_backend_commit_duration_seconds:p99_rate5m{{{C}}})",
@@ -240,6 +255,17 @@ def _runbook_link():
             .target_blank(True)]
 
 
+# The alerts' runbooks, at the URL alerts/build.py gives every alert (runbook_url).
+ALERT_RUNBOOK_BASE = "https://github.com/ov-exporter/ov-exporter/blob/main/alerts/runbooks"
+
+
+def _alert_runbook_link(alert: str | None = None):
+    """Data link to an alert's runbook: a fixed alert, or the row's alertname field."""
+    name = alert or "${__data.fields.alertname}"
+    return [db.DashboardLink(f"Runbook {alert}" if alert else "Runbook").url(f"{ALERT_RUNBOOK_BASE}/{name}.md")
+            .target_blank(True)]
+
+
 # ------------------------------------------------------------------------ dashboards
 def build_overview():
     d = _base("ov-overview", "OpenShift Virtualization: anti-pattern overview", "now-6h",
@@ -251,6 +277,14 @@ def build_overview():
                         thresholds=STATUS, description="1: the check ran (ok or not applicable); 0: it failed"))
     d = d.with_panel(st("Checks fresh", "bool", [_target("check_fresh", "{{check}}", instant=True)], w=8,
                         thresholds=STATUS, description="check:ov_check_up:fresh: succeeded within 15 minutes"))
+    d = d.with_panel(st("Cluster score", "percentunit", [_target("cluster_score", instant=True)], w=8,
+                        thresholds=_thresholds((None, "red"), (0.5, "orange"), (0.8, "green")),
+                        description="Share of checks passing, weighted by severity (a check with critical "
+                                    "findings weighs 3, with warnings 2, a passing one 1)"))
+    d = d.with_panel(tb("Verdict per anti-pattern (seed numbers 1-19)", "short",
+                        [_prom_table("anti_pattern_verdict")], w=16,
+                        description="pass, fail, not_applicable, check_failed, not_observable (see the README "
+                                    "coverage table for what to do instead) or alerts_only"))
     d = d.with_panel(tb("Findings per check (runbook links)", "short",
                         [_prom_table("findings_by_check")], w=12, links=_runbook_link()))
     d = d.with_panel(ts("Findings over time", "short", [_target("findings_over_time", "{{severity}}")], w=12))
@@ -268,15 +302,22 @@ def build_overview():
     d = d.with_panel(st("Configured memory overcommit warning", "percentunit",
                         [_target("memory_overcommit_warning", instant=True)], w=12, thresholds=OVERCOMMIT_MEM))
     d = d.with_row(db.Row("Offenders"))
-    d = d.with_panel(tb("VMs with non-RWX disks", "short", [_prom_table("rwo_vm_disks")]))
-    d = d.with_panel(tb("RHEL nodes", "short", [_prom_table("rhel_nodes")]))
-    d = d.with_panel(tb("Networks with MTU mismatch (nodes)", "short", [_prom_table("mtu_mismatch")], w=8))
-    d = d.with_panel(tb("Invalid NetworkAttachmentDefinitions", "short", [_prom_table("nad_invalid")], w=8))
-    d = d.with_panel(tb("VMs mixing MTUs", "short", [_prom_table("vm_mixed_mtu")], w=8))
-    d = d.with_panel(tb("VMIs at dirty-rate risk (top 20)", "percentunit", [_prom_table("dirty_rate_risk_top")], w=24))
+    d = d.with_panel(tb("VMs with non-RWX disks", "short", [_prom_table("rwo_vm_disks")],
+                        links=_alert_runbook_link("OVVMDiskNotLiveMigratable")))
+    d = d.with_panel(tb("RHEL nodes", "short", [_prom_table("rhel_nodes")],
+                        links=_alert_runbook_link("OVRHELWorkerNode")))
+    d = d.with_panel(tb("Networks with MTU mismatch (nodes)", "short", [_prom_table("mtu_mismatch")], w=8,
+                        links=_alert_runbook_link("OVNetworkMTUMismatch")))
+    d = d.with_panel(tb("Invalid NetworkAttachmentDefinitions", "short", [_prom_table("nad_invalid")], w=8,
+                        links=_alert_runbook_link("OVNetworkAttachmentDefinitionInvalid")))
+    d = d.with_panel(tb("VMs mixing MTUs", "short", [_prom_table("vm_mixed_mtu")], w=8,
+                        links=_alert_runbook_link("OVVMMixedMTUNetworks")))
+    d = d.with_panel(tb("VMIs at dirty-rate risk (top 20)", "percentunit", [_prom_table("dirty_rate_risk_top")], w=24,
+                        links=_alert_runbook_link("OVVMIDirtyRateTooHighForMigration")))
     d = d.with_panel(tb("VMs that cannot live migrate now (one row per reason)", "short",
                         [_prom_table("migration_blocked")], w=16,
-                        description="ov-exporter check --vm NAMESPACE/NAME prints one VM's reasons and fixes"))
+                        description="ov-exporter check --vm NAMESPACE/NAME prints one VM's reasons and fixes",
+                        links=_alert_runbook_link("OVVMMigrationBlocked")))
     d = d.with_panel(tb("Blocked VMs per reason", "short", [_prom_table("migration_blocked_by_reason")], w=8))
     d = d.with_row(db.Row("Exporter health"))
     d = d.with_panel(st("Exporter targets up", "bool", [_target("exporter_up", "{{instance}}", instant=True)],
@@ -327,9 +368,22 @@ def build_post_rebalance():
     d = d.with_panel(ts("Guest memory placed per node", "percentunit", [_target("mem_alloc_node", "{{node}}")],
                         thresholds=OVERCOMMIT_MEM))
     d = d.with_panel(ts("VM vCPUs per node", "short", [_target("vcpus_per_node", "{{node}}")]))
+    d = d.with_panel(ts("Running VMs per node", "short", [_target("vms_per_node", "{{node}}")], w=24,
+                        thresholds=_thresholds((None, "green"), (250, "red")),
+                        description="kubevirt_vmi_info counted by node; red line: about 250 VMs per node, "
+                                    "the most users run"))
+    d = d.with_row(db.Row("Alerts"))
+    d = d.with_panel(tb("Alerts fired in the window", "short", [_prom_table("alerts_fired_in_window")], w=12,
+                        links=_alert_runbook_link(),
+                        description="OV* alerts that fired at any time in the dashboard range "
+                                    "(Prometheus ALERTS series), with links to their runbooks"))
+    d = d.with_panel(ts("OV alerts firing", "short", [_target("alerts_firing", "{{alertname}} {{severity}}")],
+                        w=12))
     d = d.with_row(db.Row("Migrations"))
     d = d.with_panel(ts("Migrations in flight", "short",
-                        [_target("migrations_in_flight", "in flight")], w=8))
+                        [_target("migrations_in_flight", "in flight")], w=8,
+                        thresholds=_thresholds((None, "green"), (5, "orange"), (10, "red")),
+                        description="Seed: more than 5 VMs in one batch is a warning; split above 10"))
     d = d.with_panel(ts("Migrations succeeded / failed", "short",
                         [_target("migrations_succeeded", "succeeded"), _target("migrations_failed", "failed", ref="B")],
                         w=8))
@@ -396,16 +450,240 @@ def build_live_migration():
 BUILDERS = {"ov-overview": build_overview, "ov-post-rebalance": build_post_rebalance,
             "ov-live-migration": build_live_migration}
 
+# Prometheus annotation options the SDK's AnnotationQuery has no setter for, by name.
+ANNOTATION_OPTIONS = {
+    "Migration starts": {"useValueForTime": True, "step": "1m", "titleFormat": "Migration {{vmim}} started",
+                         "textFormat": "{{namespace}}/{{vmi}}"},
+    "Migration ends": {"useValueForTime": True, "step": "1m", "titleFormat": "Migration {{vmim}} ended",
+                       "textFormat": "{{namespace}}/{{vmi}}"},
+}
 
-def render() -> dict[str, str]:
-    """uid -> JSON text of each dashboard."""
+
+def render_data() -> dict[str, dict]:
+    """uid -> each dashboard as a dict."""
     out = {}
     for uid, build in BUILDERS.items():
         data = json.loads(JSONEncoder(sort_keys=True).encode(build().build()))
         for number, panel in enumerate(data["panels"], start=1):
             panel["id"] = number  # unique panel ids (the SDK leaves them 0)
-        text = json.dumps(data, indent=2, sort_keys=True)
-        out[uid] = text + "\n"
+        for annotation in data.get("annotations", {}).get("list", []):
+            annotation.update(ANNOTATION_OPTIONS.get(annotation.get("name"), {}))
+        out[uid] = data
+    return out
+
+
+def _json(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def render() -> dict[str, str]:
+    """uid -> JSON text of each dashboard."""
+    return {uid: _json(data) for uid, data in render_data().items()}
+
+
+# ------------------------------------------------------------------------ deploy variants
+ROOT = HERE.parent
+DEPLOY_DIR = ROOT / "deploy" / "dashboards"
+CONFIGMAP_PREFIX = "grafana-dashboard-"
+SIDECAR_LABEL = {"grafana_dashboard": "1"}
+OPERATOR_INSTANCE_SELECTOR = {"dashboards": "grafana"}
+CONSOLE_NAMESPACE = "openshift-config-managed"
+CONSOLE_LABEL = {"console.openshift.io/dashboard": "true"}
+# Panel types the OpenShift console renders (FACTS.md); it silently drops the others.
+CONSOLE_PANEL_TYPES = {"graph", "singlestat", "table", "gauge", "grafana-piechart-panel", "row"}
+# Grafana variables the console does not know, replaced by fixed values: the
+# console reads the cluster's own Prometheus (no datasource or cluster choice).
+CONSOLE_RATE_INTERVAL = "5m"
+CONSOLE_INTERVAL = "1m"
+COMMON_LABELS = {"app.kubernetes.io/name": "ov-exporter", "app.kubernetes.io/component": "dashboards"}
+
+
+def _console_expr(expr: str, range_: str) -> str:
+    return (expr.replace('"$cluster"', '".*"').replace("$__rate_interval", CONSOLE_RATE_INTERVAL)
+            .replace("$__interval", CONSOLE_INTERVAL).replace("$__range", range_))
+
+
+def _single_value(panel: dict) -> bool:
+    """One series: a stat without a per-series legend whose outer aggregation does not group."""
+    return all("{{" not in (t.get("legendFormat") or "") and not re.match(r"\w+ by \(", t["expr"])
+               for t in panel["targets"])
+
+
+def _console_targets(panel: dict, range_: str, table_format: bool) -> list[dict]:
+    out = []
+    for t in panel["targets"]:
+        target = {"expr": _console_expr(t["expr"], range_), "refId": t["refId"]}
+        if t.get("legendFormat"):
+            target["legendFormat"] = t["legendFormat"]
+        if table_format:
+            target.update(format="table", instant=True)
+        out.append(target)
+    return out
+
+
+def _threshold_steps(panel: dict) -> list[dict]:
+    return panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
+
+
+def _threshold_values(panel: dict) -> list[float]:
+    return [s["value"] for s in _threshold_steps(panel) if s.get("value") is not None]
+
+
+def _singlestat_colors(panel: dict) -> list[str]:
+    """singlestat's three colours (below, between, above its two thresholds) from the steps."""
+    colors = [s["color"] for s in _threshold_steps(panel)][:3]
+    return colors + [colors[-1]] * (3 - len(colors))
+
+
+def _console_panel(panel: dict, range_: str) -> tuple[dict | None, str]:
+    """(console panel, "") or (None, why it is dropped)."""
+    kind = panel["type"]
+    base = {k: panel[k] for k in ("id", "title", "gridPos", "description") if k in panel}
+    if kind == "row":
+        return {**base, "type": "row", "collapsed": False, "panels": []}, ""
+    exprs = " ".join(t["expr"] for t in panel.get("targets", []))
+    if "${__from" in exprs or "${__to" in exprs:
+        return None, "reads the dashboard time range (${__from}/${__to}), which the console does not provide"
+    unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit") or "short"
+    thresholds = _threshold_values(panel)
+    if kind == "timeseries":
+        return {**base, "type": "graph", "targets": _console_targets(panel, range_, False),
+                "lines": True, "fill": 1, "linewidth": 1, "legend": {"show": True}, "tooltip": {"shared": True},
+                "yaxes": [{"format": unit, "show": True}, {"format": "short", "show": False}],
+                "thresholds": [{"value": st["value"], "op": "gt", "colorMode": "custom", "lineColor": st["color"],
+                                "line": True, "fill": False}
+                               for st in _threshold_steps(panel) if st.get("value") is not None]}, ""
+    if kind == "stat" and _single_value(panel):
+        out = {**base, "type": "singlestat", "targets": _console_targets(panel, range_, False),
+               "format": unit, "valueName": "current"}
+        if thresholds:
+            out.update(thresholds=",".join(str(v) for v in thresholds[:2]), colorValue=True,
+                       colors=_singlestat_colors(panel))
+        return out, ""
+    if kind in ("stat", "table"):  # a stat over several series becomes a table of them
+        return {**base, "type": "table", "targets": _console_targets(panel, range_, True),
+                "styles": [{"pattern": "Time", "type": "hidden"},
+                           {"pattern": "/^Value/", "type": "number", "unit": unit, "decimals": 2},
+                           {"pattern": "/.*/", "type": "string"}]}, ""
+    return None, f"panel type {kind} has no console equivalent"
+
+
+def console_variant(data: dict) -> tuple[dict, list[str]]:
+    """The OpenShift console variant of a dashboard, and what it leaves out."""
+    range_ = data["time"]["from"].removeprefix("now-")
+    omitted = []
+    panels = []
+    for panel in data["panels"]:
+        converted, why = _console_panel(panel, range_)
+        if converted is None:
+            omitted.append(f"panel {panel['title']!r}: {why}")
+        else:
+            panels.append(converted)
+        for inner in panel.get("panels") or []:  # collapsed rows hold their panels
+            converted, why = _console_panel(inner, range_)
+            if converted is None:
+                omitted.append(f"panel {inner['title']!r}: {why}")
+            else:
+                panels.append(converted)
+    for annotation in data.get("annotations", {}).get("list", []):
+        omitted.append(f"annotation {annotation['name']!r}: the console draws no annotations")
+    variables = []
+    for var in data["templating"]["list"]:
+        if var["name"] in ("datasource", "cluster"):
+            continue  # the console queries its own cluster's Prometheus
+        variables.append({k: var[k] for k in ("name", "label", "type", "includeAll", "allValue", "refresh")
+                          if k in var} | {"query": _console_expr(var["query"], range_),
+                                          "current": {"text": "All", "value": "$__all"}, "options": []})
+    omitted += [f"variable {name!r}: the console reads its own cluster's Prometheus"
+                for name in ("datasource", "cluster") if name in {v["name"] for v in data["templating"]["list"]}]
+    out = {k: data[k] for k in ("uid", "title", "tags", "time", "refresh", "timezone", "schemaVersion")
+           if k in data}
+    out.update(panels=panels, templating={"list": variables}, annotations={"list": []}, editable=False)
+    return out, omitted
+
+
+class _Literal(str):
+    pass
+
+
+def _yaml(docs: list[dict]) -> str:
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    Dumper.add_representer(_Literal, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|"))
+    return yaml.dump_all(docs, Dumper=Dumper, sort_keys=False, width=1000)
+
+
+HEADER = "# Generated by `make dashboards` (dashboards/generate.py) from dashboards/*.json: do not edit.\n"
+
+
+def _configmap(uid: str, text: str, namespace: str | None, labels: dict) -> dict:
+    meta = {"name": CONFIGMAP_PREFIX + uid}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = {**COMMON_LABELS, **labels}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {f"{uid}.json": _Literal(text)}}
+
+
+def _kustomization(comment: str, files: list[str]) -> str:
+    body = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": files}
+    return HEADER + "".join(f"# {line}".rstrip() + "\n" for line in comment.splitlines()) + _yaml([body])
+
+
+VARIANT_DOCS = {
+    "grafana-sidecar": "ConfigMaps for the Grafana dashboard sidecar (label grafana_dashboard: \"1\").\n"
+                       "No namespace is set: `oc apply -k deploy/dashboards/grafana-sidecar -n <namespace>`\n"
+                       "with a namespace the sidecar searches.",
+    "grafana-operator": "GrafanaDashboard resources for grafana-operator (grafana.integreatly.org/v1beta1),\n"
+                        "picked up by Grafana instances labelled dashboards: grafana.\n"
+                        "No namespace is set: `oc apply -k deploy/dashboards/grafana-operator -n <namespace>`\n"
+                        "with a namespace the operator watches.",
+    "openshift-console": "ConfigMaps for the OpenShift console (Observe > Dashboards) in openshift-config-managed,\n"
+                         "console variants with only the panel types the console renders;\n"
+                         "deploy/dashboards/README.md lists what they leave out.",
+}
+
+
+def render_deploy() -> dict[str, str]:
+    """Path relative to deploy/dashboards/ -> text of every deploy variant file."""
+    out: dict[str, str] = {}
+    data = render_data()
+    files = {variant: [] for variant in VARIANT_DOCS}
+    omissions: dict[str, list[str]] = {}
+    for uid, dash in data.items():
+        text = _json(dash)
+        name = f"{uid}.yaml"
+        out[f"grafana-sidecar/{name}"] = HEADER + _yaml([_configmap(uid, text, None, SIDECAR_LABEL)])
+        operator = {"apiVersion": "grafana.integreatly.org/v1beta1", "kind": "GrafanaDashboard",
+                    "metadata": {"name": uid, "labels": dict(COMMON_LABELS)},
+                    "spec": {"instanceSelector": {"matchLabels": dict(OPERATOR_INSTANCE_SELECTOR)},
+                             "json": _Literal(text)}}
+        out[f"grafana-operator/{name}"] = HEADER + _yaml([operator])
+        console, omitted = console_variant(dash)
+        omissions[uid] = omitted
+        out[f"openshift-console/{name}"] = HEADER + _yaml([_configmap(uid, _json(console), CONSOLE_NAMESPACE,
+                                                                      CONSOLE_LABEL)])
+        for variant in files:
+            files[variant].append(name)
+    for variant, doc in VARIANT_DOCS.items():
+        out[f"{variant}/kustomization.yaml"] = _kustomization(doc, files[variant])
+    lines = ["<!-- Generated by `make dashboards` (dashboards/generate.py): do not edit. -->",
+             "# Dashboard install variants", "",
+             "Pick one directory and apply it with `oc apply -k`:", ""]
+    lines += [f"- `{variant}/`: {' '.join(doc.splitlines())}" for variant, doc in VARIANT_DOCS.items()]
+    lines += ["", "## What the OpenShift console variants leave out", "",
+              "The console renders only `graph`, `singlestat`, `table`, `gauge`, `grafana-piechart-panel`",
+              "and rows, and knows no Grafana data source, annotations or dashboard-range variables. The",
+              "console variants turn time series into `graph`, single-value stats into `singlestat` and",
+              "multi-series stats into `table`; `$__rate_interval` becomes "
+              f"`{CONSOLE_RATE_INTERVAL}`, `$__range` the dashboard's default",
+              "range, and `$cluster` matches everything. Left out:", ""]
+    for uid, omitted in omissions.items():
+        lines.append(f"- `{uid}`:")
+        lines += [f"  - {item}" for item in omitted] or ["  - nothing"]
+    out["README.md"] = "\n".join(lines) + "\n"
     return out
 
 
@@ -413,14 +691,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 when a committed JSON differs")
     ap.add_argument("--out", type=Path, default=HERE, help="output directory (default: dashboards/)")
+    ap.add_argument("--deploy-out", type=Path, default=None,
+                    help="deploy variants directory (default: deploy/dashboards/, or <out>/deploy with --out)")
     args = ap.parse_args(argv)
+    deploy_out = args.deploy_out or (DEPLOY_DIR if args.out == HERE else args.out / "deploy")
     stale = []
-    for uid, text in render().items():
-        path = args.out / f"{uid}.json"
+    outputs = {args.out / f"{uid}.json": text for uid, text in render().items()}
+    outputs |= {deploy_out / rel: text for rel, text in render_deploy().items()}
+    for path, text in outputs.items():
         if args.check:
             if not path.exists() or path.read_text() != text:
-                stale.append(path.name)
+                stale.append(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path))
         else:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     if stale:
         print(f"stale: {', '.join(stale)}: run python dashboards/generate.py", file=sys.stderr)

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ov_exporter.checks import CHECKS
 from ov_exporter.render import all_families, exposition_name
 
-from .conftest import ROOT, promql_metric_names
+from .conftest import ROOT, promql_metric_names, require_binary
 
 DASHBOARDS = ROOT / "dashboards"
 GENERATE = DASHBOARDS / "generate.py"
@@ -67,6 +68,7 @@ SUBSTITUTIONS = [
     ("${__to:date:seconds}", "1767398400"),
     ("$__rate_interval", "2m"),
     ("$__interval", "1m"),
+    ("$__range", "48h"),
     ("$cluster", "prod-east"),
     ("$namespace", "vms-prod"),
     ("$node", "worker-0"),
@@ -89,7 +91,11 @@ def _known_metrics() -> set[str]:
     records = {rule["record"] for group in yaml.safe_load((ROOT / "alerts" / "recording.yaml").read_text())["groups"]
                for rule in group["rules"] if "record" in rule}
     upstream = set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
-    return families | records | upstream
+    return families | records | upstream | set(DASHBOARD_UPSTREAM)
+
+
+# Upstream metrics only the dashboards read (ALERTS): no alert rule reads them.
+DASHBOARD_UPSTREAM = yaml.safe_load((DASHBOARDS / "upstream-metrics.yaml").read_text())["metrics"]
 
 
 KNOWN = _known_metrics()
@@ -226,3 +232,188 @@ def test_before_after_table_compares_range_start_and_end():
     panel = _panel("ov-post-rebalance", "Before / after")
     exprs = " ".join(t["expr"] for t in panel["targets"])
     assert "@ ${__from:date:seconds}" in exprs and "@ ${__to:date:seconds}" in exprs
+
+
+def test_dashboard_upstream_metrics_are_read_by_a_dashboard_and_not_listed_twice():
+    alerts_upstream = set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
+    families = {exposition_name(f) for _, f in all_families()}
+    used = set().union(*(_metric_names(expr) for _, _, expr in ALL_QUERIES))
+    for name, entry in DASHBOARD_UPSTREAM.items():
+        assert entry.get("component") and entry.get("facts"), name
+        assert name in used, f"dashboards/upstream-metrics.yaml lists {name}, which no dashboard reads"
+        assert name not in alerts_upstream | families, name
+
+
+def test_post_rebalance_lists_the_ov_alerts_fired_in_the_window_with_runbook_links():
+    panel = _panel("ov-post-rebalance", "Alerts fired in the window")
+    expr = panel["targets"][0]["expr"]
+    assert _metric_names(expr) == {"ALERTS"} and 'alertname=~"OV.*"' in expr and 'alertstate="firing"' in expr
+    assert "max_over_time(ALERTS{" in expr and expr.endswith("[$__range]))")  # fired at any time in the range
+    assert panel["targets"][0]["instant"] is True
+    links = panel["fieldConfig"]["defaults"]["links"]
+    assert [link["url"] for link in links] == [f"{gen.ALERT_RUNBOOK_BASE}/${{__data.fields.alertname}}.md"]
+
+
+def test_post_rebalance_counts_running_vms_per_node():
+    panel = _panel("ov-post-rebalance", "Running VMs per node")
+    expr = panel["targets"][0]["expr"]
+    assert _metric_names(expr) == {"kubevirt_vmi_info"}
+    assert "count by (node)" in expr and 'node=~"$node"' in expr
+    assert panel["fieldConfig"]["defaults"]["unit"] == "short"
+
+
+def test_migration_annotations_use_the_start_and_end_times_as_event_times():
+    annotations = {a["name"]: a for a in DASHES["ov-post-rebalance"]["annotations"]["list"]}
+    for name, metric in (("Migration starts", "kubevirt_vmi_migration_start_time_seconds"),
+                         ("Migration ends", "kubevirt_vmi_migration_end_time_seconds")):
+        annotation = annotations[name]
+        assert annotation["useValueForTime"] is True  # Grafana reads the value as the time, in ms
+        assert _metric_names(annotation["expr"]) == {metric} and annotation["expr"].endswith("* 1000")
+        assert "{{vmim}}" in annotation["titleFormat"] and "{{vmi}}" in annotation["textFormat"]
+
+
+def _alert_rules() -> dict[str, dict]:
+    return {rule["alert"]: rule for path in sorted((ROOT / "alerts").glob("*.yaml"))
+            if path.name != "upstream-metrics.yaml"
+            for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []) for rule in group["rules"]
+            if "alert" in rule}
+
+
+def test_overview_offender_tables_link_to_the_runbook_of_the_alert_on_their_metric():
+    alerts = _alert_rules()
+    per_object = {exposition_name(f) for spec in CHECKS for f in spec.families if f.per_object}
+    tables = [p for p in _panels(DASHES["ov-overview"]) if p["type"] == "table" and "runbook" not in p["title"]
+              and _metric_names(p["targets"][0]["expr"]) & per_object]  # offender tables
+    assert len(tables) >= 7
+    for panel in tables:
+        links = panel["fieldConfig"]["defaults"].get("links") or []
+        assert len(links) == 1, panel["title"]
+        match = re.fullmatch(re.escape(gen.ALERT_RUNBOOK_BASE) + r"/(\w+)\.md", links[0]["url"])
+        assert match, links[0]["url"]
+        alert = match.group(1)
+        # the URL alerts/build.py gives the alert, a runbook that exists, an alert reading the table's metric
+        assert alerts[alert]["annotations"]["runbook_url"] == links[0]["url"]
+        assert (ROOT / "alerts" / "runbooks" / f"{alert}.md").is_file()
+        table_metrics = _metric_names(panel["targets"][0]["expr"])
+        assert table_metrics & promql_metric_names(alerts[alert]["expr"]), (panel["title"], alert)
+
+
+# ---------------------------------------------------------------- deploy variants (deploy/dashboards/)
+
+VARIANTS = ROOT / "deploy" / "dashboards"
+CONSOLE_TYPES = {"graph", "singlestat", "table", "gauge", "grafana-piechart-panel", "row"}
+
+
+def _kustomized(variant: str) -> list[dict]:
+    kubectl = require_binary("kubectl")
+    proc = subprocess.run([kubectl, "kustomize", str(VARIANTS / variant)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, f"kubectl kustomize deploy/dashboards/{variant} failed:\n{proc.stderr}"
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def _walk_panels(panels: list[dict]):
+    for panel in panels:
+        yield panel
+        yield from _walk_panels(panel.get("panels") or [])
+
+
+def test_generate_check_fails_on_a_stale_deploy_variant(tmp_path: Path):
+    assert gen.main(["--out", str(tmp_path)]) == 0
+    path = tmp_path / "deploy" / "openshift-console" / "ov-overview.yaml"
+    path.write_text(path.read_text().replace("openshift-config-managed", "default"))
+    assert gen.main(["--check", "--out", str(tmp_path)]) == 1
+    assert gen.main(["--out", str(tmp_path)]) == 0
+    assert gen.main(["--check", "--out", str(tmp_path)]) == 0
+    (tmp_path / "deploy" / "grafana-operator" / "kustomization.yaml").unlink()
+    assert gen.main(["--check", "--out", str(tmp_path)]) == 1
+
+
+def test_the_committed_deploy_variants_are_exactly_the_generated_ones():
+    generated = gen.render_deploy()
+    committed = {str(p.relative_to(VARIANTS)) for p in VARIANTS.rglob("*") if p.is_file()}
+    assert committed == set(generated), "stray or missing files in deploy/dashboards/"
+
+
+def test_grafana_sidecar_configmaps_carry_the_dashboard_json():
+    docs = _kustomized("grafana-sidecar")
+    assert sorted(d["metadata"]["name"] for d in docs) == sorted(f"grafana-dashboard-{u}" for u in UIDS)
+    for doc in docs:
+        assert doc["kind"] == "ConfigMap" and doc["apiVersion"] == "v1"
+        assert doc["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert "namespace" not in doc["metadata"]  # the user picks the sidecar's namespace with -n
+        (key, text), = doc["data"].items()
+        uid = key.removesuffix(".json")
+        assert json.loads(text) == DASHES[uid] and text == (DASHBOARDS / key).read_text()
+
+
+def test_grafana_operator_dashboards_carry_the_dashboard_json():
+    docs = _kustomized("grafana-operator")
+    assert sorted(d["metadata"]["name"] for d in docs) == sorted(UIDS)
+    for doc in docs:
+        assert doc["apiVersion"] == "grafana.integreatly.org/v1beta1" and doc["kind"] == "GrafanaDashboard"
+        assert doc["spec"]["instanceSelector"] == {"matchLabels": {"dashboards": "grafana"}}
+        assert "namespace" not in doc["metadata"]
+        assert json.loads(doc["spec"]["json"]) == DASHES[doc["metadata"]["name"]]
+
+
+def test_openshift_console_configmaps_hold_only_panel_types_the_console_renders():
+    docs = _kustomized("openshift-console")
+    assert sorted(d["metadata"]["name"] for d in docs) == sorted(f"grafana-dashboard-{u}" for u in UIDS)
+    for doc in docs:
+        assert doc["kind"] == "ConfigMap"
+        assert doc["metadata"]["namespace"] == "openshift-config-managed"
+        assert doc["metadata"]["labels"]["console.openshift.io/dashboard"] == "true"
+        (key, text), = doc["data"].items()
+        uid = key.removesuffix(".json")
+        console = json.loads(text)
+        assert console["uid"] == uid and console["title"] == DASHES[uid]["title"]
+        expected, _ = gen.console_variant(DASHES[uid])
+        assert console == expected
+        panels = list(_walk_panels(console["panels"]))
+        assert {p["type"] for p in panels} <= CONSOLE_TYPES, uid
+        assert sum(p["type"] != "row" for p in panels) >= 5, uid
+        for panel in panels:
+            for target in panel.get("targets", []):
+                assert "$" not in re.sub(r'"\$(namespace|node)"', "", target["expr"]), (uid, target["expr"])
+                pp.parse(target["expr"].replace("$namespace", "x").replace("$node", "x"))
+            if panel["type"] != "row":
+                assert "datasource" not in panel
+        assert console["annotations"]["list"] == []
+        assert {v["name"] for v in console["templating"]["list"]} <= {"namespace", "node"}
+
+
+def test_console_variant_converts_each_grafana_panel_or_documents_its_omission():
+    readme = (VARIANTS / "README.md").read_text()
+    for uid, dash in DASHES.items():
+        console, omitted = gen.console_variant(dash)
+        kept = {p["title"] for p in _walk_panels(console["panels"])}
+        for panel in _panels(dash):
+            if panel["title"] not in kept:
+                assert any(repr(panel["title"]) in item for item in omitted), (uid, panel["title"])
+        for item in omitted:
+            assert item in readme, item
+        converted = {p["title"]: p["type"] for p in _walk_panels(console["panels"])}
+        for panel in _panels(dash):
+            if panel["type"] == "timeseries" and panel["title"] in converted:
+                assert converted[panel["title"]] == "graph"
+    # the before/after table needs the dashboard range, which the console lacks
+    console, omitted = gen.console_variant(DASHES["ov-post-rebalance"])
+    assert any("Before / after" in item for item in omitted)
+    assert any(p["type"] == "singlestat" for p in _walk_panels(console["panels"]))
+
+
+def test_console_graphs_keep_the_seed_threshold_lines():
+    console, _ = gen.console_variant(DASHES["ov-overview"])
+    graph = next(p for p in console["panels"] if p["title"].startswith("CPU overcommit per node"))
+    assert graph["type"] == "graph" and [t["value"] for t in graph["thresholds"]] == [1.8]
+    assert graph["yaxes"][0]["format"] == "none" and graph["thresholds"][0]["lineColor"] == "red"
+    # a status stat keeps its colours: red below 1, green from 1
+    stat = next(p for p in console["panels"] if p["title"] == "Since last evaluation")
+    assert stat["type"] == "singlestat" and stat["thresholds"] == "300,900"
+    assert stat["colors"] == ["green", "orange", "red"] and stat["format"] == "s"
+    table = next(p for p in console["panels"] if p["title"] == "Checks up")  # one value per check: a table
+    assert table["type"] == "table" and table["targets"][0]["instant"] is True
+    rebalance, _ = gen.console_variant(DASHES["ov-post-rebalance"])
+    types = {p["title"]: p["type"] for p in rebalance["panels"]}
+    assert types["Migrations succeeded"] == types["Migrations failed"] == "singlestat"  # count(...) or vector(0)
