@@ -62,6 +62,9 @@ NOT_ALERTED: dict[str, str] = {
     "ov_vms_with_resource_limits": "count of the VMs that ov_vm_resource_limit_ratio lists one by one",
     "ov_migration_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
     "ov_migration_parallel_outbound_per_node": "configuration (parallelOutboundMigrationsPerNode)",
+    # trident_volume_limits
+    "ov_trident_backends_without_volume_size_limit": "count of the backends ov_trident_backend_volume_size_limit_bytes "
+                                                     "lists one by one; alerting on both would notify twice",
     # migration_readiness
     "ov_vms_migration_blocked": "count of the VMs ov_vm_migration_blocked lists one by one; alerting on both "
                                 "would notify twice",

@@ -54,6 +54,10 @@ ALERT_CHECK = {
     "OVNetworkAttachmentDefinitionInvalid": "mtu_mismatch",
     "OVVMMixedMTUNetworks": "mtu_mismatch",
     "OVVMIDirtyRateTooHighForMigration": "migration_dirty_rate",
+    "OVTridentBackendWithoutVolumeLimit": "trident_volume_limits",
+    "OVTridentBackendWithoutAggregateLimit": "trident_volume_limits",
+    "OVNodeNetworkPolicyBridgesDefaultNIC": "ovn_linux_bridge",
+    "OVNodeDefaultNICInLinuxBridge": "ovn_linux_bridge",
     "OVVMSchedulingConstraints": "scheduling_constraints",
     "OVVMIUnschedulable": "scheduling_constraints",
     "OVVMStrictResourceLimits": "strict_vm_limits",
@@ -90,6 +94,12 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
         return "NetworkAttachmentDefinition", ns, labels["network"]
     if name == "OVVMIDirtyRateTooHighForMigration":
         return "VirtualMachineInstance", ns, labels["vmi"]
+    if name in ("OVTridentBackendWithoutVolumeLimit", "OVTridentBackendWithoutAggregateLimit"):
+        return "TridentBackendConfig", ns, labels["backend"]
+    if name == "OVNodeNetworkPolicyBridgesDefaultNIC":
+        return "NodeNetworkConfigurationPolicy", "", labels["policy"]
+    if name == "OVNodeDefaultNICInLinuxBridge":
+        return "Node", "", labels["node"]
     if name in ("OVVMSchedulingConstraints", "OVVMStrictResourceLimits"):
         return "VirtualMachine", ns, labels["vm"]
     if name == "OVVMIUnschedulable":

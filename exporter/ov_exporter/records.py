@@ -518,6 +518,7 @@ class NNSInterface(R):
     mtu: Count | None = None
     controller: str = ""
     bridge: BridgeInfo | None = None
+    link_aggregation: "LinkAggregation | None" = field(default=None, name="link-aggregation")
 
 
 class NetworkState(R):
@@ -550,6 +551,75 @@ class ClusterNetwork(R):
     status: ClusterNetworkStatus | None = None
 
 
+# ---------------------------------------------------------------- Trident and nmstate policies
+
+
+# A limit is a quantity string ("100Gi", "80%"); YAML may give a bare number. Kept raw:
+# the check parses it, so a bad value is a finding on the backend, not a load failure.
+TridentLimit = Union[str, int, float]
+
+
+class TridentLimits(R):
+    """The limit fields, as they may (wrongly) appear under spec.defaults or spec.storage[]."""
+
+    limit_volume_size: TridentLimit | None = None
+    limit_volume_pool_size: TridentLimit | None = None
+    limit_aggregate_usage: TridentLimit | None = None
+
+
+class TridentBackendConfigSpec(R):
+    storage_driver_name: str = ""
+    backend_name: str = ""
+    limit_volume_size: TridentLimit | None = None
+    limit_volume_pool_size: TridentLimit | None = None
+    limit_aggregate_usage: TridentLimit | None = None
+    defaults: TridentLimits | None = None
+    storage: list[TridentLimits] | None = None
+
+
+class TridentBackendInfo(R):
+    backend_name: str = ""
+
+
+class TridentBackendConfigStatus(R):
+    phase: str = ""
+    backend_info: TridentBackendInfo | None = None
+
+
+class TridentBackendConfig(R):
+    """TridentBackendConfig (trident.netapp.io/v1, namespaced)."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: TridentBackendConfigSpec | None = None
+    status: TridentBackendConfigStatus | None = None
+
+
+class LinkAggregation(R):
+    port: list[str] | None = None
+
+
+class NNCPInterface(R):
+    name: str = ""
+    type: str = ""
+    state: str = ""
+    bridge: BridgeInfo | None = None
+    link_aggregation: LinkAggregation | None = field(default=None, name="link-aggregation")
+
+
+class NNCPDesiredState(R):
+    interfaces: list[NNCPInterface] | None = None
+
+
+class NNCPSpec(R):
+    node_selector: Labels | None = None
+    desired_state: NNCPDesiredState | None = None
+
+
+class NodeNetworkConfigurationPolicy(R):
+    """NodeNetworkConfigurationPolicy (nmstate.io/v1, cluster-scoped)."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: NNCPSpec | None = None
 # ---------------------------------------------------------------- pods (virt-handler only)
 
 
@@ -672,6 +742,8 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("NetworkAttachmentDefinition", "k8s.cni.cncf.io", ("v1",), "network-attachment-definitions", True, NetworkAttachmentDefinition, True),
     KindInfo("NodeNetworkState", "nmstate.io", ("v1beta1", "v1"), "nodenetworkstates", False, NodeNetworkState, True),
     KindInfo("Network", "config.openshift.io", ("v1",), "networks", False, ClusterNetwork, True),
+    KindInfo("TridentBackendConfig", "trident.netapp.io", ("v1",), "tridentbackendconfigs", True, TridentBackendConfig, True),
+    KindInfo("NodeNetworkConfigurationPolicy", "nmstate.io", ("v1", "v1beta1"), "nodenetworkconfigurationpolicies", False, NodeNetworkConfigurationPolicy, True),
     KindInfo("Pod", "", ("v1",), "pods", True, Pod, False, label_selector="kubevirt.io=virt-handler"),
     KindInfo("PodMetrics", "metrics.k8s.io", ("v1beta1",), "pods", True, PodMetrics, True,
              watchable=False, label_selector="kubevirt.io=virt-launcher"),

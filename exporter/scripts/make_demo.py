@@ -1191,6 +1191,37 @@ def termination_handler_mhc() -> dict:
     return obj
 
 
+def trident_backend(namespace: str, name: str, driver: str, svm: str, age_days: float, **limits: str) -> dict:
+    """A TridentBackendConfig as `oc get -o yaml` shows it once Trident bound it."""
+    backend = f"{name.removeprefix('backend-')}"
+    spec: dict = {"credentials": {"name": f"{name}-secret"}, "managementLIF": "10.0.50.10",
+                  "storageDriverName": driver, "svm": svm, "version": 1, "backendName": backend}
+    if driver.startswith("ontap-nas"):
+        spec["nfsMountOptions"] = "nfsvers=4.1"
+    spec.update(limits)
+    spec["defaults"] = {"snapshotPolicy": "default", "spaceReserve": "none"}
+    return {"apiVersion": "trident.netapp.io/v1", "kind": "TridentBackendConfig",
+            "metadata": meta("TridentBackendConfig", name, namespace, age_days=age_days,
+                             extra={"finalizers": ["trident.netapp.io"], "generation": 1}),
+            "spec": spec,
+            "status": {"backendInfo": {"backendName": backend, "backendUUID": uid("backend", name)},
+                       "deletionPolicy": "delete", "lastOperationStatus": "Success",
+                       "message": f"Backend '{backend}' created", "phase": "Bound"}}
+
+
+def nncp(name: str, selector: dict[str, str], bridge: str, nic: str, mtu: int, age_days: float,
+         description: str) -> dict:
+    """A NodeNetworkConfigurationPolicy with one Linux bridge on one NIC."""
+    return {"apiVersion": "nmstate.io/v1", "kind": "NodeNetworkConfigurationPolicy",
+            "metadata": meta("NodeNetworkConfigurationPolicy", name, age_days=age_days,
+                             annotations={"description": description}, extra={"generation": 1}),
+            "spec": {"desiredState": {"interfaces": [
+                {"bridge": {"options": {"stp": {"enabled": False}}, "port": [{"name": nic}]},
+                 "description": description, "ipv4": {"enabled": False}, "ipv6": {"enabled": False},
+                 "mtu": mtu, "name": bridge, "state": "up", "type": "linux-bridge"}]},
+                "nodeSelector": selector}}
+
+
 # ================================================================ clusters
 
 
@@ -1211,6 +1242,8 @@ class Cluster:
     migration_samples: list[tuple[str, str, str, dict[str, float]]] = field(default_factory=list)
     migration_network: str | None = None
     cluster_mtu: int = 1400
+    trident_backends: list[dict] = field(default_factory=list)  # TridentBackendConfig objects
+    nncps: list[dict] = field(default_factory=list)  # NodeNetworkConfigurationPolicy objects
     auto_cpu_limit: dict | None = None  # HCO spec.resourceRequirements.autoCPULimitNamespaceLabelSelector
     handler_not_ready: tuple[str, ...] = ()  # workers whose virt-handler pod is not Ready
     machine_sets: dict[str, str] = field(default_factory=dict)  # node -> MachineSet ("" for a master); others: no Machine
@@ -1302,6 +1335,10 @@ def render_cluster(c: Cluster) -> dict[str, str]:
     }
     if c.migrations:
         files["migrations.yaml"] = _list([vmim(m, c) for m in c.migrations])
+    if c.trident_backends:
+        files["trident.yaml"] = _list(sorted(c.trident_backends, key=_sort_key))
+    if c.nncps:
+        files["nmstate-policies.yaml"] = _list(sorted(c.nncps, key=_sort_key))
     if c.machine_sets or c.health_checks:
         files["machines.yaml"] = _list([machine(by_name[n], s) for n, s in c.machine_sets.items()] + c.health_checks)
     text = {name: HEADER + dump_yaml(doc) for name, doc in files.items()}
@@ -1717,6 +1754,24 @@ DEMO = Cluster(
     handler_not_ready=("rhel-worker-0",),
     machine_sets=DEMO_MACHINE_SETS, health_checks=DEMO_HEALTH_CHECKS)
 
+# Trident backends (anti-pattern 2) and nmstate policies (anti-pattern 9): new kinds only,
+# so no node load changes.
+DEMO.trident_backends = [
+    trident_backend("trident", "backend-ontap-nas-vms", "ontap-nas", "svm_ocp_virt", 300),
+    trident_backend("trident", "backend-ontap-nas-eco", "ontap-nas-economy", "svm_ocp_virt", 200,
+                    limitAggregateUsage="85%", limitVolumeSize="100Gi"),
+    trident_backend("trident", "backend-ontap-san-db", "ontap-san", "svm_ocp_db", 300,
+                    limitAggregateUsage="80%", limitVolumeSize="2Ti"),
+    trident_backend("trident", "backend-ontap-san-eco", "ontap-san-economy", "svm_ocp_db", 120,
+                    limitVolumePoolSize="2Ti", limitVolumeSize="500Gi"),
+]
+DEMO.nncps = [
+    nncp("br1-ens4-workers", {"node-role.kubernetes.io/worker": ""}, "br1", "ens4", 9000, 370,
+         "Jumbo-frame VM bridge on the secondary NIC ens4"),
+    nncp("br-mgmt-worker-2", {"kubernetes.io/hostname": "worker-2"}, "br-mgmt", "ens3", 1500, 2,
+         "Management bridge for legacy VMs (attempted on the default NIC)"),
+]
+
 
 # ================================================================ planted cases
 
@@ -1897,6 +1952,22 @@ EXPECTATIONS: dict[str, list[Case]] = {
     ],
 }
 
+TBC, NNCP = "TridentBackendConfig", "NodeNetworkConfigurationPolicy"
+EXPECTATIONS["trident_volume_limits"] = [
+    pos(TBC, "trident", "backend-ontap-nas-vms", "warning", "ontap-nas without limitVolumeSize (and no limitAggregateUsage)"),
+    pos(TBC, "trident", "backend-ontap-nas-eco", "warning", "ontap-nas-economy with limitVolumeSize 100Gi but no limitVolumePoolSize"),
+    pos(TBC, "trident", "backend-ontap-san-eco", "info",
+        "ontap-san-economy with limitVolumeSize 500Gi and limitVolumePoolSize 2Ti, but no limitAggregateUsage"),
+    neg(TBC, "trident", "backend-ontap-san-db", "ontap-san with limitVolumeSize 2Ti and limitAggregateUsage 80%"),
+]
+EXPECTATIONS["ovn_linux_bridge"] = [
+    pos(NNCP, "", "br-mgmt-worker-2", "critical",
+        "puts ens3, worker-2's br-ex NIC (the default interface), into linux-bridge br-mgmt on OVN-Kubernetes"),
+    neg(NNCP, "", "br1-ens4-workers", "linux-bridge br1 on the secondary NIC ens4"),
+    neg(NODE, "", "worker-2", "its NodeNetworkState still has ens3 under br-ex (nmstate rolled the policy back)"),
+    neg(NODE, "", "worker-4", "linux bridges br1 and br-vm on ens4 and ens5 only"),
+]
+
 
 def expectations_doc() -> dict:
     specs = {s.id: s for s in CHECKS}
@@ -1943,6 +2014,8 @@ A fictional OpenShift 4.18 cluster running OpenShift Virtualization, written the
 | `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running, Pending (a queued rebalance batch) |
 | `machines.yaml` | Machines of `worker-0`..`worker-5` (`rhel-worker-0` has none and is NotReady: Ready Unknown), the `workers` MachineHealthCheck (MachineSet `ocp-virt-worker` only) and the default `machine-api-termination-handler` |
 | `network.yaml` | Network.config.openshift.io `cluster` (OVNKubernetes, MTU 1400), NetworkAttachmentDefinitions, NodeNetworkStates |
+| `trident.yaml` | TridentBackendConfigs (namespace `trident`): ONTAP NAS, NAS economy and SAN backends with and without volume limits |
+| `nmstate-policies.yaml` | NodeNetworkConfigurationPolicies: Linux bridges on secondary NICs, and one on worker-2's br-ex NIC |
 | `dirty-rates.prom` | `kubevirt_vmi_dirty_rate_bytes_per_second` per VMI, and the migration dirty and transfer rates of the running migration |
 | `expectations.yaml` | the planted cases below, machine-readable (`tests/test_demo.py` asserts them) |
 
@@ -2039,6 +2112,14 @@ CLEAN = Cluster(
     health_checks=[termination_handler_mhc(),
                    machine_health_check("workers", {"matchLabels": {
                        "machine.openshift.io/cluster-api-machine-role": "worker"}})])
+CLEAN.trident_backends = [
+    trident_backend("trident", "backend-ontap-nas", "ontap-nas", "svm_apps", 200,
+                    limitAggregateUsage="80%", limitVolumeSize="1Ti"),
+]
+CLEAN.nncps = [
+    nncp("br1-ens4-workers", {"node-role.kubernetes.io/worker": ""}, "br1", "ens4", 9000, 300,
+         "Jumbo-frame VM bridge on the secondary NIC ens4"),
+]
 
 
 # ================================================================ usage (metrics.k8s.io PodMetrics)

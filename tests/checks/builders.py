@@ -461,6 +461,33 @@ def severities(out: CheckOutput | list[Finding]) -> dict[str, Severity]:
     return {name: max(f.severity for f in fs) for name, fs in by_name(out).items()}
 
 
+# ---------------------------------------------------------------- Trident and nmstate policies
+
+
+def trident_backend(name: str, driver: str = "ontap-nas", namespace: str = "trident", **spec: Any) -> dict:
+    """A TridentBackendConfig; keyword arguments go into spec as given (limitVolumeSize=...)."""
+    body: dict[str, Any] = {"version": 1, "storageDriverName": driver, "managementLIF": "10.0.0.1",
+                            "svm": "svm0", "credentials": {"name": f"{name}-secret"}}
+    body.update(spec)
+    return {"apiVersion": "trident.netapp.io/v1", "kind": "TridentBackendConfig",
+            "metadata": _meta(name, namespace), "spec": body,
+            "status": {"phase": "Bound", "backendInfo": {"backendName": name}, "lastOperationStatus": "Success"}}
+
+
+def nncp(name: str, interfaces: list[dict], node_selector: dict | None = None) -> dict:
+    spec: dict[str, Any] = {"desiredState": {"interfaces": interfaces}}
+    if node_selector is not None:
+        spec["nodeSelector"] = node_selector
+    return {"apiVersion": "nmstate.io/v1", "kind": "NodeNetworkConfigurationPolicy", "metadata": _meta(name),
+            "spec": spec}
+
+
+def bond(name: str, ports: list[str], *, controller: str = "") -> dict:
+    entry: dict[str, Any] = {"name": name, "type": "bond", "state": "up",
+                             "link-aggregation": {"mode": "active-backup", "port": ports}}
+    if controller:
+        entry["controller"] = controller
+    return entry
 # ---------------------------------------------------------------- migration readiness
 
 

@@ -79,6 +79,10 @@ def damageable() -> list[dict]:
         b.nns("worker-0", [b.iface("ens3", 1500, controller="br-ex"), b.iface("br-ex", 1500, "ovs-interface"),
                            b.iface("ens4", 9000, controller="br1"), b.iface("br1", 9000, "linux-bridge", ports=["ens4"])]),
         b.cluster_network(1400),
+        b.trident_backend("nas", "ontap-nas-economy", limitVolumeSize="100Gi", limitAggregateUsage="80%",
+                          defaults={"spaceReserve": "none"}, storage=[{"labels": {"tier": "gold"}}]),
+        b.nncp("br-vm", [b.bond("bond1", ["ens5", "ens6"]),
+                         b.iface("br-vm", 1500, "linux-bridge", ports=["bond1"])], {"node-role.kubernetes.io/worker": ""}),
         *scheduling_objects(),
         b.virt_handler_pod("worker-0"),
         b.virt_handler_pod("worker-1", ready=False),
@@ -141,6 +145,12 @@ def planted() -> list[dict]:
         b.vmi("good-load", g, node="good-node", cores=8, memory="80Gi"),
         b.nad("good-net", b.bridge_config("good-net", bridge="br-good"), namespace=g),
         b.nns("good-node", [b.iface("br-good", 9000, "linux-bridge")]),
+        b.trident_backend("good-backend", namespace=g),
+        b.node("good-ovn", cpu="8", memory="64Gi", smt=True),
+        b.nns("good-ovn", [b.iface("br-ex", None, "ovs-bridge", ports=["br-ex", "eno9"]),
+                           b.iface("eno9", 1500, controller="br-ex")]),
+        b.nncp("good-policy", [b.iface("br-bad", 1500, "linux-bridge", ports=["eno9"])],
+               {"kubernetes.io/hostname": "good-ovn"}),
         *planted_scheduling(),
         # migration_capacity: one migration in flight. rebalance_watch: good-load moved twice at the very end
         # of the datetime range, so that no damaged timestamp elsewhere can be newer and close the window.
@@ -181,6 +191,8 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "rhel_nodes": (ObjectRef("Node", "", "good-rhel"), Severity.CRITICAL),
     "mtu_mismatch": (ObjectRef("NetworkAttachmentDefinition", "good", "good-net"), Severity.WARNING),
     "migration_dirty_rate": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.CRITICAL),
+    "trident_volume_limits": (ObjectRef("TridentBackendConfig", "good", "good-backend"), Severity.WARNING),
+    "ovn_linux_bridge": (ObjectRef("NodeNetworkConfigurationPolicy", "", "good-policy"), Severity.CRITICAL),
     "scheduling_constraints": (ObjectRef("VirtualMachine", "good", "good-pinned"), Severity.CRITICAL),
     "strict_vm_limits": (ObjectRef("VirtualMachine", "good", "good-limited"), Severity.CRITICAL),
     "migration_readiness": (ObjectRef("VirtualMachine", "good", "good-vm"), Severity.INFO),  # stopped, RWO disk

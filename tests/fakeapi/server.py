@@ -50,6 +50,7 @@ SHORT_NAMES: dict[str, list[str]] = {
     "hyperconvergeds": ["hco", "hcos"], "datavolumes": ["dv", "dvs"],
     "network-attachment-definitions": ["net-attach-def", "nad"], "nodenetworkstates": ["nns"],
     "migrationpolicies": [], "storageprofiles": [],
+    "tridentbackendconfigs": ["tbc", "tbconfig"], "nodenetworkconfigurationpolicies": ["nncp"],
 }
 CATEGORIES: dict[str, list[str]] = {
     plural: ["all"] for plural in ("pods", "services", "deployments", "daemonsets", "replicasets", "statefulsets",
