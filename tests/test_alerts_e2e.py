@@ -74,6 +74,7 @@ ALERT_CHECK = {
     "OVNodeWithoutRemediation": "node_failure_planning",
     "OVVMNotRestartedAfterNodeFailure": "node_failure_planning",
     "OVControlPlaneNodesShareHost": "control_plane_placement",
+    "OVControlPlaneNodeRunsVMs": "control_plane_vm_workloads",
 }
 
 
@@ -120,7 +121,7 @@ def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
         return "Node", "", labels["node"]
     if name == "OVVMNotRestartedAfterNodeFailure":
         return "VirtualMachine", ns, labels["vm"]
-    if name == "OVControlPlaneNodesShareHost":
+    if name in ("OVControlPlaneNodesShareHost", "OVControlPlaneNodeRunsVMs"):
         return "Node", "", labels["node"]
     raise AssertionError(f"alert {name} is not mapped to an object")
 

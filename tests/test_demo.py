@@ -77,8 +77,12 @@ def test_demo_nodes(demo):
     control = [n for n in state.nodes if any(lbl in _labels(n) for lbl in CONTROL_PLANE)]
     workers = [n for n in state.nodes if WORKER in _labels(n)]
     assert len(control) == 3
-    assert all(any(t.key == "node-role.kubernetes.io/master" and t.effect == "NoSchedule" for t in n.spec.taints)
-               for n in control)
+    # Every control-plane node is tainted NoSchedule, except master-2: left VM-schedulable on purpose
+    # (the planted positive of control_plane_vm_workloads).
+    tainted = [n.metadata.name for n in control if any(
+        t.key == "node-role.kubernetes.io/master" and t.effect == "NoSchedule" for t in n.spec.taints or [])]
+    assert tainted == ["master-0", "master-1"]
+    assert _labels(next(n for n in control if n.metadata.name == "master-2")).get("kubevirt.io/schedulable") == "true"
     assert len(workers) >= 6
     assert all(_labels(n).get("kubevirt.io/schedulable") == "true" for n in workers)
     rhel = [n for n in workers if _labels(n).get("node.openshift.io/os_id") == "rhel"]

@@ -132,6 +132,7 @@ class NodeRow:
     extra_labels: tuple[tuple[str, str], ...] = ()  # more node labels (e.g. for a VM nodeSelector)
     ready: bool = True  # False: the kubelet stopped posting status (Ready Unknown, unreachable taints)
     hypervisor_host: str = ""  # a VM on this ESXi host (label ov-exporter.openshift.io/hypervisor-host); "": bare metal
+    vm_schedulable: bool = False  # a control-plane node left open to VMs: schedulable label, no NoSchedule taint
 
 
 def node(row: NodeRow) -> dict:
@@ -150,6 +151,8 @@ def node(row: NodeRow) -> dict:
         labels["kubevirt.io/ksm-enabled"] = "false"
         labels[SCHEDULABLE] = "true"
     labels.update({"kubernetes.io/arch": "amd64", "kubernetes.io/hostname": row.name, "kubernetes.io/os": "linux"})
+    if row.vm_schedulable:
+        labels[SCHEDULABLE] = "true"
     if row.role == "master":
         labels["node-role.kubernetes.io/control-plane"] = ""
         labels["node-role.kubernetes.io/master"] = ""
@@ -174,7 +177,7 @@ def node(row: NodeRow) -> dict:
         annotations["kubevirt.io/heartbeat"] = stamp(0.0005, "heartbeat", row.name)
     spec: dict = {"providerID": f"vsphere://{uid('vsphere', row.name)}" if row.hypervisor_host
                   else f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}"}
-    if row.role == "master":
+    if row.role == "master" and not row.vm_schedulable:
         spec["taints"] = [{"effect": "NoSchedule", "key": "node-role.kubernetes.io/master"}]
     if not row.ready:
         spec["taints"] = [{"effect": "NoSchedule", "key": "node.kubernetes.io/unreachable",
@@ -1429,7 +1432,9 @@ DEMO_NODES = [
     # DRS moved master-1 next to master-0 during a host maintenance.
     NodeRow("master-0", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.20", hypervisor_host="esxi-01"),
     NodeRow("master-1", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.21", hypervisor_host="esxi-01"),
-    NodeRow("master-2", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.22", hypervisor_host="esxi-02"),
+    # mastersSchedulable was switched on for a test and never switched off: VMs may land next to etcd.
+    NodeRow("master-2", "master", cpu=16, memory_ki=65_842_228, ip="192.168.111.22", hypervisor_host="esxi-02",
+            vm_schedulable=True),
     *_workers(("worker-0", "192.168.111.30"), ("worker-1", "192.168.111.31"), ("worker-2", "192.168.111.32")),
     # The only node certified for SAP HANA (sap-hana-01 selects it with a nodeSelector).
     NodeRow("worker-3", "worker", ip="192.168.111.33", extra_labels=HANA_NODE_LABEL),
@@ -1578,7 +1583,8 @@ GPU_PENDING = ("0/11 nodes are available: 3 node(s) had untolerated taint {node-
 #   worker-0 30 vCPU / 140 GiB    worker-1 64 vCPU (2.00, critical) / 232 GiB
 #   worker-2 44 vCPU (1.38, warning) / 156 GiB    worker-3 34 vCPU / 480 GiB (0.95 of 503 GiB, warning)
 #   worker-4 36 vCPU / 200 GiB    worker-5 30 vCPU / 92 GiB    rhel-worker-0 4 vCPU / 8 GiB
-# Cluster: 242 vCPU on 216 cores (1.12), 1308 GiB on 3271 GiB (0.40): no cluster-wide finding.
+# Cluster: 242 vCPU on 224 cores (1.08), 1308 GiB on 3334 GiB (0.39): no cluster-wide finding
+# (the VM-schedulable master-2 adds its 8 cores and 63 GiB to the cluster totals).
 DEMO_VMS = [
     # prod-web: RWX root disks, VLAN 110 bridge with an explicit MTU
     VMRow("prod-web", "web-frontend-01", "worker-1", (1, 4, 1), 8, disks=(root(),), networks=FRONTEND, dirty_mib=18),
@@ -1837,13 +1843,13 @@ EXPECTATIONS: dict[str, list[Case]] = {
         neg(NODE, "", "worker-3", "34 vCPUs on 32 cores: 1.06 (the memory-heavy node)"),
         neg(NODE, "", "worker-5", "30 vCPUs on 32 cores: 0.94 (no NFD label: 2 threads/core from the config)"),
         neg(NODE, "", "master-0", "control plane, runs no VMIs"),
-        neg("Cluster", "", "cluster", "242 vCPUs on 216 cores: 1.12"),
+        neg("Cluster", "", "cluster", "242 vCPUs on 224 cores (VM-schedulable master-2 included): 1.08"),
     ],
     "memory_overcommit": [
         pos(NODE, "", "worker-3", "warning", "480 GiB of guest memory on 503 GiB: ratio 0.95 > 0.9"),
         neg(NODE, "", "worker-1", "232 GiB on 503 GiB: 0.46 (CPU-overcommitted only)"),
         neg(NODE, "", "worker-0", "140 GiB on 503 GiB: 0.28"),
-        neg("Cluster", "", "cluster", "1308 GiB on 3271 GiB: 0.40"),
+        neg("Cluster", "", "cluster", "1308 GiB on 3334 GiB (VM-schedulable master-2 included): 0.39"),
     ],
     "rhel_nodes": [
         pos(NODE, "", "rhel-worker-0", "critical", "RHEL 8.10 worker, kubevirt.io/schedulable=true, runs two VMIs"),
@@ -1936,6 +1942,8 @@ EXPECTATIONS: dict[str, list[Case]] = {
         pos(NODE, "", "worker-5", "warning",
             "its Machine is in MachineSet ocp-virt-worker-b, which the workers MachineHealthCheck does not select"),
         pos(NODE, "", "rhel-worker-0", "warning", "no Machine (added outside the Machine API) and no NodeHealthCheck"),
+        pos(NODE, "", "master-2", "warning",
+            "VM-schedulable control-plane node (see control_plane_vm_workloads) with no Machine and no NodeHealthCheck"),
         pos(VM, "dev-sandbox", "dev-fedora-01", "info", "running with runStrategy Manual: not restarted after a node failure"),
         neg(NODE, "", "worker-0", "Machine in MachineSet ocp-virt-worker, selected by the workers MachineHealthCheck"),
         neg(NODE, "", "master-0", "control plane, not VM-schedulable"),
@@ -1949,6 +1957,15 @@ EXPECTATIONS: dict[str, list[Case]] = {
             "1 of 3 etcd members"),
         pos(NODE, "", "master-1", "critical", "on esxi-01 with master-0"),
         neg(NODE, "", "master-2", "alone on esxi-02"),
+    ],
+    # A VMI on a master (critical) is covered by tests/checks/test_control_plane_vm_workloads.py; in the demo
+    # it would move every planted CPU and memory number.
+    "control_plane_vm_workloads": [
+        pos(NODE, "", "master-2", "warning",
+            "kubevirt.io/schedulable=true and no NoSchedule control-plane taint (mastersSchedulable left on); "
+            "runs no VMI yet"),
+        neg(NODE, "", "master-0", "NoSchedule control-plane taint, no kubevirt.io/schedulable label, no VMIs"),
+        neg(NODE, "", "master-1", "NoSchedule control-plane taint, no VMIs"),
     ],
 }
 

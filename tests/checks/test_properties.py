@@ -162,6 +162,7 @@ def planted() -> list[dict]:
                labels={"ov-exporter.openshift.io/hypervisor-host": "good-esxi"}),
         b.node("good-master-1", control_plane=True, schedulable=None,
                labels={"ov-exporter.openshift.io/hypervisor-host": "good-esxi"}),
+        b.vmi("good-on-master", g, node="good-master-1", cores=1, memory="1Gi"),
     ]
 
 
@@ -203,6 +204,7 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "vm_right_sizing": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.INFO),
     "node_failure_planning": (ObjectRef("Node", "", "good-node"), Severity.WARNING),  # no health check at all
     "control_plane_placement": (ObjectRef("Node", "", "good-master-0"), Severity.CRITICAL),  # 2 of 2 on one host
+    "control_plane_vm_workloads": (ObjectRef("Node", "", "good-master-1"), Severity.CRITICAL),
 }
 
 
