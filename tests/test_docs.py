@@ -67,3 +67,14 @@ def test_checks_declare_kinds_that_exist_and_the_clusterrole_can_read():
         for key in (*spec.requires, *spec.reads):
             assert key in KIND_BY_KEY, (spec.id, key)
         assert spec.requires, spec.id
+
+
+def test_readme_intro_counts_the_checks():
+    from ov_exporter.checks import CHECKS
+    from ov_exporter.coverage import coverage
+
+    text = (ROOT / "README.md").read_text()
+    words = {16: "Sixteen", 17: "seventeen"}
+    covered = sum(1 for c in coverage() if c.checks)
+    assert f"{words.get(covered, covered)} of the nineteen are" in text
+    assert f"measured by the {len(CHECKS)} checks below" in text
