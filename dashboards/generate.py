@@ -70,6 +70,25 @@ QUERIES: dict[str, str] = {
     "dirty_rate_risk_top": f"topk(20, max by (namespace, vmi) (ov_migration_dirty_rate_risk{{{CNS}}}))",
     "migration_blocked": f"max by (namespace, vm, reason, eviction_strategy) (ov_vm_migration_blocked{{{CNS}}})",
     "migration_blocked_by_reason": f"max by (reason) (ov_vms_migration_blocked_by_reason{{{C}}})",
+    "scheduling_issues": (f"max by (namespace, vm, issue, eviction_strategy) (ov_vm_scheduling_issue{{{CNS}}})"
+                          f" * on (namespace, vm) group_left () max by (namespace, vm) "
+                          f"(ov_vm_scheduling_constraints{{{CNS}}})"),
+    "vmi_unschedulable": f"max by (namespace, vmi, phase) (ov_vmi_unschedulable{{{CNS}}})",
+    "vmi_pending_since": f"max by (namespace, vmi, phase) (ov_vmi_pending_since_timestamp_seconds{{{CNS}}}) * 1000",
+    "vm_limits": f"max by (namespace, vm, resource, source) (ov_vm_resource_limit_ratio{{{CNS}}})",
+    "vm_over_provisioned": f"max by (namespace, vmi, resource) (ov_vm_over_provisioned_usage_ratio{{{CNS}}})",
+    "vm_under_provisioned": f"max by (namespace, vmi, resource) (ov_vm_under_provisioned_usage_ratio{{{CNS}}})",
+    "vmi_not_ready_node": f"max by (namespace, vmi, node) (ov_vmi_on_not_ready_node{{{CNS}}})",
+    "vm_no_restart": f"max by (namespace, vm, run_strategy) (ov_vm_no_restart_after_node_failure{{{CNS}}})",
+    "trident_volume_limit": (f"max by (namespace, backend, driver) "
+                             f"(ov_trident_backend_volume_size_limit_bytes{{{CNS}}})"),
+    "trident_pool_limit": (f"max by (namespace, backend, driver) "
+                           f"(ov_trident_backend_volume_pool_size_limit_bytes{{{CNS}}})"),
+    "trident_aggregate_limit": (f"max by (namespace, backend, driver) "
+                                f"(ov_trident_backend_aggregate_usage_limit_ratio{{{CNS}}})"),
+    "nncp_bridges_default_nic": f"max by (policy) (ov_nncp_default_nic_linux_bridge{{{C}}})",
+    "rebalance_failed": f"max by (namespace, vmim, vmi) (ov_rebalance_failed_migration{{{CNS}}})",
+    "rebalance_repeated": f"max by (namespace, vmi) (ov_rebalance_vm_migrations{{{CNS}}})",
     # ---- overview: overcommit
     "cpu_overcommit_node": f"max by (node) (ov_cpu_overcommit_ratio{{{CN}}})",
     "cpu_overcommit_cluster": f"max(ov_cluster_cpu_overcommit_ratio{{{C}}})",
@@ -319,6 +338,36 @@ def build_overview():
                         description="ov-exporter check --vm NAMESPACE/NAME prints one VM's reasons and fixes",
                         links=_alert_runbook_link("OVVMMigrationBlocked")))
     d = d.with_panel(tb("Blocked VMs per reason", "short", [_prom_table("migration_blocked_by_reason")], w=8))
+    d = d.with_panel(tb("VMs with scheduling issues (value: constraints on the VM)", "short",
+                        [_prom_table("scheduling_issues")], w=12,
+                        links=_alert_runbook_link("OVVMSchedulingConstraints")))
+    d = d.with_panel(tb("Unschedulable VMIs", "short", [_prom_table("vmi_unschedulable")], w=6,
+                        links=_alert_runbook_link("OVVMIUnschedulable")))
+    d = d.with_panel(tb("VMIs waiting to be scheduled since", "dateTimeAsIso", [_prom_table("vmi_pending_since")], w=6,
+                        links=_alert_runbook_link("OVVMIUnschedulable")))
+    d = d.with_panel(tb("VMs with CPU/memory limits (limit / guest)", "percentunit", [_prom_table("vm_limits")], w=12,
+                        links=_alert_runbook_link("OVVMStrictResourceLimits"),
+                        description="Anti-pattern 7: generic scanners ask for limits; on VMs they throttle or OOM-kill"))
+    d = d.with_panel(tb("VMIs on NotReady nodes", "short", [_prom_table("vmi_not_ready_node")], w=6,
+                        links=_alert_runbook_link("OVVMIOnNotReadyNode")))
+    d = d.with_panel(tb("VMs not restarted after a node failure", "short", [_prom_table("vm_no_restart")], w=6,
+                        links=_alert_runbook_link("OVVMNotRestartedAfterNodeFailure")))
+    d = d.with_panel(tb("Over-provisioned VMs (used / requested)", "percentunit", [_prom_table("vm_over_provisioned")],
+                        w=12, links=_alert_runbook_link("OVVMOverProvisioned")))
+    d = d.with_panel(tb("Under-provisioned VMs (used / requested)", "percentunit",
+                        [_prom_table("vm_under_provisioned")], w=12, links=_alert_runbook_link("OVVMUnderProvisioned")))
+    d = d.with_panel(tb("Trident backends: volume size limit (0 = unlimited)", "bytes",
+                        [_prom_table("trident_volume_limit")], w=8,
+                        links=_alert_runbook_link("OVTridentBackendWithoutVolumeLimit")))
+    d = d.with_panel(tb("Trident economy backends: pool size limit (0 = unlimited)", "bytes",
+                        [_prom_table("trident_pool_limit")], w=8,
+                        links=_alert_runbook_link("OVTridentBackendWithoutVolumeLimit")))
+    d = d.with_panel(tb("Trident ONTAP backends: aggregate usage limit (0 = none)", "percentunit",
+                        [_prom_table("trident_aggregate_limit")], w=8,
+                        links=_alert_runbook_link("OVTridentBackendWithoutAggregateLimit")))
+    d = d.with_panel(tb("NodeNetworkConfigurationPolicies bridging the default NIC (nodes affected)", "short",
+                        [_prom_table("nncp_bridges_default_nic")], w=24,
+                        links=_alert_runbook_link("OVNodeNetworkPolicyBridgesDefaultNIC")))
     d = d.with_row(db.Row("Exporter health"))
     d = d.with_panel(st("Exporter targets up", "bool", [_target("exporter_up", "{{instance}}", instant=True)],
                         thresholds=STATUS))
@@ -411,6 +460,11 @@ def build_post_rebalance():
     d = d.with_panel(ts("Allocation spread (max - min across VM nodes)", "percentunit",
                         [_target("ov_alloc_spread", "{{resource}}")]))
     d = d.with_panel(ts("Running VMIs per node", "short", [_target("ov_running_vmis_node", "{{node}}")], w=24))
+    d = d.with_panel(tb("Migrations failed in the watch window", "short", [_prom_table("rebalance_failed")],
+                        links=_alert_runbook_link("OVRebalanceWatchMigrationFailed")))
+    d = d.with_panel(tb("VMs migrated more than once in the watch window", "short",
+                        [_prom_table("rebalance_repeated")],
+                        links=_alert_runbook_link("OVRebalanceWatchVMMigratedRepeatedly")))
     return d
 
 

@@ -417,3 +417,15 @@ def test_console_graphs_keep_the_seed_threshold_lines():
     rebalance, _ = gen.console_variant(DASHES["ov-post-rebalance"])
     types = {p["title"]: p["type"] for p in rebalance["panels"]}
     assert types["Migrations succeeded"] == types["Migrations failed"] == "singlestat"  # count(...) or vector(0)
+
+
+def test_every_per_object_family_has_a_panel():
+    """Offenders of every check are visible somewhere (a table over the per-object family)."""
+    used = set()
+    for dash in DASHES.values():
+        for panel in _panels(dash):
+            for target in panel.get("targets", []):
+                used |= _metric_names(target["expr"])
+    missing = sorted(exposition_name(f) for spec in CHECKS for f in spec.families
+                     if f.per_object and exposition_name(f) not in used)
+    assert not missing, f"per-object families without a dashboard panel: {missing}"
