@@ -1,5 +1,7 @@
 """`make bench`: load, evaluate and render a synthetic cluster at the scale users run
-(500 nodes, 10,000 VMs by default) and print a table. Measures, never asserts.
+(500 nodes, 10,000 VMs by default, with a virt-handler pod, a Machine and a PodMetrics
+per node or VMI, 2,025 migrations and 20 Trident backends) and print a table.
+Measures, never asserts.
 
     python -m tests.bench [--nodes 500] [--vms 10000] [--repeat 3]
 """
@@ -93,9 +95,50 @@ def synthetic(root: Path, nodes: int, vms: int) -> int:
            "spec": {"config": json.dumps({"cniVersion": "0.3.1", "name": "br1-net", "type": "cnv-bridge",
                                           "bridge": "br1"})}}
     nads = [dict(nad, metadata={"name": "br1-net", "namespace": f"tenant-{t:03d}"}) for t in range(200)]
+    # What the newer checks read: a virt-handler pod and a Machine per node, one MachineHealthCheck,
+    # a PodMetrics per VMI, 2,000 finished and 25 running migrations (a large rebalance), Trident backends.
+    handler_items = [{"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": f"virt-handler-{n:05d}", "namespace": "openshift-cnv", "uid": f"vh-{n}",
+        "labels": {"kubevirt.io": "virt-handler"}}, "spec": {"nodeName": f"worker-{n:03d}"},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False" if n == 1 else "True"}]}}
+        for n in range(nodes)]
+    machine_items = [{"apiVersion": "machine.openshift.io/v1beta1", "kind": "Machine", "metadata": {
+        "name": f"ocp-worker-{n:03d}", "namespace": "openshift-machine-api", "uid": f"m-{n}",
+        "labels": {"machine.openshift.io/cluster-api-machineset": "workers-a" if n % 10 else "workers-b"}},
+        "status": {"nodeRef": {"name": f"worker-{n:03d}"}, "phase": "Running"}} for n in range(nodes)]
+    machine_items.append({"apiVersion": "machine.openshift.io/v1beta1", "kind": "MachineHealthCheck", "metadata": {
+        "name": "workers", "namespace": "openshift-machine-api", "uid": "mhc-1"},
+        "spec": {"selector": {"matchLabels": {"machine.openshift.io/cluster-api-machineset": "workers-a"}},
+                 "maxUnhealthy": "40%"}})
+    metrics_items = [{"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics", "metadata": {
+        "name": f"virt-launcher-vm-{v:05d}-abcde", "namespace": f"tenant-{v % 200:03d}",
+        "labels": {"kubevirt.io": "virt-launcher", "kubevirt.io/created-by": f"vmi-{v}",
+                   "vm.kubevirt.io/name": f"vm-{v:05d}"}},
+        "timestamp": "2026-11-26T10:00:00Z", "window": "30s",
+        "containers": [{"name": "compute", "usage": {"cpu": f"{(v % 40) * 100}m", "memory": f"{2 + v % 15}Gi"}}]}
+        for v in range(vms)]
+    vmim_items = []
+    for m in range(2025):
+        v = (m * 7) % vms
+        running = m >= 2000
+        state = {"sourceNode": f"worker-{v % nodes:03d}", "targetNode": f"worker-{(v + 1) % nodes:03d}",
+                 "startTimestamp": f"2026-11-26T{m % 10:02d}:{m % 60:02d}:00Z"}
+        if not running:
+            state |= {"endTimestamp": f"2026-11-26T{m % 10:02d}:{m % 60:02d}:30Z", "completed": True}
+        vmim_items.append({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration", "metadata": {
+            "name": f"mig-{m:05d}", "namespace": f"tenant-{v % 200:03d}", "uid": f"vmim-{m}"},
+            "spec": {"vmiName": f"vm-{v:05d}"},
+            "status": {"phase": "Running" if running else ("Failed" if m % 50 == 0 else "Succeeded"),
+                       "migrationState": state}})
+    trident_items = [{"apiVersion": "trident.netapp.io/v1", "kind": "TridentBackendConfig", "metadata": {
+        "name": f"backend-{b}", "namespace": "trident", "uid": f"tbc-{b}"},
+        "spec": {"storageDriverName": "ontap-nas-economy" if b % 2 else "ontap-nas",
+                 **({"limitVolumeSize": "2Ti"} if b % 3 else {})}} for b in range(20)]
     total = 0
     for name, items in (("nodes", node_items), ("vms", vm_items), ("vmis", vmi_items), ("pvcs", pvc_items),
-                        ("nns", nns_items), ("nads", nads)):
+                        ("nns", nns_items), ("nads", nads), ("virt-handlers", handler_items),
+                        ("machines", machine_items), ("podmetrics", metrics_items), ("vmims", vmim_items),
+                        ("trident", trident_items)):
         data = json.dumps({"apiVersion": "v1", "kind": "List", "items": items}).encode()
         (root / f"{name}.json").write_bytes(data)
         total += len(data)
