@@ -1,5 +1,5 @@
-"""Kubernetes selector semantics for the scheduling and limits checks: label selectors
-(namespaces), node selector terms (node affinity) and taints versus tolerations.
+"""Kubernetes selector semantics shared by the checks: label selectors (namespaces,
+health checks), node selector terms (node affinity) and taints versus tolerations.
 Pure functions over records."""
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ..store import ClusterState
 from ._k8s import (cluster_eviction_strategy, cpu_allocation_ratio, labels, migration_setting, ref,
                    vm_schedulable_nodes, vmi_dedicated, vmi_guest_memory, vmi_node, vmi_vcpus)
+from ._selectors import node_term_matches
 from .rwo_vm_disks import vm_disks
 
 GI = 2**30
@@ -107,28 +108,6 @@ REMEDIATION: dict[str, str] = {
 # ---------------------------------------------------------------- node matching
 
 
-def _requirement_matches(req: Any, node_labels: dict[str, str], node_name: str, is_field: bool) -> bool:
-    value = node_name if is_field else node_labels.get(req.key)
-    has = (req.key == "metadata.name") if is_field else req.key in node_labels
-    values = req.values or []
-    op = req.operator
-    if op == "In":
-        return has and value in values
-    if op == "NotIn":
-        return not has or value not in values
-    if op == "Exists":
-        return has
-    if op == "DoesNotExist":
-        return not has
-    if op in ("Gt", "Lt"):
-        try:
-            number, bound = int(value or ""), int(values[0])
-        except (ValueError, IndexError):
-            return False
-        return number > bound if op == "Gt" else number < bound
-    return False  # unknown operator: the scheduler rejects it too
-
-
 def node_matches(spec: Any, node: Any) -> bool:
     """nodeSelector and required node affinity (terms ORed, requirements ANDed)."""
     node_labels = labels(node)
@@ -140,15 +119,7 @@ def node_matches(spec: Any, node: Any) -> bool:
     terms = (required.node_selector_terms if required else None) or []
     if not terms:
         return True
-    name = node.metadata.name
-    for term in terms:
-        exprs, fields = term.match_expressions or [], term.match_fields or []
-        if not exprs and not fields:
-            continue  # an empty term matches no objects
-        if all(_requirement_matches(r, node_labels, name, False) for r in exprs) and \
-                all(_requirement_matches(r, node_labels, name, True) for r in fields):
-            return True
-    return False
+    return any(node_term_matches(term, node.metadata.name, node_labels) for term in terms)
 
 
 def _constrained(spec: Any) -> bool:

@@ -12,6 +12,7 @@ from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
 from ..store import ClusterState
 from ._k8s import annotations, labels, ref, vm_schedulable_nodes, vmi_node
+from ._selectors import label_selector_matches
 
 MACHINES = "machines.machine.openshift.io"
 MHCS = "machinehealthchecks.machine.openshift.io"
@@ -44,28 +45,8 @@ NO_RESTART = Family(
 
 
 def selector_matches(selector: Any, lbls: dict[str, str]) -> bool:
-    """metav1.LabelSelector semantics: None matches nothing, an empty selector everything.
-    An unknown operator matches nothing (as the API server would reject it)."""
-    if selector is None:
-        return False
-    for key, value in (selector.match_labels or {}).items():
-        if lbls.get(key) != value:
-            return False
-    for req in selector.match_expressions or []:
-        values = req.values or []
-        if req.operator == "In":
-            ok = req.key in lbls and lbls[req.key] in values
-        elif req.operator == "NotIn":
-            ok = req.key not in lbls or lbls[req.key] not in values
-        elif req.operator == "Exists":
-            ok = req.key in lbls
-        elif req.operator == "DoesNotExist":
-            ok = req.key not in lbls
-        else:
-            return False
-        if not ok:
-            return False
-    return True
+    """metav1.LabelSelector semantics: None matches nothing, an empty selector everything."""
+    return selector is not None and label_selector_matches(selector, lbls)
 
 
 def _blocks_all(limit: Any) -> bool:
