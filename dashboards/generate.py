@@ -114,6 +114,9 @@ QUERIES: dict[str, str] = {
                            f"(kubevirt_vmi_migration_end_time_seconds{{{CNS}}}) * 1000",
     "window_active": f"max(cluster:ov_post_rebalance_window:active{{{C}}}) or vector(0)",
     "cpu_util_node": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}})",
+    # node_exporter's instance is the node name on OpenShift (as in ov_exporter.rebalance).
+    "mem_util_node": (f'max by (node) (label_replace(instance:ov_node_memory_utilisation:ratio{{{C}}}, "node", "$1", '
+                      f'"instance", "([^:]+)(:[0-9]+)?") and on (node) ov_node_physical_cpu_cores{{{CN}}})'),
     "cpu_util_before": BEFORE_AFTER["cpu"]["before"],
     "cpu_util_now": BEFORE_AFTER["cpu"]["now"],
     "cpu_util_change": BEFORE_AFTER["cpu"]["change"],
@@ -414,6 +417,9 @@ def build_post_rebalance():
                         thresholds=_thresholds((None, "green"), (0.8, "red"))))
     d = d.with_panel(ts("CPU spread (busiest - idlest VM node)", "percentunit",
                         [_target("cpu_spread", "spread"), _target("cpu_spread_avg1h", "1 h average", ref="B")]))
+    d = d.with_panel(ts("Memory utilisation per VM node (node_exporter)", "percentunit",
+                        [_target("mem_util_node", "{{node}}")], thresholds=_thresholds((None, "green"), (0.85, "red")),
+                        description="Red line: 85 %, the overload line of the seed's companion guidance"))
     d = d.with_panel(ts("Guest memory placed per node", "percentunit", [_target("mem_alloc_node", "{{node}}")],
                         thresholds=OVERCOMMIT_MEM))
     d = d.with_panel(ts("VM vCPUs per node", "short", [_target("vcpus_per_node", "{{node}}")]))
