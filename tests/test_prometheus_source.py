@@ -118,7 +118,8 @@ async def test_bearer_token_file_is_sent_and_reread(tmp_path):
             assert await prom.query(session) == {}
             token.write_text("rotated")
             await prom.query(session)
-        assert seen == ["Bearer first", "Bearer rotated"]
+        # One token read per round of queries (the selector query and the derived CPU-rate query).
+        assert seen == ["Bearer first", "Bearer first", "Bearer rotated", "Bearer rotated"]
     finally:
         await runner.cleanup()
 
@@ -133,3 +134,51 @@ async def test_unreachable_prometheus_times_out_quickly():
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_vmi_cpu_rate_is_queried_from_a_real_prometheus(tmp_path):
+    """A counter needs rate(): the source asks Prometheus for it and keeps the answer
+    under its derived name, in cores per VMI."""
+    from ov_exporter import upstream
+
+    started = time.monotonic()
+
+    async def handler(request: web.Request) -> web.Response:
+        elapsed = time.monotonic() - started  # 1.5 cores busy on vm-a, 0.25 on vm-b
+        return web.Response(content_type="text/plain", text="\n".join([
+            "# TYPE kubevirt_vmi_cpu_usage_seconds_total counter",
+            f'kubevirt_vmi_cpu_usage_seconds_total{{namespace="team-1",name="vm-a",node="w1"}} {1.5 * elapsed}',
+            f'kubevirt_vmi_cpu_usage_seconds_total{{namespace="team-1",name="vm-b",node="w1"}} {0.25 * elapsed}',
+        ]) + "\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    target = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    prometheus = Prometheus(tmp_path, [target], job="kubevirt")
+    source = PrometheusSamples(prometheus.url, timeout=2)
+    try:
+        deadline = time.monotonic() + 60
+        async with aiohttp.ClientSession() as session:
+            while True:
+                try:
+                    samples = await source.query(session)
+                except aiohttp.ClientError:
+                    samples = {}
+                rates = {s.labels["name"]: s.value for s in samples.get(upstream.VMI_CPU_USAGE_RATE, [])}
+                if len(rates) == 2:
+                    break
+                assert time.monotonic() < deadline, "Prometheus never answered the rate query"
+                await asyncio.sleep(0.5)
+        # rate() over [5m] divides by the whole window, so a series seconds old reads low in absolute
+        # terms; the per-VMI proportion (1.5 : 0.25 cores) shows each VMI got its own rate.
+        assert rates["vm-a"] > 0 and rates["vm-a"] / rates["vm-b"] == pytest.approx(6, rel=0.1)
+        assert all(s.labels == {"namespace": "team-1", "name": s.labels["name"]}
+                   for s in samples[upstream.VMI_CPU_USAGE_RATE])
+        assert upstream.VMI_CPU_USAGE not in samples  # the raw counter is not kept
+    finally:
+        prometheus.stop()
+        await runner.cleanup()

@@ -23,3 +23,9 @@ WANTED = frozenset((DIRTY_RATE, *MIGRATION_DIRTY_RATE, *MIGRATION_TRANSFER_RATE,
 # Guest memory in use as the domain sees it (KubeVirt virt-handler; labels namespace, name).
 VMI_MEMORY_USED = "kubevirt_vmi_memory_used_bytes"
 WANTED = WANTED | {VMI_MEMORY_USED}
+
+# vCPU + hypervisor CPU time of a VMI (KubeVirt virt-handler, counter; labels namespace, name).
+VMI_CPU_USAGE = "kubevirt_vmi_cpu_usage_seconds_total"
+# Its 5-minute rate per VMI, in cores: a second query of the live Prometheus source
+# (a counter needs rate(), which the one selector query cannot give). The name is ours.
+VMI_CPU_USAGE_RATE = "ov:kubevirt_vmi_cpu_usage:rate5m"

@@ -160,3 +160,18 @@ def test_a_snapshot_with_oc_get_podmetrics_output_is_judged_and_core_pods_are_no
     assert [(f.obj, f.severity) for f in result.findings] == [(ref("big"), Severity.INFO)]
     assert {s.labels: round(s.value, 4) for s in result.samples if s.family == OVER} == {
         (NS, "big", "cpu"): round(0.123456789 / 8, 4), (NS, "big", "memory"): round(1 / 32, 4)}
+
+
+def test_cpu_from_the_prometheus_rate_where_no_podmetrics_exists():
+    samples = {upstream.VMI_CPU_USAGE_RATE: [metric(0.2, name="idle"), metric(3.9, name="busy")],
+               upstream.VMI_MEMORY_USED: [metric(4 * GI, name="idle"), metric(4 * GI, name="busy")]}
+    out = run(vmi("idle", cores=4, memory="8Gi"), vmi("busy", cores=4, memory="8Gi"), samples=samples)
+    assert series(out, OVER) == {(NS, "idle", "cpu"): pytest.approx(0.05)}
+    assert series(out, UNDER) == {(NS, "busy", "cpu"): pytest.approx(0.975)}
+    assert severities(out) == {"idle": Severity.INFO, "busy": Severity.WARNING}
+    assert series(out, CORES) == {("requested",): 8.0, ("used",): pytest.approx(4.1)}
+    # The CPU rate alone is enough to judge; PodMetrics, where present, win over it.
+    out = run(vmi("idle", cores=4, memory="8Gi"), samples={upstream.VMI_CPU_USAGE_RATE: [metric(0.2, name="idle")]})
+    assert severities(out) == {"idle": Severity.INFO}
+    out = run(vmi("idle", cores=4, memory="8Gi"), pod_metrics("idle", cpu="2", memory="4Gi"), samples=samples)
+    assert series(out, OVER) == {} and series(out, UNDER) == {}

@@ -1,9 +1,10 @@
 """Anti-pattern 8: VMs sized without looking at what they use (requested vs used).
 
 Usage comes from the metrics API (PodMetrics of the virt-launcher pods: CPU cores and
-working-set memory of the pod) and, for memory, from KubeVirt's
-`kubevirt_vmi_memory_used_bytes` when a Prometheus source gives it (the guest's own
-view, preferred). Requested is the VMI's vCPU count and guest memory. Both are one
+working-set memory of the pod) and from a Prometheus source: for memory KubeVirt's
+`kubevirt_vmi_memory_used_bytes` (the guest's own view, preferred over the pod's), for
+CPU the 5-minute rate of `kubevirt_vmi_cpu_usage_seconds_total` where no PodMetrics
+exists. Requested is the VMI's vCPU count and guest memory. Both are one
 sample (the metrics API averages over its window); the alerts' `for:` durations turn
 them into "over time".
 """
@@ -69,9 +70,10 @@ def _max(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
 
 
-def _guest_memory_used(state: ClusterState) -> dict[tuple[str, str], float]:
+def _latest(state: ClusterState, metric: str) -> dict[tuple[str, str], float]:
+    """The newest valid sample of a per-VMI metric, by (namespace, name)."""
     latest: dict[tuple[str, str], tuple[float, float]] = {}
-    for s in (state.samples or {}).get(upstream.VMI_MEMORY_USED, ()):
+    for s in (state.samples or {}).get(metric, ()):
         key = (s.labels.get("namespace", ""), s.labels.get("name", ""))
         ts = s.timestamp or 0.0
         if key[1] and math.isfinite(s.value) and s.value >= 0 and (key not in latest or ts >= latest[key][0]):
@@ -81,10 +83,12 @@ def _guest_memory_used(state: ClusterState) -> dict[tuple[str, str], float]:
 
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     pods = _pod_usage(state)
-    guest_used = _guest_memory_used(state)
-    if not pods and not guest_used:
+    guest_used = _latest(state, upstream.VMI_MEMORY_USED)
+    cpu_rate = _latest(state, upstream.VMI_CPU_USAGE_RATE)
+    if not pods and not guest_used and not cpu_rate:
         why = state.absent.get(PODMETRICS) or "no PodMetrics of virt-launcher pods"
-        raise NotApplicable(f"no VM usage: {why}, and no {upstream.VMI_MEMORY_USED} samples")
+        raise NotApplicable(f"no VM usage: {why}, and no {upstream.VMI_MEMORY_USED} or "
+                            f"{upstream.VMI_CPU_USAGE} samples from Prometheus")
     t = config.thresholds
     out = CheckOutput()
     counts = {(r, v): 0 for r in RESOURCES for v in ("over", "under", "ok")}
@@ -96,6 +100,8 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         cpu_used, mem_used = pods.get(vmi.metadata.uid) or pods.get(key) or (None, None)
         if key in guest_used:
             mem_used = guest_used[key]
+        if cpu_used is None and key in cpu_rate:
+            cpu_used = cpu_rate[key]
         vcpus, guest = vmi_vcpus(vmi), vmi_guest_memory(vmi)
         measured = {"cpu": (cpu_used, float(vcpus)), "memory": (mem_used, guest)}
         obj = ref("VirtualMachineInstance", vmi)

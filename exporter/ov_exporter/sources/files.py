@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from .. import upstream
 from ..records import KINDS, KindInfo, convert, decode_json, kind_for, selector_matches
 from ..store import MetricSample, Samples, Store
-from .promql import parse_query_data
+from .promql import DERIVED_QUERIES, parse_query_data
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class FileLoader:
     # ------------------------------------------------------------ samples
 
     def _keep(self, name: str, labels: dict[str, str], value: float, ts: float | None) -> None:
-        if name in upstream.WANTED:
+        if name in upstream.WANTED or name in DERIVED_QUERIES:  # derived: as `snapshot --out` writes them
             self.samples.setdefault(name, []).append(MetricSample(labels, value, ts))
 
     def _load_exposition(self, rel: str, data: bytes) -> None:

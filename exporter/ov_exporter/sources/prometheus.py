@@ -1,8 +1,9 @@
-"""Prometheus (or the OpenShift Thanos querier) as the source of dirty-rate samples.
+"""Prometheus (or the OpenShift Thanos querier) as the source of dirty-rate and usage samples.
 
 One instant query for every series the checks read, under all their historical names,
-on its own interval, with a bounded timeout. A failure fails only the checks that use
-samples (`migration_dirty_rate`); the rest of the exporter carries on.
+plus one per derived series (the VMIs' CPU rate), on its own interval, with a bounded
+timeout. A failure fails only the checks that use samples (`migration_dirty_rate`);
+the rest of the exporter carries on.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from ..store import Samples, Store
-from .promql import WANTED_QUERY, parse_query_data
+from .promql import DERIVED_QUERIES, WANTED_QUERY, parse_query_data
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +40,22 @@ class PrometheusSamples:
     def _ssl(self) -> ssl.SSLContext | None:
         return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
 
-    async def query(self, session: aiohttp.ClientSession) -> Samples:
-        headers = await asyncio.to_thread(self._headers)
-        async with session.get(f"{self.url}/api/v1/query", params={"query": WANTED_QUERY}, headers=headers,
+    async def _instant(self, session: aiohttp.ClientSession, query: str, headers: dict[str, str]) -> object:
+        async with session.get(f"{self.url}/api/v1/query", params={"query": query}, headers=headers,
                                timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
             body = await resp.json(content_type=None)
             if resp.status != 200 or not isinstance(body, dict) or body.get("status") != "success":
                 error = body.get("error") if isinstance(body, dict) else None
-                raise RuntimeError(f"HTTP {resp.status}: {error or 'unexpected answer'}")
+                raise RuntimeError(f"HTTP {resp.status}: {error or 'unexpected answer'} (query {query})")
+        return body.get("data")
+
+    async def query(self, session: aiohttp.ClientSession) -> Samples:
+        headers = await asyncio.to_thread(self._headers)
         samples: Samples = {}
-        for problem in parse_query_data(body.get("data"), samples):
-            log.warning("%s: %s", self.describe(), problem)
+        for name, query in ((None, WANTED_QUERY), *DERIVED_QUERIES.items()):
+            data = await self._instant(session, query, headers)
+            for problem in parse_query_data(data, samples, name):
+                log.warning("%s: %s", self.describe(), problem)
         return samples
 
     async def run(self, store: Store) -> None:

@@ -9,22 +9,27 @@ from ..store import MetricSample, Samples
 
 # One query for every series the checks read, under all their historical names.
 WANTED_QUERY = '{__name__=~"%s"}' % "|".join(sorted(upstream.WANTED))
+# Queries whose answers carry no metric name (aggregations): the name they are kept under.
+DERIVED_QUERIES = {
+    upstream.VMI_CPU_USAGE_RATE: f"sum by (namespace, name) (rate({upstream.VMI_CPU_USAGE}[5m]))",
+}
 
 
-def parse_query_data(data: Any, samples: Samples) -> list[str]:
+def parse_query_data(data: Any, samples: Samples, name: str | None = None) -> list[str]:
     """Add the wanted series of a query's `data` (vector or matrix) to samples;
-    return one message per malformed series (the others are kept)."""
+    return one message per malformed series (the others are kept). `name` keeps the
+    answer of a DERIVED_QUERIES entry, whose series have no metric name."""
     if not isinstance(data, dict) or not isinstance(data.get("result"), list):
         return ["no `data.result` list in the Prometheus answer"]
     errors: list[str] = []
     for i, series in enumerate(data["result"]):
         try:
             metric = {str(k): str(v) for k, v in series["metric"].items()}
-            name = metric.pop("__name__", "")
+            series_name = metric.pop("__name__", "") or name or ""
             points = [series["value"]] if "value" in series else series["values"][-1:]
             for ts, value in points:
-                if name in upstream.WANTED:
-                    samples.setdefault(name, []).append(MetricSample(metric, float(value), float(ts)))
+                if series_name in upstream.WANTED or series_name == name:
+                    samples.setdefault(series_name, []).append(MetricSample(metric, float(value), float(ts)))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             errors.append(f"data.result[{i}]: malformed series: {exc!r}")
     return errors
