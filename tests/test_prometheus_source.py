@@ -34,8 +34,13 @@ async def virt_handler_metrics() -> tuple[web.AppRunner, str]:
         'kubevirt_vmi_migration_disk_transfer_rate_bytes{namespace="team-0",name="vm-03",node="w1"} 1e8',
     ]) + "\n"
 
+    return await serve_metrics(lambda: body)
+
+
+async def serve_metrics(body) -> tuple[web.AppRunner, str]:
+    """Serve body() as Prometheus text on /metrics; (runner, host:port)."""
     async def handler(request: web.Request) -> web.Response:
-        return web.Response(text=body, content_type="text/plain")
+        return web.Response(text=body(), content_type="text/plain")
 
     app = web.Application()
     app.router.add_get("/metrics", handler)
@@ -143,21 +148,15 @@ async def test_vmi_cpu_rate_is_queried_from_a_real_prometheus(tmp_path):
 
     started = time.monotonic()
 
-    async def handler(request: web.Request) -> web.Response:
+    def body() -> str:
         elapsed = time.monotonic() - started  # 1.5 cores busy on vm-a, 0.25 on vm-b
-        return web.Response(content_type="text/plain", text="\n".join([
+        return "\n".join([
             "# TYPE kubevirt_vmi_cpu_usage_seconds_total counter",
             f'kubevirt_vmi_cpu_usage_seconds_total{{namespace="team-1",name="vm-a",node="w1"}} {1.5 * elapsed}',
             f'kubevirt_vmi_cpu_usage_seconds_total{{namespace="team-1",name="vm-b",node="w1"}} {0.25 * elapsed}',
-        ]) + "\n")
+        ]) + "\n"
 
-    app = web.Application()
-    app.router.add_get("/metrics", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    target = f"127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    runner, target = await serve_metrics(body)
     prometheus = Prometheus(tmp_path, [target], job="kubevirt")
     source = PrometheusSamples(prometheus.url, timeout=2)
     try:

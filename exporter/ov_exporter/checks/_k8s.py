@@ -77,6 +77,12 @@ def threads_per_core(node: Any, config: Config) -> tuple[int, str]:
 # ---------------------------------------------------------------- VMIs
 
 
+def vm_template_spec(vm: Any) -> Any | None:
+    """spec.template.spec of a VirtualMachine (the VMI spec it creates), or None."""
+    template = vm.spec.template if vm.spec else None
+    return template.spec if template else None
+
+
 def vmi_node(vmi: Any) -> str:
     status = vmi.status
     if status is None or not status.node_name or status.phase not in ACTIVE_VMI_PHASES:

@@ -13,7 +13,7 @@ from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ..store import ClusterState
 from ._k8s import (cluster_eviction_strategy, cpu_allocation_ratio, labels, migration_setting, ref,
-                   vm_schedulable_nodes, vmi_dedicated, vmi_guest_memory, vmi_node, vmi_vcpus)
+                   vm_schedulable_nodes, vm_template_spec, vmi_dedicated, vmi_guest_memory, vmi_node, vmi_vcpus)
 from ._selectors import node_term_matches
 from .rwo_vm_disks import vm_disks
 
@@ -256,8 +256,7 @@ def verdicts(state: ClusterState, config: Config) -> dict[tuple[str, str], Verdi
     result: dict[tuple[str, str], Verdict] = {}
     for vm in state.vms:
         ns, name = vm.metadata.namespace, vm.metadata.name
-        template = vm.spec.template if vm.spec else None
-        spec = template.spec if template else None
+        spec = vm_template_spec(vm)
         own = spec.eviction_strategy if spec else None
         verdict = Verdict(ns, name, own or default_strategy.value,
                           "set on the VM" if own else f"cluster default from {default_strategy.source}")

@@ -8,7 +8,7 @@ from typing import Any
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ..store import ClusterState
-from ._k8s import ref, vm_schedulable_nodes
+from ._k8s import ref, vm_schedulable_nodes, vm_template_spec
 
 MISMATCH = Family("ov_mtu_mismatch", "gauge",
                   "Nodes where the MTU a NetworkAttachmentDefinition gives VMs differs from the MTU of the host "
@@ -145,7 +145,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             out.findings.append(Finding(SPEC.id, Severity.WARNING, obj, f"{detail} on {shown}"))
 
     for vm in state.vms:
-        spec = vm.spec.template.spec if vm.spec and vm.spec.template else None
+        spec = vm_template_spec(vm)
         if spec is None:
             continue
         ns = vm.metadata.namespace

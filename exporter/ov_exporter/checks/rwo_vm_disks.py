@@ -6,7 +6,7 @@ from typing import Any
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
 from ..store import ClusterState
-from ._k8s import LIVE_MIGRATING_STRATEGIES, annotations, cluster_eviction_strategy, ref
+from ._k8s import LIVE_MIGRATING_STRATEGIES, annotations, cluster_eviction_strategy, ref, vm_template_spec
 
 RWX = "ReadWriteMany"
 DEFAULT_VIRT_CLASS = "storageclass.kubevirt.io/is-default-virt-class"
@@ -89,8 +89,7 @@ def access_modes(state: ClusterState, namespace: str, claim: str, vmi: Any,
 def vm_disks(state: ClusterState, vm: Any) -> tuple[list[str], list[str]]:
     """(claims without RWX, each "claim (modes from source)"; claims whose modes are unknown)
     of a VM's PVC and DataVolume volumes. Shared with migration_readiness."""
-    template = vm.spec.template if vm.spec else None
-    spec = template.spec if template else None
+    spec = vm_template_spec(vm)
     rwo: list[str] = []
     unknown: list[str] = []
     if spec is None:
@@ -117,8 +116,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     default_strategy = cluster_eviction_strategy(state)
     for vm in state.vms:
-        template = vm.spec.template if vm.spec else None
-        spec = template.spec if template else None
+        spec = vm_template_spec(vm)
         if spec is None:
             continue
         ns, name = vm.metadata.namespace, vm.metadata.name

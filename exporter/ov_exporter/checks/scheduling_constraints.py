@@ -8,7 +8,7 @@ from typing import Any
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ..store import ClusterState
-from ._k8s import cluster_eviction_strategy, labels, ref, vm_schedulable_nodes
+from ._k8s import cluster_eviction_strategy, labels, ref, vm_schedulable_nodes, vm_template_spec
 from ._selectors import node_term_matches, tolerates
 
 PENDING_PHASES = ("Pending", "Scheduling")
@@ -155,8 +155,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     nodes = sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name)
     pinned_count = 0
     for vm in state.vms:
-        template = vm.spec.template if vm.spec else None
-        spec = template.spec if template else None
+        spec = vm_template_spec(vm)
         if spec is None:
             continue
         ns, name = vm.metadata.namespace, vm.metadata.name

@@ -7,7 +7,7 @@ from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ..quantity import Quantity
 from ..store import ClusterState
-from ._k8s import guest_memory, labels, ref, setting
+from ._k8s import guest_memory, labels, ref, setting, vm_template_spec
 from ._selectors import label_selector_matches
 
 GI = 2**30
@@ -54,8 +54,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     ns_labels = {ns.metadata.name: labels(ns) for ns in state.namespaces}
     counts = {"vm": 0, "auto": 0}
     for vm in state.vms:
-        template = vm.spec.template if vm.spec else None
-        spec = template.spec if template else None
+        spec = vm_template_spec(vm)
         if spec is None:
             continue
         ns, name = vm.metadata.namespace, vm.metadata.name

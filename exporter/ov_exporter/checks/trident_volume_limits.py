@@ -70,6 +70,18 @@ def _set(value: Any) -> bool:
     return value is not None and value != ""
 
 
+def _limit(raw: Any, parse, field: str, missing: str, invalid: str, problems: list[str]) -> float:
+    """A limit field's value (0 = none applies); a missing or invalid one adds its message to problems."""
+    if not _set(raw):
+        problems.append(missing)
+        return 0.0
+    try:
+        return parse(raw)
+    except LimitInvalid as exc:
+        problems.append(f"spec.{field} {exc}: {invalid}")
+        return 0.0
+
+
 def _misplaced(spec: Any) -> list[str]:
     """Limit fields under spec.defaults or spec.storage[]: Trident reads backend limits from
     the top level of the backend config only, so there they limit nothing."""
@@ -98,42 +110,24 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         warnings: list[str] = []
         infos: list[str] = []
 
-        size = 0.0
-        raw = spec.limit_volume_size if spec else None
-        if _set(raw):
-            try:
-                size = parse_size(raw)
-            except LimitInvalid as exc:
-                warnings.append(f"spec.limitVolumeSize {exc}: no volume size limit applies")
-        else:
-            warnings.append("no spec.limitVolumeSize: a single PVC can request any size")
+        size = _limit(spec.limit_volume_size if spec else None, parse_size, "limitVolumeSize",
+                      "no spec.limitVolumeSize: a single PVC can request any size",
+                      "no volume size limit applies", warnings)
         if size == 0:
             unlimited += 1
         out.samples.append(Sample(VOLUME_SIZE.name, labels, size, obj))
 
         if driver in ECONOMY_DRIVERS:
-            pool = 0.0
-            raw = spec.limit_volume_pool_size if spec else None
-            if _set(raw):
-                try:
-                    pool = parse_size(raw)
-                except LimitInvalid as exc:
-                    warnings.append(f"spec.limitVolumePoolSize {exc}: FlexVols grow without limit")
-            else:
-                warnings.append(f"{driver} without spec.limitVolumePoolSize: the FlexVols holding the "
-                                f"{'qtrees' if 'nas' in driver else 'LUNs'} grow without limit")
+            pool = _limit(spec.limit_volume_pool_size if spec else None, parse_size, "limitVolumePoolSize",
+                          f"{driver} without spec.limitVolumePoolSize: the FlexVols holding the "
+                          f"{'qtrees' if 'nas' in driver else 'LUNs'} grow without limit",
+                          "FlexVols grow without limit", warnings)
             out.samples.append(Sample(POOL_SIZE.name, labels, pool, obj))
 
         if driver.startswith("ontap-"):
-            ratio = 0.0
-            raw = spec.limit_aggregate_usage if spec else None
-            if _set(raw):
-                try:
-                    ratio = parse_percent(raw)
-                except LimitInvalid as exc:
-                    infos.append(f"spec.limitAggregateUsage {exc}: no aggregate limit applies")
-            else:
-                infos.append("no spec.limitAggregateUsage: provisioning continues until the aggregate is full")
+            ratio = _limit(spec.limit_aggregate_usage if spec else None, parse_percent, "limitAggregateUsage",
+                           "no spec.limitAggregateUsage: provisioning continues until the aggregate is full",
+                           "no aggregate limit applies", infos)
             out.samples.append(Sample(AGGREGATE.name, labels, ratio, obj))
 
         misplaced = _misplaced(spec) if spec else []
