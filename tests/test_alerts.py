@@ -29,8 +29,12 @@ FORBIDDEN_LABELS = {"kubernetes_operator_part_of", "operator_health_impact"}  # 
 # Families of the checks that no alert reads, and why. Every other family of every
 # check must be read by some alert (directly or through a recording rule).
 NOT_ALERTED: dict[str, str] = {
+    # rwo_vm_disks
+    "ov_rwo_vm_disks": "RWO disks are one blocking reason of ov_vm_migration_blocked, which OVVMMigrationBlocked "
+                       "reads: one alert per VM, not one per reason",
     # node_failure_planning
-    "ov_nodes_without_remediation": "count of the ov_node_remediation_covered == 0 series, which the alerts read",
+    "ov_node_remediation_covered": "names the nodes behind ov_nodes_without_remediation, which the one cluster-wide "
+                                   "alert reads (one fact, one alert)",
     # control_plane_placement
     "ov_control_plane_nodes_host_unknown": "coverage of the host information; the check raises no finding on it",
     # cpu_overcommit
@@ -39,6 +43,8 @@ NOT_ALERTED: dict[str, str] = {
                                   "VM nodes)",
     "ov_node_cpu_threads_per_core": "configuration: the threads-per-core factor behind the physical core count",
     "ov_cpu_overcommit_threshold_ratio": "threshold gauge: the alerts compare against it, it is no finding",
+    "ov_vmi_cpu_allocation_ratio": "configuration: vmiCPUAllocationRatio sets CPU requests per vCPU (HCO writes 10 "
+                                   "into every HyperConverged CR), not the vCPU:core overcommit",
     # memory_overcommit
     "ov_node_vm_guest_memory_bytes": "numerator of ov_memory_overcommit_ratio, which the alerts read",
     "ov_node_memory_capacity_bytes": "denominator of ov_memory_overcommit_ratio",
@@ -75,12 +81,17 @@ NOT_ALERTED: dict[str, str] = {
     # migration_capacity
     "ov_migration_config_info": "configuration: where the migration settings come from and the network name",
     "ov_migration_parallel_outbound_per_node_limit": "configuration; denominator of "
-                                                     "ov_node_outbound_migrations_in_flight_ratio, which alerts read",
+                                                     "ov_node_outbound_migrations_in_flight_ratio",
     "ov_migration_config_bandwidth_bytes_per_second": "configuration (bandwidthPerMigration, 0 = unlimited)",
     "ov_migration_config_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
     "ov_migration_dedicated_network": "input of ov_migration_parallel_without_dedicated_network, which alerts read",
-    "ov_migrations_in_flight": "numerator of ov_migrations_in_flight_ratio, which the alerts read",
-    "ov_node_outbound_migrations_in_flight": "numerator of ov_node_outbound_migrations_in_flight_ratio",
+    "ov_migrations_in_flight": "dashboard series: KubeVirt queues migrations above its limits, so a full queue is "
+                               "no alert (OVMigrationQueueStalled judges a queue that stops draining)",
+    "ov_node_outbound_migrations_in_flight": "dashboard series, as ov_migrations_in_flight",
+    "ov_migrations_in_flight_ratio": "dashboard series, as ov_migrations_in_flight",
+    "ov_node_outbound_migrations_in_flight_ratio": "dashboard series, as ov_migrations_in_flight",
+    "ov_migration_parallel_per_cluster": "configuration; the dashboards' in-flight ratio divides by it "
+                                         "(cluster:ov_parallel_migrations_per_cluster:limit)",
     "ov_migrations_pod_network": "count quoted in the finding of ov_migration_parallel_without_dedicated_network",
     # rebalance_watch
     "ov_rebalance_last_migration_timestamp_seconds": "dashboard series: when the window opened",
@@ -100,11 +111,11 @@ NOT_ALERTED: dict[str, str] = {
 }
 
 # absent() yields one label-less series of value 1: nothing to template.
-NO_LABELS = {"OVExporterAbsent"}
+NO_LABELS = {"OVExporterAbsent", "OVEtcdMetricsAbsent"}
 # Alerts about the whole cluster or the exporter as a whole: no object label to name.
 CLUSTER_WIDE = NO_LABELS | {"OVClusterCPUOvercommitted", "OVClusterMemoryOvercommitted",
-                "OVMigrationsInFlightHigh", "OVPostRebalanceCPUSpreadIncreased",
-                "OVMigrationParallelWithoutDedicatedNetwork", "OVMigrationsInFlightAtClusterLimit"}
+                "OVPostRebalanceCPUSpreadIncreased", "OVMigrationParallelWithoutDedicatedNetwork",
+                "OVMigrationQueueStalled", "OVNodeWithoutRemediation"}
 
 
 def _load_build():
@@ -376,6 +387,46 @@ def test_every_check_is_guarded_against_stale_data():
             fallback = f'ov_check_applicable{{check="{check}"}}'
             assert guard in rule["expr"] or fallback in rule["expr"], f"{rule['alert']}: no freshness guard"
             assert guard in rule["expr"], f"{rule['alert']}: reads {check} gauges without {guard}"
+
+
+def _hold_clause(alert: str, severity: str, check: str, on: str) -> str:
+    return (f'label_replace(ALERTS{{alertname="{alert}", alertstate="firing", severity="{severity}"}}, '
+            f'"alertstate", "", "", "")\n  and {on} check:ov_check_blind:hold{{check="{check}"}}')
+
+
+def test_every_alert_on_exporter_series_holds_while_the_exporter_is_blind():
+    """An exporter outage must never resolve a page: each alert that reads a check's
+    gauges (or a recording rule built on them) keeps its own firing series while the
+    check is blind, matched on the exporter's job (or on() when the alert's labels
+    come from another job, as node_exporter's for the post-rebalance alerts)."""
+    owner = {exposition_name(f): spec.id for spec in CHECKS for f in spec.families}
+    records = {rule["record"]: _metric_names(rule["expr"]) for _, rule in RECORD_RULES}
+
+    def checks_behind(names: set[str]) -> set[str]:
+        found, todo, seen = set(), list(names), set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if name in owner:
+                found.add(owner[name])
+            todo.extend(records.get(name, ()))
+        return found - {"exporter"}
+
+    held = 0
+    for _, rule in ALERT_RULES:
+        direct = {owner[n] for n in _metric_names(rule["expr"]) if n in owner}
+        checks = checks_behind(_metric_names(rule["expr"]) - {"ALERTS"})
+        if not checks:
+            assert "ALERTS" not in rule["expr"], f"{rule['alert']}: holds without reading exporter series"
+            continue
+        expr = re.sub(r"\s+", " ", rule["expr"])
+        on = "on(job)" if direct else "on()"
+        want = [re.sub(r"\s+", " ", _hold_clause(rule["alert"], rule["labels"]["severity"], c, on)) for c in checks]
+        assert any(w in expr for w in want), f"{rule['alert']} ({rule['labels']['severity']}): no hold clause {want[0]}"
+        held += 1
+    assert held >= 30
 
 
 # ---------------------------------------------------------------- Alertmanager route
