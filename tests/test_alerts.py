@@ -1,6 +1,7 @@
 """The alert pack (alerts/): promtool on every rule file and unit test, the
-generated PrometheusRule, the example Alertmanager route, and consistency between
-rules, runbooks, the exporter's metric families and the upstream metric list."""
+generated PrometheusRule, and consistency between rules, runbooks, the exporter's
+metric families and the upstream metric list (the Alertmanager configuration:
+tests/test_alertmanager.py)."""
 from __future__ import annotations
 
 import importlib.util
@@ -21,7 +22,6 @@ ALERTS = ROOT / "alerts"
 RUNBOOKS = ALERTS / "runbooks"
 UNIT_TESTS = ROOT / "tests" / "alerts"
 PROMETHEUSRULE = ROOT / "deploy" / "prometheusrule.yaml"
-ROUTE = ROOT / "deploy" / "alertmanager-route.yaml"
 SECTIONS = ["Meaning", "Impact", "Diagnosis", "Mitigation"]
 SEVERITIES = {"critical", "warning", "info"}
 FORBIDDEN_LABELS = {"kubernetes_operator_part_of", "operator_health_impact"}  # FACTS.md: HCO health
@@ -427,31 +427,3 @@ def test_every_alert_on_exporter_series_holds_while_the_exporter_is_blind():
         assert any(w in expr for w in want), f"{rule['alert']} ({rule['labels']['severity']}): no hold clause {want[0]}"
         held += 1
     assert held >= 30
-
-
-# ---------------------------------------------------------------- Alertmanager route
-
-
-def test_the_example_alertmanager_configuration_is_valid():
-    proc = _run([require_binary("amtool"), "check-config", str(ROUTE)])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-@pytest.mark.parametrize("labels,receiver", [
-    (["alertname=OVVMDiskNotLiveMigratable", "severity=critical", "namespace=erp"], "ov-pager"),
-    (["alertname=OVNetworkMTUMismatch", "severity=warning", "namespace=analytics"], "ov-ticket"),
-    (["alertname=OVCPUAllocationRatioAboveMax", "severity=info"], "ov-null"),
-    (["alertname=KubePodCrashLooping", "severity=critical"], "default"),
-])
-def test_the_example_route_pages_critical_tickets_warning_and_drops_info(labels: list[str], receiver: str):
-    proc = _run([require_binary("amtool"), "config", "routes", "test", f"--config.file={ROUTE}", *labels])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.strip() == receiver
-
-
-def test_the_example_route_groups_by_alert_name_and_namespace():
-    config = yaml.safe_load(ROUTE.read_text())
-    ov = [r for r in config["route"]["routes"] if r["matchers"] == ['alertname=~"OV.+"']]
-    assert len(ov) == 1 and ov[0]["group_by"] == ["alertname", "namespace"]
-    receivers = {r["name"]: r for r in config["receivers"]}
-    assert set(receivers["ov-null"]) == {"name"}, "info goes nowhere"

@@ -125,6 +125,12 @@ async def test_findings_json_health_ready_and_index(served):
         assert resp.status == 200 and "## Mitigation" in (await resp.read()).decode()
     async with session.get(f"{url}/runbooks/..%2Fcli.py") as resp:
         assert resp.status == 404
+    # The alert rules' default runbook_url points at the exporter: every alert runbook is served.
+    for name in ("OVVMIOnNotReadyNode", "OVEtcdWALFsyncSlow"):
+        async with session.get(f"{url}/runbooks/{name}.md", headers={"Accept-Encoding": "identity"}) as resp:
+            assert resp.status == 200 and (await resp.read()).decode().startswith(f"# {name}\n")
+    async with session.get(f"{url}/runbooks/OVNoSuchAlert.md") as resp:
+        assert resp.status == 404
 
 
 class _SlowSource(Source):

@@ -6,6 +6,7 @@ The event loop never blocks: loading, evaluating and rendering run in worker thr
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -142,10 +143,15 @@ class Exporter:
         return web.Response(body=self.prepared.findings_json, content_type="application/json")
 
     async def runbook(self, request: web.Request) -> web.Response:
+        """A check's runbook (/runbooks/<check>.md) or an alert's (/runbooks/<AlertName>.md):
+        the alert rules' runbook_url points here by default."""
         name = request.match_info["name"]
-        if name not in {f"{c.id}.md" for c in CHECKS}:
+        if name in {f"{c.id}.md" for c in CHECKS}:
+            text = (resources.files("ov_exporter") / "runbooks" / name).read_text()
+        elif name in _alert_runbooks():
+            text = (resources.files("ov_exporter") / "alert_runbooks" / name).read_text()
+        else:
             raise web.HTTPNotFound()
-        text = (resources.files("ov_exporter") / "runbooks" / name).read_text()
         return web.Response(text=text, content_type="text/markdown", charset="utf-8")
 
     def app(self) -> web.Application:
@@ -164,3 +170,10 @@ class Exporter:
 
         app.cleanup_ctx.append(lifecycle)
         return app
+
+
+@functools.cache
+def _alert_runbooks() -> frozenset[str]:
+    """File names of the alert runbooks shipped with the package (alerts/runbooks/)."""
+    folder = resources.files("ov_exporter") / "alert_runbooks"
+    return frozenset(p.name for p in folder.iterdir() if p.name.endswith(".md")) if folder.is_dir() else frozenset()
