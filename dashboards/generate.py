@@ -39,17 +39,65 @@ TAGS = ["openshift-virtualization", "ov-exporter"]
 # Label matchers shared by the queries.
 C = 'cluster=~"$cluster"'
 CN = f'{C}, node=~"$node"'
-CNS = f'{C}, namespace=~"$namespace"'
+
+
+def ns(template: str, extra: str = "") -> str:
+    """`template` (PromQL with `@@` where the label matchers go) filtered on $namespace,
+    whether the object's namespace arrives as `namespace` or as `exported_namespace`.
+
+    A Prometheus that scrapes without honorLabels (OpenShift user-workload monitoring
+    overrides it) renames the series' own `namespace` to `exported_namespace` and sets
+    `namespace` to the scraped pod's. The second branch copies `exported_namespace`
+    back into `namespace`, so both shapes group and display alike."""
+    extra = f", {extra}" if extra else ""
+    native = template.replace("@@", f'{C}, namespace=~"$namespace", exported_namespace=""{extra}')
+    exported = template.replace("@@", f'{C}, exported_namespace!="", exported_namespace=~"$namespace"{extra}')
+    return f'({native} or label_replace({exported}, "namespace", "$1", "exported_namespace", "(.+)"))'
 
 # ------------------------------------------------------------------------ PromQL
 # The before/after table reads the expressions of `ov-exporter rebalance-report`
-# (ov_exporter.rebalance), at the start and at the end of the dashboard range with
-# the `@` modifier (on by default since Prometheus 2.33; tests/test_rebalance.py runs
-# them on 2.42).
-from ov_exporter.rebalance import before_after  # noqa: E402
+# (ov_exporter.rebalance) at the rebalance start and at the end of the dashboard range
+# with the `@` modifier (on by default since Prometheus 2.33; tests/test_rebalance.py
+# runs them on 2.42). The start is the hidden variable $rebalance_start: the exporter's
+# ov_rebalance_start_timestamp_seconds (the latest seen in the range), else the range
+# start; so moving the range does not move the "before" while a wave is in view.
+from ov_exporter.rebalance import before_after, rebalance_start_query  # noqa: E402
 
-BEFORE_AFTER = {kind: before_after(kind, C, CN, "${__from:date:seconds}", "${__to:date:seconds}")
+REBALANCE_START_VAR = "${rebalance_start}"
+BEFORE_AFTER = {kind: before_after(kind, C, CN, REBALANCE_START_VAR, "${__to:date:seconds}")
                 for kind in ("cpu", "memory")}
+# Grafana's query_result() gives `{labels} value timestamp_ms` per series; the regex keeps the value.
+REBALANCE_START_QUERY = (f"query_result({rebalance_start_query(C, '$__range')} "
+                         f"or vector(${{__from:date:seconds}}))")
+REBALANCE_START_REGEX = r"/\} ([^ ]+) /"
+
+# The OpenShift console has neither the `@` variable nor the range: its before/after
+# table latches instead. Inside a 3-day subquery, the utilisation (1-hour average of
+# the recording rules) at the steps when no watch window was open; last_over_time
+# keeps the last of them, the hour before the exporter saw the wave start (to within
+# the 5-minute step and the exporter's polling interval).
+CONSOLE_LATCH = "[3d:5m]"
+_CONSOLE_UTIL = {
+    "cpu": f"avg_over_time(node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}}[1h])",
+    "memory": (f'label_replace(avg_over_time(instance:ov_node_memory_utilisation:ratio{{{C}}}[1h]), "node", "$1", '
+               f'"instance", "([^:]+)(:[0-9]+)?") and on (node) ov_node_physical_cpu_cores{{{CN}}}'),
+}
+
+
+def _console_before_after(kind: str) -> dict[str, str]:
+    now = f"max by (node) ({_CONSOLE_UTIL[kind]})"
+    before = (f"max by (node) (last_over_time(({_CONSOLE_UTIL[kind]} unless on () "
+              f"{rebalance_start_query(C)}){CONSOLE_LATCH}))")
+    return {"before": before, "now": now, "change": f"({now}) - ({before})"}
+
+
+CONSOLE_BEFORE_AFTER = {kind: _console_before_after(kind) for kind in ("cpu", "memory")}
+# Grafana expression -> its console replacement.
+CONSOLE_EXPRS = {BEFORE_AFTER[kind][part]: CONSOLE_BEFORE_AFTER[kind][part]
+                 for kind in BEFORE_AFTER for part in BEFORE_AFTER[kind]}
+
+PENDING = 'phase=~"(?i)pending|scheduling"'
+SUCCEEDED = 'status="succeeded"'
 
 QUERIES: dict[str, str] = {
     # ---- overview: status
@@ -62,33 +110,33 @@ QUERIES: dict[str, str] = {
     "findings_by_check": f"sum by (check, severity) (ov_findings{{{C}}})",
     "findings_over_time": f"sum by (severity) (ov_findings{{{C}}})",
     # ---- overview: offenders
-    "rwo_vm_disks": f"max by (namespace, vm, eviction_strategy) (ov_rwo_vm_disks{{{CNS}}})",
+    "rwo_vm_disks": f"max by (namespace, vm, eviction_strategy) ({ns('ov_rwo_vm_disks{@@}')})",
     "rhel_nodes": f"max by (node, os_image, vm_schedulable, runs_vmis) (ov_rhel_node_info{{{CN}}})",
-    "mtu_mismatch": f"max by (namespace, network) (ov_mtu_mismatch{{{CNS}}})",
-    "nad_invalid": f"max by (namespace, network) (ov_nad_config_invalid{{{CNS}}})",
-    "vm_mixed_mtu": f"max by (namespace, vm) (ov_vm_mixed_mtu_networks{{{CNS}}})",
-    "dirty_rate_risk_top": f"topk(20, max by (namespace, vmi) (ov_migration_dirty_rate_risk{{{CNS}}}))",
-    "migration_blocked": f"max by (namespace, vm, reason, eviction_strategy) (ov_vm_migration_blocked{{{CNS}}})",
+    "mtu_mismatch": f"max by (namespace, network) ({ns('ov_mtu_mismatch{@@}')})",
+    "nad_invalid": f"max by (namespace, network) ({ns('ov_nad_config_invalid{@@}')})",
+    "vm_mixed_mtu": f"max by (namespace, vm) ({ns('ov_vm_mixed_mtu_networks{@@}')})",
+    "dirty_rate_risk_top": f"topk(20, max by (namespace, vmi) ({ns('ov_migration_dirty_rate_risk{@@}')}))",
+    "migration_blocked": f"max by (namespace, vm, reason, eviction_strategy) ({ns('ov_vm_migration_blocked{@@}')})",
     "migration_blocked_by_reason": f"max by (reason) (ov_vms_migration_blocked_by_reason{{{C}}})",
-    "scheduling_issues": (f"max by (namespace, vm, issue, eviction_strategy) (ov_vm_scheduling_issue{{{CNS}}})"
+    "scheduling_issues": (f"max by (namespace, vm, issue, eviction_strategy) ({ns('ov_vm_scheduling_issue{@@}')})"
                           f" * on (namespace, vm) group_left () max by (namespace, vm) "
-                          f"(ov_vm_scheduling_constraints{{{CNS}}})"),
-    "vmi_unschedulable": f"max by (namespace, vmi, phase) (ov_vmi_unschedulable{{{CNS}}})",
-    "vmi_pending_since": f"max by (namespace, vmi, phase) (ov_vmi_pending_since_timestamp_seconds{{{CNS}}}) * 1000",
-    "vm_limits": f"max by (namespace, vm, resource, source) (ov_vm_resource_limit_ratio{{{CNS}}})",
-    "vm_over_provisioned": f"max by (namespace, vmi, resource) (ov_vm_over_provisioned_usage_ratio{{{CNS}}})",
-    "vm_under_provisioned": f"max by (namespace, vmi, resource) (ov_vm_under_provisioned_usage_ratio{{{CNS}}})",
-    "vmi_not_ready_node": f"max by (namespace, vmi, node) (ov_vmi_on_not_ready_node{{{CNS}}})",
-    "vm_no_restart": f"max by (namespace, vm, run_strategy) (ov_vm_no_restart_after_node_failure{{{CNS}}})",
+                          f"({ns('ov_vm_scheduling_constraints{@@}')})"),
+    "vmi_unschedulable": f"max by (namespace, vmi, phase) ({ns('ov_vmi_unschedulable{@@}')})",
+    "vmi_pending_since": f"max by (namespace, vmi, phase) ({ns('ov_vmi_pending_since_timestamp_seconds{@@}')}) * 1000",
+    "vm_limits": f"max by (namespace, vm, resource, source) ({ns('ov_vm_resource_limit_ratio{@@}')})",
+    "vm_over_provisioned": f"max by (namespace, vmi, resource) ({ns('ov_vm_over_provisioned_usage_ratio{@@}')})",
+    "vm_under_provisioned": f"max by (namespace, vmi, resource) ({ns('ov_vm_under_provisioned_usage_ratio{@@}')})",
+    "vmi_not_ready_node": f"max by (namespace, vmi, node) ({ns('ov_vmi_on_not_ready_node{@@}')})",
+    "vm_no_restart": f"max by (namespace, vm, run_strategy) ({ns('ov_vm_no_restart_after_node_failure{@@}')})",
     "trident_volume_limit": (f"max by (namespace, backend, driver) "
-                             f"(ov_trident_backend_volume_size_limit_bytes{{{CNS}}})"),
+                             f"({ns('ov_trident_backend_volume_size_limit_bytes{@@}')})"),
     "trident_pool_limit": (f"max by (namespace, backend, driver) "
-                           f"(ov_trident_backend_volume_pool_size_limit_bytes{{{CNS}}})"),
+                           f"({ns('ov_trident_backend_volume_pool_size_limit_bytes{@@}')})"),
     "trident_aggregate_limit": (f"max by (namespace, backend, driver) "
-                                f"(ov_trident_backend_aggregate_usage_limit_ratio{{{CNS}}})"),
+                                f"({ns('ov_trident_backend_aggregate_usage_limit_ratio{@@}')})"),
     "nncp_bridges_default_nic": f"max by (policy) (ov_nncp_default_nic_linux_bridge{{{C}}})",
-    "rebalance_failed": f"max by (namespace, vmim, vmi) (ov_rebalance_failed_migration{{{CNS}}})",
-    "rebalance_repeated": f"max by (namespace, vmi) (ov_rebalance_vm_migrations{{{CNS}}})",
+    "rebalance_failed": f"max by (namespace, vmim, vmi) ({ns('ov_rebalance_failed_migration{@@}')})",
+    "rebalance_repeated": f"max by (namespace, vmi) ({ns('ov_rebalance_vm_migrations{@@}')})",
     # ---- overview: overcommit
     "cpu_overcommit_node": f"max by (node) (ov_cpu_overcommit_ratio{{{CN}}})",
     "cpu_overcommit_cluster": f"max(ov_cluster_cpu_overcommit_ratio{{{C}}})",
@@ -108,11 +156,17 @@ QUERIES: dict[str, str] = {
     # ---- post-rebalance
     # Annotations read the series value as the event time (useValueForTime, in ms):
     # one event per migration at its exact start / end, whatever the query step.
-    "annot_migration_start": f"max by (namespace, vmi, vmim) "
-                             f"(kubevirt_vmi_migration_start_time_seconds{{{CNS}}}) * 1000",
-    "annot_migration_end": f"max by (namespace, vmi, vmim) "
-                           f"(kubevirt_vmi_migration_end_time_seconds{{{CNS}}}) * 1000",
+    # Annotations read the series value as the event time (useValueForTime, in ms):
+    # one event per migration at its exact start / end, whatever the query step.
+    # kubevirt_vmi_migration_{start,end}_time_seconds (KubeVirt >= 1.4.1) come from the
+    # VMI's status.migrationState: labels node, namespace, name (the VMI), migration_name
+    # (+ status on the end); `node` moves from source to target, hence the max by.
+    "annot_migration_start": f"max by (namespace, name, migration_name) "
+                             f"({ns('kubevirt_vmi_migration_start_time_seconds{@@}')}) * 1000",
+    "annot_migration_end": f"max by (namespace, name, migration_name, status) "
+                           f"({ns('kubevirt_vmi_migration_end_time_seconds{@@}')}) * 1000",
     "window_active": f"max(cluster:ov_post_rebalance_window:active{{{C}}}) or vector(0)",
+    "rebalance_start": f"{rebalance_start_query(C)} * 1000",
     "cpu_util_node": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}})",
     # node_exporter's instance is the node name on OpenShift (as in ov_exporter.rebalance).
     "mem_util_node": (f'max by (node) (label_replace(instance:ov_node_memory_utilisation:ratio{{{C}}}, "node", "$1", '
@@ -133,14 +187,56 @@ QUERIES: dict[str, str] = {
     "vcpus_per_node": f"max by (node) (ov_node_vm_vcpus{{{CN}}})",
     "migrations_in_flight": f"max(cluster:ov_kubevirt_vmi_migrations_in_flight:sum{{{C}}})",
     "migrations_in_flight_ratio": f"max(cluster:ov_kubevirt_vmi_migrations_in_flight:ratio{{{C}}})",
-    "migrations_succeeded": f"count(max by (namespace, vmim) (kubevirt_vmi_migration_succeeded{{{CNS}}} > 0)) or vector(0)",
-    "migrations_failed": f"count(max by (namespace, vmim) (kubevirt_vmi_migration_failed{{{CNS}}} > 0)) or vector(0)",
-    "migrations_failed_table": f"max by (namespace, vmi, vmim) (kubevirt_vmi_migration_failed{{{CNS}}} > 0)",
-    "vm_migrated_repeatedly": f"count by (namespace, vmi) ("
-                              f"(kubevirt_vmi_migration_end_time_seconds{{{CNS}}} > time() - 172800)"
-                              f" and on(namespace, vmim) (kubevirt_vmi_migration_succeeded{{{CNS}}} > 0)) >= 2",
-    "vmis_pending": f'count(max by (namespace, name) (kubevirt_vmi_info{{{CNS}, phase=~"(?i)pending|scheduling"}})) '
-                    f"or vector(0)",
+    # kubevirt_vmi_migration_succeeded / _failed (KubeVirt >= 1.3): {vmi, vmim, namespace},
+    # value 1, one series per finished VMIM while the VMIM object exists.
+    "migrations_succeeded": f"count(max by (namespace, vmim) ({ns('kubevirt_vmi_migration_succeeded{@@}')} > 0)) or vector(0)",
+    "migrations_failed": f"count(max by (namespace, vmim) ({ns('kubevirt_vmi_migration_failed{@@}')} > 0)) or vector(0)",
+    "migrations_failed_table": f"max by (namespace, vmi, vmim) ({ns('kubevirt_vmi_migration_failed{@@}')} > 0)",
+    # Upstream's count (KubeVirtVMIExcessiveMigrations, pkg/monitoring/rules/alerts/vms.go
+    # v1.9.0): one per VMIM seen in the window, whatever else labels its series.
+    "vm_migrated_repeatedly": f"sum by (namespace, vmi) (topk by (namespace, vmi, vmim) (1, "
+                              f"{ns('max_over_time(kubevirt_vmi_migration_succeeded{@@}[48h])')})) >= 2",
+    # Duration of the latest migration of each VMI (KubeVirt >= 1.4.1).
+    "migration_duration_latest": f"max by (namespace, name, migration_name) "
+                                 f"({ns('kubevirt_vmi_migration_end_time_seconds{@@}', SUCCEEDED)})"
+                                 f" - on (namespace, name, migration_name) max by (namespace, name, migration_name) "
+                                 f"({ns('kubevirt_vmi_migration_start_time_seconds{@@}')})",
+    # Creation of the VMIM to Succeeded (queueing included), cluster-wide: the histogram
+    # carries only `phase` (pkg/monitoring/metrics/virt-controller/migration_metrics.go, v1.3.0-v1.9.0).
+    **{f"migration_duration_p{q}": f"histogram_quantile(0.{q}, sum by (le) (increase("
+                                   f"kubevirt_vmi_migration_phase_transition_time_from_creation_seconds_bucket"
+                                   f'{{{C}, phase="Succeeded"}}[$__range])))' for q in (50, 95)},
+    "migration_duration_p95_over_time": f"histogram_quantile(0.95, sum by (le) (rate("
+                                        f"kubevirt_vmi_migration_phase_transition_time_from_creation_seconds_bucket"
+                                        f'{{{C}, phase="Succeeded"}}[$__rate_interval])))',
+    # ---- post-rebalance: VM-side impact
+    # virt-handler domain stats carry node, namespace, name (the VMI) and id (the vCPU).
+    "vcpu_delay_top": f"topk(10, avg by (namespace, name) "
+                      f"({ns('rate(kubevirt_vmi_vcpu_delay_seconds_total{@@}[$__rate_interval])')}))",
+    "node_cpu_steal": (f'max by (node) (label_replace(avg by (instance) (rate(node_cpu_seconds_total{{{C}, '
+                       f'mode="steal"}}[$__rate_interval])), "node", "$1", "instance", "([^:]+)(:[0-9]+)?") '
+                       f"and on (node) ov_node_physical_cpu_cores{{{CN}}})"),
+    # Guest swap counters (bytes since boot, published as gauges): rate() of each.
+    "swap_in_top": f"topk(10, sum by (namespace, name) "
+                   f"({ns('rate(kubevirt_vmi_memory_swap_in_traffic_bytes{@@}[$__rate_interval])')}))",
+    "swap_out_top": f"topk(10, sum by (namespace, name) "
+                    f"({ns('rate(kubevirt_vmi_memory_swap_out_traffic_bytes{@@}[$__rate_interval])')}))",
+    # node_exporter pressure collector (>= 0.18, on by default; series only where the kernel has PSI).
+    **{f"psi_{res}": (f'max by (node) (label_replace(rate(node_pressure_{res}_waiting_seconds_total{{{C}}}'
+                      f'[$__rate_interval]), "node", "$1", "instance", "([^:]+)(:[0-9]+)?") '
+                      f"and on (node) ov_node_physical_cpu_cores{{{CN}}})") for res in ("cpu", "memory", "io")},
+    # VM status timestamps (virt-controller, {name, namespace}, KubeVirt >= 1.3): the current
+    # status's metric holds its last transition time, the others 0.
+    "vms_down": (f'max by (namespace, name, status) (label_replace('
+                 f"{ns('kubevirt_vm_non_running_status_last_transition_timestamp_seconds{@@}')} > 0, "
+                 f'"status", "stopped or paused", "", "") or label_replace('
+                 f"{ns('kubevirt_vm_error_status_last_transition_timestamp_seconds{@@}')} > 0, "
+                 f'"status", "error", "", "")) * 1000'),
+    "vms_down_count": (f"count({ns('kubevirt_vm_non_running_status_last_transition_timestamp_seconds{@@}')} > 0) "
+                       f"or vector(0)"),
+    "vms_error_count": (f"count({ns('kubevirt_vm_error_status_last_transition_timestamp_seconds{@@}')} > 0) "
+                        f"or vector(0)"),
+    "vmis_pending": f"count(max by (namespace, name) ({ns('kubevirt_vmi_info{@@}', PENDING)})) or vector(0)",
     # ALERTS is Prometheus' own series of pending/firing alerts (dashboards/upstream-metrics.yaml).
     "alerts_fired_in_window": f'count by (alertname, severity) (max_over_time(ALERTS{{{C}, '
                               f'alertname=~"OV.*", alertstate="firing"}}[$__range]))',
@@ -151,24 +247,24 @@ QUERIES: dict[str, str] = {
     "etcd_backend_commit_p99": f"max by (instance) "
                                f"(instance:ov_etcd_disk_backend_commit_duration_seconds:p99_rate5m{{{C}}})",
     # ---- live migration
-    "risk_per_vmi": f"max by (namespace, vmi) (ov_migration_dirty_rate_risk{{{CNS}}})",
-    "risk_promql_per_vmi": f"max by (namespace, name) (namespace_name:ov_migration_dirty_rate_risk:ratio{{{CNS}}})",
+    "risk_per_vmi": f"max by (namespace, vmi) ({ns('ov_migration_dirty_rate_risk{@@}')})",
+    "risk_promql_per_vmi": f"max by (namespace, name) ({ns('namespace_name:ov_migration_dirty_rate_risk:ratio{@@}')})",
     "dirty_rate_steady": f"max by (namespace, name) "
-                         f"(namespace_name:ov_kubevirt_vmi_dirty_rate_bytes_per_second:avg10m{{{CNS}}})",
+                         f"({ns('namespace_name:ov_kubevirt_vmi_dirty_rate_bytes_per_second:avg10m{@@}')})",
     "bandwidth": f"max(cluster:ov_migration_bandwidth_bytes_per_second:effective{{{C}}})",
     "migration_dirty_rate": f"max by (namespace, name) "
-                            f"(namespace_name:ov_kubevirt_vmi_migration_dirty_memory_rate_bytes:max{{{CNS}}})",
+                            f"({ns('namespace_name:ov_kubevirt_vmi_migration_dirty_memory_rate_bytes:max{@@}')})",
     "migration_transfer_rate": f"max by (namespace, name) "
-                               f"(namespace_name:ov_kubevirt_vmi_migration_memory_transfer_rate_bytes:max{{{CNS}}})",
+                               f"({ns('namespace_name:ov_kubevirt_vmi_migration_memory_transfer_rate_bytes:max{@@}')})",
     "migration_dirty_ratio": f"max by (namespace, name) "
-                             f"(namespace_name:ov_kubevirt_vmi_migration_dirty_rate:ratio{{{CNS}}})",
+                             f"({ns('namespace_name:ov_kubevirt_vmi_migration_dirty_rate:ratio{@@}')})",
     "migration_data_remaining": f"max by (namespace, name) "
-                                f"(namespace_name:ov_kubevirt_vmi_migration_data_remaining_bytes:max{{{CNS}}})",
-    "predicted_duration": f"max by (namespace, vmi) (ov_migration_predicted_duration_seconds{{{CNS}}})",
-    "completion_timeout": f"max by (namespace, vmi) (ov_migration_completion_timeout_seconds{{{CNS}}})",
-    "predicted_over_timeout": f"max by (namespace, vmi) (ov_migration_predicted_duration_seconds{{{CNS}}})"
+                                f"({ns('namespace_name:ov_kubevirt_vmi_migration_data_remaining_bytes:max{@@}')})",
+    "predicted_duration": f"max by (namespace, vmi) ({ns('ov_migration_predicted_duration_seconds{@@}')})",
+    "completion_timeout": f"max by (namespace, vmi) ({ns('ov_migration_completion_timeout_seconds{@@}')})",
+    "predicted_over_timeout": f"max by (namespace, vmi) ({ns('ov_migration_predicted_duration_seconds{@@}')})"
                               f" / on(namespace, vmi) "
-                              f"max by (namespace, vmi) (ov_migration_completion_timeout_seconds{{{CNS}}})",
+                              f"max by (namespace, vmi) ({ns('ov_migration_completion_timeout_seconds{@@}')})",
     # ---- post-rebalance: the exporter's own watch (checks rebalance_watch, migration_capacity)
     "ov_watch_active": f"max(ov_rebalance_watch_active{{{C}}}) or vector(0)",
     "ov_last_migration": f"max(ov_rebalance_last_migration_timestamp_seconds{{{C}}}) * 1000",
@@ -247,7 +343,8 @@ def _prom_table(qid: str, ref: str = "A"):
     return _target(qid, ref=ref, instant=True).format(pm.PromQueryFormat.TABLE)
 
 
-def _base(uid: str, title: str, time_from: str, node: bool, namespace: bool, extra_tags: list[str]):
+def _base(uid: str, title: str, time_from: str, node: bool, namespace: bool, extra_tags: list[str],
+          rebalance_start: bool = False):
     d = (db.Dashboard(title).uid(uid).tags(TAGS + extra_tags).time(time_from, "now")
          .refresh("1m").timezone("browser").editable())
     d = d.with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus"))
@@ -260,6 +357,13 @@ def _base(uid: str, title: str, time_from: str, node: bool, namespace: bool, ext
         d = d.with_variable(
             db.QueryVariable("namespace").label("Namespace").datasource(DS).query(VARIABLE_QUERIES["namespace"])
             .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).multi(True).include_all(True).all_value(".*"))
+    if rebalance_start:
+        d = d.with_variable(
+            db.QueryVariable("rebalance_start").label("Rebalance start").datasource(DS)
+            .query(REBALANCE_START_QUERY).regex(REBALANCE_START_REGEX).hide(dm.VariableHide.HIDE_VARIABLE)
+            .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .description("Unix time the before/after table compares with: the exporter's "
+                         "ov_rebalance_start_timestamp_seconds, else the start of the range"))
     if node:
         d = d.with_variable(
             db.QueryVariable("node").label("Node").datasource(DS).query(VARIABLE_QUERIES["node"])
@@ -389,10 +493,10 @@ def build_overview():
 
 def build_post_rebalance():
     d = _base("ov-post-rebalance", "OpenShift Virtualization: post-rebalance watch", "now-48h",
-              node=True, namespace=True, extra_tags=["rebalance"])
-    d = d.annotation(db.AnnotationQuery().name("Migration starts").datasource(DS).enable(True)
+              node=True, namespace=True, extra_tags=["rebalance"], rebalance_start=True)
+    d = d.annotation(db.AnnotationQuery().name(ANNOTATION_START).datasource(DS).enable(True)
                      .icon_color("blue").expr(QUERIES["annot_migration_start"]))
-    d = d.annotation(db.AnnotationQuery().name("Migration ends").datasource(DS).enable(True)
+    d = d.annotation(db.AnnotationQuery().name(ANNOTATION_END).datasource(DS).enable(True)
                      .icon_color("green").expr(QUERIES["annot_migration_end"]))
     d = d.with_row(db.Row("Rebalance result"))
     d = d.with_panel(st("Post-rebalance window open", "bool", [_target("window_active", instant=True)], w=6,
@@ -403,14 +507,19 @@ def build_post_rebalance():
                         thresholds=_thresholds((None, "green"), (1, "red"))))
     d = d.with_panel(st("VMIs Pending / Scheduling", "short", [_target("vmis_pending", instant=True)], w=4,
                         thresholds=_thresholds((None, "green"), (1, "orange"))))
-    d = d.with_panel(tb("Before / after per node (start of range vs end of range)", "percentunit",
+    d = d.with_panel(st("Rebalance start (exporter)", "dateTimeAsIso", [_target("rebalance_start", instant=True)],
+                        w=6, description="ov_rebalance_start_timestamp_seconds: start of the earliest migration "
+                                         "of the current wave, while the exporter's watch window is open"))
+    d = d.with_panel(tb("Before / after per node (rebalance start vs end of range)", "percentunit",
                         [_prom_table("cpu_util_before", "A"), _prom_table("cpu_util_now", "B"),
                          _prom_table("cpu_util_change", "C"), _prom_table("mem_util_before", "D"),
-                         _prom_table("mem_util_now", "E"), _prom_table("mem_util_change", "F")], w=24, h=10,
+                         _prom_table("mem_util_now", "E"), _prom_table("mem_util_change", "F")], w=18, h=10,
                         description="node_exporter CPU (1 - idle) and memory (1 - MemAvailable / MemTotal) of "
-                                    "the nodes running VMs, each averaged over the hour before the start and "
-                                    "before the end of the range: the expressions of `ov-exporter "
-                                    "rebalance-report`. Set the time range to start at the rebalance."))
+                                    "the nodes running VMs, each averaged over the hour before the rebalance "
+                                    "start and before the end of the range: the expressions of `ov-exporter "
+                                    "rebalance-report`. The start is the exporter's "
+                                    "ov_rebalance_start_timestamp_seconds (the latest seen in the range); "
+                                    "without one, the start of the range."))
     d = d.with_row(db.Row("Balance over time"))
     d = d.with_panel(ts("CPU utilisation per VM node", "percentunit",
                         [_target("cpu_util_node", "{{node}}"), _target("cpu_util_avg", "average", ref="B")],
@@ -443,8 +552,55 @@ def build_post_rebalance():
                         [_target("migrations_succeeded", "succeeded"), _target("migrations_failed", "failed", ref="B")],
                         w=8))
     d = d.with_panel(ts("VMIs Pending / Scheduling", "short", [_target("vmis_pending", "pending")], w=8))
-    d = d.with_panel(tb("VMs migrated repeatedly (2+ in 48 h)", "short", [_prom_table("vm_migrated_repeatedly")]))
+    d = d.with_panel(tb("VMs migrated repeatedly (2+ in 48 h)", "short", [_prom_table("vm_migrated_repeatedly")],
+                        description="Succeeded VMIMs per VMI seen in the last 48 h, counted as upstream's "
+                                    "KubeVirtVMIExcessiveMigrations does (kubevirt_vmi_migration_succeeded, "
+                                    "KubeVirt >= 1.3; a VMIM counts while its object exists)"))
     d = d.with_panel(tb("Failed migrations", "short", [_prom_table("migrations_failed_table")]))
+    d = d.with_panel(st("Migration duration p50 / p95 in the range (creation to Succeeded)", "s",
+                        [_target("migration_duration_p50", "p50", instant=True),
+                         _target("migration_duration_p95", "p95", ref="B", instant=True)], w=8, h=8,
+                        description="kubevirt_vmi_migration_phase_transition_time_from_creation_seconds "
+                                    "(KubeVirt >= 1.3), cluster-wide: the histogram has no namespace or VM "
+                                    "label. Includes the time a migration waited in the queue (Pending)."))
+    d = d.with_panel(ts("Migration duration p95 (creation to Succeeded)", "s",
+                        [_target("migration_duration_p95_over_time", "p95")], w=8,
+                        description="Cluster-wide, KubeVirt >= 1.3; see the stat beside"))
+    d = d.with_panel(tb("Latest migration per VM: duration", "s", [_prom_table("migration_duration_latest")], w=8,
+                        description="kubevirt_vmi_migration_end_time_seconds - start_time_seconds of each "
+                                    "VMI's latest succeeded migration (KubeVirt >= 1.4.1; empty before)"))
+    d = d.with_row(db.Row("VM-side impact"))
+    d = d.with_panel(ts("vCPU delay per VM (top 10): share of time a vCPU waited for a host CPU", "percentunit",
+                        [_target("vcpu_delay_top", "{{namespace}}/{{name}}")],
+                        thresholds=_thresholds((None, "green"), (0.05, "orange"), (0.2, "red")),
+                        description="rate(kubevirt_vmi_vcpu_delay_seconds_total) averaged over a VM's vCPUs "
+                                    "(KubeVirt >= 1.3, virt-handler): the steal time the guest sees. Rising "
+                                    "after a rebalance: the target node's CPUs are oversubscribed."))
+    d = d.with_panel(ts("Host CPU steal per VM node (node_exporter)", "percentunit",
+                        [_target("node_cpu_steal", "{{node}}")],
+                        description="node_cpu_seconds_total{mode=\"steal\"}: non-zero only where the nodes "
+                                    "are themselves virtual machines (cloud, nested)"))
+    d = d.with_panel(ts("Guest swap traffic per VM (top 10)", "Bps",
+                        [_target("swap_in_top", "in {{namespace}}/{{name}}"),
+                         _target("swap_out_top", "out {{namespace}}/{{name}}", ref="B")],
+                        description="rate of kubevirt_vmi_memory_swap_in/out_traffic_bytes (KubeVirt >= 1.3, "
+                                    "from the guest's balloon statistics: needs the virtio balloon driver)"))
+    d = d.with_panel(ts("Node pressure (PSI): share of time tasks waited", "percentunit",
+                        [_target("psi_cpu", "cpu {{node}}"), _target("psi_memory", "memory {{node}}", ref="B"),
+                         _target("psi_io", "io {{node}}", ref="C")],
+                        description="node_exporter pressure collector (>= 0.18, on by default): "
+                                    "node_pressure_{cpu,memory,io}_waiting_seconds_total. Empty where the "
+                                    "kernel has PSI off (RHCOS: kernel argument psi=1)"))
+    d = d.with_panel(st("VMs stopped or paused / in error", "short",
+                        [_target("vms_down_count", "stopped or paused", instant=True),
+                         _target("vms_error_count", "error", ref="B", instant=True)], w=8,
+                        thresholds=_thresholds((None, "green"), (1, "orange")),
+                        description="kubevirt_vm_{non_running,error}_status_last_transition_timestamp_seconds "
+                                    "> 0 (KubeVirt >= 1.3). KubeVirt publishes no per-migration downtime: "
+                                    "the switch-over pause of a live migration is not visible here"))
+    d = d.with_panel(tb("VMs down now, since", "dateTimeAsIso", [_prom_table("vms_down")], w=16,
+                        description="VMs whose status is stopped/paused or an error, with the time they entered "
+                                    "it (KubeVirt >= 1.3); those after the rebalance start are its casualties"))
     d = d.with_row(db.Row("etcd"))
     d = d.with_panel(ts("etcd WAL fsync p99", "s", [_target("etcd_wal_fsync_p99", "{{instance}}")],
                         thresholds=_thresholds((None, "green"), (0.01, "red")),
@@ -511,11 +667,14 @@ BUILDERS = {"ov-overview": build_overview, "ov-post-rebalance": build_post_rebal
             "ov-live-migration": build_live_migration}
 
 # Prometheus annotation options the SDK's AnnotationQuery has no setter for, by name.
+ANNOTATION_START = "Migration starts (KubeVirt >= 1.4.1)"
+ANNOTATION_END = "Migration ends (KubeVirt >= 1.4.1)"
 ANNOTATION_OPTIONS = {
-    "Migration starts": {"useValueForTime": True, "step": "1m", "titleFormat": "Migration {{vmim}} started",
-                         "textFormat": "{{namespace}}/{{vmi}}"},
-    "Migration ends": {"useValueForTime": True, "step": "1m", "titleFormat": "Migration {{vmim}} ended",
-                       "textFormat": "{{namespace}}/{{vmi}}"},
+    ANNOTATION_START: {"useValueForTime": True, "step": "1m", "titleFormat": "Migration {{migration_name}} started",
+                       "textFormat": "VMI {{namespace}}/{{name}}"},
+    ANNOTATION_END: {"useValueForTime": True, "step": "1m",
+                     "titleFormat": "Migration {{migration_name}} ended ({{status}})",
+                     "textFormat": "VMI {{namespace}}/{{name}}"},
 }
 
 
@@ -572,7 +731,7 @@ def _single_value(panel: dict) -> bool:
 def _console_targets(panel: dict, range_: str, table_format: bool) -> list[dict]:
     out = []
     for t in panel["targets"]:
-        target = {"expr": _console_expr(t["expr"], range_), "refId": t["refId"]}
+        target = {"expr": _console_expr(CONSOLE_EXPRS.get(t["expr"], t["expr"]), range_), "refId": t["refId"]}
         if t.get("legendFormat"):
             target["legendFormat"] = t["legendFormat"]
         if table_format:
@@ -601,8 +760,8 @@ def _console_panel(panel: dict, range_: str) -> tuple[dict | None, str]:
     base = {k: panel[k] for k in ("id", "title", "gridPos", "description") if k in panel}
     if kind == "row":
         return {**base, "type": "row", "collapsed": False, "panels": []}, ""
-    exprs = " ".join(t["expr"] for t in panel.get("targets", []))
-    if "${__from" in exprs or "${__to" in exprs:
+    exprs = " ".join(CONSOLE_EXPRS.get(t["expr"], t["expr"]) for t in panel.get("targets", []))
+    if "${__from" in exprs or "${__to" in exprs or REBALANCE_START_VAR in exprs:
         return None, "reads the dashboard time range (${__from}/${__to}), which the console does not provide"
     unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit") or "short"
     thresholds = _threshold_values(panel)
@@ -651,6 +810,8 @@ def console_variant(data: dict) -> tuple[dict, list[str]]:
     for var in data["templating"]["list"]:
         if var["name"] in ("datasource", "cluster"):
             continue  # the console queries its own cluster's Prometheus
+        if var["name"] == "rebalance_start":
+            continue  # the console tables latch the start instead (CONSOLE_EXPRS)
         variables.append({k: var[k] for k in ("name", "label", "type", "includeAll", "allValue", "refresh")
                           if k in var} | {"query": _console_expr(var["query"], range_),
                                           "current": {"text": "All", "value": "$__all"}, "options": []})

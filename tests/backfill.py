@@ -35,6 +35,7 @@ CONTROL_PLANE = "master-0"
 CPUS = 2
 MEM_TOTAL = 64 * 2**30
 NOISE = 0.02
+STEAL = 0.005  # host CPU steal share (the nodes are not VMs: near zero)
 
 # utilisation (0-1) per worker before and after the rebalance
 CPU_BEFORE = {"worker-1": 0.80, "worker-2": 0.70, "worker-3": 0.30, "worker-4": 0.20}
@@ -69,10 +70,53 @@ MIGRATIONS = [
     Mig("vm-d-mig-1", "vm-d", "worker-2", "worker-4", 900, 600, True),
     Mig("vm-e-mig-1", "vm-e", "worker-1", "worker-4", 1200, 900, False),  # fails: vm-e stays on worker-1
     Mig("vm-f-mig-1", "vm-f", "worker-2", "worker-3", 1800, 600, True),
-    Mig("vm-f-mig-2", "vm-f", "worker-3", "worker-4", 2700, 600, True),   # vm-f moves twice
+    Mig("vm-f-mig-2", "vm-f", "worker-3", "worker-4", 2700, 600, True),
+    Mig("vm-f-mig-3", "vm-f", "worker-4", "worker-2", 3420, 240, True),   # vm-f moves three times
 ]
+REPEATED = {"vm-f": 3}
 SUCCEEDED = sum(m.ok for m in MIGRATIONS)
 FAILED = len(MIGRATIONS) - SUCCEEDED
+
+# The exporter sees the wave EXPORTER_LAG seconds after its first migration started and
+# publishes ov_rebalance_start_timestamp_seconds = START from then to END.
+EXPORTER_LAG = 120
+VCPUS = 2
+DOWN_VM = ("vm-l", 1800)  # stopped 30 minutes into the rebalance (seconds after START)
+PHASE_BUCKETS = [0.5, 1, 2, 5, 10, 20, 30, 40, 50, 60, 90, 120, 180, 300, 600, 1200, 1800, 3600]
+
+# Label sets of the upstream series, exactly as upstream publishes them (the scrape adds
+# job/instance). One place, to be switched to the upstream contract when it lands.
+UPSTREAM_LABELS = {
+    # kubevirt/kubevirt pkg/monitoring/metrics/virt-controller/migrationstats_collector.go (v1.3.0-v1.9.0)
+    "kubevirt_vmi_migration_succeeded": ("vmi", "vmim", "namespace"),
+    "kubevirt_vmi_migration_failed": ("vmi", "vmim", "namespace"),
+    # .../virt-controller/vmistats_collector.go (v1.4.1-v1.9.0): from the VMI's status.migrationState
+    "kubevirt_vmi_migration_start_time_seconds": ("node", "namespace", "name", "migration_name"),
+    "kubevirt_vmi_migration_end_time_seconds": ("node", "namespace", "name", "migration_name", "status"),
+    # .../virt-controller/vmistats_collector.go (kubevirt_vmi_info has more labels; these are the ones used)
+    "kubevirt_vmi_info": ("name", "namespace", "node", "phase"),
+    # .../virt-controller/migration_metrics.go (v1.3.0-v1.9.0)
+    "kubevirt_vmi_migration_phase_transition_time_from_creation_seconds_bucket": ("phase", "le"),
+    # .../virt-controller/vmstats_collector.go (v1.3.0-v1.9.0)
+    "kubevirt_vm_non_running_status_last_transition_timestamp_seconds": ("name", "namespace"),
+    "kubevirt_vm_error_status_last_transition_timestamp_seconds": ("name", "namespace"),
+    # .../virt-handler/domainstats/{vcpu,memory}_metrics.go + domainstats.go (v1.3.0-v1.9.0)
+    "kubevirt_vmi_vcpu_delay_seconds_total": ("node", "namespace", "name", "id"),
+    "kubevirt_vmi_memory_swap_in_traffic_bytes": ("node", "namespace", "name"),
+    "kubevirt_vmi_memory_swap_out_traffic_bytes": ("node", "namespace", "name"),
+    # prometheus/node_exporter collector/pressure_linux.go (v0.18.0 on): no labels of its own
+    "node_pressure_cpu_waiting_seconds_total": (),
+    "node_pressure_memory_waiting_seconds_total": (),
+    "node_pressure_io_waiting_seconds_total": (),
+}
+
+
+def upstream(metric: str, /, **labels: str) -> str:
+    """The label set of an upstream series; fails on a label upstream does not publish."""
+    own = {k: v for k, v in labels.items() if k not in ("job", "instance")}
+    assert set(own) == set(UPSTREAM_LABELS[metric]), (metric, sorted(own), UPSTREAM_LABELS[metric])
+    return _labels(**labels)
+
 
 ETCD = ["etcd-0", "etcd-1", "etcd-2"]
 BUCKETS = [0.002, 0.004, 0.008, 0.016, 0.032]
@@ -169,13 +213,13 @@ def generate(end: int = END) -> Writer:
     w.family("node_cpu_seconds_total", "counter", "Seconds the CPUs spent in each mode.")
     for node in nodes:
         for cpu in range(CPUS):
-            for mode in ("idle",):
+            for mode in ("idle", "steal"):
                 acc = {"v": 1000.0}
 
                 def values(t, node=node, mode=mode, acc=acc):
                     if t > t0:
                         u = _cpu_util(node, t, start)
-                        acc["v"] += (1 - u if mode == "idle" else u) * STEP
+                        acc["v"] += (1 - u if mode == "idle" else STEAL) * STEP
                     return acc["v"]
                 w.series("node_cpu_seconds_total",
                          _labels(cpu=str(cpu), instance=node, job="node-exporter", mode=mode), values)
@@ -196,26 +240,110 @@ def generate(end: int = END) -> Writer:
     w.family("kubevirt_vmi_info", "gauge", "Information about VirtualMachineInstances.")
     for vmi, spans in _vmi_node_intervals(end).items():
         for node, a, b in spans:
-            w.series("kubevirt_vmi_info", _labels(name=vmi, namespace=NAMESPACE, node=node, phase="running"),
+            w.series("kubevirt_vmi_info", upstream("kubevirt_vmi_info", name=vmi, namespace=NAMESPACE, node=node,
+                                                   phase="running"),
                      lambda t, a=a, b=b: 1 if a <= t < b else None)
 
-    def mig_labels(m: Mig) -> str:
-        return _labels(namespace=NAMESPACE, vmi=m.vmi, vmim=m.vmim)
-
-    w.family("kubevirt_vmi_migration_start_time_seconds", "gauge", "The time at which the migration started.")
-    for m in MIGRATIONS:
-        s = start + m.start
-        w.series("kubevirt_vmi_migration_start_time_seconds", mig_labels(m), lambda t, s=s: s if t >= s else None)
-    w.family("kubevirt_vmi_migration_end_time_seconds", "gauge", "The time at which the migration ended.")
-    for m in MIGRATIONS:
-        e = start + m.start + m.duration
-        w.series("kubevirt_vmi_migration_end_time_seconds", mig_labels(m), lambda t, e=e: e if t >= e else None)
+    # virt-controller, per VMIM: 1 from its end on (the VMIM object stays)
     for name, ok in (("kubevirt_vmi_migration_succeeded", True), ("kubevirt_vmi_migration_failed", False)):
         w.family(name, "gauge", f"Indicates if the VMI migration {'succeeded' if ok else 'failed'}.")
         for m in MIGRATIONS:
             if m.ok == ok:
                 e = start + m.start + m.duration
-                w.series(name, mig_labels(m), lambda t, e=e: 1 if t >= e else None)
+                w.series(name, upstream(name, vmi=m.vmi, vmim=m.vmim, namespace=NAMESPACE, job="kubevirt"),
+                         lambda t, e=e: 1 if t >= e else None)
+
+    # virt-controller, per VMI: its latest migration (status.migrationState); `node` is the
+    # VMI's node (the source until a migration succeeds, then the target)
+    def latest(vmi: str, t: int) -> Mig | None:
+        started = [m for m in MIGRATIONS if m.vmi == vmi and start + m.start <= t]
+        return max(started, key=lambda m: m.start) if started else None
+
+    def ended(m: Mig, t: int) -> bool:
+        return t >= start + m.start + m.duration
+
+    for part in ("start", "end"):
+        name = f"kubevirt_vmi_migration_{part}_time_seconds"
+        w.family(name, "gauge", f"The time at which the migration {part}ed.")
+        for m in MIGRATIONS:
+            # the start series on the source, then (after success) on the target; the end on the final node
+            where = ([m.source, m.target] if m.ok else [m.source]) if part == "start" else \
+                [m.target if m.ok else m.source]
+            for node in where:
+                extra = {"status": "succeeded" if m.ok else "failed"} if part == "end" else {}
+                value = start + m.start + (m.duration if part == "end" else 0)
+
+                def values(t, m=m, node=node, value=value, part=part):
+                    if latest(m.vmi, t) != m or (part == "end" and not ended(m, t)):
+                        return None
+                    here = m.target if m.ok and ended(m, t) else m.source
+                    return value if here == node else None
+                w.series(name, upstream(name, node=node, namespace=NAMESPACE, name=m.vmi, migration_name=m.vmim,
+                                        job="kubevirt", **extra), values)
+
+    # virt-controller histogram: each succeeded migration observed (creation to Succeeded) at its end
+    hist = "kubevirt_vmi_migration_phase_transition_time_from_creation_seconds"
+    w.family(hist, "histogram", "Histogram of VM migration phase transitions duration from creation time in seconds.")
+    for le in PHASE_BUCKETS + [math.inf]:
+        label = "+Inf" if le == math.inf else _num(le)
+        w.series(f"{hist}_bucket", upstream(f"{hist}_bucket", phase="Succeeded", le=label, job="kubevirt"),
+                 lambda t, le=le: sum(1 for m in MIGRATIONS if m.ok and ended(m, t) and m.duration <= le))
+    w.series(f"{hist}_count", _labels(job="kubevirt", phase="Succeeded"),
+             lambda t: sum(1 for m in MIGRATIONS if m.ok and ended(m, t)))
+    w.series(f"{hist}_sum", _labels(job="kubevirt", phase="Succeeded"),
+             lambda t: sum(m.duration for m in MIGRATIONS if m.ok and ended(m, t)))
+
+    # virt-controller VM status timestamps: DOWN_VM stops during the rebalance
+    down_vm, down_after = DOWN_VM
+    for name, value in (("kubevirt_vm_non_running_status_last_transition_timestamp_seconds",
+                         lambda vmi, t: start + down_after if vmi == down_vm and t >= start + down_after else 0),
+                        ("kubevirt_vm_error_status_last_transition_timestamp_seconds", lambda vmi, t: 0)):
+        w.family(name, "counter", "Virtual Machine last transition timestamp.")
+        for vmi in VMIS:
+            w.series(name, upstream(name, name=vmi, namespace=NAMESPACE, job="kubevirt"),
+                     lambda t, vmi=vmi, value=value: value(vmi, t))
+
+    # virt-handler domain stats: vCPU delay (10 % of each vCPU's time after the rebalance on
+    # the VMs that moved to worker-3, 1 % elsewhere) and guest swap traffic (bytes since boot)
+    intervals = _vmi_node_intervals(end)
+
+    def node_of(vmi: str, t: int) -> str | None:
+        return next((n for n, a, b in intervals[vmi] if a <= t < b), None)
+
+    w.family("kubevirt_vmi_vcpu_delay_seconds_total", "counter", "Time each vCPU waited in the host run queue.")
+    for vmi, spans in intervals.items():
+        for node, a, b in spans:
+            for vcpu in range(VCPUS):
+                share = 0.10 if node == "worker-3" else 0.01
+                w.series("kubevirt_vmi_vcpu_delay_seconds_total",
+                         upstream("kubevirt_vmi_vcpu_delay_seconds_total", node=node, namespace=NAMESPACE, name=vmi,
+                                  id=str(vcpu), job="kubevirt"),
+                         lambda t, a=a, b=b, share=share: 100 + share * (t - a) if a <= t < b else None)
+    for direction, rate in (("in", 2e6), ("out", 1e6)):
+        name = f"kubevirt_vmi_memory_swap_{direction}_traffic_bytes"
+        w.family(name, "gauge", f"Guest swap {direction} traffic.")
+        for vmi, spans in intervals.items():
+            for node, a, b in spans:
+                w.series(name, upstream(name, node=node, namespace=NAMESPACE, name=vmi, job="kubevirt"),
+                         lambda t, a=a, b=b, rate=rate: rate * (t - a) / 60 if a <= t < b else None)
+
+    # node_exporter PSI: waiting share follows CPU utilisation
+    for res in ("cpu", "memory", "io"):
+        name = f"node_pressure_{res}_waiting_seconds_total"
+        w.family(name, "counter", f"Total time in seconds that processes have waited for {res}.")
+        for node in nodes:
+            acc = {"v": 0.0}
+
+            def values(t, node=node, acc=acc):
+                if t > t0:
+                    acc["v"] += 0.1 * _cpu_util(node, t, start) * STEP
+                return acc["v"]
+            w.series(name, upstream(name, instance=node, job="node-exporter"), values)
+
+    # the exporter: start of the wave, from EXPORTER_LAG after it
+    w.family("ov_rebalance_start_timestamp_seconds", "gauge", "Start of the current rebalance wave.")
+    w.series("ov_rebalance_start_timestamp_seconds", _labels(job="ov-exporter"),
+             lambda t: start if t >= start + EXPORTER_LAG else None)
 
     def running(m: Mig, t: int) -> bool:
         return start + m.start <= t < start + m.start + m.duration

@@ -64,6 +64,7 @@ def _queries(dash: dict) -> list[tuple[str, str]]:
 ALL_QUERIES = [(uid, where, expr) for uid, dash in DASHES.items() for where, expr in _queries(dash)]
 
 SUBSTITUTIONS = [
+    ("${rebalance_start}", "1767240000"),
     ("${__from:date:seconds}", "1767225600"),
     ("${__to:date:seconds}", "1767398400"),
     ("$__rate_interval", "2m"),
@@ -91,9 +92,12 @@ def _known_metrics() -> set[str]:
     records = {rule["record"] for group in yaml.safe_load((ROOT / "alerts" / "recording.yaml").read_text())["groups"]
                for rule in group["rules"] if "record" in rule}
     upstream = set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
-    return families | records | upstream | set(DASHBOARD_UPSTREAM)
+    return families | records | upstream | set(DASHBOARD_UPSTREAM) | PENDING_FAMILIES
 
 
+# Exporter families a colleague's branch adds (rebalance_watch: start of the current
+# wave); drop from here once they are in ov_exporter.render.all_families().
+PENDING_FAMILIES = {"ov_rebalance_start_timestamp_seconds"}
 # Upstream metrics only the dashboards read (ALERTS): no alert rule reads them.
 DASHBOARD_UPSTREAM = yaml.safe_load((DASHBOARDS / "upstream-metrics.yaml").read_text())["metrics"]
 
@@ -186,9 +190,9 @@ def test_variable_queries_parse_and_name_known_metrics():
         for var in dash["templating"]["list"]:
             if var["type"] != "query":
                 continue
-            match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"])
+            match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)|query_result\((.+)\)", var["query"])
             assert match, (uid, var["name"], var["query"])
-            assert _metric_names(match.group(1)) <= KNOWN, (uid, var["name"])
+            assert _metric_names(match.group(1) or match.group(3)) <= KNOWN, (uid, var["name"])
 
 
 def test_every_query_comes_from_the_queries_dict():
@@ -228,10 +232,36 @@ def test_post_rebalance_marks_migration_starts_and_ends():
     assert any("kubevirt_vmi_migration_end_time_seconds" in e for e in exprs)
 
 
-def test_before_after_table_compares_range_start_and_end():
+def test_before_after_table_compares_the_rebalance_start_with_the_range_end():
     panel = _panel("ov-post-rebalance", "Before / after")
     exprs = " ".join(t["expr"] for t in panel["targets"])
-    assert "@ ${__from:date:seconds}" in exprs and "@ ${__to:date:seconds}" in exprs
+    assert "@ ${rebalance_start}" in exprs and "@ ${__to:date:seconds}" in exprs
+    assert "${__from" not in exprs
+    variables = {v["name"]: v for v in DASHES["ov-post-rebalance"]["templating"]["list"]}
+    start = variables["rebalance_start"]
+    assert start["hide"] == 2 and start["refresh"] == 2  # hidden, refreshed when the range changes
+    assert "ov_rebalance_start_timestamp_seconds" in start["query"] and start["regex"] == gen.REBALANCE_START_REGEX
+
+
+# A selector filtered on $namespace: the series' own label, or the renamed one.
+NATIVE = 'namespace=~"$namespace", exported_namespace=""'
+EXPORTED = 'exported_namespace!="", exported_namespace=~"$namespace"'
+
+
+def test_every_namespace_filter_also_matches_exported_namespace():
+    """Each selector on $namespace comes in both shapes, the renamed one copied back into
+    `namespace` (the behaviour is checked against Prometheus in tests/test_dashboards_e2e.py)."""
+    filtered = 0
+    for uid, where, expr in ALL_QUERIES:
+        selectors = re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\}", expr)
+        on_namespace = [sel for sel in selectors if "$namespace" in sel]
+        native = [sel for sel in on_namespace if NATIVE in sel]
+        exported = [sel for sel in on_namespace if EXPORTED in sel]
+        assert len(native) + len(exported) == len(on_namespace), (uid, where, on_namespace)
+        assert [n.replace(NATIVE, EXPORTED) for n in native] == exported, (uid, where)
+        assert expr.count('"namespace", "$1", "exported_namespace", "(.+)")') == len(exported), (uid, where)
+        filtered += bool(on_namespace)
+    assert filtered >= 40
 
 
 def test_dashboard_upstream_metrics_are_read_by_a_dashboard_and_not_listed_twice():
@@ -239,7 +269,8 @@ def test_dashboard_upstream_metrics_are_read_by_a_dashboard_and_not_listed_twice
     families = {exposition_name(f) for _, f in all_families()}
     used = set().union(*(_metric_names(expr) for _, _, expr in ALL_QUERIES))
     for name, entry in DASHBOARD_UPSTREAM.items():
-        assert entry.get("component") and entry.get("facts"), name
+        assert entry.get("component") and entry.get("source") and entry.get("releases"), name
+        assert isinstance(entry.get("labels"), list), name
         assert name in used, f"dashboards/upstream-metrics.yaml lists {name}, which no dashboard reads"
         assert name not in alerts_upstream | families, name
 
@@ -264,12 +295,15 @@ def test_post_rebalance_counts_running_vms_per_node():
 
 def test_migration_annotations_use_the_start_and_end_times_as_event_times():
     annotations = {a["name"]: a for a in DASHES["ov-post-rebalance"]["annotations"]["list"]}
-    for name, metric in (("Migration starts", "kubevirt_vmi_migration_start_time_seconds"),
-                         ("Migration ends", "kubevirt_vmi_migration_end_time_seconds")):
+    for name, metric in ((gen.ANNOTATION_START, "kubevirt_vmi_migration_start_time_seconds"),
+                         (gen.ANNOTATION_END, "kubevirt_vmi_migration_end_time_seconds")):
         annotation = annotations[name]
+        assert "1.4.1" in name  # the release the series need
         assert annotation["useValueForTime"] is True  # Grafana reads the value as the time, in ms
         assert _metric_names(annotation["expr"]) == {metric} and annotation["expr"].endswith("* 1000")
-        assert "{{vmim}}" in annotation["titleFormat"] and "{{vmi}}" in annotation["textFormat"]
+        # upstream labels: the VMI is `name`, the VMIM `migration_name` (no vmi / vmim)
+        assert annotation["expr"].startswith("max by (namespace, name, migration_name")
+        assert "{{migration_name}}" in annotation["titleFormat"] and "{{name}}" in annotation["textFormat"]
 
 
 def _alert_rules() -> dict[str, dict]:
@@ -397,9 +431,13 @@ def test_console_variant_converts_each_grafana_panel_or_documents_its_omission()
         for panel in _panels(dash):
             if panel["type"] == "timeseries" and panel["title"] in converted:
                 assert converted[panel["title"]] == "graph"
-    # the before/after table needs the dashboard range, which the console lacks
+    # the before/after table: the console latches the rebalance start instead of `@ ${rebalance_start}`
     console, omitted = gen.console_variant(DASHES["ov-post-rebalance"])
-    assert any("Before / after" in item for item in omitted)
+    assert not any("Before / after" in item for item in omitted)
+    table = next(p for p in console["panels"] if p["title"].startswith("Before / after"))
+    exprs = [t["expr"] for t in table["targets"]]
+    assert len(exprs) == 6 and all("@" not in e and "${" not in e for e in exprs)
+    assert sum("unless on () max(ov_rebalance_start_timestamp_seconds" in e for e in exprs) == 4  # 2 before, 2 change
     assert any(p["type"] == "singlestat" for p in _walk_panels(console["panels"]))
 
 

@@ -28,7 +28,7 @@ from ov_exporter.render import all_families, exposition_name
 
 from .conftest import ROOT, Prometheus, free_port, http_get, promql_metric_names, wait_for
 from .test_alerts_e2e import _rules_for_the_test
-from .test_dashboards import ALL_QUERIES, DASHES, gen
+from .test_dashboards import ALL_QUERIES, DASHES, PENDING_FAMILIES, gen
 
 # Queries over exporter metrics that are rightly empty on the demo cluster: their
 # filter keeps only a state the demo does not have. Each must still find the
@@ -48,7 +48,8 @@ EXPECTED_ABSENT_SERIES = {"ov_source_api_requests_total", "ov_rebalance_failed_m
 def _fill(expr: str) -> str:
     now = int(time.time())
     # The range starts a few seconds back: the demo Prometheus holds only the data since the test began.
-    for var, value in (("${__from:date:seconds}", str(now - 3)), ("${__to:date:seconds}", str(now)),
+    for var, value in (("${rebalance_start}", str(now - 3)), ("${__from:date:seconds}", str(now - 3)),
+                       ("${__to:date:seconds}", str(now)),
                        ("$__rate_interval", "1m"), ("$__interval", "15s"), ("$__range", "1h"),
                        ("$cluster", ".*"), ("$namespace", ".*"), ("$node", ".*")):
         expr = expr.replace(var, value)
@@ -88,7 +89,8 @@ UPSTREAM = (set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_
 
 def _exporter_only(expr: str) -> bool:
     leaves = _leaves(promql_metric_names(_fill(expr)))
-    unknown = leaves - FAMILIES - UPSTREAM - {"ALERTS", "up"}
+    # PENDING_FAMILIES: not in this branch's exporter yet, so like upstream metrics they only have to execute.
+    unknown = leaves - FAMILIES - UPSTREAM - PENDING_FAMILIES - {"ALERTS", "up"}
     assert not unknown, f"{sorted(unknown)}: neither an exporter family nor a listed upstream metric"
     # up and ALERTS: Prometheus' own series about the exporter target and the alerts over its metrics.
     return bool(leaves) and leaves <= FAMILIES | {"ALERTS", "up"}
@@ -107,8 +109,8 @@ def _variable_queries() -> list[tuple[str, str, str]]:
     for uid, dash in DASHES.items():
         for var in dash["templating"]["list"]:
             if var["type"] == "query":
-                selector = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"]).group(1)
-                out.append((uid, f"variable {var['name']!r}", selector))
+                match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)|query_result\((.+)\)", var["query"])
+                out.append((uid, f"variable {var['name']!r}", match.group(1) or match.group(3)))
     return out
 
 

@@ -161,7 +161,7 @@ def _spread(levels: dict[str, float]) -> float:
 
 def test_report_function_reproduces_the_planted_rebalance(prom_url):
     report = rb.rebalance_report(prom_url, at=END)
-    assert report.start == START and report.start_source == "detected"
+    assert report.start == START and report.start_source == "exporter"  # ov_rebalance_start_timestamp_seconds
     _check_nodes([vars(n) for n in report.nodes])
     assert report.spread["cpu_before"] == pytest.approx(_spread(bf.CPU_BEFORE), abs=TOLERANCE)
     assert report.spread["cpu_now"] == pytest.approx(_spread(bf.CPU_AFTER), abs=TOLERANCE)
@@ -180,7 +180,7 @@ def test_json_output(prom_url):
     result = run("--prometheus-url", prom_url, "--at", "2026-01-03T00:00:00Z", "--output", "json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert doc["start"] == rb.rfc3339(START) and doc["start_source"] == "detected"
+    assert doc["start"] == rb.rfc3339(START) and doc["start_source"] == "exporter"
     _check_nodes(doc["nodes"])
     assert doc["migrations"]["succeeded"] == bf.SUCCEEDED and doc["migrations"]["failed"] == bf.FAILED
     assert doc["spread"]["cpu_change"] == pytest.approx(_spread(bf.CPU_AFTER) - _spread(bf.CPU_BEFORE),
@@ -233,6 +233,19 @@ def test_since_overrides_the_detected_start(prom_url):
     assert json.loads(rfc.stdout)["migrations"]["succeeded"] == bf.SUCCEEDED
 
 
+def test_without_the_exporter_start_the_earliest_upstream_migration_start_is_used(prom_url):
+    """Before the exporter publishes the wave's start, the report finds it in
+    kubevirt_vmi_migration_start_time_seconds (labels name, migration_name)."""
+    at = START + bf.EXPORTER_LAG - 60
+    report = rb.rebalance_report(prom_url, at=at)
+    assert report.start == START and report.start_source == "detected"
+    assert [(m.vmi, m.vmim, m.result) for m in report.migrations] == [("vm-a", "vm-a-mig-1", "running")]
+    done = rb.rebalance_report(prom_url, at=END, since=START - 60)
+    planted = {(m.vmi, m.vmim, "succeeded" if m.ok else "failed") for m in bf.MIGRATIONS}
+    assert {(m.vmi, m.vmim, m.result) for m in done.migrations} == planted
+    assert {m.vmim: m.start for m in done.migrations} == {m.vmim: START + m.start for m in bf.MIGRATIONS}
+
+
 def test_no_migration_in_the_range_is_a_clear_error(prom_url):
     result = run("--prometheus-url", prom_url, "--at", str(START - 3600))
     assert result.returncode == 2
@@ -259,9 +272,20 @@ def test_a_failing_query_names_the_query(prom_url):
 
 # ------------------------------------------------------------------------ dashboard queries
 DASHBOARDS = ROOT / "dashboards"
-UPSTREAM = set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
+UPSTREAM = (set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
+            | set(yaml.safe_load((DASHBOARDS / "upstream-metrics.yaml").read_text())["metrics"]))
 RECORDS = {r["record"]: r["expr"] for g in yaml.safe_load(RECORDING.read_text())["groups"] for r in g["rules"]
            if "record" in r}
+
+@functools.lru_cache(maxsize=1)
+def _gen():
+    sys.path.insert(0, str(DASHBOARDS))
+    try:
+        import generate  # dashboards/generate.py
+    finally:
+        sys.path.pop(0)
+    return generate
+
 
 @functools.lru_cache(maxsize=1)
 def _writer() -> bf.Writer:
@@ -269,7 +293,7 @@ def _writer() -> bf.Writer:
 
 
 PLANTED = {key.split("{")[0] for _, series in _writer().families for key, _ in series}
-FILL = [("${__from:date:seconds}", str(START)), ("${__to:date:seconds}", str(END)), ("$__rate_interval", "5m"),
+FILL = [("${rebalance_start}", str(START)), ("${__from:date:seconds}", str(START)), ("${__to:date:seconds}", str(END)), ("$__rate_interval", "5m"),
         ("$__interval", "5m"), ("$__range", "48h"), ('"$cluster"', '".*"'), ('"$namespace"', '".*"'),
         ('"$node"', '".*"')]
 
@@ -298,6 +322,9 @@ def _dashboard_queries() -> list[tuple[str, str, str, bool]]:
                  for t in p.get("targets") or [] if t.get("expr")]
         annotations = dash.get("annotations", {}).get("list", [])
         items += [(f"annotation {a['name']!r}", a["expr"], False) for a in annotations if a.get("expr")]
+        console, _ = _gen().console_variant(dash)
+        items += [(f"console panel {p['title']!r}", t["expr"], bool(t.get("instant"))) for p in console["panels"]
+                  for t in p.get("targets") or [] if "[3d:5m]" in t["expr"]]
         for where, expr, instant in items:
             if _leaves(promql_metric_names(_fill(expr))) & UPSTREAM:
                 out.append((uid, where, _fill(expr), instant))
@@ -332,12 +359,7 @@ def _by(result: list[dict], label: str) -> dict[str, float]:
 
 
 def _q(qid: str) -> str:
-    sys.path.insert(0, str(DASHBOARDS))
-    try:
-        import generate  # dashboards/generate.py
-    finally:
-        sys.path.pop(0)
-    return _fill(generate.QUERIES[qid])
+    return _fill(_gen().QUERIES[qid])
 
 
 def test_dashboard_before_after_table_agrees_with_the_report(prom_url):
@@ -368,7 +390,7 @@ def test_dashboard_spread_migrations_and_window(prom_url):
     assert float(query(prom_url, _q("migrations_succeeded"), END)[0]["value"][1]) == bf.SUCCEEDED
     assert float(query(prom_url, _q("migrations_failed"), END)[0]["value"][1]) == bf.FAILED
     repeated = query(prom_url, _q("vm_migrated_repeatedly"), END)
-    assert [(r["metric"]["vmi"], float(r["value"][1])) for r in repeated] == [("vm-f", 2.0)]
+    assert [(r["metric"]["vmi"], float(r["value"][1])) for r in repeated] == list(bf.REPEATED.items())
     assert float(query(prom_url, _q("window_active"), END)[0]["value"][1]) == 1
     in_flight = query_range(prom_url, _q("migrations_in_flight"), START, START + 3600, 60)
     planted = max(sum(m.start <= x < m.start + m.duration for m in bf.MIGRATIONS) for x in range(0, 3600, 60))
@@ -425,3 +447,93 @@ def test_missing_token_or_ca_file_exits_2_naming_the_file(tmp_path):
         missing = tmp_path / f"missing{flag}"
         result = run("--prometheus-url", url, flag, str(missing))
         assert result.returncode == 2 and flag in result.stderr and str(missing) in result.stderr, result.stderr
+
+
+def test_migration_annotations_mark_every_planted_migration(prom_url):
+    """Grafana runs the annotation queries over the range and reads each value as an
+    event time: every planted start and end must be among them, labelled by VMIM."""
+    gen = _gen()
+    for qid, expected in (("annot_migration_start", {m.vmim: START + m.start for m in bf.MIGRATIONS}),
+                          ("annot_migration_end", {m.vmim: START + m.start + m.duration for m in bf.MIGRATIONS})):
+        seen: dict[str, set[float]] = {}
+        for series in query_range(prom_url, _q(qid), START - 600, END, 60):
+            assert series["metric"]["name"] == series["metric"]["migration_name"].rsplit("-mig-", 1)[0]
+            seen.setdefault(series["metric"]["migration_name"], set()).update(float(v) / 1000 for _, v in
+                                                                               series["values"])
+        assert seen == {vmim: {t} for vmim, t in expected.items()}, qid
+    assert gen.ANNOTATION_OPTIONS[gen.ANNOTATION_END]["titleFormat"].count("{{") == 2
+
+
+def _grafana_variable(url: str, frm: float, to: float) -> str:
+    """$rebalance_start as Grafana computes it: query_result() at the range end, its
+    `{labels} value timestamp_ms` text, the variable's regex."""
+    gen = _gen()
+    expr = re.fullmatch(r"query_result\((.+)\)", gen.REBALANCE_START_QUERY).group(1)
+    expr = (expr.replace("$__range", f"{int(to - frm)}s").replace("${__from:date:seconds}", str(int(frm)))
+            .replace('"$cluster"', '".*"'))
+    texts = []
+    for r in query(url, expr, to):
+        labels = ",".join(f'{k}="{v}"' for k, v in r["metric"].items())
+        texts.append(f"{{{labels}}} {r['value'][1]} {int(r['value'][0] * 1000)}")
+    pattern = re.fullmatch(r"/(.*)/", gen.REBALANCE_START_REGEX).group(1)
+    values = [m.group(1) for t in texts if (m := re.search(pattern, t))]
+    assert len(values) == 1, texts
+    return values[0]
+
+
+def _before_after(url: str, frm: float, to: float) -> dict[str, dict[str, float]]:
+    start = _grafana_variable(url, frm, to)
+    out = {}
+    for qid in ("cpu_util_before", "cpu_util_now", "cpu_util_change", "mem_util_before", "mem_util_now",
+                "mem_util_change"):
+        expr = _gen().QUERIES[qid].replace("${rebalance_start}", start).replace("${__to:date:seconds}", str(to))
+        out[qid] = _by(query(url, _fill(expr), to), "node")
+    return out
+
+
+def test_before_after_is_anchored_at_the_rebalance_start_whatever_the_range(prom_url):
+    assert float(_grafana_variable(prom_url, START - 3 * 3600, END)) == START
+    wide = _before_after(prom_url, START - 3 * 3600, END)
+    narrow = _before_after(prom_url, END - 6 * 3600, END)  # the range starts long after the rebalance
+    assert wide == narrow
+    report = {n.node: n for n in rb.rebalance_report(prom_url, at=END).nodes}
+    for node in bf.NODES:
+        assert wide["cpu_util_before"][node] == pytest.approx(report[node].cpu_before, abs=1e-9)
+        assert wide["cpu_util_before"][node] == pytest.approx(bf.CPU_BEFORE[node], abs=TOLERANCE)
+        assert wide["mem_util_change"][node] == pytest.approx(bf.MEM_AFTER[node] - bf.MEM_BEFORE[node],
+                                                              abs=TOLERANCE)
+    # no wave in view: the range start is the anchor, as before
+    early = START - 3600
+    assert float(_grafana_variable(prom_url, early - 6 * 3600, early)) == early - 6 * 3600
+
+
+def test_console_before_after_latches_the_rebalance_start(prom_url):
+    """The console variant has no variables: its before is the utilisation just before
+    the exporter saw the wave (1-hour average of the recording rules)."""
+    gen = _gen()
+    for kind, before, after in (("cpu", bf.CPU_BEFORE, bf.CPU_AFTER), ("memory", bf.MEM_BEFORE, bf.MEM_AFTER)):
+        exprs = {part: _fill(gen._console_expr(e, "48h")) for part, e in gen.CONSOLE_BEFORE_AFTER[kind].items()}
+        values = {part: _by(query(prom_url, e, END), "node") for part, e in exprs.items()}
+        assert set(values["before"]) == set(bf.NODES), kind
+        for node in bf.NODES:
+            assert values["before"][node] == pytest.approx(before[node], abs=2 * TOLERANCE), (kind, node)
+            assert values["now"][node] == pytest.approx(after[node], abs=2 * TOLERANCE), (kind, node)
+
+
+def test_vm_side_impact_panels_show_the_planted_impact(prom_url):
+    delay = _by(query(prom_url, _q("vcpu_delay_top"), END), "name")
+    on_worker_3 = {vmi for vmi, spans in bf._vmi_node_intervals(END).items() if spans[-1][0] == "worker-3"}
+    assert on_worker_3 and {v for v, d in delay.items() if d > 0.05} == on_worker_3
+    assert all(d == pytest.approx(0.10 if v in on_worker_3 else 0.01, abs=1e-6) for v, d in delay.items())
+    swap = _by(query(prom_url, _q("swap_in_top"), END), "name")
+    assert len(swap) == 10 and all(v == pytest.approx(2e6 / 60, rel=1e-6) for v in swap.values())
+    psi = _by(query(prom_url, _q("psi_cpu"), END), "node")
+    assert set(psi) == set(bf.NODES)  # master-0 runs no VM
+    down = query(prom_url, _q("vms_down"), END)
+    assert [(r["metric"]["name"], r["metric"]["status"], float(r["value"][1]) / 1000) for r in down] == \
+        [(bf.DOWN_VM[0], "stopped or paused", START + bf.DOWN_VM[1])]
+    latest = _by(query(prom_url, _q("migration_duration_latest"), END), "migration_name")
+    assert latest == {m.vmim: m.duration for m in bf.MIGRATIONS
+                      if m.ok and m == max((x for x in bf.MIGRATIONS if x.vmi == m.vmi), key=lambda x: x.start)}
+    p50 = float(query(prom_url, _q("migration_duration_p50"), END)[0]["value"][1])
+    assert 300 <= p50 <= 600  # succeeded durations 240-900 s, bucket-interpolated

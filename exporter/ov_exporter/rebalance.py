@@ -38,7 +38,7 @@ from typing import Any
 from .errors import OvError
 
 AVG_WINDOW = "1h"          # utilisation is averaged over this window before each instant
-LOOKBACK_SECONDS = 172800  # the rebalance start is searched for in the 48 h before --at (FACTS.md)
+LOOKBACK_SECONDS = 172800  # migration starts are searched for in the 48 h before --at (the longest watch window)
 NODE_FROM_INSTANCE = '"node", "$1", "instance", "([^:]+)(:[0-9]+)?"'
 
 
@@ -95,17 +95,55 @@ def before_after(kind: str, matchers: str, node_matchers: str, before: str, now:
     return {"before": b, "now": n, "change": f"({n}) - ({b})"}
 
 
-def migrations_query(metric: str, lookback_seconds: int, matchers: str = "") -> str:
-    return (f"max by (namespace, vmi, vmim) "
-            f"(last_over_time({metric}{{{matchers}}}[{int(lookback_seconds)}s]))")
+# The exporter's start of the current rebalance wave (the earliest migration of the
+# wave; absent while no watch window is open).
+REBALANCE_START = "ov_rebalance_start_timestamp_seconds"
 
 
-MIGRATION_METRICS = {
-    "start": "kubevirt_vmi_migration_start_time_seconds",
-    "end": "kubevirt_vmi_migration_end_time_seconds",
+def rebalance_start_query(matchers: str = "", lookback: str | None = None) -> str:
+    """The exporter's rebalance start; with `lookback`, the latest one seen in it."""
+    sel = f"{REBALANCE_START}{{{matchers}}}"
+    return f"max(last_over_time({sel}[{lookback}]))" if lookback else f"max({sel})"
+
+
+# Upstream migration series (KubeVirt pkg/monitoring/metrics/virt-controller/):
+# - kubevirt_vmi_migration_succeeded / _failed {vmi, vmim, namespace}: 1 per finished
+#   VMIM while the VMIM object exists (migrationstats_collector.go, v1.3.0-v1.9.0);
+# - kubevirt_vmi_migration_start_time_seconds {node, namespace, name, migration_name} and
+#   _end_time_seconds (+ status): the VMI's status.migrationState, so one series per VMI
+#   (its latest migration), from v1.4.1 (vmistats_collector.go). `node` is the VMI's
+#   node, which changes when the migration completes: aggregate it away.
+# Over a lookback each migration_name seen keeps its last value, so every migration of
+# the range is found as long as a scrape saw it.
+MIGRATION_RESULTS = {
     "succeeded": "kubevirt_vmi_migration_succeeded",
     "failed": "kubevirt_vmi_migration_failed",
 }
+MIGRATION_TIMES = {
+    "start": "kubevirt_vmi_migration_start_time_seconds",
+    "end": "kubevirt_vmi_migration_end_time_seconds",
+}
+
+
+def _namespaced(template: str, matchers: str) -> str:
+    """`template` (with @@ for the matchers) over both shapes of the namespace label: the
+    series' own `namespace`, or `exported_namespace` where the scrape renamed it."""
+    native = template.replace("@@", _m(matchers, 'exported_namespace=""'))
+    exported = template.replace("@@", _m(matchers, 'exported_namespace!=""'))
+    return f'({native} or label_replace({exported}, "namespace", "$1", "exported_namespace", "(.+)"))'
+
+
+def migrations_query(part: str, lookback_seconds: int, matchers: str = "") -> str:
+    """One of MIGRATION_RESULTS / MIGRATION_TIMES, last value per migration over the lookback."""
+    window = f"[{int(lookback_seconds)}s]"
+    if part in MIGRATION_RESULTS:
+        inner = _namespaced(f"last_over_time({MIGRATION_RESULTS[part]}{{@@}}{window})", matchers)
+        return f"max by (namespace, vmi, vmim) ({inner})"
+    inner = _namespaced(f"last_over_time({MIGRATION_TIMES[part]}{{@@}}{window})", matchers)
+    return f"max by (namespace, name, migration_name) ({inner})"
+
+
+MIGRATION_PARTS = (*MIGRATION_RESULTS, *MIGRATION_TIMES)
 
 
 # ------------------------------------------------------------------------ times
@@ -254,7 +292,7 @@ class Migration:
 class Report:
     prometheus: str
     start: float
-    start_source: str  # "detected" or "--since"
+    start_source: str  # "--since", "exporter" (ov_rebalance_start_timestamp_seconds) or "detected"
     at: float
     window: str
     nodes: list[NodeRow]
@@ -293,46 +331,64 @@ def _spread(values: list[float | None]) -> float | None:
 
 
 async def _migrations(client: PrometheusClient, at: float, lookback: float) -> list[Migration]:
-    results = await asyncio.gather(*(client.query(migrations_query(metric, math.ceil(lookback)), at)
-                                     for metric in MIGRATION_METRICS.values()))
-    by_key: dict[tuple[str, str], dict[str, Any]] = {}
-    for part, result in zip(MIGRATION_METRICS, results):
+    """Migrations with a start time in the lookback (KubeVirt >= 1.4.1), joined with the
+    per-VMIM results on namespace and migration_name = vmim."""
+    results = await asyncio.gather(*(client.query(migrations_query(part, math.ceil(lookback)), at)
+                                     for part in MIGRATION_PARTS))
+    outcome: dict[tuple[str, str], str] = {}
+    times: dict[tuple[str, str, str], dict[str, float]] = {}
+    for part, result in zip(MIGRATION_PARTS, results):
         for series in result:
             labels = series["metric"]
-            key = (labels.get("namespace", ""), labels.get("vmim", ""))
-            entry = by_key.setdefault(key, {"vmi": labels.get("vmi", "")})
-            entry[part] = float(series["value"][1])
+            if part in MIGRATION_RESULTS:
+                if float(series["value"][1]) > 0:
+                    outcome[(labels.get("namespace", ""), labels.get("vmim", ""))] = part
+            else:
+                key = (labels.get("namespace", ""), labels.get("name", ""), labels.get("migration_name", ""))
+                times.setdefault(key, {})[part] = float(series["value"][1])
     out = []
-    for (namespace, vmim), entry in sorted(by_key.items()):
+    for (namespace, vmi, vmim), entry in sorted(times.items()):
         if "start" not in entry:
             continue
-        result = ("failed" if entry.get("failed", 0) > 0 else
-                  "succeeded" if entry.get("succeeded", 0) > 0 else "running")
-        out.append(Migration(namespace, entry["vmi"], vmim, entry["start"], entry.get("end"), result))
+        result = outcome.get((namespace, vmim), "running")
+        out.append(Migration(namespace, vmi, vmim, entry["start"], entry.get("end"), result))
     return out
 
 
+async def _exporter_start(client: PrometheusClient, at: float) -> float | None:
+    result = await client.query(rebalance_start_query(), at)
+    return float(result[0]["value"][1]) if result else None
+
+
 async def build_report(client: PrometheusClient, at: float, since: float | None = None) -> Report:
-    """The report at `at`; the rebalance starts at `since`, else at the earliest
-    migration start in the LOOKBACK_SECONDS before `at`."""
+    """The report at `at`; the rebalance starts at `since`, else at the exporter's
+    ov_rebalance_start_timestamp_seconds, else at the earliest migration start in the
+    LOOKBACK_SECONDS before `at`."""
     if since is not None and since >= at:
         raise RebalanceError(f"--since {rfc3339(since)} is not before --at {rfc3339(at)}")
+    source = "--since"
+    if since is None:
+        since = await _exporter_start(client, at)
+        source = "exporter"
+        if since is not None and since >= at:
+            raise RebalanceError(f"{REBALANCE_START} on Prometheus {client.url} is {rfc3339(since)}, not before "
+                                 f"--at {rfc3339(at)}; give the start with --since TIME")
     lookback = at - since if since is not None else LOOKBACK_SECONDS
     migrations = [m for m in await _migrations(client, at, lookback) if at - lookback <= m.start <= at]
     if since is None:
         if not migrations:
             raise RebalanceError(
                 f"no live migration started between {rfc3339(at - lookback)} and {rfc3339(at)} "
-                f"(kubevirt_vmi_migration_start_time_seconds on Prometheus {client.url}): "
+                f"({REBALANCE_START} and kubevirt_vmi_migration_start_time_seconds on Prometheus {client.url}): "
                 f"no rebalance to report; give its start with --since TIME")
         start, source = min(m.start for m in migrations), "detected"
     else:
-        start, source = since, "--since"
-    queries = {}
+        start = since
+    queries = {"rebalance_start": rebalance_start_query()}
     for kind in ("cpu", "memory"):
         for part, expr in before_after(kind, "", "", _ts(start), _ts(at)).items():
             queries[f"{kind}_{part}"] = expr
-    keys = [k for k in queries if not k.endswith("_change")]
+    keys = [k for k in queries if k.startswith(("cpu_", "memory_")) and not k.endswith("_change")]
     results = await asyncio.gather(*(client.query(queries[k], at) for k in keys))
     values = {k: _values(r) for k, r in zip(keys, results)}
     names = sorted(set().union(*(v.keys() for v in values.values())))
@@ -357,7 +413,7 @@ async def build_report(client: PrometheusClient, at: float, since: float | None 
     for kind in ("cpu", "memory"):
         b, n = spread[f"{kind}_before"], spread[f"{kind}_now"]
         spread[f"{kind}_change"] = n - b if b is not None and n is not None else None
-    queries.update({f"migrations_{k}": migrations_query(m, math.ceil(lookback)) for k, m in MIGRATION_METRICS.items()})
+    queries.update({f"migrations_{part}": migrations_query(part, math.ceil(lookback)) for part in MIGRATION_PARTS})
     return Report(client.url, start, source, at, AVG_WINDOW, rows, spread, migrations, queries)
 
 
@@ -395,7 +451,8 @@ def _rows(report: Report) -> list[list[str]]:
 
 
 def _summary(report: Report) -> list[str]:
-    how = "earliest migration start" if report.start_source == "detected" else "--since"
+    how = {"detected": "earliest migration start", "exporter": f"the exporter's {REBALANCE_START}"}.get(
+        report.start_source, report.start_source)
     lines = [f"Rebalance start: {rfc3339(report.start)} ({how}); now: {rfc3339(report.at)}; "
              f"utilisation averaged over the {report.window} before each.",
              f"Migrations since the start: {report.succeeded} succeeded, {report.failed} failed, "
