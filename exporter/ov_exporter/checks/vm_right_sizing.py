@@ -1,8 +1,9 @@
 """Anti-pattern 8: VMs sized without looking at what they use (requested vs used).
 
 Usage comes from the metrics API (PodMetrics of the virt-launcher pods: CPU cores and
-working-set memory of the pod) and from a Prometheus source: for memory KubeVirt's
-`kubevirt_vmi_memory_used_bytes` (the guest's own view, preferred over the pod's), for
+working-set memory of the pod) and from a Prometheus source: for memory the guest's own
+view (preferred over the pod's), KubeVirt's recording rule `kubevirt_vmi_memory_used_bytes`
+or its 1.9 replacement or the virt-handler gauges it is recorded from (sources/promql.py), for
 CPU the 5-minute rate of `kubevirt_vmi_cpu_usage_seconds_total` where no PodMetrics
 exists. Requested is the VMI's vCPU count and guest memory. Both are one
 sample (the metrics API averages over its window); the alerts' `for:` durations turn
