@@ -17,7 +17,7 @@ def test_defaults():
     cfg = Config()
     assert cfg.profile == "production" and cfg.cpu_target == 1.2
     assert cfg.thresholds.cpu_overcommit_max == 1.8 and cfg.thresholds.memory_overcommit_max == 0.9
-    assert cfg.series_cap == 500 and cfg.threads_per_core == 2
+    assert cfg.series_cap == 500 and cfg.threads_per_core is None  # unset: checks assume 2 and say so
     assert cfg.migration_link_bytes_per_second == 10e9 / 8
 
 

@@ -206,10 +206,11 @@ def test_no_unplanned_findings(check, demo_eval, expectations):
     assert found == planted
 
 
-def test_smt_fallback_node_uses_the_config(demo_eval):
+def test_smt_fallback_node_is_assumed(demo_eval):
+    """worker-5 lacks the NFD label and the demo sets no threads-per-core: 2 is assumed."""
     samples = [s for s in demo_eval.result("cpu_overcommit").samples if s.family == "ov_node_cpu_threads_per_core"]
-    sources = {s.labels[0]: s.labels[1] for s in samples}
-    assert sources["worker-5"] == "config" and sources["worker-0"] == "nfd"
+    sources = {s.labels[0]: (s.labels[1], s.value) for s in samples}
+    assert sources["worker-5"] == ("assumed", 2) and sources["worker-0"] == ("nfd", 2)
 
 
 # ---------------------------------------------------------------- clean fixture

@@ -18,6 +18,7 @@ Ratio = Annotated[float, Meta(gt=0, le=1000)]
 Fraction = Annotated[float, Meta(gt=0, le=100)]
 
 PROFILE_CPU_TARGET = {"production": 1.2, "dev-test": 1.5}
+ASSUMED_THREADS_PER_CORE = 2  # SMT on, as on most x86 servers, when neither NFD nor config says
 
 
 class _Base(Struct, forbid_unknown_fields=True, rename="kebab", kw_only=True):
@@ -53,7 +54,8 @@ class Config(_Base):
     exemption_annotation: str = "ov-exporter.openshift.io/exempt"
     checks: dict[str, CheckToggle] = field(default_factory=dict)
     series_cap: Annotated[int, Meta(ge=0, le=1_000_000)] = 500
-    threads_per_core: Annotated[int, Meta(ge=1, le=8)] = 2
+    # None: not known for nodes without the NFD label; checks assume ASSUMED_THREADS_PER_CORE.
+    threads_per_core: Annotated[int, Meta(ge=1, le=8)] | None = None
     migration_link_speed: str | int = "10G"  # bits per second: "10G", "25Gbit/s", 10000000000
     rebalance_watch_window: Annotated[int, Meta(ge=24, le=48)] = 48  # hours after the last migration
     # Node label naming the hypervisor host (ESXi host, ...) a control-plane node runs on;

@@ -1,4 +1,4 @@
-"""Names of metrics other components publish that checks read (FACTS.md)."""
+"""Names of metrics other components publish that checks read."""
 
 DIRTY_RATE = "kubevirt_vmi_dirty_rate_bytes_per_second"
 # During a migration, on the source node. The memory transfer rate moved names:
@@ -20,11 +20,24 @@ MIGRATION_DATA_REMAINING = (
 
 WANTED = frozenset((DIRTY_RATE, *MIGRATION_DIRTY_RATE, *MIGRATION_TRANSFER_RATE, *MIGRATION_DATA_REMAINING))
 
-# Guest memory in use as the domain sees it (KubeVirt virt-handler; labels namespace, name).
+# Guest memory in use as the domain sees it. virt-handler exports its two parts in every
+# release 1.3-1.9 (pkg/monitoring/metrics/virt-handler/domainstats/memory_metrics.go; labels
+# namespace, name, node and kubernetes_vmi_label_*); KubeVirt's PrometheusRule records
+# available - usable (pkg/monitoring/rules/recordingrules/vmi.go) as kubevirt_vmi_memory_used_bytes
+# in 1.3-1.8, which 1.9 keeps as deprecated (deprecated_recordingrules.go) beside its replacement
+# vmi:kubevirt_vmi_memory_used_bytes:sum. The Prometheus source asks for the first that resolves
+# (promql.DERIVED_QUERIES) and keeps the answer under VMI_MEMORY_USED.
+VMI_MEMORY_AVAILABLE = "kubevirt_vmi_memory_available_bytes"
+VMI_MEMORY_USABLE = "kubevirt_vmi_memory_usable_bytes"
 VMI_MEMORY_USED = "kubevirt_vmi_memory_used_bytes"
-WANTED = WANTED | {VMI_MEMORY_USED}
+VMI_MEMORY_USED_SUM = "vmi:kubevirt_vmi_memory_used_bytes:sum"
+# Other names of a series, as files may hold them -> the name checks read.
+ALIASES = {VMI_MEMORY_USED_SUM: VMI_MEMORY_USED}
 
-# vCPU + hypervisor CPU time of a VMI (KubeVirt virt-handler, counter; labels namespace, name).
+# vCPU + hypervisor CPU time of a VMI (KubeVirt virt-handler, counter, 1.3-1.9: domainstats/
+# cpu_metrics.go; labels namespace, name, node). No vCPU count is read from Prometheus: the
+# VMI object gives it (the recording rules for it were renamed, kubevirt_vmi_vcpu_count in 1.7
+# and vmi:kubevirt_vmi_vcpu:count from 1.8).
 VMI_CPU_USAGE = "kubevirt_vmi_cpu_usage_seconds_total"
 # Its 5-minute rate per VMI, in cores: a second query of the live Prometheus source
 # (a counter needs rate(), which the one selector query cannot give). The name is ours.

@@ -26,18 +26,18 @@ def run(*objects, **overrides):
     return cpp.evaluate(state(*objects), config(**overrides))
 
 
-def test_two_of_three_on_one_host_is_critical():
+def test_two_of_three_on_one_host_is_a_warning():
     out = run(master("m0", "esxi-01"), master("m1", "esxi-01"), master("m2", "esxi-02"), node("worker-0"))
     assert series(out, COLOCATED) == {("m0", "esxi-01", "label", "true"): 2, ("m1", "esxi-01", "label", "true"): 2,
                                       ("m2", "esxi-02", "label", "false"): 1}
-    assert {(f.obj, f.severity) for f in out.findings} == {(ObjectRef("Node", "", "m0"), Severity.CRITICAL),
-                                                            (ObjectRef("Node", "", "m1"), Severity.CRITICAL)}
+    assert {(f.obj, f.severity) for f in out.findings} == {(ObjectRef("Node", "", "m0"), Severity.WARNING),
+                                                            (ObjectRef("Node", "", "m1"), Severity.WARNING)}
     assert "m1" in next(f.message for f in out.findings if f.obj.name == "m0")
 
 
-def test_two_of_five_on_one_host_is_a_warning():
+def test_two_of_five_on_one_host_is_info():
     out = run(master("m0", "a"), master("m1", "a"), master("m2", "b"), master("m3", "c"), master("m4", "d"))
-    assert {f.obj.name: f.severity for f in out.findings} == {"m0": Severity.WARNING, "m1": Severity.WARNING}
+    assert {f.obj.name: f.severity for f in out.findings} == {"m0": Severity.INFO, "m1": Severity.INFO}
 
 
 def test_distinct_hosts_are_clean():
@@ -80,7 +80,7 @@ def test_configured_label_and_empty_label():
 def test_partially_unknown_hosts_judge_the_known_ones():
     out = run(master("m0", "a"), master("m1", "a"), master("m2"))
     assert series(out, UNKNOWN) == {(): 1}
-    assert {f.obj.name: f.severity for f in out.findings} == {"m0": Severity.CRITICAL, "m1": Severity.CRITICAL}
+    assert {f.obj.name: f.severity for f in out.findings} == {"m0": Severity.WARNING, "m1": Severity.WARNING}
 
 
 def test_registry_and_malformed_nodes():

@@ -21,13 +21,13 @@ def run(*objects):
     return cpw.evaluate(state(*objects), config())
 
 
-def test_vmis_on_a_master_are_critical_schedulable_master_warning():
+def test_vmis_on_a_master_are_a_warning_schedulable_master_info():
     out = run(master("m0", schedulable=True, taints=None), master("m1", schedulable=True, taints=None),
               master("m2"), node("worker-0"), vmi("a", node="m0"), vmi("b", node="m0"), vmi("c", node="worker-0"),
               vmi("old", node="m2", phase="Succeeded"))
     assert series(out, VMIS) == {("m0", "true"): 2, ("m1", "true"): 0, ("m2", "false"): 0}
-    assert {(f.obj, f.severity) for f in out.findings} == {(ObjectRef("Node", "", "m0"), Severity.CRITICAL),
-                                                            (ObjectRef("Node", "", "m1"), Severity.WARNING)}
+    assert {(f.obj, f.severity) for f in out.findings} == {(ObjectRef("Node", "", "m0"), Severity.WARNING),
+                                                            (ObjectRef("Node", "", "m1"), Severity.INFO)}
 
 
 def test_taint_or_missing_label_keeps_a_master_clean():
@@ -38,9 +38,9 @@ def test_taint_or_missing_label_keeps_a_master_clean():
     assert set(series(out, VMIS)) == {("m0", "false"), ("m1", "false"), ("m2", "false")}
 
 
-def test_vmi_on_a_tainted_master_is_still_critical():
+def test_vmi_on_a_tainted_master_is_still_a_warning():
     out = run(master("m0"), node("worker-0"), vmi("tolerating", node="m0"))
-    assert [(f.obj.name, f.severity) for f in out.findings] == [("m0", Severity.CRITICAL)]
+    assert [(f.obj.name, f.severity) for f in out.findings] == [("m0", Severity.WARNING)]
 
 
 def test_compact_and_hosted_clusters_are_not_applicable():
@@ -59,4 +59,4 @@ def test_registry_with_malformed_objects():
     result = registry.evaluate(state(master("m0"), spec_null, node("worker-0"), status_null, vmi("x", node="m0")),
                                config()).result("control_plane_vm_workloads")
     assert result.status is Status.OK
-    assert {(f.obj.name, f.severity) for f in result.findings} == {("m0", Severity.CRITICAL), ("m1", Severity.WARNING)}
+    assert {(f.obj.name, f.severity) for f in result.findings} == {("m0", Severity.WARNING), ("m1", Severity.INFO)}

@@ -68,26 +68,26 @@ def overloaded(vcpus, cores=4, **node_kw):
     return [node("worker-0", cpu=str(cores * 2), smt=True, **node_kw), vmi("load", cores=vcpus)]
 
 
-def test_above_max_is_critical_with_a_message_naming_the_numbers():
+def test_above_max_is_a_warning_with_a_message_naming_the_numbers():
     out = run(*overloaded(8))  # 8 / 4 = 2.0
     assert series(out, "ov_cpu_overcommit_ratio") == {("worker-0",): 2.0}
-    crit = [f for f in out.findings if f.obj == ObjectRef("Node", "", "worker-0")]
-    assert [f.severity for f in crit] == [Severity.CRITICAL]
-    msg = crit[0].message
+    found = [f for f in out.findings if f.obj == ObjectRef("Node", "", "worker-0")]
+    assert [f.severity for f in found] == [Severity.WARNING]
+    msg = found[0].message
     assert "8 vCPUs on 4 physical cores" in msg and "2 threads/core from nfd" in msg
     assert "ratio 2.00 above 1.8" in msg
     # The cluster (one node) is just as overloaded.
-    assert [f.severity for f in non_info(out) if f.obj == CLUSTER] == [Severity.CRITICAL]
+    assert [f.severity for f in non_info(out) if f.obj == CLUSTER] == [Severity.WARNING]
 
 
 @pytest.mark.parametrize(("vcpus", "cores", "profile", "expected"), [
-    (18, 10, "production", Severity.WARNING),  # 1.8 is not above the max
-    (19, 10, "production", Severity.CRITICAL),
-    (14, 10, "production", Severity.WARNING),  # 1.4 above 1.2
+    (18, 10, "production", Severity.INFO),  # 1.8 is not above the max
+    (19, 10, "production", Severity.WARNING),
+    (14, 10, "production", Severity.INFO),  # 1.4 above 1.2
     (14, 10, "dev-test", None),  # 1.4 within dev-test 1.5
     (15, 10, "dev-test", None),  # 1.5 is not above 1.5
-    (16, 10, "dev-test", Severity.WARNING),
-    (19, 10, "dev-test", Severity.CRITICAL),
+    (16, 10, "dev-test", Severity.INFO),
+    (19, 10, "dev-test", Severity.WARNING),
     (12, 10, "production", None),  # 1.2 is not above 1.2
     (10, 10, "production", None),
 ])
@@ -98,7 +98,7 @@ def test_severity_by_profile(vcpus, cores, profile, expected):
 
 def test_configured_thresholds_and_their_series():
     out = run(*overloaded(6), **{"thresholds.cpu-overcommit-target": 1.0, "thresholds.cpu-overcommit-max": 1.4})
-    assert node_findings(out) == {"worker-0": Severity.CRITICAL}
+    assert node_findings(out) == {"worker-0": Severity.WARNING}
     assert series(out, "ov_cpu_overcommit_threshold_ratio") == {("target",): 1.0, ("max",): 1.4}
 
 
@@ -117,11 +117,21 @@ def test_threads_per_core_from_nfd_false():
     assert series(out, "ov_cpu_overcommit_ratio") == {("worker-0",): 1.0}
 
 
-def test_threads_per_core_from_config_without_nfd_label():
+def test_threads_per_core_assumed_without_nfd_label_or_config_caps_the_finding_at_info():
     out = run(node("worker-0", cpu="8"), vmi("a", cores=8))
+    assert series(out, "ov_node_cpu_threads_per_core") == {("worker-0", "assumed"): 2}
+    assert series(out, "ov_cpu_overcommit_ratio") == {("worker-0",): 2.0}  # above the max, but on a guess
+    [finding] = [f for f in out.findings if f.obj.kind == "Node"]
+    assert finding.severity is Severity.INFO
+    assert "2 threads/core from assumed" in finding.message and "set threads-per-core" in finding.message
+    # The cluster ratio rests on the same guess.
+    assert [f.severity for f in out.findings if f.obj == CLUSTER] == [Severity.INFO]
+
+
+def test_threads_per_core_from_config_without_nfd_label():
+    out = run(node("worker-0", cpu="8"), vmi("a", cores=8), **{"threads-per-core": 2})
     assert series(out, "ov_node_cpu_threads_per_core") == {("worker-0", "config"): 2}
-    assert series(out, "ov_cpu_overcommit_ratio") == {("worker-0",): 2.0}
-    assert node_findings(out) == {"worker-0": Severity.CRITICAL}
+    assert node_findings(out) == {"worker-0": Severity.WARNING}
     out = run(node("worker-0", cpu="8"), vmi("a", cores=8), **{"threads-per-core": 1})
     assert series(out, "ov_node_cpu_threads_per_core") == {("worker-0", "config"): 1}
     assert series(out, "ov_cpu_overcommit_ratio") == {("worker-0",): 1.0}
@@ -152,11 +162,11 @@ def test_unschedulable_node_running_vmis_gets_series_but_no_cluster_capacity():
                vmi("a", node="worker-0", cores=2), vmi("b", node="cordoned", cores=6)]
     out = run(*objects)
     assert series(out, "ov_cpu_overcommit_ratio") == {("worker-0",): 0.5, ("cordoned",): 1.5}
-    assert node_findings(out) == {"cordoned": Severity.WARNING}
+    assert node_findings(out) == {"cordoned": Severity.INFO}
     # 8 vCPUs over the 4 cores of the one schedulable node.
     assert series(out, "ov_cluster_cpu_overcommit_ratio") == {(): 2.0}
     cluster = [f for f in non_info(out) if f.obj == CLUSTER]
-    assert [f.severity for f in cluster] == [Severity.CRITICAL]
+    assert [f.severity for f in cluster] == [Severity.WARNING]
     assert "8 vCPUs on 4 physical cores" in cluster[0].message
 
 
@@ -166,7 +176,7 @@ def test_cluster_ratio_over_all_schedulable_nodes():
     out = run(*objects)
     assert series(out, "ov_cpu_overcommit_ratio")[("worker-0",)] == 3.0
     assert series(out, "ov_cluster_cpu_overcommit_ratio") == {(): 1.0}
-    assert node_findings(out) == {"worker-0": Severity.CRITICAL}
+    assert node_findings(out) == {"worker-0": Severity.WARNING}
     assert [f for f in non_info(out) if f.obj == CLUSTER] == []
 
 
@@ -214,11 +224,14 @@ def test_allocation_ratio_and_its_source(objects, expected):
     assert series(out, "ov_vmi_cpu_allocation_ratio") == {(source,): value}
 
 
-def test_allocation_ratio_above_max_is_info_on_the_hco():
-    out = run(node("worker-0", cpu="8", smt=True), hco("v1beta1", cpu_ratio=10))
-    [info] = [f for f in out.findings if "vmiCPUAllocationRatio" in f.message]
-    assert info.severity is Severity.INFO
-    assert info.obj == ObjectRef("HyperConverged", "openshift-cnv", "kubevirt-hyperconverged")
+@pytest.mark.parametrize("setting", [hco("v1beta1", cpu_ratio=10), hco("v1", cpu_ratio=20), kubevirt_cr(cpu_ratio=10)],
+                         ids=["hco-v1beta1", "hco-v1", "kubevirt"])
+def test_allocation_ratio_above_max_is_configuration_not_a_finding(setting):
+    """It only scales the CPU requests of VMs without requests, and HCO writes its default 10
+    into every CR: the gauge shows it, the real vCPU:core ratio is what is judged."""
+    out = run(node("worker-0", cpu="8", smt=True), setting)
+    assert out.findings == []
+    assert list(series(out, "ov_vmi_cpu_allocation_ratio").values()) in ([10], [20])
 
 
 def test_unset_allocation_ratio_is_exported_but_not_a_finding():
@@ -226,12 +239,6 @@ def test_unset_allocation_ratio_is_exported_but_not_a_finding():
     out = run(node("worker-0", cpu="8", smt=True))
     assert out.findings == []
     assert series(out, "ov_vmi_cpu_allocation_ratio") == {("default",): 10}
-
-
-def test_allocation_ratio_from_kubevirt_cr_is_a_finding():
-    out = run(node("worker-0", cpu="8", smt=True), kubevirt_cr(cpu_ratio=10))
-    [info] = out.findings
-    assert info.severity is Severity.INFO and "10 (kubevirt)" in info.message
 
 
 def test_allocation_ratio_within_max_gives_no_finding():
@@ -288,13 +295,13 @@ def good_overloaded_node():
 @pytest.mark.parametrize("damaged", _damaged_vmis() + _damaged_nodes(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
 def test_malformed_object_never_raises_nor_hides_the_good_node(damaged):
     out = run(damaged, *good_overloaded_node())
-    assert node_findings(out)["good"] is Severity.CRITICAL
+    assert node_findings(out)["good"] is Severity.WARNING
     assert series(out, "ov_cpu_overcommit_ratio")[("good",)] == 2.0
 
 
 def test_all_malformed_objects_together():
     out = run(*_damaged_vmis(), *_damaged_nodes(), *good_overloaded_node())
-    assert node_findings(out)["good"] is Severity.CRITICAL
+    assert node_findings(out)["good"] is Severity.WARNING
 
 
 def test_lax_string_counts_are_counted():
@@ -309,7 +316,7 @@ def test_malformed_settings_never_raise():
     broken_kv["spec"]["configuration"]["developerConfiguration"] = None
     out = run(broken_hco, broken_kv, *good_overloaded_node())
     assert series(out, "ov_vmi_cpu_allocation_ratio") == {("default",): 10}
-    assert node_findings(out)["good"] is Severity.CRITICAL
+    assert node_findings(out)["good"] is Severity.WARNING
 
 
 @pytest.mark.parametrize("request_cpu", ["1e400", float("inf")])
@@ -323,7 +330,7 @@ def test_infinite_cpu_request_is_rejected_with_its_field(request_cpu):
     result = registry.evaluate(state(node("other", cpu="8", smt=True), *good_overloaded_node()),
                                config()).result("cpu_overcommit")
     assert result.status is Status.OK, result.error
-    assert node_findings(result)["good"] is Severity.CRITICAL
+    assert node_findings(result)["good"] is Severity.WARNING
 
 
 def test_huge_cpu_requests_do_not_fail_the_check():
@@ -331,4 +338,4 @@ def test_huge_cpu_requests_do_not_fail_the_check():
     result = registry.evaluate(state(*big, node("other", cpu="8", smt=True), *good_overloaded_node()),
                                config()).result("cpu_overcommit")
     assert result.status is Status.OK, result.error
-    assert node_findings(result)["good"] is Severity.CRITICAL
+    assert node_findings(result)["good"] is Severity.WARNING

@@ -47,14 +47,14 @@ def test_live_guest_memory_from_status_wins():
 
 @pytest.mark.parametrize(("guest_gi", "expected"), [
     (80, None), (90, None),  # 0.9 is not above 0.9
-    (91, Severity.WARNING), (100, Severity.WARNING),  # 1.0 is not above 1.0
-    (101, Severity.CRITICAL), (150, Severity.CRITICAL),
+    (91, Severity.INFO), (100, Severity.INFO),  # 1.0 is not above 1.0
+    (101, Severity.WARNING), (150, Severity.WARNING),
 ])
 def test_severity_thresholds(guest_gi, expected):
     out = run(node("worker-0", memory="100Gi"), vmi("big", memory=f"{guest_gi}Gi"))
     assert node_findings(out).get("worker-0") == expected
     assert series(out, "ov_memory_overcommit_ratio") == {("worker-0",): pytest.approx(guest_gi / 100)}
-    cluster = [f.severity for f in out.findings if f.obj == CLUSTER and f.severity is not Severity.INFO]
+    cluster = [f.severity for f in out.findings if f.obj == CLUSTER]
     assert cluster == ([expected] if expected else [])
 
 
@@ -62,7 +62,7 @@ def test_finding_message_names_the_memory_and_ratio():
     out = run(node("worker-0", memory="64Gi"), vmi("a", memory="40Gi"), vmi("b", memory="20Gi"))
     [finding] = [f for f in out.findings if f.obj.kind == "Node"]
     assert finding.obj == ObjectRef("Node", "", "worker-0")
-    assert finding.severity is Severity.WARNING
+    assert finding.severity is Severity.INFO
     assert "60.0 GiB of guest memory on 64.0 GiB" in finding.message
     assert "ratio 0.94" in finding.message
 
@@ -70,7 +70,7 @@ def test_finding_message_names_the_memory_and_ratio():
 def test_configured_thresholds():
     out = run(node("worker-0", memory="100Gi"), vmi("a", memory="75Gi"),
               **{"thresholds.memory-overcommit-max": 0.7, "thresholds.memory-overcommit-critical": 0.8})
-    assert node_findings(out) == {"worker-0": Severity.WARNING}
+    assert node_findings(out) == {"worker-0": Severity.INFO}
     assert series(out, "ov_memory_overcommit_threshold_ratio") == {("warning",): 0.7, ("critical",): 0.8}
 
 
@@ -86,7 +86,7 @@ def test_every_schedulable_node_gets_series_and_cluster_ratio_uses_schedulable_c
     out = run(*objects)
     assert series(out, "ov_memory_overcommit_ratio") == {("worker-0",): 0.5, ("worker-1",): 0.0,
                                                          ("cordoned",): 1.5}
-    assert node_findings(out) == {"cordoned": Severity.CRITICAL}
+    assert node_findings(out) == {"cordoned": Severity.WARNING}
     # 200 GiB of guests over the 200 GiB of the two schedulable nodes.
     assert series(out, "ov_cluster_memory_overcommit_ratio") == {(): 1.0}
 
@@ -161,7 +161,7 @@ def good():
 @pytest.mark.parametrize("damaged", _damaged(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
 def test_malformed_object_never_raises_nor_hides_the_good_node(damaged):
     out = run(damaged, *good())
-    assert node_findings(out)["good"] is Severity.CRITICAL
+    assert node_findings(out)["good"] is Severity.WARNING
     assert series(out, "ov_memory_overcommit_ratio")[("good",)] == 1.25
 
 
@@ -171,7 +171,7 @@ def test_all_malformed_together_and_broken_settings():
     broken_kv = kubevirt_cr()
     broken_kv["spec"] = None
     out = run(*_damaged(), broken_hco, broken_kv, *good())
-    assert node_findings(out)["good"] is Severity.CRITICAL
+    assert node_findings(out)["good"] is Severity.WARNING
     assert series(out, "ov_memory_overcommit_percentage") == {("default",): 100}
 
 
@@ -181,11 +181,11 @@ def test_infinite_memory_is_rejected_with_its_field():
     with pytest.raises(msgspec.ValidationError, match="out of range - at `\\$.status.capacity"):
         state(node("other", memory="1e400"))
     out = run(vmi("huge", node="other", memory="1e300"), node("other", memory="1e300"), *good())
-    assert node_findings(out)["good"] is Severity.CRITICAL
+    assert node_findings(out)["good"] is Severity.WARNING
 
 
-def test_critical_message_names_the_critical_threshold():
+def test_above_the_critical_threshold_is_a_warning_naming_that_threshold():
     out = run(node("worker-0", memory="100Gi"), vmi("big", memory="150Gi"))
     [finding] = [f for f in out.findings if f.obj.kind == "Node"]
-    assert finding.severity is Severity.CRITICAL
+    assert finding.severity is Severity.WARNING
     assert "above 1" in finding.message and "above 0.9" not in finding.message

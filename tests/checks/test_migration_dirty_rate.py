@@ -15,6 +15,7 @@ from .builders import (EXEMPT, GI, MI, NS, config, hco, kubevirt_cr, metric, mig
                        state, vm, vmi)
 
 RISK, DURATION = "ov_migration_dirty_rate_risk", "ov_migration_predicted_duration_seconds"
+TIMEOUT_VMI = "ov_migration_completion_timeout_seconds"
 BANDWIDTH, TIMEOUT, PARALLEL = ("ov_migration_bandwidth_bytes_per_second",
                                 "ov_migration_completion_timeout_per_gib_seconds",
                                 "ov_migration_parallel_outbound_per_node")
@@ -104,8 +105,8 @@ def test_link_speed_setting(speed, expected):
 
 
 @pytest.mark.parametrize(("fraction", "expected"), [
-    (0.1, None), (0.49, None), (0.5, Severity.WARNING), (0.9, Severity.WARNING), (0.95, Severity.WARNING),
-    (1.0, Severity.CRITICAL), (1.5, Severity.CRITICAL),
+    (0.1, None), (0.49, None), (0.5, Severity.INFO), (0.9, Severity.INFO), (0.95, Severity.INFO),
+    (1.0, Severity.WARNING), (1.5, Severity.WARNING),
 ])
 def test_severity_by_risk(fraction, expected):
     out = run(db(), samples=dirty((fraction * LINK_SHARE, "db")))
@@ -113,15 +114,21 @@ def test_severity_by_risk(fraction, expected):
     if expected is None:
         assert series(out, RISK) == {} and series(out, DURATION) == {}
     else:
-        assert series(out, RISK) == {(NS, "db"): pytest.approx(fraction)}
+        assert series(out, RISK) == {(NS, "db", "worker-0"): pytest.approx(fraction)}
 
 
-def test_warning_series_and_message():
+def test_series_carry_the_node_the_vmi_runs_on():
+    out = run(db(node="worker-3"), samples=dirty((1.2 * LINK_SHARE, "db")))
+    key = (NS, "db", "worker-3")
+    assert set(series(out, RISK)) == set(series(out, DURATION)) == set(series(out, TIMEOUT_VMI)) == {key}
+
+
+def test_info_series_and_message():
     out = run(db(memory="1Gi"), samples=dirty((0.5 * LINK_SHARE, "db")))
-    assert series(out, RISK) == {(NS, "db"): pytest.approx(0.5)}
-    assert series(out, DURATION) == {(NS, "db"): pytest.approx(GI / (0.5 * LINK_SHARE))}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): pytest.approx(0.5)}
+    assert series(out, DURATION) == {(NS, "db", "worker-0"): pytest.approx(GI / (0.5 * LINK_SHARE))}
     [finding] = out.findings
-    assert finding.severity is Severity.WARNING and finding.obj == vmi_ref()
+    assert finding.severity is Severity.INFO and finding.obj == vmi_ref()
     assert "risk 0.50" in finding.message
     assert "link speed / 2 parallel outbound migrations" in finding.message
     # KubeVirt counts memory in decimal GB rounded up: 1 GiB = 1.07 GB -> 2 x 150 s.
@@ -132,21 +139,21 @@ def test_warning_series_and_message():
 @pytest.mark.parametrize("fraction", [1.0, 2.0])
 def test_no_convergence_gives_infinite_predicted_duration(fraction):
     out = run(db(), samples=dirty((fraction * LINK_SHARE, "db")))
-    assert series(out, DURATION) == {(NS, "db"): math.inf}
+    assert series(out, DURATION) == {(NS, "db", "worker-0"): math.inf}
     [finding] = out.findings
-    assert finding.severity is Severity.CRITICAL
+    assert finding.severity is Severity.WARNING
     assert "never (does not converge)" in finding.message
 
 
-def test_predicted_duration_beyond_the_completion_timeout_is_critical():
+def test_predicted_duration_beyond_the_completion_timeout_is_a_warning():
     # 64 MiB/s bandwidth, 20 MiB/s dirty: risk 0.31, but 16 GiB / 44 MiB/s = 372 s > 20 s/GB x 18 GB = 360 s
     # (KubeVirt counts 16 GiB as ceil(17.2) = 18 decimal GB).
     lm = {"bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 20}
     out = run(db(memory="16Gi"), hco(live_migration=lm), samples=dirty((20 * MI, "db")))
-    assert series(out, RISK) == {(NS, "db"): 0.3125}
-    assert series(out, DURATION) == {(NS, "db"): pytest.approx(16 * GI / (44 * MI))}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.3125}
+    assert series(out, DURATION) == {(NS, "db", "worker-0"): pytest.approx(16 * GI / (44 * MI))}
     [finding] = out.findings
-    assert finding.severity is Severity.CRITICAL
+    assert finding.severity is Severity.WARNING
     assert "timeout 360 s (20 s/GiB)" in finding.message
     # With the 150 s/GiB of older releases it converges in time: no series.
     lm["completionTimeoutPerGiB"] = 150
@@ -157,7 +164,7 @@ def test_predicted_duration_beyond_the_completion_timeout_is_critical():
 def test_guest_memory_from_memory_guest():
     lm = {"bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 20}
     out = run(db(memory="1Gi", guest="16Gi"), hco(live_migration=lm), samples=dirty((20 * MI, "db")))
-    assert [f.severity for f in out.findings] == [Severity.CRITICAL]
+    assert [f.severity for f in out.findings] == [Severity.WARNING]
 
 
 def test_series_only_for_offenders():
@@ -165,8 +172,8 @@ def test_series_only_for_offenders():
     samples = dirty((0.2 * LINK_SHARE, "db"), (0.0, "calm"),
                     metric(0.8 * LINK_SHARE, "other", "busy"))
     out = run(*objects, samples=samples)
-    assert series(out, RISK) == {("other", "busy"): pytest.approx(0.8)}
-    assert set(series(out, DURATION)) == {("other", "busy")}
+    assert series(out, RISK) == {("other", "busy", "worker-0"): pytest.approx(0.8)}
+    assert set(series(out, DURATION)) == {("other", "busy", "worker-0")}
     assert [f.obj for f in out.findings] == [vmi_ref("busy", "other")]
 
 
@@ -192,7 +199,7 @@ def test_vmi_migration_configuration_beats_policy_and_hco():
                migration_policy("fast", bandwidth="512Mi", namespace_selector={"tier": "db"}),
                hco(live_migration={"bandwidthPerMigration": "256Mi"})]
     out = run(*objects, samples=dirty((32 * MI, "db")))
-    assert series(out, RISK) == {(NS, "db"): 0.5}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.5}
     assert "(VMI migrationConfiguration)" in out.findings[0].message
 
 
@@ -201,7 +208,7 @@ def test_migration_policy_beats_hco():
                migration_policy("slow", bandwidth="64Mi", namespace_selector={"tier": "db"}),
                hco(live_migration={"bandwidthPerMigration": "512Mi"})]
     out = run(*objects, samples=dirty((32 * MI, "db")))
-    assert series(out, RISK) == {(NS, "db"): 0.5}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.5}
     assert "(MigrationPolicy slow)" in out.findings[0].message
 
 
@@ -212,7 +219,7 @@ def test_most_specific_migration_policy_wins():
                                 vmi_selector={"app": "db"}),
                migration_policy("c-not-matching", bandwidth="1Mi", vmi_selector={"app": "db", "tier": "bronze"})]
     out = run(*objects, samples=dirty((32 * MI, "db")))
-    assert series(out, RISK) == {(NS, "db"): 0.5}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.5}
     assert "(MigrationPolicy b-ns-and-vmi)" in out.findings[0].message
 
 
@@ -229,7 +236,7 @@ def test_policy_completion_timeout_applies():
                migration_policy("strict", bandwidth="64Mi", timeout=20, vmi_selector={"app": "db"})]
     out = run(*objects, samples=dirty((20 * MI, "db")))
     [finding] = out.findings
-    assert finding.severity is Severity.CRITICAL and "(20 s/GiB)" in finding.message
+    assert finding.severity is Severity.WARNING and "(20 s/GiB)" in finding.message
 
 
 def test_vmi_completion_timeout_applies():
@@ -237,19 +244,19 @@ def test_vmi_completion_timeout_applies():
                                                           "completionTimeoutPerGiB": 20})]
     out = run(*objects, samples=dirty((20 * MI, "db")))
     [finding] = out.findings
-    assert finding.severity is Severity.CRITICAL and "(20 s/GiB)" in finding.message
+    assert finding.severity is Severity.WARNING and "(20 s/GiB)" in finding.message
 
 
 def test_hco_bandwidth_names_its_source():
     out = run(db(), hco("v1", live_migration={"bandwidthPerMigration": "64Mi"}), samples=dirty((32 * MI, "db")))
-    assert series(out, RISK) == {(NS, "db"): 0.5}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.5}
     assert "(bandwidthPerMigration from hco)" in out.findings[0].message
 
 
 def test_unlimited_bandwidth_uses_link_speed_over_parallel_migrations():
     out = run(db(), hco(live_migration={"parallelOutboundMigrationsPerNode": 1}),
               samples=dirty((0.5 * 25e9 / 8, "db")), **{"migration-link-speed": "25G"})
-    assert series(out, RISK) == {(NS, "db"): pytest.approx(0.5)}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): pytest.approx(0.5)}
     assert "link speed / 1 parallel outbound migrations" in out.findings[0].message
 
 
@@ -264,7 +271,7 @@ def test_every_configured_bandwidth_is_capped_at_the_link_share(where):
     else:
         objects.append(hco(live_migration={"bandwidthPerMigration": "10Gi"}))
     out = run(*objects, samples=dirty((0.6 * link_share, "db")), **{"migration-link-speed": "1G"})
-    assert series(out, RISK) == {(NS, "db"): pytest.approx(0.6)}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): pytest.approx(0.6)}
 
 
 # ---------------------------------------------------------------- metrics during a migration
@@ -274,7 +281,7 @@ def test_every_configured_bandwidth_is_capped_at_the_link_share(where):
 def test_measured_transfer_rate_is_the_bandwidth(name):
     samples = {**dirty((32 * MI, "db")), name: [metric(40 * MI, name="db")]}
     out = run(db(), hco(live_migration={"bandwidthPerMigration": "512Mi"}), samples=samples)
-    assert series(out, RISK) == {(NS, "db"): 0.8}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.8}
     assert "(measured transfer rate)" in out.findings[0].message
 
 
@@ -284,38 +291,38 @@ def test_swapped_transfer_rate_names_prefer_the_memory_rate_of_kubevirt_1_1_to_1
                "kubevirt_vmi_migration_memory_transfer_rate_bytes": [metric(4 * MI, name="db")],
                "kubevirt_vmi_migration_disk_transfer_rate_bytes": [metric(40 * MI, name="db")]}
     out = run(db(), samples=samples)
-    assert series(out, RISK) == {(NS, "db"): 0.8}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.8}
 
 
 def test_zero_transfer_rate_is_ignored():
     samples = {**dirty((32 * MI, "db")), "kubevirt_vmi_migration_memory_transfer_rate_bytes": [metric(0, name="db")]}
     out = run(db(), hco(live_migration={"bandwidthPerMigration": "64Mi"}), samples=samples)
-    assert series(out, RISK) == {(NS, "db"): 0.5}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.5}
 
 
 @pytest.mark.parametrize("name", upstream.MIGRATION_DIRTY_RATE)
 def test_migration_dirty_rate_metrics_are_dirty_rates(name):
     out = run(db(), hco(live_migration={"bandwidthPerMigration": "64Mi"}),
               samples={name: [metric(48 * MI, name="db")]})
-    assert series(out, RISK) == {(NS, "db"): 0.75}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.75}
 
 
 def test_highest_of_steady_and_migration_dirty_rates():
     samples = {**dirty((8 * MI, "db")), "kubevirt_vmi_migration_dirty_memory_rate_bytes": [metric(48 * MI, name="db")]}
     out = run(db(), hco(live_migration={"bandwidthPerMigration": "64Mi"}), samples=samples)
-    assert series(out, RISK) == {(NS, "db"): 0.75}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.75}
 
 
 def test_latest_sample_wins():
     samples = {DIRTY: [metric(60 * MI, name="db", ts=200.0), metric(8 * MI, name="db", ts=100.0)]}
     out = run(db(), hco(live_migration={"bandwidthPerMigration": "64Mi"}), samples=samples)
-    assert series(out, RISK) == {(NS, "db"): pytest.approx(60 / 64)}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): pytest.approx(60 / 64)}
 
 
 def test_vmi_label_instead_of_name():
     samples = {DIRTY: [metric(48 * MI, name="db", label="vmi")]}
     out = run(db(), hco(live_migration={"bandwidthPerMigration": "64Mi"}), samples=samples)
-    assert series(out, RISK) == {(NS, "db"): 0.75}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.75}
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, -5.0])
@@ -341,7 +348,7 @@ def test_exemption_on_the_vm_silences_its_vmi():
     samples = dirty((2 * LINK_SHARE, "db"), (2 * LINK_SHARE, "web"))
     result = registry.evaluate(state(*objects, samples=samples), config()).result("migration_dirty_rate")
     assert [f.obj for f in result.findings] == [vmi_ref("web")]
-    assert {s.labels for s in result.samples if s.family == RISK} == {(NS, "web")}
+    assert {s.labels for s in result.samples if s.family == RISK} == {(NS, "web", "worker-0")}
     assert result.exempted == 1
 
 
@@ -350,8 +357,8 @@ def test_series_cap_keeps_the_riskiest_vmis():
     samples = dirty(*[((0.5 + i / 10) * LINK_SHARE, f"vm-{i}") for i in range(4)])
     result = registry.evaluate(state(*objects, samples=samples), config(**{"series-cap": 2})).result(
         "migration_dirty_rate")
-    assert {s.labels for s in result.samples if s.family == RISK} == {(NS, "vm-2"), (NS, "vm-3")}
-    assert {s.labels for s in result.samples if s.family == DURATION} == {(NS, "vm-2"), (NS, "vm-3")}
+    assert {s.labels for s in result.samples if s.family == RISK} == {(NS, "vm-2", "worker-0"), (NS, "vm-3", "worker-0")}
+    assert {s.labels for s in result.samples if s.family == DURATION} == {(NS, "vm-2", "worker-0"), (NS, "vm-3", "worker-0")}
     assert result.dropped == 6  # risk, duration and timeout for each of the two dropped VMIs
     assert len(result.findings) == 4
     assert {s.family for s in result.samples} >= {BANDWIDTH, TIMEOUT, PARALLEL}  # bounded families kept
@@ -394,26 +401,26 @@ def damaged_samples():
 @pytest.mark.parametrize("damaged", _damaged(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
 def test_malformed_object_never_raises_nor_hides_the_good_vmi(damaged):
     out = run(damaged, db(), samples=damaged_samples())
-    assert [f.severity for f in out.findings if f.obj == vmi_ref()] == [Severity.CRITICAL]
+    assert [f.severity for f in out.findings if f.obj == vmi_ref()] == [Severity.WARNING]
 
 
 def test_all_malformed_together():
     out = run(*_damaged(), db(), samples=damaged_samples())
-    assert [f.severity for f in out.findings if f.obj == vmi_ref()] == [Severity.CRITICAL]
-    assert series(out, RISK)[(NS, "db")] == 2.0
+    assert [f.severity for f in out.findings if f.obj == vmi_ref()] == [Severity.WARNING]
+    assert series(out, RISK)[(NS, "db", "worker-0")] == 2.0
 
 
 def test_vmi_with_unknown_memory_is_judged_by_risk_alone():
     out = run(vmi("bare", memory=None), samples=dirty((0.4 * LINK_SHARE, "bare")))
     assert out.findings == []
     out = run(vmi("bare", memory=None), samples=dirty((1.2 * LINK_SHARE, "bare")))
-    assert [f.severity for f in out.findings] == [Severity.CRITICAL]
+    assert [f.severity for f in out.findings] == [Severity.WARNING]
 
 
 def test_unknown_memory_does_not_claim_non_convergence():
     out = run(vmi("bare", memory=None), samples=dirty((0.6 * LINK_SHARE, "bare")))
-    assert [f.severity for f in out.findings] == [Severity.WARNING]
-    assert not math.isinf(series(out, DURATION).get((NS, "bare"), 0.0))
+    assert [f.severity for f in out.findings] == [Severity.INFO]
+    assert not math.isinf(series(out, DURATION).get((NS, "bare", "worker-0"), 0.0))
 
 
 def test_zero_link_speed_is_rejected_or_harmless():
@@ -430,12 +437,12 @@ def test_equal_total_score_prefers_vmi_labels_like_kubevirt():
                migration_policy("a-namespace", bandwidth="512Mi", namespace_selector={"team": "a"}),
                migration_policy("b-vmi", bandwidth="64Mi", vmi_selector={"app": "db"})]
     out = run(*objects, samples=dirty((32 * MI, "db")))
-    assert series(out, RISK) == {(NS, "db"): 0.5}  # 32 MiB/s over b-vmi's 64 MiB/s
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.5}  # 32 MiB/s over b-vmi's 64 MiB/s
     assert ["(MigrationPolicy b-vmi)" in f.message for f in out.findings] == [True]
 
 
 def test_catch_all_policy_applies_like_kubevirt():
     objects = [db(), migration_policy("everyone", bandwidth="64Mi")]
     out = run(*objects, samples=dirty((32 * MI, "db")))
-    assert series(out, RISK) == {(NS, "db"): 0.5}
+    assert series(out, RISK) == {(NS, "db", "worker-0"): 0.5}
     assert "(MigrationPolicy everyone)" in out.findings[0].message

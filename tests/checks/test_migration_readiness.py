@@ -57,7 +57,7 @@ def test_clean_vm_is_migratable_and_silent():
 
 def test_stopped_vm_is_blocked_by_not_running_only_and_is_info():
     out = run(*cluster(vm("db", run_strategy="Halted", volumes=[cloud_init()])))
-    assert series(out, BLOCKED) == {(NS, "db", "not_running", "None"): 1}
+    assert series(out, BLOCKED) == {(NS, "db", "not_running", "None", ""): 1}
     f = one(out)
     assert f.severity is Severity.INFO and "no VirtualMachineInstance" in f.message
     assert f.obj == ObjectRef("VirtualMachine", NS, "db")
@@ -69,13 +69,13 @@ def test_vmi_not_in_running_phase_is_not_running():
     assert one(out).severity is Severity.INFO and "phase is Scheduling" in one(out).message
 
 
-@pytest.mark.parametrize("eviction, severity", [("LiveMigrate", Severity.CRITICAL),
+@pytest.mark.parametrize("eviction, severity", [("LiveMigrate", Severity.WARNING),
                                                 ("LiveMigrateIfPossible", Severity.WARNING),
                                                 ("External", Severity.WARNING),
                                                 ("None", Severity.INFO)])
 def test_rwo_disk_blocks_under_every_eviction_strategy(eviction, severity):
     out = run(*cluster(*running(eviction=eviction, claims=("db-root",), modes=RWO)))
-    assert series(out, BLOCKED) == {(NS, "db", "rwo_disk", eviction): 1}
+    assert series(out, BLOCKED) == {(NS, "db", "rwo_disk", eviction, "worker-0"): 1}
     f = one(out)
     assert f.severity is severity
     assert "db-root (ReadWriteOnce from PVC status)" in f.message and f"eviction strategy {eviction}" in f.message
@@ -83,7 +83,7 @@ def test_rwo_disk_blocks_under_every_eviction_strategy(eviction, severity):
 
 def test_cluster_default_strategy_comes_from_hco():
     out = run(*cluster(*running(claims=("db-root",), modes=RWO), hco(eviction_strategy="LiveMigrate")))
-    assert series(out, BLOCKED) == {(NS, "db", "rwo_disk", "LiveMigrate"): 1}
+    assert series(out, BLOCKED) == {(NS, "db", "rwo_disk", "LiveMigrate", "worker-0"): 1}
     assert "cluster default from hco" in one(out).message
 
 
@@ -132,7 +132,7 @@ def test_disks_reason_from_kubevirt_is_not_counted_twice_when_the_rwo_disk_is_fo
 def test_no_other_node_is_no_target_node():
     out = run(*cluster(*running(eviction="LiveMigrate"), nodes=("worker-0",)))
     assert reasons(out) == {"no_target_node"}
-    assert one(out).severity is Severity.CRITICAL
+    assert one(out).severity is Severity.WARNING
 
 
 def test_other_node_without_memory_room_is_no_target_node():
@@ -256,7 +256,7 @@ def test_slots_full_with_another_reason_keeps_the_strategy_severity():
                    kubevirt_cr(migrations={"parallelMigrationsPerCluster": 1}))
     out = run(*base)
     assert reasons(out) == {"rwo_disk", "migration_slots_full"}
-    assert one(out).severity is Severity.CRITICAL
+    assert one(out).severity is Severity.WARNING
 
 
 # ---------------------------------------------------------------- several reasons, counts
@@ -286,10 +286,15 @@ def test_every_reason_at_once_and_the_counts():
     assert set(by_reason) == {(r,) for r in mr.REASONS}
 
 
+def test_blocked_series_carry_the_node_of_the_running_vmi():
+    out = run(*cluster(*running(eviction="LiveMigrate", claims=("r",), modes=RWO, node_name="worker-1")))
+    assert series(out, BLOCKED) == {(NS, "db", "rwo_disk", "LiveMigrate", "worker-1"): 1}
+
+
 def test_verdict_json_shape_carries_remediation():
     st = state(*cluster(*running(eviction="LiveMigrate", claims=("r",), modes=RWO)))
     doc = mr.verdicts(st, config())[(NS, "db")].to_dict()
-    assert doc["migratable"] is False and doc["severity"] == "critical" and doc["node"] == "worker-0"
+    assert doc["migratable"] is False and doc["severity"] == "warning" and doc["node"] == "worker-0"
     [reason] = doc["reasons"]
     assert reason["reason"] == "rwo_disk" and "RWX" in reason["remediation"]
 

@@ -8,7 +8,7 @@ from ov_exporter.checks import mtu_mismatch
 from ov_exporter.model import ObjectRef, Severity, Status
 
 from .builders import (NS, bridge_config, bridge_iface, cluster_network, config, iface, multus_network, nad, node,
-                       nns, series, state, vm)
+                       nns, series, state, vm, vmi)
 
 MISMATCH, INVALID, MIXED = "ov_mtu_mismatch", "ov_nad_config_invalid", "ov_vm_mixed_mtu_networks"
 WORKERS = ("worker-0", "worker-1", "worker-2")
@@ -187,7 +187,7 @@ def test_overlay_default_is_the_cluster_network_mtu():
                   networks=[multus_network("a", "l2"), multus_network("b", "jumbo")])]
     out = run(*objects)
     assert series(out, MISMATCH) == {}
-    assert series(out, MIXED) == {(NS, "app"): 2}
+    assert series(out, MIXED) == {(NS, "app", ""): 2}
     [finding] = out.findings
     assert "l2=8900 (default)" in finding.message and "jumbo=9000" in finding.message
 
@@ -224,14 +224,14 @@ def two_nets_vm(name, *nets, namespace=NS):
               networks=[{"name": "default", "pod": {}}] + [multus_network(f"n{i}", n) for i, n in enumerate(nets)])
 
 
-def test_vm_mixing_an_explicit_jumbo_network_with_a_default_bridge():
+def test_vm_mixing_an_explicit_jumbo_network_with_a_default_bridge_is_info():
     objects = [*cluster(), nad("storage", bridge_config("storage", mtu=9000)),
                nad("vlan10", bridge_config("vlan10", bridge="br-missing")),
                two_nets_vm("db", "storage", "vlan10")]
-    out = run(*objects)
-    assert series(out, MIXED) == {(NS, "db"): 2}
+    out = run(*objects, vmi("db", node="worker-1"))
+    assert series(out, MIXED) == {(NS, "db", "worker-1"): 2}  # the node its VMI runs on
     [finding] = [f for f in out.findings if f.obj.kind == "VirtualMachine"]
-    assert finding.severity is Severity.WARNING
+    assert finding.severity is Severity.INFO
     assert finding.obj == ObjectRef("VirtualMachine", NS, "db")
     assert "storage=9000" in finding.message and "vlan10=1500 (default)" in finding.message
     [sample] = [s for s in out.samples if s.family == MIXED]
@@ -252,7 +252,7 @@ def test_vm_networks_in_other_namespaces():
                nad("vlan10", bridge_config("vlan10", bridge="br-missing")),
                two_nets_vm("db", "shared/storage", "vlan10")]
     out = run(*objects)
-    assert series(out, MIXED) == {(NS, "db"): 2}
+    assert series(out, MIXED) == {(NS, "db", ""): 2}  # stopped: no node
 
 
 def test_vm_networks_that_do_not_exist_are_ignored():

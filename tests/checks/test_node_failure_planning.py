@@ -189,7 +189,7 @@ def test_node_without_ready_condition_is_not_flagged():
 def test_run_strategy(strategy, flagged):
     out = run(node("worker-0"), nhc("all", {}), vm("db", run_strategy=strategy), vmi("db"))
     if flagged:
-        assert series(out, NO_RESTART) == {("vms", "db", strategy): 1}
+        assert series(out, NO_RESTART) == {("vms", "db", strategy, "worker-0"): 1}
         [finding] = out.findings
         assert finding.severity is Severity.INFO and finding.obj == ObjectRef("VirtualMachine", "vms", "db")
     else:

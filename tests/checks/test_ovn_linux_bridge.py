@@ -36,11 +36,11 @@ def run(*objects):
     return check.evaluate(state(*objects), config())
 
 
-def test_policy_bridging_the_br_ex_nic_is_critical_on_the_selected_nodes_only():
+def test_policy_bridging_the_br_ex_nic_is_a_warning_on_the_selected_nodes_only():
     out = run(*cluster(nncp("br-mgmt", [bridge("br-mgmt", "ens3")], {"kubernetes.io/hostname": "worker-0"})))
     assert series(out, POLICY) == {("br-mgmt",): 1}
     [finding] = out.findings
-    assert finding.severity is Severity.CRITICAL
+    assert finding.severity is Severity.WARNING
     assert finding.obj == ObjectRef("NodeNetworkConfigurationPolicy", "", "br-mgmt")
     assert "ens3" in finding.message and "worker-0" in finding.message and "br-mgmt" in finding.message
 
@@ -76,7 +76,7 @@ def test_policy_without_selector_applies_to_every_node():
 def test_bond_of_the_policy_holding_the_br_ex_nic_counts():
     policy = nncp("bonded", [bond("bond1", ["ens3", "ens5"]), bridge("br-bond", "bond1")], WORKER)
     out = run(*cluster(policy))
-    assert severities(out) == {"bonded": Severity.CRITICAL}
+    assert severities(out) == {"bonded": Severity.WARNING}
 
 
 def test_br_ex_on_a_bond_protects_its_member_nics():
@@ -87,7 +87,7 @@ def test_br_ex_on_a_bond_protects_its_member_nics():
                                iface("ens5", 1500)])]
     out = run(*states, nncp("bad", [bridge("br-x", "ens4")]), nncp("good", [bridge("br-y", "ens5")]))
     assert series(out, POLICY) == {("bad",): 1, ("good",): 0}
-    assert severities(out) == {"bad": Severity.CRITICAL}
+    assert severities(out) == {"bad": Severity.WARNING}
 
 
 def test_policy_removing_a_bridge_is_silent():
@@ -127,7 +127,7 @@ def test_other_network_type_without_br_ex_is_not_applicable():
 
 def test_unrecognised_network_type_with_br_ex_on_nodes_is_judged():
     out = run(*cluster(nncp("br-mgmt", [bridge("br-mgmt", "ens3")]), network="OVNKubernetes-typo"))
-    assert severities(out) == {"br-mgmt": Severity.CRITICAL}
+    assert severities(out) == {"br-mgmt": Severity.WARNING}
 
 
 def test_spec_network_type_is_the_fallback_for_an_empty_status():
@@ -141,7 +141,7 @@ def test_spec_network_type_is_the_fallback_for_an_empty_status():
 def test_without_network_config_br_ex_on_nodes_means_ovn():
     objects = [o for o in cluster(nncp("br-mgmt", [bridge("br-mgmt", "ens3")])) if o["kind"] != "Network"]
     out = run(*objects)
-    assert severities(out) == {"br-mgmt": Severity.CRITICAL}
+    assert severities(out) == {"br-mgmt": Severity.WARNING}
 
 
 def test_without_network_config_or_br_ex_it_is_not_applicable():
@@ -167,4 +167,4 @@ def test_policy_with_null_sections_is_judged_not_crashing():
     empty = nncp("empty", [])
     empty["spec"] = None
     out = run(*cluster(empty, nncp("bad", [bridge("br-mgmt", "ens3")])))
-    assert severities(out) == {"bad": Severity.CRITICAL}
+    assert severities(out) == {"bad": Severity.WARNING}

@@ -167,7 +167,7 @@ def planted() -> list[dict]:
 
 
 def planted_scheduling() -> list[dict]:
-    """good-pinned: pinned to good-node, LiveMigrate (critical); good-limited: memory limit = guest (critical)."""
+    """good-pinned: pinned to good-node, LiveMigrate (warning); good-limited: memory limit = guest (warning)."""
     pinned = b.vm("good-pinned", "good", eviction="LiveMigrate")
     pinned["spec"]["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": "good-node"}
     limited = b.vm("good-limited", "good", memory="4Gi")
@@ -186,16 +186,16 @@ def _vmim(name: str, phase: str, end: str | None) -> dict:
 
 
 EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhere
-    "rwo_vm_disks": (ObjectRef("VirtualMachine", "good", "good-vm"), Severity.CRITICAL),
-    "cpu_overcommit": (ObjectRef("Node", "", "good-node"), Severity.CRITICAL),
-    "memory_overcommit": (ObjectRef("Node", "", "good-node"), Severity.CRITICAL),
-    "rhel_nodes": (ObjectRef("Node", "", "good-rhel"), Severity.CRITICAL),
+    "rwo_vm_disks": (ObjectRef("VirtualMachine", "good", "good-vm"), Severity.INFO),  # stopped, RWO disk
+    "cpu_overcommit": (ObjectRef("Node", "", "good-node"), Severity.WARNING),
+    "memory_overcommit": (ObjectRef("Node", "", "good-node"), Severity.WARNING),
+    "rhel_nodes": (ObjectRef("Node", "", "good-rhel"), Severity.WARNING),
     "mtu_mismatch": (ObjectRef("NetworkAttachmentDefinition", "good", "good-net"), Severity.WARNING),
-    "migration_dirty_rate": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.CRITICAL),
+    "migration_dirty_rate": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.WARNING),
     "trident_volume_limits": (ObjectRef("TridentBackendConfig", "good", "good-backend"), Severity.WARNING),
-    "ovn_linux_bridge": (ObjectRef("NodeNetworkConfigurationPolicy", "", "good-policy"), Severity.CRITICAL),
-    "scheduling_constraints": (ObjectRef("VirtualMachine", "good", "good-pinned"), Severity.CRITICAL),
-    "strict_vm_limits": (ObjectRef("VirtualMachine", "good", "good-limited"), Severity.CRITICAL),
+    "ovn_linux_bridge": (ObjectRef("NodeNetworkConfigurationPolicy", "", "good-policy"), Severity.WARNING),
+    "scheduling_constraints": (ObjectRef("VirtualMachine", "good", "good-pinned"), Severity.WARNING),
+    "strict_vm_limits": (ObjectRef("VirtualMachine", "good", "good-limited"), Severity.WARNING),
     "migration_readiness": (ObjectRef("VirtualMachine", "good", "good-vm"), Severity.INFO),  # stopped, RWO disk
     # parallelMigrationsPerCluster above 1 without a network: warning; damaged to 1 or less: the limit is 1 and
     # the planted Pending migration fills it: critical. Either way the Cluster is flagged.
@@ -203,8 +203,8 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "rebalance_watch": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.WARNING),
     "vm_right_sizing": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.INFO),
     "node_failure_planning": (ObjectRef("Node", "", "good-node"), Severity.WARNING),  # no health check at all
-    "control_plane_placement": (ObjectRef("Node", "", "good-master-0"), Severity.CRITICAL),  # 2 of 2 on one host
-    "control_plane_vm_workloads": (ObjectRef("Node", "", "good-master-1"), Severity.CRITICAL),
+    "control_plane_placement": (ObjectRef("Node", "", "good-master-0"), Severity.WARNING),  # 2 of 2 on one host
+    "control_plane_vm_workloads": (ObjectRef("Node", "", "good-master-1"), Severity.WARNING),
 }
 
 

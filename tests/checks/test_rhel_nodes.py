@@ -20,35 +20,35 @@ def rhel(name, **kw):
     return node(name, os_image=RHEL_IMAGE, os_id="rhel", **kw)
 
 
-def test_schedulable_rhel_node_is_critical():
+def test_schedulable_rhel_node_is_a_warning():
     out = run(node("worker-0"), rhel("rhel-0"))
     assert series(out, COUNT) == {(): 1}
     assert series(out, INFO) == {("rhel-0", RHEL_IMAGE, "true", "false"): 1}
     [finding] = out.findings
-    assert finding.severity is Severity.CRITICAL
+    assert finding.severity is Severity.WARNING
     assert finding.obj == ObjectRef("Node", "", "rhel-0")
     assert RHEL_IMAGE in finding.message and "VM-schedulable" in finding.message
 
 
-def test_rhel_node_running_vmis_is_critical_even_when_not_schedulable():
+def test_rhel_node_running_vmis_is_a_warning_even_when_not_schedulable():
     out = run(node("worker-0"), rhel("rhel-0", schedulable=False), vmi("legacy", node="rhel-0"))
     assert series(out, INFO) == {("rhel-0", RHEL_IMAGE, "false", "true"): 1}
     [finding] = out.findings
-    assert finding.severity is Severity.CRITICAL and "runs VMIs" in finding.message
+    assert finding.severity is Severity.WARNING and "runs VMIs" in finding.message
 
 
 def test_finished_vmi_does_not_count_as_running():
     out = run(node("worker-0"), rhel("rhel-0", schedulable=False), vmi("old", node="rhel-0", phase="Succeeded"))
     assert series(out, INFO) == {("rhel-0", RHEL_IMAGE, "false", "false"): 1}
-    assert [f.severity for f in out.findings] == [Severity.WARNING]
+    assert [f.severity for f in out.findings] == [Severity.INFO]
 
 
-def test_rhel_node_without_vms_is_a_warning():
+def test_rhel_node_without_vms_is_info():
     out = run(node("worker-0"), rhel("rhel-0", schedulable=False))
     assert series(out, COUNT) == {(): 1}
     assert series(out, INFO) == {("rhel-0", RHEL_IMAGE, "false", "false"): 1}
     [finding] = out.findings
-    assert finding.severity is Severity.WARNING and finding.obj.name == "rhel-0"
+    assert finding.severity is Severity.INFO and finding.obj.name == "rhel-0"
 
 
 def test_os_image_fallback_without_os_id_label():
@@ -56,7 +56,7 @@ def test_os_image_fallback_without_os_id_label():
     out = run(*objects)
     assert series(out, COUNT) == {(): 1}
     assert series(out, INFO) == {("rhel-0", "Red Hat Enterprise Linux 9.4 (Plow)", "true", "false"): 1}
-    assert [(f.severity, f.obj.name) for f in out.findings] == [(Severity.CRITICAL, "rhel-0")]
+    assert [(f.severity, f.obj.name) for f in out.findings] == [(Severity.WARNING, "rhel-0")]
 
 
 def test_rhcos_image_is_not_rhel():
@@ -85,15 +85,15 @@ def test_several_rhel_nodes():
               vmi("x", node="rhel-c"))
     assert series(out, COUNT) == {(): 3}
     assert {f.obj.name: f.severity for f in out.findings} == {
-        "rhel-a": Severity.WARNING, "rhel-b": Severity.CRITICAL, "rhel-c": Severity.CRITICAL}
+        "rhel-a": Severity.INFO, "rhel-b": Severity.WARNING, "rhel-c": Severity.WARNING}
     assert [s.labels[0] for s in out.samples if s.family == INFO] == ["rhel-a", "rhel-b", "rhel-c"]
 
 
 def test_dump_without_schedulable_labels_treats_untainted_workers_as_schedulable():
     out = run(node("worker-0", schedulable=None), rhel("rhel-0", schedulable=None),
               rhel("rhel-infra", schedulable=None, taints=[{"key": "infra", "effect": "NoSchedule"}]))
-    assert {f.obj.name: f.severity for f in out.findings} == {"rhel-0": Severity.CRITICAL,
-                                                              "rhel-infra": Severity.WARNING}
+    assert {f.obj.name: f.severity for f in out.findings} == {"rhel-0": Severity.WARNING,
+                                                              "rhel-infra": Severity.INFO}
 
 
 # ---------------------------------------------------------------- not an OpenShift cluster
@@ -152,7 +152,7 @@ def _damaged():
 @pytest.mark.parametrize("damaged", _damaged(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
 def test_malformed_object_never_raises_nor_hides_the_rhel_node(damaged):
     out = run(node("worker-0"), damaged, rhel("rhel-0"))
-    assert [(f.severity, f.obj.name) for f in out.findings if f.obj.name == "rhel-0"] == [(Severity.CRITICAL, "rhel-0")]
+    assert [(f.severity, f.obj.name) for f in out.findings if f.obj.name == "rhel-0"] == [(Severity.WARNING, "rhel-0")]
 
 
 def test_all_malformed_together():

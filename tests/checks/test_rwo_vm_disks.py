@@ -28,6 +28,11 @@ def vm_ref(name, namespace=NS):
     return ObjectRef("VirtualMachine", namespace, name)
 
 
+def db_vmi(node="worker-0"):
+    """The running VMI of db_vm()."""
+    return vmi("db", node=node)
+
+
 def db_vm(eviction="LiveMigrate", claims=("db-root",), **kw):
     return vm("db", eviction=eviction, volumes=[pvc_volume(f"disk{i}", c) for i, c in enumerate(claims)]
               + [cloud_init()], **kw)
@@ -36,26 +41,26 @@ def db_vm(eviction="LiveMigrate", claims=("db-root",), **kw):
 # ---------------------------------------------------------------- the planted positive
 
 
-def test_live_migrate_with_rwo_pvc_is_critical():
-    out = run(db_vm(), pvc("db-root", access_modes=[RWO]))
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1}
+def test_running_vm_with_live_migrate_and_rwo_pvc_is_a_warning():
+    out = run(db_vmi(), db_vm(), pvc("db-root", access_modes=[RWO]))
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
     [finding] = out.findings
-    assert finding.severity is Severity.CRITICAL
+    assert finding.severity is Severity.WARNING
     assert finding.check == "rwo_vm_disks"
     assert finding.obj == vm_ref("db")
     assert "db-root" in finding.message and RWO in finding.message and "PVC status" in finding.message
-    assert "LiveMigrate (set on the VM)" in finding.message
+    assert "running on worker-0 with eviction strategy LiveMigrate (set on the VM)" in finding.message
     assert "1 disk(s)" in finding.message
     [sample] = out.samples
     assert sample.obj == vm_ref("db")
 
 
 def test_series_counts_only_the_disks_without_rwx():
-    out = run(db_vm(claims=("a", "b", "c")), pvc("a", access_modes=[RWO]), pvc("b", access_modes=[RWX]),
+    out = run(db_vmi(), db_vm(claims=("a", "b", "c")), pvc("a", access_modes=[RWO]), pvc("b", access_modes=[RWX]),
               pvc("c", access_modes=["ReadWriteOncePod"]))
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 2}
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 2}
     [finding] = out.findings
-    assert finding.severity is Severity.CRITICAL
+    assert finding.severity is Severity.WARNING
     assert "2 disk(s)" in finding.message
     assert "a (ReadWriteOnce from PVC status)" in finding.message
     assert "c (ReadWriteOncePod from PVC status)" in finding.message
@@ -63,26 +68,47 @@ def test_series_counts_only_the_disks_without_rwx():
 
 
 def test_rwx_together_with_rwo_access_mode_counts_as_shared():
-    out = run(db_vm(), pvc("db-root", access_modes=[RWO, RWX]))
+    out = run(db_vmi(), db_vm(), pvc("db-root", access_modes=[RWO, RWX]))
     assert out.samples == [] and out.findings == []
 
 
 def test_live_migrate_if_possible_is_a_warning():
-    out = run(db_vm(eviction="LiveMigrateIfPossible"), pvc("db-root"))
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrateIfPossible"): 1}
+    out = run(db_vmi(), db_vm(eviction="LiveMigrateIfPossible"), pvc("db-root"))
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrateIfPossible", "worker-0"): 1}
     assert [f.severity for f in out.findings] == [Severity.WARNING]
     assert "db-root" in out.findings[0].message
 
 
 @pytest.mark.parametrize("strategy", ["None", "External"])
-def test_non_migrating_strategy_gives_the_series_but_no_finding(strategy):
+def test_non_migrating_strategy_is_info(strategy):
+    out = run(db_vmi(), db_vm(eviction=strategy), pvc("db-root"))
+    assert series(out, FAMILY) == {(NS, "db", strategy, "worker-0"): 1}
+    [finding] = out.findings
+    assert finding.severity is Severity.INFO
+    assert f"eviction strategy {strategy} (set on the VM): drains do not try to live migrate it" in finding.message
+
+
+@pytest.mark.parametrize("strategy", ["LiveMigrate", "LiveMigrateIfPossible"])
+def test_stopped_vm_is_info_with_an_empty_node(strategy):
     out = run(db_vm(eviction=strategy), pvc("db-root"))
-    assert series(out, FAMILY) == {(NS, "db", strategy): 1}
-    assert out.findings == []
+    assert series(out, FAMILY) == {(NS, "db", strategy, ""): 1}
+    [finding] = out.findings
+    assert finding.severity is Severity.INFO and "the VM is stopped" in finding.message
+
+
+def test_vmi_not_yet_on_a_node_counts_as_stopped():
+    out = run(vmi("db", node=None, phase="Pending"), db_vm(), pvc("db-root"))
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", ""): 1}
+    assert [f.severity for f in out.findings] == [Severity.INFO]
+
+
+def test_node_label_follows_the_vmi():
+    out = run(db_vmi(node="worker-7"), db_vm(), pvc("db-root"))
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-7"): 1}
 
 
 def test_rwx_disk_gives_nothing():
-    out = run(db_vm(), pvc("db-root", access_modes=[RWX]))
+    out = run(db_vmi(), db_vm(), pvc("db-root", access_modes=[RWX]))
     assert out.samples == [] and out.findings == []
 
 
@@ -93,19 +119,19 @@ def test_container_disk_and_cloud_init_are_ignored():
 
 
 def test_each_vm_is_judged_on_its_own():
-    out = run(db_vm(), pvc("db-root"),
+    out = run(db_vmi(), db_vm(), pvc("db-root"),
               vm("web", eviction="LiveMigrate", volumes=[pvc_volume("root", "web-root")]), pvc("web-root", access_modes=[RWX]),
               vm("db", "other", eviction="LiveMigrateIfPossible", volumes=[pvc_volume("root", "db-root")]),
               pvc("db-root", "other", access_modes=[RWO]))
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1, ("other", "db", "LiveMigrateIfPossible"): 1}
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1, ("other", "db", "LiveMigrateIfPossible", ""): 1}
     assert {(f.obj.namespace, f.obj.name): f.severity for f in out.findings} == {
-        (NS, "db"): Severity.CRITICAL, ("other", "db"): Severity.WARNING}
+        (NS, "db"): Severity.WARNING, ("other", "db"): Severity.INFO}  # other/db is stopped
 
 
 def test_claims_resolve_in_the_vm_namespace_only():
     # An RWX claim of the same name elsewhere must not hide the RWO claim in the VM's namespace.
-    out = run(db_vm(), pvc("db-root", access_modes=[RWO]), pvc("db-root", "elsewhere", access_modes=[RWX]))
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1}
+    out = run(db_vmi(), db_vm(), pvc("db-root", access_modes=[RWO]), pvc("db-root", "elsewhere", access_modes=[RWX]))
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
 
 
 # ---------------------------------------------------------------- order of truth
@@ -116,19 +142,19 @@ def test_bound_pvc_status_beats_vmi_volume_status_and_datavolume():
     running = vmi("db", volumes=[dv_volume("disk0", "db-root")],
                   volume_status=[volume_status("disk0", "db-root", [RWO])])
     dv = datavolume("db-root", api="pvc", access_modes=[RWO])
-    out = run(db_vm(), claim, running, dv)
+    out = run(db_vmi(), db_vm(), claim, running, dv)
     assert out.samples == [] and out.findings == []
 
 
 def test_bound_pvc_status_rwo_beats_an_rwx_volume_status():
-    out = run(db_vm(), pvc("db-root", access_modes=[RWO]),
+    out = run(db_vmi(), db_vm(), pvc("db-root", access_modes=[RWO]),
               vmi("db", volume_status=[volume_status("disk0", "db-root", [RWX])]))
     [finding] = out.findings
     assert "db-root (ReadWriteOnce from PVC status)" in finding.message
 
 
 def test_unbound_pvc_uses_its_spec():
-    out = run(db_vm(), pvc("db-root", access_modes=[RWO], phase="Pending"),
+    out = run(db_vmi(), db_vm(), pvc("db-root", access_modes=[RWO], phase="Pending"),
               datavolume("db-root", api="pvc", access_modes=[RWX]))
     [finding] = out.findings
     assert "db-root (ReadWriteOnce from PVC spec)" in finding.message
@@ -138,9 +164,9 @@ def test_vmi_volume_status_when_the_pvc_is_missing():
     out = run(db_vm(), vmi("db", volume_status=[volume_status("disk0", "db-root", [RWO]),
                                                 volume_status("cloudinitdisk", None, None)]),
               datavolume("db-root", api="pvc", access_modes=[RWX]))
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1}
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
     [finding] = out.findings
-    assert finding.severity is Severity.CRITICAL
+    assert finding.severity is Severity.WARNING
     assert "db-root (ReadWriteOnce from VMI volumeStatus)" in finding.message
 
 
@@ -148,7 +174,7 @@ def test_vmi_volume_status_without_claim_name_from_older_kubevirt():
     entry = volume_status("disk0", "db-root", [RWO])
     del entry["persistentVolumeClaimInfo"]["claimName"]  # KubeVirt <= 1.2: keyed by the volume name only
     out = run(db_vm(), vmi("db", volumes=[pvc_volume("disk0", "db-root")], volume_status=[entry]))
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1}
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
     [finding] = out.findings
     assert "db-root (ReadWriteOnce from VMI volumeStatus)" in finding.message
 
@@ -183,8 +209,8 @@ def test_datavolume_storage_without_modes_uses_the_default_virt_class_profile():
         storage_profile("ocs-storagecluster-ceph-rbd", [{"accessModes": [RWX], "volumeMode": "Block"}]),
         storage_profile("local-block", [{"accessModes": [RWO], "volumeMode": "Block"}]),
     ]
-    out = run(*objects)
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1}
+    out = run(*objects, db_vmi())
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
     [finding] = out.findings
     assert "db-root (ReadWriteOnce from StorageProfile local-block)" in finding.message
 
@@ -235,8 +261,8 @@ def test_pvc_beats_datavolume_and_storage_profile():
 def test_data_volume_template_pvc_modes_when_nothing_exists_yet():
     halted = vm("db", eviction="LiveMigrate", run_strategy="Halted", volumes=[dv_volume("root", "db-root")],
                 data_volume_templates=[dv_template("db-root", api="pvc", access_modes=[RWO])])
-    out = run(halted)
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1}
+    out = run(halted, db_vmi())
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
     [finding] = out.findings
     assert "db-root (ReadWriteOnce from DataVolume spec.pvc)" in finding.message
 
@@ -244,7 +270,7 @@ def test_data_volume_template_pvc_modes_when_nothing_exists_yet():
 def test_data_volume_template_storage_resolved_through_storage_profile():
     template = vm("db", eviction="LiveMigrateIfPossible", volumes=[dv_volume("root", "db-root")],
                   data_volume_templates=[dv_template("db-root", storage_class="hpp")])
-    out = run(template, storage_profile("hpp", [{"accessModes": [RWO], "volumeMode": "Filesystem"}]))
+    out = run(template, db_vmi(), storage_profile("hpp", [{"accessModes": [RWO], "volumeMode": "Filesystem"}]))
     [finding] = out.findings
     assert finding.severity is Severity.WARNING
     assert "db-root (ReadWriteOnce from StorageProfile hpp)" in finding.message
@@ -265,72 +291,72 @@ def workers(n=3):
 
 
 def test_default_from_hco_v1beta1():
-    out = run(db_vm(eviction=None), pvc("db-root"), hco("v1beta1", eviction_strategy="LiveMigrate"), *workers())
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1}
+    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), hco("v1beta1", eviction_strategy="LiveMigrate"), *workers())
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
     [finding] = out.findings
-    assert finding.severity is Severity.CRITICAL
+    assert finding.severity is Severity.WARNING
     assert "cluster default from hco" in finding.message
 
 
 def test_default_from_hco_v1():
-    out = run(db_vm(eviction=None), pvc("db-root"), hco("v1", eviction_strategy="LiveMigrateIfPossible"), *workers())
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrateIfPossible"): 1}
+    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), hco("v1", eviction_strategy="LiveMigrateIfPossible"), *workers())
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrateIfPossible", "worker-0"): 1}
     assert [f.severity for f in out.findings] == [Severity.WARNING]
     assert "cluster default from hco" in out.findings[0].message
 
 
-def test_hco_v1beta1_none_gives_series_without_finding():
-    out = run(db_vm(eviction=None), pvc("db-root"), hco("v1beta1", eviction_strategy="None"),
+def test_hco_v1beta1_none_gives_series_and_info():
+    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), hco("v1beta1", eviction_strategy="None"),
               kubevirt_cr(eviction_strategy="LiveMigrate"), *workers())
-    assert series(out, FAMILY) == {(NS, "db", "None"): 1}
-    assert out.findings == []
+    assert series(out, FAMILY) == {(NS, "db", "None", "worker-0"): 1}
+    assert [f.severity for f in out.findings] == [Severity.INFO]
 
 
 def test_default_from_kubevirt_cr():
-    out = run(db_vm(eviction=None), pvc("db-root"), kubevirt_cr(eviction_strategy="LiveMigrate",
+    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), kubevirt_cr(eviction_strategy="LiveMigrate",
                                                                   namespace="kubevirt", name="kubevirt"))
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1}
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
     [finding] = out.findings
     assert "cluster default from kubevirt" in finding.message
 
 
 def test_plain_kubevirt_default_is_none():
-    out = run(db_vm(eviction=None), pvc("db-root"), kubevirt_cr(namespace="kubevirt", name="kubevirt"), *workers())
-    assert series(out, FAMILY) == {(NS, "db", "None"): 1}
-    assert out.findings == []
+    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), kubevirt_cr(namespace="kubevirt", name="kubevirt"), *workers())
+    assert series(out, FAMILY) == {(NS, "db", "None", "worker-0"): 1}
+    assert [f.severity for f in out.findings] == [Severity.INFO]
 
 
 def test_hco_without_strategy_defaults_to_live_migrate_on_multi_worker_clusters():
-    out = run(db_vm(eviction=None), pvc("db-root"), hco("v1beta1"), *workers(3))
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1}
-    assert [f.severity for f in out.findings] == [Severity.CRITICAL]
+    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), hco("v1beta1"), *workers(3))
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
+    assert [f.severity for f in out.findings] == [Severity.WARNING]
     assert "cluster default from default" in out.findings[0].message
 
 
 def test_hco_without_strategy_on_a_single_worker_defaults_to_none():
-    out = run(db_vm(eviction=None), pvc("db-root"), hco("v1beta1"), node("sno"))
-    assert series(out, FAMILY) == {(NS, "db", "None"): 1}
-    assert out.findings == []
+    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), hco("v1beta1"), node("sno"))
+    assert series(out, FAMILY) == {(NS, "db", "None", "worker-0"): 1}
+    assert [f.severity for f in out.findings] == [Severity.INFO]
 
 
 def test_hco_default_on_a_compact_three_node_cluster_is_live_migrate():
     compact = [node(f"ctrl-{i}", control_plane=True, labels={"node-role.kubernetes.io/worker": ""}) for i in range(3)]
-    out = run(db_vm(eviction=None), pvc("db-root"), hco("v1beta1"), *compact)
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1}
-    assert [f.severity for f in out.findings] == [Severity.CRITICAL]
+    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), hco("v1beta1"), *compact)
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
+    assert [f.severity for f in out.findings] == [Severity.WARNING]
 
 
 def test_vm_strategy_beats_the_cluster_default():
-    out = run(db_vm(eviction="None"), pvc("db-root"), hco("v1", eviction_strategy="LiveMigrate"), *workers())
-    assert series(out, FAMILY) == {(NS, "db", "None"): 1}
-    assert out.findings == []
+    out = run(db_vmi(), db_vm(eviction="None"), pvc("db-root"), hco("v1", eviction_strategy="LiveMigrate"), *workers())
+    assert series(out, FAMILY) == {(NS, "db", "None", "worker-0"): 1}
+    assert [f.severity for f in out.findings] == [Severity.INFO]
 
 
 # ---------------------------------------------------------------- unknown access modes
 
 
 def test_unresolvable_claim_is_an_info_finding():
-    out = run(db_vm(claims=("ghost",)))
+    out = run(db_vmi(), db_vm(claims=("ghost",)))
     assert out.samples == []
     [finding] = out.findings
     assert finding.severity is Severity.INFO
@@ -339,9 +365,9 @@ def test_unresolvable_claim_is_an_info_finding():
 
 
 def test_unknown_and_rwo_disks_on_one_vm():
-    out = run(db_vm(claims=("db-root", "ghost")), pvc("db-root"))
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate"): 1}
-    assert sorted(f.severity for f in out.findings) == [Severity.INFO, Severity.CRITICAL]
+    out = run(db_vmi(), db_vm(claims=("db-root", "ghost")), pvc("db-root"))
+    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
+    assert sorted(f.severity for f in out.findings) == [Severity.INFO, Severity.WARNING]
     info = findings(out, Severity.INFO)[0]
     assert "ghost" in info.message and "db-root" not in info.message
 
@@ -356,12 +382,13 @@ def test_datavolume_without_modes_and_without_profile_is_unknown():
 
 
 def good_objects():
-    return [vm("good", eviction="LiveMigrate", volumes=[pvc_volume("root", "good-root")]), pvc("good-root")]
+    return [vm("good", eviction="LiveMigrate", volumes=[pvc_volume("root", "good-root")]), pvc("good-root"),
+            vmi("good", node="worker-0")]
 
 
 def assert_good_vm_still_judged(out):
-    assert series(out, FAMILY)[(NS, "good", "LiveMigrate")] == 1
-    assert [f.severity for f in out.findings if f.obj.name == "good"] == [Severity.CRITICAL]
+    assert series(out, FAMILY)[(NS, "good", "LiveMigrate", "worker-0")] == 1
+    assert [f.severity for f in out.findings if f.obj.name == "good"] == [Severity.WARNING]
 
 
 def _vm_with(mutate):
@@ -417,16 +444,16 @@ def test_malformed_claims_and_helpers(damage):
     broken_kv["spec"]["configuration"] = None
     sc = storage_class("ocs-storagecluster-ceph-rbd", default_virt=True)
     sc["metadata"]["annotations"] = None
-    out = run(db_vm(), claim, bad_dv, profile, broken_vmi, broken_hco, broken_kv, sc, *good_objects())
+    out = run(db_vmi(), db_vm(), claim, bad_dv, profile, broken_vmi, broken_hco, broken_kv, sc, *good_objects())
     assert_good_vm_still_judged(out)
     db = [f for f in out.findings if f.obj.name == "db"]
-    assert all(f.severity in (Severity.CRITICAL, Severity.INFO) for f in db)
+    assert all(f.severity in (Severity.WARNING, Severity.INFO) for f in db)
 
 
-def test_bogus_strategy_is_reported_in_the_series_but_not_judged():
-    out = run(db_vm(eviction="Bogus"), pvc("db-root"))
-    assert series(out, FAMILY) == {(NS, "db", "Bogus"): 1}
-    assert out.findings == []
+def test_bogus_strategy_is_reported_in_the_series_and_only_info():
+    out = run(db_vmi(), db_vm(eviction="Bogus"), pvc("db-root"))
+    assert series(out, FAMILY) == {(NS, "db", "Bogus", "worker-0"): 1}
+    assert [f.severity for f in out.findings] == [Severity.INFO]
 
 
 # ---------------------------------------------------------------- registry: exemption, namespaces, cap, failures
@@ -434,7 +461,7 @@ def test_bogus_strategy_is_reported_in_the_series_but_not_judged():
 
 def cluster_with_three_offenders():
     return state(
-        db_vm(), pvc("db-root"),
+        db_vm(), db_vmi(), pvc("db-root"),
         vm("web", eviction="LiveMigrate", volumes=[pvc_volume("a", "web-a"), pvc_volume("b", "web-b")]),
         pvc("web-a"), pvc("web-b"),
         vm("cache", "team-b", eviction="LiveMigrate", volumes=[pvc_volume(f"d{i}", f"cache-{i}") for i in range(3)]),
@@ -446,7 +473,7 @@ def test_exemption_annotation_silences_this_check_for_that_vm_only():
     objects = [db_vm(annotations={EXEMPT: "rwo_vm_disks"}), pvc("db-root"), *good_objects()]
     result = registry.evaluate(state(*objects), config()).result("rwo_vm_disks")
     assert result.status is Status.OK
-    assert {s.labels for s in result.samples} == {(NS, "good", "LiveMigrate")}
+    assert {s.labels for s in result.samples} == {(NS, "good", "LiveMigrate", "worker-0")}
     assert [f.obj.name for f in result.findings] == ["good"]
     assert result.exempted == 1
 
@@ -475,21 +502,21 @@ def test_custom_exemption_annotation():
 def test_namespace_exclude_drops_findings_and_series():
     cfg = config(**{"namespaces.exclude": ["team-b"]})
     result = registry.evaluate(cluster_with_three_offenders(), cfg).result("rwo_vm_disks")
-    assert {s.labels for s in result.samples} == {(NS, "db", "LiveMigrate"), (NS, "web", "LiveMigrate")}
+    assert {s.labels for s in result.samples} == {(NS, "db", "LiveMigrate", "worker-0"), (NS, "web", "LiveMigrate", "")}
     assert sorted(f.obj.name for f in result.findings) == ["db", "web"]
 
 
 def test_namespace_include_keeps_only_listed():
     cfg = config(**{"namespaces.include": ["team-b"]})
     result = registry.evaluate(cluster_with_three_offenders(), cfg).result("rwo_vm_disks")
-    assert {s.labels: s.value for s in result.samples} == {("team-b", "cache", "LiveMigrate"): 3}
+    assert {s.labels: s.value for s in result.samples} == {("team-b", "cache", "LiveMigrate", ""): 3}
     assert [f.obj for f in result.findings] == [vm_ref("cache", "team-b")]
 
 
 def test_series_cap_keeps_the_worst_and_counts_the_dropped():
     result = registry.evaluate(cluster_with_three_offenders(), config(**{"series-cap": 2})).result("rwo_vm_disks")
-    assert {s.labels: s.value for s in result.samples} == {("team-b", "cache", "LiveMigrate"): 3,
-                                                           (NS, "web", "LiveMigrate"): 2}
+    assert {s.labels: s.value for s in result.samples} == {("team-b", "cache", "LiveMigrate", ""): 3,
+                                                           (NS, "web", "LiveMigrate", ""): 2}
     assert result.dropped == 1
     assert len(result.findings) == 3  # findings are never capped
 
@@ -510,7 +537,7 @@ def test_a_raising_check_is_reported_failed_and_the_others_still_run():
         raise RuntimeError("planted failure")
 
     specs = [dataclasses.replace(s, evaluate=boom) if s.id == "cpu_overcommit" else s for s in CHECKS]
-    objects = [db_vm(), pvc("db-root"), node("worker-0", cpu="4", smt=True),
+    objects = [db_vm(), db_vmi(), pvc("db-root"), node("worker-0", cpu="4", smt=True),
                vmi("big", node="worker-0", cores=8)]
     evaluation = registry.evaluate(state(*objects), config(), specs=specs)
     failed = evaluation.result("cpu_overcommit")
@@ -519,7 +546,7 @@ def test_a_raising_check_is_reported_failed_and_the_others_still_run():
     assert failed.findings == [] and failed.samples == []
     ok = evaluation.result("rwo_vm_disks")
     assert ok.status is Status.OK
-    assert [(f.severity, f.obj) for f in ok.findings] == [(Severity.CRITICAL, vm_ref("db"))]
+    assert [(f.severity, f.obj) for f in ok.findings] == [(Severity.WARNING, vm_ref("db"))]
     assert evaluation.result("memory_overcommit").status is Status.OK
 
 

@@ -32,7 +32,7 @@ def test_not_applicable_without_podmetrics_or_memory_samples():
 def test_over_provisioned_cpu_and_memory_is_info_with_ratio_series():
     out = run(vmi("big", cores=8, memory="32Gi"), pod_metrics("big", cpu="400m", memory="4Gi"))
     assert severities(out) == {"big": Severity.INFO}
-    assert series(out, OVER) == {(NS, "big", "cpu"): pytest.approx(0.05), (NS, "big", "memory"): 0.125}
+    assert series(out, OVER) == {(NS, "big", "cpu", "worker-0"): pytest.approx(0.05), (NS, "big", "memory", "worker-0"): 0.125}
     assert series(out, UNDER) == {}
     assert "over-provisioned" in out.findings[0].message and "0.40 cores of 8.00 cores" in out.findings[0].message
 
@@ -40,15 +40,15 @@ def test_over_provisioned_cpu_and_memory_is_info_with_ratio_series():
 def test_under_provisioned_memory_is_warning():
     out = run(vmi("tight", cores=4, memory="8Gi"), pod_metrics("tight", cpu="2", memory="7.5Gi"))
     assert severities(out) == {"tight": Severity.WARNING}
-    assert series(out, UNDER) == {(NS, "tight", "memory"): pytest.approx(7.5 / 8)}
+    assert series(out, UNDER) == {(NS, "tight", "memory", "worker-0"): pytest.approx(7.5 / 8)}
     assert series(out, OVER) == {}
 
 
 def test_cpu_near_vcpu_count_is_warning_and_mixed_verdicts_report_both():
     out = run(vmi("hot", cores=2, memory="16Gi"), pod_metrics("hot", cpu="1950m", memory="1Gi"))
     assert severities(out) == {"hot": Severity.WARNING}
-    assert series(out, UNDER) == {(NS, "hot", "cpu"): pytest.approx(0.975)}
-    assert series(out, OVER) == {(NS, "hot", "memory"): pytest.approx(1 / 16)}
+    assert series(out, UNDER) == {(NS, "hot", "cpu", "worker-0"): pytest.approx(0.975)}
+    assert series(out, OVER) == {(NS, "hot", "memory", "worker-0"): pytest.approx(1 / 16)}
     assert "under-provisioned" in out.findings[0].message and "over-provisioned" in out.findings[0].message
 
 
@@ -66,8 +66,8 @@ def test_thresholds_come_from_config():
     objs = (vmi("v", cores=4, memory="8Gi"), pod_metrics("v", cpu="1.6", memory="6Gi"))
     assert run(*objs).findings == []
     out = run(*objs, **{"thresholds.right-sizing-over-ratio": 0.5, "thresholds.right-sizing-under-memory-ratio": 0.7})
-    assert series(out, OVER) == {(NS, "v", "cpu"): pytest.approx(0.4)}
-    assert series(out, UNDER) == {(NS, "v", "memory"): pytest.approx(0.75)}
+    assert series(out, OVER) == {(NS, "v", "cpu", "worker-0"): pytest.approx(0.4)}
+    assert series(out, UNDER) == {(NS, "v", "memory", "worker-0"): pytest.approx(0.75)}
 
 
 def test_bad_threshold_is_a_config_error_naming_the_key():
@@ -99,13 +99,13 @@ def test_pods_match_by_vmi_uid_else_by_vm_name_label_and_other_pods_are_ignored(
 def test_migration_source_and_target_pods_count_the_larger():
     out = run(vmi("m", cores=4, memory="8Gi"), pod_metrics("m", cpu="3.8", memory="2Gi", pod="src"),
               pod_metrics("m", cpu="50m", memory="7.8Gi", pod="dst"))
-    assert set(series(out, UNDER)) == {(NS, "m", "cpu"), (NS, "m", "memory")}
+    assert set(series(out, UNDER)) == {(NS, "m", "cpu", "worker-0"), (NS, "m", "memory", "worker-0")}
 
 
 def test_guest_memory_from_prometheus_wins_over_the_pod_working_set():
     samples = {upstream.VMI_MEMORY_USED: [metric(7.6 * GI, name="p")]}
     out = run(vmi("p", cores=4, memory="8Gi"), pod_metrics("p", cpu="2", memory="3Gi"), samples=samples)
-    assert series(out, UNDER) == {(NS, "p", "memory"): pytest.approx(0.95)}
+    assert series(out, UNDER) == {(NS, "p", "memory", "worker-0"): pytest.approx(0.95)}
     # Prometheus alone (no metrics API) judges memory only.
     out = run(vmi("p", cores=4, memory="8Gi"), samples=samples)
     assert severities(out) == {"p": Severity.WARNING} and series(out, CORES) == {("requested",): 0.0, ("used",): 0.0}
@@ -159,15 +159,15 @@ def test_a_snapshot_with_oc_get_podmetrics_output_is_judged_and_core_pods_are_no
     result = registry.evaluate(store.state(), config()).result("vm_right_sizing")
     assert [(f.obj, f.severity) for f in result.findings] == [(ref("big"), Severity.INFO)]
     assert {s.labels: round(s.value, 4) for s in result.samples if s.family == OVER} == {
-        (NS, "big", "cpu"): round(0.123456789 / 8, 4), (NS, "big", "memory"): round(1 / 32, 4)}
+        (NS, "big", "cpu", "worker-0"): round(0.123456789 / 8, 4), (NS, "big", "memory", "worker-0"): round(1 / 32, 4)}
 
 
 def test_cpu_from_the_prometheus_rate_where_no_podmetrics_exists():
     samples = {upstream.VMI_CPU_USAGE_RATE: [metric(0.2, name="idle"), metric(3.9, name="busy")],
                upstream.VMI_MEMORY_USED: [metric(4 * GI, name="idle"), metric(4 * GI, name="busy")]}
     out = run(vmi("idle", cores=4, memory="8Gi"), vmi("busy", cores=4, memory="8Gi"), samples=samples)
-    assert series(out, OVER) == {(NS, "idle", "cpu"): pytest.approx(0.05)}
-    assert series(out, UNDER) == {(NS, "busy", "cpu"): pytest.approx(0.975)}
+    assert series(out, OVER) == {(NS, "idle", "cpu", "worker-0"): pytest.approx(0.05)}
+    assert series(out, UNDER) == {(NS, "busy", "cpu", "worker-0"): pytest.approx(0.975)}
     assert severities(out) == {"idle": Severity.INFO, "busy": Severity.WARNING}
     assert series(out, CORES) == {("requested",): 8.0, ("used",): pytest.approx(4.1)}
     # The CPU rate alone is enough to judge; PodMetrics, where present, win over it.

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Config
+from ..config import ASSUMED_THREADS_PER_CORE, Config
 from ..model import ObjectRef
 from ..store import ClusterState
 
@@ -65,13 +65,16 @@ def capacity(node: Any, resource: str) -> float | None:
 
 
 def threads_per_core(node: Any, config: Config) -> tuple[int, str]:
-    """(threads per core, where it came from): the NFD label when present, else config."""
+    """(threads per core, where it came from): the NFD label (nfd), else the
+    `threads-per-core` setting (config), else an assumption of 2 (assumed)."""
     smt = labels(node).get(SMT_LABEL)
     if smt == "true":
         return 2, "nfd"
     if smt == "false":
         return 1, "nfd"
-    return config.threads_per_core, "config"
+    if config.threads_per_core is not None:
+        return config.threads_per_core, "config"
+    return ASSUMED_THREADS_PER_CORE, "assumed"
 
 
 # ---------------------------------------------------------------- VMIs
@@ -88,6 +91,13 @@ def vmi_node(vmi: Any) -> str:
     if status is None or not status.node_name or status.phase not in ACTIVE_VMI_PHASES:
         return ""
     return status.node_name
+
+
+def vm_node(state: ClusterState, vm: Any) -> str:
+    """The node a VirtualMachine's VMI runs on ("" when it is not running): the `node`
+    label of per-VM series, so Alertmanager can inhibit them on a NotReady node."""
+    vmi = state.get("virtualmachineinstances.kubevirt.io", vm.metadata.namespace, vm.metadata.name)
+    return vmi_node(vmi) if vmi is not None else ""
 
 
 def vmi_vcpus(vmi: Any) -> int:

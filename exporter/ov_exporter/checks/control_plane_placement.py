@@ -67,11 +67,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             continue
         others = ", ".join(p for p in peers if p != name)
         if lost:
-            out.findings.append(Finding(SPEC.id, Severity.CRITICAL, ref("Node", node),
+            out.findings.append(Finding(SPEC.id, Severity.WARNING, ref("Node", node),
                 f"shares hypervisor host {host} with {others}: losing that host leaves "
                 f"{total - len(peers)} of {total} etcd members, below quorum ({quorum})"))
         else:
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, ref("Node", node),
+            out.findings.append(Finding(SPEC.id, Severity.INFO, ref("Node", node),
                 f"shares hypervisor host {host} with {others}; etcd keeps quorum if that host fails, "
                 "but loses its failure margin"))
     out.samples.append(Sample(UNKNOWN.name, (), unknown))
@@ -82,8 +82,8 @@ SPEC = CheckSpec(
     id="control_plane_placement",
     anti_pattern=12,
     title="Control-plane nodes on the same hypervisor host",
-    severity_rules="critical: control-plane nodes share a hypervisor host whose loss breaks etcd quorum; "
-                   "warning: they share a host but quorum survives its loss",
+    severity_rules="warning: control-plane nodes share a hypervisor host whose loss would break etcd quorum "
+                   "(a risk of placement, not a quorum loss now); info: they share a host but quorum survives its loss",
     families=(COLOCATED, UNKNOWN),
     remediation="Spread the control-plane VMs over separate hypervisor hosts (vSphere: a DRS VM-VM "
                 "anti-affinity rule for the control-plane VMs), and keep the host label current.",

@@ -43,11 +43,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         count = running.get(name, 0)
         out.samples.append(Sample(VMIS.name, (name, str(schedulable).lower()), count))
         if count:
-            out.findings.append(Finding(SPEC.id, Severity.CRITICAL, ref("Node", node),
+            out.findings.append(Finding(SPEC.id, Severity.WARNING, ref("Node", node),
                                         f"control-plane node runs {count} VMI(s): VM CPU, memory and disk load "
                                         "competes with etcd, which is latency sensitive"))
         elif schedulable:
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, ref("Node", node),
+            out.findings.append(Finding(SPEC.id, Severity.INFO, ref("Node", node),
                                         "control-plane node is VM-schedulable (kubevirt.io/schedulable=true, no "
                                         "control-plane NoSchedule taint): the next VM may land next to etcd"))
     return out
@@ -57,7 +57,7 @@ SPEC = CheckSpec(
     id="control_plane_vm_workloads",
     anti_pattern=13,
     title="VM workloads on control-plane nodes",
-    severity_rules="critical: a control-plane node runs VMIs; warning: a control-plane node is VM-schedulable "
+    severity_rules="warning: a control-plane node runs VMIs; info: a control-plane node is VM-schedulable "
                    "(kubevirt.io/schedulable=true and no control-plane NoSchedule taint) but runs none; "
                    "not applicable on compact clusters, where every node is a control-plane node",
     families=(VMIS,),

@@ -4,8 +4,8 @@ from __future__ import annotations
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
 from ..store import ClusterState
-from ._k8s import (capacity, cpu_allocation_ratio, hyperconverged, ref, threads_per_core, vm_schedulable_nodes,
-                   vmi_dedicated, vmi_node, vmi_vcpus)
+from ._k8s import (capacity, cpu_allocation_ratio, ref, threads_per_core, vm_schedulable_nodes, vmi_dedicated,
+                   vmi_node, vmi_vcpus)
 
 RATIO = Family("ov_cpu_overcommit_ratio", "gauge",
                "vCPUs of the non-dedicated VMIs running on a node divided by its physical cores. "
@@ -15,12 +15,14 @@ VCPUS = Family("ov_node_vm_vcpus", "gauge",
 CORES = Family("ov_node_physical_cpu_cores", "gauge",
                "Physical CPU cores of a node: status.capacity.cpu divided by threads per core.", ("node",))
 THREADS = Family("ov_node_cpu_threads_per_core", "gauge",
-                 "Threads per core used for a node (source: nfd label or config).", ("node", "source"))
+                 "Threads per core used for a node. source: nfd (feature.node.kubernetes.io/"
+                 "cpu-hardware_multithreading), config (threads-per-core) or assumed (2, neither said; the "
+                 "node's finding is capped at info).", ("node", "source"))
 CLUSTER = Family("ov_cluster_cpu_overcommit_ratio", "gauge",
                  "vCPUs of all non-dedicated running VMIs divided by the physical cores of VM-schedulable nodes.")
 ALLOCATION = Family("ov_vmi_cpu_allocation_ratio", "gauge",
-                    "Configured vmiCPUAllocationRatio (a vCPU requests 1/ratio of a CPU); "
-                    "source: hco, kubevirt or default (10).", ("source",))
+                    "Configured vmiCPUAllocationRatio (a vCPU of a VM without CPU requests requests 1/ratio of a "
+                    "CPU); configuration only, never a finding. source: hco, kubevirt or default (10).", ("source",))
 THRESHOLD = Family("ov_cpu_overcommit_threshold_ratio", "gauge",
                    "Configured CPU overcommit thresholds: level target (profile) and max.", ("level",))
 
@@ -29,9 +31,9 @@ CLUSTER_REF = ObjectRef("Cluster", "", "cluster")
 
 def _judge(ratio: float, config: Config) -> Severity | None:
     if ratio > config.thresholds.cpu_overcommit_max:
-        return Severity.CRITICAL
-    if ratio > config.cpu_target:
         return Severity.WARNING
+    if ratio > config.cpu_target:
+        return Severity.INFO
     return None
 
 
@@ -45,6 +47,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
 
     schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
     total_vcpus, total_cores = 0, 0.0
+    assumed: list[str] = []  # nodes whose threads per core were assumed
     for node in sorted(state.nodes, key=lambda n: n.metadata.name):
         name = node.metadata.name
         if name not in schedulable and name not in vcpus:
@@ -60,35 +63,37 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         ratio = used / cores
         total_vcpus += used
         total_cores += cores if name in schedulable else 0.0
+        if source == "assumed":
+            assumed.append(name)
         out.samples += [Sample(RATIO.name, (name,), ratio), Sample(VCPUS.name, (name,), used),
                         Sample(CORES.name, (name,), cores), Sample(THREADS.name, (name, source), threads)]
         severity = _judge(ratio, config)
         if severity:
-            limit = config.thresholds.cpu_overcommit_max if severity is Severity.CRITICAL else config.cpu_target
-            out.findings.append(Finding(SPEC.id, severity, ref("Node", node),
-                f"{used} vCPUs on {cores:g} physical cores ({threads} threads/core from {source}): "
-                f"ratio {ratio:.2f} above {limit:g}"))
+            above_max = ratio > config.thresholds.cpu_overcommit_max
+            limit = config.thresholds.cpu_overcommit_max if above_max else config.cpu_target
+            message = (f"{used} vCPUs on {cores:g} physical cores ({threads} threads/core from {source}): "
+                       f"ratio {ratio:.2f} above {limit:g}")
+            if source == "assumed":  # the core count is a guess: not worth a ticket
+                severity = Severity.INFO
+                message += ("; threads per core assumed: label the node with NFD "
+                            "(feature.node.kubernetes.io/cpu-hardware_multithreading) or set threads-per-core")
+            out.findings.append(Finding(SPEC.id, severity, ref("Node", node), message))
 
     if total_cores:
         cluster_ratio = total_vcpus / total_cores
         out.samples.append(Sample(CLUSTER.name, (), cluster_ratio))
         severity = _judge(cluster_ratio, config)
         if severity:
-            out.findings.append(Finding(SPEC.id, severity, CLUSTER_REF,
-                f"cluster-wide {total_vcpus} vCPUs on {total_cores:g} physical cores: ratio {cluster_ratio:.2f}"))
+            message = f"cluster-wide {total_vcpus} vCPUs on {total_cores:g} physical cores: ratio {cluster_ratio:.2f}"
+            if assumed:
+                severity = Severity.INFO
+                message += f"; threads per core assumed on {len(assumed)} node(s)"
+            out.findings.append(Finding(SPEC.id, severity, CLUSTER_REF, message))
 
     allocation = cpu_allocation_ratio(state)
     out.samples.append(Sample(ALLOCATION.name, (allocation.source,), allocation.value))
     out.samples += [Sample(THRESHOLD.name, ("target",), config.cpu_target),
                     Sample(THRESHOLD.name, ("max",), config.thresholds.cpu_overcommit_max)]
-    # Only a ratio someone set (HCO writes its defaults into the CR, so they count as
-    # set there); the bare platform default is not an operator's choice to flag.
-    if allocation.source != "default" and allocation.value > config.thresholds.cpu_overcommit_max:
-        hco = hyperconverged(state)
-        obj = ref("HyperConverged", hco) if hco is not None and allocation.source == "hco" else CLUSTER_REF
-        out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
-            f"vmiCPUAllocationRatio is {allocation.value} ({allocation.source}): the scheduler places up to "
-            f"{allocation.value} vCPUs per CPU for VMs without CPU requests; this check watches the real ratio"))
     return out
 
 
@@ -96,8 +101,11 @@ SPEC = CheckSpec(
     id="cpu_overcommit",
     anti_pattern=6,
     title="CPU overcommit above physical cores",
-    severity_rules="critical: node or cluster ratio above thresholds.cpu-overcommit-max (1.8); warning: above the "
-                   "profile target (production 1.2, dev-test 1.5); info: vmiCPUAllocationRatio set (HCO or KubeVirt CR) above the maximum",
+    severity_rules="warning: node or cluster ratio above thresholds.cpu-overcommit-max (1.8); info: above the "
+                   "profile target (production 1.2, dev-test 1.5), or a node above either whose threads per core "
+                   "were assumed (no NFD label, no threads-per-core setting), and the cluster ratio when any "
+                   "node's were. vmiCPUAllocationRatio is no finding (it only scales the CPU requests of VMs "
+                   "without requests; HCO writes its default into every CR)",
     families=(RATIO, VCPUS, CORES, THREADS, CLUSTER, ALLOCATION, THRESHOLD),
     remediation="Live migrate VMs from the node to nodes below the target, add capacity, or give "
                 "latency-sensitive VMs dedicated CPUs; keep vCPUs within 1.2x physical cores in production.",

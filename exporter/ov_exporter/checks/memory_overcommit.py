@@ -24,9 +24,9 @@ THRESHOLD = Family("ov_memory_overcommit_threshold_ratio", "gauge",
 
 def _judge(ratio: float, config: Config) -> Severity | None:
     if ratio > config.thresholds.memory_overcommit_critical:
-        return Severity.CRITICAL
-    if ratio > config.thresholds.memory_overcommit_max:
         return Severity.WARNING
+    if ratio > config.thresholds.memory_overcommit_max:
+        return Severity.INFO
     return None
 
 
@@ -63,7 +63,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
                         Sample(CAPACITY.name, (name,), cap)]
         severity = _judge(ratio, config)
         if severity:
-            limit = (config.thresholds.memory_overcommit_critical if severity is Severity.CRITICAL
+            limit = (config.thresholds.memory_overcommit_critical if severity is Severity.WARNING
                      else config.thresholds.memory_overcommit_max)
             out.findings.append(Finding(SPEC.id, severity, ref("Node", node),
                 f"{used / 2**30:.1f} GiB of guest memory on {cap / 2**30:.1f} GiB: ratio {ratio:.2f} "
@@ -89,8 +89,8 @@ SPEC = CheckSpec(
     id="memory_overcommit",
     anti_pattern=6,
     title="Guest memory above 0.9x of node memory",
-    severity_rules="warning: node or cluster ratio above thresholds.memory-overcommit-max (0.9); "
-                   "critical: above thresholds.memory-overcommit-critical (1.0); info: VMIs without guest memory",
+    severity_rules="warning: node or cluster ratio above thresholds.memory-overcommit-critical (1.0); "
+                   "info: above thresholds.memory-overcommit-max (0.9), or VMIs without guest memory",
     families=(RATIO, GUEST, CAPACITY, CLUSTER, PERCENTAGE, THRESHOLD),
     remediation="Move VMs off the node (live migration to nodes with headroom), add memory or nodes, and keep "
                 "memoryOvercommitPercentage at 100 unless free page reporting and swap are planned for.",

@@ -8,20 +8,21 @@ from .. import upstream
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ..store import ClusterState, MetricSample
-from ._k8s import Setting, labels, migration_setting, ref, vmi_guest_memory
+from ._k8s import Setting, labels, migration_setting, ref, vmi_guest_memory, vmi_node
 
 RISK = Family("ov_migration_dirty_rate_risk", "gauge",
               "Memory dirty rate of a VMI divided by its effective per-migration bandwidth; at 1 or more a "
               "pre-copy live migration cannot converge. One series per VMI at or above the warning threshold "
-              "or whose predicted duration exceeds its completion timeout.",
-              ("namespace", "vmi"), per_object=True)
+              "or whose predicted duration exceeds its completion timeout; node: where it runs.",
+              ("namespace", "vmi", "node"), per_object=True)
 DURATION = Family("ov_migration_predicted_duration_seconds", "gauge",
                   "Predicted live migration time: guest memory / (bandwidth - dirty rate); +Inf when it never "
-                  "converges. Same VMIs as ov_migration_dirty_rate_risk.", ("namespace", "vmi"), per_object=True)
+                  "converges. Same VMIs as ov_migration_dirty_rate_risk.", ("namespace", "vmi", "node"),
+                  per_object=True)
 TIMEOUT_VMI = Family("ov_migration_completion_timeout_seconds", "gauge",
                      "Completion timeout of a VMI's live migration: completionTimeoutPerGiB x guest memory in "
                      "decimal GB, rounded up (as KubeVirt counts it). Same VMIs as ov_migration_dirty_rate_risk.",
-                     ("namespace", "vmi"), per_object=True)
+                     ("namespace", "vmi", "node"), per_object=True)
 BANDWIDTH = Family("ov_migration_bandwidth_bytes_per_second", "gauge",
                    "Cluster default per-migration bandwidth: bandwidthPerMigration capped by link speed / "
                    "parallelOutboundMigrationsPerNode; source of the cap: hco, kubevirt or default (unlimited).",
@@ -124,10 +125,12 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if risk < warn and not too_slow:
             continue
         obj = ref("VirtualMachineInstance", vmi)
-        out.samples.append(Sample(RISK.name, key, risk, obj))
+        series = (*key, vmi_node(vmi))
+        out.samples.append(Sample(RISK.name, series, risk, obj))
         if memory is not None:  # without guest memory there is nothing to predict
-            out.samples += [Sample(DURATION.name, key, predicted, obj), Sample(TIMEOUT_VMI.name, key, limit, obj)]
-        severity = Severity.CRITICAL if risk >= crit or too_slow else Severity.WARNING
+            out.samples += [Sample(DURATION.name, series, predicted, obj), Sample(TIMEOUT_VMI.name, series, limit, obj)]
+        # A migration that cannot converge fails and the VM keeps running on its source: a ticket.
+        severity = Severity.WARNING if risk >= crit or too_slow else Severity.INFO
         mib = 2.0**20
         message = (f"dirty rate {rate / mib:.0f} MiB/s vs bandwidth {bandwidth / mib:.0f} MiB/s ({source}): "
                    f"risk {risk:.2f}")
@@ -142,8 +145,9 @@ SPEC = CheckSpec(
     id="migration_dirty_rate",
     anti_pattern=14,
     title="Memory dirty rate too high for live migration to converge",
-    severity_rules="warning: risk (dirty rate / bandwidth) at or above 0.5; critical: risk at or above 1, or the "
-                   "predicted duration exceeds completionTimeoutPerGiB x guest GiB",
+    severity_rules="info: risk (dirty rate / bandwidth) at or above 0.5; warning: risk at or above 1, or the "
+                   "predicted duration exceeds completionTimeoutPerGiB x guest GiB (the migration fails or is "
+                   "aborted and the VM keeps running on its source node)",
     families=(RISK, DURATION, TIMEOUT_VMI, BANDWIDTH, TIMEOUT, PARALLEL),
     remediation="Reduce the guest's write load before migrating (pause batch jobs, drain traffic), migrate over a "
                 "dedicated faster network, raise bandwidthPerMigration, enable allowAutoConverge or post-copy for "

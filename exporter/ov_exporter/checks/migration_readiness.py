@@ -12,7 +12,7 @@ from typing import Any
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ..store import ClusterState
-from ._k8s import (cluster_eviction_strategy, cpu_allocation_ratio, labels, migration_setting, ref,
+from ._k8s import (cluster_eviction_strategy, cpu_allocation_ratio, labels, migration_setting, ref, vm_node,
                    vm_schedulable_nodes, vm_template_spec, vmi_dedicated, vmi_guest_memory, vmi_node, vmi_vcpus)
 from ._selectors import node_term_matches
 from .rwo_vm_disks import vm_disks
@@ -46,8 +46,9 @@ BLOCKED = Family(
     "ov_vm_migration_blocked", "gauge",
     "1 for each reason that blocks the live migration of a VM right now (reason: not_running, "
     "not_live_migratable, rwo_disk, no_target_node, virt_handler_not_ready, migration_slots_full), "
-    "whatever its effective eviction strategy. One series per blocked VM and reason.",
-    ("namespace", "vm", "reason", "eviction_strategy"), per_object=True,
+    "whatever its effective eviction strategy. One series per blocked VM and reason; node: where its VMI runs "
+    "(\"\" when not running).",
+    ("namespace", "vm", "reason", "eviction_strategy", "node"), per_object=True,
 )
 BLOCKED_VMS = Family("ov_vms_migration_blocked", "gauge",
                      "VirtualMachines whose live migration is blocked by at least one reason.")
@@ -79,7 +80,7 @@ class Verdict:
             return None
         if not self.running or self.eviction_strategy == "None" or set(self.reasons) <= TRANSIENT:
             return Severity.INFO
-        return Severity.CRITICAL if self.eviction_strategy == "LiveMigrate" else Severity.WARNING
+        return Severity.WARNING
 
     def to_dict(self) -> dict[str, Any]:
         return {"namespace": self.namespace, "vm": self.name, "node": self.node, "running": self.running,
@@ -322,10 +323,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         blocked += 1
         vm = state.get("virtualmachines.kubevirt.io", verdict.namespace, verdict.name)
         obj = ref("VirtualMachine", vm)
+        node = vm_node(state, vm)
         for reason in verdict.reasons:
             per_reason[reason] += 1
             out.samples.append(Sample(BLOCKED.name, (verdict.namespace, verdict.name, reason,
-                                                     verdict.eviction_strategy), 1, obj))
+                                                     verdict.eviction_strategy, node), 1, obj))
         details = "; ".join(f"{r}: {d}" for r, d in verdict.reasons.items())
         out.findings.append(Finding(SPEC.id, verdict.severity, obj,
             f"live migration blocked by {len(verdict.reasons)} reason(s) (eviction strategy "
@@ -342,10 +344,10 @@ SPEC = CheckSpec(
     id="migration_readiness",
     anti_pattern=16,
     title="VMs that cannot live migrate right now, with every reason",
-    severity_rules="critical: a running VM with eviction strategy LiveMigrate is blocked by at least one reason "
-                   "other than migration_slots_full; warning: the same with LiveMigrateIfPossible or External; "
-                   "info: the VM is stopped (not_running), its strategy is None, or it waits only for a "
-                   "migration slot",
+    severity_rules="warning: a running VM whose eviction strategy is not None (LiveMigrate, "
+                   "LiveMigrateIfPossible, External) is blocked by at least one reason other than "
+                   "migration_slots_full; info: the VM is stopped (not_running), its strategy is None, or it "
+                   "waits only for a migration slot",
     families=(BLOCKED, BLOCKED_VMS, BLOCKED_BY_REASON, SLOTS),
     remediation="Run `ov-exporter check --vm NS/NAME` before migrating a VM: it lists every blocking reason with "
                 "its fix (start the VM, RWX storage, free capacity on a matching node, repair virt-handler, wait "

@@ -8,7 +8,7 @@ from typing import Any
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ..store import ClusterState
-from ._k8s import ref, vm_schedulable_nodes, vm_template_spec
+from ._k8s import ref, vm_node, vm_schedulable_nodes, vm_template_spec
 
 MISMATCH = Family("ov_mtu_mismatch", "gauge",
                   "Nodes where the MTU a NetworkAttachmentDefinition gives VMs differs from the MTU of the host "
@@ -19,7 +19,8 @@ INVALID = Family("ov_nad_config_invalid", "gauge",
                  ("namespace", "network"), per_object=True)
 MIXED = Family("ov_vm_mixed_mtu_networks", "gauge",
                "Distinct MTUs among a VM's secondary networks, for VMs mixing MTUs where at least one "
-               "network relies on a plugin default.", ("namespace", "vm"), per_object=True)
+               "network relies on a plugin default; node: where its VMI runs (\"\" when stopped).",
+               ("namespace", "vm", "node"), per_object=True)
 
 BRIDGE_TYPES = ("bridge", "cnv-bridge")
 FOLLOW_HOST_TYPES = ("macvlan", "ipvlan")  # without mtu they take the master's MTU
@@ -160,9 +161,9 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         mtus = {info.mtu for _, info in attached}
         if len(mtus) > 1 and any(not info.explicit for _, info in attached):
             obj = ref("VirtualMachine", vm)
-            out.samples.append(Sample(MIXED.name, (ns, vm.metadata.name), len(mtus), obj))
+            out.samples.append(Sample(MIXED.name, (ns, vm.metadata.name, vm_node(state, vm)), len(mtus), obj))
             listed = ", ".join(f"{n}={i.mtu}{'' if i.explicit else ' (default)'}" for n, i in attached)
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
+            out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
                                         f"networks with different MTUs, some from plugin defaults: {listed}"))
     return out
 
@@ -171,8 +172,9 @@ SPEC = CheckSpec(
     id="mtu_mismatch",
     anti_pattern=10,
     title="MTU mismatch between VM networks and host interfaces",
-    severity_rules="warning: a network's MTU differs from its host interface on some node; a VM mixes "
-                   "networks of different MTUs relying on defaults; a NetworkAttachmentDefinition config is invalid",
+    severity_rules="warning: a network's MTU differs from its host interface on some node, or a "
+                   "NetworkAttachmentDefinition config is invalid; info: a VM mixes networks of different MTUs "
+                   "relying on defaults",
     families=(MISMATCH, INVALID, MIXED),
     remediation="Set an explicit mtu in every NetworkAttachmentDefinition that matches the host bridge or NIC "
                 "(nmstate policy), 9000 end to end for a migration network, and fix invalid CNI JSON.",

@@ -37,8 +37,9 @@ NOT_READY = Family(
     ("namespace", "vmi", "node"), per_object=True)
 NO_RESTART = Family(
     "ov_vm_no_restart_after_node_failure", "gauge",
-    "1 for a running VM whose run strategy (Manual, Once) does not restart it after a node failure.",
-    ("namespace", "vm", "run_strategy"), per_object=True)
+    "1 for a running VM whose run strategy (Manual, Once) does not restart it after a node failure; node: where "
+    "its VMI runs.",
+    ("namespace", "vm", "run_strategy", "node"), per_object=True)
 
 
 # ---------------------------------------------------------------- label selectors
@@ -181,7 +182,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if strategy not in NO_RESTART_STRATEGIES:
             continue
         obj = ref("VirtualMachine", vm)
-        out.samples.append(Sample(NO_RESTART.name, (ns, vm_name, strategy), 1, obj))
+        out.samples.append(Sample(NO_RESTART.name, (ns, vm_name, strategy, vmi_node(vmi)), 1, obj))
         out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
                                     f"runStrategy {strategy}: when node {vmi_node(vmi)} fails the VM is not "
                                     "restarted on another node; use Always or RerunOnFailure for VMs that must "

@@ -132,7 +132,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             for (bridge, port), nodes in details.items():
                 shown = ", ".join(nodes[:5]) + (f" and {len(nodes) - 5} more" if len(nodes) > 5 else "")
                 parts.append(f"linux-bridge {bridge} takes {port}, the br-ex NIC on {shown}")
-            out.findings.append(Finding(SPEC.id, Severity.CRITICAL, obj,
+            out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
                                         "; ".join(parts) + ": OVN-Kubernetes loses the default interface "
                                         "(nmstate rolls the change back or the node drops off the network)"))
     return out
@@ -142,9 +142,10 @@ SPEC = CheckSpec(
     id="ovn_linux_bridge",
     anti_pattern=9,
     title="Linux bridge on the default interface with OVN-Kubernetes",
-    severity_rules="critical: on OVN-Kubernetes, a NodeNetworkConfigurationPolicy puts a node's br-ex NIC "
-                   "(the default interface, directly or through a bond) into a Linux bridge, or a "
-                   "NodeNetworkState shows a Linux bridge with that NIC as port: the node's network breaks. "
+    severity_rules="critical: on OVN-Kubernetes, a NodeNetworkState shows a Linux bridge with a node's br-ex NIC "
+                   "(the default interface, directly or through a bond) as port: the node's network is broken now; "
+                   "warning: a NodeNetworkConfigurationPolicy would put that NIC into a Linux bridge (nmstate "
+                   "rolls a failing policy back, the NodeNetworkState shows whether it did). "
                    "not_applicable on OpenShift SDN, and on other network types when no node has br-ex",
     families=(NODE, POLICY),
     remediation="Put the Linux bridge on a secondary NIC (or use an OVN localnet / OVS bridge mapping on br-ex "

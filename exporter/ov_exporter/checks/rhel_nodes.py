@@ -42,10 +42,10 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         out.samples.append(Sample(INFO.name, (name, image, str(can).lower(), str(runs).lower()), 1, ref("Node", node)))
         if can or runs:
             what = "runs VMIs" if runs else "is VM-schedulable (kubevirt.io/schedulable=true)"
-            out.findings.append(Finding(SPEC.id, Severity.CRITICAL, ref("Node", node),
+            out.findings.append(Finding(SPEC.id, Severity.WARNING, ref("Node", node),
                                         f"RHEL node ({image or 'os_id=rhel'}) {what}"))
         else:
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, ref("Node", node),
+            out.findings.append(Finding(SPEC.id, Severity.INFO, ref("Node", node),
                                         f"RHEL node ({image or 'os_id=rhel'}) in a cluster with OpenShift "
                                         "Virtualization; keep VMs off it"))
     return out
@@ -55,7 +55,7 @@ SPEC = CheckSpec(
     id="rhel_nodes",
     anti_pattern=11,
     title="RHEL compute nodes",
-    severity_rules="critical: a RHEL node is VM-schedulable or runs VMIs; warning: any other RHEL node",
+    severity_rules="warning: a RHEL node is VM-schedulable or runs VMIs; info: any other RHEL node",
     families=(COUNT, INFO),
     remediation="Replace RHEL workers with RHCOS nodes; until then keep VMs off them (remove "
                 "kubevirt.io/schedulable, taint the node, live migrate its VMs away).",

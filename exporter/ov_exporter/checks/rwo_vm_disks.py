@@ -6,7 +6,7 @@ from typing import Any
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
 from ..store import ClusterState
-from ._k8s import LIVE_MIGRATING_STRATEGIES, annotations, cluster_eviction_strategy, ref, vm_template_spec
+from ._k8s import LIVE_MIGRATING_STRATEGIES, annotations, cluster_eviction_strategy, ref, vm_node, vm_template_spec
 
 RWX = "ReadWriteMany"
 DEFAULT_VIRT_CLASS = "storageclass.kubevirt.io/is-default-virt-class"
@@ -15,8 +15,8 @@ DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 DISKS = Family(
     "ov_rwo_vm_disks", "gauge",
     "PVC-backed disks of a VM whose claim lacks ReadWriteMany access, so the VM cannot live migrate. "
-    "One series per VM with at least one such disk.",
-    ("namespace", "vm", "eviction_strategy"), per_object=True,
+    "One series per VM with at least one such disk; node: where its VMI runs (\"\" when stopped).",
+    ("namespace", "vm", "eviction_strategy", "node"), per_object=True,
 )
 
 
@@ -123,16 +123,22 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         rwo, unknown = vm_disks(state, vm)
         strategy = spec.eviction_strategy or default_strategy.value
         obj = ref("VirtualMachine", vm)
-        if rwo:
-            out.samples.append(Sample(DISKS.name, (ns, name, strategy), len(rwo), obj))
-        if strategy not in LIVE_MIGRATING_STRATEGIES:
-            continue
+        node = vm_node(state, vm)
         origin = "set on the VM" if spec.eviction_strategy else f"cluster default from {default_strategy.source}"
         if rwo:
-            severity = Severity.CRITICAL if strategy == "LiveMigrate" else Severity.WARNING
-            out.findings.append(Finding(SPEC.id, severity, obj,
-                f"eviction strategy {strategy} ({origin}) but {len(rwo)} disk(s) lack ReadWriteMany: "
-                f"{', '.join(rwo)}; node drains will block or stop this VM"))
+            out.samples.append(Sample(DISKS.name, (ns, name, strategy, node), len(rwo), obj))
+            disks = f"{len(rwo)} disk(s) lack ReadWriteMany: {', '.join(rwo)}"
+            if strategy in LIVE_MIGRATING_STRATEGIES and node:
+                out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
+                    f"running on {node} with eviction strategy {strategy} ({origin}) but {disks}; "
+                    f"node drains will block on or shut down this VM"))
+            else:
+                why = (f"eviction strategy {strategy} ({origin}): drains do not try to live migrate it"
+                       if strategy not in LIVE_MIGRATING_STRATEGIES else "the VM is stopped")
+                out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
+                    f"{disks}; {why}, but it can never live migrate on this storage"))
+        if strategy not in LIVE_MIGRATING_STRATEGIES:
+            continue
         if unknown:
             out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
                 f"access mode unknown for claim(s) {', '.join(unknown)}: no PVC, VMI volume status, "
@@ -144,8 +150,9 @@ SPEC = CheckSpec(
     id="rwo_vm_disks",
     anti_pattern=1,
     title="VM disks without ReadWriteMany block live migration",
-    severity_rules="critical: eviction strategy LiveMigrate and at least one disk without RWX; "
-                   "warning: the same with LiveMigrateIfPossible; info: a disk's access mode cannot be resolved",
+    severity_rules="warning: a running VM with eviction strategy LiveMigrate or LiveMigrateIfPossible has at "
+                   "least one disk without RWX; info: the same for a stopped VM or a VM with strategy None or "
+                   "External, or a disk's access mode cannot be resolved (for the live-migrating strategies)",
     families=(DISKS,),
     remediation="Move the disks to a storage class that offers ReadWriteMany (ODF RBD block, CephFS, "
                 "Trident ontap-nas, NFS CSI) with a DataVolume clone or storage live migration, or set "

@@ -8,37 +8,38 @@ from typing import Any
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ..store import ClusterState
-from ._k8s import cluster_eviction_strategy, labels, ref, vm_schedulable_nodes, vm_template_spec
+from ._k8s import cluster_eviction_strategy, labels, ref, vm_node, vm_schedulable_nodes, vm_template_spec
 from ._selectors import node_term_matches, tolerates
 
 PENDING_PHASES = ("Pending", "Scheduling")
+PENDING_TOO_LONG = 900  # seconds a VMI may wait without a node before it is a finding (as the alert)
 HOSTNAME = "kubernetes.io/hostname"
 
 CONSTRAINTS = Family(
     "ov_vm_scheduling_constraints", "gauge",
     "Scheduling constraints of a VM (nodeSelector keys, node affinity expressions, pod affinity and "
     "anti-affinity terms, tolerations, topology spread constraints). One series per VM with an issue "
-    "in ov_vm_scheduling_issue.",
-    ("namespace", "vm"), per_object=True,
+    "in ov_vm_scheduling_issue; node: where its VMI runs (\"\" when stopped).",
+    ("namespace", "vm", "node"), per_object=True,
 )
 ISSUE = Family(
     "ov_vm_scheduling_issue", "gauge",
     "1 per scheduling issue of a VM: excessive (more constraints than thresholds.scheduling-constraints-max), "
     "mixed (required and preferred affinity terms), pinned (exactly one VM-schedulable node fits), "
-    "no_feasible_node (no VM-schedulable node fits).",
-    ("namespace", "vm", "issue", "eviction_strategy"), per_object=True,
+    "no_feasible_node (no VM-schedulable node fits). node: where its VMI runs (\"\" when stopped).",
+    ("namespace", "vm", "issue", "eviction_strategy", "node"), per_object=True,
 )
 UNSCHEDULABLE = Family(
     "ov_vmi_unschedulable", "gauge",
     "1 for a VMI in phase Pending or Scheduling whose PodScheduled condition is False with reason "
-    "Unschedulable.",
-    ("namespace", "vmi", "phase"), per_object=True,
+    "Unschedulable. node is always \"\" (such a VMI has none; kept for the label set of VM alerts).",
+    ("namespace", "vmi", "phase", "node"), per_object=True,
 )
 PENDING_SINCE = Family(
     "ov_vmi_pending_since_timestamp_seconds", "gauge",
     "When a VMI in phase Pending or Scheduling entered that phase (status.phaseTransitionTimestamps), "
-    "whatever its conditions; the alerts judge how long it waits.",
-    ("namespace", "vmi", "phase"), per_object=True,
+    "whatever its conditions; the alerts judge how long it waits. node is always \"\".",
+    ("namespace", "vmi", "phase", "node"), per_object=True,
 )
 PINNED_COUNT = Family("ov_vms_pinned_to_node", "gauge",
                       "VMs whose node selector, node affinity and tolerations fit exactly one VM-schedulable node.")
@@ -166,7 +167,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         issues: list[str] = []
         if c.total > limit:
             issues.append("excessive")
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
+            out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
                 f"{c.total} scheduling constraints ({summary}), above thresholds.scheduling-constraints-max "
                 f"{limit}: slow scheduling, hard to reason about, easy to make unsatisfiable"))
         if c.required_affinity and c.preferred_affinity:
@@ -186,16 +187,15 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
                 pinned_count += 1
                 how = _how(spec)
                 origin = "set on the VM" if spec.eviction_strategy else f"cluster default from {default_strategy.source}"
-                if strategy == "LiveMigrate":
-                    severity, impact = Severity.CRITICAL, "node drains block on this VM (nowhere to live migrate)"
-                else:
-                    severity, impact = Severity.WARNING, "the VM cannot be evacuated or restarted on another node"
-                out.findings.append(Finding(SPEC.id, severity, obj,
+                impact = ("node drains block on this VM (nowhere to live migrate)" if strategy == "LiveMigrate"
+                          else "the VM cannot be evacuated or restarted on another node")
+                out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
                     f"pinned to node {feasible[0]} by {how} (1 of {len(nodes)} VM-schedulable nodes fits); "
                     f"eviction strategy {strategy} ({origin}): {impact}"))
         if issues:
-            out.samples.append(Sample(CONSTRAINTS.name, (ns, name), c.total, obj))
-            out.samples += [Sample(ISSUE.name, (ns, name, issue, strategy), 1, obj) for issue in issues]
+            node = vm_node(state, vm)
+            out.samples.append(Sample(CONSTRAINTS.name, (ns, name, node), c.total, obj))
+            out.samples += [Sample(ISSUE.name, (ns, name, issue, strategy, node), 1, obj) for issue in issues]
 
     unschedulable = 0
     for vmi in state.vmis:
@@ -203,19 +203,21 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if status is None or status.phase not in PENDING_PHASES:
             continue
         since = _phase_since(status)
+        key = (vmi.metadata.namespace, vmi.metadata.name, status.phase, "")
+        obj = ref("VirtualMachineInstance", vmi)
         if since is not None:
-            out.samples.append(Sample(PENDING_SINCE.name, (vmi.metadata.namespace, vmi.metadata.name, status.phase),
-                                      since, ref("VirtualMachineInstance", vmi)))
+            out.samples.append(Sample(PENDING_SINCE.name, key, since, obj))
         cond = _pod_scheduled(vmi)
-        if cond is None:
-            continue
-        if cond.status != "False" or cond.reason != "Unschedulable":
+        if cond is None or cond.status != "False" or cond.reason != "Unschedulable":
+            # No reason given: a finding once it waited too long (live sources know the time).
+            if since is not None and state.now is not None and state.now - since > PENDING_TOO_LONG:
+                out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
+                    f"phase {status.phase} for {(state.now - since) / 60:.0f} min without a node and without an "
+                    f"Unschedulable condition: look at the virt-launcher pod and its events"))
             continue
         unschedulable += 1
-        obj = ref("VirtualMachineInstance", vmi)
         summary = ", ".join(count(vmi.spec).parts) if vmi.spec else ""
-        out.samples.append(Sample(UNSCHEDULABLE.name, (vmi.metadata.namespace, vmi.metadata.name, status.phase), 1,
-                                  obj))
+        out.samples.append(Sample(UNSCHEDULABLE.name, key, 1, obj))
         out.findings.append(Finding(SPEC.id, Severity.CRITICAL, obj,
             f"phase {status.phase}, PodScheduled False (Unschedulable): {cond.message or 'no message'}"
             + (f"; constraints: {summary}" if summary else "")))
@@ -227,10 +229,11 @@ SPEC = CheckSpec(
     id="scheduling_constraints",
     anti_pattern=4,
     title="Excessive or conflicting VM scheduling constraints",
-    severity_rules="critical: a VMI is Pending/Scheduling and Unschedulable, or a VM with eviction strategy "
-                   "LiveMigrate fits exactly one node; warning: more constraints than "
-                   "thresholds.scheduling-constraints-max (5), no VM-schedulable node fits, or a VM with another "
-                   "strategy fits exactly one node; info: required and preferred affinity terms mixed",
+    severity_rules="critical: a VMI is Pending/Scheduling and Unschedulable (the VM is down); warning: a VM fits "
+                   "exactly one VM-schedulable node (pinned) or none, or a VMI has waited in Pending/Scheduling for "
+                   "more than 15 minutes without a reason (live sources only: snapshots carry no clock); info: more "
+                   "constraints than thresholds.scheduling-constraints-max (5), or required and preferred affinity "
+                   "terms mixed",
     families=(CONSTRAINTS, ISSUE, UNSCHEDULABLE, PENDING_SINCE, PINNED_COUNT, UNSCHEDULABLE_COUNT),
     remediation="Keep one primary constraint per VM (a nodeSelector or one affinity rule), add tolerations only "
                 "for tainted nodes, do not mix required and preferred rules, and never pin a VM that must live "

@@ -1,4 +1,10 @@
-"""Anti-pattern 7: strict CPU and memory limits on VMs (throttling, OOM kills of virt-launcher)."""
+"""Anti-pattern 7: strict CPU and memory limits on VMs (throttling, OOM kills of virt-launcher).
+
+What KubeVirt does with a memory limit (v1.3.0 and v1.9.0 alike, see the runbook): it adds
+its estimated overhead to the limit of the virt-launcher pod, rejects guest memory above the
+limit (except under the LiveUpdate rollout strategy), and makes a lone limit the request and
+the guest memory. So a limit equal to the guest memory leaves only the estimate as room.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +13,7 @@ from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ..quantity import Quantity
 from ..store import ClusterState
-from ._k8s import guest_memory, labels, ref, setting, vm_template_spec
+from ._k8s import guest_memory, labels, ref, setting, vm_node, vm_template_spec
 from ._selectors import label_selector_matches
 
 GI = 2**30
@@ -16,8 +22,9 @@ RATIO = Family(
     "ov_vm_resource_limit_ratio", "gauge",
     "A VM's CPU or memory limit divided by what its guest gets (CPU: cores per vCPU; memory: limit per byte "
     "of guest memory). source vm: set in spec.template.spec.domain.resources.limits; auto: the CPU limit "
-    "KubeVirt adds in namespaces selected by autoCPULimitNamespaceLabelSelector. One series per VM and resource.",
-    ("namespace", "vm", "resource", "source"), per_object=True,
+    "KubeVirt adds in namespaces selected by autoCPULimitNamespaceLabelSelector. One series per VM and resource; "
+    "node: where its VMI runs (\"\" when stopped).",
+    ("namespace", "vm", "resource", "source", "node"), per_object=True,
 )
 COUNT = Family("ov_vms_with_resource_limits", "gauge",
                "VMs with at least one CPU or memory limit, by source (vm: hand-set; auto: "
@@ -66,23 +73,29 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         limits = {k: v for k, v in ((domain.resources.limits if domain and domain.resources else None) or {}).items()
                   if k in ("cpu", "memory")}
         vcpus = _vcpus(domain, limits)
+        node = vm_node(state, vm)
         if "memory" in limits:
             limit = float(limits["memory"])
             guest = guest_memory(spec) or limit  # only a limit: KubeVirt makes it the guest memory
             ratio = limit / guest if guest else 1.0
-            out.samples.append(Sample(RATIO.name, (ns, name, "memory", "vm"), ratio, obj))
-            if ratio <= 1:
-                out.findings.append(Finding(SPEC.id, Severity.CRITICAL, obj,
-                    f"memory limit {_gib(limit)} for {_gib(guest)} of guest memory: no room for the virt-launcher "
-                    f"and QEMU overhead, the kernel OOM-kills the VM's pod under load"))
-            else:
+            out.samples.append(Sample(RATIO.name, (ns, name, "memory", "vm", node), ratio, obj))
+            if ratio < 1:  # admitted only under the LiveUpdate rollout strategy
                 out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                    f"memory limit {_gib(limit)} for {_gib(guest)} of guest memory ({ratio:.2f}x): a hard cap on "
-                    f"the virt-launcher pod; set only guest memory unless governance requires limits"))
+                    f"memory limit {_gib(limit)} below {_gib(guest)} of guest memory: the pod's limit is the limit "
+                    f"plus KubeVirt's overhead estimate, so the kernel OOM-kills QEMU once the guest fills its memory"))
+            elif ratio == 1:
+                out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
+                    f"memory limit {_gib(limit)} equals the guest memory: the pod's limit leaves only KubeVirt's "
+                    f"overhead estimate for QEMU and virt-launcher; an overhead above the estimate is OOM-killed"))
+            else:
+                out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
+                    f"memory limit {_gib(limit)} for {_gib(guest)} of guest memory ({ratio:.2f}x): the pod may use "
+                    f"the difference plus KubeVirt's overhead estimate, no more; set only guest memory unless "
+                    f"governance requires limits"))
         if "cpu" in limits:
             limit = float(limits["cpu"])
             ratio = limit / vcpus if vcpus else 1.0
-            out.samples.append(Sample(RATIO.name, (ns, name, "cpu", "vm"), ratio, obj))
+            out.samples.append(Sample(RATIO.name, (ns, name, "cpu", "vm", node), ratio, obj))
             out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
                 f"CPU limit {limit:g} for {vcpus or limit:g} vCPU(s): CFS throttles the guest even when the node "
                 f"has idle CPU; set requests only unless governance requires limits"))
@@ -90,7 +103,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             counts["vm"] += 1
         elif auto is not None and label_selector_matches(auto[0], ns_labels.get(ns, {})):
             counts["auto"] += 1
-            out.samples.append(Sample(RATIO.name, (ns, name, "cpu", "auto"), 1.0, obj))
+            out.samples.append(Sample(RATIO.name, (ns, name, "cpu", "auto", node), 1.0, obj))
             out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
                 f"namespace {ns} matches autoCPULimitNamespaceLabelSelector ({auto[1]}): KubeVirt sets a CPU "
                 f"limit of {vcpus or 1:g} (one per vCPU) on the virt-launcher pod"))
@@ -102,9 +115,11 @@ SPEC = CheckSpec(
     id="strict_vm_limits",
     anti_pattern=7,
     title="Strict resource limits on VMs",
-    severity_rules="critical: memory limit at or below the guest memory; warning: any other hand-set memory "
-                   "limit, or a hand-set CPU limit; info: CPU limit added by autoCPULimitNamespaceLabelSelector "
-                   "(HCO or KubeVirt CR). VMs with dedicated CPUs are not judged",
+    severity_rules="warning: a hand-set memory limit at or below the guest memory (the pod keeps only KubeVirt's "
+                   "overhead estimate as room, or less), or a hand-set CPU limit (CFS throttling); info: a memory "
+                   "limit above the guest memory, or a CPU limit added by autoCPULimitNamespaceLabelSelector (HCO "
+                   "or KubeVirt CR). Never critical: a limit is a risk of an OOM kill under load, not a VM down. "
+                   "VMs with dedicated CPUs are not judged",
     families=(RATIO, COUNT),
     remediation="Remove spec.template.spec.domain.resources.limits and set only guest memory and CPU requests; "
                 "where governance mandates limits, leave headroom above guest memory and annotate the VM with "

@@ -1,8 +1,9 @@
 """Anti-pattern 8: VMs sized without looking at what they use (requested vs used).
 
 Usage comes from the metrics API (PodMetrics of the virt-launcher pods: CPU cores and
-working-set memory of the pod) and from a Prometheus source: for memory KubeVirt's
-`kubevirt_vmi_memory_used_bytes` (the guest's own view, preferred over the pod's), for
+working-set memory of the pod) and from a Prometheus source: for memory the guest's own
+view (preferred over the pod's), KubeVirt's recording rule `kubevirt_vmi_memory_used_bytes`
+or its 1.9 replacement or the virt-handler gauges it is recorded from (sources/promql.py), for
 CPU the 5-minute rate of `kubevirt_vmi_cpu_usage_seconds_total` where no PodMetrics
 exists. Requested is the VMI's vCPU count and guest memory. Both are one
 sample (the metrics API averages over its window); the alerts' `for:` durations turn
@@ -17,7 +18,7 @@ from .. import upstream
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ..store import ClusterState
-from ._k8s import labels, ref, vmi_guest_memory, vmi_vcpus
+from ._k8s import labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
 
 PODMETRICS = "pods.metrics.k8s.io"
 VMIS = "virtualmachineinstances.kubevirt.io"
@@ -26,11 +27,12 @@ GIB = 2.0**30
 OVER = Family("ov_vm_over_provisioned_usage_ratio", "gauge",
               "Used / requested of a running VMI's resource (cpu: cores used per vCPU; memory: bytes used per "
               "guest byte) when below thresholds.right-sizing-over-ratio: the VM is over-provisioned. One series "
-              "per offending VMI and resource.", ("namespace", "vmi", "resource"), per_object=True)
+              "per offending VMI and resource; node: where it runs.", ("namespace", "vmi", "resource", "node"),
+              per_object=True)
 UNDER = Family("ov_vm_under_provisioned_usage_ratio", "gauge",
                "Used / requested of a running VMI's resource at or above thresholds.right-sizing-under-cpu-ratio "
                "or right-sizing-under-memory-ratio: the VM is under-provisioned. One series per offending VMI "
-               "and resource.", ("namespace", "vmi", "resource"), per_object=True)
+               "and resource; node: where it runs.", ("namespace", "vmi", "resource", "node"), per_object=True)
 VMS = Family("ov_vm_right_sizing_vms", "gauge",
              "Running VMIs with a usage sample, by resource and verdict (over, under, ok).", ("resource", "verdict"))
 CPU_CORES = Family("ov_vm_right_sizing_cpu_cores", "gauge",
@@ -117,11 +119,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             if ratio < t.right_sizing_over_ratio and not (resource == "cpu" and vcpus <= 1):
                 verdict = "over"
                 over.append(f"{resource} {_amount(resource, used)} of {_amount(resource, requested)} ({ratio:.0%})")
-                out.samples.append(Sample(OVER.name, (*key, resource), ratio, obj))
+                out.samples.append(Sample(OVER.name, (*key, resource, vmi_node(vmi)), ratio, obj))
             elif ratio >= under_at:
                 verdict = "under"
                 under.append(f"{resource} {_amount(resource, used)} of {_amount(resource, requested)} ({ratio:.0%})")
-                out.samples.append(Sample(UNDER.name, (*key, resource), ratio, obj))
+                out.samples.append(Sample(UNDER.name, (*key, resource, vmi_node(vmi)), ratio, obj))
             else:
                 verdict = "ok"
             counts[(resource, verdict)] += 1

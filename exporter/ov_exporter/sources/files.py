@@ -241,6 +241,7 @@ class FileLoader:
     # ------------------------------------------------------------ samples
 
     def _keep(self, name: str, labels: dict[str, str], value: float, ts: float | None) -> None:
+        name = upstream.ALIASES.get(name, name)
         if name in upstream.WANTED or name in DERIVED_QUERIES:  # derived: as `snapshot --out` writes them
             self.samples.setdefault(name, []).append(MetricSample(labels, value, ts))
 

@@ -12,6 +12,10 @@ WANTED_QUERY = '{__name__=~"%s"}' % "|".join(sorted(upstream.WANTED))
 # Queries whose answers carry no metric name (aggregations): the name they are kept under.
 DERIVED_QUERIES = {
     upstream.VMI_CPU_USAGE_RATE: f"sum by (namespace, name) (rate({upstream.VMI_CPU_USAGE}[5m]))",
+    # The recording rule of KubeVirt 1.3-1.9, its 1.9 replacement, else the formula both record
+    # from the virt-handler gauges (so it resolves without KubeVirt's PrometheusRule too).
+    upstream.VMI_MEMORY_USED: (f"max by (namespace, name) ({upstream.VMI_MEMORY_USED} or {upstream.VMI_MEMORY_USED_SUM}"
+                               f" or ({upstream.VMI_MEMORY_AVAILABLE} - {upstream.VMI_MEMORY_USABLE}))"),
 }
 
 
@@ -26,6 +30,7 @@ def parse_query_data(data: Any, samples: Samples, name: str | None = None) -> li
         try:
             metric = {str(k): str(v) for k, v in series["metric"].items()}
             series_name = metric.pop("__name__", "") or name or ""
+            series_name = upstream.ALIASES.get(series_name, series_name)
             points = [series["value"]] if "value" in series else series["values"][-1:]
             for ts, value in points:
                 if series_name in upstream.WANTED or series_name == name:
