@@ -33,11 +33,22 @@ items:
   metadata: {name: db-disk, namespace: prod}
   spec: {accessModes: [ReadWriteOnce]}
 """
+# The VM's running instance: its RWO disk then blocks the next drain (a warning).
+RUNNING_VMI = """
+- apiVersion: kubevirt.io/v1
+  kind: VirtualMachineInstance
+  metadata: {name: db, namespace: prod}
+  spec:
+    evictionStrategy: %s
+    volumes: [{name: d, persistentVolumeClaim: {claimName: db-disk}}]
+  status: {phase: Running, nodeName: w1}
+"""
 
 
-def snapshot(tmp_path, strategy="LiveMigrate"):
-    (tmp_path / "snap").mkdir()
-    (tmp_path / "snap" / "objects.yaml").write_text(RWO_SNAPSHOT % strategy)
+def snapshot(tmp_path, strategy="LiveMigrate", running=True):
+    (tmp_path / "snap").mkdir(parents=True)
+    text = RWO_SNAPSHOT % strategy + (RUNNING_VMI % strategy if running else "")
+    (tmp_path / "snap" / "objects.yaml").write_text(text)
     return tmp_path / "snap"
 
 
@@ -45,13 +56,13 @@ def run(exporter_cmd, *args, env=None):
     return subprocess.run([*exporter_cmd, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
-def test_check_json_shape_and_exit_1_on_critical(tmp_path, exporter_cmd):
+def test_check_json_shape_and_exit_1_on_a_warning_by_default(tmp_path, exporter_cmd):
     proc = run(exporter_cmd, "check", "--snapshot", str(snapshot(tmp_path)), "--output", "json")
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     [finding] = [f for f in doc["findings"] if f["check"] == "rwo_vm_disks"]
     assert finding == {
-        "check": "rwo_vm_disks", "anti_pattern": 1, "severity": "critical",
+        "check": "rwo_vm_disks", "anti_pattern": 1, "severity": "warning",
         "object": {"kind": "VirtualMachine", "namespace": "prod", "name": "db"},
         "message": finding["message"], "remediation": finding["remediation"], "runbook": "runbooks/rwo_vm_disks.md",
     }
@@ -64,31 +75,36 @@ def test_check_json_shape_and_exit_1_on_critical(tmp_path, exporter_cmd):
 
 
 def test_fail_on_levels(tmp_path, exporter_cmd):
-    snap = str(snapshot(tmp_path, "LiveMigrateIfPossible"))  # a warning, no critical
-    assert run(exporter_cmd, "check", "--snapshot", snap).returncode == 0
-    assert run(exporter_cmd, "check", "--snapshot", snap, "--fail-on", "warning").returncode == 1
-    assert run(exporter_cmd, "check", "--snapshot", snap, "--fail-on", "never").returncode == 0
+    running = str(snapshot(tmp_path / "a", "LiveMigrateIfPossible"))  # a warning, no critical
+    assert run(exporter_cmd, "check", "--snapshot", running).returncode == 1
+    assert run(exporter_cmd, "check", "--snapshot", running, "--fail-on", "critical").returncode == 0
+    assert run(exporter_cmd, "check", "--snapshot", running, "--fail-on", "never").returncode == 0
+    # The stopped VM's RWO disk is info (node w1's missing remediation, a warning, is left out).
+    stopped = [str(snapshot(tmp_path / "b", running=False)), "--disable-check", "node_failure_planning"]
+    assert run(exporter_cmd, "check", "--snapshot", *stopped).returncode == 0
+    assert run(exporter_cmd, "check", "--snapshot", *stopped, "--fail-on", "info").returncode == 1
 
 
 def test_table_output(tmp_path, exporter_cmd):
     proc = run(exporter_cmd, "check", "--snapshot", str(snapshot(tmp_path)))
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["SEVERITY", "CHECK", "OBJECT", "MESSAGE"]
-    assert any(line.startswith("critical") and "VirtualMachine prod/db" in line for line in lines)
+    assert any(line.startswith("warning") and "VirtualMachine prod/db" in line for line in lines)
     assert any(line.startswith("check migration_dirty_rate") and "not_applicable" in line for line in lines)
 
 
 def test_prom_output_passes_promtool(tmp_path, exporter_cmd):
     promtool = require_binary("promtool")
     proc = run(exporter_cmd, "check", "--snapshot", str(snapshot(tmp_path)), "--output", "prom")
-    assert 'ov_rwo_vm_disks{eviction_strategy="LiveMigrate",namespace="prod",vm="db"} 1.0' in proc.stdout
+    assert 'ov_rwo_vm_disks{eviction_strategy="LiveMigrate",namespace="prod",node="w1",vm="db"} 1.0' in proc.stdout
     lint = subprocess.run([promtool, "check", "metrics"], input=proc.stdout, capture_output=True, text=True)
     assert lint.returncode == 0 and lint.stdout.strip() == "" and lint.stderr.strip() == "", lint.stdout + lint.stderr
 
 
 def test_disable_check_flag(tmp_path, exporter_cmd):
-    proc = run(exporter_cmd, "check", "--snapshot", str(snapshot(tmp_path)), "--output", "json",
-               "--disable-check", "rwo_vm_disks")
+    proc = run(exporter_cmd, "check", "--snapshot", str(snapshot(tmp_path, running=False)), "--output", "json",
+               "--fail-on", "info", "--disable-check", "rwo_vm_disks", "--disable-check", "migration_readiness",
+               "--disable-check", "node_failure_planning")
     doc = json.loads(proc.stdout)
     assert "rwo_vm_disks" not in {c["id"] for c in doc["checks"]}
     assert proc.returncode == 0

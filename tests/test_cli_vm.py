@@ -81,7 +81,7 @@ def test_demo_vm_with_two_reasons_is_blocked_with_both_and_their_fixes():
     proc = run("--demo", "--vm", "erp/sap-hana-01")
     assert proc.returncode == 1, proc.stderr
     out = proc.stdout
-    assert out.startswith("VirtualMachine erp/sap-hana-01 on node worker-3: BLOCKED (critical)")
+    assert out.startswith("VirtualMachine erp/sap-hana-01 on node worker-3: BLOCKED (warning)")
     assert "2 blocking reason(s)" in out and "rwo_disk:" in out and "no_target_node:" in out
     assert out.count("fix: ") == 2 and "RWX storage class" in out
 
@@ -91,7 +91,7 @@ def test_demo_verdict_as_json():
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     assert (doc["namespace"], doc["vm"], doc["migratable"], doc["severity"]) == ("erp", "sap-hana-01", False,
-                                                                                 "critical")
+                                                                                 "warning")
     assert [r["reason"] for r in doc["reasons"]] == ["rwo_disk", "no_target_node"]
     assert all(r["remediation"] and r["detail"] for r in doc["reasons"])
     assert doc["eviction_strategy"] == "LiveMigrate" and doc["problems"] == []
@@ -143,7 +143,7 @@ def test_snapshot_dir_verdicts(tmp_path):
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     assert [r["reason"] for r in doc["reasons"]] == ["rwo_disk", "virt_handler_not_ready"]
-    assert doc["severity"] == "critical" and doc["node"] == "w1"
+    assert doc["severity"] == "warning" and doc["node"] == "w1"
     proc = run("--snapshot", str(snap), "--vm", "app/fine")
     assert proc.returncode == 0 and "MIGRATABLE" in proc.stdout, proc.stdout + proc.stderr
 

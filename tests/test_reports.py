@@ -168,7 +168,7 @@ def test_list_items_in_yaml_and_compact_json_get_their_own_lines(tmp_path: Path)
 
 def test_sarif_for_a_gitops_tree_validates_and_points_at_the_manifests(gitops: Path, sarif_validator):
     proc = run_check("--snapshot", str(gitops), "--output", "sarif")
-    assert proc.returncode == 1, proc.stderr  # critical findings: the CI gate fails
+    assert proc.returncode == 1, proc.stderr  # warning findings: the CI gate fails
     log = json.loads(proc.stdout)
     sarif_validator.validate(log)
     run = log["runs"][0]
@@ -179,7 +179,7 @@ def test_sarif_for_a_gitops_tree_validates_and_points_at_the_manifests(gitops: P
                  for r in run["results"]}
 
     rwo = by_object["rwo_vm_disks", "VirtualMachine/erp/sap-router"]
-    assert (rwo["ruleId"], rwo["level"]) == ("rwo_vm_disks", "error")
+    assert (rwo["ruleId"], rwo["level"]) == ("rwo_vm_disks", "note")  # a stopped VM's RWO disk is info
     assert rule_ids[rwo["ruleIndex"]] == "rwo_vm_disks"
     physical = rwo["locations"][0]["physicalLocation"]
     assert physical["artifactLocation"] == {"uri": "apps/erp/vms.yaml", "uriBaseId": "SRCROOT"}
@@ -226,7 +226,7 @@ def test_sarif_validation_would_catch_a_broken_log(sarif_validator):
 
 
 def test_junit_has_a_suite_per_check_and_fails_at_the_threshold(gitops: Path):
-    proc = run_check("--snapshot", str(gitops), "--output", "junit", "--fail-on", "critical")
+    proc = run_check("--snapshot", str(gitops), "--output", "junit", "--fail-on", "info")
     assert proc.returncode == 1
     suites = ET.fromstring(proc.stdout)
     assert [s.get("name") for s in suites.findall("testsuite")] == [s.id for s in CHECKS]
@@ -238,11 +238,11 @@ def test_junit_has_a_suite_per_check_and_fails_at_the_threshold(gitops: Path):
         assert int(suite.get("failures")) == sum(1 for c in cases if c.find("failure") is not None)
         if statuses[suite.get("name")] == "not_applicable":
             assert cases[0].find("skipped") is not None
-    failures = {c.get("name"): c for s in suites for c in s if c.find("failure") is not None}
-    sap = failures["VirtualMachine erp/sap-router"]
+    failures = {(s.get("name"), c.get("name")): c for s in suites for c in s if c.find("failure") is not None}
+    sap = failures["rwo_vm_disks", "VirtualMachine erp/sap-router"]
     assert sap.get("file") == "apps/erp/vms.yaml"
     assert sap.get("line") == str(line_of(gitops / "apps/erp/vms.yaml", r"^apiVersion: kubevirt", 0))
-    assert sap.find("failure").get("type") == "critical"
+    assert sap.find("failure").get("type") == "info"
     assert "runbooks/rwo_vm_disks.md" in sap.find("failure").text
     assert int(suites.get("failures")) == sum(int(s.get("failures")) for s in suites)
 
@@ -253,7 +253,7 @@ def test_junit_with_fail_on_never_has_no_failures_but_keeps_the_findings(gitops:
     suites = ET.fromstring(proc.stdout)
     assert suites.get("failures") == "0"
     outs = [c.find("system-out").text for s in suites for c in s if c.find("system-out") is not None]
-    assert any(text.startswith("[critical] apps/erp/vms.yaml:") for text in outs)
+    assert any(text.startswith("[info] apps/erp/vms.yaml:") for text in outs)
 
 
 # ---------------------------------------------------------------- score and summary
@@ -302,9 +302,9 @@ def test_summary_has_one_row_per_anti_pattern_with_its_verdict():
     assert verdicts[1] == "pass"
     demo = json.loads(run_check("--demo", "--output", "json", "--fail-on", "never").stdout)["anti_patterns"]
     assert {r["anti_pattern"]: r["verdict"] for r in demo}[1] == "fail"
-    assert {r["anti_pattern"]: r["worst"] for r in demo}[1] == "critical"
+    assert {r["anti_pattern"]: r["worst"] for r in demo}[1] == "warning"
     table = run_check("--demo", "--fail-on", "never").stdout
-    assert re.search(r"^AP1 +fail +Using RWO storage for live migration \(2 critical, 1 warning\)", table, re.M)
+    assert re.search(r"^AP1 +fail +Using RWO storage for live migration \(3 warning, 1 info\)", table, re.M)
 
 
 # ---------------------------------------------------------------- coverage registry
@@ -328,7 +328,7 @@ def test_every_alert_belongs_to_an_anti_pattern_or_to_exporter_health():
     upstream = {a for names in UPSTREAM_ALERTS.values() for a in names}
     assert upstream <= set(used), f"UPSTREAM_ALERTS names unknown alerts: {sorted(upstream - set(used))}"
     for alert, families in used.items():
-        if alert.startswith("OVExporter"):
+        if alert.startswith("OVExporter") or alert == "OVEtcdMetricsAbsent":  # the pack's own blindness
             continue
         checks = {owners[f] for f in families if f in owners}
         assert checks or alert in upstream, f"{alert} reads no check family and is not listed in UPSTREAM_ALERTS"

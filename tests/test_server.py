@@ -75,7 +75,7 @@ async def test_metrics_text_format_and_promtool(served):
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         body = await resp.text()
-    assert 'ov_rwo_vm_disks{eviction_strategy="LiveMigrate",namespace="prod",vm="db<script>"} 1.0' in body
+    assert 'ov_rwo_vm_disks{eviction_strategy="LiveMigrate",namespace="prod",node="w1",vm="db<script>"} 1.0' in body
     assert 'ov_cpu_overcommit_ratio{node="w1"} 1.0' in body  # 4 vCPUs on 8 threads / 2 per core
     assert "ov_rhel_nodes 1.0" in body
     assert 'ov_check_up{check="rwo_vm_disks"} 1.0' in body

@@ -61,8 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="table (default), json, prom (the /metrics exposition), junit (XML for CI test "
                             "reports) or sarif (2.1.0, for code-scanning tools; with --snapshot, findings "
                             "point at the file and line of the object)")
-    check.add_argument("--fail-on", choices=("critical", "warning", "info", "never"), default="critical",
-                       help="exit 1 when a finding at or above this severity exists (default critical)")
+    check.add_argument("--fail-on", choices=("critical", "warning", "info", "never"), default="warning",
+                       help="exit 1 when a finding at or above this severity exists (default warning: what will "
+                            "hurt the next migration, drain or failure; critical findings mean VMs down now)")
     check.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS",
                        help="live cluster: give up when the first LIST of every kind takes longer (default 300)")
     check.add_argument("--vm", metavar="NAMESPACE/NAME",

@@ -60,9 +60,7 @@ ALERT_ONLY: dict[int, str] = {
 UPSTREAM_ALERTS: dict[int, tuple[str, ...]] = {
     13: ("OVEtcdWALFsyncSlow", "OVEtcdBackendCommitSlow"),
     14: ("OVMigrationNotConverging", "OVMigrationNotProgressing"),
-    15: ("OVMigrationsInFlightHigh",),
-    19: ("OVPostRebalanceMigrationFailed", "OVPostRebalanceVMMigratedRepeatedly", "OVPostRebalanceNodeCPUHigh",
-         "OVPostRebalanceCPUSpreadIncreased", "OVPostRebalanceVMIPending"),
+    19: ("OVPostRebalanceNodeCPUHigh", "OVPostRebalanceCPUSpreadIncreased"),
 }
 
 
