@@ -79,7 +79,7 @@ async def test_metrics_text_format_and_promtool(served):
     assert 'ov_cpu_overcommit_ratio{node="w1"} 1.0' in body  # 4 vCPUs on 8 threads / 2 per core
     assert "ov_rhel_nodes 1.0" in body
     assert 'ov_check_up{check="rwo_vm_disks"} 1.0' in body
-    assert 'ov_findings{check="rwo_vm_disks",severity="critical"} 1.0' in body
+    assert 'ov_findings{check="rwo_vm_disks",severity="warning"} 1.0' in body
     assert 'ov_build_info{python_version=' in body
     for spec in CHECKS:  # every declared family is present with its HELP, even when empty
         for fam in spec.families:
