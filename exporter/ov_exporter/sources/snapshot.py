@@ -33,7 +33,7 @@ def parse_rfc3339(text: str, what: str) -> float:
     except ValueError:
         raise ValueError(f"{what}: {value!r} is not an RFC 3339 time (e.g. 2025-01-20T09:30:00Z)") from None
     if parsed.tzinfo is None:
-        raise ValueError(f"{what}: {value!r} has no UTC offset (add Z or +hh:mm)")
+        raise ValueError(f"{what}: {value!r} has no UTC offset; RFC 3339 needs one (Z or +hh:mm)")
     return parsed.timestamp()
 
 
