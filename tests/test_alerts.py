@@ -93,8 +93,18 @@ NOT_ALERTED: dict[str, str] = {
     "ov_migration_parallel_per_cluster": "configuration; the dashboards' in-flight ratio divides by it "
                                          "(cluster:ov_parallel_migrations_per_cluster:limit)",
     "ov_migrations_pod_network": "count quoted in the finding of ov_migration_parallel_without_dedicated_network",
+    "ov_migrations_running_pod_network": "numerator of ov_migration_parallel_without_dedicated_network (1 at 2 or "
+                                         "more), which the alerts read",
+    "ov_migration_queue_oldest_pending_timestamp_seconds": "input of ov_migration_queue_stalled, which the alert "
+                                                           "reads; dashboards plot the queue age",
+    "ov_migration_last_finished_timestamp_seconds": "input of ov_migration_queue_stalled; dashboards",
+    "ov_migration_queue_stall_threshold_seconds": "configuration (thresholds.migration-queue-stall-minutes)",
+    "ov_kubevirt_info": "the KubeVirt release the exporter sees: context for every alert and dashboard, no finding",
+    "ov_hyperconverged_info": "the HCO release the exporter sees: context, no finding",
     # rebalance_watch
     "ov_rebalance_last_migration_timestamp_seconds": "dashboard series: when the window opened",
+    "ov_rebalance_start_timestamp_seconds": "dashboard series: the start of the rebalance wave (before/after anchor)",
+    "ov_migrations": "dashboard counts of migrations by cause and phase; upgrades and drains raise no finding",
     "ov_rebalance_watch_active": "dashboard series; the per-object series exist only while the window is open",
     "ov_rebalance_watch_window_seconds": "configuration (rebalance-watch-window)",
     "ov_rebalance_evaluation_timestamp_seconds": "the time the window is judged at (snapshots: newest event)",

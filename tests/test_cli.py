@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import textwrap
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -134,3 +135,94 @@ def test_config_error_exits_2_naming_the_key(tmp_path, exporter_cmd):
 def test_demo_and_snapshot_are_exclusive(exporter_cmd, tmp_path):
     proc = run(exporter_cmd, "check", "--demo", "--snapshot", str(tmp_path))
     assert proc.returncode == 2 and "not allowed with" in proc.stderr
+
+
+# ---------------------------------------------------------------- the clock of a snapshot
+
+MIGRATION_SNAPSHOT = """
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Node
+  metadata: {name: w1, labels: {kubevirt.io/schedulable: "true"}}
+  status: {capacity: {cpu: "64", memory: 256Gi}}
+- apiVersion: kubevirt.io/v1
+  kind: VirtualMachineInstance
+  metadata: {name: db, namespace: prod}
+  status: {phase: Running, nodeName: w1}
+- apiVersion: kubevirt.io/v1
+  kind: VirtualMachineInstanceMigration
+  metadata: {name: move-db, namespace: prod, uid: u1, creationTimestamp: "%(start)s"}
+  spec: {vmiName: db}
+  status:
+    phase: Succeeded
+    migrationState: {startTimestamp: "%(start)s", endTimestamp: "%(end)s", completed: true}
+"""
+
+
+def _gauge(prom: str, name: str) -> float:
+    [value] = [line.split()[-1] for line in prom.splitlines() if line.startswith(name + " ")]
+    return float(value)
+
+
+def migration_snapshot(tmp_path, end):
+    """A dump (no capture time) whose only, newest, migration ended at `end`."""
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    snap = tmp_path / "dump"
+    snap.mkdir()
+    start = end - timedelta(minutes=2)
+    (snap / "objects.yaml").write_text(MIGRATION_SNAPSHOT % {"start": start.strftime(fmt), "end": end.strftime(fmt)})
+    return snap
+
+
+def test_a_dump_whose_newest_migration_is_11_days_old_reads_closed(tmp_path, exporter_cmd):
+    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=11)
+    snap = str(migration_snapshot(tmp_path, end))
+    proc = run(exporter_cmd, "check", "--snapshot", snap, "--output", "prom", "--fail-on", "never")
+    assert proc.returncode == 0, proc.stderr
+    assert _gauge(proc.stdout, "ov_rebalance_watch_active") == 0
+    assert _gauge(proc.stdout, "ov_rebalance_evaluation_timestamp_seconds") > end.timestamp() + 10 * 86400
+    # --at judges it as of an hour after the migration: the watch is open.
+    at = (end + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    proc = run(exporter_cmd, "check", "--snapshot", snap, "--output", "prom", "--at", at)
+    assert _gauge(proc.stdout, "ov_rebalance_watch_active") == 1
+    assert _gauge(proc.stdout, "ov_rebalance_evaluation_timestamp_seconds") == end.timestamp() + 3600
+    proc = run(exporter_cmd, "check", "--snapshot", snap, "--at", at, "--fail-on", "never")
+    assert f"judged at {at} (--at)" in proc.stdout
+
+
+def test_bad_at_is_a_usage_error(tmp_path, exporter_cmd):
+    snap = str(snapshot(tmp_path))
+    proc = run(exporter_cmd, "check", "--snapshot", snap, "--at", "2025-01-20 09:30")
+    assert proc.returncode == 2 and "--at" in proc.stderr and "RFC 3339" in proc.stderr
+    proc = run(exporter_cmd, "check", "--snapshot", snap, "--at", "yesterday")
+    assert proc.returncode == 2 and "'yesterday' is not an RFC 3339 time" in proc.stderr
+
+
+def test_a_snapshot_is_judged_at_its_capture_time(tmp_path, exporter_cmd):
+    end = datetime(2025, 1, 9, 8, 0, tzinfo=timezone.utc)
+    snap = migration_snapshot(tmp_path, end)
+    (snap / "captured-at").write_text("2025-01-09T10:00:00Z\n")
+    proc = run(exporter_cmd, "check", "--snapshot", str(snap), "--output", "prom")
+    assert _gauge(proc.stdout, "ov_rebalance_evaluation_timestamp_seconds") == end.timestamp() + 7200
+    assert _gauge(proc.stdout, "ov_rebalance_watch_active") == 1
+    # `ov-exporter snapshot` keeps the capture time of what it read.
+    out = tmp_path / "copy"
+    proc = run(exporter_cmd, "snapshot", "--snapshot", str(snap), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "captured-at").read_text() == "2025-01-09T10:00:00Z\n"
+    proc = run(exporter_cmd, "check", "--snapshot", str(out), "--output", "prom")
+    assert _gauge(proc.stdout, "ov_rebalance_watch_active") == 1
+
+
+def test_a_must_gather_is_judged_at_its_timestamp_file(tmp_path, exporter_cmd):
+    """oc adm must-gather appends Go's time.Time.String() at start and end to <dest-dir>/timestamp;
+    the dumps sit in an image-named directory below it."""
+    end = datetime(2025, 1, 9, 8, 0, tzinfo=timezone.utc)
+    snap = migration_snapshot(tmp_path, end)
+    (tmp_path / "timestamp").write_text("2025-01-09 09:58:01.047513541 +0000 UTC m=+0.262727431\n"
+                                        "2025-01-09 10:00:00.530573302 +0000 UTC m=+119.745787192\n")
+    proc = run(exporter_cmd, "check", "--snapshot", str(snap), "--output", "prom")
+    assert _gauge(proc.stdout, "ov_rebalance_evaluation_timestamp_seconds") == pytest.approx(end.timestamp() + 7200.53)
+    assert _gauge(proc.stdout, "ov_rebalance_watch_active") == 1

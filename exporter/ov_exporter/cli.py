@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                             "hurt the next migration, drain or failure; critical findings mean VMs down now)")
     check.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS",
                        help="live cluster: give up when the first LIST of every kind takes longer (default 300)")
+    check.add_argument("--at", metavar="RFC3339",
+                       help="judge time windows (post-rebalance watch, migration queue stall) as of this time, "
+                            "e.g. 2025-01-20T09:30:00Z (default: live: now; snapshot: its capture time)")
     check.add_argument("--vm", metavar="NAMESPACE/NAME",
                        help="print the live-migration readiness of one VirtualMachine with every blocking reason "
                             "and its remediation; exit 0 when it can migrate, 1 when it is blocked")
@@ -182,7 +185,16 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
     from .report import to_json, to_junit, to_sarif, to_table
 
     vm = _vm_arg(args)
+    at = None
+    if args.at is not None:
+        from .sources.snapshot import parse_rfc3339
+        try:
+            at = parse_rfc3339(args.at, "--at")
+        except ValueError as exc:
+            raise OvError(str(exc)) from None
     store = asyncio.run(_load(source, args.sync_timeout))
+    if at is not None:
+        store.clock, store.clock_origin = (lambda: at), "--at"
     _report_unavailable(store)
     if vm is not None:
         return _check_vm(args, config, source, store, vm)
@@ -205,6 +217,10 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         sys.stdout.write(to_table(evaluation))
+        if store.clock is not None:
+            from datetime import datetime, timezone
+            when = datetime.fromtimestamp(store.clock(), timezone.utc).isoformat(timespec="seconds")
+            sys.stdout.write(f"judged at {when.replace('+00:00', 'Z')} ({store.clock_origin})\n")
         for problem in store.problems:
             sys.stdout.write(f"skipped {problem}\n")
     if args.fail_on == "never":

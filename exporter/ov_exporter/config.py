@@ -4,6 +4,7 @@ An unknown key or a bad value is a ConfigError naming the key (exit code 2).
 """
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -36,11 +37,21 @@ class Thresholds(_Base):
     right_sizing_over_ratio: Annotated[float, Meta(gt=0, lt=1)] = 0.25  # used below this share of requested
     right_sizing_under_memory_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # memory used at or above
     right_sizing_under_cpu_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # CPU used at or above, of vCPUs
+    # The migration queue is stalled when its oldest unfinished VMIM is older than this and
+    # no migration finished within it.
+    migration_queue_stall_minutes: Annotated[int, Meta(ge=1, le=1440)] = 30
 
 
 class Namespaces(_Base):
     include: list[str] = field(default_factory=list)  # empty: all
     exclude: list[str] = field(default_factory=list)
+
+
+class RebalanceWindow(_Base):
+    """A rebalance the user declares: migrations created inside it open the post-rebalance watch."""
+
+    start: Annotated[datetime, Meta(tz=True)]  # RFC 3339 with an offset, e.g. 2025-01-20T08:00:00Z
+    end: Annotated[datetime, Meta(tz=True)]
 
 
 class CheckToggle(_Base):
@@ -58,6 +69,7 @@ class Config(_Base):
     threads_per_core: Annotated[int, Meta(ge=1, le=8)] | None = None
     migration_link_speed: str | int = "10G"  # bits per second: "10G", "25Gbit/s", 10000000000
     rebalance_watch_window: Annotated[int, Meta(ge=24, le=48)] = 48  # hours after the last migration
+    rebalance_windows: list[RebalanceWindow] = field(default_factory=list)
     # Node label naming the hypervisor host (ESXi host, ...) a control-plane node runs on;
     # "" reads no label. No standard label exists: set it (or point this at one you maintain).
     control_plane_host_label: str = "ov-exporter.openshift.io/hypervisor-host"
@@ -93,6 +105,10 @@ def _validate(cfg: Config, known_checks: set[str] | None, origin: str) -> Config
     if t.right_sizing_over_ratio >= min(t.right_sizing_under_cpu_ratio, t.right_sizing_under_memory_ratio):
         raise ConfigError(f"{origin}: thresholds.right-sizing-over-ratio must be below "
                           "thresholds.right-sizing-under-cpu-ratio and right-sizing-under-memory-ratio")
+    for i, window in enumerate(cfg.rebalance_windows):
+        if window.end <= window.start:
+            raise ConfigError(f"{origin}: rebalance-windows[{i}]: end {window.end.isoformat()} must be after "
+                              f"start {window.start.isoformat()}")
     if known_checks is not None:
         unknown = sorted(set(cfg.checks) - known_checks)
         if unknown:

@@ -395,8 +395,15 @@ class VirtualMachineInstance(R):
     status: VMIStatus | None = None
 
 
+class VMIMMeta(ObjectMeta):
+    creation_timestamp: datetime | None = None
+
+
 class VMIMSpec(R):
     vmi_name: str = ""
+    # system-critical | user-triggered | system-maintenance (KubeVirt >= 1.7 with the
+    # MigrationPriorityQueue feature gate, GA in 1.9: staging/src/kubevirt.io/api/core/v1/types.go).
+    priority: str = ""
 
 
 class VMIMStatus(R):
@@ -406,7 +413,7 @@ class VMIMStatus(R):
 
 
 class VirtualMachineInstanceMigration(R):
-    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    metadata: VMIMMeta = field(default_factory=VMIMMeta)
     spec: VMIMSpec | None = None
     status: VMIMStatus | None = None
 
@@ -449,9 +456,15 @@ class KubeVirtSpec(R):
     configuration: KubeVirtConfiguration | None = None
 
 
+class KubeVirtStatus(R):
+    # kubevirt/kubevirt staging/src/kubevirt.io/api/core/v1/types.go (v1.3.0, v1.9.0): KubeVirtStatus
+    observed_kube_virt_version: str = field(default="", name="observedKubeVirtVersion")
+
+
 class KubeVirt(R):
     metadata: ObjectMeta = field(default_factory=ObjectMeta)
     spec: KubeVirtSpec | None = None
+    status: KubeVirtStatus | None = None
 
 
 # ---------------------------------------------------------------- HCO (v1beta1 and v1 shapes)
@@ -486,9 +499,21 @@ class HyperConvergedSpec(R):
     virtualization: HCOVirtualization | None = None
 
 
+class HCOVersion(R):
+    name: str = ""
+    version: str = ""
+
+
+class HyperConvergedStatus(R):
+    # kubevirt/hyperconverged-cluster-operator api/v1beta1 and api/v1 hyperconverged_types.go
+    # (v1.12.0, v1.18.1): status.versions, the entry named "operator" is HCO's own version.
+    versions: list[HCOVersion] | None = None
+
+
 class HyperConverged(R):
     metadata: ObjectMeta = field(default_factory=ObjectMeta)
     spec: HyperConvergedSpec | None = None
+    status: HyperConvergedStatus | None = None
 
 
 # ---------------------------------------------------------------- networking

@@ -114,6 +114,7 @@ def to_json(evaluation: Evaluation) -> dict[str, Any]:
         ],
         "anti_patterns": anti_pattern_summary(evaluation),
         "score": _score_json(score(evaluation)),
+        "versions": versions(evaluation),
     }
 
 
@@ -127,6 +128,19 @@ def score_line(sc: Score) -> str:
     extra = f"; {sc.failed} check(s) failed to run and are not counted" if sc.failed else ""
     return (f"cluster score {value} (severity-weighted share of checks passing: {sc.passing} passing, "
             f"{sc.failing} with findings, {sc.not_applicable} not applicable{extra})")
+
+
+def versions(evaluation: Evaluation) -> dict[str, str]:
+    """{"kubevirt": ..., "hco": ...} as the migration_capacity check read them from the CRs."""
+    names = {"ov_kubevirt": "kubevirt", "ov_hyperconverged": "hco"}
+    return {names[s.family]: s.labels[0] for r in evaluation.results for s in r.samples
+            if s.family in names and s.labels and s.labels[0]}
+
+
+def versions_line(evaluation: Evaluation) -> str:
+    found = versions(evaluation)
+    return (f"KubeVirt {found.get('kubevirt', 'unknown')}, "
+            f"HyperConverged operator {found.get('hco', 'unknown')}")
 
 
 def to_table(evaluation: Evaluation) -> str:
@@ -146,6 +160,7 @@ def to_table(evaluation: Evaluation) -> str:
         lines.append(f"AP{row['anti_pattern']:<3} {row['verdict']:<15} {row['title']}{detail}")
     lines.append("")
     lines.append(score_line(score(evaluation)))
+    lines.append(versions_line(evaluation))
     return "\n".join(lines) + "\n"
 
 
@@ -181,6 +196,7 @@ def to_html(evaluation: Evaluation | None, source: str, problems: int) -> str:
             for row in anti_pattern_summary(evaluation))
         body = (
             f"<p><strong>{e(score_line(score(evaluation)))}</strong></p>"
+            f"<p class='small'>{e(versions_line(evaluation))}</p>"
             "<h2>Anti-patterns</h2><table><tr><th>#</th><th>anti-pattern</th><th>verdict</th><th>checks</th>"
             f"<th>findings</th></tr>{summary}</table>"
             "<h2>Checks</h2><table><tr><th>check</th><th>anti-pattern</th><th>title</th><th>status</th>"

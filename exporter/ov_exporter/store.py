@@ -72,7 +72,13 @@ class Store:
         self.generation = 0
         self.synced = False
         self.loaded_at: float | None = None
-        self.clock: Callable[[], float] | None = None  # live sources: time.time; snapshots: none (state.now None)
+        # The "now" checks judge time windows at: live sources and snapshots without a capture
+        # time: time.time; snapshots: their capture time; `check --at`: that time.
+        self.clock: Callable[[], float] | None = None
+        self.clock_origin = ""  # what the clock is, for reports: "wall clock", "captured-at file", ...
+        # Judgements a check must keep across evaluations (e.g. a migration's cause, fixed when
+        # first seen), keyed by check; shared by every state() of this store.
+        self.memo: dict[str, dict] = {}
 
     def apply(self, kind: KindInfo, event: str, record: Any) -> None:
         """event: ADDED | MODIFIED | DELETED (watch event types)."""
@@ -146,7 +152,7 @@ class Store:
             absent = {key: st.absent for key, st in self.kinds.items() if st.absent}
             forbidden = {key: st.forbidden for key, st in self.kinds.items() if st.forbidden}
             return ClusterState(objects, self._samples, self._samples_origin, self._samples_error, absent, forbidden,
-                                now=self.clock() if self.clock is not None else None)
+                                now=self.clock() if self.clock is not None else None, memo=self.memo)
 
 
 @dataclass(frozen=True)
@@ -160,11 +166,15 @@ class ClusterState:
     absent: dict[str, str] = field(default_factory=dict)  # kind key -> why (API not installed)
     forbidden: dict[str, str] = field(default_factory=dict)  # kind key -> the missing permission
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
-    now: float | None = None  # evaluation time (Unix seconds) from a live source's clock; None for snapshots
+    now: float | None = None  # evaluation time (Unix seconds) from the store's clock; None: none set (tests)
+    memo: dict = field(default_factory=dict, compare=False, repr=False)  # Store.memo
 
     @classmethod
-    def from_records(cls, records: Iterable[tuple[KindInfo, Any]], samples: Samples | None = None) -> "ClusterState":
+    def from_records(cls, records: Iterable[tuple[KindInfo, Any]], samples: Samples | None = None,
+                     now: float | None = None) -> "ClusterState":
         store = Store()
+        if now is not None:
+            store.clock = lambda: now
         for kind, record in records:
             store.apply(kind, "ADDED", record)
         store.set_samples(samples, "test")

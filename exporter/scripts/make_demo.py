@@ -856,6 +856,8 @@ class MigrationRow:
     phase: str
     state: str
     evacuation: str = ""  # node being drained, for kubevirt-evacuation-* migrations
+    workload_update: bool = False  # created by KubeVirt's workload updater (an upgrade)
+    declared: str = ""  # value of ov-exporter.openshift.io/rebalance: the user declared a rebalance
 
 
 def vmim(row: MigrationRow, cluster: "Cluster") -> dict:
@@ -864,6 +866,10 @@ def vmim(row: MigrationRow, cluster: "Cluster") -> dict:
     annotations = {"kubevirt.io/latest-observed-api-version": "v1", "kubevirt.io/storage-observed-api-version": "v1"}
     if row.evacuation:
         annotations["kubevirt.io/evacuationMigration"] = row.evacuation
+    if row.workload_update:
+        annotations["kubevirt.io/workloadUpdateMigration"] = ""
+    if row.declared:
+        annotations["ov-exporter.openshift.io/rebalance"] = row.declared
     start = datetime.strptime(stamp(state.days_ago, "mig", row.namespace, row.vmi), "%Y-%m-%dT%H:%M:%SZ")
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     phases = ["Pending", "Scheduling", "Scheduled", "PreparingTarget", "TargetReady", "Running"]
@@ -1497,10 +1503,15 @@ DEMO_MIGRATION_STATES = {
                                                      bandwidth="512Mi", timeout_per_gib=300, auto_converge=True),
     "web-frontend-06-rebalance-2": MigrationStateRow("worker-3", "worker-5", 0.7, 0.6, policy="production-throttled",
                                                      bandwidth="512Mi", timeout_per_gib=300, auto_converge=True),
-    # migration_capacity: the rest of the rebalance batch, queued (Pending) behind elastic-data-02.
+    # migration_capacity: the rest of the rebalance batch: haproxy-lb-02 running beside elastic-data-02
+    # over the pod network (declared a rebalance by annotation), two queued (Pending).
     "mariadb-01-queued": MigrationStateRow("worker-4", "worker-0", 0.002, None),
-    "haproxy-lb-02-queued": MigrationStateRow("worker-0", "worker-3", 0.002, None),
+    "haproxy-lb-02-running": MigrationStateRow("worker-0", "worker-3", 0.002, None),
     "etl-worker-02-queued": MigrationStateRow("worker-2", "worker-3", 0.002, None),
+    # Causes that never open the watch: an upgrade's workload update, finished 16 min before the
+    # dump (the queue is draining), and the drain of worker-6 (since removed) five days ago.
+    "web-frontend-01-workload-update": MigrationStateRow("worker-0", "worker-1", 0.01, 6),
+    "postgres-replica-01-drain": MigrationStateRow("worker-6", "worker-2", 5, 3.5),
 }
 DEMO_MIGRATIONS_OBJECTS = [
     MigrationRow("prod-web", f"kubevirt-evacuation-{suffix('evac', 'web-frontend-03')}", "web-frontend-03",
@@ -1515,15 +1526,25 @@ DEMO_MIGRATIONS_OBJECTS = [
     MigrationRow("prod-web", "rebalance-web-frontend-06-back", "web-frontend-06", "Succeeded",
                  "web-frontend-06-rebalance-2"),
     MigrationRow("prod-db", "rebalance-mariadb-01", "mariadb-01", "Pending", "mariadb-01-queued"),
-    MigrationRow("prod-web", "rebalance-haproxy-lb-02", "haproxy-lb-02", "Pending", "haproxy-lb-02-queued"),
+    MigrationRow("prod-web", "rebalance-haproxy-lb-02", "haproxy-lb-02", "Running", "haproxy-lb-02-running",
+                 declared="2025-01-20 batch"),
     MigrationRow("batch-jobs", "rebalance-etl-worker-02", "etl-worker-02", "Pending", "etl-worker-02-queued"),
+    MigrationRow("prod-web", f"kubevirt-workload-update-{suffix('wu', 'web-frontend-01')}", "web-frontend-01",
+                 "Succeeded", "web-frontend-01-workload-update", workload_update=True),
+    MigrationRow("prod-db", f"kubevirt-evacuation-{suffix('evac', 'postgres-replica-01')}", "postgres-replica-01",
+                 "Succeeded", "postgres-replica-01-drain", evacuation="worker-6"),
 ]
-# The running migration, as virt-handler on the source node reports it (bytes and bytes/s).
+# The running migrations, as virt-handler on the source node reports them (bytes and bytes/s).
 DEMO_MIGRATION_SAMPLES = [
     ("analytics", "elastic-data-02", "worker-4", {
         "kubevirt_vmi_migration_data_remaining_bytes": 21.5 * GI,
         "kubevirt_vmi_migration_dirty_memory_rate_bytes": 110 * MI,
         "kubevirt_vmi_migration_memory_transfer_rate_bytes": 180 * MI,
+    }),
+    ("prod-web", "haproxy-lb-02", "worker-0", {
+        "kubevirt_vmi_migration_data_remaining_bytes": 1.2 * GI,
+        "kubevirt_vmi_migration_dirty_memory_rate_bytes": 3 * MI,
+        "kubevirt_vmi_migration_memory_transfer_rate_bytes": 240 * MI,
     }),
 ]
 
@@ -1920,22 +1941,25 @@ EXPECTATIONS: dict[str, list[Case]] = {
     ],
     "migration_capacity": [
         pos("Cluster", "", "cluster", "warning",
-            "parallelMigrationsPerCluster 5 (HCO) without liveMigrationConfig.network: migrations share the pod "
-            "network; and 4 migrations in flight (1 Running, 3 Pending) = 80 % of 5"),
-        pos(NODE, "", "worker-4", "critical",
-            "2 outbound migrations in flight (elastic-data-02 Running, mariadb-01 Pending) = 100 % of "
-            "parallelOutboundMigrationsPerNode 2"),
+            "2 migrations running at once (elastic-data-02, haproxy-lb-02) over the pod network: no "
+            "liveMigrationConfig.network"),
+        neg(NODE, "", "worker-4", "2 outbound migrations in flight (elastic-data-02 Running, mariadb-01 Pending) = "
+            "100 % of parallelOutboundMigrationsPerNode 2: a gauge, no finding (KubeVirt queues the rest)"),
         neg(NODE, "", "worker-0", "1 outbound migration in flight (haproxy-lb-02): 50 %"),
         neg(NODE, "", "worker-1", "no migration in flight"),
     ],
     "rebalance_watch": [
         pos(VMI, "prod-web", "web-frontend-06", "warning",
-            "migrated twice inside the 48 h window (worker-5 -> worker-3 -> worker-5)"),
+            "migrated twice (manual) inside the 48 h window (worker-5 -> worker-3 -> worker-5)"),
         pos(NODE, "", "worker-3", "info",
             "memory allocation 97 % of allocatable, 59 points above the 38 % mean, with the watch window open"),
         neg("VirtualMachineInstanceMigration", "analytics", f"kafka-broker-02-migration-{suffix('mig', 'kafka-broker-02')}",
-            "failed just over 48 h before the newest migration event in the dump: outside the window"),
+            "failed just over 48 h before the dump's capture time: outside the window"),
         neg(VMI, "analytics", "elastic-data-02", "one migration, still running"),
+        neg(VMI, "prod-web", "web-frontend-01",
+            "migrated 16 min before the dump by the workload updater (an upgrade): never opens the watch or counts "
+            "in it"),
+        neg(VMI, "prod-db", "postgres-replica-01", "evacuated by the drain of worker-6 (since removed): not a rebalance"),
         neg(NODE, "", "worker-1", "memory allocation 47 %, 9 points above the mean"),
     ],
     "node_failure_planning": [
@@ -2031,7 +2055,8 @@ A fictional OpenShift 4.18 cluster running OpenShift Virtualization, written the
 | `storage.yaml` | StorageClasses `{VIRT_CLASS}` (RWX block, default virt class), `{RBD_CLASS}`, `{LVMS_CLASS}` (RWO), their StorageProfiles, DataVolumes and PVCs |
 | `vms.yaml`, `vmis.yaml` | {vms} VirtualMachines in {len({v.namespace for v in DEMO_VMS})} namespaces, {sum(1 for v in DEMO_VMS if v.running)} with a VMI (all running but `analytics/spark-gpu-01`, unschedulable), {sum(1 for v in DEMO_VMS if not v.running)} stopped (runStrategy Halted, no VMI) |
 | `virt-handler.yaml` | the virt-handler pod of each worker (`openshift-cnv`, label `kubevirt.io=virt-handler`); the one on `rhel-worker-0` is not Ready |
-| `migrations.yaml` | VirtualMachineInstanceMigrations: Succeeded, Failed, Running, Pending (a queued rebalance batch) |
+| `migrations.yaml` | VirtualMachineInstanceMigrations of every cause: manual (Succeeded, Failed, Running, Pending: a rebalance batch), declared (annotation `ov-exporter.openshift.io/rebalance`), descheduler (evacuation from a schedulable node), drain (evacuation from a node since removed), workload update |
+| `captured-at` | the capture time (RFC 3339) that time windows are judged at |
 | `machines.yaml` | Machines of `worker-0`..`worker-5` (`rhel-worker-0` has none and is NotReady: Ready Unknown), the `workers` MachineHealthCheck (MachineSet `ocp-virt-worker` only) and the default `machine-api-termination-handler` |
 | `network.yaml` | Network.config.openshift.io `cluster` (OVNKubernetes, MTU 1400), NetworkAttachmentDefinitions, NodeNetworkStates |
 | `trident.yaml` | TridentBackendConfigs (namespace `trident`): ONTAP NAS, NAS economy and SAN backends with and without volume limits |
@@ -2202,6 +2227,8 @@ def generated() -> dict[Path, str]:
     files[DEMO_DIR / "README.md"] = readme()
     for name, text in render_cluster(CLEAN).items():
         files[CLEAN_DIR / name] = text
+    for directory in (DEMO_DIR, CLEAN_DIR):  # the capture time `--snapshot` judges time windows at
+        files[directory / "captured-at"] = NOW.strftime("%Y-%m-%dT%H:%M:%SZ") + "\n"
     files[CLEAN_DIR / "podmetrics.yaml"] = HEADER + dump_yaml(_list(pod_metrics(CLEAN, CLEAN_USAGE)))
     return files
 

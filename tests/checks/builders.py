@@ -47,7 +47,8 @@ def _meta(name: str, namespace: str | None = None, labels: dict | None = None,
 
 def node(name: str, cpu: str | int = "32", memory: str = "256Gi", labels: dict | None = None,
          os_image: str = RHCOS_IMAGE, *, os_id: str | None = "rhcos", schedulable: bool | None = True,
-         smt: bool | None = None, control_plane: bool = False, taints: list | None = None) -> dict:
+         smt: bool | None = None, control_plane: bool = False, taints: list | None = None,
+         cordoned: bool = False) -> dict:
     """A worker node. `schedulable` sets kubevirt.io/schedulable ("true"/"false"; None: no
     label); `smt` sets the NFD multithreading label (None: no label); `os_id` the
     node.openshift.io/os_id label (None: no label)."""
@@ -68,7 +69,7 @@ def node(name: str, cpu: str | int = "32", memory: str = "256Gi", labels: dict |
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": _meta(name, labels=lbls),
-        "spec": {"taints": taints} if taints else {},
+        "spec": {**({"taints": taints} if taints else {}), **({"unschedulable": True} if cordoned else {})},
         "status": {
             "capacity": {"cpu": str(cpu), "memory": memory, "pods": "250", "devices.kubevirt.io/kvm": "1k"},
             "allocatable": {"cpu": str(cpu), "memory": memory, "pods": "250"},
@@ -411,8 +412,10 @@ def record_of(obj: dict) -> tuple[Any, Any]:
     return kind, convert(kind.record, obj)
 
 
-def state(*objects: dict, samples: dict[str, list[MetricSample]] | None = None) -> ClusterState:
-    return ClusterState.from_records([record_of(o) for o in objects], samples)
+def state(*objects: dict, samples: dict[str, list[MetricSample]] | None = None,
+          now: float | None = None) -> ClusterState:
+    """`now`: the clock time-window checks judge at (None: they read the wall clock)."""
+    return ClusterState.from_records([record_of(o) for o in objects], samples, now)
 
 
 def metric(value: float, namespace: str = NS, name: str = "db", *, node: str = "worker-0",
@@ -502,10 +505,37 @@ def virt_handler_pod(node_name: str, *, ready: bool = True, namespace: str = "op
                                                       {"type": "ContainersReady", "status": status}]}}
 
 
-def vmim(name: str, vmi_name: str, phase: str = "Running", namespace: str = NS) -> dict:
-    """A VirtualMachineInstanceMigration in `phase`."""
+WORKLOAD_UPDATE = {"kubevirt.io/workloadUpdateMigration": ""}  # KubeVirt's workload updater (an upgrade)
+REBALANCE = {"ov-exporter.openshift.io/rebalance": "batch-1"}  # a rebalance the user declares
+
+
+def evacuation(node_name: str) -> dict:
+    """The annotation KubeVirt's evacuation controller puts on the VMIMs of a node it evacuates."""
+    return {"kubevirt.io/evacuationMigration": node_name}
+
+
+def vmim(name: str, vmi_name: str, phase: str = "Running", namespace: str = NS, *,
+         annotations: dict | None = None, created: str | None = None, start: str | None = None,
+         end: str | None = None, source: str = "worker-1", target: str = "worker-0",
+         priority: str | None = None) -> dict:
+    """A VirtualMachineInstanceMigration in `phase`. `annotations`: WORKLOAD_UPDATE, evacuation(node),
+    REBALANCE or none (a person or a tool); `start`/`end` (RFC 3339) fill status.migrationState."""
+    status: dict[str, Any] = {"phase": phase}
+    if start is not None or end is not None:
+        ms: dict[str, Any] = {"sourceNode": source, "targetNode": target}
+        if start is not None:
+            ms["startTimestamp"] = start
+        if end is not None:
+            ms.update(endTimestamp=end, completed=True, failed=phase == "Failed")
+        status["migrationState"] = ms
+    meta = _meta(name, namespace, annotations=annotations)
+    if created is not None:
+        meta["creationTimestamp"] = created
+    spec: dict[str, Any] = {"vmiName": vmi_name}
+    if priority is not None:
+        spec["priority"] = priority
     return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
-            "metadata": _meta(name, namespace), "spec": {"vmiName": vmi_name}, "status": {"phase": phase}}
+            "metadata": meta, "spec": spec, "status": status}
 # ---------------------------------------------------------------- metrics.k8s.io
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from datetime import datetime, timezone
 
 import msgspec
 import pytest
@@ -152,11 +153,14 @@ def planted() -> list[dict]:
         b.nncp("good-policy", [b.iface("br-bad", 1500, "linux-bridge", ports=["eno9"])],
                {"kubernetes.io/hostname": "good-ovn"}),
         *planted_scheduling(),
-        # migration_capacity: one migration in flight. rebalance_watch: good-load moved twice at the very end
-        # of the datetime range, so that no damaged timestamp elsewhere can be newer and close the window.
-        _vmim("good-queued", "Pending", None),
-        _vmim("good-move-1", "Succeeded", "9999-12-31T00:00:00Z"),
-        _vmim("good-move-2", "Succeeded", "9999-12-31T12:00:00Z"),
+        # migration_capacity: two migrations running over the pod network, and a queue stalled for 3 h
+        # (nothing finished in the last 30 min). rebalance_watch: good-load moved twice (manual) 1 and 2 h
+        # before NOW, the fixed clock: no damaged timestamp elsewhere can close the window.
+        _vmim("good-queued", "Pending", None, created="2025-01-20T06:30:00Z"),
+        _vmim("good-run-1", "Running", None, vmi="good-run-1"),
+        _vmim("good-run-2", "Running", None, vmi="good-run-2"),
+        _vmim("good-move-1", "Succeeded", "2025-01-20T07:30:00Z"),
+        _vmim("good-move-2", "Succeeded", "2025-01-20T08:30:00Z"),
         b.pod_metrics("good-load", g, cpu="100m", memory="4Gi", created_by="uid-good-good-load"),
         b.node("good-master-0", control_plane=True, schedulable=None,
                labels={"ov-exporter.openshift.io/hypervisor-host": "good-esxi"}),
@@ -175,14 +179,19 @@ def planted_scheduling() -> list[dict]:
     return [pinned, limited]
 
 
-def _vmim(name: str, phase: str, end: str | None) -> dict:
+def _vmim(name: str, phase: str, end: str | None, *, vmi: str = "good-load", created: str | None = None) -> dict:
     status: dict = {"phase": phase}
     if end is not None:
         status["migrationState"] = {"completed": True, "endTimestamp": end, "startTimestamp": end,
                                     "sourceNode": "worker-0", "targetNode": "good-node"}
+    meta = {"name": name, "namespace": "good", "uid": f"uid-good-{name}"}
+    if created is not None:
+        meta["creationTimestamp"] = created
     return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
-            "metadata": {"name": name, "namespace": "good", "uid": f"uid-good-{name}"},
-            "spec": {"vmiName": "good-load"}, "status": status}
+            "metadata": meta, "spec": {"vmiName": vmi}, "status": status}
+
+
+NOW = datetime(2025, 1, 20, 9, 30, tzinfo=timezone.utc).timestamp()  # the clock every evaluation here reads
 
 
 EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhere
@@ -197,9 +206,8 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "scheduling_constraints": (ObjectRef("VirtualMachine", "good", "good-pinned"), Severity.WARNING),
     "strict_vm_limits": (ObjectRef("VirtualMachine", "good", "good-limited"), Severity.WARNING),
     "migration_readiness": (ObjectRef("VirtualMachine", "good", "good-vm"), Severity.INFO),  # stopped, RWO disk
-    # parallelMigrationsPerCluster above 1 without a network: warning; damaged to 1 or less: the limit is 1 and
-    # the planted Pending migration fills it: critical. Either way the Cluster is flagged.
-    "migration_capacity": (ObjectRef("Cluster", "", "cluster"), (Severity.WARNING, Severity.CRITICAL)),
+    # Two migrations running over the pod network, and a stalled queue: the Cluster is flagged either way.
+    "migration_capacity": (ObjectRef("Cluster", "", "cluster"), Severity.WARNING),
     "rebalance_watch": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.WARNING),
     "vm_right_sizing": (ObjectRef("VirtualMachineInstance", "good", "good-load"), Severity.INFO),
     "node_failure_planning": (ObjectRef("Node", "", "good-node"), Severity.WARNING),  # no health check at all
@@ -332,7 +340,7 @@ def test_convert_rejects_only_with_validation_error(data):
 def test_damaged_cluster_never_fails_a_check(data):
     objects, applied = data
     records = _records(objects) + [b.record_of(o) for o in planted()]
-    evaluation = registry.evaluate(ClusterState.from_records(records, base_samples()), b.config())
+    evaluation = registry.evaluate(ClusterState.from_records(records, base_samples(), NOW), b.config())
     _assert_healthy(evaluation)
 
 
@@ -341,7 +349,7 @@ def test_damaged_cluster_never_fails_a_check(data):
 def test_damaged_cluster_alone_is_ok_or_not_applicable(data):
     """Without the planted objects (so no check is forced applicable) and without samples."""
     objects, _ = data
-    evaluation = registry.evaluate(ClusterState.from_records(_records(objects), None), b.config())
+    evaluation = registry.evaluate(ClusterState.from_records(_records(objects), None, NOW), b.config())
     _assert_healthy(evaluation, expect_planted=False)
 
 
@@ -361,7 +369,7 @@ def test_arbitrary_metric_samples_never_fail_migration_dirty_rate(extra):
     for name, points in extra.items():
         samples[name] = samples.get(name, []) + points
     records = [b.record_of(o) for o in damageable() + planted()]
-    evaluation = registry.evaluate(ClusterState.from_records(records, samples), b.config())
+    evaluation = registry.evaluate(ClusterState.from_records(records, samples, NOW), b.config())
     result = evaluation.result("migration_dirty_rate")
     assert result.status is Status.OK, result.error
     # Only finite, non-negative sample values may reach the series.
@@ -400,7 +408,7 @@ def test_any_valid_config_never_fails_a_check(profile, threads, cap, link, exclu
     cfg = b.config(profile=profile, **{"threads-per-core": threads, "series-cap": cap, "migration-link-speed": link,
                                        "namespaces.exclude": exclude})
     records = [b.record_of(o) for o in damageable() + planted()]
-    evaluation = registry.evaluate(ClusterState.from_records(records, base_samples()), cfg)
+    evaluation = registry.evaluate(ClusterState.from_records(records, base_samples(), NOW), cfg)
     for result in evaluation.results:
         assert result.status is Status.OK, (result.spec.id, result.error)
         per_object = {s.obj or s.labels for s in result.samples

@@ -1,40 +1,52 @@
 """Anti-pattern 19: no watch after a rebalance. For rebalance-watch-window hours (24-48)
-after the last live migration: failed migrations, VMs migrated repeatedly, and nodes
-whose VM allocation ended far above the mean."""
+after the last rebalancing migration (cause descheduler, manual or declared; never a
+workload update or a drain, see _migrations.py): failed migrations, VMs migrated
+repeatedly, and nodes whose VM allocation ended far above the mean."""
 from __future__ import annotations
 
-from datetime import datetime
+import time
 from typing import Any
 
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
 from ..store import ClusterState
+from ._migrations import (CAUSES, FINAL_PHASES, PHASE_GROUPS, REBALANCING, cause_of, causes, created, phase_group,
+                          phase_of, ts)
 from ._k8s import capacity, cpu_allocation_ratio, ref, vm_schedulable_nodes, vmi_guest_memory, vmi_node, vmi_vcpus
 
-FINAL_PHASES = ("Succeeded", "Failed")
 ABOVE_MEAN = 0.25  # a node's allocation 25 points above the mean of the VM nodes is "far above" it
 RESOURCES = ("cpu", "memory")
+SKEW = 60.0  # seconds a migration may end after "now" (clock skew) and still count
 
 LAST = Family("ov_rebalance_last_migration_timestamp_seconds", "gauge",
-              "End (else start) time of the most recent finished live migration, from VMIMs and VMI "
-              "status.migrationState.")
+              "End time of the most recent finished rebalancing migration (cause descheduler, manual or "
+              "declared); absent when none.")
+START = Family("ov_rebalance_start_timestamp_seconds", "gauge",
+               "Start (migrationState.startTimestamp, else creation) of the earliest rebalancing migration of "
+               "the current wave: those that finished inside the open watch window. Absent while it is closed.")
 ACTIVE = Family("ov_rebalance_watch_active", "gauge",
-                "1 while the post-rebalance watch window (rebalance-watch-window hours after the last migration) "
-                "is open, else 0.")
+                "1 while the post-rebalance watch window is open: rebalance-watch-window hours after the last "
+                "rebalancing migration, or after the end of a declared rebalance window; else 0. Workload-update "
+                "and drain migrations never open it.")
 WINDOW = Family("ov_rebalance_watch_window_seconds", "gauge", "Configured post-rebalance watch window.")
 NOW = Family("ov_rebalance_evaluation_timestamp_seconds", "gauge",
-             "The time the window is judged at: the wall clock of a live source; for a snapshot the newest "
-             "migration timestamp in it.")
+             "The time the window is judged at: the wall clock of a live source; for a snapshot its capture time "
+             "(captured-at file, must-gather timestamp file, else the wall clock); `check --at` overrides it.")
 SUCCEEDED = Family("ov_rebalance_migrations_succeeded", "gauge",
-                   "VMIMs that succeeded inside the watch window (0 while it is closed).")
+                   "Rebalancing VMIMs that succeeded inside the watch window (0 while it is closed).")
 FAILED = Family("ov_rebalance_migrations_failed", "gauge",
-                "VMIMs that failed inside the watch window (0 while it is closed).")
+                "Rebalancing VMIMs that failed inside the watch window (0 while it is closed).")
+BY_CAUSE = Family("ov_migrations", "gauge",
+                  "VirtualMachineInstanceMigrations in the API by cause (workload_update, drain, descheduler, "
+                  "manual, declared) and phase group (pending: phase unset, Pending or Scheduling; running; "
+                  "succeeded; failed). Every combination, 0 when none.", ("cause", "phase"))
 FAILED_VMIM = Family("ov_rebalance_failed_migration", "gauge",
-                     "1 for each VMIM that failed inside the open watch window.", ("namespace", "vmim", "vmi"),
-                     per_object=True)
+                     "1 for each rebalancing VMIM that failed inside the open watch window; node: the VMI's "
+                     "current node.", ("namespace", "vmim", "vmi", "cause", "node"), per_object=True)
 REPEATED = Family("ov_rebalance_vm_migrations", "gauge",
-                  "Finished migrations of a VMI inside the open watch window; only VMIs migrated more than once.",
-                  ("namespace", "vmi"), per_object=True)
+                  "Rebalancing migrations of a VMI that finished inside the open watch window; only VMIs migrated "
+                  "more than once. cause: that of its latest migration; node: its current node.",
+                  ("namespace", "vmi", "node", "cause"), per_object=True)
 NODE_VMS = Family("ov_node_running_vmis", "gauge", "Running VMIs on a node, for every VM-schedulable node.",
                   ("node",))
 NODE_ALLOC = Family("ov_node_vm_allocation_ratio", "gauge",
@@ -50,25 +62,17 @@ ABOVE = Family("ov_rebalance_node_above_mean_ratio", "gauge",
                "window is open.", ("node", "resource"))
 
 
-def _ts(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
-
-
 def _vmim_times(vmim: Any) -> tuple[float | None, float | None]:
-    """(end, any latest time) of a VMIM: migrationState end, else its final phase transition."""
+    """(start, end) of a VMIM: migrationState times, else its phase transitions / creation."""
     status = vmim.status
-    if status is None:
-        return None, None
-    ms = status.migration_state
-    stamps = [t for t in (_ts(p.phase_transition_timestamp) for p in status.phase_transition_timestamps or ())
-              if t is not None]
-    end = _ts(ms.end_timestamp) if ms is not None else None
-    if end is None and status.phase in FINAL_PHASES:
-        finals = [_ts(p.phase_transition_timestamp) for p in status.phase_transition_timestamps or ()
+    ms = status.migration_state if status is not None else None
+    start = ts(ms.start_timestamp) if ms is not None else None
+    end = ts(ms.end_timestamp) if ms is not None else None
+    if end is None and phase_of(vmim) in FINAL_PHASES:
+        finals = [ts(p.phase_transition_timestamp) for p in status.phase_transition_timestamps or ()
                   if p.phase == status.phase and p.phase_transition_timestamp is not None]
-        end = max(finals) if finals else (_ts(ms.start_timestamp) if ms is not None else None)
-    latest = max([t for t in (end, _ts(ms.start_timestamp) if ms else None) if t is not None] + stamps, default=None)
-    return end, latest
+        end = max(finals) if finals else start
+    return (start if start is not None else created(vmim)), end
 
 
 def _cpu_request(vmi: Any, ratio: float) -> float:
@@ -98,64 +102,63 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         raise NotApplicable("no VMIs and no migrations: nothing was rebalanced")
     out = CheckOutput()
     window = config.rebalance_watch_window * 3600.0
+    now = state.now if state.now is not None else time.time()
+    table = causes(state, config)
+    vmis = state.index("virtualmachineinstances.kubevirt.io")
 
-    # Finished migrations: VMIMs, plus VMI migration states whose VMIM is gone.
-    finished: list[tuple[float, str, str, str, str]] = []  # (end, phase, namespace, vmim, vmi)
-    newest: float | None = None
-    vmim_ends: dict[tuple[str, str], list[float]] = {}  # a VMI's migrationState repeats its VMIM's
+    by_cause = {(c, p): 0 for c in CAUSES for p in PHASE_GROUPS}
+    # Finished rebalancing migrations up to now: (end, start, phase, namespace, vmim, vmi, cause).
+    finished: list[tuple[float, float | None, str, str, str, str, str]] = []
     for vmim in sorted(state.migrations, key=lambda m: (m.metadata.namespace, m.metadata.name)):
-        end, latest = _vmim_times(vmim)
-        if latest is not None:
-            newest = latest if newest is None else max(newest, latest)
-        phase = vmim.status.phase if vmim.status else ""
-        vmi_name = vmim.spec.vmi_name if vmim.spec else ""
-        if phase in FINAL_PHASES and end is not None:
-            finished.append((end, phase, vmim.metadata.namespace, vmim.metadata.name, vmi_name))
-            vmim_ends.setdefault((vmim.metadata.namespace, vmi_name), []).append(end)
-    for vmi in state.vmis:
-        ms = vmi.status.migration_state if vmi.status else None
-        if ms is None:
-            continue
-        end, start = _ts(ms.end_timestamp), _ts(ms.start_timestamp)
-        for t in (end, start):
-            if t is not None:
-                newest = t if newest is None else max(newest, t)
-        ends = vmim_ends.get((vmi.metadata.namespace, vmi.metadata.name), [])
-        if ms.completed and end is not None and not any(abs(end - e) <= 60 for e in ends):
-            finished.append((end, "Failed" if ms.failed else "Succeeded", vmi.metadata.namespace, "",
-                             vmi.metadata.name))
+        cause, phase = cause_of(vmim, table), phase_of(vmim)
+        by_cause[(cause, phase_group(phase))] += 1
+        start, end = _vmim_times(vmim)
+        if cause in REBALANCING and phase in FINAL_PHASES and end is not None and end <= now + SKEW:
+            finished.append((end, start, phase, vmim.metadata.namespace, vmim.metadata.name,
+                             vmim.spec.vmi_name if vmim.spec else "", cause))
+    out.samples += [Sample(BY_CAUSE.name, key, n) for key, n in by_cause.items()]
 
-    now = state.now if state.now is not None else newest
+    # The watch opens at the end of each rebalancing migration and of each declared window.
     last = max((f[0] for f in finished), default=None)
-    active = last is not None and now is not None and now - last <= window
-    out.samples += [Sample(ACTIVE.name, (), 1 if active else 0), Sample(WINDOW.name, (), window)]
+    anchors = [f[0] for f in finished]
+    anchors += [min(w.end.timestamp(), now) for w in config.rebalance_windows if w.start.timestamp() <= now]
+    active = any(now - a <= window for a in anchors)
+    out.samples += [Sample(ACTIVE.name, (), 1 if active else 0), Sample(WINDOW.name, (), window),
+                    Sample(NOW.name, (), now)]
     if last is not None:
         out.samples.append(Sample(LAST.name, (), last))
-    if now is not None:
-        out.samples.append(Sample(NOW.name, (), now))
 
-    in_window = [f for f in finished if active and now - f[0] <= window]  # type: ignore[operator]
-    out.samples += [Sample(SUCCEEDED.name, (), sum(1 for f in in_window if f[1] == "Succeeded")),
-                    Sample(FAILED.name, (), sum(1 for f in in_window if f[1] == "Failed"))]
+    wave = [f for f in finished if active and now - f[0] <= window]
+    starts = [f[1] for f in wave if f[1] is not None]
+    if starts:
+        out.samples.append(Sample(START.name, (), min(starts)))
+    out.samples += [Sample(SUCCEEDED.name, (), sum(1 for f in wave if f[2] == "Succeeded")),
+                    Sample(FAILED.name, (), sum(1 for f in wave if f[2] == "Failed"))]
     hours = config.rebalance_watch_window
-    for end, phase, ns, name, vmi_name in in_window:
-        if phase == "Failed" and name:
+
+    def node_of(ns: str, vmi_name: str) -> str:
+        vmi = vmis.get((ns, vmi_name))
+        return vmi_node(vmi) or "" if vmi is not None else ""
+
+    for end, _, phase, ns, name, vmi_name, cause in wave:
+        if phase == "Failed":
             obj = ObjectRef("VirtualMachineInstanceMigration", ns, name)
-            out.samples.append(Sample(FAILED_VMIM.name, (ns, name, vmi_name), 1, obj))
+            out.samples.append(Sample(FAILED_VMIM.name, (ns, name, vmi_name, cause, node_of(ns, vmi_name)), 1, obj))
             out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                f"migration of VMI {vmi_name} failed {(now - end) / 3600:.1f} h ago, inside the {hours} h "
+                f"{cause} migration of VMI {vmi_name} failed {(now - end) / 3600:.1f} h ago, inside the {hours} h "
                 f"post-rebalance watch: the VM stayed on its source node"))
-    counts: dict[tuple[str, str], int] = {}
-    for _, _, ns, name, vmi_name in in_window:
-        if name:  # VMIMs only: a VMI's migrationState repeats its last VMIM
-            counts[(ns, vmi_name)] = counts.get((ns, vmi_name), 0) + 1
-    for (ns, vmi_name), count in sorted(counts.items()):
-        if count > 1:
+    per_vmi: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for end, _, _, ns, _, vmi_name, cause in wave:
+        per_vmi.setdefault((ns, vmi_name), []).append((end, cause))
+    for (ns, vmi_name), moves in sorted(per_vmi.items()):
+        if len(moves) > 1:
             obj = ObjectRef("VirtualMachineInstance", ns, vmi_name)
-            out.samples.append(Sample(REPEATED.name, (ns, vmi_name), count, obj))
+            cause = max(moves)[1]
+            out.samples.append(Sample(REPEATED.name, (ns, vmi_name, node_of(ns, vmi_name), cause), len(moves), obj))
             out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                f"migrated {count} times in the {hours} h post-rebalance watch: the placement is not settling "
-                f"(affinity, descheduler or load-aware rebalancing moving it back and forth)"))
+                f"migrated {len(moves)} times by rebalancing ({', '.join(sorted({c for _, c in moves}))}) in the "
+                f"{hours} h post-rebalance watch: the placement is not settling (affinity, descheduler or "
+                f"load-aware rebalancing moving it back and forth)"))
 
     # Per-node VM allocation, before and after: dashboards compare it across the window.
     ratio = float(cpu_allocation_ratio(state).value or 10)
@@ -200,11 +203,13 @@ SPEC = CheckSpec(
     id="rebalance_watch",
     anti_pattern=19,
     title="No watch after a rebalance",
-    severity_rules="within rebalance-watch-window hours (default 48) after the last finished migration: warning: "
-                   "a VMIM failed in the window, or a VMI was migrated more than once in it; info: a VM node's CPU "
-                   "or memory allocation is more than 25 points above the mean of the VM nodes",
-    families=(LAST, ACTIVE, WINDOW, NOW, SUCCEEDED, FAILED, FAILED_VMIM, REPEATED, NODE_VMS, NODE_ALLOC, MEAN,
-              SPREAD, ABOVE),
+    severity_rules="within rebalance-watch-window hours (default 48) after the last rebalancing migration (cause "
+                   "descheduler, manual or declared; workload-update and drain migrations neither open the window "
+                   "nor count in it): warning: a rebalancing VMIM failed in the window, or a VMI was migrated more "
+                   "than once in it; info: a VM node's CPU or memory allocation is more than 25 points above the "
+                   "mean of the VM nodes",
+    families=(LAST, START, ACTIVE, WINDOW, NOW, SUCCEEDED, FAILED, BY_CAUSE, FAILED_VMIM, REPEATED, NODE_VMS,
+              NODE_ALLOC, MEAN, SPREAD, ABOVE),
     remediation="Watch the cluster for 24-48 hours after a rebalance: retry or investigate failed migrations "
                 "(dirty rate, bandwidth, target capacity), stop whatever moves a VM back and forth (affinity "
                 "rules, descheduler profile), and move VMs off nodes left far above the mean.",

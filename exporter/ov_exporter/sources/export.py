@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..records import KINDS, to_builtins
 from ..store import ClusterState
+from .snapshot import CAPTURED_AT_FILE
 
 
 def _label_value(value: str) -> str:
@@ -16,9 +19,13 @@ def _label_value(value: str) -> str:
 
 
 def write_snapshot(state: ClusterState, out: Path) -> dict[str, int]:
-    """One `<plural>.<group>.json` List per kind, plus `metrics.prom` when samples exist.
-    Returns the number of objects written per kind key."""
+    """One `<plural>.<group>.json` List per kind, plus `metrics.prom` when samples exist, and
+    the capture time (the state's clock, else now) in `captured-at`: `--snapshot DIR` judges
+    time windows at that moment. Returns the number of objects written per kind key."""
     out.mkdir(parents=True, exist_ok=True)
+    captured = state.now if state.now is not None else time.time()
+    stamp = datetime.fromtimestamp(captured, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    (out / CAPTURED_AT_FILE).write_text(stamp + "\n")
     written: dict[str, int] = {}
     for kind in KINDS:
         records = sorted(state.of(kind.key), key=lambda r: (r.metadata.namespace, r.metadata.name))

@@ -458,7 +458,7 @@ class LiveSource(Source):
         return dict(self.client.requests) if self.client is not None else {}
 
     async def run(self, store: Store) -> None:
-        store.clock = time.time  # checks judging time windows see the wall clock
+        store.clock, store.clock_origin = time.time, "wall clock"  # checks judging time windows see it
         if self.credentials is None:
             self.credentials = await asyncio.to_thread(load_credentials, self.kubeconfig, self.context)
         async with ApiClient(self.credentials) as client:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import time
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
@@ -11,6 +14,60 @@ from .base import Source
 from .files import load_directory
 
 log = logging.getLogger(__name__)
+
+# Written by `ov-exporter snapshot` next to the dumps: one RFC 3339 line, the capture time.
+CAPTURED_AT_FILE = "captured-at"
+# `oc adm must-gather` appends time.Now() formatted by Go's Time.String() to <dest-dir>/timestamp
+# when it starts and when it ends (openshift/oc pkg/cli/admin/mustgather/mustgather.go,
+# logTimestamp, release openshift-clients-4.17.0-202409111134), e.g.
+# "2024-09-12 10:49:33.047513541 +0000 UTC m=+0.262727431".
+MUST_GATHER_TIMESTAMP_FILE = "timestamp"
+_GO_TIME = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d+))? ([+-]\d{4})\b")
+
+
+def parse_rfc3339(text: str, what: str) -> float:
+    """Unix seconds of an RFC 3339 time with an offset ("Z" or "+01:00"); ValueError naming `what`."""
+    value = text.strip()
+    try:
+        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
+    except ValueError:
+        raise ValueError(f"{what}: {value!r} is not an RFC 3339 time (e.g. 2025-01-20T09:30:00Z)") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{what}: {value!r} has no UTC offset; RFC 3339 needs one (Z or +hh:mm)")
+    return parsed.timestamp()
+
+
+def _must_gather_time(text: str) -> float | None:
+    """The last (end) time in a must-gather `timestamp` file, or None when no line parses."""
+    last = None
+    for line in text.splitlines():
+        m = _GO_TIME.match(line.strip())
+        if m:
+            day, clock, frac, offset = m.groups()
+            stamp = datetime.strptime(f"{day} {clock} {offset}", "%Y-%m-%d %H:%M:%S %z").timestamp()
+            last = stamp + float(f"0.{frac}") if frac else stamp
+    return last
+
+
+def capture_time(root: Path) -> tuple[float, str] | None:
+    """(Unix seconds, where from) of when a snapshot directory was taken, or None when unknown:
+    our captured-at file, else a must-gather `timestamp` file in root or its parent (the
+    must-gather destination directory holds it; the dumps sit one level below)."""
+    captured = root / CAPTURED_AT_FILE
+    if captured.is_file():
+        text = captured.read_text().strip()
+        try:
+            return parse_rfc3339(text, str(captured)), f"{CAPTURED_AT_FILE} file"
+        except ValueError as exc:
+            log.warning("%s; ignoring it", exc)
+    for directory in (root, root.parent):
+        path = directory / MUST_GATHER_TIMESTAMP_FILE
+        if path.is_file():
+            stamp = _must_gather_time(path.read_text(errors="replace"))
+            if stamp is not None:
+                return stamp, f"must-gather {path.name} file"
+            log.warning("%s: no time in Go's time.Time format; ignoring it", path)
+    return None
 
 
 class SnapshotSource(Source):
@@ -23,6 +80,12 @@ class SnapshotSource(Source):
 
     def load(self, store: Store) -> None:
         """Blocking load; `run` calls it in a worker thread."""
+        captured = capture_time(self.root)
+        if captured is not None:
+            stamp, origin = captured
+            store.clock, store.clock_origin = (lambda: stamp), origin
+        else:  # nothing says when it was taken: judge it as of now
+            store.clock, store.clock_origin = time.time, "wall clock (no capture time in the snapshot)"
         loader = load_directory(store, self.root)
         ignored = store.ignored_counts()
         log.info("%s: %d objects, %d sample files, %d problems, ignored %s",
