@@ -429,7 +429,7 @@ def build_overview():
                         [_target("memory_overcommit_warning", instant=True)], w=12, thresholds=OVERCOMMIT_MEM))
     d = d.with_row(db.Row("Offenders"))
     d = d.with_panel(tb("VMs with non-RWX disks", "short", [_prom_table("rwo_vm_disks")],
-                        links=_alert_runbook_link("OVVMDiskNotLiveMigratable")))
+                        links=_alert_runbook_link("OVVMMigrationBlocked")))
     d = d.with_panel(tb("RHEL nodes", "short", [_prom_table("rhel_nodes")],
                         links=_alert_runbook_link("OVRHELWorkerNode")))
     d = d.with_panel(tb("Networks with MTU mismatch (nodes)", "short", [_prom_table("mtu_mismatch")], w=8,
