@@ -1,7 +1,8 @@
 """Command line: `ov-exporter serve` and `ov-exporter check`.
 
 Exit codes: 0 ok; 1 `check` found something at or above --fail-on; 2 usage or
-configuration error.
+configuration error, credentials rejected, the API server unreachable, or a kind an
+enabled check needs could not be read (forbidden, unauthorized).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from .checks import CHECK_IDS
 from .config import Config, load_config
+from . import logs
 from .errors import OvError
 from .model import Severity
 from .sources import DemoSource, SnapshotSource, Source
@@ -105,7 +107,7 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config, known_checks=set(CHECK_IDS), overrides=overrides)
 
 
-def _source(args: argparse.Namespace) -> Source:
+def _source(args: argparse.Namespace, fail_fast: bool = False) -> Source:
     if args.prometheus_url and (args.demo or args.snapshot is not None):
         raise OvError("--prometheus-url applies to the live cluster only; a snapshot carries its samples as files")
     if args.demo:
@@ -121,24 +123,31 @@ def _source(args: argparse.Namespace) -> Source:
     metrics = None
     if args.prometheus_url:
         metrics = PrometheusSamples(args.prometheus_url, args.prometheus_token_file, args.prometheus_ca_file)
-    return LiveSource(credentials=credentials, metrics=metrics)
+    return LiveSource(credentials=credentials, metrics=metrics, fail_fast=fail_fast)
 
 
 async def _load(source: Source, timeout: float):
     """Run the source until its first full sync; return the store (the source is stopped)."""
+    from .records import KIND_BY_KEY
     from .store import Store
 
     store = Store()
     task = asyncio.create_task(source.run(store))
+    started = asyncio.get_running_loop().time()
     try:
         while not store.synced:
             if task.done():
                 task.result()  # a static source returned, or the live one failed: raise its error
                 break
-            if timeout <= 0:
-                raise OvError("the cluster did not finish its first sync in time (--sync-timeout)")
+            rejected = sorted({st.unauthorized for st in store.kinds.values() if st.unauthorized})
+            if rejected:  # the token was read again after the 401: waiting will not help
+                raise OvError(f"{source.describe()}: {rejected[0]}")
+            if asyncio.get_running_loop().time() - started > timeout:
+                waiting = [f"{KIND_BY_KEY[k].kind} ({st.error or 'no answer'})" for k, st in sorted(store.kinds.items())
+                           if not (st.synced or st.absent or st.forbidden)]
+                raise OvError(f"the cluster did not finish its first sync in {timeout:g} s (--sync-timeout); "
+                              f"still waiting for {', '.join(waiting)}")
             await asyncio.sleep(0.05)
-            timeout -= 0.05
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -155,13 +164,13 @@ def _listen(value: str) -> tuple[str, int]:
 async def _serve(args: argparse.Namespace, config: Config, source: Source) -> None:
     from aiohttp import web
 
-    from .server import Exporter
+    from .server import Exporter, LimitedRunner
 
     host, port = _listen(args.listen)
     if args.interval <= 0:
         raise OvError("--interval: must be positive")
     exporter = Exporter(source, config, args.interval)
-    runner = web.AppRunner(exporter.app(), access_log=None)
+    runner = LimitedRunner(exporter.app())
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:
@@ -199,6 +208,7 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
     if vm is not None:
         return _check_vm(args, config, source, store, vm)
     evaluation = evaluate(store.state(), config)
+    unreadable = _unreadable(store, config)
     if args.output == "json":
         doc = to_json(evaluation)
         doc["problems"] = [{"where": p.where, "message": p.message} for p in store.problems]
@@ -223,6 +233,12 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
             sys.stdout.write(f"judged at {when.replace('+00:00', 'Z')} ({store.clock_origin})\n")
         for problem in store.problems:
             sys.stdout.write(f"skipped {problem}\n")
+        for kind, why in unreadable.items():
+            sys.stdout.write(f"cannot read {kind}: {why}\n")
+    if unreadable:  # fail closed: a CI gate must not pass on a cluster it could not read
+        for kind, why in unreadable.items():
+            log.error("cannot read %s, which enabled checks need: %s", kind, why)
+        return 2
     if args.fail_on == "never":
         return 0
     worst = evaluation.worst()
@@ -273,6 +289,17 @@ def _check_vm(args: argparse.Namespace, config: Config, source: Source, store, v
     return 1 if verdict.blocked else 0
 
 
+def _unreadable(store, config: Config) -> dict[str, str]:
+    """Kinds an enabled check needs that the source could not read: kind -> why."""
+    from .checks import CHECKS
+    from .records import KIND_BY_KEY
+    from .store import BLIND_STATES
+
+    needed = {k for spec in CHECKS if config.check_enabled(spec.id) for k in (*spec.requires, *spec.reads)}
+    return {KIND_BY_KEY[key].kind: st.reason() for key, st in sorted(store.kinds.items())
+            if key in needed and st.state() in BLIND_STATES}
+
+
 def _report_unavailable(store) -> None:
     for key, status in sorted(store.kinds.items()):
         if status.forbidden:
@@ -308,11 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.install()
     try:
         if args.command == "rebalance-report":
             return _rebalance_report(args)
         config = _config(args)
-        source = _source(args)
+        source = _source(args, fail_fast=args.command != "serve")
         if args.command == "serve":
             asyncio.run(_serve(args, config, source))
             return 0

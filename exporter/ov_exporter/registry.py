@@ -11,7 +11,7 @@ from typing import Iterable
 from .checks import CHECKS
 from .config import Config
 from .model import CheckSpec, Finding, NotApplicable, ObjectRef, Sample, Severity, Status
-from .records import KINDS
+from .records import KIND_BY_KEY, KINDS
 from .store import ClusterState
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,11 @@ class _Filter:
 
 
 def _unavailable(spec: CheckSpec, state: ClusterState) -> CheckResult | None:
-    """A check whose inputs the source could not get: failed or not_applicable."""
-    denied = [state.forbidden[k] for k in (*spec.requires, *spec.reads) if k in state.forbidden]
+    """A check whose inputs the source could not get (denied, credentials rejected,
+    failing or stale): failed; whose optional API is absent: not_applicable."""
+    kinds = (*spec.requires, *spec.reads)
+    denied = [state.forbidden[k] for k in kinds if k in state.forbidden]
+    denied += [f"{KIND_BY_KEY[k].kind}: {state.unavailable[k]}" for k in kinds if k in state.unavailable]
     if denied:
         return CheckResult(spec, Status.FAILED, "; ".join(denied))
     if spec.uses_samples and state.samples_error:

@@ -21,6 +21,7 @@ from .checks import CHECKS
 from .model import CheckSpec, Family, Severity, Status
 from .records import KIND_BY_KEY
 from .registry import Evaluation
+from .store import KIND_STATES
 from .version import __version__
 
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -41,9 +42,14 @@ SELF_FAMILIES: tuple[Family, ...] = (
     Family("ov_evaluation_duration_seconds", "gauge", "Time the last evaluation took, all checks together."),
     Family("ov_source_objects", "gauge", "Objects held in the cluster-state store by kind.", ("kind",)),
     Family("ov_source_kind_state", "gauge",
-           "1 for the state a kind is in: synced (listed, watched), pending (first list not done), absent (API not "
-           "installed) or forbidden (RBAC denies list/watch; see /readyz and the log for the permission).",
+           "1 for the state a kind is in: synced (listed, watched), syncing (first list not done), stale (listed, "
+           "but no successful contact for over 30 s: its checks fail), failed (errors before the first list), "
+           "unauthorized (the API server rejects the credentials), forbidden (RBAC denies list/watch; see /readyz "
+           "and the log for the permission) or absent (API not installed).",
            ("kind", "state")),
+    Family("ov_source_last_contact_timestamp_seconds", "gauge",
+           "Unix time of the last successful answer of the API server for a kind (list page, watch opened, "
+           "watch event).", ("kind",)),
     Family("ov_source_watch_restarts_total", "counter", "Watch streams of a kind resumed after they ended or dropped.",
            ("kind",)),
     Family("ov_source_relists_total", "counter", "LISTs of a kind after the first (410 Gone or a recovered error).",
@@ -146,9 +152,11 @@ class _Collector:
         for kind, count in sorted(self.source.objects.items()):
             put("ov_source_objects", (kind,), count)
         for kind, st in sorted(self.source.kinds.items()):
-            state = ("forbidden" if st.forbidden else "absent" if st.absent else "synced" if st.synced else "pending")
-            for name in ("synced", "pending", "absent", "forbidden"):
+            state = st.state(ev.started)
+            for name in KIND_STATES:
                 put("ov_source_kind_state", (kind, name), 1 if name == state else 0)
+            if st.last_contact is not None:
+                put("ov_source_last_contact_timestamp_seconds", (kind,), st.last_contact)
             put("ov_source_watch_restarts_total", (kind,), st.watch_restarts)
             put("ov_source_relists_total", (kind,), st.relists)
             if st.last_event is not None:

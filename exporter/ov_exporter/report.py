@@ -173,8 +173,14 @@ th{background:#f4f4f4}.critical{color:#b00020;font-weight:600}.warning{color:#a1
 """
 
 
-def to_html(evaluation: Evaluation | None, source: str, problems: int) -> str:
+def to_html(evaluation: Evaluation | None, source: str, problems: int, blind: dict[str, str] | None = None) -> str:
+    """blind: kinds the source cannot see now (kind -> why); the page leads with them."""
     e = html.escape
+    warning = ""
+    if blind:
+        items = "".join(f"<li>{e(kind)}: {e(why)}</li>" for kind, why in sorted(blind.items()))
+        warning = ("<div class='critical'><p>The exporter cannot see part of the cluster: the checks that read "
+                   f"these kinds failed, and their findings are missing from this page.</p><ul>{items}</ul></div>")
     if evaluation is None:
         body = "<p>No evaluation yet: the source is still loading.</p>"
     else:
@@ -210,7 +216,7 @@ def to_html(evaluation: Evaluation | None, source: str, problems: int) -> str:
         f"<p class='small'>Source: {e(source)}; {problems} skipped file(s)/object(s). "
         "<a href='/metrics'>/metrics</a> · <a href='/findings.json'>/findings.json</a> · "
         "<a href='/readyz'>/readyz</a></p>"
-        f"{body}</body></html>")
+        f"{warning}{body}</body></html>")
 
 
 # ---------------------------------------------------------------- JUnit XML

@@ -9,6 +9,7 @@ import asyncio
 import functools
 import json
 import logging
+import time
 from dataclasses import dataclass
 from importlib import resources
 
@@ -20,9 +21,53 @@ from .registry import Evaluation, evaluate
 from .render import History, Payload, SourceStats, render
 from .report import to_html, to_json
 from .sources.base import Source
-from .store import Store
+from .records import KIND_BY_KEY
+from .store import BLIND_STATES, KindStatus, Store
 
 log = logging.getLogger(__name__)
+
+# HTTP limits: a connection idle this long (including one that has not sent a whole
+# request header yet) is closed, and beyond MAX_CONNECTIONS open connections new ones
+# get a 503 and are closed, so idle or slow clients cannot exhaust file descriptors.
+IDLE_TIMEOUT = 30.0
+MAX_CONNECTIONS = 100
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
+         b"Connection: close\r\n\r\ntoo many connections\n")
+
+
+class _Refused(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(_BUSY)
+        transport.close()
+
+
+class _ConnectionCap:
+    """aiohttp's protocol factory behind a cap on open connections."""
+
+    def __init__(self, server: web.Server, limit: int) -> None:
+        self._server, self.limit = server, limit
+
+    def __call__(self) -> asyncio.Protocol:
+        if len(self._server.connections) >= self.limit:
+            log.warning("refused a connection: %d connections are open (the limit)", self.limit)
+            return _Refused()
+        return self._server()
+
+    def __getattr__(self, name: str):
+        return getattr(self._server, name)
+
+
+class LimitedRunner(web.AppRunner):
+    """AppRunner with the idle/header timeout and the connection cap."""
+
+    def __init__(self, app: web.Application, max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+        super().__init__(app, access_log=None, keepalive_timeout=idle_timeout)
+        self.max_connections = max_connections
+
+    async def _make_server(self) -> web.Server:
+        return _ConnectionCap(await super()._make_server(), self.max_connections)  # type: ignore[return-value]
 
 
 @dataclass
@@ -54,7 +99,7 @@ class Exporter:
         stats = SourceStats.of(self.store, self.source.requests())
         payload = render(evaluation, self.history, stats)
         findings = json.dumps(to_json(evaluation), indent=1).encode()
-        page = to_html(evaluation, self.source.describe(), stats.problems).encode()
+        page = to_html(evaluation, self.source.describe(), stats.problems, self.blind()).encode()
         return Prepared(evaluation, payload, findings, page)
 
     async def evaluate_once(self) -> Prepared:
@@ -64,16 +109,34 @@ class Exporter:
         return prepared
 
     async def _run_source(self) -> None:
-        try:
-            await self.source.run(self.store)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # reported on /readyz and in the log; serving goes on
-            self.source_error = f"{type(exc).__name__}: {exc}"
-            log.error("source %s failed: %s", self.source.describe(), self.source_error)
+        """Runs the source; one that raises is reported and started again with backoff
+        (the live source also supervises itself), so the source task never ends."""
+        delay = 1.0
+        while True:
+            try:
+                await self.source.run(self.store)
+                return  # a static source loaded once
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported on /readyz and in the log; serving goes on
+                self.source_error = f"{type(exc).__name__}: {exc}"
+                self.store.source_failed(self.source_error)
+                log.error("source %s failed: %s; starting it again in %.0f s", self.source.describe(),
+                          self.source_error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def blind(self) -> dict[str, str]:
+        """Kinds an enabled check reads that are not current: kind -> reason."""
+        now = time.time()
+        needed = {k for spec in CHECKS if self.config.check_enabled(spec.id) for k in (*spec.requires, *spec.reads)}
+        return {KIND_BY_KEY[key].kind: st.reason(now) for key, st in sorted(self.store.kinds.items())
+                if key in needed and st.state(now) in BLIND_STATES}
 
     async def _loop(self) -> None:
-        while not self.store.synced and not self.source_error:
+        # The first evaluation waits for every kind to be listed, or to have an answer
+        # that says it cannot be (denied, failing): then its checks fail visibly.
+        while not self.store.synced and not self.store.settled() and not self.source_error:
             await asyncio.sleep(0.05)
         while True:
             try:
@@ -116,23 +179,28 @@ class Exporter:
         return web.Response(text="ok\n")
 
     async def readyz(self, request: web.Request) -> web.Response:
+        """503 before the first evaluation and while a kind a check reads is not current."""
+        now = time.time()
+        blind = self.blind()
+        ready = self.prepared is not None and not blind
         detail = {
-            "ready": self.prepared is not None,
+            "ready": ready,
             "source": self.source.describe(),
             "synced": self.store.synced,
             "source_error": self.source_error,
             "problems": len(self.store.problems),
-            "kinds": {key: ("forbidden: " + st.forbidden if st.forbidden else "absent: " + st.absent if st.absent
-                            else "synced" if st.synced else "pending")
-                      for key, st in sorted(self.store.kinds.items())},
+            "blind": blind,
+            "kinds": {key: _kind_detail(st, now) for key, st in sorted(self.store.kinds.items())},
+            "seconds_since_contact": {key: round(now - st.last_contact, 1)
+                                      for key, st in sorted(self.store.kinds.items()) if st.last_contact is not None},
             "checks": {r.spec.id: {"status": r.status.value, "error": r.error}
                        for r in self.prepared.evaluation.results} if self.prepared else {},
         }
-        return web.json_response(detail, status=200 if self.prepared is not None else 503)
+        return web.json_response(detail, status=200 if ready else 503)
 
     async def index(self, request: web.Request) -> web.Response:
         if self.prepared is None:
-            page = to_html(None, self.source.describe(), len(self.store.problems)).encode()
+            page = to_html(None, self.source.describe(), len(self.store.problems), self.blind()).encode()
         else:
             page = self.prepared.html
         return web.Response(body=page, content_type="text/html", charset="utf-8")
@@ -177,3 +245,13 @@ def _alert_runbooks() -> frozenset[str]:
     """File names of the alert runbooks shipped with the package (alerts/runbooks/)."""
     folder = resources.files("ov_exporter") / "alert_runbooks"
     return frozenset(p.name for p in folder.iterdir() if p.name.endswith(".md")) if folder.is_dir() else frozenset()
+
+
+def _kind_detail(st: KindStatus, now: float) -> str:
+    """"synced", "syncing", or "<state>: <why>"."""
+    state = st.state(now)
+    if state == "absent":
+        return f"absent: {st.absent}"
+    if state in BLIND_STATES:
+        return f"{state}: {st.reason(now).removeprefix(state + ': ')}"
+    return f"{state} (retrying: {st.error})" if st.error else state

@@ -36,16 +36,59 @@ class MetricSample:
 Samples = dict[str, list[MetricSample]]  # metric name -> samples
 
 
+# A kind whose source has been failing for longer than this since its last successful
+# contact is stale: its checks fail rather than judge old data. Shorter failures (a
+# dropped watch, an API server restart) are normal churn and keep the kind current.
+STALE_AFTER = 30.0
+
+# Every state a kind can be in; `ov_source_kind_state` has one series per state.
+KIND_STATES = ("synced", "syncing", "stale", "failed", "unauthorized", "forbidden", "absent")
+BLIND_STATES = frozenset({"stale", "failed", "unauthorized", "forbidden"})  # checks reading the kind fail
+
+
 @dataclass
 class KindStatus:
     """What a source knows about one kind: listed yet, available, watch health."""
 
-    synced: bool = False
+    synced: bool = False  # listed at least once
     absent: str = ""  # the API is not installed (404): dependent checks are not_applicable
     forbidden: str = ""  # RBAC denies it (403): dependent checks fail, naming the permission
+    unauthorized: str = ""  # the API server rejects the credentials (401)
+    error: str = ""  # the last request failed (connection, 5xx, decoding); cleared by the next success
+    error_since: float | None = None  # Unix time the current run of errors began
+    last_contact: float | None = None  # Unix time of the last successful answer for this kind
     watch_restarts: int = 0
     relists: int = 0
     last_event: float | None = None
+
+    def state(self, now: float | None = None) -> str:
+        """One of KIND_STATES."""
+        if self.absent:
+            return "absent"
+        if self.forbidden:
+            return "forbidden"
+        if self.unauthorized:
+            return "unauthorized"
+        if self.error:
+            if not self.synced:
+                return "failed"
+            since = self.last_contact or self.error_since or 0.0
+            if (now if now is not None else time.time()) - since > STALE_AFTER:
+                return "stale"
+        return "synced" if self.synced else "syncing"
+
+    def reason(self, now: float | None = None) -> str:
+        """Why the kind is not current ("" when it is)."""
+        state = self.state(now)
+        if state == "forbidden":
+            return self.forbidden
+        if state == "unauthorized":
+            return self.unauthorized
+        if state in ("failed", "stale"):
+            age = "" if self.last_contact is None else \
+                f" (last contact {(now if now is not None else time.time()) - self.last_contact:.0f} s ago)"
+            return f"{state}: {self.error}{age}"
+        return ""
 
 
 def uid_of(kind: KindInfo, record: Any) -> str:
@@ -123,6 +166,43 @@ class Store:
         with self._lock:
             self._problems.pop(where, None)
 
+    def replace_problems(self, prefix: str, problems: dict[str, str]) -> None:
+        """After a full LIST: the problems starting with `prefix` are exactly these."""
+        with self._lock:
+            for where in [w for w in self._problems if w.startswith(prefix)]:
+                del self._problems[where]
+            self._problems.update(problems)
+
+    # Source health, per kind (see KindStatus.state).
+
+    def contact(self, key: str) -> None:
+        """A successful answer for kind `key`: errors and a 401 are over."""
+        st = self.kinds[key]
+        st.last_contact = time.time()
+        st.error, st.error_since, st.unauthorized = "", None, ""
+
+    def kind_error(self, key: str, message: str) -> None:
+        st = self.kinds[key]
+        if not st.error:
+            st.error_since = time.time()
+        st.error = message
+
+    def source_failed(self, message: str, unauthorized: bool = False) -> None:
+        """The whole source failed (no connection, credentials rejected): every kind it
+        could read is affected."""
+        for key, st in self.kinds.items():
+            if st.absent:
+                continue
+            if unauthorized:
+                st.unauthorized = message
+            else:
+                self.kind_error(key, message)
+
+    def settled(self) -> bool:
+        """Every kind has an answer: listed, absent, denied or failing."""
+        return all(st.synced or st.absent or st.forbidden or st.unauthorized or st.error
+                   for st in self.kinds.values())
+
     def ignored(self, reason: str, count: int = 1) -> None:
         with self._lock:
             self._ignored[reason] = self._ignored.get(reason, 0) + count
@@ -151,8 +231,12 @@ class Store:
             objects = {key: tuple(objs.values()) for key, objs in self._objects.items()}
             absent = {key: st.absent for key, st in self.kinds.items() if st.absent}
             forbidden = {key: st.forbidden for key, st in self.kinds.items() if st.forbidden}
+            wall = time.time()
+            unavailable = {key: reason for key, st in self.kinds.items()
+                           if st.state(wall) in ("stale", "failed", "unauthorized") and (reason := st.reason(wall))}
             return ClusterState(objects, self._samples, self._samples_origin, self._samples_error, absent, forbidden,
-                                now=self.clock() if self.clock is not None else None, memo=self.memo)
+                                now=self.clock() if self.clock is not None else None, memo=self.memo,
+                                unavailable=unavailable)
 
 
 @dataclass(frozen=True)
@@ -168,6 +252,7 @@ class ClusterState:
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
     now: float | None = None  # evaluation time (Unix seconds) from the store's clock; None: none set (tests)
     memo: dict = field(default_factory=dict, compare=False, repr=False)  # Store.memo
+    unavailable: dict[str, str] = field(default_factory=dict)  # kind key -> why it is not current (stale, ...)
 
     @classmethod
     def from_records(cls, records: Iterable[tuple[KindInfo, Any]], samples: Samples | None = None,

@@ -9,7 +9,8 @@ paginated LISTs (a continue token reads the list as of its resourceVersion) and 
 
 Everything runs in the caller's event loop: tests mutate objects with `add`, `modify`
 and `delete` and open watches see the events at once. Faults are injected per
-resource: `fail`, `absent`, `drop_watches`, `expire`, `delay`, `inject_malformed`.
+resource: `fail`, `absent`, `drop_watches`, `expire`, `delay`, `inject_malformed`; the
+whole server: `outage` and `restore`, `set_token`.
 """
 from __future__ import annotations
 
@@ -656,6 +657,19 @@ class FakeAPIServer:
             line = b'{"type":"ADDED","object":' + raw_json_text.encode() + b"}\n"
             for w in rt.watchers:
                 w.queue.put_nowait(("line", line))
+
+    async def outage(self) -> None:
+        """The API server goes away: open watches break, new connections are refused.
+        `restore()` brings it back on the same address with the same objects."""
+        for rt in self._types.values():
+            self._end_watchers(rt, clean=False)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def restore(self) -> None:
+        host = self.url.split("://", 1)[1].rsplit(":", 1)[0]
+        await self.start(host, self.port)
 
     def watch_count(self, resource: str | None = None) -> int:
         """Open watch streams (of one resource or all)."""

@@ -1,0 +1,153 @@
+"""Credentials for the live source: what the `kubernetes` package's loaders resolve
+(kubeconfig with token, token file, client certificate or exec plugin; in-cluster
+service account), plus token files that rotate.
+
+A token file (kubeconfig `tokenFile`, the in-cluster projected service-account token)
+is re-read whenever it changes on disk and after every 401, as client-go's cached file
+token source does, so a rotated token is used without a restart.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import SourceError
+
+
+@dataclass
+class Credentials:
+    """What the `kubernetes` loaders resolved: server, TLS, and a token source."""
+
+    host: str
+    ssl: ssl.SSLContext | bool
+    configuration: Any  # kubernetes.client.Configuration, whose refresh hook re-reads tokens
+    description: str
+    token_file: str | None = None  # re-read on change and after a 401
+    max_age: float = 10.0  # seconds a token from the loader is reused before asking it again
+
+    def __post_init__(self) -> None:
+        self._cached: dict[str, str] | None = None
+        self._cached_at = 0.0
+        self._file_stamp: tuple[int, int, int] | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def _token_blocking(self) -> str | None:
+        if self.token_file is not None:
+            try:
+                with open(self.token_file, encoding="utf-8") as fh:
+                    return fh.read().strip() or None
+            except OSError as exc:
+                raise SourceError(f"cannot read token file {self.token_file}: {exc.strerror or exc}") from None
+        cfg = self.configuration
+        return cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
+
+    def _file_changed(self) -> bool:
+        if self.token_file is None:
+            return False
+        try:
+            st = os.stat(self.token_file)
+        except OSError:
+            return True  # gone: reading it reports the error
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp != self._file_stamp:
+            self._file_stamp = stamp
+            return True
+        return False
+
+    def invalidate(self) -> None:
+        """After a 401: the next request reads the token again."""
+        self._cached = None
+
+    def _fresh(self) -> bool:
+        if self._cached is None or self._file_changed():
+            return False
+        return self.token_file is not None or time.monotonic() - self._cached_at < self.max_age
+
+    async def headers(self) -> dict[str, str]:
+        """Authorization header. The loader's refresh hook may run an exec plugin (a
+        process), so reading runs in a worker thread, one call at a time. Raises
+        SourceError when the token file cannot be read."""
+        if self._fresh():
+            assert self._cached is not None
+            return self._cached
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self._fresh():
+                token = await asyncio.to_thread(self._token_blocking)
+                if token and token.lower().startswith("bearer "):
+                    token = token[7:]
+                self._cached = {"Authorization": f"Bearer {token}"} if token else {}
+                self._cached_at = time.monotonic()
+            assert self._cached is not None
+            return self._cached
+
+
+def _kubeconfig_token_file(path: str, context: str | None) -> str | None:
+    """The selected user's `tokenFile`, unless a `token` overrides it (as in client-go)."""
+    from kubernetes.config import kube_config
+
+    try:
+        loader = kube_config._get_kube_config_loader(filename=path, active_context=context)
+        user = loader._user
+        if user is None or "token" in user or "tokenFile" not in user:
+            return None
+        token_file = user["tokenFile"]
+        base = os.path.dirname(os.path.abspath(user.path)) if getattr(user, "path", None) else ""
+        return os.path.join(base, token_file) if base else token_file
+    except Exception:  # noqa: BLE001 - the loader already accepted the file; no token file then
+        return None
+
+
+def load_credentials(kubeconfig: str | None = None, context: str | None = None) -> Credentials:
+    """Blocking. Kubeconfig (explicit, $KUBECONFIG, ~/.kube/config), else in-cluster.
+    Raises SourceError when there are none or they cannot be read."""
+    from kubernetes import client, config
+    from kubernetes.config import incluster_config
+    from kubernetes.config.config_exception import ConfigException
+
+    cfg = client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    first = path.split(os.pathsep)[0]
+    token_file = None
+    try:
+        if kubeconfig or os.environ.get("KUBECONFIG") or os.path.exists(first):
+            config.load_kube_config(config_file=path, context=context, client_configuration=cfg,
+                                    persist_config=False)
+            description = f"kubeconfig {path}" + (f" context {context}" if context else "")
+            token_file = _kubeconfig_token_file(path, context)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=cfg)
+            description = "in-cluster service account"
+            token_file = incluster_config.SERVICE_TOKEN_FILENAME
+        else:
+            raise SourceError("no Kubernetes credentials found: no kubeconfig (--kubeconfig, $KUBECONFIG, "
+                              "~/.kube/config) and not running in a cluster; use --demo for the embedded demo "
+                              "cluster or --snapshot DIR for a saved one")
+    except ConfigException as exc:
+        raise SourceError(f"cannot load Kubernetes credentials from {path}: {exc}; "
+                          "use --demo or --snapshot DIR to run without a cluster") from None
+    except SourceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a malformed kubeconfig raises anything from YAML to KeyError
+        raise SourceError(f"cannot load Kubernetes credentials from {path}: {type(exc).__name__}: {exc}") from None
+    try:
+        tls = _ssl_context(cfg)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise SourceError(f"cannot load the TLS files named in {description}: {exc}") from None
+    return Credentials(cfg.host.rstrip("/"), tls, cfg, description, token_file)
+
+
+def _ssl_context(cfg: Any) -> ssl.SSLContext | bool:
+    if not cfg.host.startswith("https"):
+        return False
+    if not cfg.verify_ssl:
+        return False
+    ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
+    if cfg.cert_file:
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    return ctx
