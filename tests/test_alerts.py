@@ -393,22 +393,29 @@ def test_every_check_is_guarded_against_stale_data():
     for _, rule in ALERT_RULES:
         checks = {owner[n] for n in _metric_names(rule["expr"]) if n in owner}
         for check in checks:
-            guard = f'check:ov_check_up:fresh{{check="{check}"}}'
-            fallback = f'ov_check_applicable{{check="{check}"}}'
-            assert guard in rule["expr"] or fallback in rule["expr"], f"{rule['alert']}: no freshness guard"
-            assert guard in rule["expr"], f"{rule['alert']}: reads {check} gauges without {guard}"
+            guard = f"and on(job, instance) ( {_fresh(check)} )"
+            assert guard in re.sub(r"\s+", " ", rule["expr"]), f"{rule['alert']}: reads {check} gauges without {guard}"
+
+
+def _fresh(check: str) -> str:
+    return (f'ov_check_up{{check="{check}"}} == 1 and on(job, instance) '
+            f'time() - ov_check_last_success_timestamp_seconds{{check="{check}"}} < 900')
 
 
 def _hold_clause(alert: str, severity: str, check: str, on: str) -> str:
-    return (f'label_replace(ALERTS{{alertname="{alert}", alertstate="firing", severity="{severity}"}}, '
-            f'"alertstate", "", "", "")\n  and {on} check:ov_check_blind:hold{{check="{check}"}}')
+    by = "job" if on == "on(job)" else ""
+    return (f'and ignoring(alertname, alertstate, severity, impact) '
+            f'ALERTS{{alertname="{alert}", alertstate="firing", severity="{severity}"}} '
+            f'and {on} ( max by ({by}) (last_over_time(ov_check_up{{check="{check}"}}[1d])) '
+            f'unless on({by}) ( {_fresh(check)} ) )')
 
 
 def test_every_alert_on_exporter_series_holds_while_the_exporter_is_blind():
     """An exporter outage must never resolve a page: each alert that reads a check's
     gauges (or a recording rule built on them) keeps its own firing series while the
     check is blind, matched on the exporter's job (or on() when the alert's labels
-    come from another job, as node_exporter's for the post-rebalance alerts)."""
+    come from another job, as node_exporter's for the post-rebalance alerts), with the
+    value of its condition over the series' last samples (so descriptions stay true)."""
     owner = {exposition_name(f): spec.id for spec in CHECKS for f in spec.families}
     records = {rule["record"]: _metric_names(rule["expr"]) for _, rule in RECORD_RULES}
 
@@ -432,8 +439,13 @@ def test_every_alert_on_exporter_series_holds_while_the_exporter_is_blind():
             assert "ALERTS" not in rule["expr"], f"{rule['alert']}: holds without reading exporter series"
             continue
         expr = re.sub(r"\s+", " ", rule["expr"])
-        on = "on(job)" if direct else "on()"
-        want = [re.sub(r"\s+", " ", _hold_clause(rule["alert"], rule["labels"]["severity"], c, on)) for c in checks]
+        # on(job) when the alert's labels are the exporter's; on() when they come from another
+        # job and the exporter only gates it (the post-rebalance window).
+        on = "on(job)" if direct and "and on() ( ov_rebalance_watch_active" not in expr else "on()"
+        want = [_hold_clause(rule["alert"], rule["labels"]["severity"], c, on) for c in checks]
         assert any(w in expr for w in want), f"{rule['alert']} ({rule['labels']['severity']}): no hold clause {want[0]}"
+        if on == "on(job)":  # the held half judges the exporter series' last samples
+            held_half = expr.split(" or (", 1)[-1]
+            assert "last_over_time(ov_" in held_half, f"{rule['alert']}: the held half reads no last sample"
         held += 1
     assert held >= 30
