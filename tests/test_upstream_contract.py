@@ -415,3 +415,86 @@ def test_the_label_analysis_catches_what_it_should():
     assert resolves(pp.parse("kubevirt_vmi_migration_memory_transfer_rate_bytes "
                              "or kubevirt_vmi_migration_disk_transfer_rate_bytes"), "1.3.0")
     assert not resolves(pp.parse("kubevirt_vmi_migration_memory_transfer_rate_bytes"), "1.6.6")
+
+
+# ------------------------------------------------------------ (f) the fixture generator
+def test_the_generator_emits_only_contract_series_for_every_release():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from . import upstream_series as us
+
+    for release in uc.releases():
+        sc = us.Scenario(release=release)
+        series = us.stored(sc, sc.start + 3600)  # check_series on each, for this release
+        names = {m for m, _, _ in series}
+        assert all(uc.exists(uc.base_name(m), release) for m in names), release
+        assert ("kubevirt_vmi_dirty_rate_bytes_per_second" in names) == uc.exists(
+            "kubevirt_vmi_dirty_rate_bytes_per_second", release)
+        assert sum(1 for m, _, _ in series if m == "kubevirt_vmi_info") == sc.vms
+        for job in us.JOBS:
+            for instance, text in us.scrape(sc, job, sc.start + 600).items():
+                parsed = {s.name for fam in text_string_to_metric_families(text) for s in fam.samples}
+                assert parsed and all(uc.base_name(n) for n in parsed), (release, job, instance)
+
+
+def test_the_generator_is_a_quiet_consistent_cluster_and_takes_planted_hooks():
+    from . import upstream_series as us
+
+    sc = us.Scenario()
+    a = {(m, tuple(sorted(lab.items()))): v for m, lab, v in us.stored(sc, sc.start + 3600)}
+    b = {(m, tuple(sorted(lab.items()))): v for m, lab, v in us.stored(sc, sc.start + 7200)}
+    counters = [k for k in a if k[0].endswith(("_total", "_bucket", "_count", "_sum"))]
+    assert counters and all(b[k] >= a[k] for k in counters)
+    for k in a:  # histogram buckets are cumulative and end at _count
+        if k[0].endswith("_bucket"):
+            les = sorted((float(dict(kk[1])["le"]), a[kk]) for kk in a
+                         if kk[0] == k[0] and {x for x in kk[1] if x[0] != "le"} == {x for x in k[1] if x[0] != "le"})
+            assert [v for _, v in les] == sorted(v for _, v in les)
+    assert {dict(lab)["instance"] for (m, lab) in a if m == "etcd_server_has_leader"}.__len__() == 3
+    assert len({dict(lab)["instance"] for (m, lab) in a if m == "node_cpu_seconds_total"}) == 7
+    assert not [k for k in a if "migration" in k[0] and "phase" not in k[0]]
+    dropped = us.Scenario(hooks=[lambda m, lab, t, v: None if m == "etcd_server_has_leader" else v])
+    assert not [m for m, _, _ in us.stored(dropped, dropped.start) if m == "etcd_server_has_leader"]
+    with pytest.raises(uc.ContractError, match="invents"):
+        us.stored(us.Scenario(extras=[lambda t: [("etcd", "10.0.0.2:9979", "etcd_server_has_leader",
+                                                  {"member": "x"}, 1.0)]]), 0)
+    with pytest.raises(ValueError, match="not a supported release"):
+        us.Scenario(release="1.2.0")
+
+
+def test_the_generator_backfills_into_a_real_prometheus_with_the_healthy_numbers(tmp_path):
+    """promtool create-blocks-from openmetrics, then a real Prometheus answers: node CPU
+    about 40 % busy, etcd WAL fsync p99 about 2 ms, 20 running VMs, all targets up."""
+    import subprocess
+    import urllib.parse
+
+    from . import upstream_series as us
+    from .conftest import Prometheus, http_get, require_binary, wait_for
+
+    promtool = require_binary("promtool")
+    sc = us.Scenario(release="1.6.0")
+    us.write_openmetrics(sc, tmp_path / "om.txt", hours=2, step=60)
+    result = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(tmp_path / "om.txt"),
+                             str(tmp_path / "data")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    prom = Prometheus(tmp_path, [], job="none", data_dir=tmp_path / "data",
+                      extra_args=("--storage.tsdb.retention.time=100y",))
+    try:
+        wait_for(lambda: http_get(f"{prom.url}/-/ready")[0] == 200, "prometheus ready", logs=[prom.log])
+
+        def value(expr: str) -> list[float]:
+            q = urllib.parse.urlencode({"query": expr, "time": sc.start + 7200})
+            status, body = http_get(f"{prom.url}/api/v1/query?{q}")
+            assert status == 200, body
+            return [float(r["value"][1]) for r in json.loads(body)["data"]["result"]]
+
+        busy = value('1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))')
+        assert len(busy) == 7 and all(0.35 < b < 0.45 for b in busy), busy
+        p99 = value("histogram_quantile(0.99, sum by (instance, le) "
+                    "(rate(etcd_disk_wal_fsync_duration_seconds_bucket[5m])))")
+        assert len(p99) == 3 and all(0.0015 < p < 0.003 for p in p99), p99
+        assert value('count(kubevirt_vmi_info{phase="running"})') == [20.0]
+        assert value("sum(kubevirt_vmi_migrations_in_running_phase)") == [0.0]
+        assert value("min(up)") == [1.0]
+    finally:
+        prom.stop()
