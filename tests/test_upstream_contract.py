@@ -222,7 +222,7 @@ def _record_analysis(name: str, release: str) -> tuple[frozenset[str] | None, tu
 
 def record_labels(name: str, release: str) -> set[str] | None:
     labels = _record_analysis(name, release)[0]
-    return None if labels is None else set(labels) | {"job", "instance"} & set(labels)
+    return None if labels is None else set(labels)
 
 
 # -------------------------------------------------------------------- resolution
@@ -498,3 +498,39 @@ def test_the_generator_backfills_into_a_real_prometheus_with_the_healthy_numbers
         assert value("min(up)") == [1.0]
     finally:
         prom.stop()
+
+
+def test_the_generated_input_series_run_in_promtool(tmp_path):
+    import subprocess
+
+    from . import upstream_series as us
+    from .conftest import require_binary
+
+    promtool = require_binary("promtool")
+    sc = us.Scenario(release="1.4.1")
+    rules = {"groups": [{"name": "g", "rules": [
+        {"record": "vms", "expr": 'count(kubevirt_vmi_info{phase="running"})'},
+        {"record": "busy", "expr": '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))'}]}]}
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
+    test = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": us.input_series(sc, minutes=15),
+        "promql_expr_test": [{"expr": "vms", "eval_time": "10m", "exp_samples": [{"labels": "vms", "value": 20}]},
+                             {"expr": "round(busy, 0.01)", "eval_time": "10m",
+                              "exp_samples": [{"labels": "{}", "value": 0.42}]}]}]}
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
+    result = subprocess.run([promtool, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_broken_contract_entry_is_refused_by_name():
+    import copy
+
+    for field, bad, message in (("source", {"repository": "kubevirt/kubevirt"}, "source must name"),
+                                ("type", "summary", "type 'summary'"),
+                                ("component", "cdi", "component 'cdi'"),
+                                ("first", "one.four", "not a version")):
+        doc = copy.deepcopy(uc.load())
+        doc["metrics"]["kubevirt_vmi_info"][field] = bad
+        with pytest.raises(uc.ContractError, match=f"kubevirt_vmi_info.*{message}|{message}"):
+            uc._validate(doc)
