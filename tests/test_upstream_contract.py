@@ -97,6 +97,17 @@ def _series_selector(series: str) -> tuple[str, dict[str, str]]:
 SCALAR = "scalar"
 
 
+def _requires_label(matcher) -> bool:
+    """Whether a matcher can only match series that carry the label: `x="v"` or `x=~"re"`
+    where neither matches the empty string (`cluster=~".*"` also matches no label)."""
+    op = str(matcher.op)
+    if op.endswith("Equal") and not op.endswith("NotEqual"):
+        return matcher.value != ""
+    if op.endswith("Re") and not op.endswith("NotRe"):
+        return re.fullmatch(matcher.value, "") is None
+    return False
+
+
 class Analysis:
     """Walks one rule expression for one KubeVirt release: which labels each subtree can
     carry (None: unknown, e.g. ALERTS), and every label use that no input can provide."""
@@ -131,7 +142,8 @@ class Analysis:
         elif name and uc.base_name(name):
             have = uc.all_labels(name, self.release)
             for m in node.matchers.matchers:
-                if m.name != "__name__" and m.name not in have and not m.name.startswith(uc.label_prefixes(name)):
+                if m.name != "__name__" and m.name not in have and not m.name.startswith(uc.label_prefixes(name)) \
+                        and _requires_label(m):
                     self.problems.append(f"selector of {name} matches label {m.name!r}, which {name} does not carry")
             return have
         else:
@@ -341,6 +353,30 @@ def test_every_label_a_rule_uses_on_an_upstream_metric_exists_there():
     assert not violations, "\n".join(violations)
 
 
+def _report_and_panel_queries() -> list[tuple[str, str]]:
+    from ov_exporter import rebalance
+
+    out = [(f"rebalance report {key}", rebalance.migrations_query(metric, 3600))
+           for key, metric in rebalance.MIGRATION_METRICS.items()]
+    for kind in ("cpu", "memory"):
+        out += [(f"rebalance report {kind} {key}", q)
+                for key, q in rebalance.before_after(kind, "", "", "1000", "2000").items()]
+    return out + _dashboard_exprs()
+
+
+def test_every_label_a_panel_or_the_rebalance_report_uses_on_an_upstream_metric_exists_there():
+    """The same label analysis over the dashboards' queries and the rebalance report's."""
+    problems: dict[tuple[str, str], list[str]] = {}
+    for where, expr in _report_and_panel_queries():
+        for release in uc.releases():
+            analysis = Analysis(release)
+            analysis.labels(pp.parse(expr))
+            for problem in analysis.problems:
+                problems.setdefault((where, problem), []).append(release)
+    violations = [f"{where}: {problem} [{_ranges(rels)}]" for (where, problem), rels in sorted(problems.items())]
+    assert not violations, "\n".join(violations)
+
+
 def _series_violations() -> list[str]:
     out = []
     for path in UNIT_TESTS:
@@ -402,6 +438,8 @@ def test_the_label_analysis_catches_what_it_should():
         return a.problems
 
     assert problems('kubevirt_vmi_migration_succeeded{name="x"}')
+    assert problems('kubevirt_vmi_info{cluster=~"a|b"}')
+    assert not problems('kubevirt_vmi_info{cluster=~".*", flavor!="x"}')  # these match series without the label
     assert not problems('kubevirt_vmi_migration_succeeded{vmi="x", job="kubevirt-prometheus-metrics"}')
     assert problems("sum by (node) (kubevirt_vmi_migration_succeeded)")
     assert not problems("sum by (node) (kubevirt_vmi_migration_start_time_seconds)")
