@@ -17,6 +17,7 @@ import yaml
 from ov_exporter.checks import CHECKS
 from ov_exporter.render import all_families, exposition_name
 
+from . import upstream_contract
 from .conftest import ROOT, promql_metric_names, require_binary
 
 DASHBOARDS = ROOT / "dashboards"
@@ -90,8 +91,7 @@ def _known_metrics() -> set[str]:
     families = {exposition_name(f) for _, f in all_families()}
     records = {rule["record"] for group in yaml.safe_load((ROOT / "alerts" / "recording.yaml").read_text())["groups"]
                for rule in group["rules"] if "record" in rule}
-    upstream = set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
-    return families | records | upstream | set(DASHBOARD_UPSTREAM)
+    return families | records | upstream_contract.series_names() | set(DASHBOARD_UPSTREAM)
 
 
 # Upstream metrics only the dashboards read (ALERTS): no alert rule reads them.

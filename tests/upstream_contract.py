@@ -88,6 +88,16 @@ def metrics() -> dict[str, dict]:
     return load()["metrics"]
 
 
+def series_names() -> set[str]:
+    """Every series name the contract covers: its names plus each histogram's
+    _bucket, _sum and _count."""
+    names = set(metrics())
+    for name, e in metrics().items():
+        if e["type"] == "histogram":
+            names |= {name + suffix for suffix in HISTOGRAM_SUFFIXES}
+    return names
+
+
 def base_name(metric: str) -> str | None:
     """The contract name a series name belongs to, or None when it is not upstream."""
     table = metrics()
