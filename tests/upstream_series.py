@@ -44,7 +44,7 @@ JOBS = {  # job -> contract component
     "kube-state-metrics": "kube_state_metrics",
     "etcd": "etcd",
 }
-RULES = "kubevirt-recording-rules"  # not a scrape: what KubeVirt's PrometheusRule records
+KSM_ADDRESS = "10.131.0.2:8443"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,7 +290,8 @@ def stored(sc: Scenario, t: float) -> list[tuple[str, dict[str, str], float]]:
     checked with check_series for the scenario's release."""
     targets = _targets(sc)
     out = [(s.metric, _merge(sc, s, targets), s.value) for s in samples(sc, t)]
-    out += [("up", dict(labels), 1.0) for labels in targets.values()]
+    # metricRelabelings drop kube-state-metrics' instance from its samples, not from `up`.
+    out += [("up", {"instance": KSM_ADDRESS, **labels}, 1.0) for labels in targets.values()]
     out += list(_kubevirt_rules(sc, out))
     for metric, labels, _ in out:
         uc.check_series(metric, labels, sc.release)
