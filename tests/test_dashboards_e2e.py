@@ -26,6 +26,7 @@ import yaml
 
 from ov_exporter.render import all_families, exposition_name
 
+from . import upstream_contract
 from .conftest import ROOT, Prometheus, free_port, http_get, promql_metric_names, wait_for
 from .test_alerts_e2e import _rules_for_the_test
 from .test_dashboards import ALL_QUERIES, DASHES, PENDING_FAMILIES, gen
@@ -83,7 +84,7 @@ def _leaves(names: set[str]) -> set[str]:
     return out
 
 
-UPSTREAM = (set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
+UPSTREAM = (upstream_contract.series_names()
             | set(yaml.safe_load((ROOT / "dashboards" / "upstream-metrics.yaml").read_text())["metrics"]))
 
 

@@ -26,6 +26,7 @@ import yaml
 from ov_exporter import rebalance as rb
 
 from . import backfill as bf
+from . import upstream_contract
 from .conftest import ROOT, Prometheus, free_port, http_get, promql_metric_names, require_binary, wait_for
 
 END = bf.END
@@ -272,7 +273,7 @@ def test_a_failing_query_names_the_query(prom_url):
 
 # ------------------------------------------------------------------------ dashboard queries
 DASHBOARDS = ROOT / "dashboards"
-UPSTREAM = (set(yaml.safe_load((ROOT / "alerts" / "upstream-metrics.yaml").read_text())["metrics"])
+UPSTREAM = (upstream_contract.series_names()
             | set(yaml.safe_load((DASHBOARDS / "upstream-metrics.yaml").read_text())["metrics"]))
 RECORDS = {r["record"]: r["expr"] for g in yaml.safe_load(RECORDING.read_text())["groups"] for r in g["rules"]
            if "record" in r}
