@@ -1,7 +1,8 @@
 """Command line: `ov-exporter serve` and `ov-exporter check`.
 
 Exit codes: 0 ok; 1 `check` found something at or above --fail-on; 2 usage or
-configuration error.
+configuration error, or `check` cannot vouch for its input (a snapshot where nothing
+loaded or every file failed; with --strict, any file or object skipped).
 """
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="exit 1 when a finding at or above this severity exists (default critical)")
     check.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS",
                        help="live cluster: give up when the first LIST of every kind takes longer (default 300)")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 2 when any file or object was skipped as broken, any field dropped "
+                            "or any object defined twice (default: counted in the output only)")
     check.add_argument("--vm", metavar="NAMESPACE/NAME",
                        help="print the live-migration readiness of one VirtualMachine with every blocking reason "
                             "and its remediation; exit 0 when it can migrate, 1 when it is blocked")
@@ -183,12 +187,15 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
     vm = _vm_arg(args)
     store = asyncio.run(_load(source, args.sync_timeout))
     _report_unavailable(store)
+    input_summary = _input_summary(source, store)  # OvError (exit 2) when nothing usable loaded
     if vm is not None:
-        return _check_vm(args, config, source, store, vm)
+        return _strict(args, input_summary) or _check_vm(args, config, source, store, vm)
     evaluation = evaluate(store.state(), config)
     if args.output == "json":
         doc = to_json(evaluation)
         doc["problems"] = [{"where": p.where, "message": p.message} for p in store.problems]
+        if input_summary is not None:
+            doc["input"] = input_summary
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif args.output == "prom":
         history = History()
@@ -206,10 +213,66 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         sys.stdout.write(to_table(evaluation))
         for problem in store.problems:
             sys.stdout.write(f"skipped {problem}\n")
+        if input_summary is not None:
+            sys.stdout.write(_input_line(input_summary))
+    if input_summary is not None and args.output not in ("json", "table"):
+        sys.stderr.write(_input_line(input_summary))
+    strict = _strict(args, input_summary)
+    if strict:
+        return strict
     if args.fail_on == "never":
         return 0
     worst = evaluation.worst()
     return 1 if worst is not None and worst >= Severity.parse(args.fail_on) else 0
+
+
+def _input_summary(source: Source, store) -> dict | None:
+    """For a snapshot: what was read, failed and skipped, and the kinds it holds no object
+    of. Raises OvError (exit 2) when nothing was loaded or every file failed: a check of
+    nothing must not pass."""
+    stats = getattr(source, "stats", None)
+    if stats is None:
+        return None
+    from .records import KINDS
+
+    counts = store.counts()
+    summary = {"files": stats.files, "failed_files": stats.failed_files, "objects": stats.objects,
+               "skipped_objects": stats.skipped_objects, "objects_with_dropped_fields": stats.dropped_fields,
+               "duplicates": stats.duplicates, "sample_files": stats.sample_files,
+               "kinds_without_objects": sorted(k.kind for k in KINDS if not counts[k.key])}
+    where = source.describe()
+    if stats.files and stats.failed_files == stats.files:
+        for problem in store.problems:
+            sys.stderr.write(f"skipped {problem}\n")
+        raise OvError(f"{where}: every file failed to load ({stats.files} of {stats.files}); nothing to check")
+    if not stats.objects and not stats.sample_files:
+        raise OvError(f"{where}: nothing loaded ({stats.files} files read, none holding an object of a kind "
+                      "the checks read); nothing to check")
+    return summary
+
+
+def _input_line(summary: dict) -> str:
+    line = (f"input: {summary['files']} files read ({summary['failed_files']} failed), {summary['objects']} "
+            f"objects loaded, {summary['skipped_objects']} skipped, {summary['objects_with_dropped_fields']} "
+            f"kept without a field, {summary['duplicates']} duplicates ignored\n")
+    if summary["kinds_without_objects"]:
+        line += "kinds with no object in the input: " + ", ".join(summary["kinds_without_objects"]) + "\n"
+    return line
+
+
+def _strict(args: argparse.Namespace, summary: dict | None) -> int:
+    """2 when --strict and the input was not read whole; 0 otherwise."""
+    if not getattr(args, "strict", False) or summary is None:
+        return 0
+    broken = {"files failed": summary["failed_files"], "objects skipped": summary["skipped_objects"],
+              "objects kept without a field": summary["objects_with_dropped_fields"],
+              "duplicates": summary["duplicates"]}
+    broken = {k: n for k, n in broken.items() if n}
+    if not broken:
+        return 0
+    sys.stderr.write("ov-exporter: --strict: input not read whole: "
+                     + ", ".join(f"{n} {k}" for k, n in broken.items()) + "\n")
+    return 2
 
 
 def _vm_arg(args: argparse.Namespace) -> tuple[str, str] | None:

@@ -10,6 +10,8 @@ is kept for the checks. Objects over the size or nesting limits are skipped whol
 """
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -868,6 +870,12 @@ def decode_json(record: type, data: bytes, dropped: list[str] | None = None) -> 
         obj = msgspec.json.decode(data)
     except RecursionError:
         raise ObjectLimitError("nested too deeply to decode; object skipped") from None
+    except msgspec.ValidationError as exc:  # a number out of msgspec's range (1e400, 10**400)
+        try:
+            # turns those into inf or int (inf past Python's int-string limit), for convert to judge per field
+            obj = json.loads(data, parse_int=lambda text: int(text) if len(text) < 4000 else math.inf)
+        except (ValueError, RecursionError):
+            raise exc from None
     return convert(record, obj, dropped)
 
 

@@ -61,11 +61,24 @@ _Loader.yaml_implicit_resolvers = {
 
 
 class _Envelope(msgspec.Struct):
+    """What tells a file's shape. Raw fields are not decoded here: a number out of range
+    in one object's status must not sink the file."""
+
     kind: str = ""
     apiVersion: str = ""
     items: list[msgspec.Raw] | None = None
-    status: Any = None
-    data: Any = None
+    status: msgspec.Raw = msgspec.Raw(b"")  # empty: absent (msgspec.Raw cannot be in a union)
+    data: msgspec.Raw = msgspec.Raw(b"")
+
+    def query_data(self) -> dict | None:
+        """The `data` of a Prometheus query answer, or None when this is not one."""
+        if not self.status or not self.data or bytes(self.status) == b"null":
+            return None
+        try:
+            data = msgspec.json.decode(self.data)
+        except msgspec.DecodeError:
+            return None
+        return data if isinstance(data, dict) and "resultType" in data else None
 
 
 @dataclass
@@ -181,6 +194,7 @@ class FileLoader:
     # ------------------------------------------------------------ formats
 
     def _load_json(self, rel: str, path: Path, data: bytes) -> None:
+        data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM, as some Windows tools write
         try:
             top = msgspec.json.decode(data, type=_Envelope | list[msgspec.Raw])
         except RecursionError:
@@ -198,8 +212,8 @@ class FileLoader:
                 item = bytes(raw)
                 self._json_object(rel, path, item, f"[{i}]", line=lines.find(item))
             return
-        if top.status is not None and isinstance(top.data, dict) and "resultType" in top.data:
-            self._load_query_result(rel, top.data)
+        if (query := top.query_data()) is not None:
+            self._load_query_result(rel, query)
         elif top.items is not None and (top.kind.endswith("List") or not top.kind):
             item_kind = top.kind[: -len("List")] if top.kind.endswith("List") and top.kind != "List" else ""
             lines = _LineCounter(data)
@@ -233,6 +247,10 @@ class FileLoader:
             while loader.check_node():
                 node = loader.get_node()
                 written, expanded = _yaml_size(node)
+                if expanded is None:
+                    self.store.problem(rel, f"YAML document {len(docs) + 1} holds an alias to a node that contains "
+                                            "it (recursive alias); refused")
+                    return
                 if expanded - written > MAX_YAML_ALIAS_EXPANSION:
                     self.store.problem(rel, f"YAML aliases expand document {len(docs) + 1} by more than "
                                             f"{MAX_YAML_ALIAS_EXPANSION} nodes (limit {MAX_YAML_ALIAS_EXPANSION}); "
@@ -415,9 +433,9 @@ def _json_type(data: bytes) -> str:
             b"n": "null"}.get(first, "number")
 
 
-def _yaml_size(root: yaml.Node) -> tuple[int, int]:
-    """(nodes written, nodes once aliases are expanded) of one composed document; a
-    recursive alias counts as unbounded. Iterative: one visit per distinct node."""
+def _yaml_size(root: yaml.Node) -> tuple[int, int | None]:
+    """(nodes written, nodes once aliases are expanded) of one composed document;
+    expanded is None for a recursive alias. Iterative: one visit per distinct node."""
     expanded: dict[int, int] = {}
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     on_path: set[int] = set()
@@ -433,12 +451,12 @@ def _yaml_size(root: yaml.Node) -> tuple[int, int]:
         if key in expanded:
             continue
         if key in on_path:
-            return len(expanded), 2**62  # a node containing itself
+            return len(expanded), None  # a node containing itself
         on_path.add(key)
         stack.append((node, True))
         for child in children:
             if id(child) in on_path:
-                return len(expanded), 2**62
+                return len(expanded), None
             if id(child) not in expanded:
                 stack.append((child, False))
     return len(expanded), expanded[id(root)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..store import Store
 from .base import Source
-from .files import load_directory
+from .files import LoadStats, load_directory
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,7 @@ class SnapshotSource(Source):
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.name = "snapshot"
+        self.stats: LoadStats | None = None  # after load: what was read, failed, skipped
 
     def describe(self) -> str:
         return f"snapshot {self.root}"
@@ -24,6 +25,7 @@ class SnapshotSource(Source):
     def load(self, store: Store) -> None:
         """Blocking load; `run` calls it in a worker thread."""
         loader = load_directory(store, self.root)
+        self.stats = loader.stats
         ignored = store.ignored_counts()
         log.info("%s: %d objects, %d sample files, %d problems, ignored %s",
                  self.describe(), loader.objects, loader.sample_files, len(store.problems), ignored or "nothing")
