@@ -212,7 +212,7 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
     else:
         sys.stdout.write(to_table(evaluation))
         for problem in store.problems:
-            sys.stdout.write(f"skipped {problem}\n")
+            sys.stdout.write(f"{_problem_verb(problem)} {problem}\n")
         if input_summary is not None:
             sys.stdout.write(_input_line(input_summary))
     if input_summary is not None and args.output not in ("json", "table"):
@@ -224,6 +224,12 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         return 0
     worst = evaluation.worst()
     return 1 if worst is not None and worst >= Severity.parse(args.fail_on) else 0
+
+
+def _problem_verb(problem) -> str:
+    from .sources.files import KEPT_WITHOUT
+
+    return "dropped" if KEPT_WITHOUT in problem.message else "skipped"
 
 
 def _input_summary(source: Source, store) -> dict | None:

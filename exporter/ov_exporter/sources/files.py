@@ -36,6 +36,7 @@ MAX_FILE_BYTES = 64 * 2**20
 # Dumps from the API never use aliases; hand-written manifests use a few. Aliases may add
 # this many nodes to a file once expanded (an alias bomb adds billions from 500 bytes).
 MAX_YAML_ALIAS_EXPANSION = 100_000
+KEPT_WITHOUT = " kept without "  # in the problem of an object loaded without its bad fields
 
 # Path components that name a kind: plural, singular and Insights' folder names.
 _KIND_BY_PATH_NAME: dict[str, KindInfo] = {}
@@ -138,6 +139,7 @@ class FileLoader:
             return str(path)
 
     def _fail(self, rel: str, message: str) -> None:
+        """A problem with the whole file: nothing (more) is read from it."""
         self.stats.failed_files += 1
         self.store.problem(rel, message)
 
@@ -177,7 +179,6 @@ class FileLoader:
         self.stats.files += 1
         if data is None:
             return
-        problems = len(self.store.problems)
         try:
             if path.name.endswith(SAMPLE_SUFFIXES):
                 self._load_exposition(rel, data)
@@ -187,9 +188,6 @@ class FileLoader:
                 self._load_yaml(rel, path, data)
         except Exception as exc:  # noqa: BLE001 - one bad file never stops the load
             self._fail(rel, f"{type(exc).__name__}: {exc}")
-            return
-        if any(p.where == rel for p in self.store.problems[problems:]):
-            self.stats.failed_files += 1
 
     # ------------------------------------------------------------ formats
 
@@ -198,13 +196,13 @@ class FileLoader:
         try:
             top = msgspec.json.decode(data, type=_Envelope | list[msgspec.Raw])
         except RecursionError:
-            self.store.problem(rel, "JSON nested too deeply to decode; skipped")
+            self._fail(rel, "JSON nested too deeply to decode; skipped")
             return
         except msgspec.ValidationError:  # a subclass of DecodeError: must come first
             self.store.ignored(f"not an object (JSON {_json_type(data)})")
             return
         except msgspec.DecodeError as exc:
-            self.store.problem(rel, f"invalid JSON: {exc}")
+            self._fail(rel, f"invalid JSON: {exc}")
             return
         if isinstance(top, list):  # a bare JSON array of objects
             lines = _LineCounter(data)
@@ -248,17 +246,17 @@ class FileLoader:
                 node = loader.get_node()
                 written, expanded = _yaml_size(node)
                 if expanded is None:
-                    self.store.problem(rel, f"YAML document {len(docs) + 1} holds an alias to a node that contains "
+                    self._fail(rel, f"YAML document {len(docs) + 1} holds an alias to a node that contains "
                                             "it (recursive alias); refused")
                     return
                 if expanded - written > MAX_YAML_ALIAS_EXPANSION:
-                    self.store.problem(rel, f"YAML aliases expand document {len(docs) + 1} by more than "
+                    self._fail(rel, f"YAML aliases expand document {len(docs) + 1} by more than "
                                             f"{MAX_YAML_ALIAS_EXPANSION} nodes (limit {MAX_YAML_ALIAS_EXPANSION}); "
                                             "refusing a possible alias bomb")
                     return
                 docs.append((loader.construct_document(node), node))
         except yaml.YAMLError as exc:
-            self.store.problem(rel, f"invalid YAML: {' '.join(str(exc).split())}")
+            self._fail(rel, f"invalid YAML: {' '.join(str(exc).split())}")
             return
         finally:
             loader.dispose()
@@ -356,7 +354,7 @@ class FileLoader:
         self._defined[identity] = (here, record)
         if dropped:
             self.stats.dropped_fields += 1
-            self.store.problem(where, f"{ref} kept without {len(dropped)} field(s) that do not decode: "
+            self.store.problem(where, f"{ref}{KEPT_WITHOUT}{len(dropped)} field(s) that do not decode: "
                                       + "; ".join(dropped))
         self.store.apply(kind, "ADDED", record)
         self.store.locate(kind.kind, meta.namespace, meta.name, rel, line)
@@ -372,7 +370,7 @@ class FileLoader:
         try:
             families = list(text_string_to_metric_families(data.decode("utf-8")))
         except Exception as exc:  # the parser raises ValueError and friends
-            self.store.problem(rel, f"invalid Prometheus text format: {exc}")
+            self._fail(rel, f"invalid Prometheus text format: {exc}")
             return
         self.stats.sample_files += 1
         for fam in families:

@@ -6,6 +6,7 @@ import logging
 from importlib import resources
 from pathlib import Path
 
+from ..records import KINDS
 from ..store import Store
 from .base import Source
 from .files import LoadStats, load_directory
@@ -29,8 +30,14 @@ class SnapshotSource(Source):
         ignored = store.ignored_counts()
         log.info("%s: %d objects, %d sample files, %d problems, ignored %s",
                  self.describe(), loader.objects, loader.sample_files, len(store.problems), ignored or "nothing")
-        for status in store.kinds.values():
+        counts = store.counts()
+        for kind in KINDS:
+            status = store.kinds[kind.key]
             status.synced = True
+            if not counts[kind.key]:
+                # Files cannot tell "none exist" from "not dumped": checks that require
+                # the kind are not_applicable (naming it), never passed.
+                status.absent = f"no {kind.kind} object in {self.describe()}"
         store.mark_synced()
 
     async def run(self, store: Store) -> None:
