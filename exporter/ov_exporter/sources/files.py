@@ -107,6 +107,8 @@ class FileLoader:
         self._seen_files: dict[tuple[int, int], str] = {}  # (device, inode) -> rel: links read once
         # (kind, namespace, name) -> (where, record): the first definition wins
         self._defined: dict[tuple[str, str, str], tuple[str, Any]] = {}
+        # Kind keys of typed Lists seen (`VirtualMachineList`), even empty: listed, not missing.
+        self.listed_kinds: set[str] = set()
 
     @property
     def objects(self) -> int:
@@ -213,7 +215,7 @@ class FileLoader:
         if (query := top.query_data()) is not None:
             self._load_query_result(rel, query)
         elif top.items is not None and (top.kind.endswith("List") or not top.kind):
-            item_kind = top.kind[: -len("List")] if top.kind.endswith("List") and top.kind != "List" else ""
+            item_kind = self._typed_list(top.kind, top.apiVersion)
             lines = _LineCounter(data)
             for i, raw in enumerate(top.items):
                 item = bytes(raw)
@@ -279,7 +281,7 @@ class FileLoader:
         api = doc.get("apiVersion") if isinstance(doc.get("apiVersion"), str) else ""
         items = doc.get("items")
         if isinstance(items, list) and (kind_name.endswith("List") or not kind_name) and not default_kind:
-            item_kind = kind_name[: -len("List")] if kind_name.endswith("List") and kind_name != "List" else ""
+            item_kind = self._typed_list(kind_name, api)
             items_node = _child(node, "items")
             for i, item in enumerate(items):
                 self._dict_object(rel, path, item, f"{at} items[{i}]".strip(), item_kind or "-", api,
@@ -299,6 +301,16 @@ class FileLoader:
                   node.start_mark.line + 1 if node else 0)
 
     # ------------------------------------------------------------ objects
+
+    def _typed_list(self, list_kind: str, api: str) -> str:
+        """The item kind of a `<Kind>List` ("" for a plain List); records the kind as listed."""
+        if not list_kind.endswith("List") or list_kind == "List":
+            return ""
+        item_kind = list_kind[: -len("List")]
+        kind = kind_for(api, item_kind) if api else _kind_by_name(item_kind)
+        if kind is not None:
+            self.listed_kinds.add(kind.key)
+        return item_kind
 
     def _resolve_kind(self, kind_name: str, api: str, path: Path) -> tuple[KindInfo | None, str | None]:
         rel = path.relative_to(self.root) if path.is_relative_to(self.root) else path

@@ -14,6 +14,11 @@ from .files import LoadStats, load_directory
 log = logging.getLogger(__name__)
 
 
+# Kinds every cluster has objects of. Others may well be empty (no migration running,
+# no NetworkAttachmentDefinition): their checks judge the empty list, as from the API.
+NEVER_EMPTY = ("nodes", "namespaces")
+
+
 class SnapshotSource(Source):
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
@@ -34,9 +39,10 @@ class SnapshotSource(Source):
         for kind in KINDS:
             status = store.kinds[kind.key]
             status.synced = True
-            if not counts[kind.key]:
-                # Files cannot tell "none exist" from "not dumped": checks that require
-                # the kind are not_applicable (naming it), never passed.
+            if kind.key in NEVER_EMPTY and not counts[kind.key] and kind.key not in loader.listed_kinds:
+                # A cluster always has these: none in the files means they were not dumped
+                # (a manifests repository), unless an empty typed List says otherwise.
+                # Checks that require them are not_applicable, naming it, never passed.
                 status.absent = f"no {kind.kind} object in {self.describe()}"
         store.mark_synced()
 
