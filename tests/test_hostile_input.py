@@ -550,3 +550,22 @@ def test_any_aliasing_finishes_and_is_loaded_or_refused(tmp_path_factory, text):
 
 def test_check_ids_cover_the_checks_used_here():
     assert {"control_plane_vm_workloads", "rwo_vm_disks"} <= set(CHECK_IDS)
+
+
+# ---------------------------------------------------------------- kinds absent from a snapshot
+
+
+def test_nodes_missing_from_a_snapshot_are_absent_unless_an_empty_list_says_none(tmp_path):
+    from ov_exporter.sources import SnapshotSource
+
+    write(tmp_path, "a/vm.yaml", VM.format(uid="", strategy="LiveMigrate"))
+    store = Store()
+    SnapshotSource(tmp_path / "a").load(store)
+    assert store.kinds["nodes"].absent == f"no Node object in snapshot {tmp_path / 'a'}"
+    assert store.kinds["virtualmachineinstancemigrations.kubevirt.io"].absent == ""  # may well be empty
+    result = evaluate(store.state(), Config()).result("cpu_overcommit")
+    assert (result.status.value, result.error) == ("not_applicable", store.kinds["nodes"].absent)
+    write(tmp_path, "a/nodes.json", json.dumps({"apiVersion": "v1", "kind": "NodeList", "items": []}))
+    store = Store()
+    SnapshotSource(tmp_path / "a").load(store)
+    assert store.kinds["nodes"].absent == ""
