@@ -17,7 +17,7 @@ import os
 import stat
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import msgspec
 import yaml
