@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import textwrap
 from datetime import datetime, timedelta, timezone
@@ -226,3 +227,91 @@ def test_a_must_gather_is_judged_at_its_timestamp_file(tmp_path, exporter_cmd):
     proc = run(exporter_cmd, "check", "--snapshot", str(snap), "--output", "prom")
     assert _gauge(proc.stdout, "ov_rebalance_evaluation_timestamp_seconds") == pytest.approx(end.timestamp() + 7200.53)
     assert _gauge(proc.stdout, "ov_rebalance_watch_active") == 1
+
+
+# ---------------------------------------------------------------- failing closed on input (issue 12)
+
+
+def test_empty_snapshot_exits_2(tmp_path, exporter_cmd):
+    proc = run(exporter_cmd, "check", "--snapshot", str(tmp_path))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "nothing loaded" in proc.stderr and "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_snapshot_where_every_file_fails_exits_2(tmp_path, exporter_cmd):
+    (tmp_path / "a.yaml").write_text("kind: Node\nmetadata: {name: [unclosed\n")
+    (tmp_path / "b.json").write_text("{not json")
+    proc = run(exporter_cmd, "check", "--snapshot", str(tmp_path))
+    assert proc.returncode == 2
+    assert "every file failed to load (2 of 2)" in proc.stderr
+    assert "skipped a.yaml: invalid YAML" in proc.stderr and "skipped b.json: invalid JSON" in proc.stderr
+
+
+def test_snapshot_without_any_object_the_checks_read_exits_2(tmp_path, exporter_cmd):
+    (tmp_path / "deploy.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n")
+    proc = run(exporter_cmd, "check", "--snapshot", str(tmp_path), "--output", "json")
+    assert proc.returncode == 2 and "nothing loaded (1 files read" in proc.stderr
+
+
+def broken_snapshot(tmp_path):
+    snap = snapshot(tmp_path, "LiveMigrateIfPossible")  # a warning, no critical: exit 0 by default
+    (snap / "broken.yaml").write_text("kind: Node\nmetadata: {name: [unclosed\n")
+    (snap / "bad-field.yaml").write_text("apiVersion: v1\nkind: Node\nmetadata: {name: w2}\n"
+                                         "status: {capacity: {cpu: -4}}\n")
+    (snap / "deep.yaml").write_text("apiVersion: v1\nkind: Node\nmetadata: {name: w3}\nspec: "
+                                    + "{x: " * 500 + "{}" + "}" * 500 + "\n")
+    return snap
+
+
+def test_skipped_input_is_counted_and_strict_fails_the_run(tmp_path, exporter_cmd):
+    snap = str(broken_snapshot(tmp_path))
+    proc = run(exporter_cmd, "check", "--snapshot", snap)
+    assert proc.returncode == 0, proc.stderr  # a deep object is a problem on that object, not a traceback
+    assert "Traceback" not in proc.stderr
+    assert ("input: 4 files read (1 failed), 4 objects loaded, 1 skipped, 1 kept without a field, "
+            "0 duplicates ignored") in proc.stdout
+    assert "skipped deep.yaml: Node: nested more than" in proc.stdout
+    assert "dropped bad-field.yaml: Node w2 kept without 1 field(s)" in proc.stdout
+    doc = json.loads(run(exporter_cmd, "check", "--snapshot", snap, "--output", "json").stdout)
+    assert {k: doc["input"][k] for k in ("files", "failed_files", "skipped_objects", "objects_with_dropped_fields")} \
+        == {"files": 4, "failed_files": 1, "skipped_objects": 1, "objects_with_dropped_fields": 1}
+    strict = run(exporter_cmd, "check", "--snapshot", snap, "--strict", "--output", "sarif")
+    assert strict.returncode == 2
+    assert ("--strict: input not read whole: 1 files failed, 1 objects skipped, 1 objects kept without a field"
+            in strict.stderr)
+    json.loads(strict.stdout)  # the report is still written whole
+
+
+def test_strict_passes_a_clean_snapshot_through(tmp_path, exporter_cmd):
+    snap = str(snapshot(tmp_path))
+    assert run(exporter_cmd, "check", "--snapshot", snap, "--strict").returncode == 1  # the critical finding
+    assert run(exporter_cmd, "check", "--snapshot", snap, "--strict", "--fail-on", "never").returncode == 0
+
+
+def test_kinds_absent_from_a_manifests_repository_are_named(tmp_path, exporter_cmd):
+    (tmp_path / "vm.yaml").write_text(textwrap.dedent("""
+        apiVersion: kubevirt.io/v1
+        kind: VirtualMachine
+        metadata: {name: db, namespace: prod}
+        """))
+    proc = run(exporter_cmd, "check", "--snapshot", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    [line] = [l for l in proc.stdout.splitlines() if l.startswith("kinds with no object in the input: ")]
+    assert "Node" in line.split(": ")[1].split(", ") and "VirtualMachine" not in line.split(": ")[1].split(", ")
+    statuses = {c["id"]: c["status"] for c in json.loads(
+        run(exporter_cmd, "check", "--snapshot", str(tmp_path), "--output", "json").stdout)["checks"]}
+    assert statuses["cpu_overcommit"] == "not_applicable"  # no Nodes: not judged, not passed
+    assert re.search(r"check cpu_overcommit +not_applicable .*no Node object in snapshot", proc.stdout)
+
+
+def test_snapshot_then_check_gives_identical_findings(tmp_path, exporter_cmd):
+    out = tmp_path / "snap"
+    assert run(exporter_cmd, "snapshot", "--demo", "--out", str(out)).returncode == 0
+    demo = run(exporter_cmd, "check", "--demo", "--output", "json")
+    again = run(exporter_cmd, "check", "--snapshot", str(out), "--output", "json")
+    assert demo.returncode == again.returncode == 1
+    a, b = json.loads(demo.stdout), json.loads(again.stdout)
+    assert json.dumps(a["findings"]) == json.dumps(b["findings"])
+    assert a["checks"] == b["checks"] and a["score"] == b["score"]
+    table = [run(exporter_cmd, "check", *src).stdout.split("\n\n")[0] for src in (("--demo",), ("--snapshot", str(out)))]
+    assert table[0] == table[1]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ov_exporter.sources.files import MAX_YAML_ALIASES, FileLoader, load_directory
+from ov_exporter.sources.files import MAX_YAML_ALIAS_EXPANSION, FileLoader, load_directory
 from ov_exporter.store import Store
 
 
@@ -162,15 +162,19 @@ def test_bad_field_names_object_and_field_and_spares_the_others(tmp_path):
           status: null
         """)
     store = load(tmp_path)
-    assert names(store, "virtualmachineinstances.kubevirt.io") == ["ns/good"]
-    messages = sorted(str(p) for p in store.problems)
-    assert len(messages) == 3
-    assert any("items[0]" in m and "$.spec.domain.cpu.cores" in m for m in messages)
-    assert any("items[1]" in m and "$.spec.domain.cpu.cores" in m for m in messages)
-    assert any("items[2]" in m and "invalid quantity '16 gigs'" in m and "$.spec.domain.memory.guest" in m
-               for m in messages)
-    good = store.state().vmis[0]
-    assert good.spec.domain.cpu.cores == 4
+    # Each object is kept without its bad field, so the checks still judge the rest of it.
+    assert names(store, "virtualmachineinstances.kubevirt.io") == ["ns/bad", "ns/badmem", "ns/good", "ns/huge"]
+    problems = {p.where: p.message for p in store.problems}
+    assert set(problems) == {"vmis.yaml items[0]", "vmis.yaml items[1]", "vmis.yaml items[2]"}
+    assert problems["vmis.yaml items[0]"].startswith("VirtualMachineInstance ns/bad kept without 1 field(s)")
+    assert "`$.spec.domain.cpu.cores`" in problems["vmis.yaml items[0]"]
+    # 2**32 is over the uint32 of KubeVirt's CPU.Cores
+    assert "`$.spec.domain.cpu.cores`: Expected `int` <= 4294967295" in problems["vmis.yaml items[1]"]
+    assert "`$.spec.domain.memory.guest`: invalid quantity '16 gigs'" in problems["vmis.yaml items[2]"]
+    vmis = {v.metadata.name: v for v in store.state().vmis}
+    assert vmis["good"].spec.domain.cpu.cores == 4
+    assert vmis["bad"].spec.domain.cpu is not None and vmis["bad"].spec.domain.cpu.cores is None
+    assert vmis["badmem"].spec.domain.memory.guest is None
 
 
 def test_object_without_name_is_reported(tmp_path):
@@ -208,7 +212,7 @@ def test_alias_bomb_is_refused(tmp_path):
     store = load(tmp_path)
     assert names(store, "nodes") == ["/fine"]
     [problem] = store.problems
-    assert problem.where == "bomb.yaml" and f"limit {MAX_YAML_ALIASES}" in problem.message
+    assert problem.where == "bomb.yaml" and f"limit {MAX_YAML_ALIAS_EXPANSION}" in problem.message
 
 
 def test_a_few_aliases_are_fine(tmp_path):

@@ -1,8 +1,10 @@
 """Command line: `ov-exporter serve` and `ov-exporter check`.
 
 Exit codes: 0 ok; 1 `check` found something at or above --fail-on; 2 usage or
-configuration error, credentials rejected, the API server unreachable, or a kind an
-enabled check needs could not be read (forbidden, unauthorized).
+configuration error, credentials rejected, the API server unreachable, a kind an
+enabled check needs could not be read (forbidden, unauthorized), or `check` cannot
+vouch for its input (a snapshot where nothing loaded or every file failed; with
+--strict, any file or object skipped).
 """
 from __future__ import annotations
 
@@ -71,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--at", metavar="RFC3339",
                        help="judge time windows (post-rebalance watch, migration queue stall) as of this time, "
                             "e.g. 2025-01-20T09:30:00Z (default: live: now; snapshot: its capture time)")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 2 when any file or object was skipped as broken, any field dropped "
+                            "or any object defined twice (default: counted in the output only)")
     check.add_argument("--vm", metavar="NAMESPACE/NAME",
                        help="print the live-migration readiness of one VirtualMachine with every blocking reason "
                             "and its remediation; exit 0 when it can migrate, 1 when it is blocked")
@@ -205,13 +210,16 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
     if at is not None:
         store.clock, store.clock_origin = (lambda: at), "--at"
     _report_unavailable(store)
+    input_summary = _input_summary(source, store)  # OvError (exit 2) when nothing usable loaded
     if vm is not None:
-        return _check_vm(args, config, source, store, vm)
+        return _strict(args, input_summary) or _check_vm(args, config, source, store, vm)
     evaluation = evaluate(store.state(), config)
     unreadable = _unreadable(store, config)
     if args.output == "json":
         doc = to_json(evaluation)
         doc["problems"] = [{"where": p.where, "message": p.message} for p in store.problems]
+        if input_summary is not None:
+            doc["input"] = input_summary
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     elif args.output == "prom":
         history = History()
@@ -232,17 +240,79 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
             when = datetime.fromtimestamp(store.clock(), timezone.utc).isoformat(timespec="seconds")
             sys.stdout.write(f"judged at {when.replace('+00:00', 'Z')} ({store.clock_origin})\n")
         for problem in store.problems:
-            sys.stdout.write(f"skipped {problem}\n")
+            sys.stdout.write(f"{_problem_verb(problem)} {problem}\n")
         for kind, why in unreadable.items():
             sys.stdout.write(f"cannot read {kind}: {why}\n")
+        if input_summary is not None:
+            sys.stdout.write(_input_line(input_summary))
+    if input_summary is not None and args.output not in ("json", "table"):
+        sys.stderr.write(_input_line(input_summary))
     if unreadable:  # fail closed: a CI gate must not pass on a cluster it could not read
         for kind, why in unreadable.items():
             log.error("cannot read %s, which enabled checks need: %s", kind, why)
         return 2
+    strict = _strict(args, input_summary)
+    if strict:
+        return strict
     if args.fail_on == "never":
         return 0
     worst = evaluation.worst()
     return 1 if worst is not None and worst >= Severity.parse(args.fail_on) else 0
+
+
+def _problem_verb(problem) -> str:
+    from .sources.files import KEPT_WITHOUT
+
+    return "dropped" if KEPT_WITHOUT in problem.message else "skipped"
+
+
+def _input_summary(source: Source, store) -> dict | None:
+    """For a snapshot: what was read, failed and skipped, and the kinds it holds no object
+    of. Raises OvError (exit 2) when nothing was loaded or every file failed: a check of
+    nothing must not pass."""
+    stats = getattr(source, "stats", None)
+    if stats is None:
+        return None
+    from .records import KINDS
+
+    counts = store.counts()
+    summary = {"files": stats.files, "failed_files": stats.failed_files, "objects": stats.objects,
+               "skipped_objects": stats.skipped_objects, "objects_with_dropped_fields": stats.dropped_fields,
+               "duplicates": stats.duplicates, "sample_files": stats.sample_files,
+               "kinds_without_objects": sorted(k.kind for k in KINDS if not counts[k.key])}
+    where = source.describe()
+    if stats.files and stats.failed_files == stats.files:
+        for problem in store.problems:
+            sys.stderr.write(f"skipped {problem}\n")
+        raise OvError(f"{where}: every file failed to load ({stats.files} of {stats.files}); nothing to check")
+    if not stats.objects and not stats.sample_files:
+        raise OvError(f"{where}: nothing loaded ({stats.files} files read, none holding an object of a kind "
+                      "the checks read); nothing to check")
+    return summary
+
+
+def _input_line(summary: dict) -> str:
+    line = (f"input: {summary['files']} files read ({summary['failed_files']} failed), {summary['objects']} "
+            f"objects loaded, {summary['skipped_objects']} skipped, {summary['objects_with_dropped_fields']} "
+            f"kept without a field, {summary['duplicates']} duplicates ignored\n")
+    if summary["kinds_without_objects"]:
+        line += "kinds with no object in the input: " + ", ".join(summary["kinds_without_objects"]) + "\n"
+    return line
+
+
+def _strict(args: argparse.Namespace, summary: dict | None) -> int:
+    """2 when --strict and the input was not read whole; 0 otherwise."""
+    if not getattr(args, "strict", False) or summary is None:
+        return 0
+    broken = {"files failed": summary["failed_files"], "objects skipped": summary["skipped_objects"],
+              "objects kept without a field": summary["objects_with_dropped_fields"],
+              "duplicates": summary["duplicates"]}
+    broken = {k: n for k, n in broken.items() if n}
+    if not broken:
+        return 0
+    sys.stderr.write("ov-exporter: --strict: input not read whole: "
+                     + ", ".join(f"{n} {k}" for k, n in broken.items()) + "\n")
+    return 2
 
 
 def _vm_arg(args: argparse.Namespace) -> tuple[str, str] | None:

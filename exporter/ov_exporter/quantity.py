@@ -14,7 +14,11 @@ _QUANTITY = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(Ki|M
 
 
 def parse_quantity(value: object) -> float:
-    """Parse a quantity; raise ValueError with the offending text otherwise."""
+    """Parse a quantity; raise ValueError with the offending text otherwise.
+
+    Every quantity we read (capacity, requests, limits, guest memory, bandwidth, usage)
+    is a size or a rate: a negative one ("-5Gi") is refused, as are values that overflow
+    to infinity ("1e400") and NaN."""
     if isinstance(value, bool):
         raise ValueError(f"expected a quantity, got {value!r}")
     if isinstance(value, (int, float)):
@@ -36,6 +40,8 @@ def _finite(number: float | int, original: object) -> float:
         result = math.inf
     if not math.isfinite(result):
         raise ValueError(f"quantity {str(original)[:40]!r} is out of range")
+    if result < 0 or (result == 0 and math.copysign(1, result) < 0):
+        raise ValueError(f"quantity {str(original)[:40]!r} is negative")
     return result
 
 

@@ -4,11 +4,15 @@ The same types are built from every source: decoded straight from JSON bytes (li
 API, JSON files) or converted from YAML dicts. Field names follow the API (camelCase
 through `rename`), so a record re-encodes to a valid, trimmed object. Every field is
 optional: real dumps carry `null` and missing sections, and checks treat absence as
-"unknown", never as an error. Type errors ("abc" where a count belongs) and bad
-quantities fail the one object, with the field path in the message.
+"unknown", never as an error. A field that does not decode ("abc" where a count
+belongs, a bad quantity) is dropped and reported with its path; the rest of the object
+is kept for the checks. Objects over the size or nesting limits are skipped whole.
 """
 from __future__ import annotations
 
+import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Union
@@ -18,8 +22,21 @@ from msgspec import Meta, Struct, field
 
 from .quantity import Quantity, parse_quantity
 
-# Counts in the wild can be fuzzed to 2**32 or negative: reject those per object.
-Count = Annotated[int, Meta(ge=0, le=1_000_000)]
+# Integer fields take the range of their upstream Go type (a value outside it cannot come
+# from the API server). Every one we read is a count, ratio, timeout, weight or MTU, for
+# which a negative value is meaningless: the lower bound is 0. Go `int` is 64-bit.
+#   UInt32: KubeVirt CPU sockets/cores/threads, parallel*Migrations* (kubevirt/kubevirt v1.7.0
+#           staging/src/kubevirt.io/api/core/v1/schema.go, types.go MigrationConfiguration)
+#   Int64:  completionTimeoutPerGiB, progressTimeout (*int64), cpuAllocationRatio,
+#           memoryOvercommit (int) (same files; migrations/v1alpha1/types.go); HCO
+#           vmiCPUAllocationRatio, memoryOvercommitPercentage (int) (kubevirt/
+#           hyperconverged-cluster-operator v1.18.1 api/v1/hyperconverged_types.go);
+#           OpenShift clusterNetworkMTU and nmstate MTUs: not checked against an upstream
+#           type here, given the widest bound
+#   Int32:  weight, maxSkew (k8s.io/api core/v1 types.go, vendored in kubevirt v1.7.0)
+UInt32 = Annotated[int, Meta(ge=0, le=2**32 - 1)]
+Int32 = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+Int64 = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Labels = dict[str, str]
 Number = Union[int, float]
 
@@ -157,9 +174,9 @@ class StorageProfile(R):
 
 
 class CPU(R):
-    sockets: Count | None = None
-    cores: Count | None = None
-    threads: Count | None = None
+    sockets: UInt32 | None = None
+    cores: UInt32 | None = None
+    threads: UInt32 | None = None
     dedicated_cpu_placement: bool = False
     model: str = ""
 
@@ -241,7 +258,7 @@ class NodeSelector(R):
 
 
 class PreferredSchedulingTerm(R):
-    weight: Count | None = None
+    weight: Int32 | None = None
     preference: NodeSelectorTerm | None = None
 
 
@@ -256,7 +273,7 @@ class PodAffinityTerm(R):
 
 
 class WeightedPodAffinityTerm(R):
-    weight: Count | None = None
+    weight: Int32 | None = None
     pod_affinity_term: PodAffinityTerm | None = None
 
 
@@ -281,7 +298,7 @@ class Toleration(R):
 
 
 class TopologySpreadConstraint(R):
-    max_skew: Count | None = None
+    max_skew: Int32 | None = None
     topology_key: str = ""
     when_unsatisfiable: str = ""
 
@@ -331,10 +348,10 @@ class VirtualMachine(R):
 
 class MigrationConfiguration(R):
     bandwidth_per_migration: Quantity | None = None
-    completion_timeout_per_gib: Count | None = field(default=None, name="completionTimeoutPerGiB")
-    parallel_outbound_migrations_per_node: Count | None = None
-    parallel_migrations_per_cluster: Count | None = None
-    progress_timeout: Count | None = None
+    completion_timeout_per_gib: Int64 | None = field(default=None, name="completionTimeoutPerGiB")
+    parallel_outbound_migrations_per_node: UInt32 | None = None
+    parallel_migrations_per_cluster: UInt32 | None = None
+    progress_timeout: Int64 | None = None
     allow_auto_converge: bool | None = None
     allow_post_copy: bool | None = None
     network: str | None = None
@@ -363,9 +380,9 @@ class VolumeStatus(R):
 
 
 class CPUTopology(R):
-    sockets: Count | None = None
-    cores: Count | None = None
-    threads: Count | None = None
+    sockets: UInt32 | None = None
+    cores: UInt32 | None = None
+    threads: UInt32 | None = None
 
 
 class MemoryStatus(R):
@@ -429,7 +446,7 @@ class MigrationSelectors(R):
 class MigrationPolicySpec(R):
     selectors: MigrationSelectors | None = None
     bandwidth_per_migration: Quantity | None = None
-    completion_timeout_per_gib: Count | None = field(default=None, name="completionTimeoutPerGiB")
+    completion_timeout_per_gib: Int64 | None = field(default=None, name="completionTimeoutPerGiB")
     allow_auto_converge: bool | None = None
     allow_post_copy: bool | None = None
 
@@ -440,8 +457,8 @@ class MigrationPolicy(R):
 
 
 class DeveloperConfiguration(R):
-    cpu_allocation_ratio: Count | None = None
-    memory_overcommit: Count | None = None
+    cpu_allocation_ratio: Int64 | None = None
+    memory_overcommit: Int64 | None = None
 
 
 class KubeVirtConfiguration(R):
@@ -471,20 +488,20 @@ class KubeVirt(R):
 
 
 class HCOResourceRequirements(R):
-    vmi_cpu_allocation_ratio: Count | None = field(default=None, name="vmiCPUAllocationRatio")
+    vmi_cpu_allocation_ratio: Int64 | None = field(default=None, name="vmiCPUAllocationRatio")
     auto_cpu_limit_namespace_label_selector: LabelSelector | None = field(
         default=None, name="autoCPULimitNamespaceLabelSelector")
 
 
 class HigherWorkloadDensity(R):
-    memory_overcommit_percentage: Count | None = None
+    memory_overcommit_percentage: Int64 | None = None
 
 
 class HCOVirtualization(R):
     """`spec.virtualization` of HCO v1."""
 
     live_migration_config: MigrationConfiguration | None = None
-    vmi_cpu_allocation_ratio: Count | None = field(default=None, name="vmiCPUAllocationRatio")
+    vmi_cpu_allocation_ratio: Int64 | None = field(default=None, name="vmiCPUAllocationRatio")
     higher_workload_density: HigherWorkloadDensity | None = None
     eviction_strategy: str | None = None
     auto_cpu_limit_namespace_label_selector: LabelSelector | None = field(
@@ -540,7 +557,7 @@ class NNSInterface(R):
     name: str = ""
     type: str = ""
     state: str = ""
-    mtu: Count | None = None
+    mtu: Int64 | None = None
     controller: str = ""
     bridge: BridgeInfo | None = None
     link_aggregation: "LinkAggregation | None" = field(default=None, name="link-aggregation")
@@ -561,7 +578,7 @@ class NodeNetworkState(R):
 
 class ClusterNetworkStatus(R):
     network_type: str = ""
-    cluster_network_mtu: Count | None = field(default=None, name="clusterNetworkMTU")
+    cluster_network_mtu: Int64 | None = field(default=None, name="clusterNetworkMTU")
 
 
 class ClusterNetworkSpec(R):
@@ -806,6 +823,19 @@ def kind_for(api_version: str, kind: str) -> KindInfo | None:
 
 # ---------------------------------------------------------------- decoding
 
+# Per-object limits. The API server refuses request bodies over 3 MiB (k8s.io/apiserver
+# default MaxRequestBodyBytes, vendored in kubevirt/kubevirt v1.7.0
+# vendor/k8s.io/apimachinery/pkg/runtime/serializer/cbor/internal/modes/buffers.go), so a
+# bigger object cannot come from a real cluster. Nesting: the deepest typed path we read
+# is about 15 levels; free-form fields (an NNCP's desiredState) may go deeper, never 100s.
+MAX_OBJECT_BYTES = 3 * 2**20
+MAX_DEPTH = 200
+MAX_DROPPED_FIELDS = 20  # more bad fields than this: the object is not worth judging
+
+
+class ObjectLimitError(msgspec.ValidationError):
+    """An object over the size or nesting limit: skipped whole, never decoded."""
+
 
 def _dec_hook(type_: type, obj: Any) -> Any:
     if type_ is Quantity:
@@ -817,7 +847,8 @@ _json_decoders: dict[type, msgspec.json.Decoder] = {}
 
 
 def _strip_nulls(obj: Any) -> Any:
-    """Drop `key: null` entries at every depth: dumps carry nulls where the API omits a field."""
+    """A copy without `key: null` entries at any depth (dumps carry nulls where the API
+    omits a field). Callers bound the depth first (`_check_depth`)."""
     if isinstance(obj, dict):
         return {k: _strip_nulls(v) for k, v in obj.items() if v is not None}
     if isinstance(obj, list):
@@ -825,28 +856,134 @@ def _strip_nulls(obj: Any) -> Any:
     return obj
 
 
-def decode_json(record: type, data: bytes) -> Any:
-    """Decode one object's JSON bytes into its record. Raises msgspec.ValidationError
-    (message ends with the field path, e.g. "- at `$.spec.domain.cpu.cores`")."""
+def _check_depth(obj: Any) -> None:
+    """Raise ObjectLimitError when containers nest deeper than MAX_DEPTH (no recursion)."""
+    stack = [(obj, 1)]
+    seen: set[int] = set()  # YAML aliases share containers: visit each once
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ObjectLimitError(f"nested more than {MAX_DEPTH} levels deep; object skipped")
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)) and c)
+
+
+def decode_json(record: type, data: bytes, dropped: list[str] | None = None) -> Any:
+    """Decode one object's JSON bytes into its record.
+
+    Raises msgspec.ValidationError (message ends with the field path, e.g. "- at
+    `$.spec.domain.cpu.cores`"); ObjectLimitError (a ValidationError) for an object over
+    MAX_OBJECT_BYTES or nested beyond the decoder's recursion limit. With `dropped`, a
+    field that does not decode is removed instead and described in `dropped`, so the
+    rest of the object can still be judged (see `convert`)."""
+    if len(data) > MAX_OBJECT_BYTES:
+        raise ObjectLimitError(f"object is {len(data)} bytes, over the {MAX_OBJECT_BYTES}-byte limit; skipped")
     decoder = _json_decoders.get(record)
     if decoder is None:
         decoder = _json_decoders[record] = msgspec.json.Decoder(record, dec_hook=_dec_hook, strict=False)
     try:
         return decoder.decode(data)
+    except RecursionError:
+        raise ObjectLimitError("nested too deeply to decode; object skipped") from None
     except msgspec.ValidationError:
-        # Slow path, only for odd objects: a null where a string belongs is "absent".
-        return convert(record, msgspec.json.decode(data))
+        pass
+    # Slow path, only for odd objects: nulls, or fields that do not decode.
+    try:
+        obj = msgspec.json.decode(data)
+    except RecursionError:
+        raise ObjectLimitError("nested too deeply to decode; object skipped") from None
+    except msgspec.ValidationError as exc:  # a number out of msgspec's range (1e400, 10**400)
+        try:
+            # turns those into inf or int (inf past Python's int-string limit), for convert to judge per field
+            obj = json.loads(data, parse_int=lambda text: int(text) if len(text) < 4000 else math.inf)
+        except (ValueError, RecursionError):
+            raise exc from None
+    return convert(record, obj, dropped)
 
 
-def convert(record: type, obj: Any) -> Any:
-    """Convert one object's dict (from YAML) into its record; same errors as decode_json."""
+def convert(record: type, obj: Any, dropped: list[str] | None = None) -> Any:
+    """Convert one object's dict (from YAML) into its record; same errors as decode_json.
+
+    A null where a field belongs means absent. With `dropped`, each field that fails
+    (a string where a count belongs, a bad quantity) is removed and described there
+    ("`$.status.capacity.cpu`: invalid quantity 'abc'"), up to MAX_DROPPED_FIELDS."""
+    _check_depth(obj)
     try:
         return msgspec.convert(obj, record, dec_hook=_dec_hook, strict=False)
-    except msgspec.ValidationError:
-        stripped = _strip_nulls(obj)
-        if stripped == obj:
-            raise
-        return msgspec.convert(stripped, record, dec_hook=_dec_hook, strict=False)
+    except msgspec.ValidationError as exc:
+        error = exc
+    obj = _strip_nulls(obj)  # a copy: dropping fields never touches the caller's (maybe shared) data
+    while True:
+        try:
+            return msgspec.convert(obj, record, dec_hook=_dec_hook, strict=False)
+        except msgspec.ValidationError as exc:
+            error = exc
+        if dropped is None or len(dropped) >= MAX_DROPPED_FIELDS:
+            raise error
+        where = _drop_failing_field(record, obj, error)
+        if where is None:
+            raise error
+        dropped.append(f"`{where}`: {str(error).rpartition(' - at ')[0] or error}")
+
+
+_PATH = re.compile(r" - at `(?:key` in `)?(\$[^`]*)`$")
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+
+
+def _drop_failing_field(record: type, obj: Any, error: msgspec.ValidationError) -> str | None:
+    """Remove the field an error points at from obj (in place); return its path, or
+    None when the error is about the object itself."""
+    match = _PATH.search(str(error))
+    if match is None:
+        return None
+    steps: list[str | int] = []
+    for key, index in _STEP.findall(match.group(1)[1:]):
+        steps.append(key if key else (int(index) if index.isdigit() else "..."))
+    if not steps:
+        return None
+    if "key` in `" in str(error):
+        steps.append("...")  # a map key of the wrong type: find the entry below
+    parent: Any = obj
+    for step in steps[:-1]:
+        if step == "...":
+            return None  # a map value inside a map value: not in our records
+        try:
+            parent = parent[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    last = steps[-1]
+    if last == "...":  # msgspec does not name the map key: find the entry that fails
+        last = _failing_entry(record, obj, parent, str(error))
+        if last is None:
+            return None
+    try:
+        del parent[last]
+    except (KeyError, IndexError, TypeError):
+        return None
+    path = "$" + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps[:-1])
+    return path + (f"[{last}]" if isinstance(last, int) else f".{last}")
+
+
+def _failing_entry(record: type, obj: Any, mapping: Any, message: str) -> Any:
+    if not isinstance(mapping, dict):
+        return None
+    entries = dict(mapping)
+    try:
+        for key, value in entries.items():
+            mapping.clear()
+            mapping[key] = value
+            try:
+                msgspec.convert(obj, record, dec_hook=_dec_hook, strict=False)
+            except msgspec.ValidationError as exc:
+                if str(exc) == message:
+                    return key
+        return None
+    finally:
+        mapping.clear()
+        mapping.update(entries)
 
 
 def _enc_hook(obj: Any) -> Any:

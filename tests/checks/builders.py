@@ -404,18 +404,20 @@ def bridge_iface(name: str) -> dict:
 # ---------------------------------------------------------------- state, samples, config
 
 
-def record_of(obj: dict) -> tuple[Any, Any]:
-    """(KindInfo, record) for one object dict; raises msgspec.ValidationError when convert does."""
+def record_of(obj: dict, lenient: bool = False) -> tuple[Any, Any]:
+    """(KindInfo, record) for one object dict; raises msgspec.ValidationError when convert does.
+    lenient: a field that does not decode is dropped instead, as the loaders do."""
     kind = kind_for(obj["apiVersion"], obj["kind"])
     if kind is None:
         raise ValueError(f"not a kind the checks read: {obj['apiVersion']} {obj['kind']}")
-    return kind, convert(kind.record, obj)
+    return kind, convert(kind.record, obj, [] if lenient else None)
 
 
 def state(*objects: dict, samples: dict[str, list[MetricSample]] | None = None,
-          now: float | None = None) -> ClusterState:
-    """`now`: the clock time-window checks judge at (None: they read the wall clock)."""
-    return ClusterState.from_records([record_of(o) for o in objects], samples, now)
+          now: float | None = None, lenient: bool = False) -> ClusterState:
+    """`now`: the clock time-window checks judge at (None: they read the wall clock);
+    `lenient`: fields that do not decode are dropped instead of failing the object."""
+    return ClusterState.from_records([record_of(o, lenient) for o in objects], samples, now)
 
 
 def metric(value: float, namespace: str = NS, name: str = "db", *, node: str = "worker-0",

@@ -294,13 +294,15 @@ def good_overloaded_node():
 
 @pytest.mark.parametrize("damaged", _damaged_vmis() + _damaged_nodes(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
 def test_malformed_object_never_raises_nor_hides_the_good_node(damaged):
-    out = run(damaged, *good_overloaded_node())
+    # lenient: as loaded, a bad field (a negative quantity) is dropped and the object kept
+    out = cpu_overcommit.evaluate(state(damaged, *good_overloaded_node(), lenient=True), config())
     assert node_findings(out)["good"] is Severity.WARNING
     assert series(out, "ov_cpu_overcommit_ratio")[("good",)] == 2.0
 
 
 def test_all_malformed_objects_together():
-    out = run(*_damaged_vmis(), *_damaged_nodes(), *good_overloaded_node())
+    out = cpu_overcommit.evaluate(state(*_damaged_vmis(), *_damaged_nodes(), *good_overloaded_node(),
+                                        lenient=True), config())
     assert node_findings(out)["good"] is Severity.WARNING
 
 

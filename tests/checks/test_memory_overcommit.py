@@ -160,7 +160,8 @@ def good():
 
 @pytest.mark.parametrize("damaged", _damaged(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
 def test_malformed_object_never_raises_nor_hides_the_good_node(damaged):
-    out = run(damaged, *good())
+    # lenient: as loaded, a bad field (a negative quantity) is dropped and the object kept
+    out = memory_overcommit.evaluate(state(damaged, *good(), lenient=True), config())
     assert node_findings(out)["good"] is Severity.WARNING
     assert series(out, "ov_memory_overcommit_ratio")[("good",)] == 1.25
 
@@ -170,7 +171,7 @@ def test_all_malformed_together_and_broken_settings():
     broken_hco["spec"]["virtualization"]["higherWorkloadDensity"] = None
     broken_kv = kubevirt_cr()
     broken_kv["spec"] = None
-    out = run(*_damaged(), broken_hco, broken_kv, *good())
+    out = memory_overcommit.evaluate(state(*_damaged(), broken_hco, broken_kv, *good(), lenient=True), config())
     assert node_findings(out)["good"] is Severity.WARNING
     assert series(out, "ov_memory_overcommit_percentage") == {("default",): 100}
 

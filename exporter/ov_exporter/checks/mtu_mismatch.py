@@ -133,7 +133,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             detail = f"MTU {info.mtu} exceeds the cluster network MTU {cluster_mtu}"
         else:
             host_mtus = set()
-            for node, interfaces in hosts.items():
+            for node, interfaces in sorted(hosts.items()):  # sorted: output independent of load order
                 host_mtu = interfaces.get(info.host_interface) if info.host_interface else None
                 if host_mtu is not None and info.mtu is not None and host_mtu != info.mtu:
                     mismatched.append(node)

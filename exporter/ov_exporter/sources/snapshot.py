@@ -9,9 +9,10 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
+from ..records import KINDS
 from ..store import Store
 from .base import Source
-from .files import load_directory
+from .files import LoadStats, load_directory
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,16 @@ def capture_time(root: Path) -> tuple[float, str] | None:
     return None
 
 
+# Kinds every cluster has objects of. Others may well be empty (no migration running,
+# no NetworkAttachmentDefinition): their checks judge the empty list, as from the API.
+NEVER_EMPTY = ("nodes", "namespaces")
+
+
 class SnapshotSource(Source):
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.name = "snapshot"
+        self.stats: LoadStats | None = None  # after load: what was read, failed, skipped
 
     def describe(self) -> str:
         return f"snapshot {self.root}"
@@ -87,11 +94,19 @@ class SnapshotSource(Source):
         else:  # nothing says when it was taken: judge it as of now
             store.clock, store.clock_origin = time.time, "wall clock (no capture time in the snapshot)"
         loader = load_directory(store, self.root)
+        self.stats = loader.stats
         ignored = store.ignored_counts()
         log.info("%s: %d objects, %d sample files, %d problems, ignored %s",
                  self.describe(), loader.objects, loader.sample_files, len(store.problems), ignored or "nothing")
-        for status in store.kinds.values():
+        counts = store.counts()
+        for kind in KINDS:
+            status = store.kinds[kind.key]
             status.synced = True
+            if kind.key in NEVER_EMPTY and not counts[kind.key] and kind.key not in loader.listed_kinds:
+                # A cluster always has these: none in the files means they were not dumped
+                # (a manifests repository), unless an empty typed List says otherwise.
+                # Checks that require them are not_applicable, naming it, never passed.
+                status.absent = f"no {kind.kind} object in {self.describe()}"
         store.mark_synced()
 
     async def run(self, store: Store) -> None:
