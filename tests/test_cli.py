@@ -254,7 +254,7 @@ def test_snapshot_without_any_object_the_checks_read_exits_2(tmp_path, exporter_
 
 
 def broken_snapshot(tmp_path):
-    snap = snapshot(tmp_path, "LiveMigrateIfPossible")  # a warning, no critical: exit 0 by default
+    snap = snapshot(tmp_path, "LiveMigrateIfPossible", running=False)  # stopped: an info finding only
     (snap / "broken.yaml").write_text("kind: Node\nmetadata: {name: [unclosed\n")
     (snap / "bad-field.yaml").write_text("apiVersion: v1\nkind: Node\nmetadata: {name: w2}\n"
                                          "status: {capacity: {cpu: -4}}\n")
@@ -265,7 +265,7 @@ def broken_snapshot(tmp_path):
 
 def test_skipped_input_is_counted_and_strict_fails_the_run(tmp_path, exporter_cmd):
     snap = str(broken_snapshot(tmp_path))
-    proc = run(exporter_cmd, "check", "--snapshot", snap)
+    proc = run(exporter_cmd, "check", "--snapshot", snap, "--fail-on", "never")
     assert proc.returncode == 0, proc.stderr  # a deep object is a problem on that object, not a traceback
     assert "Traceback" not in proc.stderr
     assert ("input: 4 files read (1 failed), 4 objects loaded, 1 skipped, 1 kept without a field, "
@@ -284,7 +284,7 @@ def test_skipped_input_is_counted_and_strict_fails_the_run(tmp_path, exporter_cm
 
 def test_strict_passes_a_clean_snapshot_through(tmp_path, exporter_cmd):
     snap = str(snapshot(tmp_path))
-    assert run(exporter_cmd, "check", "--snapshot", snap, "--strict").returncode == 1  # the critical finding
+    assert run(exporter_cmd, "check", "--snapshot", snap, "--strict").returncode == 1  # the warning finding
     assert run(exporter_cmd, "check", "--snapshot", snap, "--strict", "--fail-on", "never").returncode == 0
 
 

@@ -193,7 +193,7 @@ def test_bad_node_quantity_drops_the_field_and_keeps_the_node_and_its_finding(tm
     assert where == "objects.yaml items[0]"
     assert message.startswith("Node master-0 kept without 1 field(s)") and "`$.status.capacity.cpu`" in message
     result = evaluate(store.state(), Config()).result("control_plane_vm_workloads")
-    assert [(f.obj.name, str(f.severity)) for f in result.findings] == [("master-0", "critical")]
+    assert [(f.obj.name, str(f.severity)) for f in result.findings] == [("master-0", "warning")]
 
 
 def test_bad_guest_memory_keeps_the_vm_and_its_finding(tmp_path):
@@ -218,7 +218,7 @@ def test_bad_guest_memory_keeps_the_vm_and_its_finding(tmp_path):
     store = load(tmp_path)
     assert "`$.spec.template.spec.domain.memory.guest`: invalid quantity 'abc'" in problems(store)["vm.yaml items[0]"]
     result = evaluate(store.state(), Config()).result("rwo_vm_disks")
-    assert [(f.obj.name, str(f.severity)) for f in result.findings] == [("db", "critical")]
+    assert [(f.obj.name, str(f.severity)) for f in result.findings] == [("db", "info")]
 
 
 def test_negative_quantities_are_problems_not_values(tmp_path):

@@ -145,8 +145,9 @@ async def test_watch_events_converge_and_deleted_objects_leave(api, live):
                      "MODIFIED vm")
     api.delete("kubevirt.io/v1", "VirtualMachine", "team-1", "vm-04")
     await eventually(lambda: "team-1/vm-04" not in keys(store, VMS), "DELETED vm")
-    names = {f["object"]["name"] for f in findings(store)["findings"] if f["check"] == "rwo_vm_disks"}
-    assert names == {"vm-08", "new-vm"}
+    severity = {f["object"]["name"]: f["severity"] for f in findings(store)["findings"] if f["check"] == "rwo_vm_disks"}
+    assert set(severity) == {"vm-08", "new-vm", "vm-00"}
+    assert severity["vm-00"] == "info"  # evictionStrategy None: a drain shuts it down, by the user's choice
     assert keys(store, VMS) == server_keys(api, "virtualmachines")
     assert api.count(verb="list") == len(store.kinds)  # no LIST after the initial sync
 
@@ -264,7 +265,7 @@ async def test_exporter_drops_series_of_deleted_objects(api, tmp_path):
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    series = 'ov_rwo_vm_disks{eviction_strategy="LiveMigrate",namespace="team-0",vm="vm-00"} 1.0'
+    series = 'ov_rwo_vm_disks{eviction_strategy="LiveMigrate",namespace="team-0",node="rhel-1",vm="vm-00"} 1.0'
     try:
         async with aiohttp.ClientSession() as session:
             async def metrics() -> str:
