@@ -345,6 +345,17 @@ def generate(end: int = END) -> Writer:
     w.series("ov_rebalance_start_timestamp_seconds", _labels(job="ov-exporter"),
              lambda t: start if t >= start + EXPORTER_LAG else None)
 
+    # the exporter's rebalance_watch check: fresh, its watch window open from then on
+    # (cluster:ov_post_rebalance_window:active reads it)
+    w.family("ov_rebalance_watch_active", "gauge", "1 while the post-rebalance watch window is open.")
+    w.series("ov_rebalance_watch_active", _labels(job="ov-exporter"),
+             lambda t: 1.0 if t >= start + EXPORTER_LAG else None)
+    w.family("ov_check_up", "gauge", "1 when the check ran.")
+    w.series("ov_check_up", _labels(job="ov-exporter", check="rebalance_watch"), lambda t: 1.0)
+    w.family("ov_check_last_success_timestamp_seconds", "gauge", "Last successful run of the check.")
+    w.series("ov_check_last_success_timestamp_seconds", _labels(job="ov-exporter", check="rebalance_watch"),
+             lambda t: float(t))
+
     def running(m: Mig, t: int) -> bool:
         return start + m.start <= t < start + m.start + m.duration
 

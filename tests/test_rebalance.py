@@ -85,6 +85,7 @@ def prom_url(tmp_path_factory):
     prom = _start(tmp, data)
     try:
         wanted = {m for *_, expr, _ in QUERIES for m in promql_metric_names(expr)}
+        wanted.add("cluster:ov_post_rebalance_window:active")  # the exporter's window: read by the window panel
         for n, rules in enumerate(_recording_levels(wanted)):
             rule_file = tmp / f"rules-{n}.yaml"
             rule_file.write_text(yaml.safe_dump({"groups": [{"name": f"level-{n}", "rules": rules}]}))
