@@ -43,7 +43,8 @@ test: install system-deps $(VENV)/share/sarif-2.1.0.json
 rules: install
 	$(BIN)/python alerts/build.py $(if $(RUNBOOK_BASE_URL),--runbook-base-url $(RUNBOOK_BASE_URL))
 
-# dashboards/<uid>.json and the install variants of deploy/dashboards/ from dashboards/generate.py.
+# dashboards/<uid>.json and the install variants of deploy/dashboards/ from dashboards/generate.py;
+# RUNBOOK_BASE_URL=... to point their runbook links elsewhere.
 dashboards: install
 	$(BIN)/python dashboards/generate.py
 

@@ -20,10 +20,14 @@ from pathlib import Path
 
 import yaml
 
+from ov_exporter.coverage import RUNBOOK_BASE_URL
+
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"
 OUTPUT = ROOT / "deploy" / "prometheusrule.yaml"
-DEFAULT_RUNBOOK_BASE = "https://github.com/ov-exporter/ov-exporter/blob/main/alerts/runbooks"
+# One base for every runbook link (the exporter serves /runbooks/<AlertName>.md):
+# ov_exporter.coverage.RUNBOOK_BASE_URL, or RUNBOOK_BASE_URL=... with `make rules`.
+DEFAULT_RUNBOOK_BASE = RUNBOOK_BASE_URL
 NOT_RULES = {"upstream-metrics.yaml"}  # alerts/*.yaml that are not rule files
 LIMIT_RECORD = "cluster:ov_parallel_migrations_per_cluster:limit"
 DEFAULT_PARALLEL_MIGRATIONS = 5

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -28,12 +29,14 @@ from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+
+from ov_exporter.coverage import RUNBOOK_BASE_URL
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
 HERE = Path(__file__).resolve().parent
-RUNBOOK_BASE = "https://github.com/ov-exporter/ov-exporter/blob/main/exporter/ov_exporter/runbooks"
+RUNBOOK_BASE = os.environ.get("RUNBOOK_BASE_URL") or RUNBOOK_BASE_URL  # the exporter serves every runbook
 TAGS = ["openshift-virtualization", "ov-exporter"]
 
 # Label matchers shared by the queries.
@@ -382,7 +385,7 @@ def _runbook_link():
 
 
 # The alerts' runbooks, at the URL alerts/build.py gives every alert (runbook_url).
-ALERT_RUNBOOK_BASE = "https://github.com/ov-exporter/ov-exporter/blob/main/alerts/runbooks"
+ALERT_RUNBOOK_BASE = RUNBOOK_BASE
 
 
 def _alert_runbook_link(alert: str | None = None):
@@ -708,7 +711,8 @@ SIDECAR_LABEL = {"grafana_dashboard": "1"}
 OPERATOR_INSTANCE_SELECTOR = {"dashboards": "grafana"}
 CONSOLE_NAMESPACE = "openshift-config-managed"
 CONSOLE_LABEL = {"console.openshift.io/dashboard": "true"}
-# Panel types the OpenShift console renders (FACTS.md); it silently drops the others.
+# Panel types the OpenShift console renders from dashboard ConfigMaps;
+# it silently drops the others.
 CONSOLE_PANEL_TYPES = {"graph", "singlestat", "table", "gauge", "grafana-piechart-panel", "row"}
 # Grafana variables the console does not know, replaced by fixed values: the
 # console reads the cluster's own Prometheus (no datasource or cluster choice).

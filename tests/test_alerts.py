@@ -25,7 +25,7 @@ UNIT_TESTS = ROOT / "tests" / "alerts"
 PROMETHEUSRULE = ROOT / "deploy" / "prometheusrule.yaml"
 SECTIONS = ["Meaning", "Impact", "Diagnosis", "Mitigation"]
 SEVERITIES = {"critical", "warning", "info"}
-FORBIDDEN_LABELS = {"kubernetes_operator_part_of", "operator_health_impact"}  # FACTS.md: HCO health
+FORBIDDEN_LABELS = {"kubernetes_operator_part_of", "operator_health_impact"}  # HCO counts such alerts into its health status
 
 # Families of the checks that no alert reads, and why. Every other family of every
 # check must be read by some alert (directly or through a recording rule).
@@ -443,3 +443,18 @@ def test_every_alert_on_exporter_series_holds_while_the_exporter_is_blind():
             assert "last_over_time(ov_" in held_half, f"{rule['alert']}: the held half reads no last sample"
         held += 1
     assert held >= 30
+
+
+def test_runbook_urls_default_to_the_exporter_service_that_deploy_creates_and_it_serves_them_all():
+    """runbook_url must point at something that exists: by default the exporter's own
+    /runbooks/ path behind the Service of deploy/ (a Route or mirror is one setting away,
+    alerts/README.md); the package ships every alert's runbook for it to serve."""
+    from importlib import resources
+
+    kustomization = yaml.safe_load((ROOT / "deploy" / "kustomization.yaml").read_text())
+    service = yaml.safe_load((ROOT / "deploy" / "service.yaml").read_text())
+    port = service["spec"]["ports"][0]["port"]
+    assert build.DEFAULT_RUNBOOK_BASE == (f"http://{service['metadata']['name']}.{kustomization['namespace']}"
+                                          f".svc:{port}/runbooks")
+    served = {p.name for p in (resources.files("ov_exporter") / "alert_runbooks").iterdir()}
+    assert {f"{name}.md" for name in ALERT_NAMES} <= served

@@ -29,6 +29,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from ov_exporter.coverage import RUNBOOK_BASE_URL
 from ov_exporter.sources.snapshot import demo_path
 
 from .conftest import CLEAN, ROOT, free_port, http_get, require_binary, wait_for
@@ -36,7 +37,7 @@ from .conftest import CLEAN, ROOT, free_port, http_get, require_binary, wait_for
 PROMETHEUSRULE = ROOT / "deploy" / "prometheusrule.yaml"
 ROUTE = ROOT / "deploy" / "alertmanager-route.yaml"
 RUNBOOKS = ROOT / "alerts" / "runbooks"
-RUNBOOK_BASE = "https://github.com/ov-exporter/ov-exporter/blob/main/alerts/runbooks"
+RUNBOOK_BASE = RUNBOOK_BASE_URL
 # Job names that do not contain "ov-exporter": no rule may depend on the job name.
 DEMO_JOB, CLEAN_JOB = "cnv-demo", "cnv-clean"
 SETTLE_TIMEOUT = 40.0

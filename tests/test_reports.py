@@ -190,7 +190,7 @@ def test_sarif_for_a_gitops_tree_validates_and_points_at_the_manifests(gitops: P
     assert rhel["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "cluster/nodes.json"
     assert ("rwo_vm_disks", "VirtualMachine/erp/web") not in by_object  # RWX: clean
     helps = {r["id"]: r["helpUri"] for r in run["tool"]["driver"]["rules"]}
-    assert helps["rwo_vm_disks"].endswith("/exporter/ov_exporter/runbooks/rwo_vm_disks.md")
+    assert helps["rwo_vm_disks"].endswith("/runbooks/rwo_vm_disks.md")
 
 
 def test_sarif_reports_skipped_files_and_stays_valid(gitops: Path, sarif_validator):

@@ -13,6 +13,11 @@ from .checks import CHECKS
 from .model import CheckSpec
 
 REPOSITORY = "https://github.com/ov-exporter/ov-exporter"
+# Where runbooks are read: the exporter serves every check's (/runbooks/<check>.md) and
+# every alert's (/runbooks/<AlertName>.md). The default is the Service of deploy/; point
+# it at a Route or another mirror with `make rules RUNBOOK_BASE_URL=...` (alert rules)
+# and `make dashboards RUNBOOK_BASE_URL=...` (dashboard links).
+RUNBOOK_BASE_URL = "http://ov-exporter.openshift-cnv-monitoring.svc:9871/runbooks"
 
 # Titles as the seed (seed/anti-patterns.md) words them.
 ANTI_PATTERNS: dict[int, str] = {
@@ -94,4 +99,4 @@ def coverage() -> list[Coverage]:
 
 def runbook_url(spec: CheckSpec) -> str:
     """Absolute URL of a check's runbook (SARIF helpUri, JUnit text)."""
-    return f"{REPOSITORY}/blob/main/exporter/ov_exporter/{spec.runbook}"
+    return f"{RUNBOOK_BASE_URL}/{spec.id}.md"
