@@ -282,11 +282,12 @@ def resolves(node, release: str) -> bool:
     return True
 
 
-def _upstream_leaves(expr: str) -> set[str]:
+def _upstream_leaves(expr: str, seen: frozenset[str] = frozenset()) -> set[str]:
     out: set[str] = set()
     for name in promql_metric_names(expr):
         if name in RECORDS:
-            out |= _upstream_leaves(RECORDS[name])
+            if name not in seen:  # a rule reading itself (a latch) adds nothing new
+                out |= _upstream_leaves(RECORDS[name], seen | {name})
         elif uc.base_name(name):
             out.add(uc.base_name(name))
     return out
@@ -591,3 +592,13 @@ def test_a_broken_contract_entry_is_refused_by_name():
         doc["metrics"]["kubevirt_vmi_info"][field] = bad
         with pytest.raises(uc.ContractError, match=f"kubevirt_vmi_info.*{message}|{message}"):
             uc._validate(doc)
+
+
+def test_alerts_readme_states_what_each_alert_needs_and_on_which_releases_it_works():
+    from . import release_table
+
+    assert release_table.current() == release_table.render(), "run python -m tests.release_table"
+    rows = {name: span for name, _, span in release_table.rows()}
+    # The PromQL dirty-rate fallback is the one part tied to a release (KubeVirt 1.6.0).
+    assert "kubevirt_vmi_dirty_rate_bytes_per_second`: 1.6.0 and later" in rows["OVVMIDirtyRateTooHighForMigration"]
+    assert rows["OVVMIOnNotReadyNode"] == "every release"

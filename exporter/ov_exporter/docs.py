@@ -43,15 +43,17 @@ def alerts_table(root: Path) -> str:
     """From the rule files in <repo>/alerts (not packaged: the README sits beside them)."""
     import yaml
 
-    rows = ["| alert | severity | for | summary | group |", "|---|---|---|---|---|"]
+    rows = ["| alert | severity | impact | for | summary | group |", "|---|---|---|---|---|---|"]
     for path in sorted((root / "alerts").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text()) or {}
         for group in doc.get("groups", []) if isinstance(doc, dict) else []:
             for rule in group.get("rules", []):
                 if "alert" in rule:
                     name = rule["alert"]
-                    rows.append(f"| [`{name}`](alerts/runbooks/{name}.md) | {rule['labels']['severity']} | "
-                                f"{rule.get('for', '0s')} | {rule['annotations']['summary']} | {group['name']} |")
+                    labels = rule["labels"]
+                    rows.append(f"| [`{name}`](alerts/runbooks/{name}.md) | {labels['severity']} | "
+                                f"{labels.get('impact', '')} | {rule.get('for', '0s')} | "
+                                f"{rule['annotations']['summary']} | {group['name']} |")
     return "\n".join(rows)
 
 
