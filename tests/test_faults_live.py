@@ -217,6 +217,18 @@ async def test_deep_object_is_one_problem_and_the_source_goes_on(api, tmp_path):
         assert (await h.ready())[0] == 200
 
 
+async def test_a_bad_field_in_a_live_object_drops_that_field_and_keeps_the_object(api, tmp_path):
+    bad = vm("team-7", "bad-guest", "bad-guest-disk")
+    bad["spec"]["template"]["spec"]["domain"]["memory"]["guest"] = "abc"
+    api.add(bad)
+    async with exporter(api, tmp_path) as h:
+        await until(lambda: _ready(h), "first sync")
+        assert any(v.metadata.name == "bad-guest" for v in h.store.state().vms)  # still judged
+        problems = {p.where: p.message for p in h.store.problems}
+        message = problems.get("VirtualMachine team-7/bad-guest", "")
+        assert message.startswith("kept without 1 field(s) that do not decode") and "memory.guest" in message
+
+
 async def test_undecodable_watch_event_relists_once_and_its_problem_clears(api, tmp_path):
     async with exporter(api, tmp_path) as h:
         await until(lambda: _ready(h), "first sync")

@@ -231,13 +231,19 @@ class Reflector:
     def _decode(self, raw: bytes, problems: dict[str, str]) -> Any | None:
         """The object's record, or None with a problem naming it: one object never
         stops the source, whatever is wrong with it."""
+        dropped: list[str] = []
         try:
-            return decode_json(self.kind.record, raw)
+            record = decode_json(self.kind.record, raw, dropped)
         except Exception as exc:  # noqa: BLE001
             where = self._where(_meta_of(raw) or _Meta())
             problems[where] = _error_text(exc)
             log.warning("skipped %s: %s", where, problems[where])
             return None
+        if dropped:  # a bad field is dropped and named; the object is still judged
+            where = self._where(_meta_of(raw) or _Meta())
+            problems[where] = f"kept without {len(dropped)} field(s) that do not decode: " + "; ".join(dropped)
+            log.warning("%s %s", where, problems[where])
+        return record
 
     def _contact(self) -> None:
         """A successful answer from the API server for this kind."""
