@@ -15,6 +15,9 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter/ov_exporter ./exporter/ov_exporter
+# The alert runbooks the exporter serves at /runbooks/<AlertName>.md
+# (exporter/ov_exporter/alert_runbooks links to them).
+COPY alerts/runbooks ./alerts/runbooks
 RUN pip wheel --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}

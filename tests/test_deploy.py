@@ -279,3 +279,23 @@ def test_wheel_ships_the_runbooks():
     patterns = pyproject["tool"]["setuptools"]["package-data"]["ov_exporter"]
     for spec in checks.CHECKS:
         assert any(Path(spec.runbook).match(p) for p in patterns), f"{spec.runbook} is not package data"
+
+
+def test_the_built_wheel_and_image_context_carry_every_alert_runbook(tmp_path):
+    """The exporter serves /runbooks/<AlertName>.md (the alert rules' default runbook_url)
+    from package data that links to alerts/runbooks: a real wheel build must hold them
+    all, and the image build must copy them into its context."""
+    import subprocess
+    import sys
+    import zipfile
+
+    link = ROOT / "exporter" / "ov_exporter" / "alert_runbooks"
+    assert link.is_symlink() and link.resolve() == (ROOT / "alerts" / "runbooks").resolve()
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    [wheel] = tmp_path.glob("ov_exporter-*.whl")
+    shipped = {Path(n).name for n in zipfile.ZipFile(wheel).namelist() if "/alert_runbooks/" in n}
+    assert shipped == {p.name for p in (ROOT / "alerts" / "runbooks").glob("*.md")}
+    assert "COPY alerts/runbooks ./alerts/runbooks" in (ROOT / "Dockerfile").read_text()
+    assert "!alerts/runbooks" in (ROOT / ".dockerignore").read_text().split()
