@@ -189,6 +189,9 @@ QUERIES: dict[str, str] = {
     # carries no node label in alerts/upstream-metrics.yaml.
     "vcpus_per_node": f"max by (node) (ov_node_vm_vcpus{{{CN}}})",
     "migrations_in_flight": f"max(cluster:ov_kubevirt_vmi_migrations_in_flight:sum{{{C}}})",
+    # The exporter tells migrations apart by cause (VMIM annotations): only descheduler,
+    # manual and declared ones are a rebalance; workload updates and drains are not.
+    "migrations_by_cause": f"max by (cause, phase) (ov_migrations{{{C}}}) > 0",
     "migrations_in_flight_ratio": f"max(cluster:ov_kubevirt_vmi_migrations_in_flight:ratio{{{C}}})",
     # kubevirt_vmi_migration_succeeded / _failed (KubeVirt >= 1.3): {vmi, vmim, namespace},
     # value 1, one series per finished VMIM while the VMIM object exists.
@@ -555,6 +558,12 @@ def build_post_rebalance():
                         [_target("migrations_succeeded", "succeeded"), _target("migrations_failed", "failed", ref="B")],
                         w=8))
     d = d.with_panel(ts("VMIs Pending / Scheduling", "short", [_target("vmis_pending", "pending")], w=8))
+    d = d.with_panel(ts("Migrations by cause (exporter)", "short",
+                        [_target("migrations_by_cause", "{{cause}} {{phase}}")], w=24,
+                        description="VirtualMachineInstanceMigrations present, by cause (workload_update: "
+                                    "an upgrade; drain: eviction from a cordoned node; descheduler; manual; "
+                                    "declared) and phase. Only descheduler, manual and declared migrations "
+                                    "open the post-rebalance watch."))
     d = d.with_panel(tb("VMs migrated repeatedly (2+ in 48 h)", "short", [_prom_table("vm_migrated_repeatedly")],
                         description="Succeeded VMIMs per VMI seen in the last 48 h, counted as upstream's "
                                     "KubeVirtVMIExcessiveMigrations does (kubevirt_vmi_migration_succeeded, "
