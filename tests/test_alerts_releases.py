@@ -16,10 +16,12 @@ cluster (tests/release_cluster.py):
 """
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -31,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from . import upstream_contract as uc
 from .conftest import ROOT, free_port, http_get, require_binary, wait_for
-from .release_cluster import NOT_READY_NODE, RWO_VM, quiet_scenario, write_snapshot
+from .release_cluster import NOT_READY_NODE, quiet_scenario, write_snapshot
 from .test_alerts_e2e import Processes, Webhook, _alertmanager_config, _post
 from .upstream_series import KUBEVIRT_JOB, Scenario, _targets, stored
 
@@ -64,13 +66,9 @@ def _exporter_exposition(snapshot: Path) -> str:
     return proc.stdout
 
 
-def _compress(values: list[float]) -> str:
-    """promtool's expanding notation for a constant or linear run: 'a+bxN'."""
-    step = values[1] - values[0] if len(values) > 1 else 0.0
-    if all(abs(values[i] - values[0] - i * step) < 1e-6 * max(1.0, abs(values[i])) for i in range(len(values))):
-        sign = "+" if step >= 0 else "-"
-        return f"{values[0]:g}{sign}{abs(step):g}x{len(values) - 1}"
-    return " ".join(f"{v:g}" for v in values)
+def _line(first: float, step: float, minutes: int) -> str:
+    """promtool's expanding notation for a value growing by `step` a minute: 'a+bxN'."""
+    return f"{first!r}{'+' if step >= 0 else '-'}{abs(step)!r}x{minutes}"
 
 
 def _exporter_series(text: str, minutes: int, now: float) -> list[dict[str, str]]:
@@ -84,7 +82,7 @@ def _exporter_series(text: str, minutes: int, now: float) -> list[dict[str, str]
             if sample.name.endswith("_timestamp_seconds") and abs(sample.value - now) < 3600:
                 values = f"0+60x{minutes}"
             else:
-                values = f"{sample.value:g}x{minutes}"
+                values = _line(sample.value, 0.0, minutes)
             out.append({"series": selector, "values": values})
     return out
 
@@ -102,8 +100,7 @@ def _upstream_series(sc: Scenario, minutes: int) -> list[dict[str, str]]:
     out = []
     for selector, value in sorted(first.items()):
         step = second[selector] - value
-        out.append({"series": selector, "values": _compress([value - step, value, value + step]).rsplit("x", 1)[0]
-                    + f"x{minutes}"})
+        out.append({"series": selector, "values": _line(value - step, step, minutes)})
     return out
 
 
@@ -242,31 +239,10 @@ class Upstream:
 
     def __init__(self, scenarios: dict[tuple[str, str], Scenario]) -> None:
         self.scenarios = scenarios
-        self.webhook = Webhook()  # reuse its thread-and-loop plumbing with our own handler
-        self.webhook._handle = self._handle  # type: ignore[method-assign]
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        raise web.HTTPNotFound()
-
-    def start(self) -> str:
-        server = self.webhook
-
-        def run() -> None:
-            import asyncio
-            asyncio.set_event_loop(server._loop)
-            app = web.Application()
-            app.router.add_get("/metrics/{release}/{scenario}", self._metrics)
-            server._runner = web.AppRunner(app)
-            server._loop.run_until_complete(server._runner.setup())
-            server._loop.run_until_complete(web.TCPSite(server._runner, "127.0.0.1", server.port).start())
-            server._ready.set()
-            server._loop.run_forever()
-
-        server._run = run  # type: ignore[method-assign]
-        import threading
-        server._thread = threading.Thread(target=run, name="upstream", daemon=True)
-        server.start()
-        return f"127.0.0.1:{server.port}"
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="upstream", daemon=True)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         sc = self.scenarios[request.match_info["release"], request.match_info["scenario"]]
@@ -274,8 +250,27 @@ class Upstream:
                  if metric != "up"]
         return web.Response(text="\n".join(lines) + "\n")
 
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_get("/metrics/{release}/{scenario}", self._metrics)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> str:
+        self._thread.start()
+        if not self._ready.wait(10):
+            pytest.fail("upstream metrics server did not start")
+        return f"127.0.0.1:{self.port}"
+
     def stop(self) -> None:
-        self.webhook.stop()
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
 
 
 @pytest.fixture(scope="module")

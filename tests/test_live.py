@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from ov_exporter.config import Config
-from ov_exporter.model import Status
 from ov_exporter.registry import evaluate
 from ov_exporter.report import to_json
 from ov_exporter.sources import SnapshotSource

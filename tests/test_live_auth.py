@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import json
 import ssl
 import subprocess
 import sys
-import time
 
-import pytest
 import yaml
 from aiohttp import web
 

@@ -20,7 +20,7 @@ from ov_exporter.docs import alert_families
 from ov_exporter.model import Finding, ObjectRef, Severity, Status
 from ov_exporter.registry import CheckResult, Evaluation, evaluate
 from ov_exporter.render import exposition_name
-from ov_exporter.report import anti_pattern_summary, score, to_junit, to_sarif
+from ov_exporter.report import anti_pattern_summary, score
 from ov_exporter.sources.files import load_directory
 from ov_exporter.store import Store
 

@@ -5,7 +5,6 @@ import asyncio
 import gzip
 import json
 import subprocess
-import textwrap
 
 import aiohttp
 import pytest

@@ -7,7 +7,7 @@ from ov_exporter.checks import migration_readiness as mr
 from ov_exporter.model import ObjectRef, Severity
 
 from .builders import (NS, cloud_init, config, hco, kubevirt_cr, node, pvc, pvc_volume, series, state,
-                       virt_handler_pod, vm, vmi, vmim, volume_status)
+                       virt_handler_pod, vm, vmi, vmim)
 
 BLOCKED, COUNT, BY_REASON, SLOTS = ("ov_vm_migration_blocked", "ov_vms_migration_blocked",
                                     "ov_vms_migration_blocked_by_reason", "ov_migration_slots")

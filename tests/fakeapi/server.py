@@ -862,7 +862,7 @@ class FakeAPIServer:
             verb = {"POST": "create", "PUT": "update", "PATCH": "patch",
                     "DELETE": "delete" if name else "deletecollection"}.get(m, "")
             if not verb or (verb in ("create", "deletecollection")) == bool(name):
-                raise Status(405, f"the server does not allow this method on the requested resource")
+                raise Status(405, "the server does not allow this method on the requested resource")
         await self._faults_for(rt, verb, ns)
         if verb == "get":
             obj = rt.objects.get((ns or "", name))
@@ -1333,8 +1333,8 @@ class FakeAPIServer:
             elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
                 obj = _merge_patch(current, patch)
             else:
-                raise Status(415, f"the body of the request was in an unknown format - accepted media types "
-                                  f"include: application/json-patch+json, application/merge-patch+json")
+                raise Status(415, "the body of the request was in an unknown format - accepted media types "
+                                  "include: application/json-patch+json, application/merge-patch+json")
             obj = self._check_body(rt, version, ns, name, obj)
         sent_rv = obj["metadata"].get("resourceVersion")
         if sent_rv and sent_rv != current["metadata"].get("resourceVersion"):

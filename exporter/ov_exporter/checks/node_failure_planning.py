@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
+from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ..store import ClusterState
 from ._k8s import annotations, labels, ref, vm_schedulable_nodes, vmi_node
 from ._selectors import label_selector_matches

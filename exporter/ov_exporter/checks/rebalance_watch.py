@@ -12,7 +12,7 @@ from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Obje
 from ..store import ClusterState
 from ._migrations import (CAUSES, FINAL_PHASES, PHASE_GROUPS, REBALANCING, cause_of, causes, created, phase_group,
                           phase_of, ts)
-from ._k8s import capacity, cpu_allocation_ratio, ref, vm_schedulable_nodes, vmi_guest_memory, vmi_node, vmi_vcpus
+from ._k8s import capacity, cpu_allocation_ratio, vm_schedulable_nodes, vmi_guest_memory, vmi_node, vmi_vcpus
 
 ABOVE_MEAN = 0.25  # a node's allocation 25 points above the mean of the VM nodes is "far above" it
 RESOURCES = ("cpu", "memory")

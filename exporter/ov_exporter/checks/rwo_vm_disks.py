@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
+from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ..store import ClusterState
 from ._k8s import LIVE_MIGRATING_STRATEGIES, annotations, cluster_eviction_strategy, ref, vm_node, vm_template_spec
 
