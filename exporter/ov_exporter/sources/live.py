@@ -348,6 +348,8 @@ class Reflector:
             if record is not None:
                 self.store.apply(self.kind, etype, record)
                 self.store.clear_problem(self._where(meta))
+                for where, message in problems.items():  # fields it was kept without
+                    self.store.problem(where, message)
             else:  # a broken new version must not leave the old one behind
                 self.store.remove(self.kind, uid)
                 for where, message in problems.items():
