@@ -366,7 +366,7 @@ def test_the_documented_rebalance_wave_silence_mutes_the_expected_warnings_and_n
             _labels("OVEtcdWALFsyncSlow", "critical", impact="etcd_quorum", instance="10.0.0.1:9979"),
             _labels("OVEtcdWALFsyncSlow", "warning", impact="degraded", instance="10.0.0.2:9979"),
             _labels("OVExporterDown", "warning", impact="monitoring_blind", instance="10.1.0.5:9871"),
-            _labels("OVPostRebalanceMigrationFailed", "warning", impact="degraded", namespace="erp", vmi="db"),
+            _labels("OVRebalanceWatchMigrationFailed", "warning", impact="degraded", namespace="erp", vmi="db"),
             _labels("OVVMMigrationBlocked", "warning", impact="migration_risk", namespace="erp", vm="db", node=""),
             _labels("KubeNodeNotReady", "warning", node="worker-1")]
     am.post(*alerts, *stay)

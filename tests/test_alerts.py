@@ -76,9 +76,9 @@ NOT_ALERTED: dict[str, str] = {
     "ov_vms_migration_blocked": "count of the VMs ov_vm_migration_blocked lists one by one; alerting on both "
                                 "would notify twice",
     "ov_vms_migration_blocked_by_reason": "the same VMs per reason, for dashboards",
-    "ov_migration_slots": "in-flight VMIMs and parallelMigrationsPerCluster; OVMigrationsInFlightHigh alerts on "
-                          "KubeVirt's own migration phase gauges, and the check's migration_slots_full reason "
-                          "reaches ov_vm_migration_blocked",
+    "ov_migration_slots": "in-flight VMIMs and parallelMigrationsPerCluster, for dashboards: a full queue is no "
+                          "alert (OVMigrationQueueStalled judges one that stops draining), and the check's "
+                          "migration_slots_full reason reaches ov_vm_migration_blocked",
     # migration_capacity
     "ov_migration_config_info": "configuration: where the migration settings come from and the network name",
     "ov_migration_parallel_outbound_per_node_limit": "configuration; denominator of "
