@@ -106,6 +106,8 @@ QUERIES: dict[str, str] = {
     # ---- overview: status
     "check_up": f"max by (check) (ov_check_up{{{C}}})",
     "check_fresh": f"max by (check) (check:ov_check_up:fresh{{{C}}})",
+    # Checks the exporter cannot currently vouch for: their firing alerts are held.
+    "checks_blind": f"max by (check) (check:ov_check_blind:hold{{{C}}})",
     "check_applicable": f"max by (check) (ov_check_applicable{{{C}}})",
     "findings_by_severity": f"sum by (severity) (ov_findings{{{C}}})",
     "cluster_score": f"max(ov_cluster_score_ratio{{{C}}})",
@@ -409,6 +411,11 @@ def build_overview():
                         thresholds=STATUS, description="1: the check ran (ok or not applicable); 0: it failed"))
     d = d.with_panel(st("Checks fresh", "bool", [_target("check_fresh", "{{check}}", instant=True)], w=8,
                         thresholds=STATUS, description="check:ov_check_up:fresh: succeeded within 15 minutes"))
+    d = d.with_panel(st("Checks blind (alerts held)", "short", [_target("checks_blind", "{{check}}", instant=True)],
+                        w=8, thresholds=_thresholds((None, "orange")),
+                        description="check:ov_check_blind:hold: checks seen in the last day that are not fresh "
+                                    "now (exporter down, evaluation stuck, check failing); their firing alerts "
+                                    "stay firing with their last values until the check is back"))
     d = d.with_panel(st("Cluster score", "percentunit", [_target("cluster_score", instant=True)], w=8,
                         thresholds=_thresholds((None, "red"), (0.5, "orange"), (0.8, "green")),
                         description="Share of checks passing, weighted by severity (a check with critical "
