@@ -127,3 +127,51 @@ def wait_for(predicate, what: str, timeout: float = 60.0, logs: tuple[Path, ...]
     tails = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in logs if p.exists())
     state = f"\n{describe()}" if describe else ""
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{state}\n{tails}")
+
+
+class ThreadedApp:
+    """An aiohttp app on 127.0.0.1 in a thread of its own, for tests that run real
+    processes (Prometheus, Alertmanager) against it. Subclasses add their routes."""
+
+    name = "app"
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def routes(self, app) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        import asyncio
+
+        from aiohttp import web
+
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        self.routes(app)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(10):
+            pytest.fail(f"{self.name} did not start")
+
+    def stop(self) -> None:
+        import asyncio
+
+        if not self._thread.is_alive():
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

@@ -12,7 +12,6 @@ Every process is started on a free port and stopped at the end, also on failure.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from aiohttp import web
 from ov_exporter.coverage import RUNBOOK_BASE_URL
 from ov_exporter.sources.snapshot import demo_path
 
-from .conftest import CLEAN, ROOT, free_port, http_get, require_binary, wait_for
+from .conftest import CLEAN, ROOT, ThreadedApp, free_port, http_get, require_binary, wait_for
 
 PROMETHEUSRULE = ROOT / "deploy" / "prometheusrule.yaml"
 ROUTE = ROOT / "deploy" / "alertmanager-route.yaml"
@@ -138,45 +137,24 @@ def _post(url: str) -> int:
 _wait = wait_for
 
 
-class Webhook:
+class Webhook(ThreadedApp):
     """An Alertmanager webhook receiver: records every POST by path."""
 
+    name = "webhook"
+
     def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__()
         self.received: list[tuple[str, dict]] = []
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/{receiver}", self._handle)
 
     async def _handle(self, request: web.Request) -> web.Response:
         payload = await request.json()
         with self._lock:
             self.received.append((request.path, payload))
         return web.Response(text="ok")
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post("/{receiver}", self._handle)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._ready.wait(10):
-            pytest.fail("webhook receiver did not start")
-
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
     def alerts(self, path: str | None = None) -> list[dict]:
         with self._lock:

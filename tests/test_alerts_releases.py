@@ -16,12 +16,10 @@ cluster (tests/release_cluster.py):
 """
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import json
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -32,7 +30,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from . import upstream_contract as uc
-from .conftest import ROOT, free_port, http_get, require_binary, wait_for
+from .conftest import ROOT, ThreadedApp, free_port, http_get, require_binary, wait_for
 from .release_cluster import NOT_READY_NODE, quiet_scenario, write_snapshot
 from .test_alerts_e2e import Processes, Webhook, _alertmanager_config, _post
 from .upstream_series import KUBEVIRT_JOB, Scenario, _targets, stored
@@ -242,45 +240,26 @@ def _object(labels: dict) -> str:
     return next((labels[k] for k in OBJECT_LABELS if k in labels), "")
 
 
-class Upstream:
+class Upstream(ThreadedApp):
     """Serves /metrics/<release>/<scenario>: what Prometheus would store from every
     upstream target of the scenario at the current time, target labels included (the
     scrape keeps them with honor_labels), KubeVirt's own recording rules included."""
 
+    name = "upstream"
+
     def __init__(self, scenarios: dict[tuple[str, str], Scenario]) -> None:
+        super().__init__()
         self.scenarios = scenarios
-        self.port = free_port()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="upstream", daemon=True)
+        self.address = f"127.0.0.1:{self.port}"
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/metrics/{release}/{scenario}", self._metrics)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         sc = self.scenarios[request.match_info["release"], request.match_info["scenario"]]
         lines = [f"{_selector(metric, labels)} {value!r}" for metric, labels, value in stored(sc, time.time())
                  if metric != "up"]
         return web.Response(text="\n".join(lines) + "\n")
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_get("/metrics/{release}/{scenario}", self._metrics)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    def start(self) -> str:
-        self._thread.start()
-        if not self._ready.wait(10):
-            pytest.fail("upstream metrics server did not start")
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +277,8 @@ def stacks(tmp_path_factory):
     procs, webhook, upstream = Processes(), Webhook(), Upstream(scenarios)
     try:
         webhook.start()
-        upstream_address = upstream.start()
+        upstream.start()
+        upstream_address = upstream.address
         exporters = {}
         for name in ("quiet", "incident"):
             snap = write_snapshot(quiet_scenario("1.9.0"), tmp / name, incident=name == "incident")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
 import socket
@@ -28,20 +27,10 @@ from ov_exporter.sources import live as live_mod
 from ov_exporter.sources.live import Backoff, LiveSource, load_credentials
 
 from .fakeapi.server import FakeAPIServer
-from .test_live import _cli, cluster, eventually, vm
+from .test_live import _cli, api, cluster, eventually, vm  # noqa: F401  (api: the fake API fixture)
 
 VMS = "virtualmachines.kubevirt.io"
 REAL_BACKOFF = (live_mod.BACKOFF_INITIAL, live_mod.BACKOFF_MAX)  # before the `fast` fixture scales them
-
-
-@pytest.fixture
-async def api():
-    server = FakeAPIServer(token="s3cret", bookmark_interval=0.2)
-    for obj in cluster():
-        server.add(copy.deepcopy(obj))
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture(autouse=True)

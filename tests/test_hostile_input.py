@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -21,26 +20,12 @@ from ov_exporter.config import Config
 from ov_exporter.records import (MAX_DEPTH, MAX_OBJECT_BYTES, VirtualMachineInstance, ObjectLimitError,
                                  decode_json)
 from ov_exporter.registry import evaluate
-from ov_exporter.sources.files import MAX_YAML_ALIAS_EXPANSION, FileLoader, layout_of, load_directory
+from ov_exporter.sources.files import MAX_YAML_ALIAS_EXPANSION, FileLoader, layout_of
 from ov_exporter.store import Store
 
+from .test_loader import load, write
+
 VMI_KEY = "virtualmachineinstances.kubevirt.io"
-
-
-def write(root: Path, rel: str, text: str | bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(textwrap.dedent(text))
-    return path
-
-
-def load(root: Path) -> Store:
-    store = Store()
-    load_directory(store, root)
-    return store
 
 
 def problems(store: Store) -> dict[str, str]:

@@ -11,10 +11,13 @@ from ov_exporter.sources.files import MAX_YAML_ALIAS_EXPANSION, FileLoader, load
 from ov_exporter.store import Store
 
 
-def write(root: Path, rel: str, text: str) -> Path:
+def write(root: Path, rel: str, text: str | bytes) -> Path:
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(textwrap.dedent(text))
     return path
 
 
