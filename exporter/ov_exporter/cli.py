@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"address to listen on (default {DEFAULT_LISTEN})")
     serve.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
                        help="seconds between evaluations (default 60)")
+    serve.add_argument("--tls-cert-file", metavar="FILE",
+                       help="serve HTTPS (TLS 1.2 or later) with this certificate (PEM, chain after the "
+                            "leaf); loaded again when it or the key changes on disk. Needs --tls-key-file")
+    serve.add_argument("--tls-key-file", metavar="FILE", help="the private key (PEM) of --tls-cert-file")
+    serve.add_argument("--auth", choices=("none", "kubernetes"), default="none",
+                       help="kubernetes: /metrics, / and /findings.json need a bearer token that a TokenReview "
+                            "authenticates and a SubjectAccessReview allows to get /metrics; /healthz, /readyz "
+                            "and /runbooks/ stay open (default none; kubernetes needs the live source)")
+    serve.add_argument("--auth-cache-seconds", type=float, default=60.0, metavar="SECONDS",
+                       help="how long an allowed token is not reviewed again (default 60; refusals: 10)")
 
     check = sub.add_parser("check", parents=[common], help="evaluate once, print findings, exit 1 on findings")
     check.add_argument("--output", choices=("table", "json", "prom", "junit", "sarif"), default="table",
@@ -174,16 +184,18 @@ async def _serve(args: argparse.Namespace, config: Config, source: Source) -> No
     host, port = _listen(args.listen)
     if args.interval <= 0:
         raise OvError("--interval: must be positive")
-    exporter = Exporter(source, config, args.interval)
+    tls = _tls(args)
+    exporter = Exporter(source, config, args.interval, _auth(args, source))
     runner = LimitedRunner(exporter.app())
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=tls.server_context if tls else None)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         raise OvError(f"--listen {args.listen}: {exc.strerror or exc}") from None
-    log.info("ov-exporter %s serving %s on http://%s:%d/", __version__, source.describe(), host, port)
+    log.info("ov-exporter %s serving %s on %s://%s:%d/ (auth %s)", __version__, source.describe(),
+             "https" if tls else "http", host, port, args.auth)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -191,6 +203,28 @@ async def _serve(args: argparse.Namespace, config: Config, source: Source) -> No
     await stop.wait()
     log.info("shutting down")
     await runner.cleanup()
+
+
+def _tls(args: argparse.Namespace):
+    from .tls import ReloadingTLS
+
+    if bool(args.tls_cert_file) != bool(args.tls_key_file):
+        raise OvError("--tls-cert-file and --tls-key-file go together: give both or neither")
+    return ReloadingTLS(args.tls_cert_file, args.tls_key_file) if args.tls_cert_file else None
+
+
+def _auth(args: argparse.Namespace, source: Source):
+    from .auth import KubernetesAuth
+    from .sources.live import LiveSource
+
+    if args.auth_cache_seconds < 0:
+        raise OvError("--auth-cache-seconds: must not be negative")
+    if args.auth == "none":
+        return None
+    if not isinstance(source, LiveSource) or source.credentials is None:
+        raise OvError("--auth kubernetes reviews tokens with the live source's API credentials: "
+                      "it cannot be used with --demo or --snapshot")
+    return KubernetesAuth(source.credentials, cache_seconds=args.auth_cache_seconds)
 
 
 def _check(args: argparse.Namespace, config: Config, source: Source) -> int:

@@ -58,6 +58,10 @@ SELF_FAMILIES: tuple[Family, ...] = (
            "Unix time of the last list or watch event (bookmarks included) of a kind.", ("kind",)),
     Family("ov_source_api_requests_total", "counter", "Requests to the Kubernetes API by verb and HTTP code.",
            ("verb", "code")),
+    Family("ov_http_auth_requests_total", "counter",
+           "Requests to data routes (/metrics, /, /findings.json) under --auth kubernetes by result: allowed, "
+           "denied (403), unauthenticated (401: no token or not authenticated), error (503: the API server "
+           "did not answer the review), as of the last evaluation. Absent with --auth none.", ("result",)),
     Family("ov_source_problems", "gauge", "Files and objects the source skipped as malformed (see the log)."),
     Family("ov_source_ignored_objects", "gauge", "Objects of kinds no check reads, ignored by the source."),
     Family("ov_cluster_score_ratio", "gauge",
@@ -93,12 +97,14 @@ class SourceStats:
     ignored: int
     kinds: dict[str, Any] = field(default_factory=dict)  # kind name -> store.KindStatus
     requests: dict[tuple[str, str], int] = field(default_factory=dict)  # (verb, code) -> count
+    auth: dict[str, int] | None = None  # --auth kubernetes: result -> requests
 
     @classmethod
-    def of(cls, store: Any, requests: dict[tuple[str, str], int] | None = None) -> "SourceStats":
+    def of(cls, store: Any, requests: dict[tuple[str, str], int] | None = None,
+           auth: dict[str, int] | None = None) -> "SourceStats":
         return cls({KIND_BY_KEY[k].kind: n for k, n in store.counts().items()}, len(store.problems),
                    sum(store.ignored_counts().values()),
-                   {KIND_BY_KEY[k].kind: st for k, st in store.kinds.items()}, dict(requests or {}))
+                   {KIND_BY_KEY[k].kind: st for k, st in store.kinds.items()}, dict(requests or {}), auth)
 
 
 def _family(fam: Family) -> Metric:
@@ -163,6 +169,8 @@ class _Collector:
                 put("ov_source_last_event_timestamp_seconds", (kind,), st.last_event)
         for (verb, code), count in sorted(self.source.requests.items()):
             put("ov_source_api_requests_total", (verb, code), count)
+        for result, count in sorted((self.source.auth or {}).items()):
+            put("ov_http_auth_requests_total", (result,), count)
         put("ov_source_problems", (), self.source.problems)
         put("ov_source_ignored_objects", (), self.source.ignored)
         put("ov_build", (__version__, platform.python_version()), 1)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .checks import CHECKS
 from .config import Config
+from .auth import KubernetesAuth
 from .registry import Evaluation, evaluate
 from .render import History, Payload, SourceStats, render
 from .report import to_html, to_json
@@ -81,8 +82,10 @@ class Prepared:
 class Exporter:
     """Owns the store, the source task and the evaluation loop."""
 
-    def __init__(self, source: Source, config: Config, interval: float = 60.0) -> None:
+    def __init__(self, source: Source, config: Config, interval: float = 60.0,
+                 auth: KubernetesAuth | None = None) -> None:
         self.source, self.config, self.interval = source, config, interval
+        self.auth = auth  # None: every route is open
         self.store = Store()
         self.history = History()
         self.prepared: Prepared | None = None
@@ -96,7 +99,8 @@ class Exporter:
         """Blocking: runs in a worker thread."""
         evaluation = evaluate(self.store.state(), self.config, CHECKS)
         self.history.record(evaluation)
-        stats = SourceStats.of(self.store, self.source.requests())
+        stats = SourceStats.of(self.store, self.source.requests(),
+                               dict(self.auth.counts) if self.auth is not None else None)
         payload = render(evaluation, self.history, stats)
         findings = json.dumps(to_json(evaluation), indent=1).encode()
         page = to_html(evaluation, self.source.describe(), stats.problems, self.blind()).encode()
@@ -223,7 +227,7 @@ class Exporter:
         return web.Response(text=text, content_type="text/markdown", charset="utf-8")
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self.auth.middleware] if self.auth is not None else [])
         app.router.add_get("/", self.index)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
@@ -235,6 +239,8 @@ class Exporter:
             await self.start()
             yield
             await self.stop()
+            if self.auth is not None:
+                await self.auth.close()
 
         app.cleanup_ctx.append(lifecycle)
         return app

@@ -11,6 +11,11 @@ Everything runs in the caller's event loop: tests mutate objects with `add`, `mo
 and `delete` and open watches see the events at once. Faults are injected per
 resource: `fail`, `absent`, `drop_watches`, `expire`, `delay`, `inject_malformed`; the
 whole server: `outage` and `restore`, `set_token`.
+
+Delegated authentication and authorisation: `add_user` maps bearer tokens to users for
+TokenReview, `allow` grants non-resource URLs to a user or group for
+SubjectAccessReview, `refuse_reviews` answers both with an error; the reviews received
+are kept in `token_reviews` and `access_reviews`.
 """
 from __future__ import annotations
 
@@ -414,6 +419,11 @@ class FakeAPIServer:
         self._faults: dict[str, Fault] = {}
         self._delays: dict[str, float] = {}
         self._runner: web.AppRunner | None = None
+        self.users: dict[str, dict[str, Any]] = {}  # token -> TokenReview status.user
+        self.access_rules: list[tuple[str, str, str, str]] = []  # (user|group, name, path, verb)
+        self.token_reviews: list[dict[str, Any]] = []  # request bodies received
+        self.access_reviews: list[dict[str, Any]] = []
+        self.review_fault: int | None = None
         self.url = ""
         self.port = 0
         if register_kinds:
@@ -678,6 +688,61 @@ class FakeAPIServer:
     def set_token(self, token: str | None) -> None:
         self.token = token
 
+    # ------------------------------------------------------------ delegated auth
+
+    def add_user(self, token: str, username: str, groups: Iterable[str] = (), uid: str = "",
+                 extra: dict[str, list[str]] | None = None) -> None:
+        """A TokenReview of `token` authenticates this user."""
+        user: dict[str, Any] = {"username": username, "groups": list(groups)}
+        if uid:
+            user["uid"] = uid
+        if extra:
+            user["extra"] = extra
+        self.users[token] = user
+
+    def allow(self, path: str = "/metrics", verb: str = "get", *, user: str | None = None,
+              group: str | None = None) -> None:
+        """A SubjectAccessReview for `verb` on the non-resource URL `path` is allowed for
+        this user or group (like a ClusterRole with nonResourceURLs bound to them)."""
+        if (user is None) == (group is None):
+            raise ValueError("allow(): give user or group")
+        self.access_rules.append(("user", user, path, verb) if user is not None else ("group", group, path, verb))
+
+    def refuse_reviews(self, status: int | None) -> None:
+        """TokenReviews and SubjectAccessReviews answer this error (None: answer again)."""
+        self.review_fault = status
+
+    async def _review(self, request: web.Request, kind: str) -> web.Response:
+        # Shapes of k8s.io/api authentication/v1/types.go (TokenReview: spec.token,
+        # status.authenticated, status.user{username,uid,groups,extra}, status.error) and
+        # authorization/v1/types.go (SubjectAccessReview: spec.user/groups/uid/extra,
+        # spec.nonResourceAttributes{path,verb}, status.allowed/denied/reason) in
+        # github.com/kubernetes/api at v0.31.0.
+        if self.review_fault is not None:
+            group = "authentication.k8s.io" if kind == "TokenReview" else "authorization.k8s.io"
+            raise Status(self.review_fault, f'{kind.lower()}s.{group} is forbidden: User "{self.user}" cannot '
+                         f'create resource "{kind.lower()}s" in API group "{group}" at the cluster scope')
+        body = await self._body(request)
+        if not isinstance(body, dict) or body.get("kind") != kind or not isinstance(body.get("spec"), dict):
+            raise Status(400, f"the body is not a {kind}")
+        spec = body["spec"]
+        if kind == "TokenReview":
+            self.token_reviews.append(body)
+            user = self.users.get(spec.get("token", ""))
+            status: dict[str, Any] = ({"authenticated": True, "user": user} if user is not None
+                                      else {"user": {}, "error": "[invalid bearer token, token lookup failed]"})
+        else:
+            self.access_reviews.append(body)
+            attrs = spec.get("nonResourceAttributes") or {}
+            subjects = {("user", spec.get("user"))} | {("group", g) for g in spec.get("groups") or []}
+            rule = next((r for r in self.access_rules if (r[0], r[1]) in subjects
+                         and r[2] == attrs.get("path") and r[3] == attrs.get("verb")), None)
+            status = ({"allowed": True, "reason": f"RBAC: allowed for {rule[0]} {rule[1]!r}"} if rule
+                      else {"allowed": False})
+        answer = {"kind": kind, "apiVersion": body.get("apiVersion"), "metadata": {"creationTimestamp": None},
+                  "spec": spec, "status": status}
+        return web.Response(status=201, body=_dumps(answer), content_type=JSON)
+
     # ------------------------------------------------------------ request log
 
     def count(self, resource: str | None = None, verb: str | None = None,
@@ -828,6 +893,10 @@ class FakeAPIServer:
         parts = [p for p in request.path.split("/") if p]
         if request.method == "GET" and parts in (["healthz"], ["readyz"], ["livez"]):
             return web.Response(text="ok")
+        if request.method == "POST" and parts == ["apis", "authentication.k8s.io", "v1", "tokenreviews"]:
+            return await self._review(request, "TokenReview")
+        if request.method == "POST" and parts == ["apis", "authorization.k8s.io", "v1", "subjectaccessreviews"]:
+            return await self._review(request, "SubjectAccessReview")
         if request.method == "GET":
             doc = self._discovery(parts)
             if doc is not None:
