@@ -169,6 +169,8 @@ async def test_tokens_are_reviewed_and_access_is_checked_for_get_metrics(api, se
         # Open routes: no token, no review.
         assert (await get("/healthz"))[0] == 200
         assert (await get("/runbooks/rwo_vm_disks.md"))[0] == 200
+        status, body, _ = await get("/runbooks/..%2Fmetrics")
+        assert status == 404 and "ov_check_up" not in body
         await eventually(lambda: _status_is(get("/readyz"), 200), "/readyz 200 without a token")
         assert api.token_reviews == [] and api.access_reviews == []
 
@@ -340,3 +342,35 @@ def test_flag_errors_exit_2_naming_the_flag(tmp_path):
     assert mismatch.returncode == 2 and "cannot load the certificate and key" in mismatch.stderr, mismatch.stderr
     demo = _cli("--demo", "--auth", "kubernetes")
     assert demo.returncode == 2 and "--auth kubernetes" in demo.stderr and "--demo" in demo.stderr
+
+
+# ---------------------------------------------------------------- the review cache
+
+
+async def test_review_cache_expires_is_bounded_and_shares_concurrent_reviews(api, tmp_path):
+    from ov_exporter.auth import KubernetesAuth
+    from ov_exporter.sources.live import load_credentials
+
+    credentials = load_credentials(str(api.write_kubeconfig(tmp_path / "kc", token="exporter-own-token")), None)
+    auth = KubernetesAuth(credentials, cache_seconds=2.0, denial_seconds=0.5, max_entries=2)
+    try:
+        decisions = await asyncio.gather(*(auth.decide("scraper-token") for _ in range(5)))
+        assert {d.result for d in decisions} == {"allowed"} and len(api.token_reviews) == 1
+        assert (await auth.decide("alice-token")).result == "denied"
+        assert len(api.token_reviews) == 2
+        await asyncio.sleep(0.8)  # past the denial time, within the allowed one
+        assert (await auth.decide("scraper-token")).result == "allowed"
+        assert (await auth.decide("alice-token")).result == "denied"
+        assert [r["spec"]["token"] for r in api.token_reviews[2:]] == ["alice-token"]
+        await asyncio.sleep(1.5)  # past the allowed time
+        assert (await auth.decide("scraper-token")).result == "allowed"
+        assert len(api.token_reviews) == 4
+        # At most max_entries tokens are kept: two new ones push out the scraper's, still
+        # within its time, so it is reviewed again.
+        assert (await auth.decide("forged-token")).result == "unauthenticated"
+        assert (await auth.decide("other-scraper-token")).result == "allowed"
+        assert len(api.token_reviews) == 6
+        assert (await auth.decide("scraper-token")).result == "allowed"
+        assert [r["spec"]["token"] for r in api.token_reviews[6:]] == ["scraper-token"]
+    finally:
+        await auth.close()

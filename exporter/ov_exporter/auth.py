@@ -27,8 +27,8 @@ from .sources.credentials import Credentials
 log = logging.getLogger(__name__)
 
 RESULTS = ("allowed", "denied", "unauthenticated", "error")
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-OPEN_PREFIXES = ("/runbooks/",)  # static documents, no cluster data
+# Routes (as registered, so decided after routing) that show no cluster data.
+OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/runbooks/{name}"})
 REVIEWED_PATH, REVIEWED_VERB = "/metrics", "get"
 DENIAL_SECONDS = 10.0
 MAX_ENTRIES = 1024
@@ -174,7 +174,8 @@ class KubernetesAuth:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
+        resource = request.match_info.route.resource
+        if resource is not None and resource.canonical in OPEN_ROUTES:
             return await handler(request)
         token = bearer_token(request.headers.get("Authorization", ""))
         if token is None:
