@@ -189,6 +189,7 @@ async def test_tokens_are_reviewed_and_access_is_checked_for_get_metrics(api, se
         status, body, _ = await get("/findings.json", bearer("alice-token"))
         assert status == 403 and "alice" in body and "vm-00" not in body
         assert (await get("/", bearer("alice-token")))[0] == 403
+        assert "refused alice: may not get the non-resource URL /metrics" in secured.log_text()
 
         # Allowed: the metrics themselves.
         status, body, _ = await get("/metrics", bearer("scraper-token"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -22,6 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from .errors import SourceError
 from .sources.credentials import Credentials
 
 log = logging.getLogger(__name__)
@@ -89,26 +91,35 @@ class KubernetesAuth:
         assert self._session is not None
         kind = body["kind"]
         for attempt in (1, 2):
-            headers = await self.credentials.headers()
             try:
+                headers = await self.credentials.headers()
                 async with self._session.post(path, json=body, headers=headers) as resp:
-                    if resp.status in (200, 201):
-                        answer = await resp.json(content_type=None)
-                        if not isinstance(answer, dict) or not isinstance(answer.get("status", {}), dict):
-                            raise ReviewError(f"{kind}: the API server's answer has no status object")
-                        return answer
-                    text = (await resp.text())[:300]
+                    text = await resp.text()
+            except SourceError as exc:
+                raise ReviewError(f"{kind}: {exc}") from None
             except aiohttp.ServerDisconnectedError:
                 if attempt == 1:
                     continue  # a kept-alive connection the server had closed; reviews are safe to repeat
                 raise ReviewError(f"{kind}: the API server {self.credentials.host} closed the connection") from None
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise ReviewError(f"{kind}: cannot reach the API server {self.credentials.host}: "
                                   f"{str(exc) or type(exc).__name__}") from None
+            if resp.status in (200, 201):
+                try:
+                    answer = json.loads(text)
+                except ValueError:
+                    answer = None
+                if not isinstance(answer, dict) or not isinstance(answer.get("status", {}), dict):
+                    raise ReviewError(f"{kind}: the API server's answer is not a {kind}: {text[:200]}")
+                return answer
+            text = text[:300]
             if resp.status == 401 and attempt == 1:
                 self.credentials.invalidate()
-                if await self.credentials.headers() != headers:
-                    continue  # our token rotated: try the new one
+                try:
+                    if await self.credentials.headers() != headers:
+                        continue  # our token rotated: try the new one
+                except SourceError as exc:
+                    raise ReviewError(f"{kind}: {exc}") from None
             hint = ""
             if resp.status == 403:
                 hint = " (the exporter's ServiceAccount needs the ClusterRole system:auth-delegator)"
@@ -138,6 +149,7 @@ class KubernetesAuth:
         if verdict.get("evaluationError") and not verdict.get("reason"):
             log.warning("SubjectAccessReview for %s: evaluation error: %s", who, verdict["evaluationError"])
         reason = verdict.get("reason") or "no RBAC rule allows it"
+        log.warning("refused %s: may not %s the non-resource URL %s (%s)", who, REVIEWED_VERB, REVIEWED_PATH, reason)
         return Decision("denied", f"{who} may not {REVIEWED_VERB} {REVIEWED_PATH}: {reason}")
 
     # ------------------------------------------------------------ cache
