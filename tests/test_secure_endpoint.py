@@ -251,6 +251,54 @@ async def _status_is(request, status: int) -> bool:
     return (await request)[0] == status
 
 
+async def test_prometheus_scrapes_over_https_with_a_bearer_token(secured, tmp_path):
+    """A real Prometheus: scheme https, the test CA, the token from a file. A job whose
+    token is not authenticated and one whose user may not get /metrics are down with
+    the status in the target's lastError."""
+    binary = require_binary("prometheus")
+    jobs = {"allowed": "scraper-token", "forged": "forged-token", "refused": "alice-token"}
+    scrape_configs = []
+    for job, token in jobs.items():
+        (tmp_path / f"{job}.token").write_text(token + "\n")
+        scrape_configs.append({
+            "job_name": job, "scheme": "https", "static_configs": [{"targets": [f"127.0.0.1:{secured.port}"]}],
+            "tls_config": {"ca_file": str(secured.cafile)},
+            "authorization": {"type": "Bearer", "credentials_file": str(tmp_path / f"{job}.token")}})
+    config = tmp_path / "prometheus.yml"
+    config.write_text(json.dumps({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape_configs}))
+    port = free_port()
+    log = tmp_path / "prometheus.log"
+    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def targets():
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/api/v1/targets") as resp:
+                        active = (await resp.json())["data"]["activeTargets"]
+                except (aiohttp.ClientError, ValueError, KeyError):
+                    return None
+                by_job = {t["labels"]["job"]: t for t in active}
+                return by_job if len(by_job) == 3 and all(t["health"] != "unknown" for t in by_job.values()) \
+                    else None
+
+            by_job = await eventually(targets, "Prometheus to scrape every job", timeout=30)
+            assert by_job["allowed"]["health"] == "up", by_job["allowed"]["lastError"]
+            assert by_job["forged"]["health"] == "down" and "401" in by_job["forged"]["lastError"]
+            assert by_job["refused"]["health"] == "down" and "403" in by_job["refused"]["lastError"]
+
+            async def scraped():
+                query = 'ov_source_kind_state{job="allowed",kind="VirtualMachine",state="synced"}'
+                async with session.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": query}) as resp:
+                    result = (await resp.json())["data"]["result"]
+                return result and result[0]["value"][1] == "1"
+
+            await eventually(scraped, "the exporter's series in Prometheus")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
 # ---------------------------------------------------------------- certificate rotation
 
 
