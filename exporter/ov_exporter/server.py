@@ -15,9 +15,9 @@ from importlib import resources
 
 from aiohttp import web
 
+from .auth import KubernetesAuth
 from .checks import CHECKS
 from .config import Config
-from .auth import KubernetesAuth
 from .registry import Evaluation, evaluate
 from .render import History, Payload, SourceStats, render
 from .report import to_html, to_json
