@@ -66,7 +66,7 @@ class KubernetesAuth:
         self.cache_seconds, self.denial_seconds, self.max_entries = cache_seconds, denial_seconds, max_entries
         self.counts: Counter[str] = Counter({r: 0 for r in RESULTS})
         self._cache: OrderedDict[str, tuple[float, Decision]] = OrderedDict()
-        self._pending: dict[str, asyncio.Future[Decision]] = {}
+        self._pending: dict[str, asyncio.Task[Decision]] = {}
         self._session: aiohttp.ClientSession | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -78,6 +78,8 @@ class KubernetesAuth:
             headers={"Accept": "application/json", "User-Agent": "ov-exporter"})
 
     async def close(self) -> None:
+        for task in list(self._pending.values()):
+            task.cancel()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -155,32 +157,30 @@ class KubernetesAuth:
     # ------------------------------------------------------------ cache
 
     async def decide(self, token: str) -> Decision:
-        """Cached decision for a token; concurrent requests with one token share a review."""
+        """Cached decision for a token. Concurrent requests with one token share one review,
+        which runs as its own task: a caller that goes away does not cancel it for the others."""
         key = hashlib.sha256(token.encode()).hexdigest()
-        now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._pending[key] = pending
-            try:
-                decision = await self.review(token)
-            except BaseException as exc:
-                pending.set_exception(exc)
-                pending.exception()  # retrieved: no "never retrieved" warning when nobody else waits
-                raise
-            finally:
-                del self._pending[key]
-            ttl = self.cache_seconds if decision.result == "allowed" else self.denial_seconds
-            self._cache[key] = (time.monotonic() + ttl, decision)
-            self._cache.move_to_end(key)
-            while len(self._cache) > self.max_entries:
-                self._cache.popitem(last=False)
-            pending.set_result(decision)
-            return decision
-        return await asyncio.shield(pending)
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.create_task(self._review_and_cache(key, token))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved even when nobody waits
+            self._pending[key] = task
+        return await asyncio.shield(task)
+
+    async def _review_and_cache(self, key: str, token: str) -> Decision:
+        try:
+            decision = await self.review(token)
+        finally:
+            del self._pending[key]
+        ttl = self.cache_seconds if decision.result == "allowed" else self.denial_seconds
+        self._cache[key] = (time.monotonic() + ttl, decision)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+        return decision
 
     # ------------------------------------------------------------ HTTP
 
