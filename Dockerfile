@@ -15,7 +15,9 @@ ARG BASE_IMAGE=registry.access.redhat.com/ubi9/python-311:9.7-1767889564@sha256:
 # current) and the project. pip, setuptools and wheel only build it: they are removed
 # here, and only the environment is copied into stage 2.
 FROM ${BASE_IMAGE} AS build
-# UBI's images run as 1001, which cannot write /opt.
+# UBI's images run as 1001, which cannot write /opt. Root only in this stage, which never runs
+# as a container: the image's USER is set in stage 2.
+# hadolint ignore=DL3002
 USER 0
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
