@@ -4,8 +4,9 @@
 #   $ podman run --rm -p 9871:9871 localhost/ov-exporter:0.1.0 serve --demo --listen 0.0.0.0:9871
 #
 # Production base: Red Hat UBI 9 with Python 3.11, pinned by build tag and digest. This
-# reference is the one app-sre/qontract-development-cli pins in its Dockerfile (GitHub,
-# 2026); no registry is reachable where this file was written, so it was not pulled here.
+# reference (build 9.7-1767889564, January 2026) is the one the Dockerfile of GitHub's
+# app-sre/qontract-development-cli pins; no registry is reachable where this file was
+# written, so it was not pulled or built here.
 # The tests build from BASE_IMAGE=localhost/ov-python-base (Debian bookworm's python3.11
 # made by debootstrap: tests/image.py).
 ARG BASE_IMAGE=registry.access.redhat.com/ubi9/python-311:9.7-1767889564@sha256:99438cd522c6958f0101ee7a35cb7cfeb048e13a20bbe40dd8807ab555961da7
@@ -15,8 +16,8 @@ ARG BASE_IMAGE=registry.access.redhat.com/ubi9/python-311:9.7-1767889564@sha256:
 # current) and the project. pip, setuptools and wheel only build it: they are removed
 # here, and only the environment is copied into stage 2.
 FROM ${BASE_IMAGE} AS build
-# UBI's images run as 1001, which cannot write /opt. Root only in this stage, which never runs
-# as a container: the image's USER is set in stage 2.
+# UBI's images run as 1001, which cannot write /opt. Root only in this stage, which is
+# never shipped: the image's USER is set in stage 2.
 # hadolint ignore=DL3002
 USER 0
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
