@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LISTEN ?= 127.0.0.1:9871
 
-.PHONY: install system-deps demo test bench rules dashboards clean
+.PHONY: install system-deps demo test bench rules dashboards image lock clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +18,8 @@ $(VENV)/.installed: pyproject.toml
 
 # Binaries the tests run for real, and the Debian packages that provide them.
 # Installed only when missing (apt-get update first, as a fresh machine needs).
-SYSTEM_DEPS := promtool:prometheus prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager kubectl:kubernetes-client openssl:openssl
+SYSTEM_DEPS := promtool:prometheus prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager kubectl:kubernetes-client openssl:openssl \
+               podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap slirp4netns:slirp4netns fuse-overlayfs:fuse-overlayfs
 
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
@@ -47,6 +48,16 @@ rules: install
 # RUNBOOK_BASE_URL=... to point their runbook links elsewhere.
 dashboards: install
 	$(BIN)/python dashboards/generate.py
+
+# exporter/requirements.lock: every runtime dependency of pyproject.toml and the build-system
+# requirements, exact versions with hashes (the image installs from it with --require-hashes).
+lock: install
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --output-file exporter/requirements.lock pyproject.toml
+
+# localhost/ov-exporter:<version> with podman, on the local Debian stand-in base (tests/image.py).
+image: install system-deps
+	$(BIN)/python -m tests.image build
 
 bench: install
 	$(BIN)/python -m tests.bench
