@@ -17,7 +17,7 @@ REPOSITORY = "https://github.com/ov-exporter/ov-exporter"
 # every alert's (/runbooks/<AlertName>.md). The default is the Service of deploy/; point
 # it at a Route or another mirror with `make rules RUNBOOK_BASE_URL=...` (alert rules)
 # and `make dashboards RUNBOOK_BASE_URL=...` (dashboard links).
-RUNBOOK_BASE_URL = "http://ov-exporter.openshift-cnv-monitoring.svc:9871/runbooks"
+RUNBOOK_BASE_URL = "https://ov-exporter.ov-exporter.svc:9871/runbooks"
 
 # Titles as the seed (seed/anti-patterns.md) words them.
 ANTI_PATTERNS: dict[int, str] = {
