@@ -28,14 +28,21 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
 
 import pytest
 import yaml
 
 from ov_exporter import rebalance
+from ov_exporter.sources.snapshot import demo_path
 
-from .conftest import ROOT
+from .conftest import ROOT, ThreadedApp, free_port, http_get, require_binary, wait_for
 from .test_alerts import RULE_FILES
+from .test_alerts_e2e import _rules_for_the_test
 from .test_dashboards import DASHES, _panels
 
 import promql_parser as pp
@@ -223,3 +230,231 @@ def test_every_dashboard_query_filters_and_legends_by_cluster():
                 assert 'cluster=~"$cluster"' in target["expr"], (uid, panel["title"])
                 legend = target.get("legendFormat") or ""
                 assert not legend or legend.startswith("{{cluster}}"), (uid, panel["title"], legend)
+
+
+# ---------------------------------------------------------------- end to end: two clusters, one federation
+# node_exporter's series (prometheus/node_exporter v1.8.2 collector/cpu_linux.go:
+# node_cpu_seconds_total{cpu, mode}; collector/meminfo.go: node_memory_<field>_bytes),
+# with `instance` the node name as OpenShift's node-exporter ServiceMonitor sets it.
+# Planted per cluster and node: idle share of the CPU, MemAvailable / MemTotal.
+NODES = {
+    "a": {"worker-0": (0.25, 0.40), "worker-1": (0.50, 0.70)},
+    "b": {"worker-0": (0.90, 0.80), "worker-1": (0.60, 0.50)},
+}
+MEM_TOTAL = 64 * 2**30
+
+
+class FakeNodeExporters(ThreadedApp):
+    """/<cluster>/metrics: the NODES of one cluster, idle counters growing with the clock."""
+
+    name = "fake-node-exporters"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t0 = time.time()
+
+    def routes(self, app) -> None:
+        from aiohttp import web
+
+        async def metrics(request):
+            elapsed = time.time() - self.t0
+            lines = []
+            for node, (idle, available) in NODES[request.match_info["cluster"]].items():
+                lines += [f'node_cpu_seconds_total{{cpu="0",mode="idle",instance="{node}"}} {idle * elapsed}',
+                          f'node_cpu_seconds_total{{cpu="0",mode="user",instance="{node}"}} {(1 - idle) * elapsed}',
+                          f'node_memory_MemAvailable_bytes{{instance="{node}"}} {available * MEM_TOTAL}',
+                          f'node_memory_MemTotal_bytes{{instance="{node}"}} {MEM_TOTAL}']
+            return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+        app.router.add_get("/{cluster}/metrics", metrics)
+
+
+def _snapshot_of_another_cluster(path):
+    """The demo with twice the CPUs on every worker: other overcommit ratios and cores."""
+    shutil.copytree(demo_path(), path)
+    nodes = path / "nodes.yaml"
+    text = nodes.read_text()
+    assert text.count("cpu: '64'") >= 2 and "cpu: 63500m" in text
+    nodes.write_text(text.replace("cpu: '64'", "cpu: '128'").replace("cpu: 63500m", "cpu: 127500m"))
+    return path
+
+
+def _start_prometheus(tmp, name: str, config: dict) -> tuple[subprocess.Popen, str, object]:
+    port = free_port()
+    (tmp / f"{name}.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    log = tmp / f"{name}.log"
+    proc = subprocess.Popen([require_binary("prometheus"), f"--config.file={tmp / f'{name}.yml'}",
+                             f"--storage.tsdb.path={tmp / f'{name}-data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}", log
+
+
+def _ready_result(url: str, expr: str) -> list[dict]:
+    """The result now, or [] while Prometheus is still starting."""
+    status, body = http_get(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    return json.loads(body)["data"]["result"] if status == 200 else []
+
+
+def _query(url: str, expr: str, at: float) -> list[dict]:
+    status, body = http_get(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"}))
+    doc = json.loads(body) if body else {}
+    assert status == 200 and doc.get("status") == "success", f"{url}: {expr}\n{body[:500]!r}"
+    return doc["data"]["result"]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """Two clusters (exporter, node_exporter stand-in, Prometheus with external_labels
+    cluster a / b and the shipped rules) and a third Prometheus federating both."""
+    tmp = tmp_path_factory.mktemp("fleet")
+    rules = tmp / "rules.yaml"
+    rules.write_text(yaml.safe_dump(_rules_for_the_test(), sort_keys=False))
+    nodes = FakeNodeExporters()
+    nodes.start()
+    procs, logs, direct = [], [], {}
+    sources = {"a": ["--demo"], "b": ["--snapshot", str(_snapshot_of_another_cluster(tmp / "cluster-b"))]}
+    try:
+        for cluster, source in sources.items():
+            port = free_port()
+            log = tmp / f"exporter-{cluster}.log"
+            procs.append(subprocess.Popen([sys.executable, "-m", "ov_exporter", "serve", *source,
+                                           "--listen", f"127.0.0.1:{port}", "--interval", "2"],
+                                          stdout=log.open("w"), stderr=subprocess.STDOUT))
+            logs.append(log)
+            config = {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
+                           "external_labels": {"cluster": cluster}},
+                "rule_files": [str(rules)],
+                "scrape_configs": [
+                    {"job_name": "ov-exporter", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]},
+                    {"job_name": "node-exporter", "honor_labels": True, "metrics_path": f"/{cluster}/metrics",
+                     "static_configs": [{"targets": [nodes.url.removeprefix("http://")]}]},
+                ]}
+            proc, url, log = _start_prometheus(tmp, f"prometheus-{cluster}", config)
+            procs.append(proc)
+            logs.append(log)
+            direct[cluster] = url
+        federate = {
+            "global": {"scrape_interval": "1s"},
+            "scrape_configs": [{
+                # Samples stamped at the federation scrape, so that a series gone from a
+                # cluster goes stale here too (Prometheus writes no staleness markers for
+                # samples with explicit timestamps): alerts that resolved stop counting.
+                "job_name": "federate", "honor_labels": True, "honor_timestamps": False, "metrics_path": "/federate",
+                "params": {"match[]": ['{__name__=~"ov_.*|up|ALERTS|node_.*|[a-z_]+:.+"}']},
+                "static_configs": [{"targets": [u.removeprefix("http://") for u in direct.values()]}]}]}
+        proc, global_url, log = _start_prometheus(tmp, "prometheus-global", federate)
+        procs.append(proc)
+        logs.append(log)
+        # Both clusters' exporter series, rules and node samples have reached the federation.
+        for cluster in sources:
+            for series in ("ov_build_info", "check:ov_check_up:fresh", "cluster:ov_kubevirt_vmi_migrations_in_flight:sum"):
+                wait_for(lambda s=series, c=cluster: _ready_result(global_url, f'{s}{{cluster="{c}"}}'),
+                         f"{series} of cluster {cluster} federated", 45, logs)
+        # rate() and the report's utilisation need some samples of the idle counters.
+        wait_for(lambda: time.time() - nodes.t0 > 15, "15 s of node samples", 30, logs)
+        yield {"global": global_url, "direct": direct, "logs": logs}
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=20)
+        nodes.stop()
+
+
+def _fill_e2e(expr: str, cluster: str, at: float) -> str:
+    """Grafana's variables; the range stays after start-up (the first rule evaluations
+    ran before the federation scraped: OVExporterAbsent fired before the first scrape)."""
+    for var, value in (("${rebalance_start}", f"{at - 10:.0f}"), ("${__from:date:seconds}", f"{at - 60:.0f}"),
+                       ("${__to:date:seconds}", f"{at:.0f}"), ("$__rate_interval", "10s"), ("$__interval", "1s"),
+                       ("$__range", "5s"), ("$cluster", cluster), ("$namespace", ".*"), ("$node", ".*")):
+        expr = expr.replace(var, value)
+    return expr
+
+
+def _by_labels(result: list[dict], drop: tuple[str, ...] = ()) -> dict[tuple, float]:
+    return {tuple(sorted((k, v) for k, v in s["metric"].items() if k not in drop)): float(s["value"][1])
+            for s in result}
+
+
+# Queries whose value moves between two samples of the same series: the federation
+# scrapes every second and may hold the sample before the source's latest.
+MOVING = ("time()", "rate(", "increase(", "_duration_seconds", "timestamp_seconds")
+
+
+def _same(got: dict, want: dict, expr: str) -> bool:
+    if got.keys() != want.keys():
+        return False
+    if any(m in expr for m in MOVING):
+        return True
+    return all(got[k] == pytest.approx(want[k], rel=1e-9, abs=1e-12) for k in got)
+
+
+def test_every_dashboard_query_gives_each_cluster_its_own_values_through_the_federation(fleet):
+    at = time.time() - 2
+    queries = [(where, expr) for where, expr in _dashboard_exprs()]
+    answered = differ = 0
+    for where, expr in queries:
+        direct = {c: _query(url, _fill_e2e(expr, ".*", at), at) for c, url in fleet["direct"].items()}
+        # The $cluster variable's own query lists every cluster whatever is selected.
+        scopes = (("a", "a"), ("b", "b"), ("All", ".*")) if "$cluster" in expr else (("All", ".*"),)
+        for scope, regex in scopes:
+            got = _query(fleet["global"], _fill_e2e(expr, regex, at), at)
+            clusters = {s["metric"].get("cluster") for s in got}
+            want_clusters = {c for c in direct if direct[c]} if scope == "All" else ({scope} if direct[scope] else set())
+            assert clusters == want_clusters, f"{where} with $cluster={scope}: series of {clusters}, want {want_clusters}"
+            for cluster in want_clusters:
+                mine = [s for s in got if s["metric"]["cluster"] == cluster]
+                # Recording rules without job/instance get the federation target's.
+                mine = [{**s, "metric": {k: v for k, v in s["metric"].items()
+                                          if not (s["metric"].get("job") == "federate" and k in ("job", "instance"))}}
+                        for s in mine]
+                want = _by_labels(direct[cluster])
+                assert _same(_by_labels(mine, ("cluster",)), want, expr), \
+                    f"{where} with $cluster={scope}, cluster {cluster}:\n  federated {_by_labels(mine)}\n  direct {want}"
+        answered += all(direct.values())
+        differ += all(direct.values()) and _by_labels(direct["a"]) != _by_labels(direct["b"])
+    # Enough of the dashboards answer in both clusters, and the clusters visibly differ.
+    print(f"fleet e2e: {len(queries)} queries, {answered} answered in both clusters, {differ} differ")
+    assert answered >= 40 and differ >= 5, (answered, differ)
+
+
+def _report(url: str, *args: str) -> dict:
+    """The JSON report over the live samples: 5-second averages, 5 seconds ago and now."""
+    result = subprocess.run([sys.executable, "-m", "ov_exporter", "rebalance-report", "--prometheus-url", url,
+                             "--since", "5s", "--window", "5s", "--output", "json", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _check_nodes(doc: dict, cluster: str) -> None:
+    got = {n["node"]: n for n in doc["nodes"]}
+    assert set(got) == set(NODES[cluster]), (cluster, got)
+    for node, (idle, available) in NODES[cluster].items():
+        for when in ("before", "now"):
+            assert got[node][f"cpu_{when}"] == pytest.approx(1 - idle, abs=0.01), (cluster, node, when)
+            assert got[node][f"memory_{when}"] == pytest.approx(1 - available, abs=1e-9), (cluster, node, when)
+
+
+def test_rebalance_report_per_cluster_through_the_federation(fleet):
+    for cluster in ("a", "b"):
+        doc = _report(fleet["global"], "--cluster", cluster)
+        assert doc["cluster"] == cluster
+        _check_nodes(doc, cluster)
+        # The same report as from the cluster's own Prometheus, whose series carry no cluster label.
+        own = _report(fleet["direct"][cluster])
+        assert "cluster" not in own
+        _check_nodes(own, cluster)
+    both = _report(fleet["global"])
+    assert set(both["clusters"]) == {"a", "b"} and both["errors"] == {}
+    for cluster, doc in both["clusters"].items():
+        assert doc["cluster"] == cluster
+        _check_nodes(doc, cluster)
+    table = subprocess.run([sys.executable, "-m", "ov_exporter", "rebalance-report", "--prometheus-url",
+                            fleet["global"], "--since", "5s", "--window", "5s"], capture_output=True, text=True, timeout=60)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.index("=== cluster a ===") < table.stdout.index("=== cluster b ===")
+    unknown = subprocess.run([sys.executable, "-m", "ov_exporter", "rebalance-report", "--prometheus-url",
+                              fleet["global"], "--since", "5s", "--window", "5s", "--cluster", "c"], capture_output=True, text=True,
+                             timeout=60)
+    assert unknown.returncode == 2 and "cluster='c'" in unknown.stderr and "'a', 'b'" in unknown.stderr

@@ -90,14 +90,15 @@ def on_vm_nodes(expr: str, node_matchers: str, ats: tuple[str, ...]) -> str:
     return f"{expr} and on(cluster, node) ({vm_nodes(node_matchers, ats)})"
 
 
-def before_after(kind: str, matchers: str, node_matchers: str, before: str, now: str) -> dict[str, str]:
+def before_after(kind: str, matchers: str, node_matchers: str, before: str, now: str,
+                 window: str = AVG_WINDOW) -> dict[str, str]:
     """The three expressions of one resource (`cpu` or `memory`): utilisation at
     `before`, at `now`, and the change (now - before), on the VM nodes of either instant.
     `matchers` filter the node_exporter series, `node_matchers` the VM-node series."""
     fn = {"cpu": cpu_utilisation, "memory": memory_utilisation}[kind]
     ats = (before, now)
-    b = on_vm_nodes(fn(matchers, before), node_matchers, ats)
-    n = on_vm_nodes(fn(matchers, now), node_matchers, ats)
+    b = on_vm_nodes(fn(matchers, before, window), node_matchers, ats)
+    n = on_vm_nodes(fn(matchers, now, window), node_matchers, ats)
     return {"before": b, "now": n, "change": f"({n}) - ({b})"}
 
 
@@ -162,12 +163,13 @@ def cluster_matcher(cluster: str | None) -> str:
     return "" if cluster is None else f"cluster={json.dumps(cluster)}"
 
 
-def report_queries(start: float, at: float, lookback: float, cluster: str | None = None) -> dict[str, str]:
+def report_queries(start: float, at: float, lookback: float, cluster: str | None = None,
+                   window: str = AVG_WINDOW) -> dict[str, str]:
     """Every query of one cluster's report, by key (also printed in the JSON output)."""
     matchers = cluster_matcher(cluster)
     queries = {"rebalance_start": rebalance_start_query(matchers)}
     for kind in ("cpu", "memory"):
-        for part, expr in before_after(kind, matchers, matchers, _ts(start), _ts(at)).items():
+        for part, expr in before_after(kind, matchers, matchers, _ts(start), _ts(at), window).items():
             queries[f"{kind}_{part}"] = expr
     queries.update({f"migrations_{part}": migrations_query(part, math.ceil(lookback), matchers)
                     for part in MIGRATION_PARTS})
@@ -404,7 +406,7 @@ def _where(client: PrometheusClient, cluster: str | None) -> str:
 
 
 async def build_report(client: PrometheusClient, at: float, since: float | None = None,
-                       cluster: str | None = None) -> Report:
+                       cluster: str | None = None, window: str = AVG_WINDOW) -> Report:
     """The report of one cluster (None: series without a cluster label) at `at`; the
     rebalance starts at `since`, else at the exporter's ov_rebalance_start_timestamp_seconds,
     else at the earliest migration start in the LOOKBACK_SECONDS before `at`."""
@@ -429,7 +431,7 @@ async def build_report(client: PrometheusClient, at: float, since: float | None 
         start, source = min(m.start for m in migrations), "detected"
     else:
         start = since
-    queries = report_queries(start, at, lookback, cluster)
+    queries = report_queries(start, at, lookback, cluster, window)
     keys = [k for k in queries if k.startswith(("cpu_", "memory_")) and not k.endswith("_change")]
     results = await asyncio.gather(*(client.query(queries[k], at) for k in keys))
     values = {k: _values(r) for k, r in zip(keys, results)}
@@ -455,7 +457,7 @@ async def build_report(client: PrometheusClient, at: float, since: float | None 
     for kind in ("cpu", "memory"):
         b, n = spread[f"{kind}_before"], spread[f"{kind}_now"]
         spread[f"{kind}_change"] = n - b if b is not None and n is not None else None
-    return Report(client.url, start, source, at, AVG_WINDOW, rows, spread, migrations, queries, cluster)
+    return Report(client.url, start, source, at, window, rows, spread, migrations, queries, cluster)
 
 
 @dataclass
@@ -466,7 +468,7 @@ class FleetReport:
 
 
 async def build_fleet_report(client: PrometheusClient, at: float, since: float | None = None,
-                             cluster: str | None = None) -> FleetReport:
+                             cluster: str | None = None, window: str = AVG_WINDOW) -> FleetReport:
     """`cluster` alone, else every cluster of the data at `at`. A cluster without a
     rebalance is noted, not fatal, while another has one; with none, the error stands."""
     found = await clusters(client, at)
@@ -478,7 +480,7 @@ async def build_fleet_report(client: PrometheusClient, at: float, since: float |
     fleet = FleetReport([])
     for name in names:
         try:
-            fleet.reports.append(await build_report(client, at, since, name))
+            fleet.reports.append(await build_report(client, at, since, name, window))
         except RebalanceError as exc:
             if len(names) == 1:
                 raise
@@ -491,13 +493,14 @@ async def build_fleet_report(client: PrometheusClient, at: float, since: float |
 
 def rebalance_fleet_report(url: str, at: float | None = None, since: float | None = None,
                            cluster: str | None = None, token_file: str | None = None,
-                           ca_file: str | None = None, timeout: float = 30.0) -> FleetReport:
+                           ca_file: str | None = None, timeout: float = 30.0,
+                           window: str = AVG_WINDOW) -> FleetReport:
     """Synchronous entry point: the report of each cluster (or of `cluster`) at `at` (default now)."""
     import time
 
     async def run() -> FleetReport:
         async with PrometheusClient(url, token_file, ca_file, timeout) as client:
-            return await build_fleet_report(client, time.time() if at is None else at, since, cluster)
+            return await build_fleet_report(client, time.time() if at is None else at, since, cluster, window)
 
     return asyncio.run(run())
 
