@@ -413,7 +413,8 @@ def test_every_dashboard_query_gives_each_cluster_its_own_values_through_the_fed
                 assert _same(_by_labels(mine, ("cluster",)), want, expr), \
                     f"{where} with $cluster={scope}, cluster {cluster}:\n  federated {_by_labels(mine)}\n  direct {want}"
         answered += all(direct.values())
-        differ += all(direct.values()) and _by_labels(direct["a"]) != _by_labels(direct["b"])
+        differ += (all(direct.values()) and not any(m in expr for m in MOVING)
+                   and _by_labels(direct["a"]) != _by_labels(direct["b"]))
     # Enough of the dashboards answer in both clusters, and the clusters visibly differ.
     print(f"fleet e2e: {len(queries)} queries, {answered} answered in both clusters, {differ} differ")
     assert answered >= 40 and differ >= 5, (answered, differ)
