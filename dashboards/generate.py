@@ -203,8 +203,10 @@ QUERIES: dict[str, str] = {
     "migrations_in_flight_ratio": f"max by (cluster) (cluster:ov_kubevirt_vmi_migrations_in_flight:ratio{{{C}}})",
     # kubevirt_vmi_migration_succeeded / _failed (KubeVirt >= 1.3): {vmi, vmim, namespace},
     # value 1, one series per finished VMIM while the VMIM object exists.
-    "migrations_succeeded": f"count by (cluster) (max by (cluster, namespace, vmim) ({ns('kubevirt_vmi_migration_succeeded{@@}')} > 0)) or {ZERO}",
-    "migrations_failed": f"count by (cluster) (max by (cluster, namespace, vmim) ({ns('kubevirt_vmi_migration_failed{@@}')} > 0)) or {ZERO}",
+    "migrations_succeeded": (f"count by (cluster) (max by (cluster, namespace, vmim) "
+                           f"({ns('kubevirt_vmi_migration_succeeded{@@}')} > 0)) or {ZERO}"),
+    "migrations_failed": (f"count by (cluster) (max by (cluster, namespace, vmim) "
+                           f"({ns('kubevirt_vmi_migration_failed{@@}')} > 0)) or {ZERO}"),
     "migrations_failed_table": f"max by (cluster, namespace, vmi, vmim) ({ns('kubevirt_vmi_migration_failed{@@}')} > 0)",
     # Upstream's count (KubeVirtVMIExcessiveMigrations, pkg/monitoring/rules/alerts/vms.go
     # v1.9.0): one per VMIM seen in the window, whatever else labels its series.
