@@ -233,7 +233,7 @@ def test_every_dashboard_query_filters_and_legends_by_cluster():
 
 
 # ---------------------------------------------------------------- end to end: two clusters, one federation
-# node_exporter's series (prometheus/node_exporter v1.8.2 collector/cpu_linux.go:
+# node_exporter's series (prometheus/node_exporter v1.8.2 collector/cpu_common.go:
 # node_cpu_seconds_total{cpu, mode}; collector/meminfo.go: node_memory_<field>_bytes),
 # with `instance` the node name as OpenShift's node-exporter ServiceMonitor sets it.
 # Planted per cluster and node: idle share of the CPU, MemAvailable / MemTotal.
