@@ -70,7 +70,9 @@ REBALANCE_START_VAR = "${rebalance_start}"
 BEFORE_AFTER = {kind: before_after(kind, C, CN, REBALANCE_START_VAR, "${__to:date:seconds}")
                 for kind in ("cpu", "memory")}
 # Grafana's query_result() gives `{labels} value timestamp_ms` per series; the regex keeps the value.
-REBALANCE_START_QUERY = (f"query_result({rebalance_start_query(C, '$__range')} "
+# `@` takes one instant: with several clusters selected, the latest of their starts
+# (select one cluster for its own before/after).
+REBALANCE_START_QUERY = (f"query_result(max({rebalance_start_query(C, '$__range')}) "
                          f"or vector(${{__from:date:seconds}}))")
 REBALANCE_START_REGEX = r"/\} ([^ ]+) /"
 
@@ -83,13 +85,13 @@ CONSOLE_LATCH = "[3d:5m]"
 _CONSOLE_UTIL = {
     "cpu": f"avg_over_time(node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}}[1h])",
     "memory": (f'label_replace(avg_over_time(instance:ov_node_memory_utilisation:ratio{{{C}}}[1h]), "node", "$1", '
-               f'"instance", "([^:]+)(:[0-9]+)?") and on (node) ov_node_physical_cpu_cores{{{CN}}}'),
+               f'"instance", "([^:]+)(:[0-9]+)?") and on (cluster, node) ov_node_physical_cpu_cores{{{CN}}}'),
 }
 
 
 def _console_before_after(kind: str) -> dict[str, str]:
-    now = f"max by (node) ({_CONSOLE_UTIL[kind]})"
-    before = (f"max by (node) (last_over_time(({_CONSOLE_UTIL[kind]} unless on () "
+    now = f"max by (cluster, node) ({_CONSOLE_UTIL[kind]})"
+    before = (f"max by (cluster, node) (last_over_time(({_CONSOLE_UTIL[kind]} unless on (cluster) "
               f"{rebalance_start_query(C)}){CONSOLE_LATCH}))")
     return {"before": before, "now": now, "change": f"({now}) - ({before})"}
 
@@ -99,65 +101,69 @@ CONSOLE_BEFORE_AFTER = {kind: _console_before_after(kind) for kind in ("cpu", "m
 CONSOLE_EXPRS = {BEFORE_AFTER[kind][part]: CONSOLE_BEFORE_AFTER[kind][part]
                  for kind in BEFORE_AFTER for part in BEFORE_AFTER[kind]}
 
+# A stat that counts or flags falls back to 0 for each cluster with an exporter, not
+# with a label-less vector(0) that would sit beside the clusters' own series.
+ZERO = f"max by (cluster) (ov_build_info{{{C}}}) * 0"
+
 PENDING = 'phase=~"(?i)pending|scheduling"'
 SUCCEEDED = 'status="succeeded"'
 
 QUERIES: dict[str, str] = {
     # ---- overview: status
-    "check_up": f"max by (check) (ov_check_up{{{C}}})",
-    "check_fresh": f"max by (check) (check:ov_check_up:fresh{{{C}}})",
+    "check_up": f"max by (cluster, check) (ov_check_up{{{C}}})",
+    "check_fresh": f"max by (cluster, check) (check:ov_check_up:fresh{{{C}}})",
     # Checks the exporter cannot currently vouch for: their firing alerts are held.
-    "checks_blind": f"max by (check) (check:ov_check_blind:hold{{{C}}})",
-    "check_applicable": f"max by (check) (ov_check_applicable{{{C}}})",
-    "findings_by_severity": f"sum by (severity) (ov_findings{{{C}}})",
-    "cluster_score": f"max(ov_cluster_score_ratio{{{C}}})",
-    "anti_pattern_verdict": f"max by (anti_pattern, verdict) (ov_anti_pattern_verdict{{{C}}} == 1)",
-    "findings_by_check": f"sum by (check, severity) (ov_findings{{{C}}})",
-    "findings_over_time": f"sum by (severity) (ov_findings{{{C}}})",
+    "checks_blind": f"max by (cluster, check) (check:ov_check_blind:hold{{{C}}})",
+    "check_applicable": f"max by (cluster, check) (ov_check_applicable{{{C}}})",
+    "findings_by_severity": f"sum by (cluster, severity) (ov_findings{{{C}}})",
+    "cluster_score": f"max by (cluster) (ov_cluster_score_ratio{{{C}}})",
+    "anti_pattern_verdict": f"max by (cluster, anti_pattern, verdict) (ov_anti_pattern_verdict{{{C}}} == 1)",
+    "findings_by_check": f"sum by (cluster, check, severity) (ov_findings{{{C}}})",
+    "findings_over_time": f"sum by (cluster, severity) (ov_findings{{{C}}})",
     # ---- overview: offenders
-    "rwo_vm_disks": f"max by (namespace, vm, eviction_strategy) ({ns('ov_rwo_vm_disks{@@}')})",
-    "rhel_nodes": f"max by (node, os_image, vm_schedulable, runs_vmis) (ov_rhel_node_info{{{CN}}})",
-    "mtu_mismatch": f"max by (namespace, network) ({ns('ov_mtu_mismatch{@@}')})",
-    "nad_invalid": f"max by (namespace, network) ({ns('ov_nad_config_invalid{@@}')})",
-    "vm_mixed_mtu": f"max by (namespace, vm) ({ns('ov_vm_mixed_mtu_networks{@@}')})",
-    "dirty_rate_risk_top": f"topk(20, max by (namespace, vmi) ({ns('ov_migration_dirty_rate_risk{@@}')}))",
-    "migration_blocked": f"max by (namespace, vm, reason, eviction_strategy) ({ns('ov_vm_migration_blocked{@@}')})",
-    "migration_blocked_by_reason": f"max by (reason) (ov_vms_migration_blocked_by_reason{{{C}}})",
-    "scheduling_issues": (f"max by (namespace, vm, issue, eviction_strategy) ({ns('ov_vm_scheduling_issue{@@}')})"
-                          f" * on (namespace, vm) group_left () max by (namespace, vm) "
+    "rwo_vm_disks": f"max by (cluster, namespace, vm, eviction_strategy) ({ns('ov_rwo_vm_disks{@@}')})",
+    "rhel_nodes": f"max by (cluster, node, os_image, vm_schedulable, runs_vmis) (ov_rhel_node_info{{{CN}}})",
+    "mtu_mismatch": f"max by (cluster, namespace, network) ({ns('ov_mtu_mismatch{@@}')})",
+    "nad_invalid": f"max by (cluster, namespace, network) ({ns('ov_nad_config_invalid{@@}')})",
+    "vm_mixed_mtu": f"max by (cluster, namespace, vm) ({ns('ov_vm_mixed_mtu_networks{@@}')})",
+    "dirty_rate_risk_top": f"topk by (cluster) (20, max by (cluster, namespace, vmi) ({ns('ov_migration_dirty_rate_risk{@@}')}))",
+    "migration_blocked": f"max by (cluster, namespace, vm, reason, eviction_strategy) ({ns('ov_vm_migration_blocked{@@}')})",
+    "migration_blocked_by_reason": f"max by (cluster, reason) (ov_vms_migration_blocked_by_reason{{{C}}})",
+    "scheduling_issues": (f"max by (cluster, namespace, vm, issue, eviction_strategy) ({ns('ov_vm_scheduling_issue{@@}')})"
+                          f" * on (cluster, namespace, vm) group_left () max by (cluster, namespace, vm) "
                           f"({ns('ov_vm_scheduling_constraints{@@}')})"),
-    "vmi_unschedulable": f"max by (namespace, vmi, phase) ({ns('ov_vmi_unschedulable{@@}')})",
-    "vmi_pending_since": f"max by (namespace, vmi, phase) ({ns('ov_vmi_pending_since_timestamp_seconds{@@}')}) * 1000",
-    "vm_limits": f"max by (namespace, vm, resource, source) ({ns('ov_vm_resource_limit_ratio{@@}')})",
-    "vm_over_provisioned": f"max by (namespace, vmi, resource) ({ns('ov_vm_over_provisioned_usage_ratio{@@}')})",
-    "vm_under_provisioned": f"max by (namespace, vmi, resource) ({ns('ov_vm_under_provisioned_usage_ratio{@@}')})",
-    "vmi_not_ready_node": f"max by (namespace, vmi, node) ({ns('ov_vmi_on_not_ready_node{@@}')})",
-    "vm_no_restart": f"max by (namespace, vm, run_strategy) ({ns('ov_vm_no_restart_after_node_failure{@@}')})",
-    "trident_volume_limit": (f"max by (namespace, backend, driver) "
+    "vmi_unschedulable": f"max by (cluster, namespace, vmi, phase) ({ns('ov_vmi_unschedulable{@@}')})",
+    "vmi_pending_since": f"max by (cluster, namespace, vmi, phase) ({ns('ov_vmi_pending_since_timestamp_seconds{@@}')}) * 1000",
+    "vm_limits": f"max by (cluster, namespace, vm, resource, source) ({ns('ov_vm_resource_limit_ratio{@@}')})",
+    "vm_over_provisioned": f"max by (cluster, namespace, vmi, resource) ({ns('ov_vm_over_provisioned_usage_ratio{@@}')})",
+    "vm_under_provisioned": f"max by (cluster, namespace, vmi, resource) ({ns('ov_vm_under_provisioned_usage_ratio{@@}')})",
+    "vmi_not_ready_node": f"max by (cluster, namespace, vmi, node) ({ns('ov_vmi_on_not_ready_node{@@}')})",
+    "vm_no_restart": f"max by (cluster, namespace, vm, run_strategy) ({ns('ov_vm_no_restart_after_node_failure{@@}')})",
+    "trident_volume_limit": (f"max by (cluster, namespace, backend, driver) "
                              f"({ns('ov_trident_backend_volume_size_limit_bytes{@@}')})"),
-    "trident_pool_limit": (f"max by (namespace, backend, driver) "
+    "trident_pool_limit": (f"max by (cluster, namespace, backend, driver) "
                            f"({ns('ov_trident_backend_volume_pool_size_limit_bytes{@@}')})"),
-    "trident_aggregate_limit": (f"max by (namespace, backend, driver) "
+    "trident_aggregate_limit": (f"max by (cluster, namespace, backend, driver) "
                                 f"({ns('ov_trident_backend_aggregate_usage_limit_ratio{@@}')})"),
-    "nncp_bridges_default_nic": f"max by (policy) (ov_nncp_default_nic_linux_bridge{{{C}}})",
-    "rebalance_failed": f"max by (namespace, vmim, vmi) ({ns('ov_rebalance_failed_migration{@@}')})",
-    "rebalance_repeated": f"max by (namespace, vmi) ({ns('ov_rebalance_vm_migrations{@@}')})",
+    "nncp_bridges_default_nic": f"max by (cluster, policy) (ov_nncp_default_nic_linux_bridge{{{C}}})",
+    "rebalance_failed": f"max by (cluster, namespace, vmim, vmi) ({ns('ov_rebalance_failed_migration{@@}')})",
+    "rebalance_repeated": f"max by (cluster, namespace, vmi) ({ns('ov_rebalance_vm_migrations{@@}')})",
     # ---- overview: overcommit
-    "cpu_overcommit_node": f"max by (node) (ov_cpu_overcommit_ratio{{{CN}}})",
-    "cpu_overcommit_cluster": f"max(ov_cluster_cpu_overcommit_ratio{{{C}}})",
-    "cpu_overcommit_max": f'max(ov_cpu_overcommit_threshold_ratio{{{C}, level="max"}})',
-    "memory_overcommit_node": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}})",
-    "memory_overcommit_cluster": f"max(ov_cluster_memory_overcommit_ratio{{{C}}})",
-    "memory_overcommit_warning": f'max(ov_memory_overcommit_threshold_ratio{{{C}, level="warning"}})',
+    "cpu_overcommit_node": f"max by (cluster, node) (ov_cpu_overcommit_ratio{{{CN}}})",
+    "cpu_overcommit_cluster": f"max by (cluster) (ov_cluster_cpu_overcommit_ratio{{{C}}})",
+    "cpu_overcommit_max": f'max by (cluster) (ov_cpu_overcommit_threshold_ratio{{{C}, level="max"}})',
+    "memory_overcommit_node": f"max by (cluster, node) (ov_memory_overcommit_ratio{{{CN}}})",
+    "memory_overcommit_cluster": f"max by (cluster) (ov_cluster_memory_overcommit_ratio{{{C}}})",
+    "memory_overcommit_warning": f'max by (cluster) (ov_memory_overcommit_threshold_ratio{{{C}, level="warning"}})',
     # ---- overview: exporter health
     # up of the targets that exposed ov_build_info in the last hour (any job name).
-    "exporter_up": f"up{{{C}}} and on(job, instance) last_over_time(ov_build_info{{{C}}}[1h])",
-    "exporter_eval_age": f"time() - max(ov_last_evaluation_timestamp_seconds{{{C}}})",
-    "exporter_eval_duration": f"max(ov_evaluation_duration_seconds{{{C}}})",
-    "exporter_check_duration": f"max by (check) (ov_check_duration_seconds{{{C}}})",
-    "exporter_kind_not_synced": f'sum by (kind, state) (ov_source_kind_state{{{C}, state!="synced"}} == 1)',
-    "exporter_series_dropped": f"sum by (check) (increase(ov_series_dropped_total{{{C}}}[$__rate_interval]))",
-    "exporter_api_errors": f'sum by (verb, code) (rate(ov_source_api_requests_total{{{C}, code!~"2.."}}[$__rate_interval]))',
+    "exporter_up": f"up{{{C}}} and on(cluster, job, instance) last_over_time(ov_build_info{{{C}}}[1h])",
+    "exporter_eval_age": f"time() - max by (cluster) (ov_last_evaluation_timestamp_seconds{{{C}}})",
+    "exporter_eval_duration": f"max by (cluster) (ov_evaluation_duration_seconds{{{C}}})",
+    "exporter_check_duration": f"max by (cluster, check) (ov_check_duration_seconds{{{C}}})",
+    "exporter_kind_not_synced": f'sum by (cluster, kind, state) (ov_source_kind_state{{{C}, state!="synced"}} == 1)',
+    "exporter_series_dropped": f"sum by (cluster, check) (increase(ov_series_dropped_total{{{C}}}[$__rate_interval]))",
+    "exporter_api_errors": f'sum by (cluster, verb, code) (rate(ov_source_api_requests_total{{{C}, code!~"2.."}}[$__rate_interval]))',
     # ---- post-rebalance
     # Annotations read the series value as the event time (useValueForTime, in ms):
     # one event per migration at its exact start / end, whatever the query step.
@@ -166,121 +172,123 @@ QUERIES: dict[str, str] = {
     # kubevirt_vmi_migration_{start,end}_time_seconds (KubeVirt >= 1.4.1) come from the
     # VMI's status.migrationState: labels node, namespace, name (the VMI), migration_name
     # (+ status on the end); `node` moves from source to target, hence the max by.
-    "annot_migration_start": f"max by (namespace, name, migration_name) "
+    "annot_migration_start": f"max by (cluster, namespace, name, migration_name) "
                              f"({ns('kubevirt_vmi_migration_start_time_seconds{@@}')}) * 1000",
-    "annot_migration_end": f"max by (namespace, name, migration_name, status) "
+    "annot_migration_end": f"max by (cluster, namespace, name, migration_name, status) "
                            f"({ns('kubevirt_vmi_migration_end_time_seconds{@@}')}) * 1000",
-    "window_active": f"max(cluster:ov_post_rebalance_window:active{{{C}}}) or vector(0)",
+    "window_active": f"max by (cluster) (cluster:ov_post_rebalance_window:active{{{C}}}) or {ZERO}",
     "rebalance_start": f"{rebalance_start_query(C)} * 1000",
-    "cpu_util_node": f"max by (node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}})",
+    "cpu_util_node": f"max by (cluster, node) (node:ov_vm_node_cpu_utilisation:rate5m{{{CN}}})",
     # node_exporter's instance is the node name on OpenShift (as in ov_exporter.rebalance).
-    "mem_util_node": (f'max by (node) (label_replace(instance:ov_node_memory_utilisation:ratio{{{C}}}, "node", "$1", '
-                      f'"instance", "([^:]+)(:[0-9]+)?") and on (node) ov_node_physical_cpu_cores{{{CN}}})'),
+    "mem_util_node": (f'max by (cluster, node) (label_replace(instance:ov_node_memory_utilisation:ratio{{{C}}}, "node", "$1", '
+                      f'"instance", "([^:]+)(:[0-9]+)?") and on (cluster, node) ov_node_physical_cpu_cores{{{CN}}})'),
     "cpu_util_before": BEFORE_AFTER["cpu"]["before"],
     "cpu_util_now": BEFORE_AFTER["cpu"]["now"],
     "cpu_util_change": BEFORE_AFTER["cpu"]["change"],
     # Memory: guest memory placed on a node over its capacity (the exporter's view).
-    "mem_alloc_node": f"max by (node) (ov_memory_overcommit_ratio{{{CN}}})",
+    "mem_alloc_node": f"max by (cluster, node) (ov_memory_overcommit_ratio{{{CN}}})",
     "mem_util_before": BEFORE_AFTER["memory"]["before"],
     "mem_util_now": BEFORE_AFTER["memory"]["now"],
     "mem_util_change": BEFORE_AFTER["memory"]["change"],
-    "cpu_spread": f"max(cluster:ov_vm_node_cpu_utilisation:spread{{{C}}})",
-    "cpu_spread_avg1h": f"max(cluster:ov_vm_node_cpu_utilisation:spread_avg1h{{{C}}})",
-    "cpu_util_avg": f"max(cluster:ov_vm_node_cpu_utilisation:avg{{{C}}})",
+    "cpu_spread": f"max by (cluster) (cluster:ov_vm_node_cpu_utilisation:spread{{{C}}})",
+    "cpu_spread_avg1h": f"max by (cluster) (cluster:ov_vm_node_cpu_utilisation:spread_avg1h{{{C}}})",
+    "cpu_util_avg": f"max by (cluster) (cluster:ov_vm_node_cpu_utilisation:avg{{{C}}})",
     # vCPUs placed per node stands in for the VM count per node: kubevirt_vmi_info
     # carries no node label in alerts/upstream-metrics.yaml.
-    "vcpus_per_node": f"max by (node) (ov_node_vm_vcpus{{{CN}}})",
-    "migrations_in_flight": f"max(cluster:ov_kubevirt_vmi_migrations_in_flight:sum{{{C}}})",
+    "vcpus_per_node": f"max by (cluster, node) (ov_node_vm_vcpus{{{CN}}})",
+    "migrations_in_flight": f"max by (cluster) (cluster:ov_kubevirt_vmi_migrations_in_flight:sum{{{C}}})",
     # The exporter tells migrations apart by cause (VMIM annotations): only descheduler,
     # manual and declared ones are a rebalance; workload updates and drains are not.
-    "migrations_by_cause": f"max by (cause, phase) (ov_migrations{{{C}}}) > 0",
-    "migrations_in_flight_ratio": f"max(cluster:ov_kubevirt_vmi_migrations_in_flight:ratio{{{C}}})",
+    "migrations_by_cause": f"max by (cluster, cause, phase) (ov_migrations{{{C}}}) > 0",
+    "migrations_in_flight_ratio": f"max by (cluster) (cluster:ov_kubevirt_vmi_migrations_in_flight:ratio{{{C}}})",
     # kubevirt_vmi_migration_succeeded / _failed (KubeVirt >= 1.3): {vmi, vmim, namespace},
     # value 1, one series per finished VMIM while the VMIM object exists.
-    "migrations_succeeded": f"count(max by (namespace, vmim) ({ns('kubevirt_vmi_migration_succeeded{@@}')} > 0)) or vector(0)",
-    "migrations_failed": f"count(max by (namespace, vmim) ({ns('kubevirt_vmi_migration_failed{@@}')} > 0)) or vector(0)",
-    "migrations_failed_table": f"max by (namespace, vmi, vmim) ({ns('kubevirt_vmi_migration_failed{@@}')} > 0)",
+    "migrations_succeeded": (f"count by (cluster) (max by (cluster, namespace, vmim) "
+                           f"({ns('kubevirt_vmi_migration_succeeded{@@}')} > 0)) or {ZERO}"),
+    "migrations_failed": (f"count by (cluster) (max by (cluster, namespace, vmim) "
+                           f"({ns('kubevirt_vmi_migration_failed{@@}')} > 0)) or {ZERO}"),
+    "migrations_failed_table": f"max by (cluster, namespace, vmi, vmim) ({ns('kubevirt_vmi_migration_failed{@@}')} > 0)",
     # Upstream's count (KubeVirtVMIExcessiveMigrations, pkg/monitoring/rules/alerts/vms.go
     # v1.9.0): one per VMIM seen in the window, whatever else labels its series.
-    "vm_migrated_repeatedly": f"sum by (namespace, vmi) (topk by (namespace, vmi, vmim) (1, "
+    "vm_migrated_repeatedly": f"sum by (cluster, namespace, vmi) (topk by (cluster, namespace, vmi, vmim) (1, "
                               f"{ns('max_over_time(kubevirt_vmi_migration_succeeded{@@}[48h])')})) >= 2",
     # Duration of the latest migration of each VMI (KubeVirt >= 1.4.1).
-    "migration_duration_latest": f"max by (namespace, name, migration_name) "
+    "migration_duration_latest": f"max by (cluster, namespace, name, migration_name) "
                                  f"({ns('kubevirt_vmi_migration_end_time_seconds{@@}', SUCCEEDED)})"
-                                 f" - on (namespace, name, migration_name) max by (namespace, name, migration_name) "
+                                 f" - on (cluster, namespace, name, migration_name) max by (cluster, namespace, name, migration_name) "
                                  f"({ns('kubevirt_vmi_migration_start_time_seconds{@@}')})",
     # Creation of the VMIM to Succeeded (queueing included), cluster-wide: the histogram
     # carries only `phase` (pkg/monitoring/metrics/virt-controller/migration_metrics.go, v1.3.0-v1.9.0).
-    **{f"migration_duration_p{q}": f"histogram_quantile(0.{q}, sum by (le) (increase("
+    **{f"migration_duration_p{q}": f"histogram_quantile(0.{q}, sum by (cluster, le) (increase("
                                    f"kubevirt_vmi_migration_phase_transition_time_from_creation_seconds_bucket"
                                    f'{{{C}, phase="Succeeded"}}[$__range])))' for q in (50, 95)},
-    "migration_duration_p95_over_time": f"histogram_quantile(0.95, sum by (le) (rate("
+    "migration_duration_p95_over_time": f"histogram_quantile(0.95, sum by (cluster, le) (rate("
                                         f"kubevirt_vmi_migration_phase_transition_time_from_creation_seconds_bucket"
                                         f'{{{C}, phase="Succeeded"}}[$__rate_interval])))',
     # ---- post-rebalance: VM-side impact
     # virt-handler domain stats carry node, namespace, name (the VMI) and id (the vCPU).
-    "vcpu_delay_top": f"topk(10, avg by (namespace, name) "
+    "vcpu_delay_top": f"topk by (cluster) (10, avg by (cluster, namespace, name) "
                       f"({ns('rate(kubevirt_vmi_vcpu_delay_seconds_total{@@}[$__rate_interval])')}))",
-    "node_cpu_steal": (f'max by (node) (label_replace(avg by (instance) (rate(node_cpu_seconds_total{{{C}, '
+    "node_cpu_steal": (f'max by (cluster, node) (label_replace(avg by (cluster, instance) (rate(node_cpu_seconds_total{{{C}, '
                        f'mode="steal"}}[$__rate_interval])), "node", "$1", "instance", "([^:]+)(:[0-9]+)?") '
-                       f"and on (node) ov_node_physical_cpu_cores{{{CN}}})"),
+                       f"and on (cluster, node) ov_node_physical_cpu_cores{{{CN}}})"),
     # Guest swap counters (bytes since boot, published as gauges): rate() of each.
-    "swap_in_top": f"topk(10, sum by (namespace, name) "
+    "swap_in_top": f"topk by (cluster) (10, sum by (cluster, namespace, name) "
                    f"({ns('rate(kubevirt_vmi_memory_swap_in_traffic_bytes{@@}[$__rate_interval])')}))",
-    "swap_out_top": f"topk(10, sum by (namespace, name) "
+    "swap_out_top": f"topk by (cluster) (10, sum by (cluster, namespace, name) "
                     f"({ns('rate(kubevirt_vmi_memory_swap_out_traffic_bytes{@@}[$__rate_interval])')}))",
     # node_exporter pressure collector (>= 0.18, on by default; series only where the kernel has PSI).
-    **{f"psi_{res}": (f'max by (node) (label_replace(rate(node_pressure_{res}_waiting_seconds_total{{{C}}}'
+    **{f"psi_{res}": (f'max by (cluster, node) (label_replace(rate(node_pressure_{res}_waiting_seconds_total{{{C}}}'
                       f'[$__rate_interval]), "node", "$1", "instance", "([^:]+)(:[0-9]+)?") '
-                      f"and on (node) ov_node_physical_cpu_cores{{{CN}}})") for res in ("cpu", "memory", "io")},
+                      f"and on (cluster, node) ov_node_physical_cpu_cores{{{CN}}})") for res in ("cpu", "memory", "io")},
     # VM status timestamps (virt-controller, {name, namespace}, KubeVirt >= 1.3): the current
     # status's metric holds its last transition time, the others 0.
-    "vms_down": (f'max by (namespace, name, status) (label_replace('
+    "vms_down": (f'max by (cluster, namespace, name, status) (label_replace('
                  f"{ns('kubevirt_vm_non_running_status_last_transition_timestamp_seconds{@@}')} > 0, "
                  f'"status", "stopped or paused", "", "") or label_replace('
                  f"{ns('kubevirt_vm_error_status_last_transition_timestamp_seconds{@@}')} > 0, "
                  f'"status", "error", "", "")) * 1000'),
-    "vms_down_count": (f"count({ns('kubevirt_vm_non_running_status_last_transition_timestamp_seconds{@@}')} > 0) "
-                       f"or vector(0)"),
-    "vms_error_count": (f"count({ns('kubevirt_vm_error_status_last_transition_timestamp_seconds{@@}')} > 0) "
-                        f"or vector(0)"),
-    "vmis_pending": f"count(max by (namespace, name) ({ns('kubevirt_vmi_info{@@}', PENDING)})) or vector(0)",
+    "vms_down_count": (f"count by (cluster) ({ns('kubevirt_vm_non_running_status_last_transition_timestamp_seconds{@@}')} > 0) "
+                       f"or {ZERO}"),
+    "vms_error_count": (f"count by (cluster) ({ns('kubevirt_vm_error_status_last_transition_timestamp_seconds{@@}')} > 0) "
+                        f"or {ZERO}"),
+    "vmis_pending": f"count by (cluster) (max by (cluster, namespace, name) ({ns('kubevirt_vmi_info{@@}', PENDING)})) or {ZERO}",
     # ALERTS is Prometheus' own series of pending/firing alerts (dashboards/upstream-metrics.yaml).
-    "alerts_fired_in_window": f'count by (alertname, severity) (max_over_time(ALERTS{{{C}, '
+    "alerts_fired_in_window": f'count by (cluster, alertname, severity) (max_over_time(ALERTS{{{C}, '
                               f'alertname=~"OV.*", alertstate="firing"}}[$__range]))',
-    "alerts_firing": f'count by (alertname, severity) (ALERTS{{{C}, alertname=~"OV.*", alertstate="firing"}})',
+    "alerts_firing": f'count by (cluster, alertname, severity) (ALERTS{{{C}, alertname=~"OV.*", alertstate="firing"}})',
     # kubevirt_vmi_info carries the VMI's node as label `node` (virt-controller).
-    "vms_per_node": f'count by (node) (kubevirt_vmi_info{{{CN}, phase=~"(?i)running"}})',
-    "etcd_wal_fsync_p99": f"max by (instance) (instance:ov_etcd_disk_wal_fsync_duration_seconds:p99_rate5m{{{C}}})",
-    "etcd_backend_commit_p99": f"max by (instance) "
+    "vms_per_node": f'count by (cluster, node) (kubevirt_vmi_info{{{CN}, phase=~"(?i)running"}})',
+    "etcd_wal_fsync_p99": f"max by (cluster, instance) (instance:ov_etcd_disk_wal_fsync_duration_seconds:p99_rate5m{{{C}}})",
+    "etcd_backend_commit_p99": f"max by (cluster, instance) "
                                f"(instance:ov_etcd_disk_backend_commit_duration_seconds:p99_rate5m{{{C}}})",
     # ---- live migration
-    "risk_per_vmi": f"max by (namespace, vmi) ({ns('ov_migration_dirty_rate_risk{@@}')})",
-    "risk_promql_per_vmi": f"max by (namespace, name) ({ns('namespace_name:ov_migration_dirty_rate_risk:ratio{@@}')})",
-    "dirty_rate_steady": f"max by (namespace, name) "
+    "risk_per_vmi": f"max by (cluster, namespace, vmi) ({ns('ov_migration_dirty_rate_risk{@@}')})",
+    "risk_promql_per_vmi": f"max by (cluster, namespace, name) ({ns('namespace_name:ov_migration_dirty_rate_risk:ratio{@@}')})",
+    "dirty_rate_steady": f"max by (cluster, namespace, name) "
                          f"({ns('namespace_name:ov_kubevirt_vmi_dirty_rate_bytes_per_second:avg10m{@@}')})",
-    "bandwidth": f"max(cluster:ov_migration_bandwidth_bytes_per_second:effective{{{C}}})",
-    "migration_dirty_rate": f"max by (namespace, name) "
+    "bandwidth": f"max by (cluster) (cluster:ov_migration_bandwidth_bytes_per_second:effective{{{C}}})",
+    "migration_dirty_rate": f"max by (cluster, namespace, name) "
                             f"({ns('namespace_name:ov_kubevirt_vmi_migration_dirty_memory_rate_bytes:max{@@}')})",
-    "migration_transfer_rate": f"max by (namespace, name) "
+    "migration_transfer_rate": f"max by (cluster, namespace, name) "
                                f"({ns('namespace_name:ov_kubevirt_vmi_migration_memory_transfer_rate_bytes:max{@@}')})",
-    "migration_dirty_ratio": f"max by (namespace, name) "
+    "migration_dirty_ratio": f"max by (cluster, namespace, name) "
                              f"({ns('namespace_name:ov_kubevirt_vmi_migration_dirty_rate:ratio{@@}')})",
-    "migration_data_remaining": f"max by (namespace, name) "
+    "migration_data_remaining": f"max by (cluster, namespace, name) "
                                 f"({ns('namespace_name:ov_kubevirt_vmi_migration_data_remaining_bytes:max{@@}')})",
-    "predicted_duration": f"max by (namespace, vmi) ({ns('ov_migration_predicted_duration_seconds{@@}')})",
-    "completion_timeout": f"max by (namespace, vmi) ({ns('ov_migration_completion_timeout_seconds{@@}')})",
-    "predicted_over_timeout": f"max by (namespace, vmi) ({ns('ov_migration_predicted_duration_seconds{@@}')})"
-                              f" / on(namespace, vmi) "
-                              f"max by (namespace, vmi) ({ns('ov_migration_completion_timeout_seconds{@@}')})",
+    "predicted_duration": f"max by (cluster, namespace, vmi) ({ns('ov_migration_predicted_duration_seconds{@@}')})",
+    "completion_timeout": f"max by (cluster, namespace, vmi) ({ns('ov_migration_completion_timeout_seconds{@@}')})",
+    "predicted_over_timeout": f"max by (cluster, namespace, vmi) ({ns('ov_migration_predicted_duration_seconds{@@}')})"
+                              f" / on(cluster, namespace, vmi) "
+                              f"max by (cluster, namespace, vmi) ({ns('ov_migration_completion_timeout_seconds{@@}')})",
     # ---- post-rebalance: the exporter's own watch (checks rebalance_watch, migration_capacity)
-    "ov_watch_active": f"max(ov_rebalance_watch_active{{{C}}}) or vector(0)",
-    "ov_last_migration": f"max(ov_rebalance_last_migration_timestamp_seconds{{{C}}}) * 1000",
-    "ov_alloc_node": f'max by (node, resource) (ov_node_vm_allocation_ratio{{{CN}}})',
-    "ov_alloc_spread": f"max by (resource) (ov_rebalance_allocation_spread_ratio{{{C}}})",
-    "ov_running_vmis_node": f"max by (node) (ov_node_running_vmis{{{CN}}})",
-    "ov_migrations_in_flight_ratio": f"max(ov_migrations_in_flight_ratio{{{C}}})",
-    "ov_node_outbound_ratio": f"max by (node) (ov_node_outbound_migrations_in_flight_ratio{{{CN}}})",
+    "ov_watch_active": f"max by (cluster) (ov_rebalance_watch_active{{{C}}}) or {ZERO}",
+    "ov_last_migration": f"max by (cluster) (ov_rebalance_last_migration_timestamp_seconds{{{C}}}) * 1000",
+    "ov_alloc_node": f'max by (cluster, node, resource) (ov_node_vm_allocation_ratio{{{CN}}})',
+    "ov_alloc_spread": f"max by (cluster, resource) (ov_rebalance_allocation_spread_ratio{{{C}}})",
+    "ov_running_vmis_node": f"max by (cluster, node) (ov_node_running_vmis{{{CN}}})",
+    "ov_migrations_in_flight_ratio": f"max by (cluster) (ov_migrations_in_flight_ratio{{{C}}})",
+    "ov_node_outbound_ratio": f"max by (cluster, node) (ov_node_outbound_migrations_in_flight_ratio{{{CN}}})",
 }
 
 # Variable queries (Grafana's label_values(selector, label)).
@@ -294,10 +302,14 @@ VARIABLE_QUERIES: dict[str, str] = {
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 
+# Legends name the cluster first; without a cluster label it renders empty.
+CLUSTER_LEGEND = "{{cluster}} "
+
+
 def _target(qid: str, legend: str = "", ref: str = "A", instant: bool = False):
     t = prometheus.Dataquery().expr(QUERIES[qid]).ref_id(ref).datasource(DS)
     if legend:
-        t = t.legend_format(legend)
+        t = t.legend_format(CLUSTER_LEGEND + legend)
     if instant:
         t = t.instant()
     else:
@@ -358,9 +370,9 @@ def _base(uid: str, title: str, time_from: str, node: bool, namespace: bool, ext
     d = d.with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus"))
     d = d.with_variable(
         db.QueryVariable("cluster").label("Cluster").datasource(DS).query(VARIABLE_QUERIES["cluster"])
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).include_all(True).all_value(".*")
-        .description("Optional: for Prometheus that adds a cluster label (Thanos, ACM); All matches "
-                     "series without one"))
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).multi(True).include_all(True).all_value(".*")
+        .description("Optional: for Prometheus that adds a cluster label (Thanos, ACM, federation); All "
+                     "matches series without one. Every panel groups by cluster"))
     if namespace:
         d = d.with_variable(
             db.QueryVariable("namespace").label("Namespace").datasource(DS).query(VARIABLE_QUERIES["namespace"])
@@ -743,17 +755,24 @@ def _console_expr(expr: str, range_: str) -> str:
 
 
 def _single_value(panel: dict) -> bool:
-    """One series: a stat without a per-series legend whose outer aggregation does not group."""
-    return all("{{" not in (t.get("legendFormat") or "") and not re.match(r"\w+ by \(", t["expr"])
+    """One series on the console's own cluster: a stat without a per-series legend whose
+    outer aggregation groups by nothing but cluster."""
+    return all("{{" not in _console_legend(t.get("legendFormat") or "")
+               and not re.match(r"\w+ by \((?!cluster\))", t["expr"])
                for t in panel["targets"])
+
+
+def _console_legend(legend: str) -> str:
+    """The console reads one cluster's Prometheus: its legends need no cluster."""
+    return legend.removeprefix(CLUSTER_LEGEND)
 
 
 def _console_targets(panel: dict, range_: str, table_format: bool) -> list[dict]:
     out = []
     for t in panel["targets"]:
         target = {"expr": _console_expr(CONSOLE_EXPRS.get(t["expr"], t["expr"]), range_), "refId": t["refId"]}
-        if t.get("legendFormat"):
-            target["legendFormat"] = t["legendFormat"]
+        if _console_legend(t.get("legendFormat") or ""):
+            target["legendFormat"] = _console_legend(t["legendFormat"])
         if table_format:
             target.update(format="table", instant=True)
         out.append(target)

@@ -232,7 +232,9 @@ def test_build_rebuilds_runbook_urls_from_the_base_and_sets_the_migration_limit(
     assert alerts and all(r["annotations"]["runbook_url"] == f"https://runbooks.example.com/ov/{r['alert']}.md"
                           for r in alerts)
     limit = [r for g in doc["spec"]["groups"] for r in g["rules"] if r.get("record") == build.LIMIT_RECORD]
-    assert len(limit) == 1 and limit[0]["expr"].rstrip().endswith("or vector(8)")
+    # The fallback of each cluster that counts migrations, and the one where nothing does.
+    assert len(limit) == 1 and limit[0]["expr"].rstrip().endswith("or on() vector(8)")
+    assert limit[0]["expr"].count("vector(8)") == 2 and "vector(5)" not in limit[0]["expr"]
     assert "ov_migration_parallel_per_cluster" in limit[0]["expr"]  # the exporter's limit wins when fresh
     # Everything else is the rule files verbatim.
     default = yaml.safe_load(build.render())
@@ -387,17 +389,17 @@ def test_every_check_is_guarded_against_stale_data():
     for _, rule in ALERT_RULES:
         checks = {owner[n] for n in _metric_names(rule["expr"]) if n in owner}
         for check in checks:
-            guard = f"and on(job, instance) ( {_fresh(check)} )"
+            guard = f"and on(cluster, job, instance) ( {_fresh(check)} )"
             assert guard in re.sub(r"\s+", " ", rule["expr"]), f"{rule['alert']}: reads {check} gauges without {guard}"
 
 
 def _fresh(check: str) -> str:
-    return (f'ov_check_up{{check="{check}"}} == 1 and on(job, instance) '
+    return (f'ov_check_up{{check="{check}"}} == 1 and on(cluster, job, instance) '
             f'time() - ov_check_last_success_timestamp_seconds{{check="{check}"}} < 900')
 
 
 def _hold_clause(alert: str, severity: str, check: str, on: str) -> str:
-    by = "job" if on == "on(job)" else ""
+    by = "cluster, job" if on == "on(cluster, job)" else "cluster"
     return (f'and ignoring(alertname, alertstate, severity, impact) '
             f'ALERTS{{alertname="{alert}", alertstate="firing", severity="{severity}"}} '
             f'and {on} ( max by ({by}) (last_over_time(ov_check_up{{check="{check}"}}[1d])) '
@@ -407,8 +409,8 @@ def _hold_clause(alert: str, severity: str, check: str, on: str) -> str:
 def test_every_alert_on_exporter_series_holds_while_the_exporter_is_blind():
     """An exporter outage must never resolve a page: each alert that reads a check's
     gauges (or a recording rule built on them) keeps its own firing series while the
-    check is blind, matched on the exporter's job (or on() when the alert's labels
-    come from another job, as node_exporter's for the post-rebalance alerts), with the
+    check is blind, matched on the exporter's cluster and job (or on(cluster) when the alert's
+    labels come from another job, as node_exporter's for the post-rebalance alerts), with the
     value of its condition over the series' last samples (so descriptions stay true)."""
     owner = {exposition_name(f): spec.id for spec in CHECKS for f in spec.families}
     records = {rule["record"]: _metric_names(rule["expr"]) for _, rule in RECORD_RULES}
@@ -433,12 +435,13 @@ def test_every_alert_on_exporter_series_holds_while_the_exporter_is_blind():
             assert "ALERTS" not in rule["expr"], f"{rule['alert']}: holds without reading exporter series"
             continue
         expr = re.sub(r"\s+", " ", rule["expr"])
-        # on(job) when the alert's labels are the exporter's; on() when they come from another
-        # job and the exporter only gates it (the post-rebalance window).
-        on = "on(job)" if direct and "and on() ( ov_rebalance_watch_active" not in expr else "on()"
+        # on(cluster, job) when the alert's labels are the exporter's; on(cluster) when they come
+        # from another job and the exporter only gates it (the post-rebalance window).
+        on = ("on(cluster, job)" if direct and "and on(cluster) ( ov_rebalance_watch_active" not in expr
+              else "on(cluster)")
         want = [_hold_clause(rule["alert"], rule["labels"]["severity"], c, on) for c in checks]
         assert any(w in expr for w in want), f"{rule['alert']} ({rule['labels']['severity']}): no hold clause {want[0]}"
-        if on == "on(job)":  # the held half judges the exporter series' last samples
+        if on == "on(cluster, job)":  # the held half judges the exporter series' last samples
             held_half = expr.split(" or (", 1)[-1]
             assert "last_over_time(ov_" in held_half, f"{rule['alert']}: the held half reads no last sample"
         held += 1

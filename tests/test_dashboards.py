@@ -143,6 +143,7 @@ def test_every_dashboard_has_datasource_and_optional_cluster_variables():
         assert variables["datasource"]["query"] == "prometheus"
         cluster = variables["cluster"]
         assert cluster["includeAll"] and cluster["allValue"] == ".*", uid  # matches series without the label
+        assert cluster["multi"], uid  # several clusters side by side: every panel groups by cluster
         assert "namespace" in variables, uid
     assert "node" in {v["name"] for v in DASHES["ov-overview"]["templating"]["list"]}
     assert "node" in {v["name"] for v in DASHES["ov-post-rebalance"]["templating"]["list"]}
@@ -286,7 +287,7 @@ def test_post_rebalance_counts_running_vms_per_node():
     panel = _panel("ov-post-rebalance", "Running VMs per node")
     expr = panel["targets"][0]["expr"]
     assert _metric_names(expr) == {"kubevirt_vmi_info"}
-    assert "count by (node)" in expr and 'node=~"$node"' in expr
+    assert "count by (cluster, node)" in expr and 'node=~"$node"' in expr
     assert panel["fieldConfig"]["defaults"]["unit"] == "short"
 
 
@@ -299,7 +300,7 @@ def test_migration_annotations_use_the_start_and_end_times_as_event_times():
         assert annotation["useValueForTime"] is True  # Grafana reads the value as the time, in ms
         assert _metric_names(annotation["expr"]) == {metric} and annotation["expr"].endswith("* 1000")
         # upstream labels: the VMI is `name`, the VMIM `migration_name` (no vmi / vmim)
-        assert annotation["expr"].startswith("max by (namespace, name, migration_name")
+        assert annotation["expr"].startswith("max by (cluster, namespace, name, migration_name")
         assert "{{migration_name}}" in annotation["titleFormat"] and "{{name}}" in annotation["textFormat"]
 
 
@@ -439,7 +440,7 @@ def test_console_variant_converts_each_grafana_panel_or_documents_its_omission()
     table = next(p for p in console["panels"] if p["title"].startswith("Before / after"))
     exprs = [t["expr"] for t in table["targets"]]
     assert len(exprs) == 6 and all("@" not in e and "${" not in e for e in exprs)
-    assert sum("unless on () max(ov_rebalance_start_timestamp_seconds" in e for e in exprs) == 4  # 2 before, 2 change
+    assert sum("unless on (cluster) max by (cluster) (ov_rebalance_start_timestamp_seconds" in e for e in exprs) == 4  # 2 before, 2 change
     assert any(p["type"] == "singlestat" for p in _walk_panels(console["panels"]))
 
 

@@ -539,3 +539,40 @@ def test_vm_side_impact_panels_show_the_planted_impact(prom_url):
                       if m.ok and m == max((x for x in bf.MIGRATIONS if x.vmi == m.vmi), key=lambda x: x.start)}
     p50 = float(query(prom_url, _q("migration_duration_p50"), END)[0]["value"][1])
     assert 300 <= p50 <= 600  # succeeded durations 240-900 s, bucket-interpolated
+
+
+# ---------------------------------------------------------------- fleets
+class _Answers:
+    """A stand-in client answering every query with the same series."""
+
+    url = "http://prometheus.example"
+
+    def __init__(self, metrics: list[dict]) -> None:
+        self.metrics = metrics
+
+    async def query(self, expr: str, at: float) -> list[dict]:
+        return [{"metric": m, "value": [at, "1"]} for m in self.metrics]
+
+
+@pytest.mark.parametrize(("metrics", "expected"), [
+    ([{}], [None]),                                         # one cluster's own Prometheus: no label
+    ([{"cluster": "b"}, {"cluster": "a"}], ["a", "b"]),     # Thanos / federation
+    ([{"cluster": "a"}, {}], ["", "a"]),                    # unlabelled series beside a cluster: cluster=""
+])
+def test_clusters_are_found_in_the_data(metrics, expected):
+    import asyncio
+
+    assert asyncio.run(rb.clusters(_Answers(metrics), END)) == expected
+
+
+def test_an_unknown_cluster_names_the_ones_seen():
+    import asyncio
+
+    with pytest.raises(rb.RebalanceError, match=r"cluster='c'.*clusters seen: 'a', 'b'"):
+        asyncio.run(rb.build_fleet_report(_Answers([{"cluster": "a"}, {"cluster": "b"}]), END, cluster="c"))
+
+
+def test_each_query_of_a_cluster_selects_it():
+    queries = rb.report_queries(START, END, 3600, cluster="a")
+    assert all('cluster="a"' in q for q in queries.values()), queries
+    assert all('cluster=' not in q for q in rb.report_queries(START, END, 3600).values())

@@ -28,8 +28,9 @@ PY_QUERIES = [ROOT / "exporter" / "ov_exporter" / "rebalance.py", ROOT / "export
 PROMETHEUS_SYNTHETIC = set(yaml.safe_load((ROOT / "dashboards" / "upstream-metrics.yaml").read_text())["metrics"])
 # Labels every series the exporter exposes gets from its scrape (deploy/: a ServiceMonitor);
 # under user-workload monitoring a family's own `namespace` arrives as exported_namespace.
+# Fleets add `cluster` to every series (each cluster's Prometheus sets it in external_labels).
 EXPORTER_TARGET_LABELS = {"container", "endpoint", "instance", "job", "namespace", "pod", "service",
-                          "exported_namespace"}
+                          "exported_namespace", *uc.FLEET_LABELS}
 GRAFANA_VARS = [("${__from:date:seconds}", "0"), ("${__to:date:seconds}", "0"), ("$__rate_interval", "5m"),
                 ("$__interval", "5m"), ("$__range", "1h"), ("${rebalance_start}", "0"), ("$cluster", ".*"),
                 ("$namespace", ".*"), ("$node", ".*")]
@@ -458,8 +459,9 @@ def test_the_label_analysis_catches_what_it_should():
         return a.problems
 
     assert problems('kubevirt_vmi_migration_succeeded{name="x"}')
-    assert problems('kubevirt_vmi_info{cluster=~"a|b"}')
-    assert not problems('kubevirt_vmi_info{cluster=~".*", flavor!="x"}')  # these match series without the label
+    assert problems('kubevirt_vmi_info{region=~"a|b"}')
+    assert not problems('kubevirt_vmi_info{region=~".*", flavor!="x"}')  # these match series without the label
+    assert not problems('kubevirt_vmi_info{cluster=~"a|b"}')  # a fleet's external label (uc.FLEET_LABELS)
     assert not problems('kubevirt_vmi_migration_succeeded{vmi="x", job="kubevirt-prometheus-metrics"}')
     assert problems("sum by (node) (kubevirt_vmi_migration_succeeded)")
     assert not problems("sum by (node) (kubevirt_vmi_migration_start_time_seconds)")

@@ -160,13 +160,18 @@ def target_labels(component: str) -> set[str]:
     return set(load()["components"][component]["target_labels"])
 
 
+# Labels every series may carry in a fleet: each cluster's Prometheus sets `cluster` in
+# global.external_labels, and Thanos Querier, ACM observability or federation keep it.
+FLEET_LABELS = frozenset({"cluster"})
+
+
 def series_target_labels(metric: str) -> set[str]:
     """Target labels a series of `metric` may carry: its component's, or for a recording
-    rule only those its expression keeps."""
+    rule only those its expression keeps; plus FLEET_LABELS."""
     e = entry(metric)
     kept = e.get("target_labels", "all")
     comp = target_labels(e["component"])
-    return comp if kept == "all" else set(kept)
+    return (comp if kept == "all" else set(kept)) | FLEET_LABELS
 
 
 def all_labels(metric: str, release: str | None = None) -> set[str]:

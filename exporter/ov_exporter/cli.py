@@ -100,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="rebalance start: RFC3339, Unix time or a duration before --at such as 48h "
                           "(default: the earliest migration start in the 48 h before --at)")
     reb.add_argument("--at", metavar="TIME", help="the 'now' of the report (RFC3339, Unix time or a duration ago)")
+    reb.add_argument("--cluster", metavar="NAME",
+                     help="only this cluster, where series carry a `cluster` label (Thanos, ACM, federation); "
+                          "default: one section per cluster found")
+    reb.add_argument("--window", default="1h", metavar="DURATION",
+                     help="utilisation is averaged over this window before each instant (default 1h)")
     reb.add_argument("--output", choices=("table", "markdown", "json"), default="table")
     reb.add_argument("--prometheus-token-file", metavar="FILE", help="bearer token file for --prometheus-url")
     reb.add_argument("--prometheus-ca-file", metavar="FILE", help="CA bundle for --prometheus-url")
@@ -424,14 +429,17 @@ def _snapshot(args: argparse.Namespace, source: Source) -> int:
 def _rebalance_report(args: argparse.Namespace) -> int:
     import time
 
-    from .rebalance import RENDERERS, parse_time, rebalance_report
+    from .rebalance import RebalanceError, parse_duration, parse_time, rebalance_fleet_report, render_fleet
 
     now = time.time()
     at = parse_time(args.at, now, "--at") if args.at else now
     since = parse_time(args.since, at, "--since") if args.since else None
-    report = rebalance_report(args.prometheus_url, at=at, since=since, token_file=args.prometheus_token_file,
-                              ca_file=args.prometheus_ca_file, timeout=args.timeout)
-    sys.stdout.write(RENDERERS[args.output](report))
+    if parse_duration(args.window) is None:
+        raise RebalanceError(f"--window: expected a duration such as 1h or 30m, got {args.window!r}")
+    fleet = rebalance_fleet_report(args.prometheus_url, at=at, since=since, cluster=args.cluster,
+                                   token_file=args.prometheus_token_file, ca_file=args.prometheus_ca_file,
+                                   timeout=args.timeout, window=args.window)
+    sys.stdout.write(render_fleet(fleet, args.output))
     return 0
 
 

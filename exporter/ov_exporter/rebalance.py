@@ -19,6 +19,12 @@ VMI (`kubevirt_vmi_info{node}`) or the exporter reports it
 drops the control plane, and a setup whose `instance` is an IP address shows no node at
 all (the report says so instead of guessing).
 
+Fleets. Where series carry a `cluster` label (Thanos Querier, ACM observability or a
+federating Prometheus in front of one Prometheus per cluster), every query keeps it
+and the report is made for each cluster on its own: `cluster` restricts it to one,
+otherwise each cluster found gets its own section. Without the label it is one report,
+as for a single cluster's Prometheus.
+
 Utilisation is averaged over AVG_WINDOW ending at each instant: 1 − the idle share of
 `rate(node_cpu_seconds_total{mode="idle"}[1h])`, and
 1 − avg(`node_memory_MemAvailable_bytes`) / avg(`node_memory_MemTotal_bytes`).
@@ -59,7 +65,7 @@ def cpu_utilisation(matchers: str = "", at: str | None = None, window: str = AVG
     """Per-node CPU utilisation (0-1) averaged over `window` ending at `at`."""
     idle = _m(matchers, 'mode="idle"')
     sel = f"node_cpu_seconds_total{{{idle}}}[{window}]{_at(at)}"
-    return (f"max by (node) (label_replace(1 - avg without (cpu, mode) (rate({sel})), "
+    return (f"max by (cluster, node) (label_replace(1 - avg without (cpu, mode) (rate({sel})), "
             f"{NODE_FROM_INSTANCE}))")
 
 
@@ -67,7 +73,7 @@ def memory_utilisation(matchers: str = "", at: str | None = None, window: str = 
     """Per-node memory utilisation (0-1): 1 - MemAvailable / MemTotal, averaged over `window`."""
     avail = f"avg_over_time(node_memory_MemAvailable_bytes{{{matchers}}}[{window}]{_at(at)})"
     total = f"avg_over_time(node_memory_MemTotal_bytes{{{matchers}}}[{window}]{_at(at)})"
-    return f"max by (node) (label_replace(1 - {avail} / {total}, {NODE_FROM_INSTANCE}))"
+    return f"max by (cluster, node) (label_replace(1 - {avail} / {total}, {NODE_FROM_INSTANCE}))"
 
 
 def vm_nodes(matchers: str = "", ats: tuple[str, ...] = ()) -> str:
@@ -75,23 +81,24 @@ def vm_nodes(matchers: str = "", ats: tuple[str, ...] = ()) -> str:
     parts = []
     on_node = _m(matchers, 'node!=""')
     for at in ats or (None,):
-        parts.append(f"max by (node) (kubevirt_vmi_info{{{on_node}}}{_at(at)})")
-        parts.append(f"max by (node) (ov_node_physical_cpu_cores{{{matchers}}}{_at(at)})")
+        parts.append(f"max by (cluster, node) (kubevirt_vmi_info{{{on_node}}}{_at(at)})")
+        parts.append(f"max by (cluster, node) (ov_node_physical_cpu_cores{{{matchers}}}{_at(at)})")
     return " or ".join(parts)
 
 
 def on_vm_nodes(expr: str, node_matchers: str, ats: tuple[str, ...]) -> str:
-    return f"{expr} and on(node) ({vm_nodes(node_matchers, ats)})"
+    return f"{expr} and on(cluster, node) ({vm_nodes(node_matchers, ats)})"
 
 
-def before_after(kind: str, matchers: str, node_matchers: str, before: str, now: str) -> dict[str, str]:
+def before_after(kind: str, matchers: str, node_matchers: str, before: str, now: str,
+                 window: str = AVG_WINDOW) -> dict[str, str]:
     """The three expressions of one resource (`cpu` or `memory`): utilisation at
     `before`, at `now`, and the change (now - before), on the VM nodes of either instant.
     `matchers` filter the node_exporter series, `node_matchers` the VM-node series."""
     fn = {"cpu": cpu_utilisation, "memory": memory_utilisation}[kind]
     ats = (before, now)
-    b = on_vm_nodes(fn(matchers, before), node_matchers, ats)
-    n = on_vm_nodes(fn(matchers, now), node_matchers, ats)
+    b = on_vm_nodes(fn(matchers, before, window), node_matchers, ats)
+    n = on_vm_nodes(fn(matchers, now, window), node_matchers, ats)
     return {"before": b, "now": n, "change": f"({n}) - ({b})"}
 
 
@@ -103,7 +110,7 @@ REBALANCE_START = "ov_rebalance_start_timestamp_seconds"
 def rebalance_start_query(matchers: str = "", lookback: str | None = None) -> str:
     """The exporter's rebalance start; with `lookback`, the latest one seen in it."""
     sel = f"{REBALANCE_START}{{{matchers}}}"
-    return f"max(last_over_time({sel}[{lookback}]))" if lookback else f"max({sel})"
+    return f"max by (cluster) (last_over_time({sel}[{lookback}]))" if lookback else f"max by (cluster) ({sel})"
 
 
 # Upstream migration series (KubeVirt pkg/monitoring/metrics/virt-controller/):
@@ -138,12 +145,35 @@ def migrations_query(part: str, lookback_seconds: int, matchers: str = "") -> st
     window = f"[{int(lookback_seconds)}s]"
     if part in MIGRATION_RESULTS:
         inner = _namespaced(f"last_over_time({MIGRATION_RESULTS[part]}{{@@}}{window})", matchers)
-        return f"max by (namespace, vmi, vmim) ({inner})"
+        return f"max by (cluster, namespace, vmi, vmim) ({inner})"
     inner = _namespaced(f"last_over_time({MIGRATION_TIMES[part]}{{@@}}{window})", matchers)
-    return f"max by (namespace, name, migration_name) ({inner})"
+    return f"max by (cluster, namespace, name, migration_name) ({inner})"
 
 
 MIGRATION_PARTS = (*MIGRATION_RESULTS, *MIGRATION_TIMES)
+
+# The clusters that have VM nodes or node_exporter series at an instant: one
+# label-less group where no series carries `cluster`.
+CLUSTERS_QUERY = ('group by (cluster) (ov_node_physical_cpu_cores or kubevirt_vmi_info '
+                  'or node_cpu_seconds_total{mode="idle"})')
+
+
+def cluster_matcher(cluster: str | None) -> str:
+    """The label matcher of one cluster; none where series carry no cluster label."""
+    return "" if cluster is None else f"cluster={json.dumps(cluster)}"
+
+
+def report_queries(start: float, at: float, lookback: float, cluster: str | None = None,
+                   window: str = AVG_WINDOW) -> dict[str, str]:
+    """Every query of one cluster's report, by key (also printed in the JSON output)."""
+    matchers = cluster_matcher(cluster)
+    queries = {"rebalance_start": rebalance_start_query(matchers)}
+    for kind in ("cpu", "memory"):
+        for part, expr in before_after(kind, matchers, matchers, _ts(start), _ts(at), window).items():
+            queries[f"{kind}_{part}"] = expr
+    queries.update({f"migrations_{part}": migrations_query(part, math.ceil(lookback), matchers)
+                    for part in MIGRATION_PARTS})
+    return queries
 
 
 # ------------------------------------------------------------------------ times
@@ -299,6 +329,7 @@ class Report:
     spread: dict[str, float | None]
     migrations: list[Migration]
     queries: dict[str, str] = field(default_factory=dict)
+    cluster: str | None = None  # None: the series carry no cluster label
 
     @property
     def succeeded(self) -> int:
@@ -314,6 +345,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({} if self.cluster is None else {"cluster": self.cluster}),
             "prometheus": self.prometheus,
             "start": rfc3339(self.start), "start_timestamp": self.start, "start_source": self.start_source,
             "at": rfc3339(self.at), "at_timestamp": self.at, "averaging_window": self.window,
@@ -330,10 +362,10 @@ def _spread(values: list[float | None]) -> float | None:
     return max(known) - min(known) if known else None
 
 
-async def _migrations(client: PrometheusClient, at: float, lookback: float) -> list[Migration]:
+async def _migrations(client: PrometheusClient, at: float, lookback: float, matchers: str) -> list[Migration]:
     """Migrations with a start time in the lookback (KubeVirt >= 1.4.1), joined with the
     per-VMIM results on namespace and migration_name = vmim."""
-    results = await asyncio.gather(*(client.query(migrations_query(part, math.ceil(lookback)), at)
+    results = await asyncio.gather(*(client.query(migrations_query(part, math.ceil(lookback), matchers), at)
                                      for part in MIGRATION_PARTS))
     outcome: dict[tuple[str, str], str] = {}
     times: dict[tuple[str, str, str], dict[str, float]] = {}
@@ -355,46 +387,58 @@ async def _migrations(client: PrometheusClient, at: float, lookback: float) -> l
     return out
 
 
-async def _exporter_start(client: PrometheusClient, at: float) -> float | None:
-    result = await client.query(rebalance_start_query(), at)
+async def _exporter_start(client: PrometheusClient, at: float, matchers: str) -> float | None:
+    result = await client.query(rebalance_start_query(matchers), at)
     return float(result[0]["value"][1]) if result else None
 
 
-async def build_report(client: PrometheusClient, at: float, since: float | None = None) -> Report:
-    """The report at `at`; the rebalance starts at `since`, else at the exporter's
-    ov_rebalance_start_timestamp_seconds, else at the earliest migration start in the
-    LOOKBACK_SECONDS before `at`."""
+async def clusters(client: PrometheusClient, at: float) -> list[str | None]:
+    """The clusters in the data at `at`, sorted; [None] where no series carries the
+    label. Series without it beside labelled ones form the cluster "" (cluster="")."""
+    found = {series["metric"].get("cluster") for series in await client.query(CLUSTERS_QUERY, at)}
+    if found <= {None}:
+        return [None]
+    return sorted((name or "") for name in found)
+
+
+def _where(client: PrometheusClient, cluster: str | None) -> str:
+    return f"Prometheus {client.url}" + ("" if cluster is None else f" (cluster {cluster!r})")
+
+
+async def build_report(client: PrometheusClient, at: float, since: float | None = None,
+                       cluster: str | None = None, window: str = AVG_WINDOW) -> Report:
+    """The report of one cluster (None: series without a cluster label) at `at`; the
+    rebalance starts at `since`, else at the exporter's ov_rebalance_start_timestamp_seconds,
+    else at the earliest migration start in the LOOKBACK_SECONDS before `at`."""
     if since is not None and since >= at:
         raise RebalanceError(f"--since {rfc3339(since)} is not before --at {rfc3339(at)}")
+    matchers, where = cluster_matcher(cluster), _where(client, cluster)
     source = "--since"
     if since is None:
-        since = await _exporter_start(client, at)
+        since = await _exporter_start(client, at, matchers)
         source = "exporter"
         if since is not None and since >= at:
-            raise RebalanceError(f"{REBALANCE_START} on Prometheus {client.url} is {rfc3339(since)}, not before "
+            raise RebalanceError(f"{REBALANCE_START} on {where} is {rfc3339(since)}, not before "
                                  f"--at {rfc3339(at)}; give the start with --since TIME")
     lookback = at - since if since is not None else LOOKBACK_SECONDS
-    migrations = [m for m in await _migrations(client, at, lookback) if at - lookback <= m.start <= at]
+    migrations = [m for m in await _migrations(client, at, lookback, matchers) if at - lookback <= m.start <= at]
     if since is None:
         if not migrations:
             raise RebalanceError(
                 f"no live migration started between {rfc3339(at - lookback)} and {rfc3339(at)} "
-                f"({REBALANCE_START} and kubevirt_vmi_migration_start_time_seconds on Prometheus {client.url}): "
+                f"({REBALANCE_START} and kubevirt_vmi_migration_start_time_seconds on {where}): "
                 f"no rebalance to report; give its start with --since TIME")
         start, source = min(m.start for m in migrations), "detected"
     else:
         start = since
-    queries = {"rebalance_start": rebalance_start_query()}
-    for kind in ("cpu", "memory"):
-        for part, expr in before_after(kind, "", "", _ts(start), _ts(at)).items():
-            queries[f"{kind}_{part}"] = expr
+    queries = report_queries(start, at, lookback, cluster, window)
     keys = [k for k in queries if k.startswith(("cpu_", "memory_")) and not k.endswith("_change")]
     results = await asyncio.gather(*(client.query(queries[k], at) for k in keys))
     values = {k: _values(r) for k, r in zip(keys, results)}
     names = sorted(set().union(*(v.keys() for v in values.values())))
     if not names:
         raise RebalanceError(
-            f"Prometheus {client.url}: no node_exporter utilisation for any VM node at {rfc3339(start)} or "
+            f"{where}: no node_exporter utilisation for any VM node at {rfc3339(start)} or "
             f"{rfc3339(at)} (node_cpu_seconds_total, node_memory_* joined on instance = node name with "
             f"kubevirt_vmi_info / ov_node_physical_cpu_cores)")
     rows = []
@@ -413,20 +457,62 @@ async def build_report(client: PrometheusClient, at: float, since: float | None 
     for kind in ("cpu", "memory"):
         b, n = spread[f"{kind}_before"], spread[f"{kind}_now"]
         spread[f"{kind}_change"] = n - b if b is not None and n is not None else None
-    queries.update({f"migrations_{part}": migrations_query(part, math.ceil(lookback)) for part in MIGRATION_PARTS})
-    return Report(client.url, start, source, at, AVG_WINDOW, rows, spread, migrations, queries)
+    return Report(client.url, start, source, at, window, rows, spread, migrations, queries, cluster)
+
+
+@dataclass
+class FleetReport:
+    """One report per cluster, or why a cluster has none (no rebalance there)."""
+    reports: list[Report]
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+async def build_fleet_report(client: PrometheusClient, at: float, since: float | None = None,
+                             cluster: str | None = None, window: str = AVG_WINDOW) -> FleetReport:
+    """`cluster` alone, else every cluster of the data at `at`. A cluster without a
+    rebalance is noted, not fatal, while another has one; with none, the error stands."""
+    found = await clusters(client, at)
+    names = found if cluster is None else [cluster]
+    if cluster is not None and cluster not in found:
+        seen = ", ".join(repr(c) for c in found if c is not None) or "none"
+        raise RebalanceError(f"Prometheus {client.url}: no series with cluster={cluster!r} at {rfc3339(at)} "
+                             f"(clusters seen: {seen})")
+    fleet = FleetReport([])
+    for name in names:
+        try:
+            fleet.reports.append(await build_report(client, at, since, name, window))
+        except RebalanceError as exc:
+            if len(names) == 1:
+                raise
+            fleet.errors[name or ""] = str(exc)
+    if not fleet.reports:
+        raise RebalanceError("no cluster has a rebalance to report:\n" +
+                             "\n".join(f"  {name}: {why}" for name, why in fleet.errors.items()))
+    return fleet
+
+
+def rebalance_fleet_report(url: str, at: float | None = None, since: float | None = None,
+                           cluster: str | None = None, token_file: str | None = None,
+                           ca_file: str | None = None, timeout: float = 30.0,
+                           window: str = AVG_WINDOW) -> FleetReport:
+    """Synchronous entry point: the report of each cluster (or of `cluster`) at `at` (default now)."""
+    import time
+
+    async def run() -> FleetReport:
+        async with PrometheusClient(url, token_file, ca_file, timeout) as client:
+            return await build_fleet_report(client, time.time() if at is None else at, since, cluster, window)
+
+    return asyncio.run(run())
 
 
 def rebalance_report(url: str, at: float | None = None, since: float | None = None, token_file: str | None = None,
-                     ca_file: str | None = None, timeout: float = 30.0) -> Report:
-    """Synchronous entry point: the report at `at` (default now)."""
-    import time
-
-    async def run() -> Report:
-        async with PrometheusClient(url, token_file, ca_file, timeout) as client:
-            return await build_report(client, time.time() if at is None else at, since)
-
-    return asyncio.run(run())
+                     ca_file: str | None = None, timeout: float = 30.0, cluster: str | None = None) -> Report:
+    """The report of one cluster: `cluster`, or the only one in the data."""
+    fleet = rebalance_fleet_report(url, at, since, cluster, token_file, ca_file, timeout)
+    if len(fleet.reports) + len(fleet.errors) > 1:
+        names = ", ".join(sorted([r.cluster or "" for r in fleet.reports] + list(fleet.errors)))
+        raise RebalanceError(f"Prometheus {url} holds several clusters ({names}): name one")
+    return fleet.reports[0]
 
 
 # ------------------------------------------------------------------------ rendering
@@ -453,7 +539,8 @@ def _rows(report: Report) -> list[list[str]]:
 def _summary(report: Report) -> list[str]:
     how = {"detected": "earliest migration start", "exporter": f"the exporter's {REBALANCE_START}"}.get(
         report.start_source, report.start_source)
-    lines = [f"Rebalance start: {rfc3339(report.start)} ({how}); now: {rfc3339(report.at)}; "
+    lines = [] if report.cluster is None else [f"Cluster: {report.cluster}"]
+    lines += [f"Rebalance start: {rfc3339(report.start)} ({how}); now: {rfc3339(report.at)}; "
              f"utilisation averaged over the {report.window} before each.",
              f"Migrations since the start: {report.succeeded} succeeded, {report.failed} failed, "
              f"{report.running} not finished."]
@@ -484,3 +571,17 @@ def to_json(report: Report) -> str:
 
 
 RENDERERS = {"table": to_table, "markdown": to_markdown, "json": to_json}
+
+
+def render_fleet(fleet: FleetReport, output: str) -> str:
+    """One report as RENDERERS gives it; several clusters as one section each (JSON:
+    {"clusters": {name: report}, "errors": {name: why}})."""
+    if len(fleet.reports) == 1 and not fleet.errors:
+        return RENDERERS[output](fleet.reports[0])
+    if output == "json":
+        doc = {"clusters": {r.cluster or "": r.to_dict() for r in fleet.reports}, "errors": fleet.errors}
+        return json.dumps(doc, indent=2) + "\n"
+    heading = "## Cluster {}" if output == "markdown" else "=== cluster {} ==="
+    sections = [f"{heading.format(r.cluster or '(none)')}\n\n{RENDERERS[output](r)}" for r in fleet.reports]
+    sections += [f"{heading.format(name or '(none)')}\n\n{why}\n" for name, why in fleet.errors.items()]
+    return "\n".join(sections)
