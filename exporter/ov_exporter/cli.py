@@ -20,6 +20,7 @@ from .checks import CHECK_IDS
 from .config import Config, load_config
 from . import logs
 from .errors import OvError
+from .events import ClockSet
 from .model import Severity
 from .sources import DemoSource, SnapshotSource, Source
 from .version import __version__
@@ -147,7 +148,7 @@ async def _load(source: Source, timeout: float):
     from .store import Store
 
     store = Store()
-    task = asyncio.create_task(source.run(store))
+    task = asyncio.create_task(source.run(store.apply))
     started = asyncio.get_running_loop().time()
     try:
         while not store.synced:
@@ -239,10 +240,10 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         try:
             at = parse_rfc3339(args.at, "--at")
         except ValueError as exc:
-            raise OvError(str(exc)) from None
+            raise OvError(str(exc)) from exc
     store = asyncio.run(_load(source, args.sync_timeout))
     if at is not None:
-        store.clock, store.clock_origin = (lambda: at), "--at"
+        store.apply(ClockSet(lambda: at, "--at"))
     _report_unavailable(store)
     input_summary = _input_summary(source, store)  # OvError (exit 2) when nothing usable loaded
     if vm is not None:
@@ -262,10 +263,10 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         sys.stdout.write(render(evaluation, history, stats).text.decode())
     elif args.output == "junit":
         fail_on = None if args.fail_on == "never" else Severity.parse(args.fail_on)
-        sys.stdout.write(to_junit(evaluation, fail_on, store.origin))
+        sys.stdout.write(to_junit(evaluation, fail_on, source.origin))
     elif args.output == "sarif":
         base = args.snapshot.resolve().as_uri() + "/" if args.snapshot is not None else None
-        doc = to_sarif(evaluation, store.origin if base else None, store.problems, base)
+        doc = to_sarif(evaluation, source.origin if base else None, store.problems, base)
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         sys.stdout.write(to_table(evaluation))

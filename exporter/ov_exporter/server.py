@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .auth import KubernetesAuth
 from .checks import CHECKS
+from .events import SourceFailed
 from .config import Config
 from .registry import Evaluation, evaluate
 from .render import History, Payload, SourceStats, render
@@ -118,13 +119,13 @@ class Exporter:
         delay = 1.0
         while True:
             try:
-                await self.source.run(self.store)
+                await self.source.run(self.store.apply)
                 return  # a static source loaded once
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reported on /readyz and in the log; serving goes on
                 self.source_error = f"{type(exc).__name__}: {exc}"
-                self.store.source_failed(self.source_error)
+                self.store.apply(SourceFailed(self.source_error))
                 log.error("source %s failed: %s; starting it again in %.0f s", self.source.describe(),
                           self.source_error, delay)
             await asyncio.sleep(delay)
