@@ -363,7 +363,7 @@ def _vm_arg(args: argparse.Namespace) -> tuple[str, str] | None:
 
 def _check_vm(args: argparse.Namespace, config: Config, source: Source, store, vm: tuple[str, str]) -> int:
     """The readiness verdict of one VM (check migration_readiness): 0 migratable, 1 blocked."""
-    from .checks.migration_readiness import verdicts
+    from .domain.readiness import verdicts
 
     namespace, name = vm
     status = store.kinds["virtualmachines.kubevirt.io"]

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from .events import (
     ClockSet,
@@ -35,7 +35,29 @@ from .events import (
     Upserted,
     WatchRestarted,
 )
-from .records import KIND_BY_KEY, KINDS, KindInfo
+from .records import (
+    KIND_BY_KEY,
+    KINDS,
+    ClusterNetwork,
+    DataVolume,
+    HyperConverged,
+    KindInfo,
+    KubeVirt,
+    MigrationPolicy,
+    Namespace,
+    NetworkAttachmentDefinition,
+    Node,
+    NodeNetworkState,
+    PersistentVolumeClaim,
+    Pod,
+    StorageClass,
+    StorageProfile,
+    VirtualMachine,
+    VirtualMachineInstance,
+    VirtualMachineInstanceMigration,
+)
+
+T = TypeVar("T")
 
 __all__ = ["ClusterState", "KindStatus", "MetricSample", "Problem", "Samples", "Store"]
 
@@ -283,37 +305,54 @@ class ClusterState:
     def of(self, key: str) -> tuple[Any, ...]:
         return self.objects.get(key, ())
 
-    # One accessor per kind keeps the checks readable.
+    def derive(self, name: str, compute: Callable[["ClusterState"], T]) -> T:
+        """`compute(self)`, computed once per state and shared by every check that asks
+        for `name` (domain results several checks read: disks' access modes, readiness)."""
+        if name not in self._cache:
+            self._cache[name] = compute(self)
+        return self._cache[name]
+
+    def remembered(self, name: str) -> dict:
+        """A dict kept across evaluations of the same store, for judgements that must not
+        change once made (e.g. a migration's cause, fixed when first seen)."""
+        return self.memo.setdefault(name, {})
+
+    # One typed accessor per kind keeps the checks readable.
     @property
-    def nodes(self): return self.of("nodes")
+    def nodes(self) -> tuple[Node, ...]: return self.of("nodes")
     @property
-    def namespaces(self): return self.of("namespaces")
+    def namespaces(self) -> tuple[Namespace, ...]: return self.of("namespaces")
     @property
-    def pvcs(self): return self.of("persistentvolumeclaims")
+    def pvcs(self) -> tuple[PersistentVolumeClaim, ...]: return self.of("persistentvolumeclaims")
     @property
-    def storage_classes(self): return self.of("storageclasses.storage.k8s.io")
+    def storage_classes(self) -> tuple[StorageClass, ...]: return self.of("storageclasses.storage.k8s.io")
     @property
-    def vms(self): return self.of("virtualmachines.kubevirt.io")
+    def vms(self) -> tuple[VirtualMachine, ...]: return self.of("virtualmachines.kubevirt.io")
     @property
-    def vmis(self): return self.of("virtualmachineinstances.kubevirt.io")
+    def vmis(self) -> tuple[VirtualMachineInstance, ...]: return self.of("virtualmachineinstances.kubevirt.io")
     @property
-    def migrations(self): return self.of("virtualmachineinstancemigrations.kubevirt.io")
+    def migrations(self) -> tuple[VirtualMachineInstanceMigration, ...]:
+        return self.of("virtualmachineinstancemigrations.kubevirt.io")
     @property
-    def kubevirts(self): return self.of("kubevirts.kubevirt.io")
+    def kubevirts(self) -> tuple[KubeVirt, ...]: return self.of("kubevirts.kubevirt.io")
     @property
-    def migration_policies(self): return self.of("migrationpolicies.migrations.kubevirt.io")
+    def migration_policies(self) -> tuple[MigrationPolicy, ...]:
+        return self.of("migrationpolicies.migrations.kubevirt.io")
     @property
-    def hyperconvergeds(self): return self.of("hyperconvergeds.hco.kubevirt.io")
+    def hyperconvergeds(self) -> tuple[HyperConverged, ...]: return self.of("hyperconvergeds.hco.kubevirt.io")
     @property
-    def data_volumes(self): return self.of("datavolumes.cdi.kubevirt.io")
+    def data_volumes(self) -> tuple[DataVolume, ...]: return self.of("datavolumes.cdi.kubevirt.io")
     @property
-    def storage_profiles(self): return self.of("storageprofiles.cdi.kubevirt.io")
+    def storage_profiles(self) -> tuple[StorageProfile, ...]: return self.of("storageprofiles.cdi.kubevirt.io")
     @property
-    def nads(self): return self.of("network-attachment-definitions.k8s.cni.cncf.io")
+    def nads(self) -> tuple[NetworkAttachmentDefinition, ...]:
+        return self.of("network-attachment-definitions.k8s.cni.cncf.io")
     @property
-    def node_network_states(self): return self.of("nodenetworkstates.nmstate.io")
+    def node_network_states(self) -> tuple[NodeNetworkState, ...]: return self.of("nodenetworkstates.nmstate.io")
     @property
-    def cluster_networks(self): return self.of("networks.config.openshift.io")
+    def cluster_networks(self) -> tuple[ClusterNetwork, ...]: return self.of("networks.config.openshift.io")
+    @property
+    def pods(self) -> tuple[Pod, ...]: return self.of("pods")
 
     def index(self, key: str) -> dict[tuple[str, str], Any]:
         """(namespace, name) -> record, for one kind; built once per state."""

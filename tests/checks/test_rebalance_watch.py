@@ -13,7 +13,7 @@ from ov_exporter.model import ObjectRef, Severity, Status
 
 import yaml
 
-from ov_exporter.checks._migrations import causes
+from ov_exporter.domain.migrations import causes
 from ov_exporter.config import load_config
 from ov_exporter.store import Store
 from ov_exporter.events import Upserted, ClockSet

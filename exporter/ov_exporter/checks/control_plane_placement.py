@@ -11,7 +11,7 @@ from typing import Any
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ..store import ClusterState
-from ._k8s import is_control_plane, labels, ref
+from ..domain.k8s import is_control_plane, labels, ref
 
 BARE_METAL_PROVIDERS = ("baremetalhost://", "metal3://")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
 from ..store import ClusterState
-from ._k8s import capacity, memory_overcommit_percentage, ref, vm_schedulable_nodes, vmi_guest_memory, vmi_node
+from ..domain.k8s import capacity, memory_overcommit_percentage, ref, vm_schedulable_nodes, vmi_guest_memory, vmi_node
 
 RATIO = Family("ov_memory_overcommit_ratio", "gauge",
                "Guest memory of the VMIs running on a node divided by the node's memory capacity. "

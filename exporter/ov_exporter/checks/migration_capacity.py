@@ -10,8 +10,8 @@ from typing import Any
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
 from ..store import ClusterState
-from ._k8s import hyperconverged, migration_setting, vm_schedulable_nodes
-from ._migrations import FINAL_PHASES, PENDING_PHASES, created, phase_group, phase_of, ts
+from ..domain.k8s import hyperconverged, migration_setting, vm_schedulable_nodes
+from ..domain.migrations import FINAL_PHASES, PENDING_PHASES, created, phase_group, phase_of, ts
 
 INFO = Family("ov_migration_config", "info",
               "Where the effective live migration settings come from (source: hco, kubevirt or default) and the "

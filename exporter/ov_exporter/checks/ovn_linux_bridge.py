@@ -6,7 +6,7 @@ from typing import Any
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ..store import ClusterState
-from ._k8s import labels, ref
+from ..domain.k8s import labels, ref
 
 NNS_KEY = "nodenetworkstates.nmstate.io"
 NNCP_KEY = "nodenetworkconfigurationpolicies.nmstate.io"

@@ -1,6 +1,6 @@
 """Anti-pattern 19: no watch after a rebalance. For rebalance-watch-window hours (24-48)
 after the last rebalancing migration (cause descheduler, manual or declared; never a
-workload update or a drain, see _migrations.py): failed migrations, VMs migrated
+workload update or a drain, see domain/migrations.py): failed migrations, VMs migrated
 repeatedly, and nodes whose VM allocation ended far above the mean."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
 from ..store import ClusterState
-from ._migrations import (CAUSES, FINAL_PHASES, PHASE_GROUPS, REBALANCING, cause_of, causes, created, phase_group,
+from ..domain.migrations import (CAUSES, FINAL_PHASES, PHASE_GROUPS, REBALANCING, cause_of, causes, created, phase_group,
                           phase_of, ts)
-from ._k8s import capacity, cpu_allocation_ratio, vm_schedulable_nodes, vmi_guest_memory, vmi_node, vmi_vcpus
+from ..domain.k8s import capacity, cpu_allocation_ratio, vm_schedulable_nodes, vmi_guest_memory, vmi_node, vmi_vcpus
 
 ABOVE_MEAN = 0.25  # a node's allocation 25 points above the mean of the VM nodes is "far above" it
 RESOURCES = ("cpu", "memory")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ..store import ClusterState
-from ._k8s import labels, ref, vm_schedulable_nodes, vmi_node
+from ..domain.k8s import labels, ref, vm_schedulable_nodes, vmi_node
 
 OS_ID_LABEL = "node.openshift.io/os_id"
 

@@ -13,8 +13,8 @@ from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ..quantity import Quantity
 from ..store import ClusterState
-from ._k8s import guest_memory, labels, ref, setting, vm_node, vm_template_spec
-from ._selectors import label_selector_matches
+from ..domain.k8s import guest_memory, labels, ref, setting, vm_node, vm_template_spec
+from ..domain.selectors import label_selector_matches
 
 GI = 2**30
 

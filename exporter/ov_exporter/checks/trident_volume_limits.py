@@ -7,7 +7,7 @@ from ..config import Config
 from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ..quantity import parse_quantity
 from ..store import ClusterState
-from ._k8s import ref
+from ..domain.k8s import ref
 
 KIND_KEY = "tridentbackendconfigs.trident.netapp.io"
 ECONOMY_DRIVERS = ("ontap-nas-economy", "ontap-san-economy")

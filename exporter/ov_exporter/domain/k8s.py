@@ -45,16 +45,14 @@ def has_noschedule_taint(node: Any) -> bool:
 def vm_schedulable_nodes(state: ClusterState) -> list[Any]:
     """Nodes labelled kubevirt.io/schedulable=true. Dumps that lost the label (no node
     carries it) fall back to nodes without a NoSchedule taint that are not control plane."""
-    cached = state._cache.get("vm_schedulable_nodes")
-    if cached is not None:
-        return cached
+    return state.derive("vm_schedulable_nodes", _vm_schedulable_nodes)
+
+
+def _vm_schedulable_nodes(state: ClusterState) -> list[Any]:
     nodes = state.nodes
     if any(SCHEDULABLE_LABEL in labels(n) for n in nodes):
-        result = [n for n in nodes if labels(n).get(SCHEDULABLE_LABEL) == "true"]
-    else:
-        result = [n for n in nodes if not is_control_plane(n) and not has_noschedule_taint(n)]
-    state._cache["vm_schedulable_nodes"] = result
-    return result
+        return [n for n in nodes if labels(n).get(SCHEDULABLE_LABEL) == "true"]
+    return [n for n in nodes if not is_control_plane(n) and not has_noschedule_taint(n)]
 
 
 def capacity(node: Any, resource: str) -> float | None:

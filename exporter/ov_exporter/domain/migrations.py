@@ -90,13 +90,14 @@ def _classify(vmim: Any, state: ClusterState, config: Config) -> str:
 
 
 def causes(state: ClusterState, config: Config) -> dict[str, str]:
-    """VMIM uid -> cause. The first classification of a VMIM sticks (Store.memo), so a node
+    """VMIM uid -> cause. The first classification of a VMIM sticks (state.remembered), so a node
     uncordoned after its drain does not turn the drain's migrations into descheduler ones.
     Computed once per state; both migration checks read it."""
-    cached = state._cache.get(_MEMO)
-    if cached is not None:
-        return cached
-    memo: dict[str, str] = state.memo.setdefault(_MEMO, {})
+    return state.derive(_MEMO, lambda s: _causes(s, config))
+
+
+def _causes(state: ClusterState, config: Config) -> dict[str, str]:
+    memo: dict[str, str] = state.remembered(_MEMO)
     result: dict[str, str] = {}
     for vmim in state.migrations:
         uid = vmim.metadata.uid or f"{vmim.metadata.namespace}/{vmim.metadata.name}"
@@ -106,7 +107,6 @@ def causes(state: ClusterState, config: Config) -> dict[str, str]:
         result[uid] = cause
     memo.clear()  # keep only the VMIMs still in the API
     memo.update(result)
-    state._cache[_MEMO] = result
     return result
 
 
