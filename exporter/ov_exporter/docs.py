@@ -19,7 +19,7 @@ def checks_table() -> str:
     rows = ["| check id | seed anti-pattern | title | severity | runbook |", "|---|---|---|---|---|"]
     for s in CHECKS:
         rows.append(f"| `{s.id}` | {s.anti_pattern} | {s.title} | {s.severity_rules} | "
-                    f"[{s.id}](exporter/ov_exporter/{s.runbook}) |")
+                    f"[{s.id}](exporter/ov_exporter/checks/{s.id}/runbook.md) |")
     return "\n".join(rows)
 
 
@@ -106,7 +106,7 @@ def coverage_table(root: Path) -> str:
     for cov in coverage():
         families = [exposition_name(f) for s in cov.checks for f in s.families]
         alerts = sorted({a for a, fams in used.items() if fams & set(families)} | set(UPSTREAM_ALERTS.get(cov.number, ())))
-        checks = ", ".join(f"[`{s.id}`](exporter/ov_exporter/{s.runbook})" for s in cov.checks) or "—"
+        checks = ", ".join(f"[`{s.id}`](exporter/ov_exporter/checks/{s.id}/runbook.md)" for s in cov.checks) or "—"
         metrics = ", ".join(f"`{f}`" for f in families) or "—"
         alert_cell = ", ".join(f"[`{a}`](alerts/runbooks/{a}.md)" for a in alerts) or "—"
         status = cov.status + (f": {cov.not_observable}" if cov.not_observable else "")

@@ -16,7 +16,7 @@ from importlib import resources
 from aiohttp import web
 
 from .auth import KubernetesAuth
-from .checks import CHECKS
+from .checks import CHECKS, RUNBOOK_FILE
 from .events import SourceFailed
 from .config import Config
 from .registry import Evaluation, evaluate
@@ -220,7 +220,7 @@ class Exporter:
         the alert rules' runbook_url points here by default."""
         name = request.match_info["name"]
         if name in {f"{c.id}.md" for c in CHECKS}:
-            text = (resources.files("ov_exporter") / "runbooks" / name).read_text()
+            text = (resources.files("ov_exporter") / "checks" / name.removesuffix(".md") / RUNBOOK_FILE).read_text()
         elif name in _alert_runbooks():
             text = (resources.files("ov_exporter") / "alert_runbooks" / name).read_text()
         else:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
-from ..store import ClusterState
-from ..domain.k8s import cluster_eviction_strategy, labels, ref, vm_node, vm_schedulable_nodes, vm_template_spec
-from ..domain.selectors import node_term_matches, tolerates
+from ...config import Config
+from ...model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
+from ...store import ClusterState
+from ...domain.k8s import cluster_eviction_strategy, labels, ref, vm_node, vm_schedulable_nodes, vm_template_spec
+from ...domain.selectors import node_term_matches, tolerates
 
 PENDING_PHASES = ("Pending", "Scheduling")
 PENDING_TOO_LONG = 900  # seconds a VMI may wait without a node before it is a finding (as the alert)

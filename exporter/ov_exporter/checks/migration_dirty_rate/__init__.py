@@ -4,11 +4,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import upstream
-from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ..store import ClusterState, MetricSample
-from ..domain.k8s import labels, migration_setting, ref, vmi_guest_memory, vmi_node
+from ... import upstream
+from ...config import Config
+from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...store import ClusterState, MetricSample
+from ...domain.k8s import labels, migration_setting, ref, vmi_guest_memory, vmi_node
 
 RISK = Family("ov_migration_dirty_rate_risk", "gauge",
               "Memory dirty rate of a VMI divided by its effective per-migration bandwidth; at 1 or more a "

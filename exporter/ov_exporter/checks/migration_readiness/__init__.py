@@ -6,14 +6,14 @@ LiveMigrate, and KubeVirt's LiveMigratable condition names one reason only).
 """
 from __future__ import annotations
 
-from ..config import Config
-from ..domain.k8s import (
+from ...config import Config
+from ...domain.k8s import (
     ref,
     vm_node,
 )
-from ..domain.readiness import REASONS, readiness
-from ..model import CheckOutput, CheckSpec, Family, Finding, Sample
-from ..store import ClusterState
+from ...domain.readiness import REASONS, readiness
+from ...model import CheckOutput, CheckSpec, Family, Finding, Sample
+from ...store import ClusterState
 
 BLOCKED = Family(
     "ov_vm_migration_blocked", "gauge",

@@ -1,10 +1,10 @@
 """Anti-pattern 11: RHEL compute nodes are incompatible with OpenShift Virtualization."""
 from __future__ import annotations
 
-from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ..store import ClusterState
-from ..domain.k8s import labels, ref, vm_schedulable_nodes, vmi_node
+from ...config import Config
+from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...store import ClusterState
+from ...domain.k8s import labels, ref, vm_schedulable_nodes, vmi_node
 
 OS_ID_LABEL = "node.openshift.io/os_id"
 

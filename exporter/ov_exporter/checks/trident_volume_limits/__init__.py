@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ..quantity import parse_quantity
-from ..store import ClusterState
-from ..domain.k8s import ref
+from ...config import Config
+from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...quantity import parse_quantity
+from ...store import ClusterState
+from ...domain.k8s import ref
 
 KIND_KEY = "tridentbackendconfigs.trident.netapp.io"
 ECONOMY_DRIVERS = ("ontap-nas-economy", "ontap-san-economy")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ..store import ClusterState
-from ..domain.k8s import is_control_plane, labels, ref
+from ...config import Config
+from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...store import ClusterState
+from ...domain.k8s import is_control_plane, labels, ref
 
 BARE_METAL_PROVIDERS = ("baremetalhost://", "metal3://")
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import upstream
-from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ..store import ClusterState
-from ..domain.k8s import labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
+from ... import upstream
+from ...config import Config
+from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...store import ClusterState
+from ...domain.k8s import labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
 
 PODMETRICS = "pods.metrics.k8s.io"
 VMIS = "virtualmachineinstances.kubevirt.io"

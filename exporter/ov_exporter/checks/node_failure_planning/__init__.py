@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ..store import ClusterState
-from ..domain.k8s import annotations, labels, ref, vm_schedulable_nodes, vmi_node
-from ..domain.selectors import label_selector_matches
+from ...config import Config
+from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...store import ClusterState
+from ...domain.k8s import annotations, labels, ref, vm_schedulable_nodes, vmi_node
+from ...domain.selectors import label_selector_matches
 
 MACHINES = "machines.machine.openshift.io"
 MHCS = "machinehealthchecks.machine.openshift.io"

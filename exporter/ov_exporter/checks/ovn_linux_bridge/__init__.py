@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ..store import ClusterState
-from ..domain.k8s import labels, ref
+from ...config import Config
+from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...store import ClusterState
+from ...domain.k8s import labels, ref
 
 NNS_KEY = "nodenetworkstates.nmstate.io"
 NNCP_KEY = "nodenetworkconfigurationpolicies.nmstate.io"

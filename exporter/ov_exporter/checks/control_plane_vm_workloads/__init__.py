@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ..store import ClusterState
-from ..domain.k8s import SCHEDULABLE_LABEL, is_control_plane, labels, ref, vmi_node
+from ...config import Config
+from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...store import ClusterState
+from ...domain.k8s import SCHEDULABLE_LABEL, is_control_plane, labels, ref, vmi_node
 
 MASTER_TAINTS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 

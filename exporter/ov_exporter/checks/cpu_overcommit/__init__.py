@@ -1,10 +1,10 @@
 """Anti-pattern 6: CPU overcommit above 1.8x physical cores (1.2x target in production)."""
 from __future__ import annotations
 
-from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
-from ..store import ClusterState
-from ..domain.k8s import (capacity, cpu_allocation_ratio, ref, threads_per_core, vm_schedulable_nodes, vmi_dedicated,
+from ...config import Config
+from ...model import CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
+from ...store import ClusterState
+from ...domain.k8s import (capacity, cpu_allocation_ratio, ref, threads_per_core, vm_schedulable_nodes, vmi_dedicated,
                    vmi_node, vmi_vcpus)
 
 RATIO = Family("ov_cpu_overcommit_ratio", "gauge",

@@ -1,11 +1,11 @@
 """Anti-pattern 1: VM disks on storage without ReadWriteMany cannot live migrate."""
 from __future__ import annotations
 
-from ..config import Config
-from ..domain.k8s import LIVE_MIGRATING_STRATEGIES, cluster_eviction_strategy, ref, vm_node, vm_template_spec
-from ..domain.storage import vm_disks
-from ..model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
-from ..store import ClusterState
+from ...config import Config
+from ...domain.k8s import LIVE_MIGRATING_STRATEGIES, cluster_eviction_strategy, ref, vm_node, vm_template_spec
+from ...domain.storage import vm_disks
+from ...model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
+from ...store import ClusterState
 
 DISKS = Family(
     "ov_rwo_vm_disks", "gauge",

@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..config import Config
-from ..model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
-from ..store import ClusterState
-from ..domain.k8s import hyperconverged, migration_setting, vm_schedulable_nodes
-from ..domain.migrations import FINAL_PHASES, PENDING_PHASES, created, phase_group, phase_of, ts
+from ...config import Config
+from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
+from ...store import ClusterState
+from ...domain.k8s import hyperconverged, migration_setting, vm_schedulable_nodes
+from ...domain.migrations import FINAL_PHASES, PENDING_PHASES, created, phase_group, phase_of, ts
 
 INFO = Family("ov_migration_config", "info",
               "Where the effective live migration settings come from (source: hco, kubevirt or default) and the "
