@@ -27,6 +27,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from ov_exporter.checks import CHECKS
 from ov_exporter.coverage import RUNBOOK_BASE_URL
 from ov_exporter.sources.snapshot import demo_path
 
@@ -41,37 +42,8 @@ DEMO_JOB, CLEAN_JOB = "cnv-demo", "cnv-clean"
 SETTLE_TIMEOUT = 40.0
 
 # Which check an anti-pattern alert belongs to.
-ALERT_CHECK = {
-    "OVNodeCPUOvercommitted": "cpu_overcommit",
-    "OVClusterCPUOvercommitted": "cpu_overcommit",
-    "OVNodeMemoryOvercommitted": "memory_overcommit",
-    "OVClusterMemoryOvercommitted": "memory_overcommit",
-    "OVRHELWorkerNode": "rhel_nodes",
-    "OVNetworkMTUMismatch": "mtu_mismatch",
-    "OVNetworkAttachmentDefinitionInvalid": "mtu_mismatch",
-    "OVVMMixedMTUNetworks": "mtu_mismatch",
-    "OVVMIDirtyRateTooHighForMigration": "migration_dirty_rate",
-    "OVTridentBackendWithoutVolumeLimit": "trident_volume_limits",
-    "OVTridentBackendWithoutAggregateLimit": "trident_volume_limits",
-    "OVNodeNetworkPolicyBridgesDefaultNIC": "ovn_linux_bridge",
-    "OVNodeDefaultNICInLinuxBridge": "ovn_linux_bridge",
-    "OVVMSchedulingConstraints": "scheduling_constraints",
-    "OVVMIUnschedulable": "scheduling_constraints",
-    "OVVMStrictResourceLimits": "strict_vm_limits",
-    "OVVMMigrationBlocked": "migration_readiness",
-    "OVMigrationParallelWithoutDedicatedNetwork": "migration_capacity",
-    "OVMigrationQueueStalled": "migration_capacity",
-    "OVRebalanceWatchMigrationFailed": "rebalance_watch",
-    "OVRebalanceWatchVMMigratedRepeatedly": "rebalance_watch",
-    "OVRebalanceWatchNodeAboveMean": "rebalance_watch",
-    "OVVMOverProvisioned": "vm_right_sizing",
-    "OVVMUnderProvisioned": "vm_right_sizing",
-    "OVVMIOnNotReadyNode": "node_failure_planning",
-    "OVNodeWithoutRemediation": "node_failure_planning",
-    "OVVMNotRestartedAfterNodeFailure": "node_failure_planning",
-    "OVControlPlaneNodesShareHost": "control_plane_placement",
-    "OVControlPlaneNodeRunsVMs": "control_plane_vm_workloads",
-}
+# Alerts that fire for exactly the objects a check has findings for, from the declarations.
+ALERT_CHECK = {a.name: s.id for s in CHECKS for a in s.alerts if a.mirrors_findings}
 
 
 def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:

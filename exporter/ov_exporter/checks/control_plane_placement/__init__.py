@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState
 from ...domain.k8s import is_control_plane, labels, ref
 
@@ -87,6 +87,9 @@ SPEC = CheckSpec(
     families=(COLOCATED, UNKNOWN),
     remediation="Spread the control-plane VMs over separate hypervisor hosts (vSphere: a DRS VM-VM "
                 "anti-affinity rule for the control-plane VMs), and keep the host label current.",
+    alerts=(
+        AlertDecl("OVControlPlaneNodesShareHost", warning="failure_risk", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=("nodes",),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState
 from ...domain.k8s import SCHEDULABLE_LABEL, is_control_plane, labels, ref, vmi_node
 
@@ -64,6 +64,9 @@ SPEC = CheckSpec(
     remediation="Keep VMs off control-plane nodes: set mastersSchedulable: false in the Scheduler config "
                 "(restores the NoSchedule taint), restrict the HCO workload placement to workers, and live "
                 "migrate the VMs that run there.",
+    alerts=(
+        AlertDecl("OVControlPlaneNodeRunsVMs", warning="performance_risk", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=("nodes",),
     reads=("virtualmachineinstances.kubevirt.io",),

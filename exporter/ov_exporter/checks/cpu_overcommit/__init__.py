@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
 from ...store import ClusterState
 from ...domain.k8s import (capacity, cpu_allocation_ratio, ref, threads_per_core, vm_schedulable_nodes, vmi_dedicated,
                    vmi_node, vmi_vcpus)
@@ -109,6 +109,10 @@ SPEC = CheckSpec(
     families=(RATIO, VCPUS, CORES, THREADS, CLUSTER, ALLOCATION, THRESHOLD),
     remediation="Live migrate VMs from the node to nodes below the target, add capacity, or give "
                 "latency-sensitive VMs dedicated CPUs; keep vCPUs within 1.2x physical cores in production.",
+    alerts=(
+        AlertDecl("OVNodeCPUOvercommitted", warning="performance_risk", info="hygiene"),
+        AlertDecl("OVClusterCPUOvercommitted", warning="performance_risk", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=("nodes", "virtualmachineinstances.kubevirt.io"),
     reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
 from ...store import ClusterState
 from ...domain.k8s import capacity, memory_overcommit_percentage, ref, vm_schedulable_nodes, vmi_guest_memory, vmi_node
 
@@ -94,6 +94,10 @@ SPEC = CheckSpec(
     families=(RATIO, GUEST, CAPACITY, CLUSTER, PERCENTAGE, THRESHOLD),
     remediation="Move VMs off the node (live migration to nodes with headroom), add memory or nodes, and keep "
                 "memoryOvercommitPercentage at 100 unless free page reporting and swap are planned for.",
+    alerts=(
+        AlertDecl("OVNodeMemoryOvercommitted", warning="performance_risk", info="hygiene"),
+        AlertDecl("OVClusterMemoryOvercommitted", warning="performance_risk", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=("nodes", "virtualmachineinstances.kubevirt.io"),
     reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),

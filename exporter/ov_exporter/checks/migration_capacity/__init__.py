@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
 from ...store import ClusterState
 from ...domain.k8s import hyperconverged, migration_setting, vm_schedulable_nodes
 from ...domain.migrations import FINAL_PHASES, PENDING_PHASES, created, phase_group, phase_of, ts
@@ -210,6 +210,10 @@ SPEC = CheckSpec(
                 "let migrations in flight drain before starting more (split rebalances into batches of 5 or fewer). "
                 "A stalled queue: look at the oldest Pending VMIM (target pod unschedulable, virt-handler down, "
                 "a migration stuck in Running) and cancel or fix what blocks it.",
+    alerts=(
+        AlertDecl("OVMigrationQueueStalled", warning="migration_stuck"),
+        AlertDecl("OVMigrationParallelWithoutDedicatedNetwork", warning="degraded"),
+    ),
     evaluate=evaluate,
     requires=("virtualmachineinstancemigrations.kubevirt.io",),
     reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "virtualmachineinstances.kubevirt.io",

@@ -6,7 +6,7 @@ from typing import Any
 
 from ... import upstream
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState, MetricSample
 from ...domain.k8s import labels, migration_setting, ref, vmi_guest_memory, vmi_node
 
@@ -152,6 +152,9 @@ SPEC = CheckSpec(
     remediation="Reduce the guest's write load before migrating (pause batch jobs, drain traffic), migrate over a "
                 "dedicated faster network, raise bandwidthPerMigration, enable allowAutoConverge or post-copy for "
                 "this VM through a MigrationPolicy, or cold migrate it.",
+    alerts=(
+        AlertDecl("OVVMIDirtyRateTooHighForMigration", warning="migration_risk", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=("virtualmachineinstances.kubevirt.io",),
     reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "migrationpolicies.migrations.kubevirt.io", "namespaces"),

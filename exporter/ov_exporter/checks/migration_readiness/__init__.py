@@ -12,7 +12,7 @@ from ...domain.k8s import (
     vm_node,
 )
 from ...domain.readiness import REASONS, readiness
-from ...model import CheckOutput, CheckSpec, Family, Finding, Sample
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample
 from ...store import ClusterState
 
 BLOCKED = Family(
@@ -74,6 +74,9 @@ SPEC = CheckSpec(
     remediation="Run `ov-exporter check --vm NS/NAME` before migrating a VM: it lists every blocking reason with "
                 "its fix (start the VM, RWX storage, free capacity on a matching node, repair virt-handler, wait "
                 "for a migration slot).",
+    alerts=(
+        AlertDecl("OVVMMigrationBlocked", warning="migration_risk", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
     reads=("virtualmachineinstances.kubevirt.io", "virtualmachineinstancemigrations.kubevirt.io", "nodes", "pods",

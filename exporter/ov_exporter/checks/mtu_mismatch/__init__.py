@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...store import ClusterState
 from ...domain.k8s import ref, vm_node, vm_schedulable_nodes, vm_template_spec
 
@@ -178,6 +178,11 @@ SPEC = CheckSpec(
     families=(MISMATCH, INVALID, MIXED),
     remediation="Set an explicit mtu in every NetworkAttachmentDefinition that matches the host bridge or NIC "
                 "(nmstate policy), 9000 end to end for a migration network, and fix invalid CNI JSON.",
+    alerts=(
+        AlertDecl("OVNetworkMTUMismatch", warning="performance_risk"),
+        AlertDecl("OVNetworkAttachmentDefinitionInvalid", warning="failure_risk"),
+        AlertDecl("OVVMMixedMTUNetworks", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=("network-attachment-definitions.k8s.cni.cncf.io",),
     reads=("nodenetworkstates.nmstate.io", "networks.config.openshift.io", "virtualmachines.kubevirt.io", "nodes"),

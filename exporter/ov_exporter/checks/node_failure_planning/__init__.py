@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState
 from ...domain.k8s import annotations, labels, ref, vm_schedulable_nodes, vmi_node
 from ...domain.selectors import label_selector_matches
@@ -203,6 +203,11 @@ SPEC = CheckSpec(
                 "Node Health Check operator with Self Node Remediation or Fence Agents Remediation and a "
                 "NodeHealthCheck over the worker nodes (UPI and bare metal); give VMs that must survive a "
                 "node failure runStrategy Always or RerunOnFailure.",
+    alerts=(
+        AlertDecl("OVVMIOnNotReadyNode", critical="vm_down"),
+        AlertDecl("OVNodeWithoutRemediation", warning="failure_risk"),
+        AlertDecl("OVVMNotRestartedAfterNodeFailure", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=("nodes",),
     reads=(MACHINES, MHCS, NHCS, "virtualmachineinstances.kubevirt.io", "virtualmachines.kubevirt.io"),

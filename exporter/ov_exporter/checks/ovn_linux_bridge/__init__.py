@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState
 from ...domain.k8s import labels, ref
 
@@ -151,6 +151,10 @@ SPEC = CheckSpec(
     remediation="Put the Linux bridge on a secondary NIC (or use an OVN localnet / OVS bridge mapping on br-ex "
                 "for VM traffic on the default network); delete or fix the policy, then check that the node's "
                 "br-ex has its NIC back.",
+    alerts=(
+        AlertDecl("OVNodeNetworkPolicyBridgesDefaultNIC", warning="failure_risk"),
+        AlertDecl("OVNodeDefaultNICInLinuxBridge", critical="vm_down"),
+    ),
     evaluate=evaluate,
     requires=(NNS_KEY,),
     reads=(NNCP_KEY, NETWORK_KEY, "nodes"),

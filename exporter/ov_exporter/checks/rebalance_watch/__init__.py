@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
 from ...store import ClusterState
 from ...domain.migrations import (CAUSES, FINAL_PHASES, PHASE_GROUPS, REBALANCING, cause_of, causes, created, phase_group,
                           phase_of, ts)
@@ -213,6 +213,13 @@ SPEC = CheckSpec(
     remediation="Watch the cluster for 24-48 hours after a rebalance: retry or investigate failed migrations "
                 "(dirty rate, bandwidth, target capacity), stop whatever moves a VM back and forth (affinity "
                 "rules, descheduler profile), and move VMs off nodes left far above the mean.",
+    alerts=(
+        AlertDecl("OVPostRebalanceNodeCPUHigh", warning="degraded", mirrors_findings=False),
+        AlertDecl("OVPostRebalanceCPUSpreadIncreased", warning="degraded", mirrors_findings=False),
+        AlertDecl("OVRebalanceWatchMigrationFailed", warning="degraded"),
+        AlertDecl("OVRebalanceWatchVMMigratedRepeatedly", warning="degraded"),
+        AlertDecl("OVRebalanceWatchNodeAboveMean", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=("virtualmachineinstances.kubevirt.io", "virtualmachineinstancemigrations.kubevirt.io"),
     reads=("nodes", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState
 from ...domain.k8s import labels, ref, vm_schedulable_nodes, vmi_node
 
@@ -59,6 +59,9 @@ SPEC = CheckSpec(
     families=(COUNT, INFO),
     remediation="Replace RHEL workers with RHCOS nodes; until then keep VMs off them (remove "
                 "kubevirt.io/schedulable, taint the node, live migrate its VMs away).",
+    alerts=(
+        AlertDecl("OVRHELWorkerNode", warning="unsupported", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=("nodes",),
     reads=("virtualmachineinstances.kubevirt.io",),

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...store import ClusterState
 from ...domain.k8s import cluster_eviction_strategy, labels, ref, vm_node, vm_schedulable_nodes, vm_template_spec
 from ...domain.selectors import node_term_matches, tolerates
@@ -238,6 +238,10 @@ SPEC = CheckSpec(
     remediation="Keep one primary constraint per VM (a nodeSelector or one affinity rule), add tolerations only "
                 "for tainted nodes, do not mix required and preferred rules, and never pin a VM that must live "
                 "migrate to one host: select a group of nodes by label instead.",
+    alerts=(
+        AlertDecl("OVVMSchedulingConstraints", warning="migration_risk", info="hygiene"),
+        AlertDecl("OVVMIUnschedulable", critical="vm_down", warning="degraded"),
+    ),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
     reads=("virtualmachineinstances.kubevirt.io", "nodes", "hyperconvergeds.hco.kubevirt.io",

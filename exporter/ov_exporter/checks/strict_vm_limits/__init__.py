@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...quantity import Quantity
 from ...store import ClusterState
 from ...domain.k8s import guest_memory, labels, ref, setting, vm_node, vm_template_spec
@@ -124,6 +124,9 @@ SPEC = CheckSpec(
     remediation="Remove spec.template.spec.domain.resources.limits and set only guest memory and CPU requests; "
                 "where governance mandates limits, leave headroom above guest memory and annotate the VM with "
                 "the exemption annotation (ov-exporter.openshift.io/exempt: strict_vm_limits).",
+    alerts=(
+        AlertDecl("OVVMStrictResourceLimits", warning="performance_risk", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
     reads=("namespaces", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...quantity import parse_quantity
 from ...store import ClusterState
 from ...domain.k8s import ref
@@ -156,6 +156,10 @@ SPEC = CheckSpec(
                 "spec.limitVolumePoolSize on ontap-nas-economy/ontap-san-economy backends, and "
                 "spec.limitAggregateUsage where Trident has cluster-admin credentials; on ONTAP also cap the SVM "
                 "(vserver modify -max-volumes, -storage-limit).",
+    alerts=(
+        AlertDecl("OVTridentBackendWithoutVolumeLimit", warning="failure_risk"),
+        AlertDecl("OVTridentBackendWithoutAggregateLimit", info="hygiene"),
+    ),
     evaluate=evaluate,
     requires=(KIND_KEY,),
 )

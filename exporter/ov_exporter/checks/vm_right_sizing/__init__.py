@@ -16,7 +16,7 @@ from typing import Any
 
 from ... import upstream
 from ...config import Config
-from ...model import CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState
 from ...domain.k8s import labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
 
@@ -157,6 +157,10 @@ SPEC = CheckSpec(
                 "of over-provisioned VMs to return capacity to the cluster; raise the memory or vCPUs of "
                 "under-provisioned VMs before the guest swaps or its OOM killer fires. Measure over a business cycle "
                 "(the alerts wait hours) before resizing, and restart or hot-plug to apply.",
+    alerts=(
+        AlertDecl("OVVMOverProvisioned", info="hygiene"),
+        AlertDecl("OVVMUnderProvisioned", warning="degraded"),
+    ),
     evaluate=evaluate,
     requires=(VMIS,),
     reads=(PODMETRICS,),

@@ -1,0 +1,91 @@
+"""A check's declaration is the index of its story: what it declares must be what the
+rest of the repository does. Each test reads the real artefact (rule files parsed with
+a real PromQL parser, the runbooks on disk) and compares it with the declarations, so
+an alert, a runbook or an owner cannot be added, renamed or dropped on one side only."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ov_exporter.checks import CHECKS
+from ov_exporter.coverage import UPSTREAM_ALERTS
+from ov_exporter.render import exposition_name
+
+from .conftest import ROOT, promql_metric_names
+
+ALERTS = ROOT / "alerts"
+NOT_RULES = {"upstream-metrics.yaml"}
+
+
+def _rules() -> list[tuple[Path, dict]]:
+    out = []
+    for path in sorted(ALERTS.glob("*.yaml")):
+        if path.name in NOT_RULES:
+            continue
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            out += [(path, rule) for rule in group["rules"]]
+    return out
+
+
+RULES = _rules()
+RECORDS: dict[str, list[str]] = {}
+for _, _rule in RULES:
+    if "record" in _rule:
+        RECORDS.setdefault(_rule["record"], []).append(_rule["expr"])
+OWNER = {exposition_name(f): s.id for s in CHECKS for f in s.families}
+DECLARED = {a.name: (s.id, a) for s in CHECKS for a in s.alerts}
+
+
+def _reads(expr: str, seen: frozenset[str] = frozenset()) -> set[str]:
+    """Metric names an expression reads, through recording rules."""
+    names: set[str] = set()
+    for name in promql_metric_names(expr):
+        if name in RECORDS and name not in seen:
+            for sub in RECORDS[name]:
+                names |= _reads(sub, seen | {name})
+        else:
+            names.add(name)
+    return names
+
+
+def _alert_rules() -> dict[str, list[dict]]:
+    alerts: dict[str, list[dict]] = {}
+    for _, rule in RULES:
+        if "alert" in rule:
+            alerts.setdefault(rule["alert"], []).append(rule)
+    return alerts
+
+
+ALERT_RULES = _alert_rules()
+
+
+def test_every_declared_alert_exists_at_the_declared_severities_with_their_impact():
+    assert len(DECLARED) == sum(len(s.alerts) for s in CHECKS), "an alert is declared by two checks"
+    for name, (check, decl) in DECLARED.items():
+        assert name in ALERT_RULES, f"{check} declares {name}, which no file in alerts/ defines"
+        defined = {rule["labels"]["severity"]: rule["labels"]["impact"] for rule in ALERT_RULES[name]}
+        assert defined == decl.impacts, f"{name}: severity -> impact {defined} in alerts/, {decl.impacts} in {check}"
+
+
+@pytest.mark.parametrize("name", sorted(ALERT_RULES))
+def test_an_alert_reading_a_check_family_is_declared_by_one_of_those_checks(name):
+    readers = {OWNER[m] for rule in ALERT_RULES[name] for m in _reads(rule["expr"]) if m in OWNER}
+    upstream = {a for names in UPSTREAM_ALERTS.values() for a in names}
+    if name in DECLARED:
+        check = DECLARED[name][0]
+        assert check in readers, f"{name} is declared by {check} but reads none of its families ({sorted(readers)})"
+    else:
+        assert not readers, f"{name} reads families of {sorted(readers)}: declare it in one of their SPECs"
+        assert name.startswith("OVExporter") or name in upstream or name == "OVEtcdMetricsAbsent", \
+            f"{name} belongs to no check, to no anti-pattern covered by upstream metrics, nor to exporter health"
+
+
+@pytest.mark.parametrize("spec", CHECKS, ids=lambda s: s.id)
+def test_declared_alerts_have_a_runbook_that_links_the_check_runbook(spec):
+    for decl in spec.alerts:
+        runbook = ALERTS / "runbooks" / f"{decl.name}.md"
+        assert runbook.is_file(), f"{spec.id}: {decl.name} has no alerts/runbooks/{decl.name}.md"
+        link = f"exporter/ov_exporter/checks/{spec.id}/runbook.md"
+        assert link in runbook.read_text(), f"{runbook.name} does not link the check's runbook ({link})"
