@@ -12,7 +12,7 @@ timestamps are derived from object names, never from a clock or a random generat
 
 Layout: builders that turn a few parameters into full object dicts, then the data
 tables of the two clusters (`DEMO_*`, `CLEAN_*`), then the planted-case table
-(`EXPECTATIONS`) that `expectations.yaml` and the README table are both made from.
+(`checks/<id>/demo.yaml`) that `expectations.yaml` and the README table are both made from.
 """
 from __future__ import annotations
 
@@ -1812,211 +1812,33 @@ class Case:
     why: str
 
 
-def pos(kind: str, ns: str, name: str, severity: str, why: str) -> Case:
-    return Case(kind, ns, name, severity, why)
+CHECKS_DIR = ROOT / "exporter" / "ov_exporter" / "checks"
 
 
-def neg(kind: str, ns: str, name: str, why: str) -> Case:
-    return Case(kind, ns, name, "none", why)
-
-
-VM, VMI, NODE, NAD = "VirtualMachine", "VirtualMachineInstance", "Node", "NetworkAttachmentDefinition"
-
-EXPECTATIONS: dict[str, list[Case]] = {
-    "rwo_vm_disks": [
-        pos(VM, "erp", "sap-hana-01", "warning",
-            f"running; root and hana-data disks on {LVMS_CLASS} (RWO); no evictionStrategy, so the HCO default "
-            "LiveMigrate"),
-        pos(VM, "erp", "sap-router-01", "warning",
-            f"running; root disk on {LVMS_CLASS} (RWO); evictionStrategy LiveMigrate"),
-        pos(VM, "dev-sandbox", "dev-rhel9-01", "warning",
-            f"running; root disk on {LVMS_CLASS} (RWO); evictionStrategy LiveMigrateIfPossible"),
-        neg(VM, "prod-db", "postgres-primary-01", "DataVolume and standalone PVC, both ReadWriteMany"),
-        pos(VM, "prod-db", "oracle-db-01", "info",
-            f"RWO disks on {LVMS_CLASS} but evictionStrategy None (cold migration by design)"),
-        neg(VM, "prod-db", "mssql-01", f"DataVolume spec.pvc with ReadWriteMany on {RBD_CLASS}"),
-        neg(VM, "ci-runners", "jenkins-agent-01", "containerDisk and cloud-init only: no PVC"),
-    ],
-    "migration_readiness": [
-        pos(VM, "erp", "sap-hana-01", "warning",
-            f"two reasons at once: rwo_disk (root and hana-data on {LVMS_CLASS}) and no_target_node (its "
-            "nodeSelector sap.example.com/hana-certified=true matches worker-3 only, where it runs); LiveMigrate"),
-        pos(VM, "erp", "sap-router-01", "warning", f"rwo_disk (root on {LVMS_CLASS}); LiveMigrate"),
-        pos(VM, "dev-sandbox", "dev-rhel9-01", "warning", f"rwo_disk (root on {LVMS_CLASS}); LiveMigrateIfPossible"),
-        pos(VM, "prod-db", "oracle-db-01", "info",
-            f"rwo_disk (RWO on {LVMS_CLASS}); evictionStrategy None, so cold migration by design: info only"),
-        pos(VM, "dev-sandbox", "dev-rhel8-legacy-01", "warning",
-            "virt_handler_not_ready: the virt-handler pod on rhel-worker-0 crash-loops"),
-        pos(VM, "dev-sandbox", "dev-centos-stream9-01", "warning",
-            "virt_handler_not_ready: the virt-handler pod on rhel-worker-0 crash-loops"),
-        pos(VM, "batch-jobs", "quarter-close-01", "info", "not_running only: runStrategy Halted, no VMI"),
-        pos(VM, "erp", "sap-app-01", "warning",
-            "no_target_node: pinned to worker-0 by nodeSelector kubernetes.io/hostname (see scheduling_constraints)"),
-        pos(VM, "analytics", "spark-gpu-01", "info", "not_running: its VMI waits in phase Scheduling"),
-        neg(VM, "prod-web", "web-frontend-01", "RWX root disk, room on other workers, virt-handler Ready"),
-        neg(VM, "prod-db", "postgres-primary-01", "RWX disks; 64 GiB fits on several other workers"),
-        neg(VM, "ci-runners", "jenkins-agent-01", "containerDisk only: a block migration, not a blocker"),
-        neg(VM, "analytics", "elastic-data-02", "migrating now (1 of 5 cluster migration slots in use)"),
-    ],
-    "cpu_overcommit": [
-        pos(NODE, "", "worker-1", "warning", "64 vCPUs on 32 physical cores: ratio 2.00 > 1.8"),
-        pos(NODE, "", "worker-2", "info", "44 vCPUs on 32 physical cores: ratio 1.38 > 1.2 (production target)"),
-        neg("HyperConverged", "openshift-cnv", "kubevirt-hyperconverged",
-            "vmiCPUAllocationRatio 10 (the HCO default) is configuration, not a finding"),
-        neg(NODE, "", "worker-0", "30 vCPUs on 32 cores: 0.94"),
-        neg(NODE, "", "worker-3", "34 vCPUs on 32 cores: 1.06 (the memory-heavy node)"),
-        neg(NODE, "", "worker-5", "30 vCPUs on 32 cores: 0.94 (no NFD label, no threads-per-core: 2 assumed)"),
-        neg(NODE, "", "master-0", "control plane, runs no VMIs"),
-        neg("Cluster", "", "cluster", "242 vCPUs on 224 cores (VM-schedulable master-2 included): 1.08"),
-    ],
-    "memory_overcommit": [
-        pos(NODE, "", "worker-3", "info", "480 GiB of guest memory on 503 GiB: ratio 0.95 > 0.9"),
-        neg(NODE, "", "worker-1", "232 GiB on 503 GiB: 0.46 (CPU-overcommitted only)"),
-        neg(NODE, "", "worker-0", "140 GiB on 503 GiB: 0.28"),
-        neg("Cluster", "", "cluster", "1308 GiB on 3334 GiB (VM-schedulable master-2 included): 0.39"),
-    ],
-    "rhel_nodes": [
-        pos(NODE, "", "rhel-worker-0", "warning", "RHEL 8.10 worker, kubevirt.io/schedulable=true, runs two VMIs"),
-        neg(NODE, "", "worker-0", "RHCOS worker"),
-        neg(NODE, "", "master-0", "RHCOS control plane"),
-    ],
-    "mtu_mismatch": [
-        pos(NAD, "analytics", "storage-net", "warning",
-            "cnv-bridge on br1 without mtu: VMs get 1500 while br1 is 9000 on every worker"),
-        pos(NAD, "prod-web", "frontend-vlan110", "warning",
-            "explicit mtu 1500 on br-vm, but br-vm is 9000 on worker-4"),
-        pos(NAD, "analytics", "spark-overlay", "warning",
-            "OVN layer2 overlay with mtu 1500 above the cluster network MTU 1400"),
-        pos(NAD, "dev-sandbox", "legacy-net", "warning", "spec.config is malformed JSON"),
-        pos(VM, "prod-db", "mariadb-01", "info",
-            "db-replication (explicit 9000) and backup-vlan300 (ovs default 1500)"),
-        neg(NAD, "prod-db", "db-replication", "explicit mtu 9000 on br1, which is 9000 on every worker"),
-        neg(NAD, "prod-cache", "cache-sync", "conflist; mtu 9000 in plugins[0] matches br1"),
-        neg(NAD, "dev-sandbox", "dev-l2-overlay", "OVN layer2 without mtu: takes the cluster network MTU"),
-        neg(NAD, "prod-db", "backup-vlan300", "ovs bridge reports no MTU in NodeNetworkState: nothing to compare"),
-        neg(VM, "prod-cache", "redis-cache-01", "9000 and 1500 networks, both with explicit MTUs"),
-        neg(VM, "analytics", "spark-worker-01", "two networks, both 1500"),
-    ],
-    "scheduling_constraints": [
-        pos(VM, "analytics", "spark-worker-02", "info",
-            "7 constraints (3 nodeSelector keys, 2 pod (anti-)affinity terms, 2 tolerations) above the maximum 5"),
-        pos(VM, "analytics", "spark-worker-02", "info", "a required pod anti-affinity and a preferred pod affinity"),
-        pos(VM, "erp", "sap-app-01", "warning",
-            "nodeSelector kubernetes.io/hostname=worker-0 and the HCO default eviction strategy LiveMigrate"),
-        pos(VM, "prod-db", "oracle-db-01", "warning",
-            "required node affinity on kubernetes.io/hostname In [worker-3]; evictionStrategy None"),
-        pos(VM, "erp", "sap-hana-01", "warning",
-            "nodeSelector sap.example.com/hana-certified=true matches worker-3 only; LiveMigrate (see migration_readiness)"),
-        pos(VM, "analytics", "spark-gpu-01", "warning", f"nodeSelector {GPU_PRODUCT}: no node has a GPU"),
-        pos(VMI, "analytics", "spark-gpu-01", "critical",
-            "VMI in phase Scheduling on no node, PodScheduled False with reason Unschedulable"),
-        neg(VM, "prod-web", "web-frontend-02", "one preferred pod anti-affinity term (spread the web tier)"),
-        neg(VM, "batch-jobs", "etl-worker-02", "nodeSelector on the worker role: 7 nodes fit"),
-        neg(VM, "prod-web", "web-frontend-01", "no scheduling constraints"),
-    ],
-    "strict_vm_limits": [
-        pos(VM, "prod-cache", "redis-cache-02", "warning",
-            "memory limit 32Gi equals the 32 GiB guest: only KubeVirt's overhead estimate is left as room"),
-        pos(VM, "prod-cache", "redis-cache-02", "warning", "CPU limit 2 for 2 vCPUs"),
-        pos(VM, "batch-jobs", "report-gen-01", "info", "memory limit 10Gi above the 8 GiB guest"),
-        *[pos(VM, "ci-runners", f"jenkins-agent-0{i}", "info",
-              "namespace matches the HCO autoCPULimitNamespaceLabelSelector (workload-class In [ci])")
-          for i in range(1, 5)],
-        neg(VM, "erp", "sap-app-02", "CPU and memory limits, exempted with ov-exporter.openshift.io/exempt"),
-        neg(VM, "prod-web", "web-frontend-01", "no limits"),
-    ],
-    "migration_dirty_rate": [
-        pos(VMI, "prod-db", "postgres-primary-01", "warning",
-            "600 MiB/s dirty vs 512 MiB/s (MigrationPolicy production-throttled): risk 1.17"),
-        pos(VMI, "analytics", "kafka-broker-02", "info",
-            "380 MiB/s dirty vs 512 MiB/s (its last migration's configuration): risk 0.74"),
-        pos(VMI, "batch-jobs", "etl-worker-01", "warning",
-            "risk 0.44 only, but 16 GiB at 64-28 MiB/s takes 455 s > 20 s/GiB x 16 GiB (MigrationPolicy batch-throttled)"),
-        pos(VMI, "analytics", "elastic-data-02", "info",
-            "migrating now: measured 110 MiB/s dirty vs 180 MiB/s transferred: risk 0.61"),
-        neg(VMI, "prod-web", "web-frontend-01", "18 MiB/s dirty"),
-        neg(VMI, "prod-db", "postgres-replica-01", "45 MiB/s dirty vs 512 MiB/s"),
-        neg(VMI, "batch-jobs", "etl-worker-02", "5 MiB/s under the same 64Mi/20 s per GiB policy: 17.3 s/GiB"),
-        neg(VMI, "analytics", "spark-worker-01", "210 MiB/s dirty vs 512 MiB/s: risk 0.41"),
-    ],
-    "migration_capacity": [
-        pos("Cluster", "", "cluster", "warning",
-            "2 migrations running at once (elastic-data-02, haproxy-lb-02) over the pod network: no "
-            "liveMigrationConfig.network"),
-        neg(NODE, "", "worker-4", "2 outbound migrations in flight (elastic-data-02 Running, mariadb-01 Pending) = "
-            "100 % of parallelOutboundMigrationsPerNode 2: a gauge, no finding (KubeVirt queues the rest)"),
-        neg(NODE, "", "worker-0", "1 outbound migration in flight (haproxy-lb-02): 50 %"),
-        neg(NODE, "", "worker-1", "no migration in flight"),
-    ],
-    "rebalance_watch": [
-        pos(VMI, "prod-web", "web-frontend-06", "warning",
-            "migrated twice (manual) inside the 48 h window (worker-5 -> worker-3 -> worker-5)"),
-        pos(NODE, "", "worker-3", "info",
-            "memory allocation 97 % of allocatable, 59 points above the 38 % mean, with the watch window open"),
-        neg("VirtualMachineInstanceMigration", "analytics", f"kafka-broker-02-migration-{suffix('mig', 'kafka-broker-02')}",
-            "failed just over 48 h before the dump's capture time: outside the window"),
-        neg(VMI, "analytics", "elastic-data-02", "one migration, still running"),
-        neg(VMI, "prod-web", "web-frontend-01",
-            "migrated 16 min before the dump by the workload updater (an upgrade): never opens the watch or counts "
-            "in it"),
-        neg(VMI, "prod-db", "postgres-replica-01", "evacuated by the drain of worker-6 (since removed): not a rebalance"),
-        neg(NODE, "", "worker-1", "memory allocation 47 %, 9 points above the mean"),
-    ],
-    "node_failure_planning": [
-        pos(VMI, "dev-sandbox", "dev-rhel8-legacy-01", "critical",
-            "assigned to rhel-worker-0, whose kubelet stopped posting status (Ready Unknown)"),
-        pos(VMI, "dev-sandbox", "dev-centos-stream9-01", "critical", "assigned to rhel-worker-0 (Ready Unknown)"),
-        pos(NODE, "", "worker-5", "warning",
-            "its Machine is in MachineSet ocp-virt-worker-b, which the workers MachineHealthCheck does not select"),
-        pos(NODE, "", "rhel-worker-0", "warning", "no Machine (added outside the Machine API) and no NodeHealthCheck"),
-        pos(NODE, "", "master-2", "warning",
-            "VM-schedulable control-plane node (see control_plane_vm_workloads) with no Machine and no NodeHealthCheck"),
-        pos(VM, "dev-sandbox", "dev-fedora-01", "info", "running with runStrategy Manual: not restarted after a node failure"),
-        neg(NODE, "", "worker-0", "Machine in MachineSet ocp-virt-worker, selected by the workers MachineHealthCheck"),
-        neg(NODE, "", "master-0", "control plane, not VM-schedulable"),
-        neg(VM, "prod-web", "web-frontend-01", "runStrategy Always"),
-        neg(VM, "ci-runners", "jenkins-agent-01", "runStrategy RerunOnFailure"),
-        neg(VMI, "prod-web", "web-frontend-01", "runs on worker-1, which is Ready"),
-    ],
-    "control_plane_placement": [
-        pos(NODE, "", "master-0", "warning",
-            "label ov-exporter.openshift.io/hypervisor-host=esxi-01, shared with master-1: losing esxi-01 leaves "
-            "1 of 3 etcd members"),
-        pos(NODE, "", "master-1", "warning", "on esxi-01 with master-0"),
-        neg(NODE, "", "master-2", "alone on esxi-02"),
-    ],
-    # A VMI on a master (warning) is covered by tests/checks/test_control_plane_vm_workloads.py; in the demo
-    # it would move every planted CPU and memory number.
-    "control_plane_vm_workloads": [
-        pos(NODE, "", "master-2", "info",
-            "kubevirt.io/schedulable=true and no NoSchedule control-plane taint (mastersSchedulable left on); "
-            "runs no VMI yet"),
-        neg(NODE, "", "master-0", "NoSchedule control-plane taint, no kubevirt.io/schedulable label, no VMIs"),
-        neg(NODE, "", "master-1", "NoSchedule control-plane taint, no VMIs"),
-    ],
-}
-
-TBC, NNCP = "TridentBackendConfig", "NodeNetworkConfigurationPolicy"
-EXPECTATIONS["trident_volume_limits"] = [
-    pos(TBC, "trident", "backend-ontap-nas-vms", "warning", "ontap-nas without limitVolumeSize (and no limitAggregateUsage)"),
-    pos(TBC, "trident", "backend-ontap-nas-eco", "warning", "ontap-nas-economy with limitVolumeSize 100Gi but no limitVolumePoolSize"),
-    pos(TBC, "trident", "backend-ontap-san-eco", "info",
-        "ontap-san-economy with limitVolumeSize 500Gi and limitVolumePoolSize 2Ti, but no limitAggregateUsage"),
-    neg(TBC, "trident", "backend-ontap-san-db", "ontap-san with limitVolumeSize 2Ti and limitAggregateUsage 80%"),
-]
-EXPECTATIONS["ovn_linux_bridge"] = [
-    pos(NNCP, "", "br-mgmt-worker-2", "warning",
-        "puts ens3, worker-2's br-ex NIC (the default interface), into linux-bridge br-mgmt on OVN-Kubernetes"),
-    neg(NNCP, "", "br1-ens4-workers", "linux-bridge br1 on the secondary NIC ens4"),
-    neg(NODE, "", "worker-2", "its NodeNetworkState still has ens3 under br-ex (nmstate rolled the policy back)"),
-    neg(NODE, "", "worker-4", "linux bridges br1 and br-vm on ens4 and ens5 only"),
-]
+def planted_cases() -> dict[str, list[Case]]:
+    """check id -> what the demo plants for it, from checks/<id>/demo.yaml, in registry order."""
+    cases: dict[str, list[Case]] = {}
+    for spec in CHECKS:
+        path = CHECKS_DIR / spec.id / "demo.yaml"
+        if not path.is_file():
+            raise SystemExit(f"{path.relative_to(ROOT)}: missing (every check plants at least one case in the demo)")
+        doc = yaml.safe_load(path.read_text()) or {}
+        entries = []
+        for section, default_severity in (("positives", None), ("negatives", "none")):
+            for i, item in enumerate(doc.get(section) or []):
+                try:
+                    entries.append(Case(item["kind"], item.get("namespace", ""), item["name"],
+                                        default_severity or item["severity"], item["why"]))
+                except (KeyError, TypeError) as exc:
+                    raise SystemExit(f"{path.relative_to(ROOT)}: {section}[{i}]: missing field {exc}") from exc
+        cases[spec.id] = entries
+    return cases
 
 
 def expectations_doc() -> dict:
     specs = {s.id: s for s in CHECKS}
     doc: dict = {"cluster": "embedded demo cluster (exporter/ov_exporter/demo)", "checks": {}}
-    for check_id, cases in EXPECTATIONS.items():
+    for check_id, cases in planted_cases().items():
         entry: dict = {"anti_pattern": specs[check_id].anti_pattern, "title": specs[check_id].title,
                        "positives": [], "negatives": []}
         for c in cases:
@@ -2032,7 +1854,7 @@ def expectations_doc() -> dict:
 def readme() -> str:
     specs = {s.id: s for s in CHECKS}
     rows = []
-    for check_id, cases in EXPECTATIONS.items():
+    for check_id, cases in planted_cases().items():
         for c in sorted(cases, key=lambda c: c.severity == "none"):
             obj = f"{c.kind} {c.namespace + '/' if c.namespace else ''}{c.name}"
             rows.append(f"| `{check_id}` | {specs[check_id].anti_pattern} | {obj} | {c.severity} | {c.why} |")
@@ -2202,17 +2024,6 @@ def pod_metrics(c: Cluster, usage: dict[tuple[str, str], tuple[float, float]]) -
                                                                  "memory": f"{round(gib * 2**20)}Ki"}},
                                    {"name": "guest-console-log", "usage": {"cpu": "310042n", "memory": "2148Ki"}}]})
     return out
-
-
-EXPECTATIONS["vm_right_sizing"] = [
-    pos(VMI, "prod-db", "postgres-replica-02", "info",
-        "0.35 of 8 vCPUs (4 %) and 4.5 of 32 GiB (14 %) used: over-provisioned"),
-    pos(VMI, "prod-cache", "redis-cache-02", "info", "6 of 32 GiB (19 %) used: memory over-provisioned"),
-    pos(VMI, "prod-cache", "memcached-01", "warning", "15.2 of 16 GiB (95 %) used: memory under-provisioned"),
-    pos(VMI, "prod-web", "web-frontend-02", "warning", "3.8 of 4 vCPUs (95 %) used: CPU under-provisioned"),
-    neg(VMI, "prod-web", "web-frontend-01", "1.6 of 4 vCPUs (40 %), 5.5 of 8 GiB (69 %)"),
-    neg(VMI, "prod-web", "haproxy-lb-01", "0.7 of 2 vCPUs (35 %), 2.5 of 4 GiB (63 %)"),
-]
 
 
 # ================================================================ main
