@@ -412,7 +412,7 @@ def _report_unavailable(store) -> None:
 
 
 def _snapshot(args: argparse.Namespace, source: Source) -> int:
-    from .sources.export import write_snapshot
+    from .export import write_snapshot
 
     store = asyncio.run(_load(source, args.sync_timeout))
     _report_unavailable(store)

@@ -9,9 +9,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..records import KINDS, to_builtins
-from ..store import ClusterState
-from .snapshot import CAPTURED_AT_FILE
+from .records import KINDS, to_builtins
+from .store import ClusterState
+from .sources.snapshot import CAPTURED_AT_FILE
 
 
 def _label_value(value: str) -> str:
