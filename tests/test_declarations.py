@@ -89,3 +89,23 @@ def test_declared_alerts_have_a_runbook_that_links_the_check_runbook(spec):
         assert runbook.is_file(), f"{spec.id}: {decl.name} has no alerts/runbooks/{decl.name}.md"
         link = f"exporter/ov_exporter/checks/{spec.id}/runbook.md"
         assert link in runbook.read_text(), f"{runbook.name} does not link the check's runbook ({link})"
+
+
+def _prose_sentences(text: str) -> set[str]:
+    """Sentences of eight words or more outside code blocks, case and spacing folded."""
+    import re
+
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = re.sub(r"\s+", " ", text)
+    return {s.strip().lower() for s in re.split(r"(?<=[.!?:])\s", text) if len(s.split()) >= 8}
+
+
+@pytest.mark.parametrize("spec", CHECKS, ids=lambda s: s.id)
+def test_the_check_story_is_written_once_and_linked_from_its_alerts(spec):
+    """The check's runbook tells the anti-pattern's story; an alert's runbook says what
+    firing means and what to do, and links the check's runbook instead of repeating it.
+    (Commands may repeat: on-call needs them where they read.)"""
+    story = _prose_sentences((ROOT / "exporter" / "ov_exporter" / "checks" / spec.id / "runbook.md").read_text())
+    for decl in spec.alerts:
+        repeated = story & _prose_sentences((ALERTS / "runbooks" / f"{decl.name}.md").read_text())
+        assert not repeated, f"alerts/runbooks/{decl.name}.md repeats the check's runbook: {sorted(repeated)[:2]}"
