@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config import ASSUMED_THREADS_PER_CORE, Config
 from ..model import ObjectRef
+from ..records import Node, VirtualMachine, VirtualMachineInstance
 from ..store import ClusterState
 
 SCHEDULABLE_LABEL = "kubevirt.io/schedulable"
@@ -33,11 +34,11 @@ def ref(kind: str, obj: Any) -> ObjectRef:
 # ---------------------------------------------------------------- nodes
 
 
-def is_control_plane(node: Any) -> bool:
+def is_control_plane(node: Node) -> bool:
     return any(lbl in labels(node) for lbl in CONTROL_PLANE_LABELS)
 
 
-def has_noschedule_taint(node: Any) -> bool:
+def has_noschedule_taint(node: Node) -> bool:
     taints = (node.spec.taints if node.spec else None) or []
     return any(t.effect in ("NoSchedule", "NoExecute") and not t.key.startswith("node.kubernetes.io/") for t in taints)
 
@@ -55,14 +56,14 @@ def _vm_schedulable_nodes(state: ClusterState) -> list[Any]:
     return [n for n in nodes if not is_control_plane(n) and not has_noschedule_taint(n)]
 
 
-def capacity(node: Any, resource: str) -> float | None:
+def capacity(node: Node, resource: str) -> float | None:
     status = node.status
     cap = (status.capacity if status else None) or {}
     value = cap.get(resource)
     return float(value) if value is not None and value > 0 else None
 
 
-def threads_per_core(node: Any, config: Config) -> tuple[int, str]:
+def threads_per_core(node: Node, config: Config) -> tuple[int, str]:
     """(threads per core, where it came from): the NFD label (nfd), else the
     `threads-per-core` setting (config), else an assumption of 2 (assumed)."""
     smt = labels(node).get(SMT_LABEL)
@@ -78,27 +79,27 @@ def threads_per_core(node: Any, config: Config) -> tuple[int, str]:
 # ---------------------------------------------------------------- VMIs
 
 
-def vm_template_spec(vm: Any) -> Any | None:
+def vm_template_spec(vm: VirtualMachine) -> Any | None:
     """spec.template.spec of a VirtualMachine (the VMI spec it creates), or None."""
     template = vm.spec.template if vm.spec else None
     return template.spec if template else None
 
 
-def vmi_node(vmi: Any) -> str:
+def vmi_node(vmi: VirtualMachineInstance) -> str:
     status = vmi.status
     if status is None or not status.node_name or status.phase not in ACTIVE_VMI_PHASES:
         return ""
     return status.node_name
 
 
-def vm_node(state: ClusterState, vm: Any) -> str:
+def vm_node(state: ClusterState, vm: VirtualMachine) -> str:
     """The node a VirtualMachine's VMI runs on ("" when it is not running): the `node`
     label of per-VM series, so Alertmanager can inhibit them on a NotReady node."""
     vmi = state.get("virtualmachineinstances.kubevirt.io", vm.metadata.namespace, vm.metadata.name)
     return vmi_node(vmi) if vmi is not None else ""
 
 
-def vmi_vcpus(vmi: Any) -> int:
+def vmi_vcpus(vmi: VirtualMachineInstance) -> int:
     """sockets x cores x threads (each default 1); the status topology wins when present.
     Without a topology, the CPU request or limit rounded up; 1 when nothing is set."""
     topo = vmi.status.current_cpu_topology if vmi.status else None
@@ -115,7 +116,7 @@ def vmi_vcpus(vmi: Any) -> int:
     return 1
 
 
-def vmi_dedicated(vmi: Any) -> bool:
+def vmi_dedicated(vmi: VirtualMachineInstance) -> bool:
     domain = vmi.spec.domain if vmi.spec else None
     return bool(domain and domain.cpu and domain.cpu.dedicated_cpu_placement)
 
@@ -135,7 +136,7 @@ def guest_memory(spec: Any, status: Any = None) -> float | None:
     return None
 
 
-def vmi_guest_memory(vmi: Any) -> float | None:
+def vmi_guest_memory(vmi: VirtualMachineInstance) -> float | None:
     return guest_memory(vmi.spec, vmi.status)
 
 

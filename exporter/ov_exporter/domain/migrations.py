@@ -20,9 +20,9 @@ Upstream markers, verified in kubevirt/kubevirt at v1.3.0 and v1.9.0:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from ..config import Config
+from ..records import VirtualMachineInstanceMigration
 from ..store import ClusterState
 
 WORKLOAD_UPDATE_ANNOTATION = "kubevirt.io/workloadUpdateMigration"
@@ -42,7 +42,7 @@ def ts(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
 
-def phase_of(vmim: Any) -> str:
+def phase_of(vmim: VirtualMachineInstanceMigration) -> str:
     return vmim.status.phase if vmim.status is not None else ""
 
 
@@ -54,7 +54,7 @@ def phase_group(phase: str) -> str:
     return "running"  # Scheduled ... Running, and v1.9's WaitingForSync / Synchronizing
 
 
-def created(vmim: Any) -> float | None:
+def created(vmim: VirtualMachineInstanceMigration) -> float | None:
     """creationTimestamp, else the first phase transition."""
     stamp = ts(vmim.metadata.creation_timestamp)
     if stamp is None and vmim.status is not None:
@@ -69,7 +69,7 @@ def _declared_window(stamp: float | None, config: Config) -> bool:
                                      for w in config.rebalance_windows)
 
 
-def _classify(vmim: Any, state: ClusterState, config: Config) -> str:
+def _classify(vmim: VirtualMachineInstanceMigration, state: ClusterState, config: Config) -> str:
     annotations = vmim.metadata.annotations or {}
     if WORKLOAD_UPDATE_ANNOTATION in annotations:
         return "workload_update"
@@ -110,5 +110,5 @@ def _causes(state: ClusterState, config: Config) -> dict[str, str]:
     return result
 
 
-def cause_of(vmim: Any, table: dict[str, str]) -> str:
+def cause_of(vmim: VirtualMachineInstanceMigration, table: dict[str, str]) -> str:
     return table[vmim.metadata.uid or f"{vmim.metadata.namespace}/{vmim.metadata.name}"]

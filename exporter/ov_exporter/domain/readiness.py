@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config import Config
 from ..model import Severity
+from ..records import Node, VirtualMachineInstance
 from ..store import ClusterState
 from .k8s import (
     Setting,
@@ -98,7 +99,7 @@ REMEDIATION: dict[str, str] = {
 # ---------------------------------------------------------------- node matching
 
 
-def node_matches(spec: Any, node: Any) -> bool:
+def node_matches(spec: Any, node: Node) -> bool:
     """nodeSelector and required node affinity (terms ORed, requirements ANDed)."""
     node_labels = labels(node)
     for key, value in (spec.node_selector or {}).items():
@@ -132,20 +133,20 @@ def _frontier(candidates: list) -> list:
     return front
 
 
-def _node_ready(node: Any) -> bool:
+def _node_ready(node: Node) -> bool:
     for cond in (node.status.conditions if node.status else None) or []:
         if cond.type == "Ready":
             return cond.status == "True"
     return True  # dumps without conditions: assume Ready
 
 
-def _allocatable(node: Any, resource: str) -> float | None:
+def _allocatable(node: Node, resource: str) -> float | None:
     alloc = (node.status.allocatable if node.status else None) or (node.status.capacity if node.status else None) or {}
     value = alloc.get(resource)
     return float(value) if value is not None else None
 
 
-def vmi_requests(vmi: Any, ratio: float) -> tuple[float, float]:
+def vmi_requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
     """(CPU, memory bytes) a VMI's launcher pod requests: explicit requests, else vCPUs divided
     by vmiCPUAllocationRatio (dedicated CPUs: one CPU each) and the guest memory."""
     domain = vmi.spec.domain if vmi.spec else None
@@ -184,7 +185,7 @@ def handler_readiness(state: ClusterState) -> dict[str, bool] | None:
 # ---------------------------------------------------------------- verdicts
 
 
-def _live_migratable(vmi: Any) -> tuple[bool, str]:
+def _live_migratable(vmi: VirtualMachineInstance) -> tuple[bool, str]:
     for cond in (vmi.status.conditions if vmi.status else None) or []:
         if cond.type == "LiveMigratable" and cond.status == "False":
             return False, cond.reason or "no reason given"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from ..records import Taint
+
 
 def _requirement(labels: dict[str, str], req: Any, *, numeric: bool) -> bool:
     """One matchExpressions entry. Unknown operators match nothing (the API rejects them)."""
@@ -46,7 +48,7 @@ def node_term_matches(term: Any, node_name: str, labels: dict[str, str]) -> bool
                for req in fields)
 
 
-def tolerates(tolerations: Iterable[Any], taint: Any) -> bool:
+def tolerates(tolerations: Iterable[Any], taint: Taint) -> bool:
     for tol in tolerations:
         if tol.effect and tol.effect != taint.effect:
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..records import DataVolumeTemplate, VirtualMachine, VirtualMachineInstance
 from ..store import ClusterState
 from .k8s import annotations, vm_template_spec
 
@@ -53,8 +54,8 @@ def _dv_modes(state: ClusterState, dv_spec: Any) -> tuple[list[str] | None, str]
     return None, ""
 
 
-def access_modes(state: ClusterState, namespace: str, claim: str, vmi: Any,
-                 dv_template: Any, volume: str = "") -> tuple[list[str] | None, str]:
+def access_modes(state: ClusterState, namespace: str, claim: str, vmi: VirtualMachineInstance,
+                 dv_template: DataVolumeTemplate, volume: str = "") -> tuple[list[str] | None, str]:
     """(access modes, where they came from). Order of truth: bound PVC, VMI volumeStatus,
     DataVolume spec, StorageProfile. (None, "") when nothing says."""
     pvc = state.get("persistentvolumeclaims", namespace, claim)
@@ -77,7 +78,7 @@ def access_modes(state: ClusterState, namespace: str, claim: str, vmi: Any,
     return _dv_modes(state, dv_template.spec if dv_template is not None else None)
 
 
-def vm_disks(state: ClusterState, vm: Any) -> tuple[list[str], list[str]]:
+def vm_disks(state: ClusterState, vm: VirtualMachine) -> tuple[list[str], list[str]]:
     """(claims without RWX, each "claim (modes from source)"; claims whose modes are unknown)
     of a VM's PVC and DataVolume volumes."""
     spec = vm_template_spec(vm)

@@ -6,12 +6,12 @@ check is not applicable: it never guesses a host from zones or names.
 """
 from __future__ import annotations
 
-from typing import Any
 
 from ...config import Config
-from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ...store import ClusterState
 from ...domain.k8s import is_control_plane, labels, ref
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...records import Node
+from ...store import ClusterState
 
 BARE_METAL_PROVIDERS = ("baremetalhost://", "metal3://")
 
@@ -26,7 +26,7 @@ UNKNOWN = Family(
     "Control-plane nodes whose hypervisor host is unknown (no host label, not bare metal).")
 
 
-def host_of(node: Any, config: Config) -> tuple[str, str]:
+def host_of(node: Node, config: Config) -> tuple[str, str]:
     """(host, source); ("", "unknown") when nothing says."""
     label = config.control_plane_host_label
     if label and labels(node).get(label):

@@ -1,12 +1,12 @@
 """Anti-pattern 13: VM workloads on control-plane nodes, next to latency-sensitive etcd."""
 from __future__ import annotations
 
-from typing import Any
 
 from ...config import Config
-from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ...store import ClusterState
 from ...domain.k8s import SCHEDULABLE_LABEL, is_control_plane, labels, ref, vmi_node
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...records import Node
+from ...store import ClusterState
 
 MASTER_TAINTS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 
@@ -18,7 +18,7 @@ VMIS = Family(
     ("node", "vm_schedulable"))
 
 
-def vm_schedulable_master(node: Any) -> bool:
+def vm_schedulable_master(node: Node) -> bool:
     if labels(node).get(SCHEDULABLE_LABEL) != "true":
         return False
     taints = (node.spec.taints if node.spec else None) or []

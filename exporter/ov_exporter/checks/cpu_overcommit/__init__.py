@@ -2,10 +2,18 @@
 from __future__ import annotations
 
 from ...config import Config
+from ...domain.k8s import (
+    capacity,
+    cpu_allocation_ratio,
+    ref,
+    threads_per_core,
+    vm_schedulable_nodes,
+    vmi_dedicated,
+    vmi_node,
+    vmi_vcpus,
+)
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
 from ...store import ClusterState
-from ...domain.k8s import (capacity, cpu_allocation_ratio, ref, threads_per_core, vm_schedulable_nodes, vmi_dedicated,
-                   vmi_node, vmi_vcpus)
 
 RATIO = Family("ov_cpu_overcommit_ratio", "gauge",
                "vCPUs of the non-dedicated VMIs running on a node divided by its physical cores. "

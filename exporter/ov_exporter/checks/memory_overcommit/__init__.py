@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from ...config import Config
+from ...domain.k8s import capacity, memory_overcommit_percentage, ref, vm_schedulable_nodes, vmi_guest_memory, vmi_node
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
 from ...store import ClusterState
-from ...domain.k8s import capacity, memory_overcommit_percentage, ref, vm_schedulable_nodes, vmi_guest_memory, vmi_node
 
 RATIO = Family("ov_memory_overcommit_ratio", "gauge",
                "Guest memory of the VMIs running on a node divided by the node's memory capacity. "

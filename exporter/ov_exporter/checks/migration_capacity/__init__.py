@@ -5,13 +5,13 @@ normal during drains and upgrades."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from ...config import Config
-from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
-from ...store import ClusterState
 from ...domain.k8s import hyperconverged, migration_setting, vm_schedulable_nodes
 from ...domain.migrations import FINAL_PHASES, PENDING_PHASES, created, phase_group, phase_of, ts
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
+from ...records import VirtualMachineInstanceMigration
+from ...store import ClusterState
 
 INFO = Family("ov_migration_config", "info",
               "Where the effective live migration settings come from (source: hco, kubevirt or default) and the "
@@ -76,7 +76,7 @@ def _source(*sources: str) -> str:
     return "default"
 
 
-def _vmim_source_node(vmim: Any, vmis: dict) -> str:
+def _vmim_source_node(vmim: VirtualMachineInstanceMigration, vmis: dict) -> str:
     status = vmim.status
     if status is not None and status.migration_state is not None and status.migration_state.source_node:
         return status.migration_state.source_node
@@ -97,7 +97,7 @@ def versions(state: ClusterState) -> dict[str, str]:
     return found
 
 
-def _uses_pod_network(vmim: Any, dedicated: bool) -> bool:
+def _uses_pod_network(vmim: VirtualMachineInstanceMigration, dedicated: bool) -> bool:
     ms = vmim.status.migration_state if vmim.status is not None else None
     cfg = ms.migration_configuration if ms is not None else None
     return not (bool(cfg.network) if cfg is not None else dedicated)

@@ -6,9 +6,10 @@ from typing import Any
 
 from ... import upstream
 from ...config import Config
-from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ...store import ClusterState, MetricSample
 from ...domain.k8s import labels, migration_setting, ref, vmi_guest_memory, vmi_node
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...records import VirtualMachineInstance
+from ...store import ClusterState, MetricSample
 
 RISK = Family("ov_migration_dirty_rate_risk", "gauge",
               "Memory dirty rate of a VMI divided by its effective per-migration bandwidth; at 1 or more a "
@@ -56,7 +57,7 @@ def _match_labels(selector: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in selector.items() if k != "matchExpressions"}
 
 
-def _policy_for(vmi: Any, ns_labels: dict[str, str], policies: tuple) -> Any | None:
+def _policy_for(vmi: VirtualMachineInstance, ns_labels: dict[str, str], policies: tuple) -> Any | None:
     """The MigrationPolicy KubeVirt applies: every selector label must match; the most
     matching labels win (then the most VMI labels), then the first name. A policy with
     empty selectors matches every VMI with the lowest score; one without selectors none."""

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config import Config
+from ...domain.k8s import ref, vm_node, vm_schedulable_nodes, vm_template_spec
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...store import ClusterState
-from ...domain.k8s import ref, vm_node, vm_schedulable_nodes, vm_template_spec
 
 MISMATCH = Family("ov_mtu_mismatch", "gauge",
                   "Nodes where the MTU a NetworkAttachmentDefinition gives VMs differs from the MTU of the host "

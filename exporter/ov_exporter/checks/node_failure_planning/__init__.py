@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
-from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ...store import ClusterState
 from ...domain.k8s import annotations, labels, ref, vm_schedulable_nodes, vmi_node
 from ...domain.selectors import label_selector_matches
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...records import Machine, Node, VirtualMachine
+from ...store import ClusterState
 
 MACHINES = "machines.machine.openshift.io"
 MHCS = "machinehealthchecks.machine.openshift.io"
@@ -61,7 +62,7 @@ def _blocks_all(limit: Any) -> bool:
 # ---------------------------------------------------------------- coverage
 
 
-def _machine_of(state: ClusterState, node: Any, by_node: dict[str, Any]) -> Any | None:
+def _machine_of(state: ClusterState, node: Node, by_node: dict[str, Any]) -> Any | None:
     machine = by_node.get(node.metadata.name)
     if machine is not None:
         return machine
@@ -69,7 +70,7 @@ def _machine_of(state: ClusterState, node: Any, by_node: dict[str, Any]) -> Any 
     return state.get(MACHINES, ns, name) if name else None
 
 
-def _mhcs_for(machine: Any, mhcs: list[Any]) -> list[str]:
+def _mhcs_for(machine: Machine, mhcs: list[Any]) -> list[str]:
     return [m.metadata.name for m in mhcs
             if m.metadata.namespace == machine.metadata.namespace and m.spec is not None
             and selector_matches(m.spec.selector, labels(machine))]
@@ -102,7 +103,7 @@ def _counting_nhcs(state: ClusterState) -> tuple[list[Any], list[str]]:
     return counting, notes
 
 
-def node_ready(node: Any) -> str:
+def node_ready(node: Node) -> str:
     """The Ready condition's status (True, False, Unknown), "" when the node reports none."""
     for cond in (node.status.conditions if node.status else None) or []:
         if cond.type == "Ready":
@@ -110,7 +111,7 @@ def node_ready(node: Any) -> str:
     return ""
 
 
-def effective_run_strategy(vm: Any) -> str:
+def effective_run_strategy(vm: VirtualMachine) -> str:
     """spec.runStrategy, else the deprecated spec.running (true: Always, false: Halted);
     KubeVirt treats a VM with neither as Halted."""
     spec = vm.spec

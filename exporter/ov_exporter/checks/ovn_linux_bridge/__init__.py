@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
-from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ...store import ClusterState
 from ...domain.k8s import labels, ref
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...records import NodeNetworkState
+from ...store import ClusterState
 
 NNS_KEY = "nodenetworkstates.nmstate.io"
 NNCP_KEY = "nodenetworkconfigurationpolicies.nmstate.io"
@@ -38,7 +39,7 @@ def network_type(state: ClusterState) -> str:
     return ""
 
 
-def _interfaces(nns: Any) -> list[Any]:
+def _interfaces(nns: NodeNetworkState) -> list[Any]:
     current = nns.status.current_state if nns.status else None
     return list((current.interfaces if current else None) or [])
 

@@ -5,14 +5,24 @@ repeatedly, and nodes whose VM allocation ended far above the mean."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from ...config import Config
-from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
-from ...store import ClusterState
-from ...domain.migrations import (CAUSES, FINAL_PHASES, PHASE_GROUPS, REBALANCING, cause_of, causes, created, phase_group,
-                          phase_of, ts)
 from ...domain.k8s import capacity, cpu_allocation_ratio, vm_schedulable_nodes, vmi_guest_memory, vmi_node, vmi_vcpus
+from ...domain.migrations import (
+    CAUSES,
+    FINAL_PHASES,
+    PHASE_GROUPS,
+    REBALANCING,
+    cause_of,
+    causes,
+    created,
+    phase_group,
+    phase_of,
+    ts,
+)
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
+from ...records import Node, VirtualMachineInstance, VirtualMachineInstanceMigration
+from ...store import ClusterState
 
 ABOVE_MEAN = 0.25  # a node's allocation 25 points above the mean of the VM nodes is "far above" it
 RESOURCES = ("cpu", "memory")
@@ -62,7 +72,7 @@ ABOVE = Family("ov_rebalance_node_above_mean_ratio", "gauge",
                "window is open.", ("node", "resource"))
 
 
-def _vmim_times(vmim: Any) -> tuple[float | None, float | None]:
+def _vmim_times(vmim: VirtualMachineInstanceMigration) -> tuple[float | None, float | None]:
     """(start, end) of a VMIM: migrationState times, else its phase transitions / creation."""
     status = vmim.status
     ms = status.migration_state if status is not None else None
@@ -75,7 +85,7 @@ def _vmim_times(vmim: Any) -> tuple[float | None, float | None]:
     return (start if start is not None else created(vmim)), end
 
 
-def _cpu_request(vmi: Any, ratio: float) -> float:
+def _cpu_request(vmi: VirtualMachineInstance, ratio: float) -> float:
     domain = vmi.spec.domain if vmi.spec else None
     req = domain.resources.requests if domain and domain.resources else None
     if req and req.get("cpu"):
@@ -83,7 +93,7 @@ def _cpu_request(vmi: Any, ratio: float) -> float:
     return vmi_vcpus(vmi) / max(1.0, ratio)
 
 
-def _memory_request(vmi: Any) -> float:
+def _memory_request(vmi: VirtualMachineInstance) -> float:
     domain = vmi.spec.domain if vmi.spec else None
     req = domain.resources.requests if domain and domain.resources else None
     if req and req.get("memory"):
@@ -91,7 +101,7 @@ def _memory_request(vmi: Any) -> float:
     return vmi_guest_memory(vmi) or 0.0
 
 
-def _allocatable(node: Any, resource: str) -> float | None:
+def _allocatable(node: Node, resource: str) -> float | None:
     alloc = (node.status.allocatable if node.status else None) or {}
     value = alloc.get(resource)
     return float(value) if value is not None and value > 0 else capacity(node, resource)

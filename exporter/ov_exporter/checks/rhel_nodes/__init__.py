@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from ...config import Config
+from ...domain.k8s import labels, ref, vm_schedulable_nodes, vmi_node
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState
-from ...domain.k8s import labels, ref, vm_schedulable_nodes, vmi_node
 
 OS_ID_LABEL = "node.openshift.io/os_id"
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...config import Config
-from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
-from ...store import ClusterState
 from ...domain.k8s import cluster_eviction_strategy, labels, ref, vm_node, vm_schedulable_nodes, vm_template_spec
 from ...domain.selectors import node_term_matches, tolerates
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
+from ...records import Node, VirtualMachineInstance
+from ...store import ClusterState
 
 PENDING_PHASES = ("Pending", "Scheduling")
 PENDING_TOO_LONG = 900  # seconds a VMI may wait without a node before it is a finding (as the alert)
@@ -104,7 +105,7 @@ def count(spec: Any) -> Constraints:
     return c
 
 
-def fits(spec: Any, node: Any) -> bool:
+def fits(spec: Any, node: Node) -> bool:
     """Whether a node satisfies the spec's nodeSelector, required node affinity and taints."""
     name, lbls = node.metadata.name, labels(node)
     for key, value in (spec.node_selector or {}).items():
@@ -142,7 +143,7 @@ def _phase_since(status: Any) -> float | None:
     return max(stamps).timestamp() if stamps else None
 
 
-def _pod_scheduled(vmi: Any) -> Any | None:
+def _pod_scheduled(vmi: VirtualMachineInstance) -> Any | None:
     for cond in (vmi.status.conditions if vmi.status else None) or []:
         if cond.type == "PodScheduled":
             return cond

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
+from ...domain.k8s import guest_memory, labels, ref, setting, vm_node, vm_template_spec
+from ...domain.selectors import label_selector_matches
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...quantity import Quantity
 from ...store import ClusterState
-from ...domain.k8s import guest_memory, labels, ref, setting, vm_node, vm_template_spec
-from ...domain.selectors import label_selector_matches
 
 GI = 2**30
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
+from ...domain.k8s import ref
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...quantity import parse_quantity
 from ...store import ClusterState
-from ...domain.k8s import ref
 
 KIND_KEY = "tridentbackendconfigs.trident.netapp.io"
 ECONOMY_DRIVERS = ("ontap-nas-economy", "ontap-san-economy")

@@ -16,9 +16,9 @@ from typing import Any
 
 from ... import upstream
 from ...config import Config
+from ...domain.k8s import labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState
-from ...domain.k8s import labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
 
 PODMETRICS = "pods.metrics.k8s.io"
 VMIS = "virtualmachineinstances.kubevirt.io"
