@@ -109,3 +109,60 @@ def test_the_check_story_is_written_once_and_linked_from_its_alerts(spec):
     for decl in spec.alerts:
         repeated = story & _prose_sentences((ALERTS / "runbooks" / f"{decl.name}.md").read_text())
         assert not repeated, f"alerts/runbooks/{decl.name}.md repeats the check's runbook: {sorted(repeated)[:2]}"
+
+
+# ---------------------------------------------------------------- settings
+
+
+class _Recording:
+    """A Config (or one of its sections) that records every setting read through it."""
+
+    # Properties of Config and the settings they are made of.
+    DERIVED = {"cpu-target": ("profile", "thresholds.cpu-overcommit-target"),
+               "migration-link-bytes-per-second": ("migration-link-speed",)}
+
+    def __init__(self, target, prefix: str, seen: set[str]) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_prefix", prefix)
+        object.__setattr__(self, "_seen", seen)
+
+    def __getattr__(self, name: str):
+        import msgspec
+
+        value = getattr(self._target, name)
+        key = self._prefix + name.replace("_", "-")
+        if isinstance(value, msgspec.Struct):
+            return _Recording(value, key + ".", self._seen)
+        if not callable(value):
+            self._seen.update(self.DERIVED.get(key, (key,)))
+        return value
+
+
+def _states():
+    from ov_exporter.sources import DemoSource, SnapshotSource
+    from ov_exporter.store import Store
+
+    for source in (DemoSource(), SnapshotSource(ROOT / "tests" / "fixtures" / "clean")):
+        store = Store()
+        source.load(store.apply)
+        yield source.describe(), store.state()
+
+
+@pytest.mark.parametrize("spec", CHECKS, ids=lambda s: s.id)
+def test_a_check_reads_only_the_settings_it_declares(spec):
+    from ov_exporter.config import Config, reference
+
+    keys = {key for key, _, _ in reference()}
+    assert set(spec.settings) <= keys, f"{spec.id} declares unknown settings {sorted(set(spec.settings) - keys)}"
+    for where, state in _states():
+        seen: set[str] = set()
+        spec.evaluate(state, _Recording(Config(), "", seen))
+        assert seen <= set(spec.settings), f"{spec.id} on the {where} read undeclared settings {sorted(seen - set(spec.settings))}"
+
+
+def test_every_threshold_belongs_to_a_check():
+    from ov_exporter.config import reference
+
+    declared = {key for s in CHECKS for key in s.settings}
+    thresholds = {key for key, _, _ in reference() if key.startswith("thresholds.")}
+    assert thresholds <= declared, f"thresholds no check declares: {sorted(thresholds - declared)}"

@@ -33,9 +33,14 @@ def metrics_table() -> str:
 
 
 def config_table() -> str:
-    rows = ["| key | default | type |", "|---|---|---|"]
+    readers: dict[str, list[str]] = {}
+    for spec in CHECKS:
+        for key in spec.settings:
+            readers.setdefault(key, []).append(f"`{spec.id}`")
+    rows = ["| key | default | type | read by |", "|---|---|---|---|"]
     for key, default, kind in reference():
-        rows.append(f"| `{key}` | `{default}` | {kind} |" if default else f"| `{key}` | — | {kind} |")
+        shown = f"`{default}`" if default else "—"
+        rows.append(f"| `{key}` | {shown} | {kind} | {', '.join(readers.get(key, [])) or 'every check'} |")
     return "\n".join(rows)
 
 

@@ -127,6 +127,9 @@ class CheckSpec:
     uses_samples: bool = False  # reads Prometheus samples; a failing metric source fails it
     also: tuple[int, ...] = ()  # further anti-patterns this check informs (coverage table)
     alerts: tuple[AlertDecl, ...] = ()  # the alerts in alerts/*.yaml that belong to this check
+    # Configuration keys the check reads (`thresholds.cpu-overcommit-max`, `profile`, ...),
+    # besides the ones every check honours (enabled, namespaces, exemption annotation).
+    settings: tuple[str, ...] = ()
     runbook: str = ""  # filled from the id by checks/__init__.py
 
     def family(self, name: str) -> Family:

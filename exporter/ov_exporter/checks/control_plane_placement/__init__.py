@@ -90,6 +90,7 @@ SPEC = CheckSpec(
     alerts=(
         AlertDecl("OVControlPlaneNodesShareHost", warning="failure_risk", info="hygiene"),
     ),
+    settings=("control-plane-host-label",),
     evaluate=evaluate,
     requires=("nodes",),
 )

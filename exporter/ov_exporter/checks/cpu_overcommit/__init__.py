@@ -121,6 +121,7 @@ SPEC = CheckSpec(
         AlertDecl("OVNodeCPUOvercommitted", warning="performance_risk", info="hygiene"),
         AlertDecl("OVClusterCPUOvercommitted", warning="performance_risk", info="hygiene"),
     ),
+    settings=("profile", "thresholds.cpu-overcommit-max", "thresholds.cpu-overcommit-target", "threads-per-core"),
     evaluate=evaluate,
     requires=("nodes", "virtualmachineinstances.kubevirt.io"),
     reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),

@@ -98,6 +98,7 @@ SPEC = CheckSpec(
         AlertDecl("OVNodeMemoryOvercommitted", warning="performance_risk", info="hygiene"),
         AlertDecl("OVClusterMemoryOvercommitted", warning="performance_risk", info="hygiene"),
     ),
+    settings=("thresholds.memory-overcommit-max", "thresholds.memory-overcommit-critical"),
     evaluate=evaluate,
     requires=("nodes", "virtualmachineinstances.kubevirt.io"),
     reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),

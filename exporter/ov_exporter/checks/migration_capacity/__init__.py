@@ -214,6 +214,7 @@ SPEC = CheckSpec(
         AlertDecl("OVMigrationQueueStalled", warning="migration_stuck"),
         AlertDecl("OVMigrationParallelWithoutDedicatedNetwork", warning="degraded"),
     ),
+    settings=("thresholds.migration-queue-stall-minutes",),
     evaluate=evaluate,
     requires=("virtualmachineinstancemigrations.kubevirt.io",),
     reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "virtualmachineinstances.kubevirt.io",

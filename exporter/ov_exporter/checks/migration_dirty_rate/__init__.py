@@ -156,6 +156,7 @@ SPEC = CheckSpec(
     alerts=(
         AlertDecl("OVVMIDirtyRateTooHighForMigration", warning="migration_risk", info="hygiene"),
     ),
+    settings=("migration-link-speed", "thresholds.dirty-rate-risk-warning", "thresholds.dirty-rate-risk-critical"),
     evaluate=evaluate,
     requires=("virtualmachineinstances.kubevirt.io",),
     reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "migrationpolicies.migrations.kubevirt.io", "namespaces"),

@@ -230,6 +230,7 @@ SPEC = CheckSpec(
         AlertDecl("OVRebalanceWatchVMMigratedRepeatedly", warning="degraded"),
         AlertDecl("OVRebalanceWatchNodeAboveMean", info="hygiene"),
     ),
+    settings=("rebalance-watch-window", "rebalance-windows"),
     evaluate=evaluate,
     requires=("virtualmachineinstances.kubevirt.io", "virtualmachineinstancemigrations.kubevirt.io"),
     reads=("nodes", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),

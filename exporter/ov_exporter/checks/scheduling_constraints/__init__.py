@@ -243,6 +243,7 @@ SPEC = CheckSpec(
         AlertDecl("OVVMSchedulingConstraints", warning="migration_risk", info="hygiene"),
         AlertDecl("OVVMIUnschedulable", critical="vm_down", warning="degraded"),
     ),
+    settings=("thresholds.scheduling-constraints-max",),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
     reads=("virtualmachineinstances.kubevirt.io", "nodes", "hyperconvergeds.hco.kubevirt.io",

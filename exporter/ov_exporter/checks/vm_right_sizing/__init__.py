@@ -161,6 +161,7 @@ SPEC = CheckSpec(
         AlertDecl("OVVMOverProvisioned", info="hygiene"),
         AlertDecl("OVVMUnderProvisioned", warning="degraded"),
     ),
+    settings=("thresholds.right-sizing-over-ratio", "thresholds.right-sizing-under-cpu-ratio", "thresholds.right-sizing-under-memory-ratio"),
     evaluate=evaluate,
     requires=(VMIS,),
     reads=(PODMETRICS,),
