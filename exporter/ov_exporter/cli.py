@@ -194,7 +194,7 @@ async def _serve(args: argparse.Namespace, config: Config, source: Source) -> No
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise OvError(f"--listen {args.listen}: {exc.strerror or exc}") from None
+        raise OvError(f"--listen {args.listen}: {exc.strerror or exc}") from exc
     log.info("ov-exporter %s serving %s on %s://%s:%d/ (auth %s)", __version__, source.describe(),
              "https" if tls else "http", host, port, args.auth)
     stop = asyncio.Event()

@@ -20,8 +20,8 @@ class Severity(enum.IntEnum):
     def parse(cls, text: str) -> "Severity":
         try:
             return cls[text.upper()]
-        except KeyError:
-            raise ValueError(f"unknown severity {text!r}; expected one of info, warning, critical") from None
+        except KeyError as exc:
+            raise ValueError(f"unknown severity {text!r}; expected one of info, warning, critical") from exc
 
 
 class Status(str, enum.Enum):

@@ -73,21 +73,21 @@ def decode_json(record: type, data: bytes, dropped: list[str] | None = None) -> 
         decoder = _json_decoders[record] = msgspec.json.Decoder(record, dec_hook=_dec_hook, strict=False)
     try:
         return decoder.decode(data)
-    except RecursionError:
-        raise ObjectLimitError("nested too deeply to decode; object skipped") from None
+    except RecursionError as exc:
+        raise ObjectLimitError("nested too deeply to decode; object skipped") from exc
     except msgspec.ValidationError:
         pass
     # Slow path, only for odd objects: nulls, or fields that do not decode.
     try:
         obj = msgspec.json.decode(data)
-    except RecursionError:
-        raise ObjectLimitError("nested too deeply to decode; object skipped") from None
+    except RecursionError as exc:
+        raise ObjectLimitError("nested too deeply to decode; object skipped") from exc
     except msgspec.ValidationError as exc:  # a number out of msgspec's range (1e400, 10**400)
         try:
             # turns those into inf or int (inf past Python's int-string limit), for convert to judge per field
             obj = json.loads(data, parse_int=lambda text: int(text) if len(text) < 4000 else math.inf)
         except (ValueError, RecursionError):
-            raise exc from None
+            raise exc from None  # the ValidationError itself is the cause; the fallback parse is not
     return convert(record, obj, dropped)
 
 

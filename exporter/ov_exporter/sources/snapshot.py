@@ -31,8 +31,8 @@ def parse_rfc3339(text: str, what: str) -> float:
     value = text.strip()
     try:
         parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
-    except ValueError:
-        raise ValueError(f"{what}: {value!r} is not an RFC 3339 time (e.g. 2025-01-20T09:30:00Z)") from None
+    except ValueError as exc:
+        raise ValueError(f"{what}: {value!r} is not an RFC 3339 time (e.g. 2025-01-20T09:30:00Z)") from exc
     if parsed.tzinfo is None:
         raise ValueError(f"{what}: {value!r} has no UTC offset; RFC 3339 needs one (Z or +hh:mm)")
     return parsed.timestamp()

@@ -47,8 +47,8 @@ def _mtu_value(value: Any) -> int | None:
         raise ConfigInvalid(f"mtu {value!r} is not a number")
     try:
         mtu = int(value)
-    except ValueError:
-        raise ConfigInvalid(f"mtu {value!r} is not a number") from None
+    except ValueError as exc:
+        raise ConfigInvalid(f"mtu {value!r} is not a number") from exc
     if not 68 <= mtu <= 65536:
         raise ConfigInvalid(f"mtu {mtu} is out of range")
     return mtu
@@ -61,7 +61,7 @@ def parse_nad(config: str | None, cluster_mtu: int | None) -> NetInfo:
     try:
         doc = json.loads(config, strict=False)  # strict=False: tabs inside strings are common
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, 4300+ digit ints, deep nesting
-        raise ConfigInvalid(f"spec.config is not valid JSON: {str(exc)[:200] or type(exc).__name__}") from None
+        raise ConfigInvalid(f"spec.config is not valid JSON: {str(exc)[:200] or type(exc).__name__}") from exc
     if not isinstance(doc, dict):
         raise ConfigInvalid("spec.config is not a JSON object")
     plugins = doc.get("plugins")

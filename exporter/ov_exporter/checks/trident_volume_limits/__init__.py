@@ -45,8 +45,8 @@ def parse_size(value: Any) -> float:
         text = value.strip()[:-1]  # "100GiB" -> "100Gi", "1TB" -> "1T"
     try:
         size = parse_quantity(text)
-    except ValueError:
-        raise LimitInvalid(f"{value!r} is not a size") from None
+    except ValueError as exc:
+        raise LimitInvalid(f"{value!r} is not a size") from exc
     if size <= 0:
         raise LimitInvalid(f"{value!r} is not a positive size")
     return size
@@ -59,8 +59,8 @@ def parse_percent(value: Any) -> float:
         if isinstance(text, bool):
             raise ValueError
         percent = float(text)
-    except (TypeError, ValueError):
-        raise LimitInvalid(f"{value!r} is not a percentage") from None
+    except (TypeError, ValueError) as exc:
+        raise LimitInvalid(f"{value!r} is not a percentage") from exc
     if not 0 < percent <= 100:
         raise LimitInvalid(f"{value!r} is not a percentage between 0 and 100")
     return percent / 100
