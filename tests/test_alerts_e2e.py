@@ -46,48 +46,21 @@ SETTLE_TIMEOUT = 40.0
 ALERT_CHECK = {a.name: s.id for s in CHECKS for a in s.alerts if a.mirrors_findings}
 
 
+ALERT_NAMES_OBJECT = {a.name: a.names for s in CHECKS for a in s.alerts}
+
+
 def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
-    """(kind, namespace, name) of the object an alert names, as the findings name it."""
-    name = labels["alertname"]
-    ns = labels.get("exported_namespace") or labels.get("namespace", "")
-    if name == "OVVMMixedMTUNetworks":
-        return "VirtualMachine", ns, labels["vm"]
-    if name in ("OVNodeCPUOvercommitted", "OVNodeMemoryOvercommitted", "OVRHELWorkerNode"):
-        return "Node", "", labels["node"]
-    if name in ("OVClusterCPUOvercommitted", "OVClusterMemoryOvercommitted"):
+    """(kind, namespace, name) of the object an alert names, as the findings name it
+    (from the check's declaration of the alert)."""
+    from ov_exporter.records import KINDS
+
+    names = ALERT_NAMES_OBJECT[labels["alertname"]]
+    if names == "Cluster":
         return "Cluster", "", "cluster"
-    if name in ("OVNetworkMTUMismatch", "OVNetworkAttachmentDefinitionInvalid"):
-        return "NetworkAttachmentDefinition", ns, labels["network"]
-    if name == "OVVMIDirtyRateTooHighForMigration":
-        return "VirtualMachineInstance", ns, labels["vmi"]
-    if name in ("OVTridentBackendWithoutVolumeLimit", "OVTridentBackendWithoutAggregateLimit"):
-        return "TridentBackendConfig", ns, labels["backend"]
-    if name == "OVNodeNetworkPolicyBridgesDefaultNIC":
-        return "NodeNetworkConfigurationPolicy", "", labels["policy"]
-    if name == "OVNodeDefaultNICInLinuxBridge":
-        return "Node", "", labels["node"]
-    if name in ("OVVMSchedulingConstraints", "OVVMStrictResourceLimits"):
-        return "VirtualMachine", ns, labels["vm"]
-    if name == "OVVMIUnschedulable":
-        return "VirtualMachineInstance", ns, labels["vmi"]
-    if name == "OVVMMigrationBlocked":
-        return "VirtualMachine", ns, labels["vm"]
-    if name in ("OVMigrationParallelWithoutDedicatedNetwork", "OVMigrationQueueStalled",
-                "OVNodeWithoutRemediation"):  # one alert for the cluster
-        return "Cluster", "", "cluster"
-    if name == "OVRebalanceWatchNodeAboveMean":
-        return "Node", "", labels["node"]
-    if name == "OVRebalanceWatchMigrationFailed":
-        return "VirtualMachineInstanceMigration", ns, labels["vmim"]
-    if name in ("OVRebalanceWatchVMMigratedRepeatedly", "OVVMOverProvisioned", "OVVMUnderProvisioned"):
-        return "VirtualMachineInstance", ns, labels["vmi"]
-    if name == "OVVMIOnNotReadyNode":
-        return "VirtualMachineInstance", ns, labels["vmi"]
-    if name == "OVVMNotRestartedAfterNodeFailure":
-        return "VirtualMachine", ns, labels["vm"]
-    if name in ("OVControlPlaneNodesShareHost", "OVControlPlaneNodeRunsVMs"):
-        return "Node", "", labels["node"]
-    raise AssertionError(f"alert {name} is not mapped to an object")
+    kind, label = names.split("/")
+    namespaced = next(k.namespaced for k in KINDS if k.kind == kind)
+    ns = (labels.get("exported_namespace") or labels.get("namespace", "")) if namespaced else ""
+    return kind, ns, labels[label]
 
 
 # ---------------------------------------------------------------- plumbing

@@ -166,3 +166,17 @@ def test_every_threshold_belongs_to_a_check():
     declared = {key for s in CHECKS for key in s.settings}
     thresholds = {key for key, _, _ in reference() if key.startswith("thresholds.")}
     assert thresholds <= declared, f"thresholds no check declares: {sorted(thresholds - declared)}"
+
+
+@pytest.mark.parametrize("spec", CHECKS, ids=lambda s: s.id)
+def test_an_alert_names_its_object_by_a_label_of_the_check_families(spec):
+    from ov_exporter.records import KINDS
+
+    kinds = {k.kind for k in KINDS}
+    labels = {label for fam in spec.families for label in fam.labels}
+    for decl in spec.alerts:
+        if decl.names == "Cluster":
+            continue
+        kind, _, label = decl.names.partition("/")
+        assert kind in kinds, f"{decl.name}: names {kind!r}, which is no kind the exporter reads"
+        assert label in labels, f"{decl.name}: names its object by label {label!r}, which no family of {spec.id} has"

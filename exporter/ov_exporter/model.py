@@ -100,6 +100,9 @@ class AlertDecl:
     warning: str = ""
     info: str = ""
     mirrors_findings: bool = True
+    # The object a firing alert names, as the check's findings name it: "Kind/label" (the
+    # label holding the object's name; the namespace from `namespace`), or "Cluster".
+    names: str = "Cluster"
 
     @property
     def impacts(self) -> dict[str, str]:

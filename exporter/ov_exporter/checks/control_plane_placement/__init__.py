@@ -88,7 +88,7 @@ SPEC = CheckSpec(
     remediation="Spread the control-plane VMs over separate hypervisor hosts (vSphere: a DRS VM-VM "
                 "anti-affinity rule for the control-plane VMs), and keep the host label current.",
     alerts=(
-        AlertDecl("OVControlPlaneNodesShareHost", warning="failure_risk", info="hygiene"),
+        AlertDecl("OVControlPlaneNodesShareHost", warning="failure_risk", info="hygiene", names="Node/node"),
     ),
     settings=("control-plane-host-label",),
     evaluate=evaluate,

@@ -65,7 +65,7 @@ SPEC = CheckSpec(
                 "(restores the NoSchedule taint), restrict the HCO workload placement to workers, and live "
                 "migrate the VMs that run there.",
     alerts=(
-        AlertDecl("OVControlPlaneNodeRunsVMs", warning="performance_risk", info="hygiene"),
+        AlertDecl("OVControlPlaneNodeRunsVMs", warning="performance_risk", info="hygiene", names="Node/node"),
     ),
     evaluate=evaluate,
     requires=("nodes",),

@@ -118,7 +118,7 @@ SPEC = CheckSpec(
     remediation="Live migrate VMs from the node to nodes below the target, add capacity, or give "
                 "latency-sensitive VMs dedicated CPUs; keep vCPUs within 1.2x physical cores in production.",
     alerts=(
-        AlertDecl("OVNodeCPUOvercommitted", warning="performance_risk", info="hygiene"),
+        AlertDecl("OVNodeCPUOvercommitted", warning="performance_risk", info="hygiene", names="Node/node"),
         AlertDecl("OVClusterCPUOvercommitted", warning="performance_risk", info="hygiene"),
     ),
     settings=("profile", "thresholds.cpu-overcommit-max", "thresholds.cpu-overcommit-target", "threads-per-core"),

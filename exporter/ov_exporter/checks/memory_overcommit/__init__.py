@@ -95,7 +95,7 @@ SPEC = CheckSpec(
     remediation="Move VMs off the node (live migration to nodes with headroom), add memory or nodes, and keep "
                 "memoryOvercommitPercentage at 100 unless free page reporting and swap are planned for.",
     alerts=(
-        AlertDecl("OVNodeMemoryOvercommitted", warning="performance_risk", info="hygiene"),
+        AlertDecl("OVNodeMemoryOvercommitted", warning="performance_risk", info="hygiene", names="Node/node"),
         AlertDecl("OVClusterMemoryOvercommitted", warning="performance_risk", info="hygiene"),
     ),
     settings=("thresholds.memory-overcommit-max", "thresholds.memory-overcommit-critical"),

@@ -154,7 +154,7 @@ SPEC = CheckSpec(
                 "dedicated faster network, raise bandwidthPerMigration, enable allowAutoConverge or post-copy for "
                 "this VM through a MigrationPolicy, or cold migrate it.",
     alerts=(
-        AlertDecl("OVVMIDirtyRateTooHighForMigration", warning="migration_risk", info="hygiene"),
+        AlertDecl("OVVMIDirtyRateTooHighForMigration", warning="migration_risk", info="hygiene", names="VirtualMachineInstance/vmi"),
     ),
     settings=("migration-link-speed", "thresholds.dirty-rate-risk-warning", "thresholds.dirty-rate-risk-critical"),
     evaluate=evaluate,

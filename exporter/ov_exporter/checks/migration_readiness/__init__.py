@@ -75,7 +75,7 @@ SPEC = CheckSpec(
                 "its fix (start the VM, RWX storage, free capacity on a matching node, repair virt-handler, wait "
                 "for a migration slot).",
     alerts=(
-        AlertDecl("OVVMMigrationBlocked", warning="migration_risk", info="hygiene"),
+        AlertDecl("OVVMMigrationBlocked", warning="migration_risk", info="hygiene", names="VirtualMachine/vm"),
     ),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),

@@ -179,9 +179,9 @@ SPEC = CheckSpec(
     remediation="Set an explicit mtu in every NetworkAttachmentDefinition that matches the host bridge or NIC "
                 "(nmstate policy), 9000 end to end for a migration network, and fix invalid CNI JSON.",
     alerts=(
-        AlertDecl("OVNetworkMTUMismatch", warning="performance_risk"),
-        AlertDecl("OVNetworkAttachmentDefinitionInvalid", warning="failure_risk"),
-        AlertDecl("OVVMMixedMTUNetworks", info="hygiene"),
+        AlertDecl("OVNetworkMTUMismatch", warning="performance_risk", names="NetworkAttachmentDefinition/network"),
+        AlertDecl("OVNetworkAttachmentDefinitionInvalid", warning="failure_risk", names="NetworkAttachmentDefinition/network"),
+        AlertDecl("OVVMMixedMTUNetworks", info="hygiene", names="VirtualMachine/vm"),
     ),
     evaluate=evaluate,
     requires=("network-attachment-definitions.k8s.cni.cncf.io",),

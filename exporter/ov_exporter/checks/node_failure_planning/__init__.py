@@ -205,9 +205,9 @@ SPEC = CheckSpec(
                 "NodeHealthCheck over the worker nodes (UPI and bare metal); give VMs that must survive a "
                 "node failure runStrategy Always or RerunOnFailure.",
     alerts=(
-        AlertDecl("OVVMIOnNotReadyNode", critical="vm_down"),
+        AlertDecl("OVVMIOnNotReadyNode", critical="vm_down", names="VirtualMachineInstance/vmi"),
         AlertDecl("OVNodeWithoutRemediation", warning="failure_risk"),
-        AlertDecl("OVVMNotRestartedAfterNodeFailure", info="hygiene"),
+        AlertDecl("OVVMNotRestartedAfterNodeFailure", info="hygiene", names="VirtualMachine/vm"),
     ),
     evaluate=evaluate,
     requires=("nodes",),

@@ -153,8 +153,8 @@ SPEC = CheckSpec(
                 "for VM traffic on the default network); delete or fix the policy, then check that the node's "
                 "br-ex has its NIC back.",
     alerts=(
-        AlertDecl("OVNodeNetworkPolicyBridgesDefaultNIC", warning="failure_risk"),
-        AlertDecl("OVNodeDefaultNICInLinuxBridge", critical="vm_down"),
+        AlertDecl("OVNodeNetworkPolicyBridgesDefaultNIC", warning="failure_risk", names="NodeNetworkConfigurationPolicy/policy"),
+        AlertDecl("OVNodeDefaultNICInLinuxBridge", critical="vm_down", names="Node/node"),
     ),
     evaluate=evaluate,
     requires=(NNS_KEY,),

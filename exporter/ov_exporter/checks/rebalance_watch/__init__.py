@@ -226,9 +226,9 @@ SPEC = CheckSpec(
     alerts=(
         AlertDecl("OVPostRebalanceNodeCPUHigh", warning="degraded", mirrors_findings=False),
         AlertDecl("OVPostRebalanceCPUSpreadIncreased", warning="degraded", mirrors_findings=False),
-        AlertDecl("OVRebalanceWatchMigrationFailed", warning="degraded"),
-        AlertDecl("OVRebalanceWatchVMMigratedRepeatedly", warning="degraded"),
-        AlertDecl("OVRebalanceWatchNodeAboveMean", info="hygiene"),
+        AlertDecl("OVRebalanceWatchMigrationFailed", warning="degraded", names="VirtualMachineInstanceMigration/vmim"),
+        AlertDecl("OVRebalanceWatchVMMigratedRepeatedly", warning="degraded", names="VirtualMachineInstance/vmi"),
+        AlertDecl("OVRebalanceWatchNodeAboveMean", info="hygiene", names="Node/node"),
     ),
     settings=("rebalance-watch-window", "rebalance-windows"),
     evaluate=evaluate,

@@ -60,7 +60,7 @@ SPEC = CheckSpec(
     remediation="Replace RHEL workers with RHCOS nodes; until then keep VMs off them (remove "
                 "kubevirt.io/schedulable, taint the node, live migrate its VMs away).",
     alerts=(
-        AlertDecl("OVRHELWorkerNode", warning="unsupported", info="hygiene"),
+        AlertDecl("OVRHELWorkerNode", warning="unsupported", info="hygiene", names="Node/node"),
     ),
     evaluate=evaluate,
     requires=("nodes",),

@@ -240,8 +240,8 @@ SPEC = CheckSpec(
                 "for tainted nodes, do not mix required and preferred rules, and never pin a VM that must live "
                 "migrate to one host: select a group of nodes by label instead.",
     alerts=(
-        AlertDecl("OVVMSchedulingConstraints", warning="migration_risk", info="hygiene"),
-        AlertDecl("OVVMIUnschedulable", critical="vm_down", warning="degraded"),
+        AlertDecl("OVVMSchedulingConstraints", warning="migration_risk", info="hygiene", names="VirtualMachine/vm"),
+        AlertDecl("OVVMIUnschedulable", critical="vm_down", warning="degraded", names="VirtualMachineInstance/vmi"),
     ),
     settings=("thresholds.scheduling-constraints-max",),
     evaluate=evaluate,

@@ -125,7 +125,7 @@ SPEC = CheckSpec(
                 "where governance mandates limits, leave headroom above guest memory and annotate the VM with "
                 "the exemption annotation (ov-exporter.openshift.io/exempt: strict_vm_limits).",
     alerts=(
-        AlertDecl("OVVMStrictResourceLimits", warning="performance_risk", info="hygiene"),
+        AlertDecl("OVVMStrictResourceLimits", warning="performance_risk", info="hygiene", names="VirtualMachine/vm"),
     ),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),

@@ -157,8 +157,8 @@ SPEC = CheckSpec(
                 "spec.limitAggregateUsage where Trident has cluster-admin credentials; on ONTAP also cap the SVM "
                 "(vserver modify -max-volumes, -storage-limit).",
     alerts=(
-        AlertDecl("OVTridentBackendWithoutVolumeLimit", warning="failure_risk"),
-        AlertDecl("OVTridentBackendWithoutAggregateLimit", info="hygiene"),
+        AlertDecl("OVTridentBackendWithoutVolumeLimit", warning="failure_risk", names="TridentBackendConfig/backend"),
+        AlertDecl("OVTridentBackendWithoutAggregateLimit", info="hygiene", names="TridentBackendConfig/backend"),
     ),
     evaluate=evaluate,
     requires=(KIND_KEY,),

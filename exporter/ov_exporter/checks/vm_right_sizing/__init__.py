@@ -158,8 +158,8 @@ SPEC = CheckSpec(
                 "under-provisioned VMs before the guest swaps or its OOM killer fires. Measure over a business cycle "
                 "(the alerts wait hours) before resizing, and restart or hot-plug to apply.",
     alerts=(
-        AlertDecl("OVVMOverProvisioned", info="hygiene"),
-        AlertDecl("OVVMUnderProvisioned", warning="degraded"),
+        AlertDecl("OVVMOverProvisioned", info="hygiene", names="VirtualMachineInstance/vmi"),
+        AlertDecl("OVVMUnderProvisioned", warning="degraded", names="VirtualMachineInstance/vmi"),
     ),
     settings=("thresholds.right-sizing-over-ratio", "thresholds.right-sizing-under-cpu-ratio", "thresholds.right-sizing-under-memory-ratio"),
     evaluate=evaluate,
