@@ -163,7 +163,7 @@ def main() -> None:
         rss0 = rss_mib()
         t0 = time.perf_counter()
         store = Store()
-        load_directory(store, root)
+        load_directory(store.apply, root)
         load_s = time.perf_counter() - t0
         gc.collect()
         rss1 = rss_mib()

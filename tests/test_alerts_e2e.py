@@ -27,6 +27,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from ov_exporter.checks import CHECKS
 from ov_exporter.coverage import RUNBOOK_BASE_URL
 from ov_exporter.sources.snapshot import demo_path
 
@@ -41,81 +42,25 @@ DEMO_JOB, CLEAN_JOB = "cnv-demo", "cnv-clean"
 SETTLE_TIMEOUT = 40.0
 
 # Which check an anti-pattern alert belongs to.
-ALERT_CHECK = {
-    "OVNodeCPUOvercommitted": "cpu_overcommit",
-    "OVClusterCPUOvercommitted": "cpu_overcommit",
-    "OVNodeMemoryOvercommitted": "memory_overcommit",
-    "OVClusterMemoryOvercommitted": "memory_overcommit",
-    "OVRHELWorkerNode": "rhel_nodes",
-    "OVNetworkMTUMismatch": "mtu_mismatch",
-    "OVNetworkAttachmentDefinitionInvalid": "mtu_mismatch",
-    "OVVMMixedMTUNetworks": "mtu_mismatch",
-    "OVVMIDirtyRateTooHighForMigration": "migration_dirty_rate",
-    "OVTridentBackendWithoutVolumeLimit": "trident_volume_limits",
-    "OVTridentBackendWithoutAggregateLimit": "trident_volume_limits",
-    "OVNodeNetworkPolicyBridgesDefaultNIC": "ovn_linux_bridge",
-    "OVNodeDefaultNICInLinuxBridge": "ovn_linux_bridge",
-    "OVVMSchedulingConstraints": "scheduling_constraints",
-    "OVVMIUnschedulable": "scheduling_constraints",
-    "OVVMStrictResourceLimits": "strict_vm_limits",
-    "OVVMMigrationBlocked": "migration_readiness",
-    "OVMigrationParallelWithoutDedicatedNetwork": "migration_capacity",
-    "OVMigrationQueueStalled": "migration_capacity",
-    "OVRebalanceWatchMigrationFailed": "rebalance_watch",
-    "OVRebalanceWatchVMMigratedRepeatedly": "rebalance_watch",
-    "OVRebalanceWatchNodeAboveMean": "rebalance_watch",
-    "OVVMOverProvisioned": "vm_right_sizing",
-    "OVVMUnderProvisioned": "vm_right_sizing",
-    "OVVMIOnNotReadyNode": "node_failure_planning",
-    "OVNodeWithoutRemediation": "node_failure_planning",
-    "OVVMNotRestartedAfterNodeFailure": "node_failure_planning",
-    "OVControlPlaneNodesShareHost": "control_plane_placement",
-    "OVControlPlaneNodeRunsVMs": "control_plane_vm_workloads",
-}
+# Alerts that fire for exactly the objects a check has findings for, from the declarations.
+ALERT_CHECK = {a.name: s.id for s in CHECKS for a in s.alerts if a.mirrors_findings}
+
+
+ALERT_NAMES_OBJECT = {a.name: a.names for s in CHECKS for a in s.alerts}
 
 
 def alert_object(labels: dict[str, str]) -> tuple[str, str, str]:
-    """(kind, namespace, name) of the object an alert names, as the findings name it."""
-    name = labels["alertname"]
-    ns = labels.get("exported_namespace") or labels.get("namespace", "")
-    if name == "OVVMMixedMTUNetworks":
-        return "VirtualMachine", ns, labels["vm"]
-    if name in ("OVNodeCPUOvercommitted", "OVNodeMemoryOvercommitted", "OVRHELWorkerNode"):
-        return "Node", "", labels["node"]
-    if name in ("OVClusterCPUOvercommitted", "OVClusterMemoryOvercommitted"):
+    """(kind, namespace, name) of the object an alert names, as the findings name it
+    (from the check's declaration of the alert)."""
+    from ov_exporter.records import KINDS
+
+    names = ALERT_NAMES_OBJECT[labels["alertname"]]
+    if names == "Cluster":
         return "Cluster", "", "cluster"
-    if name in ("OVNetworkMTUMismatch", "OVNetworkAttachmentDefinitionInvalid"):
-        return "NetworkAttachmentDefinition", ns, labels["network"]
-    if name == "OVVMIDirtyRateTooHighForMigration":
-        return "VirtualMachineInstance", ns, labels["vmi"]
-    if name in ("OVTridentBackendWithoutVolumeLimit", "OVTridentBackendWithoutAggregateLimit"):
-        return "TridentBackendConfig", ns, labels["backend"]
-    if name == "OVNodeNetworkPolicyBridgesDefaultNIC":
-        return "NodeNetworkConfigurationPolicy", "", labels["policy"]
-    if name == "OVNodeDefaultNICInLinuxBridge":
-        return "Node", "", labels["node"]
-    if name in ("OVVMSchedulingConstraints", "OVVMStrictResourceLimits"):
-        return "VirtualMachine", ns, labels["vm"]
-    if name == "OVVMIUnschedulable":
-        return "VirtualMachineInstance", ns, labels["vmi"]
-    if name == "OVVMMigrationBlocked":
-        return "VirtualMachine", ns, labels["vm"]
-    if name in ("OVMigrationParallelWithoutDedicatedNetwork", "OVMigrationQueueStalled",
-                "OVNodeWithoutRemediation"):  # one alert for the cluster
-        return "Cluster", "", "cluster"
-    if name == "OVRebalanceWatchNodeAboveMean":
-        return "Node", "", labels["node"]
-    if name == "OVRebalanceWatchMigrationFailed":
-        return "VirtualMachineInstanceMigration", ns, labels["vmim"]
-    if name in ("OVRebalanceWatchVMMigratedRepeatedly", "OVVMOverProvisioned", "OVVMUnderProvisioned"):
-        return "VirtualMachineInstance", ns, labels["vmi"]
-    if name == "OVVMIOnNotReadyNode":
-        return "VirtualMachineInstance", ns, labels["vmi"]
-    if name == "OVVMNotRestartedAfterNodeFailure":
-        return "VirtualMachine", ns, labels["vm"]
-    if name in ("OVControlPlaneNodesShareHost", "OVControlPlaneNodeRunsVMs"):
-        return "Node", "", labels["node"]
-    raise AssertionError(f"alert {name} is not mapped to an object")
+    kind, label = names.split("/")
+    namespaced = next(k.namespaced for k in KINDS if k.kind == kind)
+    ns = (labels.get("exported_namespace") or labels.get("namespace", "")) if namespaced else ""
+    return kind, ns, labels[label]
 
 
 # ---------------------------------------------------------------- plumbing

@@ -178,7 +178,7 @@ async def test_live_source_lists_and_watches_only_virt_handler_pods(api, tmp_pat
     kubeconfig = api.write_kubeconfig(tmp_path / "kc", token="s3cret")
     source = LiveSource(credentials=load_credentials(str(kubeconfig), None))
     store = Store()
-    task = asyncio.create_task(source.run(store))
+    task = asyncio.create_task(source.run(store.apply))
     try:
         deadline = time.monotonic() + 15
         while not store.synced:

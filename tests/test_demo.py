@@ -30,7 +30,7 @@ RWX = "ReadWriteMany"
 
 def _load(path: Path) -> tuple[Store, ClusterState]:
     store = Store()
-    SnapshotSource(path).load(store)
+    SnapshotSource(path).load(store.apply)
     return store, store.state()
 
 

@@ -206,8 +206,8 @@ def _prose_and_fences(text: str) -> tuple[list[str], list[tuple[str, list[str]]]
 
 @pytest.mark.parametrize("spec", checks.CHECKS, ids=lambda s: s.id)
 def test_every_check_has_a_runbook_in_kubevirt_style(spec):
-    assert spec.runbook == f"runbooks/{spec.id}.md"
-    path = PACKAGE / spec.runbook
+    assert spec.runbook == f"runbooks/{spec.id}.md"  # the URL path the exporter serves it at
+    path = PACKAGE / "checks" / spec.id / "runbook.md"
     assert path.is_file(), f"missing runbook {path.relative_to(ROOT)}"
     text = path.read_text()
     prose, fences = _prose_and_fences(text)
@@ -275,7 +275,8 @@ def test_wheel_ships_the_runbooks():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns = pyproject["tool"]["setuptools"]["package-data"]["ov_exporter"]
     for spec in checks.CHECKS:
-        assert any(Path(spec.runbook).match(p) for p in patterns), f"{spec.runbook} is not package data"
+        path = Path("checks", spec.id, "runbook.md")
+        assert any(path.match(p) for p in patterns), f"{path} is not package data"
 
 
 def test_the_built_wheel_and_image_context_carry_every_alert_runbook(tmp_path):

@@ -57,7 +57,7 @@ def test_every_check_declares_what_users_need():
         assert 1 <= spec.anti_pattern <= 19
         assert spec.title and spec.remediation and spec.severity_rules and spec.families
         assert spec.runbook == f"runbooks/{spec.id}.md"
-        assert (ROOT / "exporter" / "ov_exporter" / spec.runbook).is_file()
+        assert (ROOT / "exporter" / "ov_exporter" / "checks" / spec.id / "runbook.md").is_file()
 
 
 def test_checks_declare_kinds_that_exist_and_the_clusterrole_can_read():

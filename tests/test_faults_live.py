@@ -23,22 +23,24 @@ from ov_exporter import store as store_mod
 from ov_exporter.config import Config
 from ov_exporter.logs import RateLimit
 from ov_exporter.server import Exporter, LimitedRunner
+from ov_exporter.sources import apiclient as apiclient_mod
 from ov_exporter.sources import live as live_mod
+from ov_exporter.sources import reflector as reflector_mod
 from ov_exporter.sources.live import Backoff, LiveSource, load_credentials
 
 from .fakeapi.server import FakeAPIServer
 from .test_live import _cli, api, cluster, eventually, vm  # noqa: F401  (api: the fake API fixture)
 
 VMS = "virtualmachines.kubevirt.io"
-REAL_BACKOFF = (live_mod.BACKOFF_INITIAL, live_mod.BACKOFF_MAX)  # before the `fast` fixture scales them
+REAL_BACKOFF = (apiclient_mod.BACKOFF_INITIAL, apiclient_mod.BACKOFF_MAX)  # before the `fast` fixture scales them
 
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
     """Backoff and grace scaled down (the real values are tested in test_backoff_*)."""
-    monkeypatch.setattr(live_mod, "BACKOFF_INITIAL", 0.05)
-    monkeypatch.setattr(live_mod, "BACKOFF_MAX", 0.25)
-    monkeypatch.setattr(live_mod, "HEALTHY_WATCH", 0.3)
+    monkeypatch.setattr(apiclient_mod, "BACKOFF_INITIAL", 0.05)
+    monkeypatch.setattr(apiclient_mod, "BACKOFF_MAX", 0.25)
+    monkeypatch.setattr(reflector_mod, "HEALTHY_WATCH", 0.3)
     monkeypatch.setattr(store_mod, "STALE_AFTER", 1.0)
 
 
@@ -169,7 +171,7 @@ async def test_kubeconfig_token_file_is_reread_after_rotation(api, tmp_path):
     token.write_text("s3cret")
     kubeconfig = api.write_kubeconfig(tmp_path / "kc", token_file=str(token))
     store = store_mod.Store()
-    task = asyncio.create_task(LiveSource(credentials=load_credentials(str(kubeconfig), None)).run(store))
+    task = asyncio.create_task(LiveSource(credentials=load_credentials(str(kubeconfig), None)).run(store.apply))
     try:
         await eventually(lambda: store.synced, "first sync")
         token.write_text("rotated")  # kubelet / an operator rotates the file; the server follows
@@ -242,8 +244,8 @@ async def test_undecodable_watch_event_relists_once_and_its_problem_clears(api, 
 
 
 async def test_repeated_410_backs_off(api, tmp_path, monkeypatch):
-    monkeypatch.setattr(live_mod, "BACKOFF_INITIAL", 0.1)
-    monkeypatch.setattr(live_mod, "BACKOFF_MAX", 1.0)
+    monkeypatch.setattr(apiclient_mod, "BACKOFF_INITIAL", 0.1)
+    monkeypatch.setattr(apiclient_mod, "BACKOFF_MAX", 1.0)
     async with exporter(api, tmp_path) as h:
         await until(lambda: _ready(h), "first sync")
         lists = api.count("virtualmachines", verb="list")
@@ -260,11 +262,11 @@ async def test_repeated_410_backs_off(api, tmp_path, monkeypatch):
 
 
 async def test_backoff_resets_after_a_healthy_watch(api, tmp_path, monkeypatch):
-    monkeypatch.setattr(live_mod, "BACKOFF_INITIAL", 0.2)
-    monkeypatch.setattr(live_mod, "BACKOFF_MAX", 30.0)
+    monkeypatch.setattr(apiclient_mod, "BACKOFF_INITIAL", 0.2)
+    monkeypatch.setattr(apiclient_mod, "BACKOFF_MAX", 30.0)
     kubeconfig = api.write_kubeconfig(tmp_path / "kc", token="s3cret")
     store = store_mod.Store()
-    task = asyncio.create_task(LiveSource(credentials=load_credentials(str(kubeconfig), None)).run(store))
+    task = asyncio.create_task(LiveSource(credentials=load_credentials(str(kubeconfig), None)).run(store.apply))
     try:
         await eventually(lambda: store.synced, "first sync")
         delays = []
@@ -283,8 +285,8 @@ async def test_backoff_resets_after_a_healthy_watch(api, tmp_path, monkeypatch):
 
 
 def test_backoff_is_client_go_like_and_bounds_recovery_at_60_seconds(monkeypatch):
-    monkeypatch.setattr(live_mod, "BACKOFF_INITIAL", REAL_BACKOFF[0])
-    monkeypatch.setattr(live_mod, "BACKOFF_MAX", REAL_BACKOFF[1])
+    monkeypatch.setattr(apiclient_mod, "BACKOFF_INITIAL", REAL_BACKOFF[0])
+    monkeypatch.setattr(apiclient_mod, "BACKOFF_MAX", REAL_BACKOFF[1])
     b = Backoff()
     delays = [b.next() for _ in range(40)]
     assert 0.8 <= delays[0] <= 1.6 and 1.6 <= delays[1] <= 3.2  # 800 ms doubling, jitter up to 100 %
@@ -302,7 +304,7 @@ async def test_lifted_403_recovers_within_the_backoff_bound(api, tmp_path):
         started = time.monotonic()
         api.clear_faults()
         took = await recovered(h, "lifted 403", started)
-        assert took < 2 * live_mod.BACKOFF_MAX + 1.0
+        assert took < 2 * apiclient_mod.BACKOFF_MAX + 1.0
 
 
 async def test_source_restarts_after_an_unexpected_error(api, tmp_path, monkeypatch):

@@ -38,7 +38,7 @@ from pathlib import Path
 from ov_exporter.sources.files import load_directory
 from ov_exporter.store import Store
 store = Store()
-loader = load_directory(store, Path(sys.argv[1]))
+loader = load_directory(store.apply, Path(sys.argv[1]))
 print(json.dumps({"counts": {k: n for k, n in store.counts().items() if n},
                   "problems": {p.where: p.message for p in store.problems},
                   "ignored": store.ignored_counts(), "failed_files": loader.stats.failed_files}))
@@ -141,7 +141,7 @@ def test_size_cap_is_enforced_while_reading(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "read", counting_read)
     store = Store()
-    FileLoader(store, tmp_path, max_file_bytes=1000).load_tree()
+    FileLoader(store.apply, tmp_path, max_file_bytes=1000).load_tree()
     assert problems(store) == {"big.yaml": "file is over the 1000-byte cap; skipped"}
     assert sum(reads) <= 1001  # never more than cap + 1 bytes read
 
@@ -545,12 +545,12 @@ def test_nodes_missing_from_a_snapshot_are_absent_unless_an_empty_list_says_none
 
     write(tmp_path, "a/vm.yaml", VM.format(uid="", strategy="LiveMigrate"))
     store = Store()
-    SnapshotSource(tmp_path / "a").load(store)
+    SnapshotSource(tmp_path / "a").load(store.apply)
     assert store.kinds["nodes"].absent == f"no Node object in snapshot {tmp_path / 'a'}"
     assert store.kinds["virtualmachineinstancemigrations.kubevirt.io"].absent == ""  # may well be empty
     result = evaluate(store.state(), Config()).result("cpu_overcommit")
     assert (result.status.value, result.error) == ("not_applicable", store.kinds["nodes"].absent)
     write(tmp_path, "a/nodes.json", json.dumps({"apiVersion": "v1", "kind": "NodeList", "items": []}))
     store = Store()
-    SnapshotSource(tmp_path / "a").load(store)
+    SnapshotSource(tmp_path / "a").load(store.apply)
     assert store.kinds["nodes"].absent == ""

@@ -17,7 +17,8 @@ from ov_exporter.config import Config
 from ov_exporter.registry import evaluate
 from ov_exporter.report import to_json
 from ov_exporter.sources import SnapshotSource
-from ov_exporter.sources import live as live_mod
+from ov_exporter.sources import apiclient as apiclient_mod
+from ov_exporter.sources import reflector as reflector_mod
 from ov_exporter.sources.live import LiveSource, load_credentials
 from ov_exporter.store import Store
 
@@ -101,7 +102,7 @@ async def running(api: FakeAPIServer, tmp_path: Path, wait_sync: bool = True, **
     kubeconfig = api.write_kubeconfig(tmp_path / "kc", token=kwargs.pop("token", "s3cret"))
     source = LiveSource(credentials=load_credentials(str(kubeconfig), None), **kwargs)
     store = Store()
-    task = asyncio.create_task(source.run(store))
+    task = asyncio.create_task(source.run(store.apply))
     try:
         if wait_sync:
             await eventually(lambda: store.synced, "first sync")
@@ -126,7 +127,7 @@ async def test_first_sync_lists_every_kind_once_and_matches_a_snapshot(api, live
     (tmp_path / "snap").mkdir()
     (tmp_path / "snap" / "all.yaml").write_text(yaml.safe_dump_all(cluster()))
     snap = Store()
-    SnapshotSource(tmp_path / "snap").load(snap)
+    SnapshotSource(tmp_path / "snap").load(snap.apply)
     assert findings(store) == findings(snap)
     rwo = [f for f in findings(store)["findings"] if f["check"] == "rwo_vm_disks"]
     assert sorted(f["object"]["name"] for f in rwo) == ["vm-00", "vm-04", "vm-08"]
@@ -186,7 +187,7 @@ async def test_410_gone_relists_once_and_leaves_no_ghosts(api, live):
 
 async def test_server_errors_back_off_and_recover(api, live, monkeypatch):
     source, store = live
-    monkeypatch.setattr(live_mod, "BACKOFF_INITIAL", 0.01)
+    monkeypatch.setattr(apiclient_mod, "BACKOFF_INITIAL", 0.01)
     await eventually(lambda: api.watch_count("virtualmachines") == 1, "watch open")
     lists = api.count("virtualmachines", verb="list")
     api.fail("virtualmachines", 500, times=3, verbs=("watch",))
@@ -237,7 +238,7 @@ async def test_slow_api_still_converges(api, tmp_path):
 
 
 async def test_pagination(api, tmp_path, monkeypatch):
-    monkeypatch.setattr(live_mod, "PAGE_SIZE", 5)
+    monkeypatch.setattr(reflector_mod, "PAGE_SIZE", 5)
     async with running(api, tmp_path) as (source, store):
         assert keys(store, VMS) == server_keys(api, "virtualmachines")
         assert api.count("virtualmachines", verb="list") == 3  # 12 VMs in pages of 5

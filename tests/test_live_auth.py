@@ -29,7 +29,7 @@ print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": 
 
 
 async def _run_until_synced(source: LiveSource, store: Store) -> asyncio.Task:
-    task = asyncio.create_task(source.run(store))
+    task = asyncio.create_task(source.run(store.apply))
     await eventually(lambda: store.synced, "first sync", timeout=20)
     return task
 

@@ -10,7 +10,8 @@ import pytest
 
 from ov_exporter.config import Config
 from ov_exporter.registry import evaluate
-from ov_exporter.sources import live as live_mod
+from ov_exporter.sources import apiclient as apiclient_mod
+from ov_exporter.sources import reflector as reflector_mod
 
 from .checks.builders import pod_metrics
 from .fakeapi.server import FakeAPIServer
@@ -59,7 +60,7 @@ async def test_fake_api_refuses_watch_on_the_metrics_api_like_the_real_one(api):
 
 
 async def test_podmetrics_are_polled_with_list_never_watched(api, tmp_path, monkeypatch):
-    monkeypatch.setattr(live_mod, "POLL_SECONDS", 0.2)
+    monkeypatch.setattr(reflector_mod, "POLL_SECONDS", 0.2)
     async with running(api, tmp_path) as (source, store):
         assert names(store) == ["team-0/virt-launcher-vm-03-abcde",
                                 "team-1/virt-launcher-vm-01-abcde"]
@@ -97,8 +98,8 @@ async def test_forbidden_metrics_api_fails_the_check_naming_the_permission(api, 
 
 
 async def test_a_down_metrics_api_does_not_hold_up_the_first_sync_and_recovers(api, tmp_path, monkeypatch):
-    monkeypatch.setattr(live_mod, "POLL_SECONDS", 0.2)
-    monkeypatch.setattr(live_mod, "BACKOFF_INITIAL", 0.01)
+    monkeypatch.setattr(reflector_mod, "POLL_SECONDS", 0.2)
+    monkeypatch.setattr(apiclient_mod, "BACKOFF_INITIAL", 0.01)
     api.fail("pods.metrics.k8s.io", 503)  # until cleared
     async with running(api, tmp_path) as (source, store):
         # Synced although the metrics API answers 503: reported as a problem, the rest evaluates.

@@ -23,7 +23,7 @@ def write(root: Path, rel: str, text: str | bytes) -> Path:
 
 def load(root: Path) -> Store:
     store = Store()
-    load_directory(store, root)
+    load_directory(store.apply, root)
     return store
 
 
@@ -231,7 +231,7 @@ def test_a_few_aliases_are_fine(tmp_path):
 def test_size_cap(tmp_path):
     write(tmp_path, "big.yaml", "apiVersion: v1\nkind: Node\nmetadata: {name: big}\n" + "#" * 2000 + "\n")
     store = Store()
-    FileLoader(store, tmp_path, max_file_bytes=1000).load_tree()
+    FileLoader(store.apply, tmp_path, max_file_bytes=1000).load_tree()
     [problem] = store.problems
     assert problem.where == "big.yaml" and "over the 1000-byte cap" in problem.message
     assert store.counts()["nodes"] == 0

@@ -47,7 +47,7 @@ def test_every_object_is_loaded_or_reported(obj, as_json):
         text = json.dumps(obj) if as_json else yaml.safe_dump(obj)
         Path(tmp, name).write_text(text)
         store = Store()
-        load_directory(store, Path(tmp))
+        load_directory(store.apply, Path(tmp))
         loaded = sum(store.counts().values())
         problems = store.problems
         skipped = [p for p in problems if " kept without " not in p.message]
@@ -68,7 +68,7 @@ def test_arbitrary_documents_never_raise(value, as_json):
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "x.json" if as_json else "x.yaml").write_text(json.dumps(value) if as_json else yaml.safe_dump(value))
         store = Store()
-        load_directory(store, Path(tmp))
+        load_directory(store.apply, Path(tmp))
         assert all(p.where.startswith("x.") for p in store.problems)
 
 
@@ -78,5 +78,5 @@ def test_arbitrary_bytes_never_raise(data, suffix):
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "f" + suffix).write_bytes(data)
         store = Store()
-        load_directory(store, Path(tmp))
+        load_directory(store.apply, Path(tmp))
         assert all(p.where == "f" + suffix for p in store.problems)

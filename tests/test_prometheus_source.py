@@ -65,7 +65,7 @@ async def test_dirty_rates_from_a_real_prometheus(tmp_path):
     source = LiveSource(credentials=load_credentials(str(api.write_kubeconfig(tmp_path / "kc", token="t")), None),
                         metrics=metrics)
     store = Store()
-    task = asyncio.create_task(source.run(store))
+    task = asyncio.create_task(source.run(store.apply))
     try:
         deadline = time.monotonic() + 60
         while not (store.state().samples and "kubevirt_vmi_migration_disk_transfer_rate_bytes" in store.state().samples):
@@ -133,7 +133,7 @@ async def test_bearer_token_file_is_sent_and_reread(tmp_path):
 async def test_unreachable_prometheus_times_out_quickly():
     prom = PrometheusSamples("http://127.0.0.1:9", timeout=1)
     store = Store()
-    task = asyncio.create_task(prom.run(store))
+    task = asyncio.create_task(prom.run(store.apply))
     try:
         await asyncio.wait_for(prom.first_attempt.wait(), 5)
         assert "unreachable" in store.state().samples_error

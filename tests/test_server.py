@@ -15,6 +15,7 @@ from ov_exporter.config import Config
 from ov_exporter.server import Exporter
 from ov_exporter.sources import SnapshotSource
 from ov_exporter.sources.base import Source
+from ov_exporter.events import Synced
 
 from .conftest import require_binary
 
@@ -138,9 +139,9 @@ class _SlowSource(Source):
     def __init__(self) -> None:
         self.release = asyncio.Event()
 
-    async def run(self, store) -> None:
+    async def run(self, emit) -> None:
         await self.release.wait()
-        store.mark_synced()
+        emit(Synced())
 
 
 async def test_not_ready_before_the_first_evaluation():
@@ -165,7 +166,7 @@ async def test_not_ready_before_the_first_evaluation():
 
 async def test_a_failing_source_is_reported_not_fatal(tmp_path):
     class Broken(Source):
-        async def run(self, store):
+        async def run(self, emit):
             raise RuntimeError("disk on fire")
 
     exporter = Exporter(Broken(), Config(), interval=3600)

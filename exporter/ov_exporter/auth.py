@@ -98,14 +98,14 @@ class KubernetesAuth:
                 async with self._session.post(path, json=body, headers=headers) as resp:
                     text = await resp.text()
             except SourceError as exc:
-                raise ReviewError(f"{kind}: {exc}") from None
-            except aiohttp.ServerDisconnectedError:
+                raise ReviewError(f"{kind}: {exc}") from exc
+            except aiohttp.ServerDisconnectedError as exc:
                 if attempt == 1:
                     continue  # a kept-alive connection the server had closed; reviews are safe to repeat
-                raise ReviewError(f"{kind}: the API server {self.credentials.host} closed the connection") from None
+                raise ReviewError(f"{kind}: the API server {self.credentials.host} closed the connection") from exc
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise ReviewError(f"{kind}: cannot reach the API server {self.credentials.host}: "
-                                  f"{str(exc) or type(exc).__name__}") from None
+                                  f"{str(exc) or type(exc).__name__}") from exc
             if resp.status in (200, 201):
                 try:
                     answer = json.loads(text)
@@ -121,7 +121,7 @@ class KubernetesAuth:
                     if await self.credentials.headers() != headers:
                         continue  # our token rotated: try the new one
                 except SourceError as exc:
-                    raise ReviewError(f"{kind}: {exc}") from None
+                    raise ReviewError(f"{kind}: {exc}") from exc
             hint = ""
             if resp.status == 403:
                 hint = " (the exporter's ServiceAccount needs the ClusterRole system:auth-delegator)"

@@ -20,6 +20,7 @@ from .checks import CHECK_IDS
 from .config import Config, load_config
 from . import logs
 from .errors import OvError
+from .events import ClockSet
 from .model import Severity
 from .sources import DemoSource, SnapshotSource, Source
 from .version import __version__
@@ -152,7 +153,7 @@ async def _load(source: Source, timeout: float):
     from .store import Store
 
     store = Store()
-    task = asyncio.create_task(source.run(store))
+    task = asyncio.create_task(source.run(store.apply))
     started = asyncio.get_running_loop().time()
     try:
         while not store.synced:
@@ -198,7 +199,7 @@ async def _serve(args: argparse.Namespace, config: Config, source: Source) -> No
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise OvError(f"--listen {args.listen}: {exc.strerror or exc}") from None
+        raise OvError(f"--listen {args.listen}: {exc.strerror or exc}") from exc
     log.info("ov-exporter %s serving %s on %s://%s:%d/ (auth %s)", __version__, source.describe(),
              "https" if tls else "http", host, port, args.auth)
     stop = asyncio.Event()
@@ -244,10 +245,10 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         try:
             at = parse_rfc3339(args.at, "--at")
         except ValueError as exc:
-            raise OvError(str(exc)) from None
+            raise OvError(str(exc)) from exc
     store = asyncio.run(_load(source, args.sync_timeout))
     if at is not None:
-        store.clock, store.clock_origin = (lambda: at), "--at"
+        store.apply(ClockSet(lambda: at, "--at"))
     _report_unavailable(store)
     input_summary = _input_summary(source, store)  # OvError (exit 2) when nothing usable loaded
     if vm is not None:
@@ -267,10 +268,10 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         sys.stdout.write(render(evaluation, history, stats).text.decode())
     elif args.output == "junit":
         fail_on = None if args.fail_on == "never" else Severity.parse(args.fail_on)
-        sys.stdout.write(to_junit(evaluation, fail_on, store.origin))
+        sys.stdout.write(to_junit(evaluation, fail_on, source.origin))
     elif args.output == "sarif":
         base = args.snapshot.resolve().as_uri() + "/" if args.snapshot is not None else None
-        doc = to_sarif(evaluation, store.origin if base else None, store.problems, base)
+        doc = to_sarif(evaluation, source.origin if base else None, store.problems, base)
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
     else:
         sys.stdout.write(to_table(evaluation))
@@ -367,7 +368,7 @@ def _vm_arg(args: argparse.Namespace) -> tuple[str, str] | None:
 
 def _check_vm(args: argparse.Namespace, config: Config, source: Source, store, vm: tuple[str, str]) -> int:
     """The readiness verdict of one VM (check migration_readiness): 0 migratable, 1 blocked."""
-    from .checks.migration_readiness import verdicts
+    from .domain.readiness import verdicts
 
     namespace, name = vm
     status = store.kinds["virtualmachines.kubevirt.io"]
@@ -416,7 +417,7 @@ def _report_unavailable(store) -> None:
 
 
 def _snapshot(args: argparse.Namespace, source: Source) -> int:
-    from .sources.export import write_snapshot
+    from .export import write_snapshot
 
     store = asyncio.run(_load(source, args.sync_timeout))
     _report_unavailable(store)

@@ -98,7 +98,7 @@ def _validate(cfg: Config, known_checks: set[str] | None, origin: str) -> Config
     try:
         cfg.migration_link_bytes_per_second
     except ValueError as exc:
-        raise ConfigError(f"{origin}: migration-link-speed: {exc}") from None
+        raise ConfigError(f"{origin}: migration-link-speed: {exc}") from exc
     if cfg.thresholds.cpu_overcommit_target and cfg.thresholds.cpu_overcommit_target > cfg.thresholds.cpu_overcommit_max:
         raise ConfigError(f"{origin}: thresholds.cpu-overcommit-target must not exceed thresholds.cpu-overcommit-max")
     t = cfg.thresholds
@@ -130,11 +130,11 @@ def load_config(path: Path | str | None, known_checks: set[str] | None = None, o
         try:
             text = Path(path).read_text()
         except OSError as exc:
-            raise ConfigError(f"{origin}: cannot read: {exc.strerror or exc}") from None
+            raise ConfigError(f"{origin}: cannot read: {exc.strerror or exc}") from exc
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{origin}: invalid YAML: {' '.join(str(exc).split())}") from None
+            raise ConfigError(f"{origin}: invalid YAML: {' '.join(str(exc).split())}") from exc
         if not isinstance(raw, dict):
             raise ConfigError(f"{origin}: expected a mapping at the top level, got {type(raw).__name__}")
     for key, value in (overrides or {}).items():
@@ -148,7 +148,7 @@ def load_config(path: Path | str | None, known_checks: set[str] | None = None, o
     try:
         cfg = msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:
-        raise _msgspec_error(origin, exc) from None
+        raise _msgspec_error(origin, exc) from exc
     return _validate(cfg, known_checks, origin)
 
 

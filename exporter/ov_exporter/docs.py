@@ -19,7 +19,7 @@ def checks_table() -> str:
     rows = ["| check id | seed anti-pattern | title | severity | runbook |", "|---|---|---|---|---|"]
     for s in CHECKS:
         rows.append(f"| `{s.id}` | {s.anti_pattern} | {s.title} | {s.severity_rules} | "
-                    f"[{s.id}](exporter/ov_exporter/{s.runbook}) |")
+                    f"[{s.id}](exporter/ov_exporter/checks/{s.id}/runbook.md) |")
     return "\n".join(rows)
 
 
@@ -33,9 +33,14 @@ def metrics_table() -> str:
 
 
 def config_table() -> str:
-    rows = ["| key | default | type |", "|---|---|---|"]
+    readers: dict[str, list[str]] = {}
+    for spec in CHECKS:
+        for key in spec.settings:
+            readers.setdefault(key, []).append(f"`{spec.id}`")
+    rows = ["| key | default | type | read by |", "|---|---|---|---|"]
     for key, default, kind in reference():
-        rows.append(f"| `{key}` | `{default}` | {kind} |" if default else f"| `{key}` | — | {kind} |")
+        shown = f"`{default}`" if default else "—"
+        rows.append(f"| `{key}` | {shown} | {kind} | {', '.join(readers.get(key, [])) or 'every check'} |")
     return "\n".join(rows)
 
 
@@ -57,56 +62,14 @@ def alerts_table(root: Path) -> str:
     return "\n".join(rows)
 
 
-def _rule_files(root: Path) -> list[dict]:
-    import yaml
-
-    docs = []
-    for path in sorted((root / "alerts").glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text()) or {}
-        if isinstance(doc, dict) and "groups" in doc:
-            docs.append(doc)
-    return docs
-
-
-_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-
-
-def alert_families(root: Path) -> dict[str, set[str]]:
-    """Alert name -> exporter metric names its expression reads, through recording rules.
-    (Names are picked out as identifiers: a superset is harmless here, and the alert tests
-    check the expressions with a real PromQL parser.)"""
-    records: dict[str, str] = {}
-    alerts: dict[str, list[str]] = {}
-    for doc in _rule_files(root):
-        for group in doc["groups"]:
-            for rule in group.get("rules", []):
-                if "record" in rule:
-                    records[rule["record"]] = records.get(rule["record"], "") + " " + rule["expr"]
-                elif "alert" in rule:
-                    alerts.setdefault(rule["alert"], []).append(rule["expr"])
-
-    def names(expr: str, seen: set[str]) -> set[str]:
-        found: set[str] = set()
-        for name in _NAME.findall(expr):
-            if name in records and name not in seen:
-                found |= names(records[name], seen | {name})
-            elif name.startswith("ov_"):
-                found.add(name)
-        return found
-
-    return {alert: set().union(*(names(e, set()) for e in exprs)) for alert, exprs in alerts.items()}
-
-
-def coverage_table(root: Path) -> str:
+def coverage_table() -> str:
     from .coverage import UPSTREAM_ALERTS, coverage
 
-    upstream = {a for names in UPSTREAM_ALERTS.values() for a in names}
-    used = {a: fams for a, fams in alert_families(root).items() if a not in upstream}
     rows = ["| # | anti-pattern | check(s) | metrics | alerts | status |", "|---|---|---|---|---|---|"]
     for cov in coverage():
         families = [exposition_name(f) for s in cov.checks for f in s.families]
-        alerts = sorted({a for a, fams in used.items() if fams & set(families)} | set(UPSTREAM_ALERTS.get(cov.number, ())))
-        checks = ", ".join(f"[`{s.id}`](exporter/ov_exporter/{s.runbook})" for s in cov.checks) or "—"
+        alerts = sorted({a.name for s in cov.checks for a in s.alerts} | set(UPSTREAM_ALERTS.get(cov.number, ())))
+        checks = ", ".join(f"[`{s.id}`](exporter/ov_exporter/checks/{s.id}/runbook.md)" for s in cov.checks) or "—"
         metrics = ", ".join(f"`{f}`" for f in families) or "—"
         alert_cell = ", ".join(f"[`{a}`](alerts/runbooks/{a}.md)" for a in alerts) or "—"
         status = cov.status + (f": {cov.not_observable}" if cov.not_observable else "")
@@ -117,7 +80,7 @@ def coverage_table(root: Path) -> str:
 
 SECTIONS = {"coverage": coverage_table, "checks": checks_table, "metrics": metrics_table, "config": config_table,
             "alerts": alerts_table}
-NEEDS_ROOT = {"coverage", "alerts"}
+NEEDS_ROOT = {"alerts"}
 
 
 def update(text: str, root: Path | None = None) -> str:

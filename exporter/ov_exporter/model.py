@@ -20,8 +20,8 @@ class Severity(enum.IntEnum):
     def parse(cls, text: str) -> "Severity":
         try:
             return cls[text.upper()]
-        except KeyError:
-            raise ValueError(f"unknown severity {text!r}; expected one of info, warning, critical") from None
+        except KeyError as exc:
+            raise ValueError(f"unknown severity {text!r}; expected one of info, warning, critical") from exc
 
 
 class Status(str, enum.Enum):
@@ -89,6 +89,28 @@ class NotApplicable(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class AlertDecl:
+    """An alert that belongs to a check: it reads the check's metric families and its
+    runbook carries the check's story. Per severity it fires at, the rule's `impact`
+    label (what the on-call engineer is told is at stake). `mirrors_findings`: it fires
+    for exactly the objects the check has findings for (the end-to-end test compares)."""
+
+    name: str
+    critical: str = ""
+    warning: str = ""
+    info: str = ""
+    mirrors_findings: bool = True
+    # The object a firing alert names, as the check's findings name it: "Kind/label" (the
+    # label holding the object's name; the namespace from `namespace`), or "Cluster".
+    names: str = "Cluster"
+
+    @property
+    def impacts(self) -> dict[str, str]:
+        """severity -> impact, for the severities the alert fires at."""
+        return {s: i for s, i in (("critical", self.critical), ("warning", self.warning), ("info", self.info)) if i}
+
+
+@dataclass(frozen=True, slots=True)
 class CheckSpec:
     """The declaration of one check. Alerts, dashboards, runbooks and the README are
     tested against these, so they cannot drift apart."""
@@ -107,6 +129,10 @@ class CheckSpec:
     reads: tuple[str, ...] = ()
     uses_samples: bool = False  # reads Prometheus samples; a failing metric source fails it
     also: tuple[int, ...] = ()  # further anti-patterns this check informs (coverage table)
+    alerts: tuple[AlertDecl, ...] = ()  # the alerts in alerts/*.yaml that belong to this check
+    # Configuration keys the check reads (`thresholds.cpu-overcommit-max`, `profile`, ...),
+    # besides the ones every check honours (enabled, namespaces, exemption annotation).
+    settings: tuple[str, ...] = ()
     runbook: str = ""  # filled from the id by checks/__init__.py
 
     def family(self, name: str) -> Family:

@@ -21,6 +21,7 @@ from .checks import CHECKS
 from .model import CheckSpec, Family, Severity, Status
 from .records import KIND_BY_KEY
 from .registry import Evaluation
+from .report import anti_pattern_summary, score
 from .store import KIND_STATES
 from .version import __version__
 
@@ -148,8 +149,6 @@ class _Collector:
         put("ov_evaluations_total", (), self.history.evaluations)
         put("ov_last_evaluation_timestamp_seconds", (), ev.started)
         put("ov_evaluation_duration_seconds", (), ev.duration)
-        from .report import anti_pattern_summary, score  # report imports registry; avoid a cycle at import
-
         cluster_score = score(ev).value
         if cluster_score is not None:
             put("ov_cluster_score_ratio", (), cluster_score)

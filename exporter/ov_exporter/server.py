@@ -16,7 +16,8 @@ from importlib import resources
 from aiohttp import web
 
 from .auth import KubernetesAuth
-from .checks import CHECKS
+from .checks import CHECKS, RUNBOOK_FILE
+from .events import SourceFailed
 from .config import Config
 from .registry import Evaluation, evaluate
 from .render import History, Payload, SourceStats, render
@@ -118,13 +119,13 @@ class Exporter:
         delay = 1.0
         while True:
             try:
-                await self.source.run(self.store)
+                await self.source.run(self.store.apply)
                 return  # a static source loaded once
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reported on /readyz and in the log; serving goes on
                 self.source_error = f"{type(exc).__name__}: {exc}"
-                self.store.source_failed(self.source_error)
+                self.store.apply(SourceFailed(self.source_error))
                 log.error("source %s failed: %s; starting it again in %.0f s", self.source.describe(),
                           self.source_error, delay)
             await asyncio.sleep(delay)
@@ -219,7 +220,7 @@ class Exporter:
         the alert rules' runbook_url points here by default."""
         name = request.match_info["name"]
         if name in {f"{c.id}.md" for c in CHECKS}:
-            text = (resources.files("ov_exporter") / "runbooks" / name).read_text()
+            text = (resources.files("ov_exporter") / "checks" / name.removesuffix(".md") / RUNBOOK_FILE).read_text()
         elif name in _alert_runbooks():
             text = (resources.files("ov_exporter") / "alert_runbooks" / name).read_text()
         else:

@@ -1,8 +1,8 @@
 """Objects by kind and UID, fed by a source; `state()` freezes them for the checks.
 
-Sources call `apply` for every object event (a list/watch source later does the same
-thing per watch event), `set_samples` for Prometheus samples, `problem` for every
-file or object they had to skip. Checks only ever see a `ClusterState`.
+Sources emit events (events.py) and `Store.apply` alone applies them: objects upserted,
+deleted or listed whole, problems found and cleared, each kind's health, samples, the
+clock. Checks only ever see a `ClusterState`.
 """
 from __future__ import annotations
 
@@ -10,9 +10,56 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
-from .records import KIND_BY_KEY, KINDS, KindInfo
+from .events import (
+    ClockSet,
+    Contacted,
+    Deleted,
+    Event,
+    Ignored,
+    KindAbsent,
+    KindFailed,
+    KindForbidden,
+    KindSynced,
+    KindUnauthorized,
+    Listed,
+    MetricSample,
+    ProblemCleared,
+    ProblemFound,
+    Relisting,
+    Samples,
+    SamplesUpdated,
+    SourceFailed,
+    Synced,
+    Upserted,
+    WatchRestarted,
+)
+from .records import (
+    KIND_BY_KEY,
+    KINDS,
+    ClusterNetwork,
+    DataVolume,
+    HyperConverged,
+    KindInfo,
+    KubeVirt,
+    MigrationPolicy,
+    Namespace,
+    NetworkAttachmentDefinition,
+    Node,
+    NodeNetworkState,
+    PersistentVolumeClaim,
+    Pod,
+    StorageClass,
+    StorageProfile,
+    VirtualMachine,
+    VirtualMachineInstance,
+    VirtualMachineInstanceMigration,
+)
+
+T = TypeVar("T")
+
+__all__ = ["ClusterState", "KindStatus", "MetricSample", "Problem", "Samples", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,16 +71,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class MetricSample:
-    labels: dict[str, str]
-    value: float
-    timestamp: float | None = None
-
-
-Samples = dict[str, list[MetricSample]]  # metric name -> samples
 
 
 # A kind whose source has been failing for longer than this since its last successful
@@ -109,10 +146,10 @@ class Store:
         self._problems: dict[str, str] = {}  # where -> message: a re-list reports the same object once
         self.kinds: dict[str, KindStatus] = {k.key: KindStatus() for k in KINDS}
         self._ignored: dict[str, int] = {}
-        # (kind, namespace, name) -> (file, line): where a file source found the object
-        # (line 0 = unknown). Findings point there in SARIF and JUnit reports.
-        self._origins: dict[tuple[str, str, str], tuple[str, int]] = {}
-        self.generation = 0
+        # Per kind, how many times its objects changed; the state of an evaluation carries
+        # them, so what changed between two evaluations is known.
+        self.generations: dict[str, int] = {k.key: 0 for k in KINDS}
+        self.samples_generation = 0
         self.synced = False
         self.loaded_at: float | None = None
         # The "now" checks judge time windows at: live sources and snapshots without a capture
@@ -123,95 +160,92 @@ class Store:
         # first seen), keyed by check; shared by every state() of this store.
         self.memo: dict[str, dict] = {}
 
-    def apply(self, kind: KindInfo, event: str, record: Any) -> None:
-        """event: ADDED | MODIFIED | DELETED (watch event types)."""
-        uid = uid_of(kind, record)
+    def apply(self, event: Event) -> None:
+        """The only way state changes: sources emit events, the store applies them."""
         with self._lock:
-            if event == "DELETED":
-                self._objects[kind.key].pop(uid, None)
-            else:
-                self._objects[kind.key][uid] = record
-            self.generation += 1
+            self._apply(event)
 
-    def locate(self, kind: str, namespace: str, name: str, file: str, line: int) -> None:
-        with self._lock:
-            self._origins[(kind, namespace, name)] = (file, line)
+    def _apply(self, event: Event) -> None:  # noqa: C901 - one branch per event type
+        match event:
+            case Upserted(kind, record):
+                self._objects[kind.key][uid_of(kind, record)] = record
+                self._changed(kind.key)
+            case Deleted(kind, uid):
+                if self._objects[kind.key].pop(uid, None) is not None:
+                    self._changed(kind.key)
+            case Listed(kind, records, problems, prefix):
+                self._objects[kind.key] = {uid_of(kind, r): r for r in records}
+                self._changed(kind.key)
+                if prefix:
+                    for where in [w for w in self._problems if w.startswith(prefix)]:
+                        del self._problems[where]
+                self._problems.update(problems)
+                st = self.kinds[kind.key]
+                st.synced, st.absent, st.forbidden = True, "", ""
+                st.last_event = time.time()
+            case Contacted(key, watch_event):
+                st = self.kinds[key]
+                st.last_contact = time.time()
+                st.error, st.error_since, st.unauthorized = "", None, ""
+                if watch_event:
+                    st.last_event = st.last_contact
+            case KindSynced(key):
+                self.kinds[key].synced = True
+            case KindFailed(key, message):
+                self._kind_error(key, message)
+            case KindAbsent(kind, reason):
+                if self._objects[kind.key]:
+                    self._objects[kind.key] = {}
+                    self._changed(kind.key)
+                st = self.kinds[kind.key]
+                st.absent, st.forbidden, st.unauthorized, st.error = reason, "", "", ""
+            case KindForbidden(key, message):
+                st = self.kinds[key]
+                st.forbidden, st.unauthorized, st.error = message, "", ""
+            case KindUnauthorized(key, message):
+                self.kinds[key].unauthorized = message
+            case WatchRestarted(key):
+                self.kinds[key].watch_restarts += 1
+            case Relisting(key):
+                self.kinds[key].relists += 1
+            case SourceFailed(message, unauthorized):
+                for key, st in self.kinds.items():
+                    if st.absent:
+                        continue
+                    if unauthorized:
+                        st.unauthorized = message
+                    else:
+                        self._kind_error(key, message)
+            case ProblemFound(where, message):
+                self._problems[where] = message
+            case ProblemCleared(where):
+                self._problems.pop(where, None)
+            case Ignored(reason, count):
+                self._ignored[reason] = self._ignored.get(reason, 0) + count
+            case SamplesUpdated(samples, origin, error):
+                self._samples, self._samples_origin, self._samples_error = samples, origin, error
+                self.samples_generation += 1
+            case ClockSet(clock, origin):
+                self.clock, self.clock_origin = clock, origin
+            case Synced():
+                self.synced = True
+                self.loaded_at = time.time()
+            case _:
+                raise TypeError(f"not a source event: {event!r}")
 
-    def origin(self, kind: str, namespace: str, name: str) -> tuple[str, int] | None:
-        with self._lock:
-            return self._origins.get((kind, namespace, name))
+    def _changed(self, key: str) -> None:
+        self.generations[key] += 1
 
-    def remove(self, kind: KindInfo, uid: str) -> None:
-        with self._lock:
-            if self._objects[kind.key].pop(uid, None) is not None:
-                self.generation += 1
-
-    def replace(self, kind: KindInfo, records: Iterable[Any]) -> None:
-        """Swap in a kind's full list (after a LIST): objects gone from it leave the store."""
-        fresh = {uid_of(kind, r): r for r in records}
-        with self._lock:
-            self._objects[kind.key] = fresh
-            self.generation += 1
-
-    def set_samples(self, samples: Samples | None, origin: str, error: str = "") -> None:
-        with self._lock:
-            self._samples, self._samples_origin, self._samples_error = samples, origin, error
-            self.generation += 1
-
-    def problem(self, where: str, message: str) -> None:
-        with self._lock:
-            self._problems[where] = message
-
-    def clear_problem(self, where: str) -> None:
-        with self._lock:
-            self._problems.pop(where, None)
-
-    def replace_problems(self, prefix: str, problems: dict[str, str]) -> None:
-        """After a full LIST: the problems starting with `prefix` are exactly these."""
-        with self._lock:
-            for where in [w for w in self._problems if w.startswith(prefix)]:
-                del self._problems[where]
-            self._problems.update(problems)
-
-    # Source health, per kind (see KindStatus.state).
-
-    def contact(self, key: str) -> None:
-        """A successful answer for kind `key`: errors and a 401 are over."""
-        st = self.kinds[key]
-        st.last_contact = time.time()
-        st.error, st.error_since, st.unauthorized = "", None, ""
-
-    def kind_error(self, key: str, message: str) -> None:
+    def _kind_error(self, key: str, message: str) -> None:
         st = self.kinds[key]
         if not st.error:
             st.error_since = time.time()
         st.error = message
 
-    def source_failed(self, message: str, unauthorized: bool = False) -> None:
-        """The whole source failed (no connection, credentials rejected): every kind it
-        could read is affected."""
-        for key, st in self.kinds.items():
-            if st.absent:
-                continue
-            if unauthorized:
-                st.unauthorized = message
-            else:
-                self.kind_error(key, message)
-
     def settled(self) -> bool:
         """Every kind has an answer: listed, absent, denied or failing."""
         return all(st.synced or st.absent or st.forbidden or st.unauthorized or st.error
                    for st in self.kinds.values())
-
-    def ignored(self, reason: str, count: int = 1) -> None:
-        with self._lock:
-            self._ignored[reason] = self._ignored.get(reason, 0) + count
-
-    def mark_synced(self) -> None:
-        with self._lock:
-            self.synced = True
-            self.loaded_at = time.time()
-            self.generation += 1
 
     @property
     def problems(self) -> list[Problem]:
@@ -236,7 +270,8 @@ class Store:
                            if st.state(wall) in ("stale", "failed", "unauthorized") and (reason := st.reason(wall))}
             return ClusterState(objects, self._samples, self._samples_origin, self._samples_error, absent, forbidden,
                                 now=self.clock() if self.clock is not None else None, memo=self.memo,
-                                unavailable=unavailable)
+                                unavailable=unavailable,
+                                generations={**self.generations, "samples": self.samples_generation})
 
 
 @dataclass(frozen=True)
@@ -253,52 +288,71 @@ class ClusterState:
     now: float | None = None  # evaluation time (Unix seconds) from the store's clock; None: none set (tests)
     memo: dict = field(default_factory=dict, compare=False, repr=False)  # Store.memo
     unavailable: dict[str, str] = field(default_factory=dict)  # kind key -> why it is not current (stale, ...)
+    # kind key (and "samples") -> the store's count of changes when this state was taken
+    generations: dict[str, int] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_records(cls, records: Iterable[tuple[KindInfo, Any]], samples: Samples | None = None,
                      now: float | None = None) -> "ClusterState":
         store = Store()
         if now is not None:
-            store.clock = lambda: now
+            store.apply(ClockSet(lambda: now, "test"))
         for kind, record in records:
-            store.apply(kind, "ADDED", record)
-        store.set_samples(samples, "test")
+            store.apply(Upserted(kind, record))
+        store.apply(SamplesUpdated(samples, "test"))
         return store.state()
 
     def of(self, key: str) -> tuple[Any, ...]:
         return self.objects.get(key, ())
 
-    # One accessor per kind keeps the checks readable.
+    def derive(self, name: str, compute: Callable[["ClusterState"], T]) -> T:
+        """`compute(self)`, computed once per state and shared by every check that asks
+        for `name` (domain results several checks read: disks' access modes, readiness)."""
+        if name not in self._cache:
+            self._cache[name] = compute(self)
+        return self._cache[name]
+
+    def remembered(self, name: str) -> dict:
+        """A dict kept across evaluations of the same store, for judgements that must not
+        change once made (e.g. a migration's cause, fixed when first seen)."""
+        return self.memo.setdefault(name, {})
+
+    # One typed accessor per kind keeps the checks readable.
     @property
-    def nodes(self): return self.of("nodes")
+    def nodes(self) -> tuple[Node, ...]: return self.of("nodes")
     @property
-    def namespaces(self): return self.of("namespaces")
+    def namespaces(self) -> tuple[Namespace, ...]: return self.of("namespaces")
     @property
-    def pvcs(self): return self.of("persistentvolumeclaims")
+    def pvcs(self) -> tuple[PersistentVolumeClaim, ...]: return self.of("persistentvolumeclaims")
     @property
-    def storage_classes(self): return self.of("storageclasses.storage.k8s.io")
+    def storage_classes(self) -> tuple[StorageClass, ...]: return self.of("storageclasses.storage.k8s.io")
     @property
-    def vms(self): return self.of("virtualmachines.kubevirt.io")
+    def vms(self) -> tuple[VirtualMachine, ...]: return self.of("virtualmachines.kubevirt.io")
     @property
-    def vmis(self): return self.of("virtualmachineinstances.kubevirt.io")
+    def vmis(self) -> tuple[VirtualMachineInstance, ...]: return self.of("virtualmachineinstances.kubevirt.io")
     @property
-    def migrations(self): return self.of("virtualmachineinstancemigrations.kubevirt.io")
+    def migrations(self) -> tuple[VirtualMachineInstanceMigration, ...]:
+        return self.of("virtualmachineinstancemigrations.kubevirt.io")
     @property
-    def kubevirts(self): return self.of("kubevirts.kubevirt.io")
+    def kubevirts(self) -> tuple[KubeVirt, ...]: return self.of("kubevirts.kubevirt.io")
     @property
-    def migration_policies(self): return self.of("migrationpolicies.migrations.kubevirt.io")
+    def migration_policies(self) -> tuple[MigrationPolicy, ...]:
+        return self.of("migrationpolicies.migrations.kubevirt.io")
     @property
-    def hyperconvergeds(self): return self.of("hyperconvergeds.hco.kubevirt.io")
+    def hyperconvergeds(self) -> tuple[HyperConverged, ...]: return self.of("hyperconvergeds.hco.kubevirt.io")
     @property
-    def data_volumes(self): return self.of("datavolumes.cdi.kubevirt.io")
+    def data_volumes(self) -> tuple[DataVolume, ...]: return self.of("datavolumes.cdi.kubevirt.io")
     @property
-    def storage_profiles(self): return self.of("storageprofiles.cdi.kubevirt.io")
+    def storage_profiles(self) -> tuple[StorageProfile, ...]: return self.of("storageprofiles.cdi.kubevirt.io")
     @property
-    def nads(self): return self.of("network-attachment-definitions.k8s.cni.cncf.io")
+    def nads(self) -> tuple[NetworkAttachmentDefinition, ...]:
+        return self.of("network-attachment-definitions.k8s.cni.cncf.io")
     @property
-    def node_network_states(self): return self.of("nodenetworkstates.nmstate.io")
+    def node_network_states(self) -> tuple[NodeNetworkState, ...]: return self.of("nodenetworkstates.nmstate.io")
     @property
-    def cluster_networks(self): return self.of("networks.config.openshift.io")
+    def cluster_networks(self) -> tuple[ClusterNetwork, ...]: return self.of("networks.config.openshift.io")
+    @property
+    def pods(self) -> tuple[Pod, ...]: return self.of("pods")
 
     def index(self, key: str) -> dict[tuple[str, str], Any]:
         """(namespace, name) -> record, for one kind; built once per state."""

@@ -47,7 +47,7 @@ class ReloadingTLS:
             self._current = _context(cert_file, key_file)
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise OvError(f"--tls-cert-file {cert_file} / --tls-key-file {key_file}: "
-                          f"cannot load the certificate and key: {_why(exc)}") from None
+                          f"cannot load the certificate and key: {_why(exc)}") from exc
         self.server_context = _context(cert_file, key_file)
         self.server_context.sni_callback = self._on_hello
         self._checked = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ov_exporter.checks import migration_readiness as mr
+from ov_exporter.domain import readiness
 from ov_exporter.model import ObjectRef, Severity
 
 from .builders import (NS, cloud_init, config, hco, kubevirt_cr, node, pvc, pvc_volume, series, state,
@@ -51,7 +52,7 @@ def test_clean_vm_is_migratable_and_silent():
     assert out.findings == []
     assert series(out, BLOCKED) == {}
     assert series(out, COUNT) == {(): 0}
-    assert series(out, BY_REASON) == {(r,): 0 for r in mr.REASONS}
+    assert series(out, BY_REASON) == {(r,): 0 for r in readiness.REASONS}
     assert series(out, SLOTS) == {("in_flight", "default"): 0, ("limit", "default"): 5}
 
 
@@ -277,13 +278,13 @@ def test_every_reason_at_once_and_the_counts():
     f = one(out)
     assert "5 reason(s)" in f.message
     # the reasons appear in the enum's order
-    positions = [f.message.index(r + ":") for r in mr.REASONS if r != "not_running"]
+    positions = [f.message.index(r + ":") for r in readiness.REASONS if r != "not_running"]
     assert positions == sorted(positions)
     assert series(out, COUNT) == {(): 3}  # db, stopped, and fine (its node has no ready handler either)
     by_reason = series(out, BY_REASON)
     assert by_reason[("not_running",)] == 1 and by_reason[("rwo_disk",)] == 1
     assert by_reason[("virt_handler_not_ready",)] == 2 and by_reason[("migration_slots_full",)] == 2
-    assert set(by_reason) == {(r,) for r in mr.REASONS}
+    assert set(by_reason) == {(r,) for r in readiness.REASONS}
 
 
 def test_blocked_series_carry_the_node_of_the_running_vmi():
@@ -293,7 +294,7 @@ def test_blocked_series_carry_the_node_of_the_running_vmi():
 
 def test_verdict_json_shape_carries_remediation():
     st = state(*cluster(*running(eviction="LiveMigrate", claims=("r",), modes=RWO)))
-    doc = mr.verdicts(st, config())[(NS, "db")].to_dict()
+    doc = readiness.verdicts(st, config())[(NS, "db")].to_dict()
     assert doc["migratable"] is False and doc["severity"] == "warning" and doc["node"] == "worker-0"
     [reason] = doc["reasons"]
     assert reason["reason"] == "rwo_disk" and "RWX" in reason["remediation"]

@@ -13,9 +13,10 @@ from ov_exporter.model import ObjectRef, Severity, Status
 
 import yaml
 
-from ov_exporter.checks._migrations import causes
+from ov_exporter.domain.migrations import causes
 from ov_exporter.config import load_config
 from ov_exporter.store import Store
+from ov_exporter.events import Upserted, ClockSet
 
 from . import builders as b
 from .builders import REBALANCE, WORKLOAD_UPDATE, _meta, config, evacuation, findings, node, record_of, series, state, vmi
@@ -173,12 +174,12 @@ def test_a_drain_stays_a_drain_after_the_node_is_uncordoned():
     for obj in (node("worker-1", cordoned=True), vmi("a"),
                 vmim("m1", "a", "Succeeded", 2, annotations=evacuation("worker-1"))):
         kind, record = record_of(obj)
-        store.apply(kind, "ADDED", record)
-    store.clock = lambda: NOW.timestamp()
+        store.apply(Upserted(kind, record))
+    store.apply(ClockSet(lambda: NOW.timestamp(), "test"))
     out = rebalance_watch.evaluate(store.state(), config())
     assert series(out, "ov_migrations")[("drain", "succeeded")] == 1
     kind, record = record_of(node("worker-1"))
-    store.apply(kind, "MODIFIED", record)  # uncordoned after the maintenance
+    store.apply(Upserted(kind, record))  # uncordoned after the maintenance
     out = rebalance_watch.evaluate(store.state(), config())
     assert series(out, "ov_migrations")[("drain", "succeeded")] == 1
     assert series(out, "ov_rebalance_watch_active") == {(): 0}
@@ -256,5 +257,5 @@ def test_not_applicable_and_store_clock():
     from ov_exporter.store import Store
     store = Store()
     assert store.state().now is None
-    store.clock = lambda: 1234.0
+    store.apply(ClockSet(lambda: 1234.0, "test"))
     assert store.state().now == 1234.0

@@ -128,7 +128,7 @@ def test_one_broken_backend_does_not_hide_the_others(tmp_path):
     text = "\n---\n".join(yaml.safe_dump(o) for o in (broken, trident_backend("nas")))
     (tmp_path / "trident.yaml").write_text(text)
     store = Store()
-    SnapshotSource(tmp_path).load(store)
+    SnapshotSource(tmp_path).load(store.apply)
     problems = [str(p) for p in store.problems]
     assert len(problems) == 1
     assert "trident.yaml document 1" in problems[0] and "TridentBackendConfig" in problems[0]

@@ -155,7 +155,7 @@ def test_a_snapshot_with_oc_get_podmetrics_output_is_judged_and_core_pods_are_no
                "items": [pod_metrics("big", cpu="123456789n", memory="1048576Ki")]}
     (tmp_path / "podmetrics.yaml").write_text(yaml.safe_dump(listing))
     store = Store()
-    SnapshotSource(tmp_path).load(store)
+    SnapshotSource(tmp_path).load(store.apply)
     result = registry.evaluate(store.state(), config()).result("vm_right_sizing")
     assert [(f.obj, f.severity) for f in result.findings] == [(ref("big"), Severity.INFO)]
     assert {s.labels: round(s.value, 4) for s in result.samples if s.family == OVER} == {

@@ -1,7 +1,9 @@
-"""The check registry: every public module here declares SPEC; this gathers them.
+"""The check registry: every package here is one check, and this gathers them.
 
-Checks are ordered by anti-pattern number, then id. A duplicate check id or metric
-family name fails at import, not at scrape time.
+A check lives in `checks/<id>/`: `__init__.py` holds its pure evaluation and its
+declaration (SPEC), `runbook.md` its runbook (served at /runbooks/<id>.md). Checks are
+ordered by anti-pattern number, then id. A duplicate check id or metric family name
+fails at import, not at scrape time.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import replace
 
 from ..model import CheckSpec
 
-RUNBOOK_DIR = "runbooks"  # package data: ov_exporter/runbooks/<check id>.md, served at /runbooks/<id>.md
+RUNBOOK_FILE = "runbook.md"  # package data: ov_exporter/checks/<id>/runbook.md, served at /runbooks/<id>.md
 
 
 def _modules() -> list:
@@ -21,7 +23,7 @@ def _modules() -> list:
 
 
 def runbook_url(check_id: str) -> str:
-    return f"{RUNBOOK_DIR}/{check_id}.md"
+    return f"runbooks/{check_id}.md"
 
 
 def _gather() -> tuple[CheckSpec, ...]:

@@ -3,21 +3,26 @@ from __future__ import annotations
 
 import abc
 
-from ..store import Store
+from ..events import Emit
 
 
 class Source(abc.ABC):
-    """Feeds a Store. Static sources (snapshot, demo) load once and return; the live
-    source (list/watch) keeps the store current until cancelled. Either way the source
-    calls `store.mark_synced()` once every kind has been loaded the first time."""
+    """Tells a store what is in the cluster through events (events.py), never touching
+    it. Static sources (snapshot, demo) load once and return; the live source
+    (list/watch) keeps emitting until cancelled. Either way the source emits `Synced()`
+    once every kind has been loaded the first time."""
 
     name: str = "source"
 
     @abc.abstractmethod
-    async def run(self, store: Store) -> None: ...
+    async def run(self, emit: Emit) -> None: ...
 
     def describe(self) -> str:
         return self.name
+
+    def origin(self, kind: str, namespace: str, name: str) -> tuple[str, int] | None:
+        """(file, line) where an object was read, for sources that read files."""
+        return None
 
     def requests(self) -> dict[tuple[str, str], int]:
         """API requests made so far by (verb, HTTP code); static sources make none."""

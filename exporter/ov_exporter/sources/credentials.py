@@ -41,7 +41,7 @@ class Credentials:
                 with open(self.token_file, encoding="utf-8") as fh:
                     return fh.read().strip() or None
             except OSError as exc:
-                raise SourceError(f"cannot read token file {self.token_file}: {exc.strerror or exc}") from None
+                raise SourceError(f"cannot read token file {self.token_file}: {exc.strerror or exc}") from exc
         cfg = self.configuration
         return cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
 
@@ -130,15 +130,15 @@ def load_credentials(kubeconfig: str | None = None, context: str | None = None) 
                               "cluster or --snapshot DIR for a saved one")
     except ConfigException as exc:
         raise SourceError(f"cannot load Kubernetes credentials from {path}: {exc}; "
-                          "use --demo or --snapshot DIR to run without a cluster") from None
+                          "use --demo or --snapshot DIR to run without a cluster") from exc
     except SourceError:
         raise
     except Exception as exc:  # noqa: BLE001 - a malformed kubeconfig raises anything from YAML to KeyError
-        raise SourceError(f"cannot load Kubernetes credentials from {path}: {type(exc).__name__}: {exc}") from None
+        raise SourceError(f"cannot load Kubernetes credentials from {path}: {type(exc).__name__}: {exc}") from exc
     try:
         tls = _ssl_context(cfg)
     except (OSError, ssl.SSLError, ValueError) as exc:
-        raise SourceError(f"cannot load the TLS files named in {description}: {exc}") from None
+        raise SourceError(f"cannot load the TLS files named in {description}: {exc}") from exc
     return Credentials(cfg.host.rstrip("/"), tls, cfg, description, token_file)
 
 

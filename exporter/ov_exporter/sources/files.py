@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from .. import upstream
 from ..records import KINDS, MAX_OBJECT_BYTES, KindInfo, ObjectLimitError, convert, decode_json, kind_for, selector_matches
-from ..store import MetricSample, Samples, Store
+from ..events import Emit, Ignored, MetricSample, ProblemFound, Samples, SamplesUpdated, Upserted
 from .promql import DERIVED_QUERIES, parse_query_data
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,11 @@ class LoadStats:
 
 
 class FileLoader:
-    """Loads files into a Store. One instance per load; counts what it saw."""
+    """Loads files and emits what they hold (events.py). One instance per load; counts
+    what it saw and remembers where each object was found."""
 
-    def __init__(self, store: Store, root: Path, max_file_bytes: int = MAX_FILE_BYTES) -> None:
-        self.store = store
+    def __init__(self, emit: Emit, root: Path, max_file_bytes: int = MAX_FILE_BYTES) -> None:
+        self.emit = emit
         self.root = root
         self.max_file_bytes = max_file_bytes
         self.samples: Samples = {}
@@ -109,6 +110,21 @@ class FileLoader:
         self._defined: dict[tuple[str, str, str], tuple[str, Any]] = {}
         # Kind keys of typed Lists seen (`VirtualMachineList`), even empty: listed, not missing.
         self.listed_kinds: set[str] = set()
+        self.counts: dict[str, int] = {}  # kind key -> objects loaded
+        self.problems: list[tuple[str, str]] = []  # (where, message), in the order found
+        # (kind, namespace, name) -> (file, line): where the object was found (line 0 =
+        # unknown). Findings point there in SARIF and JUnit reports.
+        self.origins: dict[tuple[str, str, str], tuple[str, int]] = {}
+
+    def origin(self, kind: str, namespace: str, name: str) -> tuple[str, int] | None:
+        return self.origins.get((kind, namespace, name))
+
+    def _ignored(self, reason: str) -> None:
+        self.emit(Ignored(reason))
+
+    def _problem(self, where: str, message: str) -> None:
+        self.problems.append((where, message))
+        self.emit(ProblemFound(where, message))
 
     @property
     def objects(self) -> int:
@@ -128,7 +144,7 @@ class FileLoader:
             dirnames.sort()
             for name in list(dirnames):
                 if os.path.islink(os.path.join(dirpath, name)):
-                    self.store.ignored("symlinked directory (not followed)")
+                    self._ignored("symlinked directory (not followed)")
             for filename in sorted(filenames):
                 path = Path(dirpath, filename)
                 if filename.endswith(OBJECT_SUFFIXES) or filename.endswith(SAMPLE_SUFFIXES):
@@ -143,7 +159,7 @@ class FileLoader:
     def _fail(self, rel: str, message: str) -> None:
         """A problem with the whole file: nothing (more) is read from it."""
         self.stats.failed_files += 1
-        self.store.problem(rel, message)
+        self._problem(rel, message)
 
     def _read(self, path: Path, rel: str) -> bytes | None:
         """The file's bytes, or None (reported). Regular files only, symlinks only inside
@@ -165,7 +181,7 @@ class FileLoader:
                 return None
             first = self._seen_files.setdefault((st.st_dev, st.st_ino), rel)
             if first != rel:
-                self.store.ignored("link to a file already read")
+                self._ignored("link to a file already read")
                 return None
             data = f.read(self.max_file_bytes + 1)  # the cap holds even if the file grows
         if len(data) > self.max_file_bytes:
@@ -201,7 +217,7 @@ class FileLoader:
             self._fail(rel, "JSON nested too deeply to decode; skipped")
             return
         except msgspec.ValidationError:  # a subclass of DecodeError: must come first
-            self.store.ignored(f"not an object (JSON {_json_type(data)})")
+            self._ignored(f"not an object (JSON {_json_type(data)})")
             return
         except msgspec.DecodeError as exc:
             self._fail(rel, f"invalid JSON: {exc}")
@@ -231,7 +247,7 @@ class FileLoader:
             self._skip(f"{rel} {at}".strip(), "nested too deeply to decode; object skipped")
             return
         except (msgspec.DecodeError, msgspec.ValidationError):
-            self.store.ignored(f"not an object (JSON {_json_type(data)})")
+            self._ignored(f"not an object (JSON {_json_type(data)})")
             return
         kind, namespace = self._resolve_kind(env.kind or default_kind, env.apiVersion or default_api, path)
         if kind is None:
@@ -275,7 +291,7 @@ class FileLoader:
         if doc is None:
             return  # empty document between `---`
         if not isinstance(doc, dict):
-            self.store.ignored("not an object")
+            self._ignored("not an object")
             return
         kind_name = doc.get("kind") if isinstance(doc.get("kind"), str) else ""
         api = doc.get("apiVersion") if isinstance(doc.get("apiVersion"), str) else ""
@@ -318,15 +334,15 @@ class FileLoader:
         if kind_name:
             kind = kind_for(api, kind_name) if api else _kind_by_name(kind_name)
             if kind is None:
-                self.store.ignored(f"kind {api + '/' if api else ''}{kind_name}")
+                self._ignored(f"kind {api + '/' if api else ''}{kind_name}")
             return kind, namespace
         if layout_kind is None:
-            self.store.ignored("no kind")
+            self._ignored("no kind")
         return layout_kind, namespace
 
     def _skip(self, where: str, message: str) -> None:
         self.stats.skipped_objects += 1
-        self.store.problem(where, message)
+        self._problem(where, message)
 
     def _add(self, kind: KindInfo, rel: str, at: str, build, namespace: str | None, line: int = 0) -> None:
         where = f"{rel} {at}".strip()
@@ -349,7 +365,7 @@ class FileLoader:
             meta.namespace = ""
         if kind.label_selector and not selector_matches(kind.label_selector, meta.labels):
             # e.g. every Pod of a must-gather: only virt-handler pods are read, as from the API
-            self.store.ignored(f"kind {kind.group + '/' if kind.group else ''}{kind.versions[0]}/{kind.kind}")
+            self._ignored(f"kind {kind.group + '/' if kind.group else ''}{kind.versions[0]}/{kind.kind}")
             return
         ref = f"{kind.kind} {meta.namespace + '/' if meta.namespace else ''}{meta.name}"
         here = f"{rel}:{line}" if line else rel
@@ -357,19 +373,20 @@ class FileLoader:
         first = self._defined.get(identity)
         if first is not None:
             if first[1] == record:
-                self.store.ignored("identical duplicate object")
+                self._ignored("identical duplicate object")
             else:
                 self.stats.duplicates += 1
-                self.store.problem(where, f"{ref} is defined twice, differently: at {first[0]} and at {here}; "
+                self._problem(where, f"{ref} is defined twice, differently: at {first[0]} and at {here}; "
                                           f"kept the one at {first[0]} (first in path order), ignored this one")
             return
         self._defined[identity] = (here, record)
         if dropped:
             self.stats.dropped_fields += 1
-            self.store.problem(where, f"{ref}{KEPT_WITHOUT}{len(dropped)} field(s) that do not decode: "
+            self._problem(where, f"{ref}{KEPT_WITHOUT}{len(dropped)} field(s) that do not decode: "
                                       + "; ".join(dropped))
-        self.store.apply(kind, "ADDED", record)
-        self.store.locate(kind.kind, meta.namespace, meta.name, rel, line)
+        self.emit(Upserted(kind, record))
+        self.origins[(kind.kind, meta.namespace, meta.name)] = (rel, line)
+        self.counts[kind.key] = self.counts.get(kind.key, 0) + 1
         self.stats.objects += 1
 
     # ------------------------------------------------------------ samples
@@ -395,7 +412,7 @@ class FileLoader:
         self.stats.sample_files += 1
         for error in parse_query_data(data, self.samples):
             where, _, message = error.partition(": ")
-            self.store.problem(f"{rel} {where}" if message else rel, message or error)
+            self._problem(f"{rel} {where}" if message else rel, message or error)
 
 
 def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
@@ -539,11 +556,11 @@ def kind_from_path(rel: Path) -> KindInfo | None:
     return layout_of(rel)[0]
 
 
-def load_directory(store: Store, root: Path) -> FileLoader:
-    """Load every object and sample file below root into store (blocking)."""
-    loader = FileLoader(store, root)
+def load_directory(emit: Emit, root: Path) -> FileLoader:
+    """Emit every object and sample file below root (blocking)."""
+    loader = FileLoader(emit, root)
     loader.load_tree()
-    store.set_samples(loader.samples if loader.sample_files else None, f"files in {root}")
-    for problem in store.problems:
-        log.warning("%s", problem)
+    emit(SamplesUpdated(loader.samples if loader.sample_files else None, f"files in {root}"))
+    for where, message in loader.problems:
+        log.warning("%s: %s", where, message)
     return loader

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-from ..store import Samples, Store
+from ..events import Emit, Samples, SamplesUpdated
 from .promql import DERIVED_QUERIES, WANTED_QUERY, parse_query_data
 
 log = logging.getLogger(__name__)
@@ -58,18 +58,18 @@ class PrometheusSamples:
                 log.warning("%s: %s", self.describe(), problem)
         return samples
 
-    async def run(self, store: Store) -> None:
+    async def run(self, emit: Emit) -> None:
         connector = aiohttp.TCPConnector(ssl=self._ssl() or True)
         async with aiohttp.ClientSession(connector=connector) as session:
             while True:
                 try:
                     samples = await self.query(session)
-                    store.set_samples(samples, self.describe())
+                    emit(SamplesUpdated(samples, self.describe()))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - only the dependent check degrades
                     message = f"{self.describe()} unreachable: {type(exc).__name__}: {exc}"
                     log.warning("%s", message)
-                    store.set_samples(None, self.describe(), error=message)
+                    emit(SamplesUpdated(None, self.describe(), error=message))
                 self.first_attempt.set()
                 await asyncio.sleep(self.interval)

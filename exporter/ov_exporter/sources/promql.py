@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import upstream
-from ..store import MetricSample, Samples
+from ..events import MetricSample, Samples
 
 # One query for every series the checks read, under all their historical names.
 WANTED_QUERY = '{__name__=~"%s"}' % "|".join(sorted(upstream.WANTED))

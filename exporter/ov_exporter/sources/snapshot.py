@@ -10,9 +10,9 @@ from importlib import resources
 from pathlib import Path
 
 from ..records import KINDS
-from ..store import Store
+from ..events import ClockSet, Emit, KindAbsent, KindSynced, Synced
 from .base import Source
-from .files import LoadStats, load_directory
+from .files import FileLoader, LoadStats, load_directory
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,8 @@ def parse_rfc3339(text: str, what: str) -> float:
     value = text.strip()
     try:
         parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value)
-    except ValueError:
-        raise ValueError(f"{what}: {value!r} is not an RFC 3339 time (e.g. 2025-01-20T09:30:00Z)") from None
+    except ValueError as exc:
+        raise ValueError(f"{what}: {value!r} is not an RFC 3339 time (e.g. 2025-01-20T09:30:00Z)") from exc
     if parsed.tzinfo is None:
         raise ValueError(f"{what}: {value!r} has no UTC offset; RFC 3339 needs one (Z or +hh:mm)")
     return parsed.timestamp()
@@ -81,36 +81,38 @@ class SnapshotSource(Source):
         self.root = Path(root)
         self.name = "snapshot"
         self.stats: LoadStats | None = None  # after load: what was read, failed, skipped
+        self.loader: FileLoader | None = None
 
     def describe(self) -> str:
         return f"snapshot {self.root}"
 
-    def load(self, store: Store) -> None:
+    def load(self, emit: Emit) -> None:
         """Blocking load; `run` calls it in a worker thread."""
         captured = capture_time(self.root)
         if captured is not None:
             stamp, origin = captured
-            store.clock, store.clock_origin = (lambda: stamp), origin
+            emit(ClockSet(lambda: stamp, origin))
         else:  # nothing says when it was taken: judge it as of now
-            store.clock, store.clock_origin = time.time, "wall clock (no capture time in the snapshot)"
-        loader = load_directory(store, self.root)
-        self.stats = loader.stats
-        ignored = store.ignored_counts()
-        log.info("%s: %d objects, %d sample files, %d problems, ignored %s",
-                 self.describe(), loader.objects, loader.sample_files, len(store.problems), ignored or "nothing")
-        counts = store.counts()
+            emit(ClockSet(time.time, "wall clock (no capture time in the snapshot)"))
+        loader = load_directory(emit, self.root)
+        self.loader, self.stats = loader, loader.stats
+        log.info("%s: %d objects, %d sample files, %d problems", self.describe(), loader.objects,
+                 loader.sample_files, len(dict(loader.problems)))
         for kind in KINDS:
-            status = store.kinds[kind.key]
-            status.synced = True
-            if kind.key in NEVER_EMPTY and not counts[kind.key] and kind.key not in loader.listed_kinds:
+            emit(KindSynced(kind.key))
+            if kind.key in NEVER_EMPTY and not loader.counts.get(kind.key) and kind.key not in loader.listed_kinds:
                 # A cluster always has these: none in the files means they were not dumped
                 # (a manifests repository), unless an empty typed List says otherwise.
                 # Checks that require them are not_applicable, naming it, never passed.
-                status.absent = f"no {kind.kind} object in {self.describe()}"
-        store.mark_synced()
+                emit(KindAbsent(kind, f"no {kind.kind} object in {self.describe()}"))
+        emit(Synced())
 
-    async def run(self, store: Store) -> None:
-        await asyncio.to_thread(self.load, store)
+    def origin(self, kind: str, namespace: str, name: str) -> tuple[str, int] | None:
+        """The file and line where an object was found (after the load), for SARIF and JUnit."""
+        return self.loader.origin(kind, namespace, name) if self.loader is not None else None
+
+    async def run(self, emit: Emit) -> None:
+        await asyncio.to_thread(self.load, emit)
 
 
 def demo_path() -> Path:

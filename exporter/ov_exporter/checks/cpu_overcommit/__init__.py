@@ -1,0 +1,128 @@
+"""Anti-pattern 6: CPU overcommit above 1.8x physical cores (1.2x target in production)."""
+from __future__ import annotations
+
+from ...config import Config
+from ...domain.k8s import (
+    capacity,
+    cpu_allocation_ratio,
+    ref,
+    threads_per_core,
+    vm_schedulable_nodes,
+    vmi_dedicated,
+    vmi_node,
+    vmi_vcpus,
+)
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
+from ...store import ClusterState
+
+RATIO = Family("ov_cpu_overcommit_ratio", "gauge",
+               "vCPUs of the non-dedicated VMIs running on a node divided by its physical cores. "
+               "One series per VM-schedulable node or node running VMIs.", ("node",))
+VCPUS = Family("ov_node_vm_vcpus", "gauge",
+               "vCPUs (sockets x cores x threads) of the non-dedicated VMIs running on a node.", ("node",))
+CORES = Family("ov_node_physical_cpu_cores", "gauge",
+               "Physical CPU cores of a node: status.capacity.cpu divided by threads per core.", ("node",))
+THREADS = Family("ov_node_cpu_threads_per_core", "gauge",
+                 "Threads per core used for a node. source: nfd (feature.node.kubernetes.io/"
+                 "cpu-hardware_multithreading), config (threads-per-core) or assumed (2, neither said; the "
+                 "node's finding is capped at info).", ("node", "source"))
+CLUSTER = Family("ov_cluster_cpu_overcommit_ratio", "gauge",
+                 "vCPUs of all non-dedicated running VMIs divided by the physical cores of VM-schedulable nodes.")
+ALLOCATION = Family("ov_vmi_cpu_allocation_ratio", "gauge",
+                    "Configured vmiCPUAllocationRatio (a vCPU of a VM without CPU requests requests 1/ratio of a "
+                    "CPU); configuration only, never a finding. source: hco, kubevirt or default (10).", ("source",))
+THRESHOLD = Family("ov_cpu_overcommit_threshold_ratio", "gauge",
+                   "Configured CPU overcommit thresholds: level target (profile) and max.", ("level",))
+
+CLUSTER_REF = ObjectRef("Cluster", "", "cluster")
+
+
+def _judge(ratio: float, config: Config) -> Severity | None:
+    if ratio > config.thresholds.cpu_overcommit_max:
+        return Severity.WARNING
+    if ratio > config.cpu_target:
+        return Severity.INFO
+    return None
+
+
+def evaluate(state: ClusterState, config: Config) -> CheckOutput:
+    out = CheckOutput()
+    vcpus: dict[str, int] = {}
+    for vmi in state.vmis:
+        node = vmi_node(vmi)
+        if node and not vmi_dedicated(vmi):
+            vcpus[node] = vcpus.get(node, 0) + vmi_vcpus(vmi)
+
+    schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
+    total_vcpus, total_cores = 0, 0.0
+    assumed: list[str] = []  # nodes whose threads per core were assumed
+    for node in sorted(state.nodes, key=lambda n: n.metadata.name):
+        name = node.metadata.name
+        if name not in schedulable and name not in vcpus:
+            continue
+        logical = capacity(node, "cpu")
+        if logical is None:
+            out.findings.append(Finding(SPEC.id, Severity.INFO, ref("Node", node),
+                                        "node has no status.capacity.cpu; overcommit not computed"))
+            continue
+        threads, source = threads_per_core(node, config)
+        cores = logical / threads
+        used = vcpus.get(name, 0)
+        ratio = used / cores
+        total_vcpus += used
+        total_cores += cores if name in schedulable else 0.0
+        if source == "assumed":
+            assumed.append(name)
+        out.samples += [Sample(RATIO.name, (name,), ratio), Sample(VCPUS.name, (name,), used),
+                        Sample(CORES.name, (name,), cores), Sample(THREADS.name, (name, source), threads)]
+        severity = _judge(ratio, config)
+        if severity:
+            above_max = ratio > config.thresholds.cpu_overcommit_max
+            limit = config.thresholds.cpu_overcommit_max if above_max else config.cpu_target
+            message = (f"{used} vCPUs on {cores:g} physical cores ({threads} threads/core from {source}): "
+                       f"ratio {ratio:.2f} above {limit:g}")
+            if source == "assumed":  # the core count is a guess: not worth a ticket
+                severity = Severity.INFO
+                message += ("; threads per core assumed: label the node with NFD "
+                            "(feature.node.kubernetes.io/cpu-hardware_multithreading) or set threads-per-core")
+            out.findings.append(Finding(SPEC.id, severity, ref("Node", node), message))
+
+    if total_cores:
+        cluster_ratio = total_vcpus / total_cores
+        out.samples.append(Sample(CLUSTER.name, (), cluster_ratio))
+        severity = _judge(cluster_ratio, config)
+        if severity:
+            message = f"cluster-wide {total_vcpus} vCPUs on {total_cores:g} physical cores: ratio {cluster_ratio:.2f}"
+            if assumed:
+                severity = Severity.INFO
+                message += f"; threads per core assumed on {len(assumed)} node(s)"
+            out.findings.append(Finding(SPEC.id, severity, CLUSTER_REF, message))
+
+    allocation = cpu_allocation_ratio(state)
+    out.samples.append(Sample(ALLOCATION.name, (allocation.source,), allocation.value))
+    out.samples += [Sample(THRESHOLD.name, ("target",), config.cpu_target),
+                    Sample(THRESHOLD.name, ("max",), config.thresholds.cpu_overcommit_max)]
+    return out
+
+
+SPEC = CheckSpec(
+    id="cpu_overcommit",
+    anti_pattern=6,
+    title="CPU overcommit above physical cores",
+    severity_rules="warning: node or cluster ratio above thresholds.cpu-overcommit-max (1.8); info: above the "
+                   "profile target (production 1.2, dev-test 1.5), or a node above either whose threads per core "
+                   "were assumed (no NFD label, no threads-per-core setting), and the cluster ratio when any "
+                   "node's were. vmiCPUAllocationRatio is no finding (it only scales the CPU requests of VMs "
+                   "without requests; HCO writes its default into every CR)",
+    families=(RATIO, VCPUS, CORES, THREADS, CLUSTER, ALLOCATION, THRESHOLD),
+    remediation="Live migrate VMs from the node to nodes below the target, add capacity, or give "
+                "latency-sensitive VMs dedicated CPUs; keep vCPUs within 1.2x physical cores in production.",
+    alerts=(
+        AlertDecl("OVNodeCPUOvercommitted", warning="performance_risk", info="hygiene", names="Node/node"),
+        AlertDecl("OVClusterCPUOvercommitted", warning="performance_risk", info="hygiene"),
+    ),
+    settings=("profile", "thresholds.cpu-overcommit-max", "thresholds.cpu-overcommit-target", "threads-per-core"),
+    evaluate=evaluate,
+    requires=("nodes", "virtualmachineinstances.kubevirt.io"),
+    reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),
+)

@@ -1,0 +1,85 @@
+"""Anti-pattern 16: migrating without a pre-migration readiness check.
+
+One verdict per VirtualMachine with every reason that blocks its live migration right
+now, under every eviction strategy (upstream `kubevirt_vmi_non_evictable` only sees
+LiveMigrate, and KubeVirt's LiveMigratable condition names one reason only).
+"""
+from __future__ import annotations
+
+from ...config import Config
+from ...domain.k8s import (
+    ref,
+    vm_node,
+)
+from ...domain.readiness import REASONS, readiness
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample
+from ...store import ClusterState
+
+BLOCKED = Family(
+    "ov_vm_migration_blocked", "gauge",
+    "1 for each reason that blocks the live migration of a VM right now (reason: not_running, "
+    "not_live_migratable, rwo_disk, no_target_node, virt_handler_not_ready, migration_slots_full), "
+    "whatever its effective eviction strategy. One series per blocked VM and reason; node: where its VMI runs "
+    "(\"\" when not running).",
+    ("namespace", "vm", "reason", "eviction_strategy", "node"), per_object=True,
+)
+BLOCKED_VMS = Family("ov_vms_migration_blocked", "gauge",
+                     "VirtualMachines whose live migration is blocked by at least one reason.")
+BLOCKED_BY_REASON = Family("ov_vms_migration_blocked_by_reason", "gauge",
+                           "VirtualMachines blocked by each reason (every reason of the enum, 0 included).",
+                           ("reason",))
+SLOTS = Family("ov_migration_slots", "gauge",
+               "Cluster migration slots: in_flight VMIMs (phase not Succeeded/Failed) and the "
+               "parallelMigrationsPerCluster limit (source: hco, kubevirt or default).", ("state", "source"))
+
+
+def evaluate(state: ClusterState, config: Config) -> CheckOutput:
+    out = CheckOutput()
+    judged = readiness(state, config)
+    all_verdicts = judged.verdicts
+    per_reason = dict.fromkeys(REASONS, 0)
+    blocked = 0
+    for verdict in all_verdicts.values():
+        if not verdict.blocked:
+            continue
+        blocked += 1
+        vm = state.get("virtualmachines.kubevirt.io", verdict.namespace, verdict.name)
+        obj = ref("VirtualMachine", vm)
+        node = vm_node(state, vm)
+        for reason in verdict.reasons:
+            per_reason[reason] += 1
+            out.samples.append(Sample(BLOCKED.name, (verdict.namespace, verdict.name, reason,
+                                                     verdict.eviction_strategy, node), 1, obj))
+        details = "; ".join(f"{r}: {d}" for r, d in verdict.reasons.items())
+        out.findings.append(Finding(SPEC.id, verdict.severity, obj,
+            f"live migration blocked by {len(verdict.reasons)} reason(s) (eviction strategy "
+            f"{verdict.eviction_strategy}, {verdict.strategy_origin}): {details}"))
+    out.samples.append(Sample(BLOCKED_VMS.name, (), blocked))
+    out.samples += [Sample(BLOCKED_BY_REASON.name, (r,), n) for r, n in per_reason.items()]
+    in_flight, limit = judged.in_flight, judged.limit
+    out.samples += [Sample(SLOTS.name, ("in_flight", limit.source), in_flight),
+                    Sample(SLOTS.name, ("limit", limit.source), limit.value)]
+    return out
+
+
+SPEC = CheckSpec(
+    id="migration_readiness",
+    anti_pattern=16,
+    title="VMs that cannot live migrate right now, with every reason",
+    severity_rules="warning: a running VM whose eviction strategy is not None (LiveMigrate, "
+                   "LiveMigrateIfPossible, External) is blocked by at least one reason other than "
+                   "migration_slots_full; info: the VM is stopped (not_running), its strategy is None, or it "
+                   "waits only for a migration slot",
+    families=(BLOCKED, BLOCKED_VMS, BLOCKED_BY_REASON, SLOTS),
+    remediation="Run `ov-exporter check --vm NS/NAME` before migrating a VM: it lists every blocking reason with "
+                "its fix (start the VM, RWX storage, free capacity on a matching node, repair virt-handler, wait "
+                "for a migration slot).",
+    alerts=(
+        AlertDecl("OVVMMigrationBlocked", warning="migration_risk", info="hygiene", names="VirtualMachine/vm"),
+    ),
+    evaluate=evaluate,
+    requires=("virtualmachines.kubevirt.io",),
+    reads=("virtualmachineinstances.kubevirt.io", "virtualmachineinstancemigrations.kubevirt.io", "nodes", "pods",
+           "persistentvolumeclaims", "datavolumes.cdi.kubevirt.io", "storageprofiles.cdi.kubevirt.io",
+           "storageclasses.storage.k8s.io", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),
+)

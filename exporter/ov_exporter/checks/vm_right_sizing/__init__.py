@@ -1,0 +1,168 @@
+"""Anti-pattern 8: VMs sized without looking at what they use (requested vs used).
+
+Usage comes from the metrics API (PodMetrics of the virt-launcher pods: CPU cores and
+working-set memory of the pod) and from a Prometheus source: for memory the guest's own
+view (preferred over the pod's), KubeVirt's recording rule `kubevirt_vmi_memory_used_bytes`
+or its 1.9 replacement or the virt-handler gauges it is recorded from (sources/promql.py), for
+CPU the 5-minute rate of `kubevirt_vmi_cpu_usage_seconds_total` where no PodMetrics
+exists. Requested is the VMI's vCPU count and guest memory. Both are one
+sample (the metrics API averages over its window); the alerts' `for:` durations turn
+them into "over time".
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ... import upstream
+from ...config import Config
+from ...domain.k8s import labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...store import ClusterState
+
+PODMETRICS = "pods.metrics.k8s.io"
+VMIS = "virtualmachineinstances.kubevirt.io"
+GIB = 2.0**30
+
+OVER = Family("ov_vm_over_provisioned_usage_ratio", "gauge",
+              "Used / requested of a running VMI's resource (cpu: cores used per vCPU; memory: bytes used per "
+              "guest byte) when below thresholds.right-sizing-over-ratio: the VM is over-provisioned. One series "
+              "per offending VMI and resource; node: where it runs.", ("namespace", "vmi", "resource", "node"),
+              per_object=True)
+UNDER = Family("ov_vm_under_provisioned_usage_ratio", "gauge",
+               "Used / requested of a running VMI's resource at or above thresholds.right-sizing-under-cpu-ratio "
+               "or right-sizing-under-memory-ratio: the VM is under-provisioned. One series per offending VMI "
+               "and resource; node: where it runs.", ("namespace", "vmi", "resource", "node"), per_object=True)
+VMS = Family("ov_vm_right_sizing_vms", "gauge",
+             "Running VMIs with a usage sample, by resource and verdict (over, under, ok).", ("resource", "verdict"))
+CPU_CORES = Family("ov_vm_right_sizing_cpu_cores", "gauge",
+                   "Cluster total over the VMIs with a usage sample: vCPUs requested (type=requested) and CPU cores "
+                   "used (type=used).", ("type",))
+MEMORY_BYTES = Family("ov_vm_right_sizing_memory_bytes", "gauge",
+                      "Cluster total over the VMIs with a usage sample: guest memory requested (type=requested) and "
+                      "memory used (type=used).", ("type",))
+
+RESOURCES = ("cpu", "memory")
+
+
+def _pod_usage(state: ClusterState) -> dict[Any, tuple[float | None, float | None]]:
+    """(VMI uid or (namespace, name)) -> (cpu cores, memory bytes) summed over the pod's
+    containers; the larger of two pods (source and target of a migration) wins."""
+    out: dict[Any, tuple[float | None, float | None]] = {}
+    for pm in state.of(PODMETRICS):
+        lab = labels(pm)
+        if lab.get("kubevirt.io") != "virt-launcher":
+            continue
+        cpu = mem = None
+        for c in pm.containers or ():
+            usage = c.usage or {}
+            if "cpu" in usage:
+                cpu = (cpu or 0.0) + float(usage["cpu"])
+            if "memory" in usage:
+                mem = (mem or 0.0) + float(usage["memory"])
+        name = lab.get("vm.kubevirt.io/name") or lab.get("kubevirt.io/domain", "")
+        for key in (lab.get("kubevirt.io/created-by"), (pm.metadata.namespace, name) if name else None):
+            if key:
+                old_cpu, old_mem = out.get(key, (None, None))
+                out[key] = (_max(old_cpu, cpu), _max(old_mem, mem))
+    return out
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _latest(state: ClusterState, metric: str) -> dict[tuple[str, str], float]:
+    """The newest valid sample of a per-VMI metric, by (namespace, name)."""
+    latest: dict[tuple[str, str], tuple[float, float]] = {}
+    for s in (state.samples or {}).get(metric, ()):
+        key = (s.labels.get("namespace", ""), s.labels.get("name", ""))
+        ts = s.timestamp or 0.0
+        if key[1] and math.isfinite(s.value) and s.value >= 0 and (key not in latest or ts >= latest[key][0]):
+            latest[key] = (ts, s.value)
+    return {k: v for k, (_, v) in latest.items()}
+
+
+def evaluate(state: ClusterState, config: Config) -> CheckOutput:
+    pods = _pod_usage(state)
+    guest_used = _latest(state, upstream.VMI_MEMORY_USED)
+    cpu_rate = _latest(state, upstream.VMI_CPU_USAGE_RATE)
+    if not pods and not guest_used and not cpu_rate:
+        why = state.absent.get(PODMETRICS) or "no PodMetrics of virt-launcher pods"
+        raise NotApplicable(f"no VM usage: {why}, and no {upstream.VMI_MEMORY_USED} or "
+                            f"{upstream.VMI_CPU_USAGE} samples from Prometheus")
+    t = config.thresholds
+    out = CheckOutput()
+    counts = {(r, v): 0 for r in RESOURCES for v in ("over", "under", "ok")}
+    totals = {"cpu": [0.0, 0.0], "memory": [0.0, 0.0]}  # requested, used
+    for vmi in sorted(state.vmis, key=lambda v: (v.metadata.namespace, v.metadata.name)):
+        if vmi.status is None or vmi.status.phase != "Running":
+            continue
+        key = (vmi.metadata.namespace, vmi.metadata.name)
+        cpu_used, mem_used = pods.get(vmi.metadata.uid) or pods.get(key) or (None, None)
+        if key in guest_used:
+            mem_used = guest_used[key]
+        if cpu_used is None and key in cpu_rate:
+            cpu_used = cpu_rate[key]
+        vcpus, guest = vmi_vcpus(vmi), vmi_guest_memory(vmi)
+        measured = {"cpu": (cpu_used, float(vcpus)), "memory": (mem_used, guest)}
+        obj = ref("VirtualMachineInstance", vmi)
+        over, under = [], []
+        for resource, (used, requested) in measured.items():
+            if used is None or not requested:
+                continue
+            totals[resource][0] += requested
+            totals[resource][1] += used
+            ratio = used / requested
+            under_at = t.right_sizing_under_cpu_ratio if resource == "cpu" else t.right_sizing_under_memory_ratio
+            # A 1-vCPU VM cannot shrink: idle CPU there is not over-provisioning.
+            if ratio < t.right_sizing_over_ratio and not (resource == "cpu" and vcpus <= 1):
+                verdict = "over"
+                over.append(f"{resource} {_amount(resource, used)} of {_amount(resource, requested)} ({ratio:.0%})")
+                out.samples.append(Sample(OVER.name, (*key, resource, vmi_node(vmi)), ratio, obj))
+            elif ratio >= under_at:
+                verdict = "under"
+                under.append(f"{resource} {_amount(resource, used)} of {_amount(resource, requested)} ({ratio:.0%})")
+                out.samples.append(Sample(UNDER.name, (*key, resource, vmi_node(vmi)), ratio, obj))
+            else:
+                verdict = "ok"
+            counts[(resource, verdict)] += 1
+        if under:
+            out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
+                                        "under-provisioned: uses " + "; ".join(under)
+                                        + (" (over-provisioned: " + "; ".join(over) + ")" if over else "")))
+        elif over:
+            out.findings.append(Finding(SPEC.id, Severity.INFO, obj, "over-provisioned: uses " + "; ".join(over)))
+    out.samples += [Sample(VMS.name, k, float(v)) for k, v in counts.items()]
+    out.samples += [Sample(CPU_CORES.name, ("requested",), totals["cpu"][0]),
+                    Sample(CPU_CORES.name, ("used",), totals["cpu"][1]),
+                    Sample(MEMORY_BYTES.name, ("requested",), totals["memory"][0]),
+                    Sample(MEMORY_BYTES.name, ("used",), totals["memory"][1])]
+    return out
+
+
+def _amount(resource: str, value: float) -> str:
+    return f"{value:.2f} cores" if resource == "cpu" else f"{value / GIB:.1f} GiB"
+
+
+SPEC = CheckSpec(
+    id="vm_right_sizing",
+    anti_pattern=8,
+    title="VMs sized without regard to their measured usage",
+    severity_rules="info: over-provisioned, CPU (VMs with 2+ vCPUs) or memory used below 25 % of requested "
+                   "(thresholds.right-sizing-over-ratio); warning: under-provisioned, memory used at or above 90 % "
+                   "of guest memory or CPU at or above 90 % of the vCPU count (right-sizing-under-*-ratio)",
+    families=(OVER, UNDER, VMS, CPU_CORES, MEMORY_BYTES),
+    remediation="Resize to measured usage plus headroom: lower vCPUs/guest memory (or pick a smaller instance type) "
+                "of over-provisioned VMs to return capacity to the cluster; raise the memory or vCPUs of "
+                "under-provisioned VMs before the guest swaps or its OOM killer fires. Measure over a business cycle "
+                "(the alerts wait hours) before resizing, and restart or hot-plug to apply.",
+    alerts=(
+        AlertDecl("OVVMOverProvisioned", info="hygiene", names="VirtualMachineInstance/vmi"),
+        AlertDecl("OVVMUnderProvisioned", warning="degraded", names="VirtualMachineInstance/vmi"),
+    ),
+    settings=("thresholds.right-sizing-over-ratio", "thresholds.right-sizing-under-cpu-ratio", "thresholds.right-sizing-under-memory-ratio"),
+    evaluate=evaluate,
+    requires=(VMIS,),
+    reads=(PODMETRICS,),
+)

@@ -1,0 +1,315 @@
+"""Live-migration readiness: one verdict per VirtualMachine with every reason that
+blocks its live migration right now, under every eviction strategy."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Config
+from ..model import Severity
+from ..records import Node, VirtualMachineInstance
+from ..store import ClusterState
+from .k8s import (
+    Setting,
+    cluster_eviction_strategy,
+    cpu_allocation_ratio,
+    labels,
+    migration_setting,
+    vm_schedulable_nodes,
+    vm_template_spec,
+    vmi_dedicated,
+    vmi_guest_memory,
+    vmi_node,
+    vmi_vcpus,
+)
+from .selectors import node_term_matches
+from .storage import vm_disks
+
+GI = 2**30
+HANDLER_NAMESPACES = ("openshift-cnv", "kubevirt")
+HANDLER_LABEL = ("kubevirt.io", "virt-handler")
+FINISHED_VMIM_PHASES = ("Succeeded", "Failed")
+DEFAULT_PARALLEL_MIGRATIONS = 5
+
+# The fixed reason enum (label `reason`); order = the order they are reported in.
+NOT_RUNNING = "not_running"
+NOT_LIVE_MIGRATABLE = "not_live_migratable"
+RWO_DISK = "rwo_disk"
+NO_TARGET_NODE = "no_target_node"
+VIRT_HANDLER_NOT_READY = "virt_handler_not_ready"
+MIGRATION_SLOTS_FULL = "migration_slots_full"
+REASONS: dict[str, str] = {
+    NOT_RUNNING: "the VM has no VMI, or its VMI is not in phase Running: nothing to live migrate",
+    NOT_LIVE_MIGRATABLE: "the VMI's LiveMigratable condition is False (KubeVirt's reason in the message)",
+    RWO_DISK: "a PVC or DataVolume disk lacks ReadWriteMany access (judged here, not taken from KubeVirt)",
+    NO_TARGET_NODE: "no other schedulable, Ready node that matches the VM's nodeSelector and required node "
+                    "affinity has room for its CPU and memory requests",
+    VIRT_HANDLER_NOT_READY: "the virt-handler pod on the VM's node is missing or not Ready",
+    MIGRATION_SLOTS_FULL: "in-flight VirtualMachineInstanceMigrations already fill parallelMigrationsPerCluster",
+}
+# Reasons that do not, alone, make a running VM's drain hang: they pass.
+TRANSIENT = frozenset({MIGRATION_SLOTS_FULL})
+
+@dataclass
+class Verdict:
+    namespace: str
+    name: str
+    eviction_strategy: str
+    strategy_origin: str
+    node: str = ""
+    reasons: dict[str, str] = field(default_factory=dict)  # reason -> detail, in REASONS order
+    running: bool = False
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def severity(self) -> Severity | None:
+        if not self.reasons:
+            return None
+        if not self.running or self.eviction_strategy == "None" or set(self.reasons) <= TRANSIENT:
+            return Severity.INFO
+        return Severity.WARNING
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "vm": self.name, "node": self.node, "running": self.running,
+                "eviction_strategy": self.eviction_strategy, "eviction_strategy_origin": self.strategy_origin,
+                "migratable": not self.blocked,
+                "severity": str(self.severity) if self.severity else "none",
+                "reasons": [{"reason": r, "detail": d, "remediation": REMEDIATION[r]}
+                            for r, d in self.reasons.items()]}
+
+
+REMEDIATION: dict[str, str] = {
+    NOT_RUNNING: "Start the VM (virtctl start) if it must move live, or move it cold: it has nothing to migrate.",
+    NOT_LIVE_MIGRATABLE: "Fix what KubeVirt names: e.g. bridge binding on the pod network -> masquerade; "
+                         "host devices or hotplugged volumes -> detach; then re-check.",
+    RWO_DISK: "Move the disks to an RWX storage class (storage live migration or DataVolume clone), "
+              "or plan a cold migration.",
+    NO_TARGET_NODE: "Free or add capacity on another node that matches the VM's nodeSelector/affinity, "
+                    "or relax the selector.",
+    VIRT_HANDLER_NOT_READY: "Check the virt-handler pod on the node (oc -n openshift-cnv get pods -l "
+                            "kubevirt.io=virt-handler -o wide); it drives the migration from the source side.",
+    MIGRATION_SLOTS_FULL: "Wait for running migrations to finish or cancel stuck ones; raise "
+                          "parallelMigrationsPerCluster only if the migration network has headroom.",
+}
+
+
+# ---------------------------------------------------------------- node matching
+
+
+def node_matches(spec: Any, node: Node) -> bool:
+    """nodeSelector and required node affinity (terms ORed, requirements ANDed)."""
+    node_labels = labels(node)
+    for key, value in (spec.node_selector or {}).items():
+        if node_labels.get(key) != value:
+            return False
+    affinity = spec.affinity.node_affinity if spec.affinity else None
+    required = affinity.required_during_scheduling_ignored_during_execution if affinity else None
+    terms = (required.node_selector_terms if required else None) or []
+    if not terms:
+        return True
+    return any(node_term_matches(term, node.metadata.name, node_labels) for term in terms)
+
+
+def _constrained(spec: Any) -> bool:
+    """The VMI restricts its nodes (nodeSelector or required node affinity terms)."""
+    if spec is None:
+        return False
+    affinity = spec.affinity.node_affinity if spec.affinity else None
+    required = affinity.required_during_scheduling_ignored_during_execution if affinity else None
+    return bool(spec.node_selector) or bool(required and required.node_selector_terms)
+
+
+def _frontier(candidates: list) -> list:
+    """The (node, free CPU, free memory) candidates no other one beats on both: a VM fits
+    on some candidate if and only if it fits on one of these (few) points."""
+    front, best_mem = [], float("-inf")
+    for c in sorted(candidates, key=lambda c: (-c[1], -c[2])):
+        if c[2] > best_mem:
+            front.append(c)
+            best_mem = c[2]
+    return front
+
+
+def _node_ready(node: Node) -> bool:
+    for cond in (node.status.conditions if node.status else None) or []:
+        if cond.type == "Ready":
+            return cond.status == "True"
+    return True  # dumps without conditions: assume Ready
+
+
+def _allocatable(node: Node, resource: str) -> float | None:
+    alloc = (node.status.allocatable if node.status else None) or (node.status.capacity if node.status else None) or {}
+    value = alloc.get(resource)
+    return float(value) if value is not None else None
+
+
+def vmi_requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
+    """(CPU, memory bytes) a VMI's launcher pod requests: explicit requests, else vCPUs divided
+    by vmiCPUAllocationRatio (dedicated CPUs: one CPU each) and the guest memory."""
+    domain = vmi.spec.domain if vmi.spec else None
+    requests = (domain.resources.requests if domain and domain.resources else None) or {}
+    if requests.get("cpu"):
+        cpu = float(requests["cpu"])
+    elif vmi_dedicated(vmi):
+        cpu = float(vmi_vcpus(vmi))
+    else:
+        cpu = vmi_vcpus(vmi) / ratio
+    memory = float(requests["memory"]) if requests.get("memory") else (vmi_guest_memory(vmi) or 0.0)
+    return cpu, memory
+
+
+# ---------------------------------------------------------------- virt-handler
+
+
+def handler_readiness(state: ClusterState) -> dict[str, bool] | None:
+    """node -> a Ready virt-handler runs there; None when no virt-handler pod is known at all
+    (the dump has no pods, or KubeVirt runs elsewhere): the reason is not judged then."""
+    nodes: dict[str, bool] = {}
+    for pod in state.of("pods"):
+        meta = pod.metadata
+        if meta.namespace not in HANDLER_NAMESPACES or (meta.labels or {}).get(HANDLER_LABEL[0]) != HANDLER_LABEL[1]:
+            continue
+        node = pod.spec.node_name if pod.spec else ""
+        if not node:
+            continue
+        status = pod.status
+        ready = status is not None and status.phase == "Running" and any(
+            c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+        nodes[node] = nodes.get(node, False) or ready
+    return nodes or None
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+def _live_migratable(vmi: VirtualMachineInstance) -> tuple[bool, str]:
+    for cond in (vmi.status.conditions if vmi.status else None) or []:
+        if cond.type == "LiveMigratable" and cond.status == "False":
+            return False, cond.reason or "no reason given"
+    return True, ""
+
+
+def _gib(value: float) -> str:
+    return f"{value / GI:.1f} GiB"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Every VM's verdict and the migration slots they were judged against."""
+
+    verdicts: dict[tuple[str, str], Verdict]  # (namespace, VM name) -> Verdict
+    in_flight: int  # migrations not finished
+    limit: Setting  # parallelMigrationsPerCluster, with where it came from
+
+
+def readiness(state: ClusterState, config: Config) -> Readiness:
+    """Computed once per state (the check and `check --vm` share it)."""
+    return state.derive("migration_readiness", lambda s: _readiness(s, config))
+
+
+def verdicts(state: ClusterState, config: Config) -> dict[tuple[str, str], Verdict]:
+    """(namespace, VM name) -> Verdict, for every VirtualMachine."""
+    return readiness(state, config).verdicts
+
+
+def _readiness(state: ClusterState, config: Config) -> Readiness:
+    default_strategy = cluster_eviction_strategy(state)
+    ratio_setting = cpu_allocation_ratio(state)
+    ratio = float(ratio_setting.value) if ratio_setting.value else 10.0
+    handlers = handler_readiness(state)
+
+    limit = migration_setting(state, "parallel_migrations_per_cluster", DEFAULT_PARALLEL_MIGRATIONS)
+    in_flight = sum(1 for m in state.migrations if (m.status.phase if m.status else "") not in FINISHED_VMIM_PHASES)
+
+    # Room on every node: allocatable minus the requests of the active VMIs on it.
+    used: dict[str, list[float]] = {}
+    for vmi in state.vmis:
+        node = vmi_node(vmi)
+        if node:
+            cpu, mem = vmi_requests(vmi, ratio)
+            slot = used.setdefault(node, [0.0, 0.0])
+            slot[0] += cpu
+            slot[1] += mem
+    candidates = []
+    for node in vm_schedulable_nodes(state):
+        name = node.metadata.name
+        if (node.spec and node.spec.unschedulable) or not _node_ready(node):
+            continue
+        if handlers is not None and not handlers.get(name, False):
+            continue
+        cpu, mem = _allocatable(node, "cpu"), _allocatable(node, "memory")
+        if cpu is None or mem is None:
+            continue
+        u = used.get(name, [0.0, 0.0])
+        candidates.append((node, cpu - u[0], mem - u[1]))
+
+    front = _frontier(candidates)
+    front_names = {c[0].metadata.name for c in front}
+    fronts_without: dict[str, list] = {}
+
+    def fits_anywhere_but(source: str, cpu_req: float, mem_req: float) -> bool:
+        """For VMs without node constraints: any candidate other than the source with room."""
+        points = front
+        if source in front_names:
+            if source not in fronts_without:
+                fronts_without[source] = _frontier([c for c in candidates if c[0].metadata.name != source])
+            points = fronts_without[source]
+        return any(c[1] >= cpu_req and c[2] >= mem_req for c in points)
+
+    result: dict[tuple[str, str], Verdict] = {}
+    for vm in state.vms:
+        ns, name = vm.metadata.namespace, vm.metadata.name
+        spec = vm_template_spec(vm)
+        own = spec.eviction_strategy if spec else None
+        verdict = Verdict(ns, name, own or default_strategy.value,
+                          "set on the VM" if own else f"cluster default from {default_strategy.source}")
+        reasons: dict[str, str] = {}
+        vmi = state.get("virtualmachineinstances.kubevirt.io", ns, name)
+        phase = vmi.status.phase if vmi is not None and vmi.status else ""
+        verdict.running = phase == "Running"
+        verdict.node = vmi.status.node_name if vmi is not None and vmi.status else ""
+        if vmi is None:
+            reasons[NOT_RUNNING] = "no VirtualMachineInstance (the VM is stopped)"
+        elif not verdict.running:
+            reasons[NOT_RUNNING] = f"VMI phase is {phase or 'unknown'}, not Running"
+
+        rwo, _unknown = vm_disks(state, vm)
+        if verdict.running:
+            ok, why = _live_migratable(vmi)
+            if not ok and not (why == "DisksNotLiveMigratable" and rwo):
+                reasons[NOT_LIVE_MIGRATABLE] = f"KubeVirt reports LiveMigratable=False ({why})"
+        if rwo:
+            reasons[RWO_DISK] = f"{len(rwo)} disk(s) without ReadWriteMany: {', '.join(rwo)}"
+
+        if verdict.running and verdict.node:
+            cpu_req, mem_req = vmi_requests(vmi, ratio)
+            vmi_spec = vmi.spec if vmi.spec is not None else spec
+            if not _constrained(vmi_spec) and fits_anywhere_but(verdict.node, cpu_req, mem_req):
+                fitting = True
+            else:
+                matching = [c for c in candidates if c[0].metadata.name != verdict.node
+                            and (vmi_spec is None or node_matches(vmi_spec, c[0]))]
+                fitting = any(c[1] >= cpu_req and c[2] >= mem_req for c in matching)
+            if not fitting:
+                if not matching:
+                    detail = "no other schedulable, Ready node with a Ready virt-handler matches its " \
+                             "nodeSelector/required node affinity"
+                else:
+                    best = max(matching, key=lambda c: (c[2], c[1]))
+                    detail = (f"needs {cpu_req:.2f} CPU and {_gib(mem_req)}; {len(matching)} matching node(s), "
+                              f"the roomiest ({best[0].metadata.name}) has {best[1]:.2f} CPU and "
+                              f"{_gib(best[2])} free")
+                reasons[NO_TARGET_NODE] = detail
+            if handlers is not None and not handlers.get(verdict.node, False):
+                reasons[VIRT_HANDLER_NOT_READY] = (f"virt-handler on {verdict.node} is not Ready"
+                                                   if verdict.node in handlers
+                                                   else f"no virt-handler pod on {verdict.node}")
+            if in_flight >= limit.value:
+                reasons[MIGRATION_SLOTS_FULL] = (f"{in_flight} migration(s) in flight, parallelMigrationsPerCluster "
+                                                 f"is {limit.value} ({limit.source})")
+        verdict.reasons = {r: reasons[r] for r in REASONS if r in reasons}
+        result[(ns, name)] = verdict
+    return Readiness(result, in_flight, limit)

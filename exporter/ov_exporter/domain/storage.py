@@ -1,0 +1,104 @@
+"""Disks' access modes: what a VM's PVC and DataVolume volumes allow, from the most
+certain source that says (bound PVC, VMI volumeStatus, DataVolume spec, StorageProfile)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..records import DataVolumeTemplate, VirtualMachine, VirtualMachineInstance
+from ..store import ClusterState
+from .k8s import annotations, vm_template_spec
+
+RWX = "ReadWriteMany"
+DEFAULT_VIRT_CLASS = "storageclass.kubevirt.io/is-default-virt-class"
+DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+
+
+def default_storage_class(state: ClusterState) -> str | None:
+    return state.derive("default_storage_class", _default_storage_class)
+
+
+def _default_storage_class(state: ClusterState) -> str | None:
+    virt = [sc.metadata.name for sc in state.storage_classes if annotations(sc).get(DEFAULT_VIRT_CLASS) == "true"]
+    plain = [sc.metadata.name for sc in state.storage_classes if annotations(sc).get(DEFAULT_CLASS) == "true"]
+    return (virt or plain or [None])[0]
+
+
+def _profile_modes(state: ClusterState, storage_class: str | None, volume_mode: str | None) -> list[str] | None:
+    """CDI takes the first claimPropertySet of the StorageProfile named after the class
+    (the first one matching the requested volumeMode, when one is asked for)."""
+    if not storage_class:
+        return None
+    profile = state.get("storageprofiles.cdi.kubevirt.io", "", storage_class)
+    if profile is None:
+        return None
+    sets = (profile.status.claim_property_sets if profile.status else None) or \
+           (profile.spec.claim_property_sets if profile.spec else None) or []
+    for cps in sets:
+        if cps.access_modes and (volume_mode is None or cps.volume_mode in (None, volume_mode)):
+            return cps.access_modes
+    return None
+
+
+def _dv_modes(state: ClusterState, dv_spec: Any) -> tuple[list[str] | None, str]:
+    if dv_spec is None:
+        return None, ""
+    for claim, where in ((dv_spec.pvc, "DataVolume spec.pvc"), (dv_spec.storage, "DataVolume spec.storage")):
+        if claim is None:
+            continue
+        if claim.access_modes:
+            return claim.access_modes, where
+        storage_class = claim.storage_class_name or default_storage_class(state)
+        modes = _profile_modes(state, storage_class, claim.volume_mode)
+        if modes:
+            return modes, f"StorageProfile {storage_class}"
+    return None, ""
+
+
+def access_modes(state: ClusterState, namespace: str, claim: str, vmi: VirtualMachineInstance,
+                 dv_template: DataVolumeTemplate, volume: str = "") -> tuple[list[str] | None, str]:
+    """(access modes, where they came from). Order of truth: bound PVC, VMI volumeStatus,
+    DataVolume spec, StorageProfile. (None, "") when nothing says."""
+    pvc = state.get("persistentvolumeclaims", namespace, claim)
+    if pvc is not None:
+        if pvc.status and pvc.status.phase == "Bound" and pvc.status.access_modes:
+            return pvc.status.access_modes, "PVC status"
+        if pvc.spec and pvc.spec.access_modes:
+            return pvc.spec.access_modes, "PVC spec"
+    if vmi is not None and vmi.status is not None:
+        for vs in vmi.status.volume_status or []:
+            info = vs.persistent_volume_claim_info
+            # claimName is only set by newer KubeVirt; older releases are matched by volume name
+            matches = info is not None and (info.claim_name == claim or (not info.claim_name and vs.name == volume))
+            if matches and info.access_modes:
+                return info.access_modes, "VMI volumeStatus"
+    dv = state.get("datavolumes.cdi.kubevirt.io", namespace, claim)
+    modes, where = _dv_modes(state, dv.spec if dv is not None else None)
+    if modes:
+        return modes, where
+    return _dv_modes(state, dv_template.spec if dv_template is not None else None)
+
+
+def vm_disks(state: ClusterState, vm: VirtualMachine) -> tuple[list[str], list[str]]:
+    """(claims without RWX, each "claim (modes from source)"; claims whose modes are unknown)
+    of a VM's PVC and DataVolume volumes."""
+    spec = vm_template_spec(vm)
+    rwo: list[str] = []
+    unknown: list[str] = []
+    if spec is None:
+        return rwo, unknown
+    ns, name = vm.metadata.namespace, vm.metadata.name
+    templates = {t.metadata.name: t for t in (vm.spec.data_volume_templates or [])}
+    vmi = state.get("virtualmachineinstances.kubevirt.io", ns, name)
+    for vol in spec.volumes or []:
+        if vol.persistent_volume_claim is not None and vol.persistent_volume_claim.claim_name:
+            claim = vol.persistent_volume_claim.claim_name
+        elif vol.data_volume is not None and vol.data_volume.name:
+            claim = vol.data_volume.name
+        else:
+            continue  # containerDisk, cloudInit, emptyDisk never block live migration
+        modes, where = access_modes(state, ns, claim, vmi, templates.get(claim), vol.name)
+        if modes is None:
+            unknown.append(claim)
+        elif RWX not in modes:
+            rwo.append(f"{claim} ({'/'.join(modes)} from {where})")
+    return rwo, unknown

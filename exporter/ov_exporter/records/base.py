@@ -1,0 +1,29 @@
+"""Building blocks of every record: the base Struct and integer ranges from upstream Go types."""
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from msgspec import Meta, Struct
+
+# Integer fields take the range of their upstream Go type (a value outside it cannot come
+# from the API server). Every one we read is a count, ratio, timeout, weight or MTU, for
+# which a negative value is meaningless: the lower bound is 0. Go `int` is 64-bit.
+#   UInt32: KubeVirt CPU sockets/cores/threads, parallel*Migrations* (kubevirt/kubevirt v1.7.0
+#           staging/src/kubevirt.io/api/core/v1/schema.go, types.go MigrationConfiguration)
+#   Int64:  completionTimeoutPerGiB, progressTimeout (*int64), cpuAllocationRatio,
+#           memoryOvercommit (int) (same files; migrations/v1alpha1/types.go); HCO
+#           vmiCPUAllocationRatio, memoryOvercommitPercentage (int) (kubevirt/
+#           hyperconverged-cluster-operator v1.18.1 api/v1/hyperconverged_types.go);
+#           OpenShift clusterNetworkMTU and nmstate MTUs: not checked against an upstream
+#           type here, given the widest bound
+#   Int32:  weight, maxSkew (k8s.io/api core/v1 types.go, vendored in kubevirt v1.7.0)
+UInt32 = Annotated[int, Meta(ge=0, le=2**32 - 1)]
+Int32 = Annotated[int, Meta(ge=0, le=2**31 - 1)]
+Int64 = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+Labels = dict[str, str]
+Number = Union[int, float]
+
+
+class R(Struct, rename="camel", omit_defaults=True, gc=False):
+    """Base of all record types. gc=False: records hold no reference cycles, so they
+    need no GC header (less memory, faster collections with 10^5 records)."""

@@ -1,0 +1,44 @@
+"""CDI (cdi.kubevirt.io): DataVolume and StorageProfile."""
+from __future__ import annotations
+
+from msgspec import field
+
+from .base import R
+from .core import PVCSpec
+from .meta import ObjectMeta
+
+
+class DataVolumeSpec(R):
+    pvc: PVCSpec | None = None
+    storage: PVCSpec | None = None
+
+
+class DataVolumeStatus(R):
+    phase: str = ""
+
+
+class DataVolume(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: DataVolumeSpec | None = None
+    status: DataVolumeStatus | None = None
+
+
+class ClaimPropertySet(R):
+    access_modes: list[str] | None = None
+    volume_mode: str | None = None
+
+
+class StorageProfileStatus(R):
+    storage_class: str = ""
+    provisioner: str = ""
+    claim_property_sets: list[ClaimPropertySet] | None = None
+
+
+class StorageProfileSpec(R):
+    claim_property_sets: list[ClaimPropertySet] | None = None
+
+
+class StorageProfile(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: StorageProfileSpec | None = None
+    status: StorageProfileStatus | None = None

@@ -1,0 +1,59 @@
+"""Core and storage.k8s.io kinds: Node, Namespace, PersistentVolumeClaim, StorageClass."""
+from __future__ import annotations
+
+from msgspec import field
+
+from ..quantity import Quantity
+from .base import R
+from .meta import Condition, ObjectMeta, Taint
+
+
+class NodeInfo(R):
+    os_image: str = ""
+    kernel_version: str = ""
+
+
+class NodeSpec(R):
+    taints: list[Taint] | None = None
+    unschedulable: bool = False
+    provider_id: str = field(default="", name="providerID")
+
+
+class NodeStatus(R):
+    capacity: dict[str, Quantity] | None = None
+    allocatable: dict[str, Quantity] | None = None
+    node_info: NodeInfo | None = None
+    conditions: list[Condition] | None = None
+
+
+class Node(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: NodeSpec | None = None
+    status: NodeStatus | None = None
+
+
+class Namespace(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+
+
+class PVCSpec(R):
+    access_modes: list[str] | None = None
+    storage_class_name: str | None = None
+    volume_mode: str | None = None
+    volume_name: str = ""
+
+
+class PVCStatus(R):
+    phase: str = ""
+    access_modes: list[str] | None = None
+
+
+class PersistentVolumeClaim(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: PVCSpec | None = None
+    status: PVCStatus | None = None
+
+
+class StorageClass(R):
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    provisioner: str = ""

@@ -1,0 +1,41 @@
+"""Pods (virt-handler only) and their usage from metrics.k8s.io (virt-launcher)."""
+from __future__ import annotations
+
+from msgspec import field
+
+from ..quantity import Quantity
+from .base import R
+from .meta import Condition, ObjectMeta
+
+
+class PodSpec(R):
+    node_name: str = ""
+
+
+class PodStatus(R):
+    phase: str = ""
+    conditions: list[Condition] | None = None
+
+
+class Pod(R):
+    """Only virt-handler pods are read (KindInfo.label_selector)."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    spec: PodSpec | None = None
+    status: PodStatus | None = None
+# ---------------------------------------------------------------- metrics.k8s.io
+
+
+class ContainerMetrics(R):
+    name: str = ""
+    usage: dict[str, Quantity] | None = None  # cpu (cores, e.g. "250m", "1234567n"), memory (bytes)
+
+
+class PodMetrics(R):
+    """metrics.k8s.io/v1beta1 PodMetrics of a virt-launcher pod: the pod's labels
+    (kubevirt.io/created-by = VMI uid, vm.kubevirt.io/name) and per-container usage."""
+
+    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    timestamp: str = ""
+    window: str = ""
+    containers: list[ContainerMetrics] | None = None
