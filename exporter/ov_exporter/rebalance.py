@@ -203,9 +203,9 @@ def parse_time(text: str, reference: float, flag: str) -> float:
         pass
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
+    except ValueError as exc:
         raise RebalanceError(f"{flag}: expected RFC3339 (2026-01-02T03:04:05Z), a Unix timestamp or a "
-                             f"duration such as 48h, got {text!r}") from None
+                             f"duration such as 48h, got {text!r}") from exc
     if parsed.tzinfo is None:
         raise RebalanceError(f"{flag}: {text!r} has no time zone; add Z or an offset")
     return parsed.timestamp()
@@ -236,7 +236,7 @@ class PrometheusClient:
         try:
             token = Path(self.token_file).read_text().strip()
         except OSError as exc:
-            raise RebalanceError(f"--prometheus-token-file {self.token_file}: {exc.strerror or exc}") from None
+            raise RebalanceError(f"--prometheus-token-file {self.token_file}: {exc.strerror or exc}") from exc
         return {"Authorization": f"Bearer {token}"}
 
     def _ssl(self) -> ssl.SSLContext | bool:
@@ -245,7 +245,7 @@ class PrometheusClient:
         try:
             return ssl.create_default_context(cafile=self.ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise RebalanceError(f"--prometheus-ca-file {self.ca_file}: {exc}") from None
+            raise RebalanceError(f"--prometheus-ca-file {self.ca_file}: {exc}") from exc
 
     async def __aenter__(self) -> "PrometheusClient":
         import aiohttp
@@ -267,11 +267,11 @@ class PrometheusClient:
                                          timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                 text = await resp.text()
                 status = resp.status
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError as exc:
             raise RebalanceError(f"Prometheus {self.url} did not answer within {self.timeout:g}s "
-                                 f"(query {expr!r})") from None
+                                 f"(query {expr!r})") from exc
         except aiohttp.ClientError as exc:
-            raise RebalanceError(f"Prometheus {self.url} unreachable: {type(exc).__name__}: {exc}") from None
+            raise RebalanceError(f"Prometheus {self.url} unreachable: {type(exc).__name__}: {exc}") from exc
         try:
             body = json.loads(text)
         except ValueError:
