@@ -14,6 +14,7 @@ from aiohttp import web
 from ov_exporter.config import Config
 from ov_exporter.registry import evaluate
 from ov_exporter.sources.live import LiveSource, load_credentials
+from ov_exporter.promclient import PrometheusError
 from ov_exporter.sources.prometheus import PrometheusSamples
 from ov_exporter.store import Store
 
@@ -120,10 +121,10 @@ async def test_bearer_token_file_is_sent_and_reread(tmp_path):
     token.write_text("first\n")
     prom = PrometheusSamples(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", token_file=str(token))
     try:
-        async with aiohttp.ClientSession() as session:
-            assert await prom.query(session) == {}
+        async with prom.client() as client:
+            assert await prom.query(client) == {}
             token.write_text("rotated")
-            await prom.query(session)
+            await prom.query(client)
         # One token read per round of queries (the selector query and the two derived queries).
         assert seen == ["Bearer first"] * 3 + ["Bearer rotated"] * 3
     finally:
@@ -162,11 +163,11 @@ async def test_vmi_cpu_rate_is_queried_from_a_real_prometheus(tmp_path):
     source = PrometheusSamples(prometheus.url, timeout=2)
     try:
         deadline = time.monotonic() + 60
-        async with aiohttp.ClientSession() as session:
+        async with source.client() as client:
             while True:
                 try:
-                    samples = await source.query(session)
-                except aiohttp.ClientError:
+                    samples = await source.query(client)
+                except PrometheusError:
                     samples = {}
                 rates = {s.labels["name"]: s.value for s in samples.get(upstream.VMI_CPU_USAGE_RATE, [])}
                 if len(rates) == 2:
@@ -225,14 +226,14 @@ async def test_vmi_memory_used_resolves_on_every_release(tmp_path, release):
     source = PrometheusSamples(prometheus.url, timeout=2)
     try:
         deadline = time.monotonic() + 60
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession() as session, source.client() as client:
             while True:
                 recorded = {r for r, _ in MEMORY_RULES[release]}
                 try:
                     # The rules' first evaluation first, so that the `or` branches they feed are tested.
                     rules_ready = await _has_series(session, prometheus.url, recorded)
-                    samples = await source.query(session)
-                except aiohttp.ClientError:
+                    samples = await source.query(client)
+                except (aiohttp.ClientError, PrometheusError):
                     rules_ready, samples = False, {}
                 used = samples.get(upstream.VMI_MEMORY_USED, [])
                 if len(used) == 2 and rules_ready:

@@ -267,8 +267,8 @@ def test_a_failing_query_names_the_query(prom_url):
 
     async def bad():
         async with rb.PrometheusClient(prom_url) as client:
-            await client.query("sum(", END)
-    with pytest.raises(rb.RebalanceError, match=r"HTTP 400.*query 'sum\('"):
+            await client.vector("sum(", END)
+    with pytest.raises(rb.PrometheusError, match=r"HTTP 400.*query 'sum\('"):
         asyncio.run(bad())
 
 
@@ -432,7 +432,7 @@ def test_token_file_is_sent_as_bearer_token(prom_url, tmp_path):
             async with rb.PrometheusClient(url, token_file=str(token)) as client:
                 report = await rb.build_report(client, END)
             async with rb.PrometheusClient(url) as client:
-                with pytest.raises(rb.RebalanceError, match=r"HTTP 401: Unauthorized"):
+                with pytest.raises(rb.PrometheusError, match=r"HTTP 401: Unauthorized"):
                     await rb.build_report(client, END)
         finally:
             await runner.cleanup()
@@ -550,7 +550,7 @@ class _Answers:
     def __init__(self, metrics: list[dict]) -> None:
         self.metrics = metrics
 
-    async def query(self, expr: str, at: float) -> list[dict]:
+    async def vector(self, expr: str, at: float) -> list[dict]:
         return [{"metric": m, "value": [at, "1"]} for m in self.metrics]
 
 

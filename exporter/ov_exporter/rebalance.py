@@ -35,13 +35,12 @@ import asyncio
 import json
 import math
 import re
-import ssl
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from .errors import OvError
+from .promclient import PrometheusClient, PrometheusError
 
 AVG_WINDOW = "1h"          # utilisation is averaged over this window before each instant
 LOOKBACK_SECONDS = 172800  # migration starts are searched for in the 48 h before --at (the longest watch window)
@@ -220,73 +219,7 @@ def _ts(ts: float) -> str:
     return f"{ts:.3f}".rstrip("0").rstrip(".")
 
 
-# ------------------------------------------------------------------------ client
-class PrometheusClient:
-    """Instant queries against Prometheus or the Thanos querier (token and CA files
-    as sources/prometheus.py), bounded by `timeout` each."""
-
-    def __init__(self, url: str, token_file: str | None = None, ca_file: str | None = None,
-                 timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
-        self.token_file, self.ca_file, self.timeout = token_file, ca_file, timeout
-
-    def _headers(self) -> dict[str, str]:
-        if not self.token_file:
-            return {}
-        try:
-            token = Path(self.token_file).read_text().strip()
-        except OSError as exc:
-            raise RebalanceError(f"--prometheus-token-file {self.token_file}: {exc.strerror or exc}") from exc
-        return {"Authorization": f"Bearer {token}"}
-
-    def _ssl(self) -> ssl.SSLContext | bool:
-        if not self.ca_file:
-            return True
-        try:
-            return ssl.create_default_context(cafile=self.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise RebalanceError(f"--prometheus-ca-file {self.ca_file}: {exc}") from exc
-
-    async def __aenter__(self) -> "PrometheusClient":
-        import aiohttp
-
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl()),
-                                              headers=self._headers())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._session.close()
-
-    async def query(self, expr: str, at: float) -> list[dict[str, Any]]:
-        """The result vector of an instant query at `at`."""
-        import aiohttp
-
-        endpoint = f"{self.url}/api/v1/query"
-        try:
-            async with self._session.get(endpoint, params={"query": expr, "time": _ts(at)},
-                                         timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
-                text = await resp.text()
-                status = resp.status
-        except asyncio.TimeoutError as exc:
-            raise RebalanceError(f"Prometheus {self.url} did not answer within {self.timeout:g}s "
-                                 f"(query {expr!r})") from exc
-        except aiohttp.ClientError as exc:
-            raise RebalanceError(f"Prometheus {self.url} unreachable: {type(exc).__name__}: {exc}") from exc
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
-        if status != 200 or not isinstance(body, dict) or body.get("status") != "success":
-            error = body.get("error") if isinstance(body, dict) else text[:200]
-            raise RebalanceError(f"Prometheus {endpoint}: HTTP {status}: {error or 'unexpected answer'} "
-                                 f"(query {expr!r})")
-        data = body.get("data") or {}
-        if data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
-            raise RebalanceError(f"Prometheus {endpoint}: expected a vector, got {data.get('resultType')!r} "
-                                 f"(query {expr!r})")
-        return data["result"]
-
-
+# ------------------------------------------------------------------------ queries
 def _values(result: list[dict[str, Any]], label: str = "node") -> dict[str, float]:
     out = {}
     for series in result:
@@ -365,7 +298,7 @@ def _spread(values: list[float | None]) -> float | None:
 async def _migrations(client: PrometheusClient, at: float, lookback: float, matchers: str) -> list[Migration]:
     """Migrations with a start time in the lookback (KubeVirt >= 1.4.1), joined with the
     per-VMIM results on namespace and migration_name = vmim."""
-    results = await asyncio.gather(*(client.query(migrations_query(part, math.ceil(lookback), matchers), at)
+    results = await asyncio.gather(*(client.vector(migrations_query(part, math.ceil(lookback), matchers), at)
                                      for part in MIGRATION_PARTS))
     outcome: dict[tuple[str, str], str] = {}
     times: dict[tuple[str, str, str], dict[str, float]] = {}
@@ -388,14 +321,14 @@ async def _migrations(client: PrometheusClient, at: float, lookback: float, matc
 
 
 async def _exporter_start(client: PrometheusClient, at: float, matchers: str) -> float | None:
-    result = await client.query(rebalance_start_query(matchers), at)
+    result = await client.vector(rebalance_start_query(matchers), at)
     return float(result[0]["value"][1]) if result else None
 
 
 async def clusters(client: PrometheusClient, at: float) -> list[str | None]:
     """The clusters in the data at `at`, sorted; [None] where no series carries the
     label. Series without it beside labelled ones form the cluster "" (cluster="")."""
-    found = {series["metric"].get("cluster") for series in await client.query(CLUSTERS_QUERY, at)}
+    found = {series["metric"].get("cluster") for series in await client.vector(CLUSTERS_QUERY, at)}
     if found <= {None}:
         return [None]
     return sorted((name or "") for name in found)
@@ -433,7 +366,7 @@ async def build_report(client: PrometheusClient, at: float, since: float | None 
         start = since
     queries = report_queries(start, at, lookback, cluster, window)
     keys = [k for k in queries if k.startswith(("cpu_", "memory_")) and not k.endswith("_change")]
-    results = await asyncio.gather(*(client.query(queries[k], at) for k in keys))
+    results = await asyncio.gather(*(client.vector(queries[k], at) for k in keys))
     values = {k: _values(r) for k, r in zip(keys, results)}
     names = sorted(set().union(*(v.keys() for v in values.values())))
     if not names:
@@ -481,7 +414,7 @@ async def build_fleet_report(client: PrometheusClient, at: float, since: float |
     for name in names:
         try:
             fleet.reports.append(await build_report(client, at, since, name, window))
-        except RebalanceError as exc:
+        except (RebalanceError, PrometheusError) as exc:
             if len(names) == 1:
                 raise
             fleet.errors[name or ""] = str(exc)

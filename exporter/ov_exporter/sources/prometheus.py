@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
-from pathlib import Path
-
-import aiohttp
 
 from ..events import Emit, Samples, SamplesUpdated
+from ..promclient import PrometheusClient, PrometheusError
 from .promql import DERIVED_QUERIES, WANTED_QUERY, parse_query_data
 
 log = logging.getLogger(__name__)
@@ -31,44 +28,29 @@ class PrometheusSamples:
     def describe(self) -> str:
         return f"Prometheus {self.url}"
 
-    def _headers(self) -> dict[str, str]:
-        if not self.token_file:
-            return {}
-        token = Path(self.token_file).read_text().strip()  # re-read: projected tokens rotate
-        return {"Authorization": f"Bearer {token}"}
+    def client(self) -> PrometheusClient:
+        return PrometheusClient(self.url, self.token_file, self.ca_file, self.timeout)
 
-    def _ssl(self) -> ssl.SSLContext | None:
-        return ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
-
-    async def _instant(self, session: aiohttp.ClientSession, query: str, headers: dict[str, str]) -> object:
-        async with session.get(f"{self.url}/api/v1/query", params={"query": query}, headers=headers,
-                               timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status != 200 or not isinstance(body, dict) or body.get("status") != "success":
-                error = body.get("error") if isinstance(body, dict) else None
-                raise RuntimeError(f"HTTP {resp.status}: {error or 'unexpected answer'} (query {query})")
-        return body.get("data")
-
-    async def query(self, session: aiohttp.ClientSession) -> Samples:
-        headers = await asyncio.to_thread(self._headers)
+    async def query(self, client: PrometheusClient) -> Samples:
+        """One round: the selector of every wanted series, then each derived query."""
         samples: Samples = {}
         for name, query in ((None, WANTED_QUERY), *DERIVED_QUERIES.items()):
-            data = await self._instant(session, query, headers)
+            data = await client.data(query)
             for problem in parse_query_data(data, samples, name):
                 log.warning("%s: %s", self.describe(), problem)
         return samples
 
     async def run(self, emit: Emit) -> None:
-        connector = aiohttp.TCPConnector(ssl=self._ssl() or True)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with self.client() as client:
             while True:
                 try:
-                    samples = await self.query(session)
+                    samples = await self.query(client)
                     emit(SamplesUpdated(samples, self.describe()))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - only the dependent check degrades
-                    message = f"{self.describe()} unreachable: {type(exc).__name__}: {exc}"
+                    message = str(exc) if isinstance(exc, PrometheusError) \
+                        else f"{self.describe()} unreachable: {type(exc).__name__}: {exc}"
                     log.warning("%s", message)
                     emit(SamplesUpdated(None, self.describe(), error=message))
                 self.first_attempt.set()
