@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ov_exporter.config import Config
 from ov_exporter.records import KIND_BY_KEY
-from ov_exporter.registry import evaluate
+from ov_exporter.runner import evaluate
 from ov_exporter.render import History, SourceStats, render
 from ov_exporter.sources.files import load_directory
 from ov_exporter.store import Store

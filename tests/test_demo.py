@@ -17,7 +17,7 @@ from ov_exporter import upstream
 from ov_exporter.checks import CHECK_IDS
 from ov_exporter.config import Config
 from ov_exporter.model import Status
-from ov_exporter.registry import Evaluation, evaluate
+from ov_exporter.runner import Evaluation, evaluate
 from ov_exporter.sources.snapshot import SnapshotSource, demo_path
 from ov_exporter.store import ClusterState, Store
 

@@ -6,7 +6,7 @@ import re
 from ov_exporter import docs
 from ov_exporter.checks import CHECKS
 from ov_exporter.config import Config
-from ov_exporter.registry import evaluate
+from ov_exporter.runner import evaluate
 from ov_exporter.render import History, SourceStats, all_families, exposition_name, render
 from ov_exporter.store import ClusterState
 

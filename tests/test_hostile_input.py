@@ -19,7 +19,7 @@ from ov_exporter.checks import CHECK_IDS
 from ov_exporter.config import Config
 from ov_exporter.records import (MAX_DEPTH, MAX_OBJECT_BYTES, VirtualMachineInstance, ObjectLimitError,
                                  decode_json)
-from ov_exporter.registry import evaluate
+from ov_exporter.runner import evaluate
 from ov_exporter.sources.files import MAX_YAML_ALIAS_EXPANSION, FileLoader, layout_of
 from ov_exporter.store import Store
 

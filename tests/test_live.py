@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ov_exporter.config import Config
-from ov_exporter.registry import evaluate
+from ov_exporter.runner import evaluate
 from ov_exporter.report import to_json
 from ov_exporter.sources import SnapshotSource
 from ov_exporter.sources import apiclient as apiclient_mod

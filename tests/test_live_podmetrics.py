@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from ov_exporter.config import Config
-from ov_exporter.registry import evaluate
+from ov_exporter.runner import evaluate
 from ov_exporter.sources import apiclient as apiclient_mod
 from ov_exporter.sources import reflector as reflector_mod
 

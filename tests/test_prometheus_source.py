@@ -12,7 +12,7 @@ import yaml
 from aiohttp import web
 
 from ov_exporter.config import Config
-from ov_exporter.registry import evaluate
+from ov_exporter.runner import evaluate
 from ov_exporter.sources.live import LiveSource, load_credentials
 from ov_exporter.promclient import PrometheusError
 from ov_exporter.sources.prometheus import PrometheusSamples

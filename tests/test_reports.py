@@ -17,7 +17,7 @@ from ov_exporter.checks import CHECKS
 from ov_exporter.config import default_config
 from ov_exporter.coverage import ALERT_ONLY, ANTI_PATTERNS, NOT_OBSERVABLE, UPSTREAM_ALERTS, checks_for, coverage
 from ov_exporter.model import Finding, ObjectRef, Severity, Status
-from ov_exporter.registry import CheckResult, Evaluation, evaluate
+from ov_exporter.runner import CheckResult, Evaluation, evaluate
 from ov_exporter.report import anti_pattern_summary, score
 from ov_exporter.sources.files import load_directory
 from ov_exporter.store import Store

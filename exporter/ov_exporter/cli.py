@@ -234,7 +234,7 @@ def _auth(args: argparse.Namespace, source: Source):
 
 
 def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
-    from .registry import evaluate
+    from .runner import evaluate
     from .render import History, SourceStats, render
     from .report import to_json, to_junit, to_sarif, to_table
 

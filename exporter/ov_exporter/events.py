@@ -14,13 +14,16 @@ from .records import KindInfo
 
 
 @dataclass(frozen=True, slots=True)
-class MetricSample:
+class UpstreamSample:
+    """One sample of an upstream metric (KubeVirt, node_exporter) read from Prometheus or a
+    .prom file: what checks read. What checks publish is model.Sample."""
+
     labels: dict[str, str]
     value: float
     timestamp: float | None = None
 
 
-Samples = dict[str, list[MetricSample]]  # metric name -> samples
+Samples = dict[str, list[UpstreamSample]]  # metric name -> samples
 
 
 # ---------------------------------------------------------------- objects

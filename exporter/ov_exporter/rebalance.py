@@ -481,7 +481,7 @@ def _summary(report: Report) -> list[str]:
     return lines
 
 
-def to_table(report: Report) -> str:
+def report_table(report: Report) -> str:
     rows = [HEADERS] + _rows(report)
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
@@ -489,7 +489,7 @@ def to_table(report: Report) -> str:
     return "\n".join(_summary(report) + [""] + lines) + "\n"
 
 
-def to_markdown(report: Report) -> str:
+def report_markdown(report: Report) -> str:
     out = [f"### Rebalance report ({rfc3339(report.start)} to {rfc3339(report.at)})", ""]
     out += [f"- {line}" for line in _summary(report)]
     out += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" + "---:|" * (len(HEADERS) - 1)]
@@ -499,11 +499,11 @@ def to_markdown(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-def to_json(report: Report) -> str:
+def report_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2) + "\n"
 
 
-RENDERERS = {"table": to_table, "markdown": to_markdown, "json": to_json}
+RENDERERS = {"table": report_table, "markdown": report_markdown, "json": report_json}
 
 
 def render_fleet(fleet: FleetReport, output: str) -> str:

@@ -20,7 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 from .checks import CHECKS
 from .model import CheckSpec, Family, Severity, Status
 from .records import KIND_BY_KEY
-from .registry import Evaluation
+from .runner import Evaluation
 from .report import anti_pattern_summary, score
 from .store import KIND_STATES
 from .version import __version__

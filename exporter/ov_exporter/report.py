@@ -9,7 +9,7 @@ from xml.etree import ElementTree as ET
 
 from .coverage import REPOSITORY as REPOSITORY_URL, coverage, runbook_url
 from .model import Finding, Severity, Status
-from .registry import CheckResult, Evaluation
+from .runner import CheckResult, Evaluation
 from .version import __version__
 
 # Where a file source found an object: (kind, namespace, name) -> (file, line) or None.

@@ -19,7 +19,7 @@ from .auth import KubernetesAuth
 from .checks import CHECKS, RUNBOOK_FILE
 from .events import SourceFailed
 from .config import Config
-from .registry import Evaluation, evaluate
+from .runner import Evaluation, evaluate
 from .render import History, Payload, SourceStats, render
 from .report import to_html, to_json
 from .sources.base import Source

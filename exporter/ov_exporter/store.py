@@ -24,7 +24,7 @@ from .events import (
     KindSynced,
     KindUnauthorized,
     Listed,
-    MetricSample,
+    UpstreamSample,
     ProblemCleared,
     ProblemFound,
     Relisting,
@@ -59,7 +59,7 @@ from .records import (
 
 T = TypeVar("T")
 
-__all__ = ["ClusterState", "KindStatus", "MetricSample", "Problem", "Samples", "Store"]
+__all__ = ["ClusterState", "KindStatus", "UpstreamSample", "Problem", "Samples", "Store"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from ov_exporter.config import Config, load_config
 from ov_exporter.model import CheckOutput, Finding, Severity
 from ov_exporter.records import convert, kind_for
-from ov_exporter.store import ClusterState, MetricSample
+from ov_exporter.store import ClusterState, UpstreamSample
 
 RHCOS_IMAGE = "Red Hat Enterprise Linux CoreOS 416.94.202405291527-0 (Plow)"
 RHEL_IMAGE = "Red Hat Enterprise Linux 8.9 (Ootpa)"
@@ -413,7 +413,7 @@ def record_of(obj: dict, lenient: bool = False) -> tuple[Any, Any]:
     return kind, convert(kind.record, obj, [] if lenient else None)
 
 
-def state(*objects: dict, samples: dict[str, list[MetricSample]] | None = None,
+def state(*objects: dict, samples: dict[str, list[UpstreamSample]] | None = None,
           now: float | None = None, lenient: bool = False) -> ClusterState:
     """`now`: the clock time-window checks judge at (None: they read the wall clock);
     `lenient`: fields that do not decode are dropped instead of failing the object."""
@@ -421,9 +421,9 @@ def state(*objects: dict, samples: dict[str, list[MetricSample]] | None = None,
 
 
 def metric(value: float, namespace: str = NS, name: str = "db", *, node: str = "worker-0",
-           ts: float | None = 1717063200.0, label: str = "name") -> MetricSample:
+           ts: float | None = 1717063200.0, label: str = "name") -> UpstreamSample:
     """A KubeVirt per-VMI sample (labels namespace, name, node)."""
-    return MetricSample({"namespace": namespace, label: name, "node": node}, float(value), ts)
+    return UpstreamSample({"namespace": namespace, label: name, "node": node}, float(value), ts)
 
 
 def config(**overrides: Any) -> Config:

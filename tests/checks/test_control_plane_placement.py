@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import control_plane_placement as cpp
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
 
@@ -88,7 +88,7 @@ def test_registry_and_malformed_nodes():
     spec_null["spec"] = None
     labels_null = master("m4")
     labels_null["metadata"]["labels"] = None  # no longer a control-plane node
-    result = registry.evaluate(state(master("m0", "a"), master("m1", "a"), master("m2", "b"), spec_null, labels_null),
+    result = runner.evaluate(state(master("m0", "a"), master("m1", "a"), master("m2", "b"), spec_null, labels_null),
                                config()).result("control_plane_placement")
     assert result.status is Status.OK
     assert {f.obj.name for f in result.findings} == {"m0", "m1", "m3"}

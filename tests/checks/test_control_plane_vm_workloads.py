@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import control_plane_vm_workloads as cpw
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
 
@@ -56,7 +56,7 @@ def test_registry_with_malformed_objects():
     spec_null["metadata"]["labels"]["kubevirt.io/schedulable"] = "true"
     status_null = vmi("s", node="m0")
     status_null["status"] = None
-    result = registry.evaluate(state(master("m0"), spec_null, node("worker-0"), status_null, vmi("x", node="m0")),
+    result = runner.evaluate(state(master("m0"), spec_null, node("worker-0"), status_null, vmi("x", node="m0")),
                                config()).result("control_plane_vm_workloads")
     assert result.status is Status.OK
     assert {(f.obj.name, f.severity) for f in result.findings} == {("m0", Severity.WARNING), ("m1", Severity.INFO)}

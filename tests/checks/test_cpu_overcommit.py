@@ -4,7 +4,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import cpu_overcommit
 from ov_exporter.model import ObjectRef, Severity, Status
 
@@ -329,7 +329,7 @@ def test_infinite_cpu_request_is_rejected_with_its_field(request_cpu):
     bad["spec"]["domain"]["resources"]["requests"]["cpu"] = request_cpu
     with pytest.raises(msgspec.ValidationError, match=r"out of range - at `\$\.spec\.domain\.resources\.requests"):
         state(bad)
-    result = registry.evaluate(state(node("other", cpu="8", smt=True), *good_overloaded_node()),
+    result = runner.evaluate(state(node("other", cpu="8", smt=True), *good_overloaded_node()),
                                config()).result("cpu_overcommit")
     assert result.status is Status.OK, result.error
     assert node_findings(result)["good"] is Severity.WARNING
@@ -337,7 +337,7 @@ def test_infinite_cpu_request_is_rejected_with_its_field(request_cpu):
 
 def test_huge_cpu_requests_do_not_fail_the_check():
     big = [vmi(f"big-{i}", node="other", cores=None, requests_cpu="1e308") for i in range(2)]
-    result = registry.evaluate(state(*big, node("other", cpu="8", smt=True), *good_overloaded_node()),
+    result = runner.evaluate(state(*big, node("other", cpu="8", smt=True), *good_overloaded_node()),
                                config()).result("cpu_overcommit")
     assert result.status is Status.OK, result.error
     assert node_findings(result)["good"] is Severity.WARNING

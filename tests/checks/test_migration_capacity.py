@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import migration_capacity
 from ov_exporter.model import ObjectRef, Severity, Status
 
@@ -177,10 +177,10 @@ def test_a_broken_vmim_fails_alone_and_the_check_still_runs():
     import msgspec
     with pytest.raises(msgspec.ValidationError, match="startTimestamp"):
         convert(VirtualMachineInstanceMigration, bad)
-    result = registry.evaluate(state(kubevirt_cr(), node("worker-0")), config()).result("migration_capacity")
+    result = runner.evaluate(state(kubevirt_cr(), node("worker-0")), config()).result("migration_capacity")
     assert result.status is Status.OK
 
 
 def test_not_applicable_without_kubevirt():
-    result = registry.evaluate(state(node("worker-0")), config()).result("migration_capacity")
+    result = runner.evaluate(state(node("worker-0")), config()).result("migration_capacity")
     assert result.status is Status.NOT_APPLICABLE

@@ -4,15 +4,28 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from ov_exporter import registry, upstream
+from ov_exporter import runner, upstream
 from ov_exporter.checks import migration_dirty_rate
 from ov_exporter.errors import ConfigError
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
-from ov_exporter.store import MetricSample
+from ov_exporter.store import UpstreamSample
 
-from .builders import (EXEMPT, GI, MI, NS, config, hco, kubevirt_cr, metric, migration_policy, namespace, series,
-                       state, vm, vmi)
+from .builders import (
+    EXEMPT,
+    GI,
+    MI,
+    NS,
+    config,
+    hco,
+    kubevirt_cr,
+    metric,
+    migration_policy,
+    namespace,
+    series,
+    state,
+    vm,
+    vmi,
+)
 
 RISK, DURATION = "ov_migration_dirty_rate_risk", "ov_migration_predicted_duration_seconds"
 TIMEOUT_VMI = "ov_migration_completion_timeout_seconds"
@@ -29,8 +42,8 @@ def run(*objects, samples=None, **overrides):
 
 
 def dirty(*points):
-    """{DIRTY_RATE: [...]} from (value, name) or MetricSample points."""
-    return {DIRTY: [p if isinstance(p, MetricSample) else metric(*p[:1], name=p[1]) for p in points]}
+    """{DIRTY_RATE: [...]} from (value, name) or UpstreamSample points."""
+    return {DIRTY: [p if isinstance(p, UpstreamSample) else metric(*p[:1], name=p[1]) for p in points]}
 
 
 def db(memory="1Gi", **kw):
@@ -47,14 +60,14 @@ def vmi_ref(name="db", ns=NS):
 def test_not_applicable_without_a_metric_source():
     with pytest.raises(NotApplicable):
         migration_dirty_rate.evaluate(state(db()), config())
-    result = registry.evaluate(state(db()), config()).result("migration_dirty_rate")
+    result = runner.evaluate(state(db()), config()).result("migration_dirty_rate")
     assert result.status is Status.NOT_APPLICABLE
 
 
 def test_metric_source_error_fails_the_check():
     base = state(db(), samples={})
     broken = type(base)(base.objects, {}, "prometheus", "connection refused")
-    result = registry.evaluate(broken, config()).result("migration_dirty_rate")
+    result = runner.evaluate(broken, config()).result("migration_dirty_rate")
     assert result.status is Status.FAILED and "connection refused" in result.error
 
 
@@ -333,9 +346,9 @@ def test_unusable_sample_values_are_ignored(value):
 
 
 def test_samples_with_missing_labels_are_ignored():
-    samples = {DIRTY: [MetricSample({}, 1e12), MetricSample({"namespace": NS}, 1e12),
-                       MetricSample({"name": "db"}, 1e12, None)],
-               "kubevirt_vmi_migration_memory_transfer_rate_bytes": [MetricSample({"namespace": NS}, 1.0)]}
+    samples = {DIRTY: [UpstreamSample({}, 1e12), UpstreamSample({"namespace": NS}, 1e12),
+                       UpstreamSample({"name": "db"}, 1e12, None)],
+               "kubevirt_vmi_migration_memory_transfer_rate_bytes": [UpstreamSample({"namespace": NS}, 1.0)]}
     out = run(db(), samples=samples)
     assert out.findings == []
 
@@ -346,7 +359,7 @@ def test_samples_with_missing_labels_are_ignored():
 def test_exemption_on_the_vm_silences_its_vmi():
     objects = [db(), vm("db", annotations={EXEMPT: "migration_dirty_rate"}), vmi("web")]
     samples = dirty((2 * LINK_SHARE, "db"), (2 * LINK_SHARE, "web"))
-    result = registry.evaluate(state(*objects, samples=samples), config()).result("migration_dirty_rate")
+    result = runner.evaluate(state(*objects, samples=samples), config()).result("migration_dirty_rate")
     assert [f.obj for f in result.findings] == [vmi_ref("web")]
     assert {s.labels for s in result.samples if s.family == RISK} == {(NS, "web", "worker-0")}
     assert result.exempted == 1
@@ -355,7 +368,7 @@ def test_exemption_on_the_vm_silences_its_vmi():
 def test_series_cap_keeps_the_riskiest_vmis():
     objects = [vmi(f"vm-{i}") for i in range(4)]
     samples = dirty(*[((0.5 + i / 10) * LINK_SHARE, f"vm-{i}") for i in range(4)])
-    result = registry.evaluate(state(*objects, samples=samples), config(**{"series-cap": 2})).result(
+    result = runner.evaluate(state(*objects, samples=samples), config(**{"series-cap": 2})).result(
         "migration_dirty_rate")
     assert {s.labels for s in result.samples if s.family == RISK} == {(NS, "vm-2", "worker-0"), (NS, "vm-3", "worker-0")}
     assert {s.labels for s in result.samples if s.family == DURATION} == {(NS, "vm-2", "worker-0"), (NS, "vm-3", "worker-0")}
@@ -428,7 +441,7 @@ def test_zero_link_speed_is_rejected_or_harmless():
         cfg = config(**{"migration-link-speed": "0"})
     except ConfigError:
         return
-    result = registry.evaluate(state(db(), samples=dirty((MI, "db"))), cfg).result("migration_dirty_rate")
+    result = runner.evaluate(state(db(), samples=dirty((MI, "db"))), cfg).result("migration_dirty_rate")
     assert result.status is Status.OK, result.error
 
 

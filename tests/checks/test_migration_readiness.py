@@ -301,13 +301,13 @@ def test_verdict_json_shape_carries_remediation():
 
 
 def test_series_carry_the_object_for_exemptions_and_the_cap():
-    from ov_exporter import registry
+    from ov_exporter import runner
     from ov_exporter.checks import by_id
     objs = cluster(*running(name="a", eviction="LiveMigrate", claims=("ra",), modes=RWO),
                    *running(name="b", eviction="LiveMigrate", claims=("rb",), modes=RWO))
     objs[next(i for i, o in enumerate(objs) if o["kind"] == "VirtualMachine" and o["metadata"]["name"] == "b")][
         "metadata"]["annotations"] = {"ov-exporter.openshift.io/exempt": "migration_readiness"}
-    result = registry.evaluate(state(*objs), config(), [by_id("migration_readiness")]).results[0]
+    result = runner.evaluate(state(*objs), config(), [by_id("migration_readiness")]).results[0]
     assert {f.obj.name for f in result.findings} == {"a"}
     assert {s.labels[1] for s in result.samples if s.family == BLOCKED} == {"a"}
 

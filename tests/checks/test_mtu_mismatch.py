@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import mtu_mismatch
 from ov_exporter.model import ObjectRef, Severity, Status
 
@@ -306,7 +306,7 @@ def test_all_malformed_together():
 ], ids=["deeply nested", "huge integer"])
 def test_pathological_json_is_reported_invalid_not_a_crash(config_text):
     objects = [*cluster(), nad("evil", config_text), nad("vlan10", bridge_config("vlan10"))]
-    result = registry.evaluate(state(*objects), config()).result("mtu_mismatch")
+    result = runner.evaluate(state(*objects), config()).result("mtu_mismatch")
     assert result.status is Status.OK, result.error
     assert {s.labels: s.value for s in result.samples if s.family == INVALID} == {(NS, "evil"): 1}
     assert {s.labels: s.value for s in result.samples if s.family == MISMATCH} == {(NS, "vlan10"): 3}
@@ -317,6 +317,6 @@ def test_exemption_on_the_nad_and_namespace_exclude():
     exempt["metadata"]["annotations"]["ov-exporter.openshift.io/exempt"] = "mtu_mismatch"
     objects = [*cluster(), exempt, nad("vlan20", bridge_config("vlan20")),
                nad("vlan30", bridge_config("vlan30"), namespace="lab")]
-    result = registry.evaluate(state(*objects), config(**{"namespaces.exclude": ["lab"]})).result("mtu_mismatch")
+    result = runner.evaluate(state(*objects), config(**{"namespaces.exclude": ["lab"]})).result("mtu_mismatch")
     assert {s.labels for s in result.samples} == {(NS, "vlan20")}
     assert [f.obj.name for f in result.findings] == ["vlan20"]

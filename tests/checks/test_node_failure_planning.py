@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import node_failure_planning as nfp
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
 from ov_exporter.store import ClusterState
@@ -209,7 +209,7 @@ def test_deprecated_running_true_is_always_and_stopped_vms_are_skipped():
 def test_exemption_on_the_node():
     n = node("worker-1")
     n["metadata"]["annotations"] = {"ov-exporter.openshift.io/exempt": "node_failure_planning"}
-    result = registry.evaluate(state(node("worker-0"), n), config()).result("node_failure_planning")
+    result = runner.evaluate(state(node("worker-0"), n), config()).result("node_failure_planning")
     assert result.status is Status.OK
     assert [f.obj.name for f in result.findings] == ["worker-0"]
 
@@ -237,5 +237,5 @@ def test_malformed_object_never_hides_the_findings(damaged):
 
 
 def test_registry_not_applicable_reason():
-    result = registry.evaluate(state(node("infra-0", schedulable=False)), config()).result("node_failure_planning")
+    result = runner.evaluate(state(node("infra-0", schedulable=False)), config()).result("node_failure_planning")
     assert result.status is Status.NOT_APPLICABLE and "VM-schedulable" in result.error

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import ovn_linux_bridge as check
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
 
@@ -152,7 +152,7 @@ def test_without_network_config_or_br_ex_it_is_not_applicable():
 def test_without_nmstate_it_is_not_applicable():
     with pytest.raises(NotApplicable, match="nmstate"):
         run(cluster_network(), node("worker-0"))
-    result = registry.evaluate(state(cluster_network(), node("worker-0")), config()).result("ovn_linux_bridge")
+    result = runner.evaluate(state(cluster_network(), node("worker-0")), config()).result("ovn_linux_bridge")
     assert result.status is Status.NOT_APPLICABLE
 
 

@@ -2,7 +2,7 @@
 
 (1) An object that `convert` rejects raises msgspec.ValidationError and nothing else.
 (2) Whatever `convert` accepts, put together into a state, gives every check status ok or
-    not_applicable through registry.evaluate (never failed), and the damage never hides
+    not_applicable through runner.evaluate (never failed), and the damage never hides
     the findings planted on a separate set of untouched objects.
 """
 from __future__ import annotations
@@ -16,11 +16,10 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from ov_exporter import registry, upstream
+from ov_exporter import runner, upstream
 from ov_exporter.model import ObjectRef, Severity, Status
 from ov_exporter.records import Node, convert, to_builtins
-from ov_exporter.store import ClusterState, MetricSample
+from ov_exporter.store import ClusterState, UpstreamSample
 
 from . import builders as b
 
@@ -216,7 +215,7 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
 }
 
 
-def base_samples() -> dict[str, list[MetricSample]]:
+def base_samples() -> dict[str, list[UpstreamSample]]:
     return {
         upstream.DIRTY_RATE: [b.metric(3 * LINK_SHARE, "good", "good-load", node="good-node"),
                               b.metric(40 * b.MI, b.NS, "db")],
@@ -340,7 +339,7 @@ def test_convert_rejects_only_with_validation_error(data):
 def test_damaged_cluster_never_fails_a_check(data):
     objects, applied = data
     records = _records(objects) + [b.record_of(o) for o in planted()]
-    evaluation = registry.evaluate(ClusterState.from_records(records, base_samples(), NOW), b.config())
+    evaluation = runner.evaluate(ClusterState.from_records(records, base_samples(), NOW), b.config())
     _assert_healthy(evaluation)
 
 
@@ -349,14 +348,14 @@ def test_damaged_cluster_never_fails_a_check(data):
 def test_damaged_cluster_alone_is_ok_or_not_applicable(data):
     """Without the planted objects (so no check is forced applicable) and without samples."""
     objects, _ = data
-    evaluation = registry.evaluate(ClusterState.from_records(_records(objects), None, NOW), b.config())
+    evaluation = runner.evaluate(ClusterState.from_records(_records(objects), None, NOW), b.config())
     _assert_healthy(evaluation, expect_planted=False)
 
 
 METRIC_NAMES = st.sampled_from(sorted(upstream.WANTED) + ["kubevirt_vmi_info", "up"])
 LABEL_VALUES = st.one_of(st.sampled_from([b.NS, "good", "db", "web", "good-load", "", "worker-0"]), st.text(max_size=6))
 SAMPLES = st.dictionaries(METRIC_NAMES, st.lists(st.builds(
-    MetricSample,
+    UpstreamSample,
     st.dictionaries(st.sampled_from(["namespace", "name", "vmi", "node", "pod"]), LABEL_VALUES, max_size=4),
     st.floats(allow_nan=True, allow_infinity=True),
     st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))), max_size=4), max_size=5)
@@ -369,7 +368,7 @@ def test_arbitrary_metric_samples_never_fail_migration_dirty_rate(extra):
     for name, points in extra.items():
         samples[name] = samples.get(name, []) + points
     records = [b.record_of(o) for o in damageable() + planted()]
-    evaluation = registry.evaluate(ClusterState.from_records(records, samples, NOW), b.config())
+    evaluation = runner.evaluate(ClusterState.from_records(records, samples, NOW), b.config())
     result = evaluation.result("migration_dirty_rate")
     assert result.status is Status.OK, result.error
     # Only finite, non-negative sample values may reach the series.
@@ -392,7 +391,7 @@ NAD_CONFIGS = st.one_of(
 @given(configs=st.lists(NAD_CONFIGS, min_size=1, max_size=4))
 def test_arbitrary_nad_configs_never_fail_mtu_mismatch(configs):
     objects = damageable() + planted() + [b.nad(f"fuzz-{i}", c) for i, c in enumerate(configs)]
-    result = registry.evaluate(b.state(*objects), b.config()).result("mtu_mismatch")
+    result = runner.evaluate(b.state(*objects), b.config()).result("mtu_mismatch")
     assert result.status is Status.OK, result.error
     obj, severity = EXPECTED["mtu_mismatch"]
     assert any(f.obj == obj and f.severity is severity for f in result.findings)
@@ -408,7 +407,7 @@ def test_any_valid_config_never_fails_a_check(profile, threads, cap, link, exclu
     cfg = b.config(profile=profile, **{"threads-per-core": threads, "series-cap": cap, "migration-link-speed": link,
                                        "namespaces.exclude": exclude})
     records = [b.record_of(o) for o in damageable() + planted()]
-    evaluation = registry.evaluate(ClusterState.from_records(records, base_samples(), NOW), cfg)
+    evaluation = runner.evaluate(ClusterState.from_records(records, base_samples(), NOW), cfg)
     for result in evaluation.results:
         assert result.status is Status.OK, (result.spec.id, result.error)
         per_object = {s.obj or s.labels for s in result.samples

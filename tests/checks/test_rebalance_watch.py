@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import rebalance_watch
 from ov_exporter.errors import ConfigError
 from ov_exporter.model import ObjectRef, Severity, Status
@@ -252,7 +252,7 @@ def test_no_migration_no_window():
 
 
 def test_not_applicable_and_store_clock():
-    result = registry.evaluate(state(node("worker-0")), config()).result("rebalance_watch")
+    result = runner.evaluate(state(node("worker-0")), config()).result("rebalance_watch")
     assert result.status is Status.NOT_APPLICABLE
     from ov_exporter.store import Store
     store = Store()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import rhel_nodes
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
 
@@ -109,7 +109,7 @@ def test_not_applicable_without_any_openshift_node():
 
 
 def test_registry_reports_not_applicable_on_a_non_openshift_cluster():
-    evaluation = registry.evaluate(state(ubuntu("k8s-0"), ubuntu("k8s-1"), vmi("a", node="k8s-0")), config())
+    evaluation = runner.evaluate(state(ubuntu("k8s-0"), ubuntu("k8s-1"), vmi("a", node="k8s-0")), config())
     result = evaluation.result("rhel_nodes")
     assert result.status is Status.NOT_APPLICABLE
     assert "OpenShift" in result.error
@@ -129,7 +129,7 @@ def test_one_openshift_node_makes_it_applicable():
 def test_exemption_on_the_node():
     objects = [node("worker-0"), rhel("rhel-0", labels={}), rhel("rhel-1")]
     objects[1]["metadata"]["annotations"] = {EXEMPT: "rhel_nodes"}
-    result = registry.evaluate(state(*objects), config()).result("rhel_nodes")
+    result = runner.evaluate(state(*objects), config()).result("rhel_nodes")
     assert [f.obj.name for f in result.findings] == ["rhel-1"]
     assert {s.labels[0] for s in result.samples if s.family == INFO} == {"rhel-1"}
     assert [s.value for s in result.samples if s.family == COUNT] == [2]  # the bounded count keeps every node

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import CHECKS, rwo_vm_disks
 from ov_exporter.model import ObjectRef, Severity, Status
 
@@ -471,7 +471,7 @@ def cluster_with_three_offenders():
 
 def test_exemption_annotation_silences_this_check_for_that_vm_only():
     objects = [db_vm(annotations={EXEMPT: "rwo_vm_disks"}), pvc("db-root"), *good_objects()]
-    result = registry.evaluate(state(*objects), config()).result("rwo_vm_disks")
+    result = runner.evaluate(state(*objects), config()).result("rwo_vm_disks")
     assert result.status is Status.OK
     assert {s.labels for s in result.samples} == {(NS, "good", "LiveMigrate", "worker-0")}
     assert [f.obj.name for f in result.findings] == ["good"]
@@ -481,7 +481,7 @@ def test_exemption_annotation_silences_this_check_for_that_vm_only():
 @pytest.mark.parametrize("value", ["cpu_overcommit", "mtu_mismatch, cpu_overcommit"])
 def test_exemption_for_another_check_keeps_this_one(value):
     objects = [db_vm(annotations={EXEMPT: value}), pvc("db-root")]
-    result = registry.evaluate(state(*objects), config()).result("rwo_vm_disks")
+    result = runner.evaluate(state(*objects), config()).result("rwo_vm_disks")
     assert [f.obj.name for f in result.findings] == ["db"]
     assert result.exempted == 0
 
@@ -489,32 +489,32 @@ def test_exemption_for_another_check_keeps_this_one(value):
 @pytest.mark.parametrize("value", ["cpu_overcommit, rwo_vm_disks", "*", "all"])
 def test_exemption_lists_and_wildcards(value):
     objects = [db_vm(annotations={EXEMPT: value}), pvc("db-root")]
-    result = registry.evaluate(state(*objects), config()).result("rwo_vm_disks")
+    result = runner.evaluate(state(*objects), config()).result("rwo_vm_disks")
     assert result.findings == [] and result.samples == []
 
 
 def test_custom_exemption_annotation():
     objects = [db_vm(annotations={"example.com/skip": "rwo_vm_disks", EXEMPT: ""}), pvc("db-root")]
-    result = registry.evaluate(state(*objects), config(**{"exemption-annotation": "example.com/skip"})).result("rwo_vm_disks")
+    result = runner.evaluate(state(*objects), config(**{"exemption-annotation": "example.com/skip"})).result("rwo_vm_disks")
     assert result.findings == [] and result.samples == []
 
 
 def test_namespace_exclude_drops_findings_and_series():
     cfg = config(**{"namespaces.exclude": ["team-b"]})
-    result = registry.evaluate(cluster_with_three_offenders(), cfg).result("rwo_vm_disks")
+    result = runner.evaluate(cluster_with_three_offenders(), cfg).result("rwo_vm_disks")
     assert {s.labels for s in result.samples} == {(NS, "db", "LiveMigrate", "worker-0"), (NS, "web", "LiveMigrate", "")}
     assert sorted(f.obj.name for f in result.findings) == ["db", "web"]
 
 
 def test_namespace_include_keeps_only_listed():
     cfg = config(**{"namespaces.include": ["team-b"]})
-    result = registry.evaluate(cluster_with_three_offenders(), cfg).result("rwo_vm_disks")
+    result = runner.evaluate(cluster_with_three_offenders(), cfg).result("rwo_vm_disks")
     assert {s.labels: s.value for s in result.samples} == {("team-b", "cache", "LiveMigrate", ""): 3}
     assert [f.obj for f in result.findings] == [vm_ref("cache", "team-b")]
 
 
 def test_series_cap_keeps_the_worst_and_counts_the_dropped():
-    result = registry.evaluate(cluster_with_three_offenders(), config(**{"series-cap": 2})).result("rwo_vm_disks")
+    result = runner.evaluate(cluster_with_three_offenders(), config(**{"series-cap": 2})).result("rwo_vm_disks")
     assert {s.labels: s.value for s in result.samples} == {("team-b", "cache", "LiveMigrate", ""): 3,
                                                            (NS, "web", "LiveMigrate", ""): 2}
     assert result.dropped == 1
@@ -522,13 +522,13 @@ def test_series_cap_keeps_the_worst_and_counts_the_dropped():
 
 
 def test_series_cap_zero_drops_every_per_object_series():
-    result = registry.evaluate(cluster_with_three_offenders(), config(**{"series-cap": 0})).result("rwo_vm_disks")
+    result = runner.evaluate(cluster_with_three_offenders(), config(**{"series-cap": 0})).result("rwo_vm_disks")
     assert result.samples == [] and result.dropped == 3
     assert len(result.findings) == 3
 
 
 def test_uncapped_when_under_the_cap():
-    result = registry.evaluate(cluster_with_three_offenders(), config()).result("rwo_vm_disks")
+    result = runner.evaluate(cluster_with_three_offenders(), config()).result("rwo_vm_disks")
     assert len(result.samples) == 3 and result.dropped == 0
 
 
@@ -539,7 +539,7 @@ def test_a_raising_check_is_reported_failed_and_the_others_still_run():
     specs = [dataclasses.replace(s, evaluate=boom) if s.id == "cpu_overcommit" else s for s in CHECKS]
     objects = [db_vm(), db_vmi(), pvc("db-root"), node("worker-0", cpu="4", smt=True),
                vmi("big", node="worker-0", cores=8)]
-    evaluation = registry.evaluate(state(*objects), config(), specs=specs)
+    evaluation = runner.evaluate(state(*objects), config(), specs=specs)
     failed = evaluation.result("cpu_overcommit")
     assert failed.status is Status.FAILED
     assert "RuntimeError" in failed.error and "planted failure" in failed.error
@@ -557,11 +557,11 @@ def test_a_sample_outside_the_declared_families_fails_the_check():
         return CheckOutput(samples=[Sample("ov_not_declared", (), 1.0)])
 
     spec = dataclasses.replace(rwo_vm_disks.SPEC, evaluate=stray)
-    result = registry.evaluate(state(), config(), specs=[spec]).result("rwo_vm_disks")
+    result = runner.evaluate(state(), config(), specs=[spec]).result("rwo_vm_disks")
     assert result.status is Status.FAILED and "ov_not_declared" in result.error
 
 
 def test_disabled_check_does_not_run():
-    evaluation = registry.evaluate(state(db_vm(), pvc("db-root")), config(**{"checks": {"rwo_vm_disks": {"enabled": False}}}))
+    evaluation = runner.evaluate(state(db_vm(), pvc("db-root")), config(**{"checks": {"rwo_vm_disks": {"enabled": False}}}))
     with pytest.raises(KeyError):
         evaluation.result("rwo_vm_disks")

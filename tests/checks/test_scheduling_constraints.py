@@ -7,7 +7,7 @@ import dataclasses
 import msgspec
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import scheduling_constraints
 from ov_exporter.model import ObjectRef, Severity, Status
 
@@ -273,7 +273,7 @@ def test_exemption_annotation_drops_the_vm_and_its_vmi():
     objects = [with_spec(vm("gpu", annotations={EXEMPT: "scheduling_constraints"}), nodeSelector={"x": "y"}),
                unschedulable_vmi(), with_spec(vm("db", eviction="LiveMigrate"), nodeSelector={HOST: "worker-0"}),
                *workers()]
-    result = registry.evaluate(state(*objects), config()).result("scheduling_constraints")
+    result = runner.evaluate(state(*objects), config()).result("scheduling_constraints")
     assert result.status is Status.OK
     assert [f.obj.name for f in result.findings] == ["db"]
     assert {s.labels for s in result.samples if s.obj is not None} == {(NS, "db", ""), (NS, "db", "pinned", "LiveMigrate", "")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import strict_vm_limits
 from ov_exporter.model import ObjectRef, Severity, Status
 
@@ -176,7 +176,7 @@ def test_exemption_annotation_accepts_governance_mandated_limits():
     objects = [limited("sap", limits={"cpu": "8", "memory": "72Gi"}, guest="64Gi",
                        annotations={EXEMPT: "strict_vm_limits"}),
                limited("redis", limits={"memory": "4Gi"})]
-    result = registry.evaluate(state(*objects), config()).result("strict_vm_limits")
+    result = runner.evaluate(state(*objects), config()).result("strict_vm_limits")
     assert result.status is Status.OK
     assert [(f.obj.name, f.severity) for f in result.findings] == [("redis", Severity.WARNING)]
     assert {s.labels for s in result.samples if s.obj is not None} == {(NS, "redis", "memory", "vm", "")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ov_exporter import registry
+from ov_exporter import runner
 from ov_exporter.checks import trident_volume_limits as check
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
 from ov_exporter.sources.snapshot import SnapshotSource
@@ -109,14 +109,14 @@ def test_backend_without_spec_or_driver_is_judged_not_skipped():
 def test_no_backend_configs_is_not_applicable():
     with pytest.raises(NotApplicable, match="TridentBackendConfig"):
         run()
-    result = registry.evaluate(state(), config()).result("trident_volume_limits")
+    result = runner.evaluate(state(), config()).result("trident_volume_limits")
     assert result.status is Status.NOT_APPLICABLE
 
 
 def test_exempt_backend_drops_its_finding_and_series():
     exempt = trident_backend("legacy")
     exempt["metadata"]["annotations"] = {EXEMPT: "trident_volume_limits"}
-    evaluation = registry.evaluate(state(exempt, trident_backend("nas")), config())
+    evaluation = runner.evaluate(state(exempt, trident_backend("nas")), config())
     result = evaluation.result("trident_volume_limits")
     assert [f.obj.name for f in result.findings] == ["nas"]
     assert all(s.labels[1] != "legacy" for s in result.samples if s.family == SIZE)
@@ -134,5 +134,5 @@ def test_one_broken_backend_does_not_hide_the_others(tmp_path):
     assert "trident.yaml document 1" in problems[0] and "TridentBackendConfig" in problems[0]
     assert "$.spec.storage" in problems[0] and "kept without" in problems[0]
     # The broken backend is kept without its bad field, so it is still judged.
-    result = registry.evaluate(store.state(), config()).result("trident_volume_limits")
+    result = runner.evaluate(store.state(), config()).result("trident_volume_limits")
     assert sorted(f.obj.name for f in result.findings) == ["broken", "nas"]

@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import pytest
-
-from ov_exporter import registry, upstream
+from ov_exporter import runner, upstream
 from ov_exporter.checks import vm_right_sizing
 from ov_exporter.errors import ConfigError
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
 
-from .builders import EXEMPT, GI, NS, config, metric, pod_metrics, series, severities, state, vmi
+from .builders import (
+    EXEMPT,
+    GI,
+    NS,
+    config,
+    metric,
+    pod_metrics,
+    series,
+    severities,
+    state,
+    vmi,
+)
 
 OVER, UNDER = "ov_vm_over_provisioned_usage_ratio", "ov_vm_under_provisioned_usage_ratio"
 VMS, CORES, BYTES = "ov_vm_right_sizing_vms", "ov_vm_right_sizing_cpu_cores", "ov_vm_right_sizing_memory_bytes"
@@ -25,7 +35,7 @@ def ref(name, ns=NS):
 def test_not_applicable_without_podmetrics_or_memory_samples():
     with pytest.raises(NotApplicable, match="no VM usage"):
         run(vmi("a"))
-    result = registry.evaluate(state(vmi("a")), config()).result("vm_right_sizing")
+    result = runner.evaluate(state(vmi("a")), config()).result("vm_right_sizing")
     assert result.status is Status.NOT_APPLICABLE
 
 
@@ -119,8 +129,8 @@ def test_stopped_vmis_are_not_judged():
 def test_a_broken_podmetrics_fails_only_itself():
     bad = pod_metrics("x", cpu="lots")
     objs = [vmi("x", cores=8, memory="32Gi"), vmi("y", cores=8, memory="32Gi"), pod_metrics("y", cpu="100m", memory="1Gi")]
-    from ov_exporter.records import KIND_BY_KEY, convert
     import msgspec
+    from ov_exporter.records import KIND_BY_KEY, convert
     with pytest.raises(msgspec.ValidationError, match=r"containers\[0\].usage"):
         convert(KIND_BY_KEY["pods.metrics.k8s.io"].record, bad)
     out = run(*objs)
@@ -132,7 +142,7 @@ def test_exemption_on_the_vm_silences_its_vmi():
     objs = [vmi("big", cores=8, memory="32Gi"), vm("big", annotations={EXEMPT: "vm_right_sizing"}),
             pod_metrics("big", cpu="100m", memory="1Gi"),
             vmi("other", cores=8, memory="32Gi"), pod_metrics("other", cpu="100m", memory="1Gi")]
-    result = registry.evaluate(state(*objs), config()).result("vm_right_sizing")
+    result = runner.evaluate(state(*objs), config()).result("vm_right_sizing")
     assert result.status is Status.OK and [f.obj for f in result.findings] == [ref("other")]
     assert {s.labels[:2] for s in result.samples if s.family == OVER} == {(NS, "other")}
     assert result.exempted == 1
@@ -142,7 +152,6 @@ def test_a_snapshot_with_oc_get_podmetrics_output_is_judged_and_core_pods_are_no
     from pathlib import Path
 
     import yaml
-
     from ov_exporter.sources import SnapshotSource
     from ov_exporter.sources.files import kind_from_path
     from ov_exporter.store import Store
@@ -156,7 +165,7 @@ def test_a_snapshot_with_oc_get_podmetrics_output_is_judged_and_core_pods_are_no
     (tmp_path / "podmetrics.yaml").write_text(yaml.safe_dump(listing))
     store = Store()
     SnapshotSource(tmp_path).load(store.apply)
-    result = registry.evaluate(store.state(), config()).result("vm_right_sizing")
+    result = runner.evaluate(store.state(), config()).result("vm_right_sizing")
     assert [(f.obj, f.severity) for f in result.findings] == [(ref("big"), Severity.INFO)]
     assert {s.labels: round(s.value, 4) for s in result.samples if s.family == OVER} == {
         (NS, "big", "cpu", "worker-0"): round(0.123456789 / 8, 4), (NS, "big", "memory", "worker-0"): round(1 / 32, 4)}

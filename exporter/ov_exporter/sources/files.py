@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from .. import upstream
 from ..records import KINDS, MAX_OBJECT_BYTES, KindInfo, ObjectLimitError, convert, decode_json, kind_for, selector_matches
-from ..events import Emit, Ignored, MetricSample, ProblemFound, Samples, SamplesUpdated, Upserted
+from ..events import Emit, Ignored, UpstreamSample, ProblemFound, Samples, SamplesUpdated, Upserted
 from .promql import DERIVED_QUERIES, parse_query_data
 
 log = logging.getLogger(__name__)
@@ -394,7 +394,7 @@ class FileLoader:
     def _keep(self, name: str, labels: dict[str, str], value: float, ts: float | None) -> None:
         name = upstream.ALIASES.get(name, name)
         if name in upstream.WANTED or name in DERIVED_QUERIES:  # derived: as `snapshot --out` writes them
-            self.samples.setdefault(name, []).append(MetricSample(labels, value, ts))
+            self.samples.setdefault(name, []).append(UpstreamSample(labels, value, ts))
 
     def _load_exposition(self, rel: str, data: bytes) -> None:
         try:

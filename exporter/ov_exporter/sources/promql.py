@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import upstream
-from ..events import MetricSample, Samples
+from ..events import UpstreamSample, Samples
 
 # One query for every series the checks read, under all their historical names.
 WANTED_QUERY = '{__name__=~"%s"}' % "|".join(sorted(upstream.WANTED))
@@ -34,7 +34,7 @@ def parse_query_data(data: Any, samples: Samples, name: str | None = None) -> li
             points = [series["value"]] if "value" in series else series["values"][-1:]
             for ts, value in points:
                 if series_name in upstream.WANTED or series_name == name:
-                    samples.setdefault(series_name, []).append(MetricSample(metric, float(value), float(ts)))
+                    samples.setdefault(series_name, []).append(UpstreamSample(metric, float(value), float(ts)))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             errors.append(f"data.result[{i}]: malformed series: {exc!r}")
     return errors

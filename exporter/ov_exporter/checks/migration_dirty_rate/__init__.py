@@ -9,7 +9,7 @@ from ...config import Config
 from ...domain.k8s import labels, migration_setting, ref, vmi_guest_memory, vmi_node
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...records import VirtualMachineInstance
-from ...store import ClusterState, MetricSample
+from ...store import ClusterState, UpstreamSample
 
 RISK = Family("ov_migration_dirty_rate_risk", "gauge",
               "Memory dirty rate of a VMI divided by its effective per-migration bandwidth; at 1 or more a "
@@ -36,7 +36,7 @@ PARALLEL = Family("ov_migration_parallel_outbound_per_node", "gauge",
 GIB = 2.0**30
 
 
-def _latest(samples: dict[str, list[MetricSample]], names: tuple[str, ...]) -> dict[tuple[str, str], float]:
+def _latest(samples: dict[str, list[UpstreamSample]], names: tuple[str, ...]) -> dict[tuple[str, str], float]:
     """(namespace, vmi name) -> latest value, across the given metric names."""
     best: dict[tuple[str, str], tuple[float, float]] = {}
     for metric in names:

@@ -1,5 +1,6 @@
-"""Runs the checks against one ClusterState: times them, isolates failures, applies
-exemptions, namespace filters and the per-check series cap."""
+"""The runner: runs the checks (registered in checks/__init__.py) against one
+ClusterState: times them, isolates failures, applies exemptions, namespace filters
+and the per-check series cap."""
 from __future__ import annotations
 
 import gc
