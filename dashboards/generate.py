@@ -30,6 +30,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
+from ov_exporter.config import Thresholds
 from ov_exporter.coverage import RUNBOOK_BASE_URL
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
@@ -391,8 +392,10 @@ def _base(uid: str, title: str, time_from: str, node: bool, namespace: bool, ext
     return d
 
 
-OVERCOMMIT_CPU = _thresholds((None, "green"), (1.8, "red"))
-OVERCOMMIT_MEM = _thresholds((None, "green"), (0.9, "red"))
+# The red lines are the exporter's default thresholds (config.py), not copies of them.
+CPU_MAX, MEM_MAX = Thresholds().cpu_overcommit_max, Thresholds().memory_overcommit_max
+OVERCOMMIT_CPU = _thresholds((None, "green"), (CPU_MAX, "red"))
+OVERCOMMIT_MEM = _thresholds((None, "green"), (MEM_MAX, "red"))
 STATUS = _thresholds((None, "red"), (1, "green"))
 
 
@@ -432,7 +435,7 @@ def build_overview():
                         thresholds=_thresholds((None, "red"), (0.5, "orange"), (0.8, "green")),
                         description="Share of checks passing, weighted by severity (a check with critical "
                                     "findings weighs 3, with warnings 2, a passing one 1)"))
-    d = d.with_panel(tb("Verdict per anti-pattern (seed numbers 1-19)", "short",
+    d = d.with_panel(tb("Verdict per anti-pattern (numbers 1-19)", "short",
                         [_prom_table("anti_pattern_verdict")], w=16,
                         description="pass, fail, not_applicable, check_failed, not_observable (see the README "
                                     "coverage table for what to do instead) or alerts_only"))
@@ -443,11 +446,11 @@ def build_overview():
     d = d.with_panel(ts("CPU overcommit per node (vCPUs / physical cores)", "none",
                         [_target("cpu_overcommit_node", "{{node}}"),
                          _target("cpu_overcommit_cluster", "cluster", ref="B")],
-                        thresholds=OVERCOMMIT_CPU, description="Red line: 1.8, the seed's maximum"))
+                        thresholds=OVERCOMMIT_CPU, description=f"Red line: {CPU_MAX:g}, thresholds.cpu-overcommit-max"))
     d = d.with_panel(ts("Memory overcommit per node (guest memory / capacity)", "percentunit",
                         [_target("memory_overcommit_node", "{{node}}"),
                          _target("memory_overcommit_cluster", "cluster", ref="B")],
-                        thresholds=OVERCOMMIT_MEM, description="Red line: 0.9 of node memory"))
+                        thresholds=OVERCOMMIT_MEM, description=f"Red line: {MEM_MAX:g} of node memory, thresholds.memory-overcommit-max"))
     d = d.with_panel(st("Configured CPU overcommit maximum", "none", [_target("cpu_overcommit_max", instant=True)],
                         w=12, thresholds=OVERCOMMIT_CPU))
     d = d.with_panel(st("Configured memory overcommit warning", "percentunit",
@@ -553,7 +556,7 @@ def build_post_rebalance():
                         [_target("cpu_spread", "spread"), _target("cpu_spread_avg1h", "1 h average", ref="B")]))
     d = d.with_panel(ts("Memory utilisation per VM node (node_exporter)", "percentunit",
                         [_target("mem_util_node", "{{node}}")], thresholds=_thresholds((None, "green"), (0.85, "red")),
-                        description="Red line: 85 %, the overload line of the seed's companion guidance"))
+                        description="Red line: 85 %, where a node counts as overloaded on memory"))
     d = d.with_panel(ts("Guest memory placed per node", "percentunit", [_target("mem_alloc_node", "{{node}}")],
                         thresholds=OVERCOMMIT_MEM))
     d = d.with_panel(ts("VM vCPUs per node", "short", [_target("vcpus_per_node", "{{node}}")]))
@@ -572,7 +575,7 @@ def build_post_rebalance():
     d = d.with_panel(ts("Migrations in flight", "short",
                         [_target("migrations_in_flight", "in flight")], w=8,
                         thresholds=_thresholds((None, "green"), (5, "orange"), (10, "red")),
-                        description="Seed: more than 5 VMs in one batch is a warning; split above 10"))
+                        description="More than 5 VMs in one batch is a warning; split above 10"))
     d = d.with_panel(ts("Migrations succeeded / failed", "short",
                         [_target("migrations_succeeded", "succeeded"), _target("migrations_failed", "failed", ref="B")],
                         w=8))

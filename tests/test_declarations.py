@@ -180,3 +180,33 @@ def test_an_alert_names_its_object_by_a_label_of_the_check_families(spec):
         kind, _, label = decl.names.partition("/")
         assert kind in kinds, f"{decl.name}: names {kind!r}, which is no kind the exporter reads"
         assert label in labels, f"{decl.name}: names its object by label {label!r}, which no family of {spec.id} has"
+
+
+# ---------------------------------------------------------------- dashboard panels
+
+
+def _panels_by_check() -> dict[str, set[str]]:
+    """check id -> "<uid>/<title>" of every panel whose queries read the check's families."""
+    from .test_dashboards import DASHES, _fill
+
+    def walk(panels):
+        for panel in panels:
+            yield panel
+            yield from walk(panel.get("panels", []))
+
+    found: dict[str, set[str]] = {}
+    for uid, dash in DASHES.items():
+        for panel in walk(dash.get("panels", [])):
+            for target in panel.get("targets", []):
+                for metric in _reads(_fill(target["expr"])) if target.get("expr") else ():
+                    if metric in OWNER:
+                        found.setdefault(OWNER[metric], set()).add(f"{uid}/{panel['title']}")
+    return found
+
+
+@pytest.mark.parametrize("spec", CHECKS, ids=lambda s: s.id)
+def test_a_check_declares_exactly_the_panels_that_show_its_metrics(spec):
+    shown = _panels_by_check().get(spec.id, set())
+    declared = set(spec.panels)
+    assert declared == shown, (f"{spec.id}: panels showing its families but not declared: {sorted(shown - declared)}; "
+                               f"declared but showing none of them (renamed or gone?): {sorted(declared - shown)}")

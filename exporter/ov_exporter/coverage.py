@@ -1,4 +1,4 @@
-"""The 19 anti-patterns of the seed and how this product covers each one.
+"""The 19 anti-patterns this product exists to catch, and how it covers each one.
 
 Checks declare their anti-pattern number (CheckSpec.anti_pattern, plus `also` for a
 check that informs a second one); what no check can see from the cluster API is
@@ -19,7 +19,7 @@ REPOSITORY = "https://github.com/ov-exporter/ov-exporter"
 # and `make dashboards RUNBOOK_BASE_URL=...` (dashboard links).
 RUNBOOK_BASE_URL = "https://ov-exporter.ov-exporter.svc:9871/runbooks"
 
-# Titles as the seed (seed/anti-patterns.md) words them.
+# The anti-patterns, numbered as the project has always numbered them.
 ANTI_PATTERNS: dict[int, str] = {
     1: "Using RWO storage for live migration",
     2: "Not setting SVM volume limits",

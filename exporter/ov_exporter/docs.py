@@ -16,7 +16,7 @@ from .render import all_families, exposition_name
 
 
 def checks_table() -> str:
-    rows = ["| check id | seed anti-pattern | title | severity | runbook |", "|---|---|---|---|---|"]
+    rows = ["| check id | anti-pattern | title | severity | runbook |", "|---|---|---|---|---|"]
     for s in CHECKS:
         rows.append(f"| `{s.id}` | {s.anti_pattern} | {s.title} | {s.severity_rules} | "
                     f"[{s.id}](exporter/ov_exporter/checks/{s.id}/runbook.md) |")

@@ -116,7 +116,7 @@ class CheckSpec:
     tested against these, so they cannot drift apart."""
 
     id: str
-    anti_pattern: int  # number in seed/anti-patterns.md
+    anti_pattern: int  # its number in coverage.ANTI_PATTERNS (1-19)
     title: str
     severity_rules: str  # human-readable: when a finding is info / warning / critical
     families: tuple[Family, ...]
@@ -133,6 +133,8 @@ class CheckSpec:
     # Configuration keys the check reads (`thresholds.cpu-overcommit-max`, `profile`, ...),
     # besides the ones every check honours (enabled, namespaces, exemption annotation).
     settings: tuple[str, ...] = ()
+    # Dashboard panels that show the check's metric families, as "<dashboard uid>/<panel title>".
+    panels: tuple[str, ...] = ()
     runbook: str = ""  # filled from the id by checks/__init__.py
 
     def family(self, name: str) -> Family:

@@ -69,7 +69,7 @@ SELF_FAMILIES: tuple[Family, ...] = (
            "Share of checks passing, weighted by severity (a check with warnings weighs 2, with critical "
            "findings 3, a passing one 1); not applicable and failed checks left out. Absent when no check ran."),
     Family("ov_anti_pattern_verdict", "gauge",
-           "1 for the current verdict of each seed anti-pattern: pass, fail, not_applicable, check_failed, "
+           "1 for the current verdict of each anti-pattern (1-19): pass, fail, not_applicable, check_failed, "
            "disabled, not_observable or alerts_only.", ("anti_pattern", "verdict")),
     Family("ov_build", "info", "Exporter build information.", ("version", "python_version")),
 )

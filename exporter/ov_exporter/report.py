@@ -62,7 +62,7 @@ def score(evaluation: Evaluation) -> Score:
 
 
 def anti_pattern_summary(evaluation: Evaluation) -> list[dict[str, Any]]:
-    """One row per seed anti-pattern: its checks' verdict, or how it is covered otherwise."""
+    """One row per anti-pattern: its checks' verdict, or how it is covered otherwise."""
     results = {r.spec.id: r for r in evaluation.results}
     rows = []
     for cov in coverage():

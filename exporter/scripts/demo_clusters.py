@@ -212,7 +212,7 @@ def spread_from(app: str, topology: str = "kubernetes.io/hostname", weight: int 
             "matchLabels": {"app.kubernetes.io/name": app}}}}]}}
 
 
-# The seed's "too many overlapping constraints" example, adapted to the demo's node labels:
+# The classic "too many overlapping constraints" example, adapted to the demo's node labels:
 # 3 nodeSelector keys, a required and a preferred pod (anti-)affinity term, 2 tolerations = 7.
 SPARK_CONSTRAINTS = {
     "nodeSelector": {"node-role.kubernetes.io/worker": "", "kubernetes.io/arch": "amd64",

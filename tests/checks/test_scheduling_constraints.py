@@ -53,7 +53,7 @@ def anti_affinity(required: int = 0, preferred: int = 0) -> dict:
     return {"podAntiAffinity": body}
 
 
-# The seed's "BAD: too many overlapping constraints" example, on nodes that carry its labels.
+# The classic "BAD: too many overlapping constraints" example, on nodes that carry its labels.
 SEED_LABELS = {"workload-type": "virtualization", "zone": "us-east-1a", "instance-type": "m5.4xlarge"}
 SEED_BAD = {
     "nodeSelector": {"node-role.kubernetes.io/worker": "", **SEED_LABELS},
@@ -74,7 +74,7 @@ SEED_BAD = {
 # ---------------------------------------------------------------- counting
 
 
-def test_the_seed_example_is_excessive_and_mixed():
+def test_the_classic_example_is_excessive_and_mixed():
     out = run(with_spec(vm("web"), **SEED_BAD), *workers(3, labels=SEED_LABELS))
     assert series(out, CONSTRAINTS) == {(NS, "web", ""): 8}
     assert series(out, ISSUE) == {(NS, "web", "excessive", "None", ""): 1, (NS, "web", "mixed", "None", ""): 1}

@@ -42,7 +42,7 @@ def by_resource(out) -> dict[str, Severity]:
 # ---------------------------------------------------------------- hand-set limits
 
 
-def test_the_seed_example_memory_limit_equal_to_guest_and_cpu_limit_are_warnings_never_critical():
+def test_the_classic_example_memory_limit_equal_to_guest_and_cpu_limit_are_warnings_never_critical():
     """KubeVirt adds its overhead estimate to the limit (renderresources.go WithMemoryOverhead,
     v1.3.0 and v1.9.0): a limit equal to the guest memory leaves only that estimate as room."""
     out = run(limited(limits={"cpu": "4", "memory": "16Gi"}, guest="16Gi", cores=4))

@@ -99,6 +99,11 @@ SPEC = CheckSpec(
         AlertDecl("OVClusterMemoryOvercommitted", warning="performance_risk", info="hygiene"),
     ),
     settings=("thresholds.memory-overcommit-max", "thresholds.memory-overcommit-critical"),
+    panels=(
+        "ov-overview/Memory overcommit per node (guest memory / capacity)",
+        "ov-overview/Configured memory overcommit warning",
+        "ov-post-rebalance/Guest memory placed per node",
+    ),
     evaluate=evaluate,
     requires=("nodes", "virtualmachineinstances.kubevirt.io"),
     reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),

@@ -215,6 +215,11 @@ SPEC = CheckSpec(
         AlertDecl("OVMigrationParallelWithoutDedicatedNetwork", warning="degraded"),
     ),
     settings=("thresholds.migration-queue-stall-minutes",),
+    panels=(
+        "ov-live-migration/Migrations in flight / limit",
+        "ov-post-rebalance/Migration slots in use (cluster)",
+        "ov-post-rebalance/Outbound migration slots in use per node",
+    ),
     evaluate=evaluate,
     requires=("virtualmachineinstancemigrations.kubevirt.io",),
     reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "virtualmachineinstances.kubevirt.io",

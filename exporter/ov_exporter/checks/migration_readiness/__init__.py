@@ -77,6 +77,10 @@ SPEC = CheckSpec(
     alerts=(
         AlertDecl("OVVMMigrationBlocked", warning="migration_risk", info="hygiene", names="VirtualMachine/vm"),
     ),
+    panels=(
+        "ov-overview/VMs that cannot live migrate now (one row per reason)",
+        "ov-overview/Blocked VMs per reason",
+    ),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
     reads=("virtualmachineinstances.kubevirt.io", "virtualmachineinstancemigrations.kubevirt.io", "nodes", "pods",

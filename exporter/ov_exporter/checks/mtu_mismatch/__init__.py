@@ -183,6 +183,11 @@ SPEC = CheckSpec(
         AlertDecl("OVNetworkAttachmentDefinitionInvalid", warning="failure_risk", names="NetworkAttachmentDefinition/network"),
         AlertDecl("OVVMMixedMTUNetworks", info="hygiene", names="VirtualMachine/vm"),
     ),
+    panels=(
+        "ov-overview/Networks with MTU mismatch (nodes)",
+        "ov-overview/Invalid NetworkAttachmentDefinitions",
+        "ov-overview/VMs mixing MTUs",
+    ),
     evaluate=evaluate,
     requires=("network-attachment-definitions.k8s.cni.cncf.io",),
     reads=("nodenetworkstates.nmstate.io", "networks.config.openshift.io", "virtualmachines.kubevirt.io", "nodes"),

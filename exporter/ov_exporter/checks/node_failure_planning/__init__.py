@@ -209,6 +209,10 @@ SPEC = CheckSpec(
         AlertDecl("OVNodeWithoutRemediation", warning="failure_risk"),
         AlertDecl("OVVMNotRestartedAfterNodeFailure", info="hygiene", names="VirtualMachine/vm"),
     ),
+    panels=(
+        "ov-overview/VMIs on NotReady nodes",
+        "ov-overview/VMs not restarted after a node failure",
+    ),
     evaluate=evaluate,
     requires=("nodes",),
     reads=(MACHINES, MHCS, NHCS, "virtualmachineinstances.kubevirt.io", "virtualmachines.kubevirt.io"),

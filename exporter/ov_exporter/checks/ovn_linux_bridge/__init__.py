@@ -156,6 +156,9 @@ SPEC = CheckSpec(
         AlertDecl("OVNodeNetworkPolicyBridgesDefaultNIC", warning="failure_risk", names="NodeNetworkConfigurationPolicy/policy"),
         AlertDecl("OVNodeDefaultNICInLinuxBridge", critical="vm_down", names="Node/node"),
     ),
+    panels=(
+        "ov-overview/NodeNetworkConfigurationPolicies bridging the default NIC (nodes affected)",
+    ),
     evaluate=evaluate,
     requires=(NNS_KEY,),
     reads=(NNCP_KEY, NETWORK_KEY, "nodes"),

@@ -62,6 +62,9 @@ SPEC = CheckSpec(
     alerts=(
         AlertDecl("OVRHELWorkerNode", warning="unsupported", info="hygiene", names="Node/node"),
     ),
+    panels=(
+        "ov-overview/RHEL nodes",
+    ),
     evaluate=evaluate,
     requires=("nodes",),
     reads=("virtualmachineinstances.kubevirt.io",),

@@ -60,6 +60,9 @@ SPEC = CheckSpec(
     remediation="Move the disks to a storage class that offers ReadWriteMany (ODF RBD block, CephFS, "
                 "Trident ontap-nas, NFS CSI) with a DataVolume clone or storage live migration, or set "
                 "evictionStrategy: None and plan cold migration for this VM.",
+    panels=(
+        "ov-overview/VMs with non-RWX disks",
+    ),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
     reads=("persistentvolumeclaims", "virtualmachineinstances.kubevirt.io", "datavolumes.cdi.kubevirt.io", "storageprofiles.cdi.kubevirt.io",

@@ -244,6 +244,11 @@ SPEC = CheckSpec(
         AlertDecl("OVVMIUnschedulable", critical="vm_down", warning="degraded", names="VirtualMachineInstance/vmi"),
     ),
     settings=("thresholds.scheduling-constraints-max",),
+    panels=(
+        "ov-overview/VMs with scheduling issues (value: constraints on the VM)",
+        "ov-overview/Unschedulable VMIs",
+        "ov-overview/VMIs waiting to be scheduled since",
+    ),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
     reads=("virtualmachineinstances.kubevirt.io", "nodes", "hyperconvergeds.hco.kubevirt.io",

@@ -127,6 +127,9 @@ SPEC = CheckSpec(
     alerts=(
         AlertDecl("OVVMStrictResourceLimits", warning="performance_risk", info="hygiene", names="VirtualMachine/vm"),
     ),
+    panels=(
+        "ov-overview/VMs with CPU/memory limits (limit / guest)",
+    ),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
     reads=("namespaces", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),

@@ -160,6 +160,11 @@ SPEC = CheckSpec(
         AlertDecl("OVTridentBackendWithoutVolumeLimit", warning="failure_risk", names="TridentBackendConfig/backend"),
         AlertDecl("OVTridentBackendWithoutAggregateLimit", info="hygiene", names="TridentBackendConfig/backend"),
     ),
+    panels=(
+        "ov-overview/Trident backends: volume size limit (0 = unlimited)",
+        "ov-overview/Trident economy backends: pool size limit (0 = unlimited)",
+        "ov-overview/Trident ONTAP backends: aggregate usage limit (0 = none)",
+    ),
     evaluate=evaluate,
     requires=(KIND_KEY,),
 )

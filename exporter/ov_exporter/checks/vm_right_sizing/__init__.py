@@ -162,6 +162,10 @@ SPEC = CheckSpec(
         AlertDecl("OVVMUnderProvisioned", warning="degraded", names="VirtualMachineInstance/vmi"),
     ),
     settings=("thresholds.right-sizing-over-ratio", "thresholds.right-sizing-under-cpu-ratio", "thresholds.right-sizing-under-memory-ratio"),
+    panels=(
+        "ov-overview/Over-provisioned VMs (used / requested)",
+        "ov-overview/Under-provisioned VMs (used / requested)",
+    ),
     evaluate=evaluate,
     requires=(VMIS,),
     reads=(PODMETRICS,),
