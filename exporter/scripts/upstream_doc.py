@@ -309,7 +309,7 @@ def _metrics_section(metrics: dict) -> list[str]:
            f"The full contract, metric by metric with its source, is [alerts/upstream-metrics.yaml]({link}); "
            "`tests/test_upstream_contract.py` holds the rules, dashboards and promtool tests to it. "
            "Per component:", "",
-           "| Component | Repository | Releases checked | Scraped by | Metrics |", "|---|---|---|---|---|"]
+           "| Component | Repository | Releases checked | Scraped by | Metrics listed |", "|---|---|---|---|---|"]
     for name, component in components.items():
         scrape = component.get("scrape") or {}
         monitor = scrape.get("servicemonitor") if isinstance(scrape, dict) else None
@@ -317,7 +317,10 @@ def _metrics_section(metrics: dict) -> list[str]:
         if isinstance(monitor, dict):
             refs = monitor.get("tags") or monitor.get("ref") or []
             scraped = f"job `{scrape.get('job', '')}`: {monitor.get('repository', '')} `{monitor.get('path', '')}` ({_cell(refs)})"
-        out.append(f"| {name} | {component.get('repository', '')} | {_cell(component.get('releases'))} | "
+        releases = [str(r) for r in component.get("releases") or []]
+        if len(releases) > 4:
+            releases = [f"{releases[0]} … {releases[-1]} ({len(releases)} releases)"]
+        out.append(f"| {name} | {component.get('repository', '')} | {_cell(releases)} | "
                    f"{scraped} | {used.get(name, 0)} |")
     needs = metrics.get("needs_release") or {}
     if needs:
