@@ -147,3 +147,76 @@ def test_check_fails_on_a_stale_document_and_a_bad_input(tmp_path, monkeypatch, 
     assert doc.main(["--check"]) == 1
     assert f"{bad}: cannot read" in capsys.readouterr().err
 
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+                   check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def widgets_clone(tmp_path_factory) -> Path:
+    """A tiny Go API in a git clone at DIR/example/widgets, tagged v1.0.0 and v1.1.0 (which adds spec.color)."""
+    clones = tmp_path_factory.mktemp("clones")
+    repo = clones / "example" / "widgets"
+    (repo / "api" / "v1").mkdir(parents=True)
+    (repo / "api" / "other").mkdir()
+    (repo / "go.mod").write_text("module example.com/widgets\n\ngo 1.22\n")
+    (repo / "api" / "other" / "selector.go").write_text(
+        'package other\n\ntype Selector struct {\n\tMatchLabels map[string]string `json:"matchLabels,omitempty"`\n}\n')
+    types_go = '''package v1
+
+import (
+\tother "example.com/widgets/api/other"
+)
+
+// Meta is embedded inline.
+type Meta struct {
+\tName string `json:"name"`
+}
+
+type Widget struct {
+\tMeta `json:",inline"`
+\tSpec WidgetSpec `json:"spec"`
+}
+
+type WidgetSpec struct {
+\t// Count of parts; a comment with `json:"decoy"` in it.
+\tCount    *uint32        `json:"count,omitempty"`
+\tParts    []Part         `json:"parts"`
+\tSelector other.Selector `json:"selector"`
+}
+
+type Part struct {
+\tName string `json:"name"`
+}
+'''
+    (repo / "api" / "v1" / "types.go").write_text(types_go)
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "v1.0.0")
+    _git(repo, "tag", "v1.0.0")
+    (repo / "api" / "v1" / "types.go").write_text(types_go.replace(
+        "\tParts ", '\tColor    string         `json:"color"`\n\tParts '))
+    _git(repo, "commit", "-qam", "color")
+    _git(repo, "tag", "v1.1.0")
+    return clones
+
+
+def test_go_paths_resolve_through_json_tags_inline_structs_lists_and_imports(widgets_clone):
+    repo = doc.GoRepo(widgets_clone, "example/widgets", "v1.1.0")
+    resolve = doc.resolve_go_path
+    assert resolve(repo, "api/v1", "Widget", "name") == ("string", "Meta")
+    assert resolve(repo, "api/v1", "Widget", "spec.count") == ("*uint32", "WidgetSpec")
+    assert resolve(repo, "api/v1", "Widget", "spec.color") == ("string", "WidgetSpec")
+    assert resolve(repo, "api/v1", "Widget", "spec.parts[].name") == ("string", "Part")
+    assert resolve(repo, "api/v1", "Widget", "spec.selector.matchLabels") == ("map[string]string", "Selector")
+    with pytest.raises(LookupError, match=r"spec.decoy: no json field 'decoy' in WidgetSpec"):
+        resolve(repo, "api/v1", "Widget", "spec.decoy")
+    with pytest.raises(LookupError, match=r"spec.count\[\]: \*uint32 is not a list"):
+        resolve(repo, "api/v1", "Widget", "spec.count[]")
+    older = doc.GoRepo(widgets_clone, "example/widgets", "v1.0.0")
+    with pytest.raises(LookupError, match=r"spec.color: no json field 'color' in WidgetSpec"):
+        resolve(older, "api/v1", "Widget", "spec.color")
+    with pytest.raises(doc.InputError, match="no clone of example/missing"):
+        doc.GoRepo(widgets_clone, "example/missing", "v1.0.0")

@@ -3,6 +3,8 @@
 
     python exporter/scripts/upstream_doc.py          # rewrite exporter/docs/upstream.md
     python exporter/scripts/upstream_doc.py --check  # exit 1 when it is stale or an input is invalid
+    python exporter/scripts/upstream_doc.py --verify DIR  # re-check every Go entry against
+        # git clones DIR/<owner>/<name> (e.g. DIR/kubevirt/kubevirt) with their tags
 
 Inputs, each naming the upstream repository, file and release tags it was read from:
   exporter/docs/upstream-objects.yaml     the schema of every field the records read
@@ -15,6 +17,8 @@ The inputs are validated first (`validate`): every field path a record reads
 from __future__ import annotations
 
 import argparse
+import re
+import subprocess
 import sys
 import types
 import typing
@@ -209,6 +213,215 @@ def validate_monitoring(monitoring: dict) -> list[str]:
     return errors
 
 
+# ------------------------------------------------------------------ verification against clones
+# `--verify DIR` re-checks every `go` entry against git clones DIR/<owner>/<name>: the
+# JSON path is followed through the Go structs' json tags (inline and embedded structs
+# included, imports resolved through the repository's go.mod modules, its vendor/
+# directories, or a clone of the kubernetes module at the version go.mod requires).
+
+
+class GoPackage:
+    """The structs, named types and imports of one Go package directory at one tag."""
+
+    _STRUCT = re.compile(r"(?m)^(?:type\s+|\t)(\w+)\s+struct\s*\{")
+    _NAMED = re.compile(r"(?m)^(?:type\s+|\t)(\w+)\s+=?\s*([\w.\[\]*]+)\s*$")
+    _FIELD = re.compile(r"^(\w+)\s+([^\s`]+)\s*(?:`([^`]*)`)?$")
+    _EMBED = re.compile(r"^(\*?[\w.]+)\s*(?:`([^`]*)`)?$")
+    _IMPORT = re.compile(r'(?:(\w+|\.)\s+)?"([^"]+)"')
+
+    def __init__(self, sources: dict[str, str]) -> None:
+        self.structs: dict[str, tuple[str, list[tuple[str, str, bool]]]] = {}  # name -> (file, [(json, type, inline)])
+        self.named: dict[str, tuple[str, str]] = {}  # `type X Y`: name -> (file, Y)
+        self.imports: dict[str, dict[str, str]] = {}  # file -> alias -> import path
+        for file, text in sources.items():
+            text = re.sub(r"(?m)//.*$", "", re.sub(r"/\*.*?\*/", "", text, flags=re.S))
+            aliases: dict[str, str] = {}
+            for block in re.findall(r"import\s*\((.*?)\)", text, re.S):
+                for alias, path in self._IMPORT.findall(block):
+                    aliases[alias or path.rsplit("/", 1)[-1]] = path
+            for alias, path in re.findall(r'(?m)^import\s+(?:(\w+)\s+)?"([^"]+)"', text):
+                aliases[alias or path.rsplit("/", 1)[-1]] = path
+            self.imports[file] = aliases
+            for match in self._STRUCT.finditer(text):
+                self.structs[match.group(1)] = (file, self._fields(text, match.end() - 1))
+            for name, underlying in self._NAMED.findall(text):
+                if underlying not in ("struct", "interface"):
+                    self.named.setdefault(name, (file, underlying))
+
+    @classmethod
+    def _fields(cls, text: str, start: int) -> list[tuple[str, str, bool]]:
+        depth, end = 0, start
+        for end in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            if depth == 0:
+                break
+        fields, nested = [], 0
+        for line in (line.strip() for line in text[start + 1:end].splitlines()):
+            if nested or line.endswith("{"):  # an anonymous struct inside: not followed
+                nested += line.count("{") - line.count("}")
+                continue
+            named, embedded = cls._FIELD.match(line), cls._EMBED.match(line)
+            if named and (named.group(1)[0].isupper() or named.group(3)):
+                tag = re.search(r'json:"([^"]*)"', named.group(3) or "")
+                name = tag.group(1).split(",")[0] if tag else named.group(1)
+                fields.append((name, named.group(2), bool(tag) and not name and ",inline" in tag.group(1)))
+            elif embedded:
+                tag = re.search(r'json:"([^"]*)"', embedded.group(2) or "")
+                name = tag.group(1).split(",")[0] if tag else ""
+                fields.append((name, embedded.group(1), not name))
+        return fields
+
+
+class GoRepo:
+    """One git clone at one tag: its Go packages, found by import path."""
+
+    _KUBERNETES = {"k8s.io/api": "kubernetes/api", "k8s.io/apimachinery": "kubernetes/apimachinery",
+                   "k8s.io/metrics": "kubernetes/metrics"}
+
+    def __init__(self, clones: Path, repository: str, tag: str) -> None:
+        self.clones, self.repository, self.tag = clones, repository, tag
+        self.git_dir = clones / repository
+        if not self.git_dir.exists():
+            raise InputError(f"{self.git_dir}: no clone of {repository}")
+        self._packages: dict[str, GoPackage | None] = {}
+        self._requires: dict[str, str] = {}
+        self.modules: list[tuple[str, str]] = []  # (module path, directory), longest first
+        for path in self._git("ls-tree", "-r", "--name-only", tag).splitlines():
+            if path.endswith("go.mod") and "vendor/" not in path:
+                text = self._git("show", f"{tag}:{path}")
+                module = re.search(r"(?m)^module\s+(\S+)", text)
+                if module:
+                    self.modules.append((module.group(1), path[:-len("go.mod")].rstrip("/")))
+                self._requires.update(re.findall(r"(?m)^\s*(k8s\.io/\w+)\s+(v[0-9][^\s]*)", text))
+        self.modules.sort(key=lambda m: -len(m[0]))
+
+    def _git(self, *args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(self.git_dir), *args], capture_output=True, text=True)
+        return proc.stdout
+
+    def _files(self, directory: str) -> list[str]:
+        listing = self._git("ls-tree", "--name-only", f"{self.tag}:{directory}" if directory else self.tag)
+        return [f"{directory}/{name}".lstrip("/") for name in listing.split()
+                if name.endswith(".go") and not name.endswith("_test.go")]
+
+    def package(self, import_path: str) -> tuple[GoRepo, GoPackage] | None:
+        """The repository and package an import path resolves to here, or None."""
+        for module, directory in self.modules:
+            if import_path == module or import_path.startswith(module + "/"):
+                return self, self._package("/".join(p for p in (directory, import_path[len(module) + 1:]) if p))
+        for _, directory in self.modules:
+            vendored = "/".join(p for p in (directory, "vendor", import_path) if p)
+            if self._files(vendored):
+                return self, self._package(vendored)
+        for module, repository in self._KUBERNETES.items():
+            if import_path.startswith(module + "/") and repository != self.repository:
+                version = self._requires.get(module, "")
+                tag = version if re.fullmatch(r"v\d+\.\d+\.\d+", version) else self.tag
+                return GoRepo(self.clones, repository, tag).package(import_path)
+        return None
+
+    def _package(self, directory: str) -> GoPackage:
+        if directory not in self._packages:
+            files = self._files(directory)
+            self._packages[directory] = GoPackage({f: self._git("show", f"{self.tag}:{f}") for f in files})
+        return self._packages[directory]
+
+
+def _go_base(type_expr: str) -> str:
+    return re.sub(r"^(\*|\[\]|map\[[^\]]*\])+", "", type_expr)
+
+
+def resolve_go_path(repo: GoRepo, package_dir: str, type_name: str, path: str) -> tuple[str, str]:
+    """(Go type, declaring struct) of a JSON path ("spec.items[].count") from a root type
+    in a package directory of `repo`. Raises LookupError naming the step that fails."""
+    here, package = repo, repo._package(package_dir)
+    name, file = type_name, ""
+    steps = path.split(".")
+    for i, step in enumerate(steps):
+        key = step.removesuffix("[]")
+        while name not in package.structs and name in package.named:  # type X Y
+            file, underlying = package.named[name]
+            here, package, name = _lookup(here, package, file, underlying)
+        if name not in package.structs:
+            raise LookupError(f"{'.'.join(steps[:i]) or 'root'}: {name} is not a struct here")
+        found = _find_field(here, package, name, key)
+        if found is None:
+            raise LookupError(f"{'.'.join(steps[:i + 1])}: no json field {key!r} in {name}")
+        here, package, struct, file, go_type = found
+        if step.endswith("[]") and not go_type.lstrip("*").startswith("[]"):
+            raise LookupError(f"{'.'.join(steps[:i + 1])}: {go_type} is not a list")
+        if i == len(steps) - 1:
+            return go_type, struct
+        here, package, name = _lookup(here, package, file, go_type)
+    raise LookupError(f"{path}: empty path")
+
+
+def _lookup(repo: GoRepo, package: GoPackage, file: str, type_expr: str) -> tuple[GoRepo, GoPackage, str]:
+    base = _go_base(type_expr)
+    if "." not in base:
+        return repo, package, base
+    alias, name = base.split(".", 1)
+    import_path = package.imports.get(file, {}).get(alias)
+    target = repo.package(import_path) if import_path else None
+    if target is None:
+        raise LookupError(f"{type_expr}: package {import_path or alias} not found")
+    return target[0], target[1], name
+
+
+def _find_field(repo: GoRepo, package: GoPackage, struct: str, key: str, seen: frozenset = frozenset()):
+    file, fields = package.structs[struct]
+    for name, go_type, inline in fields:
+        if not inline and name == key:
+            return repo, package, struct, file, go_type
+    for name, go_type, inline in fields:
+        if inline:
+            try:
+                inner_repo, inner_package, inner = _lookup(repo, package, file, go_type)
+            except LookupError:
+                continue
+            if inner in inner_package.structs and (id(inner_package), inner) not in seen:
+                found = _find_field(inner_repo, inner_package, inner, key, seen | {(id(inner_package), inner)})
+                if found:
+                    return found
+    return None
+
+
+def verify_objects(objects: dict, clones: Path) -> tuple[int, list[str]]:
+    """(entries checked, problems): every `go` entry resolves at the newest tag to its
+    type and declaring struct, and exists at its `since` tag (else the oldest)."""
+    checked, problems = 0, []
+    repos: dict[tuple[str, str], GoRepo] = {}
+    for info in KINDS:
+        kind = objects["kinds"][info.kind]
+        paths = kind["path"] if isinstance(kind["path"], list) else [kind["path"]]
+        for path, entry in kind["fields"].items():
+            if "go" not in entry:
+                continue
+            roots = [(p.rsplit("/", 1)[0] if "/" in p else "", info.kind, path) for p in paths]
+            if isinstance(entry.get("shape"), str):
+                roots = [roots[["v1beta1", "v1"].index(entry["shape"])]]
+            driver = kind.get("driver_config")
+            if driver and path.startswith("spec."):
+                roots = [(driver["path"].rsplit("/", 1)[0], driver["type"], path.removeprefix("spec."))]
+            for label, tag in (("newest", kind["tags"][1]), ("since", entry.get("since", kind["tags"][0]))):
+                repo = repos.get((kind["repository"], tag)) or repos.setdefault(
+                    (kind["repository"], tag), GoRepo(clones, kind["repository"], tag))
+                answers, errors = [], []
+                for directory, root, rel in roots:
+                    try:
+                        answers.append(resolve_go_path(repo, directory, root, rel))
+                    except LookupError as exc:
+                        errors.append(str(exc))
+                where = f"kinds.{info.kind}.fields.{path} at {tag}"
+                if not answers:
+                    problems.append(f"{where}: {'; '.join(errors)}")
+                elif label == "newest" and (entry["go"], entry["in"]) not in answers:
+                    problems.append(f"{where}: upstream has {answers[0][0]} in {answers[0][1]}, "
+                                    f"the entry says {entry['go']} in {entry['in']}")
+            checked += 1
+    return checked, problems
+
+
 # ------------------------------------------------------------------ rendering
 
 
@@ -292,7 +505,8 @@ def _objects_section(objects: dict) -> list[str]:
         if "served" in kind:
             out.append(f"Served versions: {kind['served']}.")
         if "driver_config" in kind:
-            out.append(f"The spec is free-form; its fields come from `{kind['driver_config']}`.")
+            driver = kind["driver_config"]
+            out.append(f"The spec is free-form; its fields come from `{driver['type']}` in `{driver['path']}`.")
         out += ["", "| Field | Upstream type | Declared in | Since / changes | Default | Values | Note |",
                 "|---|---|---|---|---|---|---|"]
         out += [_field_row(path, entry, kind) for path, entry in kind["fields"].items()]
@@ -349,7 +563,8 @@ def render(objects: dict, monitoring: dict, metrics: dict) -> str:
              "Generated by `exporter/scripts/upstream_doc.py` from [upstream-objects.yaml](upstream-objects.yaml), "
              "[openshift-monitoring.yaml](openshift-monitoring.yaml) and "
              "[alerts/upstream-metrics.yaml](../../alerts/upstream-metrics.yaml): edit those and rerun it. "
-             "Each fact names the upstream repository, file and release it was read at.", ""]
+             "Each fact names the upstream repository, file and release it was read at; "
+             "`upstream_doc.py --verify DIR` re-checks every Go type against git clones DIR/<owner>/<name>.", ""]
     lines += _objects_section(objects) + [""]
     lines += _metrics_section(metrics) + [""]
     lines += _monitoring_section(monitoring)
@@ -368,7 +583,17 @@ def build() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when exporter/docs/upstream.md is stale")
+    parser.add_argument("--verify", metavar="DIR", type=Path,
+                        help="re-check every Go entry against git clones DIR/<owner>/<name>")
     args = parser.parse_args(argv)
+    if args.verify:
+        try:
+            checked, problems = verify_objects(load_yaml(OBJECTS), args.verify)
+        except InputError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print("\n".join(problems + [f"{checked} Go entries checked, {len(problems)} problems"]))
+        return 1 if problems else 0
     try:
         text = build()
     except InputError as exc:
