@@ -394,6 +394,13 @@ def verify_objects(objects: dict, clones: Path) -> tuple[int, list[str]]:
     for info in KINDS:
         kind = objects["kinds"][info.kind]
         paths = kind["path"] if isinstance(kind["path"], list) else [kind["path"]]
+        newest = GoRepo(clones, kind["repository"], kind["tags"][1])
+        repos[(kind["repository"], kind["tags"][1])] = newest
+        for types_file in paths:
+            declared = newest._package(types_file.rpartition("/")[0]).structs.get(info.kind, ("nowhere",))[0]
+            if declared != types_file:
+                problems.append(f"kinds.{info.kind}.path: {info.kind} is declared in {declared} at "
+                                f"{kind['tags'][1]}, not {types_file}")
         for path, entry in kind["fields"].items():
             if "go" not in entry:
                 continue
