@@ -75,11 +75,11 @@ def test_field_paths_follow_nested_records_lists_and_renames():
 
 def test_every_path_every_record_reads_is_listed_with_a_source_and_nothing_else(objects):
     assert doc.validate_objects(objects) == []
-    assert list(objects["kinds"]) == [k.kind for k in KINDS]
+    assert set(objects["kinds"]) == {k.kind for k in KINDS}
     for info in KINDS:
         kind = objects["kinds"][info.kind]
         assert kind["repository"] and kind["path"] and len(kind["tags"]) == 2, info.kind
-        assert list(kind["fields"]) == doc.record_field_paths(info.record), info.kind
+        assert set(kind["fields"]) == set(doc.record_field_paths(info.record)), info.kind
         for path, entry in kind["fields"].items():
             assert ("go" in entry or "rust" in entry) and entry.get("in") \
                 or entry.get("not_upstream") or entry.get("unverified"), f"{info.kind} {path}"
