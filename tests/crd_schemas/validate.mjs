@@ -1,7 +1,8 @@
 // Validates Kubernetes objects of the monitoring.coreos.com and cert-manager.io
 // kinds with the validators @kubernetes-models publishes (generated from the
-// projects' CRD schemas). Reads a JSON array of objects on stdin, prints a JSON
-// array of {index, kind, name, error} (empty when all are valid). Run from the
+// projects' CRD schemas). Reads a JSON array of objects from the file named last
+// on the command line, prints a JSON array of {index, kind, name, error} (empty
+// when all are valid). Fed on stdin (`node --input-type=module - FILE`) from the
 // directory `make crd-schemas` installs into, so the imports resolve there.
 import { readFileSync } from "node:fs";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
@@ -10,7 +11,7 @@ import { Certificate } from "@kubernetes-models/cert-manager/cert-manager.io/v1/
 import { Issuer } from "@kubernetes-models/cert-manager/cert-manager.io/v1/Issuer";
 
 const MODELS = { PrometheusRule, ServiceMonitor, Certificate, Issuer };
-const objects = JSON.parse(readFileSync(0, "utf8"));
+const objects = JSON.parse(readFileSync(process.argv.at(-1), "utf8"));
 const problems = [];
 objects.forEach((obj, index) => {
   const Model = MODELS[obj.kind];
