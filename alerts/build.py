@@ -49,7 +49,8 @@ HEADERS = {
     "kubernetes/prometheusrule.yaml": """\
 # Every rule of alerts/*.yaml, recording rules included. They read KubeVirt, etcd
 # and node_exporter metrics besides the exporter's: the Prometheus that evaluates
-# them must scrape all of those (kube-prometheus' prometheus-k8s does).
+# them must scrape all of those (kube-prometheus' prometheus-k8s scrapes
+# node_exporter; KubeVirt's and etcd's ServiceMonitors must select it too).
 """,
     "openshift-user-workload/prometheusrule.yaml": """\
 # The rules that read only the exporter's series (and recording rules built from

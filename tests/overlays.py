@@ -16,8 +16,9 @@ OVERLAYS = ("kubernetes", "openshift-user-workload")
 NAMESPACE = "ov-exporter"
 
 # The Prometheus that scrapes the exporter in each layout, and the namespaces its
-# traffic comes from. kubernetes: kube-prometheus' defaults (prometheus-k8s in
-# `monitoring`); OpenShift: cluster-monitoring-operator release-4.18
+# traffic comes from. kubernetes: kube-prometheus' defaults (prometheus-operator/
+# kube-prometheus v0.18.0 manifests/prometheus-prometheus.yaml: prometheus-k8s in
+# `monitoring`); OpenShift: openshift/cluster-monitoring-operator release-4.18
 # assets/prometheus-user-workload/ (prometheus-user-workload in
 # openshift-user-workload-monitoring) and the platform stack in openshift-monitoring.
 PROMETHEUS_ACCOUNT = {
