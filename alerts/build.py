@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -27,8 +28,18 @@ import yaml
 
 from ov_exporter.coverage import RUNBOOK_BASE_URL
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import layouts  # noqa: E402  (alerts/ is no package: build.py runs as a script)
+
+def _load_layouts():
+    """alerts/layouts.py, loaded by path: alerts/ is no package, and putting it on
+    sys.path would let this `build` shadow PyPA's in whatever process imports it."""
+    spec = importlib.util.spec_from_file_location("ov_alert_layouts", Path(__file__).with_name("layouts.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+layouts = _load_layouts()
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"

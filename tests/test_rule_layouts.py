@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import re
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -28,14 +27,10 @@ GENERATED = {
 
 
 def _load(name: str, path: Path):
-    sys.path.insert(0, str(ALERTS))
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(ALERTS))
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 build = _load("ov_alerts_build_layouts", ALERTS / "build.py")
