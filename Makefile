@@ -44,7 +44,7 @@ $(VENV)/share/sarif-2.1.0.json: $(VENV)/.installed
 CRD_SCHEMAS := $(VENV)/share/crd-schemas
 crd-schemas: $(CRD_SCHEMAS)/node_modules/.package-lock.json
 
-$(CRD_SCHEMAS)/node_modules/.package-lock.json: tests/crd_schemas/package.json tests/crd_schemas/package-lock.json | system-deps
+$(CRD_SCHEMAS)/node_modules/.package-lock.json: $(VENV)/.installed tests/crd_schemas/package.json tests/crd_schemas/package-lock.json | system-deps
 	mkdir -p $(CRD_SCHEMAS)
 	cp tests/crd_schemas/package.json tests/crd_schemas/package-lock.json $(CRD_SCHEMAS)/
 	cd $(CRD_SCHEMAS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
