@@ -165,17 +165,17 @@ def _select(groups: list[dict], placement: layouts.Placement, destination: str) 
 
 
 def render_layouts(base: str = DEFAULT_RUNBOOK_BASE, parallel_migrations: int = DEFAULT_PARALLEL_MIGRATIONS,
-                   alerts_dir: Path = ALERTS) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """Rule files by path under deploy/overlays/, and unavailable alerts (with reasons) by layout."""
+                   alerts_dir: Path = ALERTS) -> tuple[dict[str, str], dict[str, layouts.Placement]]:
+    """Rule files by path under deploy/overlays/, and each layout's placement (what is
+    unavailable there, and why)."""
     groups = render_groups(load_groups(alerts_dir), base, parallel_migrations)
     files: dict[str, str] = {}
-    unavailable: dict[str, dict[str, str]] = {}
+    placements = {layout: layouts.place(groups, layout) for layout in layouts.LAYOUTS}
 
-    full = layouts.place(groups, layouts.KUBERNETES)
+    full = placements[layouts.KUBERNETES]
     files["kubernetes/prometheusrule.yaml"] = _dump(_prometheus_rule(_select(groups, full, layouts.PROMETHEUS_RULE)))
-    unavailable[layouts.KUBERNETES] = full.unavailable
 
-    uwm = layouts.place(groups, layouts.USER_WORKLOAD)
+    uwm = placements[layouts.USER_WORKLOAD]
     exporter_groups = [{**g, "rules": [layouts.for_user_workload(r, f"group {g['name']}, rule "
                                                                     f"{r.get('alert') or r.get('record')}")
                                        for r in g["rules"]]}
@@ -187,8 +187,7 @@ def render_layouts(base: str = DEFAULT_RUNBOOK_BASE, parallel_migrations: int = 
         "apiVersion": "monitoring.openshift.io/v1", "kind": "AlertingRule",
         "metadata": _metadata("ov-exporter-platform", namespace="openshift-monitoring"),
         "spec": {"groups": platform_groups}})
-    unavailable[layouts.USER_WORKLOAD] = uwm.unavailable
-    return {path: GENERATED + HEADERS[path] + text for path, text in files.items()}, unavailable
+    return {path: GENERATED + HEADERS[path] + text for path, text in files.items()}, placements
 
 
 def render(base: str = DEFAULT_RUNBOOK_BASE, parallel_migrations: int = DEFAULT_PARALLEL_MIGRATIONS,
@@ -197,11 +196,12 @@ def render(base: str = DEFAULT_RUNBOOK_BASE, parallel_migrations: int = DEFAULT_
     return render_layouts(base, parallel_migrations, alerts_dir)[0]["kubernetes/prometheusrule.yaml"]
 
 
-def unavailable_section(unavailable: dict[str, dict[str, str]]) -> str:
-    lines = [UNAVAILABLE_BEGIN, "", "| layout | alert | why it cannot be evaluated there |", "|---|---|---|"]
+def unavailable_section(placements: dict[str, layouts.Placement]) -> str:
+    lines = [UNAVAILABLE_BEGIN, "", "| layout | alert or recording rule | why it cannot be evaluated there |",
+             "|---|---|---|"]
     for layout in layouts.LAYOUTS:
-        for alert, reason in sorted(unavailable[layout].items()):
-            lines.append(f"| {layout} | {alert} | {reason} |")
+        missing = {**placements[layout].unavailable, **placements[layout].dropped_records}
+        lines += [f"| {layout} | `{name}` | {reason} |" for name, reason in sorted(missing.items())]
     if len(lines) == 4:
         lines.append("| (none) | | |")
     return "\n".join([*lines, "", UNAVAILABLE_END])
@@ -216,11 +216,11 @@ def with_unavailable_section(readme: str, section: str, where: Path) -> str:
 
 def outputs(deploy_dir: Path, base: str, parallel_migrations: int) -> dict[Path, str]:
     """Every generated file under deploy_dir and its expected text."""
-    files, unavailable = render_layouts(base, parallel_migrations)
+    files, placements = render_layouts(base, parallel_migrations)
     out = {deploy_dir / "overlays" / path: text for path, text in files.items()}
     readme = deploy_dir / "README.md"
     current = readme.read_text() if readme.exists() else ""
-    out[readme] = with_unavailable_section(current, unavailable_section(unavailable), readme)
+    out[readme] = with_unavailable_section(current, unavailable_section(placements), readme)
     return out
 
 

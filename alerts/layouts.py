@@ -63,6 +63,7 @@ class Placement:
     destination: dict[int, str] = field(default_factory=dict)  # id(rule) -> PROMETHEUS_RULE | ALERTING_RULE
     inlined: dict[int, str] = field(default_factory=dict)  # id(rule) -> expr with its recording rules inlined
     unavailable: dict[str, str] = field(default_factory=dict)  # alert name -> reason
+    dropped_records: dict[str, str] = field(default_factory=dict)  # record name -> reason
 
 
 def metric_names(expr: str) -> set[str]:
@@ -144,8 +145,10 @@ def place(groups: list[dict], layout: str) -> Placement:
                 raise LayoutError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
             elif not used.platform:
                 placement.destination[key] = PROMETHEUS_RULE
-            elif "alert" not in rule:
-                continue  # a recording rule over platform metrics: nowhere to evaluate it
+            elif "alert" not in rule:  # a recording rule over platform metrics: nowhere to evaluate it
+                placement.dropped_records[rule["record"]] = (
+                    f"reads platform metrics ({', '.join(sorted(used.platform))}), which user-workload rules cannot "
+                    "read; an AlertingRule holds no recording rules")
             elif not used.exporter and (expr := inline_records(rule["expr"], record_exprs)) is not None:
                 placement.destination[key] = ALERTING_RULE
                 if expr != rule["expr"]:

@@ -237,7 +237,7 @@ def test_build_check_fails_on_any_stale_or_missing_output(tmp_path: Path, capsys
     _copy_generated(deploy)
     assert build.main(["--check", "--deploy-dir", str(deploy)]) == 0
     target = deploy / generated
-    target.write_text(target.read_text().replace("for: 30m", "for: 1m", 1).replace("| OV", "| XOV", 1))
+    target.write_text(target.read_text().replace("for: 30m", "for: 1m", 1).replace("| `OV", "| `XOV", 1))
     assert build.main(["--check", "--deploy-dir", str(deploy)]) == 1
     assert f"{target} is stale" in capsys.readouterr().err
     if generated != "README.md":
