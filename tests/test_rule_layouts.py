@@ -226,3 +226,74 @@ def test_an_alert_reading_both_sides_is_unavailable_with_that_reason():
     assert placement.destination[id(ours)] == layouts.PROMETHEUS_RULE
     with pytest.raises(layouts.LayoutError, match="unknown layout 'openshift-platform'"):
         layouts.place(groups, "openshift-platform")
+
+
+# ---------------------------------------------------------------- under the namespace enforcement
+
+# The unit tests whose alerts name an object by its namespace (VMs, VMIs, networks,
+# backends, migrations).
+NAMESPACED_UNIT_TESTS = ["scheduling-test.yaml", "migration-readiness-test.yaml", "storage-net-test.yaml",
+                         "node-failures-test.yaml", "rebalance-watch-test.yaml"]
+_LABEL = re.compile(r'(?<=[{,])\s*(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _as_user_workload_sees_it(labels: dict[str, str]) -> dict[str, str]:
+    """A series' labels after the user-workload scrape: the exporter's `namespace`
+    becomes `exported_namespace`, `namespace` is the ServiceMonitor's."""
+    out = dict(labels)
+    if "exported_namespace" not in out and "namespace" in out:
+        out["exported_namespace"] = out.pop("namespace")
+    out["namespace"] = "ov-exporter"
+    return out
+
+
+def _series(text: str) -> tuple[str, dict[str, str]]:
+    name, _, rest = text.partition("{")
+    return name.strip(), dict(_LABEL.findall("{" + rest)) if rest else {}
+
+
+def _series_text(name: str, labels: dict[str, str]) -> str:
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+@pytest.mark.parametrize("unit_tests", NAMESPACED_UNIT_TESTS)
+def test_user_workload_rules_fire_on_series_labelled_as_user_workload_monitoring_labels_them(tmp_path, unit_tests):
+    """The user-workload PrometheusRule as prometheus-user-workload runs it (every rule
+    labelled namespace: ov-exporter by the operator), fed the unit tests' exporter
+    series as its scrape labels them (object namespace in exported_namespace,
+    namespace=ov-exporter; platform series dropped: that Prometheus has none), fires
+    the same alerts with the same annotations, the labels moved the same way. The
+    selectors' injected namespace="ov-exporter" matches every series here, so it
+    changes nothing and is left out."""
+    tested = {c["alertname"] for case in yaml.safe_load((UNIT_TESTS / unit_tests).read_text())["tests"]
+              for c in case.get("alert_rule_test", [])}
+    # The groups of the alerts under test and the recording rules (evaluating the rest only costs time).
+    groups = [g for g in _groups(GENERATED["openshift-user-workload", "prometheusrule"])
+              if any(r.get("alert") in tested or "record" in r for r in g["rules"])]
+    for group in groups:
+        for rule in group["rules"]:
+            rule["labels"] = {**rule.get("labels", {}), "namespace": "ov-exporter"}
+    alerts = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    cases, firing = [], 0
+    for case in yaml.safe_load((UNIT_TESTS / unit_tests).read_text())["tests"]:
+        checks = [c for c in case.get("alert_rule_test", []) if c["alertname"] in alerts]
+        if not checks:
+            continue
+        inputs = []
+        for series in case["input_series"]:
+            metric, labels = _series(series["series"])
+            if metric.startswith("ov_") or metric == "up":
+                inputs.append({**series, "series": _series_text(metric, _as_user_workload_sees_it(labels))})
+        for check in checks:
+            for expected in check.get("exp_alerts") or []:
+                expected["exp_labels"] = _as_user_workload_sees_it(expected["exp_labels"])
+                firing += 1
+        cases.append({k: v for k, v in case.items() if k not in ("alert_rule_test", "promql_expr_test")}
+                     | {"input_series": inputs, "alert_rule_test": checks})
+    assert firing, f"{unit_tests} expects no alert to fire"
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(
+        {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": cases}, sort_keys=False))
+    proc = subprocess.run([require_binary("promtool"), "test", "rules", "test.yaml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
