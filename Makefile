@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LISTEN ?= 127.0.0.1:9871
 
-.PHONY: install system-deps demo test bench rules dashboards image lock clean
+.PHONY: install system-deps crd-schemas demo test bench rules dashboards image lock clean
 
 install: $(VENV)/.installed
 
@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml
 # Binaries the tests run for real, and the Debian packages that provide them.
 # Installed only when missing (apt-get update first, as a fresh machine needs).
 SYSTEM_DEPS := promtool:prometheus prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager kubectl:kubernetes-client openssl:openssl \
-               podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap slirp4netns:slirp4netns fuse-overlayfs:fuse-overlayfs
+               podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap slirp4netns:slirp4netns fuse-overlayfs:fuse-overlayfs \
+               node:nodejs npm:npm
 
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
@@ -37,10 +38,23 @@ demo: install
 $(VENV)/share/sarif-2.1.0.json: $(VENV)/.installed
 	$(BIN)/python -m tests.sarif_schema >/dev/null
 
-test: install system-deps $(VENV)/share/sarif-2.1.0.json
+# The published validators of the ServiceMonitor, PrometheusRule and cert-manager kinds
+# (npm, @kubernetes-models/*) for tests/test_crd_schemas.py: installed from the committed
+# lock with `npm ci` into .venv/share/crd-schemas.
+CRD_SCHEMAS := $(VENV)/share/crd-schemas
+crd-schemas: $(CRD_SCHEMAS)/node_modules/.package-lock.json
+
+$(CRD_SCHEMAS)/node_modules/.package-lock.json: $(VENV)/.installed tests/crd_schemas/package.json tests/crd_schemas/package-lock.json | system-deps
+	mkdir -p $(CRD_SCHEMAS)
+	cp tests/crd_schemas/package.json tests/crd_schemas/package-lock.json $(CRD_SCHEMAS)/
+	cd $(CRD_SCHEMAS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: install system-deps crd-schemas $(VENV)/share/sarif-2.1.0.json
 	$(BIN)/python -m pytest -q
 
-# deploy/prometheusrule.yaml from alerts/*.yaml; RUNBOOK_BASE_URL=... to point runbook links elsewhere.
+# The rule files of every deploy/overlays/<layout>/ (and deploy/README.md's list of alerts a layout
+# cannot evaluate) from alerts/*.yaml; RUNBOOK_BASE_URL=... to point runbook links elsewhere.
 rules: install
 	$(BIN)/python alerts/build.py $(if $(RUNBOOK_BASE_URL),--runbook-base-url $(RUNBOOK_BASE_URL))
 

@@ -22,7 +22,7 @@ from .conftest import ROOT, promql_metric_names, require_binary
 ALERTS = ROOT / "alerts"
 RUNBOOKS = ALERTS / "runbooks"
 UNIT_TESTS = ROOT / "tests" / "alerts"
-PROMETHEUSRULE = ROOT / "deploy" / "prometheusrule.yaml"
+PROMETHEUSRULE = ROOT / "deploy" / "overlays" / "kubernetes" / "prometheusrule.yaml"
 SECTIONS = ["Meaning", "Impact", "Diagnosis", "Mitigation"]
 SEVERITIES = {"critical", "warning", "info"}
 FORBIDDEN_LABELS = {"kubernetes_operator_part_of", "operator_health_impact"}  # HCO counts such alerts into its health status
@@ -213,17 +213,44 @@ def test_every_alert_severity_has_a_firing_case_and_every_alert_a_silent_case():
 # ---------------------------------------------------------------- build.py
 
 
-def test_build_check_passes_on_the_committed_prometheusrule():
+def test_build_check_passes_on_the_committed_rule_files():
     proc = _run([sys.executable, str(ALERTS / "build.py"), "--check"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_build_check_fails_on_a_stale_prometheusrule(tmp_path: Path, capsys):
-    stale = tmp_path / "prometheusrule.yaml"
-    stale.write_text(PROMETHEUSRULE.read_text().replace("for: 15m", "for: 1m", 1))
-    assert build.main(["--check", "--output", str(stale)]) == 1
-    assert "stale" in capsys.readouterr().err
-    assert build.main(["--check", "--output", str(tmp_path / "missing.yaml")]) == 1
+def _copy_generated(deploy: Path) -> list[Path]:
+    """A copy of every file build.py generates under deploy/, at the same relative paths."""
+    copies = []
+    for path in build.outputs(ROOT / "deploy", build.DEFAULT_RUNBOOK_BASE, build.DEFAULT_PARALLEL_MIGRATIONS):
+        copy = deploy / path.relative_to(ROOT / "deploy")
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(path.read_text())
+        copies.append(copy)
+    return copies
+
+
+@pytest.mark.parametrize("generated", ["overlays/kubernetes/prometheusrule.yaml",
+                                       "overlays/openshift-user-workload/prometheusrule.yaml",
+                                       "overlays/openshift-user-workload/alertingrule.yaml", "README.md"])
+def test_build_check_fails_on_any_stale_or_missing_output(tmp_path: Path, capsys, generated: str):
+    deploy = tmp_path / "deploy"
+    _copy_generated(deploy)
+    assert build.main(["--check", "--deploy-dir", str(deploy)]) == 0
+    target = deploy / generated
+    target.write_text(target.read_text().replace("for: 30m", "for: 1m", 1).replace("| `OV", "| `XOV", 1))
+    assert build.main(["--check", "--deploy-dir", str(deploy)]) == 1
+    assert f"{target} is stale" in capsys.readouterr().err
+    if generated != "README.md":
+        target.unlink()
+        assert build.main(["--check", "--deploy-dir", str(deploy)]) == 1
+
+
+def test_build_refuses_a_deploy_readme_without_the_unavailable_section(tmp_path: Path, capsys):
+    deploy = tmp_path / "deploy"
+    _copy_generated(deploy)
+    (deploy / "README.md").write_text("# Deploying\n")
+    assert build.main(["--check", "--deploy-dir", str(deploy)]) == 2
+    assert "README.md: no `<!-- BEGIN unavailable alerts" in capsys.readouterr().err
 
 
 def test_build_rebuilds_runbook_urls_from_the_base_and_sets_the_migration_limit():
@@ -450,14 +477,18 @@ def test_every_alert_on_exporter_series_holds_while_the_exporter_is_blind():
 
 def test_runbook_urls_default_to_the_exporter_service_that_deploy_creates_and_it_serves_them_all():
     """runbook_url must point at something that exists: by default the exporter's own
-    /runbooks/ path behind the Service of deploy/ (a Route or mirror is one setting away,
-    alerts/README.md); the package ships every alert's runbook for it to serve."""
+    /runbooks/ path behind the Service of deploy/base (HTTPS: every overlay gives it a
+    serving certificate; a Route or mirror is one setting away, alerts/README.md); the
+    package ships every alert's runbook for it to serve."""
     from importlib import resources
 
-    kustomization = yaml.safe_load((ROOT / "deploy" / "kustomization.yaml").read_text())
-    service = yaml.safe_load((ROOT / "deploy" / "service.yaml").read_text())
+    base = ROOT / "deploy" / "base"
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+    service = yaml.safe_load((base / "service.yaml").read_text())
+    args = yaml.safe_load((base / "deployment.yaml").read_text())["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--tls-cert-file" in args
     port = service["spec"]["ports"][0]["port"]
-    assert build.DEFAULT_RUNBOOK_BASE == (f"http://{service['metadata']['name']}.{kustomization['namespace']}"
+    assert build.DEFAULT_RUNBOOK_BASE == (f"https://{service['metadata']['name']}.{kustomization['namespace']}"
                                           f".svc:{port}/runbooks")
     served = {p.name for p in (resources.files("ov_exporter") / "alert_runbooks").iterdir()}
     assert {f"{name}.md" for name in ALERT_NAMES} <= served

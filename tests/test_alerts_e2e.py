@@ -2,7 +2,7 @@
 
 Two exporter processes serve the embedded demo cluster and the clean fixture; a real
 Prometheus (Debian 2.42) scrapes both every second and evaluates the rules of
-deploy/prometheusrule.yaml; a real Alertmanager (Debian 0.25), configured from
+deploy/overlays/kubernetes/prometheusrule.yaml; a real Alertmanager (Debian 0.25), configured from
 deploy/alertmanager-route.yaml, delivers to a webhook receiver this module runs
 (aiohttp). The planted anti-patterns of the demo (demo/expectations.yaml) must
 arrive as the expected alerts with their labels and runbook URLs, routed by
@@ -33,7 +33,7 @@ from ov_exporter.sources.snapshot import demo_path
 
 from .conftest import CLEAN, ROOT, ThreadedApp, free_port, http_get, require_binary, wait_for
 
-PROMETHEUSRULE = ROOT / "deploy" / "prometheusrule.yaml"
+PROMETHEUSRULE = ROOT / "deploy" / "overlays" / "kubernetes" / "prometheusrule.yaml"
 ROUTE = ROOT / "deploy" / "alertmanager-route.yaml"
 RUNBOOKS = ROOT / "alerts" / "runbooks"
 RUNBOOK_BASE = RUNBOOK_BASE_URL

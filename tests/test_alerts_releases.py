@@ -35,7 +35,7 @@ from .release_cluster import NOT_READY_NODE, quiet_scenario, write_snapshot
 from .test_alerts_e2e import Processes, Webhook, _alertmanager_config, _post
 from .upstream_series import KUBEVIRT_JOB, Scenario, _targets, stored
 
-RULES = ROOT / "deploy" / "prometheusrule.yaml"
+RULES = ROOT / "deploy" / "overlays" / "kubernetes" / "prometheusrule.yaml"
 # One release of every supported minor line, plus 1.4.0 (its migration metrics lost
 # `node`) and 1.4.1 (the first with migration start/end times).
 RELEASES = ["1.3.1", "1.4.0", "1.4.1", "1.5.3", "1.6.6", "1.7.4", "1.8.4", "1.9.0"]

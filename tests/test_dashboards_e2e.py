@@ -1,6 +1,6 @@
 """Every dashboard query against a real Prometheus (Debian 2.42) that scrapes a real
 exporter process serving the embedded demo cluster and evaluates the shipped rules
-(deploy/prometheusrule.yaml, `for:` shortened as in tests/test_alerts_e2e.py).
+(deploy/overlays/kubernetes/prometheusrule.yaml, `for:` shortened as in tests/test_alerts_e2e.py).
 
 Each panel, annotation and variable query of dashboards/*.json and each panel query
 of their OpenShift console variants, with its Grafana
@@ -62,7 +62,7 @@ def _fill(expr: str) -> str:
 
 
 def _recording_inputs() -> dict[str, set[str]]:
-    groups = yaml.safe_load((ROOT / "deploy" / "prometheusrule.yaml").read_text())["spec"]["groups"]
+    groups = yaml.safe_load((ROOT / "deploy" / "overlays" / "kubernetes" / "prometheusrule.yaml").read_text())["spec"]["groups"]
     return {rule["record"]: promql_metric_names(rule["expr"])
             for g in groups for rule in g["rules"] if "record" in rule}
 

@@ -1,88 +1,77 @@
-"""The in-cluster deployment agrees with the code: kustomize renders, the ClusterRole
-grants exactly what records.KINDS reads, ports and probes line up with the server and
-the Dockerfile, the example config loads, and every check has a runbook."""
+"""The in-cluster deployment agrees with the code: every overlay of deploy/ renders,
+the ClusterRole grants exactly what records.KINDS reads, ports, probes and the TLS
+and auth flags line up with the server and the Dockerfile, the example config loads,
+and every check has a runbook. (Layout specifics: tests/test_overlays.py.)"""
 from __future__ import annotations
 
-import functools
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ov_exporter import checks
 from ov_exporter.config import load_config
 from ov_exporter.records import KINDS
 from ov_exporter.render import all_families, exposition_name
 
-from .conftest import ROOT, require_binary
+from .conftest import ROOT
+from .overlays import OVERLAYS, arg, exporter_container, of_kind, one, rendered
 
-DEPLOY = ROOT / "deploy"
 PACKAGE = ROOT / "exporter" / "ov_exporter"
 READ_VERBS = {"get", "list", "watch"}
-EXPECTED_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-                  "Deployment", "Service", "ServiceMonitor", "PrometheusRule"}
+COMMON_KINDS = {"Namespace": 1, "ServiceAccount": 2, "ClusterRole": 2, "ClusterRoleBinding": 3, "Role": 1,
+                "RoleBinding": 1, "Secret": 1, "Deployment": 1, "Service": 1, "NetworkPolicy": 1,
+                "ServiceMonitor": 1, "PrometheusRule": 1}
+EXPECTED_KINDS = {
+    "kubernetes": {**COMMON_KINDS, "ConfigMap": 1, "Certificate": 1, "Issuer": 1},
+    # The service CA's bundle is a second ConfigMap; the AlertingRule holds the platform alerts.
+    "openshift-user-workload": {**COMMON_KINDS, "ConfigMap": 2, "AlertingRule": 1},
+}
 SECTIONS = ["Meaning", "Impact", "Diagnosis", "Mitigation"]
+overlays = pytest.mark.parametrize("overlay", OVERLAYS)
 
 
 # ---------------------------------------------------------------- rendering
 
 
-@functools.cache
-def _kustomize(kubectl: str) -> str:
-    proc = subprocess.run([kubectl, "kustomize", str(DEPLOY)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, f"kubectl kustomize deploy/ failed:\n{proc.stderr}"
-    return proc.stdout
+@overlays
+def test_kustomize_renders_the_expected_kinds(overlay):
+    kinds: dict[str, int] = {}
+    for doc in rendered(overlay):
+        kinds[doc["kind"]] = kinds.get(doc["kind"], 0) + 1
+    assert kinds == EXPECTED_KINDS[overlay]
 
 
-def _rendered() -> list[dict]:
-    """Called inside each test, not as a fixture: a missing kubectl fails the test
-    (FAILED with the message), it never skips or errors in setup."""
-    return [doc for doc in yaml.safe_load_all(_kustomize(require_binary("kubectl"))) if doc]
-
-
-def _one(rendered: list[dict], kind: str) -> dict:
-    found = [d for d in rendered if d["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
-    return found[0]
-
-
-def _container(rendered: list[dict]) -> dict:
-    containers = _one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
-    return containers[0]
-
-
-def test_kustomize_renders_the_expected_kinds():
-    rendered = _rendered()
-    kinds = [d["kind"] for d in rendered]
-    assert sorted(kinds) == sorted(EXPECTED_KINDS), kinds
-
-
-def test_namespaced_objects_share_the_namespace_and_the_binding_names_them():
-    rendered = _rendered()
-    namespace = _one(rendered, "Namespace")["metadata"]["name"]
-    for doc in rendered:
-        if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+@overlays
+def test_namespaced_objects_share_the_namespace_and_the_bindings_name_it(overlay):
+    docs = rendered(overlay)
+    namespace = one(docs, "Namespace")["metadata"]["name"]
+    assert namespace == "ov-exporter"
+    for doc in docs:
+        if doc["kind"] == "AlertingRule":
+            assert doc["metadata"]["namespace"] == "openshift-monitoring"
+        elif doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
             assert doc["metadata"].get("namespace") == namespace, doc["kind"]
-    binding = _one(rendered, "ClusterRoleBinding")
-    role = _one(rendered, "ClusterRole")
-    account = _one(rendered, "ServiceAccount")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
-                                    "namespace": namespace}]
-    pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    roles = {r["metadata"]["name"] for r in of_kind(docs, "ClusterRole")} | {"system:auth-delegator"}
+    accounts = {a["metadata"]["name"] for a in of_kind(docs, "ServiceAccount")}
+    for binding in of_kind(docs, "ClusterRoleBinding"):
+        assert binding["roleRef"]["kind"] == "ClusterRole" and binding["roleRef"]["name"] in roles
+        [subject] = binding["subjects"]
+        assert subject == {"kind": "ServiceAccount", "name": subject["name"], "namespace": namespace}
+        assert subject["name"] in accounts
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "ov-exporter"
+    exporter_roles = {b["roleRef"]["name"] for b in of_kind(docs, "ClusterRoleBinding")
+                      if b["subjects"][0]["name"] == "ov-exporter"}
+    assert exporter_roles == {"ov-exporter", "system:auth-delegator"}
 
 
 # ---------------------------------------------------------------- RBAC
 
 
-def test_clusterrole_grants_read_on_exactly_the_kinds_read():
-    rendered = _rendered()
-    rules = _one(rendered, "ClusterRole")["rules"]
+@overlays
+def test_clusterrole_grants_read_on_exactly_the_kinds_read(overlay):
+    rules = one(rendered(overlay), "ClusterRole", "ov-exporter")["rules"]
     granted: dict[tuple[str, str], set[str]] = {}
     for rule in rules:
         assert set(rule) <= {"apiGroups", "resources", "verbs"}, f"unexpected rule fields: {rule}"
@@ -103,44 +92,54 @@ def test_clusterrole_grants_read_on_exactly_the_kinds_read():
     assert set(granted) == wanted, f"grants beyond records.KINDS: {sorted(set(granted) - wanted)}"
 
 
-# ---------------------------------------------------------------- ports, probes, scraping
+# ---------------------------------------------------------------- ports, probes, TLS, scraping
 
 
-def test_port_probes_and_servicemonitor_agree():
-    rendered = _rendered()
-    container = _container(rendered)
+@overlays
+def test_port_probes_tls_and_servicemonitor_agree(overlay):
+    docs = rendered(overlay)
+    container = exporter_container(docs)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 9871}
-    args = container["args"]
-    assert args[:3] == ["serve", "--listen", "0.0.0.0:9871"]
-    assert int(args[args.index("--listen") + 1].rpartition(":")[2]) == ports["metrics"]
+    assert container["args"][:3] == ["serve", "--listen", "0.0.0.0:9871"]
+    assert int(arg(container, "--listen").rpartition(":")[2]) == ports["metrics"]
+    assert arg(container, "--auth") == "kubernetes"
     ready, live = container["readinessProbe"]["httpGet"], container["livenessProbe"]["httpGet"]
     assert ready["path"] == "/readyz" and live["path"] == "/healthz"
     for probe in (ready, live):
-        assert probe["port"] in ("metrics", ports["metrics"])
+        assert probe["port"] in ("metrics", ports["metrics"]) and probe["scheme"] == "HTTPS"
 
-    service = _one(rendered, "Service")
+    # --tls-cert-file / --tls-key-file are the tls.crt / tls.key of the mounted Secret.
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    for flag, key in (("--tls-cert-file", "tls.crt"), ("--tls-key-file", "tls.key")):
+        path = Path(arg(container, flag))
+        [mount] = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+        [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["secret"]["secretName"] == "ov-exporter-tls" and path.name == key
+
+    service = one(docs, "Service")
     [svc_port] = service["spec"]["ports"]
     assert svc_port["name"] == "metrics" and svc_port["targetPort"] in ("metrics", ports["metrics"])
-    pod_labels = _one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
 
-    monitor = _one(rendered, "ServiceMonitor")
+    monitor = one(docs, "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     [endpoint] = monitor["spec"]["endpoints"]
     assert endpoint["port"] == svc_port["name"]
     assert endpoint.get("path", "/metrics") == "/metrics"
-    assert endpoint["interval"] == "60s"
+    assert endpoint["interval"] == "60s" and endpoint["scheme"] == "https"
     # OpenShift user-workload monitoring rejects these: reference a Secret/ConfigMap instead.
     assert "bearerTokenFile" not in endpoint
     assert "caFile" not in endpoint.get("tlsConfig", {})
 
 
-def test_container_is_locked_down():
-    rendered = _rendered()
-    container = _container(rendered)
-    pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
+@overlays
+def test_container_is_locked_down(overlay):
+    docs = rendered(overlay)
+    container = exporter_container(docs)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     ctx = container["securityContext"]
     assert ctx["runAsNonRoot"] is True or pod["securityContext"]["runAsNonRoot"] is True
     assert ctx["readOnlyRootFilesystem"] is True
@@ -152,17 +151,17 @@ def test_container_is_locked_down():
     resources = container["resources"]
     assert resources["limits"]["memory"] == "512Mi"
     assert resources["requests"]["memory"] and resources["requests"]["cpu"]
-    assert container["image"].startswith("ov-exporter")
+    assert container["image"].startswith("ov-exporter:")
 
 
 # ---------------------------------------------------------------- configuration
 
 
 def test_example_config_is_mounted_passed_and_loads(tmp_path):
-    rendered = _rendered()
-    configmap = _one(rendered, "ConfigMap")
-    container = _container(rendered)
-    pod = _one(rendered, "Deployment")["spec"]["template"]["spec"]
+    docs = rendered("kubernetes")
+    configmap = one(docs, "ConfigMap", "ov-exporter-config")
+    container = exporter_container(docs)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     args = container["args"]
     config_path = args[args.index("--config") + 1]
     assert config_path == "/etc/ov-exporter/config.yaml"
@@ -250,7 +249,7 @@ def test_every_check_has_a_runbook_in_kubevirt_style(spec):
 
 
 def test_dockerfile_runs_non_root_and_exposes_the_deployment_port():
-    rendered = _rendered()
+    docs = rendered("kubernetes")
     text = (ROOT / "Dockerfile").read_text()
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     stages = [i for i, line in enumerate(lines) if line.upper().startswith("FROM ")]
@@ -263,7 +262,7 @@ def test_dockerfile_runs_non_root_and_exposes_the_deployment_port():
     assert int(match.group(1)) != 0
     assert match.group(2) in (None, "0"), "group 0, as OpenShift's arbitrary UIDs get"
     exposed = {int(p) for line in final if line.upper().startswith("EXPOSE ") for p in line.split()[1:]}
-    assert exposed == {_container(rendered)["ports"][0]["containerPort"]}
+    assert exposed == {exporter_container(docs)["ports"][0]["containerPort"]}
     assert 'ENTRYPOINT ["ov-exporter"]' in final
     assert 'CMD ["serve", "--listen", "0.0.0.0:9871"]' in final
 
