@@ -14,7 +14,7 @@ from .model import CheckSpec
 
 REPOSITORY = "https://github.com/ov-exporter/ov-exporter"
 # Where runbooks are read: the exporter serves every check's (/runbooks/<check>.md) and
-# every alert's (/runbooks/<AlertName>.md). The default is the Service of deploy/; point
+# every alert's (/runbooks/<AlertName>.md). The default is the Service that deploy/base creates; point
 # it at a Route or another mirror with `make rules RUNBOOK_BASE_URL=...` (alert rules)
 # and `make dashboards RUNBOOK_BASE_URL=...` (dashboard links).
 RUNBOOK_BASE_URL = "https://ov-exporter.ov-exporter.svc:9871/runbooks"

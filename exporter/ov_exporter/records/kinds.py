@@ -67,7 +67,7 @@ KINDS: tuple[KindInfo, ...] = (
              namespaced=False, record=StorageProfile, optional=True),
     KindInfo(kind="NetworkAttachmentDefinition", group="k8s.cni.cncf.io", versions=("v1",), plural="network-attachment-definitions",
              namespaced=True, record=NetworkAttachmentDefinition, optional=True),
-    KindInfo(kind="NodeNetworkState", group="nmstate.io", versions=("v1beta1", "v1"), plural="nodenetworkstates",
+    KindInfo(kind="NodeNetworkState", group="nmstate.io", versions=("v1beta1",), plural="nodenetworkstates",
              namespaced=False, record=NodeNetworkState, optional=True),
     KindInfo(kind="Network", group="config.openshift.io", versions=("v1",), plural="networks",
              namespaced=False, record=ClusterNetwork, optional=True),
