@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LISTEN ?= 127.0.0.1:9871
 
-.PHONY: install system-deps crd-schemas demo test bench rules dashboards image lock clean
+.PHONY: install system-deps crd-schemas demo lint test bench rules dashboards image lock clean
 
 install: $(VENV)/.installed
 
@@ -50,7 +50,11 @@ $(CRD_SCHEMAS)/node_modules/.package-lock.json: $(VENV)/.installed tests/crd_sch
 	cd $(CRD_SCHEMAS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: install system-deps crd-schemas $(VENV)/share/sarif-2.1.0.json
+# The habits the code is held to: the layering contract (pyproject [tool.importlinter]).
+lint: install
+	$(BIN)/lint-imports
+
+test: install system-deps crd-schemas $(VENV)/share/sarif-2.1.0.json lint
 	$(BIN)/python -m pytest -q
 
 # The rule files of every deploy/overlays/<layout>/ (and deploy/README.md's list of alerts a layout

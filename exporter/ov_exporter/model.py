@@ -127,7 +127,11 @@ class CheckSpec:
     # partial view would give wrong answers silently.
     requires: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
-    uses_samples: bool = False  # reads Prometheus samples; a failing metric source fails it
+    uses_samples: bool = False  # needs Prometheus samples; a failing metric source fails it
+    reads_samples: bool = False  # reads samples when there are some, without needing them
+    # Judges time windows against state.now: its result can change with nothing in the
+    # cluster changing, so the runner never reuses it.
+    uses_clock: bool = False
     also: tuple[int, ...] = ()  # further anti-patterns this check informs (coverage table)
     alerts: tuple[AlertDecl, ...] = ()  # the alerts in alerts/*.yaml that belong to this check
     # Configuration keys the check reads (`thresholds.cpu-overcommit-max`, `profile`, ...),

@@ -146,8 +146,50 @@ def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter
     return result
 
 
-def evaluate(state: ClusterState, config: Config, specs: Iterable[CheckSpec] = CHECKS) -> Evaluation:
-    """Run every enabled check once. Never raises because of a check."""
+class Reuse:
+    """What the last evaluation computed and from what: a check whose inputs have not
+    changed since is not run again; its result is reused. Its inputs are the store's
+    generations and the health of every kind it reads (or that names an object it
+    reported, whose exemption annotation the filter reads), the samples if it uses them,
+    and the configuration. A check that judges time windows (`uses_clock`) always runs."""
+
+    def __init__(self) -> None:
+        self._config: Config | None = None
+        self._last: dict[str, tuple[tuple, CheckResult]] = {}
+        self.reused = 0  # results reused over the lifetime, for tests and the benchmark
+
+    @staticmethod
+    def _key(spec: CheckSpec, state: ClusterState, previous: CheckResult | None) -> tuple:
+        kinds = {*spec.requires, *spec.reads}
+        if previous is not None:
+            named = {f.obj.kind for f in previous.findings} | {s.obj.kind for s in previous.samples if s.obj}
+            kinds |= {_KEY_BY_KIND[k] for k in named if k in _KEY_BY_KIND}
+        if "virtualmachineinstances.kubevirt.io" in kinds:  # a VMI honours its VM's exemption
+            kinds.add("virtualmachines.kubevirt.io")
+        parts: list = [(k, state.generations.get(k), state.absent.get(k), state.forbidden.get(k),
+                        state.unavailable.get(k)) for k in sorted(kinds)]
+        if spec.uses_samples or spec.reads_samples:
+            parts.append(("samples", state.generations.get("samples"), state.samples_error))
+        return tuple(parts)
+
+    def run(self, spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter) -> CheckResult:
+        if config is not self._config:
+            self._config, self._last = config, {}
+        if spec.uses_clock or not state.generations:
+            return run_check(spec, state, config, flt)
+        last = self._last.get(spec.id)
+        if last is not None and last[0] == self._key(spec, state, last[1]):
+            self.reused += 1
+            return last[1]
+        result = run_check(spec, state, config, flt)
+        self._last[spec.id] = (self._key(spec, state, result), result)
+        return result
+
+
+def evaluate(state: ClusterState, config: Config, specs: Iterable[CheckSpec] = CHECKS,
+             reuse: Reuse | None = None) -> Evaluation:
+    """Run every enabled check once (or reuse its last result, see Reuse). Never raises
+    because of a check."""
     started_wall, started = time.time(), time.perf_counter()
     flt = _Filter(state, config)
     # The checks allocate many short-lived objects over a large, stable store, and every
@@ -157,7 +199,8 @@ def evaluate(state: ClusterState, config: Config, specs: Iterable[CheckSpec] = C
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        results = [run_check(spec, state, config, flt) for spec in specs if config.check_enabled(spec.id)]
+        run = reuse.run if reuse is not None else run_check
+        results = [run(spec, state, config, flt) for spec in specs if config.check_enabled(spec.id)]
     finally:
         if was_enabled:
             gc.enable()

@@ -19,7 +19,7 @@ from .auth import KubernetesAuth
 from .checks import CHECKS, RUNBOOK_FILE
 from .events import SourceFailed
 from .config import Config
-from .runner import Evaluation, evaluate
+from .runner import Evaluation, Reuse, evaluate
 from .render import History, Payload, SourceStats, render
 from .report import to_html, to_json
 from .sources.base import Source
@@ -89,6 +89,7 @@ class Exporter:
         self.auth = auth  # None: every route is open
         self.store = Store()
         self.history = History()
+        self.reuse = Reuse()  # checks whose inputs did not change since the last evaluation are not run again
         self.prepared: Prepared | None = None
         self.source_error: str = ""
         self._tasks: list[asyncio.Task] = []
@@ -98,7 +99,7 @@ class Exporter:
 
     def _evaluate_and_render(self) -> Prepared:
         """Blocking: runs in a worker thread."""
-        evaluation = evaluate(self.store.state(), self.config, CHECKS)
+        evaluation = evaluate(self.store.state(), self.config, CHECKS, reuse=self.reuse)
         self.history.record(evaluation)
         stats = SourceStats.of(self.store, self.source.requests(),
                                dict(self.auth.counts) if self.auth is not None else None)

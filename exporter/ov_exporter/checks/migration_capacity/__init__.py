@@ -220,6 +220,7 @@ SPEC = CheckSpec(
         "ov-post-rebalance/Migration slots in use (cluster)",
         "ov-post-rebalance/Outbound migration slots in use per node",
     ),
+    uses_clock=True,
     evaluate=evaluate,
     requires=("virtualmachineinstancemigrations.kubevirt.io",),
     reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "virtualmachineinstances.kubevirt.io",

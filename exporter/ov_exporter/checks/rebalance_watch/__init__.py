@@ -243,6 +243,7 @@ SPEC = CheckSpec(
         "ov-post-rebalance/Migrations failed in the watch window",
         "ov-post-rebalance/VMs migrated more than once in the watch window",
     ),
+    uses_clock=True,
     evaluate=evaluate,
     requires=("virtualmachineinstances.kubevirt.io", "virtualmachineinstancemigrations.kubevirt.io"),
     reads=("nodes", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),

@@ -249,6 +249,7 @@ SPEC = CheckSpec(
         "ov-overview/Unschedulable VMIs",
         "ov-overview/VMIs waiting to be scheduled since",
     ),
+    uses_clock=True,
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
     reads=("virtualmachineinstances.kubevirt.io", "nodes", "hyperconvergeds.hco.kubevirt.io",

@@ -166,6 +166,7 @@ SPEC = CheckSpec(
         "ov-overview/Over-provisioned VMs (used / requested)",
         "ov-overview/Under-provisioned VMs (used / requested)",
     ),
+    reads_samples=True,
     evaluate=evaluate,
     requires=(VMIS,),
     reads=(PODMETRICS,),
