@@ -210,3 +210,33 @@ def test_a_check_declares_exactly_the_panels_that_show_its_metrics(spec):
     declared = set(spec.panels)
     assert declared == shown, (f"{spec.id}: panels showing its families but not declared: {sorted(shown - declared)}; "
                                f"declared but showing none of them (renamed or gone?): {sorted(declared - shown)}")
+
+
+# ---------------------------------------------------------------- kinds read
+
+
+@pytest.mark.parametrize("spec", CHECKS, ids=lambda s: s.id)
+def test_a_check_reads_only_the_kinds_it_declares(spec, monkeypatch):
+    """The ClusterRole, the reuse of unchanged results and the blind-kind logic all trust
+    `requires` and `reads`: run the check (domain helpers included) and record every kind
+    it touches."""
+    from ov_exporter.config import Config
+    from ov_exporter.store import ClusterState
+
+    seen: set[str] = set()
+    real_of, real_index = ClusterState.of, ClusterState.index
+
+    def of(self, key):
+        seen.add(key)
+        return real_of(self, key)
+
+    def index(self, key):
+        seen.add(key)
+        return real_index(self, key)
+
+    monkeypatch.setattr(ClusterState, "of", of)
+    monkeypatch.setattr(ClusterState, "index", index)
+    for _, state in _states():
+        spec.evaluate(state, Config())
+    declared = {*spec.requires, *spec.reads}
+    assert seen <= declared, f"{spec.id} reads undeclared kinds {sorted(seen - declared)}"

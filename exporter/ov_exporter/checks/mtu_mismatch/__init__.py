@@ -190,5 +190,6 @@ SPEC = CheckSpec(
     ),
     evaluate=evaluate,
     requires=("network-attachment-definitions.k8s.cni.cncf.io",),
-    reads=("nodenetworkstates.nmstate.io", "networks.config.openshift.io", "virtualmachines.kubevirt.io", "nodes"),
+    reads=("nodenetworkstates.nmstate.io", "networks.config.openshift.io", "virtualmachines.kubevirt.io", "nodes",
+           "virtualmachineinstances.kubevirt.io"),
 )

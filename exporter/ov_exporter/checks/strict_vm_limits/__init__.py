@@ -132,5 +132,5 @@ SPEC = CheckSpec(
     ),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
-    reads=("namespaces", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),
+    reads=("namespaces", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "virtualmachineinstances.kubevirt.io"),
 )
