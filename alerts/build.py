@@ -15,6 +15,7 @@ and the alerts a layout cannot evaluate are listed with the reason in
 deploy/README.md. `--check` renders in memory and exits 1 when a file on disk
 differs (stale or edited by hand).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from ov_exporter.coverage import RUNBOOK_BASE_URL
 
 
@@ -115,8 +115,9 @@ def render_groups(groups: list[dict], base: str, parallel_migrations: int) -> li
                 ann = rule.setdefault("annotations", {})
                 expected = f"{DEFAULT_RUNBOOK_BASE}/{rule['alert']}.md"
                 if ann.get("runbook_url") != expected:
-                    raise BuildError(f"alert {rule['alert']}: runbook_url must be {expected}, "
-                                     f"found {ann.get('runbook_url')!r}")
+                    raise BuildError(
+                        f"alert {rule['alert']}: runbook_url must be {expected}, found {ann.get('runbook_url')!r}"
+                    )
                 ann["runbook_url"] = f"{base}/{rule['alert']}.md"
             elif rule.get("record") == LIMIT_RECORD:
                 rule["expr"] = re.sub(r"vector\(\d+\)", f"vector({parallel_migrations})", rule["expr"])
@@ -143,29 +144,40 @@ def _metadata(name: str, extra_labels: dict | None = None, namespace: str | None
     meta: dict = {"name": name}
     if namespace:
         meta["namespace"] = namespace
-    meta["labels"] = {"app.kubernetes.io/name": "ov-exporter", "app.kubernetes.io/component": "alerting-rules",
-                      **(extra_labels or {})}
+    meta["labels"] = {
+        "app.kubernetes.io/name": "ov-exporter",
+        "app.kubernetes.io/component": "alerting-rules",
+        **(extra_labels or {}),
+    }
     return meta
 
 
 def _prometheus_rule(groups: list[dict], extra_labels: dict | None = None) -> dict:
-    return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": _metadata("ov-exporter", extra_labels), "spec": {"groups": groups}}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": _metadata("ov-exporter", extra_labels),
+        "spec": {"groups": groups},
+    }
 
 
 def _select(groups: list[dict], placement: layouts.Placement, destination: str) -> list[dict]:
     """The groups with only the rules placed at `destination`, empty groups dropped."""
     out = []
     for group in groups:
-        rules = [{**rule, "expr": placement.inlined[id(rule)]} if id(rule) in placement.inlined else rule
-                 for rule in group["rules"] if placement.destination.get(id(rule)) == destination]
+        rules = [
+            {**rule, "expr": placement.inlined[id(rule)]} if id(rule) in placement.inlined else rule
+            for rule in group["rules"]
+            if placement.destination.get(id(rule)) == destination
+        ]
         if rules:
             out.append({**group, "rules": rules})
     return out
 
 
-def render_layouts(base: str = DEFAULT_RUNBOOK_BASE, parallel_migrations: int = DEFAULT_PARALLEL_MIGRATIONS,
-                   alerts_dir: Path = ALERTS) -> tuple[dict[str, str], dict[str, layouts.Placement]]:
+def render_layouts(
+    base: str = DEFAULT_RUNBOOK_BASE, parallel_migrations: int = DEFAULT_PARALLEL_MIGRATIONS, alerts_dir: Path = ALERTS
+) -> tuple[dict[str, str], dict[str, layouts.Placement]]:
     """Rule files by path under deploy/overlays/, and each layout's placement (what is
     unavailable there, and why)."""
     groups = render_groups(load_groups(alerts_dir), base, parallel_migrations)
@@ -176,29 +188,45 @@ def render_layouts(base: str = DEFAULT_RUNBOOK_BASE, parallel_migrations: int = 
     files["kubernetes/prometheusrule.yaml"] = _dump(_prometheus_rule(_select(groups, full, layouts.PROMETHEUS_RULE)))
 
     uwm = placements[layouts.USER_WORKLOAD]
-    exporter_groups = [{**g, "rules": [layouts.for_user_workload(r, f"group {g['name']}, rule "
-                                                                    f"{r.get('alert') or r.get('record')}")
-                                       for r in g["rules"]]}
-                       for g in _select(groups, uwm, layouts.PROMETHEUS_RULE)]
+    exporter_groups = [
+        {
+            **g,
+            "rules": [
+                layouts.for_user_workload(r, f"group {g['name']}, rule {r.get('alert') or r.get('record')}")
+                for r in g["rules"]
+            ],
+        }
+        for g in _select(groups, uwm, layouts.PROMETHEUS_RULE)
+    ]
     files["openshift-user-workload/prometheusrule.yaml"] = _dump(
-        _prometheus_rule(exporter_groups, layouts.LEAF_PROMETHEUS_LABEL))
+        _prometheus_rule(exporter_groups, layouts.LEAF_PROMETHEUS_LABEL)
+    )
     platform_groups = _select(groups, uwm, layouts.ALERTING_RULE)
-    files["openshift-user-workload/alertingrule.yaml"] = _dump({
-        "apiVersion": "monitoring.openshift.io/v1", "kind": "AlertingRule",
-        "metadata": _metadata("ov-exporter-platform", namespace="openshift-monitoring"),
-        "spec": {"groups": platform_groups}})
+    files["openshift-user-workload/alertingrule.yaml"] = _dump(
+        {
+            "apiVersion": "monitoring.openshift.io/v1",
+            "kind": "AlertingRule",
+            "metadata": _metadata("ov-exporter-platform", namespace="openshift-monitoring"),
+            "spec": {"groups": platform_groups},
+        }
+    )
     return {path: GENERATED + HEADERS[path] + text for path, text in files.items()}, placements
 
 
-def render(base: str = DEFAULT_RUNBOOK_BASE, parallel_migrations: int = DEFAULT_PARALLEL_MIGRATIONS,
-           alerts_dir: Path = ALERTS) -> str:
+def render(
+    base: str = DEFAULT_RUNBOOK_BASE, parallel_migrations: int = DEFAULT_PARALLEL_MIGRATIONS, alerts_dir: Path = ALERTS
+) -> str:
     """The full PrometheusRule (every rule): the kubernetes layout's."""
     return render_layouts(base, parallel_migrations, alerts_dir)[0]["kubernetes/prometheusrule.yaml"]
 
 
 def unavailable_section(placements: dict[str, layouts.Placement]) -> str:
-    lines = [UNAVAILABLE_BEGIN, "", "| layout | alert or recording rule | why it cannot be evaluated there |",
-             "|---|---|---|"]
+    lines = [
+        UNAVAILABLE_BEGIN,
+        "",
+        "| layout | alert or recording rule | why it cannot be evaluated there |",
+        "|---|---|---|",
+    ]
     for layout in layouts.LAYOUTS:
         missing = {**placements[layout].unavailable, **placements[layout].dropped_records}
         lines += [f"| {layout} | `{name}` | {reason} |" for name, reason in sorted(missing.items())]
@@ -211,7 +239,7 @@ def with_unavailable_section(readme: str, section: str, where: Path) -> str:
     begin, end = readme.find(UNAVAILABLE_BEGIN), readme.find(UNAVAILABLE_END)
     if begin < 0 or end < begin:
         raise BuildError(f"{where}: no `{UNAVAILABLE_BEGIN}` ... `{UNAVAILABLE_END}` section to fill")
-    return readme[:begin] + section + readme[end + len(UNAVAILABLE_END):]
+    return readme[:begin] + section + readme[end + len(UNAVAILABLE_END) :]
 
 
 def outputs(deploy_dir: Path, base: str, parallel_migrations: int) -> dict[Path, str]:
@@ -226,12 +254,21 @@ def outputs(deploy_dir: Path, base: str, parallel_migrations: int) -> dict[Path,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runbook-base-url", default=DEFAULT_RUNBOOK_BASE,
-                        help=f"where <AlertName>.md runbooks are served (default {DEFAULT_RUNBOOK_BASE})")
-    parser.add_argument("--parallel-migrations-per-cluster", type=int, default=DEFAULT_PARALLEL_MIGRATIONS,
-                        metavar="N", help="the cluster's parallelMigrationsPerCluster (default 5)")
-    parser.add_argument("--deploy-dir", type=Path, default=DEPLOY,
-                        help="the deploy/ tree to write or check (default deploy/)")
+    parser.add_argument(
+        "--runbook-base-url",
+        default=DEFAULT_RUNBOOK_BASE,
+        help=f"where <AlertName>.md runbooks are served (default {DEFAULT_RUNBOOK_BASE})",
+    )
+    parser.add_argument(
+        "--parallel-migrations-per-cluster",
+        type=int,
+        default=DEFAULT_PARALLEL_MIGRATIONS,
+        metavar="N",
+        help="the cluster's parallelMigrationsPerCluster (default 5)",
+    )
+    parser.add_argument(
+        "--deploy-dir", type=Path, default=DEPLOY, help="the deploy/ tree to write or check (default deploy/)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a generated file is not up to date")
     args = parser.parse_args(argv)
     if args.parallel_migrations_per_cluster < 1:
@@ -242,8 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build.py: {exc}", file=sys.stderr)
         return 2
     if args.check:
-        stale = [path for path, text in expected.items()
-                 if not path.exists() or path.read_text() != text]
+        stale = [path for path, text in expected.items() if not path.exists() or path.read_text() != text]
         for path in stale:
             print(f"{path} is stale: run python alerts/build.py", file=sys.stderr)
         if stale:

@@ -23,6 +23,7 @@ openshift-user-workload: two Prometheus servers, neither of which sees both side
   - Everything else (alerts that need a recording rule over platform metrics, or
     read both sides) cannot be evaluated in this layout: `unavailable` says why.
 """
+
 from __future__ import annotations
 
 import copy
@@ -59,6 +60,7 @@ class LayoutError(Exception):
 @dataclass
 class Placement:
     """One layout's decision for every rule: destination per rule, reason per unavailable alert."""
+
     layout: str
     destination: dict[int, str] = field(default_factory=dict)  # id(rule) -> PROMETHEUS_RULE | ALERTING_RULE
     inlined: dict[int, str] = field(default_factory=dict)  # id(rule) -> expr with its recording rules inlined
@@ -100,9 +102,10 @@ def metric_names(expr: str) -> set[str]:
 @dataclass(frozen=True)
 class Inputs:
     """What a rule reads, with recording rules followed down to the scraped series."""
-    records: frozenset[str]    # recording rules it reads, directly or through others
-    exporter: frozenset[str]   # ov_* series
-    platform: frozenset[str]   # series of other components (KubeVirt, etcd, node_exporter)
+
+    records: frozenset[str]  # recording rules it reads, directly or through others
+    exporter: frozenset[str]  # ov_* series
+    platform: frozenset[str]  # series of other components (KubeVirt, etcd, node_exporter)
 
 
 def rule_inputs(groups: list[dict]) -> dict[int, Inputs]:
@@ -127,8 +130,11 @@ def rule_inputs(groups: list[dict]) -> dict[int, Inputs]:
                 platform.add(name)
         return Inputs(frozenset(found_records), frozenset(exporter), frozenset(platform))
 
-    return {id(rule): resolve(direct[id(rule)], frozenset({rule.get("record", "")}))
-            for group in groups for rule in group["rules"]}
+    return {
+        id(rule): resolve(direct[id(rule)], frozenset({rule.get("record", "")}))
+        for group in groups
+        for rule in group["rules"]
+    }
 
 
 def place(groups: list[dict], layout: str) -> Placement:
@@ -148,7 +154,8 @@ def place(groups: list[dict], layout: str) -> Placement:
             elif "alert" not in rule:  # a recording rule over platform metrics: nowhere to evaluate it
                 placement.dropped_records[rule["record"]] = (
                     f"reads platform metrics ({', '.join(sorted(used.platform))}), which user-workload rules cannot "
-                    "read; an AlertingRule holds no recording rules")
+                    "read; an AlertingRule holds no recording rules"
+                )
             elif not used.exporter and (expr := inline_records(rule["expr"], record_exprs)) is not None:
                 placement.destination[key] = ALERTING_RULE
                 if expr != rule["expr"]:
@@ -156,8 +163,9 @@ def place(groups: list[dict], layout: str) -> Placement:
             else:
                 over_platform = sorted(r for r in used.records if record_inputs[r].platform)
                 placement.unavailable[rule["alert"]] = _why_unavailable(over_platform, used)
-    both = set(placement.unavailable) & {r["alert"] for g in groups for r in g["rules"]
-                                         if "alert" in r and placement.destination.get(id(r))}
+    both = set(placement.unavailable) & {
+        r["alert"] for g in groups for r in g["rules"] if "alert" in r and placement.destination.get(id(r))
+    }
     if both:
         raise LayoutError(f"{layout}: alerts placed at one severity and unavailable at another: {sorted(both)}")
     return placement
@@ -177,21 +185,22 @@ def inline_records(expr: str, record_exprs: dict[str, str]) -> str | None:
             pattern = re.compile(rf"(?<![\w:\"]){re.escape(name)}(?![\w:])(\s*)")
             reads = list(pattern.finditer(expr))
             for read in reads:
-                following = expr[read.end():read.end() + 6]
+                following = expr[read.end() : read.end() + 6]
                 if following[:1] in ("{", "[", "@") or following.startswith("offset"):
                     return None
-            expr = pattern.sub(lambda m: f"({record_exprs[name].strip()}){m.group(1)}", expr)
+            expr = pattern.sub(lambda m, name=name: f"({record_exprs[name].strip()}){m.group(1)}", expr)
     return None  # still reading records after as many rounds as there are records: a cycle
 
 
 def _why_unavailable(over_platform: list[str], used: Inputs) -> str:
     platform = ", ".join(sorted(used.platform))
     if over_platform:
-        return (f"needs the recording rule(s) {', '.join(over_platform)} over platform metrics ({platform}), "
-                "which user-workload rules cannot read; an AlertingRule holds no recording rules, and these "
-                "are read over a range or through another record, so they cannot be inlined")
-    return (f"reads exporter series and platform metrics ({platform}) together: no Prometheus of this "
-            "layout holds both")
+        return (
+            f"needs the recording rule(s) {', '.join(over_platform)} over platform metrics ({platform}), "
+            "which user-workload rules cannot read; an AlertingRule holds no recording rules, and these "
+            "are read over a range or through another record, so they cannot be inlined"
+        )
+    return f"reads exporter series and platform metrics ({platform}) together: no Prometheus of this layout holds both"
 
 
 # ---------------------------------------------------------------- the namespace rewrite
@@ -223,8 +232,10 @@ def object_namespace_from_exported(expr: str) -> str:
 def for_user_workload(rule: dict, where: str) -> dict:
     """A copy of `rule` for prometheus-user-workload (see object_namespace_from_exported)."""
     if ENFORCED_LABEL in rule.get("labels", {}):
-        raise LayoutError(f"{where}: label `{ENFORCED_LABEL}` is overwritten by user-workload monitoring "
-                          "(the rule's own namespace); use another label name")
+        raise LayoutError(
+            f"{where}: label `{ENFORCED_LABEL}` is overwritten by user-workload monitoring "
+            "(the rule's own namespace); use another label name"
+        )
     out = copy.deepcopy(rule)
     out["expr"] = object_namespace_from_exported(rule["expr"])
     for key, text in out.get("annotations", {}).items():

@@ -18,6 +18,7 @@ the steady-state dirty rate, the in-flight phase gauges, etcd WAL fsync and back
 commit histograms (3 members; etcd-2's WAL fsync p99 goes above 10 ms from the
 rebalance on), and the exporter's ov_node_physical_cpu_cores for the workers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-END = 1767398400            # 2026-01-03T00:00:00Z
+END = 1767398400  # 2026-01-03T00:00:00Z
 STEP = 60
 HOURS = 48
-START_OFFSET = 6 * 3600     # the first migration starts 6 h after the first sample
+START_OFFSET = 6 * 3600  # the first migration starts 6 h after the first sample
 RAMP = 3600
 NODES = ["worker-1", "worker-2", "worker-3", "worker-4"]
 CONTROL_PLANE = "master-0"
@@ -47,9 +48,20 @@ CONTROL_PLANE_MEM = 0.50
 
 NAMESPACE = "vms-prod"
 # VMIs and their node before the rebalance
-VMIS = {"vm-a": "worker-1", "vm-b": "worker-1", "vm-e": "worker-1", "vm-g": "worker-1",
-        "vm-c": "worker-2", "vm-d": "worker-2", "vm-f": "worker-2", "vm-h": "worker-2",
-        "vm-i": "worker-3", "vm-j": "worker-3", "vm-k": "worker-4", "vm-l": "worker-4"}
+VMIS = {
+    "vm-a": "worker-1",
+    "vm-b": "worker-1",
+    "vm-e": "worker-1",
+    "vm-g": "worker-1",
+    "vm-c": "worker-2",
+    "vm-d": "worker-2",
+    "vm-f": "worker-2",
+    "vm-h": "worker-2",
+    "vm-i": "worker-3",
+    "vm-j": "worker-3",
+    "vm-k": "worker-4",
+    "vm-l": "worker-4",
+}
 
 
 @dataclass(frozen=True)
@@ -58,7 +70,7 @@ class Mig:
     vmi: str
     source: str
     target: str
-    start: int   # seconds after START
+    start: int  # seconds after START
     duration: int
     ok: bool
 
@@ -71,7 +83,7 @@ MIGRATIONS = [
     Mig("vm-e-mig-1", "vm-e", "worker-1", "worker-4", 1200, 900, False),  # fails: vm-e stays on worker-1
     Mig("vm-f-mig-1", "vm-f", "worker-2", "worker-3", 1800, 600, True),
     Mig("vm-f-mig-2", "vm-f", "worker-3", "worker-4", 2700, 600, True),
-    Mig("vm-f-mig-3", "vm-f", "worker-4", "worker-2", 3420, 240, True),   # vm-f moves three times
+    Mig("vm-f-mig-3", "vm-f", "worker-4", "worker-2", 3420, 240, True),  # vm-f moves three times
 ]
 REPEATED = {"vm-f": 3}
 SUCCEEDED = sum(m.ok for m in MIGRATIONS)
@@ -221,15 +233,22 @@ def generate(end: int = END) -> Writer:
                         u = _cpu_util(node, t, start)
                         acc["v"] += (1 - u if mode == "idle" else STEAL) * STEP
                     return acc["v"]
-                w.series("node_cpu_seconds_total",
-                         _labels(cpu=str(cpu), instance=node, job="node-exporter", mode=mode), values)
+
+                w.series(
+                    "node_cpu_seconds_total",
+                    _labels(cpu=str(cpu), instance=node, job="node-exporter", mode=mode),
+                    values,
+                )
     w.family("node_memory_MemTotal_bytes", "gauge", "Memory information field MemTotal_bytes.")
     for node in nodes:
         w.series("node_memory_MemTotal_bytes", _labels(instance=node, job="node-exporter"), lambda t: MEM_TOTAL)
     w.family("node_memory_MemAvailable_bytes", "gauge", "Memory information field MemAvailable_bytes.")
     for node in nodes:
-        w.series("node_memory_MemAvailable_bytes", _labels(instance=node, job="node-exporter"),
-                 lambda t, node=node: round((1 - _mem_util(node, t, start)) * MEM_TOTAL))
+        w.series(
+            "node_memory_MemAvailable_bytes",
+            _labels(instance=node, job="node-exporter"),
+            lambda t, node=node: round((1 - _mem_util(node, t, start)) * MEM_TOTAL),
+        )
 
     # the exporter: VM-schedulable workers
     w.family("ov_node_physical_cpu_cores", "gauge", "Physical CPU cores of a VM node.")
@@ -240,9 +259,11 @@ def generate(end: int = END) -> Writer:
     w.family("kubevirt_vmi_info", "gauge", "Information about VirtualMachineInstances.")
     for vmi, spans in _vmi_node_intervals(end).items():
         for node, a, b in spans:
-            w.series("kubevirt_vmi_info", upstream("kubevirt_vmi_info", name=vmi, namespace=NAMESPACE, node=node,
-                                                   phase="running"),
-                     lambda t, a=a, b=b: 1 if a <= t < b else None)
+            w.series(
+                "kubevirt_vmi_info",
+                upstream("kubevirt_vmi_info", name=vmi, namespace=NAMESPACE, node=node, phase="running"),
+                lambda t, a=a, b=b: 1 if a <= t < b else None,
+            )
 
     # virt-controller, per VMIM: 1 from its end on (the VMIM object stays)
     for name, ok in (("kubevirt_vmi_migration_succeeded", True), ("kubevirt_vmi_migration_failed", False)):
@@ -250,8 +271,11 @@ def generate(end: int = END) -> Writer:
         for m in MIGRATIONS:
             if m.ok == ok:
                 e = start + m.start + m.duration
-                w.series(name, upstream(name, vmi=m.vmi, vmim=m.vmim, namespace=NAMESPACE, job="kubevirt"),
-                         lambda t, e=e: 1 if t >= e else None)
+                w.series(
+                    name,
+                    upstream(name, vmi=m.vmi, vmim=m.vmim, namespace=NAMESPACE, job="kubevirt"),
+                    lambda t, e=e: 1 if t >= e else None,
+                )
 
     # virt-controller, per VMI: its latest migration (status.migrationState); `node` is the
     # VMI's node (the source until a migration succeeds, then the target)
@@ -267,8 +291,9 @@ def generate(end: int = END) -> Writer:
         w.family(name, "gauge", f"The time at which the migration {part}ed.")
         for m in MIGRATIONS:
             # the start series on the source, then (after success) on the target; the end on the final node
-            where = ([m.source, m.target] if m.ok else [m.source]) if part == "start" else \
-                [m.target if m.ok else m.source]
+            where = (
+                ([m.source, m.target] if m.ok else [m.source]) if part == "start" else [m.target if m.ok else m.source]
+            )
             for node in where:
                 extra = {"status": "succeeded" if m.ok else "failed"} if part == "end" else {}
                 value = start + m.start + (m.duration if part == "end" else 0)
@@ -278,30 +303,52 @@ def generate(end: int = END) -> Writer:
                         return None
                     here = m.target if m.ok and ended(m, t) else m.source
                     return value if here == node else None
-                w.series(name, upstream(name, node=node, namespace=NAMESPACE, name=m.vmi, migration_name=m.vmim,
-                                        job="kubevirt", **extra), values)
+
+                w.series(
+                    name,
+                    upstream(
+                        name, node=node, namespace=NAMESPACE, name=m.vmi, migration_name=m.vmim, job="kubevirt", **extra
+                    ),
+                    values,
+                )
 
     # virt-controller histogram: each succeeded migration observed (creation to Succeeded) at its end
     hist = "kubevirt_vmi_migration_phase_transition_time_from_creation_seconds"
     w.family(hist, "histogram", "Histogram of VM migration phase transitions duration from creation time in seconds.")
     for le in PHASE_BUCKETS + [math.inf]:
         label = "+Inf" if le == math.inf else _num(le)
-        w.series(f"{hist}_bucket", upstream(f"{hist}_bucket", phase="Succeeded", le=label, job="kubevirt"),
-                 lambda t, le=le: sum(1 for m in MIGRATIONS if m.ok and ended(m, t) and m.duration <= le))
-    w.series(f"{hist}_count", _labels(job="kubevirt", phase="Succeeded"),
-             lambda t: sum(1 for m in MIGRATIONS if m.ok and ended(m, t)))
-    w.series(f"{hist}_sum", _labels(job="kubevirt", phase="Succeeded"),
-             lambda t: sum(m.duration for m in MIGRATIONS if m.ok and ended(m, t)))
+        w.series(
+            f"{hist}_bucket",
+            upstream(f"{hist}_bucket", phase="Succeeded", le=label, job="kubevirt"),
+            lambda t, le=le: sum(1 for m in MIGRATIONS if m.ok and ended(m, t) and m.duration <= le),
+        )
+    w.series(
+        f"{hist}_count",
+        _labels(job="kubevirt", phase="Succeeded"),
+        lambda t: sum(1 for m in MIGRATIONS if m.ok and ended(m, t)),
+    )
+    w.series(
+        f"{hist}_sum",
+        _labels(job="kubevirt", phase="Succeeded"),
+        lambda t: sum(m.duration for m in MIGRATIONS if m.ok and ended(m, t)),
+    )
 
     # virt-controller VM status timestamps: DOWN_VM stops during the rebalance
     down_vm, down_after = DOWN_VM
-    for name, value in (("kubevirt_vm_non_running_status_last_transition_timestamp_seconds",
-                         lambda vmi, t: start + down_after if vmi == down_vm and t >= start + down_after else 0),
-                        ("kubevirt_vm_error_status_last_transition_timestamp_seconds", lambda vmi, t: 0)):
+    for name, value in (
+        (
+            "kubevirt_vm_non_running_status_last_transition_timestamp_seconds",
+            lambda vmi, t: start + down_after if vmi == down_vm and t >= start + down_after else 0,
+        ),
+        ("kubevirt_vm_error_status_last_transition_timestamp_seconds", lambda vmi, t: 0),
+    ):
         w.family(name, "counter", "Virtual Machine last transition timestamp.")
         for vmi in VMIS:
-            w.series(name, upstream(name, name=vmi, namespace=NAMESPACE, job="kubevirt"),
-                     lambda t, vmi=vmi, value=value: value(vmi, t))
+            w.series(
+                name,
+                upstream(name, name=vmi, namespace=NAMESPACE, job="kubevirt"),
+                lambda t, vmi=vmi, value=value: value(vmi, t),
+            )
 
     # virt-handler domain stats: vCPU delay (10 % of each vCPU's time after the rebalance on
     # the VMs that moved to worker-3, 1 % elsewhere) and guest swap traffic (bytes since boot)
@@ -315,17 +362,28 @@ def generate(end: int = END) -> Writer:
         for node, a, b in spans:
             for vcpu in range(VCPUS):
                 share = 0.10 if node == "worker-3" else 0.01
-                w.series("kubevirt_vmi_vcpu_delay_seconds_total",
-                         upstream("kubevirt_vmi_vcpu_delay_seconds_total", node=node, namespace=NAMESPACE, name=vmi,
-                                  id=str(vcpu), job="kubevirt"),
-                         lambda t, a=a, b=b, share=share: 100 + share * (t - a) if a <= t < b else None)
+                w.series(
+                    "kubevirt_vmi_vcpu_delay_seconds_total",
+                    upstream(
+                        "kubevirt_vmi_vcpu_delay_seconds_total",
+                        node=node,
+                        namespace=NAMESPACE,
+                        name=vmi,
+                        id=str(vcpu),
+                        job="kubevirt",
+                    ),
+                    lambda t, a=a, b=b, share=share: 100 + share * (t - a) if a <= t < b else None,
+                )
     for direction, rate in (("in", 2e6), ("out", 1e6)):
         name = f"kubevirt_vmi_memory_swap_{direction}_traffic_bytes"
         w.family(name, "gauge", f"Guest swap {direction} traffic.")
         for vmi, spans in intervals.items():
             for node, a, b in spans:
-                w.series(name, upstream(name, node=node, namespace=NAMESPACE, name=vmi, job="kubevirt"),
-                         lambda t, a=a, b=b, rate=rate: rate * (t - a) / 60 if a <= t < b else None)
+                w.series(
+                    name,
+                    upstream(name, node=node, namespace=NAMESPACE, name=vmi, job="kubevirt"),
+                    lambda t, a=a, b=b, rate=rate: rate * (t - a) / 60 if a <= t < b else None,
+                )
 
     # node_exporter PSI: waiting share follows CPU utilisation
     for res in ("cpu", "memory", "io"):
@@ -338,47 +396,68 @@ def generate(end: int = END) -> Writer:
                 if t > t0:
                     acc["v"] += 0.1 * _cpu_util(node, t, start) * STEP
                 return acc["v"]
+
             w.series(name, upstream(name, instance=node, job="node-exporter"), values)
 
     # the exporter: start of the wave, from EXPORTER_LAG after it
     w.family("ov_rebalance_start_timestamp_seconds", "gauge", "Start of the current rebalance wave.")
-    w.series("ov_rebalance_start_timestamp_seconds", _labels(job="ov-exporter"),
-             lambda t: start if t >= start + EXPORTER_LAG else None)
+    w.series(
+        "ov_rebalance_start_timestamp_seconds",
+        _labels(job="ov-exporter"),
+        lambda t: start if t >= start + EXPORTER_LAG else None,
+    )
 
     # the exporter's rebalance_watch check: fresh, its watch window open from then on
     # (cluster:ov_post_rebalance_window:active reads it)
     w.family("ov_rebalance_watch_active", "gauge", "1 while the post-rebalance watch window is open.")
-    w.series("ov_rebalance_watch_active", _labels(job="ov-exporter"),
-             lambda t: 1.0 if t >= start + EXPORTER_LAG else None)
+    w.series(
+        "ov_rebalance_watch_active", _labels(job="ov-exporter"), lambda t: 1.0 if t >= start + EXPORTER_LAG else None
+    )
     w.family("ov_check_up", "gauge", "1 when the check ran.")
     w.series("ov_check_up", _labels(job="ov-exporter", check="rebalance_watch"), lambda t: 1.0)
     w.family("ov_check_last_success_timestamp_seconds", "gauge", "Last successful run of the check.")
-    w.series("ov_check_last_success_timestamp_seconds", _labels(job="ov-exporter", check="rebalance_watch"),
-             lambda t: float(t))
+    w.series(
+        "ov_check_last_success_timestamp_seconds",
+        _labels(job="ov-exporter", check="rebalance_watch"),
+        lambda t: float(t),
+    )
 
     def running(m: Mig, t: int) -> bool:
         return start + m.start <= t < start + m.start + m.duration
 
     # virt-handler on the source node while a migration runs
-    for name, value in (("kubevirt_vmi_migration_data_remaining_bytes",
-                         lambda m, t: 8 * 2**30 * (1 - (t - start - m.start) / m.duration)),
-                        ("kubevirt_vmi_migration_dirty_memory_rate_bytes", lambda m, t: 200e6),
-                        ("kubevirt_vmi_migration_memory_transfer_rate_bytes", lambda m, t: 900e6)):
+    for name, value in (
+        (
+            "kubevirt_vmi_migration_data_remaining_bytes",
+            lambda m, t: 8 * 2**30 * (1 - (t - start - m.start) / m.duration),
+        ),
+        ("kubevirt_vmi_migration_dirty_memory_rate_bytes", lambda m, t: 200e6),
+        ("kubevirt_vmi_migration_memory_transfer_rate_bytes", lambda m, t: 900e6),
+    ):
         w.family(name, "gauge", "Migration metric of the source node.")
         for m in MIGRATIONS:
-            w.series(name, _labels(name=m.vmi, namespace=NAMESPACE, node=m.source),
-                     lambda t, m=m, value=value: value(m, t) if running(m, t) else None)
+            w.series(
+                name,
+                _labels(name=m.vmi, namespace=NAMESPACE, node=m.source),
+                lambda t, m=m, value=value: value(m, t) if running(m, t) else None,
+            )
     w.family("kubevirt_vmi_migrations_in_running_phase", "gauge", "Migrations in the running phase.")
-    w.series("kubevirt_vmi_migrations_in_running_phase", _labels(job="kubevirt"),
-             lambda t: sum(running(m, t) for m in MIGRATIONS))
+    w.series(
+        "kubevirt_vmi_migrations_in_running_phase",
+        _labels(job="kubevirt"),
+        lambda t: sum(running(m, t) for m in MIGRATIONS),
+    )
     for phase in ("pending", "scheduling"):
         w.family(f"kubevirt_vmi_migrations_in_{phase}_phase", "gauge", f"Migrations in the {phase} phase.")
         w.series(f"kubevirt_vmi_migrations_in_{phase}_phase", _labels(job="kubevirt"), lambda t: 0)
     w.family("kubevirt_vmi_dirty_rate_bytes_per_second", "gauge", "Steady-state dirty rate.")
     for i, (vmi, spans) in enumerate(_vmi_node_intervals(end).items()):
         for node, a, b in spans:
-            w.series("kubevirt_vmi_dirty_rate_bytes_per_second", _labels(name=vmi, namespace=NAMESPACE, node=node),
-                     lambda t, a=a, b=b, i=i: 10e6 * (i + 1) if a <= t < b else None)
+            w.series(
+                "kubevirt_vmi_dirty_rate_bytes_per_second",
+                _labels(name=vmi, namespace=NAMESPACE, node=node),
+                lambda t, a=a, b=b, i=i: 10e6 * (i + 1) if a <= t < b else None,
+            )
 
     # etcd histograms: ETCD_OPS a second, p99 = 0.75 * target (3 ms, or 12 ms on etcd-2 after START)
     for name in ("etcd_disk_wal_fsync_duration_seconds", "etcd_disk_backend_commit_duration_seconds"):
@@ -401,10 +480,13 @@ def generate(end: int = END) -> Writer:
                 rows[t] = (dict(counts), total["n"], total["sum"])
             for le in BUCKETS + [math.inf]:
                 label = "+Inf" if le == math.inf else repr(le)
-                w.series(f"{name}_bucket", _labels(instance=member, job="etcd", le=label),
-                         lambda t, le=le: rows[t][0][le])
-            w.series(f"{name}_count", _labels(instance=member, job="etcd"), lambda t: rows[t][1])
-            w.series(f"{name}_sum", _labels(instance=member, job="etcd"), lambda t: rows[t][2])
+                w.series(
+                    f"{name}_bucket",
+                    _labels(instance=member, job="etcd", le=label),
+                    lambda t, le=le, rows=rows: rows[t][0][le],
+                )
+            w.series(f"{name}_count", _labels(instance=member, job="etcd"), lambda t, rows=rows: rows[t][1])
+            w.series(f"{name}_sum", _labels(instance=member, job="etcd"), lambda t, rows=rows: rows[t][2])
     return w
 
 

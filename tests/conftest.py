@@ -40,9 +40,15 @@ def env() -> dict[str, str]:
 class Prometheus:
     """A real Prometheus (Debian package) scraping the given targets every second."""
 
-    def __init__(self, tmp_path: Path, targets: list[str], job: str = "ov-exporter",
-                 data_dir: Path | None = None, extra_args: tuple[str, ...] = (),
-                 rule_files: tuple[Path, ...] = ()) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        targets: list[str],
+        job: str = "ov-exporter",
+        data_dir: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+        rule_files: tuple[Path, ...] = (),
+    ) -> None:
         import subprocess
 
         binary = require_binary("prometheus")
@@ -52,12 +58,20 @@ class Prometheus:
         config.write_text(
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
             + (f"rule_files: {[str(f) for f in rule_files]!r}\n" if rule_files else "")
-            + f"scrape_configs:\n- job_name: {job}\n  static_configs: [{{targets: {targets!r}}}]\n")
+            + f"scrape_configs:\n- job_name: {job}\n  static_configs: [{{targets: {targets!r}}}]\n"
+        )
         self.log = tmp_path / "prometheus.log"
         self.proc = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={data_dir or tmp_path / 'prom-data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", *extra_args],
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data_dir or tmp_path / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                *extra_args,
+            ],
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -11,6 +11,7 @@ manager, no default ulimits (explicit ones instead) and the host network.
 
     python -m tests.image build     what `make image` runs; prints the tag
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,11 @@ def image_tag() -> str:
 
 
 def missing_tools() -> list[str]:
-    return [f"{tool} (Debian package {pkg}; `make system-deps` installs it)"
-            for tool, pkg in TOOLS.items() if shutil.which(tool) is None]
+    return [
+        f"{tool} (Debian package {pkg}; `make system-deps` installs it)"
+        for tool, pkg in TOOLS.items()
+        if shutil.which(tool) is None
+    ]
 
 
 def env() -> dict[str, str]:
@@ -57,8 +61,14 @@ def env() -> dict[str, str]:
 
 def podman(*args: str, check: bool = True, timeout: float = 600, capture: bool = True) -> subprocess.CompletedProcess:
     cmd = ["podman", *args]
-    proc = subprocess.run(cmd, env=env(), text=True, timeout=timeout,
-                          stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None)
+    proc = subprocess.run(
+        cmd,
+        env=env(),
+        text=True,
+        timeout=timeout,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+    )
     if check and proc.returncode != 0:
         raise ImageError(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{proc.stdout or ''}{proc.stderr or ''}")
     return proc
@@ -86,8 +96,19 @@ def ensure_base() -> None:
     if not BASE_TARBALL.exists():
         rootfs = BUILD / "base-rootfs"
         shutil.rmtree(rootfs, ignore_errors=True)
-        subprocess.run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,python3-pip",
-                        "bookworm", str(rootfs), debian_mirror()], check=True, capture_output=True, timeout=900)
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3,python3-venv,python3-pip",
+                "bookworm",
+                str(rootfs),
+                debian_mirror(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
         for marker in rootfs.glob("usr/lib/python3*/EXTERNALLY-MANAGED"):
             marker.unlink()
         for pattern in ("var/cache/apt/*.bin", "var/cache/apt/archives/*.deb", "var/lib/apt/lists/*_Packages"):
@@ -116,11 +137,29 @@ def build(tag: str | None = None, *, quiet: bool = True) -> str:
     revision = _git("rev-parse", "HEAD") or "unknown"
     if _git("status", "--porcelain"):
         revision += "-dirty"
-    podman("build", *RUN_FLAGS, "--network=host", "--layers", "-f", str(ROOT / "Dockerfile"),
-           "-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
-           "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--build-arg", f"VERSION={version()}",
-           "--build-arg", f"REVISION={revision}", "--build-arg", f"SOURCE={_git('remote', 'get-url', 'origin')}",
-           "-t", tag, str(ROOT), capture=quiet, timeout=900)
+    podman(
+        "build",
+        *RUN_FLAGS,
+        "--network=host",
+        "--layers",
+        "-f",
+        str(ROOT / "Dockerfile"),
+        "-v",
+        f"{CA_BUNDLE}:{CA_BUNDLE}:ro",
+        "--build-arg",
+        f"BASE_IMAGE={BASE_IMAGE}",
+        "--build-arg",
+        f"VERSION={version()}",
+        "--build-arg",
+        f"REVISION={revision}",
+        "--build-arg",
+        f"SOURCE={_git('remote', 'get-url', 'origin')}",
+        "-t",
+        tag,
+        str(ROOT),
+        capture=quiet,
+        timeout=900,
+    )
     return tag
 
 

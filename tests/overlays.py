@@ -1,5 +1,6 @@
 """Rendering deploy/overlays/<layout>/ with the real `kubectl kustomize`, shared by
 tests/test_deploy.py, tests/test_overlays.py and tests/test_crd_schemas.py."""
+
 from __future__ import annotations
 
 import functools

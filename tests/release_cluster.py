@@ -13,6 +13,7 @@ describe the same cluster.
 NotReady with its VMIs still assigned (a page per VMI), one of them with an RWO disk
 (a blocked migration, inhibited by its node being NotReady).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,10 +36,15 @@ def quiet_scenario(release: str, **overrides) -> Scenario:
 def _hco() -> dict:
     obj = b.hco(cpu_ratio=10)
     spec = obj["spec"]
-    spec["liveMigrationConfig"] = {"parallelMigrationsPerCluster": 5, "parallelOutboundMigrationsPerNode": 2,
-                                   "completionTimeoutPerGiB": 150, "progressTimeout": 150,
-                                   "bandwidthPerMigration": "0Mi", "allowAutoConverge": False,
-                                   "allowPostCopy": False}
+    spec["liveMigrationConfig"] = {
+        "parallelMigrationsPerCluster": 5,
+        "parallelOutboundMigrationsPerNode": 2,
+        "completionTimeoutPerGiB": 150,
+        "progressTimeout": 150,
+        "bandwidthPerMigration": "0Mi",
+        "allowAutoConverge": False,
+        "allowPostCopy": False,
+    }
     spec["evictionStrategy"] = "LiveMigrate"
     spec.setdefault("higherWorkloadDensity", {})["memoryOvercommitPercentage"] = 100
     return obj
@@ -47,30 +53,44 @@ def _hco() -> dict:
 def objects(sc: Scenario, *, incident: bool = False) -> list[dict]:
     cores = sc.cpus_per_node
     memory = f"{int(sc.node_memory_bytes // GIB)}Gi"
-    out: list[dict] = [
-        b.node(name, cpu=cores, memory=memory, smt=True, schedulable=True) for name in sc.worker_names()]
-    out += [b.node(name, cpu=cores, memory=memory, smt=True, schedulable=False, control_plane=True,
-                   taints=[{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}])
-            for name in sc.control_plane_names()]
+    out: list[dict] = [b.node(name, cpu=cores, memory=memory, smt=True, schedulable=True) for name in sc.worker_names()]
+    out += [
+        b.node(
+            name,
+            cpu=cores,
+            memory=memory,
+            smt=True,
+            schedulable=False,
+            control_plane=True,
+            taints=[{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}],
+        )
+        for name in sc.control_plane_names()
+    ]
     if incident:
         for node in out:
             if node["metadata"]["name"] == NOT_READY_NODE:
-                node["status"]["conditions"] = [{"type": "Ready", "status": "Unknown",
-                                                 "reason": "NodeStatusUnknown"}]
+                node["status"]["conditions"] = [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]
     kubevirt = b.kubevirt_cr()
     kubevirt.setdefault("status", {})["observedKubeVirtVersion"] = f"v{sc.release}"
     out += [_hco(), kubevirt, b.cluster_network(1400), b.storage_class("ocs-storagecluster-ceph-rbd")]
-    out.append({"apiVersion": "remediation.medik8s.io/v1alpha1", "kind": "NodeHealthCheck",
-                "metadata": {"name": "workers", "uid": "nhc-workers"},
-                "spec": {"selector": {"matchExpressions": [{"key": "node-role.kubernetes.io/worker",
-                                                            "operator": "Exists"}]},
-                         "minHealthy": "51%",
-                         "remediationTemplate": {"apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
-                                                 "kind": "SelfNodeRemediationTemplate",
-                                                 "name": "self-node-remediation-automatic",
-                                                 "namespace": "openshift-workload-availability"}}})
-    out += [b.virt_handler_pod(name, ready=not (incident and name == NOT_READY_NODE))
-            for name in sc.worker_names()]
+    out.append(
+        {
+            "apiVersion": "remediation.medik8s.io/v1alpha1",
+            "kind": "NodeHealthCheck",
+            "metadata": {"name": "workers", "uid": "nhc-workers"},
+            "spec": {
+                "selector": {"matchExpressions": [{"key": "node-role.kubernetes.io/worker", "operator": "Exists"}]},
+                "minHealthy": "51%",
+                "remediationTemplate": {
+                    "apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
+                    "kind": "SelfNodeRemediationTemplate",
+                    "name": "self-node-remediation-automatic",
+                    "namespace": "openshift-workload-availability",
+                },
+            },
+        }
+    )
+    out += [b.virt_handler_pod(name, ready=not (incident and name == NOT_READY_NODE)) for name in sc.worker_names()]
     guest = f"{int(sc.vm_memory_bytes // GIB)}Gi"
     for ns, name, node in sc.vm_list():
         modes = ("ReadWriteOnce",) if incident and name == RWO_VM else ("ReadWriteMany",)

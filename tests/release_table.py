@@ -2,6 +2,7 @@
 reads and on which supported KubeVirt releases it works, computed from the rules and
 the contract (alerts/upstream-metrics.yaml). tests/test_upstream_contract.py checks
 the README against it; `python -m tests.release_table` rewrites it."""
+
 from __future__ import annotations
 
 import sys
@@ -21,7 +22,7 @@ def _span(releases: list[str]) -> str:
         return "every release"
     if not releases:
         return "none"
-    if releases == every[every.index(releases[0]):]:
+    if releases == every[every.index(releases[0]) :]:
         return f"{releases[0]} and later"
     return ", ".join(releases)
 
@@ -55,7 +56,7 @@ def render() -> str:
 
 def current() -> str:
     text = README.read_text()
-    return text[text.index(BEGIN):text.index(END) + len(END)]
+    return text[text.index(BEGIN) : text.index(END) + len(END)]
 
 
 def main() -> int:

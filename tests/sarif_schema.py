@@ -7,6 +7,7 @@ integrity, and only `package/sarif-2.1.0.json` is kept, checked by sha256.
 
     python -m tests.sarif_schema     # fetch into .venv/share/ (make test does this)
 """
+
 from __future__ import annotations
 
 import base64

@@ -3,6 +3,7 @@ prometheus-alertmanager): `amtool check-config`, `amtool config routes test` for
 every alerting rule of alerts/*.yaml (read at test time), and the inhibitions,
 grouping and the documented rebalance-wave silence against a running
 Alertmanager, read back through its API."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,10 @@ POLICY: dict[str, dict[str, str]] = {
     "critical": {impact: "ov-pager" for impact in ("vm_down", "data_loss", "etcd_quorum")},
     "warning": {
         **{impact: "ov-ticket" for impact in ("degraded", "migration_stuck", "monitoring_blind")},
-        **{impact: "ov-config-ticket"
-           for impact in ("migration_risk", "failure_risk", "performance_risk", "unsupported")},
+        **{
+            impact: "ov-config-ticket"
+            for impact in ("migration_risk", "failure_risk", "performance_risk", "unsupported")
+        },
     },
     "info": {"hygiene": "ov-null"},
 }
@@ -61,9 +64,19 @@ def _rule_labels(rule: dict) -> dict[str, str]:
 
 def _route_test(labels: dict[str, str], receiver: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [require_binary("amtool"), "config", "routes", "test", f"--config.file={ROUTE}",
-         f"--verify.receivers={receiver}", *(f"{k}={v}" for k, v in labels.items())],
-        capture_output=True, text=True, timeout=30)
+        [
+            require_binary("amtool"),
+            "config",
+            "routes",
+            "test",
+            f"--config.file={ROUTE}",
+            f"--verify.receivers={receiver}",
+            *(f"{k}={v}" for k, v in labels.items()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def _config() -> dict:
@@ -80,8 +93,9 @@ def _ov_route() -> dict:
 
 
 def test_amtool_check_config_passes():
-    proc = subprocess.run([require_binary("amtool"), "check-config", str(ROUTE)],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [require_binary("amtool"), "check-config", str(ROUTE)], capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
 
@@ -92,8 +106,10 @@ def test_every_rule_has_an_impact_allowed_by_the_policy():
         labels = rule.get("labels", {})
         severity, impact = labels.get("severity"), labels.get("impact")
         if impact not in POLICY.get(severity, {}):
-            wrong.append(f"{file}: {rule['alert']} severity={severity} impact={impact} "
-                         f"(allowed: {sorted(POLICY.get(severity, {}))})")
+            wrong.append(
+                f"{file}: {rule['alert']} severity={severity} impact={impact} "
+                f"(allowed: {sorted(POLICY.get(severity, {}))})"
+            )
     assert wrong == []
 
 
@@ -102,25 +118,33 @@ def test_every_rule_routes_to_the_receiver_of_its_impact(file: str, rule: dict):
     labels = _rule_labels(rule)
     expected = POLICY.get(labels.get("severity"), {}).get(labels.get("impact", ""))
     if expected is None:
-        pytest.fail(f"{file}: {rule['alert']} has severity={labels.get('severity')} "
-                    f"impact={labels.get('impact')}, which the policy does not route")
+        pytest.fail(
+            f"{file}: {rule['alert']} has severity={labels.get('severity')} "
+            f"impact={labels.get('impact')}, which the policy does not route"
+        )
     proc = _route_test(labels, expected)
     assert proc.returncode == 0, f"{file}: {rule['alert']} {labels}: {proc.stdout}{proc.stderr}"
     assert proc.stdout.split() == [expected]
 
 
-@pytest.mark.parametrize("labels,receiver", [
-    # Other components' alerts go to the default receiver, also the ones our inhibit rules read.
-    ({"alertname": "KubeNodeNotReady", "severity": "warning", "node": "worker-1"}, "default"),
-    ({"alertname": "etcdHighFsyncDurations", "severity": "critical", "instance": "10.0.0.1:9979"}, "default"),
-    ({"alertname": "VirtualMachineStuckOnNode", "severity": "warning", "namespace": "erp", "name": "db"}, "default"),
-    ({"alertname": "KubePodCrashLooping", "severity": "critical", "impact": "vm_down"}, "default"),
-    # An OV alert without a known impact falls back to its severity.
-    ({"alertname": "OVSomethingNew", "severity": "critical"}, "ov-pager"),
-    ({"alertname": "OVSomethingNew", "severity": "critical", "impact": "typo"}, "ov-pager"),
-    ({"alertname": "OVSomethingNew", "severity": "warning"}, "ov-ticket"),
-    ({"alertname": "OVSomethingNew", "severity": "info"}, "ov-null"),
-])
+@pytest.mark.parametrize(
+    "labels,receiver",
+    [
+        # Other components' alerts go to the default receiver, also the ones our inhibit rules read.
+        ({"alertname": "KubeNodeNotReady", "severity": "warning", "node": "worker-1"}, "default"),
+        ({"alertname": "etcdHighFsyncDurations", "severity": "critical", "instance": "10.0.0.1:9979"}, "default"),
+        (
+            {"alertname": "VirtualMachineStuckOnNode", "severity": "warning", "namespace": "erp", "name": "db"},
+            "default",
+        ),
+        ({"alertname": "KubePodCrashLooping", "severity": "critical", "impact": "vm_down"}, "default"),
+        # An OV alert without a known impact falls back to its severity.
+        ({"alertname": "OVSomethingNew", "severity": "critical"}, "ov-pager"),
+        ({"alertname": "OVSomethingNew", "severity": "critical", "impact": "typo"}, "ov-pager"),
+        ({"alertname": "OVSomethingNew", "severity": "warning"}, "ov-ticket"),
+        ({"alertname": "OVSomethingNew", "severity": "info"}, "ov-null"),
+    ],
+)
 def test_other_alerts_and_unclassified_ov_alerts(labels: dict[str, str], receiver: str):
     proc = _route_test(labels, receiver)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -153,7 +177,7 @@ def test_no_inhibit_rule_lists_alertname_in_equal_unless_its_comment_says_why():
     lines = ROUTE.read_text().splitlines()
     start = lines.index("inhibit_rules:")
     comments, block = [], []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if line.startswith("#"):
             block.append(line)
         elif line.startswith("- "):
@@ -163,8 +187,10 @@ def test_no_inhibit_rule_lists_alertname_in_equal_unless_its_comment_says_why():
     assert len(comments) == len(rules)
     for i, rule in enumerate(rules):
         if "alertname" in rule.get("equal", []):
-            assert "alertname in equal" in comments[i], f"inhibit rule {i} ({rule['source_matchers']} -> " \
+            assert "alertname in equal" in comments[i], (
+                f"inhibit rule {i} ({rule['source_matchers']} -> "
                 f"{rule['target_matchers']}) lists alertname in equal without saying why"
+            )
 
 
 # ---------------------------------------------------------------- a running Alertmanager
@@ -184,16 +210,23 @@ class Alertmanager:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "alertmanager.log"
         self.proc = subprocess.Popen(
-            [require_binary("prometheus-alertmanager"), f"--config.file={path}",
-             f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{self.port}",
-             "--cluster.listen-address="],
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+            [
+                require_binary("prometheus-alertmanager"),
+                f"--config.file={path}",
+                f"--storage.path={tmp_path / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
         wait_for(lambda: http_get(f"{self.url}/-/ready")[0] == 200, "alertmanager /-/ready", 30, [self.log])
 
     def post(self, *alerts: dict[str, str]) -> None:
         body = json.dumps([{"labels": labels} for labels in alerts]).encode()
-        request = urllib.request.Request(f"{self.url}/api/v2/alerts", data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/alerts", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=10) as resp:
             assert resp.status == 200
 
@@ -232,31 +265,52 @@ def am(tmp_path) -> Iterator[Alertmanager]:
 
 def _key(labels: dict[str, str]) -> tuple[str, ...]:
     """(alertname, severity, "label=value"...) with the other labels sorted."""
-    return (labels["alertname"], labels.get("severity", ""),
-            *(f"{k}={labels[k]}" for k in sorted(labels) if k not in ("alertname", "severity")))
+    return (
+        labels["alertname"],
+        labels.get("severity", ""),
+        *(f"{k}={labels[k]}" for k in sorted(labels) if k not in ("alertname", "severity")),
+    )
 
 
 def _labels(alertname: str, severity: str, **labels: str) -> dict[str, str]:
     return {"alertname": alertname, "severity": severity, **labels}
 
 
-@pytest.mark.parametrize("source", [
-    _labels("OVVMIOnNotReadyNode", "critical", impact="vm_down", namespace="erp", vmi="db-0", node="worker-1"),
-    _labels("KubeNodeNotReady", "warning", node="worker-1", namespace="openshift-monitoring"),
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        _labels("OVVMIOnNotReadyNode", "critical", impact="vm_down", namespace="erp", vmi="db-0", node="worker-1"),
+        _labels("KubeNodeNotReady", "warning", node="worker-1", namespace="openshift-monitoring"),
+    ],
+)
 def test_a_not_ready_node_inhibits_the_vm_alerts_on_it_and_not_on_another_node(am: Alertmanager, source: dict):
     on_node = [
-        _labels("OVVMMigrationBlocked", "warning", impact="migration_risk", namespace="erp", vm="web",
-                eviction_strategy="LiveMigrate", node="worker-1"),
+        _labels(
+            "OVVMMigrationBlocked",
+            "warning",
+            impact="migration_risk",
+            namespace="erp",
+            vm="web",
+            eviction_strategy="LiveMigrate",
+            node="worker-1",
+        ),
         _labels("OVVMUnderProvisioned", "warning", impact="degraded", namespace="erp", vmi="web", node="worker-1"),
-        _labels("VirtualMachineStuckOnNode", "warning", namespace="erp", name="web", status="stopping",
-                node="worker-1"),
+        _labels(
+            "VirtualMachineStuckOnNode", "warning", namespace="erp", name="web", status="stopping", node="worker-1"
+        ),
     ]
     elsewhere = [
         # the same VM alerts on another node, or on no node (VM not running)
         *({**a, "node": "worker-2"} for a in on_node),
-        _labels("OVVMMigrationBlocked", "warning", impact="migration_risk", namespace="erp", vm="stopped",
-                eviction_strategy="LiveMigrate", node=""),
+        _labels(
+            "OVVMMigrationBlocked",
+            "warning",
+            impact="migration_risk",
+            namespace="erp",
+            vm="stopped",
+            eviction_strategy="LiveMigrate",
+            node="",
+        ),
         # node alerts stay: a Linux bridge on the default NIC can be why the node is NotReady
         _labels("OVNodeDefaultNICInLinuxBridge", "critical", impact="vm_down", node="worker-1"),
         # and every VMI down on the node keeps paging
@@ -274,18 +328,35 @@ def test_a_blind_exporter_reports_the_cause_only(am: Alertmanager):
         _labels("OVExporterCheckFailing", "warning", check="cpu_overcommit", instance="10.1.0.5:9871", **blind),
         _labels("OVExporterCheckFailing", "warning", check="cpu_overcommit", instance="10.1.0.6:9871", **blind),
         _labels("OVExporterEvaluationStale", "warning", instance="10.1.0.7:9871", **blind),
-        _labels("OVExporterSourceKindNotSynced", "warning", kind="VirtualMachine", state="forbidden",
-                instance="10.1.0.7:9871", **blind),
+        _labels(
+            "OVExporterSourceKindNotSynced",
+            "warning",
+            kind="VirtualMachine",
+            state="forbidden",
+            instance="10.1.0.7:9871",
+            **blind,
+        ),
         # an alert that reads no exporter data is not explained by it
         _labels("OVEtcdWALFsyncSlow", "warning", impact="degraded", instance="10.0.0.1:9979"),
     )
     inhibited = am.suppressed("inhibitedBy", 7)
     assert inhibited == {
         ("OVExporterAbsent", "warning", "impact=monitoring_blind"),
-        ("OVExporterCheckFailing", "warning", "check=cpu_overcommit", "impact=monitoring_blind",
-         "instance=10.1.0.5:9871"),
-        ("OVExporterSourceKindNotSynced", "warning", "impact=monitoring_blind", "instance=10.1.0.7:9871",
-         "kind=VirtualMachine", "state=forbidden"),
+        (
+            "OVExporterCheckFailing",
+            "warning",
+            "check=cpu_overcommit",
+            "impact=monitoring_blind",
+            "instance=10.1.0.5:9871",
+        ),
+        (
+            "OVExporterSourceKindNotSynced",
+            "warning",
+            "impact=monitoring_blind",
+            "instance=10.1.0.7:9871",
+            "kind=VirtualMachine",
+            "state=forbidden",
+        ),
     }
 
 
@@ -317,16 +388,33 @@ def test_a_critical_alert_inhibits_the_warning_of_the_same_alert_on_the_same_obj
         _labels("OVVMUnderProvisioned", "warning", impact="degraded", namespace="erp", vmi="db-0"),
     )
     assert am.suppressed("inhibitedBy", 4) == {
-        ("OVVMIUnschedulable", "warning", "impact=degraded", "namespace=erp", "vmi=db-0")}
+        ("OVVMIUnschedulable", "warning", "impact=degraded", "namespace=erp", "vmi=db-0")
+    }
 
 
 def test_pages_group_by_node_and_tickets_by_namespace(am: Alertmanager):
-    down = [_labels("OVVMIOnNotReadyNode", "critical", impact="vm_down", namespace=ns, vmi=vmi, node=node)
-            for ns, vmi, node in (("erp", "db-0", "worker-1"), ("erp", "db-1", "worker-1"),
-                                  ("web", "fe-0", "worker-1"), ("web", "fe-1", "worker-2"))]
-    blocked = [_labels("OVVMMigrationBlocked", "warning", impact="migration_risk", exported_namespace=ns,
-                       namespace="ov-exporter", vm=vm, eviction_strategy="None", node=node)
-               for ns, vm, node in (("erp", "a", "worker-1"), ("erp", "b", "worker-2"), ("web", "c", "worker-1"))]
+    down = [
+        _labels("OVVMIOnNotReadyNode", "critical", impact="vm_down", namespace=ns, vmi=vmi, node=node)
+        for ns, vmi, node in (
+            ("erp", "db-0", "worker-1"),
+            ("erp", "db-1", "worker-1"),
+            ("web", "fe-0", "worker-1"),
+            ("web", "fe-1", "worker-2"),
+        )
+    ]
+    blocked = [
+        _labels(
+            "OVVMMigrationBlocked",
+            "warning",
+            impact="migration_risk",
+            exported_namespace=ns,
+            namespace="ov-exporter",
+            vm=vm,
+            eviction_strategy="None",
+            node=node,
+        )
+        for ns, vm, node in (("erp", "a", "worker-1"), ("erp", "b", "worker-2"), ("web", "c", "worker-1"))
+    ]
     am.post(*down, *blocked)
 
     def grouped():
@@ -338,10 +426,16 @@ def test_pages_group_by_node_and_tickets_by_namespace(am: Alertmanager):
     assert wait_for(grouped, "alert groups", 15, [am.log]) == {
         ("ov-pager", (("alertname", "OVVMIOnNotReadyNode"), ("node", "worker-1")), 3),
         ("ov-pager", (("alertname", "OVVMIOnNotReadyNode"), ("node", "worker-2")), 1),
-        ("ov-config-ticket", (("alertname", "OVVMMigrationBlocked"), ("exported_namespace", "erp"),
-                              ("namespace", "ov-exporter")), 2),
-        ("ov-config-ticket", (("alertname", "OVVMMigrationBlocked"), ("exported_namespace", "web"),
-                              ("namespace", "ov-exporter")), 1),
+        (
+            "ov-config-ticket",
+            (("alertname", "OVVMMigrationBlocked"), ("exported_namespace", "erp"), ("namespace", "ov-exporter")),
+            2,
+        ),
+        (
+            "ov-config-ticket",
+            (("alertname", "OVVMMigrationBlocked"), ("exported_namespace", "web"), ("namespace", "ov-exporter")),
+            1,
+        ),
     }
 
 
@@ -356,18 +450,26 @@ def _documented_wave_silence() -> list[str]:
 
 def test_the_documented_rebalance_wave_silence_mutes_the_expected_warnings_and_no_page(am: Alertmanager):
     args = [a for a in _documented_wave_silence() if not a.startswith("--alertmanager.url")]
-    proc = subprocess.run([require_binary("amtool"), *args[1:], f"--alertmanager.url={am.url}"],
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [require_binary("amtool"), *args[1:], f"--alertmanager.url={am.url}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    alerts = [_labels("OVMigrationNotProgressing", "warning", impact="migration_stuck", namespace="erp", name="m1"),
-              _labels("OVNodeCPUOvercommitted", "warning", impact="performance_risk", node="worker-1")]
-    stay = [_labels("OVVMIOnNotReadyNode", "critical", impact="vm_down", namespace="erp", vmi="db", node="worker-1"),
-            _labels("OVVMIUnschedulable", "critical", impact="vm_down", namespace="erp", vmi="db"),
-            _labels("OVEtcdWALFsyncSlow", "critical", impact="etcd_quorum", instance="10.0.0.1:9979"),
-            _labels("OVEtcdWALFsyncSlow", "warning", impact="degraded", instance="10.0.0.2:9979"),
-            _labels("OVExporterDown", "warning", impact="monitoring_blind", instance="10.1.0.5:9871"),
-            _labels("OVRebalanceWatchMigrationFailed", "warning", impact="degraded", namespace="erp", vmi="db"),
-            _labels("OVVMMigrationBlocked", "warning", impact="migration_risk", namespace="erp", vm="db", node=""),
-            _labels("KubeNodeNotReady", "warning", node="worker-1")]
+    alerts = [
+        _labels("OVMigrationNotProgressing", "warning", impact="migration_stuck", namespace="erp", name="m1"),
+        _labels("OVNodeCPUOvercommitted", "warning", impact="performance_risk", node="worker-1"),
+    ]
+    stay = [
+        _labels("OVVMIOnNotReadyNode", "critical", impact="vm_down", namespace="erp", vmi="db", node="worker-1"),
+        _labels("OVVMIUnschedulable", "critical", impact="vm_down", namespace="erp", vmi="db"),
+        _labels("OVEtcdWALFsyncSlow", "critical", impact="etcd_quorum", instance="10.0.0.1:9979"),
+        _labels("OVEtcdWALFsyncSlow", "warning", impact="degraded", instance="10.0.0.2:9979"),
+        _labels("OVExporterDown", "warning", impact="monitoring_blind", instance="10.1.0.5:9871"),
+        _labels("OVRebalanceWatchMigrationFailed", "warning", impact="degraded", namespace="erp", vmi="db"),
+        _labels("OVVMMigrationBlocked", "warning", impact="migration_risk", namespace="erp", vm="db", node=""),
+        _labels("KubeNodeNotReady", "warning", node="worker-1"),
+    ]
     am.post(*alerts, *stay)
     assert am.suppressed("silencedBy", len(alerts) + len(stay)) == {_key(a) for a in alerts}

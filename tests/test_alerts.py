@@ -2,6 +2,7 @@
 generated PrometheusRule, and consistency between rules, runbooks, the exporter's
 metric families and the upstream metric list (the Alertmanager configuration:
 tests/test_alertmanager.py)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ov_exporter.checks import CHECKS
 from ov_exporter.render import all_families, exposition_name
 
@@ -25,27 +25,30 @@ UNIT_TESTS = ROOT / "tests" / "alerts"
 PROMETHEUSRULE = ROOT / "deploy" / "overlays" / "kubernetes" / "prometheusrule.yaml"
 SECTIONS = ["Meaning", "Impact", "Diagnosis", "Mitigation"]
 SEVERITIES = {"critical", "warning", "info"}
-FORBIDDEN_LABELS = {"kubernetes_operator_part_of", "operator_health_impact"}  # HCO counts such alerts into its health status
+FORBIDDEN_LABELS = {
+    "kubernetes_operator_part_of",
+    "operator_health_impact",
+}  # HCO counts such alerts into its health status
 
 # Families of the checks that no alert reads, and why. Every other family of every
 # check must be read by some alert (directly or through a recording rule).
 NOT_ALERTED: dict[str, str] = {
     # rwo_vm_disks
     "ov_rwo_vm_disks": "RWO disks are one blocking reason of ov_vm_migration_blocked, which OVVMMigrationBlocked "
-                       "reads: one alert per VM, not one per reason",
+    "reads: one alert per VM, not one per reason",
     # node_failure_planning
     "ov_node_remediation_covered": "names the nodes behind ov_nodes_without_remediation, which the one cluster-wide "
-                                   "alert reads (one fact, one alert)",
+    "alert reads (one fact, one alert)",
     # control_plane_placement
     "ov_control_plane_nodes_host_unknown": "coverage of the host information; the check raises no finding on it",
     # cpu_overcommit
     "ov_node_vm_vcpus": "numerator of ov_cpu_overcommit_ratio, which the alerts read",
     "ov_node_physical_cpu_cores": "denominator of ov_cpu_overcommit_ratio (recording rules use it as the list of "
-                                  "VM nodes)",
+    "VM nodes)",
     "ov_node_cpu_threads_per_core": "configuration: the threads-per-core factor behind the physical core count",
     "ov_cpu_overcommit_threshold_ratio": "threshold gauge: the alerts compare against it, it is no finding",
     "ov_vmi_cpu_allocation_ratio": "configuration: vmiCPUAllocationRatio sets CPU requests per vCPU (HCO writes 10 "
-                                   "into every HyperConverged CR), not the vCPU:core overcommit",
+    "into every HyperConverged CR), not the vCPU:core overcommit",
     # memory_overcommit
     "ov_node_vm_guest_memory_bytes": "numerator of ov_memory_overcommit_ratio, which the alerts read",
     "ov_node_memory_capacity_bytes": "denominator of ov_memory_overcommit_ratio",
@@ -55,15 +58,15 @@ NOT_ALERTED: dict[str, str] = {
     "ov_rhel_nodes": "count of the nodes ov_rhel_node_info lists one by one; alerting on both would notify twice",
     # migration_dirty_rate
     "ov_migration_predicted_duration_seconds": "same VMIs as ov_migration_dirty_rate_risk, which the alerts read; its "
-                                               "limit (completionTimeoutPerGiB x guest GiB, per VMI) is not exported, "
-                                               "so PromQL cannot judge it on its own",
+    "limit (completionTimeoutPerGiB x guest GiB, per VMI) is not exported, "
+    "so PromQL cannot judge it on its own",
     "ov_migration_bandwidth_bytes_per_second": "configuration (effective bandwidthPerMigration); the PromQL "
-                                               "dirty-rate fallback divides by it",
+    "dirty-rate fallback divides by it",
     # scheduling_constraints
-    "ov_vm_scheduling_constraints": "the constraint count behind issue=\"excessive\" of ov_vm_scheduling_issue, "
-                                    "which the alerts read (same VMs)",
-    "ov_vms_pinned_to_node": "count of the issue=\"pinned\" series of ov_vm_scheduling_issue; alerting on both "
-                             "would notify twice",
+    "ov_vm_scheduling_constraints": 'the constraint count behind issue="excessive" of ov_vm_scheduling_issue, '
+    "which the alerts read (same VMs)",
+    "ov_vms_pinned_to_node": 'count of the issue="pinned" series of ov_vm_scheduling_issue; alerting on both '
+    "would notify twice",
     "ov_vmis_unschedulable": "count of the ov_vmi_unschedulable series, which the alerts read",
     # strict_vm_limits
     "ov_vms_with_resource_limits": "count of the VMs that ov_vm_resource_limit_ratio lists one by one",
@@ -71,33 +74,33 @@ NOT_ALERTED: dict[str, str] = {
     "ov_migration_parallel_outbound_per_node": "configuration (parallelOutboundMigrationsPerNode)",
     # trident_volume_limits
     "ov_trident_backends_without_volume_size_limit": "count of the backends ov_trident_backend_volume_size_limit_bytes "
-                                                     "lists one by one; alerting on both would notify twice",
+    "lists one by one; alerting on both would notify twice",
     # migration_readiness
     "ov_vms_migration_blocked": "count of the VMs ov_vm_migration_blocked lists one by one; alerting on both "
-                                "would notify twice",
+    "would notify twice",
     "ov_vms_migration_blocked_by_reason": "the same VMs per reason, for dashboards",
     "ov_migration_slots": "in-flight VMIMs and parallelMigrationsPerCluster, for dashboards: a full queue is no "
-                          "alert (OVMigrationQueueStalled judges one that stops draining), and the check's "
-                          "migration_slots_full reason reaches ov_vm_migration_blocked",
+    "alert (OVMigrationQueueStalled judges one that stops draining), and the check's "
+    "migration_slots_full reason reaches ov_vm_migration_blocked",
     # migration_capacity
     "ov_migration_config_info": "configuration: where the migration settings come from and the network name",
     "ov_migration_parallel_outbound_per_node_limit": "configuration; denominator of "
-                                                     "ov_node_outbound_migrations_in_flight_ratio",
+    "ov_node_outbound_migrations_in_flight_ratio",
     "ov_migration_config_bandwidth_bytes_per_second": "configuration (bandwidthPerMigration, 0 = unlimited)",
     "ov_migration_config_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
     "ov_migration_dedicated_network": "input of ov_migration_parallel_without_dedicated_network, which alerts read",
     "ov_migrations_in_flight": "dashboard series: KubeVirt queues migrations above its limits, so a full queue is "
-                               "no alert (OVMigrationQueueStalled judges a queue that stops draining)",
+    "no alert (OVMigrationQueueStalled judges a queue that stops draining)",
     "ov_node_outbound_migrations_in_flight": "dashboard series, as ov_migrations_in_flight",
     "ov_migrations_in_flight_ratio": "dashboard series, as ov_migrations_in_flight",
     "ov_node_outbound_migrations_in_flight_ratio": "dashboard series, as ov_migrations_in_flight",
     "ov_migration_parallel_per_cluster": "configuration; the dashboards' in-flight ratio divides by it "
-                                         "(cluster:ov_parallel_migrations_per_cluster:limit)",
+    "(cluster:ov_parallel_migrations_per_cluster:limit)",
     "ov_migrations_pod_network": "count quoted in the finding of ov_migration_parallel_without_dedicated_network",
     "ov_migrations_running_pod_network": "numerator of ov_migration_parallel_without_dedicated_network (1 at 2 or "
-                                         "more), which the alerts read",
+    "more), which the alerts read",
     "ov_migration_queue_oldest_pending_timestamp_seconds": "input of ov_migration_queue_stalled, which the alert "
-                                                           "reads; dashboards plot the queue age",
+    "reads; dashboards plot the queue age",
     "ov_migration_last_finished_timestamp_seconds": "input of ov_migration_queue_stalled; dashboards",
     "ov_migration_queue_stall_threshold_seconds": "configuration (thresholds.migration-queue-stall-minutes)",
     "ov_kubevirt_info": "the KubeVirt release the exporter sees: context for every alert and dashboard, no finding",
@@ -124,9 +127,14 @@ NOT_ALERTED: dict[str, str] = {
 # absent() yields one label-less series of value 1: nothing to template.
 NO_LABELS = {"OVExporterAbsent", "OVEtcdMetricsAbsent"}
 # Alerts about the whole cluster or the exporter as a whole: no object label to name.
-CLUSTER_WIDE = NO_LABELS | {"OVClusterCPUOvercommitted", "OVClusterMemoryOvercommitted",
-                "OVPostRebalanceCPUSpreadIncreased", "OVMigrationParallelWithoutDedicatedNetwork",
-                "OVMigrationQueueStalled", "OVNodeWithoutRemediation"}
+CLUSTER_WIDE = NO_LABELS | {
+    "OVClusterCPUOvercommitted",
+    "OVClusterMemoryOvercommitted",
+    "OVPostRebalanceCPUSpreadIncreased",
+    "OVMigrationParallelWithoutDedicatedNetwork",
+    "OVMigrationQueueStalled",
+    "OVNodeWithoutRemediation",
+}
 
 
 def _load_build():
@@ -142,8 +150,12 @@ TEST_FILES = sorted(UNIT_TESTS.glob("*-test.yaml"))
 
 
 def _rules() -> list[tuple[Path, dict]]:
-    return [(path, rule) for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
-            for rule in group["rules"]]
+    return [
+        (path, rule)
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
 
 
 ALERT_RULES = [(path, rule) for path, rule in _rules() if "alert" in rule]
@@ -229,9 +241,15 @@ def _copy_generated(deploy: Path) -> list[Path]:
     return copies
 
 
-@pytest.mark.parametrize("generated", ["overlays/kubernetes/prometheusrule.yaml",
-                                       "overlays/openshift-user-workload/prometheusrule.yaml",
-                                       "overlays/openshift-user-workload/alertingrule.yaml", "README.md"])
+@pytest.mark.parametrize(
+    "generated",
+    [
+        "overlays/kubernetes/prometheusrule.yaml",
+        "overlays/openshift-user-workload/prometheusrule.yaml",
+        "overlays/openshift-user-workload/alertingrule.yaml",
+        "README.md",
+    ],
+)
 def test_build_check_fails_on_any_stale_or_missing_output(tmp_path: Path, capsys, generated: str):
     deploy = tmp_path / "deploy"
     _copy_generated(deploy)
@@ -256,8 +274,9 @@ def test_build_refuses_a_deploy_readme_without_the_unavailable_section(tmp_path:
 def test_build_rebuilds_runbook_urls_from_the_base_and_sets_the_migration_limit():
     doc = yaml.safe_load(build.render("https://runbooks.example.com/ov/", 8))
     alerts = [r for g in doc["spec"]["groups"] for r in g["rules"] if "alert" in r]
-    assert alerts and all(r["annotations"]["runbook_url"] == f"https://runbooks.example.com/ov/{r['alert']}.md"
-                          for r in alerts)
+    assert alerts and all(
+        r["annotations"]["runbook_url"] == f"https://runbooks.example.com/ov/{r['alert']}.md" for r in alerts
+    )
     limit = [r for g in doc["spec"]["groups"] for r in g["rules"] if r.get("record") == build.LIMIT_RECORD]
     # The fallback of each cluster that counts migrations, and the one where nothing does.
     assert len(limit) == 1 and limit[0]["expr"].rstrip().endswith("or on() vector(8)")
@@ -331,7 +350,7 @@ def test_every_alert_has_a_runbook_with_the_four_sections(name: str):
     assert sections == SECTIONS
     bodies = re.split(r"^## .+$", text, flags=re.M)[1:]
     assert all(body.strip() for body in bodies), "no empty section"
-    diagnosis, mitigation = bodies[2], bodies[3]
+    diagnosis = bodies[2]
     assert re.search(r"^\s*\$ (oc|virtctl|curl) ", diagnosis, re.M), "Diagnosis has commands to paste"
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         first = [ln.strip() for ln in block.splitlines() if ln.strip()][0]
@@ -368,8 +387,10 @@ def _metric_names(expr: str) -> set[str]:
 
 
 def test_the_metric_walker_sees_every_selector():
-    assert _metric_names('sum by (a) (rate(x_total{b="c"}[5m])) / on() group_left() -y '
-                         'and avg_over_time((z > 1)[1h:5m]) or topk(1, w offset 1h)') == {"x_total", "y", "z", "w"}
+    assert _metric_names(
+        'sum by (a) (rate(x_total{b="c"}[5m])) / on() group_left() -y '
+        "and avg_over_time((z > 1)[1h:5m]) or topk(1, w offset 1h)"
+    ) == {"x_total", "y", "z", "w"}
 
 
 def test_every_metric_in_an_expression_is_an_exporter_family_a_recording_rule_or_a_listed_upstream_metric():
@@ -421,16 +442,20 @@ def test_every_check_is_guarded_against_stale_data():
 
 
 def _fresh(check: str) -> str:
-    return (f'ov_check_up{{check="{check}"}} == 1 and on(cluster, job, instance) '
-            f'time() - ov_check_last_success_timestamp_seconds{{check="{check}"}} < 900')
+    return (
+        f'ov_check_up{{check="{check}"}} == 1 and on(cluster, job, instance) '
+        f'time() - ov_check_last_success_timestamp_seconds{{check="{check}"}} < 900'
+    )
 
 
 def _hold_clause(alert: str, severity: str, check: str, on: str) -> str:
     by = "cluster, job" if on == "on(cluster, job)" else "cluster"
-    return (f'and ignoring(alertname, alertstate, severity, impact) '
-            f'ALERTS{{alertname="{alert}", alertstate="firing", severity="{severity}"}} '
-            f'and {on} ( max by ({by}) (last_over_time(ov_check_up{{check="{check}"}}[1d])) '
-            f'unless on({by}) ( {_fresh(check)} ) )')
+    return (
+        f"and ignoring(alertname, alertstate, severity, impact) "
+        f'ALERTS{{alertname="{alert}", alertstate="firing", severity="{severity}"}} '
+        f'and {on} ( max by ({by}) (last_over_time(ov_check_up{{check="{check}"}}[1d])) '
+        f"unless on({by}) ( {_fresh(check)} ) )"
+    )
 
 
 def test_every_alert_on_exporter_series_holds_while_the_exporter_is_blind():
@@ -464,8 +489,11 @@ def test_every_alert_on_exporter_series_holds_while_the_exporter_is_blind():
         expr = re.sub(r"\s+", " ", rule["expr"])
         # on(cluster, job) when the alert's labels are the exporter's; on(cluster) when they come
         # from another job and the exporter only gates it (the post-rebalance window).
-        on = ("on(cluster, job)" if direct and "and on(cluster) ( ov_rebalance_watch_active" not in expr
-              else "on(cluster)")
+        on = (
+            "on(cluster, job)"
+            if direct and "and on(cluster) ( ov_rebalance_watch_active" not in expr
+            else "on(cluster)"
+        )
         want = [_hold_clause(rule["alert"], rule["labels"]["severity"], c, on) for c in checks]
         assert any(w in expr for w in want), f"{rule['alert']} ({rule['labels']['severity']}): no hold clause {want[0]}"
         if on == "on(cluster, job)":  # the held half judges the exporter series' last samples
@@ -488,7 +516,8 @@ def test_runbook_urls_default_to_the_exporter_service_that_deploy_creates_and_it
     args = yaml.safe_load((base / "deployment.yaml").read_text())["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--tls-cert-file" in args
     port = service["spec"]["ports"][0]["port"]
-    assert build.DEFAULT_RUNBOOK_BASE == (f"https://{service['metadata']['name']}.{kustomization['namespace']}"
-                                          f".svc:{port}/runbooks")
+    assert build.DEFAULT_RUNBOOK_BASE == (
+        f"https://{service['metadata']['name']}.{kustomization['namespace']}.svc:{port}/runbooks"
+    )
     served = {p.name for p in (resources.files("ov_exporter") / "alert_runbooks").iterdir()}
     assert {f"{name}.md" for name in ALERT_NAMES} <= served

@@ -10,6 +10,7 @@ severity; the clean cluster must raise none.
 
 Every process is started on a free port and stopped at the end, also on failure.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,6 @@ from pathlib import Path
 import pytest
 import yaml
 from aiohttp import web
-
 from ov_exporter.checks import CHECKS
 from ov_exporter.coverage import RUNBOOK_BASE_URL
 from ov_exporter.sources.snapshot import demo_path
@@ -186,8 +186,11 @@ def _expected_from_demo() -> set[tuple[str, str, str, str, str]]:
     if not path.is_file():
         pytest.fail(f"{path} is missing: the demo cluster lists its planted positives there")
     doc = yaml.safe_load(path.read_text())
-    findings = {(check, p["kind"], p.get("namespace") or "", p["name"], p["severity"])
-                for check, entry in doc["checks"].items() for p in entry.get("positives", [])}
+    findings = {
+        (check, p["kind"], p.get("namespace") or "", p["name"], p["severity"])
+        for check, entry in doc["checks"].items()
+        for p in entry.get("positives", [])
+    }
     return alerts_for_findings(findings)
 
 
@@ -201,8 +204,11 @@ def alerts_for_findings(findings: set[tuple[str, str, str, str, str]]) -> set[tu
       migration_readiness findings are in the set already;
     - a node's overcommit finding is alerted only at a level its cluster does not reach;
     - nodes without remediation are one alert for the cluster."""
-    cluster_level = {check: RANK[sev] for check, kind, _, _, sev in findings if kind == "Cluster"
-                     and check in ("cpu_overcommit", "memory_overcommit")}
+    cluster_level = {
+        check: RANK[sev]
+        for check, kind, _, _, sev in findings
+        if kind == "Cluster" and check in ("cpu_overcommit", "memory_overcommit")
+    }
     out = set()
     for check, kind, ns, name, severity in findings:
         if check == "rwo_vm_disks":
@@ -240,16 +246,37 @@ def outcome(tmp_path_factory) -> Outcome:
         exporters = {}
         for job, source in ((DEMO_JOB, ["--demo"]), (CLEAN_JOB, ["--snapshot", str(CLEAN)])):
             port = free_port()
-            procs.start(job, [sys.executable, "-m", "ov_exporter", "serve", *source,
-                              "--listen", f"127.0.0.1:{port}", "--interval", "2"], tmp)
+            procs.start(
+                job,
+                [
+                    sys.executable,
+                    "-m",
+                    "ov_exporter",
+                    "serve",
+                    *source,
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                    "--interval",
+                    "2",
+                ],
+                tmp,
+            )
             exporters[job] = f"127.0.0.1:{port}"
 
         am_port = free_port()
         am_url = f"http://127.0.0.1:{am_port}"
         (tmp / "alertmanager.yml").write_text(yaml.safe_dump(_alertmanager_config(webhook), sort_keys=False))
-        procs.start("alertmanager", [alertmanager_bin, f"--config.file={tmp / 'alertmanager.yml'}",
-                                     f"--storage.path={tmp / 'am-data'}", f"--web.listen-address=127.0.0.1:{am_port}",
-                                     "--cluster.listen-address="], tmp)
+        procs.start(
+            "alertmanager",
+            [
+                alertmanager_bin,
+                f"--config.file={tmp / 'alertmanager.yml'}",
+                f"--storage.path={tmp / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            tmp,
+        )
 
         # Prometheus starts without rules: they are loaded once both targets have been
         # scraped, so that the absence alerts do not fire on an empty TSDB. Prometheus
@@ -261,16 +288,29 @@ def outcome(tmp_path_factory) -> Outcome:
         rules = tmp / "rules.yaml"
         rules.write_text("groups: []\n")
         scrape = [{"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in exporters.items()]
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(rules)],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-            "scrape_configs": scrape,
-        }, sort_keys=False))
-        procs.start("prometheus", [prometheus_bin, f"--config.file={tmp / 'prometheus.yml'}",
-                                   f"--storage.tsdb.path={tmp / 'prom-data'}",
-                                   f"--web.listen-address=127.0.0.1:{prom_port}", "--web.enable-lifecycle",
-                                   "--rules.alert.resend-delay=1s"], tmp)
+        (tmp / "prometheus.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(rules)],
+                    "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+                    "scrape_configs": scrape,
+                },
+                sort_keys=False,
+            )
+        )
+        procs.start(
+            "prometheus",
+            [
+                prometheus_bin,
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--web.enable-lifecycle",
+                "--rules.alert.resend-delay=1s",
+            ],
+            tmp,
+        )
 
         logs = procs.logs
         for job, target in exporters.items():
@@ -282,8 +322,9 @@ def outcome(tmp_path_factory) -> Outcome:
             status, body = _get(f"{prom_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
             return json.loads(body)["data"]["result"] if status == 200 else []
 
-        _wait(lambda: len(query("up == 1 and on(job, instance) ov_build_info")) == 2, "both exporters scraped", 30,
-              logs)
+        _wait(
+            lambda: len(query("up == 1 and on(job, instance) ov_build_info")) == 2, "both exporters scraped", 30, logs
+        )
         rules.write_text(yaml.safe_dump(_rules_for_the_test(), sort_keys=False))
         assert _post(f"{prom_url}/-/reload") == 200, "prometheus reload"
 
@@ -299,8 +340,11 @@ def outcome(tmp_path_factory) -> Outcome:
             got = {g[:4] for g in _demo_outcome(alerts)}
             if not {e[:4] for e in expected} <= got:
                 return None
-            active = {a["fingerprint"] for a in alerts
-                      if a["status"]["state"] == "active" and a["labels"]["severity"] != "info"}
+            active = {
+                a["fingerprint"]
+                for a in alerts
+                if a["status"]["state"] == "active" and a["labels"]["severity"] != "info"
+            }
             delivered = {a["fingerprint"] for a in webhook.alerts()}
             return alerts if active <= delivered else None
 
@@ -308,16 +352,25 @@ def outcome(tmp_path_factory) -> Outcome:
             alerts = am_alerts()
             missing = sorted({e[:4] for e in expected} - {g[:4] for g in _demo_outcome(alerts)})
             delivered = {a["fingerprint"] for a in webhook.alerts()}
-            undelivered = sorted(a["labels"]["alertname"] for a in alerts if a["fingerprint"] not in delivered
-                                 and a["status"]["state"] == "active" and a["labels"]["severity"] != "info")
-            return (f"missing at Alertmanager: {missing}\nnot delivered: {undelivered}\n"
-                    f"at Alertmanager: {sorted(a['labels']['alertname'] for a in alerts)}")
+            undelivered = sorted(
+                a["labels"]["alertname"]
+                for a in alerts
+                if a["fingerprint"] not in delivered
+                and a["status"]["state"] == "active"
+                and a["labels"]["severity"] != "info"
+            )
+            return (
+                f"missing at Alertmanager: {missing}\nnot delivered: {undelivered}\n"
+                f"at Alertmanager: {sorted(a['labels']['alertname'] for a in alerts)}"
+            )
 
         _wait(settled, "the planted anti-patterns to arrive as alerts", SETTLE_TIMEOUT, logs, describe)
         time.sleep(3)  # room for anything that should not be there (the clean cluster) to show up too
         status, body = _get(f"{prom_url}/api/v1/alerts")
-        risk = {(r["metric"]["namespace"], r["metric"]["vmi"]): float(r["value"][1])
-                for r in query(f'ov_migration_dirty_rate_risk{{job="{DEMO_JOB}"}}')}
+        risk = {
+            (r["metric"]["namespace"], r["metric"]["vmi"]): float(r["value"][1])
+            for r in query(f'ov_migration_dirty_rate_risk{{job="{DEMO_JOB}"}}')
+        }
         result = Outcome(expected, am_alerts(), json.loads(body)["data"]["alerts"], webhook, risk)
 
         # Then the clean cluster's exporter dies: its target is down, which is an alert
@@ -327,8 +380,11 @@ def outcome(tmp_path_factory) -> Outcome:
         clean_proc.wait(timeout=15)
 
         def down_ticket():
-            return [a for a in webhook.alerts("/ov-ticket") if a["labels"]["alertname"] == "OVExporterDown"
-                    and a["status"] == "firing"]
+            return [
+                a
+                for a in webhook.alerts("/ov-ticket")
+                if a["labels"]["alertname"] == "OVExporterDown" and a["status"] == "firing"
+            ]
 
         result.down = _wait(down_ticket, "OVExporterDown for the stopped exporter", 30, logs)
         return result
@@ -346,8 +402,7 @@ def _too_slow(outcome: Outcome, item: tuple[str, str, str, str, str]) -> bool:
     """A VMI the exporter judges a warning because its predicted migration time exceeds
     its completion timeout, with a risk below 1 (below 1 alone it would be info)."""
     check, kind, ns, name, severity = item
-    return (check == "migration_dirty_rate" and severity == "warning"
-            and outcome.risk.get((ns, name), 1.0) < 1.0)
+    return check == "migration_dirty_rate" and severity == "warning" and outcome.risk.get((ns, name), 1.0) < 1.0
 
 
 def test_planted_anti_patterns_arrive_as_the_expected_alerts(outcome: Outcome):
@@ -374,12 +429,20 @@ def test_alerts_carry_the_target_labels_severity_and_runbook_url(outcome: Outcom
         if kind not in ("Cluster", "HyperConverged"):
             assert obj in annotations["description"], annotations["description"]
     # One example in full: a planted blocked VM with RWO disks, on its node.
-    found = [a for a in demo if a["labels"]["alertname"] == "OVVMMigrationBlocked"
-             and a["labels"].get("vm") == "sap-hana-01"]
+    found = [
+        a for a in demo if a["labels"]["alertname"] == "OVVMMigrationBlocked" and a["labels"].get("vm") == "sap-hana-01"
+    ]
     assert len(found) == 1
     assert {k: v for k, v in found[0]["labels"].items() if k != "instance"} == {
-        "alertname": "OVVMMigrationBlocked", "severity": "warning", "impact": "migration_risk", "job": DEMO_JOB,
-        "namespace": "erp", "vm": "sap-hana-01", "eviction_strategy": "LiveMigrate", "node": "worker-3"}
+        "alertname": "OVVMMigrationBlocked",
+        "severity": "warning",
+        "impact": "migration_risk",
+        "job": DEMO_JOB,
+        "namespace": "erp",
+        "vm": "sap-hana-01",
+        "eviction_strategy": "LiveMigrate",
+        "node": "worker-3",
+    }
     assert found[0]["annotations"]["description"].startswith("VM erp/sap-hana-01 on node worker-3 ")
 
 
@@ -410,8 +473,9 @@ def test_the_clean_cluster_raises_no_alert(outcome: Outcome):
     assert clean == []
     assert [a["labels"] for a in outcome.am_alerts if a["labels"].get("job") == CLEAN_JOB] == []
     # Nor do the exporter-health alerts fire while both exporters run.
-    assert [a["labels"]["alertname"] for a in outcome.prom_alerts
-            if a["labels"]["alertname"].startswith("OVExporter")] == []
+    assert [
+        a["labels"]["alertname"] for a in outcome.prom_alerts if a["labels"]["alertname"].startswith("OVExporter")
+    ] == []
 
 
 def test_a_stopped_exporter_raises_exporter_down_whatever_its_job_is_called(outcome: Outcome):

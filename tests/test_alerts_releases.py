@@ -10,10 +10,12 @@ cluster (tests/release_cluster.py):
   even pending or info, while the series the rules need are there;
 - a real Prometheus per release scrapes the quiet cluster and a cluster with planted
   incidents in its first minutes, with every `for:` 180 times shorter (their order
-  kept): the quiet one raises nothing, not even a pending alert; the incidents fire exactly their alerts, at their severity, and reach a real
+  kept): the quiet one raises nothing, not even a pending alert; the incidents fire
+  exactly their alerts, at their severity, and reach a real
   Alertmanager (deploy/alertmanager-route.yaml) which pages, tickets and inhibits as
   routed, down to the webhook receiver.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -68,8 +70,23 @@ def _rule_files(tmp: Path, scaled_for: bool = False) -> Path:
 
 def _exporter_exposition(snapshot: Path) -> str:
     """What the real exporter serves for the snapshot (`check --output prom`)."""
-    proc = subprocess.run([sys.executable, "-m", "ov_exporter", "check", "--snapshot", str(snapshot),
-                           "--output", "prom", "--fail-on", "never"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ov_exporter",
+            "check",
+            "--snapshot",
+            str(snapshot),
+            "--output",
+            "prom",
+            "--fail-on",
+            "never",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -100,6 +117,7 @@ def _upstream_series(sc: Scenario, minutes: int) -> list[dict[str, str]]:
     `up`, KubeVirt's recording rules, each checked against the contract) over `minutes`.
     A quiet cluster's series are constant gauges or counters growing at a constant rate,
     so two instants give each series' line: promtool's 'a+bxN' instead of 2,881 values."""
+
     def at(t: float) -> dict[str, float]:
         return {_selector(metric, labels): value for metric, labels, value in stored(sc, sc.start + t)}
 
@@ -126,36 +144,56 @@ def _promtool_quiet_48h(release: str, tmp: Path, exporter_text: str, now: float)
         # Rules every 2 minutes (OpenShift evaluates every 30 s): a steady quiet cluster has
         # no transient state to miss, and 48 h stay near 40 s of promtool per release.
         "evaluation_interval": "2m",
-        "tests": [{
-            "name": f"a quiet healthy cluster on KubeVirt {release} raises no alert in 48 hours",
-            "interval": "1m",
-            "input_series": series,
-            "promql_expr_test": [
-                # No alert was ever pending or firing (ALERTS holds both states).
-                {"expr": "count_over_time(ALERTS[49h])", "eval_time": end, "exp_samples": []},
-                # ... while the rules had what they judge: every check fresh, the node CPU of
-                # the four workers, the three etcd members' fsync p99, the 20 VMIs' CPU use.
-                {"expr": "count(check:ov_check_up:fresh) > 0", "eval_time": end,
-                 "exp_samples": [{"labels": "{}", "value": _count_checks(exporter_text)}]},
-                {"expr": "count(node:ov_vm_node_cpu_utilisation:rate5m > 0.3 < 0.5)", "eval_time": end,
-                 "exp_samples": [{"labels": "{}", "value": sc.workers}]},
-                {"expr": "count(instance:ov_etcd_disk_wal_fsync_duration_seconds:p99_rate5m < 0.005)",
-                 "eval_time": end, "exp_samples": [{"labels": "{}", "value": sc.control_plane}]},
-                {"expr": "count(namespace_name:ov_kubevirt_vmi_cpu_usage:ratio > 0)", "eval_time": end,
-                 "exp_samples": [{"labels": "{}", "value": sc.vms}]},
-            ],
-        }],
+        "tests": [
+            {
+                "name": f"a quiet healthy cluster on KubeVirt {release} raises no alert in 48 hours",
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    # No alert was ever pending or firing (ALERTS holds both states).
+                    {"expr": "count_over_time(ALERTS[49h])", "eval_time": end, "exp_samples": []},
+                    # ... while the rules had what they judge: every check fresh, the node CPU of
+                    # the four workers, the three etcd members' fsync p99, the 20 VMIs' CPU use.
+                    {
+                        "expr": "count(check:ov_check_up:fresh) > 0",
+                        "eval_time": end,
+                        "exp_samples": [{"labels": "{}", "value": _count_checks(exporter_text)}],
+                    },
+                    {
+                        "expr": "count(node:ov_vm_node_cpu_utilisation:rate5m > 0.3 < 0.5)",
+                        "eval_time": end,
+                        "exp_samples": [{"labels": "{}", "value": sc.workers}],
+                    },
+                    {
+                        "expr": "count(instance:ov_etcd_disk_wal_fsync_duration_seconds:p99_rate5m < 0.005)",
+                        "eval_time": end,
+                        "exp_samples": [{"labels": "{}", "value": sc.control_plane}],
+                    },
+                    {
+                        "expr": "count(namespace_name:ov_kubevirt_vmi_cpu_usage:ratio > 0)",
+                        "eval_time": end,
+                        "exp_samples": [{"labels": "{}", "value": sc.vms}],
+                    },
+                ],
+            }
+        ],
     }
     path = tmp / f"quiet-{release}-test.yaml"
     path.write_text(yaml.safe_dump(test, sort_keys=False))
-    return subprocess.run([require_binary("promtool"), "test", "rules", path.name], cwd=tmp,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [require_binary("promtool"), "test", "rules", path.name], cwd=tmp, capture_output=True, text=True, timeout=900
+    )
 
 
 def _count_checks(exporter_text: str) -> int:
     """Checks that ran fresh: ov_check_up == 1 (applicable or not)."""
-    return sum(1 for f in text_string_to_metric_families(exporter_text) if f.name == "ov_check_up"
-               for s in f.samples if s.value == 1)
+    return sum(
+        1
+        for f in text_string_to_metric_families(exporter_text)
+        if f.name == "ov_check_up"
+        for s in f.samples
+        if s.value == 1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +202,23 @@ def quiet_snapshot(tmp_path_factory) -> Path:
 
 
 def test_the_quiet_cluster_has_no_finding_at_all(quiet_snapshot: Path):
-    proc = subprocess.run([sys.executable, "-m", "ov_exporter", "check", "--snapshot", str(quiet_snapshot),
-                           "--output", "json", "--fail-on", "info"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ov_exporter",
+            "check",
+            "--snapshot",
+            str(quiet_snapshot),
+            "--output",
+            "json",
+            "--fail-on",
+            "info",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     doc = json.loads(proc.stdout)
     assert proc.returncode == 0 and doc["findings"] == [], doc["findings"]
     assert all(c["status"] in ("ok", "not_applicable") for c in doc["checks"])
@@ -176,15 +229,16 @@ def test_a_quiet_cluster_on_every_supported_release_raises_no_alert_in_48_hours(
     exporter_text = _exporter_exposition(quiet_snapshot)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         runs = dict(zip(RELEASES, pool.map(lambda r: _promtool_quiet_48h(r, tmp_path, exporter_text, now), RELEASES)))
-    failed = {release: proc.stdout[-3000:] + proc.stderr[-2000:] for release, proc in runs.items()
-              if proc.returncode != 0}
+    failed = {
+        release: proc.stdout[-3000:] + proc.stderr[-2000:] for release, proc in runs.items() if proc.returncode != 0
+    }
     assert not failed, "\n\n".join(f"KubeVirt {r}:\n{out}" for r, out in failed.items())
 
 
 # ---------------------------------------------------------------- real Prometheus, first minutes
 
 MIGRATING_VM = ("analytics", "vm-05")  # runs on worker-1 in Scenario.vm_list()
-MiB = 1024 ** 2
+MiB = 1024**2
 
 
 def incident_scenario(release: str, start: float) -> Scenario:
@@ -195,8 +249,11 @@ def incident_scenario(release: str, start: float) -> Scenario:
     sc = quiet_scenario(release, start=start)
 
     def slow_etcd_and_not_ready(metric, labels, t, value):
-        if metric == "etcd_disk_wal_fsync_duration_seconds_bucket" and labels.get("le") != "+Inf" \
-                and float(labels["le"]) < 1.5:
+        if (
+            metric == "etcd_disk_wal_fsync_duration_seconds_bucket"
+            and labels.get("le") != "+Inf"
+            and float(labels["le"]) < 1.5
+        ):
             return 0.0
         if metric == "kube_node_status_condition" and labels.get("node") == NOT_READY_NODE:
             return 1.0 if labels["status"] == "unknown" else 0.0
@@ -204,15 +261,30 @@ def incident_scenario(release: str, start: float) -> Scenario:
 
     def migration(t):
         ns, name = MIGRATING_VM
-        handler = next(inst for (job, inst), tl in _targets(sc).items()
-                       if job == KUBEVIRT_JOB and tl["pod"] == "virt-handler-worker-1")
-        transfer = next(m for m in ("kubevirt_vmi_migration_memory_transfer_rate_bytes",
-                                    "kubevirt_vmi_migration_disk_transfer_rate_bytes") if uc.exists(m, release))
-        values = {"kubevirt_vmi_migration_dirty_memory_rate_bytes": 200 * MiB, transfer: 100 * MiB,
-                  "kubevirt_vmi_migration_data_remaining_bytes": 4096 * MiB}
+        handler = next(
+            inst
+            for (job, inst), tl in _targets(sc).items()
+            if job == KUBEVIRT_JOB and tl["pod"] == "virt-handler-worker-1"
+        )
+        transfer = next(
+            m
+            for m in (
+                "kubevirt_vmi_migration_memory_transfer_rate_bytes",
+                "kubevirt_vmi_migration_disk_transfer_rate_bytes",
+            )
+            if uc.exists(m, release)
+        )
+        values = {
+            "kubevirt_vmi_migration_dirty_memory_rate_bytes": 200 * MiB,
+            transfer: 100 * MiB,
+            "kubevirt_vmi_migration_data_remaining_bytes": 4096 * MiB,
+        }
         for metric, value in values.items():
-            own = {k: v for k, v in {"node": "worker-1", "namespace": ns, "name": name}.items()
-                   if k in uc.labels(metric, release)}
+            own = {
+                k: v
+                for k, v in {"node": "worker-1", "namespace": ns, "name": name}.items()
+                if k in uc.labels(metric, release)
+            }
             yield KUBEVIRT_JOB, handler, metric, own, float(value)
 
     sc.hooks.append(slow_etcd_and_not_ready)
@@ -257,8 +329,11 @@ class Upstream(ThreadedApp):
 
     async def _metrics(self, request: web.Request) -> web.Response:
         sc = self.scenarios[request.match_info["release"], request.match_info["scenario"]]
-        lines = [f"{_selector(metric, labels)} {value!r}" for metric, labels, value in stored(sc, time.time())
-                 if metric != "up"]
+        lines = [
+            f"{_selector(metric, labels)} {value!r}"
+            for metric, labels, value in stored(sc, time.time())
+            if metric != "up"
+        ]
         return web.Response(text="\n".join(lines) + "\n")
 
 
@@ -283,41 +358,85 @@ def stacks(tmp_path_factory):
         for name in ("quiet", "incident"):
             snap = write_snapshot(quiet_scenario("1.9.0"), tmp / name, incident=name == "incident")
             port = free_port()
-            procs.start(f"exporter-{name}", [sys.executable, "-m", "ov_exporter", "serve", "--snapshot", str(snap),
-                                             "--listen", f"127.0.0.1:{port}", "--interval", "2"], tmp)
+            procs.start(
+                f"exporter-{name}",
+                [
+                    sys.executable,
+                    "-m",
+                    "ov_exporter",
+                    "serve",
+                    "--snapshot",
+                    str(snap),
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                    "--interval",
+                    "2",
+                ],
+                tmp,
+            )
             exporters[name] = f"127.0.0.1:{port}"
         am_port = free_port()
         (tmp / "alertmanager.yml").write_text(yaml.safe_dump(_alertmanager_config(webhook), sort_keys=False))
-        procs.start("alertmanager", [alertmanager_bin, f"--config.file={tmp / 'alertmanager.yml'}",
-                                     f"--storage.path={tmp / 'am-data'}", f"--web.listen-address=127.0.0.1:{am_port}",
-                                     "--cluster.listen-address="], tmp)
+        procs.start(
+            "alertmanager",
+            [
+                alertmanager_bin,
+                f"--config.file={tmp / 'alertmanager.yml'}",
+                f"--storage.path={tmp / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            tmp,
+        )
         # Prometheus starts without rules: they are loaded once every target has been
         # scraped, so that absent() does not fire on an empty TSDB with `for: 0s`.
         rules = tmp / "rules-live.yaml"
         rules.write_text("groups: []\n")
         proms = {}
-        for (release, scenario) in scenarios:
+        for release, scenario in scenarios:
             port = free_port()
             base = tmp / f"prom-{release}-{scenario}"
             base.mkdir()
-            (base / "prometheus.yml").write_text(yaml.safe_dump({
-                "global": {"scrape_interval": "2s", "evaluation_interval": "2s",
-                           "external_labels": {"release": release, "cluster": scenario}},
-                "rule_files": [str(rules)],
-                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-                "scrape_configs": [
-                    {"job_name": "ov-exporter", "static_configs": [{"targets": [exporters[scenario]]}]},
-                    {"job_name": "upstream", "honor_labels": True, "metrics_path": f"/metrics/{release}/{scenario}",
-                     "static_configs": [{"targets": [upstream_address]}]},
+            (base / "prometheus.yml").write_text(
+                yaml.safe_dump(
+                    {
+                        "global": {
+                            "scrape_interval": "2s",
+                            "evaluation_interval": "2s",
+                            "external_labels": {"release": release, "cluster": scenario},
+                        },
+                        "rule_files": [str(rules)],
+                        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+                        "scrape_configs": [
+                            {"job_name": "ov-exporter", "static_configs": [{"targets": [exporters[scenario]]}]},
+                            {
+                                "job_name": "upstream",
+                                "honor_labels": True,
+                                "metrics_path": f"/metrics/{release}/{scenario}",
+                                "static_configs": [{"targets": [upstream_address]}],
+                            },
+                        ],
+                    },
+                    sort_keys=False,
+                )
+            )
+            procs.start(
+                f"prometheus-{release}-{scenario}",
+                [
+                    prometheus_bin,
+                    f"--config.file={base / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={base / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--web.enable-lifecycle",
+                    "--rules.alert.resend-delay=1s",
                 ],
-            }, sort_keys=False))
-            procs.start(f"prometheus-{release}-{scenario}", [
-                prometheus_bin, f"--config.file={base / 'prometheus.yml'}", f"--storage.tsdb.path={base / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
-                "--rules.alert.resend-delay=1s"], base)
+                base,
+            )
             proms[release, scenario] = f"http://127.0.0.1:{port}"
-        for name, url in [*((f"prometheus {k}", v) for k, v in proms.items()),
-                          ("alertmanager", f"http://127.0.0.1:{am_port}")]:
+        for name, url in [
+            *((f"prometheus {k}", v) for k, v in proms.items()),
+            ("alertmanager", f"http://127.0.0.1:{am_port}"),
+        ]:
             wait_for(lambda u=url: http_get(f"{u}/-/ready")[0] == 200, f"{name} ready", 60, procs.logs)
 
         def query(url: str, expr: str) -> list[dict]:
@@ -325,8 +444,9 @@ def stacks(tmp_path_factory):
             return json.loads(body)["data"]["result"] if status == 200 else []
 
         for key, url in proms.items():
-            wait_for(lambda u=url: len(query(u, "up == 1")) == 2, f"prometheus {key}: both targets scraped", 60,
-                     procs.logs)
+            wait_for(
+                lambda u=url: len(query(u, "up == 1")) == 2, f"prometheus {key}: both targets scraped", 60, procs.logs
+            )
         rules.write_text(_rule_files(tmp, scaled_for=True).read_text())
         for url in proms.values():
             assert _post(f"{url}/-/reload") == 200
@@ -336,21 +456,27 @@ def stacks(tmp_path_factory):
             return json.loads(body) if status == 200 else []
 
         def incidents_arrived():
-            got = {(a["labels"]["release"], a["labels"]["alertname"], a["labels"]["severity"], _object(a["labels"]))
-                   for a in am_alerts() if a["labels"].get("cluster") == "incident"}
+            got = {
+                (a["labels"]["release"], a["labels"]["alertname"], a["labels"]["severity"], _object(a["labels"]))
+                for a in am_alerts()
+                if a["labels"].get("cluster") == "incident"
+            }
             want = {(r, *e) for r in RELEASES for e in EXPECTED}
             delivered = {a["fingerprint"] for a in webhook.alerts()}
-            notify = [a for a in am_alerts() if a["labels"].get("cluster") == "incident"
-                      and a["status"]["state"] == "active"]
+            notify = [
+                a for a in am_alerts() if a["labels"].get("cluster") == "incident" and a["status"]["state"] == "active"
+            ]
             return want <= got and all(a["fingerprint"] in delivered for a in notify)
 
         def describe() -> str:
-            got = sorted({(a["labels"]["release"], a["labels"]["alertname"], _object(a["labels"]))
-                          for a in am_alerts()})
+            got = sorted(
+                {(a["labels"]["release"], a["labels"]["alertname"], _object(a["labels"])) for a in am_alerts()}
+            )
             return f"at Alertmanager: {got}"
 
-        wait_for(incidents_arrived, "every release's incidents at Alertmanager and delivered", 120, procs.logs,
-                 describe)
+        wait_for(
+            incidents_arrived, "every release's incidents at Alertmanager and delivered", 120, procs.logs, describe
+        )
         time.sleep(4)  # room for anything that should not be there to show up too
         prom_alerts = {key: query(url, "ALERTS") for key, url in proms.items()}
         up = {key: query(url, "up == 0") for key, url in proms.items()}
@@ -369,27 +495,40 @@ def test_every_target_of_every_release_is_scraped(stacks):
 def test_the_quiet_cluster_raises_nothing_in_its_first_minutes_not_even_pending(stacks, release):
     alerts = [r["metric"] for r in stacks["prom"][release, "quiet"]]
     assert alerts == []
-    assert [a["labels"] for a in stacks["am"] if a["labels"].get("release") == release
-            and a["labels"].get("cluster") == "quiet"] == []
+    assert [
+        a["labels"]
+        for a in stacks["am"]
+        if a["labels"].get("release") == release and a["labels"].get("cluster") == "quiet"
+    ] == []
 
 
 @pytest.mark.parametrize("release", RELEASES)
 def test_planted_incidents_fire_exactly_their_alerts_at_their_severity(stacks, release):
-    got = {(m["alertname"], m["severity"], _object(m)) for m in (r["metric"] for r in stacks["prom"][release, "incident"])
-           if m["alertstate"] == "firing"}
+    got = {
+        (m["alertname"], m["severity"], _object(m))
+        for m in (r["metric"] for r in stacks["prom"][release, "incident"])
+        if m["alertstate"] == "firing"
+    }
     assert got == EXPECTED
 
 
 @pytest.mark.parametrize("release", RELEASES)
 def test_incidents_page_ticket_and_inhibit_through_the_shipped_routes(stacks, release):
-    mine = [a for a in stacks["am"] if a["labels"].get("release") == release
-            and a["labels"].get("cluster") == "incident"]
+    mine = [
+        a for a in stacks["am"] if a["labels"].get("release") == release and a["labels"].get("cluster") == "incident"
+    ]
     inhibited = {a["labels"]["alertname"] for a in mine if a["status"]["inhibitedBy"]}
     assert inhibited == INHIBITED  # the VMs' blocked migrations: their node is NotReady
-    pager = {(a["labels"]["alertname"], _object(a["labels"])) for a in stacks["webhook"].alerts("/ov-pager")
-             if a["labels"].get("release") == release}
-    tickets = {(a["labels"]["alertname"], _object(a["labels"])) for a in stacks["webhook"].alerts("/ov-ticket")
-               if a["labels"].get("release") == release}
+    pager = {
+        (a["labels"]["alertname"], _object(a["labels"]))
+        for a in stacks["webhook"].alerts("/ov-pager")
+        if a["labels"].get("release") == release
+    }
+    tickets = {
+        (a["labels"]["alertname"], _object(a["labels"]))
+        for a in stacks["webhook"].alerts("/ov-ticket")
+        if a["labels"].get("release") == release
+    }
     assert pager == {(name, obj) for name, severity, obj in EXPECTED if severity == "critical"}
     assert tickets == {("OVMigrationNotConverging", MIGRATING_VM[1])}
     config_tickets = [a for a in stacks["webhook"].alerts("/ov-config-ticket") if a["labels"].get("release") == release]

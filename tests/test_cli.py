@@ -1,4 +1,5 @@
 """The CLI as users run it: a subprocess, exit codes, output formats."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ import textwrap
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from ov_exporter.checks import CHECK_IDS
 
 from .conftest import require_binary
@@ -64,9 +64,13 @@ def test_check_json_shape_and_exit_1_on_a_warning_by_default(tmp_path, exporter_
     doc = json.loads(proc.stdout)
     [finding] = [f for f in doc["findings"] if f["check"] == "rwo_vm_disks"]
     assert finding == {
-        "check": "rwo_vm_disks", "anti_pattern": 1, "severity": "warning",
+        "check": "rwo_vm_disks",
+        "anti_pattern": 1,
+        "severity": "warning",
         "object": {"kind": "VirtualMachine", "namespace": "prod", "name": "db"},
-        "message": finding["message"], "remediation": finding["remediation"], "runbook": "runbooks/rwo_vm_disks.md",
+        "message": finding["message"],
+        "remediation": finding["remediation"],
+        "runbook": "runbooks/rwo_vm_disks.md",
     }
     assert "db-disk" in finding["message"] and "ReadWriteMany" in finding["remediation"]
     assert {c["id"] for c in doc["checks"]} == set(CHECK_IDS)
@@ -104,20 +108,36 @@ def test_prom_output_passes_promtool(tmp_path, exporter_cmd):
 
 
 def test_disable_check_flag(tmp_path, exporter_cmd):
-    proc = run(exporter_cmd, "check", "--snapshot", str(snapshot(tmp_path, running=False)), "--output", "json",
-               "--fail-on", "info", "--disable-check", "rwo_vm_disks", "--disable-check", "migration_readiness",
-               "--disable-check", "node_failure_planning")
+    proc = run(
+        exporter_cmd,
+        "check",
+        "--snapshot",
+        str(snapshot(tmp_path, running=False)),
+        "--output",
+        "json",
+        "--fail-on",
+        "info",
+        "--disable-check",
+        "rwo_vm_disks",
+        "--disable-check",
+        "migration_readiness",
+        "--disable-check",
+        "node_failure_planning",
+    )
     doc = json.loads(proc.stdout)
     assert "rwo_vm_disks" not in {c["id"] for c in doc["checks"]}
     assert proc.returncode == 0
 
 
-@pytest.mark.parametrize("args, needle", [
-    ((), "--demo"),
-    (("--snapshot", "/does/not/exist"), "/does/not/exist"),
-    (("--demo", "--disable-check", "nope"), "nope"),
-    (("--demo", "--migration-link-speed", "fast"), "migration-link-speed"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        ((), "--demo"),
+        (("--snapshot", "/does/not/exist"), "/does/not/exist"),
+        (("--demo", "--disable-check", "nope"), "nope"),
+        (("--demo", "--migration-link-speed", "fast"), "migration-link-speed"),
+    ],
+)
 def test_usage_errors_exit_2(exporter_cmd, args, needle, tmp_path):
     # No kubeconfig anywhere and not in a cluster: the live default must say so.
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
@@ -222,8 +242,10 @@ def test_a_must_gather_is_judged_at_its_timestamp_file(tmp_path, exporter_cmd):
     the dumps sit in an image-named directory below it."""
     end = datetime(2025, 1, 9, 8, 0, tzinfo=timezone.utc)
     snap = migration_snapshot(tmp_path, end)
-    (tmp_path / "timestamp").write_text("2025-01-09 09:58:01.047513541 +0000 UTC m=+0.262727431\n"
-                                        "2025-01-09 10:00:00.530573302 +0000 UTC m=+119.745787192\n")
+    (tmp_path / "timestamp").write_text(
+        "2025-01-09 09:58:01.047513541 +0000 UTC m=+0.262727431\n"
+        "2025-01-09 10:00:00.530573302 +0000 UTC m=+119.745787192\n"
+    )
     proc = run(exporter_cmd, "check", "--snapshot", str(snap), "--output", "prom")
     assert _gauge(proc.stdout, "ov_rebalance_evaluation_timestamp_seconds") == pytest.approx(end.timestamp() + 7200.53)
     assert _gauge(proc.stdout, "ov_rebalance_watch_active") == 1
@@ -256,10 +278,12 @@ def test_snapshot_without_any_object_the_checks_read_exits_2(tmp_path, exporter_
 def broken_snapshot(tmp_path):
     snap = snapshot(tmp_path, "LiveMigrateIfPossible", running=False)  # stopped: an info finding only
     (snap / "broken.yaml").write_text("kind: Node\nmetadata: {name: [unclosed\n")
-    (snap / "bad-field.yaml").write_text("apiVersion: v1\nkind: Node\nmetadata: {name: w2}\n"
-                                         "status: {capacity: {cpu: -4}}\n")
-    (snap / "deep.yaml").write_text("apiVersion: v1\nkind: Node\nmetadata: {name: w3}\nspec: "
-                                    + "{x: " * 500 + "{}" + "}" * 500 + "\n")
+    (snap / "bad-field.yaml").write_text(
+        "apiVersion: v1\nkind: Node\nmetadata: {name: w2}\nstatus: {capacity: {cpu: -4}}\n"
+    )
+    (snap / "deep.yaml").write_text(
+        "apiVersion: v1\nkind: Node\nmetadata: {name: w3}\nspec: " + "{x: " * 500 + "{}" + "}" * 500 + "\n"
+    )
     return snap
 
 
@@ -268,17 +292,21 @@ def test_skipped_input_is_counted_and_strict_fails_the_run(tmp_path, exporter_cm
     proc = run(exporter_cmd, "check", "--snapshot", snap, "--fail-on", "never")
     assert proc.returncode == 0, proc.stderr  # a deep object is a problem on that object, not a traceback
     assert "Traceback" not in proc.stderr
-    assert ("input: 4 files read (1 failed), 4 objects loaded, 1 skipped, 1 kept without a field, "
-            "0 duplicates ignored") in proc.stdout
+    assert (
+        "input: 4 files read (1 failed), 4 objects loaded, 1 skipped, 1 kept without a field, 0 duplicates ignored"
+    ) in proc.stdout
     assert "skipped deep.yaml: Node: nested more than" in proc.stdout
     assert "dropped bad-field.yaml: Node w2 kept without 1 field(s)" in proc.stdout
     doc = json.loads(run(exporter_cmd, "check", "--snapshot", snap, "--output", "json").stdout)
-    assert {k: doc["input"][k] for k in ("files", "failed_files", "skipped_objects", "objects_with_dropped_fields")} \
-        == {"files": 4, "failed_files": 1, "skipped_objects": 1, "objects_with_dropped_fields": 1}
+    assert {
+        k: doc["input"][k] for k in ("files", "failed_files", "skipped_objects", "objects_with_dropped_fields")
+    } == {"files": 4, "failed_files": 1, "skipped_objects": 1, "objects_with_dropped_fields": 1}
     strict = run(exporter_cmd, "check", "--snapshot", snap, "--strict", "--output", "sarif")
     assert strict.returncode == 2
-    assert ("--strict: input not read whole: 1 files failed, 1 objects skipped, 1 objects kept without a field"
-            in strict.stderr)
+    assert (
+        "--strict: input not read whole: 1 files failed, 1 objects skipped, 1 objects kept without a field"
+        in strict.stderr
+    )
     json.loads(strict.stdout)  # the report is still written whole
 
 
@@ -289,17 +317,23 @@ def test_strict_passes_a_clean_snapshot_through(tmp_path, exporter_cmd):
 
 
 def test_kinds_absent_from_a_manifests_repository_are_named(tmp_path, exporter_cmd):
-    (tmp_path / "vm.yaml").write_text(textwrap.dedent("""
+    (tmp_path / "vm.yaml").write_text(
+        textwrap.dedent("""
         apiVersion: kubevirt.io/v1
         kind: VirtualMachine
         metadata: {name: db, namespace: prod}
-        """))
+        """)
+    )
     proc = run(exporter_cmd, "check", "--snapshot", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    [line] = [l for l in proc.stdout.splitlines() if l.startswith("kinds with no object in the input: ")]
+    [line] = [ln for ln in proc.stdout.splitlines() if ln.startswith("kinds with no object in the input: ")]
     assert "Node" in line.split(": ")[1].split(", ") and "VirtualMachine" not in line.split(": ")[1].split(", ")
-    statuses = {c["id"]: c["status"] for c in json.loads(
-        run(exporter_cmd, "check", "--snapshot", str(tmp_path), "--output", "json").stdout)["checks"]}
+    statuses = {
+        c["id"]: c["status"]
+        for c in json.loads(run(exporter_cmd, "check", "--snapshot", str(tmp_path), "--output", "json").stdout)[
+            "checks"
+        ]
+    }
     assert statuses["cpu_overcommit"] == "not_applicable"  # no Nodes: not judged, not passed
     assert re.search(r"check cpu_overcommit +not_applicable .*no Node object in snapshot", proc.stdout)
 
@@ -313,5 +347,7 @@ def test_snapshot_then_check_gives_identical_findings(tmp_path, exporter_cmd):
     a, b = json.loads(demo.stdout), json.loads(again.stdout)
     assert json.dumps(a["findings"]) == json.dumps(b["findings"])
     assert a["checks"] == b["checks"] and a["score"] == b["score"]
-    table = [run(exporter_cmd, "check", *src).stdout.split("\n\n")[0] for src in (("--demo",), ("--snapshot", str(out)))]
+    table = [
+        run(exporter_cmd, "check", *src).stdout.split("\n\n")[0] for src in (("--demo",), ("--snapshot", str(out)))
+    ]
     assert table[0] == table[1]

@@ -1,5 +1,6 @@
 """`ov-exporter check --vm NS/NAME`: one VM's live-migration readiness, as users run it
 (a subprocess against the demo, a snapshot directory and the fake API server)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,6 @@ import time
 
 import pytest
 import yaml
-
 from ov_exporter.sources.live import LiveSource, load_credentials
 from ov_exporter.store import Store
 
@@ -21,57 +21,101 @@ HANDLER = "kubevirt.io=virt-handler"
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ov_exporter", "check", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ov_exporter", "check", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def node(name: str, **labels: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubevirt.io/schedulable": "true",
-                                                  "node-role.kubernetes.io/worker": "", **labels}},
-            "status": {"allocatable": {"cpu": "16", "memory": "64Gi"}, "capacity": {"cpu": "16", "memory": "64Gi"},
-                       "conditions": [{"type": "Ready", "status": "True"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {"kubevirt.io/schedulable": "true", "node-role.kubernetes.io/worker": "", **labels},
+        },
+        "status": {
+            "allocatable": {"cpu": "16", "memory": "64Gi"},
+            "capacity": {"cpu": "16", "memory": "64Gi"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
 
 
 def pod(name: str, node_name: str, ready: bool, component: str = "virt-handler") -> dict:
     status = "True" if ready else "False"
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": "openshift-cnv", "labels": {"kubevirt.io": component}},
-            "spec": {"nodeName": node_name},
-            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": status}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "openshift-cnv", "labels": {"kubevirt.io": component}},
+        "spec": {"nodeName": node_name},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": status}]},
+    }
 
 
 def vm(ns: str, name: str, strategy: str = "LiveMigrate", claim: str | None = None) -> dict:
     volumes = [{"name": "d", "persistentVolumeClaim": {"claimName": claim}}] if claim else []
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": name, "namespace": ns},
-            "spec": {"runStrategy": "Always", "template": {"spec": {
-                "evictionStrategy": strategy, "domain": {"cpu": {"cores": 4}, "memory": {"guest": "8Gi"}},
-                "volumes": volumes}}}}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "runStrategy": "Always",
+            "template": {
+                "spec": {
+                    "evictionStrategy": strategy,
+                    "domain": {"cpu": {"cores": 4}, "memory": {"guest": "8Gi"}},
+                    "volumes": volumes,
+                }
+            },
+        },
+    }
 
 
 def vmi(ns: str, name: str, node_name: str) -> dict:
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"domain": {"cpu": {"cores": 4}, "memory": {"guest": "8Gi"},
-                                "resources": {"requests": {"memory": "8Gi"}}}},
-            "status": {"phase": "Running", "nodeName": node_name,
-                       "conditions": [{"type": "LiveMigratable", "status": "True"}]}}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "domain": {"cpu": {"cores": 4}, "memory": {"guest": "8Gi"}, "resources": {"requests": {"memory": "8Gi"}}}
+        },
+        "status": {
+            "phase": "Running",
+            "nodeName": node_name,
+            "conditions": [{"type": "LiveMigratable", "status": "True"}],
+        },
+    }
 
 
 def pvc(ns: str, name: str, mode: str) -> dict:
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": ns},
-            "spec": {"accessModes": [mode]}, "status": {"phase": "Bound", "accessModes": [mode]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"accessModes": [mode]},
+        "status": {"phase": "Bound", "accessModes": [mode]},
+    }
 
 
 def small_cluster() -> list[dict]:
     """w1 runs `app/stuck` (RWO disk, its virt-handler not Ready) and `app/fine` is on w2."""
-    return [node("w1"), node("w2"), node("w3"),
-            pod("virt-handler-w1", "w1", ready=False), pod("virt-handler-w2", "w2", ready=True),
-            pod("virt-handler-w3", "w3", ready=True),
-            # a Ready virt-launcher pod on w1 must not count as its virt-handler
-            pod("virt-launcher-x", "w1", ready=True, component="virt-launcher"),
-            vm("app", "stuck", claim="stuck-disk"), vmi("app", "stuck", "w1"), pvc("app", "stuck-disk", "ReadWriteOnce"),
-            vm("app", "fine", claim="fine-disk"), vmi("app", "fine", "w2"), pvc("app", "fine-disk", "ReadWriteMany")]
+    return [
+        node("w1"),
+        node("w2"),
+        node("w3"),
+        pod("virt-handler-w1", "w1", ready=False),
+        pod("virt-handler-w2", "w2", ready=True),
+        pod("virt-handler-w3", "w3", ready=True),
+        # a Ready virt-launcher pod on w1 must not count as its virt-handler
+        pod("virt-launcher-x", "w1", ready=True, component="virt-launcher"),
+        vm("app", "stuck", claim="stuck-disk"),
+        vmi("app", "stuck", "w1"),
+        pvc("app", "stuck-disk", "ReadWriteOnce"),
+        vm("app", "fine", claim="fine-disk"),
+        vmi("app", "fine", "w2"),
+        pvc("app", "fine-disk", "ReadWriteMany"),
+    ]
 
 
 # ---------------------------------------------------------------- the demo
@@ -90,8 +134,7 @@ def test_demo_verdict_as_json():
     proc = run("--demo", "--vm", "erp/sap-hana-01", "--output", "json")
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
-    assert (doc["namespace"], doc["vm"], doc["migratable"], doc["severity"]) == ("erp", "sap-hana-01", False,
-                                                                                 "warning")
+    assert (doc["namespace"], doc["vm"], doc["migratable"], doc["severity"]) == ("erp", "sap-hana-01", False, "warning")
     assert [r["reason"] for r in doc["reasons"]] == ["rwo_disk", "no_target_node"]
     assert all(r["remediation"] and r["detail"] for r in doc["reasons"])
     assert doc["eviction_strategy"] == "LiveMigrate" and doc["problems"] == []
@@ -119,12 +162,15 @@ def test_demo_vm_on_a_node_whose_virt_handler_crash_loops():
     assert "rhel-worker-0" in doc["reasons"][0]["detail"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--vm", "erp/no-such-vm"), "VirtualMachine erp/no-such-vm not found in embedded demo cluster"),
-    (("--vm", "sap-hana-01"), "--vm: expected NAMESPACE/NAME, got 'sap-hana-01'"),
-    (("--vm", "erp/a/b"), "--vm: expected NAMESPACE/NAME"),
-    (("--vm", "erp/sap-hana-01", "--output", "prom"), "--vm prints a verdict"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--vm", "erp/no-such-vm"), "VirtualMachine erp/no-such-vm not found in embedded demo cluster"),
+        (("--vm", "sap-hana-01"), "--vm: expected NAMESPACE/NAME, got 'sap-hana-01'"),
+        (("--vm", "erp/a/b"), "--vm: expected NAMESPACE/NAME"),
+        (("--vm", "erp/sap-hana-01", "--output", "prom"), "--vm prints a verdict"),
+    ],
+)
 def test_errors_exit_2_with_a_clear_message(args, message):
     proc = run("--demo", *args)
     assert proc.returncode == 2 and message in proc.stderr, (proc.returncode, proc.stderr)
@@ -137,8 +183,7 @@ def test_errors_exit_2_with_a_clear_message(args, message):
 def test_snapshot_dir_verdicts(tmp_path):
     snap = tmp_path / "snap"
     snap.mkdir()
-    (snap / "objects.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List",
-                                                       "items": small_cluster()}))
+    (snap / "objects.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": small_cluster()}))
     proc = run("--snapshot", str(snap), "--vm", "app/stuck", "--output", "json")
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
@@ -164,8 +209,20 @@ async def api():
 async def test_live_cluster_verdict_through_the_cli(api, tmp_path):
     kubeconfig = str(api.write_kubeconfig(tmp_path / "kc", token="s3cret"))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ov_exporter", "check", "--kubeconfig", kubeconfig, "--vm", "app/stuck",
-        "--output", "json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(os.environ))
+        sys.executable,
+        "-m",
+        "ov_exporter",
+        "check",
+        "--kubeconfig",
+        kubeconfig,
+        "--vm",
+        "app/stuck",
+        "--output",
+        "json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(os.environ),
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 1, err.decode()
     doc = json.loads(out)

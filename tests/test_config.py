@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ov_exporter.checks import CHECK_IDS
 from ov_exporter.config import Config, load_config, reference
 from ov_exporter.errors import ConfigError
@@ -22,7 +21,9 @@ def test_defaults():
 
 
 def test_full_file(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 profile: dev-test
 thresholds: {cpu-overcommit-max: 2.0, memory-overcommit-max: 0.8}
 namespaces: {include: [a, b], exclude: [b]}
@@ -31,7 +32,8 @@ checks: {mtu_mismatch: {enabled: false}}
 series-cap: 10
 threads-per-core: 1
 migration-link-speed: 25Gbit/s
-""")
+""",
+    )
     cfg = load_config(path, known_checks=set(CHECK_IDS))
     assert cfg.cpu_target == 1.5 and cfg.thresholds.cpu_overcommit_max == 2.0
     assert cfg.namespace_selected("a") and not cfg.namespace_selected("b") and not cfg.namespace_selected("c")
@@ -40,20 +42,23 @@ migration-link-speed: 25Gbit/s
     assert cfg.migration_link_bytes_per_second == 25e9 / 8
 
 
-@pytest.mark.parametrize("text, key", [
-    ("bogus: 1\n", "`bogus`"),
-    ("thresholds: {cpu-overcommit-mx: 2}\n", "`cpu-overcommit-mx` - at `thresholds`"),
-    ("series-cap: -5\n", "`series-cap`"),
-    ("series-cap: lots\n", "`series-cap`"),
-    ("profile: staging\n", "`profile`"),
-    ("threads-per-core: 0\n", "`threads-per-core`"),
-    ("migration-link-speed: fast\n", "migration-link-speed"),
-    ("checks: {no_such_check: {enabled: false}}\n", "no_such_check"),
-    ("checks: {mtu_mismatch: {enable: false}}\n", "`enable`"),
-    ("thresholds: {cpu-overcommit-target: 2.5}\n", "cpu-overcommit-target"),
-    ("- a list\n", "expected a mapping"),
-    ("a: [unclosed\n", "invalid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("bogus: 1\n", "`bogus`"),
+        ("thresholds: {cpu-overcommit-mx: 2}\n", "`cpu-overcommit-mx` - at `thresholds`"),
+        ("series-cap: -5\n", "`series-cap`"),
+        ("series-cap: lots\n", "`series-cap`"),
+        ("profile: staging\n", "`profile`"),
+        ("threads-per-core: 0\n", "`threads-per-core`"),
+        ("migration-link-speed: fast\n", "migration-link-speed"),
+        ("checks: {no_such_check: {enabled: false}}\n", "no_such_check"),
+        ("checks: {mtu_mismatch: {enable: false}}\n", "`enable`"),
+        ("thresholds: {cpu-overcommit-target: 2.5}\n", "cpu-overcommit-target"),
+        ("- a list\n", "expected a mapping"),
+        ("a: [unclosed\n", "invalid YAML"),
+    ],
+)
 def test_bad_keys_and_values_name_the_key(tmp_path, text, key):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
@@ -63,8 +68,7 @@ def test_bad_keys_and_values_name_the_key(tmp_path, text, key):
 
 def test_flags_override_the_file(tmp_path):
     path = write(tmp_path, "profile: dev-test\nseries-cap: 7\nchecks: {rhel_nodes: {enabled: true}}\n")
-    cfg = load_config(path, overrides={"profile": "production", "series-cap": None,
-                                       "checks.rhel_nodes.enabled": False})
+    cfg = load_config(path, overrides={"profile": "production", "series-cap": None, "checks.rhel_nodes.enabled": False})
     assert cfg.profile == "production" and cfg.series_cap == 7 and not cfg.check_enabled("rhel_nodes")
 
 
@@ -75,5 +79,13 @@ def test_missing_file(tmp_path):
 
 def test_reference_lists_every_key():
     keys = [row[0] for row in reference()]
-    assert {"profile", "thresholds.cpu-overcommit-max", "namespaces.exclude", "series-cap",
-            "threads-per-core", "migration-link-speed", "exemption-annotation", "checks"} <= set(keys)
+    assert {
+        "profile",
+        "thresholds.cpu-overcommit-max",
+        "namespaces.exclude",
+        "series-cap",
+        "threads-per-core",
+        "migration-link-speed",
+        "exemption-annotation",
+        "checks",
+    } <= set(keys)

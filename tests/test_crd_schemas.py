@@ -4,6 +4,7 @@ ServiceMonitor, PrometheusRule, Certificate and Issuer against the validators
 @kubernetes-models publishes from the projects' CRDs (run with node from
 .venv/share/crd-schemas, `make crd-schemas`), and AlertingRule against the fields
 of openshift/api recorded in tests/crd_schemas/alertingrule.schema.yaml."""
+
 from __future__ import annotations
 
 import copy
@@ -25,8 +26,12 @@ INSTALLED = ROOT / ".venv" / "share" / "crd-schemas"
 # OpenShift 4.14 runs Kubernetes 1.27; 1.32 is the kubectl of these machines.
 KUBERNETES_VERSIONS = ("1.27", "1.32")
 CORE_GROUPS = {"v1", "apps/v1", "rbac.authorization.k8s.io/v1", "networking.k8s.io/v1"}
-NODE_VALIDATED = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule"),
-                  ("cert-manager.io/v1", "Certificate"), ("cert-manager.io/v1", "Issuer")}
+NODE_VALIDATED = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("cert-manager.io/v1", "Certificate"),
+    ("cert-manager.io/v1", "Issuer"),
+}
 ALERTING_RULE = ("monitoring.openshift.io/v1", "AlertingRule")
 overlays = pytest.mark.parametrize("overlay", OVERLAYS)
 
@@ -38,8 +43,14 @@ def node_validate(objects: list[dict], tmp_path: Path) -> list[dict]:
         pytest.fail(f"{INSTALLED} is not installed: run `make crd-schemas` (`make test` does)")
     given = tmp_path / "objects.json"
     given.write_text(json.dumps(objects))
-    proc = subprocess.run([node, "--input-type=module", "-", str(given)], input=(SCHEMAS / "validate.mjs").read_text(),
-                          cwd=INSTALLED, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [node, "--input-type=module", "-", str(given)],
+        input=(SCHEMAS / "validate.mjs").read_text(),
+        cwd=INSTALLED,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -60,8 +71,11 @@ def alerting_rule_problems(obj: dict) -> list[str]:
 
 @overlays
 def test_every_rendered_kind_has_a_schema(overlay):
-    unchecked = {(d["apiVersion"], d["kind"]) for d in rendered(overlay)
-                 if d["apiVersion"] not in CORE_GROUPS} - NODE_VALIDATED - {ALERTING_RULE}
+    unchecked = (
+        {(d["apiVersion"], d["kind"]) for d in rendered(overlay) if d["apiVersion"] not in CORE_GROUPS}
+        - NODE_VALIDATED
+        - {ALERTING_RULE}
+    )
     assert not unchecked
 
 
@@ -73,8 +87,10 @@ def test_core_objects_validate_against_the_kubernetes_schemas(overlay, version):
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
-                pytest.fail(f"{overlay}: {doc['kind']} {doc['metadata']['name']}: {exc.message} at "
-                            f"{'/'.join(map(str, exc.path))}")
+                pytest.fail(
+                    f"{overlay}: {doc['kind']} {doc['metadata']['name']}: {exc.message} at "
+                    f"{'/'.join(map(str, exc.path))}"
+                )
 
 
 def test_kubernetes_validate_catches_an_unknown_field():
@@ -100,8 +116,11 @@ def test_the_published_validators_reject_what_the_crds_reject(tmp_path):
     certificate = copy.deepcopy(one(docs, "Certificate"))
     certificate["spec"]["usages"].append("not a usage")
     problems = node_validate([monitor, rule, certificate], tmp_path)
-    assert [(p["index"], p["kind"]) for p in problems] == [(0, "ServiceMonitor"), (1, "PrometheusRule"),
-                                                           (2, "Certificate")], problems
+    assert [(p["index"], p["kind"]) for p in problems] == [
+        (0, "ServiceMonitor"),
+        (1, "PrometheusRule"),
+        (2, "Certificate"),
+    ], problems
     assert "scheme" in problems[0]["error"] and "expr" in problems[1]["error"]
 
 
@@ -110,12 +129,15 @@ def test_the_alertingrule_validates_against_openshift_api_fields():
     assert alerting_rule_problems(alerting) == []
 
 
-@pytest.mark.parametrize("mutate, problem", [
-    (lambda o: o["spec"]["groups"][0]["rules"].append({"record": "x:y:z", "expr": "1"}), "'alert' is a required"),
-    (lambda o: o["spec"]["groups"][0]["rules"][0].update({"for": "5 minutes"}), "does not match"),
-    (lambda o: o["spec"]["groups"].append(copy.deepcopy(o["spec"]["groups"][0])), "duplicate names"),
-    (lambda o: o["spec"].update({"groups": []}), "should be non-empty"),
-])
+@pytest.mark.parametrize(
+    "mutate, problem",
+    [
+        (lambda o: o["spec"]["groups"][0]["rules"].append({"record": "x:y:z", "expr": "1"}), "'alert' is a required"),
+        (lambda o: o["spec"]["groups"][0]["rules"][0].update({"for": "5 minutes"}), "does not match"),
+        (lambda o: o["spec"]["groups"].append(copy.deepcopy(o["spec"]["groups"][0])), "duplicate names"),
+        (lambda o: o["spec"].update({"groups": []}), "should be non-empty"),
+    ],
+)
 def test_the_alertingrule_schema_rejects_what_openshift_api_rejects(mutate, problem):
     alerting = copy.deepcopy(one(rendered("openshift-user-workload"), "AlertingRule"))
     mutate(alerting)

@@ -2,6 +2,7 @@
 as PromQL and names only metrics the exporter, the recording rules or the listed
 upstream components produce, units on every panel, stable uids, the thresholds the
 seed gives."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ov_exporter.checks import CHECKS
 from ov_exporter.render import all_families, exposition_name
 
@@ -55,10 +55,12 @@ def _panels(dash: dict) -> list[dict]:
 
 def _queries(dash: dict) -> list[tuple[str, str]]:
     """(where, expr) of every panel target and annotation of a dashboard."""
-    out = [(f"panel {p.get('title')!r}", t["expr"]) for p in _panels(dash) for t in p.get("targets") or []
-           if t.get("expr")]
-    out += [(f"annotation {a['name']!r}", a["expr"]) for a in dash.get("annotations", {}).get("list", [])
-            if a.get("expr")]
+    out = [
+        (f"panel {p.get('title')!r}", t["expr"]) for p in _panels(dash) for t in p.get("targets") or [] if t.get("expr")
+    ]
+    out += [
+        (f"annotation {a['name']!r}", a["expr"]) for a in dash.get("annotations", {}).get("list", []) if a.get("expr")
+    ]
     return out
 
 
@@ -90,8 +92,12 @@ def _metric_names(expr: str) -> set[str]:
 
 def _known_metrics() -> set[str]:
     families = {exposition_name(f) for _, f in all_families()}
-    records = {rule["record"] for group in yaml.safe_load((ROOT / "alerts" / "recording.yaml").read_text())["groups"]
-               for rule in group["rules"] if "record" in rule}
+    records = {
+        rule["record"]
+        for group in yaml.safe_load((ROOT / "alerts" / "recording.yaml").read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
     return families | records | upstream_contract.series_names() | set(DASHBOARD_UPSTREAM)
 
 
@@ -179,8 +185,10 @@ def test_query_parses_and_names_only_known_metrics(uid: str, where: str, expr: s
     names = _metric_names(expr)
     assert names, f"{where}: no metric read"
     unknown = names - KNOWN
-    assert not unknown, f"{where}: {sorted(unknown)} is neither an exporter family, a recording rule of " \
-                        f"alerts/recording.yaml nor listed in alerts/upstream-metrics.yaml"
+    assert not unknown, (
+        f"{where}: {sorted(unknown)} is neither an exporter family, a recording rule of "
+        f"alerts/recording.yaml nor listed in alerts/upstream-metrics.yaml"
+    )
 
 
 def test_variable_queries_parse_and_name_known_metrics():
@@ -293,8 +301,10 @@ def test_post_rebalance_counts_running_vms_per_node():
 
 def test_migration_annotations_use_the_start_and_end_times_as_event_times():
     annotations = {a["name"]: a for a in DASHES["ov-post-rebalance"]["annotations"]["list"]}
-    for name, metric in ((gen.ANNOTATION_START, "kubevirt_vmi_migration_start_time_seconds"),
-                         (gen.ANNOTATION_END, "kubevirt_vmi_migration_end_time_seconds")):
+    for name, metric in (
+        (gen.ANNOTATION_START, "kubevirt_vmi_migration_start_time_seconds"),
+        (gen.ANNOTATION_END, "kubevirt_vmi_migration_end_time_seconds"),
+    ):
         annotation = annotations[name]
         assert "1.4.1" in name  # the release the series need
         assert annotation["useValueForTime"] is True  # Grafana reads the value as the time, in ms
@@ -305,10 +315,14 @@ def test_migration_annotations_use_the_start_and_end_times_as_event_times():
 
 
 def _alert_rules() -> dict[str, dict]:
-    return {rule["alert"]: rule for path in sorted((ROOT / "alerts").glob("*.yaml"))
-            if path.name != "upstream-metrics.yaml"
-            for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []) for rule in group["rules"]
-            if "alert" in rule}
+    return {
+        rule["alert"]: rule
+        for path in sorted((ROOT / "alerts").glob("*.yaml"))
+        if path.name != "upstream-metrics.yaml"
+        for group in (yaml.safe_load(path.read_text()) or {}).get("groups", [])
+        for rule in group["rules"]
+        if "alert" in rule
+    }
 
 
 ALERTED_THROUGH = {"ov_rwo_vm_disks": "ov_vm_migration_blocked"}
@@ -317,8 +331,11 @@ ALERTED_THROUGH = {"ov_rwo_vm_disks": "ov_vm_migration_blocked"}
 def test_overview_offender_tables_link_to_the_runbook_of_the_alert_on_their_metric():
     alerts = _alert_rules()
     per_object = {exposition_name(f) for spec in CHECKS for f in spec.families if f.per_object}
-    tables = [p for p in _panels(DASHES["ov-overview"]) if p["type"] == "table" and "runbook" not in p["title"]
-              and _metric_names(p["targets"][0]["expr"]) & per_object]  # offender tables
+    tables = [
+        p
+        for p in _panels(DASHES["ov-overview"])
+        if p["type"] == "table" and "runbook" not in p["title"] and _metric_names(p["targets"][0]["expr"]) & per_object
+    ]  # offender tables
     assert len(tables) >= 7
     for panel in tables:
         links = panel["fieldConfig"]["defaults"].get("links") or []
@@ -343,8 +360,7 @@ CONSOLE_TYPES = {"graph", "singlestat", "table", "gauge", "grafana-piechart-pane
 
 def _kustomized(variant: str) -> list[dict]:
     kubectl = require_binary("kubectl")
-    proc = subprocess.run([kubectl, "kustomize", str(VARIANTS / variant)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([kubectl, "kustomize", str(VARIANTS / variant)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"kubectl kustomize deploy/dashboards/{variant} failed:\n{proc.stderr}"
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
@@ -379,7 +395,7 @@ def test_grafana_sidecar_configmaps_carry_the_dashboard_json():
         assert doc["kind"] == "ConfigMap" and doc["apiVersion"] == "v1"
         assert doc["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert "namespace" not in doc["metadata"]  # the user picks the sidecar's namespace with -n
-        (key, text), = doc["data"].items()
+        ((key, text),) = doc["data"].items()
         uid = key.removesuffix(".json")
         assert json.loads(text) == DASHES[uid] and text == (DASHBOARDS / key).read_text()
 
@@ -401,7 +417,7 @@ def test_openshift_console_configmaps_hold_only_panel_types_the_console_renders(
         assert doc["kind"] == "ConfigMap"
         assert doc["metadata"]["namespace"] == "openshift-config-managed"
         assert doc["metadata"]["labels"]["console.openshift.io/dashboard"] == "true"
-        (key, text), = doc["data"].items()
+        ((key, text),) = doc["data"].items()
         uid = key.removesuffix(".json")
         console = json.loads(text)
         assert console["uid"] == uid and console["title"] == DASHES[uid]["title"]
@@ -440,7 +456,9 @@ def test_console_variant_converts_each_grafana_panel_or_documents_its_omission()
     table = next(p for p in console["panels"] if p["title"].startswith("Before / after"))
     exprs = [t["expr"] for t in table["targets"]]
     assert len(exprs) == 6 and all("@" not in e and "${" not in e for e in exprs)
-    assert sum("unless on (cluster) max by (cluster) (ov_rebalance_start_timestamp_seconds" in e for e in exprs) == 4  # 2 before, 2 change
+    assert (
+        sum("unless on (cluster) max by (cluster) (ov_rebalance_start_timestamp_seconds" in e for e in exprs) == 4
+    )  # 2 before, 2 change
     assert any(p["type"] == "singlestat" for p in _walk_panels(console["panels"]))
 
 
@@ -467,6 +485,7 @@ def test_every_per_object_family_has_a_panel():
         for panel in _panels(dash):
             for target in panel.get("targets", []):
                 used |= _metric_names(target["expr"])
-    missing = sorted(exposition_name(f) for spec in CHECKS for f in spec.families
-                     if f.per_object and exposition_name(f) not in used)
+    missing = sorted(
+        exposition_name(f) for spec in CHECKS for f in spec.families if f.per_object and exposition_name(f) not in used
+    )
     assert not missing, f"per-object families without a dashboard panel: {missing}"

@@ -12,6 +12,7 @@ exporter target, the alerts over its metrics) must also return data for the demo
 (KubeVirt, etcd, node_exporter) only have to execute: the exporter does not
 produce them.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,6 @@ import urllib.parse
 
 import pytest
 import yaml
-
 from ov_exporter.render import all_families, exposition_name
 
 from . import upstream_contract
@@ -52,19 +52,29 @@ EXPECTED_ABSENT_SERIES = {"ov_source_api_requests_total", "ov_rebalance_failed_m
 def _fill(expr: str) -> str:
     now = int(time.time())
     # The range starts a few seconds back: the demo Prometheus holds only the data since the test began.
-    for var, value in (("${rebalance_start}", str(now - 3)), ("${__from:date:seconds}", str(now - 3)),
-                       ("${__to:date:seconds}", str(now)),
-                       ("$__rate_interval", "1m"), ("$__interval", "15s"), ("$__range", "1h"),
-                       ("$cluster", ".*"), ("$namespace", ".*"), ("$node", ".*")):
+    for var, value in (
+        ("${rebalance_start}", str(now - 3)),
+        ("${__from:date:seconds}", str(now - 3)),
+        ("${__to:date:seconds}", str(now)),
+        ("$__rate_interval", "1m"),
+        ("$__interval", "15s"),
+        ("$__range", "1h"),
+        ("$cluster", ".*"),
+        ("$namespace", ".*"),
+        ("$node", ".*"),
+    ):
         expr = expr.replace(var, value)
     assert "$" not in re.sub(r'"[^"]*"', '""', expr), f"unsubstituted variable in {expr}"
     return expr
 
 
 def _recording_inputs() -> dict[str, set[str]]:
-    groups = yaml.safe_load((ROOT / "deploy" / "overlays" / "kubernetes" / "prometheusrule.yaml").read_text())["spec"]["groups"]
-    return {rule["record"]: promql_metric_names(rule["expr"])
-            for g in groups for rule in g["rules"] if "record" in rule}
+    groups = yaml.safe_load((ROOT / "deploy" / "overlays" / "kubernetes" / "prometheusrule.yaml").read_text())["spec"][
+        "groups"
+    ]
+    return {
+        rule["record"]: promql_metric_names(rule["expr"]) for g in groups for rule in g["rules"] if "record" in rule
+    }
 
 
 RECORDS = _recording_inputs()
@@ -87,8 +97,9 @@ def _leaves(names: set[str]) -> set[str]:
     return out
 
 
-UPSTREAM = (upstream_contract.series_names()
-            | set(yaml.safe_load((ROOT / "dashboards" / "upstream-metrics.yaml").read_text())["metrics"]))
+UPSTREAM = upstream_contract.series_names() | set(
+    yaml.safe_load((ROOT / "dashboards" / "upstream-metrics.yaml").read_text())["metrics"]
+)
 
 
 def _exporter_only(expr: str) -> bool:
@@ -122,8 +133,11 @@ def _console_queries() -> list[tuple[str, str, str]]:
     out = []
     for uid, dash in DASHES.items():
         console, _ = gen.console_variant(dash)
-        out += [(f"{uid}-console", f"panel {p['title']!r}", t["expr"]) for p in console["panels"]
-                for t in p.get("targets", [])]
+        out += [
+            (f"{uid}-console", f"panel {p['title']!r}", t["expr"])
+            for p in console["panels"]
+            for t in p.get("targets", [])
+        ]
     return out
 
 
@@ -145,9 +159,11 @@ def prometheus(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dashboards-e2e")
     port = free_port()
     log = tmp / "exporter.log"
-    exporter = subprocess.Popen([sys.executable, "-m", "ov_exporter", "serve", "--demo",
-                                 "--listen", f"127.0.0.1:{port}", "--interval", "2"],
-                                stdout=log.open("w"), stderr=subprocess.STDOUT)
+    exporter = subprocess.Popen(
+        [sys.executable, "-m", "ov_exporter", "serve", "--demo", "--listen", f"127.0.0.1:{port}", "--interval", "2"],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     rules = tmp / "rules.yaml"
     rules.write_text(yaml.safe_dump(_rules_for_the_test(), sort_keys=False))
     prom = Prometheus(tmp, [f"127.0.0.1:{port}"], job="cnv-dashboards", rule_files=(rules,))
@@ -176,10 +192,19 @@ def test_dashboard_query_runs_against_real_prometheus(prometheus, uid: str, wher
     why = _empty_reason(expr)
     if why:
         for name in promql_metric_names(_fill(expr)) - EXPECTED_ABSENT_SERIES:
-            wait_for(lambda n=name: _query(url, f"{n}{{cluster=~\".*\"}}")[1].get("data", {}).get("result"),
-                     f"{where}: series of {name}", 45, logs)
+            wait_for(
+                lambda n=name: _query(url, f'{n}{{cluster=~".*"}}')[1].get("data", {}).get("result"),
+                f"{where}: series of {name}",
+                45,
+                logs,
+            )
         assert _query(url, _fill(expr))[1]["data"]["result"] == [], f"{where}: {why}, yet data"
         return
-    result = wait_for(lambda: _query(url, _fill(expr))[1].get("data", {}).get("result"), f"{where}: data", 45, logs,
-                      describe=lambda: f"{uid} {where}: {_fill(expr)}")
+    result = wait_for(
+        lambda: _query(url, _fill(expr))[1].get("data", {}).get("result"),
+        f"{where}: data",
+        45,
+        logs,
+        describe=lambda: f"{uid} {where}: {_fill(expr)}",
+    )
     assert result

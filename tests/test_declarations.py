@@ -2,13 +2,13 @@
 rest of the repository does. Each test reads the real artefact (rule files parsed with
 a real PromQL parser, the runbooks on disk) and compares it with the declarations, so
 an alert, a runbook or an owner cannot be added, renamed or dropped on one side only."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 import yaml
-
 from ov_exporter.checks import CHECKS
 from ov_exporter.coverage import UPSTREAM_ALERTS
 from ov_exporter.render import exposition_name
@@ -78,8 +78,9 @@ def test_an_alert_reading_a_check_family_is_declared_by_one_of_those_checks(name
         assert check in readers, f"{name} is declared by {check} but reads none of its families ({sorted(readers)})"
     else:
         assert not readers, f"{name} reads families of {sorted(readers)}: declare it in one of their SPECs"
-        assert name.startswith("OVExporter") or name in upstream or name == "OVEtcdMetricsAbsent", \
+        assert name.startswith("OVExporter") or name in upstream or name == "OVEtcdMetricsAbsent", (
             f"{name} belongs to no check, to no anti-pattern covered by upstream metrics, nor to exporter health"
+        )
 
 
 @pytest.mark.parametrize("spec", CHECKS, ids=lambda s: s.id)
@@ -118,8 +119,10 @@ class _Recording:
     """A Config (or one of its sections) that records every setting read through it."""
 
     # Properties of Config and the settings they are made of.
-    DERIVED = {"cpu-target": ("profile", "thresholds.cpu-overcommit-target"),
-               "migration-link-bytes-per-second": ("migration-link-speed",)}
+    DERIVED = {
+        "cpu-target": ("profile", "thresholds.cpu-overcommit-target"),
+        "migration-link-bytes-per-second": ("migration-link-speed",),
+    }
 
     def __init__(self, target, prefix: str, seen: set[str]) -> None:
         object.__setattr__(self, "_target", target)
@@ -157,7 +160,9 @@ def test_a_check_reads_only_the_settings_it_declares(spec):
     for where, state in _states():
         seen: set[str] = set()
         spec.evaluate(state, _Recording(Config(), "", seen))
-        assert seen <= set(spec.settings), f"{spec.id} on the {where} read undeclared settings {sorted(seen - set(spec.settings))}"
+        assert seen <= set(spec.settings), (
+            f"{spec.id} on the {where} read undeclared settings {sorted(seen - set(spec.settings))}"
+        )
 
 
 def test_every_threshold_belongs_to_a_check():
@@ -208,8 +213,10 @@ def _panels_by_check() -> dict[str, set[str]]:
 def test_a_check_declares_exactly_the_panels_that_show_its_metrics(spec):
     shown = _panels_by_check().get(spec.id, set())
     declared = set(spec.panels)
-    assert declared == shown, (f"{spec.id}: panels showing its families but not declared: {sorted(shown - declared)}; "
-                               f"declared but showing none of them (renamed or gone?): {sorted(declared - shown)}")
+    assert declared == shown, (
+        f"{spec.id}: panels showing its families but not declared: {sorted(shown - declared)}; "
+        f"declared but showing none of them (renamed or gone?): {sorted(declared - shown)}"
+    )
 
 
 # ---------------------------------------------------------------- kinds read

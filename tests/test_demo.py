@@ -4,6 +4,7 @@ The demo's planted positives and clean negatives live in demo/expectations.yaml,
 exporter/scripts/make_demo.py writes from the same table as the demo README; these
 tests hold the checks to it. The clean fixture must produce no finding at all.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ov_exporter import upstream
 from ov_exporter.checks import CHECK_IDS
 from ov_exporter.config import Config
@@ -79,8 +79,11 @@ def test_demo_nodes(demo):
     assert len(control) == 3
     # Every control-plane node is tainted NoSchedule, except master-2: left VM-schedulable on purpose
     # (the planted positive of control_plane_vm_workloads).
-    tainted = [n.metadata.name for n in control if any(
-        t.key == "node-role.kubernetes.io/master" and t.effect == "NoSchedule" for t in n.spec.taints or [])]
+    tainted = [
+        n.metadata.name
+        for n in control
+        if any(t.key == "node-role.kubernetes.io/master" and t.effect == "NoSchedule" for t in n.spec.taints or [])
+    ]
     assert tainted == ["master-0", "master-1"]
     assert _labels(next(n for n in control if n.metadata.name == "master-2")).get("kubevirt.io/schedulable") == "true"
     assert len(workers) >= 6
@@ -88,8 +91,11 @@ def test_demo_nodes(demo):
     rhel = [n for n in workers if _labels(n).get("node.openshift.io/os_id") == "rhel"]
     assert len(rhel) == 1 and rhel[0].status.node_info.os_image.startswith("Red Hat Enterprise Linux 8")
     rhcos = [n for n in state.nodes if n not in rhel]
-    assert all(n.status.node_info.os_image == "Red Hat Enterprise Linux CoreOS 418.94.202410090804-0 (Plow)"
-               and _labels(n)["node.openshift.io/os_id"] == "rhcos" for n in rhcos)
+    assert all(
+        n.status.node_info.os_image == "Red Hat Enterprise Linux CoreOS 418.94.202410090804-0 (Plow)"
+        and _labels(n)["node.openshift.io/os_id"] == "rhcos"
+        for n in rhcos
+    )
     # Most workers carry the NFD SMT label; at least one does not (config fallback).
     smt = [n for n in workers if "feature.node.kubernetes.io/cpu-hardware_multithreading" in _labels(n)]
     assert len(workers) - 1 >= len(smt) >= len(workers) // 2
@@ -101,8 +107,12 @@ def test_demo_virtualization_settings(demo):
     assert (hco.metadata.namespace, hco.metadata.name) == ("openshift-cnv", "kubevirt-hyperconverged")
     live = hco.spec.live_migration_config
     assert not live.bandwidth_per_migration
-    assert (live.completion_timeout_per_gib, live.parallel_migrations_per_cluster,
-            live.parallel_outbound_migrations_per_node, live.progress_timeout) == (150, 5, 2, 150)
+    assert (
+        live.completion_timeout_per_gib,
+        live.parallel_migrations_per_cluster,
+        live.parallel_outbound_migrations_per_node,
+        live.progress_timeout,
+    ) == (150, 5, 2, 150)
     assert hco.spec.resource_requirements.vmi_cpu_allocation_ratio == 10
     assert hco.spec.eviction_strategy == "LiveMigrate"
     assert len(state.kubevirts) == 1
@@ -117,8 +127,11 @@ def test_demo_workloads(demo):
     vmis = state.index("virtualmachineinstances.kubevirt.io")
     assert len(state.vms) >= 40
     assert len({vm.metadata.namespace for vm in state.vms}) >= 5
-    missing = [vm.metadata.name for vm in state.vms if (vm.metadata.namespace, vm.metadata.name) not in vmis
-               and vm.spec.run_strategy != "Halted"]  # stopped VMs (migration_readiness) have no VMI
+    missing = [
+        vm.metadata.name
+        for vm in state.vms
+        if (vm.metadata.namespace, vm.metadata.name) not in vmis and vm.spec.run_strategy != "Halted"
+    ]  # stopped VMs (migration_readiness) have no VMI
     assert missing == []
     # Every VMI runs on a node, except the planted unschedulable one (scheduling_constraints).
     waiting = [v for v in state.vmis if v.status.phase != "Running"]
@@ -164,8 +177,10 @@ def test_demo_dirty_rate_samples(demo):
     assert state.samples["kubevirt_vmi_migration_dirty_memory_rate_bytes"]
     assert state.samples["kubevirt_vmi_migration_memory_transfer_rate_bytes"]
     running = {(m.metadata.namespace, m.spec.vmi_name) for m in state.migrations if m.status.phase == "Running"}
-    migrating = {(s.labels["namespace"], s.labels["name"])
-                 for s in state.samples["kubevirt_vmi_migration_dirty_memory_rate_bytes"]}
+    migrating = {
+        (s.labels["namespace"], s.labels["name"])
+        for s in state.samples["kubevirt_vmi_migration_dirty_memory_rate_bytes"]
+    }
     assert migrating == running
 
 
@@ -221,8 +236,7 @@ def test_clean_fixture_has_no_findings():
     assert store.problems == [] and store.ignored_counts() == {}
     assert len(state.nodes) == 6 and len(state.vms) >= 8 and state.samples[upstream.DIRTY_RATE]
     evaluation = evaluate(state, Config())
-    assert {r.spec.id: (r.status, r.error) for r in evaluation.results} == \
-        {c: (Status.OK, "") for c in CHECK_IDS}
+    assert {r.spec.id: (r.status, r.error) for r in evaluation.results} == {c: (Status.OK, "") for c in CHECK_IDS}
     assert evaluation.findings == []
 
 
@@ -230,8 +244,12 @@ def test_clean_fixture_has_no_findings():
 
 
 def test_generated_files_are_up_to_date():
-    proc = subprocess.run([sys.executable, str(ROOT / "exporter" / "scripts" / "make_demo.py"), "--check"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "exporter" / "scripts" / "make_demo.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -241,8 +259,9 @@ def test_demo_virt_handler_pods_one_per_worker_one_not_ready(demo):
     pods = [p for p in state.of("pods") if _labels(p).get("kubevirt.io") == "virt-handler"]
     assert {p.metadata.namespace for p in pods} == {"openshift-cnv"}
     assert sorted(p.spec.node_name for p in pods) == sorted(workers)
-    not_ready = [p.spec.node_name for p in pods
-                 if not any(c.type == "Ready" and c.status == "True" for c in p.status.conditions)]
+    not_ready = [
+        p.spec.node_name for p in pods if not any(c.type == "Ready" and c.status == "True" for c in p.status.conditions)
+    ]
     assert not_ready == ["rhel-worker-0"]
     halted = [vm.metadata.name for vm in state.vms if vm.spec.run_strategy == "Halted"]
     assert halted == ["quarter-close-01"]

@@ -2,13 +2,13 @@
 the ClusterRole grants exactly what records.KINDS reads, ports, probes and the TLS
 and auth flags line up with the server and the Dockerfile, the example config loads,
 and every check has a runbook. (Layout specifics: tests/test_overlays.py.)"""
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 import pytest
-
 from ov_exporter import checks
 from ov_exporter.config import load_config
 from ov_exporter.records import KINDS
@@ -19,9 +19,20 @@ from .overlays import OVERLAYS, arg, exporter_container, of_kind, one, rendered
 
 PACKAGE = ROOT / "exporter" / "ov_exporter"
 READ_VERBS = {"get", "list", "watch"}
-COMMON_KINDS = {"Namespace": 1, "ServiceAccount": 2, "ClusterRole": 2, "ClusterRoleBinding": 3, "Role": 1,
-                "RoleBinding": 1, "Secret": 1, "Deployment": 1, "Service": 1, "NetworkPolicy": 1,
-                "ServiceMonitor": 1, "PrometheusRule": 1}
+COMMON_KINDS = {
+    "Namespace": 1,
+    "ServiceAccount": 2,
+    "ClusterRole": 2,
+    "ClusterRoleBinding": 3,
+    "Role": 1,
+    "RoleBinding": 1,
+    "Secret": 1,
+    "Deployment": 1,
+    "Service": 1,
+    "NetworkPolicy": 1,
+    "ServiceMonitor": 1,
+    "PrometheusRule": 1,
+}
 EXPECTED_KINDS = {
     "kubernetes": {**COMMON_KINDS, "ConfigMap": 1, "Certificate": 1, "Issuer": 1},
     # The service CA's bundle is a second ConfigMap; the AlertingRule holds the platform alerts.
@@ -61,8 +72,9 @@ def test_namespaced_objects_share_the_namespace_and_the_bindings_name_it(overlay
         assert subject["name"] in accounts
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "ov-exporter"
-    exporter_roles = {b["roleRef"]["name"] for b in of_kind(docs, "ClusterRoleBinding")
-                      if b["subjects"][0]["name"] == "ov-exporter"}
+    exporter_roles = {
+        b["roleRef"]["name"] for b in of_kind(docs, "ClusterRoleBinding") if b["subjects"][0]["name"] == "ov-exporter"
+    }
     assert exporter_roles == {"ov-exporter", "system:auth-delegator"}
 
 
@@ -146,8 +158,9 @@ def test_container_is_locked_down(overlay):
     assert ctx["allowPrivilegeEscalation"] is False
     assert ctx["capabilities"]["drop"] == ["ALL"] and not ctx["capabilities"].get("add")
     assert (ctx.get("seccompProfile") or pod["securityContext"]["seccompProfile"])["type"] == "RuntimeDefault"
-    assert "runAsUser" not in ctx and "runAsUser" not in pod.get("securityContext", {}), \
+    assert "runAsUser" not in ctx and "runAsUser" not in pod.get("securityContext", {}), (
         "leave the UID to OpenShift's restricted-v2 SCC"
+    )
     resources = container["resources"]
     assert resources["limits"]["memory"] == "512Mi"
     assert resources["requests"]["memory"] and resources["requests"]["cpu"]
@@ -168,7 +181,7 @@ def test_example_config_is_mounted_passed_and_loads(tmp_path):
     [mount] = [m for m in container["volumeMounts"] if config_path.startswith(m["mountPath"].rstrip("/") + "/")]
     [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
     assert volume["configMap"]["name"] == configmap["metadata"]["name"]
-    key = config_path[len(mount["mountPath"].rstrip("/")) + 1:]
+    key = config_path[len(mount["mountPath"].rstrip("/")) + 1 :]
     assert key in configmap["data"]
     for item in volume["configMap"].get("items", []):
         if item["path"] == key:
@@ -254,7 +267,7 @@ def test_dockerfile_runs_non_root_and_exposes_the_deployment_port():
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     stages = [i for i, line in enumerate(lines) if line.upper().startswith("FROM ")]
     assert len(stages) >= 2, "multi-stage build"
-    final = lines[stages[-1]:]
+    final = lines[stages[-1] :]
     users = [line.split(None, 1)[1] for line in final if line.upper().startswith("USER ")]
     assert users, "the final stage sets USER"
     match = re.fullmatch(r"(\d+)(?::(\d+))?", users[-1])
@@ -288,8 +301,12 @@ def test_the_built_wheel_and_image_context_carry_every_alert_runbook(tmp_path):
 
     link = ROOT / "exporter" / "ov_exporter" / "alert_runbooks"
     assert link.is_symlink() and link.resolve() == (ROOT / "alerts" / "runbooks").resolve()
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     [wheel] = tmp_path.glob("ov_exporter-*.whl")
     shipped = {Path(n).name for n in zipfile.ZipFile(wheel).namelist() if "/alert_runbooks/" in n}

@@ -1,16 +1,16 @@
 """The documents, the declarations and the exposition agree: nothing documented that is
 not exported, and back; every generated section current; every relative link resolves."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
-
 from ov_exporter import docs
 from ov_exporter.checks import CHECKS
 from ov_exporter.config import Config
-from ov_exporter.runner import evaluate
 from ov_exporter.render import History, SourceStats, all_families, exposition_name, render
+from ov_exporter.runner import evaluate
 from ov_exporter.store import ClusterState
 
 from .conftest import ROOT
@@ -18,8 +18,14 @@ from .conftest import ROOT
 README = ROOT / "README.md"
 REFERENCE = ROOT / "exporter" / "docs" / "reference.md"
 DOCUMENTS = sorted(set(docs.DOCUMENTS.values()))
-LINKED = ["README.md", "exporter/docs/usage.md", "exporter/docs/reference.md", "exporter/docs/upstream.md",
-          "alerts/README.md", "deploy/README.md"]
+LINKED = [
+    "README.md",
+    "exporter/docs/usage.md",
+    "exporter/docs/reference.md",
+    "exporter/docs/upstream.md",
+    "alerts/README.md",
+    "deploy/README.md",
+]
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
@@ -67,7 +73,7 @@ def test_every_family_in_the_exposition_is_documented_and_vice_versa():
 
 
 def test_metric_names_follow_conventions():
-    for owner, fam in all_families():
+    for _, fam in all_families():
         assert re.fullmatch(r"ov_[a-z0-9_]+", fam.name), fam.name
         assert fam.help.endswith("."), fam.name
         assert (fam.type == "counter") == fam.name.endswith("_total"), fam.name
@@ -105,4 +111,7 @@ def test_readme_intro_counts_the_checks():
     words = {16: "sixteen", 17: "seventeen"}
     covered = sum(1 for c in coverage() if c.checks)
     assert f"{len(CHECKS)} checks measure {words.get(covered, covered)} of them" in text
-    assert f"the other {19 - covered}" in text or f"the other {['zero', 'one', 'two', 'three', 'four'][19 - covered]}" in text
+    assert (
+        f"the other {19 - covered}" in text
+        or f"the other {['zero', 'one', 'two', 'three', 'four'][19 - covered]}" in text
+    )

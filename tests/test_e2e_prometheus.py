@@ -1,4 +1,5 @@
 """A real Prometheus scrapes a real exporter process: what users run, end to end."""
+
 from __future__ import annotations
 
 import json
@@ -8,12 +9,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from ov_exporter.checks import CHECK_IDS
 from ov_exporter.sources.snapshot import demo_path
 
 from .conftest import Prometheus, free_port, http_get, wait_for
-
 
 _get = http_get
 
@@ -25,8 +24,12 @@ _wait = wait_for
 def exporter(exporter_cmd, env, tmp_path):
     port = free_port()
     log = (tmp_path / "exporter.log").open("w")
-    proc = subprocess.Popen([*exporter_cmd, "serve", "--demo", "--listen", f"127.0.0.1:{port}", "--interval", "5"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        [*exporter_cmd, "serve", "--demo", "--listen", f"127.0.0.1:{port}", "--interval", "5"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: _get(f"{url}/readyz")[0] == 200, "exporter /readyz")

@@ -1,5 +1,6 @@
 """The fake API server speaks the real list/watch protocol: real HTTP, no mocks, and
 Debian's kubectl against it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,12 @@ def vm(name: str, ns: str = "ns1", labels: dict[str, str] | None = None, **spec:
     meta: dict[str, Any] = {"name": name, "namespace": ns}
     if labels:
         meta["labels"] = labels
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": meta,
-            "spec": {"running": False, **spec}}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": meta,
+        "spec": {"running": False, **spec},
+    }
 
 
 @pytest.fixture
@@ -92,16 +97,25 @@ async def test_discovery_documents(api: FakeAPIServer, http: aiohttp.ClientSessi
     assert {"get", "list", "watch", "create", "update", "delete"} <= set(nodes["verbs"])
 
     # kubectl asks for aggregated discovery first; the legacy document in plain JSON makes it fall back.
-    aggregated = ("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
-                  "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json")
+    aggregated = (
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+    )
     async with http.get("/apis", headers={"Accept": aggregated}) as resp:
         assert resp.headers["Content-Type"] == "application/json"
         groups = {g["name"]: g for g in (await resp.json())["groups"]}
     kubevirt = groups["kubevirt.io"]
     assert [v["version"] for v in kubevirt["versions"]] == ["v1", "v1alpha3"]
     assert kubevirt["preferredVersion"] == {"groupVersion": "kubevirt.io/v1", "version": "v1"}
-    assert {"storage.k8s.io", "hco.kubevirt.io", "cdi.kubevirt.io", "k8s.cni.cncf.io", "nmstate.io",
-            "migrations.kubevirt.io", "config.openshift.io"} <= set(groups)
+    assert {
+        "storage.k8s.io",
+        "hco.kubevirt.io",
+        "cdi.kubevirt.io",
+        "k8s.cni.cncf.io",
+        "nmstate.io",
+        "migrations.kubevirt.io",
+        "config.openshift.io",
+    } <= set(groups)
     assert (await get_json(http, "/apis/kubevirt.io"))["preferredVersion"]["version"] == "v1"
 
     resources = {r["name"]: r for r in (await get_json(http, "/apis/kubevirt.io/v1"))["resources"]}
@@ -110,10 +124,12 @@ async def test_discovery_documents(api: FakeAPIServer, http: aiohttp.ClientSessi
     shorts = {r["name"]: r.get("shortNames", []) for r in resources.values()}
     assert "vm" in shorts["virtualmachines"] and "vmi" in shorts["virtualmachineinstances"]
     assert "vmim" in shorts["virtualmachineinstancemigrations"]
-    for path, plural, short in [("/apis/hco.kubevirt.io/v1beta1", "hyperconvergeds", "hco"),
-                                ("/apis/cdi.kubevirt.io/v1beta1", "datavolumes", "dv"),
-                                ("/apis/k8s.cni.cncf.io/v1", "network-attachment-definitions", "nad"),
-                                ("/apis/nmstate.io/v1beta1", "nodenetworkstates", "nns")]:
+    for path, plural, short in [
+        ("/apis/hco.kubevirt.io/v1beta1", "hyperconvergeds", "hco"),
+        ("/apis/cdi.kubevirt.io/v1beta1", "datavolumes", "dv"),
+        ("/apis/k8s.cni.cncf.io/v1", "network-attachment-definitions", "nad"),
+        ("/apis/nmstate.io/v1beta1", "nodenetworkstates", "nns"),
+    ]:
         listed = {r["name"]: r for r in (await get_json(http, path))["resources"]}
         assert short in listed[plural]["shortNames"]
 
@@ -192,9 +208,16 @@ async def test_list_filters_and_get(api: FakeAPIServer, http: aiohttp.ClientSess
     old = await get_json(http, "/apis/kubevirt.io/v1alpha3/namespaces/ns1/virtualmachines/a")
     assert old["apiVersion"] == "kubevirt.io/v1alpha3"
     gone = await get_json(http, "/apis/kubevirt.io/v1/namespaces/ns1/virtualmachines/zz", status=404)
-    assert gone == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": 'virtualmachines.kubevirt.io "zz" not found', "reason": "NotFound",
-                    "details": {"name": "zz", "group": "kubevirt.io", "kind": "virtualmachines"}, "code": 404}
+    assert gone == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'virtualmachines.kubevirt.io "zz" not found',
+        "reason": "NotFound",
+        "details": {"name": "zz", "group": "kubevirt.io", "kind": "virtualmachines"},
+        "code": 404,
+    }
     assert (await get_json(http, "/api/v1/nodes/n1"))["kind"] == "Node"
 
 
@@ -221,8 +244,11 @@ async def test_writes_over_http(api: FakeAPIServer, http: aiohttp.ClientSession)
         assert resp.status == 409 and (await resp.json())["reason"] == "Conflict"
     async with http.put(f"{path}/w", json={**created, "spec": {"running": True}}) as resp:
         assert resp.status == 200
-    async with http.patch(f"{path}/w", data=json.dumps({"metadata": {"labels": {"a": "b"}}}),
-                          headers={"Content-Type": "application/merge-patch+json"}) as resp:
+    async with http.patch(
+        f"{path}/w",
+        data=json.dumps({"metadata": {"labels": {"a": "b"}}}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    ) as resp:
         assert (await resp.json())["metadata"]["labels"] == {"a": "b"}
     assert api.get("kubevirt.io/v1", "VirtualMachine", "ns1", "w")["spec"]["running"] is True
     async with http.delete(f"{path}/w") as resp:
@@ -240,8 +266,9 @@ async def test_writes_over_http(api: FakeAPIServer, http: aiohttp.ClientSession)
 # ---------------------------------------------------------------- WATCH
 
 
-async def test_watch_replays_from_resource_version_then_streams(api: FakeAPIServer,
-                                                                http: aiohttp.ClientSession) -> None:
+async def test_watch_replays_from_resource_version_then_streams(
+    api: FakeAPIServer, http: aiohttp.ClientSession
+) -> None:
     api.add(vm("a"))
     api.add(vm("b"))
     rv = api.rv
@@ -251,7 +278,10 @@ async def test_watch_replays_from_resource_version_then_streams(api: FakeAPIServ
     w = await open_watch(http, VMS, resourceVersion=str(rv))
     replay = [await w.next() for _ in range(3)]
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in replay] == [
-        ("MODIFIED", "a"), ("DELETED", "b"), ("ADDED", "c")]
+        ("MODIFIED", "a"),
+        ("DELETED", "b"),
+        ("ADDED", "c"),
+    ]
     assert [int(e["object"]["metadata"]["resourceVersion"]) for e in replay] == [rv + 1, rv + 2, rv + 3]
     assert replay[0]["object"]["spec"]["running"] is True
 
@@ -286,7 +316,10 @@ async def test_watch_from_zero_namespace_and_selector(api: FakeAPIServer, http: 
     entered = await web.next()
     assert (entered["type"], entered["object"]["metadata"]["name"]) == ("ADDED", "c")
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in [await w0.next() for _ in range(3)]] == [
-        ("ADDED", "c"), ("MODIFIED", "a"), ("MODIFIED", "c")]
+        ("ADDED", "c"),
+        ("MODIFIED", "a"),
+        ("MODIFIED", "c"),
+    ]
     for w in (w0, ns1, web):
         w.resp.close()
 
@@ -297,8 +330,11 @@ async def test_bookmarks_and_timeout(api: FakeAPIServer, http: aiohttp.ClientSes
     w = await open_watch(http, VMS, resourceVersion=str(api.rv), allowWatchBookmarks="true", timeoutSeconds="1")
     api.add({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})  # moves the global resourceVersion
     bookmark = await w.until("BOOKMARK")
-    assert bookmark["object"] == {"kind": "VirtualMachine", "apiVersion": "kubevirt.io/v1",
-                                  "metadata": {"resourceVersion": str(api.rv)}}
+    assert bookmark["object"] == {
+        "kind": "VirtualMachine",
+        "apiVersion": "kubevirt.io/v1",
+        "metadata": {"resourceVersion": str(api.rv)},
+    }
     while (event := await w.next()) is not None:  # the server ends the stream at timeoutSeconds
         assert event["type"] == "BOOKMARK"
     assert 0.9 < time.monotonic() - started < 3
@@ -314,9 +350,18 @@ async def test_410_after_compact_and_expire(api: FakeAPIServer, http: aiohttp.Cl
     api.compact()
     w = await open_watch(http, VMS, resourceVersion=str(old))
     error = await w.next()
-    assert error == {"type": "ERROR", "object": {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": f"too old resource version: {old} ({api.rv})", "reason": "Expired", "code": 410}}
+    assert error == {
+        "type": "ERROR",
+        "object": {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": f"too old resource version: {old} ({api.rv})",
+            "reason": "Expired",
+            "code": 410,
+        },
+    }
     assert await w.next() is None  # the stream ends
     # From the compaction point on, watching works again.
     w = await open_watch(http, VMS, resourceVersion=str(api.rv))
@@ -373,7 +418,8 @@ async def test_faults_answer_real_status_codes(api: FakeAPIServer, http: aiohttp
     assert forbidden["reason"] == "Forbidden" and forbidden["code"] == 403
     assert forbidden["message"] == (
         'virtualmachines.kubevirt.io is forbidden: User "system:serviceaccount:openshift-cnv:ov-exporter" '
-        'cannot list resource "virtualmachines" in API group "kubevirt.io" at the cluster scope')
+        'cannot list resource "virtualmachines" in API group "kubevirt.io" at the cluster scope'
+    )
     assert forbidden["details"] == {"group": "kubevirt.io", "kind": "virtualmachines"}
     async with http.get(VMS, params={"watch": "true"}) as resp:
         assert resp.status == 403 and "cannot watch resource" in (await resp.json())["message"]
@@ -435,8 +481,12 @@ async def test_token_auth_and_rotation() -> None:
             async with http.get("/api/v1/nodes", headers={"Authorization": "Bearer two"}) as resp:
                 assert resp.status == 200
         assert [(r.method, r.path, r.status) for r in server.requests] == [
-            ("GET", "/api/v1/nodes", 401), ("GET", "/apis", 401), ("GET", "/api/v1/nodes", 200),
-            ("GET", "/api/v1/nodes", 401), ("GET", "/api/v1/nodes", 200)]
+            ("GET", "/api/v1/nodes", 401),
+            ("GET", "/apis", 401),
+            ("GET", "/api/v1/nodes", 200),
+            ("GET", "/api/v1/nodes", 401),
+            ("GET", "/api/v1/nodes", 200),
+        ]
 
 
 async def test_load_snapshot_and_kubeconfig(tmp_path: Path) -> None:
@@ -446,18 +496,23 @@ async def test_load_snapshot_and_kubeconfig(tmp_path: Path) -> None:
         "- {apiVersion: kubevirt.io/v1, kind: VirtualMachine, metadata: {name: a, namespace: n,"
         " creationTimestamp: 2024-01-01T00:00:00Z}}\n"
         "- {apiVersion: kubevirt.io/v1, kind: VirtualMachine, metadata: {name: b, namespace: n}}\n"
-        "---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\n")
-    (tmp_path / "nodes.json").write_text(json.dumps(
-        {"kind": "NodeList", "apiVersion": "v1", "items": [{"metadata": {"name": "n1"}}]}))
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\n"
+    )
+    (tmp_path / "nodes.json").write_text(
+        json.dumps({"kind": "NodeList", "apiVersion": "v1", "items": [{"metadata": {"name": "n1"}}]})
+    )
     (tmp_path / "notes.txt").write_text("ignored")
     server = FakeAPIServer()
     assert server.load_snapshot(tmp_path) == 4
-    assert server.get("kubevirt.io/v1", "VirtualMachine", "n", "a")["metadata"]["creationTimestamp"] == \
-        "2024-01-01T00:00:00Z"
+    assert (
+        server.get("kubevirt.io/v1", "VirtualMachine", "n", "a")["metadata"]["creationTimestamp"]
+        == "2024-01-01T00:00:00Z"
+    )
     assert server.objects("secrets")[0]["metadata"]["uid"]
     assert server.objects("nodes")[0]["kind"] == "Node"
     async with server:
         import yaml
+
         config = yaml.safe_load(server.write_kubeconfig(tmp_path / "kc", token="t").read_text())
         assert config["clusters"][0]["cluster"]["server"] == server.url
         assert config["users"][0]["user"] == {"token": "t"}
@@ -467,9 +522,19 @@ async def test_load_snapshot_and_kubeconfig(tmp_path: Path) -> None:
 async def test_main_serves_a_snapshot(tmp_path: Path) -> None:
     (tmp_path / "vm.yaml").write_text(json.dumps(vm("snap")))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fakeapi", "--snapshot", str(tmp_path), "--port", "0",
-        "--kubeconfig", str(tmp_path / "kc"), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "tests.fakeapi",
+        "--snapshot",
+        str(tmp_path),
+        "--port",
+        "0",
+        "--kubeconfig",
+        str(tmp_path / "kc"),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         url = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()  # type: ignore[union-attr]
         assert url.startswith("http://127.0.0.1:")
@@ -485,8 +550,9 @@ async def test_main_serves_a_snapshot(tmp_path: Path) -> None:
 
 
 async def kubectl(cmd: list[str], env: dict[str, str], *args: str, ok: bool = True) -> str:
-    proc = await asyncio.create_subprocess_exec(*cmd, *args, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     if ok:
         assert proc.returncode == 0, f"kubectl {' '.join(args)} failed: {err.decode()}"
@@ -534,8 +600,18 @@ async def test_kubectl_lists_gets_and_watches(tmp_path: Path, secure: bool) -> N
         assert missing == ""
 
         watch = await asyncio.create_subprocess_exec(
-            *cmd, "get", "vm", "-A", "--watch", "--output-watch-events", "-o", "json",
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            *cmd,
+            "get",
+            "vm",
+            "-A",
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "json",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         try:
             deadline = time.monotonic() + 20
             while server.watch_count("virtualmachines") == 0:
@@ -545,8 +621,9 @@ async def test_kubectl_lists_gets_and_watches(tmp_path: Path, secure: bool) -> N
             server.delete("kubevirt.io/v1", "VirtualMachine", "ns1", "vm-a")
             output = ""
             while True:
-                events = [(e.get("type"), e.get("object", {}).get("metadata", {}).get("name"))
-                          for e in json_stream(output)]
+                events = [
+                    (e.get("type"), e.get("object", {}).get("metadata", {}).get("name")) for e in json_stream(output)
+                ]
                 if ("DELETED", "vm-a") in events:
                     break
                 assert time.monotonic() < deadline, f"kubectl saw only {events}"

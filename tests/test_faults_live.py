@@ -7,6 +7,7 @@ per 410, no ghosts after compaction, no LIST in steady state, RBAC denial per ch
 are covered in test_live.py and stay there. Backoff and grace constants are scaled
 down here; each test prints the measured recovery time ("RECOVERY ...", run with -s).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,6 @@ import time
 
 import aiohttp
 import pytest
-
 from ov_exporter import store as store_mod
 from ov_exporter.config import Config
 from ov_exporter.logs import RateLimit
@@ -178,8 +178,10 @@ async def test_kubeconfig_token_file_is_reread_after_rotation(api, tmp_path):
         api.set_token("rotated")
         api.drop_watches("virtualmachines")
         api.add(vm("team-0", "after-rotation", "x"))
-        await eventually(lambda: any(v.metadata.name == "after-rotation" for v in store.state().vms),
-                         "watch resumed with the rotated token file")
+        await eventually(
+            lambda: any(v.metadata.name == "after-rotation" for v in store.state().vms),
+            "watch resumed with the rotated token file",
+        )
         assert all(not st.unauthorized for st in store.kinds.values())
     finally:
         task.cancel()
@@ -188,9 +190,12 @@ async def test_kubeconfig_token_file_is_reread_after_rotation(api, tmp_path):
 
 async def test_deep_object_is_one_problem_and_the_source_goes_on(api, tmp_path):
     depth = 5000
-    deep = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-            "metadata": {"name": "deep", "namespace": "team-0", "uid": "deep-1", "resourceVersion": str(api.rv)},
-            "spec": {"template": {"spec": {}}}}
+    deep = {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": "deep", "namespace": "team-0", "uid": "deep-1", "resourceVersion": str(api.rv)},
+        "spec": {"template": {"spec": {}}},
+    }
     text = json.dumps(deep)[:-3] + ', "x": ' + "[" * depth + "]" * depth + "}}}"
     api.inject_malformed("virtualmachines", text)  # served in the LIST
     async with exporter(api, tmp_path) as h:
@@ -200,11 +205,15 @@ async def test_deep_object_is_one_problem_and_the_source_goes_on(api, tmp_path):
         api.add(vm("team-4", "after-deep", "x"))  # the watch carries on
         await eventually(lambda: any(v.metadata.name == "after-deep" for v in h.store.state().vms), "watch goes on")
         api.inject_malformed("virtualmachines", text.replace('"deep"', '"deep-2"'))  # and a deep watch event
-        await eventually(lambda: any(p.where == "VirtualMachine team-0/deep-2" for p in h.store.problems),
-                         "deep watch event reported")
+        await eventually(
+            lambda: any(p.where == "VirtualMachine team-0/deep-2" for p in h.store.problems),
+            "deep watch event reported",
+        )
         api.add(vm("team-4", "after-deep-event", "x"))
-        await eventually(lambda: any(v.metadata.name == "after-deep-event" for v in h.store.state().vms),
-                         "watch goes on after a deep event")
+        await eventually(
+            lambda: any(v.metadata.name == "after-deep-event" for v in h.store.state().vms),
+            "watch goes on after a deep event",
+        )
         assert (await h.ready())[0] == 200
 
 
@@ -227,9 +236,16 @@ async def test_undecodable_watch_event_relists_once_and_its_problem_clears(api, 
         lists = api.count("virtualmachines", verb="list")
         watches = api.count("virtualmachines", verb="watch")
         # The event's name is a number: nothing about it can be followed.
-        api.inject_malformed("virtualmachines", json.dumps(
-            {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-             "metadata": {"name": 7, "namespace": "team-0", "resourceVersion": str(api.rv + 1)}}))
+        api.inject_malformed(
+            "virtualmachines",
+            json.dumps(
+                {
+                    "apiVersion": "kubevirt.io/v1",
+                    "kind": "VirtualMachine",
+                    "metadata": {"name": 7, "namespace": "team-0", "resourceVersion": str(api.rv + 1)},
+                }
+            ),
+        )
         await eventually(lambda: api.count("virtualmachines", verb="list") == lists + 1, "one relist")
         await asyncio.sleep(1.5)
         assert api.count("virtualmachines", verb="list") == lists + 1  # not a loop
@@ -239,8 +255,10 @@ async def test_undecodable_watch_event_relists_once_and_its_problem_clears(api, 
         assert any(p.where == "VirtualMachine ?" for p in h.store.problems)
         api.clear_faults()  # the broken object is gone from the server
         api.expire("virtualmachines", now=True)  # next relist
-        await eventually(lambda: not any(p.where.startswith("VirtualMachine ") for p in h.store.problems),
-                         "problem cleared by the next LIST")
+        await eventually(
+            lambda: not any(p.where.startswith("VirtualMachine ") for p in h.store.problems),
+            "problem cleared by the next LIST",
+        )
 
 
 async def test_repeated_410_backs_off(api, tmp_path, monkeypatch):
@@ -291,7 +309,7 @@ def test_backoff_is_client_go_like_and_bounds_recovery_at_60_seconds(monkeypatch
     delays = [b.next() for _ in range(40)]
     assert 0.8 <= delays[0] <= 1.6 and 1.6 <= delays[1] <= 3.2  # 800 ms doubling, jitter up to 100 %
     assert max(delays) <= 60.0 and min(delays[10:]) >= 30.0  # capped at 30 s (+ jitter): a lifted 403 or
-    b.reset()                                                # a fixed token is seen within 60 s
+    b.reset()  # a fixed token is seen within 60 s
     assert b.next() <= 1.6
 
 
@@ -357,7 +375,7 @@ async def test_check_fails_closed_when_a_needed_kind_is_forbidden(api, tmp_path)
     kubeconfig = str(api.write_kubeconfig(tmp_path / "kc", token="s3cret"))
     code, out, err = await _cli("check", "--kubeconfig", kubeconfig, "--fail-on", "never")
     assert code == 2, (out, err)
-    assert 'cannot read VirtualMachine: virtualmachines.kubevirt.io is forbidden' in out
+    assert "cannot read VirtualMachine: virtualmachines.kubevirt.io is forbidden" in out
 
 
 async def test_idle_connections_are_closed_and_capped(api, tmp_path):

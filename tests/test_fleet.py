@@ -24,6 +24,7 @@ The end-to-end half runs two real Prometheus servers (external_labels cluster a 
 b), each scraping its own exporter and evaluating the rules, and a third federating
 both; the dashboards' queries and the report run against the third.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,9 @@ import sys
 import time
 import urllib.parse
 
+import promql_parser as pp
 import pytest
 import yaml
-
 from ov_exporter import rebalance
 from ov_exporter.sources.snapshot import demo_path
 
@@ -44,8 +45,6 @@ from .conftest import ROOT, ThreadedApp, free_port, http_get, require_binary, wa
 from .test_alerts import RULE_FILES
 from .test_alerts_e2e import _rules_for_the_test
 from .test_dashboards import DASHES, _panels
-
-import promql_parser as pp
 
 AGGREGATIONS_WITH_PARAMETER = {"topk", "bottomk", "quantile", "count_values"}
 
@@ -88,11 +87,12 @@ def cluster_problems(expr: str) -> list[str]:
             mod = node.modifier
             matching = mod.matching if mod is not None else None
             constant = _is_constant_vector(node.rhs) or _is_constant_vector(node.lhs)
-            empty_on = (matching is not None and str(matching.type).endswith("Include")
-                        and not matching.labels)
+            empty_on = matching is not None and str(matching.type).endswith("Include") and not matching.labels
             if constant and not empty_on:
-                problems.append(f"{op} with a constant vector(...) without on(): it matches only series "
-                                f"without a cluster label (write `{op} on() vector(...)`)")
+                problems.append(
+                    f"{op} with a constant vector(...) without on(): it matches only series "
+                    f"without a cluster label (write `{op} on() vector(...)`)"
+                )
             elif matching is not None and not constant:
                 if str(matching.type).endswith("Include") and "cluster" not in matching.labels:
                     problems.append(f"{op} on({', '.join(matching.labels)}) drops cluster")
@@ -105,8 +105,9 @@ def cluster_problems(expr: str) -> list[str]:
         if isinstance(node, pp.Call):
             name = node.func.name
             if name in ("absent", "absent_over_time") and name not in allowed:
-                problems.append(f"{name}() alone answers for all clusters at once: "
-                                f"`or` it with the clusters that lost the series")
+                problems.append(
+                    f"{name}() alone answers for all clusters at once: `or` it with the clusters that lost the series"
+                )
             if name == "scalar":
                 problems.append("scalar() merges all clusters")
             if name in ("label_replace", "label_join"):
@@ -129,33 +130,39 @@ def cluster_problems(expr: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- static: the lint itself
-@pytest.mark.parametrize("expr, problem", [
-    ("sum(x)", "sum(...) without by"),
-    ("max by (node) (x)", "max by (node) drops cluster"),
-    ("avg without (cluster) (x)", "without (..., cluster)"),
-    ("topk(5, x)", "topk(...) without by"),
-    ("x / on(job, instance) y", "/ on(job, instance) drops cluster"),
-    ("x and ignoring(cluster) y", "ignoring(..., cluster)"),
-    ("max by (cluster) (x) or vector(0)", "without on()"),
-    ("x * vector(2)", "without on()"),
-    ("absent(x)", "absent() alone"),
-    ('label_replace(x, "cluster", "$1", "instance", "(.*)")', "label_replace overwrites cluster"),
-    ("scalar(x) * y", "scalar() merges"),
-])
+@pytest.mark.parametrize(
+    "expr, problem",
+    [
+        ("sum(x)", "sum(...) without by"),
+        ("max by (node) (x)", "max by (node) drops cluster"),
+        ("avg without (cluster) (x)", "without (..., cluster)"),
+        ("topk(5, x)", "topk(...) without by"),
+        ("x / on(job, instance) y", "/ on(job, instance) drops cluster"),
+        ("x and ignoring(cluster) y", "ignoring(..., cluster)"),
+        ("max by (cluster) (x) or vector(0)", "without on()"),
+        ("x * vector(2)", "without on()"),
+        ("absent(x)", "absent() alone"),
+        ('label_replace(x, "cluster", "$1", "instance", "(.*)")', "label_replace overwrites cluster"),
+        ("scalar(x) * y", "scalar() merges"),
+    ],
+)
 def test_the_lint_names_each_construct_that_merges_clusters(expr: str, problem: str):
     found = cluster_problems(expr)
     assert any(problem in p for p in found), (expr, found)
 
 
-@pytest.mark.parametrize("expr", [
-    "max by (cluster, node) (x) and on(cluster, node) y",
-    "sum without (cpu, mode) (rate(x[5m]))",
-    "max by (cluster) (x) or on() vector(5)",
-    "group by (cluster) (x) * on() group_left() vector(5)",
-    "absent(x) or (max by (cluster) (last_over_time(x[1d])) unless on(cluster) x)",
-    "x and ignoring(alertname) ALERTS",
-    "time() - x",
-])
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "max by (cluster, node) (x) and on(cluster, node) y",
+        "sum without (cpu, mode) (rate(x[5m]))",
+        "max by (cluster) (x) or on() vector(5)",
+        "group by (cluster) (x) * on() group_left() vector(5)",
+        "absent(x) or (max by (cluster) (last_over_time(x[1d])) unless on(cluster) x)",
+        "x and ignoring(alertname) ALERTS",
+        "time() - x",
+    ],
+)
 def test_the_lint_accepts_per_cluster_expressions(expr: str):
     assert cluster_problems(expr) == []
 
@@ -204,9 +211,14 @@ def _report_exprs() -> list[tuple[str, str]]:
 
 def _fill(expr: str) -> str:
     """Grafana's variables replaced by values of the right type, for the parser."""
-    for var, value in (("${rebalance_start}", "1767240000"), ("${__from:date:seconds}", "1767225600"),
-                       ("${__to:date:seconds}", "1767398400"), ("$__rate_interval", "2m"),
-                       ("$__interval", "1m"), ("$__range", "48h")):
+    for var, value in (
+        ("${rebalance_start}", "1767240000"),
+        ("${__from:date:seconds}", "1767225600"),
+        ("${__to:date:seconds}", "1767398400"),
+        ("$__rate_interval", "2m"),
+        ("$__interval", "1m"),
+        ("$__range", "48h"),
+    ):
         expr = expr.replace(var, value)
     return expr
 
@@ -216,8 +228,11 @@ ALL_EXPRS = _rule_exprs() + _dashboard_exprs() + _report_exprs()
 
 def test_every_rule_dashboard_and_report_query_keeps_the_cluster_label():
     assert len(_rule_exprs()) > 80 and len(_dashboard_exprs()) > 80 and _report_exprs()
-    problems = [f"{where}: {problem}\n    {' '.join(expr.split())}"
-                for where, expr in ALL_EXPRS for problem in cluster_problems(_fill(expr))]
+    problems = [
+        f"{where}: {problem}\n    {' '.join(expr.split())}"
+        for where, expr in ALL_EXPRS
+        for problem in cluster_problems(_fill(expr))
+    ]
     assert not problems, "expressions that merge clusters:\n" + "\n".join(problems)
 
 
@@ -260,10 +275,12 @@ class FakeNodeExporters(ThreadedApp):
             elapsed = time.time() - self.t0
             lines = []
             for node, (idle, available) in NODES[request.match_info["cluster"]].items():
-                lines += [f'node_cpu_seconds_total{{cpu="0",mode="idle",instance="{node}"}} {idle * elapsed}',
-                          f'node_cpu_seconds_total{{cpu="0",mode="user",instance="{node}"}} {(1 - idle) * elapsed}',
-                          f'node_memory_MemAvailable_bytes{{instance="{node}"}} {available * MEM_TOTAL}',
-                          f'node_memory_MemTotal_bytes{{instance="{node}"}} {MEM_TOTAL}']
+                lines += [
+                    f'node_cpu_seconds_total{{cpu="0",mode="idle",instance="{node}"}} {idle * elapsed}',
+                    f'node_cpu_seconds_total{{cpu="0",mode="user",instance="{node}"}} {(1 - idle) * elapsed}',
+                    f'node_memory_MemAvailable_bytes{{instance="{node}"}} {available * MEM_TOTAL}',
+                    f'node_memory_MemTotal_bytes{{instance="{node}"}} {MEM_TOTAL}',
+                ]
             return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
         app.router.add_get("/{cluster}/metrics", metrics)
@@ -283,9 +300,16 @@ def _start_prometheus(tmp, name: str, config: dict) -> tuple[subprocess.Popen, s
     port = free_port()
     (tmp / f"{name}.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     log = tmp / f"{name}.log"
-    proc = subprocess.Popen([require_binary("prometheus"), f"--config.file={tmp / f'{name}.yml'}",
-                             f"--storage.tsdb.path={tmp / f'{name}-data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            require_binary("prometheus"),
+            f"--config.file={tmp / f'{name}.yml'}",
+            f"--storage.tsdb.path={tmp / f'{name}-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     return proc, f"http://127.0.0.1:{port}", log
 
 
@@ -317,40 +341,77 @@ def fleet(tmp_path_factory):
         for cluster, source in sources.items():
             port = free_port()
             log = tmp / f"exporter-{cluster}.log"
-            procs.append(subprocess.Popen([sys.executable, "-m", "ov_exporter", "serve", *source,
-                                           "--listen", f"127.0.0.1:{port}", "--interval", "2"],
-                                          stdout=log.open("w"), stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "ov_exporter",
+                        "serve",
+                        *source,
+                        "--listen",
+                        f"127.0.0.1:{port}",
+                        "--interval",
+                        "2",
+                    ],
+                    stdout=log.open("w"),
+                    stderr=subprocess.STDOUT,
+                )
+            )
             logs.append(log)
             config = {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s",
-                           "external_labels": {"cluster": cluster}},
+                "global": {
+                    "scrape_interval": "1s",
+                    "evaluation_interval": "1s",
+                    "external_labels": {"cluster": cluster},
+                },
                 "rule_files": [str(rules)],
                 "scrape_configs": [
                     {"job_name": "ov-exporter", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]},
-                    {"job_name": "node-exporter", "honor_labels": True, "metrics_path": f"/{cluster}/metrics",
-                     "static_configs": [{"targets": [nodes.url.removeprefix("http://")]}]},
-                ]}
+                    {
+                        "job_name": "node-exporter",
+                        "honor_labels": True,
+                        "metrics_path": f"/{cluster}/metrics",
+                        "static_configs": [{"targets": [nodes.url.removeprefix("http://")]}],
+                    },
+                ],
+            }
             proc, url, log = _start_prometheus(tmp, f"prometheus-{cluster}", config)
             procs.append(proc)
             logs.append(log)
             direct[cluster] = url
         federate = {
             "global": {"scrape_interval": "1s"},
-            "scrape_configs": [{
-                # Samples stamped at the federation scrape, so that a series gone from a
-                # cluster goes stale here too (Prometheus writes no staleness markers for
-                # samples with explicit timestamps): alerts that resolved stop counting.
-                "job_name": "federate", "honor_labels": True, "honor_timestamps": False, "metrics_path": "/federate",
-                "params": {"match[]": ['{__name__=~"ov_.*|up|ALERTS|node_.*|[a-z_]+:.+"}']},
-                "static_configs": [{"targets": [u.removeprefix("http://") for u in direct.values()]}]}]}
+            "scrape_configs": [
+                {
+                    # Samples stamped at the federation scrape, so that a series gone from a
+                    # cluster goes stale here too (Prometheus writes no staleness markers for
+                    # samples with explicit timestamps): alerts that resolved stop counting.
+                    "job_name": "federate",
+                    "honor_labels": True,
+                    "honor_timestamps": False,
+                    "metrics_path": "/federate",
+                    "params": {"match[]": ['{__name__=~"ov_.*|up|ALERTS|node_.*|[a-z_]+:.+"}']},
+                    "static_configs": [{"targets": [u.removeprefix("http://") for u in direct.values()]}],
+                }
+            ],
+        }
         proc, global_url, log = _start_prometheus(tmp, "prometheus-global", federate)
         procs.append(proc)
         logs.append(log)
         # Both clusters' exporter series, rules and node samples have reached the federation.
         for cluster in sources:
-            for series in ("ov_build_info", "check:ov_check_up:fresh", "cluster:ov_kubevirt_vmi_migrations_in_flight:sum"):
-                wait_for(lambda s=series, c=cluster: _ready_result(global_url, f'{s}{{cluster="{c}"}}'),
-                         f"{series} of cluster {cluster} federated", 45, logs)
+            for series in (
+                "ov_build_info",
+                "check:ov_check_up:fresh",
+                "cluster:ov_kubevirt_vmi_migrations_in_flight:sum",
+            ):
+                wait_for(
+                    lambda s=series, c=cluster: _ready_result(global_url, f'{s}{{cluster="{c}"}}'),
+                    f"{series} of cluster {cluster} federated",
+                    45,
+                    logs,
+                )
         # rate() and the report's utilisation need some samples of the idle counters.
         wait_for(lambda: time.time() - nodes.t0 > 15, "15 s of node samples", 30, logs)
         yield {"global": global_url, "direct": direct, "logs": logs}
@@ -365,16 +426,25 @@ def fleet(tmp_path_factory):
 def _fill_e2e(expr: str, cluster: str, at: float) -> str:
     """Grafana's variables; the range stays after start-up (the first rule evaluations
     ran before the federation scraped: OVExporterAbsent fired before the first scrape)."""
-    for var, value in (("${rebalance_start}", f"{at - 10:.0f}"), ("${__from:date:seconds}", f"{at - 60:.0f}"),
-                       ("${__to:date:seconds}", f"{at:.0f}"), ("$__rate_interval", "10s"), ("$__interval", "1s"),
-                       ("$__range", "5s"), ("$cluster", cluster), ("$namespace", ".*"), ("$node", ".*")):
+    for var, value in (
+        ("${rebalance_start}", f"{at - 10:.0f}"),
+        ("${__from:date:seconds}", f"{at - 60:.0f}"),
+        ("${__to:date:seconds}", f"{at:.0f}"),
+        ("$__rate_interval", "10s"),
+        ("$__interval", "1s"),
+        ("$__range", "5s"),
+        ("$cluster", cluster),
+        ("$namespace", ".*"),
+        ("$node", ".*"),
+    ):
         expr = expr.replace(var, value)
     return expr
 
 
 def _by_labels(result: list[dict], drop: tuple[str, ...] = ()) -> dict[tuple, float]:
-    return {tuple(sorted((k, v) for k, v in s["metric"].items() if k not in drop)): float(s["value"][1])
-            for s in result}
+    return {
+        tuple(sorted((k, v) for k, v in s["metric"].items() if k not in drop)): float(s["value"][1]) for s in result
+    }
 
 
 # Queries whose value moves between two samples of the same series: the federation
@@ -401,20 +471,37 @@ def test_every_dashboard_query_gives_each_cluster_its_own_values_through_the_fed
         for scope, regex in scopes:
             got = _query(fleet["global"], _fill_e2e(expr, regex, at), at)
             clusters = {s["metric"].get("cluster") for s in got}
-            want_clusters = {c for c in direct if direct[c]} if scope == "All" else ({scope} if direct[scope] else set())
-            assert clusters == want_clusters, f"{where} with $cluster={scope}: series of {clusters}, want {want_clusters}"
+            want_clusters = (
+                {c for c in direct if direct[c]} if scope == "All" else ({scope} if direct[scope] else set())
+            )
+            assert clusters == want_clusters, (
+                f"{where} with $cluster={scope}: series of {clusters}, want {want_clusters}"
+            )
             for cluster in want_clusters:
                 mine = [s for s in got if s["metric"]["cluster"] == cluster]
                 # Recording rules without job/instance get the federation target's.
-                mine = [{**s, "metric": {k: v for k, v in s["metric"].items()
-                                          if not (s["metric"].get("job") == "federate" and k in ("job", "instance"))}}
-                        for s in mine]
+                mine = [
+                    {
+                        **s,
+                        "metric": {
+                            k: v
+                            for k, v in s["metric"].items()
+                            if not (s["metric"].get("job") == "federate" and k in ("job", "instance"))
+                        },
+                    }
+                    for s in mine
+                ]
                 want = _by_labels(direct[cluster])
-                assert _same(_by_labels(mine, ("cluster",)), want, expr), \
-                    f"{where} with $cluster={scope}, cluster {cluster}:\n  federated {_by_labels(mine)}\n  direct {want}"
+                assert _same(_by_labels(mine, ("cluster",)), want, expr), (
+                    f"{where} with $cluster={scope}, cluster {cluster}:\n"
+                    f"  federated {_by_labels(mine)}\n  direct {want}"
+                )
         answered += all(direct.values())
-        differ += (all(direct.values()) and not any(m in expr for m in MOVING)
-                   and _by_labels(direct["a"]) != _by_labels(direct["b"]))
+        differ += (
+            all(direct.values())
+            and not any(m in expr for m in MOVING)
+            and _by_labels(direct["a"]) != _by_labels(direct["b"])
+        )
     # Enough of the dashboards answer in both clusters, and the clusters visibly differ.
     print(f"fleet e2e: {len(queries)} queries, {answered} answered in both clusters, {differ} differ")
     assert answered >= 40 and differ >= 5, (answered, differ)
@@ -422,8 +509,26 @@ def test_every_dashboard_query_gives_each_cluster_its_own_values_through_the_fed
 
 def _report(url: str, *args: str) -> dict:
     """The JSON report over the live samples: 5-second averages, 5 seconds ago and now."""
-    result = subprocess.run([sys.executable, "-m", "ov_exporter", "rebalance-report", "--prometheus-url", url,
-                             "--since", "5s", "--window", "5s", "--output", "json", *args], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ov_exporter",
+            "rebalance-report",
+            "--prometheus-url",
+            url,
+            "--since",
+            "5s",
+            "--window",
+            "5s",
+            "--output",
+            "json",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -451,11 +556,42 @@ def test_rebalance_report_per_cluster_through_the_federation(fleet):
     for cluster, doc in both["clusters"].items():
         assert doc["cluster"] == cluster
         _check_nodes(doc, cluster)
-    table = subprocess.run([sys.executable, "-m", "ov_exporter", "rebalance-report", "--prometheus-url",
-                            fleet["global"], "--since", "5s", "--window", "5s"], capture_output=True, text=True, timeout=60)
+    table = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ov_exporter",
+            "rebalance-report",
+            "--prometheus-url",
+            fleet["global"],
+            "--since",
+            "5s",
+            "--window",
+            "5s",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert table.returncode == 0, table.stderr
     assert table.stdout.index("=== cluster a ===") < table.stdout.index("=== cluster b ===")
-    unknown = subprocess.run([sys.executable, "-m", "ov_exporter", "rebalance-report", "--prometheus-url",
-                              fleet["global"], "--since", "5s", "--window", "5s", "--cluster", "c"], capture_output=True, text=True,
-                             timeout=60)
+    unknown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ov_exporter",
+            "rebalance-report",
+            "--prometheus-url",
+            fleet["global"],
+            "--since",
+            "5s",
+            "--window",
+            "5s",
+            "--cluster",
+            "c",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert unknown.returncode == 2 and "cluster='c'" in unknown.stderr and "'a', 'b'" in unknown.stderr

@@ -5,6 +5,7 @@ A change that alters what users see fails here and shows the diff; when the chan
 intended, regenerate with `OV_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden.py`
 and review the golden files' diff in the commit.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,10 @@ CASES = {
 def _run(args: list[str]) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "ov_exporter", "check", "--fail-on", "never", *args],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
     return VOLATILE.sub(r"\1 <volatile>", proc.stdout)

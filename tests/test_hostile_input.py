@@ -1,5 +1,6 @@
 """Hostile and broken input for the file loader (issue 12): nothing a file holds can stop
 a load, hang it or make it lie. Each test reproduces one reported fault first."""
+
 from __future__ import annotations
 
 import json
@@ -14,11 +15,9 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from ov_exporter.checks import CHECK_IDS
 from ov_exporter.config import Config
-from ov_exporter.records import (MAX_DEPTH, MAX_OBJECT_BYTES, VirtualMachineInstance, ObjectLimitError,
-                                 decode_json)
+from ov_exporter.records import MAX_DEPTH, MAX_OBJECT_BYTES, ObjectLimitError, VirtualMachineInstance, decode_json
 from ov_exporter.runner import evaluate
 from ov_exporter.sources.files import MAX_YAML_ALIAS_EXPANSION, FileLoader, layout_of
 from ov_exporter.store import Store
@@ -47,8 +46,9 @@ print(json.dumps({"counts": {k: n for k, n in store.counts().items() if n},
 
 def load_in_child(root: Path, timeout: float = 30) -> dict:
     """Load in a subprocess: a regression that hangs fails the test instead of the suite."""
-    proc = subprocess.run([sys.executable, "-c", LOAD_IN_CHILD, str(root)], capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_CHILD, str(root)], capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
 
@@ -124,8 +124,9 @@ def test_symlinks_outside_the_root_are_refused_inside_read_once(tmp_path):
     (root / "dir").symlink_to(tmp_path / "outside", target_is_directory=True)
     store = load(root)
     assert [n.metadata.name for n in store.state().nodes] == ["inside"]
-    assert problems(store) == {"escape.yaml": f"symlink to {outside.resolve()}, outside the snapshot directory; "
-                                              "skipped"}
+    assert problems(store) == {
+        "escape.yaml": f"symlink to {outside.resolve()}, outside the snapshot directory; skipped"
+    }
     assert store.ignored_counts() == {"link to a file already read": 1, "symlinked directory (not followed)": 1}
 
 
@@ -182,7 +183,10 @@ def test_bad_node_quantity_drops_the_field_and_keeps_the_node_and_its_finding(tm
 
 
 def test_bad_guest_memory_keeps_the_vm_and_its_finding(tmp_path):
-    write(tmp_path, "vm.yaml", """
+    write(
+        tmp_path,
+        "vm.yaml",
+        """
         apiVersion: v1
         kind: List
         items:
@@ -199,7 +203,8 @@ def test_bad_guest_memory_keeps_the_vm_and_its_finding(tmp_path):
           kind: PersistentVolumeClaim
           metadata: {name: db-disk, namespace: prod}
           spec: {accessModes: [ReadWriteOnce]}
-        """)
+        """,
+    )
     store = load(tmp_path)
     assert "`$.spec.template.spec.domain.memory.guest`: invalid quantity 'abc'" in problems(store)["vm.yaml items[0]"]
     result = evaluate(store.state(), Config()).result("rwo_vm_disks")
@@ -219,7 +224,10 @@ def test_integer_bounds_follow_the_upstream_types(tmp_path):
     """completionTimeoutPerGiB is *int64 and CPU cores uint32 in KubeVirt (v1.7.0
     staging/src/kubevirt.io/api/core/v1/types.go, schema.go): values a cluster can hold
     are kept whole; a value no upstream type holds drops that field only."""
-    write(tmp_path, "kv.yaml", f"""
+    write(
+        tmp_path,
+        "kv.yaml",
+        f"""
         apiVersion: kubevirt.io/v1
         kind: KubeVirt
         metadata: {{name: kubevirt, namespace: openshift-cnv}}
@@ -227,13 +235,18 @@ def test_integer_bounds_follow_the_upstream_types(tmp_path):
           configuration:
             migrations: {{completionTimeoutPerGiB: 2000000, progressTimeout: {2**63 - 1},
                           parallelMigrationsPerCluster: {2**32}}}
-        """)
-    write(tmp_path, "vmi.yaml", """
+        """,
+    )
+    write(
+        tmp_path,
+        "vmi.yaml",
+        """
         apiVersion: kubevirt.io/v1
         kind: VirtualMachineInstance
         metadata: {name: v, namespace: ns}
         spec: {domain: {cpu: {cores: 4294967295, sockets: 4294967296}}}
-        """)
+        """,
+    )
     store = load(tmp_path)
     [kv] = store.state().kubevirts
     migrations = kv.spec.configuration.migrations
@@ -246,20 +259,29 @@ def test_integer_bounds_follow_the_upstream_types(tmp_path):
 
 
 def test_many_bad_fields_each_named(tmp_path):
-    write(tmp_path, "n.yaml", """
+    write(
+        tmp_path,
+        "n.yaml",
+        """
         apiVersion: v1
         kind: Node
         metadata: {name: w1, labels: {a: [1], b: ok}, annotations: 5}
         spec: {taints: [{key: k, effect: NoSchedule}, oops], unschedulable: maybe}
         status: {capacity: {cpu: "8"}, allocatable: {cpu: x, memory: 1Gi}}
-        """)
+        """,
+    )
     store = load(tmp_path)
     [n] = store.state().nodes
     assert n.metadata.labels == {"b": "ok"} and [t.key for t in n.spec.taints] == ["k"]
     assert n.status.allocatable == {"memory": 2**30} and n.status.capacity == {"cpu": 8}
     message = problems(store)["n.yaml"]
-    for path in ("$.metadata.labels.a", "$.metadata.annotations", "$.spec.taints[1]", "$.spec.unschedulable",
-                 "$.status.allocatable.cpu"):
+    for path in (
+        "$.metadata.labels.a",
+        "$.metadata.annotations",
+        "$.spec.taints[1]",
+        "$.spec.unschedulable",
+        "$.status.allocatable.cpu",
+    ):
         assert f"`{path}`" in message, (path, message)
 
 
@@ -274,30 +296,49 @@ def deep(depth: int) -> dict:
 
 
 def test_deep_object_is_a_problem_on_that_object_only(tmp_path):
-    items = [{"apiVersion": "nmstate.io/v1", "kind": "NodeNetworkConfigurationPolicy",
-              "metadata": {"name": "deep"}, "spec": {"desiredState": deep(MAX_DEPTH + 50)}},
-             {"apiVersion": "nmstate.io/v1", "kind": "NodeNetworkConfigurationPolicy",
-              "metadata": {"name": "fine"}, "spec": {"desiredState": deep(20)}}]
+    items = [
+        {
+            "apiVersion": "nmstate.io/v1",
+            "kind": "NodeNetworkConfigurationPolicy",
+            "metadata": {"name": "deep"},
+            "spec": {"desiredState": deep(MAX_DEPTH + 50)},
+        },
+        {
+            "apiVersion": "nmstate.io/v1",
+            "kind": "NodeNetworkConfigurationPolicy",
+            "metadata": {"name": "fine"},
+            "spec": {"desiredState": deep(20)},
+        },
+    ]
     write(tmp_path, "nncps.yaml", yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
     store = load(tmp_path)
     assert [p.metadata.name for p in store.state().of("nodenetworkconfigurationpolicies.nmstate.io")] == ["fine"]
-    assert problems(store) == {"nncps.yaml items[0]": f"NodeNetworkConfigurationPolicy: nested more than "
-                                                      f"{MAX_DEPTH} levels deep; object skipped"}
+    assert problems(store) == {
+        "nncps.yaml items[0]": f"NodeNetworkConfigurationPolicy: nested more than "
+        f"{MAX_DEPTH} levels deep; object skipped"
+    }
 
 
 @pytest.mark.parametrize("depth", [1000, 100_000])
 def test_deep_json_object_raises_a_validation_error_not_recursion(depth):
     """decode_json (also what the live source calls per object) never raises RecursionError."""
-    data = b'{"metadata":{"name":"x"},"spec":{"domain":{"devices":{"interfaces":[{"bridge":{"x":' \
-           + b"[" * depth + b"]" * depth + b"}}]}}}}"
+    data = (
+        b'{"metadata":{"name":"x"},"spec":{"domain":{"devices":{"interfaces":[{"bridge":{"x":'
+        + b"[" * depth
+        + b"]" * depth
+        + b"}}]}}}}"
+    )
     with pytest.raises(ObjectLimitError, match="nested too deeply"):
         decode_json(VirtualMachineInstance, data)
     assert issubclass(ObjectLimitError, msgspec.ValidationError)
 
 
 def test_deep_json_file_is_one_problem_and_the_rest_loads(tmp_path):
-    write(tmp_path, "deep.json", b'{"kind":"Node","apiVersion":"v1","metadata":{"name":"d"},"x":'
-          + b"[" * 5000 + b"]" * 5000 + b"}")
+    write(
+        tmp_path,
+        "deep.json",
+        b'{"kind":"Node","apiVersion":"v1","metadata":{"name":"d"},"x":' + b"[" * 5000 + b"]" * 5000 + b"}",
+    )
     write(tmp_path, "ok.json", json.dumps(node("fine")))
     result = load_in_child(tmp_path)
     assert result["counts"] == {"nodes": 1}
@@ -305,10 +346,16 @@ def test_deep_json_file_is_one_problem_and_the_rest_loads(tmp_path):
 
 
 def test_oversized_objects_are_skipped_one_by_one(tmp_path):
-    huge = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "huge", "annotations": {
-        "a": "x" * (MAX_OBJECT_BYTES + 10)}}}
-    write(tmp_path, "nodes.yaml", yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [huge, node("ok")]},
-                                                 width=2**31))
+    huge = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "huge", "annotations": {"a": "x" * (MAX_OBJECT_BYTES + 10)}},
+    }
+    write(
+        tmp_path,
+        "nodes.yaml",
+        yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [huge, node("ok")]}, width=2**31),
+    )
     with pytest.raises(ObjectLimitError, match=f"over the {MAX_OBJECT_BYTES}-byte limit"):
         decode_json(VirtualMachineInstance, json.dumps(huge).encode())
     store = load(tmp_path)
@@ -329,8 +376,10 @@ spec:
       evictionStrategy: {strategy}
       volumes: [{{name: d, persistentVolumeClaim: {{claimName: db-disk}}}}]
 """
-PVC = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: db-disk, namespace: prod}\n" \
-      "spec: {accessModes: [ReadWriteOnce]}\n"
+PVC = (
+    "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: db-disk, namespace: prod}\n"
+    "spec: {accessModes: [ReadWriteOnce]}\n"
+)
 
 
 @pytest.mark.parametrize("uids", [("", ""), (", uid: u1", ", uid: u2")])
@@ -341,9 +390,11 @@ def test_same_object_from_two_files_is_one_object_and_a_problem_naming_both(tmp_
     store = load(tmp_path)
     [vm] = store.state().vms
     assert vm.spec.template.spec.eviction_strategy == "LiveMigrate"
-    assert problems(store) == {"overlay/vm.yaml": "VirtualMachine prod/db is defined twice, differently: at "
-                                                  "base/vm.yaml:2 and at overlay/vm.yaml:3; kept the one at "
-                                                  "base/vm.yaml:2 (first in path order), ignored this one"}
+    assert problems(store) == {
+        "overlay/vm.yaml": "VirtualMachine prod/db is defined twice, differently: at "
+        "base/vm.yaml:2 and at overlay/vm.yaml:3; kept the one at "
+        "base/vm.yaml:2 (first in path order), ignored this one"
+    }
     result = evaluate(store.state(), Config()).result("rwo_vm_disks")
     assert [f.obj.name for f in result.findings] == ["db"]  # one finding, one series
     assert len([s for s in result.samples if s.obj is not None and s.obj.name == "db"]) == 1
@@ -364,42 +415,54 @@ def test_other_kinds_under_namespaces_are_not_phantom_namespaces(tmp_path):
     write(tmp_path, "namespaces/vms/apps/deployments/web.json", json.dumps({"metadata": {"name": "web"}}))
     write(tmp_path, "namespaces/vms/kubevirt.io/virtualmachines/db.json", json.dumps({"metadata": {"name": "db"}}))
     write(tmp_path, "namespaces/vms/vms.yaml", "metadata: {name: vms}\n")
-    write(tmp_path, "namespaces/vms/pods/virt-handler-a/virt-handler-a.yaml",
-          "metadata: {name: virt-handler-a, labels: {kubevirt.io: virt-handler}}\n")
+    write(
+        tmp_path,
+        "namespaces/vms/pods/virt-handler-a/virt-handler-a.yaml",
+        "metadata: {name: virt-handler-a, labels: {kubevirt.io: virt-handler}}\n",
+    )
     write(tmp_path, "config/storage/storageclasses/fast.json", json.dumps({"metadata": {"name": "fast"}}))
-    write(tmp_path, "config/pod/openshift-cnv/virt-handler-b.json",
-          json.dumps({"metadata": {"name": "virt-handler-b", "labels": {"kubevirt.io": "virt-handler"}}}))
+    write(
+        tmp_path,
+        "config/pod/openshift-cnv/virt-handler-b.json",
+        json.dumps({"metadata": {"name": "virt-handler-b", "labels": {"kubevirt.io": "virt-handler"}}}),
+    )
     store = load(tmp_path)
     state = store.state()
     assert [n.metadata.name for n in state.namespaces] == ["vms"]
     assert [(v.metadata.namespace, v.metadata.name) for v in state.vms] == [("vms", "db")]
     assert sorted((p.metadata.namespace, p.metadata.name) for p in state.of("pods")) == [
-        ("openshift-cnv", "virt-handler-b"), ("vms", "virt-handler-a")]
+        ("openshift-cnv", "virt-handler-b"),
+        ("vms", "virt-handler-a"),
+    ]
     assert [s.metadata.name for s in state.storage_classes] == ["fast"]
     assert store.ignored_counts() == {"no kind": 1} and store.problems == []
 
 
-@pytest.mark.parametrize("rel, kind, namespace", [
-    ("must-gather/namespaces/ns1/core/persistentvolumeclaims.yaml", "PersistentVolumeClaim", "ns1"),
-    ("mg/cluster-scoped-resources/core/nodes/w1.yaml", "Node", None),
-    ("cluster-scoped-resources/nmstate.io/nodenetworkstates/w1.json", "NodeNetworkState", None),
-    ("namespaces/ns1/metrics.k8s.io/pods/p.yaml", "PodMetrics", "ns1"),
-    ("config/node/w1.json", "Node", None),
-    ("config/machinehealthchecks/openshift-machine-api/mhc.json", "MachineHealthCheck", "openshift-machine-api"),
-    ("namespaces/config/kubevirt.io/virtualmachines/a.yaml", "VirtualMachine", "config"),
-    ("nodes.yaml", "Node", None),
-    ("namespaces/ns1/apps/deployments/namespace.json", None, None),
-    ("namespaces/ns1/foo/bar/baz/node.json", None, None),
-    ("cluster-scoped-resources/core/persistentvolumeclaims/p.yaml", None, None),  # namespaced kind, no namespace
-    ("random/dir/nodes/w1.yaml", None, None),
-])
+@pytest.mark.parametrize(
+    "rel, kind, namespace",
+    [
+        ("must-gather/namespaces/ns1/core/persistentvolumeclaims.yaml", "PersistentVolumeClaim", "ns1"),
+        ("mg/cluster-scoped-resources/core/nodes/w1.yaml", "Node", None),
+        ("cluster-scoped-resources/nmstate.io/nodenetworkstates/w1.json", "NodeNetworkState", None),
+        ("namespaces/ns1/metrics.k8s.io/pods/p.yaml", "PodMetrics", "ns1"),
+        ("config/node/w1.json", "Node", None),
+        ("config/machinehealthchecks/openshift-machine-api/mhc.json", "MachineHealthCheck", "openshift-machine-api"),
+        ("namespaces/config/kubevirt.io/virtualmachines/a.yaml", "VirtualMachine", "config"),
+        ("nodes.yaml", "Node", None),
+        ("namespaces/ns1/apps/deployments/namespace.json", None, None),
+        ("namespaces/ns1/foo/bar/baz/node.json", None, None),
+        ("cluster-scoped-resources/core/persistentvolumeclaims/p.yaml", None, None),  # namespaced kind, no namespace
+        ("random/dir/nodes/w1.yaml", None, None),
+    ],
+)
 def test_layouts_are_recognised_by_their_documented_structure(rel, kind, namespace):
     got_kind, got_namespace = layout_of(Path(rel))
     assert (got_kind.kind if got_kind else None, got_namespace) == (kind, namespace)
 
 
-@pytest.mark.parametrize("text, shape", [('"just a string"', "string"), ("42", "number"), ("true", "boolean"),
-                                         ("null", "null")])
+@pytest.mark.parametrize(
+    "text, shape", [('"just a string"', "string"), ("42", "number"), ("true", "boolean"), ("null", "null")]
+)
 def test_non_object_json_is_reported_as_such(tmp_path, text, shape):
     write(tmp_path, "x.json", text)
     store = load(tmp_path)
@@ -418,15 +481,17 @@ def corpus() -> dict[str, bytes]:
         "bomb2.yaml": alias_bomb(levels=20, fanout=2).encode(),
         "loop.yaml": b"a: &a [*a, *a]\n",
         "deep-flow.yaml": b"kind: Node\nmetadata: {name: d}\nspec: " + b"[" * 20000 + b"]" * 20000,
-        "deep-block.yaml": b"kind: Node\nmetadata: {name: d}\nspec:\n" + b"".join(
-            b"  " * i + b"- \n" for i in range(1, 3000)),
+        "deep-block.yaml": b"kind: Node\nmetadata: {name: d}\nspec:\n"
+        + b"".join(b"  " * i + b"- \n" for i in range(1, 3000)),
         "deep.json": b'{"kind":"Node","metadata":{"name":"d"},"spec":' + b"[" * 200000 + b"]" * 200000 + b"}",
         "deep-list.json": b"[" * 100000 + b"]" * 100000,
         "nested-lists.yaml": b"- " * 500 + b"x\n",
         "huge-number.json": json.dumps(node("h", capacity={"cpu": "9" * 5000})).encode(),
         "huge-int.json": b'{"kind":"Node","apiVersion":"v1","metadata":{"name":"i"},"status":{"capacity":{"cpu":'
-                         + b"9" * 5000 + b"}}}",
-        "nan.yaml": b"kind: Node\napiVersion: v1\nmetadata: {name: nan}\nstatus: {capacity: {cpu: .nan, memory: .inf}}\n",
+        + b"9" * 5000
+        + b"}}}",
+        "nan.yaml": b"kind: Node\napiVersion: v1\nmetadata: {name: nan}\n"
+        b"status: {capacity: {cpu: .nan, memory: .inf}}\n",
         "binary.yaml": bytes(range(256)) * 4,
         "bom.json": b"\xef\xbb\xbf" + json.dumps(node("bom")).encode(),
         "invalid-utf8.yaml": b"kind: Node\nmetadata: {name: \xff\xfe}\n",
@@ -437,7 +502,7 @@ def corpus() -> dict[str, bytes]:
         "wrong-types.yaml": b"kind: Node\napiVersion: v1\nmetadata: [a, b]\nspec: 5\nstatus: x\n",
         "items-not-list.yaml": b"kind: List\napiVersion: v1\nitems: {a: 1}\n",
         "tag.yaml": b"kind: Node\nmetadata: {name: !!python/object:os.system x}\n",
-        "metrics.prom": b"kubevirt_vmi_dirty_rate_bytes_per_second{a=\"" + b"x" * 100000 + b"\"} NaN\n",
+        "metrics.prom": b'kubevirt_vmi_dirty_rate_bytes_per_second{a="' + b"x" * 100000 + b'"} NaN\n',
         "ok.yaml": ok,
     }
 
@@ -466,8 +531,12 @@ def test_generated_corpus_loads_fast_and_accounts_for_everything(tmp_path):
 
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-leaves = st.one_of(st.none(), st.integers(-2**70, 2**70), st.text(max_size=6), st.sampled_from(
-    ["1Gi", "-1Gi", "1e400", "abc", ".5", "nan", "4294967296"]))
+leaves = st.one_of(
+    st.none(),
+    st.integers(-(2**70), 2**70),
+    st.text(max_size=6),
+    st.sampled_from(["1Gi", "-1Gi", "1e400", "abc", ".5", "nan", "4294967296"]),
+)
 
 
 @st.composite
@@ -475,7 +544,7 @@ def nested(draw):
     """A value nested 0..2*MAX_DEPTH levels deep, alternating maps and lists."""
     depth = draw(st.integers(0, 2 * MAX_DEPTH))
     value = draw(leaves)
-    for level in range(depth):
+    for _ in range(depth):
         value = [value] if draw(st.booleans()) else {draw(st.sampled_from(["spec", "x", "domain"])): value}
     return depth, value
 
@@ -485,8 +554,12 @@ def nested(draw):
 def test_any_nesting_is_loaded_or_one_problem(tmp_path_factory, data, where, as_json):
     depth, value = data
     root = tmp_path_factory.mktemp("nest")
-    obj = {"apiVersion": "nmstate.io/v1", "kind": "NodeNetworkConfigurationPolicy", "metadata": {"name": "p"},
-           where: value}
+    obj = {
+        "apiVersion": "nmstate.io/v1",
+        "kind": "NodeNetworkConfigurationPolicy",
+        "metadata": {"name": "p"},
+        where: value,
+    }
     if as_json:
         write(root, "o.json", json.dumps(obj))
     else:
@@ -507,8 +580,15 @@ def aliased_yaml(draw):
     for i in range(1, layers + 1):
         refs = draw(st.lists(st.integers(0, i - 1), min_size=1, max_size=8))
         lines.append(f"a{i}: &a{i} [" + ", ".join(f"*a{r}" for r in refs) + "]")
-    field = draw(st.sampled_from(["spec: {taints: *a%d}", "metadata: {name: n, labels: *l, annotations: {a: *a%d}}",
-                                  "status: {images: *a%d}"]))
+    field = draw(
+        st.sampled_from(
+            [
+                "spec: {taints: *a%d}",
+                "metadata: {name: n, labels: *l, annotations: {a: *a%d}}",
+                "status: {images: *a%d}",
+            ]
+        )
+    )
     field = field % draw(st.integers(0, layers)) if "%d" in field else field
     lines.append("items:")
     lines.append("- &n {apiVersion: v1, kind: Node, metadata: {name: n}, %s}" % field)

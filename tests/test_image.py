@@ -1,6 +1,7 @@
 """The container image, built with podman from the Dockerfile and run for real: under an
 arbitrary UID in group 0 with a read-only root and no capabilities, on the demo cluster
 and in-cluster against the fake API server; plus its contents, size, lock and lint."""
+
 from __future__ import annotations
 
 import asyncio
@@ -101,8 +102,15 @@ def built():
 
 def hardened(uid: int) -> list[str]:
     """The way OpenShift's restricted-v2 SCC runs it: some UID, group 0, nothing writable."""
-    return [*image.RUN_FLAGS, "--network=host", f"--user={uid}:0", "--read-only", "--cap-drop=ALL",
-            "--security-opt", "no-new-privileges"]
+    return [
+        *image.RUN_FLAGS,
+        "--network=host",
+        f"--user={uid}:0",
+        "--read-only",
+        "--cap-drop=ALL",
+        "--security-opt",
+        "no-new-privileges",
+    ]
 
 
 def random_uid() -> int:
@@ -190,10 +198,19 @@ async def test_in_cluster_against_fake_api(built, tmp_path):
         f.chmod(0o644)
     sa.chmod(0o755)
     port = free_port()
-    c = Container(built, [*hardened(random_uid()),
-                          "-v", f"{sa}:/var/run/secrets/kubernetes.io/serviceaccount:ro",
-                          "-e", "KUBERNETES_SERVICE_HOST=127.0.0.1", "-e", f"KUBERNETES_SERVICE_PORT={api.port}"],
-                  ["serve", "--listen", f"127.0.0.1:{port}", "--interval", "2"])
+    c = Container(
+        built,
+        [
+            *hardened(random_uid()),
+            "-v",
+            f"{sa}:/var/run/secrets/kubernetes.io/serviceaccount:ro",
+            "-e",
+            "KUBERNETES_SERVICE_HOST=127.0.0.1",
+            "-e",
+            f"KUBERNETES_SERVICE_PORT={api.port}",
+        ],
+        ["serve", "--listen", f"127.0.0.1:{port}", "--interval", "2"],
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         ready = json.loads(await poll(c, f"{base}/readyz", lambda s, b: s == 200, "in-cluster /readyz 200", 90))
@@ -214,10 +231,38 @@ async def test_in_cluster_against_fake_api(built, tmp_path):
 
 def _find(tag: str, root: str = "/") -> set[str]:
     """Wheels, pip caches and ephemeral wheel dirs anywhere in the image's filesystem."""
-    proc = image.podman("run", "--rm", *image.RUN_FLAGS, "--network=none", "--user=0:0", "--entrypoint", "/usr/bin/find", tag,
-                        root, "-xdev", "(", "-name", "*.whl", "-o", "-path", "*/.cache/pip", "-o",
-                        "-name", "pip-ephem-wheel-cache*", "-o", "-name", "pip-*.dist-info", "-o",
-                        "-name", "setuptools-*.dist-info", "-o", "-name", "wheel-*.dist-info", ")", "-print")
+    proc = image.podman(
+        "run",
+        "--rm",
+        *image.RUN_FLAGS,
+        "--network=none",
+        "--user=0:0",
+        "--entrypoint",
+        "/usr/bin/find",
+        tag,
+        root,
+        "-xdev",
+        "(",
+        "-name",
+        "*.whl",
+        "-o",
+        "-path",
+        "*/.cache/pip",
+        "-o",
+        "-name",
+        "pip-ephem-wheel-cache*",
+        "-o",
+        "-name",
+        "pip-*.dist-info",
+        "-o",
+        "-name",
+        "setuptools-*.dist-info",
+        "-o",
+        "-name",
+        "wheel-*.dist-info",
+        ")",
+        "-print",
+    )
     return set(proc.stdout.split())
 
 
@@ -256,15 +301,26 @@ def test_contents_size_and_layers(built, tmp_path, capsys):
     assert not deleting, f"layers that delete files of lower layers (dead bytes): {deleting}"
 
     history = json.loads(image.podman("history", "--format", "json", built).stdout)
-    du = image.podman("run", "--rm", *image.RUN_FLAGS, "--network=none", "--entrypoint", "/bin/sh", built, "-c",
-                      "du -sk /opt/ov-exporter && du -sk /opt/ov-exporter/lib/python3*/site-packages/* | sort -rn").stdout
+    du = image.podman(
+        "run",
+        "--rm",
+        *image.RUN_FLAGS,
+        "--network=none",
+        "--entrypoint",
+        "/bin/sh",
+        built,
+        "-c",
+        "du -sk /opt/ov-exporter && du -sk /opt/ov-exporter/lib/python3*/site-packages/* | sort -rn",
+    ).stdout
     sizes = [(int(k), Path(p).name) for k, p in (line.split(None, 1) for line in du.splitlines())]
     venv_kib = sizes[0][0]
     packages = sizes[1:]
     total, base_size = info["Size"], base_info["Size"]
-    lines = [f"image {built}: {total / 1e6:.0f} MB, of which base {image.BASE_IMAGE} {base_size / 1e6:.0f} MB "
-             f"and /opt/ov-exporter (the virtualenv) {venv_kib / 1024:.0f} MiB",
-             "largest packages in site-packages (du, MiB, share of the virtualenv):"]
+    lines = [
+        f"image {built}: {total / 1e6:.0f} MB, of which base {image.BASE_IMAGE} {base_size / 1e6:.0f} MB "
+        f"and /opt/ov-exporter (the virtualenv) {venv_kib / 1024:.0f} MiB",
+        "largest packages in site-packages (du, MiB, share of the virtualenv):",
+    ]
     lines += [f"  {kib / 1024:7.1f}  {kib / venv_kib:4.0%}  {name}" for kib, name in packages[:10]]
     lines.append("layers (podman history, newest first):")
     lines += [f"  {h['size'] / 1e6:8.1f} MB  {h.get('CreatedBy', h.get('created_by', ''))[:90]}" for h in history]

@@ -1,6 +1,7 @@
 """The live source against a fake API server that speaks the real list/watch protocol
 over HTTP. The exporter reaches it through a generated kubeconfig and the `kubernetes`
 package's real config loader; nothing in the exporter knows it is a fake."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ov_exporter.config import Config
-from ov_exporter.runner import evaluate
 from ov_exporter.report import to_json
+from ov_exporter.runner import evaluate
 from ov_exporter.sources import SnapshotSource
 from ov_exporter.sources import apiclient as apiclient_mod
 from ov_exporter.sources import reflector as reflector_mod
@@ -29,28 +29,50 @@ VMIS = "virtualmachineinstances.kubevirt.io"
 
 
 def node(name, os_id="rhcos", cpu="16"):
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubevirt.io/schedulable": "true", "node.openshift.io/os_id": os_id}},
-            "status": {"capacity": {"cpu": cpu, "memory": "64Gi"}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubevirt.io/schedulable": "true", "node.openshift.io/os_id": os_id}},
+        "status": {"capacity": {"cpu": cpu, "memory": "64Gi"}},
+    }
 
 
 def vm(ns, name, claim, strategy="LiveMigrate"):
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": name, "namespace": ns},
-            "spec": {"runStrategy": "Always", "template": {"spec": {
-                "evictionStrategy": strategy, "domain": {"cpu": {"cores": 4}, "memory": {"guest": "8Gi"}},
-                "volumes": [{"name": "root", "persistentVolumeClaim": {"claimName": claim}}]}}}}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "runStrategy": "Always",
+            "template": {
+                "spec": {
+                    "evictionStrategy": strategy,
+                    "domain": {"cpu": {"cores": 4}, "memory": {"guest": "8Gi"}},
+                    "volumes": [{"name": "root", "persistentVolumeClaim": {"claimName": claim}}],
+                }
+            },
+        },
+    }
 
 
 def vmi(ns, name, node_name, cores=4):
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"domain": {"cpu": {"cores": cores}, "memory": {"guest": "8Gi"}}},
-            "status": {"nodeName": node_name, "phase": "Running"}}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"domain": {"cpu": {"cores": cores}, "memory": {"guest": "8Gi"}}},
+        "status": {"nodeName": node_name, "phase": "Running"},
+    }
 
 
 def pvc(ns, name, mode):
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": ns},
-            "spec": {"accessModes": [mode]}, "status": {"phase": "Bound", "accessModes": [mode]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"accessModes": [mode]},
+        "status": {"phase": "Bound", "accessModes": [mode]},
+    }
 
 
 def cluster() -> list[dict]:
@@ -58,7 +80,11 @@ def cluster() -> list[dict]:
     for i in range(12):
         ns, name = f"team-{i % 3}", f"vm-{i:02d}"
         mode = "ReadWriteOnce" if i % 4 == 0 else "ReadWriteMany"
-        objs += [vm(ns, name, f"{name}-disk"), vmi(ns, name, "w1" if i % 2 else "rhel-1"), pvc(ns, f"{name}-disk", mode)]
+        objs += [
+            vm(ns, name, f"{name}-disk"),
+            vmi(ns, name, "w1" if i % 2 else "rhel-1"),
+            pvc(ns, f"{name}-disk", mode),
+        ]
     return objs
 
 
@@ -141,8 +167,9 @@ async def test_watch_events_converge_and_deleted_objects_leave(api, live):
     await eventually(lambda: "team-9/new-vm" in keys(store, VMS), "ADDED vm")
     changed = vm("team-0", "vm-00", "vm-00-disk", strategy="None")
     api.modify(changed)
-    await eventually(lambda: store.state().get(VMS, "team-0", "vm-00").spec.template.spec.eviction_strategy == "None",
-                     "MODIFIED vm")
+    await eventually(
+        lambda: store.state().get(VMS, "team-0", "vm-00").spec.template.spec.eviction_strategy == "None", "MODIFIED vm"
+    )
     api.delete("kubevirt.io/v1", "VirtualMachine", "team-1", "vm-04")
     await eventually(lambda: "team-1/vm-04" not in keys(store, VMS), "DELETED vm")
     severity = {f["object"]["name"]: f["severity"] for f in findings(store)["findings"] if f["check"] == "rwo_vm_disks"}
@@ -164,8 +191,11 @@ async def test_dropped_watches_resume_without_relisting(api, live):
     assert api.count(verb="list") == lists
     assert store.kinds[VMS].watch_restarts >= 3 and store.kinds[VMS].relists == 0
     # Every resumed watch asked for a resourceVersion, never "" or "0" (which would replay everything).
-    rvs = [r.query.get("resourceVersion") for r in api.requests
-           if r.path.endswith("/virtualmachines") and r.query.get("watch") == "true"]
+    rvs = [
+        r.query.get("resourceVersion")
+        for r in api.requests
+        if r.path.endswith("/virtualmachines") and r.query.get("watch") == "true"
+    ]
     assert len(rvs) >= 4 and all(rv not in ("", "0", None) for rv in rvs)
 
 
@@ -200,13 +230,22 @@ async def test_server_errors_back_off_and_recover(api, live, monkeypatch):
 
 async def test_malformed_object_is_reported_and_hides_nothing(api, live):
     source, store = live
-    api.inject_malformed("virtualmachines", json.dumps(
-        {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-         "metadata": {"name": "broken", "namespace": "team-0", "uid": "b-1", "resourceVersion": str(api.rv)},
-         "spec": {"template": {"spec": {"domain": {"cpu": {"cores": "many"}}}}}}))
+    api.inject_malformed(
+        "virtualmachines",
+        json.dumps(
+            {
+                "apiVersion": "kubevirt.io/v1",
+                "kind": "VirtualMachine",
+                "metadata": {"name": "broken", "namespace": "team-0", "uid": "b-1", "resourceVersion": str(api.rv)},
+                "spec": {"template": {"spec": {"domain": {"cpu": {"cores": "many"}}}}},
+            }
+        ),
+    )
     await eventually(lambda: any("broken" in p.where for p in store.problems), "problem reported")
     [problem] = [p for p in store.problems if "broken" in p.where]
-    assert problem.where == "VirtualMachine team-0/broken" and "$.spec.template.spec.domain.cpu.cores" in problem.message
+    assert (
+        problem.where == "VirtualMachine team-0/broken" and "$.spec.template.spec.domain.cpu.cores" in problem.message
+    )
     names = {f["object"]["name"] for f in findings(store)["findings"] if f["check"] == "rwo_vm_disks"}
     assert names == {"vm-00", "vm-04", "vm-08"}
 
@@ -215,7 +254,7 @@ async def test_forbidden_and_absent_apis_degrade_per_check(api, tmp_path):
     api.fail("nodes", 403)
     api.absent("k8s.cni.cncf.io")
     async with running(api, tmp_path) as (source, store):
-        assert "cannot list resource \"nodes\"" in store.kinds["nodes"].forbidden
+        assert 'cannot list resource "nodes"' in store.kinds["nodes"].forbidden
         assert store.kinds["network-attachment-definitions.k8s.cni.cncf.io"].absent
         result = {c["id"]: c for c in findings(store)["checks"]}
         for check_id in ("cpu_overcommit", "memory_overcommit", "rhel_nodes", "rwo_vm_disks", "mtu_mismatch"):
@@ -224,8 +263,9 @@ async def test_forbidden_and_absent_apis_degrade_per_check(api, tmp_path):
         assert result["migration_dirty_rate"]["status"] == "not_applicable"  # no metric source
         # RBAC fixed: the kind recovers without a restart and the checks run again.
         api.clear_faults()
-        await eventually(lambda: store.kinds["nodes"].synced and not store.kinds["nodes"].forbidden, "RBAC fixed",
-                         timeout=30)
+        await eventually(
+            lambda: store.kinds["nodes"].synced and not store.kinds["nodes"].forbidden, "RBAC fixed", timeout=30
+        )
         result = {c["id"]: c for c in findings(store)["checks"]}
         assert result["rhel_nodes"]["status"] == "ok"
         assert result["mtu_mismatch"]["status"] == "not_applicable"  # NAD API not installed
@@ -255,7 +295,6 @@ async def test_wrong_token_is_forbidden_everywhere(api, tmp_path):
 async def test_exporter_drops_series_of_deleted_objects(api, tmp_path):
     import aiohttp
     from aiohttp import web
-
     from ov_exporter.server import Exporter
 
     kubeconfig = api.write_kubeconfig(tmp_path / "kc", token="s3cret")
@@ -268,6 +307,7 @@ async def test_exporter_drops_series_of_deleted_objects(api, tmp_path):
     series = 'ov_rwo_vm_disks{eviction_strategy="LiveMigrate",namespace="team-0",node="rhel-1",vm="vm-00"} 1.0'
     try:
         async with aiohttp.ClientSession() as session:
+
             async def metrics() -> str:
                 async with session.get(f"{url}/metrics") as resp:
                     return await resp.text() if resp.status == 200 else ""
@@ -297,23 +337,36 @@ async def _cli(*args: str, env: dict | None = None) -> tuple[int, str, str]:
     import os
     import sys
 
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ov_exporter", *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env={**os.environ, **(env or {})})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ov_exporter",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     return proc.returncode, out.decode(), err.decode()
 
 
 async def test_snapshot_export_round_trip_gives_identical_findings(api, tmp_path):
-    api.add({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "team-0"},
-             "data": {"password": "aHVudGVyMg=="}})
+    api.add(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s", "namespace": "team-0"},
+            "data": {"password": "aHVudGVyMg=="},
+        }
+    )
     kubeconfig = str(api.write_kubeconfig(tmp_path / "kc", token="s3cret"))
     code, live_out, err = await _cli("check", "--kubeconfig", kubeconfig, "--output", "json", "--fail-on", "never")
     assert code == 0, err
     code, _, err = await _cli("snapshot", "--kubeconfig", kubeconfig, "--out", str(tmp_path / "snap"))
     assert code == 0 and "wrote" in err, err
-    code, snap_out, err = await _cli("check", "--snapshot", str(tmp_path / "snap"), "--output", "json",
-                                     "--fail-on", "never")
+    code, snap_out, err = await _cli(
+        "check", "--snapshot", str(tmp_path / "snap"), "--output", "json", "--fail-on", "never"
+    )
     assert code == 0, err
     live_doc, snap_doc = json.loads(live_out), json.loads(snap_out)
     assert live_doc["findings"] == snap_doc["findings"] and live_doc["findings"]

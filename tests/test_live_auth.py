@@ -1,6 +1,7 @@
 """Credentials as users have them: exec plugins and in-cluster service-account tokens
 that rotate. The `kubernetes` package's loaders resolve them; the exporter must ask
 them again so that a rotated token is used without a restart."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,6 @@ import sys
 
 import yaml
 from aiohttp import web
-
 from ov_exporter.sources.live import LiveSource, load_credentials
 from ov_exporter.store import Store
 
@@ -42,9 +42,14 @@ async def test_exec_plugin_credentials_refresh(tmp_path):
     (tmp_path / "plugin.py").write_text(EXEC_PLUGIN)
     (tmp_path / "token").write_text("exec-1")
     kubeconfig = api.kubeconfig(context="exec")
-    kubeconfig["users"][0]["user"] = {"exec": {
-        "apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable,
-        "args": [str(tmp_path / "plugin.py"), str(tmp_path / "token")], "interactiveMode": "Never"}}
+    kubeconfig["users"][0]["user"] = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "command": sys.executable,
+            "args": [str(tmp_path / "plugin.py"), str(tmp_path / "token")],
+            "interactiveMode": "Never",
+        }
+    }
     (tmp_path / "kc").write_text(yaml.safe_dump(kubeconfig))
     store = Store()
     source = LiveSource(credentials=load_credentials(str(tmp_path / "kc"), "exec"))
@@ -55,10 +60,18 @@ async def test_exec_plugin_credentials_refresh(tmp_path):
         api.set_token("exec-2")
         await asyncio.sleep(1.5)
         api.drop_watches("virtualmachines")  # reconnect: needs the new token
-        api.add({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-                 "metadata": {"name": "after-rotation", "namespace": "team-0"}})
-        await eventually(lambda: any(v.metadata.name == "after-rotation" for v in store.state().vms),
-                         "watch resumed with the rotated token", timeout=20)
+        api.add(
+            {
+                "apiVersion": "kubevirt.io/v1",
+                "kind": "VirtualMachine",
+                "metadata": {"name": "after-rotation", "namespace": "team-0"},
+            }
+        )
+        await eventually(
+            lambda: any(v.metadata.name == "after-rotation" for v in store.state().vms),
+            "watch resumed with the rotated token",
+            timeout=20,
+        )
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -68,9 +81,28 @@ async def test_exec_plugin_credentials_refresh(tmp_path):
 def _self_signed(tmp_path) -> tuple[str, str]:
     openssl = require_binary("openssl")
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(cert), str(key)
 
 
@@ -86,12 +118,16 @@ class _TLSProxy:
         self.session = aiohttp.ClientSession()
 
         async def forward(request: web.Request) -> web.StreamResponse:
-            async with self.session.request(request.method, self.upstream + request.rel_url.path_qs,
-                                            headers={k: v for k, v in request.headers.items() if k != "Host"},
-                                            data=await request.read(),
-                                            timeout=aiohttp.ClientTimeout(total=None)) as up:
-                resp = web.StreamResponse(status=up.status, headers={"Content-Type": up.headers.get(
-                    "Content-Type", "application/json")})
+            async with self.session.request(
+                request.method,
+                self.upstream + request.rel_url.path_qs,
+                headers={k: v for k, v in request.headers.items() if k != "Host"},
+                data=await request.read(),
+                timeout=aiohttp.ClientTimeout(total=None),
+            ) as up:
+                resp = web.StreamResponse(
+                    status=up.status, headers={"Content-Type": up.headers.get("Content-Type", "application/json")}
+                )
                 await resp.prepare(request)
                 async for chunk in up.content.iter_any():
                     await resp.write(chunk)
@@ -147,10 +183,18 @@ async def test_in_cluster_service_account_token_is_reread(tmp_path, monkeypatch)
             if isinstance(cell.cell_contents, incluster_config.InClusterConfigLoader):
                 cell.cell_contents.token_expires_at = datetime.datetime.now()  # as if a minute went by
         api.drop_watches("virtualmachines")
-        api.add({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-                 "metadata": {"name": "after-rotation", "namespace": "team-0"}})
-        await eventually(lambda: any(v.metadata.name == "after-rotation" for v in store.state().vms),
-                         "watch resumed with the re-read token", timeout=20)
+        api.add(
+            {
+                "apiVersion": "kubevirt.io/v1",
+                "kind": "VirtualMachine",
+                "metadata": {"name": "after-rotation", "namespace": "team-0"},
+            }
+        )
+        await eventually(
+            lambda: any(v.metadata.name == "after-rotation" for v in store.state().vms),
+            "watch resumed with the re-read token",
+            timeout=20,
+        )
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

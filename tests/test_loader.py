@@ -1,4 +1,5 @@
 """Snapshot loading: every dump shape users have, and every way a file can be bad."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from ov_exporter.sources.files import MAX_YAML_ALIAS_EXPANSION, FileLoader, load_directory
 from ov_exporter.store import Store
 
@@ -32,7 +32,10 @@ def names(store: Store, key: str) -> list[str]:
 
 
 def test_oc_get_list_and_multi_document_yaml(tmp_path):
-    write(tmp_path, "nodes.yaml", """
+    write(
+        tmp_path,
+        "nodes.yaml",
+        """
         apiVersion: v1
         kind: List
         items:
@@ -43,8 +46,12 @@ def test_oc_get_list_and_multi_document_yaml(tmp_path):
         - apiVersion: v1
           kind: Node
           metadata: {name: w2, uid: u2}
-        """)
-    write(tmp_path, "vms.yml", """
+        """,
+    )
+    write(
+        tmp_path,
+        "vms.yml",
+        """
         ---
         apiVersion: kubevirt.io/v1
         kind: VirtualMachine
@@ -54,7 +61,8 @@ def test_oc_get_list_and_multi_document_yaml(tmp_path):
         apiVersion: kubevirt.io/v1alpha3
         kind: VirtualMachine
         metadata: {name: b, namespace: ns2}
-        """)
+        """,
+    )
     store = load(tmp_path)
     assert names(store, "nodes") == ["/w1", "/w2"]
     assert names(store, "virtualmachines.kubevirt.io") == ["ns1/a", "ns2/b"]
@@ -64,38 +72,61 @@ def test_oc_get_list_and_multi_document_yaml(tmp_path):
 
 
 def test_typed_list_items_without_kind(tmp_path):
-    write(tmp_path, "pvcs.json", json.dumps({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaimList",
-        "items": [{"metadata": {"name": "p1", "namespace": "ns"}, "spec": {"accessModes": ["ReadWriteMany"]}}],
-    }))
+    write(
+        tmp_path,
+        "pvcs.json",
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaimList",
+                "items": [{"metadata": {"name": "p1", "namespace": "ns"}, "spec": {"accessModes": ["ReadWriteMany"]}}],
+            }
+        ),
+    )
     store = load(tmp_path)
     assert names(store, "persistentvolumeclaims") == ["ns/p1"]
 
 
 def test_must_gather_tree(tmp_path):
-    write(tmp_path, "mg/cluster-scoped-resources/core/nodes/w1.yaml", """
+    write(
+        tmp_path,
+        "mg/cluster-scoped-resources/core/nodes/w1.yaml",
+        """
         apiVersion: v1
         kind: Node
         metadata: {name: w1}
-        """)
-    write(tmp_path, "mg/namespaces/vms/kubevirt.io/virtualmachines/db.yaml", """
+        """,
+    )
+    write(
+        tmp_path,
+        "mg/namespaces/vms/kubevirt.io/virtualmachines/db.yaml",
+        """
         apiVersion: kubevirt.io/v1
         kind: VirtualMachine
         metadata: {name: db, namespace: vms}
-        """)
-    write(tmp_path, "mg/namespaces/vms/core/persistentvolumeclaims.yaml", """
+        """,
+    )
+    write(
+        tmp_path,
+        "mg/namespaces/vms/core/persistentvolumeclaims.yaml",
+        """
         apiVersion: v1
         kind: PersistentVolumeClaimList
         items:
         - metadata: {name: db-disk, namespace: vms}
           spec: {accessModes: [ReadWriteOnce]}
-        """)
-    write(tmp_path, "mg/namespaces/vms/core/pods.yaml", """
+        """,
+    )
+    write(
+        tmp_path,
+        "mg/namespaces/vms/core/pods.yaml",
+        """
         apiVersion: v1
         kind: PodList
         items:
         - metadata: {name: virt-launcher-db, namespace: vms}
-        """)
+        """,
+    )
     store = load(tmp_path)
     assert names(store, "nodes") == ["/w1"]
     assert names(store, "virtualmachines.kubevirt.io") == ["vms/db"]
@@ -104,15 +135,27 @@ def test_must_gather_tree(tmp_path):
 
 
 def test_insights_objects_without_kind_take_kind_and_namespace_from_path(tmp_path):
-    write(tmp_path, "config/node/w1.json", json.dumps({"metadata": {"name": "w1"},
-                                                        "status": {"nodeInfo": {"osImage": "Red Hat Enterprise Linux 8.10"}}}))
+    write(
+        tmp_path,
+        "config/node/w1.json",
+        json.dumps({"metadata": {"name": "w1"}, "status": {"nodeInfo": {"osImage": "Red Hat Enterprise Linux 8.10"}}}),
+    )
     write(tmp_path, "config/storageclasses/fast.json", json.dumps({"metadata": {"name": "fast"}, "provisioner": "x"}))
-    write(tmp_path, "namespaces/vms/kubevirt.io/virtualmachineinstances/db.json",
-          json.dumps({"metadata": {"name": "db"}, "status": {"nodeName": "w1", "phase": "Running"}}))
-    write(tmp_path, "cluster-scoped-resources/operator.openshift.io/networks/cluster.json",
-          json.dumps({"metadata": {"name": "cluster"}}))
-    write(tmp_path, "cluster-scoped-resources/config.openshift.io/networks/cluster.json",
-          json.dumps({"metadata": {"name": "cluster"}, "status": {"clusterNetworkMTU": 1400}}))
+    write(
+        tmp_path,
+        "namespaces/vms/kubevirt.io/virtualmachineinstances/db.json",
+        json.dumps({"metadata": {"name": "db"}, "status": {"nodeName": "w1", "phase": "Running"}}),
+    )
+    write(
+        tmp_path,
+        "cluster-scoped-resources/operator.openshift.io/networks/cluster.json",
+        json.dumps({"metadata": {"name": "cluster"}}),
+    )
+    write(
+        tmp_path,
+        "cluster-scoped-resources/config.openshift.io/networks/cluster.json",
+        json.dumps({"metadata": {"name": "cluster"}, "status": {"clusterNetworkMTU": 1400}}),
+    )
     store = load(tmp_path)
     assert names(store, "nodes") == ["/w1"]
     assert names(store, "storageclasses.storage.k8s.io") == ["/fast"]
@@ -142,7 +185,10 @@ def test_malformed_files_are_reported_and_the_rest_loads(tmp_path):
 
 
 def test_bad_field_names_object_and_field_and_spares_the_others(tmp_path):
-    write(tmp_path, "vmis.yaml", """
+    write(
+        tmp_path,
+        "vmis.yaml",
+        """
         apiVersion: v1
         kind: List
         items:
@@ -163,7 +209,8 @@ def test_bad_field_names_object_and_field_and_spares_the_others(tmp_path):
           metadata: {name: good, namespace: ns, annotations: null}
           spec: {domain: {cpu: {cores: "4"}}}
           status: null
-        """)
+        """,
+    )
     store = load(tmp_path)
     # Each object is kept without its bad field, so the checks still judge the rest of it.
     assert names(store, "virtualmachineinstances.kubevirt.io") == ["ns/bad", "ns/badmem", "ns/good", "ns/huge"]
@@ -187,7 +234,10 @@ def test_object_without_name_is_reported(tmp_path):
 
 
 def test_unknown_kinds_are_ignored_and_counted(tmp_path):
-    write(tmp_path, "x.yaml", """
+    write(
+        tmp_path,
+        "x.yaml",
+        """
         apiVersion: apps/v1
         kind: Deployment
         metadata: {name: d}
@@ -199,7 +249,8 @@ def test_unknown_kinds_are_ignored_and_counted(tmp_path):
         apiVersion: apps/v1
         kind: Deployment
         metadata: {name: e}
-        """)
+        """,
+    )
     store = load(tmp_path)
     assert store.ignored_counts() == {"kind apps/v1/Deployment": 2, "kind v1/Secret": 1}
     assert store.problems == []
@@ -207,9 +258,12 @@ def test_unknown_kinds_are_ignored_and_counted(tmp_path):
 
 def test_alias_bomb_is_refused(tmp_path):
     lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
-    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
-              f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
-              f"*{chr(97 + i)}, *{chr(97 + i)}]" for i in range(12)]
+    lines += [
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}]"
+        for i in range(12)
+    ]
     write(tmp_path, "bomb.yaml", "\n".join(lines) + "\n")
     write(tmp_path, "ok.yaml", "apiVersion: v1\nkind: Node\nmetadata: {name: fine}\n")
     store = load(tmp_path)
@@ -219,11 +273,15 @@ def test_alias_bomb_is_refused(tmp_path):
 
 
 def test_a_few_aliases_are_fine(tmp_path):
-    write(tmp_path, "n.yaml", """
+    write(
+        tmp_path,
+        "n.yaml",
+        """
         apiVersion: v1
         kind: Node
         metadata: {name: w1, labels: &l {a: b}, annotations: *l}
-        """)
+        """,
+    )
     store = load(tmp_path)
     assert store.state().nodes[0].metadata.annotations == {"a": "b"}
 
@@ -238,13 +296,17 @@ def test_size_cap(tmp_path):
 
 
 def test_yaml_timestamps_and_unquoted_scalars(tmp_path):
-    write(tmp_path, "vmi.yaml", """
+    write(
+        tmp_path,
+        "vmi.yaml",
+        """
         apiVersion: kubevirt.io/v1
         kind: VirtualMachineInstance
         metadata: {name: v, namespace: ns, creationTimestamp: 2024-05-01T10:00:00Z}
         status:
           migrationState: {startTimestamp: 2024-05-01T10:00:00Z, completed: "true"}
-        """)
+        """,
+    )
     store = load(tmp_path)
     state = store.state()
     assert state.vmis[0].status.migration_state.start_timestamp.year == 2024
@@ -252,24 +314,47 @@ def test_yaml_timestamps_and_unquoted_scalars(tmp_path):
 
 
 def test_dirty_rate_samples_from_exposition_and_query_json(tmp_path):
-    write(tmp_path, "metrics/dirty.prom", """
+    write(
+        tmp_path,
+        "metrics/dirty.prom",
+        """
         # HELP kubevirt_vmi_dirty_rate_bytes_per_second Dirty rate
         # TYPE kubevirt_vmi_dirty_rate_bytes_per_second gauge
         kubevirt_vmi_dirty_rate_bytes_per_second{namespace="ns",name="a",node="w1"} 1048576
         some_other_metric 1
-        """)
-    write(tmp_path, "metrics/query.json", json.dumps({
-        "status": "success",
-        "data": {"resultType": "vector", "result": [
-            {"metric": {"__name__": "kubevirt_vmi_migration_dirty_memory_rate_bytes", "namespace": "ns", "name": "b"},
-             "value": [1700000000.5, "2048"]},
-            {"metric": {"__name__": "kubevirt_vmi_migration_dirty_memory_rate_bytes"}, "value": "garbage"},
-        ]}}))
+        """,
+    )
+    write(
+        tmp_path,
+        "metrics/query.json",
+        json.dumps(
+            {
+                "status": "success",
+                "data": {
+                    "resultType": "vector",
+                    "result": [
+                        {
+                            "metric": {
+                                "__name__": "kubevirt_vmi_migration_dirty_memory_rate_bytes",
+                                "namespace": "ns",
+                                "name": "b",
+                            },
+                            "value": [1700000000.5, "2048"],
+                        },
+                        {"metric": {"__name__": "kubevirt_vmi_migration_dirty_memory_rate_bytes"}, "value": "garbage"},
+                    ],
+                },
+            }
+        ),
+    )
     store = load(tmp_path)
     samples = store.state().samples
-    assert [(s.labels["name"], s.value) for s in samples["kubevirt_vmi_dirty_rate_bytes_per_second"]] == [("a", 1048576.0)]
-    assert [(s.labels["name"], s.value, s.timestamp) for s in samples["kubevirt_vmi_migration_dirty_memory_rate_bytes"]] \
-        == [("b", 2048.0, 1700000000.5)]
+    assert [(s.labels["name"], s.value) for s in samples["kubevirt_vmi_dirty_rate_bytes_per_second"]] == [
+        ("a", 1048576.0)
+    ]
+    assert [
+        (s.labels["name"], s.value, s.timestamp) for s in samples["kubevirt_vmi_migration_dirty_memory_rate_bytes"]
+    ] == [("b", 2048.0, 1700000000.5)]
     assert "some_other_metric" not in samples
     assert [p.where for p in store.problems] == ["metrics/query.json data.result[1]"]
 
@@ -280,7 +365,7 @@ def test_no_sample_files_means_no_metric_source(tmp_path):
 
 
 def test_malformed_exposition_is_reported(tmp_path):
-    write(tmp_path, "bad.prom", "kubevirt_vmi_dirty_rate_bytes_per_second{namespace=\"x\" 12\n")
+    write(tmp_path, "bad.prom", 'kubevirt_vmi_dirty_rate_bytes_per_second{namespace="x" 12\n')
     store = load(tmp_path)
     assert [p.where for p in store.problems] == ["bad.prom"]
     assert store.problems[0].message.startswith("invalid Prometheus text format")
@@ -292,10 +377,18 @@ def test_missing_directory_is_an_error(tmp_path):
 
 
 def test_null_strings_are_absent_not_fatal(tmp_path):
-    write(tmp_path, "insights/vmi.json", json.dumps({
-        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
-        "metadata": {"name": "v", "namespace": "ns", "uid": None},
-        "status": {"nodeName": None, "phase": "Running", "migrationState": None}}))
+    write(
+        tmp_path,
+        "insights/vmi.json",
+        json.dumps(
+            {
+                "apiVersion": "kubevirt.io/v1",
+                "kind": "VirtualMachineInstance",
+                "metadata": {"name": "v", "namespace": "ns", "uid": None},
+                "status": {"nodeName": None, "phase": "Running", "migrationState": None},
+            }
+        ),
+    )
     store = load(tmp_path)
     assert store.problems == []
     [vmi] = store.state().vmis
@@ -304,7 +397,10 @@ def test_null_strings_are_absent_not_fatal(tmp_path):
 
 def test_label_selector_of_a_kind_filters_snapshot_objects(tmp_path):
     """Pods are read only as virt-handler pods (KindInfo.label_selector), from files as from the API."""
-    write(tmp_path, "mg/namespaces/openshift-cnv/core/pods.yaml", """
+    write(
+        tmp_path,
+        "mg/namespaces/openshift-cnv/core/pods.yaml",
+        """
         apiVersion: v1
         kind: PodList
         items:
@@ -312,7 +408,8 @@ def test_label_selector_of_a_kind_filters_snapshot_objects(tmp_path):
           spec: {nodeName: w1}
         - metadata: {name: virt-launcher-b, namespace: openshift-cnv, labels: {kubevirt.io: virt-launcher}}
         - metadata: {name: unlabelled, namespace: openshift-cnv}
-        """)
+        """,
+    )
     store = load(tmp_path)
     assert names(store, "pods") == ["openshift-cnv/virt-handler-a"]
     assert store.ignored_counts() == {"kind v1/Pod": 2}

@@ -1,5 +1,6 @@
 """Property tests: the loader takes any file shape without raising, and accounts for
 every object it is given (loaded, reported with its file, or ignored)."""
+
 from __future__ import annotations
 
 import json
@@ -9,29 +10,66 @@ from pathlib import Path
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from ov_exporter.records import KINDS
 from ov_exporter.sources.files import load_directory
 from ov_exporter.store import Store
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**63, max_value=2**64),
-                    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12))
-json_values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=20)
-field_names = st.sampled_from(["spec", "status", "metadata", "domain", "cpu", "cores", "volumes", "accessModes",
-                               "capacity", "labels", "annotations", "nodeName", "config", "items", "name"])
-k8s_like = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(field_names, inner, max_size=4)), max_leaves=25)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=20,
+)
+field_names = st.sampled_from(
+    [
+        "spec",
+        "status",
+        "metadata",
+        "domain",
+        "cpu",
+        "cores",
+        "volumes",
+        "accessModes",
+        "capacity",
+        "labels",
+        "annotations",
+        "nodeName",
+        "config",
+        "items",
+        "name",
+    ]
+)
+k8s_like = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(field_names, inner, max_size=4)),
+    max_leaves=25,
+)
 
 
 @st.composite
 def objects(draw):
     kind = draw(st.sampled_from(KINDS))
     body = draw(st.dictionaries(st.sampled_from(["spec", "status"]), k8s_like, max_size=2))
-    meta = draw(st.one_of(st.none(), st.fixed_dictionaries(
-        {"name": st.text(min_size=1, max_size=10)},
-        optional={"namespace": st.text(max_size=5), "labels": json_values, "annotations": json_values,
-                  "uid": st.text(max_size=5)})))
+    meta = draw(
+        st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {"name": st.text(min_size=1, max_size=10)},
+                optional={
+                    "namespace": st.text(max_size=5),
+                    "labels": json_values,
+                    "annotations": json_values,
+                    "uid": st.text(max_size=5),
+                },
+            ),
+        )
+    )
     api = f"{kind.group}/{kind.versions[0]}" if kind.group else kind.versions[0]
     return {"apiVersion": api, "kind": kind.kind, "metadata": meta, **body}
 

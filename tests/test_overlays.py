@@ -3,6 +3,7 @@ the right ServiceAccount, a ServiceMonitor the layout accepts (UWM: no files,
 honorLabels false), a serving certificate the scrape can verify, a scraper identity
 the exporter lets in, a NetworkPolicy that admits only the monitoring namespaces,
 one place for the image, and bindings that follow a re-namespacing."""
+
 from __future__ import annotations
 
 import re
@@ -10,12 +11,21 @@ import shutil
 
 import pytest
 import yaml
-
 from ov_exporter.version import __version__
 
 from .overlays import (
-    DEPLOY, MONITORING_NAMESPACES, NAMESPACE, OVERLAYS, PROMETHEUS_ACCOUNT, arg, exporter_container, kustomize, of_kind,
-    one, rendered, wrapping_kustomization,
+    DEPLOY,
+    MONITORING_NAMESPACES,
+    NAMESPACE,
+    OVERLAYS,
+    PROMETHEUS_ACCOUNT,
+    arg,
+    exporter_container,
+    kustomize,
+    of_kind,
+    one,
+    rendered,
+    wrapping_kustomization,
 )
 
 overlays = pytest.mark.parametrize("overlay", OVERLAYS)
@@ -46,8 +56,11 @@ def test_namespace_is_ours_restricted_and_not_labelled_for_platform_monitoring(o
     assert "openshift.io/cluster-monitoring" not in labels, "Red Hat reserves this label for its components"
     for mode in ("enforce", "audit", "warn"):
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
-    in_openshift = [(d["kind"], d["metadata"]["namespace"]) for d in docs
-                    if d["metadata"].get("namespace", "").startswith("openshift-")]
+    in_openshift = [
+        (d["kind"], d["metadata"]["namespace"])
+        for d in docs
+        if d["metadata"].get("namespace", "").startswith("openshift-")
+    ]
     # The only object in an openshift-* namespace: the AlertingRule, which OpenShift reads there only.
     assert in_openshift == ([("AlertingRule", "openshift-monitoring")] if overlay == "openshift-user-workload" else [])
 
@@ -59,14 +72,21 @@ def test_namespace_is_ours_restricted_and_not_labelled_for_platform_monitoring(o
 def test_prometheus_discovery_role_is_bound_to_the_layouts_prometheus(overlay):
     docs = rendered(overlay)
     [role] = of_kind(docs, "Role")
-    granted = {(group, resource): set(rule["verbs"]) for rule in role["rules"]
-               for group in rule["apiGroups"] for resource in rule["resources"]}
+    granted = {
+        (group, resource): set(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
     assert set(granted) == DISCOVERY
     assert all(verbs == {"get", "list", "watch"} for verbs in granted.values()), granted
     [binding] = of_kind(docs, "RoleBinding")
     assert binding["metadata"]["namespace"] == role["metadata"]["namespace"] == NAMESPACE
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
     namespace, account = PROMETHEUS_ACCOUNT[overlay]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]
 
@@ -98,8 +118,11 @@ def test_servicemonitor_scrapes_https_with_a_verified_certificate_and_the_scrape
     assert role["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
 
     # The CA: what signs the serving certificate the Deployment mounts.
-    mounted = next(v["secret"]["secretName"] for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
-                   if "secret" in v)
+    mounted = next(
+        v["secret"]["secretName"]
+        for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+        if "secret" in v
+    )
     if overlay == "openshift-user-workload":
         annotations = service["metadata"]["annotations"]
         assert annotations["service.beta.openshift.io/serving-cert-secret-name"] == mounted

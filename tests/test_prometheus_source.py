@@ -1,6 +1,7 @@
 """Prometheus as the dirty-rate source: a real Prometheus scrapes a stand-in for
 virt-handler's metrics; the live source queries it; when it goes away only the
 migration_dirty_rate check degrades."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,11 +11,10 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
-
 from ov_exporter.config import Config
+from ov_exporter.promclient import PrometheusError
 from ov_exporter.runner import evaluate
 from ov_exporter.sources.live import LiveSource, load_credentials
-from ov_exporter.promclient import PrometheusError
 from ov_exporter.sources.prometheus import PrometheusSamples
 from ov_exporter.store import Store
 
@@ -26,21 +26,27 @@ from .test_live import cluster
 async def virt_handler_metrics() -> tuple[web.AppRunner, str]:
     """What virt-handler exports on KubeVirt 1.1-1.6 during a migration: the memory
     transfer rate under its old (swapped) name."""
-    body = "\n".join([
-        "# TYPE kubevirt_vmi_dirty_rate_bytes_per_second gauge",
-        'kubevirt_vmi_dirty_rate_bytes_per_second{namespace="team-1",name="vm-01",node="w1"} 2e9',
-        'kubevirt_vmi_dirty_rate_bytes_per_second{namespace="team-2",name="vm-02",node="rhel-1"} 1e6',
-        "# TYPE kubevirt_vmi_migration_dirty_memory_rate_bytes gauge",
-        'kubevirt_vmi_migration_dirty_memory_rate_bytes{namespace="team-0",name="vm-03",node="w1"} 9e7',
-        "# TYPE kubevirt_vmi_migration_disk_transfer_rate_bytes gauge",
-        'kubevirt_vmi_migration_disk_transfer_rate_bytes{namespace="team-0",name="vm-03",node="w1"} 1e8',
-    ]) + "\n"
+    body = (
+        "\n".join(
+            [
+                "# TYPE kubevirt_vmi_dirty_rate_bytes_per_second gauge",
+                'kubevirt_vmi_dirty_rate_bytes_per_second{namespace="team-1",name="vm-01",node="w1"} 2e9',
+                'kubevirt_vmi_dirty_rate_bytes_per_second{namespace="team-2",name="vm-02",node="rhel-1"} 1e6',
+                "# TYPE kubevirt_vmi_migration_dirty_memory_rate_bytes gauge",
+                'kubevirt_vmi_migration_dirty_memory_rate_bytes{namespace="team-0",name="vm-03",node="w1"} 9e7',
+                "# TYPE kubevirt_vmi_migration_disk_transfer_rate_bytes gauge",
+                'kubevirt_vmi_migration_disk_transfer_rate_bytes{namespace="team-0",name="vm-03",node="w1"} 1e8',
+            ]
+        )
+        + "\n"
+    )
 
     return await serve_metrics(lambda: body)
 
 
 async def serve_metrics(body) -> tuple[web.AppRunner, str]:
     """Serve body() as Prometheus text on /metrics; (runner, host:port)."""
+
     async def handler(request: web.Request) -> web.Response:
         return web.Response(text=body(), content_type="text/plain")
 
@@ -63,13 +69,16 @@ async def test_dirty_rates_from_a_real_prometheus(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("prom-token\n")
     metrics = PrometheusSamples(prometheus.url, token_file=str(token_file), interval=0.3, timeout=2)
-    source = LiveSource(credentials=load_credentials(str(api.write_kubeconfig(tmp_path / "kc", token="t")), None),
-                        metrics=metrics)
+    source = LiveSource(
+        credentials=load_credentials(str(api.write_kubeconfig(tmp_path / "kc", token="t")), None), metrics=metrics
+    )
     store = Store()
     task = asyncio.create_task(source.run(store.apply))
     try:
         deadline = time.monotonic() + 60
-        while not (store.state().samples and "kubevirt_vmi_migration_disk_transfer_rate_bytes" in store.state().samples):
+        while not (
+            store.state().samples and "kubevirt_vmi_migration_disk_transfer_rate_bytes" in store.state().samples
+        ):
             assert time.monotonic() < deadline, "Prometheus never answered with the samples"
             await asyncio.sleep(0.2)
         result = evaluate(store.state(), Config())
@@ -152,11 +161,17 @@ async def test_vmi_cpu_rate_is_queried_from_a_real_prometheus(tmp_path):
 
     def body() -> str:
         elapsed = time.monotonic() - started  # 1.5 cores busy on vm-a, 0.25 on vm-b
-        return "\n".join([
-            "# TYPE kubevirt_vmi_cpu_usage_seconds_total counter",
-            f'kubevirt_vmi_cpu_usage_seconds_total{{namespace="team-1",name="vm-a",node="w1"}} {1.5 * elapsed}',
-            f'kubevirt_vmi_cpu_usage_seconds_total{{namespace="team-1",name="vm-b",node="w1"}} {0.25 * elapsed}',
-        ]) + "\n"
+        return (
+            "\n".join(
+                [
+                    "# TYPE kubevirt_vmi_cpu_usage_seconds_total counter",
+                    f'kubevirt_vmi_cpu_usage_seconds_total{{namespace="team-1",name="vm-a",node="w1"}} {1.5 * elapsed}',
+                    'kubevirt_vmi_cpu_usage_seconds_total{namespace="team-1",name="vm-b",node="w1"} '
+                    f"{0.25 * elapsed}",
+                ]
+            )
+            + "\n"
+        )
 
     runner, target = await serve_metrics(body)
     prometheus = Prometheus(tmp_path, [target], job="kubevirt")
@@ -177,8 +192,9 @@ async def test_vmi_cpu_rate_is_queried_from_a_real_prometheus(tmp_path):
         # rate() over [5m] divides by the whole window, so a series seconds old reads low in absolute
         # terms; the per-VMI proportion (1.5 : 0.25 cores) shows each VMI got its own rate.
         assert rates["vm-a"] > 0 and rates["vm-a"] / rates["vm-b"] == pytest.approx(6, rel=0.1)
-        assert all(s.labels == {"namespace": "team-1", "name": s.labels["name"]}
-                   for s in samples[upstream.VMI_CPU_USAGE_RATE])
+        assert all(
+            s.labels == {"namespace": "team-1", "name": s.labels["name"]} for s in samples[upstream.VMI_CPU_USAGE_RATE]
+        )
         assert upstream.VMI_CPU_USAGE not in samples  # the raw counter is not kept
     finally:
         prometheus.stop()
@@ -188,14 +204,23 @@ async def test_vmi_cpu_rate_is_queried_from_a_real_prometheus(tmp_path):
 # KubeVirt's recording rules for the guest's used memory, as pkg/monitoring/rules/recordingrules/
 # vmi.go (and 1.9's deprecated_recordingrules.go) define them at each tag.
 MEMORY_RULES = {
-    "v1.3.0": [("kubevirt_vmi_memory_used_bytes",
-                "kubevirt_vmi_memory_available_bytes-kubevirt_vmi_memory_usable_bytes")],
-    "v1.9.0": [("vmi:kubevirt_vmi_memory_used_bytes:sum",
-                "kubevirt_vmi_memory_available_bytes-kubevirt_vmi_memory_usable_bytes"),
-               ("kubevirt_vmi_memory_used_bytes", "vmi:kubevirt_vmi_memory_used_bytes:sum")],
+    "v1.3.0": [
+        ("kubevirt_vmi_memory_used_bytes", "kubevirt_vmi_memory_available_bytes-kubevirt_vmi_memory_usable_bytes")
+    ],
+    "v1.9.0": [
+        (
+            "vmi:kubevirt_vmi_memory_used_bytes:sum",
+            "kubevirt_vmi_memory_available_bytes-kubevirt_vmi_memory_usable_bytes",
+        ),
+        ("kubevirt_vmi_memory_used_bytes", "vmi:kubevirt_vmi_memory_used_bytes:sum"),
+    ],
     # A release after the deprecated name is gone, and a cluster without KubeVirt's PrometheusRule.
-    "replacement-only": [("vmi:kubevirt_vmi_memory_used_bytes:sum",
-                          "kubevirt_vmi_memory_available_bytes-kubevirt_vmi_memory_usable_bytes")],
+    "replacement-only": [
+        (
+            "vmi:kubevirt_vmi_memory_used_bytes:sum",
+            "kubevirt_vmi_memory_available_bytes-kubevirt_vmi_memory_usable_bytes",
+        )
+    ],
     "no-rules": [],
 }
 
@@ -208,19 +233,34 @@ async def test_vmi_memory_used_resolves_on_every_release(tmp_path, release):
     from ov_exporter import upstream
 
     gi = 2**30
-    body = "\n".join([
-        "# TYPE kubevirt_vmi_memory_available_bytes gauge",
-        'kubevirt_vmi_memory_available_bytes{kubernetes_vmi_label_app="db",name="vm-a",namespace="team-1",'
-        f'node="w1"}} {8 * gi}',
-        f'kubevirt_vmi_memory_available_bytes{{name="vm-b",namespace="team-1",node="w2"}} {4 * gi}',
-        "# TYPE kubevirt_vmi_memory_usable_bytes gauge",
-        'kubevirt_vmi_memory_usable_bytes{kubernetes_vmi_label_app="db",name="vm-a",namespace="team-1",'
-        f'node="w1"}} {2 * gi}',
-        f'kubevirt_vmi_memory_usable_bytes{{name="vm-b",namespace="team-1",node="w2"}} {3 * gi}',
-    ]) + "\n"
+    body = (
+        "\n".join(
+            [
+                "# TYPE kubevirt_vmi_memory_available_bytes gauge",
+                'kubevirt_vmi_memory_available_bytes{kubernetes_vmi_label_app="db",name="vm-a",namespace="team-1",'
+                f'node="w1"}} {8 * gi}',
+                f'kubevirt_vmi_memory_available_bytes{{name="vm-b",namespace="team-1",node="w2"}} {4 * gi}',
+                "# TYPE kubevirt_vmi_memory_usable_bytes gauge",
+                'kubevirt_vmi_memory_usable_bytes{kubernetes_vmi_label_app="db",name="vm-a",namespace="team-1",'
+                f'node="w1"}} {2 * gi}',
+                f'kubevirt_vmi_memory_usable_bytes{{name="vm-b",namespace="team-1",node="w2"}} {3 * gi}',
+            ]
+        )
+        + "\n"
+    )
     rules = tmp_path / "kubevirt-rules.yaml"
-    rules.write_text(yaml.safe_dump({"groups": [{"name": "kubevirt.rules", "rules": [
-        {"record": record, "expr": expr} for record, expr in MEMORY_RULES[release]]}]}))
+    rules.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "kubevirt.rules",
+                        "rules": [{"record": record, "expr": expr} for record, expr in MEMORY_RULES[release]],
+                    }
+                ]
+            }
+        )
+    )
     runner, target = await serve_metrics(lambda: body)
     prometheus = Prometheus(tmp_path, [target], job="kubevirt", rule_files=(rules,) if MEMORY_RULES[release] else ())
     source = PrometheusSamples(prometheus.url, timeout=2)

@@ -8,6 +8,7 @@ queries against a real Prometheus holding a synthetic 48-hour rebalance
    dependency level (a rule that reads another rule needs that rule's blocks loaded,
    so Prometheus restarts between levels).
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ov_exporter import rebalance as rb
 
 from . import backfill as bf
@@ -40,8 +40,9 @@ RECORDING = ROOT / "alerts" / "recording.yaml"
 def _recording_levels(wanted: set[str]) -> list[list[dict]]:
     """The rules of alerts/recording.yaml that `wanted` reads (directly or through other
     rules), grouped so that a rule only reads rules of earlier groups."""
-    rules = {r["record"]: r for g in yaml.safe_load(RECORDING.read_text())["groups"] for r in g["rules"]
-             if "record" in r}
+    rules = {
+        r["record"]: r for g in yaml.safe_load(RECORDING.read_text())["groups"] for r in g["rules"] if "record" in r
+    }
     deps = {name: promql_metric_names(rule["expr"]) & set(rules) for name, rule in rules.items()}
     level: dict[str, int] = {}
 
@@ -49,6 +50,7 @@ def _recording_levels(wanted: set[str]) -> list[list[dict]]:
         if name not in level:
             level[name] = 1 + max((visit(d) for d in deps[name]), default=-1)
         return level[name]
+
     for name in wanted & set(rules):
         visit(name)
     return [[rules[r] for r in rules if level.get(r) == n] for n in range(max(level.values(), default=-1) + 1)]
@@ -76,9 +78,15 @@ def prom_url(tmp_path_factory):
     began = time.monotonic()
     data = tmp / "data"
     paths = bf.write_files(tmp / "om", END, _writer())
-    for pair in (paths[i:i + 2] for i in range(0, len(paths), 2)):  # two cores
-        procs = [subprocess.Popen([promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(p), str(data)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for p in pair]
+    for pair in (paths[i : i + 2] for i in range(0, len(paths), 2)):  # two cores
+        procs = [
+            subprocess.Popen(
+                [promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(p), str(data)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for p in pair
+        ]
         for p, proc in zip(pair, procs):
             output = proc.communicate(timeout=60)[0]
             assert proc.returncode == 0, f"{p.name}: {output.decode()[-2000:]}"
@@ -92,9 +100,23 @@ def prom_url(tmp_path_factory):
             out = tmp / f"rule-blocks-{n}"
             for lo, hi in RULE_WINDOWS:
                 result = subprocess.run(
-                    [promtool, "tsdb", "create-blocks-from", "rules", "-q", f"--url={prom.url}", f"--start={lo}",
-                     f"--end={hi}", "--eval-interval=60s", f"--output-dir={out}", str(rule_file)],
-                    capture_output=True, text=True, timeout=120)
+                    [
+                        promtool,
+                        "tsdb",
+                        "create-blocks-from",
+                        "rules",
+                        "-q",
+                        f"--url={prom.url}",
+                        f"--start={lo}",
+                        f"--end={hi}",
+                        "--eval-interval=60s",
+                        f"--output-dir={out}",
+                        str(rule_file),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
                 assert result.returncode == 0, result.stderr
             prom.stop()
             for block in out.iterdir():
@@ -121,10 +143,18 @@ def query_range(url: str, expr: str, start: float, end: float, step: int = 300) 
 
 
 # ------------------------------------------------------------------------ units
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2026-01-03T00:00:00Z", END), ("2026-01-03T01:00:00+01:00", END), (str(END), END), ("now", END + 100),
-    ("48h", END + 100 - 172800), ("1h30m", END + 100 - 5400), ("90s", END + 10),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-03T00:00:00Z", END),
+        ("2026-01-03T01:00:00+01:00", END),
+        (str(END), END),
+        ("now", END + 100),
+        ("48h", END + 100 - 172800),
+        ("1h30m", END + 100 - 5400),
+        ("90s", END + 10),
+    ],
+)
 def test_times_are_rfc3339_unix_or_relative(text, expected):
     assert rb.parse_time(text, END + 100, "--at") == pytest.approx(expected)
 
@@ -149,10 +179,14 @@ def _check_nodes(nodes: list[dict]) -> None:
     assert [n["node"] for n in nodes] == bf.NODES, "master-0 runs no VM and must not be reported"
     for n in nodes:
         name = n["node"]
-        expected = {"cpu_before": bf.CPU_BEFORE[name], "cpu_now": bf.CPU_AFTER[name],
-                    "cpu_change": bf.CPU_AFTER[name] - bf.CPU_BEFORE[name],
-                    "memory_before": bf.MEM_BEFORE[name], "memory_now": bf.MEM_AFTER[name],
-                    "memory_change": bf.MEM_AFTER[name] - bf.MEM_BEFORE[name]}
+        expected = {
+            "cpu_before": bf.CPU_BEFORE[name],
+            "cpu_now": bf.CPU_AFTER[name],
+            "cpu_change": bf.CPU_AFTER[name] - bf.CPU_BEFORE[name],
+            "memory_before": bf.MEM_BEFORE[name],
+            "memory_now": bf.MEM_AFTER[name],
+            "memory_change": bf.MEM_AFTER[name] - bf.MEM_BEFORE[name],
+        }
         for key, value in expected.items():
             assert n[key] == pytest.approx(value, abs=TOLERANCE), (name, key)
 
@@ -174,8 +208,9 @@ def test_report_function_reproduces_the_planted_rebalance(prom_url):
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ov_exporter", "rebalance-report", *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "ov_exporter", "rebalance-report", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_json_output(prom_url):
@@ -185,8 +220,9 @@ def test_json_output(prom_url):
     assert doc["start"] == rb.rfc3339(START) and doc["start_source"] == "exporter"
     _check_nodes(doc["nodes"])
     assert doc["migrations"]["succeeded"] == bf.SUCCEEDED and doc["migrations"]["failed"] == bf.FAILED
-    assert doc["spread"]["cpu_change"] == pytest.approx(_spread(bf.CPU_AFTER) - _spread(bf.CPU_BEFORE),
-                                                        abs=2 * TOLERANCE)
+    assert doc["spread"]["cpu_change"] == pytest.approx(
+        _spread(bf.CPU_AFTER) - _spread(bf.CPU_BEFORE), abs=2 * TOLERANCE
+    )
 
 
 def _parse_rows(lines: list[str]) -> list[dict]:
@@ -268,16 +304,20 @@ def test_a_failing_query_names_the_query(prom_url):
     async def bad():
         async with rb.PrometheusClient(prom_url) as client:
             await client.vector("sum(", END)
+
     with pytest.raises(rb.PrometheusError, match=r"HTTP 400.*query 'sum\('"):
         asyncio.run(bad())
 
 
 # ------------------------------------------------------------------------ dashboard queries
 DASHBOARDS = ROOT / "dashboards"
-UPSTREAM = (upstream_contract.series_names()
-            | set(yaml.safe_load((DASHBOARDS / "upstream-metrics.yaml").read_text())["metrics"]))
-RECORDS = {r["record"]: r["expr"] for g in yaml.safe_load(RECORDING.read_text())["groups"] for r in g["rules"]
-           if "record" in r}
+UPSTREAM = upstream_contract.series_names() | set(
+    yaml.safe_load((DASHBOARDS / "upstream-metrics.yaml").read_text())["metrics"]
+)
+RECORDS = {
+    r["record"]: r["expr"] for g in yaml.safe_load(RECORDING.read_text())["groups"] for r in g["rules"] if "record" in r
+}
+
 
 @functools.lru_cache(maxsize=1)
 def _gen():
@@ -295,9 +335,17 @@ def _writer() -> bf.Writer:
 
 
 PLANTED = {key.split("{")[0] for _, series in _writer().families for key, _ in series}
-FILL = [("${rebalance_start}", str(START)), ("${__from:date:seconds}", str(START)), ("${__to:date:seconds}", str(END)), ("$__rate_interval", "5m"),
-        ("$__interval", "5m"), ("$__range", "48h"), ('"$cluster"', '".*"'), ('"$namespace"', '".*"'),
-        ('"$node"', '".*"')]
+FILL = [
+    ("${rebalance_start}", str(START)),
+    ("${__from:date:seconds}", str(START)),
+    ("${__to:date:seconds}", str(END)),
+    ("$__rate_interval", "5m"),
+    ("$__interval", "5m"),
+    ("$__range", "48h"),
+    ('"$cluster"', '".*"'),
+    ('"$namespace"', '".*"'),
+    ('"$node"', '".*"'),
+]
 
 
 def _fill(expr: str) -> str:
@@ -320,13 +368,21 @@ def _dashboard_queries() -> list[tuple[str, str, str, bool]]:
     for uid in ("ov-post-rebalance", "ov-live-migration"):
         dash = json.loads((DASHBOARDS / f"{uid}.json").read_text())
         panels = [p for top in dash["panels"] for p in [top, *(top.get("panels") or [])]]
-        items = [(f"panel {p['title']!r}", t["expr"], bool(t.get("instant"))) for p in panels
-                 for t in p.get("targets") or [] if t.get("expr")]
+        items = [
+            (f"panel {p['title']!r}", t["expr"], bool(t.get("instant")))
+            for p in panels
+            for t in p.get("targets") or []
+            if t.get("expr")
+        ]
         annotations = dash.get("annotations", {}).get("list", [])
         items += [(f"annotation {a['name']!r}", a["expr"], False) for a in annotations if a.get("expr")]
         console, _ = _gen().console_variant(dash)
-        items += [(f"console panel {p['title']!r}", t["expr"], bool(t.get("instant"))) for p in console["panels"]
-                  for t in p.get("targets") or [] if "[3d:5m]" in t["expr"]]
+        items += [
+            (f"console panel {p['title']!r}", t["expr"], bool(t.get("instant")))
+            for p in console["panels"]
+            for t in p.get("targets") or []
+            if "[3d:5m]" in t["expr"]
+        ]
         for where, expr, instant in items:
             if _leaves(promql_metric_names(_fill(expr))) & UPSTREAM:
                 out.append((uid, where, _fill(expr), instant))
@@ -338,9 +394,14 @@ QUERIES = _dashboard_queries()
 
 def test_the_backfill_plants_what_the_rebalance_dashboards_read():
     needed = {m for *_, e, _ in QUERIES for m in _leaves(promql_metric_names(e))}
-    assert {"node_cpu_seconds_total", "node_memory_MemAvailable_bytes", "kubevirt_vmi_migration_start_time_seconds",
-            "kubevirt_vmi_info", "etcd_disk_wal_fsync_duration_seconds_bucket",
-            "kubevirt_vmi_migration_data_remaining_bytes"} <= needed & PLANTED
+    assert {
+        "node_cpu_seconds_total",
+        "node_memory_MemAvailable_bytes",
+        "kubevirt_vmi_migration_start_time_seconds",
+        "kubevirt_vmi_info",
+        "etcd_disk_wal_fsync_duration_seconds_bucket",
+        "kubevirt_vmi_migration_data_remaining_bytes",
+    } <= needed & PLANTED
     assert len([q for q in QUERIES if _leaves(promql_metric_names(q[2])) <= PLANTED]) >= 20
 
 
@@ -366,9 +427,14 @@ def _q(qid: str) -> str:
 
 def test_dashboard_before_after_table_agrees_with_the_report(prom_url):
     report = {n.node: n for n in rb.rebalance_report(prom_url, at=END, since=START).nodes}
-    for qid, attr in (("cpu_util_before", "cpu_before"), ("cpu_util_now", "cpu_now"),
-                      ("cpu_util_change", "cpu_change"), ("mem_util_before", "memory_before"),
-                      ("mem_util_now", "memory_now"), ("mem_util_change", "memory_change")):
+    for qid, attr in (
+        ("cpu_util_before", "cpu_before"),
+        ("cpu_util_now", "cpu_now"),
+        ("cpu_util_change", "cpu_change"),
+        ("mem_util_before", "memory_before"),
+        ("mem_util_now", "memory_now"),
+        ("mem_util_change", "memory_change"),
+    ):
         values = _by(query(prom_url, _q(qid), END), "node")
         assert set(values) == set(bf.NODES), qid
         for node, value in values.items():
@@ -455,13 +521,16 @@ def test_migration_annotations_mark_every_planted_migration(prom_url):
     """Grafana runs the annotation queries over the range and reads each value as an
     event time: every planted start and end must be among them, labelled by VMIM."""
     gen = _gen()
-    for qid, expected in (("annot_migration_start", {m.vmim: START + m.start for m in bf.MIGRATIONS}),
-                          ("annot_migration_end", {m.vmim: START + m.start + m.duration for m in bf.MIGRATIONS})):
+    for qid, expected in (
+        ("annot_migration_start", {m.vmim: START + m.start for m in bf.MIGRATIONS}),
+        ("annot_migration_end", {m.vmim: START + m.start + m.duration for m in bf.MIGRATIONS}),
+    ):
         seen: dict[str, set[float]] = {}
         for series in query_range(prom_url, _q(qid), START - 600, END, 60):
             assert series["metric"]["name"] == series["metric"]["migration_name"].rsplit("-mig-", 1)[0]
-            seen.setdefault(series["metric"]["migration_name"], set()).update(float(v) / 1000 for _, v in
-                                                                               series["values"])
+            seen.setdefault(series["metric"]["migration_name"], set()).update(
+                float(v) / 1000 for _, v in series["values"]
+            )
         assert seen == {vmim: {t} for vmim, t in expected.items()}, qid
     assert gen.ANNOTATION_OPTIONS[gen.ANNOTATION_END]["titleFormat"].count("{{") == 2
 
@@ -471,8 +540,11 @@ def _grafana_variable(url: str, frm: float, to: float) -> str:
     `{labels} value timestamp_ms` text, the variable's regex."""
     gen = _gen()
     expr = re.fullmatch(r"query_result\((.+)\)", gen.REBALANCE_START_QUERY).group(1)
-    expr = (expr.replace("$__range", f"{int(to - frm)}s").replace("${__from:date:seconds}", str(int(frm)))
-            .replace('"$cluster"', '".*"'))
+    expr = (
+        expr.replace("$__range", f"{int(to - frm)}s")
+        .replace("${__from:date:seconds}", str(int(frm)))
+        .replace('"$cluster"', '".*"')
+    )
     texts = []
     for r in query(url, expr, to):
         labels = ",".join(f'{k}="{v}"' for k, v in r["metric"].items())
@@ -486,8 +558,14 @@ def _grafana_variable(url: str, frm: float, to: float) -> str:
 def _before_after(url: str, frm: float, to: float) -> dict[str, dict[str, float]]:
     start = _grafana_variable(url, frm, to)
     out = {}
-    for qid in ("cpu_util_before", "cpu_util_now", "cpu_util_change", "mem_util_before", "mem_util_now",
-                "mem_util_change"):
+    for qid in (
+        "cpu_util_before",
+        "cpu_util_now",
+        "cpu_util_change",
+        "mem_util_before",
+        "mem_util_now",
+        "mem_util_change",
+    ):
         expr = _gen().QUERIES[qid].replace("${rebalance_start}", start).replace("${__to:date:seconds}", str(to))
         out[qid] = _by(query(url, _fill(expr), to), "node")
     return out
@@ -502,8 +580,7 @@ def test_before_after_is_anchored_at_the_rebalance_start_whatever_the_range(prom
     for node in bf.NODES:
         assert wide["cpu_util_before"][node] == pytest.approx(report[node].cpu_before, abs=1e-9)
         assert wide["cpu_util_before"][node] == pytest.approx(bf.CPU_BEFORE[node], abs=TOLERANCE)
-        assert wide["mem_util_change"][node] == pytest.approx(bf.MEM_AFTER[node] - bf.MEM_BEFORE[node],
-                                                              abs=TOLERANCE)
+        assert wide["mem_util_change"][node] == pytest.approx(bf.MEM_AFTER[node] - bf.MEM_BEFORE[node], abs=TOLERANCE)
     # no wave in view: the range start is the anchor, as before
     early = START - 3600
     assert float(_grafana_variable(prom_url, early - 6 * 3600, early)) == early - 6 * 3600
@@ -532,11 +609,15 @@ def test_vm_side_impact_panels_show_the_planted_impact(prom_url):
     psi = _by(query(prom_url, _q("psi_cpu"), END), "node")
     assert set(psi) == set(bf.NODES)  # master-0 runs no VM
     down = query(prom_url, _q("vms_down"), END)
-    assert [(r["metric"]["name"], r["metric"]["status"], float(r["value"][1]) / 1000) for r in down] == \
-        [(bf.DOWN_VM[0], "stopped or paused", START + bf.DOWN_VM[1])]
+    assert [(r["metric"]["name"], r["metric"]["status"], float(r["value"][1]) / 1000) for r in down] == [
+        (bf.DOWN_VM[0], "stopped or paused", START + bf.DOWN_VM[1])
+    ]
     latest = _by(query(prom_url, _q("migration_duration_latest"), END), "migration_name")
-    assert latest == {m.vmim: m.duration for m in bf.MIGRATIONS
-                      if m.ok and m == max((x for x in bf.MIGRATIONS if x.vmi == m.vmi), key=lambda x: x.start)}
+    assert latest == {
+        m.vmim: m.duration
+        for m in bf.MIGRATIONS
+        if m.ok and m == max((x for x in bf.MIGRATIONS if x.vmi == m.vmi), key=lambda x: x.start)
+    }
     p50 = float(query(prom_url, _q("migration_duration_p50"), END)[0]["value"][1])
     assert 300 <= p50 <= 600  # succeeded durations 240-900 s, bucket-interpolated
 
@@ -554,11 +635,14 @@ class _Answers:
         return [{"metric": m, "value": [at, "1"]} for m in self.metrics]
 
 
-@pytest.mark.parametrize(("metrics", "expected"), [
-    ([{}], [None]),                                         # one cluster's own Prometheus: no label
-    ([{"cluster": "b"}, {"cluster": "a"}], ["a", "b"]),     # Thanos / federation
-    ([{"cluster": "a"}, {}], ["", "a"]),                    # unlabelled series beside a cluster: cluster=""
-])
+@pytest.mark.parametrize(
+    ("metrics", "expected"),
+    [
+        ([{}], [None]),  # one cluster's own Prometheus: no label
+        ([{"cluster": "b"}, {"cluster": "a"}], ["a", "b"]),  # Thanos / federation
+        ([{"cluster": "a"}, {}], ["", "a"]),  # unlabelled series beside a cluster: cluster=""
+    ],
+)
 def test_clusters_are_found_in_the_data(metrics, expected):
     import asyncio
 
@@ -575,4 +659,4 @@ def test_an_unknown_cluster_names_the_ones_seen():
 def test_each_query_of_a_cluster_selects_it():
     queries = rb.report_queries(START, END, 3600, cluster="a")
     assert all('cluster="a"' in q for q in queries.values()), queries
-    assert all('cluster=' not in q for q in rb.report_queries(START, END, 3600).values())
+    assert all("cluster=" not in q for q in rb.report_queries(START, END, 3600).values())

@@ -1,6 +1,7 @@
 """Reports for people and for CI: the per-anti-pattern summary, the cluster score,
 JUnit XML and SARIF (validated against the SARIF 2.1.0 JSON schema), with findings
 located at the file and line of the object in a GitOps tree of manifests."""
+
 from __future__ import annotations
 
 import json
@@ -12,13 +13,12 @@ from xml.etree import ElementTree as ET
 
 import jsonschema
 import pytest
-
 from ov_exporter.checks import CHECKS
 from ov_exporter.config import default_config
 from ov_exporter.coverage import ALERT_ONLY, ANTI_PATTERNS, NOT_OBSERVABLE, UPSTREAM_ALERTS, checks_for, coverage
 from ov_exporter.model import Finding, ObjectRef, Severity, Status
-from ov_exporter.runner import CheckResult, Evaluation, evaluate
 from ov_exporter.report import anti_pattern_summary, score
+from ov_exporter.runner import CheckResult, Evaluation, evaluate
 from ov_exporter.sources.files import load_directory
 from ov_exporter.store import Store
 
@@ -78,18 +78,38 @@ spec:
   accessModes: [ReadWriteMany]
 """
 
-NODES = {"apiVersion": "v1", "kind": "List", "items": [
-    {"apiVersion": "v1", "kind": "Node",
-     "metadata": {"name": "worker-a", "labels": {"kubevirt.io/schedulable": "true",
-                                                  "node.openshift.io/os_id": "rhcos"}},
-     "status": {"capacity": {"cpu": "64", "memory": "256Gi"}, "allocatable": {"cpu": "63", "memory": "250Gi"},
-                "nodeInfo": {"osImage": "Red Hat Enterprise Linux CoreOS 418.94"}}},
-    {"apiVersion": "v1", "kind": "Node",
-     "metadata": {"name": "rhel-b", "labels": {"kubevirt.io/schedulable": "true",
-                                                "node.openshift.io/os_id": "rhel"}},
-     "status": {"capacity": {"cpu": "64", "memory": "256Gi"}, "allocatable": {"cpu": "63", "memory": "250Gi"},
-                "nodeInfo": {"osImage": "Red Hat Enterprise Linux 8.10 (Ootpa)"}}},
-]}
+NODES = {
+    "apiVersion": "v1",
+    "kind": "List",
+    "items": [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": "worker-a",
+                "labels": {"kubevirt.io/schedulable": "true", "node.openshift.io/os_id": "rhcos"},
+            },
+            "status": {
+                "capacity": {"cpu": "64", "memory": "256Gi"},
+                "allocatable": {"cpu": "63", "memory": "250Gi"},
+                "nodeInfo": {"osImage": "Red Hat Enterprise Linux CoreOS 418.94"},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": "rhel-b",
+                "labels": {"kubevirt.io/schedulable": "true", "node.openshift.io/os_id": "rhel"},
+            },
+            "status": {
+                "capacity": {"cpu": "64", "memory": "256Gi"},
+                "allocatable": {"cpu": "63", "memory": "250Gi"},
+                "nodeInfo": {"osImage": "Red Hat Enterprise Linux 8.10 (Ootpa)"},
+            },
+        },
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +136,9 @@ def line_of(path: Path, pattern: str, occurrence: int = 0) -> int:
 
 
 def run_check(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ROOT / ".venv" / "bin" / "ov-exporter"), "check", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ov-exporter"), "check", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 # ---------------------------------------------------------------- locations
@@ -128,11 +149,18 @@ def test_loader_records_the_file_and_line_of_every_object(gitops: Path):
     loader = load_directory(store.apply, gitops)
     vms = gitops / "apps" / "erp" / "vms.yaml"
     # A YAML document starts at its first key: the apiVersion line after `---`.
-    assert loader.origin("VirtualMachine", "erp", "sap-router") == ("apps/erp/vms.yaml",
-                                                                   line_of(vms, r"^apiVersion: kubevirt", 0))
-    assert loader.origin("VirtualMachine", "erp", "web") == ("apps/erp/vms.yaml", line_of(vms, r"^apiVersion: kubevirt", 1))
-    assert loader.origin("PersistentVolumeClaim", "erp", "web-root") == ("apps/erp/vms.yaml",
-                                                                        line_of(vms, r"^apiVersion: v1$", 1))
+    assert loader.origin("VirtualMachine", "erp", "sap-router") == (
+        "apps/erp/vms.yaml",
+        line_of(vms, r"^apiVersion: kubevirt", 0),
+    )
+    assert loader.origin("VirtualMachine", "erp", "web") == (
+        "apps/erp/vms.yaml",
+        line_of(vms, r"^apiVersion: kubevirt", 1),
+    )
+    assert loader.origin("PersistentVolumeClaim", "erp", "web-root") == (
+        "apps/erp/vms.yaml",
+        line_of(vms, r"^apiVersion: v1$", 1),
+    )
     nodes = gitops / "cluster" / "nodes.json"
     # A JSON list item starts at its opening brace, the line before its "apiVersion".
     assert loader.origin("Node", "", "worker-a") == ("cluster/nodes.json", line_of(nodes, r'"apiVersion": "v1"', 1) - 1)
@@ -140,7 +168,8 @@ def test_loader_records_the_file_and_line_of_every_object(gitops: Path):
 
 
 def test_list_items_in_yaml_and_compact_json_get_their_own_lines(tmp_path: Path):
-    (tmp_path / "list.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "list.yaml").write_text(
+        textwrap.dedent("""\
         apiVersion: v1
         kind: List
         items:
@@ -150,9 +179,17 @@ def test_list_items_in_yaml_and_compact_json_get_their_own_lines(tmp_path: Path)
         - apiVersion: v1
           kind: Namespace
           metadata: {name: b}
-        """))
-    (tmp_path / "compact.json").write_text(json.dumps({"kind": "NamespaceList", "apiVersion": "v1", "items": [
-        {"metadata": {"name": "c"}}, {"metadata": {"name": "d"}}]}))
+        """)
+    )
+    (tmp_path / "compact.json").write_text(
+        json.dumps(
+            {
+                "kind": "NamespaceList",
+                "apiVersion": "v1",
+                "items": [{"metadata": {"name": "c"}}, {"metadata": {"name": "d"}}],
+            }
+        )
+    )
     store = Store()
     loader = load_directory(store.apply, tmp_path)
     assert loader.origin("Namespace", "", "a") == ("list.yaml", 4)
@@ -173,8 +210,9 @@ def test_sarif_for_a_gitops_tree_validates_and_points_at_the_manifests(gitops: P
     assert run["originalUriBaseIds"]["SRCROOT"]["uri"] == gitops.resolve().as_uri() + "/"
     rule_ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
     assert rule_ids == [s.id for s in CHECKS]
-    by_object = {(r["ruleId"], r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]): r
-                 for r in run["results"]}
+    by_object = {
+        (r["ruleId"], r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]): r for r in run["results"]
+    }
 
     rwo = by_object["rwo_vm_disks", "VirtualMachine/erp/sap-router"]
     assert (rwo["ruleId"], rwo["level"]) == ("rwo_vm_disks", "note")  # a stopped VM's RWO disk is info
@@ -228,8 +266,10 @@ def test_junit_has_a_suite_per_check_and_fails_at_the_threshold(gitops: Path):
     assert proc.returncode == 1
     suites = ET.fromstring(proc.stdout)
     assert [s.get("name") for s in suites.findall("testsuite")] == [s.id for s in CHECKS]
-    statuses = {c["id"]: c["status"] for c in json.loads(
-        run_check("--snapshot", str(gitops), "--output", "json").stdout)["checks"]}
+    statuses = {
+        c["id"]: c["status"]
+        for c in json.loads(run_check("--snapshot", str(gitops), "--output", "json").stdout)["checks"]
+    }
     for suite in suites.findall("testsuite"):
         cases = suite.findall("testcase")
         assert int(suite.get("tests")) == len(cases)
@@ -264,14 +304,18 @@ def _result(check_index: int, status: Status, *severities: Severity) -> CheckRes
 
 
 def test_score_weighs_failing_checks_by_their_worst_severity():
-    evaluation = Evaluation([
-        _result(0, Status.OK),                                       # passes: weight 1
-        _result(1, Status.OK, Severity.INFO, Severity.INFO),         # info only passes: weight 1
-        _result(2, Status.OK, Severity.WARNING, Severity.INFO),      # fails: weight 2
-        _result(3, Status.OK, Severity.CRITICAL, Severity.WARNING),  # fails: weight 3
-        _result(4, Status.NOT_APPLICABLE),                           # left out
-        _result(5, Status.FAILED),                                   # left out, counted as failed
-    ], 0.0, 0.0)
+    evaluation = Evaluation(
+        [
+            _result(0, Status.OK),  # passes: weight 1
+            _result(1, Status.OK, Severity.INFO, Severity.INFO),  # info only passes: weight 1
+            _result(2, Status.OK, Severity.WARNING, Severity.INFO),  # fails: weight 2
+            _result(3, Status.OK, Severity.CRITICAL, Severity.WARNING),  # fails: weight 3
+            _result(4, Status.NOT_APPLICABLE),  # left out
+            _result(5, Status.FAILED),  # left out, counted as failed
+        ],
+        0.0,
+        0.0,
+    )
     sc = score(evaluation)
     assert sc.value == pytest.approx(2 / 7)
     assert (sc.passing, sc.failing, sc.failed, sc.not_applicable) == (2, 2, 1, 1)
@@ -339,7 +383,9 @@ def test_the_html_page_leads_with_the_score_and_the_anti_pattern_table():
     load_directory(store.apply, CLEAN)
     evaluation = evaluate(store.state(), default_config())
     page = to_html(evaluation, "clean", 0)
-    assert page.index(score_line(score(evaluation))) < page.index("<h2>Anti-patterns</h2>") < page.index("<h2>Checks</h2>")
+    assert (
+        page.index(score_line(score(evaluation))) < page.index("<h2>Anti-patterns</h2>") < page.index("<h2>Checks</h2>")
+    )
     assert page.count("<tr><td>") >= 19
 
 

@@ -2,6 +2,7 @@
 exactly what a full evaluation of the same state gives, over random sequences of changes
 through the store's one entry point; and the declarations reuse depends on (the clock,
 samples) are what the checks actually read."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,14 +10,13 @@ import dataclasses
 import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from ov_exporter.checks import CHECKS
 from ov_exporter.config import Config
 from ov_exporter.events import Deleted, SamplesUpdated, Upserted
+from ov_exporter.records import KIND_BY_KEY
 from ov_exporter.runner import Reuse, evaluate
 from ov_exporter.sources import DemoSource
-from ov_exporter.store import ClusterState, Store, uid_of
-from ov_exporter.records import KIND_BY_KEY
+from ov_exporter.store import Store, uid_of
 
 CONFIG = Config()
 

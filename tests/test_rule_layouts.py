@@ -3,6 +3,7 @@ promtool accepts them, every alert of alerts/*.yaml lands in exactly one place p
 layout or is listed unavailable with its reason, each file reads only what its
 Prometheus holds, and the rules moved or rewritten for a layout still pass the
 promtool unit tests of tests/alerts/ written for the originals."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -53,7 +54,7 @@ def _key(rule: dict) -> tuple[str, str]:
 
 def _unavailable_in_readme() -> dict[str, dict[str, str]]:
     readme = (ROOT / "deploy" / "README.md").read_text()
-    section = readme[readme.index(build.UNAVAILABLE_BEGIN):readme.index(build.UNAVAILABLE_END)]
+    section = readme[readme.index(build.UNAVAILABLE_BEGIN) : readme.index(build.UNAVAILABLE_END)]
     found: dict[str, dict[str, str]] = {}
     for layout, alert, reason in re.findall(r"^\| ([\w-]+) \| `([\w:]+)` \| (.+) \|$", section, re.M):
         found.setdefault(layout, {})[alert] = reason
@@ -68,8 +69,9 @@ def test_promtool_check_rules_accepts_every_generated_rule_file(where, tmp_path)
     groups = _groups(GENERATED[where])
     plain = tmp_path / "groups.yaml"
     plain.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
-    proc = subprocess.run([require_binary("promtool"), "check", "rules", str(plain)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [require_binary("promtool"), "check", "rules", str(plain)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {sum(len(g['rules']) for g in groups)} rules found" in proc.stdout
 
@@ -83,10 +85,15 @@ def test_kubernetes_holds_every_rule_once():
 
 
 def test_user_workload_places_every_alert_once_or_lists_it_unavailable_with_a_reason():
-    placed = Counter(_key(r) for kind in ("prometheusrule", "alertingrule")
-                     for r in _rules(GENERATED["openshift-user-workload", kind]) if "alert" in r)
-    unavailable = {name: reason for name, reason in _unavailable_in_readme()["openshift-user-workload"].items()
-                   if ":" not in name}
+    placed = Counter(
+        _key(r)
+        for kind in ("prometheusrule", "alertingrule")
+        for r in _rules(GENERATED["openshift-user-workload", kind])
+        if "alert" in r
+    )
+    unavailable = {
+        name: reason for name, reason in _unavailable_in_readme()["openshift-user-workload"].items() if ":" not in name
+    }
     for rule in SOURCE_RULES:
         if "alert" not in rule:
             continue
@@ -97,16 +104,17 @@ def test_user_workload_places_every_alert_once_or_lists_it_unavailable_with_a_re
     assert set(unavailable) <= {r["alert"] for r in SOURCE_RULES if "alert" in r}
     for alert, reason in unavailable.items():
         # The reason names what is missing: a recording rule over platform metrics, or both sides.
-        assert re.search(r"recording rule\(s\) [\w:]+(, [\w:]+)* over platform metrics \(\w+", reason) or \
-            "exporter series and platform metrics" in reason, (alert, reason)
+        assert (
+            re.search(r"recording rule\(s\) [\w:]+(, [\w:]+)* over platform metrics \(\w+", reason)
+            or "exporter series and platform metrics" in reason
+        ), (alert, reason)
 
 
 def test_the_readme_lists_what_the_placement_leaves_out_alerts_and_recording_rules():
     groups = build.render_groups(build.load_groups(), build.DEFAULT_RUNBOOK_BASE, build.DEFAULT_PARALLEL_MIGRATIONS)
     placement = layouts.place(groups, layouts.USER_WORKLOAD)
     assert placement.unavailable, "the platform alerts that need range reads of recording rules cannot be placed"
-    assert _unavailable_in_readme()["openshift-user-workload"] == {**placement.unavailable,
-                                                                  **placement.dropped_records}
+    assert _unavailable_in_readme()["openshift-user-workload"] == {**placement.unavailable, **placement.dropped_records}
     # Every recording rule is either in the user-workload PrometheusRule or listed.
     kept = {r["record"] for r in _rules(GENERATED["openshift-user-workload", "prometheusrule"]) if "record" in r}
     assert kept | set(placement.dropped_records) == {r["record"] for r in SOURCE_RULES if "record" in r}
@@ -147,15 +155,20 @@ def _unit_tests_for(alerts: set[str]) -> list[dict]:
         for case in yaml.safe_load(path.read_text())["tests"]:
             checks = [c for c in case.get("alert_rule_test", []) if c["alertname"] in alerts]
             if checks:
-                cases.append({k: v for k, v in case.items() if k not in ("alert_rule_test", "promql_expr_test")}
-                             | {"alert_rule_test": checks})
+                cases.append(
+                    {k: v for k, v in case.items() if k not in ("alert_rule_test", "promql_expr_test")}
+                    | {"alert_rule_test": checks}
+                )
     return cases
 
 
 def test_user_workload_rules_are_the_originals_with_the_namespace_rewrite_only():
     """So the promtool unit tests of the originals (tests/test_alerts.py) speak for them."""
-    originals = {_key(r): r for g in build.render_groups(build.load_groups(), build.DEFAULT_RUNBOOK_BASE,
-                                                          build.DEFAULT_PARALLEL_MIGRATIONS) for r in g["rules"]}
+    originals = {
+        _key(r): r
+        for g in build.render_groups(build.load_groups(), build.DEFAULT_RUNBOOK_BASE, build.DEFAULT_PARALLEL_MIGRATIONS)
+        for r in g["rules"]
+    }
     for rule in _rules(GENERATED["openshift-user-workload", "prometheusrule"]):
         assert rule == layouts.for_user_workload(originals[_key(rule)], "test"), _key(rule)
 
@@ -169,37 +182,59 @@ def test_alertingrule_alerts_pass_the_unit_tests_of_the_originals(tmp_path):
     cases = _unit_tests_for(alerts)
     tested = {c["alertname"] for case in cases for c in case["alert_rule_test"]}
     assert tested == alerts, f"alerts without unit tests: {sorted(alerts - tested)}"
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump(
-        {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": cases}, sort_keys=False))
-    proc = subprocess.run([require_binary("promtool"), "test", "rules", "test.yaml"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    (tmp_path / "test.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": cases}, sort_keys=False)
+    )
+    proc = subprocess.run(
+        [require_binary("promtool"), "test", "rules", "test.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
 # ---------------------------------------------------------------- the transforms
 
 
-@pytest.mark.parametrize("expr, expected", [
-    ("sum by (namespace, vm) (ov_x)", "sum by (exported_namespace, vm) (ov_x)"),
-    ("ov_a * on(job, namespace) group_left(node) ov_b", "ov_a * on(job, exported_namespace) group_left(node) ov_b"),
-    ('ov_a{namespace="team-a", vm=~"db.*"}', 'ov_a{exported_namespace="team-a", vm=~"db.*"}'),
-    ('label_replace(ov_a, "namespace", "$1", "ns", "(.*)")', 'label_replace(ov_a, "exported_namespace", "$1", "ns", "(.*)")'),
-    # Lists that already name both keep `namespace`: it is the exporter's, one value.
-    ("ov_a unless on(job, namespace, exported_namespace, vm) ov_b",
-     "ov_a unless on(job, namespace, exported_namespace, vm) ov_b"),
-    ("sum by (node) (ov_namespace_count)", "sum by (node) (ov_namespace_count)"),
-])
+@pytest.mark.parametrize(
+    "expr, expected",
+    [
+        ("sum by (namespace, vm) (ov_x)", "sum by (exported_namespace, vm) (ov_x)"),
+        ("ov_a * on(job, namespace) group_left(node) ov_b", "ov_a * on(job, exported_namespace) group_left(node) ov_b"),
+        ('ov_a{namespace="team-a", vm=~"db.*"}', 'ov_a{exported_namespace="team-a", vm=~"db.*"}'),
+        (
+            'label_replace(ov_a, "namespace", "$1", "ns", "(.*)")',
+            'label_replace(ov_a, "exported_namespace", "$1", "ns", "(.*)")',
+        ),
+        # Lists that already name both keep `namespace`: it is the exporter's, one value.
+        (
+            "ov_a unless on(job, namespace, exported_namespace, vm) ov_b",
+            "ov_a unless on(job, namespace, exported_namespace, vm) ov_b",
+        ),
+        ("sum by (node) (ov_namespace_count)", "sum by (node) (ov_namespace_count)"),
+    ],
+)
 def test_the_object_namespace_is_read_from_exported_namespace(expr, expected):
     assert layouts.object_namespace_from_exported(expr) == expected
 
 
 def test_templates_read_exported_namespace_and_a_namespace_label_is_refused():
-    rule = {"alert": "OVX", "expr": "ov_x", "labels": {"severity": "info"},
-            "annotations": {"description": "VM {{ $labels.namespace }}/{{ $labels.vm }}",
-                            "summary": "{{ or $labels.exported_namespace $labels.namespace }}"}}
+    rule = {
+        "alert": "OVX",
+        "expr": "ov_x",
+        "labels": {"severity": "info"},
+        "annotations": {
+            "description": "VM {{ $labels.namespace }}/{{ $labels.vm }}",
+            "summary": "{{ or $labels.exported_namespace $labels.namespace }}",
+        },
+    }
     out = layouts.for_user_workload(rule, "group g, rule OVX")
-    assert out["annotations"] == {"description": "VM {{ $labels.exported_namespace }}/{{ $labels.vm }}",
-                                  "summary": "{{ or $labels.exported_namespace $labels.namespace }}"}
+    assert out["annotations"] == {
+        "description": "VM {{ $labels.exported_namespace }}/{{ $labels.vm }}",
+        "summary": "{{ or $labels.exported_namespace $labels.namespace }}",
+    }
     with pytest.raises(layouts.LayoutError, match="group g, rule OVX: label `namespace`"):
         layouts.for_user_workload({**rule, "labels": {"namespace": "x"}}, "group g, rule OVX")
 
@@ -214,13 +249,21 @@ def test_records_are_inlined_only_where_the_rewrite_is_equivalent():
 
 
 def test_an_alert_reading_both_sides_is_unavailable_with_that_reason():
-    groups = [{"name": "g", "rules": [
-        {"alert": "OVMixed", "expr": "ov_a > on(node) kubevirt_b", "labels": {"severity": "info"}},
-        {"alert": "OVPlatform", "expr": "kubevirt_b > 1", "labels": {"severity": "info"}},
-        {"alert": "OVOurs", "expr": "ov_a > 1 and on() up", "labels": {"severity": "info"}}]}]
+    groups = [
+        {
+            "name": "g",
+            "rules": [
+                {"alert": "OVMixed", "expr": "ov_a > on(node) kubevirt_b", "labels": {"severity": "info"}},
+                {"alert": "OVPlatform", "expr": "kubevirt_b > 1", "labels": {"severity": "info"}},
+                {"alert": "OVOurs", "expr": "ov_a > 1 and on() up", "labels": {"severity": "info"}},
+            ],
+        }
+    ]
     placement = layouts.place(groups, layouts.USER_WORKLOAD)
-    assert placement.unavailable == {"OVMixed": "reads exporter series and platform metrics (kubevirt_b) together: "
-                                                "no Prometheus of this layout holds both"}
+    assert placement.unavailable == {
+        "OVMixed": "reads exporter series and platform metrics (kubevirt_b) together: "
+        "no Prometheus of this layout holds both"
+    }
     [_, platform, ours] = groups[0]["rules"]
     assert placement.destination[id(platform)] == layouts.ALERTING_RULE
     assert placement.destination[id(ours)] == layouts.PROMETHEUS_RULE
@@ -232,8 +275,13 @@ def test_an_alert_reading_both_sides_is_unavailable_with_that_reason():
 
 # The unit tests whose alerts name an object by its namespace (VMs, VMIs, networks,
 # backends, migrations).
-NAMESPACED_UNIT_TESTS = ["scheduling-test.yaml", "migration-readiness-test.yaml", "storage-net-test.yaml",
-                         "node-failures-test.yaml", "rebalance-watch-test.yaml"]
+NAMESPACED_UNIT_TESTS = [
+    "scheduling-test.yaml",
+    "migration-readiness-test.yaml",
+    "storage-net-test.yaml",
+    "node-failures-test.yaml",
+    "rebalance-watch-test.yaml",
+]
 _LABEL = re.compile(r'(?<=[{,])\s*(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
 
@@ -265,11 +313,17 @@ def test_user_workload_rules_fire_on_series_labelled_as_user_workload_monitoring
     the same alerts with the same annotations, the labels moved the same way. The
     selectors' injected namespace="ov-exporter" matches every series here, so it
     changes nothing and is left out."""
-    tested = {c["alertname"] for case in yaml.safe_load((UNIT_TESTS / unit_tests).read_text())["tests"]
-              for c in case.get("alert_rule_test", [])}
+    tested = {
+        c["alertname"]
+        for case in yaml.safe_load((UNIT_TESTS / unit_tests).read_text())["tests"]
+        for c in case.get("alert_rule_test", [])
+    }
     # The groups of the alerts under test and the recording rules (evaluating the rest only costs time).
-    groups = [g for g in _groups(GENERATED["openshift-user-workload", "prometheusrule"])
-              if any(r.get("alert") in tested or "record" in r for r in g["rules"])]
+    groups = [
+        g
+        for g in _groups(GENERATED["openshift-user-workload", "prometheusrule"])
+        if any(r.get("alert") in tested or "record" in r for r in g["rules"])
+    ]
     for group in groups:
         for rule in group["rules"]:
             rule["labels"] = {**rule.get("labels", {}), "namespace": "ov-exporter"}
@@ -289,11 +343,19 @@ def test_user_workload_rules_fire_on_series_labelled_as_user_workload_monitoring
             for expected in check.get("exp_alerts") or []:
                 expected["exp_labels"] = _as_user_workload_sees_it(expected["exp_labels"])
                 firing += 1
-        cases.append({k: v for k, v in case.items() if k not in ("alert_rule_test", "promql_expr_test")}
-                     | {"input_series": inputs, "alert_rule_test": checks})
+        cases.append(
+            {k: v for k, v in case.items() if k not in ("alert_rule_test", "promql_expr_test")}
+            | {"input_series": inputs, "alert_rule_test": checks}
+        )
     assert firing, f"{unit_tests} expects no alert to fire"
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump(
-        {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": cases}, sort_keys=False))
-    proc = subprocess.run([require_binary("promtool"), "test", "rules", "test.yaml"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    (tmp_path / "test.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": cases}, sort_keys=False)
+    )
+    proc = subprocess.run(
+        [require_binary("promtool"), "test", "rules", "test.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]

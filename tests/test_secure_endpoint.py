@@ -4,6 +4,7 @@ The exporter runs as a process (`python -m ov_exporter serve`), its live source 
 TokenReviews/SubjectAccessReviews against the fake API server; certificates come from a
 CA the test makes with the openssl command.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,9 +38,23 @@ def _openssl(*args: str) -> None:
 
 def make_ca(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", str(directory / "ca.key"), "-out", str(directory / "ca.crt"), "-days", "2",
-             "-subj", "/CN=ov-exporter test CA")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        str(directory / "ca.key"),
+        "-out",
+        str(directory / "ca.crt"),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ov-exporter test CA",
+    )
     return directory / "ca.crt"
 
 
@@ -48,10 +63,38 @@ def make_pair(ca_dir: Path, out: Path, serial: int) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     cert, key, csr, ext = out / "tls.crt", out / "tls.key", out / "tls.csr", out / "ext.cnf"
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
-             "-out", str(csr), "-subj", "/CN=ov-exporter")
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_dir / "ca.crt"), "-CAkey", str(ca_dir / "ca.key"),
-             "-set_serial", str(serial), "-days", "2", "-out", str(cert), "-extfile", str(ext))
+    _openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        "/CN=ov-exporter",
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca_dir / "ca.crt"),
+        "-CAkey",
+        str(ca_dir / "ca.key"),
+        "-set_serial",
+        str(serial),
+        "-days",
+        "2",
+        "-out",
+        str(cert),
+        "-extfile",
+        str(ext),
+    )
     csr.unlink()
     ext.unlink()
     return cert, key
@@ -80,9 +123,12 @@ class Served:
 async def start_exporter(tmp_path: Path, cafile: Path, *args: str) -> Served:
     port = free_port()
     log = tmp_path / f"exporter-{port}.log"
-    proc = subprocess.Popen([sys.executable, "-m", "ov_exporter", "serve", "--listen", f"127.0.0.1:{port}",
-                             "--interval", "0.3", *args],
-                            stdout=subprocess.DEVNULL, stderr=log.open("w"), env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ov_exporter", "serve", "--listen", f"127.0.0.1:{port}", "--interval", "0.3", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     served = Served(proc, port, log, cafile)
     deadline = time.monotonic() + 30
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ssl(cafile))) as session:
@@ -129,11 +175,19 @@ async def api():
     server = FakeAPIServer(token="exporter-own-token", bookmark_interval=0.2)
     for obj in cluster():
         server.add(copy.deepcopy(obj))
-    server.add_user("scraper-token", SCRAPER, SCRAPER_GROUPS, uid="6f1c2a9e-0b7d-4d7a-9a51-3c2f5e1d8b40",
-                    extra={"authentication.kubernetes.io/pod-name": ["prometheus-user-workload-0"]})
+    server.add_user(
+        "scraper-token",
+        SCRAPER,
+        SCRAPER_GROUPS,
+        uid="6f1c2a9e-0b7d-4d7a-9a51-3c2f5e1d8b40",
+        extra={"authentication.kubernetes.io/pod-name": ["prometheus-user-workload-0"]},
+    )
     server.add_user("alice-token", "alice", ["system:authenticated"])
-    server.add_user("other-scraper-token", "system:serviceaccount:monitoring:prometheus-k8s",
-                    ["system:serviceaccounts", "system:authenticated"])
+    server.add_user(
+        "other-scraper-token",
+        "system:serviceaccount:monitoring:prometheus-k8s",
+        ["system:serviceaccounts", "system:authenticated"],
+    )
     server.allow("/metrics", "get", user=SCRAPER)
     server.allow("/metrics", "get", user="system:serviceaccount:monitoring:prometheus-k8s")
     server.allow("/healthz", "get", user="alice")  # a rule for another URL does not grant /metrics
@@ -148,8 +202,18 @@ async def secured(api, tmp_path):
     cafile = make_ca(ca_dir)
     cert, key = make_pair(ca_dir, tmp_path / "tls", 0x1001)
     kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", token="exporter-own-token")
-    served = await start_exporter(tmp_path, cafile, "--kubeconfig", str(kubeconfig), "--tls-cert-file", str(cert),
-                                  "--tls-key-file", str(key), "--auth", "kubernetes")
+    served = await start_exporter(
+        tmp_path,
+        cafile,
+        "--kubeconfig",
+        str(kubeconfig),
+        "--tls-cert-file",
+        str(cert),
+        "--tls-key-file",
+        str(key),
+        "--auth",
+        "kubernetes",
+    )
     try:
         yield served
     finally:
@@ -162,6 +226,7 @@ def bearer(token: str) -> dict[str, str]:
 
 async def test_tokens_are_reviewed_and_access_is_checked_for_get_metrics(api, secured):
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ssl(secured.cafile))) as session:
+
         async def get(path: str, headers: dict[str, str] | None = None) -> tuple[int, str, dict]:
             async with session.get(f"{secured.url}{path}", headers=headers or {}) as resp:
                 return resp.status, await resp.text(), dict(resp.headers)
@@ -195,8 +260,9 @@ async def test_tokens_are_reviewed_and_access_is_checked_for_get_metrics(api, se
         status, body, _ = await get("/metrics", bearer("scraper-token"))
         assert status == 200
         assert 'ov_source_kind_state{kind="VirtualMachine",state="synced"} 1.0' in body
-        assert 'ov_rwo_vm_disks{eviction_strategy="LiveMigrate",namespace="team-0",node="rhel-1",vm="vm-00"} 1.0' \
-            in body
+        assert (
+            'ov_rwo_vm_disks{eviction_strategy="LiveMigrate",namespace="team-0",node="rhel-1",vm="vm-00"} 1.0' in body
+        )
         status, body, _ = await get("/findings.json", bearer("scraper-token"))
         assert status == 200 and any(f["object"]["name"] == "vm-00" for f in json.loads(body)["findings"]), body[:300]
 
@@ -234,8 +300,11 @@ async def test_tokens_are_reviewed_and_access_is_checked_for_get_metrics(api, se
 
         # The results are counted (as of the next evaluation).
         def counted(body: str) -> dict[str, float]:
-            return {line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                    if line.startswith("ov_http_auth_requests_total{")}
+            return {
+                line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+                for line in body.splitlines()
+                if line.startswith("ov_http_auth_requests_total{")
+            }
 
         async def counts_caught_up():
             status, body, _ = await get("/metrics", bearer("scraper-token"))
@@ -260,18 +329,32 @@ async def test_prometheus_scrapes_over_https_with_a_bearer_token(secured, tmp_pa
     scrape_configs = []
     for job, token in jobs.items():
         (tmp_path / f"{job}.token").write_text(token + "\n")
-        scrape_configs.append({
-            "job_name": job, "scheme": "https", "static_configs": [{"targets": [f"127.0.0.1:{secured.port}"]}],
-            "tls_config": {"ca_file": str(secured.cafile)},
-            "authorization": {"type": "Bearer", "credentials_file": str(tmp_path / f"{job}.token")}})
+        scrape_configs.append(
+            {
+                "job_name": job,
+                "scheme": "https",
+                "static_configs": [{"targets": [f"127.0.0.1:{secured.port}"]}],
+                "tls_config": {"ca_file": str(secured.cafile)},
+                "authorization": {"type": "Bearer", "credentials_file": str(tmp_path / f"{job}.token")},
+            }
+        )
     config = tmp_path / "prometheus.yml"
     config.write_text(json.dumps({"global": {"scrape_interval": "1s"}, "scrape_configs": scrape_configs}))
     port = free_port()
     log = tmp_path / "prometheus.log"
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         async with aiohttp.ClientSession() as session:
+
             async def targets():
                 try:
                     async with session.get(f"http://127.0.0.1:{port}/api/v1/targets") as resp:
@@ -279,8 +362,7 @@ async def test_prometheus_scrapes_over_https_with_a_bearer_token(secured, tmp_pa
                 except (aiohttp.ClientError, ValueError, KeyError):
                     return None
                 by_job = {t["labels"]["job"]: t for t in active}
-                return by_job if len(by_job) == 3 and all(t["health"] != "unknown" for t in by_job.values()) \
-                    else None
+                return by_job if len(by_job) == 3 and all(t["health"] != "unknown" for t in by_job.values()) else None
 
             by_job = await eventually(targets, "Prometheus to scrape every job", timeout=30)
             assert by_job["allowed"]["health"] == "up", by_job["allowed"]["lastError"]
@@ -324,8 +406,9 @@ async def test_rotated_certificate_is_served_without_restart(tmp_path, layout):
     cafile = make_ca(ca_dir)
     tls_dir = tmp_path / "tls"
     tls_dir.mkdir()
-    versions = [make_pair(ca_dir, tls_dir / f"..2026_12_04_{serial:x}", serial)[0].parent
-                for serial in (0x1001, 0x1002)]
+    versions = [
+        make_pair(ca_dir, tls_dir / f"..2026_12_04_{serial:x}", serial)[0].parent for serial in (0x1001, 0x1002)
+    ]
     # A third version whose key belongs to another certificate: it must not be taken.
     broken = tls_dir / "..2026_12_04_broken"
     make_pair(ca_dir, broken, 0x1003)
@@ -339,8 +422,15 @@ async def test_rotated_certificate_is_served_without_restart(tmp_path, layout):
         _replace_files(tls_dir, versions[0])
         rotate = _replace_files
 
-    served = await start_exporter(tmp_path, cafile, "--demo", "--tls-cert-file", str(tls_dir / "tls.crt"),
-                                  "--tls-key-file", str(tls_dir / "tls.key"))
+    served = await start_exporter(
+        tmp_path,
+        cafile,
+        "--demo",
+        "--tls-cert-file",
+        str(tls_dir / "tls.crt"),
+        "--tls-key-file",
+        str(tls_dir / "tls.key"),
+    )
     try:
         serial, version = await asyncio.to_thread(served_certificate, served.port, cafile)
         assert serial == "1001" and version in ("TLSv1.2", "TLSv1.3")
@@ -374,8 +464,12 @@ async def test_rotated_certificate_is_served_without_restart(tmp_path, layout):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ov_exporter", "serve", "--listen", f"127.0.0.1:{free_port()}",
-                           *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "ov_exporter", "serve", "--listen", f"127.0.0.1:{free_port()}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_flag_errors_exit_2_naming_the_flag(tmp_path):

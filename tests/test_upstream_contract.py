@@ -1,6 +1,7 @@
 """Rules, promtool tests, dashboards, reports and the fixture generator held to the
 upstream metrics contract (alerts/upstream-metrics.yaml, read through
 tests/upstream_contract.py): names, labels and the releases that publish them."""
+
 from __future__ import annotations
 
 import ast
@@ -12,7 +13,6 @@ from pathlib import Path
 import promql_parser as pp
 import pytest
 import yaml
-
 from ov_exporter.render import all_families, exposition_name
 
 from . import upstream_contract as uc
@@ -29,17 +29,38 @@ PROMETHEUS_SYNTHETIC = set(yaml.safe_load((ROOT / "dashboards" / "upstream-metri
 # Labels every series the exporter exposes gets from its scrape (deploy/: a ServiceMonitor);
 # under user-workload monitoring a family's own `namespace` arrives as exported_namespace.
 # Fleets add `cluster` to every series (each cluster's Prometheus sets it in external_labels).
-EXPORTER_TARGET_LABELS = {"container", "endpoint", "instance", "job", "namespace", "pod", "service",
-                          "exported_namespace", *uc.FLEET_LABELS}
-GRAFANA_VARS = [("${__from:date:seconds}", "0"), ("${__to:date:seconds}", "0"), ("$__rate_interval", "5m"),
-                ("$__interval", "5m"), ("$__range", "1h"), ("${rebalance_start}", "0"), ("$cluster", ".*"),
-                ("$namespace", ".*"), ("$node", ".*")]
+EXPORTER_TARGET_LABELS = {
+    "container",
+    "endpoint",
+    "instance",
+    "job",
+    "namespace",
+    "pod",
+    "service",
+    "exported_namespace",
+    *uc.FLEET_LABELS,
+}
+GRAFANA_VARS = [
+    ("${__from:date:seconds}", "0"),
+    ("${__to:date:seconds}", "0"),
+    ("$__rate_interval", "5m"),
+    ("$__interval", "5m"),
+    ("$__range", "1h"),
+    ("${rebalance_start}", "0"),
+    ("$cluster", ".*"),
+    ("$namespace", ".*"),
+    ("$node", ".*"),
+]
 
 
 def _rules() -> list[tuple[str, str, dict]]:
     """(file, alert or record name, rule) of every rule in alerts/*.yaml."""
-    return [(path.name, rule.get("alert") or rule["record"], rule) for path in RULE_FILES
-            for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+    return [
+        (path.name, rule.get("alert") or rule["record"], rule)
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
 
 
 RULES = _rules()
@@ -78,14 +99,23 @@ def _python_metric_names(path: Path) -> set[str]:
     """Upstream-looking metric names in the string constants of a module (docstrings and
     words like node_exporter left out)."""
     tree = ast.parse(path.read_text())
-    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
-                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    docstrings = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        and n.body
+        and isinstance(n.body[0], ast.Expr)
+        and isinstance(n.body[0].value, ast.Constant)
+    }
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-            names |= set(re.findall(r"(?<![:\w])((?:kubevirt|node|etcd|kube)_[A-Za-z0-9_]*[A-Za-z0-9]|vmi:[a-z_]+:[a-z0-9]+)\b",
-                                    node.value))
+            names |= set(
+                re.findall(
+                    r"(?<![:\w])((?:kubevirt|node|etcd|kube)_[A-Za-z0-9_]*[A-Za-z0-9]|vmi:[a-z_]+:[a-z0-9]+)\b",
+                    node.value,
+                )
+            )
     return names - {"node_exporter"}
 
 
@@ -146,8 +176,12 @@ class Analysis:
         elif name and uc.base_name(name):
             have = uc.all_labels(name, self.release)
             for m in node.matchers.matchers:
-                if m.name != "__name__" and m.name not in have and not m.name.startswith(uc.label_prefixes(name)) \
-                        and _requires_label(m):
+                if (
+                    m.name != "__name__"
+                    and m.name not in have
+                    and not m.name.startswith(uc.label_prefixes(name))
+                    and _requires_label(m)
+                ):
                     self.problems.append(f"selector of {name} matches label {m.name!r}, which {name} does not carry")
             return have
         else:
@@ -206,8 +240,9 @@ class Analysis:
         for key in keys:
             if op == "or" or not on:
                 if all(s not in (None, SCALAR) and key not in s for s in sides):
-                    self.problems.append(f"`{op} {'on' if on else 'ignoring'}({', '.join(keys)})`: label {key!r} "
-                                         f"is on neither side")
+                    self.problems.append(
+                        f"`{op} {'on' if on else 'ignoring'}({', '.join(keys)})`: label {key!r} is on neither side"
+                    )
             else:
                 for side, name in ((lhs, "left"), (rhs, "right")):
                     self.use(key, side, f"`{op} on({', '.join(keys)})` ({name} side)")
@@ -324,8 +359,11 @@ def test_contract_library_answers_from_the_file():
     with pytest.raises(uc.ContractError, match=r"misses \['vmim'\]"):
         uc.check_series("kubevirt_vmi_migration_succeeded", {"vmi": "a", "namespace": "n"})
     with pytest.raises(uc.ContractError, match="does not exist in kubevirt 1.3.0"):
-        uc.check_series("kubevirt_vmi_migration_start_time_seconds",
-                        {"node": "w", "namespace": "n", "name": "v", "migration_name": "m"}, "1.3.0")
+        uc.check_series(
+            "kubevirt_vmi_migration_start_time_seconds",
+            {"node": "w", "namespace": "n", "name": "v", "migration_name": "m"},
+            "1.3.0",
+        )
     # A recording rule that aggregates keeps no target label.
     with pytest.raises(uc.ContractError, match=r"invents \['job'\]"):
         uc.check_series("vmi:kubevirt_vmi_vcpu:count", {"namespace": "n", "name": "v", "node": "w", "job": "j"})
@@ -347,8 +385,11 @@ def test_every_upstream_metric_that_anything_reads_is_in_the_contract():
         for metric in _python_metric_names(path):
             used.setdefault(metric, set()).add(path.name)
     ours = set(_exporter_labels()) | set(RECORDS) | PROMETHEUS_SYNTHETIC
-    missing = {m: sorted(w) for m, w in used.items()
-               if m not in ours and not m.startswith("ov_") and ":ov_" not in m and uc.base_name(m) is None}
+    missing = {
+        m: sorted(w)
+        for m, w in used.items()
+        if m not in ours and not m.startswith("ov_") and ":ov_" not in m and uc.base_name(m) is None
+    }
     assert not missing, f"upstream metrics read but not in the contract: {missing}"
 
 
@@ -380,8 +421,10 @@ def _report_and_panel_queries() -> list[tuple[str, str]]:
 
     out = [(f"rebalance report {part}", rebalance.migrations_query(part, 3600)) for part in rebalance.MIGRATION_PARTS]
     for kind in ("cpu", "memory"):
-        out += [(f"rebalance report {kind} {key}", q)
-                for key, q in rebalance.before_after(kind, "", "", "1000", "2000").items()]
+        out += [
+            (f"rebalance report {kind} {key}", q)
+            for key, q in rebalance.before_after(kind, "", "", "1000", "2000").items()
+        ]
     return out + _dashboard_exprs()
 
 
@@ -432,8 +475,11 @@ def _resolution_violations() -> list[str]:
     out = []
     for file, name, rule in RULES:
         expr = pp.parse(rule["expr"])
-        failing = [r for r in uc.releases() if not resolves(expr, r)
-                   and not (name in needs and uc.version(r) < uc.version(needs[name]["release"]))]
+        failing = [
+            r
+            for r in uc.releases()
+            if not resolves(expr, r) and not (name in needs and uc.version(r) < uc.version(needs[name]["release"]))
+        ]
         if failing:
             missing = sorted(m for m in _upstream_leaves(rule["expr"]) if not uc.exists(m, failing[0]))
             out.append(f"{file} {name}: reads {missing}, absent from {_ranges(failing)}")
@@ -466,14 +512,20 @@ def test_the_label_analysis_catches_what_it_should():
     assert problems("sum by (node) (kubevirt_vmi_migration_succeeded)")
     assert not problems("sum by (node) (kubevirt_vmi_migration_start_time_seconds)")
     assert problems("kubevirt_vmi_info and on(vmi) kubevirt_vmi_migration_succeeded")
-    assert not problems('label_replace(kubevirt_vmi_migration_succeeded, "name", "$1", "vmi", "(.*)") '
-                        "and on(namespace, name) kubevirt_vmi_info")
+    assert not problems(
+        'label_replace(kubevirt_vmi_migration_succeeded, "name", "$1", "vmi", "(.*)") '
+        "and on(namespace, name) kubevirt_vmi_info"
+    )
     assert problems("sum by (node) (sum by (namespace) (kubevirt_vmi_info))")
     assert problems("kubevirt_vmi_info * on(namespace, name) group_left(cpu) kubevirt_vmi_non_evictable")
     assert problems("sum by (guest_os_arch) (kubevirt_vmi_info)", "1.3.0")
     assert not problems("sum by (guest_os_arch) (kubevirt_vmi_info)", "1.4.0")
-    assert resolves(pp.parse("kubevirt_vmi_migration_memory_transfer_rate_bytes "
-                             "or kubevirt_vmi_migration_disk_transfer_rate_bytes"), "1.3.0")
+    assert resolves(
+        pp.parse(
+            "kubevirt_vmi_migration_memory_transfer_rate_bytes or kubevirt_vmi_migration_disk_transfer_rate_bytes"
+        ),
+        "1.3.0",
+    )
     assert not resolves(pp.parse("kubevirt_vmi_migration_memory_transfer_rate_bytes"), "1.6.6")
 
 
@@ -489,7 +541,8 @@ def test_the_generator_emits_only_contract_series_for_every_release():
         names = {m for m, _, _ in series}
         assert all(uc.exists(uc.base_name(m), release) for m in names), release
         assert ("kubevirt_vmi_dirty_rate_bytes_per_second" in names) == uc.exists(
-            "kubevirt_vmi_dirty_rate_bytes_per_second", release)
+            "kubevirt_vmi_dirty_rate_bytes_per_second", release
+        )
         assert sum(1 for m, _, _ in series if m == "kubevirt_vmi_info") == sc.vms
         for job in us.JOBS:
             for instance, text in us.scrape(sc, job, sc.start + 600).items():
@@ -507,8 +560,11 @@ def test_the_generator_is_a_quiet_consistent_cluster_and_takes_planted_hooks():
     assert counters and all(b[k] >= a[k] for k in counters)
     for k in a:  # histogram buckets are cumulative and end at _count
         if k[0].endswith("_bucket"):
-            les = sorted((float(dict(kk[1])["le"]), a[kk]) for kk in a
-                         if kk[0] == k[0] and {x for x in kk[1] if x[0] != "le"} == {x for x in k[1] if x[0] != "le"})
+            les = sorted(
+                (float(dict(kk[1])["le"]), a[kk])
+                for kk in a
+                if kk[0] == k[0] and {x for x in kk[1] if x[0] != "le"} == {x for x in k[1] if x[0] != "le"}
+            )
             assert [v for _, v in les] == sorted(v for _, v in les)
     assert {dict(lab)["instance"] for (m, lab) in a if m == "etcd_server_has_leader"}.__len__() == 3
     assert len({dict(lab)["instance"] for (m, lab) in a if m == "node_cpu_seconds_total"}) == 7
@@ -516,8 +572,10 @@ def test_the_generator_is_a_quiet_consistent_cluster_and_takes_planted_hooks():
     dropped = us.Scenario(hooks=[lambda m, lab, t, v: None if m == "etcd_server_has_leader" else v])
     assert not [m for m, _, _ in us.stored(dropped, dropped.start) if m == "etcd_server_has_leader"]
     with pytest.raises(uc.ContractError, match="invents"):
-        us.stored(us.Scenario(extras=[lambda t: [("etcd", "10.0.0.2:9979", "etcd_server_has_leader",
-                                                  {"member": "x"}, 1.0)]]), 0)
+        us.stored(
+            us.Scenario(extras=[lambda t: [("etcd", "10.0.0.2:9979", "etcd_server_has_leader", {"member": "x"}, 1.0)]]),
+            0,
+        )
     with pytest.raises(ValueError, match="not a supported release"):
         us.Scenario(release="1.2.0")
 
@@ -534,11 +592,16 @@ def test_the_generator_backfills_into_a_real_prometheus_with_the_healthy_numbers
     promtool = require_binary("promtool")
     sc = us.Scenario(release="1.6.0")
     us.write_openmetrics(sc, tmp_path / "om.txt", hours=2, step=60)
-    result = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(tmp_path / "om.txt"),
-                             str(tmp_path / "data")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(tmp_path / "om.txt"), str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
-    prom = Prometheus(tmp_path, [], job="none", data_dir=tmp_path / "data",
-                      extra_args=("--storage.tsdb.retention.time=100y",))
+    prom = Prometheus(
+        tmp_path, [], job="none", data_dir=tmp_path / "data", extra_args=("--storage.tsdb.retention.time=100y",)
+    )
     try:
         wait_for(lambda: http_get(f"{prom.url}/-/ready")[0] == 200, "prometheus ready", logs=[prom.log])
 
@@ -550,8 +613,9 @@ def test_the_generator_backfills_into_a_real_prometheus_with_the_healthy_numbers
 
         busy = value('1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m]))')
         assert len(busy) == 7 and all(0.35 < b < 0.45 for b in busy), busy
-        p99 = value("histogram_quantile(0.99, sum by (instance, le) "
-                    "(rate(etcd_disk_wal_fsync_duration_seconds_bucket[5m])))")
+        p99 = value(
+            "histogram_quantile(0.99, sum by (instance, le) (rate(etcd_disk_wal_fsync_duration_seconds_bucket[5m])))"
+        )
         assert len(p99) == 3 and all(0.0015 < p < 0.003 for p in p99), p99
         assert value('count(kubevirt_vmi_info{phase="running"})') == [20.0]
         assert value("sum(kubevirt_vmi_migrations_in_running_phase)") == [0.0]
@@ -568,28 +632,48 @@ def test_the_generated_input_series_run_in_promtool(tmp_path):
 
     promtool = require_binary("promtool")
     sc = us.Scenario(release="1.4.1")
-    rules = {"groups": [{"name": "g", "rules": [
-        {"record": "vms", "expr": 'count(kubevirt_vmi_info{phase="running"})'},
-        {"record": "busy", "expr": '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))'}]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "g",
+                "rules": [
+                    {"record": "vms", "expr": 'count(kubevirt_vmi_info{phase="running"})'},
+                    {"record": "busy", "expr": '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))'},
+                ],
+            }
+        ]
+    }
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules))
-    test = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [{
-        "interval": "1m", "input_series": us.input_series(sc, minutes=15),
-        "promql_expr_test": [{"expr": "vms", "eval_time": "10m", "exp_samples": [{"labels": "vms", "value": 20}]},
-                             {"expr": "round(busy, 0.01)", "eval_time": "10m",
-                              "exp_samples": [{"labels": "{}", "value": 0.42}]}]}]}
+    test = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": us.input_series(sc, minutes=15),
+                "promql_expr_test": [
+                    {"expr": "vms", "eval_time": "10m", "exp_samples": [{"labels": "vms", "value": 20}]},
+                    {"expr": "round(busy, 0.01)", "eval_time": "10m", "exp_samples": [{"labels": "{}", "value": 0.42}]},
+                ],
+            }
+        ],
+    }
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
-    result = subprocess.run([promtool, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [promtool, "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_broken_contract_entry_is_refused_by_name():
     import copy
 
-    for field, bad, message in (("source", {"repository": "kubevirt/kubevirt"}, "source must name"),
-                                ("type", "summary", "type 'summary'"),
-                                ("component", "cdi", "component 'cdi'"),
-                                ("first", "one.four", "not a version")):
+    for field, bad, message in (
+        ("source", {"repository": "kubevirt/kubevirt"}, "source must name"),
+        ("type", "summary", "type 'summary'"),
+        ("component", "cdi", "component 'cdi'"),
+        ("first", "one.four", "not a version"),
+    ):
         doc = copy.deepcopy(uc.load())
         doc["metrics"]["kubevirt_vmi_info"][field] = bad
         with pytest.raises(uc.ContractError, match=f"kubevirt_vmi_info.*{message}|{message}"):

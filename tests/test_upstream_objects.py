@@ -7,16 +7,17 @@ monitoring rules deploy/ relies on; exporter/scripts/upstream_doc.py renders bot
 summary of alerts/upstream-metrics.yaml) into exporter/docs/upstream.md. These tests keep
 the documents and the records from drifting apart.
 """
+
 from __future__ import annotations
 
 import copy
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import msgspec
 import pytest
-
 from ov_exporter.records import (
     KINDS,
     NodeNetworkConfigurationPolicy,
@@ -67,7 +68,9 @@ def test_field_paths_follow_nested_records_lists_and_renames():
     assert "spec.volumes[].persistentVolumeClaim.claimName" in vmi  # list of records, camelCase
     assert "spec.domain.resources.requests" in vmi  # a map is a leaf
     assert "status" not in vmi and "spec.volumes" not in vmi  # records are followed, not listed
-    assert "spec.desiredState.interfaces[].link-aggregation.port" in doc.record_field_paths(NodeNetworkConfigurationPolicy)
+    assert "spec.desiredState.interfaces[].link-aggregation.port" in doc.record_field_paths(
+        NodeNetworkConfigurationPolicy
+    )
     assert "spec.storage[].limitVolumeSize" in doc.record_field_paths(TridentBackendConfig)
 
     assert doc.record_field_paths(_Outer) == ["innerList[].maxSkew", "single.maxSkew", "providerID"]
@@ -81,8 +84,12 @@ def test_every_path_every_record_reads_is_listed_with_a_source_and_nothing_else(
         assert kind["repository"] and kind["path"] and len(kind["tags"]) == 2, info.kind
         assert set(kind["fields"]) == set(doc.record_field_paths(info.record)), info.kind
         for path, entry in kind["fields"].items():
-            assert ("go" in entry or "rust" in entry) and entry.get("in") \
-                or entry.get("not_upstream") or entry.get("unverified"), f"{info.kind} {path}"
+            assert (
+                ("go" in entry or "rust" in entry)
+                and entry.get("in")
+                or entry.get("not_upstream")
+                or entry.get("unverified")
+            ), f"{info.kind} {path}"
 
 
 def test_the_validation_names_what_drifted(objects):
@@ -97,9 +104,15 @@ def test_the_validation_names_what_drifted(objects):
     broken["kinds"]["Unknown"] = {}
     errors = "\n".join(doc.validate_objects(broken))
     file = "exporter/docs/upstream-objects.yaml"
-    assert f"{file}: kinds.VirtualMachineInstance.fields: 'status.nodeName' is read by VirtualMachineInstance but not listed" in errors
+    assert (
+        f"{file}: kinds.VirtualMachineInstance.fields: 'status.nodeName' is read by VirtualMachineInstance "
+        "but not listed" in errors
+    )
     assert "'status.nodeNameTypo' is not read by VirtualMachineInstance (stale entry)" in errors
-    assert "kinds.VirtualMachineInstance.fields.status.phase: needs exactly one of go, rust, not_upstream, unverified" in errors
+    assert (
+        "kinds.VirtualMachineInstance.fields.status.phase: needs exactly one of go, rust, not_upstream, unverified"
+        in errors
+    )
     assert "kinds.VirtualMachineInstance.fields.spec.nodeSelector.since: 'v0.1.0' is not a tag in `read`" in errors
     assert "kinds.Node.repository: expected owner/name" in errors
     assert "kinds.Pod: missing" in errors
@@ -148,10 +161,12 @@ def test_check_fails_on_a_stale_document_and_a_bad_input(tmp_path, monkeypatch, 
     assert f"{bad}: cannot read" in capsys.readouterr().err
 
 
-
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +178,9 @@ def widgets_clone(tmp_path_factory) -> Path:
     (repo / "api" / "other").mkdir()
     (repo / "go.mod").write_text("module example.com/widgets\n\ngo 1.22\n")
     (repo / "api" / "other" / "selector.go").write_text(
-        'package other\n\ntype Selector struct {\n\tMatchLabels map[string]string `json:"matchLabels,omitempty"`\n}\n')
-    types_go = '''package v1
+        'package other\n\ntype Selector struct {\n\tMatchLabels map[string]string `json:"matchLabels,omitempty"`\n}\n'
+    )
+    types_go = """package v1
 
 import (
 \tother "example.com/widgets/api/other"
@@ -190,14 +206,15 @@ type WidgetSpec struct {
 type Part struct {
 \tName string `json:"name"`
 }
-'''
+"""
     (repo / "api" / "v1" / "types.go").write_text(types_go)
     _git(repo, "init", "-q")
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "v1.0.0")
     _git(repo, "tag", "v1.0.0")
-    (repo / "api" / "v1" / "types.go").write_text(types_go.replace(
-        "\tParts ", '\tColor    string         `json:"color"`\n\tParts '))
+    (repo / "api" / "v1" / "types.go").write_text(
+        types_go.replace("\tParts ", '\tColor    string         `json:"color"`\n\tParts ')
+    )
     _git(repo, "commit", "-qam", "color")
     _git(repo, "tag", "v1.1.0")
     return clones

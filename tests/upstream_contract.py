@@ -9,6 +9,7 @@
 A metric may be named by a histogram series (<base>_bucket/_sum/_count); lookups resolve
 it to the base name. Versions compare numerically; a two-part version ("1.7") in `last`
 covers every patch of that line. The contract's schema is documented at its top."""
+
 from __future__ import annotations
 
 import functools
@@ -187,8 +188,7 @@ def check_series(metric: str, series_labels: dict[str, str] | set[str], release:
     given = set(series_labels) - {"__name__"}
     own = labels(metric, release)
     missing = own - given
-    invented = {k for k in given - own - series_target_labels(metric)
-                if not k.startswith(label_prefixes(metric))}
+    invented = {k for k in given - own - series_target_labels(metric) if not k.startswith(label_prefixes(metric))}
     if missing or invented:
         problems = []
         if missing:
@@ -196,6 +196,8 @@ def check_series(metric: str, series_labels: dict[str, str] | set[str], release:
         if invented:
             problems.append(f"invents {sorted(invented)}")
         at = f" in {release}" if release else ""
-        raise ContractError(f"series {metric}{{{', '.join(sorted(given))}}} {' and '.join(problems)}: "
-                            f"the contract{at} has own labels {sorted(own)} and target labels "
-                            f"{sorted(series_target_labels(metric))}")
+        raise ContractError(
+            f"series {metric}{{{', '.join(sorted(given))}}} {' and '.join(problems)}: "
+            f"the contract{at} has own labels {sorted(own)} and target labels "
+            f"{sorted(series_target_labels(metric))}"
+        )

@@ -20,6 +20,7 @@ may change a sample's value or return None to drop it; `extra(t)` yields more
 (job, instance, metric, own labels, value) samples (a migration, a new VM...).
 Counters are rate × (t - start), so any window of t gives consistent rates.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,9 +30,9 @@ from pathlib import Path
 
 from . import upstream_contract as uc
 
-GIB = 1024 ** 3
+GIB = 1024**3
 # etcd's buckets: prometheus.ExponentialBuckets(0.001, 2, 14) (etcd server/wal/metrics.go).
-ETCD_BUCKETS = [0.001 * 2 ** k for k in range(14)]
+ETCD_BUCKETS = [0.001 * 2**k for k in range(14)]
 # Cumulative share of fsyncs at or below each bucket: p99 of WAL fsync ≈ 2.2 ms.
 WAL_FSYNC_CDF = [0.5, 0.989, 0.9995, 0.9999, 1.0]
 BACKEND_COMMIT_CDF = [0.2, 0.6, 0.95, 0.995, 0.9999, 1.0]
@@ -77,8 +78,9 @@ class Scenario:
     fsync_per_second: float = 40.0
     commit_per_second: float = 20.0
     hooks: list[Override] = dataclasses.field(default_factory=list)
-    extras: list[Callable[[float], Iterable[tuple[str, str, str, dict[str, str], float]]]] = \
-        dataclasses.field(default_factory=list)
+    extras: list[Callable[[float], Iterable[tuple[str, str, str, dict[str, str], float]]]] = dataclasses.field(
+        default_factory=list
+    )
 
     def __post_init__(self) -> None:
         if self.release not in uc.releases():
@@ -94,8 +96,9 @@ class Scenario:
     def vm_list(self) -> list[tuple[str, str, str]]:
         """(namespace, name, node) of each running VM, round-robin over the workers."""
         spaces = ["prod-web", "prod-db", "analytics", "batch"]
-        return [(spaces[i % len(spaces)], f"vm-{i:02d}", self.worker_names()[i % self.workers])
-                for i in range(self.vms)]
+        return [
+            (spaces[i % len(spaces)], f"vm-{i:02d}", self.worker_names()[i % self.workers]) for i in range(self.vms)
+        ]
 
     # ---- planted incidents
     def override(self, metric: str, labels: dict[str, str], t: float, value: float) -> float | None:
@@ -120,34 +123,73 @@ def _targets(sc: Scenario) -> dict[tuple[str, str], dict[str, str]]:
     out: dict[tuple[str, str], dict[str, str]] = {}
     for i, node in enumerate(sc.worker_names()):
         inst = f"{_ip(128, i)}:8443"
-        out[(KUBEVIRT_JOB, inst)] = {"job": KUBEVIRT_JOB, "instance": inst, "namespace": "openshift-cnv",
-                                     "pod": f"virt-handler-{node}", "container": "virt-handler",
-                                     "endpoint": "metrics", "service": KUBEVIRT_JOB}
+        out[(KUBEVIRT_JOB, inst)] = {
+            "job": KUBEVIRT_JOB,
+            "instance": inst,
+            "namespace": "openshift-cnv",
+            "pod": f"virt-handler-{node}",
+            "container": "virt-handler",
+            "endpoint": "metrics",
+            "service": KUBEVIRT_JOB,
+        }
     inst = f"{_ip(129, 0)}:8443"
-    out[(KUBEVIRT_JOB, inst)] = {"job": KUBEVIRT_JOB, "instance": inst, "namespace": "openshift-cnv",
-                                 "pod": "virt-controller-0", "container": "virt-controller",
-                                 "endpoint": "metrics", "service": KUBEVIRT_JOB}
+    out[(KUBEVIRT_JOB, inst)] = {
+        "job": KUBEVIRT_JOB,
+        "instance": inst,
+        "namespace": "openshift-cnv",
+        "pod": "virt-controller-0",
+        "container": "virt-controller",
+        "endpoint": "metrics",
+        "service": KUBEVIRT_JOB,
+    }
     for node in sc.worker_names() + sc.control_plane_names():
-        out[("node-exporter", node)] = {"job": "node-exporter", "instance": node, "namespace": "openshift-monitoring",
-                                        "pod": f"node-exporter-{node}", "container": "kube-rbac-proxy",
-                                        "endpoint": "https", "service": "node-exporter"}
+        out[("node-exporter", node)] = {
+            "job": "node-exporter",
+            "instance": node,
+            "namespace": "openshift-monitoring",
+            "pod": f"node-exporter-{node}",
+            "container": "kube-rbac-proxy",
+            "endpoint": "https",
+            "service": "node-exporter",
+        }
     # kube-state-metrics: instance and pod are dropped by its ServiceMonitor.
-    out[("kube-state-metrics", "")] = {"job": "kube-state-metrics", "namespace": "openshift-monitoring",
-                                       "container": "kube-rbac-proxy-main", "endpoint": "https-main",
-                                       "service": "kube-state-metrics"}
+    out[("kube-state-metrics", "")] = {
+        "job": "kube-state-metrics",
+        "namespace": "openshift-monitoring",
+        "container": "kube-rbac-proxy-main",
+        "endpoint": "https-main",
+        "service": "kube-state-metrics",
+    }
     for i, node in enumerate(sc.control_plane_names()):
         inst = f"{_ip(0, i)}:9979"
-        out[("etcd", inst)] = {"job": "etcd", "instance": inst, "namespace": "openshift-etcd",
-                               "pod": f"etcd-{node}", "container": "etcd-metrics",
-                               "endpoint": "etcd-metrics", "service": "etcd"}
+        out[("etcd", inst)] = {
+            "job": "etcd",
+            "instance": inst,
+            "namespace": "openshift-etcd",
+            "pod": f"etcd-{node}",
+            "container": "etcd-metrics",
+            "endpoint": "etcd-metrics",
+            "service": "etcd",
+        }
     return out
 
 
 # ----------------------------------------------------------------- healthy samples
-VMI_INFO_VALUES = {"phase": "running", "os": "rhel9", "workload": "server", "flavor": "small",
-                   "instance_type": "u1.medium", "preference": "rhel.9", "guest_os_kernel_release": "5.14.0-427.el9",
-                   "guest_os_machine": "pc-q35-rhel9.4.0", "guest_os_arch": "x86_64", "guest_os_name": "Red Hat Enterprise Linux",
-                   "guest_os_version_id": "9.4", "evictable": "true", "outdated": "false"}
+VMI_INFO_VALUES = {
+    "phase": "running",
+    "os": "rhel9",
+    "workload": "server",
+    "flavor": "small",
+    "instance_type": "u1.medium",
+    "preference": "rhel.9",
+    "guest_os_kernel_release": "5.14.0-427.el9",
+    "guest_os_machine": "pc-q35-rhel9.4.0",
+    "guest_os_arch": "x86_64",
+    "guest_os_name": "Red Hat Enterprise Linux",
+    "guest_os_version_id": "9.4",
+    "evictable": "true",
+    "outdated": "false",
+}
 
 
 def _healthy(sc: Scenario, t: float) -> Iterator[tuple[str, str, str, dict[str, str], float]]:
@@ -166,8 +208,13 @@ def _healthy(sc: Scenario, t: float) -> Iterator[tuple[str, str, str, dict[str, 
         yield KUBEVIRT_JOB, inst, "kubevirt_vmi_cpu_usage_seconds_total", own, sc.vm_cpu_cores * up
         for vcpu in range(sc.vm_vcpus):
             share = sc.vm_cpu_cores / sc.vm_vcpus
-            yield KUBEVIRT_JOB, inst, "kubevirt_vmi_vcpu_seconds_total", {**own, "id": str(vcpu), "state": "running"}, \
-                share * up
+            yield (
+                KUBEVIRT_JOB,
+                inst,
+                "kubevirt_vmi_vcpu_seconds_total",
+                {**own, "id": str(vcpu), "state": "running"},
+                share * up,
+            )
             yield KUBEVIRT_JOB, inst, "kubevirt_vmi_vcpu_wait_seconds_total", {**own, "id": str(vcpu)}, 0.001 * up
             yield KUBEVIRT_JOB, inst, "kubevirt_vmi_vcpu_delay_seconds_total", {**own, "id": str(vcpu)}, 0.002 * up
         mem = sc.vm_memory_bytes
@@ -178,12 +225,17 @@ def _healthy(sc: Scenario, t: float) -> Iterator[tuple[str, str, str, dict[str, 
         yield KUBEVIRT_JOB, inst, "kubevirt_vmi_memory_swap_in_traffic_bytes", own, 0.0
         yield KUBEVIRT_JOB, inst, "kubevirt_vmi_memory_swap_out_traffic_bytes", own, 0.0
         if has("kubevirt_vmi_dirty_rate_bytes_per_second"):
-            yield KUBEVIRT_JOB, inst, "kubevirt_vmi_dirty_rate_bytes_per_second", own, 4 * 1024 ** 2
+            yield KUBEVIRT_JOB, inst, "kubevirt_vmi_dirty_rate_bytes_per_second", own, 4 * 1024**2
         info = {**own, **{k: v for k, v in VMI_INFO_VALUES.items()}, "vmi_pod": f"virt-launcher-{name}-x7k2p"}
-        yield KUBEVIRT_JOB, controller, "kubevirt_vmi_info", \
-            {k: info[k] for k in uc.labels("kubevirt_vmi_info", rel)}, 1.0
+        yield (
+            KUBEVIRT_JOB,
+            controller,
+            "kubevirt_vmi_info",
+            {k: info[k] for k in uc.labels("kubevirt_vmi_info", rel)},
+            1.0,
+        )
         yield KUBEVIRT_JOB, controller, "kubevirt_vmi_non_evictable", own, 0.0
-    for node, inst in handler.items():
+    for inst in handler.values():
         yield KUBEVIRT_JOB, inst, "kubevirt_info", {"goversion": "go1.23.6", "kubeversion": f"v{rel}"}, 1.0
     for phase in ("pending", "scheduling", "running", "unset"):
         metric = f"kubevirt_vmi_migrations_in_{phase}_phase"
@@ -206,17 +258,23 @@ def _healthy(sc: Scenario, t: float) -> Iterator[tuple[str, str, str, dict[str, 
     # kube-state-metrics: every node Ready and schedulable
     for node in sc.worker_names() + sc.control_plane_names():
         for status in ("true", "false", "unknown"):
-            yield "kube-state-metrics", "", "kube_node_status_condition", \
-                {"node": node, "condition": "Ready", "status": status}, 1.0 if status == "true" else 0.0
+            yield (
+                "kube-state-metrics",
+                "",
+                "kube_node_status_condition",
+                {"node": node, "condition": "Ready", "status": status},
+                1.0 if status == "true" else 0.0,
+            )
         yield "kube-state-metrics", "", "kube_node_spec_unschedulable", {"node": node}, 0.0
 
     # etcd members
     for i, _ in enumerate(sc.control_plane_names()):
         inst = f"{_ip(0, i)}:9979"
         yield "etcd", inst, "etcd_server_has_leader", {}, 1.0
-        for metric, rate, cdf in (("etcd_disk_wal_fsync_duration_seconds", sc.fsync_per_second, WAL_FSYNC_CDF),
-                                  ("etcd_disk_backend_commit_duration_seconds", sc.commit_per_second,
-                                   BACKEND_COMMIT_CDF)):
+        for metric, rate, cdf in (
+            ("etcd_disk_wal_fsync_duration_seconds", sc.fsync_per_second, WAL_FSYNC_CDF),
+            ("etcd_disk_backend_commit_duration_seconds", sc.commit_per_second, BACKEND_COMMIT_CDF),
+        ):
             total = math.floor(rate * up)
             for k, le in enumerate(ETCD_BUCKETS):
                 share = cdf[min(k, len(cdf) - 1)]
@@ -364,6 +422,7 @@ def input_series(sc: Scenario, minutes: int, step_minutes: int = 1) -> list[dict
     """The `input_series` of a promtool rule test: values every `step_minutes` from
     sc.start (promtool's time 0) for `minutes`."""
     series = _timeline(sc, minutes * 60, step_minutes * 60)
-    return [{"series": f"{metric}{_labels(dict(labels))}",
-             "values": " ".join(_num(v) for _, v in points)}
-            for (metric, labels), points in sorted(series.items())]
+    return [
+        {"series": f"{metric}{_labels(dict(labels))}", "values": " ".join(_num(v) for _, v in points)}
+        for (metric, labels), points in sorted(series.items())
+    ]

@@ -1,1 +1,1 @@
-from .version import __version__
+from .version import __version__ as __version__

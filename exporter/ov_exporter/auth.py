@@ -9,6 +9,7 @@ the ClusterRole `system:auth-delegator`). Answers are cached by the token's SHA-
 allowed ones for `cache_seconds`, refusals for `DENIAL_SECONDS`. 401 and 403 only
 follow a definite answer; when the API server cannot answer the request gets 503.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,8 +61,13 @@ class KubernetesAuth:
     """TokenReview + SubjectAccessReview with a small cache; `middleware` guards every
     route except /healthz, /readyz and /runbooks/*."""
 
-    def __init__(self, credentials: Credentials, cache_seconds: float = 60.0,
-                 denial_seconds: float = DENIAL_SECONDS, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        cache_seconds: float = 60.0,
+        denial_seconds: float = DENIAL_SECONDS,
+        max_entries: int = MAX_ENTRIES,
+    ) -> None:
         self.credentials = credentials
         self.cache_seconds, self.denial_seconds, self.max_entries = cache_seconds, denial_seconds, max_entries
         self.counts: Counter[str] = Counter({r: 0 for r in RESULTS})
@@ -74,8 +80,11 @@ class KubernetesAuth:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(ssl=self.credentials.ssl, limit=8)
         self._session = aiohttp.ClientSession(
-            self.credentials.host, connector=connector, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
-            headers={"Accept": "application/json", "User-Agent": "ov-exporter"})
+            self.credentials.host,
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+            headers={"Accept": "application/json", "User-Agent": "ov-exporter"},
+        )
 
     async def close(self) -> None:
         for task in list(self._pending.values()):
@@ -104,8 +113,9 @@ class KubernetesAuth:
                     continue  # a kept-alive connection the server had closed; reviews are safe to repeat
                 raise ReviewError(f"{kind}: the API server {self.credentials.host} closed the connection") from exc
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                raise ReviewError(f"{kind}: cannot reach the API server {self.credentials.host}: "
-                                  f"{str(exc) or type(exc).__name__}") from exc
+                raise ReviewError(
+                    f"{kind}: cannot reach the API server {self.credentials.host}: {str(exc) or type(exc).__name__}"
+                ) from exc
             if resp.status in (200, 201):
                 try:
                     answer = json.loads(text)
@@ -130,20 +140,25 @@ class KubernetesAuth:
 
     async def review(self, token: str) -> Decision:
         """TokenReview, then SubjectAccessReview for the user it names. Raises ReviewError."""
-        tr = await self._create(TOKEN_REVIEWS, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                                                "spec": {"token": token}})
+        tr = await self._create(
+            TOKEN_REVIEWS, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+        )
         status = tr.get("status") or {}
         if status.get("authenticated") is not True:
             return Decision("unauthenticated", str(status.get("error") or "token not authenticated"))
         user = status.get("user") or {}
-        spec: dict[str, Any] = {"user": user.get("username", ""), "groups": user.get("groups") or [],
-                                "nonResourceAttributes": {"path": REVIEWED_PATH, "verb": REVIEWED_VERB}}
+        spec: dict[str, Any] = {
+            "user": user.get("username", ""),
+            "groups": user.get("groups") or [],
+            "nonResourceAttributes": {"path": REVIEWED_PATH, "verb": REVIEWED_VERB},
+        }
         if user.get("uid"):
             spec["uid"] = user["uid"]
         if user.get("extra"):
             spec["extra"] = user["extra"]
-        sar = await self._create(ACCESS_REVIEWS, {"apiVersion": "authorization.k8s.io/v1",
-                                                  "kind": "SubjectAccessReview", "spec": spec})
+        sar = await self._create(
+            ACCESS_REVIEWS, {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        )
         verdict = sar.get("status") or {}
         who = user.get("username", "?")
         if verdict.get("allowed") is True and verdict.get("denied") is not True:

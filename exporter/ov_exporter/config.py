@@ -2,6 +2,7 @@
 
 An unknown key or a bad value is a ConfigError naming the key (exit code 2).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -96,23 +97,32 @@ class Config(_Base):
 
 def _validate(cfg: Config, known_checks: set[str] | None, origin: str) -> Config:
     try:
-        cfg.migration_link_bytes_per_second
+        _ = cfg.migration_link_bytes_per_second  # parses migration-link-speed
     except ValueError as exc:
         raise ConfigError(f"{origin}: migration-link-speed: {exc}") from exc
-    if cfg.thresholds.cpu_overcommit_target and cfg.thresholds.cpu_overcommit_target > cfg.thresholds.cpu_overcommit_max:
+    if (
+        cfg.thresholds.cpu_overcommit_target
+        and cfg.thresholds.cpu_overcommit_target > cfg.thresholds.cpu_overcommit_max
+    ):
         raise ConfigError(f"{origin}: thresholds.cpu-overcommit-target must not exceed thresholds.cpu-overcommit-max")
     t = cfg.thresholds
     if t.right_sizing_over_ratio >= min(t.right_sizing_under_cpu_ratio, t.right_sizing_under_memory_ratio):
-        raise ConfigError(f"{origin}: thresholds.right-sizing-over-ratio must be below "
-                          "thresholds.right-sizing-under-cpu-ratio and right-sizing-under-memory-ratio")
+        raise ConfigError(
+            f"{origin}: thresholds.right-sizing-over-ratio must be below "
+            "thresholds.right-sizing-under-cpu-ratio and right-sizing-under-memory-ratio"
+        )
     for i, window in enumerate(cfg.rebalance_windows):
         if window.end <= window.start:
-            raise ConfigError(f"{origin}: rebalance-windows[{i}]: end {window.end.isoformat()} must be after "
-                              f"start {window.start.isoformat()}")
+            raise ConfigError(
+                f"{origin}: rebalance-windows[{i}]: end {window.end.isoformat()} must be after "
+                f"start {window.start.isoformat()}"
+            )
     if known_checks is not None:
         unknown = sorted(set(cfg.checks) - known_checks)
         if unknown:
-            raise ConfigError(f"{origin}: checks: unknown check id {unknown[0]!r} (known: {', '.join(sorted(known_checks))})")
+            raise ConfigError(
+                f"{origin}: checks: unknown check id {unknown[0]!r} (known: {', '.join(sorted(known_checks))})"
+            )
     return cfg
 
 
@@ -167,8 +177,14 @@ def reference() -> list[tuple[str, str, str]]:
             if isinstance(f.type, msgspec.inspect.StructType):
                 walk(f.type.cls, key + ".")
                 continue
-            default = f.default if f.default is not msgspec.NODEFAULT else (f.default_factory() if f.default_factory is not msgspec.NODEFAULT else "")
-            rows.append((key, "" if default is None else str(default), type(f.type).__name__.replace("Type", "").lower()))
+            default = (
+                f.default
+                if f.default is not msgspec.NODEFAULT
+                else (f.default_factory() if f.default_factory is not msgspec.NODEFAULT else "")
+            )
+            rows.append(
+                (key, "" if default is None else str(default), type(f.type).__name__.replace("Type", "").lower())
+            )
 
     walk(Config, "")
     return rows

@@ -5,6 +5,7 @@ check that informs a second one); what no check can see from the cluster API is
 listed here with what the operator should do instead. The README coverage table,
 the per-anti-pattern summary of `ov-exporter check` and the tests all read this.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,14 +46,14 @@ ANTI_PATTERNS: dict[int, str] = {
 # Not visible through the cluster API: what the operator does instead.
 NOT_OBSERVABLE: dict[int, str] = {
     3: "showmount is an ONTAP SVM setting, not a cluster object. On ONTAP run "
-       "`vserver nfs show -vserver <svm> -fields showmount` and disable it "
-       "(`vserver nfs modify -vserver <svm> -showmount disabled`) unless a client needs it.",
+    "`vserver nfs show -vserver <svm> -fields showmount` and disable it "
+    "(`vserver nfs modify -vserver <svm> -showmount disabled`) unless a client needs it.",
     17: "A practice, not a cluster state. Run `ov-exporter check` against the dev/test cluster (or a "
-        "snapshot of its manifests with `--output junit|sarif` in CI) and migrate production only "
-        "after it passes; keep the post-rebalance dashboard open during the first production wave.",
+    "snapshot of its manifests with `--output junit|sarif` in CI) and migrate production only "
+    "after it passes; keep the post-rebalance dashboard open during the first production wave.",
     18: "A practice, not a cluster state. Start with 5-10 VMs, size them from measured usage "
-        "(the `vm_right_sizing` check once metrics exist), and migrate in batches of at most 5 "
-        "(`ov_migrations_in_flight` against the limit shows the batch size).",
+    "(the `vm_right_sizing` check once metrics exist), and migrate in batches of at most 5 "
+    "(`ov_migrations_in_flight` against the limit shows the batch size).",
 }
 
 # Covered by alerting rules over upstream metrics rather than by an exporter check.
@@ -93,8 +94,10 @@ def checks_for(number: int) -> tuple[CheckSpec, ...]:
 
 
 def coverage() -> list[Coverage]:
-    return [Coverage(n, title, checks_for(n), ALERT_ONLY.get(n, ""), NOT_OBSERVABLE.get(n, ""))
-            for n, title in ANTI_PATTERNS.items()]
+    return [
+        Coverage(n, title, checks_for(n), ALERT_ONLY.get(n, ""), NOT_OBSERVABLE.get(n, ""))
+        for n, title in ANTI_PATTERNS.items()
+    ]
 
 
 def runbook_url(spec: CheckSpec) -> str:

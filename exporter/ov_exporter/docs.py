@@ -7,6 +7,7 @@ A document holds a generated section between `<!-- BEGIN name -->` and `<!-- END
 links in it are made relative to the document's folder. Each section lives in one
 document only (DOCUMENTS says which); tests/test_docs.py checks them all.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,9 @@ def _runbook(check_id: str, up: str) -> str:
 def checks_table(root: Path, up: str) -> str:
     rows = ["| check id | anti-pattern | title | severity | runbook |", "|---|---|---|---|---|"]
     for s in CHECKS:
-        rows.append(f"| `{s.id}` | {s.anti_pattern} | {s.title} | {s.severity_rules} | [{s.id}]({_runbook(s.id, up)}) |")
+        rows.append(
+            f"| `{s.id}` | {s.anti_pattern} | {s.title} | {s.severity_rules} | [{s.id}]({_runbook(s.id, up)}) |"
+        )
     return "\n".join(rows)
 
 
@@ -74,9 +77,11 @@ def alerts_table(root: Path, up: str) -> str:
                 if "alert" in rule:
                     name = rule["alert"]
                     labels = rule["labels"]
-                    rows.append(f"| [`{name}`]({up}alerts/runbooks/{name}.md) | {labels['severity']} | "
-                                f"{labels.get('impact', '')} | {rule.get('for', '0s')} | "
-                                f"{rule['annotations']['summary']} | {group['name']} |")
+                    rows.append(
+                        f"| [`{name}`]({up}alerts/runbooks/{name}.md) | {labels['severity']} | "
+                        f"{labels.get('impact', '')} | {rule.get('for', '0s')} | "
+                        f"{rule['annotations']['summary']} | {group['name']} |"
+                    )
     return "\n".join(rows)
 
 
@@ -109,11 +114,17 @@ def demo_summary(root: Path, up: str) -> str:
     lines = to_table(evaluate(store.state(), Config())).splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("AP1 "))
     end = next(i for i, line in enumerate(lines) if line.startswith("cluster score"))
-    return "```text\n" + "\n".join(lines[start:end + 1]) + "\n```"
+    return "```text\n" + "\n".join(lines[start : end + 1]) + "\n```"
 
 
-SECTIONS = {"demo": demo_summary, "coverage": coverage_table, "checks": checks_table, "metrics": metrics_table,
-            "config": config_table, "alerts": alerts_table}
+SECTIONS = {
+    "demo": demo_summary,
+    "coverage": coverage_table,
+    "checks": checks_table,
+    "metrics": metrics_table,
+    "config": config_table,
+    "alerts": alerts_table,
+}
 
 
 def update(text: str, root: Path, document: str) -> str:

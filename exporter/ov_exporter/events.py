@@ -5,6 +5,7 @@ and only `Store.apply` changes state. So a source can be run against anything th
 accepts events (a store, a list in a test), and the store is the one place that
 decides what an event means for objects, problems and each kind's health.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -172,7 +173,24 @@ class Synced:
     """Every kind has been loaded once: evaluations may start."""
 
 
-Event = Union[Upserted, Deleted, Listed, Contacted, KindSynced, KindFailed, KindAbsent, KindForbidden,
-              KindUnauthorized, WatchRestarted, Relisting, SourceFailed, ProblemFound, ProblemCleared, Ignored,
-              SamplesUpdated, ClockSet, Synced]
+Event = Union[
+    Upserted,
+    Deleted,
+    Listed,
+    Contacted,
+    KindSynced,
+    KindFailed,
+    KindAbsent,
+    KindForbidden,
+    KindUnauthorized,
+    WatchRestarted,
+    Relisting,
+    SourceFailed,
+    ProblemFound,
+    ProblemCleared,
+    Ignored,
+    SamplesUpdated,
+    ClockSet,
+    Synced,
+]
 Emit = Callable[[Event], None]

@@ -1,6 +1,7 @@
 """`ov-exporter snapshot --out DIR`: write what a source sees as a snapshot directory
 that `--snapshot DIR` reads back with identical findings. Only the trimmed records are
 written (the fields checks read); Secrets are never read, so never written."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .records import KINDS, to_builtins
-from .store import ClusterState
 from .sources.snapshot import CAPTURED_AT_FILE
+from .store import ClusterState
 
 
 def _label_value(value: str) -> str:

@@ -1,5 +1,6 @@
 """Log rate limiting: a repeated error (an unreachable API server, a file-descriptor
 shortage at accept) must not fill the disk."""
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,13 @@ class RateLimit(logging.Filter):
     """Passes at most `burst` records of one logger, level and message template per
     `period` seconds; the first record of the next period says how many were dropped."""
 
-    def __init__(self, burst: int = BURST, period: float = PERIOD, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 1000) -> None:
+    def __init__(
+        self,
+        burst: int = BURST,
+        period: float = PERIOD,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 1000,
+    ) -> None:
         super().__init__()
         self.burst, self.period, self.clock, self.max_keys = burst, period, clock, max_keys
         self._seen: dict[tuple, list] = {}  # key -> [window start, passed, suppressed]

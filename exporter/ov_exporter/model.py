@@ -1,4 +1,5 @@
 """Plain values shared by every layer: severities, metric families, check specs, findings."""
+
 from __future__ import annotations
 
 import enum

@@ -5,6 +5,7 @@ A bearer token file is read again for every query (projected service-account tok
 rotate); a CA file pins the server's certificate authority. Every failure is a
 PrometheusError naming the server and the query.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,9 @@ def _ts(value: float) -> str:
 class PrometheusClient:
     """`async with PrometheusClient(url, ...) as client: await client.vector(expr)`."""
 
-    def __init__(self, url: str, token_file: str | None = None, ca_file: str | None = None,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, token_file: str | None = None, ca_file: str | None = None, timeout: float = 30.0
+    ) -> None:
         self.url = url.rstrip("/")
         self.token_file, self.ca_file, self.timeout = token_file, ca_file, timeout
         self._session: aiohttp.ClientSession | None = None
@@ -70,12 +72,14 @@ class PrometheusClient:
         endpoint = f"{self.url}/api/v1/query"
         params = {"query": expr} if at is None else {"query": expr, "time": _ts(at)}
         try:
-            async with self._session.get(endpoint, params=params, headers=headers,
-                                         timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+            async with self._session.get(
+                endpoint, params=params, headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout)
+            ) as resp:
                 text, status = await resp.text(), resp.status
         except asyncio.TimeoutError as exc:
-            raise PrometheusError(f"{self.describe()} did not answer within {self.timeout:g}s "
-                                  f"(query {expr!r})") from exc
+            raise PrometheusError(
+                f"{self.describe()} did not answer within {self.timeout:g}s (query {expr!r})"
+            ) from exc
         except aiohttp.ClientError as exc:
             raise PrometheusError(f"{self.describe()} unreachable: {type(exc).__name__}: {exc}") from exc
         try:
@@ -84,14 +88,17 @@ class PrometheusClient:
             body = None
         if status != 200 or not isinstance(body, dict) or body.get("status") != "success":
             error = body.get("error") if isinstance(body, dict) else text[:200]
-            raise PrometheusError(f"Prometheus {endpoint}: HTTP {status}: {error or 'unexpected answer'} "
-                                  f"(query {expr!r})")
+            raise PrometheusError(
+                f"Prometheus {endpoint}: HTTP {status}: {error or 'unexpected answer'} (query {expr!r})"
+            )
         return body.get("data") or {}
 
     async def vector(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
         """The result of an instant query that must be a vector."""
         data = await self.data(expr, at)
         if data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
-            raise PrometheusError(f"Prometheus {self.url}/api/v1/query: expected a vector, got "
-                                  f"{data.get('resultType')!r} (query {expr!r})")
+            raise PrometheusError(
+                f"Prometheus {self.url}/api/v1/query: expected a vector, got "
+                f"{data.get('resultType')!r} (query {expr!r})"
+            )
         return data["result"]

@@ -29,6 +29,7 @@ Utilisation is averaged over AVG_WINDOW ending at each instant: 1 − the idle s
 `rate(node_cpu_seconds_total{mode="idle"}[1h])`, and
 1 − avg(`node_memory_MemAvailable_bytes`) / avg(`node_memory_MemTotal_bytes`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,7 @@ from typing import Any
 from .errors import OvError
 from .promclient import PrometheusClient, PrometheusError
 
-AVG_WINDOW = "1h"          # utilisation is averaged over this window before each instant
+AVG_WINDOW = "1h"  # utilisation is averaged over this window before each instant
 LOOKBACK_SECONDS = 172800  # migration starts are searched for in the 48 h before --at (the longest watch window)
 NODE_FROM_INSTANCE = '"node", "$1", "instance", "([^:]+)(:[0-9]+)?"'
 
@@ -64,8 +65,7 @@ def cpu_utilisation(matchers: str = "", at: str | None = None, window: str = AVG
     """Per-node CPU utilisation (0-1) averaged over `window` ending at `at`."""
     idle = _m(matchers, 'mode="idle"')
     sel = f"node_cpu_seconds_total{{{idle}}}[{window}]{_at(at)}"
-    return (f"max by (cluster, node) (label_replace(1 - avg without (cpu, mode) (rate({sel})), "
-            f"{NODE_FROM_INSTANCE}))")
+    return f"max by (cluster, node) (label_replace(1 - avg without (cpu, mode) (rate({sel})), {NODE_FROM_INSTANCE}))"
 
 
 def memory_utilisation(matchers: str = "", at: str | None = None, window: str = AVG_WINDOW) -> str:
@@ -89,8 +89,9 @@ def on_vm_nodes(expr: str, node_matchers: str, ats: tuple[str, ...]) -> str:
     return f"{expr} and on(cluster, node) ({vm_nodes(node_matchers, ats)})"
 
 
-def before_after(kind: str, matchers: str, node_matchers: str, before: str, now: str,
-                 window: str = AVG_WINDOW) -> dict[str, str]:
+def before_after(
+    kind: str, matchers: str, node_matchers: str, before: str, now: str, window: str = AVG_WINDOW
+) -> dict[str, str]:
     """The three expressions of one resource (`cpu` or `memory`): utilisation at
     `before`, at `now`, and the change (now - before), on the VM nodes of either instant.
     `matchers` filter the node_exporter series, `node_matchers` the VM-node series."""
@@ -153,8 +154,9 @@ MIGRATION_PARTS = (*MIGRATION_RESULTS, *MIGRATION_TIMES)
 
 # The clusters that have VM nodes or node_exporter series at an instant: one
 # label-less group where no series carries `cluster`.
-CLUSTERS_QUERY = ('group by (cluster) (ov_node_physical_cpu_cores or kubevirt_vmi_info '
-                  'or node_cpu_seconds_total{mode="idle"})')
+CLUSTERS_QUERY = (
+    'group by (cluster) (ov_node_physical_cpu_cores or kubevirt_vmi_info or node_cpu_seconds_total{mode="idle"})'
+)
 
 
 def cluster_matcher(cluster: str | None) -> str:
@@ -162,16 +164,18 @@ def cluster_matcher(cluster: str | None) -> str:
     return "" if cluster is None else f"cluster={json.dumps(cluster)}"
 
 
-def report_queries(start: float, at: float, lookback: float, cluster: str | None = None,
-                   window: str = AVG_WINDOW) -> dict[str, str]:
+def report_queries(
+    start: float, at: float, lookback: float, cluster: str | None = None, window: str = AVG_WINDOW
+) -> dict[str, str]:
     """Every query of one cluster's report, by key (also printed in the JSON output)."""
     matchers = cluster_matcher(cluster)
     queries = {"rebalance_start": rebalance_start_query(matchers)}
     for kind in ("cpu", "memory"):
         for part, expr in before_after(kind, matchers, matchers, _ts(start), _ts(at), window).items():
             queries[f"{kind}_{part}"] = expr
-    queries.update({f"migrations_{part}": migrations_query(part, math.ceil(lookback), matchers)
-                    for part in MIGRATION_PARTS})
+    queries.update(
+        {f"migrations_{part}": migrations_query(part, math.ceil(lookback), matchers) for part in MIGRATION_PARTS}
+    )
     return queries
 
 
@@ -203,8 +207,9 @@ def parse_time(text: str, reference: float, flag: str) -> float:
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
     except ValueError as exc:
-        raise RebalanceError(f"{flag}: expected RFC3339 (2026-01-02T03:04:05Z), a Unix timestamp or a "
-                             f"duration such as 48h, got {text!r}") from exc
+        raise RebalanceError(
+            f"{flag}: expected RFC3339 (2026-01-02T03:04:05Z), a Unix timestamp or a duration such as 48h, got {text!r}"
+        ) from exc
     if parsed.tzinfo is None:
         raise RebalanceError(f"{flag}: {text!r} has no time zone; add Z or an offset")
     return parsed.timestamp()
@@ -280,12 +285,20 @@ class Report:
         return {
             **({} if self.cluster is None else {"cluster": self.cluster}),
             "prometheus": self.prometheus,
-            "start": rfc3339(self.start), "start_timestamp": self.start, "start_source": self.start_source,
-            "at": rfc3339(self.at), "at_timestamp": self.at, "averaging_window": self.window,
+            "start": rfc3339(self.start),
+            "start_timestamp": self.start,
+            "start_source": self.start_source,
+            "at": rfc3339(self.at),
+            "at_timestamp": self.at,
+            "averaging_window": self.window,
             "nodes": [asdict(n) for n in self.nodes],
             "spread": self.spread,
-            "migrations": {"succeeded": self.succeeded, "failed": self.failed, "running": self.running,
-                           "items": [asdict(m) for m in self.migrations]},
+            "migrations": {
+                "succeeded": self.succeeded,
+                "failed": self.failed,
+                "running": self.running,
+                "items": [asdict(m) for m in self.migrations],
+            },
             "queries": self.queries,
         }
 
@@ -298,8 +311,9 @@ def _spread(values: list[float | None]) -> float | None:
 async def _migrations(client: PrometheusClient, at: float, lookback: float, matchers: str) -> list[Migration]:
     """Migrations with a start time in the lookback (KubeVirt >= 1.4.1), joined with the
     per-VMIM results on namespace and migration_name = vmim."""
-    results = await asyncio.gather(*(client.vector(migrations_query(part, math.ceil(lookback), matchers), at)
-                                     for part in MIGRATION_PARTS))
+    results = await asyncio.gather(
+        *(client.vector(migrations_query(part, math.ceil(lookback), matchers), at) for part in MIGRATION_PARTS)
+    )
     outcome: dict[tuple[str, str], str] = {}
     times: dict[tuple[str, str, str], dict[str, float]] = {}
     for part, result in zip(MIGRATION_PARTS, results):
@@ -338,8 +352,13 @@ def _where(client: PrometheusClient, cluster: str | None) -> str:
     return f"Prometheus {client.url}" + ("" if cluster is None else f" (cluster {cluster!r})")
 
 
-async def build_report(client: PrometheusClient, at: float, since: float | None = None,
-                       cluster: str | None = None, window: str = AVG_WINDOW) -> Report:
+async def build_report(
+    client: PrometheusClient,
+    at: float,
+    since: float | None = None,
+    cluster: str | None = None,
+    window: str = AVG_WINDOW,
+) -> Report:
     """The report of one cluster (None: series without a cluster label) at `at`; the
     rebalance starts at `since`, else at the exporter's ov_rebalance_start_timestamp_seconds,
     else at the earliest migration start in the LOOKBACK_SECONDS before `at`."""
@@ -351,8 +370,10 @@ async def build_report(client: PrometheusClient, at: float, since: float | None 
         since = await _exporter_start(client, at, matchers)
         source = "exporter"
         if since is not None and since >= at:
-            raise RebalanceError(f"{REBALANCE_START} on {where} is {rfc3339(since)}, not before "
-                                 f"--at {rfc3339(at)}; give the start with --since TIME")
+            raise RebalanceError(
+                f"{REBALANCE_START} on {where} is {rfc3339(since)}, not before "
+                f"--at {rfc3339(at)}; give the start with --since TIME"
+            )
     lookback = at - since if since is not None else LOOKBACK_SECONDS
     migrations = [m for m in await _migrations(client, at, lookback, matchers) if at - lookback <= m.start <= at]
     if since is None:
@@ -360,7 +381,8 @@ async def build_report(client: PrometheusClient, at: float, since: float | None 
             raise RebalanceError(
                 f"no live migration started between {rfc3339(at - lookback)} and {rfc3339(at)} "
                 f"({REBALANCE_START} and kubevirt_vmi_migration_start_time_seconds on {where}): "
-                f"no rebalance to report; give its start with --since TIME")
+                f"no rebalance to report; give its start with --since TIME"
+            )
         start, source = min(m.start for m in migrations), "detected"
     else:
         start = since
@@ -373,17 +395,33 @@ async def build_report(client: PrometheusClient, at: float, since: float | None 
         raise RebalanceError(
             f"{where}: no node_exporter utilisation for any VM node at {rfc3339(start)} or "
             f"{rfc3339(at)} (node_cpu_seconds_total, node_memory_* joined on instance = node name with "
-            f"kubevirt_vmi_info / ov_node_physical_cpu_cores)")
+            f"kubevirt_vmi_info / ov_node_physical_cpu_cores)"
+        )
     rows = []
     for node in names:
         cells = {k: values[k].get(node) for k in keys}
-        change = {kind: (cells[f"{kind}_now"] - cells[f"{kind}_before"]
-                         if cells[f"{kind}_now"] is not None and cells[f"{kind}_before"] is not None else None)
-                  for kind in ("cpu", "memory")}
-        rows.append(NodeRow(node, cells["cpu_before"], cells["cpu_now"], change["cpu"],
-                            cells["memory_before"], cells["memory_now"], change["memory"]))
+        change = {
+            kind: (
+                cells[f"{kind}_now"] - cells[f"{kind}_before"]
+                if cells[f"{kind}_now"] is not None and cells[f"{kind}_before"] is not None
+                else None
+            )
+            for kind in ("cpu", "memory")
+        }
+        rows.append(
+            NodeRow(
+                node,
+                cells["cpu_before"],
+                cells["cpu_now"],
+                change["cpu"],
+                cells["memory_before"],
+                cells["memory_now"],
+                change["memory"],
+            )
+        )
     spread = {
-        "cpu_before": _spread([r.cpu_before for r in rows]), "cpu_now": _spread([r.cpu_now for r in rows]),
+        "cpu_before": _spread([r.cpu_before for r in rows]),
+        "cpu_now": _spread([r.cpu_now for r in rows]),
         "memory_before": _spread([r.memory_before for r in rows]),
         "memory_now": _spread([r.memory_now for r in rows]),
     }
@@ -396,20 +434,27 @@ async def build_report(client: PrometheusClient, at: float, since: float | None 
 @dataclass
 class FleetReport:
     """One report per cluster, or why a cluster has none (no rebalance there)."""
+
     reports: list[Report]
     errors: dict[str, str] = field(default_factory=dict)
 
 
-async def build_fleet_report(client: PrometheusClient, at: float, since: float | None = None,
-                             cluster: str | None = None, window: str = AVG_WINDOW) -> FleetReport:
+async def build_fleet_report(
+    client: PrometheusClient,
+    at: float,
+    since: float | None = None,
+    cluster: str | None = None,
+    window: str = AVG_WINDOW,
+) -> FleetReport:
     """`cluster` alone, else every cluster of the data at `at`. A cluster without a
     rebalance is noted, not fatal, while another has one; with none, the error stands."""
     found = await clusters(client, at)
     names = found if cluster is None else [cluster]
     if cluster is not None and cluster not in found:
         seen = ", ".join(repr(c) for c in found if c is not None) or "none"
-        raise RebalanceError(f"Prometheus {client.url}: no series with cluster={cluster!r} at {rfc3339(at)} "
-                             f"(clusters seen: {seen})")
+        raise RebalanceError(
+            f"Prometheus {client.url}: no series with cluster={cluster!r} at {rfc3339(at)} (clusters seen: {seen})"
+        )
     fleet = FleetReport([])
     for name in names:
         try:
@@ -419,15 +464,23 @@ async def build_fleet_report(client: PrometheusClient, at: float, since: float |
                 raise
             fleet.errors[name or ""] = str(exc)
     if not fleet.reports:
-        raise RebalanceError("no cluster has a rebalance to report:\n" +
-                             "\n".join(f"  {name}: {why}" for name, why in fleet.errors.items()))
+        raise RebalanceError(
+            "no cluster has a rebalance to report:\n"
+            + "\n".join(f"  {name}: {why}" for name, why in fleet.errors.items())
+        )
     return fleet
 
 
-def rebalance_fleet_report(url: str, at: float | None = None, since: float | None = None,
-                           cluster: str | None = None, token_file: str | None = None,
-                           ca_file: str | None = None, timeout: float = 30.0,
-                           window: str = AVG_WINDOW) -> FleetReport:
+def rebalance_fleet_report(
+    url: str,
+    at: float | None = None,
+    since: float | None = None,
+    cluster: str | None = None,
+    token_file: str | None = None,
+    ca_file: str | None = None,
+    timeout: float = 30.0,
+    window: str = AVG_WINDOW,
+) -> FleetReport:
     """Synchronous entry point: the report of each cluster (or of `cluster`) at `at` (default now)."""
     import time
 
@@ -438,8 +491,15 @@ def rebalance_fleet_report(url: str, at: float | None = None, since: float | Non
     return asyncio.run(run())
 
 
-def rebalance_report(url: str, at: float | None = None, since: float | None = None, token_file: str | None = None,
-                     ca_file: str | None = None, timeout: float = 30.0, cluster: str | None = None) -> Report:
+def rebalance_report(
+    url: str,
+    at: float | None = None,
+    since: float | None = None,
+    token_file: str | None = None,
+    ca_file: str | None = None,
+    timeout: float = 30.0,
+    cluster: str | None = None,
+) -> Report:
     """The report of one cluster: `cluster`, or the only one in the data."""
     fleet = rebalance_fleet_report(url, at, since, cluster, token_file, ca_file, timeout)
     if len(fleet.reports) + len(fleet.errors) > 1:
@@ -461,22 +521,44 @@ HEADERS = ["node", "CPU before", "CPU now", "CPU change", "memory before", "memo
 
 
 def _rows(report: Report) -> list[list[str]]:
-    rows = [[r.node, _pct(r.cpu_before), _pct(r.cpu_now), _pts(r.cpu_change),
-             _pct(r.memory_before), _pct(r.memory_now), _pts(r.memory_change)] for r in report.nodes]
+    rows = [
+        [
+            r.node,
+            _pct(r.cpu_before),
+            _pct(r.cpu_now),
+            _pts(r.cpu_change),
+            _pct(r.memory_before),
+            _pct(r.memory_now),
+            _pts(r.memory_change),
+        ]
+        for r in report.nodes
+    ]
     s = report.spread
-    rows.append(["spread (max - min)", _pct(s["cpu_before"]), _pct(s["cpu_now"]), _pts(s["cpu_change"]),
-                 _pct(s["memory_before"]), _pct(s["memory_now"]), _pts(s["memory_change"])])
+    rows.append(
+        [
+            "spread (max - min)",
+            _pct(s["cpu_before"]),
+            _pct(s["cpu_now"]),
+            _pts(s["cpu_change"]),
+            _pct(s["memory_before"]),
+            _pct(s["memory_now"]),
+            _pts(s["memory_change"]),
+        ]
+    )
     return rows
 
 
 def _summary(report: Report) -> list[str]:
     how = {"detected": "earliest migration start", "exporter": f"the exporter's {REBALANCE_START}"}.get(
-        report.start_source, report.start_source)
+        report.start_source, report.start_source
+    )
     lines = [] if report.cluster is None else [f"Cluster: {report.cluster}"]
-    lines += [f"Rebalance start: {rfc3339(report.start)} ({how}); now: {rfc3339(report.at)}; "
-             f"utilisation averaged over the {report.window} before each.",
-             f"Migrations since the start: {report.succeeded} succeeded, {report.failed} failed, "
-             f"{report.running} not finished."]
+    lines += [
+        f"Rebalance start: {rfc3339(report.start)} ({how}); now: {rfc3339(report.at)}; "
+        f"utilisation averaged over the {report.window} before each.",
+        f"Migrations since the start: {report.succeeded} succeeded, {report.failed} failed, "
+        f"{report.running} not finished.",
+    ]
     lines += [f"Failed: {m.namespace}/{m.vmim} (VMI {m.vmi})" for m in report.migrations if m.result == "failed"]
     return lines
 
@@ -484,8 +566,10 @@ def _summary(report: Report) -> list[str]:
 def report_table(report: Report) -> str:
     rows = [HEADERS] + _rows(report)
     widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-             for r in rows]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+        for r in rows
+    ]
     return "\n".join(_summary(report) + [""] + lines) + "\n"
 
 
@@ -494,8 +578,11 @@ def report_markdown(report: Report) -> str:
     out += [f"- {line}" for line in _summary(report)]
     out += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" + "---:|" * (len(HEADERS) - 1)]
     out += ["| " + " | ".join(r) + " |" for r in _rows(report)]
-    out += ["", f"Source: Prometheus {report.prometheus}, node_exporter CPU (1 - idle) and memory "
-                f"(1 - MemAvailable / MemTotal) of the nodes running VMs."]
+    out += [
+        "",
+        f"Source: Prometheus {report.prometheus}, node_exporter CPU (1 - idle) and memory "
+        f"(1 - MemAvailable / MemTotal) of the nodes running VMs.",
+    ]
     return "\n".join(out) + "\n"
 
 

@@ -4,6 +4,7 @@ Scrapes only pick a prepared payload (text or OpenMetrics, plain or gzip); nothi
 is computed on the scrape path. Rendering is synchronous (about 10-14 us a series in
 client_python), so the caller runs `render` in a worker thread.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -20,8 +21,8 @@ from prometheus_client.registry import CollectorRegistry
 from .checks import CHECKS
 from .model import CheckSpec, Family, Severity, Status
 from .records import KIND_BY_KEY
-from .runner import Evaluation
 from .report import anti_pattern_summary, score
+from .runner import Evaluation
 from .store import KIND_STATES
 from .version import __version__
 
@@ -30,47 +31,89 @@ TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Self-metrics, declared like check families so the README reference covers them.
 SELF_FAMILIES: tuple[Family, ...] = (
     Family("ov_check_up", "gauge", "1 when the check ran (ok or not applicable), 0 when it failed.", ("check",)),
-    Family("ov_check_applicable", "gauge", "0 when the cluster lacks what the check judges (not_applicable).",
-           ("check",)),
+    Family(
+        "ov_check_applicable", "gauge", "0 when the cluster lacks what the check judges (not_applicable).", ("check",)
+    ),
     Family("ov_check_duration_seconds", "gauge", "Time the check took in the last evaluation.", ("check",)),
-    Family("ov_check_last_success_timestamp_seconds", "gauge",
-           "Unix time of the last evaluation in which the check succeeded.", ("check",)),
+    Family(
+        "ov_check_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last evaluation in which the check succeeded.",
+        ("check",),
+    ),
     Family("ov_findings", "gauge", "Findings of the last evaluation by check and severity.", ("check", "severity")),
-    Family("ov_series_dropped_total", "counter",
-           "Per-object series the per-check cap (series-cap) dropped, summed over evaluations.", ("check",)),
+    Family(
+        "ov_series_dropped_total",
+        "counter",
+        "Per-object series the per-check cap (series-cap) dropped, summed over evaluations.",
+        ("check",),
+    ),
     Family("ov_evaluations_total", "counter", "Evaluations run since start."),
     Family("ov_last_evaluation_timestamp_seconds", "gauge", "Unix time the last evaluation started."),
     Family("ov_evaluation_duration_seconds", "gauge", "Time the last evaluation took, all checks together."),
     Family("ov_source_objects", "gauge", "Objects held in the cluster-state store by kind.", ("kind",)),
-    Family("ov_source_kind_state", "gauge",
-           "1 for the state a kind is in: synced (listed, watched), syncing (first list not done), stale (listed, "
-           "but no successful contact for over 30 s: its checks fail), failed (errors before the first list), "
-           "unauthorized (the API server rejects the credentials), forbidden (RBAC denies list/watch; see /readyz "
-           "and the log for the permission) or absent (API not installed).",
-           ("kind", "state")),
-    Family("ov_source_last_contact_timestamp_seconds", "gauge",
-           "Unix time of the last successful answer of the API server for a kind (list page, watch opened, "
-           "watch event).", ("kind",)),
-    Family("ov_source_watch_restarts_total", "counter", "Watch streams of a kind resumed after they ended or dropped.",
-           ("kind",)),
-    Family("ov_source_relists_total", "counter", "LISTs of a kind after the first (410 Gone or a recovered error).",
-           ("kind",)),
-    Family("ov_source_last_event_timestamp_seconds", "gauge",
-           "Unix time of the last list or watch event (bookmarks included) of a kind.", ("kind",)),
-    Family("ov_source_api_requests_total", "counter", "Requests to the Kubernetes API by verb and HTTP code.",
-           ("verb", "code")),
-    Family("ov_http_auth_requests_total", "counter",
-           "Requests to data routes (/metrics, /, /findings.json) under --auth kubernetes by result: allowed, "
-           "denied (403), unauthenticated (401: no token or not authenticated), error (503: the API server "
-           "did not answer the review), as of the last evaluation. Absent with --auth none.", ("result",)),
+    Family(
+        "ov_source_kind_state",
+        "gauge",
+        "1 for the state a kind is in: synced (listed, watched), syncing (first list not done), stale (listed, "
+        "but no successful contact for over 30 s: its checks fail), failed (errors before the first list), "
+        "unauthorized (the API server rejects the credentials), forbidden (RBAC denies list/watch; see /readyz "
+        "and the log for the permission) or absent (API not installed).",
+        ("kind", "state"),
+    ),
+    Family(
+        "ov_source_last_contact_timestamp_seconds",
+        "gauge",
+        "Unix time of the last successful answer of the API server for a kind (list page, watch opened, watch event).",
+        ("kind",),
+    ),
+    Family(
+        "ov_source_watch_restarts_total",
+        "counter",
+        "Watch streams of a kind resumed after they ended or dropped.",
+        ("kind",),
+    ),
+    Family(
+        "ov_source_relists_total",
+        "counter",
+        "LISTs of a kind after the first (410 Gone or a recovered error).",
+        ("kind",),
+    ),
+    Family(
+        "ov_source_last_event_timestamp_seconds",
+        "gauge",
+        "Unix time of the last list or watch event (bookmarks included) of a kind.",
+        ("kind",),
+    ),
+    Family(
+        "ov_source_api_requests_total",
+        "counter",
+        "Requests to the Kubernetes API by verb and HTTP code.",
+        ("verb", "code"),
+    ),
+    Family(
+        "ov_http_auth_requests_total",
+        "counter",
+        "Requests to data routes (/metrics, /, /findings.json) under --auth kubernetes by result: allowed, "
+        "denied (403), unauthenticated (401: no token or not authenticated), error (503: the API server "
+        "did not answer the review), as of the last evaluation. Absent with --auth none.",
+        ("result",),
+    ),
     Family("ov_source_problems", "gauge", "Files and objects the source skipped as malformed (see the log)."),
     Family("ov_source_ignored_objects", "gauge", "Objects of kinds no check reads, ignored by the source."),
-    Family("ov_cluster_score_ratio", "gauge",
-           "Share of checks passing, weighted by severity (a check with warnings weighs 2, with critical "
-           "findings 3, a passing one 1); not applicable and failed checks left out. Absent when no check ran."),
-    Family("ov_anti_pattern_verdict", "gauge",
-           "1 for the current verdict of each anti-pattern (1-19): pass, fail, not_applicable, check_failed, "
-           "disabled, not_observable or alerts_only.", ("anti_pattern", "verdict")),
+    Family(
+        "ov_cluster_score_ratio",
+        "gauge",
+        "Share of checks passing, weighted by severity (a check with warnings weighs 2, with critical "
+        "findings 3, a passing one 1); not applicable and failed checks left out. Absent when no check ran.",
+    ),
+    Family(
+        "ov_anti_pattern_verdict",
+        "gauge",
+        "1 for the current verdict of each anti-pattern (1-19): pass, fail, not_applicable, check_failed, "
+        "disabled, not_observable or alerts_only.",
+        ("anti_pattern", "verdict"),
+    ),
     Family("ov_build", "info", "Exporter build information.", ("version", "python_version")),
 )
 
@@ -101,11 +144,17 @@ class SourceStats:
     auth: dict[str, int] | None = None  # --auth kubernetes: result -> requests
 
     @classmethod
-    def of(cls, store: Any, requests: dict[tuple[str, str], int] | None = None,
-           auth: dict[str, int] | None = None) -> "SourceStats":
-        return cls({KIND_BY_KEY[k].kind: n for k, n in store.counts().items()}, len(store.problems),
-                   sum(store.ignored_counts().values()),
-                   {KIND_BY_KEY[k].kind: st for k, st in store.kinds.items()}, dict(requests or {}), auth)
+    def of(
+        cls, store: Any, requests: dict[tuple[str, str], int] | None = None, auth: dict[str, int] | None = None
+    ) -> "SourceStats":
+        return cls(
+            {KIND_BY_KEY[k].kind: n for k, n in store.counts().items()},
+            len(store.problems),
+            sum(store.ignored_counts().values()),
+            {KIND_BY_KEY[k].kind: st for k, st in store.kinds.items()},
+            dict(requests or {}),
+            auth,
+        )
 
 
 def _family(fam: Family) -> Metric:

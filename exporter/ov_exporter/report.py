@@ -1,5 +1,6 @@
 """Findings as JSON (the `check --output json` and /findings.json shape), table, HTML,
 JUnit XML and SARIF; the cluster score and the per-anti-pattern summary."""
+
 from __future__ import annotations
 
 import html
@@ -7,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from xml.etree import ElementTree as ET
 
-from .coverage import REPOSITORY as REPOSITORY_URL, coverage, runbook_url
+from .coverage import REPOSITORY as REPOSITORY_URL
+from .coverage import coverage, runbook_url
 from .model import Finding, Severity, Status
 from .runner import CheckResult, Evaluation
 from .version import __version__
@@ -81,15 +83,17 @@ def anti_pattern_summary(evaluation: Evaluation) -> list[dict[str, Any]]:
             verdict = "pass"
         else:
             verdict = "fail"
-        rows.append({
-            "anti_pattern": cov.number,
-            "title": cov.title,
-            "checks": [s.id for s in cov.checks],
-            "verdict": verdict,
-            "worst": str(worst) if worst else None,
-            "findings": {str(sev): sum(1 for f in findings if f.severity is sev) for sev in reversed(Severity)},
-            "note": cov.not_observable or cov.alert_note,
-        })
+        rows.append(
+            {
+                "anti_pattern": cov.number,
+                "title": cov.title,
+                "checks": [s.id for s in cov.checks],
+                "verdict": verdict,
+                "worst": str(worst) if worst else None,
+                "findings": {str(sev): sum(1 for f in findings if f.severity is sev) for sev in reversed(Severity)},
+                "note": cov.not_observable or cov.alert_note,
+            }
+        )
     return rows
 
 
@@ -119,28 +123,38 @@ def to_json(evaluation: Evaluation) -> dict[str, Any]:
 
 
 def _score_json(sc: Score) -> dict[str, Any]:
-    return {"value": None if sc.value is None else round(sc.value, 4), "passing": sc.passing,
-            "failing": sc.failing, "failed": sc.failed, "not_applicable": sc.not_applicable}
+    return {
+        "value": None if sc.value is None else round(sc.value, 4),
+        "passing": sc.passing,
+        "failing": sc.failing,
+        "failed": sc.failed,
+        "not_applicable": sc.not_applicable,
+    }
 
 
 def score_line(sc: Score) -> str:
     value = "n/a" if sc.value is None else f"{sc.value * 100:.0f}%"
     extra = f"; {sc.failed} check(s) failed to run and are not counted" if sc.failed else ""
-    return (f"cluster score {value} (severity-weighted share of checks passing: {sc.passing} passing, "
-            f"{sc.failing} with findings, {sc.not_applicable} not applicable{extra})")
+    return (
+        f"cluster score {value} (severity-weighted share of checks passing: {sc.passing} passing, "
+        f"{sc.failing} with findings, {sc.not_applicable} not applicable{extra})"
+    )
 
 
 def versions(evaluation: Evaluation) -> dict[str, str]:
     """{"kubevirt": ..., "hco": ...} as the migration_capacity check read them from the CRs."""
     names = {"ov_kubevirt": "kubevirt", "ov_hyperconverged": "hco"}
-    return {names[s.family]: s.labels[0] for r in evaluation.results for s in r.samples
-            if s.family in names and s.labels and s.labels[0]}
+    return {
+        names[s.family]: s.labels[0]
+        for r in evaluation.results
+        for s in r.samples
+        if s.family in names and s.labels and s.labels[0]
+    }
 
 
 def versions_line(evaluation: Evaluation) -> str:
     found = versions(evaluation)
-    return (f"KubeVirt {found.get('kubevirt', 'unknown')}, "
-            f"HyperConverged operator {found.get('hco', 'unknown')}")
+    return f"KubeVirt {found.get('kubevirt', 'unknown')}, HyperConverged operator {found.get('hco', 'unknown')}"
 
 
 def to_table(evaluation: Evaluation) -> str:
@@ -179,8 +193,10 @@ def to_html(evaluation: Evaluation | None, source: str, problems: int, blind: di
     warning = ""
     if blind:
         items = "".join(f"<li>{e(kind)}: {e(why)}</li>" for kind, why in sorted(blind.items()))
-        warning = ("<div class='critical'><p>The exporter cannot see part of the cluster: the checks that read "
-                   f"these kinds failed, and their findings are missing from this page.</p><ul>{items}</ul></div>")
+        warning = (
+            "<div class='critical'><p>The exporter cannot see part of the cluster: the checks that read "
+            f"these kinds failed, and their findings are missing from this page.</p><ul>{items}</ul></div>"
+        )
     if evaluation is None:
         body = "<p>No evaluation yet: the source is still loading.</p>"
     else:
@@ -188,18 +204,21 @@ def to_html(evaluation: Evaluation | None, source: str, problems: int, blind: di
             f"<tr><td>{e(r.spec.id)}</td><td>{r.spec.anti_pattern}</td><td>{e(r.spec.title)}</td>"
             f"<td class='{e(r.status.value)}'>{e(r.status.value)}</td><td>{len(r.findings)}</td>"
             f"<td>{e(r.error)}</td></tr>"
-            for r in evaluation.results)
+            for r in evaluation.results
+        )
         specs = {r.spec.id: r.spec for r in evaluation.results}
         findings = "".join(
             f"<tr><td class='{f.severity}'>{f.severity}</td><td>{e(f.check)}</td><td>{e(str(f.obj))}</td>"
             f"<td>{e(f.message)}</td><td>{e(specs[f.check].remediation)}</td>"
             f"<td><a href='/{e(specs[f.check].runbook)}'>runbook</a></td></tr>"
-            for f in evaluation.findings)
+            for f in evaluation.findings
+        )
         summary = "".join(
             f"<tr><td>{row['anti_pattern']}</td><td>{e(row['title'])}</td>"
             f"<td class='{e(row['worst'] or '')}'>{e(row['verdict'])}</td><td>{e(', '.join(row['checks']))}</td>"
             f"<td>{e(', '.join(f'{n} {sev}' for sev, n in row['findings'].items() if n))}</td></tr>"
-            for row in anti_pattern_summary(evaluation))
+            for row in anti_pattern_summary(evaluation)
+        )
         body = (
             f"<p><strong>{e(score_line(score(evaluation)))}</strong></p>"
             f"<p class='small'>{e(versions_line(evaluation))}</p>"
@@ -209,14 +228,16 @@ def to_html(evaluation: Evaluation | None, source: str, problems: int, blind: di
             f"<th>findings</th><th>error</th></tr>{checks}</table>"
             f"<h2>Findings ({len(evaluation.findings)})</h2><table><tr><th>severity</th><th>check</th>"
             "<th>object</th><th>message</th><th>remediation</th><th>runbook</th></tr>"
-            f"{findings}</table>")
+            f"{findings}</table>"
+        )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>OpenShift Virtualization anti-patterns</title>"
         f"<style>{_STYLE}</style></head><body><h1>OpenShift Virtualization anti-patterns</h1>"
         f"<p class='small'>Source: {e(source)}; {problems} skipped file(s)/object(s). "
         "<a href='/metrics'>/metrics</a> · <a href='/findings.json'>/findings.json</a> · "
         "<a href='/readyz'>/readyz</a></p>"
-        f"{warning}{body}</body></html>")
+        f"{warning}{body}</body></html>"
+    )
 
 
 # ---------------------------------------------------------------- JUnit XML
@@ -237,8 +258,7 @@ def to_junit(evaluation: Evaluation, fail_on: Severity | None, locate: Locator |
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         classname = f"ov-exporter.AP{r.spec.anti_pattern}.{r.spec.id}"
         if r.status is not Status.OK:
-            case = ET.SubElement(suite, "testcase", name=r.spec.title, classname=classname,
-                                 time=f"{r.duration:.3f}")
+            case = ET.SubElement(suite, "testcase", name=r.spec.title, classname=classname, time=f"{r.duration:.3f}")
             if r.status is Status.NOT_APPLICABLE:
                 ET.SubElement(case, "skipped", message=r.error or "not applicable")
                 counts["skipped"] += 1
@@ -281,27 +301,34 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.CRITICAL: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
-def to_sarif(evaluation: Evaluation, locate: Locator | None = None, problems: list | None = None,
-             base_uri: str | None = None) -> dict[str, Any]:
+def to_sarif(
+    evaluation: Evaluation, locate: Locator | None = None, problems: list | None = None, base_uri: str | None = None
+) -> dict[str, Any]:
     """A SARIF 2.1.0 log: one rule per check, one result per finding. A finding on an
     object read from a file points at that file and line (relative to SRCROOT, the
     snapshot directory), so code-scanning tools annotate the manifest itself."""
     specs = [r.spec for r in evaluation.results]
     index = {s.id: i for i, s in enumerate(specs)}
-    rules = [{
-        "id": s.id,
-        "name": "".join(part.capitalize() for part in s.id.split("_")),
-        "shortDescription": {"text": s.title},
-        "fullDescription": {"text": f"Anti-pattern {s.anti_pattern}: {s.title}. Severity: {s.severity_rules}."},
-        "help": {"text": s.remediation},
-        "helpUri": runbook_url(s),
-        "defaultConfiguration": {"level": "warning"},
-        "properties": {"anti-pattern": s.anti_pattern, "tags": [f"anti-pattern-{s.anti_pattern}"]},
-    } for s in specs]
+    rules = [
+        {
+            "id": s.id,
+            "name": "".join(part.capitalize() for part in s.id.split("_")),
+            "shortDescription": {"text": s.title},
+            "fullDescription": {"text": f"Anti-pattern {s.anti_pattern}: {s.title}. Severity: {s.severity_rules}."},
+            "help": {"text": s.remediation},
+            "helpUri": runbook_url(s),
+            "defaultConfiguration": {"level": "warning"},
+            "properties": {"anti-pattern": s.anti_pattern, "tags": [f"anti-pattern-{s.anti_pattern}"]},
+        }
+        for s in specs
+    ]
     results = []
     for f in evaluation.findings:
-        logical = {"fullyQualifiedName": "/".join(p for p in (f.obj.kind, f.obj.namespace, f.obj.name) if p),
-                   "name": f.obj.name, "kind": "resource"}
+        logical = {
+            "fullyQualifiedName": "/".join(p for p in (f.obj.kind, f.obj.namespace, f.obj.name) if p),
+            "name": f.obj.name,
+            "kind": "resource",
+        }
         location: dict[str, Any] = {"logicalLocations": [logical]}
         where = _where(f, locate)
         if where:
@@ -309,28 +336,40 @@ def to_sarif(evaluation: Evaluation, locate: Locator | None = None, problems: li
             if where[1]:
                 physical["region"] = {"startLine": where[1]}
             location["physicalLocation"] = physical
-        results.append({
-            "ruleId": f.check,
-            "ruleIndex": index[f.check],
-            "level": _LEVEL[f.severity],
-            "message": {"text": f"{f.obj}: {f.message}"},
-            "locations": [location],
-            "partialFingerprints": {"ovObject/v1": f"{f.check}/{f.obj.kind}/{f.obj.namespace}/{f.obj.name}"},
-            "properties": {"severity": str(f.severity)},
-        })
-    notifications = [{
-        "level": "error",
-        "message": {"text": f"check {r.spec.id} failed: {r.error}"},
-        "descriptor": {"id": r.spec.id},
-    } for r in evaluation.results if r.status is Status.FAILED]
-    notifications += [{"level": "warning", "message": {"text": f"skipped {p.where}: {p.message}"}}
-                      for p in problems or []]
+        results.append(
+            {
+                "ruleId": f.check,
+                "ruleIndex": index[f.check],
+                "level": _LEVEL[f.severity],
+                "message": {"text": f"{f.obj}: {f.message}"},
+                "locations": [location],
+                "partialFingerprints": {"ovObject/v1": f"{f.check}/{f.obj.kind}/{f.obj.namespace}/{f.obj.name}"},
+                "properties": {"severity": str(f.severity)},
+            }
+        )
+    notifications = [
+        {
+            "level": "error",
+            "message": {"text": f"check {r.spec.id} failed: {r.error}"},
+            "descriptor": {"id": r.spec.id},
+        }
+        for r in evaluation.results
+        if r.status is Status.FAILED
+    ]
+    notifications += [
+        {"level": "warning", "message": {"text": f"skipped {p.where}: {p.message}"}} for p in problems or []
+    ]
     run: dict[str, Any] = {
-        "tool": {"driver": {"name": "ov-exporter", "version": __version__, "informationUri": REPOSITORY_URL,
-                            "rules": rules}},
+        "tool": {
+            "driver": {"name": "ov-exporter", "version": __version__, "informationUri": REPOSITORY_URL, "rules": rules}
+        },
         "results": results,
-        "invocations": [{"executionSuccessful": not any(r.status is Status.FAILED for r in evaluation.results),
-                         "toolExecutionNotifications": notifications}],
+        "invocations": [
+            {
+                "executionSuccessful": not any(r.status is Status.FAILED for r in evaluation.results),
+                "toolExecutionNotifications": notifications,
+            }
+        ],
         "properties": {"score": _score_json(score(evaluation))},
     }
     if base_uri:

@@ -1,6 +1,7 @@
 """The runner: runs the checks (registered in checks/__init__.py) against one
 ClusterState: times them, isolates failures, applies exemptions, namespace filters
 and the per-check series cap."""
+
 from __future__ import annotations
 
 import gc
@@ -122,7 +123,10 @@ def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter
     for s in output.samples:
         fam = families.get(s.family)
         if fam is None or len(s.labels) != len(fam.labels):
-            result.status, result.error = Status.FAILED, f"bug: sample {s.family}{s.labels} does not match a declared family"
+            result.status, result.error = (
+                Status.FAILED,
+                f"bug: sample {s.family}{s.labels} does not match a declared family",
+            )
             log.error("check %s: %s", spec.id, result.error)
             return result
         if not flt.keep(spec.id, s.obj):
@@ -166,8 +170,10 @@ class Reuse:
             kinds |= {_KEY_BY_KIND[k] for k in named if k in _KEY_BY_KIND}
         if "virtualmachineinstances.kubevirt.io" in kinds:  # a VMI honours its VM's exemption
             kinds.add("virtualmachines.kubevirt.io")
-        parts: list = [(k, state.generations.get(k), state.absent.get(k), state.forbidden.get(k),
-                        state.unavailable.get(k)) for k in sorted(kinds)]
+        parts: list = [
+            (k, state.generations.get(k), state.absent.get(k), state.forbidden.get(k), state.unavailable.get(k))
+            for k in sorted(kinds)
+        ]
         if spec.uses_samples or spec.reads_samples:
             parts.append(("samples", state.generations.get("samples"), state.samples_error))
         return tuple(parts)
@@ -186,8 +192,9 @@ class Reuse:
         return result
 
 
-def evaluate(state: ClusterState, config: Config, specs: Iterable[CheckSpec] = CHECKS,
-             reuse: Reuse | None = None) -> Evaluation:
+def evaluate(
+    state: ClusterState, config: Config, specs: Iterable[CheckSpec] = CHECKS, reuse: Reuse | None = None
+) -> Evaluation:
     """Run every enabled check once (or reuse its last result, see Reuse). Never raises
     because of a check."""
     started_wall, started = time.time(), time.perf_counter()

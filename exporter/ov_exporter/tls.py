@@ -9,6 +9,7 @@ not matching) is logged with the file names and the previous pair keeps being se
 The swap uses the SNI callback, which OpenSSL calls for every ClientHello (with or
 without a server name): it points the connection at the context of the current pair.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,10 @@ class ReloadingTLS:
         try:
             self._current = _context(cert_file, key_file)
         except (OSError, ssl.SSLError, ValueError) as exc:
-            raise OvError(f"--tls-cert-file {cert_file} / --tls-key-file {key_file}: "
-                          f"cannot load the certificate and key: {_why(exc)}") from exc
+            raise OvError(
+                f"--tls-cert-file {cert_file} / --tls-key-file {key_file}: "
+                f"cannot load the certificate and key: {_why(exc)}"
+            ) from exc
         self.server_context = _context(cert_file, key_file)
         self.server_context.sni_callback = self._on_hello
         self._checked = time.monotonic()
@@ -69,8 +72,12 @@ class ReloadingTLS:
         try:
             ctx = _context(self.cert_file, self.key_file)
         except (OSError, ssl.SSLError, ValueError) as exc:
-            log.error("TLS certificate %s / key %s changed but cannot be loaded: %s; "
-                      "still serving the previous certificate", self.cert_file, self.key_file, _why(exc))
+            log.error(
+                "TLS certificate %s / key %s changed but cannot be loaded: %s; still serving the previous certificate",
+                self.cert_file,
+                self.key_file,
+                _why(exc),
+            )
             return
         self._current = ctx
         self.reloads += 1

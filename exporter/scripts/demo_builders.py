@@ -2,6 +2,7 @@
 resource versions, timestamps derived from names), then one function per kind that
 turns a few parameters into a full object in `oc get -o yaml` style, and the Cluster
 that renders them to files. exporter/scripts/make_demo.py is the entry point."""
+
 from __future__ import annotations
 
 import hashlib
@@ -59,9 +60,17 @@ def stamp(days_ago: float, *parts: object) -> str:
     return (NOW - timedelta(days=days_ago, seconds=jitter)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def meta(kind: str, name: str, namespace: str | None = None, *, labels: dict | None = None,
-         annotations: dict | None = None, age_days: float = 90, owner: dict | None = None,
-         extra: dict | None = None) -> dict:
+def meta(
+    kind: str,
+    name: str,
+    namespace: str | None = None,
+    *,
+    labels: dict | None = None,
+    annotations: dict | None = None,
+    age_days: float = 90,
+    owner: dict | None = None,
+    extra: dict | None = None,
+) -> dict:
     """ObjectMeta as the API server returns it (annotations, creationTimestamp, ... in key order)."""
     m: dict = {}
     if annotations:
@@ -81,8 +90,7 @@ def meta(kind: str, name: str, namespace: str | None = None, *, labels: dict | N
     return m
 
 
-def owner_ref(api_version: str, kind: str, name: str, namespace: str | None = None, *,
-              controller: bool = True) -> dict:
+def owner_ref(api_version: str, kind: str, name: str, namespace: str | None = None, *, controller: bool = True) -> dict:
     ref = {"apiVersion": api_version, "blockOwnerDeletion": True}
     if controller:
         ref["controller"] = True
@@ -142,10 +150,14 @@ def node(row: NodeRow) -> dict:
         labels["ov-exporter.openshift.io/hypervisor-host"] = row.hypervisor_host
     annotations = {
         "csi.volume.kubernetes.io/nodeid": json.dumps(
-            {"openshift-storage.rbd.csi.ceph.com": row.name, "topolvm.io": row.name}, separators=(",", ":")),
+            {"openshift-storage.rbd.csi.ceph.com": row.name, "topolvm.io": row.name}, separators=(",", ":")
+        ),
         "k8s.ovn.org/node-primary-ifaddr": json.dumps({"ipv4": f"{row.ip}/24"}, separators=(",", ":")),
-        **({} if rhel or row.hypervisor_host else
-           {"machine.openshift.io/machine": f"openshift-machine-api/ocp-virt-{row.name}"}),
+        **(
+            {}
+            if rhel or row.hypervisor_host
+            else {"machine.openshift.io/machine": f"openshift-machine-api/ocp-virt-{row.name}"}
+        ),
         "machineconfiguration.openshift.io/controlPlaneTopology": "HighlyAvailable",
         "machineconfiguration.openshift.io/currentConfig": f"rendered-{row.role}-{suffix(row.role, length=32)[:32]}",
         "machineconfiguration.openshift.io/state": "Done",
@@ -153,15 +165,26 @@ def node(row: NodeRow) -> dict:
     }
     if row.role == "worker":
         annotations["kubevirt.io/heartbeat"] = stamp(0.0005, "heartbeat", row.name)
-    spec: dict = {"providerID": f"vsphere://{uid('vsphere', row.name)}" if row.hypervisor_host
-                  else f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}"}
+    spec: dict = {
+        "providerID": f"vsphere://{uid('vsphere', row.name)}"
+        if row.hypervisor_host
+        else f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}"
+    }
     if row.role == "master" and not row.vm_schedulable:
         spec["taints"] = [{"effect": "NoSchedule", "key": "node-role.kubernetes.io/master"}]
     if not row.ready:
-        spec["taints"] = [{"effect": "NoSchedule", "key": "node.kubernetes.io/unreachable",
-                           "timeAdded": stamp(0.01, "unreachable", row.name)},
-                          {"effect": "NoExecute", "key": "node.kubernetes.io/unreachable",
-                           "timeAdded": stamp(0.01, "unreachable", row.name)}]
+        spec["taints"] = [
+            {
+                "effect": "NoSchedule",
+                "key": "node.kubernetes.io/unreachable",
+                "timeAdded": stamp(0.01, "unreachable", row.name),
+            },
+            {
+                "effect": "NoExecute",
+                "key": "node.kubernetes.io/unreachable",
+                "timeAdded": stamp(0.01, "unreachable", row.name),
+            },
+        ]
     memory = f"{row.memory_ki}Ki"
     reserved_ki = 1_048_576 + row.memory_ki // 100
     capacity = {"cpu": str(row.cpu)}
@@ -169,21 +192,42 @@ def node(row: NodeRow) -> dict:
         capacity["devices.kubevirt.io/kvm"] = "1k"
         capacity["devices.kubevirt.io/tun"] = "1k"
         capacity["devices.kubevirt.io/vhost-net"] = "1k"
-    capacity.update({"ephemeral-storage": "936760300Ki", "hugepages-1Gi": "0", "hugepages-2Mi": "0",
-                     "memory": memory, "pods": "250"})
-    allocatable = dict(capacity, cpu=f"{row.cpu * 1000 - 500}m", memory=f"{row.memory_ki - reserved_ki}Ki",
-                       **{"ephemeral-storage": "862240169159"})
+    capacity.update(
+        {
+            "ephemeral-storage": "936760300Ki",
+            "hugepages-1Gi": "0",
+            "hugepages-2Mi": "0",
+            "memory": memory,
+            "pods": "250",
+        }
+    )
+    allocatable = dict(
+        capacity,
+        cpu=f"{row.cpu * 1000 - 500}m",
+        memory=f"{row.memory_ki - reserved_ki}Ki",
+        **{"ephemeral-storage": "862240169159"},
+    )
     heartbeat = stamp(0.002, "node-hb", row.name)
     since = stamp(40, "node-ready", row.name)
 
     def condition(type_: str, status: str, reason: str, message: str) -> dict:
         if not row.ready:
-            return {"lastHeartbeatTime": stamp(0.02, "node-hb", row.name),
-                    "lastTransitionTime": stamp(0.01, "node-nr", row.name),
-                    "message": "Kubelet stopped posting node status.", "reason": "NodeStatusUnknown",
-                    "status": "Unknown", "type": type_}
-        return {"lastHeartbeatTime": heartbeat, "lastTransitionTime": since, "message": message,
-                "reason": reason, "status": status, "type": type_}
+            return {
+                "lastHeartbeatTime": stamp(0.02, "node-hb", row.name),
+                "lastTransitionTime": stamp(0.01, "node-nr", row.name),
+                "message": "Kubelet stopped posting node status.",
+                "reason": "NodeStatusUnknown",
+                "status": "Unknown",
+                "type": type_,
+            }
+        return {
+            "lastHeartbeatTime": heartbeat,
+            "lastTransitionTime": since,
+            "message": message,
+            "reason": reason,
+            "status": status,
+            "type": type_,
+        }
 
     return {
         "apiVersion": "v1",
@@ -195,7 +239,9 @@ def node(row: NodeRow) -> dict:
             "allocatable": allocatable,
             "capacity": capacity,
             "conditions": [
-                condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                condition(
+                    "MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"
+                ),
                 condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
                 condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
                 condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
@@ -204,7 +250,8 @@ def node(row: NodeRow) -> dict:
             "nodeInfo": {
                 "architecture": "amd64",
                 "bootID": uid("boot", row.name),
-                "containerRuntimeVersion": "cri-o://1.31.1-4.rhaos4.18.gitb5e16a5.el9" if not rhel
+                "containerRuntimeVersion": "cri-o://1.31.1-4.rhaos4.18.gitb5e16a5.el9"
+                if not rhel
                 else "cri-o://1.31.1-4.rhaos4.18.gitb5e16a5.el8",
                 "kernelVersion": RHEL8_KERNEL if rhel else RHCOS_KERNEL,
                 "kubeProxyVersion": KUBELET,
@@ -227,20 +274,30 @@ class NamespaceRow:
 
 
 def namespace(row: NamespaceRow) -> dict:
-    labels = {"kubernetes.io/metadata.name": row.name, **row.labels,
-              "pod-security.kubernetes.io/audit": "privileged",
-              "pod-security.kubernetes.io/audit-version": "v1.24",
-              "pod-security.kubernetes.io/warn": "privileged",
-              "pod-security.kubernetes.io/warn-version": "v1.24"}
+    labels = {
+        "kubernetes.io/metadata.name": row.name,
+        **row.labels,
+        "pod-security.kubernetes.io/audit": "privileged",
+        "pod-security.kubernetes.io/audit-version": "v1.24",
+        "pod-security.kubernetes.io/warn": "privileged",
+        "pod-security.kubernetes.io/warn-version": "v1.24",
+    }
     n = _hash("ns", row.name) % 50 + 26
-    annotations = {"openshift.io/description": "", "openshift.io/display-name": row.display,
-                   "openshift.io/requester": row.requester,
-                   "openshift.io/sa.scc.mcs": f"s0:c{n},c{n - 10}",
-                   "openshift.io/sa.scc.supplemental-groups": f"10006{n}0000/10000",
-                   "openshift.io/sa.scc.uid-range": f"10006{n}0000/10000"}
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": meta("Namespace", row.name, labels=labels, annotations=annotations, age_days=300),
-            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+    annotations = {
+        "openshift.io/description": "",
+        "openshift.io/display-name": row.display,
+        "openshift.io/requester": row.requester,
+        "openshift.io/sa.scc.mcs": f"s0:c{n},c{n - 10}",
+        "openshift.io/sa.scc.supplemental-groups": f"10006{n}0000/10000",
+        "openshift.io/sa.scc.uid-range": f"10006{n}0000/10000",
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": meta("Namespace", row.name, labels=labels, annotations=annotations, age_days=300),
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
 
 
 # ================================================================ storage builders
@@ -276,16 +333,23 @@ LVMS_PROPERTY_SETS = (((RWO,), "Block"), ((RWO,), "Filesystem"))
 
 
 def storage_class(row: StorageClassRow) -> dict:
-    return {"allowVolumeExpansion": True, "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
-            "metadata": meta("StorageClass", row.name, annotations=row.annotations, age_days=380),
-            "parameters": dict(row.parameters), "provisioner": row.provisioner, "reclaimPolicy": "Delete",
-            "volumeBindingMode": row.binding}
+    return {
+        "allowVolumeExpansion": True,
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": meta("StorageClass", row.name, annotations=row.annotations, age_days=380),
+        "parameters": dict(row.parameters),
+        "provisioner": row.provisioner,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": row.binding,
+    }
 
 
 def storage_profile(row: StorageClassRow) -> dict:
     status = {
-        "claimPropertySets": [{"accessModes": list(modes), "volumeMode": mode}
-                              for modes, mode in row.claim_property_sets],
+        "claimPropertySets": [
+            {"accessModes": list(modes), "volumeMode": mode} for modes, mode in row.claim_property_sets
+        ],
         "cloneStrategy": row.clone_strategy,
         "dataImportCronSourceFormat": "snapshot" if row.snapshot_class else "pvc",
         "provisioner": row.provisioner,
@@ -293,14 +357,27 @@ def storage_profile(row: StorageClassRow) -> dict:
     if row.snapshot_class:
         status["snapshotClass"] = row.snapshot_class
     status["storageClass"] = row.name
-    return {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "StorageProfile",
-            "metadata": meta("StorageProfile", row.name, age_days=380, extra={"generation": 1},
-                             labels={"app": "containerized-data-importer", "app.kubernetes.io/component": "storage",
-                                     "app.kubernetes.io/managed-by": "cdi-controller",
-                                     "app.kubernetes.io/part-of": "hyperconverged-cluster",
-                                     "app.kubernetes.io/version": "4.18.3", "cdi.kubevirt.io": ""},
-                             owner=owner_ref("cdi.kubevirt.io/v1beta1", "CDI", "cdi-kubevirt-hyperconverged")),
-            "spec": {}, "status": status}
+    return {
+        "apiVersion": "cdi.kubevirt.io/v1beta1",
+        "kind": "StorageProfile",
+        "metadata": meta(
+            "StorageProfile",
+            row.name,
+            age_days=380,
+            extra={"generation": 1},
+            labels={
+                "app": "containerized-data-importer",
+                "app.kubernetes.io/component": "storage",
+                "app.kubernetes.io/managed-by": "cdi-controller",
+                "app.kubernetes.io/part-of": "hyperconverged-cluster",
+                "app.kubernetes.io/version": "4.18.3",
+                "cdi.kubevirt.io": "",
+            },
+            owner=owner_ref("cdi.kubevirt.io/v1beta1", "CDI", "cdi-kubevirt-hyperconverged"),
+        ),
+        "spec": {},
+        "status": status,
+    }
 
 
 @dataclass(frozen=True)
@@ -327,44 +404,91 @@ def claim_modes(disk: Disk, classes: dict[str, StorageClassRow], default_class: 
     raise ValueError(f"no claim property set for {sc} {disk.volume_mode}")
 
 
-def pvc(namespace: str, name: str, disk: Disk, modes: list[str], sc: str, provisioner: str, *,
-        from_dv: bool, age_days: float) -> dict:
+def pvc(
+    namespace: str,
+    name: str,
+    disk: Disk,
+    modes: list[str],
+    sc: str,
+    provisioner: str,
+    *,
+    from_dv: bool,
+    age_days: float,
+) -> dict:
     annotations = {}
     if from_dv:
-        annotations.update({"cdi.kubevirt.io/createdForDataVolume": uid("DataVolume", namespace, name),
-                            "cdi.kubevirt.io/storage.condition.running": "false",
-                            "cdi.kubevirt.io/storage.condition.running.message": "Import Complete",
-                            "cdi.kubevirt.io/storage.condition.running.reason": "Completed",
-                            "cdi.kubevirt.io/storage.contentType": "kubevirt",
-                            "cdi.kubevirt.io/storage.pod.phase": "Succeeded",
-                            "cdi.kubevirt.io/storage.populator.progress": "100.0%",
-                            "cdi.kubevirt.io/storage.usePopulator": "true"})
-    annotations.update({"pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes",
-                        "volume.beta.kubernetes.io/storage-provisioner": provisioner,
-                        "volume.kubernetes.io/storage-provisioner": provisioner})
+        annotations.update(
+            {
+                "cdi.kubevirt.io/createdForDataVolume": uid("DataVolume", namespace, name),
+                "cdi.kubevirt.io/storage.condition.running": "false",
+                "cdi.kubevirt.io/storage.condition.running.message": "Import Complete",
+                "cdi.kubevirt.io/storage.condition.running.reason": "Completed",
+                "cdi.kubevirt.io/storage.contentType": "kubevirt",
+                "cdi.kubevirt.io/storage.pod.phase": "Succeeded",
+                "cdi.kubevirt.io/storage.populator.progress": "100.0%",
+                "cdi.kubevirt.io/storage.usePopulator": "true",
+            }
+        )
+    annotations.update(
+        {
+            "pv.kubernetes.io/bind-completed": "yes",
+            "pv.kubernetes.io/bound-by-controller": "yes",
+            "volume.beta.kubernetes.io/storage-provisioner": provisioner,
+            "volume.kubernetes.io/storage-provisioner": provisioner,
+        }
+    )
     if sc.startswith("lvms"):
         annotations["volume.kubernetes.io/selected-node"] = ""  # filled by the caller
-    labels = ({"app": "containerized-data-importer", "app.kubernetes.io/component": "storage",
-               "app.kubernetes.io/managed-by": "cdi-controller", "app.kubernetes.io/part-of": "hyperconverged-cluster",
-               "app.kubernetes.io/version": "4.18.3"} if from_dv else {"app": name.rsplit("-", 1)[0]})
+    labels = (
+        {
+            "app": "containerized-data-importer",
+            "app.kubernetes.io/component": "storage",
+            "app.kubernetes.io/managed-by": "cdi-controller",
+            "app.kubernetes.io/part-of": "hyperconverged-cluster",
+            "app.kubernetes.io/version": "4.18.3",
+        }
+        if from_dv
+        else {"app": name.rsplit("-", 1)[0]}
+    )
     owner = owner_ref("cdi.kubevirt.io/v1beta1", "DataVolume", name, namespace) if from_dv else None
     size = quantity_gi(disk.size_gi)
     return {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": meta("PersistentVolumeClaim", name, namespace, labels=labels, annotations=annotations,
-                         age_days=age_days, owner=owner,
-                         extra={"finalizers": ["kubernetes.io/pvc-protection"]}),
-        "spec": {"accessModes": modes, "resources": {"requests": {"storage": size}}, "storageClassName": sc,
-                 "volumeMode": disk.volume_mode, "volumeName": f"pvc-{uid('pv', namespace, name)}"},
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": meta(
+            "PersistentVolumeClaim",
+            name,
+            namespace,
+            labels=labels,
+            annotations=annotations,
+            age_days=age_days,
+            owner=owner,
+            extra={"finalizers": ["kubernetes.io/pvc-protection"]},
+        ),
+        "spec": {
+            "accessModes": modes,
+            "resources": {"requests": {"storage": size}},
+            "storageClassName": sc,
+            "volumeMode": disk.volume_mode,
+            "volumeName": f"pvc-{uid('pv', namespace, name)}",
+        },
         "status": {"accessModes": modes, "capacity": {"storage": size}, "phase": "Bound"},
     }
 
 
 def dv_spec(disk: Disk, os_key: str) -> dict:
     """spec of a DataVolume (template): clone the golden image of the OS."""
-    spec: dict = {"sourceRef": {"kind": "DataSource", "name": OS[os_key].data_source,
-                                "namespace": "openshift-virtualization-os-images"}} if disk.volume == "rootdisk" \
+    spec: dict = (
+        {
+            "sourceRef": {
+                "kind": "DataSource",
+                "name": OS[os_key].data_source,
+                "namespace": "openshift-virtualization-os-images",
+            }
+        }
+        if disk.volume == "rootdisk"
         else {"source": {"blank": {}}}
+    )
     claim: dict = {}
     if disk.access_modes:
         claim["accessModes"] = list(disk.access_modes)
@@ -383,22 +507,40 @@ def data_volume(vm_row: VMRow, disk: Disk, age_days: float) -> dict:
     name = f"{vm_row.name}-{disk.volume}"
     ns = vm_row.namespace
     return {
-        "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
-        "metadata": meta("DataVolume", name, ns, age_days=age_days,
-                         annotations={"cdi.kubevirt.io/storage.usePopulator": "true"},
-                         labels={"kubevirt.io/created-by": uid("VirtualMachine", ns, vm_row.name)},
-                         owner=owner_ref("kubevirt.io/v1", "VirtualMachine", vm_row.name, ns),
-                         extra={"generation": 1}),
+        "apiVersion": "cdi.kubevirt.io/v1beta1",
+        "kind": "DataVolume",
+        "metadata": meta(
+            "DataVolume",
+            name,
+            ns,
+            age_days=age_days,
+            annotations={"cdi.kubevirt.io/storage.usePopulator": "true"},
+            labels={"kubevirt.io/created-by": uid("VirtualMachine", ns, vm_row.name)},
+            owner=owner_ref("kubevirt.io/v1", "VirtualMachine", vm_row.name, ns),
+            extra={"generation": 1},
+        ),
         "spec": dv_spec(disk, vm_row.os),
-        "status": {"claimName": name,
-                   "conditions": [{"lastHeartbeatTime": stamp(age_days - 0.01, "dv", ns, name),
-                                   "lastTransitionTime": stamp(age_days - 0.01, "dv", ns, name),
-                                   "message": "PVC " + name + " Bound", "reason": "Bound",
-                                   "status": "True", "type": "Bound"},
-                                  {"lastHeartbeatTime": stamp(age_days - 0.01, "dv", ns, name),
-                                   "lastTransitionTime": stamp(age_days - 0.01, "dv", ns, name),
-                                   "status": "True", "type": "Ready"}],
-                   "phase": "Succeeded", "progress": "100.0%"},
+        "status": {
+            "claimName": name,
+            "conditions": [
+                {
+                    "lastHeartbeatTime": stamp(age_days - 0.01, "dv", ns, name),
+                    "lastTransitionTime": stamp(age_days - 0.01, "dv", ns, name),
+                    "message": "PVC " + name + " Bound",
+                    "reason": "Bound",
+                    "status": "True",
+                    "type": "Bound",
+                },
+                {
+                    "lastHeartbeatTime": stamp(age_days - 0.01, "dv", ns, name),
+                    "lastTransitionTime": stamp(age_days - 0.01, "dv", ns, name),
+                    "status": "True",
+                    "type": "Ready",
+                },
+            ],
+            "phase": "Succeeded",
+            "progress": "100.0%",
+        },
     }
 
 
@@ -416,23 +558,72 @@ class OSRow:
 
 
 OS = {
-    "rhel9": OSRow("rhel9", "rhel9-server-medium", "rhel9",
-                   {"id": "rhel", "kernelRelease": "5.14.0-427.37.1.el9_4.x86_64", "name": "Red Hat Enterprise Linux",
-                    "prettyName": "Red Hat Enterprise Linux 9.4 (Plow)", "version": "9.4", "versionId": "9.4"}),
-    "rhel8": OSRow("rhel8", "rhel8-server-medium", "rhel8",
-                   {"id": "rhel", "kernelRelease": "4.18.0-553.16.1.el8_10.x86_64", "name": "Red Hat Enterprise Linux",
-                    "prettyName": "Red Hat Enterprise Linux 8.10 (Ootpa)", "version": "8.10", "versionId": "8.10"}),
-    "centos9": OSRow("centos-stream9", "centos-stream9-server-small", "centos.stream9",
-                     {"id": "centos", "kernelRelease": "5.14.0-522.el9.x86_64", "name": "CentOS Stream",
-                      "prettyName": "CentOS Stream 9", "version": "9", "versionId": "9"}),
-    "fedora": OSRow("fedora", "fedora-server-small", "fedora",
-                    {"id": "fedora", "kernelRelease": "6.11.4-301.fc41.x86_64", "name": "Fedora Linux",
-                     "prettyName": "Fedora Linux 41 (Cloud Edition)", "version": "41 (Cloud Edition)",
-                     "versionId": "41"}),
-    "win2k22": OSRow("win2k22", "windows2k22-server-large", "windows2k22",
-                     {"id": "mswindows", "kernelRelease": "20348", "name": "Microsoft Windows",
-                      "prettyName": "Windows Server 2022 Standard", "version": "2022", "versionId": "10.0.20348"},
-                     windows=True),
+    "rhel9": OSRow(
+        "rhel9",
+        "rhel9-server-medium",
+        "rhel9",
+        {
+            "id": "rhel",
+            "kernelRelease": "5.14.0-427.37.1.el9_4.x86_64",
+            "name": "Red Hat Enterprise Linux",
+            "prettyName": "Red Hat Enterprise Linux 9.4 (Plow)",
+            "version": "9.4",
+            "versionId": "9.4",
+        },
+    ),
+    "rhel8": OSRow(
+        "rhel8",
+        "rhel8-server-medium",
+        "rhel8",
+        {
+            "id": "rhel",
+            "kernelRelease": "4.18.0-553.16.1.el8_10.x86_64",
+            "name": "Red Hat Enterprise Linux",
+            "prettyName": "Red Hat Enterprise Linux 8.10 (Ootpa)",
+            "version": "8.10",
+            "versionId": "8.10",
+        },
+    ),
+    "centos9": OSRow(
+        "centos-stream9",
+        "centos-stream9-server-small",
+        "centos.stream9",
+        {
+            "id": "centos",
+            "kernelRelease": "5.14.0-522.el9.x86_64",
+            "name": "CentOS Stream",
+            "prettyName": "CentOS Stream 9",
+            "version": "9",
+            "versionId": "9",
+        },
+    ),
+    "fedora": OSRow(
+        "fedora",
+        "fedora-server-small",
+        "fedora",
+        {
+            "id": "fedora",
+            "kernelRelease": "6.11.4-301.fc41.x86_64",
+            "name": "Fedora Linux",
+            "prettyName": "Fedora Linux 41 (Cloud Edition)",
+            "version": "41 (Cloud Edition)",
+            "versionId": "41",
+        },
+    ),
+    "win2k22": OSRow(
+        "win2k22",
+        "windows2k22-server-large",
+        "windows2k22",
+        {
+            "id": "mswindows",
+            "kernelRelease": "20348",
+            "name": "Microsoft Windows",
+            "prettyName": "Windows Server 2022 Standard",
+            "version": "2022",
+            "versionId": "10.0.20348",
+        },
+        windows=True,
+    ),
 }
 
 
@@ -478,13 +669,15 @@ class VMRow:
 
 
 def _cloud_init(vm_row: VMRow) -> dict:
-    user_data = ("#cloud-config\n"
-                 "user: cloud-user\n"
-                 "chpasswd:\n"
-                 "  expire: false\n"
-                 "ssh_authorized_keys:\n"
-                 "  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO3DemoKeyForTheOvExporterDemoCluster00 ops@example.com\n"
-                 f"hostname: {vm_row.name}\n")
+    user_data = (
+        "#cloud-config\n"
+        "user: cloud-user\n"
+        "chpasswd:\n"
+        "  expire: false\n"
+        "ssh_authorized_keys:\n"
+        "  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO3DemoKeyForTheOvExporterDemoCluster00 ops@example.com\n"
+        f"hostname: {vm_row.name}\n"
+    )
     return {"cloudInitNoCloud": {"userData": user_data}, "name": "cloudinitdisk"}
 
 
@@ -495,13 +688,20 @@ def _vmi_spec(vm_row: VMRow, *, for_vmi: bool) -> dict:
     disks, volumes = [], []
     if vm_row.container_disk:
         disks.append({"disk": {"bus": "virtio"}, "name": "containerdisk"})
-        volumes.append({"containerDisk": {"image": vm_row.container_disk,
-                                          **({"imagePullPolicy": "IfNotPresent"} if for_vmi else {})},
-                        "name": "containerdisk"})
+        volumes.append(
+            {
+                "containerDisk": {
+                    "image": vm_row.container_disk,
+                    **({"imagePullPolicy": "IfNotPresent"} if for_vmi else {}),
+                },
+                "name": "containerdisk",
+            }
+        )
     for disk in vm_row.disks:
         claim = f"{vm_row.name}-{disk.volume}"
-        disks.append({"disk": {"bus": "sata" if os_row.windows and disk.volume == "rootdisk" else "virtio"},
-                      "name": disk.volume})
+        disks.append(
+            {"disk": {"bus": "sata" if os_row.windows and disk.volume == "rootdisk" else "virtio"}, "name": disk.volume}
+        )
         if disk.source == "pvc":
             volumes.append({"name": disk.volume, "persistentVolumeClaim": {"claimName": claim}})
         else:
@@ -512,8 +712,7 @@ def _vmi_spec(vm_row: VMRow, *, for_vmi: bool) -> dict:
     interfaces = [{"macAddress": _mac(vm_row, "default"), "masquerade": {}, "model": "virtio", "name": "default"}]
     networks = [{"name": "default", "pod": {}}]
     for net in vm_row.networks:
-        interfaces.append({"bridge": {}, "macAddress": _mac(vm_row, net.iface), "model": "virtio",
-                           "name": net.iface})
+        interfaces.append({"bridge": {}, "macAddress": _mac(vm_row, net.iface), "model": "virtio", "name": net.iface})
         networks.append({"multus": {"networkName": net.network_name}, "name": net.iface})
     cpu: dict = {"cores": cores, "sockets": sockets, "threads": threads}
     if for_vmi:
@@ -522,14 +721,26 @@ def _vmi_spec(vm_row: VMRow, *, for_vmi: bool) -> dict:
     if for_vmi:
         domain["devices"]["networkInterfaceMultiqueue"] = True
     if os_row.windows:
-        domain["clock"] = {"timer": {"hpet": {"present": False}, "hyperv": {}, "pit": {"tickPolicy": "delay"},
-                                     "rtc": {"tickPolicy": "catchup"}}, "utc": {}}
-        domain["features"] = {"acpi": {}, "apic": {},
-                              "hyperv": {"relaxed": {}, "spinlocks": {"spinlocks": 8191}, "vapic": {}},
-                              "smm": {"enabled": True}}
+        domain["clock"] = {
+            "timer": {
+                "hpet": {"present": False},
+                "hyperv": {},
+                "pit": {"tickPolicy": "delay"},
+                "rtc": {"tickPolicy": "catchup"},
+            },
+            "utc": {},
+        }
+        domain["features"] = {
+            "acpi": {},
+            "apic": {},
+            "hyperv": {"relaxed": {}, "spinlocks": {"spinlocks": 8191}, "vapic": {}},
+            "smm": {"enabled": True},
+        }
         domain["firmware"] = {"bootloader": {"efi": {"secureBoot": True}}}
     else:
-        domain["features"] = {"acpi": {"enabled": True}, "smm": {"enabled": True}} if for_vmi else {"smm": {"enabled": True}}
+        domain["features"] = (
+            {"acpi": {"enabled": True}, "smm": {"enabled": True}} if for_vmi else {"smm": {"enabled": True}}
+        )
         domain["firmware"] = {"bootloader": {"efi": {}}}
     if for_vmi:
         domain["firmware"]["serial"] = uid("serial", vm_row.namespace, vm_row.name)
@@ -556,7 +767,7 @@ def _vmi_spec(vm_row: VMRow, *, for_vmi: bool) -> dict:
 
 def _mac(vm_row: VMRow, iface: str) -> str:
     value = _hash("mac", vm_row.namespace, vm_row.name, iface)
-    return "02:" + ":".join(f"{(value >> (8 * i)) & 0xff:02x}" for i in range(5))
+    return "02:" + ":".join(f"{(value >> (8 * i)) & 0xFF:02x}" for i in range(5))
 
 
 def _template_labels(vm_row: VMRow) -> dict:
@@ -566,30 +777,49 @@ def _template_labels(vm_row: VMRow) -> dict:
 def vm(vm_row: VMRow, cluster: Cluster) -> dict:
     os_row = OS[vm_row.os]
     ns, name = vm_row.namespace, vm_row.name
-    labels = {"app": name, "app.kubernetes.io/name": name.rsplit("-", 1)[0],
-              "vm.kubevirt.io/template": os_row.template, "vm.kubevirt.io/template.namespace": "openshift",
-              "vm.kubevirt.io/template.revision": "1", "vm.kubevirt.io/template.version": "v0.31.1"}
-    annotations = {"kubemacpool.io/transaction-timestamp": stamp(vm_row.age_days - 0.5, "kmp", ns, name),
-                   "kubevirt.io/latest-observed-api-version": "v1", "kubevirt.io/storage-observed-api-version": "v1",
-                   "vm.kubevirt.io/validations": "[\n  {\n    \"name\": \"minimal-required-memory\",\n"
-                   "    \"path\": \"jsonpath::.spec.domain.memory.guest\",\n"
-                   "    \"rule\": \"integer\",\n    \"message\": \"This VM requires more memory.\",\n"
-                   f"    \"min\": {2 * GI if os_row.windows else 1610612736}\n  }}\n]\n"}
+    labels = {
+        "app": name,
+        "app.kubernetes.io/name": name.rsplit("-", 1)[0],
+        "vm.kubevirt.io/template": os_row.template,
+        "vm.kubevirt.io/template.namespace": "openshift",
+        "vm.kubevirt.io/template.revision": "1",
+        "vm.kubevirt.io/template.version": "v0.31.1",
+    }
+    annotations = {
+        "kubemacpool.io/transaction-timestamp": stamp(vm_row.age_days - 0.5, "kmp", ns, name),
+        "kubevirt.io/latest-observed-api-version": "v1",
+        "kubevirt.io/storage-observed-api-version": "v1",
+        "vm.kubevirt.io/validations": '[\n  {\n    "name": "minimal-required-memory",\n'
+        '    "path": "jsonpath::.spec.domain.memory.guest",\n'
+        '    "rule": "integer",\n    "message": "This VM requires more memory.",\n'
+        f'    "min": {2 * GI if os_row.windows else 1610612736}\n  }}\n]\n',
+    }
     annotations.update(dict(vm_row.annotations))
     spec: dict = {}
     templates = [d for d in vm_row.disks if d.source != "pvc"]
     if templates:
         spec["dataVolumeTemplates"] = [
-            {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
-             "metadata": {"creationTimestamp": None, "name": f"{name}-{d.volume}"}, "spec": dv_spec(d, vm_row.os)}
-            for d in templates]
+            {
+                "apiVersion": "cdi.kubevirt.io/v1beta1",
+                "kind": "DataVolume",
+                "metadata": {"creationTimestamp": None, "name": f"{name}-{d.volume}"},
+                "spec": dv_spec(d, vm_row.os),
+            }
+            for d in templates
+        ]
     spec["runStrategy"] = vm_row.run_strategy or ("Always" if not vm_row.container_disk else "RerunOnFailure")
     if not vm_row.running:
         spec["runStrategy"] = "Halted"
     spec["template"] = {
-        "metadata": {"annotations": {"vm.kubevirt.io/flavor": vm_row.size, "vm.kubevirt.io/os": os_row.os_label,
-                                     "vm.kubevirt.io/workload": "server"},
-                     "creationTimestamp": None, "labels": _template_labels(vm_row)},
+        "metadata": {
+            "annotations": {
+                "vm.kubevirt.io/flavor": vm_row.size,
+                "vm.kubevirt.io/os": os_row.os_label,
+                "vm.kubevirt.io/workload": "server",
+            },
+            "creationTimestamp": None,
+            "labels": _template_labels(vm_row),
+        },
         "spec": _vmi_spec(vm_row, for_vmi=False),
     }
     started = stamp(_started_days(vm_row), "vmi-start", ns, name)
@@ -597,8 +827,13 @@ def vm(vm_row: VMRow, cluster: Cluster) -> dict:
         "conditions": [
             {"lastProbeTime": None, "lastTransitionTime": started, "status": "True", "type": "Ready"},
             {"lastProbeTime": None, "lastTransitionTime": None, "status": "True", "type": "Initialized"},
-            {"lastProbeTime": None, "lastTransitionTime": started, "status": _migratable(vm_row, cluster)[0],
-             "type": "LiveMigratable", **_migratable_reason(vm_row, cluster)},
+            {
+                "lastProbeTime": None,
+                "lastTransitionTime": started,
+                "status": _migratable(vm_row, cluster)[0],
+                "type": "LiveMigratable",
+                **_migratable_reason(vm_row, cluster),
+            },
             {"lastProbeTime": None, "lastTransitionTime": started, "status": "True", "type": "StorageLiveMigratable"},
         ],
         "created": True,
@@ -607,36 +842,71 @@ def vm(vm_row: VMRow, cluster: Cluster) -> dict:
         "printableStatus": "Running",
         "ready": True,
         "runStrategy": spec["runStrategy"],
-        "volumeSnapshotStatuses": [{"enabled": d.storage_class is None or "ceph" in (d.storage_class or ""),
-                                    "name": d.volume} for d in vm_row.disks],
+        "volumeSnapshotStatuses": [
+            {"enabled": d.storage_class is None or "ceph" in (d.storage_class or ""), "name": d.volume}
+            for d in vm_row.disks
+        ],
     }
     if vm_row.phase != "Running":  # the VMI exists but the scheduler cannot place its pod
         status["conditions"] = [
-            {"lastProbeTime": None, "lastTransitionTime": started, "message": vm_row.pending_message,
-             "reason": "Unschedulable", "status": "False", "type": "Ready"},
-            {"lastProbeTime": None, "lastTransitionTime": started, "message": vm_row.pending_message,
-             "reason": "Unschedulable", "status": "False", "type": "PodScheduled"}]
+            {
+                "lastProbeTime": None,
+                "lastTransitionTime": started,
+                "message": vm_row.pending_message,
+                "reason": "Unschedulable",
+                "status": "False",
+                "type": "Ready",
+            },
+            {
+                "lastProbeTime": None,
+                "lastTransitionTime": started,
+                "message": vm_row.pending_message,
+                "reason": "Unschedulable",
+                "status": "False",
+                "type": "PodScheduled",
+            },
+        ]
         status["printableStatus"] = "ErrorUnschedulable"
         status["ready"] = False
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-            "metadata": meta("VirtualMachine", name, ns, labels=labels, annotations=annotations,
-                             age_days=vm_row.age_days,
-                             extra={"finalizers": ["kubevirt.io/virtualMachineControllerFinalize"], "generation": 2}),
-            "spec": spec, "status": status if vm_row.running else _stopped_status(vm_row, spec)}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": meta(
+            "VirtualMachine",
+            name,
+            ns,
+            labels=labels,
+            annotations=annotations,
+            age_days=vm_row.age_days,
+            extra={"finalizers": ["kubevirt.io/virtualMachineControllerFinalize"], "generation": 2},
+        ),
+        "spec": spec,
+        "status": status if vm_row.running else _stopped_status(vm_row, spec),
+    }
 
 
 def _stopped_status(vm_row: VMRow, spec: dict) -> dict:
     """status of a VM with runStrategy Halted: no VMI."""
     since = stamp(_started_days(vm_row), "vm-stop", vm_row.namespace, vm_row.name)
     return {
-        "conditions": [{"lastProbeTime": None, "lastTransitionTime": since, "message": "VMI does not exist",
-                        "reason": "VMINotExists", "status": "False", "type": "Ready"}],
+        "conditions": [
+            {
+                "lastProbeTime": None,
+                "lastTransitionTime": since,
+                "message": "VMI does not exist",
+                "reason": "VMINotExists",
+                "status": "False",
+                "type": "Ready",
+            }
+        ],
         "desiredGeneration": 2,
         "observedGeneration": 2,
         "printableStatus": "Stopped",
         "runStrategy": spec["runStrategy"],
-        "volumeSnapshotStatuses": [{"enabled": d.storage_class is None or "ceph" in (d.storage_class or ""),
-                                    "name": d.volume} for d in vm_row.disks],
+        "volumeSnapshotStatuses": [
+            {"enabled": d.storage_class is None or "ceph" in (d.storage_class or ""), "name": d.volume}
+            for d in vm_row.disks
+        ],
     }
 
 
@@ -646,8 +916,11 @@ def _started_days(vm_row: VMRow) -> float:
 
 def _migratable(vm_row: VMRow, cluster: Cluster) -> tuple[str, list[str]]:
     """("True"|"False", the non-shared claims) as KubeVirt judges LiveMigratable."""
-    rwo = [f"{vm_row.name}-{d.volume}" for d in vm_row.disks
-           if RWX not in claim_modes(d, cluster.classes, cluster.default_class)[0]]
+    rwo = [
+        f"{vm_row.name}-{d.volume}"
+        for d in vm_row.disks
+        if RWX not in claim_modes(d, cluster.classes, cluster.default_class)[0]
+    ]
     return ("False" if rwo else "True"), rwo
 
 
@@ -655,8 +928,11 @@ def _migratable_reason(vm_row: VMRow, cluster: Cluster) -> dict:
     status, rwo = _migratable(vm_row, cluster)
     if status == "True":
         return {}
-    return {"message": f"cannot migrate VMI: PVC {rwo[0]} is not shared, live migration requires that all PVCs "
-                       "must be shared (using ReadWriteMany access mode)", "reason": "DisksNotLiveMigratable"}
+    return {
+        "message": f"cannot migrate VMI: PVC {rwo[0]} is not shared, live migration requires that all PVCs "
+        "must be shared (using ReadWriteMany access mode)",
+        "reason": "DisksNotLiveMigratable",
+    }
 
 
 @dataclass(frozen=True)
@@ -676,10 +952,16 @@ def migration_configuration(state: MigrationStateRow, hco_cfg: dict) -> dict:
     cfg = {"allowAutoConverge": state.auto_converge, "allowPostCopy": False, "allowWorkloadDisruption": False}
     if state.bandwidth:
         cfg["bandwidthPerMigration"] = state.bandwidth
-    cfg.update({"completionTimeoutPerGiB": state.timeout_per_gib, "nodeDrainTaintKey": "kubevirt.io/drain",
-                "parallelMigrationsPerCluster": hco_cfg["parallelMigrationsPerCluster"],
-                "parallelOutboundMigrationsPerNode": hco_cfg["parallelOutboundMigrationsPerNode"],
-                "progressTimeout": hco_cfg["progressTimeout"], "unsafeMigrationOverride": False})
+    cfg.update(
+        {
+            "completionTimeoutPerGiB": state.timeout_per_gib,
+            "nodeDrainTaintKey": "kubevirt.io/drain",
+            "parallelMigrationsPerCluster": hco_cfg["parallelMigrationsPerCluster"],
+            "parallelOutboundMigrationsPerNode": hco_cfg["parallelOutboundMigrationsPerNode"],
+            "progressTimeout": hco_cfg["progressTimeout"],
+            "unsafeMigrationOverride": False,
+        }
+    )
     return cfg
 
 
@@ -691,26 +973,51 @@ def pending_vmi(vm_row: VMRow) -> dict:
     created = stamp(started_days, "vmi-start", ns, name)
     status = {
         "activePods": {uid("virt-launcher", ns, name): ""},
-        "conditions": [{"lastProbeTime": None, "lastTransitionTime": created, "message": vm_row.pending_message,
-                        "reason": "Unschedulable", "status": "False", "type": "PodScheduled"}],
+        "conditions": [
+            {
+                "lastProbeTime": None,
+                "lastTransitionTime": created,
+                "message": vm_row.pending_message,
+                "reason": "Unschedulable",
+                "status": "False",
+                "type": "PodScheduled",
+            }
+        ],
         "guestOSInfo": {},
         "phase": vm_row.phase,
         "phaseTransitionTimestamps": [
             {"phase": "Pending", "phaseTransitionTimestamp": created},
-            {"phase": "Scheduling", "phaseTransitionTimestamp": stamp(started_days - 0.0001, "s", ns, name)}],
+            {"phase": "Scheduling", "phaseTransitionTimestamp": stamp(started_days - 0.0001, "s", ns, name)},
+        ],
         "qosClass": "Burstable",
         "virtualMachineRevisionName": f"revision-start-vm-{uid('VirtualMachine', ns, name)}-2",
     }
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
-            "metadata": meta("VirtualMachineInstance", name, ns, labels=_template_labels(vm_row),
-                             annotations={"kubevirt.io/latest-observed-api-version": "v1",
-                                          "kubevirt.io/storage-observed-api-version": "v1",
-                                          "kubevirt.io/vm-generation": "2", "vm.kubevirt.io/flavor": vm_row.size,
-                                          "vm.kubevirt.io/os": os_row.os_label, "vm.kubevirt.io/workload": "server"},
-                             age_days=started_days, owner=owner_ref("kubevirt.io/v1", "VirtualMachine", name, ns),
-                             extra={"finalizers": ["kubevirt.io/virtualMachineControllerFinalize",
-                                                   "foregroundDeleteVirtualMachine"], "generation": 3}),
-            "spec": _vmi_spec(vm_row, for_vmi=True), "status": status}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": meta(
+            "VirtualMachineInstance",
+            name,
+            ns,
+            labels=_template_labels(vm_row),
+            annotations={
+                "kubevirt.io/latest-observed-api-version": "v1",
+                "kubevirt.io/storage-observed-api-version": "v1",
+                "kubevirt.io/vm-generation": "2",
+                "vm.kubevirt.io/flavor": vm_row.size,
+                "vm.kubevirt.io/os": os_row.os_label,
+                "vm.kubevirt.io/workload": "server",
+            },
+            age_days=started_days,
+            owner=owner_ref("kubevirt.io/v1", "VirtualMachine", name, ns),
+            extra={
+                "finalizers": ["kubevirt.io/virtualMachineControllerFinalize", "foregroundDeleteVirtualMachine"],
+                "generation": 3,
+            },
+        ),
+        "spec": _vmi_spec(vm_row, for_vmi=True),
+        "status": status,
+    }
 
 
 def vmi(vm_row: VMRow, cluster: "Cluster") -> dict:
@@ -721,42 +1028,79 @@ def vmi(vm_row: VMRow, cluster: "Cluster") -> dict:
     started_days = _started_days(vm_row)
     started = stamp(started_days, "vmi-start", ns, name)
     labels = {**_template_labels(vm_row), "kubevirt.io/nodeName": vm_row.node}
-    annotations = {"kubevirt.io/latest-observed-api-version": "v1", "kubevirt.io/storage-observed-api-version": "v1",
-                   "kubevirt.io/vm-generation": "2", "vm.kubevirt.io/flavor": vm_row.size,
-                   "vm.kubevirt.io/os": os_row.os_label, "vm.kubevirt.io/workload": "server"}
+    annotations = {
+        "kubevirt.io/latest-observed-api-version": "v1",
+        "kubevirt.io/storage-observed-api-version": "v1",
+        "kubevirt.io/vm-generation": "2",
+        "vm.kubevirt.io/flavor": vm_row.size,
+        "vm.kubevirt.io/os": os_row.os_label,
+        "vm.kubevirt.io/workload": "server",
+    }
     live, _ = _migratable(vm_row, cluster)
     conditions = [
         {"lastProbeTime": None, "lastTransitionTime": started, "status": "True", "type": "Ready"},
-        {"lastProbeTime": None, "lastTransitionTime": None, "status": live, "type": "LiveMigratable",
-         **_migratable_reason(vm_row, cluster)},
+        {
+            "lastProbeTime": None,
+            "lastTransitionTime": None,
+            "status": live,
+            "type": "LiveMigratable",
+            **_migratable_reason(vm_row, cluster),
+        },
         {"lastProbeTime": None, "lastTransitionTime": None, "status": "True", "type": "StorageLiveMigratable"},
         {"lastProbeTime": None, "lastTransitionTime": started, "status": "True", "type": "AgentConnected"},
     ]
-    interfaces = [{"infoSource": "domain, guest-agent", "interfaceName": "eth0",
-                   "ipAddress": _pod_ip(vm_row), "ipAddresses": [_pod_ip(vm_row)],
-                   "linkState": "up", "mac": _mac(vm_row, "default"), "name": "default", "queueCount": 1,
-                   "podInterfaceName": "eth0"}]
+    interfaces = [
+        {
+            "infoSource": "domain, guest-agent",
+            "interfaceName": "eth0",
+            "ipAddress": _pod_ip(vm_row),
+            "ipAddresses": [_pod_ip(vm_row)],
+            "linkState": "up",
+            "mac": _mac(vm_row, "default"),
+            "name": "default",
+            "queueCount": 1,
+            "podInterfaceName": "eth0",
+        }
+    ]
     for i, net in enumerate(vm_row.networks, start=1):
-        interfaces.append({"infoSource": "domain, guest-agent, multus-status", "interfaceName": f"eth{i}",
-                           "linkState": "up", "mac": _mac(vm_row, net.iface), "name": net.iface,
-                           "podInterfaceName": f"pod{uid('podif', ns, name, net.iface)[:11].replace('-', '')}",
-                           "queueCount": 1})
+        interfaces.append(
+            {
+                "infoSource": "domain, guest-agent, multus-status",
+                "interfaceName": f"eth{i}",
+                "linkState": "up",
+                "mac": _mac(vm_row, net.iface),
+                "name": net.iface,
+                "podInterfaceName": f"pod{uid('podif', ns, name, net.iface)[:11].replace('-', '')}",
+                "queueCount": 1,
+            }
+        )
     volume_status = []
     targets = iter("abcdefgh")
     if vm_row.container_disk:
-        volume_status.append({"containerDiskVolume": {"checksum": _hash("cd", vm_row.container_disk) % 2**32},
-                              "name": "containerdisk", "target": f"vd{next(targets)}"})
+        volume_status.append(
+            {
+                "containerDiskVolume": {"checksum": _hash("cd", vm_row.container_disk) % 2**32},
+                "name": "containerdisk",
+                "target": f"vd{next(targets)}",
+            }
+        )
     for disk in vm_row.disks:
         modes, _ = claim_modes(disk, cluster.classes, cluster.default_class)
         claim = f"{name}-{disk.volume}"
-        volume_status.append({
-            "name": disk.volume,
-            "persistentVolumeClaimInfo": {"accessModes": modes, "capacity": {"storage": quantity_gi(disk.size_gi)},
-                                          "claimName": claim, "filesystemOverhead": "0",
-                                          "requests": {"storage": quantity_gi(disk.size_gi)},
-                                          "volumeMode": disk.volume_mode},
-            "target": ("sd" if os_row.windows and disk.volume == "rootdisk" else "vd") + next(targets),
-        })
+        volume_status.append(
+            {
+                "name": disk.volume,
+                "persistentVolumeClaimInfo": {
+                    "accessModes": modes,
+                    "capacity": {"storage": quantity_gi(disk.size_gi)},
+                    "claimName": claim,
+                    "filesystemOverhead": "0",
+                    "requests": {"storage": quantity_gi(disk.size_gi)},
+                    "volumeMode": disk.volume_mode,
+                },
+                "target": ("sd" if os_row.windows and disk.volume == "rootdisk" else "vd") + next(targets),
+            }
+        )
     if not os_row.windows:
         volume_status.append({"name": "cloudinitdisk", "size": 1048576, "target": f"vd{next(targets)}"})
     sockets, cores, threads = vm_row.cpu
@@ -768,7 +1112,7 @@ def vmi(vm_row: VMRow, cluster: "Cluster") -> dict:
         "guestOSInfo": dict(os_row.guest),
         "interfaces": interfaces,
         "launcherContainerImageVersion": "registry.redhat.io/container-native-virtualization/"
-                                         "virt-launcher-rhel9@sha256:" + hashlib.sha256(b"virt-launcher").hexdigest(),
+        "virt-launcher-rhel9@sha256:" + hashlib.sha256(b"virt-launcher").hexdigest(),
         "machine": {"type": os_row.machine},
         "memory": {"guestAtBoot": guest, "guestCurrent": guest, "guestRequested": guest},
         "migrationMethod": "LiveMigration" if live == "True" and not vm_row.container_disk else "BlockMigration",
@@ -801,27 +1145,44 @@ def vmi(vm_row: VMRow, cluster: "Cluster") -> dict:
         ms["targetPod"] = f"virt-launcher-{name}-{suffix('dst', ns, name)}"
         if state.minutes is not None:
             ms["completed"] = True
-            ms["endTimestamp"] = (datetime.strptime(ms["startTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
-                                  + timedelta(minutes=state.minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            ms["endTimestamp"] = (
+                datetime.strptime(ms["startTimestamp"], "%Y-%m-%dT%H:%M:%SZ") + timedelta(minutes=state.minutes)
+            ).strftime("%Y-%m-%dT%H:%M:%SZ")
             if state.failed:
                 ms["failed"] = True
-                ms["failureReason"] = ("Live migration failed: operation failed: migration out of job: "
-                                       "unexpectedly failed (progress timeout: no progress for 150 seconds)")
+                ms["failureReason"] = (
+                    "Live migration failed: operation failed: migration out of job: "
+                    "unexpectedly failed (progress timeout: no progress for 150 seconds)"
+                )
             ms["targetNodeDomainDetected"] = not state.failed
         status["migrationState"] = dict(sorted(ms.items()))
     status_sorted = dict(sorted(status.items()))
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
-            "metadata": meta("VirtualMachineInstance", name, ns, labels=labels, annotations=annotations,
-                             age_days=started_days,
-                             owner=owner_ref("kubevirt.io/v1", "VirtualMachine", name, ns),
-                             extra={"finalizers": ["kubevirt.io/virtualMachineControllerFinalize",
-                                                   "foregroundDeleteVirtualMachine"], "generation": 14}),
-            "spec": _vmi_spec(vm_row, for_vmi=True), "status": status_sorted}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstance",
+        "metadata": meta(
+            "VirtualMachineInstance",
+            name,
+            ns,
+            labels=labels,
+            annotations=annotations,
+            age_days=started_days,
+            owner=owner_ref("kubevirt.io/v1", "VirtualMachine", name, ns),
+            extra={
+                "finalizers": ["kubevirt.io/virtualMachineControllerFinalize", "foregroundDeleteVirtualMachine"],
+                "generation": 14,
+            },
+        ),
+        "spec": _vmi_spec(vm_row, for_vmi=True),
+        "status": status_sorted,
+    }
 
 
 def _pod_ip(vm_row: VMRow) -> str:
-    return f"10.{128 + _hash('n', vm_row.node) % 4}.{_hash('n2', vm_row.node) % 250}." \
-           f"{_hash('ip', vm_row.namespace, vm_row.name) % 250 + 3}"
+    return (
+        f"10.{128 + _hash('n', vm_row.node) % 4}.{_hash('n2', vm_row.node) % 250}."
+        f"{_hash('ip', vm_row.namespace, vm_row.name) % 250 + 3}"
+    )
 
 
 @dataclass(frozen=True)
@@ -856,65 +1217,129 @@ def vmim(row: MigrationRow, cluster: "Cluster") -> dict:
         stamps.append((row.phase, (start + timedelta(minutes=state.minutes or 0)).strftime(fmt)))
     if row.phase == "Pending":  # queued: waiting for a free migration slot
         stamps = stamps[:1]
-    status: dict = {"phase": row.phase,
-                    "phaseTransitionTimestamps": [{"phase": p, "phaseTransitionTimestamp": t} for p, t in stamps]}
+    status: dict = {
+        "phase": row.phase,
+        "phaseTransitionTimestamps": [{"phase": p, "phaseTransitionTimestamp": t} for p, t in stamps],
+    }
     if row.phase in ("Succeeded", "Failed"):
-        status["migrationState"] = {"completed": True, "endTimestamp": stamps[-1][1], "failed": row.phase == "Failed",
-                                    "mode": "PreCopy", "sourceNode": state.source,
-                                    "startTimestamp": start.strftime(fmt), "targetNode": state.target}
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
-            "metadata": meta("VirtualMachineInstanceMigration", row.name, row.namespace, labels=labels,
-                             annotations=annotations, age_days=state.days_ago + 0.0002,
-                             extra={"generation": 1}),
-            "spec": {"vmiName": row.vmi}, "status": status}
+        status["migrationState"] = {
+            "completed": True,
+            "endTimestamp": stamps[-1][1],
+            "failed": row.phase == "Failed",
+            "mode": "PreCopy",
+            "sourceNode": state.source,
+            "startTimestamp": start.strftime(fmt),
+            "targetNode": state.target,
+        }
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstanceMigration",
+        "metadata": meta(
+            "VirtualMachineInstanceMigration",
+            row.name,
+            row.namespace,
+            labels=labels,
+            annotations=annotations,
+            age_days=state.days_ago + 0.0002,
+            extra={"generation": 1},
+        ),
+        "spec": {"vmiName": row.vmi},
+        "status": status,
+    }
 
 
-def hyperconverged(cpu_ratio: int, migrations: dict, network: str | None = None,
-                   auto_cpu_limit: dict | None = None) -> dict:
+def hyperconverged(
+    cpu_ratio: int, migrations: dict, network: str | None = None, auto_cpu_limit: dict | None = None
+) -> dict:
     live = dict(migrations)
     if network:
         live["network"] = network
     return {
-        "apiVersion": "hco.kubevirt.io/v1beta1", "kind": "HyperConverged",
-        "metadata": meta("HyperConverged", "kubevirt-hyperconverged", "openshift-cnv", age_days=380,
-                         annotations={"deployOVS": "false"},
-                         labels={"app": "kubevirt-hyperconverged"},
-                         extra={"finalizers": ["kubevirt.io/hyperconverged"], "generation": 7}),
+        "apiVersion": "hco.kubevirt.io/v1beta1",
+        "kind": "HyperConverged",
+        "metadata": meta(
+            "HyperConverged",
+            "kubevirt-hyperconverged",
+            "openshift-cnv",
+            age_days=380,
+            annotations={"deployOVS": "false"},
+            labels={"app": "kubevirt-hyperconverged"},
+            extra={"finalizers": ["kubevirt.io/hyperconverged"], "generation": 7},
+        ),
         "spec": {
-            "applicationAwareConfig": {"allowApplicationAwareClusterResourceQuota": False,
-                                       "vmiCalcConfigName": "DedicatedVirtualResources"},
-            "certConfig": {"ca": {"duration": "48h0m0s", "renewBefore": "24h0m0s"},
-                           "server": {"duration": "24h0m0s", "renewBefore": "12h0m0s"}},
+            "applicationAwareConfig": {
+                "allowApplicationAwareClusterResourceQuota": False,
+                "vmiCalcConfigName": "DedicatedVirtualResources",
+            },
+            "certConfig": {
+                "ca": {"duration": "48h0m0s", "renewBefore": "24h0m0s"},
+                "server": {"duration": "24h0m0s", "renewBefore": "12h0m0s"},
+            },
             "deployVmConsoleProxy": False,
             "enableApplicationAwareQuota": False,
             "enableCommonBootImageImport": True,
             "evictionStrategy": "LiveMigrate",
-            "featureGates": {"alignCPUs": False, "autoResourceLimits": False, "deployKubeSecondaryDNS": False,
-                             "deployTektonTaskResources": False, "disableMDevConfiguration": False,
-                             "enableCommonBootImageImport": True, "enableManagedTenantQuota": False,
-                             "nonRoot": True, "persistentReservation": False, "withHostPassthroughCPU": False},
+            "featureGates": {
+                "alignCPUs": False,
+                "autoResourceLimits": False,
+                "deployKubeSecondaryDNS": False,
+                "deployTektonTaskResources": False,
+                "disableMDevConfiguration": False,
+                "enableCommonBootImageImport": True,
+                "enableManagedTenantQuota": False,
+                "nonRoot": True,
+                "persistentReservation": False,
+                "withHostPassthroughCPU": False,
+            },
             "higherWorkloadDensity": {"memoryOvercommitPercentage": 100},
             "infra": {},
             "liveMigrationConfig": live,
-            "resourceRequirements": {**({"autoCPULimitNamespaceLabelSelector": auto_cpu_limit}
-                                        if auto_cpu_limit else {}), "vmiCPUAllocationRatio": cpu_ratio},
+            "resourceRequirements": {
+                **({"autoCPULimitNamespaceLabelSelector": auto_cpu_limit} if auto_cpu_limit else {}),
+                "vmiCPUAllocationRatio": cpu_ratio,
+            },
             "uninstallStrategy": "BlockUninstallIfWorkloadsExist",
             "virtualMachineOptions": {"disableFreePageReporting": False, "disableSerialConsoleLog": True},
-            "workloadUpdateStrategy": {"batchEvictionInterval": "1m0s", "batchEvictionSize": 10,
-                                       "workloadUpdateMethods": ["LiveMigrate"]},
+            "workloadUpdateStrategy": {
+                "batchEvictionInterval": "1m0s",
+                "batchEvictionSize": 10,
+                "workloadUpdateMethods": ["LiveMigrate"],
+            },
             "workloads": {},
         },
         "status": {
             "conditions": [
-                {"lastTransitionTime": stamp(6, "hco-cond"), "message": "Reconcile completed successfully",
-                 "observedGeneration": 7, "reason": "ReconcileCompleted", "status": "True", "type": t}
+                {
+                    "lastTransitionTime": stamp(6, "hco-cond"),
+                    "message": "Reconcile completed successfully",
+                    "observedGeneration": 7,
+                    "reason": "ReconcileCompleted",
+                    "status": "True",
+                    "type": t,
+                }
                 for t in ("ReconcileComplete", "Available")
-            ] + [
-                {"lastTransitionTime": stamp(6, "hco-cond"), "message": "Reconcile completed successfully",
-                 "observedGeneration": 7, "reason": "ReconcileCompleted", "status": "False", "type": t}
+            ]
+            + [
+                {
+                    "lastTransitionTime": stamp(6, "hco-cond"),
+                    "message": "Reconcile completed successfully",
+                    "observedGeneration": 7,
+                    "reason": "ReconcileCompleted",
+                    "status": "False",
+                    "type": t,
+                }
                 for t in ("Progressing", "Degraded")
-            ] + [{"lastTransitionTime": stamp(6, "hco-cond"), "message": "Reconcile completed successfully",
-                  "observedGeneration": 7, "reason": "ReconcileCompleted", "status": "True", "type": "Upgradeable"}],
+            ]
+            + [
+                {
+                    "lastTransitionTime": stamp(6, "hco-cond"),
+                    "message": "Reconcile completed successfully",
+                    "observedGeneration": 7,
+                    "reason": "ReconcileCompleted",
+                    "status": "True",
+                    "type": "Upgradeable",
+                }
+            ],
             "infrastructureHighlyAvailable": True,
             "observedGeneration": 7,
             "systemHealthStatus": "healthy",
@@ -928,51 +1353,103 @@ def kubevirt_cr(cpu_ratio: int, migrations: dict, network: str | None = None) ->
     if network:
         mig["network"] = network
     return {
-        "apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
-        "metadata": meta("KubeVirt", "kubevirt-kubevirt-hyperconverged", "openshift-cnv", age_days=380,
-                         labels={"app": "kubevirt-hyperconverged", "app.kubernetes.io/component": "compute",
-                                 "app.kubernetes.io/managed-by": "hco-operator",
-                                 "app.kubernetes.io/part-of": "hyperconverged-cluster",
-                                 "app.kubernetes.io/version": "4.18.3"},
-                         owner=owner_ref("hco.kubevirt.io/v1beta1", "HyperConverged", "kubevirt-hyperconverged",
-                                         "openshift-cnv"),
-                         extra={"finalizers": ["foregroundDeleteKubeVirt"], "generation": 9}),
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "KubeVirt",
+        "metadata": meta(
+            "KubeVirt",
+            "kubevirt-kubevirt-hyperconverged",
+            "openshift-cnv",
+            age_days=380,
+            labels={
+                "app": "kubevirt-hyperconverged",
+                "app.kubernetes.io/component": "compute",
+                "app.kubernetes.io/managed-by": "hco-operator",
+                "app.kubernetes.io/part-of": "hyperconverged-cluster",
+                "app.kubernetes.io/version": "4.18.3",
+            },
+            owner=owner_ref("hco.kubevirt.io/v1beta1", "HyperConverged", "kubevirt-hyperconverged", "openshift-cnv"),
+            extra={"finalizers": ["foregroundDeleteKubeVirt"], "generation": 9},
+        ),
         "spec": {
-            "certificateRotateStrategy": {"selfSigned": {"ca": {"duration": "48h0m0s", "renewBefore": "24h0m0s"},
-                                                         "server": {"duration": "24h0m0s",
-                                                                    "renewBefore": "12h0m0s"}}},
+            "certificateRotateStrategy": {
+                "selfSigned": {
+                    "ca": {"duration": "48h0m0s", "renewBefore": "24h0m0s"},
+                    "server": {"duration": "24h0m0s", "renewBefore": "12h0m0s"},
+                }
+            },
             "configuration": {
-                "architectureConfiguration": {"amd64": {"emulatedMachines": ["q35*", "pc-q35*"],
-                                                        "machineType": "pc-q35-rhel9.4.0"},
-                                              "defaultArchitecture": "amd64"},
-                "developerConfiguration": {"cpuAllocationRatio": cpu_ratio, "diskVerification": {"memoryLimit": "2G"},
-                                           "featureGates": ["CPUManager", "Snapshot", "HotplugVolumes",
-                                                            "ExpandDisks", "HostDevices", "VMExport",
-                                                            "KubevirtSeccompProfile", "VMPersistentState",
-                                                            "InstancetypeReferencePolicy", "WithHostModelCPU",
-                                                            "HypervStrictCheck"],
-                                           "memoryOvercommit": 100},
+                "architectureConfiguration": {
+                    "amd64": {"emulatedMachines": ["q35*", "pc-q35*"], "machineType": "pc-q35-rhel9.4.0"},
+                    "defaultArchitecture": "amd64",
+                },
+                "developerConfiguration": {
+                    "cpuAllocationRatio": cpu_ratio,
+                    "diskVerification": {"memoryLimit": "2G"},
+                    "featureGates": [
+                        "CPUManager",
+                        "Snapshot",
+                        "HotplugVolumes",
+                        "ExpandDisks",
+                        "HostDevices",
+                        "VMExport",
+                        "KubevirtSeccompProfile",
+                        "VMPersistentState",
+                        "InstancetypeReferencePolicy",
+                        "WithHostModelCPU",
+                        "HypervStrictCheck",
+                    ],
+                    "memoryOvercommit": 100,
+                },
                 "evictionStrategy": "LiveMigrate",
                 "migrations": mig,
-                "network": {"binding": {"l2bridge": {"domainAttachmentType": "managedTap"}},
-                            "defaultNetworkInterface": "masquerade"},
-                "obsoleteCPUModels": {"486": True, "Conroe": True, "athlon": True, "core2duo": True,
-                                      "coreduo": True, "kvm32": True, "kvm64": True, "n270": True,
-                                      "pentium": True, "pentium2": True, "pentium3": True, "pentiumpro": True,
-                                      "phenom": True, "qemu32": True, "qemu64": True},
-                "smbios": {"family": "Red Hat", "manufacturer": "Red Hat", "product": "OpenShift Virtualization",
-                           "version": "4.18.3"},
+                "network": {
+                    "binding": {"l2bridge": {"domainAttachmentType": "managedTap"}},
+                    "defaultNetworkInterface": "masquerade",
+                },
+                "obsoleteCPUModels": {
+                    "486": True,
+                    "Conroe": True,
+                    "athlon": True,
+                    "core2duo": True,
+                    "coreduo": True,
+                    "kvm32": True,
+                    "kvm64": True,
+                    "n270": True,
+                    "pentium": True,
+                    "pentium2": True,
+                    "pentium3": True,
+                    "pentiumpro": True,
+                    "phenom": True,
+                    "qemu32": True,
+                    "qemu64": True,
+                },
+                "smbios": {
+                    "family": "Red Hat",
+                    "manufacturer": "Red Hat",
+                    "product": "OpenShift Virtualization",
+                    "version": "4.18.3",
+                },
                 "vmStateStorageClass": "",
             },
             "customizeComponents": {},
             "uninstallStrategy": "BlockUninstallIfWorkloadsExist",
-            "workloadUpdateStrategy": {"batchEvictionInterval": "1m0s", "batchEvictionSize": 10,
-                                       "workloadUpdateMethods": ["LiveMigrate"]},
+            "workloadUpdateStrategy": {
+                "batchEvictionInterval": "1m0s",
+                "batchEvictionSize": 10,
+                "workloadUpdateMethods": ["LiveMigrate"],
+            },
         },
         "status": {
-            "conditions": [{"lastProbeTime": stamp(6, "kv"), "lastTransitionTime": stamp(6, "kv"),
-                            "message": "All components are ready.", "reason": "AllComponentsReady",
-                            "status": "True", "type": "Available"}],
+            "conditions": [
+                {
+                    "lastProbeTime": stamp(6, "kv"),
+                    "lastTransitionTime": stamp(6, "kv"),
+                    "message": "All components are ready.",
+                    "reason": "AllComponentsReady",
+                    "status": "True",
+                    "type": "Available",
+                }
+            ],
             "defaultArchitecture": "amd64",
             "observedDeploymentConfig": "{}",
             "observedKubeVirtRegistry": "registry.redhat.io/container-native-virtualization",
@@ -1013,10 +1490,18 @@ def migration_policy(row: PolicyRow) -> dict:
     if row.timeout_per_gib is not None:
         spec["completionTimeoutPerGiB"] = row.timeout_per_gib
     spec["selectors"] = selectors
-    return {"apiVersion": "migrations.kubevirt.io/v1alpha1", "kind": "MigrationPolicy",
-            "metadata": meta("MigrationPolicy", row.name, age_days=200, extra={"generation": 1},
-                             annotations={"description": row.description} if row.description else None),
-            "spec": spec}
+    return {
+        "apiVersion": "migrations.kubevirt.io/v1alpha1",
+        "kind": "MigrationPolicy",
+        "metadata": meta(
+            "MigrationPolicy",
+            row.name,
+            age_days=200,
+            extra={"generation": 1},
+            annotations={"description": row.description} if row.description else None,
+        ),
+        "spec": spec,
+    }
 
 
 # ================================================================ network builders
@@ -1042,31 +1527,56 @@ def nad(row: NADRow) -> dict:
         annotations["description"] = row.description
     if row.resource:
         annotations["k8s.v1.cni.cncf.io/resourceName"] = row.resource
-    return {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-            "metadata": meta("NetworkAttachmentDefinition", row.name, row.namespace, annotations=annotations,
-                             age_days=250, extra={"generation": 1}),
-            "spec": {"config": row.config}}
+    return {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": meta(
+            "NetworkAttachmentDefinition",
+            row.name,
+            row.namespace,
+            annotations=annotations,
+            age_days=250,
+            extra={"generation": 1},
+        ),
+        "spec": {"config": row.config},
+    }
 
 
-def iface(name: str, type_: str, mtu: int | None, *, controller: str = "", ports: tuple[str, ...] = (),
-          ipv4: str = "", mac_seed: str = "") -> dict:
+def iface(
+    name: str,
+    type_: str,
+    mtu: int | None,
+    *,
+    controller: str = "",
+    ports: tuple[str, ...] = (),
+    ipv4: str = "",
+    mac_seed: str = "",
+) -> dict:
     out: dict = {}
     if type_ == "linux-bridge":
-        out["bridge"] = {"options": {"group-forward-mask": 0, "mac-ageing-time": 300, "multicast-snooping": True,
-                                     "stp": {"enabled": False}},
-                         "port": [{"name": p, "stp-hairpin-mode": False, "stp-path-cost": 100,
-                                   "stp-priority": 32} for p in ports]}
+        out["bridge"] = {
+            "options": {
+                "group-forward-mask": 0,
+                "mac-ageing-time": 300,
+                "multicast-snooping": True,
+                "stp": {"enabled": False},
+            },
+            "port": [{"name": p, "stp-hairpin-mode": False, "stp-path-cost": 100, "stp-priority": 32} for p in ports],
+        }
     if type_ == "ovs-bridge":
-        out["bridge"] = {"options": {"mcast-snooping-enable": False, "rstp": False, "stp": {"enabled": False}},
-                         "port": [{"name": p} for p in ports]}
+        out["bridge"] = {
+            "options": {"mcast-snooping-enable": False, "rstp": False, "stp": {"enabled": False}},
+            "port": [{"name": p} for p in ports],
+        }
     if controller:
         out["controller"] = controller
-    out["ipv4"] = ({"address": [{"ip": ipv4, "prefix-length": 24}], "dhcp": False, "enabled": True}
-                   if ipv4 else {"enabled": False})
+    out["ipv4"] = (
+        {"address": [{"ip": ipv4, "prefix-length": 24}], "dhcp": False, "enabled": True} if ipv4 else {"enabled": False}
+    )
     out["ipv6"] = {"enabled": False}
     if type_ not in ("ovs-bridge",):
         value = _hash("nic", mac_seed or name)
-        out["mac-address"] = ":".join(f"{(value >> (8 * i)) & 0xff:02X}" for i in range(6))
+        out["mac-address"] = ":".join(f"{(value >> (8 * i)) & 0xFF:02X}" for i in range(6))
     if mtu is not None:
         out["mtu"] = mtu
     out["name"] = name
@@ -1076,26 +1586,40 @@ def iface(name: str, type_: str, mtu: int | None, *, controller: str = "", ports
 
 
 def nns(node_row: NodeRow, interfaces: list[dict]) -> dict:
-    return {"apiVersion": "nmstate.io/v1beta1", "kind": "NodeNetworkState",
-            "metadata": meta("NodeNetworkState", node_row.name, age_days=380,
-                             labels={"nmstate.io/node": node_row.name},
-                             owner=owner_ref("v1", "Node", node_row.name, controller=False),
-                             extra={"generation": 1}),
-            "status": {
-                "currentState": {
-                    "dns-resolver": {"config": {}, "running": {"search": ["lab.example.com"],
-                                                               "server": ["192.168.111.1"]}},
-                    "interfaces": sorted(interfaces, key=lambda i: (i["name"], i["type"])),
-                    "route-rules": {"config": []},
-                    "routes": {"config": [], "running": [{"destination": "0.0.0.0/0",
-                                                          "next-hop-address": "192.168.111.1",
-                                                          "next-hop-interface": "br-ex", "table-id": 254}]},
+    return {
+        "apiVersion": "nmstate.io/v1beta1",
+        "kind": "NodeNetworkState",
+        "metadata": meta(
+            "NodeNetworkState",
+            node_row.name,
+            age_days=380,
+            labels={"nmstate.io/node": node_row.name},
+            owner=owner_ref("v1", "Node", node_row.name, controller=False),
+            extra={"generation": 1},
+        ),
+        "status": {
+            "currentState": {
+                "dns-resolver": {"config": {}, "running": {"search": ["lab.example.com"], "server": ["192.168.111.1"]}},
+                "interfaces": sorted(interfaces, key=lambda i: (i["name"], i["type"])),
+                "route-rules": {"config": []},
+                "routes": {
+                    "config": [],
+                    "running": [
+                        {
+                            "destination": "0.0.0.0/0",
+                            "next-hop-address": "192.168.111.1",
+                            "next-hop-interface": "br-ex",
+                            "table-id": 254,
+                        }
+                    ],
                 },
-                "handlerNetworkManagerVersion": "1.46.0-20.el9_4",
-                "handlerNmstateVersion": "2.2.36",
-                "hostNetworkManagerVersion": "1.46.0-20.el9_4" if node_row.os == "rhcos" else "1.40.16-15.el8_10",
-                "lastSuccessfulUpdateTime": stamp(0.0004, "nns", node_row.name),
-            }}
+            },
+            "handlerNetworkManagerVersion": "1.46.0-20.el9_4",
+            "handlerNmstateVersion": "2.2.36",
+            "hostNetworkManagerVersion": "1.46.0-20.el9_4" if node_row.os == "rhcos" else "1.40.16-15.el8_10",
+            "lastSuccessfulUpdateTime": stamp(0.0004, "nns", node_row.name),
+        },
+    }
 
 
 def base_interfaces(node_row: NodeRow) -> list[dict]:
@@ -1111,18 +1635,34 @@ def base_interfaces(node_row: NodeRow) -> list[dict]:
 
 
 def cluster_network_config(mtu: int) -> dict:
-    return {"apiVersion": "config.openshift.io/v1", "kind": "Network",
-            "metadata": meta("Network", "cluster", age_days=400, extra={"generation": 3},
-                             annotations={"include.release.openshift.io/ibm-cloud-managed": "true",
-                                          "include.release.openshift.io/self-managed-high-availability": "true",
-                                          "release.openshift.io/create-only": "true"}),
-            "spec": {"clusterNetwork": [{"cidr": "10.128.0.0/14", "hostPrefix": 23}],
-                     "externalIP": {"policy": {}}, "networkDiagnostics": {"mode": "", "sourcePlacement": {},
-                                                                          "targetPlacement": {}},
-                     "networkType": "OVNKubernetes", "serviceNetwork": ["172.30.0.0/16"]},
-            "status": {"clusterNetwork": [{"cidr": "10.128.0.0/14", "hostPrefix": 23}],
-                       "clusterNetworkMTU": mtu, "networkType": "OVNKubernetes",
-                       "serviceNetwork": ["172.30.0.0/16"]}}
+    return {
+        "apiVersion": "config.openshift.io/v1",
+        "kind": "Network",
+        "metadata": meta(
+            "Network",
+            "cluster",
+            age_days=400,
+            extra={"generation": 3},
+            annotations={
+                "include.release.openshift.io/ibm-cloud-managed": "true",
+                "include.release.openshift.io/self-managed-high-availability": "true",
+                "release.openshift.io/create-only": "true",
+            },
+        ),
+        "spec": {
+            "clusterNetwork": [{"cidr": "10.128.0.0/14", "hostPrefix": 23}],
+            "externalIP": {"policy": {}},
+            "networkDiagnostics": {"mode": "", "sourcePlacement": {}, "targetPlacement": {}},
+            "networkType": "OVNKubernetes",
+            "serviceNetwork": ["172.30.0.0/16"],
+        },
+        "status": {
+            "clusterNetwork": [{"cidr": "10.128.0.0/14", "hostPrefix": 23}],
+            "clusterNetworkMTU": mtu,
+            "networkType": "OVNKubernetes",
+            "serviceNetwork": ["172.30.0.0/16"],
+        },
+    }
 
 
 # ================================================================ Machine API builders
@@ -1131,48 +1671,81 @@ def cluster_network_config(mtu: int) -> dict:
 def machine(row: NodeRow, machine_set: str) -> dict:
     """An IPI bare-metal Machine (Metal3), named as the Node annotation machine.openshift.io/machine says."""
     name = f"ocp-virt-{row.name}"
-    labels = {"machine.openshift.io/cluster-api-cluster": "ocp-virt",
-              "machine.openshift.io/cluster-api-machine-role": row.role,
-              "machine.openshift.io/cluster-api-machine-type": row.role}
+    labels = {
+        "machine.openshift.io/cluster-api-cluster": "ocp-virt",
+        "machine.openshift.io/cluster-api-machine-role": row.role,
+        "machine.openshift.io/cluster-api-machine-type": row.role,
+    }
     if machine_set:
         labels["machine.openshift.io/cluster-api-machineset"] = machine_set
-    owner = owner_ref("machine.openshift.io/v1beta1", "MachineSet", machine_set, "openshift-machine-api") \
-        if machine_set else None
+    owner = (
+        owner_ref("machine.openshift.io/v1beta1", "MachineSet", machine_set, "openshift-machine-api")
+        if machine_set
+        else None
+    )
     return {
-        "apiVersion": "machine.openshift.io/v1beta1", "kind": "Machine",
-        "metadata": meta("Machine", name, "openshift-machine-api", labels=labels, age_days=400, owner=owner,
-                         annotations={"metal3.io/BareMetalHost": f"openshift-machine-api/{row.name}"},
-                         extra={"finalizers": ["machine.machine.openshift.io"], "generation": 1}),
-        "spec": {"lifecycleHooks": {}, "metadata": {},
-                 "providerID": f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}",
-                 "providerSpec": {"value": {
-                     "apiVersion": "baremetal.cluster.k8s.io/v1alpha1", "kind": "BareMetalMachineProviderSpec",
-                     "customDeploy": {"method": "install_coreos"}, "hostSelector": {},
-                     "image": {"checksum": "", "url": ""},
-                     "userData": {"name": f"{row.role}-user-data-managed"}}}},
-        "status": {"addresses": [{"address": row.ip, "type": "InternalIP"}, {"address": row.name, "type": "Hostname"}],
-                   "lastUpdated": stamp(3, "machine", row.name),
-                   "nodeRef": {"kind": "Node", "name": row.name, "uid": uid("Node", None, row.name)},
-                   "phase": "Running"},
+        "apiVersion": "machine.openshift.io/v1beta1",
+        "kind": "Machine",
+        "metadata": meta(
+            "Machine",
+            name,
+            "openshift-machine-api",
+            labels=labels,
+            age_days=400,
+            owner=owner,
+            annotations={"metal3.io/BareMetalHost": f"openshift-machine-api/{row.name}"},
+            extra={"finalizers": ["machine.machine.openshift.io"], "generation": 1},
+        ),
+        "spec": {
+            "lifecycleHooks": {},
+            "metadata": {},
+            "providerID": f"baremetalhost:///openshift-machine-api/{row.name}/{uid('bmh', row.name)}",
+            "providerSpec": {
+                "value": {
+                    "apiVersion": "baremetal.cluster.k8s.io/v1alpha1",
+                    "kind": "BareMetalMachineProviderSpec",
+                    "customDeploy": {"method": "install_coreos"},
+                    "hostSelector": {},
+                    "image": {"checksum": "", "url": ""},
+                    "userData": {"name": f"{row.role}-user-data-managed"},
+                }
+            },
+        },
+        "status": {
+            "addresses": [{"address": row.ip, "type": "InternalIP"}, {"address": row.name, "type": "Hostname"}],
+            "lastUpdated": stamp(3, "machine", row.name),
+            "nodeRef": {"kind": "Node", "name": row.name, "uid": uid("Node", None, row.name)},
+            "phase": "Running",
+        },
     }
 
 
-def machine_health_check(name: str, selector: dict, max_unhealthy: str = "40%", *,
-                         timeout: str = "300s") -> dict:
-    spec: dict = {"maxUnhealthy": max_unhealthy, "nodeStartupTimeout": "10m", "selector": selector,
-                  "unhealthyConditions": [{"status": "False", "timeout": timeout, "type": "Ready"},
-                                          {"status": "Unknown", "timeout": timeout, "type": "Ready"}]}
-    return {"apiVersion": "machine.openshift.io/v1beta1", "kind": "MachineHealthCheck",
-            "metadata": meta("MachineHealthCheck", name, "openshift-machine-api", age_days=380,
-                             extra={"generation": 1}),
-            "spec": spec}
+def machine_health_check(name: str, selector: dict, max_unhealthy: str = "40%", *, timeout: str = "300s") -> dict:
+    spec: dict = {
+        "maxUnhealthy": max_unhealthy,
+        "nodeStartupTimeout": "10m",
+        "selector": selector,
+        "unhealthyConditions": [
+            {"status": "False", "timeout": timeout, "type": "Ready"},
+            {"status": "Unknown", "timeout": timeout, "type": "Ready"},
+        ],
+    }
+    return {
+        "apiVersion": "machine.openshift.io/v1beta1",
+        "kind": "MachineHealthCheck",
+        "metadata": meta("MachineHealthCheck", name, "openshift-machine-api", age_days=380, extra={"generation": 1}),
+        "spec": spec,
+    }
 
 
 def termination_handler_mhc() -> dict:
     """The MHC every installer creates: it remediates spot instances only."""
-    obj = machine_health_check("machine-api-termination-handler",
-                               {"matchLabels": {"machine.openshift.io/interruptible-instance": ""}}, "100%",
-                               timeout="0s")
+    obj = machine_health_check(
+        "machine-api-termination-handler",
+        {"matchLabels": {"machine.openshift.io/interruptible-instance": ""}},
+        "100%",
+        timeout="0s",
+    )
     obj["spec"]["unhealthyConditions"] = [{"status": "True", "timeout": "0s", "type": "Terminating"}]
     obj["metadata"]["labels"] = {"api": "clusterapi", "k8s-app": "termination-handler"}
     return obj
@@ -1181,32 +1754,71 @@ def termination_handler_mhc() -> dict:
 def trident_backend(namespace: str, name: str, driver: str, svm: str, age_days: float, **limits: str) -> dict:
     """A TridentBackendConfig as `oc get -o yaml` shows it once Trident bound it."""
     backend = f"{name.removeprefix('backend-')}"
-    spec: dict = {"credentials": {"name": f"{name}-secret"}, "managementLIF": "10.0.50.10",
-                  "storageDriverName": driver, "svm": svm, "version": 1, "backendName": backend}
+    spec: dict = {
+        "credentials": {"name": f"{name}-secret"},
+        "managementLIF": "10.0.50.10",
+        "storageDriverName": driver,
+        "svm": svm,
+        "version": 1,
+        "backendName": backend,
+    }
     if driver.startswith("ontap-nas"):
         spec["nfsMountOptions"] = "nfsvers=4.1"
     spec.update(limits)
     spec["defaults"] = {"snapshotPolicy": "default", "spaceReserve": "none"}
-    return {"apiVersion": "trident.netapp.io/v1", "kind": "TridentBackendConfig",
-            "metadata": meta("TridentBackendConfig", name, namespace, age_days=age_days,
-                             extra={"finalizers": ["trident.netapp.io"], "generation": 1}),
-            "spec": spec,
-            "status": {"backendInfo": {"backendName": backend, "backendUUID": uid("backend", name)},
-                       "deletionPolicy": "delete", "lastOperationStatus": "Success",
-                       "message": f"Backend '{backend}' created", "phase": "Bound"}}
+    return {
+        "apiVersion": "trident.netapp.io/v1",
+        "kind": "TridentBackendConfig",
+        "metadata": meta(
+            "TridentBackendConfig",
+            name,
+            namespace,
+            age_days=age_days,
+            extra={"finalizers": ["trident.netapp.io"], "generation": 1},
+        ),
+        "spec": spec,
+        "status": {
+            "backendInfo": {"backendName": backend, "backendUUID": uid("backend", name)},
+            "deletionPolicy": "delete",
+            "lastOperationStatus": "Success",
+            "message": f"Backend '{backend}' created",
+            "phase": "Bound",
+        },
+    }
 
 
-def nncp(name: str, selector: dict[str, str], bridge: str, nic: str, mtu: int, age_days: float,
-         description: str) -> dict:
+def nncp(
+    name: str, selector: dict[str, str], bridge: str, nic: str, mtu: int, age_days: float, description: str
+) -> dict:
     """A NodeNetworkConfigurationPolicy with one Linux bridge on one NIC."""
-    return {"apiVersion": "nmstate.io/v1", "kind": "NodeNetworkConfigurationPolicy",
-            "metadata": meta("NodeNetworkConfigurationPolicy", name, age_days=age_days,
-                             annotations={"description": description}, extra={"generation": 1}),
-            "spec": {"desiredState": {"interfaces": [
-                {"bridge": {"options": {"stp": {"enabled": False}}, "port": [{"name": nic}]},
-                 "description": description, "ipv4": {"enabled": False}, "ipv6": {"enabled": False},
-                 "mtu": mtu, "name": bridge, "state": "up", "type": "linux-bridge"}]},
-                "nodeSelector": selector}}
+    return {
+        "apiVersion": "nmstate.io/v1",
+        "kind": "NodeNetworkConfigurationPolicy",
+        "metadata": meta(
+            "NodeNetworkConfigurationPolicy",
+            name,
+            age_days=age_days,
+            annotations={"description": description},
+            extra={"generation": 1},
+        ),
+        "spec": {
+            "desiredState": {
+                "interfaces": [
+                    {
+                        "bridge": {"options": {"stp": {"enabled": False}}, "port": [{"name": nic}]},
+                        "description": description,
+                        "ipv4": {"enabled": False},
+                        "ipv6": {"enabled": False},
+                        "mtu": mtu,
+                        "name": bridge,
+                        "state": "up",
+                        "type": "linux-bridge",
+                    }
+                ]
+            },
+            "nodeSelector": selector,
+        },
+    }
 
 
 # ================================================================ clusters
@@ -1233,7 +1845,9 @@ class Cluster:
     nncps: list[dict] = field(default_factory=list)  # NodeNetworkConfigurationPolicy objects
     auto_cpu_limit: dict | None = None  # HCO spec.resourceRequirements.autoCPULimitNamespaceLabelSelector
     handler_not_ready: tuple[str, ...] = ()  # workers whose virt-handler pod is not Ready
-    machine_sets: dict[str, str] = field(default_factory=dict)  # node -> MachineSet ("" for a master); others: no Machine
+    machine_sets: dict[str, str] = field(
+        default_factory=dict
+    )  # node -> MachineSet ("" for a master); others: no Machine
     health_checks: list[dict] = field(default_factory=list)  # MachineHealthChecks and NodeHealthChecks
 
 
@@ -1241,10 +1855,16 @@ def virt_handler_pod(node_row: NodeRow, ready: bool) -> dict:
     """The virt-handler DaemonSet pod of a worker (openshift-cnv, label kubevirt.io=virt-handler)."""
     name = f"virt-handler-{suffix('virt-handler', node_row.name)}"
     started = stamp(30, "virt-handler-start", node_row.name)
-    labels = {"app.kubernetes.io/component": "compute", "app.kubernetes.io/managed-by": "virt-operator",
-              "app.kubernetes.io/part-of": "hyperconverged-cluster", "app.kubernetes.io/version": "4.18.3",
-              "controller-revision-hash": suffix("virt-handler-rev", length=10), "kubevirt.io": "virt-handler",
-              "pod-template-generation": "3", "prometheus.kubevirt.io": "true"}
+    labels = {
+        "app.kubernetes.io/component": "compute",
+        "app.kubernetes.io/managed-by": "virt-operator",
+        "app.kubernetes.io/part-of": "hyperconverged-cluster",
+        "app.kubernetes.io/version": "4.18.3",
+        "controller-revision-hash": suffix("virt-handler-rev", length=10),
+        "kubevirt.io": "virt-handler",
+        "pod-template-generation": "3",
+        "prometheus.kubevirt.io": "true",
+    }
 
     def condition(type_: str, status: str) -> dict:
         cond = {"lastProbeTime": None, "lastTransitionTime": started, "status": status, "type": type_}
@@ -1252,26 +1872,62 @@ def virt_handler_pod(node_row: NodeRow, ready: bool) -> dict:
             cond.update(message="containers with unready status: [virt-handler]", reason="ContainersNotReady")
         return cond
 
-    state = {"running": {"startedAt": started}} if ready else \
-        {"waiting": {"message": "back-off 5m0s restarting failed container=virt-handler",
-                     "reason": "CrashLoopBackOff"}}
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": meta("Pod", name, "openshift-cnv", labels=labels, age_days=30,
-                             owner=owner_ref("apps/v1", "DaemonSet", "virt-handler", "openshift-cnv")),
-            "spec": {"containers": [{"name": "virt-handler", "image": "registry.redhat.io/container-native-"
-                                     "virtualization/virt-handler-rhel9@sha256:"
-                                     + hashlib.sha256(b"virt-handler").hexdigest(),
-                                     "resources": {"requests": {"cpu": "10m", "memory": "357Mi"}}}],
-                     "nodeName": node_row.name, "priorityClassName": "kubevirt-cluster-critical",
-                     "serviceAccountName": "kubevirt-handler"},
-            "status": {"conditions": [condition("Initialized", "True"), condition("Ready", "True" if ready else "False"),
-                                      condition("ContainersReady", "True" if ready else "False"),
-                                      condition("PodScheduled", "True")],
-                       "containerStatuses": [{"name": "virt-handler", "ready": ready,
-                                              "restartCount": 0 if ready else 41, "started": ready,
-                                              "state": state}],
-                       "hostIP": node_row.ip, "phase": "Running", "qosClass": "Burstable",
-                       "startTime": started}}
+    state = (
+        {"running": {"startedAt": started}}
+        if ready
+        else {
+            "waiting": {
+                "message": "back-off 5m0s restarting failed container=virt-handler",
+                "reason": "CrashLoopBackOff",
+            }
+        }
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta(
+            "Pod",
+            name,
+            "openshift-cnv",
+            labels=labels,
+            age_days=30,
+            owner=owner_ref("apps/v1", "DaemonSet", "virt-handler", "openshift-cnv"),
+        ),
+        "spec": {
+            "containers": [
+                {
+                    "name": "virt-handler",
+                    "image": "registry.redhat.io/container-native-"
+                    "virtualization/virt-handler-rhel9@sha256:" + hashlib.sha256(b"virt-handler").hexdigest(),
+                    "resources": {"requests": {"cpu": "10m", "memory": "357Mi"}},
+                }
+            ],
+            "nodeName": node_row.name,
+            "priorityClassName": "kubevirt-cluster-critical",
+            "serviceAccountName": "kubevirt-handler",
+        },
+        "status": {
+            "conditions": [
+                condition("Initialized", "True"),
+                condition("Ready", "True" if ready else "False"),
+                condition("ContainersReady", "True" if ready else "False"),
+                condition("PodScheduled", "True"),
+            ],
+            "containerStatuses": [
+                {
+                    "name": "virt-handler",
+                    "ready": ready,
+                    "restartCount": 0 if ready else 41,
+                    "started": ready,
+                    "state": state,
+                }
+            ],
+            "hostIP": node_row.ip,
+            "phase": "Running",
+            "qosClass": "Burstable",
+            "startTime": started,
+        },
+    }
 
 
 def _list(items: list[dict]) -> dict:
@@ -1287,23 +1943,37 @@ def render_cluster(c: Cluster) -> dict[str, str]:
         for disk in row.disks:
             modes, sc = claim_modes(disk, c.classes, c.default_class)
             name = f"{row.name}-{disk.volume}"
-            claim = pvc(row.namespace, name, disk, modes, sc, c.classes[sc].provisioner,
-                        from_dv=disk.source != "pvc", age_days=row.age_days)
+            claim = pvc(
+                row.namespace,
+                name,
+                disk,
+                modes,
+                sc,
+                c.classes[sc].provisioner,
+                from_dv=disk.source != "pvc",
+                age_days=row.age_days,
+            )
             if "volume.kubernetes.io/selected-node" in claim["metadata"]["annotations"]:
                 claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] = row.node
             pvcs.append(claim)
             if disk.source != "pvc":
                 dvs.append(data_volume(row, disk, row.age_days))
     classes = list(c.classes.values())
-    storage = [storage_class(s) for s in classes] + [storage_profile(s) for s in classes] + \
-        sorted(dvs, key=_sort_key) + sorted(pvcs, key=_sort_key)
+    storage = (
+        [storage_class(s) for s in classes]
+        + [storage_profile(s) for s in classes]
+        + sorted(dvs, key=_sort_key)
+        + sorted(pvcs, key=_sort_key)
+    )
 
     network = [cluster_network_config(c.cluster_mtu)]
     network += [nad(n) for n in sorted(c.nads, key=lambda n: (n.namespace, n.name))]
     network += [nns(n, base_interfaces(n) + c.node_interfaces.get(n.name, [])) for n in c.nodes]
 
-    virtualization = [hyperconverged(c.cpu_ratio, c.hco_migrations, c.migration_network, c.auto_cpu_limit),
-                      kubevirt_cr(c.cpu_ratio, c.hco_migrations, c.migration_network)]
+    virtualization = [
+        hyperconverged(c.cpu_ratio, c.hco_migrations, c.migration_network, c.auto_cpu_limit),
+        kubevirt_cr(c.cpu_ratio, c.hco_migrations, c.migration_network),
+    ]
     virtualization += [migration_policy(p) for p in c.policies]
 
     vm_rows = sorted(c.vms, key=lambda r: (r.namespace, r.name))
@@ -1317,8 +1987,9 @@ def render_cluster(c: Cluster) -> dict[str, str]:
         "network.yaml": _list(network),
         "vms.yaml": _list([vm(r, c) for r in vm_rows]),
         "vmis.yaml": _list([vmi(r, c) for r in vm_rows if r.running]),
-        "virt-handler.yaml": _list([virt_handler_pod(n, n.name not in c.handler_not_ready)
-                                    for n in c.nodes if n.role == "worker"]),
+        "virt-handler.yaml": _list(
+            [virt_handler_pod(n, n.name not in c.handler_not_ready) for n in c.nodes if n.role == "worker"]
+        ),
     }
     if c.migrations:
         files["migrations.yaml"] = _list([vmim(m, c) for m in c.migrations])
@@ -1339,12 +2010,16 @@ def _sort_key(obj: dict) -> tuple[str, str]:
 
 def dirty_rates(c: Cluster) -> str:
     """Prometheus text exposition as scraped from virt-handler (KubeVirt >= 1.7 names)."""
-    lines = ["# HELP kubevirt_vmi_dirty_rate_bytes_per_second Guest dirty-rate in bytes per second.",
-             "# TYPE kubevirt_vmi_dirty_rate_bytes_per_second gauge"]
+    lines = [
+        "# HELP kubevirt_vmi_dirty_rate_bytes_per_second Guest dirty-rate in bytes per second.",
+        "# TYPE kubevirt_vmi_dirty_rate_bytes_per_second gauge",
+    ]
     for row in sorted(c.vms, key=lambda r: (r.namespace, r.name)):
         if row.dirty_mib is not None:
-            lines.append(f'kubevirt_vmi_dirty_rate_bytes_per_second{{name="{row.name}",namespace="{row.namespace}",'
-                         f'node="{row.node}"}} {round(row.dirty_mib * MI)}')
+            lines.append(
+                f'kubevirt_vmi_dirty_rate_bytes_per_second{{name="{row.name}",namespace="{row.namespace}",'
+                f'node="{row.node}"}} {round(row.dirty_mib * MI)}'
+            )
     helps = {
         "kubevirt_vmi_migration_data_remaining_bytes": "The remaining guest OS data to be migrated to the new VM.",
         "kubevirt_vmi_migration_dirty_memory_rate_bytes": "The rate of memory being dirty in the Guest OS.",
@@ -1376,7 +2051,4 @@ _Dumper.add_representer(str, _str_representer)
 
 
 def dump_yaml(doc: object) -> str:
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120,
-                     allow_unicode=True)
-
-
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True)

@@ -14,6 +14,7 @@ Inputs, each naming the upstream repository, file and release tags it was read f
 The inputs are validated first (`validate`): every field path a record reads
 (`record_field_paths`) must be listed under its kind with a source, and nothing else.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -146,8 +147,11 @@ def validate_objects(objects: dict) -> list[str]:
     kinds = objects.get("kinds")
     if not isinstance(kinds, dict):
         return [f"{file}: `kinds` must be a mapping of kind name to entry"]
-    errors = [f"{file}: kinds.{name}: not a kind of ov_exporter.records.KINDS"
-              for name in kinds if name not in {k.kind for k in KINDS}]
+    errors = [
+        f"{file}: kinds.{name}: not a kind of ov_exporter.records.KINDS"
+        for name in kinds
+        if name not in {k.kind for k in KINDS}
+    ]
     for info in KINDS:
         where = f"{file}: kinds.{info.kind}"
         kind = kinds.get(info.kind)
@@ -256,7 +260,7 @@ class GoPackage:
             if depth == 0:
                 break
         fields, nested = [], 0
-        for line in (line.strip() for line in text[start + 1:end].splitlines()):
+        for line in (line.strip() for line in text[start + 1 : end].splitlines()):
             if nested or line.endswith("{"):  # an anonymous struct inside: not followed
                 nested += line.count("{") - line.count("}")
                 continue
@@ -275,8 +279,11 @@ class GoPackage:
 class GoRepo:
     """One git clone at one tag: its Go packages, found by import path."""
 
-    _KUBERNETES = {"k8s.io/api": "kubernetes/api", "k8s.io/apimachinery": "kubernetes/apimachinery",
-                   "k8s.io/metrics": "kubernetes/metrics"}
+    _KUBERNETES = {
+        "k8s.io/api": "kubernetes/api",
+        "k8s.io/apimachinery": "kubernetes/apimachinery",
+        "k8s.io/metrics": "kubernetes/metrics",
+    }
 
     def __init__(self, clones: Path, repository: str, tag: str) -> None:
         self.clones, self.repository, self.tag = clones, repository, tag
@@ -291,7 +298,7 @@ class GoRepo:
                 text = self._git("show", f"{tag}:{path}")
                 module = re.search(r"(?m)^module\s+(\S+)", text)
                 if module:
-                    self.modules.append((module.group(1), path[:-len("go.mod")].rstrip("/")))
+                    self.modules.append((module.group(1), path[: -len("go.mod")].rstrip("/")))
                 self._requires.update(re.findall(r"(?m)^\s*(k8s\.io/\w+)\s+(v[0-9][^\s]*)", text))
         self.modules.sort(key=lambda m: -len(m[0]))
 
@@ -301,14 +308,17 @@ class GoRepo:
 
     def _files(self, directory: str) -> list[str]:
         listing = self._git("ls-tree", "--name-only", f"{self.tag}:{directory}" if directory else self.tag)
-        return [f"{directory}/{name}".lstrip("/") for name in listing.split()
-                if name.endswith(".go") and not name.endswith("_test.go")]
+        return [
+            f"{directory}/{name}".lstrip("/")
+            for name in listing.split()
+            if name.endswith(".go") and not name.endswith("_test.go")
+        ]
 
     def package(self, import_path: str) -> tuple[GoRepo, GoPackage] | None:
         """The repository and package an import path resolves to here, or None."""
         for module, directory in self.modules:
             if import_path == module or import_path.startswith(module + "/"):
-                return self, self._package("/".join(p for p in (directory, import_path[len(module) + 1:]) if p))
+                return self, self._package("/".join(p for p in (directory, import_path[len(module) + 1 :]) if p))
         for _, directory in self.modules:
             vendored = "/".join(p for p in (directory, "vendor", import_path) if p)
             if self._files(vendored):
@@ -346,10 +356,10 @@ def resolve_go_path(repo: GoRepo, package_dir: str, type_name: str, path: str) -
             raise LookupError(f"{'.'.join(steps[:i]) or 'root'}: {name} is not a struct here")
         found = _find_field(here, package, name, key)
         if found is None:
-            raise LookupError(f"{'.'.join(steps[:i + 1])}: no json field {key!r} in {name}")
+            raise LookupError(f"{'.'.join(steps[: i + 1])}: no json field {key!r} in {name}")
         here, package, struct, file, go_type = found
         if step.endswith("[]") and not go_type.lstrip("*").startswith("[]"):
-            raise LookupError(f"{'.'.join(steps[:i + 1])}: {go_type} is not a list")
+            raise LookupError(f"{'.'.join(steps[: i + 1])}: {go_type} is not a list")
         if i == len(steps) - 1:
             return go_type, struct
         here, package, name = _lookup(here, package, file, go_type)
@@ -373,7 +383,7 @@ def _find_field(repo: GoRepo, package: GoPackage, struct: str, key: str, seen: f
     for name, go_type, inline in fields:
         if not inline and name == key:
             return repo, package, struct, file, go_type
-    for name, go_type, inline in fields:
+    for _name, go_type, inline in fields:
         if inline:
             try:
                 inner_repo, inner_package, inner = _lookup(repo, package, file, go_type)
@@ -399,8 +409,10 @@ def verify_objects(objects: dict, clones: Path) -> tuple[int, list[str]]:
         for types_file in paths:
             declared = newest._package(types_file.rpartition("/")[0]).structs.get(info.kind, ("nowhere",))[0]
             if declared != types_file:
-                problems.append(f"kinds.{info.kind}.path: {info.kind} is declared in {declared} at "
-                                f"{kind['tags'][1]}, not {types_file}")
+                problems.append(
+                    f"kinds.{info.kind}.path: {info.kind} is declared in {declared} at "
+                    f"{kind['tags'][1]}, not {types_file}"
+                )
         for path, entry in kind["fields"].items():
             if "go" not in entry:
                 continue
@@ -412,7 +424,8 @@ def verify_objects(objects: dict, clones: Path) -> tuple[int, list[str]]:
                 roots = [(driver["path"].rsplit("/", 1)[0], driver["type"], path.removeprefix("spec."))]
             for label, tag in (("newest", kind["tags"][1]), ("since", entry.get("since", kind["tags"][0]))):
                 repo = repos.get((kind["repository"], tag)) or repos.setdefault(
-                    (kind["repository"], tag), GoRepo(clones, kind["repository"], tag))
+                    (kind["repository"], tag), GoRepo(clones, kind["repository"], tag)
+                )
                 answers, errors = [], []
                 for directory, root, rel in roots:
                     try:
@@ -423,8 +436,10 @@ def verify_objects(objects: dict, clones: Path) -> tuple[int, list[str]]:
                 if not answers:
                     problems.append(f"{where}: {'; '.join(errors)}")
                 elif label == "newest" and (entry["go"], entry["in"]) not in answers:
-                    problems.append(f"{where}: upstream has {answers[0][0]} in {answers[0][1]}, "
-                                    f"the entry says {entry['go']} in {entry['in']}")
+                    problems.append(
+                        f"{where}: upstream has {answers[0][0]} in {answers[0][1]}, "
+                        f"the entry says {entry['go']} in {entry['in']}"
+                    )
             checked += 1
     return checked, problems
 
@@ -480,42 +495,60 @@ def _field_row(path: str, entry: dict, kind: dict) -> str:
         values += " (" + ", ".join(f"{v} from {t}" for v, t in entry["enum_since"].items()) + ")"
     kind_type = entry.get("go") or entry.get("rust")
     lang = "" if "go" in entry else " (Rust)"
-    return (f"| `{path}` | `{_cell(kind_type)}`{lang} | {declared} | {_cell(changes)} | {default} | "
-            f"{values} | {_cell(entry.get('note'))} |")
+    return (
+        f"| `{path}` | `{_cell(kind_type)}`{lang} | {declared} | {_cell(changes)} | {default} | "
+        f"{values} | {_cell(entry.get('note'))} |"
+    )
 
 
 def _objects_section(objects: dict) -> list[str]:
-    out = ["## Objects the exporter reads", "",
-           "Every field path a record in `exporter/ov_exporter/records/` reads, with the upstream "
-           "type it has. A `go` type was found by following the path through the Go structs' "
-           "`json` tags at every tag read; `vendor/...` files are the copies the kind's "
-           "repository builds with at that tag. To check one: clone the repository and "
-           "`git show TAG:PATH`.", "",
-           "| Kind | apiVersions read | Repository | Types file | Releases read | Fields: upstream / not upstream / unverified |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "## Objects the exporter reads",
+        "",
+        "Every field path a record in `exporter/ov_exporter/records/` reads, with the upstream "
+        "type it has. A `go` type was found by following the path through the Go structs' "
+        "`json` tags at every tag read; `vendor/...` files are the copies the kind's "
+        "repository builds with at that tag. To check one: clone the repository and "
+        "`git show TAG:PATH`.",
+        "",
+        "| Kind | apiVersions read | Repository | Types file | Releases read "
+        "| Fields: upstream / not upstream / unverified |",
+        "|---|---|---|---|---|---|",
+    ]
     kinds = objects["kinds"]
     for info in KINDS:
         kind = kinds[info.kind]
         up, not_up, unverified = _field_counts(kind["fields"])
-        out.append(f"| [{info.kind}](#{info.kind.lower()}) | {_cell(kind.get('api'))} | {kind['repository']} | "
-                   f"{_cell(kind['path'])} | {kind['tags'][0]} … {kind['tags'][1]} ({len(kind['read'])} read) | "
-                   f"{up} / {not_up} / {unverified} |")
+        out.append(
+            f"| [{info.kind}](#{info.kind.lower()}) | {_cell(kind.get('api'))} | {kind['repository']} | "
+            f"{_cell(kind['path'])} | {kind['tags'][0]} … {kind['tags'][1]} ({len(kind['read'])} read) | "
+            f"{up} / {not_up} / {unverified} |"
+        )
     for info in KINDS:
         kind = kinds[info.kind]
         paths = kind["path"] if isinstance(kind["path"], list) else [kind["path"]]
-        out += ["", f"### {info.kind}", "",
-                f"`{kind['repository']}` " + ", ".join(f"`{p}`" for p in paths)
-                + f"; read at: {', '.join(kind['read'])}."]
+        out += [
+            "",
+            f"### {info.kind}",
+            "",
+            f"`{kind['repository']}` " + ", ".join(f"`{p}`" for p in paths) + f"; read at: {', '.join(kind['read'])}.",
+        ]
         if "branch_heads" in kind:
-            out.append("Release branches read at commits: "
-                       + ", ".join(f"{b} `{c}`" for b, c in kind["branch_heads"].items()) + ".")
+            out.append(
+                "Release branches read at commits: "
+                + ", ".join(f"{b} `{c}`" for b, c in kind["branch_heads"].items())
+                + "."
+            )
         if "served" in kind:
             out.append(f"Served versions: {kind['served']}.")
         if "driver_config" in kind:
             driver = kind["driver_config"]
             out.append(f"The spec is free-form; its fields come from `{driver['type']}` in `{driver['path']}`.")
-        out += ["", "| Field | Upstream type | Declared in | Since / changes | Default | Values | Note |",
-                "|---|---|---|---|---|---|---|"]
+        out += [
+            "",
+            "| Field | Upstream type | Declared in | Since / changes | Default | Values | Note |",
+            "|---|---|---|---|---|---|---|",
+        ]
         out += [_field_row(path, entry, kind) for path, entry in kind["fields"].items()]
     return out
 
@@ -526,23 +559,32 @@ def _metrics_section(metrics: dict) -> list[str]:
     used: dict[str, int] = {}
     for entry in (metrics.get("metrics") or {}).values():
         used[entry.get("component")] = used.get(entry.get("component"), 0) + 1
-    out = ["## Metrics other components publish", "",
-           f"The full contract, metric by metric with its source, is [alerts/upstream-metrics.yaml]({link}); "
-           "`tests/test_upstream_contract.py` holds the rules, dashboards and promtool tests to it. "
-           "Per component:", "",
-           "| Component | Repository | Releases checked | Scraped by | Metrics listed |", "|---|---|---|---|---|"]
+    out = [
+        "## Metrics other components publish",
+        "",
+        f"The full contract, metric by metric with its source, is [alerts/upstream-metrics.yaml]({link}); "
+        "`tests/test_upstream_contract.py` holds the rules, dashboards and promtool tests to it. "
+        "Per component:",
+        "",
+        "| Component | Repository | Releases checked | Scraped by | Metrics listed |",
+        "|---|---|---|---|---|",
+    ]
     for name, component in components.items():
         scrape = component.get("scrape") or {}
         monitor = scrape.get("servicemonitor") if isinstance(scrape, dict) else None
         scraped = ""
         if isinstance(monitor, dict):
             refs = monitor.get("tags") or monitor.get("ref") or []
-            scraped = f"job `{scrape.get('job', '')}`: {monitor.get('repository', '')} `{monitor.get('path', '')}` ({_cell(refs)})"
+            scraped = (
+                f"job `{scrape.get('job', '')}`: {monitor.get('repository', '')} "
+                f"`{monitor.get('path', '')}` ({_cell(refs)})"
+            )
         releases = [str(r) for r in component.get("releases") or []]
         if len(releases) > 4:
             releases = [f"{releases[0]} … {releases[-1]} ({len(releases)} releases)"]
-        out.append(f"| {name} | {component.get('repository', '')} | {_cell(releases)} | "
-                   f"{scraped} | {used.get(name, 0)} |")
+        out.append(
+            f"| {name} | {component.get('repository', '')} | {_cell(releases)} | {scraped} | {used.get(name, 0)} |"
+        )
     needs = metrics.get("needs_release") or {}
     if needs:
         out += ["", "Rules that need a newer release than the oldest supported one:", ""]
@@ -551,27 +593,36 @@ def _metrics_section(metrics: dict) -> list[str]:
 
 
 def _monitoring_section(monitoring: dict) -> list[str]:
-    out = ["## OpenShift monitoring rules the deployment relies on", "",
-           "From [openshift-monitoring.yaml](openshift-monitoring.yaml)."]
+    out = [
+        "## OpenShift monitoring rules the deployment relies on",
+        "",
+        "From [openshift-monitoring.yaml](openshift-monitoring.yaml).",
+    ]
     for rule in monitoring["rules"]:
         out += ["", f"### {rule['id']}", "", " ".join(rule["rule"].split()), ""]
         for source in rule["sources"]:
-            refs = [f"{r} (`{source['commits'][r]}`)" if r in (source.get("commits") or {}) else r
-                    for r in source["refs"]]
-            out.append(f"- {source['repository']} `{source['path']}` at {', '.join(refs)}: "
-                       f"{' '.join(source['shows'].split())}")
+            refs = [
+                f"{r} (`{source['commits'][r]}`)" if r in (source.get("commits") or {}) else r for r in source["refs"]
+            ]
+            out.append(
+                f"- {source['repository']} `{source['path']}` at {', '.join(refs)}: {' '.join(source['shows'].split())}"
+            )
         if rule.get("unverified"):
             out += ["", f"Unverified: {' '.join(rule['unverified'].split())}"]
     return out
 
 
 def render(objects: dict, monitoring: dict, metrics: dict) -> str:
-    lines = ["# Upstream facts the exporter relies on", "",
-             "Generated by `exporter/scripts/upstream_doc.py` from [upstream-objects.yaml](upstream-objects.yaml), "
-             "[openshift-monitoring.yaml](openshift-monitoring.yaml) and "
-             "[alerts/upstream-metrics.yaml](../../alerts/upstream-metrics.yaml): edit those and rerun it. "
-             "Each fact names the upstream repository, file and release it was read at; "
-             "`upstream_doc.py --verify DIR` re-checks every Go type against git clones DIR/<owner>/<name>.", ""]
+    lines = [
+        "# Upstream facts the exporter relies on",
+        "",
+        "Generated by `exporter/scripts/upstream_doc.py` from [upstream-objects.yaml](upstream-objects.yaml), "
+        "[openshift-monitoring.yaml](openshift-monitoring.yaml) and "
+        "[alerts/upstream-metrics.yaml](../../alerts/upstream-metrics.yaml): edit those and rerun it. "
+        "Each fact names the upstream repository, file and release it was read at; "
+        "`upstream_doc.py --verify DIR` re-checks every Go type against git clones DIR/<owner>/<name>.",
+        "",
+    ]
     lines += _objects_section(objects) + [""]
     lines += _metrics_section(metrics) + [""]
     lines += _monitoring_section(monitoring)
@@ -590,8 +641,9 @@ def build() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when exporter/docs/upstream.md is stale")
-    parser.add_argument("--verify", metavar="DIR", type=Path,
-                        help="re-check every Go entry against git clones DIR/<owner>/<name>")
+    parser.add_argument(
+        "--verify", metavar="DIR", type=Path, help="re-check every Go entry against git clones DIR/<owner>/<name>"
+    )
     args = parser.parse_args(argv)
     if args.verify:
         try:

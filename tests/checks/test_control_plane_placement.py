@@ -1,8 +1,8 @@
 """control_plane_placement: control-plane nodes sharing a hypervisor host (anti-pattern 12)."""
+
 from __future__ import annotations
 
 import pytest
-
 from ov_exporter import runner
 from ov_exporter.checks import control_plane_placement as cpp
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
@@ -14,9 +14,13 @@ COLOCATED, UNKNOWN = "ov_control_plane_node_colocated", "ov_control_plane_nodes_
 
 
 def master(name, host=None, provider=None, label=HOST):
-    obj = node(name, control_plane=True, schedulable=None,
-               taints=[{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}],
-               labels={label: host} if host is not None else None)
+    obj = node(
+        name,
+        control_plane=True,
+        schedulable=None,
+        taints=[{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}],
+        labels={label: host} if host is not None else None,
+    )
     if provider is not None:
         obj["spec"]["providerID"] = provider
     return obj
@@ -28,10 +32,15 @@ def run(*objects, **overrides):
 
 def test_two_of_three_on_one_host_is_a_warning():
     out = run(master("m0", "esxi-01"), master("m1", "esxi-01"), master("m2", "esxi-02"), node("worker-0"))
-    assert series(out, COLOCATED) == {("m0", "esxi-01", "label", "true"): 2, ("m1", "esxi-01", "label", "true"): 2,
-                                      ("m2", "esxi-02", "label", "false"): 1}
-    assert {(f.obj, f.severity) for f in out.findings} == {(ObjectRef("Node", "", "m0"), Severity.WARNING),
-                                                            (ObjectRef("Node", "", "m1"), Severity.WARNING)}
+    assert series(out, COLOCATED) == {
+        ("m0", "esxi-01", "label", "true"): 2,
+        ("m1", "esxi-01", "label", "true"): 2,
+        ("m2", "esxi-02", "label", "false"): 1,
+    }
+    assert {(f.obj, f.severity) for f in out.findings} == {
+        (ObjectRef("Node", "", "m0"), Severity.WARNING),
+        (ObjectRef("Node", "", "m1"), Severity.WARNING),
+    }
     assert "m1" in next(f.message for f in out.findings if f.obj.name == "m0")
 
 
@@ -88,7 +97,8 @@ def test_registry_and_malformed_nodes():
     spec_null["spec"] = None
     labels_null = master("m4")
     labels_null["metadata"]["labels"] = None  # no longer a control-plane node
-    result = runner.evaluate(state(master("m0", "a"), master("m1", "a"), master("m2", "b"), spec_null, labels_null),
-                               config()).result("control_plane_placement")
+    result = runner.evaluate(
+        state(master("m0", "a"), master("m1", "a"), master("m2", "b"), spec_null, labels_null), config()
+    ).result("control_plane_placement")
     assert result.status is Status.OK
     assert {f.obj.name for f in result.findings} == {"m0", "m1", "m3"}

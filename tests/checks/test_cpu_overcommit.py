@@ -1,9 +1,9 @@
 """cpu_overcommit: vCPUs of running VMIs over physical cores (anti-pattern 6)."""
+
 from __future__ import annotations
 
 import msgspec
 import pytest
-
 from ov_exporter import runner
 from ov_exporter.checks import cpu_overcommit
 from ov_exporter.model import ObjectRef, Severity, Status
@@ -80,17 +80,20 @@ def test_above_max_is_a_warning_with_a_message_naming_the_numbers():
     assert [f.severity for f in non_info(out) if f.obj == CLUSTER] == [Severity.WARNING]
 
 
-@pytest.mark.parametrize(("vcpus", "cores", "profile", "expected"), [
-    (18, 10, "production", Severity.INFO),  # 1.8 is not above the max
-    (19, 10, "production", Severity.WARNING),
-    (14, 10, "production", Severity.INFO),  # 1.4 above 1.2
-    (14, 10, "dev-test", None),  # 1.4 within dev-test 1.5
-    (15, 10, "dev-test", None),  # 1.5 is not above 1.5
-    (16, 10, "dev-test", Severity.INFO),
-    (19, 10, "dev-test", Severity.WARNING),
-    (12, 10, "production", None),  # 1.2 is not above 1.2
-    (10, 10, "production", None),
-])
+@pytest.mark.parametrize(
+    ("vcpus", "cores", "profile", "expected"),
+    [
+        (18, 10, "production", Severity.INFO),  # 1.8 is not above the max
+        (19, 10, "production", Severity.WARNING),
+        (14, 10, "production", Severity.INFO),  # 1.4 above 1.2
+        (14, 10, "dev-test", None),  # 1.4 within dev-test 1.5
+        (15, 10, "dev-test", None),  # 1.5 is not above 1.5
+        (16, 10, "dev-test", Severity.INFO),
+        (19, 10, "dev-test", Severity.WARNING),
+        (12, 10, "production", None),  # 1.2 is not above 1.2
+        (10, 10, "production", None),
+    ],
+)
 def test_severity_by_profile(vcpus, cores, profile, expected):
     out = run(*overloaded(vcpus, cores), profile=profile)
     assert node_findings(out).get("worker-0") == expected
@@ -148,9 +151,13 @@ def test_nfd_label_beats_config():
 
 
 def test_every_schedulable_node_gets_series_even_without_vmis():
-    objects = [node("worker-0", cpu="16", smt=True), node("worker-1", cpu="16", smt=True),
-               node("infra-0", cpu="16", smt=True, schedulable=False),
-               node("master-0", cpu="16", control_plane=True, schedulable=None), vmi("a", cores=4)]
+    objects = [
+        node("worker-0", cpu="16", smt=True),
+        node("worker-1", cpu="16", smt=True),
+        node("infra-0", cpu="16", smt=True, schedulable=False),
+        node("master-0", cpu="16", control_plane=True, schedulable=None),
+        vmi("a", cores=4),
+    ]
     out = run(*objects)
     assert series(out, "ov_cpu_overcommit_ratio") == {("worker-0",): 0.5, ("worker-1",): 0.0}
     assert series(out, "ov_node_vm_vcpus") == {("worker-0",): 4, ("worker-1",): 0}
@@ -158,8 +165,12 @@ def test_every_schedulable_node_gets_series_even_without_vmis():
 
 
 def test_unschedulable_node_running_vmis_gets_series_but_no_cluster_capacity():
-    objects = [node("worker-0", cpu="8", smt=True), node("cordoned", cpu="8", smt=True, schedulable=False),
-               vmi("a", node="worker-0", cores=2), vmi("b", node="cordoned", cores=6)]
+    objects = [
+        node("worker-0", cpu="8", smt=True),
+        node("cordoned", cpu="8", smt=True, schedulable=False),
+        vmi("a", node="worker-0", cores=2),
+        vmi("b", node="cordoned", cores=6),
+    ]
     out = run(*objects)
     assert series(out, "ov_cpu_overcommit_ratio") == {("worker-0",): 0.5, ("cordoned",): 1.5}
     assert node_findings(out) == {"cordoned": Severity.INFO}
@@ -181,11 +192,18 @@ def test_cluster_ratio_over_all_schedulable_nodes():
 
 
 def test_dump_without_schedulable_labels_falls_back_to_workers_without_taints():
-    objects = [node("worker-0", cpu="8", smt=True, schedulable=None),
-               node("tainted", cpu="8", smt=True, schedulable=None,
-                    taints=[{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]),
-               node("master-0", cpu="8", smt=True, schedulable=None, control_plane=True),
-               vmi("a", cores=2)]
+    objects = [
+        node("worker-0", cpu="8", smt=True, schedulable=None),
+        node(
+            "tainted",
+            cpu="8",
+            smt=True,
+            schedulable=None,
+            taints=[{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}],
+        ),
+        node("master-0", cpu="8", smt=True, schedulable=None, control_plane=True),
+        vmi("a", cores=2),
+    ]
     out = run(*objects)
     assert series(out, "ov_cpu_overcommit_ratio") == {("worker-0",): 0.5}
 
@@ -209,23 +227,30 @@ def test_node_without_cpu_capacity_is_an_info_finding():
 # ---------------------------------------------------------------- vmiCPUAllocationRatio
 
 
-@pytest.mark.parametrize(("objects", "expected"), [
-    ([], ("default", 10)),
-    ([hco("v1beta1", cpu_ratio=4)], ("hco", 4)),
-    ([hco("v1", cpu_ratio=8)], ("hco", 8)),
-    ([kubevirt_cr(cpu_ratio=6)], ("kubevirt", 6)),
-    ([hco("v1beta1", cpu_ratio=2), kubevirt_cr(cpu_ratio=6)], ("hco", 2)),  # HCO first
-    ([hco("v1beta1"), kubevirt_cr(cpu_ratio=6)], ("kubevirt", 6)),
-    ([hco("v1beta1")], ("default", 10)),
-], ids=["default", "hco-v1beta1", "hco-v1", "kubevirt", "hco-over-kubevirt", "hco-unset", "hco-without-ratio"])
+@pytest.mark.parametrize(
+    ("objects", "expected"),
+    [
+        ([], ("default", 10)),
+        ([hco("v1beta1", cpu_ratio=4)], ("hco", 4)),
+        ([hco("v1", cpu_ratio=8)], ("hco", 8)),
+        ([kubevirt_cr(cpu_ratio=6)], ("kubevirt", 6)),
+        ([hco("v1beta1", cpu_ratio=2), kubevirt_cr(cpu_ratio=6)], ("hco", 2)),  # HCO first
+        ([hco("v1beta1"), kubevirt_cr(cpu_ratio=6)], ("kubevirt", 6)),
+        ([hco("v1beta1")], ("default", 10)),
+    ],
+    ids=["default", "hco-v1beta1", "hco-v1", "kubevirt", "hco-over-kubevirt", "hco-unset", "hco-without-ratio"],
+)
 def test_allocation_ratio_and_its_source(objects, expected):
     out = run(node("worker-0", cpu="8", smt=True), *objects)
     source, value = expected
     assert series(out, "ov_vmi_cpu_allocation_ratio") == {(source,): value}
 
 
-@pytest.mark.parametrize("setting", [hco("v1beta1", cpu_ratio=10), hco("v1", cpu_ratio=20), kubevirt_cr(cpu_ratio=10)],
-                         ids=["hco-v1beta1", "hco-v1", "kubevirt"])
+@pytest.mark.parametrize(
+    "setting",
+    [hco("v1beta1", cpu_ratio=10), hco("v1", cpu_ratio=20), kubevirt_cr(cpu_ratio=10)],
+    ids=["hco-v1beta1", "hco-v1", "kubevirt"],
+)
 def test_allocation_ratio_above_max_is_configuration_not_a_finding(setting):
     """It only scales the CPU requests of VMs without requests, and HCO writes its default 10
     into every CR: the gauge shows it, the real vCPU:core ratio is what is judged."""
@@ -270,8 +295,19 @@ def _damaged_vmis():
     bogus_phase = vmi("bogus-phase", phase="Bogus")
     topology_null = vmi("topology-null")
     topology_null["status"]["currentCPUTopology"] = None
-    return [spec_null, status_null, domain_null, cpu_empty, cpu_strings, cpu_zero, huge, resources_null,
-            negative_request, bogus_phase, topology_null]
+    return [
+        spec_null,
+        status_null,
+        domain_null,
+        cpu_empty,
+        cpu_strings,
+        cpu_zero,
+        huge,
+        resources_null,
+        negative_request,
+        bogus_phase,
+        topology_null,
+    ]
 
 
 def _damaged_nodes():
@@ -292,7 +328,9 @@ def good_overloaded_node():
     return [node("good", cpu="8", smt=True), vmi("good-load", node="good", cores=8)]
 
 
-@pytest.mark.parametrize("damaged", _damaged_vmis() + _damaged_nodes(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
+@pytest.mark.parametrize(
+    "damaged", _damaged_vmis() + _damaged_nodes(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}"
+)
 def test_malformed_object_never_raises_nor_hides_the_good_node(damaged):
     # lenient: as loaded, a bad field (a negative quantity) is dropped and the object kept
     out = cpu_overcommit.evaluate(state(damaged, *good_overloaded_node(), lenient=True), config())
@@ -301,8 +339,9 @@ def test_malformed_object_never_raises_nor_hides_the_good_node(damaged):
 
 
 def test_all_malformed_objects_together():
-    out = cpu_overcommit.evaluate(state(*_damaged_vmis(), *_damaged_nodes(), *good_overloaded_node(),
-                                        lenient=True), config())
+    out = cpu_overcommit.evaluate(
+        state(*_damaged_vmis(), *_damaged_nodes(), *good_overloaded_node(), lenient=True), config()
+    )
     assert node_findings(out)["good"] is Severity.WARNING
 
 
@@ -329,15 +368,17 @@ def test_infinite_cpu_request_is_rejected_with_its_field(request_cpu):
     bad["spec"]["domain"]["resources"]["requests"]["cpu"] = request_cpu
     with pytest.raises(msgspec.ValidationError, match=r"out of range - at `\$\.spec\.domain\.resources\.requests"):
         state(bad)
-    result = runner.evaluate(state(node("other", cpu="8", smt=True), *good_overloaded_node()),
-                               config()).result("cpu_overcommit")
+    result = runner.evaluate(state(node("other", cpu="8", smt=True), *good_overloaded_node()), config()).result(
+        "cpu_overcommit"
+    )
     assert result.status is Status.OK, result.error
     assert node_findings(result)["good"] is Severity.WARNING
 
 
 def test_huge_cpu_requests_do_not_fail_the_check():
     big = [vmi(f"big-{i}", node="other", cores=None, requests_cpu="1e308") for i in range(2)]
-    result = runner.evaluate(state(*big, node("other", cpu="8", smt=True), *good_overloaded_node()),
-                               config()).result("cpu_overcommit")
+    result = runner.evaluate(state(*big, node("other", cpu="8", smt=True), *good_overloaded_node()), config()).result(
+        "cpu_overcommit"
+    )
     assert result.status is Status.OK, result.error
     assert node_findings(result)["good"] is Severity.WARNING

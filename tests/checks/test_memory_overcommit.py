@@ -1,9 +1,9 @@
 """memory_overcommit: guest memory of running VMIs over node memory (anti-pattern 6)."""
+
 from __future__ import annotations
 
 import msgspec
 import pytest
-
 from ov_exporter.checks import memory_overcommit
 from ov_exporter.model import ObjectRef, Severity
 
@@ -45,11 +45,17 @@ def test_live_guest_memory_from_status_wins():
     assert series(out, "ov_node_vm_guest_memory_bytes") == {("worker-0",): 12 * GI}
 
 
-@pytest.mark.parametrize(("guest_gi", "expected"), [
-    (80, None), (90, None),  # 0.9 is not above 0.9
-    (91, Severity.INFO), (100, Severity.INFO),  # 1.0 is not above 1.0
-    (101, Severity.WARNING), (150, Severity.WARNING),
-])
+@pytest.mark.parametrize(
+    ("guest_gi", "expected"),
+    [
+        (80, None),
+        (90, None),  # 0.9 is not above 0.9
+        (91, Severity.INFO),
+        (100, Severity.INFO),  # 1.0 is not above 1.0
+        (101, Severity.WARNING),
+        (150, Severity.WARNING),
+    ],
+)
 def test_severity_thresholds(guest_gi, expected):
     out = run(node("worker-0", memory="100Gi"), vmi("big", memory=f"{guest_gi}Gi"))
     assert node_findings(out).get("worker-0") == expected
@@ -68,8 +74,11 @@ def test_finding_message_names_the_memory_and_ratio():
 
 
 def test_configured_thresholds():
-    out = run(node("worker-0", memory="100Gi"), vmi("a", memory="75Gi"),
-              **{"thresholds.memory-overcommit-max": 0.7, "thresholds.memory-overcommit-critical": 0.8})
+    out = run(
+        node("worker-0", memory="100Gi"),
+        vmi("a", memory="75Gi"),
+        **{"thresholds.memory-overcommit-max": 0.7, "thresholds.memory-overcommit-critical": 0.8},
+    )
     assert node_findings(out) == {"worker-0": Severity.INFO}
     assert series(out, "ov_memory_overcommit_threshold_ratio") == {("warning",): 0.7, ("critical",): 0.8}
 
@@ -79,13 +88,16 @@ def test_default_threshold_series():
 
 
 def test_every_schedulable_node_gets_series_and_cluster_ratio_uses_schedulable_capacity():
-    objects = [node("worker-0", memory="100Gi"), node("worker-1", memory="100Gi"),
-               node("infra-0", memory="100Gi", schedulable=False),
-               node("cordoned", memory="100Gi", schedulable=False),
-               vmi("a", node="worker-0", memory="50Gi"), vmi("b", node="cordoned", memory="150Gi")]
+    objects = [
+        node("worker-0", memory="100Gi"),
+        node("worker-1", memory="100Gi"),
+        node("infra-0", memory="100Gi", schedulable=False),
+        node("cordoned", memory="100Gi", schedulable=False),
+        vmi("a", node="worker-0", memory="50Gi"),
+        vmi("b", node="cordoned", memory="150Gi"),
+    ]
     out = run(*objects)
-    assert series(out, "ov_memory_overcommit_ratio") == {("worker-0",): 0.5, ("worker-1",): 0.0,
-                                                         ("cordoned",): 1.5}
+    assert series(out, "ov_memory_overcommit_ratio") == {("worker-0",): 0.5, ("worker-1",): 0.0, ("cordoned",): 1.5}
     assert node_findings(out) == {"cordoned": Severity.WARNING}
     # 200 GiB of guests over the 200 GiB of the two schedulable nodes.
     assert series(out, "ov_cluster_memory_overcommit_ratio") == {(): 1.0}
@@ -111,14 +123,18 @@ def test_node_without_memory_capacity_is_an_info_finding():
 # ---------------------------------------------------------------- memoryOvercommitPercentage
 
 
-@pytest.mark.parametrize(("objects", "expected"), [
-    ([], ("default", 100)),
-    ([hco("v1beta1", memory_pct=150)], ("hco", 150)),
-    ([hco("v1", memory_pct=120)], ("hco", 120)),
-    ([kubevirt_cr(memory_overcommit=130)], ("kubevirt", 130)),
-    ([hco("v1beta1", memory_pct=110), kubevirt_cr(memory_overcommit=130)], ("hco", 110)),
-    ([hco("v1"), kubevirt_cr(memory_overcommit=130)], ("kubevirt", 130)),
-], ids=["default", "hco-v1beta1", "hco-v1", "kubevirt", "hco-first", "hco-unset"])
+@pytest.mark.parametrize(
+    ("objects", "expected"),
+    [
+        ([], ("default", 100)),
+        ([hco("v1beta1", memory_pct=150)], ("hco", 150)),
+        ([hco("v1", memory_pct=120)], ("hco", 120)),
+        ([kubevirt_cr(memory_overcommit=130)], ("kubevirt", 130)),
+        ([hco("v1beta1", memory_pct=110), kubevirt_cr(memory_overcommit=130)], ("hco", 110)),
+        ([hco("v1"), kubevirt_cr(memory_overcommit=130)], ("kubevirt", 130)),
+    ],
+    ids=["default", "hco-v1beta1", "hco-v1", "kubevirt", "hco-first", "hco-unset"],
+)
 def test_overcommit_percentage_and_its_source(objects, expected):
     out = run(node("worker-0"), *objects)
     source, value = expected
@@ -150,8 +166,20 @@ def _damaged():
     negative = node("negative", memory="-1Gi")
     status_null_node = node("status-null-node")
     status_null_node["status"] = None
-    return [spec_null, status_null, domain_null, memory_null, requests_null, numeric, zero_guest,
-            status_memory_null, capacity_null, zero, negative, status_null_node]
+    return [
+        spec_null,
+        status_null,
+        domain_null,
+        memory_null,
+        requests_null,
+        numeric,
+        zero_guest,
+        status_memory_null,
+        capacity_null,
+        zero,
+        negative,
+        status_null_node,
+    ]
 
 
 def good():

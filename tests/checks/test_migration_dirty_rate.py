@@ -1,4 +1,5 @@
 """migration_dirty_rate: VMs dirtying memory faster than a migration copies it (anti-pattern 14)."""
+
 from __future__ import annotations
 
 import math
@@ -29,16 +30,19 @@ from .builders import (
 
 RISK, DURATION = "ov_migration_dirty_rate_risk", "ov_migration_predicted_duration_seconds"
 TIMEOUT_VMI = "ov_migration_completion_timeout_seconds"
-BANDWIDTH, TIMEOUT, PARALLEL = ("ov_migration_bandwidth_bytes_per_second",
-                                "ov_migration_completion_timeout_per_gib_seconds",
-                                "ov_migration_parallel_outbound_per_node")
+BANDWIDTH, TIMEOUT, PARALLEL = (
+    "ov_migration_bandwidth_bytes_per_second",
+    "ov_migration_completion_timeout_per_gib_seconds",
+    "ov_migration_parallel_outbound_per_node",
+)
 LINK_SHARE = 10e9 / 8 / 2  # default link speed 10 Gbit/s shared by 2 parallel outbound migrations
 DIRTY = upstream.DIRTY_RATE
 
 
 def run(*objects, samples=None, **overrides):
-    return migration_dirty_rate.evaluate(state(*objects, samples=samples if samples is not None else {}),
-                                         config(**overrides))
+    return migration_dirty_rate.evaluate(
+        state(*objects, samples=samples if samples is not None else {}), config(**overrides)
+    )
 
 
 def dirty(*points):
@@ -81,8 +85,13 @@ def test_defaults_without_hco_or_kubevirt():
 
 @pytest.mark.parametrize("version", ["v1beta1", "v1"])
 def test_settings_from_hco(version):
-    lm = {"bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 800, "parallelOutboundMigrationsPerNode": 5,
-          "parallelMigrationsPerCluster": 5, "progressTimeout": 150}
+    lm = {
+        "bandwidthPerMigration": "64Mi",
+        "completionTimeoutPerGiB": 800,
+        "parallelOutboundMigrationsPerNode": 5,
+        "parallelMigrationsPerCluster": 5,
+        "progressTimeout": 150,
+    }
     out = run(db(), hco(version, live_migration=lm), kubevirt_cr(migrations={"bandwidthPerMigration": "1Mi"}))
     assert series(out, BANDWIDTH) == {("hco",): 64 * MI}
     assert series(out, TIMEOUT) == {("hco",): 800}
@@ -90,8 +99,16 @@ def test_settings_from_hco(version):
 
 
 def test_settings_from_kubevirt_cr():
-    out = run(db(), kubevirt_cr(migrations={"bandwidthPerMigration": "128Mi", "completionTimeoutPerGiB": 20,
-                                            "parallelOutboundMigrationsPerNode": 1}))
+    out = run(
+        db(),
+        kubevirt_cr(
+            migrations={
+                "bandwidthPerMigration": "128Mi",
+                "completionTimeoutPerGiB": 20,
+                "parallelOutboundMigrationsPerNode": 1,
+            }
+        ),
+    )
     assert series(out, BANDWIDTH) == {("kubevirt",): 128 * MI}
     assert series(out, TIMEOUT) == {("kubevirt",): 20}
     assert series(out, PARALLEL) == {("kubevirt",): 1}
@@ -103,13 +120,18 @@ def test_zero_bandwidth_means_unlimited_link_share():
 
 
 def test_configured_bandwidth_is_capped_at_the_link_share():
-    out = run(db(), hco(live_migration={"bandwidthPerMigration": "10Gi", "parallelOutboundMigrationsPerNode": 2}),
-              **{"migration-link-speed": "1G"})
+    out = run(
+        db(),
+        hco(live_migration={"bandwidthPerMigration": "10Gi", "parallelOutboundMigrationsPerNode": 2}),
+        **{"migration-link-speed": "1G"},
+    )
     assert series(out, BANDWIDTH) == {("hco",): 1e9 / 8 / 2}
 
 
-@pytest.mark.parametrize(("speed", "expected"), [("25G", 25e9 / 8 / 2), ("25Gbit/s", 25e9 / 8 / 2),
-                                                 (10_000_000_000, 10e9 / 8 / 2), ("100M", 100e6 / 8 / 2)])
+@pytest.mark.parametrize(
+    ("speed", "expected"),
+    [("25G", 25e9 / 8 / 2), ("25Gbit/s", 25e9 / 8 / 2), (10_000_000_000, 10e9 / 8 / 2), ("100M", 100e6 / 8 / 2)],
+)
 def test_link_speed_setting(speed, expected):
     assert series(run(db(), **{"migration-link-speed": speed}), BANDWIDTH) == {("default",): expected}
 
@@ -117,10 +139,18 @@ def test_link_speed_setting(speed, expected):
 # ---------------------------------------------------------------- risk and severity
 
 
-@pytest.mark.parametrize(("fraction", "expected"), [
-    (0.1, None), (0.49, None), (0.5, Severity.INFO), (0.9, Severity.INFO), (0.95, Severity.INFO),
-    (1.0, Severity.WARNING), (1.5, Severity.WARNING),
-])
+@pytest.mark.parametrize(
+    ("fraction", "expected"),
+    [
+        (0.1, None),
+        (0.49, None),
+        (0.5, Severity.INFO),
+        (0.9, Severity.INFO),
+        (0.95, Severity.INFO),
+        (1.0, Severity.WARNING),
+        (1.5, Severity.WARNING),
+    ],
+)
 def test_severity_by_risk(fraction, expected):
     out = run(db(), samples=dirty((fraction * LINK_SHARE, "db")))
     assert {f.obj.name: f.severity for f in out.findings} == ({"db": expected} if expected else {})
@@ -182,8 +212,7 @@ def test_guest_memory_from_memory_guest():
 
 def test_series_only_for_offenders():
     objects = [db(), vmi("calm"), vmi("busy", "other")]
-    samples = dirty((0.2 * LINK_SHARE, "db"), (0.0, "calm"),
-                    metric(0.8 * LINK_SHARE, "other", "busy"))
+    samples = dirty((0.2 * LINK_SHARE, "db"), (0.0, "calm"), metric(0.8 * LINK_SHARE, "other", "busy"))
     out = run(*objects, samples=samples)
     assert series(out, RISK) == {("other", "busy", "worker-0"): pytest.approx(0.8)}
     assert set(series(out, DURATION)) == {("other", "busy", "worker-0")}
@@ -206,55 +235,74 @@ def test_same_name_in_another_namespace_is_not_confused():
 
 
 def test_vmi_migration_configuration_beats_policy_and_hco():
-    objects = [db(migration_configuration={"bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 150,
-                                           "allowAutoConverge": False}),
-               namespace(NS, labels={"tier": "db"}),
-               migration_policy("fast", bandwidth="512Mi", namespace_selector={"tier": "db"}),
-               hco(live_migration={"bandwidthPerMigration": "256Mi"})]
+    objects = [
+        db(
+            migration_configuration={
+                "bandwidthPerMigration": "64Mi",
+                "completionTimeoutPerGiB": 150,
+                "allowAutoConverge": False,
+            }
+        ),
+        namespace(NS, labels={"tier": "db"}),
+        migration_policy("fast", bandwidth="512Mi", namespace_selector={"tier": "db"}),
+        hco(live_migration={"bandwidthPerMigration": "256Mi"}),
+    ]
     out = run(*objects, samples=dirty((32 * MI, "db")))
     assert series(out, RISK) == {(NS, "db", "worker-0"): 0.5}
     assert "(VMI migrationConfiguration)" in out.findings[0].message
 
 
 def test_migration_policy_beats_hco():
-    objects = [db(), namespace(NS, labels={"tier": "db"}),
-               migration_policy("slow", bandwidth="64Mi", namespace_selector={"tier": "db"}),
-               hco(live_migration={"bandwidthPerMigration": "512Mi"})]
+    objects = [
+        db(),
+        namespace(NS, labels={"tier": "db"}),
+        migration_policy("slow", bandwidth="64Mi", namespace_selector={"tier": "db"}),
+        hco(live_migration={"bandwidthPerMigration": "512Mi"}),
+    ]
     out = run(*objects, samples=dirty((32 * MI, "db")))
     assert series(out, RISK) == {(NS, "db", "worker-0"): 0.5}
     assert "(MigrationPolicy slow)" in out.findings[0].message
 
 
 def test_most_specific_migration_policy_wins():
-    objects = [db(labels={"app": "db", "tier": "gold"}), namespace(NS, labels={"team": "a"}),
-               migration_policy("a-ns-only", bandwidth="512Mi", namespace_selector={"team": "a"}),
-               migration_policy("b-ns-and-vmi", bandwidth="64Mi", namespace_selector={"team": "a"},
-                                vmi_selector={"app": "db"}),
-               migration_policy("c-not-matching", bandwidth="1Mi", vmi_selector={"app": "db", "tier": "bronze"})]
+    objects = [
+        db(labels={"app": "db", "tier": "gold"}),
+        namespace(NS, labels={"team": "a"}),
+        migration_policy("a-ns-only", bandwidth="512Mi", namespace_selector={"team": "a"}),
+        migration_policy(
+            "b-ns-and-vmi", bandwidth="64Mi", namespace_selector={"team": "a"}, vmi_selector={"app": "db"}
+        ),
+        migration_policy("c-not-matching", bandwidth="1Mi", vmi_selector={"app": "db", "tier": "bronze"}),
+    ]
     out = run(*objects, samples=dirty((32 * MI, "db")))
     assert series(out, RISK) == {(NS, "db", "worker-0"): 0.5}
     assert "(MigrationPolicy b-ns-and-vmi)" in out.findings[0].message
 
 
 def test_equally_specific_policies_tie_break_on_name():
-    objects = [db(labels={"app": "db"}),
-               migration_policy("zz", bandwidth="512Mi", vmi_selector={"app": "db"}),
-               migration_policy("aa", bandwidth="64Mi", vmi_selector={"kubevirt.io/domain": "db"})]
+    objects = [
+        db(labels={"app": "db"}),
+        migration_policy("zz", bandwidth="512Mi", vmi_selector={"app": "db"}),
+        migration_policy("aa", bandwidth="64Mi", vmi_selector={"kubevirt.io/domain": "db"}),
+    ]
     out = run(*objects, samples=dirty((32 * MI, "db")))
     assert "(MigrationPolicy aa)" in out.findings[0].message
 
 
 def test_policy_completion_timeout_applies():
-    objects = [db(memory="16Gi", labels={"app": "db"}),
-               migration_policy("strict", bandwidth="64Mi", timeout=20, vmi_selector={"app": "db"})]
+    objects = [
+        db(memory="16Gi", labels={"app": "db"}),
+        migration_policy("strict", bandwidth="64Mi", timeout=20, vmi_selector={"app": "db"}),
+    ]
     out = run(*objects, samples=dirty((20 * MI, "db")))
     [finding] = out.findings
     assert finding.severity is Severity.WARNING and "(20 s/GiB)" in finding.message
 
 
 def test_vmi_completion_timeout_applies():
-    objects = [db(memory="16Gi", migration_configuration={"bandwidthPerMigration": "64Mi",
-                                                          "completionTimeoutPerGiB": 20})]
+    objects = [
+        db(memory="16Gi", migration_configuration={"bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 20})
+    ]
     out = run(*objects, samples=dirty((20 * MI, "db")))
     [finding] = out.findings
     assert finding.severity is Severity.WARNING and "(20 s/GiB)" in finding.message
@@ -267,8 +315,12 @@ def test_hco_bandwidth_names_its_source():
 
 
 def test_unlimited_bandwidth_uses_link_speed_over_parallel_migrations():
-    out = run(db(), hco(live_migration={"parallelOutboundMigrationsPerNode": 1}),
-              samples=dirty((0.5 * 25e9 / 8, "db")), **{"migration-link-speed": "25G"})
+    out = run(
+        db(),
+        hco(live_migration={"parallelOutboundMigrationsPerNode": 1}),
+        samples=dirty((0.5 * 25e9 / 8, "db")),
+        **{"migration-link-speed": "25G"},
+    )
     assert series(out, RISK) == {(NS, "db", "worker-0"): pytest.approx(0.5)}
     assert "link speed / 1 parallel outbound migrations" in out.findings[0].message
 
@@ -300,9 +352,11 @@ def test_measured_transfer_rate_is_the_bandwidth(name):
 
 def test_swapped_transfer_rate_names_prefer_the_memory_rate_of_kubevirt_1_1_to_1_6():
     # KubeVirt 1.1-1.6 publish both names; the memory rate is ..._disk_transfer_rate_bytes there.
-    samples = {**dirty((32 * MI, "db")),
-               "kubevirt_vmi_migration_memory_transfer_rate_bytes": [metric(4 * MI, name="db")],
-               "kubevirt_vmi_migration_disk_transfer_rate_bytes": [metric(40 * MI, name="db")]}
+    samples = {
+        **dirty((32 * MI, "db")),
+        "kubevirt_vmi_migration_memory_transfer_rate_bytes": [metric(4 * MI, name="db")],
+        "kubevirt_vmi_migration_disk_transfer_rate_bytes": [metric(40 * MI, name="db")],
+    }
     out = run(db(), samples=samples)
     assert series(out, RISK) == {(NS, "db", "worker-0"): 0.8}
 
@@ -315,8 +369,7 @@ def test_zero_transfer_rate_is_ignored():
 
 @pytest.mark.parametrize("name", upstream.MIGRATION_DIRTY_RATE)
 def test_migration_dirty_rate_metrics_are_dirty_rates(name):
-    out = run(db(), hco(live_migration={"bandwidthPerMigration": "64Mi"}),
-              samples={name: [metric(48 * MI, name="db")]})
+    out = run(db(), hco(live_migration={"bandwidthPerMigration": "64Mi"}), samples={name: [metric(48 * MI, name="db")]})
     assert series(out, RISK) == {(NS, "db", "worker-0"): 0.75}
 
 
@@ -346,9 +399,14 @@ def test_unusable_sample_values_are_ignored(value):
 
 
 def test_samples_with_missing_labels_are_ignored():
-    samples = {DIRTY: [UpstreamSample({}, 1e12), UpstreamSample({"namespace": NS}, 1e12),
-                       UpstreamSample({"name": "db"}, 1e12, None)],
-               "kubevirt_vmi_migration_memory_transfer_rate_bytes": [UpstreamSample({"namespace": NS}, 1.0)]}
+    samples = {
+        DIRTY: [
+            UpstreamSample({}, 1e12),
+            UpstreamSample({"namespace": NS}, 1e12),
+            UpstreamSample({"name": "db"}, 1e12, None),
+        ],
+        "kubevirt_vmi_migration_memory_transfer_rate_bytes": [UpstreamSample({"namespace": NS}, 1.0)],
+    }
     out = run(db(), samples=samples)
     assert out.findings == []
 
@@ -369,9 +427,16 @@ def test_series_cap_keeps_the_riskiest_vmis():
     objects = [vmi(f"vm-{i}") for i in range(4)]
     samples = dirty(*[((0.5 + i / 10) * LINK_SHARE, f"vm-{i}") for i in range(4)])
     result = runner.evaluate(state(*objects, samples=samples), config(**{"series-cap": 2})).result(
-        "migration_dirty_rate")
-    assert {s.labels for s in result.samples if s.family == RISK} == {(NS, "vm-2", "worker-0"), (NS, "vm-3", "worker-0")}
-    assert {s.labels for s in result.samples if s.family == DURATION} == {(NS, "vm-2", "worker-0"), (NS, "vm-3", "worker-0")}
+        "migration_dirty_rate"
+    )
+    assert {s.labels for s in result.samples if s.family == RISK} == {
+        (NS, "vm-2", "worker-0"),
+        (NS, "vm-3", "worker-0"),
+    }
+    assert {s.labels for s in result.samples if s.family == DURATION} == {
+        (NS, "vm-2", "worker-0"),
+        (NS, "vm-3", "worker-0"),
+    }
     assert result.dropped == 6  # risk, duration and timeout for each of the two dropped VMIs
     assert len(result.findings) == 4
     assert {s.family for s in result.samples} >= {BANDWIDTH, TIMEOUT, PARALLEL}  # bounded families kept
@@ -390,8 +455,10 @@ def _damaged():
     mig_state_null["status"]["migrationState"] = None
     mig_cfg_empty = vmi("mig-empty", migration_configuration={})
     mig_cfg_zero = vmi("mig-zero", migration_configuration={"bandwidthPerMigration": "0", "completionTimeoutPerGiB": 0})
-    mig_cfg_strings = vmi("mig-strings", migration_configuration={"completionTimeoutPerGiB": "20",
-                                                                  "parallelOutboundMigrationsPerNode": "3"})
+    mig_cfg_strings = vmi(
+        "mig-strings",
+        migration_configuration={"completionTimeoutPerGiB": "20", "parallelOutboundMigrationsPerNode": "3"},
+    )
     policy_spec_null = migration_policy("spec-null")
     policy_spec_null["spec"] = None
     policy_selectors_null = migration_policy("selectors-null", bandwidth="1Mi")
@@ -402,8 +469,20 @@ def _damaged():
     hco_lm_null["spec"]["liveMigrationConfig"] = None
     kv_migrations_null = kubevirt_cr(migrations={})
     kv_migrations_null["spec"]["configuration"]["migrations"] = None
-    return [status_null, spec_null, no_memory, mig_state_null, mig_cfg_empty, mig_cfg_zero, mig_cfg_strings,
-            policy_spec_null, policy_selectors_null, ns_labels_null, hco_lm_null, kv_migrations_null]
+    return [
+        status_null,
+        spec_null,
+        no_memory,
+        mig_state_null,
+        mig_cfg_empty,
+        mig_cfg_zero,
+        mig_cfg_strings,
+        policy_spec_null,
+        policy_selectors_null,
+        ns_labels_null,
+        hco_lm_null,
+        kv_migrations_null,
+    ]
 
 
 def damaged_samples():
@@ -446,9 +525,12 @@ def test_zero_link_speed_is_rejected_or_harmless():
 
 
 def test_equal_total_score_prefers_vmi_labels_like_kubevirt():
-    objects = [db(labels={"app": "db"}), namespace(NS, labels={"team": "a"}),
-               migration_policy("a-namespace", bandwidth="512Mi", namespace_selector={"team": "a"}),
-               migration_policy("b-vmi", bandwidth="64Mi", vmi_selector={"app": "db"})]
+    objects = [
+        db(labels={"app": "db"}),
+        namespace(NS, labels={"team": "a"}),
+        migration_policy("a-namespace", bandwidth="512Mi", namespace_selector={"team": "a"}),
+        migration_policy("b-vmi", bandwidth="64Mi", vmi_selector={"app": "db"}),
+    ]
     out = run(*objects, samples=dirty((32 * MI, "db")))
     assert series(out, RISK) == {(NS, "db", "worker-0"): 0.5}  # 32 MiB/s over b-vmi's 64 MiB/s
     assert ["(MigrationPolicy b-vmi)" in f.message for f in out.findings] == [True]

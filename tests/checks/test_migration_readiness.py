@@ -1,17 +1,35 @@
 """migration_readiness: every reason that blocks a VM's live migration (anti-pattern 16)."""
+
 from __future__ import annotations
 
 import pytest
-
 from ov_exporter.checks import migration_readiness as mr
 from ov_exporter.domain import readiness
 from ov_exporter.model import ObjectRef, Severity
 
-from .builders import (NS, cloud_init, config, hco, kubevirt_cr, node, pvc, pvc_volume, series, state,
-                       virt_handler_pod, vm, vmi, vmim)
+from .builders import (
+    NS,
+    cloud_init,
+    config,
+    hco,
+    kubevirt_cr,
+    node,
+    pvc,
+    pvc_volume,
+    series,
+    state,
+    virt_handler_pod,
+    vm,
+    vmi,
+    vmim,
+)
 
-BLOCKED, COUNT, BY_REASON, SLOTS = ("ov_vm_migration_blocked", "ov_vms_migration_blocked",
-                                    "ov_vms_migration_blocked_by_reason", "ov_migration_slots")
+BLOCKED, COUNT, BY_REASON, SLOTS = (
+    "ov_vm_migration_blocked",
+    "ov_vms_migration_blocked",
+    "ov_vms_migration_blocked_by_reason",
+    "ov_migration_slots",
+)
 RWO, RWX = "ReadWriteOnce", "ReadWriteMany"
 
 
@@ -25,8 +43,10 @@ def cluster(*extra, nodes=("worker-0", "worker-1"), handlers=True):
 
 def running(name="db", node_name="worker-0", eviction=None, claims=(), modes=RWX, vm_kw=None, **vmi_kw):
     vols = [pvc_volume(f"disk{i}", c) for i, c in enumerate(claims)] + [cloud_init()]
-    objs = [vm(name, eviction=eviction, volumes=vols, **(vm_kw or {})),
-            vmi(name, node=node_name, volumes=vols, eviction=eviction, **vmi_kw)]
+    objs = [
+        vm(name, eviction=eviction, volumes=vols, **(vm_kw or {})),
+        vmi(name, node=node_name, volumes=vols, eviction=eviction, **vmi_kw),
+    ]
     objs += [pvc(c, access_modes=[modes]) for c in claims]
     return objs
 
@@ -70,10 +90,15 @@ def test_vmi_not_in_running_phase_is_not_running():
     assert one(out).severity is Severity.INFO and "phase is Scheduling" in one(out).message
 
 
-@pytest.mark.parametrize("eviction, severity", [("LiveMigrate", Severity.WARNING),
-                                                ("LiveMigrateIfPossible", Severity.WARNING),
-                                                ("External", Severity.WARNING),
-                                                ("None", Severity.INFO)])
+@pytest.mark.parametrize(
+    "eviction, severity",
+    [
+        ("LiveMigrate", Severity.WARNING),
+        ("LiveMigrateIfPossible", Severity.WARNING),
+        ("External", Severity.WARNING),
+        ("None", Severity.INFO),
+    ],
+)
 def test_rwo_disk_blocks_under_every_eviction_strategy(eviction, severity):
     out = run(*cluster(*running(eviction=eviction, claims=("db-root",), modes=RWO)))
     assert series(out, BLOCKED) == {(NS, "db", "rwo_disk", eviction, "worker-0"): 1}
@@ -91,6 +116,7 @@ def test_cluster_default_strategy_comes_from_hco():
 def test_verdict_agrees_with_rwo_vm_disks():
     """Both checks judge disks with the same helper: the same claims are RWO for both."""
     from ov_exporter.checks import rwo_vm_disks
+
     objs = cluster(*running(eviction="LiveMigrate", claims=("a", "b"), modes=RWO))
     st = state(*objs)
     rwo = rwo_vm_disks.evaluate(st, config())
@@ -101,8 +127,11 @@ def test_verdict_agrees_with_rwo_vm_disks():
 
 def test_live_migratable_false_for_a_non_disk_reason_is_reported_with_kubevirts_reason():
     objs = cluster(*running(eviction="LiveMigrate"))
-    objs[-1]["status"]["conditions"][1] = {"type": "LiveMigratable", "status": "False",
-                                           "reason": "InterfaceNotLiveMigratable"}
+    objs[-1]["status"]["conditions"][1] = {
+        "type": "LiveMigratable",
+        "status": "False",
+        "reason": "InterfaceNotLiveMigratable",
+    }
     out = run(*objs)
     assert reasons(out) == {"not_live_migratable"}
     assert "InterfaceNotLiveMigratable" in one(out).message
@@ -112,8 +141,11 @@ def test_kubevirt_reporting_only_the_interface_still_gets_the_rwo_disk():
     """FACTS: KubeVirt >= 1.6 names the interface and hides the RWO disk: judge disks too."""
     objs = cluster(*running(eviction="LiveMigrate", claims=("db-root",), modes=RWO))
     vmi_obj = next(o for o in objs if o["kind"] == "VirtualMachineInstance")
-    vmi_obj["status"]["conditions"][1] = {"type": "LiveMigratable", "status": "False",
-                                          "reason": "InterfaceNotLiveMigratable"}
+    vmi_obj["status"]["conditions"][1] = {
+        "type": "LiveMigratable",
+        "status": "False",
+        "reason": "InterfaceNotLiveMigratable",
+    }
     out = run(*objs)
     assert reasons(out) == {"not_live_migratable", "rwo_disk"}
     assert "2 reason(s)" in one(out).message
@@ -122,8 +154,11 @@ def test_kubevirt_reporting_only_the_interface_still_gets_the_rwo_disk():
 def test_disks_reason_from_kubevirt_is_not_counted_twice_when_the_rwo_disk_is_found():
     objs = cluster(*running(eviction="LiveMigrate", claims=("db-root",), modes=RWO))
     vmi_obj = next(o for o in objs if o["kind"] == "VirtualMachineInstance")
-    vmi_obj["status"]["conditions"][1] = {"type": "LiveMigratable", "status": "False",
-                                          "reason": "DisksNotLiveMigratable"}
+    vmi_obj["status"]["conditions"][1] = {
+        "type": "LiveMigratable",
+        "status": "False",
+        "reason": "DisksNotLiveMigratable",
+    }
     assert reasons(run(*objs)) == {"rwo_disk"}
 
 
@@ -138,14 +173,20 @@ def test_no_other_node_is_no_target_node():
 
 def test_other_node_without_memory_room_is_no_target_node():
     # worker-1 has 256Gi; a 200Gi VMI there leaves 56Gi, the migrating VM needs 64Gi.
-    objs = cluster(*running(eviction="LiveMigrate", memory="64Gi"),
-                   vm("big", volumes=[cloud_init()]), vmi("big", node="worker-1", memory="200Gi"))
+    objs = cluster(
+        *running(eviction="LiveMigrate", memory="64Gi"),
+        vm("big", volumes=[cloud_init()]),
+        vmi("big", node="worker-1", memory="200Gi"),
+    )
     out = run(*objs)
     assert reasons(out) == {"no_target_node"}
     assert "needs 0.20 CPU and 64.0 GiB" in one(out).message and "worker-1" in one(out).message
     # 40Gi fits into the 56Gi left
-    objs = cluster(*running(eviction="LiveMigrate", memory="40Gi"),
-                   vm("big", volumes=[cloud_init()]), vmi("big", node="worker-1", memory="200Gi"))
+    objs = cluster(
+        *running(eviction="LiveMigrate", memory="40Gi"),
+        vm("big", volumes=[cloud_init()]),
+        vmi("big", node="worker-1", memory="200Gi"),
+    )
     assert reasons(run(*objs)) == set()
 
 
@@ -167,20 +208,33 @@ def test_node_selector_and_required_affinity_restrict_targets():
     vmi_obj = next(o for o in objs if o["kind"] == "VirtualMachineInstance")
     vmi_obj["spec"]["nodeSelector"] = {"gpu": "true"}
     assert reasons(run(*objs)) == set()
-    vmi_obj["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-        "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "NotIn",
-                                                     "values": ["worker-1"]}]}]}}}
+    vmi_obj["spec"]["affinity"] = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": ["worker-1"]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
     assert reasons(run(*objs)) == {"no_target_node"}
     del vmi_obj["spec"]["nodeSelector"]
     assert reasons(run(*objs)) == set()  # worker-2 qualifies
     vmi_obj["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-        "nodeSelectorTerms"] = [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["worker-0"]}]}]
+        "nodeSelectorTerms"
+    ] = [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["worker-0"]}]}]
     assert reasons(run(*objs)) == {"no_target_node"}  # only the source node matches
 
 
 def test_cordoned_not_ready_and_unlabelled_nodes_are_no_targets():
-    for damage in ({"spec": {"unschedulable": True}},
-                   {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}):
+    for damage in (
+        {"spec": {"unschedulable": True}},
+        {"status": {"conditions": [{"type": "Ready", "status": "False"}]}},
+    ):
         objs = cluster(*running(eviction="LiveMigrate"))
         target = objs[1]
         for key, value in damage.items():
@@ -195,8 +249,13 @@ def test_cordoned_not_ready_and_unlabelled_nodes_are_no_targets():
 
 
 def test_virt_handler_not_ready_on_the_source_node():
-    objs = [node("worker-0"), node("worker-1"), virt_handler_pod("worker-0", ready=False),
-            virt_handler_pod("worker-1"), *running(eviction="LiveMigrate")]
+    objs = [
+        node("worker-0"),
+        node("worker-1"),
+        virt_handler_pod("worker-0", ready=False),
+        virt_handler_pod("worker-1"),
+        *running(eviction="LiveMigrate"),
+    ]
     out = run(*objs)
     assert reasons(out) == {"virt_handler_not_ready"}
     assert "virt-handler on worker-0 is not Ready" in one(out).message
@@ -210,8 +269,13 @@ def test_missing_virt_handler_pod_on_the_node():
 
 
 def test_target_without_ready_virt_handler_is_no_target():
-    objs = [node("worker-0"), node("worker-1"), virt_handler_pod("worker-0"),
-            virt_handler_pod("worker-1", ready=False), *running(eviction="LiveMigrate")]
+    objs = [
+        node("worker-0"),
+        node("worker-1"),
+        virt_handler_pod("worker-0"),
+        virt_handler_pod("worker-1", ready=False),
+        *running(eviction="LiveMigrate"),
+    ]
     assert reasons(run(*objs)) == {"no_target_node"}
 
 
@@ -220,17 +284,27 @@ def test_without_any_virt_handler_pod_the_reason_is_not_judged():
 
 
 def test_only_virt_handler_pods_in_the_kubevirt_namespaces_count():
-    objs = [node("worker-0"), node("worker-1"), virt_handler_pod("worker-1"),
-            virt_handler_pod("worker-0", namespace="default"), virt_handler_pod("worker-0", label="virt-launcher"),
-            *running(eviction="LiveMigrate")]
+    objs = [
+        node("worker-0"),
+        node("worker-1"),
+        virt_handler_pod("worker-1"),
+        virt_handler_pod("worker-0", namespace="default"),
+        virt_handler_pod("worker-0", label="virt-launcher"),
+        *running(eviction="LiveMigrate"),
+    ]
     assert reasons(run(*objs)) == {"virt_handler_not_ready"}
     objs.append(virt_handler_pod("worker-0", namespace="kubevirt"))
     assert reasons(run(*objs)) == set()
 
 
 def test_pod_not_running_is_not_ready():
-    objs = [node("worker-0"), node("worker-1"), virt_handler_pod("worker-0", phase="Pending"),
-            virt_handler_pod("worker-1"), *running(eviction="LiveMigrate")]
+    objs = [
+        node("worker-0"),
+        node("worker-1"),
+        virt_handler_pod("worker-0", phase="Pending"),
+        virt_handler_pod("worker-1"),
+        *running(eviction="LiveMigrate"),
+    ]
     assert reasons(run(*objs)) == {"virt_handler_not_ready"}
 
 
@@ -247,14 +321,20 @@ def test_slots_full_uses_hco_then_kubevirt_then_default():
     assert reasons(out) == {"migration_slots_full"}
     assert one(out).severity is Severity.INFO  # transient on its own
     assert "4 migration(s) in flight, parallelMigrationsPerCluster is 4 (kubevirt)" in one(out).message
-    out = run(*base, kubevirt_cr(migrations={"parallelMigrationsPerCluster": 4}),
-              hco(live_migration={"parallelMigrationsPerCluster": 10}))
+    out = run(
+        *base,
+        kubevirt_cr(migrations={"parallelMigrationsPerCluster": 4}),
+        hco(live_migration={"parallelMigrationsPerCluster": 10}),
+    )
     assert reasons(out) == set() and series(out, SLOTS)[("limit", "hco")] == 10
 
 
 def test_slots_full_with_another_reason_keeps_the_strategy_severity():
-    base = cluster(*running(eviction="LiveMigrate", claims=("r",), modes=RWO), vmim("m", "x"),
-                   kubevirt_cr(migrations={"parallelMigrationsPerCluster": 1}))
+    base = cluster(
+        *running(eviction="LiveMigrate", claims=("r",), modes=RWO),
+        vmim("m", "x"),
+        kubevirt_cr(migrations={"parallelMigrationsPerCluster": 1}),
+    )
     out = run(*base)
     assert reasons(out) == {"rwo_disk", "migration_slots_full"}
     assert one(out).severity is Severity.WARNING
@@ -264,17 +344,30 @@ def test_slots_full_with_another_reason_keeps_the_strategy_severity():
 
 
 def test_every_reason_at_once_and_the_counts():
-    objs = [node("worker-0"), virt_handler_pod("worker-0", ready=False),
-            *running(eviction="LiveMigrate", claims=("r",), modes=RWO),
-            vm("stopped", run_strategy="Halted", volumes=[cloud_init()]),
-            vm("fine", volumes=[cloud_init()]), vmi("fine", node="worker-0"),
-            vmim("m", "x"), kubevirt_cr(migrations={"parallelMigrationsPerCluster": 1})]
+    objs = [
+        node("worker-0"),
+        virt_handler_pod("worker-0", ready=False),
+        *running(eviction="LiveMigrate", claims=("r",), modes=RWO),
+        vm("stopped", run_strategy="Halted", volumes=[cloud_init()]),
+        vm("fine", volumes=[cloud_init()]),
+        vmi("fine", node="worker-0"),
+        vmim("m", "x"),
+        kubevirt_cr(migrations={"parallelMigrationsPerCluster": 1}),
+    ]
     vmi_obj = next(o for o in objs if o["kind"] == "VirtualMachineInstance")
-    vmi_obj["status"]["conditions"][1] = {"type": "LiveMigratable", "status": "False",
-                                          "reason": "HostDeviceNotLiveMigratable"}
+    vmi_obj["status"]["conditions"][1] = {
+        "type": "LiveMigratable",
+        "status": "False",
+        "reason": "HostDeviceNotLiveMigratable",
+    }
     out = run(*objs)
-    assert reasons(out) == {"not_live_migratable", "rwo_disk", "no_target_node", "virt_handler_not_ready",
-                            "migration_slots_full"}
+    assert reasons(out) == {
+        "not_live_migratable",
+        "rwo_disk",
+        "no_target_node",
+        "virt_handler_not_ready",
+        "migration_slots_full",
+    }
     f = one(out)
     assert "5 reason(s)" in f.message
     # the reasons appear in the enum's order
@@ -303,10 +396,14 @@ def test_verdict_json_shape_carries_remediation():
 def test_series_carry_the_object_for_exemptions_and_the_cap():
     from ov_exporter import runner
     from ov_exporter.checks import by_id
-    objs = cluster(*running(name="a", eviction="LiveMigrate", claims=("ra",), modes=RWO),
-                   *running(name="b", eviction="LiveMigrate", claims=("rb",), modes=RWO))
+
+    objs = cluster(
+        *running(name="a", eviction="LiveMigrate", claims=("ra",), modes=RWO),
+        *running(name="b", eviction="LiveMigrate", claims=("rb",), modes=RWO),
+    )
     objs[next(i for i, o in enumerate(objs) if o["kind"] == "VirtualMachine" and o["metadata"]["name"] == "b")][
-        "metadata"]["annotations"] = {"ov-exporter.openshift.io/exempt": "migration_readiness"}
+        "metadata"
+    ]["annotations"] = {"ov-exporter.openshift.io/exempt": "migration_readiness"}
     result = runner.evaluate(state(*objs), config(), [by_id("migration_readiness")]).results[0]
     assert {f.obj.name for f in result.findings} == {"a"}
     assert {s.labels[1] for s in result.samples if s.family == BLOCKED} == {"a"}
@@ -326,14 +423,19 @@ def test_no_target_node_agrees_with_a_brute_force_search(seed):
         host = rnd.choice(names)
         cpu, mem = rnd.choice([1, 2, 4, 6]), rnd.choice([2, 8, 16, 24])
         vmis.append((f"vm{i}", host, cpu, mem))
-        objs += [vm(f"vm{i}", volumes=[cloud_init()]),
-                 vmi(f"vm{i}", node=host, cores=2, requests_cpu=str(cpu), memory=f"{mem}Gi")]
+        objs += [
+            vm(f"vm{i}", volumes=[cloud_init()]),
+            vmi(f"vm{i}", node=host, cores=2, requests_cpu=str(cpu), memory=f"{mem}Gi"),
+        ]
     free = {n: [c, m] for n, (c, m) in nodes.items()}
     for _, host, cpu, mem in vmis:
         free[host][0] -= cpu
         free[host][1] -= mem
     out = run(*objs)
     blocked = {labels[1] for labels in series(out, BLOCKED) if labels[2] == "no_target_node"}
-    expected = {name for name, host, cpu, mem in vmis
-                if not any(n != host and free[n][0] >= cpu and free[n][1] >= mem for n in names)}
+    expected = {
+        name
+        for name, host, cpu, mem in vmis
+        if not any(n != host and free[n][0] >= cpu and free[n][1] >= mem for n in names)
+    }
     assert blocked == expected

@@ -1,14 +1,28 @@
 """mtu_mismatch: VM network MTU vs the host interface it rides on (anti-pattern 10)."""
+
 from __future__ import annotations
 
 import pytest
-
 from ov_exporter import runner
 from ov_exporter.checks import mtu_mismatch
 from ov_exporter.model import ObjectRef, Severity, Status
 
-from .builders import (NS, bridge_config, bridge_iface, cluster_network, config, iface, multus_network, nad, node,
-                       nns, series, state, vm, vmi)
+from .builders import (
+    NS,
+    bridge_config,
+    bridge_iface,
+    cluster_network,
+    config,
+    iface,
+    multus_network,
+    nad,
+    nns,
+    node,
+    series,
+    state,
+    vm,
+    vmi,
+)
 
 MISMATCH, INVALID, MIXED = "ov_mtu_mismatch", "ov_nad_config_invalid", "ov_vm_mixed_mtu_networks"
 WORKERS = ("worker-0", "worker-1", "worker-2")
@@ -24,13 +38,16 @@ def nad_ref(name, namespace=NS):
 
 def host(name, br1_mtu=9000, nic_mtu=None):
     """NodeNetworkState of a node with a linux bridge br1 on a second NIC ens4."""
-    return nns(name, [
-        iface("ens3", 1500, controller="br-ex"),
-        iface("br-ex", 1500, "ovs-interface"),
-        iface("ens4", nic_mtu or br1_mtu, controller="br1"),
-        iface("br1", br1_mtu, "linux-bridge", ports=["ens4"]),
-        iface("lo", 65536, "loopback"),
-    ])
+    return nns(
+        name,
+        [
+            iface("ens3", 1500, controller="br-ex"),
+            iface("br-ex", 1500, "ovs-interface"),
+            iface("ens4", nic_mtu or br1_mtu, controller="br1"),
+            iface("br1", br1_mtu, "linux-bridge", ports=["ens4"]),
+            iface("lo", 65536, "loopback"),
+        ],
+    )
 
 
 def cluster(br1_mtus=(9000, 9000, 9000), cluster_mtu=1400):
@@ -100,8 +117,11 @@ def test_unschedulable_nodes_are_not_judged():
 
 
 def test_conflist_takes_type_and_mtu_from_plugins():
-    conflist = {"cniVersion": "0.4.0", "name": "vlan10",
-                "plugins": [{"type": "cnv-bridge", "bridge": "br1", "vlan": 10}, {"type": "cnv-tuning"}]}
+    conflist = {
+        "cniVersion": "0.4.0",
+        "name": "vlan10",
+        "plugins": [{"type": "cnv-bridge", "bridge": "br1", "vlan": 10}, {"type": "cnv-tuning"}],
+    }
     out = run(*cluster(), nad("vlan10", conflist))
     assert series(out, MISMATCH) == {(NS, "vlan10"): 3}
     conflist["plugins"][0]["mtu"] = 9000
@@ -110,15 +130,20 @@ def test_conflist_takes_type_and_mtu_from_plugins():
 
 
 def test_conflist_mtu_set_by_a_later_plugin():
-    conflist = {"cniVersion": "0.4.0", "name": "vlan10",
-                "plugins": [{"type": "bridge", "bridge": "br1"}, {"type": "tuning", "mtu": 9000}]}
+    conflist = {
+        "cniVersion": "0.4.0",
+        "name": "vlan10",
+        "plugins": [{"type": "bridge", "bridge": "br1"}, {"type": "tuning", "mtu": 9000}],
+    }
     out = run(*cluster(), nad("vlan10", conflist))
     assert out.samples == [] and out.findings == []
 
 
 def test_config_with_tab_characters():
-    config_text = ('{\n\t"cniVersion": "0.3.1",\n\t"name": "tabbed\tname",\n\t"type": "cnv-bridge",'
-                   '\n\t"bridge": "br1",\n\t"ipam": {}\n}')
+    config_text = (
+        '{\n\t"cniVersion": "0.3.1",\n\t"name": "tabbed\tname",\n\t"type": "cnv-bridge",'
+        '\n\t"bridge": "br1",\n\t"ipam": {}\n}'
+    )
     out = run(*cluster(), nad("tabbed", config_text))
     assert series(out, MISMATCH) == {(NS, "tabbed"): 3}
     assert series(out, INVALID) == {}
@@ -174,17 +199,29 @@ def test_unknown_plugin_type_is_not_judged_nor_invalid():
 
 
 def overlay(name, mtu=None, topology="layer2"):
-    cfg = {"cniVersion": "0.3.1", "name": name, "type": "ovn-k8s-cni-overlay", "topology": topology,
-           "netAttachDefName": f"{NS}/{name}"}
+    cfg = {
+        "cniVersion": "0.3.1",
+        "name": name,
+        "type": "ovn-k8s-cni-overlay",
+        "topology": topology,
+        "netAttachDefName": f"{NS}/{name}",
+    }
     if mtu is not None:
         cfg["mtu"] = mtu
     return nad(name, cfg)
 
 
 def test_overlay_default_is_the_cluster_network_mtu():
-    objects = [*cluster(cluster_mtu=8900), overlay("l2"), nad("jumbo", bridge_config("jumbo", mtu=9000)),
-               vm("app", interfaces=[bridge_iface("a"), bridge_iface("b")],
-                  networks=[multus_network("a", "l2"), multus_network("b", "jumbo")])]
+    objects = [
+        *cluster(cluster_mtu=8900),
+        overlay("l2"),
+        nad("jumbo", bridge_config("jumbo", mtu=9000)),
+        vm(
+            "app",
+            interfaces=[bridge_iface("a"), bridge_iface("b")],
+            networks=[multus_network("a", "l2"), multus_network("b", "jumbo")],
+        ),
+    ]
     out = run(*objects)
     assert series(out, MISMATCH) == {}
     assert series(out, MIXED) == {(NS, "app", ""): 2}
@@ -193,8 +230,12 @@ def test_overlay_default_is_the_cluster_network_mtu():
 
 
 def test_overlay_default_matching_an_explicit_network_is_not_mixed():
-    objects = [*cluster(cluster_mtu=1400), overlay("l2"), nad("small", bridge_config("small", bridge="br-missing", mtu=1400)),
-               vm("app", networks=[multus_network("a", "l2"), multus_network("b", "small")])]
+    objects = [
+        *cluster(cluster_mtu=1400),
+        overlay("l2"),
+        nad("small", bridge_config("small", bridge="br-missing", mtu=1400)),
+        vm("app", networks=[multus_network("a", "l2"), multus_network("b", "small")]),
+    ]
     out = run(*objects)
     assert out.samples == [] and out.findings == []
 
@@ -220,14 +261,21 @@ def test_localnet_is_not_judged_against_the_overlay_mtu():
 
 
 def two_nets_vm(name, *nets, namespace=NS):
-    return vm(name, namespace, interfaces=[{"name": "default", "masquerade": {}}] + [bridge_iface(f"n{i}") for i in range(len(nets))],
-              networks=[{"name": "default", "pod": {}}] + [multus_network(f"n{i}", n) for i, n in enumerate(nets)])
+    return vm(
+        name,
+        namespace,
+        interfaces=[{"name": "default", "masquerade": {}}] + [bridge_iface(f"n{i}") for i in range(len(nets))],
+        networks=[{"name": "default", "pod": {}}] + [multus_network(f"n{i}", n) for i, n in enumerate(nets)],
+    )
 
 
 def test_vm_mixing_an_explicit_jumbo_network_with_a_default_bridge_is_info():
-    objects = [*cluster(), nad("storage", bridge_config("storage", mtu=9000)),
-               nad("vlan10", bridge_config("vlan10", bridge="br-missing")),
-               two_nets_vm("db", "storage", "vlan10")]
+    objects = [
+        *cluster(),
+        nad("storage", bridge_config("storage", mtu=9000)),
+        nad("vlan10", bridge_config("vlan10", bridge="br-missing")),
+        two_nets_vm("db", "storage", "vlan10"),
+    ]
     out = run(*objects, vmi("db", node="worker-1"))
     assert series(out, MIXED) == {(NS, "db", "worker-1"): 2}  # the node its VMI runs on
     [finding] = [f for f in out.findings if f.obj.kind == "VirtualMachine"]
@@ -239,25 +287,34 @@ def test_vm_mixing_an_explicit_jumbo_network_with_a_default_bridge_is_info():
 
 
 def test_vm_with_two_explicit_different_mtus_is_not_mixed_defaults():
-    objects = [*cluster(), nad("storage", bridge_config("storage", mtu=9000)),
-               nad("mgmt", bridge_config("mgmt", bridge="br-missing", mtu=1500)),
-               two_nets_vm("db", "storage", "mgmt")]
+    objects = [
+        *cluster(),
+        nad("storage", bridge_config("storage", mtu=9000)),
+        nad("mgmt", bridge_config("mgmt", bridge="br-missing", mtu=1500)),
+        two_nets_vm("db", "storage", "mgmt"),
+    ]
     out = run(*objects)
     assert series(out, MIXED) == {}
     assert out.findings == []
 
 
 def test_vm_networks_in_other_namespaces():
-    objects = [*cluster(), nad("storage", bridge_config("storage", mtu=9000), namespace="shared"),
-               nad("vlan10", bridge_config("vlan10", bridge="br-missing")),
-               two_nets_vm("db", "shared/storage", "vlan10")]
+    objects = [
+        *cluster(),
+        nad("storage", bridge_config("storage", mtu=9000), namespace="shared"),
+        nad("vlan10", bridge_config("vlan10", bridge="br-missing")),
+        two_nets_vm("db", "shared/storage", "vlan10"),
+    ]
     out = run(*objects)
     assert series(out, MIXED) == {(NS, "db", ""): 2}  # stopped: no node
 
 
 def test_vm_networks_that_do_not_exist_are_ignored():
-    objects = [*cluster(), nad("vlan10", bridge_config("vlan10", bridge="br-missing")),
-               two_nets_vm("db", "missing", "vlan10", "elsewhere/missing")]
+    objects = [
+        *cluster(),
+        nad("vlan10", bridge_config("vlan10", bridge="br-missing")),
+        two_nets_vm("db", "missing", "vlan10", "elsewhere/missing"),
+    ]
     out = run(*objects)
     assert out.samples == [] and out.findings == []
 
@@ -275,15 +332,29 @@ def _damaged():
     vm_spec_null["spec"] = None
     vm_networks_null = vm("networks-null")
     vm_networks_null["spec"]["template"]["spec"]["networks"] = None
-    vm_bad_multus = vm("bad-multus", networks=[{"name": "a", "multus": None}, {"name": "b", "multus": {}},
-                                               {"name": "c", "multus": {"networkName": ""}},
-                                               {"name": "d", "multus": {"networkName": "/"}}])
+    vm_bad_multus = vm(
+        "bad-multus",
+        networks=[
+            {"name": "a", "multus": None},
+            {"name": "b", "multus": {}},
+            {"name": "c", "multus": {"networkName": ""}},
+            {"name": "d", "multus": {"networkName": "/"}},
+        ],
+    )
     net_status_null = cluster_network()
     net_status_null["status"] = None
     string_mtu_nns = nns("worker-9", [iface("br1", None, "linux-bridge")])
     string_mtu_nns["status"]["currentState"]["interfaces"][0]["mtu"] = "9000"
-    return [nns_status_null, nns_interfaces_null, nns_no_mtu, vm_spec_null, vm_networks_null, vm_bad_multus,
-            net_status_null, string_mtu_nns]
+    return [
+        nns_status_null,
+        nns_interfaces_null,
+        nns_no_mtu,
+        vm_spec_null,
+        vm_networks_null,
+        vm_bad_multus,
+        net_status_null,
+        string_mtu_nns,
+    ]
 
 
 @pytest.mark.parametrize("damaged", _damaged(), ids=lambda o: f"{o['kind']}-{o['metadata']['name']}")
@@ -300,10 +371,14 @@ def test_all_malformed_together():
     assert series(out, MISMATCH)[(NS, "vlan10")] >= 1
 
 
-@pytest.mark.parametrize("config_text", [
-    "[" * 100_000,
-    '{"type": "bridge", "bridge": "br1", "mtu": ' + "9" * 5000 + "}",
-], ids=["deeply nested", "huge integer"])
+@pytest.mark.parametrize(
+    "config_text",
+    [
+        "[" * 100_000,
+        '{"type": "bridge", "bridge": "br1", "mtu": ' + "9" * 5000 + "}",
+    ],
+    ids=["deeply nested", "huge integer"],
+)
 def test_pathological_json_is_reported_invalid_not_a_crash(config_text):
     objects = [*cluster(), nad("evil", config_text), nad("vlan10", bridge_config("vlan10"))]
     result = runner.evaluate(state(*objects), config()).result("mtu_mismatch")
@@ -315,8 +390,12 @@ def test_pathological_json_is_reported_invalid_not_a_crash(config_text):
 def test_exemption_on_the_nad_and_namespace_exclude():
     exempt = nad("vlan10", bridge_config("vlan10"))
     exempt["metadata"]["annotations"]["ov-exporter.openshift.io/exempt"] = "mtu_mismatch"
-    objects = [*cluster(), exempt, nad("vlan20", bridge_config("vlan20")),
-               nad("vlan30", bridge_config("vlan30"), namespace="lab")]
+    objects = [
+        *cluster(),
+        exempt,
+        nad("vlan20", bridge_config("vlan20")),
+        nad("vlan30", bridge_config("vlan30"), namespace="lab"),
+    ]
     result = runner.evaluate(state(*objects), config(**{"namespaces.exclude": ["lab"]})).result("mtu_mismatch")
     assert {s.labels for s in result.samples} == {(NS, "vlan20")}
     assert [f.obj.name for f in result.findings] == ["vlan20"]

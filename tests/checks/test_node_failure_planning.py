@@ -1,8 +1,8 @@
 """node_failure_planning: node remediation coverage, VMIs on NotReady nodes, run strategies (anti-pattern 5)."""
+
 from __future__ import annotations
 
 import pytest
-
 from ov_exporter import runner
 from ov_exporter.checks import node_failure_planning as nfp
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
@@ -13,14 +13,20 @@ from .builders import _meta, config, node, record_of, series, state, vm, vmi
 COVERED, UNCOVERED = "ov_node_remediation_covered", "ov_nodes_without_remediation"
 NOT_READY, NO_RESTART = "ov_vmi_on_not_ready_node", "ov_vm_no_restart_after_node_failure"
 MAPI = "openshift-machine-api"
-WORKER_SET = {"machine.openshift.io/cluster-api-machine-role": "worker",
-              "machine.openshift.io/cluster-api-machineset": "ocp-worker"}
+WORKER_SET = {
+    "machine.openshift.io/cluster-api-machine-role": "worker",
+    "machine.openshift.io/cluster-api-machineset": "ocp-worker",
+}
 
 
 def machine(name, node_name, labels=None, namespace=MAPI, node_ref=True):
-    obj = {"apiVersion": "machine.openshift.io/v1beta1", "kind": "Machine",
-           "metadata": _meta(name, namespace, labels=labels if labels is not None else WORKER_SET),
-           "spec": {"providerSpec": {}}, "status": {"phase": "Running"}}
+    obj = {
+        "apiVersion": "machine.openshift.io/v1beta1",
+        "kind": "Machine",
+        "metadata": _meta(name, namespace, labels=labels if labels is not None else WORKER_SET),
+        "spec": {"providerSpec": {}},
+        "status": {"phase": "Running"},
+    }
     if node_ref:
         obj["status"]["nodeRef"] = {"kind": "Node", "name": node_name, "uid": f"uid-{node_name}"}
     return obj
@@ -30,27 +36,47 @@ def mhc(name, selector, max_unhealthy="40%", namespace=MAPI):
     spec = {"selector": selector, "unhealthyConditions": [{"type": "Ready", "status": "False", "timeout": "300s"}]}
     if max_unhealthy is not None:
         spec["maxUnhealthy"] = max_unhealthy
-    return {"apiVersion": "machine.openshift.io/v1beta1", "kind": "MachineHealthCheck",
-            "metadata": _meta(name, namespace), "spec": spec}
+    return {
+        "apiVersion": "machine.openshift.io/v1beta1",
+        "kind": "MachineHealthCheck",
+        "metadata": _meta(name, namespace),
+        "spec": spec,
+    }
 
 
 def nhc(name, selector, pause=None, max_unhealthy=None):
-    spec = {"selector": selector, "minHealthy": "51%",
-            "remediationTemplate": {"apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
-                                    "kind": "SelfNodeRemediationTemplate", "name": "self-node-remediation-automatic",
-                                    "namespace": "openshift-workload-availability"}}
+    spec = {
+        "selector": selector,
+        "minHealthy": "51%",
+        "remediationTemplate": {
+            "apiVersion": "self-node-remediation.medik8s.io/v1alpha1",
+            "kind": "SelfNodeRemediationTemplate",
+            "name": "self-node-remediation-automatic",
+            "namespace": "openshift-workload-availability",
+        },
+    }
     if pause:
         spec["pauseRequests"] = pause
     if max_unhealthy is not None:
         spec["maxUnhealthy"] = max_unhealthy
-    return {"apiVersion": "remediation.medik8s.io/v1alpha1", "kind": "NodeHealthCheck", "metadata": _meta(name),
-            "spec": spec}
+    return {
+        "apiVersion": "remediation.medik8s.io/v1alpha1",
+        "kind": "NodeHealthCheck",
+        "metadata": _meta(name),
+        "spec": spec,
+    }
 
 
 def not_ready(name, status="Unknown", **kw):
     obj = node(name, **kw)
-    obj["status"]["conditions"] = [{"type": "Ready", "status": status, "reason": "NodeStatusUnknown",
-                                    "message": "Kubelet stopped posting node status."}]
+    obj["status"]["conditions"] = [
+        {
+            "type": "Ready",
+            "status": status,
+            "reason": "NodeStatusUnknown",
+            "message": "Kubelet stopped posting node status.",
+        }
+    ]
     return obj
 
 
@@ -62,8 +88,13 @@ def run(*objects, **overrides):
 
 
 def test_machine_covered_by_mhc_and_uncovered_worker():
-    out = run(node("worker-0"), node("worker-1"), machine("m0", "worker-0"),
-              machine("m1", "worker-1", labels={"machine.openshift.io/cluster-api-machineset": "other"}), WORKER_MHC)
+    out = run(
+        node("worker-0"),
+        node("worker-1"),
+        machine("m0", "worker-0"),
+        machine("m1", "worker-1", labels={"machine.openshift.io/cluster-api-machineset": "other"}),
+        WORKER_MHC,
+    )
     assert series(out, COVERED) == {("worker-0", "machine-health-check"): 1, ("worker-1", "none"): 0}
     assert series(out, UNCOVERED) == {(): 1}
     [finding] = out.findings
@@ -107,14 +138,17 @@ def test_machine_found_by_node_annotation_without_node_ref():
     assert out.findings == []
 
 
-@pytest.mark.parametrize("expr,covered", [
-    ({"key": "machine.openshift.io/cluster-api-machineset", "operator": "In", "values": ["ocp-worker"]}, True),
-    ({"key": "machine.openshift.io/cluster-api-machineset", "operator": "NotIn", "values": ["ocp-worker"]}, False),
-    ({"key": "machine.openshift.io/cluster-api-machine-role", "operator": "Exists"}, True),
-    ({"key": "machine.openshift.io/interruptible-instance", "operator": "Exists"}, False),
-    ({"key": "machine.openshift.io/interruptible-instance", "operator": "DoesNotExist"}, True),
-    ({"key": "x", "operator": "Bogus"}, False),
-])
+@pytest.mark.parametrize(
+    "expr,covered",
+    [
+        ({"key": "machine.openshift.io/cluster-api-machineset", "operator": "In", "values": ["ocp-worker"]}, True),
+        ({"key": "machine.openshift.io/cluster-api-machineset", "operator": "NotIn", "values": ["ocp-worker"]}, False),
+        ({"key": "machine.openshift.io/cluster-api-machine-role", "operator": "Exists"}, True),
+        ({"key": "machine.openshift.io/interruptible-instance", "operator": "Exists"}, False),
+        ({"key": "machine.openshift.io/interruptible-instance", "operator": "DoesNotExist"}, True),
+        ({"key": "x", "operator": "Bogus"}, False),
+    ],
+)
 def test_match_expressions(expr, covered):
     out = run(node("worker-0"), machine("m0", "worker-0"), mhc("workers", {"matchExpressions": [expr]}))
     assert series(out, UNCOVERED) == {(): 0 if covered else 1}
@@ -151,8 +185,12 @@ def test_node_without_machine_message():
 
 
 def test_only_vm_schedulable_nodes_are_judged():
-    out = run(node("worker-0"), node("infra-0", schedulable=False), node("master-0", control_plane=True,
-                                                                            schedulable=None), nhc("w", {}))
+    out = run(
+        node("worker-0"),
+        node("infra-0", schedulable=False),
+        node("master-0", control_plane=True, schedulable=None),
+        nhc("w", {}),
+    )
     assert set(series(out, COVERED)) == {("worker-0", "node-health-check")}
 
 
@@ -166,8 +204,14 @@ def test_not_applicable_without_vm_schedulable_nodes():
 
 @pytest.mark.parametrize("status", ["False", "Unknown"])
 def test_vmi_on_not_ready_node_is_critical(status):
-    out = run(not_ready("worker-1", status), node("worker-0"), nhc("all", {}),
-              vmi("db", node="worker-1"), vmi("web", node="worker-0"), vmi("done", node="worker-1", phase="Succeeded"))
+    out = run(
+        not_ready("worker-1", status),
+        node("worker-0"),
+        nhc("all", {}),
+        vmi("db", node="worker-1"),
+        vmi("web", node="worker-0"),
+        vmi("done", node="worker-1", phase="Succeeded"),
+    )
     assert series(out, NOT_READY) == {("vms", "db", "worker-1"): 1}
     [finding] = out.findings
     assert finding.severity is Severity.CRITICAL and finding.obj == ObjectRef("VirtualMachineInstance", "vms", "db")
@@ -184,8 +228,9 @@ def test_node_without_ready_condition_is_not_flagged():
 # ---------------------------------------------------------------- run strategies
 
 
-@pytest.mark.parametrize("strategy,flagged", [("Manual", True), ("Once", True), ("Always", False),
-                                              ("RerunOnFailure", False)])
+@pytest.mark.parametrize(
+    "strategy,flagged", [("Manual", True), ("Once", True), ("Always", False), ("RerunOnFailure", False)]
+)
 def test_run_strategy(strategy, flagged):
     out = run(node("worker-0"), nhc("all", {}), vm("db", run_strategy=strategy), vmi("db"))
     if flagged:

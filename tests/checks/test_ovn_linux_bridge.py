@@ -1,13 +1,13 @@
 """ovn_linux_bridge: a Linux bridge on the br-ex NIC of an OVN-Kubernetes node (anti-pattern 9)."""
+
 from __future__ import annotations
 
 import pytest
-
 from ov_exporter import runner
 from ov_exporter.checks import ovn_linux_bridge as check
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
 
-from .builders import (bond, cluster_network, config, iface, nncp, nns, node, series, severities, state)
+from .builders import bond, cluster_network, config, iface, nncp, nns, node, series, severities, state
 
 NODE, POLICY = check.NODE.name, check.POLICY.name
 WORKER = {"node-role.kubernetes.io/worker": ""}
@@ -15,11 +15,17 @@ WORKER = {"node-role.kubernetes.io/worker": ""}
 
 def ovn_node(name: str, nic: str = "ens3", extra: list[dict] | None = None) -> dict:
     """A node's NodeNetworkState as OVN-Kubernetes leaves it: br-ex over `nic`."""
-    return nns(name, [iface("br-ex", None, "ovs-bridge", ports=["br-ex", nic]),
-                      iface("br-ex", 1500, "ovs-interface"),
-                      iface(nic, 1500, controller="br-ex"),
-                      iface("ens4", 9000), iface("lo", 65536, "loopback"),
-                      *(extra or [])])
+    return nns(
+        name,
+        [
+            iface("br-ex", None, "ovs-bridge", ports=["br-ex", nic]),
+            iface("br-ex", 1500, "ovs-interface"),
+            iface(nic, 1500, controller="br-ex"),
+            iface("ens4", 9000),
+            iface("lo", 65536, "loopback"),
+            *(extra or []),
+        ],
+    )
 
 
 def bridge(name: str, *ports: str, state: str = "up") -> dict:
@@ -27,9 +33,16 @@ def bridge(name: str, *ports: str, state: str = "up") -> dict:
 
 
 def cluster(*extra: dict, network: str = "OVNKubernetes") -> list[dict]:
-    return [cluster_network(network_type=network), node("worker-0"), node("worker-1"),
-            node("master-0", control_plane=True), ovn_node("worker-0"), ovn_node("worker-1", nic="eno1"),
-            ovn_node("master-0"), *extra]
+    return [
+        cluster_network(network_type=network),
+        node("worker-0"),
+        node("worker-1"),
+        node("master-0", control_plane=True),
+        ovn_node("worker-0"),
+        ovn_node("worker-1", nic="eno1"),
+        ovn_node("master-0"),
+        *extra,
+    ]
 
 
 def run(*objects):
@@ -80,11 +93,20 @@ def test_bond_of_the_policy_holding_the_br_ex_nic_counts():
 
 
 def test_br_ex_on_a_bond_protects_its_member_nics():
-    states = [cluster_network(), node("worker-0"),
-              nns("worker-0", [iface("br-ex", None, "ovs-bridge", ports=["br-ex", "bond0"]),
-                               bond("bond0", ["ens3", "ens4"], controller="br-ex"),
-                               iface("ens3", 1500, controller="bond0"), iface("ens4", 1500, controller="bond0"),
-                               iface("ens5", 1500)])]
+    states = [
+        cluster_network(),
+        node("worker-0"),
+        nns(
+            "worker-0",
+            [
+                iface("br-ex", None, "ovs-bridge", ports=["br-ex", "bond0"]),
+                bond("bond0", ["ens3", "ens4"], controller="br-ex"),
+                iface("ens3", 1500, controller="bond0"),
+                iface("ens4", 1500, controller="bond0"),
+                iface("ens5", 1500),
+            ],
+        ),
+    ]
     out = run(*states, nncp("bad", [bridge("br-x", "ens4")]), nncp("good", [bridge("br-y", "ens5")]))
     assert series(out, POLICY) == {("bad",): 1, ("good",): 0}
     assert severities(out) == {"bad": Severity.WARNING}
@@ -98,8 +120,14 @@ def test_policy_removing_a_bridge_is_silent():
 
 def test_node_state_showing_the_nic_in_a_linux_bridge_is_critical():
     # The NIC left br-ex for a Linux bridge; the OVS database still lists it as br-ex's port.
-    broken = nns("worker-1", [iface("br-ex", None, "ovs-bridge", ports=["br-ex", "eno1"]),
-                              bridge("br-legacy", "eno1"), iface("eno1", 1500, controller="br-legacy")])
+    broken = nns(
+        "worker-1",
+        [
+            iface("br-ex", None, "ovs-bridge", ports=["br-ex", "eno1"]),
+            bridge("br-legacy", "eno1"),
+            iface("eno1", 1500, controller="br-legacy"),
+        ],
+    )
     objects = [o for o in cluster() if not (o["kind"] == "NodeNetworkState" and o["metadata"]["name"] == "worker-1")]
     out = run(*objects, broken)
     assert series(out, NODE) == {("worker-0",): 0, ("worker-1",): 1, ("master-0",): 0}
@@ -121,8 +149,12 @@ def test_openshift_sdn_is_not_applicable():
 
 def test_other_network_type_without_br_ex_is_not_applicable():
     with pytest.raises(NotApplicable, match="Calico"):
-        run(cluster_network(network_type="Calico"), node("worker-0"), nns("worker-0", [iface("ens3", 1500)]),
-            nncp("br-mgmt", [bridge("br-mgmt", "ens3")]))
+        run(
+            cluster_network(network_type="Calico"),
+            node("worker-0"),
+            nns("worker-0", [iface("ens3", 1500)]),
+            nncp("br-mgmt", [bridge("br-mgmt", "ens3")]),
+        )
 
 
 def test_unrecognised_network_type_with_br_ex_on_nodes_is_judged():
@@ -157,8 +189,11 @@ def test_without_nmstate_it_is_not_applicable():
 
 
 def test_without_node_objects_every_node_state_is_a_target():
-    objects = [o for o in cluster(nncp("br-mgmt", [bridge("br-mgmt", "ens3")], {"kubernetes.io/hostname": "x"}))
-               if o["kind"] != "Node"]
+    objects = [
+        o
+        for o in cluster(nncp("br-mgmt", [bridge("br-mgmt", "ens3")], {"kubernetes.io/hostname": "x"}))
+        if o["kind"] != "Node"
+    ]
     out = run(*objects)
     assert series(out, POLICY) == {("br-mgmt",): 2}
 

@@ -5,6 +5,7 @@
     not_applicable through runner.evaluate (never failed), and the damage never hides
     the findings planted on a separate set of untouched objects.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,65 +35,171 @@ def damageable() -> list[dict]:
     return [
         b.node("worker-0", cpu="32", smt=True),
         b.node("worker-1", cpu="16", smt=False),
-        b.node("master-0", control_plane=True, schedulable=None,
-               taints=[{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}]),
+        b.node(
+            "master-0",
+            control_plane=True,
+            schedulable=None,
+            taints=[{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}],
+        ),
         b.node("rhel-0", os_image=b.RHEL_IMAGE, os_id="rhel", schedulable=False),
         b.namespace(b.NS, labels={"tier": "db"}, annotations={"openshift.io/sa.scc.mcs": "s0:c26,c5"}),
-        b.vm("db", eviction="LiveMigrate", sockets=1, cores=4, threads=1,
-             volumes=[b.pvc_volume("root", "db-root"), b.dv_volume("data", "db-data"), b.dv_volume("logs", "db-logs"),
-                      b.container_disk(), b.cloud_init()],
-             data_volume_templates=[b.dv_template("db-logs", access_modes=["ReadWriteOnce"], storage_class="hpp")],
-             interfaces=[{"name": "default", "masquerade": {}}, b.bridge_iface("vlan10"), b.bridge_iface("l2")],
-             networks=[{"name": "default", "pod": {}}, b.multus_network("vlan10", "vlan10"),
-                       b.multus_network("l2", f"{b.NS}/l2")],
-             annotations={"kubevirt.io/latest-observed-api-version": "v1"}),
-        b.vmi("db", node="worker-0", sockets=1, cores=4, threads=1, memory="8Gi", guest="8Gi",
-              requests_cpu="500m", labels={"app": "db"},
-              volumes=[b.pvc_volume("root", "db-root"), b.dv_volume("data", "db-data")],
-              volume_status=[b.volume_status("root", "db-root", ["ReadWriteOnce"]),
-                             b.volume_status("data", "db-data", ["ReadWriteMany"]),
-                             b.volume_status("cloudinitdisk", None, None)],
-              migration_configuration={"bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 150,
-                                       "parallelOutboundMigrationsPerNode": 2, "allowAutoConverge": False,
-                                       "network": "migration"}),
+        b.vm(
+            "db",
+            eviction="LiveMigrate",
+            sockets=1,
+            cores=4,
+            threads=1,
+            volumes=[
+                b.pvc_volume("root", "db-root"),
+                b.dv_volume("data", "db-data"),
+                b.dv_volume("logs", "db-logs"),
+                b.container_disk(),
+                b.cloud_init(),
+            ],
+            data_volume_templates=[b.dv_template("db-logs", access_modes=["ReadWriteOnce"], storage_class="hpp")],
+            interfaces=[{"name": "default", "masquerade": {}}, b.bridge_iface("vlan10"), b.bridge_iface("l2")],
+            networks=[
+                {"name": "default", "pod": {}},
+                b.multus_network("vlan10", "vlan10"),
+                b.multus_network("l2", f"{b.NS}/l2"),
+            ],
+            annotations={"kubevirt.io/latest-observed-api-version": "v1"},
+        ),
+        b.vmi(
+            "db",
+            node="worker-0",
+            sockets=1,
+            cores=4,
+            threads=1,
+            memory="8Gi",
+            guest="8Gi",
+            requests_cpu="500m",
+            labels={"app": "db"},
+            volumes=[b.pvc_volume("root", "db-root"), b.dv_volume("data", "db-data")],
+            volume_status=[
+                b.volume_status("root", "db-root", ["ReadWriteOnce"]),
+                b.volume_status("data", "db-data", ["ReadWriteMany"]),
+                b.volume_status("cloudinitdisk", None, None),
+            ],
+            migration_configuration={
+                "bandwidthPerMigration": "64Mi",
+                "completionTimeoutPerGiB": 150,
+                "parallelOutboundMigrationsPerNode": 2,
+                "allowAutoConverge": False,
+                "network": "migration",
+            },
+        ),
         b.vmi("web", node="worker-1", cores=None, requests_cpu="2", memory="2Gi", phase="Scheduled"),
         b.pvc("db-root"),
         b.pvc("db-data", access_modes=["ReadWriteMany"], phase="Pending", status_modes=False),
         b.datavolume("db-data", storage_class="hpp", volume_mode="Filesystem"),
-        b.storage_profile("hpp", [{"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"},
-                                  {"accessModes": ["ReadWriteMany"], "volumeMode": "Block"}]),
+        b.storage_profile(
+            "hpp",
+            [
+                {"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"},
+                {"accessModes": ["ReadWriteMany"], "volumeMode": "Block"},
+            ],
+        ),
         b.storage_class("hpp", "kubevirt.io.hostpath-provisioner", default_virt=True),
-        b.hco("v1beta1", eviction_strategy="LiveMigrate", cpu_ratio=10, memory_pct=100,
-              live_migration={"bandwidthPerMigration": "0Mi", "completionTimeoutPerGiB": 150,
-                              "parallelMigrationsPerCluster": 5, "parallelOutboundMigrationsPerNode": 2,
-                              "progressTimeout": 150, "allowAutoConverge": False, "allowPostCopy": False}),
-        b.kubevirt_cr(eviction_strategy="LiveMigrate", cpu_ratio=10, memory_overcommit=100,
-                      migrations={"bandwidthPerMigration": "64Mi", "completionTimeoutPerGiB": 800,
-                                  "parallelOutboundMigrationsPerNode": 2}),
-        b.migration_policy("gold", bandwidth="128Mi", timeout=20, namespace_selector={"tier": "db"},
-                           vmi_selector={"app": "db"}),
+        b.hco(
+            "v1beta1",
+            eviction_strategy="LiveMigrate",
+            cpu_ratio=10,
+            memory_pct=100,
+            live_migration={
+                "bandwidthPerMigration": "0Mi",
+                "completionTimeoutPerGiB": 150,
+                "parallelMigrationsPerCluster": 5,
+                "parallelOutboundMigrationsPerNode": 2,
+                "progressTimeout": 150,
+                "allowAutoConverge": False,
+                "allowPostCopy": False,
+            },
+        ),
+        b.kubevirt_cr(
+            eviction_strategy="LiveMigrate",
+            cpu_ratio=10,
+            memory_overcommit=100,
+            migrations={
+                "bandwidthPerMigration": "64Mi",
+                "completionTimeoutPerGiB": 800,
+                "parallelOutboundMigrationsPerNode": 2,
+            },
+        ),
+        b.migration_policy(
+            "gold", bandwidth="128Mi", timeout=20, namespace_selector={"tier": "db"}, vmi_selector={"app": "db"}
+        ),
         b.nad("vlan10", b.bridge_config("vlan10")),
-        b.nad("l2", {"cniVersion": "0.3.1", "name": "l2", "type": "ovn-k8s-cni-overlay", "topology": "layer2",
-                     "netAttachDefName": f"{b.NS}/l2", "mtu": 1300}),
-        b.nad("conflist", {"cniVersion": "0.4.0", "name": "conflist",
-                           "plugins": [{"type": "cnv-bridge", "bridge": "br1", "mtu": 9000}, {"type": "cnv-tuning"}]}),
-        b.nns("worker-0", [b.iface("ens3", 1500, controller="br-ex"), b.iface("br-ex", 1500, "ovs-interface"),
-                           b.iface("ens4", 9000, controller="br1"), b.iface("br1", 9000, "linux-bridge", ports=["ens4"])]),
+        b.nad(
+            "l2",
+            {
+                "cniVersion": "0.3.1",
+                "name": "l2",
+                "type": "ovn-k8s-cni-overlay",
+                "topology": "layer2",
+                "netAttachDefName": f"{b.NS}/l2",
+                "mtu": 1300,
+            },
+        ),
+        b.nad(
+            "conflist",
+            {
+                "cniVersion": "0.4.0",
+                "name": "conflist",
+                "plugins": [{"type": "cnv-bridge", "bridge": "br1", "mtu": 9000}, {"type": "cnv-tuning"}],
+            },
+        ),
+        b.nns(
+            "worker-0",
+            [
+                b.iface("ens3", 1500, controller="br-ex"),
+                b.iface("br-ex", 1500, "ovs-interface"),
+                b.iface("ens4", 9000, controller="br1"),
+                b.iface("br1", 9000, "linux-bridge", ports=["ens4"]),
+            ],
+        ),
         b.cluster_network(1400),
-        b.trident_backend("nas", "ontap-nas-economy", limitVolumeSize="100Gi", limitAggregateUsage="80%",
-                          defaults={"spaceReserve": "none"}, storage=[{"labels": {"tier": "gold"}}]),
-        b.nncp("br-vm", [b.bond("bond1", ["ens5", "ens6"]),
-                         b.iface("br-vm", 1500, "linux-bridge", ports=["bond1"])], {"node-role.kubernetes.io/worker": ""}),
+        b.trident_backend(
+            "nas",
+            "ontap-nas-economy",
+            limitVolumeSize="100Gi",
+            limitAggregateUsage="80%",
+            defaults={"spaceReserve": "none"},
+            storage=[{"labels": {"tier": "gold"}}],
+        ),
+        b.nncp(
+            "br-vm",
+            [b.bond("bond1", ["ens5", "ens6"]), b.iface("br-vm", 1500, "linux-bridge", ports=["bond1"])],
+            {"node-role.kubernetes.io/worker": ""},
+        ),
         *scheduling_objects(),
         b.virt_handler_pod("worker-0"),
         b.virt_handler_pod("worker-1", ready=False),
         b.vmim("db-migration", "db"),
-        b.vmi("pinned", node="worker-1", memory="1Gi", eviction="LiveMigrate") | {"spec": {
-            "domain": {"resources": {"requests": {"memory": "1Gi"}}}, "nodeSelector": {"zone": "a"},
-            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]},
-                                      {"key": "gpu", "operator": "Gt", "values": ["1"]}],
-                 "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["worker-0"]}]}]}}}}},
+        b.vmi("pinned", node="worker-1", memory="1Gi", eviction="LiveMigrate")
+        | {
+            "spec": {
+                "domain": {"resources": {"requests": {"memory": "1Gi"}}},
+                "nodeSelector": {"zone": "a"},
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchExpressions": [
+                                        {"key": "zone", "operator": "In", "values": ["a", "b"]},
+                                        {"key": "gpu", "operator": "Gt", "values": ["1"]},
+                                    ],
+                                    "matchFields": [
+                                        {"key": "metadata.name", "operator": "NotIn", "values": ["worker-0"]}
+                                    ],
+                                }
+                            ]
+                        }
+                    }
+                },
+            }
+        },
         b.vm("pinned", eviction="LiveMigrate"),
         b.pod_metrics("db", cpu="3500m", memory="7Gi"),
     ]
@@ -105,33 +212,59 @@ def scheduling_objects() -> list[dict]:
     spec["nodeSelector"] = {"kubernetes.io/hostname": "worker-0", "pool": "vm"}
     spec["affinity"] = {
         "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["8"]}],
-                 "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["worker-0"]}]}]},
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["8"]}],
+                        "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["worker-0"]}],
+                    }
+                ]
+            },
             "preferredDuringSchedulingIgnoredDuringExecution": [
-                {"weight": 10, "preference": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}}]},
+                {"weight": 10, "preference": {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}}
+            ],
+        },
         "podAntiAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": [
-                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "db"}}}],
+                {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "db"}}}
+            ],
             "preferredDuringSchedulingIgnoredDuringExecution": [
-                {"weight": 100, "podAffinityTerm": {"topologyKey": "zone", "labelSelector": {
-                    "matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]}}}]},
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "zone",
+                        "labelSelector": {"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]},
+                    },
+                }
+            ],
+        },
     }
-    spec["tolerations"] = [{"key": "dedicated", "operator": "Equal", "value": "vm", "effect": "NoSchedule"},
-                           {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]
+    spec["tolerations"] = [
+        {"key": "dedicated", "operator": "Equal", "value": "vm", "effect": "NoSchedule"},
+        {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+    ]
     spec["topologySpreadConstraints"] = [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]
     spec["domain"]["resources"]["limits"] = {"cpu": "2", "memory": "4Gi"}
     waiting = b.vmi("sched", node=None, phase="Scheduling")
     waiting["spec"]["nodeSelector"] = {"pool": "gpu"}
-    waiting["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                                        "message": "0/4 nodes are available"}]
+    waiting["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/4 nodes are available"}
+    ]
     return [constrained, waiting]
 
 
 def hco_v1() -> dict:
-    return b.hco("v1", eviction_strategy="LiveMigrateIfPossible", cpu_ratio=4, memory_pct=150,
-                 live_migration={"bandwidthPerMigration": "128Mi", "completionTimeoutPerGiB": 20,
-                                 "parallelOutboundMigrationsPerNode": 1})
+    return b.hco(
+        "v1",
+        eviction_strategy="LiveMigrateIfPossible",
+        cpu_ratio=4,
+        memory_pct=150,
+        live_migration={
+            "bandwidthPerMigration": "128Mi",
+            "completionTimeoutPerGiB": 20,
+            "parallelOutboundMigrationsPerNode": 1,
+        },
+    )
 
 
 def planted() -> list[dict]:
@@ -147,10 +280,15 @@ def planted() -> list[dict]:
         b.nns("good-node", [b.iface("br-good", 9000, "linux-bridge")]),
         b.trident_backend("good-backend", namespace=g),
         b.node("good-ovn", cpu="8", memory="64Gi", smt=True),
-        b.nns("good-ovn", [b.iface("br-ex", None, "ovs-bridge", ports=["br-ex", "eno9"]),
-                           b.iface("eno9", 1500, controller="br-ex")]),
-        b.nncp("good-policy", [b.iface("br-bad", 1500, "linux-bridge", ports=["eno9"])],
-               {"kubernetes.io/hostname": "good-ovn"}),
+        b.nns(
+            "good-ovn",
+            [b.iface("br-ex", None, "ovs-bridge", ports=["br-ex", "eno9"]), b.iface("eno9", 1500, controller="br-ex")],
+        ),
+        b.nncp(
+            "good-policy",
+            [b.iface("br-bad", 1500, "linux-bridge", ports=["eno9"])],
+            {"kubernetes.io/hostname": "good-ovn"},
+        ),
         *planted_scheduling(),
         # migration_capacity: two migrations running over the pod network, and a queue stalled for 3 h
         # (nothing finished in the last 30 min). rebalance_watch: good-load moved twice (manual) 1 and 2 h
@@ -161,10 +299,18 @@ def planted() -> list[dict]:
         _vmim("good-move-1", "Succeeded", "2025-01-20T07:30:00Z"),
         _vmim("good-move-2", "Succeeded", "2025-01-20T08:30:00Z"),
         b.pod_metrics("good-load", g, cpu="100m", memory="4Gi", created_by="uid-good-good-load"),
-        b.node("good-master-0", control_plane=True, schedulable=None,
-               labels={"ov-exporter.openshift.io/hypervisor-host": "good-esxi"}),
-        b.node("good-master-1", control_plane=True, schedulable=None,
-               labels={"ov-exporter.openshift.io/hypervisor-host": "good-esxi"}),
+        b.node(
+            "good-master-0",
+            control_plane=True,
+            schedulable=None,
+            labels={"ov-exporter.openshift.io/hypervisor-host": "good-esxi"},
+        ),
+        b.node(
+            "good-master-1",
+            control_plane=True,
+            schedulable=None,
+            labels={"ov-exporter.openshift.io/hypervisor-host": "good-esxi"},
+        ),
         b.vmi("good-on-master", g, node="good-master-1", cores=1, memory="1Gi"),
     ]
 
@@ -181,13 +327,23 @@ def planted_scheduling() -> list[dict]:
 def _vmim(name: str, phase: str, end: str | None, *, vmi: str = "good-load", created: str | None = None) -> dict:
     status: dict = {"phase": phase}
     if end is not None:
-        status["migrationState"] = {"completed": True, "endTimestamp": end, "startTimestamp": end,
-                                    "sourceNode": "worker-0", "targetNode": "good-node"}
+        status["migrationState"] = {
+            "completed": True,
+            "endTimestamp": end,
+            "startTimestamp": end,
+            "sourceNode": "worker-0",
+            "targetNode": "good-node",
+        }
     meta = {"name": name, "namespace": "good", "uid": f"uid-good-{name}"}
     if created is not None:
         meta["creationTimestamp"] = created
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
-            "metadata": meta, "spec": {"vmiName": vmi}, "status": status}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstanceMigration",
+        "metadata": meta,
+        "spec": {"vmiName": vmi},
+        "status": status,
+    }
 
 
 NOW = datetime(2025, 1, 20, 9, 30, tzinfo=timezone.utc).timestamp()  # the clock every evaluation here reads
@@ -217,8 +373,10 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
 
 def base_samples() -> dict[str, list[UpstreamSample]]:
     return {
-        upstream.DIRTY_RATE: [b.metric(3 * LINK_SHARE, "good", "good-load", node="good-node"),
-                              b.metric(40 * b.MI, b.NS, "db")],
+        upstream.DIRTY_RATE: [
+            b.metric(3 * LINK_SHARE, "good", "good-load", node="good-node"),
+            b.metric(40 * b.MI, b.NS, "db"),
+        ],
         "kubevirt_vmi_migration_dirty_memory_rate_bytes": [b.metric(30 * b.MI, b.NS, "db")],
     }
 
@@ -243,26 +401,97 @@ def _paths(obj, prefix=()):
 BASE = damageable() + [hco_v1()]
 PATHS = [sorted(_paths(o), key=str) for o in BASE]
 
-FIELD_NAMES = ["spec", "status", "metadata", "name", "namespace", "labels", "annotations", "domain", "cpu", "cores",
-               "sockets", "threads", "memory", "guest", "resources", "requests", "volumes", "accessModes",
-               "claimName", "persistentVolumeClaim", "dataVolume", "evictionStrategy", "nodeName", "phase",
-               "capacity", "config", "mtu", "interfaces", "liveMigrationConfig", "bandwidthPerMigration",
-               "virtualization", "selectors", "claimPropertySets", "currentState", "clusterNetworkMTU"]
-TEXT = st.one_of(st.text(max_size=12), st.sampled_from([
-    "", "LiveMigrate", "LiveMigrateIfPossible", "None", "Bogus", "Running", "Scheduled", "ReadWriteMany",
-    "ReadWriteOnce", "9000", "-1", "0", "4", "1e3", "16Gi", "500m", "-5Mi", "0Mi", "abc", "true", "false", "null",
-    "rhel", "rhcos", "worker-0", "db", b.NS, "{", '{"type": "bridge", "bridge": "br1"}', "[]"]))
+FIELD_NAMES = [
+    "spec",
+    "status",
+    "metadata",
+    "name",
+    "namespace",
+    "labels",
+    "annotations",
+    "domain",
+    "cpu",
+    "cores",
+    "sockets",
+    "threads",
+    "memory",
+    "guest",
+    "resources",
+    "requests",
+    "volumes",
+    "accessModes",
+    "claimName",
+    "persistentVolumeClaim",
+    "dataVolume",
+    "evictionStrategy",
+    "nodeName",
+    "phase",
+    "capacity",
+    "config",
+    "mtu",
+    "interfaces",
+    "liveMigrationConfig",
+    "bandwidthPerMigration",
+    "virtualization",
+    "selectors",
+    "claimPropertySets",
+    "currentState",
+    "clusterNetworkMTU",
+]
+TEXT = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "",
+            "LiveMigrate",
+            "LiveMigrateIfPossible",
+            "None",
+            "Bogus",
+            "Running",
+            "Scheduled",
+            "ReadWriteMany",
+            "ReadWriteOnce",
+            "9000",
+            "-1",
+            "0",
+            "4",
+            "1e3",
+            "16Gi",
+            "500m",
+            "-5Mi",
+            "0Mi",
+            "abc",
+            "true",
+            "false",
+            "null",
+            "rhel",
+            "rhcos",
+            "worker-0",
+            "db",
+            b.NS,
+            "{",
+            '{"type": "bridge", "bridge": "br1"}',
+            "[]",
+        ]
+    ),
+)
 SCALARS = st.one_of(
-    st.none(), st.booleans(),
+    st.none(),
+    st.booleans(),
     # Huge and negative counts, also beyond float range (2**1400).
-    st.integers(min_value=-2**1400, max_value=2**1400),
-    st.sampled_from([2**32, 2**63, 2**64, -2**31, 1_000_000, 1_000_001, 0, -1, 10**400]),
+    st.integers(min_value=-(2**1400), max_value=2**1400),
+    st.sampled_from([2**32, 2**63, 2**64, -(2**31), 1_000_000, 1_000_001, 0, -1, 10**400]),
     st.floats(allow_nan=True, allow_infinity=True),
     TEXT,
 )
-JSON_VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.one_of(st.sampled_from(FIELD_NAMES), st.text(max_size=6)),
-                                                 inner, max_size=4)), max_leaves=12)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.one_of(st.sampled_from(FIELD_NAMES), st.text(max_size=6)), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
 
 DELETE = object()
 
@@ -281,8 +510,11 @@ def _apply(obj: dict, path: tuple, value) -> None:
 def damaged_objects(draw) -> tuple[list[dict], list[tuple]]:
     """The damageable objects (one HCO shape) with 1-3 random paths replaced or removed."""
     use_v1 = draw(st.booleans())
-    indices = [i for i in range(len(BASE)) if (BASE[i]["kind"] != "HyperConverged"
-                                                or (BASE[i]["apiVersion"].endswith("/v1") == use_v1))]
+    indices = [
+        i
+        for i in range(len(BASE))
+        if (BASE[i]["kind"] != "HyperConverged" or (BASE[i]["apiVersion"].endswith("/v1") == use_v1))
+    ]
     objects = {i: copy.deepcopy(BASE[i]) for i in indices}
     applied = []
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
@@ -314,8 +546,10 @@ def _assert_healthy(evaluation, expect_planted=True):
             assert result.status is Status.OK, (result.spec.id, result.error)
             obj, severity = EXPECTED[result.spec.id]
             allowed = severity if isinstance(severity, tuple) else (severity,)
-            assert any(f.obj == obj and f.severity in allowed for f in result.findings), \
-                (result.spec.id, [(f.obj, f.severity) for f in result.findings])
+            assert any(f.obj == obj and f.severity in allowed for f in result.findings), (
+                result.spec.id,
+                [(f.obj, f.severity) for f in result.findings],
+            )
 
 
 # ---------------------------------------------------------------- the properties
@@ -354,11 +588,19 @@ def test_damaged_cluster_alone_is_ok_or_not_applicable(data):
 
 METRIC_NAMES = st.sampled_from(sorted(upstream.WANTED) + ["kubevirt_vmi_info", "up"])
 LABEL_VALUES = st.one_of(st.sampled_from([b.NS, "good", "db", "web", "good-load", "", "worker-0"]), st.text(max_size=6))
-SAMPLES = st.dictionaries(METRIC_NAMES, st.lists(st.builds(
-    UpstreamSample,
-    st.dictionaries(st.sampled_from(["namespace", "name", "vmi", "node", "pod"]), LABEL_VALUES, max_size=4),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))), max_size=4), max_size=5)
+SAMPLES = st.dictionaries(
+    METRIC_NAMES,
+    st.lists(
+        st.builds(
+            UpstreamSample,
+            st.dictionaries(st.sampled_from(["namespace", "name", "vmi", "node", "pod"]), LABEL_VALUES, max_size=4),
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+        ),
+        max_size=4,
+    ),
+    max_size=5,
+)
 
 
 @SETTINGS
@@ -378,12 +620,20 @@ def test_arbitrary_metric_samples_never_fail_migration_dirty_rate(extra):
 NAD_CONFIGS = st.one_of(
     st.text(max_size=60),
     JSON_VALUES.map(json.dumps),
-    st.fixed_dictionaries({"type": st.sampled_from(["bridge", "cnv-bridge", "ovs", "ovn-k8s-cni-overlay", "macvlan",
-                                                    "ipvlan", "sriov", ""]),
-                           "bridge": JSON_VALUES, "master": JSON_VALUES, "mtu": JSON_VALUES,
-                           "topology": st.sampled_from(["layer2", "localnet", "layer3"])}).map(json.dumps),
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(
+                ["bridge", "cnv-bridge", "ovs", "ovn-k8s-cni-overlay", "macvlan", "ipvlan", "sriov", ""]
+            ),
+            "bridge": JSON_VALUES,
+            "master": JSON_VALUES,
+            "mtu": JSON_VALUES,
+            "topology": st.sampled_from(["layer2", "localnet", "layer3"]),
+        }
+    ).map(json.dumps),
     st.lists(st.fixed_dictionaries({"type": TEXT, "mtu": SCALARS}), max_size=3).map(
-        lambda plugins: json.dumps({"cniVersion": "0.4.0", "plugins": plugins})),
+        lambda plugins: json.dumps({"cniVersion": "0.4.0", "plugins": plugins})
+    ),
 )
 
 
@@ -398,20 +648,23 @@ def test_arbitrary_nad_configs_never_fail_mtu_mismatch(configs):
 
 
 @SETTINGS
-@given(profile=st.sampled_from(["production", "dev-test"]),
-       threads=st.integers(min_value=1, max_value=8),
-       cap=st.integers(min_value=0, max_value=5),
-       link=st.one_of(st.integers(min_value=1, max_value=10**12), st.sampled_from(["1G", "25Gbit/s", "100Gbps", "1k"])),
-       exclude=st.lists(st.sampled_from([b.NS, "good", "other"]), max_size=2))
+@given(
+    profile=st.sampled_from(["production", "dev-test"]),
+    threads=st.integers(min_value=1, max_value=8),
+    cap=st.integers(min_value=0, max_value=5),
+    link=st.one_of(st.integers(min_value=1, max_value=10**12), st.sampled_from(["1G", "25Gbit/s", "100Gbps", "1k"])),
+    exclude=st.lists(st.sampled_from([b.NS, "good", "other"]), max_size=2),
+)
 def test_any_valid_config_never_fails_a_check(profile, threads, cap, link, exclude):
-    cfg = b.config(profile=profile, **{"threads-per-core": threads, "series-cap": cap, "migration-link-speed": link,
-                                       "namespaces.exclude": exclude})
+    cfg = b.config(
+        profile=profile,
+        **{"threads-per-core": threads, "series-cap": cap, "migration-link-speed": link, "namespaces.exclude": exclude},
+    )
     records = [b.record_of(o) for o in damageable() + planted()]
     evaluation = runner.evaluate(ClusterState.from_records(records, base_samples(), NOW), cfg)
     for result in evaluation.results:
         assert result.status is Status.OK, (result.spec.id, result.error)
-        per_object = {s.obj or s.labels for s in result.samples
-                      if result.spec.family(s.family).per_object}
+        per_object = {s.obj or s.labels for s in result.samples if result.spec.family(s.family).per_object}
         assert len(per_object) <= cap
         assert all(f.obj.namespace not in exclude for f in result.findings)
 

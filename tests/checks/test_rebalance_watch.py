@@ -1,25 +1,35 @@
 """rebalance_watch: the 24-48 h after the last migration (anti-pattern 19)."""
+
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
+import yaml
 from ov_exporter import runner
 from ov_exporter.checks import rebalance_watch
-from ov_exporter.errors import ConfigError
-from ov_exporter.model import ObjectRef, Severity, Status
-
-import yaml
-
-from ov_exporter.domain.migrations import causes
 from ov_exporter.config import load_config
+from ov_exporter.domain.migrations import causes
+from ov_exporter.errors import ConfigError
+from ov_exporter.events import ClockSet, Upserted
+from ov_exporter.model import ObjectRef, Severity, Status
 from ov_exporter.store import Store
-from ov_exporter.events import Upserted, ClockSet
 
 from . import builders as b
-from .builders import REBALANCE, WORKLOAD_UPDATE, _meta, config, evacuation, findings, node, record_of, series, state, vmi
+from .builders import (
+    REBALANCE,
+    WORKLOAD_UPDATE,
+    _meta,
+    config,
+    evacuation,
+    findings,
+    node,
+    record_of,
+    series,
+    state,
+    vmi,
+)
 
 NOW = datetime(2025, 1, 20, 9, 30, tzinfo=timezone.utc)
 FMT = "%Y-%m-%dT%H:%M:%SZ"
@@ -29,22 +39,44 @@ def ago(hours: float) -> str:
     return (NOW - timedelta(hours=hours)).strftime(FMT)
 
 
-def vmim(name: str, vmi_name: str, phase: str, hours_ago: float, ns: str = "vms", *,
-         with_state: bool = True, annotations: dict | None = None) -> dict:
+def vmim(
+    name: str,
+    vmi_name: str,
+    phase: str,
+    hours_ago: float,
+    ns: str = "vms",
+    *,
+    with_state: bool = True,
+    annotations: dict | None = None,
+) -> dict:
     end = ago(hours_ago)
-    status: dict = {"phase": phase, "phaseTransitionTimestamps": [
-        {"phase": "Pending", "phaseTransitionTimestamp": ago(hours_ago + 0.1)},
-        {"phase": "Running", "phaseTransitionTimestamp": ago(hours_ago + 0.05)}]}
+    status: dict = {
+        "phase": phase,
+        "phaseTransitionTimestamps": [
+            {"phase": "Pending", "phaseTransitionTimestamp": ago(hours_ago + 0.1)},
+            {"phase": "Running", "phaseTransitionTimestamp": ago(hours_ago + 0.05)},
+        ],
+    }
     if phase in ("Succeeded", "Failed"):
         status["phaseTransitionTimestamps"].append({"phase": phase, "phaseTransitionTimestamp": end})
         if with_state:
-            status["migrationState"] = {"completed": True, "failed": phase == "Failed", "endTimestamp": end,
-                                        "startTimestamp": ago(hours_ago + 0.05), "sourceNode": "worker-1",
-                                        "targetNode": "worker-0"}
+            status["migrationState"] = {
+                "completed": True,
+                "failed": phase == "Failed",
+                "endTimestamp": end,
+                "startTimestamp": ago(hours_ago + 0.05),
+                "sourceNode": "worker-1",
+                "targetNode": "worker-0",
+            }
     meta = _meta(name, ns, annotations=annotations)
     meta["creationTimestamp"] = ago(hours_ago + 0.1)
-    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
-            "metadata": meta, "spec": {"vmiName": vmi_name}, "status": status}
+    return {
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachineInstanceMigration",
+        "metadata": meta,
+        "spec": {"vmiName": vmi_name},
+        "status": status,
+    }
 
 
 def run(*objects, now: datetime | None = NOW, **overrides):
@@ -60,8 +92,7 @@ BASE = (node("worker-0"), node("worker-1"), vmi("a"), vmi("b", node="worker-1"))
 def test_window_opens_after_the_last_migration_and_closes_after_the_configured_hours():
     out = run(*BASE, vmim("m1", "a", "Succeeded", 47))
     assert series(out, "ov_rebalance_watch_active") == {(): 1}
-    assert series(out, "ov_rebalance_last_migration_timestamp_seconds") == {
-        (): (NOW - timedelta(hours=47)).timestamp()}
+    assert series(out, "ov_rebalance_last_migration_timestamp_seconds") == {(): (NOW - timedelta(hours=47)).timestamp()}
     assert series(out, "ov_rebalance_migrations_succeeded") == {(): 1}
     out = run(*BASE, vmim("m1", "a", "Succeeded", 47), **{"rebalance-watch-window": 24})
     assert series(out, "ov_rebalance_watch_active") == {(): 0}
@@ -84,23 +115,33 @@ def test_failed_migration_in_the_window_is_a_warning_and_an_old_one_is_not():
 
 
 def test_vm_migrated_more_than_once_in_the_window():
-    out = run(*BASE, vmim("m1", "a", "Succeeded", 30), vmim("m2", "a", "Succeeded", 5),
-              vmim("m3", "b", "Succeeded", 60), vmim("m4", "b", "Succeeded", 2))
+    out = run(
+        *BASE,
+        vmim("m1", "a", "Succeeded", 30),
+        vmim("m2", "a", "Succeeded", 5),
+        vmim("m3", "b", "Succeeded", 60),
+        vmim("m4", "b", "Succeeded", 2),
+    )
     assert series(out, "ov_rebalance_vm_migrations") == {("vms", "a", "worker-0", "manual"): 2}
     assert [f.obj for f in findings(out, Severity.WARNING)] == [ObjectRef("VirtualMachineInstance", "vms", "a")]
 
 
 def test_final_phase_timestamp_stands_in_for_a_missing_migration_state():
     out = run(*BASE, vmim("m1", "a", "Succeeded", 3, with_state=False))
-    assert series(out, "ov_rebalance_last_migration_timestamp_seconds") == {
-        (): (NOW - timedelta(hours=3)).timestamp()}
+    assert series(out, "ov_rebalance_last_migration_timestamp_seconds") == {(): (NOW - timedelta(hours=3)).timestamp()}
 
 
 def test_per_node_allocation_spread_and_uneven_node_during_the_watch():
-    nodes = [node("worker-0", cpu="10", memory="100Gi"), node("worker-1", cpu="10", memory="100Gi"),
-             node("worker-2", cpu="10", memory="100Gi"), node("cp-0", control_plane=True, schedulable=False)]
-    vmis = [vmi("big", node="worker-0", memory="90Gi", requests_cpu="4"),
-            vmi("small", node="worker-1", memory="10Gi", requests_cpu="1")]
+    nodes = [
+        node("worker-0", cpu="10", memory="100Gi"),
+        node("worker-1", cpu="10", memory="100Gi"),
+        node("worker-2", cpu="10", memory="100Gi"),
+        node("cp-0", control_plane=True, schedulable=False),
+    ]
+    vmis = [
+        vmi("big", node="worker-0", memory="90Gi", requests_cpu="4"),
+        vmi("small", node="worker-1", memory="10Gi", requests_cpu="1"),
+    ]
     out = run(*nodes, *vmis, vmim("m1", "small", "Succeeded", 1))
     alloc = series(out, "ov_node_vm_allocation_ratio")
     assert alloc[("worker-0", "memory")] == pytest.approx(0.9)
@@ -158,9 +199,18 @@ def test_each_cause_from_upstream_annotations_and_the_source_node(tmp_path):
     cfg = window_config(tmp_path, ago(3), ago(1))
     st = state(*nodes, vmi("a"), *migrations, now=NOW.timestamp())
     by_name = {m.metadata.name: causes(st, cfg)[m.metadata.uid] for m in st.migrations}
-    assert by_name == {"wu": "workload_update", "drain": "drain", "gone": "drain", "desched": "descheduler",
-                       "desched-prio": "descheduler", "drain-prio": "drain", "declared": "declared",
-                       "in-window": "declared", "manual": "manual", "queued": "manual"}
+    assert by_name == {
+        "wu": "workload_update",
+        "drain": "drain",
+        "gone": "drain",
+        "desched": "descheduler",
+        "desched-prio": "descheduler",
+        "drain-prio": "drain",
+        "declared": "declared",
+        "in-window": "declared",
+        "manual": "manual",
+        "queued": "manual",
+    }
     out = rebalance_watch.evaluate(st, cfg)
     counts = series(out, "ov_migrations")
     assert len(counts) == 5 * 4 and sum(counts.values()) == len(migrations)
@@ -171,8 +221,11 @@ def test_each_cause_from_upstream_annotations_and_the_source_node(tmp_path):
 
 def test_a_drain_stays_a_drain_after_the_node_is_uncordoned():
     store = Store()
-    for obj in (node("worker-1", cordoned=True), vmi("a"),
-                vmim("m1", "a", "Succeeded", 2, annotations=evacuation("worker-1"))):
+    for obj in (
+        node("worker-1", cordoned=True),
+        vmi("a"),
+        vmim("m1", "a", "Succeeded", 2, annotations=evacuation("worker-1")),
+    ):
         kind, record = record_of(obj)
         store.apply(Upserted(kind, record))
     store.apply(ClockSet(lambda: NOW.timestamp(), "test"))
@@ -184,8 +237,12 @@ def test_a_drain_stays_a_drain_after_the_node_is_uncordoned():
     assert series(out, "ov_migrations")[("drain", "succeeded")] == 1
     assert series(out, "ov_rebalance_watch_active") == {(): 0}
     # The same VMIM met first on a schedulable node is a descheduler eviction (fresh store, no memory).
-    fresh = state(node("worker-1"), vmi("a"), vmim("m1", "a", "Succeeded", 2, annotations=evacuation("worker-1")),
-                  now=NOW.timestamp())
+    fresh = state(
+        node("worker-1"),
+        vmi("a"),
+        vmim("m1", "a", "Succeeded", 2, annotations=evacuation("worker-1")),
+        now=NOW.timestamp(),
+    )
     assert series(rebalance_watch.evaluate(fresh, config()), "ov_rebalance_watch_active") == {(): 1}
 
 
@@ -201,8 +258,15 @@ def test_a_workload_update_or_a_drain_never_opens_the_watch():
     counts = series(out, "ov_migrations")
     assert (counts[("workload_update", "succeeded")], counts[("drain", "failed")]) == (1, 1)
     # A manual migration opens it; the upgrade and the drain inside it are neither repeats nor failures.
-    out = run(node("worker-0"), cordoned, vmi("a"), vmi("b", node="worker-1"), upgrade, drain,
-              vmim("m1", "a", "Succeeded", 30))
+    out = run(
+        node("worker-0"),
+        cordoned,
+        vmi("a"),
+        vmi("b", node="worker-1"),
+        upgrade,
+        drain,
+        vmim("m1", "a", "Succeeded", 30),
+    )
     assert series(out, "ov_rebalance_watch_active") == {(): 1}
     assert series(out, "ov_rebalance_last_migration_timestamp_seconds") == {(): (NOW - timedelta(hours=30)).timestamp()}
     assert series(out, "ov_rebalance_migrations_succeeded") == {(): 1}
@@ -211,8 +275,13 @@ def test_a_workload_update_or_a_drain_never_opens_the_watch():
 
 
 def test_the_wave_start_is_the_earliest_rebalancing_migration_in_the_window():
-    out = run(*BASE, vmim("old", "a", "Succeeded", 60), vmim("m1", "a", "Succeeded", 20),
-              vmim("m2", "b", "Succeeded", 5), vmim("wu", "b", "Succeeded", 30, annotations=WORKLOAD_UPDATE))
+    out = run(
+        *BASE,
+        vmim("old", "a", "Succeeded", 60),
+        vmim("m1", "a", "Succeeded", 20),
+        vmim("m2", "b", "Succeeded", 5),
+        vmim("wu", "b", "Succeeded", 30, annotations=WORKLOAD_UPDATE),
+    )
     # m1's migrationState.startTimestamp: 20.05 h ago; "old" ended before the window, "wu" is an upgrade.
     assert series(out, "ov_rebalance_start_timestamp_seconds") == {(): (NOW - timedelta(hours=20.05)).timestamp()}
     assert series(out, "ov_rebalance_last_migration_timestamp_seconds") == {(): (NOW - timedelta(hours=5)).timestamp()}
@@ -231,12 +300,18 @@ def test_a_declared_window_opens_the_watch_at_its_end(tmp_path):
     assert series(out, "ov_rebalance_watch_active") == {(): 0}
 
 
-@pytest.mark.parametrize("window, message", [
-    ({"start": "2025-01-20T10:00:00Z", "end": "2025-01-20T09:00:00Z"}, r"rebalance-windows\[0\]: end .* after start"),
-    ({"start": "2025-01-20 10:00:00", "end": "2025-01-20T11:00:00Z"}, r"rebalance-windows\[0\]\.start"),
-    ({"start": "yesterday", "end": "2025-01-20T11:00:00Z"}, r"rebalance-windows\[0\]\.start"),
-    ({"start": "2025-01-20T10:00:00Z"}, r"end.*rebalance-windows\[0\]"),
-])
+@pytest.mark.parametrize(
+    "window, message",
+    [
+        (
+            {"start": "2025-01-20T10:00:00Z", "end": "2025-01-20T09:00:00Z"},
+            r"rebalance-windows\[0\]: end .* after start",
+        ),
+        ({"start": "2025-01-20 10:00:00", "end": "2025-01-20T11:00:00Z"}, r"rebalance-windows\[0\]\.start"),
+        ({"start": "yesterday", "end": "2025-01-20T11:00:00Z"}, r"rebalance-windows\[0\]\.start"),
+        ({"start": "2025-01-20T10:00:00Z"}, r"end.*rebalance-windows\[0\]"),
+    ],
+)
 def test_rebalance_windows_are_validated_naming_the_key(tmp_path, window, message):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"rebalance-windows": [window]}))
@@ -255,6 +330,7 @@ def test_not_applicable_and_store_clock():
     result = runner.evaluate(state(node("worker-0")), config()).result("rebalance_watch")
     assert result.status is Status.NOT_APPLICABLE
     from ov_exporter.store import Store
+
     store = Store()
     assert store.state().now is None
     store.apply(ClockSet(lambda: 1234.0, "test"))

@@ -1,8 +1,8 @@
 """rhel_nodes: RHEL compute nodes in a cluster with OpenShift Virtualization (anti-pattern 11)."""
+
 from __future__ import annotations
 
 import pytest
-
 from ov_exporter import runner
 from ov_exporter.checks import rhel_nodes
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
@@ -81,19 +81,29 @@ def test_rhel_label_without_image_names_the_label():
 
 
 def test_several_rhel_nodes():
-    out = run(node("worker-0"), rhel("rhel-b"), rhel("rhel-a", schedulable=False), rhel("rhel-c", schedulable=False),
-              vmi("x", node="rhel-c"))
+    out = run(
+        node("worker-0"),
+        rhel("rhel-b"),
+        rhel("rhel-a", schedulable=False),
+        rhel("rhel-c", schedulable=False),
+        vmi("x", node="rhel-c"),
+    )
     assert series(out, COUNT) == {(): 3}
     assert {f.obj.name: f.severity for f in out.findings} == {
-        "rhel-a": Severity.INFO, "rhel-b": Severity.WARNING, "rhel-c": Severity.WARNING}
+        "rhel-a": Severity.INFO,
+        "rhel-b": Severity.WARNING,
+        "rhel-c": Severity.WARNING,
+    }
     assert [s.labels[0] for s in out.samples if s.family == INFO] == ["rhel-a", "rhel-b", "rhel-c"]
 
 
 def test_dump_without_schedulable_labels_treats_untainted_workers_as_schedulable():
-    out = run(node("worker-0", schedulable=None), rhel("rhel-0", schedulable=None),
-              rhel("rhel-infra", schedulable=None, taints=[{"key": "infra", "effect": "NoSchedule"}]))
-    assert {f.obj.name: f.severity for f in out.findings} == {"rhel-0": Severity.WARNING,
-                                                              "rhel-infra": Severity.INFO}
+    out = run(
+        node("worker-0", schedulable=None),
+        rhel("rhel-0", schedulable=None),
+        rhel("rhel-infra", schedulable=None, taints=[{"key": "infra", "effect": "NoSchedule"}]),
+    )
+    assert {f.obj.name: f.severity for f in out.findings} == {"rhel-0": Severity.WARNING, "rhel-infra": Severity.INFO}
 
 
 # ---------------------------------------------------------------- not an OpenShift cluster

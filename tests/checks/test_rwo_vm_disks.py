@@ -2,19 +2,39 @@
 
 Also the registry-level behaviour (exemption annotation, namespace filter, series cap,
 failure isolation), exercised through this check's per-VM series."""
+
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
-
 from ov_exporter import runner
 from ov_exporter.checks import CHECKS, rwo_vm_disks
 from ov_exporter.model import ObjectRef, Severity, Status
 
-from .builders import (EXEMPT, NS, cloud_init, config, container_disk, datavolume, dv_template, dv_volume,
-                       findings, hco, kubevirt_cr, node, pvc, pvc_volume, series, state, storage_class,
-                       storage_profile, vm, vmi, volume_status)
+from .builders import (
+    EXEMPT,
+    NS,
+    cloud_init,
+    config,
+    container_disk,
+    datavolume,
+    dv_template,
+    dv_volume,
+    findings,
+    hco,
+    kubevirt_cr,
+    node,
+    pvc,
+    pvc_volume,
+    series,
+    state,
+    storage_class,
+    storage_profile,
+    vm,
+    vmi,
+    volume_status,
+)
 
 FAMILY = "ov_rwo_vm_disks"
 RWO, RWX = "ReadWriteOnce", "ReadWriteMany"
@@ -34,8 +54,12 @@ def db_vmi(node="worker-0"):
 
 
 def db_vm(eviction="LiveMigrate", claims=("db-root",), **kw):
-    return vm("db", eviction=eviction, volumes=[pvc_volume(f"disk{i}", c) for i, c in enumerate(claims)]
-              + [cloud_init()], **kw)
+    return vm(
+        "db",
+        eviction=eviction,
+        volumes=[pvc_volume(f"disk{i}", c) for i, c in enumerate(claims)] + [cloud_init()],
+        **kw,
+    )
 
 
 # ---------------------------------------------------------------- the planted positive
@@ -56,8 +80,13 @@ def test_running_vm_with_live_migrate_and_rwo_pvc_is_a_warning():
 
 
 def test_series_counts_only_the_disks_without_rwx():
-    out = run(db_vmi(), db_vm(claims=("a", "b", "c")), pvc("a", access_modes=[RWO]), pvc("b", access_modes=[RWX]),
-              pvc("c", access_modes=["ReadWriteOncePod"]))
+    out = run(
+        db_vmi(),
+        db_vm(claims=("a", "b", "c")),
+        pvc("a", access_modes=[RWO]),
+        pvc("b", access_modes=[RWX]),
+        pvc("c", access_modes=["ReadWriteOncePod"]),
+    )
     assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 2}
     [finding] = out.findings
     assert finding.severity is Severity.WARNING
@@ -113,19 +142,31 @@ def test_rwx_disk_gives_nothing():
 
 
 def test_container_disk_and_cloud_init_are_ignored():
-    out = run(vm("ephemeral", eviction="LiveMigrate", volumes=[container_disk(), cloud_init()]),
-              vm("empty", eviction="LiveMigrate", volumes=[]))
+    out = run(
+        vm("ephemeral", eviction="LiveMigrate", volumes=[container_disk(), cloud_init()]),
+        vm("empty", eviction="LiveMigrate", volumes=[]),
+    )
     assert out.samples == [] and out.findings == []
 
 
 def test_each_vm_is_judged_on_its_own():
-    out = run(db_vmi(), db_vm(), pvc("db-root"),
-              vm("web", eviction="LiveMigrate", volumes=[pvc_volume("root", "web-root")]), pvc("web-root", access_modes=[RWX]),
-              vm("db", "other", eviction="LiveMigrateIfPossible", volumes=[pvc_volume("root", "db-root")]),
-              pvc("db-root", "other", access_modes=[RWO]))
-    assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1, ("other", "db", "LiveMigrateIfPossible", ""): 1}
+    out = run(
+        db_vmi(),
+        db_vm(),
+        pvc("db-root"),
+        vm("web", eviction="LiveMigrate", volumes=[pvc_volume("root", "web-root")]),
+        pvc("web-root", access_modes=[RWX]),
+        vm("db", "other", eviction="LiveMigrateIfPossible", volumes=[pvc_volume("root", "db-root")]),
+        pvc("db-root", "other", access_modes=[RWO]),
+    )
+    assert series(out, FAMILY) == {
+        (NS, "db", "LiveMigrate", "worker-0"): 1,
+        ("other", "db", "LiveMigrateIfPossible", ""): 1,
+    }
     assert {(f.obj.namespace, f.obj.name): f.severity for f in out.findings} == {
-        (NS, "db"): Severity.WARNING, ("other", "db"): Severity.INFO}  # other/db is stopped
+        (NS, "db"): Severity.WARNING,
+        ("other", "db"): Severity.INFO,
+    }  # other/db is stopped
 
 
 def test_claims_resolve_in_the_vm_namespace_only():
@@ -139,31 +180,42 @@ def test_claims_resolve_in_the_vm_namespace_only():
 
 def test_bound_pvc_status_beats_vmi_volume_status_and_datavolume():
     claim = pvc("db-root", access_modes=[RWO], status_modes=[RWX])
-    running = vmi("db", volumes=[dv_volume("disk0", "db-root")],
-                  volume_status=[volume_status("disk0", "db-root", [RWO])])
+    running = vmi(
+        "db", volumes=[dv_volume("disk0", "db-root")], volume_status=[volume_status("disk0", "db-root", [RWO])]
+    )
     dv = datavolume("db-root", api="pvc", access_modes=[RWO])
     out = run(db_vmi(), db_vm(), claim, running, dv)
     assert out.samples == [] and out.findings == []
 
 
 def test_bound_pvc_status_rwo_beats_an_rwx_volume_status():
-    out = run(db_vmi(), db_vm(), pvc("db-root", access_modes=[RWO]),
-              vmi("db", volume_status=[volume_status("disk0", "db-root", [RWX])]))
+    out = run(
+        db_vmi(),
+        db_vm(),
+        pvc("db-root", access_modes=[RWO]),
+        vmi("db", volume_status=[volume_status("disk0", "db-root", [RWX])]),
+    )
     [finding] = out.findings
     assert "db-root (ReadWriteOnce from PVC status)" in finding.message
 
 
 def test_unbound_pvc_uses_its_spec():
-    out = run(db_vmi(), db_vm(), pvc("db-root", access_modes=[RWO], phase="Pending"),
-              datavolume("db-root", api="pvc", access_modes=[RWX]))
+    out = run(
+        db_vmi(),
+        db_vm(),
+        pvc("db-root", access_modes=[RWO], phase="Pending"),
+        datavolume("db-root", api="pvc", access_modes=[RWX]),
+    )
     [finding] = out.findings
     assert "db-root (ReadWriteOnce from PVC spec)" in finding.message
 
 
 def test_vmi_volume_status_when_the_pvc_is_missing():
-    out = run(db_vm(), vmi("db", volume_status=[volume_status("disk0", "db-root", [RWO]),
-                                                volume_status("cloudinitdisk", None, None)]),
-              datavolume("db-root", api="pvc", access_modes=[RWX]))
+    out = run(
+        db_vm(),
+        vmi("db", volume_status=[volume_status("disk0", "db-root", [RWO]), volume_status("cloudinitdisk", None, None)]),
+        datavolume("db-root", api="pvc", access_modes=[RWX]),
+    )
     assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
     [finding] = out.findings
     assert finding.severity is Severity.WARNING
@@ -180,22 +232,29 @@ def test_vmi_volume_status_without_claim_name_from_older_kubevirt():
 
 
 def test_vmi_volume_status_rwx_when_the_pvc_is_missing():
-    out = run(db_vm(), vmi("db", volume_status=[volume_status("disk0", "db-root", [RWX])]),
-              datavolume("db-root", api="pvc", access_modes=[RWO]))
+    out = run(
+        db_vm(),
+        vmi("db", volume_status=[volume_status("disk0", "db-root", [RWX])]),
+        datavolume("db-root", api="pvc", access_modes=[RWO]),
+    )
     assert out.samples == [] and out.findings == []
 
 
 def test_datavolume_spec_pvc_when_no_pvc_nor_vmi():
-    out = run(vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
-              datavolume("db-root", api="pvc", access_modes=[RWO], storage_class="shared"),
-              storage_profile("shared", [{"accessModes": [RWX], "volumeMode": "Block"}]))
+    out = run(
+        vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
+        datavolume("db-root", api="pvc", access_modes=[RWO], storage_class="shared"),
+        storage_profile("shared", [{"accessModes": [RWX], "volumeMode": "Block"}]),
+    )
     [finding] = out.findings
     assert "db-root (ReadWriteOnce from DataVolume spec.pvc)" in finding.message
 
 
 def test_datavolume_spec_storage_with_access_modes():
-    out = run(vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
-              datavolume("db-root", access_modes=[RWO]))
+    out = run(
+        vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
+        datavolume("db-root", access_modes=[RWO]),
+    )
     [finding] = out.findings
     assert "db-root (ReadWriteOnce from DataVolume spec.storage)" in finding.message
 
@@ -216,42 +275,58 @@ def test_datavolume_storage_without_modes_uses_the_default_virt_class_profile():
 
 
 def test_datavolume_storage_without_modes_falls_back_to_the_kubernetes_default_class():
-    out = run(vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]), datavolume("db-root"),
-              storage_class("ocs-storagecluster-ceph-rbd", default=True),
-              storage_profile("ocs-storagecluster-ceph-rbd", [{"accessModes": [RWX], "volumeMode": "Block"},
-                                                              {"accessModes": [RWO], "volumeMode": "Filesystem"}]))
+    out = run(
+        vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
+        datavolume("db-root"),
+        storage_class("ocs-storagecluster-ceph-rbd", default=True),
+        storage_profile(
+            "ocs-storagecluster-ceph-rbd",
+            [{"accessModes": [RWX], "volumeMode": "Block"}, {"accessModes": [RWO], "volumeMode": "Filesystem"}],
+        ),
+    )
     assert out.samples == [] and out.findings == []
 
 
 def test_storage_profile_first_claim_property_set_wins():
-    out = run(vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
-              datavolume("db-root", storage_class="hpp"),
-              storage_profile("hpp", [{"accessModes": [RWO], "volumeMode": "Filesystem"},
-                                      {"accessModes": [RWX], "volumeMode": "Block"}]))
+    out = run(
+        vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
+        datavolume("db-root", storage_class="hpp"),
+        storage_profile(
+            "hpp", [{"accessModes": [RWO], "volumeMode": "Filesystem"}, {"accessModes": [RWX], "volumeMode": "Block"}]
+        ),
+    )
     [finding] = out.findings
     assert "db-root (ReadWriteOnce from StorageProfile hpp)" in finding.message
 
 
 def test_storage_profile_set_matching_the_requested_volume_mode():
-    out = run(vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
-              datavolume("db-root", storage_class="ceph", volume_mode="Block"),
-              storage_profile("ceph", [{"accessModes": [RWO], "volumeMode": "Filesystem"},
-                                       {"accessModes": [RWX], "volumeMode": "Block"}]))
+    out = run(
+        vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
+        datavolume("db-root", storage_class="ceph", volume_mode="Block"),
+        storage_profile(
+            "ceph", [{"accessModes": [RWO], "volumeMode": "Filesystem"}, {"accessModes": [RWX], "volumeMode": "Block"}]
+        ),
+    )
     assert out.samples == [] and out.findings == []
 
 
 def test_storage_profile_claim_property_sets_in_spec():
-    out = run(vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
-              datavolume("db-root", storage_class="lvms"),
-              storage_profile("lvms", [{"accessModes": [RWO], "volumeMode": "Block"}], in_spec=True))
+    out = run(
+        vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
+        datavolume("db-root", storage_class="lvms"),
+        storage_profile("lvms", [{"accessModes": [RWO], "volumeMode": "Block"}], in_spec=True),
+    )
     [finding] = out.findings
     assert "db-root (ReadWriteOnce from StorageProfile lvms)" in finding.message
 
 
 def test_pvc_beats_datavolume_and_storage_profile():
-    out = run(vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
-              pvc("db-root", access_modes=[RWX]), datavolume("db-root", storage_class="hpp"),
-              storage_profile("hpp", [{"accessModes": [RWO]}]))
+    out = run(
+        vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")]),
+        pvc("db-root", access_modes=[RWX]),
+        datavolume("db-root", storage_class="hpp"),
+        storage_profile("hpp", [{"accessModes": [RWO]}]),
+    )
     assert out.samples == [] and out.findings == []
 
 
@@ -259,8 +334,13 @@ def test_pvc_beats_datavolume_and_storage_profile():
 
 
 def test_data_volume_template_pvc_modes_when_nothing_exists_yet():
-    halted = vm("db", eviction="LiveMigrate", run_strategy="Halted", volumes=[dv_volume("root", "db-root")],
-                data_volume_templates=[dv_template("db-root", api="pvc", access_modes=[RWO])])
+    halted = vm(
+        "db",
+        eviction="LiveMigrate",
+        run_strategy="Halted",
+        volumes=[dv_volume("root", "db-root")],
+        data_volume_templates=[dv_template("db-root", api="pvc", access_modes=[RWO])],
+    )
     out = run(halted, db_vmi())
     assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
     [finding] = out.findings
@@ -268,8 +348,12 @@ def test_data_volume_template_pvc_modes_when_nothing_exists_yet():
 
 
 def test_data_volume_template_storage_resolved_through_storage_profile():
-    template = vm("db", eviction="LiveMigrateIfPossible", volumes=[dv_volume("root", "db-root")],
-                  data_volume_templates=[dv_template("db-root", storage_class="hpp")])
+    template = vm(
+        "db",
+        eviction="LiveMigrateIfPossible",
+        volumes=[dv_volume("root", "db-root")],
+        data_volume_templates=[dv_template("db-root", storage_class="hpp")],
+    )
     out = run(template, db_vmi(), storage_profile("hpp", [{"accessModes": [RWO], "volumeMode": "Filesystem"}]))
     [finding] = out.findings
     assert finding.severity is Severity.WARNING
@@ -277,8 +361,12 @@ def test_data_volume_template_storage_resolved_through_storage_profile():
 
 
 def test_data_volume_template_rwx():
-    template = vm("db", eviction="LiveMigrate", volumes=[dv_volume("root", "db-root")],
-                  data_volume_templates=[dv_template("db-root", access_modes=[RWX])])
+    template = vm(
+        "db",
+        eviction="LiveMigrate",
+        volumes=[dv_volume("root", "db-root")],
+        data_volume_templates=[dv_template("db-root", access_modes=[RWX])],
+    )
     out = run(template)
     assert out.samples == [] and out.findings == []
 
@@ -291,7 +379,9 @@ def workers(n=3):
 
 
 def test_default_from_hco_v1beta1():
-    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), hco("v1beta1", eviction_strategy="LiveMigrate"), *workers())
+    out = run(
+        db_vmi(), db_vm(eviction=None), pvc("db-root"), hco("v1beta1", eviction_strategy="LiveMigrate"), *workers()
+    )
     assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
     [finding] = out.findings
     assert finding.severity is Severity.WARNING
@@ -299,29 +389,43 @@ def test_default_from_hco_v1beta1():
 
 
 def test_default_from_hco_v1():
-    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), hco("v1", eviction_strategy="LiveMigrateIfPossible"), *workers())
+    out = run(
+        db_vmi(), db_vm(eviction=None), pvc("db-root"), hco("v1", eviction_strategy="LiveMigrateIfPossible"), *workers()
+    )
     assert series(out, FAMILY) == {(NS, "db", "LiveMigrateIfPossible", "worker-0"): 1}
     assert [f.severity for f in out.findings] == [Severity.WARNING]
     assert "cluster default from hco" in out.findings[0].message
 
 
 def test_hco_v1beta1_none_gives_series_and_info():
-    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), hco("v1beta1", eviction_strategy="None"),
-              kubevirt_cr(eviction_strategy="LiveMigrate"), *workers())
+    out = run(
+        db_vmi(),
+        db_vm(eviction=None),
+        pvc("db-root"),
+        hco("v1beta1", eviction_strategy="None"),
+        kubevirt_cr(eviction_strategy="LiveMigrate"),
+        *workers(),
+    )
     assert series(out, FAMILY) == {(NS, "db", "None", "worker-0"): 1}
     assert [f.severity for f in out.findings] == [Severity.INFO]
 
 
 def test_default_from_kubevirt_cr():
-    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), kubevirt_cr(eviction_strategy="LiveMigrate",
-                                                                  namespace="kubevirt", name="kubevirt"))
+    out = run(
+        db_vmi(),
+        db_vm(eviction=None),
+        pvc("db-root"),
+        kubevirt_cr(eviction_strategy="LiveMigrate", namespace="kubevirt", name="kubevirt"),
+    )
     assert series(out, FAMILY) == {(NS, "db", "LiveMigrate", "worker-0"): 1}
     [finding] = out.findings
     assert "cluster default from kubevirt" in finding.message
 
 
 def test_plain_kubevirt_default_is_none():
-    out = run(db_vmi(), db_vm(eviction=None), pvc("db-root"), kubevirt_cr(namespace="kubevirt", name="kubevirt"), *workers())
+    out = run(
+        db_vmi(), db_vm(eviction=None), pvc("db-root"), kubevirt_cr(namespace="kubevirt", name="kubevirt"), *workers()
+    )
     assert series(out, FAMILY) == {(NS, "db", "None", "worker-0"): 1}
     assert [f.severity for f in out.findings] == [Severity.INFO]
 
@@ -382,8 +486,11 @@ def test_datavolume_without_modes_and_without_profile_is_unknown():
 
 
 def good_objects():
-    return [vm("good", eviction="LiveMigrate", volumes=[pvc_volume("root", "good-root")]), pvc("good-root"),
-            vmi("good", node="worker-0")]
+    return [
+        vm("good", eviction="LiveMigrate", volumes=[pvc_volume("root", "good-root")]),
+        pvc("good-root"),
+        vmi("good", node="worker-0"),
+    ]
 
 
 def assert_good_vm_still_judged(out):
@@ -403,14 +510,22 @@ MALFORMED = {
     "template null": lambda: _vm_with(lambda o: o["spec"].__setitem__("template", None)),
     "template spec null": lambda: _vm_with(lambda o: o["spec"]["template"].__setitem__("spec", None)),
     "volumes null": lambda: _vm_with(lambda o: o["spec"]["template"]["spec"].__setitem__("volumes", None)),
-    "volume without source": lambda: _vm_with(lambda o: o["spec"]["template"]["spec"].__setitem__(
-        "volumes", [{"name": "x"}, {"name": "y", "persistentVolumeClaim": {}}, {"name": "z", "dataVolume": None}])),
-    "bogus strategy": lambda: _vm_with(lambda o: o["spec"]["template"]["spec"].__setitem__("evictionStrategy", "Bogus")),
+    "volume without source": lambda: _vm_with(
+        lambda o: o["spec"]["template"]["spec"].__setitem__(
+            "volumes", [{"name": "x"}, {"name": "y", "persistentVolumeClaim": {}}, {"name": "z", "dataVolume": None}]
+        )
+    ),
+    "bogus strategy": lambda: _vm_with(
+        lambda o: o["spec"]["template"]["spec"].__setitem__("evictionStrategy", "Bogus")
+    ),
     "empty strategy": lambda: _vm_with(lambda o: o["spec"]["template"]["spec"].__setitem__("evictionStrategy", "")),
     "dvTemplates empty": lambda: _vm_with(lambda o: o["spec"].__setitem__("dataVolumeTemplates", [])),
-    "dvTemplate spec null": lambda: _vm_with(lambda o: o["spec"].__setitem__(
-        "dataVolumeTemplates", [{"metadata": {"name": "db-root"}, "spec": None}])),
-    "cores as string": lambda: _vm_with(lambda o: o["spec"]["template"]["spec"]["domain"]["cpu"].__setitem__("cores", "4")),
+    "dvTemplate spec null": lambda: _vm_with(
+        lambda o: o["spec"].__setitem__("dataVolumeTemplates", [{"metadata": {"name": "db-root"}, "spec": None}])
+    ),
+    "cores as string": lambda: _vm_with(
+        lambda o: o["spec"]["template"]["spec"]["domain"]["cpu"].__setitem__("cores", "4")
+    ),
     "running and runStrategy": lambda: _vm_with(lambda o: o["spec"].__setitem__("running", True)),
     "metadata without namespace": lambda: _vm_with(lambda o: o["metadata"].pop("namespace")),
 }
@@ -422,13 +537,17 @@ def test_malformed_vm_never_raises_nor_hides_others(case):
     assert_good_vm_still_judged(out)
 
 
-@pytest.mark.parametrize("damage", [
-    lambda c: c.__setitem__("spec", None),
-    lambda c: c.__setitem__("status", None),
-    lambda c: c.update(spec={"accessModes": []}, status={"phase": "Bound", "accessModes": []}),
-    lambda c: c.update(status={"phase": "Lost"}),
-    lambda c: c["status"].__setitem__("accessModes", ["Bogus"]),
-], ids=["spec null", "status null", "empty modes", "lost", "bogus mode"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda c: c.__setitem__("spec", None),
+        lambda c: c.__setitem__("status", None),
+        lambda c: c.update(spec={"accessModes": []}, status={"phase": "Bound", "accessModes": []}),
+        lambda c: c.update(status={"phase": "Lost"}),
+        lambda c: c["status"].__setitem__("accessModes", ["Bogus"]),
+    ],
+    ids=["spec null", "status null", "empty modes", "lost", "bogus mode"],
+)
 def test_malformed_claims_and_helpers(damage):
     claim = pvc("db-root")
     damage(claim)
@@ -437,7 +556,9 @@ def test_malformed_claims_and_helpers(damage):
     profile = storage_profile("ocs-storagecluster-ceph-rbd", [])
     profile["status"]["claimPropertySets"] = [{"accessModes": None}, {}]
     broken_vmi = vmi("db", volume_status=[{"name": "disk0", "persistentVolumeClaimInfo": None}, {}])
-    broken_vmi["status"]["volumeStatus"].append({"persistentVolumeClaimInfo": {"claimName": "db-root", "accessModes": []}})
+    broken_vmi["status"]["volumeStatus"].append(
+        {"persistentVolumeClaimInfo": {"claimName": "db-root", "accessModes": []}}
+    )
     broken_hco = hco("v1beta1")
     broken_hco["spec"] = None
     broken_kv = kubevirt_cr()
@@ -461,9 +582,12 @@ def test_bogus_strategy_is_reported_in_the_series_and_only_info():
 
 def cluster_with_three_offenders():
     return state(
-        db_vm(), db_vmi(), pvc("db-root"),
+        db_vm(),
+        db_vmi(),
+        pvc("db-root"),
         vm("web", eviction="LiveMigrate", volumes=[pvc_volume("a", "web-a"), pvc_volume("b", "web-b")]),
-        pvc("web-a"), pvc("web-b"),
+        pvc("web-a"),
+        pvc("web-b"),
         vm("cache", "team-b", eviction="LiveMigrate", volumes=[pvc_volume(f"d{i}", f"cache-{i}") for i in range(3)]),
         *[pvc(f"cache-{i}", "team-b") for i in range(3)],
     )
@@ -495,7 +619,9 @@ def test_exemption_lists_and_wildcards(value):
 
 def test_custom_exemption_annotation():
     objects = [db_vm(annotations={"example.com/skip": "rwo_vm_disks", EXEMPT: ""}), pvc("db-root")]
-    result = runner.evaluate(state(*objects), config(**{"exemption-annotation": "example.com/skip"})).result("rwo_vm_disks")
+    result = runner.evaluate(state(*objects), config(**{"exemption-annotation": "example.com/skip"})).result(
+        "rwo_vm_disks"
+    )
     assert result.findings == [] and result.samples == []
 
 
@@ -515,8 +641,10 @@ def test_namespace_include_keeps_only_listed():
 
 def test_series_cap_keeps_the_worst_and_counts_the_dropped():
     result = runner.evaluate(cluster_with_three_offenders(), config(**{"series-cap": 2})).result("rwo_vm_disks")
-    assert {s.labels: s.value for s in result.samples} == {("team-b", "cache", "LiveMigrate", ""): 3,
-                                                           (NS, "web", "LiveMigrate", ""): 2}
+    assert {s.labels: s.value for s in result.samples} == {
+        ("team-b", "cache", "LiveMigrate", ""): 3,
+        (NS, "web", "LiveMigrate", ""): 2,
+    }
     assert result.dropped == 1
     assert len(result.findings) == 3  # findings are never capped
 
@@ -537,8 +665,13 @@ def test_a_raising_check_is_reported_failed_and_the_others_still_run():
         raise RuntimeError("planted failure")
 
     specs = [dataclasses.replace(s, evaluate=boom) if s.id == "cpu_overcommit" else s for s in CHECKS]
-    objects = [db_vm(), db_vmi(), pvc("db-root"), node("worker-0", cpu="4", smt=True),
-               vmi("big", node="worker-0", cores=8)]
+    objects = [
+        db_vm(),
+        db_vmi(),
+        pvc("db-root"),
+        node("worker-0", cpu="4", smt=True),
+        vmi("big", node="worker-0", cores=8),
+    ]
     evaluation = runner.evaluate(state(*objects), config(), specs=specs)
     failed = evaluation.result("cpu_overcommit")
     assert failed.status is Status.FAILED
@@ -562,6 +695,8 @@ def test_a_sample_outside_the_declared_families_fails_the_check():
 
 
 def test_disabled_check_does_not_run():
-    evaluation = runner.evaluate(state(db_vm(), pvc("db-root")), config(**{"checks": {"rwo_vm_disks": {"enabled": False}}}))
+    evaluation = runner.evaluate(
+        state(db_vm(), pvc("db-root")), config(**{"checks": {"rwo_vm_disks": {"enabled": False}}})
+    )
     with pytest.raises(KeyError):
         evaluation.result("rwo_vm_disks")

@@ -1,10 +1,10 @@
 """strict_vm_limits: CPU and memory limits on VMs, hand-set or added by
 autoCPULimitNamespaceLabelSelector (anti-pattern 7)."""
+
 from __future__ import annotations
 
 import msgspec
 import pytest
-
 from ov_exporter import runner
 from ov_exporter.checks import strict_vm_limits
 from ov_exporter.model import ObjectRef, Severity, Status
@@ -110,7 +110,10 @@ CI = {"matchLabels": {"workload-class": "ci"}}
 def hco_with_selector(version: str, selector: dict) -> dict:
     obj = hco(version)
     if version == "v1beta1":
-        obj["spec"]["resourceRequirements"] = {"vmiCPUAllocationRatio": 10, "autoCPULimitNamespaceLabelSelector": selector}
+        obj["spec"]["resourceRequirements"] = {
+            "vmiCPUAllocationRatio": 10,
+            "autoCPULimitNamespaceLabelSelector": selector,
+        }
     else:
         obj["spec"]["virtualization"]["autoCPULimitNamespaceLabelSelector"] = selector
     return obj
@@ -122,14 +125,22 @@ def kubevirt_with_selector(selector: dict) -> dict:
     return obj
 
 
-@pytest.mark.parametrize(("source_obj", "source"), [
-    (hco_with_selector("v1beta1", CI), "hco"),
-    (hco_with_selector("v1", CI), "hco"),
-    (kubevirt_with_selector(CI), "kubevirt"),
-])
+@pytest.mark.parametrize(
+    ("source_obj", "source"),
+    [
+        (hco_with_selector("v1beta1", CI), "hco"),
+        (hco_with_selector("v1", CI), "hco"),
+        (kubevirt_with_selector(CI), "kubevirt"),
+    ],
+)
 def test_namespaces_selected_for_automatic_cpu_limits_are_info(source_obj, source):
-    out = run(source_obj, namespace("ci", labels={"workload-class": "ci"}), namespace("prod"),
-              vm("agent", "ci", cores=4), vm("db", "prod"))
+    out = run(
+        source_obj,
+        namespace("ci", labels={"workload-class": "ci"}),
+        namespace("prod"),
+        vm("agent", "ci", cores=4),
+        vm("db", "prod"),
+    )
     [finding] = out.findings
     assert finding.severity is Severity.INFO and finding.obj == vm_ref("agent", "ci")
     assert f"autoCPULimitNamespaceLabelSelector ({source})" in finding.message and "CPU limit of 4" in finding.message
@@ -138,27 +149,41 @@ def test_namespaces_selected_for_automatic_cpu_limits_are_info(source_obj, sourc
 
 
 def test_hco_wins_over_the_kubevirt_cr():
-    out = run(hco_with_selector("v1beta1", {"matchLabels": {"team": "a"}}), kubevirt_with_selector(CI),
-              namespace("ci", labels={"workload-class": "ci"}), vm("agent", "ci"))
+    out = run(
+        hco_with_selector("v1beta1", {"matchLabels": {"team": "a"}}),
+        kubevirt_with_selector(CI),
+        namespace("ci", labels={"workload-class": "ci"}),
+        vm("agent", "ci"),
+    )
     assert out.findings == []
 
 
 def test_a_hand_set_cpu_limit_in_a_selected_namespace_stays_a_warning():
-    out = run(hco_with_selector("v1beta1", CI), namespace("ci", labels={"workload-class": "ci"}),
-              limited("agent", limits={"cpu": "2"}, namespace="ci"))
+    out = run(
+        hco_with_selector("v1beta1", CI),
+        namespace("ci", labels={"workload-class": "ci"}),
+        limited("agent", limits={"cpu": "2"}, namespace="ci"),
+    )
     assert [f.severity for f in out.findings] == [Severity.WARNING]
     assert series(out, RATIO) == {("ci", "agent", "cpu", "vm", ""): 1.0}
 
 
-@pytest.mark.parametrize(("selector", "labels", "selected"), [
-    ({}, {}, True),  # an empty selector selects every namespace
-    ({"matchExpressions": [{"key": "env", "operator": "In", "values": ["dev", "ci"]}]}, {"env": "ci"}, True),
-    ({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["prod"]}]}, {"env": "prod"}, False),
-    ({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["prod"]}]}, {}, True),
-    ({"matchExpressions": [{"key": "limits", "operator": "Exists"}]}, {"limits": ""}, True),
-    ({"matchExpressions": [{"key": "limits", "operator": "DoesNotExist"}]}, {"limits": ""}, False),
-    ({"matchLabels": {"env": "ci"}, "matchExpressions": [{"key": "team", "operator": "Exists"}]}, {"env": "ci"}, False),
-])
+@pytest.mark.parametrize(
+    ("selector", "labels", "selected"),
+    [
+        ({}, {}, True),  # an empty selector selects every namespace
+        ({"matchExpressions": [{"key": "env", "operator": "In", "values": ["dev", "ci"]}]}, {"env": "ci"}, True),
+        ({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["prod"]}]}, {"env": "prod"}, False),
+        ({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["prod"]}]}, {}, True),
+        ({"matchExpressions": [{"key": "limits", "operator": "Exists"}]}, {"limits": ""}, True),
+        ({"matchExpressions": [{"key": "limits", "operator": "DoesNotExist"}]}, {"limits": ""}, False),
+        (
+            {"matchLabels": {"env": "ci"}, "matchExpressions": [{"key": "team", "operator": "Exists"}]},
+            {"env": "ci"},
+            False,
+        ),
+    ],
+)
 def test_label_selector_semantics(selector, labels, selected):
     out = run(hco_with_selector("v1beta1", selector), namespace("apps", labels=labels), vm("agent", "apps"))
     assert bool(out.findings) is selected
@@ -173,9 +198,10 @@ def test_without_a_selector_there_is_nothing_automatic():
 
 
 def test_exemption_annotation_accepts_governance_mandated_limits():
-    objects = [limited("sap", limits={"cpu": "8", "memory": "72Gi"}, guest="64Gi",
-                       annotations={EXEMPT: "strict_vm_limits"}),
-               limited("redis", limits={"memory": "4Gi"})]
+    objects = [
+        limited("sap", limits={"cpu": "8", "memory": "72Gi"}, guest="64Gi", annotations={EXEMPT: "strict_vm_limits"}),
+        limited("redis", limits={"memory": "4Gi"}),
+    ]
     result = runner.evaluate(state(*objects), config()).result("strict_vm_limits")
     assert result.status is Status.OK
     assert [(f.obj.name, f.severity) for f in result.findings] == [("redis", Severity.WARNING)]

@@ -1,9 +1,9 @@
 """trident_volume_limits: TridentBackendConfigs without volume limits (anti-pattern 2)."""
+
 from __future__ import annotations
 
 import pytest
 import yaml
-
 from ov_exporter import runner
 from ov_exporter.checks import trident_volume_limits as check
 from ov_exporter.model import NotApplicable, ObjectRef, Severity, Status
@@ -52,8 +52,11 @@ def test_economy_backend_without_pool_limit_is_a_warning(driver, noun):
 
 
 def test_economy_backend_with_all_limits_is_silent():
-    out = run(trident_backend("eco", "ontap-nas-economy", limitVolumeSize="100Gi", limitVolumePoolSize="4TiB",
-                              limitAggregateUsage="90%"))
+    out = run(
+        trident_backend(
+            "eco", "ontap-nas-economy", limitVolumeSize="100Gi", limitVolumePoolSize="4TiB", limitAggregateUsage="90%"
+        )
+    )
     assert out.findings == []
     assert series(out, POOL) == {("trident", "eco", "ontap-nas-economy"): 4 * TI}
 
@@ -66,22 +69,27 @@ def test_missing_aggregate_limit_alone_is_info():
 
 
 def test_non_ontap_driver_needs_only_a_volume_size_limit():
-    out = run(trident_backend("anf", "azure-netapp-files", limitVolumeSize="4Ti"),
-              trident_backend("sf", "solidfire-san"))
+    out = run(
+        trident_backend("anf", "azure-netapp-files", limitVolumeSize="4Ti"), trident_backend("sf", "solidfire-san")
+    )
     assert series(out, AGGR) == {}
     assert severities(out) == {"sf": Severity.WARNING}
     assert series(out, COUNT) == {(): 1}
 
 
-@pytest.mark.parametrize("field, value, severity", [
-    ("limitVolumeSize", "Gi", Severity.WARNING), ("limitVolumeSize", "-5Gi", Severity.WARNING),
-    ("limitVolumeSize", "0", Severity.WARNING),
-    ("limitAggregateUsage", "180%", Severity.INFO), ("limitAggregateUsage", "lots", Severity.INFO),
-])
+@pytest.mark.parametrize(
+    "field, value, severity",
+    [
+        ("limitVolumeSize", "Gi", Severity.WARNING),
+        ("limitVolumeSize", "-5Gi", Severity.WARNING),
+        ("limitVolumeSize", "0", Severity.WARNING),
+        ("limitAggregateUsage", "180%", Severity.INFO),
+        ("limitAggregateUsage", "lots", Severity.INFO),
+    ],
+)
 def test_invalid_limit_counts_as_absent_and_names_the_field(field, value, severity):
     spec = {"limitVolumeSize": "1Ti", "limitAggregateUsage": "80%", field: value}
-    out = run(trident_backend("bad", **spec), trident_backend("good", limitVolumeSize="1Ti",
-                                                                limitAggregateUsage="80%"))
+    out = run(trident_backend("bad", **spec), trident_backend("good", limitVolumeSize="1Ti", limitAggregateUsage="80%"))
     assert severities(out) == {"bad": severity}
     gauge = SIZE if field == "limitVolumeSize" else AGGR
     assert series(out, gauge)[("trident", "bad", "ontap-nas")] == 0
@@ -90,8 +98,13 @@ def test_invalid_limit_counts_as_absent_and_names_the_field(field, value, severi
 
 
 def test_limits_under_defaults_or_virtual_pools_do_not_count_and_are_named():
-    out = run(trident_backend("nas", defaults={"limitVolumeSize": "1Ti"},
-                              storage=[{"labels": {"tier": "gold"}}, {"limitVolumeSize": "500Gi"}]))
+    out = run(
+        trident_backend(
+            "nas",
+            defaults={"limitVolumeSize": "1Ti"},
+            storage=[{"labels": {"tier": "gold"}}, {"limitVolumeSize": "500Gi"}],
+        )
+    )
     assert series(out, SIZE) == {("trident", "nas", "ontap-nas"): 0}
     [finding] = out.findings
     assert finding.severity is Severity.WARNING

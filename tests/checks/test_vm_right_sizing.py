@@ -1,4 +1,5 @@
 """vm_right_sizing: requested vCPUs / guest memory vs measured usage (anti-pattern 8)."""
+
 from __future__ import annotations
 
 import pytest
@@ -42,7 +43,10 @@ def test_not_applicable_without_podmetrics_or_memory_samples():
 def test_over_provisioned_cpu_and_memory_is_info_with_ratio_series():
     out = run(vmi("big", cores=8, memory="32Gi"), pod_metrics("big", cpu="400m", memory="4Gi"))
     assert severities(out) == {"big": Severity.INFO}
-    assert series(out, OVER) == {(NS, "big", "cpu", "worker-0"): pytest.approx(0.05), (NS, "big", "memory", "worker-0"): 0.125}
+    assert series(out, OVER) == {
+        (NS, "big", "cpu", "worker-0"): pytest.approx(0.05),
+        (NS, "big", "memory", "worker-0"): 0.125,
+    }
     assert series(out, UNDER) == {}
     assert "over-provisioned" in out.findings[0].message and "0.40 cores of 8.00 cores" in out.findings[0].message
 
@@ -63,8 +67,12 @@ def test_cpu_near_vcpu_count_is_warning_and_mixed_verdicts_report_both():
 
 
 def test_right_sized_vm_is_silent_but_counted_and_totalled():
-    out = run(vmi("ok", cores=4, memory="8Gi"), vmi("big", cores=8, memory="32Gi"),
-              pod_metrics("ok", cpu="2", memory="5Gi"), pod_metrics("big", cpu="400m", memory="4Gi"))
+    out = run(
+        vmi("ok", cores=4, memory="8Gi"),
+        vmi("big", cores=8, memory="32Gi"),
+        pod_metrics("ok", cpu="2", memory="5Gi"),
+        pod_metrics("big", cpu="400m", memory="4Gi"),
+    )
     assert list(severities(out)) == ["big"]
     assert series(out, VMS)[("cpu", "ok")] == 1 and series(out, VMS)[("cpu", "over")] == 1
     assert series(out, VMS)[("memory", "under")] == 0
@@ -100,15 +108,24 @@ def test_pods_match_by_vmi_uid_else_by_vm_name_label_and_other_pods_are_ignored(
     wrong_uid = pod_metrics("c", cpu="10m", memory="100Mi", created_by="uid-of-another-vmi", pod="x")
     other = pod_metrics("d", cpu="10m", memory="100Mi")
     other["metadata"]["labels"]["kubevirt.io"] = "hotplug-disk"
-    out = run(vmi("b", cores=4, memory="8Gi"), vmi("c", cores=4, memory="8Gi"), vmi("d", cores=4, memory="8Gi"),
-              by_name, wrong_uid, other)
+    out = run(
+        vmi("b", cores=4, memory="8Gi"),
+        vmi("c", cores=4, memory="8Gi"),
+        vmi("d", cores=4, memory="8Gi"),
+        by_name,
+        wrong_uid,
+        other,
+    )
     # b by its vm.kubevirt.io/name label; c's pod carries another uid but still its name; d has no launcher pod.
     assert sorted(severities(out)) == ["b", "c"]
 
 
 def test_migration_source_and_target_pods_count_the_larger():
-    out = run(vmi("m", cores=4, memory="8Gi"), pod_metrics("m", cpu="3.8", memory="2Gi", pod="src"),
-              pod_metrics("m", cpu="50m", memory="7.8Gi", pod="dst"))
+    out = run(
+        vmi("m", cores=4, memory="8Gi"),
+        pod_metrics("m", cpu="3.8", memory="2Gi", pod="src"),
+        pod_metrics("m", cpu="50m", memory="7.8Gi", pod="dst"),
+    )
     assert set(series(out, UNDER)) == {(NS, "m", "cpu", "worker-0"), (NS, "m", "memory", "worker-0")}
 
 
@@ -128,9 +145,14 @@ def test_stopped_vmis_are_not_judged():
 
 def test_a_broken_podmetrics_fails_only_itself():
     bad = pod_metrics("x", cpu="lots")
-    objs = [vmi("x", cores=8, memory="32Gi"), vmi("y", cores=8, memory="32Gi"), pod_metrics("y", cpu="100m", memory="1Gi")]
+    objs = [
+        vmi("x", cores=8, memory="32Gi"),
+        vmi("y", cores=8, memory="32Gi"),
+        pod_metrics("y", cpu="100m", memory="1Gi"),
+    ]
     import msgspec
     from ov_exporter.records import KIND_BY_KEY, convert
+
     with pytest.raises(msgspec.ValidationError, match=r"containers\[0\].usage"):
         convert(KIND_BY_KEY["pods.metrics.k8s.io"].record, bad)
     out = run(*objs)
@@ -139,9 +161,14 @@ def test_a_broken_podmetrics_fails_only_itself():
 
 def test_exemption_on_the_vm_silences_its_vmi():
     from .builders import vm
-    objs = [vmi("big", cores=8, memory="32Gi"), vm("big", annotations={EXEMPT: "vm_right_sizing"}),
-            pod_metrics("big", cpu="100m", memory="1Gi"),
-            vmi("other", cores=8, memory="32Gi"), pod_metrics("other", cpu="100m", memory="1Gi")]
+
+    objs = [
+        vmi("big", cores=8, memory="32Gi"),
+        vm("big", annotations={EXEMPT: "vm_right_sizing"}),
+        pod_metrics("big", cpu="100m", memory="1Gi"),
+        vmi("other", cores=8, memory="32Gi"),
+        pod_metrics("other", cpu="100m", memory="1Gi"),
+    ]
     result = runner.evaluate(state(*objs), config()).result("vm_right_sizing")
     assert result.status is Status.OK and [f.obj for f in result.findings] == [ref("other")]
     assert {s.labels[:2] for s in result.samples if s.family == OVER} == {(NS, "other")}
@@ -160,20 +187,28 @@ def test_a_snapshot_with_oc_get_podmetrics_output_is_judged_and_core_pods_are_no
     core_pods = kind_from_path(Path("namespaces/vms/core/pods.yaml"))
     assert core_pods is None or core_pods.kind != "PodMetrics"
     (tmp_path / "vmis.yaml").write_text(yaml.safe_dump_all([vmi("big", cores=8, memory="32Gi")]))
-    listing = {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""},
-               "items": [pod_metrics("big", cpu="123456789n", memory="1048576Ki")]}
+    listing = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "metadata": {"resourceVersion": ""},
+        "items": [pod_metrics("big", cpu="123456789n", memory="1048576Ki")],
+    }
     (tmp_path / "podmetrics.yaml").write_text(yaml.safe_dump(listing))
     store = Store()
     SnapshotSource(tmp_path).load(store.apply)
     result = runner.evaluate(store.state(), config()).result("vm_right_sizing")
     assert [(f.obj, f.severity) for f in result.findings] == [(ref("big"), Severity.INFO)]
     assert {s.labels: round(s.value, 4) for s in result.samples if s.family == OVER} == {
-        (NS, "big", "cpu", "worker-0"): round(0.123456789 / 8, 4), (NS, "big", "memory", "worker-0"): round(1 / 32, 4)}
+        (NS, "big", "cpu", "worker-0"): round(0.123456789 / 8, 4),
+        (NS, "big", "memory", "worker-0"): round(1 / 32, 4),
+    }
 
 
 def test_cpu_from_the_prometheus_rate_where_no_podmetrics_exists():
-    samples = {upstream.VMI_CPU_USAGE_RATE: [metric(0.2, name="idle"), metric(3.9, name="busy")],
-               upstream.VMI_MEMORY_USED: [metric(4 * GI, name="idle"), metric(4 * GI, name="busy")]}
+    samples = {
+        upstream.VMI_CPU_USAGE_RATE: [metric(0.2, name="idle"), metric(3.9, name="busy")],
+        upstream.VMI_MEMORY_USED: [metric(4 * GI, name="idle"), metric(4 * GI, name="busy")],
+    }
     out = run(vmi("idle", cores=4, memory="8Gi"), vmi("busy", cores=4, memory="8Gi"), samples=samples)
     assert series(out, OVER) == {(NS, "idle", "cpu", "worker-0"): pytest.approx(0.05)}
     assert series(out, UNDER) == {(NS, "busy", "cpu", "worker-0"): pytest.approx(0.975)}

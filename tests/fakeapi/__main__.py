@@ -1,4 +1,5 @@
 """python -m tests.fakeapi --snapshot DIR --port N [--kubeconfig OUT] [--token T]"""
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--kubeconfig", help="write a kubeconfig for this server here")
     parser.add_argument("--token", help="require this bearer token")
-    parser.add_argument("--tls", action="store_true",
-                        help="serve https with a self-signed certificate (kubectl sends tokens only over TLS)")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https with a self-signed certificate (kubectl sends tokens only over TLS)",
+    )
     parser.add_argument("--bookmark-interval", type=float, default=60.0)
     args = parser.parse_args(argv)
     asyncio.run(serve(args))

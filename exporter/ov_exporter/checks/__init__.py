@@ -5,6 +5,7 @@ declaration (SPEC), `runbook.md` its runbook (served at /runbooks/<id>.md). Chec
 ordered by anti-pattern number, then id. A duplicate check id or metric family name
 fails at import, not at scrape time.
 """
+
 from __future__ import annotations
 
 import importlib

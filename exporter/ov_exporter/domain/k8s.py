@@ -1,4 +1,5 @@
 """Pure helpers shared by checks: they read records, never the network."""
+
 from __future__ import annotations
 
 import math
@@ -184,8 +185,14 @@ def _kv_value(state: ClusterState, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def setting(state: ClusterState, hco_v1: tuple[str, ...], hco_v1beta1: tuple[str, ...],
-            kv: tuple[str, ...], default: Any, default_with_hco: Any = None) -> Setting:
+def setting(
+    state: ClusterState,
+    hco_v1: tuple[str, ...],
+    hco_v1beta1: tuple[str, ...],
+    kv: tuple[str, ...],
+    default: Any,
+    default_with_hco: Any = None,
+) -> Setting:
     """HCO first (v1 then v1beta1 shape), KubeVirt CR second, defaults last."""
     value = _hco_value(state, hco_v1, hco_v1beta1)
     if value is not None:
@@ -199,8 +206,14 @@ def setting(state: ClusterState, hco_v1: tuple[str, ...], hco_v1beta1: tuple[str
 
 
 def migration_setting(state: ClusterState, attr: str, default: Any, default_with_hco: Any = None) -> Setting:
-    return setting(state, ("virtualization", "live_migration_config", attr), ("live_migration_config", attr),
-                   ("migrations", attr), default, default_with_hco)
+    return setting(
+        state,
+        ("virtualization", "live_migration_config", attr),
+        ("live_migration_config", attr),
+        ("migrations", attr),
+        default,
+        default_with_hco,
+    )
 
 
 def cluster_eviction_strategy(state: ClusterState) -> Setting:
@@ -210,17 +223,31 @@ def cluster_eviction_strategy(state: ClusterState) -> Setting:
         workers = sum(1 for n in nodes if WORKER_LABEL in labels(n))
     else:  # dumps that lost the role labels
         workers = sum(1 for n in nodes if not is_control_plane(n))
-    return setting(state, ("virtualization", "eviction_strategy"), ("eviction_strategy",),
-                   ("eviction_strategy",), "None", "LiveMigrate" if workers > 1 else "None")
+    return setting(
+        state,
+        ("virtualization", "eviction_strategy"),
+        ("eviction_strategy",),
+        ("eviction_strategy",),
+        "None",
+        "LiveMigrate" if workers > 1 else "None",
+    )
 
 
 def cpu_allocation_ratio(state: ClusterState) -> Setting:
-    return setting(state, ("virtualization", "vmi_cpu_allocation_ratio"),
-                   ("resource_requirements", "vmi_cpu_allocation_ratio"),
-                   ("developer_configuration", "cpu_allocation_ratio"), 10)
+    return setting(
+        state,
+        ("virtualization", "vmi_cpu_allocation_ratio"),
+        ("resource_requirements", "vmi_cpu_allocation_ratio"),
+        ("developer_configuration", "cpu_allocation_ratio"),
+        10,
+    )
 
 
 def memory_overcommit_percentage(state: ClusterState) -> Setting:
-    return setting(state, ("virtualization", "higher_workload_density", "memory_overcommit_percentage"),
-                   ("higher_workload_density", "memory_overcommit_percentage"),
-                   ("developer_configuration", "memory_overcommit"), 100)
+    return setting(
+        state,
+        ("virtualization", "higher_workload_density", "memory_overcommit_percentage"),
+        ("higher_workload_density", "memory_overcommit_percentage"),
+        ("developer_configuration", "memory_overcommit"),
+        100,
+    )

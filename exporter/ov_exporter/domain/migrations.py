@@ -17,6 +17,7 @@ Upstream markers, verified in kubevirt/kubevirt at v1.3.0 and v1.9.0:
   "system-critical" otherwise. Without a priority, a cordoned source node means a drain.
 - Neither annotation: `virtctl migrate`, a manifest, or another tool created it.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -58,15 +59,19 @@ def created(vmim: VirtualMachineInstanceMigration) -> float | None:
     """creationTimestamp, else the first phase transition."""
     stamp = ts(vmim.metadata.creation_timestamp)
     if stamp is None and vmim.status is not None:
-        stamps = [ts(p.phase_transition_timestamp) for p in vmim.status.phase_transition_timestamps or ()
-                  if p.phase_transition_timestamp is not None]
+        stamps = [
+            ts(p.phase_transition_timestamp)
+            for p in vmim.status.phase_transition_timestamps or ()
+            if p.phase_transition_timestamp is not None
+        ]
         stamp = min(stamps, default=None)
     return stamp
 
 
 def _declared_window(stamp: float | None, config: Config) -> bool:
-    return stamp is not None and any(w.start.timestamp() <= stamp <= w.end.timestamp()
-                                     for w in config.rebalance_windows)
+    return stamp is not None and any(
+        w.start.timestamp() <= stamp <= w.end.timestamp() for w in config.rebalance_windows
+    )
 
 
 def _classify(vmim: VirtualMachineInstanceMigration, state: ClusterState, config: Config) -> str:

@@ -1,5 +1,6 @@
 """Live-migration readiness: one verdict per VirtualMachine with every reason that
 blocks its live migration right now, under every eviction strategy."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -43,12 +44,13 @@ REASONS: dict[str, str] = {
     NOT_LIVE_MIGRATABLE: "the VMI's LiveMigratable condition is False (KubeVirt's reason in the message)",
     RWO_DISK: "a PVC or DataVolume disk lacks ReadWriteMany access (judged here, not taken from KubeVirt)",
     NO_TARGET_NODE: "no other schedulable, Ready node that matches the VM's nodeSelector and required node "
-                    "affinity has room for its CPU and memory requests",
+    "affinity has room for its CPU and memory requests",
     VIRT_HANDLER_NOT_READY: "the virt-handler pod on the VM's node is missing or not Ready",
     MIGRATION_SLOTS_FULL: "in-flight VirtualMachineInstanceMigrations already fill parallelMigrationsPerCluster",
 }
 # Reasons that do not, alone, make a running VM's drain hang: they pass.
 TRANSIENT = frozenset({MIGRATION_SLOTS_FULL})
+
 
 @dataclass
 class Verdict:
@@ -73,26 +75,31 @@ class Verdict:
         return Severity.WARNING
 
     def to_dict(self) -> dict[str, Any]:
-        return {"namespace": self.namespace, "vm": self.name, "node": self.node, "running": self.running,
-                "eviction_strategy": self.eviction_strategy, "eviction_strategy_origin": self.strategy_origin,
-                "migratable": not self.blocked,
-                "severity": str(self.severity) if self.severity else "none",
-                "reasons": [{"reason": r, "detail": d, "remediation": REMEDIATION[r]}
-                            for r, d in self.reasons.items()]}
+        return {
+            "namespace": self.namespace,
+            "vm": self.name,
+            "node": self.node,
+            "running": self.running,
+            "eviction_strategy": self.eviction_strategy,
+            "eviction_strategy_origin": self.strategy_origin,
+            "migratable": not self.blocked,
+            "severity": str(self.severity) if self.severity else "none",
+            "reasons": [{"reason": r, "detail": d, "remediation": REMEDIATION[r]} for r, d in self.reasons.items()],
+        }
 
 
 REMEDIATION: dict[str, str] = {
     NOT_RUNNING: "Start the VM (virtctl start) if it must move live, or move it cold: it has nothing to migrate.",
     NOT_LIVE_MIGRATABLE: "Fix what KubeVirt names: e.g. bridge binding on the pod network -> masquerade; "
-                         "host devices or hotplugged volumes -> detach; then re-check.",
+    "host devices or hotplugged volumes -> detach; then re-check.",
     RWO_DISK: "Move the disks to an RWX storage class (storage live migration or DataVolume clone), "
-              "or plan a cold migration.",
+    "or plan a cold migration.",
     NO_TARGET_NODE: "Free or add capacity on another node that matches the VM's nodeSelector/affinity, "
-                    "or relax the selector.",
+    "or relax the selector.",
     VIRT_HANDLER_NOT_READY: "Check the virt-handler pod on the node (oc -n openshift-cnv get pods -l "
-                            "kubevirt.io=virt-handler -o wide); it drives the migration from the source side.",
+    "kubevirt.io=virt-handler -o wide); it drives the migration from the source side.",
     MIGRATION_SLOTS_FULL: "Wait for running migrations to finish or cancel stuck ones; raise "
-                          "parallelMigrationsPerCluster only if the migration network has headroom.",
+    "parallelMigrationsPerCluster only if the migration network has headroom.",
 }
 
 
@@ -176,8 +183,11 @@ def handler_readiness(state: ClusterState) -> dict[str, bool] | None:
         if not node:
             continue
         status = pod.status
-        ready = status is not None and status.phase == "Running" and any(
-            c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+        ready = (
+            status is not None
+            and status.phase == "Running"
+            and any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+        )
         nodes[node] = nodes.get(node, False) or ready
     return nodes or None
 
@@ -264,8 +274,12 @@ def _readiness(state: ClusterState, config: Config) -> Readiness:
         ns, name = vm.metadata.namespace, vm.metadata.name
         spec = vm_template_spec(vm)
         own = spec.eviction_strategy if spec else None
-        verdict = Verdict(ns, name, own or default_strategy.value,
-                          "set on the VM" if own else f"cluster default from {default_strategy.source}")
+        verdict = Verdict(
+            ns,
+            name,
+            own or default_strategy.value,
+            "set on the VM" if own else f"cluster default from {default_strategy.source}",
+        )
         reasons: dict[str, str] = {}
         vmi = state.get("virtualmachineinstances.kubevirt.io", ns, name)
         phase = vmi.status.phase if vmi is not None and vmi.status else ""
@@ -290,26 +304,37 @@ def _readiness(state: ClusterState, config: Config) -> Readiness:
             if not _constrained(vmi_spec) and fits_anywhere_but(verdict.node, cpu_req, mem_req):
                 fitting = True
             else:
-                matching = [c for c in candidates if c[0].metadata.name != verdict.node
-                            and (vmi_spec is None or node_matches(vmi_spec, c[0]))]
+                matching = [
+                    c
+                    for c in candidates
+                    if c[0].metadata.name != verdict.node and (vmi_spec is None or node_matches(vmi_spec, c[0]))
+                ]
                 fitting = any(c[1] >= cpu_req and c[2] >= mem_req for c in matching)
             if not fitting:
                 if not matching:
-                    detail = "no other schedulable, Ready node with a Ready virt-handler matches its " \
-                             "nodeSelector/required node affinity"
+                    detail = (
+                        "no other schedulable, Ready node with a Ready virt-handler matches its "
+                        "nodeSelector/required node affinity"
+                    )
                 else:
                     best = max(matching, key=lambda c: (c[2], c[1]))
-                    detail = (f"needs {cpu_req:.2f} CPU and {_gib(mem_req)}; {len(matching)} matching node(s), "
-                              f"the roomiest ({best[0].metadata.name}) has {best[1]:.2f} CPU and "
-                              f"{_gib(best[2])} free")
+                    detail = (
+                        f"needs {cpu_req:.2f} CPU and {_gib(mem_req)}; {len(matching)} matching node(s), "
+                        f"the roomiest ({best[0].metadata.name}) has {best[1]:.2f} CPU and "
+                        f"{_gib(best[2])} free"
+                    )
                 reasons[NO_TARGET_NODE] = detail
             if handlers is not None and not handlers.get(verdict.node, False):
-                reasons[VIRT_HANDLER_NOT_READY] = (f"virt-handler on {verdict.node} is not Ready"
-                                                   if verdict.node in handlers
-                                                   else f"no virt-handler pod on {verdict.node}")
+                reasons[VIRT_HANDLER_NOT_READY] = (
+                    f"virt-handler on {verdict.node} is not Ready"
+                    if verdict.node in handlers
+                    else f"no virt-handler pod on {verdict.node}"
+                )
             if in_flight >= limit.value:
-                reasons[MIGRATION_SLOTS_FULL] = (f"{in_flight} migration(s) in flight, parallelMigrationsPerCluster "
-                                                 f"is {limit.value} ({limit.source})")
+                reasons[MIGRATION_SLOTS_FULL] = (
+                    f"{in_flight} migration(s) in flight, parallelMigrationsPerCluster "
+                    f"is {limit.value} ({limit.source})"
+                )
         verdict.reasons = {r: reasons[r] for r in REASONS if r in reasons}
         result[(ns, name)] = verdict
     return Readiness(result, in_flight, limit)

@@ -1,6 +1,7 @@
 """Kubernetes selector semantics shared by the checks: label selectors (namespaces,
 health checks), node selector terms (node affinity) and taints versus tolerations.
 Pure functions over records."""
+
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -44,8 +45,9 @@ def node_term_matches(term: Any, node_name: str, labels: dict[str, str]) -> bool
         return False
     if not all(_requirement(labels, req, numeric=True) for req in exprs):
         return False
-    return all(req.key == "metadata.name" and _requirement({"metadata.name": node_name}, req, numeric=False)
-               for req in fields)
+    return all(
+        req.key == "metadata.name" and _requirement({"metadata.name": node_name}, req, numeric=False) for req in fields
+    )
 
 
 def tolerates(tolerations: Iterable[Any], taint: Taint) -> bool:

@@ -1,5 +1,6 @@
 """Disks' access modes: what a VM's PVC and DataVolume volumes allow, from the most
 certain source that says (bound PVC, VMI volumeStatus, DataVolume spec, StorageProfile)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,8 +32,11 @@ def _profile_modes(state: ClusterState, storage_class: str | None, volume_mode: 
     profile = state.get("storageprofiles.cdi.kubevirt.io", "", storage_class)
     if profile is None:
         return None
-    sets = (profile.status.claim_property_sets if profile.status else None) or \
-           (profile.spec.claim_property_sets if profile.spec else None) or []
+    sets = (
+        (profile.status.claim_property_sets if profile.status else None)
+        or (profile.spec.claim_property_sets if profile.spec else None)
+        or []
+    )
     for cps in sets:
         if cps.access_modes and (volume_mode is None or cps.volume_mode in (None, volume_mode)):
             return cps.access_modes
@@ -54,8 +58,14 @@ def _dv_modes(state: ClusterState, dv_spec: Any) -> tuple[list[str] | None, str]
     return None, ""
 
 
-def access_modes(state: ClusterState, namespace: str, claim: str, vmi: VirtualMachineInstance,
-                 dv_template: DataVolumeTemplate, volume: str = "") -> tuple[list[str] | None, str]:
+def access_modes(
+    state: ClusterState,
+    namespace: str,
+    claim: str,
+    vmi: VirtualMachineInstance,
+    dv_template: DataVolumeTemplate,
+    volume: str = "",
+) -> tuple[list[str] | None, str]:
     """(access modes, where they came from). Order of truth: bound PVC, VMI volumeStatus,
     DataVolume spec, StorageProfile. (None, "") when nothing says."""
     pvc = state.get("persistentvolumeclaims", namespace, claim)

@@ -10,6 +10,7 @@ is kept for the checks. Objects over the size or nesting limits are skipped whol
 
 One module per API group; this package re-exports them all.
 """
+
 from __future__ import annotations
 
 from .base import (  # noqa: F401

@@ -1,4 +1,5 @@
 """CDI (cdi.kubevirt.io): DataVolume and StorageProfile."""
+
 from __future__ import annotations
 
 from msgspec import field

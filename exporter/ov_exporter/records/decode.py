@@ -1,4 +1,5 @@
 """Decoding JSON bytes and YAML dicts into records, dropping fields that do not decode."""
+
 from __future__ import annotations
 
 import json

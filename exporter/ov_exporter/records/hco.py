@@ -1,4 +1,5 @@
 """HyperConverged (hco.kubevirt.io), in its v1beta1 and v1 shapes."""
+
 from __future__ import annotations
 
 from msgspec import field
@@ -11,7 +12,8 @@ from .meta import ObjectMeta
 class HCOResourceRequirements(R):
     vmi_cpu_allocation_ratio: Int64 | None = field(default=None, name="vmiCPUAllocationRatio")
     auto_cpu_limit_namespace_label_selector: LabelSelector | None = field(
-        default=None, name="autoCPULimitNamespaceLabelSelector")
+        default=None, name="autoCPULimitNamespaceLabelSelector"
+    )
 
 
 class HigherWorkloadDensity(R):
@@ -26,7 +28,8 @@ class HCOVirtualization(R):
     higher_workload_density: HigherWorkloadDensity | None = None
     eviction_strategy: str | None = None
     auto_cpu_limit_namespace_label_selector: LabelSelector | None = field(
-        default=None, name="autoCPULimitNamespaceLabelSelector")
+        default=None, name="autoCPULimitNamespaceLabelSelector"
+    )
 
 
 class HyperConvergedSpec(R):

@@ -1,4 +1,5 @@
 """Networking: NetworkAttachmentDefinition, NodeNetworkState, the cluster Network config."""
+
 from __future__ import annotations
 
 from msgspec import field

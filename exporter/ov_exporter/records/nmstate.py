@@ -1,4 +1,5 @@
 """nmstate policies (nmstate.io): NodeNetworkConfigurationPolicy."""
+
 from __future__ import annotations
 
 from msgspec import field

@@ -1,4 +1,5 @@
 """Pods (virt-handler only) and their usage from metrics.k8s.io (virt-launcher)."""
+
 from __future__ import annotations
 
 from msgspec import field
@@ -23,6 +24,8 @@ class Pod(R):
     metadata: ObjectMeta = field(default_factory=ObjectMeta)
     spec: PodSpec | None = None
     status: PodStatus | None = None
+
+
 # ---------------------------------------------------------------- metrics.k8s.io
 
 

@@ -1,4 +1,5 @@
 """Node remediation: Machine API (machine.openshift.io) and medik8s NodeHealthCheck."""
+
 from __future__ import annotations
 
 from msgspec import field

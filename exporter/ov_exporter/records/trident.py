@@ -1,4 +1,5 @@
 """NetApp Trident (trident.netapp.io): TridentBackendConfig."""
+
 from __future__ import annotations
 
 from typing import Union

@@ -1,5 +1,6 @@
 """HTTP to the Kubernetes API server: requests counted by verb and code, API errors
 decoded from their Status, client-go's backoff, and one line for any failure."""
+
 from __future__ import annotations
 
 import asyncio
@@ -72,17 +73,20 @@ class ApiClient:
 
     async def __aenter__(self) -> "ApiClient":
         connector = aiohttp.TCPConnector(ssl=self.credentials.ssl, limit=64)
-        self._session = aiohttp.ClientSession(self.credentials.host, connector=connector,
-                                              headers={"Accept": "application/json",
-                                                       "User-Agent": "ov-exporter"})
+        self._session = aiohttp.ClientSession(
+            self.credentials.host,
+            connector=connector,
+            headers={"Accept": "application/json", "User-Agent": "ov-exporter"},
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._session is not None:
             await self._session.close()
 
-    async def _open(self, path: str, params: dict[str, str], verb: str,
-                    timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+    async def _open(
+        self, path: str, params: dict[str, str], verb: str, timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
         """A response with status 200; raises ApiError for any other."""
         assert self._session is not None
         for attempt in (1, 2):
@@ -127,5 +131,3 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
-
-

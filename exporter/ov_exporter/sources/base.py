@@ -1,4 +1,5 @@
 """The one interface every source of cluster state implements."""
+
 from __future__ import annotations
 
 import abc

@@ -6,6 +6,7 @@ A token file (kubeconfig `tokenFile`, the in-cluster projected service-account t
 is re-read whenever it changes on disk and after every 401, as client-go's cached file
 token source does, so a rotated token is used without a restart.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -116,8 +117,7 @@ def load_credentials(kubeconfig: str | None = None, context: str | None = None) 
     token_file = None
     try:
         if kubeconfig or os.environ.get("KUBECONFIG") or os.path.exists(first):
-            config.load_kube_config(config_file=path, context=context, client_configuration=cfg,
-                                    persist_config=False)
+            config.load_kube_config(config_file=path, context=context, client_configuration=cfg, persist_config=False)
             description = f"kubeconfig {path}" + (f" context {context}" if context else "")
             token_file = _kubeconfig_token_file(path, context)
         elif os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -125,12 +125,16 @@ def load_credentials(kubeconfig: str | None = None, context: str | None = None) 
             description = "in-cluster service account"
             token_file = incluster_config.SERVICE_TOKEN_FILENAME
         else:
-            raise SourceError("no Kubernetes credentials found: no kubeconfig (--kubeconfig, $KUBECONFIG, "
-                              "~/.kube/config) and not running in a cluster; use --demo for the embedded demo "
-                              "cluster or --snapshot DIR for a saved one")
+            raise SourceError(
+                "no Kubernetes credentials found: no kubeconfig (--kubeconfig, $KUBECONFIG, "
+                "~/.kube/config) and not running in a cluster; use --demo for the embedded demo "
+                "cluster or --snapshot DIR for a saved one"
+            )
     except ConfigException as exc:
-        raise SourceError(f"cannot load Kubernetes credentials from {path}: {exc}; "
-                          "use --demo or --snapshot DIR to run without a cluster") from exc
+        raise SourceError(
+            f"cannot load Kubernetes credentials from {path}: {exc}; "
+            "use --demo or --snapshot DIR to run without a cluster"
+        ) from exc
     except SourceError:
         raise
     except Exception as exc:  # noqa: BLE001 - a malformed kubeconfig raises anything from YAML to KeyError

@@ -1,5 +1,6 @@
 """API discovery: which version of each kind the API server serves, or that its group
 is not installed."""
+
 from __future__ import annotations
 
 import logging
@@ -45,5 +46,3 @@ async def discover(client: ApiClient) -> dict[str, str]:
         else:
             result[kind.key] = ""
     return result
-
-

@@ -10,13 +10,14 @@ when it resolves inside the root), never more than the size cap; YAML aliases ma
 at most MAX_YAML_ALIAS_EXPANSION nodes to what the file spells out; objects over the
 size or nesting limits of `records` are skipped one by one.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import stat
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -24,8 +25,17 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from .. import upstream
-from ..records import KINDS, MAX_OBJECT_BYTES, KindInfo, ObjectLimitError, convert, decode_json, kind_for, selector_matches
-from ..events import Emit, Ignored, UpstreamSample, ProblemFound, Samples, SamplesUpdated, Upserted
+from ..events import Emit, Ignored, ProblemFound, Samples, SamplesUpdated, Upserted, UpstreamSample
+from ..records import (
+    KINDS,
+    MAX_OBJECT_BYTES,
+    KindInfo,
+    ObjectLimitError,
+    convert,
+    decode_json,
+    kind_for,
+    selector_matches,
+)
 from .promql import DERIVED_QUERIES, parse_query_data
 
 log = logging.getLogger(__name__)
@@ -239,8 +249,9 @@ class FileLoader:
         else:
             self._json_object(rel, path, data, "", line=1 + data[: len(data) - len(data.lstrip())].count(b"\n"))
 
-    def _json_object(self, rel: str, path: Path, data: bytes, at: str,
-                     default_kind: str = "", default_api: str = "", line: int = 0) -> None:
+    def _json_object(
+        self, rel: str, path: Path, data: bytes, at: str, default_kind: str = "", default_api: str = "", line: int = 0
+    ) -> None:
         try:
             env = msgspec.json.decode(data, type=_Envelope)
         except RecursionError:
@@ -264,13 +275,19 @@ class FileLoader:
                 node = loader.get_node()
                 written, expanded = _yaml_size(node)
                 if expanded is None:
-                    self._fail(rel, f"YAML document {len(docs) + 1} holds an alias to a node that contains "
-                                            "it (recursive alias); refused")
+                    self._fail(
+                        rel,
+                        f"YAML document {len(docs) + 1} holds an alias to a node that contains "
+                        "it (recursive alias); refused",
+                    )
                     return
                 if expanded - written > MAX_YAML_ALIAS_EXPANSION:
-                    self._fail(rel, f"YAML aliases expand document {len(docs) + 1} by more than "
-                                            f"{MAX_YAML_ALIAS_EXPANSION} nodes (limit {MAX_YAML_ALIAS_EXPANSION}); "
-                                            "refusing a possible alias bomb")
+                    self._fail(
+                        rel,
+                        f"YAML aliases expand document {len(docs) + 1} by more than "
+                        f"{MAX_YAML_ALIAS_EXPANSION} nodes (limit {MAX_YAML_ALIAS_EXPANSION}); "
+                        "refusing a possible alias bomb",
+                    )
                     return
                 docs.append((loader.construct_document(node), node))
         except yaml.YAMLError as exc:
@@ -286,8 +303,16 @@ class FileLoader:
             else:
                 self._dict_object(rel, path, doc, at, node=node)
 
-    def _dict_object(self, rel: str, path: Path, doc: Any, at: str,
-                     default_kind: str = "", default_api: str = "", node: yaml.Node | None = None) -> None:
+    def _dict_object(
+        self,
+        rel: str,
+        path: Path,
+        doc: Any,
+        at: str,
+        default_kind: str = "",
+        default_api: str = "",
+        node: yaml.Node | None = None,
+    ) -> None:
         if doc is None:
             return  # empty document between `---`
         if not isinstance(doc, dict):
@@ -300,8 +325,9 @@ class FileLoader:
             item_kind = self._typed_list(kind_name, api)
             items_node = _child(node, "items")
             for i, item in enumerate(items):
-                self._dict_object(rel, path, item, f"{at} items[{i}]".strip(), item_kind or "-", api,
-                                  node=_child(items_node, i))
+                self._dict_object(
+                    rel, path, item, f"{at} items[{i}]".strip(), item_kind or "-", api, node=_child(items_node, i)
+                )
             return
         if "status" in doc and isinstance(doc.get("data"), dict) and "resultType" in doc["data"]:
             self._load_query_result(rel, doc["data"])
@@ -313,8 +339,14 @@ class FileLoader:
         if node is not None and node.end_mark.index - node.start_mark.index > MAX_OBJECT_BYTES:
             self._skip(f"{rel} {at}".strip(), f"{kind.kind}: object spans more than {MAX_OBJECT_BYTES} bytes; skipped")
             return
-        self._add(kind, rel, at, lambda dropped: convert(kind.record, doc, dropped), namespace,
-                  node.start_mark.line + 1 if node else 0)
+        self._add(
+            kind,
+            rel,
+            at,
+            lambda dropped: convert(kind.record, doc, dropped),
+            namespace,
+            node.start_mark.line + 1 if node else 0,
+        )
 
     # ------------------------------------------------------------ objects
 
@@ -376,14 +408,18 @@ class FileLoader:
                 self._ignored("identical duplicate object")
             else:
                 self.stats.duplicates += 1
-                self._problem(where, f"{ref} is defined twice, differently: at {first[0]} and at {here}; "
-                                          f"kept the one at {first[0]} (first in path order), ignored this one")
+                self._problem(
+                    where,
+                    f"{ref} is defined twice, differently: at {first[0]} and at {here}; "
+                    f"kept the one at {first[0]} (first in path order), ignored this one",
+                )
             return
         self._defined[identity] = (here, record)
         if dropped:
             self.stats.dropped_fields += 1
-            self._problem(where, f"{ref}{KEPT_WITHOUT}{len(dropped)} field(s) that do not decode: "
-                                      + "; ".join(dropped))
+            self._problem(
+                where, f"{ref}{KEPT_WITHOUT}{len(dropped)} field(s) that do not decode: " + "; ".join(dropped)
+            )
         self.emit(Upserted(kind, record))
         self.origins[(kind.kind, meta.namespace, meta.name)] = (rel, line)
         self.counts[kind.key] = self.counts.get(kind.key, 0) + 1
@@ -448,8 +484,13 @@ def _kind_by_name(kind_name: str) -> KindInfo | None:
 
 
 def _file_type(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -457,8 +498,9 @@ def _file_type(mode: int) -> str:
 
 def _json_type(data: bytes) -> str:
     first = data.lstrip()[:1]
-    return {b'"': "string", b"[": "array", b"{": "object", b"t": "boolean", b"f": "boolean",
-            b"n": "null"}.get(first, "number")
+    return {b'"': "string", b"[": "array", b"{": "object", b"t": "boolean", b"f": "boolean", b"n": "null"}.get(
+        first, "number"
+    )
 
 
 def _yaml_size(root: yaml.Node) -> tuple[int, int | None]:
@@ -470,8 +512,11 @@ def _yaml_size(root: yaml.Node) -> tuple[int, int | None]:
     while stack:
         node, done = stack.pop()
         key = id(node)
-        children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else (
-            node.value if isinstance(node, yaml.SequenceNode) else [])
+        children = (
+            [c for pair in node.value for c in pair]
+            if isinstance(node, yaml.MappingNode)
+            else (node.value if isinstance(node, yaml.SequenceNode) else [])
+        )
         if done:
             on_path.discard(key)
             expanded[key] = 1 + sum(expanded[id(c)] for c in children)
@@ -544,7 +589,7 @@ def layout_of(rel: Path) -> tuple[KindInfo | None, str | None]:
     for i in range(len(parts) - 2, -1, -1):
         if parts[i] in ANCHORS:
             anchored = True
-            kind, namespace = _layout_at(parts[i], parts[i + 1:])
+            kind, namespace = _layout_at(parts[i], parts[i + 1 :])
             if kind is not None:
                 return kind, namespace
     if not anchored:

@@ -6,6 +6,7 @@ watch event around it. This scanner finds the members of the outer object or arr
 with a regular expression over strings and punctuation, at any depth, so the other
 objects of the page still decode and the deep one is reported on its own.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,19 +29,19 @@ def split(data: bytes) -> list[tuple[bytes | None, bytes]]:
         elif tok in (b"}", b"]"):
             depth -= 1
             if depth == 0:
-                value = data[start:m.start()].strip()
+                value = data[start : m.start()].strip()
                 if value:
                     members.append((key, value))
-                if data[m.end():].strip():
+                if data[m.end() :].strip():
                     raise ValueError("text after the outer JSON container")
                 return members
             if depth < 0:
                 break
         elif depth == 1 and tok == b",":
-            members.append((key, data[start:m.start()].strip()))
+            members.append((key, data[start : m.start()].strip()))
             key, start = None, m.end()
         elif depth == 1 and tok == b":" and outer == b"{":
-            key, start = _key(data[start:m.start()]), m.end()
+            key, start = _key(data[start : m.start()]), m.end()
     raise ValueError("unbalanced JSON container")
 
 

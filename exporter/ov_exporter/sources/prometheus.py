@@ -5,6 +5,7 @@ plus one per derived series (the VMIs' CPU rate), on its own interval, with a bo
 timeout. A failure fails only the checks that use samples (`migration_dirty_rate`);
 the rest of the exporter carries on.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,14 @@ log = logging.getLogger(__name__)
 
 
 class PrometheusSamples:
-    def __init__(self, url: str, token_file: str | None = None, ca_file: str | None = None,
-                 interval: float = 60.0, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token_file: str | None = None,
+        ca_file: str | None = None,
+        interval: float = 60.0,
+        timeout: float = 10.0,
+    ) -> None:
         self.url = url.rstrip("/")
         self.token_file, self.ca_file = token_file, ca_file
         self.interval, self.timeout = interval, timeout
@@ -49,8 +56,11 @@ class PrometheusSamples:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - only the dependent check degrades
-                    message = str(exc) if isinstance(exc, PrometheusError) \
+                    message = (
+                        str(exc)
+                        if isinstance(exc, PrometheusError)
                         else f"{self.describe()} unreachable: {type(exc).__name__}: {exc}"
+                    )
                     log.warning("%s", message)
                     emit(SamplesUpdated(None, self.describe(), error=message))
                 self.first_attempt.set()

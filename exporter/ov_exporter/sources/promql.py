@@ -1,11 +1,12 @@
 """Prometheus samples from an instant-query answer (`/api/v1/query`), shared by the
 snapshot loader (saved answers) and the live Prometheus client."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from .. import upstream
-from ..events import UpstreamSample, Samples
+from ..events import Samples, UpstreamSample
 
 # One query for every series the checks read, under all their historical names.
 WANTED_QUERY = '{__name__=~"%s"}' % "|".join(sorted(upstream.WANTED))
@@ -14,8 +15,10 @@ DERIVED_QUERIES = {
     upstream.VMI_CPU_USAGE_RATE: f"sum by (namespace, name) (rate({upstream.VMI_CPU_USAGE}[5m]))",
     # The recording rule of KubeVirt 1.3-1.9, its 1.9 replacement, else the formula both record
     # from the virt-handler gauges (so it resolves without KubeVirt's PrometheusRule too).
-    upstream.VMI_MEMORY_USED: (f"max by (namespace, name) ({upstream.VMI_MEMORY_USED} or {upstream.VMI_MEMORY_USED_SUM}"
-                               f" or ({upstream.VMI_MEMORY_AVAILABLE} - {upstream.VMI_MEMORY_USABLE}))"),
+    upstream.VMI_MEMORY_USED: (
+        f"max by (namespace, name) ({upstream.VMI_MEMORY_USED} or {upstream.VMI_MEMORY_USED_SUM}"
+        f" or ({upstream.VMI_MEMORY_AVAILABLE} - {upstream.VMI_MEMORY_USABLE}))"
+    ),
 }
 
 

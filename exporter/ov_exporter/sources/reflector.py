@@ -2,6 +2,7 @@
 a dropped stream resumes from the last resourceVersion seen, and only `410 Gone` (or an
 event that cannot be followed) makes it LIST again. Everything it learns it emits as
 events (events.py); one object that does not decode is a problem, never a stop."""
+
 from __future__ import annotations
 
 import asyncio
@@ -175,8 +176,12 @@ class Reflector:
 
     async def watch(self, rv: str) -> str:
         """One WATCH stream from rv; returns the last resourceVersion seen when it ends."""
-        params = {"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": str(random.randint(*WATCH_SECONDS))}
+        params = {
+            "watch": "true",
+            "resourceVersion": rv,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(random.randint(*WATCH_SECONDS)),
+        }
         if self.kind.label_selector:
             params["labelSelector"] = self.kind.label_selector
         resp = await self.client.watch(self.path, params)
@@ -331,5 +336,3 @@ class Reflector:
             log.error("%s: %s", self.kind.key, message)
         self.emit(KindUnauthorized(self.kind.key, message))
         self._unauthorized = message
-
-

@@ -1,4 +1,5 @@
 """Snapshot directory and the embedded demo cluster: both are files on disk."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,8 +10,8 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
-from ..records import KINDS
 from ..events import ClockSet, Emit, KindAbsent, KindSynced, Synced
+from ..records import KINDS
 from .base import Source
 from .files import FileLoader, LoadStats, load_directory
 
@@ -96,8 +97,13 @@ class SnapshotSource(Source):
             emit(ClockSet(time.time, "wall clock (no capture time in the snapshot)"))
         loader = load_directory(emit, self.root)
         self.loader, self.stats = loader, loader.stats
-        log.info("%s: %d objects, %d sample files, %d problems", self.describe(), loader.objects,
-                 loader.sample_files, len(dict(loader.problems)))
+        log.info(
+            "%s: %d objects, %d sample files, %d problems",
+            self.describe(),
+            loader.objects,
+            loader.sample_files,
+            len(dict(loader.problems)),
+        )
         for kind in KINDS:
             emit(KindSynced(kind.key))
             if kind.key in NEVER_EMPTY and not loader.counts.get(kind.key) and kind.key not in loader.listed_kinds:

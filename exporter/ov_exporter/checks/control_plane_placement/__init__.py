@@ -4,8 +4,8 @@ Host information comes from the node label named by `control-plane-host-label`, 
 from a bare-metal provider ID (a physical host is never shared). Without either the
 check is not applicable: it never guesses a host from zones or names.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 from ...config import Config
 from ...domain.k8s import is_control_plane, labels, ref
@@ -16,14 +16,18 @@ from ...store import ClusterState
 BARE_METAL_PROVIDERS = ("baremetalhost://", "metal3://")
 
 COLOCATED = Family(
-    "ov_control_plane_node_colocated", "gauge",
+    "ov_control_plane_node_colocated",
+    "gauge",
     "Control-plane nodes on the same hypervisor host as this one (itself included), for every control-plane "
     "node whose host is known. `source`: label or bare-metal; `quorum_lost`: true when losing that host "
     "leaves etcd without quorum.",
-    ("node", "host", "source", "quorum_lost"))
+    ("node", "host", "source", "quorum_lost"),
+)
 UNKNOWN = Family(
-    "ov_control_plane_nodes_host_unknown", "gauge",
-    "Control-plane nodes whose hypervisor host is unknown (no host label, not bare metal).")
+    "ov_control_plane_nodes_host_unknown",
+    "gauge",
+    "Control-plane nodes whose hypervisor host is unknown (no host label, not bare metal).",
+)
 
 
 def host_of(node: Node, config: Config) -> tuple[str, str]:
@@ -43,9 +47,14 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         raise NotApplicable("no control-plane node in the cluster (hosted control plane)")
     hosts = {n.metadata.name: host_of(n, config) for n in masters}
     if all(source == "unknown" for _, source in hosts.values()):
-        where = f"label {config.control_plane_host_label}" if config.control_plane_host_label else "host label (none configured)"
-        raise NotApplicable(f"no control-plane node carries the {where} or a bare-metal provider ID: "
-                            "the hypervisor hosts are unknown")
+        where = (
+            f"label {config.control_plane_host_label}"
+            if config.control_plane_host_label
+            else "host label (none configured)"
+        )
+        raise NotApplicable(
+            f"no control-plane node carries the {where} or a bare-metal provider ID: the hypervisor hosts are unknown"
+        )
     out = CheckOutput()
     total = len(masters)
     quorum = total // 2 + 1
@@ -67,13 +76,25 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             continue
         others = ", ".join(p for p in peers if p != name)
         if lost:
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, ref("Node", node),
-                f"shares hypervisor host {host} with {others}: losing that host leaves "
-                f"{total - len(peers)} of {total} etcd members, below quorum ({quorum})"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.WARNING,
+                    ref("Node", node),
+                    f"shares hypervisor host {host} with {others}: losing that host leaves "
+                    f"{total - len(peers)} of {total} etcd members, below quorum ({quorum})",
+                )
+            )
         else:
-            out.findings.append(Finding(SPEC.id, Severity.INFO, ref("Node", node),
-                f"shares hypervisor host {host} with {others}; etcd keeps quorum if that host fails, "
-                "but loses its failure margin"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.INFO,
+                    ref("Node", node),
+                    f"shares hypervisor host {host} with {others}; etcd keeps quorum if that host fails, "
+                    "but loses its failure margin",
+                )
+            )
     out.samples.append(Sample(UNKNOWN.name, (), unknown))
     return out
 
@@ -83,13 +104,11 @@ SPEC = CheckSpec(
     anti_pattern=12,
     title="Control-plane nodes on the same hypervisor host",
     severity_rules="warning: control-plane nodes share a hypervisor host whose loss would break etcd quorum "
-                   "(a risk of placement, not a quorum loss now); info: they share a host but quorum survives its loss",
+    "(a risk of placement, not a quorum loss now); info: they share a host but quorum survives its loss",
     families=(COLOCATED, UNKNOWN),
     remediation="Spread the control-plane VMs over separate hypervisor hosts (vSphere: a DRS VM-VM "
-                "anti-affinity rule for the control-plane VMs), and keep the host label current.",
-    alerts=(
-        AlertDecl("OVControlPlaneNodesShareHost", warning="failure_risk", info="hygiene", names="Node/node"),
-    ),
+    "anti-affinity rule for the control-plane VMs), and keep the host label current.",
+    alerts=(AlertDecl("OVControlPlaneNodesShareHost", warning="failure_risk", info="hygiene", names="Node/node"),),
     settings=("control-plane-host-label",),
     evaluate=evaluate,
     requires=("nodes",),

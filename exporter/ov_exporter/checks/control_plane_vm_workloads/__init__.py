@@ -1,6 +1,6 @@
 """Anti-pattern 13: VM workloads on control-plane nodes, next to latency-sensitive etcd."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 from ...config import Config
 from ...domain.k8s import SCHEDULABLE_LABEL, is_control_plane, labels, ref, vmi_node
@@ -11,11 +11,13 @@ from ...store import ClusterState
 MASTER_TAINTS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 
 VMIS = Family(
-    "ov_control_plane_node_vmis", "gauge",
+    "ov_control_plane_node_vmis",
+    "gauge",
     "Running VMIs on a control-plane node. `vm_schedulable` is true when the node carries "
     "kubevirt.io/schedulable=true and no NoSchedule/NoExecute control-plane taint. One series per "
     "control-plane node.",
-    ("node", "vm_schedulable"))
+    ("node", "vm_schedulable"),
+)
 
 
 def vm_schedulable_master(node: Node) -> bool:
@@ -43,13 +45,25 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         count = running.get(name, 0)
         out.samples.append(Sample(VMIS.name, (name, str(schedulable).lower()), count))
         if count:
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, ref("Node", node),
-                                        f"control-plane node runs {count} VMI(s): VM CPU, memory and disk load "
-                                        "competes with etcd, which is latency sensitive"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.WARNING,
+                    ref("Node", node),
+                    f"control-plane node runs {count} VMI(s): VM CPU, memory and disk load "
+                    "competes with etcd, which is latency sensitive",
+                )
+            )
         elif schedulable:
-            out.findings.append(Finding(SPEC.id, Severity.INFO, ref("Node", node),
-                                        "control-plane node is VM-schedulable (kubevirt.io/schedulable=true, no "
-                                        "control-plane NoSchedule taint): the next VM may land next to etcd"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.INFO,
+                    ref("Node", node),
+                    "control-plane node is VM-schedulable (kubevirt.io/schedulable=true, no "
+                    "control-plane NoSchedule taint): the next VM may land next to etcd",
+                )
+            )
     return out
 
 
@@ -58,15 +72,13 @@ SPEC = CheckSpec(
     anti_pattern=13,
     title="VM workloads on control-plane nodes",
     severity_rules="warning: a control-plane node runs VMIs; info: a control-plane node is VM-schedulable "
-                   "(kubevirt.io/schedulable=true and no control-plane NoSchedule taint) but runs none; "
-                   "not applicable on compact clusters, where every node is a control-plane node",
+    "(kubevirt.io/schedulable=true and no control-plane NoSchedule taint) but runs none; "
+    "not applicable on compact clusters, where every node is a control-plane node",
     families=(VMIS,),
     remediation="Keep VMs off control-plane nodes: set mastersSchedulable: false in the Scheduler config "
-                "(restores the NoSchedule taint), restrict the HCO workload placement to workers, and live "
-                "migrate the VMs that run there.",
-    alerts=(
-        AlertDecl("OVControlPlaneNodeRunsVMs", warning="performance_risk", info="hygiene", names="Node/node"),
-    ),
+    "(restores the NoSchedule taint), restrict the HCO workload placement to workers, and live "
+    "migrate the VMs that run there.",
+    alerts=(AlertDecl("OVControlPlaneNodeRunsVMs", warning="performance_risk", info="hygiene", names="Node/node"),),
     evaluate=evaluate,
     requires=("nodes",),
     reads=("virtualmachineinstances.kubevirt.io",),

@@ -1,4 +1,5 @@
 """Anti-pattern 6: CPU overcommit above 1.8x physical cores (1.2x target in production)."""
+
 from __future__ import annotations
 
 from ...config import Config
@@ -15,24 +16,51 @@ from ...domain.k8s import (
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
 from ...store import ClusterState
 
-RATIO = Family("ov_cpu_overcommit_ratio", "gauge",
-               "vCPUs of the non-dedicated VMIs running on a node divided by its physical cores. "
-               "One series per VM-schedulable node or node running VMIs.", ("node",))
-VCPUS = Family("ov_node_vm_vcpus", "gauge",
-               "vCPUs (sockets x cores x threads) of the non-dedicated VMIs running on a node.", ("node",))
-CORES = Family("ov_node_physical_cpu_cores", "gauge",
-               "Physical CPU cores of a node: status.capacity.cpu divided by threads per core.", ("node",))
-THREADS = Family("ov_node_cpu_threads_per_core", "gauge",
-                 "Threads per core used for a node. source: nfd (feature.node.kubernetes.io/"
-                 "cpu-hardware_multithreading), config (threads-per-core) or assumed (2, neither said; the "
-                 "node's finding is capped at info).", ("node", "source"))
-CLUSTER = Family("ov_cluster_cpu_overcommit_ratio", "gauge",
-                 "vCPUs of all non-dedicated running VMIs divided by the physical cores of VM-schedulable nodes.")
-ALLOCATION = Family("ov_vmi_cpu_allocation_ratio", "gauge",
-                    "Configured vmiCPUAllocationRatio (a vCPU of a VM without CPU requests requests 1/ratio of a "
-                    "CPU); configuration only, never a finding. source: hco, kubevirt or default (10).", ("source",))
-THRESHOLD = Family("ov_cpu_overcommit_threshold_ratio", "gauge",
-                   "Configured CPU overcommit thresholds: level target (profile) and max.", ("level",))
+RATIO = Family(
+    "ov_cpu_overcommit_ratio",
+    "gauge",
+    "vCPUs of the non-dedicated VMIs running on a node divided by its physical cores. "
+    "One series per VM-schedulable node or node running VMIs.",
+    ("node",),
+)
+VCPUS = Family(
+    "ov_node_vm_vcpus",
+    "gauge",
+    "vCPUs (sockets x cores x threads) of the non-dedicated VMIs running on a node.",
+    ("node",),
+)
+CORES = Family(
+    "ov_node_physical_cpu_cores",
+    "gauge",
+    "Physical CPU cores of a node: status.capacity.cpu divided by threads per core.",
+    ("node",),
+)
+THREADS = Family(
+    "ov_node_cpu_threads_per_core",
+    "gauge",
+    "Threads per core used for a node. source: nfd (feature.node.kubernetes.io/"
+    "cpu-hardware_multithreading), config (threads-per-core) or assumed (2, neither said; the "
+    "node's finding is capped at info).",
+    ("node", "source"),
+)
+CLUSTER = Family(
+    "ov_cluster_cpu_overcommit_ratio",
+    "gauge",
+    "vCPUs of all non-dedicated running VMIs divided by the physical cores of VM-schedulable nodes.",
+)
+ALLOCATION = Family(
+    "ov_vmi_cpu_allocation_ratio",
+    "gauge",
+    "Configured vmiCPUAllocationRatio (a vCPU of a VM without CPU requests requests 1/ratio of a "
+    "CPU); configuration only, never a finding. source: hco, kubevirt or default (10).",
+    ("source",),
+)
+THRESHOLD = Family(
+    "ov_cpu_overcommit_threshold_ratio",
+    "gauge",
+    "Configured CPU overcommit thresholds: level target (profile) and max.",
+    ("level",),
+)
 
 CLUSTER_REF = ObjectRef("Cluster", "", "cluster")
 
@@ -62,8 +90,14 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             continue
         logical = capacity(node, "cpu")
         if logical is None:
-            out.findings.append(Finding(SPEC.id, Severity.INFO, ref("Node", node),
-                                        "node has no status.capacity.cpu; overcommit not computed"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.INFO,
+                    ref("Node", node),
+                    "node has no status.capacity.cpu; overcommit not computed",
+                )
+            )
             continue
         threads, source = threads_per_core(node, config)
         cores = logical / threads
@@ -73,18 +107,26 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         total_cores += cores if name in schedulable else 0.0
         if source == "assumed":
             assumed.append(name)
-        out.samples += [Sample(RATIO.name, (name,), ratio), Sample(VCPUS.name, (name,), used),
-                        Sample(CORES.name, (name,), cores), Sample(THREADS.name, (name, source), threads)]
+        out.samples += [
+            Sample(RATIO.name, (name,), ratio),
+            Sample(VCPUS.name, (name,), used),
+            Sample(CORES.name, (name,), cores),
+            Sample(THREADS.name, (name, source), threads),
+        ]
         severity = _judge(ratio, config)
         if severity:
             above_max = ratio > config.thresholds.cpu_overcommit_max
             limit = config.thresholds.cpu_overcommit_max if above_max else config.cpu_target
-            message = (f"{used} vCPUs on {cores:g} physical cores ({threads} threads/core from {source}): "
-                       f"ratio {ratio:.2f} above {limit:g}")
+            message = (
+                f"{used} vCPUs on {cores:g} physical cores ({threads} threads/core from {source}): "
+                f"ratio {ratio:.2f} above {limit:g}"
+            )
             if source == "assumed":  # the core count is a guess: not worth a ticket
                 severity = Severity.INFO
-                message += ("; threads per core assumed: label the node with NFD "
-                            "(feature.node.kubernetes.io/cpu-hardware_multithreading) or set threads-per-core")
+                message += (
+                    "; threads per core assumed: label the node with NFD "
+                    "(feature.node.kubernetes.io/cpu-hardware_multithreading) or set threads-per-core"
+                )
             out.findings.append(Finding(SPEC.id, severity, ref("Node", node), message))
 
     if total_cores:
@@ -100,8 +142,10 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
 
     allocation = cpu_allocation_ratio(state)
     out.samples.append(Sample(ALLOCATION.name, (allocation.source,), allocation.value))
-    out.samples += [Sample(THRESHOLD.name, ("target",), config.cpu_target),
-                    Sample(THRESHOLD.name, ("max",), config.thresholds.cpu_overcommit_max)]
+    out.samples += [
+        Sample(THRESHOLD.name, ("target",), config.cpu_target),
+        Sample(THRESHOLD.name, ("max",), config.thresholds.cpu_overcommit_max),
+    ]
     return out
 
 
@@ -110,13 +154,13 @@ SPEC = CheckSpec(
     anti_pattern=6,
     title="CPU overcommit above physical cores",
     severity_rules="warning: node or cluster ratio above thresholds.cpu-overcommit-max (1.8); info: above the "
-                   "profile target (production 1.2, dev-test 1.5), or a node above either whose threads per core "
-                   "were assumed (no NFD label, no threads-per-core setting), and the cluster ratio when any "
-                   "node's were. vmiCPUAllocationRatio is no finding (it only scales the CPU requests of VMs "
-                   "without requests; HCO writes its default into every CR)",
+    "profile target (production 1.2, dev-test 1.5), or a node above either whose threads per core "
+    "were assumed (no NFD label, no threads-per-core setting), and the cluster ratio when any "
+    "node's were. vmiCPUAllocationRatio is no finding (it only scales the CPU requests of VMs "
+    "without requests; HCO writes its default into every CR)",
     families=(RATIO, VCPUS, CORES, THREADS, CLUSTER, ALLOCATION, THRESHOLD),
     remediation="Live migrate VMs from the node to nodes below the target, add capacity, or give "
-                "latency-sensitive VMs dedicated CPUs; keep vCPUs within 1.2x physical cores in production.",
+    "latency-sensitive VMs dedicated CPUs; keep vCPUs within 1.2x physical cores in production.",
     alerts=(
         AlertDecl("OVNodeCPUOvercommitted", warning="performance_risk", info="hygiene", names="Node/node"),
         AlertDecl("OVClusterCPUOvercommitted", warning="performance_risk", info="hygiene"),

@@ -1,4 +1,5 @@
 """Anti-pattern 6 (memory half): guest memory above 0.9x of node memory."""
+
 from __future__ import annotations
 
 from ...config import Config
@@ -6,20 +7,34 @@ from ...domain.k8s import capacity, memory_overcommit_percentage, ref, vm_schedu
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
 from ...store import ClusterState
 
-RATIO = Family("ov_memory_overcommit_ratio", "gauge",
-               "Guest memory of the VMIs running on a node divided by the node's memory capacity. "
-               "One series per VM-schedulable node or node running VMIs.", ("node",))
-GUEST = Family("ov_node_vm_guest_memory_bytes", "gauge",
-               "Guest memory of the VMIs running on a node.", ("node",))
-CAPACITY = Family("ov_node_memory_capacity_bytes", "gauge", "Memory capacity of a node (status.capacity.memory).",
-                  ("node",))
-CLUSTER = Family("ov_cluster_memory_overcommit_ratio", "gauge",
-                 "Guest memory of all running VMIs divided by the memory of VM-schedulable nodes.")
-PERCENTAGE = Family("ov_memory_overcommit_percentage", "gauge",
-                    "Configured memoryOvercommitPercentage (100 = none); source: hco, kubevirt or default.",
-                    ("source",))
-THRESHOLD = Family("ov_memory_overcommit_threshold_ratio", "gauge",
-                   "Configured memory overcommit thresholds by level (warning, critical).", ("level",))
+RATIO = Family(
+    "ov_memory_overcommit_ratio",
+    "gauge",
+    "Guest memory of the VMIs running on a node divided by the node's memory capacity. "
+    "One series per VM-schedulable node or node running VMIs.",
+    ("node",),
+)
+GUEST = Family("ov_node_vm_guest_memory_bytes", "gauge", "Guest memory of the VMIs running on a node.", ("node",))
+CAPACITY = Family(
+    "ov_node_memory_capacity_bytes", "gauge", "Memory capacity of a node (status.capacity.memory).", ("node",)
+)
+CLUSTER = Family(
+    "ov_cluster_memory_overcommit_ratio",
+    "gauge",
+    "Guest memory of all running VMIs divided by the memory of VM-schedulable nodes.",
+)
+PERCENTAGE = Family(
+    "ov_memory_overcommit_percentage",
+    "gauge",
+    "Configured memoryOvercommitPercentage (100 = none); source: hco, kubevirt or default.",
+    ("source",),
+)
+THRESHOLD = Family(
+    "ov_memory_overcommit_threshold_ratio",
+    "gauge",
+    "Configured memory overcommit thresholds by level (warning, critical).",
+    ("level",),
+)
 
 
 def _judge(ratio: float, config: Config) -> Severity | None:
@@ -52,36 +67,68 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             continue
         cap = capacity(node, "memory")
         if cap is None:
-            out.findings.append(Finding(SPEC.id, Severity.INFO, ref("Node", node),
-                                        "node has no status.capacity.memory; overcommit not computed"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.INFO,
+                    ref("Node", node),
+                    "node has no status.capacity.memory; overcommit not computed",
+                )
+            )
             continue
         used = guest.get(name, 0.0)
         ratio = used / cap
         total_guest += used
         total_capacity += cap if name in schedulable else 0.0
-        out.samples += [Sample(RATIO.name, (name,), ratio), Sample(GUEST.name, (name,), used),
-                        Sample(CAPACITY.name, (name,), cap)]
+        out.samples += [
+            Sample(RATIO.name, (name,), ratio),
+            Sample(GUEST.name, (name,), used),
+            Sample(CAPACITY.name, (name,), cap),
+        ]
         severity = _judge(ratio, config)
         if severity:
-            limit = (config.thresholds.memory_overcommit_critical if severity is Severity.WARNING
-                     else config.thresholds.memory_overcommit_max)
-            out.findings.append(Finding(SPEC.id, severity, ref("Node", node),
-                f"{used / 2**30:.1f} GiB of guest memory on {cap / 2**30:.1f} GiB: ratio {ratio:.2f} "
-                f"above {limit:g}"))
+            limit = (
+                config.thresholds.memory_overcommit_critical
+                if severity is Severity.WARNING
+                else config.thresholds.memory_overcommit_max
+            )
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    severity,
+                    ref("Node", node),
+                    f"{used / 2**30:.1f} GiB of guest memory on {cap / 2**30:.1f} GiB: ratio {ratio:.2f} "
+                    f"above {limit:g}",
+                )
+            )
     if total_capacity:
         ratio = total_guest / total_capacity
         out.samples.append(Sample(CLUSTER.name, (), ratio))
         severity = _judge(ratio, config)
         if severity:
-            out.findings.append(Finding(SPEC.id, severity, ObjectRef("Cluster", "", "cluster"),
-                                        f"cluster-wide guest memory at {ratio:.2f} of node memory"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    severity,
+                    ObjectRef("Cluster", "", "cluster"),
+                    f"cluster-wide guest memory at {ratio:.2f} of node memory",
+                )
+            )
     if unknown:
-        out.findings.append(Finding(SPEC.id, Severity.INFO, ObjectRef("Cluster", "", "cluster"),
-                                    f"{unknown} running VMI(s) declare no guest memory or memory request"))
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.INFO,
+                ObjectRef("Cluster", "", "cluster"),
+                f"{unknown} running VMI(s) declare no guest memory or memory request",
+            )
+        )
     pct = memory_overcommit_percentage(state)
     out.samples.append(Sample(PERCENTAGE.name, (pct.source,), pct.value))
-    out.samples += [Sample(THRESHOLD.name, ("warning",), config.thresholds.memory_overcommit_max),
-                    Sample(THRESHOLD.name, ("critical",), config.thresholds.memory_overcommit_critical)]
+    out.samples += [
+        Sample(THRESHOLD.name, ("warning",), config.thresholds.memory_overcommit_max),
+        Sample(THRESHOLD.name, ("critical",), config.thresholds.memory_overcommit_critical),
+    ]
     return out
 
 
@@ -90,10 +137,10 @@ SPEC = CheckSpec(
     anti_pattern=6,
     title="Guest memory above 0.9x of node memory",
     severity_rules="warning: node or cluster ratio above thresholds.memory-overcommit-critical (1.0); "
-                   "info: above thresholds.memory-overcommit-max (0.9), or VMIs without guest memory",
+    "info: above thresholds.memory-overcommit-max (0.9), or VMIs without guest memory",
     families=(RATIO, GUEST, CAPACITY, CLUSTER, PERCENTAGE, THRESHOLD),
     remediation="Move VMs off the node (live migration to nodes with headroom), add memory or nodes, and keep "
-                "memoryOvercommitPercentage at 100 unless free page reporting and swap are planned for.",
+    "memoryOvercommitPercentage at 100 unless free page reporting and swap are planned for.",
     alerts=(
         AlertDecl("OVNodeMemoryOvercommitted", warning="performance_risk", info="hygiene", names="Node/node"),
         AlertDecl("OVClusterMemoryOvercommitted", warning="performance_risk", info="hygiene"),

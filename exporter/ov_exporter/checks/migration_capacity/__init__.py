@@ -2,6 +2,7 @@
 migration queue that stopped draining. In-flight counts against the cluster and per-node
 limits are gauges only: KubeVirt queues migrations above its limits as Pending, which is
 normal during drains and upgrades."""
+
 from __future__ import annotations
 
 import time
@@ -13,57 +14,112 @@ from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotAppl
 from ...records import VirtualMachineInstanceMigration
 from ...store import ClusterState
 
-INFO = Family("ov_migration_config", "info",
-              "Where the effective live migration settings come from (source: hco, kubevirt or default) and the "
-              "dedicated migration network (NAD name; empty: the pod network).", ("source", "network"))
-PER_CLUSTER = Family("ov_migration_parallel_per_cluster", "gauge",
-                     "Effective parallelMigrationsPerCluster (HCO, else KubeVirt CR, else the default 5).")
-PER_NODE = Family("ov_migration_parallel_outbound_per_node_limit", "gauge",
-                  "Effective parallelOutboundMigrationsPerNode (HCO, else KubeVirt CR, else the default 2).")
-BANDWIDTH = Family("ov_migration_config_bandwidth_bytes_per_second", "gauge",
-                   "Configured bandwidthPerMigration in bytes per second; 0 = unlimited.")
-TIMEOUT = Family("ov_migration_config_completion_timeout_per_gib_seconds", "gauge",
-                 "Configured completionTimeoutPerGiB (HCO, else KubeVirt CR, else the default 150).")
-DEDICATED = Family("ov_migration_dedicated_network", "gauge",
-                   "1 when live migrations use a dedicated network (liveMigrationConfig.network / "
-                   "migrations.network), 0 when they share the pod network.")
-IN_FLIGHT = Family("ov_migrations_in_flight", "gauge",
-                   "VirtualMachineInstanceMigrations in a non-final phase (not Succeeded or Failed).")
-IN_FLIGHT_RATIO = Family("ov_migrations_in_flight_ratio", "gauge",
-                         "Migrations in flight divided by parallelMigrationsPerCluster.")
-NODE_IN_FLIGHT = Family("ov_node_outbound_migrations_in_flight", "gauge",
-                        "Migrations in flight whose source is the node (migrationState.sourceNode, else the VMI's "
-                        "node). One series per VM-schedulable node or node with migrations in flight.", ("node",))
-NODE_RATIO = Family("ov_node_outbound_migrations_in_flight_ratio", "gauge",
-                    "Outbound migrations in flight of a node divided by parallelOutboundMigrationsPerNode.",
-                    ("node",))
-POD_NETWORK = Family("ov_migrations_pod_network", "gauge",
-                     "Completed migrations (Succeeded or Failed VMIMs still in the API) that ran over the pod "
-                     "network: their recorded migrationConfiguration names no network, or, without one, the "
-                     "cluster has no migration network now.")
-PARALLEL_NO_NETWORK = Family("ov_migration_parallel_without_dedicated_network", "gauge",
-                             "1 when 2 or more migrations are running right now (phase Scheduled to Running) "
-                             "over the pod network (no dedicated migration network), else 0.")
-RUNNING_POD_NETWORK = Family("ov_migrations_running_pod_network", "gauge",
-                             "Migrations running right now (phase Scheduled to Running) over the pod network: "
-                             "their recorded migrationConfiguration names no network, or, without one, the "
-                             "cluster has no migration network.")
-OLDEST_PENDING = Family("ov_migration_queue_oldest_pending_timestamp_seconds", "gauge",
-                        "Creation time of the oldest VMIM still queued (phase unset, Pending or Scheduling); "
-                        "absent when none.")
-LAST_FINISHED = Family("ov_migration_last_finished_timestamp_seconds", "gauge",
-                       "Newest end time of a finished (Succeeded or Failed) VMIM; absent when none.")
-STALL = Family("ov_migration_queue_stall_threshold_seconds", "gauge",
-               "Configured thresholds.migration-queue-stall-minutes, in seconds.")
-STALLED = Family("ov_migration_queue_stalled", "gauge",
-                 "1 when the oldest queued VMIM is older than the stall threshold and no migration finished "
-                 "within it, else 0.")
-KUBEVIRT_INFO = Family("ov_kubevirt", "info",
-                       "KubeVirt version a KubeVirt CR reports (status.observedKubeVirtVersion; \"\" before the "
-                       "operator observed one).", ("version",))
-HCO_INFO = Family("ov_hyperconverged", "info",
-                  "HyperConverged Cluster Operator version its CR reports (status.versions, name \"operator\").",
-                  ("version",))
+INFO = Family(
+    "ov_migration_config",
+    "info",
+    "Where the effective live migration settings come from (source: hco, kubevirt or default) and the "
+    "dedicated migration network (NAD name; empty: the pod network).",
+    ("source", "network"),
+)
+PER_CLUSTER = Family(
+    "ov_migration_parallel_per_cluster",
+    "gauge",
+    "Effective parallelMigrationsPerCluster (HCO, else KubeVirt CR, else the default 5).",
+)
+PER_NODE = Family(
+    "ov_migration_parallel_outbound_per_node_limit",
+    "gauge",
+    "Effective parallelOutboundMigrationsPerNode (HCO, else KubeVirt CR, else the default 2).",
+)
+BANDWIDTH = Family(
+    "ov_migration_config_bandwidth_bytes_per_second",
+    "gauge",
+    "Configured bandwidthPerMigration in bytes per second; 0 = unlimited.",
+)
+TIMEOUT = Family(
+    "ov_migration_config_completion_timeout_per_gib_seconds",
+    "gauge",
+    "Configured completionTimeoutPerGiB (HCO, else KubeVirt CR, else the default 150).",
+)
+DEDICATED = Family(
+    "ov_migration_dedicated_network",
+    "gauge",
+    "1 when live migrations use a dedicated network (liveMigrationConfig.network / "
+    "migrations.network), 0 when they share the pod network.",
+)
+IN_FLIGHT = Family(
+    "ov_migrations_in_flight",
+    "gauge",
+    "VirtualMachineInstanceMigrations in a non-final phase (not Succeeded or Failed).",
+)
+IN_FLIGHT_RATIO = Family(
+    "ov_migrations_in_flight_ratio", "gauge", "Migrations in flight divided by parallelMigrationsPerCluster."
+)
+NODE_IN_FLIGHT = Family(
+    "ov_node_outbound_migrations_in_flight",
+    "gauge",
+    "Migrations in flight whose source is the node (migrationState.sourceNode, else the VMI's "
+    "node). One series per VM-schedulable node or node with migrations in flight.",
+    ("node",),
+)
+NODE_RATIO = Family(
+    "ov_node_outbound_migrations_in_flight_ratio",
+    "gauge",
+    "Outbound migrations in flight of a node divided by parallelOutboundMigrationsPerNode.",
+    ("node",),
+)
+POD_NETWORK = Family(
+    "ov_migrations_pod_network",
+    "gauge",
+    "Completed migrations (Succeeded or Failed VMIMs still in the API) that ran over the pod "
+    "network: their recorded migrationConfiguration names no network, or, without one, the "
+    "cluster has no migration network now.",
+)
+PARALLEL_NO_NETWORK = Family(
+    "ov_migration_parallel_without_dedicated_network",
+    "gauge",
+    "1 when 2 or more migrations are running right now (phase Scheduled to Running) "
+    "over the pod network (no dedicated migration network), else 0.",
+)
+RUNNING_POD_NETWORK = Family(
+    "ov_migrations_running_pod_network",
+    "gauge",
+    "Migrations running right now (phase Scheduled to Running) over the pod network: "
+    "their recorded migrationConfiguration names no network, or, without one, the "
+    "cluster has no migration network.",
+)
+OLDEST_PENDING = Family(
+    "ov_migration_queue_oldest_pending_timestamp_seconds",
+    "gauge",
+    "Creation time of the oldest VMIM still queued (phase unset, Pending or Scheduling); absent when none.",
+)
+LAST_FINISHED = Family(
+    "ov_migration_last_finished_timestamp_seconds",
+    "gauge",
+    "Newest end time of a finished (Succeeded or Failed) VMIM; absent when none.",
+)
+STALL = Family(
+    "ov_migration_queue_stall_threshold_seconds",
+    "gauge",
+    "Configured thresholds.migration-queue-stall-minutes, in seconds.",
+)
+STALLED = Family(
+    "ov_migration_queue_stalled",
+    "gauge",
+    "1 when the oldest queued VMIM is older than the stall threshold and no migration finished within it, else 0.",
+)
+KUBEVIRT_INFO = Family(
+    "ov_kubevirt",
+    "info",
+    'KubeVirt version a KubeVirt CR reports (status.observedKubeVirtVersion; "" before the operator observed one).',
+    ("version",),
+)
+HCO_INFO = Family(
+    "ov_hyperconverged",
+    "info",
+    'HyperConverged Cluster Operator version its CR reports (status.versions, name "operator").',
+    ("version",),
+)
 
 CLUSTER_REF = ObjectRef("Cluster", "", "cluster")
 
@@ -115,10 +171,18 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     cluster_limit, node_limit = max(1, per_cluster.value), max(1, per_node.value)
     dedicated = bool(network.value)
     out.samples += [
-        Sample(INFO.name, (_source(per_cluster.source, per_node.source, bandwidth.source, timeout.source,
-                                   network.source), network.value or ""), 1),
-        Sample(PER_CLUSTER.name, (), per_cluster.value), Sample(PER_NODE.name, (), per_node.value),
-        Sample(BANDWIDTH.name, (), float(bandwidth.value or 0)), Sample(TIMEOUT.name, (), timeout.value),
+        Sample(
+            INFO.name,
+            (
+                _source(per_cluster.source, per_node.source, bandwidth.source, timeout.source, network.source),
+                network.value or "",
+            ),
+            1,
+        ),
+        Sample(PER_CLUSTER.name, (), per_cluster.value),
+        Sample(PER_NODE.name, (), per_node.value),
+        Sample(BANDWIDTH.name, (), float(bandwidth.value or 0)),
+        Sample(TIMEOUT.name, (), timeout.value),
         Sample(DEDICATED.name, (), 1 if dedicated else 0),
     ]
 
@@ -139,9 +203,15 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if phase in FINAL_PHASES:
             pod_network += _uses_pod_network(vmim, dedicated)
             ms = vmim.status.migration_state
-            ends = [ts(ms.end_timestamp)] if ms is not None and ms.end_timestamp is not None else [
-                ts(p.phase_transition_timestamp) for p in vmim.status.phase_transition_timestamps or ()
-                if p.phase == phase and p.phase_transition_timestamp is not None]
+            ends = (
+                [ts(ms.end_timestamp)]
+                if ms is not None and ms.end_timestamp is not None
+                else [
+                    ts(p.phase_transition_timestamp)
+                    for p in vmim.status.phase_transition_timestamps or ()
+                    if p.phase == phase and p.phase_transition_timestamp is not None
+                ]
+            )
             if ends:
                 last_finished = max(ends + ([last_finished] if last_finished is not None else []))
             continue
@@ -156,14 +226,19 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         elif phase_group(phase) == "running":
             running_pod_network += _uses_pod_network(vmim, dedicated)
 
-    out.samples += [Sample(IN_FLIGHT.name, (), in_flight), Sample(IN_FLIGHT_RATIO.name, (), in_flight / cluster_limit),
-                    Sample(POD_NETWORK.name, (), pod_network),
-                    Sample(RUNNING_POD_NETWORK.name, (), running_pod_network)]
+    out.samples += [
+        Sample(IN_FLIGHT.name, (), in_flight),
+        Sample(IN_FLIGHT_RATIO.name, (), in_flight / cluster_limit),
+        Sample(POD_NETWORK.name, (), pod_network),
+        Sample(RUNNING_POD_NETWORK.name, (), running_pod_network),
+    ]
     nodes = {n.metadata.name for n in vm_schedulable_nodes(state)} | set(by_node)
     for node in sorted(nodes):
         count = by_node.get(node, 0)
-        out.samples += [Sample(NODE_IN_FLIGHT.name, (node,), count),
-                        Sample(NODE_RATIO.name, (node,), count / node_limit)]
+        out.samples += [
+            Sample(NODE_IN_FLIGHT.name, (node,), count),
+            Sample(NODE_RATIO.name, (node,), count / node_limit),
+        ]
 
     # The queue stalls when its head waits past the threshold and nothing finishes meanwhile.
     threshold = config.thresholds.migration_queue_stall_minutes * 60.0
@@ -172,24 +247,43 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         out.samples.append(Sample(OLDEST_PENDING.name, (), oldest_pending))
     if last_finished is not None:
         out.samples.append(Sample(LAST_FINISHED.name, (), last_finished))
-    stalled = (oldest_pending is not None and now - oldest_pending > threshold
-               and (last_finished is None or now - last_finished > threshold))
+    stalled = (
+        oldest_pending is not None
+        and now - oldest_pending > threshold
+        and (last_finished is None or now - last_finished > threshold)
+    )
     out.samples.append(Sample(STALLED.name, (), 1 if stalled else 0))
     if stalled:
-        since = "no migration finished in the API" if last_finished is None else \
-            f"the last migration finished {(now - last_finished) / 60:.0f} min ago"
-        out.findings.append(Finding(SPEC.id, Severity.WARNING, CLUSTER_REF,
-            f"migration queue stalled: the oldest queued VMIM was created {(now - oldest_pending) / 60:.0f} min ago "
-            f"(threshold {threshold / 60:.0f} min) and {since}; {in_flight} in flight against "
-            f"parallelMigrationsPerCluster {cluster_limit} ({per_cluster.source})"))
+        since = (
+            "no migration finished in the API"
+            if last_finished is None
+            else f"the last migration finished {(now - last_finished) / 60:.0f} min ago"
+        )
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.WARNING,
+                CLUSTER_REF,
+                f"migration queue stalled: the oldest queued VMIM was created "
+                f"{(now - oldest_pending) / 60:.0f} min ago "
+                f"(threshold {threshold / 60:.0f} min) and {since}; {in_flight} in flight against "
+                f"parallelMigrationsPerCluster {cluster_limit} ({per_cluster.source})",
+            )
+        )
 
     anti_pattern = running_pod_network >= 2
     out.samples.append(Sample(PARALLEL_NO_NETWORK.name, (), 1 if anti_pattern else 0))
     if anti_pattern:
-        out.findings.append(Finding(SPEC.id, Severity.WARNING, CLUSTER_REF,
-            f"{running_pod_network} migrations running at once over the pod network (no dedicated migration "
-            f"network; parallelMigrationsPerCluster {per_cluster.value}, {per_cluster.source}): they compete with "
-            f"VM and pod traffic; {pod_network} completed migration(s) in the API used it too"))
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.WARNING,
+                CLUSTER_REF,
+                f"{running_pod_network} migrations running at once over the pod network (no dedicated migration "
+                f"network; parallelMigrationsPerCluster {per_cluster.value}, {per_cluster.source}): they compete with "
+                f"VM and pod traffic; {pod_network} completed migration(s) in the API used it too",
+            )
+        )
     return out
 
 
@@ -198,18 +292,36 @@ SPEC = CheckSpec(
     anti_pattern=15,
     title="Parallel live migrations without a dedicated migration network",
     severity_rules="warning: two or more migrations running at once over the pod network (no dedicated migration "
-                   "network); warning: the migration queue stalled (the oldest queued VMIM is older than "
-                   "thresholds.migration-queue-stall-minutes, default 30, and no migration finished within it). "
-                   "Migrations in flight at 80 % / 100 % of the limits are no finding (KubeVirt queues above them "
-                   "as Pending), only gauges",
-    families=(INFO, PER_CLUSTER, PER_NODE, BANDWIDTH, TIMEOUT, DEDICATED, IN_FLIGHT, IN_FLIGHT_RATIO,
-              NODE_IN_FLIGHT, NODE_RATIO, POD_NETWORK, RUNNING_POD_NETWORK, PARALLEL_NO_NETWORK, OLDEST_PENDING,
-              LAST_FINISHED, STALL, STALLED, KUBEVIRT_INFO, HCO_INFO),
+    "network); warning: the migration queue stalled (the oldest queued VMIM is older than "
+    "thresholds.migration-queue-stall-minutes, default 30, and no migration finished within it). "
+    "Migrations in flight at 80 % / 100 % of the limits are no finding (KubeVirt queues above them "
+    "as Pending), only gauges",
+    families=(
+        INFO,
+        PER_CLUSTER,
+        PER_NODE,
+        BANDWIDTH,
+        TIMEOUT,
+        DEDICATED,
+        IN_FLIGHT,
+        IN_FLIGHT_RATIO,
+        NODE_IN_FLIGHT,
+        NODE_RATIO,
+        POD_NETWORK,
+        RUNNING_POD_NETWORK,
+        PARALLEL_NO_NETWORK,
+        OLDEST_PENDING,
+        LAST_FINISHED,
+        STALL,
+        STALLED,
+        KUBEVIRT_INFO,
+        HCO_INFO,
+    ),
     remediation="Create a dedicated migration network (a NetworkAttachmentDefinition on a separate NIC, set as "
-                "liveMigrationConfig.network in the HyperConverged CR), or lower parallelMigrationsPerCluster; "
-                "let migrations in flight drain before starting more (split rebalances into batches of 5 or fewer). "
-                "A stalled queue: look at the oldest Pending VMIM (target pod unschedulable, virt-handler down, "
-                "a migration stuck in Running) and cancel or fix what blocks it.",
+    "liveMigrationConfig.network in the HyperConverged CR), or lower parallelMigrationsPerCluster; "
+    "let migrations in flight drain before starting more (split rebalances into batches of 5 or fewer). "
+    "A stalled queue: look at the oldest Pending VMIM (target pod unschedulable, virt-handler down, "
+    "a migration stuck in Running) and cancel or fix what blocks it.",
     alerts=(
         AlertDecl("OVMigrationQueueStalled", warning="migration_stuck"),
         AlertDecl("OVMigrationParallelWithoutDedicatedNetwork", warning="degraded"),
@@ -223,6 +335,5 @@ SPEC = CheckSpec(
     uses_clock=True,
     evaluate=evaluate,
     requires=("virtualmachineinstancemigrations.kubevirt.io",),
-    reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "virtualmachineinstances.kubevirt.io",
-           "nodes"),
+    reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "virtualmachineinstances.kubevirt.io", "nodes"),
 )

@@ -1,4 +1,5 @@
 """Anti-pattern 14: VMs that dirty memory faster than a migration can copy it."""
+
 from __future__ import annotations
 
 import math
@@ -11,27 +12,50 @@ from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotAppl
 from ...records import VirtualMachineInstance
 from ...store import ClusterState, UpstreamSample
 
-RISK = Family("ov_migration_dirty_rate_risk", "gauge",
-              "Memory dirty rate of a VMI divided by its effective per-migration bandwidth; at 1 or more a "
-              "pre-copy live migration cannot converge. One series per VMI at or above the warning threshold "
-              "or whose predicted duration exceeds its completion timeout; node: where it runs.",
-              ("namespace", "vmi", "node"), per_object=True)
-DURATION = Family("ov_migration_predicted_duration_seconds", "gauge",
-                  "Predicted live migration time: guest memory / (bandwidth - dirty rate); +Inf when it never "
-                  "converges. Same VMIs as ov_migration_dirty_rate_risk.", ("namespace", "vmi", "node"),
-                  per_object=True)
-TIMEOUT_VMI = Family("ov_migration_completion_timeout_seconds", "gauge",
-                     "Completion timeout of a VMI's live migration: completionTimeoutPerGiB x guest memory in "
-                     "decimal GB, rounded up (as KubeVirt counts it). Same VMIs as ov_migration_dirty_rate_risk.",
-                     ("namespace", "vmi", "node"), per_object=True)
-BANDWIDTH = Family("ov_migration_bandwidth_bytes_per_second", "gauge",
-                   "Cluster default per-migration bandwidth: bandwidthPerMigration capped by link speed / "
-                   "parallelOutboundMigrationsPerNode; source of the cap: hco, kubevirt or default (unlimited).",
-                   ("source",))
-TIMEOUT = Family("ov_migration_completion_timeout_per_gib_seconds", "gauge",
-                 "Configured completionTimeoutPerGiB; source: hco, kubevirt or default.", ("source",))
-PARALLEL = Family("ov_migration_parallel_outbound_per_node", "gauge",
-                  "Configured parallelOutboundMigrationsPerNode; source: hco, kubevirt or default.", ("source",))
+RISK = Family(
+    "ov_migration_dirty_rate_risk",
+    "gauge",
+    "Memory dirty rate of a VMI divided by its effective per-migration bandwidth; at 1 or more a "
+    "pre-copy live migration cannot converge. One series per VMI at or above the warning threshold "
+    "or whose predicted duration exceeds its completion timeout; node: where it runs.",
+    ("namespace", "vmi", "node"),
+    per_object=True,
+)
+DURATION = Family(
+    "ov_migration_predicted_duration_seconds",
+    "gauge",
+    "Predicted live migration time: guest memory / (bandwidth - dirty rate); +Inf when it never "
+    "converges. Same VMIs as ov_migration_dirty_rate_risk.",
+    ("namespace", "vmi", "node"),
+    per_object=True,
+)
+TIMEOUT_VMI = Family(
+    "ov_migration_completion_timeout_seconds",
+    "gauge",
+    "Completion timeout of a VMI's live migration: completionTimeoutPerGiB x guest memory in "
+    "decimal GB, rounded up (as KubeVirt counts it). Same VMIs as ov_migration_dirty_rate_risk.",
+    ("namespace", "vmi", "node"),
+    per_object=True,
+)
+BANDWIDTH = Family(
+    "ov_migration_bandwidth_bytes_per_second",
+    "gauge",
+    "Cluster default per-migration bandwidth: bandwidthPerMigration capped by link speed / "
+    "parallelOutboundMigrationsPerNode; source of the cap: hco, kubevirt or default (unlimited).",
+    ("source",),
+)
+TIMEOUT = Family(
+    "ov_migration_completion_timeout_per_gib_seconds",
+    "gauge",
+    "Configured completionTimeoutPerGiB; source: hco, kubevirt or default.",
+    ("source",),
+)
+PARALLEL = Family(
+    "ov_migration_parallel_outbound_per_node",
+    "gauge",
+    "Configured parallelOutboundMigrationsPerNode; source: hco, kubevirt or default.",
+    ("source",),
+)
 
 GIB = 2.0**30
 
@@ -68,8 +92,9 @@ def _policy_for(vmi: VirtualMachineInstance, ns_labels: dict[str, str], policies
         if sel is None:
             continue
         want_ns, want_vmi = _match_labels(sel.namespace_selector), _match_labels(sel.virtual_machine_instance_selector)
-        if all(ns_labels.get(k) == v for k, v in want_ns.items()) and \
-                all(vmi_labels.get(k) == v for k, v in want_vmi.items()):
+        if all(ns_labels.get(k) == v for k, v in want_ns.items()) and all(
+            vmi_labels.get(k) == v for k, v in want_vmi.items()
+        ):
             score = (len(want_ns) + len(want_vmi), len(want_vmi))
             if score > best_score:
                 best, best_score = policy, score
@@ -86,9 +111,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     cap = migration_setting(state, "bandwidth_per_migration", 0.0)
     timeout = migration_setting(state, "completion_timeout_per_gib", 150)
     cluster_bw = min(cap.value, link_share) if cap.value else link_share
-    out.samples += [Sample(BANDWIDTH.name, (cap.source,), cluster_bw),
-                    Sample(TIMEOUT.name, (timeout.source,), timeout.value),
-                    Sample(PARALLEL.name, (link_share_divisor.source,), parallel)]
+    out.samples += [
+        Sample(BANDWIDTH.name, (cap.source,), cluster_bw),
+        Sample(TIMEOUT.name, (timeout.source,), timeout.value),
+        Sample(PARALLEL.name, (link_share_divisor.source,), parallel),
+    ]
 
     dirty = _latest(state.samples, (upstream.DIRTY_RATE,))
     migrating_dirty = _latest(state.samples, upstream.MIGRATION_DIRTY_RATE)
@@ -110,13 +137,24 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         elif mig_cfg is not None and mig_cfg.bandwidth_per_migration:
             bandwidth, source = min(mig_cfg.bandwidth_per_migration, link_share), "VMI migrationConfiguration"
         elif pspec is not None and pspec.bandwidth_per_migration:
-            bandwidth, source = min(pspec.bandwidth_per_migration, link_share), f"MigrationPolicy {policy.metadata.name}"
+            bandwidth, source = (
+                min(pspec.bandwidth_per_migration, link_share),
+                f"MigrationPolicy {policy.metadata.name}",
+            )
         else:
-            bandwidth, source = cluster_bw, (f"bandwidthPerMigration from {cap.source}" if cap.value
-                                             else f"link speed / {parallel} parallel outbound migrations")
-        per_gib = (mig_cfg.completion_timeout_per_gib if mig_cfg and mig_cfg.completion_timeout_per_gib else None) \
-            or (pspec.completion_timeout_per_gib if pspec and pspec.completion_timeout_per_gib else None) \
+            bandwidth, source = (
+                cluster_bw,
+                (
+                    f"bandwidthPerMigration from {cap.source}"
+                    if cap.value
+                    else f"link speed / {parallel} parallel outbound migrations"
+                ),
+            )
+        per_gib = (
+            (mig_cfg.completion_timeout_per_gib if mig_cfg and mig_cfg.completion_timeout_per_gib else None)
+            or (pspec.completion_timeout_per_gib if pspec and pspec.completion_timeout_per_gib else None)
             or timeout.value
+        )
         memory = vmi_guest_memory(vmi)
         risk = rate / bandwidth
         predicted = memory / (bandwidth - rate) if memory is not None and bandwidth > rate else math.inf
@@ -133,11 +171,14 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         # A migration that cannot converge fails and the VM keeps running on its source: a ticket.
         severity = Severity.WARNING if risk >= crit or too_slow else Severity.INFO
         mib = 2.0**20
-        message = (f"dirty rate {rate / mib:.0f} MiB/s vs bandwidth {bandwidth / mib:.0f} MiB/s ({source}): "
-                   f"risk {risk:.2f}")
+        message = (
+            f"dirty rate {rate / mib:.0f} MiB/s vs bandwidth {bandwidth / mib:.0f} MiB/s ({source}): risk {risk:.2f}"
+        )
         if memory is not None:
-            message += (f"; predicted {'never (does not converge)' if math.isinf(predicted) else f'{predicted:.0f} s'}"
-                        f" for {memory / GIB:.1f} GiB, timeout {limit:.0f} s ({per_gib} s/GiB)")
+            message += (
+                f"; predicted {'never (does not converge)' if math.isinf(predicted) else f'{predicted:.0f} s'}"
+                f" for {memory / GIB:.1f} GiB, timeout {limit:.0f} s ({per_gib} s/GiB)"
+            )
         out.findings.append(Finding(SPEC.id, severity, obj, message))
     return out
 
@@ -147,14 +188,19 @@ SPEC = CheckSpec(
     anti_pattern=14,
     title="Memory dirty rate too high for live migration to converge",
     severity_rules="info: risk (dirty rate / bandwidth) at or above 0.5; warning: risk at or above 1, or the "
-                   "predicted duration exceeds completionTimeoutPerGiB x guest GiB (the migration fails or is "
-                   "aborted and the VM keeps running on its source node)",
+    "predicted duration exceeds completionTimeoutPerGiB x guest GiB (the migration fails or is "
+    "aborted and the VM keeps running on its source node)",
     families=(RISK, DURATION, TIMEOUT_VMI, BANDWIDTH, TIMEOUT, PARALLEL),
     remediation="Reduce the guest's write load before migrating (pause batch jobs, drain traffic), migrate over a "
-                "dedicated faster network, raise bandwidthPerMigration, enable allowAutoConverge or post-copy for "
-                "this VM through a MigrationPolicy, or cold migrate it.",
+    "dedicated faster network, raise bandwidthPerMigration, enable allowAutoConverge or post-copy for "
+    "this VM through a MigrationPolicy, or cold migrate it.",
     alerts=(
-        AlertDecl("OVVMIDirtyRateTooHighForMigration", warning="migration_risk", info="hygiene", names="VirtualMachineInstance/vmi"),
+        AlertDecl(
+            "OVVMIDirtyRateTooHighForMigration",
+            warning="migration_risk",
+            info="hygiene",
+            names="VirtualMachineInstance/vmi",
+        ),
     ),
     settings=("migration-link-speed", "thresholds.dirty-rate-risk-warning", "thresholds.dirty-rate-risk-critical"),
     panels=(
@@ -167,6 +213,11 @@ SPEC = CheckSpec(
     ),
     evaluate=evaluate,
     requires=("virtualmachineinstances.kubevirt.io",),
-    reads=("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "migrationpolicies.migrations.kubevirt.io", "namespaces"),
+    reads=(
+        "hyperconvergeds.hco.kubevirt.io",
+        "kubevirts.kubevirt.io",
+        "migrationpolicies.migrations.kubevirt.io",
+        "namespaces",
+    ),
     uses_samples=True,
 )

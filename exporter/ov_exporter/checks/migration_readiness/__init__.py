@@ -4,6 +4,7 @@ One verdict per VirtualMachine with every reason that blocks its live migration 
 now, under every eviction strategy (upstream `kubevirt_vmi_non_evictable` only sees
 LiveMigrate, and KubeVirt's LiveMigratable condition names one reason only).
 """
+
 from __future__ import annotations
 
 from ...config import Config
@@ -16,21 +17,31 @@ from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample
 from ...store import ClusterState
 
 BLOCKED = Family(
-    "ov_vm_migration_blocked", "gauge",
+    "ov_vm_migration_blocked",
+    "gauge",
     "1 for each reason that blocks the live migration of a VM right now (reason: not_running, "
     "not_live_migratable, rwo_disk, no_target_node, virt_handler_not_ready, migration_slots_full), "
     "whatever its effective eviction strategy. One series per blocked VM and reason; node: where its VMI runs "
-    "(\"\" when not running).",
-    ("namespace", "vm", "reason", "eviction_strategy", "node"), per_object=True,
+    '("" when not running).',
+    ("namespace", "vm", "reason", "eviction_strategy", "node"),
+    per_object=True,
 )
-BLOCKED_VMS = Family("ov_vms_migration_blocked", "gauge",
-                     "VirtualMachines whose live migration is blocked by at least one reason.")
-BLOCKED_BY_REASON = Family("ov_vms_migration_blocked_by_reason", "gauge",
-                           "VirtualMachines blocked by each reason (every reason of the enum, 0 included).",
-                           ("reason",))
-SLOTS = Family("ov_migration_slots", "gauge",
-               "Cluster migration slots: in_flight VMIMs (phase not Succeeded/Failed) and the "
-               "parallelMigrationsPerCluster limit (source: hco, kubevirt or default).", ("state", "source"))
+BLOCKED_VMS = Family(
+    "ov_vms_migration_blocked", "gauge", "VirtualMachines whose live migration is blocked by at least one reason."
+)
+BLOCKED_BY_REASON = Family(
+    "ov_vms_migration_blocked_by_reason",
+    "gauge",
+    "VirtualMachines blocked by each reason (every reason of the enum, 0 included).",
+    ("reason",),
+)
+SLOTS = Family(
+    "ov_migration_slots",
+    "gauge",
+    "Cluster migration slots: in_flight VMIMs (phase not Succeeded/Failed) and the "
+    "parallelMigrationsPerCluster limit (source: hco, kubevirt or default).",
+    ("state", "source"),
+)
 
 
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
@@ -48,17 +59,26 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         node = vm_node(state, vm)
         for reason in verdict.reasons:
             per_reason[reason] += 1
-            out.samples.append(Sample(BLOCKED.name, (verdict.namespace, verdict.name, reason,
-                                                     verdict.eviction_strategy, node), 1, obj))
+            out.samples.append(
+                Sample(BLOCKED.name, (verdict.namespace, verdict.name, reason, verdict.eviction_strategy, node), 1, obj)
+            )
         details = "; ".join(f"{r}: {d}" for r, d in verdict.reasons.items())
-        out.findings.append(Finding(SPEC.id, verdict.severity, obj,
-            f"live migration blocked by {len(verdict.reasons)} reason(s) (eviction strategy "
-            f"{verdict.eviction_strategy}, {verdict.strategy_origin}): {details}"))
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                verdict.severity,
+                obj,
+                f"live migration blocked by {len(verdict.reasons)} reason(s) (eviction strategy "
+                f"{verdict.eviction_strategy}, {verdict.strategy_origin}): {details}",
+            )
+        )
     out.samples.append(Sample(BLOCKED_VMS.name, (), blocked))
     out.samples += [Sample(BLOCKED_BY_REASON.name, (r,), n) for r, n in per_reason.items()]
     in_flight, limit = judged.in_flight, judged.limit
-    out.samples += [Sample(SLOTS.name, ("in_flight", limit.source), in_flight),
-                    Sample(SLOTS.name, ("limit", limit.source), limit.value)]
+    out.samples += [
+        Sample(SLOTS.name, ("in_flight", limit.source), in_flight),
+        Sample(SLOTS.name, ("limit", limit.source), limit.value),
+    ]
     return out
 
 
@@ -67,23 +87,30 @@ SPEC = CheckSpec(
     anti_pattern=16,
     title="VMs that cannot live migrate right now, with every reason",
     severity_rules="warning: a running VM whose eviction strategy is not None (LiveMigrate, "
-                   "LiveMigrateIfPossible, External) is blocked by at least one reason other than "
-                   "migration_slots_full; info: the VM is stopped (not_running), its strategy is None, or it "
-                   "waits only for a migration slot",
+    "LiveMigrateIfPossible, External) is blocked by at least one reason other than "
+    "migration_slots_full; info: the VM is stopped (not_running), its strategy is None, or it "
+    "waits only for a migration slot",
     families=(BLOCKED, BLOCKED_VMS, BLOCKED_BY_REASON, SLOTS),
     remediation="Run `ov-exporter check --vm NS/NAME` before migrating a VM: it lists every blocking reason with "
-                "its fix (start the VM, RWX storage, free capacity on a matching node, repair virt-handler, wait "
-                "for a migration slot).",
-    alerts=(
-        AlertDecl("OVVMMigrationBlocked", warning="migration_risk", info="hygiene", names="VirtualMachine/vm"),
-    ),
+    "its fix (start the VM, RWX storage, free capacity on a matching node, repair virt-handler, wait "
+    "for a migration slot).",
+    alerts=(AlertDecl("OVVMMigrationBlocked", warning="migration_risk", info="hygiene", names="VirtualMachine/vm"),),
     panels=(
         "ov-overview/VMs that cannot live migrate now (one row per reason)",
         "ov-overview/Blocked VMs per reason",
     ),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
-    reads=("virtualmachineinstances.kubevirt.io", "virtualmachineinstancemigrations.kubevirt.io", "nodes", "pods",
-           "persistentvolumeclaims", "datavolumes.cdi.kubevirt.io", "storageprofiles.cdi.kubevirt.io",
-           "storageclasses.storage.k8s.io", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),
+    reads=(
+        "virtualmachineinstances.kubevirt.io",
+        "virtualmachineinstancemigrations.kubevirt.io",
+        "nodes",
+        "pods",
+        "persistentvolumeclaims",
+        "datavolumes.cdi.kubevirt.io",
+        "storageprofiles.cdi.kubevirt.io",
+        "storageclasses.storage.k8s.io",
+        "hyperconvergeds.hco.kubevirt.io",
+        "kubevirts.kubevirt.io",
+    ),
 )

@@ -1,4 +1,5 @@
 """Anti-pattern 10: MTU mismatches between VM networks and the host interfaces they ride on."""
+
 from __future__ import annotations
 
 import json
@@ -10,17 +11,29 @@ from ...domain.k8s import ref, vm_node, vm_schedulable_nodes, vm_template_spec
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...store import ClusterState
 
-MISMATCH = Family("ov_mtu_mismatch", "gauge",
-                  "Nodes where the MTU a NetworkAttachmentDefinition gives VMs differs from the MTU of the host "
-                  "interface it rides on. One series per network with at least one such node.",
-                  ("namespace", "network"), per_object=True)
-INVALID = Family("ov_nad_config_invalid", "gauge",
-                 "1 for a NetworkAttachmentDefinition whose spec.config is not valid CNI JSON.",
-                 ("namespace", "network"), per_object=True)
-MIXED = Family("ov_vm_mixed_mtu_networks", "gauge",
-               "Distinct MTUs among a VM's secondary networks, for VMs mixing MTUs where at least one "
-               "network relies on a plugin default; node: where its VMI runs (\"\" when stopped).",
-               ("namespace", "vm", "node"), per_object=True)
+MISMATCH = Family(
+    "ov_mtu_mismatch",
+    "gauge",
+    "Nodes where the MTU a NetworkAttachmentDefinition gives VMs differs from the MTU of the host "
+    "interface it rides on. One series per network with at least one such node.",
+    ("namespace", "network"),
+    per_object=True,
+)
+INVALID = Family(
+    "ov_nad_config_invalid",
+    "gauge",
+    "1 for a NetworkAttachmentDefinition whose spec.config is not valid CNI JSON.",
+    ("namespace", "network"),
+    per_object=True,
+)
+MIXED = Family(
+    "ov_vm_mixed_mtu_networks",
+    "gauge",
+    "Distinct MTUs among a VM's secondary networks, for VMs mixing MTUs where at least one "
+    'network relies on a plugin default; node: where its VMI runs ("" when stopped).',
+    ("namespace", "vm", "node"),
+    per_object=True,
+)
 
 BRIDGE_TYPES = ("bridge", "cnv-bridge")
 FOLLOW_HOST_TYPES = ("macvlan", "ipvlan")  # without mtu they take the master's MTU
@@ -138,8 +151,10 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
                 if host_mtu is not None and info.mtu is not None and host_mtu != info.mtu:
                     mismatched.append(node)
                     host_mtus.add(host_mtu)
-            detail = (f"VMs get MTU {info.mtu} ({'explicit' if info.explicit else info.type + ' default'}) but "
-                      f"{info.host_interface} has MTU {'/'.join(map(str, sorted(host_mtus)))}")
+            detail = (
+                f"VMs get MTU {info.mtu} ({'explicit' if info.explicit else info.type + ' default'}) but "
+                f"{info.host_interface} has MTU {'/'.join(map(str, sorted(host_mtus)))}"
+            )
         if mismatched:
             out.samples.append(Sample(MISMATCH.name, (ns, name), len(mismatched), obj))
             shown = ", ".join(mismatched[:5]) + (f" and {len(mismatched) - 5} more" if len(mismatched) > 5 else "")
@@ -163,8 +178,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             obj = ref("VirtualMachine", vm)
             out.samples.append(Sample(MIXED.name, (ns, vm.metadata.name, vm_node(state, vm)), len(mtus), obj))
             listed = ", ".join(f"{n}={i.mtu}{'' if i.explicit else ' (default)'}" for n, i in attached)
-            out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
-                                        f"networks with different MTUs, some from plugin defaults: {listed}"))
+            out.findings.append(
+                Finding(
+                    SPEC.id, Severity.INFO, obj, f"networks with different MTUs, some from plugin defaults: {listed}"
+                )
+            )
     return out
 
 
@@ -173,14 +191,16 @@ SPEC = CheckSpec(
     anti_pattern=10,
     title="MTU mismatch between VM networks and host interfaces",
     severity_rules="warning: a network's MTU differs from its host interface on some node, or a "
-                   "NetworkAttachmentDefinition config is invalid; info: a VM mixes networks of different MTUs "
-                   "relying on defaults",
+    "NetworkAttachmentDefinition config is invalid; info: a VM mixes networks of different MTUs "
+    "relying on defaults",
     families=(MISMATCH, INVALID, MIXED),
     remediation="Set an explicit mtu in every NetworkAttachmentDefinition that matches the host bridge or NIC "
-                "(nmstate policy), 9000 end to end for a migration network, and fix invalid CNI JSON.",
+    "(nmstate policy), 9000 end to end for a migration network, and fix invalid CNI JSON.",
     alerts=(
         AlertDecl("OVNetworkMTUMismatch", warning="performance_risk", names="NetworkAttachmentDefinition/network"),
-        AlertDecl("OVNetworkAttachmentDefinitionInvalid", warning="failure_risk", names="NetworkAttachmentDefinition/network"),
+        AlertDecl(
+            "OVNetworkAttachmentDefinitionInvalid", warning="failure_risk", names="NetworkAttachmentDefinition/network"
+        ),
         AlertDecl("OVVMMixedMTUNetworks", info="hygiene", names="VirtualMachine/vm"),
     ),
     panels=(
@@ -190,6 +210,11 @@ SPEC = CheckSpec(
     ),
     evaluate=evaluate,
     requires=("network-attachment-definitions.k8s.cni.cncf.io",),
-    reads=("nodenetworkstates.nmstate.io", "networks.config.openshift.io", "virtualmachines.kubevirt.io", "nodes",
-           "virtualmachineinstances.kubevirt.io"),
+    reads=(
+        "nodenetworkstates.nmstate.io",
+        "networks.config.openshift.io",
+        "virtualmachines.kubevirt.io",
+        "nodes",
+        "virtualmachineinstances.kubevirt.io",
+    ),
 )

@@ -4,6 +4,7 @@ Without a MachineHealthCheck (Machine API) or a medik8s NodeHealthCheck, a faile
 keeps its VMIs assigned until someone deletes the Node object: even VMs with
 runStrategy Always are not restarted elsewhere.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,23 +25,33 @@ TERMINATION_HANDLER = "machine-api-termination-handler"
 NO_RESTART_STRATEGIES = ("Manual", "Once")  # Always and RerunOnFailure restart after a node failure
 
 COVERED = Family(
-    "ov_node_remediation_covered", "gauge",
+    "ov_node_remediation_covered",
+    "gauge",
     "1 when a failed VM-schedulable node is remediated automatically (its Machine is selected by a "
     "MachineHealthCheck or the Node by a NodeHealthCheck), else 0. `via`: machine-health-check, "
     "node-health-check, both or none. One series per VM-schedulable node.",
-    ("node", "via"))
+    ("node", "via"),
+)
 UNCOVERED = Family(
-    "ov_nodes_without_remediation", "gauge",
-    "VM-schedulable nodes that no MachineHealthCheck or NodeHealthCheck covers.")
+    "ov_nodes_without_remediation",
+    "gauge",
+    "VM-schedulable nodes that no MachineHealthCheck or NodeHealthCheck covers.",
+)
 NOT_READY = Family(
-    "ov_vmi_on_not_ready_node", "gauge",
+    "ov_vmi_on_not_ready_node",
+    "gauge",
     "1 for a running VMI assigned to a node whose Ready condition is False or Unknown.",
-    ("namespace", "vmi", "node"), per_object=True)
+    ("namespace", "vmi", "node"),
+    per_object=True,
+)
 NO_RESTART = Family(
-    "ov_vm_no_restart_after_node_failure", "gauge",
+    "ov_vm_no_restart_after_node_failure",
+    "gauge",
     "1 for a running VM whose run strategy (Manual, Once) does not restart it after a node failure; node: where "
     "its VMI runs.",
-    ("namespace", "vm", "run_strategy", "node"), per_object=True)
+    ("namespace", "vm", "run_strategy", "node"),
+    per_object=True,
+)
 
 
 # ---------------------------------------------------------------- label selectors
@@ -71,9 +82,13 @@ def _machine_of(state: ClusterState, node: Node, by_node: dict[str, Any]) -> Any
 
 
 def _mhcs_for(machine: Machine, mhcs: list[Any]) -> list[str]:
-    return [m.metadata.name for m in mhcs
-            if m.metadata.namespace == machine.metadata.namespace and m.spec is not None
-            and selector_matches(m.spec.selector, labels(machine))]
+    return [
+        m.metadata.name
+        for m in mhcs
+        if m.metadata.namespace == machine.metadata.namespace
+        and m.spec is not None
+        and selector_matches(m.spec.selector, labels(machine))
+    ]
 
 
 def _counting_mhcs(state: ClusterState) -> tuple[list[Any], list[str]]:
@@ -129,8 +144,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     if not schedulable:
         raise NotApplicable("no VM-schedulable node (kubevirt.io/schedulable=true)")
     out = CheckOutput()
-    by_node = {m.status.node_ref.name: m for m in state.of(MACHINES)
-               if m.status is not None and m.status.node_ref is not None and m.status.node_ref.name}
+    by_node = {
+        m.status.node_ref.name: m
+        for m in state.of(MACHINES)
+        if m.status is not None and m.status.node_ref is not None and m.status.node_ref.name
+    }
     mhcs, mhc_notes = _counting_mhcs(state)
     nhcs, nhc_notes = _counting_nhcs(state)
     no_api = MACHINES in state.absent and NHCS in state.absent
@@ -139,26 +157,45 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         name = node.metadata.name
         machine = _machine_of(state, node, by_node)
         via_mhc = _mhcs_for(machine, mhcs) if machine is not None else []
-        via_nhc = [n.metadata.name for n in nhcs if n.spec is not None and selector_matches(n.spec.selector, labels(node))]
-        via = ("both" if via_mhc and via_nhc else "machine-health-check" if via_mhc
-               else "node-health-check" if via_nhc else "none")
+        via_nhc = [
+            n.metadata.name for n in nhcs if n.spec is not None and selector_matches(n.spec.selector, labels(node))
+        ]
+        via = (
+            "both"
+            if via_mhc and via_nhc
+            else "machine-health-check"
+            if via_mhc
+            else "node-health-check"
+            if via_nhc
+            else "none"
+        )
         out.samples.append(Sample(COVERED.name, (name, via), 0 if via == "none" else 1))
         if via != "none":
             continue
         uncovered += 1
         if no_api:
-            why = ("the cluster serves neither the Machine API nor the NodeHealthCheck API (UPI or "
-                   "bare metal without MachineSets): nothing remediates a failed node")
+            why = (
+                "the cluster serves neither the Machine API nor the NodeHealthCheck API (UPI or "
+                "bare metal without MachineSets): nothing remediates a failed node"
+            )
         elif machine is None:
             why = "the node has no Machine (added outside the Machine API) and no NodeHealthCheck selects it"
         else:
-            why = (f"no MachineHealthCheck selects its Machine {machine.metadata.namespace}/"
-                   f"{machine.metadata.name} and no NodeHealthCheck selects the node")
+            why = (
+                f"no MachineHealthCheck selects its Machine {machine.metadata.namespace}/"
+                f"{machine.metadata.name} and no NodeHealthCheck selects the node"
+            )
         notes = mhc_notes + nhc_notes
-        out.findings.append(Finding(SPEC.id, Severity.WARNING, ref("Node", node),
-                                    f"not remediated automatically when it fails: {why}"
-                                    + (f" ({'; '.join(notes)})" if notes else "")
-                                    + "; its VMs stay assigned to it until the Node object is deleted"))
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.WARNING,
+                ref("Node", node),
+                f"not remediated automatically when it fails: {why}"
+                + (f" ({'; '.join(notes)})" if notes else "")
+                + "; its VMs stay assigned to it until the Node object is deleted",
+            )
+        )
     out.samples.append(Sample(UNCOVERED.name, (), uncovered))
 
     nodes = {n.metadata.name: n for n in state.nodes}
@@ -170,9 +207,15 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         obj = ref("VirtualMachineInstance", vmi)
         ns, vmi_name = vmi.metadata.namespace, vmi.metadata.name
         out.samples.append(Sample(NOT_READY.name, (ns, vmi_name, node_name), 1, obj))
-        out.findings.append(Finding(SPEC.id, Severity.CRITICAL, obj,
-                                    f"assigned to node {node_name} whose Ready condition is {node_ready(node)}: "
-                                    "the VM is down until the node recovers or is remediated"))
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.CRITICAL,
+                obj,
+                f"assigned to node {node_name} whose Ready condition is {node_ready(node)}: "
+                "the VM is down until the node recovers or is remediated",
+            )
+        )
 
     for vm in sorted(state.vms, key=lambda v: (v.metadata.namespace, v.metadata.name)):
         ns, vm_name = vm.metadata.namespace, vm.metadata.name
@@ -184,10 +227,16 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             continue
         obj = ref("VirtualMachine", vm)
         out.samples.append(Sample(NO_RESTART.name, (ns, vm_name, strategy, vmi_node(vmi)), 1, obj))
-        out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
-                                    f"runStrategy {strategy}: when node {vmi_node(vmi)} fails the VM is not "
-                                    "restarted on another node; use Always or RerunOnFailure for VMs that must "
-                                    "come back"))
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.INFO,
+                obj,
+                f"runStrategy {strategy}: when node {vmi_node(vmi)} fails the VM is not "
+                "restarted on another node; use Always or RerunOnFailure for VMs that must "
+                "come back",
+            )
+        )
     return out
 
 
@@ -196,14 +245,14 @@ SPEC = CheckSpec(
     anti_pattern=5,
     title="Node failures not planned for",
     severity_rules="critical: a running VMI is assigned to a node whose Ready condition is False or Unknown; "
-                   "warning: a VM-schedulable node is covered by no MachineHealthCheck (the default "
-                   "machine-api-termination-handler does not count) and no NodeHealthCheck; "
-                   "info: a running VM has runStrategy Manual or Once",
+    "warning: a VM-schedulable node is covered by no MachineHealthCheck (the default "
+    "machine-api-termination-handler does not count) and no NodeHealthCheck; "
+    "info: a running VM has runStrategy Manual or Once",
     families=(COVERED, UNCOVERED, NOT_READY, NO_RESTART),
     remediation="Create a MachineHealthCheck that selects the worker Machines (IPI clusters) or install the "
-                "Node Health Check operator with Self Node Remediation or Fence Agents Remediation and a "
-                "NodeHealthCheck over the worker nodes (UPI and bare metal); give VMs that must survive a "
-                "node failure runStrategy Always or RerunOnFailure.",
+    "Node Health Check operator with Self Node Remediation or Fence Agents Remediation and a "
+    "NodeHealthCheck over the worker nodes (UPI and bare metal); give VMs that must survive a "
+    "node failure runStrategy Always or RerunOnFailure.",
     alerts=(
         AlertDecl("OVVMIOnNotReadyNode", critical="vm_down", names="VirtualMachineInstance/vmi"),
         AlertDecl("OVNodeWithoutRemediation", warning="failure_risk"),

@@ -1,4 +1,5 @@
 """Anti-pattern 9: a Linux bridge on the default interface of an OVN-Kubernetes node."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,14 +20,21 @@ LINUX_BRIDGE = "linux-bridge"
 # Interfaces OVS itself creates on br-ex: never the physical uplink.
 OVS_INTERNAL_TYPES = ("ovs-interface", "ovs-bridge", "ovs-port")
 
-NODE = Family("ov_node_default_nic_linux_bridge", "gauge",
-              "1 when the node's NodeNetworkState shows a Linux bridge whose port is the NIC OVN-Kubernetes "
-              "uses for br-ex (the default interface), else 0. One series per node with a NodeNetworkState.",
-              ("node",))
-POLICY = Family("ov_nncp_default_nic_linux_bridge", "gauge",
-                "Nodes on which a NodeNetworkConfigurationPolicy puts the br-ex NIC (the default interface) "
-                "into a Linux bridge. One series per policy that defines a Linux bridge.",
-                ("policy",), per_object=True)
+NODE = Family(
+    "ov_node_default_nic_linux_bridge",
+    "gauge",
+    "1 when the node's NodeNetworkState shows a Linux bridge whose port is the NIC OVN-Kubernetes "
+    "uses for br-ex (the default interface), else 0. One series per node with a NodeNetworkState.",
+    ("node",),
+)
+POLICY = Family(
+    "ov_nncp_default_nic_linux_bridge",
+    "gauge",
+    "Nodes on which a NodeNetworkConfigurationPolicy puts the br-ex NIC (the default interface) "
+    "into a Linux bridge. One series per policy that defines a Linux bridge.",
+    ("policy",),
+    per_object=True,
+)
 
 
 def network_type(state: ClusterState) -> str:
@@ -72,8 +80,9 @@ def default_nics(interfaces: list[Any]) -> set[str]:
 def _linux_bridges(interfaces: list[Any]) -> list[tuple[str, set[str]]]:
     """(bridge, its ports with bond members expanded) for every Linux bridge not being removed."""
     bonds = {i.name: _bond_ports(i) for i in interfaces if i.type == "bond"}
-    return [(i.name, _expand(set(_ports(i)), bonds)) for i in interfaces
-            if i.type == LINUX_BRIDGE and i.state != "absent"]
+    return [
+        (i.name, _expand(set(_ports(i)), bonds)) for i in interfaces if i.type == LINUX_BRIDGE and i.state != "absent"
+    ]
 
 
 def _selected(selector: dict[str, str] | None, node_labels: dict[str, str]) -> bool:
@@ -83,16 +92,21 @@ def _selected(selector: dict[str, str] | None, node_labels: dict[str, str]) -> b
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     states, policies = state.of(NNS_KEY), state.of(NNCP_KEY)
     if not states and not policies:
-        raise NotApplicable("no NodeNetworkState or NodeNetworkConfigurationPolicy: kubernetes-nmstate is not "
-                            "installed, so no Linux bridge is configured through it")
+        raise NotApplicable(
+            "no NodeNetworkState or NodeNetworkConfigurationPolicy: kubernetes-nmstate is not "
+            "installed, so no Linux bridge is configured through it"
+        )
     kind = network_type(state)
     nics_by_node = {nns.metadata.name: default_nics(_interfaces(nns)) for nns in states}
     if kind == SDN:
-        raise NotApplicable(f"network type {kind}: the restriction applies to OVN-Kubernetes only "
-                            "(OpenShift SDN allows a Linux bridge on the default interface)")
+        raise NotApplicable(
+            f"network type {kind}: the restriction applies to OVN-Kubernetes only "
+            "(OpenShift SDN allows a Linux bridge on the default interface)"
+        )
     if kind != OVN and not any(nics_by_node.values()):
-        raise NotApplicable(f"network type {kind or 'unknown (no Network.config.openshift.io)'} and no node "
-                            "shows OVN-Kubernetes' br-ex")
+        raise NotApplicable(
+            f"network type {kind or 'unknown (no Network.config.openshift.io)'} and no node shows OVN-Kubernetes' br-ex"
+        )
 
     out = CheckOutput()
     for nns in sorted(states, key=lambda n: n.metadata.name):
@@ -102,8 +116,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         out.samples.append(Sample(NODE.name, (node,), 1 if hits else 0, obj))
         if hits:
             what = "; ".join(f"linux-bridge {b} has port {', '.join(p)}" for b, p in hits)
-            out.findings.append(Finding(SPEC.id, Severity.CRITICAL, obj,
-                                        f"{what}, the br-ex NIC of OVN-Kubernetes (the default interface)"))
+            out.findings.append(
+                Finding(
+                    SPEC.id, Severity.CRITICAL, obj, f"{what}, the br-ex NIC of OVN-Kubernetes (the default interface)"
+                )
+            )
 
     node_labels = {n.metadata.name: labels(n) for n in state.nodes}
     for policy in sorted(policies, key=lambda p: p.metadata.name):
@@ -133,9 +150,15 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             for (bridge, port), nodes in details.items():
                 shown = ", ".join(nodes[:5]) + (f" and {len(nodes) - 5} more" if len(nodes) > 5 else "")
                 parts.append(f"linux-bridge {bridge} takes {port}, the br-ex NIC on {shown}")
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                                        "; ".join(parts) + ": OVN-Kubernetes loses the default interface "
-                                        "(nmstate rolls the change back or the node drops off the network)"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.WARNING,
+                    obj,
+                    "; ".join(parts) + ": OVN-Kubernetes loses the default interface "
+                    "(nmstate rolls the change back or the node drops off the network)",
+                )
+            )
     return out
 
 
@@ -144,21 +167,23 @@ SPEC = CheckSpec(
     anti_pattern=9,
     title="Linux bridge on the default interface with OVN-Kubernetes",
     severity_rules="critical: on OVN-Kubernetes, a NodeNetworkState shows a Linux bridge with a node's br-ex NIC "
-                   "(the default interface, directly or through a bond) as port: the node's network is broken now; "
-                   "warning: a NodeNetworkConfigurationPolicy would put that NIC into a Linux bridge (nmstate "
-                   "rolls a failing policy back, the NodeNetworkState shows whether it did). "
-                   "not_applicable on OpenShift SDN, and on other network types when no node has br-ex",
+    "(the default interface, directly or through a bond) as port: the node's network is broken now; "
+    "warning: a NodeNetworkConfigurationPolicy would put that NIC into a Linux bridge (nmstate "
+    "rolls a failing policy back, the NodeNetworkState shows whether it did). "
+    "not_applicable on OpenShift SDN, and on other network types when no node has br-ex",
     families=(NODE, POLICY),
     remediation="Put the Linux bridge on a secondary NIC (or use an OVN localnet / OVS bridge mapping on br-ex "
-                "for VM traffic on the default network); delete or fix the policy, then check that the node's "
-                "br-ex has its NIC back.",
+    "for VM traffic on the default network); delete or fix the policy, then check that the node's "
+    "br-ex has its NIC back.",
     alerts=(
-        AlertDecl("OVNodeNetworkPolicyBridgesDefaultNIC", warning="failure_risk", names="NodeNetworkConfigurationPolicy/policy"),
+        AlertDecl(
+            "OVNodeNetworkPolicyBridgesDefaultNIC",
+            warning="failure_risk",
+            names="NodeNetworkConfigurationPolicy/policy",
+        ),
         AlertDecl("OVNodeDefaultNICInLinuxBridge", critical="vm_down", names="Node/node"),
     ),
-    panels=(
-        "ov-overview/NodeNetworkConfigurationPolicies bridging the default NIC (nodes affected)",
-    ),
+    panels=("ov-overview/NodeNetworkConfigurationPolicies bridging the default NIC (nodes affected)",),
     evaluate=evaluate,
     requires=(NNS_KEY,),
     reads=(NNCP_KEY, NETWORK_KEY, "nodes"),

@@ -2,6 +2,7 @@
 after the last rebalancing migration (cause descheduler, manual or declared; never a
 workload update or a drain, see domain/migrations.py): failed migrations, VMs migrated
 repeatedly, and nodes whose VM allocation ended far above the mean."""
+
 from __future__ import annotations
 
 import time
@@ -28,48 +29,92 @@ ABOVE_MEAN = 0.25  # a node's allocation 25 points above the mean of the VM node
 RESOURCES = ("cpu", "memory")
 SKEW = 60.0  # seconds a migration may end after "now" (clock skew) and still count
 
-LAST = Family("ov_rebalance_last_migration_timestamp_seconds", "gauge",
-              "End time of the most recent finished rebalancing migration (cause descheduler, manual or "
-              "declared); absent when none.")
-START = Family("ov_rebalance_start_timestamp_seconds", "gauge",
-               "Start (migrationState.startTimestamp, else creation) of the earliest rebalancing migration of "
-               "the current wave: those that finished inside the open watch window. Absent while it is closed.")
-ACTIVE = Family("ov_rebalance_watch_active", "gauge",
-                "1 while the post-rebalance watch window is open: rebalance-watch-window hours after the last "
-                "rebalancing migration, or after the end of a declared rebalance window; else 0. Workload-update "
-                "and drain migrations never open it.")
+LAST = Family(
+    "ov_rebalance_last_migration_timestamp_seconds",
+    "gauge",
+    "End time of the most recent finished rebalancing migration (cause descheduler, manual or "
+    "declared); absent when none.",
+)
+START = Family(
+    "ov_rebalance_start_timestamp_seconds",
+    "gauge",
+    "Start (migrationState.startTimestamp, else creation) of the earliest rebalancing migration of "
+    "the current wave: those that finished inside the open watch window. Absent while it is closed.",
+)
+ACTIVE = Family(
+    "ov_rebalance_watch_active",
+    "gauge",
+    "1 while the post-rebalance watch window is open: rebalance-watch-window hours after the last "
+    "rebalancing migration, or after the end of a declared rebalance window; else 0. Workload-update "
+    "and drain migrations never open it.",
+)
 WINDOW = Family("ov_rebalance_watch_window_seconds", "gauge", "Configured post-rebalance watch window.")
-NOW = Family("ov_rebalance_evaluation_timestamp_seconds", "gauge",
-             "The time the window is judged at: the wall clock of a live source; for a snapshot its capture time "
-             "(captured-at file, must-gather timestamp file, else the wall clock); `check --at` overrides it.")
-SUCCEEDED = Family("ov_rebalance_migrations_succeeded", "gauge",
-                   "Rebalancing VMIMs that succeeded inside the watch window (0 while it is closed).")
-FAILED = Family("ov_rebalance_migrations_failed", "gauge",
-                "Rebalancing VMIMs that failed inside the watch window (0 while it is closed).")
-BY_CAUSE = Family("ov_migrations", "gauge",
-                  "VirtualMachineInstanceMigrations in the API by cause (workload_update, drain, descheduler, "
-                  "manual, declared) and phase group (pending: phase unset, Pending or Scheduling; running; "
-                  "succeeded; failed). Every combination, 0 when none.", ("cause", "phase"))
-FAILED_VMIM = Family("ov_rebalance_failed_migration", "gauge",
-                     "1 for each rebalancing VMIM that failed inside the open watch window; node: the VMI's "
-                     "current node.", ("namespace", "vmim", "vmi", "cause", "node"), per_object=True)
-REPEATED = Family("ov_rebalance_vm_migrations", "gauge",
-                  "Rebalancing migrations of a VMI that finished inside the open watch window; only VMIs migrated "
-                  "more than once. cause: that of its latest migration; node: its current node.",
-                  ("namespace", "vmi", "node", "cause"), per_object=True)
-NODE_VMS = Family("ov_node_running_vmis", "gauge", "Running VMIs on a node, for every VM-schedulable node.",
-                  ("node",))
-NODE_ALLOC = Family("ov_node_vm_allocation_ratio", "gauge",
-                    "CPU or memory requested by the VMIs on a node divided by its allocatable; every VM-schedulable "
-                    "node. CPU request: resources.requests.cpu, else vCPUs / vmiCPUAllocationRatio; memory: "
-                    "resources.requests.memory, else guest memory.", ("node", "resource"))
-MEAN = Family("ov_rebalance_allocation_mean_ratio", "gauge",
-              "Mean of ov_node_vm_allocation_ratio across VM-schedulable nodes.", ("resource",))
-SPREAD = Family("ov_rebalance_allocation_spread_ratio", "gauge",
-                "Max minus min of ov_node_vm_allocation_ratio across VM-schedulable nodes.", ("resource",))
-ABOVE = Family("ov_rebalance_node_above_mean_ratio", "gauge",
-               "How far a node's allocation is above the mean, for nodes more than 0.25 above it while the watch "
-               "window is open.", ("node", "resource"))
+NOW = Family(
+    "ov_rebalance_evaluation_timestamp_seconds",
+    "gauge",
+    "The time the window is judged at: the wall clock of a live source; for a snapshot its capture time "
+    "(captured-at file, must-gather timestamp file, else the wall clock); `check --at` overrides it.",
+)
+SUCCEEDED = Family(
+    "ov_rebalance_migrations_succeeded",
+    "gauge",
+    "Rebalancing VMIMs that succeeded inside the watch window (0 while it is closed).",
+)
+FAILED = Family(
+    "ov_rebalance_migrations_failed",
+    "gauge",
+    "Rebalancing VMIMs that failed inside the watch window (0 while it is closed).",
+)
+BY_CAUSE = Family(
+    "ov_migrations",
+    "gauge",
+    "VirtualMachineInstanceMigrations in the API by cause (workload_update, drain, descheduler, "
+    "manual, declared) and phase group (pending: phase unset, Pending or Scheduling; running; "
+    "succeeded; failed). Every combination, 0 when none.",
+    ("cause", "phase"),
+)
+FAILED_VMIM = Family(
+    "ov_rebalance_failed_migration",
+    "gauge",
+    "1 for each rebalancing VMIM that failed inside the open watch window; node: the VMI's current node.",
+    ("namespace", "vmim", "vmi", "cause", "node"),
+    per_object=True,
+)
+REPEATED = Family(
+    "ov_rebalance_vm_migrations",
+    "gauge",
+    "Rebalancing migrations of a VMI that finished inside the open watch window; only VMIs migrated "
+    "more than once. cause: that of its latest migration; node: its current node.",
+    ("namespace", "vmi", "node", "cause"),
+    per_object=True,
+)
+NODE_VMS = Family("ov_node_running_vmis", "gauge", "Running VMIs on a node, for every VM-schedulable node.", ("node",))
+NODE_ALLOC = Family(
+    "ov_node_vm_allocation_ratio",
+    "gauge",
+    "CPU or memory requested by the VMIs on a node divided by its allocatable; every VM-schedulable "
+    "node. CPU request: resources.requests.cpu, else vCPUs / vmiCPUAllocationRatio; memory: "
+    "resources.requests.memory, else guest memory.",
+    ("node", "resource"),
+)
+MEAN = Family(
+    "ov_rebalance_allocation_mean_ratio",
+    "gauge",
+    "Mean of ov_node_vm_allocation_ratio across VM-schedulable nodes.",
+    ("resource",),
+)
+SPREAD = Family(
+    "ov_rebalance_allocation_spread_ratio",
+    "gauge",
+    "Max minus min of ov_node_vm_allocation_ratio across VM-schedulable nodes.",
+    ("resource",),
+)
+ABOVE = Family(
+    "ov_rebalance_node_above_mean_ratio",
+    "gauge",
+    "How far a node's allocation is above the mean, for nodes more than 0.25 above it while the watch window is open.",
+    ("node", "resource"),
+)
 
 
 def _vmim_times(vmim: VirtualMachineInstanceMigration) -> tuple[float | None, float | None]:
@@ -79,8 +124,11 @@ def _vmim_times(vmim: VirtualMachineInstanceMigration) -> tuple[float | None, fl
     start = ts(ms.start_timestamp) if ms is not None else None
     end = ts(ms.end_timestamp) if ms is not None else None
     if end is None and phase_of(vmim) in FINAL_PHASES:
-        finals = [ts(p.phase_transition_timestamp) for p in status.phase_transition_timestamps or ()
-                  if p.phase == status.phase and p.phase_transition_timestamp is not None]
+        finals = [
+            ts(p.phase_transition_timestamp)
+            for p in status.phase_transition_timestamps or ()
+            if p.phase == status.phase and p.phase_transition_timestamp is not None
+        ]
         end = max(finals) if finals else start
     return (start if start is not None else created(vmim)), end
 
@@ -124,8 +172,17 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         by_cause[(cause, phase_group(phase))] += 1
         start, end = _vmim_times(vmim)
         if cause in REBALANCING and phase in FINAL_PHASES and end is not None and end <= now + SKEW:
-            finished.append((end, start, phase, vmim.metadata.namespace, vmim.metadata.name,
-                             vmim.spec.vmi_name if vmim.spec else "", cause))
+            finished.append(
+                (
+                    end,
+                    start,
+                    phase,
+                    vmim.metadata.namespace,
+                    vmim.metadata.name,
+                    vmim.spec.vmi_name if vmim.spec else "",
+                    cause,
+                )
+            )
     out.samples += [Sample(BY_CAUSE.name, key, n) for key, n in by_cause.items()]
 
     # The watch opens at the end of each rebalancing migration and of each declared window.
@@ -133,8 +190,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     anchors = [f[0] for f in finished]
     anchors += [min(w.end.timestamp(), now) for w in config.rebalance_windows if w.start.timestamp() <= now]
     active = any(now - a <= window for a in anchors)
-    out.samples += [Sample(ACTIVE.name, (), 1 if active else 0), Sample(WINDOW.name, (), window),
-                    Sample(NOW.name, (), now)]
+    out.samples += [
+        Sample(ACTIVE.name, (), 1 if active else 0),
+        Sample(WINDOW.name, (), window),
+        Sample(NOW.name, (), now),
+    ]
     if last is not None:
         out.samples.append(Sample(LAST.name, (), last))
 
@@ -142,8 +202,10 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     starts = [f[1] for f in wave if f[1] is not None]
     if starts:
         out.samples.append(Sample(START.name, (), min(starts)))
-    out.samples += [Sample(SUCCEEDED.name, (), sum(1 for f in wave if f[2] == "Succeeded")),
-                    Sample(FAILED.name, (), sum(1 for f in wave if f[2] == "Failed"))]
+    out.samples += [
+        Sample(SUCCEEDED.name, (), sum(1 for f in wave if f[2] == "Succeeded")),
+        Sample(FAILED.name, (), sum(1 for f in wave if f[2] == "Failed")),
+    ]
     hours = config.rebalance_watch_window
 
     def node_of(ns: str, vmi_name: str) -> str:
@@ -154,9 +216,15 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if phase == "Failed":
             obj = ObjectRef("VirtualMachineInstanceMigration", ns, name)
             out.samples.append(Sample(FAILED_VMIM.name, (ns, name, vmi_name, cause, node_of(ns, vmi_name)), 1, obj))
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                f"{cause} migration of VMI {vmi_name} failed {(now - end) / 3600:.1f} h ago, inside the {hours} h "
-                f"post-rebalance watch: the VM stayed on its source node"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.WARNING,
+                    obj,
+                    f"{cause} migration of VMI {vmi_name} failed {(now - end) / 3600:.1f} h ago, inside the {hours} h "
+                    f"post-rebalance watch: the VM stayed on its source node",
+                )
+            )
     per_vmi: dict[tuple[str, str], list[tuple[float, str]]] = {}
     for end, _, _, ns, _, vmi_name, cause in wave:
         per_vmi.setdefault((ns, vmi_name), []).append((end, cause))
@@ -165,10 +233,16 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             obj = ObjectRef("VirtualMachineInstance", ns, vmi_name)
             cause = max(moves)[1]
             out.samples.append(Sample(REPEATED.name, (ns, vmi_name, node_of(ns, vmi_name), cause), len(moves), obj))
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                f"migrated {len(moves)} times by rebalancing ({', '.join(sorted({c for _, c in moves}))}) in the "
-                f"{hours} h post-rebalance watch: the placement is not settling (affinity, descheduler or "
-                f"load-aware rebalancing moving it back and forth)"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.WARNING,
+                    obj,
+                    f"migrated {len(moves)} times by rebalancing ({', '.join(sorted({c for _, c in moves}))}) in the "
+                    f"{hours} h post-rebalance watch: the placement is not settling (affinity, descheduler or "
+                    f"load-aware rebalancing moving it back and forth)",
+                )
+            )
 
     # Per-node VM allocation, before and after: dashboards compare it across the window.
     ratio = float(cpu_allocation_ratio(state).value or 10)
@@ -196,16 +270,24 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if not values:
             continue
         mean = sum(values.values()) / len(values)
-        out.samples += [Sample(MEAN.name, (resource,), mean),
-                        Sample(SPREAD.name, (resource,), max(values.values()) - min(values.values()))]
+        out.samples += [
+            Sample(MEAN.name, (resource,), mean),
+            Sample(SPREAD.name, (resource,), max(values.values()) - min(values.values())),
+        ]
         if not active:
             continue
         for name, value in sorted(values.items()):
             if value - mean > ABOVE_MEAN:
                 out.samples.append(Sample(ABOVE.name, (name, resource), value - mean))
-                out.findings.append(Finding(SPEC.id, Severity.INFO, ObjectRef("Node", "", name),
-                    f"{resource} allocation {value:.0%} of allocatable, {value - mean:.0%} above the mean "
-                    f"{mean:.0%} of the VM nodes, inside the post-rebalance watch: the rebalance left it uneven"))
+                out.findings.append(
+                    Finding(
+                        SPEC.id,
+                        Severity.INFO,
+                        ObjectRef("Node", "", name),
+                        f"{resource} allocation {value:.0%} of allocatable, {value - mean:.0%} above the mean "
+                        f"{mean:.0%} of the VM nodes, inside the post-rebalance watch: the rebalance left it uneven",
+                    )
+                )
     return out
 
 
@@ -214,15 +296,30 @@ SPEC = CheckSpec(
     anti_pattern=19,
     title="No watch after a rebalance",
     severity_rules="within rebalance-watch-window hours (default 48) after the last rebalancing migration (cause "
-                   "descheduler, manual or declared; workload-update and drain migrations neither open the window "
-                   "nor count in it): warning: a rebalancing VMIM failed in the window, or a VMI was migrated more "
-                   "than once in it; info: a VM node's CPU or memory allocation is more than 25 points above the "
-                   "mean of the VM nodes",
-    families=(LAST, START, ACTIVE, WINDOW, NOW, SUCCEEDED, FAILED, BY_CAUSE, FAILED_VMIM, REPEATED, NODE_VMS,
-              NODE_ALLOC, MEAN, SPREAD, ABOVE),
+    "descheduler, manual or declared; workload-update and drain migrations neither open the window "
+    "nor count in it): warning: a rebalancing VMIM failed in the window, or a VMI was migrated more "
+    "than once in it; info: a VM node's CPU or memory allocation is more than 25 points above the "
+    "mean of the VM nodes",
+    families=(
+        LAST,
+        START,
+        ACTIVE,
+        WINDOW,
+        NOW,
+        SUCCEEDED,
+        FAILED,
+        BY_CAUSE,
+        FAILED_VMIM,
+        REPEATED,
+        NODE_VMS,
+        NODE_ALLOC,
+        MEAN,
+        SPREAD,
+        ABOVE,
+    ),
     remediation="Watch the cluster for 24-48 hours after a rebalance: retry or investigate failed migrations "
-                "(dirty rate, bandwidth, target capacity), stop whatever moves a VM back and forth (affinity "
-                "rules, descheduler profile), and move VMs off nodes left far above the mean.",
+    "(dirty rate, bandwidth, target capacity), stop whatever moves a VM back and forth (affinity "
+    "rules, descheduler profile), and move VMs off nodes left far above the mean.",
     alerts=(
         AlertDecl("OVPostRebalanceNodeCPUHigh", warning="degraded", mirrors_findings=False),
         AlertDecl("OVPostRebalanceCPUSpreadIncreased", warning="degraded", mirrors_findings=False),

@@ -1,4 +1,5 @@
 """Anti-pattern 11: RHEL compute nodes are incompatible with OpenShift Virtualization."""
+
 from __future__ import annotations
 
 from ...config import Config
@@ -9,9 +10,13 @@ from ...store import ClusterState
 OS_ID_LABEL = "node.openshift.io/os_id"
 
 COUNT = Family("ov_rhel_nodes", "gauge", "Nodes running Red Hat Enterprise Linux instead of RHCOS.")
-INFO = Family("ov_rhel_node", "info",
-              "One series per RHEL node; vm_schedulable and runs_vmis say whether VMs can land or run there.",
-              ("node", "os_image", "vm_schedulable", "runs_vmis"), per_object=True)
+INFO = Family(
+    "ov_rhel_node",
+    "info",
+    "One series per RHEL node; vm_schedulable and runs_vmis say whether VMs can land or run there.",
+    ("node", "os_image", "vm_schedulable", "runs_vmis"),
+    per_object=True,
+)
 
 
 def _os(node) -> tuple[str, str]:
@@ -42,12 +47,18 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         out.samples.append(Sample(INFO.name, (name, image, str(can).lower(), str(runs).lower()), 1, ref("Node", node)))
         if can or runs:
             what = "runs VMIs" if runs else "is VM-schedulable (kubevirt.io/schedulable=true)"
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, ref("Node", node),
-                                        f"RHEL node ({image or 'os_id=rhel'}) {what}"))
+            out.findings.append(
+                Finding(SPEC.id, Severity.WARNING, ref("Node", node), f"RHEL node ({image or 'os_id=rhel'}) {what}")
+            )
         else:
-            out.findings.append(Finding(SPEC.id, Severity.INFO, ref("Node", node),
-                                        f"RHEL node ({image or 'os_id=rhel'}) in a cluster with OpenShift "
-                                        "Virtualization; keep VMs off it"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.INFO,
+                    ref("Node", node),
+                    f"RHEL node ({image or 'os_id=rhel'}) in a cluster with OpenShift Virtualization; keep VMs off it",
+                )
+            )
     return out
 
 
@@ -58,13 +69,9 @@ SPEC = CheckSpec(
     severity_rules="warning: a RHEL node is VM-schedulable or runs VMIs; info: any other RHEL node",
     families=(COUNT, INFO),
     remediation="Replace RHEL workers with RHCOS nodes; until then keep VMs off them (remove "
-                "kubevirt.io/schedulable, taint the node, live migrate its VMs away).",
-    alerts=(
-        AlertDecl("OVRHELWorkerNode", warning="unsupported", info="hygiene", names="Node/node"),
-    ),
-    panels=(
-        "ov-overview/RHEL nodes",
-    ),
+    "kubevirt.io/schedulable, taint the node, live migrate its VMs away).",
+    alerts=(AlertDecl("OVRHELWorkerNode", warning="unsupported", info="hygiene", names="Node/node"),),
+    panels=("ov-overview/RHEL nodes",),
     evaluate=evaluate,
     requires=("nodes",),
     reads=("virtualmachineinstances.kubevirt.io",),

@@ -1,4 +1,5 @@
 """Anti-pattern 1: VM disks on storage without ReadWriteMany cannot live migrate."""
+
 from __future__ import annotations
 
 from ...config import Config
@@ -8,10 +9,12 @@ from ...model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...store import ClusterState
 
 DISKS = Family(
-    "ov_rwo_vm_disks", "gauge",
+    "ov_rwo_vm_disks",
+    "gauge",
     "PVC-backed disks of a VM whose claim lacks ReadWriteMany access, so the VM cannot live migrate. "
-    "One series per VM with at least one such disk; node: where its VMI runs (\"\" when stopped).",
-    ("namespace", "vm", "eviction_strategy", "node"), per_object=True,
+    'One series per VM with at least one such disk; node: where its VMI runs ("" when stopped).',
+    ("namespace", "vm", "eviction_strategy", "node"),
+    per_object=True,
 )
 
 
@@ -32,20 +35,38 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             out.samples.append(Sample(DISKS.name, (ns, name, strategy, node), len(rwo), obj))
             disks = f"{len(rwo)} disk(s) lack ReadWriteMany: {', '.join(rwo)}"
             if strategy in LIVE_MIGRATING_STRATEGIES and node:
-                out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                    f"running on {node} with eviction strategy {strategy} ({origin}) but {disks}; "
-                    f"node drains will block on or shut down this VM"))
+                out.findings.append(
+                    Finding(
+                        SPEC.id,
+                        Severity.WARNING,
+                        obj,
+                        f"running on {node} with eviction strategy {strategy} ({origin}) but {disks}; "
+                        f"node drains will block on or shut down this VM",
+                    )
+                )
             else:
-                why = (f"eviction strategy {strategy} ({origin}): drains do not try to live migrate it"
-                       if strategy not in LIVE_MIGRATING_STRATEGIES else "the VM is stopped")
-                out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
-                    f"{disks}; {why}, but it can never live migrate on this storage"))
+                why = (
+                    f"eviction strategy {strategy} ({origin}): drains do not try to live migrate it"
+                    if strategy not in LIVE_MIGRATING_STRATEGIES
+                    else "the VM is stopped"
+                )
+                out.findings.append(
+                    Finding(
+                        SPEC.id, Severity.INFO, obj, f"{disks}; {why}, but it can never live migrate on this storage"
+                    )
+                )
         if strategy not in LIVE_MIGRATING_STRATEGIES:
             continue
         if unknown:
-            out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
-                f"access mode unknown for claim(s) {', '.join(unknown)}: no PVC, VMI volume status, "
-                f"DataVolume or StorageProfile found"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.INFO,
+                    obj,
+                    f"access mode unknown for claim(s) {', '.join(unknown)}: no PVC, VMI volume status, "
+                    f"DataVolume or StorageProfile found",
+                )
+            )
     return out
 
 
@@ -54,17 +75,23 @@ SPEC = CheckSpec(
     anti_pattern=1,
     title="VM disks without ReadWriteMany block live migration",
     severity_rules="warning: a running VM with eviction strategy LiveMigrate or LiveMigrateIfPossible has at "
-                   "least one disk without RWX; info: the same for a stopped VM or a VM with strategy None or "
-                   "External, or a disk's access mode cannot be resolved (for the live-migrating strategies)",
+    "least one disk without RWX; info: the same for a stopped VM or a VM with strategy None or "
+    "External, or a disk's access mode cannot be resolved (for the live-migrating strategies)",
     families=(DISKS,),
     remediation="Move the disks to a storage class that offers ReadWriteMany (ODF RBD block, CephFS, "
-                "Trident ontap-nas, NFS CSI) with a DataVolume clone or storage live migration, or set "
-                "evictionStrategy: None and plan cold migration for this VM.",
-    panels=(
-        "ov-overview/VMs with non-RWX disks",
-    ),
+    "Trident ontap-nas, NFS CSI) with a DataVolume clone or storage live migration, or set "
+    "evictionStrategy: None and plan cold migration for this VM.",
+    panels=("ov-overview/VMs with non-RWX disks",),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
-    reads=("persistentvolumeclaims", "virtualmachineinstances.kubevirt.io", "datavolumes.cdi.kubevirt.io", "storageprofiles.cdi.kubevirt.io",
-           "storageclasses.storage.k8s.io", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "nodes"),
+    reads=(
+        "persistentvolumeclaims",
+        "virtualmachineinstances.kubevirt.io",
+        "datavolumes.cdi.kubevirt.io",
+        "storageprofiles.cdi.kubevirt.io",
+        "storageclasses.storage.k8s.io",
+        "hyperconvergeds.hco.kubevirt.io",
+        "kubevirts.kubevirt.io",
+        "nodes",
+    ),
 )

@@ -1,5 +1,6 @@
 """Anti-pattern 4: excessive affinity, anti-affinity, node selector, toleration and
 topology spread rules; VMs pinned to one node; VMIs the scheduler cannot place."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,35 +18,47 @@ PENDING_TOO_LONG = 900  # seconds a VMI may wait without a node before it is a f
 HOSTNAME = "kubernetes.io/hostname"
 
 CONSTRAINTS = Family(
-    "ov_vm_scheduling_constraints", "gauge",
+    "ov_vm_scheduling_constraints",
+    "gauge",
     "Scheduling constraints of a VM (nodeSelector keys, node affinity expressions, pod affinity and "
     "anti-affinity terms, tolerations, topology spread constraints). One series per VM with an issue "
-    "in ov_vm_scheduling_issue; node: where its VMI runs (\"\" when stopped).",
-    ("namespace", "vm", "node"), per_object=True,
+    'in ov_vm_scheduling_issue; node: where its VMI runs ("" when stopped).',
+    ("namespace", "vm", "node"),
+    per_object=True,
 )
 ISSUE = Family(
-    "ov_vm_scheduling_issue", "gauge",
+    "ov_vm_scheduling_issue",
+    "gauge",
     "1 per scheduling issue of a VM: excessive (more constraints than thresholds.scheduling-constraints-max), "
     "mixed (required and preferred affinity terms), pinned (exactly one VM-schedulable node fits), "
-    "no_feasible_node (no VM-schedulable node fits). node: where its VMI runs (\"\" when stopped).",
-    ("namespace", "vm", "issue", "eviction_strategy", "node"), per_object=True,
+    'no_feasible_node (no VM-schedulable node fits). node: where its VMI runs ("" when stopped).',
+    ("namespace", "vm", "issue", "eviction_strategy", "node"),
+    per_object=True,
 )
 UNSCHEDULABLE = Family(
-    "ov_vmi_unschedulable", "gauge",
+    "ov_vmi_unschedulable",
+    "gauge",
     "1 for a VMI in phase Pending or Scheduling whose PodScheduled condition is False with reason "
-    "Unschedulable. node is always \"\" (such a VMI has none; kept for the label set of VM alerts).",
-    ("namespace", "vmi", "phase", "node"), per_object=True,
+    'Unschedulable. node is always "" (such a VMI has none; kept for the label set of VM alerts).',
+    ("namespace", "vmi", "phase", "node"),
+    per_object=True,
 )
 PENDING_SINCE = Family(
-    "ov_vmi_pending_since_timestamp_seconds", "gauge",
+    "ov_vmi_pending_since_timestamp_seconds",
+    "gauge",
     "When a VMI in phase Pending or Scheduling entered that phase (status.phaseTransitionTimestamps), "
-    "whatever its conditions; the alerts judge how long it waits. node is always \"\".",
-    ("namespace", "vmi", "phase", "node"), per_object=True,
+    'whatever its conditions; the alerts judge how long it waits. node is always "".',
+    ("namespace", "vmi", "phase", "node"),
+    per_object=True,
 )
-PINNED_COUNT = Family("ov_vms_pinned_to_node", "gauge",
-                      "VMs whose node selector, node affinity and tolerations fit exactly one VM-schedulable node.")
-UNSCHEDULABLE_COUNT = Family("ov_vmis_unschedulable", "gauge",
-                             "VMIs in phase Pending or Scheduling that the scheduler reports Unschedulable.")
+PINNED_COUNT = Family(
+    "ov_vms_pinned_to_node",
+    "gauge",
+    "VMs whose node selector, node affinity and tolerations fit exactly one VM-schedulable node.",
+)
+UNSCHEDULABLE_COUNT = Family(
+    "ov_vmis_unschedulable", "gauge", "VMIs in phase Pending or Scheduling that the scheduler reports Unschedulable."
+)
 
 
 @dataclass
@@ -61,8 +74,15 @@ class Constraints:
 
     @property
     def total(self) -> int:
-        return (self.node_selector + self.node_affinity_required + self.node_affinity_preferred
-                + self.pod_affinity_required + self.pod_affinity_preferred + self.tolerations + self.topology_spread)
+        return (
+            self.node_selector
+            + self.node_affinity_required
+            + self.node_affinity_preferred
+            + self.pod_affinity_required
+            + self.pod_affinity_preferred
+            + self.tolerations
+            + self.topology_spread
+        )
 
     @property
     def required_affinity(self) -> int:
@@ -86,20 +106,24 @@ def count(spec: Any) -> Constraints:
     if node_aff is not None:
         req = node_aff.required_during_scheduling_ignored_during_execution
         c.node_affinity_required = sum(_term_size(t) for t in (req.node_selector_terms or [])) if req else 0
-        c.node_affinity_preferred = sum(_term_size(p.preference)
-                                        for p in node_aff.preferred_during_scheduling_ignored_during_execution or [])
+        c.node_affinity_preferred = sum(
+            _term_size(p.preference) for p in node_aff.preferred_during_scheduling_ignored_during_execution or []
+        )
     for pod_aff in (aff.pod_affinity if aff else None, aff.pod_anti_affinity if aff else None):
         if pod_aff is not None:
             c.pod_affinity_required += len(pod_aff.required_during_scheduling_ignored_during_execution or [])
             c.pod_affinity_preferred += len(pod_aff.preferred_during_scheduling_ignored_during_execution or [])
     c.tolerations = len(spec.tolerations or [])
     c.topology_spread = len(spec.topology_spread_constraints or [])
-    for n, what in ((c.node_selector, "nodeSelector key(s)"),
-                    (c.node_affinity_required, "required node affinity expression(s)"),
-                    (c.node_affinity_preferred, "preferred node affinity expression(s)"),
-                    (c.pod_affinity_required, "required pod (anti-)affinity term(s)"),
-                    (c.pod_affinity_preferred, "preferred pod (anti-)affinity term(s)"),
-                    (c.tolerations, "toleration(s)"), (c.topology_spread, "topology spread constraint(s)")):
+    for n, what in (
+        (c.node_selector, "nodeSelector key(s)"),
+        (c.node_affinity_required, "required node affinity expression(s)"),
+        (c.node_affinity_preferred, "preferred node affinity expression(s)"),
+        (c.pod_affinity_required, "required pod (anti-)affinity term(s)"),
+        (c.pod_affinity_preferred, "preferred pod (anti-)affinity term(s)"),
+        (c.tolerations, "toleration(s)"),
+        (c.topology_spread, "topology spread constraint(s)"),
+    ):
         if n:
             c.parts.append(f"{n} {what}")
     return c
@@ -112,8 +136,7 @@ def fits(spec: Any, node: Node) -> bool:
         if lbls.get(key) != value:
             return False
     aff = spec.affinity
-    req = aff.node_affinity.required_during_scheduling_ignored_during_execution \
-        if aff and aff.node_affinity else None
+    req = aff.node_affinity.required_during_scheduling_ignored_during_execution if aff and aff.node_affinity else None
     if req is not None and not any(node_term_matches(t, name, lbls) for t in req.node_selector_terms or []):
         return False
     taints = (node.spec.taints if node.spec else None) or []
@@ -123,14 +146,17 @@ def fits(spec: Any, node: Node) -> bool:
 def restricts_nodes(spec: Any) -> bool:
     aff = spec.affinity
     return bool(spec.node_selector) or bool(
-        aff and aff.node_affinity and aff.node_affinity.required_during_scheduling_ignored_during_execution)
+        aff and aff.node_affinity and aff.node_affinity.required_during_scheduling_ignored_during_execution
+    )
 
 
 def _how(spec: Any) -> str:
     if HOSTNAME in (spec.node_selector or {}):
         return "nodeSelector on kubernetes.io/hostname"
     aff = spec.affinity
-    has_affinity = bool(aff and aff.node_affinity and aff.node_affinity.required_during_scheduling_ignored_during_execution)
+    has_affinity = bool(
+        aff and aff.node_affinity and aff.node_affinity.required_during_scheduling_ignored_during_execution
+    )
     if spec.node_selector and has_affinity:
         return "its nodeSelector and required node affinity"
     return "its nodeSelector" if spec.node_selector else "its required node affinity"
@@ -138,8 +164,11 @@ def _how(spec: Any) -> str:
 
 def _phase_since(status: Any) -> float | None:
     """Unix time of the last transition into the current phase, when KubeVirt recorded it."""
-    stamps = [t.phase_transition_timestamp for t in status.phase_transition_timestamps or []
-              if t.phase == status.phase and t.phase_transition_timestamp is not None]
+    stamps = [
+        t.phase_transition_timestamp
+        for t in status.phase_transition_timestamps or []
+        if t.phase == status.phase and t.phase_transition_timestamp is not None
+    ]
     return max(stamps).timestamp() if stamps else None
 
 
@@ -168,31 +197,60 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         issues: list[str] = []
         if c.total > limit:
             issues.append("excessive")
-            out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
-                f"{c.total} scheduling constraints ({summary}), above thresholds.scheduling-constraints-max "
-                f"{limit}: slow scheduling, hard to reason about, easy to make unsatisfiable"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.INFO,
+                    obj,
+                    f"{c.total} scheduling constraints ({summary}), above thresholds.scheduling-constraints-max "
+                    f"{limit}: slow scheduling, hard to reason about, easy to make unsatisfiable",
+                )
+            )
         if c.required_affinity and c.preferred_affinity:
             issues.append("mixed")
-            out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
-                f"mixes {c.required_affinity} required and {c.preferred_affinity} preferred affinity "
-                f"term(s)/expression(s); keep one kind of rule per VM"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.INFO,
+                    obj,
+                    f"mixes {c.required_affinity} required and {c.preferred_affinity} preferred affinity "
+                    f"term(s)/expression(s); keep one kind of rule per VM",
+                )
+            )
         if nodes and restricts_nodes(spec):
             feasible = [n.metadata.name for n in nodes if fits(spec, n)]
             if not feasible:
                 issues.append("no_feasible_node")
-                out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                    f"no VM-schedulable node satisfies the nodeSelector, required node affinity and tolerations "
-                    f"({summary}): the VM cannot start, restart or migrate"))
+                out.findings.append(
+                    Finding(
+                        SPEC.id,
+                        Severity.WARNING,
+                        obj,
+                        f"no VM-schedulable node satisfies the nodeSelector, required node affinity and tolerations "
+                        f"({summary}): the VM cannot start, restart or migrate",
+                    )
+                )
             elif len(feasible) == 1 and len(nodes) > 1:
                 issues.append("pinned")
                 pinned_count += 1
                 how = _how(spec)
-                origin = "set on the VM" if spec.eviction_strategy else f"cluster default from {default_strategy.source}"
-                impact = ("node drains block on this VM (nowhere to live migrate)" if strategy == "LiveMigrate"
-                          else "the VM cannot be evacuated or restarted on another node")
-                out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                    f"pinned to node {feasible[0]} by {how} (1 of {len(nodes)} VM-schedulable nodes fits); "
-                    f"eviction strategy {strategy} ({origin}): {impact}"))
+                origin = (
+                    "set on the VM" if spec.eviction_strategy else f"cluster default from {default_strategy.source}"
+                )
+                impact = (
+                    "node drains block on this VM (nowhere to live migrate)"
+                    if strategy == "LiveMigrate"
+                    else "the VM cannot be evacuated or restarted on another node"
+                )
+                out.findings.append(
+                    Finding(
+                        SPEC.id,
+                        Severity.WARNING,
+                        obj,
+                        f"pinned to node {feasible[0]} by {how} (1 of {len(nodes)} VM-schedulable nodes fits); "
+                        f"eviction strategy {strategy} ({origin}): {impact}",
+                    )
+                )
         if issues:
             node = vm_node(state, vm)
             out.samples.append(Sample(CONSTRAINTS.name, (ns, name, node), c.total, obj))
@@ -212,16 +270,28 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if cond is None or cond.status != "False" or cond.reason != "Unschedulable":
             # No reason given: a finding once it waited too long (live sources know the time).
             if since is not None and state.now is not None and state.now - since > PENDING_TOO_LONG:
-                out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                    f"phase {status.phase} for {(state.now - since) / 60:.0f} min without a node and without an "
-                    f"Unschedulable condition: look at the virt-launcher pod and its events"))
+                out.findings.append(
+                    Finding(
+                        SPEC.id,
+                        Severity.WARNING,
+                        obj,
+                        f"phase {status.phase} for {(state.now - since) / 60:.0f} min without a node and without an "
+                        f"Unschedulable condition: look at the virt-launcher pod and its events",
+                    )
+                )
             continue
         unschedulable += 1
         summary = ", ".join(count(vmi.spec).parts) if vmi.spec else ""
         out.samples.append(Sample(UNSCHEDULABLE.name, key, 1, obj))
-        out.findings.append(Finding(SPEC.id, Severity.CRITICAL, obj,
-            f"phase {status.phase}, PodScheduled False (Unschedulable): {cond.message or 'no message'}"
-            + (f"; constraints: {summary}" if summary else "")))
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.CRITICAL,
+                obj,
+                f"phase {status.phase}, PodScheduled False (Unschedulable): {cond.message or 'no message'}"
+                + (f"; constraints: {summary}" if summary else ""),
+            )
+        )
     out.samples += [Sample(PINNED_COUNT.name, (), pinned_count), Sample(UNSCHEDULABLE_COUNT.name, (), unschedulable)]
     return out
 
@@ -231,14 +301,14 @@ SPEC = CheckSpec(
     anti_pattern=4,
     title="Excessive or conflicting VM scheduling constraints",
     severity_rules="critical: a VMI is Pending/Scheduling and Unschedulable (the VM is down); warning: a VM fits "
-                   "exactly one VM-schedulable node (pinned) or none, or a VMI has waited in Pending/Scheduling for "
-                   "more than 15 minutes without a reason (live sources only: snapshots carry no clock); info: more "
-                   "constraints than thresholds.scheduling-constraints-max (5), or required and preferred affinity "
-                   "terms mixed",
+    "exactly one VM-schedulable node (pinned) or none, or a VMI has waited in Pending/Scheduling for "
+    "more than 15 minutes without a reason (live sources only: snapshots carry no clock); info: more "
+    "constraints than thresholds.scheduling-constraints-max (5), or required and preferred affinity "
+    "terms mixed",
     families=(CONSTRAINTS, ISSUE, UNSCHEDULABLE, PENDING_SINCE, PINNED_COUNT, UNSCHEDULABLE_COUNT),
     remediation="Keep one primary constraint per VM (a nodeSelector or one affinity rule), add tolerations only "
-                "for tainted nodes, do not mix required and preferred rules, and never pin a VM that must live "
-                "migrate to one host: select a group of nodes by label instead.",
+    "for tainted nodes, do not mix required and preferred rules, and never pin a VM that must live "
+    "migrate to one host: select a group of nodes by label instead.",
     alerts=(
         AlertDecl("OVVMSchedulingConstraints", warning="migration_risk", info="hygiene", names="VirtualMachine/vm"),
         AlertDecl("OVVMIUnschedulable", critical="vm_down", warning="degraded", names="VirtualMachineInstance/vmi"),
@@ -252,6 +322,5 @@ SPEC = CheckSpec(
     uses_clock=True,
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
-    reads=("virtualmachineinstances.kubevirt.io", "nodes", "hyperconvergeds.hco.kubevirt.io",
-           "kubevirts.kubevirt.io"),
+    reads=("virtualmachineinstances.kubevirt.io", "nodes", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),
 )

@@ -5,6 +5,7 @@ its estimated overhead to the limit of the virt-launcher pod, rejects guest memo
 limit (except under the LiveUpdate rollout strategy), and makes a lone limit the request and
 the guest memory. So a limit equal to the guest memory leaves only the estimate as room.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,16 +20,21 @@ from ...store import ClusterState
 GI = 2**30
 
 RATIO = Family(
-    "ov_vm_resource_limit_ratio", "gauge",
+    "ov_vm_resource_limit_ratio",
+    "gauge",
     "A VM's CPU or memory limit divided by what its guest gets (CPU: cores per vCPU; memory: limit per byte "
     "of guest memory). source vm: set in spec.template.spec.domain.resources.limits; auto: the CPU limit "
     "KubeVirt adds in namespaces selected by autoCPULimitNamespaceLabelSelector. One series per VM and resource; "
-    "node: where its VMI runs (\"\" when stopped).",
-    ("namespace", "vm", "resource", "source", "node"), per_object=True,
+    'node: where its VMI runs ("" when stopped).',
+    ("namespace", "vm", "resource", "source", "node"),
+    per_object=True,
 )
-COUNT = Family("ov_vms_with_resource_limits", "gauge",
-               "VMs with at least one CPU or memory limit, by source (vm: hand-set; auto: "
-               "autoCPULimitNamespaceLabelSelector).", ("source",))
+COUNT = Family(
+    "ov_vms_with_resource_limits",
+    "gauge",
+    "VMs with at least one CPU or memory limit, by source (vm: hand-set; auto: autoCPULimitNamespaceLabelSelector).",
+    ("source",),
+)
 
 
 def _vcpus(domain: Any, limits: dict[str, Quantity]) -> float | None:
@@ -45,9 +51,13 @@ def _vcpus(domain: Any, limits: dict[str, Quantity]) -> float | None:
 def auto_cpu_selector(state: ClusterState) -> tuple[Any, str] | None:
     """(autoCPULimitNamespaceLabelSelector, where it came from) or None when unset.
     HCO v1 `spec.virtualization`, HCO v1beta1 `spec.resourceRequirements`, KubeVirt CR `spec.configuration`."""
-    found = setting(state, ("virtualization", "auto_cpu_limit_namespace_label_selector"),
-                    ("resource_requirements", "auto_cpu_limit_namespace_label_selector"),
-                    ("auto_cpu_limit_namespace_label_selector",), None)
+    found = setting(
+        state,
+        ("virtualization", "auto_cpu_limit_namespace_label_selector"),
+        ("resource_requirements", "auto_cpu_limit_namespace_label_selector"),
+        ("auto_cpu_limit_namespace_label_selector",),
+        None,
+    )
     return (found.value, found.source) if found.value is not None else None
 
 
@@ -70,8 +80,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         dedicated = bool(domain and domain.cpu and domain.cpu.dedicated_cpu_placement)
         if dedicated:
             continue  # dedicated CPUs need Guaranteed QoS: limits equal to requests are required there
-        limits = {k: v for k, v in ((domain.resources.limits if domain and domain.resources else None) or {}).items()
-                  if k in ("cpu", "memory")}
+        limits = {
+            k: v
+            for k, v in ((domain.resources.limits if domain and domain.resources else None) or {}).items()
+            if k in ("cpu", "memory")
+        }
         vcpus = _vcpus(domain, limits)
         node = vm_node(state, vm)
         if "memory" in limits:
@@ -80,33 +93,64 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             ratio = limit / guest if guest else 1.0
             out.samples.append(Sample(RATIO.name, (ns, name, "memory", "vm", node), ratio, obj))
             if ratio < 1:  # admitted only under the LiveUpdate rollout strategy
-                out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                    f"memory limit {_gib(limit)} below {_gib(guest)} of guest memory: the pod's limit is the limit "
-                    f"plus KubeVirt's overhead estimate, so the kernel OOM-kills QEMU once the guest fills its memory"))
+                out.findings.append(
+                    Finding(
+                        SPEC.id,
+                        Severity.WARNING,
+                        obj,
+                        f"memory limit {_gib(limit)} below {_gib(guest)} of guest memory: the pod's limit is the limit "
+                        "plus KubeVirt's overhead estimate, so the kernel OOM-kills QEMU once the guest fills "
+                        "its memory",
+                    )
+                )
             elif ratio == 1:
-                out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                    f"memory limit {_gib(limit)} equals the guest memory: the pod's limit leaves only KubeVirt's "
-                    f"overhead estimate for QEMU and virt-launcher; an overhead above the estimate is OOM-killed"))
+                out.findings.append(
+                    Finding(
+                        SPEC.id,
+                        Severity.WARNING,
+                        obj,
+                        f"memory limit {_gib(limit)} equals the guest memory: the pod's limit leaves only KubeVirt's "
+                        f"overhead estimate for QEMU and virt-launcher; an overhead above the estimate is OOM-killed",
+                    )
+                )
             else:
-                out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
-                    f"memory limit {_gib(limit)} for {_gib(guest)} of guest memory ({ratio:.2f}x): the pod may use "
-                    f"the difference plus KubeVirt's overhead estimate, no more; set only guest memory unless "
-                    f"governance requires limits"))
+                out.findings.append(
+                    Finding(
+                        SPEC.id,
+                        Severity.INFO,
+                        obj,
+                        f"memory limit {_gib(limit)} for {_gib(guest)} of guest memory ({ratio:.2f}x): the pod may use "
+                        f"the difference plus KubeVirt's overhead estimate, no more; set only guest memory unless "
+                        f"governance requires limits",
+                    )
+                )
         if "cpu" in limits:
             limit = float(limits["cpu"])
             ratio = limit / vcpus if vcpus else 1.0
             out.samples.append(Sample(RATIO.name, (ns, name, "cpu", "vm", node), ratio, obj))
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                f"CPU limit {limit:g} for {vcpus or limit:g} vCPU(s): CFS throttles the guest even when the node "
-                f"has idle CPU; set requests only unless governance requires limits"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.WARNING,
+                    obj,
+                    f"CPU limit {limit:g} for {vcpus or limit:g} vCPU(s): CFS throttles the guest even when the node "
+                    f"has idle CPU; set requests only unless governance requires limits",
+                )
+            )
         if limits:
             counts["vm"] += 1
         elif auto is not None and label_selector_matches(auto[0], ns_labels.get(ns, {})):
             counts["auto"] += 1
             out.samples.append(Sample(RATIO.name, (ns, name, "cpu", "auto", node), 1.0, obj))
-            out.findings.append(Finding(SPEC.id, Severity.INFO, obj,
-                f"namespace {ns} matches autoCPULimitNamespaceLabelSelector ({auto[1]}): KubeVirt sets a CPU "
-                f"limit of {vcpus or 1:g} (one per vCPU) on the virt-launcher pod"))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.INFO,
+                    obj,
+                    f"namespace {ns} matches autoCPULimitNamespaceLabelSelector ({auto[1]}): KubeVirt sets a CPU "
+                    f"limit of {vcpus or 1:g} (one per vCPU) on the virt-launcher pod",
+                )
+            )
     out.samples += [Sample(COUNT.name, (source,), n) for source, n in counts.items()]
     return out
 
@@ -116,21 +160,24 @@ SPEC = CheckSpec(
     anti_pattern=7,
     title="Strict resource limits on VMs",
     severity_rules="warning: a hand-set memory limit at or below the guest memory (the pod keeps only KubeVirt's "
-                   "overhead estimate as room, or less), or a hand-set CPU limit (CFS throttling); info: a memory "
-                   "limit above the guest memory, or a CPU limit added by autoCPULimitNamespaceLabelSelector (HCO "
-                   "or KubeVirt CR). Never critical: a limit is a risk of an OOM kill under load, not a VM down. "
-                   "VMs with dedicated CPUs are not judged",
+    "overhead estimate as room, or less), or a hand-set CPU limit (CFS throttling); info: a memory "
+    "limit above the guest memory, or a CPU limit added by autoCPULimitNamespaceLabelSelector (HCO "
+    "or KubeVirt CR). Never critical: a limit is a risk of an OOM kill under load, not a VM down. "
+    "VMs with dedicated CPUs are not judged",
     families=(RATIO, COUNT),
     remediation="Remove spec.template.spec.domain.resources.limits and set only guest memory and CPU requests; "
-                "where governance mandates limits, leave headroom above guest memory and annotate the VM with "
-                "the exemption annotation (ov-exporter.openshift.io/exempt: strict_vm_limits).",
+    "where governance mandates limits, leave headroom above guest memory and annotate the VM with "
+    "the exemption annotation (ov-exporter.openshift.io/exempt: strict_vm_limits).",
     alerts=(
         AlertDecl("OVVMStrictResourceLimits", warning="performance_risk", info="hygiene", names="VirtualMachine/vm"),
     ),
-    panels=(
-        "ov-overview/VMs with CPU/memory limits (limit / guest)",
-    ),
+    panels=("ov-overview/VMs with CPU/memory limits (limit / guest)",),
     evaluate=evaluate,
     requires=("virtualmachines.kubevirt.io",),
-    reads=("namespaces", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "virtualmachineinstances.kubevirt.io"),
+    reads=(
+        "namespaces",
+        "hyperconvergeds.hco.kubevirt.io",
+        "kubevirts.kubevirt.io",
+        "virtualmachineinstances.kubevirt.io",
+    ),
 )

@@ -1,4 +1,5 @@
 """Anti-pattern 2: Trident backends without volume limits can exhaust the storage system."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,21 +15,34 @@ ECONOMY_DRIVERS = ("ontap-nas-economy", "ontap-san-economy")
 LABELS = ("namespace", "backend", "driver")
 
 VOLUME_SIZE = Family(
-    "ov_trident_backend_volume_size_limit_bytes", "gauge",
+    "ov_trident_backend_volume_size_limit_bytes",
+    "gauge",
     "spec.limitVolumeSize of a TridentBackendConfig: the largest volume Trident creates on the backend; "
-    "0 = unlimited (absent or invalid). One series per backend.", LABELS, per_object=True)
+    "0 = unlimited (absent or invalid). One series per backend.",
+    LABELS,
+    per_object=True,
+)
 POOL_SIZE = Family(
-    "ov_trident_backend_volume_pool_size_limit_bytes", "gauge",
+    "ov_trident_backend_volume_pool_size_limit_bytes",
+    "gauge",
     "spec.limitVolumePoolSize of an economy-driver TridentBackendConfig (ontap-nas-economy, ontap-san-economy): "
     "the largest FlexVol Trident grows to hold qtrees or LUNs; 0 = unlimited. One series per economy backend.",
-    LABELS, per_object=True)
+    LABELS,
+    per_object=True,
+)
 AGGREGATE = Family(
-    "ov_trident_backend_aggregate_usage_limit_ratio", "gauge",
+    "ov_trident_backend_aggregate_usage_limit_ratio",
+    "gauge",
     "spec.limitAggregateUsage of an ONTAP TridentBackendConfig as a ratio (0.8 = provisioning stops at 80 % "
-    "aggregate usage); 0 = unlimited. One series per ontap-* backend.", LABELS, per_object=True)
+    "aggregate usage); 0 = unlimited. One series per ontap-* backend.",
+    LABELS,
+    per_object=True,
+)
 UNLIMITED = Family(
-    "ov_trident_backends_without_volume_size_limit", "gauge",
-    "TridentBackendConfigs without a valid spec.limitVolumeSize.")
+    "ov_trident_backends_without_volume_size_limit",
+    "gauge",
+    "TridentBackendConfigs without a valid spec.limitVolumeSize.",
+)
 
 LIMIT_FIELDS = ("limitVolumeSize", "limitVolumePoolSize", "limitAggregateUsage")
 
@@ -100,8 +114,10 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     unlimited = 0
     if not state.of(KIND_KEY):
-        raise NotApplicable("no TridentBackendConfig objects (Trident absent, or its backends were created "
-                            "with tridentctl, which this check cannot read)")
+        raise NotApplicable(
+            "no TridentBackendConfig objects (Trident absent, or its backends were created "
+            "with tridentctl, which this check cannot read)"
+        )
     for tbc in sorted(state.of(KIND_KEY), key=lambda t: (t.metadata.namespace, t.metadata.name)):
         obj = ref("TridentBackendConfig", tbc)
         spec = tbc.spec
@@ -110,29 +126,43 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         warnings: list[str] = []
         infos: list[str] = []
 
-        size = _limit(spec.limit_volume_size if spec else None, parse_size, "limitVolumeSize",
-                      "no spec.limitVolumeSize: a single PVC can request any size",
-                      "no volume size limit applies", warnings)
+        size = _limit(
+            spec.limit_volume_size if spec else None,
+            parse_size,
+            "limitVolumeSize",
+            "no spec.limitVolumeSize: a single PVC can request any size",
+            "no volume size limit applies",
+            warnings,
+        )
         if size == 0:
             unlimited += 1
         out.samples.append(Sample(VOLUME_SIZE.name, labels, size, obj))
 
         if driver in ECONOMY_DRIVERS:
-            pool = _limit(spec.limit_volume_pool_size if spec else None, parse_size, "limitVolumePoolSize",
-                          f"{driver} without spec.limitVolumePoolSize: the FlexVols holding the "
-                          f"{'qtrees' if 'nas' in driver else 'LUNs'} grow without limit",
-                          "FlexVols grow without limit", warnings)
+            pool = _limit(
+                spec.limit_volume_pool_size if spec else None,
+                parse_size,
+                "limitVolumePoolSize",
+                f"{driver} without spec.limitVolumePoolSize: the FlexVols holding the "
+                f"{'qtrees' if 'nas' in driver else 'LUNs'} grow without limit",
+                "FlexVols grow without limit",
+                warnings,
+            )
             out.samples.append(Sample(POOL_SIZE.name, labels, pool, obj))
 
         if driver.startswith("ontap-"):
-            ratio = _limit(spec.limit_aggregate_usage if spec else None, parse_percent, "limitAggregateUsage",
-                           "no spec.limitAggregateUsage: provisioning continues until the aggregate is full",
-                           "no aggregate limit applies", infos)
+            ratio = _limit(
+                spec.limit_aggregate_usage if spec else None,
+                parse_percent,
+                "limitAggregateUsage",
+                "no spec.limitAggregateUsage: provisioning continues until the aggregate is full",
+                "no aggregate limit applies",
+                infos,
+            )
             out.samples.append(Sample(AGGREGATE.name, labels, ratio, obj))
 
         misplaced = _misplaced(spec) if spec else []
-        note = (f" ({', '.join(misplaced)} set, but Trident reads limits from the top of spec only)"
-                if misplaced else "")
+        note = f" ({', '.join(misplaced)} set, but Trident reads limits from the top of spec only)" if misplaced else ""
         if warnings:
             out.findings.append(Finding(SPEC.id, Severity.WARNING, obj, "; ".join(warnings + infos) + note))
         elif infos:
@@ -146,16 +176,16 @@ SPEC = CheckSpec(
     anti_pattern=2,
     title="Trident backends without volume limits",
     severity_rules="warning: a TridentBackendConfig without a valid spec.limitVolumeSize, or an economy "
-                   "backend (ontap-nas-economy, ontap-san-economy) without a valid spec.limitVolumePoolSize: "
-                   "nothing in the cluster stops one claim or FlexVol from "
-                   "filling the SVM (the SVM's own limits live on ONTAP and cannot be read here); info: an ONTAP "
-                   "backend whose size limits are set but which has no valid spec.limitAggregateUsage. One finding "
-                   "per backend, at its worst severity",
+    "backend (ontap-nas-economy, ontap-san-economy) without a valid spec.limitVolumePoolSize: "
+    "nothing in the cluster stops one claim or FlexVol from "
+    "filling the SVM (the SVM's own limits live on ONTAP and cannot be read here); info: an ONTAP "
+    "backend whose size limits are set but which has no valid spec.limitAggregateUsage. One finding "
+    "per backend, at its worst severity",
     families=(VOLUME_SIZE, POOL_SIZE, AGGREGATE, UNLIMITED),
     remediation="Set spec.limitVolumeSize (e.g. 2Ti, above the largest VM disk) on every TridentBackendConfig, "
-                "spec.limitVolumePoolSize on ontap-nas-economy/ontap-san-economy backends, and "
-                "spec.limitAggregateUsage where Trident has cluster-admin credentials; on ONTAP also cap the SVM "
-                "(vserver modify -max-volumes, -storage-limit).",
+    "spec.limitVolumePoolSize on ontap-nas-economy/ontap-san-economy backends, and "
+    "spec.limitAggregateUsage where Trident has cluster-admin credentials; on ONTAP also cap the SVM "
+    "(vserver modify -max-volumes, -storage-limit).",
     alerts=(
         AlertDecl("OVTridentBackendWithoutVolumeLimit", warning="failure_risk", names="TridentBackendConfig/backend"),
         AlertDecl("OVTridentBackendWithoutAggregateLimit", info="hygiene", names="TridentBackendConfig/backend"),

@@ -9,6 +9,7 @@ exists. Requested is the VMI's vCPU count and guest memory. Both are one
 sample (the metrics API averages over its window); the alerts' `for:` durations turn
 them into "over time".
 """
+
 from __future__ import annotations
 
 import math
@@ -24,23 +25,43 @@ PODMETRICS = "pods.metrics.k8s.io"
 VMIS = "virtualmachineinstances.kubevirt.io"
 GIB = 2.0**30
 
-OVER = Family("ov_vm_over_provisioned_usage_ratio", "gauge",
-              "Used / requested of a running VMI's resource (cpu: cores used per vCPU; memory: bytes used per "
-              "guest byte) when below thresholds.right-sizing-over-ratio: the VM is over-provisioned. One series "
-              "per offending VMI and resource; node: where it runs.", ("namespace", "vmi", "resource", "node"),
-              per_object=True)
-UNDER = Family("ov_vm_under_provisioned_usage_ratio", "gauge",
-               "Used / requested of a running VMI's resource at or above thresholds.right-sizing-under-cpu-ratio "
-               "or right-sizing-under-memory-ratio: the VM is under-provisioned. One series per offending VMI "
-               "and resource; node: where it runs.", ("namespace", "vmi", "resource", "node"), per_object=True)
-VMS = Family("ov_vm_right_sizing_vms", "gauge",
-             "Running VMIs with a usage sample, by resource and verdict (over, under, ok).", ("resource", "verdict"))
-CPU_CORES = Family("ov_vm_right_sizing_cpu_cores", "gauge",
-                   "Cluster total over the VMIs with a usage sample: vCPUs requested (type=requested) and CPU cores "
-                   "used (type=used).", ("type",))
-MEMORY_BYTES = Family("ov_vm_right_sizing_memory_bytes", "gauge",
-                      "Cluster total over the VMIs with a usage sample: guest memory requested (type=requested) and "
-                      "memory used (type=used).", ("type",))
+OVER = Family(
+    "ov_vm_over_provisioned_usage_ratio",
+    "gauge",
+    "Used / requested of a running VMI's resource (cpu: cores used per vCPU; memory: bytes used per "
+    "guest byte) when below thresholds.right-sizing-over-ratio: the VM is over-provisioned. One series "
+    "per offending VMI and resource; node: where it runs.",
+    ("namespace", "vmi", "resource", "node"),
+    per_object=True,
+)
+UNDER = Family(
+    "ov_vm_under_provisioned_usage_ratio",
+    "gauge",
+    "Used / requested of a running VMI's resource at or above thresholds.right-sizing-under-cpu-ratio "
+    "or right-sizing-under-memory-ratio: the VM is under-provisioned. One series per offending VMI "
+    "and resource; node: where it runs.",
+    ("namespace", "vmi", "resource", "node"),
+    per_object=True,
+)
+VMS = Family(
+    "ov_vm_right_sizing_vms",
+    "gauge",
+    "Running VMIs with a usage sample, by resource and verdict (over, under, ok).",
+    ("resource", "verdict"),
+)
+CPU_CORES = Family(
+    "ov_vm_right_sizing_cpu_cores",
+    "gauge",
+    "Cluster total over the VMIs with a usage sample: vCPUs requested (type=requested) and CPU cores used (type=used).",
+    ("type",),
+)
+MEMORY_BYTES = Family(
+    "ov_vm_right_sizing_memory_bytes",
+    "gauge",
+    "Cluster total over the VMIs with a usage sample: guest memory requested (type=requested) and "
+    "memory used (type=used).",
+    ("type",),
+)
 
 RESOURCES = ("cpu", "memory")
 
@@ -89,8 +110,9 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     cpu_rate = _latest(state, upstream.VMI_CPU_USAGE_RATE)
     if not pods and not guest_used and not cpu_rate:
         why = state.absent.get(PODMETRICS) or "no PodMetrics of virt-launcher pods"
-        raise NotApplicable(f"no VM usage: {why}, and no {upstream.VMI_MEMORY_USED} or "
-                            f"{upstream.VMI_CPU_USAGE} samples from Prometheus")
+        raise NotApplicable(
+            f"no VM usage: {why}, and no {upstream.VMI_MEMORY_USED} or {upstream.VMI_CPU_USAGE} samples from Prometheus"
+        )
     t = config.thresholds
     out = CheckOutput()
     counts = {(r, v): 0 for r in RESOURCES for v in ("over", "under", "ok")}
@@ -128,16 +150,25 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
                 verdict = "ok"
             counts[(resource, verdict)] += 1
         if under:
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, obj,
-                                        "under-provisioned: uses " + "; ".join(under)
-                                        + (" (over-provisioned: " + "; ".join(over) + ")" if over else "")))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.WARNING,
+                    obj,
+                    "under-provisioned: uses "
+                    + "; ".join(under)
+                    + (" (over-provisioned: " + "; ".join(over) + ")" if over else ""),
+                )
+            )
         elif over:
             out.findings.append(Finding(SPEC.id, Severity.INFO, obj, "over-provisioned: uses " + "; ".join(over)))
     out.samples += [Sample(VMS.name, k, float(v)) for k, v in counts.items()]
-    out.samples += [Sample(CPU_CORES.name, ("requested",), totals["cpu"][0]),
-                    Sample(CPU_CORES.name, ("used",), totals["cpu"][1]),
-                    Sample(MEMORY_BYTES.name, ("requested",), totals["memory"][0]),
-                    Sample(MEMORY_BYTES.name, ("used",), totals["memory"][1])]
+    out.samples += [
+        Sample(CPU_CORES.name, ("requested",), totals["cpu"][0]),
+        Sample(CPU_CORES.name, ("used",), totals["cpu"][1]),
+        Sample(MEMORY_BYTES.name, ("requested",), totals["memory"][0]),
+        Sample(MEMORY_BYTES.name, ("used",), totals["memory"][1]),
+    ]
     return out
 
 
@@ -150,18 +181,22 @@ SPEC = CheckSpec(
     anti_pattern=8,
     title="VMs sized without regard to their measured usage",
     severity_rules="info: over-provisioned, CPU (VMs with 2+ vCPUs) or memory used below 25 % of requested "
-                   "(thresholds.right-sizing-over-ratio); warning: under-provisioned, memory used at or above 90 % "
-                   "of guest memory or CPU at or above 90 % of the vCPU count (right-sizing-under-*-ratio)",
+    "(thresholds.right-sizing-over-ratio); warning: under-provisioned, memory used at or above 90 % "
+    "of guest memory or CPU at or above 90 % of the vCPU count (right-sizing-under-*-ratio)",
     families=(OVER, UNDER, VMS, CPU_CORES, MEMORY_BYTES),
     remediation="Resize to measured usage plus headroom: lower vCPUs/guest memory (or pick a smaller instance type) "
-                "of over-provisioned VMs to return capacity to the cluster; raise the memory or vCPUs of "
-                "under-provisioned VMs before the guest swaps or its OOM killer fires. Measure over a business cycle "
-                "(the alerts wait hours) before resizing, and restart or hot-plug to apply.",
+    "of over-provisioned VMs to return capacity to the cluster; raise the memory or vCPUs of "
+    "under-provisioned VMs before the guest swaps or its OOM killer fires. Measure over a business cycle "
+    "(the alerts wait hours) before resizing, and restart or hot-plug to apply.",
     alerts=(
         AlertDecl("OVVMOverProvisioned", info="hygiene", names="VirtualMachineInstance/vmi"),
         AlertDecl("OVVMUnderProvisioned", warning="degraded", names="VirtualMachineInstance/vmi"),
     ),
-    settings=("thresholds.right-sizing-over-ratio", "thresholds.right-sizing-under-cpu-ratio", "thresholds.right-sizing-under-memory-ratio"),
+    settings=(
+        "thresholds.right-sizing-over-ratio",
+        "thresholds.right-sizing-under-cpu-ratio",
+        "thresholds.right-sizing-under-memory-ratio",
+    ),
     panels=(
         "ov-overview/Over-provisioned VMs (used / requested)",
         "ov-overview/Under-provisioned VMs (used / requested)",
