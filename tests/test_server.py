@@ -182,3 +182,27 @@ async def test_a_failing_source_is_reported_not_fatal(tmp_path):
             assert detail["source_error"] == "RuntimeError: disk on fire"
     finally:
         await runner.cleanup()
+
+
+async def test_findings_json_and_page_are_built_on_first_request_and_cached_per_evaluation(served, monkeypatch):
+    exporter, session, url = served
+    builds: list[str] = []
+    for name in ("findings_json_blocking", "html_blocking"):
+        original = getattr(exporter.prepared, name)
+        monkeypatch.setattr(exporter.prepared, name, lambda o=original, n=name: builds.append(n) or o())
+    assert builds == []  # nothing built by the evaluation itself
+
+    async def fetch(path: str) -> bytes:
+        async with session.get(f"{url}{path}", headers={"Accept-Encoding": "identity"}) as resp:
+            assert resp.status == 200
+            return await resp.read()
+
+    first = await asyncio.gather(*(fetch("/findings.json") for _ in range(5)), fetch("/"), fetch("/"))
+    assert sorted(builds) == ["findings_json_blocking", "html_blocking"]  # one build each, however many asked
+    assert len({*first[:5]}) == 1
+    assert await fetch("/findings.json") == first[0] and await fetch("/") == first[5]
+    assert len(builds) == 2
+    before = exporter.prepared
+    await exporter.evaluate_once()  # a new evaluation: built again on the next request
+    assert exporter.prepared is not before
+    assert json.loads(await fetch("/findings.json")) == json.loads(first[0])

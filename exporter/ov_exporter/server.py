@@ -1,7 +1,9 @@
 """The HTTP side: aiohttp app serving prepared payloads, and the evaluation loop.
 
 The event loop never blocks: loading, evaluating and rendering run in worker threads
-(`asyncio.to_thread`), and handlers only hand out what the last evaluation prepared.
+(`asyncio.to_thread`). /metrics is rendered once per evaluation; the HTML page and
+/findings.json, rarely asked for and large (megabytes at 10,000 VMs), are built in a
+worker thread on the first request after an evaluation and cached until the next one.
 """
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import functools
 import json
 import logging
 import time
-from dataclasses import dataclass
 from importlib import resources
+from typing import Callable
 
 from aiohttp import web
 
@@ -72,12 +74,35 @@ class LimitedRunner(web.AppRunner):
         return _ConnectionCap(await super()._make_server(), self.max_connections)  # type: ignore[return-value]
 
 
-@dataclass
 class Prepared:
-    evaluation: Evaluation
-    payload: Payload
-    findings_json: bytes
-    html: bytes
+    """What one evaluation serves: /metrics rendered up front; the findings JSON and the
+    HTML page built on first request (one build, however many ask at once) and cached."""
+
+    def __init__(self, evaluation: Evaluation, payload: Payload, source: str, problems: int,
+                 blind: dict[str, str]) -> None:
+        self.evaluation, self.payload = evaluation, payload
+        self._source, self._problems, self._blind = source, problems, blind  # as of the evaluation
+        self._built: dict[str, bytes] = {}
+        self._lock = asyncio.Lock()
+
+    def findings_json_blocking(self) -> bytes:
+        return json.dumps(to_json(self.evaluation), indent=1).encode()
+
+    def html_blocking(self) -> bytes:
+        return to_html(self.evaluation, self._source, self._problems, self._blind).encode()
+
+    async def _get(self, name: str, build: Callable[[], bytes]) -> bytes:
+        if name not in self._built:
+            async with self._lock:
+                if name not in self._built:
+                    self._built[name] = await asyncio.to_thread(build)
+        return self._built[name]
+
+    async def findings_json(self) -> bytes:
+        return await self._get("findings", self.findings_json_blocking)
+
+    async def html(self) -> bytes:
+        return await self._get("html", self.html_blocking)
 
 
 class Exporter:
@@ -103,9 +128,7 @@ class Exporter:
         stats = SourceStats.of(self.store, self.source.requests(),
                                dict(self.auth.counts) if self.auth is not None else None)
         payload = render(evaluation, self.history, stats)
-        findings = json.dumps(to_json(evaluation), indent=1).encode()
-        page = to_html(evaluation, self.source.describe(), stats.problems, self.blind()).encode()
-        return Prepared(evaluation, payload, findings, page)
+        return Prepared(evaluation, payload, self.source.describe(), stats.problems, self.blind())
 
     async def evaluate_once(self) -> Prepared:
         prepared = await asyncio.to_thread(self._evaluate_and_render)
@@ -207,13 +230,13 @@ class Exporter:
         if self.prepared is None:
             page = to_html(None, self.source.describe(), len(self.store.problems), self.blind()).encode()
         else:
-            page = self.prepared.html
+            page = await self.prepared.html()
         return web.Response(body=page, content_type="text/html", charset="utf-8")
 
     async def findings(self, request: web.Request) -> web.Response:
         if self.prepared is None:
             return web.json_response({"error": "no evaluation yet"}, status=503)
-        return web.Response(body=self.prepared.findings_json, content_type="application/json")
+        return web.Response(body=await self.prepared.findings_json(), content_type="application/json")
 
     async def runbook(self, request: web.Request) -> web.Response:
         """A check's runbook (/runbooks/<check>.md) or an alert's (/runbooks/<AlertName>.md):
