@@ -26,7 +26,7 @@ from .render import History, Payload, SourceStats, render
 from .report import to_html, to_json
 from .sources.base import Source
 from .records import KIND_BY_KEY
-from .store import BLIND_STATES, KindStatus, Store
+from .store import BLIND_STATES, KindStatus, Store, gc_after_sync, gc_before_sync
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,12 @@ class Exporter:
     async def _loop(self) -> None:
         # The first evaluation waits for every kind to be listed, or to have an answer
         # that says it cannot be (denied, failing): then its checks fail visibly.
-        while not self.store.synced and not self.store.settled() and not self.source_error:
-            await asyncio.sleep(0.05)
+        gc_before_sync()
+        try:
+            while not self.store.synced and not self.store.settled() and not self.source_error:
+                await asyncio.sleep(0.05)
+        finally:
+            gc_after_sync()
         while True:
             try:
                 started = asyncio.get_running_loop().time()
