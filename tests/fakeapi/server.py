@@ -1298,8 +1298,11 @@ class FakeAPIServer:
                 transport = request.transport
                 if transport is None or transport.is_closing():
                     break  # the client went away
-                # Wake up at least every half second to notice a client that went away.
-                waits = [t - now for t in (deadline, next_bookmark if bookmarks else None) if t is not None]
+                # Wake up at least every half second to notice a client that went away. A bookmark
+                # already due waits for the queued events: it must not turn the wait into 0 s,
+                # which would time out before taking them, again and again.
+                waits = [t - now for t in (deadline, next_bookmark if bookmarks else None)
+                         if t is not None and t > now]
                 try:
                     item, payload = await asyncio.wait_for(w.queue.get(), max(0.0, min(waits + [0.5])))
                 except asyncio.TimeoutError:
