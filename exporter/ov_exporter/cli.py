@@ -139,7 +139,11 @@ def _source(args: argparse.Namespace, fail_fast: bool = False) -> Source:
     metrics = None
     if args.prometheus_url:
         metrics = PrometheusSamples(args.prometheus_url, args.prometheus_token_file, args.prometheus_ca_file)
-    return LiveSource(credentials=credentials, metrics=metrics, fail_fast=fail_fast)
+    from .sources.reflector import POLL_SECONDS
+
+    # serve: the metrics API (no WATCH) is polled at most once per evaluation interval.
+    poll = max(POLL_SECONDS, getattr(args, "interval", None) or POLL_SECONDS)
+    return LiveSource(credentials=credentials, metrics=metrics, fail_fast=fail_fast, poll_seconds=poll)
 
 
 async def _load(source: Source, timeout: float):

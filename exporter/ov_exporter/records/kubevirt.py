@@ -7,7 +7,7 @@ from typing import Any
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import Int32, Int64, Labels, R, UInt32
+from .base import Int32, Int64, Labels, R, UInt32, intern_or_same, interned_list
 from .cdi import DataVolumeSpec
 from .meta import Condition, ObjectMeta
 
@@ -211,6 +211,11 @@ class PVCInfo(R):
     claim_name: str = ""
     access_modes: list[str] | None = None
     volume_mode: str | None = None
+
+    def __post_init__(self) -> None:
+        self.access_modes = interned_list(self.access_modes)
+        if self.volume_mode:
+            self.volume_mode = intern_or_same(self.volume_mode)
 
 
 class VolumeStatus(R):
