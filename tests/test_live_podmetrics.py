@@ -112,3 +112,18 @@ async def test_a_down_metrics_api_does_not_hold_up_the_first_sync_and_recovers(a
         await eventually(lambda: len(names(store)) == 2, "PodMetrics once the API is back")
         assert not any(p.where == "PodMetrics list" for p in store.problems)
         assert api.count("pods.metrics.k8s.io", verb="list", status=503) >= 1
+
+
+@pytest.mark.parametrize("command, interval, expected", [
+    (["serve", "--interval", "300"], 300.0, 300.0),  # at most one read per evaluation
+    (["serve", "--interval", "15"], 15.0, reflector_mod.POLL_SECONDS),  # never more often than the default
+    (["check"], None, reflector_mod.POLL_SECONDS),
+])
+def test_serve_polls_the_metrics_api_at_most_once_per_evaluation_interval(api, tmp_path, command, interval,
+                                                                         expected):
+    from ov_exporter import cli
+
+    kubeconfig = api.write_kubeconfig(tmp_path / "kc", token="s3cret")
+    args = cli._parser().parse_args([*command, "--kubeconfig", str(kubeconfig)])
+    assert getattr(args, "interval", None) == interval
+    assert cli._source(args).poll_seconds == expected

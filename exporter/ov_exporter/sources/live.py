@@ -27,7 +27,7 @@ from .base import Source
 from .credentials import Credentials, load_credentials
 from .discovery import discover
 from .prometheus import PrometheusSamples
-from .reflector import POLL_SECONDS, Reflector
+from .reflector import Reflector
 
 __all__ = ["ApiClient", "ApiError", "Backoff", "Credentials", "LiveSource", "Reflector", "discover",
            "load_credentials"]
@@ -44,7 +44,7 @@ class LiveSource(Source):
 
     def __init__(self, kubeconfig: str | None = None, context: str | None = None,
                  credentials: Credentials | None = None, metrics: "PrometheusSamples | None" = None,
-                 fail_fast: bool = False, poll_seconds: float = POLL_SECONDS) -> None:
+                 fail_fast: bool = False, poll_seconds: float | None = None) -> None:
         self.kubeconfig, self.context = kubeconfig, context
         # Kinds without WATCH (PodMetrics) are LISTed this often: `serve` makes it at least its
         # evaluation interval, so the metrics API is read at most once per evaluation.
@@ -90,7 +90,8 @@ class LiveSource(Source):
                     emit(KindAbsent(kind, f"API group {kind.group} is not installed"))
                     continue
                 reflectors.append(reflector := Reflector(kind, versions[kind.key], client, emit))
-                reflector.poll_seconds = self.poll_seconds
+                if self.poll_seconds is not None:
+                    reflector.poll_seconds = self.poll_seconds
                 tasks.append(asyncio.create_task(reflector.run(), name=f"reflect {kind.key}"))
             if self.metrics is not None:
                 tasks.append(asyncio.create_task(self.metrics.run(emit), name="prometheus"))
