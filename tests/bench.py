@@ -196,6 +196,14 @@ def serve_phase(kubeconfig: str, api: Child, args: argparse.Namespace) -> dict[s
     return out
 
 
+def _serve_switch_interval() -> float:
+    try:
+        from ov_exporter.server import SWITCH_INTERVAL
+    except ImportError:  # a build from before it: CPython's default
+        return 0.005
+    return SWITCH_INTERVAL
+
+
 def table(args: argparse.Namespace, api_ready: dict[str, Any], ys: dict[str, list[dict[str, Any]]],
           ev: dict[str, Any], sv: dict[str, Any]) -> str:
     tier = TIERS[args.tier]
@@ -250,7 +258,7 @@ def table(args: argparse.Namespace, api_ready: dict[str, Any], ys: dict[str, lis
     rows.append(("WATCH requests in the same window", f"{sum(steady.get('watch', {}).values())}"))
     head = (f"tier {tier.name}: {tier.nodes} nodes, {tier.vms:,} VMs + VMIs, {2 * tier.vms:,} PVCs, "
             f"{tier.vms:,} DataVolumes; Python {platform.python_version()}, {os.cpu_count()} cores; "
-            f"switch interval {args.switch_interval or sys.getswitchinterval()} s"
+            f"serve's GIL switch interval {args.switch_interval or _serve_switch_interval()} s"
             f"{', evaluation in a child process' if args.evaluate_in_child else ''}")
     lines = [head, "", "| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
     return "\n".join(lines)

@@ -109,14 +109,14 @@ def main() -> None:
     parser.add_argument("--evaluate-in-child", action="store_true")
     parser.add_argument("serve", nargs=argparse.REMAINDER)
     args = parser.parse_args()
-    if args.switch_interval:
-        sys.setswitchinterval(args.switch_interval)
     if args.evaluate_in_child:
         Exporter.evaluate_once = evaluate_in_child  # type: ignore[method-assign]
     start = Exporter.start
 
     async def start_with_probe(self: Exporter) -> None:
         await start(self)
+        if args.switch_interval:  # after start(), which sets the exporter's own
+            sys.setswitchinterval(args.switch_interval)
         self._tasks.append(asyncio.create_task(probe(self), name="probe"))
 
     Exporter.start = start_with_probe  # type: ignore[method-assign]

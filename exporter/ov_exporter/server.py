@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import sys
 import json
 import logging
 import time
@@ -36,6 +37,13 @@ log = logging.getLogger(__name__)
 # get a 503 and are closed, so idle or slow clients cannot exhaust file descriptors.
 IDLE_TIMEOUT = 30.0
 MAX_CONNECTIONS = 100
+# The GIL hand-over interval (CPython's default is 5 ms). The evaluation thread holds
+# the GIL for seconds at 10,000 VMs; each time the event loop wakes (a scrape, a watch
+# event) it waits up to this long for it, several times per request. Measured at XL
+# (make bench): 1 ms took /metrics p50 from 5.7 to 2.2 ms under 10 scrapers; evaluating
+# in a forked child instead gave p50 1.0 ms but p99 69 ms (the parent unpickles 17,000
+# findings) and loses judgements remembered across evaluations.
+SWITCH_INTERVAL = 0.001
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
          b"Connection: close\r\n\r\ntoo many connections\n")
 
@@ -143,6 +151,11 @@ class Exporter:
     async def evaluate_once(self) -> Prepared:
         prepared = await asyncio.to_thread(self._evaluate_and_render)
         self.prepared = prepared
+        # What the evaluation leaves (its findings and series, ~10^5 objects at 10,000 VMs)
+        # joins the store in the permanent generation: otherwise every full collection,
+        # several a minute, walks it on whichever thread holds the GIL. Acyclic, it is
+        # freed by reference counting when the next evaluation replaces it.
+        gc.freeze()
         self._evaluated.set()
         return prepared
 
@@ -194,6 +207,7 @@ class Exporter:
             await asyncio.sleep(max(0.0, self.interval - elapsed))
 
     async def start(self) -> None:
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self._tasks = [asyncio.create_task(self._run_source(), name="source"),
                        asyncio.create_task(self._loop(), name="evaluate")]
 
