@@ -59,8 +59,11 @@ lock: install
 image: install system-deps
 	$(BIN)/python -m tests.image build
 
+# What serve does at 10,000 VMs next to the physical limit (README "Performance");
+# BENCH_ARGS="--tier S --quick" for a short run. orjson is one of its yardsticks only.
 bench: install
-	$(BIN)/python -m tests.bench
+	-$(BIN)/pip install --quiet orjson
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info exporter/*.egg-info
