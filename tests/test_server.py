@@ -206,3 +206,20 @@ async def test_findings_json_and_page_are_built_on_first_request_and_cached_per_
     await exporter.evaluate_once()  # a new evaluation: built again on the next request
     assert exporter.prepared is not before
     assert json.loads(await fetch("/findings.json")) == json.loads(first[0])
+
+
+async def test_gc_is_on_after_sync_and_evaluation_with_their_objects_frozen_and_the_gil_handed_over_fast(served):
+    import gc
+    import sys
+
+    from ov_exporter.server import SWITCH_INTERVAL
+
+    exporter, session, url = served
+    assert gc.isenabled()  # off only during the first sync and each evaluation
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    await exporter.evaluate_once()
+    assert gc.isenabled()
+    results = exporter.prepared.evaluation.results  # what the evaluation left: in no generation a collection walks
+    assert gc.is_tracked(results) and not any(o is results for g in range(3) for o in gc.get_objects(g))
+    assert sys.getswitchinterval() == SWITCH_INTERVAL < 0.005
