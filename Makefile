@@ -50,8 +50,10 @@ $(CRD_SCHEMAS)/node_modules/.package-lock.json: $(VENV)/.installed tests/crd_sch
 	cd $(CRD_SCHEMAS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The habits the code is held to: the layering contract (pyproject [tool.importlinter]).
+# The habits the code is held to: ruff (pyproject [tool.ruff]) and the layering contract (pyproject [tool.importlinter]).
 lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
 test: install system-deps crd-schemas $(VENV)/share/sarif-2.1.0.json lint
@@ -77,8 +79,11 @@ lock: install
 image: install system-deps
 	$(BIN)/python -m tests.image build
 
+# What serve does at 10,000 VMs next to the physical limit (README "Performance");
+# BENCH_ARGS="--tier S --quick" for a short run. orjson is one of its yardsticks only.
 bench: install
-	$(BIN)/python -m tests.bench
+	-$(BIN)/pip install --quiet orjson
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info exporter/*.egg-info

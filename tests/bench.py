@@ -1,203 +1,382 @@
-"""`make bench`: load, evaluate and render a synthetic cluster at the scale users run
-(500 nodes, 10,000 VMs by default, with a virt-handler pod, a Machine and a PodMetrics
-per node or VMI, 2,025 migrations and 20 Trident backends) and print a table.
-Measures, never asserts.
+"""`make bench`: what `serve` does at the scale users run, next to the physical limit, in
+one run and one table. Measures, never asserts.
 
-    python -m tests.bench [--nodes 500] [--vms 10000] [--repeat 3]
+    python -m tests.bench [--tier S|M|L|XL] [--quick] [--repeat N] [--churn-seconds S]
+                          [--switch-interval S] [--evaluate-in-child]
+
+A synthetic cluster of the tier (tests/benchgen.py; XL by default: 500 nodes, 10,000 VMs
+and VMIs, 20,000 PVCs, 10,000 DataVolumes, with managedFields and annotations) is served
+over HTTP by the fake API server in its own process, LIST answers pre-serialised so its
+CPU stays out (tests/benchapi.py). Each measure below runs in a fresh process
+(tests/benchmeasure.py), interleaved `--repeat` times, medians quoted:
+  * the yardsticks: transport alone, transport + a minimal msgspec decode, orjson dicts,
+    the `kubernetes` client; and the exporter's own initial sync, with GC pauses;
+  * evaluation as `serve` runs it: a fresh state each time, evaluate + render /metrics;
+    the findings JSON and the HTML page, which `serve` builds on request;
+then `ov-exporter serve` itself (tests/benchserve.py, with a loop-stall probe) against the
+same server: time to ready, /metrics latency under 10 concurrent scrapers while
+evaluations run back to back, event-loop stalls, RSS at ready, after 5 evaluations and
+over `--churn-seconds` of 100 events/s, and the LIST requests of the steady state.
 """
+
 from __future__ import annotations
 
 import argparse
-import gc
+import asyncio
 import json
+import os
+import platform
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from ov_exporter.config import Config
-from ov_exporter.records import KIND_BY_KEY
-from ov_exporter.runner import evaluate
-from ov_exporter.render import History, SourceStats, render
-from ov_exporter.sources.files import load_directory
-from ov_exporter.store import Store
+import aiohttp
 
+from .benchgen import TIERS
 
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+PY = sys.executable
+SCRAPERS = 10
+SCRAPE_EVERY = 0.1  # seconds between one scraper's requests: 100 requests/s in all
 
 
-def synthetic(root: Path, nodes: int, vms: int) -> int:
-    """Write JSON lists shaped like `oc get -o json`; returns bytes written."""
-    node_items, vm_items, vmi_items, pvc_items, nns_items = [], [], [], [], []
-    for n in range(nodes):
-        name = f"worker-{n:03d}"
-        node_items.append({"apiVersion": "v1", "kind": "Node", "metadata": {
-            "name": name, "uid": f"node-{n}", "labels": {
-                "kubevirt.io/schedulable": "true", "node.openshift.io/os_id": "rhel" if n == 0 else "rhcos",
-                "feature.node.kubernetes.io/cpu-hardware_multithreading": "true",
-                "kubernetes.io/hostname": name, "node-role.kubernetes.io/worker": ""},
-            "annotations": {f"machine.openshift.io/a{i}": "x" * 40 for i in range(8)}},
-            "status": {"capacity": {"cpu": "96", "memory": "791634512Ki", "pods": "250"},
-                       "allocatable": {"cpu": "95500m", "memory": "780000000Ki"},
-                       "nodeInfo": {"osImage": "Red Hat Enterprise Linux CoreOS 418.94", "kernelVersion": "5.14"},
-                       "conditions": [{"type": t, "status": "False", "reason": "KubeletHasSufficient" + t,
-                                       "message": "kubelet has sufficient " + t} for t in
-                                      ("MemoryPressure", "DiskPressure", "PIDPressure")]}})
-        nns_items.append({"apiVersion": "nmstate.io/v1beta1", "kind": "NodeNetworkState",
-                          "metadata": {"name": name, "uid": f"nns-{n}"},
-                          "status": {"currentState": {"interfaces": [
-                              {"name": "br1", "type": "linux-bridge", "mtu": 9000 if n % 50 == 0 else 1500,
-                               "state": "up", "bridge": {"port": [{"name": "ens4"}]}},
-                              {"name": "ens4", "type": "ethernet", "mtu": 9000, "state": "up"},
-                              {"name": "br-ex", "type": "ovs-interface", "mtu": 1500, "state": "up"}]}}})
-    for v in range(vms):
-        ns, name = f"tenant-{v % 200:03d}", f"vm-{v:05d}"
-        disks = [f"{name}-root", f"{name}-data"]
-        rwx = v % 10 != 0
-        for d in disks:
-            pvc_items.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {
-                "name": d, "namespace": ns, "uid": f"pvc-{d}",
-                "labels": {"app": "containerized-data-importer"},
-                "annotations": {"cdi.kubevirt.io/storage.import.endpoint": "http://example/x.qcow2" + "x" * 60}},
-                "spec": {"accessModes": ["ReadWriteMany" if rwx else "ReadWriteOnce"],
-                         "resources": {"requests": {"storage": "30Gi"}},
-                         "storageClassName": "ceph-rbd-virt" if rwx else "lvms", "volumeMode": "Block"},
-                "status": {"phase": "Bound", "accessModes": ["ReadWriteMany" if rwx else "ReadWriteOnce"],
-                           "capacity": {"storage": "30Gi"}}})
-        domain = {"cpu": {"sockets": 1, "cores": 4, "threads": 1}, "memory": {"guest": "16Gi"},
-                  "resources": {"requests": {"memory": "16Gi"}},
-                  "devices": {"disks": [{"name": d, "disk": {"bus": "virtio"}} for d in disks],
-                              "interfaces": [{"name": "default", "masquerade": {}},
-                                             {"name": "net1", "bridge": {}}]}}
-        spec = {"domain": domain, "evictionStrategy": "LiveMigrate",
-                "networks": [{"name": "default", "pod": {}}, {"name": "net1", "multus": {"networkName": "br1-net"}}],
-                "volumes": [{"name": d, "persistentVolumeClaim": {"claimName": d}} for d in disks]
-                + [{"name": "cloudinit", "cloudInitNoCloud": {"userData": "#cloud-config\n" + "x" * 200}}]}
-        labels = {"kubevirt.io/domain": name, "app": f"app-{v % 50}"}
-        vm_items.append({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-                         "metadata": {"name": name, "namespace": ns, "uid": f"vm-{v}", "labels": labels},
-                         "spec": {"runStrategy": "Always", "template": {"metadata": {"labels": labels}, "spec": spec}}})
-        vmi_items.append({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
-                          "metadata": {"name": name, "namespace": ns, "uid": f"vmi-{v}", "labels": labels},
-                          "spec": spec,
-                          "status": {"nodeName": f"worker-{v % nodes:03d}", "phase": "Running",
-                                     "currentCPUTopology": {"sockets": 1, "cores": 4, "threads": 1},
-                                     "volumeStatus": [{"name": d, "target": "vda", "persistentVolumeClaimInfo": {
-                                         "claimName": d, "accessModes": ["ReadWriteMany"]}} for d in disks],
-                                     "conditions": [{"type": "Ready", "status": "True"},
-                                                    {"type": "LiveMigratable", "status": "True"}]}})
-    nad = {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-           "metadata": {"name": "br1-net", "namespace": f"tenant-{n:03d}"},
-           "spec": {"config": json.dumps({"cniVersion": "0.3.1", "name": "br1-net", "type": "cnv-bridge",
-                                          "bridge": "br1"})}}
-    nads = [dict(nad, metadata={"name": "br1-net", "namespace": f"tenant-{t:03d}"}) for t in range(200)]
-    # What the newer checks read: a virt-handler pod and a Machine per node, one MachineHealthCheck,
-    # a PodMetrics per VMI, 2,000 finished and 25 running migrations (a large rebalance), Trident backends.
-    handler_items = [{"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": f"virt-handler-{n:05d}", "namespace": "openshift-cnv", "uid": f"vh-{n}",
-        "labels": {"kubevirt.io": "virt-handler"}}, "spec": {"nodeName": f"worker-{n:03d}"},
-        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False" if n == 1 else "True"}]}}
-        for n in range(nodes)]
-    machine_items = [{"apiVersion": "machine.openshift.io/v1beta1", "kind": "Machine", "metadata": {
-        "name": f"ocp-worker-{n:03d}", "namespace": "openshift-machine-api", "uid": f"m-{n}",
-        "labels": {"machine.openshift.io/cluster-api-machineset": "workers-a" if n % 10 else "workers-b"}},
-        "status": {"nodeRef": {"name": f"worker-{n:03d}"}, "phase": "Running"}} for n in range(nodes)]
-    machine_items.append({"apiVersion": "machine.openshift.io/v1beta1", "kind": "MachineHealthCheck", "metadata": {
-        "name": "workers", "namespace": "openshift-machine-api", "uid": "mhc-1"},
-        "spec": {"selector": {"matchLabels": {"machine.openshift.io/cluster-api-machineset": "workers-a"}},
-                 "maxUnhealthy": "40%"}})
-    metrics_items = [{"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics", "metadata": {
-        "name": f"virt-launcher-vm-{v:05d}-abcde", "namespace": f"tenant-{v % 200:03d}",
-        "labels": {"kubevirt.io": "virt-launcher", "kubevirt.io/created-by": f"vmi-{v}",
-                   "vm.kubevirt.io/name": f"vm-{v:05d}"}},
-        "timestamp": "2026-11-26T10:00:00Z", "window": "30s",
-        "containers": [{"name": "compute", "usage": {"cpu": f"{(v % 40) * 100}m", "memory": f"{2 + v % 15}Gi"}}]}
-        for v in range(vms)]
-    vmim_items = []
-    for m in range(2025):
-        v = (m * 7) % vms
-        running = m >= 2000
-        state = {"sourceNode": f"worker-{v % nodes:03d}", "targetNode": f"worker-{(v + 1) % nodes:03d}",
-                 "startTimestamp": f"2026-11-26T{m % 10:02d}:{m % 60:02d}:00Z"}
-        if not running:
-            state |= {"endTimestamp": f"2026-11-26T{m % 10:02d}:{m % 60:02d}:30Z", "completed": True}
-        vmim_items.append({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration", "metadata": {
-            "name": f"mig-{m:05d}", "namespace": f"tenant-{v % 200:03d}", "uid": f"vmim-{m}"},
-            "spec": {"vmiName": f"vm-{v:05d}"},
-            "status": {"phase": "Running" if running else ("Failed" if m % 50 == 0 else "Succeeded"),
-                       "migrationState": state}})
-    trident_items = [{"apiVersion": "trident.netapp.io/v1", "kind": "TridentBackendConfig", "metadata": {
-        "name": f"backend-{b}", "namespace": "trident", "uid": f"tbc-{b}"},
-        "spec": {"storageDriverName": "ontap-nas-economy" if b % 2 else "ontap-nas",
-                 **({"limitVolumeSize": "2Ti"} if b % 3 else {})}} for b in range(20)]
-    total = 0
-    for name, items in (("nodes", node_items), ("vms", vm_items), ("vmis", vmi_items), ("pvcs", pvc_items),
-                        ("nns", nns_items), ("nads", nads), ("virt-handlers", handler_items),
-                        ("machines", machine_items), ("podmetrics", metrics_items), ("vmims", vmim_items),
-                        ("trident", trident_items)):
-        data = json.dumps({"apiVersion": "v1", "kind": "List", "items": items}).encode()
-        (root / f"{name}.json").write_bytes(data)
-        total += len(data)
-    lines = ["# TYPE kubevirt_vmi_dirty_rate_bytes_per_second gauge"]
-    lines += [f'kubevirt_vmi_dirty_rate_bytes_per_second{{namespace="tenant-{v % 200:03d}",name="vm-{v:05d}",'
-              f'node="worker-{v % nodes:03d}"}} {(v % 97) * 4_000_000}' for v in range(vms)]
-    (root / "dirty.prom").write_text("\n".join(lines) + "\n")
-    return total
+class Child:
+    """A child process speaking JSON lines on stdout (and, for the API server, stdin)."""
+
+    def __init__(self, args: list[str], stdin: bool = False) -> None:
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[dict[str, Any]] = []
+        self._new = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                with self._new:
+                    self.lines.append(json.loads(line))
+                    self._new.notify_all()
+
+    def wait_line(self, ok: Any, timeout: float = 600.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self._new:
+            while True:
+                for line in self.lines:
+                    if ok(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{self.proc.args[:4]}: no expected line; stderr: "
+                        f"{self.proc.stderr.read()[-2000:] if self.proc.poll() is not None else ''}"
+                    )
+                self._new.wait(min(left, 1.0))
+
+    def command(self, text: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        seen = len(self.lines)
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        return self.wait_line(lambda line: self.lines.index(line) >= seen and "ok" in line, 60)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def measure(name: str, kubeconfig: str, *extra: str) -> dict[str, Any]:
+    out = subprocess.run([PY, "-m", "tests.benchmeasure", name, kubeconfig, *extra], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"measure {name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def scrape(url: str, seconds: float) -> list[float]:
+    """SCRAPERS clients, each asking for /metrics (OpenMetrics, gzip, as Prometheus does)
+    every SCRAPE_EVERY seconds; the latency of every answer."""
+    latencies: list[float] = []
+    headers = {
+        "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        "Accept-Encoding": "gzip",
+    }
+    deadline = time.monotonic() + seconds
+
+    async def one(session: aiohttp.ClientSession, offset: float) -> None:
+        await asyncio.sleep(offset)
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            async with session.get(url, headers=headers) as resp:
+                await resp.read()
+            latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(max(0.0, SCRAPE_EVERY - (time.perf_counter() - started)))
+
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        await asyncio.gather(*(one(session, i * SCRAPE_EVERY / SCRAPERS) for i in range(SCRAPERS)))
+    return latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def med(rows: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def yardsticks(kubeconfig: str, repeat: int) -> dict[str, list[dict[str, Any]]]:
+    names = ["transport", "msgspec", "orjson", "kubernetes", "sync"]
+    try:
+        import orjson  # noqa: F401
+    except ImportError:
+        names.remove("orjson")
+        print("orjson is not installed: its yardstick is left out", file=sys.stderr)
+    measure("transport", kubeconfig)  # warm-up: fills the server's pre-serialised LIST answers
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for _ in range(repeat):
+        for name in names:
+            results[name].append(measure(name, kubeconfig))
+    return results
+
+
+def serve_phase(kubeconfig: str, api: Child, args: argparse.Namespace) -> dict[str, Any]:
+    port = free_port()
+    probe_flags = []
+    if args.switch_interval:
+        probe_flags += ["--switch-interval", str(args.switch_interval)]
+    if args.evaluate_in_child:
+        probe_flags.append("--evaluate-in-child")
+    spawned = time.monotonic()
+    api.command("requests")  # counts start here
+    server = Child(
+        [
+            PY,
+            "-m",
+            "tests.benchserve",
+            *probe_flags,
+            "--",
+            "--kubeconfig",
+            kubeconfig,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--interval",
+            str(args.interval),
+            "--log-level",
+            "warning",
+        ]
+    )
+    out: dict[str, Any] = {}
+    try:
+        ready = server.wait_line(lambda line: line["ready"])
+        out["ready_s"] = time.monotonic() - spawned
+        out["rss_ready"] = ready["rss_mib"]
+        initial = api.command("requests")["requests"]
+        out["initial_lists"] = sum(initial.get("list", {}).values())
+        url = f"http://127.0.0.1:{port}/metrics"
+        seen = len(server.lines)
+        latencies = asyncio.run(scrape(url, args.scrape_seconds))
+        window = server.lines[seen:]
+        out["scrape"] = latencies
+        out["window"] = window
+        out["evaluations_in_window"] = window[-1]["evaluations"] - window[0]["evaluations"] if window else 0
+        first = server.wait_line(lambda line: line["evaluations"] >= 5)
+        out["rss_5_evaluations"] = first["rss_mib"]
+        steady = api.command("requests")["requests"]  # after sync, during the scrape window
+        out["steady_requests"] = steady
+        out["steady_seconds"] = window[-1]["t"] - window[0]["t"] + 1 if window else 0
+        # Churn: 100 events/s; RSS once a second.
+        api.command(f"churn {args.churn_rate}")
+        churn_start = len(server.lines)
+        time.sleep(args.churn_seconds)
+        api.command("churn 0")
+        events = api.command("requests")
+        churn = server.lines[churn_start:]
+        out["churn_rss"] = [line["rss_mib"] for line in churn]
+        out["churn_events"] = events["events"]
+        out["churn_window"] = churn
+        out["churn_requests"] = events["requests"]
+    finally:
+        server.stop()
+    return out
+
+
+def _serve_switch_interval() -> float:
+    try:
+        from ov_exporter.server import SWITCH_INTERVAL
+    except ImportError:  # a build from before it: CPython's default
+        return 0.005
+    return SWITCH_INTERVAL
+
+
+def table(
+    args: argparse.Namespace,
+    api_ready: dict[str, Any],
+    ys: dict[str, list[dict[str, Any]]],
+    ev: dict[str, Any],
+    sv: dict[str, Any],
+) -> str:
+    tier = TIERS[args.tier]
+    rows: list[tuple[str, str]] = []
+    t = {name: med(runs, "seconds") for name, runs in ys.items()}
+    size = ys["transport"][0]["bytes"]
+    rows.append(("objects served / LIST bodies", f"{api_ready['objects']:,} / {size / 2**20:.1f} MiB"))
+    rows.append(("transport only (aiohttp, bytes read)", f"{t['transport']:.2f} s"))
+    rows.append(("transport + minimal msgspec decode", f"{t['msgspec']:.2f} s"))
+    if "orjson" in t:
+        rows.append(("transport + orjson dicts", f"{t['orjson']:.2f} s"))
+    rows.append(("`kubernetes` client", f"{t['kubernetes']:.2f} s"))
+    rows.append(("**exporter initial sync** (discovery, LIST, typed decode, store)", f"**{t['sync']:.2f} s**"))
+    rows.append(("sync ÷ (transport + minimal decode) (goal ≤ 3)", f"{t['sync'] / t['msgspec']:.1f}×"))
+    rows.append(("`kubernetes` client ÷ sync (goal ≥ 6)", f"{t['kubernetes'] / t['sync']:.1f}×"))
+    gcs = ys["sync"][len(ys["sync"]) // 2]["gc"]
+    rows.append(
+        (
+            "GC during sync: collections (full), longest pause",
+            f"{gcs['collections']} ({gcs['full']}), {gcs['longest_ms']:.0f} ms",
+        )
+    )
+    rows.append(
+        (
+            "RSS after sync, alone / `kubernetes` client alone",
+            f"{med(ys['sync'], 'rss_mib'):.0f} / {med(ys['kubernetes'], 'rss_mib'):.0f} MiB",
+        )
+    )
+    rows.append((f"full evaluation, fresh state (median of {args.repeat})", f"{ev['evaluate_s'] * 1000:.0f} ms"))
+    rows.append(("render /metrics (text + OpenMetrics + gzip)", f"{ev['render_s'] * 1000:.0f} ms"))
+    rows.append(("evaluation job (evaluate + render)", f"{ev['job_s'] * 1000:.0f} ms"))
+    rows.append(("findings / series in /metrics", f"{ev['findings']:,} / {ev['series']:,}"))
+    rows.append(
+        (
+            "/findings.json on first request (then cached)",
+            f"{ev['findings_json_s'] * 1000:.0f} ms, {ev['findings_json_bytes'] / 2**20:.1f} MiB",
+        )
+    )
+    rows.append(
+        (
+            "HTML page on first request (then cached)",
+            f"{ev['html_s'] * 1000:.0f} ms, {ev['html_bytes'] / 2**20:.1f} MiB",
+        )
+    )
+    rows.append(("`serve` start to ready (first evaluation served)", f"{sv['ready_s']:.1f} s"))
+    lat = sv["scrape"]
+    rows.append(
+        (
+            f"/metrics latency, {SCRAPERS} scrapers, evaluations running: p50 / p99 / max",
+            f"{pct(lat, 0.5) * 1000:.1f} / {pct(lat, 0.99) * 1000:.1f} / {max(lat) * 1000:.0f} ms "
+            f"({len(lat):,} scrapes, {sv['evaluations_in_window']} evaluations)",
+        )
+    )
+    win = sv["window"] + sv["churn_window"]
+    rows.append(
+        (
+            "event-loop stall after sync: longest; seconds with one > 25 ms / > 50 ms",
+            f"{max(w['stall_ms'] for w in win):.0f} ms; {sum(w['stalls25'] > 0 for w in win)} / "
+            f"{sum(w['stalls50'] > 0 for w in win)} of {len(win)} s",
+        )
+    )
+    rows.append(
+        (
+            "GC after sync: full collections, longest pause",
+            f"{sum(w['gc_full'] for w in win)}, {max(w['gc_max_ms'] for w in win):.0f} ms over {len(win)} s",
+        )
+    )
+    churn = sv["churn_rss"]
+    rows.append(("RSS at ready / after 5 evaluations", f"{sv['rss_ready']:.0f} / {sv['rss_5_evaluations']:.0f} MiB"))
+    minute = churn[len(churn) // min(len(churn), 10)] if churn else float("nan")
+    rows.append(
+        (
+            f"RSS over {args.churn_seconds:.0f} s of {args.churn_rate:g} events/s churn: first s / "
+            f"at 10 % / last s (max)",
+            f"{churn[0]:.0f} / {minute:.0f} / {churn[-1]:.0f} ({max(churn):.0f}) MiB, {sv['churn_events']:,} events",
+        )
+    )
+    steady = sv["steady_requests"]
+    lists = steady.get("list", {})
+    rows.append(("LIST requests at first sync", f"{sv['initial_lists']}"))
+    rows.append(
+        (
+            f"LIST requests in {sv['steady_seconds']:.0f} s of steady state (pages)",
+            ", ".join(f"{p}: {n}" for p, n in sorted(lists.items())) or "0",
+        )
+    )
+    rows.append(("WATCH requests in the same window", f"{sum(steady.get('watch', {}).values())}"))
+    head = (
+        f"tier {tier.name}: {tier.nodes} nodes, {tier.vms:,} VMs + VMIs, {2 * tier.vms:,} PVCs, "
+        f"{tier.vms:,} DataVolumes; Python {platform.python_version()}, {os.cpu_count()} cores; "
+        f"serve's GIL switch interval {args.switch_interval or _serve_switch_interval()} s"
+        f"{', evaluation in a child process' if args.evaluate_in_child else ''}"
+    )
+    lines = [head, "", "| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
+    return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--nodes", type=int, default=500)
-    parser.add_argument("--vms", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tier", choices=TIERS, default="XL")
+    parser.add_argument("--quick", action="store_true", help="one repetition, short windows")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--scrape-seconds", type=float, default=30.0)
+    parser.add_argument("--churn-seconds", type=float, default=60.0, help="churn duration (600 for the 10-minute run)")
+    parser.add_argument("--churn-rate", type=float, default=100.0)
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="serve's --interval (1 s: evaluations back to back)"
+    )
+    parser.add_argument("--switch-interval", type=float, help="GIL switch interval for serve (seconds)")
+    parser.add_argument(
+        "--evaluate-in-child",
+        action="store_true",
+        help="serve evaluates in a forked child (the prototype compared with GIL tuning)",
+    )
+    parser.add_argument("--skip-yardsticks", action="store_true")
+    parser.add_argument("--json", help="also write every raw figure here")
     args = parser.parse_args()
-    config = Config()
+    if args.quick:
+        args.repeat, args.scrape_seconds, args.churn_seconds = 1, 10.0, 15.0
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        size = synthetic(root, args.nodes, args.vms)
-        gc.collect()
-        rss0 = rss_mib()
-        t0 = time.perf_counter()
-        store = Store()
-        load_directory(store.apply, root)
-        load_s = time.perf_counter() - t0
-        gc.collect()
-        rss1 = rss_mib()
-        state = store.state()
-        evals, renders = [], []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            evaluation = evaluate(state, config)
-            evals.append(time.perf_counter() - t0)
-            history = History()
-            history.record(evaluation)
-            stats = SourceStats({KIND_BY_KEY[k].kind: c for k, c in store.counts().items()}, 0, 0)
-            t0 = time.perf_counter()
-            payload = render(evaluation, history, stats)
-            renders.append(time.perf_counter() - t0)
-        series = sum(1 for line in payload.text.splitlines() if line and not line.startswith(b"#"))
-        per_check = {r.spec.id: r.duration for r in evaluation.results}
-
-    objects = sum(store.counts().values())
-    print(f"synthetic cluster: {args.nodes} nodes, {args.vms} VMs + VMIs, {2 * args.vms} PVCs, "
-          f"{objects} objects, {size / 2**20:.1f} MiB of JSON")
-    print()
-    print("| measure | value |")
-    print("|---|---|")
-    print(f"| snapshot load (JSON, per-item typed decode) | {load_s:.2f} s |")
-    print(f"| RSS growth during load (store + allocator) | {rss1 - rss0:.0f} MiB |")
-    print(f"| evaluation, all checks (median of {args.repeat}) | {statistics.median(evals) * 1000:.0f} ms |")
-    for check_id, seconds in per_check.items():
-        print(f"| &nbsp;&nbsp;{check_id} | {seconds * 1000:.0f} ms |")
-    print(f"| render text + OpenMetrics + gzip (median) | {statistics.median(renders) * 1000:.0f} ms |")
-    print(f"| series in /metrics | {series} |")
-    print(f"| /metrics payload text / gzip | {len(payload.text) / 1024:.0f} KiB / {len(payload.text_gzip) / 1024:.0f} KiB |")
-    print(f"| findings | {len(evaluation.findings)} |")
-    print(f"| process RSS at end | {rss_mib():.0f} MiB |")
+        kubeconfig = str(Path(tmp) / "kubeconfig")
+        api = Child([PY, "-m", "tests.benchapi", "--tier", args.tier, "--kubeconfig", kubeconfig], stdin=True)
+        try:
+            api_ready = api.wait_line(lambda line: "url" in line)
+            print(f"fake API server ready: {api_ready['objects']:,} objects", file=sys.stderr)
+            ys = (
+                {"transport": [measure("transport", kubeconfig)]}
+                if args.skip_yardsticks
+                else yardsticks(kubeconfig, args.repeat)
+            )
+            if args.skip_yardsticks:
+                ys |= {n: [measure(n, kubeconfig)] for n in ("msgspec", "kubernetes", "sync")}
+            print("yardsticks done", file=sys.stderr)
+            ev = measure("evaluate", kubeconfig, str(args.repeat))
+            print("evaluation done", file=sys.stderr)
+            sv = serve_phase(kubeconfig, api, args)
+        finally:
+            api.stop()
+    if args.json:
+        Path(args.json).write_text(json.dumps({"yardsticks": ys, "evaluate": ev, "serve": sv}, indent=1))
+    print(table(args, api_ready, ys, ev, sv))
 
 
 if __name__ == "__main__":

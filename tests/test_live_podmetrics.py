@@ -1,13 +1,13 @@
 """The metrics API (metrics.k8s.io PodMetrics) has no WATCH: the live source LISTs it
 periodically, with the virt-launcher label selector, against the fake API server that
 refuses watches on it like the real aggregated API."""
+
 from __future__ import annotations
 
 import copy
 
 import aiohttp
 import pytest
-
 from ov_exporter.config import Config
 from ov_exporter.runner import evaluate
 from ov_exporter.sources import apiclient as apiclient_mod
@@ -29,8 +29,8 @@ async def api():
     server = FakeAPIServer(token="s3cret", bookmark_interval=0.2)
     for obj in cluster():
         server.add(copy.deepcopy(obj))
-    server.add(launcher("team-1", "vm-01", "100m", "1Gi"))   # 4 vCPU / 8 GiB: over-provisioned
-    server.add(launcher("team-0", "vm-03", "2", "4Gi"))      # right-sized
+    server.add(launcher("team-1", "vm-01", "100m", "1Gi"))  # 4 vCPU / 8 GiB: over-provisioned
+    server.add(launcher("team-0", "vm-03", "2", "4Gi"))  # right-sized
     not_a_vm = launcher("team-0", "web", "5", "1Gi")
     not_a_vm["metadata"]["labels"] = {"app": "web"}
     server.add(not_a_vm)
@@ -44,8 +44,11 @@ def names(store):
 
 
 def metrics_requests(api, verb):
-    return [r for r in api.requests if r.path.startswith("/apis/metrics.k8s.io/")
-            and (r.query.get("watch") == "true") == (verb == "watch")]
+    return [
+        r
+        for r in api.requests
+        if r.path.startswith("/apis/metrics.k8s.io/") and (r.query.get("watch") == "true") == (verb == "watch")
+    ]
 
 
 async def test_fake_api_refuses_watch_on_the_metrics_api_like_the_real_one(api):
@@ -53,8 +56,9 @@ async def test_fake_api_refuses_watch_on_the_metrics_api_like_the_real_one(api):
         async with session.get(f"{api.url}/apis/metrics.k8s.io/v1beta1/pods", params={"watch": "true"}) as resp:
             assert resp.status == 405
             assert (await resp.json())["reason"] == "MethodNotAllowed"
-        async with session.get(f"{api.url}/apis/metrics.k8s.io/v1beta1/pods",
-                               params={"labelSelector": "kubevirt.io=virt-launcher"}) as resp:
+        async with session.get(
+            f"{api.url}/apis/metrics.k8s.io/v1beta1/pods", params={"labelSelector": "kubevirt.io=virt-launcher"}
+        ) as resp:
             assert resp.status == 200
             assert len((await resp.json())["items"]) == 2
 
@@ -62,17 +66,20 @@ async def test_fake_api_refuses_watch_on_the_metrics_api_like_the_real_one(api):
 async def test_podmetrics_are_polled_with_list_never_watched(api, tmp_path, monkeypatch):
     monkeypatch.setattr(reflector_mod, "POLL_SECONDS", 0.2)
     async with running(api, tmp_path) as (source, store):
-        assert names(store) == ["team-0/virt-launcher-vm-03-abcde",
-                                "team-1/virt-launcher-vm-01-abcde"]
+        assert names(store) == ["team-0/virt-launcher-vm-03-abcde", "team-1/virt-launcher-vm-01-abcde"]
         result = evaluate(store.state(), Config()).result("vm_right_sizing")
         assert [f.obj.name for f in result.findings] == ["vm-01"]
         # Usage changes and pods go away between polls: the next LIST brings both.
         api.modify(launcher("team-1", "vm-01", "3900m", "1Gi"))
         api.delete("metrics.k8s.io/v1beta1", "PodMetrics", "team-0", "virt-launcher-vm-03-abcde")
         await eventually(lambda: names(store) == ["team-1/virt-launcher-vm-01-abcde"], "pod gone after a poll")
-        await eventually(lambda: [f.severity.name for f in
-                                  evaluate(store.state(), Config()).result("vm_right_sizing").findings] == ["WARNING"],
-                         "new usage after a poll")
+        await eventually(
+            lambda: (
+                [f.severity.name for f in evaluate(store.state(), Config()).result("vm_right_sizing").findings]
+                == ["WARNING"]
+            ),
+            "new usage after a poll",
+        )
         assert len(metrics_requests(api, "list")) >= 2
         assert metrics_requests(api, "watch") == []
         assert all(r.query.get("labelSelector") == "kubevirt.io=virt-launcher" for r in metrics_requests(api, "list"))
@@ -112,3 +119,20 @@ async def test_a_down_metrics_api_does_not_hold_up_the_first_sync_and_recovers(a
         await eventually(lambda: len(names(store)) == 2, "PodMetrics once the API is back")
         assert not any(p.where == "PodMetrics list" for p in store.problems)
         assert api.count("pods.metrics.k8s.io", verb="list", status=503) >= 1
+
+
+@pytest.mark.parametrize(
+    "command, interval, expected",
+    [
+        (["serve", "--interval", "300"], 300.0, 300.0),  # at most one read per evaluation
+        (["serve", "--interval", "15"], 15.0, reflector_mod.POLL_SECONDS),  # never more often than the default
+        (["check"], None, reflector_mod.POLL_SECONDS),
+    ],
+)
+def test_serve_polls_the_metrics_api_at_most_once_per_evaluation_interval(api, tmp_path, command, interval, expected):
+    from ov_exporter import cli
+
+    kubeconfig = api.write_kubeconfig(tmp_path / "kc", token="s3cret")
+    args = cli._parser().parse_args([*command, "--kubeconfig", str(kubeconfig)])
+    assert getattr(args, "interval", None) == interval
+    assert cli._source(args).poll_seconds == expected

@@ -1,4 +1,5 @@
 """The exporter over real HTTP: payloads, content negotiation, endpoints, promtool lint."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,13 +10,12 @@ import subprocess
 import aiohttp
 import pytest
 from aiohttp import web
-
 from ov_exporter.checks import CHECKS
 from ov_exporter.config import Config
+from ov_exporter.events import Synced
 from ov_exporter.server import Exporter
 from ov_exporter.sources import SnapshotSource
 from ov_exporter.sources.base import Source
-from ov_exporter.events import Synced
 
 from .conftest import require_binary
 
@@ -60,7 +60,8 @@ async def start(exporter: Exporter):
 async def served(tmp_path):
     (tmp_path / "objects.yaml").write_text(SNAPSHOT)
     (tmp_path / "dirty.prom").write_text(
-        'kubevirt_vmi_dirty_rate_bytes_per_second{namespace="prod",name="db<script>",node="w1"} 1e9\n')
+        'kubevirt_vmi_dirty_rate_bytes_per_second{namespace="prod",name="db<script>",node="w1"} 1e9\n'
+    )
     exporter = Exporter(SnapshotSource(tmp_path), Config(), interval=3600)
     runner, url = await start(exporter)
     await exporter.wait_evaluated(timeout=30)
@@ -80,7 +81,7 @@ async def test_metrics_text_format_and_promtool(served):
     assert "ov_rhel_nodes 1.0" in body
     assert 'ov_check_up{check="rwo_vm_disks"} 1.0' in body
     assert 'ov_findings{check="rwo_vm_disks",severity="warning"} 1.0' in body
-    assert 'ov_build_info{python_version=' in body
+    assert "ov_build_info{python_version=" in body
     for spec in CHECKS:  # every declared family is present with its HELP, even when empty
         for fam in spec.families:
             name = fam.name.removesuffix("_total") if fam.type == "counter" else fam.name
@@ -92,8 +93,10 @@ async def test_metrics_text_format_and_promtool(served):
 
 async def test_openmetrics_and_gzip_negotiation(served):
     exporter, session, url = served
-    headers = {"Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
-               "Accept-Encoding": "gzip"}
+    headers = {
+        "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        "Accept-Encoding": "gzip",
+    }
     async with session.get(f"{url}/metrics", headers=headers) as resp:
         assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
         assert resp.headers["Content-Encoding"] == "gzip"
@@ -182,3 +185,44 @@ async def test_a_failing_source_is_reported_not_fatal(tmp_path):
             assert detail["source_error"] == "RuntimeError: disk on fire"
     finally:
         await runner.cleanup()
+
+
+async def test_findings_json_and_page_are_built_on_first_request_and_cached_per_evaluation(served, monkeypatch):
+    exporter, session, url = served
+    builds: list[str] = []
+    for name in ("findings_json_blocking", "html_blocking"):
+        original = getattr(exporter.prepared, name)
+        monkeypatch.setattr(exporter.prepared, name, lambda o=original, n=name: builds.append(n) or o())
+    assert builds == []  # nothing built by the evaluation itself
+
+    async def fetch(path: str) -> bytes:
+        async with session.get(f"{url}{path}", headers={"Accept-Encoding": "identity"}) as resp:
+            assert resp.status == 200
+            return await resp.read()
+
+    first = await asyncio.gather(*(fetch("/findings.json") for _ in range(5)), fetch("/"), fetch("/"))
+    assert sorted(builds) == ["findings_json_blocking", "html_blocking"]  # one build each, however many asked
+    assert len({*first[:5]}) == 1
+    assert await fetch("/findings.json") == first[0] and await fetch("/") == first[5]
+    assert len(builds) == 2
+    before = exporter.prepared
+    await exporter.evaluate_once()  # a new evaluation: built again on the next request
+    assert exporter.prepared is not before
+    assert json.loads(await fetch("/findings.json")) == json.loads(first[0])
+
+
+async def test_gc_is_on_after_sync_and_evaluation_with_their_objects_frozen_and_the_gil_handed_over_fast(served):
+    import gc
+    import sys
+
+    from ov_exporter.server import SWITCH_INTERVAL
+
+    exporter, session, url = served
+    assert gc.isenabled()  # off only during the first sync and each evaluation
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    await exporter.evaluate_once()
+    assert gc.isenabled()
+    results = exporter.prepared.evaluation.results  # what the evaluation left: in no generation a collection walks
+    assert gc.is_tracked(results) and not any(o is results for g in range(3) for o in gc.get_objects(g))
+    assert sys.getswitchinterval() == SWITCH_INTERVAL < 0.005

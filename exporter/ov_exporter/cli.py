@@ -6,6 +6,7 @@ enabled check needs could not be read (forbidden, unauthorized), or `check` cann
 vouch for its input (a snapshot where nothing loaded or every file failed; with
 --strict, any file or object skipped).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,9 @@ import signal
 import sys
 from pathlib import Path
 
+from . import logs
 from .checks import CHECK_IDS
 from .config import Config, load_config
-from . import logs
 from .errors import OvError
 from .events import ClockSet
 from .model import Severity
@@ -37,13 +38,23 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     src = common.add_mutually_exclusive_group()
     src.add_argument("--demo", action="store_true", help="use the embedded demo cluster")
-    src.add_argument("--snapshot", metavar="DIR", type=Path,
-                     help="read YAML/JSON dumps (oc get -o yaml, must-gather, Insights) and .prom samples below DIR")
-    common.add_argument("--kubeconfig", metavar="FILE",
-                        help="kubeconfig for the live cluster (default $KUBECONFIG, ~/.kube/config, in-cluster)")
+    src.add_argument(
+        "--snapshot",
+        metavar="DIR",
+        type=Path,
+        help="read YAML/JSON dumps (oc get -o yaml, must-gather, Insights) and .prom samples below DIR",
+    )
+    common.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig for the live cluster (default $KUBECONFIG, ~/.kube/config, in-cluster)",
+    )
     common.add_argument("--context", help="kubeconfig context (default: the current one)")
-    common.add_argument("--prometheus-url", metavar="URL",
-                        help="Prometheus or Thanos querier for dirty-rate samples (live cluster only)")
+    common.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        help="Prometheus or Thanos querier for dirty-rate samples (live cluster only)",
+    )
     common.add_argument("--prometheus-token-file", metavar="FILE", help="bearer token file for --prometheus-url")
     common.add_argument("--prometheus-ca-file", metavar="FILE", help="CA bundle for --prometheus-url")
     common.add_argument("--config", metavar="FILE", type=Path, help="YAML configuration file")
@@ -51,45 +62,86 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--series-cap", type=int, metavar="N", help="overrides `series-cap`")
     common.add_argument("--threads-per-core", type=int, metavar="N", help="overrides `threads-per-core`")
     common.add_argument("--migration-link-speed", metavar="BITS", help="overrides `migration-link-speed` (e.g. 25G)")
-    common.add_argument("--disable-check", action="append", default=[], metavar="ID",
-                        help="disable a check (repeatable); overrides `checks.<id>.enabled`")
+    common.add_argument(
+        "--disable-check",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="disable a check (repeatable); overrides `checks.<id>.enabled`",
+    )
     common.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
     serve = sub.add_parser("serve", parents=[common], help="serve /metrics, findings and health endpoints")
-    serve.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
-                       help=f"address to listen on (default {DEFAULT_LISTEN})")
-    serve.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
-                       help="seconds between evaluations (default 60)")
-    serve.add_argument("--tls-cert-file", metavar="FILE",
-                       help="serve HTTPS (TLS 1.2 or later) with this certificate (PEM, chain after the "
-                            "leaf); loaded again when it or the key changes on disk. Needs --tls-key-file")
+    serve.add_argument(
+        "--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help=f"address to listen on (default {DEFAULT_LISTEN})"
+    )
+    serve.add_argument(
+        "--interval", type=float, default=60.0, metavar="SECONDS", help="seconds between evaluations (default 60)"
+    )
+    serve.add_argument(
+        "--tls-cert-file",
+        metavar="FILE",
+        help="serve HTTPS (TLS 1.2 or later) with this certificate (PEM, chain after the "
+        "leaf); loaded again when it or the key changes on disk. Needs --tls-key-file",
+    )
     serve.add_argument("--tls-key-file", metavar="FILE", help="the private key (PEM) of --tls-cert-file")
-    serve.add_argument("--auth", choices=("none", "kubernetes"), default="none",
-                       help="kubernetes: /metrics, / and /findings.json need a bearer token that a TokenReview "
-                            "authenticates and a SubjectAccessReview allows to get /metrics; /healthz, /readyz "
-                            "and /runbooks/ stay open (default none; kubernetes needs the live source)")
-    serve.add_argument("--auth-cache-seconds", type=float, default=60.0, metavar="SECONDS",
-                       help="how long an allowed token is not reviewed again (default 60; refusals: 10)")
+    serve.add_argument(
+        "--auth",
+        choices=("none", "kubernetes"),
+        default="none",
+        help="kubernetes: /metrics, / and /findings.json need a bearer token that a TokenReview "
+        "authenticates and a SubjectAccessReview allows to get /metrics; /healthz, /readyz "
+        "and /runbooks/ stay open (default none; kubernetes needs the live source)",
+    )
+    serve.add_argument(
+        "--auth-cache-seconds",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long an allowed token is not reviewed again (default 60; refusals: 10)",
+    )
 
     check = sub.add_parser("check", parents=[common], help="evaluate once, print findings, exit 1 on findings")
-    check.add_argument("--output", choices=("table", "json", "prom", "junit", "sarif"), default="table",
-                       help="table (default), json, prom (the /metrics exposition), junit (XML for CI test "
-                            "reports) or sarif (2.1.0, for code-scanning tools; with --snapshot, findings "
-                            "point at the file and line of the object)")
-    check.add_argument("--fail-on", choices=("critical", "warning", "info", "never"), default="warning",
-                       help="exit 1 when a finding at or above this severity exists (default warning: what will "
-                            "hurt the next migration, drain or failure; critical findings mean VMs down now)")
-    check.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS",
-                       help="live cluster: give up when the first LIST of every kind takes longer (default 300)")
-    check.add_argument("--at", metavar="RFC3339",
-                       help="judge time windows (post-rebalance watch, migration queue stall) as of this time, "
-                            "e.g. 2025-01-20T09:30:00Z (default: live: now; snapshot: its capture time)")
-    check.add_argument("--strict", action="store_true",
-                       help="exit 2 when any file or object was skipped as broken, any field dropped "
-                            "or any object defined twice (default: counted in the output only)")
-    check.add_argument("--vm", metavar="NAMESPACE/NAME",
-                       help="print the live-migration readiness of one VirtualMachine with every blocking reason "
-                            "and its remediation; exit 0 when it can migrate, 1 when it is blocked")
+    check.add_argument(
+        "--output",
+        choices=("table", "json", "prom", "junit", "sarif"),
+        default="table",
+        help="table (default), json, prom (the /metrics exposition), junit (XML for CI test "
+        "reports) or sarif (2.1.0, for code-scanning tools; with --snapshot, findings "
+        "point at the file and line of the object)",
+    )
+    check.add_argument(
+        "--fail-on",
+        choices=("critical", "warning", "info", "never"),
+        default="warning",
+        help="exit 1 when a finding at or above this severity exists (default warning: what will "
+        "hurt the next migration, drain or failure; critical findings mean VMs down now)",
+    )
+    check.add_argument(
+        "--sync-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="live cluster: give up when the first LIST of every kind takes longer (default 300)",
+    )
+    check.add_argument(
+        "--at",
+        metavar="RFC3339",
+        help="judge time windows (post-rebalance watch, migration queue stall) as of this time, "
+        "e.g. 2025-01-20T09:30:00Z (default: live: now; snapshot: its capture time)",
+    )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 2 when any file or object was skipped as broken, any field dropped "
+        "or any object defined twice (default: counted in the output only)",
+    )
+    check.add_argument(
+        "--vm",
+        metavar="NAMESPACE/NAME",
+        help="print the live-migration readiness of one VirtualMachine with every blocking reason "
+        "and its remediation; exit 0 when it can migrate, 1 when it is blocked",
+    )
 
     snap = sub.add_parser("snapshot", parents=[common], help="write what the source sees to a snapshot directory")
     snap.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write")
@@ -97,15 +149,25 @@ def _parser() -> argparse.ArgumentParser:
 
     reb = sub.add_parser("rebalance-report", help="per-node CPU and memory before a rebalance and now, from Prometheus")
     reb.add_argument("--prometheus-url", required=True, metavar="URL", help="Prometheus or Thanos querier")
-    reb.add_argument("--since", metavar="TIME",
-                     help="rebalance start: RFC3339, Unix time or a duration before --at such as 48h "
-                          "(default: the earliest migration start in the 48 h before --at)")
+    reb.add_argument(
+        "--since",
+        metavar="TIME",
+        help="rebalance start: RFC3339, Unix time or a duration before --at such as 48h "
+        "(default: the earliest migration start in the 48 h before --at)",
+    )
     reb.add_argument("--at", metavar="TIME", help="the 'now' of the report (RFC3339, Unix time or a duration ago)")
-    reb.add_argument("--cluster", metavar="NAME",
-                     help="only this cluster, where series carry a `cluster` label (Thanos, ACM, federation); "
-                          "default: one section per cluster found")
-    reb.add_argument("--window", default="1h", metavar="DURATION",
-                     help="utilisation is averaged over this window before each instant (default 1h)")
+    reb.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="only this cluster, where series carry a `cluster` label (Thanos, ACM, federation); "
+        "default: one section per cluster found",
+    )
+    reb.add_argument(
+        "--window",
+        default="1h",
+        metavar="DURATION",
+        help="utilisation is averaged over this window before each instant (default 1h)",
+    )
     reb.add_argument("--output", choices=("table", "markdown", "json"), default="table")
     reb.add_argument("--prometheus-token-file", metavar="FILE", help="bearer token file for --prometheus-url")
     reb.add_argument("--prometheus-ca-file", metavar="FILE", help="CA bundle for --prometheus-url")
@@ -144,7 +206,11 @@ def _source(args: argparse.Namespace, fail_fast: bool = False) -> Source:
     metrics = None
     if args.prometheus_url:
         metrics = PrometheusSamples(args.prometheus_url, args.prometheus_token_file, args.prometheus_ca_file)
-    return LiveSource(credentials=credentials, metrics=metrics, fail_fast=fail_fast)
+    from .sources.reflector import POLL_SECONDS
+
+    # serve: the metrics API (no WATCH) is polled at most once per evaluation interval.
+    poll = max(POLL_SECONDS, getattr(args, "interval", None) or POLL_SECONDS)
+    return LiveSource(credentials=credentials, metrics=metrics, fail_fast=fail_fast, poll_seconds=poll)
 
 
 async def _load(source: Source, timeout: float):
@@ -164,10 +230,15 @@ async def _load(source: Source, timeout: float):
             if rejected:  # the token was read again after the 401: waiting will not help
                 raise OvError(f"{source.describe()}: {rejected[0]}")
             if asyncio.get_running_loop().time() - started > timeout:
-                waiting = [f"{KIND_BY_KEY[k].kind} ({st.error or 'no answer'})" for k, st in sorted(store.kinds.items())
-                           if not (st.synced or st.absent or st.forbidden)]
-                raise OvError(f"the cluster did not finish its first sync in {timeout:g} s (--sync-timeout); "
-                              f"still waiting for {', '.join(waiting)}")
+                waiting = [
+                    f"{KIND_BY_KEY[k].kind} ({st.error or 'no answer'})"
+                    for k, st in sorted(store.kinds.items())
+                    if not (st.synced or st.absent or st.forbidden)
+                ]
+                raise OvError(
+                    f"the cluster did not finish its first sync in {timeout:g} s (--sync-timeout); "
+                    f"still waiting for {', '.join(waiting)}"
+                )
             await asyncio.sleep(0.05)
     finally:
         task.cancel()
@@ -200,8 +271,15 @@ async def _serve(args: argparse.Namespace, config: Config, source: Source) -> No
     except OSError as exc:
         await runner.cleanup()
         raise OvError(f"--listen {args.listen}: {exc.strerror or exc}") from exc
-    log.info("ov-exporter %s serving %s on %s://%s:%d/ (auth %s)", __version__, source.describe(),
-             "https" if tls else "http", host, port, args.auth)
+    log.info(
+        "ov-exporter %s serving %s on %s://%s:%d/ (auth %s)",
+        __version__,
+        source.describe(),
+        "https" if tls else "http",
+        host,
+        port,
+        args.auth,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -228,20 +306,23 @@ def _auth(args: argparse.Namespace, source: Source):
     if args.auth == "none":
         return None
     if not isinstance(source, LiveSource) or source.credentials is None:
-        raise OvError("--auth kubernetes reviews tokens with the live source's API credentials: "
-                      "it cannot be used with --demo or --snapshot")
+        raise OvError(
+            "--auth kubernetes reviews tokens with the live source's API credentials: "
+            "it cannot be used with --demo or --snapshot"
+        )
     return KubernetesAuth(source.credentials, cache_seconds=args.auth_cache_seconds)
 
 
 def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
-    from .runner import evaluate
     from .render import History, SourceStats, render
     from .report import to_json, to_junit, to_sarif, to_table
+    from .runner import evaluate
 
     vm = _vm_arg(args)
     at = None
     if args.at is not None:
         from .sources.snapshot import parse_rfc3339
+
         try:
             at = parse_rfc3339(args.at, "--at")
         except ValueError as exc:
@@ -277,6 +358,7 @@ def _check(args: argparse.Namespace, config: Config, source: Source) -> int:
         sys.stdout.write(to_table(evaluation))
         if store.clock is not None:
             from datetime import datetime, timezone
+
             when = datetime.fromtimestamp(store.clock(), timezone.utc).isoformat(timespec="seconds")
             sys.stdout.write(f"judged at {when.replace('+00:00', 'Z')} ({store.clock_origin})\n")
         for problem in store.problems:
@@ -316,25 +398,35 @@ def _input_summary(source: Source, store) -> dict | None:
     from .records import KINDS
 
     counts = store.counts()
-    summary = {"files": stats.files, "failed_files": stats.failed_files, "objects": stats.objects,
-               "skipped_objects": stats.skipped_objects, "objects_with_dropped_fields": stats.dropped_fields,
-               "duplicates": stats.duplicates, "sample_files": stats.sample_files,
-               "kinds_without_objects": sorted(k.kind for k in KINDS if not counts[k.key])}
+    summary = {
+        "files": stats.files,
+        "failed_files": stats.failed_files,
+        "objects": stats.objects,
+        "skipped_objects": stats.skipped_objects,
+        "objects_with_dropped_fields": stats.dropped_fields,
+        "duplicates": stats.duplicates,
+        "sample_files": stats.sample_files,
+        "kinds_without_objects": sorted(k.kind for k in KINDS if not counts[k.key]),
+    }
     where = source.describe()
     if stats.files and stats.failed_files == stats.files:
         for problem in store.problems:
             sys.stderr.write(f"skipped {problem}\n")
         raise OvError(f"{where}: every file failed to load ({stats.files} of {stats.files}); nothing to check")
     if not stats.objects and not stats.sample_files:
-        raise OvError(f"{where}: nothing loaded ({stats.files} files read, none holding an object of a kind "
-                      "the checks read); nothing to check")
+        raise OvError(
+            f"{where}: nothing loaded ({stats.files} files read, none holding an object of a kind "
+            "the checks read); nothing to check"
+        )
     return summary
 
 
 def _input_line(summary: dict) -> str:
-    line = (f"input: {summary['files']} files read ({summary['failed_files']} failed), {summary['objects']} "
-            f"objects loaded, {summary['skipped_objects']} skipped, {summary['objects_with_dropped_fields']} "
-            f"kept without a field, {summary['duplicates']} duplicates ignored\n")
+    line = (
+        f"input: {summary['files']} files read ({summary['failed_files']} failed), {summary['objects']} "
+        f"objects loaded, {summary['skipped_objects']} skipped, {summary['objects_with_dropped_fields']} "
+        f"kept without a field, {summary['duplicates']} duplicates ignored\n"
+    )
     if summary["kinds_without_objects"]:
         line += "kinds with no object in the input: " + ", ".join(summary["kinds_without_objects"]) + "\n"
     return line
@@ -344,14 +436,18 @@ def _strict(args: argparse.Namespace, summary: dict | None) -> int:
     """2 when --strict and the input was not read whole; 0 otherwise."""
     if not getattr(args, "strict", False) or summary is None:
         return 0
-    broken = {"files failed": summary["failed_files"], "objects skipped": summary["skipped_objects"],
-              "objects kept without a field": summary["objects_with_dropped_fields"],
-              "duplicates": summary["duplicates"]}
+    broken = {
+        "files failed": summary["failed_files"],
+        "objects skipped": summary["skipped_objects"],
+        "objects kept without a field": summary["objects_with_dropped_fields"],
+        "duplicates": summary["duplicates"],
+    }
     broken = {k: n for k, n in broken.items() if n}
     if not broken:
         return 0
-    sys.stderr.write("ov-exporter: --strict: input not read whole: "
-                     + ", ".join(f"{n} {k}" for k, n in broken.items()) + "\n")
+    sys.stderr.write(
+        "ov-exporter: --strict: input not read whole: " + ", ".join(f"{n} {k}" for k, n in broken.items()) + "\n"
+    )
     return 2
 
 
@@ -384,8 +480,10 @@ def _check_vm(args: argparse.Namespace, config: Config, source: Source, store, v
     else:
         where = f" on node {verdict.node}" if verdict.node else ""
         state = f"BLOCKED ({verdict.severity})" if verdict.blocked else "MIGRATABLE"
-        lines = [f"VirtualMachine {namespace}/{name}{where}: {state}",
-                 f"eviction strategy: {verdict.eviction_strategy} ({verdict.strategy_origin})"]
+        lines = [
+            f"VirtualMachine {namespace}/{name}{where}: {state}",
+            f"eviction strategy: {verdict.eviction_strategy} ({verdict.strategy_origin})",
+        ]
         if verdict.blocked:
             doc = verdict.to_dict()
             lines.append(f"{len(verdict.reasons)} blocking reason(s):")
@@ -406,8 +504,11 @@ def _unreadable(store, config: Config) -> dict[str, str]:
     from .store import BLIND_STATES
 
     needed = {k for spec in CHECKS if config.check_enabled(spec.id) for k in (*spec.requires, *spec.reads)}
-    return {KIND_BY_KEY[key].kind: st.reason() for key, st in sorted(store.kinds.items())
-            if key in needed and st.state() in BLIND_STATES}
+    return {
+        KIND_BY_KEY[key].kind: st.reason()
+        for key, st in sorted(store.kinds.items())
+        if key in needed and st.state() in BLIND_STATES
+    }
 
 
 def _report_unavailable(store) -> None:
@@ -422,8 +523,9 @@ def _snapshot(args: argparse.Namespace, source: Source) -> int:
     store = asyncio.run(_load(source, args.sync_timeout))
     _report_unavailable(store)
     written = write_snapshot(store.state(), args.out)
-    sys.stderr.write(f"wrote {sum(written.values())} objects of {sum(1 for n in written.values() if n)} kinds "
-                     f"to {args.out}\n")
+    sys.stderr.write(
+        f"wrote {sum(written.values())} objects of {sum(1 for n in written.values() if n)} kinds to {args.out}\n"
+    )
     return 0
 
 
@@ -437,17 +539,25 @@ def _rebalance_report(args: argparse.Namespace) -> int:
     since = parse_time(args.since, at, "--since") if args.since else None
     if parse_duration(args.window) is None:
         raise RebalanceError(f"--window: expected a duration such as 1h or 30m, got {args.window!r}")
-    fleet = rebalance_fleet_report(args.prometheus_url, at=at, since=since, cluster=args.cluster,
-                                   token_file=args.prometheus_token_file, ca_file=args.prometheus_ca_file,
-                                   timeout=args.timeout, window=args.window)
+    fleet = rebalance_fleet_report(
+        args.prometheus_url,
+        at=at,
+        since=since,
+        cluster=args.cluster,
+        token_file=args.prometheus_token_file,
+        ca_file=args.prometheus_ca_file,
+        timeout=args.timeout,
+        window=args.window,
+    )
     sys.stdout.write(render_fleet(fleet, args.output))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logs.install()
     try:
         if args.command == "rebalance-report":

@@ -4,8 +4,10 @@ Sources emit events (events.py) and `Store.apply` alone applies them: objects up
 deleted or listed whole, problems found and cleared, each kind's health, samples, the
 clock. Checks only ever see a `ClusterState`.
 """
+
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +26,6 @@ from .events import (
     KindSynced,
     KindUnauthorized,
     Listed,
-    UpstreamSample,
     ProblemCleared,
     ProblemFound,
     Relisting,
@@ -33,6 +34,7 @@ from .events import (
     SourceFailed,
     Synced,
     Upserted,
+    UpstreamSample,
     WatchRestarted,
 )
 from .records import (
@@ -122,10 +124,31 @@ class KindStatus:
         if state == "unauthorized":
             return self.unauthorized
         if state in ("failed", "stale"):
-            age = "" if self.last_contact is None else \
-                f" (last contact {(now if now is not None else time.time()) - self.last_contact:.0f} s ago)"
+            age = (
+                ""
+                if self.last_contact is None
+                else f" (last contact {(now if now is not None else time.time()) - self.last_contact:.0f} s ago)"
+            )
             return f"{state}: {self.error}{age}"
         return ""
+
+
+def gc_before_sync() -> None:
+    """Cyclic garbage collection off for the first sync. Decoding 10^5 objects allocates
+    containers fast enough to set off several full collections, each walking everything
+    decoded so far, while reference counting frees all of it anyway (records hold no
+    cycles)."""
+    gc.disable()
+
+
+def gc_after_sync() -> None:
+    """After the first sync: one collection, then everything alive (modules, the store's
+    records) moves to the permanent generation (gc.freeze), so later collections walk
+    only what changed since. Records replaced by watch events are still freed: reference
+    counting does not look at generations."""
+    gc.collect()
+    gc.freeze()
+    gc.enable()
 
 
 def uid_of(kind: KindInfo, record: Any) -> str:
@@ -244,8 +267,7 @@ class Store:
 
     def settled(self) -> bool:
         """Every kind has an answer: listed, absent, denied or failing."""
-        return all(st.synced or st.absent or st.forbidden or st.unauthorized or st.error
-                   for st in self.kinds.values())
+        return all(st.synced or st.absent or st.forbidden or st.unauthorized or st.error for st in self.kinds.values())
 
     @property
     def problems(self) -> list[Problem]:
@@ -266,12 +288,23 @@ class Store:
             absent = {key: st.absent for key, st in self.kinds.items() if st.absent}
             forbidden = {key: st.forbidden for key, st in self.kinds.items() if st.forbidden}
             wall = time.time()
-            unavailable = {key: reason for key, st in self.kinds.items()
-                           if st.state(wall) in ("stale", "failed", "unauthorized") and (reason := st.reason(wall))}
-            return ClusterState(objects, self._samples, self._samples_origin, self._samples_error, absent, forbidden,
-                                now=self.clock() if self.clock is not None else None, memo=self.memo,
-                                unavailable=unavailable,
-                                generations={**self.generations, "samples": self.samples_generation})
+            unavailable = {
+                key: reason
+                for key, st in self.kinds.items()
+                if st.state(wall) in ("stale", "failed", "unauthorized") and (reason := st.reason(wall))
+            }
+            return ClusterState(
+                objects,
+                self._samples,
+                self._samples_origin,
+                self._samples_error,
+                absent,
+                forbidden,
+                now=self.clock() if self.clock is not None else None,
+                memo=self.memo,
+                unavailable=unavailable,
+                generations={**self.generations, "samples": self.samples_generation},
+            )
 
 
 @dataclass(frozen=True)
@@ -292,8 +325,9 @@ class ClusterState:
     generations: dict[str, int] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_records(cls, records: Iterable[tuple[KindInfo, Any]], samples: Samples | None = None,
-                     now: float | None = None) -> "ClusterState":
+    def from_records(
+        cls, records: Iterable[tuple[KindInfo, Any]], samples: Samples | None = None, now: float | None = None
+    ) -> "ClusterState":
         store = Store()
         if now is not None:
             store.apply(ClockSet(lambda: now, "test"))
@@ -319,40 +353,68 @@ class ClusterState:
 
     # One typed accessor per kind keeps the checks readable.
     @property
-    def nodes(self) -> tuple[Node, ...]: return self.of("nodes")
+    def nodes(self) -> tuple[Node, ...]:
+        return self.of("nodes")
+
     @property
-    def namespaces(self) -> tuple[Namespace, ...]: return self.of("namespaces")
+    def namespaces(self) -> tuple[Namespace, ...]:
+        return self.of("namespaces")
+
     @property
-    def pvcs(self) -> tuple[PersistentVolumeClaim, ...]: return self.of("persistentvolumeclaims")
+    def pvcs(self) -> tuple[PersistentVolumeClaim, ...]:
+        return self.of("persistentvolumeclaims")
+
     @property
-    def storage_classes(self) -> tuple[StorageClass, ...]: return self.of("storageclasses.storage.k8s.io")
+    def storage_classes(self) -> tuple[StorageClass, ...]:
+        return self.of("storageclasses.storage.k8s.io")
+
     @property
-    def vms(self) -> tuple[VirtualMachine, ...]: return self.of("virtualmachines.kubevirt.io")
+    def vms(self) -> tuple[VirtualMachine, ...]:
+        return self.of("virtualmachines.kubevirt.io")
+
     @property
-    def vmis(self) -> tuple[VirtualMachineInstance, ...]: return self.of("virtualmachineinstances.kubevirt.io")
+    def vmis(self) -> tuple[VirtualMachineInstance, ...]:
+        return self.of("virtualmachineinstances.kubevirt.io")
+
     @property
     def migrations(self) -> tuple[VirtualMachineInstanceMigration, ...]:
         return self.of("virtualmachineinstancemigrations.kubevirt.io")
+
     @property
-    def kubevirts(self) -> tuple[KubeVirt, ...]: return self.of("kubevirts.kubevirt.io")
+    def kubevirts(self) -> tuple[KubeVirt, ...]:
+        return self.of("kubevirts.kubevirt.io")
+
     @property
     def migration_policies(self) -> tuple[MigrationPolicy, ...]:
         return self.of("migrationpolicies.migrations.kubevirt.io")
+
     @property
-    def hyperconvergeds(self) -> tuple[HyperConverged, ...]: return self.of("hyperconvergeds.hco.kubevirt.io")
+    def hyperconvergeds(self) -> tuple[HyperConverged, ...]:
+        return self.of("hyperconvergeds.hco.kubevirt.io")
+
     @property
-    def data_volumes(self) -> tuple[DataVolume, ...]: return self.of("datavolumes.cdi.kubevirt.io")
+    def data_volumes(self) -> tuple[DataVolume, ...]:
+        return self.of("datavolumes.cdi.kubevirt.io")
+
     @property
-    def storage_profiles(self) -> tuple[StorageProfile, ...]: return self.of("storageprofiles.cdi.kubevirt.io")
+    def storage_profiles(self) -> tuple[StorageProfile, ...]:
+        return self.of("storageprofiles.cdi.kubevirt.io")
+
     @property
     def nads(self) -> tuple[NetworkAttachmentDefinition, ...]:
         return self.of("network-attachment-definitions.k8s.cni.cncf.io")
+
     @property
-    def node_network_states(self) -> tuple[NodeNetworkState, ...]: return self.of("nodenetworkstates.nmstate.io")
+    def node_network_states(self) -> tuple[NodeNetworkState, ...]:
+        return self.of("nodenetworkstates.nmstate.io")
+
     @property
-    def cluster_networks(self) -> tuple[ClusterNetwork, ...]: return self.of("networks.config.openshift.io")
+    def cluster_networks(self) -> tuple[ClusterNetwork, ...]:
+        return self.of("networks.config.openshift.io")
+
     @property
-    def pods(self) -> tuple[Pod, ...]: return self.of("pods")
+    def pods(self) -> tuple[Pod, ...]:
+        return self.of("pods")
 
     def index(self, key: str) -> dict[tuple[str, str], Any]:
         """(namespace, name) -> record, for one kind; built once per state."""

@@ -17,6 +17,7 @@ TokenReview, `allow` grants non-resource URLs to a user or group for
 SubjectAccessReview, `refuse_reviews` answers both with an error; the reviews received
 are kept in `token_reviews` and `access_reviews`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,38 +39,85 @@ from typing import Any, Iterable, NamedTuple
 
 import yaml
 from aiohttp import web
-
 from ov_exporter.records import KINDS
 
 JSON = "application/json"
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-BUILTIN_GROUPS = {"", "apps", "batch", "storage.k8s.io", "rbac.authorization.k8s.io", "networking.k8s.io",
-                  "policy", "autoscaling", "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io",
-                  "scheduling.k8s.io", "node.k8s.io", "apiextensions.k8s.io", "admissionregistration.k8s.io",
-                  "certificates.k8s.io"}
+BUILTIN_GROUPS = {
+    "",
+    "apps",
+    "batch",
+    "storage.k8s.io",
+    "rbac.authorization.k8s.io",
+    "networking.k8s.io",
+    "policy",
+    "autoscaling",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "scheduling.k8s.io",
+    "node.k8s.io",
+    "apiextensions.k8s.io",
+    "admissionregistration.k8s.io",
+    "certificates.k8s.io",
+}
 SHORT_NAMES: dict[str, list[str]] = {
-    "nodes": ["no"], "namespaces": ["ns"], "persistentvolumeclaims": ["pvc"], "persistentvolumes": ["pv"],
-    "pods": ["po"], "services": ["svc"], "configmaps": ["cm"], "serviceaccounts": ["sa"], "events": ["ev"],
-    "storageclasses": ["sc"], "deployments": ["deploy"], "daemonsets": ["ds"], "replicasets": ["rs"],
-    "virtualmachines": ["vm", "vms"], "virtualmachineinstances": ["vmi", "vmis"],
-    "virtualmachineinstancemigrations": ["vmim", "vmims"], "kubevirts": ["kv", "kvs"],
-    "hyperconvergeds": ["hco", "hcos"], "datavolumes": ["dv", "dvs"],
-    "network-attachment-definitions": ["net-attach-def", "nad"], "nodenetworkstates": ["nns"],
-    "migrationpolicies": [], "storageprofiles": [],
-    "tridentbackendconfigs": ["tbc", "tbconfig"], "nodenetworkconfigurationpolicies": ["nncp"],
+    "nodes": ["no"],
+    "namespaces": ["ns"],
+    "persistentvolumeclaims": ["pvc"],
+    "persistentvolumes": ["pv"],
+    "pods": ["po"],
+    "services": ["svc"],
+    "configmaps": ["cm"],
+    "serviceaccounts": ["sa"],
+    "events": ["ev"],
+    "storageclasses": ["sc"],
+    "deployments": ["deploy"],
+    "daemonsets": ["ds"],
+    "replicasets": ["rs"],
+    "virtualmachines": ["vm", "vms"],
+    "virtualmachineinstances": ["vmi", "vmis"],
+    "virtualmachineinstancemigrations": ["vmim", "vmims"],
+    "kubevirts": ["kv", "kvs"],
+    "hyperconvergeds": ["hco", "hcos"],
+    "datavolumes": ["dv", "dvs"],
+    "network-attachment-definitions": ["net-attach-def", "nad"],
+    "nodenetworkstates": ["nns"],
+    "migrationpolicies": [],
+    "storageprofiles": [],
+    "tridentbackendconfigs": ["tbc", "tbconfig"],
+    "nodenetworkconfigurationpolicies": ["nncp"],
 }
 CATEGORIES: dict[str, list[str]] = {
-    plural: ["all"] for plural in ("pods", "services", "deployments", "daemonsets", "replicasets", "statefulsets",
-                                   "virtualmachines", "virtualmachineinstances", "datavolumes")}
+    plural: ["all"]
+    for plural in (
+        "pods",
+        "services",
+        "deployments",
+        "daemonsets",
+        "replicasets",
+        "statefulsets",
+        "virtualmachines",
+        "virtualmachineinstances",
+        "datavolumes",
+    )
+}
 # Well-known kinds registered on first sight: (group, kind) -> (plural, namespaced).
 WELL_KNOWN: dict[tuple[str, str], tuple[str, bool]] = {
-    ("", "Pod"): ("pods", True), ("", "Secret"): ("secrets", True), ("", "ConfigMap"): ("configmaps", True),
-    ("", "Service"): ("services", True), ("", "ServiceAccount"): ("serviceaccounts", True),
-    ("", "Endpoints"): ("endpoints", True), ("", "Event"): ("events", True),
-    ("", "PersistentVolume"): ("persistentvolumes", False), ("", "ResourceQuota"): ("resourcequotas", True),
+    ("", "Pod"): ("pods", True),
+    ("", "Secret"): ("secrets", True),
+    ("", "ConfigMap"): ("configmaps", True),
+    ("", "Service"): ("services", True),
+    ("", "ServiceAccount"): ("serviceaccounts", True),
+    ("", "Endpoints"): ("endpoints", True),
+    ("", "Event"): ("events", True),
+    ("", "PersistentVolume"): ("persistentvolumes", False),
+    ("", "ResourceQuota"): ("resourcequotas", True),
     ("", "LimitRange"): ("limitranges", True),
-    ("apps", "Deployment"): ("deployments", True), ("apps", "DaemonSet"): ("daemonsets", True),
-    ("apps", "ReplicaSet"): ("replicasets", True), ("apps", "StatefulSet"): ("statefulsets", True),
+    ("apps", "Deployment"): ("deployments", True),
+    ("apps", "DaemonSet"): ("daemonsets", True),
+    ("apps", "ReplicaSet"): ("replicasets", True),
+    ("apps", "StatefulSet"): ("statefulsets", True),
     ("rbac.authorization.k8s.io", "ClusterRole"): ("clusterroles", False),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): ("clusterrolebindings", False),
     ("rbac.authorization.k8s.io", "Role"): ("roles", True),
@@ -82,23 +130,61 @@ WELL_KNOWN: dict[tuple[str, str], tuple[str, bool]] = {
 # Core kinds served even when empty, so discovery looks like a real cluster.
 # Aggregated APIs that serve get/list only (metrics-server): a watch answers 405.
 NO_WATCH_GROUPS = {"metrics.k8s.io"}
-PREREGISTERED = [("", "v1", "Pod"), ("", "v1", "Secret"), ("", "v1", "ConfigMap"), ("", "v1", "Service"),
-                 ("", "v1", "ServiceAccount"), ("", "v1", "PersistentVolume"), ("", "v1", "Event")]
+PREREGISTERED = [
+    ("", "v1", "Pod"),
+    ("", "v1", "Secret"),
+    ("", "v1", "ConfigMap"),
+    ("", "v1", "Service"),
+    ("", "v1", "ServiceAccount"),
+    ("", "v1", "PersistentVolume"),
+    ("", "v1", "Event"),
+]
 # Field selectors the real API server supports beyond metadata.name/namespace.
 EXTRA_FIELDS: dict[tuple[str, str], set[str]] = {
-    ("", "pods"): {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-                   "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"},
+    ("", "pods"): {
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    },
     ("", "nodes"): {"spec.unschedulable"},
     ("", "secrets"): {"type"},
-    ("", "events"): {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-                     "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
-                     "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"},
+    ("", "events"): {
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    },
     ("", "namespaces"): {"status.phase"},
     ("", "persistentvolumes"): {"spec.storageClassName"},
 }
-REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-           406: "NotAcceptable", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid",
-           429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
+REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
 DEFAULT_USER = "system:serviceaccount:openshift-cnv:ov-exporter"
 
 
@@ -112,16 +198,23 @@ class RequestRecord(NamedTuple):
 class Status(Exception):
     """An API error answered as a metav1.Status body."""
 
-    def __init__(self, code: int, message: str, reason: str | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: int, message: str, reason: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code, self.message = code, message
         self.reason = reason if reason is not None else REASONS.get(code, "")
         self.details = details
 
     def body(self) -> dict[str, Any]:
-        st: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                              "message": self.message, "reason": self.reason}
+        st: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+        }
         if self.details is not None:
             st["details"] = self.details
         st["code"] = self.code
@@ -279,7 +372,8 @@ class ResourceType:
 
     def matches(self, spec: str) -> bool:
         return spec in (self.plural, f"{self.group}/{self.plural}", self.key, self.kind) or (
-            not self.group and spec == f"core/{self.plural}")
+            not self.group and spec == f"core/{self.plural}"
+        )
 
     def view(self, obj: dict[str, Any], version: str) -> dict[str, Any]:
         """The object as served at `version` (conversion is only the apiVersion)."""
@@ -291,8 +385,9 @@ class ResourceType:
         return out
 
     def not_found(self, name: str) -> Status:
-        return Status(404, f'{self.key} "{name}" not found',
-                      details={"name": name, "group": self.group, "kind": self.plural})
+        return Status(
+            404, f'{self.key} "{name}" not found', details={"name": name, "group": self.group, "kind": self.plural}
+        )
 
 
 @dataclass
@@ -400,9 +495,16 @@ def _json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
 class FakeAPIServer:
     """In-process fake kube-apiserver. See the module docstring."""
 
-    def __init__(self, token: str | None = None, *, bookmark_interval: float = 1.0,
-                 max_events: int | None = None, user: str = DEFAULT_USER,
-                 register_kinds: bool = True, tls: bool = False) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        bookmark_interval: float = 1.0,
+        max_events: int | None = None,
+        user: str = DEFAULT_USER,
+        register_kinds: bool = True,
+        tls: bool = False,
+    ) -> None:
         self.token = token
         self.tls = tls  # https with a self-signed certificate (kubectl sends tokens only over TLS)
         self.ca_cert: Path | None = None
@@ -436,13 +538,28 @@ class FakeAPIServer:
 
     # ------------------------------------------------------------ resource table
 
-    def register(self, group: str, version: str, kind: str, plural: str, namespaced: bool,
-                 short_names: list[str] | None = None, singular: str | None = None) -> ResourceType:
+    def register(
+        self,
+        group: str,
+        version: str,
+        kind: str,
+        plural: str,
+        namespaced: bool,
+        short_names: list[str] | None = None,
+        singular: str | None = None,
+    ) -> ResourceType:
         """Serves `kind` as group/version/plural (adds the version to a known resource)."""
         rt = self._types.get((group, plural))
         if rt is None:
-            rt = ResourceType(group, kind, plural, namespaced, [version], singular or kind.lower(),
-                              list(short_names if short_names is not None else SHORT_NAMES.get(plural, [])))
+            rt = ResourceType(
+                group,
+                kind,
+                plural,
+                namespaced,
+                [version],
+                singular or kind.lower(),
+                list(short_names if short_names is not None else SHORT_NAMES.get(plural, [])),
+            )
             self._types[(group, plural)] = rt
             self._by_kind.setdefault((group, kind), rt)
         elif version not in rt.versions:
@@ -480,8 +597,11 @@ class FakeAPIServer:
         return rt
 
     def _served(self, group: str, version: str) -> bool:
-        return (version in self._group_versions.get(group, ()) and group not in self._absent
-                and f"{group}/{version}" not in self._absent)
+        return (
+            version in self._group_versions.get(group, ())
+            and group not in self._absent
+            and f"{group}/{version}" not in self._absent
+        )
 
     # ------------------------------------------------------------ objects (test API)
 
@@ -497,8 +617,9 @@ class FakeAPIServer:
             meta.pop("namespace", None)
         return rt, (meta.get("namespace", ""), meta["name"]), obj
 
-    def _record(self, rt: ResourceType, etype: str, key: tuple[str, str], obj: dict[str, Any],
-                prev: dict[str, Any] | None) -> None:
+    def _record(
+        self, rt: ResourceType, etype: str, key: tuple[str, str], obj: dict[str, Any], prev: dict[str, Any] | None
+    ) -> None:
         event = Event(self.rv, etype, key, obj, prev)
         rt.log.append(event)
         if self.max_events is not None and len(rt.log) > self.max_events:
@@ -593,9 +714,16 @@ class FakeAPIServer:
             rt.compacted = self.rv
         return self.rv
 
-    def fail(self, resource: str, status: int, times: int | None = None, *,
-             verbs: Iterable[str] = ("list", "watch", "get"), message: str | None = None,
-             user: str | None = None) -> None:
+    def fail(
+        self,
+        resource: str,
+        status: int,
+        times: int | None = None,
+        *,
+        verbs: Iterable[str] = ("list", "watch", "get"),
+        message: str | None = None,
+        user: str | None = None,
+    ) -> None:
         """Answers LIST/WATCH/GET of `resource` with `status` and a real-looking Status body,
         `times` times or until clear_faults()."""
         self.resource(resource)
@@ -690,8 +818,14 @@ class FakeAPIServer:
 
     # ------------------------------------------------------------ delegated auth
 
-    def add_user(self, token: str, username: str, groups: Iterable[str] = (), uid: str = "",
-                 extra: dict[str, list[str]] | None = None) -> None:
+    def add_user(
+        self,
+        token: str,
+        username: str,
+        groups: Iterable[str] = (),
+        uid: str = "",
+        extra: dict[str, list[str]] | None = None,
+    ) -> None:
         """A TokenReview of `token` authenticates this user."""
         user: dict[str, Any] = {"username": username, "groups": list(groups)}
         if uid:
@@ -700,8 +834,9 @@ class FakeAPIServer:
             user["extra"] = extra
         self.users[token] = user
 
-    def allow(self, path: str = "/metrics", verb: str = "get", *, user: str | None = None,
-              group: str | None = None) -> None:
+    def allow(
+        self, path: str = "/metrics", verb: str = "get", *, user: str | None = None, group: str | None = None
+    ) -> None:
         """A SubjectAccessReview for `verb` on the non-resource URL `path` is allowed for
         this user or group (like a ClusterRole with nonResourceURLs bound to them)."""
         if (user is None) == (group is None):
@@ -720,8 +855,11 @@ class FakeAPIServer:
         # github.com/kubernetes/api at v0.31.0.
         if self.review_fault is not None:
             group = "authentication.k8s.io" if kind == "TokenReview" else "authorization.k8s.io"
-            raise Status(self.review_fault, f'{kind.lower()}s.{group} is forbidden: User "{self.user}" cannot '
-                         f'create resource "{kind.lower()}s" in API group "{group}" at the cluster scope')
+            raise Status(
+                self.review_fault,
+                f'{kind.lower()}s.{group} is forbidden: User "{self.user}" cannot '
+                f'create resource "{kind.lower()}s" in API group "{group}" at the cluster scope',
+            )
         body = await self._body(request)
         if not isinstance(body, dict) or body.get("kind") != kind or not isinstance(body.get("spec"), dict):
             raise Status(400, f"the body is not a {kind}")
@@ -729,24 +867,38 @@ class FakeAPIServer:
         if kind == "TokenReview":
             self.token_reviews.append(body)
             user = self.users.get(spec.get("token", ""))
-            status: dict[str, Any] = ({"authenticated": True, "user": user} if user is not None
-                                      else {"user": {}, "error": "[invalid bearer token, token lookup failed]"})
+            status: dict[str, Any] = (
+                {"authenticated": True, "user": user}
+                if user is not None
+                else {"user": {}, "error": "[invalid bearer token, token lookup failed]"}
+            )
         else:
             self.access_reviews.append(body)
             attrs = spec.get("nonResourceAttributes") or {}
             subjects = {("user", spec.get("user"))} | {("group", g) for g in spec.get("groups") or []}
-            rule = next((r for r in self.access_rules if (r[0], r[1]) in subjects
-                         and r[2] == attrs.get("path") and r[3] == attrs.get("verb")), None)
-            status = ({"allowed": True, "reason": f"RBAC: allowed for {rule[0]} {rule[1]!r}"} if rule
-                      else {"allowed": False})
-        answer = {"kind": kind, "apiVersion": body.get("apiVersion"), "metadata": {"creationTimestamp": None},
-                  "spec": spec, "status": status}
+            rule = next(
+                (
+                    r
+                    for r in self.access_rules
+                    if (r[0], r[1]) in subjects and r[2] == attrs.get("path") and r[3] == attrs.get("verb")
+                ),
+                None,
+            )
+            status = (
+                {"allowed": True, "reason": f"RBAC: allowed for {rule[0]} {rule[1]!r}"} if rule else {"allowed": False}
+            )
+        answer = {
+            "kind": kind,
+            "apiVersion": body.get("apiVersion"),
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }
         return web.Response(status=201, body=_dumps(answer), content_type=JSON)
 
     # ------------------------------------------------------------ request log
 
-    def count(self, resource: str | None = None, verb: str | None = None,
-              status: int | None = None) -> int:
+    def count(self, resource: str | None = None, verb: str | None = None, status: int | None = None) -> int:
         """Requests recorded for a resource ("plural", "group/plural") and verb
         (list, watch, get, create, update, patch, delete, deletecollection, discovery)."""
         n = 0
@@ -754,8 +906,11 @@ class FakeAPIServer:
             info = self.classify(rec)
             if info is None or (verb and info[0] != verb) or (status is not None and rec.status != status):
                 continue
-            if resource is not None and not (info[2] == resource or f"{info[1]}/{info[2]}" == resource
-                                             or (info[1] and f"{info[2]}.{info[1]}" == resource)):
+            if resource is not None and not (
+                info[2] == resource
+                or f"{info[1]}/{info[2]}" == resource
+                or (info[1] and f"{info[2]}.{info[1]}" == resource)
+            ):
                 continue
             n += 1
         return n
@@ -811,10 +966,30 @@ class FakeAPIServer:
             raise RuntimeError("FakeAPIServer(tls=True) needs the openssl command (Debian package openssl)")
         self._tls_dir = tempfile.mkdtemp(prefix="fakeapi-tls-")
         cert, key = Path(self._tls_dir, "tls.crt"), Path(self._tls_dir, "tls.key")
-        subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=fakeapi",
-                        "-addext", f"subjectAltName=IP:{host},DNS:localhost"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                openssl,
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=fakeapi",
+                "-addext",
+                f"subjectAltName=IP:{host},DNS:localhost",
+            ],
+            check=True,
+            capture_output=True,
+        )
         self.ca_cert = cert
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
@@ -844,8 +1019,14 @@ class FakeAPIServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    def kubeconfig(self, token: str | None = None, context: str = "fake", *,
-                   token_file: str | None = None, namespace: str | None = None) -> dict[str, Any]:
+    def kubeconfig(
+        self,
+        token: str | None = None,
+        context: str = "fake",
+        *,
+        token_file: str | None = None,
+        namespace: str | None = None,
+    ) -> dict[str, Any]:
         if not self.url:
             raise RuntimeError("start() the server first")
         user: dict[str, Any] = {}
@@ -859,19 +1040,31 @@ class FakeAPIServer:
         ctx: dict[str, Any] = {"cluster": context, "user": context}
         if namespace:
             ctx["namespace"] = namespace
-        return {"apiVersion": "v1", "kind": "Config", "preferences": {},
-                "clusters": [{"name": context, "cluster": cluster}],
-                "users": [{"name": context, "user": user}],
-                "contexts": [{"name": context, "context": ctx}],
-                "current-context": context}
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "preferences": {},
+            "clusters": [{"name": context, "cluster": cluster}],
+            "users": [{"name": context, "user": user}],
+            "contexts": [{"name": context, "context": ctx}],
+            "current-context": context,
+        }
 
-    def write_kubeconfig(self, path: str | os.PathLike[str], token: str | None = None, context: str = "fake",
-                         *, token_file: str | None = None, namespace: str | None = None) -> Path:
+    def write_kubeconfig(
+        self,
+        path: str | os.PathLike[str],
+        token: str | None = None,
+        context: str = "fake",
+        *,
+        token_file: str | None = None,
+        namespace: str | None = None,
+    ) -> Path:
         """Writes a kubeconfig for this server (a bearer token user when given)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.kubeconfig(token, context, token_file=token_file,
-                                                       namespace=namespace), sort_keys=False))
+        path.write_text(
+            yaml.safe_dump(self.kubeconfig(token, context, token_file=token_file, namespace=namespace), sort_keys=False)
+        )
         os.chmod(path, 0o600)
         return path
 
@@ -928,8 +1121,12 @@ class FakeAPIServer:
         if m == "GET":
             verb = "get" if name else ("watch" if _truthy(q.get("watch")) else "list")
         else:
-            verb = {"POST": "create", "PUT": "update", "PATCH": "patch",
-                    "DELETE": "delete" if name else "deletecollection"}.get(m, "")
+            verb = {
+                "POST": "create",
+                "PUT": "update",
+                "PATCH": "patch",
+                "DELETE": "delete" if name else "deletecollection",
+            }.get(m, "")
             if not verb or (verb in ("create", "deletecollection")) == bool(name):
                 raise Status(405, "the server does not allow this method on the requested resource")
         await self._faults_for(rt, verb, ns)
@@ -966,8 +1163,10 @@ class FakeAPIServer:
         code = fault.status
         if code == 403:
             scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
-            msg = fault.message or (f'{rt.key} is forbidden: User "{fault.user}" cannot {verb} resource '
-                                    f'"{rt.plural}" in API group "{rt.group}" {scope}')
+            msg = fault.message or (
+                f'{rt.key} is forbidden: User "{fault.user}" cannot {verb} resource '
+                f'"{rt.plural}" in API group "{rt.group}" {scope}'
+            )
             return Status(403, msg, details={"group": rt.group, "kind": rt.plural})
         if code == 404:
             return Status(404, fault.message or "the server could not find the requested resource", details={})
@@ -977,14 +1176,21 @@ class FakeAPIServer:
             msg = fault.message or "Internal error occurred: injected fault"
             return Status(500, msg, details={"causes": [{"message": msg}]})
         if code == 503:
-            return Status(503, fault.message or "the server is currently unable to handle the request",
-                          details={"retryAfterSeconds": 1})
+            return Status(
+                503,
+                fault.message or "the server is currently unable to handle the request",
+                details={"retryAfterSeconds": 1},
+            )
         if code == 429:
-            return Status(429, fault.message or "Too many requests, please try again later.",
-                          details={"retryAfterSeconds": 1})
+            return Status(
+                429, fault.message or "Too many requests, please try again later.", details={"retryAfterSeconds": 1}
+            )
         if code == 504:
-            return Status(504, fault.message or "Timeout: request did not complete within the allotted timeout",
-                          details={"retryAfterSeconds": 1})
+            return Status(
+                504,
+                fault.message or "Timeout: request did not complete within the allotted timeout",
+                details={"retryAfterSeconds": 1},
+            )
         return Status(code, fault.message or f"injected fault {code}")
 
     # ------------------------------------------------------------ discovery
@@ -994,18 +1200,34 @@ class FakeAPIServer:
         for rt in self._types.values():
             if rt.group != group or version not in rt.versions:
                 continue
-            entry: dict[str, Any] = {"name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced,
-                                     "kind": rt.kind, "verbs": ALL_VERBS}
+            entry: dict[str, Any] = {
+                "name": rt.plural,
+                "singularName": rt.singular,
+                "namespaced": rt.namespaced,
+                "kind": rt.kind,
+                "verbs": ALL_VERBS,
+            }
             if rt.short_names:
                 entry["shortNames"] = rt.short_names
             if rt.plural in CATEGORIES:
                 entry["categories"] = CATEGORIES[rt.plural]
             entry["storageVersionHash"] = base64.b64encode(rt.key.encode()).decode()[:11]
             resources.append(entry)
-            resources.append({"name": f"{rt.plural}/status", "singularName": "", "namespaced": rt.namespaced,
-                              "kind": rt.kind, "verbs": ["get", "patch", "update"]})
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}".lstrip("/"),
-                "resources": resources}
+            resources.append(
+                {
+                    "name": f"{rt.plural}/status",
+                    "singularName": "",
+                    "namespaced": rt.namespaced,
+                    "kind": rt.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}".lstrip("/"),
+            "resources": resources,
+        }
 
     def _group_doc(self, group: str) -> dict[str, Any]:
         versions = [v for v in self._group_versions[group] if self._served(group, v)]
@@ -1014,18 +1236,31 @@ class FakeAPIServer:
 
     def _discovery(self, parts: list[str]) -> dict[str, Any] | None:
         if parts == ["version"]:
-            return {"major": "1", "minor": "32", "gitVersion": "v1.32.0-fakeapi", "gitCommit": "0" * 40,
-                    "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z", "goVersion": "go1.23.0",
-                    "compiler": "gc", "platform": "linux/amd64"}
+            return {
+                "major": "1",
+                "minor": "32",
+                "gitVersion": "v1.32.0-fakeapi",
+                "gitCommit": "0" * 40,
+                "gitTreeState": "clean",
+                "buildDate": "2025-01-01T00:00:00Z",
+                "goVersion": "go1.23.0",
+                "compiler": "gc",
+                "platform": "linux/amd64",
+            }
         if parts == ["api"]:
-            return {"kind": "APIVersions", "versions": ["v1"],
-                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
-                                                    "serverAddress": f"127.0.0.1:{self.port}"}]}
+            return {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}],
+            }
         if parts == ["api", "v1"]:
             return self._resource_list("", "v1")
         if parts == ["apis"]:
-            groups = [self._group_doc(g) for g in self._group_versions
-                      if g and any(self._served(g, v) for v in self._group_versions[g])]
+            groups = [
+                self._group_doc(g)
+                for g in self._group_versions
+                if g and any(self._served(g, v) for v in self._group_versions[g])
+            ]
             return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
         if len(parts) == 2 and parts[0] == "apis":
             group = parts[1]
@@ -1044,12 +1279,18 @@ class FakeAPIServer:
         """A minimal OpenAPI v3: enough for kubectl to see that the server validates
         fields itself (a PATCH operation per kind taking `fieldValidation`), so
         `kubectl create/apply/replace` need no client-side schema."""
-        gvs = [("", "v1")] + [(g, v) for g, versions in self._group_versions.items() if g
-                               for v in versions if self._served(g, v)]
+        gvs = [("", "v1")] + [
+            (g, v) for g, versions in self._group_versions.items() if g for v in versions if self._served(g, v)
+        ]
         if not rest:
-            return {"paths": {(f"apis/{g}/{v}" if g else "api/v1"):
-                              {"serverRelativeURL": f"/openapi/v3/{'apis/' + g if g else 'api'}/{v}?hash=fake"}
-                              for g, v in gvs}}
+            return {
+                "paths": {
+                    (f"apis/{g}/{v}" if g else "api/v1"): {
+                        "serverRelativeURL": f"/openapi/v3/{'apis/' + g if g else 'api'}/{v}?hash=fake"
+                    }
+                    for g, v in gvs
+                }
+            }
         if rest[0] == "api" and rest[1:] == ["v1"]:
             group, version = "", "v1"
         elif rest[0] == "apis" and len(rest) == 3 and self._served(rest[1], rest[2]):
@@ -1057,23 +1298,37 @@ class FakeAPIServer:
         else:
             raise not_found_path()
         prefix = f"/apis/{group}/{version}" if group else "/api/v1"
-        params = [{"name": p, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
-                  for p in ("dryRun", "fieldManager", "fieldValidation")]
+        params = [
+            {"name": p, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+            for p in ("dryRun", "fieldManager", "fieldValidation")
+        ]
         paths: dict[str, Any] = {}
         for rt in self._types.values():
             if rt.group != group or version not in rt.versions:
                 continue
             gvk = {"group": group, "version": version, "kind": rt.kind}
-            path = (f"{prefix}/namespaces/{{namespace}}/{rt.plural}/{{name}}" if rt.namespaced
-                    else f"{prefix}/{rt.plural}/{{name}}")
-            op = {"parameters": params, "x-kubernetes-group-version-kind": gvk,
-                  "responses": {"200": {"description": "OK"}}}
-            paths[path] = {"get": {**op, "x-kubernetes-action": "get"},
-                           "put": {**op, "x-kubernetes-action": "put"},
-                           "patch": {**op, "x-kubernetes-action": "patch"},
-                           "delete": {**op, "x-kubernetes-action": "delete"}}
-        return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0-fakeapi"},
-                "paths": paths, "components": {"schemas": {}}}
+            path = (
+                f"{prefix}/namespaces/{{namespace}}/{rt.plural}/{{name}}"
+                if rt.namespaced
+                else f"{prefix}/{rt.plural}/{{name}}"
+            )
+            op = {
+                "parameters": params,
+                "x-kubernetes-group-version-kind": gvk,
+                "responses": {"200": {"description": "OK"}},
+            }
+            paths[path] = {
+                "get": {**op, "x-kubernetes-action": "get"},
+                "put": {**op, "x-kubernetes-action": "put"},
+                "patch": {**op, "x-kubernetes-action": "patch"},
+                "delete": {**op, "x-kubernetes-action": "delete"},
+            }
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": "v1.32.0-fakeapi"},
+            "paths": paths,
+            "components": {"schemas": {}},
+        }
 
     # ------------------------------------------------------------ LIST
 
@@ -1087,7 +1342,7 @@ class FakeAPIServer:
                 raise Status(400, f"invalid selector: '{term}'; can't understand '{term}'")
             fname = m.group(1).strip()
             if fname not in allowed:
-                raise Status(400, f'field label not supported: {fname}')
+                raise Status(400, f"field label not supported: {fname}")
             fsel.append((fname, m.group(2) == "!=", m.group(3).strip()))
         return lsel, fsel
 
@@ -1131,26 +1386,31 @@ class FakeAPIServer:
             if data.get("v") != "meta.k8s.io/v1" or rv <= 0:
                 raise ValueError
             return rv, (ns, name)
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError):
-            raise Status(400, "continue key is not valid: incorrect encoded start resourceVersion "
-                              "(version meta.k8s.io/v1)", details={"causes": [
-                                  {"reason": "FieldValueInvalid", "message": "Invalid value", "field": "continue"}]})
+        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, AttributeError) as exc:
+            raise Status(
+                400,
+                "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+                details={"causes": [{"reason": "FieldValueInvalid", "message": "Invalid value", "field": "continue"}]},
+            ) from exc
 
     def _list(self, rt: ResourceType, version: str, ns: str | None, q: Any) -> web.Response:
         lsel, fsel = self._selectors(rt, q)
         try:
             limit = int(q.get("limit") or 0)
-        except ValueError:
-            raise Status(400, f"invalid limit {q.get('limit')!r}")
+        except ValueError as exc:
+            raise Status(400, f"invalid limit {q.get('limit')!r}") from exc
         rv_param, match = q.get("resourceVersion", ""), q.get("resourceVersionMatch", "")
         start: tuple[str, str] | None = None
         if q.get("continue"):
             list_rv, start = self._decode_continue(q["continue"])
             if list_rv < rt.compacted:
-                raise Status(410, "The provided continue parameter is too old to display a consistent list "
-                                  "result. You can start a new list without the continue parameter, or use "
-                                  "the continue value from the response to retrieve the remainder of the results.",
-                             "Expired")
+                raise Status(
+                    410,
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter, or use "
+                    "the continue value from the response to retrieve the remainder of the results.",
+                    "Expired",
+                )
             state = self._state_at(rt, list_rv)
         else:
             requested = self._parse_rv(rv_param)
@@ -1159,18 +1419,26 @@ class FakeAPIServer:
             if match and not rv_param:
                 raise Status(400, "resourceVersionMatch is forbidden unless resourceVersion is provided")
             if requested > self.rv:
-                raise Status(504, f"Too large resource version: {requested}, current: {self.rv}", "Timeout",
-                             details={"causes": [{"reason": "ResourceVersionTooLarge",
-                                                  "message": "Too large resource version"}],
-                                      "retryAfterSeconds": 1})
+                raise Status(
+                    504,
+                    f"Too large resource version: {requested}, current: {self.rv}",
+                    "Timeout",
+                    details={
+                        "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                        "retryAfterSeconds": 1,
+                    },
+                )
             if match == "Exact":
                 if requested < rt.compacted:
                     raise self._too_old(rt, requested)
                 list_rv, state = requested, self._state_at(rt, requested)
             else:
                 list_rv, state = self.rv, rt.objects
-        keys = sorted(k for k in state if (ns is None or k[0] == ns) and (start is None or k > start)
-                      and self._selected(state[k], lsel, fsel))
+        keys = sorted(
+            k
+            for k in state
+            if (ns is None or k[0] == ns) and (start is None or k > start) and self._selected(state[k], lsel, fsel)
+        )
         page = keys[:limit] if limit else keys
         meta: dict[str, Any] = {"resourceVersion": str(list_rv)}
         if limit and len(keys) > limit:
@@ -1185,8 +1453,17 @@ class FakeAPIServer:
             items.append(_dumps(obj))
         if "continue" not in meta:
             items.extend(raw.encode() for raw in rt.malformed)
-        body = (b'{"kind":' + _dumps(f"{rt.kind}List") + b',"apiVersion":' + _dumps(rt.api_version(version))
-                + b',"metadata":' + _dumps(meta) + b',"items":[' + b",".join(items) + b"]}")
+        body = (
+            b'{"kind":'
+            + _dumps(f"{rt.kind}List")
+            + b',"apiVersion":'
+            + _dumps(rt.api_version(version))
+            + b',"metadata":'
+            + _dumps(meta)
+            + b',"items":['
+            + b",".join(items)
+            + b"]}"
+        )
         return web.Response(body=body, content_type=JSON)
 
     @staticmethod
@@ -1218,8 +1495,7 @@ class FakeAPIServer:
                 etype = "ADDED"
             elif before and not now:  # left the selection: DELETED, old content, new resourceVersion
                 etype = "DELETED"
-                obj = {**event.prev, "metadata": {**event.prev["metadata"],
-                                                  "resourceVersion": str(event.rv)}}  # type: ignore[index]
+                obj = {**event.prev, "metadata": {**event.prev["metadata"], "resourceVersion": str(event.rv)}}  # type: ignore[index]
             elif not now:
                 return None
         return b'{"type":"' + etype.encode() + b'","object":' + _dumps(w.rt.view(obj, w.version)) + b"}\n"
@@ -1235,8 +1511,9 @@ class FakeAPIServer:
         obj = {"kind": rt.kind, "apiVersion": rt.api_version(version), "metadata": meta}
         return b'{"type":"BOOKMARK","object":' + _dumps(obj) + b"}\n"
 
-    async def _watch(self, request: web.Request, rt: ResourceType, version: str, ns: str | None,
-                     q: Any) -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, rt: ResourceType, version: str, ns: str | None, q: Any
+    ) -> web.StreamResponse:
         lsel, fsel = self._selectors(rt, q)
         rv_param = q.get("resourceVersion", "")
         requested = self._parse_rv(rv_param)
@@ -1244,8 +1521,8 @@ class FakeAPIServer:
         send_initial = _truthy(q.get("sendInitialEvents"))
         try:
             timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
-        except ValueError:
-            raise Status(400, f"invalid timeoutSeconds {q.get('timeoutSeconds')!r}")
+        except ValueError as exc:
+            raise Status(400, f"invalid timeoutSeconds {q.get('timeoutSeconds')!r}") from exc
         resp = web.StreamResponse(status=200)
         resp.content_type = JSON
         resp.enable_chunked_encoding()
@@ -1270,9 +1547,15 @@ class FakeAPIServer:
         elif requested < rt.compacted:
             lines, final = [self._error_line(self._too_old(rt, requested))], True
         elif requested > self.rv:
-            st = Status(504, f"Too large resource version: {requested}, current: {self.rv}", "Timeout",
-                        details={"causes": [{"reason": "ResourceVersionTooLarge",
-                                             "message": "Too large resource version"}], "retryAfterSeconds": 1})
+            st = Status(
+                504,
+                f"Too large resource version: {requested}, current: {self.rv}",
+                "Timeout",
+                details={
+                    "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                    "retryAfterSeconds": 1,
+                },
+            )
             lines, final = [self._error_line(st)], True
         else:
             for event in rt.log:
@@ -1298,8 +1581,10 @@ class FakeAPIServer:
                 transport = request.transport
                 if transport is None or transport.is_closing():
                     break  # the client went away
-                # Wake up at least every half second to notice a client that went away.
-                waits = [t - now for t in (deadline, next_bookmark if bookmarks else None) if t is not None]
+                # Wake up at least every half second to notice a client that went away. A bookmark
+                # already due waits for the queued events: it must not turn the wait into 0 s,
+                # which would time out before taking them, again and again.
+                waits = [t - now for t in (deadline, next_bookmark if bookmarks else None) if t is not None and t > now]
                 try:
                     item, payload = await asyncio.wait_for(w.queue.get(), max(0.0, min(waits + [0.5])))
                 except asyncio.TimeoutError:
@@ -1329,24 +1614,27 @@ class FakeAPIServer:
                 return yaml.load(text, Loader=_Loader)
             return json.loads(text) if text else None
         except (ValueError, yaml.YAMLError) as exc:
-            raise Status(400, f"the body of the request was in an unknown format: {exc}")
+            raise Status(400, f"the body of the request was in an unknown format: {exc}") from exc
 
-    def _check_body(self, rt: ResourceType, version: str, ns: str | None, name: str | None,
-                    obj: Any) -> dict[str, Any]:
+    def _check_body(self, rt: ResourceType, version: str, ns: str | None, name: str | None, obj: Any) -> dict[str, Any]:
         if not isinstance(obj, dict):
             raise Status(400, "the body of the request was in an unknown format")
         obj.setdefault("apiVersion", rt.api_version(version))
         obj.setdefault("kind", rt.kind)
         if obj["kind"] != rt.kind or _split_api_version(obj["apiVersion"])[0] != rt.group:
-            raise Status(400, f"the API version in the data ({obj['apiVersion']}) does not match the expected "
-                              f"API version ({rt.api_version(version)})")
+            raise Status(
+                400,
+                f"the API version in the data ({obj['apiVersion']}) does not match the expected "
+                f"API version ({rt.api_version(version)})",
+            )
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise Status(400, "metadata must be an object")
         if rt.namespaced:
             if meta.get("namespace") and meta["namespace"] != ns:
-                raise Status(400, "the namespace of the provided object does not match the namespace sent on "
-                                  "the request")
+                raise Status(
+                    400, "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = ns
         if name is not None:
             if meta.get("name") and meta["name"] != name:
@@ -1356,12 +1644,16 @@ class FakeAPIServer:
             if meta.get("generateName"):
                 meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
             else:
-                raise Status(422, f'{rt.kind} "" is invalid: metadata.name: Required value: name or '
-                                  f'generateName is required', "Invalid")
+                raise Status(
+                    422,
+                    f'{rt.kind} "" is invalid: metadata.name: Required value: name or generateName is required',
+                    "Invalid",
+                )
         return obj
 
-    async def _write(self, request: web.Request, verb: str, rt: ResourceType, version: str,
-                     ns: str | None, name: str | None) -> web.Response:
+    async def _write(
+        self, request: web.Request, verb: str, rt: ResourceType, version: str, ns: str | None, name: str | None
+    ) -> web.Response:
         key = (ns or "", name or "")
         dry = bool(request.query.get("dryRun"))
         where = f'{rt.key} "{name}"'
@@ -1369,8 +1661,12 @@ class FakeAPIServer:
             obj = self._check_body(rt, version, ns, None, await self._body(request))
             key = (ns or "", obj["metadata"]["name"])
             if key in rt.objects:
-                raise Status(409, f'{rt.key} "{key[1]}" already exists', "AlreadyExists",
-                             details={"name": key[1], "group": rt.group, "kind": rt.plural})
+                raise Status(
+                    409,
+                    f'{rt.key} "{key[1]}" already exists',
+                    "AlreadyExists",
+                    details={"name": key[1], "group": rt.group, "kind": rt.plural},
+                )
             obj["metadata"].pop("resourceVersion", None)
             stored = obj if dry else self.add(obj)
             return self._object_response(rt.view(stored, version), 201)
@@ -1381,10 +1677,15 @@ class FakeAPIServer:
             for k in sorted(rt.objects):
                 if (ns is None or k[0] == ns) and self._selected(rt.objects[k], lsel, fsel):
                     obj = rt.objects[k]
-                    gone.append(rt.view(obj if dry else self.delete(obj["apiVersion"], rt.kind, k[0], k[1]),
-                                        version))
-            return self._object_response({"kind": f"{rt.kind}List", "apiVersion": rt.api_version(version),
-                                          "metadata": {"resourceVersion": str(self.rv)}, "items": gone})
+                    gone.append(rt.view(obj if dry else self.delete(obj["apiVersion"], rt.kind, k[0], k[1]), version))
+            return self._object_response(
+                {
+                    "kind": f"{rt.kind}List",
+                    "apiVersion": rt.api_version(version),
+                    "metadata": {"resourceVersion": str(self.rv)},
+                    "items": gone,
+                }
+            )
         if current is None:
             raise rt.not_found(name or "")
         if verb == "delete":
@@ -1402,13 +1703,20 @@ class FakeAPIServer:
             elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
                 obj = _merge_patch(current, patch)
             else:
-                raise Status(415, "the body of the request was in an unknown format - accepted media types "
-                                  "include: application/json-patch+json, application/merge-patch+json")
+                raise Status(
+                    415,
+                    "the body of the request was in an unknown format - accepted media types "
+                    "include: application/json-patch+json, application/merge-patch+json",
+                )
             obj = self._check_body(rt, version, ns, name, obj)
         sent_rv = obj["metadata"].get("resourceVersion")
         if sent_rv and sent_rv != current["metadata"].get("resourceVersion"):
-            raise Status(409, f"Operation cannot be fulfilled on {where}: the object has been modified; please "
-                              f"apply your changes to the latest version and try again", "Conflict",
-                         details={"name": name, "group": rt.group, "kind": rt.plural})
+            raise Status(
+                409,
+                f"Operation cannot be fulfilled on {where}: the object has been modified; please "
+                f"apply your changes to the latest version and try again",
+                "Conflict",
+                details={"name": name, "group": rt.group, "kind": rt.plural},
+            )
         stored = obj if dry else self.modify(obj)
         return self._object_response(rt.view(stored, version))

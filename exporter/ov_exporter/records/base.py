@@ -1,7 +1,9 @@
 """Building blocks of every record: the base Struct and integer ranges from upstream Go types."""
+
 from __future__ import annotations
 
-from typing import Annotated, Union
+import sys
+from typing import Annotated, Any, Union
 
 from msgspec import Meta, Struct
 
@@ -27,3 +29,23 @@ Number = Union[int, float]
 class R(Struct, rename="camel", omit_defaults=True, gc=False):
     """Base of all record types. gc=False: records hold no reference cycles, so they
     need no GC header (less memory, faster collections with 10^5 records)."""
+
+
+def interned_map(mapping: dict[str, str] | None) -> dict[str, str] | None:
+    """Labels and annotations with their keys and values interned: on a large cluster most
+    of them repeat on every object ("kubevirt.io/latest-observed-api-version": "v1")."""
+    if not mapping:
+        return mapping
+    intern = sys.intern
+    return {intern(k): intern(v) for k, v in mapping.items()}
+
+
+def interned_list(values: list[Any] | None) -> list[Any] | None:
+    """A list of enumerated strings (access modes) interned."""
+    if not values:
+        return values
+    return [sys.intern(v) for v in values]
+
+
+def intern_or_same(value: str) -> str:
+    return sys.intern(value) if value else value

@@ -1,10 +1,13 @@
 """Core and storage.k8s.io kinds: Node, Namespace, PersistentVolumeClaim, StorageClass."""
+
 from __future__ import annotations
+
+import sys
 
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import R
+from .base import R, intern_or_same, interned_list
 from .meta import Condition, ObjectMeta, Taint
 
 
@@ -42,10 +45,20 @@ class PVCSpec(R):
     volume_mode: str | None = None
     volume_name: str = ""
 
+    def __post_init__(self) -> None:
+        self.access_modes = interned_list(self.access_modes)
+        if self.storage_class_name:
+            self.storage_class_name = sys.intern(self.storage_class_name)
+        if self.volume_mode:
+            self.volume_mode = sys.intern(self.volume_mode)
+
 
 class PVCStatus(R):
     phase: str = ""
     access_modes: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.phase, self.access_modes = intern_or_same(self.phase), interned_list(self.access_modes)
 
 
 class PersistentVolumeClaim(R):

@@ -1,4 +1,5 @@
 """KubeVirt (kubevirt.io, migrations.kubevirt.io): VM, VMI, migrations, policies, the KubeVirt CR."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,7 +8,7 @@ from typing import Any
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import Int32, Int64, Labels, R, UInt32
+from .base import Int32, Int64, Labels, R, UInt32, intern_or_same, interned_list
 from .cdi import DataVolumeSpec
 from .meta import Condition, ObjectMeta
 
@@ -212,6 +213,11 @@ class PVCInfo(R):
     access_modes: list[str] | None = None
     volume_mode: str | None = None
 
+    def __post_init__(self) -> None:
+        self.access_modes = interned_list(self.access_modes)
+        if self.volume_mode:
+            self.volume_mode = intern_or_same(self.volume_mode)
+
 
 class VolumeStatus(R):
     name: str = ""
@@ -305,7 +311,8 @@ class KubeVirtConfiguration(R):
     eviction_strategy: str | None = None
     developer_configuration: DeveloperConfiguration | None = None
     auto_cpu_limit_namespace_label_selector: LabelSelector | None = field(
-        default=None, name="autoCPULimitNamespaceLabelSelector")
+        default=None, name="autoCPULimitNamespaceLabelSelector"
+    )
 
 
 class KubeVirtSpec(R):

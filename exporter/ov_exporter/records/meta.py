@@ -1,7 +1,8 @@
 """Object metadata shared by every kind: ObjectMeta, owner references, conditions, taints."""
+
 from __future__ import annotations
 
-from .base import Labels, R
+from .base import Labels, R, intern_or_same, interned_map
 
 
 class OwnerRef(R):
@@ -18,12 +19,23 @@ class ObjectMeta(R):
     annotations: Labels | None = None
     owner_references: list[OwnerRef] | None = None
 
+    # Strings that repeat across objects are interned once decoded (sys.intern: freed with
+    # their last user, so churn of unique names cannot grow a table).
+    def __post_init__(self) -> None:
+        self.namespace = intern_or_same(self.namespace)
+        self.labels = interned_map(self.labels)
+        self.annotations = interned_map(self.annotations)
+
 
 class Condition(R):
     type: str = ""
     status: str = ""
     reason: str = ""
     message: str = ""
+
+    def __post_init__(self) -> None:
+        self.type, self.status = intern_or_same(self.type), intern_or_same(self.status)
+        self.reason = intern_or_same(self.reason)
 
 
 class Taint(R):

@@ -13,6 +13,7 @@ error with client-go's backoff (doubling from BACKOFF_INITIAL up to BACKOFF_MAX,
 up to 100 % jitter; back to the start after a healthy watch), and each kind records
 its errors and its last successful contact, which make its state (store.KindStatus).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,7 @@ from .discovery import discover
 from .prometheus import PrometheusSamples
 from .reflector import Reflector
 
-__all__ = ["ApiClient", "ApiError", "Backoff", "Credentials", "LiveSource", "Reflector", "discover",
-           "load_credentials"]
+__all__ = ["ApiClient", "ApiError", "Backoff", "Credentials", "LiveSource", "Reflector", "discover", "load_credentials"]
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,19 @@ class LiveSource(Source):
 
     name = "live"
 
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None,
-                 credentials: Credentials | None = None, metrics: "PrometheusSamples | None" = None,
-                 fail_fast: bool = False) -> None:
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        credentials: Credentials | None = None,
+        metrics: "PrometheusSamples | None" = None,
+        fail_fast: bool = False,
+        poll_seconds: float | None = None,
+    ) -> None:
         self.kubeconfig, self.context = kubeconfig, context
+        # Kinds without WATCH (PodMetrics) are LISTed this often: `serve` makes it at least its
+        # evaluation interval, so the metrics API is read at most once per evaluation.
+        self.poll_seconds = poll_seconds
         self.credentials = credentials
         self.metrics = metrics
         self.fail_fast = fail_fast
@@ -87,6 +96,8 @@ class LiveSource(Source):
                     emit(KindAbsent(kind, f"API group {kind.group} is not installed"))
                     continue
                 reflectors.append(reflector := Reflector(kind, versions[kind.key], client, emit))
+                if self.poll_seconds is not None:
+                    reflector.poll_seconds = self.poll_seconds
                 tasks.append(asyncio.create_task(reflector.run(), name=f"reflect {kind.key}"))
             if self.metrics is not None:
                 tasks.append(asyncio.create_task(self.metrics.run(emit), name="prometheus"))

@@ -1,0 +1,140 @@
+"""`ov-exporter serve` as it runs in production, with probes, for `make bench`:
+
+    python -m tests.benchserve [--switch-interval S] [--evaluate-in-child] -- SERVE ARGS...
+
+Once a second it prints one JSON line: the event loop's longest stall in that second
+(how late a 5 ms timer fired) and how many stalls passed 25 and 50 ms, RSS, the
+collections of the cyclic GC and their longest pause, evaluations done, whether the
+first sync is done. `--switch-interval` sets sys.setswitchinterval (the GIL hand-over
+interval, 5 ms by default); `--evaluate-in-child` runs each evaluation and render in a
+forked child that sends /metrics back (a prototype, to compare: the child's updates to
+remembered judgements are lost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ov_exporter import cli
+from ov_exporter.server import Exporter, Prepared
+
+PROBE_SECONDS = 0.005
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class GcPauses:
+    def __init__(self) -> None:
+        self.window: list[tuple[int, float]] = []
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.window.append((info["generation"], time.perf_counter() - self._start))
+
+
+async def probe(exporter: Exporter) -> None:
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
+    loop = asyncio.get_running_loop()
+    while True:
+        window_end = loop.time() + 1.0
+        stalls: list[float] = []
+        while loop.time() < window_end:
+            before = loop.time()
+            await asyncio.sleep(PROBE_SECONDS)
+            stalls.append(loop.time() - before - PROBE_SECONDS)
+        collected, pauses.window = pauses.window, []
+        print(
+            json.dumps(
+                {
+                    "t": time.time(),
+                    "stall_ms": max(stalls) * 1000,
+                    "stalls25": sum(s > 0.025 for s in stalls),
+                    "stalls50": sum(s > 0.050 for s in stalls),
+                    "rss_mib": rss_mib(),
+                    "gc": len(collected),
+                    "gc_full": sum(g == 2 for g, _ in collected),
+                    "gc_max_ms": max((s for _, s in collected), default=0.0) * 1000,
+                    "evaluations": exporter.history.evaluations,
+                    "synced": exporter.store.synced,
+                    "ready": exporter.prepared is not None,
+                    "objects": sum(exporter.store.counts().values()),
+                }
+            ),
+            flush=True,
+        )
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
+
+
+async def evaluate_in_child(self: Exporter) -> Prepared:
+    """The prototype: fork, evaluate and render in the child, send the evaluation and the
+    payload back pickled; the parent only unpickles them."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_fd)
+        try:
+            prepared = self._evaluate_and_render()
+            data = pickle.dumps((prepared.evaluation, prepared.payload), protocol=pickle.HIGHEST_PROTOCOL)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view) :]
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    data = await asyncio.to_thread(_read_all, read_fd)
+    await asyncio.to_thread(os.waitpid, pid, 0)
+    evaluation, payload = await asyncio.to_thread(pickle.loads, data)
+    self.history.record(evaluation)
+    self.prepared = Prepared(evaluation, payload, self.source.describe(), len(self.store.problems), self.blind())
+    self._evaluated.set()
+    return self.prepared
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchserve")
+    parser.add_argument("--switch-interval", type=float)
+    parser.add_argument("--evaluate-in-child", action="store_true")
+    parser.add_argument("serve", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    if args.evaluate_in_child:
+        Exporter.evaluate_once = evaluate_in_child  # type: ignore[method-assign]
+    start = Exporter.start
+
+    async def start_with_probe(self: Exporter) -> None:
+        await start(self)
+        if args.switch_interval:  # after start(), which sets the exporter's own
+            sys.setswitchinterval(args.switch_interval)
+        self._tasks.append(asyncio.create_task(probe(self), name="probe"))
+
+    Exporter.start = start_with_probe  # type: ignore[method-assign]
+    serve_args: list[Any] = [a for a in args.serve if a != "--"]
+    sys.exit(cli.main(["serve", *serve_args]))
+
+
+if __name__ == "__main__":
+    main()
