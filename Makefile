@@ -79,7 +79,7 @@ lock: install
 image: install system-deps
 	$(BIN)/python -m tests.image build
 
-# What serve does at 10,000 VMs next to the physical limit (README "Performance");
+# What serve does at 10,000 VMs next to the physical limit (exporter/docs/usage.md "Benchmark");
 # BENCH_ARGS="--tier S --quick" for a short run. orjson is one of its yardsticks only.
 bench: install
 	-$(BIN)/pip install --quiet orjson

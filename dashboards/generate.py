@@ -471,6 +471,7 @@ def _base(
 
 # The red lines are the exporter's default thresholds (config.py), not copies of them.
 CPU_MAX, MEM_MAX = Thresholds().cpu_overcommit_max, Thresholds().memory_overcommit_max
+NODE_CPU_OVERLOADED, NODE_MEMORY_OVERLOADED = Thresholds().node_cpu_overloaded, Thresholds().node_memory_overloaded
 OVERCOMMIT_CPU = _thresholds((None, "green"), (CPU_MAX, "red"))
 OVERCOMMIT_MEM = _thresholds((None, "green"), (MEM_MAX, "red"))
 STATUS = _thresholds((None, "red"), (1, "green"))
@@ -908,7 +909,9 @@ def build_post_rebalance():
             "CPU utilisation per VM node",
             "percentunit",
             [_target("cpu_util_node", "{{node}}"), _target("cpu_util_avg", "average", ref="B")],
-            thresholds=_thresholds((None, "green"), (0.8, "red")),
+            thresholds=_thresholds((None, "green"), (NODE_CPU_OVERLOADED, "red")),
+            description=f"Red line: {NODE_CPU_OVERLOADED:.0%}, thresholds.node-cpu-overloaded "
+            "(OVPostRebalanceNodeCPUHigh fires above it while the watch is open)",
         )
     )
     d = d.with_panel(
@@ -923,8 +926,9 @@ def build_post_rebalance():
             "Memory utilisation per VM node (node_exporter)",
             "percentunit",
             [_target("mem_util_node", "{{node}}")],
-            thresholds=_thresholds((None, "green"), (0.85, "red")),
-            description="Red line: 85 %, where a node counts as overloaded on memory",
+            thresholds=_thresholds((None, "green"), (NODE_MEMORY_OVERLOADED, "red")),
+            description=f"Red line: {NODE_MEMORY_OVERLOADED:.0%}, thresholds.node-memory-overloaded, where a node "
+            "counts as overloaded on memory",
         )
     )
     d = d.with_panel(

@@ -41,6 +41,15 @@ class Thresholds(_Base):
     # The migration queue is stalled when its oldest unfinished VMIM is older than this and
     # no migration finished within it.
     migration_queue_stall_minutes: Annotated[int, Meta(ge=1, le=1440)] = 30
+    # The post-rebalance watch (check rebalance_watch; alerts/post-rebalance.yaml and the
+    # post-rebalance dashboard read them from ov_rebalance_watch_threshold_ratio): a VM node's
+    # allocation this far above the mean of the VM nodes is "far above" it; a VM node busier
+    # than node-cpu-overloaded (node_exporter) or fuller than node-memory-overloaded is
+    # overloaded; the CPU spread may exceed its pre-rebalance baseline by spread-margin.
+    node_above_mean: Annotated[float, Meta(gt=0, le=1)] = 0.25
+    node_cpu_overloaded: Annotated[float, Meta(gt=0, le=1)] = 0.8
+    node_memory_overloaded: Annotated[float, Meta(gt=0, le=1)] = 0.85
+    spread_margin: Annotated[float, Meta(ge=0, le=1)] = 0.1
 
 
 class Namespaces(_Base):

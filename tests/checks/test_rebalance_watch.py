@@ -157,6 +157,22 @@ def test_per_node_allocation_spread_and_uneven_node_during_the_watch():
     assert findings(out) == [] and series(out, "ov_rebalance_node_above_mean_ratio") == {}
 
 
+def test_thresholds_come_from_the_configuration_and_are_published_for_alerts_and_dashboards():
+    nodes = [node("worker-0", cpu="10", memory="100Gi"), node("worker-1", cpu="10", memory="100Gi")]
+    vmis = [vmi("big", node="worker-0", memory="80Gi", requests_cpu="1"), vmi("small", node="worker-1", memory="10Gi")]
+    objects = (*nodes, *vmis, vmim("m1", "small", "Succeeded", 1))
+    # worker-0's memory is 0.35 above the mean of 0.45: far above it at the default 0.25, not at 0.4.
+    assert [f.obj.name for f in findings(run(*objects), Severity.INFO)] == ["worker-0"]
+    out = run(*objects, **{"thresholds.node-above-mean": 0.4, "thresholds.node-cpu-overloaded": 0.7})
+    assert findings(out, Severity.INFO) == []
+    assert series(out, "ov_rebalance_watch_threshold_ratio") == {
+        ("node_above_mean",): 0.4,
+        ("node_cpu_overloaded",): 0.7,
+        ("node_memory_overloaded",): 0.85,
+        ("spread_margin",): 0.1,
+    }
+
+
 def test_cpu_request_falls_back_to_vcpus_over_the_allocation_ratio():
     out = run(node("worker-0", cpu="10"), vmi("a", cores=4, memory="1Gi"))
     assert series(out, "ov_node_vm_allocation_ratio")[("worker-0", "cpu")] == pytest.approx(4 / 10 / 10)

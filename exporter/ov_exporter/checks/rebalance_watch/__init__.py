@@ -25,7 +25,6 @@ from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotAppl
 from ...records import Node, VirtualMachineInstance, VirtualMachineInstanceMigration
 from ...store import ClusterState
 
-ABOVE_MEAN = 0.25  # a node's allocation 25 points above the mean of the VM nodes is "far above" it
 RESOURCES = ("cpu", "memory")
 SKEW = 60.0  # seconds a migration may end after "now" (clock skew) and still count
 
@@ -112,9 +111,19 @@ SPREAD = Family(
 ABOVE = Family(
     "ov_rebalance_node_above_mean_ratio",
     "gauge",
-    "How far a node's allocation is above the mean, for nodes more than 0.25 above it while the watch window is open.",
+    "How far a node's allocation is above the mean, for nodes more than thresholds.node-above-mean (default "
+    "0.25) above it while the watch window is open.",
     ("node", "resource"),
 )
+THRESHOLD = Family(
+    "ov_rebalance_watch_threshold_ratio",
+    "gauge",
+    "The post-rebalance watch's configured thresholds, read by its alerts and dashboards: level "
+    "node_above_mean (thresholds.node-above-mean), node_cpu_overloaded (thresholds.node-cpu-overloaded), "
+    "node_memory_overloaded (thresholds.node-memory-overloaded), spread_margin (thresholds.spread-margin).",
+    ("level",),
+)
+THRESHOLD_LEVELS = ("node_above_mean", "node_cpu_overloaded", "node_memory_overloaded", "spread_margin")
 
 
 def _vmim_times(vmim: VirtualMachineInstanceMigration) -> tuple[float | None, float | None]:
@@ -195,6 +204,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         Sample(WINDOW.name, (), window),
         Sample(NOW.name, (), now),
     ]
+    out.samples += [Sample(THRESHOLD.name, (level,), getattr(config.thresholds, level)) for level in THRESHOLD_LEVELS]
     if last is not None:
         out.samples.append(Sample(LAST.name, (), last))
 
@@ -277,7 +287,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if not active:
             continue
         for name, value in sorted(values.items()):
-            if value - mean > ABOVE_MEAN:
+            if value - mean > config.thresholds.node_above_mean:
                 out.samples.append(Sample(ABOVE.name, (name, resource), value - mean))
                 out.findings.append(
                     Finding(
@@ -298,8 +308,8 @@ SPEC = CheckSpec(
     severity_rules="within rebalance-watch-window hours (default 48) after the last rebalancing migration (cause "
     "descheduler, manual or declared; workload-update and drain migrations neither open the window "
     "nor count in it): warning: a rebalancing VMIM failed in the window, or a VMI was migrated more "
-    "than once in it; info: a VM node's CPU or memory allocation is more than 25 points above the "
-    "mean of the VM nodes",
+    "than once in it; info: a VM node's CPU or memory allocation is more than thresholds.node-above-mean "
+    "(default 0.25) above the mean of the VM nodes",
     families=(
         LAST,
         START,
@@ -316,6 +326,7 @@ SPEC = CheckSpec(
         MEAN,
         SPREAD,
         ABOVE,
+        THRESHOLD,
     ),
     remediation="Watch the cluster for 24-48 hours after a rebalance: retry or investigate failed migrations "
     "(dirty rate, bandwidth, target capacity), stop whatever moves a VM back and forth (affinity "
@@ -327,7 +338,14 @@ SPEC = CheckSpec(
         AlertDecl("OVRebalanceWatchVMMigratedRepeatedly", warning="degraded", names="VirtualMachineInstance/vmi"),
         AlertDecl("OVRebalanceWatchNodeAboveMean", info="hygiene", names="Node/node"),
     ),
-    settings=("rebalance-watch-window", "rebalance-windows"),
+    settings=(
+        "rebalance-watch-window",
+        "rebalance-windows",
+        "thresholds.node-above-mean",
+        "thresholds.node-cpu-overloaded",
+        "thresholds.node-memory-overloaded",
+        "thresholds.spread-margin",
+    ),
     panels=(
         "ov-post-rebalance/Post-rebalance window open",
         "ov-post-rebalance/Rebalance start (exporter)",
