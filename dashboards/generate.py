@@ -130,6 +130,12 @@ QUERIES: dict[str, str] = {
     # ---- overview: offenders
     "rwo_vm_disks": f"max by (cluster, namespace, vm, eviction_strategy) ({ns('ov_rwo_vm_disks{@@}')})",
     "rhel_nodes": f"max by (cluster, node, os_image, vm_schedulable, runs_vmis) (ov_rhel_node_info{{{CN}}})",
+    # ---- overview: control plane (anti-patterns 12 and 13)
+    "control_plane_colocated": (
+        f"max by (cluster, node, host, source, quorum_lost) (ov_control_plane_node_colocated{{{CN}}})"
+    ),
+    "control_plane_host_unknown": f"max by (cluster) (ov_control_plane_nodes_host_unknown{{{C}}})",
+    "control_plane_vmis": f"max by (cluster, node, vm_schedulable) (ov_control_plane_node_vmis{{{CN}}})",
     "mtu_mismatch": f"max by (cluster, namespace, network) ({ns('ov_mtu_mismatch{@@}')})",
     "nad_invalid": f"max by (cluster, namespace, network) ({ns('ov_nad_config_invalid{@@}')})",
     "vm_mixed_mtu": f"max by (cluster, namespace, vm) ({ns('ov_vm_mixed_mtu_networks{@@}')})",
@@ -781,6 +787,38 @@ def build_overview():
             [_prom_table("nncp_bridges_default_nic")],
             w=24,
             links=_alert_runbook_link("OVNodeNetworkPolicyBridgesDefaultNIC"),
+        )
+    )
+    d = d.with_row(db.Row("Control plane"))
+    d = d.with_panel(
+        tb(
+            "Control-plane nodes per hypervisor host",
+            "short",
+            [_prom_table("control_plane_colocated")],
+            w=10,
+            links=_alert_runbook_link("OVControlPlaneNodesShareHost"),
+            description="Value: control-plane nodes on that node's host (itself included); quorum_lost=true: "
+            "losing the host takes etcd quorum with it",
+        )
+    )
+    d = d.with_panel(
+        st(
+            "Control-plane nodes, host unknown",
+            "short",
+            [_target("control_plane_host_unknown", instant=True)],
+            w=4,
+            thresholds=_thresholds((None, "green"), (1, "orange")),
+            description="No host label (control-plane-host-label) and no bare-metal provider ID: "
+            "co-location cannot be judged for them",
+        )
+    )
+    d = d.with_panel(
+        ts(
+            "VMIs running on control-plane nodes",
+            "short",
+            [_target("control_plane_vmis", "{{node}} (vm_schedulable={{vm_schedulable}})")],
+            w=10,
+            description="VM workloads next to etcd; the red alert is OVControlPlaneNodeRunsVMs",
         )
     )
     d = d.with_row(db.Row("Exporter health"))

@@ -110,6 +110,10 @@ SPEC = CheckSpec(
     "anti-affinity rule for the control-plane VMs), and keep the host label current.",
     alerts=(AlertDecl("OVControlPlaneNodesShareHost", warning="failure_risk", info="hygiene", names="Node/node"),),
     settings=("control-plane-host-label",),
+    panels=(
+        "ov-overview/Control-plane nodes per hypervisor host",
+        "ov-overview/Control-plane nodes, host unknown",
+    ),
     evaluate=evaluate,
     requires=("nodes",),
 )

@@ -79,6 +79,7 @@ SPEC = CheckSpec(
     "(restores the NoSchedule taint), restrict the HCO workload placement to workers, and live "
     "migrate the VMs that run there.",
     alerts=(AlertDecl("OVControlPlaneNodeRunsVMs", warning="performance_risk", info="hygiene", names="Node/node"),),
+    panels=("ov-overview/VMIs running on control-plane nodes",),
     evaluate=evaluate,
     requires=("nodes",),
     reads=("virtualmachineinstances.kubevirt.io",),
