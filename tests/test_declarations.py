@@ -219,7 +219,6 @@ def test_a_check_declares_exactly_the_panels_that_show_its_metrics(spec):
     )
 
 
-
 @pytest.mark.parametrize("spec", CHECKS, ids=lambda s: s.id)
 def test_every_check_is_shown_on_a_dashboard(spec):
     """A Grafana viewer sees every anti-pattern the exporter judges, not only the alerting ones."""
