@@ -371,6 +371,14 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
 }
 
 
+def test_every_declared_check_has_a_planted_finding_that_must_survive_damage():
+    """A new check joins the damage properties below: plant an object for it in planted()
+    and name the finding it must keep in EXPECTED."""
+    from ov_exporter.checks import CHECKS
+
+    assert set(EXPECTED) == {spec.id for spec in CHECKS}
+
+
 def base_samples() -> dict[str, list[UpstreamSample]]:
     return {
         upstream.DIRTY_RATE: [
