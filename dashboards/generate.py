@@ -478,6 +478,7 @@ def _base(
 # The red lines are the exporter's default thresholds (config.py), not copies of them.
 CPU_MAX, MEM_MAX = Thresholds().cpu_overcommit_max, Thresholds().memory_overcommit_max
 NODE_CPU_OVERLOADED, NODE_MEMORY_OVERLOADED = Thresholds().node_cpu_overloaded, Thresholds().node_memory_overloaded
+DIRTY_INFO, DIRTY_WARNING = Thresholds().dirty_rate_risk_warning, Thresholds().dirty_rate_risk_critical
 OVERCOMMIT_CPU = _thresholds((None, "green"), (CPU_MAX, "red"))
 OVERCOMMIT_MEM = _thresholds((None, "green"), (MEM_MAX, "red"))
 STATUS = _thresholds((None, "red"), (1, "green"))
@@ -1242,7 +1243,7 @@ def build_live_migration():
             "Dirty-rate risk per VMI (exporter)",
             "percentunit",
             [_target("risk_per_vmi", "{{namespace}}/{{vmi}}")],
-            thresholds=_thresholds((None, "green"), (0.5, "orange"), (1, "red")),
+            thresholds=_thresholds((None, "green"), (DIRTY_INFO, "orange"), (DIRTY_WARNING, "red")),
         )
     )
     d = d.with_panel(
@@ -1250,7 +1251,7 @@ def build_live_migration():
             "Dirty-rate risk per VMI (PromQL)",
             "percentunit",
             [_target("risk_promql_per_vmi", "{{namespace}}/{{name}}")],
-            thresholds=_thresholds((None, "green"), (0.5, "orange"), (1, "red")),
+            thresholds=_thresholds((None, "green"), (DIRTY_INFO, "orange"), (DIRTY_WARNING, "red")),
         )
     )
     d = d.with_panel(

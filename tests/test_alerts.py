@@ -521,3 +521,34 @@ def test_runbook_urls_default_to_the_exporter_service_that_deploy_creates_and_it
     )
     served = {p.name for p in (resources.files("ov_exporter") / "alert_runbooks").iterdir()}
     assert {f"{name}.md" for name in ALERT_NAMES} <= served
+
+
+def test_thresholds_the_rules_cannot_read_from_the_exporter_are_the_configuration_defaults():
+    """Alerts read the thresholds the exporter publishes (ov_*_threshold_ratio). The PromQL arm of
+    OVVMIDirtyRateTooHighForMigration judges clusters where the check has no samples and so
+    publishes none: it carries the defaults, and they must be the configuration's."""
+    from ov_exporter.config import Thresholds
+
+    promql_arm = re.compile(
+        r':ov_migration_dirty_rate_risk:ratio, "vmi", "\$1", "name", "\(\.\*\)"\) (>= [\d.]+(?: < [\d.]+)?)'
+    )
+    arms = {
+        rule["labels"]["severity"]: promql_arm.search(rule["expr"]).group(1)
+        for _, rule in _rules()
+        if rule.get("alert") == "OVVMIDirtyRateTooHighForMigration"
+    }
+    t = Thresholds()
+    assert arms == {
+        "warning": f">= {t.dirty_rate_risk_critical:g}",
+        "info": f">= {t.dirty_rate_risk_warning:g} < {t.dirty_rate_risk_critical:g}",
+    }
+    for _, rule in _rules():
+        if rule.get("alert") in ("OVVMIDirtyRateTooHighForMigration", "OVPostRebalanceNodeCPUHigh"):
+            exporter_arms = (
+                rule["expr"].replace(promql_arm.search(rule["expr"]).group(0), "")
+                if promql_arm.search(rule["expr"])
+                else rule["expr"]
+            )
+            assert not re.search(
+                r"(?:ov_migration_dirty_rate_risk(?:\[1d\]\))?|:rate5m) [<>]=? [\d.]", exporter_arms
+            ), rule["alert"]

@@ -56,6 +56,14 @@ PARALLEL = Family(
     "Configured parallelOutboundMigrationsPerNode; source: hco, kubevirt or default.",
     ("source",),
 )
+RISK_THRESHOLD = Family(
+    "ov_migration_dirty_rate_risk_threshold_ratio",
+    "gauge",
+    "The configured dirty-rate risk thresholds, read by OVVMIDirtyRateTooHighForMigration and the dashboards: "
+    "severity info from thresholds.dirty-rate-risk-warning, severity warning from "
+    "thresholds.dirty-rate-risk-critical.",
+    ("severity",),
+)
 
 GIB = 2.0**30
 
@@ -115,6 +123,8 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         Sample(BANDWIDTH.name, (cap.source,), cluster_bw),
         Sample(TIMEOUT.name, (timeout.source,), timeout.value),
         Sample(PARALLEL.name, (link_share_divisor.source,), parallel),
+        Sample(RISK_THRESHOLD.name, ("info",), config.thresholds.dirty_rate_risk_warning),
+        Sample(RISK_THRESHOLD.name, ("warning",), config.thresholds.dirty_rate_risk_critical),
     ]
 
     dirty = _latest(state.samples, (upstream.DIRTY_RATE,))
@@ -187,10 +197,11 @@ SPEC = CheckSpec(
     id="migration_dirty_rate",
     anti_pattern=14,
     title="Memory dirty rate too high for live migration to converge",
-    severity_rules="info: risk (dirty rate / bandwidth) at or above 0.5; warning: risk at or above 1, or the "
+    severity_rules="info: risk (dirty rate / bandwidth) at or above thresholds.dirty-rate-risk-warning (default 0.5); "
+    "warning: risk at or above thresholds.dirty-rate-risk-critical (default 1), or the "
     "predicted duration exceeds completionTimeoutPerGiB x guest GiB (the migration fails or is "
     "aborted and the VM keeps running on its source node)",
-    families=(RISK, DURATION, TIMEOUT_VMI, BANDWIDTH, TIMEOUT, PARALLEL),
+    families=(RISK, DURATION, TIMEOUT_VMI, BANDWIDTH, TIMEOUT, PARALLEL, RISK_THRESHOLD),
     remediation="Reduce the guest's write load before migrating (pause batch jobs, drain traffic), migrate over a "
     "dedicated faster network, raise bandwidthPerMigration, enable allowAutoConverge or post-copy for "
     "this VM through a MigrationPolicy, or cold migrate it.",
