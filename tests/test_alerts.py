@@ -30,111 +30,11 @@ FORBIDDEN_LABELS = {
     "operator_health_impact",
 }  # HCO counts such alerts into its health status
 
-# Families of the checks that no alert reads, and why. Every other family of every
-# check must be read by some alert (directly or through a recording rule).
-NOT_ALERTED: dict[str, str] = {
-    # rwo_vm_disks
-    "ov_rwo_vm_disks": "RWO disks are one blocking reason of ov_vm_migration_blocked, which OVVMMigrationBlocked "
-    "reads: one alert per VM, not one per reason",
-    # node_failure_planning
-    "ov_node_remediation_covered": "names the nodes behind ov_nodes_without_remediation, which the one cluster-wide "
-    "alert reads (one fact, one alert)",
-    # control_plane_placement
-    "ov_control_plane_nodes_host_unknown": "coverage of the host information; the check raises no finding on it",
-    # cpu_overcommit
-    "ov_node_vm_vcpus": "numerator of ov_cpu_overcommit_ratio, which the alerts read",
-    "ov_node_physical_cpu_cores": "denominator of ov_cpu_overcommit_ratio (recording rules use it as the list of "
-    "VM nodes)",
-    "ov_node_cpu_threads_per_core": "configuration: the threads-per-core factor behind the physical core count",
-    "ov_cpu_overcommit_threshold_ratio": "threshold gauge: the alerts compare against it, it is no finding",
-    "ov_vmi_cpu_allocation_ratio": "configuration: vmiCPUAllocationRatio sets CPU requests per vCPU (HCO writes 10 "
-    "into every HyperConverged CR), not the vCPU:core overcommit",
-    # memory_overcommit
-    "ov_node_vm_guest_memory_bytes": "numerator of ov_memory_overcommit_ratio, which the alerts read",
-    "ov_node_memory_capacity_bytes": "denominator of ov_memory_overcommit_ratio",
-    "ov_memory_overcommit_percentage": "configuration (memoryOvercommitPercentage); the check raises no finding on it",
-    "ov_memory_overcommit_threshold_ratio": "threshold gauge: the alerts compare against it, it is no finding",
-    # rhel_nodes
-    "ov_rhel_nodes": "count of the nodes ov_rhel_node_info lists one by one; alerting on both would notify twice",
-    # migration_dirty_rate
-    "ov_migration_predicted_duration_seconds": "same VMIs as ov_migration_dirty_rate_risk, which the alerts read; its "
-    "limit (completionTimeoutPerGiB x guest GiB, per VMI) is not exported, "
-    "so PromQL cannot judge it on its own",
-    "ov_migration_bandwidth_bytes_per_second": "configuration (effective bandwidthPerMigration); the PromQL "
-    "dirty-rate fallback divides by it",
-    # scheduling_constraints
-    "ov_vm_scheduling_constraints": 'the constraint count behind issue="excessive" of ov_vm_scheduling_issue, '
-    "which the alerts read (same VMs)",
-    "ov_vms_pinned_to_node": 'count of the issue="pinned" series of ov_vm_scheduling_issue; alerting on both '
-    "would notify twice",
-    "ov_vmis_unschedulable": "count of the ov_vmi_unschedulable series, which the alerts read",
-    # strict_vm_limits
-    "ov_vms_with_resource_limits": "count of the VMs that ov_vm_resource_limit_ratio lists one by one",
-    "ov_migration_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
-    "ov_migration_parallel_outbound_per_node": "configuration (parallelOutboundMigrationsPerNode)",
-    # trident_volume_limits
-    "ov_trident_backends_without_volume_size_limit": "count of the backends ov_trident_backend_volume_size_limit_bytes "
-    "lists one by one; alerting on both would notify twice",
-    # migration_readiness
-    "ov_vms_migration_blocked": "count of the VMs ov_vm_migration_blocked lists one by one; alerting on both "
-    "would notify twice",
-    "ov_vms_migration_blocked_by_reason": "the same VMs per reason, for dashboards",
-    "ov_migration_slots": "in-flight VMIMs and parallelMigrationsPerCluster, for dashboards: a full queue is no "
-    "alert (OVMigrationQueueStalled judges one that stops draining), and the check's "
-    "migration_slots_full reason reaches ov_vm_migration_blocked",
-    # migration_capacity
-    "ov_migration_config_info": "configuration: where the migration settings come from and the network name",
-    "ov_migration_parallel_outbound_per_node_limit": "configuration; denominator of "
-    "ov_node_outbound_migrations_in_flight_ratio",
-    "ov_migration_config_bandwidth_bytes_per_second": "configuration (bandwidthPerMigration, 0 = unlimited)",
-    "ov_migration_config_completion_timeout_per_gib_seconds": "configuration (completionTimeoutPerGiB)",
-    "ov_migration_dedicated_network": "input of ov_migration_parallel_without_dedicated_network, which alerts read",
-    "ov_migrations_in_flight": "dashboard series: KubeVirt queues migrations above its limits, so a full queue is "
-    "no alert (OVMigrationQueueStalled judges a queue that stops draining)",
-    "ov_node_outbound_migrations_in_flight": "dashboard series, as ov_migrations_in_flight",
-    "ov_migrations_in_flight_ratio": "dashboard series, as ov_migrations_in_flight",
-    "ov_node_outbound_migrations_in_flight_ratio": "dashboard series, as ov_migrations_in_flight",
-    "ov_migration_parallel_per_cluster": "configuration; the dashboards' in-flight ratio divides by it "
-    "(cluster:ov_parallel_migrations_per_cluster:limit)",
-    "ov_migrations_pod_network": "count quoted in the finding of ov_migration_parallel_without_dedicated_network",
-    "ov_migrations_running_pod_network": "numerator of ov_migration_parallel_without_dedicated_network (1 at 2 or "
-    "more), which the alerts read",
-    "ov_migration_queue_oldest_pending_timestamp_seconds": "input of ov_migration_queue_stalled, which the alert "
-    "reads; dashboards plot the queue age",
-    "ov_migration_last_finished_timestamp_seconds": "input of ov_migration_queue_stalled; dashboards",
-    "ov_migration_queue_stall_threshold_seconds": "configuration (thresholds.migration-queue-stall-minutes)",
-    "ov_kubevirt_info": "the KubeVirt release the exporter sees: context for every alert and dashboard, no finding",
-    "ov_hyperconverged_info": "the HCO release the exporter sees: context, no finding",
-    # rebalance_watch
-    "ov_rebalance_last_migration_timestamp_seconds": "dashboard series: when the window opened",
-    "ov_rebalance_start_timestamp_seconds": "dashboard series: the start of the rebalance wave (before/after anchor)",
-    "ov_migrations": "dashboard counts of migrations by cause and phase; upgrades and drains raise no finding",
-    "ov_rebalance_watch_active": "dashboard series; the per-object series exist only while the window is open",
-    "ov_rebalance_watch_window_seconds": "configuration (rebalance-watch-window)",
-    "ov_rebalance_evaluation_timestamp_seconds": "the time the window is judged at (snapshots: newest event)",
-    "ov_rebalance_migrations_succeeded": "dashboard count; no finding",
-    "ov_rebalance_migrations_failed": "count of the VMIMs ov_rebalance_failed_migration lists one by one",
-    "ov_node_running_vmis": "dashboard series (VMs per node before and after); no finding",
-    "ov_node_vm_allocation_ratio": "dashboard series; ov_rebalance_node_above_mean_ratio carries the finding",
-    "ov_rebalance_allocation_mean_ratio": "dashboard series: the mean the findings compare against",
-    "ov_rebalance_allocation_spread_ratio": "dashboard series (max - min across VM nodes); no finding",
-    # vm_right_sizing
-    "ov_vm_right_sizing_vms": "counts of the VMIs that ov_vm_{over,under}_provisioned_usage_ratio list one by one",
-    "ov_vm_right_sizing_cpu_cores": "cluster totals of requested vs used cores, for dashboards: no finding",
-    "ov_vm_right_sizing_memory_bytes": "cluster totals of requested vs used memory, for dashboards: no finding",
-}
-
 # absent() yields one label-less series of value 1: nothing to template.
 NO_LABELS = {"OVExporterAbsent", "OVEtcdMetricsAbsent"}
-# Alerts about the whole cluster or the exporter as a whole: no object label to name.
-CLUSTER_WIDE = NO_LABELS | {
-    "OVClusterCPUOvercommitted",
-    "OVClusterMemoryOvercommitted",
-    "OVPostRebalanceCPUSpreadIncreased",
-    "OVMigrationParallelWithoutDedicatedNetwork",
-    "OVMigrationQueueStalled",
-    "OVNodeWithoutRemediation",
-}
+# Alerts about the whole cluster or the exporter as a whole: no object label to name
+# (the checks declare theirs: AlertDecl.names).
+CLUSTER_WIDE = NO_LABELS | {a.name for spec in CHECKS for a in spec.alerts if a.names == "Cluster"}
 
 
 def _load_build():
@@ -425,10 +325,13 @@ def _used_by_alerts() -> set[str]:
 
 def test_every_finding_producing_exporter_family_is_used_by_an_alert():
     used = _used_by_alerts()
-    families = {exposition_name(f): spec.id for spec in CHECKS for f in spec.families}
-    assert not sorted(set(NOT_ALERTED) - set(families)), "NOT_ALERTED names families that no check declares"
-    missing = sorted(n for n in families if n not in NOT_ALERTED and n not in used)
-    assert not missing, f"no alert reads {missing}: add an alert or an exclusion with its reason"
+    missing = sorted(
+        exposition_name(f)
+        for spec in CHECKS
+        for f in spec.families
+        if not f.no_alert and exposition_name(f) not in used
+    )
+    assert not missing, f"no alert reads {missing}: add an alert, or say why none does in the Family's no_alert"
 
 
 def test_every_check_is_guarded_against_stale_data():

@@ -45,6 +45,10 @@ class Family:
     help: str
     labels: tuple[str, ...] = ()
     per_object: bool = False
+    # Why no alert reads this family (a count of series another family lists, configuration,
+    # a dashboard series). Every family without a reason must be read by an alert, directly
+    # or through a recording rule (tests/test_alerts.py).
+    no_alert: str = ""
 
 
 @dataclass(frozen=True, slots=True)

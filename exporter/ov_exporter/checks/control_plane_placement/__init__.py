@@ -27,6 +27,7 @@ UNKNOWN = Family(
     "ov_control_plane_nodes_host_unknown",
     "gauge",
     "Control-plane nodes whose hypervisor host is unknown (no host label, not bare metal).",
+    no_alert="coverage of the host information; the check raises no finding on it",
 )
 
 

@@ -28,12 +28,14 @@ VCPUS = Family(
     "gauge",
     "vCPUs (sockets x cores x threads) of the non-dedicated VMIs running on a node.",
     ("node",),
+    no_alert="numerator of ov_cpu_overcommit_ratio, which the alerts read",
 )
 CORES = Family(
     "ov_node_physical_cpu_cores",
     "gauge",
     "Physical CPU cores of a node: status.capacity.cpu divided by threads per core.",
     ("node",),
+    no_alert="denominator of ov_cpu_overcommit_ratio (recording rules use it as the list of VM nodes)",
 )
 THREADS = Family(
     "ov_node_cpu_threads_per_core",
@@ -42,6 +44,7 @@ THREADS = Family(
     "cpu-hardware_multithreading), config (threads-per-core) or assumed (2, neither said; the "
     "node's finding is capped at info).",
     ("node", "source"),
+    no_alert="configuration: the threads-per-core factor behind the physical core count",
 )
 CLUSTER = Family(
     "ov_cluster_cpu_overcommit_ratio",
@@ -54,12 +57,17 @@ ALLOCATION = Family(
     "Configured vmiCPUAllocationRatio (a vCPU of a VM without CPU requests requests 1/ratio of a "
     "CPU); configuration only, never a finding. source: hco, kubevirt or default (10).",
     ("source",),
+    no_alert=(
+        "configuration: vmiCPUAllocationRatio sets CPU requests per vCPU (HCO writes 10 into every "
+        "HyperConverged CR), not the vCPU:core overcommit"
+    ),
 )
 THRESHOLD = Family(
     "ov_cpu_overcommit_threshold_ratio",
     "gauge",
     "Configured CPU overcommit thresholds: level target (profile) and max.",
     ("level",),
+    no_alert="threshold gauge: the alerts compare against it, it is no finding",
 )
 
 CLUSTER_REF = ObjectRef("Cluster", "", "cluster")

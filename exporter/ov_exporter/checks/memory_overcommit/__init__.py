@@ -14,9 +14,19 @@ RATIO = Family(
     "One series per VM-schedulable node or node running VMIs.",
     ("node",),
 )
-GUEST = Family("ov_node_vm_guest_memory_bytes", "gauge", "Guest memory of the VMIs running on a node.", ("node",))
+GUEST = Family(
+    "ov_node_vm_guest_memory_bytes",
+    "gauge",
+    "Guest memory of the VMIs running on a node.",
+    ("node",),
+    no_alert="numerator of ov_memory_overcommit_ratio, which the alerts read",
+)
 CAPACITY = Family(
-    "ov_node_memory_capacity_bytes", "gauge", "Memory capacity of a node (status.capacity.memory).", ("node",)
+    "ov_node_memory_capacity_bytes",
+    "gauge",
+    "Memory capacity of a node (status.capacity.memory).",
+    ("node",),
+    no_alert="denominator of ov_memory_overcommit_ratio",
 )
 CLUSTER = Family(
     "ov_cluster_memory_overcommit_ratio",
@@ -28,12 +38,14 @@ PERCENTAGE = Family(
     "gauge",
     "Configured memoryOvercommitPercentage (100 = none); source: hco, kubevirt or default.",
     ("source",),
+    no_alert="configuration (memoryOvercommitPercentage); the check raises no finding on it",
 )
 THRESHOLD = Family(
     "ov_memory_overcommit_threshold_ratio",
     "gauge",
     "Configured memory overcommit thresholds by level (warning, critical).",
     ("level",),
+    no_alert="threshold gauge: the alerts compare against it, it is no finding",
 )
 
 

@@ -20,40 +20,56 @@ INFO = Family(
     "Where the effective live migration settings come from (source: hco, kubevirt or default) and the "
     "dedicated migration network (NAD name; empty: the pod network).",
     ("source", "network"),
+    no_alert="configuration: where the migration settings come from and the network name",
 )
 PER_CLUSTER = Family(
     "ov_migration_parallel_per_cluster",
     "gauge",
     "Effective parallelMigrationsPerCluster (HCO, else KubeVirt CR, else the default 5).",
+    no_alert=(
+        "configuration; the dashboards' in-flight ratio divides by it "
+        "(cluster:ov_parallel_migrations_per_cluster:limit)"
+    ),
 )
 PER_NODE = Family(
     "ov_migration_parallel_outbound_per_node_limit",
     "gauge",
     "Effective parallelOutboundMigrationsPerNode (HCO, else KubeVirt CR, else the default 2).",
+    no_alert="configuration; denominator of ov_node_outbound_migrations_in_flight_ratio",
 )
 BANDWIDTH = Family(
     "ov_migration_config_bandwidth_bytes_per_second",
     "gauge",
     "Configured bandwidthPerMigration in bytes per second; 0 = unlimited.",
+    no_alert="configuration (bandwidthPerMigration, 0 = unlimited)",
 )
 TIMEOUT = Family(
     "ov_migration_config_completion_timeout_per_gib_seconds",
     "gauge",
     "Configured completionTimeoutPerGiB (HCO, else KubeVirt CR, else the default 150).",
+    no_alert="configuration (completionTimeoutPerGiB)",
 )
 DEDICATED = Family(
     "ov_migration_dedicated_network",
     "gauge",
     "1 when live migrations use a dedicated network (liveMigrationConfig.network / "
     "migrations.network), 0 when they share the pod network.",
+    no_alert="input of ov_migration_parallel_without_dedicated_network, which alerts read",
 )
 IN_FLIGHT = Family(
     "ov_migrations_in_flight",
     "gauge",
     "VirtualMachineInstanceMigrations in a non-final phase (not Succeeded or Failed).",
+    no_alert=(
+        "dashboard series: KubeVirt queues migrations above its limits, so a full queue is no alert "
+        "(OVMigrationQueueStalled judges a queue that stops draining)"
+    ),
 )
 IN_FLIGHT_RATIO = Family(
-    "ov_migrations_in_flight_ratio", "gauge", "Migrations in flight divided by parallelMigrationsPerCluster."
+    "ov_migrations_in_flight_ratio",
+    "gauge",
+    "Migrations in flight divided by parallelMigrationsPerCluster.",
+    no_alert="dashboard series, as ov_migrations_in_flight",
 )
 NODE_IN_FLIGHT = Family(
     "ov_node_outbound_migrations_in_flight",
@@ -61,12 +77,14 @@ NODE_IN_FLIGHT = Family(
     "Migrations in flight whose source is the node (migrationState.sourceNode, else the VMI's "
     "node). One series per VM-schedulable node or node with migrations in flight.",
     ("node",),
+    no_alert="dashboard series, as ov_migrations_in_flight",
 )
 NODE_RATIO = Family(
     "ov_node_outbound_migrations_in_flight_ratio",
     "gauge",
     "Outbound migrations in flight of a node divided by parallelOutboundMigrationsPerNode.",
     ("node",),
+    no_alert="dashboard series, as ov_migrations_in_flight",
 )
 POD_NETWORK = Family(
     "ov_migrations_pod_network",
@@ -74,6 +92,7 @@ POD_NETWORK = Family(
     "Completed migrations (Succeeded or Failed VMIMs still in the API) that ran over the pod "
     "network: their recorded migrationConfiguration names no network, or, without one, the "
     "cluster has no migration network now.",
+    no_alert="count quoted in the finding of ov_migration_parallel_without_dedicated_network",
 )
 PARALLEL_NO_NETWORK = Family(
     "ov_migration_parallel_without_dedicated_network",
@@ -87,21 +106,25 @@ RUNNING_POD_NETWORK = Family(
     "Migrations running right now (phase Scheduled to Running) over the pod network: "
     "their recorded migrationConfiguration names no network, or, without one, the "
     "cluster has no migration network.",
+    no_alert="numerator of ov_migration_parallel_without_dedicated_network (1 at 2 or more), which the alerts read",
 )
 OLDEST_PENDING = Family(
     "ov_migration_queue_oldest_pending_timestamp_seconds",
     "gauge",
     "Creation time of the oldest VMIM still queued (phase unset, Pending or Scheduling); absent when none.",
+    no_alert="input of ov_migration_queue_stalled, which the alert reads; dashboards plot the queue age",
 )
 LAST_FINISHED = Family(
     "ov_migration_last_finished_timestamp_seconds",
     "gauge",
     "Newest end time of a finished (Succeeded or Failed) VMIM; absent when none.",
+    no_alert="input of ov_migration_queue_stalled; dashboards",
 )
 STALL = Family(
     "ov_migration_queue_stall_threshold_seconds",
     "gauge",
     "Configured thresholds.migration-queue-stall-minutes, in seconds.",
+    no_alert="configuration (thresholds.migration-queue-stall-minutes)",
 )
 STALLED = Family(
     "ov_migration_queue_stalled",
@@ -113,12 +136,14 @@ KUBEVIRT_INFO = Family(
     "info",
     'KubeVirt version a KubeVirt CR reports (status.observedKubeVirtVersion; "" before the operator observed one).',
     ("version",),
+    no_alert="the KubeVirt release the exporter sees: context for every alert and dashboard, no finding",
 )
 HCO_INFO = Family(
     "ov_hyperconverged",
     "info",
     'HyperConverged Cluster Operator version its CR reports (status.versions, name "operator").',
     ("version",),
+    no_alert="the HCO release the exporter sees: context, no finding",
 )
 
 CLUSTER_REF = ObjectRef("Cluster", "", "cluster")

@@ -28,6 +28,10 @@ DURATION = Family(
     "converges. Same VMIs as ov_migration_dirty_rate_risk.",
     ("namespace", "vmi", "node"),
     per_object=True,
+    no_alert=(
+        "same VMIs as ov_migration_dirty_rate_risk, which the alerts read; its limit (completionTimeoutPerGiB"
+        " x guest GiB, per VMI) is not exported, so PromQL cannot judge it on its own"
+    ),
 )
 TIMEOUT_VMI = Family(
     "ov_migration_completion_timeout_seconds",
@@ -43,18 +47,21 @@ BANDWIDTH = Family(
     "Cluster default per-migration bandwidth: bandwidthPerMigration capped by link speed / "
     "parallelOutboundMigrationsPerNode; source of the cap: hco, kubevirt or default (unlimited).",
     ("source",),
+    no_alert="configuration (effective bandwidthPerMigration); the PromQL dirty-rate fallback divides by it",
 )
 TIMEOUT = Family(
     "ov_migration_completion_timeout_per_gib_seconds",
     "gauge",
     "Configured completionTimeoutPerGiB; source: hco, kubevirt or default.",
     ("source",),
+    no_alert="configuration (completionTimeoutPerGiB)",
 )
 PARALLEL = Family(
     "ov_migration_parallel_outbound_per_node",
     "gauge",
     "Configured parallelOutboundMigrationsPerNode; source: hco, kubevirt or default.",
     ("source",),
+    no_alert="configuration (parallelOutboundMigrationsPerNode)",
 )
 RISK_THRESHOLD = Family(
     "ov_migration_dirty_rate_risk_threshold_ratio",

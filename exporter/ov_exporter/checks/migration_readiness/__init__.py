@@ -27,13 +27,17 @@ BLOCKED = Family(
     per_object=True,
 )
 BLOCKED_VMS = Family(
-    "ov_vms_migration_blocked", "gauge", "VirtualMachines whose live migration is blocked by at least one reason."
+    "ov_vms_migration_blocked",
+    "gauge",
+    "VirtualMachines whose live migration is blocked by at least one reason.",
+    no_alert="count of the VMs ov_vm_migration_blocked lists one by one; alerting on both would notify twice",
 )
 BLOCKED_BY_REASON = Family(
     "ov_vms_migration_blocked_by_reason",
     "gauge",
     "VirtualMachines blocked by each reason (every reason of the enum, 0 included).",
     ("reason",),
+    no_alert="the same VMs per reason, for dashboards",
 )
 SLOTS = Family(
     "ov_migration_slots",
@@ -41,6 +45,11 @@ SLOTS = Family(
     "Cluster migration slots: in_flight VMIMs (phase not Succeeded/Failed) and the "
     "parallelMigrationsPerCluster limit (source: hco, kubevirt or default).",
     ("state", "source"),
+    no_alert=(
+        "in-flight VMIMs and parallelMigrationsPerCluster, for dashboards: a full queue is no alert "
+        "(OVMigrationQueueStalled judges one that stops draining), and the check's migration_slots_full "
+        "reason reaches ov_vm_migration_blocked"
+    ),
 )
 
 

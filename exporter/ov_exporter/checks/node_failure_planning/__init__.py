@@ -31,6 +31,10 @@ COVERED = Family(
     "MachineHealthCheck or the Node by a NodeHealthCheck), else 0. `via`: machine-health-check, "
     "node-health-check, both or none. One series per VM-schedulable node.",
     ("node", "via"),
+    no_alert=(
+        "names the nodes behind ov_nodes_without_remediation, which the one cluster-wide alert reads (one "
+        "fact, one alert)"
+    ),
 )
 UNCOVERED = Family(
     "ov_nodes_without_remediation",

@@ -33,12 +33,14 @@ LAST = Family(
     "gauge",
     "End time of the most recent finished rebalancing migration (cause descheduler, manual or "
     "declared); absent when none.",
+    no_alert="dashboard series: when the window opened",
 )
 START = Family(
     "ov_rebalance_start_timestamp_seconds",
     "gauge",
     "Start (migrationState.startTimestamp, else creation) of the earliest rebalancing migration of "
     "the current wave: those that finished inside the open watch window. Absent while it is closed.",
+    no_alert="dashboard series: the start of the rebalance wave (before/after anchor)",
 )
 ACTIVE = Family(
     "ov_rebalance_watch_active",
@@ -46,23 +48,32 @@ ACTIVE = Family(
     "1 while the post-rebalance watch window is open: rebalance-watch-window hours after the last "
     "rebalancing migration, or after the end of a declared rebalance window; else 0. Workload-update "
     "and drain migrations never open it.",
+    no_alert="dashboard series; the per-object series exist only while the window is open",
 )
-WINDOW = Family("ov_rebalance_watch_window_seconds", "gauge", "Configured post-rebalance watch window.")
+WINDOW = Family(
+    "ov_rebalance_watch_window_seconds",
+    "gauge",
+    "Configured post-rebalance watch window.",
+    no_alert="configuration (rebalance-watch-window)",
+)
 NOW = Family(
     "ov_rebalance_evaluation_timestamp_seconds",
     "gauge",
     "The time the window is judged at: the wall clock of a live source; for a snapshot its capture time "
     "(captured-at file, must-gather timestamp file, else the wall clock); `check --at` overrides it.",
+    no_alert="the time the window is judged at (snapshots: newest event)",
 )
 SUCCEEDED = Family(
     "ov_rebalance_migrations_succeeded",
     "gauge",
     "Rebalancing VMIMs that succeeded inside the watch window (0 while it is closed).",
+    no_alert="dashboard count; no finding",
 )
 FAILED = Family(
     "ov_rebalance_migrations_failed",
     "gauge",
     "Rebalancing VMIMs that failed inside the watch window (0 while it is closed).",
+    no_alert="count of the VMIMs ov_rebalance_failed_migration lists one by one",
 )
 BY_CAUSE = Family(
     "ov_migrations",
@@ -71,6 +82,7 @@ BY_CAUSE = Family(
     "manual, declared) and phase group (pending: phase unset, Pending or Scheduling; running; "
     "succeeded; failed). Every combination, 0 when none.",
     ("cause", "phase"),
+    no_alert="dashboard counts of migrations by cause and phase; upgrades and drains raise no finding",
 )
 FAILED_VMIM = Family(
     "ov_rebalance_failed_migration",
@@ -87,7 +99,13 @@ REPEATED = Family(
     ("namespace", "vmi", "node", "cause"),
     per_object=True,
 )
-NODE_VMS = Family("ov_node_running_vmis", "gauge", "Running VMIs on a node, for every VM-schedulable node.", ("node",))
+NODE_VMS = Family(
+    "ov_node_running_vmis",
+    "gauge",
+    "Running VMIs on a node, for every VM-schedulable node.",
+    ("node",),
+    no_alert="dashboard series (VMs per node before and after); no finding",
+)
 NODE_ALLOC = Family(
     "ov_node_vm_allocation_ratio",
     "gauge",
@@ -95,18 +113,21 @@ NODE_ALLOC = Family(
     "node. CPU request: resources.requests.cpu, else vCPUs / vmiCPUAllocationRatio; memory: "
     "resources.requests.memory, else guest memory.",
     ("node", "resource"),
+    no_alert="dashboard series; ov_rebalance_node_above_mean_ratio carries the finding",
 )
 MEAN = Family(
     "ov_rebalance_allocation_mean_ratio",
     "gauge",
     "Mean of ov_node_vm_allocation_ratio across VM-schedulable nodes.",
     ("resource",),
+    no_alert="dashboard series: the mean the findings compare against",
 )
 SPREAD = Family(
     "ov_rebalance_allocation_spread_ratio",
     "gauge",
     "Max minus min of ov_node_vm_allocation_ratio across VM-schedulable nodes.",
     ("resource",),
+    no_alert="dashboard series (max - min across VM nodes); no finding",
 )
 ABOVE = Family(
     "ov_rebalance_node_above_mean_ratio",
@@ -332,7 +353,7 @@ SPEC = CheckSpec(
     "(dirty rate, bandwidth, target capacity), stop whatever moves a VM back and forth (affinity "
     "rules, descheduler profile), and move VMs off nodes left far above the mean.",
     alerts=(
-        AlertDecl("OVPostRebalanceNodeCPUHigh", warning="degraded", mirrors_findings=False),
+        AlertDecl("OVPostRebalanceNodeCPUHigh", warning="degraded", mirrors_findings=False, names="Node/node"),
         AlertDecl("OVPostRebalanceCPUSpreadIncreased", warning="degraded", mirrors_findings=False),
         AlertDecl("OVRebalanceWatchMigrationFailed", warning="degraded", names="VirtualMachineInstanceMigration/vmim"),
         AlertDecl("OVRebalanceWatchVMMigratedRepeatedly", warning="degraded", names="VirtualMachineInstance/vmi"),

@@ -9,7 +9,12 @@ from ...store import ClusterState
 
 OS_ID_LABEL = "node.openshift.io/os_id"
 
-COUNT = Family("ov_rhel_nodes", "gauge", "Nodes running Red Hat Enterprise Linux instead of RHCOS.")
+COUNT = Family(
+    "ov_rhel_nodes",
+    "gauge",
+    "Nodes running Red Hat Enterprise Linux instead of RHCOS.",
+    no_alert="count of the nodes ov_rhel_node_info lists one by one; alerting on both would notify twice",
+)
 INFO = Family(
     "ov_rhel_node",
     "info",

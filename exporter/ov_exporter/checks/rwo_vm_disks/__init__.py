@@ -15,6 +15,10 @@ DISKS = Family(
     'One series per VM with at least one such disk; node: where its VMI runs ("" when stopped).',
     ("namespace", "vm", "eviction_strategy", "node"),
     per_object=True,
+    no_alert=(
+        "RWO disks are one blocking reason of ov_vm_migration_blocked, which OVVMMigrationBlocked reads: one "
+        "alert per VM, not one per reason"
+    ),
 )
 
 

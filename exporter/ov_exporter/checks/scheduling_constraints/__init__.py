@@ -25,6 +25,9 @@ CONSTRAINTS = Family(
     'in ov_vm_scheduling_issue; node: where its VMI runs ("" when stopped).',
     ("namespace", "vm", "node"),
     per_object=True,
+    no_alert=(
+        'the constraint count behind issue="excessive" of ov_vm_scheduling_issue, which the alerts read (same VMs)'
+    ),
 )
 ISSUE = Family(
     "ov_vm_scheduling_issue",
@@ -55,9 +58,13 @@ PINNED_COUNT = Family(
     "ov_vms_pinned_to_node",
     "gauge",
     "VMs whose node selector, node affinity and tolerations fit exactly one VM-schedulable node.",
+    no_alert='count of the issue="pinned" series of ov_vm_scheduling_issue; alerting on both would notify twice',
 )
 UNSCHEDULABLE_COUNT = Family(
-    "ov_vmis_unschedulable", "gauge", "VMIs in phase Pending or Scheduling that the scheduler reports Unschedulable."
+    "ov_vmis_unschedulable",
+    "gauge",
+    "VMIs in phase Pending or Scheduling that the scheduler reports Unschedulable.",
+    no_alert="count of the ov_vmi_unschedulable series, which the alerts read",
 )
 
 

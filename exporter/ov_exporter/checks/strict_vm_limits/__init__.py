@@ -34,6 +34,7 @@ COUNT = Family(
     "gauge",
     "VMs with at least one CPU or memory limit, by source (vm: hand-set; auto: autoCPULimitNamespaceLabelSelector).",
     ("source",),
+    no_alert="count of the VMs that ov_vm_resource_limit_ratio lists one by one",
 )
 
 

@@ -42,6 +42,10 @@ UNLIMITED = Family(
     "ov_trident_backends_without_volume_size_limit",
     "gauge",
     "TridentBackendConfigs without a valid spec.limitVolumeSize.",
+    no_alert=(
+        "count of the backends ov_trident_backend_volume_size_limit_bytes lists one by one; alerting on both "
+        "would notify twice"
+    ),
 )
 
 LIMIT_FIELDS = ("limitVolumeSize", "limitVolumePoolSize", "limitAggregateUsage")

@@ -48,12 +48,14 @@ VMS = Family(
     "gauge",
     "Running VMIs with a usage sample, by resource and verdict (over, under, ok).",
     ("resource", "verdict"),
+    no_alert="counts of the VMIs that ov_vm_{over,under}_provisioned_usage_ratio list one by one",
 )
 CPU_CORES = Family(
     "ov_vm_right_sizing_cpu_cores",
     "gauge",
     "Cluster total over the VMIs with a usage sample: vCPUs requested (type=requested) and CPU cores used (type=used).",
     ("type",),
+    no_alert="cluster totals of requested vs used cores, for dashboards: no finding",
 )
 MEMORY_BYTES = Family(
     "ov_vm_right_sizing_memory_bytes",
@@ -61,6 +63,7 @@ MEMORY_BYTES = Family(
     "Cluster total over the VMIs with a usage sample: guest memory requested (type=requested) and "
     "memory used (type=used).",
     ("type",),
+    no_alert="cluster totals of requested vs used memory, for dashboards: no finding",
 )
 
 RESOURCES = ("cpu", "memory")
