@@ -41,6 +41,9 @@ class Thresholds(_Base):
     # The migration queue is stalled when its oldest unfinished VMIM is older than this and
     # no migration finished within it.
     migration_queue_stall_minutes: Annotated[int, Meta(ge=1, le=1440)] = 30
+    # A VMI waiting in Pending or Scheduling longer than this without the scheduler's
+    # Unschedulable verdict is a finding and a warning alert.
+    vmi_pending_minutes: Annotated[int, Meta(ge=1, le=1440)] = 15
     # The post-rebalance watch (check rebalance_watch; alerts/post-rebalance.yaml and the
     # post-rebalance dashboard read them from ov_rebalance_watch_threshold_ratio): a VM node's
     # allocation this far above the mean of the VM nodes is "far above" it; a VM node busier

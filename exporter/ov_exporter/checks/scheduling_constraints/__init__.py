@@ -14,7 +14,6 @@ from ...records import Node, VirtualMachineInstance
 from ...store import ClusterState
 
 PENDING_PHASES = ("Pending", "Scheduling")
-PENDING_TOO_LONG = 900  # seconds a VMI may wait without a node before it is a finding (as the alert)
 HOSTNAME = "kubernetes.io/hostname"
 
 CONSTRAINTS = Family(
@@ -53,6 +52,12 @@ PENDING_SINCE = Family(
     'whatever its conditions; the alerts judge how long it waits. node is always "".',
     ("namespace", "vmi", "phase", "node"),
     per_object=True,
+)
+PENDING_THRESHOLD = Family(
+    "ov_vmi_pending_threshold_seconds",
+    "gauge",
+    "Configured thresholds.vmi-pending-minutes, in seconds: how long a VMI may wait in Pending or Scheduling "
+    "without an Unschedulable verdict (the finding and OVVMIUnschedulable's warning read it).",
 )
 PINNED_COUNT = Family(
     "ov_vms_pinned_to_node",
@@ -188,6 +193,8 @@ def _pod_scheduled(vmi: VirtualMachineInstance) -> Any | None:
 
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
+    pending_max = config.thresholds.vmi_pending_minutes * 60.0
+    out.samples.append(Sample(PENDING_THRESHOLD.name, (), pending_max))
     limit = config.thresholds.scheduling_constraints_max
     default_strategy = cluster_eviction_strategy(state)
     nodes = sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name)
@@ -276,7 +283,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         cond = _pod_scheduled(vmi)
         if cond is None or cond.status != "False" or cond.reason != "Unschedulable":
             # No reason given: a finding once it waited too long (live sources know the time).
-            if since is not None and state.now is not None and state.now - since > PENDING_TOO_LONG:
+            if since is not None and state.now is not None and state.now - since > pending_max:
                 out.findings.append(
                     Finding(
                         SPEC.id,
@@ -309,10 +316,11 @@ SPEC = CheckSpec(
     title="Excessive or conflicting VM scheduling constraints",
     severity_rules="critical: a VMI is Pending/Scheduling and Unschedulable (the VM is down); warning: a VM fits "
     "exactly one VM-schedulable node (pinned) or none, or a VMI has waited in Pending/Scheduling for "
-    "more than 15 minutes without a reason (live sources only: snapshots carry no clock); info: more "
+    "more than thresholds.vmi-pending-minutes (default 15) without a reason (live sources only: snapshots "
+    "carry no clock); info: more "
     "constraints than thresholds.scheduling-constraints-max (5), or required and preferred affinity "
     "terms mixed",
-    families=(CONSTRAINTS, ISSUE, UNSCHEDULABLE, PENDING_SINCE, PINNED_COUNT, UNSCHEDULABLE_COUNT),
+    families=(CONSTRAINTS, ISSUE, UNSCHEDULABLE, PENDING_SINCE, PENDING_THRESHOLD, PINNED_COUNT, UNSCHEDULABLE_COUNT),
     remediation="Keep one primary constraint per VM (a nodeSelector or one affinity rule), add tolerations only "
     "for tainted nodes, do not mix required and preferred rules, and never pin a VM that must live "
     "migrate to one host: select a group of nodes by label instead.",
@@ -320,7 +328,7 @@ SPEC = CheckSpec(
         AlertDecl("OVVMSchedulingConstraints", warning="migration_risk", info="hygiene", names="VirtualMachine/vm"),
         AlertDecl("OVVMIUnschedulable", critical="vm_down", warning="degraded", names="VirtualMachineInstance/vmi"),
     ),
-    settings=("thresholds.scheduling-constraints-max",),
+    settings=("thresholds.scheduling-constraints-max", "thresholds.vmi-pending-minutes"),
     panels=(
         "ov-overview/VMs with scheduling issues (value: constraints on the VM)",
         "ov-overview/Unschedulable VMIs",
