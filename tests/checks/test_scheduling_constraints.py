@@ -454,7 +454,6 @@ def test_a_vmi_waiting_too_long_without_a_reason_is_a_warning_on_live_sources(wa
         assert "phase Scheduling for 15 min" in out.findings[0].message
 
 
-
 def test_the_wait_allowed_is_the_configured_threshold_and_is_published_for_the_alert():
     entered = 1737363605.0  # 2025-01-20T09:00:05Z
     st = at(entered + 400, waiting_vmi(transitions=[("Scheduling", "2025-01-20T09:00:05Z")]), *workers())
@@ -462,6 +461,7 @@ def test_the_wait_allowed_is_the_configured_threshold_and_is_published_for_the_a
     out = scheduling_constraints.evaluate(st, config(**{"thresholds.vmi-pending-minutes": 5}))
     assert [f.obj.name for f in out.findings] == ["slow"]
     assert series(out, "ov_vmi_pending_threshold_seconds") == {(): 300.0}
+
 
 def test_no_transition_timestamps_and_running_vmis_publish_nothing():
     running = vmi("up")
