@@ -90,6 +90,8 @@ class Context:
     parallel_outbound: int
     drained: frozenset[str]
     accept: Callable[[PlanVM, str, Mapping[VMKey, str]], bool] | None  # pod constraints under an assignment
+    hostnames: dict[str, str] = field(default_factory=dict)  # node -> its kubernetes.io/hostname label
+    kubevirt_version: str = ""  # the KubeVirt CR's status.observedKubeVirtVersion ("" unknown)
 
 
 def _drained(state: ClusterState, goal: str, node: str | None) -> frozenset[str]:
@@ -196,7 +198,20 @@ def build_instance(
     per_cluster = migration_setting(state, "parallel_migrations_per_cluster", readiness.DEFAULT_PARALLEL_MIGRATIONS)
     outbound = migration_setting(state, "parallel_outbound_migrations_per_node", 2)
     accept = _pod_acceptor(targets, pod_terms) if targets.anti_affinity_namespaces or pod_terms else None
-    return Context(instance, basis, int(per_cluster.value), int(outbound.value), drained, accept)
+    hostnames = {
+        n: (state.get("nodes", "", n).metadata.labels or {}).get(placement.HOSTNAME_LABEL, n) for n in node_names
+    }
+    versions = [kv.status.observed_kube_virt_version for kv in state.kubevirts if kv.status is not None]
+    return Context(
+        instance,
+        basis,
+        int(per_cluster.value),
+        int(outbound.value),
+        drained,
+        accept,
+        hostnames,
+        next((v for v in versions if v), ""),
+    )
 
 
 def _others(targets: placement.Targets, key: VMKey) -> list[placement.Pod]:
@@ -276,6 +291,9 @@ class Plan:
     limits: dict[str, int]
     stranded: list[PlanVM] = field(default_factory=list)  # drain: VMs that must leave but cannot
     notes: list[str] = field(default_factory=list)
+    hostnames: dict[str, str] = field(default_factory=dict)  # node -> kubernetes.io/hostname
+    kubevirt_version: str = ""
+    lower_bound: float | None = None  # a proven lower bound on the best spread, when known
 
     @property
     def assignment(self) -> dict[VMKey, str]:
@@ -587,4 +605,60 @@ def plan_context(
         {"wave_size": size, "outbound_per_node": outbound, "inbound_per_node": inbound},
         stranded,
         notes,
+        ctx.hostnames,
+        ctx.kubevirt_version,
     )
+
+
+# ---------------------------------------------------------------- verify
+
+
+DONE, PENDING, NO_LONGER_SAFE, SUPERSEDED = "done", "still_safe", "no_longer_safe", "superseded"
+
+
+@dataclass(frozen=True)
+class MoveCheck:
+    key: VMKey
+    source: str
+    target: str
+    status: str  # done | still_safe | no_longer_safe | superseded
+    detail: str
+
+
+def verify(state: ClusterState, config: Config, moves: list[tuple[VMKey, str, str]]) -> list[MoveCheck]:
+    """Each move of a plan against the current state: done (the VM runs on its target),
+    superseded (it is gone, stopped or on a third node), no longer safe (it may not move
+    any more, or its target fails the test or has no room for it and the plan's other
+    pending moves into it), or still safe."""
+    ctx = build_instance(state, config)
+    search = _Search(ctx.instance)
+    vms = {vm.key: vm for vm in ctx.instance.vms}
+    vmis = state.index("virtualmachineinstances.kubevirt.io")
+    result: list[MoveCheck] = []
+    for key, source, target in moves:
+        vmi = vmis.get(key)
+        where = vmi_node(vmi) if vmi is not None else ""
+        if where == target:
+            result.append(MoveCheck(key, source, target, DONE, f"runs on {target}"))
+            continue
+        if not where:
+            result.append(MoveCheck(key, source, target, SUPERSEDED, "the VMI is gone or not running"))
+            continue
+        if where != source:
+            result.append(MoveCheck(key, source, target, SUPERSEDED, f"runs on {where} now, not on {source}"))
+            continue
+        vm = vms[key]
+        if not vm.movable:
+            result.append(MoveCheck(key, source, target, NO_LONGER_SAFE, f"not movable now: {vm.reason}"))
+        elif target not in vm.allowed:
+            room = placement.targets(state, config).rooms.get(target)
+            why = placement.static_failure(vmi.spec, room) if room is not None else "the node is gone"
+            result.append(MoveCheck(key, source, target, NO_LONGER_SAFE, f"{target} fails the target test: {why}"))
+        elif not search.fits(vm, target):
+            result.append(
+                MoveCheck(key, source, target, NO_LONGER_SAFE, f"{target} has no room left within the thresholds")
+            )
+        else:
+            search.apply(vm, target)
+            result.append(MoveCheck(key, source, target, PENDING, "target still passes the test and has room"))
+    return result
