@@ -6,7 +6,11 @@ rely on:
 
 - `PlanNode.cpu_capacity`: what the CPU threshold allows, in vCPUs: physical cores
   (status.capacity.cpu / threads per core, as the cpu_overcommit check counts them) x
-  `thresholds.cpu-overcommit-max`.
+  `thresholds.cpu-overcommit-max`. Dedicated-CPU VMs count too.
+- `PlanNode.cpu_limit` / `memory_limit` (optional, default None = the capacity): a lower hard
+  limit for `feasible`, utilisation stays relative to the capacity. The planner sets cpu_limit
+  to cores x the profile's cpu-overcommit-target on a node within it, so that a plan raises
+  no new cpu_overcommit finding.
 - `PlanNode.memory_capacity`: what the memory threshold allows, in bytes: allocatable memory x
   `thresholds.memory-overcommit-max`.
 - `PlanNode.cpu_used` / `memory_used`: the load on the node that no plan moves (VMs that are
@@ -26,7 +30,7 @@ rely on:
   and likewise for memory (0 on a node without capacity and load, infinite with load).
 - `spread` = max over the two resources of (max utilisation - min utilisation) over the nodes
   with `in_spread` (0 when fewer than two): the goal "spread" minimises it.
-- `feasible` lists every violation: a utilisation above 1 (capacity), a movable VM on a node
+- `feasible` lists every violation: a load above the limit (capacity), a movable VM on a node
   outside `allowed` or an unmovable VM off its node (allowed), more VMs than `max_vms`.
 """
 
@@ -50,6 +54,16 @@ class PlanNode:
     max_vms: int | None  # None: no per-node VM limit
     vms_now: int  # VMs running on it when the state was read
     in_spread: bool = True
+    cpu_limit: float | None = None  # hard limit for feasible(); None: cpu_capacity
+    memory_limit: float | None = None  # hard limit for feasible(); None: memory_capacity
+
+    @property
+    def cpu_allowed(self) -> float:
+        return self.cpu_capacity if self.cpu_limit is None else self.cpu_limit
+
+    @property
+    def memory_allowed(self) -> float:
+        return self.memory_capacity if self.memory_limit is None else self.memory_limit
 
 
 @dataclass(frozen=True)
@@ -134,10 +148,10 @@ def feasible(instance: Instance, assignment: Mapping[VMKey, str]) -> list[str]:
     load = loads(instance, assignment)
     for n in instance.nodes:
         cpu, memory, count = load[n.name]
-        if cpu > n.cpu_capacity + EPSILON:
-            problems.append(f"capacity: {n.name} CPU {cpu:g} vCPUs above {n.cpu_capacity:g}")
-        if memory > n.memory_capacity + EPSILON:
-            problems.append(f"capacity: {n.name} memory {memory:g} bytes above {n.memory_capacity:g}")
+        if cpu > n.cpu_allowed + EPSILON:
+            problems.append(f"capacity: {n.name} CPU {cpu:g} vCPUs above {n.cpu_allowed:g}")
+        if memory > n.memory_allowed + EPSILON:
+            problems.append(f"capacity: {n.name} memory {memory:g} bytes above {n.memory_allowed:g}")
         if n.max_vms is not None and count > n.max_vms:
             problems.append(f"max_vms: {n.name} holds {count:g} VMs, limit {n.max_vms}")
     return problems

@@ -123,6 +123,7 @@ def build_instance(
         if m.spec is not None and (m.status.phase if m.status else "") not in readiness.FINISHED_VMIM_PHASES
     }
 
+    control_plane = {n.metadata.name for n in state.nodes if is_control_plane(n)}  # never a target (AP 13)
     active = [v for v in state.vmis if vmi_node(v)]
     hosting = {vmi_node(v) for v in active}
     node_names = sorted(
@@ -146,7 +147,8 @@ def build_instance(
         allowed: frozenset[str] = frozenset({where})
         if not reason:
             rooms = placement.static_candidates(targets, spec)
-            allowed = frozenset(r.name for r in rooms if r.name not in drained) | ({where} - drained)
+            allowed = frozenset(r.name for r in rooms if r.name not in drained and r.name not in control_plane)
+            allowed |= {where} - drained
             if placement._has_pod_terms(spec) or meta.namespace in targets.anti_affinity_namespaces:
                 pod_terms[key] = vmi
                 allowed = frozenset(
@@ -169,6 +171,9 @@ def build_instance(
             allowed = frozenset({where})
         vms.append(PlanVM(key, cpu, memory, where, allowed, movable, reason, seconds))
 
+    loads_now: dict[str, list[float]] = {}
+    for vm in vms:
+        loads_now.setdefault(vm.node, []).append(vm.cpu)
     nodes: list[PlanNode] = []
     for name in node_names:
         record = state.get("nodes", "", name)
@@ -177,16 +182,22 @@ def build_instance(
         memory = readiness._allocatable(record, "memory")
         pods = readiness._allocatable(record, "pods")
         room = targets.rooms[name]
+        cores = logical / threads if logical else 0.0
+        # The CPU threshold the node is within now: the profile target while it is within it
+        # (a plan must not raise the node's info finding), else cpu-overcommit-max.
+        vcpus_now = sum(loads_now.get(name, ()))
+        cpu_limit = config.cpu_target if cores and vcpus_now <= config.cpu_target * cores + EPSILON else None
         nodes.append(
             PlanNode(
                 name,
-                (logical / threads) * thresholds.cpu_overcommit_max if logical else 0.0,
+                cores * thresholds.cpu_overcommit_max,
                 (memory or 0.0) * thresholds.memory_overcommit_max,
                 fixed[name][0],
                 fixed[name][1],
                 int(pods) if pods is not None else None,
                 counts.get(name, 0),
                 in_spread=name not in drained and not room.blocked,
+                cpu_limit=cores * cpu_limit if cpu_limit else None,
             )
         )
     instance = Instance(tuple(nodes), tuple(sorted(vms, key=lambda v: v.key)))
@@ -329,8 +340,8 @@ class _Search:
     def fits(self, vm: PlanVM, target: str) -> bool:
         n, load = self.nodes[target], self.load[target]
         return (
-            load[0] + vm.cpu <= n.cpu_capacity + EPSILON
-            and load[1] + vm.memory <= n.memory_capacity + EPSILON
+            load[0] + vm.cpu <= n.cpu_allowed + EPSILON
+            and load[1] + vm.memory <= n.memory_allowed + EPSILON
             and (n.max_vms is None or load[2] + 1 <= n.max_vms)
         )
 
