@@ -288,3 +288,9 @@ def test_planner_plan_is_feasible_and_never_below_the_bound(seed):
         assert abs(plan.spread_after - spread(inst, plan.assignment)) < 1e-9
         assert plan.spread_after >= bound - 1e-9
         assert plan.spread_after <= plan.spread_before + 1e-12
+
+
+def test_the_solver_prints_nothing(capfd):
+    optimal(_two_nodes(4), 5)
+    lower_bound(_two_nodes(3))
+    assert capfd.readouterr() == ("", "")

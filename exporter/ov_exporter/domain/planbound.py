@@ -134,7 +134,11 @@ def _highs(model: _Model, integer: bool, time_limit: float | None) -> Any:
     import highspy  # lazy: only the benchmark, the tests and `plan` need the solver
     import numpy as np
 
-    h = highspy.Highs()
+    # The bare solver: highspy.Highs adds Python callbacks and prints HiGHS's banner on stdout
+    # when constructed, which would corrupt `ov-exporter plan --output json`.
+    from highspy._core import _Highs
+
+    h = _Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     if time_limit is not None:
@@ -240,9 +244,10 @@ def _water_level(pool: Sequence[tuple[float, float]], amount: float, from_zero: 
 
 def lp_bound(instance: Instance) -> float | None:
     """The LP relaxation's spread less LP_SAFETY, or None when the instance is too large."""
-    model = _build(instance)
-    if len(model.columns) > LP_MAX_COLUMNS:
+    names = {n.name for n in instance.nodes}
+    if sum(len(vm.allowed & names) for vm in instance.vms if vm.movable) > LP_MAX_COLUMNS:
         return None
+    model = _build(instance)
     h = _highs(model, integer=False, time_limit=None)
     h.run()
     import highspy
