@@ -15,6 +15,7 @@ import pytest
 from ov_exporter.domain.planbound import (
     SPREAD_GAP,
     NoFeasiblePlan,
+    fewest_moves,
     fluid_bound,
     lower_bound,
     lp_bound,
@@ -152,6 +153,12 @@ def test_bound_below_optimum_and_every_feasible_plan(seed):
     assert moves == len(assignment) and all(nodes_now[key] != node for key, node in assignment.items())
     assert abs(best - spread(inst, assignment)) < 1e-12
     assert bound <= best + 1e-9
+    searched = lower_bound(inst, time_limit=1.0)
+    assert bound - 1e-9 <= searched <= best + 1e-9
+    # The second phase alone, at the optimum's spread, needs as many moves.
+    again, fewest, proven_again = fewest_moves(inst, best, 30)
+    assert proven_again and fewest == moves and feasible(inst, again) == []
+    assert spread(inst, again) <= best + 1e-9
     # No feasible plan beats the optimum (beyond its proven gap), none goes below the bound.
     rng = random.Random(seed)
     others = [{}, descheduler(c).assignment] + [random_feasible(inst, rng) for _ in range(20)]
@@ -288,6 +295,18 @@ def test_planner_plan_is_feasible_and_never_below_the_bound(seed):
         assert abs(plan.spread_after - spread(inst, plan.assignment)) < 1e-9
         assert plan.spread_after >= bound - 1e-9
         assert plan.spread_after <= plan.spread_before + 1e-12
+
+
+@pytest.mark.parametrize("seed", SMALL)
+def test_fewest_moves_never_exceed_a_plan_reaching_the_same_spread(seed):
+    inst = small(seed).instance
+    plan = plan_instance(inst, threshold=0.0, min_gain=0.0)
+    assignment, moves, proven = fewest_moves(inst, plan.spread_after, 30)
+    assert proven and feasible(inst, assignment) == []
+    assert moves <= len(plan.moves) and moves == len(assignment)
+    assert spread(inst, assignment) <= plan.spread_after + 1e-9
+    with pytest.raises(NoFeasiblePlan):
+        fewest_moves(inst, lower_bound(inst, time_limit=5.0) - 0.01, 30)
 
 
 def test_the_solver_prints_nothing(capfd):

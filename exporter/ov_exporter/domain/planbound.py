@@ -15,11 +15,16 @@ the spread is the larger over CPU and memory of (max - min utilisation) over the
     model below (VMs divisible), solved by HiGHS. The LP's objective is reduced by
     LP_SAFETY so that the solver's feasibility tolerances cannot lift it above the true bound.
 
+  * with `time_limit` > 0 (seconds), on the same instances, the dual bound that branch and
+    bound on the exact model proves in that time (at least the LP's; on small instances often
+    the optimum itself).
+
 `optimal(instance, time_limit)`: the mixed-integer program, solved by HiGHS in two phases:
 minimise the spread, then, with the spread held at that value, minimise the moves. `proven` is
 True when both phases finished: the spread is within SPREAD_GAP (absolute) of the best
 possible and no plan within that spread needs fewer moves. On a time-out it returns the best
-plan found with `proven` False.
+plan found with `proven` False. `fewest_moves(instance, max_spread, time_limit)` is the second
+phase alone: the fewest moves that reach a given spread (to judge a plan's moves at its spread).
 
 The solver is imported on first use only, so the exporter's start and memory do not pay for it.
 """
@@ -184,16 +189,17 @@ def fluid_bound(instance: Instance) -> float:
     # A movable VM allowed on one node only is as good as fixed there.
     fixed_extra: dict[str, list[float]] = {n.name: [0.0, 0.0] for n in instance.nodes}
     free: list[PlanVM] = []
-    names = {n.name for n in instance.nodes}
+    names = frozenset(n.name for n in instance.nodes)
     for vm in movable:
-        where = vm.allowed & names
+        where = vm.allowed if vm.allowed <= names else vm.allowed & names
         if len(where) == 1:
             node = next(iter(where))
             fixed_extra[node][0] += vm.cpu
             fixed_extra[node][1] += vm.memory
         else:
             free.append(vm)
-    receiving = {n for vm in free for n in vm.allowed & names}
+    receiving = set().union(*(vm.allowed for vm in free))
+    receiving &= names
     best = 0.0
     for r in RESOURCES:
         amount = sum(_size(vm, r) for vm in free)
@@ -242,16 +248,19 @@ def _water_level(pool: Sequence[tuple[float, float]], amount: float, from_zero: 
     return levels[-1][0]  # not reached
 
 
+def _columns(instance: Instance) -> int:
+    names = {n.name for n in instance.nodes}
+    return sum(len(vm.allowed & names) for vm in instance.vms if vm.movable)
+
+
 def lp_bound(instance: Instance) -> float | None:
     """The LP relaxation's spread less LP_SAFETY, or None when the instance is too large."""
-    names = {n.name for n in instance.nodes}
-    if sum(len(vm.allowed & names) for vm in instance.vms if vm.movable) > LP_MAX_COLUMNS:
+    if _columns(instance) > LP_MAX_COLUMNS:
         return None
-    model = _build(instance)
-    h = _highs(model, integer=False, time_limit=None)
-    h.run()
     import highspy
 
+    h = _highs(_build(instance), integer=False, time_limit=None)
+    h.run()
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
         raise NoFeasiblePlan("the LP relaxation is infeasible: no assignment fits the capacities and limits")
@@ -260,29 +269,42 @@ def lp_bound(instance: Instance) -> float | None:
     return max(0.0, h.getInfo().objective_function_value - LP_SAFETY)
 
 
-def lower_bound(instance: Instance) -> float:
-    """A proven lower bound on the smallest spread any feasible assignment reaches."""
-    bound = fluid_bound(instance)
-    lp = lp_bound(instance)
-    return bound if lp is None else max(bound, lp)
+def search_bound(instance: Instance, time_limit: float) -> float | None:
+    """The dual bound branch and bound reaches in `time_limit` seconds (at least the LP's),
+    less LP_SAFETY; None when the instance is too large or the root was not solved in time."""
+    if _columns(instance) > LP_MAX_COLUMNS:
+        return None
+    import highspy
+
+    model = _build(instance)
+    h = _highs(model, integer=True, time_limit=time_limit)
+    h.setOptionValue("mip_abs_gap", SPREAD_GAP)
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.run()
+    if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+        raise NoFeasiblePlan("no assignment satisfies the capacities, allowed nodes and VM limits")
+    dual = h.getInfo().mip_dual_bound
+    return max(0.0, dual - LP_SAFETY) if math.isfinite(dual) else None
+
+
+def lower_bound(instance: Instance, time_limit: float = 0.0) -> float:
+    """A proven lower bound on the smallest spread any feasible assignment reaches: the fluid
+    bound, the LP relaxation's and, with a `time_limit` (seconds), what branch and bound proves
+    in that time, whichever is highest."""
+    bounds = [fluid_bound(instance), lp_bound(instance)]
+    if time_limit > 0:
+        bounds.append(search_bound(instance, time_limit))
+    return max(b for b in bounds if b is not None)
 
 
 # ------------------------------------------------------------------ the optimum
 
 
-@dataclass(frozen=True)
-class Optimum:
-    assignment: dict[VMKey, str]  # the VMs that move, to their node
-    spread: float
-    moves: int
-    proven: bool
-
-
 def optimal(instance: Instance, time_limit: float = 60.0) -> tuple[dict[VMKey, str], float, int, bool]:
     """The smallest spread, then the fewest moves: (assignment of the VMs that move, spread,
-    moves, proven). Raises NoFeasiblePlan when no assignment satisfies the constraints."""
+    moves, proven). Raises NoFeasiblePlan when no assignment satisfies the constraints and
+    TimeoutError when no feasible assignment was found in time."""
     import highspy
-    import numpy as np
 
     deadline = time.monotonic() + time_limit
     model = _build(instance)
@@ -294,28 +316,55 @@ def optimal(instance: Instance, time_limit: float = 60.0) -> tuple[dict[VMKey, s
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
         raise NoFeasiblePlan("no assignment satisfies the capacities, allowed nodes and VM limits")
-    if h.getInfo().primal_solution_status != 2:  # no feasible solution found in time
+    if h.getInfo().primal_solution_status != FEASIBLE:
         raise TimeoutError(f"no feasible assignment found in {time_limit:g} s")
-    proven = status == highspy.HighsModelStatus.kOptimal
     first = list(h.getSolution().col_value)
-    best_spread = first[model.spread_column]
-    # Phase 2: hold the spread, minimise the moves (maximise the VMs that stay).
-    h.changeColBounds(model.spread_column, 0.0, best_spread + 1e-9)
-    stay = [c for c, (i, node) in enumerate(model.columns) if model.vms[i].node == node]
+    values, moves_proven = _fewest_moves(h, model, first[model.spread_column], deadline, first)
+    proven = status == highspy.HighsModelStatus.kOptimal and moves_proven
+    assignment = _assignment(model, values)
+    return assignment, spread(instance, assignment), len(assignment), proven
+
+
+def fewest_moves(instance: Instance, max_spread: float, time_limit: float = 60.0) -> tuple[dict[VMKey, str], int, bool]:
+    """The fewest moves reaching a spread of at most `max_spread`: (assignment, moves, proven).
+    Raises NoFeasiblePlan when no assignment reaches it, TimeoutError when none was found in time."""
+    import highspy
+
+    model = _build(instance)
+    h = _highs(model, integer=True, time_limit=time_limit)
+    values, proven = _fewest_moves(h, model, max_spread, time.monotonic() + time_limit, None)
+    if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+        raise NoFeasiblePlan(f"no assignment reaches a spread of {max_spread:g}")
+    if h.getInfo().primal_solution_status != FEASIBLE:
+        raise TimeoutError(f"no assignment reaching a spread of {max_spread:g} found in {time_limit:g} s")
+    assignment = _assignment(model, values)
+    return assignment, len(assignment), proven
+
+
+FEASIBLE = 2  # HiGHS's kSolutionStatusFeasible
+
+
+def _fewest_moves(
+    h: Any, model: _Model, max_spread: float, deadline: float, start: list[float] | None
+) -> tuple[list[float], bool]:
+    """Hold the spread at most max_spread and maximise the VMs that stay."""
+    import highspy
+    import numpy as np
+
+    h.changeColBounds(model.spread_column, 0.0, max_spread + 1e-9)
     h.changeColsCost(1, np.array([model.spread_column], dtype=np.int32), np.array([0.0]))
+    stay = [c for c, (i, node) in enumerate(model.columns) if model.vms[i].node == node]
     if stay:
         h.changeColsCost(len(stay), np.array(stay, dtype=np.int32), np.full(len(stay), -1.0))
     h.setOptionValue("mip_abs_gap", 0.5)  # moves are integers
+    h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("time_limit", max(0.01, deadline - time.monotonic()))
-    h.setSolution(_solution(h, first))
+    if start is not None:
+        h.setSolution(_solution(h, start))
     h.run()
-    if h.getInfo().primal_solution_status == 2:
-        values = list(h.getSolution().col_value)
-        proven = proven and h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    else:
-        values, proven = first, False
-    assignment = _assignment(model, values)
-    return assignment, spread(instance, assignment), len(assignment), proven
+    if h.getInfo().primal_solution_status == FEASIBLE:
+        return list(h.getSolution().col_value), h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    return start or [], False
 
 
 def _solution(h: Any, values: list[float]) -> Any:
