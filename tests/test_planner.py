@@ -174,4 +174,4 @@ def test_verify_tells_done_still_safe_no_longer_safe_and_superseded():
     assert [c.status for c in checks] == [planner.DONE, planner.PENDING, planner.SUPERSEDED, planner.SUPERSEDED]
     cordoned = [node("worker-0"), node("worker-1", cordoned=True)] + now[2:]
     checks = planner.verify(state(*cordoned), config(), moves[1:2])
-    assert checks[0].status == planner.NO_LONGER_SAFE and "cordoned" in checks[0].detail
+    assert checks[0].status == planner.NO_LONGER_SAFE and "no_target_node" in checks[0].detail
