@@ -48,8 +48,8 @@ from .planmodel import EPSILON, Instance, PlanNode, PlanVM, VMKey, loads, spread
 DEFAULT_WAVE_SIZE = 5  # the seed's advice: start small, batches of at most 5
 DEFAULT_INBOUND = 2
 DEFAULT_MAX_MOVES = 100
-DEFAULT_MIN_GAIN = 0.01  # a move must lower the spread by one point of utilisation
-DEFAULT_SPREAD_THRESHOLD = 0.10  # below this spread, no plan
+DEFAULT_MIN_GAIN = 0.01  # a move must lower the spread by one point of utilisation (plan_context)
+DEFAULT_SPREAD_THRESHOLD = 0.2  # within this spread, no plan (plan_context)
 PLATEAU_MOVES = 5  # moves in a row allowed without lowering the spread
 HOT, COLD = 3, 8  # source nodes (busiest) and target nodes (idlest) examined per resource
 
@@ -604,12 +604,15 @@ def plan(
     *,
     wave_size: int = DEFAULT_WAVE_SIZE,
     max_moves: int = DEFAULT_MAX_MOVES,
-    min_gain: float = DEFAULT_MIN_GAIN,
-    threshold: float = DEFAULT_SPREAD_THRESHOLD,
+    min_gain: float | None = None,
+    threshold: float | None = None,
     inbound: int = DEFAULT_INBOUND,
     now: float | None = None,
 ) -> Plan:
+    """min_gain and threshold default to thresholds.rebalance-min-gain / rebalance-spread-max."""
     ctx = build_instance(state, config, goal, node, now)
+    min_gain = config.thresholds.rebalance_min_gain if min_gain is None else min_gain
+    threshold = config.thresholds.rebalance_spread_max if threshold is None else threshold
     return plan_context(
         ctx,
         goal,
