@@ -41,6 +41,10 @@ class Thresholds(_Base):
     # The migration queue is stalled when its oldest unfinished VMIM is older than this and
     # no migration finished within it.
     migration_queue_stall_minutes: Annotated[int, Meta(ge=1, le=1440)] = 30
+    # Rebalance plan: no plan while the spread of node utilisation (busiest - idlest, the
+    # worse of CPU and memory) is within this; a move must lower it by the minimum gain.
+    rebalance_spread_max: Annotated[float, Meta(ge=0, le=10)] = 0.2
+    rebalance_min_gain: Annotated[float, Meta(gt=0, le=1)] = 0.01
 
 
 class Namespaces(_Base):

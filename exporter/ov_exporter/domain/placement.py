@@ -315,10 +315,11 @@ def target_rooms(
     spec: Any,
     accept: Callable[[Room], bool] | None = None,
     first: bool = False,
+    source: str | None = None,
 ) -> list[Room]:
-    """The nodes other than the VMI's own that pass the whole test now; with `first`, at
-    most one (enough to tell whether it has somewhere to go)."""
-    source = vmi_node(vmi)
+    """The nodes other than the VMI's own (`source`, default where it runs) that pass the
+    whole test; with `first`, at most one (enough to tell whether it has somewhere to go)."""
+    source = vmi_node(vmi) if source is None else source
     cpu, memory = launcher_requests(vmi, t.ratio)
     meta = vmi.metadata
     pod_labels = meta.labels or {}
@@ -349,18 +350,18 @@ def _frontier(rooms: list[Room]) -> list[Room]:
     return front
 
 
-def has_target(t: Targets, vmi: VirtualMachineInstance, spec: Any) -> bool:
-    """Some node other than the VMI's own passes the whole test now."""
+def has_target(t: Targets, vmi: VirtualMachineInstance, spec: Any, source: str | None = None) -> bool:
+    """Some node other than the VMI's own (`source`, default where it runs) passes the whole test."""
     meta = vmi.metadata
+    source = vmi_node(vmi) if source is None else source
     if _has_pod_terms(spec) or meta.namespace in t.anti_affinity_namespaces:
-        return bool(target_rooms(t, vmi, spec, first=True))
+        return bool(target_rooms(t, vmi, spec, first=True, source=source))
     key = b"front" + _signature(spec)
     front = t._cache.get(key)
     if front is None:
         front = _frontier([r for r in static_candidates(t, spec) if r.pods_free is None or r.pods_free >= 1])
         t._cache[key] = front
     cpu, memory = launcher_requests(vmi, t.ratio)
-    source = vmi_node(vmi)
     source_fits = False
     for room in front:
         if room.cpu_free >= cpu and room.memory_free >= memory:
@@ -368,7 +369,7 @@ def has_target(t: Targets, vmi: VirtualMachineInstance, spec: Any) -> bool:
                 return True
             source_fits = True
     # Only the source fits on the frontier: a room it dominates may still fit.
-    return source_fits and bool(target_rooms(t, vmi, spec, first=True))
+    return source_fits and bool(target_rooms(t, vmi, spec, first=True, source=source))
 
 
 def no_target_detail(t: Targets, vmi: VirtualMachineInstance, spec: Any) -> str:
@@ -393,3 +394,29 @@ def no_target_detail(t: Targets, vmi: VirtualMachineInstance, spec: Any) -> str:
         f"needs {cpu:.2f} CPU and {memory / GI:.1f} GiB with the virt-launcher overhead; {len(matching)} matching "
         f"node(s), the roomiest ({best.name}) has {best.cpu_free:.2f} CPU and {best.memory_free / GI:.1f} GiB free"
     )
+
+
+def after_moves(t: Targets, vmis: Mapping[tuple[str, str], VirtualMachineInstance], moves: Mapping) -> Targets:
+    """The targets once the VMIs named in `moves` ((namespace, name) -> node) run on their
+    new nodes: their launcher requests and pods counted there instead of on their sources."""
+    free = {name: [r.cpu_free, r.memory_free, r.pods_free] for name, r in t.rooms.items()}
+    pods = dict(t.pods)
+    for key, target in moves.items():
+        pod = pods.get(key)
+        if pod is None or target not in free:
+            continue
+        cpu, memory = launcher_requests(vmis[key], t.ratio)
+        for node, sign in ((pod.node, 1), (target, -1)):
+            slot = free.get(node)
+            if slot is None:
+                continue
+            slot[0] += sign * cpu
+            slot[1] += sign * memory
+            if slot[2] is not None:
+                slot[2] += sign
+        pods[key] = Pod(pod.namespace, pod.name, target, pod.labels, pod.spec)
+    rooms = {
+        name: Room(r.node, r.name, r.labels, r.blocked, free[name][0], free[name][1], free[name][2])
+        for name, r in t.rooms.items()
+    }
+    return Targets(rooms, pods, t.ratio, t.anti_affinity_namespaces, {})

@@ -43,13 +43,13 @@ from .k8s import (
     vmi_node,
     vmi_vcpus,
 )
-from .planmodel import EPSILON, Instance, PlanNode, PlanVM, VMKey, spread
+from .planmodel import EPSILON, Instance, PlanNode, PlanVM, VMKey, loads, spread
 
 DEFAULT_WAVE_SIZE = 5  # the seed's advice: start small, batches of at most 5
 DEFAULT_INBOUND = 2
 DEFAULT_MAX_MOVES = 100
-DEFAULT_MIN_GAIN = 0.01  # a move must lower the spread by one point of utilisation
-DEFAULT_SPREAD_THRESHOLD = 0.10  # below this spread, no plan
+DEFAULT_MIN_GAIN = 0.01  # a move must lower the spread by one point of utilisation (plan_context)
+DEFAULT_SPREAD_THRESHOLD = 0.2  # within this spread, no plan (plan_context)
 PLATEAU_MOVES = 5  # moves in a row allowed without lowering the spread
 HOT, COLD = 3, 8  # source nodes (busiest) and target nodes (idlest) examined per resource
 
@@ -92,6 +92,8 @@ class Context:
     accept: Callable[[PlanVM, str, Mapping[VMKey, str]], bool] | None  # pod constraints under an assignment
     hostnames: dict[str, str] = field(default_factory=dict)  # node -> its kubernetes.io/hostname label
     kubevirt_version: str = ""  # the KubeVirt CR's status.observedKubeVirtVersion ("" unknown)
+    # VMs that would lose their last migration target (a new no_target_node) under an assignment
+    strands: Callable[[Mapping[VMKey, str]], list[VMKey]] | None = None
 
 
 def _drained(state: ClusterState, goal: str, node: str | None) -> frozenset[str]:
@@ -222,7 +224,31 @@ def build_instance(
         accept,
         hostnames,
         next((v for v in versions if v), ""),
+        _strand_checker(state, config, targets, verdicts),
     )
+
+
+def _strand_checker(state: ClusterState, config: Config, targets: placement.Targets, verdicts) -> Callable:
+    """VMs that have a migration target now and would have none once the assignment is done:
+    the plan would raise their no_target_node."""
+    vmis = state.index("virtualmachineinstances.kubevirt.io")
+    judged = [
+        (key, vmis[key])
+        for key, verdict in verdicts.items()
+        if verdict.running and readiness.NO_TARGET_NODE not in verdict.reasons and key in vmis and vmi_node(vmis[key])
+    ]
+
+    def strands(assignment: Mapping[VMKey, str]) -> list[VMKey]:
+        if not assignment:
+            return []
+        after = placement.after_moves(targets, vmis, assignment)
+        return [
+            key
+            for key, vmi in judged
+            if not placement.has_target(after, vmi, vmi.spec, assignment.get(key, vmi_node(vmi)))
+        ]
+
+    return strands
 
 
 def _others(targets: placement.Targets, key: VMKey) -> list[placement.Pod]:
@@ -445,23 +471,34 @@ def _prune(ctx: Context, chosen: list, min_gain: float) -> list:
     """Drop each move whose removal raises the spread by less than min_gain (latest first)."""
     if len(chosen) > 200:
         return chosen
-    from .planmodel import feasible
-
     current = list(chosen)
     base = spread(ctx.instance, {vm.key: t for vm, _s, t in current})
     for item in reversed(list(current)):
         trial = [c for c in current if c is not item]
         assignment = {vm.key: t for vm, _s, t in trial}
         worse = spread(ctx.instance, assignment) - base
-        if worse < min_gain and not _new_violations(ctx.instance, assignment, feasible):
+        if worse < min_gain and not _new_violations(ctx.instance, assignment):
             current = trial
             base = spread(ctx.instance, assignment)
     return current
 
 
-def _new_violations(instance: Instance, assignment: Mapping[VMKey, str], feasible) -> list[str]:
-    before = set(feasible(instance, {}))
-    return [p for p in feasible(instance, assignment) if p not in before]
+def _new_violations(instance: Instance, assignment: Mapping[VMKey, str]) -> list[str]:
+    """What the assignment violates that the state did not: a node pushed above a limit it
+    kept (or further above one it broke), a VM where it may not run."""
+    before, after = loads(instance, {}), loads(instance, assignment)
+    problems = []
+    for n in instance.nodes:
+        b, a = before[n.name], after[n.name]
+        if a[0] > max(b[0], n.cpu_allowed) + EPSILON or a[1] > max(b[1], n.memory_allowed) + EPSILON:
+            problems.append(f"capacity: {n.name}")
+        if n.max_vms is not None and a[2] > max(b[2], n.max_vms):
+            problems.append(f"max_vms: {n.name}")
+    for vm in instance.vms:
+        target = assignment.get(vm.key, vm.node)
+        if target != vm.node and (not vm.movable or target not in vm.allowed):
+            problems.append(f"allowed: {vm.key[0]}/{vm.key[1]}")
+    return problems
 
 
 def _drain_goal(ctx: Context) -> tuple[list[Move], list[PlanVM]]:
@@ -491,6 +528,18 @@ def _drain_goal(ctx: Context) -> tuple[list[Move], list[PlanVM]]:
         search.apply(vm, best[1])
         moves.append(_move(vm, vm.node, best[1]))
     return moves, stranded
+
+
+def _keep_targets(ctx: Context, moves: list[Move]) -> list[Move]:
+    """The longest prefix of the moves that leaves every VM that has a migration target now
+    with one, and violates no constraint the state did not already violate."""
+    if ctx.strands is None or not moves:
+        return moves
+    for k in range(len(moves), -1, -1):
+        assignment = {m.key: m.target for m in moves[:k]}
+        if not ctx.strands(assignment) and not _new_violations(ctx.instance, assignment):
+            return moves[:k]
+    return []
 
 
 def _move(vm: PlanVM, source: str, target: str) -> Move:
@@ -555,12 +604,15 @@ def plan(
     *,
     wave_size: int = DEFAULT_WAVE_SIZE,
     max_moves: int = DEFAULT_MAX_MOVES,
-    min_gain: float = DEFAULT_MIN_GAIN,
-    threshold: float = DEFAULT_SPREAD_THRESHOLD,
+    min_gain: float | None = None,
+    threshold: float | None = None,
     inbound: int = DEFAULT_INBOUND,
     now: float | None = None,
 ) -> Plan:
+    """min_gain and threshold default to thresholds.rebalance-min-gain / rebalance-spread-max."""
     ctx = build_instance(state, config, goal, node, now)
+    min_gain = config.thresholds.rebalance_min_gain if min_gain is None else min_gain
+    threshold = config.thresholds.rebalance_spread_max if threshold is None else threshold
     return plan_context(
         ctx,
         goal,
@@ -603,6 +655,18 @@ def plan_context(
         after = spread(instance, {m.key: m.target for m in moves})
         if len(moves) > max_moves:
             notes.append(f"{len(moves)} moves needed, above --max-moves {max_moves}: the plan lists them all")
+    kept = _keep_targets(ctx, moves)
+    if len(kept) < len(moves):
+        cut = moves[len(kept) :]
+        notes.append(
+            f"{len(cut)} move(s) left out: with them, another VM would have no migration target left "
+            "(a new no_target_node)"
+        )
+        if goal != "spread":
+            vms = {vm.key: vm for vm in instance.vms}
+            stranded += [replace(vms[m.key], movable=False, reason=NO_SAFE_TARGET) for m in cut]
+        moves = kept
+        after = spread(instance, {m.key: m.target for m in moves})
     return Plan(
         goal,
         node,
