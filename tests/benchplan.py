@@ -8,8 +8,9 @@ tainted-away and unmovable VMs, VM limits):
   * the exact optimum (domain/planbound.optimal: least spread, then fewest moves; HiGHS with
     `--time-limit` seconds per instance) and the lower bound (planbound.lower_bound: fluid and
     LP, then with 1 s of branch and bound);
-  * the planner (domain/planner.plan_context) as `ov-exporter plan` runs it (defaults: no plan
-    within a 10 % spread, a move must gain 1 point), and with the threshold and the minimum gain
+  * the planner (domain/planner.plan_context) as `ov-exporter plan` runs it (the defaults of
+    thresholds.rebalance-spread-max, no plan within a 20 % spread, and rebalance-min-gain, a
+    move must gain 1 point), and with the threshold and the minimum gain
     at 0, which shows the search itself; for the first, the fewest moves that reach its spread
     (planbound.fewest_moves, 10 s), to judge its moves at the spread it reaches;
   * the descheduler's KubeVirtRelieveAndMigrate profile, cycle after cycle until it settles.
