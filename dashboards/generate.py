@@ -173,6 +173,11 @@ QUERIES: dict[str, str] = {
     "memory_overcommit_node": f"max by (cluster, node) (ov_memory_overcommit_ratio{{{CN}}})",
     "memory_overcommit_cluster": f"max by (cluster) (ov_cluster_memory_overcommit_ratio{{{C}}})",
     "memory_overcommit_warning": f'max by (cluster) (ov_memory_overcommit_threshold_ratio{{{C}, level="warning"}})',
+    # ---- overview: rebalance plan
+    "rebalance_plan_spread": f"max by (cluster, when) (ov_rebalance_plan_spread_ratio{{{C}}})",
+    "rebalance_plan_threshold": f"max by (cluster) (ov_rebalance_plan_spread_threshold_ratio{{{C}}})",
+    "rebalance_plan_moves": f"max by (cluster) (ov_rebalance_plan_moves{{{C}}})",
+    "rebalance_plan_unmovable": f"max by (cluster, reason) (ov_rebalance_plan_unmovable_vms{{{C}}}) > 0",
     # ---- overview: exporter health
     # up of the targets that exposed ov_build_info in the last hour (any job name).
     "exporter_up": f"up{{{C}}} and on(cluster, job, instance) last_over_time(ov_build_info{{{C}}}[1h])",
@@ -620,6 +625,30 @@ def build_overview():
             [_target("memory_overcommit_warning", instant=True)],
             w=12,
             thresholds=OVERCOMMIT_MEM,
+        )
+    )
+    d = d.with_panel(
+        ts(
+            "Rebalance plan: spread now and after",
+            "percentunit",
+            [
+                _target("rebalance_plan_spread", "{{when}}"),
+                _target("rebalance_plan_threshold", "threshold", ref="B"),
+            ],
+            description="Busiest minus idlest VM node (the worse of CPU and memory, of what the thresholds allow), "
+            "now and after the plan `ov-exporter plan` proposes; above the threshold with a plan, "
+            "OVRebalancePlanAvailable fires after 6 h.",
+        )
+    )
+    d = d.with_panel(
+        ts(
+            "Rebalance plan: moves and unmovable VMs",
+            "short",
+            [
+                _target("rebalance_plan_moves", "moves"),
+                _target("rebalance_plan_unmovable", "unmovable: {{reason}}", ref="B"),
+            ],
+            description="Live migrations the plan needs, and running VMs it may not move, by reason.",
         )
     )
     d = d.with_row(db.Row("Offenders"))

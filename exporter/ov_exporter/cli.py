@@ -1,4 +1,4 @@
-"""Command line: `ov-exporter serve` and `ov-exporter check`.
+"""Command line: `ov-exporter serve`, `check`, `plan`, `snapshot` and `rebalance-report`.
 
 Exit codes: 0 ok; 1 `check` found something at or above --fail-on; 2 usage or
 configuration error, credentials rejected, the API server unreachable, a kind an
@@ -142,6 +142,38 @@ def _parser() -> argparse.ArgumentParser:
         help="print the live-migration readiness of one VirtualMachine with every blocking reason "
         "and its remediation; exit 0 when it can migrate, 1 when it is blocked",
     )
+
+    plan = sub.add_parser(
+        "plan",
+        parents=[common],
+        help="propose a rebalance: which VMs to move where, in waves (read-only: creates no migration)",
+    )
+    plan.add_argument(
+        "--goal",
+        nargs="+",
+        default=["spread"],
+        metavar="GOAL",
+        help="spread (default: even out node utilisation), drain NODE (evacuate one node) or "
+        "evacuate-control-plane (move VMs off control-plane nodes)",
+    )
+    plan.add_argument(
+        "--output",
+        choices=("table", "markdown", "json", "manifests"),
+        default="table",
+        help="table (default), markdown (a change plan), json (the plan; input of --verify) or manifests "
+        "(one VirtualMachineInstanceMigration per move, by wave)",
+    )
+    plan.add_argument("--wave-size", type=int, default=5, metavar="N", help="moves per wave (at most 5, default 5)")
+    plan.add_argument("--max-moves", type=int, default=100, metavar="N", help="most moves in the plan (default 100)")
+    plan.add_argument(
+        "--inbound", type=int, default=2, metavar="N", help="most migrations into one node per wave (default 2)"
+    )
+    plan.add_argument(
+        "--verify",
+        metavar="PLANFILE",
+        help="check a JSON plan against the current state: moves done, still safe, no longer safe, superseded",
+    )
+    plan.add_argument("--sync-timeout", type=float, default=300.0, metavar="SECONDS")
 
     snap = sub.add_parser("snapshot", parents=[common], help="write what the source sees to a snapshot directory")
     snap.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write")
@@ -553,6 +585,54 @@ def _rebalance_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace, config: Config, source: Source) -> int:
+    import time
+
+    from .domain import planner
+    from .plan_report import read_moves, to_dict, to_manifests, to_markdown, to_table, verify_table
+
+    for flag in ("wave_size", "max_moves", "inbound"):
+        if getattr(args, flag) < 1:
+            raise OvError(f"--{flag.replace('_', '-')}: expected a positive number, got {getattr(args, flag)}")
+    goal, *rest = args.goal
+    if goal not in planner.GOALS or (goal == "drain") != bool(rest) or len(rest) > 1:
+        raise OvError(f"--goal: expected spread, drain NODE or evacuate-control-plane, got {' '.join(args.goal)!r}")
+    moves = based_on = None
+    if args.verify:
+        moves, based_on = read_moves(args.verify)
+    store = asyncio.run(_load(source, args.sync_timeout))
+    _report_unavailable(store)
+    _input_summary(source, store)  # OvError (exit 2) when nothing usable loaded
+    state = store.state()
+    now = store.clock() if store.clock is not None else time.time()
+    if moves is not None:
+        checks = planner.verify(state, config, moves)
+        sys.stdout.write(verify_table(checks, based_on, now))
+        return 0 if all(c.status in (planner.DONE, planner.PENDING) for c in checks) else 1
+    try:
+        result = planner.plan(
+            state,
+            config,
+            goal,
+            rest[0] if rest else None,
+            wave_size=args.wave_size,
+            max_moves=args.max_moves,
+            inbound=args.inbound,
+            now=now,
+        )
+    except ValueError as exc:
+        raise OvError(f"--goal: {exc}") from exc
+    if args.output == "json":
+        sys.stdout.write(json.dumps(to_dict(result), indent=2) + "\n")
+    elif args.output == "markdown":
+        sys.stdout.write(to_markdown(result))
+    elif args.output == "manifests":
+        sys.stdout.write(to_manifests(result))
+    else:
+        sys.stdout.write(to_table(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -569,6 +649,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "snapshot":
             return _snapshot(args, source)
+        if args.command == "plan":
+            return _plan(args, config, source)
         return _check(args, config, source)
     except OvError as exc:
         sys.stderr.write(f"ov-exporter: error: {exc}\n")

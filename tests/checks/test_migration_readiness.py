@@ -180,7 +180,10 @@ def test_other_node_without_memory_room_is_no_target_node():
     )
     out = run(*objs)
     assert reasons(out) == {"no_target_node"}
-    assert "needs 0.20 CPU and 64.0 GiB" in one(out).message and "worker-1" in one(out).message
+    assert (
+        "needs 0.20 CPU and 64.4 GiB with the virt-launcher overhead" in one(out).message
+        and "worker-1" in one(out).message
+    )
     # 40Gi fits into the 56Gi left
     objs = cluster(
         *running(eviction="LiveMigrate", memory="40Gi"),
@@ -439,3 +442,13 @@ def test_no_target_node_agrees_with_a_brute_force_search(seed):
         if not any(n != host and free[n][0] >= cpu and free[n][1] >= mem for n in names)
     }
     assert blocked == expected
+
+
+def test_an_untolerated_taint_on_the_only_other_node_is_no_target_node():
+    taint = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
+    objs = [node("worker-0"), node("worker-1", taints=[taint])] + [
+        virt_handler_pod(n) for n in ("worker-0", "worker-1")
+    ]
+    out = run(*objs, *running())
+    assert reasons(out) == {"no_target_node"}
+    assert "tolerations" in one(out).message

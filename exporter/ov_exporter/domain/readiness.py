@@ -10,17 +10,15 @@ from ..config import Config
 from ..model import Severity
 from ..records import Node, VirtualMachineInstance
 from ..store import ClusterState
+from . import placement
 from .k8s import (
     Setting,
     cluster_eviction_strategy,
-    cpu_allocation_ratio,
     labels,
     migration_setting,
-    vm_schedulable_nodes,
     vm_template_spec,
     vmi_dedicated,
     vmi_guest_memory,
-    vmi_node,
     vmi_vcpus,
 )
 from .selectors import node_term_matches
@@ -43,8 +41,9 @@ REASONS: dict[str, str] = {
     NOT_RUNNING: "the VM has no VMI, or its VMI is not in phase Running: nothing to live migrate",
     NOT_LIVE_MIGRATABLE: "the VMI's LiveMigratable condition is False (KubeVirt's reason in the message)",
     RWO_DISK: "a PVC or DataVolume disk lacks ReadWriteMany access (judged here, not taken from KubeVirt)",
-    NO_TARGET_NODE: "no other schedulable, Ready node that matches the VM's nodeSelector and required node "
-    "affinity has room for its CPU and memory requests",
+    NO_TARGET_NODE: "no other node passes the target test (domain/placement.py): VM-schedulable, Ready, a Ready "
+    "virt-handler, the VM's nodeSelector, required node affinity, tolerations, pod (anti-)affinity and topology "
+    "spread, and room for its requests plus the virt-launcher overhead",
     VIRT_HANDLER_NOT_READY: "the virt-handler pod on the VM's node is missing or not Ready",
     MIGRATION_SLOTS_FULL: "in-flight VirtualMachineInstanceMigrations already fill parallelMigrationsPerCluster",
 }
@@ -118,26 +117,6 @@ def node_matches(spec: Any, node: Node) -> bool:
     if not terms:
         return True
     return any(node_term_matches(term, node.metadata.name, node_labels) for term in terms)
-
-
-def _constrained(spec: Any) -> bool:
-    """The VMI restricts its nodes (nodeSelector or required node affinity terms)."""
-    if spec is None:
-        return False
-    affinity = spec.affinity.node_affinity if spec.affinity else None
-    required = affinity.required_during_scheduling_ignored_during_execution if affinity else None
-    return bool(spec.node_selector) or bool(required and required.node_selector_terms)
-
-
-def _frontier(candidates: list) -> list:
-    """The (node, free CPU, free memory) candidates no other one beats on both: a VM fits
-    on some candidate if and only if it fits on one of these (few) points."""
-    front, best_mem = [], float("-inf")
-    for c in sorted(candidates, key=lambda c: (-c[1], -c[2])):
-        if c[2] > best_mem:
-            front.append(c)
-            best_mem = c[2]
-    return front
 
 
 def _node_ready(node: Node) -> bool:
@@ -227,47 +206,12 @@ def verdicts(state: ClusterState, config: Config) -> dict[tuple[str, str], Verdi
 
 def _readiness(state: ClusterState, config: Config) -> Readiness:
     default_strategy = cluster_eviction_strategy(state)
-    ratio_setting = cpu_allocation_ratio(state)
-    ratio = float(ratio_setting.value) if ratio_setting.value else 10.0
     handlers = handler_readiness(state)
 
     limit = migration_setting(state, "parallel_migrations_per_cluster", DEFAULT_PARALLEL_MIGRATIONS)
     in_flight = sum(1 for m in state.migrations if (m.status.phase if m.status else "") not in FINISHED_VMIM_PHASES)
 
-    # Room on every node: allocatable minus the requests of the active VMIs on it.
-    used: dict[str, list[float]] = {}
-    for vmi in state.vmis:
-        node = vmi_node(vmi)
-        if node:
-            cpu, mem = vmi_requests(vmi, ratio)
-            slot = used.setdefault(node, [0.0, 0.0])
-            slot[0] += cpu
-            slot[1] += mem
-    candidates = []
-    for node in vm_schedulable_nodes(state):
-        name = node.metadata.name
-        if (node.spec and node.spec.unschedulable) or not _node_ready(node):
-            continue
-        if handlers is not None and not handlers.get(name, False):
-            continue
-        cpu, mem = _allocatable(node, "cpu"), _allocatable(node, "memory")
-        if cpu is None or mem is None:
-            continue
-        u = used.get(name, [0.0, 0.0])
-        candidates.append((node, cpu - u[0], mem - u[1]))
-
-    front = _frontier(candidates)
-    front_names = {c[0].metadata.name for c in front}
-    fronts_without: dict[str, list] = {}
-
-    def fits_anywhere_but(source: str, cpu_req: float, mem_req: float) -> bool:
-        """For VMs without node constraints: any candidate other than the source with room."""
-        points = front
-        if source in front_names:
-            if source not in fronts_without:
-                fronts_without[source] = _frontier([c for c in candidates if c[0].metadata.name != source])
-            points = fronts_without[source]
-        return any(c[1] >= cpu_req and c[2] >= mem_req for c in points)
+    rooms = placement.targets(state, config)
 
     result: dict[tuple[str, str], Verdict] = {}
     for vm in state.vms:
@@ -299,30 +243,8 @@ def _readiness(state: ClusterState, config: Config) -> Readiness:
             reasons[RWO_DISK] = f"{len(rwo)} disk(s) without ReadWriteMany: {', '.join(rwo)}"
 
         if verdict.running and verdict.node:
-            cpu_req, mem_req = vmi_requests(vmi, ratio)
-            vmi_spec = vmi.spec if vmi.spec is not None else spec
-            if not _constrained(vmi_spec) and fits_anywhere_but(verdict.node, cpu_req, mem_req):
-                fitting = True
-            else:
-                matching = [
-                    c
-                    for c in candidates
-                    if c[0].metadata.name != verdict.node and (vmi_spec is None or node_matches(vmi_spec, c[0]))
-                ]
-                fitting = any(c[1] >= cpu_req and c[2] >= mem_req for c in matching)
-            if not fitting:
-                if not matching:
-                    detail = (
-                        "no other schedulable, Ready node with a Ready virt-handler matches its "
-                        "nodeSelector/required node affinity"
-                    )
-                else:
-                    best = max(matching, key=lambda c: (c[2], c[1]))
-                    detail = (
-                        f"needs {cpu_req:.2f} CPU and {_gib(mem_req)}; {len(matching)} matching node(s), "
-                        f"the roomiest ({best[0].metadata.name}) has {best[1]:.2f} CPU and "
-                        f"{_gib(best[2])} free"
-                    )
+            detail = placement.no_target_detail(rooms, vmi, vmi.spec if vmi.spec is not None else spec)
+            if detail:
                 reasons[NO_TARGET_NODE] = detail
             if handlers is not None and not handlers.get(verdict.node, False):
                 reasons[VIRT_HANDLER_NOT_READY] = (

@@ -141,6 +141,7 @@ class TopologySpreadConstraint(R):
     max_skew: Int32 | None = None
     topology_key: str = ""
     when_unsatisfiable: str = ""
+    label_selector: LabelSelector | None = None  # the pods counted (the placement test)
 
 
 class VMISpec(R):

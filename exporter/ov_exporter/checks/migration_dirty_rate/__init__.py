@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from ... import upstream
 from ...config import Config
-from ...domain.k8s import labels, migration_setting, ref, vmi_guest_memory, vmi_node
+from ...domain.dirtyrate import bandwidths, predictions
+from ...domain.k8s import ref, vmi_node
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ...records import VirtualMachineInstance
-from ...store import ClusterState, UpstreamSample
+from ...store import ClusterState
 
 RISK = Family(
     "ov_migration_dirty_rate_risk",
@@ -75,108 +73,25 @@ RISK_THRESHOLD = Family(
 GIB = 2.0**30
 
 
-def _latest(samples: dict[str, list[UpstreamSample]], names: tuple[str, ...]) -> dict[tuple[str, str], float]:
-    """(namespace, vmi name) -> latest value, across the given metric names."""
-    best: dict[tuple[str, str], tuple[float, float]] = {}
-    for metric in names:
-        for s in samples.get(metric, ()):
-            key = (s.labels.get("namespace", ""), s.labels.get("name") or s.labels.get("vmi", ""))
-            ts = s.timestamp or 0.0
-            if key[1] and (key not in best or ts >= best[key][0]) and math.isfinite(s.value) and s.value >= 0:
-                best[key] = (ts, s.value)
-    return {k: v for k, (_, v) in best.items()}
-
-
-def _match_labels(selector: dict[str, Any] | None) -> dict[str, Any]:
-    if not selector:
-        return {}
-    inner = selector.get("matchLabels")
-    if isinstance(inner, dict):
-        return inner
-    return {k: v for k, v in selector.items() if k != "matchExpressions"}
-
-
-def _policy_for(vmi: VirtualMachineInstance, ns_labels: dict[str, str], policies: tuple) -> Any | None:
-    """The MigrationPolicy KubeVirt applies: every selector label must match; the most
-    matching labels win (then the most VMI labels), then the first name. A policy with
-    empty selectors matches every VMI with the lowest score; one without selectors none."""
-    best, best_score = None, (-1, -1)
-    vmi_labels = labels(vmi)
-    for policy in sorted(policies, key=lambda p: p.metadata.name):
-        sel = policy.spec.selectors if policy.spec else None
-        if sel is None:
-            continue
-        want_ns, want_vmi = _match_labels(sel.namespace_selector), _match_labels(sel.virtual_machine_instance_selector)
-        if all(ns_labels.get(k) == v for k, v in want_ns.items()) and all(
-            vmi_labels.get(k) == v for k, v in want_vmi.items()
-        ):
-            score = (len(want_ns) + len(want_vmi), len(want_vmi))
-            if score > best_score:
-                best, best_score = policy, score
-    return best
-
-
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     if state.samples is None:
         raise NotApplicable("no dirty-rate samples: give the snapshot a .prom or Prometheus query JSON file")
     out = CheckOutput()
-    link_share_divisor = migration_setting(state, "parallel_outbound_migrations_per_node", 2)
-    parallel = max(1, link_share_divisor.value)
-    link_share = config.migration_link_bytes_per_second / parallel
-    cap = migration_setting(state, "bandwidth_per_migration", 0.0)
-    timeout = migration_setting(state, "completion_timeout_per_gib", 150)
-    cluster_bw = min(cap.value, link_share) if cap.value else link_share
+    bw = bandwidths(state, config)
     out.samples += [
-        Sample(BANDWIDTH.name, (cap.source,), cluster_bw),
-        Sample(TIMEOUT.name, (timeout.source,), timeout.value),
-        Sample(PARALLEL.name, (link_share_divisor.source,), parallel),
+        Sample(BANDWIDTH.name, (bw.cap.source,), bw.cluster),
+        Sample(TIMEOUT.name, (bw.timeout.source,), bw.timeout.value),
+        Sample(PARALLEL.name, (bw.parallel.source,), max(1, bw.parallel.value)),
         Sample(RISK_THRESHOLD.name, ("info",), config.thresholds.dirty_rate_risk_warning),
         Sample(RISK_THRESHOLD.name, ("warning",), config.thresholds.dirty_rate_risk_critical),
     ]
-
-    dirty = _latest(state.samples, (upstream.DIRTY_RATE,))
-    migrating_dirty = _latest(state.samples, upstream.MIGRATION_DIRTY_RATE)
-    transfer = _latest(state.samples, upstream.MIGRATION_TRANSFER_RATE)
-    ns_labels = {n.metadata.name: n.metadata.labels or {} for n in state.namespaces}
-    vmis = state.index("virtualmachineinstances.kubevirt.io")
     warn, crit = config.thresholds.dirty_rate_risk_warning, config.thresholds.dirty_rate_risk_critical
-
-    for key in sorted(set(dirty) | set(migrating_dirty)):
-        vmi = vmis.get(key)
-        if vmi is None or vmi.status is None or vmi.status.phase != "Running":
-            continue
-        rate = max(dirty.get(key, 0.0), migrating_dirty.get(key, 0.0))
-        mig_cfg = vmi.status.migration_state.migration_configuration if vmi.status.migration_state else None
-        policy = _policy_for(vmi, ns_labels.get(key[0], {}), state.migration_policies)
-        pspec = policy.spec if policy is not None else None
-        if key in transfer and transfer[key] > 0:
-            bandwidth, source = transfer[key], "measured transfer rate"
-        elif mig_cfg is not None and mig_cfg.bandwidth_per_migration:
-            bandwidth, source = min(mig_cfg.bandwidth_per_migration, link_share), "VMI migrationConfiguration"
-        elif pspec is not None and pspec.bandwidth_per_migration:
-            bandwidth, source = (
-                min(pspec.bandwidth_per_migration, link_share),
-                f"MigrationPolicy {policy.metadata.name}",
-            )
-        else:
-            bandwidth, source = (
-                cluster_bw,
-                (
-                    f"bandwidthPerMigration from {cap.source}"
-                    if cap.value
-                    else f"link speed / {parallel} parallel outbound migrations"
-                ),
-            )
-        per_gib = (
-            (mig_cfg.completion_timeout_per_gib if mig_cfg and mig_cfg.completion_timeout_per_gib else None)
-            or (pspec.completion_timeout_per_gib if pspec and pspec.completion_timeout_per_gib else None)
-            or timeout.value
-        )
-        memory = vmi_guest_memory(vmi)
-        risk = rate / bandwidth
-        predicted = memory / (bandwidth - rate) if memory is not None and bandwidth > rate else math.inf
-        # KubeVirt: completionTimeoutPerGiB x memory in decimal GB, rounded up.
-        limit = per_gib * math.ceil(memory / 1e9) if memory is not None else math.inf
+    vmis = state.index("virtualmachineinstances.kubevirt.io")
+    found = predictions(state, config)
+    for key in sorted(k for k, p in found.items() if p.measured):
+        p = found[key]
+        vmi = vmis[key]
+        risk, memory, predicted, limit = p.risk, p.memory, p.seconds, p.limit
         too_slow = memory is not None and predicted > limit
         if risk < warn and not too_slow:
             continue
@@ -189,12 +104,13 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         severity = Severity.WARNING if risk >= crit or too_slow else Severity.INFO
         mib = 2.0**20
         message = (
-            f"dirty rate {rate / mib:.0f} MiB/s vs bandwidth {bandwidth / mib:.0f} MiB/s ({source}): risk {risk:.2f}"
+            f"dirty rate {p.rate / mib:.0f} MiB/s vs bandwidth {p.bandwidth / mib:.0f} MiB/s ({p.source}): "
+            f"risk {risk:.2f}"
         )
         if memory is not None:
             message += (
                 f"; predicted {'never (does not converge)' if math.isinf(predicted) else f'{predicted:.0f} s'}"
-                f" for {memory / GIB:.1f} GiB, timeout {limit:.0f} s ({per_gib} s/GiB)"
+                f" for {memory / GIB:.1f} GiB, timeout {limit:.0f} s ({p.per_gib} s/GiB)"
             )
         out.findings.append(Finding(SPEC.id, severity, obj, message))
     return out

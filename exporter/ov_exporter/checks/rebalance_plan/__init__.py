@@ -1,0 +1,115 @@
+"""How unbalanced the VM nodes are and what a safe rebalance plan would take (the planner
+of `ov-exporter plan`, goal spread, run on every evaluation)."""
+
+from __future__ import annotations
+
+from ...config import Config
+from ...domain import planner
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
+from ...store import ClusterState
+
+SPREAD = Family(
+    "ov_rebalance_plan_spread_ratio",
+    "gauge",
+    "Spread of VM-node utilisation (busiest - idlest node, the worse of CPU and memory; utilisation of what "
+    "the thresholds allow) now and after the rebalance plan `ov-exporter plan` proposes. when: now, after.",
+    ("when",),
+)
+THRESHOLD = Family(
+    "ov_rebalance_plan_spread_threshold_ratio",
+    "gauge",
+    "Configured thresholds.rebalance-spread-max: no plan while the spread is within it.",
+)
+MOVES = Family("ov_rebalance_plan_moves", "gauge", "Live migrations the rebalance plan needs.")
+WAVES = Family("ov_rebalance_plan_waves", "gauge", "Waves the plan's migrations are grouped into.")
+DURATION = Family(
+    "ov_rebalance_plan_duration_seconds",
+    "gauge",
+    "Predicted duration of the plan: the sum of its waves' lengths (a wave lasts as long as its slowest "
+    "migration; guest memory against the migration bandwidth minus the measured dirty rate).",
+)
+UNMOVABLE = Family(
+    "ov_rebalance_plan_unmovable_vms",
+    "gauge",
+    "Running VMs the plan may not move, by reason: a migration_readiness reason, no_vm (a VMI without a "
+    "VirtualMachine), namespace_excluded, migrating (a migration in flight), not_converging (predicted "
+    "migration slower than its completion timeout) or no_safe_target (no other node passes the target test).",
+    ("reason",),
+)
+
+CLUSTER = ObjectRef("Cluster", "", "cluster")
+
+
+def evaluate(state: ClusterState, config: Config) -> CheckOutput:
+    thresholds = config.thresholds
+    plan = planner.plan(state, config)
+    out = CheckOutput()
+    duration = sum(w.seconds or 0.0 for w in plan.waves)
+    out.samples += [
+        Sample(SPREAD.name, ("now",), plan.spread_before),
+        Sample(SPREAD.name, ("after",), plan.spread_after),
+        Sample(THRESHOLD.name, (), thresholds.rebalance_spread_max),
+        Sample(MOVES.name, (), len(plan.moves)),
+        Sample(WAVES.name, (), len(plan.waves)),
+        Sample(DURATION.name, (), duration),
+    ]
+    counts = dict.fromkeys(planner.UNMOVABLE_REASONS, 0)
+    for vm in [*plan.unmovable(), *plan.stranded]:
+        counts[vm.reason] = counts.get(vm.reason, 0) + 1
+    out.samples += [Sample(UNMOVABLE.name, (reason,), n) for reason, n in counts.items()]
+    if plan.moves and plan.spread_before > thresholds.rebalance_spread_max:
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.WARNING,
+                CLUSTER,
+                f"node utilisation spread {plan.spread_before:.0%} above {thresholds.rebalance_spread_max:.0%}; "
+                f"a plan of {len(plan.moves)} live migration(s) in {len(plan.waves)} wave(s) "
+                f"(~{duration / 60:.0f} min) brings it to {plan.spread_after:.0%}: run `ov-exporter plan`",
+            )
+        )
+    return out
+
+
+SPEC = CheckSpec(
+    id="rebalance_plan",
+    anti_pattern=19,
+    also=(6,),
+    title="Unbalanced VM nodes that a safe rebalance plan would even out",
+    severity_rules="warning: the spread of VM-node utilisation is above thresholds.rebalance-spread-max (0.2) and "
+    "a plan of safe moves lowers it (each move by at least thresholds.rebalance-min-gain)",
+    families=(SPREAD, THRESHOLD, MOVES, WAVES, DURATION, UNMOVABLE),
+    remediation="Review `ov-exporter plan --output markdown`, apply it wave by wave (`--output manifests`), "
+    "run `ov-exporter plan --verify` before each wave and watch the post-rebalance dashboard.",
+    alerts=(AlertDecl("OVRebalancePlanAvailable", warning="degraded"),),
+    settings=(
+        "thresholds.rebalance-spread-max",
+        "thresholds.rebalance-min-gain",
+        "thresholds.cpu-overcommit-max",
+        "thresholds.memory-overcommit-max",
+        "profile",
+        "thresholds.cpu-overcommit-target",
+        "threads-per-core",
+        "migration-link-speed",
+    ),
+    panels=(
+        "ov-overview/Rebalance plan: spread now and after",
+        "ov-overview/Rebalance plan: moves and unmovable VMs",
+    ),
+    evaluate=evaluate,
+    requires=("nodes", "virtualmachineinstances.kubevirt.io"),
+    reads=(
+        "virtualmachines.kubevirt.io",
+        "virtualmachineinstancemigrations.kubevirt.io",
+        "pods",
+        "persistentvolumeclaims",
+        "datavolumes.cdi.kubevirt.io",
+        "storageclasses.storage.k8s.io",
+        "storageprofiles.cdi.kubevirt.io",
+        "hyperconvergeds.hco.kubevirt.io",
+        "kubevirts.kubevirt.io",
+        "migrationpolicies.migrations.kubevirt.io",
+        "namespaces",
+    ),
+    reads_samples=True,
+)

@@ -1,0 +1,422 @@
+"""The target test: may a VMI's migration target pod land on a node?
+
+What the scheduler and KubeVirt check for the target virt-launcher pod, as far as the
+records hold it:
+- the node is VM-schedulable (kubevirt.io/schedulable), not cordoned, Ready, and runs a Ready
+  virt-handler (which receives the migration);
+- the VMI's nodeSelector and required node affinity match it (readiness.node_matches);
+- the VMI tolerates its NoSchedule/NoExecute taints (node.kubernetes.io/* taints mirror
+  conditions judged above);
+- required pod anti-affinity (the VMI's terms and those of the pods already there), required
+  pod affinity and DoNotSchedule topology spread constraints hold, counting the virt-launcher
+  pods of the active VMIs (the source pod still runs during the migration);
+- the pod's requests fit: allocatable minus the requests of the virt-launcher pods already
+  there, each with KubeVirt's memory overhead (`launcher_overhead`).
+Other pods' requests are not in the records (only virt-handler and virt-launcher pods are
+read): a node crowded by other workloads can still refuse a target this test accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from ..config import Config
+from ..records import Node, VirtualMachineInstance
+from ..store import ClusterState
+from . import readiness as _readiness
+from .k8s import cpu_allocation_ratio, labels, vm_schedulable_nodes, vmi_dedicated, vmi_node, vmi_vcpus
+from .selectors import label_selector_matches, tolerates
+
+MI = 2**20
+GI = 2**30
+# KubeVirt's estimate of the virt-launcher pod's memory beyond the guest (GetMemoryOverhead,
+# pkg/virt-controller/services/renderresources.go and the constants in template.go,
+# kubevirt/kubevirt v1.6.0): page tables (guest memory / 512), the fixed RSS of
+# virt-launcher-monitor 25Mi + virt-launcher 100Mi + virtlogd 25Mi + virtqemud 40Mi + qemu 30Mi,
+# 8Mi per vCPU, 8Mi for the IOThread, 32Mi video RAM (unless autoattachGraphicsDevice is false:
+# not in the records, so always counted), 100Mi for dedicated CPUs. Devices the records do not
+# hold (VFIO 1Gi, SEV 256Mi, TPM 53Mi, probes, arm64 pflash) and
+# additionalGuestMemoryOverheadRatio are not counted.
+FIXED_OVERHEAD = (25 + 100 + 25 + 40 + 30) * MI
+PER_VCPU_OVERHEAD = 8 * MI
+IOTHREAD_OVERHEAD = 8 * MI
+VIDEO_OVERHEAD = 32 * MI
+DEDICATED_OVERHEAD = 100 * MI
+PAGETABLE_DIVISOR = 512
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+
+def launcher_overhead(vmi: VirtualMachineInstance) -> float:
+    """Bytes KubeVirt adds to the virt-launcher pod's memory request beyond the guest."""
+    _cpu, memory = _readiness.vmi_requests(vmi, 1.0)
+    overhead = memory // PAGETABLE_DIVISOR + FIXED_OVERHEAD + PER_VCPU_OVERHEAD * vmi_vcpus(vmi)
+    overhead += IOTHREAD_OVERHEAD + VIDEO_OVERHEAD
+    if vmi_dedicated(vmi):
+        overhead += DEDICATED_OVERHEAD
+    return float(overhead)
+
+
+def launcher_requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
+    """(CPU, memory bytes) the virt-launcher pod requests: the VMI's requests plus the overhead."""
+    cpu, memory = _readiness.vmi_requests(vmi, ratio)
+    return cpu, memory + launcher_overhead(vmi)
+
+
+# ---------------------------------------------------------------- the nodes
+
+
+@dataclass(frozen=True)
+class Room:
+    """A node as a migration target: what it is, and what is free on it now."""
+
+    node: Node
+    name: str
+    labels: Mapping[str, str]
+    blocked: str  # why no VM may land here ("" when it may)
+    cpu_free: float  # allocatable CPU minus the requests of the virt-launcher pods there
+    memory_free: float
+    pods_free: float | None  # allocatable pods minus the virt-launcher pods there; None: unknown
+
+
+@dataclass(frozen=True)
+class Pod:
+    """The virt-launcher pod of an active VMI, as pod (anti-)affinity and spread see it."""
+
+    namespace: str
+    name: str
+    node: str
+    labels: Mapping[str, str]
+    spec: Any  # the VMI spec (affinity, topology spread constraints)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Every node as a target and every virt-launcher pod, for one state (computed once)."""
+
+    rooms: dict[str, Room]
+    pods: dict[tuple[str, str], Pod]
+    ratio: float  # vmiCPUAllocationRatio
+    anti_affinity_namespaces: frozenset[str]  # namespaces with pods carrying required anti-affinity
+    _cache: dict[bytes, list[Room]]
+
+
+def _blocked(node: Node, schedulable: set[str], handlers: dict[str, bool] | None) -> str:
+    name = node.metadata.name
+    if name not in schedulable:
+        return "not VM-schedulable (kubevirt.io/schedulable)"
+    if node.spec is not None and node.spec.unschedulable:
+        return "cordoned"
+    if not _readiness._node_ready(node):
+        return "not Ready"
+    if handlers is not None and not handlers.get(name, False):
+        return "no Ready virt-handler"
+    return ""
+
+
+def targets(state: ClusterState, config: Config) -> Targets:
+    return state.derive("placement_targets", lambda s: _targets(s, config))
+
+
+def _targets(state: ClusterState, config: Config) -> Targets:
+    ratio_setting = cpu_allocation_ratio(state)
+    ratio = float(ratio_setting.value) if ratio_setting.value else 10.0
+    handlers = _readiness.handler_readiness(state)
+    schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
+    used: dict[str, list[float]] = {}
+    pods: dict[tuple[str, str], Pod] = {}
+    anti: set[str] = set()
+    for vmi in state.vmis:
+        node = vmi_node(vmi)
+        if not node:
+            continue
+        cpu, memory = launcher_requests(vmi, ratio)
+        slot = used.setdefault(node, [0.0, 0.0, 0.0])
+        slot[0] += cpu
+        slot[1] += memory
+        slot[2] += 1
+        meta = vmi.metadata
+        pods[(meta.namespace, meta.name)] = Pod(meta.namespace, meta.name, node, meta.labels or {}, vmi.spec)
+        affinity = vmi.spec.affinity if vmi.spec else None
+        if (
+            affinity
+            and affinity.pod_anti_affinity
+            and affinity.pod_anti_affinity.required_during_scheduling_ignored_during_execution
+        ):
+            anti.add(meta.namespace)
+    rooms: dict[str, Room] = {}
+    for node in state.nodes:
+        name = node.metadata.name
+        cpu = _readiness._allocatable(node, "cpu")
+        memory = _readiness._allocatable(node, "memory")
+        pod_slots = _readiness._allocatable(node, "pods")
+        u = used.get(name, [0.0, 0.0, 0.0])
+        blocked = _blocked(node, schedulable, handlers)
+        if not blocked and (cpu is None or memory is None):
+            blocked = "no allocatable CPU or memory in its status"
+        rooms[name] = Room(
+            node,
+            name,
+            labels(node),
+            blocked,
+            (cpu or 0.0) - u[0],
+            (memory or 0.0) - u[1],
+            None if pod_slots is None else pod_slots - u[2],
+        )
+    return Targets(rooms, pods, ratio, frozenset(anti), {})
+
+
+# ---------------------------------------------------------------- the test
+
+
+def untolerated(spec: Any, room: Room) -> list[str]:
+    """Keys of the node's NoSchedule/NoExecute taints the VMI does not tolerate."""
+    taints = (room.node.spec.taints if room.node.spec else None) or []
+    tolerations = (spec.tolerations if spec is not None else None) or []
+    return [
+        t.key
+        for t in taints
+        if t.effect in ("NoSchedule", "NoExecute")
+        and not t.key.startswith("node.kubernetes.io/")
+        and not tolerates(tolerations, t)
+    ]
+
+
+def static_failure(spec: Any, room: Room) -> str:
+    """Why the node fails the tests that do not depend on where pods run ("" when it passes)."""
+    if room.blocked:
+        return room.blocked
+    if spec is not None and not _readiness.node_matches(spec, room.node):
+        return "does not match its nodeSelector/required node affinity"
+    taints = untolerated(spec, room)
+    if taints:
+        return f"taint(s) not tolerated: {', '.join(taints)}"
+    return ""
+
+
+def _required(affinity: Any) -> list[Any]:
+    return (affinity.required_during_scheduling_ignored_during_execution if affinity else None) or []
+
+
+def _has_pod_terms(spec: Any) -> bool:
+    if spec is None:
+        return False
+    affinity = spec.affinity
+    if affinity and (_required(affinity.pod_affinity) or _required(affinity.pod_anti_affinity)):
+        return True
+    return any(c.when_unsatisfiable == "DoNotSchedule" for c in spec.topology_spread_constraints or [])
+
+
+def _domain(rooms: Mapping[str, Room], node: str, key: str) -> str | None:
+    room = rooms.get(node)
+    return room.labels.get(key) if room is not None else None
+
+
+def pod_failure(
+    t: Targets,
+    namespace: str,
+    pod_labels: Mapping[str, str],
+    spec: Any,
+    node: str,
+    pods: Iterable[Pod],
+) -> str:
+    """Required pod (anti-)affinity and DoNotSchedule topology spread of a pod landing on
+    `node`, against `pods` (where the other pods run); "" when they hold."""
+    pods = list(pods)
+    affinity = spec.affinity if spec is not None else None
+    for term in _required(affinity.pod_anti_affinity if affinity else None):
+        here = _domain(t.rooms, node, term.topology_key)
+        if here is None:
+            continue
+        for p in pods:
+            if (
+                p.namespace == namespace
+                and _selects(term.label_selector, p.labels)
+                and _domain(t.rooms, p.node, term.topology_key) == here
+            ):
+                return f"pod anti-affinity: {p.namespace}/{p.name} runs in {term.topology_key}={here}"
+    for p in pods:  # the anti-affinity of the pods already there
+        if p.namespace != namespace:
+            continue
+        other = p.spec.affinity if p.spec is not None else None
+        for term in _required(other.pod_anti_affinity if other else None):
+            there = _domain(t.rooms, p.node, term.topology_key)
+            if (
+                there is not None
+                and there == _domain(t.rooms, node, term.topology_key)
+                and _selects(term.label_selector, pod_labels)
+            ):
+                return f"pod anti-affinity of {p.namespace}/{p.name} in {term.topology_key}={there}"
+    for term in _required(affinity.pod_affinity if affinity else None):
+        here = _domain(t.rooms, node, term.topology_key)
+        selector = term.label_selector
+        matching = [p for p in pods if p.namespace == namespace and _selects(selector, p.labels)]
+        if not matching and _selects(selector, pod_labels):
+            continue  # the first of a group may go anywhere
+        if here is None or not any(_domain(t.rooms, p.node, term.topology_key) == here for p in matching):
+            return f"pod affinity: no matching pod in {term.topology_key}={here}"
+    for c in (spec.topology_spread_constraints if spec is not None else None) or []:
+        if c.when_unsatisfiable != "DoNotSchedule":
+            continue
+        here = _domain(t.rooms, node, c.topology_key)
+        if here is None:
+            return f"topology spread: the node has no {c.topology_key} label"
+        selector = c.label_selector
+        domains = {
+            r.labels[c.topology_key]: 0
+            for r in t.rooms.values()
+            if c.topology_key in r.labels and not static_failure(spec, r)
+        }
+        domains.setdefault(here, 0)
+        for p in pods:
+            d = _domain(t.rooms, p.node, c.topology_key)
+            if d in domains and p.namespace == namespace and _selects(selector, p.labels):
+                domains[d] += 1
+        own = 1 if _selects(selector, pod_labels) else 0
+        skew = domains[here] + own - min(domains.values())
+        if skew > (c.max_skew or 1):
+            return f"topology spread: skew {skew} in {c.topology_key}={here} above maxSkew {c.max_skew or 1}"
+    return ""
+
+
+def _selects(selector: Any, pod_labels: Mapping[str, str]) -> bool:
+    """A term's labelSelector; a missing one selects no pod (PodAffinityTerm and
+    TopologySpreadConstraint API docs, k8s.io/api core/v1 types.go)."""
+    return selector is not None and label_selector_matches(selector, pod_labels)
+
+
+def fits(room: Room, cpu: float, memory: float) -> bool:
+    return room.cpu_free >= cpu and room.memory_free >= memory and (room.pods_free is None or room.pods_free >= 1)
+
+
+def _signature(spec: Any) -> bytes:
+    if spec is None:
+        return b""
+    node_affinity = spec.affinity.node_affinity if spec.affinity else None
+    return msgspec.json.encode((spec.node_selector, node_affinity, spec.tolerations))
+
+
+def static_candidates(t: Targets, spec: Any) -> list[Room]:
+    """The rooms passing static_failure, shared by every VMI with the same constraints."""
+    key = _signature(spec)
+    found = t._cache.get(key)
+    if found is None:
+        found = [r for r in t.rooms.values() if not static_failure(spec, r)]
+        t._cache[key] = found
+    return found
+
+
+def target_rooms(
+    t: Targets,
+    vmi: VirtualMachineInstance,
+    spec: Any,
+    accept: Callable[[Room], bool] | None = None,
+    first: bool = False,
+    source: str | None = None,
+) -> list[Room]:
+    """The nodes other than the VMI's own (`source`, default where it runs) that pass the
+    whole test; with `first`, at most one (enough to tell whether it has somewhere to go)."""
+    source = vmi_node(vmi) if source is None else source
+    cpu, memory = launcher_requests(vmi, t.ratio)
+    meta = vmi.metadata
+    pod_labels = meta.labels or {}
+    pod_terms = _has_pod_terms(spec) or meta.namespace in t.anti_affinity_namespaces
+    found = []
+    for room in static_candidates(t, spec):
+        if room.name == source or not fits(room, cpu, memory):
+            continue
+        if accept is not None and not accept(room):
+            continue
+        if pod_terms and pod_failure(t, meta.namespace, pod_labels, spec, room.name, t.pods.values()):
+            continue
+        found.append(room)
+        if first:
+            break
+    return found
+
+
+def _frontier(rooms: list[Room]) -> list[Room]:
+    """The rooms no other one beats on both free CPU and free memory: a pod fits on some
+    room if and only if it fits on one of these (few) rooms."""
+    front: list[Room] = []
+    best_memory = float("-inf")
+    for room in sorted(rooms, key=lambda r: (-r.cpu_free, -r.memory_free)):
+        if room.memory_free > best_memory:
+            front.append(room)
+            best_memory = room.memory_free
+    return front
+
+
+def has_target(t: Targets, vmi: VirtualMachineInstance, spec: Any, source: str | None = None) -> bool:
+    """Some node other than the VMI's own (`source`, default where it runs) passes the whole test."""
+    meta = vmi.metadata
+    source = vmi_node(vmi) if source is None else source
+    if _has_pod_terms(spec) or meta.namespace in t.anti_affinity_namespaces:
+        return bool(target_rooms(t, vmi, spec, first=True, source=source))
+    key = b"front" + _signature(spec)
+    front = t._cache.get(key)
+    if front is None:
+        front = _frontier([r for r in static_candidates(t, spec) if r.pods_free is None or r.pods_free >= 1])
+        t._cache[key] = front
+    cpu, memory = launcher_requests(vmi, t.ratio)
+    source_fits = False
+    for room in front:
+        if room.cpu_free >= cpu and room.memory_free >= memory:
+            if room.name != source:
+                return True
+            source_fits = True
+    # Only the source fits on the frontier: a room it dominates may still fit.
+    return source_fits and bool(target_rooms(t, vmi, spec, first=True, source=source))
+
+
+def no_target_detail(t: Targets, vmi: VirtualMachineInstance, spec: Any) -> str:
+    """Why the VMI has nowhere to migrate ("" when some node passes the target test)."""
+    if has_target(t, vmi, spec):
+        return ""
+    source = vmi_node(vmi)
+    matching = [r for r in static_candidates(t, spec) if r.name != source]
+    if not matching:
+        return (
+            "no other VM-schedulable, Ready node with a Ready virt-handler matches its nodeSelector/required "
+            "node affinity and tolerations"
+        )
+    cpu, memory = launcher_requests(vmi, t.ratio)
+    roomy = [r for r in matching if fits(r, cpu, memory)]
+    if roomy:
+        meta = vmi.metadata
+        why = pod_failure(t, meta.namespace, meta.labels or {}, spec, roomy[0].name, t.pods.values())
+        return f"{len(roomy)} matching node(s) with room, none allowed by pod constraints ({roomy[0].name}: {why})"
+    best = max(matching, key=lambda r: (r.memory_free, r.cpu_free))
+    return (
+        f"needs {cpu:.2f} CPU and {memory / GI:.1f} GiB with the virt-launcher overhead; {len(matching)} matching "
+        f"node(s), the roomiest ({best.name}) has {best.cpu_free:.2f} CPU and {best.memory_free / GI:.1f} GiB free"
+    )
+
+
+def after_moves(t: Targets, vmis: Mapping[tuple[str, str], VirtualMachineInstance], moves: Mapping) -> Targets:
+    """The targets once the VMIs named in `moves` ((namespace, name) -> node) run on their
+    new nodes: their launcher requests and pods counted there instead of on their sources."""
+    free = {name: [r.cpu_free, r.memory_free, r.pods_free] for name, r in t.rooms.items()}
+    pods = dict(t.pods)
+    for key, target in moves.items():
+        pod = pods.get(key)
+        if pod is None or target not in free:
+            continue
+        cpu, memory = launcher_requests(vmis[key], t.ratio)
+        for node, sign in ((pod.node, 1), (target, -1)):
+            slot = free.get(node)
+            if slot is None:
+                continue
+            slot[0] += sign * cpu
+            slot[1] += sign * memory
+            if slot[2] is not None:
+                slot[2] += sign
+        pods[key] = Pod(pod.namespace, pod.name, target, pod.labels, pod.spec)
+    rooms = {
+        name: Room(r.node, r.name, r.labels, r.blocked, free[name][0], free[name][1], free[name][2])
+        for name, r in t.rooms.items()
+    }
+    return Targets(rooms, pods, t.ratio, t.anti_affinity_namespaces, {})

@@ -1,0 +1,157 @@
+"""The rebalance-plan model: nodes, VMs and an assignment, with no cluster state and no I/O.
+
+The planner (domain/planner.py) builds an `Instance` from a ClusterState; the exact solver,
+the descheduler baseline and the benchmark solve the same `Instance`. Definitions they all
+rely on:
+
+- `PlanNode.cpu_capacity`: what the CPU threshold allows, in vCPUs: physical cores
+  (status.capacity.cpu / threads per core, as the cpu_overcommit check counts them) x
+  `thresholds.cpu-overcommit-max`. Dedicated-CPU VMs count too.
+- `PlanNode.cpu_limit` / `memory_limit` (optional, default None = the capacity): a lower hard
+  limit for `feasible`, utilisation stays relative to the capacity. The planner sets cpu_limit
+  to cores x the profile's cpu-overcommit-target on a node within it, so that a plan raises
+  no new cpu_overcommit finding.
+- `PlanNode.memory_capacity`: what the memory threshold allows, in bytes: allocatable memory x
+  `thresholds.memory-overcommit-max`.
+- `PlanNode.cpu_used` / `memory_used`: the load on the node that no plan moves (VMs that are
+  not movable, requests of other pods), in the same units. Movable VMs are never included:
+  they count where the assignment puts them.
+- `PlanNode.max_vms`: most VMs (virt-launcher pods) the node may hold, None = no limit;
+  `vms_now`: VMs running there when the state was read (all of them, movable or not).
+- `PlanNode.in_spread`: the node counts in `spread` (False for a node being drained).
+- `PlanVM.cpu`: vCPUs; `PlanVM.memory`: guest memory plus the virt-launcher overhead, bytes.
+  `node`: where it runs now; `allowed`: the nodes that pass the full target test
+  (domain/placement.py), its own node included; `movable`: whether a plan may move it, with
+  `reason` ("" when movable) and `migrate_seconds` (predicted migration time, None = unknown).
+- `Instance.vms` lists every VM running on the instance's nodes, movable or not.
+- An assignment maps a VM key (namespace, name) to a node; a VM it does not name stays on
+  `vm.node`.
+- Utilisation of a node = (cpu_used + cpu of the movable VMs assigned there) / cpu_capacity,
+  and likewise for memory (0 on a node without capacity and load, infinite with load).
+- `spread` = max over the two resources of (max utilisation - min utilisation) over the nodes
+  with `in_spread` (0 when fewer than two): the goal "spread" minimises it.
+- `feasible` lists every violation: a load above the limit (capacity), a movable VM on a node
+  outside `allowed` or an unmovable VM off its node (allowed), more VMs than `max_vms`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+VMKey = tuple[str, str]  # (namespace, name)
+# Rounding slack when comparing sums of floats against a capacity.
+EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class PlanNode:
+    name: str
+    cpu_capacity: float  # vCPUs the threshold allows
+    memory_capacity: float  # bytes the threshold allows
+    cpu_used: float  # vCPUs that stay (not movable)
+    memory_used: float  # bytes that stay (not movable)
+    max_vms: int | None  # None: no per-node VM limit
+    vms_now: int  # VMs running on it when the state was read
+    in_spread: bool = True
+    cpu_limit: float | None = None  # hard limit for feasible(); None: cpu_capacity
+    memory_limit: float | None = None  # hard limit for feasible(); None: memory_capacity
+
+    @property
+    def cpu_allowed(self) -> float:
+        return self.cpu_capacity if self.cpu_limit is None else self.cpu_limit
+
+    @property
+    def memory_allowed(self) -> float:
+        return self.memory_capacity if self.memory_limit is None else self.memory_limit
+
+
+@dataclass(frozen=True)
+class PlanVM:
+    key: VMKey
+    cpu: float  # vCPUs
+    memory: float  # guest memory + launcher overhead, bytes
+    node: str  # where it runs now
+    allowed: frozenset[str]  # nodes passing the full target test
+    movable: bool
+    reason: str = ""  # why it is not movable ("" when movable)
+    migrate_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    nodes: tuple[PlanNode, ...]
+    vms: tuple[PlanVM, ...]
+
+
+def placement(instance: Instance, assignment: Mapping[VMKey, str]) -> dict[VMKey, str]:
+    """Every VM's node under the assignment (unnamed VMs stay where they are)."""
+    return {vm.key: assignment.get(vm.key, vm.node) for vm in instance.vms}
+
+
+def loads(instance: Instance, assignment: Mapping[VMKey, str]) -> dict[str, list[float]]:
+    """node -> [cpu, memory, VM count]: what stays plus the movable VMs assigned there."""
+    result = {n.name: [n.cpu_used, n.memory_used, 0.0] for n in instance.nodes}
+    for vm in instance.vms:
+        node = assignment.get(vm.key, vm.node) if vm.movable else vm.node
+        slot = result.get(node)
+        if slot is None:
+            continue
+        if vm.movable:
+            slot[0] += vm.cpu
+            slot[1] += vm.memory
+        slot[2] += 1
+    return result
+
+
+def _ratio(load: float, capacity: float) -> float:
+    if capacity > 0:
+        return load / capacity
+    return 0.0 if load <= EPSILON else float("inf")
+
+
+def utilisation(instance: Instance, assignment: Mapping[VMKey, str]) -> dict[str, tuple[float, float]]:
+    """node -> (CPU utilisation, memory utilisation) of the thresholds' capacity."""
+    load = loads(instance, assignment)
+    return {
+        n.name: (_ratio(load[n.name][0], n.cpu_capacity), _ratio(load[n.name][1], n.memory_capacity))
+        for n in instance.nodes
+    }
+
+
+def spread_of(util: Mapping[str, tuple[float, float]], nodes: tuple[PlanNode, ...]) -> float:
+    counted = [util[n.name] for n in nodes if n.in_spread]
+    if len(counted) < 2:
+        return 0.0
+    return max(max(u[i] for u in counted) - min(u[i] for u in counted) for i in (0, 1))
+
+
+def spread(instance: Instance, assignment: Mapping[VMKey, str]) -> float:
+    """max over CPU and memory of (busiest - idlest utilisation) over the counted nodes."""
+    return spread_of(utilisation(instance, assignment), instance.nodes)
+
+
+def feasible(instance: Instance, assignment: Mapping[VMKey, str]) -> list[str]:
+    """Every constraint the assignment violates; empty when it is feasible."""
+    problems: list[str] = []
+    names = {n.name for n in instance.nodes}
+    for vm in instance.vms:
+        target = assignment.get(vm.key, vm.node)
+        label = f"{vm.key[0]}/{vm.key[1]}"
+        if not vm.movable:
+            if target != vm.node:
+                problems.append(f"allowed: {label} is not movable ({vm.reason}) but is assigned to {target}")
+        elif target not in vm.allowed:
+            problems.append(f"allowed: {label} on {target}, which fails its target test")
+        elif target not in names:
+            problems.append(f"allowed: {label} on {target}, which is not a node of the instance")
+    load = loads(instance, assignment)
+    for n in instance.nodes:
+        cpu, memory, count = load[n.name]
+        if cpu > n.cpu_allowed + EPSILON:
+            problems.append(f"capacity: {n.name} CPU {cpu:g} vCPUs above {n.cpu_allowed:g}")
+        if memory > n.memory_allowed + EPSILON:
+            problems.append(f"capacity: {n.name} memory {memory:g} bytes above {n.memory_allowed:g}")
+        if n.max_vms is not None and count > n.max_vms:
+            problems.append(f"max_vms: {n.name} holds {count:g} VMs, limit {n.max_vms}")
+    return problems

@@ -1,0 +1,739 @@
+"""The rebalance planner: which VMs to move where, in waves the cluster can take.
+
+`build_instance` turns a ClusterState into the plan model (domain/planmodel.py); `plan`
+solves it for a goal and groups the moves into waves; `verify` tells whether a plan read
+earlier still holds against a newer state. Read-only: nothing here creates a migration.
+
+Goals:
+- spread: minimise the spread of node utilisation (planmodel.spread) with few moves. A
+  greedy local search moves one VM at a time from the busiest nodes to the idlest allowed
+  ones, taking the move that lowers the spread most (ties: the sum of squared utilisations,
+  so a move off one of two equally busy nodes still counts); the plan is cut back to the
+  shortest prefix reaching its best spread, and moves whose removal costs less than the
+  minimum gain are dropped. No plan when the spread is already within the threshold.
+- drain NODE / evacuate-control-plane: every movable VM on the node(s) moves to the allowed
+  node that keeps the spread lowest (largest VMs first); the node(s) leave the spread.
+
+Waves: at most min(wave size, parallelMigrationsPerCluster) moves, at most
+parallelOutboundMigrationsPerNode from one source and `inbound` (default 2) into one target;
+a move whose target is a source of the wave (or whose source is a target) starts the next
+wave, as Ganeti's hbal groups its jobsets. Each wave takes its lightest (quickest) feasible
+moves first, counting the load of the moves in flight on their targets.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..config import Config
+from ..store import ClusterState
+from . import placement, readiness
+from .dirtyrate import predictions
+from .k8s import (
+    capacity,
+    is_control_plane,
+    migration_setting,
+    threads_per_core,
+    vm_schedulable_nodes,
+    vmi_guest_memory,
+    vmi_node,
+    vmi_vcpus,
+)
+from .planmodel import EPSILON, Instance, PlanNode, PlanVM, VMKey, loads, spread
+
+DEFAULT_WAVE_SIZE = 5  # the seed's advice: start small, batches of at most 5
+DEFAULT_INBOUND = 2
+DEFAULT_MAX_MOVES = 100
+DEFAULT_MIN_GAIN = 0.01  # a move must lower the spread by one point of utilisation (plan_context)
+DEFAULT_SPREAD_THRESHOLD = 0.2  # within this spread, no plan (plan_context)
+PLATEAU_MOVES = 5  # moves in a row allowed without lowering the spread
+HOT, COLD = 3, 8  # source nodes (busiest) and target nodes (idlest) examined per resource
+
+# Reasons a VM does not move (label `reason` of ov_rebalance_plan_unmovable_vms): the
+# migration_readiness reasons, plus these.
+NO_VM = "no_vm"
+NAMESPACE_EXCLUDED = "namespace_excluded"
+MIGRATING = "migrating"
+NOT_CONVERGING = "not_converging"
+NO_SAFE_TARGET = "no_safe_target"
+UNMOVABLE_REASONS = (*readiness.REASONS, NO_VM, NAMESPACE_EXCLUDED, MIGRATING, NOT_CONVERGING, NO_SAFE_TARGET)
+
+GOALS = ("spread", "drain", "evacuate-control-plane")
+
+
+# ---------------------------------------------------------------- the instance
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What a plan was based on: when it was read and the resourceVersions it saw."""
+
+    read_at: float  # unix time
+    nodes: dict[str, str]  # node -> resourceVersion
+    vmis: dict[str, str]  # "namespace/name" -> resourceVersion
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"read_at": self.read_at, "nodes": self.nodes, "vmis": self.vmis}
+
+
+@dataclass(frozen=True)
+class Context:
+    """The instance and what the planner needs beyond it."""
+
+    instance: Instance
+    basis: Basis
+    parallel_per_cluster: int
+    parallel_outbound: int
+    drained: frozenset[str]
+    accept: Callable[[PlanVM, str, Mapping[VMKey, str]], bool] | None  # pod constraints under an assignment
+    hostnames: dict[str, str] = field(default_factory=dict)  # node -> its kubernetes.io/hostname label
+    kubevirt_version: str = ""  # the KubeVirt CR's status.observedKubeVirtVersion ("" unknown)
+    # VMs that would lose their last migration target (a new no_target_node) under an assignment
+    strands: Callable[[Mapping[VMKey, str]], list[VMKey]] | None = None
+
+
+def _drained(state: ClusterState, goal: str, node: str | None) -> frozenset[str]:
+    if goal == "drain":
+        if not node:
+            raise ValueError("goal drain needs a node name")
+        if state.get("nodes", "", node) is None:
+            raise ValueError(f"goal drain: no node named {node!r}")
+        return frozenset({node})
+    if goal == "evacuate-control-plane":
+        return frozenset(n.metadata.name for n in state.nodes if is_control_plane(n))
+    if goal != "spread":
+        raise ValueError(f"unknown goal {goal!r}: one of {', '.join(GOALS)}")
+    return frozenset()
+
+
+def build_instance(
+    state: ClusterState, config: Config, goal: str = "spread", node: str | None = None, now: float | None = None
+) -> Context:
+    drained = _drained(state, goal, node)
+    targets = placement.targets(state, config)
+    verdicts = readiness.verdicts(state, config)
+    predicted = predictions(state, config)
+    schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
+    thresholds = config.thresholds
+    migrating = {
+        (m.metadata.namespace, m.spec.vmi_name)
+        for m in state.migrations
+        if m.spec is not None and (m.status.phase if m.status else "") not in readiness.FINISHED_VMIM_PHASES
+    }
+
+    control_plane = {n.metadata.name for n in state.nodes if is_control_plane(n)}  # never a target (AP 13)
+    active = [v for v in state.vmis if vmi_node(v)]
+    hosting = {vmi_node(v) for v in active}
+    node_names = sorted(
+        n.metadata.name for n in state.nodes if n.metadata.name in schedulable or n.metadata.name in hosting
+    )
+    vms: list[PlanVM] = []
+    fixed: dict[str, list[float]] = {name: [0.0, 0.0] for name in node_names}
+    counts: dict[str, int] = dict.fromkeys(node_names, 0)
+    pod_terms: dict[VMKey, Any] = {}
+    for vmi in active:
+        meta = vmi.metadata
+        key = (meta.namespace, meta.name)
+        where = vmi_node(vmi)
+        counts[where] = counts.get(where, 0) + 1
+        cpu = float(vmi_vcpus(vmi))
+        memory = (vmi_guest_memory(vmi) or readiness.vmi_requests(vmi, targets.ratio)[1]) + placement.launcher_overhead(
+            vmi
+        )
+        spec = vmi.spec
+        reason = _unmovable_reason(key, config, verdicts, predicted, migrating)
+        allowed: frozenset[str] = frozenset({where})
+        if not reason:
+            rooms = placement.static_candidates(targets, spec)
+            allowed = frozenset(r.name for r in rooms if r.name not in drained and r.name not in control_plane)
+            allowed |= {where} - drained
+            if placement._has_pod_terms(spec) or meta.namespace in targets.anti_affinity_namespaces:
+                pod_terms[key] = vmi
+                allowed = frozenset(
+                    n
+                    for n in allowed
+                    if n == where
+                    or not placement.pod_failure(
+                        targets, meta.namespace, meta.labels or {}, spec, n, _others(targets, key)
+                    )
+                )
+            if allowed <= {where}:
+                reason = NO_SAFE_TARGET
+        prediction = predicted.get(key)
+        seconds = prediction.seconds if prediction is not None and math.isfinite(prediction.seconds) else None
+        movable = not reason
+        if not movable:
+            slot = fixed.setdefault(where, [0.0, 0.0])
+            slot[0] += cpu
+            slot[1] += memory
+            allowed = frozenset({where})
+        vms.append(PlanVM(key, cpu, memory, where, allowed, movable, reason, seconds))
+
+    loads_now: dict[str, list[float]] = {}
+    for vm in vms:
+        loads_now.setdefault(vm.node, []).append(vm.cpu)
+    nodes: list[PlanNode] = []
+    for name in node_names:
+        record = state.get("nodes", "", name)
+        logical = capacity(record, "cpu")
+        threads, _source = threads_per_core(record, config)
+        memory = readiness._allocatable(record, "memory")
+        pods = readiness._allocatable(record, "pods")
+        room = targets.rooms[name]
+        cores = logical / threads if logical else 0.0
+        # The CPU threshold the node is within now: the profile target while it is within it
+        # (a plan must not raise the node's info finding), else cpu-overcommit-max.
+        vcpus_now = sum(loads_now.get(name, ()))
+        cpu_limit = config.cpu_target if cores and vcpus_now <= config.cpu_target * cores + EPSILON else None
+        nodes.append(
+            PlanNode(
+                name,
+                cores * thresholds.cpu_overcommit_max,
+                (memory or 0.0) * thresholds.memory_overcommit_max,
+                fixed[name][0],
+                fixed[name][1],
+                int(pods) if pods is not None else None,
+                counts.get(name, 0),
+                in_spread=name not in drained and not room.blocked,
+                cpu_limit=cores * cpu_limit if cpu_limit else None,
+            )
+        )
+    instance = Instance(tuple(nodes), tuple(sorted(vms, key=lambda v: v.key)))
+    basis = Basis(
+        time.time() if now is None else now,
+        {n: state.get("nodes", "", n).metadata.resource_version or "" for n in node_names},
+        {f"{v.metadata.namespace}/{v.metadata.name}": v.metadata.resource_version or "" for v in active},
+    )
+    per_cluster = migration_setting(state, "parallel_migrations_per_cluster", readiness.DEFAULT_PARALLEL_MIGRATIONS)
+    outbound = migration_setting(state, "parallel_outbound_migrations_per_node", 2)
+    accept = _pod_acceptor(targets, pod_terms) if targets.anti_affinity_namespaces or pod_terms else None
+    hostnames = {
+        n: (state.get("nodes", "", n).metadata.labels or {}).get(placement.HOSTNAME_LABEL, n) for n in node_names
+    }
+    versions = [kv.status.observed_kube_virt_version for kv in state.kubevirts if kv.status is not None]
+    return Context(
+        instance,
+        basis,
+        int(per_cluster.value),
+        int(outbound.value),
+        drained,
+        accept,
+        hostnames,
+        next((v for v in versions if v), ""),
+        _strand_checker(state, config, targets, verdicts),
+    )
+
+
+def _strand_checker(state: ClusterState, config: Config, targets: placement.Targets, verdicts) -> Callable:
+    """VMs that have a migration target now and would have none once the assignment is done:
+    the plan would raise their no_target_node."""
+    vmis = state.index("virtualmachineinstances.kubevirt.io")
+    judged = [
+        (key, vmis[key])
+        for key, verdict in verdicts.items()
+        if verdict.running and readiness.NO_TARGET_NODE not in verdict.reasons and key in vmis and vmi_node(vmis[key])
+    ]
+
+    def strands(assignment: Mapping[VMKey, str]) -> list[VMKey]:
+        if not assignment:
+            return []
+        after = placement.after_moves(targets, vmis, assignment)
+        return [
+            key
+            for key, vmi in judged
+            if not placement.has_target(after, vmi, vmi.spec, assignment.get(key, vmi_node(vmi)))
+        ]
+
+    return strands
+
+
+def _others(targets: placement.Targets, key: VMKey) -> list[placement.Pod]:
+    """The launcher pods as they run now (the VM's own source pod included)."""
+    return list(targets.pods.values())
+
+
+def _pod_acceptor(targets: placement.Targets, pod_terms: dict[VMKey, Any]) -> Callable:
+    """Required pod (anti-)affinity and topology spread under a planned assignment: the
+    moved VMs' pods counted on their targets and, during their migration, on their sources."""
+
+    def accept(vm: PlanVM, target: str, assignment: Mapping[VMKey, str]) -> bool:
+        pods = list(targets.pods.values())
+        pods += [replace(targets.pods[k], node=n) for k, n in assignment.items() if k in targets.pods]
+        pod = targets.pods.get(vm.key)
+        if pod is None:
+            return True
+        if vm.key in pod_terms or pod.namespace in targets.anti_affinity_namespaces:
+            return not placement.pod_failure(targets, pod.namespace, pod.labels, pod.spec, target, pods)
+        return True
+
+    return accept
+
+
+def _unmovable_reason(key, config: Config, verdicts, predicted, migrating) -> str:
+    if not config.namespace_selected(key[0]):
+        return NAMESPACE_EXCLUDED
+    verdict = verdicts.get(key)
+    if verdict is None:
+        return NO_VM
+    blocking = [r for r in verdict.reasons if r not in readiness.TRANSIENT]
+    if blocking:
+        return blocking[0]
+    if key in migrating:
+        return MIGRATING
+    prediction = predicted.get(key)
+    if prediction is not None and prediction.memory is not None and not prediction.converges:
+        return NOT_CONVERGING
+    return ""
+
+
+# ---------------------------------------------------------------- the search
+
+
+@dataclass(frozen=True)
+class Move:
+    key: VMKey
+    source: str
+    target: str
+    cpu: float
+    memory: float
+    seconds: float | None  # predicted migration time
+
+
+@dataclass(frozen=True)
+class Wave:
+    moves: tuple[Move, ...]
+
+    @property
+    def seconds(self) -> float | None:
+        """Expected length: the wave's moves run in parallel, so its slowest one."""
+        known = [m.seconds for m in self.moves if m.seconds is not None]
+        return max(known) if known else None
+
+
+@dataclass
+class Plan:
+    goal: str
+    node: str | None
+    instance: Instance
+    basis: Basis
+    moves: list[Move]
+    waves: list[Wave]
+    spread_before: float
+    spread_after: float
+    threshold: float
+    limits: dict[str, int]
+    stranded: list[PlanVM] = field(default_factory=list)  # drain: VMs that must leave but cannot
+    notes: list[str] = field(default_factory=list)
+    hostnames: dict[str, str] = field(default_factory=dict)  # node -> kubernetes.io/hostname
+    kubevirt_version: str = ""
+    lower_bound: float | None = None  # a proven lower bound on the best spread, when known
+
+    @property
+    def assignment(self) -> dict[VMKey, str]:
+        return {m.key: m.target for m in self.moves}
+
+    def unmovable(self) -> list[PlanVM]:
+        return [v for v in self.instance.vms if not v.movable]
+
+
+class _Search:
+    """Loads and utilisations under a changing assignment, with O(1) move evaluation."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self.nodes = {n.name: n for n in instance.nodes}
+        self.counted = [n.name for n in instance.nodes if n.in_spread]
+        self.load = {n.name: [n.cpu_used, n.memory_used, 0] for n in instance.nodes}
+        for vm in instance.vms:
+            slot = self.load.get(vm.node)
+            if slot is None:
+                continue
+            if vm.movable:
+                slot[0] += vm.cpu
+                slot[1] += vm.memory
+            slot[2] += 1
+        self.assignment: dict[VMKey, str] = {}
+
+    def util(self, name: str, resource: int, delta: float = 0.0) -> float:
+        cap = self.nodes[name].cpu_capacity if resource == 0 else self.nodes[name].memory_capacity
+        load = self.load[name][resource] + delta
+        return load / cap if cap > 0 else (0.0 if load <= EPSILON else math.inf)
+
+    def fits(self, vm: PlanVM, target: str) -> bool:
+        n, load = self.nodes[target], self.load[target]
+        return (
+            load[0] + vm.cpu <= n.cpu_allowed + EPSILON
+            and load[1] + vm.memory <= n.memory_allowed + EPSILON
+            and (n.max_vms is None or load[2] + 1 <= n.max_vms)
+        )
+
+    def apply(self, vm: PlanVM, target: str) -> None:
+        source = self.assignment.get(vm.key, vm.node)
+        for i, amount in ((0, vm.cpu), (1, vm.memory), (2, 1)):
+            self.load[source][i] -= amount
+            self.load[target][i] += amount
+        self.assignment[vm.key] = target
+
+    def ranked(self) -> list[list[tuple[float, str]]]:
+        """Per resource, the counted nodes by utilisation, busiest first."""
+        return [sorted(((self.util(n, r), n) for n in self.counted), reverse=True) for r in (0, 1)]
+
+    @staticmethod
+    def _extreme(order: list[tuple[float, str]], skip: tuple[str, str], top: bool) -> float | None:
+        seq = order if top else reversed(order)
+        for u, n in seq:
+            if n not in skip:
+                return u
+        return None
+
+    def spread_after(self, ranked, vm: PlanVM, source: str, target: str) -> tuple[float, float]:
+        """(spread, change in the sum of squared utilisations) if `vm` moved source -> target."""
+        worst, squares = 0.0, 0.0
+        for r, amount in ((0, vm.cpu), (1, vm.memory)):
+            values = []
+            for name, delta in ((source, -amount), (target, amount)):
+                if name in self.nodes and self.nodes[name].in_spread:
+                    before, after = self.util(name, r), self.util(name, r, delta)
+                    values.append(after)
+                    squares += after * after - before * before
+            top = self._extreme(ranked[r], (source, target), True)
+            bottom = self._extreme(ranked[r], (source, target), False)
+            values += [v for v in (top, bottom) if v is not None]
+            if len(values) >= 2:
+                worst = max(worst, max(values) - min(values))
+        return worst, squares
+
+
+def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float) -> tuple[list[Move], float, float]:
+    instance = ctx.instance
+    search = _Search(instance)
+    start = spread(instance, {})
+    if start <= threshold:
+        return [], start, start
+    by_node: dict[str, list[PlanVM]] = {}
+    for vm in instance.vms:
+        if vm.movable:
+            by_node.setdefault(vm.node, []).append(vm)
+    moved: set[VMKey] = set()
+    history: list[tuple[PlanVM, str, str]] = []
+    spreads = [start]
+    current, plateau = start, 0
+    while len(history) < max_moves:
+        ranked = search.ranked()
+        sources = {n for r in (0, 1) for _u, n in ranked[r][:HOT]}
+        targets = [n for n in dict.fromkeys(n for r in (0, 1) for _u, n in reversed(ranked[r][-COLD:]))]
+        best = None
+        for source in sources:
+            for vm in by_node.get(source, ()):
+                if vm.key in moved:
+                    continue
+                for target in targets:
+                    if target == source or target not in vm.allowed or not search.fits(vm, target):
+                        continue
+                    new, squares = search.spread_after(ranked, vm, source, target)
+                    score = (round(new, 12), squares)
+                    if best is None or score < best[0]:
+                        best = (score, vm, source, target)
+        if best is None:
+            break
+        (new, squares), vm, source, target = best
+        improves = new < current - 1e-12
+        if not improves and not (new <= current + 1e-12 and squares < -1e-12):
+            break
+        if ctx.accept is not None and not ctx.accept(vm, target, search.assignment):
+            moved.add(vm.key)  # its pod constraints forbid it here: leave it
+            continue
+        plateau = 0 if new < current - min_gain else plateau + 1
+        if plateau > PLATEAU_MOVES:
+            break
+        search.apply(vm, target)
+        moved.add(vm.key)
+        by_node[source].remove(vm)
+        history.append((vm, source, target))
+        current = new  # exact: the two changed nodes against the extremes of the others
+        spreads.append(current)
+    # The shortest prefix reaching the best spread, then drop moves worth less than min_gain.
+    best_spread = min(spreads)
+    cut = next(i for i, s in enumerate(spreads) if s <= best_spread + 1e-12)
+    if start - best_spread < min_gain:
+        cut = 0
+    chosen = history[:cut]
+    chosen = _prune(ctx, chosen, min_gain)
+    assignment = {vm.key: target for vm, _s, target in chosen}
+    return [_move(vm, s, t) for vm, s, t in chosen], start, spread(instance, assignment)
+
+
+def _prune(ctx: Context, chosen: list, min_gain: float) -> list:
+    """Drop each move whose removal raises the spread by less than min_gain (latest first)."""
+    if len(chosen) > 200:
+        return chosen
+    current = list(chosen)
+    base = spread(ctx.instance, {vm.key: t for vm, _s, t in current})
+    for item in reversed(list(current)):
+        trial = [c for c in current if c is not item]
+        assignment = {vm.key: t for vm, _s, t in trial}
+        worse = spread(ctx.instance, assignment) - base
+        if worse < min_gain and not _new_violations(ctx.instance, assignment):
+            current = trial
+            base = spread(ctx.instance, assignment)
+    return current
+
+
+def _new_violations(instance: Instance, assignment: Mapping[VMKey, str]) -> list[str]:
+    """What the assignment violates that the state did not: a node pushed above a limit it
+    kept (or further above one it broke), a VM where it may not run."""
+    before, after = loads(instance, {}), loads(instance, assignment)
+    problems = []
+    for n in instance.nodes:
+        b, a = before[n.name], after[n.name]
+        if a[0] > max(b[0], n.cpu_allowed) + EPSILON or a[1] > max(b[1], n.memory_allowed) + EPSILON:
+            problems.append(f"capacity: {n.name}")
+        if n.max_vms is not None and a[2] > max(b[2], n.max_vms):
+            problems.append(f"max_vms: {n.name}")
+    for vm in instance.vms:
+        target = assignment.get(vm.key, vm.node)
+        if target != vm.node and (not vm.movable or target not in vm.allowed):
+            problems.append(f"allowed: {vm.key[0]}/{vm.key[1]}")
+    return problems
+
+
+def _drain_goal(ctx: Context) -> tuple[list[Move], list[PlanVM]]:
+    instance = ctx.instance
+    search = _Search(instance)
+    leaving = sorted(
+        (vm for vm in instance.vms if vm.node in ctx.drained and vm.movable),
+        key=lambda v: (-v.memory, -v.cpu, v.key),
+    )
+    stranded = [vm for vm in instance.vms if vm.node in ctx.drained and not vm.movable]
+    moves: list[Move] = []
+    for vm in leaving:
+        ranked = search.ranked()
+        best = None
+        for target in sorted(vm.allowed):
+            if target in ctx.drained or not search.fits(vm, target):
+                continue
+            if ctx.accept is not None and not ctx.accept(vm, target, search.assignment):
+                continue
+            new, squares = search.spread_after(ranked, vm, vm.node, target)
+            score = (round(new, 12), squares, target)
+            if best is None or score < best[0]:
+                best = (score, target)
+        if best is None:
+            stranded.append(replace(vm, movable=False, reason=NO_SAFE_TARGET))
+            continue
+        search.apply(vm, best[1])
+        moves.append(_move(vm, vm.node, best[1]))
+    return moves, stranded
+
+
+def _keep_targets(ctx: Context, moves: list[Move]) -> list[Move]:
+    """The longest prefix of the moves that leaves every VM that has a migration target now
+    with one, and violates no constraint the state did not already violate."""
+    if ctx.strands is None or not moves:
+        return moves
+    for k in range(len(moves), -1, -1):
+        assignment = {m.key: m.target for m in moves[:k]}
+        if not ctx.strands(assignment) and not _new_violations(ctx.instance, assignment):
+            return moves[:k]
+    return []
+
+
+def _move(vm: PlanVM, source: str, target: str) -> Move:
+    return Move(vm.key, source, target, vm.cpu, vm.memory, vm.migrate_seconds)
+
+
+# ---------------------------------------------------------------- waves
+
+
+def waves(
+    instance: Instance, moves: list[Move], wave_size: int, outbound: int, inbound: int = DEFAULT_INBOUND
+) -> list[Wave]:
+    """Group moves into waves (see the module docstring). Within a wave the lightest
+    feasible moves go first; a move is feasible when its target has room for it on top of
+    the moves already done and those in flight to it."""
+    search = _Search(instance)
+    vms = {vm.key: vm for vm in instance.vms}
+    remaining = sorted(moves, key=lambda m: (m.seconds if m.seconds is not None else math.inf, m.memory, m.key))
+    order = {m.key: i for i, m in enumerate(moves)}
+    result: list[Wave] = []
+    while remaining:
+        wave: list[Move] = []
+        sources: dict[str, int] = {}
+        targets: dict[str, int] = {}
+        for move in list(remaining):
+            if len(wave) >= wave_size:
+                break
+            if move.target in sources or move.source in targets:
+                continue  # depends on a move of this wave: next wave
+            if sources.get(move.source, 0) >= outbound or targets.get(move.target, 0) >= inbound:
+                continue
+            if not search.fits(vms[move.key], move.target):
+                continue
+            wave.append(move)
+            sources[move.source] = sources.get(move.source, 0) + 1
+            targets[move.target] = targets.get(move.target, 0) + 1
+            remaining.remove(move)
+            for i, amount in ((0, move.cpu), (1, move.memory), (2, 1)):
+                search.load[move.target][i] += amount  # in flight: counted on the target already
+        if not wave:
+            # Nothing fits in this order: fall back to the search's own order, one at a time.
+            move = min(remaining, key=lambda m: order[m.key])
+            wave.append(move)
+            remaining.remove(move)
+            for i, amount in ((0, move.cpu), (1, move.memory), (2, 1)):
+                search.load[move.target][i] += amount
+        for move in wave:  # done: the source lets go
+            for i, amount in ((0, move.cpu), (1, move.memory), (2, 1)):
+                search.load[move.source][i] -= amount
+        result.append(Wave(tuple(wave)))
+    return result
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def plan(
+    state: ClusterState,
+    config: Config,
+    goal: str = "spread",
+    node: str | None = None,
+    *,
+    wave_size: int = DEFAULT_WAVE_SIZE,
+    max_moves: int = DEFAULT_MAX_MOVES,
+    min_gain: float | None = None,
+    threshold: float | None = None,
+    inbound: int = DEFAULT_INBOUND,
+    now: float | None = None,
+) -> Plan:
+    """min_gain and threshold default to thresholds.rebalance-min-gain / rebalance-spread-max."""
+    ctx = build_instance(state, config, goal, node, now)
+    min_gain = config.thresholds.rebalance_min_gain if min_gain is None else min_gain
+    threshold = config.thresholds.rebalance_spread_max if threshold is None else threshold
+    return plan_context(
+        ctx,
+        goal,
+        node,
+        wave_size=wave_size,
+        max_moves=max_moves,
+        min_gain=min_gain,
+        threshold=threshold,
+        inbound=inbound,
+    )
+
+
+def plan_context(
+    ctx: Context,
+    goal: str = "spread",
+    node: str | None = None,
+    *,
+    wave_size: int = DEFAULT_WAVE_SIZE,
+    max_moves: int = DEFAULT_MAX_MOVES,
+    min_gain: float = DEFAULT_MIN_GAIN,
+    threshold: float = DEFAULT_SPREAD_THRESHOLD,
+    inbound: int = DEFAULT_INBOUND,
+) -> Plan:
+    instance = ctx.instance
+    size = max(1, min(wave_size, DEFAULT_WAVE_SIZE, ctx.parallel_per_cluster or 1))
+    outbound = max(1, ctx.parallel_outbound)
+    notes: list[str] = []
+    stranded: list[PlanVM] = []
+    if goal == "spread":
+        moves, before, after = _spread_goal(ctx, max_moves, min_gain, threshold)
+        if not moves:
+            notes.append(
+                f"no plan: the spread {before:.1%} is within the threshold {threshold:.0%}"
+                if before <= threshold
+                else f"no move lowers the spread {before:.1%} by at least {min_gain:.0%}"
+            )
+    else:
+        before = spread(instance, {})
+        moves, stranded = _drain_goal(ctx)
+        after = spread(instance, {m.key: m.target for m in moves})
+        if len(moves) > max_moves:
+            notes.append(f"{len(moves)} moves needed, above --max-moves {max_moves}: the plan lists them all")
+    kept = _keep_targets(ctx, moves)
+    if len(kept) < len(moves):
+        cut = moves[len(kept) :]
+        notes.append(
+            f"{len(cut)} move(s) left out: with them, another VM would have no migration target left "
+            "(a new no_target_node)"
+        )
+        if goal != "spread":
+            vms = {vm.key: vm for vm in instance.vms}
+            stranded += [replace(vms[m.key], movable=False, reason=NO_SAFE_TARGET) for m in cut]
+        moves = kept
+        after = spread(instance, {m.key: m.target for m in moves})
+    return Plan(
+        goal,
+        node,
+        instance,
+        ctx.basis,
+        moves,
+        waves(instance, moves, size, outbound, inbound),
+        before,
+        after,
+        threshold,
+        {"wave_size": size, "outbound_per_node": outbound, "inbound_per_node": inbound},
+        stranded,
+        notes,
+        ctx.hostnames,
+        ctx.kubevirt_version,
+    )
+
+
+# ---------------------------------------------------------------- verify
+
+
+DONE, PENDING, NO_LONGER_SAFE, SUPERSEDED = "done", "still_safe", "no_longer_safe", "superseded"
+
+
+@dataclass(frozen=True)
+class MoveCheck:
+    key: VMKey
+    source: str
+    target: str
+    status: str  # done | still_safe | no_longer_safe | superseded
+    detail: str
+
+
+def verify(state: ClusterState, config: Config, moves: list[tuple[VMKey, str, str]]) -> list[MoveCheck]:
+    """Each move of a plan against the current state: done (the VM runs on its target),
+    superseded (it is gone, stopped or on a third node), no longer safe (it may not move
+    any more, or its target fails the test or has no room for it and the plan's other
+    pending moves into it), or still safe."""
+    ctx = build_instance(state, config)
+    search = _Search(ctx.instance)
+    vms = {vm.key: vm for vm in ctx.instance.vms}
+    vmis = state.index("virtualmachineinstances.kubevirt.io")
+    result: list[MoveCheck] = []
+    for key, source, target in moves:
+        vmi = vmis.get(key)
+        where = vmi_node(vmi) if vmi is not None else ""
+        if where == target:
+            result.append(MoveCheck(key, source, target, DONE, f"runs on {target}"))
+            continue
+        if not where:
+            result.append(MoveCheck(key, source, target, SUPERSEDED, "the VMI is gone or not running"))
+            continue
+        if where != source:
+            result.append(MoveCheck(key, source, target, SUPERSEDED, f"runs on {where} now, not on {source}"))
+            continue
+        vm = vms[key]
+        if not vm.movable:
+            result.append(MoveCheck(key, source, target, NO_LONGER_SAFE, f"not movable now: {vm.reason}"))
+        elif target not in vm.allowed:
+            room = placement.targets(state, config).rooms.get(target)
+            why = placement.static_failure(vmi.spec, room) if room is not None else "the node is gone"
+            result.append(MoveCheck(key, source, target, NO_LONGER_SAFE, f"{target} fails the target test: {why}"))
+        elif not search.fits(vm, target):
+            result.append(
+                MoveCheck(key, source, target, NO_LONGER_SAFE, f"{target} has no room left within the thresholds")
+            )
+        else:
+            search.apply(vm, target)
+            result.append(MoveCheck(key, source, target, PENDING, "target still passes the test and has room"))
+    return result

@@ -1,0 +1,177 @@
+"""The rebalance planner (domain/planner.py) on random clusters: no plan violates a
+constraint, every wave respects the limits, and applying a plan raises no check's finding."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ov_exporter.domain import planner
+from ov_exporter.domain.planmodel import feasible, loads
+from ov_exporter.runner import evaluate
+
+from .checks.builders import config, node, state, virt_handler_pod, vm, vmi
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ZONE = "topology.kubernetes.io/zone"
+TAINT = {"key": "dedicated", "value": "infra", "effect": "NoSchedule"}
+
+
+@st.composite
+def clusters(draw):
+    """Workers of random size (some tainted, some SMT, two zones) and VMs of random size on
+    them, some selecting a zone, tolerating the taint, or anti-affine within a group."""
+    n_nodes = draw(st.integers(2, 6))
+    objs: list[dict] = []
+    names = [f"worker-{i}" for i in range(n_nodes)]
+    for i, name in enumerate(names):
+        tainted = draw(st.booleans()) and i > 0 and draw(st.booleans())
+        objs.append(
+            node(
+                name,
+                cpu=draw(st.sampled_from(["16", "32", "64"])),
+                memory=draw(st.sampled_from(["64Gi", "128Gi", "256Gi"])),
+                labels={ZONE: f"z{i % 2}"},
+                smt=draw(st.booleans()),
+                taints=[TAINT] if tainted else None,
+            )
+        )
+        objs.append(virt_handler_pod(name))
+    for j in range(draw(st.integers(0, 24))):
+        name = f"vm-{j}"
+        cores = draw(st.integers(1, 8))
+        memory = f"{draw(st.sampled_from([1, 2, 4, 8, 16, 32]))}Gi"
+        where = draw(st.sampled_from(names))
+        group = draw(st.sampled_from(["a", "b", "c"]))
+        the_vm = vm(name, cores=cores, memory=memory, labels={"group": group})
+        the_vmi = vmi(name, node=where, cores=cores, memory=memory, labels={"group": group})
+        spec = the_vmi["spec"]
+        if draw(st.integers(0, 4)) == 0:
+            spec["nodeSelector"] = {ZONE: draw(st.sampled_from(["z0", "z1"]))}
+        if draw(st.booleans()):
+            spec["tolerations"] = [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]
+        if group == "a" and draw(st.booleans()):
+            spec["affinity"] = {
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"group": "a"}}}
+                    ]
+                }
+            }
+        the_vm["spec"]["template"]["spec"].update(copy.deepcopy({k: v for k, v in spec.items() if k != "domain"}))
+        objs += [the_vm, the_vmi]
+    return objs
+
+
+def _applied(objs: list[dict], moves) -> list[dict]:
+    """The cluster after the plan: every moved VMI runs on its target."""
+    targets = {m.key: m.target for m in moves}
+    out = copy.deepcopy(objs)
+    for obj in out:
+        key = (obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        if obj["kind"] == "VirtualMachineInstance" and key in targets:
+            obj["status"]["nodeName"] = targets[key]
+            obj["metadata"]["labels"]["kubevirt.io/nodeName"] = targets[key]
+    return out
+
+
+def _findings(objs: list[dict]) -> dict[tuple, tuple]:
+    """(check, object) -> (worst severity, message)."""
+    found: dict[tuple, tuple] = {}
+    for f in evaluate(state(*objs), config()).findings:
+        key = (f.check, f.obj.kind, f.obj.namespace, f.obj.name)
+        if key not in found or f.severity > found[key][0]:
+            found[key] = (f.severity, f.message)
+    return found
+
+
+@pytest.mark.parametrize("goal", ["spread", "drain"])
+@SETTINGS
+@given(objs=clusters())
+def test_no_plan_violates_a_constraint_and_waves_respect_the_limits(goal, objs):
+    st_ = state(*objs)
+    cfg = config()
+    result = planner.plan(st_, cfg, goal, "worker-0" if goal == "drain" else None, threshold=0.0, min_gain=0.001)
+    instance = result.instance
+    # A node over a limit before may stay over it (its unmovable load), never get worse.
+    before = {" ".join(p.split()[:3]) for p in feasible(instance, {})}
+    assert [p for p in feasible(instance, result.assignment) if " ".join(p.split()[:3]) not in before] == []
+    load_before, load_after = loads(instance, {}), loads(instance, result.assignment)
+    for n in instance.nodes:
+        assert load_after[n.name][0] <= max(load_before[n.name][0], n.cpu_allowed) + 1e-9
+        assert load_after[n.name][1] <= max(load_before[n.name][1], n.memory_allowed) + 1e-9
+    vms = {v.key: v for v in instance.vms}
+    assert len({m.key for m in result.moves}) == len(result.moves)  # no VM moved twice
+    for m in result.moves:
+        assert vms[m.key].movable and m.target in vms[m.key].allowed and m.source == vms[m.key].node
+    assert sorted(m.key for w in result.waves for m in w.moves) == sorted(m.key for m in result.moves)
+    for wave in result.waves:
+        assert 1 <= len(wave.moves) <= result.limits["wave_size"] <= 5
+        sources = [m.source for m in wave.moves]
+        targets = [m.target for m in wave.moves]
+        assert all(sources.count(s) <= result.limits["outbound_per_node"] for s in sources)
+        assert all(targets.count(t) <= result.limits["inbound_per_node"] for t in targets)
+        assert not set(sources) & set(targets)  # a node touched twice starts the next wave
+    if goal == "drain":
+        assert all(m.source == "worker-0" for m in result.moves)
+    else:
+        assert result.spread_after <= result.spread_before + 1e-9
+
+
+@SETTINGS
+@given(objs=clusters())
+def test_applying_a_plan_raises_no_new_finding(objs):
+    result = planner.plan(state(*objs), config(), threshold=0.0, min_gain=0.001)
+    before = _findings(objs)
+    after = _findings(_applied(objs, result.moves))
+    # A finding the plan raises, or raises to a higher severity (one it lowers is fine).
+    raised = {k: v for k, v in after.items() if k not in before or v[0] > before[k][0]}
+    assert raised == {}, result.moves
+
+
+def _two_nodes(*extra):
+    objs = [node("worker-0"), node("worker-1")] + [virt_handler_pod(n) for n in ("worker-0", "worker-1")]
+    return [*objs, *extra]
+
+
+def _pair(name, where, cores=4, memory="16Gi"):
+    return [vm(name, cores=cores, memory=memory), vmi(name, node=where, cores=cores, memory=memory)]
+
+
+def test_an_unbalanced_pair_of_nodes_is_evened_out_and_a_balanced_one_left_alone():
+    objs = _two_nodes(*[o for i in range(4) for o in _pair(f"vm-{i}", "worker-0")])
+    result = planner.plan(state(*objs), config())
+    assert len(result.moves) == 2 and {m.target for m in result.moves} == {"worker-1"}
+    assert result.spread_after == pytest.approx(0.0)
+    balanced = _two_nodes(*[o for i in range(4) for o in _pair(f"vm-{i}", f"worker-{i % 2}")])
+    result = planner.plan(state(*balanced), config())
+    assert result.moves == [] and "within the threshold" in result.notes[0]
+
+
+def test_drain_moves_every_movable_vm_off_the_node_and_lists_those_that_cannot():
+    objs = _two_nodes(*_pair("a", "worker-0"), *_pair("b", "worker-0"))
+    stuck = vmi("stuck", node="worker-0")  # a VMI without its VM: no verdict, not moved
+    result = planner.plan(state(*objs, stuck), config(), "drain", "worker-0")
+    assert sorted(m.key[1] for m in result.moves) == ["a", "b"]
+    assert [(v.key[1], v.reason) for v in result.unmovable()] == [("stuck", planner.NO_VM)]
+
+
+def test_unknown_drain_node_and_goal_are_errors_naming_them():
+    with pytest.raises(ValueError, match="no node named 'nope'"):
+        planner.plan(state(*_two_nodes()), config(), "drain", "nope")
+    with pytest.raises(ValueError, match="unknown goal"):
+        planner.plan(state(*_two_nodes()), config(), "pack")
+
+
+def test_verify_tells_done_still_safe_no_longer_safe_and_superseded():
+    objs = _two_nodes(*[o for i in range(4) for o in _pair(f"vm-{i}", "worker-0")])
+    moves = [(("vms", "vm-0"), "worker-0", "worker-1"), (("vms", "vm-1"), "worker-0", "worker-1")]
+    moves += [(("vms", "vm-2"), "worker-1", "worker-2"), (("vms", "gone"), "worker-0", "worker-1")]
+    now = _applied(objs, [planner.Move(("vms", "vm-0"), "worker-0", "worker-1", 4, 0, None)])
+    checks = planner.verify(state(*now), config(), moves)
+    assert [c.status for c in checks] == [planner.DONE, planner.PENDING, planner.SUPERSEDED, planner.SUPERSEDED]
+    cordoned = [node("worker-0"), node("worker-1", cordoned=True)] + now[2:]
+    checks = planner.verify(state(*cordoned), config(), moves[1:2])
+    assert checks[0].status == planner.NO_LONGER_SAFE and "no_target_node" in checks[0].detail
