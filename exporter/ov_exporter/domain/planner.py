@@ -43,14 +43,13 @@ from .k8s import (
     vmi_node,
     vmi_vcpus,
 )
-from .planmodel import EPSILON, Instance, PlanNode, PlanVM, VMKey, loads, spread
+from .planmodel import EPSILON, Instance, PlanNode, PlanVM, VMKey, _ratio, loads, spread, spread_of
 
 DEFAULT_WAVE_SIZE = 5  # the seed's advice: start small, batches of at most 5
 DEFAULT_INBOUND = 2
 DEFAULT_MAX_MOVES = 100
 DEFAULT_MIN_GAIN = 0.01  # a move must lower the spread by one point of utilisation (plan_context)
 DEFAULT_SPREAD_THRESHOLD = 0.2  # within this spread, no plan (plan_context)
-PLATEAU_MOVES = 5  # moves in a row allowed without lowering the spread
 HOT, COLD = 3, 8  # source nodes (busiest) and target nodes (idlest) examined per resource
 
 # Reasons a VM does not move (label `reason` of ov_rebalance_plan_unmovable_vms): the
@@ -135,22 +134,27 @@ def build_instance(
     fixed: dict[str, list[float]] = {name: [0.0, 0.0] for name in node_names}
     counts: dict[str, int] = dict.fromkeys(node_names, 0)
     pod_terms: dict[VMKey, Any] = {}
+    bases: dict[int, frozenset[str]] = {}  # id(static candidate list) -> their names, shared
     for vmi in active:
         meta = vmi.metadata
         key = (meta.namespace, meta.name)
         where = vmi_node(vmi)
         counts[where] = counts.get(where, 0) + 1
         cpu = float(vmi_vcpus(vmi))
-        memory = (vmi_guest_memory(vmi) or readiness.vmi_requests(vmi, targets.ratio)[1]) + placement.launcher_overhead(
-            vmi
-        )
+        request = targets.requests[key][1]  # memory request + overhead
+        guest = vmi_guest_memory(vmi)
+        memory = request if guest is None else guest + targets.overheads[key]
         spec = vmi.spec
         reason = _unmovable_reason(key, config, verdicts, predicted, migrating)
         allowed: frozenset[str] = frozenset({where})
         if not reason:
             rooms = placement.static_candidates(targets, spec)
-            allowed = frozenset(r.name for r in rooms if r.name not in drained and r.name not in control_plane)
-            allowed |= {where} - drained
+            base = bases.get(id(rooms))
+            if base is None:
+                base = bases[id(rooms)] = frozenset(
+                    r.name for r in rooms if r.name not in drained and r.name not in control_plane
+                )
+            allowed = base if where in base or where in drained else base | {where}
             if placement._has_pod_terms(spec) or meta.namespace in targets.anti_affinity_namespaces:
                 pod_terms[key] = vmi
                 allowed = frozenset(
@@ -421,16 +425,19 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
     moved: set[VMKey] = set()
     history: list[tuple[PlanVM, str, str]] = []
     spreads = [start]
-    current, plateau = start, 0
+    current = start
     while len(history) < max_moves:
         ranked = search.ranked()
         sources = {n for r in (0, 1) for _u, n in ranked[r][:HOT]}
         targets = [n for n in dict.fromkeys(n for r in (0, 1) for _u, n in reversed(ranked[r][-COLD:]))]
         best = None
         for source in sources:
+            sizes: set[tuple] = set()  # VMs alike (size and allowed nodes) are one candidate
             for vm in by_node.get(source, ()):
-                if vm.key in moved:
+                alike = (vm.cpu, vm.memory, id(vm.allowed))
+                if vm.key in moved or alike in sizes:
                     continue
+                sizes.add(alike)
                 for target in targets:
                     if target == source or target not in vm.allowed or not search.fits(vm, target):
                         continue
@@ -447,9 +454,6 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
         if ctx.accept is not None and not ctx.accept(vm, target, search.assignment):
             moved.add(vm.key)  # its pod constraints forbid it here: leave it
             continue
-        plateau = 0 if new < current - min_gain else plateau + 1
-        if plateau > PLATEAU_MOVES:
-            break
         search.apply(vm, target)
         moved.add(vm.key)
         by_node[source].remove(vm)
@@ -467,26 +471,63 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
     return [_move(vm, s, t) for vm, s, t in chosen], start, spread(instance, assignment)
 
 
+class _Evaluator:
+    """Loads and spread of an assignment from the start loads plus the moved VMs only
+    (planmodel.loads and spread walk every VM)."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self.start = loads(instance, {})
+        self.vms = {vm.key: vm for vm in instance.vms}
+
+    def loads(self, assignment: Mapping[VMKey, str]) -> dict[str, list[float]]:
+        result = {name: list(load) for name, load in self.start.items()}
+        for key, target in assignment.items():
+            vm = self.vms[key]
+            if not vm.movable or target == vm.node or target not in result:
+                continue
+            for name, sign in ((vm.node, -1), (target, 1)):
+                slot = result.get(name)
+                if slot is not None:
+                    slot[0] += sign * vm.cpu
+                    slot[1] += sign * vm.memory
+                    slot[2] += sign
+        return result
+
+    def spread(self, assignment: Mapping[VMKey, str]) -> float:
+        load = self.loads(assignment)
+        util = {
+            n.name: (_ratio(load[n.name][0], n.cpu_capacity), _ratio(load[n.name][1], n.memory_capacity))
+            for n in self.instance.nodes
+            if n.in_spread
+        }
+        return spread_of(util, tuple(n for n in self.instance.nodes if n.in_spread))
+
+
 def _prune(ctx: Context, chosen: list, min_gain: float) -> list:
     """Drop each move whose removal raises the spread by less than min_gain (latest first)."""
     if len(chosen) > 200:
         return chosen
+    evaluator = _Evaluator(ctx.instance)
     current = list(chosen)
-    base = spread(ctx.instance, {vm.key: t for vm, _s, t in current})
+    base = evaluator.spread({vm.key: t for vm, _s, t in current})
     for item in reversed(list(current)):
         trial = [c for c in current if c is not item]
         assignment = {vm.key: t for vm, _s, t in trial}
-        worse = spread(ctx.instance, assignment) - base
-        if worse < min_gain and not _new_violations(ctx.instance, assignment):
+        trial_spread = evaluator.spread(assignment)
+        if trial_spread - base < min_gain and not _new_violations(ctx.instance, assignment, evaluator):
             current = trial
-            base = spread(ctx.instance, assignment)
+            base = trial_spread
     return current
 
 
-def _new_violations(instance: Instance, assignment: Mapping[VMKey, str]) -> list[str]:
+def _new_violations(
+    instance: Instance, assignment: Mapping[VMKey, str], evaluator: _Evaluator | None = None
+) -> list[str]:
     """What the assignment violates that the state did not: a node pushed above a limit it
     kept (or further above one it broke), a VM where it may not run."""
-    before, after = loads(instance, {}), loads(instance, assignment)
+    evaluator = evaluator or _Evaluator(instance)
+    before, after = evaluator.start, evaluator.loads(assignment)
     problems = []
     for n in instance.nodes:
         b, a = before[n.name], after[n.name]
@@ -535,9 +576,10 @@ def _keep_targets(ctx: Context, moves: list[Move]) -> list[Move]:
     with one, and violates no constraint the state did not already violate."""
     if ctx.strands is None or not moves:
         return moves
+    evaluator = _Evaluator(ctx.instance)
     for k in range(len(moves), -1, -1):
         assignment = {m.key: m.target for m in moves[:k]}
-        if not ctx.strands(assignment) and not _new_violations(ctx.instance, assignment):
+        if not _new_violations(ctx.instance, assignment, evaluator) and not ctx.strands(assignment):
             return moves[:k]
     return []
 
