@@ -17,6 +17,9 @@ then `ov-exporter serve` itself (tests/benchserve.py, with a loop-stall probe) a
 same server: time to ready, /metrics latency under 10 concurrent scrapers while
 evaluations run back to back, event-loop stalls, RSS at ready, after 5 evaluations and
 over `--churn-seconds` of 100 events/s, and the LIST requests of the steady state.
+Then the rebalance planner (tests/benchplan.py): against the exact optimum, a proven lower
+bound and the simulated descheduler on `--plan-instances` seeded clusters, and its time on
+the tier; `--plan` runs that section alone, `--no-plan` skips it.
 """
 
 from __future__ import annotations
@@ -352,7 +355,14 @@ def main() -> None:
     )
     parser.add_argument("--skip-yardsticks", action="store_true")
     parser.add_argument("--json", help="also write every raw figure here")
+    plan = parser.add_mutually_exclusive_group()
+    plan.add_argument("--no-plan", action="store_true", help="skip the rebalance-plan section (tests/benchplan.py)")
+    plan.add_argument("--plan", action="store_true", help="the rebalance-plan section only")
+    parser.add_argument("--plan-instances", type=int, default=50, help="seeded clusters of the plan section")
     args = parser.parse_args()
+    if args.plan:
+        plan_section(args)
+        return
     if args.quick:
         args.repeat, args.scrape_seconds, args.churn_seconds = 1, 10.0, 15.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -377,6 +387,19 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({"yardsticks": ys, "evaluate": ev, "serve": sv}, indent=1))
     print(table(args, api_ready, ys, ev, sv))
+    if not args.no_plan:
+        plan_section(args)
+
+
+def plan_section(args: argparse.Namespace) -> None:
+    """The rebalance planner against the exact optimum, its lower bound and the descheduler,
+    and its time on the tier (tests/benchplan.py), in a fresh process."""
+    extra = ["--instances", str(args.plan_instances), "--tier", args.tier]
+    if args.json:
+        extra += ["--json", str(Path(args.json).with_suffix(".plan.json"))]
+    print()
+    sys.stdout.flush()
+    subprocess.run([PY, "-m", "tests.benchplan", *extra], check=True)
 
 
 if __name__ == "__main__":

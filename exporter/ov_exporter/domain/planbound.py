@@ -1,0 +1,399 @@
+"""How good can a rebalance plan be? A proven lower bound on the spread, and the exact optimum.
+
+Both solve the plan model of domain/planmodel.py (its docstring holds the definitions): every
+movable VM goes to one node of its `allowed` set among the instance's nodes; each node stays
+within its CPU and memory limits (`cpu_allowed`, `memory_allowed`) and its `max_vms` (unmovable
+VMs count where they run); utilisation is relative to the capacity;
+the spread is the larger over CPU and memory of (max - min utilisation) over the nodes with
+`in_spread`.
+
+`lower_bound(instance)`: no feasible assignment has a smaller spread. It is the larger of
+  * a fluid bound, computed in O(nodes log nodes) at any size: per resource, the load no plan
+    moves sets a floor under the busiest node, and pouring all movable load into the nodes that
+    can receive it (water-filling) gives a ceiling over the idlest one; and
+  * on instances up to LP_MAX_COLUMNS assignment variables, the LP relaxation of the exact
+    model below (VMs divisible), solved by HiGHS. The LP's objective is reduced by
+    LP_SAFETY so that the solver's feasibility tolerances cannot lift it above the true bound.
+
+  * with `time_limit` > 0 (seconds), on the same instances, the dual bound that branch and
+    bound on the exact model proves in that time (at least the LP's; on small instances often
+    the optimum itself).
+
+`optimal(instance, time_limit)`: the mixed-integer program, solved by HiGHS in two phases:
+minimise the spread, then, with the spread held at that value, minimise the moves. `proven` is
+True when both phases finished: the spread is within SPREAD_GAP (absolute) of the best
+possible and no plan within that spread needs fewer moves. On a time-out it returns the best
+plan found with `proven` False. `fewest_moves(instance, max_spread, time_limit)` is the second
+phase alone: the fewest moves that reach a given spread (to judge a plan's moves at its spread).
+
+The solver is imported on first use only, so the exporter's start and memory do not pay for it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .planmodel import EPSILON, Instance, PlanNode, PlanVM, VMKey, spread, utilisation
+
+# The exact optimum is proven to this absolute spread (0.01 percentage point of utilisation).
+SPREAD_GAP = 1e-4
+# Subtracted from the LP relaxation's value before it is quoted as a bound.
+LP_SAFETY = 1e-6
+# Above this many assignment variables the LP is skipped and the fluid bound alone is quoted.
+LP_MAX_COLUMNS = 20_000
+RESOURCES = (0, 1)  # CPU, memory
+
+
+class NoFeasiblePlan(ValueError):
+    """No assignment satisfies the constraints (named in the message)."""
+
+
+# ------------------------------------------------------------------ the model
+
+
+@dataclass
+class _Model:
+    """The assignment MILP as arrays: columns, then rows of (indices, values, lower, upper)."""
+
+    vms: list[PlanVM]  # the movable VMs, in column order
+    targets: list[list[str]]  # per movable VM, its candidate nodes
+    columns: list[tuple[int, str]]  # (movable VM index, node) per assignment variable
+    n_columns: int  # assignment variables + U_cpu, L_cpu, U_mem, L_mem, S
+    spread_column: int
+    rows: list[tuple[list[int], list[float], float, float]]
+
+
+def _capacity(node: PlanNode, resource: int) -> tuple[float, float, float]:
+    """(capacity utilisation is relative to, hard limit, load no plan moves)."""
+    if resource == 0:
+        return node.cpu_capacity, node.cpu_allowed, node.cpu_used
+    return node.memory_capacity, node.memory_allowed, node.memory_used
+
+
+def _build(instance: Instance) -> _Model:
+    names = [n.name for n in instance.nodes]
+    known = set(names)
+    vms = [vm for vm in instance.vms if vm.movable]
+    targets: list[list[str]] = []
+    for vm in vms:
+        nodes = [n for n in names if n in vm.allowed]
+        if not nodes:
+            raise NoFeasiblePlan(f"{vm.key[0]}/{vm.key[1]}: none of its allowed nodes is a node of the instance")
+        targets.append(nodes)
+    columns = [(i, node) for i, nodes in enumerate(targets) for node in nodes]
+    by_node: dict[str, list[int]] = {n: [] for n in names}
+    for col, (_i, node) in enumerate(columns):
+        by_node[node].append(col)
+    base = len(columns)
+    upper = {0: base, 1: base + 2}  # U_r; L_r is the next column
+    spread_column = base + 4
+    rows: list[tuple[list[int], list[float], float, float]] = []
+    start = 0
+    for nodes in targets:  # each movable VM on exactly one node
+        rows.append((list(range(start, start + len(nodes))), [1.0] * len(nodes), 1.0, 1.0))
+        start += len(nodes)
+    fixed_count = {n: 0 for n in names}
+    for vm in instance.vms:
+        if not vm.movable and vm.node in known:
+            fixed_count[vm.node] += 1
+    for node in instance.nodes:
+        cols = by_node[node.name]
+        for r in RESOURCES:
+            capacity, limit, used = _capacity(node, r)
+            size = [_size(vms[columns[c][0]], r) for c in cols]
+            if used > limit + EPSILON:
+                raise NoFeasiblePlan(f"node {node.name}: the load no plan moves exceeds its {_LABEL[r]} limit")
+            rows.append((cols, size, -math.inf, limit - used + EPSILON))
+            if node.in_spread and capacity > 0:
+                # used/cap + sum(size x)/cap <= U  and  >= L
+                u, low = upper[r], upper[r] + 1
+                scaled = [s / capacity for s in size]
+                rows.append(([*cols, u], [*scaled, -1.0], -math.inf, -used / capacity))
+                rows.append(([*cols, low], [*scaled, -1.0], -used / capacity, math.inf))
+            elif node.in_spread:  # no capacity: utilisation 0 (the capacity row keeps the load at 0)
+                rows.append(([upper[r]], [1.0], 0.0, math.inf))
+                rows.append(([upper[r] + 1], [1.0], -math.inf, 0.0))
+        if node.max_vms is not None:
+            room = node.max_vms - fixed_count[node.name]
+            if room < 0:
+                raise NoFeasiblePlan(f"node {node.name}: its unmovable VMs exceed max_vms {node.max_vms}")
+            rows.append((cols, [1.0] * len(cols), -math.inf, float(room)))
+    if sum(1 for n in instance.nodes if n.in_spread) >= 2:
+        for r in RESOURCES:  # S >= U_r - L_r
+            rows.append(([spread_column, upper[r], upper[r] + 1], [1.0, -1.0, 1.0], 0.0, math.inf))
+    return _Model(vms, targets, columns, base + 5, spread_column, rows)
+
+
+_LABEL = {0: "CPU", 1: "memory"}
+
+
+def _size(vm: PlanVM, resource: int) -> float:
+    return vm.cpu if resource == 0 else vm.memory
+
+
+def _highs(model: _Model, integer: bool, time_limit: float | None) -> Any:
+    import highspy  # lazy: only the benchmark, the tests and `plan` need the solver
+    import numpy as np
+
+    # The bare solver: highspy.Highs adds Python callbacks and prints HiGHS's banner on stdout
+    # when constructed, which would corrupt `ov-exporter plan --output json`.
+    from highspy._core import _Highs
+
+    h = _Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    if time_limit is not None:
+        h.setOptionValue("time_limit", max(0.01, time_limit))
+    n = model.n_columns
+    lower = np.zeros(n)
+    upper = np.ones(n)
+    upper[len(model.columns) :] = math.inf
+    lower[len(model.columns) : model.spread_column] = -math.inf  # U and L are free
+    h.addVars(n, lower, upper)
+    if integer and model.columns:
+        idx = np.arange(len(model.columns), dtype=np.int32)
+        h.changeColsIntegrality(len(idx), idx, np.full(len(idx), highspy.HighsVarType.kInteger, dtype=np.uint8))
+    starts, indices, values, lows, highs = [], [], [], [], []
+    for cols, vals, lo, hi in model.rows:
+        starts.append(len(indices))
+        indices.extend(cols)
+        values.extend(vals)
+        lows.append(lo)
+        highs.append(hi)
+    h.addRows(
+        len(model.rows),
+        np.array(lows, dtype=np.float64),
+        np.array(highs, dtype=np.float64),
+        len(indices),
+        np.array(starts, dtype=np.int32),
+        np.array(indices, dtype=np.int32),
+        np.array(values, dtype=np.float64),
+    )
+    h.changeColsCost(1, np.array([model.spread_column], dtype=np.int32), np.array([1.0]))
+    return h
+
+
+# ------------------------------------------------------------------ the bounds
+
+
+def fluid_bound(instance: Instance) -> float:
+    """A lower bound on the spread from the load no plan moves and water-filling."""
+    spread_nodes = [n for n in instance.nodes if n.in_spread]
+    if len(spread_nodes) < 2:
+        return 0.0
+    movable = [vm for vm in instance.vms if vm.movable]
+    # A movable VM allowed on one node only is as good as fixed there.
+    fixed_extra: dict[str, list[float]] = {n.name: [0.0, 0.0] for n in instance.nodes}
+    free: list[PlanVM] = []
+    names = frozenset(n.name for n in instance.nodes)
+    for vm in movable:
+        where = vm.allowed if vm.allowed <= names else vm.allowed & names
+        if len(where) == 1:
+            node = next(iter(where))
+            fixed_extra[node][0] += vm.cpu
+            fixed_extra[node][1] += vm.memory
+        else:
+            free.append(vm)
+    receiving = set().union(*(vm.allowed for vm in free))
+    receiving &= names
+    best = 0.0
+    for r in RESOURCES:
+        amount = sum(_size(vm, r) for vm in free)
+        fixed_util: list[float] = []  # utilisation of spread nodes that receive nothing
+        pool: list[tuple[float, float]] = []  # (capacity, fixed load) of spread nodes that may receive
+        absorb = 0.0  # what nodes outside the spread could take
+        for node in instance.nodes:
+            capacity, limit, used = _capacity(node, r)
+            used += fixed_extra[node.name][r]
+            if not node.in_spread:
+                if node.name in receiving:
+                    absorb += max(0.0, limit - used)
+                continue
+            if capacity <= 0:
+                if used > EPSILON:
+                    return math.inf
+                fixed_util.append(0.0)
+            elif node.name in receiving:
+                pool.append((capacity, used))
+            else:
+                fixed_util.append(used / capacity)
+        floors = [u for u in fixed_util] + [used / cap for cap, used in pool]
+        top = max(floors)  # the busiest node carries at least its fixed load
+        idlest = min(fixed_util) if fixed_util else math.inf
+        if pool:
+            idlest = min(idlest, _water_level(pool, amount))
+            top = max(top, _water_level(pool, max(0.0, amount - absorb), from_zero=True))
+        best = max(best, top - idlest)
+    return max(0.0, best)
+
+
+def _water_level(pool: Sequence[tuple[float, float]], amount: float, from_zero: bool = False) -> float:
+    """The level W at which sum over the pool of max(0, W * capacity - load) equals `amount`,
+    starting from the lowest fixed utilisation (or from 0 when `from_zero` and amount is 0)."""
+    levels = sorted((used / cap, cap, used) for cap, used in pool)
+    if amount <= 0:
+        return 0.0 if from_zero else levels[0][0]
+    cap_sum = used_sum = 0.0
+    for i, (level, cap, used) in enumerate(levels):
+        cap_sum += cap
+        used_sum += used
+        # with nodes 0..i filled to W: W * cap_sum - used_sum = amount
+        w = (amount + used_sum) / cap_sum
+        if i + 1 == len(levels) or w <= levels[i + 1][0]:
+            return max(w, level)
+    return levels[-1][0]  # not reached
+
+
+def _columns(instance: Instance) -> int:
+    names = {n.name for n in instance.nodes}
+    return sum(len(vm.allowed & names) for vm in instance.vms if vm.movable)
+
+
+def lp_bound(instance: Instance) -> float | None:
+    """The LP relaxation's spread less LP_SAFETY, or None when the instance is too large."""
+    if _columns(instance) > LP_MAX_COLUMNS:
+        return None
+    import highspy
+
+    h = _highs(_build(instance), integer=False, time_limit=None)
+    h.run()
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kInfeasible:
+        raise NoFeasiblePlan("the LP relaxation is infeasible: no assignment fits the capacities and limits")
+    if status != highspy.HighsModelStatus.kOptimal:
+        return None
+    return max(0.0, h.getInfo().objective_function_value - LP_SAFETY)
+
+
+def search_bound(instance: Instance, time_limit: float) -> float | None:
+    """The dual bound branch and bound reaches in `time_limit` seconds (at least the LP's),
+    less LP_SAFETY; None when the instance is too large or the root was not solved in time."""
+    if _columns(instance) > LP_MAX_COLUMNS:
+        return None
+    import highspy
+
+    model = _build(instance)
+    h = _highs(model, integer=True, time_limit=time_limit)
+    h.setOptionValue("mip_abs_gap", SPREAD_GAP)
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.run()
+    if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+        raise NoFeasiblePlan("no assignment satisfies the capacities, allowed nodes and VM limits")
+    dual = h.getInfo().mip_dual_bound
+    return max(0.0, dual - LP_SAFETY) if math.isfinite(dual) else None
+
+
+def lower_bound(instance: Instance, time_limit: float = 0.0) -> float:
+    """A proven lower bound on the smallest spread any feasible assignment reaches: the fluid
+    bound, the LP relaxation's and, with a `time_limit` (seconds), what branch and bound proves
+    in that time, whichever is highest."""
+    bounds = [fluid_bound(instance), lp_bound(instance)]
+    if time_limit > 0:
+        bounds.append(search_bound(instance, time_limit))
+    return max(b for b in bounds if b is not None)
+
+
+# ------------------------------------------------------------------ the optimum
+
+
+def optimal(instance: Instance, time_limit: float = 60.0) -> tuple[dict[VMKey, str], float, int, bool]:
+    """The smallest spread, then the fewest moves: (assignment of the VMs that move, spread,
+    moves, proven). Raises NoFeasiblePlan when no assignment satisfies the constraints and
+    TimeoutError when no feasible assignment was found in time."""
+    import highspy
+
+    deadline = time.monotonic() + time_limit
+    model = _build(instance)
+    h = _highs(model, integer=True, time_limit=time_limit)
+    h.setOptionValue("mip_abs_gap", SPREAD_GAP)
+    h.setOptionValue("mip_rel_gap", 0.0)
+    _start_from_current(h, model, instance)
+    h.run()
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kInfeasible:
+        raise NoFeasiblePlan("no assignment satisfies the capacities, allowed nodes and VM limits")
+    if h.getInfo().primal_solution_status != FEASIBLE:
+        raise TimeoutError(f"no feasible assignment found in {time_limit:g} s")
+    first = list(h.getSolution().col_value)
+    values, moves_proven = _fewest_moves(h, model, first[model.spread_column], deadline, first)
+    proven = status == highspy.HighsModelStatus.kOptimal and moves_proven
+    assignment = _assignment(model, values)
+    return assignment, spread(instance, assignment), len(assignment), proven
+
+
+def fewest_moves(instance: Instance, max_spread: float, time_limit: float = 60.0) -> tuple[dict[VMKey, str], int, bool]:
+    """The fewest moves reaching a spread of at most `max_spread`: (assignment, moves, proven).
+    Raises NoFeasiblePlan when no assignment reaches it, TimeoutError when none was found in time."""
+    import highspy
+
+    model = _build(instance)
+    h = _highs(model, integer=True, time_limit=time_limit)
+    values, proven = _fewest_moves(h, model, max_spread, time.monotonic() + time_limit, None)
+    if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+        raise NoFeasiblePlan(f"no assignment reaches a spread of {max_spread:g}")
+    if h.getInfo().primal_solution_status != FEASIBLE:
+        raise TimeoutError(f"no assignment reaching a spread of {max_spread:g} found in {time_limit:g} s")
+    assignment = _assignment(model, values)
+    return assignment, len(assignment), proven
+
+
+FEASIBLE = 2  # HiGHS's kSolutionStatusFeasible
+
+
+def _fewest_moves(
+    h: Any, model: _Model, max_spread: float, deadline: float, start: list[float] | None
+) -> tuple[list[float], bool]:
+    """Hold the spread at most max_spread and maximise the VMs that stay."""
+    import highspy
+    import numpy as np
+
+    h.changeColBounds(model.spread_column, 0.0, max_spread + 1e-9)
+    h.changeColsCost(1, np.array([model.spread_column], dtype=np.int32), np.array([0.0]))
+    stay = [c for c, (i, node) in enumerate(model.columns) if model.vms[i].node == node]
+    if stay:
+        h.changeColsCost(len(stay), np.array(stay, dtype=np.int32), np.full(len(stay), -1.0))
+    h.setOptionValue("mip_abs_gap", 0.5)  # moves are integers
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("time_limit", max(0.01, deadline - time.monotonic()))
+    if start is not None:
+        h.setSolution(_solution(h, start))
+    h.run()
+    if h.getInfo().primal_solution_status == FEASIBLE:
+        return list(h.getSolution().col_value), h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    return start or [], False
+
+
+def _solution(h: Any, values: list[float]) -> Any:
+    solution = h.getSolution()
+    solution.col_value = values
+    return solution
+
+
+def _start_from_current(h: Any, model: _Model, instance: Instance) -> None:
+    """Offer the current placement as a first solution (the solver drops it if infeasible)."""
+    if not all(model.vms[i].node in nodes for i, nodes in enumerate(model.targets)):
+        return
+    values = [0.0] * model.n_columns
+    for c, (i, node) in enumerate(model.columns):
+        if model.vms[i].node == node:
+            values[c] = 1.0
+    util = utilisation(instance, {})
+    counted = [util[n.name] for n in instance.nodes if n.in_spread]
+    base = len(model.columns)
+    for r in RESOURCES:
+        values[base + 2 * r] = max((u[r] for u in counted), default=0.0)
+        values[base + 2 * r + 1] = min((u[r] for u in counted), default=0.0)
+    values[model.spread_column] = spread(instance, {})
+    h.setSolution(_solution(h, values))
+
+
+def _assignment(model: _Model, values: list[float]) -> dict[VMKey, str]:
+    result: dict[VMKey, str] = {}
+    for c, (i, node) in enumerate(model.columns):
+        if values[c] > 0.5 and model.vms[i].node != node:
+            result[model.vms[i].key] = node
+    return result

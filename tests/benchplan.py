@@ -1,0 +1,265 @@
+"""`make bench`, plan section: the rebalance planner against the exact optimum, a proven lower
+bound and the simulated descheduler, and its time at scale. Measures, never asserts.
+
+    python -m tests.benchplan [--instances 50] [--time-limit 20] [--tier XL] [--json PATH]
+
+On `--instances` seeded small clusters (tests/planbaselines.py: 3-8 nodes, 10-60 VMs, pinned,
+tainted-away and unmovable VMs, VM limits):
+  * the exact optimum (domain/planbound.optimal: least spread, then fewest moves; HiGHS with
+    `--time-limit` seconds per instance) and the lower bound (planbound.lower_bound: fluid and
+    LP, then with 1 s of branch and bound);
+  * the planner (domain/planner.plan_context) as `ov-exporter plan` runs it (defaults: no plan
+    within a 10 % spread, a move must gain 1 point), and with the threshold and the minimum gain
+    at 0, which shows the search itself; for the first, the fewest moves that reach its spread
+    (planbound.fewest_moves, 10 s), to judge its moves at the spread it reaches;
+  * the descheduler's KubeVirtRelieveAndMigrate profile, cycle after cycle until it settles.
+Then the planner on the `--tier` cluster of tests/benchgen.py (XL: 500 nodes, 10,000 VMs), with
+a share of its VMIs stopped that grows with the node's index (0-40 %) so that there is work to
+plan, loaded from files as `--snapshot` would, timed from the state to the plan (best of 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ov_exporter.config import Config
+from ov_exporter.domain import planner
+from ov_exporter.domain.planbound import SPREAD_GAP, fewest_moves, lower_bound, optimal
+from ov_exporter.domain.planmodel import feasible, spread
+
+from .benchgen import TIERS
+from .benchgen import cluster as tier_cluster
+from .planbaselines import MAX_CYCLES, cluster, descheduler, plan_instance
+
+SPREAD_WITHIN = 0.05  # the planner's spread within 5 % of the optimum
+MOVES_WITHIN = 0.10  # with at most 10 % more moves
+XL_GOAL_SECONDS = 5.0
+SEARCH_SECONDS = 1.0  # branch and bound allowed to the second lower bound
+FEWEST_SECONDS = 10.0  # for the fewest moves reaching the planner's spread
+
+
+def one(seed: int, time_limit: float) -> dict[str, Any]:
+    c = cluster(seed)
+    inst = c.instance
+    started = time.perf_counter()
+    bound = lower_bound(inst)
+    bound_s = time.perf_counter() - started
+    searched = lower_bound(inst, time_limit=SEARCH_SECONDS)
+    started = time.perf_counter()
+    assignment, best, moves, proven = optimal(inst, time_limit)
+    optimum_s = time.perf_counter() - started
+    row: dict[str, Any] = {
+        "seed": seed,
+        "nodes": len(inst.nodes),
+        "vms": len(inst.vms),
+        "start": spread(inst, {}),
+        "bound": bound,
+        "bound_s": bound_s,
+        "searched": searched,
+        "optimum": best,
+        "optimum_moves": moves,
+        "proven": proven,
+        "optimum_s": optimum_s,
+        "optimum_violations": len(feasible(inst, assignment)),
+    }
+    for name, options in (("planner", {}), ("search", {"threshold": 0.0, "min_gain": 0.0})):
+        started = time.perf_counter()
+        plan = plan_instance(inst, **options)
+        row[f"{name}_s"] = time.perf_counter() - started
+        row[name] = spread(inst, plan.assignment)
+        row[f"{name}_moves"] = len(plan.moves)
+        row[f"{name}_violations"] = len(feasible(inst, plan.assignment))
+        row[f"{name}_twice"] = len(plan.moves) - len({m.key for m in plan.moves})
+        if name == "planner":
+            _a, fewest, fewest_proven = fewest_moves(inst, row[name], min(time_limit, FEWEST_SECONDS))
+            row |= {"planner_fewest": fewest, "planner_fewest_proven": fewest_proven}
+    run = descheduler(c)
+    before = set(feasible(inst, {}))
+    row |= {
+        "desched": spread(inst, run.assignment),
+        "desched_migrations": run.migrations,
+        "desched_evictions": run.evictions,
+        "desched_cycles": len(run.cycles),
+        "desched_settled": run.settled,
+        "desched_violations": len([p for p in feasible(inst, run.assignment) if p not in before]),
+        "desched_twice": run.moved_twice,
+    }
+    return row
+
+
+def _state_of_tier(tier: str) -> Any:
+    """The benchgen tier loaded from JSON List files, as `--snapshot DIR` loads a directory."""
+    from ov_exporter.sources.files import load_directory
+    from ov_exporter.store import Store
+
+    objects = list(tier_cluster(TIERS[tier]))
+    # The tier is balanced (20 equal VMs per node): stop a share of the VMIs growing with the
+    # node's index (none on the first node, 40 % on the last), so that there is work to plan.
+    nodes = TIERS[tier].nodes
+
+    def running(obj: dict[str, Any]) -> bool:
+        if obj["kind"] != "VirtualMachineInstance":
+            return True
+        v = int(obj["metadata"]["uid"].removeprefix("vmi-"))
+        return random.Random(v).random() >= 0.4 * (v % nodes) / nodes
+
+    objects = [obj for obj in objects if running(obj)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(0, len(objects), 5000):
+            chunk = {"apiVersion": "v1", "kind": "List", "items": objects[i : i + 5000]}
+            (Path(tmp) / f"objects-{i // 5000:03d}.json").write_text(json.dumps(chunk))
+        store = Store()
+        load_directory(store.apply, Path(tmp))
+    return store.state()
+
+
+def scale(tier: str, repeat: int = 3) -> dict[str, Any]:
+    state = _state_of_tier(tier)
+    config = Config()
+    times, bound_times = [], []
+    plan = None
+    for _ in range(repeat):
+        fresh = type(state)(**{k: getattr(state, k) for k in ("objects", "samples", "now")})
+        started = time.perf_counter()
+        plan = planner.plan(fresh, config)
+        times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        bound = lower_bound(plan.instance)
+        bound_times.append(time.perf_counter() - started)
+    assert plan is not None
+    return {
+        "tier": tier,
+        "nodes": len(plan.instance.nodes),
+        "vms": len(plan.instance.vms),
+        "movable": sum(1 for v in plan.instance.vms if v.movable),
+        "plan_s": min(times),
+        "plan_s_all": times,
+        "moves": len(plan.moves),
+        "waves": len(plan.waves),
+        "spread_before": plan.spread_before,
+        "spread_after": plan.spread_after,
+        "bound": bound,
+        "bound_s": min(bound_times),
+    }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def table(rows: list[dict[str, Any]], xl: dict[str, Any] | None, time_limit: float) -> str:
+    n = len(rows)
+    proven = [r for r in rows if r["proven"]]
+
+    def within(r: dict[str, Any], name: str) -> tuple[bool, bool]:
+        spread_ok = r[name] <= r["optimum"] * (1 + SPREAD_WITHIN) + SPREAD_GAP
+        moves_ok = r[f"{name}_moves"] <= r["optimum_moves"] * (1 + MOVES_WITHIN)
+        return spread_ok, moves_ok
+
+    def mean(key: str, of: list[dict[str, Any]] | None = None) -> float:
+        values = [r[key] for r in (rows if of is None else of)]
+        return statistics.fmean(values) if values else math.nan
+
+    out = [
+        f"{n} seeded clusters (tests/planbaselines.py: 3-8 nodes, 10-60 VMs); spread = the larger over CPU and "
+        "memory of (busiest - idlest node utilisation), as `ov-exporter plan` minimises it",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        "| spread before / lower bound (LP) / with 1 s of branch and bound / optimum (means) | "
+        f"{_pct(mean('start'))} / "
+        f"{_pct(mean('bound'))} / {_pct(mean('searched'))} / "
+        f"{_pct(mean('optimum'))} |",
+        f"| optimum proven within {time_limit:g} s (spread gap {SPREAD_GAP:g}) | {len(proven)} of {n}; "
+        f"median {statistics.median(r['optimum_s'] for r in rows):.2f} s, "
+        f"max {max(r['optimum_s'] for r in rows):.1f} s |",
+        f"| proven optimum - lower bound (LP), mean / max | {_pct(mean('optimum', proven) - mean('bound', proven))} / "
+        f"{_pct(max((r['optimum'] - r['bound'] for r in proven), default=math.nan))} |",
+        f"| proven optimum - lower bound with {SEARCH_SECONDS:g} s of branch and bound, mean / max | "
+        f"{_pct(mean('optimum', proven) - mean('searched', proven))} / "
+        f"{_pct(max((r['optimum'] - r['searched'] for r in proven), default=math.nan))} |",
+        f"| lower bound (LP) time, median / max | {1000 * statistics.median(r['bound_s'] for r in rows):.0f} / "
+        f"{1000 * max(r['bound_s'] for r in rows):.0f} ms |",
+    ]
+    fewest = [r for r in rows if r["planner_fewest_proven"]]
+    for name, label in (("planner", "planner (defaults)"), ("search", "planner, threshold and min gain 0")):
+        ok = [within(r, name) for r in proven]
+        out += [
+            f"| {label}: spread, mean | {_pct(mean(name))} |",
+            f"| {label}: spread within 5 % of the proven optimum / moves within +10 % / both | "
+            f"{sum(s for s, _m in ok)} / {sum(m for _s, m in ok)} / {sum(s and m for s, m in ok)} of {len(proven)} |",
+            f"| {label}: moves, total (optimum's: {sum(r['optimum_moves'] for r in rows)}) | "
+            f"{sum(r[f'{name}_moves'] for r in rows)} |",
+        ]
+        if name == "planner":
+            close = sum(r["planner_moves"] <= r["planner_fewest"] * (1 + MOVES_WITHIN) for r in fewest)
+            limit = min(time_limit, FEWEST_SECONDS)
+            out.append(
+                f"| {label}: moves within +10 % of the fewest that reach its spread (exact, proven in {limit:g} s) "
+                f"| {close} of {len(fewest)}; fewest {sum(r['planner_fewest'] for r in fewest)} "
+                f"vs {sum(r['planner_moves'] for r in fewest)} moves |"
+            )
+        out += [
+            f"| {label}: spread ≥ lower bound / plans feasible | "
+            f"{sum(r[name] >= r['bound'] - 1e-9 for r in rows)} / {sum(r[f'{name}_violations'] == 0 for r in rows)} "
+            f"of {n} |",
+            f"| {label}: time, median / max | {1000 * statistics.median(r[f'{name}_s'] for r in rows):.1f} / "
+            f"{1000 * max(r[f'{name}_s'] for r in rows):.1f} ms |",
+        ]
+    better = sum(r["planner"] <= r["desched"] + 1e-12 for r in rows)
+    fewer = sum(r["planner_moves"] < r["desched_migrations"] or r["desched_migrations"] == 0 for r in rows)
+    out += [
+        f"| descheduler: final spread, mean (settled in {MAX_CYCLES} cycles) | {_pct(mean('desched'))} "
+        f"({sum(r['desched_settled'] for r in rows)} of {n}) |",
+        f"| descheduler: migrations / evictions / cycles, total | {sum(r['desched_migrations'] for r in rows)} / "
+        f"{sum(r['desched_evictions'] for r in rows)} / {sum(r['desched_cycles'] for r in rows)} |",
+        f"| descheduler: new threshold violations, total (instances) | {sum(r['desched_violations'] for r in rows)} "
+        f"({sum(r['desched_violations'] > 0 for r in rows)}) |",
+        f"| descheduler: VMs moved twice or more, total | {sum(r['desched_twice'] for r in rows)} |",
+        f"| planner (defaults) vs descheduler: spread equal or lower / fewer migrations | {better} / {fewer} of {n} |",
+        f"| planner (defaults): threshold violations / VMs moved twice, total | "
+        f"{sum(r['planner_violations'] for r in rows)} / {sum(r['planner_twice'] for r in rows)} |",
+    ]
+    if xl is not None:
+        out += [
+            f"| planner on tier {xl['tier']} ({xl['nodes']} nodes, {xl['vms']:,} VMs, {xl['movable']:,} movable): "
+            f"state to plan, best of {len(xl['plan_s_all'])} (goal ≤ {XL_GOAL_SECONDS:g} s) | {xl['plan_s']:.2f} s |",
+            f"| tier {xl['tier']}: moves / waves; spread before / after / lower bound | {xl['moves']} / {xl['waves']}; "
+            f"{_pct(xl['spread_before'])} / {_pct(xl['spread_after'])} / {_pct(xl['bound'])} |",
+            f"| tier {xl['tier']}: lower bound time | {1000 * xl['bound_s']:.0f} ms |",
+        ]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchplan", description=__doc__)
+    parser.add_argument("--instances", type=int, default=50)
+    parser.add_argument("--time-limit", type=float, default=20.0, help="seconds per exact solve")
+    parser.add_argument("--tier", choices=TIERS, default="XL", help="the planner's scale measure")
+    parser.add_argument("--no-scale", action="store_true", help="skip the tier measure")
+    parser.add_argument("--json", help="also write every raw figure here")
+    args = parser.parse_args(argv)
+    lower_bound(cluster(0, nodes=2, vms=2).instance)  # imports the solver before anything is timed
+    rows = []
+    for seed in range(args.instances):
+        rows.append(one(seed, args.time_limit))
+        print(f"plan bench: instance {seed + 1}/{args.instances}", file=sys.stderr, flush=True)
+    xl = None if args.no_scale else scale(args.tier)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"instances": rows, "scale": xl}, indent=1))
+    result = table(rows, xl, args.time_limit)
+    print(result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

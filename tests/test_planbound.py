@@ -1,0 +1,315 @@
+"""The exact baseline (domain/planbound.py) and the descheduler simulation (tests/planbaselines.py).
+
+The bound must never exceed the spread of any feasible assignment (the current placement, the
+descheduler's result, random feasible ones, the optimum); the optimum must be feasible and no
+worse than any of them; the simulated descheduler must keep to its own limits.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import pytest
+from ov_exporter.domain.planbound import (
+    SPREAD_GAP,
+    NoFeasiblePlan,
+    fewest_moves,
+    fluid_bound,
+    lower_bound,
+    lp_bound,
+    optimal,
+)
+from ov_exporter.domain.planmodel import Instance, PlanNode, PlanVM, feasible, spread
+
+from .planbaselines import (
+    CPU_ALLOCATION_RATIO,
+    HIGH_DEVIATION,
+    MAX_EVICTIONS_PER_CYCLE,
+    MAX_EVICTIONS_PER_NODE,
+    Cluster,
+    cluster,
+    descheduler,
+    descheduler_cycle,
+    node_metric,
+    plan_instance,
+)
+
+GI = 2**30
+SMALL = range(12)  # seeds of the instances the optimum is proven on in the tests
+
+
+def small(seed: int):
+    """Instances small enough for the MILP to be proven in well under a second."""
+    rng = random.Random(1000 + seed)
+    return cluster(seed, nodes=rng.randint(3, 5), vms=rng.randint(6, 16))
+
+
+def random_feasible(instance: Instance, rng: random.Random, steps: int = 40) -> dict:
+    """A random walk of single moves that keeps the assignment feasible."""
+    assignment: dict = {}
+    movable = [vm for vm in instance.vms if vm.movable]
+    names = [n.name for n in instance.nodes]
+    for _ in range(steps):
+        if not movable:
+            break
+        vm = rng.choice(movable)
+        target = rng.choice(names)
+        trial = dict(assignment)
+        trial[vm.key] = target
+        if not feasible(instance, trial):
+            assignment = trial
+    return {k: v for k, v in assignment.items() if v != next(vm.node for vm in instance.vms if vm.key == k)}
+
+
+# ------------------------------------------------------------------ the generator
+
+
+def test_generator_is_seeded_and_draws_every_kind_of_constraint():
+    assert cluster(7) == cluster(7)
+    assert cluster(7) != cluster(8)
+    clusters = [cluster(seed) for seed in range(30)]
+    for c in clusters:
+        inst = c.instance
+        assert 3 <= len(inst.nodes) <= 8 and 1 <= len(inst.vms) <= 60
+        assert feasible(inst, {}) == [], f"seed {c.seed}: the drawn placement is infeasible"
+        for vm in inst.vms:
+            assert vm.node in vm.allowed
+            assert vm.movable == (vm.reason == "")
+    vms = [vm for c in clusters for vm in c.instance.vms]
+    names_per = [len(c.instance.nodes) for c in clusters for _vm in c.instance.vms]
+    assert any(not vm.movable for vm in vms)
+    assert any(vm.movable and len(vm.allowed) < n for vm, n in zip(vms, names_per))  # pinned or tainted away
+    assert any(c.tainted for c in clusters)
+    assert any(n.max_vms is not None for c in clusters for n in c.instance.nodes)
+    assert any(len({n.cpu_capacity for n in c.instance.nodes}) > 1 for c in clusters)  # uneven nodes
+    assert all(spread(c.instance, {}) > 0 for c in clusters)
+
+
+def test_generator_and_descheduler_do_not_depend_on_the_hash_seed():
+    code = (
+        "from tests.planbaselines import cluster, descheduler\n"
+        "for s in range(15):\n"
+        "    c = cluster(s)\n"
+        "    vms = [(v.key, v.cpu, v.memory, v.node, sorted(v.allowed), v.movable) for v in c.instance.vms]\n"
+        "    print(c.instance.nodes, vms, sorted(c.tainted), sorted(descheduler(c).assignment.items()))\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": h}
+        ).stdout
+        for h in ("1", "2")
+    }
+    assert len(outputs) == 1
+
+
+# ------------------------------------------------------------------ the bound and the optimum
+
+
+def _two_nodes(vms_on_a: int, size: float = 2.0) -> Instance:
+    nodes = (PlanNode("a", 10.0, 10 * GI, 0.0, 0.0, None, vms_on_a), PlanNode("b", 10.0, 10 * GI, 0.0, 0.0, None, 0))
+    vms = tuple(PlanVM(("ns", f"v{i}"), size, size * GI, "a", frozenset("ab"), True) for i in range(vms_on_a))
+    return Instance(nodes, vms)
+
+
+def test_optimum_and_bound_on_a_hand_made_instance():
+    inst = _two_nodes(4)
+    assignment, best, moves, proven = optimal(inst, 10)
+    assert proven and moves == 2 and best == 0.0
+    assert sorted(assignment.values()) == ["b", "b"]
+    assert lower_bound(inst) == 0.0
+    # Three equal VMs cannot split evenly: one node holds two (0.4), the other one (0.2).
+    inst = _two_nodes(3)
+    assignment, best, moves, proven = optimal(inst, 10)
+    assert proven and moves == 1 and abs(best - 0.2) < 1e-9
+    assert 0.0 <= lower_bound(inst) <= best
+
+
+def test_fluid_bound_is_exact_when_nothing_can_move():
+    nodes = (PlanNode("a", 10.0, 10 * GI, 8.0, 1 * GI, None, 1), PlanNode("b", 10.0, 10 * GI, 0.0, 0.0, None, 1))
+    vms = (
+        PlanVM(("ns", "x"), 8.0, GI, "a", frozenset("a"), False, "rwo_volume"),
+        PlanVM(("ns", "y"), 1.0, GI, "b", frozenset("ab"), True),
+    )
+    inst = Instance(nodes, vms)
+    # y is movable: at best it joins a (util 0.9 / 0) or stays (0.8 / 0.1): spread 0.7.
+    assert abs(fluid_bound(inst) - 0.7) < 1e-9
+    _a, best, moves, proven = optimal(inst, 10)
+    assert proven and moves == 0 and abs(best - 0.7) < 1e-9
+    assert abs(lower_bound(inst) - 0.7) < 1e-5
+
+
+@pytest.mark.parametrize("seed", SMALL)
+def test_bound_below_optimum_and_every_feasible_plan(seed):
+    c = small(seed)
+    inst = c.instance
+    bound = lower_bound(inst)
+    assert fluid_bound(inst) <= bound + 1e-12
+    assignment, best, moves, proven = optimal(inst, 30)
+    assert proven, f"seed {seed}: not proven in 30 s"
+    assert feasible(inst, assignment) == []
+    nodes_now = {vm.key: vm.node for vm in inst.vms}
+    assert moves == len(assignment) and all(nodes_now[key] != node for key, node in assignment.items())
+    assert abs(best - spread(inst, assignment)) < 1e-12
+    assert bound <= best + 1e-9
+    searched = lower_bound(inst, time_limit=1.0)
+    assert bound - 1e-9 <= searched <= best + 1e-9
+    # The second phase alone, at the optimum's spread, needs as many moves.
+    again, fewest, proven_again = fewest_moves(inst, best, 30)
+    assert proven_again and fewest == moves and feasible(inst, again) == []
+    assert spread(inst, again) <= best + 1e-9
+    # No feasible plan beats the optimum (beyond its proven gap), none goes below the bound.
+    rng = random.Random(seed)
+    others = [{}, descheduler(c).assignment] + [random_feasible(inst, rng) for _ in range(20)]
+    for other in others:
+        if feasible(inst, other):
+            continue
+        value = spread(inst, other)
+        assert bound <= value + 1e-9
+        assert best <= value + SPREAD_GAP + 1e-9
+        if value <= best - 1e-12:  # as good as the optimum: it may not use fewer moves
+            assert len(other) >= moves
+
+
+def test_bound_below_current_spread_on_larger_instances():
+    for seed in range(40):
+        inst = cluster(seed).instance
+        assert lower_bound(inst) <= spread(inst, {}) + 1e-9
+        lp = lp_bound(inst)
+        assert lp is not None and fluid_bound(inst) <= lp + 1e-6
+
+
+def test_no_feasible_plan_is_named():
+    nodes = (PlanNode("a", 10.0, 10 * GI, 0.0, 0.0, None, 1),)
+    stranded = Instance(nodes, (PlanVM(("ns", "lost"), 1.0, GI, "gone", frozenset({"gone"}), True),))
+    with pytest.raises(NoFeasiblePlan, match="ns/lost"):
+        optimal(stranded, 5)
+    full = Instance((PlanNode("a", 10.0, 10 * GI, 12.0, 0.0, None, 1),), ())
+    with pytest.raises(NoFeasiblePlan, match="node a"):
+        lower_bound(full)
+    too_big = Instance(
+        (PlanNode("a", 10.0, 10 * GI, 0.0, 0.0, None, 0), PlanNode("b", 10.0, 10 * GI, 0.0, 0.0, None, 0)),
+        (PlanVM(("ns", "huge"), 12.0, GI, "a", frozenset("ab"), True),),
+    )
+    with pytest.raises(NoFeasiblePlan):
+        optimal(too_big, 5)
+
+
+def test_the_solver_is_imported_only_when_used():
+    code = (
+        "import sys, ov_exporter.cli, ov_exporter.domain.planbound; "
+        "print(sorted(m for m in ('highspy', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ the descheduler
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_descheduler_keeps_its_limits(seed):
+    c = cluster(seed)
+    inst = c.instance
+    assignment: dict = {}
+    rng = random.Random(seed)
+    by_key = {vm.key: vm for vm in inst.vms}
+    limits = {n.name: n.max_vms for n in inst.nodes}
+    for _cycle in range(50):
+        metric = node_metric(c, assignment)
+        average = sum(metric.values()) / len(metric)
+        before = dict(assignment)
+        events = descheduler_cycle(c, assignment, rng)
+        if not events:
+            break
+        assert len(events) <= MAX_EVICTIONS_PER_CYCLE
+        per_source: dict[str, int] = {}
+        for key, source, target in events:
+            vm = by_key[key]
+            assert vm.movable, f"{key} is not evictable"
+            assert before.get(key, vm.node) == source
+            assert metric[source] > average + HIGH_DEVIATION, "evicted from a node that is not overutilised"
+            per_source[source] = per_source.get(source, 0) + 1
+            if target is not None:
+                assert target != source and target in vm.allowed
+        assert max(per_source.values()) <= min(1, MAX_EVICTIONS_PER_NODE)
+        # What the scheduler placed fits its view of the nodes.
+        requested = {n: list(c.fixed_requests[n]) + [0] for n in c.allocatable}
+        for vm in inst.vms:
+            node = assignment.get(vm.key, vm.node)
+            if vm.movable:
+                requested[node][0] += vm.cpu / CPU_ALLOCATION_RATIO
+                requested[node][1] += vm.memory
+            requested[node][2] += 1
+        for _key, _source, target in events:
+            if target is not None:
+                cpu, mem, count = requested[target]
+                assert cpu <= c.allocatable[target][0] + 1e-9 and mem <= c.allocatable[target][1]
+                assert limits[target] is None or count <= limits[target]
+
+
+def test_descheduler_settles_or_stops_and_counts_what_it_did():
+    runs = [descheduler(cluster(seed)) for seed in range(30)]
+    assert any(r.migrations for r in runs)
+    for r in runs:
+        assert r.settled or len(r.cycles) == 50
+        assert r.migrations <= r.evictions
+        assert r.moved_twice <= r.migrations // 2
+
+
+def _as_cluster(inst: Instance) -> Cluster:
+    return Cluster(
+        seed=0,
+        instance=inst,
+        allocatable={n.name: (20.0, 12 * GI) for n in inst.nodes},
+        fixed_requests={n.name: (0.0, 0.0) for n in inst.nodes},
+        tolerated={},
+        tainted=frozenset(),
+    )
+
+
+def test_descheduler_leaves_a_balanced_cluster_and_moves_one_vm_per_node_and_cycle():
+    balanced = _two_nodes(4)
+    moved = {("ns", "v0"): "b", ("ns", "v1"): "b"}
+    assert descheduler_cycle(_as_cluster(balanced), dict(moved), random.Random(0)) == []
+    run = descheduler(_as_cluster(balanced))
+    # a at 0.8 and b at 0: average 40 %, a above 50 %: one eviction per cycle, to b, until a
+    # is within 10 points of the average (0.6 / 0.2: average 40, a at 60 > 50; 0.4 / 0.4: done).
+    assert [len(c) for c in run.cycles] == [1, 1]
+    assert sorted(run.assignment.values()) == ["b", "b"] and run.settled
+    assert spread(balanced, run.assignment) == 0.0
+
+
+# ------------------------------------------------------------------ the planner
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_planner_plan_is_feasible_and_never_below_the_bound(seed):
+    inst = cluster(seed).instance
+    bound = lower_bound(inst)
+    for options in ({}, {"threshold": 0.0, "min_gain": 0.0}):
+        plan = plan_instance(inst, **options)
+        assert feasible(inst, plan.assignment) == []
+        assert len({m.key for m in plan.moves}) == len(plan.moves), "a VM moved twice"
+        assert abs(plan.spread_after - spread(inst, plan.assignment)) < 1e-9
+        assert plan.spread_after >= bound - 1e-9
+        assert plan.spread_after <= plan.spread_before + 1e-12
+
+
+@pytest.mark.parametrize("seed", SMALL)
+def test_fewest_moves_never_exceed_a_plan_reaching_the_same_spread(seed):
+    inst = small(seed).instance
+    plan = plan_instance(inst, threshold=0.0, min_gain=0.0)
+    assignment, moves, proven = fewest_moves(inst, plan.spread_after, 30)
+    assert proven and feasible(inst, assignment) == []
+    assert moves <= len(plan.moves) and moves == len(assignment)
+    assert spread(inst, assignment) <= plan.spread_after + 1e-9
+    with pytest.raises(NoFeasiblePlan):
+        fewest_moves(inst, lower_bound(inst, time_limit=5.0) - 0.01, 30)
+
+
+def test_the_solver_prints_nothing(capfd):
+    optimal(_two_nodes(4), 5)
+    lower_bound(_two_nodes(3))
+    assert capfd.readouterr() == ("", "")
