@@ -33,6 +33,11 @@ FORBIDDEN_LABELS = {
 # Families of the checks that no alert reads, and why. Every other family of every
 # check must be read by some alert (directly or through a recording rule).
 NOT_ALERTED: dict[str, str] = {
+    # rebalance_plan
+    "ov_rebalance_plan_waves": "what the plan OVRebalancePlanAvailable announces would take (panel and runbook)",
+    "ov_rebalance_plan_duration_seconds": "what the plan OVRebalancePlanAvailable announces would take",
+    "ov_rebalance_plan_unmovable_vms": "the reasons are migration_readiness's (alerted per VM by OVVMMigrationBlocked) "
+    "or facts of the plan shown on the overview panel",
     # rwo_vm_disks
     "ov_rwo_vm_disks": "RWO disks are one blocking reason of ov_vm_migration_blocked, which OVVMMigrationBlocked "
     "reads: one alert per VM, not one per reason",
