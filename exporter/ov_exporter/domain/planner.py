@@ -8,9 +8,11 @@ Goals:
 - spread: minimise the spread of node utilisation (planmodel.spread) with few moves. A
   greedy local search moves one VM at a time from the busiest nodes to the idlest allowed
   ones, taking the move that lowers the spread most (ties: the sum of squared utilisations,
-  so a move off one of two equally busy nodes still counts); the plan is cut back to the
-  shortest prefix reaching its best spread, and moves whose removal costs less than the
-  minimum gain are dropped. No plan when the spread is already within the threshold.
+  so a move off one of two equally busy nodes still counts), or exchanges two VMs when no
+  single move helps; the plan is cut back to the shortest prefix reaching its best spread.
+  On small clusters a seeded simulated annealing refines it (`_anneal`). Moves whose
+  removal costs less than the minimum gain are dropped. No plan when the spread is already
+  within the threshold.
 - drain NODE / evacuate-control-plane: every movable VM on the node(s) moves to the allowed
   node that keeps the spread lowest (largest VMs first); the node(s) leave the spread.
 
@@ -396,8 +398,12 @@ class _Search:
 
     def spread_after(self, ranked, vm: PlanVM, source: str, target: str) -> tuple[float, float]:
         """(spread, change in the sum of squared utilisations) if `vm` moved source -> target."""
+        return self.spread_change(ranked, source, target, vm.cpu, vm.memory)
+
+    def spread_change(self, ranked, source: str, target: str, cpu: float, memory: float) -> tuple[float, float]:
+        """(spread, change in the sum of squares) if `cpu` and `memory` went from source to target."""
         worst, squares = 0.0, 0.0
-        for r, amount in ((0, vm.cpu), (1, vm.memory)):
+        for r, amount in ((0, cpu), (1, memory)):
             values = []
             for name, delta in ((source, -amount), (target, amount)):
                 if name in self.nodes and self.nodes[name].in_spread:
@@ -410,6 +416,14 @@ class _Search:
             if len(values) >= 2:
                 worst = max(worst, max(values) - min(values))
         return worst, squares
+
+    def fits_load(self, target: str, cpu: float, memory: float, count: int) -> bool:
+        n, load = self.nodes[target], self.load[target]
+        return (
+            load[0] + cpu <= n.cpu_allowed + EPSILON
+            and load[1] + memory <= n.memory_allowed + EPSILON
+            and (n.max_vms is None or load[2] + count <= n.max_vms)
+        )
 
 
 def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float) -> tuple[list[Move], float, float]:
@@ -445,12 +459,22 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
                     score = (round(new, 12), squares)
                     if best is None or score < best[0]:
                         best = (score, vm, source, target)
-        if best is None:
-            break
+        stuck = best is None or not (
+            best[0][0] < current - 1e-12 or (best[0][0] <= current + 1e-12 and best[0][1] < -1e-12)
+        )
+        if stuck:
+            swap = _best_swap(ctx, search, ranked, by_node, moved, sources, targets, current)
+            if swap is None or len(history) + 2 > max_moves:
+                break
+            for vm, source, target in swap:
+                search.apply(vm, target)
+                moved.add(vm.key)
+                by_node[source].remove(vm)
+                history.append((vm, source, target))
+            current = spread(instance, search.assignment) if len(instance.nodes) <= 64 else current
+            spreads += [math.inf, current]  # never cut between the two halves of a swap
+            continue
         (new, squares), vm, source, target = best
-        improves = new < current - 1e-12
-        if not improves and not (new <= current + 1e-12 and squares < -1e-12):
-            break
         if ctx.accept is not None and not ctx.accept(vm, target, search.assignment):
             moved.add(vm.key)  # its pod constraints forbid it here: leave it
             continue
@@ -467,6 +491,9 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
         cut = 0
     chosen = history[:cut]
     chosen = _prune(ctx, chosen, min_gain)
+    annealed = _anneal(ctx, chosen, min_gain)
+    if annealed is not None:
+        chosen = _prune(ctx, annealed, min_gain)
     assignment = {vm.key: target for vm, _s, target in chosen}
     return [_move(vm, s, t) for vm, s, t in chosen], start, spread(instance, assignment)
 
@@ -504,6 +531,169 @@ class _Evaluator:
         return spread_of(util, tuple(n for n in self.instance.nodes if n.in_spread))
 
 
+ANNEAL_MAX_NODES = 32  # the annealing refines plans of small clusters only
+ANNEAL_MAX_VMS = 300
+ANNEAL_STEPS_PER_VM = 300
+ANNEAL_MAX_STEPS = 20_000
+
+
+def _anneal(ctx: Context, chosen: list, min_gain: float) -> list | None:
+    """Simulated annealing from the greedy plan on small clusters: random moves and swaps of
+    VMs over allowed nodes within the limits, minimising spread + a price per moved VM (the
+    minimum gain, at least 1e-4), seeded so that a state always gets the same plan. Returns
+    the moves in an order feasible one after the other, or None when it finds nothing better."""
+    instance = ctx.instance
+    movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
+    counted = [n for n in instance.nodes if n.in_spread]
+    if (
+        ctx.accept is not None
+        or not movable
+        or len(instance.nodes) > ANNEAL_MAX_NODES
+        or len(movable) > ANNEAL_MAX_VMS
+        or len(counted) < 2
+    ):
+        return None
+    import random
+
+    rng = random.Random(0)
+    price = max(min_gain, 1e-4)
+    nodes = {n.name: n for n in instance.nodes}
+    start = loads(instance, {})
+    load = loads(instance, {vm.key: t for vm, _s, t in chosen})
+    where = {vm.key: vm.node for vm in movable}
+    where.update({vm.key: t for vm, _s, t in chosen})
+    names = [n.name for n in counted]
+
+    def objective() -> float:
+        worst = 0.0
+        for r, cap in ((0, "cpu_capacity"), (1, "memory_capacity")):
+            values = [_ratio(load[n][r], getattr(nodes[n], cap)) for n in names]
+            worst = max(worst, max(values) - min(values))
+        moved = sum(1 for vm in movable if where[vm.key] != vm.node)
+        return worst + price * moved
+
+    def fits(name: str, cpu: float, memory: float, count: int) -> bool:
+        n, slot = nodes[name], load[name]
+        return (
+            (cpu <= 0 or slot[0] + cpu <= max(n.cpu_allowed, start[name][0]) + EPSILON)
+            and (memory <= 0 or slot[1] + memory <= max(n.memory_allowed, start[name][1]) + EPSILON)
+            and (count <= 0 or n.max_vms is None or slot[2] + count <= max(n.max_vms, start[name][2]))
+        )
+
+    def shift(vm: PlanVM, source: str, target: str) -> None:
+        for i, amount in ((0, vm.cpu), (1, vm.memory), (2, 1)):
+            load[source][i] -= amount
+            load[target][i] += amount
+        where[vm.key] = target
+
+    current = objective()
+    greedy = current
+    best, best_where = current, dict(where)
+    steps = min(ANNEAL_MAX_STEPS, ANNEAL_STEPS_PER_VM * len(movable))
+    temperature, cooling = 0.05, (1e-4 / 0.05) ** (1 / steps)
+    for _ in range(steps):
+        temperature *= cooling
+        a = movable[rng.randrange(len(movable))]
+        source = where[a.key]
+        if rng.random() < 0.7:
+            target = rng.choice(sorted(a.allowed))
+            if target == source or target not in nodes or not fits(target, a.cpu, a.memory, 1):
+                continue
+            shift(a, source, target)
+            undo = [(a, target, source)]
+        else:
+            b = movable[rng.randrange(len(movable))]
+            target = where[b.key]
+            if target == source or target not in a.allowed or source not in b.allowed:
+                continue
+            if not (
+                fits(target, a.cpu - b.cpu, a.memory - b.memory, 0)
+                and fits(source, b.cpu - a.cpu, b.memory - a.memory, 0)
+            ):
+                continue
+            shift(a, source, target)
+            shift(b, target, source)
+            undo = [(b, source, target), (a, target, source)]
+        value = objective()
+        if value <= current or rng.random() < math.exp((current - value) / temperature):
+            current = value
+            if value < best - 1e-12:
+                best, best_where = value, dict(where)
+        else:
+            for vm, s_, t_ in undo:
+                shift(vm, s_, t_)
+    if best >= greedy - 1e-9:
+        return None
+    moves = [(vm, vm.node, best_where[vm.key]) for vm in movable if best_where[vm.key] != vm.node]
+    return _sequence(instance, moves)
+
+
+def _sequence(instance: Instance, moves: list) -> list | None:
+    """The moves in an order each step of which stays within the limits (lightest first
+    where there is a choice); None when some cannot follow any order."""
+    search = _Search(instance)
+    start = {name: list(load) for name, load in search.load.items()}
+    remaining = sorted(moves, key=lambda m: (m[0].memory, m[0].cpu, m[0].key))
+    ordered = []
+    while remaining:
+        for item in remaining:
+            vm, _source, target = item
+            n, load = search.nodes[target], search.load[target]
+            if (
+                load[0] + vm.cpu <= max(n.cpu_allowed, start[target][0]) + EPSILON
+                and load[1] + vm.memory <= max(n.memory_allowed, start[target][1]) + EPSILON
+                and (n.max_vms is None or load[2] + 1 <= max(n.max_vms, start[target][2]))
+            ):
+                search.apply(vm, target)
+                ordered.append(item)
+                remaining.remove(item)
+                break
+        else:
+            return None
+    return ordered
+
+
+def _best_swap(ctx: Context, search: _Search, ranked, by_node, moved, sources, targets, current: float):
+    """The exchange of a VM on a busy node with a smaller one on an idle node that lowers
+    the spread most (or keeps it and lowers the sum of squares), as two moves in an order
+    that is feasible one after the other; None when none does."""
+    best = None
+    for source in sources:
+        for target in targets:
+            if target == source:
+                continue
+            for a in by_node.get(source, ()):
+                if a.key in moved or target not in a.allowed:
+                    continue
+                for b in by_node.get(target, ()):
+                    if b.key in moved or source not in b.allowed or (b.cpu >= a.cpu and b.memory >= a.memory):
+                        continue
+                    new, squares = search.spread_change(ranked, source, target, a.cpu - b.cpu, a.memory - b.memory)
+                    if not (new < current - 1e-12 or (new <= current + 1e-12 and squares < -1e-12)):
+                        continue
+                    score = (round(new, 12), squares)
+                    if best is not None and score >= best[0]:
+                        continue
+                    order = _swap_order(search, a, b, source, target)
+                    if order is not None:
+                        best = (score, order)
+    if best is None:
+        return None
+    order = best[1]
+    if ctx.accept is not None and not all(ctx.accept(vm, t, search.assignment) for vm, _s, t in order):
+        return None
+    return order
+
+
+def _swap_order(search: _Search, a: PlanVM, b: PlanVM, source: str, target: str):
+    """a: source -> target and b: target -> source, in an order each step of which fits."""
+    if search.fits_load(target, a.cpu, a.memory, 1) and search.fits_load(source, b.cpu - a.cpu, b.memory - a.memory, 0):
+        return [(a, source, target), (b, target, source)]
+    if search.fits_load(source, b.cpu, b.memory, 1) and search.fits_load(target, a.cpu - b.cpu, a.memory - b.memory, 0):
+        return [(b, target, source), (a, source, target)]
+    return None
+
+
 def _prune(ctx: Context, chosen: list, min_gain: float) -> list:
     """Drop each move whose removal raises the spread by less than min_gain (latest first)."""
     if len(chosen) > 200:
@@ -515,7 +705,8 @@ def _prune(ctx: Context, chosen: list, min_gain: float) -> list:
         trial = [c for c in current if c is not item]
         assignment = {vm.key: t for vm, _s, t in trial}
         trial_spread = evaluator.spread(assignment)
-        if trial_spread - base < min_gain and not _new_violations(ctx.instance, assignment, evaluator):
+        worth = trial_spread - base >= min_gain and trial_spread > base + 1e-12
+        if not worth and not _new_violations(ctx.instance, assignment, evaluator):
             current = trial
             base = trial_spread
     return current
