@@ -762,6 +762,26 @@ def _drain_goal(ctx: Context) -> tuple[list[Move], list[PlanVM]]:
     return moves, stranded
 
 
+def _bound(instance: Instance, after: float, notes: list[str]) -> float | None:
+    """planbound.lower_bound: no plan within the limits reaches a smaller spread. None, with
+    a note, when it cannot be stated (no assignment keeps every node within its limits, as
+    when load that does not move already breaks one)."""
+    from .planbound import NoFeasiblePlan, lower_bound
+
+    try:
+        bound = lower_bound(instance)
+    except (NoFeasiblePlan, ValueError, ArithmeticError) as exc:
+        notes.append(f"no lower bound on the spread: {exc}")
+        return None
+    if bound > after + 1e-9:
+        notes.append(
+            f"no lower bound on the spread: the bound ({bound:.1%}) assumes every node within its limits, which "
+            "load that does not move already breaks"
+        )
+        return None
+    return bound
+
+
 def _keep_targets(ctx: Context, moves: list[Move]) -> list[Move]:
     """The longest prefix of the moves that leaves every VM that has a migration target now
     with one, and violates no constraint the state did not already violate."""
@@ -900,6 +920,7 @@ def plan_context(
             stranded += [replace(vms[m.key], movable=False, reason=NO_SAFE_TARGET) for m in cut]
         moves = kept
         after = spread(instance, {m.key: m.target for m in moves})
+    bound = _bound(instance, after, notes)
     return Plan(
         goal,
         node,
@@ -915,6 +936,7 @@ def plan_context(
         notes,
         ctx.hostnames,
         ctx.kubevirt_version,
+        bound,
     )
 
 

@@ -12,7 +12,8 @@ SPREAD = Family(
     "ov_rebalance_plan_spread_ratio",
     "gauge",
     "Spread of VM-node utilisation (busiest - idlest node, the worse of CPU and memory; utilisation of what "
-    "the thresholds allow) now and after the rebalance plan `ov-exporter plan` proposes. when: now, after.",
+    "the thresholds allow) now and after the rebalance plan `ov-exporter plan` proposes, and a proven lower bound "
+    "on what any plan reaches (domain/planbound.py; absent when it cannot be stated). when: now, after, bound.",
     ("when",),
 )
 THRESHOLD = Family(
@@ -48,6 +49,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out.samples += [
         Sample(SPREAD.name, ("now",), plan.spread_before),
         Sample(SPREAD.name, ("after",), plan.spread_after),
+        *([Sample(SPREAD.name, ("bound",), plan.lower_bound)] if plan.lower_bound is not None else []),
         Sample(THRESHOLD.name, (), thresholds.rebalance_spread_max),
         Sample(MOVES.name, (), len(plan.moves)),
         Sample(WAVES.name, (), len(plan.waves)),
