@@ -139,6 +139,7 @@ CLUSTER_WIDE = NO_LABELS | {
     "OVMigrationParallelWithoutDedicatedNetwork",
     "OVMigrationQueueStalled",
     "OVNodeWithoutRemediation",
+    "OVRebalancePlanAvailable",
 }
 
 
