@@ -27,6 +27,7 @@ def test_json_plan_of_the_demo_moves_movable_vms_only_and_knows_its_basis(capsys
     assert doc["based_on"]["resource_versions"]["nodes"] and doc["based_on"]["resource_versions"]["vmis"]
     moves = [m for w in doc["waves"] for m in w["moves"]]
     assert moves and doc["spread"]["after"] < doc["spread"]["before"]
+    assert 0 <= doc["spread"]["lower_bound"] <= doc["spread"]["after"]  # the gap to optimal, on every plan
     excluded = {(e["namespace"], e["vm"]): e["reason"] for e in doc["excluded"]}
     assert not {(m["namespace"], m["vm"]) for m in moves} & set(excluded)
     assert "rwo_disk" in excluded.values() and "not_converging" in excluded.values()
@@ -35,7 +36,7 @@ def test_json_plan_of_the_demo_moves_movable_vms_only_and_knows_its_basis(capsys
 
 def test_table_and_markdown_show_waves_nodes_and_exclusions(capsys):
     code, table, _ = _run(capsys, "--demo")
-    assert code == 0 and "wave 1 (expected" in table and "not moved:" in table
+    assert code == 0 and "wave 1 (expected" in table and "not moved:" in table and "lower bound" in table
     code, md, _ = _run(capsys, "--demo", "--output", "markdown")
     assert code == 0
     for heading in ("# Rebalance plan", "## Before / after per node", "### Wave 1", "## Risks", "## Not moved"):

@@ -175,3 +175,29 @@ def test_verify_tells_done_still_safe_no_longer_safe_and_superseded():
     cordoned = [node("worker-0"), node("worker-1", cordoned=True)] + now[2:]
     checks = planner.verify(state(*cordoned), config(), moves[1:2])
     assert checks[0].status == planner.NO_LONGER_SAFE and "no_target_node" in checks[0].detail
+
+
+def test_verify_names_the_target_test_a_cordoned_target_now_fails():
+    objs = [node("worker-0"), node("worker-1"), node("worker-2")] + [
+        virt_handler_pod(n) for n in ("worker-0", "worker-1", "worker-2")
+    ]
+    objs += _pair("vm-0", "worker-0")
+    moves = [(("vms", "vm-0"), "worker-0", "worker-1")]
+    assert [c.status for c in planner.verify(state(*objs), config(), moves)] == [planner.PENDING]
+    objs[1] = node("worker-1", cordoned=True)
+    [check] = planner.verify(state(*objs), config(), moves)
+    assert check.status == planner.NO_LONGER_SAFE and "worker-1 fails the target test: cordoned" in check.detail
+
+
+def test_evacuate_control_plane_moves_vms_off_control_plane_nodes_only_to_workers():
+    master = node("master-0", control_plane=True, schedulable=True)
+    objs = _two_nodes(master, virt_handler_pod("master-0"), *_pair("on-master", "master-0"), *_pair("w", "worker-0"))
+    result = planner.plan(state(*objs), config(), "evacuate-control-plane")
+    assert [(m.key[1], m.source) for m in result.moves] == [("on-master", "master-0")]
+    assert result.moves[0].target in ("worker-0", "worker-1")
+
+
+def test_the_same_state_always_gets_the_same_plan():
+    objs = _two_nodes(*[o for i in range(6) for o in _pair(f"vm-{i}", "worker-0", cores=i + 1)])
+    first, second = (planner.plan(state(*objs), config()) for _ in range(2))
+    assert first.moves and first.moves == second.moves

@@ -206,6 +206,16 @@ def to_markdown(plan: Plan, max_excluded: int = 20) -> str:
         "cpu-overcommit-max; memory: allocatable x memory-overcommit-max, guest memory plus virt-launcher "
         "overhead).",
         "",
+        *(
+            [
+                f"The lower bound ({_pct(plan.lower_bound)}) is proven: no plan that keeps every node within its "
+                "limits reaches a smaller spread (the larger of a fluid bound and the LP relaxation of the same "
+                "model). The gap between it and the plan's spread is the most a better plan could gain.",
+                "",
+            ]
+            if plan.lower_bound is not None
+            else []
+        ),
         f"Based on the cluster state read at {_rfc3339(plan.basis.read_at)} ({len(plan.basis.nodes)} nodes, "
         f"{len(plan.basis.vmis)} VMIs, resourceVersions in the JSON plan). Run "
         "`ov-exporter plan --verify PLAN.json` before each wave.",

@@ -369,14 +369,21 @@ EXPECTED = {  # check -> (object, severity) that must survive any damage elsewhe
     "control_plane_placement": (ObjectRef("Node", "", "good-master-0"), Severity.WARNING),  # 2 of 2 on one host
     "control_plane_vm_workloads": (ObjectRef("Node", "", "good-master-1"), Severity.WARNING),
 }
+# Checks whose finding is a verdict on the whole cluster that any damaged node or VMI may
+# legitimately change: they must stay healthy (status ok), no planted finding is required.
+CLUSTER_GLOBAL = {
+    "rebalance_plan": "the spread and the plan depend on every node and VMI: a damaged node with load "
+    "that cannot move sets the spread, and then no move lowers it",
+}
 
 
 def test_every_declared_check_has_a_planted_finding_that_must_survive_damage():
     """A new check joins the damage properties below: plant an object for it in planted()
-    and name the finding it must keep in EXPECTED."""
+    and name the finding it must keep in EXPECTED (or say in CLUSTER_GLOBAL why it cannot)."""
     from ov_exporter.checks import CHECKS
 
-    assert set(EXPECTED) == {spec.id for spec in CHECKS}
+    assert not set(EXPECTED) & set(CLUSTER_GLOBAL)
+    assert set(EXPECTED) | set(CLUSTER_GLOBAL) == {spec.id for spec in CHECKS}
 
 
 def base_samples() -> dict[str, list[UpstreamSample]]:
@@ -552,6 +559,8 @@ def _assert_healthy(evaluation, expect_planted=True):
         assert result.status in (Status.OK, Status.NOT_APPLICABLE), (result.spec.id, result.error)
         if expect_planted:
             assert result.status is Status.OK, (result.spec.id, result.error)
+            if result.spec.id in CLUSTER_GLOBAL:
+                continue
             obj, severity = EXPECTED[result.spec.id]
             allowed = severity if isinstance(severity, tuple) else (severity,)
             assert any(f.obj == obj and f.severity in allowed for f in result.findings), (

@@ -50,9 +50,11 @@ PAGETABLE_DIVISOR = 512
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 
-def launcher_overhead(vmi: VirtualMachineInstance) -> float:
-    """Bytes KubeVirt adds to the virt-launcher pod's memory request beyond the guest."""
-    _cpu, memory = _readiness.vmi_requests(vmi, 1.0)
+def launcher_overhead(vmi: VirtualMachineInstance, memory: float | None = None) -> float:
+    """Bytes KubeVirt adds to the virt-launcher pod's memory request beyond the guest
+    (`memory`: the VMI's memory request, when known)."""
+    if memory is None:
+        memory = _readiness.vmi_requests(vmi, 1.0)[1]
     overhead = memory // PAGETABLE_DIVISOR + FIXED_OVERHEAD + PER_VCPU_OVERHEAD * vmi_vcpus(vmi)
     overhead += IOTHREAD_OVERHEAD + VIDEO_OVERHEAD
     if vmi_dedicated(vmi):
@@ -63,7 +65,7 @@ def launcher_overhead(vmi: VirtualMachineInstance) -> float:
 def launcher_requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
     """(CPU, memory bytes) the virt-launcher pod requests: the VMI's requests plus the overhead."""
     cpu, memory = _readiness.vmi_requests(vmi, ratio)
-    return cpu, memory + launcher_overhead(vmi)
+    return cpu, memory + launcher_overhead(vmi, memory)
 
 
 # ---------------------------------------------------------------- the nodes
@@ -102,6 +104,12 @@ class Targets:
     ratio: float  # vmiCPUAllocationRatio
     anti_affinity_namespaces: frozenset[str]  # namespaces with pods carrying required anti-affinity
     _cache: dict[bytes, list[Room]]
+    requests: dict[tuple[str, str], tuple[float, float]]  # active VMI -> its launcher requests
+    overheads: dict[tuple[str, str], float]  # active VMI -> its launcher overhead
+
+    def launcher(self, vmi: VirtualMachineInstance) -> tuple[float, float]:
+        found = self.requests.get((vmi.metadata.namespace, vmi.metadata.name))
+        return found if found is not None else launcher_requests(vmi, self.ratio)
 
 
 def _blocked(node: Node, schedulable: set[str], handlers: dict[str, bool] | None) -> str:
@@ -128,12 +136,18 @@ def _targets(state: ClusterState, config: Config) -> Targets:
     schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
     used: dict[str, list[float]] = {}
     pods: dict[tuple[str, str], Pod] = {}
+    requests: dict[tuple[str, str], tuple[float, float]] = {}
+    overheads: dict[tuple[str, str], float] = {}
     anti: set[str] = set()
     for vmi in state.vmis:
         node = vmi_node(vmi)
         if not node:
             continue
-        cpu, memory = launcher_requests(vmi, ratio)
+        key = (vmi.metadata.namespace, vmi.metadata.name)
+        cpu, memory = _readiness.vmi_requests(vmi, ratio)
+        overheads[key] = launcher_overhead(vmi, memory)
+        memory += overheads[key]
+        requests[key] = (cpu, memory)
         slot = used.setdefault(node, [0.0, 0.0, 0.0])
         slot[0] += cpu
         slot[1] += memory
@@ -166,7 +180,7 @@ def _targets(state: ClusterState, config: Config) -> Targets:
             (memory or 0.0) - u[1],
             None if pod_slots is None else pod_slots - u[2],
         )
-    return Targets(rooms, pods, ratio, frozenset(anti), {})
+    return Targets(rooms, pods, ratio, frozenset(anti), {}, requests, overheads)
 
 
 # ---------------------------------------------------------------- the test
@@ -320,7 +334,7 @@ def target_rooms(
     """The nodes other than the VMI's own (`source`, default where it runs) that pass the
     whole test; with `first`, at most one (enough to tell whether it has somewhere to go)."""
     source = vmi_node(vmi) if source is None else source
-    cpu, memory = launcher_requests(vmi, t.ratio)
+    cpu, memory = t.launcher(vmi)
     meta = vmi.metadata
     pod_labels = meta.labels or {}
     pod_terms = _has_pod_terms(spec) or meta.namespace in t.anti_affinity_namespaces
@@ -361,7 +375,7 @@ def has_target(t: Targets, vmi: VirtualMachineInstance, spec: Any, source: str |
     if front is None:
         front = _frontier([r for r in static_candidates(t, spec) if r.pods_free is None or r.pods_free >= 1])
         t._cache[key] = front
-    cpu, memory = launcher_requests(vmi, t.ratio)
+    cpu, memory = t.launcher(vmi)
     source_fits = False
     for room in front:
         if room.cpu_free >= cpu and room.memory_free >= memory:
@@ -383,7 +397,7 @@ def no_target_detail(t: Targets, vmi: VirtualMachineInstance, spec: Any) -> str:
             "no other VM-schedulable, Ready node with a Ready virt-handler matches its nodeSelector/required "
             "node affinity and tolerations"
         )
-    cpu, memory = launcher_requests(vmi, t.ratio)
+    cpu, memory = t.launcher(vmi)
     roomy = [r for r in matching if fits(r, cpu, memory)]
     if roomy:
         meta = vmi.metadata
@@ -405,7 +419,7 @@ def after_moves(t: Targets, vmis: Mapping[tuple[str, str], VirtualMachineInstanc
         pod = pods.get(key)
         if pod is None or target not in free:
             continue
-        cpu, memory = launcher_requests(vmis[key], t.ratio)
+        cpu, memory = t.launcher(vmis[key])
         for node, sign in ((pod.node, 1), (target, -1)):
             slot = free.get(node)
             if slot is None:
@@ -419,4 +433,4 @@ def after_moves(t: Targets, vmis: Mapping[tuple[str, str], VirtualMachineInstanc
         name: Room(r.node, r.name, r.labels, r.blocked, free[name][0], free[name][1], free[name][2])
         for name, r in t.rooms.items()
     }
-    return Targets(rooms, pods, t.ratio, t.anti_affinity_namespaces, {})
+    return Targets(rooms, pods, t.ratio, t.anti_affinity_namespaces, {}, t.requests, t.overheads)

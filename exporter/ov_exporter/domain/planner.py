@@ -8,9 +8,11 @@ Goals:
 - spread: minimise the spread of node utilisation (planmodel.spread) with few moves. A
   greedy local search moves one VM at a time from the busiest nodes to the idlest allowed
   ones, taking the move that lowers the spread most (ties: the sum of squared utilisations,
-  so a move off one of two equally busy nodes still counts); the plan is cut back to the
-  shortest prefix reaching its best spread, and moves whose removal costs less than the
-  minimum gain are dropped. No plan when the spread is already within the threshold.
+  so a move off one of two equally busy nodes still counts), or exchanges two VMs when no
+  single move helps; the plan is cut back to the shortest prefix reaching its best spread.
+  On small clusters a seeded simulated annealing refines it (`_anneal`). Moves whose
+  removal costs less than the minimum gain are dropped. No plan when the spread is already
+  within the threshold.
 - drain NODE / evacuate-control-plane: every movable VM on the node(s) moves to the allowed
   node that keeps the spread lowest (largest VMs first); the node(s) leave the spread.
 
@@ -43,14 +45,13 @@ from .k8s import (
     vmi_node,
     vmi_vcpus,
 )
-from .planmodel import EPSILON, Instance, PlanNode, PlanVM, VMKey, loads, spread
+from .planmodel import EPSILON, Instance, PlanNode, PlanVM, VMKey, _ratio, loads, spread, spread_of
 
 DEFAULT_WAVE_SIZE = 5  # the seed's advice: start small, batches of at most 5
 DEFAULT_INBOUND = 2
 DEFAULT_MAX_MOVES = 100
 DEFAULT_MIN_GAIN = 0.01  # a move must lower the spread by one point of utilisation (plan_context)
 DEFAULT_SPREAD_THRESHOLD = 0.2  # within this spread, no plan (plan_context)
-PLATEAU_MOVES = 5  # moves in a row allowed without lowering the spread
 HOT, COLD = 3, 8  # source nodes (busiest) and target nodes (idlest) examined per resource
 
 # Reasons a VM does not move (label `reason` of ov_rebalance_plan_unmovable_vms): the
@@ -135,22 +136,27 @@ def build_instance(
     fixed: dict[str, list[float]] = {name: [0.0, 0.0] for name in node_names}
     counts: dict[str, int] = dict.fromkeys(node_names, 0)
     pod_terms: dict[VMKey, Any] = {}
+    bases: dict[int, frozenset[str]] = {}  # id(static candidate list) -> their names, shared
     for vmi in active:
         meta = vmi.metadata
         key = (meta.namespace, meta.name)
         where = vmi_node(vmi)
         counts[where] = counts.get(where, 0) + 1
         cpu = float(vmi_vcpus(vmi))
-        memory = (vmi_guest_memory(vmi) or readiness.vmi_requests(vmi, targets.ratio)[1]) + placement.launcher_overhead(
-            vmi
-        )
+        request = targets.requests[key][1]  # memory request + overhead
+        guest = vmi_guest_memory(vmi)
+        memory = request if guest is None else guest + targets.overheads[key]
         spec = vmi.spec
         reason = _unmovable_reason(key, config, verdicts, predicted, migrating)
         allowed: frozenset[str] = frozenset({where})
         if not reason:
             rooms = placement.static_candidates(targets, spec)
-            allowed = frozenset(r.name for r in rooms if r.name not in drained and r.name not in control_plane)
-            allowed |= {where} - drained
+            base = bases.get(id(rooms))
+            if base is None:
+                base = bases[id(rooms)] = frozenset(
+                    r.name for r in rooms if r.name not in drained and r.name not in control_plane
+                )
+            allowed = base if where in base or where in drained else base | {where}
             if placement._has_pod_terms(spec) or meta.namespace in targets.anti_affinity_namespaces:
                 pod_terms[key] = vmi
                 allowed = frozenset(
@@ -392,8 +398,12 @@ class _Search:
 
     def spread_after(self, ranked, vm: PlanVM, source: str, target: str) -> tuple[float, float]:
         """(spread, change in the sum of squared utilisations) if `vm` moved source -> target."""
+        return self.spread_change(ranked, source, target, vm.cpu, vm.memory)
+
+    def spread_change(self, ranked, source: str, target: str, cpu: float, memory: float) -> tuple[float, float]:
+        """(spread, change in the sum of squares) if `cpu` and `memory` went from source to target."""
         worst, squares = 0.0, 0.0
-        for r, amount in ((0, vm.cpu), (1, vm.memory)):
+        for r, amount in ((0, cpu), (1, memory)):
             values = []
             for name, delta in ((source, -amount), (target, amount)):
                 if name in self.nodes and self.nodes[name].in_spread:
@@ -406,6 +416,14 @@ class _Search:
             if len(values) >= 2:
                 worst = max(worst, max(values) - min(values))
         return worst, squares
+
+    def fits_load(self, target: str, cpu: float, memory: float, count: int) -> bool:
+        n, load = self.nodes[target], self.load[target]
+        return (
+            load[0] + cpu <= n.cpu_allowed + EPSILON
+            and load[1] + memory <= n.memory_allowed + EPSILON
+            and (n.max_vms is None or load[2] + count <= n.max_vms)
+        )
 
 
 def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float) -> tuple[list[Move], float, float]:
@@ -421,16 +439,19 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
     moved: set[VMKey] = set()
     history: list[tuple[PlanVM, str, str]] = []
     spreads = [start]
-    current, plateau = start, 0
+    current = start
     while len(history) < max_moves:
         ranked = search.ranked()
         sources = {n for r in (0, 1) for _u, n in ranked[r][:HOT]}
         targets = [n for n in dict.fromkeys(n for r in (0, 1) for _u, n in reversed(ranked[r][-COLD:]))]
         best = None
         for source in sources:
+            sizes: set[tuple] = set()  # VMs alike (size and allowed nodes) are one candidate
             for vm in by_node.get(source, ()):
-                if vm.key in moved:
+                alike = (vm.cpu, vm.memory, id(vm.allowed))
+                if vm.key in moved or alike in sizes:
                     continue
+                sizes.add(alike)
                 for target in targets:
                     if target == source or target not in vm.allowed or not search.fits(vm, target):
                         continue
@@ -438,18 +459,25 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
                     score = (round(new, 12), squares)
                     if best is None or score < best[0]:
                         best = (score, vm, source, target)
-        if best is None:
-            break
+        stuck = best is None or not (
+            best[0][0] < current - 1e-12 or (best[0][0] <= current + 1e-12 and best[0][1] < -1e-12)
+        )
+        if stuck:
+            swap = _best_swap(ctx, search, ranked, by_node, moved, sources, targets, current)
+            if swap is None or len(history) + 2 > max_moves:
+                break
+            for vm, source, target in swap:
+                search.apply(vm, target)
+                moved.add(vm.key)
+                by_node[source].remove(vm)
+                history.append((vm, source, target))
+            current = spread(instance, search.assignment) if len(instance.nodes) <= 64 else current
+            spreads += [math.inf, current]  # never cut between the two halves of a swap
+            continue
         (new, squares), vm, source, target = best
-        improves = new < current - 1e-12
-        if not improves and not (new <= current + 1e-12 and squares < -1e-12):
-            break
         if ctx.accept is not None and not ctx.accept(vm, target, search.assignment):
             moved.add(vm.key)  # its pod constraints forbid it here: leave it
             continue
-        plateau = 0 if new < current - min_gain else plateau + 1
-        if plateau > PLATEAU_MOVES:
-            break
         search.apply(vm, target)
         moved.add(vm.key)
         by_node[source].remove(vm)
@@ -463,30 +491,244 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
         cut = 0
     chosen = history[:cut]
     chosen = _prune(ctx, chosen, min_gain)
+    price = max(min_gain, 1e-4)
+    evaluator = _Evaluator(instance)
+
+    def cost(plan: list) -> float:
+        return evaluator.spread({vm.key: t for vm, _s, t in plan}) + price * len(plan)
+
+    best_cost = cost(chosen)
+    for seed in ANNEAL_SEEDS:
+        annealed = _anneal(ctx, chosen, min_gain, seed)
+        if annealed is not None and cost(annealed) < best_cost - 1e-12:
+            chosen, best_cost = annealed, cost(annealed)
+    chosen = _prune(ctx, chosen, min_gain)
     assignment = {vm.key: target for vm, _s, target in chosen}
     return [_move(vm, s, t) for vm, s, t in chosen], start, spread(instance, assignment)
+
+
+class _Evaluator:
+    """Loads and spread of an assignment from the start loads plus the moved VMs only
+    (planmodel.loads and spread walk every VM)."""
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self.start = loads(instance, {})
+        self.vms = {vm.key: vm for vm in instance.vms}
+
+    def loads(self, assignment: Mapping[VMKey, str]) -> dict[str, list[float]]:
+        result = {name: list(load) for name, load in self.start.items()}
+        for key, target in assignment.items():
+            vm = self.vms[key]
+            if not vm.movable or target == vm.node or target not in result:
+                continue
+            for name, sign in ((vm.node, -1), (target, 1)):
+                slot = result.get(name)
+                if slot is not None:
+                    slot[0] += sign * vm.cpu
+                    slot[1] += sign * vm.memory
+                    slot[2] += sign
+        return result
+
+    def spread(self, assignment: Mapping[VMKey, str]) -> float:
+        load = self.loads(assignment)
+        util = {
+            n.name: (_ratio(load[n.name][0], n.cpu_capacity), _ratio(load[n.name][1], n.memory_capacity))
+            for n in self.instance.nodes
+            if n.in_spread
+        }
+        return spread_of(util, tuple(n for n in self.instance.nodes if n.in_spread))
+
+
+ANNEAL_MAX_NODES = 32  # the annealing refines plans of small clusters only
+ANNEAL_MAX_VMS = 300
+ANNEAL_STEPS_PER_VM = 300
+ANNEAL_MAX_STEPS = 20_000
+ANNEAL_SEEDS = (0, 1, 2)  # independent runs; the best sequenced result wins
+
+
+def _anneal(ctx: Context, chosen: list, min_gain: float, seed: int = 0) -> list | None:
+    """Simulated annealing from the greedy plan on small clusters: random moves and swaps of
+    VMs over allowed nodes within the limits, minimising spread + a price per moved VM (the
+    minimum gain, at least 1e-4), seeded so that a state always gets the same plan. Returns
+    the moves in an order feasible one after the other, or None when it finds nothing better."""
+    instance = ctx.instance
+    movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
+    counted = [n for n in instance.nodes if n.in_spread]
+    if (
+        ctx.accept is not None
+        or not movable
+        or len(instance.nodes) > ANNEAL_MAX_NODES
+        or len(movable) > ANNEAL_MAX_VMS
+        or len(counted) < 2
+    ):
+        return None
+    import random
+
+    rng = random.Random(seed)
+    price = max(min_gain, 1e-4)
+    nodes = {n.name: n for n in instance.nodes}
+    start = loads(instance, {})
+    load = loads(instance, {vm.key: t for vm, _s, t in chosen})
+    where = {vm.key: vm.node for vm in movable}
+    where.update({vm.key: t for vm, _s, t in chosen})
+    names = [n.name for n in counted]
+
+    def objective() -> float:
+        worst = 0.0
+        for r, cap in ((0, "cpu_capacity"), (1, "memory_capacity")):
+            values = [_ratio(load[n][r], getattr(nodes[n], cap)) for n in names]
+            worst = max(worst, max(values) - min(values))
+        moved = sum(1 for vm in movable if where[vm.key] != vm.node)
+        return worst + price * moved
+
+    def fits(name: str, cpu: float, memory: float, count: int) -> bool:
+        n, slot = nodes[name], load[name]
+        return (
+            (cpu <= 0 or slot[0] + cpu <= max(n.cpu_allowed, start[name][0]) + EPSILON)
+            and (memory <= 0 or slot[1] + memory <= max(n.memory_allowed, start[name][1]) + EPSILON)
+            and (count <= 0 or n.max_vms is None or slot[2] + count <= max(n.max_vms, start[name][2]))
+        )
+
+    def shift(vm: PlanVM, source: str, target: str) -> None:
+        for i, amount in ((0, vm.cpu), (1, vm.memory), (2, 1)):
+            load[source][i] -= amount
+            load[target][i] += amount
+        where[vm.key] = target
+
+    current = objective()
+    greedy = current
+    best, best_where = current, dict(where)
+    steps = min(ANNEAL_MAX_STEPS, ANNEAL_STEPS_PER_VM * len(movable))
+    temperature, cooling = 0.05, (1e-4 / 0.05) ** (1 / steps)
+    for _ in range(steps):
+        temperature *= cooling
+        a = movable[rng.randrange(len(movable))]
+        source = where[a.key]
+        if rng.random() < 0.7:
+            target = rng.choice(sorted(a.allowed))
+            if target == source or target not in nodes or not fits(target, a.cpu, a.memory, 1):
+                continue
+            shift(a, source, target)
+            undo = [(a, target, source)]
+        else:
+            b = movable[rng.randrange(len(movable))]
+            target = where[b.key]
+            if target == source or target not in a.allowed or source not in b.allowed:
+                continue
+            if not (
+                fits(target, a.cpu - b.cpu, a.memory - b.memory, 0)
+                and fits(source, b.cpu - a.cpu, b.memory - a.memory, 0)
+            ):
+                continue
+            shift(a, source, target)
+            shift(b, target, source)
+            undo = [(b, source, target), (a, target, source)]
+        value = objective()
+        if value <= current or rng.random() < math.exp((current - value) / temperature):
+            current = value
+            if value < best - 1e-12:
+                best, best_where = value, dict(where)
+        else:
+            for vm, s_, t_ in undo:
+                shift(vm, s_, t_)
+    if best >= greedy - 1e-9:
+        return None
+    moves = [(vm, vm.node, best_where[vm.key]) for vm in movable if best_where[vm.key] != vm.node]
+    return _sequence(instance, moves)
+
+
+def _sequence(instance: Instance, moves: list) -> list | None:
+    """The moves in an order each step of which stays within the limits (lightest first
+    where there is a choice); None when some cannot follow any order."""
+    search = _Search(instance)
+    start = {name: list(load) for name, load in search.load.items()}
+    remaining = sorted(moves, key=lambda m: (m[0].memory, m[0].cpu, m[0].key))
+    ordered = []
+    while remaining:
+        for item in remaining:
+            vm, _source, target = item
+            n, load = search.nodes[target], search.load[target]
+            if (
+                load[0] + vm.cpu <= max(n.cpu_allowed, start[target][0]) + EPSILON
+                and load[1] + vm.memory <= max(n.memory_allowed, start[target][1]) + EPSILON
+                and (n.max_vms is None or load[2] + 1 <= max(n.max_vms, start[target][2]))
+            ):
+                search.apply(vm, target)
+                ordered.append(item)
+                remaining.remove(item)
+                break
+        else:
+            return None
+    return ordered
+
+
+def _best_swap(ctx: Context, search: _Search, ranked, by_node, moved, sources, targets, current: float):
+    """The exchange of a VM on a busy node with a smaller one on an idle node that lowers
+    the spread most (or keeps it and lowers the sum of squares), as two moves in an order
+    that is feasible one after the other; None when none does."""
+    best = None
+    for source in sources:
+        for target in targets:
+            if target == source:
+                continue
+            for a in by_node.get(source, ()):
+                if a.key in moved or target not in a.allowed:
+                    continue
+                for b in by_node.get(target, ()):
+                    if b.key in moved or source not in b.allowed or (b.cpu >= a.cpu and b.memory >= a.memory):
+                        continue
+                    new, squares = search.spread_change(ranked, source, target, a.cpu - b.cpu, a.memory - b.memory)
+                    if not (new < current - 1e-12 or (new <= current + 1e-12 and squares < -1e-12)):
+                        continue
+                    score = (round(new, 12), squares)
+                    if best is not None and score >= best[0]:
+                        continue
+                    order = _swap_order(search, a, b, source, target)
+                    if order is not None:
+                        best = (score, order)
+    if best is None:
+        return None
+    order = best[1]
+    if ctx.accept is not None and not all(ctx.accept(vm, t, search.assignment) for vm, _s, t in order):
+        return None
+    return order
+
+
+def _swap_order(search: _Search, a: PlanVM, b: PlanVM, source: str, target: str):
+    """a: source -> target and b: target -> source, in an order each step of which fits."""
+    if search.fits_load(target, a.cpu, a.memory, 1) and search.fits_load(source, b.cpu - a.cpu, b.memory - a.memory, 0):
+        return [(a, source, target), (b, target, source)]
+    if search.fits_load(source, b.cpu, b.memory, 1) and search.fits_load(target, a.cpu - b.cpu, a.memory - b.memory, 0):
+        return [(b, target, source), (a, source, target)]
+    return None
 
 
 def _prune(ctx: Context, chosen: list, min_gain: float) -> list:
     """Drop each move whose removal raises the spread by less than min_gain (latest first)."""
     if len(chosen) > 200:
         return chosen
+    evaluator = _Evaluator(ctx.instance)
     current = list(chosen)
-    base = spread(ctx.instance, {vm.key: t for vm, _s, t in current})
+    base = evaluator.spread({vm.key: t for vm, _s, t in current})
     for item in reversed(list(current)):
         trial = [c for c in current if c is not item]
         assignment = {vm.key: t for vm, _s, t in trial}
-        worse = spread(ctx.instance, assignment) - base
-        if worse < min_gain and not _new_violations(ctx.instance, assignment):
+        trial_spread = evaluator.spread(assignment)
+        worth = trial_spread - base >= min_gain and trial_spread > base + 1e-12
+        if not worth and not _new_violations(ctx.instance, assignment, evaluator):
             current = trial
-            base = spread(ctx.instance, assignment)
+            base = trial_spread
     return current
 
 
-def _new_violations(instance: Instance, assignment: Mapping[VMKey, str]) -> list[str]:
+def _new_violations(
+    instance: Instance, assignment: Mapping[VMKey, str], evaluator: _Evaluator | None = None
+) -> list[str]:
     """What the assignment violates that the state did not: a node pushed above a limit it
     kept (or further above one it broke), a VM where it may not run."""
-    before, after = loads(instance, {}), loads(instance, assignment)
+    evaluator = evaluator or _Evaluator(instance)
+    before, after = evaluator.start, evaluator.loads(assignment)
     problems = []
     for n in instance.nodes:
         b, a = before[n.name], after[n.name]
@@ -530,14 +772,35 @@ def _drain_goal(ctx: Context) -> tuple[list[Move], list[PlanVM]]:
     return moves, stranded
 
 
+def _bound(instance: Instance, after: float, notes: list[str]) -> float | None:
+    """planbound.lower_bound: no plan within the limits reaches a smaller spread. None, with
+    a note, when it cannot be stated (no assignment keeps every node within its limits, as
+    when load that does not move already breaks one)."""
+    from .planbound import NoFeasiblePlan, lower_bound
+
+    try:
+        bound = lower_bound(instance)
+    except (NoFeasiblePlan, ValueError, ArithmeticError) as exc:
+        notes.append(f"no lower bound on the spread: {exc}")
+        return None
+    if bound > after + 1e-9:
+        notes.append(
+            f"no lower bound on the spread: the bound ({bound:.1%}) assumes every node within its limits, which "
+            "load that does not move already breaks"
+        )
+        return None
+    return bound
+
+
 def _keep_targets(ctx: Context, moves: list[Move]) -> list[Move]:
     """The longest prefix of the moves that leaves every VM that has a migration target now
     with one, and violates no constraint the state did not already violate."""
     if ctx.strands is None or not moves:
         return moves
+    evaluator = _Evaluator(ctx.instance)
     for k in range(len(moves), -1, -1):
         assignment = {m.key: m.target for m in moves[:k]}
-        if not ctx.strands(assignment) and not _new_violations(ctx.instance, assignment):
+        if not _new_violations(ctx.instance, assignment, evaluator) and not ctx.strands(assignment):
             return moves[:k]
     return []
 
@@ -667,6 +930,7 @@ def plan_context(
             stranded += [replace(vms[m.key], movable=False, reason=NO_SAFE_TARGET) for m in cut]
         moves = kept
         after = spread(instance, {m.key: m.target for m in moves})
+    bound = _bound(instance, after, notes)
     return Plan(
         goal,
         node,
@@ -682,6 +946,7 @@ def plan_context(
         notes,
         ctx.hostnames,
         ctx.kubevirt_version,
+        bound,
     )
 
 

@@ -12,7 +12,8 @@ SPREAD = Family(
     "ov_rebalance_plan_spread_ratio",
     "gauge",
     "Spread of VM-node utilisation (busiest - idlest node, the worse of CPU and memory; utilisation of what "
-    "the thresholds allow) now and after the rebalance plan `ov-exporter plan` proposes. when: now, after.",
+    "the thresholds allow) now and after the rebalance plan `ov-exporter plan` proposes, and a proven lower bound "
+    "on what any plan reaches (domain/planbound.py; absent when it cannot be stated). when: now, after, bound.",
     ("when",),
 )
 THRESHOLD = Family(
@@ -21,12 +22,18 @@ THRESHOLD = Family(
     "Configured thresholds.rebalance-spread-max: no plan while the spread is within it.",
 )
 MOVES = Family("ov_rebalance_plan_moves", "gauge", "Live migrations the rebalance plan needs.")
-WAVES = Family("ov_rebalance_plan_waves", "gauge", "Waves the plan's migrations are grouped into.")
+WAVES = Family(
+    "ov_rebalance_plan_waves",
+    "gauge",
+    "Waves the plan's migrations are grouped into.",
+    no_alert="what the plan OVRebalancePlanAvailable announces would take (panel and runbook)",
+)
 DURATION = Family(
     "ov_rebalance_plan_duration_seconds",
     "gauge",
     "Predicted duration of the plan: the sum of its waves' lengths (a wave lasts as long as its slowest "
     "migration; guest memory against the migration bandwidth minus the measured dirty rate).",
+    no_alert="what the plan OVRebalancePlanAvailable announces would take",
 )
 UNMOVABLE = Family(
     "ov_rebalance_plan_unmovable_vms",
@@ -35,6 +42,8 @@ UNMOVABLE = Family(
     "VirtualMachine), namespace_excluded, migrating (a migration in flight), not_converging (predicted "
     "migration slower than its completion timeout) or no_safe_target (no other node passes the target test).",
     ("reason",),
+    no_alert="the reasons are migration_readiness's (alerted per VM by OVVMMigrationBlocked) or facts of the plan "
+    "shown on the overview panel",
 )
 
 CLUSTER = ObjectRef("Cluster", "", "cluster")
@@ -48,6 +57,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out.samples += [
         Sample(SPREAD.name, ("now",), plan.spread_before),
         Sample(SPREAD.name, ("after",), plan.spread_after),
+        *([Sample(SPREAD.name, ("bound",), plan.lower_bound)] if plan.lower_bound is not None else []),
         Sample(THRESHOLD.name, (), thresholds.rebalance_spread_max),
         Sample(MOVES.name, (), len(plan.moves)),
         Sample(WAVES.name, (), len(plan.waves)),
