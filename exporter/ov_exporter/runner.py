@@ -55,35 +55,61 @@ class Evaluation:
         raise KeyError(check_id)
 
 
+_VMS = "virtualmachines.kubevirt.io"
+_NO_IDS: frozenset[str] = frozenset()
+
+
+def exemptions(state: ClusterState, key: str, annotation: str) -> dict[tuple[str, str], frozenset[str]]:
+    """(namespace, name) -> the check ids (or `*`, `all`) an object of kind `key` is exempt
+    from, for the objects that carry the exemption annotation; kept while the kind does not
+    change (state.per_kinds)."""
+
+    def table(s: ClusterState) -> dict[tuple[str, str], frozenset[str]]:
+        out = {}
+        for record in s.of(key):
+            value = (record.metadata.annotations or {}).get(annotation)
+            if value:
+                out[(record.metadata.namespace, record.metadata.name)] = frozenset(p.strip() for p in value.split(","))
+        return out
+
+    return state.per_kinds(f"exemptions {key} {annotation}", (key,), table)
+
+
 class _Filter:
     """Namespace include/exclude and the exemption annotation, applied to findings and
     to per-object series alike."""
 
     def __init__(self, state: ClusterState, config: Config) -> None:
         self.state, self.config = state, config
+        self._tables: dict[str, dict[tuple[str, str], frozenset[str]]] = {}
+        self._selected: dict[str, bool] = {}
 
-    def _exempt_ids(self, obj: ObjectRef) -> set[str]:
+    def _table(self, key: str) -> dict[tuple[str, str], frozenset[str]]:
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = exemptions(self.state, key, self.config.exemption_annotation)
+        return table
+
+    def _exempt_ids(self, obj: ObjectRef) -> frozenset[str]:
         key = _KEY_BY_KIND.get(obj.kind)
         if key is None:
-            return set()
-        record = self.state.get(key, obj.namespace, obj.name)
-        ids: set[str] = set()
-        candidates = [record]
+            return _NO_IDS
+        where = (obj.namespace, obj.name)
+        ids = self._table(key).get(where, _NO_IDS)
         if obj.kind == "VirtualMachineInstance":  # a VMI also honours its VM's exemption
-            candidates.append(self.state.get("virtualmachines.kubevirt.io", obj.namespace, obj.name))
-        for rec in candidates:
-            value = ((rec.metadata.annotations or {}) if rec is not None else {}).get(self.config.exemption_annotation)
-            if value:
-                ids |= {part.strip() for part in value.split(",")}
+            ids = ids | self._table(_VMS).get(where, _NO_IDS)
         return ids
 
     def keep(self, check_id: str, obj: ObjectRef | None) -> bool:
         if obj is None:
             return True
-        if not self.config.namespace_selected(obj.namespace):
+        selected = self._selected.get(obj.namespace)
+        if selected is None:
+            selected = self._selected[obj.namespace] = self.config.namespace_selected(obj.namespace)
+        if not selected:
             return False
         ids = self._exempt_ids(obj)
-        return not (check_id in ids or "*" in ids or "all" in ids)
+        return not ids or not (check_id in ids or "*" in ids or "all" in ids)
 
 
 def _unavailable(spec: CheckSpec, state: ClusterState) -> CheckResult | None:
