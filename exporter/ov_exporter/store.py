@@ -407,12 +407,12 @@ class ClusterState:
             self._cache[name] = compute(self)
         return self._cache[name]
 
-    def per_object(self, name: str, record: Any, compute: Callable[[], R], *inputs: Any) -> R:
-        """`compute()`, a result about one object (`record`) that also reads `inputs` (other
-        records, settings, kinds' generations), computed once and shared by every check
-        that asks for `name`, and kept across evaluations while the state hands in the very
-        same record and inputs (see ObjectMemo). `compute` must read nothing else that can
-        change: what it reads from the state goes into `inputs`."""
+    def per_object(self, name: str, record: Any, compute: Callable[..., R], *inputs: Any) -> R:
+        """`compute(record, *inputs)`, a result about one object that also reads `inputs`
+        (other records, settings, kinds' generations), computed once and shared by every
+        check that asks for `name`, and kept across evaluations while the state hands in
+        the very same record and inputs (see ObjectMemo). `compute` must read nothing else
+        that can change: what it reads from the state goes into `inputs`."""
         table = self.object_memo.table(name, self.serial)
         key = id(record)
         entry = table.current.get(key)
@@ -423,7 +423,7 @@ class ClusterState:
         if entry is not None and entry[0] is record and entry[1] == inputs:  # the same records (identity first)
             self.object_memo.reused += 1
             return entry[2]
-        value = compute()
+        value = compute(record, *inputs)
         table.current[key] = (record, inputs, value)
         self.object_memo.computed += 1
         return value

@@ -157,7 +157,7 @@ def vmi_requests(state: ClusterState, vmi: VirtualMachineInstance, ratio: float)
     """(CPU, memory bytes) a VMI's launcher pod requests: explicit requests, else vCPUs divided
     by vmiCPUAllocationRatio (dedicated CPUs: one CPU each) and the guest memory. Kept per
     VMI and ratio (state.per_object)."""
-    return state.per_object("vmi_requests", vmi, lambda: _vmi_requests(vmi, ratio), ratio)
+    return state.per_object("vmi_requests", vmi, _vmi_requests, ratio)
 
 
 def _vmi_requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
@@ -341,5 +341,20 @@ def _readiness(state: ClusterState, config: Config) -> Readiness:
                     f"is {limit.value} ({limit.source})"
                 )
         verdict.reasons = {r: reasons[r] for r in REASONS if r in reasons}
-        result[(ns, name)] = verdict
+        result[(ns, name)] = _kept(state, vm, verdict)
     return Readiness(result, in_flight, limit)
+
+
+def _kept(state: ClusterState, vm: Any, verdict: Verdict) -> Verdict:
+    """The verdict the last evaluation gave this VM when it says the same (state.per_object),
+    so that what checks derive from a verdict can be kept with it."""
+    return state.per_object(
+        "readiness verdict",
+        vm,
+        lambda *_: verdict,
+        verdict.eviction_strategy,
+        verdict.strategy_origin,
+        verdict.node,
+        verdict.running,
+        tuple(verdict.reasons.items()),
+    )

@@ -112,13 +112,13 @@ def vm_disks(state: ClusterState, vm: VirtualMachine) -> tuple[list[str], list[s
     """(claims without RWX, each "claim (modes from source)"; claims whose modes are unknown)
     of a VM's PVC and DataVolume volumes."""
     found = all_vm_disks(state).get((vm.metadata.namespace, vm.metadata.name))
-    if found is None or found[2] is not vm:
+    if found is None or found[1] is not vm:
         found = _vm_disks_of(state, vm)
-    return found[0], found[1]
+    return found[0]
 
 
-def all_vm_disks(state: ClusterState) -> dict[tuple[str, str], tuple[list[str], list[str], VirtualMachine]]:
-    """(namespace, VM name) -> (rwo, unknown, the VM), for every VM: computed once per state
+def all_vm_disks(state: ClusterState) -> dict[tuple[str, str], tuple[tuple[list[str], list[str]], VirtualMachine]]:
+    """(namespace, VM name) -> ((rwo, unknown), the VM), for every VM: computed once per state
     (rwo_vm_disks and the readiness verdicts share it), each VM's kept across evaluations
     (state.per_object) while the VM, its VMI, its claims' PVCs and DataVolumes, the
     StorageProfiles and StorageClasses are the same."""
@@ -127,17 +127,18 @@ def all_vm_disks(state: ClusterState) -> dict[tuple[str, str], tuple[list[str], 
     )
 
 
-def _vm_disks_of(state: ClusterState, vm: VirtualMachine) -> tuple[list[str], list[str], VirtualMachine]:
+def _vm_disks_of(state: ClusterState, vm: VirtualMachine) -> tuple[tuple[list[str], list[str]], VirtualMachine]:
     if vm_template_spec(vm) is None:
-        return [], [], vm
+        return ([], []), vm
     ns = vm.metadata.namespace
     vmi = state.get(VMIS, ns, vm.metadata.name)
-    claims = state.per_object("vm_claims", vm, lambda: _claims(vm))
+    claims = state.per_object("vm_claims", vm, _claims)
     pvcs, dvs = state.index(PVCS), state.index(DATA_VOLUMES)
     inputs = [vmi, state.generations.get(FALLBACK_KINDS[0]), state.generations.get(FALLBACK_KINDS[1])]
     for claim, _ in claims:
         inputs += (pvcs.get((ns, claim)), dvs.get((ns, claim)))
-    return state.per_object("vm_disks", vm, lambda: (*_vm_disks(state, vm, vmi, claims), vm), *inputs)
+    # Besides the inputs, only the records they stand for (and the kinds whose generations are in them) are read.
+    return state.per_object("vm_disks", vm, lambda vm, vmi, *_: (_vm_disks(state, vm, vmi, claims), vm), *inputs)
 
 
 def _vm_disks(
