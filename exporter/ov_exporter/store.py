@@ -7,6 +7,7 @@ clock. Checks only ever see a `ClusterState`.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
 import time
@@ -441,6 +442,12 @@ class ClusterState:
             value = self.object_memo.kinds_value(name, generations, lambda: compute(self))
         self._cache[name] = value
         return value
+
+    def forgetting(self) -> "ClusterState":
+        """The same cluster with nothing computed yet (no per-object memo, no indexes, no
+        derived results), as the first evaluation after a start sees it; the judgements
+        kept with `remembered` stay."""
+        return dataclasses.replace(self, _cache={}, object_memo=ObjectMemo(), _indexes={})
 
     def remembered(self, name: str) -> dict:
         """A dict kept across evaluations of the same store, for judgements that must not
