@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from ov_exporter.checks import CHECKS
 from ov_exporter.config import Config
 from ov_exporter.events import Deleted, SamplesUpdated, Upserted
+from ov_exporter.model import ObjectRef
 from ov_exporter.records import KIND_BY_KEY
-from ov_exporter.runner import Reuse, evaluate
+from ov_exporter.runner import Reuse, _worst, evaluate
 from ov_exporter.sources import DemoSource
 from ov_exporter.store import Store, uid_of
 
@@ -188,3 +189,18 @@ def test_an_unchanged_cluster_computes_no_per_object_result_again():
     evaluate(store.state(), CONFIG)
     assert store.object_memo.computed == computed
     assert store.object_memo.reused > reused
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.builds(
+            ObjectRef, st.just("VirtualMachine"), st.sampled_from(["a", "a-b", "b", ""]), st.text("xy/-", max_size=3)
+        ),
+        st.tuples(st.integers(0, 2), st.sampled_from([-1.0, -0.5, 0.0])),
+    ),
+    st.integers(0, 12),
+)
+def test_the_series_cap_keeps_the_worst_in_rank_then_name_order(rank, cap):
+    expected = set(sorted(rank, key=lambda o: (rank[o], str(o)))[:cap])
+    assert _worst(rank, cap) == expected

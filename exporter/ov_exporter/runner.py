@@ -8,6 +8,7 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Iterable
 
 from .checks import CHECKS
@@ -83,6 +84,7 @@ class _Filter:
         self.state, self.config = state, config
         self._tables: dict[str, dict[tuple[str, str], frozenset[str]]] = {}
         self._selected: dict[str, bool] = {}
+        self._namespaces_filtered = bool(config.namespaces.include or config.namespaces.exclude)
 
     def _table(self, key: str) -> dict[tuple[str, str], frozenset[str]]:
         table = self._tables.get(key)
@@ -103,11 +105,12 @@ class _Filter:
     def keep(self, check_id: str, obj: ObjectRef | None) -> bool:
         if obj is None:
             return True
-        selected = self._selected.get(obj.namespace)
-        if selected is None:
-            selected = self._selected[obj.namespace] = self.config.namespace_selected(obj.namespace)
-        if not selected:
-            return False
+        if self._namespaces_filtered:
+            selected = self._selected.get(obj.namespace)
+            if selected is None:
+                selected = self._selected[obj.namespace] = self.config.namespace_selected(obj.namespace)
+            if not selected:
+                return False
         ids = self._exempt_ids(obj)
         return not ids or not (check_id in ids or "*" in ids or "all" in ids)
 
@@ -168,12 +171,27 @@ def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter
         if key not in rank or candidate < rank[key]:
             rank[key] = candidate
     if len(rank) > config.series_cap:
-        kept = set(sorted(rank, key=lambda o: (rank[o], str(o)))[: config.series_cap])
+        kept = _worst(rank, config.series_cap)
         result.dropped = sum(1 for s in per_object if (s.obj or s.labels) not in kept)
         per_object = [s for s in per_object if (s.obj or s.labels) in kept]
     result.findings, result.samples = findings, bounded + per_object
     result.duration = time.perf_counter() - started
     return result
+
+
+def _worst(rank: dict, cap: int) -> set:
+    """The `cap` keys first in (rank, name) order. Names are compared only among the keys
+    that tie at the cut: the rest is ordered by rank alone."""
+    if len(rank) <= cap:
+        return set(rank)
+    if cap == 0:
+        return set()
+    by_rank = sorted(rank.items(), key=itemgetter(1))
+    cut = by_rank[cap - 1][1]
+    kept = {key for key, r in by_rank if r < cut}
+    tied = sorted((key for key, r in by_rank if r == cut), key=str)
+    kept.update(tied[: cap - len(kept)])
+    return kept
 
 
 class Reuse:

@@ -132,7 +132,7 @@ def _vm_disks_of(state: ClusterState, vm: VirtualMachine) -> tuple[tuple[list[st
         return ([], []), vm
     ns = vm.metadata.namespace
     vmi = state.get(VMIS, ns, vm.metadata.name)
-    claims = state.per_object("vm_claims", vm, _claims)
+    claims = _claims(vm)
     pvcs, dvs = state.index(PVCS), state.index(DATA_VOLUMES)
     inputs = [vmi, state.generations.get(FALLBACK_KINDS[0]), state.generations.get(FALLBACK_KINDS[1])]
     for claim, _ in claims:
