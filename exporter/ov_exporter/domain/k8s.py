@@ -32,6 +32,16 @@ def ref(kind: str, obj: Any) -> ObjectRef:
     return ObjectRef(kind, obj.metadata.namespace, obj.metadata.name)
 
 
+def in_name_order(state: ClusterState, key: str) -> list[Any]:
+    """The objects of one kind in (namespace, name) order; sorted once and kept while the
+    kind does not change (state.per_kinds)."""
+    return state.per_kinds(f"{key} in name order", (key,), lambda s: sorted(s.of(key), key=_name))
+
+
+def _name(obj: Any) -> tuple[str, str]:
+    return obj.metadata.namespace, obj.metadata.name
+
+
 # ---------------------------------------------------------------- nodes
 
 

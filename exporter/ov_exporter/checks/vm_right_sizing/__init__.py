@@ -17,7 +17,7 @@ from typing import Any
 
 from ... import upstream
 from ...config import Config
-from ...domain.k8s import labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
+from ...domain.k8s import in_name_order, labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState
 
@@ -117,7 +117,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     counts = {(r, v): 0 for r in RESOURCES for v in ("over", "under", "ok")}
     totals = {"cpu": [0.0, 0.0], "memory": [0.0, 0.0]}  # requested, used
-    for vmi in state.per_kinds("vmis by name", (VMIS,), _by_name):
+    for vmi in in_name_order(state, VMIS):
         if vmi.status is None or vmi.status.phase != "Running":
             continue
         key = (vmi.metadata.namespace, vmi.metadata.name)
@@ -142,10 +142,6 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         Sample(MEMORY_BYTES.name, ("used",), totals["memory"][1]),
     ]
     return out
-
-
-def _by_name(state: ClusterState) -> list[Any]:
-    return sorted(state.vmis, key=lambda v: (v.metadata.namespace, v.metadata.name))
 
 
 def _guest_used(state: ClusterState) -> dict[tuple[str, str], float]:
