@@ -178,7 +178,12 @@ def _vmi_requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, flo
 
 def handler_readiness(state: ClusterState) -> dict[str, bool] | None:
     """node -> a Ready virt-handler runs there; None when no virt-handler pod is known at all
-    (the dump has no pods, or KubeVirt runs elsewhere): the reason is not judged then."""
+    (the dump has no pods, or KubeVirt runs elsewhere): the reason is not judged then. Kept
+    while the pods do not change (state.per_kinds)."""
+    return state.per_kinds("virt-handler readiness", ("pods",), _handler_readiness)
+
+
+def _handler_readiness(state: ClusterState) -> dict[str, bool] | None:
     nodes: dict[str, bool] = {}
     for pod in state.of("pods"):
         meta = pod.metadata
