@@ -204,3 +204,47 @@ def test_an_unchanged_cluster_computes_no_per_object_result_again():
 def test_the_series_cap_keeps_the_worst_in_rank_then_name_order(rank, cap):
     expected = set(sorted(rank, key=lambda o: (rank[o], str(o)))[:cap])
     assert _worst(rank, cap) == expected
+
+
+def test_results_kept_per_kinds_read_only_those_kinds(monkeypatch):
+    """A result kept with state.per_kinds is reused while its kinds do not change: it must
+    read no other kind (directly, or through another kept result)."""
+    from ov_exporter.store import ClusterState
+
+    real_of, real_index, real_per_kinds = ClusterState.of, ClusterState.index, ClusterState.per_kinds
+    reading: list[tuple[str, tuple[str, ...], set[str]]] = []  # the per_kinds results being computed
+    undeclared: dict[str, set[str]] = {}
+
+    def read(kinds) -> None:
+        for name, declared, seen in reading:
+            seen.update(kinds)
+            if set(kinds) - set(declared):
+                undeclared.setdefault(name, set()).update(set(kinds) - set(declared))
+
+    def of(self, key):
+        read([key])
+        return real_of(self, key)
+
+    def index(self, key):
+        read([key])
+        return real_index(self, key)
+
+    def per_kinds(self, name, kinds, compute):
+        read(kinds)  # what an enclosing result reads through this one, computed or kept
+
+        def recorded(state):
+            reading.append((name, kinds, set()))
+            try:
+                return compute(state)
+            finally:
+                reading.pop()
+
+        return real_per_kinds(self, name, kinds, recorded)
+
+    monkeypatch.setattr(ClusterState, "of", of)
+    monkeypatch.setattr(ClusterState, "index", index)
+    monkeypatch.setattr(ClusterState, "per_kinds", per_kinds)
+    store = _demo()
+    store.apply(SamplesUpdated(DEMO.state().samples, "demo"))
+    evaluate(store.state(), CONFIG)
+    assert not undeclared, f"kept per kinds but read other kinds: {undeclared}"

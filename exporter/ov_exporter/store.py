@@ -183,7 +183,8 @@ class ObjectMemo:
     def __init__(self) -> None:
         self._tables: dict[str, _Table] = {}
         self._kinds: dict[str, tuple[tuple, Any]] = {}  # name -> (generations it was computed at, value)
-        self.computed = 0  # per-object results computed, then reused (for tests and the benchmark)
+        # Per-object results computed and reused over the lifetime (for tests and the benchmark).
+        self.computed = 0
         self.reused = 0
 
     def table(self, name: str, serial: int) -> _Table:

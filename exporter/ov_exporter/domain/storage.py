@@ -15,7 +15,7 @@ DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 
 def default_storage_class(state: ClusterState) -> str | None:
-    return state.derive("default_storage_class", _default_storage_class)
+    return state.per_kinds("default_storage_class", (FALLBACK_KINDS[1],), _default_storage_class)
 
 
 def _default_storage_class(state: ClusterState) -> str | None:
@@ -88,6 +88,7 @@ def access_modes(
     return _dv_modes(state, dv_template.spec if dv_template is not None else None)
 
 
+VMS = "virtualmachines.kubevirt.io"
 PVCS = "persistentvolumeclaims"
 DATA_VOLUMES = "datavolumes.cdi.kubevirt.io"
 VMIS = "virtualmachineinstances.kubevirt.io"
@@ -118,12 +119,14 @@ def vm_disks(state: ClusterState, vm: VirtualMachine) -> tuple[list[str], list[s
 
 
 def all_vm_disks(state: ClusterState) -> dict[tuple[str, str], tuple[tuple[list[str], list[str]], VirtualMachine]]:
-    """(namespace, VM name) -> ((rwo, unknown), the VM), for every VM: computed once per state
-    (rwo_vm_disks and the readiness verdicts share it), each VM's kept across evaluations
-    (state.per_object) while the VM, its VMI, its claims' PVCs and DataVolumes, the
-    StorageProfiles and StorageClasses are the same."""
-    return state.derive(
-        "vm_disks", lambda s: {(vm.metadata.namespace, vm.metadata.name): _vm_disks_of(s, vm) for vm in s.vms}
+    """(namespace, VM name) -> ((rwo, unknown), the VM), for every VM: computed once (rwo_vm_disks
+    and the readiness verdicts share it) and kept while none of the kinds it reads changes
+    (state.per_kinds); each VM's kept (state.per_object) while the VM, its VMI, its claims'
+    PVCs and DataVolumes, the StorageProfiles and StorageClasses are the same."""
+    return state.per_kinds(
+        "vm_disks",
+        (VMS, VMIS, PVCS, DATA_VOLUMES, *FALLBACK_KINDS),
+        lambda s: {(vm.metadata.namespace, vm.metadata.name): _vm_disks_of(s, vm) for vm in s.vms},
     )
 
 
