@@ -153,14 +153,14 @@ def _allocatable(node: Node, resource: str) -> float | None:
     return float(value) if value is not None else None
 
 
-def vmi_requests(state: ClusterState, vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
+def kept_requests(state: ClusterState, vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
+    """vmi_requests, kept per VMI and ratio (state.per_object)."""
+    return state.per_object("vmi_requests", vmi, vmi_requests, ratio)
+
+
+def vmi_requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
     """(CPU, memory bytes) a VMI's launcher pod requests: explicit requests, else vCPUs divided
-    by vmiCPUAllocationRatio (dedicated CPUs: one CPU each) and the guest memory. Kept per
-    VMI and ratio (state.per_object)."""
-    return state.per_object("vmi_requests", vmi, _vmi_requests, ratio)
-
-
-def _vmi_requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
+    by vmiCPUAllocationRatio (dedicated CPUs: one CPU each) and the guest memory."""
     domain = vmi.spec.domain if vmi.spec else None
     requests = (domain.resources.requests if domain and domain.resources else None) or {}
     if requests.get("cpu"):
@@ -249,7 +249,7 @@ def _readiness(state: ClusterState, config: Config) -> Readiness:
     for vmi in state.vmis:
         node = vmi_node(vmi)
         if node:
-            cpu, mem = vmi_requests(state, vmi, ratio)
+            cpu, mem = kept_requests(state, vmi, ratio)
             slot = used.setdefault(node, [0.0, 0.0])
             slot[0] += cpu
             slot[1] += mem
@@ -309,7 +309,7 @@ def _readiness(state: ClusterState, config: Config) -> Readiness:
             reasons[RWO_DISK] = f"{len(rwo)} disk(s) without ReadWriteMany: {', '.join(rwo)}"
 
         if verdict.running and verdict.node:
-            cpu_req, mem_req = vmi_requests(state, vmi, ratio)
+            cpu_req, mem_req = vmi_requests(vmi, ratio)
             vmi_spec = vmi.spec if vmi.spec is not None else spec
             if not _constrained(vmi_spec) and fits_anywhere_but(verdict.node, cpu_req, mem_req):
                 fitting = True
