@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from ov_exporter.checks import CHECKS
 
 from .benchgen import TIERS
 
@@ -265,7 +266,27 @@ def table(
             f"{med(ys['sync'], 'rss_mib'):.0f} / {med(ys['kubernetes'], 'rss_mib'):.0f} MiB",
         )
     )
-    rows.append((f"full evaluation, fresh state (median of {args.repeat})", f"{ev['evaluate_s'] * 1000:.0f} ms"))
+    rows.append(
+        (
+            f"full evaluation, fresh state, nothing kept (median of {args.repeat}) (goal ≤ 250 ms)",
+            f"{ev['evaluate_s'] * 1000:.0f} ms",
+        )
+    )
+    if "evaluate_warm_s" in ev:
+        rows.append(
+            (
+                "full evaluation, fresh state, per-object results kept from the last one (every check run)",
+                f"{ev['evaluate_warm_s'] * 1000:.0f} ms",
+            )
+        )
+        for what, figures in ev["after_change"].items():
+            rows.append(
+                (
+                    f"evaluation after one {what.upper() if what != 'node' else 'Node'} changes, unchanged checks "
+                    "reused (as `serve`) (goal ≤ 25 ms)",
+                    f"{figures['seconds'] * 1000:.0f} ms ({figures['checks_run']:.0f} of {len(CHECKS)} checks run)",
+                )
+            )
     rows.append(("render /metrics (text + OpenMetrics + gzip)", f"{ev['render_s'] * 1000:.0f} ms"))
     rows.append(("evaluation job (evaluate + render)", f"{ev['job_s'] * 1000:.0f} ms"))
     rows.append(("findings / series in /metrics", f"{ev['findings']:,} / {ev['series']:,}"))

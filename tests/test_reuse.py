@@ -1,7 +1,9 @@
-"""Reusing a check's last result when its inputs have not changed (runner.Reuse) gives
-exactly what a full evaluation of the same state gives, over random sequences of changes
-through the store's one entry point; and the declarations reuse depends on (the clock,
-samples) are what the checks actually read."""
+"""Reusing a check's last result when its inputs have not changed (runner.Reuse), and the
+per-object results kept across evaluations (ClusterState.per_object, per_kinds), give
+exactly what a full evaluation from scratch of the same state gives, over random sequences
+of changes through the store's one entry point, including changes to what the memo keeps
+(access modes, VMI phase and node, eviction strategies, schedulability); and the
+declarations reuse depends on (the clock, samples) are what the checks actually read."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from hypothesis import strategies as st
 from ov_exporter.checks import CHECKS
 from ov_exporter.config import Config
 from ov_exporter.events import Deleted, SamplesUpdated, Upserted
+from ov_exporter.model import ObjectRef
 from ov_exporter.records import KIND_BY_KEY
-from ov_exporter.runner import Reuse, evaluate
+from ov_exporter.runner import Reuse, _worst, evaluate
 from ov_exporter.sources import DemoSource
 from ov_exporter.store import Store, uid_of
 
@@ -35,8 +38,52 @@ def _outcome(evaluation) -> list:
     return [(r.spec.id, r.status, r.error, r.findings, r.samples, r.dropped, r.exempted) for r in evaluation.results]
 
 
+NODE_NAMES = [obj.metadata.name for kind, obj in OBJECTS if kind.key == "nodes"]
+# Fields the per-object memo's results depend on, and values to set them to: (record kind, path, values).
+FLIPS = [
+    ("PersistentVolumeClaim", ("status", "access_modes"), (["ReadWriteOnce"], ["ReadWriteMany"], None)),
+    ("PersistentVolumeClaim", ("spec", "access_modes"), (["ReadWriteOnce"], ["ReadWriteMany"])),
+    ("DataVolume", ("spec", "pvc", "access_modes"), (["ReadWriteOnce"], ["ReadWriteMany"], None)),
+    ("DataVolume", ("spec", "storage", "access_modes"), (["ReadWriteOnce"], ["ReadWriteMany"], None)),
+    ("VirtualMachineInstance", ("status", "phase"), ("Running", "Scheduled", "Failed")),
+    ("VirtualMachineInstance", ("status", "node_name"), NODE_NAMES),
+    ("VirtualMachine", ("spec", "template", "spec", "eviction_strategy"), (None, "LiveMigrate", "None")),
+    ("Node", ("spec", "unschedulable"), (True, False)),
+]
+
+
+def _replaced(record, path: tuple[str, ...], value):
+    """A copy with the field at `path` set, or None when a struct on the way is absent."""
+    if not path:
+        return value
+    inner = getattr(record, path[0], None) if record is not None else None
+    if len(path) > 1 and inner is None:
+        return None
+    new = _replaced(inner, path[1:], value)
+    if len(path) > 1 and new is None:
+        return None
+    return msgspec.structs.replace(record, **{path[0]: new})
+
+
+def _flipped(record, choice: int):
+    """A copy with one memoised-upon field changed, or None when the record has none."""
+    flips = [(path, values) for kind, path, values in FLIPS if type(record).__name__ == kind]
+    for offset in range(len(flips)):
+        path, values = flips[(choice + offset) % len(flips)]
+        new = _replaced(record, path, values[choice % len(values)])
+        if new is not None:
+            return new
+    return None
+
+
 def _changed(record, how: int):
-    """A changed copy of a record: exempted, relabelled, or with its annotations dropped."""
+    """A changed copy of a record: exempted, relabelled, its annotations dropped, or (how >= 5)
+    a field the per-object memo depends on set."""
+    if how >= 5:
+        flipped = _flipped(record, how - 5)
+        if flipped is not None:
+            return flipped
+        how = 1
     meta = record.metadata
     if how == 0:
         annotations = {**(meta.annotations or {}), CONFIG.exemption_annotation: "*"}
@@ -48,10 +95,18 @@ def _changed(record, how: int):
     return msgspec.structs.replace(record, metadata=new_meta)
 
 
-changes = st.lists(st.tuples(st.integers(0, len(OBJECTS) - 1), st.integers(0, 4)), min_size=1, max_size=12)
+MEMOISED = [i for i, (_, obj) in enumerate(OBJECTS) if any(type(obj).__name__ == kind for kind, _, _ in FLIPS)]
+changes = st.lists(
+    st.one_of(
+        st.tuples(st.integers(0, len(OBJECTS) - 1), st.integers(0, 4)),
+        st.tuples(st.sampled_from(MEMOISED), st.integers(5, 5 + 11)),
+    ),
+    min_size=1,
+    max_size=12,
+)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(changes)
 def test_reused_results_equal_a_full_evaluation_after_any_changes(steps):
     store = _demo()
@@ -60,14 +115,19 @@ def test_reused_results_equal_a_full_evaluation_after_any_changes(steps):
     evaluate(store.state(), CONFIG, reuse=reuse)
     for index, how in steps:
         kind, record = OBJECTS[index]
-        if how == 3:
+        if how >= 5:  # applied to the record the store holds now: changes build on each other
+            current = store.state().get(kind.key, record.metadata.namespace, record.metadata.name) or record
+            store.apply(Upserted(kind, _changed(current, how)))
+        elif how == 3:
             store.apply(Deleted(kind, uid_of(kind, record)))
         elif how == 4:
             store.apply(Upserted(kind, record))  # back as it was (or unchanged)
         else:
             store.apply(Upserted(kind, _changed(record, how)))
         state = store.state()
-        assert _outcome(evaluate(state, CONFIG, reuse=reuse)) == _outcome(evaluate(state, CONFIG))
+        # A full evaluation from scratch (nothing kept) is the judge of the reused and memoised one.
+        assert _outcome(evaluate(state, CONFIG, reuse=reuse)) == _outcome(evaluate(state.forgetting(), CONFIG))
+    assert store.object_memo.reused > 0, "the per-object memo was never used"
 
 
 def test_an_unchanged_cluster_reuses_every_check_that_does_not_judge_time():
@@ -98,3 +158,93 @@ def test_checks_that_do_not_declare_samples_do_not_read_them():
             continue
         a, b = evaluate(dataclasses.replace(state, memo={}), CONFIG, [spec]), evaluate(without, CONFIG, [spec])
         assert _outcome(a) == _outcome(b), f"{spec.id} changes with the samples: declare reads_samples=True"
+
+
+def test_a_per_object_result_is_kept_while_its_record_and_inputs_are_the_same():
+    store = _demo()
+    kind, vm = next((k, o) for k, o in OBJECTS if k.key == "virtualmachines.kubevirt.io")
+    calls = []
+
+    def compute(record, setting):
+        calls.append((record, setting))
+        return len(calls)
+
+    first = store.state()
+    assert first.per_object("test", vm, compute, "a") == 1
+    assert first.per_object("test", vm, compute, "a") == 1  # shared within a state
+    assert store.state().per_object("test", vm, compute, "a") == 1  # and kept across states
+    assert store.state().per_object("test", vm, compute, "b") == 2  # another input
+    changed = _changed(vm, 1)
+    store.apply(Upserted(kind, changed))
+    assert store.state().per_object("test", changed, compute, "b") == 3  # another version of the object
+    for _ in range(2):  # two states that do not ask for it: dropped
+        store.state().per_object("test", vm, compute, "b")
+    assert store.state().per_object("test", changed, compute, "b") == 5
+
+
+def test_an_unchanged_cluster_computes_no_per_object_result_again():
+    store = _demo()
+    evaluate(store.state(), CONFIG)
+    computed, reused = store.object_memo.computed, store.object_memo.reused
+    evaluate(store.state(), CONFIG)
+    assert store.object_memo.computed == computed
+    assert store.object_memo.reused > reused
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.builds(
+            ObjectRef, st.just("VirtualMachine"), st.sampled_from(["a", "a-b", "b", ""]), st.text("xy/-", max_size=3)
+        ),
+        st.tuples(st.integers(0, 2), st.sampled_from([-1.0, -0.5, 0.0])),
+    ),
+    st.integers(0, 12),
+)
+def test_the_series_cap_keeps_the_worst_in_rank_then_name_order(rank, cap):
+    expected = set(sorted(rank, key=lambda o: (rank[o], str(o)))[:cap])
+    assert _worst(rank, cap) == expected
+
+
+def test_results_kept_per_kinds_read_only_those_kinds(monkeypatch):
+    """A result kept with state.per_kinds is reused while its kinds do not change: it must
+    read no other kind (directly, or through another kept result)."""
+    from ov_exporter.store import ClusterState
+
+    real_of, real_index, real_per_kinds = ClusterState.of, ClusterState.index, ClusterState.per_kinds
+    reading: list[tuple[str, tuple[str, ...], set[str]]] = []  # the per_kinds results being computed
+    undeclared: dict[str, set[str]] = {}
+
+    def read(kinds) -> None:
+        for name, declared, seen in reading:
+            seen.update(kinds)
+            if set(kinds) - set(declared):
+                undeclared.setdefault(name, set()).update(set(kinds) - set(declared))
+
+    def of(self, key):
+        read([key])
+        return real_of(self, key)
+
+    def index(self, key):
+        read([key])
+        return real_index(self, key)
+
+    def per_kinds(self, name, kinds, compute):
+        read(kinds)  # what an enclosing result reads through this one, computed or kept
+
+        def recorded(state):
+            reading.append((name, kinds, set()))
+            try:
+                return compute(state)
+            finally:
+                reading.pop()
+
+        return real_per_kinds(self, name, kinds, recorded)
+
+    monkeypatch.setattr(ClusterState, "of", of)
+    monkeypatch.setattr(ClusterState, "index", index)
+    monkeypatch.setattr(ClusterState, "per_kinds", per_kinds)
+    store = _demo()
+    store.apply(SamplesUpdated(DEMO.state().samples, "demo"))
+    evaluate(store.state(), CONFIG)
+    assert not undeclared, f"kept per kinds but read other kinds: {undeclared}"

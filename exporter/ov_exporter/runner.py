@@ -8,6 +8,7 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Iterable
 
 from .checks import CHECKS
@@ -55,35 +56,63 @@ class Evaluation:
         raise KeyError(check_id)
 
 
+_VMS = "virtualmachines.kubevirt.io"
+_NO_IDS: frozenset[str] = frozenset()
+
+
+def exemptions(state: ClusterState, key: str, annotation: str) -> dict[tuple[str, str], frozenset[str]]:
+    """(namespace, name) -> the check ids (or `*`, `all`) an object of kind `key` is exempt
+    from, for the objects that carry the exemption annotation; kept while the kind does not
+    change (state.per_kinds)."""
+
+    def table(s: ClusterState) -> dict[tuple[str, str], frozenset[str]]:
+        out = {}
+        for record in s.of(key):
+            value = (record.metadata.annotations or {}).get(annotation)
+            if value:
+                out[(record.metadata.namespace, record.metadata.name)] = frozenset(p.strip() for p in value.split(","))
+        return out
+
+    return state.per_kinds(f"exemptions {key} {annotation}", (key,), table)
+
+
 class _Filter:
     """Namespace include/exclude and the exemption annotation, applied to findings and
     to per-object series alike."""
 
     def __init__(self, state: ClusterState, config: Config) -> None:
         self.state, self.config = state, config
+        self._tables: dict[str, dict[tuple[str, str], frozenset[str]]] = {}
+        self._selected: dict[str, bool] = {}
+        self._namespaces_filtered = bool(config.namespaces.include or config.namespaces.exclude)
 
-    def _exempt_ids(self, obj: ObjectRef) -> set[str]:
+    def _table(self, key: str) -> dict[tuple[str, str], frozenset[str]]:
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = exemptions(self.state, key, self.config.exemption_annotation)
+        return table
+
+    def _exempt_ids(self, obj: ObjectRef) -> frozenset[str]:
         key = _KEY_BY_KIND.get(obj.kind)
         if key is None:
-            return set()
-        record = self.state.get(key, obj.namespace, obj.name)
-        ids: set[str] = set()
-        candidates = [record]
+            return _NO_IDS
+        where = (obj.namespace, obj.name)
+        ids = self._table(key).get(where, _NO_IDS)
         if obj.kind == "VirtualMachineInstance":  # a VMI also honours its VM's exemption
-            candidates.append(self.state.get("virtualmachines.kubevirt.io", obj.namespace, obj.name))
-        for rec in candidates:
-            value = ((rec.metadata.annotations or {}) if rec is not None else {}).get(self.config.exemption_annotation)
-            if value:
-                ids |= {part.strip() for part in value.split(",")}
+            ids = ids | self._table(_VMS).get(where, _NO_IDS)
         return ids
 
     def keep(self, check_id: str, obj: ObjectRef | None) -> bool:
         if obj is None:
             return True
-        if not self.config.namespace_selected(obj.namespace):
-            return False
+        if self._namespaces_filtered:
+            selected = self._selected.get(obj.namespace)
+            if selected is None:
+                selected = self._selected[obj.namespace] = self.config.namespace_selected(obj.namespace)
+            if not selected:
+                return False
         ids = self._exempt_ids(obj)
-        return not (check_id in ids or "*" in ids or "all" in ids)
+        return not ids or not (check_id in ids or "*" in ids or "all" in ids)
 
 
 def _unavailable(spec: CheckSpec, state: ClusterState) -> CheckResult | None:
@@ -142,12 +171,27 @@ def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter
         if key not in rank or candidate < rank[key]:
             rank[key] = candidate
     if len(rank) > config.series_cap:
-        kept = set(sorted(rank, key=lambda o: (rank[o], str(o)))[: config.series_cap])
+        kept = _worst(rank, config.series_cap)
         result.dropped = sum(1 for s in per_object if (s.obj or s.labels) not in kept)
         per_object = [s for s in per_object if (s.obj or s.labels) in kept]
     result.findings, result.samples = findings, bounded + per_object
     result.duration = time.perf_counter() - started
     return result
+
+
+def _worst(rank: dict, cap: int) -> set:
+    """The `cap` keys first in (rank, name) order. Names are compared only among the keys
+    that tie at the cut: the rest is ordered by rank alone."""
+    if len(rank) <= cap:
+        return set(rank)
+    if cap == 0:
+        return set()
+    by_rank = sorted(rank.items(), key=itemgetter(1))
+    cut = by_rank[cap - 1][1]
+    kept = {key for key, r in by_rank if r < cut}
+    tied = sorted((key for key, r in by_rank if r == cut), key=str)
+    kept.update(tied[: cap - len(kept)])
+    return kept
 
 
 class Reuse:

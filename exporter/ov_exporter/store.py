@@ -7,6 +7,7 @@ clock. Checks only ever see a `ClusterState`.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
 import time
@@ -60,8 +61,9 @@ from .records import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R")
 
-__all__ = ["ClusterState", "KindStatus", "UpstreamSample", "Problem", "Samples", "Store"]
+__all__ = ["ClusterState", "KindStatus", "ObjectMemo", "UpstreamSample", "Problem", "Samples", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,58 @@ def uid_of(kind: KindInfo, record: Any) -> str:
     return meta.uid or f"{kind.key}/{meta.namespace}/{meta.name}"
 
 
+class _Table:
+    """One ObjectMemo table: what the last two evaluations that used it asked for."""
+
+    __slots__ = ("serial", "current", "previous")
+
+    def __init__(self) -> None:
+        self.serial = -1
+        self.current: dict[int, tuple] = {}
+        self.previous: dict[int, tuple] = {}
+
+
+class ObjectMemo:
+    """Results computed from objects, kept across the evaluations of one store and shared
+    by every check that asks (see ClusterState.per_object and ClusterState.per_kinds).
+
+    The store replaces a record whenever its object changes, so a record's identity is its
+    version: an entry holds the record it was computed from (so its id cannot be reused)
+    and the inputs it read, and is reused only while the state being evaluated hands in
+    the very same record and the same inputs. Entries no evaluation asked for in a table's
+    last two evaluations are dropped, so the memo holds at most twice what is alive."""
+
+    def __init__(self) -> None:
+        self._tables: dict[str, _Table] = {}
+        self._kinds: dict[str, tuple[tuple, Any]] = {}  # name -> (generations it was computed at, value)
+        # Per-object results computed and reused over the lifetime (for tests and the benchmark).
+        self.computed = 0
+        self.reused = 0
+
+    def table(self, name: str, serial: int) -> _Table:
+        """The table `name` as the state numbered `serial` sees it: a newer state moves
+        what the last one used to `previous` (kept one more evaluation, then dropped)."""
+        table = self._tables.get(name)
+        if table is None:
+            table = self._tables[name] = _Table()
+        if table.serial != serial:
+            table.serial, table.previous, table.current = serial, table.current, {}
+        return table
+
+    def kinds_value(self, name: str, generations: tuple, compute: Callable[[], T]) -> T:
+        kept = self._kinds.get(name)
+        if kept is not None and kept[0] == generations:
+            return kept[1]
+        value = compute()
+        self._kinds[name] = (generations, value)
+        return value
+
+    def clear(self) -> None:
+        """Forget everything (the benchmark's cold evaluations)."""
+        self._tables.clear()
+        self._kinds.clear()
+
+
 class Store:
     """Thread-safe: a snapshot load may run in a worker thread while the server reads."""
 
@@ -182,6 +236,9 @@ class Store:
         # Judgements a check must keep across evaluations (e.g. a migration's cause, fixed when
         # first seen), keyed by check; shared by every state() of this store.
         self.memo: dict[str, dict] = {}
+        # Per-object results shared by checks and kept across evaluations (ClusterState.per_object).
+        self.object_memo = ObjectMemo()
+        self._states = 0  # states handed out: each is numbered
 
     def apply(self, event: Event) -> None:
         """The only way state changes: sources emit events, the store applies them."""
@@ -288,6 +345,7 @@ class Store:
             absent = {key: st.absent for key, st in self.kinds.items() if st.absent}
             forbidden = {key: st.forbidden for key, st in self.kinds.items() if st.forbidden}
             wall = time.time()
+            self._states += 1
             unavailable = {
                 key: reason
                 for key, st in self.kinds.items()
@@ -304,6 +362,8 @@ class Store:
                 memo=self.memo,
                 unavailable=unavailable,
                 generations={**self.generations, "samples": self.samples_generation},
+                object_memo=self.object_memo,
+                serial=self._states,
             )
 
 
@@ -323,6 +383,9 @@ class ClusterState:
     unavailable: dict[str, str] = field(default_factory=dict)  # kind key -> why it is not current (stale, ...)
     # kind key (and "samples") -> the store's count of changes when this state was taken
     generations: dict[str, int] = field(default_factory=dict, compare=False)
+    object_memo: ObjectMemo = field(default_factory=ObjectMemo, compare=False, repr=False)  # Store.object_memo
+    serial: int = 0  # which of its store's states this is (ObjectMemo tables turn over per state)
+    _indexes: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_records(
@@ -345,6 +408,47 @@ class ClusterState:
         if name not in self._cache:
             self._cache[name] = compute(self)
         return self._cache[name]
+
+    def per_object(self, name: str, record: Any, compute: Callable[..., R], *inputs: Any) -> R:
+        """`compute(record, *inputs)`, a result about one object that also reads `inputs`
+        (other records, settings, kinds' generations), computed once and shared by every
+        check that asks for `name`, and kept across evaluations while the state hands in
+        the very same record and inputs (see ObjectMemo). `compute` must read nothing else
+        that can change: what it reads from the state goes into `inputs`."""
+        table = self.object_memo.table(name, self.serial)
+        key = id(record)
+        entry = table.current.get(key)
+        if entry is None:
+            entry = table.previous.pop(key, None)
+            if entry is not None:
+                table.current[key] = entry
+        if entry is not None and entry[0] is record and entry[1] == inputs:  # the same records (identity first)
+            self.object_memo.reused += 1
+            return entry[2]
+        value = compute(record, *inputs)
+        table.current[key] = (record, inputs, value)
+        self.object_memo.computed += 1
+        return value
+
+    def per_kinds(self, name: str, kinds: tuple[str, ...], compute: Callable[["ClusterState"], T]) -> T:
+        """`compute(self)`, a result that reads only the objects of `kinds` (and whatever
+        `name` spells out, e.g. a setting), computed once per state and kept across
+        evaluations while none of those kinds changed."""
+        if name in self._cache:
+            return self._cache[name]
+        if not self.generations:  # a state built by hand: no store to keep it in
+            value = compute(self)
+        else:
+            generations = tuple(self.generations.get(k) for k in kinds)
+            value = self.object_memo.kinds_value(name, generations, lambda: compute(self))
+        self._cache[name] = value
+        return value
+
+    def forgetting(self) -> "ClusterState":
+        """The same cluster with nothing computed yet (no per-object memo, no indexes, no
+        derived results), as the first evaluation after a start sees it; the judgements
+        kept with `remembered` stay."""
+        return dataclasses.replace(self, _cache={}, object_memo=ObjectMemo(), _indexes={})
 
     def remembered(self, name: str) -> dict:
         """A dict kept across evaluations of the same store, for judgements that must not
@@ -417,19 +521,26 @@ class ClusterState:
         return self.of("pods")
 
     def index(self, key: str) -> dict[tuple[str, str], Any]:
-        """(namespace, name) -> record, for one kind; built once per state."""
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = {(r.metadata.namespace, r.metadata.name): r for r in self.of(key)}
-            self._cache[key] = cached
-        return cached
+        """(namespace, name) -> record, for one kind; built once and kept while the kind
+        does not change."""
+        index = self._indexes.get(key)
+        if index is None:
+            index = self._indexes[key] = self.per_kinds(f"index {key}", (key,), lambda s: _index(s.of(key)))
+        return index
 
     def get(self, key: str, namespace: str, name: str) -> Any | None:
-        return self.index(key).get((namespace, name))
+        index = self._indexes.get(key)
+        if index is None:
+            index = self.index(key)
+        return index.get((namespace, name))
 
     @cached_property
     def total_objects(self) -> int:
         return sum(len(v) for v in self.objects.values())
+
+
+def _index(records: tuple[Any, ...]) -> dict[tuple[str, str], Any]:
+    return {(r.metadata.namespace, r.metadata.name): r for r in records}
 
 
 def kind(key: str) -> KindInfo:

@@ -32,6 +32,16 @@ def ref(kind: str, obj: Any) -> ObjectRef:
     return ObjectRef(kind, obj.metadata.namespace, obj.metadata.name)
 
 
+def in_name_order(state: ClusterState, key: str) -> list[Any]:
+    """The objects of one kind in (namespace, name) order; sorted once and kept while the
+    kind does not change (state.per_kinds)."""
+    return state.per_kinds(f"{key} in name order", (key,), lambda s: sorted(s.of(key), key=_name))
+
+
+def _name(obj: Any) -> tuple[str, str]:
+    return obj.metadata.namespace, obj.metadata.name
+
+
 # ---------------------------------------------------------------- nodes
 
 
@@ -44,17 +54,18 @@ def has_noschedule_taint(node: Node) -> bool:
     return any(t.effect in ("NoSchedule", "NoExecute") and not t.key.startswith("node.kubernetes.io/") for t in taints)
 
 
-def vm_schedulable_nodes(state: ClusterState) -> list[Any]:
+def vm_schedulable_nodes(state: ClusterState) -> tuple[Any, ...]:
     """Nodes labelled kubevirt.io/schedulable=true. Dumps that lost the label (no node
-    carries it) fall back to nodes without a NoSchedule taint that are not control plane."""
-    return state.derive("vm_schedulable_nodes", _vm_schedulable_nodes)
+    carries it) fall back to nodes without a NoSchedule taint that are not control plane.
+    Kept while the nodes do not change (state.per_kinds)."""
+    return state.per_kinds("vm_schedulable_nodes", ("nodes",), _vm_schedulable_nodes)
 
 
-def _vm_schedulable_nodes(state: ClusterState) -> list[Any]:
+def _vm_schedulable_nodes(state: ClusterState) -> tuple[Any, ...]:
     nodes = state.nodes
     if any(SCHEDULABLE_LABEL in labels(n) for n in nodes):
-        return [n for n in nodes if labels(n).get(SCHEDULABLE_LABEL) == "true"]
-    return [n for n in nodes if not is_control_plane(n) and not has_noschedule_taint(n)]
+        return tuple(n for n in nodes if labels(n).get(SCHEDULABLE_LABEL) == "true")
+    return tuple(n for n in nodes if not is_control_plane(n) and not has_noschedule_taint(n))
 
 
 def capacity(node: Node, resource: str) -> float | None:

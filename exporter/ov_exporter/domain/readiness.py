@@ -132,6 +132,11 @@ def _allocatable(node: Node, resource: str) -> float | None:
     return float(value) if value is not None else None
 
 
+def kept_requests(state: ClusterState, vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
+    """vmi_requests, kept per VMI and ratio (state.per_object)."""
+    return state.per_object("vmi_requests", vmi, vmi_requests, ratio)
+
+
 def vmi_requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
     """(CPU, memory bytes) a VMI's launcher pod requests: explicit requests, else vCPUs divided
     by vmiCPUAllocationRatio (dedicated CPUs: one CPU each) and the guest memory."""
@@ -152,7 +157,12 @@ def vmi_requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, floa
 
 def handler_readiness(state: ClusterState) -> dict[str, bool] | None:
     """node -> a Ready virt-handler runs there; None when no virt-handler pod is known at all
-    (the dump has no pods, or KubeVirt runs elsewhere): the reason is not judged then."""
+    (the dump has no pods, or KubeVirt runs elsewhere): the reason is not judged then. Kept
+    while the pods do not change (state.per_kinds)."""
+    return state.per_kinds("virt-handler readiness", ("pods",), _handler_readiness)
+
+
+def _handler_readiness(state: ClusterState) -> dict[str, bool] | None:
     nodes: dict[str, bool] = {}
     for pod in state.of("pods"):
         meta = pod.metadata
@@ -258,5 +268,20 @@ def _readiness(state: ClusterState, config: Config) -> Readiness:
                     f"is {limit.value} ({limit.source})"
                 )
         verdict.reasons = {r: reasons[r] for r in REASONS if r in reasons}
-        result[(ns, name)] = verdict
+        result[(ns, name)] = _kept(state, vm, verdict)
     return Readiness(result, in_flight, limit)
+
+
+def _kept(state: ClusterState, vm: Any, verdict: Verdict) -> Verdict:
+    """The verdict the last evaluation gave this VM when it says the same (state.per_object),
+    so that what checks derive from a verdict can be kept with it."""
+    return state.per_object(
+        "readiness verdict",
+        vm,
+        lambda *_: verdict,
+        verdict.eviction_strategy,
+        verdict.strategy_origin,
+        verdict.node,
+        verdict.running,
+        tuple(verdict.reasons.items()),
+    )

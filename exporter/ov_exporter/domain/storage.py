@@ -15,7 +15,7 @@ DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 
 def default_storage_class(state: ClusterState) -> str | None:
-    return state.derive("default_storage_class", _default_storage_class)
+    return state.per_kinds("default_storage_class", (FALLBACK_KINDS[1],), _default_storage_class)
 
 
 def _default_storage_class(state: ClusterState) -> str | None:
@@ -88,25 +88,70 @@ def access_modes(
     return _dv_modes(state, dv_template.spec if dv_template is not None else None)
 
 
+VMS = "virtualmachines.kubevirt.io"
+PVCS = "persistentvolumeclaims"
+DATA_VOLUMES = "datavolumes.cdi.kubevirt.io"
+VMIS = "virtualmachineinstances.kubevirt.io"
+# What a disk's access modes can fall back to: the StorageProfile of its class, the default class.
+FALLBACK_KINDS = ("storageprofiles.cdi.kubevirt.io", "storageclasses.storage.k8s.io")
+
+
+def _claims(vm: VirtualMachine) -> list[tuple[str, str]]:
+    """(claim, volume name) of a VM's PVC and DataVolume volumes."""
+    spec = vm_template_spec(vm)
+    out = []
+    for vol in (spec.volumes if spec is not None else None) or []:
+        if vol.persistent_volume_claim is not None and vol.persistent_volume_claim.claim_name:
+            out.append((vol.persistent_volume_claim.claim_name, vol.name))
+        elif vol.data_volume is not None and vol.data_volume.name:
+            out.append((vol.data_volume.name, vol.name))
+        # containerDisk, cloudInit, emptyDisk never block live migration
+    return out
+
+
 def vm_disks(state: ClusterState, vm: VirtualMachine) -> tuple[list[str], list[str]]:
     """(claims without RWX, each "claim (modes from source)"; claims whose modes are unknown)
     of a VM's PVC and DataVolume volumes."""
-    spec = vm_template_spec(vm)
+    found = all_vm_disks(state).get((vm.metadata.namespace, vm.metadata.name))
+    if found is None or found[1] is not vm:
+        found = _vm_disks_of(state, vm)
+    return found[0]
+
+
+def all_vm_disks(state: ClusterState) -> dict[tuple[str, str], tuple[tuple[list[str], list[str]], VirtualMachine]]:
+    """(namespace, VM name) -> ((rwo, unknown), the VM), for every VM: computed once (rwo_vm_disks
+    and the readiness verdicts share it) and kept while none of the kinds it reads changes
+    (state.per_kinds); each VM's kept (state.per_object) while the VM, its VMI, its claims'
+    PVCs and DataVolumes, the StorageProfiles and StorageClasses are the same."""
+    return state.per_kinds(
+        "vm_disks",
+        (VMS, VMIS, PVCS, DATA_VOLUMES, *FALLBACK_KINDS),
+        lambda s: {(vm.metadata.namespace, vm.metadata.name): _vm_disks_of(s, vm) for vm in s.vms},
+    )
+
+
+def _vm_disks_of(state: ClusterState, vm: VirtualMachine) -> tuple[tuple[list[str], list[str]], VirtualMachine]:
+    if vm_template_spec(vm) is None:
+        return ([], []), vm
+    ns = vm.metadata.namespace
+    vmi = state.get(VMIS, ns, vm.metadata.name)
+    claims = _claims(vm)
+    pvcs, dvs = state.index(PVCS), state.index(DATA_VOLUMES)
+    inputs = [vmi, state.generations.get(FALLBACK_KINDS[0]), state.generations.get(FALLBACK_KINDS[1])]
+    for claim, _ in claims:
+        inputs += (pvcs.get((ns, claim)), dvs.get((ns, claim)))
+    # Besides the inputs, only the records they stand for (and the kinds whose generations are in them) are read.
+    return state.per_object("vm_disks", vm, lambda vm, vmi, *_: (_vm_disks(state, vm, vmi, claims), vm), *inputs)
+
+
+def _vm_disks(
+    state: ClusterState, vm: VirtualMachine, vmi: VirtualMachineInstance | None, claims: list[tuple[str, str]]
+) -> tuple[list[str], list[str]]:
     rwo: list[str] = []
     unknown: list[str] = []
-    if spec is None:
-        return rwo, unknown
-    ns, name = vm.metadata.namespace, vm.metadata.name
     templates = {t.metadata.name: t for t in (vm.spec.data_volume_templates or [])}
-    vmi = state.get("virtualmachineinstances.kubevirt.io", ns, name)
-    for vol in spec.volumes or []:
-        if vol.persistent_volume_claim is not None and vol.persistent_volume_claim.claim_name:
-            claim = vol.persistent_volume_claim.claim_name
-        elif vol.data_volume is not None and vol.data_volume.name:
-            claim = vol.data_volume.name
-        else:
-            continue  # containerDisk, cloudInit, emptyDisk never block live migration
-        modes, where = access_modes(state, ns, claim, vmi, templates.get(claim), vol.name)
+    for claim, volume in claims:
+        modes, where = access_modes(state, vm.metadata.namespace, claim, vmi, templates.get(claim), volume)
         if modes is None:
             unknown.append(claim)
         elif RWX not in modes:

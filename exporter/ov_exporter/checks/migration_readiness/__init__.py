@@ -12,8 +12,9 @@ from ...domain.k8s import (
     ref,
     vm_node,
 )
-from ...domain.readiness import REASONS, readiness
+from ...domain.readiness import REASONS, Verdict, readiness
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample
+from ...records import VirtualMachine
 from ...store import ClusterState
 
 BLOCKED = Family(
@@ -64,23 +65,12 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             continue
         blocked += 1
         vm = state.get("virtualmachines.kubevirt.io", verdict.namespace, verdict.name)
-        obj = ref("VirtualMachine", vm)
         node = vm_node(state, vm)
+        samples, finding = state.per_object(SPEC.id, verdict, _report, vm, node)
         for reason in verdict.reasons:
             per_reason[reason] += 1
-            out.samples.append(
-                Sample(BLOCKED.name, (verdict.namespace, verdict.name, reason, verdict.eviction_strategy, node), 1, obj)
-            )
-        details = "; ".join(f"{r}: {d}" for r, d in verdict.reasons.items())
-        out.findings.append(
-            Finding(
-                SPEC.id,
-                verdict.severity,
-                obj,
-                f"live migration blocked by {len(verdict.reasons)} reason(s) (eviction strategy "
-                f"{verdict.eviction_strategy}, {verdict.strategy_origin}): {details}",
-            )
-        )
+        out.samples += samples
+        out.findings.append(finding)
     out.samples.append(Sample(BLOCKED_VMS.name, (), blocked))
     out.samples += [Sample(BLOCKED_BY_REASON.name, (r,), n) for r, n in per_reason.items()]
     in_flight, limit = judged.in_flight, judged.limit
@@ -89,6 +79,24 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         Sample(SLOTS.name, ("limit", limit.source), limit.value),
     ]
     return out
+
+
+def _report(verdict: Verdict, vm: VirtualMachine, node: str) -> tuple[list[Sample], Finding]:
+    """A blocked VM's series and finding (kept per verdict, VM and node: state.per_object)."""
+    obj = ref("VirtualMachine", vm)
+    samples = [
+        Sample(BLOCKED.name, (verdict.namespace, verdict.name, reason, verdict.eviction_strategy, node), 1, obj)
+        for reason in verdict.reasons
+    ]
+    details = "; ".join(f"{r}: {d}" for r, d in verdict.reasons.items())
+    finding = Finding(
+        SPEC.id,
+        verdict.severity,
+        obj,
+        f"live migration blocked by {len(verdict.reasons)} reason(s) (eviction strategy "
+        f"{verdict.eviction_strategy}, {verdict.strategy_origin}): {details}",
+    )
+    return samples, finding
 
 
 SPEC = CheckSpec(

@@ -11,6 +11,8 @@ from ...domain.k8s import ref, vm_node, vm_schedulable_nodes, vm_template_spec
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...store import ClusterState
 
+NNS = "nodenetworkstates.nmstate.io"
+
 MISMATCH = Family(
     "ov_mtu_mismatch",
     "gauge",
@@ -125,40 +127,55 @@ def _host_mtus(state: ClusterState) -> dict[str, dict[str, int]]:
     return result
 
 
+def _judge_nad(
+    nad: Any, cluster_mtu: int | None, host_items: list[tuple[str, dict[str, int]]]
+) -> tuple[NetInfo | None, list[Sample], list[Finding]]:
+    """A NetworkAttachmentDefinition's network (None: its config is invalid), series and
+    findings; kept per NAD, cluster MTU and host MTUs (state.per_object)."""
+    ns, name = nad.metadata.namespace, nad.metadata.name
+    obj = ref("NetworkAttachmentDefinition", nad)
+    try:
+        info = parse_nad(nad.spec.config if nad.spec else None, cluster_mtu)
+    except ConfigInvalid as exc:
+        return None, [Sample(INVALID.name, (ns, name), 1, obj)], [Finding(SPEC.id, Severity.WARNING, obj, str(exc))]
+    mismatched: list[str] = []
+    if info.overlay and info.mtu and cluster_mtu and info.mtu > cluster_mtu:
+        mismatched = [node for node, _ in host_items] or ["all nodes"]
+        detail = f"MTU {info.mtu} exceeds the cluster network MTU {cluster_mtu}"
+    else:
+        host_mtus = set()
+        for node, interfaces in host_items:
+            host_mtu = interfaces.get(info.host_interface) if info.host_interface else None
+            if host_mtu is not None and info.mtu is not None and host_mtu != info.mtu:
+                mismatched.append(node)
+                host_mtus.add(host_mtu)
+        detail = (
+            f"VMs get MTU {info.mtu} ({'explicit' if info.explicit else info.type + ' default'}) but "
+            f"{info.host_interface} has MTU {'/'.join(map(str, sorted(host_mtus)))}"
+        )
+    if not mismatched:
+        return info, [], []
+    shown = ", ".join(mismatched[:5]) + (f" and {len(mismatched) - 5} more" if len(mismatched) > 5 else "")
+    return (
+        info,
+        [Sample(MISMATCH.name, (ns, name), len(mismatched), obj)],
+        [Finding(SPEC.id, Severity.WARNING, obj, f"{detail} on {shown}")],
+    )
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     cluster_mtu = cluster_network_mtu(state)
-    hosts = _host_mtus(state)
+    # node -> interface -> MTU, sorted by node (output independent of load order); kept while
+    # the nodes and their NodeNetworkStates do not change
+    host_items = state.per_kinds("mtu_mismatch hosts", ("nodes", NNS), lambda s: sorted(_host_mtus(s).items()))
     nets: dict[tuple[str, str], NetInfo] = {}
     for nad in state.nads:
-        ns, name = nad.metadata.namespace, nad.metadata.name
-        obj = ref("NetworkAttachmentDefinition", nad)
-        try:
-            info = parse_nad(nad.spec.config if nad.spec else None, cluster_mtu)
-        except ConfigInvalid as exc:
-            out.samples.append(Sample(INVALID.name, (ns, name), 1, obj))
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, obj, str(exc)))
-            continue
-        nets[(ns, name)] = info
-        mismatched: list[str] = []
-        if info.overlay and info.mtu and cluster_mtu and info.mtu > cluster_mtu:
-            mismatched = sorted(hosts) or ["all nodes"]
-            detail = f"MTU {info.mtu} exceeds the cluster network MTU {cluster_mtu}"
-        else:
-            host_mtus = set()
-            for node, interfaces in sorted(hosts.items()):  # sorted: output independent of load order
-                host_mtu = interfaces.get(info.host_interface) if info.host_interface else None
-                if host_mtu is not None and info.mtu is not None and host_mtu != info.mtu:
-                    mismatched.append(node)
-                    host_mtus.add(host_mtu)
-            detail = (
-                f"VMs get MTU {info.mtu} ({'explicit' if info.explicit else info.type + ' default'}) but "
-                f"{info.host_interface} has MTU {'/'.join(map(str, sorted(host_mtus)))}"
-            )
-        if mismatched:
-            out.samples.append(Sample(MISMATCH.name, (ns, name), len(mismatched), obj))
-            shown = ", ".join(mismatched[:5]) + (f" and {len(mismatched) - 5} more" if len(mismatched) > 5 else "")
-            out.findings.append(Finding(SPEC.id, Severity.WARNING, obj, f"{detail} on {shown}"))
+        info, samples, findings = state.per_object(SPEC.id, nad, _judge_nad, cluster_mtu, host_items)
+        out.samples += samples
+        out.findings += findings
+        if info is not None:
+            nets[(nad.metadata.namespace, nad.metadata.name)] = info
 
     for vm in state.vms:
         spec = vm_template_spec(vm)

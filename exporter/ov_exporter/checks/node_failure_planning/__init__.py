@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
-from ...domain.k8s import annotations, labels, ref, vm_schedulable_nodes, vmi_node
+from ...domain.k8s import annotations, in_name_order, labels, ref, vm_schedulable_nodes, vmi_node
 from ...domain.selectors import label_selector_matches
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...records import Machine, Node, VirtualMachine
@@ -18,6 +18,8 @@ from ...store import ClusterState
 
 MACHINES = "machines.machine.openshift.io"
 MHCS = "machinehealthchecks.machine.openshift.io"
+VMS = "virtualmachines.kubevirt.io"
+VMIS = "virtualmachineinstances.kubevirt.io"
 NHCS = "nodehealthchecks.remediation.medik8s.io"
 MACHINE_ANNOTATION = "machine.openshift.io/machine"  # "<namespace>/<machine>" on the Node
 # Installed by default; it only covers spot (interruptible) instances: it does not count.
@@ -203,7 +205,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out.samples.append(Sample(UNCOVERED.name, (), uncovered))
 
     nodes = {n.metadata.name: n for n in state.nodes}
-    for vmi in sorted(state.vmis, key=lambda v: (v.metadata.namespace, v.metadata.name)):
+    for vmi in in_name_order(state, VMIS):
         node_name = vmi_node(vmi)
         node = nodes.get(node_name) if node_name else None
         if node is None or node_ready(node) not in ("False", "Unknown"):
@@ -221,9 +223,9 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             )
         )
 
-    for vm in sorted(state.vms, key=lambda v: (v.metadata.namespace, v.metadata.name)):
+    for vm in in_name_order(state, VMS):
         ns, vm_name = vm.metadata.namespace, vm.metadata.name
-        vmi = state.get("virtualmachineinstances.kubevirt.io", ns, vm_name)
+        vmi = state.get(VMIS, ns, vm_name)
         if vmi is None or not vmi_node(vmi):
             continue  # not running: nothing to lose when a node fails
         strategy = effective_run_strategy(vm)

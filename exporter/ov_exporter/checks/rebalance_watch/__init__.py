@@ -179,6 +179,13 @@ def _memory_request(vmi: VirtualMachineInstance) -> float:
     return vmi_guest_memory(vmi) or 0.0
 
 
+def _placed(vmi: VirtualMachineInstance, ratio: float) -> tuple[str, float, float]:
+    """(node, CPU request, memory request) of a VMI ("" when not placed); kept per VMI and
+    CPU allocation ratio (state.per_object)."""
+    node = vmi_node(vmi)
+    return (node, _cpu_request(vmi, ratio), _memory_request(vmi)) if node else ("", 0.0, 0.0)
+
+
 def _allocatable(node: Node, resource: str) -> float | None:
     alloc = (node.status.allocatable if node.status else None) or {}
     value = alloc.get(resource)
@@ -280,12 +287,12 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     count: dict[str, int] = {}
     requested: dict[tuple[str, str], float] = {}
     for vmi in state.vmis:
-        node = vmi_node(vmi)
+        node, cpu, memory = state.per_object(SPEC.id, vmi, _placed, ratio)
         if not node:
             continue
         count[node] = count.get(node, 0) + 1
-        requested[(node, "cpu")] = requested.get((node, "cpu"), 0.0) + _cpu_request(vmi, ratio)
-        requested[(node, "memory")] = requested.get((node, "memory"), 0.0) + _memory_request(vmi)
+        requested[(node, "cpu")] = requested.get((node, "cpu"), 0.0) + cpu
+        requested[(node, "memory")] = requested.get((node, "memory"), 0.0) + memory
     allocation: dict[str, dict[str, float]] = {r: {} for r in RESOURCES}
     for node in sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name):
         name = node.metadata.name

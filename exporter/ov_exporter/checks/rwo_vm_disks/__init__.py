@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from ...config import Config
-from ...domain.k8s import LIVE_MIGRATING_STRATEGIES, cluster_eviction_strategy, ref, vm_node, vm_template_spec
+from ...domain.k8s import (
+    LIVE_MIGRATING_STRATEGIES,
+    Setting,
+    cluster_eviction_strategy,
+    ref,
+    vm_node,
+    vm_template_spec,
+)
 from ...domain.storage import vm_disks
 from ...model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
+from ...records import VirtualMachine
 from ...store import ClusterState
 
 DISKS = Family(
@@ -26,52 +34,64 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     default_strategy = cluster_eviction_strategy(state)
     for vm in state.vms:
-        spec = vm_template_spec(vm)
-        if spec is None:
+        if vm_template_spec(vm) is None:
             continue
-        ns, name = vm.metadata.namespace, vm.metadata.name
-        rwo, unknown = vm_disks(state, vm)
-        strategy = spec.eviction_strategy or default_strategy.value
-        obj = ref("VirtualMachine", vm)
+        disks = vm_disks(state, vm)
         node = vm_node(state, vm)
-        origin = "set on the VM" if spec.eviction_strategy else f"cluster default from {default_strategy.source}"
-        if rwo:
-            out.samples.append(Sample(DISKS.name, (ns, name, strategy, node), len(rwo), obj))
-            disks = f"{len(rwo)} disk(s) lack ReadWriteMany: {', '.join(rwo)}"
-            if strategy in LIVE_MIGRATING_STRATEGIES and node:
-                out.findings.append(
-                    Finding(
-                        SPEC.id,
-                        Severity.WARNING,
-                        obj,
-                        f"running on {node} with eviction strategy {strategy} ({origin}) but {disks}; "
-                        f"node drains will block on or shut down this VM",
-                    )
-                )
-            else:
-                why = (
-                    f"eviction strategy {strategy} ({origin}): drains do not try to live migrate it"
-                    if strategy not in LIVE_MIGRATING_STRATEGIES
-                    else "the VM is stopped"
-                )
-                out.findings.append(
-                    Finding(
-                        SPEC.id, Severity.INFO, obj, f"{disks}; {why}, but it can never live migrate on this storage"
-                    )
-                )
-        if strategy not in LIVE_MIGRATING_STRATEGIES:
-            continue
-        if unknown:
-            out.findings.append(
+        samples, findings = state.per_object(SPEC.id, vm, _judge, disks, default_strategy, node)
+        out.samples += samples
+        out.findings += findings
+    return out
+
+
+def _judge(
+    vm: VirtualMachine, disks: tuple[list[str], list[str]], default_strategy: Setting, node: str
+) -> tuple[list[Sample], list[Finding]]:
+    """One VM's series and findings (kept per VM, its disks' verdict, the cluster's default
+    eviction strategy and its node: state.per_object)."""
+    samples: list[Sample] = []
+    findings: list[Finding] = []
+    spec = vm_template_spec(vm)
+    ns, name = vm.metadata.namespace, vm.metadata.name
+    rwo, unknown = disks
+    strategy = spec.eviction_strategy or default_strategy.value
+    obj = ref("VirtualMachine", vm)
+    origin = "set on the VM" if spec.eviction_strategy else f"cluster default from {default_strategy.source}"
+    if rwo:
+        samples.append(Sample(DISKS.name, (ns, name, strategy, node), len(rwo), obj))
+        disks_text = f"{len(rwo)} disk(s) lack ReadWriteMany: {', '.join(rwo)}"
+        if strategy in LIVE_MIGRATING_STRATEGIES and node:
+            findings.append(
                 Finding(
                     SPEC.id,
-                    Severity.INFO,
+                    Severity.WARNING,
                     obj,
-                    f"access mode unknown for claim(s) {', '.join(unknown)}: no PVC, VMI volume status, "
-                    f"DataVolume or StorageProfile found",
+                    f"running on {node} with eviction strategy {strategy} ({origin}) but {disks_text}; "
+                    f"node drains will block on or shut down this VM",
                 )
             )
-    return out
+        else:
+            why = (
+                f"eviction strategy {strategy} ({origin}): drains do not try to live migrate it"
+                if strategy not in LIVE_MIGRATING_STRATEGIES
+                else "the VM is stopped"
+            )
+            findings.append(
+                Finding(
+                    SPEC.id, Severity.INFO, obj, f"{disks_text}; {why}, but it can never live migrate on this storage"
+                )
+            )
+    if strategy in LIVE_MIGRATING_STRATEGIES and unknown:
+        findings.append(
+            Finding(
+                SPEC.id,
+                Severity.INFO,
+                obj,
+                f"access mode unknown for claim(s) {', '.join(unknown)}: no PVC, VMI volume status, "
+                f"DataVolume or StorageProfile found",
+            )
+        )
+    return samples, findings
 
 
 SPEC = CheckSpec(

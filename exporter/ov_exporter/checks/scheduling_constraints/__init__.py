@@ -15,6 +15,8 @@ from ...store import ClusterState
 
 PENDING_PHASES = ("Pending", "Scheduling")
 HOSTNAME = "kubernetes.io/hostname"
+VMS = "virtualmachines.kubevirt.io"
+VMIS = "virtualmachineinstances.kubevirt.io"
 
 CONSTRAINTS = Family(
     "ov_vm_scheduling_constraints",
@@ -191,11 +193,9 @@ def _pod_scheduled(vmi: VirtualMachineInstance) -> Any | None:
     return None
 
 
-def evaluate(state: ClusterState, config: Config) -> CheckOutput:
+def _judge_vms(state: ClusterState, limit: int) -> tuple[list[Sample], list[Finding], int]:
+    """The VMs' series, findings and how many are pinned to one node."""
     out = CheckOutput()
-    pending_max = config.thresholds.vmi_pending_minutes * 60.0
-    out.samples.append(Sample(PENDING_THRESHOLD.name, (), pending_max))
-    limit = config.thresholds.scheduling_constraints_max
     default_strategy = cluster_eviction_strategy(state)
     nodes = sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name)
     pinned_count = 0
@@ -269,6 +269,23 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             node = vm_node(state, vm)
             out.samples.append(Sample(CONSTRAINTS.name, (ns, name, node), c.total, obj))
             out.samples += [Sample(ISSUE.name, (ns, name, issue, strategy, node), 1, obj) for issue in issues]
+
+    return out.samples, out.findings, pinned_count
+
+
+def evaluate(state: ClusterState, config: Config) -> CheckOutput:
+    out = CheckOutput()
+    pending_max = config.thresholds.vmi_pending_minutes * 60.0
+    out.samples.append(Sample(PENDING_THRESHOLD.name, (), pending_max))
+    limit = config.thresholds.scheduling_constraints_max
+    # What the VMs' constraints say does not depend on the clock: kept while none of the kinds it reads changes.
+    samples, findings, pinned_count = state.per_kinds(
+        f"scheduling_constraints VMs, at most {limit}",
+        (VMS, VMIS, "nodes", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),
+        lambda s: _judge_vms(s, limit),
+    )
+    out.samples += samples
+    out.findings += findings
 
     unschedulable = 0
     for vmi in state.vmis:

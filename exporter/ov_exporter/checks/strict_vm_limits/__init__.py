@@ -76,7 +76,6 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if spec is None:
             continue
         ns, name = vm.metadata.namespace, vm.metadata.name
-        obj = ref("VirtualMachine", vm)
         domain = spec.domain
         dedicated = bool(domain and domain.cpu and domain.cpu.dedicated_cpu_placement)
         if dedicated:
@@ -87,6 +86,10 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             if k in ("cpu", "memory")
         }
         vcpus = _vcpus(domain, limits)
+        auto_limited = not limits and auto is not None and label_selector_matches(auto[0], ns_labels.get(ns, {}))
+        if not limits and not auto_limited:
+            continue  # nothing to report: most VMs
+        obj = ref("VirtualMachine", vm)
         node = vm_node(state, vm)
         if "memory" in limits:
             limit = float(limits["memory"])
@@ -140,7 +143,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             )
         if limits:
             counts["vm"] += 1
-        elif auto is not None and label_selector_matches(auto[0], ns_labels.get(ns, {})):
+        elif auto_limited:
             counts["auto"] += 1
             out.samples.append(Sample(RATIO.name, (ns, name, "cpu", "auto", node), 1.0, obj))
             out.findings.append(

@@ -17,7 +17,7 @@ from typing import Any
 
 from ... import upstream
 from ...config import Config
-from ...domain.k8s import labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
+from ...domain.k8s import in_name_order, labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState
 
@@ -108,9 +108,9 @@ def _latest(state: ClusterState, metric: str) -> dict[tuple[str, str], float]:
 
 
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
-    pods = _pod_usage(state)
-    guest_used = _latest(state, upstream.VMI_MEMORY_USED)
-    cpu_rate = _latest(state, upstream.VMI_CPU_USAGE_RATE)
+    pods = state.per_kinds("vm_right_sizing pod usage", (PODMETRICS,), _pod_usage)
+    guest_used = state.per_kinds("vm_right_sizing guest memory used", ("samples",), _guest_used)
+    cpu_rate = state.per_kinds("vm_right_sizing cpu rate", ("samples",), _cpu_rate)
     if not pods and not guest_used and not cpu_rate:
         why = state.absent.get(PODMETRICS) or "no PodMetrics of virt-launcher pods"
         raise NotApplicable(
@@ -120,7 +120,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     counts = {(r, v): 0 for r in RESOURCES for v in ("over", "under", "ok")}
     totals = {"cpu": [0.0, 0.0], "memory": [0.0, 0.0]}  # requested, used
-    for vmi in sorted(state.vmis, key=lambda v: (v.metadata.namespace, v.metadata.name)):
+    for vmi in in_name_order(state, VMIS):
         if vmi.status is None or vmi.status.phase != "Running":
             continue
         key = (vmi.metadata.namespace, vmi.metadata.name)
@@ -129,42 +129,14 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             mem_used = guest_used[key]
         if cpu_used is None and key in cpu_rate:
             cpu_used = cpu_rate[key]
-        vcpus, guest = vmi_vcpus(vmi), vmi_guest_memory(vmi)
-        measured = {"cpu": (cpu_used, float(vcpus)), "memory": (mem_used, guest)}
-        obj = ref("VirtualMachineInstance", vmi)
-        over, under = [], []
-        for resource, (used, requested) in measured.items():
-            if used is None or not requested:
-                continue
+        samples, finding, judged = state.per_object(SPEC.id, vmi, _judge, cpu_used, mem_used, t)
+        out.samples += samples
+        if finding is not None:
+            out.findings.append(finding)
+        for resource, verdict, requested, used in judged:
+            counts[(resource, verdict)] += 1
             totals[resource][0] += requested
             totals[resource][1] += used
-            ratio = used / requested
-            under_at = t.right_sizing_under_cpu_ratio if resource == "cpu" else t.right_sizing_under_memory_ratio
-            # A 1-vCPU VM cannot shrink: idle CPU there is not over-provisioning.
-            if ratio < t.right_sizing_over_ratio and not (resource == "cpu" and vcpus <= 1):
-                verdict = "over"
-                over.append(f"{resource} {_amount(resource, used)} of {_amount(resource, requested)} ({ratio:.0%})")
-                out.samples.append(Sample(OVER.name, (*key, resource, vmi_node(vmi)), ratio, obj))
-            elif ratio >= under_at:
-                verdict = "under"
-                under.append(f"{resource} {_amount(resource, used)} of {_amount(resource, requested)} ({ratio:.0%})")
-                out.samples.append(Sample(UNDER.name, (*key, resource, vmi_node(vmi)), ratio, obj))
-            else:
-                verdict = "ok"
-            counts[(resource, verdict)] += 1
-        if under:
-            out.findings.append(
-                Finding(
-                    SPEC.id,
-                    Severity.WARNING,
-                    obj,
-                    "under-provisioned: uses "
-                    + "; ".join(under)
-                    + (" (over-provisioned: " + "; ".join(over) + ")" if over else ""),
-                )
-            )
-        elif over:
-            out.findings.append(Finding(SPEC.id, Severity.INFO, obj, "over-provisioned: uses " + "; ".join(over)))
     out.samples += [Sample(VMS.name, k, float(v)) for k, v in counts.items()]
     out.samples += [
         Sample(CPU_CORES.name, ("requested",), totals["cpu"][0]),
@@ -173,6 +145,58 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         Sample(MEMORY_BYTES.name, ("used",), totals["memory"][1]),
     ]
     return out
+
+
+def _guest_used(state: ClusterState) -> dict[tuple[str, str], float]:
+    return _latest(state, upstream.VMI_MEMORY_USED)
+
+
+def _cpu_rate(state: ClusterState) -> dict[tuple[str, str], float]:
+    return _latest(state, upstream.VMI_CPU_USAGE_RATE)
+
+
+def _judge(
+    vmi: Any, cpu_used: float | None, mem_used: float | None, t: Any
+) -> tuple[list[Sample], Finding | None, list[tuple[str, str, float, float]]]:
+    """One running VMI's series, finding and (resource, verdict, requested, used) per
+    resource measured; kept per VMI, usage and thresholds (state.per_object)."""
+    key = (vmi.metadata.namespace, vmi.metadata.name)
+    vcpus, guest = vmi_vcpus(vmi), vmi_guest_memory(vmi)
+    measured = {"cpu": (cpu_used, float(vcpus)), "memory": (mem_used, guest)}
+    obj = ref("VirtualMachineInstance", vmi)
+    samples: list[Sample] = []
+    judged: list[tuple[str, str, float, float]] = []
+    over, under = [], []
+    for resource, (used, requested) in measured.items():
+        if used is None or not requested:
+            continue
+        ratio = used / requested
+        under_at = t.right_sizing_under_cpu_ratio if resource == "cpu" else t.right_sizing_under_memory_ratio
+        # A 1-vCPU VM cannot shrink: idle CPU there is not over-provisioning.
+        if ratio < t.right_sizing_over_ratio and not (resource == "cpu" and vcpus <= 1):
+            verdict = "over"
+            over.append(f"{resource} {_amount(resource, used)} of {_amount(resource, requested)} ({ratio:.0%})")
+            samples.append(Sample(OVER.name, (*key, resource, vmi_node(vmi)), ratio, obj))
+        elif ratio >= under_at:
+            verdict = "under"
+            under.append(f"{resource} {_amount(resource, used)} of {_amount(resource, requested)} ({ratio:.0%})")
+            samples.append(Sample(UNDER.name, (*key, resource, vmi_node(vmi)), ratio, obj))
+        else:
+            verdict = "ok"
+        judged.append((resource, verdict, requested, used))
+    finding = None
+    if under:
+        finding = Finding(
+            SPEC.id,
+            Severity.WARNING,
+            obj,
+            "under-provisioned: uses "
+            + "; ".join(under)
+            + (" (over-provisioned: " + "; ".join(over) + ")" if over else ""),
+        )
+    elif over:
+        finding = Finding(SPEC.id, Severity.INFO, obj, "over-provisioned: uses " + "; ".join(over))
+    return samples, finding, judged
 
 
 def _amount(resource: str, value: float) -> str:
