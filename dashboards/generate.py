@@ -481,9 +481,10 @@ def _base(
 
 
 # The red lines are the exporter's default thresholds (config.py), not copies of them.
-CPU_MAX, MEM_MAX = Thresholds().cpu_overcommit_max, Thresholds().memory_overcommit_max
-NODE_CPU_OVERLOADED, NODE_MEMORY_OVERLOADED = Thresholds().node_cpu_overloaded, Thresholds().node_memory_overloaded
-DIRTY_INFO, DIRTY_WARNING = Thresholds().dirty_rate_risk_warning, Thresholds().dirty_rate_risk_critical
+DEFAULTS = Thresholds()
+CPU_MAX, MEM_MAX = DEFAULTS.cpu_overcommit_max, DEFAULTS.memory_overcommit_max
+NODE_CPU_OVERLOADED, NODE_MEMORY_OVERLOADED = DEFAULTS.node_cpu_overloaded, DEFAULTS.node_memory_overloaded
+DIRTY_INFO, DIRTY_WARNING = DEFAULTS.dirty_rate_risk_warning, DEFAULTS.dirty_rate_risk_critical
 OVERCOMMIT_CPU = _thresholds((None, "green"), (CPU_MAX, "red"))
 OVERCOMMIT_MEM = _thresholds((None, "green"), (MEM_MAX, "red"))
 STATUS = _thresholds((None, "red"), (1, "green"))

@@ -447,11 +447,7 @@ def test_thresholds_the_rules_cannot_read_from_the_exporter_are_the_configuratio
     }
     for _, rule in _rules():
         if rule.get("alert") in ("OVVMIDirtyRateTooHighForMigration", "OVPostRebalanceNodeCPUHigh"):
-            exporter_arms = (
-                rule["expr"].replace(promql_arm.search(rule["expr"]).group(0), "")
-                if promql_arm.search(rule["expr"])
-                else rule["expr"]
-            )
+            exporter_arms = promql_arm.sub("", rule["expr"])
             assert not re.search(
                 r"(?:ov_migration_dirty_rate_risk(?:\[1d\]\))?|:rate5m) [<>]=? [\d.]", exporter_arms
             ), rule["alert"]
