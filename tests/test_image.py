@@ -172,6 +172,9 @@ async def test_demo_under_arbitrary_uid_read_only(built):
         runbook = sorted((ROOT / "alerts" / "runbooks").glob("*.md"))[0]
         body = await poll(c, f"{base}/runbooks/{runbook.name}", lambda s, b: s == 200, "a runbook")
         assert body.decode() == runbook.read_text()
+        # The solver is an extra the image leaves out: the plan states the fluid bound instead.
+        proc = image.podman("exec", c.name, "ov-exporter", "plan", "--demo", "--output", "markdown")
+        assert "the fluid bound only" in proc.stdout and "### Wave 1" in proc.stdout, proc.stdout
         proc = image.podman("exec", c.name, "id", "-u")
         assert proc.stdout.strip() == str(uid)
         # Nothing in the root filesystem is writable, not even where the environment lives.
@@ -329,3 +332,4 @@ def test_contents_size_and_layers(built, tmp_path, capsys):
         print("\n" + "\n".join(lines))
     assert total > base_size and venv_kib > 1024
     assert any(name == "ov_exporter" for _, name in packages), du
+    assert not {"highspy", "numpy"} & {name for _, name in packages}, "the solver is an extra, not in the image"

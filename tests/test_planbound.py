@@ -7,6 +7,7 @@ worse than any of them; the simulated descheduler must keep to its own limits.
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -20,9 +21,11 @@ from ov_exporter.domain.planbound import (
     lower_bound,
     lp_bound,
     optimal,
+    solver_installed,
 )
 from ov_exporter.domain.planmodel import Instance, PlanNode, PlanVM, feasible, spread
 
+from .conftest import ROOT
 from .planbaselines import (
     CPU_ALLOCATION_RATIO,
     HIGH_DEVIATION,
@@ -313,3 +316,25 @@ def test_the_solver_prints_nothing(capfd):
     optimal(_two_nodes(4), 5)
     lower_bound(_two_nodes(3))
     assert capfd.readouterr() == ("", "")
+
+
+def test_without_the_solver_the_bound_is_the_fluid_one_and_the_plan_says_so():
+    """The container image leaves the `solver` extra out: the plan still states a proven bound."""
+    code = (
+        "import sys, importlib.util, json\n"
+        "_find = importlib.util.find_spec\n"  # as if highspy were not installed
+        "importlib.util.find_spec = lambda name, *a: None if name == 'highspy' else _find(name, *a)\n"
+        "sys.modules['highspy'] = None\n"
+        "from ov_exporter.domain import planbound\n"
+        "from tests.planbaselines import cluster\n"
+        "inst = cluster(3).instance\n"
+        "print(json.dumps([planbound.solver_installed(), planbound.lower_bound(inst), planbound.fluid_bound(inst)]))\n"
+        "from ov_exporter.cli import main\n"
+        "main(['plan', '--demo', '--output', 'markdown'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    first, _, markdown = out.stdout.partition("\n")
+    installed, bound, fluid = json.loads(first)
+    assert installed is False and bound == fluid
+    assert "the fluid bound only" in markdown and "`solver` extra" in markdown, out.stdout + out.stderr
+    assert solver_installed() and lower_bound(cluster(3).instance) >= fluid  # the solver's is at least as tight

@@ -11,8 +11,9 @@ the spread is the larger over CPU and memory of (max - min utilisation) over the
   * a fluid bound, computed in O(nodes log nodes) at any size: per resource, the load no plan
     moves sets a floor under the busiest node, and pouring all movable load into the nodes that
     can receive it (water-filling) gives a ceiling over the idlest one; and
-  * on instances up to LP_MAX_COLUMNS assignment variables, the LP relaxation of the exact
-    model below (VMs divisible), solved by HiGHS. The LP's objective is reduced by
+  * on instances up to LP_MAX_COLUMNS assignment variables, when HiGHS is installed (the
+    `solver` extra, highspy; the container image leaves it out), the LP relaxation of the exact
+    model below (VMs divisible). The LP's objective is reduced by
     LP_SAFETY so that the solver's feasibility tolerances cannot lift it above the true bound.
 
   * with `time_limit` > 0 (seconds), on the same instances, the dual bound that branch and
@@ -26,11 +27,13 @@ possible and no plan within that spread needs fewer moves. On a time-out it retu
 plan found with `proven` False. `fewest_moves(instance, max_spread, time_limit)` is the second
 phase alone: the fewest moves that reach a given spread (to judge a plan's moves at its spread).
 
-The solver is imported on first use only, so the exporter's start and memory do not pay for it.
+The solver is imported on first use only, so the exporter's start and memory do not pay for it;
+`optimal` and `fewest_moves` need it (the benchmark and the tests install it).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
 from collections.abc import Sequence
@@ -253,9 +256,16 @@ def _columns(instance: Instance) -> int:
     return sum(len(vm.allowed & names) for vm in instance.vms if vm.movable)
 
 
+def solver_installed() -> bool:
+    """Whether HiGHS (the `solver` extra, highspy) can be imported: the LP and branch-and-bound
+    bounds need it, the fluid bound does not."""
+    return importlib.util.find_spec("highspy") is not None
+
+
 def lp_bound(instance: Instance) -> float | None:
-    """The LP relaxation's spread less LP_SAFETY, or None when the instance is too large."""
-    if _columns(instance) > LP_MAX_COLUMNS:
+    """The LP relaxation's spread less LP_SAFETY, or None when the instance is too large or
+    the solver is not installed."""
+    if _columns(instance) > LP_MAX_COLUMNS or not solver_installed():
         return None
     import highspy
 
@@ -271,8 +281,9 @@ def lp_bound(instance: Instance) -> float | None:
 
 def search_bound(instance: Instance, time_limit: float) -> float | None:
     """The dual bound branch and bound reaches in `time_limit` seconds (at least the LP's),
-    less LP_SAFETY; None when the instance is too large or the root was not solved in time."""
-    if _columns(instance) > LP_MAX_COLUMNS:
+    less LP_SAFETY; None when the instance is too large, the root was not solved in time or
+    the solver is not installed."""
+    if _columns(instance) > LP_MAX_COLUMNS or not solver_installed():
         return None
     import highspy
 

@@ -776,8 +776,10 @@ def _bound(instance: Instance, after: float, notes: list[str]) -> float | None:
     """planbound.lower_bound: no plan within the limits reaches a smaller spread. None, with
     a note, when it cannot be stated (no assignment keeps every node within its limits, as
     when load that does not move already breaks one)."""
-    from .planbound import NoFeasiblePlan, lower_bound
+    from .planbound import NoFeasiblePlan, lower_bound, solver_installed
 
+    if not solver_installed():
+        notes.append("lower bound: the fluid bound only; the tighter LP bound needs the `solver` extra (highspy)")
     try:
         bound = lower_bound(instance)
     except (NoFeasiblePlan, ValueError, ArithmeticError) as exc:
