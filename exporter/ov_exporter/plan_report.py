@@ -210,7 +210,8 @@ def to_markdown(plan: Plan, max_excluded: int = 20) -> str:
             [
                 f"The lower bound ({_pct(plan.lower_bound)}) is proven: no plan that keeps every node within its "
                 "limits reaches a smaller spread (the larger of a fluid bound and, where the solver is installed, "
-                "the LP relaxation of the same model). The gap between it and the plan's spread is the most a better plan could gain.",
+                "the LP relaxation of the same model). The gap between it and the plan's spread is the most a "
+                "better plan could gain.",
                 "",
             ]
             if plan.lower_bound is not None
