@@ -10,8 +10,9 @@ Goals:
   ones, taking the move that lowers the spread most (ties: the sum of squared utilisations,
   so a move off one of two equally busy nodes still counts), or exchanges two VMs when no
   single move helps; the plan is cut back to the shortest prefix reaching its best spread.
-  On small clusters a seeded simulated annealing refines it (`_anneal`). Moves whose
-  removal costs less than the minimum gain are dropped. No plan when the spread is already
+  On small clusters a seeded simulated annealing on a smooth surrogate refines it
+  (`_anneal`), taken when its spread is lower and it gains the minimum gain per move on
+  average. Greedy moves whose removal costs less than the minimum gain are dropped. No plan when the spread is already
   within the threshold.
 - drain NODE / evacuate-control-plane: every movable VM on the node(s) moves to the allowed
   node that keeps the spread lowest (largest VMs first); the node(s) leave the spread.
