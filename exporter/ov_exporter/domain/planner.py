@@ -10,8 +10,9 @@ Goals:
   ones, taking the move that lowers the spread most (ties: the sum of squared utilisations,
   so a move off one of two equally busy nodes still counts), or exchanges two VMs when no
   single move helps; the plan is cut back to the shortest prefix reaching its best spread.
-  On small clusters a seeded simulated annealing refines it (`_anneal`). Moves whose
-  removal costs less than the minimum gain are dropped. No plan when the spread is already
+  On small clusters a seeded simulated annealing on a smooth surrogate refines it
+  (`_anneal`), taken when its spread is lower and it gains the minimum gain per move on
+  average. Greedy moves whose removal costs less than the minimum gain are dropped. No plan when the spread is already
   within the threshold.
 - drain NODE / evacuate-control-plane: every movable VM on the node(s) moves to the allowed
   node that keeps the spread lowest (largest VMs first); the node(s) leave the spread.
@@ -442,7 +443,9 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
     current = start
     while len(history) < max_moves:
         ranked = search.ranked()
-        sources = {n for r in (0, 1) for _u, n in ranked[r][:HOT]}
+        # The busiest nodes with a VM left to move: a busiest node whose VMs cannot move
+        # holds the top of the spread, and the plan can still raise the idlest ones.
+        sources = {n for r in (0, 1) for n in _busiest_movable(ranked[r], by_node, moved)}
         targets = [n for n in dict.fromkeys(n for r in (0, 1) for _u, n in reversed(ranked[r][-COLD:]))]
         best = None
         for source in sources:
@@ -491,20 +494,36 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
         cut = 0
     chosen = history[:cut]
     chosen = _prune(ctx, chosen, min_gain)
-    price = max(min_gain, 1e-4)
     evaluator = _Evaluator(instance)
 
-    def cost(plan: list) -> float:
-        return evaluator.spread({vm.key: t for vm, _s, t in plan}) + price * len(plan)
+    def rank(plan: list) -> tuple[float, int]:
+        """Lower spread first (to 1e-6), then fewer moves."""
+        return round(evaluator.spread({vm.key: t for vm, _s, t in plan}), 6), len(plan)
 
-    best_cost = cost(chosen)
+    best_rank = rank(chosen)
     for seed in ANNEAL_SEEDS:
-        annealed = _anneal(ctx, chosen, min_gain, seed)
-        if annealed is not None and cost(annealed) < best_cost - 1e-12:
-            chosen, best_cost = annealed, cost(annealed)
-    chosen = _prune(ctx, chosen, min_gain)
+        annealed = _anneal(ctx, chosen, seed)
+        if annealed is None:
+            continue
+        annealed = _prune(ctx, annealed, PRUNE_GAIN)
+        gain = start - evaluator.spread({vm.key: t for vm, _s, t in annealed})
+        if gain < min_gain * len(annealed):
+            continue
+        if rank(annealed) < best_rank:
+            chosen, best_rank = annealed, rank(annealed)
     assignment = {vm.key: target for vm, _s, target in chosen}
     return [_move(vm, s, t) for vm, s, t in chosen], start, spread(instance, assignment)
+
+
+def _busiest_movable(order: list[tuple[float, str]], by_node, moved: set[VMKey]) -> list[str]:
+    """The HOT busiest nodes of `order` that hold a VM not moved yet."""
+    found = []
+    for _u, name in order:
+        if any(vm.key not in moved for vm in by_node.get(name, ())):
+            found.append(name)
+            if len(found) == HOT:
+                break
+    return found
 
 
 class _Evaluator:
@@ -545,13 +564,19 @@ ANNEAL_MAX_VMS = 300
 ANNEAL_STEPS_PER_VM = 300
 ANNEAL_MAX_STEPS = 20_000
 ANNEAL_SEEDS = (0, 1, 2)  # independent runs; the best sequenced result wins
+ANNEAL_PRICE = 1e-4  # per moved VM: the least spread first, then the fewest moves
+PRUNE_GAIN = 0.0  # annealed plans: drop only the moves whose removal does not raise the spread
+ANNEAL_SMOOTH = 1.0  # weight of the mean squared deviation in the walk's surrogate
 
 
-def _anneal(ctx: Context, chosen: list, min_gain: float, seed: int = 0) -> list | None:
+def _anneal(ctx: Context, chosen: list, seed: int = 0) -> list | None:
     """Simulated annealing from the greedy plan on small clusters: random moves and swaps of
-    VMs over allowed nodes within the limits, minimising spread + a price per moved VM (the
-    minimum gain, at least 1e-4), seeded so that a state always gets the same plan. Returns
-    the moves in an order feasible one after the other, or None when it finds nothing better."""
+    VMs over allowed nodes within the limits, seeded so that a state always gets the same
+    plan. The walk minimises a smooth surrogate, the spread plus ANNEAL_SMOOTH x the mean
+    squared deviation of the utilisations plus ANNEAL_PRICE per moved VM: the deviation
+    term tells apart the states of a plateau where many nodes tie at the top. The best state
+    is judged on the spread plus ANNEAL_PRICE per moved VM alone. Returns the moves in an
+    order feasible one after the other, or None when it finds nothing better."""
     instance = ctx.instance
     movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
     counted = [n for n in instance.nodes if n.in_spread]
@@ -566,21 +591,25 @@ def _anneal(ctx: Context, chosen: list, min_gain: float, seed: int = 0) -> list 
     import random
 
     rng = random.Random(seed)
-    price = max(min_gain, 1e-4)
     nodes = {n.name: n for n in instance.nodes}
     start = loads(instance, {})
     load = loads(instance, {vm.key: t for vm, _s, t in chosen})
     where = {vm.key: vm.node for vm in movable}
     where.update({vm.key: t for vm, _s, t in chosen})
+    moved = sum(1 for vm in movable if where[vm.key] != vm.node)
     names = [n.name for n in counted]
+    caps = [(nodes[n].cpu_capacity, nodes[n].memory_capacity) for n in names]
 
-    def objective() -> float:
-        worst = 0.0
-        for r, cap in ((0, "cpu_capacity"), (1, "memory_capacity")):
-            values = [_ratio(load[n][r], getattr(nodes[n], cap)) for n in names]
+    def measure() -> tuple[float, float]:
+        """(spread + price per move, the walk's surrogate)."""
+        worst, deviation = 0.0, 0.0
+        for r in (0, 1):
+            values = [_ratio(load[n][r], cap[r]) for n, cap in zip(names, caps, strict=True)]
             worst = max(worst, max(values) - min(values))
-        moved = sum(1 for vm in movable if where[vm.key] != vm.node)
-        return worst + price * moved
+            mean = sum(values) / len(values)
+            deviation += sum((v - mean) ** 2 for v in values) / len(values)
+        true = worst + ANNEAL_PRICE * moved
+        return true, true + ANNEAL_SMOOTH * deviation
 
     def fits(name: str, cpu: float, memory: float, count: int) -> bool:
         n, slot = nodes[name], load[name]
@@ -591,22 +620,24 @@ def _anneal(ctx: Context, chosen: list, min_gain: float, seed: int = 0) -> list 
         )
 
     def shift(vm: PlanVM, source: str, target: str) -> None:
+        nonlocal moved
         for i, amount in ((0, vm.cpu), (1, vm.memory), (2, 1)):
             load[source][i] -= amount
             load[target][i] += amount
+        moved += (target != vm.node) - (source != vm.node)
         where[vm.key] = target
 
-    current = objective()
-    greedy = current
-    best, best_where = current, dict(where)
+    greedy, current = measure()
+    best, best_where = greedy, dict(where)
     steps = min(ANNEAL_MAX_STEPS, ANNEAL_STEPS_PER_VM * len(movable))
     temperature, cooling = 0.05, (1e-4 / 0.05) ** (1 / steps)
+    allowed = {vm.key: sorted(vm.allowed) for vm in movable}
     for _ in range(steps):
         temperature *= cooling
         a = movable[rng.randrange(len(movable))]
         source = where[a.key]
         if rng.random() < 0.7:
-            target = rng.choice(sorted(a.allowed))
+            target = rng.choice(allowed[a.key])
             if target == source or target not in nodes or not fits(target, a.cpu, a.memory, 1):
                 continue
             shift(a, source, target)
@@ -624,23 +655,64 @@ def _anneal(ctx: Context, chosen: list, min_gain: float, seed: int = 0) -> list 
             shift(a, source, target)
             shift(b, target, source)
             undo = [(b, source, target), (a, target, source)]
-        value = objective()
+        true, value = measure()
         if value <= current or rng.random() < math.exp((current - value) / temperature):
             current = value
-            if value < best - 1e-12:
-                best, best_where = value, dict(where)
+            if true < best - 1e-12:
+                best, best_where = true, dict(where)
         else:
             for vm, s_, t_ in undo:
                 shift(vm, s_, t_)
+    # Polish: from the best state, the best single move or exchange while one improves it.
+    for vm in movable:
+        if where[vm.key] != best_where[vm.key]:
+            shift(vm, where[vm.key], best_where[vm.key])
+    best, current = measure()
+    while True:
+        found = None
+        for i, a in enumerate(movable):
+            source = where[a.key]
+            options = [(a, None, t) for t in allowed[a.key] if t != source and t in nodes]
+            options += [(a, b, where[b.key]) for b in movable[i + 1 :] if where[b.key] != source]
+            for a_, b, target in options:
+                if target not in a_.allowed or (b is not None and source not in b.allowed):
+                    continue
+                if b is None:
+                    if not fits(target, a_.cpu, a_.memory, 1):
+                        continue
+                    shift(a_, source, target)
+                    undo = [(a_, target, source)]
+                else:
+                    if not (
+                        fits(target, a_.cpu - b.cpu, a_.memory - b.memory, 0)
+                        and fits(source, b.cpu - a_.cpu, b.memory - a_.memory, 0)
+                    ):
+                        continue
+                    shift(a_, source, target)
+                    shift(b, target, source)
+                    undo = [(b, source, target), (a_, target, source)]
+                true, value = measure()
+                if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
+                    if found is None or (true, value) < found[0]:
+                        found = ((true, value), list(reversed([(vm_, t_, s_) for vm_, s_, t_ in undo])))
+                for vm_, s_, t_ in undo:
+                    shift(vm_, s_, t_)
+        if found is None:
+            break
+        for vm_, s_, t_ in found[1]:
+            shift(vm_, s_, t_)
+        (best, current) = found[0]
+    best_where = dict(where)
     if best >= greedy - 1e-9:
         return None
     moves = [(vm, vm.node, best_where[vm.key]) for vm in movable if best_where[vm.key] != vm.node]
-    return _sequence(instance, moves)
+    return _sequence(instance, moves, partial=True)
 
 
-def _sequence(instance: Instance, moves: list) -> list | None:
+def _sequence(instance: Instance, moves: list, partial: bool = False) -> list | None:
     """The moves in an order each step of which stays within the limits (lightest first
-    where there is a choice); None when some cannot follow any order."""
+    where there is a choice); when some cannot follow any order, None, or with `partial`
+    those that can."""
     search = _Search(instance)
     start = {name: list(load) for name, load in search.load.items()}
     remaining = sorted(moves, key=lambda m: (m[0].memory, m[0].cpu, m[0].key))
@@ -659,7 +731,7 @@ def _sequence(instance: Instance, moves: list) -> list | None:
                 remaining.remove(item)
                 break
         else:
-            return None
+            return ordered if partial else None
     return ordered
 
 
@@ -930,6 +1002,9 @@ def plan_context(
         if goal != "spread":
             vms = {vm.key: vm for vm in instance.vms}
             stranded += [replace(vms[m.key], movable=False, reason=NO_SAFE_TARGET) for m in cut]
+        if goal == "spread":  # what is left of the plan must not widen the spread
+            while kept and spread(instance, {m.key: m.target for m in kept}) > before + 1e-12:
+                kept = kept[:-1]
         moves = kept
         after = spread(instance, {m.key: m.target for m in moves})
     bound = _bound(instance, after, notes)
