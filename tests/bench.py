@@ -72,11 +72,12 @@ class Child:
                     self.lines.append(json.loads(line))
                     self._new.notify_all()
 
-    def wait_line(self, ok: Any, timeout: float = 600.0) -> dict[str, Any]:
+    def wait_line(self, ok: Any, timeout: float = 600.0, after: int = 0) -> dict[str, Any]:
+        """The first line from index `after` on that `ok` accepts."""
         deadline = time.monotonic() + timeout
         with self._new:
             while True:
-                for line in self.lines:
+                for line in self.lines[after:]:
                     if ok(line):
                         return line
                 left = deadline - time.monotonic()
@@ -92,7 +93,8 @@ class Child:
         seen = len(self.lines)
         self.proc.stdin.write(text + "\n")
         self.proc.stdin.flush()
-        return self.wait_line(lambda line: self.lines.index(line) >= seen and "ok" in line, 60)
+        # By position: an answer equal to an earlier one (say `{}`) is still a new answer.
+        return self.wait_line(lambda line: "ok" in line, 60, after=seen)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
