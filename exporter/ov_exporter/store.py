@@ -11,9 +11,10 @@ import dataclasses
 import gc
 import threading
 import time
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from .events import (
     ClockSet,
@@ -63,7 +64,16 @@ from .records import (
 T = TypeVar("T")
 R = TypeVar("R")
 
-__all__ = ["ClusterState", "KindStatus", "ObjectMemo", "UpstreamSample", "Problem", "Samples", "Store"]
+__all__ = [
+    "Changed",
+    "ClusterState",
+    "KindStatus",
+    "ObjectMemo",
+    "UpstreamSample",
+    "Problem",
+    "Samples",
+    "Store",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +169,70 @@ def uid_of(kind: KindInfo, record: Any) -> str:
     return meta.uid or f"{kind.key}/{meta.namespace}/{meta.name}"
 
 
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """One object of a kind that was upserted or deleted (ClusterState.changes)."""
+
+    uid: str  # as the store keys it (uid_of)
+    namespace: str
+    name: str
+    record: Any  # the record as of the state that asks; None: deleted
+
+
+# How many changes per kind the store remembers; a consumer further behind recomputes.
+# The log holds the records it names: mostly the ones the store holds anyway.
+CHANGE_LOG_LIMIT = 4_096
+
+
+class ChangeLog:
+    """Per kind, the objects each generation changed, so a result kept from an earlier
+    state can be brought up to date by redoing only what changed (ClusterState.changes).
+    A kind replaced whole (a relist, an API gone) or changed more than CHANGE_LOG_LIMIT
+    times since cannot say what changed: `between` gives None and the caller recomputes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generations: dict[str, list[int]] = {k.key: [] for k in KINDS}
+        self._changed: dict[str, list[Changed]] = {k.key: [] for k in KINDS}
+        self._floor: dict[str, int] = {k.key: 0 for k in KINDS}  # no record of changes up to here
+
+    def record(self, key: str, generation: int, changed: Changed | None) -> None:
+        """`changed` None: the whole kind was replaced at `generation`."""
+        with self._lock:
+            if changed is None:
+                self._floor[key], self._generations[key], self._changed[key] = generation, [], []
+                return
+            generations, objects = self._generations[key], self._changed[key]
+            generations.append(generation)
+            objects.append(changed)
+            if len(generations) > CHANGE_LOG_LIMIT:
+                drop = len(generations) - CHANGE_LOG_LIMIT // 2
+                self._floor[key] = generations[drop - 1]
+                self._generations[key], self._changed[key] = generations[drop:], objects[drop:]
+
+    def between(self, key: str, since: int, until: int) -> tuple[Changed, ...] | None:
+        """The objects of kind `key` changed after generation `since` up to `until`, each
+        once as of `until`, deletions first; an object deleted and upserted again is named
+        both deleted and upserted (it moved to the end of its kind's order)."""
+        if since > until:
+            return None
+        with self._lock:
+            if since < self._floor[key]:
+                return None
+            generations = self._generations[key]
+            window = self._changed[key][bisect_right(generations, since) : bisect_right(generations, until)]
+        last: dict[str, Changed] = {}
+        deleted: set[str] = set()
+        for c in window:
+            last[c.uid] = c
+            if c.record is None:
+                deleted.add(c.uid)
+        # An object deleted and back moved to the end of its kind's order: it is named deleted too.
+        back = [dataclasses.replace(last[uid], record=None) for uid in deleted if last[uid].record is not None]
+        gone = [c for c in last.values() if c.record is None]
+        return (*gone, *back, *(c for c in last.values() if c.record is not None))
+
+
 class _Table:
     """One ObjectMemo table: what the last two evaluations that used it asked for."""
 
@@ -205,6 +279,13 @@ class ObjectMemo:
         self._kinds[name] = (generations, value)
         return value
 
+    def kinds_kept(self, name: str) -> tuple[tuple, Any] | None:
+        """(generations, value) kept for `name`, or None."""
+        return self._kinds.get(name)
+
+    def keep_kinds(self, name: str, generations: tuple, value: Any) -> None:
+        self._kinds[name] = (generations, value)
+
     def clear(self) -> None:
         """Forget everything (the benchmark's cold evaluations)."""
         self._tables.clear()
@@ -239,6 +320,7 @@ class Store:
         # Per-object results shared by checks and kept across evaluations (ClusterState.per_object).
         self.object_memo = ObjectMemo()
         self._states = 0  # states handed out: each is numbered
+        self.changes = ChangeLog()  # which objects each generation changed (ClusterState.changes)
 
     def apply(self, event: Event) -> None:
         """The only way state changes: sources emit events, the store applies them."""
@@ -248,14 +330,15 @@ class Store:
     def _apply(self, event: Event) -> None:  # noqa: C901 - one branch per event type
         match event:
             case Upserted(kind, record):
-                self._objects[kind.key][uid_of(kind, record)] = record
-                self._changed(kind.key)
+                uid = uid_of(kind, record)
+                self._objects[kind.key][uid] = record
+                self._changed(kind.key, Changed(uid, record.metadata.namespace, record.metadata.name, record))
             case Deleted(kind, uid):
-                if self._objects[kind.key].pop(uid, None) is not None:
-                    self._changed(kind.key)
+                if (gone := self._objects[kind.key].pop(uid, None)) is not None:
+                    self._changed(kind.key, Changed(uid, gone.metadata.namespace, gone.metadata.name, None))
             case Listed(kind, records, problems, prefix):
                 self._objects[kind.key] = {uid_of(kind, r): r for r in records}
-                self._changed(kind.key)
+                self._changed(kind.key, None)
                 if prefix:
                     for where in [w for w in self._problems if w.startswith(prefix)]:
                         del self._problems[where]
@@ -276,7 +359,7 @@ class Store:
             case KindAbsent(kind, reason):
                 if self._objects[kind.key]:
                     self._objects[kind.key] = {}
-                    self._changed(kind.key)
+                    self._changed(kind.key, None)
                 st = self.kinds[kind.key]
                 st.absent, st.forbidden, st.unauthorized, st.error = reason, "", "", ""
             case KindForbidden(key, message):
@@ -313,8 +396,10 @@ class Store:
             case _:
                 raise TypeError(f"not a source event: {event!r}")
 
-    def _changed(self, key: str) -> None:
+    def _changed(self, key: str, changed: Changed | None) -> None:
+        """One object of kind `key` changed (None: the whole kind was replaced)."""
         self.generations[key] += 1
+        self.changes.record(key, self.generations[key], changed)
 
     def _kind_error(self, key: str, message: str) -> None:
         st = self.kinds[key]
@@ -364,6 +449,7 @@ class Store:
                 generations={**self.generations, "samples": self.samples_generation},
                 object_memo=self.object_memo,
                 serial=self._states,
+                change_log=self.changes,
             )
 
 
@@ -385,6 +471,7 @@ class ClusterState:
     generations: dict[str, int] = field(default_factory=dict, compare=False)
     object_memo: ObjectMemo = field(default_factory=ObjectMemo, compare=False, repr=False)  # Store.object_memo
     serial: int = 0  # which of its store's states this is (ObjectMemo tables turn over per state)
+    change_log: ChangeLog | None = field(default=None, compare=False, repr=False)  # Store.changes
     _indexes: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -441,6 +528,57 @@ class ClusterState:
         else:
             generations = tuple(self.generations.get(k) for k in kinds)
             value = self.object_memo.kinds_value(name, generations, lambda: compute(self))
+        self._cache[name] = value
+        return value
+
+    def changes(self, key: str, since: int) -> tuple[Changed, ...] | None:
+        """The objects of kind `key` upserted or deleted after the store's generation
+        `since` of that kind, up to this state (see ClusterState.generations); None when
+        that is not known (no store, a relist, too far back): recompute from the objects."""
+        until = self.generations.get(key)
+        if self.change_log is None or until is None:
+            return None
+        if since == until:
+            return ()
+        return self.change_log.between(key, since, until)
+
+    def per_changes(
+        self,
+        name: str,
+        kinds: tuple[str, ...],
+        compute: Callable[["ClusterState"], T],
+        update: Callable[["ClusterState", T, Mapping[str, tuple[Changed, ...]]], T],
+        inputs: tuple = (),
+    ) -> T:
+        """Like per_kinds, and when some of `kinds` changed since the kept result, brought
+        up to date by `update(self, kept, changed)` with the objects changed per kind (only
+        the kinds that changed) instead of `compute(self)` again; `compute` when the change
+        log cannot say or `inputs` (settings, results of other kinds) differ from the kept
+        result's. `update` must return what `compute` would, without altering `kept` (older
+        states may still hold it)."""
+        if name in self._cache:
+            return self._cache[name]
+        if not self.generations:
+            value = compute(self)
+        else:
+            memo = self.object_memo
+            generations = tuple(self.generations.get(k) for k in kinds)
+            kept = memo.kinds_kept(name)
+            if kept is not None and kept[0] == (generations, inputs):
+                value = kept[1]
+            else:
+                useful = kept is not None and kept[0][1] == inputs
+                changed: dict[str, tuple[Changed, ...]] | None = {} if useful else None
+                if kept is not None and useful:
+                    for key, before, now in zip(kinds, kept[0][0], generations):
+                        if before != now:
+                            objects = self.changes(key, before)
+                            if objects is None:
+                                changed = None
+                                break
+                            changed[key] = objects
+                value = compute(self) if changed is None else update(self, kept[1], changed)
+                memo.keep_kinds(name, (generations, inputs), value)
         self._cache[name] = value
         return value
 
@@ -525,7 +663,12 @@ class ClusterState:
         does not change."""
         index = self._indexes.get(key)
         if index is None:
-            index = self._indexes[key] = self.per_kinds(f"index {key}", (key,), lambda s: _index(s.of(key)))
+            index = self._indexes[key] = self.per_changes(
+                f"index {key}",
+                (key,),
+                lambda s: _index(s.of(key)),
+                lambda s, kept, changed: _reindex(key, kept, changed[key]),
+            )
         return index
 
     def get(self, key: str, namespace: str, name: str) -> Any | None:
@@ -541,6 +684,19 @@ class ClusterState:
 
 def _index(records: tuple[Any, ...]) -> dict[tuple[str, str], Any]:
     return {(r.metadata.namespace, r.metadata.name): r for r in records}
+
+
+def _reindex(key: str, kept: dict[tuple[str, str], Any], changed: tuple[Changed, ...]) -> dict[tuple[str, str], Any]:
+    """`_index` of the kind after `changed`, from the index before."""
+    index = dict(kept)
+    kind = KIND_BY_KEY[key]
+    for c in changed:
+        where = (c.namespace, c.name)
+        if c.record is not None:
+            index[where] = c.record
+        elif (held := index.get(where)) is not None and uid_of(kind, held) == c.uid:
+            del index[where]
+    return index
 
 
 def kind(key: str) -> KindInfo:

@@ -3,10 +3,11 @@ certain source that says (bound PVC, VMI volumeStatus, DataVolume spec, StorageP
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from ..records import DataVolumeTemplate, VirtualMachine, VirtualMachineInstance
-from ..store import ClusterState
+from ..store import Changed, ClusterState
 from .k8s import annotations, vm_template_spec
 
 RWX = "ReadWriteMany"
@@ -112,22 +113,65 @@ def _claims(vm: VirtualMachine) -> list[tuple[str, str]]:
 def vm_disks(state: ClusterState, vm: VirtualMachine) -> tuple[list[str], list[str]]:
     """(claims without RWX, each "claim (modes from source)"; claims whose modes are unknown)
     of a VM's PVC and DataVolume volumes."""
-    found = all_vm_disks(state).get((vm.metadata.namespace, vm.metadata.name))
+    found = all_vm_disks(state).table.get((vm.metadata.namespace, vm.metadata.name))
     if found is None or found[1] is not vm:
         found = _vm_disks_of(state, vm)
     return found[0]
 
 
-def all_vm_disks(state: ClusterState) -> dict[tuple[str, str], tuple[tuple[list[str], list[str]], VirtualMachine]]:
-    """(namespace, VM name) -> ((rwo, unknown), the VM), for every VM: computed once (rwo_vm_disks
-    and the readiness verdicts share it) and kept while none of the kinds it reads changes
-    (state.per_kinds); each VM's kept (state.per_object) while the VM, its VMI, its claims'
-    PVCs and DataVolumes, the StorageProfiles and StorageClasses are the same."""
-    return state.per_kinds(
-        "vm_disks",
-        (VMS, VMIS, PVCS, DATA_VOLUMES, *FALLBACK_KINDS),
-        lambda s: {(vm.metadata.namespace, vm.metadata.name): _vm_disks_of(s, vm) for vm in s.vms},
-    )
+@dataclass(frozen=True)
+class VmDisks:
+    """Every VM's disks' verdict, and which VMs name each claim."""
+
+    table: dict[tuple[str, str], tuple[tuple[list[str], list[str]], VirtualMachine]]  # (ns, VM) -> (verdict, VM)
+    claimants: dict[tuple[str, str], frozenset[str]]  # (ns, claim) -> the VMs naming it
+
+
+DISK_KINDS = (VMS, VMIS, PVCS, DATA_VOLUMES, *FALLBACK_KINDS)
+
+
+def all_vm_disks(state: ClusterState) -> VmDisks:
+    """Every VM's disks: computed once (rwo_vm_disks and the readiness verdicts share it)
+    and kept while none of the kinds it reads changes; after a change only the VMs the
+    changed objects concern are judged again (state.per_changes), and each VM's verdict
+    is kept (state.per_object) while the VM, its VMI, its claims' PVCs and DataVolumes,
+    the StorageProfiles and StorageClasses are the same."""
+    return state.per_changes("vm_disks", DISK_KINDS, _all_vm_disks, _vm_disks_changed)
+
+
+def _all_vm_disks(state: ClusterState) -> VmDisks:
+    table = {(vm.metadata.namespace, vm.metadata.name): _vm_disks_of(state, vm) for vm in state.vms}
+    claimants: dict[tuple[str, str], set[str]] = {}
+    for vm in state.vms:
+        for claim, _ in _claims(vm):
+            claimants.setdefault((vm.metadata.namespace, claim), set()).add(vm.metadata.name)
+    return VmDisks(table, {k: frozenset(v) for k, v in claimants.items()})
+
+
+def _vm_disks_changed(state: ClusterState, kept: VmDisks, changed: Mapping[str, tuple[Changed, ...]]) -> VmDisks:
+    if any(k in changed for k in FALLBACK_KINDS):
+        return _all_vm_disks(state)
+    names = {(c.namespace, c.name) for key in (VMS, VMIS) for c in changed.get(key, ())}
+    for key in (PVCS, DATA_VOLUMES):
+        for c in changed.get(key, ()):
+            names.update((c.namespace, vm) for vm in kept.claimants.get((c.namespace, c.name), ()))
+    table, claimants = dict(kept.table), dict(kept.claimants)
+    for where in names:
+        before = table.pop(where, None)
+        if before is not None:
+            for claim, _ in _claims(before[1]):
+                named = claimants[(where[0], claim)] - {where[1]}
+                if named:
+                    claimants[(where[0], claim)] = named
+                else:
+                    del claimants[(where[0], claim)]
+        vm = state.get(VMS, *where)
+        if vm is None:
+            continue
+        table[where] = _vm_disks_of(state, vm)
+        for claim, _ in _claims(vm):
+            claimants[(where[0], claim)] = claimants.get((where[0], claim), frozenset()) | {where[1]}
+    return VmDisks(table, claimants)
 
 
 def _vm_disks_of(state: ClusterState, vm: VirtualMachine) -> tuple[tuple[list[str], list[str]], VirtualMachine]:

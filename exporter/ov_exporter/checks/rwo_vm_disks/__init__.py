@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...config import Config
+from ...domain.incremental import per_object_of_kind, same_name
 from ...domain.k8s import (
     LIVE_MIGRATING_STRATEGIES,
     Setting,
@@ -11,10 +12,10 @@ from ...domain.k8s import (
     vm_node,
     vm_template_spec,
 )
-from ...domain.storage import vm_disks
+from ...domain.storage import DATA_VOLUMES, FALLBACK_KINDS, PVCS, VMIS, VMS, all_vm_disks, vm_disks
 from ...model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...records import VirtualMachine
-from ...store import ClusterState
+from ...store import Changed, ClusterState
 
 DISKS = Family(
     "ov_rwo_vm_disks",
@@ -31,17 +32,47 @@ DISKS = Family(
 
 
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
-    out = CheckOutput()
     default_strategy = cluster_eviction_strategy(state)
-    for vm in state.vms:
+
+    def judge(vm: VirtualMachine) -> tuple[list[Sample], list[Finding]]:
         if vm_template_spec(vm) is None:
-            continue
-        disks = vm_disks(state, vm)
-        node = vm_node(state, vm)
-        samples, findings = state.per_object(SPEC.id, vm, _judge, disks, default_strategy, node)
-        out.samples += samples
-        out.findings += findings
+            return [], []
+        disks, node = vm_disks(state, vm), vm_node(state, vm)
+        return state.per_object(SPEC.id, vm, _judge, disks, default_strategy, node)
+
+    claimants = _claimants
+    judged = per_object_of_kind(
+        state,
+        SPEC.id,
+        VMS,
+        judge,
+        {
+            VMIS: same_name,
+            PVCS: claimants,
+            DATA_VOLUMES: claimants,
+            **dict.fromkeys(FALLBACK_KINDS),  # any change: every VM again
+            # read through the default eviction strategy, an input
+            **dict.fromkeys(("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io", "nodes"), _nothing),
+        },
+        (default_strategy,),
+    )
+    out = CheckOutput()
+    for samples, findings in judged.values():
+        if samples:
+            out.samples += samples
+        if findings:
+            out.findings += findings
     return out
+
+
+def _claimants(state: ClusterState, changed: Changed) -> list[tuple[str, str]]:
+    """The VMs naming a changed PVC or DataVolume as a claim."""
+    names = all_vm_disks(state).claimants.get((changed.namespace, changed.name), ())
+    return [(changed.namespace, vm) for vm in names]
+
+
+def _nothing(state: ClusterState, changed: Changed) -> tuple:
+    return ()
 
 
 def _judge(
