@@ -40,6 +40,18 @@ def test_the_readme_is_a_front_door():
     assert len(text.encode()) < 20_000, f"README.md is {len(text.encode())} bytes: move detail to exporter/docs/"
 
 
+def test_the_readme_names_every_debian_package_make_test_installs():
+    makefile = (ROOT / "Makefile").read_text()
+    declared = re.search(r"^SYSTEM_DEPS := (.*?)\n\n", makefile, re.M | re.S).group(1)
+    packages = {pair.split(":")[1] for pair in declared.replace("\\", " ").split()}
+    assert {"prometheus", "prometheus-alertmanager"} <= packages
+    two_commands = README.read_text().split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    # The image tools are summed up as "what it needs to build the image".
+    image_tools = {"runc", "debootstrap", "uidmap", "slirp4netns", "fuse-overlayfs"}
+    missing = {p for p in packages - image_tools if f"`{p}`" not in two_commands}
+    assert not missing, f"README.md's two commands do not name the Debian packages {sorted(missing)}"
+
+
 def _anchors(text: str) -> set[str]:
     """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
     return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.+)$", text, re.M)}
