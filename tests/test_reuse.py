@@ -8,6 +8,7 @@ declarations reuse depends on (the clock, samples) are what the checks actually 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +23,12 @@ from ov_exporter.sources import DemoSource
 from ov_exporter.store import Store, uid_of
 
 CONFIG = Config()
+
+
+def _reuse() -> Reuse:
+    """A Reuse whose clock jumps a day at every reading: no check's minimum interval ever
+    holds a result back, so every result must equal a full evaluation's."""
+    return Reuse(clock=itertools.count(step=86_400).__next__)
 
 
 def _demo() -> Store:
@@ -111,7 +118,7 @@ changes = st.lists(
 def test_reused_results_equal_a_full_evaluation_after_any_changes(steps):
     store = _demo()
     store.apply(SamplesUpdated(DEMO.state().samples, "demo"))
-    reuse = Reuse()
+    reuse = _reuse()
     evaluate(store.state(), CONFIG, reuse=reuse)
     for index, how in steps:
         kind, record = OBJECTS[index]
@@ -136,7 +143,7 @@ def test_each_memoised_upon_change_in_turn_equals_a_full_evaluation():
     to reach every VM with the disks, node and strategy a change matters to."""
     store = _demo()
     store.apply(SamplesUpdated(DEMO.state().samples, "demo"))
-    reuse = Reuse()
+    reuse = _reuse()
     evaluate(store.state(), CONFIG, reuse=reuse)
     for turn, index in enumerate(MEMOISED):
         kind, record = OBJECTS[index]
@@ -160,6 +167,60 @@ def test_an_unchanged_cluster_reuses_every_check_that_does_not_judge_time():
     evaluate(state, CONFIG, reuse=reuse)
     evaluate(DEMO.state(), CONFIG, reuse=reuse)
     assert reuse.reused == sum(1 for s in CHECKS if not s.uses_clock)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _rebalance_run(store: Store, reuse: Reuse, config: Config = CONFIG):
+    return next(r for r in evaluate(store.state(), config, reuse=reuse).results if r.spec.id == "rebalance_plan")
+
+
+def _move_a_vmi(store: Store) -> None:
+    """A running VMI onto another node: an input of the rebalance plan changes."""
+    kind, vmi = next((k, o) for k, o in OBJECTS if k.kind == "VirtualMachineInstance" and o.status.node_name)
+    current = store.state().get(kind.key, vmi.metadata.namespace, vmi.metadata.name)
+    other = next(n for n in NODE_NAMES if n != current.status.node_name)
+    store.apply(Upserted(kind, _replaced(current, ("status", "node_name"), other)))
+
+
+def test_a_check_with_a_minimum_interval_keeps_its_result_until_the_interval_passes():
+    spec = next(s for s in CHECKS if s.id == "rebalance_plan")
+    assert spec.min_interval == 300
+    store, clock = _demo(), _Clock()
+    reuse = Reuse(clock=clock)
+    first = _rebalance_run(store, reuse)
+    _move_a_vmi(store)
+    clock.now += spec.min_interval - 1
+    assert _rebalance_run(store, reuse) is first, "inputs changed within the interval: the last plan is served"
+    assert reuse.deferred == 1
+    clock.now += 2
+    after = _rebalance_run(store, reuse)
+    assert after is not first, "the interval passed: the plan is computed again"
+    fresh = next(r for r in evaluate(store.state().forgetting(), CONFIG).results if r.spec.id == "rebalance_plan")
+    assert (after.findings, after.samples) == (fresh.findings, fresh.samples)
+
+
+def test_a_minimum_interval_is_configurable_per_check_and_never_hides_a_failure():
+    store, clock = _demo(), _Clock()
+    every_time = msgspec.convert({"checks": {"rebalance_plan": {"min-interval": 0}}}, Config)
+    reuse = Reuse(clock=clock)
+    first = _rebalance_run(store, reuse, every_time)
+    _move_a_vmi(store)
+    assert _rebalance_run(store, reuse, every_time) is not first
+    assert reuse.deferred == 0
+    # Within the declared interval, a kind it reads becoming unavailable fails the check at once.
+    reuse = Reuse(clock=clock)
+    _rebalance_run(store, reuse)
+    state = store.state()
+    denied = dataclasses.replace(state, forbidden={"nodes": "list nodes: forbidden"}, memo={})
+    result = next(r for r in evaluate(denied, CONFIG, reuse=reuse).results if r.spec.id == "rebalance_plan")
+    assert result.status.name == "FAILED" and "forbidden" in result.error
 
 
 def test_checks_that_do_not_declare_the_clock_do_not_read_it():

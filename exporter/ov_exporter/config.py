@@ -73,6 +73,8 @@ class RebalanceWindow(_Base):
 
 class CheckToggle(_Base):
     enabled: bool = True
+    # Seconds between two runs at most (None: the check's declared min_interval).
+    min_interval: Annotated[int, Meta(ge=0, le=86_400)] | None = None
 
 
 class Config(_Base):
@@ -102,6 +104,10 @@ class Config(_Base):
     def check_enabled(self, check_id: str) -> bool:
         toggle = self.checks.get(check_id)
         return toggle is None or toggle.enabled
+
+    def min_interval(self, check_id: str, declared: float) -> float:
+        toggle = self.checks.get(check_id)
+        return declared if toggle is None or toggle.min_interval is None else float(toggle.min_interval)
 
     def namespace_selected(self, namespace: str) -> bool:
         if not namespace:

@@ -137,6 +137,10 @@ class CheckSpec:
     # Judges time windows against state.now: its result can change with nothing in the
     # cluster changing, so the runner never reuses it.
     uses_clock: bool = False
+    # Seconds: a check this costly runs at most this often in `serve` (configurable per
+    # check, `checks.<id>.min-interval`); in between its last result is served even when
+    # its inputs changed. 0: it runs whenever its inputs change.
+    min_interval: float = 0.0
     also: tuple[int, ...] = ()  # further anti-patterns this check informs (coverage table)
     alerts: tuple[AlertDecl, ...] = ()  # the alerts in alerts/*.yaml that belong to this check
     # Configuration keys the check reads (`thresholds.cpu-overcommit-max`, `profile`, ...),

@@ -9,7 +9,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .checks import CHECKS
 from .config import Config
@@ -199,12 +199,18 @@ class Reuse:
     changed since is not run again; its result is reused. Its inputs are the store's
     generations and the health of every kind it reads (or that names an object it
     reported, whose exemption annotation the filter reads), the samples if it uses them,
-    and the configuration. A check that judges time windows (`uses_clock`) always runs."""
+    and the configuration. A check that judges time windows (`uses_clock`) always runs. A
+    check with a minimum interval (CheckSpec.min_interval) whose last run succeeded keeps
+    its result until the interval has passed, even when its inputs changed (`deferred`);
+    one whose inputs became unavailable fails at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # for the minimum intervals: seconds, monotonic
         self._config: Config | None = None
         self._last: dict[str, tuple[tuple, CheckResult]] = {}
+        self._ran_at: dict[str, float] = {}
         self.reused = 0  # results reused over the lifetime, for tests and the benchmark
+        self.deferred = 0  # of which: inputs changed, but within the check's minimum interval
 
     @staticmethod
     def _key(spec: CheckSpec, state: ClusterState, previous: CheckResult | None) -> tuple:
@@ -222,6 +228,15 @@ class Reuse:
             parts.append(("samples", state.generations.get("samples"), state.samples_error))
         return tuple(parts)
 
+    def _within_interval(self, spec: CheckSpec, state: ClusterState, config: Config, last: CheckResult) -> bool:
+        interval = config.min_interval(spec.id, spec.min_interval)
+        return (
+            interval > 0
+            and last.status is Status.OK
+            and self.clock() - self._ran_at[spec.id] < interval
+            and _unavailable(spec, state) is None
+        )
+
     def run(self, spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter) -> CheckResult:
         if config is not self._config:
             self._config, self._last = config, {}
@@ -231,6 +246,11 @@ class Reuse:
         if last is not None and last[0] == self._key(spec, state, last[1]):
             self.reused += 1
             return last[1]
+        if last is not None and self._within_interval(spec, state, config, last[1]):
+            self.reused += 1
+            self.deferred += 1
+            return last[1]
+        self._ran_at[spec.id] = self.clock()
         result = run_check(spec, state, config, flt)
         self._last[spec.id] = (self._key(spec, state, result), result)
         return result
