@@ -18,6 +18,7 @@ from ov_exporter.config import Config
 from ov_exporter.events import Deleted, SamplesUpdated, Upserted
 from ov_exporter.model import ObjectRef
 from ov_exporter.records import KIND_BY_KEY
+from ov_exporter.render import History, Renderer, SourceStats
 from ov_exporter.runner import Reuse, _worst, evaluate
 from ov_exporter.sources import DemoSource
 from ov_exporter.store import Store, uid_of
@@ -143,8 +144,8 @@ def test_each_memoised_upon_change_in_turn_equals_a_full_evaluation():
     to reach every VM with the disks, node and strategy a change matters to."""
     store = _demo()
     store.apply(SamplesUpdated(DEMO.state().samples, "demo"))
-    reuse = _reuse()
-    evaluate(store.state(), CONFIG, reuse=reuse)
+    reuse, renderer = _reuse(), Renderer()
+    renderer.render(evaluate(store.state(), CONFIG, reuse=reuse), History(), SourceStats.of(store))
     for turn, index in enumerate(MEMOISED):
         kind, record = OBJECTS[index]
         for how in (5 + turn % 12, 5 + (turn + 5) % 12, 3, 4):
@@ -156,9 +157,13 @@ def test_each_memoised_upon_change_in_turn_equals_a_full_evaluation():
             else:
                 store.apply(Upserted(kind, _changed(current, how)))
             state = store.state()
-            assert _outcome(evaluate(state, CONFIG, reuse=reuse)) == _outcome(evaluate(state.forgetting(), CONFIG)), (
+            evaluation = evaluate(state, CONFIG, reuse=reuse)
+            assert _outcome(evaluation) == _outcome(evaluate(state.forgetting(), CONFIG)), (
                 f"after {kind.kind} {record.metadata.namespace}/{record.metadata.name} changed ({how})"
             )
+            # The series of checks not run again are not rendered again, and the exposition is the same.
+            kept, fresh = (r.render(evaluation, History(), SourceStats.of(store)) for r in (renderer, Renderer()))
+            assert (kept.text, kept.openmetrics) == (fresh.text, fresh.openmetrics)
 
 
 def test_an_unchanged_cluster_reuses_every_check_that_does_not_judge_time():

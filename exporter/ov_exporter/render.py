@@ -19,10 +19,10 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import CollectorRegistry
 
 from .checks import CHECKS
-from .model import CheckSpec, Family, Severity, Status
+from .model import CheckSpec, Family, Sample, Severity, Status
 from .records import KIND_BY_KEY
 from .report import anti_pattern_summary, score
-from .runner import Evaluation
+from .runner import CheckResult, Evaluation
 from .store import KIND_STATES
 from .version import __version__
 
@@ -224,13 +224,20 @@ class _Collector:
         put("ov_build", (__version__, platform.python_version()), 1)
         yield from metrics.values()
 
-        # Check families: declared ones always appear (with HELP/TYPE) even when empty.
-        for r in ev.results:
-            fams = {f.name: _family(f) for f in r.spec.families}
-            decl = {f.name: f for f in r.spec.families}
-            for s in r.samples:
-                _add(fams[s.family], decl[s.family], s.labels, s.value)
-            yield from fams.values()
+
+class _CheckCollector:
+    """One check's families: declared ones always appear (with HELP/TYPE) even when empty."""
+
+    def __init__(self, result: CheckResult) -> None:
+        self.result = result
+
+    def collect(self) -> Iterator[Metric]:
+        r = self.result
+        fams = {f.name: _family(f) for f in r.spec.families}
+        decl = {f.name: f for f in r.spec.families}
+        for s in r.samples:
+            _add(fams[s.family], decl[s.family], s.labels, s.value)
+        yield from fams.values()
 
 
 class History:
@@ -249,12 +256,43 @@ class History:
             self.dropped[r.spec.id] = self.dropped.get(r.spec.id, 0) + r.dropped
 
 
-def render(evaluation: Evaluation, history: History, source: SourceStats) -> Payload:
+_EOF = b"# EOF\n"
+
+
+def _expositions(collector: Any) -> tuple[bytes, bytes]:
+    """(text format, OpenMetrics without its closing `# EOF`) of one collector's families."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(evaluation, history, source))
-    text = generate_latest(registry)
-    om = generate_openmetrics(registry)
-    return Payload(text, gzip.compress(text, 5), om, gzip.compress(om, 5))
+    registry.register(collector)
+    return generate_latest(registry), generate_openmetrics(registry).removesuffix(_EOF)
+
+
+class Renderer:
+    """Renders /metrics after each evaluation. A check's series are rendered again only
+    when they changed (at 10,000 VMs the whole exposition, 9,000 series in two formats,
+    took 130-160 ms to render): a check runner.Reuse did not run hands back the very same
+    samples, and one that ran again often gives equal ones."""
+
+    def __init__(self) -> None:
+        self._blocks: dict[str, tuple[list[Sample], bytes, bytes]] = {}
+
+    def render(self, evaluation: Evaluation, history: History, source: SourceStats) -> Payload:
+        text, om = _expositions(_Collector(evaluation, history, source))
+        texts, oms, blocks = [text], [om], {}
+        for r in evaluation.results:
+            block = self._blocks.get(r.spec.id)
+            if block is None or (block[0] is not r.samples and block[0] != r.samples):
+                block = (r.samples, *_expositions(_CheckCollector(r)))
+            blocks[r.spec.id] = block
+            texts.append(block[1])
+            oms.append(block[2])
+        self._blocks = blocks
+        text, om = b"".join(texts), b"".join([*oms, _EOF])
+        return Payload(text, gzip.compress(text, 5), om, gzip.compress(om, 5))
+
+
+def render(evaluation: Evaluation, history: History, source: SourceStats) -> Payload:
+    """The exposition of one evaluation, nothing kept (`check --output prometheus`, tests)."""
+    return Renderer().render(evaluation, history, source)
 
 
 def all_families(specs: tuple[CheckSpec, ...] = CHECKS) -> list[tuple[str, Family]]:

@@ -25,7 +25,7 @@ from .checks import CHECKS, RUNBOOK_FILE
 from .config import Config
 from .events import SourceFailed
 from .records import KIND_BY_KEY
-from .render import History, Payload, SourceStats, render
+from .render import History, Payload, Renderer, SourceStats
 from .report import to_html, to_json
 from .runner import Evaluation, Reuse, evaluate
 from .sources.base import Source
@@ -130,6 +130,7 @@ class Exporter:
         self.store = Store()
         self.history = History()
         self.reuse = Reuse()  # checks whose inputs did not change since the last evaluation are not run again
+        self.renderer = Renderer()  # and their series are not rendered again
         self.prepared: Prepared | None = None
         self.source_error: str = ""
         self._tasks: list[asyncio.Task] = []
@@ -150,7 +151,7 @@ class Exporter:
             stats = SourceStats.of(
                 self.store, self.source.requests(), dict(self.auth.counts) if self.auth is not None else None
             )
-            payload = render(evaluation, self.history, stats)
+            payload = self.renderer.render(evaluation, self.history, stats)
             return Prepared(evaluation, payload, self.source.describe(), stats.problems, self.blind())
         finally:
             if was_enabled:
