@@ -38,8 +38,9 @@ from .apiclient import WATCH_SECONDS, ApiClient, ApiError, Backoff, _error_text,
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
-# Objects decoded between two hand-backs to the event loop: a page of 500 decoded at once
-# was the longest event-loop stall under churn at XL (84 ms, at a PodMetrics poll).
+# Objects decoded between two hand-backs to the event loop in a LIST after the first (a
+# relist, a PodMetrics poll): a page of 500 decoded at once was the longest event-loop
+# stall under churn at XL (84 ms, at a PodMetrics poll). The first sync decodes at full speed.
 DECODE_CHUNK = 50
 HEALTHY_WATCH = 5.0  # a watch open this long was healthy: the backoff starts over
 ABSENT_RECHECK = 300.0  # an optional API may get installed later
@@ -158,7 +159,7 @@ class Reflector:
                 record = self._decode(raw, problems)
                 if record is not None:
                     records.append(record)
-                if i % DECODE_CHUNK == 0:
+                if self._listed and i % DECODE_CHUNK == 0:  # a relist or poll after the first sync
                     await asyncio.sleep(0)  # let scrapes and watches in between
             rv, cont = meta.resourceVersion, meta.continue_
             if not cont:
