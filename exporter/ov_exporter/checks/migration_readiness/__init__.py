@@ -12,7 +12,7 @@ from ...domain.k8s import (
     ref,
     vm_node,
 )
-from ...domain.readiness import REASONS, Verdict, readiness
+from ...domain.readiness import REASONS, Verdict, per_vm, readiness
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample
 from ...records import VirtualMachine
 from ...store import ClusterState
@@ -57,18 +57,24 @@ SLOTS = Family(
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     judged = readiness(state, config)
-    all_verdicts = judged.verdicts
+
+    def report(vm: VirtualMachine) -> tuple[list[Sample], Finding] | None:
+        verdict = judged.verdicts.get((vm.metadata.namespace, vm.metadata.name))
+        if verdict is None or not verdict.blocked:
+            return None
+        return _report(verdict, vm, vm_node(state, vm))
+
+    # Brought up to date with the verdicts: only the VMs judged again are reported again.
+    reports = per_vm(state, f"{SPEC.id} reports", report, config)
     per_reason = dict.fromkeys(REASONS, 0)
     blocked = 0
-    for verdict in all_verdicts.values():
-        if not verdict.blocked:
+    for found in reports.values():
+        if found is None:
             continue
         blocked += 1
-        vm = state.get("virtualmachines.kubevirt.io", verdict.namespace, verdict.name)
-        node = vm_node(state, vm)
-        samples, finding = state.per_object(SPEC.id, verdict, _report, vm, node)
-        for reason in verdict.reasons:
-            per_reason[reason] += 1
+        samples, finding = found
+        for s in samples:
+            per_reason[s.labels[2]] += 1
         out.samples += samples
         out.findings.append(finding)
     out.samples.append(Sample(BLOCKED_VMS.name, (), blocked))
@@ -82,7 +88,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
 
 
 def _report(verdict: Verdict, vm: VirtualMachine, node: str) -> tuple[list[Sample], Finding]:
-    """A blocked VM's series and finding (kept per verdict, VM and node: state.per_object)."""
+    """A blocked VM's series (one per reason, in REASONS order) and finding."""
     obj = ref("VirtualMachine", vm)
     samples = [
         Sample(BLOCKED.name, (verdict.namespace, verdict.name, reason, verdict.eviction_strategy, node), 1, obj)
