@@ -20,6 +20,7 @@ from .k8s import (
     vm_template_spec,
     vmi_dedicated,
     vmi_guest_memory,
+    vmi_node,
     vmi_vcpus,
 )
 from .selectors import node_term_matches
@@ -63,6 +64,7 @@ class Verdict:
     node: str = ""
     reasons: dict[str, str] = field(default_factory=dict)  # reason -> detail, in REASONS order
     running: bool = False
+    series_node: str = ""  # where its VMI is active (k8s.vmi_node): the `node` label of its series
 
     @property
     def blocked(self) -> bool:
@@ -243,6 +245,7 @@ class _Runtime:
     strategy_origin: str
     node: str
     running: bool
+    series_node: str
     reasons: dict[str, str]  # besides not_live_migratable and rwo_disk
     live_migratable: tuple[bool, str]
 
@@ -310,6 +313,7 @@ def _runtime(
         "set on the VM" if own else f"cluster default from {default_strategy.source}",
         node,
         running,
+        vmi_node(vmi) if vmi is not None else "",
         reasons,
         live_migratable,
     )
@@ -330,6 +334,7 @@ def _verdict(vm: VirtualMachine, part: _Runtime, rwo: list[str]) -> Verdict:
         part.node,
         {r: reasons[r] for r in REASONS if r in reasons},
         part.running,
+        part.series_node,
     )
 
 
@@ -344,5 +349,6 @@ def _kept(state: ClusterState, vm: Any, verdict: Verdict) -> Verdict:
         verdict.strategy_origin,
         verdict.node,
         verdict.running,
+        verdict.series_node,
         tuple(verdict.reasons.items()),
     )

@@ -8,13 +8,9 @@ LiveMigrate, and KubeVirt's LiveMigratable condition names one reason only).
 from __future__ import annotations
 
 from ...config import Config
-from ...domain.k8s import (
-    ref,
-    vm_node,
-)
-from ...domain.readiness import REASONS, Verdict, per_vm, readiness
-from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample
-from ...records import VirtualMachine
+from ...domain.incremental import per_value
+from ...domain.readiness import REASONS, Verdict, readiness
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample
 from ...store import ClusterState
 
 BLOCKED = Family(
@@ -58,14 +54,8 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     judged = readiness(state, config)
 
-    def report(vm: VirtualMachine) -> tuple[list[Sample], Finding] | None:
-        verdict = judged.verdicts.get((vm.metadata.namespace, vm.metadata.name))
-        if verdict is None or not verdict.blocked:
-            return None
-        return _report(verdict, vm, vm_node(state, vm))
-
-    # Brought up to date with the verdicts: only the VMs judged again are reported again.
-    reports = per_vm(state, f"{SPEC.id} reports", report, config)
+    # Kept per verdict: only the VMs whose verdict was judged again are reported again.
+    reports = per_value(state, f"{SPEC.id} reports", judged.verdicts, _report)
     per_reason = dict.fromkeys(REASONS, 0)
     blocked = 0
     for found in reports.values():
@@ -87,11 +77,15 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     return out
 
 
-def _report(verdict: Verdict, vm: VirtualMachine, node: str) -> tuple[list[Sample], Finding]:
-    """A blocked VM's series (one per reason, in REASONS order) and finding."""
-    obj = ref("VirtualMachine", vm)
+def _report(verdict: Verdict) -> tuple[list[Sample], Finding] | None:
+    """A blocked VM's series (one per reason, in REASONS order) and finding; None when its
+    live migration is not blocked."""
+    if not verdict.blocked:
+        return None
+    obj = ObjectRef("VirtualMachine", verdict.namespace, verdict.name)
+    key = (verdict.namespace, verdict.name)
     samples = [
-        Sample(BLOCKED.name, (verdict.namespace, verdict.name, reason, verdict.eviction_strategy, node), 1, obj)
+        Sample(BLOCKED.name, (*key, reason, verdict.eviction_strategy, verdict.series_node), 1, obj)
         for reason in verdict.reasons
     ]
     details = "; ".join(f"{r}: {d}" for r, d in verdict.reasons.items())
