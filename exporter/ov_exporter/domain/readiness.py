@@ -8,8 +8,8 @@ from typing import Any, Callable, TypeVar
 
 from ..config import Config
 from ..model import Severity
-from ..records import KINDS, Node, VirtualMachine, VirtualMachineInstance
-from ..store import ClusterState
+from ..records import KIND_BY_KEY, KINDS, Node, VirtualMachine, VirtualMachineInstance
+from ..store import ClusterState, uid_of
 from . import placement
 from .incremental import Concerns, per_object_of_kind
 from .k8s import (
@@ -27,6 +27,7 @@ from .selectors import node_term_matches
 from .storage import DATA_VOLUMES, FALLBACK_KINDS, PVCS, VMS, vm_disks, vms_claiming
 
 V = TypeVar("V")
+VM_KIND = KIND_BY_KEY[VMS]
 
 GI = 2**30
 HANDLER_NAMESPACES = ("openshift-cnv", "kubevirt")
@@ -222,7 +223,7 @@ def verdicts(state: ClusterState, config: Config) -> dict[tuple[str, str], Verdi
 # What a verdict reads besides its VM (domain.incremental): the disks' claims concern the VMs
 # that name them; any other change (a VMI, a node, a pod, a migration, a setting) may move
 # every VM's target test, so it judges every VM again.
-STORAGE_KINDS = (PVCS, DATA_VOLUMES, *FALLBACK_KINDS)
+RUNTIME_IGNORES = (VMS, PVCS, DATA_VOLUMES, *FALLBACK_KINDS)
 READS: dict[str, Concerns] = {
     **{k.key: None for k in KINDS if k.key != VMS},
     PVCS: vms_claiming,
@@ -253,22 +254,39 @@ class _Runtime:
 def _readiness(state: ClusterState, config: Config) -> Readiness:
     limit = migration_setting(state, "parallel_migrations_per_cluster", DEFAULT_PARALLEL_MIGRATIONS)
     in_flight = sum(1 for m in state.migrations if (m.status.phase if m.status else "") not in FINISHED_VMIM_PHASES)
-    # Everything the runtime part reads: the generations of every kind but the claims'.
-    runtime_inputs = (tuple(state.generations.get(k.key) for k in KINDS if k.key not in STORAGE_KINDS), config)
-    if not state.generations:  # a state built by hand: nothing to tell its versions apart
-        runtime_inputs = (object(),)
+    # Everything the runtime part reads besides its VM: the generations of every kind but the
+    # claims' and the VMs' (the target test reads VMIs, nodes, pods and settings, no VM).
+    runtime_inputs = (tuple(state.generations.get(k.key) for k in KINDS if k.key not in RUNTIME_IGNORES), config)
+    # (namespace, name) -> (VM, its runtime part), valid while those inputs are the same: a
+    # plain table rather than state.per_object, as every VM is judged again when they change.
+    kept = state.object_memo.kinds_kept("readiness runtime") if state.generations else None
+    if kept is not None and kept[0] == runtime_inputs:
+        parts: dict[tuple[str, str], tuple[VirtualMachine, _Runtime]] = kept[1]
+    else:
+        parts = {}
+        if state.generations:
+            state.object_memo.keep_kinds("readiness runtime", runtime_inputs, parts)
     found: dict = {}
-
-    def runtime(vm: VirtualMachine, *_inputs: Any) -> _Runtime:
-        if not found:
-            found["strategy"] = cluster_eviction_strategy(state)
-            found["handlers"] = handler_readiness(state)
-            found["rooms"] = placement.targets(state, config)
-        return _runtime(state, vm, found["strategy"], found["handlers"], found["rooms"], in_flight, limit)
+    last = state.object_memo.kinds_kept("readiness verdicts") if state.generations else None
+    previous: dict[str, Verdict] = last[1] if last is not None else {}
 
     def judge(vm: VirtualMachine) -> Verdict:
-        part = state.per_object("readiness runtime", vm, runtime, *runtime_inputs)
-        return _kept(state, vm, _verdict(vm, part, vm_disks(state, vm)[0]))
+        where = (vm.metadata.namespace, vm.metadata.name)
+        entry = parts.get(where)
+        if entry is None or entry[0] is not vm:
+            if not found:
+                found["strategy"] = cluster_eviction_strategy(state)
+                found["handlers"] = handler_readiness(state)
+                found["rooms"] = placement.targets(state, config)
+            entry = parts[where] = (
+                vm,
+                _runtime(state, vm, found["strategy"], found["handlers"], found["rooms"], in_flight, limit),
+            )
+        verdict = _verdict(vm, entry[1], vm_disks(state, vm)[0])
+        # The last evaluation's verdict when it says the same, so that what checks derive
+        # from a verdict can be kept with it (domain.incremental.per_value).
+        before = previous.get(uid_of(VM_KIND, vm))
+        return before if before == verdict else verdict
 
     judged = per_vm(state, "readiness verdicts", judge, config)
     return Readiness({(v.namespace, v.name): v for v in judged.values()}, in_flight, limit)
@@ -335,20 +353,4 @@ def _verdict(vm: VirtualMachine, part: _Runtime, rwo: list[str]) -> Verdict:
         {r: reasons[r] for r in REASONS if r in reasons},
         part.running,
         part.series_node,
-    )
-
-
-def _kept(state: ClusterState, vm: Any, verdict: Verdict) -> Verdict:
-    """The verdict the last evaluation gave this VM when it says the same (state.per_object),
-    so that what checks derive from a verdict can be kept with it."""
-    return state.per_object(
-        "readiness verdict",
-        vm,
-        lambda *_: verdict,
-        verdict.eviction_strategy,
-        verdict.strategy_origin,
-        verdict.node,
-        verdict.running,
-        verdict.series_node,
-        tuple(verdict.reasons.items()),
     )
