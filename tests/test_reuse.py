@@ -19,7 +19,7 @@ from ov_exporter.events import Deleted, SamplesUpdated, Upserted
 from ov_exporter.model import ObjectRef
 from ov_exporter.records import KIND_BY_KEY
 from ov_exporter.render import History, Renderer, SourceStats
-from ov_exporter.runner import Reuse, _worst, evaluate
+from ov_exporter.runner import Reuse, _Filter, _worst, evaluate
 from ov_exporter.sources import DemoSource
 from ov_exporter.store import Store, uid_of
 
@@ -338,3 +338,66 @@ def test_results_kept_per_kinds_read_only_those_kinds(monkeypatch):
     store.apply(SamplesUpdated(DEMO.state().samples, "demo"))
     evaluate(store.state(), CONFIG)
     assert not undeclared, f"kept per kinds but read other kinds: {undeclared}"
+
+
+def _exempt_reference(state, obj: ObjectRef, check: str) -> bool:
+    """The exemption rule read straight from the objects: the annotation on the object, or
+    for a VMI on its VM, names the check, `*` or `all`."""
+    kinds = [obj.kind] + (["VirtualMachine"] if obj.kind == "VirtualMachineInstance" else [])
+    for kind in kinds:
+        key = next(k.key for k in KIND_BY_KEY.values() if k.kind == kind)
+        record = state.get(key, obj.namespace, obj.name)
+        value = ((record.metadata.annotations or {}) if record is not None else {}).get(CONFIG.exemption_annotation)
+        ids = {p.strip() for p in value.split(",")} if value else set()
+        if ids & {check, "*", "all"}:
+            return True
+    return False
+
+
+def _few_objects() -> list[int]:
+    """Indexes into OBJECTS: two running VMs and their VMIs, a PVC, a node; few, so that
+    changes come back to the same objects."""
+    vmis = [(o.metadata.namespace, o.metadata.name) for k, o in OBJECTS if k.kind == "VirtualMachineInstance"][:2]
+    chosen = [i for i, (k, o) in enumerate(OBJECTS) if (o.metadata.namespace, o.metadata.name) in vmis]
+    chosen.append(next(i for i, (k, _) in enumerate(OBJECTS) if k.kind == "PersistentVolumeClaim"))
+    chosen.append(next(i for i, (k, _) in enumerate(OBJECTS) if k.kind == "Node"))
+    return chosen
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_few_objects()),
+            st.sampled_from([None, "*", "all", "rwo_vm_disks", "migration_readiness, cpu_overcommit"]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_the_filter_drops_exactly_the_objects_exempt_from_a_check(steps):
+    """The exempt objects gathered per check, from exemption tables brought up to date by
+    the objects that changed, are the ones the annotations name, after any changes."""
+    store = _demo()
+    _Filter(store.state(), CONFIG).exempt("rwo_vm_disks")
+    for index, value, delete in steps:
+        kind, record = OBJECTS[index]
+        if delete:
+            store.apply(Deleted(kind, uid_of(kind, record)))
+        else:
+            current = store.state().get(kind.key, record.metadata.namespace, record.metadata.name) or record
+            annotations = {
+                k: v for k, v in (current.metadata.annotations or {}).items() if k != CONFIG.exemption_annotation
+            }
+            if value is not None:
+                annotations[CONFIG.exemption_annotation] = value
+            meta = msgspec.structs.replace(current.metadata, annotations=annotations)
+            store.apply(Upserted(kind, msgspec.structs.replace(current, metadata=meta)))
+        state = store.state()
+        flt = _Filter(state, CONFIG)
+        for key, objects in state.objects.items():
+            for obj in objects:
+                ref = ObjectRef(KIND_BY_KEY[key].kind, obj.metadata.namespace, obj.metadata.name)
+                for check in ("rwo_vm_disks", "migration_readiness", "cpu_overcommit"):
+                    assert flt.keep(check, ref) is not _exempt_reference(state, ref, check), (check, ref)

@@ -9,13 +9,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from .checks import CHECKS
 from .config import Config
 from .model import CheckSpec, Finding, NotApplicable, ObjectRef, Sample, Severity, Status
 from .records import KIND_BY_KEY, KINDS
-from .store import ClusterState
+from .store import Changed, ClusterState
 
 log = logging.getLogger(__name__)
 
@@ -56,51 +56,72 @@ class Evaluation:
         raise KeyError(check_id)
 
 
-_VMS = "virtualmachines.kubevirt.io"
-_NO_IDS: frozenset[str] = frozenset()
-
-
 def exemptions(state: ClusterState, key: str, annotation: str) -> dict[tuple[str, str], frozenset[str]]:
     """(namespace, name) -> the check ids (or `*`, `all`) an object of kind `key` is exempt
-    from, for the objects that carry the exemption annotation; kept while the kind does not
-    change (state.per_kinds)."""
+    from, for the objects that carry the exemption annotation; brought up to date by the
+    objects of the kind that changed (state.per_changes)."""
+
+    def ids(record: Any) -> frozenset[str] | None:
+        value = (record.metadata.annotations or {}).get(annotation)
+        return frozenset(p.strip() for p in value.split(",")) if value else None
 
     def table(s: ClusterState) -> dict[tuple[str, str], frozenset[str]]:
         out = {}
         for record in s.of(key):
-            value = (record.metadata.annotations or {}).get(annotation)
-            if value:
-                out[(record.metadata.namespace, record.metadata.name)] = frozenset(p.strip() for p in value.split(","))
+            if (found := ids(record)) is not None:
+                out[(record.metadata.namespace, record.metadata.name)] = found
         return out
 
-    return state.per_kinds(f"exemptions {key} {annotation}", (key,), table)
+    def update(s: ClusterState, kept: dict, changed: Mapping[str, tuple[Changed, ...]]) -> dict:
+        out = dict(kept)
+        for c in changed[key]:
+            where = (c.namespace, c.name)
+            record = s.get(key, *where)  # the one the state holds under that name now, if any
+            found = ids(record) if record is not None else None
+            if found is None:
+                out.pop(where, None)
+            else:
+                out[where] = found
+        return out
+
+    return state.per_changes(f"exemptions {key} {annotation}", (key,), table, update)
 
 
 class _Filter:
     """Namespace include/exclude and the exemption annotation, applied to findings and
-    to per-object series alike."""
+    to per-object series alike. Per check, the objects exempt from it are gathered once from
+    the exemption tables (few objects carry the annotation), so that judging one finding is
+    one set lookup, and none at all when nothing is exempt and no namespace is filtered."""
 
     def __init__(self, state: ClusterState, config: Config) -> None:
         self.state, self.config = state, config
-        self._tables: dict[str, dict[tuple[str, str], frozenset[str]]] = {}
+        self._tables: dict[str, dict[tuple[str, str], frozenset[str]]] | None = None
+        self._exempt: dict[str, frozenset[tuple[str, str, str]]] = {}
         self._selected: dict[str, bool] = {}
         self._namespaces_filtered = bool(config.namespaces.include or config.namespaces.exclude)
 
-    def _table(self, key: str) -> dict[tuple[str, str], frozenset[str]]:
-        table = self._tables.get(key)
-        if table is None:
-            table = self._tables[key] = exemptions(self.state, key, self.config.exemption_annotation)
-        return table
+    def exempt(self, check_id: str) -> frozenset[tuple[str, str, str]]:
+        """(kind, namespace, name) of every object exempt from `check_id` (a VMI also
+        honours its VM's exemption)."""
+        found = self._exempt.get(check_id)
+        if found is not None:
+            return found
+        if self._tables is None:
+            annotation = self.config.exemption_annotation
+            self._tables = {kind: exemptions(self.state, key, annotation) for kind, key in _KEY_BY_KIND.items()}
+        out = set()
+        for kind, table in self._tables.items():
+            for (namespace, name), ids in table.items():
+                if check_id in ids or "*" in ids or "all" in ids:
+                    out.add((kind, namespace, name))
+                    if kind == "VirtualMachine":
+                        out.add(("VirtualMachineInstance", namespace, name))
+        found = self._exempt[check_id] = frozenset(out)
+        return found
 
-    def _exempt_ids(self, obj: ObjectRef) -> frozenset[str]:
-        key = _KEY_BY_KIND.get(obj.kind)
-        if key is None:
-            return _NO_IDS
-        where = (obj.namespace, obj.name)
-        ids = self._table(key).get(where, _NO_IDS)
-        if obj.kind == "VirtualMachineInstance":  # a VMI also honours its VM's exemption
-            ids = ids | self._table(_VMS).get(where, _NO_IDS)
-        return ids
+    def passes_all(self, check_id: str) -> bool:
+        """Every object passes: no namespace filter, nothing exempt from the check."""
+        return not self._namespaces_filtered and not self.exempt(check_id)
 
     def keep(self, check_id: str, obj: ObjectRef | None) -> bool:
         if obj is None:
@@ -111,8 +132,8 @@ class _Filter:
                 selected = self._selected[obj.namespace] = self.config.namespace_selected(obj.namespace)
             if not selected:
                 return False
-        ids = self._exempt_ids(obj)
-        return not ids or not (check_id in ids or "*" in ids or "all" in ids)
+        exempt = self.exempt(check_id)
+        return not exempt or (obj.kind, obj.namespace, obj.name) not in exempt
 
 
 def _unavailable(spec: CheckSpec, state: ClusterState) -> CheckResult | None:
@@ -146,7 +167,8 @@ def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter
         return CheckResult(spec, Status.FAILED, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
 
     families = {f.name: f for f in spec.families}
-    findings = [f for f in output.findings if flt.keep(spec.id, f.obj)]
+    every = flt.passes_all(spec.id)
+    findings = list(output.findings) if every else [f for f in output.findings if flt.keep(spec.id, f.obj)]
     result.exempted = len(output.findings) - len(findings)
     bounded, per_object = [], []
     for s in output.samples:
@@ -158,7 +180,7 @@ def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter
             )
             log.error("check %s: %s", spec.id, result.error)
             return result
-        if not flt.keep(spec.id, s.obj):
+        if not every and not flt.keep(spec.id, s.obj):
             continue
         (per_object if fam.per_object else bounded).append(s)
     # When the cap bites, keep the worst offenders: objects ranked by their first family in

@@ -8,7 +8,9 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 from ..records import KIND_BY_KEY
 from ..store import Changed, ClusterState, uid_of
 
+K = TypeVar("K")
 V = TypeVar("V")
+W = TypeVar("W")
 
 # For a kind the judgements read besides their own: which objects (namespace, name) of the
 # judged kind one changed object of it concerns; None: any change concerns every object.
@@ -63,3 +65,23 @@ def per_object_of_kind(
         return judged
 
     return state.per_changes(name, kinds, compute, update, inputs)
+
+
+def per_value(state: ClusterState, name: str, source: Mapping[K, V], derive: Callable[[V], W]) -> dict[K, W]:
+    """key -> `derive(value)` for every entry of `source` (e.g. per_object_of_kind's
+    result), in its order, kept across evaluations: `derive` runs again only for the values
+    that are not the very objects it last ran on. `derive` reads its value and nothing else."""
+    memo = state.object_memo
+    kept = memo.kinds_kept(name)
+    if not state.generations or kept is None:
+        before: Mapping[K, V] = {}
+        derived: Mapping[K, W] = {}
+    else:
+        before, derived = kept[1]
+        if before is source:
+            return derived  # type: ignore[return-value]
+    missing = object()
+    out = {k: (derived[k] if before.get(k, missing) is v else derive(v)) for k, v in source.items()}
+    if state.generations:
+        memo.keep_kinds(name, (), (source, out))
+    return out

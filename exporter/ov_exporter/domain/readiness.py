@@ -4,13 +4,14 @@ blocks its live migration right now, under every eviction strategy."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from ..config import Config
 from ..model import Severity
-from ..records import Node, VirtualMachineInstance
-from ..store import ClusterState
+from ..records import KIND_BY_KEY, KINDS, Node, VirtualMachine, VirtualMachineInstance
+from ..store import ClusterState, uid_of
 from . import placement
+from .incremental import Concerns, per_object_of_kind
 from .k8s import (
     Setting,
     cluster_eviction_strategy,
@@ -19,10 +20,14 @@ from .k8s import (
     vm_template_spec,
     vmi_dedicated,
     vmi_guest_memory,
+    vmi_node,
     vmi_vcpus,
 )
 from .selectors import node_term_matches
-from .storage import vm_disks
+from .storage import DATA_VOLUMES, FALLBACK_KINDS, PVCS, VMS, vm_disks, vms_claiming
+
+V = TypeVar("V")
+VM_KIND = KIND_BY_KEY[VMS]
 
 GI = 2**30
 HANDLER_NAMESPACES = ("openshift-cnv", "kubevirt")
@@ -60,6 +65,7 @@ class Verdict:
     node: str = ""
     reasons: dict[str, str] = field(default_factory=dict)  # reason -> detail, in REASONS order
     running: bool = False
+    series_node: str = ""  # where its VMI is active (k8s.vmi_node): the `node` label of its series
 
     @property
     def blocked(self) -> bool:
@@ -214,74 +220,137 @@ def verdicts(state: ClusterState, config: Config) -> dict[tuple[str, str], Verdi
     return readiness(state, config).verdicts
 
 
-def _readiness(state: ClusterState, config: Config) -> Readiness:
-    default_strategy = cluster_eviction_strategy(state)
-    handlers = handler_readiness(state)
+# What a verdict reads besides its VM (domain.incremental): the disks' claims concern the VMs
+# that name them; any other change (a VMI, a node, a pod, a migration, a setting) may move
+# every VM's target test, so it judges every VM again.
+RUNTIME_IGNORES = (VMS, PVCS, DATA_VOLUMES, *FALLBACK_KINDS)
+READS: dict[str, Concerns] = {
+    **{k.key: None for k in KINDS if k.key != VMS},
+    PVCS: vms_claiming,
+    DATA_VOLUMES: vms_claiming,
+}
 
+
+def per_vm(state: ClusterState, name: str, judge: Callable[[Any], V], config: Config) -> dict[str, V]:
+    """uid -> `judge(vm)` for every VM, where `judge` reads what a readiness verdict reads
+    (READS) and nothing else: after a change to a PVC or DataVolume only the VMs naming it are
+    judged again."""
+    return per_object_of_kind(state, name, VMS, judge, READS, (config,))
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    """The part of a verdict that does not read the disks' claims."""
+
+    eviction_strategy: str
+    strategy_origin: str
+    node: str
+    running: bool
+    series_node: str
+    reasons: dict[str, str]  # besides not_live_migratable and rwo_disk
+    live_migratable: tuple[bool, str]
+
+
+def _readiness(state: ClusterState, config: Config) -> Readiness:
     limit = migration_setting(state, "parallel_migrations_per_cluster", DEFAULT_PARALLEL_MIGRATIONS)
     in_flight = sum(1 for m in state.migrations if (m.status.phase if m.status else "") not in FINISHED_VMIM_PHASES)
+    # Everything the runtime part reads besides its VM: the generations of every kind but the
+    # claims' and the VMs' (the target test reads VMIs, nodes, pods and settings, no VM).
+    runtime_inputs = (tuple(state.generations.get(k.key) for k in KINDS if k.key not in RUNTIME_IGNORES), config)
+    # (namespace, name) -> (VM, its runtime part), valid while those inputs are the same: a
+    # plain table rather than state.per_object, as every VM is judged again when they change.
+    kept = state.object_memo.kinds_kept("readiness runtime") if state.generations else None
+    if kept is not None and kept[0] == runtime_inputs:
+        parts: dict[tuple[str, str], tuple[VirtualMachine, _Runtime]] = kept[1]
+    else:
+        parts = {}
+        if state.generations:
+            state.object_memo.keep_kinds("readiness runtime", runtime_inputs, parts)
+    found: dict = {}
+    last = state.object_memo.kinds_kept("readiness verdicts") if state.generations else None
+    previous: dict[str, Verdict] = last[1] if last is not None else {}
 
-    rooms = placement.targets(state, config)
+    def judge(vm: VirtualMachine) -> Verdict:
+        where = (vm.metadata.namespace, vm.metadata.name)
+        entry = parts.get(where)
+        if entry is None or entry[0] is not vm:
+            if not found:
+                found["strategy"] = cluster_eviction_strategy(state)
+                found["handlers"] = handler_readiness(state)
+                found["rooms"] = placement.targets(state, config)
+            entry = parts[where] = (
+                vm,
+                _runtime(state, vm, found["strategy"], found["handlers"], found["rooms"], in_flight, limit),
+            )
+        verdict = _verdict(vm, entry[1], vm_disks(state, vm)[0])
+        # The last evaluation's verdict when it says the same, so that what checks derive
+        # from a verdict can be kept with it (domain.incremental.per_value).
+        before = previous.get(uid_of(VM_KIND, vm))
+        return before if before == verdict else verdict
 
-    result: dict[tuple[str, str], Verdict] = {}
-    for vm in state.vms:
-        ns, name = vm.metadata.namespace, vm.metadata.name
-        spec = vm_template_spec(vm)
-        own = spec.eviction_strategy if spec else None
-        verdict = Verdict(
-            ns,
-            name,
-            own or default_strategy.value,
-            "set on the VM" if own else f"cluster default from {default_strategy.source}",
-        )
-        reasons: dict[str, str] = {}
-        vmi = state.get("virtualmachineinstances.kubevirt.io", ns, name)
-        phase = vmi.status.phase if vmi is not None and vmi.status else ""
-        verdict.running = phase == "Running"
-        verdict.node = vmi.status.node_name if vmi is not None and vmi.status else ""
-        if vmi is None:
-            reasons[NOT_RUNNING] = "no VirtualMachineInstance (the VM is stopped)"
-        elif not verdict.running:
-            reasons[NOT_RUNNING] = f"VMI phase is {phase or 'unknown'}, not Running"
-
-        rwo, _unknown = vm_disks(state, vm)
-        if verdict.running:
-            ok, why = _live_migratable(vmi)
-            if not ok and not (why == "DisksNotLiveMigratable" and rwo):
-                reasons[NOT_LIVE_MIGRATABLE] = f"KubeVirt reports LiveMigratable=False ({why})"
-        if rwo:
-            reasons[RWO_DISK] = f"{len(rwo)} disk(s) without ReadWriteMany: {', '.join(rwo)}"
-
-        if verdict.running and verdict.node:
-            detail = placement.no_target_detail(rooms, vmi, vmi.spec if vmi.spec is not None else spec)
-            if detail:
-                reasons[NO_TARGET_NODE] = detail
-            if handlers is not None and not handlers.get(verdict.node, False):
-                reasons[VIRT_HANDLER_NOT_READY] = (
-                    f"virt-handler on {verdict.node} is not Ready"
-                    if verdict.node in handlers
-                    else f"no virt-handler pod on {verdict.node}"
-                )
-            if in_flight >= limit.value:
-                reasons[MIGRATION_SLOTS_FULL] = (
-                    f"{in_flight} migration(s) in flight, parallelMigrationsPerCluster "
-                    f"is {limit.value} ({limit.source})"
-                )
-        verdict.reasons = {r: reasons[r] for r in REASONS if r in reasons}
-        result[(ns, name)] = _kept(state, vm, verdict)
-    return Readiness(result, in_flight, limit)
+    judged = per_vm(state, "readiness verdicts", judge, config)
+    return Readiness({(v.namespace, v.name): v for v in judged.values()}, in_flight, limit)
 
 
-def _kept(state: ClusterState, vm: Any, verdict: Verdict) -> Verdict:
-    """The verdict the last evaluation gave this VM when it says the same (state.per_object),
-    so that what checks derive from a verdict can be kept with it."""
-    return state.per_object(
-        "readiness verdict",
-        vm,
-        lambda *_: verdict,
-        verdict.eviction_strategy,
-        verdict.strategy_origin,
-        verdict.node,
-        verdict.running,
-        tuple(verdict.reasons.items()),
+def _runtime(
+    state: ClusterState,
+    vm: VirtualMachine,
+    default_strategy: Setting,
+    handlers: dict[str, bool] | None,
+    rooms: placement.Targets,
+    in_flight: int,
+    limit: Setting,
+) -> _Runtime:
+    ns, name = vm.metadata.namespace, vm.metadata.name
+    spec = vm_template_spec(vm)
+    own = spec.eviction_strategy if spec else None
+    reasons: dict[str, str] = {}
+    vmi = state.get("virtualmachineinstances.kubevirt.io", ns, name)
+    phase = vmi.status.phase if vmi is not None and vmi.status else ""
+    running = phase == "Running"
+    node = vmi.status.node_name if vmi is not None and vmi.status else ""
+    if vmi is None:
+        reasons[NOT_RUNNING] = "no VirtualMachineInstance (the VM is stopped)"
+    elif not running:
+        reasons[NOT_RUNNING] = f"VMI phase is {phase or 'unknown'}, not Running"
+    live_migratable = _live_migratable(vmi) if running else (True, "")
+    if running and node:
+        detail = placement.no_target_detail(rooms, vmi, vmi.spec if vmi.spec is not None else spec)
+        if detail:
+            reasons[NO_TARGET_NODE] = detail
+        if handlers is not None and not handlers.get(node, False):
+            reasons[VIRT_HANDLER_NOT_READY] = (
+                f"virt-handler on {node} is not Ready" if node in handlers else f"no virt-handler pod on {node}"
+            )
+        if in_flight >= limit.value:
+            reasons[MIGRATION_SLOTS_FULL] = (
+                f"{in_flight} migration(s) in flight, parallelMigrationsPerCluster is {limit.value} ({limit.source})"
+            )
+    return _Runtime(
+        own or default_strategy.value,
+        "set on the VM" if own else f"cluster default from {default_strategy.source}",
+        node,
+        running,
+        vmi_node(vmi) if vmi is not None else "",
+        reasons,
+        live_migratable,
+    )
+
+
+def _verdict(vm: VirtualMachine, part: _Runtime, rwo: list[str]) -> Verdict:
+    reasons = dict(part.reasons)
+    ok, why = part.live_migratable
+    if not ok and not (why == "DisksNotLiveMigratable" and rwo):
+        reasons[NOT_LIVE_MIGRATABLE] = f"KubeVirt reports LiveMigratable=False ({why})"
+    if rwo:
+        reasons[RWO_DISK] = f"{len(rwo)} disk(s) without ReadWriteMany: {', '.join(rwo)}"
+    return Verdict(
+        vm.metadata.namespace,
+        vm.metadata.name,
+        part.eviction_strategy,
+        part.strategy_origin,
+        part.node,
+        {r: reasons[r] for r in REASONS if r in reasons},
+        part.running,
+        part.series_node,
     )

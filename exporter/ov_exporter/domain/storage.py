@@ -139,6 +139,13 @@ def all_vm_disks(state: ClusterState) -> VmDisks:
     return state.per_changes("vm_disks", DISK_KINDS, _all_vm_disks, _vm_disks_changed)
 
 
+def vms_claiming(state: ClusterState, changed: Changed) -> list[tuple[str, str]]:
+    """The VMs (namespace, name) naming a changed PVC or DataVolume as a claim (a
+    domain.incremental `Concerns`)."""
+    names = all_vm_disks(state).claimants.get((changed.namespace, changed.name), ())
+    return [(changed.namespace, vm) for vm in names]
+
+
 def _all_vm_disks(state: ClusterState) -> VmDisks:
     table = {(vm.metadata.namespace, vm.metadata.name): _vm_disks_of(state, vm) for vm in state.vms}
     claimants: dict[tuple[str, str], set[str]] = {}

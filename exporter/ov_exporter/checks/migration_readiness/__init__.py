@@ -8,13 +8,9 @@ LiveMigrate, and KubeVirt's LiveMigratable condition names one reason only).
 from __future__ import annotations
 
 from ...config import Config
-from ...domain.k8s import (
-    ref,
-    vm_node,
-)
+from ...domain.incremental import per_value
 from ...domain.readiness import REASONS, Verdict, readiness
-from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample
-from ...records import VirtualMachine
+from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample
 from ...store import ClusterState
 
 BLOCKED = Family(
@@ -57,18 +53,18 @@ SLOTS = Family(
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     judged = readiness(state, config)
-    all_verdicts = judged.verdicts
+
+    # Kept per verdict: only the VMs whose verdict was judged again are reported again.
+    reports = per_value(state, f"{SPEC.id} reports", judged.verdicts, _report)
     per_reason = dict.fromkeys(REASONS, 0)
     blocked = 0
-    for verdict in all_verdicts.values():
-        if not verdict.blocked:
+    for found in reports.values():
+        if found is None:
             continue
         blocked += 1
-        vm = state.get("virtualmachines.kubevirt.io", verdict.namespace, verdict.name)
-        node = vm_node(state, vm)
-        samples, finding = state.per_object(SPEC.id, verdict, _report, vm, node)
-        for reason in verdict.reasons:
-            per_reason[reason] += 1
+        samples, finding = found
+        for s in samples:
+            per_reason[s.labels[2]] += 1
         out.samples += samples
         out.findings.append(finding)
     out.samples.append(Sample(BLOCKED_VMS.name, (), blocked))
@@ -81,11 +77,15 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     return out
 
 
-def _report(verdict: Verdict, vm: VirtualMachine, node: str) -> tuple[list[Sample], Finding]:
-    """A blocked VM's series and finding (kept per verdict, VM and node: state.per_object)."""
-    obj = ref("VirtualMachine", vm)
+def _report(verdict: Verdict) -> tuple[list[Sample], Finding] | None:
+    """A blocked VM's series (one per reason, in REASONS order) and finding; None when its
+    live migration is not blocked."""
+    if not verdict.blocked:
+        return None
+    obj = ObjectRef("VirtualMachine", verdict.namespace, verdict.name)
+    key = (verdict.namespace, verdict.name)
     samples = [
-        Sample(BLOCKED.name, (verdict.namespace, verdict.name, reason, verdict.eviction_strategy, node), 1, obj)
+        Sample(BLOCKED.name, (*key, reason, verdict.eviction_strategy, verdict.series_node), 1, obj)
         for reason in verdict.reasons
     ]
     details = "; ".join(f"{r}: {d}" for r, d in verdict.reasons.items())
