@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import msgspec
-from ov_exporter.records import Node, PersistentVolumeClaim
+from ov_exporter.records import Node, PersistentVolumeClaim, VirtualMachineInstance
 from ov_exporter.records.decode import decode_json
 
 
@@ -59,3 +59,22 @@ def test_an_invalid_quantity_is_still_refused_with_its_path():
         assert "invalid quantity 'lots'" in str(exc) and "$.status.capacity" in str(exc)
     else:
         raise AssertionError("an invalid quantity decoded")
+
+
+def test_a_vm_its_vmi_and_its_pvc_share_their_names():
+    # Fields as in kubevirt/kubevirt v1.7.0 staging/src/kubevirt.io/api/core/v1/types.go
+    # (VirtualMachineInstanceSpec.volumes, VirtualMachineInstanceStatus.nodeName).
+    def vmi(name: str) -> VirtualMachineInstance:
+        claim = "".join(["disk-", name])  # built at run time: never the same object by chance
+        obj = {
+            "metadata": {"name": "".join(["vm-", name]), "namespace": "tenant-000", "uid": f"uid-{name}"},
+            "spec": {"volumes": [{"name": "rootdisk", "persistentVolumeClaim": {"claimName": claim}}]},
+            "status": {"nodeName": "".join(["worker-", "001"]), "phase": "Running"},
+        }
+        return decode_json(VirtualMachineInstance, json.dumps(obj).encode())
+
+    a, b = vmi("a"), vmi("a")
+    pvc = _pvc("disk-a", ["ReadWriteOnce"])
+    assert a.metadata.name == "vm-a" and a.metadata.name is b.metadata.name
+    assert a.spec.volumes[0].persistent_volume_claim.claim_name is pvc.metadata.name
+    assert a.status.node_name == "worker-001" and a.status.node_name is b.status.node_name
