@@ -236,9 +236,9 @@ class ChangeLog:
                 return None
             generations = self._generations[key]
             window = self._changed[key][bisect_right(generations, since) : bisect_right(generations, until)]
-            last = self._last[key]
-            records = {uid: kept[1] for uid, _, _, deleted in window if not deleted and (kept := last.get(uid))}
-            stale = {uid for uid in records if last[uid][0] > until}
+            last = self._last[key]  # every uid in the window: its changes are above the floor
+            # The record an object left in the store, while it is still its record at `until`.
+            current = {uid: last[uid][1] for uid, _, _, deleted in window if not deleted and last[uid][0] <= until}
         named: dict[str, tuple[str, str, str, bool]] = {}
         gone: set[str] = set()
         for entry in window:
@@ -251,13 +251,9 @@ class ChangeLog:
         upserted = []
         for uid, ns, name, d in named.values():
             if not d:
-                if uid in stale or uid not in records:
-                    if held is None:
-                        return None
-                    record = held(uid)
-                else:
-                    record = records[uid]
-                upserted.append(Changed(uid, ns, name, record))
+                if uid not in current and held is None:
+                    return None
+                upserted.append(Changed(uid, ns, name, current[uid] if uid in current else held(uid)))
         return (*deleted, *back, *upserted)
 
 
