@@ -60,7 +60,10 @@ def _finite(number: float | int, original: object) -> float:
 
 class Quantity(float):
     """A parsed quantity. Records declare fields of this type; the decoders call
-    `parse_quantity` for them, so a bad quantity is reported with its field path."""
+    `parse_quantity` for them, so a bad quantity is reported with its field path.
+    No __dict__: as small as a float, and never tracked by the cyclic collector."""
+
+    __slots__ = ()
 
 
 _BITRATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kMGT]?)(?:bit/s|bps|b/s)?\s*$")

@@ -20,6 +20,7 @@ from typing import Callable
 
 from aiohttp import web
 
+from . import heap
 from .auth import KubernetesAuth
 from .checks import CHECKS, RUNBOOK_FILE
 from .config import Config
@@ -165,6 +166,7 @@ class Exporter:
         # several a minute, walks it on whichever thread holds the GIL. Acyclic, it is
         # freed by reference counting when the next evaluation replaces it.
         gc.freeze()
+        await asyncio.to_thread(heap.trim)  # what the previous evaluation and its payload freed
         self._evaluated.set()
         return prepared
 
@@ -209,6 +211,7 @@ class Exporter:
                 await asyncio.sleep(0.05)
         finally:
             gc_after_sync()
+        await asyncio.to_thread(heap.trim)  # what decoding the LIST pages freed
         while True:
             try:
                 started = asyncio.get_running_loop().time()

@@ -180,7 +180,6 @@ class Changed:
 
 
 # How many changes per kind the store remembers; a consumer further behind recomputes.
-# The log holds the records it names: mostly the ones the store holds anyway.
 CHANGE_LOG_LIMIT = 4_096
 
 
@@ -188,12 +187,21 @@ class ChangeLog:
     """Per kind, the objects each generation changed, so a result kept from an earlier
     state can be brought up to date by redoing only what changed (ClusterState.changes).
     A kind replaced whole (a relist, an API gone) or changed more than CHANGE_LOG_LIMIT
-    times since cannot say what changed: `between` gives None and the caller recomputes."""
+    times since cannot say what changed: `between` gives None and the caller recomputes.
+
+    The log names objects (uid, namespace, name, deleted), not their versions: under churn
+    it would otherwise keep thousands of records the store has replaced. Besides, per uid
+    it names, it keeps the generation of the object's last change and, when that was an
+    upsert, the record the store holds now; a state taken since that change finds its
+    record there, an older one in its own objects (ClusterState.changes)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._generations: dict[str, list[int]] = {k.key: [] for k in KINDS}
-        self._changed: dict[str, list[Changed]] = {k.key: [] for k in KINDS}
+        # Per kind, per generation: (uid, namespace, name, deleted).
+        self._changed: dict[str, list[tuple[str, str, str, bool]]] = {k.key: [] for k in KINDS}
+        # Per kind: uid -> (generation of its last change, the record it left in the store; None: deleted).
+        self._last: dict[str, dict[str, tuple[int, Any]]] = {k.key: {} for k in KINDS}
         self._floor: dict[str, int] = {k.key: 0 for k in KINDS}  # no record of changes up to here
 
     def record(self, key: str, generation: int, changed: Changed | None) -> None:
@@ -201,19 +209,26 @@ class ChangeLog:
         with self._lock:
             if changed is None:
                 self._floor[key], self._generations[key], self._changed[key] = generation, [], []
+                self._last[key] = {}
                 return
             generations, objects = self._generations[key], self._changed[key]
             generations.append(generation)
-            objects.append(changed)
+            objects.append((changed.uid, changed.namespace, changed.name, changed.record is None))
+            self._last[key][changed.uid] = (generation, changed.record)
             if len(generations) > CHANGE_LOG_LIMIT:
                 drop = len(generations) - CHANGE_LOG_LIMIT // 2
-                self._floor[key] = generations[drop - 1]
+                floor = self._floor[key] = generations[drop - 1]
                 self._generations[key], self._changed[key] = generations[drop:], objects[drop:]
+                self._last[key] = {uid: last for uid, last in self._last[key].items() if last[0] > floor}
 
-    def between(self, key: str, since: int, until: int) -> tuple[Changed, ...] | None:
+    def between(
+        self, key: str, since: int, until: int, held: Callable[[str], Any] | None = None
+    ) -> tuple[Changed, ...] | None:
         """The objects of kind `key` changed after generation `since` up to `until`, each
         once as of `until`, deletions first; an object deleted and upserted again is named
-        both deleted and upserted (it moved to the end of its kind's order)."""
+        both deleted and upserted (it moved to the end of its kind's order). An upserted
+        object's record is the one it had at `until`: kept here when the object has not
+        changed since, else `held(uid)` (the state of `until` has it)."""
         if since > until:
             return None
         with self._lock:
@@ -221,16 +236,25 @@ class ChangeLog:
                 return None
             generations = self._generations[key]
             window = self._changed[key][bisect_right(generations, since) : bisect_right(generations, until)]
-        last: dict[str, Changed] = {}
-        deleted: set[str] = set()
-        for c in window:
-            last[c.uid] = c
-            if c.record is None:
-                deleted.add(c.uid)
+            last = self._last[key]  # every uid in the window: its changes are above the floor
+            # The record an object left in the store, while it is still its record at `until`.
+            current = {uid: last[uid][1] for uid, _, _, deleted in window if not deleted and last[uid][0] <= until}
+        named: dict[str, tuple[str, str, str, bool]] = {}
+        gone: set[str] = set()
+        for entry in window:
+            named[entry[0]] = entry
+            if entry[3]:
+                gone.add(entry[0])
+        deleted = [Changed(uid, ns, name, None) for uid, ns, name, d in named.values() if d]
         # An object deleted and back moved to the end of its kind's order: it is named deleted too.
-        back = [dataclasses.replace(last[uid], record=None) for uid in deleted if last[uid].record is not None]
-        gone = [c for c in last.values() if c.record is None]
-        return (*gone, *back, *(c for c in last.values() if c.record is not None))
+        back = [Changed(uid, ns, name, None) for uid, ns, name, d in named.values() if uid in gone and not d]
+        upserted = []
+        for uid, ns, name, d in named.values():
+            if not d:
+                if uid not in current and held is None:
+                    return None
+                upserted.append(Changed(uid, ns, name, current[uid] if uid in current else held(uid)))
+        return (*deleted, *back, *upserted)
 
 
 class _Table:
@@ -540,7 +564,16 @@ class ClusterState:
             return None
         if since == until:
             return ()
-        return self.change_log.between(key, since, until)
+        return self.change_log.between(key, since, until, lambda uid: self._held(key, uid))
+
+    def _held(self, key: str, uid: str) -> Any:
+        """The record of kind `key` this state holds under `uid` (an index built once per
+        state and kind, for the rare change log that lost sight of an older state's record)."""
+        held = self._indexes.get(("uids", key))
+        if held is None:
+            kind = KIND_BY_KEY[key]
+            held = self._indexes[("uids", key)] = {uid_of(kind, r): r for r in self.of(key)}
+        return held[uid]
 
     def per_changes(
         self,

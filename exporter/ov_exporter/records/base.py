@@ -40,11 +40,25 @@ def interned_map(mapping: dict[str, str] | None) -> dict[str, str] | None:
     return {intern(k): intern(v) for k, v in mapping.items()}
 
 
+# One list per distinct list of enumerated strings: 20,000 PVCs say ["ReadWriteMany"] twice
+# each. Shared, so records never alter them (they are replaced, not changed); bounded
+# against objects that make up values.
+_SHARED_LISTS: dict[tuple[Any, ...], list[Any]] = {}
+_SHARED_LISTS_BOUND = 256
+
+
 def interned_list(values: list[Any] | None) -> list[Any] | None:
-    """A list of enumerated strings (access modes) interned."""
+    """A list of enumerated strings (access modes) interned, and the same list object
+    for the same values."""
     if not values:
         return values
-    return [sys.intern(v) for v in values]
+    key = tuple(values)
+    shared = _SHARED_LISTS.get(key)
+    if shared is None:
+        shared = [sys.intern(v) if isinstance(v, str) else v for v in values]
+        if len(_SHARED_LISTS) < _SHARED_LISTS_BOUND:
+            _SHARED_LISTS[key] = shared
+    return shared
 
 
 def intern_or_same(value: str) -> str:

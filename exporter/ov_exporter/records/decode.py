@@ -25,9 +25,22 @@ class ObjectLimitError(msgspec.ValidationError):
     """An object over the size or nesting limit: skipped whole, never decoded."""
 
 
+# Parsed quantities by their text, shared by every record that carries the same one ("30Gi",
+# "1", "4Gi" repeat on most PVCs and VMs); values that vary (usage) stop adding at the bound.
+_QUANTITIES: dict[str, Quantity] = {}
+_QUANTITIES_BOUND = 4_096
+
+
 def _dec_hook(type_: type, obj: Any) -> Any:
     if type_ is Quantity:
-        return Quantity(parse_quantity(obj))
+        if not isinstance(obj, str):
+            return Quantity(parse_quantity(obj))
+        quantity = _QUANTITIES.get(obj)
+        if quantity is None:
+            quantity = Quantity(parse_quantity(obj))
+            if len(_QUANTITIES) < _QUANTITIES_BOUND:
+                _QUANTITIES[obj] = quantity
+        return quantity
     raise NotImplementedError(f"cannot decode {type_!r}")
 
 

@@ -38,6 +38,9 @@ class Interface(R):
     passt: dict[str, Any] | None = None
     binding: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        self.name = intern_or_same(self.name)
+
 
 class Devices(R):
     interfaces: list[Interface] | None = None
@@ -50,12 +53,20 @@ class Domain(R):
     devices: Devices | None = None
 
 
+# Names a VM shares with its VMI, PVCs and DataVolumes (and "rootdisk", "default" on
+# every VM) are interned: one string for all of them.
 class ClaimRef(R):
     claim_name: str = ""
+
+    def __post_init__(self) -> None:
+        self.claim_name = intern_or_same(self.claim_name)
 
 
 class DataVolumeRef(R):
     name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = intern_or_same(self.name)
 
 
 class Volume(R):
@@ -64,6 +75,9 @@ class Volume(R):
     data_volume: DataVolumeRef | None = None
     # containerDisk, cloudInit*, emptyDisk, ...: not kept (never block live migration;
     # cloud-init user data may hold secrets).
+
+    def __post_init__(self) -> None:
+        self.name = intern_or_same(self.name)
 
 
 class MultusRef(R):
@@ -75,6 +89,9 @@ class Network(R):
     name: str = ""
     pod: dict[str, Any] | None = None
     multus: MultusRef | None = None
+
+    def __post_init__(self) -> None:
+        self.name = intern_or_same(self.name)
 
 
 class LabelSelectorRequirement(R):
@@ -215,7 +232,7 @@ class PVCInfo(R):
     volume_mode: str | None = None
 
     def __post_init__(self) -> None:
-        self.access_modes = interned_list(self.access_modes)
+        self.claim_name, self.access_modes = intern_or_same(self.claim_name), interned_list(self.access_modes)
         if self.volume_mode:
             self.volume_mode = intern_or_same(self.volume_mode)
 
@@ -223,6 +240,9 @@ class PVCInfo(R):
 class VolumeStatus(R):
     name: str = ""
     persistent_volume_claim_info: PVCInfo | None = None
+
+    def __post_init__(self) -> None:
+        self.name = intern_or_same(self.name)
 
 
 class CPUTopology(R):
@@ -239,6 +259,9 @@ class PhaseTransition(R):
     phase: str = ""
     phase_transition_timestamp: datetime | None = None
 
+    def __post_init__(self) -> None:
+        self.phase = intern_or_same(self.phase)
+
 
 class VMIStatus(R):
     node_name: str = ""
@@ -250,6 +273,10 @@ class VMIStatus(R):
     current_cpu_topology: CPUTopology | None = field(default=None, name="currentCPUTopology")
     memory: MemoryStatus | None = None
     phase_transition_timestamps: list[PhaseTransition] | None = None
+
+    def __post_init__(self) -> None:
+        self.node_name, self.phase = intern_or_same(self.node_name), intern_or_same(self.phase)
+        self.migration_method = intern_or_same(self.migration_method)
 
 
 class VirtualMachineInstance(R):

@@ -9,6 +9,9 @@ class OwnerRef(R):
     kind: str = ""
     name: str = ""
 
+    def __post_init__(self) -> None:
+        self.kind, self.name = intern_or_same(self.kind), intern_or_same(self.name)
+
 
 class ObjectMeta(R):
     name: str = ""
@@ -22,7 +25,7 @@ class ObjectMeta(R):
     # Strings that repeat across objects are interned once decoded (sys.intern: freed with
     # their last user, so churn of unique names cannot grow a table).
     def __post_init__(self) -> None:
-        self.namespace = intern_or_same(self.namespace)
+        self.name, self.namespace = intern_or_same(self.name), intern_or_same(self.namespace)
         self.labels = interned_map(self.labels)
         self.annotations = interned_map(self.annotations)
 

@@ -5,17 +5,23 @@ from __future__ import annotations
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import R
+from .base import R, intern_or_same
 from .meta import Condition, ObjectMeta
 
 
 class PodSpec(R):
     node_name: str = ""
 
+    def __post_init__(self) -> None:
+        self.node_name = intern_or_same(self.node_name)
+
 
 class PodStatus(R):
     phase: str = ""
     conditions: list[Condition] | None = None
+
+    def __post_init__(self) -> None:
+        self.phase = intern_or_same(self.phase)
 
 
 class Pod(R):
