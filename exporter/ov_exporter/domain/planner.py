@@ -518,11 +518,14 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
 def _by_gain(instance: Instance, chosen: list) -> tuple[list, list[float]]:
     """The moves in the order of their gain (each step the move that lowers the spread most
     and stays within the limits; ties: the sum of squared utilisations) and the spread after
-    each prefix. Large plans, or plans with no such order, keep theirs."""
+    each prefix. Plans of large clusters (the greedy's, in its order of gain already), long
+    plans and plans with no such order keep theirs."""
     evaluator = _Evaluator(instance)
     spreads = [evaluator.spread({})]
     if len(chosen) > 200:
         return chosen, spreads + [math.inf] * (len(chosen) - 1) + [evaluator.spread(_assignment(chosen))]
+    if len(instance.nodes) > ANNEAL_MAX_NODES:  # large clusters: the greedy's own order, already by gain
+        return chosen, [evaluator.spread(_assignment(chosen[:k])) for k in range(len(chosen) + 1)]
     search = _Search(instance)
     start = {name: list(load) for name, load in search.load.items()}
     remaining, ordered = list(chosen), []
