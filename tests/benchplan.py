@@ -206,8 +206,9 @@ def pods_cost(tier: str = "XL", per_node: int = 20) -> dict[str, Any]:
     gc.collect()
     tracemalloc.start()
     records = [decode_json(Pod, raw) for raw in raws]
-    held, _peak = tracemalloc.get_traced_memory()
+    held, _peak = tracemalloc.get_traced_memory()  # the records still alive
     tracemalloc.stop()
+    del records
     return {"pods": len(raws), "json_mib": sum(map(len, raws)) / 2**20, "held_mib": held / 2**20, "decode_s": seconds}
 
 
