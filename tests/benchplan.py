@@ -171,6 +171,47 @@ def scale(tier: str, repeat: int = 3) -> dict[str, Any]:
     }
 
 
+def pods_cost(tier: str = "XL", per_node: int = 20) -> dict[str, Any]:
+    """What reading every pod would cost (the planner's target test reads only virt-handler
+    pods): `per_node` pods that are not VMs on each node of the tier, shaped as the tier's
+    virt-handler pod (tests/benchgen.py) with a second container, an owner and the labels
+    of a DaemonSet pod; JSON bytes, decode time and the memory the decoded Pod records hold."""
+    import copy
+    import gc
+    import tracemalloc
+
+    from ov_exporter.records.decode import decode_json
+    from ov_exporter.records.pods import Pod
+
+    handlers = [o for o in tier_cluster(TIERS[tier]) if o.get("kind") == "Pod"]
+    raws = []
+    for handler in handlers:
+        for i in range(per_node):
+            pod = copy.deepcopy(handler)
+            meta = pod["metadata"]
+            meta["name"] = f"platform-{i:02d}-{meta['name']}"
+            meta["namespace"] = f"openshift-platform-{i:02d}"
+            meta["uid"] = f"{meta['uid']}-{i}"
+            meta["labels"] = {"app": f"platform-{i:02d}", "controller-revision-hash": "5d8f9c7b6d"}
+            owner = {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": f"platform-{i:02d}", "uid": f"ds-{i}"}
+            meta["ownerReferences"] = [owner | {"controller": True}]
+            containers = pod["spec"]["containers"]
+            containers.append(copy.deepcopy(containers[0]) | {"name": "kube-rbac-proxy"})
+            raws.append(json.dumps(pod).encode())
+    gc.collect()
+    started = time.perf_counter()
+    records = [decode_json(Pod, raw) for raw in raws]
+    seconds = time.perf_counter() - started
+    del records
+    gc.collect()
+    tracemalloc.start()
+    records = [decode_json(Pod, raw) for raw in raws]
+    held, _peak = tracemalloc.get_traced_memory()  # the records still alive
+    tracemalloc.stop()
+    del records
+    return {"pods": len(raws), "json_mib": sum(map(len, raws)) / 2**20, "held_mib": held / 2**20, "decode_s": seconds}
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
@@ -275,7 +316,16 @@ def main(argv: list[str] | None = None) -> str:
         "--reuse",
         help="an earlier --json of the same instances: its bounds, optima and descheduler runs, rerun the planner",
     )
+    parser.add_argument("--pods-cost", action="store_true", help="only: what reading every pod would cost at --tier")
     args = parser.parse_args(argv)
+    if args.pods_cost:
+        cost = pods_cost(args.tier)
+        result = (
+            f"{cost['pods']:,} pods that are not VMs ({args.tier}, 20 a node): LIST JSON {cost['json_mib']:.1f} MiB, "
+            f"decoded in {cost['decode_s']:.2f} s, Pod records hold {cost['held_mib']:.1f} MiB"
+        )
+        print(result)
+        return result
     reused = {r["seed"]: r for r in json.loads(Path(args.reuse).read_text())["instances"]} if args.reuse else {}
     lower_bound(cluster(0, nodes=2, vms=2).instance)  # imports the solver before anything is timed
     rows = []

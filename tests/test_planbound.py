@@ -298,6 +298,13 @@ def test_planner_plan_is_feasible_and_never_below_the_bound(seed):
         assert abs(plan.spread_after - spread(inst, plan.assignment)) < 1e-9
         assert plan.spread_after >= bound - 1e-9
         assert plan.spread_after <= plan.spread_before + 1e-12
+    # With the defaults a move must be worth the minimum gain: the plan lowers the spread by
+    # at least 0.01 per move, and no prefix of it is worth more (its spread plus 0.01 a move).
+    plan = plan_instance(inst)
+    assert plan.spread_before - plan.spread_after >= 0.01 * len(plan.moves) - 1e-9
+    worth = plan.spread_after + 0.01 * len(plan.moves)
+    for k in range(len(plan.moves)):
+        assert spread(inst, {m.key: m.target for m in plan.moves[:k]}) + 0.01 * k >= worth - 1e-9
 
 
 @pytest.mark.parametrize("seed", SMALL)

@@ -11,9 +11,12 @@ Goals:
   so a move off one of two equally busy nodes still counts), or exchanges two VMs when no
   single move helps; the plan is cut back to the shortest prefix reaching its best spread.
   On small clusters a seeded simulated annealing on a smooth surrogate refines it
-  (`_anneal`), taken when its spread is lower and it gains the minimum gain per move on
-  average. Greedy moves whose removal costs less than the minimum gain are dropped. No plan when the spread is already
-  within the threshold.
+  (`_anneal`, pricing each moved VM at the minimum gain, and exchanging two VMs only when
+  one of them can go first). Each candidate (the greedy's moves, the greedy pruned of moves
+  worth less than the minimum gain, the annealed plans) is ordered by gain, and of all their
+  prefixes the plan is the one with the least spread plus the minimum gain per move (a move
+  must be worth it), then the fewest moves. No plan when the spread is already within the
+  threshold.
 - drain NODE / evacuate-control-plane: every movable VM on the node(s) moves to the allowed
   node that keeps the spread lowest (largest VMs first); the node(s) leave the spread.
 
@@ -492,27 +495,77 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
     cut = next(i for i, s in enumerate(spreads) if s <= best_spread + 1e-12)
     if start - best_spread < min_gain:
         cut = 0
-    chosen = history[:cut]
-    chosen = _prune(ctx, chosen, min_gain)
-    evaluator = _Evaluator(instance)
-
-    def rank(plan: list) -> tuple[float, int]:
-        """Lower spread first (to 1e-6), then fewer moves."""
-        return round(evaluator.spread({vm.key: t for vm, _s, t in plan}), 6), len(plan)
-
-    best_rank = rank(chosen)
+    chosen = _prune(ctx, history[:cut], min_gain)
+    # Every candidate, ordered by gain, and every prefix of it: the one with the least spread
+    # plus min_gain per move (a move must be worth min_gain), then the fewest moves.
+    candidates = [(history, spreads), _by_gain(instance, chosen)]
     for seed in ANNEAL_SEEDS:
-        annealed = _anneal(ctx, chosen, seed)
-        if annealed is None:
-            continue
-        annealed = _prune(ctx, annealed, PRUNE_GAIN)
-        gain = start - evaluator.spread({vm.key: t for vm, _s, t in annealed})
-        if gain < min_gain * len(annealed):
-            continue
-        if rank(annealed) < best_rank:
-            chosen, best_rank = annealed, rank(annealed)
+        annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain))
+        if annealed is not None:
+            candidates.append(_by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN)))
+    best = min(
+        (round(curve[k] + min_gain * k, 9), k, i)
+        for i, (_moves, curve) in enumerate(candidates)
+        for k in range(len(curve))
+        if math.isfinite(curve[k])
+    )
+    _value, k, i = best
+    chosen = candidates[i][0][:k]
     assignment = {vm.key: target for vm, _s, target in chosen}
     return [_move(vm, s, t) for vm, s, t in chosen], start, spread(instance, assignment)
+
+
+def _by_gain(instance: Instance, chosen: list) -> tuple[list, list[float]]:
+    """The moves in the order of their gain (each step the move that lowers the spread most
+    and stays within the limits; ties: the sum of squared utilisations) and the spread after
+    each prefix. Plans of large clusters (the greedy's, in its order of gain already), long
+    plans and plans with no such order keep theirs."""
+    evaluator = _Evaluator(instance)
+    spreads = [evaluator.spread({})]
+    if len(chosen) > 200:
+        return chosen, spreads + [math.inf] * (len(chosen) - 1) + [evaluator.spread(_assignment(chosen))]
+    if len(instance.nodes) > ANNEAL_MAX_NODES:  # large clusters: the greedy's own order, already by gain
+        return chosen, [evaluator.spread(_assignment(chosen[:k])) for k in range(len(chosen) + 1)]
+    search = _Search(instance)
+    start = {name: list(load) for name, load in search.load.items()}
+    remaining, ordered = list(chosen), []
+    while remaining:
+        best = None
+        for item in remaining:
+            vm, _source, target = item
+            n, load = search.nodes[target], search.load[target]
+            if not (
+                load[0] + vm.cpu <= max(n.cpu_allowed, start[target][0]) + EPSILON
+                and load[1] + vm.memory <= max(n.memory_allowed, start[target][1]) + EPSILON
+                and (n.max_vms is None or load[2] + 1 <= max(n.max_vms, start[target][2]))
+            ):
+                continue
+            trial = dict(search.assignment)
+            trial[vm.key] = target
+            score = (round(evaluator.spread(trial), 12), _squares(evaluator, trial))
+            if best is None or score < best[0]:
+                best = (score, item)
+        if best is None:  # no order by gain: keep the plan's own
+            return chosen, [evaluator.spread(_assignment(chosen[:k])) for k in range(len(chosen) + 1)]
+        score, item = best
+        search.apply(item[0], item[2])
+        ordered.append(item)
+        remaining.remove(item)
+        spreads.append(score[0])
+    return ordered, spreads
+
+
+def _assignment(chosen: list) -> dict[VMKey, str]:
+    return {vm.key: target for vm, _s, target in chosen}
+
+
+def _squares(evaluator: _Evaluator, assignment: Mapping[VMKey, str]) -> float:
+    load = evaluator.loads(assignment)
+    return sum(
+        _ratio(load[n.name][0], n.cpu_capacity) ** 2 + _ratio(load[n.name][1], n.memory_capacity) ** 2
+        for n in evaluator.instance.nodes
+        if n.in_spread
+    )
 
 
 def _busiest_movable(order: list[tuple[float, str]], by_node, moved: set[VMKey]) -> list[str]:
@@ -564,18 +617,20 @@ ANNEAL_MAX_VMS = 300
 ANNEAL_STEPS_PER_VM = 300
 ANNEAL_MAX_STEPS = 20_000
 ANNEAL_SEEDS = (0, 1, 2)  # independent runs; the best sequenced result wins
-ANNEAL_PRICE = 1e-4  # per moved VM: the least spread first, then the fewest moves
+ANNEAL_PRICE = 1e-4  # per moved VM when the minimum gain is 0: the least spread, then the fewest moves
+ANNEAL_GAIN_SHARE = 2.0
 PRUNE_GAIN = 0.0  # annealed plans: drop only the moves whose removal does not raise the spread
 ANNEAL_SMOOTH = 1.0  # weight of the mean squared deviation in the walk's surrogate
 
 
-def _anneal(ctx: Context, chosen: list, seed: int = 0) -> list | None:
+def _anneal(ctx: Context, chosen: list, seed: int = 0, price: float = ANNEAL_PRICE) -> list | None:
     """Simulated annealing from the greedy plan on small clusters: random moves and swaps of
     VMs over allowed nodes within the limits, seeded so that a state always gets the same
     plan. The walk minimises a smooth surrogate, the spread plus ANNEAL_SMOOTH x the mean
-    squared deviation of the utilisations plus ANNEAL_PRICE per moved VM: the deviation
-    term tells apart the states of a plateau where many nodes tie at the top. The best state
-    is judged on the spread plus ANNEAL_PRICE per moved VM alone. Returns the moves in an
+    squared deviation of the utilisations plus `price` per moved VM: the deviation term
+    tells apart the states of a plateau where many nodes tie at the top. The best state is
+    judged on the spread plus `price` per moved VM alone. An exchange is taken only when one
+    of its VMs fits its new node first, so that the state can be reached one move at a time. Returns the moves in an
     order feasible one after the other, or None when it finds nothing better."""
     instance = ctx.instance
     movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
@@ -608,7 +663,7 @@ def _anneal(ctx: Context, chosen: list, seed: int = 0) -> list | None:
             worst = max(worst, max(values) - min(values))
             mean = sum(values) / len(values)
             deviation += sum((v - mean) ** 2 for v in values) / len(values)
-        true = worst + ANNEAL_PRICE * moved
+        true = worst + price * moved
         return true, true + ANNEAL_SMOOTH * deviation
 
     def fits(name: str, cpu: float, memory: float, count: int) -> bool:
@@ -652,6 +707,8 @@ def _anneal(ctx: Context, chosen: list, seed: int = 0) -> list | None:
                 and fits(source, b.cpu - a.cpu, b.memory - a.memory, 0)
             ):
                 continue
+            if not (fits(target, a.cpu, a.memory, 1) or fits(source, b.cpu, b.memory, 1)):
+                continue  # neither VM can go first: no sequence of moves makes this exchange
             shift(a, source, target)
             shift(b, target, source)
             undo = [(b, source, target), (a, target, source)]
@@ -686,6 +743,7 @@ def _anneal(ctx: Context, chosen: list, seed: int = 0) -> list | None:
                     if not (
                         fits(target, a_.cpu - b.cpu, a_.memory - b.memory, 0)
                         and fits(source, b.cpu - a_.cpu, b.memory - a_.memory, 0)
+                        and (fits(target, a_.cpu, a_.memory, 1) or fits(source, b.cpu, b.memory, 1))
                     ):
                         continue
                     shift(a_, source, target)
@@ -866,14 +924,18 @@ def _bound(instance: Instance, after: float, notes: list[str]) -> float | None:
     return bound
 
 
-def _keep_targets(ctx: Context, moves: list[Move]) -> list[Move]:
+def _keep_targets(ctx: Context, moves: list[Move], widest: float | None = None) -> list[Move]:
     """The longest prefix of the moves that leaves every VM that has a migration target now
-    with one, and violates no constraint the state did not already violate."""
+    with one, and violates no constraint the state did not already violate (and, with
+    `widest`, leaves the spread no wider than that). A shorter prefix is checked afresh: a
+    move cut off may have been the one that left another VM room."""
     if ctx.strands is None or not moves:
         return moves
     evaluator = _Evaluator(ctx.instance)
     for k in range(len(moves), -1, -1):
         assignment = {m.key: m.target for m in moves[:k]}
+        if widest is not None and evaluator.spread(assignment) > widest + 1e-12:
+            continue
         if not _new_violations(ctx.instance, assignment, evaluator) and not ctx.strands(assignment):
             return moves[:k]
     return []
@@ -1003,8 +1065,7 @@ def plan_context(
             vms = {vm.key: vm for vm in instance.vms}
             stranded += [replace(vms[m.key], movable=False, reason=NO_SAFE_TARGET) for m in cut]
         if goal == "spread":  # what is left of the plan must not widen the spread
-            while kept and spread(instance, {m.key: m.target for m in kept}) > before + 1e-12:
-                kept = kept[:-1]
+            kept = _keep_targets(ctx, kept, widest=before)
         moves = kept
         after = spread(instance, {m.key: m.target for m in moves})
     bound = _bound(instance, after, notes)
