@@ -229,8 +229,8 @@ class Reuse:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock  # for the minimum intervals: seconds, monotonic
         self._config: Config | None = None
-        self._last: dict[str, tuple[tuple, CheckResult]] = {}
-        self._ran_at: dict[str, float] = {}
+        # check id -> (its inputs' key, its last result, when it ran by self.clock)
+        self._last: dict[str, tuple[tuple, CheckResult, float]] = {}
         self.reused = 0  # results reused over the lifetime, for tests and the benchmark
         self.deferred = 0  # of which: inputs changed, but within the check's minimum interval
 
@@ -250,14 +250,9 @@ class Reuse:
             parts.append(("samples", state.generations.get("samples"), state.samples_error))
         return tuple(parts)
 
-    def _within_interval(self, spec: CheckSpec, state: ClusterState, config: Config, last: CheckResult) -> bool:
+    def _within_interval(self, spec: CheckSpec, state: ClusterState, config: Config, ran_at: float) -> bool:
         interval = config.min_interval(spec.id, spec.min_interval)
-        return (
-            interval > 0
-            and last.status is Status.OK
-            and self.clock() - self._ran_at[spec.id] < interval
-            and _unavailable(spec, state) is None
-        )
+        return interval > 0 and self.clock() - ran_at < interval and _unavailable(spec, state) is None
 
     def run(self, spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter) -> CheckResult:
         if config is not self._config:
@@ -268,13 +263,13 @@ class Reuse:
         if last is not None and last[0] == self._key(spec, state, last[1]):
             self.reused += 1
             return last[1]
-        if last is not None and self._within_interval(spec, state, config, last[1]):
+        if last is not None and last[1].status is Status.OK and self._within_interval(spec, state, config, last[2]):
             self.reused += 1
             self.deferred += 1
             return last[1]
-        self._ran_at[spec.id] = self.clock()
+        ran_at = self.clock()
         result = run_check(spec, state, config, flt)
-        self._last[spec.id] = (self._key(spec, state, result), result)
+        self._last[spec.id] = (self._key(spec, state, result), result, ran_at)
         return result
 
 

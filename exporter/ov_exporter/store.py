@@ -221,9 +221,7 @@ class ChangeLog:
                 self._generations[key], self._changed[key] = generations[drop:], objects[drop:]
                 self._last[key] = {uid: last for uid, last in self._last[key].items() if last[0] > floor}
 
-    def between(
-        self, key: str, since: int, until: int, held: Callable[[str], Any] | None = None
-    ) -> tuple[Changed, ...] | None:
+    def between(self, key: str, since: int, until: int, held: Callable[[str], Any]) -> tuple[Changed, ...] | None:
         """The objects of kind `key` changed after generation `since` up to `until`, each
         once as of `until`, deletions first; an object deleted and upserted again is named
         both deleted and upserted (it moved to the end of its kind's order). An upserted
@@ -248,12 +246,11 @@ class ChangeLog:
         deleted = [Changed(uid, ns, name, None) for uid, ns, name, d in named.values() if d]
         # An object deleted and back moved to the end of its kind's order: it is named deleted too.
         back = [Changed(uid, ns, name, None) for uid, ns, name, d in named.values() if uid in gone and not d]
-        upserted = []
-        for uid, ns, name, d in named.values():
-            if not d:
-                if uid not in current and held is None:
-                    return None
-                upserted.append(Changed(uid, ns, name, current[uid] if uid in current else held(uid)))
+        upserted = [
+            Changed(uid, ns, name, current[uid] if uid in current else held(uid))
+            for uid, ns, name, d in named.values()
+            if not d
+        ]
         return (*deleted, *back, *upserted)
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Callable, TypeVar, Union
 
 from msgspec import Meta, Struct
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 # Integer fields take the range of their upstream Go type (a value outside it cannot come
 # from the API server). Every one we read is a count, ratio, timeout, weight or MTU, for
@@ -40,11 +43,20 @@ def interned_map(mapping: dict[str, str] | None) -> dict[str, str] | None:
     return {intern(k): intern(v) for k, v in mapping.items()}
 
 
-# One list per distinct list of enumerated strings: 20,000 PVCs say ["ReadWriteMany"] twice
-# each. Shared, so records never alter them (they are replaced, not changed); bounded
-# against objects that make up values.
+def shared(table: dict[K, V], key: K, make: Callable[[], V], bound: int) -> V:
+    """`table[key]`, made and kept on first use while the table holds fewer than `bound`
+    entries (values that vary from object to object stop adding there). What it hands out
+    is shared between records, so records never alter it (they are replaced, not changed)."""
+    value = table.get(key)
+    if value is None:
+        value = make()
+        if len(table) < bound:
+            table[key] = value
+    return value
+
+
+# One list per distinct list of enumerated strings: 20,000 PVCs say ["ReadWriteMany"] twice each.
 _SHARED_LISTS: dict[tuple[Any, ...], list[Any]] = {}
-_SHARED_LISTS_BOUND = 256
 
 
 def interned_list(values: list[Any] | None) -> list[Any] | None:
@@ -52,13 +64,9 @@ def interned_list(values: list[Any] | None) -> list[Any] | None:
     for the same values."""
     if not values:
         return values
-    key = tuple(values)
-    shared = _SHARED_LISTS.get(key)
-    if shared is None:
-        shared = [sys.intern(v) if isinstance(v, str) else v for v in values]
-        if len(_SHARED_LISTS) < _SHARED_LISTS_BOUND:
-            _SHARED_LISTS[key] = shared
-    return shared
+    return shared(
+        _SHARED_LISTS, tuple(values), lambda: [sys.intern(v) if isinstance(v, str) else v for v in values], 256
+    )
 
 
 def intern_or_same(value: str) -> str:

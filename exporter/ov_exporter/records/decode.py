@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from ..quantity import Quantity, parse_quantity
+from .base import shared
 
 # Per-object limits. The API server refuses request bodies over 3 MiB (k8s.io/apiserver
 # default MaxRequestBodyBytes, vendored in kubevirt/kubevirt v1.7.0
@@ -28,19 +29,13 @@ class ObjectLimitError(msgspec.ValidationError):
 # Parsed quantities by their text, shared by every record that carries the same one ("30Gi",
 # "1", "4Gi" repeat on most PVCs and VMs); values that vary (usage) stop adding at the bound.
 _QUANTITIES: dict[str, Quantity] = {}
-_QUANTITIES_BOUND = 4_096
 
 
 def _dec_hook(type_: type, obj: Any) -> Any:
     if type_ is Quantity:
         if not isinstance(obj, str):
             return Quantity(parse_quantity(obj))
-        quantity = _QUANTITIES.get(obj)
-        if quantity is None:
-            quantity = Quantity(parse_quantity(obj))
-            if len(_QUANTITIES) < _QUANTITIES_BOUND:
-                _QUANTITIES[obj] = quantity
-        return quantity
+        return shared(_QUANTITIES, obj, lambda: Quantity(parse_quantity(obj)), 4_096)
     raise NotImplementedError(f"cannot decode {type_!r}")
 
 
