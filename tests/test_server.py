@@ -226,3 +226,8 @@ async def test_gc_is_on_after_sync_and_evaluation_with_their_objects_frozen_and_
     results = exporter.prepared.evaluation.results  # what the evaluation left: in no generation a collection walks
     assert gc.is_tracked(results) and not any(o is results for g in range(3) for o in gc.get_objects(g))
     assert sys.getswitchinterval() == SWITCH_INTERVAL < 0.005
+    # Frozen by the worker before it turns the GC on again, not later on the loop: left
+    # young, the first allocation after gc.enable() collects all of them while holding the GIL.
+    prepared = await asyncio.to_thread(exporter._evaluate_and_render)
+    results = prepared.evaluation.results
+    assert gc.isenabled() and not any(o is results for g in range(3) for o in gc.get_objects(g))

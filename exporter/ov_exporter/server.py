@@ -143,7 +143,12 @@ class Exporter:
         """Blocking: runs in a worker thread. The cyclic GC is off throughout (evaluate
         already pauses it for the checks; rendering 10^4 series allocates as much), so no
         collection holds the GIL against the event loop meanwhile; reference counting
-        frees what the evaluation drops."""
+        frees what the evaluation drops. What it leaves (its findings and series, ~10^5
+        objects at 10,000 VMs) joins the store in the permanent generation before the GC
+        is on again: left young, the first allocation after would set off a collection
+        that walks all of them, on whichever thread holds the GIL (60-70 ms at XL).
+        Acyclic, they are freed by reference counting when the next evaluation replaces
+        them."""
         was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -155,17 +160,13 @@ class Exporter:
             payload = self.renderer.render(evaluation, self.history, stats)
             return Prepared(evaluation, payload, self.source.describe(), stats.problems, self.blind())
         finally:
+            gc.freeze()
             if was_enabled:
                 gc.enable()
 
     async def evaluate_once(self) -> Prepared:
         prepared = await asyncio.to_thread(self._evaluate_and_render)
         self.prepared = prepared
-        # What the evaluation leaves (its findings and series, ~10^5 objects at 10,000 VMs)
-        # joins the store in the permanent generation: otherwise every full collection,
-        # several a minute, walks it on whichever thread holds the GIL. Acyclic, it is
-        # freed by reference counting when the next evaluation replaces it.
-        gc.freeze()
         await asyncio.to_thread(heap.trim)  # what the previous evaluation and its payload freed
         self._evaluated.set()
         return prepared
