@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from .domain.planmodel import VMKey, utilisation
-from .domain.planner import MoveCheck, Plan
+from .domain.planmodel import EPSILON, VMKey, loads, utilisation
+from .domain.planner import USAGE, MoveCheck, Plan
 from .errors import OvError
 
 FORMAT = "ov-exporter/rebalance-plan/v1"
@@ -64,6 +64,28 @@ def _pct(value: float) -> str:
     return f"{value:.0%}" if value != float("inf") else "inf"
 
 
+def basis_text(plan: Plan) -> str:
+    """What the plan's utilisation and spread measure, in one sentence."""
+    basis = plan.load_basis
+    if basis.kind != USAGE:
+        return (
+            "basis allocation: utilisation is of what the thresholds allow (CPU: physical cores x "
+            "cpu-overcommit-max; memory: allocatable x memory-overcommit-max, guest memory plus virt-launcher "
+            "overhead)"
+        )
+    at = _rfc3339(basis.at) if basis.at is not None else "a time the samples did not record"
+    return (
+        f"basis usage: measured node CPU and memory utilisation (node_exporter, {basis.window} window ending "
+        f"{at}) of the logical CPUs and memory capacity; a moved VM takes its measured CPU rate and resident "
+        "memory (KubeVirt) along, the rest of a node's use stays. The thresholds stay on allocation"
+        + (
+            f" ({len(basis.fallback_nodes)} node(s) and {len(basis.fallback_vms)} VM(s) without samples: notes)"
+            if basis.fallback_nodes or basis.fallback_vms
+            else ""
+        )
+    )
+
+
 # ---------------------------------------------------------------- JSON
 
 
@@ -85,6 +107,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
             "lower_bound": plan.lower_bound,
             "threshold": plan.threshold,
         },
+        "basis": plan.load_basis.to_dict(),
         "limits": plan.limits,
         "nodes": [
             {
@@ -158,6 +181,7 @@ def read_moves(path: str) -> tuple[list[tuple[VMKey, str, str]], dict[str, Any]]
 
 def _headline(plan: Plan) -> str:
     goal = f"drain {plan.node}" if plan.goal == "drain" else plan.goal
+    goal += f" ({plan.load_basis.kind})"
     bound = f", lower bound {_pct(plan.lower_bound)}" if plan.lower_bound is not None else ""
     return (
         f"goal {goal}: {len(plan.moves)} move(s) in {len(plan.waves)} wave(s); spread "
@@ -166,7 +190,10 @@ def _headline(plan: Plan) -> str:
 
 
 def to_table(plan: Plan) -> str:
-    lines = [f"rebalance plan ({_headline(plan)}), state read at {_rfc3339(plan.basis.read_at)}"]
+    lines = [
+        f"rebalance plan ({_headline(plan)}), state read at {_rfc3339(plan.basis.read_at)}",
+        basis_text(plan),
+    ]
     for i, wave in enumerate(plan.waves, 1):
         lines.append(f"wave {i} (expected {_seconds(wave.seconds)}):")
         for m in wave.moves:
@@ -202,9 +229,7 @@ def to_markdown(plan: Plan, max_excluded: int = 20) -> str:
     out = [
         "# Rebalance plan",
         "",
-        f"**{_headline(plan)}.** Utilisation is of what the thresholds allow (CPU: physical cores x "
-        "cpu-overcommit-max; memory: allocatable x memory-overcommit-max, guest memory plus virt-launcher "
-        "overhead).",
+        f"**{_headline(plan)}.** {basis_text(plan)[0].upper()}{basis_text(plan)[1:]}.",
         "",
         *(
             [
@@ -249,7 +274,7 @@ def to_markdown(plan: Plan, max_excluded: int = 20) -> str:
             )
         out.append("")
     out += ["## Risks", ""]
-    out += [f"- {r}" for r in _risks(plan, after)]
+    out += [f"- {r}" for r in _risks(plan)]
     out += ["", "## Not moved", ""]
     excluded = sorted([*plan.unmovable(), *plan.stranded], key=lambda v: (v.reason, v.key))
     if not excluded:
@@ -267,9 +292,14 @@ def to_markdown(plan: Plan, max_excluded: int = 20) -> str:
     return "\n".join(out)
 
 
-def _risks(plan: Plan, after: dict[str, tuple[float, float]]) -> list[str]:
+def _risks(plan: Plan) -> list[str]:
     risks = [pinning_note(plan.kubevirt_version)]
-    over = [n.name for n in plan.instance.nodes if max(after[n.name]) > 1.0]
+    load = loads(plan.instance, plan.assignment)  # the thresholds are on the capacity load (planmodel)
+    over = [
+        n.name
+        for n in plan.instance.nodes
+        if load[n.name][0] > n.cpu_capacity + EPSILON or load[n.name][1] > n.memory_capacity + EPSILON
+    ]
     if over:
         risks.append(f"still above a threshold after the plan: {', '.join(over)} (their load does not move)")
     unknown = [m for m in plan.moves if m.seconds is None]

@@ -93,6 +93,10 @@ BASES = (USAGE, ALLOCATION)
 STALE_SECONDS = 600.0
 
 
+class NoUsageSamples(ValueError):
+    """The usage basis was asked for and no node has fresh usage samples."""
+
+
 # ---------------------------------------------------------------- the instance
 
 
@@ -222,7 +226,7 @@ def _usage_basis(
     if basis == ALLOCATION or (basis is None and not measured):
         return LoadBasis(ALLOCATION), nodes, vms
     if not measured:
-        raise ValueError(
+        raise NoUsageSamples(
             f"no fresh node utilisation samples ({upstream.NODE_CPU_UTILISATION}, "
             f"{upstream.NODE_MEMORY_UTILISATION}) for any node: give --prometheus-url (node_exporter) "
             "or a snapshot with them, or --basis allocation"
