@@ -247,3 +247,18 @@ def test_the_usage_queries_are_the_rebalance_reports_and_read_upstream_series():
         upstream.VMI_MEMORY_RESIDENT,
     }
     assert all(uc.base_name(m) is not None for m in read)  # each one is in the upstream contract
+
+
+def test_a_snapshot_carries_the_usage_samples_and_plans_on_them(tmp_path, capsys):
+    """`snapshot --out` writes the samples as metrics.prom; `plan --snapshot` reads them back."""
+    from ov_exporter.cli import main
+    from ov_exporter.export import write_snapshot
+
+    write_snapshot(state(*_balanced(), samples=usage(NODE_USE, BUSY), now=TS + 30), tmp_path / "snap")
+    assert upstream.NODE_CPU_UTILISATION in (tmp_path / "snap" / "metrics.prom").read_text()
+    assert main(["plan", "--snapshot", str(tmp_path / "snap"), "--output", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["basis"]["kind"] == "usage" and doc["basis"]["at"] == TS
+    assert any(m["source"] == "worker-0" for w in doc["waves"] for m in w["moves"])
+    assert main(["plan", "--snapshot", str(tmp_path / "snap"), "--basis", "allocation", "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["waves"] == []
