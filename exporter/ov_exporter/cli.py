@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--prometheus-url",
         metavar="URL",
-        help="Prometheus or Thanos querier for dirty-rate samples (live cluster only)",
+        help="Prometheus or Thanos querier for dirty-rate and usage samples (live cluster only)",
     )
     common.add_argument("--prometheus-token-file", metavar="FILE", help="bearer token file for --prometheus-url")
     common.add_argument("--prometheus-ca-file", metavar="FILE", help="CA bundle for --prometheus-url")
