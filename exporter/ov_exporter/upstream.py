@@ -51,8 +51,9 @@ VMI_MEMORY_RESIDENT = "kubevirt_vmi_memory_resident_bytes"
 
 # node_exporter (prometheus/node_exporter v1.8.2, v1.10.2): node_cpu_seconds_total{cpu, mode}
 # (collector/cpu_common.go, mode "idle" from /proc/stat in collector/cpu_linux.go) and
-# node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes (collector/meminfo.go builds
-# node_memory_<field> from collector/meminfo_linux.go's MemAvailable_bytes and MemTotal_bytes).
+# node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes (collector/meminfo.go names
+# node_memory_<key> after collector/meminfo_linux.go's keys: at v1.8.2 each /proc/meminfo field
+# in kB plus "_bytes", at v1.10.2 MemAvailable_bytes and MemTotal_bytes by name).
 # The node is in `instance` (see rebalance.py). The rebalance planner reads each node's
 # utilisation over NODE_USAGE_WINDOW through the expressions of the rebalance report
 # (promql.DERIVED_QUERIES); these names are ours, the answers carry `node` (and `cluster`).
