@@ -262,3 +262,18 @@ def test_a_snapshot_carries_the_usage_samples_and_plans_on_them(tmp_path, capsys
     assert any(m["source"] == "worker-0" for w in doc["waves"] for m in w["moves"])
     assert main(["plan", "--snapshot", str(tmp_path / "snap"), "--basis", "allocation", "--output", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["waves"] == []
+
+
+def test_the_exact_model_and_the_bound_measure_the_spread_load():
+    """planbound solves the same two-load model: its optimum on usage is at least as good as the
+    planner's plan (so it balances usage, not allocation) and within every allocation limit."""
+    from ov_exporter.domain import planbound
+
+    result = planner.plan(state(*_balanced(), samples=usage(NODE_USE, BUSY)), config(), threshold=0.0, min_gain=0.0)
+    instance = result.instance
+    assignment, best, _moves, proven = planbound.optimal(instance, time_limit=30)
+    assert proven and feasible(instance, assignment) == []
+    assert best == pytest.approx(spread(instance, assignment))
+    assert best <= result.spread_after + 1e-9 < result.spread_before
+    assert planbound.lower_bound(instance) <= best + 1e-9
+    assert planbound.fluid_bound(instance) <= best + 1e-9
