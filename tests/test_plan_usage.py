@@ -138,6 +138,12 @@ def test_missing_samples_fall_back_per_object_and_the_plan_says_so():
     assert "basis usage" in text and "Basis usage" in text and "vms/vm-10" in text
     doc = to_dict(result)
     assert doc["basis"]["kind"] == "usage" and doc["basis"]["fallback_nodes"] == ["worker-2"]
+    moved = {m["vm"]: m for w in doc["waves"] for m in w["moves"]}
+    # Each move carries the usage it takes along. worker-2 counts no use of its own, so the busy
+    # VMs go there and its idle ones come back.
+    assert (moved["vm-00"]["used_cores"], moved["vm-00"]["used_memory_bytes"]) == (1.9, 6 * GI)
+    assert moved["vm-00"]["target"] == "worker-2"
+    assert "| CPU used | memory used |" in to_markdown(result)
     assert json.loads(json.dumps(doc)) == doc
 
 

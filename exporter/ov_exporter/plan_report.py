@@ -92,6 +92,7 @@ def basis_text(plan: Plan) -> str:
 def to_dict(plan: Plan) -> dict[str, Any]:
     before = utilisation(plan.instance, {})
     after = utilisation(plan.instance, plan.assignment)
+    used = _measured(plan)
     return {
         "format": FORMAT,
         "goal": plan.goal,
@@ -133,6 +134,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
                         "vcpus": m.cpu,
                         "memory_bytes": m.memory,
                         "predicted_seconds": m.seconds,
+                        **({"used_cores": used[m.key][0], "used_memory_bytes": used[m.key][1]} if used else {}),
                     }
                     for m in w.moves
                 ],
@@ -217,6 +219,13 @@ def to_table(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _measured(plan: Plan) -> dict[VMKey, tuple[float, float]]:
+    """On the usage basis, each VM's usage as the plan counts it (cores, bytes); else empty."""
+    if plan.load_basis.kind != USAGE:
+        return {}
+    return {vm.key: (vm.spread_cpu, vm.spread_memory) for vm in plan.instance.vms}
+
+
 def _excluded_counts(plan: Plan) -> dict[str, int]:
     counts: dict[str, int] = {}
     for v in [*plan.unmovable(), *plan.stranded]:
@@ -260,17 +269,19 @@ def to_markdown(plan: Plan, max_excluded: int = 20) -> str:
     out += ["", "## Waves", ""]
     if not plan.waves:
         out.append("No moves.")
+    used = _measured(plan)
     for i, wave in enumerate(plan.waves, 1):
         out += [
             f"### Wave {i} (expected {_seconds(wave.seconds)})",
             "",
-            "| VM | from | to | vCPUs | memory | predicted |",
-            "|---|---|---|---:|---:|---:|",
+            "| VM | from | to | vCPUs | memory |" + (" CPU used | memory used |" if used else "") + " predicted |",
+            "|---|---|---|---:|---:|" + ("---:|---:|" if used else "") + "---:|",
         ]
         for m in wave.moves:
+            measured = f" {used[m.key][0]:.2g} cores | {used[m.key][1] / GI:.1f} GiB |" if used else ""
             out.append(
-                f"| {m.key[0]}/{m.key[1]} | {m.source} | {m.target} | {m.cpu:g} | {m.memory / GI:.1f} GiB | "
-                f"{_seconds(m.seconds)} |"
+                f"| {m.key[0]}/{m.key[1]} | {m.source} | {m.target} | {m.cpu:g} | {m.memory / GI:.1f} GiB |"
+                f"{measured} {_seconds(m.seconds)} |"
             )
         out.append("")
     out += ["## Risks", ""]
