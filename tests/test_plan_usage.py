@@ -283,3 +283,14 @@ def test_the_exact_model_and_the_bound_measure_the_spread_load():
     assert best <= result.spread_after + 1e-9 < result.spread_before
     assert planbound.lower_bound(instance) <= best + 1e-9
     assert planbound.fluid_bound(instance) <= best + 1e-9
+
+
+def test_samples_much_older_than_the_state_are_not_used():
+    samples = usage(NODE_USE, BUSY)
+    old = planner.plan(state(*_balanced(), samples=samples, now=TS + 3600), config())
+    assert old.load_basis.kind == planner.ALLOCATION and old.moves == []
+    assert any("usage samples not used" in n and "60 min older" in n for n in old.notes)
+    with pytest.raises(planner.NoUsageSamples, match="60 min older"):
+        planner.plan(state(*_balanced(), samples=samples, now=TS + 3600), config(), basis="usage")
+    fresh = planner.plan(state(*_balanced(), samples=samples, now=TS + 120), config())
+    assert fresh.load_basis.kind == planner.USAGE and fresh.moves

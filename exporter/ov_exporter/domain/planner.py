@@ -89,7 +89,9 @@ GOALS = ("spread", "drain", "evacuate-control-plane")
 USAGE, ALLOCATION = "usage", "allocation"
 BASES = (USAGE, ALLOCATION)
 # A usage sample older than the newest one by more than this is stale: it is left out, as if
-# missing (Prometheus's own lookback is 5 minutes; a snapshot's files may mix ages).
+# missing (Prometheus's own lookback is 5 minutes; a snapshot's files may mix ages). When even
+# the newest is that much older than the state the plan reads (a snapshot's capture time), no
+# usage sample is used. Samples without a timestamp count as fresh.
 STALE_SECONDS = 600.0
 
 
@@ -141,11 +143,12 @@ class LoadBasis:
     fallback_vms: tuple[str, ...] = ()  # usage: "namespace/name" of VMs without fresh samples
     stale: int = 0  # samples left out as stale
     excess_nodes: tuple[str, ...] = ()  # usage: nodes whose VMs measured more than the node
+    ignored: str = ""  # allocation: why the usage samples there were not used
 
     def notes(self) -> list[str]:
         """What the plan must say about its basis (no silent mix of usage and allocation)."""
         if self.kind != USAGE:
-            return []
+            return [self.ignored] if self.ignored else []
         out = []
         if self.fallback_nodes:
             out.append(
@@ -181,6 +184,10 @@ class LoadBasis:
         }
 
 
+def _rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
 def _listed(names: tuple[str, ...], most: int = 10) -> str:
     shown = ", ".join(names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
@@ -210,7 +217,7 @@ USAGE_SERIES = (
 
 
 def _usage_basis(
-    state: ClusterState, basis: str | None, nodes: list[PlanNode], vms: list[PlanVM]
+    state: ClusterState, basis: str | None, nodes: list[PlanNode], vms: list[PlanVM], now: float | None = None
 ) -> tuple[LoadBasis, list[PlanNode], list[PlanVM]]:
     """The nodes and VMs with the spread load of the basis (planmodel): unchanged on the
     allocation basis; on the usage basis a node's measured use less its movable VMs' own
@@ -220,14 +227,23 @@ def _usage_basis(
     samples = state.samples or {}
     stamps = [s.timestamp for name in USAGE_SERIES for s in samples.get(name, ()) if s.timestamp is not None]
     newest = max(stamps) if stamps else None
+    read_at = now if now is not None else state.now
+    ignored = ""
+    if newest is not None and read_at is not None and newest < read_at - STALE_SECONDS:
+        ignored = (
+            f"usage samples not used: the newest ({_rfc3339(newest)}) is {(read_at - newest) / 60:.0f} min older "
+            "than the state the plan reads; the plan is on allocation"
+        )
+        samples = {}
     node_cpu, stale_a = _latest_usage(samples, upstream.NODE_CPU_UTILISATION, ("node",), newest)
     node_memory, stale_b = _latest_usage(samples, upstream.NODE_MEMORY_UTILISATION, ("node",), newest)
     measured = {n.name for n in nodes if (n.name,) in node_cpu and (n.name,) in node_memory}
     if basis == ALLOCATION or (basis is None and not measured):
-        return LoadBasis(ALLOCATION), nodes, vms
+        return LoadBasis(ALLOCATION, ignored=ignored if basis is None else ""), nodes, vms
     if not measured:
         raise NoUsageSamples(
-            f"no fresh node utilisation samples ({upstream.NODE_CPU_UTILISATION}, "
+            (ignored + ". " if ignored else "")
+            + f"no fresh node utilisation samples ({upstream.NODE_CPU_UTILISATION}, "
             f"{upstream.NODE_MEMORY_UTILISATION}) for any node: give --prometheus-url (node_exporter) "
             "or a snapshot with them, or --basis allocation"
         )
@@ -407,7 +423,7 @@ def build_instance(
                 cpu_limit=cores * cpu_limit if cpu_limit else None,
             )
         )
-    load_basis, nodes, vms = _usage_basis(state, basis, nodes, vms)
+    load_basis, nodes, vms = _usage_basis(state, basis, nodes, vms, now)
     instance = Instance(tuple(nodes), tuple(sorted(vms, key=lambda v: v.key)))
     read = Basis(
         time.time() if now is None else now,
