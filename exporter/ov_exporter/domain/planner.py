@@ -59,7 +59,6 @@ from .planmodel import (
     _ratio,
     loads,
     spread,
-    spread_capacity,
     spread_loads,
     spread_of,
 )
@@ -585,7 +584,8 @@ class _Search:
 
     def util(self, name: str, resource: int, delta: float = 0.0) -> float:
         """Utilisation of the spread load, with `delta` (spread-load units) added."""
-        cap = spread_capacity(self.nodes[name], resource)
+        node = self.nodes[name]
+        cap = node.spread_cpu_capacity if resource == 0 else node.spread_memory_capacity
         load = self.use[name][resource] + delta
         return load / cap if cap > 0 else (0.0 if load <= EPSILON else math.inf)
 
