@@ -290,6 +290,7 @@ def test_samples_much_older_than_the_state_are_not_used():
     old = planner.plan(state(*_balanced(), samples=samples, now=TS + 3600), config())
     assert old.load_basis.kind == planner.ALLOCATION and old.moves == []
     assert any("usage samples not used" in n and "60 min older" in n for n in old.notes)
+    assert "60 min older" in to_dict(old)["basis"]["ignored"]
     with pytest.raises(planner.NoUsageSamples, match="60 min older"):
         planner.plan(state(*_balanced(), samples=samples, now=TS + 3600), config(), basis="usage")
     fresh = planner.plan(state(*_balanced(), samples=samples, now=TS + 120), config())

@@ -180,6 +180,7 @@ class LoadBasis:
             "fallback_vms": list(self.fallback_vms),
             "stale_samples": self.stale,
             "excess_nodes": list(self.excess_nodes),
+            "ignored": self.ignored,
         }
 
 
