@@ -32,6 +32,7 @@ def test_json_plan_of_the_demo_moves_movable_vms_only_and_knows_its_basis(capsys
     assert not {(m["namespace"], m["vm"]) for m in moves} & set(excluded)
     assert "rwo_disk" in excluded.values() and "not_converging" in excluded.values()
     assert any("predates v1.6.0" in n for n in doc["notes"])  # the demo runs KubeVirt 1.4
+    assert doc["basis"]["kind"] == "allocation"  # no node usage samples in the demo
 
 
 def test_table_and_markdown_show_waves_nodes_and_exclusions(capsys):
@@ -100,6 +101,7 @@ def test_verify_reports_done_superseded_and_still_safe_moves(capsys, tmp_path):
         (["--goal", "pack"], "--goal: expected spread, drain NODE"),
         (["--goal", "drain", "nope"], "no node named 'nope'"),
         (["--wave-size", "0"], "--wave-size: expected a positive number"),
+        (["--basis", "usage"], "--basis usage: no fresh node utilisation samples"),  # the demo has none
     ],
 )
 def test_usage_errors_exit_2_naming_the_flag(capsys, args, needle):

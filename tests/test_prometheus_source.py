@@ -134,8 +134,11 @@ async def test_bearer_token_file_is_sent_and_reread(tmp_path):
             assert await prom.query(client) == {}
             token.write_text("rotated")
             await prom.query(client)
-        # One token read per round of queries (the selector query and the two derived queries).
-        assert seen == ["Bearer first"] * 3 + ["Bearer rotated"] * 3
+        # One token read per round of queries (the selector query and each derived query).
+        from ov_exporter.sources.promql import DERIVED_QUERIES
+
+        rounds = 1 + len(DERIVED_QUERIES)
+        assert seen == ["Bearer first"] * rounds + ["Bearer rotated"] * rounds
     finally:
         await runner.cleanup()
 

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--prometheus-url",
         metavar="URL",
-        help="Prometheus or Thanos querier for dirty-rate samples (live cluster only)",
+        help="Prometheus or Thanos querier for dirty-rate and usage samples (live cluster only)",
     )
     common.add_argument("--prometheus-token-file", metavar="FILE", help="bearer token file for --prometheus-url")
     common.add_argument("--prometheus-ca-file", metavar="FILE", help="CA bundle for --prometheus-url")
@@ -162,6 +162,15 @@ def _parser() -> argparse.ArgumentParser:
         default="table",
         help="table (default), markdown (a change plan), json (the plan; input of --verify) or manifests "
         "(one VirtualMachineInstanceMigration per move, by wave)",
+    )
+    plan.add_argument(
+        "--basis",
+        choices=("usage", "allocation"),
+        default=None,
+        help="what the spread measures: usage (node CPU and memory utilisation from node_exporter and each VM's "
+        "measured CPU and memory, from --prometheus-url or a snapshot's samples) or allocation (vCPUs and guest "
+        "memory against what the thresholds allow); default: usage when there are node usage samples, else "
+        "allocation. The thresholds are on allocation either way",
     )
     plan.add_argument("--wave-size", type=int, default=5, metavar="N", help="moves per wave (at most 5, default 5)")
     plan.add_argument("--max-moves", type=int, default=100, metavar="N", help="most moves in the plan (default 100)")
@@ -619,7 +628,10 @@ def _plan(args: argparse.Namespace, config: Config, source: Source) -> int:
             max_moves=args.max_moves,
             inbound=args.inbound,
             now=now,
+            basis=args.basis,
         )
+    except planner.NoUsageSamples as exc:
+        raise OvError(f"--basis usage: {exc}") from exc
     except ValueError as exc:
         raise OvError(f"--goal: {exc}") from exc
     if args.output == "json":

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from .domain.planmodel import VMKey, utilisation
-from .domain.planner import MoveCheck, Plan
+from .domain.planmodel import EPSILON, VMKey, loads, utilisation
+from .domain.planner import USAGE, MoveCheck, Plan
 from .errors import OvError
 
 FORMAT = "ov-exporter/rebalance-plan/v1"
@@ -64,12 +64,35 @@ def _pct(value: float) -> str:
     return f"{value:.0%}" if value != float("inf") else "inf"
 
 
+def basis_text(plan: Plan) -> str:
+    """What the plan's utilisation and spread measure, in one sentence."""
+    basis = plan.load_basis
+    if basis.kind != USAGE:
+        return (
+            "basis allocation: utilisation is of what the thresholds allow (CPU: physical cores x "
+            "cpu-overcommit-max; memory: allocatable x memory-overcommit-max, guest memory plus virt-launcher "
+            "overhead)"
+        )
+    at = _rfc3339(basis.at) if basis.at is not None else "a time the samples did not record"
+    return (
+        f"basis usage: measured node CPU and memory utilisation (node_exporter, {basis.window} window ending "
+        f"{at}) of the logical CPUs and memory capacity; a moved VM takes its measured CPU rate and resident "
+        "memory (KubeVirt) along, the rest of a node's use stays. The thresholds stay on allocation"
+        + (
+            f" ({len(basis.fallback_nodes)} node(s) and {len(basis.fallback_vms)} VM(s) without samples: notes)"
+            if basis.fallback_nodes or basis.fallback_vms
+            else ""
+        )
+    )
+
+
 # ---------------------------------------------------------------- JSON
 
 
 def to_dict(plan: Plan) -> dict[str, Any]:
     before = utilisation(plan.instance, {})
     after = utilisation(plan.instance, plan.assignment)
+    used = _measured(plan)
     return {
         "format": FORMAT,
         "goal": plan.goal,
@@ -85,6 +108,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
             "lower_bound": plan.lower_bound,
             "threshold": plan.threshold,
         },
+        "basis": plan.load_basis.to_dict(),
         "limits": plan.limits,
         "nodes": [
             {
@@ -110,6 +134,7 @@ def to_dict(plan: Plan) -> dict[str, Any]:
                         "vcpus": m.cpu,
                         "memory_bytes": m.memory,
                         "predicted_seconds": m.seconds,
+                        **({"used_cores": used[m.key][0], "used_memory_bytes": used[m.key][1]} if used else {}),
                     }
                     for m in w.moves
                 ],
@@ -158,6 +183,7 @@ def read_moves(path: str) -> tuple[list[tuple[VMKey, str, str]], dict[str, Any]]
 
 def _headline(plan: Plan) -> str:
     goal = f"drain {plan.node}" if plan.goal == "drain" else plan.goal
+    goal += f" ({plan.load_basis.kind})"
     bound = f", lower bound {_pct(plan.lower_bound)}" if plan.lower_bound is not None else ""
     return (
         f"goal {goal}: {len(plan.moves)} move(s) in {len(plan.waves)} wave(s); spread "
@@ -166,7 +192,10 @@ def _headline(plan: Plan) -> str:
 
 
 def to_table(plan: Plan) -> str:
-    lines = [f"rebalance plan ({_headline(plan)}), state read at {_rfc3339(plan.basis.read_at)}"]
+    lines = [
+        f"rebalance plan ({_headline(plan)}), state read at {_rfc3339(plan.basis.read_at)}",
+        basis_text(plan),
+    ]
     for i, wave in enumerate(plan.waves, 1):
         lines.append(f"wave {i} (expected {_seconds(wave.seconds)}):")
         for m in wave.moves:
@@ -190,6 +219,13 @@ def to_table(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _measured(plan: Plan) -> dict[VMKey, tuple[float, float]]:
+    """On the usage basis, each VM's usage as the plan counts it (cores, bytes); else empty."""
+    if plan.load_basis.kind != USAGE:
+        return {}
+    return {vm.key: (vm.spread_cpu, vm.spread_memory) for vm in plan.instance.vms}
+
+
 def _excluded_counts(plan: Plan) -> dict[str, int]:
     counts: dict[str, int] = {}
     for v in [*plan.unmovable(), *plan.stranded]:
@@ -202,9 +238,7 @@ def to_markdown(plan: Plan, max_excluded: int = 20) -> str:
     out = [
         "# Rebalance plan",
         "",
-        f"**{_headline(plan)}.** Utilisation is of what the thresholds allow (CPU: physical cores x "
-        "cpu-overcommit-max; memory: allocatable x memory-overcommit-max, guest memory plus virt-launcher "
-        "overhead).",
+        f"**{_headline(plan)}.** {basis_text(plan)[0].upper()}{basis_text(plan)[1:]}.",
         "",
         *(
             [
@@ -235,21 +269,23 @@ def to_markdown(plan: Plan, max_excluded: int = 20) -> str:
     out += ["", "## Waves", ""]
     if not plan.waves:
         out.append("No moves.")
+    used = _measured(plan)
     for i, wave in enumerate(plan.waves, 1):
         out += [
             f"### Wave {i} (expected {_seconds(wave.seconds)})",
             "",
-            "| VM | from | to | vCPUs | memory | predicted |",
-            "|---|---|---|---:|---:|---:|",
+            "| VM | from | to | vCPUs | memory |" + (" CPU used | memory used |" if used else "") + " predicted |",
+            "|---|---|---|---:|---:|" + ("---:|---:|" if used else "") + "---:|",
         ]
         for m in wave.moves:
+            measured = f" {used[m.key][0]:.2g} cores | {used[m.key][1] / GI:.1f} GiB |" if used else ""
             out.append(
-                f"| {m.key[0]}/{m.key[1]} | {m.source} | {m.target} | {m.cpu:g} | {m.memory / GI:.1f} GiB | "
-                f"{_seconds(m.seconds)} |"
+                f"| {m.key[0]}/{m.key[1]} | {m.source} | {m.target} | {m.cpu:g} | {m.memory / GI:.1f} GiB |"
+                f"{measured} {_seconds(m.seconds)} |"
             )
         out.append("")
     out += ["## Risks", ""]
-    out += [f"- {r}" for r in _risks(plan, after)]
+    out += [f"- {r}" for r in _risks(plan)]
     out += ["", "## Not moved", ""]
     excluded = sorted([*plan.unmovable(), *plan.stranded], key=lambda v: (v.reason, v.key))
     if not excluded:
@@ -267,9 +303,14 @@ def to_markdown(plan: Plan, max_excluded: int = 20) -> str:
     return "\n".join(out)
 
 
-def _risks(plan: Plan, after: dict[str, tuple[float, float]]) -> list[str]:
+def _risks(plan: Plan) -> list[str]:
     risks = [pinning_note(plan.kubevirt_version)]
-    over = [n.name for n in plan.instance.nodes if max(after[n.name]) > 1.0]
+    load = loads(plan.instance, plan.assignment)  # the thresholds are on the capacity load (planmodel)
+    over = [
+        n.name
+        for n in plan.instance.nodes
+        if load[n.name][0] > n.cpu_capacity + EPSILON or load[n.name][1] > n.memory_capacity + EPSILON
+    ]
     if over:
         risks.append(f"still above a threshold after the plan: {', '.join(over)} (their load does not move)")
     unknown = [m for m in plan.moves if m.seconds is None]

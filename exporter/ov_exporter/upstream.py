@@ -42,3 +42,24 @@ VMI_CPU_USAGE = "kubevirt_vmi_cpu_usage_seconds_total"
 # Its 5-minute rate per VMI, in cores: a second query of the live Prometheus source
 # (a counter needs rate(), which the one selector query cannot give). The name is ours.
 VMI_CPU_USAGE_RATE = "ov:kubevirt_vmi_cpu_usage:rate5m"
+
+# Resident set size of the process running the domain (KubeVirt virt-handler, gauge, 1.3-1.9:
+# pkg/monitoring/metrics/virt-handler/domainstats/memory_metrics.go; labels namespace, name,
+# node): the host memory a VM takes with it when it migrates. Queried as the largest value per
+# VMI (source and target both report one during a migration).
+VMI_MEMORY_RESIDENT = "kubevirt_vmi_memory_resident_bytes"
+
+# node_exporter (prometheus/node_exporter v1.8.2, v1.10.2): node_cpu_seconds_total{cpu, mode}
+# (collector/cpu_common.go, mode "idle" from /proc/stat in collector/cpu_linux.go) and
+# node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes (collector/meminfo.go names
+# node_memory_<key> after collector/meminfo_linux.go's keys: at v1.8.2 each /proc/meminfo field
+# in kB plus "_bytes", at v1.10.2 MemAvailable_bytes and MemTotal_bytes by name).
+# The node is in `instance` (see rebalance.py). The rebalance planner reads each node's
+# utilisation over NODE_USAGE_WINDOW through the expressions of the rebalance report
+# (promql.DERIVED_QUERIES); these names are ours, the answers carry `node` (and `cluster`).
+NODE_CPU_SECONDS = "node_cpu_seconds_total"
+NODE_MEMORY_AVAILABLE = "node_memory_MemAvailable_bytes"
+NODE_MEMORY_TOTAL = "node_memory_MemTotal_bytes"
+NODE_USAGE_WINDOW = "5m"  # the same window as VMI_CPU_USAGE_RATE's
+NODE_CPU_UTILISATION = "ov:node_cpu_utilisation:rate5m"
+NODE_MEMORY_UTILISATION = "ov:node_memory_utilisation:avg5m"

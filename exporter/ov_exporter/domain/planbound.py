@@ -3,7 +3,8 @@
 Both solve the plan model of domain/planmodel.py (its docstring holds the definitions): every
 movable VM goes to one node of its `allowed` set among the instance's nodes; each node stays
 within its CPU and memory limits (`cpu_allowed`, `memory_allowed`) and its `max_vms` (unmovable
-VMs count where they run); utilisation is relative to the capacity;
+VMs count where they run), all on the capacity load; utilisation is the spread load's (the
+same on the allocation basis, measured usage on the usage basis);
 the spread is the larger over CPU and memory of (max - min utilisation) over the nodes with
 `in_spread`.
 
@@ -40,7 +41,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .planmodel import EPSILON, Instance, PlanNode, PlanVM, VMKey, spread, utilisation
+from .planmodel import (
+    EPSILON,
+    Instance,
+    PlanNode,
+    PlanVM,
+    VMKey,
+    same_loads,
+    spread,
+    spread_capacity,
+    spread_size,
+    utilisation,
+)
 
 # The exact optimum is proven to this absolute spread (0.01 percentage point of utilisation).
 SPREAD_GAP = 1e-4
@@ -106,11 +118,14 @@ def _build(instance: Instance) -> _Model:
     for node in instance.nodes:
         cols = by_node[node.name]
         for r in RESOURCES:
-            capacity, limit, used = _capacity(node, r)
+            _cap, limit, used = _capacity(node, r)
             size = [_size(vms[columns[c][0]], r) for c in cols]
             if used > limit + EPSILON:
                 raise NoFeasiblePlan(f"node {node.name}: the load no plan moves exceeds its {_LABEL[r]} limit")
             rows.append((cols, size, -math.inf, limit - used + EPSILON))
+            # Utilisation rows: the spread load (the capacity load on the allocation basis).
+            capacity, used = spread_capacity(node, r), _spread_used(node, r)
+            size = [spread_size(vms[columns[c][0]], r) for c in cols]
             if node.in_spread and capacity > 0:
                 # used/cap + sum(size x)/cap <= U  and  >= L
                 u, low = upper[r], upper[r] + 1
@@ -136,6 +151,10 @@ _LABEL = {0: "CPU", 1: "memory"}
 
 def _size(vm: PlanVM, resource: int) -> float:
     return vm.cpu if resource == 0 else vm.memory
+
+
+def _spread_used(node: PlanNode, resource: int) -> float:
+    return node.spread_cpu_used if resource == 0 else node.spread_memory_used
 
 
 def _highs(model: _Model, integer: bool, time_limit: float | None) -> Any:
@@ -184,11 +203,14 @@ def _highs(model: _Model, integer: bool, time_limit: float | None) -> Any:
 
 
 def fluid_bound(instance: Instance) -> float:
-    """A lower bound on the spread from the load no plan moves and water-filling."""
+    """A lower bound on the spread from the load no plan moves and water-filling, in the spread
+    load. What nodes outside the spread could absorb is known in the capacity load only: where
+    the two loads differ (the usage basis), such a node is taken to absorb any amount."""
     spread_nodes = [n for n in instance.nodes if n.in_spread]
     if len(spread_nodes) < 2:
         return 0.0
     movable = [vm for vm in instance.vms if vm.movable]
+    same = same_loads(instance)
     # A movable VM allowed on one node only is as good as fixed there.
     fixed_extra: dict[str, list[float]] = {n.name: [0.0, 0.0] for n in instance.nodes}
     free: list[PlanVM] = []
@@ -197,23 +219,23 @@ def fluid_bound(instance: Instance) -> float:
         where = vm.allowed if vm.allowed <= names else vm.allowed & names
         if len(where) == 1:
             node = next(iter(where))
-            fixed_extra[node][0] += vm.cpu
-            fixed_extra[node][1] += vm.memory
+            fixed_extra[node][0] += vm.spread_cpu
+            fixed_extra[node][1] += vm.spread_memory
         else:
             free.append(vm)
     receiving = _union_within(names, (vm.allowed for vm in free))
     best = 0.0
     for r in RESOURCES:
-        amount = sum(_size(vm, r) for vm in free)
+        amount = sum(spread_size(vm, r) for vm in free)
         fixed_util: list[float] = []  # utilisation of spread nodes that receive nothing
         pool: list[tuple[float, float]] = []  # (capacity, fixed load) of spread nodes that may receive
         absorb = 0.0  # what nodes outside the spread could take
         for node in instance.nodes:
-            capacity, limit, used = _capacity(node, r)
-            used += fixed_extra[node.name][r]
+            _cap, limit, _used = _capacity(node, r)
+            capacity, used = spread_capacity(node, r), _spread_used(node, r) + fixed_extra[node.name][r]
             if not node.in_spread:
                 if node.name in receiving:
-                    absorb += max(0.0, limit - used)
+                    absorb += max(0.0, limit - used) if same else math.inf
                 continue
             if capacity <= 0:
                 if used > EPSILON:

@@ -19,6 +19,15 @@ rely on:
 - `PlanNode.max_vms`: most VMs (virt-launcher pods) the node may hold, None = no limit;
   `vms_now`: VMs running there when the state was read (all of them, movable or not).
 - `PlanNode.in_spread`: the node counts in `spread` (False for a node being drained).
+- Two loads. The one above (cpu, memory, `*_used`, `*_capacity`, `*_allowed`) is the
+  *capacity load*: what the thresholds the checks enforce are about, so `feasible` and every
+  limit read it. The *spread load* (`PlanVM.spread_cpu` / `spread_memory`, `PlanNode.
+  spread_cpu_used` / `spread_memory_used` / `spread_cpu_capacity` / `spread_memory_capacity`)
+  is what `utilisation` and `spread` measure. On the allocation basis the two are the same
+  (a field left None takes its capacity-load value); on the usage basis (domain/planner.py
+  builds it from Prometheus samples) the spread load is measured usage: a VM's CPU in cores
+  and memory in bytes, a node's usage that no plan moves, relative to its logical CPUs and
+  memory.
 - `PlanVM.cpu`: vCPUs; `PlanVM.memory`: guest memory plus the virt-launcher overhead, bytes.
   `node`: where it runs now; `allowed`: the nodes that pass the full target test
   (domain/placement.py), its own node included; `movable`: whether a plan may move it, with
@@ -26,8 +35,9 @@ rely on:
 - `Instance.vms` lists every VM running on the instance's nodes, movable or not.
 - An assignment maps a VM key (namespace, name) to a node; a VM it does not name stays on
   `vm.node`.
-- Utilisation of a node = (cpu_used + cpu of the movable VMs assigned there) / cpu_capacity,
-  and likewise for memory (0 on a node without capacity and load, infinite with load).
+- Utilisation of a node = (spread_cpu_used + spread_cpu of the movable VMs assigned there) /
+  spread_cpu_capacity, and likewise for memory (0 on a node without capacity and load,
+  infinite with load).
 - `spread` = max over the two resources of (max utilisation - min utilisation) over the nodes
   with `in_spread` (0 when fewer than two): the goal "spread" minimises it.
 - `feasible` lists every violation: a load above the limit (capacity), a movable VM on a node
@@ -56,6 +66,17 @@ class PlanNode:
     in_spread: bool = True
     cpu_limit: float | None = None  # hard limit for feasible(); None: cpu_capacity
     memory_limit: float | None = None  # hard limit for feasible(); None: memory_capacity
+    # The spread load (module docstring); None: the capacity load's value.
+    spread_cpu_capacity: float | None = None
+    spread_memory_capacity: float | None = None
+    spread_cpu_used: float | None = None
+    spread_memory_used: float | None = None
+
+    def __post_init__(self) -> None:
+        _default(self, "spread_cpu_capacity", self.cpu_capacity)
+        _default(self, "spread_memory_capacity", self.memory_capacity)
+        _default(self, "spread_cpu_used", self.cpu_used)
+        _default(self, "spread_memory_used", self.memory_used)
 
     @property
     def cpu_allowed(self) -> float:
@@ -76,6 +97,17 @@ class PlanVM:
     movable: bool
     reason: str = ""  # why it is not movable ("" when movable)
     migrate_seconds: float | None = None
+    spread_cpu: float | None = None  # the spread load (module docstring); None: cpu
+    spread_memory: float | None = None  # None: memory
+
+    def __post_init__(self) -> None:
+        _default(self, "spread_cpu", self.cpu)
+        _default(self, "spread_memory", self.memory)
+
+
+def _default(obj: object, name: str, value: float) -> None:
+    if getattr(obj, name) is None:
+        object.__setattr__(obj, name, value)
 
 
 @dataclass(frozen=True)
@@ -104,6 +136,37 @@ def loads(instance: Instance, assignment: Mapping[VMKey, str]) -> dict[str, list
     return result
 
 
+def spread_loads(instance: Instance, assignment: Mapping[VMKey, str]) -> dict[str, list[float]]:
+    """node -> [cpu, memory] of the spread load: what stays plus the movable VMs assigned there."""
+    result = {n.name: [n.spread_cpu_used, n.spread_memory_used] for n in instance.nodes}
+    for vm in instance.vms:
+        if not vm.movable:
+            continue
+        slot = result.get(assignment.get(vm.key, vm.node))
+        if slot is not None:
+            slot[0] += vm.spread_cpu
+            slot[1] += vm.spread_memory
+    return result
+
+
+def spread_capacity(node: PlanNode, resource: int) -> float:
+    """What the spread load of a resource (0 CPU, 1 memory) is relative to."""
+    return node.spread_cpu_capacity if resource == 0 else node.spread_memory_capacity
+
+
+def spread_size(vm: PlanVM, resource: int) -> float:
+    return vm.spread_cpu if resource == 0 else vm.spread_memory
+
+
+def same_loads(instance: Instance) -> bool:
+    """Whether the spread load is the capacity load (the allocation basis)."""
+    return all(
+        (n.spread_cpu_capacity, n.spread_memory_capacity, n.spread_cpu_used, n.spread_memory_used)
+        == (n.cpu_capacity, n.memory_capacity, n.cpu_used, n.memory_used)
+        for n in instance.nodes
+    ) and all((vm.spread_cpu, vm.spread_memory) == (vm.cpu, vm.memory) for vm in instance.vms)
+
+
 def _ratio(load: float, capacity: float) -> float:
     if capacity > 0:
         return load / capacity
@@ -111,10 +174,10 @@ def _ratio(load: float, capacity: float) -> float:
 
 
 def utilisation(instance: Instance, assignment: Mapping[VMKey, str]) -> dict[str, tuple[float, float]]:
-    """node -> (CPU utilisation, memory utilisation) of the thresholds' capacity."""
-    load = loads(instance, assignment)
+    """node -> (CPU utilisation, memory utilisation) of the spread load."""
+    load = spread_loads(instance, assignment)
     return {
-        n.name: (_ratio(load[n.name][0], n.cpu_capacity), _ratio(load[n.name][1], n.memory_capacity))
+        n.name: (_ratio(load[n.name][0], n.spread_cpu_capacity), _ratio(load[n.name][1], n.spread_memory_capacity))
         for n in instance.nodes
     }
 

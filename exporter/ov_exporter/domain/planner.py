@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .. import upstream
 from ..config import Config
 from ..store import ClusterState
 from . import placement, readiness
@@ -49,7 +50,18 @@ from .k8s import (
     vmi_node,
     vmi_vcpus,
 )
-from .planmodel import EPSILON, Instance, PlanNode, PlanVM, VMKey, _ratio, loads, spread, spread_of
+from .planmodel import (
+    EPSILON,
+    Instance,
+    PlanNode,
+    PlanVM,
+    VMKey,
+    _ratio,
+    loads,
+    spread,
+    spread_loads,
+    spread_of,
+)
 
 DEFAULT_WAVE_SIZE = 5  # the seed's advice: start small, batches of at most 5
 DEFAULT_INBOUND = 2
@@ -68,6 +80,22 @@ NO_SAFE_TARGET = "no_safe_target"
 UNMOVABLE_REASONS = (*readiness.REASONS, NO_VM, NAMESPACE_EXCLUDED, MIGRATING, NOT_CONVERGING, NO_SAFE_TARGET)
 
 GOALS = ("spread", "drain", "evacuate-control-plane")
+
+# What the spread measures (planmodel: the spread load). usage: measured node CPU and memory
+# utilisation (node_exporter) and each VM's measured CPU and host memory (KubeVirt), from
+# Prometheus or a snapshot's samples; allocation: vCPUs and guest memory against what the
+# thresholds allow. The default: usage when there are node usage samples, else allocation.
+USAGE, ALLOCATION = "usage", "allocation"
+BASES = (USAGE, ALLOCATION)
+# A usage sample older than the newest one by more than this is stale: it is left out, as if
+# missing (Prometheus's own lookback is 5 minutes; a snapshot's files may mix ages). When even
+# the newest is that much older than the state the plan reads (a snapshot's capture time), no
+# usage sample is used. Samples without a timestamp count as fresh.
+STALE_SECONDS = 600.0
+
+
+class NoUsageSamples(ValueError):
+    """The usage basis was asked for and no node has fresh usage samples."""
 
 
 # ---------------------------------------------------------------- the instance
@@ -99,6 +127,182 @@ class Context:
     kubevirt_version: str = ""  # the KubeVirt CR's status.observedKubeVirtVersion ("" unknown)
     # VMs that would lose their last migration target (a new no_target_node) under an assignment
     strands: Callable[[Mapping[VMKey, str]], list[VMKey]] | None = None
+    load_basis: LoadBasis = field(default_factory=lambda: LoadBasis(ALLOCATION))  # what the spread measures
+
+
+@dataclass(frozen=True)
+class LoadBasis:
+    """What the spread of a plan measures: usage (with its window and time) or allocation, and
+    the objects that had no usable sample and count at their allocation instead."""
+
+    kind: str  # USAGE | ALLOCATION
+    window: str = ""  # usage: the rate / average window of the samples
+    at: float | None = None  # usage: the newest sample's time (None: the files recorded none)
+    fallback_nodes: tuple[str, ...] = ()  # usage: nodes without fresh utilisation samples
+    fallback_vms: tuple[str, ...] = ()  # usage: "namespace/name" of VMs without fresh samples
+    stale: int = 0  # samples left out as stale
+    excess_nodes: tuple[str, ...] = ()  # usage: nodes whose VMs measured more than the node
+    ignored: str = ""  # allocation: why the usage samples there were not used
+
+    def notes(self) -> list[str]:
+        """What the plan must say about its basis (no silent mix of usage and allocation)."""
+        if self.kind != USAGE:
+            return [self.ignored] if self.ignored else []
+        out = []
+        if self.fallback_nodes:
+            out.append(
+                f"usage basis: {len(self.fallback_nodes)} node(s) without fresh utilisation samples count "
+                f"their VMs' usage only (allocation for VMs without samples, no other load): "
+                f"{_listed(self.fallback_nodes)}"
+            )
+        if self.fallback_vms:
+            out.append(
+                f"usage basis: {len(self.fallback_vms)} VM(s) without fresh CPU or memory samples count at their "
+                f"allocation (vCPUs as busy cores, guest memory + overhead): {_listed(self.fallback_vms)}"
+            )
+        if self.stale:
+            out.append(
+                f"usage basis: {self.stale} sample(s) more than {STALE_SECONDS:.0f} s older than the newest left out"
+            )
+        if self.excess_nodes:
+            out.append(
+                f"usage basis: on {_listed(self.excess_nodes)} the VMs measured more than the node (samples of "
+                "different instants); the node's other load is taken as 0"
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "window": self.window,
+            "at": self.at,
+            "fallback_nodes": list(self.fallback_nodes),
+            "fallback_vms": list(self.fallback_vms),
+            "stale_samples": self.stale,
+            "excess_nodes": list(self.excess_nodes),
+            "ignored": self.ignored,
+        }
+
+
+def _rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _listed(names: tuple[str, ...], most: int = 10) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _latest_usage(samples, name: str, keys: tuple[str, ...], newest: float | None) -> tuple[dict, int]:
+    """key labels -> the latest fresh value of one series, and how many samples were stale."""
+    found: dict[tuple[str, ...], tuple[float, float]] = {}
+    stale = 0
+    for s in samples.get(name, ()):
+        ts = s.timestamp if s.timestamp is not None else math.inf
+        if newest is not None and ts < newest - STALE_SECONDS:
+            stale += 1
+            continue
+        key = tuple(s.labels.get(k, "") for k in keys)
+        if all(key) and math.isfinite(s.value) and s.value >= 0 and (key not in found or ts > found[key][1]):
+            found[key] = (s.value, ts)
+    return {k: v for k, (v, _ts) in found.items()}, stale
+
+
+USAGE_SERIES = (
+    upstream.NODE_CPU_UTILISATION,
+    upstream.NODE_MEMORY_UTILISATION,
+    upstream.VMI_CPU_USAGE_RATE,
+    upstream.VMI_MEMORY_RESIDENT,
+)
+
+
+def _usage_basis(
+    state: ClusterState, basis: str | None, nodes: list[PlanNode], vms: list[PlanVM], now: float | None = None
+) -> tuple[LoadBasis, list[PlanNode], list[PlanVM]]:
+    """The nodes and VMs with the spread load of the basis (planmodel): unchanged on the
+    allocation basis; on the usage basis a node's measured use less its movable VMs' own
+    (which move with them), each relative to the node's logical CPUs and memory capacity."""
+    if basis not in (None, *BASES):
+        raise ValueError(f"unknown basis {basis!r}: one of {', '.join(BASES)}")
+    samples = state.samples or {}
+    stamps = [s.timestamp for name in USAGE_SERIES for s in samples.get(name, ()) if s.timestamp is not None]
+    newest = max(stamps) if stamps else None
+    read_at = now if now is not None else state.now
+    ignored = ""
+    if newest is not None and read_at is not None and newest < read_at - STALE_SECONDS:
+        ignored = (
+            f"usage samples not used: the newest ({_rfc3339(newest)}) is {(read_at - newest) / 60:.0f} min older "
+            "than the state the plan reads; the plan is on allocation"
+        )
+        samples = {}
+    node_cpu, stale_a = _latest_usage(samples, upstream.NODE_CPU_UTILISATION, ("node",), newest)
+    node_memory, stale_b = _latest_usage(samples, upstream.NODE_MEMORY_UTILISATION, ("node",), newest)
+    measured = {n.name for n in nodes if (n.name,) in node_cpu and (n.name,) in node_memory}
+    if basis == ALLOCATION or (basis is None and not measured):
+        return LoadBasis(ALLOCATION, ignored=ignored if basis is None else ""), nodes, vms
+    if not measured:
+        raise NoUsageSamples(
+            (ignored + ". " if ignored else "")
+            + f"no fresh node utilisation samples ({upstream.NODE_CPU_UTILISATION}, "
+            f"{upstream.NODE_MEMORY_UTILISATION}) for any node: give --prometheus-url (node_exporter) "
+            "or a snapshot with them, or --basis allocation"
+        )
+    vm_cpu, stale_c = _latest_usage(samples, upstream.VMI_CPU_USAGE_RATE, ("namespace", "name"), newest)
+    vm_memory, stale_d = _latest_usage(samples, upstream.VMI_MEMORY_RESIDENT, ("namespace", "name"), newest)
+    on_fallback_node = {vm.key for vm in vms if vm.node not in measured}
+    fallback_vms: list[str] = []
+    used: list[PlanVM] = []
+    for vm in vms:
+        cpu, memory = vm_cpu.get(vm.key), vm_memory.get(vm.key)
+        if (cpu is None or memory is None) and (vm.movable or vm.key in on_fallback_node):
+            fallback_vms.append(f"{vm.key[0]}/{vm.key[1]}")
+        used.append(
+            replace(
+                vm, spread_cpu=vm.cpu if cpu is None else cpu, spread_memory=vm.memory if memory is None else memory
+            )
+        )
+    moving: dict[str, list[float]] = {}  # node -> usage of its movable VMs (they take it along)
+    staying: dict[str, list[float]] = {}  # node -> usage of its unmovable VMs
+    for vm in used:
+        slot = (moving if vm.movable else staying).setdefault(vm.node, [0.0, 0.0])
+        slot[0] += vm.spread_cpu
+        slot[1] += vm.spread_memory
+    excess: list[str] = []
+    out: list[PlanNode] = []
+    for n in nodes:
+        record = state.get("nodes", "", n.name)
+        cores, memory = capacity(record, "cpu") or 0.0, capacity(record, "memory") or 0.0
+        away = moving.get(n.name, [0.0, 0.0])
+        if n.name in measured:
+            cpu_used = node_cpu[(n.name,)] * cores - away[0]
+            memory_used = node_memory[(n.name,)] * memory - away[1]
+            if cpu_used < -EPSILON or memory_used < -EPSILON:
+                excess.append(n.name)
+            cpu_used, memory_used = max(0.0, cpu_used), max(0.0, memory_used)
+        else:
+            cpu_used, memory_used = staying.get(n.name, [0.0, 0.0])
+        out.append(
+            replace(
+                n,
+                spread_cpu_capacity=cores,
+                spread_memory_capacity=memory,
+                spread_cpu_used=cpu_used,
+                spread_memory_used=memory_used,
+            )
+        )
+    return (
+        LoadBasis(
+            USAGE,
+            upstream.NODE_USAGE_WINDOW,
+            newest,
+            tuple(sorted(n.name for n in nodes if n.name not in measured)),
+            tuple(sorted(fallback_vms)),
+            stale_a + stale_b + stale_c + stale_d,
+            tuple(excess),
+        ),
+        out,
+        used,
+    )
 
 
 def _drained(state: ClusterState, goal: str, node: str | None) -> frozenset[str]:
@@ -116,8 +320,15 @@ def _drained(state: ClusterState, goal: str, node: str | None) -> frozenset[str]
 
 
 def build_instance(
-    state: ClusterState, config: Config, goal: str = "spread", node: str | None = None, now: float | None = None
+    state: ClusterState,
+    config: Config,
+    goal: str = "spread",
+    node: str | None = None,
+    now: float | None = None,
+    basis: str | None = None,
 ) -> Context:
+    """The plan model of the state; `basis` (BASES) chooses what the spread measures, None:
+    usage when there are node usage samples, else allocation (ValueError: usage without any)."""
     drained = _drained(state, goal, node)
     targets = placement.targets(state, config)
     verdicts = readiness.verdicts(state, config)
@@ -212,8 +423,9 @@ def build_instance(
                 cpu_limit=cores * cpu_limit if cpu_limit else None,
             )
         )
+    load_basis, nodes, vms = _usage_basis(state, basis, nodes, vms, now)
     instance = Instance(tuple(nodes), tuple(sorted(vms, key=lambda v: v.key)))
-    basis = Basis(
+    read = Basis(
         time.time() if now is None else now,
         {n: state.get("nodes", "", n).metadata.resource_version or "" for n in node_names},
         {f"{v.metadata.namespace}/{v.metadata.name}": v.metadata.resource_version or "" for v in active},
@@ -227,7 +439,7 @@ def build_instance(
     versions = [kv.status.observed_kube_virt_version for kv in state.kubevirts if kv.status is not None]
     return Context(
         instance,
-        basis,
+        read,
         int(per_cluster.value),
         int(outbound.value),
         drained,
@@ -235,6 +447,7 @@ def build_instance(
         hostnames,
         next((v for v in versions if v), ""),
         _strand_checker(state, config, targets, verdicts),
+        load_basis,
     )
 
 
@@ -341,6 +554,7 @@ class Plan:
     hostnames: dict[str, str] = field(default_factory=dict)  # node -> kubernetes.io/hostname
     kubevirt_version: str = ""
     lower_bound: float | None = None  # a proven lower bound on the best spread, when known
+    load_basis: LoadBasis = field(default_factory=lambda: LoadBasis(ALLOCATION))  # what the spread measures
 
     @property
     def assignment(self) -> dict[VMKey, str]:
@@ -366,11 +580,14 @@ class _Search:
                 slot[0] += vm.cpu
                 slot[1] += vm.memory
             slot[2] += 1
+        self.use = spread_loads(instance, {})  # the spread load (planmodel), what util() reads
         self.assignment: dict[VMKey, str] = {}
 
     def util(self, name: str, resource: int, delta: float = 0.0) -> float:
-        cap = self.nodes[name].cpu_capacity if resource == 0 else self.nodes[name].memory_capacity
-        load = self.load[name][resource] + delta
+        """Utilisation of the spread load, with `delta` (spread-load units) added."""
+        node = self.nodes[name]
+        cap = node.spread_cpu_capacity if resource == 0 else node.spread_memory_capacity
+        load = self.use[name][resource] + delta
         return load / cap if cap > 0 else (0.0 if load <= EPSILON else math.inf)
 
     def fits(self, vm: PlanVM, target: str) -> bool:
@@ -386,6 +603,9 @@ class _Search:
         for i, amount in ((0, vm.cpu), (1, vm.memory), (2, 1)):
             self.load[source][i] -= amount
             self.load[target][i] += amount
+        for i, amount in ((0, vm.spread_cpu), (1, vm.spread_memory)):
+            self.use[source][i] -= amount
+            self.use[target][i] += amount
         self.assignment[vm.key] = target
 
     def ranked(self) -> list[list[tuple[float, str]]]:
@@ -402,10 +622,11 @@ class _Search:
 
     def spread_after(self, ranked, vm: PlanVM, source: str, target: str) -> tuple[float, float]:
         """(spread, change in the sum of squared utilisations) if `vm` moved source -> target."""
-        return self.spread_change(ranked, source, target, vm.cpu, vm.memory)
+        return self.spread_change(ranked, source, target, vm.spread_cpu, vm.spread_memory)
 
     def spread_change(self, ranked, source: str, target: str, cpu: float, memory: float) -> tuple[float, float]:
-        """(spread, change in the sum of squares) if `cpu` and `memory` went from source to target."""
+        """(spread, change in the sum of squares) if `cpu` and `memory` (spread load) went from source
+        to target."""
         worst, squares = 0.0, 0.0
         for r, amount in ((0, cpu), (1, memory)):
             values = []
@@ -454,7 +675,7 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
         for source in sources:
             sizes: set[tuple] = set()  # VMs alike (size and allowed nodes) are one candidate
             for vm in by_node.get(source, ()):
-                alike = (vm.cpu, vm.memory, id(vm.allowed))
+                alike = (vm.cpu, vm.memory, vm.spread_cpu, vm.spread_memory, id(vm.allowed))
                 if vm.key in moved or alike in sizes:
                     continue
                 sizes.add(alike)
@@ -560,9 +781,9 @@ def _assignment(chosen: list) -> dict[VMKey, str]:
 
 
 def _squares(evaluator: _Evaluator, assignment: Mapping[VMKey, str]) -> float:
-    load = evaluator.loads(assignment)
+    load = evaluator.spread_loads(assignment)
     return sum(
-        _ratio(load[n.name][0], n.cpu_capacity) ** 2 + _ratio(load[n.name][1], n.memory_capacity) ** 2
+        _ratio(load[n.name][0], n.spread_cpu_capacity) ** 2 + _ratio(load[n.name][1], n.spread_memory_capacity) ** 2
         for n in evaluator.instance.nodes
         if n.in_spread
     )
@@ -586,7 +807,22 @@ class _Evaluator:
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
         self.start = loads(instance, {})
+        self.spread_start = spread_loads(instance, {})
         self.vms = {vm.key: vm for vm in instance.vms}
+
+    def spread_loads(self, assignment: Mapping[VMKey, str]) -> dict[str, list[float]]:
+        """The spread load (planmodel.spread_loads) of the assignment."""
+        result = {name: list(load) for name, load in self.spread_start.items()}
+        for key, target in assignment.items():
+            vm = self.vms[key]
+            if not vm.movable or target == vm.node or target not in result:
+                continue
+            for name, sign in ((vm.node, -1), (target, 1)):
+                slot = result.get(name)
+                if slot is not None:
+                    slot[0] += sign * vm.spread_cpu
+                    slot[1] += sign * vm.spread_memory
+        return result
 
     def loads(self, assignment: Mapping[VMKey, str]) -> dict[str, list[float]]:
         result = {name: list(load) for name, load in self.start.items()}
@@ -603,9 +839,9 @@ class _Evaluator:
         return result
 
     def spread(self, assignment: Mapping[VMKey, str]) -> float:
-        load = self.loads(assignment)
+        load = self.spread_loads(assignment)
         util = {
-            n.name: (_ratio(load[n.name][0], n.cpu_capacity), _ratio(load[n.name][1], n.memory_capacity))
+            n.name: (_ratio(load[n.name][0], n.spread_cpu_capacity), _ratio(load[n.name][1], n.spread_memory_capacity))
             for n in self.instance.nodes
             if n.in_spread
         }
@@ -649,17 +885,18 @@ def _anneal(ctx: Context, chosen: list, seed: int = 0, price: float = ANNEAL_PRI
     nodes = {n.name: n for n in instance.nodes}
     start = loads(instance, {})
     load = loads(instance, {vm.key: t for vm, _s, t in chosen})
+    use = spread_loads(instance, {vm.key: t for vm, _s, t in chosen})  # what measure() reads
     where = {vm.key: vm.node for vm in movable}
     where.update({vm.key: t for vm, _s, t in chosen})
     moved = sum(1 for vm in movable if where[vm.key] != vm.node)
     names = [n.name for n in counted]
-    caps = [(nodes[n].cpu_capacity, nodes[n].memory_capacity) for n in names]
+    caps = [(nodes[n].spread_cpu_capacity, nodes[n].spread_memory_capacity) for n in names]
 
     def measure() -> tuple[float, float]:
         """(spread + price per move, the walk's surrogate)."""
         worst, deviation = 0.0, 0.0
         for r in (0, 1):
-            values = [_ratio(load[n][r], cap[r]) for n, cap in zip(names, caps, strict=True)]
+            values = [_ratio(use[n][r], cap[r]) for n, cap in zip(names, caps, strict=True)]
             worst = max(worst, max(values) - min(values))
             mean = sum(values) / len(values)
             deviation += sum((v - mean) ** 2 for v in values) / len(values)
@@ -679,6 +916,9 @@ def _anneal(ctx: Context, chosen: list, seed: int = 0, price: float = ANNEAL_PRI
         for i, amount in ((0, vm.cpu), (1, vm.memory), (2, 1)):
             load[source][i] -= amount
             load[target][i] += amount
+        for i, amount in ((0, vm.spread_cpu), (1, vm.spread_memory)):
+            use[source][i] -= amount
+            use[target][i] += amount
         moved += (target != vm.node) - (source != vm.node)
         where[vm.key] = target
 
@@ -806,9 +1046,15 @@ def _best_swap(ctx: Context, search: _Search, ranked, by_node, moved, sources, t
                 if a.key in moved or target not in a.allowed:
                     continue
                 for b in by_node.get(target, ()):
-                    if b.key in moved or source not in b.allowed or (b.cpu >= a.cpu and b.memory >= a.memory):
+                    if (
+                        b.key in moved
+                        or source not in b.allowed
+                        or (b.spread_cpu >= a.spread_cpu and b.spread_memory >= a.spread_memory)
+                    ):
                         continue
-                    new, squares = search.spread_change(ranked, source, target, a.cpu - b.cpu, a.memory - b.memory)
+                    new, squares = search.spread_change(
+                        ranked, source, target, a.spread_cpu - b.spread_cpu, a.spread_memory - b.spread_memory
+                    )
                     if not (new < current - 1e-12 or (new <= current + 1e-12 and squares < -1e-12)):
                         continue
                     score = (round(new, 12), squares)
@@ -1007,9 +1253,11 @@ def plan(
     threshold: float | None = None,
     inbound: int = DEFAULT_INBOUND,
     now: float | None = None,
+    basis: str | None = None,
 ) -> Plan:
-    """min_gain and threshold default to thresholds.rebalance-min-gain / rebalance-spread-max."""
-    ctx = build_instance(state, config, goal, node, now)
+    """min_gain and threshold default to thresholds.rebalance-min-gain / rebalance-spread-max;
+    basis: what the spread measures (build_instance)."""
+    ctx = build_instance(state, config, goal, node, now, basis)
     min_gain = config.thresholds.rebalance_min_gain if min_gain is None else min_gain
     threshold = config.thresholds.rebalance_spread_max if threshold is None else threshold
     return plan_context(
@@ -1038,7 +1286,7 @@ def plan_context(
     instance = ctx.instance
     size = max(1, min(wave_size, DEFAULT_WAVE_SIZE, ctx.parallel_per_cluster or 1))
     outbound = max(1, ctx.parallel_outbound)
-    notes: list[str] = []
+    notes: list[str] = ctx.load_basis.notes()
     stranded: list[PlanVM] = []
     if goal == "spread":
         moves, before, after = _spread_goal(ctx, max_moves, min_gain, threshold)
@@ -1085,6 +1333,7 @@ def plan_context(
         ctx.hostnames,
         ctx.kubevirt_version,
         bound,
+        ctx.load_basis,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import upstream
+from .. import rebalance, upstream
 from ..events import Samples, UpstreamSample
 
 # One query for every series the checks read, under all their historical names.
@@ -19,6 +19,11 @@ DERIVED_QUERIES = {
         f"max by (namespace, name) ({upstream.VMI_MEMORY_USED} or {upstream.VMI_MEMORY_USED_SUM}"
         f" or ({upstream.VMI_MEMORY_AVAILABLE} - {upstream.VMI_MEMORY_USABLE}))"
     ),
+    # What the rebalance planner's usage basis reads: each VM's host memory, and each node's CPU
+    # and memory utilisation by the rebalance report's own expressions (instance -> node).
+    upstream.VMI_MEMORY_RESIDENT: f"max by (namespace, name) ({upstream.VMI_MEMORY_RESIDENT})",
+    upstream.NODE_CPU_UTILISATION: rebalance.cpu_utilisation(window=upstream.NODE_USAGE_WINDOW),
+    upstream.NODE_MEMORY_UTILISATION: rebalance.memory_utilisation(window=upstream.NODE_USAGE_WINDOW),
 }
 
 

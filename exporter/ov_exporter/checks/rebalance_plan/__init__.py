@@ -12,9 +12,10 @@ from ...store import ClusterState
 SPREAD = Family(
     "ov_rebalance_plan_spread_ratio",
     "gauge",
-    "Spread of VM-node utilisation (busiest - idlest node, the worse of CPU and memory; utilisation of what "
-    "the thresholds allow) now and after the rebalance plan `ov-exporter plan` proposes, and a proven lower bound "
-    "on what any plan reaches (domain/planbound.py; absent when it cannot be stated). when: now, after, bound.",
+    "Spread of VM-node utilisation (busiest - idlest node, the worse of CPU and memory; measured usage or "
+    "allocation, see ov_rebalance_plan_basis) now and after the rebalance plan `ov-exporter plan` proposes, "
+    "and a proven lower bound on what any plan reaches (domain/planbound.py; absent when it cannot be stated). "
+    "when: now, after, bound.",
     ("when",),
 )
 THRESHOLD = Family(
@@ -47,6 +48,25 @@ UNMOVABLE = Family(
     "shown on the overview panel",
 )
 
+BASIS = Family(
+    "ov_rebalance_plan_basis",
+    "gauge",
+    "What ov_rebalance_plan_spread_ratio measures: 1 for the basis in use, 0 for the other. usage: measured "
+    "node CPU and memory utilisation (node_exporter, 5m) with each VM's measured CPU and resident memory, "
+    "whenever Prometheus gives node usage samples; allocation: vCPUs and guest memory against what the "
+    "thresholds allow. The thresholds a plan keeps are on allocation either way.",
+    ("basis",),
+    no_alert="it qualifies the spread series, whose alert is OVRebalancePlanAvailable",
+)
+FALLBACKS = Family(
+    "ov_rebalance_plan_usage_fallbacks",
+    "gauge",
+    "On the usage basis, objects without fresh usage samples: nodes (their VMs' usage only) and movable VMs "
+    "(counted at their allocation). object: node, vm.",
+    ("object",),
+    no_alert="a gap in the Prometheus samples the plan reads, listed in `ov-exporter plan`'s notes",
+)
+
 CLUSTER = ObjectRef("Cluster", "", "cluster")
 
 
@@ -63,6 +83,9 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         Sample(MOVES.name, (), len(plan.moves)),
         Sample(WAVES.name, (), len(plan.waves)),
         Sample(DURATION.name, (), duration),
+        *(Sample(BASIS.name, (kind,), float(kind == plan.load_basis.kind)) for kind in planner.BASES),
+        Sample(FALLBACKS.name, ("node",), len(plan.load_basis.fallback_nodes)),
+        Sample(FALLBACKS.name, ("vm",), len(plan.load_basis.fallback_vms)),
     ]
     counts = dict.fromkeys(planner.UNMOVABLE_REASONS, 0)
     for vm in [*plan.unmovable(), *plan.stranded]:
@@ -74,7 +97,8 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
                 SPEC.id,
                 Severity.WARNING,
                 CLUSTER,
-                f"node utilisation spread {plan.spread_before:.0%} above {thresholds.rebalance_spread_max:.0%}; "
+                f"node utilisation spread {plan.spread_before:.0%} ({plan.load_basis.kind}) above "
+                f"{thresholds.rebalance_spread_max:.0%}; "
                 f"a plan of {len(plan.moves)} live migration(s) in {len(plan.waves)} wave(s) "
                 f"(~{duration / 60:.0f} min) brings it to {plan.spread_after:.0%}: run `ov-exporter plan`",
             )
@@ -89,7 +113,7 @@ SPEC = CheckSpec(
     title="Unbalanced VM nodes that a safe rebalance plan would even out",
     severity_rules="warning: the spread of VM-node utilisation is above thresholds.rebalance-spread-max (0.2) and "
     "a plan of safe moves lowers it (each move by at least thresholds.rebalance-min-gain)",
-    families=(SPREAD, THRESHOLD, MOVES, WAVES, DURATION, UNMOVABLE),
+    families=(SPREAD, THRESHOLD, MOVES, WAVES, DURATION, UNMOVABLE, BASIS, FALLBACKS),
     remediation="Review `ov-exporter plan --output markdown`, apply it wave by wave (`--output manifests`), "
     "run `ov-exporter plan --verify` before each wave and watch the post-rebalance dashboard.",
     alerts=(AlertDecl("OVRebalancePlanAvailable", warning="degraded"),),
