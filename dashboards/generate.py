@@ -636,8 +636,10 @@ def build_overview():
                 _target("rebalance_plan_spread", "{{when}}"),
                 _target("rebalance_plan_threshold", "threshold", ref="B"),
             ],
-            description="Busiest minus idlest VM node (the worse of CPU and memory, of what the thresholds allow), "
-            "now and after the plan `ov-exporter plan` proposes; above the threshold with a plan, "
+            description="Busiest minus idlest VM node (the worse of CPU and memory: measured usage when the "
+            "exporter reads Prometheus usage samples, else of what the thresholds allow; "
+            "ov_rebalance_plan_basis says which), now and after the plan `ov-exporter plan` proposes; "
+            "above the threshold with a plan, "
             "OVRebalancePlanAvailable fires after 6 h.",
         )
     )
