@@ -267,9 +267,55 @@ def test_a_per_object_result_is_kept_while_its_record_and_inputs_are_the_same():
     changed = _changed(vm, 1)
     store.apply(Upserted(kind, changed))
     assert store.state().per_object("test", changed, compute, "b") == 3  # another version of the object
-    for _ in range(2):  # two states that do not ask for it: dropped
-        store.state().per_object("test", vm, compute, "b")
-    assert store.state().per_object("test", changed, compute, "b") == 5
+    assert store.state().per_object("test", changed, compute, "b") == 3
+    assert store.object_memo.entries("test") == 1  # the newer version replaced the older one
+
+
+def test_a_per_object_result_lives_while_its_object_exists_not_while_it_is_asked_for():
+    """Evaluations that judge only the objects a change concerns must not lose the others'
+    results: the next one that judges everything would compute them all again."""
+    store = _demo()
+    vm_kind = KIND_BY_KEY["virtualmachines.kubevirt.io"]
+    vms = list(store.state().vms)
+    calls = []
+
+    def compute(record):
+        calls.append(record)
+        return record.metadata.name
+
+    state = store.state()
+    for vm in vms:
+        state.per_object("test", vm, compute)
+    for _ in range(3):  # states that ask about one VM only
+        store.state().per_object("test", vms[0], compute)
+    state = store.state()
+    assert [state.per_object("test", vm, compute) for vm in vms] == [vm.metadata.name for vm in vms]
+    assert len(calls) == len(vms), "results of objects not asked for were dropped"
+    # A deleted object's result goes, once a later state uses the table.
+    store.apply(Deleted(vm_kind, uid_of(vm_kind, vms[1])))
+    store.state().per_object("test", vms[0], compute)
+    assert store.object_memo.entries("test") == len(vms) - 1
+
+
+def test_evaluations_after_partial_ones_compute_no_unchanged_per_object_result_again():
+    """After evaluations that judged only the VMs a PVC concerns, a change that makes
+    rwo_vm_disks judge every VM again with equal inputs (a HyperConverged label: the
+    default eviction strategy is the same) reuses every VM's kept result."""
+    store = _demo()
+    reuse = _reuse()
+    evaluate(store.state(), CONFIG, reuse=reuse)
+    pvcs = list(store.state().pvcs)
+    pvc_kind = KIND_BY_KEY["persistentvolumeclaims"]
+    for pvc in pvcs[:2]:
+        store.apply(Upserted(pvc_kind, _changed(pvc, 1)))
+        evaluate(store.state(), CONFIG, reuse=reuse)
+    assert store.object_memo.entries("rwo_vm_disks") == sum(1 for vm in store.state().vms if vm.spec.template)
+    hco_kind = KIND_BY_KEY["hyperconvergeds.hco.kubevirt.io"]
+    store.apply(Upserted(hco_kind, _changed(store.state().hyperconvergeds[0], 1)))
+    computed = store.object_memo.computed
+    state = store.state()
+    assert _outcome(evaluate(state, CONFIG, reuse=reuse)) == _outcome(evaluate(state.forgetting(), CONFIG))
+    assert store.object_memo.computed == computed
 
 
 def test_an_unchanged_cluster_computes_no_per_object_result_again():
