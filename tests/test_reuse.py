@@ -57,6 +57,19 @@ FLIPS = [
     ("VirtualMachineInstance", ("status", "node_name"), NODE_NAMES),
     ("VirtualMachine", ("spec", "template", "spec", "eviction_strategy"), (None, "LiveMigrate", "None")),
     ("Node", ("spec", "unschedulable"), (True, False)),
+    # What the target test reads: a node's room and labels, a VMI's requests, virt-handler readiness.
+    (
+        "Node",
+        ("status", "allocatable"),
+        ({"cpu": 2.0, "memory": 4 * 2.0**30, "pods": 250.0}, {"cpu": 512.0, "memory": 2.0**42, "pods": 250.0}, None),
+    ),
+    ("Node", ("metadata", "labels"), ({}, {"kubevirt.io/schedulable": "true"})),
+    (
+        "VirtualMachineInstance",
+        ("spec", "domain", "resources", "requests"),
+        ({"memory": 2.0**30}, {"memory": 2.0**38}, None),
+    ),
+    ("Pod", ("status", "phase"), ("Pending", "Running")),
 ]
 
 
