@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ov_exporter.checks import CHECKS
 from ov_exporter.config import Config
+from ov_exporter.domain.readiness import vmi_requests
 from ov_exporter.events import Deleted, SamplesUpdated, Upserted
 from ov_exporter.model import ObjectRef
 from ov_exporter.records import KIND_BY_KEY
@@ -460,3 +461,60 @@ def test_the_filter_drops_exactly_the_objects_exempt_from_a_check(steps):
                 ref = ObjectRef(KIND_BY_KEY[key].kind, obj.metadata.namespace, obj.metadata.name)
                 for check in ("rwo_vm_disks", "migration_readiness", "cpu_overcommit"):
                     assert flt.keep(check, ref) is not _exempt_reference(state, ref, check), (check, ref)
+
+
+def _with_memory(vmi, memory: float):
+    """A copy of a VMI whose memory request is `memory` bytes."""
+    requests = {**((vmi.spec.domain.resources.requests if vmi.spec.domain.resources else None) or {}), "memory": memory}
+    resources = msgspec.structs.replace(vmi.spec.domain.resources, requests=requests)
+    return _replaced(vmi, ("spec", "domain", "resources"), resources)
+
+
+def _running(store: Store) -> list:
+    return [v for v in store.state().vmis if v.status and v.status.phase == "Running" and v.status.node_name]
+
+
+def _assert_as_full(store: Store, reuse: Reuse, what: str) -> None:
+    state = store.state()
+    assert _outcome(evaluate(state, CONFIG, reuse=reuse)) == _outcome(evaluate(state.forgetting(), CONFIG)), what
+
+
+def test_a_vm_without_a_target_is_judged_again_when_any_room_changes():
+    """A VM with no target names the roomiest matching node and its free room: a launcher
+    pod changing elsewhere changes that text, though the VM did not change."""
+    store, reuse = _demo(), _reuse()
+    vmi_kind = KIND_BY_KEY["virtualmachineinstances.kubevirt.io"]
+    store.apply(Upserted(vmi_kind, _with_memory(_running(store)[0], 2.0**40)))  # fits nowhere
+    evaluate(store.state(), CONFIG, reuse=reuse)
+    for vmi in _running(store)[1:]:
+        store.apply(Upserted(vmi_kind, _with_memory(vmi, (vmi_requests(vmi, 10.0)[1] or 0.0) + 2.0**30)))
+        _assert_as_full(store, reuse, f"after {vmi.metadata.name}'s memory request grew")
+
+
+def test_a_vm_is_judged_again_when_the_room_its_target_test_passed_changes():
+    """A VM whose target test only the roomiest node passes: that node shrinking leaves it
+    without a target, though neither the VM nor its VMI changed."""
+    from ov_exporter.domain.placement import launcher_overhead, static_candidates, targets
+
+    store, reuse = _demo(), _reuse()
+    vmi_kind, node_kind = KIND_BY_KEY["virtualmachineinstances.kubevirt.io"], KIND_BY_KEY["nodes"]
+    tried = 0
+    for vmi in _running(store):
+        t = targets(store.state(), CONFIG)
+        rooms = sorted(
+            (r for r in static_candidates(t, vmi.spec) if r.name != vmi.status.node_name),
+            key=lambda r: r.memory_free,
+        )
+        if len(rooms) < 2 or rooms[-1].memory_free - rooms[-2].memory_free < 2.0**31:
+            continue
+        # A memory request only the roomiest room fits, with the launcher overhead.
+        wanted = (rooms[-1].memory_free + rooms[-2].memory_free) / 2
+        memory = wanted - launcher_overhead(_with_memory(vmi, wanted), wanted)
+        store.apply(Upserted(vmi_kind, _with_memory(vmi, float(int(memory)))))
+        _assert_as_full(store, reuse, f"after {vmi.metadata.name} grew")
+        roomiest = store.state().get("nodes", "", rooms[-1].name)
+        allocatable = {**roomiest.status.allocatable, "memory": roomiest.status.allocatable["memory"] - 2.0**31}
+        store.apply(Upserted(node_kind, _replaced(roomiest, ("status", "allocatable"), allocatable)))
+        _assert_as_full(store, reuse, f"after {roomiest.metadata.name} shrank under {vmi.metadata.name}")
+        tried += 1
+    assert tried, "no VMI whose roomiest target stands out"

@@ -229,17 +229,20 @@ class Reuse:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock  # for the minimum intervals: seconds, monotonic
         self._config: Config | None = None
-        # check id -> (its inputs' key, its last result, when it ran by self.clock)
-        self._last: dict[str, tuple[tuple, CheckResult, float]] = {}
+        # check id -> (its inputs' key, its last result, when it ran by self.clock, the kinds it names)
+        self._last: dict[str, tuple[tuple, CheckResult, float, frozenset[str]]] = {}
         self.reused = 0  # results reused over the lifetime, for tests and the benchmark
         self.deferred = 0  # of which: inputs changed, but within the check's minimum interval
 
     @staticmethod
-    def _key(spec: CheckSpec, state: ClusterState, previous: CheckResult | None) -> tuple:
-        kinds = {*spec.requires, *spec.reads}
-        if previous is not None:
-            named = {f.obj.kind for f in previous.findings} | {s.obj.kind for s in previous.samples if s.obj}
-            kinds |= {_KEY_BY_KIND[k] for k in named if k in _KEY_BY_KIND}
+    def _named(result: CheckResult) -> frozenset[str]:
+        """The kinds of the objects a result names (their exemption annotations matter)."""
+        named = {f.obj.kind for f in result.findings} | {s.obj.kind for s in result.samples if s.obj}
+        return frozenset(_KEY_BY_KIND[k] for k in named if k in _KEY_BY_KIND)
+
+    @staticmethod
+    def _key(spec: CheckSpec, state: ClusterState, named: frozenset[str]) -> tuple:
+        kinds = {*spec.requires, *spec.reads} | named
         if "virtualmachineinstances.kubevirt.io" in kinds:  # a VMI honours its VM's exemption
             kinds.add("virtualmachines.kubevirt.io")
         parts: list = [
@@ -260,7 +263,7 @@ class Reuse:
         if spec.uses_clock or not state.generations:
             return run_check(spec, state, config, flt)
         last = self._last.get(spec.id)
-        if last is not None and last[0] == self._key(spec, state, last[1]):
+        if last is not None and last[0] == self._key(spec, state, last[3]):
             self.reused += 1
             return last[1]
         if last is not None and last[1].status is Status.OK and self._within_interval(spec, state, config, last[2]):
@@ -269,7 +272,8 @@ class Reuse:
             return last[1]
         ran_at = self.clock()
         result = run_check(spec, state, config, flt)
-        self._last[spec.id] = (self._key(spec, state, result), result, ran_at)
+        named = self._named(result)
+        self._last[spec.id] = (self._key(spec, state, named), result, ran_at, named)
         return result
 
 

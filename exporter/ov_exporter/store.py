@@ -257,10 +257,11 @@ class ChangeLog:
 class _Table:
     """One ObjectMemo table: uid -> (record, inputs, value), one entry per object."""
 
-    __slots__ = ("entries", "serial", "seen")
+    __slots__ = ("entries", "kinds", "serial", "seen")
 
     def __init__(self) -> None:
         self.entries: dict[str, tuple[Any, tuple, Any]] = {}
+        self.kinds: dict[type, KindInfo] = {}  # record type -> its kind, for the kinds met so far
         self.serial = -1  # the last state that used it
         self.seen: dict[str, int] = {}  # kind key -> the generation its deletions were dropped up to
 
@@ -556,13 +557,16 @@ class ClusterState:
         check that asks for `name`, and kept across evaluations while the object exists and
         the state hands in the very same record and inputs (see ObjectMemo). `compute` must read nothing else
         that can change: what it reads from the state goes into `inputs`."""
-        kind = _KIND_OF_RECORD.get(type(record))
-        if kind is None:
-            raise TypeError(f"per_object keeps results about the store's records, not {type(record).__name__}")
         table = self.object_memo.table(name, self)
-        if kind.key not in table.seen and self.generations:
-            table.seen[kind.key] = self.generations.get(kind.key, 0)
-        uid = uid_of(kind, record)
+        kind = table.kinds.get(type(record))
+        if kind is None:  # the first record of its kind in this table
+            kind = _KIND_OF_RECORD.get(type(record))
+            if kind is None:
+                raise TypeError(f"per_object keeps results about the store's records, not {type(record).__name__}")
+            table.kinds[type(record)] = kind
+            if self.generations:
+                table.seen[kind.key] = self.generations.get(kind.key, 0)
+        uid = record.metadata.uid or uid_of(kind, record)
         entry = table.entries.get(uid)
         if entry is not None and entry[0] is record and entry[1] == inputs:  # the same records (identity first)
             self.object_memo.reused += 1
