@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from ...config import Config
+from ...domain.incremental import per_node
 from ...domain.k8s import capacity, cpu_allocation_ratio, vm_schedulable_nodes, vmi_guest_memory, vmi_node, vmi_vcpus
 from ...domain.migrations import (
     CAUSES,
@@ -179,11 +180,22 @@ def _memory_request(vmi: VirtualMachineInstance) -> float:
     return vmi_guest_memory(vmi) or 0.0
 
 
-def _placed(vmi: VirtualMachineInstance, ratio: float) -> tuple[str, float, float]:
-    """(node, CPU request, memory request) of a VMI ("" when not placed); kept per VMI and
-    CPU allocation ratio (state.per_object)."""
+VMIS = "virtualmachineinstances.kubevirt.io"
+
+
+def _one(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
     node = vmi_node(vmi)
-    return (node, _cpu_request(vmi, ratio), _memory_request(vmi)) if node else ("", 0.0, 0.0)
+    return (node, 1.0) if node else None
+
+
+def _cpu_on(vmi: VirtualMachineInstance, ratio: float) -> tuple[str, float] | None:
+    node = vmi_node(vmi)
+    return (node, _cpu_request(vmi, ratio)) if node else None
+
+
+def _memory_on(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
+    node = vmi_node(vmi)
+    return (node, _memory_request(vmi)) if node else None
 
 
 def _allocatable(node: Node, resource: str) -> float | None:
@@ -284,24 +296,21 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
 
     # Per-node VM allocation, before and after: dashboards compare it across the window.
     ratio = float(cpu_allocation_ratio(state).value or 10)
-    count: dict[str, int] = {}
-    requested: dict[tuple[str, str], float] = {}
-    for vmi in state.vmis:
-        node, cpu, memory = state.per_object(SPEC.id, vmi, _placed, ratio)
-        if not node:
-            continue
-        count[node] = count.get(node, 0) + 1
-        requested[(node, "cpu")] = requested.get((node, "cpu"), 0.0) + cpu
-        requested[(node, "memory")] = requested.get((node, "memory"), 0.0) + memory
+    # Per node, kept and brought up to date per changed VMI (domain.incremental); exact sums.
+    count = per_node(state, f"{SPEC.id} VMIs", VMIS, _one)
+    requested = {
+        "cpu": per_node(state, f"{SPEC.id} CPU at ratio {ratio}", VMIS, lambda vmi: _cpu_on(vmi, ratio)),
+        "memory": per_node(state, f"{SPEC.id} memory", VMIS, _memory_on),
+    }
     allocation: dict[str, dict[str, float]] = {r: {} for r in RESOURCES}
     for node in sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name):
         name = node.metadata.name
-        out.samples.append(Sample(NODE_VMS.name, (name,), count.get(name, 0)))
+        out.samples.append(Sample(NODE_VMS.name, (name,), int(count.get(name, 0))))
         for resource in RESOURCES:
             alloc = _allocatable(node, resource)
             if alloc is None:
                 continue
-            value = requested.get((name, resource), 0.0) / alloc
+            value = requested[resource].get(name, 0.0) / alloc
             allocation[resource][name] = value
             out.samples.append(Sample(NODE_ALLOC.name, (name, resource), value))
     for resource, values in allocation.items():
