@@ -491,6 +491,12 @@ def test_a_vm_without_a_target_is_judged_again_when_any_room_changes():
         _assert_as_full(store, reuse, f"after {vmi.metadata.name}'s memory request grew")
 
 
+def _reasons(store: Store, vmi) -> dict:
+    from ov_exporter.domain.readiness import verdicts
+
+    return verdicts(store.state().forgetting(), CONFIG)[(vmi.metadata.namespace, vmi.metadata.name)].reasons
+
+
 def test_a_vm_is_judged_again_when_the_room_its_target_test_passed_changes():
     """A VM whose target test only the roomiest node passes: that node shrinking leaves it
     without a target, though neither the VM nor its VMI changed."""
@@ -512,9 +518,12 @@ def test_a_vm_is_judged_again_when_the_room_its_target_test_passed_changes():
         memory = wanted - launcher_overhead(_with_memory(vmi, wanted), wanted)
         store.apply(Upserted(vmi_kind, _with_memory(vmi, float(int(memory)))))
         _assert_as_full(store, reuse, f"after {vmi.metadata.name} grew")
+        assert "no_target_node" not in _reasons(store, vmi)
         roomiest = store.state().get("nodes", "", rooms[-1].name)
-        allocatable = {**roomiest.status.allocatable, "memory": roomiest.status.allocatable["memory"] - 2.0**31}
+        gap = rooms[-1].memory_free - rooms[-2].memory_free  # it fits the second roomiest no more
+        allocatable = {**roomiest.status.allocatable, "memory": roomiest.status.allocatable["memory"] - gap}
         store.apply(Upserted(node_kind, _replaced(roomiest, ("status", "allocatable"), allocatable)))
         _assert_as_full(store, reuse, f"after {roomiest.metadata.name} shrank under {vmi.metadata.name}")
+        assert "no_target_node" in _reasons(store, vmi)
         tried += 1
     assert tried, "no VMI whose roomiest target stands out"
