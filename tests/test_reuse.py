@@ -527,3 +527,23 @@ def test_a_vm_is_judged_again_when_the_room_its_target_test_passed_changes():
         assert "no_target_node" in _reasons(store, vmi)
         tried += 1
     assert tried, "no VMI whose roomiest target stands out"
+
+
+def test_capped_and_exempted_series_after_changes_equal_a_full_evaluation():
+    """With a series cap that bites, the per-object series a check kept from its last run
+    (its samples the very same objects) are what a full evaluation keeps, through
+    exemptions given and taken back and changes of the judged objects."""
+    config = msgspec.convert({"series-cap": 2}, Config)
+    store, reuse = _demo(), _reuse()
+    evaluate(store.state(), config, reuse=reuse)
+    for turn, index in enumerate(MEMOISED[::3]):
+        kind, record = OBJECTS[index]
+        current = store.state().get(kind.key, record.metadata.namespace, record.metadata.name) or record
+        for how in (5 + turn % 12, 0, 2, 1):  # a memoised-upon field, exempted, annotations dropped, relabelled
+            current = _changed(current, how)
+            store.apply(Upserted(kind, current))
+            state = store.state()
+            assert _outcome(evaluate(state, config, reuse=reuse)) == _outcome(evaluate(state.forgetting(), config)), (
+                f"after {kind.kind} {record.metadata.namespace}/{record.metadata.name} changed ({how})"
+            )
+    assert any(r.dropped for r in evaluate(store.state(), config, reuse=reuse).results), "the cap never bit"

@@ -152,7 +152,25 @@ def _unavailable(spec: CheckSpec, state: ClusterState) -> CheckResult | None:
     return None
 
 
-def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter) -> CheckResult:
+@dataclass
+class _Series:
+    """A check's last samples and what the filter and the cap made of its per-object ones,
+    for the next run whose per-object samples are the very same objects (runner.Reuse)."""
+
+    samples: tuple[Sample, ...]  # as the check returned them
+    exempt: frozenset  # the objects exempt from the check then (_Filter.exempt)
+    bounded_at: list[int]  # positions of the samples of bounded families
+    per_object: list[Sample]  # the per-object samples kept, in order
+    dropped: int
+
+
+def run_check(
+    spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter, series: dict[str, _Series] | None = None
+) -> CheckResult:
+    """Run one check, filter its output and cap its per-object series. `series` (kept by
+    Reuse for one configuration): when the check's per-object samples are the very objects
+    of its last run, filtered against the same exemptions, their filtered and capped list
+    is the last one (the bounded samples are judged again)."""
     unavailable = _unavailable(spec, state)
     if unavailable is not None:
         return unavailable
@@ -170,16 +188,34 @@ def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter
     every = flt.passes_all(spec.id)
     findings = list(output.findings) if every else [f for f in output.findings if flt.keep(spec.id, f.obj)]
     result.exempted = len(output.findings) - len(findings)
-    bounded, per_object = [], []
-    for s in output.samples:
-        fam = families.get(s.family)
-        if fam is None or len(s.labels) != len(fam.labels):
-            result.status, result.error = (
-                Status.FAILED,
-                f"bug: sample {s.family}{s.labels} does not match a declared family",
-            )
-            log.error("check %s: %s", spec.id, result.error)
-            return result
+    last = series.get(spec.id) if series is not None else None
+    samples = tuple(output.samples)
+    if last is not None and last.exempt == flt.exempt(spec.id) and len(last.samples) == len(samples):
+        changed = [i for i, (a, b) in enumerate(zip(last.samples, samples)) if a is not b]
+        bounded_at = set(last.bounded_at)
+        if all(i in bounded_at for i in changed):
+            bounded = [samples[i] for i in last.bounded_at]
+            failed = _invalid(bounded, families, per_object=False)
+            if failed is None:
+                result.findings = findings
+                result.samples = [s for s in bounded if every or flt.keep(spec.id, s.obj)] + last.per_object
+                result.dropped = last.dropped
+                series[spec.id] = _Series(samples, last.exempt, last.bounded_at, last.per_object, last.dropped)
+                result.duration = time.perf_counter() - started
+                return result
+    failed = _invalid(samples, families)
+    if failed is not None:
+        result.status, result.error = (
+            Status.FAILED,
+            f"bug: sample {failed.family}{failed.labels} does not match a declared family",
+        )
+        log.error("check %s: %s", spec.id, result.error)
+        return result
+    bounded, per_object, bounded_at = [], [], []
+    for i, s in enumerate(samples):
+        fam = families[s.family]
+        if not fam.per_object:
+            bounded_at.append(i)
         if not every and not flt.keep(spec.id, s.obj):
             continue
         (per_object if fam.per_object else bounded).append(s)
@@ -196,9 +232,21 @@ def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter
         kept = _worst(rank, config.series_cap)
         result.dropped = sum(1 for s in per_object if (s.obj or s.labels) not in kept)
         per_object = [s for s in per_object if (s.obj or s.labels) in kept]
+    if series is not None:
+        series[spec.id] = _Series(samples, flt.exempt(spec.id), bounded_at, per_object, result.dropped)
     result.findings, result.samples = findings, bounded + per_object
     result.duration = time.perf_counter() - started
     return result
+
+
+def _invalid(samples: Iterable[Sample], families: dict, per_object: bool | None = None) -> Sample | None:
+    """The first sample that matches no declared family (or, with `per_object` set, whose
+    family is not of that scope); None when all match."""
+    for s in samples:
+        fam = families.get(s.family)
+        if fam is None or len(s.labels) != len(fam.labels) or (per_object is not None and fam.per_object != per_object):
+            return s
+    return None
 
 
 def _worst(rank: dict, cap: int) -> set:
@@ -231,6 +279,7 @@ class Reuse:
         self._config: Config | None = None
         # check id -> (its inputs' key, its last result, when it ran by self.clock, the kinds it names)
         self._last: dict[str, tuple[tuple, CheckResult, float, frozenset[str]]] = {}
+        self._series: dict[str, _Series] = {}  # per check: its last samples, filtered and capped
         self.reused = 0  # results reused over the lifetime, for tests and the benchmark
         self.deferred = 0  # of which: inputs changed, but within the check's minimum interval
 
@@ -259,9 +308,9 @@ class Reuse:
 
     def run(self, spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter) -> CheckResult:
         if config is not self._config:
-            self._config, self._last = config, {}
+            self._config, self._last, self._series = config, {}, {}
         if spec.uses_clock or not state.generations:
-            return run_check(spec, state, config, flt)
+            return run_check(spec, state, config, flt, self._series if state.generations else None)
         last = self._last.get(spec.id)
         if last is not None and last[0] == self._key(spec, state, last[3]):
             self.reused += 1
@@ -271,7 +320,7 @@ class Reuse:
             self.deferred += 1
             return last[1]
         ran_at = self.clock()
-        result = run_check(spec, state, config, flt)
+        result = run_check(spec, state, config, flt, self._series)
         named = self._named(result)
         self._last[spec.id] = (self._key(spec, state, named), result, ran_at, named)
         return result
