@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
-from ...domain.incremental import per_object_of_kind, placed_on, same_name
-from ...domain.k8s import annotations, labels, ref, vm_schedulable_nodes, vmi_node
+from ...domain.incremental import per_object_of_kind, same_name
+from ...domain.k8s import active_vmis_by_node, annotations, labels, ref, vm_schedulable_nodes, vmi_node
 from ...domain.selectors import label_selector_matches
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ...records import Machine, Node, VirtualMachine, VirtualMachineInstance
+from ...records import Machine, Node, VirtualMachine
 from ...store import ClusterState
 
 MACHINES = "machines.machine.openshift.io"
@@ -146,11 +146,6 @@ def effective_run_strategy(vm: VirtualMachine) -> str:
     return "Halted"
 
 
-def _placed(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
-    node = vmi_node(vmi)
-    return (node, 1.0) if node else None
-
-
 def _no_restart(state: ClusterState, vm: VirtualMachine) -> tuple[Sample, Finding] | None:
     """A running VM's series and finding when its run strategy does not restart it after a
     node failure; None otherwise."""
@@ -234,10 +229,10 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         )
     out.samples.append(Sample(UNCOVERED.name, (), uncovered))
 
-    # VMIs on NotReady nodes: the VMIs are kept per node (domain.incremental).
+    # VMIs on NotReady nodes (the active VMIs are kept per node).
     nodes = {n.metadata.name: n for n in state.nodes}
     down = [name for name, node in nodes.items() if node_ready(node) in ("False", "Unknown")]
-    on = placed_on(state, "node_failure_planning VMIs per node", VMIS, _placed) if down else {}
+    on = active_vmis_by_node(state) if down else {}
     stranded = [state.get(VMIS, *where) for name in down for where in on.get(name, ())]
     for vmi in sorted(stranded, key=lambda v: (v.metadata.namespace, v.metadata.name)):
         node_name = vmi_node(vmi)

@@ -9,7 +9,15 @@ import time
 
 from ...config import Config
 from ...domain.incremental import per_node
-from ...domain.k8s import capacity, cpu_allocation_ratio, vm_schedulable_nodes, vmi_guest_memory, vmi_node, vmi_vcpus
+from ...domain.k8s import (
+    active_vmis_by_node,
+    capacity,
+    cpu_allocation_ratio,
+    vm_schedulable_nodes,
+    vmi_guest_memory,
+    vmi_node,
+    vmi_vcpus,
+)
 from ...domain.migrations import (
     CAUSES,
     FINAL_PHASES,
@@ -183,11 +191,6 @@ def _memory_request(vmi: VirtualMachineInstance) -> float:
 VMIS = "virtualmachineinstances.kubevirt.io"
 
 
-def _one(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
-    node = vmi_node(vmi)
-    return (node, 1.0) if node else None
-
-
 def _cpu_on(vmi: VirtualMachineInstance, ratio: float) -> tuple[str, float] | None:
     node = vmi_node(vmi)
     return (node, _cpu_request(vmi, ratio)) if node else None
@@ -297,7 +300,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     # Per-node VM allocation, before and after: dashboards compare it across the window.
     ratio = float(cpu_allocation_ratio(state).value or 10)
     # Per node, kept and brought up to date per changed VMI (domain.incremental); exact sums.
-    count = per_node(state, f"{SPEC.id} VMIs", VMIS, _one)
+    count = {node: len(there) for node, there in active_vmis_by_node(state).items()}
     requested = {
         "cpu": per_node(state, f"{SPEC.id} CPU at ratio {ratio}", VMIS, lambda vmi: _cpu_on(vmi, ratio)),
         "memory": per_node(state, f"{SPEC.id} memory", VMIS, _memory_on),
@@ -305,7 +308,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     allocation: dict[str, dict[str, float]] = {r: {} for r in RESOURCES}
     for node in sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name):
         name = node.metadata.name
-        out.samples.append(Sample(NODE_VMS.name, (name,), int(count.get(name, 0))))
+        out.samples.append(Sample(NODE_VMS.name, (name,), count.get(name, 0)))
         for resource in RESOURCES:
             alloc = _allocatable(node, resource)
             if alloc is None:

@@ -136,8 +136,9 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
 
     # Judged per VMI and kept (domain.incremental) while the usage and thresholds are the same.
     by_uid = per_object_of_kind(state, SPEC.id, VMIS, judge, {}, (pods, guest_used, cpu_rate, t))
-    for uid in _uids_in_name_order(state):
-        found = by_uid[uid]
+    kind = KIND_BY_KEY[VMIS]
+    for vmi in in_name_order(state, VMIS):
+        found = by_uid[vmi.metadata.uid or uid_of(kind, vmi)]
         if found is None:
             continue
         samples, finding, judged = found
@@ -156,14 +157,6 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         Sample(MEMORY_BYTES.name, ("used",), totals["memory"][1]),
     ]
     return out
-
-
-def _uids_in_name_order(state: ClusterState) -> list[str]:
-    """The VMIs' uids in (namespace, name) order, kept while the VMIs do not change."""
-    kind = KIND_BY_KEY[VMIS]
-    return state.per_kinds(
-        "vm_right_sizing uids in name order", (VMIS,), lambda s: [uid_of(kind, v) for v in in_name_order(s, VMIS)]
-    )
 
 
 def _guest_used(state: ClusterState) -> dict[tuple[str, str], float]:
