@@ -8,7 +8,8 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import chain, compress
+from operator import attrgetter, is_not, itemgetter
 from typing import Any, Callable, Iterable, Mapping
 
 from .checks import CHECKS
@@ -20,6 +21,7 @@ from .store import Changed, ClusterState
 log = logging.getLogger(__name__)
 
 _KEY_BY_KIND = {k.kind: k.key for k in KINDS}
+_OBJ, _KIND = attrgetter("obj"), attrgetter("kind")
 
 
 @dataclass
@@ -191,7 +193,7 @@ def run_check(
     last = series.get(spec.id) if series is not None else None
     samples = tuple(output.samples)
     if last is not None and last.exempt == flt.exempt(spec.id) and len(last.samples) == len(samples):
-        changed = [i for i, (a, b) in enumerate(zip(last.samples, samples)) if a is not b]
+        changed = compress(range(len(samples)), map(is_not, last.samples, samples))
         bounded_at = set(last.bounded_at)
         if all(i in bounded_at for i in changed):
             bounded = [samples[i] for i in last.bounded_at]
@@ -286,8 +288,8 @@ class Reuse:
     @staticmethod
     def _named(result: CheckResult) -> frozenset[str]:
         """The kinds of the objects a result names (their exemption annotations matter)."""
-        named = {f.obj.kind for f in result.findings} | {s.obj.kind for s in result.samples if s.obj}
-        return frozenset(_KEY_BY_KIND[k] for k in named if k in _KEY_BY_KIND)
+        objs = chain(map(_OBJ, result.findings), filter(None, map(_OBJ, result.samples)))
+        return frozenset(_KEY_BY_KIND[k] for k in set(map(_KIND, objs)) if k in _KEY_BY_KIND)
 
     @staticmethod
     def _key(spec: CheckSpec, state: ClusterState, named: frozenset[str]) -> tuple:
