@@ -13,6 +13,7 @@ from ...domain.k8s import (
     active_vmis_by_node,
     capacity,
     cpu_allocation_ratio,
+    in_name_order,
     vm_schedulable_nodes,
     vmi_guest_memory,
     vmi_node,
@@ -219,7 +220,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     by_cause = {(c, p): 0 for c in CAUSES for p in PHASE_GROUPS}
     # Finished rebalancing migrations up to now: (end, start, phase, namespace, vmim, vmi, cause).
     finished: list[tuple[float, float | None, str, str, str, str, str]] = []
-    for vmim in sorted(state.migrations, key=lambda m: (m.metadata.namespace, m.metadata.name)):
+    for vmim in in_name_order(state, "virtualmachineinstancemigrations.kubevirt.io"):
         cause, phase = cause_of(vmim, table), phase_of(vmim)
         by_cause[(cause, phase_group(phase))] += 1
         start, end = _vmim_times(vmim)
