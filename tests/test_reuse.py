@@ -128,6 +128,52 @@ changes = st.lists(
 )
 
 
+def _apply(store: Store, index: int, how: int) -> None:
+    """Change OBJECTS[index] in the store as `how` says (see _changed; 3: deleted, 4: put back)."""
+    kind, record = OBJECTS[index]
+    if how >= 5:  # applied to the record the store holds now: changes build on each other
+        current = store.state().get(kind.key, record.metadata.namespace, record.metadata.name) or record
+        store.apply(Upserted(kind, _changed(current, how)))
+    elif how == 3:
+        store.apply(Deleted(kind, uid_of(kind, record)))
+    elif how == 4:
+        store.apply(Upserted(kind, record))  # back as it was (or unchanged)
+    else:
+        store.apply(Upserted(kind, _changed(record, how)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes, st.integers(2, 5))
+def test_several_changes_between_two_evaluations_equal_a_full_evaluation(steps, every):
+    """Changes of several kinds between two evaluations (as under churn): the kept results
+    are brought up to date by all of them at once."""
+    store = _demo()
+    store.apply(SamplesUpdated(DEMO.state().samples, "demo"))
+    reuse = _reuse()
+    evaluate(store.state(), CONFIG, reuse=reuse)
+    for at in range(0, len(steps), every):
+        for index, how in steps[at : at + every]:
+            _apply(store, index, how)
+        state = store.state()
+        assert _outcome(evaluate(state, CONFIG, reuse=reuse)) == _outcome(evaluate(state.forgetting(), CONFIG))
+
+
+def test_a_storage_class_and_a_vmi_changed_together_equal_a_full_evaluation():
+    """A change every disk's verdict depends on, with a VMI's node in the same batch: both
+    are taken into account."""
+    store, reuse = _demo(), _reuse()
+    evaluate(store.state(), CONFIG, reuse=reuse)
+    vmi_kind, sc_kind = KIND_BY_KEY["virtualmachineinstances.kubevirt.io"], KIND_BY_KEY["storageclasses.storage.k8s.io"]
+    for turn, vmi in enumerate(_running(store)):
+        store.apply(Upserted(sc_kind, _changed(store.state().storage_classes[0], 1 + turn % 2)))
+        other = next(n for n in NODE_NAMES if n != vmi.status.node_name)
+        store.apply(Upserted(vmi_kind, _replaced(vmi, ("status", "phase"), "Failed" if turn % 2 else "Scheduled")))
+        _assert_as_full(store, reuse, f"after a StorageClass and {vmi.metadata.name} changed")
+        store.apply(Upserted(sc_kind, _changed(store.state().storage_classes[0], 1)))
+        store.apply(Upserted(vmi_kind, _replaced(vmi, ("status", "node_name"), other)))
+        _assert_as_full(store, reuse, f"after a StorageClass changed and {vmi.metadata.name} moved")
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(changes)
 def test_reused_results_equal_a_full_evaluation_after_any_changes(steps):
@@ -136,16 +182,7 @@ def test_reused_results_equal_a_full_evaluation_after_any_changes(steps):
     reuse = _reuse()
     evaluate(store.state(), CONFIG, reuse=reuse)
     for index, how in steps:
-        kind, record = OBJECTS[index]
-        if how >= 5:  # applied to the record the store holds now: changes build on each other
-            current = store.state().get(kind.key, record.metadata.namespace, record.metadata.name) or record
-            store.apply(Upserted(kind, _changed(current, how)))
-        elif how == 3:
-            store.apply(Deleted(kind, uid_of(kind, record)))
-        elif how == 4:
-            store.apply(Upserted(kind, record))  # back as it was (or unchanged)
-        else:
-            store.apply(Upserted(kind, _changed(record, how)))
+        _apply(store, index, how)
         state = store.state()
         # A full evaluation from scratch (nothing kept) is the judge of the reused and memoised one.
         assert _outcome(evaluate(state, CONFIG, reuse=reuse)) == _outcome(evaluate(state.forgetting(), CONFIG))

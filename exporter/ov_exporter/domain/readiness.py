@@ -315,8 +315,6 @@ def _judge_changed(
         or rooms.anti_affinity_namespaces != before.anti_affinity_namespaces
     ):
         return _judge_all(state, config, kept)
-    if any(k in changed for k in FALLBACK_KINDS):  # every disk's access modes may have changed
-        return _rejudge(state, kept, context, rooms, set(), set(), changed, every_verdict=True)
     runtime: set[tuple[str, str]] = set()  # VMs whose runtime part is judged again
     for key in (VMS, VMIS):
         runtime.update((c.namespace, c.name) for c in changed.get(key, ()))
@@ -328,7 +326,9 @@ def _judge_changed(
     for key in (PVCS, DATA_VOLUMES):
         for c in changed.get(key, ()):
             disks.update(vms_claiming(state, c))
-    return _rejudge(state, kept, context, rooms, runtime, disks, changed)
+    # A StorageClass or StorageProfile changed: every disk's access modes may have changed.
+    every_verdict = any(k in changed for k in FALLBACK_KINDS)
+    return _rejudge(state, kept, context, rooms, runtime, disks, changed, every_verdict)
 
 
 def _rooms_changed(before: placement.Targets, after: placement.Targets) -> list[str]:
