@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ov_exporter.checks import CHECKS
 from ov_exporter.config import Config
+from ov_exporter.domain.readiness import vmi_requests
 from ov_exporter.events import Deleted, SamplesUpdated, Upserted
 from ov_exporter.model import ObjectRef
 from ov_exporter.records import KIND_BY_KEY
@@ -57,6 +58,19 @@ FLIPS = [
     ("VirtualMachineInstance", ("status", "node_name"), NODE_NAMES),
     ("VirtualMachine", ("spec", "template", "spec", "eviction_strategy"), (None, "LiveMigrate", "None")),
     ("Node", ("spec", "unschedulable"), (True, False)),
+    # What the target test reads: a node's room and labels, a VMI's requests, virt-handler readiness.
+    (
+        "Node",
+        ("status", "allocatable"),
+        ({"cpu": 2.0, "memory": 4 * 2.0**30, "pods": 250.0}, {"cpu": 512.0, "memory": 2.0**42, "pods": 250.0}, None),
+    ),
+    ("Node", ("metadata", "labels"), ({}, {"kubevirt.io/schedulable": "true"})),
+    (
+        "VirtualMachineInstance",
+        ("spec", "domain", "resources", "requests"),
+        ({"memory": 2.0**30}, {"memory": 2.0**38}, None),
+    ),
+    ("Pod", ("status", "phase"), ("Pending", "Running")),
 ]
 
 
@@ -114,6 +128,52 @@ changes = st.lists(
 )
 
 
+def _apply(store: Store, index: int, how: int) -> None:
+    """Change OBJECTS[index] in the store as `how` says (see _changed; 3: deleted, 4: put back)."""
+    kind, record = OBJECTS[index]
+    if how >= 5:  # applied to the record the store holds now: changes build on each other
+        current = store.state().get(kind.key, record.metadata.namespace, record.metadata.name) or record
+        store.apply(Upserted(kind, _changed(current, how)))
+    elif how == 3:
+        store.apply(Deleted(kind, uid_of(kind, record)))
+    elif how == 4:
+        store.apply(Upserted(kind, record))  # back as it was (or unchanged)
+    else:
+        store.apply(Upserted(kind, _changed(record, how)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes, st.integers(2, 5))
+def test_several_changes_between_two_evaluations_equal_a_full_evaluation(steps, every):
+    """Changes of several kinds between two evaluations (as under churn): the kept results
+    are brought up to date by all of them at once."""
+    store = _demo()
+    store.apply(SamplesUpdated(DEMO.state().samples, "demo"))
+    reuse = _reuse()
+    evaluate(store.state(), CONFIG, reuse=reuse)
+    for at in range(0, len(steps), every):
+        for index, how in steps[at : at + every]:
+            _apply(store, index, how)
+        state = store.state()
+        assert _outcome(evaluate(state, CONFIG, reuse=reuse)) == _outcome(evaluate(state.forgetting(), CONFIG))
+
+
+def test_a_storage_class_and_a_vmi_changed_together_equal_a_full_evaluation():
+    """A change every disk's verdict depends on, with a VMI's node in the same batch: both
+    are taken into account."""
+    store, reuse = _demo(), _reuse()
+    evaluate(store.state(), CONFIG, reuse=reuse)
+    vmi_kind, sc_kind = KIND_BY_KEY["virtualmachineinstances.kubevirt.io"], KIND_BY_KEY["storageclasses.storage.k8s.io"]
+    for turn, vmi in enumerate(_running(store)):
+        store.apply(Upserted(sc_kind, _changed(store.state().storage_classes[0], 1 + turn % 2)))
+        other = next(n for n in NODE_NAMES if n != vmi.status.node_name)
+        store.apply(Upserted(vmi_kind, _replaced(vmi, ("status", "phase"), "Failed" if turn % 2 else "Scheduled")))
+        _assert_as_full(store, reuse, f"after a StorageClass and {vmi.metadata.name} changed")
+        store.apply(Upserted(sc_kind, _changed(store.state().storage_classes[0], 1)))
+        store.apply(Upserted(vmi_kind, _replaced(vmi, ("status", "node_name"), other)))
+        _assert_as_full(store, reuse, f"after a StorageClass changed and {vmi.metadata.name} moved")
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(changes)
 def test_reused_results_equal_a_full_evaluation_after_any_changes(steps):
@@ -122,20 +182,12 @@ def test_reused_results_equal_a_full_evaluation_after_any_changes(steps):
     reuse = _reuse()
     evaluate(store.state(), CONFIG, reuse=reuse)
     for index, how in steps:
-        kind, record = OBJECTS[index]
-        if how >= 5:  # applied to the record the store holds now: changes build on each other
-            current = store.state().get(kind.key, record.metadata.namespace, record.metadata.name) or record
-            store.apply(Upserted(kind, _changed(current, how)))
-        elif how == 3:
-            store.apply(Deleted(kind, uid_of(kind, record)))
-        elif how == 4:
-            store.apply(Upserted(kind, record))  # back as it was (or unchanged)
-        else:
-            store.apply(Upserted(kind, _changed(record, how)))
+        _apply(store, index, how)
         state = store.state()
         # A full evaluation from scratch (nothing kept) is the judge of the reused and memoised one.
         assert _outcome(evaluate(state, CONFIG, reuse=reuse)) == _outcome(evaluate(state.forgetting(), CONFIG))
-    assert store.object_memo.reused > 0, "the per-object memo was never used"
+    memo = store.object_memo
+    assert memo.reused + memo.updated > 0, "no kept result was ever used"
 
 
 def test_each_memoised_upon_change_in_turn_equals_a_full_evaluation():
@@ -267,9 +319,55 @@ def test_a_per_object_result_is_kept_while_its_record_and_inputs_are_the_same():
     changed = _changed(vm, 1)
     store.apply(Upserted(kind, changed))
     assert store.state().per_object("test", changed, compute, "b") == 3  # another version of the object
-    for _ in range(2):  # two states that do not ask for it: dropped
-        store.state().per_object("test", vm, compute, "b")
-    assert store.state().per_object("test", changed, compute, "b") == 5
+    assert store.state().per_object("test", changed, compute, "b") == 3
+    assert store.object_memo.entries("test") == 1  # the newer version replaced the older one
+
+
+def test_a_per_object_result_lives_while_its_object_exists_not_while_it_is_asked_for():
+    """Evaluations that judge only the objects a change concerns must not lose the others'
+    results: the next one that judges everything would compute them all again."""
+    store = _demo()
+    vm_kind = KIND_BY_KEY["virtualmachines.kubevirt.io"]
+    vms = list(store.state().vms)
+    calls = []
+
+    def compute(record):
+        calls.append(record)
+        return record.metadata.name
+
+    state = store.state()
+    for vm in vms:
+        state.per_object("test", vm, compute)
+    for _ in range(3):  # states that ask about one VM only
+        store.state().per_object("test", vms[0], compute)
+    state = store.state()
+    assert [state.per_object("test", vm, compute) for vm in vms] == [vm.metadata.name for vm in vms]
+    assert len(calls) == len(vms), "results of objects not asked for were dropped"
+    # A deleted object's result goes, once a later state uses the table.
+    store.apply(Deleted(vm_kind, uid_of(vm_kind, vms[1])))
+    store.state().per_object("test", vms[0], compute)
+    assert store.object_memo.entries("test") == len(vms) - 1
+
+
+def test_evaluations_after_partial_ones_compute_no_unchanged_per_object_result_again():
+    """After evaluations that judged only the VMs a PVC concerns, a change that makes
+    rwo_vm_disks judge every VM again with equal inputs (a HyperConverged label: the
+    default eviction strategy is the same) reuses every VM's kept result."""
+    store = _demo()
+    reuse = _reuse()
+    evaluate(store.state(), CONFIG, reuse=reuse)
+    pvcs = list(store.state().pvcs)
+    pvc_kind = KIND_BY_KEY["persistentvolumeclaims"]
+    for pvc in pvcs[:2]:
+        store.apply(Upserted(pvc_kind, _changed(pvc, 1)))
+        evaluate(store.state(), CONFIG, reuse=reuse)
+    assert store.object_memo.entries("rwo_vm_disks") == sum(1 for vm in store.state().vms if vm.spec.template)
+    hco_kind = KIND_BY_KEY["hyperconvergeds.hco.kubevirt.io"]
+    store.apply(Upserted(hco_kind, _changed(store.state().hyperconvergeds[0], 1)))
+    computed = store.object_memo.computed
+    state = store.state()
+    assert _outcome(evaluate(state, CONFIG, reuse=reuse)) == _outcome(evaluate(state.forgetting(), CONFIG))
+    assert store.object_memo.computed == computed
 
 
 def test_an_unchanged_cluster_computes_no_per_object_result_again():
@@ -401,3 +499,89 @@ def test_the_filter_drops_exactly_the_objects_exempt_from_a_check(steps):
                 ref = ObjectRef(KIND_BY_KEY[key].kind, obj.metadata.namespace, obj.metadata.name)
                 for check in ("rwo_vm_disks", "migration_readiness", "cpu_overcommit"):
                     assert flt.keep(check, ref) is not _exempt_reference(state, ref, check), (check, ref)
+
+
+def _with_memory(vmi, memory: float):
+    """A copy of a VMI whose memory request is `memory` bytes."""
+    requests = {**((vmi.spec.domain.resources.requests if vmi.spec.domain.resources else None) or {}), "memory": memory}
+    resources = msgspec.structs.replace(vmi.spec.domain.resources, requests=requests)
+    return _replaced(vmi, ("spec", "domain", "resources"), resources)
+
+
+def _running(store: Store) -> list:
+    return [v for v in store.state().vmis if v.status and v.status.phase == "Running" and v.status.node_name]
+
+
+def _assert_as_full(store: Store, reuse: Reuse, what: str) -> None:
+    state = store.state()
+    assert _outcome(evaluate(state, CONFIG, reuse=reuse)) == _outcome(evaluate(state.forgetting(), CONFIG)), what
+
+
+def test_a_vm_without_a_target_is_judged_again_when_any_room_changes():
+    """A VM with no target names the roomiest matching node and its free room: a launcher
+    pod changing elsewhere changes that text, though the VM did not change."""
+    store, reuse = _demo(), _reuse()
+    vmi_kind = KIND_BY_KEY["virtualmachineinstances.kubevirt.io"]
+    store.apply(Upserted(vmi_kind, _with_memory(_running(store)[0], 2.0**40)))  # fits nowhere
+    evaluate(store.state(), CONFIG, reuse=reuse)
+    for vmi in _running(store)[1:]:
+        store.apply(Upserted(vmi_kind, _with_memory(vmi, (vmi_requests(vmi, 10.0)[1] or 0.0) + 2.0**30)))
+        _assert_as_full(store, reuse, f"after {vmi.metadata.name}'s memory request grew")
+
+
+def _reasons(store: Store, vmi) -> dict:
+    from ov_exporter.domain.readiness import verdicts
+
+    return verdicts(store.state().forgetting(), CONFIG)[(vmi.metadata.namespace, vmi.metadata.name)].reasons
+
+
+def test_a_vm_is_judged_again_when_the_room_its_target_test_passed_changes():
+    """A VM whose target test only the roomiest node passes: that node shrinking leaves it
+    without a target, though neither the VM nor its VMI changed."""
+    from ov_exporter.domain.placement import launcher_overhead, static_candidates, targets
+
+    store, reuse = _demo(), _reuse()
+    vmi_kind, node_kind = KIND_BY_KEY["virtualmachineinstances.kubevirt.io"], KIND_BY_KEY["nodes"]
+    tried = 0
+    for vmi in _running(store):
+        t = targets(store.state(), CONFIG)
+        rooms = sorted(
+            (r for r in static_candidates(t, vmi.spec) if r.name != vmi.status.node_name),
+            key=lambda r: r.memory_free,
+        )
+        if len(rooms) < 2 or rooms[-1].memory_free - rooms[-2].memory_free < 2.0**31:
+            continue
+        # A memory request only the roomiest room fits, with the launcher overhead.
+        wanted = (rooms[-1].memory_free + rooms[-2].memory_free) / 2
+        memory = wanted - launcher_overhead(_with_memory(vmi, wanted), wanted)
+        store.apply(Upserted(vmi_kind, _with_memory(vmi, float(int(memory)))))
+        _assert_as_full(store, reuse, f"after {vmi.metadata.name} grew")
+        assert "no_target_node" not in _reasons(store, vmi)
+        roomiest = store.state().get("nodes", "", rooms[-1].name)
+        gap = rooms[-1].memory_free - rooms[-2].memory_free  # it fits the second roomiest no more
+        allocatable = {**roomiest.status.allocatable, "memory": roomiest.status.allocatable["memory"] - gap}
+        store.apply(Upserted(node_kind, _replaced(roomiest, ("status", "allocatable"), allocatable)))
+        _assert_as_full(store, reuse, f"after {roomiest.metadata.name} shrank under {vmi.metadata.name}")
+        assert "no_target_node" in _reasons(store, vmi)
+        tried += 1
+    assert tried, "no VMI whose roomiest target stands out"
+
+
+def test_capped_and_exempted_series_after_changes_equal_a_full_evaluation():
+    """With a series cap that bites, the per-object series a check kept from its last run
+    (its samples the very same objects) are what a full evaluation keeps, through
+    exemptions given and taken back and changes of the judged objects."""
+    config = msgspec.convert({"series-cap": 2}, Config)
+    store, reuse = _demo(), _reuse()
+    evaluate(store.state(), config, reuse=reuse)
+    for turn, index in enumerate(MEMOISED[::3]):
+        kind, record = OBJECTS[index]
+        current = store.state().get(kind.key, record.metadata.namespace, record.metadata.name) or record
+        for how in (5 + turn % 12, 0, 2, 1):  # a memoised-upon field, exempted, annotations dropped, relabelled
+            current = _changed(current, how)
+            store.apply(Upserted(kind, current))
+            state = store.state()
+            assert _outcome(evaluate(state, config, reuse=reuse)) == _outcome(evaluate(state.forgetting(), config)), (
+                f"after {kind.kind} {record.metadata.namespace}/{record.metadata.name} changed ({how})"
+            )
+    assert any(r.dropped for r in evaluate(store.state(), config, reuse=reuse).results), "the cap never bit"

@@ -8,7 +8,8 @@ import gc
 import logging
 import time
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import chain, compress
+from operator import attrgetter, is_not, itemgetter
 from typing import Any, Callable, Iterable, Mapping
 
 from .checks import CHECKS
@@ -20,6 +21,7 @@ from .store import Changed, ClusterState
 log = logging.getLogger(__name__)
 
 _KEY_BY_KIND = {k.kind: k.key for k in KINDS}
+_OBJ, _KIND = attrgetter("obj"), attrgetter("kind")
 
 
 @dataclass
@@ -152,7 +154,25 @@ def _unavailable(spec: CheckSpec, state: ClusterState) -> CheckResult | None:
     return None
 
 
-def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter) -> CheckResult:
+@dataclass
+class _Series:
+    """A check's last samples and what the filter and the cap made of its per-object ones,
+    for the next run whose per-object samples are the very same objects (runner.Reuse)."""
+
+    samples: tuple[Sample, ...]  # as the check returned them
+    exempt: frozenset  # the objects exempt from the check then (_Filter.exempt)
+    bounded_at: list[int]  # positions of the samples of bounded families
+    per_object: list[Sample]  # the per-object samples kept, in order
+    dropped: int
+
+
+def run_check(
+    spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter, series: dict[str, _Series] | None = None
+) -> CheckResult:
+    """Run one check, filter its output and cap its per-object series. `series` (kept by
+    Reuse for one configuration): when the check's per-object samples are the very objects
+    of its last run, filtered against the same exemptions, their filtered and capped list
+    is the last one (the bounded samples are judged again)."""
     unavailable = _unavailable(spec, state)
     if unavailable is not None:
         return unavailable
@@ -170,16 +190,34 @@ def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter
     every = flt.passes_all(spec.id)
     findings = list(output.findings) if every else [f for f in output.findings if flt.keep(spec.id, f.obj)]
     result.exempted = len(output.findings) - len(findings)
-    bounded, per_object = [], []
-    for s in output.samples:
-        fam = families.get(s.family)
-        if fam is None or len(s.labels) != len(fam.labels):
-            result.status, result.error = (
-                Status.FAILED,
-                f"bug: sample {s.family}{s.labels} does not match a declared family",
-            )
-            log.error("check %s: %s", spec.id, result.error)
-            return result
+    last = series.get(spec.id) if series is not None else None
+    samples = tuple(output.samples)
+    if last is not None and last.exempt == flt.exempt(spec.id) and len(last.samples) == len(samples):
+        changed = compress(range(len(samples)), map(is_not, last.samples, samples))
+        bounded_at = set(last.bounded_at)
+        if all(i in bounded_at for i in changed):
+            bounded = [samples[i] for i in last.bounded_at]
+            failed = _invalid(bounded, families, per_object=False)
+            if failed is None:
+                result.findings = findings
+                result.samples = [s for s in bounded if every or flt.keep(spec.id, s.obj)] + last.per_object
+                result.dropped = last.dropped
+                series[spec.id] = _Series(samples, last.exempt, last.bounded_at, last.per_object, last.dropped)
+                result.duration = time.perf_counter() - started
+                return result
+    failed = _invalid(samples, families)
+    if failed is not None:
+        result.status, result.error = (
+            Status.FAILED,
+            f"bug: sample {failed.family}{failed.labels} does not match a declared family",
+        )
+        log.error("check %s: %s", spec.id, result.error)
+        return result
+    bounded, per_object, bounded_at = [], [], []
+    for i, s in enumerate(samples):
+        fam = families[s.family]
+        if not fam.per_object:
+            bounded_at.append(i)
         if not every and not flt.keep(spec.id, s.obj):
             continue
         (per_object if fam.per_object else bounded).append(s)
@@ -196,9 +234,21 @@ def run_check(spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter
         kept = _worst(rank, config.series_cap)
         result.dropped = sum(1 for s in per_object if (s.obj or s.labels) not in kept)
         per_object = [s for s in per_object if (s.obj or s.labels) in kept]
+    if series is not None:
+        series[spec.id] = _Series(samples, flt.exempt(spec.id), bounded_at, per_object, result.dropped)
     result.findings, result.samples = findings, bounded + per_object
     result.duration = time.perf_counter() - started
     return result
+
+
+def _invalid(samples: Iterable[Sample], families: dict, per_object: bool | None = None) -> Sample | None:
+    """The first sample that matches no declared family (or, with `per_object` set, whose
+    family is not of that scope); None when all match."""
+    for s in samples:
+        fam = families.get(s.family)
+        if fam is None or len(s.labels) != len(fam.labels) or (per_object is not None and fam.per_object != per_object):
+            return s
+    return None
 
 
 def _worst(rank: dict, cap: int) -> set:
@@ -229,17 +279,21 @@ class Reuse:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock  # for the minimum intervals: seconds, monotonic
         self._config: Config | None = None
-        # check id -> (its inputs' key, its last result, when it ran by self.clock)
-        self._last: dict[str, tuple[tuple, CheckResult, float]] = {}
+        # check id -> (its inputs' key, its last result, when it ran by self.clock, the kinds it names)
+        self._last: dict[str, tuple[tuple, CheckResult, float, frozenset[str]]] = {}
+        self._series: dict[str, _Series] = {}  # per check: its last samples, filtered and capped
         self.reused = 0  # results reused over the lifetime, for tests and the benchmark
         self.deferred = 0  # of which: inputs changed, but within the check's minimum interval
 
     @staticmethod
-    def _key(spec: CheckSpec, state: ClusterState, previous: CheckResult | None) -> tuple:
-        kinds = {*spec.requires, *spec.reads}
-        if previous is not None:
-            named = {f.obj.kind for f in previous.findings} | {s.obj.kind for s in previous.samples if s.obj}
-            kinds |= {_KEY_BY_KIND[k] for k in named if k in _KEY_BY_KIND}
+    def _named(result: CheckResult) -> frozenset[str]:
+        """The kinds of the objects a result names (their exemption annotations matter)."""
+        objs = chain(map(_OBJ, result.findings), filter(None, map(_OBJ, result.samples)))
+        return frozenset(_KEY_BY_KIND[k] for k in set(map(_KIND, objs)) if k in _KEY_BY_KIND)
+
+    @staticmethod
+    def _key(spec: CheckSpec, state: ClusterState, named: frozenset[str]) -> tuple:
+        kinds = {*spec.requires, *spec.reads} | named
         if "virtualmachineinstances.kubevirt.io" in kinds:  # a VMI honours its VM's exemption
             kinds.add("virtualmachines.kubevirt.io")
         parts: list = [
@@ -256,11 +310,11 @@ class Reuse:
 
     def run(self, spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter) -> CheckResult:
         if config is not self._config:
-            self._config, self._last = config, {}
+            self._config, self._last, self._series = config, {}, {}
         if spec.uses_clock or not state.generations:
-            return run_check(spec, state, config, flt)
+            return run_check(spec, state, config, flt, self._series if state.generations else None)
         last = self._last.get(spec.id)
-        if last is not None and last[0] == self._key(spec, state, last[1]):
+        if last is not None and last[0] == self._key(spec, state, last[3]):
             self.reused += 1
             return last[1]
         if last is not None and last[1].status is Status.OK and self._within_interval(spec, state, config, last[2]):
@@ -268,8 +322,9 @@ class Reuse:
             self.deferred += 1
             return last[1]
         ran_at = self.clock()
-        result = run_check(spec, state, config, flt)
-        self._last[spec.id] = (self._key(spec, state, result), result, ran_at)
+        result = run_check(spec, state, config, flt, self._series)
+        named = self._named(result)
+        self._last[spec.id] = (self._key(spec, state, named), result, ran_at, named)
         return result
 
 

@@ -255,42 +255,59 @@ class ChangeLog:
 
 
 class _Table:
-    """One ObjectMemo table: what the last two evaluations that used it asked for."""
+    """One ObjectMemo table: uid -> (record, inputs, value), one entry per object."""
 
-    __slots__ = ("serial", "current", "previous")
+    __slots__ = ("entries", "kinds", "serial", "seen")
 
     def __init__(self) -> None:
-        self.serial = -1
-        self.current: dict[int, tuple] = {}
-        self.previous: dict[int, tuple] = {}
+        self.entries: dict[str, tuple[Any, tuple, Any]] = {}
+        self.kinds: dict[type, KindInfo] = {}  # record type -> its kind, for the kinds met so far
+        self.serial = -1  # the last state that used it
+        self.seen: dict[str, int] = {}  # kind key -> the generation its deletions were dropped up to
+
+
+# Which kind a record is, for the memo's keys (one record type per kind).
+_KIND_OF_RECORD: dict[type, KindInfo] = {k.record: k for k in KINDS}
 
 
 class ObjectMemo:
     """Results computed from objects, kept across the evaluations of one store and shared
     by every check that asks (see ClusterState.per_object and ClusterState.per_kinds).
 
-    The store replaces a record whenever its object changes, so a record's identity is its
-    version: an entry holds the record it was computed from (so its id cannot be reused)
-    and the inputs it read, and is reused only while the state being evaluated hands in
-    the very same record and the same inputs. Entries no evaluation asked for in a table's
-    last two evaluations are dropped, so the memo holds at most twice what is alive."""
+    An entry is kept per object (its uid) while the object exists, whether or not an
+    evaluation asks for it: an evaluation that judges only the objects a change concerns
+    must find the others' entries the next time everything is judged. The store replaces
+    a record whenever its object changes, so a record's identity is its version: an entry
+    holds the record it was computed from and the inputs it read, and is reused only while
+    the state being evaluated hands in the very same record and the same inputs; a newer
+    version replaces it. The entries of deleted objects are dropped when a later state
+    first uses the table (from the store's change log), so the memo holds at most one
+    entry per live object per table."""
 
     def __init__(self) -> None:
         self._tables: dict[str, _Table] = {}
         self._kinds: dict[str, tuple[tuple, Any]] = {}  # name -> (generations it was computed at, value)
-        # Per-object results computed and reused over the lifetime (for tests and the benchmark).
+        # Per-object results computed and reused, and results of kinds brought up to date from
+        # a kept one (per_changes), over the lifetime (for tests and the benchmark).
         self.computed = 0
         self.reused = 0
+        self.updated = 0
 
-    def table(self, name: str, serial: int) -> _Table:
-        """The table `name` as the state numbered `serial` sees it: a newer state moves
-        what the last one used to `previous` (kept one more evaluation, then dropped)."""
+    def table(self, name: str, state: "ClusterState") -> _Table:
+        """The table `name`, rid of the objects deleted before `state` (once per state)."""
         table = self._tables.get(name)
         if table is None:
             table = self._tables[name] = _Table()
-        if table.serial != serial:
-            table.serial, table.previous, table.current = serial, table.current, {}
+        if table.serial != state.serial:
+            table.serial = state.serial
+            for key, since in table.seen.items():
+                _drop_deleted(table, state, key, since)
         return table
+
+    def entries(self, name: str) -> int:
+        """How many objects the table `name` holds a result for."""
+        table = self._tables.get(name)
+        return len(table.entries) if table is not None else 0
 
     def kinds_value(self, name: str, generations: tuple, compute: Callable[[], T]) -> T:
         kept = self._kinds.get(name)
@@ -311,6 +328,25 @@ class ObjectMemo:
         """Forget everything (the benchmark's cold evaluations)."""
         self._tables.clear()
         self._kinds.clear()
+
+
+def _drop_deleted(table: _Table, state: "ClusterState", key: str, since: int) -> None:
+    """Drop the entries of the objects of kind `key` deleted after generation `since` up to
+    `state`; when the change log cannot say, keep only the objects `state` holds."""
+    until = state.generations.get(key)
+    if until is None or until == since:
+        return
+    changed = state.changes(key, since)
+    if changed is None:
+        kind = KIND_BY_KEY[key]
+        held = {uid_of(kind, r) for r in state.of(key)}
+        for uid in [uid for uid, entry in table.entries.items() if type(entry[0]) is kind.record and uid not in held]:
+            del table.entries[uid]
+    else:
+        for c in changed:
+            if c.record is None:
+                table.entries.pop(c.uid, None)
+    table.seen[key] = until
 
 
 class Store:
@@ -491,7 +527,7 @@ class ClusterState:
     # kind key (and "samples") -> the store's count of changes when this state was taken
     generations: dict[str, int] = field(default_factory=dict, compare=False)
     object_memo: ObjectMemo = field(default_factory=ObjectMemo, compare=False, repr=False)  # Store.object_memo
-    serial: int = 0  # which of its store's states this is (ObjectMemo tables turn over per state)
+    serial: int = 0  # which of its store's states this is (ObjectMemo tables drop deleted objects once per state)
     change_log: ChangeLog | None = field(default=None, compare=False, repr=False)  # Store.changes
     _indexes: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -520,21 +556,25 @@ class ClusterState:
     def per_object(self, name: str, record: Any, compute: Callable[..., R], *inputs: Any) -> R:
         """`compute(record, *inputs)`, a result about one object that also reads `inputs`
         (other records, settings, kinds' generations), computed once and shared by every
-        check that asks for `name`, and kept across evaluations while the state hands in
-        the very same record and inputs (see ObjectMemo). `compute` must read nothing else
+        check that asks for `name`, and kept across evaluations while the object exists and
+        the state hands in the very same record and inputs (see ObjectMemo). `compute` must read nothing else
         that can change: what it reads from the state goes into `inputs`."""
-        table = self.object_memo.table(name, self.serial)
-        key = id(record)
-        entry = table.current.get(key)
-        if entry is None:
-            entry = table.previous.pop(key, None)
-            if entry is not None:
-                table.current[key] = entry
+        table = self.object_memo.table(name, self)
+        kind = table.kinds.get(type(record))
+        if kind is None:  # the first record of its kind in this table
+            kind = _KIND_OF_RECORD.get(type(record))
+            if kind is None:
+                raise TypeError(f"per_object keeps results about the store's records, not {type(record).__name__}")
+            table.kinds[type(record)] = kind
+            if self.generations:
+                table.seen[kind.key] = self.generations.get(kind.key, 0)
+        uid = record.metadata.uid or uid_of(kind, record)
+        entry = table.entries.get(uid)
         if entry is not None and entry[0] is record and entry[1] == inputs:  # the same records (identity first)
             self.object_memo.reused += 1
             return entry[2]
         value = compute(record, *inputs)
-        table.current[key] = (record, inputs, value)
+        table.entries[uid] = (record, inputs, value)
         self.object_memo.computed += 1
         return value
 
@@ -607,7 +647,11 @@ class ClusterState:
                                 changed = None
                                 break
                             changed[key] = objects
-                value = compute(self) if changed is None else update(self, kept[1], changed)
+                if changed is None:
+                    value = compute(self)
+                else:
+                    value = update(self, kept[1], changed)
+                    memo.updated += 1
                 memo.keep_kinds(name, (generations, inputs), value)
         self._cache[name] = value
         return value

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import ASSUMED_THREADS_PER_CORE, Config
 from ..model import ObjectRef
 from ..records import Node, VirtualMachine, VirtualMachineInstance
-from ..store import ClusterState
+from ..store import Changed, ClusterState
+from .incremental import placed_on
 
 SCHEDULABLE_LABEL = "kubevirt.io/schedulable"
 SMT_LABEL = "feature.node.kubernetes.io/cpu-hardware_multithreading"
@@ -33,9 +35,27 @@ def ref(kind: str, obj: Any) -> ObjectRef:
 
 
 def in_name_order(state: ClusterState, key: str) -> list[Any]:
-    """The objects of one kind in (namespace, name) order; sorted once and kept while the
-    kind does not change (state.per_kinds)."""
-    return state.per_kinds(f"{key} in name order", (key,), lambda s: sorted(s.of(key), key=_name))
+    """The objects of one kind in (namespace, name) order; sorted once, kept, and brought
+    up to date per changed object (state.per_changes)."""
+    return state.per_changes(
+        f"{key} in name order",
+        (key,),
+        lambda s: sorted(s.of(key), key=_name),
+        lambda s, kept, changed: _resorted(s, key, kept, changed[key]),
+    )
+
+
+def _resorted(state: ClusterState, key: str, kept: list[Any], changed: tuple[Changed, ...]) -> list[Any]:
+    out = list(kept)
+    for c in changed:
+        where = (c.namespace, c.name)
+        at = bisect_left(out, where, key=_name)
+        if at < len(out) and _name(out[at]) == where:
+            del out[at]
+        record = state.get(key, *where)
+        if record is not None:
+            insort(out, record, key=_name)
+    return out
 
 
 def _name(obj: Any) -> tuple[str, str]:
@@ -102,6 +122,17 @@ def vmi_node(vmi: VirtualMachineInstance) -> str:
     if status is None or not status.node_name or status.phase not in ACTIVE_VMI_PHASES:
         return ""
     return status.node_name
+
+
+def active_vmis_by_node(state: ClusterState) -> dict[str, dict[tuple[str, str], float]]:
+    """node -> (namespace, name) of the active VMIs there (vmi_node) -> 1.0; kept and
+    brought up to date per changed VMI (domain.incremental.placed_on)."""
+    return placed_on(state, "active VMIs per node", "virtualmachineinstances.kubevirt.io", _placed)
+
+
+def _placed(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
+    node = vmi_node(vmi)
+    return (node, 1.0) if node else None
 
 
 def vm_node(state: ClusterState, vm: VirtualMachine) -> str:

@@ -18,6 +18,7 @@ read): a node crowded by other workloads can still refuse a target this test acc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,7 @@ import msgspec
 
 from ..config import Config
 from ..records import Node, VirtualMachineInstance
-from ..store import ClusterState
+from ..store import Changed, ClusterState
 from . import readiness as _readiness
 from .k8s import cpu_allocation_ratio, labels, vm_schedulable_nodes, vmi_dedicated, vmi_node, vmi_vcpus
 from .selectors import label_selector_matches, tolerates
@@ -126,61 +127,190 @@ def _blocked(node: Node, schedulable: set[str], handlers: dict[str, bool] | None
 
 
 def targets(state: ClusterState, config: Config) -> Targets:
-    return state.derive("placement_targets", lambda s: _targets(s, config))
+    """Every node as a target and every virt-launcher pod: computed once per state and
+    kept across states; after a change only the rooms of the nodes it concerns are built
+    again (a changed node; the nodes a changed VMI's launcher pod left or landed on), and
+    the rooms of the other nodes are the very objects of the kept Targets."""
+    return state.derive("placement_targets", lambda s: _kept_targets(s).targets)
 
 
-def _targets(state: ClusterState, config: Config) -> Targets:
+VMIS = "virtualmachineinstances.kubevirt.io"
+# What the targets read: the VMIs (launcher pods and requests), the nodes, the pods
+# (virt-handler readiness) and the settings (vmiCPUAllocationRatio).
+TARGET_KINDS = (VMIS, "nodes", "pods", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io")
+
+VMKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """Targets and what they were built from, to bring them up to date after a change."""
+
+    targets: Targets
+    handlers: dict[str, bool] | None
+    schedulable: frozenset[str]
+    members: dict[str, dict[VMKey, tuple[float, float]]]  # node -> active VMI -> its launcher requests
+    nodes: dict[str, Node]  # name -> record
+
+
+def _kept_targets(state: ClusterState) -> _Kept:
+    return state.per_changes("placement targets", TARGET_KINDS, _build, _update)
+
+
+def _launcher(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float, float]:
+    """(CPU, memory with the overhead, the overhead) of an active VMI's launcher pod."""
+    cpu, memory = _readiness.vmi_requests(vmi, ratio)
+    overhead = launcher_overhead(vmi, memory)
+    return cpu, memory + overhead, overhead
+
+
+def _has_anti_affinity(spec: Any) -> bool:
+    affinity = spec.affinity if spec is not None else None
+    return bool(
+        affinity
+        and affinity.pod_anti_affinity
+        and affinity.pod_anti_affinity.required_during_scheduling_ignored_during_execution
+    )
+
+
+def _ratio(state: ClusterState) -> float:
     ratio_setting = cpu_allocation_ratio(state)
-    ratio = float(ratio_setting.value) if ratio_setting.value else 10.0
+    return float(ratio_setting.value) if ratio_setting.value else 10.0
+
+
+def _build(state: ClusterState) -> _Kept:
+    ratio = _ratio(state)
     handlers = _readiness.handler_readiness(state)
-    schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
-    used: dict[str, list[float]] = {}
-    pods: dict[tuple[str, str], Pod] = {}
-    requests: dict[tuple[str, str], tuple[float, float]] = {}
-    overheads: dict[tuple[str, str], float] = {}
+    schedulable = frozenset(n.metadata.name for n in vm_schedulable_nodes(state))
+    members: dict[str, dict[VMKey, tuple[float, float]]] = {}
+    pods: dict[VMKey, Pod] = {}
+    requests: dict[VMKey, tuple[float, float]] = {}
+    overheads: dict[VMKey, float] = {}
     anti: set[str] = set()
     for vmi in state.vmis:
         node = vmi_node(vmi)
         if not node:
             continue
-        key = (vmi.metadata.namespace, vmi.metadata.name)
-        cpu, memory = _readiness.vmi_requests(vmi, ratio)
-        overheads[key] = launcher_overhead(vmi, memory)
-        memory += overheads[key]
-        requests[key] = (cpu, memory)
-        slot = used.setdefault(node, [0.0, 0.0, 0.0])
-        slot[0] += cpu
-        slot[1] += memory
-        slot[2] += 1
         meta = vmi.metadata
-        pods[(meta.namespace, meta.name)] = Pod(meta.namespace, meta.name, node, meta.labels or {}, vmi.spec)
-        affinity = vmi.spec.affinity if vmi.spec else None
-        if (
-            affinity
-            and affinity.pod_anti_affinity
-            and affinity.pod_anti_affinity.required_during_scheduling_ignored_during_execution
-        ):
+        key = (meta.namespace, meta.name)
+        cpu, memory, overheads[key] = _launcher(vmi, ratio)
+        requests[key] = (cpu, memory)
+        members.setdefault(node, {})[key] = (cpu, memory)
+        pods[key] = Pod(meta.namespace, meta.name, node, meta.labels or {}, vmi.spec)
+        if _has_anti_affinity(vmi.spec):
             anti.add(meta.namespace)
-    rooms: dict[str, Room] = {}
-    for node in state.nodes:
-        name = node.metadata.name
-        cpu = _readiness._allocatable(node, "cpu")
-        memory = _readiness._allocatable(node, "memory")
-        pod_slots = _readiness._allocatable(node, "pods")
-        u = used.get(name, [0.0, 0.0, 0.0])
-        blocked = _blocked(node, schedulable, handlers)
-        if not blocked and (cpu is None or memory is None):
-            blocked = "no allocatable CPU or memory in its status"
-        rooms[name] = Room(
-            node,
-            name,
-            labels(node),
-            blocked,
-            (cpu or 0.0) - u[0],
-            (memory or 0.0) - u[1],
-            None if pod_slots is None else pod_slots - u[2],
-        )
-    return Targets(rooms, pods, ratio, frozenset(anti), {}, requests, overheads)
+    nodes = {n.metadata.name: n for n in state.nodes}
+    rooms = {name: _room(node, schedulable, handlers, members.get(name)) for name, node in nodes.items()}
+    targets = Targets(rooms, pods, ratio, frozenset(anti), {}, requests, overheads)
+    return _Kept(targets, handlers, schedulable, members, nodes)
+
+
+def _room(node: Node, schedulable: frozenset[str], handlers: dict[str, bool] | None, members: Mapping | None) -> Room:
+    """A node as a target, its free room net of the launcher pods there (`members`). The
+    requests are summed exactly (math.fsum), so the sum does not depend on their order."""
+    name = node.metadata.name
+    cpu = _readiness._allocatable(node, "cpu")
+    memory = _readiness._allocatable(node, "memory")
+    pod_slots = _readiness._allocatable(node, "pods")
+    used = list(members.values()) if members else []
+    blocked = _blocked(node, schedulable, handlers)
+    if not blocked and (cpu is None or memory is None):
+        blocked = "no allocatable CPU or memory in its status"
+    return Room(
+        node,
+        name,
+        labels(node),
+        blocked,
+        (cpu or 0.0) - math.fsum(u[0] for u in used),
+        (memory or 0.0) - math.fsum(u[1] for u in used),
+        None if pod_slots is None else pod_slots - len(used),
+    )
+
+
+def _update(state: ClusterState, kept: _Kept, changed: Mapping[str, tuple[Changed, ...]]) -> _Kept:
+    """`_build` of the state after `changed`, from the kept one: what a changed VMI or
+    node concerns is built again, the rest is shared with `kept` (left unaltered)."""
+    if any(k in changed for k in TARGET_KINDS[3:]):  # the CPU allocation ratio may have changed
+        return _build(state)
+    handlers = _readiness.handler_readiness(state) if "pods" in changed else kept.handlers
+    schedulable = kept.schedulable
+    nodes = kept.nodes
+    touched: set[str] = set()  # nodes whose room is built again
+    if "nodes" in changed:
+        schedulable = frozenset(n.metadata.name for n in vm_schedulable_nodes(state))
+        nodes = {n.metadata.name: n for n in state.nodes}
+        touched.update(c.name for c in changed["nodes"])
+        touched.update(schedulable ^ kept.schedulable)
+    if handlers != kept.handlers:
+        touched.update(nodes)
+    t = kept.targets
+    ratio = t.ratio
+    members = dict(kept.members)
+    pods, requests, overheads = t.pods, t.requests, t.overheads
+    anti = t.anti_affinity_namespaces
+    copied = pods_changed = False
+    reorder = False  # a launcher pod appeared: the pods go back to the state's order
+    anti_changed = False
+    for c in changed.get(VMIS, ()):
+        key = (c.namespace, c.name)
+        vmi = state.get(VMIS, *key) if c.record is not None else None
+        node = vmi_node(vmi) if vmi is not None else ""
+        before = pods.get(key)
+        if before is None and not node:
+            continue
+        if not copied:
+            pods, requests, overheads, copied = dict(pods), dict(requests), dict(overheads), True
+        if before is not None:
+            anti_changed = anti_changed or _has_anti_affinity(before.spec)
+            on = members[before.node] = dict(members[before.node])
+            del on[key]
+            if not on:
+                del members[before.node]
+            touched.add(before.node)
+            del pods[key], requests[key], overheads[key]
+        if not node:
+            pods_changed = True
+            continue
+        meta = vmi.metadata
+        cpu, memory, overheads[key] = _launcher(vmi, ratio)
+        requests[key] = (cpu, memory)
+        members[node] = {**members.get(node, {}), key: (cpu, memory)}
+        touched.add(node)
+        pod = Pod(meta.namespace, meta.name, node, meta.labels or {}, vmi.spec)
+        pods[key] = before if before == pod else pod
+        pods_changed = pods_changed or pods[key] is not before
+        reorder = reorder or before is None
+        anti_changed = anti_changed or _has_anti_affinity(vmi.spec)
+    if reorder:
+        pods = {k: pods[k] for vmi in state.vmis if (k := (vmi.metadata.namespace, vmi.metadata.name)) in pods}
+    elif not pods_changed:
+        pods = t.pods  # no launcher pod changed: the same pods (deleted and put back in place)
+    if anti_changed:
+        anti = frozenset(p.namespace for p in pods.values() if _has_anti_affinity(p.spec))
+    rooms = t.rooms
+    if touched:
+        rooms = {}
+        for name, node in nodes.items():
+            kept_room = t.rooms.get(name)
+            if name in touched or kept_room is None or kept_room.node is not node:
+                rooms[name] = _room(node, schedulable, handlers, members.get(name))
+            else:
+                rooms[name] = kept_room
+        # A room whose capacity and tests came out the same stays the kept object.
+        rooms = {n: (t.rooms[n] if n in t.rooms and t.rooms[n] == r else r) for n, r in rooms.items()}
+    same_rooms = rooms.keys() == t.rooms.keys() and all(r is t.rooms[n] for n, r in rooms.items())
+    if same_rooms and pods is t.pods and anti == t.anti_affinity_namespaces and not copied:
+        return _Kept(t, handlers, schedulable, members, nodes)
+    targets = Targets(
+        t.rooms if same_rooms else rooms,
+        pods,
+        ratio,
+        anti,
+        dict(t._cache) if same_rooms else {},
+        requests,
+        overheads,
+    )
+    return _Kept(targets, handlers, schedulable, members, nodes)
 
 
 # ---------------------------------------------------------------- the test
@@ -366,10 +496,17 @@ def _frontier(rooms: list[Room]) -> list[Room]:
 
 def has_target(t: Targets, vmi: VirtualMachineInstance, spec: Any, source: str | None = None) -> bool:
     """Some node other than the VMI's own (`source`, default where it runs) passes the whole test."""
-    meta = vmi.metadata
+    return witness(t, vmi, spec, source) is not None
+
+
+def witness(t: Targets, vmi: VirtualMachineInstance, spec: Any, source: str | None = None) -> Room | None:
+    """A node other than the VMI's own (`source`, default where it runs) that passes the
+    whole test, or None. For a VMI without pod terms (has_pod_terms), its target test
+    holds as long as this room (the very object) is one of the rooms."""
     source = vmi_node(vmi) if source is None else source
-    if _has_pod_terms(spec) or meta.namespace in t.anti_affinity_namespaces:
-        return bool(target_rooms(t, vmi, spec, first=True, source=source))
+    if has_pod_terms(t, vmi, spec):
+        found = target_rooms(t, vmi, spec, first=True, source=source)
+        return found[0] if found else None
     key = b"front" + _signature(spec)
     front = t._cache.get(key)
     if front is None:
@@ -380,10 +517,17 @@ def has_target(t: Targets, vmi: VirtualMachineInstance, spec: Any, source: str |
     for room in front:
         if room.cpu_free >= cpu and room.memory_free >= memory:
             if room.name != source:
-                return True
+                return room
             source_fits = True
     # Only the source fits on the frontier: a room it dominates may still fit.
-    return source_fits and bool(target_rooms(t, vmi, spec, first=True, source=source))
+    found = target_rooms(t, vmi, spec, first=True, source=source) if source_fits else []
+    return found[0] if found else None
+
+
+def has_pod_terms(t: Targets, vmi: VirtualMachineInstance, spec: Any) -> bool:
+    """The VMI's target test reads where the other launcher pods run: it has required pod
+    (anti-)affinity or DoNotSchedule spread, or pods of its namespace have anti-affinity."""
+    return _has_pod_terms(spec) or vmi.metadata.namespace in t.anti_affinity_namespaces
 
 
 def no_target_detail(t: Targets, vmi: VirtualMachineInstance, spec: Any) -> str:

@@ -4,14 +4,13 @@ blocks its live migration right now, under every eviction strategy."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Mapping
 
 from ..config import Config
 from ..model import Severity
-from ..records import KIND_BY_KEY, KINDS, Node, VirtualMachine, VirtualMachineInstance
-from ..store import ClusterState, uid_of
+from ..records import Node, VirtualMachine, VirtualMachineInstance
+from ..store import Changed, ClusterState
 from . import placement
-from .incremental import Concerns, per_object_of_kind
 from .k8s import (
     Setting,
     cluster_eviction_strategy,
@@ -25,9 +24,6 @@ from .k8s import (
 )
 from .selectors import node_term_matches
 from .storage import DATA_VOLUMES, FALLBACK_KINDS, PVCS, VMS, vm_disks, vms_claiming
-
-V = TypeVar("V")
-VM_KIND = KIND_BY_KEY[VMS]
 
 GI = 2**30
 HANDLER_NAMESPACES = ("openshift-cnv", "kubevirt")
@@ -138,11 +134,6 @@ def _allocatable(node: Node, resource: str) -> float | None:
     return float(value) if value is not None else None
 
 
-def kept_requests(state: ClusterState, vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
-    """vmi_requests, kept per VMI and ratio (state.per_object)."""
-    return state.per_object("vmi_requests", vmi, vmi_requests, ratio)
-
-
 def vmi_requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
     """(CPU, memory bytes) a VMI's launcher pod requests: explicit requests, else vCPUs divided
     by vmiCPUAllocationRatio (dedicated CPUs: one CPU each) and the guest memory."""
@@ -220,22 +211,14 @@ def verdicts(state: ClusterState, config: Config) -> dict[tuple[str, str], Verdi
     return readiness(state, config).verdicts
 
 
-# What a verdict reads besides its VM (domain.incremental): the disks' claims concern the VMs
-# that name them; any other change (a VMI, a node, a pod, a migration, a setting) may move
-# every VM's target test, so it judges every VM again.
-RUNTIME_IGNORES = (VMS, PVCS, DATA_VOLUMES, *FALLBACK_KINDS)
-READS: dict[str, Concerns] = {
-    **{k.key: None for k in KINDS if k.key != VMS},
-    PVCS: vms_claiming,
-    DATA_VOLUMES: vms_claiming,
-}
-
-
-def per_vm(state: ClusterState, name: str, judge: Callable[[Any], V], config: Config) -> dict[str, V]:
-    """uid -> `judge(vm)` for every VM, where `judge` reads what a readiness verdict reads
-    (READS) and nothing else: after a change to a PVC or DataVolume only the VMs naming it are
-    judged again."""
-    return per_object_of_kind(state, name, VMS, judge, READS, (config,))
+VMIS = "virtualmachineinstances.kubevirt.io"
+VMIMS = "virtualmachineinstancemigrations.kubevirt.io"
+SETTINGS = ("hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io")
+# Every kind a verdict reads: its VM, its VMI, the disks' claims and what their access
+# modes fall back to, the migrations in flight, the nodes, pods and settings (the target
+# test, virt-handler readiness, the default eviction strategy, the migration slots).
+VERDICT_KINDS = (VMS, VMIS, PVCS, DATA_VOLUMES, *FALLBACK_KINDS, VMIMS, "nodes", "pods", *SETTINGS)
+EVERY_ROOM = "*"  # a part's target test reads every room and launcher pod (placement.has_pod_terms or no target)
 
 
 @dataclass(frozen=True)
@@ -249,63 +232,177 @@ class _Runtime:
     series_node: str
     reasons: dict[str, str]  # besides not_live_migratable and rwo_disk
     live_migratable: tuple[bool, str]
+    # The rooms its target test read: a room's name (the witness it passed, see
+    # placement.witness), EVERY_ROOM, or "" (no target test: not running).
+    reads: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class _Verdicts:
+    """Every VM's verdict and its runtime part, and what they were judged against."""
+
+    context: tuple  # (default strategy, virt-handlers, migrations in flight, limit): read by every part
+    targets: placement.Targets
+    parts: dict[tuple[str, str], tuple[VirtualMachine, VirtualMachineInstance | None, _Runtime]]
+    verdicts: dict[tuple[str, str], Verdict]  # in the VMs' order
+    by_room: dict[str, frozenset[tuple[str, str]]]  # witness room -> the VMs whose test passed it
+    every: frozenset[tuple[str, str]]  # the VMs whose test reads every room and pod
 
 
 def _readiness(state: ClusterState, config: Config) -> Readiness:
+    kept = state.per_changes(
+        "readiness verdicts",
+        VERDICT_KINDS,
+        lambda s: _judge_all(s, config, None),
+        lambda s, kept, changed: _judge_changed(s, config, kept, changed),
+        (config,),
+    )
+    in_flight, limit = kept.context[2], kept.context[3]
+    return Readiness(kept.verdicts, in_flight, limit)
+
+
+def _context(state: ClusterState) -> tuple:
     limit = migration_setting(state, "parallel_migrations_per_cluster", DEFAULT_PARALLEL_MIGRATIONS)
     in_flight = sum(1 for m in state.migrations if (m.status.phase if m.status else "") not in FINISHED_VMIM_PHASES)
-    # Everything the runtime part reads besides its VM: the generations of every kind but the
-    # claims' and the VMs' (the target test reads VMIs, nodes, pods and settings, no VM).
-    runtime_inputs = (tuple(state.generations.get(k.key) for k in KINDS if k.key not in RUNTIME_IGNORES), config)
-    # (namespace, name) -> (VM, its runtime part), valid while those inputs are the same: a
-    # plain table rather than state.per_object, as every VM is judged again when they change.
-    kept = state.object_memo.kinds_kept("readiness runtime") if state.generations else None
-    if kept is not None and kept[0] == runtime_inputs:
-        parts: dict[tuple[str, str], tuple[VirtualMachine, _Runtime]] = kept[1]
-    else:
-        parts = {}
-        if state.generations:
-            state.object_memo.keep_kinds("readiness runtime", runtime_inputs, parts)
-    found: dict = {}
-    last = state.object_memo.kinds_kept("readiness verdicts") if state.generations else None
-    previous: dict[str, Verdict] = last[1] if last is not None else {}
+    return cluster_eviction_strategy(state), handler_readiness(state), in_flight, limit
 
-    def judge(vm: VirtualMachine) -> Verdict:
+
+def _judge_all(state: ClusterState, config: Config, kept: _Verdicts | None) -> _Verdicts:
+    """Every VM judged (the runtime part of each computed again); a verdict equal to the
+    kept one is that very object, so that what checks derive from it can be kept with it
+    (domain.incremental.per_value)."""
+    context, rooms = _context(state), placement.targets(state, config)
+    parts, verdicts = {}, {}
+    previous = kept.verdicts if kept is not None else {}
+    for vm in state.vms:
         where = (vm.metadata.namespace, vm.metadata.name)
-        entry = parts.get(where)
-        if entry is None or entry[0] is not vm:
-            if not found:
-                found["strategy"] = cluster_eviction_strategy(state)
-                found["handlers"] = handler_readiness(state)
-                found["rooms"] = placement.targets(state, config)
-            entry = parts[where] = (
-                vm,
-                _runtime(state, vm, found["strategy"], found["handlers"], found["rooms"], in_flight, limit),
-            )
-        verdict = _verdict(vm, entry[1], vm_disks(state, vm)[0])
-        # The last evaluation's verdict when it says the same, so that what checks derive
-        # from a verdict can be kept with it (domain.incremental.per_value).
-        before = previous.get(uid_of(VM_KIND, vm))
-        return before if before == verdict else verdict
+        vmi = state.get(VMIS, *where)
+        part = _runtime(state, vm, vmi, context, rooms)
+        parts[where] = (vm, vmi, part)
+        verdicts[where] = _kept_verdict(previous, _verdict(vm, part, vm_disks(state, vm)[0]))
+    return _indexed(context, rooms, parts, verdicts)
 
-    judged = per_vm(state, "readiness verdicts", judge, config)
-    return Readiness({(v.namespace, v.name): v for v in judged.values()}, in_flight, limit)
+
+def _kept_verdict(previous: dict[tuple[str, str], Verdict], verdict: Verdict) -> Verdict:
+    before = previous.get((verdict.namespace, verdict.name))
+    return before if before == verdict else verdict
+
+
+def _indexed(context: tuple, rooms: placement.Targets, parts: dict, verdicts: dict) -> _Verdicts:
+    by_room: dict[str, set[tuple[str, str]]] = {}
+    every = set()
+    for where, (_, _, part) in parts.items():
+        if part.reads == EVERY_ROOM:
+            every.add(where)
+        elif part.reads:
+            by_room.setdefault(part.reads, set()).add(where)
+    return _Verdicts(context, rooms, parts, verdicts, {k: frozenset(v) for k, v in by_room.items()}, frozenset(every))
+
+
+def _judge_changed(
+    state: ClusterState, config: Config, kept: _Verdicts, changed: Mapping[str, tuple[Changed, ...]]
+) -> _Verdicts:
+    """`_judge_all` after `changed`, judging again only the VMs the changes concern: a
+    changed VM or VMI, the VMs naming a changed claim, and, when the targets changed, the
+    VMs whose target test read a room that changed (its witness) or reads every room.
+    Anything read by every VM (settings, virt-handlers, migrations in flight, the CPU
+    allocation ratio, the namespaces with pod anti-affinity) changed: every VM."""
+    context, rooms = _context(state), placement.targets(state, config)
+    before = kept.targets
+    if (
+        context != kept.context
+        or rooms.ratio != before.ratio
+        or rooms.anti_affinity_namespaces != before.anti_affinity_namespaces
+    ):
+        return _judge_all(state, config, kept)
+    runtime: set[tuple[str, str]] = set()  # VMs whose runtime part is judged again
+    for key in (VMS, VMIS):
+        runtime.update((c.namespace, c.name) for c in changed.get(key, ()))
+    if rooms.rooms is not before.rooms or rooms.pods is not before.pods:
+        runtime |= kept.every
+        for name in _rooms_changed(before, rooms):
+            runtime |= kept.by_room.get(name, frozenset())
+    disks: set[tuple[str, str]] = set()  # VMs whose disks' verdict may have changed
+    for key in (PVCS, DATA_VOLUMES):
+        for c in changed.get(key, ()):
+            disks.update(vms_claiming(state, c))
+    # A StorageClass or StorageProfile changed: every disk's access modes may have changed.
+    every_verdict = any(k in changed for k in FALLBACK_KINDS)
+    return _rejudge(state, kept, context, rooms, runtime, disks, changed, every_verdict)
+
+
+def _rooms_changed(before: placement.Targets, after: placement.Targets) -> list[str]:
+    """The rooms that are not the very objects they were (built again, added or gone)."""
+    gone = [name for name in before.rooms if name not in after.rooms]
+    return gone + [name for name, room in after.rooms.items() if before.rooms.get(name) is not room]
+
+
+def _rejudge(
+    state: ClusterState,
+    kept: _Verdicts,
+    context: tuple,
+    rooms: placement.Targets,
+    runtime: set[tuple[str, str]],
+    disks: set[tuple[str, str]],
+    changed: Mapping[str, tuple[Changed, ...]],
+    every_verdict: bool = False,
+) -> _Verdicts:
+    parts, verdicts = dict(kept.parts), dict(kept.verdicts)
+    by_room, every = dict(kept.by_room), set(kept.every)
+    added = False
+    # A VM deleted (or deleted and back: it moved to the end of the VMs' order) leaves first.
+    for c in changed.get(VMS, ()):
+        if c.record is None and (c.namespace, c.name) in parts:
+            where = (c.namespace, c.name)
+            _unindex(by_room, every, where, parts.pop(where)[2])
+            del verdicts[where]
+    for where in runtime:
+        vm = state.get(VMS, *where)
+        if vm is None:
+            continue
+        vmi = state.get(VMIS, *where)
+        old = parts.get(where)
+        if old is not None:
+            _unindex(by_room, every, where, old[2])
+        else:
+            added = True
+        part = _runtime(state, vm, vmi, context, rooms)
+        parts[where] = (vm, vmi, part)
+        if part.reads == EVERY_ROOM:
+            every.add(where)
+        elif part.reads:
+            by_room[part.reads] = by_room.get(part.reads, frozenset()) | {where}
+    judged = parts if every_verdict else {w: parts[w] for w in runtime | disks if w in parts}
+    for where, (vm, _, part) in judged.items():
+        verdicts[where] = _kept_verdict(kept.verdicts, _verdict(vm, part, vm_disks(state, vm)[0]))
+    if added:  # a VM came (or came back): the verdicts go in the VMs' order, as _judge_all's
+        order = [(vm.metadata.namespace, vm.metadata.name) for vm in state.vms]
+        parts, verdicts = {w: parts[w] for w in order}, {w: verdicts[w] for w in order}
+    return _Verdicts(context, rooms, parts, verdicts, by_room, frozenset(every))
+
+
+def _unindex(by_room: dict, every: set, where: tuple[str, str], part: _Runtime) -> None:
+    if part.reads == EVERY_ROOM:
+        every.discard(where)
+    elif part.reads:
+        left = by_room[part.reads] - {where}
+        if left:
+            by_room[part.reads] = left
+        else:
+            del by_room[part.reads]
 
 
 def _runtime(
     state: ClusterState,
     vm: VirtualMachine,
-    default_strategy: Setting,
-    handlers: dict[str, bool] | None,
+    vmi: VirtualMachineInstance | None,
+    context: tuple,
     rooms: placement.Targets,
-    in_flight: int,
-    limit: Setting,
 ) -> _Runtime:
-    ns, name = vm.metadata.namespace, vm.metadata.name
+    default_strategy, handlers, in_flight, limit = context
     spec = vm_template_spec(vm)
     own = spec.eviction_strategy if spec else None
     reasons: dict[str, str] = {}
-    vmi = state.get("virtualmachineinstances.kubevirt.io", ns, name)
     phase = vmi.status.phase if vmi is not None and vmi.status else ""
     running = phase == "Running"
     node = vmi.status.node_name if vmi is not None and vmi.status else ""
@@ -314,10 +411,15 @@ def _runtime(
     elif not running:
         reasons[NOT_RUNNING] = f"VMI phase is {phase or 'unknown'}, not Running"
     live_migratable = _live_migratable(vmi) if running else (True, "")
+    reads = ""
     if running and node:
-        detail = placement.no_target_detail(rooms, vmi, vmi.spec if vmi.spec is not None else spec)
-        if detail:
-            reasons[NO_TARGET_NODE] = detail
+        target_spec = vmi.spec if vmi.spec is not None else spec
+        found = placement.witness(rooms, vmi, target_spec)
+        if found is None:
+            reasons[NO_TARGET_NODE] = placement.no_target_detail(rooms, vmi, target_spec)
+            reads = EVERY_ROOM
+        else:
+            reads = EVERY_ROOM if placement.has_pod_terms(rooms, vmi, target_spec) else found.name
         if handlers is not None and not handlers.get(node, False):
             reasons[VIRT_HANDLER_NOT_READY] = (
                 f"virt-handler on {node} is not Ready" if node in handlers else f"no virt-handler pod on {node}"
@@ -334,6 +436,7 @@ def _runtime(
         vmi_node(vmi) if vmi is not None else "",
         reasons,
         live_migratable,
+        reads,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...config import Config
+from ...domain.incremental import per_node
 from ...domain.k8s import (
     capacity,
     cpu_allocation_ratio,
@@ -14,6 +15,7 @@ from ...domain.k8s import (
     vmi_vcpus,
 )
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
+from ...records import VirtualMachineInstance
 from ...store import ClusterState
 
 RATIO = Family(
@@ -81,13 +83,19 @@ def _judge(ratio: float, config: Config) -> Severity | None:
     return None
 
 
+VMIS = "virtualmachineinstances.kubevirt.io"
+
+
+def _vcpus_on(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
+    """(node, vCPUs) of an active VMI without dedicated CPUs."""
+    node = vmi_node(vmi)
+    return (node, vmi_vcpus(vmi)) if node and not vmi_dedicated(vmi) else None
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
-    vcpus: dict[str, int] = {}
-    for vmi in state.vmis:
-        node = vmi_node(vmi)
-        if node and not vmi_dedicated(vmi):
-            vcpus[node] = vcpus.get(node, 0) + vmi_vcpus(vmi)
+    # Kept per node and brought up to date per changed VMI (domain.incremental).
+    vcpus = {node: int(n) for node, n in per_node(state, "cpu_overcommit vCPUs", VMIS, _vcpus_on).items()}
 
     schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
     total_vcpus, total_cores = 0, 0.0

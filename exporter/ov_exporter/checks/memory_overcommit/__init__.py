@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from ...config import Config
+from ...domain.incremental import members, per_node
 from ...domain.k8s import capacity, memory_overcommit_percentage, ref, vm_schedulable_nodes, vmi_guest_memory, vmi_node
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
+from ...records import VirtualMachineInstance
 from ...store import ClusterState
 
 RATIO = Family(
@@ -57,19 +59,25 @@ def _judge(ratio: float, config: Config) -> Severity | None:
     return None
 
 
+VMIS = "virtualmachineinstances.kubevirt.io"
+
+
+def _guest_on(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
+    """(node, guest memory) of an active VMI whose guest memory is known."""
+    node = vmi_node(vmi)
+    memory = vmi_guest_memory(vmi) if node else None
+    return (node, memory) if memory is not None else None
+
+
+def _unknown(vmi: VirtualMachineInstance) -> bool:
+    return bool(vmi_node(vmi)) and vmi_guest_memory(vmi) is None
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
-    guest: dict[str, float] = {}
-    unknown = 0
-    for vmi in state.vmis:
-        node = vmi_node(vmi)
-        if not node:
-            continue
-        memory = vmi_guest_memory(vmi)
-        if memory is None:
-            unknown += 1
-            continue
-        guest[node] = guest.get(node, 0.0) + memory
+    # Kept per node and brought up to date per changed VMI (domain.incremental).
+    guest = per_node(state, "memory_overcommit guest memory", VMIS, _guest_on)
+    unknown = len(members(state, "memory_overcommit unknown guest memory", VMIS, _unknown))
 
     schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
     total_guest, total_capacity = 0.0, 0.0

@@ -7,11 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config import Config
+from ...domain.incremental import per_object_of_kind, same_name
 from ...domain.k8s import ref, vm_node, vm_schedulable_nodes, vm_template_spec
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
+from ...records import VirtualMachine
 from ...store import ClusterState
 
 NNS = "nodenetworkstates.nmstate.io"
+VMS = "virtualmachines.kubevirt.io"
+VMIS = "virtualmachineinstances.kubevirt.io"
 
 MISMATCH = Family(
     "ov_mtu_mismatch",
@@ -163,6 +167,32 @@ def _judge_nad(
     )
 
 
+def _judge_vm(state: ClusterState, vm: VirtualMachine, nets: dict[tuple[str, str], NetInfo]) -> tuple | None:
+    """(series, finding) of a VM that mixes networks of different MTUs, some from plugin
+    defaults; None otherwise."""
+    spec = vm_template_spec(vm)
+    if spec is None:
+        return None
+    ns = vm.metadata.namespace
+    attached: list[tuple[str, NetInfo]] = []
+    for net in spec.networks or []:
+        if net.multus is None or not net.multus.network_name:
+            continue
+        nad_ns, _, nad_name = net.multus.network_name.rpartition("/")
+        info = nets.get((nad_ns or ns, nad_name))
+        if info is not None and info.mtu is not None:
+            attached.append((net.multus.network_name, info))
+    mtus = {info.mtu for _, info in attached}
+    if len(mtus) <= 1 or all(info.explicit for _, info in attached):
+        return None
+    obj = ref("VirtualMachine", vm)
+    listed = ", ".join(f"{n}={i.mtu}{'' if i.explicit else ' (default)'}" for n, i in attached)
+    return (
+        Sample(MIXED.name, (ns, vm.metadata.name, vm_node(state, vm)), len(mtus), obj),
+        Finding(SPEC.id, Severity.INFO, obj, f"networks with different MTUs, some from plugin defaults: {listed}"),
+    )
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     cluster_mtu = cluster_network_mtu(state)
@@ -177,29 +207,14 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         if info is not None:
             nets[(nad.metadata.namespace, nad.metadata.name)] = info
 
-    for vm in state.vms:
-        spec = vm_template_spec(vm)
-        if spec is None:
-            continue
-        ns = vm.metadata.namespace
-        attached: list[tuple[str, NetInfo]] = []
-        for net in spec.networks or []:
-            if net.multus is None or not net.multus.network_name:
-                continue
-            nad_ns, _, nad_name = net.multus.network_name.rpartition("/")
-            info = nets.get((nad_ns or ns, nad_name))
-            if info is not None and info.mtu is not None:
-                attached.append((net.multus.network_name, info))
-        mtus = {info.mtu for _, info in attached}
-        if len(mtus) > 1 and any(not info.explicit for _, info in attached):
-            obj = ref("VirtualMachine", vm)
-            out.samples.append(Sample(MIXED.name, (ns, vm.metadata.name, vm_node(state, vm)), len(mtus), obj))
-            listed = ", ".join(f"{n}={i.mtu}{'' if i.explicit else ' (default)'}" for n, i in attached)
-            out.findings.append(
-                Finding(
-                    SPEC.id, Severity.INFO, obj, f"networks with different MTUs, some from plugin defaults: {listed}"
-                )
-            )
+    # Judged per VM and kept (domain.incremental) while the networks say the same.
+    judged = per_object_of_kind(
+        state, "mtu_mismatch VMs", VMS, lambda vm: _judge_vm(state, vm, nets), {VMIS: same_name}, (nets,)
+    )
+    for judgement in judged.values():
+        if judgement is not None:
+            out.samples.append(judgement[0])
+            out.findings.append(judgement[1])
     return out
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
-from ...domain.k8s import annotations, in_name_order, labels, ref, vm_schedulable_nodes, vmi_node
+from ...domain.incremental import per_object_of_kind, same_name
+from ...domain.k8s import active_vmis_by_node, annotations, labels, ref, vm_schedulable_nodes, vmi_node
 from ...domain.selectors import label_selector_matches
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...records import Machine, Node, VirtualMachine
@@ -145,6 +146,30 @@ def effective_run_strategy(vm: VirtualMachine) -> str:
     return "Halted"
 
 
+def _no_restart(state: ClusterState, vm: VirtualMachine) -> tuple[Sample, Finding] | None:
+    """A running VM's series and finding when its run strategy does not restart it after a
+    node failure; None otherwise."""
+    ns, vm_name = vm.metadata.namespace, vm.metadata.name
+    vmi = state.get(VMIS, ns, vm_name)
+    if vmi is None or not vmi_node(vmi):
+        return None  # not running: nothing to lose when a node fails
+    strategy = effective_run_strategy(vm)
+    if strategy not in NO_RESTART_STRATEGIES:
+        return None
+    obj = ref("VirtualMachine", vm)
+    return (
+        Sample(NO_RESTART.name, (ns, vm_name, strategy, vmi_node(vmi)), 1, obj),
+        Finding(
+            SPEC.id,
+            Severity.INFO,
+            obj,
+            f"runStrategy {strategy}: when node {vmi_node(vmi)} fails the VM is not "
+            "restarted on another node; use Always or RerunOnFailure for VMs that must "
+            "come back",
+        ),
+    )
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     schedulable = sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name)
     if not schedulable:
@@ -204,12 +229,14 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         )
     out.samples.append(Sample(UNCOVERED.name, (), uncovered))
 
+    # VMIs on NotReady nodes (the active VMIs are kept per node).
     nodes = {n.metadata.name: n for n in state.nodes}
-    for vmi in in_name_order(state, VMIS):
+    down = [name for name, node in nodes.items() if node_ready(node) in ("False", "Unknown")]
+    on = active_vmis_by_node(state) if down else {}
+    stranded = [state.get(VMIS, *where) for name in down for where in on.get(name, ())]
+    for vmi in sorted(stranded, key=lambda v: (v.metadata.namespace, v.metadata.name)):
         node_name = vmi_node(vmi)
-        node = nodes.get(node_name) if node_name else None
-        if node is None or node_ready(node) not in ("False", "Unknown"):
-            continue
+        node = nodes[node_name]
         obj = ref("VirtualMachineInstance", vmi)
         ns, vmi_name = vmi.metadata.namespace, vmi.metadata.name
         out.samples.append(Sample(NOT_READY.name, (ns, vmi_name, node_name), 1, obj))
@@ -223,26 +250,13 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             )
         )
 
-    for vm in in_name_order(state, VMS):
-        ns, vm_name = vm.metadata.namespace, vm.metadata.name
-        vmi = state.get(VMIS, ns, vm_name)
-        if vmi is None or not vmi_node(vmi):
-            continue  # not running: nothing to lose when a node fails
-        strategy = effective_run_strategy(vm)
-        if strategy not in NO_RESTART_STRATEGIES:
-            continue
-        obj = ref("VirtualMachine", vm)
-        out.samples.append(Sample(NO_RESTART.name, (ns, vm_name, strategy, vmi_node(vmi)), 1, obj))
-        out.findings.append(
-            Finding(
-                SPEC.id,
-                Severity.INFO,
-                obj,
-                f"runStrategy {strategy}: when node {vmi_node(vmi)} fails the VM is not "
-                "restarted on another node; use Always or RerunOnFailure for VMs that must "
-                "come back",
-            )
-        )
+    # Running VMs that are not restarted elsewhere: judged per VM and kept (domain.incremental).
+    judged = per_object_of_kind(
+        state, "node_failure_planning VMs", VMS, lambda vm: _no_restart(state, vm), {VMIS: same_name}
+    )
+    for sample, finding in sorted((j for j in judged.values() if j is not None), key=lambda j: j[0].labels[:2]):
+        out.samples.append(sample)
+        out.findings.append(finding)
     return out
 
 

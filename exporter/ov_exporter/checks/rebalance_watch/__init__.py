@@ -8,7 +8,17 @@ from __future__ import annotations
 import time
 
 from ...config import Config
-from ...domain.k8s import capacity, cpu_allocation_ratio, vm_schedulable_nodes, vmi_guest_memory, vmi_node, vmi_vcpus
+from ...domain.incremental import per_node
+from ...domain.k8s import (
+    active_vmis_by_node,
+    capacity,
+    cpu_allocation_ratio,
+    in_name_order,
+    vm_schedulable_nodes,
+    vmi_guest_memory,
+    vmi_node,
+    vmi_vcpus,
+)
 from ...domain.migrations import (
     CAUSES,
     FINAL_PHASES,
@@ -179,11 +189,17 @@ def _memory_request(vmi: VirtualMachineInstance) -> float:
     return vmi_guest_memory(vmi) or 0.0
 
 
-def _placed(vmi: VirtualMachineInstance, ratio: float) -> tuple[str, float, float]:
-    """(node, CPU request, memory request) of a VMI ("" when not placed); kept per VMI and
-    CPU allocation ratio (state.per_object)."""
+VMIS = "virtualmachineinstances.kubevirt.io"
+
+
+def _cpu_on(vmi: VirtualMachineInstance, ratio: float) -> tuple[str, float] | None:
     node = vmi_node(vmi)
-    return (node, _cpu_request(vmi, ratio), _memory_request(vmi)) if node else ("", 0.0, 0.0)
+    return (node, _cpu_request(vmi, ratio)) if node else None
+
+
+def _memory_on(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
+    node = vmi_node(vmi)
+    return (node, _memory_request(vmi)) if node else None
 
 
 def _allocatable(node: Node, resource: str) -> float | None:
@@ -204,7 +220,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     by_cause = {(c, p): 0 for c in CAUSES for p in PHASE_GROUPS}
     # Finished rebalancing migrations up to now: (end, start, phase, namespace, vmim, vmi, cause).
     finished: list[tuple[float, float | None, str, str, str, str, str]] = []
-    for vmim in sorted(state.migrations, key=lambda m: (m.metadata.namespace, m.metadata.name)):
+    for vmim in in_name_order(state, "virtualmachineinstancemigrations.kubevirt.io"):
         cause, phase = cause_of(vmim, table), phase_of(vmim)
         by_cause[(cause, phase_group(phase))] += 1
         start, end = _vmim_times(vmim)
@@ -284,15 +300,12 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
 
     # Per-node VM allocation, before and after: dashboards compare it across the window.
     ratio = float(cpu_allocation_ratio(state).value or 10)
-    count: dict[str, int] = {}
-    requested: dict[tuple[str, str], float] = {}
-    for vmi in state.vmis:
-        node, cpu, memory = state.per_object(SPEC.id, vmi, _placed, ratio)
-        if not node:
-            continue
-        count[node] = count.get(node, 0) + 1
-        requested[(node, "cpu")] = requested.get((node, "cpu"), 0.0) + cpu
-        requested[(node, "memory")] = requested.get((node, "memory"), 0.0) + memory
+    # Per node, kept and brought up to date per changed VMI (domain.incremental); exact sums.
+    count = {node: len(there) for node, there in active_vmis_by_node(state).items()}
+    requested = {
+        "cpu": per_node(state, f"{SPEC.id} CPU at ratio {ratio}", VMIS, lambda vmi: _cpu_on(vmi, ratio)),
+        "memory": per_node(state, f"{SPEC.id} memory", VMIS, _memory_on),
+    }
     allocation: dict[str, dict[str, float]] = {r: {} for r in RESOURCES}
     for node in sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name):
         name = node.metadata.name
@@ -301,7 +314,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             alloc = _allocatable(node, resource)
             if alloc is None:
                 continue
-            value = requested.get((name, resource), 0.0) / alloc
+            value = requested[resource].get(name, 0.0) / alloc
             allocation[resource][name] = value
             out.samples.append(Sample(NODE_ALLOC.name, (name, resource), value))
     for resource, values in allocation.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...config import Config
-from ...domain.k8s import labels, ref, vm_schedulable_nodes, vmi_node
+from ...domain.k8s import active_vmis_by_node, labels, ref, vm_schedulable_nodes
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
 from ...store import ClusterState
 
@@ -43,7 +43,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     if judged and all(kind == "other" for _, kind, _ in judged):
         raise NotApplicable("no node runs an OpenShift image (RHCOS or RHEL): not an OpenShift cluster")
     schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
-    hosting = {vmi_node(v) for v in state.vmis} - {""}
+    hosting = active_vmis_by_node(state).keys()
     rhel = [(n, image) for n, kind, image in judged if kind == "rhel"]
     out.samples.append(Sample(COUNT.name, (), len(rhel)))
     for node, image in sorted(rhel, key=lambda x: x[0].metadata.name):

@@ -4,13 +4,22 @@ topology spread rules; VMs pinned to one node; VMIs the scheduler cannot place."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ...config import Config
-from ...domain.k8s import cluster_eviction_strategy, labels, ref, vm_node, vm_schedulable_nodes, vm_template_spec
+from ...domain.incremental import members, per_object_of_kind, same_name
+from ...domain.k8s import (
+    Setting,
+    cluster_eviction_strategy,
+    labels,
+    ref,
+    vm_node,
+    vm_schedulable_nodes,
+    vm_template_spec,
+)
 from ...domain.selectors import node_term_matches, tolerates
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
-from ...records import Node, VirtualMachineInstance
+from ...records import Node, VirtualMachine, VirtualMachineInstance
 from ...store import ClusterState
 
 PENDING_PHASES = ("Pending", "Scheduling")
@@ -194,82 +203,118 @@ def _pod_scheduled(vmi: VirtualMachineInstance) -> Any | None:
 
 
 def _judge_vms(state: ClusterState, limit: int) -> tuple[list[Sample], list[Finding], int]:
-    """The VMs' series, findings and how many are pinned to one node."""
-    out = CheckOutput()
+    """The VMs' series, findings and how many are pinned to one node: judged per VM and
+    kept; after a change only the changed VMs, the VMs of changed VMIs and, when a node
+    changed, the VMs whose constraints restrict their nodes are judged again."""
     default_strategy = cluster_eviction_strategy(state)
-    nodes = sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name)
-    pinned_count = 0
-    for vm in state.vms:
-        spec = vm_template_spec(vm)
-        if spec is None:
-            continue
-        ns, name = vm.metadata.namespace, vm.metadata.name
-        obj = ref("VirtualMachine", vm)
-        strategy = spec.eviction_strategy or default_strategy.value
-        c = count(spec)
-        summary = ", ".join(c.parts)
-        issues: list[str] = []
-        if c.total > limit:
-            issues.append("excessive")
-            out.findings.append(
-                Finding(
-                    SPEC.id,
-                    Severity.INFO,
-                    obj,
-                    f"{c.total} scheduling constraints ({summary}), above thresholds.scheduling-constraints-max "
-                    f"{limit}: slow scheduling, hard to reason about, easy to make unsatisfiable",
-                )
-            )
-        if c.required_affinity and c.preferred_affinity:
-            issues.append("mixed")
-            out.findings.append(
-                Finding(
-                    SPEC.id,
-                    Severity.INFO,
-                    obj,
-                    f"mixes {c.required_affinity} required and {c.preferred_affinity} preferred affinity "
-                    f"term(s)/expression(s); keep one kind of rule per VM",
-                )
-            )
-        if nodes and restricts_nodes(spec):
-            feasible = [n.metadata.name for n in nodes if fits(spec, n)]
-            if not feasible:
-                issues.append("no_feasible_node")
-                out.findings.append(
-                    Finding(
-                        SPEC.id,
-                        Severity.WARNING,
-                        obj,
-                        f"no VM-schedulable node satisfies the nodeSelector, required node affinity and tolerations "
-                        f"({summary}): the VM cannot start, restart or migrate",
-                    )
-                )
-            elif len(feasible) == 1 and len(nodes) > 1:
-                issues.append("pinned")
-                pinned_count += 1
-                how = _how(spec)
-                origin = (
-                    "set on the VM" if spec.eviction_strategy else f"cluster default from {default_strategy.source}"
-                )
-                impact = (
-                    "node drains block on this VM (nowhere to live migrate)"
-                    if strategy == "LiveMigrate"
-                    else "the VM cannot be evacuated or restarted on another node"
-                )
-                out.findings.append(
-                    Finding(
-                        SPEC.id,
-                        Severity.WARNING,
-                        obj,
-                        f"pinned to node {feasible[0]} by {how} (1 of {len(nodes)} VM-schedulable nodes fits); "
-                        f"eviction strategy {strategy} ({origin}): {impact}",
-                    )
-                )
-        if issues:
-            node = vm_node(state, vm)
-            out.samples.append(Sample(CONSTRAINTS.name, (ns, name, node), c.total, obj))
-            out.samples += [Sample(ISSUE.name, (ns, name, issue, strategy, node), 1, obj) for issue in issues]
+    found: dict[str, list[Node]] = {}
 
+    def nodes() -> list[Node]:
+        if "nodes" not in found:
+            found["nodes"] = sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name)
+        return found["nodes"]
+
+    restricting = members(state, "scheduling_constraints restricting VMs", VMS, _restricting)
+    judged = per_object_of_kind(
+        state,
+        "scheduling_constraints VMs",
+        VMS,
+        lambda vm: _judge_vm(state, vm, limit, default_strategy, nodes),
+        {VMIS: same_name, "nodes": lambda s, changed: restricting},
+        (limit, default_strategy),
+    )
+    samples: list[Sample] = []
+    findings: list[Finding] = []
+    pinned_count = 0
+    for judgement in judged.values():
+        if judgement is not None:
+            samples += judgement[0]
+            findings += judgement[1]
+            pinned_count += judgement[2]
+    return samples, findings, pinned_count
+
+
+def _restricting(vm: VirtualMachine) -> bool:
+    spec = vm_template_spec(vm)
+    return spec is not None and restricts_nodes(spec)
+
+
+def _judge_vm(
+    state: ClusterState, vm: VirtualMachine, limit: int, default_strategy: Setting, all_nodes: Callable[[], list[Node]]
+) -> tuple[list[Sample], list[Finding], int] | None:
+    """One VM's series, findings and whether it is pinned (None: nothing to report); the
+    VM-schedulable nodes are read only when its constraints restrict its nodes."""
+    out = CheckOutput()
+    spec = vm_template_spec(vm)
+    if spec is None:
+        return None
+    pinned_count = 0
+    ns, name = vm.metadata.namespace, vm.metadata.name
+    obj = ref("VirtualMachine", vm)
+    strategy = spec.eviction_strategy or default_strategy.value
+    c = count(spec)
+    summary = ", ".join(c.parts)
+    issues: list[str] = []
+    if c.total > limit:
+        issues.append("excessive")
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.INFO,
+                obj,
+                f"{c.total} scheduling constraints ({summary}), above thresholds.scheduling-constraints-max "
+                f"{limit}: slow scheduling, hard to reason about, easy to make unsatisfiable",
+            )
+        )
+    if c.required_affinity and c.preferred_affinity:
+        issues.append("mixed")
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.INFO,
+                obj,
+                f"mixes {c.required_affinity} required and {c.preferred_affinity} preferred affinity "
+                f"term(s)/expression(s); keep one kind of rule per VM",
+            )
+        )
+    nodes = all_nodes() if restricts_nodes(spec) else []
+    if nodes:
+        feasible = [n.metadata.name for n in nodes if fits(spec, n)]
+        if not feasible:
+            issues.append("no_feasible_node")
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.WARNING,
+                    obj,
+                    f"no VM-schedulable node satisfies the nodeSelector, required node affinity and tolerations "
+                    f"({summary}): the VM cannot start, restart or migrate",
+                )
+            )
+        elif len(feasible) == 1 and len(nodes) > 1:
+            issues.append("pinned")
+            pinned_count += 1
+            how = _how(spec)
+            origin = "set on the VM" if spec.eviction_strategy else f"cluster default from {default_strategy.source}"
+            impact = (
+                "node drains block on this VM (nowhere to live migrate)"
+                if strategy == "LiveMigrate"
+                else "the VM cannot be evacuated or restarted on another node"
+            )
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.WARNING,
+                    obj,
+                    f"pinned to node {feasible[0]} by {how} (1 of {len(nodes)} VM-schedulable nodes fits); "
+                    f"eviction strategy {strategy} ({origin}): {impact}",
+                )
+            )
+    if not issues:
+        return None
+    node = vm_node(state, vm)
+    out.samples.append(Sample(CONSTRAINTS.name, (ns, name, node), c.total, obj))
+    out.samples += [Sample(ISSUE.name, (ns, name, issue, strategy, node), 1, obj) for issue in issues]
     return out.samples, out.findings, pinned_count
 
 
@@ -278,12 +323,8 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     pending_max = config.thresholds.vmi_pending_minutes * 60.0
     out.samples.append(Sample(PENDING_THRESHOLD.name, (), pending_max))
     limit = config.thresholds.scheduling_constraints_max
-    # What the VMs' constraints say does not depend on the clock: kept while none of the kinds it reads changes.
-    samples, findings, pinned_count = state.per_kinds(
-        f"scheduling_constraints VMs, at most {limit}",
-        (VMS, VMIS, "nodes", "hyperconvergeds.hco.kubevirt.io", "kubevirts.kubevirt.io"),
-        lambda s: _judge_vms(s, limit),
-    )
+    # What the VMs' constraints say does not depend on the clock: kept per VM.
+    samples, findings, pinned_count = _judge_vms(state, limit)
     out.samples += samples
     out.findings += findings
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from ...config import Config
+from ...domain.incremental import per_object_of_kind, same_name
 from ...domain.k8s import guest_memory, labels, ref, setting, vm_node, vm_template_spec
 from ...domain.selectors import label_selector_matches
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...quantity import Quantity
+from ...records import VirtualMachine
 from ...store import ClusterState
 
 GI = 2**30
@@ -62,6 +64,10 @@ def auto_cpu_selector(state: ClusterState) -> tuple[Any, str] | None:
     return (found.value, found.source) if found.value is not None else None
 
 
+VMS = "virtualmachines.kubevirt.io"
+VMIS = "virtualmachineinstances.kubevirt.io"
+
+
 def _gib(value: float) -> str:
     return f"{value / GI:g} GiB"
 
@@ -69,94 +75,119 @@ def _gib(value: float) -> str:
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     auto = auto_cpu_selector(state)
-    ns_labels = {ns.metadata.name: labels(ns) for ns in state.namespaces}
+    # Judged per VM and kept (domain.incremental): a namespace's labels may change any VM's.
+    judged = per_object_of_kind(
+        state,
+        "strict_vm_limits VMs",
+        VMS,
+        lambda vm: _judge_vm(state, vm, auto),
+        {VMIS: same_name, "namespaces": None},
+        (auto,),
+    )
     counts = {"vm": 0, "auto": 0}
-    for vm in state.vms:
-        spec = vm_template_spec(vm)
-        if spec is None:
-            continue
-        ns, name = vm.metadata.namespace, vm.metadata.name
-        domain = spec.domain
-        dedicated = bool(domain and domain.cpu and domain.cpu.dedicated_cpu_placement)
-        if dedicated:
-            continue  # dedicated CPUs need Guaranteed QoS: limits equal to requests are required there
-        limits = {
-            k: v
-            for k, v in ((domain.resources.limits if domain and domain.resources else None) or {}).items()
-            if k in ("cpu", "memory")
-        }
-        vcpus = _vcpus(domain, limits)
-        auto_limited = not limits and auto is not None and label_selector_matches(auto[0], ns_labels.get(ns, {}))
-        if not limits and not auto_limited:
-            continue  # nothing to report: most VMs
-        obj = ref("VirtualMachine", vm)
-        node = vm_node(state, vm)
-        if "memory" in limits:
-            limit = float(limits["memory"])
-            guest = guest_memory(spec) or limit  # only a limit: KubeVirt makes it the guest memory
-            ratio = limit / guest if guest else 1.0
-            out.samples.append(Sample(RATIO.name, (ns, name, "memory", "vm", node), ratio, obj))
-            if ratio < 1:  # admitted only under the LiveUpdate rollout strategy
-                out.findings.append(
-                    Finding(
-                        SPEC.id,
-                        Severity.WARNING,
-                        obj,
-                        f"memory limit {_gib(limit)} below {_gib(guest)} of guest memory: the pod's limit is the limit "
-                        "plus KubeVirt's overhead estimate, so the kernel OOM-kills QEMU once the guest fills "
-                        "its memory",
-                    )
-                )
-            elif ratio == 1:
-                out.findings.append(
-                    Finding(
-                        SPEC.id,
-                        Severity.WARNING,
-                        obj,
-                        f"memory limit {_gib(limit)} equals the guest memory: the pod's limit leaves only KubeVirt's "
-                        f"overhead estimate for QEMU and virt-launcher; an overhead above the estimate is OOM-killed",
-                    )
-                )
-            else:
-                out.findings.append(
-                    Finding(
-                        SPEC.id,
-                        Severity.INFO,
-                        obj,
-                        f"memory limit {_gib(limit)} for {_gib(guest)} of guest memory ({ratio:.2f}x): the pod may use "
-                        f"the difference plus KubeVirt's overhead estimate, no more; set only guest memory unless "
-                        f"governance requires limits",
-                    )
-                )
-        if "cpu" in limits:
-            limit = float(limits["cpu"])
-            ratio = limit / vcpus if vcpus else 1.0
-            out.samples.append(Sample(RATIO.name, (ns, name, "cpu", "vm", node), ratio, obj))
+    for judgement in judged.values():
+        if judgement is not None:
+            out.samples += judgement[0]
+            out.findings += judgement[1]
+            counts[judgement[2]] += 1
+    out.samples += [Sample(COUNT.name, (source,), n) for source, n in counts.items()]
+    return out
+
+
+def _namespace_labels(state: ClusterState, namespace: str) -> dict[str, str]:
+    found = state.get("namespaces", "", namespace)
+    return labels(found) if found is not None else {}
+
+
+def _judge_vm(state: ClusterState, vm: VirtualMachine, auto: Any) -> tuple[list[Sample], list[Finding], str] | None:
+    """One VM's series, findings and how it is limited ("vm": limits set on it, "auto": by
+    the namespace selector); None when it has no limit."""
+    out = CheckOutput()
+    counted = ""
+    spec = vm_template_spec(vm)
+    if spec is None:
+        return None
+    ns, name = vm.metadata.namespace, vm.metadata.name
+    domain = spec.domain
+    dedicated = bool(domain and domain.cpu and domain.cpu.dedicated_cpu_placement)
+    if dedicated:
+        return None  # dedicated CPUs need Guaranteed QoS: limits equal to requests are required there
+    limits = {
+        k: v
+        for k, v in ((domain.resources.limits if domain and domain.resources else None) or {}).items()
+        if k in ("cpu", "memory")
+    }
+    vcpus = _vcpus(domain, limits)
+    auto_limited = not limits and auto is not None and label_selector_matches(auto[0], _namespace_labels(state, ns))
+    if not limits and not auto_limited:
+        return None  # nothing to report: most VMs
+    obj = ref("VirtualMachine", vm)
+    node = vm_node(state, vm)
+    if "memory" in limits:
+        limit = float(limits["memory"])
+        guest = guest_memory(spec) or limit  # only a limit: KubeVirt makes it the guest memory
+        ratio = limit / guest if guest else 1.0
+        out.samples.append(Sample(RATIO.name, (ns, name, "memory", "vm", node), ratio, obj))
+        if ratio < 1:  # admitted only under the LiveUpdate rollout strategy
             out.findings.append(
                 Finding(
                     SPEC.id,
                     Severity.WARNING,
                     obj,
-                    f"CPU limit {limit:g} for {vcpus or limit:g} vCPU(s): CFS throttles the guest even when the node "
-                    f"has idle CPU; set requests only unless governance requires limits",
+                    f"memory limit {_gib(limit)} below {_gib(guest)} of guest memory: the pod's limit is the limit "
+                    "plus KubeVirt's overhead estimate, so the kernel OOM-kills QEMU once the guest fills "
+                    "its memory",
                 )
             )
-        if limits:
-            counts["vm"] += 1
-        elif auto_limited:
-            counts["auto"] += 1
-            out.samples.append(Sample(RATIO.name, (ns, name, "cpu", "auto", node), 1.0, obj))
+        elif ratio == 1:
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.WARNING,
+                    obj,
+                    f"memory limit {_gib(limit)} equals the guest memory: the pod's limit leaves only KubeVirt's "
+                    f"overhead estimate for QEMU and virt-launcher; an overhead above the estimate is OOM-killed",
+                )
+            )
+        else:
             out.findings.append(
                 Finding(
                     SPEC.id,
                     Severity.INFO,
                     obj,
-                    f"namespace {ns} matches autoCPULimitNamespaceLabelSelector ({auto[1]}): KubeVirt sets a CPU "
-                    f"limit of {vcpus or 1:g} (one per vCPU) on the virt-launcher pod",
+                    f"memory limit {_gib(limit)} for {_gib(guest)} of guest memory ({ratio:.2f}x): the pod may use "
+                    f"the difference plus KubeVirt's overhead estimate, no more; set only guest memory unless "
+                    f"governance requires limits",
                 )
             )
-    out.samples += [Sample(COUNT.name, (source,), n) for source, n in counts.items()]
-    return out
+    if "cpu" in limits:
+        limit = float(limits["cpu"])
+        ratio = limit / vcpus if vcpus else 1.0
+        out.samples.append(Sample(RATIO.name, (ns, name, "cpu", "vm", node), ratio, obj))
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.WARNING,
+                obj,
+                f"CPU limit {limit:g} for {vcpus or limit:g} vCPU(s): CFS throttles the guest even when the node "
+                f"has idle CPU; set requests only unless governance requires limits",
+            )
+        )
+    if limits:
+        counted = "vm"
+    elif auto_limited:
+        counted = "auto"
+        out.samples.append(Sample(RATIO.name, (ns, name, "cpu", "auto", node), 1.0, obj))
+        out.findings.append(
+            Finding(
+                SPEC.id,
+                Severity.INFO,
+                obj,
+                f"namespace {ns} matches autoCPULimitNamespaceLabelSelector ({auto[1]}): KubeVirt sets a CPU "
+                f"limit of {vcpus or 1:g} (one per vCPU) on the virt-launcher pod",
+            )
+        )
+    return out.samples, out.findings, counted
 
 
 SPEC = CheckSpec(

@@ -17,9 +17,11 @@ from typing import Any
 
 from ... import upstream
 from ...config import Config
+from ...domain.incremental import per_object_of_kind
 from ...domain.k8s import in_name_order, labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ...store import ClusterState
+from ...records import KIND_BY_KEY, VirtualMachineInstance
+from ...store import ClusterState, uid_of
 
 PODMETRICS = "pods.metrics.k8s.io"
 VMIS = "virtualmachineinstances.kubevirt.io"
@@ -120,16 +122,26 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     counts = {(r, v): 0 for r in RESOURCES for v in ("over", "under", "ok")}
     totals = {"cpu": [0.0, 0.0], "memory": [0.0, 0.0]}  # requested, used
-    for vmi in in_name_order(state, VMIS):
+
+    def judge(vmi: VirtualMachineInstance) -> tuple | None:
         if vmi.status is None or vmi.status.phase != "Running":
-            continue
+            return None
         key = (vmi.metadata.namespace, vmi.metadata.name)
         cpu_used, mem_used = pods.get(vmi.metadata.uid) or pods.get(key) or (None, None)
         if key in guest_used:
             mem_used = guest_used[key]
         if cpu_used is None and key in cpu_rate:
             cpu_used = cpu_rate[key]
-        samples, finding, judged = state.per_object(SPEC.id, vmi, _judge, cpu_used, mem_used, t)
+        return state.per_object(SPEC.id, vmi, _judge, cpu_used, mem_used, t)
+
+    # Judged per VMI and kept (domain.incremental) while the usage and thresholds are the same.
+    by_uid = per_object_of_kind(state, SPEC.id, VMIS, judge, {}, (pods, guest_used, cpu_rate, t))
+    kind = KIND_BY_KEY[VMIS]
+    for vmi in in_name_order(state, VMIS):
+        found = by_uid[vmi.metadata.uid or uid_of(kind, vmi)]
+        if found is None:
+            continue
+        samples, finding, judged = found
         out.samples += samples
         if finding is not None:
             out.findings.append(finding)
