@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Iterable
 
-from .base import Labels, R, intern_or_same, interned_map
+from .base import Labels, R, intern_or_same, shared_map
 
 # The annotation keys records keep; None: all of them. Set by `keep_annotations`.
 _KEPT_ANNOTATIONS: frozenset[str] | None = None
@@ -27,9 +26,8 @@ def kept_annotations() -> frozenset[str] | None:
 def _annotations(mapping: dict[str, str] | None) -> dict[str, str] | None:
     kept = _KEPT_ANNOTATIONS
     if not mapping or kept is None:
-        return interned_map(mapping)
-    intern = sys.intern
-    return {intern(k): intern(v) for k, v in mapping.items() if k in kept} or None
+        return shared_map(mapping)
+    return shared_map({k: v for k, v in mapping.items() if k in kept}) or None
 
 
 class OwnerRef(R):
@@ -53,7 +51,7 @@ class ObjectMeta(R):
     # their last user, so churn of unique names cannot grow a table).
     def __post_init__(self) -> None:
         self.name, self.namespace = intern_or_same(self.name), intern_or_same(self.namespace)
-        self.labels = interned_map(self.labels)
+        self.labels = shared_map(self.labels)
         self.annotations = _annotations(self.annotations)
 
 
@@ -65,7 +63,7 @@ class Condition(R):
 
     def __post_init__(self) -> None:
         self.type, self.status = intern_or_same(self.type), intern_or_same(self.status)
-        self.reason = intern_or_same(self.reason)
+        self.reason, self.message = intern_or_same(self.reason), intern_or_same(self.message)
 
 
 class Taint(R):
