@@ -15,6 +15,9 @@ selector it uses, 500 items a page, from the fake API server:
                  the previous one left (every check run again); then the findings JSON and
                  the HTML page; then, with runner.Reuse as `serve` uses it, the evaluation
                  after one VMI, one PVC and one Node changes (`--repeat` objects each)
+    credentials  RSS after the modules `serve` imports, after loading the credentials
+                 (only the `kubernetes` package's loaders), then after `import kubernetes`
+                 (what loading them cost while the whole package was imported)
 """
 
 from __future__ import annotations
@@ -343,6 +346,22 @@ def after_one_change(store: Any, config: Any, repeat: int) -> dict[str, Any]:
     return out
 
 
+def measure_credentials(kubeconfig: str) -> dict[str, Any]:
+    import ov_exporter.cli
+    import ov_exporter.server
+    import ov_exporter.sources.live  # noqa: F401 - what serve imports before loading credentials
+
+    gc.collect()
+    imported = rss_mib()
+    ov_exporter.sources.live.load_credentials(kubeconfig)
+    gc.collect()
+    loaded = rss_mib()
+    import kubernetes  # noqa: F401
+
+    gc.collect()
+    return {"rss_imported": imported, "rss_credentials": loaded, "rss_whole_package": rss_mib()}
+
+
 def main(argv: list[str]) -> None:
     name, kubeconfig = argv[0], argv[1]
     if name in ("transport", "msgspec", "orjson"):
@@ -353,6 +372,8 @@ def main(argv: list[str]) -> None:
         result = measure_kubernetes(kubeconfig)
     elif name == "sync":
         result = measure_sync(kubeconfig)
+    elif name == "credentials":
+        result = measure_credentials(kubeconfig)
     elif name == "evaluate":
         result = measure_evaluate(kubeconfig, int(argv[2]) if len(argv) > 2 else 3)
     else:

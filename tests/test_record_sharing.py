@@ -78,3 +78,48 @@ def test_a_vm_its_vmi_and_its_pvc_share_their_names():
     assert a.metadata.name == "vm-a" and a.metadata.name is b.metadata.name
     assert a.spec.volumes[0].persistent_volume_claim.claim_name is pvc.metadata.name
     assert a.status.node_name == "worker-001" and a.status.node_name is b.status.node_name
+
+
+def _vm(name: str, labels: dict[str, str], requests: dict[str, str]):
+    # kubevirt/kubevirt v1.7.0 staging/src/kubevirt.io/api/core/v1/types.go: VirtualMachineSpec
+    # (runStrategy, template), VirtualMachineInstanceSpec (domain.resources.requests, evictionStrategy).
+    from ov_exporter.records import VirtualMachine
+
+    obj = {
+        "metadata": {"name": name, "namespace": "tenant-000", "uid": f"uid-{name}", "labels": labels},
+        "spec": {
+            "runStrategy": "".join(["Always"]),
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"domain": {"resources": {"requests": requests}}, "evictionStrategy": "".join(["LiveMigrate"])},
+            },
+        },
+    }
+    return decode_json(VirtualMachine, json.dumps(obj).encode())
+
+
+def test_equal_maps_are_one_dict_with_the_values_each_record_was_given():
+    cdi = {"app": "containerized-data-importer", "app.kubernetes.io/component": "storage"}
+    a = _vm("a", {**cdi, "kubevirt.io/domain": "a"}, {"cpu": "2", "memory": "4Gi"})
+    b = _vm("b", {**cdi, "kubevirt.io/domain": "b"}, {"cpu": "2", "memory": "4Gi"})
+    c = _vm("c", {**cdi, "kubevirt.io/domain": "c"}, {"cpu": "4", "memory": "4Gi"})
+    assert a.metadata.labels == {**cdi, "kubevirt.io/domain": "a"} and b.metadata.labels["kubevirt.io/domain"] == "b"
+    assert a.spec.template.metadata.labels is a.metadata.labels  # a VM's template: its own labels
+    requests = [v.spec.template.spec.domain.resources.requests for v in (a, b, c)]
+    assert requests[0] == {"cpu": 2, "memory": 4 * 2**30} and requests[0] is requests[1]
+    assert requests[2] == {"cpu": 4, "memory": 4 * 2**30}
+    assert a.spec.run_strategy is b.spec.run_strategy
+    assert a.spec.template.spec.eviction_strategy is c.spec.template.spec.eviction_strategy
+
+
+def test_maps_unique_to_each_object_keep_their_values_and_repeated_ones_stay_shared():
+    from ov_exporter.records.base import RECENT_MAPS_BOUND
+
+    cdi = {"app": "containerized-data-importer"}
+    vms = []
+    for n in range(RECENT_MAPS_BOUND * 2 + 10):
+        vms.append(_vm(f"u{n}", {"kubevirt.io/domain": f"u{n}"}, {"cpu": "1"}))
+        vms.append(_vm(f"s{n}", cdi, {"cpu": "1"}))
+    assert [v.metadata.labels for v in vms[::2]] == [{"kubevirt.io/domain": f"u{n}"} for n in range(len(vms) // 2)]
+    # The table is emptied when full, so the repeated map is shared again right after.
+    assert vms[-1].metadata.labels is vms[-3].metadata.labels == cdi

@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import logs
+from . import logs, records
 from .checks import CHECK_IDS
 from .config import Config, load_config
 from .errors import OvError
@@ -229,6 +229,26 @@ def _config(args: argparse.Namespace) -> Config:
             raise OvError(f"--disable-check: unknown check id {check_id!r} (known: {', '.join(sorted(CHECK_IDS))})")
         overrides[f"checks.{check_id}.enabled"] = False
     return load_config(args.config, known_checks=set(CHECK_IDS), overrides=overrides)
+
+
+def annotations_read(config: Config) -> frozenset[str]:
+    """The annotation keys some check reads: records keep only these (see
+    `records.keep_annotations`); tests/test_annotations_kept.py holds the checks to it."""
+    from .checks.node_failure_planning import MACHINE_ANNOTATION
+    from .domain.migrations import EVACUATION_ANNOTATION, REBALANCE_ANNOTATION, WORKLOAD_UPDATE_ANNOTATION
+    from .domain.storage import DEFAULT_CLASS, DEFAULT_VIRT_CLASS
+
+    return frozenset(
+        (
+            config.exemption_annotation,
+            MACHINE_ANNOTATION,
+            EVACUATION_ANNOTATION,
+            REBALANCE_ANNOTATION,
+            WORKLOAD_UPDATE_ANNOTATION,
+            DEFAULT_CLASS,
+            DEFAULT_VIRT_CLASS,
+        )
+    )
 
 
 def _source(args: argparse.Namespace, fail_fast: bool = False) -> Source:
@@ -651,10 +671,13 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logs.install()
+    kept = records.kept_annotations()
     try:
         if args.command == "rebalance-report":
             return _rebalance_report(args)
         config = _config(args)
+        if args.command != "snapshot":  # a snapshot keeps them all: it may be judged with another exemption key
+            records.keep_annotations(annotations_read(config))
         source = _source(args, fail_fast=args.command != "serve")
         if args.command == "serve":
             asyncio.run(_serve(args, config, source))
@@ -667,6 +690,8 @@ def main(argv: list[str] | None = None) -> int:
     except OvError as exc:
         sys.stderr.write(f"ov-exporter: error: {exc}\n")
         return 2
+    finally:
+        records.keep_annotations(kept)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,8 @@ from .meta import (  # noqa: F401
     ObjectMeta,
     OwnerRef,
     Taint,
+    keep_annotations,
+    kept_annotations,
 )
 from .networking import (  # noqa: F401
     BridgeInfo,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from msgspec import field
 
-from .base import R
+from .base import R, intern_or_same
 from .core import PVCSpec
 from .meta import ObjectMeta
 
@@ -16,6 +16,9 @@ class DataVolumeSpec(R):
 
 class DataVolumeStatus(R):
     phase: str = ""
+
+    def __post_init__(self) -> None:
+        self.phase = intern_or_same(self.phase)
 
 
 class DataVolume(R):

@@ -7,13 +7,16 @@ import sys
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import R, intern_or_same, interned_list
+from .base import R, intern_or_same, interned_list, shared_map
 from .meta import Condition, ObjectMeta, Taint
 
 
 class NodeInfo(R):
     os_image: str = ""
     kernel_version: str = ""
+
+    def __post_init__(self) -> None:
+        self.os_image, self.kernel_version = intern_or_same(self.os_image), intern_or_same(self.kernel_version)
 
 
 class NodeSpec(R):
@@ -27,6 +30,9 @@ class NodeStatus(R):
     allocatable: dict[str, Quantity] | None = None
     node_info: NodeInfo | None = None
     conditions: list[Condition] | None = None
+
+    def __post_init__(self) -> None:
+        self.capacity, self.allocatable = shared_map(self.capacity), shared_map(self.allocatable)
 
 
 class Node(R):

@@ -8,7 +8,7 @@ from typing import Any
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import Int32, Int64, Labels, R, UInt32, intern_or_same, interned_list
+from .base import Int32, Int64, Labels, R, UInt32, intern_or_same, interned_list, shared_map
 from .cdi import DataVolumeSpec
 from .meta import Condition, ObjectMeta
 
@@ -28,6 +28,9 @@ class Memory(R):
 class Resources(R):
     requests: dict[str, Quantity] | None = None
     limits: dict[str, Quantity] | None = None
+
+    def __post_init__(self) -> None:
+        self.requests, self.limits = shared_map(self.requests), shared_map(self.limits)
 
 
 class Interface(R):
@@ -83,6 +86,9 @@ class Volume(R):
 class MultusRef(R):
     network_name: str = ""
     default: bool = False
+
+    def __post_init__(self) -> None:
+        self.network_name = intern_or_same(self.network_name)
 
 
 class Network(R):
@@ -171,9 +177,17 @@ class VMISpec(R):
     tolerations: list[Toleration] | None = None
     topology_spread_constraints: list[TopologySpreadConstraint] | None = None
 
+    def __post_init__(self) -> None:
+        if self.eviction_strategy:
+            self.eviction_strategy = intern_or_same(self.eviction_strategy)
+        self.node_selector = shared_map(self.node_selector)
+
 
 class TemplateMeta(R):
     labels: Labels | None = None
+
+    def __post_init__(self) -> None:
+        self.labels = shared_map(self.labels)
 
 
 class VMTemplate(R):
@@ -197,6 +211,10 @@ class VMSpec(R):
     instancetype: Matcher | None = None
     template: VMTemplate | None = None
     data_volume_templates: list[DataVolumeTemplate] | None = None
+
+    def __post_init__(self) -> None:
+        if self.run_strategy:
+            self.run_strategy = intern_or_same(self.run_strategy)
 
 
 class VirtualMachine(R):
@@ -224,6 +242,10 @@ class MigrationState(R):
     failed: bool = False
     mode: str = ""
     migration_configuration: MigrationConfiguration | None = None
+
+    def __post_init__(self) -> None:
+        self.source_node, self.target_node = intern_or_same(self.source_node), intern_or_same(self.target_node)
+        self.mode = intern_or_same(self.mode)
 
 
 class PVCInfo(R):
@@ -300,6 +322,9 @@ class VMIMStatus(R):
     phase: str = ""
     migration_state: MigrationState | None = None
     phase_transition_timestamps: list[PhaseTransition] | None = None
+
+    def __post_init__(self) -> None:
+        self.phase = intern_or_same(self.phase)
 
 
 class VirtualMachineInstanceMigration(R):

@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
-from .base import Labels, R, intern_or_same, interned_map
+from typing import Iterable
+
+from .base import Labels, R, intern_or_same, shared_map
+
+# The annotation keys records keep; None: all of them. Set by `keep_annotations`.
+_KEPT_ANNOTATIONS: frozenset[str] | None = None
+
+
+def keep_annotations(keys: Iterable[str] | None) -> None:
+    """From now on, records decoded keep only these annotation keys (None: all). `serve`
+    and `check` keep the ones some check reads: most annotations on a cluster are other
+    controllers' (last-applied-configuration, CDI's import state...) and would take one
+    dict per object. Records decoded before keep what they had."""
+    global _KEPT_ANNOTATIONS
+    _KEPT_ANNOTATIONS = None if keys is None else frozenset(keys)
+
+
+def kept_annotations() -> frozenset[str] | None:
+    return _KEPT_ANNOTATIONS
+
+
+def _annotations(mapping: dict[str, str] | None) -> dict[str, str] | None:
+    kept = _KEPT_ANNOTATIONS
+    if not mapping or kept is None:
+        return shared_map(mapping)
+    return shared_map({k: v for k, v in mapping.items() if k in kept}) or None
 
 
 class OwnerRef(R):
@@ -26,8 +51,8 @@ class ObjectMeta(R):
     # their last user, so churn of unique names cannot grow a table).
     def __post_init__(self) -> None:
         self.name, self.namespace = intern_or_same(self.name), intern_or_same(self.namespace)
-        self.labels = interned_map(self.labels)
-        self.annotations = interned_map(self.annotations)
+        self.labels = shared_map(self.labels)
+        self.annotations = _annotations(self.annotations)
 
 
 class Condition(R):
@@ -38,7 +63,7 @@ class Condition(R):
 
     def __post_init__(self) -> None:
         self.type, self.status = intern_or_same(self.type), intern_or_same(self.status)
-        self.reason = intern_or_same(self.reason)
+        self.reason, self.message = intern_or_same(self.reason), intern_or_same(self.message)
 
 
 class Taint(R):

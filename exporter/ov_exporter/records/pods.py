@@ -5,7 +5,7 @@ from __future__ import annotations
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import R, intern_or_same
+from .base import R, intern_or_same, shared_map
 from .meta import Condition, ObjectMeta
 
 
@@ -39,6 +39,9 @@ class ContainerMetrics(R):
     name: str = ""
     usage: dict[str, Quantity] | None = None  # cpu (cores, e.g. "250m", "1234567n"), memory (bytes)
 
+    def __post_init__(self) -> None:
+        self.name, self.usage = intern_or_same(self.name), shared_map(self.usage)
+
 
 class PodMetrics(R):
     """metrics.k8s.io/v1beta1 PodMetrics of a virt-launcher pod: the pod's labels
@@ -48,3 +51,7 @@ class PodMetrics(R):
     timestamp: str = ""
     window: str = ""
     containers: list[ContainerMetrics] | None = None
+
+    # The pods of one node share the time of the node's scrape.
+    def __post_init__(self) -> None:
+        self.timestamp, self.window = intern_or_same(self.timestamp), intern_or_same(self.window)
