@@ -499,8 +499,8 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
     # Every candidate, ordered by gain, and every prefix of it: the one with the least spread
     # plus min_gain per move (a move must be worth min_gain), then the fewest moves.
     candidates = [(history, spreads), _by_gain(instance, chosen)]
-    for seed in ANNEAL_SEEDS:
-        annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain))
+    for method, seed in SEARCHES:
+        annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method)
         if annealed is not None:
             candidates.append(_by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN)))
     best = min(
@@ -617,21 +617,254 @@ ANNEAL_MAX_VMS = 300
 ANNEAL_STEPS_PER_VM = 300
 ANNEAL_MAX_STEPS = 20_000
 ANNEAL_SEEDS = (0, 1, 2)  # independent runs; the best sequenced result wins
+ILS_SEEDS = (0,)
+SEARCHES = [("anneal", s) for s in ANNEAL_SEEDS] + [("ils", s) for s in ILS_SEEDS]
 ANNEAL_PRICE = 1e-4  # per moved VM when the minimum gain is 0: the least spread, then the fewest moves
-ANNEAL_GAIN_SHARE = 2.0
 PRUNE_GAIN = 0.0  # annealed plans: drop only the moves whose removal does not raise the spread
 ANNEAL_SMOOTH = 1.0  # weight of the mean squared deviation in the walk's surrogate
+ANNEAL_ROUNDS = 3  # walks per run: each later one from the moves the earlier ones could order
+ANNEAL_FROM_GREEDY = (0,)  # seeds whose walk starts from the greedy plan; the others from the placement
+ILS_KICKS = 20  # iterated local search: kicks from the best state
+ILS_KICK_MOVES = 4  # most random moves in a kick
+ANNEAL_T0, ANNEAL_T1 = 0.05, 1e-4  # the walk's temperature, first and last step
 
 
-def _anneal(ctx: Context, chosen: list, seed: int = 0, price: float = ANNEAL_PRICE) -> list | None:
-    """Simulated annealing from the greedy plan on small clusters: random moves and swaps of
-    VMs over allowed nodes within the limits, seeded so that a state always gets the same
+class _Walk:
+    """The annealing's state as flat lists: node loads and utilisations, where each VM is, the
+    sums behind the mean squared deviation; moves and exchanges applied and undone in O(1)
+    (the spread is a max and a min over the counted nodes' utilisations, in C)."""
+
+    def __init__(self, instance: Instance, movable: list[PlanVM], price: float) -> None:
+        names = [n.name for n in instance.nodes]
+        index = {name: i for i, name in enumerate(names)}
+        start = loads(instance, {})
+        self.names = names
+        self.price = price
+        # Limits: a node already above one may keep its load, not grow it (as _Search.fits).
+        self.lim = [
+            (
+                max(n.cpu_allowed, start[n.name][0]) + EPSILON,
+                max(n.memory_allowed, start[n.name][1]) + EPSILON,
+                math.inf if n.max_vms is None else max(n.max_vms, start[n.name][2]),
+            )
+            for n in instance.nodes
+        ]
+        self.load = [list(start[name]) for name in names]
+        counted = [i for i, n in enumerate(instance.nodes) if n.in_spread]
+        self.pos = [-1] * len(names)
+        for p, i in enumerate(counted):
+            self.pos[i] = p
+        self.inv = [(1.0 / instance.nodes[i].cpu_capacity, 1.0 / instance.nodes[i].memory_capacity) for i in counted]
+        self.util = ([0.0] * len(counted), [0.0] * len(counted))
+        self.sums = [0.0, 0.0, 0.0, 0.0]  # sum and sum of squares, CPU then memory
+        self.count = len(counted)
+        self.vms = movable
+        self.home = [index[vm.node] for vm in movable]
+        self.allowed = [sorted(index[n] for n in vm.allowed if n in index) for vm in movable]
+        self.where = list(self.home)
+        self.moved = 0
+        for i in counted:
+            self._refresh(i)
+
+    def _refresh(self, i: int) -> None:
+        p = self.pos[i]
+        if p < 0:
+            return
+        for r in (0, 1):
+            old = self.util[r][p]
+            new = self.load[i][r] * self.inv[p][r]
+            self.util[r][p] = new
+            self.sums[2 * r] += new - old
+            self.sums[2 * r + 1] += new * new - old * old
+
+    def fits(self, i: int, cpu: float, memory: float, count: int) -> bool:
+        load, lim = self.load[i], self.lim[i]
+        return (
+            (cpu <= 0 or load[0] + cpu <= lim[0])
+            and (memory <= 0 or load[1] + memory <= lim[1])
+            and (count <= 0 or load[2] + count <= lim[2])
+        )
+
+    def shift(self, v: int, target: int) -> None:
+        vm, source = self.vms[v], self.where[v]
+        self.load[source][0] -= vm.cpu
+        self.load[source][1] -= vm.memory
+        self.load[source][2] -= 1
+        self.load[target][0] += vm.cpu
+        self.load[target][1] += vm.memory
+        self.load[target][2] += 1
+        self._refresh(source)
+        self._refresh(target)
+        home = self.home[v]
+        self.moved += (target != home) - (source != home)
+        self.where[v] = target
+
+    def measure(self) -> tuple[float, float]:
+        """(spread + price per moved VM, the walk's surrogate: that + the mean squared deviation)."""
+        cpu, memory = self.util
+        worst = max(max(cpu) - min(cpu), max(memory) - min(memory))
+        n = self.count
+        s = self.sums
+        deviation = s[1] / n - (s[0] / n) ** 2 + s[3] / n - (s[2] / n) ** 2
+        true = worst + self.price * self.moved
+        return true, true + ANNEAL_SMOOTH * deviation
+
+    def exchange_fits(self, a: int, b: int) -> bool:
+        """a and b may swap nodes, and one of them can go first (so moves one at a time reach it)."""
+        va, vb, source, target = self.vms[a], self.vms[b], self.where[a], self.where[b]
+        return (
+            self.fits(target, va.cpu - vb.cpu, va.memory - vb.memory, 0)
+            and self.fits(source, vb.cpu - va.cpu, vb.memory - va.memory, 0)
+            and (self.fits(target, va.cpu, va.memory, 1) or self.fits(source, vb.cpu, vb.memory, 1))
+        )
+
+    def set_where(self, where: list[int]) -> None:
+        for v, node in enumerate(where):
+            if self.where[v] != node:
+                self.shift(v, node)
+        for i in range(len(self.names)):  # drop the rounding the increments gathered
+            self._refresh(i)
+        self.sums = [sum(self.util[0]), sum(x * x for x in self.util[0])]
+        self.sums += [sum(self.util[1]), sum(x * x for x in self.util[1])]
+
+    def walk(self, rng: Any, steps: int) -> list[int]:
+        """Simulated annealing from the current state; the best state met, on the spread plus
+        price per moved VM."""
+        best, current = self.measure()
+        best_where = list(self.where)
+        temperature, cooling = ANNEAL_T0, (ANNEAL_T1 / ANNEAL_T0) ** (1 / max(1, steps))
+        m = len(self.vms)
+        for _ in range(steps):
+            temperature *= cooling
+            a = rng.randrange(m)
+            source = self.where[a]
+            if rng.random() < 0.7:
+                choices = self.allowed[a]
+                target = choices[rng.randrange(len(choices))]
+                vm = self.vms[a]
+                if target == source or not self.fits(target, vm.cpu, vm.memory, 1):
+                    continue
+                self.shift(a, target)
+                b = -1
+            else:
+                b = rng.randrange(m)
+                target = self.where[b]
+                if target == source or target not in self.allowed[a] or source not in self.allowed[b]:
+                    continue
+                if not self.exchange_fits(a, b):
+                    continue
+                self.shift(a, target)
+                self.shift(b, source)
+            true, value = self.measure()
+            if value <= current or rng.random() < math.exp((current - value) / temperature):
+                current = value
+                if true < best - 1e-12:
+                    best, best_where = true, list(self.where)
+            else:
+                if b >= 0:
+                    self.shift(b, target)
+                self.shift(a, source)
+        return best_where
+
+    def kick(self, rng: Any, count: int) -> None:
+        """`count` random moves or exchanges within the limits (fewer when none is found)."""
+        m, done = len(self.vms), 0
+        for _ in range(100 * count):
+            if done == count:
+                return
+            a = rng.randrange(m)
+            source = self.where[a]
+            if rng.random() < 0.5:
+                choices = self.allowed[a]
+                target = choices[rng.randrange(len(choices))]
+                vm = self.vms[a]
+                if target == source or not self.fits(target, vm.cpu, vm.memory, 1):
+                    continue
+                self.shift(a, target)
+            else:
+                b = rng.randrange(m)
+                target = self.where[b]
+                if target == source or target not in self.allowed[a] or source not in self.allowed[b]:
+                    continue
+                if not self.exchange_fits(a, b):
+                    continue
+                self.shift(a, target)
+                self.shift(b, source)
+            done += 1
+
+    def iterate(self, rng: Any, kicks: int) -> None:
+        """Iterated local search: polish, then `kicks` times from the best state met a few
+        random moves and a polish, keeping the result when it is better."""
+        self.polish()
+        best, best_where = self.measure()[0], list(self.where)
+        for _ in range(kicks):
+            self.set_where(best_where)
+            self.kick(rng, rng.randint(1, ILS_KICK_MOVES))
+            self.polish()
+            value = self.measure()[0]
+            if value < best - 1e-12:
+                best, best_where = value, list(self.where)
+        self.set_where(best_where)
+
+    def polish(self) -> None:
+        """The best single move or exchange while one lowers the spread plus price per move
+        (or keeps it and lowers the surrogate)."""
+        best, current = self.measure()
+        m = len(self.vms)
+        while True:
+            found = None
+            for a in range(m):
+                source = self.where[a]
+                vm = self.vms[a]
+                for target in self.allowed[a]:
+                    if target == source or not self.fits(target, vm.cpu, vm.memory, 1):
+                        continue
+                    self.shift(a, target)
+                    true, value = self.measure()
+                    self.shift(a, source)
+                    if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
+                        if found is None or (true, value) < found[0]:
+                            found = ((true, value), a, target, -1)
+                for b in range(a + 1, m):
+                    target = self.where[b]
+                    if target == source or target not in self.allowed[a] or source not in self.allowed[b]:
+                        continue
+                    if not self.exchange_fits(a, b):
+                        continue
+                    self.shift(a, target)
+                    self.shift(b, source)
+                    true, value = self.measure()
+                    self.shift(b, target)
+                    self.shift(a, source)
+                    if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
+                        if found is None or (true, value) < found[0]:
+                            found = ((true, value), a, target, b)
+            if found is None:
+                return
+            (best, current), a, target, b = found
+            source = self.where[a]
+            self.shift(a, target)
+            if b >= 0:
+                self.shift(b, source)
+
+
+def _anneal(
+    ctx: Context, chosen: list, seed: int = 0, price: float = ANNEAL_PRICE, method: str = "anneal"
+) -> list | None:
+    """Simulated annealing from the greedy plan on small clusters: random moves and exchanges
+    of VMs over allowed nodes within the limits, seeded so that a state always gets the same
     plan. The walk minimises a smooth surrogate, the spread plus ANNEAL_SMOOTH x the mean
-    squared deviation of the utilisations plus `price` per moved VM: the deviation term
-    tells apart the states of a plateau where many nodes tie at the top. The best state is
-    judged on the spread plus `price` per moved VM alone. An exchange is taken only when one
-    of its VMs fits its new node first, so that the state can be reached one move at a time. Returns the moves in an
-    order feasible one after the other, or None when it finds nothing better."""
+    squared deviation of the utilisations plus `price` per moved VM: the deviation term tells
+    apart the states of a plateau where many nodes tie at the top. The best state, judged on
+    the spread plus `price` per moved VM alone, is polished (the best single move or exchange
+    while one helps) and its moves ordered so that each step stays within the limits. An
+    exchange is taken only when one of its VMs fits its new node first; still, moves can wait
+    on each other in a cycle (a full node that must let go before it receives): then the moves
+    that can be ordered are kept and a further walk starts from them, with those VMs settled
+    (a VM moves at most once), up to ANNEAL_ROUNDS walks. Returns the moves in an order
+    feasible one after the other, or None when it finds nothing better than the greedy plan."""
+    import random
+
     instance = ctx.instance
     movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
     counted = [n for n in instance.nodes if n.in_spread]
@@ -641,156 +874,107 @@ def _anneal(ctx: Context, chosen: list, seed: int = 0, price: float = ANNEAL_PRI
         or len(instance.nodes) > ANNEAL_MAX_NODES
         or len(movable) > ANNEAL_MAX_VMS
         or len(counted) < 2
+        or any(n.cpu_capacity <= 0 or n.memory_capacity <= 0 for n in counted)
     ):
         return None
-    import random
-
     rng = random.Random(seed)
-    nodes = {n.name: n for n in instance.nodes}
-    start = loads(instance, {})
-    load = loads(instance, {vm.key: t for vm, _s, t in chosen})
-    where = {vm.key: vm.node for vm in movable}
-    where.update({vm.key: t for vm, _s, t in chosen})
-    moved = sum(1 for vm in movable if where[vm.key] != vm.node)
-    names = [n.name for n in counted]
-    caps = [(nodes[n].cpu_capacity, nodes[n].memory_capacity) for n in names]
-
-    def measure() -> tuple[float, float]:
-        """(spread + price per move, the walk's surrogate)."""
-        worst, deviation = 0.0, 0.0
-        for r in (0, 1):
-            values = [_ratio(load[n][r], cap[r]) for n, cap in zip(names, caps, strict=True)]
-            worst = max(worst, max(values) - min(values))
-            mean = sum(values) / len(values)
-            deviation += sum((v - mean) ** 2 for v in values) / len(values)
-        true = worst + price * moved
-        return true, true + ANNEAL_SMOOTH * deviation
-
-    def fits(name: str, cpu: float, memory: float, count: int) -> bool:
-        n, slot = nodes[name], load[name]
-        return (
-            (cpu <= 0 or slot[0] + cpu <= max(n.cpu_allowed, start[name][0]) + EPSILON)
-            and (memory <= 0 or slot[1] + memory <= max(n.memory_allowed, start[name][1]) + EPSILON)
-            and (count <= 0 or n.max_vms is None or slot[2] + count <= max(n.max_vms, start[name][2]))
-        )
-
-    def shift(vm: PlanVM, source: str, target: str) -> None:
-        nonlocal moved
-        for i, amount in ((0, vm.cpu), (1, vm.memory), (2, 1)):
-            load[source][i] -= amount
-            load[target][i] += amount
-        moved += (target != vm.node) - (source != vm.node)
-        where[vm.key] = target
-
-    greedy, current = measure()
-    best, best_where = greedy, dict(where)
     steps = min(ANNEAL_MAX_STEPS, ANNEAL_STEPS_PER_VM * len(movable))
-    temperature, cooling = 0.05, (1e-4 / 0.05) ** (1 / steps)
-    allowed = {vm.key: sorted(vm.allowed) for vm in movable}
-    for _ in range(steps):
-        temperature *= cooling
-        a = movable[rng.randrange(len(movable))]
-        source = where[a.key]
-        if rng.random() < 0.7:
-            target = rng.choice(allowed[a.key])
-            if target == source or target not in nodes or not fits(target, a.cpu, a.memory, 1):
-                continue
-            shift(a, source, target)
-            undo = [(a, target, source)]
+    greedy = _Evaluator(instance).spread(_assignment(chosen)) + price * len(chosen)
+    settled: list = []  # moves ordered in earlier walks
+    current, start = instance, (chosen if method == "anneal" and seed in ANNEAL_FROM_GREEDY else [])
+    for _round in range(ANNEAL_ROUNDS):
+        walk = _Walk(current, [vm for vm in current.vms if vm.movable and len(vm.allowed) > 1], price)
+        index = {name: i for i, name in enumerate(walk.names)}
+        targets = {vm.key: t for vm, _s, t in start}
+        walk.set_where([index[targets.get(vm.key, vm.node)] for vm in walk.vms])
+        if method == "anneal":
+            walk.set_where(walk.walk(rng, steps))
+            walk.polish()
         else:
-            b = movable[rng.randrange(len(movable))]
-            target = where[b.key]
-            if target == source or target not in a.allowed or source not in b.allowed:
-                continue
-            if not (
-                fits(target, a.cpu - b.cpu, a.memory - b.memory, 0)
-                and fits(source, b.cpu - a.cpu, b.memory - a.memory, 0)
-            ):
-                continue
-            if not (fits(target, a.cpu, a.memory, 1) or fits(source, b.cpu, b.memory, 1)):
-                continue  # neither VM can go first: no sequence of moves makes this exchange
-            shift(a, source, target)
-            shift(b, target, source)
-            undo = [(b, source, target), (a, target, source)]
-        true, value = measure()
-        if value <= current or rng.random() < math.exp((current - value) / temperature):
-            current = value
-            if true < best - 1e-12:
-                best, best_where = true, dict(where)
-        else:
-            for vm, s_, t_ in undo:
-                shift(vm, s_, t_)
-    # Polish: from the best state, the best single move or exchange while one improves it.
-    for vm in movable:
-        if where[vm.key] != best_where[vm.key]:
-            shift(vm, where[vm.key], best_where[vm.key])
-    best, current = measure()
-    while True:
-        found = None
-        for i, a in enumerate(movable):
-            source = where[a.key]
-            options = [(a, None, t) for t in allowed[a.key] if t != source and t in nodes]
-            options += [(a, b, where[b.key]) for b in movable[i + 1 :] if where[b.key] != source]
-            for a_, b, target in options:
-                if target not in a_.allowed or (b is not None and source not in b.allowed):
-                    continue
-                if b is None:
-                    if not fits(target, a_.cpu, a_.memory, 1):
-                        continue
-                    shift(a_, source, target)
-                    undo = [(a_, target, source)]
-                else:
-                    if not (
-                        fits(target, a_.cpu - b.cpu, a_.memory - b.memory, 0)
-                        and fits(source, b.cpu - a_.cpu, b.memory - a_.memory, 0)
-                        and (fits(target, a_.cpu, a_.memory, 1) or fits(source, b.cpu, b.memory, 1))
-                    ):
-                        continue
-                    shift(a_, source, target)
-                    shift(b, target, source)
-                    undo = [(b, source, target), (a_, target, source)]
-                true, value = measure()
-                if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
-                    if found is None or (true, value) < found[0]:
-                        found = ((true, value), list(reversed([(vm_, t_, s_) for vm_, s_, t_ in undo])))
-                for vm_, s_, t_ in undo:
-                    shift(vm_, s_, t_)
-        if found is None:
+            walk.iterate(rng, ILS_KICKS)
+        moves = [
+            (vm, vm.node, walk.names[node])
+            for vm, node in zip(walk.vms, walk.where, strict=True)
+            if walk.names[node] != vm.node
+        ]
+        ordered = _sequence(current, moves, partial=True)
+        settled += ordered
+        if len(ordered) == len(moves):
             break
-        for vm_, s_, t_ in found[1]:
-            shift(vm_, s_, t_)
-        (best, current) = found[0]
-    best_where = dict(where)
-    if best >= greedy - 1e-9:
-        return None
-    moves = [(vm, vm.node, best_where[vm.key]) for vm in movable if best_where[vm.key] != vm.node]
-    return _sequence(instance, moves, partial=True)
+        done = {vm.key: target for vm, _s, target in settled}
+        current = Instance(
+            instance.nodes,
+            tuple(
+                replace(vm, node=done[vm.key], allowed=frozenset({done[vm.key]})) if vm.key in done else vm
+                for vm in instance.vms
+            ),
+        )
+        start = []
+    originals = {vm.key: vm for vm in instance.vms}
+    result = [(originals[vm.key], originals[vm.key].node, target) for vm, _s, target in settled]
+    value = _Evaluator(instance).spread(_assignment(result)) + price * len(result)
+    return result if value < greedy - 1e-9 else None
+
+
+SEQUENCE_SEARCH_STATES = 5_000  # orders of moves tried when taking the lightest fitting move gets stuck
 
 
 def _sequence(instance: Instance, moves: list, partial: bool = False) -> list | None:
     """The moves in an order each step of which stays within the limits (lightest first
-    where there is a choice); when some cannot follow any order, None, or with `partial`
-    those that can."""
+    where there is a choice; when that gets stuck, a depth-first search over the orders, up to
+    SEQUENCE_SEARCH_STATES sets of moves done); when no order is found, None, or with
+    `partial` the longest prefix found."""
     search = _Search(instance)
     start = {name: list(load) for name, load in search.load.items()}
+    limits = {
+        n.name: (
+            max(n.cpu_allowed, start[n.name][0]) + EPSILON,
+            max(n.memory_allowed, start[n.name][1]) + EPSILON,
+            math.inf if n.max_vms is None else max(n.max_vms, start[n.name][2]),
+        )
+        for n in instance.nodes
+    }
     remaining = sorted(moves, key=lambda m: (m[0].memory, m[0].cpu, m[0].key))
-    ordered = []
-    while remaining:
-        for item in remaining:
-            vm, _source, target = item
-            n, load = search.nodes[target], search.load[target]
-            if (
-                load[0] + vm.cpu <= max(n.cpu_allowed, start[target][0]) + EPSILON
-                and load[1] + vm.memory <= max(n.memory_allowed, start[target][1]) + EPSILON
-                and (n.max_vms is None or load[2] + 1 <= max(n.max_vms, start[target][2]))
-            ):
-                search.apply(vm, target)
-                ordered.append(item)
-                remaining.remove(item)
-                break
-        else:
-            return ordered if partial else None
-    return ordered
+    load = search.load
+
+    def fits(item) -> bool:
+        vm, _source, target = item
+        slot, limit = load[target], limits[target]
+        return slot[0] + vm.cpu <= limit[0] and slot[1] + vm.memory <= limit[1] and slot[2] + 1 <= limit[2]
+
+    def shift(item, sign: int) -> None:
+        vm, source, target = item
+        for i, amount in ((0, vm.cpu), (1, vm.memory), (2, 1)):
+            load[source][i] -= sign * amount
+            load[target][i] += sign * amount
+
+    seen: set[int] = set()
+    longest: list = []
+
+    def order(done: int, path: list) -> bool:
+        nonlocal longest
+        if len(path) == len(remaining):
+            return True
+        if done in seen or len(seen) >= SEQUENCE_SEARCH_STATES:
+            return False
+        seen.add(done)
+        if len(path) > len(longest):
+            longest = list(path)
+        for i, item in enumerate(remaining):
+            if done >> i & 1 or not fits(item):
+                continue
+            shift(item, 1)
+            path.append(item)
+            if order(done | 1 << i, path):
+                return True
+            path.pop()
+            shift(item, -1)
+        return False
+
+    path: list = []
+    if order(0, path):
+        return path
+    return longest if partial else None
 
 
 def _best_swap(ctx: Context, search: _Search, ranked, by_node, moved, sources, targets, current: float):
