@@ -503,13 +503,19 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
         annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method)
         if annealed is not None:
             candidates.append(_by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN)))
-    best = min(
+    options = sorted(
         (round(curve[k] + min_gain * k, 9), k, i)
         for i, (_moves, curve) in enumerate(candidates)
         for k in range(len(curve))
         if math.isfinite(curve[k])
     )
-    _value, k, i = best
+    # The best that leaves every VM with a migration target (plan_context cuts a plan that does
+    # not, which may leave nothing of the best one while the next best is whole).
+    _value, k, i = options[0]
+    for _v, k_, i_ in options[:STRAND_CHECKS]:
+        if k_ == 0 or ctx.strands is None or not ctx.strands(_assignment(candidates[i_][0][:k_])):
+            k, i = k_, i_
+            break
     chosen = candidates[i][0][:k]
     assignment = {vm.key: target for vm, _s, target in chosen}
     return [_move(vm, s, t) for vm, s, t in chosen], start, spread(instance, assignment)
@@ -916,6 +922,7 @@ def _anneal(
     return result if value < greedy - 1e-9 else None
 
 
+STRAND_CHECKS = 50  # plans (best first) checked for a VM they would leave without a migration target
 SEQUENCE_SEARCH_STATES = 5_000  # orders of moves tried when taking the lightest fitting move gets stuck
 
 
