@@ -13,6 +13,10 @@ tainted-away and unmovable VMs, VM limits):
     move must gain 1 point), and with the threshold and the minimum gain
     at 0, which shows the search itself; for the first, the fewest moves that reach its spread
     (planbound.fewest_moves, 10 s), to judge its moves at the spread it reaches;
+  * the optimum of the planner's own objective (planbound.optimal with move_cost: no plan
+    within the threshold, else the least spread plus the effective minimum gain per moved VM),
+    which the planner with its defaults is judged against (reused by --reuse when solved for
+    the same gain, else solved);
   * the descheduler's KubeVirtRelieveAndMigrate profile, cycle after cycle until it settles.
 Then the planner on the `--tier` cluster of tests/benchgen.py (XL: 500 nodes, 10,000 VMs), with
 a share of its VMIs stopped that grows with the node's index (0-40 %) so that there is work to
@@ -59,7 +63,7 @@ def one(seed: int, time_limit: float, reuse: dict[str, Any] | None = None) -> di
     inst = c.instance
     if reuse is not None:  # the bounds, optima and descheduler of an earlier run: the planner only
         row = {k: v for k, v in reuse.items() if k in REUSED}
-        if reuse.get("cost_gain") == planner.DEFAULT_MIN_GAIN:
+        if reuse.get("cost_gain") == planner.effective_min_gain(inst, planner.DEFAULT_MIN_GAIN):
             row |= {k: reuse[k] for k in COST_KEYS}
         else:
             row |= _cost_optimum(inst, row["start"], time_limit)
@@ -106,7 +110,7 @@ def _cost_optimum(inst: Any, start: float, time_limit: float) -> dict[str, Any]:
     """The optimum of what the planner with its defaults minimises: no plan within the
     threshold, else the spread plus the minimum gain per moved VM (planbound.optimal with
     move_cost)."""
-    gain = planner.DEFAULT_MIN_GAIN
+    gain = planner.effective_min_gain(inst, planner.DEFAULT_MIN_GAIN)
     if start <= planner.DEFAULT_SPREAD_THRESHOLD:
         return {
             "cost_gain": gain,

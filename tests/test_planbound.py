@@ -129,6 +129,36 @@ def test_optimum_and_bound_on_a_hand_made_instance():
     assert 0.0 <= lower_bound(inst) <= best
 
 
+def test_optimum_with_a_move_cost_buys_spread_only_when_it_pays():
+    # Four VMs of 0.2 on a: each move lowers the spread by 0.4 (0.8, 0.4, 0.0).
+    _a, best, moves, proven = optimal(_two_nodes(4), 10, move_cost=0.35)
+    assert proven and moves == 2 and best == 0.0  # 0.0 + 0.7 < 0.8
+    _a, best, moves, proven = optimal(_two_nodes(4), 10, move_cost=0.45)
+    assert proven and moves == 0 and abs(best - 0.8) < 1e-9  # 0.9 a move: not worth it
+    # Three: one move takes 0.6 to 0.2.
+    assert optimal(_two_nodes(3), 10, move_cost=0.3)[2] == 1
+    assert optimal(_two_nodes(3), 10, move_cost=0.45)[2] == 0
+
+
+@pytest.mark.parametrize("seed", SMALL)
+def test_optimum_with_a_move_cost_is_no_worse_than_any_plan_on_that_objective(seed):
+    c = small(seed)
+    inst = c.instance
+    gain = 0.01
+    assignment, best, moves, proven = optimal(inst, 30, move_cost=gain)
+    assert proven and feasible(inst, assignment) == [] and moves == len(assignment)
+    assert abs(best - spread(inst, assignment)) < 1e-12
+    value = best + gain * moves
+    _a, lexi, lexi_moves, _p = optimal(inst, 30)
+    assert lexi <= best + SPREAD_GAP + 1e-9  # the least spread is the least
+    plan = plan_instance(inst, threshold=0.0, min_gain=gain)
+    rng = random.Random(seed)
+    others = [{}, descheduler(c).assignment, plan.assignment] + [random_feasible(inst, rng) for _ in range(20)]
+    for other in [*others, _a]:
+        if not feasible(inst, other):
+            assert value <= spread(inst, other) + gain * len(other) + SPREAD_GAP + 1e-9
+
+
 def test_fluid_bound_is_exact_when_nothing_can_move():
     nodes = (PlanNode("a", 10.0, 10 * GI, 8.0, 1 * GI, None, 1), PlanNode("b", 10.0, 10 * GI, 0.0, 0.0, None, 1))
     vms = (

@@ -10,13 +10,19 @@ Goals:
   ones, taking the move that lowers the spread most (ties: the sum of squared utilisations,
   so a move off one of two equally busy nodes still counts), or exchanges two VMs when no
   single move helps; the plan is cut back to the shortest prefix reaching its best spread.
-  On small clusters a seeded simulated annealing on a smooth surrogate refines it
-  (`_anneal`, pricing each moved VM at the minimum gain, and exchanging two VMs only when
-  one of them can go first). Each candidate (the greedy's moves, the greedy pruned of moves
-  worth less than the minimum gain, the annealed plans) is ordered by gain, and of all their
-  prefixes the plan is the one with the least spread plus the minimum gain per move (a move
-  must be worth it), then the fewest moves. No plan when the spread is already within the
-  threshold.
+  On small clusters seeded searches refine it (`_anneal`, pricing each moved VM at the
+  minimum gain, exchanging two VMs only when one of them can go first): three simulated
+  annealing walks on a smooth surrogate (one from the greedy plan, two from the placement)
+  and an iterated local search from the placement (polish with the best move or exchange,
+  kick with a few random ones, keep the best), each within a budget of work, not time. The
+  moves of each result are ordered so that every step stays within the limits (a
+  depth-first search when lightest-first gets stuck); when some cannot be ordered (they
+  wait on each other in a cycle of full nodes), a further walk starts from those that can.
+  Each candidate (the greedy's moves, the greedy pruned of moves worth less than the minimum
+  gain, the searched plans) is ordered by gain, and of all their prefixes the plan is the
+  one with the least spread plus the minimum gain per move (a move must be worth it), then
+  the fewest moves, that leaves every VM a migration target. No plan when the spread is
+  already within the threshold.
 - drain NODE / evacuate-control-plane: every movable VM on the node(s) moves to the allowed
   node that keeps the spread lowest (largest VMs first); the node(s) leave the spread.
 
@@ -56,6 +62,7 @@ DEFAULT_INBOUND = 2
 DEFAULT_MAX_MOVES = 100
 DEFAULT_MIN_GAIN = 0.01  # a move must lower the spread by one point of utilisation (plan_context)
 DEFAULT_SPREAD_THRESHOLD = 0.2  # within this spread, no plan (plan_context)
+MIN_GAIN_NODES = 8  # the minimum gain holds as set up to this many counted nodes (effective_min_gain)
 HOT, COLD = 3, 8  # source nodes (busiest) and target nodes (idlest) examined per resource
 
 # Reasons a VM does not move (label `reason` of ov_rebalance_plan_unmovable_vms): the
@@ -430,6 +437,15 @@ class _Search:
         )
 
 
+def effective_min_gain(instance: Instance, min_gain: float) -> float:
+    """What a move must gain: `min_gain` (thresholds.rebalance-min-gain) on clusters of up to
+    MIN_GAIN_NODES counted nodes, scaled by MIN_GAIN_NODES / nodes above. A move changes two
+    nodes while the spread is set by the busiest and the idlest: lowering it on N nodes takes
+    about N times the moves, each worth 1/N of what it is worth on a small cluster."""
+    counted = sum(1 for n in instance.nodes if n.in_spread)
+    return min_gain * min(1.0, MIN_GAIN_NODES / counted) if counted else min_gain
+
+
 def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float) -> tuple[list[Move], float, float]:
     instance = ctx.instance
     search = _Search(instance)
@@ -630,8 +646,11 @@ PRUNE_GAIN = 0.0  # annealed plans: drop only the moves whose removal does not r
 ANNEAL_SMOOTH = 1.0  # weight of the mean squared deviation in the walk's surrogate
 ANNEAL_ROUNDS = 3  # walks per run: each later one from the moves the earlier ones could order
 ANNEAL_FROM_GREEDY = (0,)  # seeds whose walk starts from the greedy plan; the others from the placement
-ILS_KICKS = 20  # iterated local search: kicks from the best state
+ILS_KICKS = 200  # iterated local search: kicks from the best state (ILS_EVALUATIONS ends it first on most)
 ILS_KICK_MOVES = 4  # most random moves in a kick
+# States the polish may measure in all, per walk: a budget in work, not time (the same state
+# gets the same plan).
+ILS_EVALUATIONS = 100_000
 ANNEAL_T0, ANNEAL_T1 = 0.05, 1e-4  # the walk's temperature, first and last step
 
 
@@ -669,6 +688,7 @@ class _Walk:
         self.allowed = [sorted(index[n] for n in vm.allowed if n in index) for vm in movable]
         self.where = list(self.home)
         self.moved = 0
+        self.evaluations = 0  # states the polish measured
         for i in counted:
             self._refresh(i)
 
@@ -693,14 +713,31 @@ class _Walk:
 
     def shift(self, v: int, target: int) -> None:
         vm, source = self.vms[v], self.where[v]
-        self.load[source][0] -= vm.cpu
-        self.load[source][1] -= vm.memory
-        self.load[source][2] -= 1
-        self.load[target][0] += vm.cpu
-        self.load[target][1] += vm.memory
-        self.load[target][2] += 1
-        self._refresh(source)
-        self._refresh(target)
+        cpu, memory = vm.cpu, vm.memory
+        load = self.load
+        load[source][0] -= cpu
+        load[source][1] -= memory
+        load[source][2] -= 1
+        load[target][0] += cpu
+        load[target][1] += memory
+        load[target][2] += 1
+        util_cpu, util_memory = self.util
+        sums = self.sums
+        for node, sign in ((source, -1.0), (target, 1.0)):
+            p = self.pos[node]
+            if p < 0:
+                continue
+            inv_cpu, inv_memory = self.inv[p]
+            old = util_cpu[p]
+            new = old + sign * cpu * inv_cpu
+            util_cpu[p] = new
+            sums[0] += new - old
+            sums[1] += new * new - old * old
+            old = util_memory[p]
+            new = old + sign * memory * inv_memory
+            util_memory[p] = new
+            sums[2] += new - old
+            sums[3] += new * new - old * old
         home = self.home[v]
         self.moved += (target != home) - (source != home)
         self.where[v] = target
@@ -804,6 +841,8 @@ class _Walk:
         self.polish()
         best, best_where = self.measure()[0], list(self.where)
         for _ in range(kicks):
+            if self.evaluations >= ILS_EVALUATIONS:
+                break
             self.set_where(best_where)
             self.kick(rng, rng.randint(1, ILS_KICK_MOVES))
             self.polish()
@@ -812,46 +851,89 @@ class _Walk:
                 best, best_where = value, list(self.where)
         self.set_where(best_where)
 
+    def evaluate(self, ends: list, source: int, target: int, cpu: float, memory: float, moved: int):
+        """measure() if `cpu` and `memory` went from source to target and `moved` more VMs were
+        off their node, without changing the state; `ends` holds, per resource, the positions of
+        the three busiest and the three idlest counted nodes (the extremes of the others)."""
+        worst, deviation, n = 0.0, 0.0, self.count
+        ps, pt = self.pos[source], self.pos[target]
+        for r, amount in ((0, cpu), (1, memory)):
+            util = self.util[r]
+            total, squares = self.sums[2 * r], self.sums[2 * r + 1]
+            top = bottom = None
+            for p in ends[r][0]:
+                if p != ps and p != pt:
+                    top = util[p]
+                    break
+            for p in ends[r][1]:
+                if p != ps and p != pt:
+                    bottom = util[p]
+                    break
+            high, low = top if top is not None else -math.inf, bottom if bottom is not None else math.inf
+            for p, sign in ((ps, -1.0), (pt, 1.0)):
+                if p < 0:
+                    continue
+                old = util[p]
+                new = old + sign * amount * self.inv[p][r]
+                total += new - old
+                squares += new * new - old * old
+                high, low = max(high, new), min(low, new)
+            worst = max(worst, high - low)
+            deviation += squares / n - (total / n) ** 2
+        true = worst + self.price * (self.moved + moved)
+        return true, true + ANNEAL_SMOOTH * deviation
+
     def polish(self) -> None:
         """The best single move or exchange while one lowers the spread plus price per move
         (or keeps it and lowers the surrogate)."""
         best, current = self.measure()
-        m = len(self.vms)
+        home = self.home
         while True:
             found = None
-            for a in range(m):
+            ends = []
+            for util in self.util:
+                order = sorted(range(self.count), key=util.__getitem__)
+                ends.append((order[::-1][:3], order[:3]))
+            # VMs alike (size, allowed nodes, node now and at the start) give the same states.
+            alike: dict[tuple, int] = {}
+            for v, vm in enumerate(self.vms):
+                alike.setdefault((self.where[v], home[v], vm.cpu, vm.memory, id(vm.allowed)), v)
+            distinct = sorted(alike.values())
+            for a in distinct:
                 source = self.where[a]
                 vm = self.vms[a]
                 for target in self.allowed[a]:
                     if target == source or not self.fits(target, vm.cpu, vm.memory, 1):
                         continue
-                    self.shift(a, target)
-                    true, value = self.measure()
-                    self.shift(a, source)
+                    moved = (target != home[a]) - (source != home[a])
+                    true, value = self.evaluate(ends, source, target, vm.cpu, vm.memory, moved)
+                    self.evaluations += 1
                     if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
                         if found is None or (true, value) < found[0]:
                             found = ((true, value), a, target, -1)
-                for b in range(a + 1, m):
+                for b in distinct:
                     target = self.where[b]
-                    if target == source or target not in self.allowed[a] or source not in self.allowed[b]:
+                    if b <= a or target == source or target not in self.allowed[a] or source not in self.allowed[b]:
                         continue
                     if not self.exchange_fits(a, b):
                         continue
-                    self.shift(a, target)
-                    self.shift(b, source)
-                    true, value = self.measure()
-                    self.shift(b, target)
-                    self.shift(a, source)
+                    other = self.vms[b]
+                    moved = (target != home[a]) - (source != home[a]) + (source != home[b]) - (target != home[b])
+                    true, value = self.evaluate(
+                        ends, source, target, vm.cpu - other.cpu, vm.memory - other.memory, moved
+                    )
+                    self.evaluations += 1
                     if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
                         if found is None or (true, value) < found[0]:
                             found = ((true, value), a, target, b)
             if found is None:
                 return
-            (best, current), a, target, b = found
+            _value, a, target, b = found
             source = self.where[a]
             self.shift(a, target)
             if b >= 0:
                 self.shift(b, source)
+            best, current = self.measure()
 
 
 def _anneal(
@@ -1232,12 +1314,13 @@ def plan_context(
     notes: list[str] = []
     stranded: list[PlanVM] = []
     if goal == "spread":
-        moves, before, after = _spread_goal(ctx, max_moves, min_gain, threshold)
+        gain = effective_min_gain(instance, min_gain)
+        moves, before, after = _spread_goal(ctx, max_moves, gain, threshold)
         if not moves:
             notes.append(
                 f"no plan: the spread {before:.1%} is within the threshold {threshold:.0%}"
                 if before <= threshold
-                else f"no move lowers the spread {before:.1%} by at least {min_gain:.0%}"
+                else f"no move lowers the spread {before:.1%} by at least {gain:.{0 if gain >= 0.01 else 3}%}"
             )
     else:
         before = spread(instance, {})
