@@ -24,6 +24,7 @@ from ov_exporter.domain.planbound import (
     solver_installed,
 )
 from ov_exporter.domain.planmodel import Instance, PlanNode, PlanVM, feasible, spread
+from ov_exporter.domain.planner import effective_min_gain
 
 from .conftest import ROOT
 from .planbaselines import (
@@ -375,3 +376,16 @@ def test_without_the_solver_the_bound_is_the_fluid_one_and_the_plan_says_so():
     assert installed is False and bound == fluid
     assert "the fluid bound only" in markdown and "`solver` extra" in markdown, out.stdout + out.stderr
     assert solver_installed() and lower_bound(cluster(3).instance) >= fluid  # the solver's is at least as tight
+
+
+def test_the_minimum_gain_holds_up_to_eight_nodes_and_shrinks_with_more():
+    def nodes(n: int, drained: int = 0) -> Instance:
+        return Instance(
+            tuple(PlanNode(f"n{i}", 10.0, 10 * GI, 0.0, 0.0, None, 0, in_spread=i >= drained) for i in range(n)), ()
+        )
+
+    assert effective_min_gain(nodes(3), 0.01) == 0.01
+    assert effective_min_gain(nodes(8), 0.01) == 0.01
+    assert abs(effective_min_gain(nodes(16), 0.01) - 0.005) < 1e-12
+    assert abs(effective_min_gain(nodes(500), 0.01) - 0.00016) < 1e-12
+    assert effective_min_gain(nodes(10, drained=2), 0.01) == 0.01  # only the counted nodes count
