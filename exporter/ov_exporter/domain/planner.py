@@ -1005,7 +1005,7 @@ def _anneal(
 
 
 STRAND_CHECKS = 50  # plans (best first) checked for a VM they would leave without a migration target
-SEQUENCE_SEARCH_STATES = 5_000  # orders of moves tried when taking the lightest fitting move gets stuck
+SEQUENCE_SEARCH_STATES = 2_000  # orders of moves tried when taking the lightest fitting move gets stuck
 
 
 def _sequence(instance: Instance, moves: list, partial: bool = False) -> list | None:
