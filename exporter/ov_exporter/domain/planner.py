@@ -648,8 +648,8 @@ ANNEAL_ROUNDS = 3  # walks per run: each later one from the moves the earlier on
 ANNEAL_FROM_GREEDY = (0,)  # seeds whose walk starts from the greedy plan; the others from the placement
 ILS_KICKS = 200  # iterated local search: kicks from the best state (ILS_EVALUATIONS ends it first on most)
 ILS_KICK_MOVES = 4  # most random moves in a kick
-# States the polish may measure in all, per walk: a budget in work, not time (the same state
-# gets the same plan).
+# States the polishes may measure in all, per search run (its walks' polish, or its iterated
+# local search): a budget in work, not time (the same state gets the same plan).
 ILS_EVALUATIONS = 100_000
 ANNEAL_T0, ANNEAL_T1 = 0.05, 1e-4  # the walk's temperature, first and last step
 
@@ -885,10 +885,10 @@ class _Walk:
 
     def polish(self) -> None:
         """The best single move or exchange while one lowers the spread plus price per move
-        (or keeps it and lowers the surrogate)."""
+        (or keeps it and lowers the surrogate), within the walk's budget of states measured."""
         best, current = self.measure()
         home = self.home
-        while True:
+        while self.evaluations < ILS_EVALUATIONS:
             found = None
             ends = []
             for util in self.util:
@@ -970,8 +970,12 @@ def _anneal(
     greedy = _Evaluator(instance).spread(_assignment(chosen)) + price * len(chosen)
     settled: list = []  # moves ordered in earlier walks
     current, start = instance, (chosen if method == "anneal" and seed in ANNEAL_FROM_GREEDY else [])
+    spent = 0  # states measured by the earlier walks: one budget for the run
     for _round in range(ANNEAL_ROUNDS):
+        if spent >= ILS_EVALUATIONS:
+            break
         walk = _Walk(current, [vm for vm in current.vms if vm.movable and len(vm.allowed) > 1], price)
+        walk.evaluations = spent
         index = {name: i for i, name in enumerate(walk.names)}
         targets = {vm.key: t for vm, _s, t in start}
         walk.set_where([index[targets.get(vm.key, vm.node)] for vm in walk.vms])
@@ -987,6 +991,7 @@ def _anneal(
         ]
         ordered = _sequence(current, moves, partial=True)
         settled += ordered
+        spent = walk.evaluations
         if len(ordered) == len(moves):
             break
         done = {vm.key: target for vm, _s, target in settled}
