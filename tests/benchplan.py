@@ -13,6 +13,10 @@ tainted-away and unmovable VMs, VM limits):
     move must gain 1 point), and with the threshold and the minimum gain
     at 0, which shows the search itself; for the first, the fewest moves that reach its spread
     (planbound.fewest_moves, 10 s), to judge its moves at the spread it reaches;
+  * the optimum of the planner's own objective (planbound.optimal with move_cost: no plan
+    within the threshold, else the least spread plus the effective minimum gain per moved VM),
+    which the planner with its defaults is judged against (reused by --reuse when solved for
+    the same gain, else solved);
   * the descheduler's KubeVirtRelieveAndMigrate profile, cycle after cycle until it settles.
 Then the planner on the `--tier` cluster of tests/benchgen.py (XL: 500 nodes, 10,000 VMs), with
 a share of its VMIs stopped that grows with the node's index (0-40 %) so that there is work to
@@ -50,13 +54,19 @@ FEWEST_SECONDS = 10.0  # for the fewest moves reaching the planner's spread
 REUSED = {"seed", "nodes", "vms", "start", "bound", "bound_s", "searched", "optimum", "optimum_moves", "proven"}
 REUSED |= {"optimum_s", "optimum_violations", "desched", "desched_migrations", "desched_evictions"}
 REUSED |= {"desched_cycles", "desched_settled", "desched_violations", "desched_twice"}
+# ... and the optimum of the planner's own objective, when it was solved for the same minimum gain.
+COST_KEYS = {"cost_gain", "cost_optimum", "cost_moves", "cost_proven", "cost_s", "cost_violations"}
 
 
 def one(seed: int, time_limit: float, reuse: dict[str, Any] | None = None) -> dict[str, Any]:
     c = cluster(seed)
     inst = c.instance
-    if reuse is not None:  # the bounds, optimum and descheduler of an earlier run: the planner only
+    if reuse is not None:  # the bounds, optima and descheduler of an earlier run: the planner only
         row = {k: v for k, v in reuse.items() if k in REUSED}
+        if reuse.get("cost_gain") == planner.effective_min_gain(inst, planner.DEFAULT_MIN_GAIN):
+            row |= {k: reuse[k] for k in COST_KEYS}
+        else:
+            row |= _cost_optimum(inst, row["start"], time_limit)
         row |= _planner_rows(inst, row, time_limit)
         return row
     started = time.perf_counter()
@@ -80,6 +90,7 @@ def one(seed: int, time_limit: float, reuse: dict[str, Any] | None = None) -> di
         "optimum_s": optimum_s,
         "optimum_violations": len(feasible(inst, assignment)),
     }
+    row |= _cost_optimum(inst, row["start"], time_limit)
     row |= _planner_rows(inst, row, time_limit)
     run = descheduler(c)
     before = set(feasible(inst, {}))
@@ -93,6 +104,32 @@ def one(seed: int, time_limit: float, reuse: dict[str, Any] | None = None) -> di
         "desched_twice": run.moved_twice,
     }
     return row
+
+
+def _cost_optimum(inst: Any, start: float, time_limit: float) -> dict[str, Any]:
+    """The optimum of what the planner with its defaults minimises: no plan within the
+    threshold, else the spread plus the minimum gain per moved VM (planbound.optimal with
+    move_cost)."""
+    gain = planner.effective_min_gain(inst, planner.DEFAULT_MIN_GAIN)
+    if start <= planner.DEFAULT_SPREAD_THRESHOLD:
+        return {
+            "cost_gain": gain,
+            "cost_optimum": start,
+            "cost_moves": 0,
+            "cost_proven": True,
+            "cost_s": 0.0,
+            "cost_violations": 0,
+        }
+    started = time.perf_counter()
+    assignment, best, moves, proven = optimal(inst, time_limit, move_cost=gain)
+    return {
+        "cost_gain": gain,
+        "cost_optimum": best,
+        "cost_moves": moves,
+        "cost_proven": proven,
+        "cost_s": time.perf_counter() - started,
+        "cost_violations": len(feasible(inst, assignment)),
+    }
 
 
 def _planner_rows(inst: Any, row: dict[str, Any], time_limit: float) -> dict[str, Any]:
@@ -280,6 +317,7 @@ def table(rows: list[dict[str, Any]], xl: dict[str, Any] | None, time_limit: flo
             f"| {label}: time, median / max | {1000 * statistics.median(r[f'{name}_s'] for r in rows):.1f} / "
             f"{1000 * max(r[f'{name}_s'] for r in rows):.1f} ms |",
         ]
+    out += _cost_rows(rows)
     better = sum(r["planner"] <= r["desched"] + 1e-12 for r in rows)
     fewer = sum(r["planner_moves"] < r["desched_migrations"] or r["desched_migrations"] == 0 for r in rows)
     out += [
@@ -303,6 +341,45 @@ def table(rows: list[dict[str, Any]], xl: dict[str, Any] | None, time_limit: flo
             f"| tier {xl['tier']}: lower bound time | {1000 * xl['bound_s']:.0f} ms |",
         ]
     return "\n".join(out)
+
+
+def _cost_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """The planner with its defaults against the optimum of its own objective: no plan within
+    the threshold, else the least spread plus the minimum gain per moved VM."""
+    proven = [r for r in rows if r["cost_proven"]]
+    gain = rows[0]["cost_gain"]
+
+    def objective(r: dict[str, Any], spread_key: str, moves_key: str) -> float:
+        return r[spread_key] + gain * r[moves_key]
+
+    label = f"planner (defaults) vs the optimum of its objective (spread + {gain:g} a move)"
+    obj_ok = [
+        objective(r, "planner", "planner_moves")
+        <= objective(r, "cost_optimum", "cost_moves") * (1 + SPREAD_WITHIN) + SPREAD_GAP
+        for r in proven
+    ]
+    relative = [r["planner"] <= r["cost_optimum"] * (1 + SPREAD_WITHIN) + SPREAD_GAP for r in proven]
+    points = [r["planner"] <= r["cost_optimum"] + SPREAD_WITHIN + SPREAD_GAP for r in proven]
+    moves_ok = [r["planner_moves"] <= r["cost_moves"] * (1 + MOVES_WITHIN) for r in proven]
+    times = [r["cost_s"] for r in rows if r["cost_s"] > 0]
+    return [
+        f"| optimum of the planner's objective (spread + {gain:g} a move) proven within the time limit "
+        f"(gap {SPREAD_GAP:g}) | {len(proven)} of {len(rows)}; "
+        f"median {statistics.median(times) if times else 0:.2f} s, max {max(times, default=0):.1f} s |",
+        f"| {label}: objective, mean planner / optimum | "
+        f"{_pct(statistics.fmean(objective(r, 'planner', 'planner_moves') for r in proven))} / "
+        f"{_pct(statistics.fmean(objective(r, 'cost_optimum', 'cost_moves') for r in proven))} |",
+        f"| {label}: spread, mean planner / optimum; moves, total planner / optimum | "
+        f"{_pct(statistics.fmean(r['planner'] for r in proven))} / "
+        f"{_pct(statistics.fmean(r['cost_optimum'] for r in proven))}; "
+        f"{sum(r['planner_moves'] for r in proven)} / {sum(r['cost_moves'] for r in proven)} |",
+        f"| {label}: objective within 5 % (x 1.05) | {sum(obj_ok)} of {len(proven)} |",
+        f"| {label}: spread within 5 % (x 1.05) / within 5 points / moves within +10 % | "
+        f"{sum(relative)} / {sum(points)} / {sum(moves_ok)} of {len(proven)} |",
+        f"| {label}: spread within 5 % with moves within +10 % / within 5 points with moves within +10 % | "
+        f"{sum(a and m for a, m in zip(relative, moves_ok, strict=True))} / "
+        f"{sum(p and m for p, m in zip(points, moves_ok, strict=True))} of {len(proven)} |",
+    ]
 
 
 def main(argv: list[str] | None = None) -> str:

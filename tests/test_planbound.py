@@ -24,6 +24,7 @@ from ov_exporter.domain.planbound import (
     solver_installed,
 )
 from ov_exporter.domain.planmodel import Instance, PlanNode, PlanVM, feasible, spread
+from ov_exporter.domain.planner import effective_min_gain
 
 from .conftest import ROOT
 from .planbaselines import (
@@ -127,6 +128,36 @@ def test_optimum_and_bound_on_a_hand_made_instance():
     assignment, best, moves, proven = optimal(inst, 10)
     assert proven and moves == 1 and abs(best - 0.2) < 1e-9
     assert 0.0 <= lower_bound(inst) <= best
+
+
+def test_optimum_with_a_move_cost_buys_spread_only_when_it_pays():
+    # Four VMs of 0.2 on a: each move lowers the spread by 0.4 (0.8, 0.4, 0.0).
+    _a, best, moves, proven = optimal(_two_nodes(4), 10, move_cost=0.35)
+    assert proven and moves == 2 and best == 0.0  # 0.0 + 0.7 < 0.8
+    _a, best, moves, proven = optimal(_two_nodes(4), 10, move_cost=0.45)
+    assert proven and moves == 0 and abs(best - 0.8) < 1e-9  # 0.9 a move: not worth it
+    # Three: one move takes 0.6 to 0.2.
+    assert optimal(_two_nodes(3), 10, move_cost=0.3)[2] == 1
+    assert optimal(_two_nodes(3), 10, move_cost=0.45)[2] == 0
+
+
+@pytest.mark.parametrize("seed", SMALL)
+def test_optimum_with_a_move_cost_is_no_worse_than_any_plan_on_that_objective(seed):
+    c = small(seed)
+    inst = c.instance
+    gain = 0.01
+    assignment, best, moves, proven = optimal(inst, 30, move_cost=gain)
+    assert proven and feasible(inst, assignment) == [] and moves == len(assignment)
+    assert abs(best - spread(inst, assignment)) < 1e-12
+    value = best + gain * moves
+    _a, lexi, lexi_moves, _p = optimal(inst, 30)
+    assert lexi <= best + SPREAD_GAP + 1e-9  # the least spread is the least
+    plan = plan_instance(inst, threshold=0.0, min_gain=gain)
+    rng = random.Random(seed)
+    others = [{}, descheduler(c).assignment, plan.assignment] + [random_feasible(inst, rng) for _ in range(20)]
+    for other in [*others, _a]:
+        if not feasible(inst, other):
+            assert value <= spread(inst, other) + gain * len(other) + SPREAD_GAP + 1e-9
 
 
 def test_fluid_bound_is_exact_when_nothing_can_move():
@@ -345,3 +376,16 @@ def test_without_the_solver_the_bound_is_the_fluid_one_and_the_plan_says_so():
     assert installed is False and bound == fluid
     assert "the fluid bound only" in markdown and "`solver` extra" in markdown, out.stdout + out.stderr
     assert solver_installed() and lower_bound(cluster(3).instance) >= fluid  # the solver's is at least as tight
+
+
+def test_the_minimum_gain_holds_up_to_eight_nodes_and_shrinks_with_more():
+    def nodes(n: int, drained: int = 0) -> Instance:
+        return Instance(
+            tuple(PlanNode(f"n{i}", 10.0, 10 * GI, 0.0, 0.0, None, 0, in_spread=i >= drained) for i in range(n)), ()
+        )
+
+    assert effective_min_gain(nodes(3), 0.01) == 0.01
+    assert effective_min_gain(nodes(8), 0.01) == 0.01
+    assert abs(effective_min_gain(nodes(16), 0.01) - 0.005) < 1e-12
+    assert abs(effective_min_gain(nodes(500), 0.01) - 0.00016) < 1e-12
+    assert effective_min_gain(nodes(10, drained=2), 0.01) == 0.01  # only the counted nodes count

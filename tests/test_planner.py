@@ -201,3 +201,54 @@ def test_the_same_state_always_gets_the_same_plan():
     objs = _two_nodes(*[o for i in range(6) for o in _pair(f"vm-{i}", "worker-0", cores=i + 1)])
     first, second = (planner.plan(state(*objs), config()) for _ in range(2))
     assert first.moves and first.moves == second.moves
+
+
+def test_the_annealing_walk_measures_the_spread_load_the_model_defines():
+    """The walk keeps the utilisations in running sums; on a usage basis (spread load unlike
+    the capacity load) its measure must still be the model's spread plus the price per move."""
+    import random
+
+    from ov_exporter.domain.planmodel import Instance, PlanNode, PlanVM, spread
+    from ov_exporter.domain.planner import _Walk
+
+    rng = random.Random(7)
+    gi = 2**30
+    names = [f"n{i}" for i in range(5)]
+    nodes = tuple(
+        PlanNode(
+            n,
+            40.0,
+            200 * gi,
+            0.0,
+            0.0,
+            None,
+            0,
+            spread_cpu_capacity=64.0,
+            spread_memory_capacity=256 * gi,
+            spread_cpu_used=rng.uniform(0, 8),
+            spread_memory_used=rng.uniform(0, 20) * gi,
+        )  # fmt: skip
+        for n in names
+    )
+    vms = tuple(
+        PlanVM(
+            ("ns", f"vm{i}"),
+            2.0,
+            4 * gi,
+            names[i % 5],
+            frozenset(names),
+            True,
+            spread_cpu=rng.uniform(0.05, 3.0),
+            spread_memory=rng.uniform(0.5, 6.0) * gi,
+        )  # fmt: skip
+        for i in range(30)
+    )
+    instance = Instance(nodes, vms)
+    walk = _Walk(instance, list(vms), price=0.01)
+    walk.set_where(walk.walk(rng, 3000))
+    walk.kick(rng, 5)
+    walk.polish()
+    assignment = {vm.key: walk.names[walk.where[v]] for v, vm in enumerate(vms) if walk.names[walk.where[v]] != vm.node}
+    assert assignment, "the walk moved nothing: the test would prove nothing"
+    expected = spread(instance, assignment) + 0.01 * len(assignment)
+    assert abs(walk.measure()[0] - expected) < 1e-9

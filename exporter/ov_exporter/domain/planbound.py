@@ -25,8 +25,11 @@ the spread is the larger over CPU and memory of (max - min utilisation) over the
 minimise the spread, then, with the spread held at that value, minimise the moves. `proven` is
 True when both phases finished: the spread is within SPREAD_GAP (absolute) of the best
 possible and no plan within that spread needs fewer moves. On a time-out it returns the best
-plan found with `proven` False. `fewest_moves(instance, max_spread, time_limit)` is the second
-phase alone: the fewest moves that reach a given spread (to judge a plan's moves at its spread).
+plan found with `proven` False. `optimal(instance, time_limit, move_cost=g)` solves the
+planner's own objective instead, the spread plus g per moved VM (g = `rebalance-min-gain`),
+proven to SPREAD_GAP, then the fewest moves at the spread it reaches.
+`fewest_moves(instance, max_spread, time_limit)` is the second phase alone: the fewest moves
+that reach a given spread (to judge a plan's moves at its spread).
 
 The solver is imported on first use only, so the exporter's start and memory do not pay for it;
 `optimal` and `fewest_moves` need it (the benchmark and the tests install it).
@@ -356,17 +359,27 @@ def lower_bound(instance: Instance, time_limit: float = 0.0) -> float:
 # ------------------------------------------------------------------ the optimum
 
 
-def optimal(instance: Instance, time_limit: float = 60.0) -> tuple[dict[VMKey, str], float, int, bool]:
+def optimal(
+    instance: Instance, time_limit: float = 60.0, move_cost: float = 0.0
+) -> tuple[dict[VMKey, str], float, int, bool]:
     """The smallest spread, then the fewest moves: (assignment of the VMs that move, spread,
-    moves, proven). Raises NoFeasiblePlan when no assignment satisfies the constraints and
-    TimeoutError when no feasible assignment was found in time."""
+    moves, proven). With `move_cost` > 0, the smallest spread plus `move_cost` per moved VM
+    instead (the planner's own objective with `rebalance-min-gain` = move_cost), proven to
+    SPREAD_GAP, then the fewest moves at that value. Raises NoFeasiblePlan when no assignment
+    satisfies the constraints and TimeoutError when no feasible assignment was found in time."""
     import highspy
+    import numpy as np
 
     deadline = time.monotonic() + time_limit
     model = _build(instance)
     h = _highs(model, integer=True, time_limit=time_limit)
     h.setOptionValue("mip_abs_gap", SPREAD_GAP)
     h.setOptionValue("mip_rel_gap", 0.0)
+    stay = _stay_columns(model)
+    if move_cost > 0 and stay:
+        # moves = movable VMs - the VMs that stay: cost -move_cost per stay column, plus a constant
+        h.changeColsCost(len(stay), np.array(stay, dtype=np.int32), np.full(len(stay), -move_cost))
+        h.changeObjectiveOffset(move_cost * len(model.vms))
     _start_from_current(h, model, instance)
     h.run()
     status = h.getModelStatus()
@@ -375,6 +388,10 @@ def optimal(instance: Instance, time_limit: float = 60.0) -> tuple[dict[VMKey, s
     if h.getInfo().primal_solution_status != FEASIBLE:
         raise TimeoutError(f"no feasible assignment found in {time_limit:g} s")
     first = list(h.getSolution().col_value)
+    if move_cost > 0:
+        # At the value found, its own spread: the fewest moves at that spread cannot cost more.
+        assignment = _assignment(model, first)
+        first[model.spread_column] = spread(instance, assignment)
     values, moves_proven = _fewest_moves(h, model, first[model.spread_column], deadline, first)
     proven = status == highspy.HighsModelStatus.kOptimal and moves_proven
     assignment = _assignment(model, values)
@@ -409,7 +426,8 @@ def _fewest_moves(
 
     h.changeColBounds(model.spread_column, 0.0, max_spread + 1e-9)
     h.changeColsCost(1, np.array([model.spread_column], dtype=np.int32), np.array([0.0]))
-    stay = [c for c, (i, node) in enumerate(model.columns) if model.vms[i].node == node]
+    h.changeObjectiveOffset(0.0)
+    stay = _stay_columns(model)
     if stay:
         h.changeColsCost(len(stay), np.array(stay, dtype=np.int32), np.full(len(stay), -1.0))
     h.setOptionValue("mip_abs_gap", 0.5)  # moves are integers
@@ -421,6 +439,11 @@ def _fewest_moves(
     if h.getInfo().primal_solution_status == FEASIBLE:
         return list(h.getSolution().col_value), h.getModelStatus() == highspy.HighsModelStatus.kOptimal
     return start or [], False
+
+
+def _stay_columns(model: _Model) -> list[int]:
+    """The assignment variables that keep a movable VM on its node."""
+    return [c for c, (i, node) in enumerate(model.columns) if model.vms[i].node == node]
 
 
 def _solution(h: Any, values: list[float]) -> Any:

@@ -10,13 +10,19 @@ Goals:
   ones, taking the move that lowers the spread most (ties: the sum of squared utilisations,
   so a move off one of two equally busy nodes still counts), or exchanges two VMs when no
   single move helps; the plan is cut back to the shortest prefix reaching its best spread.
-  On small clusters a seeded simulated annealing on a smooth surrogate refines it
-  (`_anneal`, pricing each moved VM at the minimum gain, and exchanging two VMs only when
-  one of them can go first). Each candidate (the greedy's moves, the greedy pruned of moves
-  worth less than the minimum gain, the annealed plans) is ordered by gain, and of all their
-  prefixes the plan is the one with the least spread plus the minimum gain per move (a move
-  must be worth it), then the fewest moves. No plan when the spread is already within the
-  threshold.
+  On small clusters seeded searches refine it (`_anneal`, pricing each moved VM at the
+  minimum gain, exchanging two VMs only when one of them can go first): three simulated
+  annealing walks on a smooth surrogate (one from the greedy plan, two from the placement)
+  and an iterated local search from the placement (polish with the best move or exchange,
+  kick with a few random ones, keep the best), each within a budget of work, not time. The
+  moves of each result are ordered so that every step stays within the limits (a
+  depth-first search when lightest-first gets stuck); when some cannot be ordered (they
+  wait on each other in a cycle of full nodes), a further walk starts from those that can.
+  Each candidate (the greedy's moves, the greedy pruned of moves worth less than the minimum
+  gain, the searched plans) is ordered by gain, and of all their prefixes the plan is the
+  one with the least spread plus the minimum gain per move (a move must be worth it), then
+  the fewest moves, that leaves every VM a migration target. No plan when the spread is
+  already within the threshold.
 - drain NODE / evacuate-control-plane: every movable VM on the node(s) moves to the allowed
   node that keeps the spread lowest (largest VMs first); the node(s) leave the spread.
 
@@ -68,6 +74,7 @@ DEFAULT_INBOUND = 2
 DEFAULT_MAX_MOVES = 100
 DEFAULT_MIN_GAIN = 0.01  # a move must lower the spread by one point of utilisation (plan_context)
 DEFAULT_SPREAD_THRESHOLD = 0.2  # within this spread, no plan (plan_context)
+MIN_GAIN_NODES = 8  # the minimum gain holds as set up to this many counted nodes (effective_min_gain)
 HOT, COLD = 3, 8  # source nodes (busiest) and target nodes (idlest) examined per resource
 
 # Reasons a VM does not move (label `reason` of ov_rebalance_plan_unmovable_vms): the
@@ -651,6 +658,15 @@ class _Search:
         )
 
 
+def effective_min_gain(instance: Instance, min_gain: float) -> float:
+    """What a move must gain: `min_gain` (thresholds.rebalance-min-gain) on clusters of up to
+    MIN_GAIN_NODES counted nodes, scaled by MIN_GAIN_NODES / nodes above. A move changes two
+    nodes while the spread is set by the busiest and the idlest: lowering it on N nodes takes
+    about N times the moves, each worth 1/N of what it is worth on a small cluster."""
+    counted = sum(1 for n in instance.nodes if n.in_spread)
+    return min_gain * min(1.0, MIN_GAIN_NODES / counted) if counted else min_gain
+
+
 def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float) -> tuple[list[Move], float, float]:
     instance = ctx.instance
     search = _Search(instance)
@@ -720,17 +736,23 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
     # Every candidate, ordered by gain, and every prefix of it: the one with the least spread
     # plus min_gain per move (a move must be worth min_gain), then the fewest moves.
     candidates = [(history, spreads), _by_gain(instance, chosen)]
-    for seed in ANNEAL_SEEDS:
-        annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain))
+    for method, seed in SEARCHES:
+        annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method)
         if annealed is not None:
             candidates.append(_by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN)))
-    best = min(
+    options = sorted(
         (round(curve[k] + min_gain * k, 9), k, i)
         for i, (_moves, curve) in enumerate(candidates)
         for k in range(len(curve))
         if math.isfinite(curve[k])
     )
-    _value, k, i = best
+    # The best that leaves every VM with a migration target (plan_context cuts a plan that does
+    # not, which may leave nothing of the best one while the next best is whole).
+    _value, k, i = options[0]
+    for _v, k_, i_ in options[:STRAND_CHECKS]:
+        if k_ == 0 or ctx.strands is None or not ctx.strands(_assignment(candidates[i_][0][:k_])):
+            k, i = k_, i_
+            break
     chosen = candidates[i][0][:k]
     assignment = {vm.key: target for vm, _s, target in chosen}
     return [_move(vm, s, t) for vm, s, t in chosen], start, spread(instance, assignment)
@@ -853,21 +875,339 @@ ANNEAL_MAX_VMS = 300
 ANNEAL_STEPS_PER_VM = 300
 ANNEAL_MAX_STEPS = 20_000
 ANNEAL_SEEDS = (0, 1, 2)  # independent runs; the best sequenced result wins
+ILS_SEEDS = (0,)
+SEARCHES = [("anneal", s) for s in ANNEAL_SEEDS] + [("ils", s) for s in ILS_SEEDS]
 ANNEAL_PRICE = 1e-4  # per moved VM when the minimum gain is 0: the least spread, then the fewest moves
-ANNEAL_GAIN_SHARE = 2.0
 PRUNE_GAIN = 0.0  # annealed plans: drop only the moves whose removal does not raise the spread
 ANNEAL_SMOOTH = 1.0  # weight of the mean squared deviation in the walk's surrogate
+ANNEAL_ROUNDS = 3  # walks per run: each later one from the moves the earlier ones could order
+ANNEAL_FROM_GREEDY = (0,)  # seeds whose walk starts from the greedy plan; the others from the placement
+ILS_KICKS = 200  # iterated local search: kicks from the best state (ILS_EVALUATIONS ends it first on most)
+ILS_KICK_MOVES = 4  # most random moves in a kick
+# States the polishes may measure in all, per search run (its walks' polish, or its iterated
+# local search): a budget in work, not time (the same state gets the same plan).
+ILS_EVALUATIONS = 100_000
+ANNEAL_T0, ANNEAL_T1 = 0.05, 1e-4  # the walk's temperature, first and last step
 
 
-def _anneal(ctx: Context, chosen: list, seed: int = 0, price: float = ANNEAL_PRICE) -> list | None:
-    """Simulated annealing from the greedy plan on small clusters: random moves and swaps of
-    VMs over allowed nodes within the limits, seeded so that a state always gets the same
+class _Walk:
+    """The annealing's state as flat lists: node loads and utilisations, where each VM is, the
+    sums behind the mean squared deviation; moves and exchanges applied and undone in O(1)
+    (the spread is a max and a min over the counted nodes' utilisations, in C)."""
+
+    def __init__(self, instance: Instance, movable: list[PlanVM], price: float) -> None:
+        names = [n.name for n in instance.nodes]
+        index = {name: i for i, name in enumerate(names)}
+        start = loads(instance, {})
+        self.names = names
+        self.price = price
+        # Limits: a node already above one may keep its load, not grow it (as _Search.fits).
+        self.lim = [
+            (
+                max(n.cpu_allowed, start[n.name][0]) + EPSILON,
+                max(n.memory_allowed, start[n.name][1]) + EPSILON,
+                math.inf if n.max_vms is None else max(n.max_vms, start[n.name][2]),
+            )
+            for n in instance.nodes
+        ]
+        self.load = [list(start[name]) for name in names]
+        # The utilisations measure the spread load (planmodel); the limits above the capacity load.
+        use = spread_loads(instance, {})
+        self.use = [list(use[name]) for name in names]
+        counted = [i for i, n in enumerate(instance.nodes) if n.in_spread]
+        self.pos = [-1] * len(names)
+        for p, i in enumerate(counted):
+            self.pos[i] = p
+        self.inv = [
+            (1.0 / instance.nodes[i].spread_cpu_capacity, 1.0 / instance.nodes[i].spread_memory_capacity)
+            for i in counted
+        ]
+        self.util = ([0.0] * len(counted), [0.0] * len(counted))
+        self.sums = [0.0, 0.0, 0.0, 0.0]  # sum and sum of squares, CPU then memory
+        self.count = len(counted)
+        self.vms = movable
+        self.home = [index[vm.node] for vm in movable]
+        self.allowed = [sorted(index[n] for n in vm.allowed if n in index) for vm in movable]
+        self.where = list(self.home)
+        self.moved = 0
+        self.evaluations = 0  # states the polish measured
+        for i in counted:
+            self._refresh(i)
+
+    def _refresh(self, i: int) -> None:
+        p = self.pos[i]
+        if p < 0:
+            return
+        for r in (0, 1):
+            old = self.util[r][p]
+            new = self.use[i][r] * self.inv[p][r]
+            self.util[r][p] = new
+            self.sums[2 * r] += new - old
+            self.sums[2 * r + 1] += new * new - old * old
+
+    def fits(self, i: int, cpu: float, memory: float, count: int) -> bool:
+        load, lim = self.load[i], self.lim[i]
+        return (
+            (cpu <= 0 or load[0] + cpu <= lim[0])
+            and (memory <= 0 or load[1] + memory <= lim[1])
+            and (count <= 0 or load[2] + count <= lim[2])
+        )
+
+    def shift(self, v: int, target: int) -> None:
+        vm, source = self.vms[v], self.where[v]
+        cpu, memory = vm.cpu, vm.memory
+        load = self.load
+        load[source][0] -= cpu
+        load[source][1] -= memory
+        load[source][2] -= 1
+        load[target][0] += cpu
+        load[target][1] += memory
+        load[target][2] += 1
+        cpu, memory = vm.spread_cpu, vm.spread_memory
+        use = self.use
+        use[source][0] -= cpu
+        use[source][1] -= memory
+        use[target][0] += cpu
+        use[target][1] += memory
+        util_cpu, util_memory = self.util
+        sums = self.sums
+        for node, sign in ((source, -1.0), (target, 1.0)):
+            p = self.pos[node]
+            if p < 0:
+                continue
+            inv_cpu, inv_memory = self.inv[p]
+            old = util_cpu[p]
+            new = old + sign * cpu * inv_cpu
+            util_cpu[p] = new
+            sums[0] += new - old
+            sums[1] += new * new - old * old
+            old = util_memory[p]
+            new = old + sign * memory * inv_memory
+            util_memory[p] = new
+            sums[2] += new - old
+            sums[3] += new * new - old * old
+        home = self.home[v]
+        self.moved += (target != home) - (source != home)
+        self.where[v] = target
+
+    def measure(self) -> tuple[float, float]:
+        """(spread + price per moved VM, the walk's surrogate: that + the mean squared deviation)."""
+        cpu, memory = self.util
+        worst = max(max(cpu) - min(cpu), max(memory) - min(memory))
+        n = self.count
+        s = self.sums
+        deviation = s[1] / n - (s[0] / n) ** 2 + s[3] / n - (s[2] / n) ** 2
+        true = worst + self.price * self.moved
+        return true, true + ANNEAL_SMOOTH * deviation
+
+    def exchange_fits(self, a: int, b: int) -> bool:
+        """a and b may swap nodes, and one of them can go first (so moves one at a time reach it)."""
+        va, vb, source, target = self.vms[a], self.vms[b], self.where[a], self.where[b]
+        return (
+            self.fits(target, va.cpu - vb.cpu, va.memory - vb.memory, 0)
+            and self.fits(source, vb.cpu - va.cpu, vb.memory - va.memory, 0)
+            and (self.fits(target, va.cpu, va.memory, 1) or self.fits(source, vb.cpu, vb.memory, 1))
+        )
+
+    def set_where(self, where: list[int]) -> None:
+        for v, node in enumerate(where):
+            if self.where[v] != node:
+                self.shift(v, node)
+        for i in range(len(self.names)):  # drop the rounding the increments gathered
+            self._refresh(i)
+        self.sums = [sum(self.util[0]), sum(x * x for x in self.util[0])]
+        self.sums += [sum(self.util[1]), sum(x * x for x in self.util[1])]
+
+    def walk(self, rng: Any, steps: int) -> list[int]:
+        """Simulated annealing from the current state; the best state met, on the spread plus
+        price per moved VM."""
+        best, current = self.measure()
+        best_where = list(self.where)
+        temperature, cooling = ANNEAL_T0, (ANNEAL_T1 / ANNEAL_T0) ** (1 / max(1, steps))
+        m = len(self.vms)
+        for _ in range(steps):
+            temperature *= cooling
+            a = rng.randrange(m)
+            source = self.where[a]
+            if rng.random() < 0.7:
+                choices = self.allowed[a]
+                target = choices[rng.randrange(len(choices))]
+                vm = self.vms[a]
+                if target == source or not self.fits(target, vm.cpu, vm.memory, 1):
+                    continue
+                self.shift(a, target)
+                b = -1
+            else:
+                b = rng.randrange(m)
+                target = self.where[b]
+                if target == source or target not in self.allowed[a] or source not in self.allowed[b]:
+                    continue
+                if not self.exchange_fits(a, b):
+                    continue
+                self.shift(a, target)
+                self.shift(b, source)
+            true, value = self.measure()
+            if value <= current or rng.random() < math.exp((current - value) / temperature):
+                current = value
+                if true < best - 1e-12:
+                    best, best_where = true, list(self.where)
+            else:
+                if b >= 0:
+                    self.shift(b, target)
+                self.shift(a, source)
+        return best_where
+
+    def kick(self, rng: Any, count: int) -> None:
+        """`count` random moves or exchanges within the limits (fewer when none is found)."""
+        m, done = len(self.vms), 0
+        for _ in range(100 * count):
+            if done == count:
+                return
+            a = rng.randrange(m)
+            source = self.where[a]
+            if rng.random() < 0.5:
+                choices = self.allowed[a]
+                target = choices[rng.randrange(len(choices))]
+                vm = self.vms[a]
+                if target == source or not self.fits(target, vm.cpu, vm.memory, 1):
+                    continue
+                self.shift(a, target)
+            else:
+                b = rng.randrange(m)
+                target = self.where[b]
+                if target == source or target not in self.allowed[a] or source not in self.allowed[b]:
+                    continue
+                if not self.exchange_fits(a, b):
+                    continue
+                self.shift(a, target)
+                self.shift(b, source)
+            done += 1
+
+    def iterate(self, rng: Any, kicks: int) -> None:
+        """Iterated local search: polish, then `kicks` times from the best state met a few
+        random moves and a polish, keeping the result when it is better."""
+        self.polish()
+        best, best_where = self.measure()[0], list(self.where)
+        for _ in range(kicks):
+            if self.evaluations >= ILS_EVALUATIONS:
+                break
+            self.set_where(best_where)
+            self.kick(rng, rng.randint(1, ILS_KICK_MOVES))
+            self.polish()
+            value = self.measure()[0]
+            if value < best - 1e-12:
+                best, best_where = value, list(self.where)
+        self.set_where(best_where)
+
+    def evaluate(self, ends: list, source: int, target: int, cpu: float, memory: float, moved: int):
+        """measure() if `cpu` and `memory` of spread load went from source to target and `moved` more VMs were
+        off their node, without changing the state; `ends` holds, per resource, the positions of
+        the three busiest and the three idlest counted nodes (the extremes of the others)."""
+        worst, deviation, n = 0.0, 0.0, self.count
+        ps, pt = self.pos[source], self.pos[target]
+        for r, amount in ((0, cpu), (1, memory)):
+            util = self.util[r]
+            total, squares = self.sums[2 * r], self.sums[2 * r + 1]
+            top = bottom = None
+            for p in ends[r][0]:
+                if p != ps and p != pt:
+                    top = util[p]
+                    break
+            for p in ends[r][1]:
+                if p != ps and p != pt:
+                    bottom = util[p]
+                    break
+            high, low = top if top is not None else -math.inf, bottom if bottom is not None else math.inf
+            for p, sign in ((ps, -1.0), (pt, 1.0)):
+                if p < 0:
+                    continue
+                old = util[p]
+                new = old + sign * amount * self.inv[p][r]
+                total += new - old
+                squares += new * new - old * old
+                high, low = max(high, new), min(low, new)
+            worst = max(worst, high - low)
+            deviation += squares / n - (total / n) ** 2
+        true = worst + self.price * (self.moved + moved)
+        return true, true + ANNEAL_SMOOTH * deviation
+
+    def polish(self) -> None:
+        """The best single move or exchange while one lowers the spread plus price per move
+        (or keeps it and lowers the surrogate), within the walk's budget of states measured."""
+        best, current = self.measure()
+        home = self.home
+        while self.evaluations < ILS_EVALUATIONS:
+            found = None
+            ends = []
+            for util in self.util:
+                order = sorted(range(self.count), key=util.__getitem__)
+                ends.append((order[::-1][:3], order[:3]))
+            # VMs alike (size, allowed nodes, node now and at the start) give the same states.
+            alike: dict[tuple, int] = {}
+            for v, vm in enumerate(self.vms):
+                alike.setdefault(
+                    (self.where[v], home[v], vm.cpu, vm.memory, vm.spread_cpu, vm.spread_memory, id(vm.allowed)), v
+                )
+            distinct = sorted(alike.values())
+            for a in distinct:
+                source = self.where[a]
+                vm = self.vms[a]
+                for target in self.allowed[a]:
+                    if target == source or not self.fits(target, vm.cpu, vm.memory, 1):
+                        continue
+                    moved = (target != home[a]) - (source != home[a])
+                    true, value = self.evaluate(ends, source, target, vm.spread_cpu, vm.spread_memory, moved)
+                    self.evaluations += 1
+                    if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
+                        if found is None or (true, value) < found[0]:
+                            found = ((true, value), a, target, -1)
+                for b in distinct:
+                    target = self.where[b]
+                    if b <= a or target == source or target not in self.allowed[a] or source not in self.allowed[b]:
+                        continue
+                    if not self.exchange_fits(a, b):
+                        continue
+                    other = self.vms[b]
+                    moved = (target != home[a]) - (source != home[a]) + (source != home[b]) - (target != home[b])
+                    true, value = self.evaluate(
+                        ends,
+                        source,
+                        target,
+                        vm.spread_cpu - other.spread_cpu,
+                        vm.spread_memory - other.spread_memory,
+                        moved,
+                    )
+                    self.evaluations += 1
+                    if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
+                        if found is None or (true, value) < found[0]:
+                            found = ((true, value), a, target, b)
+            if found is None:
+                return
+            _value, a, target, b = found
+            source = self.where[a]
+            self.shift(a, target)
+            if b >= 0:
+                self.shift(b, source)
+            best, current = self.measure()
+
+
+def _anneal(
+    ctx: Context, chosen: list, seed: int = 0, price: float = ANNEAL_PRICE, method: str = "anneal"
+) -> list | None:
+    """Simulated annealing from the greedy plan on small clusters: random moves and exchanges
+    of VMs over allowed nodes within the limits, seeded so that a state always gets the same
     plan. The walk minimises a smooth surrogate, the spread plus ANNEAL_SMOOTH x the mean
-    squared deviation of the utilisations plus `price` per moved VM: the deviation term
-    tells apart the states of a plateau where many nodes tie at the top. The best state is
-    judged on the spread plus `price` per moved VM alone. An exchange is taken only when one
-    of its VMs fits its new node first, so that the state can be reached one move at a time. Returns the moves in an
-    order feasible one after the other, or None when it finds nothing better."""
+    squared deviation of the utilisations plus `price` per moved VM: the deviation term tells
+    apart the states of a plateau where many nodes tie at the top. The best state, judged on
+    the spread plus `price` per moved VM alone, is polished (the best single move or exchange
+    while one helps) and its moves ordered so that each step stays within the limits. An
+    exchange is taken only when one of its VMs fits its new node first; still, moves can wait
+    on each other in a cycle (a full node that must let go before it receives): then the moves
+    that can be ordered are kept and a further walk starts from them, with those VMs settled
+    (a VM moves at most once), up to ANNEAL_ROUNDS walks. Returns the moves in an order
+    feasible one after the other, or None when it finds nothing better than the greedy plan."""
+    import random
+
     instance = ctx.instance
     movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
     counted = [n for n in instance.nodes if n.in_spread]
@@ -877,160 +1217,113 @@ def _anneal(ctx: Context, chosen: list, seed: int = 0, price: float = ANNEAL_PRI
         or len(instance.nodes) > ANNEAL_MAX_NODES
         or len(movable) > ANNEAL_MAX_VMS
         or len(counted) < 2
+        or any(n.spread_cpu_capacity <= 0 or n.spread_memory_capacity <= 0 for n in counted)
     ):
         return None
-    import random
-
     rng = random.Random(seed)
-    nodes = {n.name: n for n in instance.nodes}
-    start = loads(instance, {})
-    load = loads(instance, {vm.key: t for vm, _s, t in chosen})
-    use = spread_loads(instance, {vm.key: t for vm, _s, t in chosen})  # what measure() reads
-    where = {vm.key: vm.node for vm in movable}
-    where.update({vm.key: t for vm, _s, t in chosen})
-    moved = sum(1 for vm in movable if where[vm.key] != vm.node)
-    names = [n.name for n in counted]
-    caps = [(nodes[n].spread_cpu_capacity, nodes[n].spread_memory_capacity) for n in names]
-
-    def measure() -> tuple[float, float]:
-        """(spread + price per move, the walk's surrogate)."""
-        worst, deviation = 0.0, 0.0
-        for r in (0, 1):
-            values = [_ratio(use[n][r], cap[r]) for n, cap in zip(names, caps, strict=True)]
-            worst = max(worst, max(values) - min(values))
-            mean = sum(values) / len(values)
-            deviation += sum((v - mean) ** 2 for v in values) / len(values)
-        true = worst + price * moved
-        return true, true + ANNEAL_SMOOTH * deviation
-
-    def fits(name: str, cpu: float, memory: float, count: int) -> bool:
-        n, slot = nodes[name], load[name]
-        return (
-            (cpu <= 0 or slot[0] + cpu <= max(n.cpu_allowed, start[name][0]) + EPSILON)
-            and (memory <= 0 or slot[1] + memory <= max(n.memory_allowed, start[name][1]) + EPSILON)
-            and (count <= 0 or n.max_vms is None or slot[2] + count <= max(n.max_vms, start[name][2]))
-        )
-
-    def shift(vm: PlanVM, source: str, target: str) -> None:
-        nonlocal moved
-        for i, amount in ((0, vm.cpu), (1, vm.memory), (2, 1)):
-            load[source][i] -= amount
-            load[target][i] += amount
-        for i, amount in ((0, vm.spread_cpu), (1, vm.spread_memory)):
-            use[source][i] -= amount
-            use[target][i] += amount
-        moved += (target != vm.node) - (source != vm.node)
-        where[vm.key] = target
-
-    greedy, current = measure()
-    best, best_where = greedy, dict(where)
     steps = min(ANNEAL_MAX_STEPS, ANNEAL_STEPS_PER_VM * len(movable))
-    temperature, cooling = 0.05, (1e-4 / 0.05) ** (1 / steps)
-    allowed = {vm.key: sorted(vm.allowed) for vm in movable}
-    for _ in range(steps):
-        temperature *= cooling
-        a = movable[rng.randrange(len(movable))]
-        source = where[a.key]
-        if rng.random() < 0.7:
-            target = rng.choice(allowed[a.key])
-            if target == source or target not in nodes or not fits(target, a.cpu, a.memory, 1):
-                continue
-            shift(a, source, target)
-            undo = [(a, target, source)]
-        else:
-            b = movable[rng.randrange(len(movable))]
-            target = where[b.key]
-            if target == source or target not in a.allowed or source not in b.allowed:
-                continue
-            if not (
-                fits(target, a.cpu - b.cpu, a.memory - b.memory, 0)
-                and fits(source, b.cpu - a.cpu, b.memory - a.memory, 0)
-            ):
-                continue
-            if not (fits(target, a.cpu, a.memory, 1) or fits(source, b.cpu, b.memory, 1)):
-                continue  # neither VM can go first: no sequence of moves makes this exchange
-            shift(a, source, target)
-            shift(b, target, source)
-            undo = [(b, source, target), (a, target, source)]
-        true, value = measure()
-        if value <= current or rng.random() < math.exp((current - value) / temperature):
-            current = value
-            if true < best - 1e-12:
-                best, best_where = true, dict(where)
-        else:
-            for vm, s_, t_ in undo:
-                shift(vm, s_, t_)
-    # Polish: from the best state, the best single move or exchange while one improves it.
-    for vm in movable:
-        if where[vm.key] != best_where[vm.key]:
-            shift(vm, where[vm.key], best_where[vm.key])
-    best, current = measure()
-    while True:
-        found = None
-        for i, a in enumerate(movable):
-            source = where[a.key]
-            options = [(a, None, t) for t in allowed[a.key] if t != source and t in nodes]
-            options += [(a, b, where[b.key]) for b in movable[i + 1 :] if where[b.key] != source]
-            for a_, b, target in options:
-                if target not in a_.allowed or (b is not None and source not in b.allowed):
-                    continue
-                if b is None:
-                    if not fits(target, a_.cpu, a_.memory, 1):
-                        continue
-                    shift(a_, source, target)
-                    undo = [(a_, target, source)]
-                else:
-                    if not (
-                        fits(target, a_.cpu - b.cpu, a_.memory - b.memory, 0)
-                        and fits(source, b.cpu - a_.cpu, b.memory - a_.memory, 0)
-                        and (fits(target, a_.cpu, a_.memory, 1) or fits(source, b.cpu, b.memory, 1))
-                    ):
-                        continue
-                    shift(a_, source, target)
-                    shift(b, target, source)
-                    undo = [(b, source, target), (a_, target, source)]
-                true, value = measure()
-                if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
-                    if found is None or (true, value) < found[0]:
-                        found = ((true, value), list(reversed([(vm_, t_, s_) for vm_, s_, t_ in undo])))
-                for vm_, s_, t_ in undo:
-                    shift(vm_, s_, t_)
-        if found is None:
+    greedy = _Evaluator(instance).spread(_assignment(chosen)) + price * len(chosen)
+    settled: list = []  # moves ordered in earlier walks
+    current, start = instance, (chosen if method == "anneal" and seed in ANNEAL_FROM_GREEDY else [])
+    spent = 0  # states measured by the earlier walks: one budget for the run
+    for _round in range(ANNEAL_ROUNDS):
+        if spent >= ILS_EVALUATIONS:
             break
-        for vm_, s_, t_ in found[1]:
-            shift(vm_, s_, t_)
-        (best, current) = found[0]
-    best_where = dict(where)
-    if best >= greedy - 1e-9:
-        return None
-    moves = [(vm, vm.node, best_where[vm.key]) for vm in movable if best_where[vm.key] != vm.node]
-    return _sequence(instance, moves, partial=True)
+        walk = _Walk(current, [vm for vm in current.vms if vm.movable and len(vm.allowed) > 1], price)
+        walk.evaluations = spent
+        index = {name: i for i, name in enumerate(walk.names)}
+        targets = {vm.key: t for vm, _s, t in start}
+        walk.set_where([index[targets.get(vm.key, vm.node)] for vm in walk.vms])
+        if method == "anneal":
+            walk.set_where(walk.walk(rng, steps))
+            walk.polish()
+        else:
+            walk.iterate(rng, ILS_KICKS)
+        moves = [
+            (vm, vm.node, walk.names[node])
+            for vm, node in zip(walk.vms, walk.where, strict=True)
+            if walk.names[node] != vm.node
+        ]
+        ordered = _sequence(current, moves, partial=True)
+        settled += ordered
+        spent = walk.evaluations
+        if len(ordered) == len(moves):
+            break
+        done = {vm.key: target for vm, _s, target in settled}
+        current = Instance(
+            instance.nodes,
+            tuple(
+                replace(vm, node=done[vm.key], allowed=frozenset({done[vm.key]})) if vm.key in done else vm
+                for vm in instance.vms
+            ),
+        )
+        start = []
+    originals = {vm.key: vm for vm in instance.vms}
+    result = [(originals[vm.key], originals[vm.key].node, target) for vm, _s, target in settled]
+    value = _Evaluator(instance).spread(_assignment(result)) + price * len(result)
+    return result if value < greedy - 1e-9 else None
+
+
+STRAND_CHECKS = 50  # plans (best first) checked for a VM they would leave without a migration target
+SEQUENCE_SEARCH_STATES = 2_000  # orders of moves tried when taking the lightest fitting move gets stuck
 
 
 def _sequence(instance: Instance, moves: list, partial: bool = False) -> list | None:
     """The moves in an order each step of which stays within the limits (lightest first
-    where there is a choice); when some cannot follow any order, None, or with `partial`
-    those that can."""
+    where there is a choice; when that gets stuck, a depth-first search over the orders, up to
+    SEQUENCE_SEARCH_STATES sets of moves done); when no order is found, None, or with
+    `partial` the longest prefix found."""
     search = _Search(instance)
     start = {name: list(load) for name, load in search.load.items()}
+    limits = {
+        n.name: (
+            max(n.cpu_allowed, start[n.name][0]) + EPSILON,
+            max(n.memory_allowed, start[n.name][1]) + EPSILON,
+            math.inf if n.max_vms is None else max(n.max_vms, start[n.name][2]),
+        )
+        for n in instance.nodes
+    }
     remaining = sorted(moves, key=lambda m: (m[0].memory, m[0].cpu, m[0].key))
-    ordered = []
-    while remaining:
-        for item in remaining:
-            vm, _source, target = item
-            n, load = search.nodes[target], search.load[target]
-            if (
-                load[0] + vm.cpu <= max(n.cpu_allowed, start[target][0]) + EPSILON
-                and load[1] + vm.memory <= max(n.memory_allowed, start[target][1]) + EPSILON
-                and (n.max_vms is None or load[2] + 1 <= max(n.max_vms, start[target][2]))
-            ):
-                search.apply(vm, target)
-                ordered.append(item)
-                remaining.remove(item)
-                break
-        else:
-            return ordered if partial else None
-    return ordered
+    load = search.load
+
+    def fits(item) -> bool:
+        vm, _source, target = item
+        slot, limit = load[target], limits[target]
+        return slot[0] + vm.cpu <= limit[0] and slot[1] + vm.memory <= limit[1] and slot[2] + 1 <= limit[2]
+
+    def shift(item, sign: int) -> None:
+        vm, source, target = item
+        for i, amount in ((0, vm.cpu), (1, vm.memory), (2, 1)):
+            load[source][i] -= sign * amount
+            load[target][i] += sign * amount
+
+    seen: set[int] = set()
+    longest: list = []
+
+    def order(done: int, path: list) -> bool:
+        nonlocal longest
+        if len(path) == len(remaining):
+            return True
+        if done in seen or len(seen) >= SEQUENCE_SEARCH_STATES:
+            return False
+        seen.add(done)
+        if len(path) > len(longest):
+            longest = list(path)
+        for i, item in enumerate(remaining):
+            if done >> i & 1 or not fits(item):
+                continue
+            shift(item, 1)
+            path.append(item)
+            if order(done | 1 << i, path):
+                return True
+            path.pop()
+            shift(item, -1)
+        return False
+
+    path: list = []
+    if order(0, path):
+        return path
+    return longest if partial else None
 
 
 def _best_swap(ctx: Context, search: _Search, ranked, by_node, moved, sources, targets, current: float):
@@ -1289,12 +1582,13 @@ def plan_context(
     notes: list[str] = ctx.load_basis.notes()
     stranded: list[PlanVM] = []
     if goal == "spread":
-        moves, before, after = _spread_goal(ctx, max_moves, min_gain, threshold)
+        gain = effective_min_gain(instance, min_gain)
+        moves, before, after = _spread_goal(ctx, max_moves, gain, threshold)
         if not moves:
             notes.append(
                 f"no plan: the spread {before:.1%} is within the threshold {threshold:.0%}"
                 if before <= threshold
-                else f"no move lowers the spread {before:.1%} by at least {min_gain:.0%}"
+                else f"no move lowers the spread {before:.1%} by at least {gain:.{0 if gain >= 0.01 else 3}%}"
             )
     else:
         before = spread(instance, {})
