@@ -136,3 +136,21 @@ def test_inline_client_certificate_and_ca_make_the_tls_context(tmp_path):
         """
     )
     assert result == {"tls": "SSLContext", "cert": True, "key": True, "loaded": []}
+
+
+def test_a_package_the_stand_ins_cannot_load_falls_back_to_the_whole_package(tmp_path):
+    kubeconfig = _kubeconfig(tmp_path / "kc", {"token": "s3cret"})
+    result = _run(
+        f"""
+        import json, sys
+        from ov_exporter.sources import credentials
+
+        def broken():  # as if a release imported something at module level the stand-ins lack
+            raise ImportError("cannot import name 'something_new' from 'kubernetes.client'")
+
+        credentials._light_loaders = broken
+        creds = credentials.load_credentials({kubeconfig!r}, None)
+        print(json.dumps({{"token": creds._token_blocking(), "package": "kubernetes" in sys.modules}}))
+        """
+    )
+    assert result == {"token": "Bearer s3cret", "package": True}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import logging
 import os
 import ssl
 import sys
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..errors import SourceError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -173,13 +176,19 @@ def _light_loaders() -> _Loaders:
 
 def _loaders() -> _Loaders:
     """The package's own modules when something in the process imported it (tests patch
-    them), else the light ones, imported once."""
+    them), else the light ones, imported once. Should a release of the package import
+    something at module level that the stand-ins lack, the whole package is imported
+    instead: it costs memory, never the credentials."""
     global _LIGHT
     if "kubernetes" in sys.modules:
         return _real_loaders()
     with _LIGHT_LOCK:
         if _LIGHT is None:
-            _LIGHT = _light_loaders()
+            try:
+                _LIGHT = _light_loaders()
+            except Exception as exc:  # noqa: BLE001 - any failure: the package's own import
+                log.debug("importing the kubernetes loaders alone failed (%s); importing the package", exc)
+                return _real_loaders()
         return _LIGHT
 
 
