@@ -834,20 +834,16 @@ class _Evaluator:
 
     def spread_loads(self, assignment: Mapping[VMKey, str]) -> dict[str, list[float]]:
         """The spread load (planmodel.spread_loads) of the assignment."""
-        result = {name: list(load) for name, load in self.spread_start.items()}
-        for key, target in assignment.items():
-            vm = self.vms[key]
-            if not vm.movable or target == vm.node or target not in result:
-                continue
-            for name, sign in ((vm.node, -1), (target, 1)):
-                slot = result.get(name)
-                if slot is not None:
-                    slot[0] += sign * vm.spread_cpu
-                    slot[1] += sign * vm.spread_memory
-        return result
+        return self._shifted(self.spread_start, assignment, lambda vm: (vm.spread_cpu, vm.spread_memory))
 
     def loads(self, assignment: Mapping[VMKey, str]) -> dict[str, list[float]]:
-        result = {name: list(load) for name, load in self.start.items()}
+        return self._shifted(self.start, assignment, lambda vm: (vm.cpu, vm.memory, 1))
+
+    def _shifted(
+        self, start: Mapping[str, list[float]], assignment: Mapping[VMKey, str], amounts: Callable
+    ) -> dict[str, list[float]]:
+        """`start` with each moved VM's `amounts(vm)` taken from its node and added to its target."""
+        result = {name: list(load) for name, load in start.items()}
         for key, target in assignment.items():
             vm = self.vms[key]
             if not vm.movable or target == vm.node or target not in result:
@@ -855,9 +851,8 @@ class _Evaluator:
             for name, sign in ((vm.node, -1), (target, 1)):
                 slot = result.get(name)
                 if slot is not None:
-                    slot[0] += sign * vm.cpu
-                    slot[1] += sign * vm.memory
-                    slot[2] += sign
+                    for i, amount in enumerate(amounts(vm)):
+                        slot[i] += sign * amount
         return result
 
     def spread(self, assignment: Mapping[VMKey, str]) -> float:
