@@ -389,3 +389,16 @@ def test_the_minimum_gain_holds_up_to_eight_nodes_and_shrinks_with_more():
     assert abs(effective_min_gain(nodes(16), 0.01) - 0.005) < 1e-12
     assert abs(effective_min_gain(nodes(500), 0.01) - 0.00016) < 1e-12
     assert effective_min_gain(nodes(10, drained=2), 0.01) == 0.01  # only the counted nodes count
+
+
+@pytest.mark.parametrize("seed", [0, 11, 20])
+def test_a_spread_plan_keeps_to_max_moves_and_stays_feasible(seed):
+    """--max-moves caps the spread goal's plan: the annealed and searched candidates too (they
+    once returned 9 moves for at most 3)."""
+    inst = cluster(seed).instance
+    whole = plan_instance(inst)
+    for most in (1, 3, len(whole.moves) - 1):
+        capped = plan_instance(inst, max_moves=most)
+        assert 0 < len(capped.moves) <= most < len(whole.moves)
+        assert set(feasible(inst, capped.assignment)) <= set(feasible(inst, {}))  # no new violation
+        assert spread(inst, capped.assignment) < spread(inst, {})

@@ -740,10 +740,11 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
         annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method)
         if annealed is not None:
             candidates.append(_by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN)))
+    # Prefixes of at most max_moves moves: the searches do not count moves, the plan must.
     options = sorted(
         (round(curve[k] + min_gain * k, 9), k, i)
         for i, (_moves, curve) in enumerate(candidates)
-        for k in range(len(curve))
+        for k in range(min(len(curve), max_moves + 1))
         if math.isfinite(curve[k])
     )
     # The best that leaves every VM with a migration target (plan_context cuts a plan that does
