@@ -272,12 +272,16 @@ class FakeNodeExporters(ThreadedApp):
         from aiohttp import web
 
         async def metrics(request):
-            elapsed = time.time() - self.t0
+            # The counters carry the time they were read at: on a loaded machine the scrape's
+            # own timestamp (its start) can be far from it, and a 5 s rate() then misreads the
+            # planted idle share (0.68 read for 0.90 once).
+            now = time.time()
+            elapsed, at = now - self.t0, int(now * 1000)
             lines = []
             for node, (idle, available) in NODES[request.match_info["cluster"]].items():
                 lines += [
-                    f'node_cpu_seconds_total{{cpu="0",mode="idle",instance="{node}"}} {idle * elapsed}',
-                    f'node_cpu_seconds_total{{cpu="0",mode="user",instance="{node}"}} {(1 - idle) * elapsed}',
+                    f'node_cpu_seconds_total{{cpu="0",mode="idle",instance="{node}"}} {idle * elapsed} {at}',
+                    f'node_cpu_seconds_total{{cpu="0",mode="user",instance="{node}"}} {(1 - idle) * elapsed} {at}',
                     f'node_memory_MemAvailable_bytes{{instance="{node}"}} {available * MEM_TOTAL}',
                     f'node_memory_MemTotal_bytes{{instance="{node}"}} {MEM_TOTAL}',
                 ]
