@@ -737,7 +737,7 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
     # plus min_gain per move (a move must be worth min_gain), then the fewest moves.
     candidates = [(history, spreads), _by_gain(instance, chosen)]
     for method, seed in SEARCHES:
-        annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method)
+        annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method, max_moves)
         if annealed is not None:
             candidates.append(_by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN)))
     # Prefixes of at most max_moves moves: the searches do not count moves, the plan must.
@@ -891,7 +891,7 @@ class _Walk:
     sums behind the mean squared deviation; moves and exchanges applied and undone in O(1)
     (the spread is a max and a min over the counted nodes' utilisations, in C)."""
 
-    def __init__(self, instance: Instance, movable: list[PlanVM], price: float) -> None:
+    def __init__(self, instance: Instance, movable: list[PlanVM], price: float, cap: float = math.inf) -> None:
         names = [n.name for n in instance.nodes]
         index = {name: i for i, name in enumerate(names)}
         start = loads(instance, {})
@@ -926,6 +926,7 @@ class _Walk:
         self.allowed = [sorted(index[n] for n in vm.allowed if n in index) for vm in movable]
         self.where = list(self.home)
         self.moved = 0
+        self.cap = cap  # most VMs off their node (--max-moves): a step beyond it is undone
         self.evaluations = 0  # states the polish measured
         for i in counted:
             self._refresh(i)
@@ -1042,6 +1043,11 @@ class _Walk:
                     continue
                 self.shift(a, target)
                 self.shift(b, source)
+            if self.moved > self.cap:
+                if b >= 0:
+                    self.shift(b, target)
+                self.shift(a, source)
+                continue
             true, value = self.measure()
             if value <= current or rng.random() < math.exp((current - value) / temperature):
                 current = value
@@ -1068,6 +1074,9 @@ class _Walk:
                 if target == source or not self.fits(target, vm.cpu, vm.memory, 1):
                     continue
                 self.shift(a, target)
+                if self.moved > self.cap:
+                    self.shift(a, source)
+                    continue
             else:
                 b = rng.randrange(m)
                 target = self.where[b]
@@ -1077,6 +1086,10 @@ class _Walk:
                     continue
                 self.shift(a, target)
                 self.shift(b, source)
+                if self.moved > self.cap:
+                    self.shift(b, target)
+                    self.shift(a, source)
+                    continue
             done += 1
 
     def iterate(self, rng: Any, kicks: int) -> None:
@@ -1152,6 +1165,8 @@ class _Walk:
                     if target == source or not self.fits(target, vm.cpu, vm.memory, 1):
                         continue
                     moved = (target != home[a]) - (source != home[a])
+                    if self.moved + moved > self.cap:
+                        continue
                     true, value = self.evaluate(ends, source, target, vm.spread_cpu, vm.spread_memory, moved)
                     self.evaluations += 1
                     if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
@@ -1165,6 +1180,8 @@ class _Walk:
                         continue
                     other = self.vms[b]
                     moved = (target != home[a]) - (source != home[a]) + (source != home[b]) - (target != home[b])
+                    if self.moved + moved > self.cap:
+                        continue
                     true, value = self.evaluate(
                         ends,
                         source,
@@ -1188,7 +1205,12 @@ class _Walk:
 
 
 def _anneal(
-    ctx: Context, chosen: list, seed: int = 0, price: float = ANNEAL_PRICE, method: str = "anneal"
+    ctx: Context,
+    chosen: list,
+    seed: int = 0,
+    price: float = ANNEAL_PRICE,
+    method: str = "anneal",
+    cap: float = math.inf,
 ) -> list | None:
     """Simulated annealing from the greedy plan on small clusters: random moves and exchanges
     of VMs over allowed nodes within the limits, seeded so that a state always gets the same
@@ -1225,7 +1247,9 @@ def _anneal(
     for _round in range(ANNEAL_ROUNDS):
         if spent >= ILS_EVALUATIONS:
             break
-        walk = _Walk(current, [vm for vm in current.vms if vm.movable and len(vm.allowed) > 1], price)
+        walk = _Walk(
+            current, [vm for vm in current.vms if vm.movable and len(vm.allowed) > 1], price, cap - len(settled)
+        )
         walk.evaluations = spent
         index = {name: i for i, name in enumerate(walk.names)}
         targets = {vm.key: t for vm, _s, t in start}
