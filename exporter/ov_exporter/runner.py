@@ -8,9 +8,10 @@ import gc
 import logging
 import time
 from bisect import bisect_left, insort
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain, compress, count, islice
-from operator import attrgetter, is_not, itemgetter, not_
+from operator import attrgetter, is_not, itemgetter
 from typing import Any, Callable, Iterable, Mapping
 
 from .checks import CHECKS
@@ -169,6 +170,7 @@ class _Ranking:
     names: frozenset[str]  # str() of every object
     count: int  # the members, all told
     next_seq: int
+    touched: frozenset[int] = frozenset()  # the objects whose members the last update changed
 
     @staticmethod
     def of(per_object: list[Sample], order: dict[str, int]) -> _Ranking | None:
@@ -236,7 +238,7 @@ class _Ranking:
                 names.add(name)
             new = entry[seq] = (rank, old[1] if old is not None else name, seq)
             insort(ranked, new)
-        return _Ranking(seq_of, members, entry, ranked, frozenset(names), count, next_seq)
+        return _Ranking(seq_of, members, entry, ranked, frozenset(names), count, next_seq, frozenset(dirty))
 
     def kept(self, cap: int) -> Iterable[int]:
         """The numbers of the `cap` objects first in rank, then name order."""
@@ -258,13 +260,15 @@ def _rank(samples: tuple[Sample, ...], order: dict[str, int]) -> tuple | None:
 
 @dataclass
 class _Series:
-    """A check's last samples and what the cap made of them, for its next run
-    (runner.Reuse): only the samples that are not the very objects of the last run are
-    validated, filtered and ranked again."""
+    """A check's last samples and what the filter and the cap made of them, for its next
+    run (runner.Reuse): only the samples that are not the very objects at their place then
+    are validated, filtered and ranked again."""
 
     samples: tuple[Sample, ...]  # as the check returned them
     exempt: frozenset  # the objects exempt from the check then (_Filter.exempt)
-    ranking: _Ranking  # its per-object samples that passed the filter
+    ranking: _Ranking | None  # its per-object samples that passed the filter; None: start afresh
+    bounded_at: list[int]  # the places of the samples of bounded families
+    per_object: list[Sample]  # the per-object samples kept, in order
 
 
 _FAMILY, _LABELS, _SEQ = attrgetter("family"), attrgetter("labels"), itemgetter(2)
@@ -298,7 +302,7 @@ def run_check(
     result.findings = findings
     last = series.pop(spec.id, None) if series is not None else None
     samples = tuple(output.samples)
-    if last is not None and last.exempt == flt.exempt(spec.id):
+    if last is not None and last.ranking is not None and last.exempt == flt.exempt(spec.id):
         kept = _rerun(spec, samples, last, families, order, every, flt, config, result)
         if kept is not None:
             if kept.ranking is not None:
@@ -308,14 +312,18 @@ def run_check(
     failed = _invalid(samples, families)
     if failed is not None:
         return _failed(spec, result, failed)
-    bounded, per_object = [], []
-    for s in samples:
-        if every or flt.keep(spec.id, s.obj):
-            (per_object if families[s.family].per_object else bounded).append(s)
+    bounded, per_object, bounded_at = [], [], []
+    for i, s in enumerate(samples):
+        if not families[s.family].per_object:
+            bounded_at.append(i)
+            if every or flt.keep(spec.id, s.obj):
+                bounded.append(s)
+        elif every or flt.keep(spec.id, s.obj):
+            per_object.append(s)
     ranking = _Ranking.of(per_object, order) if series is not None else None
     if ranking is not None:
         per_object = _capped(samples, ranking, config.series_cap, result)
-        series[spec.id] = _Series(samples, flt.exempt(spec.id), ranking)  # type: ignore[index]
+        series[spec.id] = _Series(samples, flt.exempt(spec.id), ranking, bounded_at, per_object)  # type: ignore[index]
     else:
         # When the cap bites, keep the worst offenders: objects ranked by their first family
         # in declaration order (the headline, e.g. risk before duration), highest value first.
@@ -349,13 +357,27 @@ def _rerun(
     that are not the very objects at their place then are validated, filtered and ranked.
     Fills `result`'s samples (or fails it: a _Series without ranking); None when the
     ranking cannot be kept (run from scratch)."""
-    removed, added = _diff(last.samples, samples)
+    assert last.ranking is not None
+    first, gone_to, came_to, differ = _diff(last.samples, samples)
+    shift = len(samples) - len(last.samples)
+    removed = [*last.samples[first:gone_to], *(last.samples[gone_to + i] for i in differ)]
+    came_at = [*range(first, came_to), *(came_to + i for i in differ)]
+    added = [samples[i] for i in came_at]
     # Validated C-level: the (family, label count) pairs of the new samples, all declared?
     declared = {(f.name, len(f.labels)) for f in spec.families}
     if not set(zip(map(_FAMILY, added), map(len, map(_LABELS, added)))) <= declared:
         _failed(spec, result, _invalid(added, families))  # type: ignore[arg-type]
-        return _Series(samples, last.exempt, None)  # type: ignore[arg-type]
+        return _Series(samples, last.exempt, None, [], [])
     per_object_names = {f.name for f in spec.families if f.per_object}
+    # The places of the bounded samples: the old ones that stayed, moved by the change in
+    # length past the first difference, and the new ones.
+    gone_at = set(range(first, gone_to)).union(gone_to + i for i in differ)
+    bounded_at = [i if i < first else i + shift for i in last.bounded_at if i not in gone_at]
+    bounded_at += [i for i in came_at if samples[i].family not in per_object_names]
+    bounded_at.sort()
+    bounded = list(map(samples.__getitem__, bounded_at))
+    if not every:
+        bounded = [s for s in bounded if flt.keep(spec.id, s.obj)]
     ranking = last.ranking
     removed = [s for s in removed if s.family in per_object_names]
     added = [s for s in added if s.family in per_object_names and (every or flt.keep(spec.id, s.obj))]
@@ -363,24 +385,31 @@ def _rerun(
         ranking = ranking.updated(removed, added, order)  # type: ignore[assignment]
         if ranking is None:
             return None
-    bounded = compress(samples, map(not_, map(per_object_names.__contains__, map(_FAMILY, samples))))
-    if not every:
-        bounded = (s for s in bounded if flt.keep(spec.id, s.obj))  # type: ignore[assignment]
-    result.samples = list(bounded) + _capped(samples, ranking, config.series_cap, result)
-    return _Series(samples, last.exempt, ranking)
+    cap = config.series_cap
+    if ranking is last.ranking or (
+        ranking.touched.isdisjoint(map(_SEQ, ranking.ranked[:cap]))
+        and ranking.touched.isdisjoint(map(_SEQ, last.ranking.ranked[:cap]))
+        and ranking.ranked[:cap] == last.ranking.ranked[:cap]
+    ):
+        # The objects kept are the same, with the very same samples, in the same order.
+        per_object = last.per_object
+        result.dropped = ranking.count - len(per_object)
+    else:
+        per_object = _capped(samples, ranking, cap, result)
+    result.samples = bounded + per_object
+    return _Series(samples, last.exempt, ranking, bounded_at, per_object)
 
 
-def _diff(old: tuple, new: tuple) -> tuple[list, list]:
-    """(removed, added): the items of `old` and of `new` that are not the very object at
-    their place in the other, the places aligned at the first difference by the change in
-    length (one insertion or deletion there: a few differences cost a few items)."""
+def _diff(old: tuple, new: tuple) -> tuple[int, int, int, list[int]]:
+    """Where `new` differs from `old` (items compared by identity), the places aligned at the
+    first difference by the change in length (as for one insertion or deletion there):
+    (the first difference, where the aligned rest begins in `old`, in `new`, the places in
+    that rest, counted from its start, whose items differ)."""
     shift = len(new) - len(old)
     first = next(compress(count(), map(is_not, old, new)), min(len(old), len(new)))
-    at_old, at_new = first + max(0, -shift), first + max(0, shift)
-    differ = list(compress(count(), map(is_not, islice(old, at_old, None), islice(new, at_new, None))))
-    removed = [*old[first:at_old], *(old[at_old + i] for i in differ)]
-    added = [*new[first:at_new], *(new[at_new + i] for i in differ)]
-    return removed, added
+    gone_to, came_to = first + max(0, -shift), first + max(0, shift)
+    differ = list(compress(count(), map(is_not, islice(old, gone_to, None), islice(new, came_to, None))))
+    return first, gone_to, came_to, differ
 
 
 def _capped(samples: tuple[Sample, ...], ranking: _Ranking, cap: int, result: CheckResult) -> list[Sample]:
@@ -444,14 +473,28 @@ class Reuse:
         # check id -> (its inputs' key, its last result, when it ran by self.clock, the kinds it names)
         self._last: dict[str, tuple[tuple, CheckResult, float, frozenset[str]]] = {}
         self._series: dict[str, _Series] = {}  # per check: its last samples, filtered and capped
+        self._finding_kinds: dict[str, tuple[tuple[Finding, ...], Counter]] = {}  # per check: for _named
         self.reused = 0  # results reused over the lifetime, for tests and the benchmark
         self.deferred = 0  # of which: inputs changed, but within the check's minimum interval
 
-    @staticmethod
-    def _named(result: CheckResult) -> frozenset[str]:
-        """The kinds of the objects a result names (their exemption annotations matter)."""
-        objs = chain(map(_OBJ, result.findings), filter(None, map(_OBJ, result.samples)))
-        return frozenset(_KEY_BY_KIND[k] for k in set(map(_KIND, objs)) if k in _KEY_BY_KIND)
+    def _named(self, result: CheckResult) -> frozenset[str]:
+        """The kinds of the objects a result names (their exemption annotations matter).
+        Its findings' kinds are counted, and brought up to date from the check's last
+        findings by the few that are not the very objects at their place (_diff)."""
+        findings = tuple(result.findings)
+        last = self._finding_kinds.get(result.spec.id)
+        if last is None:
+            kinds = Counter(map(_KIND, map(_OBJ, findings)))
+        else:
+            first, gone_to, came_to, differ = _diff(last[0], findings)
+            removed = [*last[0][first:gone_to], *(last[0][gone_to + i] for i in differ)]
+            added = [*findings[first:came_to], *(findings[came_to + i] for i in differ)]
+            kinds = last[1].copy()
+            kinds.subtract(map(_KIND, map(_OBJ, removed)))
+            kinds.update(map(_KIND, map(_OBJ, added)))
+        self._finding_kinds[result.spec.id] = (findings, kinds)
+        named = {k for k, n in kinds.items() if n > 0}.union(map(_KIND, filter(None, map(_OBJ, result.samples))))
+        return frozenset(_KEY_BY_KIND[k] for k in named if k in _KEY_BY_KIND)
 
     @staticmethod
     def _key(spec: CheckSpec, state: ClusterState, named: frozenset[str]) -> tuple:
@@ -472,7 +515,7 @@ class Reuse:
 
     def run(self, spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter) -> CheckResult:
         if config is not self._config:
-            self._config, self._last, self._series = config, {}, {}
+            self._config, self._last, self._series, self._finding_kinds = config, {}, {}, {}
         if spec.uses_clock or not state.generations:
             return run_check(spec, state, config, flt, self._series if state.generations else None)
         last = self._last.get(spec.id)
