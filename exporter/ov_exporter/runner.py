@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain, compress, count, islice
 from operator import attrgetter, is_not, itemgetter
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .checks import CHECKS
 from .config import Config
@@ -200,7 +200,8 @@ class _Ranking:
     def updated(self, removed: list[Sample], added: list[Sample], order: dict[str, int]) -> _Ranking | None:
         """The ranking once `removed` are gone and `added` are in; None as in `of`."""
         seq_of, members, entry, ranked = dict(self.seq_of), dict(self.members), dict(self.entry), list(self.ranked)
-        names, count, next_seq = set(self.names), self.count, self.next_seq
+        names = self.names  # a new set when an object comes or goes
+        count, next_seq = self.count, self.next_seq
         dirty: dict[int, Any] = {}  # number -> object
         for s in removed:
             key = s.obj or s.labels
@@ -226,7 +227,7 @@ class _Ranking:
                 del ranked[bisect_left(ranked, old)]
             if not members[seq]:
                 del members[seq], seq_of[key]
-                names.discard(old[1])
+                names = names - {old[1]}
                 continue
             rank = _rank(members[seq], order)
             if rank is None:
@@ -235,10 +236,10 @@ class _Ranking:
                 name = str(key)
                 if name in names:
                     return None
-                names.add(name)
+                names = names | {name}
             new = entry[seq] = (rank, old[1] if old is not None else name, seq)
             insort(ranked, new)
-        return _Ranking(seq_of, members, entry, ranked, frozenset(names), count, next_seq, frozenset(dirty))
+        return _Ranking(seq_of, members, entry, ranked, names, count, next_seq, frozenset(dirty))
 
     def kept(self, cap: int) -> Iterable[int]:
         """The numbers of the `cap` objects first in rank, then name order."""
@@ -267,7 +268,7 @@ class _Series:
     samples: tuple[Sample, ...]  # as the check returned them
     exempt: frozenset  # the objects exempt from the check then (_Filter.exempt)
     ranking: _Ranking | None  # its per-object samples that passed the filter; None: start afresh
-    bounded_at: list[int]  # the places of the samples of bounded families
+    bounded_at: Sequence[int]  # the places of the samples of bounded families
     per_object: list[Sample]  # the per-object samples kept, in order
 
 
@@ -302,11 +303,11 @@ def run_check(
     result.findings = findings
     last = series.pop(spec.id, None) if series is not None else None
     samples = tuple(output.samples)
-    if last is not None and last.ranking is not None and last.exempt == flt.exempt(spec.id):
+    if series is not None and last is not None and last.ranking is not None and last.exempt == flt.exempt(spec.id):
         kept = _rerun(spec, samples, last, families, order, every, flt, config, result)
         if kept is not None:
             if kept.ranking is not None:
-                series[spec.id] = kept  # type: ignore[index]
+                series[spec.id] = kept
             result.duration = time.perf_counter() - started
             return result
     failed = _invalid(samples, families)
@@ -321,9 +322,9 @@ def run_check(
         elif every or flt.keep(spec.id, s.obj):
             per_object.append(s)
     ranking = _Ranking.of(per_object, order) if series is not None else None
-    if ranking is not None:
+    if series is not None and ranking is not None:
         per_object = _capped(samples, ranking, config.series_cap, result)
-        series[spec.id] = _Series(samples, flt.exempt(spec.id), ranking, bounded_at, per_object)  # type: ignore[index]
+        series[spec.id] = _Series(samples, flt.exempt(spec.id), ranking, bounded_at, per_object)
     else:
         # When the cap bites, keep the worst offenders: objects ranked by their first family
         # in declaration order (the headline, e.g. risk before duration), highest value first.
@@ -360,31 +361,39 @@ def _rerun(
     assert last.ranking is not None
     first, gone_to, came_to, differ = _diff(last.samples, samples)
     shift = len(samples) - len(last.samples)
-    removed = [*last.samples[first:gone_to], *(last.samples[gone_to + i] for i in differ)]
-    came_at = [*range(first, came_to), *(came_to + i for i in differ)]
-    added = [samples[i] for i in came_at]
+    removed = [*last.samples[first:gone_to], *map(last.samples.__getitem__, map(gone_to.__add__, differ))]
+    came_at = [*range(first, came_to), *map(came_to.__add__, differ)]
+    added = list(map(samples.__getitem__, came_at))
     # Validated C-level: the (family, label count) pairs of the new samples, all declared?
     declared = {(f.name, len(f.labels)) for f in spec.families}
     if not set(zip(map(_FAMILY, added), map(len, map(_LABELS, added)))) <= declared:
-        _failed(spec, result, _invalid(added, families))  # type: ignore[arg-type]
+        failed = _invalid(added, families)
+        assert failed is not None
+        _failed(spec, result, failed)
         return _Series(samples, last.exempt, None, [], [])
     per_object_names = {f.name for f in spec.families if f.per_object}
+    bounded_names = {f.name for f in spec.families if not f.per_object}
     # The places of the bounded samples: the old ones that stayed, moved by the change in
     # length past the first difference, and the new ones.
-    gone_at = set(range(first, gone_to)).union(gone_to + i for i in differ)
-    bounded_at = [i if i < first else i + shift for i in last.bounded_at if i not in gone_at]
-    bounded_at += [i for i in came_at if samples[i].family not in per_object_names]
-    bounded_at.sort()
-    bounded = list(map(samples.__getitem__, bounded_at))
+    if per_object_names:
+        gone_at = set(range(first, gone_to)).union(map(gone_to.__add__, differ))
+        stayed = [i if i < first else i + shift for i in last.bounded_at if i not in gone_at]
+        came_bounded = compress(came_at, map(bounded_names.__contains__, map(_FAMILY, added)))
+        bounded_at: Sequence[int] = sorted([*stayed, *came_bounded])
+        bounded = list(map(samples.__getitem__, bounded_at))
+    else:  # every sample is bounded
+        bounded_at, bounded = range(len(samples)), list(samples)
     if not every:
         bounded = [s for s in bounded if flt.keep(spec.id, s.obj)]
-    ranking = last.ranking
-    removed = [s for s in removed if s.family in per_object_names]
-    added = [s for s in added if s.family in per_object_names and (every or flt.keep(spec.id, s.obj))]
+    ranking: _Ranking | None = last.ranking
+    removed = list(compress(removed, map(per_object_names.__contains__, map(_FAMILY, removed))))
+    added = list(compress(added, map(per_object_names.__contains__, map(_FAMILY, added))))
+    if not every:
+        added = [s for s in added if flt.keep(spec.id, s.obj)]
     if removed or added:
-        ranking = ranking.updated(removed, added, order)  # type: ignore[assignment]
-        if ranking is None:
-            return None
+        ranking = last.ranking.updated(removed, added, order)
+    if ranking is None:
+        return None
     cap = config.series_cap
     if ranking is last.ranking or (
         ranking.touched.isdisjoint(map(_SEQ, ranking.ranked[:cap]))
@@ -487,8 +496,8 @@ class Reuse:
             kinds = Counter(map(_KIND, map(_OBJ, findings)))
         else:
             first, gone_to, came_to, differ = _diff(last[0], findings)
-            removed = [*last[0][first:gone_to], *(last[0][gone_to + i] for i in differ)]
-            added = [*findings[first:came_to], *(findings[came_to + i] for i in differ)]
+            removed = [*last[0][first:gone_to], *map(last[0].__getitem__, map(gone_to.__add__, differ))]
+            added = [*findings[first:came_to], *map(findings.__getitem__, map(came_to.__add__, differ))]
             kinds = last[1].copy()
             kinds.subtract(map(_KIND, map(_OBJ, removed)))
             kinds.update(map(_KIND, map(_OBJ, added)))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from operator import itemgetter
+from itertools import repeat
+from operator import attrgetter, itemgetter
 
 from ...config import Config
 from ...domain.incremental import per_node, tabled
@@ -97,12 +98,16 @@ def _vcpus_on(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
 # A node's judgement (_node): its series and findings; its vCPUs, cores and 1.0 when its
 # threads per core were assumed (summed over the nodes).
 _PARTS, _NUMBERS = itemgetter(0, 1), itemgetter(2)
+_NAME = attrgetter("metadata.name")
 
 
 def _node(
-    node: Node, used: int, schedulable: bool, config: Config
-) -> tuple[list[Sample], list[Finding], tuple[float, float, float]]:
-    """One node's series, findings and numbers (see _NUMBERS)."""
+    node: Node, used: int, schedulable: bool, hosting: bool, config: Config
+) -> tuple[list[Sample], list[Finding], tuple[float, float, float]] | None:
+    """One node's series, findings and numbers (see _NUMBERS); None for a node that is not
+    VM-schedulable and hosts no VMI."""
+    if not schedulable and not hosting:
+        return None
     name = node.metadata.name
     logical = capacity(node, "cpu")
     if logical is None:
@@ -140,14 +145,14 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     # Kept per node and brought up to date per changed VMI (domain.incremental).
     vcpus = per_node(state, "cpu_overcommit vCPUs", VMIS, _vcpus_on)
-    schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
+    schedulable = set(map(_NAME, vm_schedulable_nodes(state)))
     # Judged per node, in name order, and kept: after a change only the nodes whose record,
     # vCPUs or schedulability differ are judged again (domain.incremental.tabled).
-    rows = {
-        name: (node, int(vcpus.get(name, 0)), name in schedulable)
-        for node in state.nodes
-        if (name := node.metadata.name) in schedulable or name in vcpus
-    }
+    names = list(map(_NAME, state.nodes))
+    used = map(int, map(vcpus.get, names, repeat(0)))
+    rows = dict(
+        zip(names, zip(state.nodes, used, map(schedulable.__contains__, names), map(vcpus.__contains__, names)))
+    )
     nodes = tabled(state, SPEC.id, rows, _node, (config,), _PARTS, _NUMBERS)
     samples, findings = nodes.lists or ([], [])
     out.samples, out.findings = list(samples), list(findings)

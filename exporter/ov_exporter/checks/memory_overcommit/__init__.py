@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from operator import itemgetter
+from itertools import repeat
+from operator import attrgetter, itemgetter
 
 from ...config import Config
 from ...domain.incremental import members, per_node, tabled
@@ -78,12 +79,16 @@ def _unknown(vmi: VirtualMachineInstance) -> bool:
 # A node's judgement (_node): its series and findings; its guest memory and capacity (summed
 # over the nodes).
 _PARTS, _NUMBERS = itemgetter(0, 1), itemgetter(2)
+_NAME = attrgetter("metadata.name")
 
 
 def _node(
-    node: Node, used: float, schedulable: bool, config: Config
-) -> tuple[list[Sample], list[Finding], tuple[float, float]]:
-    """One node's series, findings and numbers (see _NUMBERS)."""
+    node: Node, used: float, schedulable: bool, hosting: bool, config: Config
+) -> tuple[list[Sample], list[Finding], tuple[float, float]] | None:
+    """One node's series, findings and numbers (see _NUMBERS); None for a node that is not
+    VM-schedulable and hosts no VMI."""
+    if not schedulable and not hosting:
+        return None
     name = node.metadata.name
     cap = capacity(node, "memory")
     if cap is None:
@@ -120,14 +125,14 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     guest = per_node(state, "memory_overcommit guest memory", VMIS, _guest_on)
     unknown = len(members(state, "memory_overcommit unknown guest memory", VMIS, _unknown))
 
-    schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
+    schedulable = set(map(_NAME, vm_schedulable_nodes(state)))
     # Judged per node, in name order, and kept: after a change only the nodes whose record,
     # guest memory or schedulability differ are judged again (domain.incremental.tabled).
-    rows = {
-        name: (node, guest.get(name, 0.0), name in schedulable)
-        for node in state.nodes
-        if (name := node.metadata.name) in schedulable or name in guest
-    }
+    names = list(map(_NAME, state.nodes))
+    used = map(guest.get, names, repeat(0.0))
+    rows = dict(
+        zip(names, zip(state.nodes, used, map(schedulable.__contains__, names), map(guest.__contains__, names)))
+    )
     nodes = tabled(state, SPEC.id, rows, _node, (config,), _PARTS, _NUMBERS)
     samples, findings = nodes.lists or ([], [])
     out.samples, out.findings = list(samples), list(findings)

@@ -197,8 +197,8 @@ def _parts(judgement: tuple[Sample, Finding]) -> tuple[tuple[Sample], tuple[Find
     return (judgement[0],), (judgement[1],)
 
 
-def evaluate(state: ClusterState, config: Config) -> CheckOutput:
-    out = CheckOutput()
+def _nads(state: ClusterState) -> tuple[list[Sample], list[Finding], dict[tuple[str, str], NetInfo]]:
+    """The NADs' series and findings, and (namespace, name) -> NetInfo of the valid ones."""
     cluster_mtu = cluster_network_mtu(state)
     # node -> interface -> MTU, sorted by node (output independent of load order); kept while
     # the nodes and their NodeNetworkStates do not change, and the very same list while they
@@ -209,13 +209,23 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         lambda s: sorted(_host_mtus(s).items()),
         lambda s, kept, changed: kept if (items := sorted(_host_mtus(s).items())) == kept else items,
     )
+    out_samples: list[Sample] = []
+    out_findings: list[Finding] = []
     nets: dict[tuple[str, str], NetInfo] = {}
     for nad in state.nads:
         info, samples, findings = state.per_object(SPEC.id, nad, _judge_nad, cluster_mtu, host_items)
-        out.samples += samples
-        out.findings += findings
+        out_samples += samples
+        out_findings += findings
         if info is not None:
             nets[(nad.metadata.namespace, nad.metadata.name)] = info
+    return out_samples, out_findings, nets
+
+
+def evaluate(state: ClusterState, config: Config) -> CheckOutput:
+    out = CheckOutput()
+    samples, findings, nets = _nads(state)
+    out.samples += samples
+    out.findings += findings
 
     # Judged per VM and kept (domain.incremental) while the networks say the same; their
     # series and findings assembled in name order and kept as well.

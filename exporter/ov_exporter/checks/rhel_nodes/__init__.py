@@ -47,13 +47,17 @@ def _rhel(state: ClusterState) -> tuple[bool, list[tuple[Node, str]]]:
     return openshift, sorted(rhel, key=lambda x: x[0].metadata.name)
 
 
+def _schedulable(state: ClusterState) -> frozenset[str]:
+    return frozenset(n.metadata.name for n in vm_schedulable_nodes(state))
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     # Kept while the nodes do not change.
     openshift, rhel = state.per_kinds("rhel_nodes", ("nodes",), _rhel)
     if not openshift:
         raise NotApplicable("no node runs an OpenShift image (RHCOS or RHEL): not an OpenShift cluster")
-    schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
+    schedulable = state.per_kinds("rhel_nodes schedulable", ("nodes",), _schedulable)
     hosting = active_vmis_by_node(state).keys()
     out.samples.append(Sample(COUNT.name, (), len(rhel)))
     for node, image in rhel:
