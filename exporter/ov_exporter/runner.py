@@ -357,9 +357,11 @@ def _rerun(
     """Filter and cap `samples` from what the last run made of its own: only the samples
     that are not the very objects at their place then are validated, filtered and ranked.
     Fills `result`'s samples (or fails it: a _Series without ranking); None when the
-    ranking cannot be kept (run from scratch)."""
+    ranking cannot be kept or most samples are new (run from scratch)."""
     assert last.ranking is not None
     first, gone_to, came_to, differ = _diff(last.samples, samples)
+    if gone_to - first + came_to - first + 2 * len(differ) > max(64, len(samples) // 8):
+        return None  # most samples are new (e.g. fresh usage): from scratch costs less
     shift = len(samples) - len(last.samples)
     removed = [*last.samples[first:gone_to], *map(last.samples.__getitem__, map(gone_to.__add__, differ))]
     came_at = [*range(first, came_to), *map(came_to.__add__, differ)]

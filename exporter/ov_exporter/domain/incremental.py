@@ -340,9 +340,13 @@ def _small(x: float) -> bool:
 def _exact(column: Sequence[float]) -> tuple[list[float] | None, float]:
     """(partials whose exact sum is the column's, its math.fsum); (None, a plain sum) when a
     value is not finite or so large that exact partials could overflow."""
-    if not all(map(_small, column)):
+    try:
+        small = math.fsum(map(abs, column)) <= 2.0**1000  # C-level: no NaN, infinity or near-overflow
+    except OverflowError:
+        small = False
+    if not small:
         try:
-            return None, math.fsum(column)
+            return None, math.fsum(column) + 0.0
         except (ValueError, OverflowError):
             return None, sum(column, 0.0)
     partials: list[float] = []

@@ -13,6 +13,7 @@ them into "over time".
 from __future__ import annotations
 
 import math
+from functools import cache
 from operator import itemgetter
 from typing import Any
 
@@ -207,8 +208,17 @@ def _judge(
         )
     elif over:
         finding = Finding(SPEC.id, Severity.INFO, obj, "over-provisioned: uses " + "; ".join(over))
-    numbers = tuple(1.0 if counted in verdicts else 0.0 for counted in _COUNTED)
-    return samples, (finding,) if finding is not None else (), (*numbers, *totals["cpu"], *totals["memory"])
+    return (
+        samples,
+        (finding,) if finding is not None else (),
+        (*_counts(tuple(verdicts)), *totals["cpu"], *totals["memory"]),
+    )
+
+
+@cache
+def _counts(verdicts: tuple[tuple[str, str], ...]) -> tuple[float, ...]:
+    """1.0 per (resource, verdict) of _COUNTED among `verdicts`, else 0.0."""
+    return tuple(1.0 if counted in verdicts else 0.0 for counted in _COUNTED)
 
 
 def _amount(resource: str, value: float) -> str:
