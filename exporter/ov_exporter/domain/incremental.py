@@ -114,34 +114,39 @@ def members(state: ClusterState, name: str, key: str, test: Callable[[Any], bool
 
 
 def _placed(state: ClusterState, name: str, key: str, place: Callable[[Any], tuple[str, float] | None]) -> tuple:
-    """(node -> objects there -> value, node -> sum of the values, object -> node)."""
+    """(node -> objects there -> value, node -> sum of the values)."""
 
-    def compute(s: ClusterState) -> tuple[dict, dict, dict]:
+    def compute(s: ClusterState) -> tuple[dict, dict]:
         on: dict[str, dict[tuple[str, str], float]] = {}
-        node_of: dict[tuple[str, str], str] = {}
         for r in s.of(key):
             placed = place(r)
             if placed is not None:
-                where = (r.metadata.namespace, r.metadata.name)
-                on.setdefault(placed[0], {})[where] = placed[1]
-                node_of[where] = placed[0]
-        return on, {node: math.fsum(values.values()) for node, values in on.items()}, node_of
+                on.setdefault(placed[0], {})[(r.metadata.namespace, r.metadata.name)] = placed[1]
+        return on, {node: math.fsum(values.values()) for node, values in on.items()}
 
-    def update(s: ClusterState, kept: tuple[dict, dict, dict], changed: Mapping[str, tuple[Changed, ...]]) -> tuple:
-        on, totals, node_of = dict(kept[0]), dict(kept[1]), dict(kept[2])
+    def update(s: ClusterState, kept: tuple[dict, dict], changed: Mapping[str, tuple[Changed, ...]]) -> tuple:
+        on, totals = dict(kept[0]), dict(kept[1])
+        objects = changed[key]
+        # Where a changed object was: looked for among the nodes' objects; an index of every
+        # object (a copy kept per change would cost as much) only for many changes.
+        node_of = {where: node for node, values in on.items() for where in values} if len(objects) > 16 else None
         touched: set[str] = set()
-        for c in changed[key]:
+        for c in objects:
             where = (c.namespace, c.name)
             record = s.get(key, *where)
             placed = place(record) if record is not None else None
-            node = node_of.pop(where, None)
+            if node_of is not None:
+                node = node_of.pop(where, None)
+            else:
+                node = next((n for n, values in on.items() if where in values), None)
             if node is not None:
                 values = on[node] = dict(on[node])
                 del values[where]
                 touched.add(node)
             if placed is not None:
                 on[placed[0]] = {**on.get(placed[0], {}), where: placed[1]}
-                node_of[where] = placed[0]
+                if node_of is not None:
+                    node_of[where] = placed[0]
                 touched.add(placed[0])
         for node in touched:
             if on.get(node):
@@ -149,7 +154,7 @@ def _placed(state: ClusterState, name: str, key: str, place: Callable[[Any], tup
             else:
                 on.pop(node, None)
                 totals.pop(node, None)
-        return on, totals, node_of
+        return on, totals
 
     return state.per_changes(name, (key,), compute, update)
 
