@@ -7,10 +7,12 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from bisect import bisect_left, insort
+from collections import Counter
 from dataclasses import dataclass, field
-from itertools import chain, compress
+from itertools import chain, compress, count, islice
 from operator import attrgetter, is_not, itemgetter
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .checks import CHECKS
 from .config import Config
@@ -154,25 +156,132 @@ def _unavailable(spec: CheckSpec, state: ClusterState) -> CheckResult | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Ranking:
+    """A check's per-object samples that passed the filter, grouped by object (or label
+    set), and the objects in the cap's order: rank, then name (see _worst). Brought up to
+    date per sample added or removed (_Ranking.updated); never altered once made. An object
+    is known by a number so that the loops over every sample hash ints, not ObjectRefs."""
+
+    seq_of: dict  # object (s.obj or s.labels) -> its number
+    members: dict[int, tuple[Sample, ...]]  # number -> its samples
+    entry: dict[int, tuple]  # number -> its (rank, name, number) in `ranked`
+    ranked: list[tuple]  # (rank, name, number) of every object, sorted
+    names: frozenset[str]  # str() of every object
+    count: int  # the members, all told
+    next_seq: int
+    touched: frozenset[int] = frozenset()  # the objects whose members the last update changed
+
+    @staticmethod
+    def of(per_object: list[Sample], order: dict[str, int]) -> _Ranking | None:
+        """None when the ranking cannot keep the order: a NaN value, or two objects of one
+        name (the cap then orders them by first appearance, see _worst)."""
+        seq_of: dict = {}
+        grouped: dict[int, list[Sample]] = {}
+        for s in per_object:
+            key = s.obj or s.labels
+            seq = seq_of.get(key)
+            if seq is None:
+                seq = seq_of[key] = len(seq_of)
+                grouped[seq] = []
+            grouped[seq].append(s)
+        members = {seq: tuple(samples) for seq, samples in grouped.items()}
+        entry = {}
+        for key, seq in seq_of.items():
+            rank = _rank(members[seq], order)
+            if rank is None:
+                return None
+            entry[seq] = (rank, str(key), seq)
+        names = frozenset(e[1] for e in entry.values())
+        if len(names) != len(entry):
+            return None
+        return _Ranking(seq_of, members, entry, sorted(entry.values()), names, len(per_object), len(seq_of))
+
+    def updated(self, removed: list[Sample], added: list[Sample], order: dict[str, int]) -> _Ranking | None:
+        """The ranking once `removed` are gone and `added` are in; None as in `of`."""
+        seq_of, members, entry, ranked = dict(self.seq_of), dict(self.members), dict(self.entry), list(self.ranked)
+        names = self.names  # a new set when an object comes or goes
+        count, next_seq = self.count, self.next_seq
+        dirty: dict[int, Any] = {}  # number -> object
+        for s in removed:
+            key = s.obj or s.labels
+            seq = seq_of.get(key)
+            at = None if seq is None else next((i for i, m in enumerate(members[seq]) if m is s), None)
+            if at is not None:  # else the filter dropped it
+                members[seq] = members[seq][:at] + members[seq][at + 1 :]
+                count -= 1
+                dirty[seq] = key
+        for s in added:
+            key = s.obj or s.labels
+            seq = seq_of.get(key)
+            if seq is None:
+                seq = seq_of[key] = next_seq
+                next_seq += 1
+                members[seq] = ()
+            dirty[seq] = key
+            members[seq] += (s,)
+            count += 1
+        for seq, key in dirty.items():
+            old = entry.pop(seq, None)
+            if old is not None:
+                del ranked[bisect_left(ranked, old)]
+            if not members[seq]:
+                del members[seq], seq_of[key]
+                names = names - {old[1]}
+                continue
+            rank = _rank(members[seq], order)
+            if rank is None:
+                return None
+            if old is None:
+                name = str(key)
+                if name in names:
+                    return None
+                names = names | {name}
+            new = entry[seq] = (rank, old[1] if old is not None else name, seq)
+            insort(ranked, new)
+        return _Ranking(seq_of, members, entry, ranked, names, count, next_seq, frozenset(dirty))
+
+    def kept(self, cap: int) -> Iterable[int]:
+        """The numbers of the `cap` objects first in rank, then name order."""
+        return map(_SEQ, self.ranked[:cap])
+
+
+def _rank(samples: tuple[Sample, ...], order: dict[str, int]) -> tuple | None:
+    """An object's rank: its first family in declaration order, highest value first; None
+    if a value is NaN."""
+    best = None
+    for s in samples:
+        if s.value != s.value:
+            return None
+        candidate = (order[s.family], -s.value)
+        if best is None or candidate < best:
+            best = candidate
+    return best
+
+
 @dataclass
 class _Series:
-    """A check's last samples and what the filter and the cap made of its per-object ones,
-    for the next run whose per-object samples are the very same objects (runner.Reuse)."""
+    """A check's last samples and what the filter and the cap made of them, for its next
+    run (runner.Reuse): only the samples that are not the very objects at their place then
+    are validated, filtered and ranked again."""
 
     samples: tuple[Sample, ...]  # as the check returned them
     exempt: frozenset  # the objects exempt from the check then (_Filter.exempt)
-    bounded_at: list[int]  # positions of the samples of bounded families
+    ranking: _Ranking | None  # its per-object samples that passed the filter; None: start afresh
+    bounded_at: Sequence[int]  # the places of the samples of bounded families
     per_object: list[Sample]  # the per-object samples kept, in order
-    dropped: int
+
+
+_FAMILY, _LABELS, _SEQ = attrgetter("family"), attrgetter("labels"), itemgetter(2)
 
 
 def run_check(
     spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter, series: dict[str, _Series] | None = None
 ) -> CheckResult:
     """Run one check, filter its output and cap its per-object series. `series` (kept by
-    Reuse for one configuration): when the check's per-object samples are the very objects
-    of its last run, filtered against the same exemptions, their filtered and capped list
-    is the last one (the bounded samples are judged again)."""
+    Reuse for one configuration): when the check's last samples were filtered against the
+    same exemptions, only the samples that are not the very objects of its last run are
+    validated, filtered and ranked (_Ranking); the rest stand as they were then."""
     unavailable = _unavailable(spec, state)
     if unavailable is not None:
         return unavailable
@@ -187,57 +296,150 @@ def run_check(
         return CheckResult(spec, Status.FAILED, f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
 
     families = {f.name: f for f in spec.families}
+    order = {f.name: i for i, f in enumerate(spec.families)}
     every = flt.passes_all(spec.id)
     findings = list(output.findings) if every else [f for f in output.findings if flt.keep(spec.id, f.obj)]
     result.exempted = len(output.findings) - len(findings)
-    last = series.get(spec.id) if series is not None else None
+    result.findings = findings
+    last = series.pop(spec.id, None) if series is not None else None
     samples = tuple(output.samples)
-    if last is not None and last.exempt == flt.exempt(spec.id) and len(last.samples) == len(samples):
-        changed = compress(range(len(samples)), map(is_not, last.samples, samples))
-        bounded_at = set(last.bounded_at)
-        if all(i in bounded_at for i in changed):
-            bounded = [samples[i] for i in last.bounded_at]
-            failed = _invalid(bounded, families, per_object=False)
-            if failed is None:
-                result.findings = findings
-                result.samples = [s for s in bounded if every or flt.keep(spec.id, s.obj)] + last.per_object
-                result.dropped = last.dropped
-                series[spec.id] = _Series(samples, last.exempt, last.bounded_at, last.per_object, last.dropped)
-                result.duration = time.perf_counter() - started
-                return result
+    if series is not None and last is not None and last.ranking is not None and last.exempt == flt.exempt(spec.id):
+        kept = _rerun(spec, samples, last, families, order, every, flt, config, result)
+        if kept is not None:
+            if kept.ranking is not None:
+                series[spec.id] = kept
+            result.duration = time.perf_counter() - started
+            return result
     failed = _invalid(samples, families)
     if failed is not None:
-        result.status, result.error = (
-            Status.FAILED,
-            f"bug: sample {failed.family}{failed.labels} does not match a declared family",
-        )
-        log.error("check %s: %s", spec.id, result.error)
-        return result
+        return _failed(spec, result, failed)
     bounded, per_object, bounded_at = [], [], []
     for i, s in enumerate(samples):
-        fam = families[s.family]
-        if not fam.per_object:
+        if not families[s.family].per_object:
             bounded_at.append(i)
-        if not every and not flt.keep(spec.id, s.obj):
-            continue
-        (per_object if fam.per_object else bounded).append(s)
-    # When the cap bites, keep the worst offenders: objects ranked by their first family in
-    # declaration order (the headline, e.g. risk before duration), highest value first.
-    order = {f.name: i for i, f in enumerate(spec.families)}
-    rank: dict = {}
-    for s in per_object:
-        key = s.obj or s.labels
-        candidate = (order[s.family], -s.value)
-        if key not in rank or candidate < rank[key]:
-            rank[key] = candidate
-    if len(rank) > config.series_cap:
-        kept = _worst(rank, config.series_cap)
-        result.dropped = sum(1 for s in per_object if (s.obj or s.labels) not in kept)
-        per_object = [s for s in per_object if (s.obj or s.labels) in kept]
-    if series is not None:
-        series[spec.id] = _Series(samples, flt.exempt(spec.id), bounded_at, per_object, result.dropped)
-    result.findings, result.samples = findings, bounded + per_object
+            if every or flt.keep(spec.id, s.obj):
+                bounded.append(s)
+        elif every or flt.keep(spec.id, s.obj):
+            per_object.append(s)
+    ranking = _Ranking.of(per_object, order) if series is not None else None
+    if series is not None and ranking is not None:
+        per_object = _capped(samples, ranking, config.series_cap, result)
+        series[spec.id] = _Series(samples, flt.exempt(spec.id), ranking, bounded_at, per_object)
+    else:
+        # When the cap bites, keep the worst offenders: objects ranked by their first family
+        # in declaration order (the headline, e.g. risk before duration), highest value first.
+        rank: dict = {}
+        for s in per_object:
+            key = s.obj or s.labels
+            candidate = (order[s.family], -s.value)
+            if key not in rank or candidate < rank[key]:
+                rank[key] = candidate
+        if len(rank) > config.series_cap:
+            kept_keys = _worst(rank, config.series_cap)
+            result.dropped = sum(1 for s in per_object if (s.obj or s.labels) not in kept_keys)
+            per_object = [s for s in per_object if (s.obj or s.labels) in kept_keys]
+    result.samples = bounded + per_object
     result.duration = time.perf_counter() - started
+    return result
+
+
+def _rerun(
+    spec: CheckSpec,
+    samples: tuple[Sample, ...],
+    last: _Series,
+    families: dict,
+    order: dict[str, int],
+    every: bool,
+    flt: _Filter,
+    config: Config,
+    result: CheckResult,
+) -> _Series | None:
+    """Filter and cap `samples` from what the last run made of its own: only the samples
+    that are not the very objects at their place then are validated, filtered and ranked.
+    Fills `result`'s samples (or fails it: a _Series without ranking); None when the
+    ranking cannot be kept or most samples are new (run from scratch)."""
+    assert last.ranking is not None
+    first, gone_to, came_to, differ = _diff(last.samples, samples)
+    if gone_to - first + came_to - first + 2 * len(differ) > max(64, len(samples) // 8):
+        return None  # most samples are new (e.g. fresh usage): from scratch costs less
+    shift = len(samples) - len(last.samples)
+    removed = [*last.samples[first:gone_to], *map(last.samples.__getitem__, map(gone_to.__add__, differ))]
+    came_at = [*range(first, came_to), *map(came_to.__add__, differ)]
+    added = list(map(samples.__getitem__, came_at))
+    # Validated C-level: the (family, label count) pairs of the new samples, all declared?
+    declared = {(f.name, len(f.labels)) for f in spec.families}
+    if not set(zip(map(_FAMILY, added), map(len, map(_LABELS, added)))) <= declared:
+        failed = _invalid(added, families)
+        assert failed is not None
+        _failed(spec, result, failed)
+        return _Series(samples, last.exempt, None, [], [])
+    per_object_names = {f.name for f in spec.families if f.per_object}
+    bounded_names = {f.name for f in spec.families if not f.per_object}
+    # The places of the bounded samples: the old ones that stayed, moved by the change in
+    # length past the first difference, and the new ones.
+    if per_object_names:
+        gone_at = set(range(first, gone_to)).union(map(gone_to.__add__, differ))
+        stayed = [i if i < first else i + shift for i in last.bounded_at if i not in gone_at]
+        came_bounded = compress(came_at, map(bounded_names.__contains__, map(_FAMILY, added)))
+        bounded_at: Sequence[int] = sorted([*stayed, *came_bounded])
+        bounded = list(map(samples.__getitem__, bounded_at))
+    else:  # every sample is bounded
+        bounded_at, bounded = range(len(samples)), list(samples)
+    if not every:
+        bounded = [s for s in bounded if flt.keep(spec.id, s.obj)]
+    ranking: _Ranking | None = last.ranking
+    removed = list(compress(removed, map(per_object_names.__contains__, map(_FAMILY, removed))))
+    added = list(compress(added, map(per_object_names.__contains__, map(_FAMILY, added))))
+    if not every:
+        added = [s for s in added if flt.keep(spec.id, s.obj)]
+    if removed or added:
+        ranking = last.ranking.updated(removed, added, order)
+    if ranking is None:
+        return None
+    cap = config.series_cap
+    if ranking is last.ranking or (
+        ranking.touched.isdisjoint(map(_SEQ, ranking.ranked[:cap]))
+        and ranking.touched.isdisjoint(map(_SEQ, last.ranking.ranked[:cap]))
+        and ranking.ranked[:cap] == last.ranking.ranked[:cap]
+    ):
+        # The objects kept are the same, with the very same samples, in the same order.
+        per_object = last.per_object
+        result.dropped = ranking.count - len(per_object)
+    else:
+        per_object = _capped(samples, ranking, cap, result)
+    result.samples = bounded + per_object
+    return _Series(samples, last.exempt, ranking, bounded_at, per_object)
+
+
+def _diff(old: tuple, new: tuple) -> tuple[int, int, int, list[int]]:
+    """Where `new` differs from `old` (items compared by identity), the places aligned at the
+    first difference by the change in length (as for one insertion or deletion there):
+    (the first difference, where the aligned rest begins in `old`, in `new`, the places in
+    that rest, counted from its start, whose items differ)."""
+    shift = len(new) - len(old)
+    first = next(compress(count(), map(is_not, old, new)), min(len(old), len(new)))
+    gone_to, came_to = first + max(0, -shift), first + max(0, shift)
+    differ = list(compress(count(), map(is_not, islice(old, gone_to, None), islice(new, came_to, None))))
+    return first, gone_to, came_to, differ
+
+
+def _capped(samples: tuple[Sample, ...], ranking: _Ranking, cap: int, result: CheckResult) -> list[Sample]:
+    """The per-object samples of the objects the cap keeps, in their order in `samples`;
+    sets result.dropped."""
+    members = ranking.members
+    kept = set(map(id, chain.from_iterable(map(members.__getitem__, ranking.kept(cap)))))
+    per_object = list(compress(samples, map(kept.__contains__, map(id, samples))))
+    result.dropped = ranking.count - len(per_object)
+    return per_object
+
+
+def _failed(spec: CheckSpec, result: CheckResult, failed: Sample) -> CheckResult:
+    result.status, result.error = (
+        Status.FAILED,
+        f"bug: sample {failed.family}{failed.labels} does not match a declared family",
+    )
+    result.findings, result.samples, result.dropped = [], [], 0
+    log.error("check %s: %s", spec.id, result.error)
     return result
 
 
@@ -282,14 +484,28 @@ class Reuse:
         # check id -> (its inputs' key, its last result, when it ran by self.clock, the kinds it names)
         self._last: dict[str, tuple[tuple, CheckResult, float, frozenset[str]]] = {}
         self._series: dict[str, _Series] = {}  # per check: its last samples, filtered and capped
+        self._finding_kinds: dict[str, tuple[tuple[Finding, ...], Counter]] = {}  # per check: for _named
         self.reused = 0  # results reused over the lifetime, for tests and the benchmark
         self.deferred = 0  # of which: inputs changed, but within the check's minimum interval
 
-    @staticmethod
-    def _named(result: CheckResult) -> frozenset[str]:
-        """The kinds of the objects a result names (their exemption annotations matter)."""
-        objs = chain(map(_OBJ, result.findings), filter(None, map(_OBJ, result.samples)))
-        return frozenset(_KEY_BY_KIND[k] for k in set(map(_KIND, objs)) if k in _KEY_BY_KIND)
+    def _named(self, result: CheckResult) -> frozenset[str]:
+        """The kinds of the objects a result names (their exemption annotations matter).
+        Its findings' kinds are counted, and brought up to date from the check's last
+        findings by the few that are not the very objects at their place (_diff)."""
+        findings = tuple(result.findings)
+        last = self._finding_kinds.get(result.spec.id)
+        if last is None:
+            kinds = Counter(map(_KIND, map(_OBJ, findings)))
+        else:
+            first, gone_to, came_to, differ = _diff(last[0], findings)
+            removed = [*last[0][first:gone_to], *map(last[0].__getitem__, map(gone_to.__add__, differ))]
+            added = [*findings[first:came_to], *map(findings.__getitem__, map(came_to.__add__, differ))]
+            kinds = last[1].copy()
+            kinds.subtract(map(_KIND, map(_OBJ, removed)))
+            kinds.update(map(_KIND, map(_OBJ, added)))
+        self._finding_kinds[result.spec.id] = (findings, kinds)
+        named = {k for k, n in kinds.items() if n > 0}.union(map(_KIND, filter(None, map(_OBJ, result.samples))))
+        return frozenset(_KEY_BY_KIND[k] for k in named if k in _KEY_BY_KIND)
 
     @staticmethod
     def _key(spec: CheckSpec, state: ClusterState, named: frozenset[str]) -> tuple:
@@ -310,7 +526,7 @@ class Reuse:
 
     def run(self, spec: CheckSpec, state: ClusterState, config: Config, flt: _Filter) -> CheckResult:
         if config is not self._config:
-            self._config, self._last, self._series = config, {}, {}
+            self._config, self._last, self._series, self._finding_kinds = config, {}, {}, {}
         if spec.uses_clock or not state.generations:
             return run_check(spec, state, config, flt, self._series if state.generations else None)
         last = self._last.get(spec.id)

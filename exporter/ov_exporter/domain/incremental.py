@@ -4,7 +4,11 @@ again only the objects the change concerns (ClusterState.per_changes)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from ..records import KIND_BY_KEY
 from ..store import Changed, ClusterState, uid_of
@@ -110,34 +114,39 @@ def members(state: ClusterState, name: str, key: str, test: Callable[[Any], bool
 
 
 def _placed(state: ClusterState, name: str, key: str, place: Callable[[Any], tuple[str, float] | None]) -> tuple:
-    """(node -> objects there -> value, node -> sum of the values, object -> node)."""
+    """(node -> objects there -> value, node -> sum of the values)."""
 
-    def compute(s: ClusterState) -> tuple[dict, dict, dict]:
+    def compute(s: ClusterState) -> tuple[dict, dict]:
         on: dict[str, dict[tuple[str, str], float]] = {}
-        node_of: dict[tuple[str, str], str] = {}
         for r in s.of(key):
             placed = place(r)
             if placed is not None:
-                where = (r.metadata.namespace, r.metadata.name)
-                on.setdefault(placed[0], {})[where] = placed[1]
-                node_of[where] = placed[0]
-        return on, {node: math.fsum(values.values()) for node, values in on.items()}, node_of
+                on.setdefault(placed[0], {})[(r.metadata.namespace, r.metadata.name)] = placed[1]
+        return on, {node: math.fsum(values.values()) for node, values in on.items()}
 
-    def update(s: ClusterState, kept: tuple[dict, dict, dict], changed: Mapping[str, tuple[Changed, ...]]) -> tuple:
-        on, totals, node_of = dict(kept[0]), dict(kept[1]), dict(kept[2])
+    def update(s: ClusterState, kept: tuple[dict, dict], changed: Mapping[str, tuple[Changed, ...]]) -> tuple:
+        on, totals = dict(kept[0]), dict(kept[1])
+        objects = changed[key]
+        # Where a changed object was: looked for among the nodes' objects; an index of every
+        # object (a copy kept per change would cost as much) only for many changes.
+        node_of = {where: node for node, values in on.items() for where in values} if len(objects) > 16 else None
         touched: set[str] = set()
-        for c in changed[key]:
+        for c in objects:
             where = (c.namespace, c.name)
             record = s.get(key, *where)
             placed = place(record) if record is not None else None
-            node = node_of.pop(where, None)
+            if node_of is not None:
+                node = node_of.pop(where, None)
+            else:
+                node = next((n for n, values in on.items() if where in values), None)
             if node is not None:
                 values = on[node] = dict(on[node])
                 del values[where]
                 touched.add(node)
             if placed is not None:
                 on[placed[0]] = {**on.get(placed[0], {}), where: placed[1]}
-                node_of[where] = placed[0]
+                if node_of is not None:
+                    node_of[where] = placed[0]
                 touched.add(placed[0])
         for node in touched:
             if on.get(node):
@@ -145,7 +154,7 @@ def _placed(state: ClusterState, name: str, key: str, place: Callable[[Any], tup
             else:
                 on.pop(node, None)
                 totals.pop(node, None)
-        return on, totals, node_of
+        return on, totals
 
     return state.per_changes(name, (key,), compute, update)
 
@@ -166,3 +175,210 @@ def placed_on(
     """node -> (namespace, name) -> `place(record)[1]` of the objects of kind `key` that
     `place(record)` puts there (see per_node)."""
     return _placed(state, name, key, place)[0]
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """A check's output assembled from its per-object results (see `assembled`). Kept:
+    never alter its lists."""
+
+    lists: tuple[list, ...]  # per part: the objects' items, concatenated in name order
+    totals: tuple[float, ...]  # per number: its sum over the objects (math.fsum)
+
+
+def assembled(
+    state: ClusterState,
+    name: str,
+    key: str,
+    judged: Mapping[str, V | None],
+    reads: Mapping[str, Concerns],
+    inputs: tuple,
+    parts: Callable[[V], tuple[Sequence, ...]],
+    numbers: Callable[[V], Sequence[float]] = lambda v: (),
+) -> Assembled:
+    """From `judged` (per_object_of_kind's result for the same kind, `reads` and `inputs`),
+    over the objects whose value is not None: per part of `parts(value)` (e.g. series,
+    findings) the items of every object concatenated in (namespace, name) order, and per
+    number of `numbers(value)` its sum, exact and so whatever the order (math.fsum; a plain
+    sum when a number is not finite). Kept, and after a change only the objects it concerns
+    (as per_object_of_kind) are taken out and put in again: a few list copies and bisects,
+    no loop over every object."""
+
+    def compute(s: ClusterState) -> _Assembly:
+        kind = KIND_BY_KEY[key]
+        named = ((_name(r), judged[uid_of(kind, r)]) for r in s.of(key))
+        return _assembly(sorted(((n, v) for n, v in named if v is not None), key=_FIRST), parts, numbers)
+
+    def update(s: ClusterState, kept: _Assembly, changed: Mapping[str, tuple[Changed, ...]]) -> _Assembly:
+        if any(reads[k] is None for k in changed if k != key):
+            return compute(s)
+        kind = KIND_BY_KEY[key]
+        again = {(c.namespace, c.name) for c in changed.get(key, ())}
+        for other, objects in changed.items():
+            if other != key:
+                concerns = reads[other]
+                assert concerns is not None
+                for c in objects:
+                    again.update(concerns(s, c))
+        records = {where: s.get(key, *where) for where in again}
+        news = {where: judged[uid_of(kind, r)] if r is not None else None for where, r in records.items()}
+        return _reassembled(kept, news, parts, numbers)
+
+    kept = state.per_changes(f"{name} assembled", (key, *reads), compute, update, inputs)
+    return Assembled(kept.lists, tuple(total for _, total in kept.sums))
+
+
+def tabled(
+    state: ClusterState,
+    name: str,
+    rows: Mapping[Any, tuple],
+    judge: Callable[..., V | None],
+    inputs: tuple,
+    parts: Callable[[V], tuple[Sequence, ...]],
+    numbers: Callable[[V], Sequence[float]] = lambda v: (),
+) -> Assembled:
+    """As `assembled`, over `rows` (a sortable key, e.g. a node's name -> the values its
+    judgement reads, e.g. the node and its vCPUs) in key order: the values
+    `judge(*row, *inputs)` that are not None. Kept (while `inputs` are the same); after a
+    change only the rows that differ from the kept ones' are judged again. `judge` reads its
+    arguments and nothing else."""
+    memo = state.object_memo
+    kept = memo.kinds_kept(f"{name} tabled") if state.generations else None
+    if kept is None or kept[0] != inputs:
+        judged = ((where, judge(*row, *inputs)) for where, row in rows.items())
+        assembly = _assembly(sorted(((w, v) for w, v in judged if v is not None), key=_FIRST), parts, numbers)
+    else:
+        before, assembly = kept[1]
+        if before is not rows and before != rows:
+            news = {w: judge(*rows[w], *inputs) if w in rows else None for w in _differing(before, rows)}
+            assembly = _reassembled(assembly, news, parts, numbers)
+    if state.generations:
+        memo.keep_kinds(f"{name} tabled", inputs, (rows, assembly))
+    return Assembled(assembly.lists, tuple(total for _, total in assembly.sums))
+
+
+def _differing(before: Mapping, after: Mapping) -> list:
+    """The keys whose values are not the same in both (or that only one has)."""
+    out = [k for k, v in after.items() if before.get(k, _MISSING) != v]
+    out += [k for k in before if k not in after]
+    return out
+
+
+_MISSING = object()
+_FIRST = itemgetter(0)
+
+
+@dataclass(frozen=True)
+class _Assembly:
+    names: list[tuple[str, str]]  # of the objects with a value, sorted
+    values: list[Any]  # theirs
+    lists: tuple[list, ...]  # see Assembled
+    owners: tuple[list, ...]  # per list: the name of the object each item is of
+    sums: tuple[tuple[list[float] | None, float], ...]  # per number: exact partials (None: not finite), total
+
+
+def _assembly(
+    items: list[tuple[Any, Any]],
+    parts: Callable[[Any], tuple[Sequence, ...]],
+    numbers: Callable[[Any], Sequence[float]],
+) -> _Assembly:
+    """The assembly of (key, value) pairs sorted by key, values not None."""
+    names, values = [w for w, _ in items], [v for _, v in items]
+    split = [parts(v) for v in values]
+    width = len(split[0]) if split else 0
+    lists = tuple(list(chain.from_iterable(p[j] for p in split)) for j in range(width))
+    owners = tuple([w for w, p in zip(names, split) for _ in p[j]] for j in range(width))
+    sums = tuple(_exact(column) for column in zip(*map(numbers, values)))
+    return _Assembly(names, values, lists, owners, sums)
+
+
+def _reassembled(
+    kept: _Assembly,
+    news: Mapping[Any, Any],
+    parts: Callable[[Any], tuple[Sequence, ...]],
+    numbers: Callable[[Any], Sequence[float]],
+) -> _Assembly:
+    """`kept` with the value of each key of `news` replaced by its value there (None: none)."""
+    names, values = list(kept.names), list(kept.values)
+    lists, owners = [list(x) for x in kept.lists], [list(x) for x in kept.owners]
+    sums = [list(partials) if partials is not None else None for partials, _ in kept.sums]
+    for where, new in news.items():
+        at = bisect_left(names, where)
+        old = values[at] if at < len(names) and names[at] == where else None
+        if old is new:
+            continue
+        if old is not None:
+            del names[at], values[at]
+            for items, by in zip(lists, owners):
+                lo, hi = bisect_left(by, where), bisect_right(by, where)
+                del items[lo:hi], by[lo:hi]
+            for partials, x in zip(sums, numbers(old)):
+                _add(partials, -x)
+        if new is not None:
+            if not values and not lists:  # the first value: as many parts and numbers as it has
+                lists, owners = [[] for _ in parts(new)], [[] for _ in parts(new)]
+                sums = [[] for _ in numbers(new)]
+            names.insert(at, where)
+            values.insert(at, new)
+            for items, by, part in zip(lists, owners, parts(new)):
+                lo = bisect_left(by, where)
+                items[lo:lo] = part
+                by[lo:lo] = [where] * len(part)
+            for partials, x in zip(sums, numbers(new)):
+                _add(partials, x)
+    if not values:
+        return _assembly([], parts, numbers)
+    totals = []
+    for j, partials in enumerate(sums):
+        if partials is None or not all(map(_small, partials)):
+            totals.append(_exact([numbers(v)[j] for v in values]))
+        else:
+            totals.append((partials, math.fsum(partials) + 0.0))
+    return _Assembly(names, values, tuple(lists), tuple(owners), tuple(totals))
+
+
+def _small(x: float) -> bool:
+    """Finite and far from overflow: exact in partial sums (_add)."""
+    return abs(x) <= 2.0**1000
+
+
+def _exact(column: Sequence[float]) -> tuple[list[float] | None, float]:
+    """(partials whose exact sum is the column's, its math.fsum); (None, a plain sum) when a
+    value is not finite or so large that exact partials could overflow."""
+    try:
+        small = math.fsum(map(abs, column)) <= 2.0**1000  # C-level: no NaN, infinity or near-overflow
+    except OverflowError:
+        small = False
+    if not small:
+        try:
+            return None, math.fsum(column) + 0.0
+        except (ValueError, OverflowError):
+            return None, sum(column, 0.0)
+    partials: list[float] = []
+    while residue := math.fsum(chain(column, (-p for p in partials))):
+        partials.append(residue)
+    return partials, math.fsum(partials) + 0.0
+
+
+def _add(partials: list[float] | None, x: float) -> None:
+    """Add `x` to `partials` exactly (Shewchuk's algorithm, as in math.fsum)."""
+    if partials is None:
+        return
+    if not _small(x):
+        partials.append(math.inf)  # not exact any more: the total is taken again
+        return
+    i = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo:
+            partials[i] = lo
+            i += 1
+        x = hi
+    partials[i:] = [x]
+
+
+def _name(record: Any) -> tuple[str, str]:
+    return record.metadata.namespace, record.metadata.name

@@ -42,8 +42,14 @@ def host_of(node: Node, config: Config) -> tuple[str, str]:
     return "", "unknown"
 
 
+def _masters(state: ClusterState) -> list[Node]:
+    """The control-plane nodes in name order."""
+    return sorted((n for n in state.nodes if is_control_plane(n)), key=lambda n: n.metadata.name)
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
-    masters = sorted((n for n in state.nodes if is_control_plane(n)), key=lambda n: n.metadata.name)
+    # Kept while the nodes do not change.
+    masters = state.per_kinds("control_plane_placement masters", ("nodes",), _masters)
     if not masters:
         raise NotApplicable("no control-plane node in the cluster (hosted control plane)")
     hosts = {n.metadata.name: host_of(n, config) for n in masters}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from ...config import Config
+from ...domain.incremental import per_node
 from ...domain.k8s import SCHEDULABLE_LABEL, is_control_plane, labels, ref, vmi_node
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ...records import Node
+from ...records import Node, VirtualMachineInstance
 from ...store import ClusterState
 
+VMIS_KEY = "virtualmachineinstances.kubevirt.io"
 MASTER_TAINTS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
 
 VMIS = Family(
@@ -27,22 +29,30 @@ def vm_schedulable_master(node: Node) -> bool:
     return not any(t.key in MASTER_TAINTS and t.effect in ("NoSchedule", "NoExecute") for t in taints)
 
 
-def evaluate(state: ClusterState, config: Config) -> CheckOutput:
+def _masters(state: ClusterState) -> tuple[list[Node], bool]:
+    """(the control-plane nodes in name order, whether every node is one)."""
     masters = sorted((n for n in state.nodes if is_control_plane(n)), key=lambda n: n.metadata.name)
+    return masters, len(masters) == len(state.nodes)
+
+
+def _on(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
+    node = vmi_node(vmi)
+    return (node, 1.0) if node else None
+
+
+def evaluate(state: ClusterState, config: Config) -> CheckOutput:
+    masters, compact = state.per_kinds("control_plane_vm_workloads masters", ("nodes",), _masters)
     if not masters:
         raise NotApplicable("no control-plane node in the cluster (hosted control plane)")
-    if all(is_control_plane(n) for n in state.nodes):
+    if compact:
         raise NotApplicable("compact cluster: every node is a control-plane node, so VMs run next to etcd by design")
     out = CheckOutput()
-    running: dict[str, int] = {}
-    for vmi in state.vmis:
-        node_name = vmi_node(vmi)
-        if node_name:
-            running[node_name] = running.get(node_name, 0) + 1
+    # VMIs per node, kept and brought up to date per changed VMI (domain.incremental).
+    running = per_node(state, SPEC.id, VMIS_KEY, _on)
     for node in masters:
         name = node.metadata.name
         schedulable = vm_schedulable_master(node)
-        count = running.get(name, 0)
+        count = int(running.get(name, 0))
         out.samples.append(Sample(VMIS.name, (name, str(schedulable).lower()), count))
         if count:
             out.findings.append(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import attrgetter, itemgetter
+
 from ...config import Config
-from ...domain.incremental import per_node
+from ...domain.incremental import per_node, tabled
 from ...domain.k8s import (
     capacity,
     cpu_allocation_ratio,
@@ -15,7 +18,7 @@ from ...domain.k8s import (
     vmi_vcpus,
 )
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
-from ...records import VirtualMachineInstance
+from ...records import Node, VirtualMachineInstance
 from ...store import ClusterState
 
 RATIO = Family(
@@ -92,58 +95,69 @@ def _vcpus_on(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
     return (node, vmi_vcpus(vmi)) if node and not vmi_dedicated(vmi) else None
 
 
+# A node's judgement (_node): its series and findings; its vCPUs, cores and 1.0 when its
+# threads per core were assumed (summed over the nodes).
+_PARTS, _NUMBERS = itemgetter(0, 1), itemgetter(2)
+_NAME = attrgetter("metadata.name")
+
+
+def _node(
+    node: Node, used: int, schedulable: bool, hosting: bool, config: Config
+) -> tuple[list[Sample], list[Finding], tuple[float, float, float]] | None:
+    """One node's series, findings and numbers (see _NUMBERS); None for a node that is not
+    VM-schedulable and hosts no VMI."""
+    if not schedulable and not hosting:
+        return None
+    name = node.metadata.name
+    logical = capacity(node, "cpu")
+    if logical is None:
+        message = "node has no status.capacity.cpu; overcommit not computed"
+        return [], [Finding(SPEC.id, Severity.INFO, ref("Node", node), message)], (0.0, 0.0, 0.0)
+    threads, source = threads_per_core(node, config)
+    cores = logical / threads
+    ratio = used / cores
+    samples = [
+        Sample(RATIO.name, (name,), ratio),
+        Sample(VCPUS.name, (name,), used),
+        Sample(CORES.name, (name,), cores),
+        Sample(THREADS.name, (name, source), threads),
+    ]
+    findings = []
+    severity = _judge(ratio, config)
+    if severity:
+        above_max = ratio > config.thresholds.cpu_overcommit_max
+        limit = config.thresholds.cpu_overcommit_max if above_max else config.cpu_target
+        message = (
+            f"{used} vCPUs on {cores:g} physical cores ({threads} threads/core from {source}): "
+            f"ratio {ratio:.2f} above {limit:g}"
+        )
+        if source == "assumed":  # the core count is a guess: not worth a ticket
+            severity = Severity.INFO
+            message += (
+                "; threads per core assumed: label the node with NFD "
+                "(feature.node.kubernetes.io/cpu-hardware_multithreading) or set threads-per-core"
+            )
+        findings.append(Finding(SPEC.id, severity, ref("Node", node), message))
+    return samples, findings, (float(used), cores if schedulable else 0.0, 1.0 if source == "assumed" else 0.0)
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     # Kept per node and brought up to date per changed VMI (domain.incremental).
-    vcpus = {node: int(n) for node, n in per_node(state, "cpu_overcommit vCPUs", VMIS, _vcpus_on).items()}
-
-    schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
-    total_vcpus, total_cores = 0, 0.0
-    assumed: list[str] = []  # nodes whose threads per core were assumed
-    for node in sorted(state.nodes, key=lambda n: n.metadata.name):
-        name = node.metadata.name
-        if name not in schedulable and name not in vcpus:
-            continue
-        logical = capacity(node, "cpu")
-        if logical is None:
-            out.findings.append(
-                Finding(
-                    SPEC.id,
-                    Severity.INFO,
-                    ref("Node", node),
-                    "node has no status.capacity.cpu; overcommit not computed",
-                )
-            )
-            continue
-        threads, source = threads_per_core(node, config)
-        cores = logical / threads
-        used = vcpus.get(name, 0)
-        ratio = used / cores
-        total_vcpus += used
-        total_cores += cores if name in schedulable else 0.0
-        if source == "assumed":
-            assumed.append(name)
-        out.samples += [
-            Sample(RATIO.name, (name,), ratio),
-            Sample(VCPUS.name, (name,), used),
-            Sample(CORES.name, (name,), cores),
-            Sample(THREADS.name, (name, source), threads),
-        ]
-        severity = _judge(ratio, config)
-        if severity:
-            above_max = ratio > config.thresholds.cpu_overcommit_max
-            limit = config.thresholds.cpu_overcommit_max if above_max else config.cpu_target
-            message = (
-                f"{used} vCPUs on {cores:g} physical cores ({threads} threads/core from {source}): "
-                f"ratio {ratio:.2f} above {limit:g}"
-            )
-            if source == "assumed":  # the core count is a guess: not worth a ticket
-                severity = Severity.INFO
-                message += (
-                    "; threads per core assumed: label the node with NFD "
-                    "(feature.node.kubernetes.io/cpu-hardware_multithreading) or set threads-per-core"
-                )
-            out.findings.append(Finding(SPEC.id, severity, ref("Node", node), message))
+    vcpus = per_node(state, "cpu_overcommit vCPUs", VMIS, _vcpus_on)
+    schedulable = set(map(_NAME, vm_schedulable_nodes(state)))
+    # Judged per node, in name order, and kept: after a change only the nodes whose record,
+    # vCPUs or schedulability differ are judged again (domain.incremental.tabled).
+    names = list(map(_NAME, state.nodes))
+    used = map(int, map(vcpus.get, names, repeat(0)))
+    rows = dict(
+        zip(names, zip(state.nodes, used, map(schedulable.__contains__, names), map(vcpus.__contains__, names)))
+    )
+    nodes = tabled(state, SPEC.id, rows, _node, (config,), _PARTS, _NUMBERS)
+    samples, findings = nodes.lists or ([], [])
+    out.samples, out.findings = list(samples), list(findings)
+    total_vcpus, total_cores, assumed = nodes.totals or (0.0, 0.0, 0.0)
+    total_vcpus = int(total_vcpus)
 
     if total_cores:
         cluster_ratio = total_vcpus / total_cores
@@ -153,7 +167,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             message = f"cluster-wide {total_vcpus} vCPUs on {total_cores:g} physical cores: ratio {cluster_ratio:.2f}"
             if assumed:
                 severity = Severity.INFO
-                message += f"; threads per core assumed on {len(assumed)} node(s)"
+                message += f"; threads per core assumed on {int(assumed)} node(s)"
             out.findings.append(Finding(SPEC.id, severity, CLUSTER_REF, message))
 
     allocation = cpu_allocation_ratio(state)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import attrgetter, itemgetter
+
 from ...config import Config
-from ...domain.incremental import members, per_node
+from ...domain.incremental import members, per_node, tabled
 from ...domain.k8s import capacity, memory_overcommit_percentage, ref, vm_schedulable_nodes, vmi_guest_memory, vmi_node
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample, Severity
-from ...records import VirtualMachineInstance
+from ...records import Node, VirtualMachineInstance
 from ...store import ClusterState
 
 RATIO = Family(
@@ -73,54 +76,67 @@ def _unknown(vmi: VirtualMachineInstance) -> bool:
     return bool(vmi_node(vmi)) and vmi_guest_memory(vmi) is None
 
 
+# A node's judgement (_node): its series and findings; its guest memory and capacity (summed
+# over the nodes).
+_PARTS, _NUMBERS = itemgetter(0, 1), itemgetter(2)
+_NAME = attrgetter("metadata.name")
+
+
+def _node(
+    node: Node, used: float, schedulable: bool, hosting: bool, config: Config
+) -> tuple[list[Sample], list[Finding], tuple[float, float]] | None:
+    """One node's series, findings and numbers (see _NUMBERS); None for a node that is not
+    VM-schedulable and hosts no VMI."""
+    if not schedulable and not hosting:
+        return None
+    name = node.metadata.name
+    cap = capacity(node, "memory")
+    if cap is None:
+        message = "node has no status.capacity.memory; overcommit not computed"
+        return [], [Finding(SPEC.id, Severity.INFO, ref("Node", node), message)], (0.0, 0.0)
+    ratio = used / cap
+    samples = [
+        Sample(RATIO.name, (name,), ratio),
+        Sample(GUEST.name, (name,), used),
+        Sample(CAPACITY.name, (name,), cap),
+    ]
+    findings = []
+    severity = _judge(ratio, config)
+    if severity:
+        limit = (
+            config.thresholds.memory_overcommit_critical
+            if severity is Severity.WARNING
+            else config.thresholds.memory_overcommit_max
+        )
+        findings.append(
+            Finding(
+                SPEC.id,
+                severity,
+                ref("Node", node),
+                f"{used / 2**30:.1f} GiB of guest memory on {cap / 2**30:.1f} GiB: ratio {ratio:.2f} above {limit:g}",
+            )
+        )
+    return samples, findings, (used, cap if schedulable else 0.0)
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     # Kept per node and brought up to date per changed VMI (domain.incremental).
     guest = per_node(state, "memory_overcommit guest memory", VMIS, _guest_on)
     unknown = len(members(state, "memory_overcommit unknown guest memory", VMIS, _unknown))
 
-    schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
-    total_guest, total_capacity = 0.0, 0.0
-    for node in sorted(state.nodes, key=lambda n: n.metadata.name):
-        name = node.metadata.name
-        if name not in schedulable and name not in guest:
-            continue
-        cap = capacity(node, "memory")
-        if cap is None:
-            out.findings.append(
-                Finding(
-                    SPEC.id,
-                    Severity.INFO,
-                    ref("Node", node),
-                    "node has no status.capacity.memory; overcommit not computed",
-                )
-            )
-            continue
-        used = guest.get(name, 0.0)
-        ratio = used / cap
-        total_guest += used
-        total_capacity += cap if name in schedulable else 0.0
-        out.samples += [
-            Sample(RATIO.name, (name,), ratio),
-            Sample(GUEST.name, (name,), used),
-            Sample(CAPACITY.name, (name,), cap),
-        ]
-        severity = _judge(ratio, config)
-        if severity:
-            limit = (
-                config.thresholds.memory_overcommit_critical
-                if severity is Severity.WARNING
-                else config.thresholds.memory_overcommit_max
-            )
-            out.findings.append(
-                Finding(
-                    SPEC.id,
-                    severity,
-                    ref("Node", node),
-                    f"{used / 2**30:.1f} GiB of guest memory on {cap / 2**30:.1f} GiB: ratio {ratio:.2f} "
-                    f"above {limit:g}",
-                )
-            )
+    schedulable = set(map(_NAME, vm_schedulable_nodes(state)))
+    # Judged per node, in name order, and kept: after a change only the nodes whose record,
+    # guest memory or schedulability differ are judged again (domain.incremental.tabled).
+    names = list(map(_NAME, state.nodes))
+    used = map(guest.get, names, repeat(0.0))
+    rows = dict(
+        zip(names, zip(state.nodes, used, map(schedulable.__contains__, names), map(guest.__contains__, names)))
+    )
+    nodes = tabled(state, SPEC.id, rows, _node, (config,), _PARTS, _NUMBERS)
+    samples, findings = nodes.lists or ([], [])
+    out.samples, out.findings = list(samples), list(findings)
+    total_guest, total_capacity = nodes.totals or (0.0, 0.0)
     if total_capacity:
         ratio = total_guest / total_capacity
         out.samples.append(Sample(CLUSTER.name, (), ratio))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config import Config
-from ...domain.incremental import per_object_of_kind, same_name
+from ...domain.incremental import assembled, per_object_of_kind, same_name
 from ...domain.k8s import ref, vm_node, vm_schedulable_nodes, vm_template_spec
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...records import VirtualMachine
@@ -193,28 +193,49 @@ def _judge_vm(state: ClusterState, vm: VirtualMachine, nets: dict[tuple[str, str
     )
 
 
-def evaluate(state: ClusterState, config: Config) -> CheckOutput:
-    out = CheckOutput()
+def _parts(judgement: tuple[Sample, Finding]) -> tuple[tuple[Sample], tuple[Finding]]:
+    return (judgement[0],), (judgement[1],)
+
+
+def _nads(state: ClusterState) -> tuple[list[Sample], list[Finding], dict[tuple[str, str], NetInfo]]:
+    """The NADs' series and findings, and (namespace, name) -> NetInfo of the valid ones."""
     cluster_mtu = cluster_network_mtu(state)
     # node -> interface -> MTU, sorted by node (output independent of load order); kept while
-    # the nodes and their NodeNetworkStates do not change
-    host_items = state.per_kinds("mtu_mismatch hosts", ("nodes", NNS), lambda s: sorted(_host_mtus(s).items()))
+    # the nodes and their NodeNetworkStates do not change, and the very same list while they
+    # say the same (the NADs' judgements kept per_object compare it at once)
+    host_items = state.per_changes(
+        "mtu_mismatch hosts",
+        ("nodes", NNS),
+        lambda s: sorted(_host_mtus(s).items()),
+        lambda s, kept, changed: kept if (items := sorted(_host_mtus(s).items())) == kept else items,
+    )
+    out_samples: list[Sample] = []
+    out_findings: list[Finding] = []
     nets: dict[tuple[str, str], NetInfo] = {}
     for nad in state.nads:
         info, samples, findings = state.per_object(SPEC.id, nad, _judge_nad, cluster_mtu, host_items)
-        out.samples += samples
-        out.findings += findings
+        out_samples += samples
+        out_findings += findings
         if info is not None:
             nets[(nad.metadata.namespace, nad.metadata.name)] = info
+    return out_samples, out_findings, nets
 
-    # Judged per VM and kept (domain.incremental) while the networks say the same.
+
+def evaluate(state: ClusterState, config: Config) -> CheckOutput:
+    out = CheckOutput()
+    samples, findings, nets = _nads(state)
+    out.samples += samples
+    out.findings += findings
+
+    # Judged per VM and kept (domain.incremental) while the networks say the same; their
+    # series and findings assembled in name order and kept as well.
     judged = per_object_of_kind(
         state, "mtu_mismatch VMs", VMS, lambda vm: _judge_vm(state, vm, nets), {VMIS: same_name}, (nets,)
     )
-    for judgement in judged.values():
-        if judgement is not None:
-            out.samples.append(judgement[0])
-            out.findings.append(judgement[1])
+    vms = assembled(state, "mtu_mismatch VMs", VMS, judged, {VMIS: same_name}, (nets,), _parts)
+    if vms.lists:
+        out.samples += vms.lists[0]
+        out.findings += vms.lists[1]
     return out
 
 

@@ -7,10 +7,11 @@ runStrategy Always are not restarted elsewhere.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from ...config import Config
-from ...domain.incremental import per_object_of_kind, same_name
+from ...domain.incremental import assembled, per_object_of_kind, same_name, tabled
 from ...domain.k8s import active_vmis_by_node, annotations, labels, ref, vm_schedulable_nodes, vmi_node
 from ...domain.selectors import label_selector_matches
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
@@ -170,11 +171,51 @@ def _no_restart(state: ClusterState, vm: VirtualMachine) -> tuple[Sample, Findin
     )
 
 
-def evaluate(state: ClusterState, config: Config) -> CheckOutput:
-    schedulable = sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name)
-    if not schedulable:
-        raise NotApplicable("no VM-schedulable node (kubevirt.io/schedulable=true)")
-    out = CheckOutput()
+def _coverage_of(
+    node: Node, machine: Any, mhcs: list[Any], nhcs: list[Any], notes: list[str], no_api: bool
+) -> tuple[list[Sample], list[Finding], tuple[float]]:
+    """One VM-schedulable node's series, finding when nothing remediates it, and 1.0 then."""
+    name = node.metadata.name
+    via_mhc = _mhcs_for(machine, mhcs) if machine is not None else []
+    via_nhc = [n.metadata.name for n in nhcs if n.spec is not None and selector_matches(n.spec.selector, labels(node))]
+    via = (
+        "both"
+        if via_mhc and via_nhc
+        else "machine-health-check"
+        if via_mhc
+        else "node-health-check"
+        if via_nhc
+        else "none"
+    )
+    samples = [Sample(COVERED.name, (name, via), 0 if via == "none" else 1)]
+    if via != "none":
+        return samples, [], (0.0,)
+    if no_api:
+        why = (
+            "the cluster serves neither the Machine API nor the NodeHealthCheck API (UPI or "
+            "bare metal without MachineSets): nothing remediates a failed node"
+        )
+    elif machine is None:
+        why = "the node has no Machine (added outside the Machine API) and no NodeHealthCheck selects it"
+    else:
+        why = (
+            f"no MachineHealthCheck selects its Machine {machine.metadata.namespace}/"
+            f"{machine.metadata.name} and no NodeHealthCheck selects the node"
+        )
+    finding = Finding(
+        SPEC.id,
+        Severity.WARNING,
+        ref("Node", node),
+        f"not remediated automatically when it fails: {why}"
+        + (f" ({'; '.join(notes)})" if notes else "")
+        + "; its VMs stay assigned to it until the Node object is deleted",
+    )
+    return samples, [finding], (1.0,)
+
+
+def _coverage(state: ClusterState, no_api: bool) -> tuple[list[Sample], list[Finding], int]:
+    """The coverage series and findings of the VM-schedulable nodes in name order, and how
+    many nothing remediates; judged per node and kept (domain.incremental.tabled)."""
     by_node = {
         m.status.node_ref.name: m
         for m in state.of(MACHINES)
@@ -182,82 +223,73 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     }
     mhcs, mhc_notes = _counting_mhcs(state)
     nhcs, nhc_notes = _counting_nhcs(state)
+    rows = {node.metadata.name: (node, _machine_of(state, node, by_node)) for node in vm_schedulable_nodes(state)}
+    inputs = (mhcs, nhcs, mhc_notes + nhc_notes, no_api)
+    covered = tabled(state, "node_failure_planning coverage", rows, _coverage_of, inputs, _PARTS, _NUMBERS)
+    samples, findings = covered.lists or ([], [])
+    return list(samples), list(findings), int(covered.totals[0]) if covered.totals else 0
+
+
+def _down(state: ClusterState) -> list[str]:
+    """The nodes whose Ready condition is False or Unknown."""
+    return [n.metadata.name for n in state.nodes if node_ready(n) in ("False", "Unknown")]
+
+
+# A judgement (_coverage_of, _no_restart): its series and findings; its numbers.
+_PARTS, _NUMBERS = itemgetter(0, 1), itemgetter(2)
+
+
+def evaluate(state: ClusterState, config: Config) -> CheckOutput:
+    if not vm_schedulable_nodes(state):
+        raise NotApplicable("no VM-schedulable node (kubevirt.io/schedulable=true)")
+    out = CheckOutput()
     no_api = MACHINES in state.absent and NHCS in state.absent
-    uncovered = 0
-    for node in schedulable:
-        name = node.metadata.name
-        machine = _machine_of(state, node, by_node)
-        via_mhc = _mhcs_for(machine, mhcs) if machine is not None else []
-        via_nhc = [
-            n.metadata.name for n in nhcs if n.spec is not None and selector_matches(n.spec.selector, labels(node))
-        ]
-        via = (
-            "both"
-            if via_mhc and via_nhc
-            else "machine-health-check"
-            if via_mhc
-            else "node-health-check"
-            if via_nhc
-            else "none"
-        )
-        out.samples.append(Sample(COVERED.name, (name, via), 0 if via == "none" else 1))
-        if via != "none":
-            continue
-        uncovered += 1
-        if no_api:
-            why = (
-                "the cluster serves neither the Machine API nor the NodeHealthCheck API (UPI or "
-                "bare metal without MachineSets): nothing remediates a failed node"
-            )
-        elif machine is None:
-            why = "the node has no Machine (added outside the Machine API) and no NodeHealthCheck selects it"
-        else:
-            why = (
-                f"no MachineHealthCheck selects its Machine {machine.metadata.namespace}/"
-                f"{machine.metadata.name} and no NodeHealthCheck selects the node"
-            )
-        notes = mhc_notes + nhc_notes
-        out.findings.append(
-            Finding(
-                SPEC.id,
-                Severity.WARNING,
-                ref("Node", node),
-                f"not remediated automatically when it fails: {why}"
-                + (f" ({'; '.join(notes)})" if notes else "")
-                + "; its VMs stay assigned to it until the Node object is deleted",
-            )
-        )
+    # Kept while the nodes, Machines and health checks do not change.
+    samples, findings, uncovered = state.per_kinds(
+        f"node_failure_planning coverage (no API: {no_api})",
+        ("nodes", MACHINES, MHCS, NHCS),
+        lambda s: _coverage(s, no_api),
+    )
+    out.samples += samples
+    out.findings += findings
     out.samples.append(Sample(UNCOVERED.name, (), uncovered))
 
     # VMIs on NotReady nodes (the active VMIs are kept per node).
-    nodes = {n.metadata.name: n for n in state.nodes}
-    down = [name for name, node in nodes.items() if node_ready(node) in ("False", "Unknown")]
-    on = active_vmis_by_node(state) if down else {}
-    stranded = [state.get(VMIS, *where) for name in down for where in on.get(name, ())]
-    for vmi in sorted(stranded, key=lambda v: (v.metadata.namespace, v.metadata.name)):
-        node_name = vmi_node(vmi)
-        node = nodes[node_name]
-        obj = ref("VirtualMachineInstance", vmi)
-        ns, vmi_name = vmi.metadata.namespace, vmi.metadata.name
-        out.samples.append(Sample(NOT_READY.name, (ns, vmi_name, node_name), 1, obj))
-        out.findings.append(
-            Finding(
-                SPEC.id,
-                Severity.CRITICAL,
-                obj,
-                f"assigned to node {node_name} whose Ready condition is {node_ready(node)}: "
-                "the VM is down until the node recovers or is remediated",
+    down = state.per_kinds("node_failure_planning down", ("nodes",), _down)
+    if down:
+        nodes = {n.metadata.name: n for n in state.nodes}
+        on = active_vmis_by_node(state)
+        stranded = [state.get(VMIS, *where) for name in down for where in on.get(name, ())]
+        for vmi in sorted(stranded, key=lambda v: (v.metadata.namespace, v.metadata.name)):
+            node_name = vmi_node(vmi)
+            node = nodes[node_name]
+            obj = ref("VirtualMachineInstance", vmi)
+            ns, vmi_name = vmi.metadata.namespace, vmi.metadata.name
+            out.samples.append(Sample(NOT_READY.name, (ns, vmi_name, node_name), 1, obj))
+            out.findings.append(
+                Finding(
+                    SPEC.id,
+                    Severity.CRITICAL,
+                    obj,
+                    f"assigned to node {node_name} whose Ready condition is {node_ready(node)}: "
+                    "the VM is down until the node recovers or is remediated",
+                )
             )
-        )
 
-    # Running VMs that are not restarted elsewhere: judged per VM and kept (domain.incremental).
+    # Running VMs that are not restarted elsewhere: judged per VM and kept, their series and
+    # findings assembled in name order and kept as well (domain.incremental).
     judged = per_object_of_kind(
         state, "node_failure_planning VMs", VMS, lambda vm: _no_restart(state, vm), {VMIS: same_name}
     )
-    for sample, finding in sorted((j for j in judged.values() if j is not None), key=lambda j: j[0].labels[:2]):
-        out.samples.append(sample)
-        out.findings.append(finding)
+    vms = assembled(state, "node_failure_planning VMs", VMS, judged, {VMIS: same_name}, (), _vm_parts)
+    if vms.lists:
+        out.samples += vms.lists[0]
+        out.findings += vms.lists[1]
     return out
+
+
+def _vm_parts(judgement: tuple[Sample, Finding]) -> tuple[tuple[Sample], tuple[Finding]]:
+    return (judgement[0],), (judgement[1],)
 
 
 SPEC = CheckSpec(

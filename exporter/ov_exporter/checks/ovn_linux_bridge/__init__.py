@@ -89,6 +89,29 @@ def _selected(selector: dict[str, str] | None, node_labels: dict[str, str]) -> b
     return all(node_labels.get(k) == v for k, v in (selector or {}).items())
 
 
+def _nics_by_node(state: ClusterState) -> dict[str, set[str]]:
+    return {nns.metadata.name: default_nics(_interfaces(nns)) for nns in state.of(NNS_KEY)}
+
+
+def _nodes(state: ClusterState) -> tuple[list[Sample], list[Finding]]:
+    """The series and findings of the nodes (by their NodeNetworkStates), in name order."""
+    samples, findings = [], []
+    nics_by_node = _nics_by_node(state)
+    for nns in sorted(state.of(NNS_KEY), key=lambda n: n.metadata.name):
+        node, nics = nns.metadata.name, nics_by_node[nns.metadata.name]
+        hits = [(bridge, sorted(ports & nics)) for bridge, ports in _linux_bridges(_interfaces(nns)) if ports & nics]
+        obj = ref("Node", nns)
+        samples.append(Sample(NODE.name, (node,), 1 if hits else 0, obj))
+        if hits:
+            what = "; ".join(f"linux-bridge {b} has port {', '.join(p)}" for b, p in hits)
+            findings.append(
+                Finding(
+                    SPEC.id, Severity.CRITICAL, obj, f"{what}, the br-ex NIC of OVN-Kubernetes (the default interface)"
+                )
+            )
+    return samples, findings
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     states, policies = state.of(NNS_KEY), state.of(NNCP_KEY)
     if not states and not policies:
@@ -97,7 +120,8 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             "installed, so no Linux bridge is configured through it"
         )
     kind = network_type(state)
-    nics_by_node = {nns.metadata.name: default_nics(_interfaces(nns)) for nns in states}
+    # Kept while the NodeNetworkStates do not change.
+    nics_by_node = state.per_kinds("ovn_linux_bridge default NICs", (NNS_KEY,), _nics_by_node)
     if kind == SDN:
         raise NotApplicable(
             f"network type {kind}: the restriction applies to OVN-Kubernetes only "
@@ -109,18 +133,9 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         )
 
     out = CheckOutput()
-    for nns in sorted(states, key=lambda n: n.metadata.name):
-        node, nics = nns.metadata.name, nics_by_node[nns.metadata.name]
-        hits = [(bridge, sorted(ports & nics)) for bridge, ports in _linux_bridges(_interfaces(nns)) if ports & nics]
-        obj = ref("Node", nns)
-        out.samples.append(Sample(NODE.name, (node,), 1 if hits else 0, obj))
-        if hits:
-            what = "; ".join(f"linux-bridge {b} has port {', '.join(p)}" for b, p in hits)
-            out.findings.append(
-                Finding(
-                    SPEC.id, Severity.CRITICAL, obj, f"{what}, the br-ex NIC of OVN-Kubernetes (the default interface)"
-                )
-            )
+    samples, findings = state.per_kinds("ovn_linux_bridge nodes", (NNS_KEY,), _nodes)
+    out.samples += samples
+    out.findings += findings
 
     node_labels = {n.metadata.name: labels(n) for n in state.nodes}
     for policy in sorted(policies, key=lambda p: p.metadata.name):

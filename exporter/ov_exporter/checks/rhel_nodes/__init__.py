@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...config import Config
 from ...domain.k8s import active_vmis_by_node, labels, ref, vm_schedulable_nodes
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
+from ...records import Node
 from ...store import ClusterState
 
 OS_ID_LABEL = "node.openshift.io/os_id"
@@ -37,16 +38,29 @@ def _os(node) -> tuple[str, str]:
     return "other", os_image
 
 
+def _rhel(state: ClusterState) -> tuple[bool, list[tuple[Node, str]]]:
+    """(whether there is no node or some node runs RHCOS or RHEL, the RHEL nodes and their
+    osImage in name order)."""
+    judged = [(node, *_os(node)) for node in state.nodes]
+    openshift = not judged or any(kind != "other" for _, kind, _ in judged)
+    rhel = [(n, image) for n, kind, image in judged if kind == "rhel"]
+    return openshift, sorted(rhel, key=lambda x: x[0].metadata.name)
+
+
+def _schedulable(state: ClusterState) -> frozenset[str]:
+    return frozenset(n.metadata.name for n in vm_schedulable_nodes(state))
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
-    judged = [(node, *_os(node)) for node in state.nodes]
-    if judged and all(kind == "other" for _, kind, _ in judged):
+    # Kept while the nodes do not change.
+    openshift, rhel = state.per_kinds("rhel_nodes", ("nodes",), _rhel)
+    if not openshift:
         raise NotApplicable("no node runs an OpenShift image (RHCOS or RHEL): not an OpenShift cluster")
-    schedulable = {n.metadata.name for n in vm_schedulable_nodes(state)}
+    schedulable = state.per_kinds("rhel_nodes schedulable", ("nodes",), _schedulable)
     hosting = active_vmis_by_node(state).keys()
-    rhel = [(n, image) for n, kind, image in judged if kind == "rhel"]
     out.samples.append(Sample(COUNT.name, (), len(rhel)))
-    for node, image in sorted(rhel, key=lambda x: x[0].metadata.name):
+    for node, image in rhel:
         name = node.metadata.name
         can, runs = name in schedulable, name in hosting
         out.samples.append(Sample(INFO.name, (name, image, str(can).lower(), str(runs).lower()), 1, ref("Node", node)))

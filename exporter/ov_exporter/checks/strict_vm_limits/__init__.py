@@ -8,10 +8,11 @@ the guest memory. So a limit equal to the guest memory leaves only the estimate 
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from ...config import Config
-from ...domain.incremental import per_object_of_kind, same_name
+from ...domain.incremental import assembled, per_object_of_kind, same_name
 from ...domain.k8s import guest_memory, labels, ref, setting, vm_node, vm_template_spec
 from ...domain.selectors import label_selector_matches
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
@@ -72,6 +73,15 @@ def _gib(value: float) -> str:
     return f"{value / GI:g} GiB"
 
 
+# A VM's judgement (_judge_vm): its series and findings; 1.0 for how it is limited.
+_PARTS = itemgetter(0, 1)
+_SOURCES = ("vm", "auto")
+
+
+def _counted(judgement: tuple) -> tuple[float, float]:
+    return tuple(1.0 if judgement[2] == source else 0.0 for source in _SOURCES)  # type: ignore[return-value]
+
+
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     auto = auto_cpu_selector(state)
@@ -84,13 +94,15 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         {VMIS: same_name, "namespaces": None},
         (auto,),
     )
-    counts = {"vm": 0, "auto": 0}
-    for judgement in judged.values():
-        if judgement is not None:
-            out.samples += judgement[0]
-            out.findings += judgement[1]
-            counts[judgement[2]] += 1
-    out.samples += [Sample(COUNT.name, (source,), n) for source, n in counts.items()]
+    # Their series, findings and counts assembled in name order, kept as well.
+    vms = assembled(
+        state, "strict_vm_limits VMs", VMS, judged, {VMIS: same_name, "namespaces": None}, (auto,), _PARTS, _counted
+    )
+    if vms.lists:
+        out.samples += vms.lists[0]
+        out.findings += vms.lists[1]
+    counts = vms.totals or (0.0, 0.0)
+    out.samples += [Sample(COUNT.name, (source,), int(n)) for source, n in zip(_SOURCES, counts)]
     return out
 
 

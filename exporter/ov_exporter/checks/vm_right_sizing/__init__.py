@@ -13,15 +13,17 @@ them into "over time".
 from __future__ import annotations
 
 import math
+from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from ... import upstream
 from ...config import Config
-from ...domain.incremental import per_object_of_kind
-from ...domain.k8s import in_name_order, labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
+from ...domain.incremental import assembled, per_object_of_kind
+from ...domain.k8s import labels, ref, vmi_guest_memory, vmi_node, vmi_vcpus
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, Sample, Severity
-from ...records import KIND_BY_KEY, VirtualMachineInstance
-from ...store import ClusterState, uid_of
+from ...records import VirtualMachineInstance
+from ...store import ClusterState
 
 PODMETRICS = "pods.metrics.k8s.io"
 VMIS = "virtualmachineinstances.kubevirt.io"
@@ -69,6 +71,9 @@ MEMORY_BYTES = Family(
 )
 
 RESOURCES = ("cpu", "memory")
+_COUNTED = tuple((r, v) for r in RESOURCES for v in ("over", "under", "ok"))
+# A VMI's kept judgement (_judge): its series and findings; its numbers (counts, totals).
+_PARTS, _NUMBERS = itemgetter(0, 1), itemgetter(2)
 
 
 def _pod_usage(state: ClusterState) -> dict[Any, tuple[float | None, float | None]]:
@@ -120,8 +125,6 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         )
     t = config.thresholds
     out = CheckOutput()
-    counts = {(r, v): 0 for r in RESOURCES for v in ("over", "under", "ok")}
-    totals = {"cpu": [0.0, 0.0], "memory": [0.0, 0.0]}  # requested, used
 
     def judge(vmi: VirtualMachineInstance) -> tuple | None:
         if vmi.status is None or vmi.status.phase != "Running":
@@ -134,28 +137,21 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             cpu_used = cpu_rate[key]
         return state.per_object(SPEC.id, vmi, _judge, cpu_used, mem_used, t)
 
-    # Judged per VMI and kept (domain.incremental) while the usage and thresholds are the same.
-    by_uid = per_object_of_kind(state, SPEC.id, VMIS, judge, {}, (pods, guest_used, cpu_rate, t))
-    kind = KIND_BY_KEY[VMIS]
-    for vmi in in_name_order(state, VMIS):
-        found = by_uid[vmi.metadata.uid or uid_of(kind, vmi)]
-        if found is None:
-            continue
-        samples, finding, judged = found
-        out.samples += samples
-        if finding is not None:
-            out.findings.append(finding)
-        for resource, verdict, requested, used in judged:
-            counts[(resource, verdict)] += 1
-            totals[resource][0] += requested
-            totals[resource][1] += used
-    out.samples += [Sample(VMS.name, k, float(v)) for k, v in counts.items()]
+    # Judged per VMI and kept (domain.incremental) while the usage and thresholds are the same;
+    # the series, findings, counts and totals assembled from the judgements kept as well.
+    inputs = (pods, guest_used, cpu_rate, t)
+    judged = per_object_of_kind(state, SPEC.id, VMIS, judge, {}, inputs)
+    output = assembled(state, SPEC.id, VMIS, judged, {}, inputs, _PARTS, _NUMBERS)
+    samples, findings = output.lists or ([], [])
+    numbers = output.totals or (0.0,) * (len(_COUNTED) + 4)
+    out.samples = [*samples, *(Sample(VMS.name, k, v) for k, v in zip(_COUNTED, numbers))]
     out.samples += [
-        Sample(CPU_CORES.name, ("requested",), totals["cpu"][0]),
-        Sample(CPU_CORES.name, ("used",), totals["cpu"][1]),
-        Sample(MEMORY_BYTES.name, ("requested",), totals["memory"][0]),
-        Sample(MEMORY_BYTES.name, ("used",), totals["memory"][1]),
+        Sample(CPU_CORES.name, ("requested",), numbers[-4]),
+        Sample(CPU_CORES.name, ("used",), numbers[-3]),
+        Sample(MEMORY_BYTES.name, ("requested",), numbers[-2]),
+        Sample(MEMORY_BYTES.name, ("used",), numbers[-1]),
     ]
+    out.findings = list(findings)
     return out
 
 
@@ -169,15 +165,18 @@ def _cpu_rate(state: ClusterState) -> dict[tuple[str, str], float]:
 
 def _judge(
     vmi: Any, cpu_used: float | None, mem_used: float | None, t: Any
-) -> tuple[list[Sample], Finding | None, list[tuple[str, str, float, float]]]:
-    """One running VMI's series, finding and (resource, verdict, requested, used) per
-    resource measured; kept per VMI, usage and thresholds (state.per_object)."""
+) -> tuple[list[Sample], tuple[Finding, ...], tuple[float, ...]]:
+    """One running VMI's series, finding (if any) and numbers: 1.0 per (resource, verdict)
+    of _COUNTED it has, then vCPUs requested, cores used, guest memory requested, memory
+    used (0.0 for a resource not measured); kept per VMI, usage and thresholds
+    (state.per_object)."""
     key = (vmi.metadata.namespace, vmi.metadata.name)
     vcpus, guest = vmi_vcpus(vmi), vmi_guest_memory(vmi)
     measured = {"cpu": (cpu_used, float(vcpus)), "memory": (mem_used, guest)}
     obj = ref("VirtualMachineInstance", vmi)
     samples: list[Sample] = []
-    judged: list[tuple[str, str, float, float]] = []
+    verdicts: list[tuple[str, str]] = []
+    totals = {"cpu": [0.0, 0.0], "memory": [0.0, 0.0]}  # requested, used
     over, under = [], []
     for resource, (used, requested) in measured.items():
         if used is None or not requested:
@@ -195,7 +194,8 @@ def _judge(
             samples.append(Sample(UNDER.name, (*key, resource, vmi_node(vmi)), ratio, obj))
         else:
             verdict = "ok"
-        judged.append((resource, verdict, requested, used))
+        verdicts.append((resource, verdict))
+        totals[resource] = [requested, used]
     finding = None
     if under:
         finding = Finding(
@@ -208,7 +208,17 @@ def _judge(
         )
     elif over:
         finding = Finding(SPEC.id, Severity.INFO, obj, "over-provisioned: uses " + "; ".join(over))
-    return samples, finding, judged
+    return (
+        samples,
+        (finding,) if finding is not None else (),
+        (*_counts(tuple(verdicts)), *totals["cpu"], *totals["memory"]),
+    )
+
+
+@cache
+def _counts(verdicts: tuple[tuple[str, str], ...]) -> tuple[float, ...]:
+    """1.0 per (resource, verdict) of _COUNTED among `verdicts`, else 0.0."""
+    return tuple(1.0 if counted in verdicts else 0.0 for counted in _COUNTED)
 
 
 def _amount(resource: str, value: float) -> str:
