@@ -173,7 +173,14 @@ def _parser() -> argparse.ArgumentParser:
         "allocation. The thresholds are on allocation either way",
     )
     plan.add_argument("--wave-size", type=int, default=5, metavar="N", help="moves per wave (at most 5, default 5)")
-    plan.add_argument("--max-moves", type=int, default=100, metavar="N", help="most moves in the plan (default 100)")
+    plan.add_argument(
+        "--max-moves",
+        type=int,
+        default=100,
+        metavar="N",
+        help="most moves of a spread plan (default 100); a drain or evacuation lists every move it needs and "
+        "says when that is more",
+    )
     plan.add_argument(
         "--inbound", type=int, default=2, metavar="N", help="most migrations into one node per wave (default 2)"
     )
