@@ -4,10 +4,12 @@ blocks its live migration right now, under every eviction strategy."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from itertools import accumulate, chain, compress
+from operator import is_not, itemgetter
+from typing import Any, Callable, Hashable, Mapping, Sequence
 
 from ..config import Config
-from ..model import Severity
+from ..model import Finding, Sample, Severity
 from ..records import Node, VirtualMachine, VirtualMachineInstance
 from ..store import Changed, ClusterState
 from . import placement
@@ -457,3 +459,95 @@ def _verdict(vm: VirtualMachine, part: _Runtime, rwo: list[str]) -> Verdict:
         part.running,
         part.series_node,
     )
+
+
+# ---------------------------------------------------------------- assembled output
+
+# One object's share of a check's output: its series, its findings and what it adds to
+# the check's counts (count name -> amount).
+Part = tuple[Sequence[Sample], Sequence[Finding], Mapping[str, int]]
+NO_PART: Part = ((), (), {})
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """A check's per-object parts (see `assembled`) and their concatenation."""
+
+    source: Mapping  # key -> what the parts were derived from
+    parts: dict[Hashable, Part]  # in the source's order
+    samples: list[Sample]  # every part's series, in that order
+    findings: list[Finding]
+    totals: dict[str, int]  # count name -> the sum over the parts
+    # Where each part's series and findings start in the lists: key -> position in
+    # `parts`, then the running sums of the parts' lengths.
+    index: dict[Hashable, int] = field(compare=False)
+    sample_at: list[int] = field(compare=False)
+    finding_at: list[int] = field(compare=False)
+
+
+def assembled(state: ClusterState, name: str, source: Mapping, derive: Callable[[Any], Part]) -> Assembled:
+    """The parts `derive(value)` of every entry of `source` (e.g. a verdict per VM, in
+    the VMs' order) and their series, findings and counts put together, kept across
+    evaluations: `derive` runs again only for the values that are not the very objects it
+    last ran on, and the lists are patched where those parts changed. `derive` reads its
+    value and nothing else; a part equal to the kept one stays that very part, so that
+    its series stay the same objects for the runner (it could move to
+    domain/incremental.py: it is not about readiness)."""
+    memo = state.object_memo
+    kept = memo.kinds_kept(name) if state.generations else None
+    if kept is None:
+        out = _assemble(source, {k: derive(v) for k, v in source.items()})
+    elif kept[1].source is source:
+        return kept[1]
+    else:
+        out = _reassembled(kept[1], source, derive)
+    if state.generations:
+        memo.keep_kinds(name, (), out)
+    return out
+
+
+def _assemble(source: Mapping, parts: dict[Hashable, Part], totals: dict[str, int] | None = None) -> Assembled:
+    if totals is None:
+        totals = {}
+        for counts in map(itemgetter(2), parts.values()):
+            for count, n in counts.items():
+                totals[count] = totals.get(count, 0) + n
+    samples = list(chain.from_iterable(map(itemgetter(0), parts.values())))
+    findings = list(chain.from_iterable(map(itemgetter(1), parts.values())))
+    index = dict(zip(parts, range(len(parts))))
+    sample_at = list(accumulate(map(len, map(itemgetter(0), parts.values())), initial=0))
+    finding_at = list(accumulate(map(len, map(itemgetter(1), parts.values())), initial=0))
+    return Assembled(source, parts, samples, findings, totals, index, sample_at, finding_at)
+
+
+def _reassembled(kept: Assembled, source: Mapping, derive: Callable[[Any], Part]) -> Assembled:
+    before = kept.source
+    if len(before) != len(source) or list(before) != list(source):  # objects came or went
+        missing = object()
+        parts = {k: kept.parts[k] if before.get(k, missing) is v else derive(v) for k, v in source.items()}
+        return _assemble(source, parts)
+    new: dict[Hashable, Part] = {}
+    for key in compress(source, map(is_not, source.values(), before.values())):
+        part = derive(source[key])
+        if part != kept.parts[key]:
+            new[key] = part
+    if not new:
+        return Assembled(
+            source, kept.parts, kept.samples, kept.findings, kept.totals, kept.index, kept.sample_at, kept.finding_at
+        )
+    parts = {**kept.parts, **new}
+    totals = dict(kept.totals)
+    for key, part in new.items():
+        for count, n in kept.parts[key][2].items():
+            totals[count] -= n
+        for count, n in part[2].items():
+            totals[count] = totals.get(count, 0) + n
+    samples, findings = list(kept.samples), list(kept.findings)
+    sample_at, finding_at = kept.sample_at, kept.finding_at
+    for key, part in new.items():
+        i = kept.index[key]
+        if sample_at[i + 1] - sample_at[i] != len(part[0]) or finding_at[i + 1] - finding_at[i] != len(part[1]):
+            return _assemble(source, parts, totals)  # a part grew or shrank: every later one moved
+        samples[sample_at[i] : sample_at[i + 1]] = part[0]
+        findings[finding_at[i] : finding_at[i + 1]] = part[1]
+    return Assembled(source, parts, samples, findings, totals, kept.index, sample_at, finding_at)
