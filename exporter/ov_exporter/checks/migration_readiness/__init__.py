@@ -54,7 +54,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     judged = readiness(state, config)
 
     # Kept per verdict: only the VMs whose verdict was judged again are reported again.
-    reports = assembled(state, f"{SPEC.id} reports", judged.verdicts, _report)
+    reports = assembled(state, f"{SPEC.id} reports", judged.verdicts, _report, judged.since)
     out.samples += reports.samples
     out.findings += reports.findings
     out.samples.append(Sample(BLOCKED_VMS.name, (), reports.totals.get(BLOCKED_COUNT, 0)))
