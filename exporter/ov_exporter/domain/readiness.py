@@ -248,7 +248,7 @@ class _Verdicts:
 
     context: tuple  # (default strategy, virt-handlers, migrations in flight, limit): read by every part
     targets: placement.Targets
-    parts: dict[tuple[str, str], tuple[VirtualMachine, VirtualMachineInstance | None, _Runtime]]
+    parts: dict[tuple[str, str], tuple[VirtualMachine, _Runtime]]
     verdicts: dict[tuple[str, str], Verdict]  # in the VMs' order
     by_room: dict[str, frozenset[tuple[str, str]]]  # witness room -> the VMs whose test passed it
     every: frozenset[tuple[str, str]]  # the VMs whose test reads every room and pod
@@ -297,7 +297,7 @@ def _judge_all(state: ClusterState, config: Config, kept: _Verdicts | None) -> _
         where = (vm.metadata.namespace, vm.metadata.name)
         vmi = state.get(VMIS, *where)
         part = _runtime(state, vm, vmi, context, rooms)
-        parts[where] = (vm, vmi, part)
+        parts[where] = (vm, part)
         verdicts[where] = _kept_verdict(previous, _verdict(vm, part, vm_disks(state, vm)[0]))
     return _indexed(context, rooms, parts, verdicts)
 
@@ -310,7 +310,7 @@ def _kept_verdict(previous: dict[tuple[str, str], Verdict], verdict: Verdict) ->
 def _indexed(context: tuple, rooms: placement.Targets, parts: dict, verdicts: dict) -> _Verdicts:
     by_room: dict[str, set[tuple[str, str]]] = {}
     every = set()
-    for where, (_, _, part) in parts.items():
+    for where, (_, part) in parts.items():
         if part.reads == EVERY_ROOM:
             every.add(where)
         elif part.reads:
@@ -366,42 +366,54 @@ def _rejudge(
     changed: Mapping[str, tuple[Changed, ...]],
     every_verdict: bool = False,
 ) -> _Verdicts:
-    parts, verdicts = dict(kept.parts), dict(kept.verdicts)
-    by_room, every = dict(kept.by_room), set(kept.every)
-    added = False
-    gone = set()
     # A VM deleted (or deleted and back: it moved to the end of the VMs' order) leaves first.
-    for c in changed.get(VMS, ()):
-        if c.record is None and (c.namespace, c.name) in parts:
-            where = (c.namespace, c.name)
-            _unindex(by_room, every, where, parts.pop(where)[2])
-            del verdicts[where]
-            gone.add(where)
+    gone = {(c.namespace, c.name) for c in changed.get(VMS, ()) if c.record is None} & kept.parts.keys()
+    new: dict[tuple[str, str], tuple[VirtualMachine, _Runtime]] = {}  # runtime parts that changed
+    added = False
     for where in runtime:
         vm = state.get(VMS, *where)
         if vm is None:
             continue
-        vmi = state.get(VMIS, *where)
-        old = parts.get(where)
-        if old is not None:
-            _unindex(by_room, every, where, old[2])
-        else:
+        part = _runtime(state, vm, state.get(VMIS, *where), context, rooms)
+        old = kept.parts.get(where) if where not in gone else None
+        if old is None:
             added = True
-        part = _runtime(state, vm, vmi, context, rooms)
-        parts[where] = (vm, vmi, part)
-        if part.reads == EVERY_ROOM:
-            every.add(where)
-        elif part.reads:
-            by_room[part.reads] = by_room.get(part.reads, frozenset()) | {where}
-    judged = parts if every_verdict else {w: parts[w] for w in runtime | disks if w in parts}
-    for where, (vm, _, part) in judged.items():
-        verdicts[where] = _kept_verdict(kept.verdicts, _verdict(vm, part, vm_disks(state, vm)[0]))
-    since = None if every_verdict else (kept.verdicts, frozenset(judged).union(gone))
+        elif old[0] is vm and old[1] == part and old[1].reads == part.reads:
+            continue  # the same VM with the same part: the kept entry stays
+        new[where] = (vm, part)
+    parts, by_room, every = kept.parts, kept.by_room, kept.every
+    if gone or new:
+        parts, by_room, changing = dict(parts), dict(by_room), set(every)
+        for where in gone:
+            _unindex(by_room, changing, where, parts.pop(where)[1])
+        for where, entry in new.items():
+            if where in parts:
+                _unindex(by_room, changing, where, parts[where][1])
+            parts[where] = entry
+            part = entry[1]
+            if part.reads == EVERY_ROOM:
+                changing.add(where)
+            elif part.reads:
+                by_room[part.reads] = by_room.get(part.reads, frozenset()) | {where}
+        every = frozenset(changing)
+    verdicts = kept.verdicts
+    again: dict[tuple[str, str], Verdict] = {}  # verdicts that are not the kept ones
+    for where in parts if every_verdict else (runtime | disks) & parts.keys():
+        vm, part = parts[where]
+        verdict = _kept_verdict(kept.verdicts, _verdict(vm, part, vm_disks(state, vm)[0]))
+        if where in gone or verdict is not kept.verdicts.get(where):
+            again[where] = verdict
+    if gone or again:
+        verdicts = dict(verdicts)
+        for where in gone:
+            del verdicts[where]
+        verdicts.update(again)
+    since = (kept.verdicts, frozenset(again).union(gone))
     if added:  # a VM came (or came back): the verdicts go in the VMs' order, as _judge_all's
         order = [(vm.metadata.namespace, vm.metadata.name) for vm in state.vms]
         parts, verdicts = {w: parts[w] for w in order}, {w: verdicts[w] for w in order}
         since = None
-    return _Verdicts(context, rooms, parts, verdicts, by_room, frozenset(every), since)
+    return _Verdicts(context, rooms, parts, verdicts, by_room, every, since)
 
 
 def _unindex(by_room: dict, every: set, where: tuple[str, str], part: _Runtime) -> None:
