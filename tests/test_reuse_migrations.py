@@ -104,10 +104,18 @@ def _apply(store: Store, step: tuple[int, int, int, int]) -> None:
                 phase=("Running", "Scheduled", "Succeeded")[how % 3],
             )
             store.apply(Upserted(VMIS, msgspec.structs.replace(vmi, status=status)))
-    elif what == 3:  # a node cordoned or uncordoned
+    elif what == 3:  # a node cordoned or uncordoned, its allocatable gone or back, its VM label flipped
         node = state.nodes[index % len(state.nodes)]
-        spec = msgspec.structs.replace(node.spec, unschedulable=bool(how % 2)) if node.spec is not None else None
-        store.apply(Upserted(NODES, msgspec.structs.replace(node, spec=spec)))
+        if how < 2:
+            spec = msgspec.structs.replace(node.spec, unschedulable=bool(how)) if node.spec is not None else None
+            node = msgspec.structs.replace(node, spec=spec)
+        elif how == 2 and node.status is not None:
+            allocatable = None if arg % 2 else {"cpu": 16.0 + arg, "memory": 2.0**36, "pods": 250.0}
+            node = msgspec.structs.replace(node, status=msgspec.structs.replace(node.status, allocatable=allocatable))
+        else:
+            labels = {**(node.metadata.labels or {}), "kubevirt.io/schedulable": "true" if arg % 2 else "false"}
+            node = msgspec.structs.replace(node, metadata=msgspec.structs.replace(node.metadata, labels=labels))
+        store.apply(Upserted(NODES, node))
     else:  # the clock moved
         at = (CAPTURED + timedelta(hours=(arg % 12) * 6 - 24)).timestamp()
         store.apply(ClockSet(lambda: at, "test"))

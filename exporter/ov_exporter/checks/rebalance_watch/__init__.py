@@ -5,16 +5,17 @@ repeatedly, and nodes whose VM allocation ended far above the mean."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 from itertools import chain
-from operator import itemgetter
+from operator import attrgetter, itemgetter
+from typing import Mapping
 
 from ...config import Config
-from ...domain.incremental import per_node
 from ...domain.k8s import (
-    active_vmis_by_node,
     capacity,
     cpu_allocation_ratio,
     vm_schedulable_nodes,
@@ -195,16 +196,6 @@ def _memory_request(vmi: VirtualMachineInstance) -> float:
 VMIS = "virtualmachineinstances.kubevirt.io"
 
 
-def _cpu_on(vmi: VirtualMachineInstance, ratio: float) -> tuple[str, float] | None:
-    node = vmi_node(vmi)
-    return (node, _cpu_request(vmi, ratio)) if node else None
-
-
-def _memory_on(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
-    node = vmi_node(vmi)
-    return (node, _memory_request(vmi)) if node else None
-
-
 def _allocatable(node: Node, resource: str) -> float | None:
     alloc = (node.status.allocatable if node.status else None) or {}
     value = alloc.get(resource)
@@ -275,10 +266,16 @@ def _migrations_changed(
     return _Migrations(rows, by_cause, finished)
 
 
+_NAME = attrgetter("metadata.name")
+Members = dict[str, dict[tuple[str, str], tuple[float, float]]]  # node -> active VMI -> its (CPU, memory) requests
+
+
 @dataclass(frozen=True)
 class _Nodes:
     """The per-node part, for every VM-schedulable node (in name order)."""
 
+    members: Members
+    vmis: dict  # the VMIs' index (state.index) the members were taken from
     rows: dict[str, tuple[tuple, list[Sample], float | None, float | None]]  # node -> (inputs, series, CPU, memory)
     samples: list[Sample]  # their series
     allocation: dict[str, dict[str, float]]  # resource -> node -> allocation ratio (resources with a node)
@@ -292,29 +289,110 @@ def _nodes(state: ClusterState, ratio: float) -> _Nodes:
     return state.per_changes(
         f"{SPEC.id} nodes",
         ("nodes", VMIS),
-        lambda s: _node_part(s, ratio, {}),
-        lambda s, kept, changed: _node_part(s, ratio, kept.rows),
+        lambda s: _node_part(s, _members(s, ratio), None),
+        lambda s, kept, changed: _nodes_changed(s, ratio, kept, changed),
         (ratio,),
     )
 
 
-def _node_part(state: ClusterState, ratio: float, kept: dict) -> _Nodes:
-    # Per node, kept and brought up to date per changed VMI (domain.incremental); exact sums.
-    count = active_vmis_by_node(state)
-    cpu = per_node(state, f"{SPEC.id} CPU at ratio {ratio}", VMIS, lambda vmi: _cpu_on(vmi, ratio))
-    memory = per_node(state, f"{SPEC.id} memory", VMIS, _memory_on)
+def _members(state: ClusterState, ratio: float) -> Members:
+    members: Members = {}
+    for vmi in state.vmis:
+        node = vmi_node(vmi)
+        if node:
+            members.setdefault(node, {})[(vmi.metadata.namespace, vmi.metadata.name)] = _requests(vmi, ratio)
+    return members
+
+
+def _requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
+    return _cpu_request(vmi, ratio), _memory_request(vmi)
+
+
+def _inputs(node: Node, there: dict | None) -> tuple:
+    """What a node's series read: the node, its active VMIs and the exact sums of their requests."""
+    if not there:
+        return node, 0, 0.0, 0.0
+    return node, len(there), math.fsum(r[0] for r in there.values()), math.fsum(r[1] for r in there.values())
+
+
+def _node_part(state: ClusterState, members: Members, kept: _Nodes | None) -> _Nodes:
+    """Every VM-schedulable node's row; the sums of a node whose members are the kept ones
+    are the kept sums, and a row whose inputs are the kept ones is the kept row."""
     rows = {}
     for node in sorted_vm_nodes(state):
         name = node.metadata.name
-        inputs = (node, len(count.get(name, ())), cpu.get(name, 0.0), memory.get(name, 0.0))
-        row = kept.get(name)
-        if row is None or row[0] != inputs:
-            row = _node_row(inputs)
-        rows[name] = row
-    allocation = {
-        "cpu": {name: row[2] for name, row in rows.items() if row[2] is not None},
-        "memory": {name: row[3] for name, row in rows.items() if row[3] is not None},
-    }
+        there = members.get(name)
+        row = kept.rows.get(name) if kept is not None else None
+        if row is None:
+            rows[name] = _node_row(_inputs(node, there))
+        elif row[0][0] is node and kept.members.get(name) is there:  # type: ignore[union-attr]
+            rows[name] = row
+        else:
+            inputs = (node, *row[0][1:]) if kept.members.get(name) is there else _inputs(node, there)  # type: ignore[union-attr]
+            rows[name] = row if row[0] == inputs else _node_row(inputs)
+    return _put_together(state, members, rows)
+
+
+def _nodes_changed(
+    state: ClusterState, ratio: float, kept: _Nodes, changed: Mapping[str, tuple[Changed, ...]]
+) -> _Nodes:
+    """`kept` after `changed`: the members moved per changed VMI (where it was: the kept
+    VMIs' index), the rows of the nodes they concern made again."""
+    members, touched = kept.members, set()
+    if VMIS in changed:
+        members = dict(members)
+        copied: set[str] = set()
+        for key in {(c.namespace, c.name) for c in changed[VMIS]}:
+            before, after = kept.vmis.get(key), state.get(VMIS, *key)
+            moves = (
+                (vmi_node(before) if before is not None else "", None),
+                (vmi_node(after) if after is not None else "", after),
+            )
+            for node, vmi in moves:
+                if not node:
+                    continue
+                if node not in copied:
+                    members[node] = dict(members.get(node, {}))
+                    copied.add(node)
+                if vmi is None:
+                    members[node].pop(key, None)
+                else:
+                    members[node][key] = _requests(vmi, ratio)
+                touched.add(node)
+        for node in copied:
+            if not members[node]:
+                del members[node]
+    nodes = None  # name -> record, when a node changed
+    if "nodes" in changed:
+        sorted_nodes = sorted_vm_nodes(state)
+        if list(map(_NAME, sorted_nodes)) != list(kept.rows):  # VM-schedulable nodes came or went
+            return _node_part(state, members, kept)
+        nodes = dict(zip(kept.rows, sorted_nodes))
+        touched.update(c.name for c in changed["nodes"])
+    rows = {}
+    for name in touched:
+        row = kept.rows.get(name)
+        if row is not None:  # a VM-schedulable node
+            inputs = _inputs(nodes[name] if nodes is not None else row[0][0], members.get(name))
+            if inputs != row[0]:
+                rows[name] = _node_row(inputs)
+    if not rows:
+        return dataclasses.replace(kept, members=members, vmis=state.index(VMIS))
+    allocation = dict(kept.allocation)
+    for i, resource in enumerate(RESOURCES):
+        before = allocation.get(resource, {})
+        if any((before.get(name) is None) != (row[2 + i] is None) for name, row in rows.items()):
+            return _put_together(state, members, {**kept.rows, **rows})  # a node's allocatable came or went
+        allocation[resource] = {**before, **{name: row[2 + i] for name, row in rows.items() if row[2 + i] is not None}}
+    return _put_together(state, members, {**kept.rows, **rows}, allocation)
+
+
+def _put_together(state: ClusterState, members: Members, rows: dict, allocation: dict | None = None) -> _Nodes:
+    if allocation is None:
+        allocation = {
+            "cpu": {name: row[2] for name, row in rows.items() if row[2] is not None},
+            "memory": {name: row[3] for name, row in rows.items() if row[3] is not None},
+        }
     allocation = {resource: values for resource, values in allocation.items() if values}
     means = {resource: sum(values.values()) / len(values) for resource, values in allocation.items()}
     summary = {
@@ -324,7 +402,8 @@ def _node_part(state: ClusterState, ratio: float, kept: dict) -> _Nodes:
         ]
         for resource, values in allocation.items()
     }
-    return _Nodes(rows, list(chain.from_iterable(map(itemgetter(1), rows.values()))), allocation, means, summary)
+    samples = list(chain.from_iterable(map(itemgetter(1), rows.values())))
+    return _Nodes(members, state.index(VMIS), rows, samples, allocation, means, summary)
 
 
 def _node_row(inputs: tuple) -> tuple[tuple, list[Sample], float | None, float | None]:
