@@ -19,6 +19,7 @@ read): a node crowded by other workloads can still refuse a target this test acc
 from __future__ import annotations
 
 import math
+from bisect import insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +105,9 @@ class Targets:
     pods: dict[tuple[str, str], Pod]
     ratio: float  # vmiCPUAllocationRatio
     anti_affinity_namespaces: frozenset[str]  # namespaces with pods carrying required anti-affinity
-    _cache: dict[bytes, list[Room]]
+    # Per signature (_signature): the static candidates, the frontier (b"front" + it) and
+    # the spec they were judged for (b"spec" + it); filled as VMIs are judged.
+    _cache: dict[bytes, Any]
     requests: dict[tuple[str, str], tuple[float, float]]  # active VMI -> its launcher requests
     overheads: dict[tuple[str, str], float]  # active VMI -> its launcher overhead
 
@@ -301,8 +304,9 @@ def _update(state: ClusterState, kept: _Kept, changed: Mapping[str, tuple[Change
     if anti_changed:
         anti = frozenset(p.namespace for p in pods.values() if _has_anti_affinity(p.spec))
     rooms = t.rooms
-    if touched and nodes is kept.nodes:  # the same nodes: only the touched rooms are built again
-        built = {}
+    built: dict[str, Room] = {}
+    if touched and (nodes is kept.nodes or list(nodes) == list(kept.nodes)):
+        # The same nodes (in the same order): only the touched rooms are built again.
         for name in touched:
             node = nodes.get(name)
             if node is None:
@@ -331,11 +335,30 @@ def _update(state: ClusterState, kept: _Kept, changed: Mapping[str, tuple[Change
         pods,
         ratio,
         anti,
-        dict(t._cache) if same_rooms else {},
+        dict(t._cache) if same_rooms else _patched_cache(t._cache, rooms, built) if built else {},
         requests,
         overheads,
     )
     return _Kept(targets, handlers, schedulable, members, nodes)
+
+
+def _patched_cache(cache: dict[bytes, Any], rooms: dict[str, Room], built: dict[str, Room]) -> dict[bytes, Any]:
+    """The static candidates of `cache` once the rooms in `built` replaced theirs (only
+    these are tested again); the frontiers are left out (made again when asked)."""
+    out: dict[bytes, Any] = {}
+    position: dict[str, int] = {}
+    for key, spec in cache.items():
+        found = cache.get(key[4:]) if key.startswith(b"spec") else None
+        if found is None:
+            continue
+        if not position:
+            position = dict(zip(rooms, range(len(rooms))))
+        candidates = [r for r in found if r.name not in built]
+        for room in built.values():
+            if not static_failure(spec, room):
+                insort(candidates, room, key=lambda r: position[r.name])
+        out[key], out[key[4:]] = spec, candidates
+    return out
 
 
 # ---------------------------------------------------------------- the test
@@ -474,7 +497,7 @@ def static_candidates(t: Targets, spec: Any) -> list[Room]:
     found = t._cache.get(key)
     if found is None:
         found = [r for r in t.rooms.values() if not static_failure(spec, r)]
-        t._cache[key] = found
+        t._cache[key], t._cache[b"spec" + key] = found, spec
     return found
 
 
