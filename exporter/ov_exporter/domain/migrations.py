@@ -24,7 +24,7 @@ from datetime import datetime
 
 from ..config import Config
 from ..records import VirtualMachineInstanceMigration
-from ..store import ClusterState
+from ..store import Changed, ClusterState
 
 WORKLOAD_UPDATE_ANNOTATION = "kubevirt.io/workloadUpdateMigration"
 EVACUATION_ANNOTATION = "kubevirt.io/evacuationMigration"
@@ -94,26 +94,58 @@ def _classify(vmim: VirtualMachineInstanceMigration, state: ClusterState, config
     return "manual"
 
 
+VMIMS = "virtualmachineinstancemigrations.kubevirt.io"
+
+
 def causes(state: ClusterState, config: Config) -> dict[str, str]:
     """VMIM uid -> cause. The first classification of a VMIM sticks (state.remembered), so a node
     uncordoned after its drain does not turn the drain's migrations into descheduler ones.
-    Computed once per state; both migration checks read it."""
-    return state.derive(_MEMO, lambda s: _causes(s, config))
+    Computed once per state and kept: after a change only the changed VMIMs are classified
+    (a VMIM that did not change keeps its cause, see _causes); both migration checks read it."""
+    return state.per_changes(
+        _MEMO,
+        (VMIMS,),
+        lambda s: _causes(s, config),
+        lambda s, kept, changed: _causes_changed(s, config, kept, changed[VMIMS]),
+        (config,),
+    )
+
+
+def _key(vmim: VirtualMachineInstanceMigration) -> str:
+    return vmim.metadata.uid or f"{vmim.metadata.namespace}/{vmim.metadata.name}"
+
+
+def _cause(vmim: VirtualMachineInstanceMigration, memo: dict[str, str], state: ClusterState, config: Config) -> str:
+    cause = memo.get(_key(vmim))
+    if cause is None or (cause == "manual" and _classify(vmim, state, config) == "declared"):
+        cause = _classify(vmim, state, config)  # a rebalance can be declared after the fact
+    return cause
 
 
 def _causes(state: ClusterState, config: Config) -> dict[str, str]:
     memo: dict[str, str] = state.remembered(_MEMO)
-    result: dict[str, str] = {}
-    for vmim in state.migrations:
-        uid = vmim.metadata.uid or f"{vmim.metadata.namespace}/{vmim.metadata.name}"
-        cause = memo.get(uid)
-        if cause is None or (cause == "manual" and _classify(vmim, state, config) == "declared"):
-            cause = _classify(vmim, state, config)  # a rebalance can be declared after the fact
-        result[uid] = cause
+    result = {_key(vmim): _cause(vmim, memo, state, config) for vmim in state.migrations}
     memo.clear()  # keep only the VMIMs still in the API
     memo.update(result)
     return result
 
 
+def _causes_changed(
+    state: ClusterState, config: Config, kept: dict[str, str], changed: tuple[Changed, ...]
+) -> dict[str, str]:
+    """`_causes` after `changed`: a VMIM that did not change keeps its cause (with the same
+    settings, classifying it again gives what it gave when it was kept)."""
+    memo: dict[str, str] = state.remembered(_MEMO)
+    result = dict(kept)
+    for c in changed:
+        if c.record is None:  # deleted (or deleted and back: it moves to the end, as in the state)
+            result.pop(c.uid if c.uid != f"{VMIMS}/{c.namespace}/{c.name}" else f"{c.namespace}/{c.name}", None)
+        else:
+            result[_key(c.record)] = _cause(c.record, memo, state, config)
+    memo.clear()
+    memo.update(result)
+    return result
+
+
 def cause_of(vmim: VirtualMachineInstanceMigration, table: dict[str, str]) -> str:
-    return table[vmim.metadata.uid or f"{vmim.metadata.namespace}/{vmim.metadata.name}"]
+    return table[_key(vmim)]

@@ -19,6 +19,7 @@ read): a node crowded by other workloads can still refuse a target this test acc
 from __future__ import annotations
 
 import math
+from bisect import insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +105,9 @@ class Targets:
     pods: dict[tuple[str, str], Pod]
     ratio: float  # vmiCPUAllocationRatio
     anti_affinity_namespaces: frozenset[str]  # namespaces with pods carrying required anti-affinity
-    _cache: dict[bytes, list[Room]]
+    # Per signature (_signature): the static candidates, the frontier (b"front" + it) and
+    # the spec they were judged for (b"spec" + it); filled as VMIs are judged.
+    _cache: dict[bytes, Any]
     requests: dict[tuple[str, str], tuple[float, float]]  # active VMI -> its launcher requests
     overheads: dict[tuple[str, str], float]  # active VMI -> its launcher overhead
 
@@ -246,9 +249,9 @@ def _update(state: ClusterState, kept: _Kept, changed: Mapping[str, tuple[Change
     t = kept.targets
     ratio = t.ratio
     members = dict(kept.members)
-    pods, requests, overheads = t.pods, t.requests, t.overheads
+    pods, requests, overheads = t.pods, t.requests, t.overheads  # each copied once it changes
     anti = t.anti_affinity_namespaces
-    copied = pods_changed = False
+    pods_changed = False
     reorder = False  # a launcher pod appeared: the pods go back to the state's order
     anti_changed = False
     for c in changed.get(VMIS, ()):
@@ -258,8 +261,23 @@ def _update(state: ClusterState, kept: _Kept, changed: Mapping[str, tuple[Change
         before = pods.get(key)
         if before is None and not node:
             continue
-        if not copied:
-            pods, requests, overheads, copied = dict(pods), dict(requests), dict(overheads), True
+        if node:
+            meta = vmi.metadata
+            cpu, memory, overhead = _launcher(vmi, ratio)
+            pod = Pod(meta.namespace, meta.name, node, meta.labels or {}, vmi.spec)
+            if before is not None and before.node == node and requests[key] == (cpu, memory):
+                # Its launcher pod stays, with the same requests: its node's room is the same.
+                if overheads[key] != overhead:
+                    overheads = dict(overheads) if overheads is t.overheads else overheads
+                    overheads[key] = overhead
+                if pod != before:
+                    pods = dict(pods) if pods is t.pods else pods
+                    pods[key], pods_changed = pod, True
+                    anti_changed = anti_changed or _has_anti_affinity(before.spec) or _has_anti_affinity(vmi.spec)
+                continue
+        pods = dict(pods) if pods is t.pods else pods
+        requests = dict(requests) if requests is t.requests else requests
+        overheads = dict(overheads) if overheads is t.overheads else overheads
         if before is not None:
             anti_changed = anti_changed or _has_anti_affinity(before.spec)
             on = members[before.node] = dict(members[before.node])
@@ -271,12 +289,10 @@ def _update(state: ClusterState, kept: _Kept, changed: Mapping[str, tuple[Change
         if not node:
             pods_changed = True
             continue
-        meta = vmi.metadata
-        cpu, memory, overheads[key] = _launcher(vmi, ratio)
+        overheads[key] = overhead
         requests[key] = (cpu, memory)
         members[node] = {**members.get(node, {}), key: (cpu, memory)}
         touched.add(node)
-        pod = Pod(meta.namespace, meta.name, node, meta.labels or {}, vmi.spec)
         pods[key] = before if before == pod else pod
         pods_changed = pods_changed or pods[key] is not before
         reorder = reorder or before is None
@@ -288,7 +304,19 @@ def _update(state: ClusterState, kept: _Kept, changed: Mapping[str, tuple[Change
     if anti_changed:
         anti = frozenset(p.namespace for p in pods.values() if _has_anti_affinity(p.spec))
     rooms = t.rooms
-    if touched:
+    built: dict[str, Room] = {}
+    if touched and (nodes is kept.nodes or list(nodes) == list(kept.nodes)):
+        # The same nodes (in the same order): only the touched rooms are built again.
+        for name in touched:
+            node = nodes.get(name)
+            if node is None:
+                continue
+            room = _room(node, schedulable, handlers, members.get(name))
+            if room != t.rooms.get(name):
+                built[name] = room
+        if built:
+            rooms = {**t.rooms, **built}
+    elif touched:
         rooms = {}
         for name, node in nodes.items():
             kept_room = t.rooms.get(name)
@@ -298,19 +326,39 @@ def _update(state: ClusterState, kept: _Kept, changed: Mapping[str, tuple[Change
                 rooms[name] = kept_room
         # A room whose capacity and tests came out the same stays the kept object.
         rooms = {n: (t.rooms[n] if n in t.rooms and t.rooms[n] == r else r) for n, r in rooms.items()}
-    same_rooms = rooms.keys() == t.rooms.keys() and all(r is t.rooms[n] for n, r in rooms.items())
-    if same_rooms and pods is t.pods and anti == t.anti_affinity_namespaces and not copied:
+    same_rooms = rooms is t.rooms or (rooms.keys() == t.rooms.keys() and all(r is t.rooms[n] for n, r in rooms.items()))
+    unchanged = pods is t.pods and requests is t.requests and overheads is t.overheads
+    if same_rooms and unchanged and anti == t.anti_affinity_namespaces:
         return _Kept(t, handlers, schedulable, members, nodes)
     targets = Targets(
         t.rooms if same_rooms else rooms,
         pods,
         ratio,
         anti,
-        dict(t._cache) if same_rooms else {},
+        dict(t._cache) if same_rooms else _patched_cache(t._cache, rooms, built) if built else {},
         requests,
         overheads,
     )
     return _Kept(targets, handlers, schedulable, members, nodes)
+
+
+def _patched_cache(cache: dict[bytes, Any], rooms: dict[str, Room], built: dict[str, Room]) -> dict[bytes, Any]:
+    """The static candidates of `cache` once the rooms in `built` replaced theirs (only
+    these are tested again); the frontiers are left out (made again when asked)."""
+    out: dict[bytes, Any] = {}
+    position: dict[str, int] = {}
+    for key, spec in cache.items():
+        found = cache.get(key[4:]) if key.startswith(b"spec") else None
+        if found is None:
+            continue
+        if not position:
+            position = dict(zip(rooms, range(len(rooms))))
+        candidates = [r for r in found if r.name not in built]
+        for room in built.values():
+            if not static_failure(spec, room):
+                insort(candidates, room, key=lambda r: position[r.name])
+        out[key], out[key[4:]] = spec, candidates
+    return out
 
 
 # ---------------------------------------------------------------- the test
@@ -449,7 +497,7 @@ def static_candidates(t: Targets, spec: Any) -> list[Room]:
     found = t._cache.get(key)
     if found is None:
         found = [r for r in t.rooms.values() if not static_failure(spec, r)]
-        t._cache[key] = found
+        t._cache[key], t._cache[b"spec" + key] = found, spec
     return found
 
 

@@ -4,12 +4,14 @@ blocks its live migration right now, under every eviction strategy."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from itertools import accumulate, chain, compress
+from operator import is_not, itemgetter
+from typing import Any, Callable, Collection, Hashable, Iterable, Mapping, Sequence
 
 from ..config import Config
-from ..model import Severity
-from ..records import Node, VirtualMachine, VirtualMachineInstance
-from ..store import Changed, ClusterState
+from ..model import Finding, Sample, Severity
+from ..records import KIND_BY_KEY, Node, VirtualMachine, VirtualMachineInstance
+from ..store import Changed, ClusterState, uid_of
 from . import placement
 from .k8s import (
     Setting,
@@ -199,6 +201,9 @@ class Readiness:
     verdicts: dict[tuple[str, str], Verdict]  # (namespace, VM name) -> Verdict
     in_flight: int  # migrations not finished
     limit: Setting  # parallelMigrationsPerCluster, with where it came from
+    # The verdicts of an earlier state and the VMs whose verdict may differ from them (every
+    # other VM has the very same verdict, in the same order); None: not known.
+    since: tuple[dict[tuple[str, str], Verdict], frozenset[tuple[str, str]]] | None = None
 
 
 def readiness(state: ClusterState, config: Config) -> Readiness:
@@ -243,10 +248,11 @@ class _Verdicts:
 
     context: tuple  # (default strategy, virt-handlers, migrations in flight, limit): read by every part
     targets: placement.Targets
-    parts: dict[tuple[str, str], tuple[VirtualMachine, VirtualMachineInstance | None, _Runtime]]
+    parts: dict[tuple[str, str], tuple[VirtualMachine, _Runtime]]
     verdicts: dict[tuple[str, str], Verdict]  # in the VMs' order
     by_room: dict[str, frozenset[tuple[str, str]]]  # witness room -> the VMs whose test passed it
     every: frozenset[tuple[str, str]]  # the VMs whose test reads every room and pod
+    since: tuple[dict, frozenset[tuple[str, str]]] | None = None  # see Readiness.since
 
 
 def _readiness(state: ClusterState, config: Config) -> Readiness:
@@ -258,13 +264,26 @@ def _readiness(state: ClusterState, config: Config) -> Readiness:
         (config,),
     )
     in_flight, limit = kept.context[2], kept.context[3]
-    return Readiness(kept.verdicts, in_flight, limit)
+    return Readiness(kept.verdicts, in_flight, limit, kept.since)
+
+
+def eviction_default(state: ClusterState) -> Setting:
+    """k8s.cluster_eviction_strategy, kept while the nodes and settings do not change."""
+    return state.per_kinds("cluster eviction strategy", ("nodes", *SETTINGS), cluster_eviction_strategy)
+
+
+def in_flight_migrations(state: ClusterState) -> int:
+    """VMIMs not finished, kept while the VMIMs do not change."""
+    return state.per_kinds(
+        "migrations in flight",
+        (VMIMS,),
+        lambda s: sum(1 for m in s.migrations if (m.status.phase if m.status else "") not in FINISHED_VMIM_PHASES),
+    )
 
 
 def _context(state: ClusterState) -> tuple:
     limit = migration_setting(state, "parallel_migrations_per_cluster", DEFAULT_PARALLEL_MIGRATIONS)
-    in_flight = sum(1 for m in state.migrations if (m.status.phase if m.status else "") not in FINISHED_VMIM_PHASES)
-    return cluster_eviction_strategy(state), handler_readiness(state), in_flight, limit
+    return eviction_default(state), handler_readiness(state), in_flight_migrations(state), limit
 
 
 def _judge_all(state: ClusterState, config: Config, kept: _Verdicts | None) -> _Verdicts:
@@ -278,7 +297,7 @@ def _judge_all(state: ClusterState, config: Config, kept: _Verdicts | None) -> _
         where = (vm.metadata.namespace, vm.metadata.name)
         vmi = state.get(VMIS, *where)
         part = _runtime(state, vm, vmi, context, rooms)
-        parts[where] = (vm, vmi, part)
+        parts[where] = (vm, part)
         verdicts[where] = _kept_verdict(previous, _verdict(vm, part, vm_disks(state, vm)[0]))
     return _indexed(context, rooms, parts, verdicts)
 
@@ -291,7 +310,7 @@ def _kept_verdict(previous: dict[tuple[str, str], Verdict], verdict: Verdict) ->
 def _indexed(context: tuple, rooms: placement.Targets, parts: dict, verdicts: dict) -> _Verdicts:
     by_room: dict[str, set[tuple[str, str]]] = {}
     every = set()
-    for where, (_, _, part) in parts.items():
+    for where, (_, part) in parts.items():
         if part.reads == EVERY_ROOM:
             every.add(where)
         elif part.reads:
@@ -347,38 +366,54 @@ def _rejudge(
     changed: Mapping[str, tuple[Changed, ...]],
     every_verdict: bool = False,
 ) -> _Verdicts:
-    parts, verdicts = dict(kept.parts), dict(kept.verdicts)
-    by_room, every = dict(kept.by_room), set(kept.every)
-    added = False
     # A VM deleted (or deleted and back: it moved to the end of the VMs' order) leaves first.
-    for c in changed.get(VMS, ()):
-        if c.record is None and (c.namespace, c.name) in parts:
-            where = (c.namespace, c.name)
-            _unindex(by_room, every, where, parts.pop(where)[2])
-            del verdicts[where]
+    gone = {(c.namespace, c.name) for c in changed.get(VMS, ()) if c.record is None} & kept.parts.keys()
+    new: dict[tuple[str, str], tuple[VirtualMachine, _Runtime]] = {}  # runtime parts that changed
+    added = False
     for where in runtime:
         vm = state.get(VMS, *where)
         if vm is None:
             continue
-        vmi = state.get(VMIS, *where)
-        old = parts.get(where)
-        if old is not None:
-            _unindex(by_room, every, where, old[2])
-        else:
+        part = _runtime(state, vm, state.get(VMIS, *where), context, rooms)
+        old = kept.parts.get(where) if where not in gone else None
+        if old is None:
             added = True
-        part = _runtime(state, vm, vmi, context, rooms)
-        parts[where] = (vm, vmi, part)
-        if part.reads == EVERY_ROOM:
-            every.add(where)
-        elif part.reads:
-            by_room[part.reads] = by_room.get(part.reads, frozenset()) | {where}
-    judged = parts if every_verdict else {w: parts[w] for w in runtime | disks if w in parts}
-    for where, (vm, _, part) in judged.items():
-        verdicts[where] = _kept_verdict(kept.verdicts, _verdict(vm, part, vm_disks(state, vm)[0]))
+        elif old[0] is vm and old[1] == part and old[1].reads == part.reads:
+            continue  # the same VM with the same part: the kept entry stays
+        new[where] = (vm, part)
+    parts, by_room, every = kept.parts, kept.by_room, kept.every
+    if gone or new:
+        parts, by_room, changing = dict(parts), dict(by_room), set(every)
+        for where in gone:
+            _unindex(by_room, changing, where, parts.pop(where)[1])
+        for where, entry in new.items():
+            if where in parts:
+                _unindex(by_room, changing, where, parts[where][1])
+            parts[where] = entry
+            part = entry[1]
+            if part.reads == EVERY_ROOM:
+                changing.add(where)
+            elif part.reads:
+                by_room[part.reads] = by_room.get(part.reads, frozenset()) | {where}
+        every = frozenset(changing)
+    verdicts = kept.verdicts
+    again: dict[tuple[str, str], Verdict] = {}  # verdicts that are not the kept ones
+    for where in parts if every_verdict else (runtime | disks) & parts.keys():
+        vm, part = parts[where]
+        verdict = _kept_verdict(kept.verdicts, _verdict(vm, part, vm_disks(state, vm)[0]))
+        if where in gone or verdict is not kept.verdicts.get(where):
+            again[where] = verdict
+    if gone or again:
+        verdicts = dict(verdicts)
+        for where in gone:
+            del verdicts[where]
+        verdicts.update(again)
+    since = (kept.verdicts, frozenset(again).union(gone))
     if added:  # a VM came (or came back): the verdicts go in the VMs' order, as _judge_all's
         order = [(vm.metadata.namespace, vm.metadata.name) for vm in state.vms]
         parts, verdicts = {w: parts[w] for w in order}, {w: verdicts[w] for w in order}
-    return _Verdicts(context, rooms, parts, verdicts, by_room, frozenset(every))
+        since = None
+    return _Verdicts(context, rooms, parts, verdicts, by_room, every, since)
 
 
 def _unindex(by_room: dict, every: set, where: tuple[str, str], part: _Runtime) -> None:
@@ -457,3 +492,157 @@ def _verdict(vm: VirtualMachine, part: _Runtime, rwo: list[str]) -> Verdict:
         part.running,
         part.series_node,
     )
+
+
+# ---------------------------------------------------------------- assembled output
+# (generic: they could move to domain/incremental.py)
+
+# One object's share of a check's output: its series, its findings and what it adds to
+# the check's counts (count name -> amount).
+Part = tuple[Sequence[Sample], Sequence[Finding], Mapping[str, int]]
+NO_PART: Part = ((), (), {})
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """A check's per-object parts and their concatenation (see `assembled`)."""
+
+    source: Mapping | None  # key -> what the parts were derived from (assembled)
+    parts: dict[Hashable, Part]  # in the objects' order
+    samples: list[Sample]  # every part's series, in that order
+    findings: list[Finding]
+    totals: dict[str, int]  # count name -> the sum over the parts
+    # Where each part's series and findings start in the lists: key -> position in
+    # `parts`, then the running sums of the parts' lengths.
+    index: dict[Hashable, int] = field(compare=False)
+    sample_at: list[int] = field(compare=False)
+    finding_at: list[int] = field(compare=False)
+
+
+def assembled(
+    state: ClusterState,
+    name: str,
+    source: Mapping,
+    derive: Callable[[Any], Part],
+    since: tuple[Mapping, Collection] | None = None,
+) -> Assembled:
+    """The parts `derive(value)` of every entry of `source` (e.g. a verdict per VM, in
+    the VMs' order) and their series, findings and counts put together, kept across
+    evaluations: `derive` runs again only for the values that are not the very objects it
+    last ran on, and the lists are patched where those parts changed. `since`: an earlier
+    source and the keys whose values may differ from it (gone ones included), every other
+    key of `source` having the very value it had there, in the same order; without it the
+    values are compared one by one. `derive` reads its value and nothing else; a part equal
+    to the kept one stays that very part, so that its series stay the same objects for the
+    runner."""
+    memo = state.object_memo
+    kept = memo.kinds_kept(name) if state.generations else None
+    if kept is None:
+        out = _assemble(source, {k: derive(v) for k, v in source.items()})
+    elif kept[1].source is source:
+        return kept[1]
+    elif since is not None and since[0] is kept[1].source:
+        keys = since[1]
+        new = {k: derive(source[k]) for k in keys if k in source}
+        out = _patched(kept[1], source, new, [k for k in keys if k not in source])
+    else:
+        out = _reassembled(kept[1], source, derive)
+    if state.generations:
+        memo.keep_kinds(name, (), out)
+    return out
+
+
+def per_object_parts(
+    state: ClusterState,
+    name: str,
+    key: str,
+    judge: Callable[[Any], Part],
+    reads: Mapping[str, Callable[[ClusterState, Changed], Iterable[tuple[str, str]]] | None],
+    inputs: tuple = (),
+) -> Assembled:
+    """`judge(record)` for every object of kind `key`, put together as `assembled` does
+    (keyed by uid, in the state's order of the kind), kept and brought up to date as
+    incremental.per_object_of_kind does: after a change, only the changed objects of `key`
+    and the ones `reads` says the changed objects of other kinds concern (None: all) are
+    judged again, everything when `inputs` differ."""
+    kind = KIND_BY_KEY[key]
+
+    def compute(s: ClusterState) -> Assembled:
+        return _assemble(None, {uid_of(kind, r): judge(r) for r in s.of(key)})
+
+    def update(s: ClusterState, kept: Assembled, changed: Mapping[str, tuple[Changed, ...]]) -> Assembled:
+        if any(reads[k] is None for k in changed if k != key):
+            return compute(s)
+        own = changed.get(key, ())
+        again: dict[str, Any] = {c.uid: c.record for c in own if c.record is not None}
+        for other, objects in changed.items():
+            if other != key:
+                for c in objects:
+                    for where in reads[other](s, c):  # type: ignore[misc]
+                        record = s.get(key, *where)
+                        if record is not None:
+                            again.setdefault(uid_of(kind, record), record)
+        new = {uid: judge(record) for uid, record in again.items()}
+        return _patched(kept, None, new, [c.uid for c in own if c.record is None])
+
+    return state.per_changes(name, (key, *reads), compute, update, inputs)
+
+
+def _assemble(source: Mapping | None, parts: dict[Hashable, Part], totals: dict[str, int] | None = None) -> Assembled:
+    if totals is None:
+        totals = {}
+        for counts in map(itemgetter(2), parts.values()):
+            for count, n in counts.items():
+                totals[count] = totals.get(count, 0) + n
+    samples = list(chain.from_iterable(map(itemgetter(0), parts.values())))
+    findings = list(chain.from_iterable(map(itemgetter(1), parts.values())))
+    index = dict(zip(parts, range(len(parts))))
+    sample_at = list(accumulate(map(len, map(itemgetter(0), parts.values())), initial=0))
+    finding_at = list(accumulate(map(len, map(itemgetter(1), parts.values())), initial=0))
+    return Assembled(source, parts, samples, findings, totals, index, sample_at, finding_at)
+
+
+def _reassembled(kept: Assembled, source: Mapping, derive: Callable[[Any], Part]) -> Assembled:
+    """`kept` brought up to `source` by comparing their values one by one."""
+    before = kept.source or {}
+    if len(before) != len(source) or list(before) != list(source):  # objects came or went
+        parts = {k: kept.parts[k] if before.get(k, _MISSING) is v else derive(v) for k, v in source.items()}
+        return _assemble(source, parts)
+    new = {k: derive(source[k]) for k in compress(source, map(is_not, source.values(), before.values()))}
+    return _patched(kept, source, new)
+
+
+def _patched(kept: Assembled, source: Mapping | None, new: dict[Hashable, Part], gone: Iterable = ()) -> Assembled:
+    """`kept` without the parts of the keys `gone` (first), with the parts `new`: in place
+    for the keys it has, at the end for the others (as the store orders objects that came,
+    or came back)."""
+    gone = [k for k in gone if k in kept.parts]
+    new = {k: p for k, p in new.items() if k in gone or kept.parts.get(k, _MISSING) != p}
+    if not new and not gone:
+        return Assembled(
+            source, kept.parts, kept.samples, kept.findings, kept.totals, kept.index, kept.sample_at, kept.finding_at
+        )
+    totals = dict(kept.totals)
+    for key in (*gone, *(k for k in new if k not in gone and k in kept.parts)):
+        for count, n in kept.parts[key][2].items():
+            totals[count] -= n
+    for part in new.values():
+        for count, n in part[2].items():
+            totals[count] = totals.get(count, 0) + n
+    parts = dict(kept.parts)
+    if gone or any(k not in parts for k in new):  # the order changed
+        for key in gone:
+            del parts[key]
+        parts.update(new)
+        return _assemble(source, parts, totals)
+    parts.update(new)
+    samples, findings = list(kept.samples), list(kept.findings)
+    sample_at, finding_at = kept.sample_at, kept.finding_at
+    for key, part in new.items():
+        i = kept.index[key]
+        if sample_at[i + 1] - sample_at[i] != len(part[0]) or finding_at[i + 1] - finding_at[i] != len(part[1]):
+            return _assemble(source, parts, totals)  # a part grew or shrank: every later one moved
+        samples[sample_at[i] : sample_at[i + 1]] = part[0]
+        findings[finding_at[i] : finding_at[i + 1]] = part[1]
+    return Assembled(source, parts, samples, findings, totals, kept.index, sample_at, finding_at)

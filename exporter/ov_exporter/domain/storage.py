@@ -162,22 +162,37 @@ def _vm_disks_changed(state: ClusterState, kept: VmDisks, changed: Mapping[str, 
     for key in (PVCS, DATA_VOLUMES):
         for c in changed.get(key, ()):
             names.update((c.namespace, vm) for vm in kept.claimants.get((c.namespace, c.name), ()))
-    table, claimants = dict(kept.table), dict(kept.claimants)
+    table, claimants = kept.table, kept.claimants  # copied once something in them changes
     for where in names:
-        before = table.pop(where, None)
-        if before is not None:
-            for claim, _ in _claims(before[1]):
-                named = claimants[(where[0], claim)] - {where[1]}
-                if named:
-                    claimants[(where[0], claim)] = named
-                else:
-                    del claimants[(where[0], claim)]
+        before = table.get(where)
         vm = state.get(VMS, *where)
-        if vm is None:
+        after = _vm_disks_of(state, vm) if vm is not None else None
+        if before is None and after is None:
             continue
-        table[where] = _vm_disks_of(state, vm)
-        for claim, _ in _claims(vm):
+        if before is not None and after is not None and after[1] is before[1] and after[0] == before[0]:
+            continue  # the same VM with the same verdict: the kept entry stays
+        if table is kept.table:
+            table = dict(table)
+        if after is None:
+            del table[where]
+        else:
+            table[where] = after
+        claims_before = _claims(before[1]) if before is not None else []
+        claims_after = _claims(vm) if vm is not None else []
+        if claims_before == claims_after:
+            continue
+        if claimants is kept.claimants:
+            claimants = dict(claimants)
+        for claim, _ in claims_before:
+            named = claimants[(where[0], claim)] - {where[1]}
+            if named:
+                claimants[(where[0], claim)] = named
+            else:
+                del claimants[(where[0], claim)]
+        for claim, _ in claims_after:
             claimants[(where[0], claim)] = claimants.get((where[0], claim), frozenset()) | {where[1]}
+    if table is kept.table and claimants is kept.claimants:
+        return kept
     return VmDisks(table, claimants)
 
 

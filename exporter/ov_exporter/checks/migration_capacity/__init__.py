@@ -6,13 +6,16 @@ normal during drains and upgrades."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any, Iterable
 
 from ...config import Config
 from ...domain.k8s import hyperconverged, migration_setting, vm_schedulable_nodes
 from ...domain.migrations import FINAL_PHASES, PENDING_PHASES, created, phase_group, phase_of, ts
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
-from ...records import VirtualMachineInstanceMigration
-from ...store import ClusterState
+from ...records import KIND_BY_KEY, VirtualMachineInstanceMigration
+from ...store import Changed, ClusterState, uid_of
 
 INFO = Family(
     "ov_migration_config",
@@ -157,14 +160,6 @@ def _source(*sources: str) -> str:
     return "default"
 
 
-def _vmim_source_node(vmim: VirtualMachineInstanceMigration, vmis: dict) -> str:
-    status = vmim.status
-    if status is not None and status.migration_state is not None and status.migration_state.source_node:
-        return status.migration_state.source_node
-    vmi = vmis.get((vmim.metadata.namespace, vmim.spec.vmi_name if vmim.spec else ""))
-    return vmi.status.node_name if vmi is not None and vmi.status is not None else ""
-
-
 def versions(state: ClusterState) -> dict[str, str]:
     """{"kubevirt": ..., "hco": ...}: the versions the CRs report, absent keys when unknown."""
     found: dict[str, str] = {}
@@ -182,6 +177,131 @@ def _uses_pod_network(vmim: VirtualMachineInstanceMigration, dedicated: bool) ->
     ms = vmim.status.migration_state if vmim.status is not None else None
     cfg = ms.migration_configuration if ms is not None else None
     return not (bool(cfg.network) if cfg is not None else dedicated)
+
+
+VMIS = "virtualmachineinstances.kubevirt.io"
+VMIMS = "virtualmachineinstancemigrations.kubevirt.io"
+
+
+@dataclass(frozen=True)
+class _Row:
+    """What one VMIM adds to the counts (see evaluate)."""
+
+    pod_network: int = 0  # finished over the pod network
+    running_pod_network: int = 0  # running over the pod network
+    in_flight: int = 0
+    pending: float | None = None  # queued: its creation
+    finished: float | None = None  # finished: its end
+    node: str = ""  # in flight: its source node, when it names it
+    vmi: tuple[str, str] | None = None  # in flight without a source node: its VMI's (namespace, name)
+
+
+@dataclass(frozen=True)
+class _Flights:
+    """The VMIMs' counts, kept and brought up to date per changed VMIM."""
+
+    rows: dict[str, _Row]  # uid -> its part
+    in_flight: int
+    pod_network: int
+    running_pod_network: int
+    pending: dict[str, float]  # uid -> creation of the queued VMIMs
+    finished: dict[str, float]  # uid -> end of the finished VMIMs
+    by_node: dict[str, int]  # source node -> in-flight VMIMs naming it
+    lookup: dict[str, tuple[str, str]]  # uid -> VMI of the in-flight VMIMs without a source node
+
+
+def _row(vmim: VirtualMachineInstanceMigration, dedicated: bool) -> _Row:
+    phase = phase_of(vmim)
+    if phase in FINAL_PHASES:
+        ms = vmim.status.migration_state
+        ends = (
+            [ts(ms.end_timestamp)]
+            if ms is not None and ms.end_timestamp is not None
+            else [
+                ts(p.phase_transition_timestamp)
+                for p in vmim.status.phase_transition_timestamps or ()
+                if p.phase == phase and p.phase_transition_timestamp is not None
+            ]
+        )
+        return _Row(pod_network=int(_uses_pod_network(vmim, dedicated)), finished=max(ends) if ends else None)
+    status = vmim.status
+    node, vmi = "", None
+    if status is not None and status.migration_state is not None and status.migration_state.source_node:
+        node = status.migration_state.source_node
+    else:
+        vmi = (vmim.metadata.namespace, vmim.spec.vmi_name if vmim.spec else "")
+    if phase in PENDING_PHASES:
+        return _Row(in_flight=1, pending=created(vmim), node=node, vmi=vmi)
+    running = int(phase_group(phase) == "running" and _uses_pod_network(vmim, dedicated))
+    return _Row(in_flight=1, running_pod_network=running, node=node, vmi=vmi)
+
+
+def _flights(state: ClusterState, dedicated: bool) -> _Flights:
+    return state.per_changes(
+        f"{SPEC.id} migrations",
+        (VMIMS,),
+        lambda s: _counted(_Flights({}, 0, 0, 0, {}, {}, {}, {}), s.migrations, (), dedicated),
+        lambda s, kept, changed: _counted(
+            kept, (c.record for c in changed[VMIMS] if c.record is not None), changed[VMIMS], dedicated
+        ),
+        (dedicated,),
+    )
+
+
+def _counted(kept: _Flights, upserted: Iterable[Any], changed: Iterable[Changed], dedicated: bool) -> _Flights:
+    """`kept` without the VMIMs in `changed`, with those `upserted`."""
+    rows, pending, finished = dict(kept.rows), dict(kept.pending), dict(kept.finished)
+    by_node, lookup = dict(kept.by_node), dict(kept.lookup)
+    counts = [kept.in_flight, kept.pod_network, kept.running_pod_network]
+    kind = KIND_BY_KEY[VMIMS]
+
+    def add(uid: str, row: _Row, sign: int) -> None:
+        counts[0] += sign * row.in_flight
+        counts[1] += sign * row.pod_network
+        counts[2] += sign * row.running_pod_network
+        if row.node:
+            n = by_node[row.node] = by_node.get(row.node, 0) + sign
+            if not n:
+                del by_node[row.node]
+        for part, value in ((pending, row.pending), (finished, row.finished), (lookup, row.vmi)):
+            if value is None:
+                continue
+            if sign > 0:
+                part[uid] = value
+            else:
+                del part[uid]
+
+    for c in changed:
+        row = rows.pop(c.uid, None)
+        if row is not None:
+            add(c.uid, row, -1)
+    for vmim in upserted:
+        uid = uid_of(kind, vmim)
+        row = rows[uid] = _row(vmim, dedicated)
+        add(uid, row, 1)
+    return _Flights(rows, *counts, pending, finished, by_node, lookup)
+
+
+def _node_samples(state: ClusterState, by_node: dict[str, int], node_limit: int) -> list[Sample]:
+    """Two series per VM-schedulable node or node with migrations in flight, in name order;
+    kept, and the pair of a node whose count did not change is the very kept pair."""
+    schedulable = vm_schedulable_nodes(state)
+    name = f"{SPEC.id} nodes"
+    kept = state.object_memo.kinds_kept(name) if state.generations else None
+    if kept is not None and kept[0] == (schedulable, by_node, node_limit):
+        return kept[1][0]
+    rows = kept[1][1] if kept is not None and kept[0][2] == node_limit else {}
+    pairs = {}
+    for node in sorted({n.metadata.name for n in schedulable} | set(by_node)):
+        count = by_node.get(node, 0)
+        pair = rows.get(node)
+        if pair is None or pair[0].value != count:
+            pair = (Sample(NODE_IN_FLIGHT.name, (node,), count), Sample(NODE_RATIO.name, (node,), count / node_limit))
+        pairs[node] = pair
+    samples = list(chain.from_iterable(pairs.values()))
+    if state.generations:
+        state.object_memo.keep_kinds(name, (schedulable, by_node, node_limit), (samples, pairs))
+    return samples
 
 
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
@@ -218,38 +338,19 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         out.samples.append(Sample(HCO_INFO.name, (found["hco"],), 1))
 
     now = state.now if state.now is not None else time.time()
-    vmis = state.index("virtualmachineinstances.kubevirt.io")
-    in_flight, pod_network, running_pod_network = 0, 0, 0
-    oldest_pending: float | None = None
-    last_finished: float | None = None
-    by_node: dict[str, int] = {}
-    for vmim in state.migrations:
-        phase = phase_of(vmim)
-        if phase in FINAL_PHASES:
-            pod_network += _uses_pod_network(vmim, dedicated)
-            ms = vmim.status.migration_state
-            ends = (
-                [ts(ms.end_timestamp)]
-                if ms is not None and ms.end_timestamp is not None
-                else [
-                    ts(p.phase_transition_timestamp)
-                    for p in vmim.status.phase_transition_timestamps or ()
-                    if p.phase == phase and p.phase_transition_timestamp is not None
-                ]
-            )
-            if ends:
-                last_finished = max(ends + ([last_finished] if last_finished is not None else []))
-            continue
-        in_flight += 1
-        node = _vmim_source_node(vmim, vmis)
-        if node:
-            by_node[node] = by_node.get(node, 0) + 1
-        if phase in PENDING_PHASES:
-            stamp = created(vmim)
-            if stamp is not None and (oldest_pending is None or stamp < oldest_pending):
-                oldest_pending = stamp
-        elif phase_group(phase) == "running":
-            running_pod_network += _uses_pod_network(vmim, dedicated)
+    flights = _flights(state, dedicated)
+    in_flight, pod_network, running_pod_network = flights.in_flight, flights.pod_network, flights.running_pod_network
+    oldest_pending = min(flights.pending.values(), default=None)
+    last_finished = max(flights.finished.values(), default=None)
+    by_node = flights.by_node
+    if flights.lookup:  # in-flight VMIMs whose source node is where their VMI runs
+        vmis = state.index(VMIS)
+        by_node = dict(by_node)
+        for key in flights.lookup.values():
+            vmi = vmis.get(key)
+            node = vmi.status.node_name if vmi is not None and vmi.status is not None else ""
+            if node:
+                by_node[node] = by_node.get(node, 0) + 1
 
     out.samples += [
         Sample(IN_FLIGHT.name, (), in_flight),
@@ -257,13 +358,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         Sample(POD_NETWORK.name, (), pod_network),
         Sample(RUNNING_POD_NETWORK.name, (), running_pod_network),
     ]
-    nodes = {n.metadata.name for n in vm_schedulable_nodes(state)} | set(by_node)
-    for node in sorted(nodes):
-        count = by_node.get(node, 0)
-        out.samples += [
-            Sample(NODE_IN_FLIGHT.name, (node,), count),
-            Sample(NODE_RATIO.name, (node,), count / node_limit),
-        ]
+    out.samples += _node_samples(state, by_node, node_limit)
 
     # The queue stalls when its head waits past the threshold and nothing finishes meanwhile.
     threshold = config.thresholds.migration_queue_stall_minutes * 60.0

@@ -8,8 +8,7 @@ LiveMigrate, and KubeVirt's LiveMigratable condition names one reason only).
 from __future__ import annotations
 
 from ...config import Config
-from ...domain.incremental import per_value
-from ...domain.readiness import REASONS, Verdict, readiness
+from ...domain.readiness import NO_PART, REASONS, Part, Verdict, assembled, readiness
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample
 from ...store import ClusterState
 
@@ -55,20 +54,11 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     judged = readiness(state, config)
 
     # Kept per verdict: only the VMs whose verdict was judged again are reported again.
-    reports = per_value(state, f"{SPEC.id} reports", judged.verdicts, _report)
-    per_reason = dict.fromkeys(REASONS, 0)
-    blocked = 0
-    for found in reports.values():
-        if found is None:
-            continue
-        blocked += 1
-        samples, finding = found
-        for s in samples:
-            per_reason[s.labels[2]] += 1
-        out.samples += samples
-        out.findings.append(finding)
-    out.samples.append(Sample(BLOCKED_VMS.name, (), blocked))
-    out.samples += [Sample(BLOCKED_BY_REASON.name, (r,), n) for r, n in per_reason.items()]
+    reports = assembled(state, f"{SPEC.id} reports", judged.verdicts, _report, judged.since)
+    out.samples += reports.samples
+    out.findings += reports.findings
+    out.samples.append(Sample(BLOCKED_VMS.name, (), reports.totals.get(BLOCKED_COUNT, 0)))
+    out.samples += [Sample(BLOCKED_BY_REASON.name, (r,), reports.totals.get(r, 0)) for r in REASONS]
     in_flight, limit = judged.in_flight, judged.limit
     out.samples += [
         Sample(SLOTS.name, ("in_flight", limit.source), in_flight),
@@ -77,11 +67,14 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     return out
 
 
-def _report(verdict: Verdict) -> tuple[list[Sample], Finding] | None:
-    """A blocked VM's series (one per reason, in REASONS order) and finding; None when its
-    live migration is not blocked."""
+BLOCKED_COUNT = "blocked"  # the count of blocked VMs among the reasons' counts (not a reason)
+
+
+def _report(verdict: Verdict) -> Part:
+    """A blocked VM's series (one per reason, in REASONS order), finding and counts (one
+    per reason, and one blocked VM); nothing when its live migration is not blocked."""
     if not verdict.blocked:
-        return None
+        return NO_PART
     obj = ObjectRef("VirtualMachine", verdict.namespace, verdict.name)
     key = (verdict.namespace, verdict.name)
     samples = [
@@ -96,7 +89,7 @@ def _report(verdict: Verdict) -> tuple[list[Sample], Finding] | None:
         f"live migration blocked by {len(verdict.reasons)} reason(s) (eviction strategy "
         f"{verdict.eviction_strategy}, {verdict.strategy_origin}): {details}",
     )
-    return samples, finding
+    return samples, [finding], {**dict.fromkeys(verdict.reasons, 1), BLOCKED_COUNT: 1}
 
 
 SPEC = CheckSpec(

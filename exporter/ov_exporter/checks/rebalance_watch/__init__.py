@@ -5,15 +5,19 @@ repeatedly, and nodes whose VM allocation ended far above the mean."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
+from bisect import bisect_left, bisect_right, insort
+from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter, itemgetter
+from typing import Mapping
 
 from ...config import Config
-from ...domain.incremental import per_node
 from ...domain.k8s import (
-    active_vmis_by_node,
     capacity,
     cpu_allocation_ratio,
-    in_name_order,
     vm_schedulable_nodes,
     vmi_guest_memory,
     vmi_node,
@@ -32,8 +36,8 @@ from ...domain.migrations import (
     ts,
 )
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, NotApplicable, ObjectRef, Sample, Severity
-from ...records import Node, VirtualMachineInstance, VirtualMachineInstanceMigration
-from ...store import ClusterState
+from ...records import KIND_BY_KEY, Node, VirtualMachineInstance, VirtualMachineInstanceMigration
+from ...store import Changed, ClusterState, uid_of
 
 RESOURCES = ("cpu", "memory")
 SKEW = 60.0  # seconds a migration may end after "now" (clock skew) and still count
@@ -192,20 +196,236 @@ def _memory_request(vmi: VirtualMachineInstance) -> float:
 VMIS = "virtualmachineinstances.kubevirt.io"
 
 
-def _cpu_on(vmi: VirtualMachineInstance, ratio: float) -> tuple[str, float] | None:
-    node = vmi_node(vmi)
-    return (node, _cpu_request(vmi, ratio)) if node else None
-
-
-def _memory_on(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
-    node = vmi_node(vmi)
-    return (node, _memory_request(vmi)) if node else None
-
-
 def _allocatable(node: Node, resource: str) -> float | None:
     alloc = (node.status.allocatable if node.status else None) or {}
     value = alloc.get(resource)
     return float(value) if value is not None and value > 0 else capacity(node, resource)
+
+
+# A finished rebalancing VMIM: (end, namespace, VMIM, start, phase, VMI, cause); sorted by
+# end, then name (unique), so the ones finished by a time are a prefix.
+Finished = tuple[float, str, str, float | None, str, str, str]
+VMIMS = "virtualmachineinstancemigrations.kubevirt.io"
+
+
+@dataclass(frozen=True)
+class _Migrations:
+    """What the VMIMs say whatever the time: kept and brought up to date per changed VMIM."""
+
+    rows: dict[str, tuple[tuple[str, str], Finished | None]]  # uid -> ((cause, phase group), finished)
+    by_cause: dict[tuple[str, str], int]  # (cause, phase group) -> VMIMs, every combination
+    finished: list[Finished]  # the finished rebalancing VMIMs, in Finished order
+
+
+def _row(vmim: VirtualMachineInstanceMigration, table: dict[str, str]) -> tuple[tuple[str, str], Finished | None]:
+    cause, phase = cause_of(vmim, table), phase_of(vmim)
+    start, end = _vmim_times(vmim)
+    done = None
+    if cause in REBALANCING and phase in FINAL_PHASES and end is not None:
+        meta = vmim.metadata
+        done = (end, meta.namespace, meta.name, start, phase, vmim.spec.vmi_name if vmim.spec else "", cause)
+    return (cause, phase_group(phase)), done
+
+
+def _migrations(state: ClusterState, config: Config) -> _Migrations:
+    return state.per_changes(
+        f"{SPEC.id} migrations",
+        (VMIMS,),
+        lambda s: _all_migrations(s, config),
+        lambda s, kept, changed: _migrations_changed(s, config, kept, changed[VMIMS]),
+        (config,),  # the causes read the declared rebalance windows
+    )
+
+
+def _all_migrations(state: ClusterState, config: Config) -> _Migrations:
+    table = causes(state, config)
+    kind = KIND_BY_KEY[VMIMS]
+    rows = {uid_of(kind, vmim): _row(vmim, table) for vmim in state.migrations}
+    by_cause = {(c, p): 0 for c in CAUSES for p in PHASE_GROUPS}
+    for group, _ in rows.values():
+        by_cause[group] += 1
+    return _Migrations(rows, by_cause, sorted(done for _, done in rows.values() if done is not None))
+
+
+def _migrations_changed(
+    state: ClusterState, config: Config, kept: _Migrations, changed: tuple[Changed, ...]
+) -> _Migrations:
+    table = causes(state, config)
+    rows, by_cause, finished = dict(kept.rows), dict(kept.by_cause), list(kept.finished)
+    for c in changed:
+        old = rows.pop(c.uid, None)
+        if old is not None:
+            by_cause[old[0]] -= 1
+            if old[1] is not None:
+                del finished[bisect_left(finished, old[1])]
+        if c.record is not None:
+            row = rows[c.uid] = _row(c.record, table)
+            by_cause[row[0]] += 1
+            if row[1] is not None:
+                insort(finished, row[1])
+    return _Migrations(rows, by_cause, finished)
+
+
+_NAME = attrgetter("metadata.name")
+Members = dict[str, dict[tuple[str, str], tuple[float, float]]]  # node -> active VMI -> its (CPU, memory) requests
+
+
+@dataclass(frozen=True)
+class _Nodes:
+    """The per-node part, for every VM-schedulable node (in name order)."""
+
+    members: Members
+    vmis: dict  # the VMIs' index (state.index) the members were taken from
+    rows: dict[str, tuple[tuple, list[Sample], float | None, float | None]]  # node -> (inputs, series, CPU, memory)
+    samples: list[Sample]  # their series
+    allocation: dict[str, dict[str, float]]  # resource -> node -> allocation ratio (resources with a node)
+    means: dict[str, float]
+    summary: dict[str, list[Sample]]  # resource -> its mean and spread series
+
+
+def _nodes(state: ClusterState, ratio: float) -> _Nodes:
+    """Kept while the nodes and VMIs do not change; after a change a node's series are
+    made again only when its record, VMIs or requests changed."""
+    return state.per_changes(
+        f"{SPEC.id} nodes",
+        ("nodes", VMIS),
+        lambda s: _node_part(s, _members(s, ratio), None),
+        lambda s, kept, changed: _nodes_changed(s, ratio, kept, changed),
+        (ratio,),
+    )
+
+
+def _members(state: ClusterState, ratio: float) -> Members:
+    members: Members = {}
+    for vmi in state.vmis:
+        node = vmi_node(vmi)
+        if node:
+            members.setdefault(node, {})[(vmi.metadata.namespace, vmi.metadata.name)] = _requests(vmi, ratio)
+    return members
+
+
+def _requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
+    return _cpu_request(vmi, ratio), _memory_request(vmi)
+
+
+def _inputs(node: Node, there: dict | None) -> tuple:
+    """What a node's series read: the node, its active VMIs and the exact sums of their requests."""
+    if not there:
+        return node, 0, 0.0, 0.0
+    return node, len(there), math.fsum(r[0] for r in there.values()), math.fsum(r[1] for r in there.values())
+
+
+def _node_part(state: ClusterState, members: Members, kept: _Nodes | None) -> _Nodes:
+    """Every VM-schedulable node's row; the sums of a node whose members are the kept ones
+    are the kept sums, and a row whose inputs are the kept ones is the kept row."""
+    rows = {}
+    for node in sorted_vm_nodes(state):
+        name = node.metadata.name
+        there = members.get(name)
+        row = kept.rows.get(name) if kept is not None else None
+        if row is None:
+            rows[name] = _node_row(_inputs(node, there))
+        elif row[0][0] is node and kept.members.get(name) is there:  # type: ignore[union-attr]
+            rows[name] = row
+        else:
+            inputs = (node, *row[0][1:]) if kept.members.get(name) is there else _inputs(node, there)  # type: ignore[union-attr]
+            rows[name] = row if row[0] == inputs else _node_row(inputs)
+    return _put_together(state, members, rows)
+
+
+def _nodes_changed(
+    state: ClusterState, ratio: float, kept: _Nodes, changed: Mapping[str, tuple[Changed, ...]]
+) -> _Nodes:
+    """`kept` after `changed`: the members moved per changed VMI (where it was: the kept
+    VMIs' index), the rows of the nodes they concern made again."""
+    members, touched = kept.members, set()
+    if VMIS in changed:
+        members = dict(members)
+        copied: set[str] = set()
+        for key in {(c.namespace, c.name) for c in changed[VMIS]}:
+            before, after = kept.vmis.get(key), state.get(VMIS, *key)
+            moves = (
+                (vmi_node(before) if before is not None else "", None),
+                (vmi_node(after) if after is not None else "", after),
+            )
+            for node, vmi in moves:
+                if not node:
+                    continue
+                if node not in copied:
+                    members[node] = dict(members.get(node, {}))
+                    copied.add(node)
+                if vmi is None:
+                    members[node].pop(key, None)
+                else:
+                    members[node][key] = _requests(vmi, ratio)
+                touched.add(node)
+        for node in copied:
+            if not members[node]:
+                del members[node]
+    nodes = None  # name -> record, when a node changed
+    if "nodes" in changed:
+        sorted_nodes = sorted_vm_nodes(state)
+        if list(map(_NAME, sorted_nodes)) != list(kept.rows):  # VM-schedulable nodes came or went
+            return _node_part(state, members, kept)
+        nodes = dict(zip(kept.rows, sorted_nodes))
+        touched.update(c.name for c in changed["nodes"])
+    rows = {}
+    for name in touched:
+        row = kept.rows.get(name)
+        if row is not None:  # a VM-schedulable node
+            inputs = _inputs(nodes[name] if nodes is not None else row[0][0], members.get(name))
+            if inputs != row[0]:
+                rows[name] = _node_row(inputs)
+    if not rows:
+        return dataclasses.replace(kept, members=members, vmis=state.index(VMIS))
+    allocation = dict(kept.allocation)
+    for i, resource in enumerate(RESOURCES):
+        before = allocation.get(resource, {})
+        if any((before.get(name) is None) != (row[2 + i] is None) for name, row in rows.items()):
+            return _put_together(state, members, {**kept.rows, **rows})  # a node's allocatable came or went
+        allocation[resource] = {**before, **{name: row[2 + i] for name, row in rows.items() if row[2 + i] is not None}}
+    return _put_together(state, members, {**kept.rows, **rows}, allocation)
+
+
+def _put_together(state: ClusterState, members: Members, rows: dict, allocation: dict | None = None) -> _Nodes:
+    if allocation is None:
+        allocation = {
+            "cpu": {name: row[2] for name, row in rows.items() if row[2] is not None},
+            "memory": {name: row[3] for name, row in rows.items() if row[3] is not None},
+        }
+    allocation = {resource: values for resource, values in allocation.items() if values}
+    means = {resource: sum(values.values()) / len(values) for resource, values in allocation.items()}
+    summary = {
+        resource: [
+            Sample(MEAN.name, (resource,), means[resource]),
+            Sample(SPREAD.name, (resource,), max(values.values()) - min(values.values())),
+        ]
+        for resource, values in allocation.items()
+    }
+    samples = list(chain.from_iterable(map(itemgetter(1), rows.values())))
+    return _Nodes(members, state.index(VMIS), rows, samples, allocation, means, summary)
+
+
+def _node_row(inputs: tuple) -> tuple[tuple, list[Sample], float | None, float | None]:
+    node, count, *requested = inputs
+    name = node.metadata.name
+    samples = [Sample(NODE_VMS.name, (name,), count)]
+    values: list[float | None] = []
+    for resource, total in zip(RESOURCES, requested):
+        alloc = _allocatable(node, resource)
+        value = None if alloc is None else total / alloc
+        values.append(value)
+        if value is not None:
+            samples.append(Sample(NODE_ALLOC.name, (name, resource), value))
+    return inputs, samples, values[0], values[1]
+
+
+def sorted_vm_nodes(state: ClusterState) -> list[Node]:
+    return state.per_kinds(
+        "VM-schedulable nodes in name order",
+        ("nodes",),
+        lambda s: sorted(vm_schedulable_nodes(s), key=lambda n: n.metadata.name),
+    )
 
 
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
@@ -214,33 +434,15 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out = CheckOutput()
     window = config.rebalance_watch_window * 3600.0
     now = state.now if state.now is not None else time.time()
-    table = causes(state, config)
-    vmis = state.index("virtualmachineinstances.kubevirt.io")
+    migrations = _migrations(state, config)
+    out.samples += [Sample(BY_CAUSE.name, key, n) for key, n in migrations.by_cause.items()]
 
-    by_cause = {(c, p): 0 for c in CAUSES for p in PHASE_GROUPS}
-    # Finished rebalancing migrations up to now: (end, start, phase, namespace, vmim, vmi, cause).
-    finished: list[tuple[float, float | None, str, str, str, str, str]] = []
-    for vmim in in_name_order(state, "virtualmachineinstancemigrations.kubevirt.io"):
-        cause, phase = cause_of(vmim, table), phase_of(vmim)
-        by_cause[(cause, phase_group(phase))] += 1
-        start, end = _vmim_times(vmim)
-        if cause in REBALANCING and phase in FINAL_PHASES and end is not None and end <= now + SKEW:
-            finished.append(
-                (
-                    end,
-                    start,
-                    phase,
-                    vmim.metadata.namespace,
-                    vmim.metadata.name,
-                    vmim.spec.vmi_name if vmim.spec else "",
-                    cause,
-                )
-            )
-    out.samples += [Sample(BY_CAUSE.name, key, n) for key, n in by_cause.items()]
-
+    # Finished rebalancing migrations up to now, by end.
+    finished = migrations.finished
+    up_to = bisect_right(finished, now + SKEW, key=itemgetter(0))
     # The watch opens at the end of each rebalancing migration and of each declared window.
-    last = max((f[0] for f in finished), default=None)
-    anchors = [f[0] for f in finished]
+    last = finished[up_to - 1][0] if up_to else None
+    anchors = [] if last is None else [last]  # the latest end opens the longest watch
     anchors += [min(w.end.timestamp(), now) for w in config.rebalance_windows if w.start.timestamp() <= now]
     active = any(now - a <= window for a in anchors)
     out.samples += [
@@ -252,21 +454,26 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     if last is not None:
         out.samples.append(Sample(LAST.name, (), last))
 
-    wave = [f for f in finished if active and now - f[0] <= window]
-    starts = [f[1] for f in wave if f[1] is not None]
+    # The wave: those that ended inside the window (the latest ones), in name order.
+    since = up_to
+    while active and since > 0 and now - finished[since - 1][0] <= window:
+        since -= 1
+    wave = sorted(finished[since:up_to], key=itemgetter(1, 2))
+    starts = [f[3] for f in wave if f[3] is not None]
     if starts:
         out.samples.append(Sample(START.name, (), min(starts)))
     out.samples += [
-        Sample(SUCCEEDED.name, (), sum(1 for f in wave if f[2] == "Succeeded")),
-        Sample(FAILED.name, (), sum(1 for f in wave if f[2] == "Failed")),
+        Sample(SUCCEEDED.name, (), sum(1 for f in wave if f[4] == "Succeeded")),
+        Sample(FAILED.name, (), sum(1 for f in wave if f[4] == "Failed")),
     ]
     hours = config.rebalance_watch_window
+    vmis = state.index(VMIS) if wave else {}
 
     def node_of(ns: str, vmi_name: str) -> str:
         vmi = vmis.get((ns, vmi_name))
         return vmi_node(vmi) or "" if vmi is not None else ""
 
-    for end, _, phase, ns, name, vmi_name, cause in wave:
+    for end, ns, name, _, phase, vmi_name, cause in wave:
         if phase == "Failed":
             obj = ObjectRef("VirtualMachineInstanceMigration", ns, name)
             out.samples.append(Sample(FAILED_VMIM.name, (ns, name, vmi_name, cause, node_of(ns, vmi_name)), 1, obj))
@@ -280,7 +487,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
                 )
             )
     per_vmi: dict[tuple[str, str], list[tuple[float, str]]] = {}
-    for end, _, _, ns, _, vmi_name, cause in wave:
+    for end, ns, _, _, _, vmi_name, cause in wave:
         per_vmi.setdefault((ns, vmi_name), []).append((end, cause))
     for (ns, vmi_name), moves in sorted(per_vmi.items()):
         if len(moves) > 1:
@@ -299,34 +506,13 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             )
 
     # Per-node VM allocation, before and after: dashboards compare it across the window.
-    ratio = float(cpu_allocation_ratio(state).value or 10)
-    # Per node, kept and brought up to date per changed VMI (domain.incremental); exact sums.
-    count = {node: len(there) for node, there in active_vmis_by_node(state).items()}
-    requested = {
-        "cpu": per_node(state, f"{SPEC.id} CPU at ratio {ratio}", VMIS, lambda vmi: _cpu_on(vmi, ratio)),
-        "memory": per_node(state, f"{SPEC.id} memory", VMIS, _memory_on),
-    }
-    allocation: dict[str, dict[str, float]] = {r: {} for r in RESOURCES}
-    for node in sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name):
-        name = node.metadata.name
-        out.samples.append(Sample(NODE_VMS.name, (name,), count.get(name, 0)))
-        for resource in RESOURCES:
-            alloc = _allocatable(node, resource)
-            if alloc is None:
-                continue
-            value = requested[resource].get(name, 0.0) / alloc
-            allocation[resource][name] = value
-            out.samples.append(Sample(NODE_ALLOC.name, (name, resource), value))
-    for resource, values in allocation.items():
-        if not values:
-            continue
-        mean = sum(values.values()) / len(values)
-        out.samples += [
-            Sample(MEAN.name, (resource,), mean),
-            Sample(SPREAD.name, (resource,), max(values.values()) - min(values.values())),
-        ]
+    nodes = _nodes(state, float(cpu_allocation_ratio(state).value or 10))
+    out.samples += nodes.samples
+    for resource, values in nodes.allocation.items():
+        out.samples += nodes.summary[resource]
         if not active:
             continue
+        mean = nodes.means[resource]
         for name, value in sorted(values.items()):
             if value - mean > config.thresholds.node_above_mean:
                 out.samples.append(Sample(ABOVE.name, (name, resource), value - mean))

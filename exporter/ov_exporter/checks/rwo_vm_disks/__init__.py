@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from ...config import Config
-from ...domain.incremental import per_object_of_kind, same_name
+from ...domain.incremental import same_name
 from ...domain.k8s import (
     LIVE_MIGRATING_STRATEGIES,
     Setting,
-    cluster_eviction_strategy,
     ref,
     vm_node,
     vm_template_spec,
 )
+from ...domain.readiness import NO_PART, Part, eviction_default, per_object_parts
 from ...domain.storage import DATA_VOLUMES, FALLBACK_KINDS, PVCS, VMIS, VMS, all_vm_disks, vm_disks
 from ...model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...records import VirtualMachine
@@ -32,16 +32,17 @@ DISKS = Family(
 
 
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
-    default_strategy = cluster_eviction_strategy(state)
+    default_strategy = eviction_default(state)
 
-    def judge(vm: VirtualMachine) -> tuple[list[Sample], list[Finding]]:
+    def judge(vm: VirtualMachine) -> Part:
         if vm_template_spec(vm) is None:
-            return [], []
+            return NO_PART
         disks, node = vm_disks(state, vm), vm_node(state, vm)
         return state.per_object(SPEC.id, vm, _judge, disks, default_strategy, node)
 
     claimants = _claimants
-    judged = per_object_of_kind(
+    # Judged per VM and put together, kept: only the VMs judged again are put in again.
+    judged = per_object_parts(
         state,
         SPEC.id,
         VMS,
@@ -56,13 +57,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         },
         (default_strategy,),
     )
-    out = CheckOutput()
-    for samples, findings in judged.values():
-        if samples:
-            out.samples += samples
-        if findings:
-            out.findings += findings
-    return out
+    return CheckOutput(list(judged.findings), list(judged.samples))
 
 
 def _claimants(state: ClusterState, changed: Changed) -> list[tuple[str, str]]:
@@ -75,9 +70,7 @@ def _nothing(state: ClusterState, changed: Changed) -> tuple:
     return ()
 
 
-def _judge(
-    vm: VirtualMachine, disks: tuple[list[str], list[str]], default_strategy: Setting, node: str
-) -> tuple[list[Sample], list[Finding]]:
+def _judge(vm: VirtualMachine, disks: tuple[list[str], list[str]], default_strategy: Setting, node: str) -> Part:
     """One VM's series and findings (kept per VM, its disks' verdict, the cluster's default
     eviction strategy and its node: state.per_object)."""
     samples: list[Sample] = []
@@ -122,7 +115,7 @@ def _judge(
                 f"DataVolume or StorageProfile found",
             )
         )
-    return samples, findings
+    return samples, findings, {}
 
 
 SPEC = CheckSpec(

@@ -4,23 +4,23 @@ topology spread rules; VMs pinned to one node; VMIs the scheduler cannot place."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ...config import Config
-from ...domain.incremental import members, per_object_of_kind, same_name
+from ...domain.incremental import members, same_name
 from ...domain.k8s import (
     Setting,
-    cluster_eviction_strategy,
     labels,
     ref,
     vm_node,
     vm_schedulable_nodes,
     vm_template_spec,
 )
+from ...domain.readiness import NO_PART, Part, eviction_default, per_object_parts
 from ...domain.selectors import node_term_matches, tolerates
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
-from ...records import Node, VirtualMachine, VirtualMachineInstance
-from ...store import ClusterState
+from ...records import KIND_BY_KEY, Node, VirtualMachine, VirtualMachineInstance
+from ...store import Changed, ClusterState, uid_of
 
 PENDING_PHASES = ("Pending", "Scheduling")
 HOSTNAME = "kubernetes.io/hostname"
@@ -204,9 +204,10 @@ def _pod_scheduled(vmi: VirtualMachineInstance) -> Any | None:
 
 def _judge_vms(state: ClusterState, limit: int) -> tuple[list[Sample], list[Finding], int]:
     """The VMs' series, findings and how many are pinned to one node: judged per VM and
-    kept; after a change only the changed VMs, the VMs of changed VMIs and, when a node
-    changed, the VMs whose constraints restrict their nodes are judged again."""
-    default_strategy = cluster_eviction_strategy(state)
+    kept, put together and kept; after a change only the changed VMs, the VMs of changed
+    VMIs and, when a node changed, the VMs whose constraints restrict their nodes are judged
+    again (and put in again)."""
+    default_strategy = eviction_default(state)
     found: dict[str, list[Node]] = {}
 
     def nodes() -> list[Node]:
@@ -214,24 +215,52 @@ def _judge_vms(state: ClusterState, limit: int) -> tuple[list[Sample], list[Find
             found["nodes"] = sorted(vm_schedulable_nodes(state), key=lambda n: n.metadata.name)
         return found["nodes"]
 
+    def judge(vm: VirtualMachine) -> Part:
+        judgement = _judge_vm(state, vm, limit, default_strategy, nodes)
+        return NO_PART if judgement is None else (judgement[0], judgement[1], {PINNED: judgement[2]})
+
     restricting = members(state, "scheduling_constraints restricting VMs", VMS, _restricting)
-    judged = per_object_of_kind(
+    judged = per_object_parts(
         state,
         "scheduling_constraints VMs",
         VMS,
-        lambda vm: _judge_vm(state, vm, limit, default_strategy, nodes),
+        judge,
         {VMIS: same_name, "nodes": lambda s, changed: restricting},
         (limit, default_strategy),
     )
-    samples: list[Sample] = []
-    findings: list[Finding] = []
-    pinned_count = 0
-    for judgement in judged.values():
-        if judgement is not None:
-            samples += judgement[0]
-            findings += judgement[1]
-            pinned_count += judgement[2]
-    return samples, findings, pinned_count
+    return list(judged.samples), list(judged.findings), judged.totals.get(PINNED, 0)
+
+
+PINNED = "pinned"
+
+
+def _pending(state: ClusterState) -> dict[str, VirtualMachineInstance]:
+    """uid -> the VMIs in a pending phase, in the VMIs' order; kept and brought up to date
+    per changed VMI."""
+    return state.per_changes("scheduling_constraints pending VMIs", (VMIS,), _all_pending, _pending_changed)
+
+
+def _is_pending(vmi: VirtualMachineInstance) -> bool:
+    return vmi.status is not None and vmi.status.phase in PENDING_PHASES
+
+
+def _all_pending(state: ClusterState) -> dict[str, VirtualMachineInstance]:
+    kind = KIND_BY_KEY[VMIS]
+    return {uid_of(kind, vmi): vmi for vmi in state.vmis if _is_pending(vmi)}
+
+
+def _pending_changed(
+    state: ClusterState, kept: dict[str, VirtualMachineInstance], changed: Mapping[str, tuple[Changed, ...]]
+) -> dict[str, VirtualMachineInstance]:
+    out = dict(kept)
+    for c in changed[VMIS]:
+        if c.record is not None and _is_pending(c.record):
+            if c.uid not in out:
+                return _all_pending(state)  # it came or became pending: its place in the order is the state's
+            out[c.uid] = c.record
+        else:
+            out.pop(c.uid, None)
+    return out
 
 
 def _restricting(vm: VirtualMachine) -> bool:
@@ -329,10 +358,8 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     out.findings += findings
 
     unschedulable = 0
-    for vmi in state.vmis:
+    for vmi in _pending(state).values():
         status = vmi.status
-        if status is None or status.phase not in PENDING_PHASES:
-            continue
         since = _phase_since(status)
         key = (vmi.metadata.namespace, vmi.metadata.name, status.phase, "")
         obj = ref("VirtualMachineInstance", vmi)
