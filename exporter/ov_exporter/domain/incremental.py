@@ -1,15 +1,18 @@
 """Results about every object of one kind, brought up to date after a change by judging
-again only the objects the change concerns (ClusterState.per_changes)."""
+again only the objects the change concerns (ClusterState.per_changes), and checks' outputs
+put together from such results and patched where they change (`assembled`, `tabled`,
+`joined`)."""
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
-from itertools import chain
-from operator import itemgetter
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from dataclasses import dataclass, field
+from itertools import accumulate, chain, compress
+from operator import is_not, itemgetter
+from typing import Any, Callable, Collection, Hashable, Iterable, Mapping, Sequence, TypeVar
 
+from ..model import Finding, Sample
 from ..records import KIND_BY_KEY
 from ..store import Changed, ClusterState, uid_of
 
@@ -71,26 +74,6 @@ def per_object_of_kind(
         return judged
 
     return state.per_changes(name, kinds, compute, update, inputs)
-
-
-def per_value(state: ClusterState, name: str, source: Mapping[K, V], derive: Callable[[V], W]) -> dict[K, W]:
-    """key -> `derive(value)` for every entry of `source` (e.g. per_object_of_kind's
-    result), in its order, kept across evaluations: `derive` runs again only for the values
-    that are not the very objects it last ran on. `derive` reads its value and nothing else."""
-    memo = state.object_memo
-    kept = memo.kinds_kept(name)
-    if not state.generations or kept is None:
-        before: Mapping[K, V] = {}
-        derived: Mapping[K, W] = {}
-    else:
-        before, derived = kept[1]
-        if before is source:
-            return derived  # type: ignore[return-value]
-    missing = object()
-    out = {k: (derived[k] if before.get(k, missing) is v else derive(v)) for k, v in source.items()}
-    if state.generations:
-        memo.keep_kinds(name, (), (source, out))
-    return out
 
 
 def members(state: ClusterState, name: str, key: str, test: Callable[[Any], bool]) -> frozenset[tuple[str, str]]:
@@ -382,3 +365,158 @@ def _add(partials: list[float] | None, x: float) -> None:
 
 def _name(record: Any) -> tuple[str, str]:
     return record.metadata.namespace, record.metadata.name
+
+
+# ---------------------------------------------------------------- joined parts
+# A check's output as per-object parts in the order of their source (the store's order of
+# the kind, or of a derived mapping), with integer counts; patched in place where parts
+# change. (`assembled` above: in name order, with exact float sums.)
+
+# One object's share of a check's output: its series, its findings and what it adds to
+# the check's counts (count name -> amount).
+Part = tuple[Sequence[Sample], Sequence[Finding], Mapping[str, int]]
+NO_PART: Part = ((), (), {})
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A check's per-object parts and their concatenation (see `joined`)."""
+
+    source: Mapping | None  # key -> what the parts were derived from (joined)
+    parts: dict[Hashable, Part]  # in the objects' order
+    samples: list[Sample]  # every part's series, in that order
+    findings: list[Finding]
+    totals: dict[str, int]  # count name -> the sum over the parts
+    # Where each part's series and findings start in the lists: key -> position in
+    # `parts`, then the running sums of the parts' lengths.
+    index: dict[Hashable, int] = field(compare=False)
+    sample_at: list[int] = field(compare=False)
+    finding_at: list[int] = field(compare=False)
+
+
+def joined(
+    state: ClusterState,
+    name: str,
+    source: Mapping,
+    derive: Callable[[Any], Part],
+    since: tuple[Mapping, Collection] | None = None,
+) -> Joined:
+    """The parts `derive(value)` of every entry of `source` (e.g. a verdict per VM, in
+    the VMs' order) and their series, findings and counts put together, kept across
+    evaluations: `derive` runs again only for the values that are not the very objects it
+    last ran on, and the lists are patched where those parts changed. `since`: an earlier
+    source and the keys whose values may differ from it (gone ones included), every other
+    key of `source` having the very value it had there, in the same order; without it the
+    values are compared one by one. `derive` reads its value and nothing else; a part equal
+    to the kept one stays that very part, so that its series stay the same objects for the
+    runner."""
+    memo = state.object_memo
+    kept = memo.kinds_kept(name) if state.generations else None
+    if kept is None:
+        out = _join(source, {k: derive(v) for k, v in source.items()})
+    elif kept[1].source is source:
+        return kept[1]
+    elif since is not None and since[0] is kept[1].source:
+        keys = since[1]
+        new = {k: derive(source[k]) for k in keys if k in source}
+        out = _patched(kept[1], source, new, [k for k in keys if k not in source])
+    else:
+        out = _rejoined(kept[1], source, derive)
+    if state.generations:
+        memo.keep_kinds(name, (), out)
+    return out
+
+
+def per_object_joined(
+    state: ClusterState,
+    name: str,
+    key: str,
+    judge: Callable[[Any], Part],
+    reads: Mapping[str, Callable[[ClusterState, Changed], Iterable[tuple[str, str]]] | None],
+    inputs: tuple = (),
+) -> Joined:
+    """`judge(record)` for every object of kind `key`, put together as `joined` does
+    (keyed by uid, in the state's order of the kind), kept and brought up to date as
+    incremental.per_object_of_kind does: after a change, only the changed objects of `key`
+    and the ones `reads` says the changed objects of other kinds concern (None: all) are
+    judged again, everything when `inputs` differ."""
+    kind = KIND_BY_KEY[key]
+
+    def compute(s: ClusterState) -> Joined:
+        return _join(None, {uid_of(kind, r): judge(r) for r in s.of(key)})
+
+    def update(s: ClusterState, kept: Joined, changed: Mapping[str, tuple[Changed, ...]]) -> Joined:
+        if any(reads[k] is None for k in changed if k != key):
+            return compute(s)
+        own = changed.get(key, ())
+        again: dict[str, Any] = {c.uid: c.record for c in own if c.record is not None}
+        for other, objects in changed.items():
+            if other != key:
+                for c in objects:
+                    for where in reads[other](s, c):  # type: ignore[misc]
+                        record = s.get(key, *where)
+                        if record is not None:
+                            again.setdefault(uid_of(kind, record), record)
+        new = {uid: judge(record) for uid, record in again.items()}
+        return _patched(kept, None, new, [c.uid for c in own if c.record is None])
+
+    return state.per_changes(name, (key, *reads), compute, update, inputs)
+
+
+def _join(source: Mapping | None, parts: dict[Hashable, Part], totals: dict[str, int] | None = None) -> Joined:
+    if totals is None:
+        totals = {}
+        for counts in map(itemgetter(2), parts.values()):
+            for count, n in counts.items():
+                totals[count] = totals.get(count, 0) + n
+    samples = list(chain.from_iterable(map(itemgetter(0), parts.values())))
+    findings = list(chain.from_iterable(map(itemgetter(1), parts.values())))
+    index = dict(zip(parts, range(len(parts))))
+    sample_at = list(accumulate(map(len, map(itemgetter(0), parts.values())), initial=0))
+    finding_at = list(accumulate(map(len, map(itemgetter(1), parts.values())), initial=0))
+    return Joined(source, parts, samples, findings, totals, index, sample_at, finding_at)
+
+
+def _rejoined(kept: Joined, source: Mapping, derive: Callable[[Any], Part]) -> Joined:
+    """`kept` brought up to `source` by comparing their values one by one."""
+    before = kept.source or {}
+    if len(before) != len(source) or list(before) != list(source):  # objects came or went
+        parts = {k: kept.parts[k] if before.get(k, _MISSING) is v else derive(v) for k, v in source.items()}
+        return _join(source, parts)
+    new = {k: derive(source[k]) for k in compress(source, map(is_not, source.values(), before.values()))}
+    return _patched(kept, source, new)
+
+
+def _patched(kept: Joined, source: Mapping | None, new: dict[Hashable, Part], gone: Iterable = ()) -> Joined:
+    """`kept` without the parts of the keys `gone` (first), with the parts `new`: in place
+    for the keys it has, at the end for the others (as the store orders objects that came,
+    or came back)."""
+    gone = [k for k in gone if k in kept.parts]
+    new = {k: p for k, p in new.items() if k in gone or kept.parts.get(k, _MISSING) != p}
+    if not new and not gone:
+        return Joined(
+            source, kept.parts, kept.samples, kept.findings, kept.totals, kept.index, kept.sample_at, kept.finding_at
+        )
+    totals = dict(kept.totals)
+    for key in (*gone, *(k for k in new if k not in gone and k in kept.parts)):
+        for count, n in kept.parts[key][2].items():
+            totals[count] -= n
+    for part in new.values():
+        for count, n in part[2].items():
+            totals[count] = totals.get(count, 0) + n
+    parts = dict(kept.parts)
+    if gone or any(k not in parts for k in new):  # the order changed
+        for key in gone:
+            del parts[key]
+        parts.update(new)
+        return _join(source, parts, totals)
+    parts.update(new)
+    samples, findings = list(kept.samples), list(kept.findings)
+    sample_at, finding_at = kept.sample_at, kept.finding_at
+    for key, part in new.items():
+        i = kept.index[key]
+        if sample_at[i + 1] - sample_at[i] != len(part[0]) or finding_at[i + 1] - finding_at[i] != len(part[1]):
+            return _join(source, parts, totals)  # a part grew or shrank: every later one moved
+        samples[sample_at[i] : sample_at[i + 1]] = part[0]
+        findings[finding_at[i] : finding_at[i + 1]] = part[1]
+    return Joined(source, parts, samples, findings, totals, kept.index, sample_at, finding_at)

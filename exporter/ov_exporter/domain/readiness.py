@@ -4,14 +4,12 @@ blocks its live migration right now, under every eviction strategy."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import accumulate, chain, compress
-from operator import is_not, itemgetter
-from typing import Any, Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Mapping
 
 from ..config import Config
-from ..model import Finding, Sample, Severity
-from ..records import KIND_BY_KEY, Node, VirtualMachine, VirtualMachineInstance
-from ..store import Changed, ClusterState, uid_of
+from ..model import Severity
+from ..records import Node, VirtualMachine, VirtualMachineInstance
+from ..store import Changed, ClusterState
 from . import placement
 from .k8s import (
     Setting,
@@ -289,7 +287,7 @@ def _context(state: ClusterState) -> tuple:
 def _judge_all(state: ClusterState, config: Config, kept: _Verdicts | None) -> _Verdicts:
     """Every VM judged (the runtime part of each computed again); a verdict equal to the
     kept one is that very object, so that what checks derive from it can be kept with it
-    (domain.incremental.per_value)."""
+    (domain.incremental.joined)."""
     context, rooms = _context(state), placement.targets(state, config)
     parts, verdicts = {}, {}
     previous = kept.verdicts if kept is not None else {}
@@ -492,157 +490,3 @@ def _verdict(vm: VirtualMachine, part: _Runtime, rwo: list[str]) -> Verdict:
         part.running,
         part.series_node,
     )
-
-
-# ---------------------------------------------------------------- assembled output
-# (generic: they could move to domain/incremental.py)
-
-# One object's share of a check's output: its series, its findings and what it adds to
-# the check's counts (count name -> amount).
-Part = tuple[Sequence[Sample], Sequence[Finding], Mapping[str, int]]
-NO_PART: Part = ((), (), {})
-_MISSING: Any = object()
-
-
-@dataclass(frozen=True)
-class Assembled:
-    """A check's per-object parts and their concatenation (see `assembled`)."""
-
-    source: Mapping | None  # key -> what the parts were derived from (assembled)
-    parts: dict[Hashable, Part]  # in the objects' order
-    samples: list[Sample]  # every part's series, in that order
-    findings: list[Finding]
-    totals: dict[str, int]  # count name -> the sum over the parts
-    # Where each part's series and findings start in the lists: key -> position in
-    # `parts`, then the running sums of the parts' lengths.
-    index: dict[Hashable, int] = field(compare=False)
-    sample_at: list[int] = field(compare=False)
-    finding_at: list[int] = field(compare=False)
-
-
-def assembled(
-    state: ClusterState,
-    name: str,
-    source: Mapping,
-    derive: Callable[[Any], Part],
-    since: tuple[Mapping, Collection] | None = None,
-) -> Assembled:
-    """The parts `derive(value)` of every entry of `source` (e.g. a verdict per VM, in
-    the VMs' order) and their series, findings and counts put together, kept across
-    evaluations: `derive` runs again only for the values that are not the very objects it
-    last ran on, and the lists are patched where those parts changed. `since`: an earlier
-    source and the keys whose values may differ from it (gone ones included), every other
-    key of `source` having the very value it had there, in the same order; without it the
-    values are compared one by one. `derive` reads its value and nothing else; a part equal
-    to the kept one stays that very part, so that its series stay the same objects for the
-    runner."""
-    memo = state.object_memo
-    kept = memo.kinds_kept(name) if state.generations else None
-    if kept is None:
-        out = _assemble(source, {k: derive(v) for k, v in source.items()})
-    elif kept[1].source is source:
-        return kept[1]
-    elif since is not None and since[0] is kept[1].source:
-        keys = since[1]
-        new = {k: derive(source[k]) for k in keys if k in source}
-        out = _patched(kept[1], source, new, [k for k in keys if k not in source])
-    else:
-        out = _reassembled(kept[1], source, derive)
-    if state.generations:
-        memo.keep_kinds(name, (), out)
-    return out
-
-
-def per_object_parts(
-    state: ClusterState,
-    name: str,
-    key: str,
-    judge: Callable[[Any], Part],
-    reads: Mapping[str, Callable[[ClusterState, Changed], Iterable[tuple[str, str]]] | None],
-    inputs: tuple = (),
-) -> Assembled:
-    """`judge(record)` for every object of kind `key`, put together as `assembled` does
-    (keyed by uid, in the state's order of the kind), kept and brought up to date as
-    incremental.per_object_of_kind does: after a change, only the changed objects of `key`
-    and the ones `reads` says the changed objects of other kinds concern (None: all) are
-    judged again, everything when `inputs` differ."""
-    kind = KIND_BY_KEY[key]
-
-    def compute(s: ClusterState) -> Assembled:
-        return _assemble(None, {uid_of(kind, r): judge(r) for r in s.of(key)})
-
-    def update(s: ClusterState, kept: Assembled, changed: Mapping[str, tuple[Changed, ...]]) -> Assembled:
-        if any(reads[k] is None for k in changed if k != key):
-            return compute(s)
-        own = changed.get(key, ())
-        again: dict[str, Any] = {c.uid: c.record for c in own if c.record is not None}
-        for other, objects in changed.items():
-            if other != key:
-                for c in objects:
-                    for where in reads[other](s, c):  # type: ignore[misc]
-                        record = s.get(key, *where)
-                        if record is not None:
-                            again.setdefault(uid_of(kind, record), record)
-        new = {uid: judge(record) for uid, record in again.items()}
-        return _patched(kept, None, new, [c.uid for c in own if c.record is None])
-
-    return state.per_changes(name, (key, *reads), compute, update, inputs)
-
-
-def _assemble(source: Mapping | None, parts: dict[Hashable, Part], totals: dict[str, int] | None = None) -> Assembled:
-    if totals is None:
-        totals = {}
-        for counts in map(itemgetter(2), parts.values()):
-            for count, n in counts.items():
-                totals[count] = totals.get(count, 0) + n
-    samples = list(chain.from_iterable(map(itemgetter(0), parts.values())))
-    findings = list(chain.from_iterable(map(itemgetter(1), parts.values())))
-    index = dict(zip(parts, range(len(parts))))
-    sample_at = list(accumulate(map(len, map(itemgetter(0), parts.values())), initial=0))
-    finding_at = list(accumulate(map(len, map(itemgetter(1), parts.values())), initial=0))
-    return Assembled(source, parts, samples, findings, totals, index, sample_at, finding_at)
-
-
-def _reassembled(kept: Assembled, source: Mapping, derive: Callable[[Any], Part]) -> Assembled:
-    """`kept` brought up to `source` by comparing their values one by one."""
-    before = kept.source or {}
-    if len(before) != len(source) or list(before) != list(source):  # objects came or went
-        parts = {k: kept.parts[k] if before.get(k, _MISSING) is v else derive(v) for k, v in source.items()}
-        return _assemble(source, parts)
-    new = {k: derive(source[k]) for k in compress(source, map(is_not, source.values(), before.values()))}
-    return _patched(kept, source, new)
-
-
-def _patched(kept: Assembled, source: Mapping | None, new: dict[Hashable, Part], gone: Iterable = ()) -> Assembled:
-    """`kept` without the parts of the keys `gone` (first), with the parts `new`: in place
-    for the keys it has, at the end for the others (as the store orders objects that came,
-    or came back)."""
-    gone = [k for k in gone if k in kept.parts]
-    new = {k: p for k, p in new.items() if k in gone or kept.parts.get(k, _MISSING) != p}
-    if not new and not gone:
-        return Assembled(
-            source, kept.parts, kept.samples, kept.findings, kept.totals, kept.index, kept.sample_at, kept.finding_at
-        )
-    totals = dict(kept.totals)
-    for key in (*gone, *(k for k in new if k not in gone and k in kept.parts)):
-        for count, n in kept.parts[key][2].items():
-            totals[count] -= n
-    for part in new.values():
-        for count, n in part[2].items():
-            totals[count] = totals.get(count, 0) + n
-    parts = dict(kept.parts)
-    if gone or any(k not in parts for k in new):  # the order changed
-        for key in gone:
-            del parts[key]
-        parts.update(new)
-        return _assemble(source, parts, totals)
-    parts.update(new)
-    samples, findings = list(kept.samples), list(kept.findings)
-    sample_at, finding_at = kept.sample_at, kept.finding_at
-    for key, part in new.items():
-        i = kept.index[key]
-        if sample_at[i + 1] - sample_at[i] != len(part[0]) or finding_at[i + 1] - finding_at[i] != len(part[1]):
-            return _assemble(source, parts, totals)  # a part grew or shrank: every later one moved
-        samples[sample_at[i] : sample_at[i + 1]] = part[0]
-        findings[finding_at[i] : finding_at[i + 1]] = part[1]
-    return Assembled(source, parts, samples, findings, totals, kept.index, sample_at, finding_at)

@@ -8,7 +8,8 @@ LiveMigrate, and KubeVirt's LiveMigratable condition names one reason only).
 from __future__ import annotations
 
 from ...config import Config
-from ...domain.readiness import NO_PART, REASONS, Part, Verdict, assembled, readiness
+from ...domain.incremental import NO_PART, Part, joined
+from ...domain.readiness import REASONS, Verdict, readiness
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, ObjectRef, Sample
 from ...store import ClusterState
 
@@ -54,7 +55,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     judged = readiness(state, config)
 
     # Kept per verdict: only the VMs whose verdict was judged again are reported again.
-    reports = assembled(state, f"{SPEC.id} reports", judged.verdicts, _report, judged.since)
+    reports = joined(state, f"{SPEC.id} reports", judged.verdicts, _report, judged.since)
     out.samples += reports.samples
     out.findings += reports.findings
     out.samples.append(Sample(BLOCKED_VMS.name, (), reports.totals.get(BLOCKED_COUNT, 0)))

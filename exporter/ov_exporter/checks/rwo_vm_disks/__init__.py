@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...config import Config
-from ...domain.incremental import same_name
+from ...domain.incremental import NO_PART, Part, per_object_joined, same_name
 from ...domain.k8s import (
     LIVE_MIGRATING_STRATEGIES,
     Setting,
@@ -11,7 +11,7 @@ from ...domain.k8s import (
     vm_node,
     vm_template_spec,
 )
-from ...domain.readiness import NO_PART, Part, eviction_default, per_object_parts
+from ...domain.readiness import eviction_default
 from ...domain.storage import DATA_VOLUMES, FALLBACK_KINDS, PVCS, VMIS, VMS, all_vm_disks, vm_disks
 from ...model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...records import VirtualMachine
@@ -42,7 +42,7 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
 
     claimants = _claimants
     # Judged per VM and put together, kept: only the VMs judged again are put in again.
-    judged = per_object_parts(
+    judged = per_object_joined(
         state,
         SPEC.id,
         VMS,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ...config import Config
-from ...domain.incremental import members, same_name
+from ...domain.incremental import NO_PART, Part, members, per_object_joined, same_name
 from ...domain.k8s import (
     Setting,
     labels,
@@ -16,7 +16,7 @@ from ...domain.k8s import (
     vm_schedulable_nodes,
     vm_template_spec,
 )
-from ...domain.readiness import NO_PART, Part, eviction_default, per_object_parts
+from ...domain.readiness import eviction_default
 from ...domain.selectors import node_term_matches, tolerates
 from ...model import AlertDecl, CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...records import KIND_BY_KEY, Node, VirtualMachine, VirtualMachineInstance
@@ -220,7 +220,7 @@ def _judge_vms(state: ClusterState, limit: int) -> tuple[list[Sample], list[Find
         return NO_PART if judgement is None else (judgement[0], judgement[1], {PINNED: judgement[2]})
 
     restricting = members(state, "scheduling_constraints restricting VMs", VMS, _restricting)
-    judged = per_object_parts(
+    judged = per_object_joined(
         state,
         "scheduling_constraints VMs",
         VMS,
