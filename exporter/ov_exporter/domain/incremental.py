@@ -16,9 +16,7 @@ from ..model import Finding, Sample
 from ..records import KIND_BY_KEY
 from ..store import Changed, ClusterState, uid_of
 
-K = TypeVar("K")
 V = TypeVar("V")
-W = TypeVar("W")
 
 # For a kind the judgements read besides their own: which objects (namespace, name) of the
 # judged kind one changed object of it concerns; None: any change concerns every object.
