@@ -1,14 +1,14 @@
 """Results about every object of one kind, brought up to date after a change by judging
 again only the objects the change concerns (ClusterState.per_changes), and checks' outputs
-put together from such results and patched where they change (`assembled`, `tabled`,
-`joined`)."""
+put together from such results and patched where they change (Assembled: in key order by
+`assembled` and `tabled`, in their source's order by `joined` and `per_object_joined`)."""
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from itertools import accumulate, chain, compress
+from itertools import chain, compress, count, repeat, zip_longest
 from operator import is_not, itemgetter
 from typing import Any, Callable, Collection, Hashable, Iterable, Mapping, Sequence, TypeVar
 
@@ -48,25 +48,13 @@ def per_object_of_kind(
         return {uid_of(kind, r): judge(r) for r in s.of(key)}
 
     def update(s: ClusterState, kept: dict[str, V], changed: Mapping[str, tuple[Changed, ...]]) -> dict[str, V]:
-        if any(reads[k] is None for k in changed if k != key):
+        concerned = _concerned(s, key, reads, changed)
+        if concerned is None:
             return compute(s)
-        kind = KIND_BY_KEY[key]
+        again, gone = concerned
         judged = dict(kept)
-        for c in changed.get(key, ()):
-            if c.record is None:
-                judged.pop(c.uid, None)
-        # Each object concerned judged once, however many changes concern it.
-        again: dict[str, Any] = {c.uid: c.record for c in changed.get(key, ()) if c.record is not None}
-        for other, objects in changed.items():
-            if other == key:
-                continue
-            concerns = reads[other]
-            assert concerns is not None
-            for c in objects:
-                for where in concerns(s, c):
-                    record = s.get(key, *where)
-                    if record is not None:
-                        again.setdefault(uid_of(kind, record), record)
+        for c in gone:
+            judged.pop(c.uid, None)
         for uid, record in again.items():
             judged[uid] = judge(record)
         return judged
@@ -160,11 +148,20 @@ def placed_on(
 
 @dataclass(frozen=True)
 class Assembled:
-    """A check's output assembled from its per-object results (see `assembled`). Kept:
-    never alter its lists."""
+    """A check's output put together from per-object values: per part (e.g. series,
+    findings) every object's items concatenated in the objects' order, per number its sum.
+    Kept across evaluations and patched where values change (`_patched`): never alter its
+    lists."""
 
-    lists: tuple[list, ...]  # per part: the objects' items, concatenated in name order
-    totals: tuple[float, ...]  # per number: its sum over the objects (math.fsum)
+    lists: tuple[list, ...]  # per part: the objects' items, in their order
+    totals: tuple[float, ...]  # per number: its sum over the objects (math.fsum; one a value lacks: 0)
+    # key -> the object's value (not None); in the order when `ranks` is not None.
+    values: dict[Hashable, Any] = field(repr=False)
+    # key -> its place in the order (increasing, a new key's after every other);
+    # None: the keys are sorted and are their own places.
+    ranks: dict[Hashable, int] | None = field(repr=False)
+    owners: tuple[list, ...] = field(repr=False)  # per list: the place of each item's object
+    partials: tuple[list[float] | None, ...] = field(repr=False)  # per total: exact partials (None: not finite)
 
 
 def assembled(
@@ -184,29 +181,21 @@ def assembled(
     sum when a number is not finite). Kept, and after a change only the objects it concerns
     (as per_object_of_kind) are taken out and put in again: a few list copies and bisects,
     no loop over every object."""
+    kind = KIND_BY_KEY[key]
 
-    def compute(s: ClusterState) -> _Assembly:
-        kind = KIND_BY_KEY[key]
-        named = ((_name(r), judged[uid_of(kind, r)]) for r in s.of(key))
-        return _assembly(sorted(((n, v) for n, v in named if v is not None), key=_FIRST), parts, numbers)
+    def compute(s: ClusterState) -> Assembled:
+        return _assembled(((_name(r), judged[uid_of(kind, r)]) for r in s.of(key)), parts, numbers, True)
 
-    def update(s: ClusterState, kept: _Assembly, changed: Mapping[str, tuple[Changed, ...]]) -> _Assembly:
-        if any(reads[k] is None for k in changed if k != key):
+    def update(s: ClusterState, kept: Assembled, changed: Mapping[str, tuple[Changed, ...]]) -> Assembled:
+        concerned = _concerned(s, key, reads, changed)
+        if concerned is None:
             return compute(s)
-        kind = KIND_BY_KEY[key]
-        again = {(c.namespace, c.name) for c in changed.get(key, ())}
-        for other, objects in changed.items():
-            if other != key:
-                concerns = reads[other]
-                assert concerns is not None
-                for c in objects:
-                    again.update(concerns(s, c))
-        records = {where: s.get(key, *where) for where in again}
-        news = {where: judged[uid_of(kind, r)] if r is not None else None for where, r in records.items()}
-        return _reassembled(kept, news, parts, numbers)
+        again, gone = concerned
+        news: dict = {(c.namespace, c.name): None for c in gone}
+        news.update((_name(r), judged[uid]) for uid, r in again.items())
+        return _patched(kept, news, parts, numbers)
 
-    kept = state.per_changes(f"{name} assembled", (key, *reads), compute, update, inputs)
-    return Assembled(kept.lists, tuple(total for _, total in kept.sums))
+    return state.per_changes(f"{name} assembled", (key, *reads), compute, update, inputs)
 
 
 def tabled(
@@ -226,16 +215,121 @@ def tabled(
     memo = state.object_memo
     kept = memo.kinds_kept(f"{name} tabled") if state.generations else None
     if kept is None or kept[0] != inputs:
-        judged = ((where, judge(*row, *inputs)) for where, row in rows.items())
-        assembly = _assembly(sorted(((w, v) for w, v in judged if v is not None), key=_FIRST), parts, numbers)
+        out = _assembled(((w, judge(*row, *inputs)) for w, row in rows.items()), parts, numbers, True)
     else:
-        before, assembly = kept[1]
+        before, out = kept[1]
         if before is not rows and before != rows:
             news = {w: judge(*rows[w], *inputs) if w in rows else None for w in _differing(before, rows)}
-            assembly = _reassembled(assembly, news, parts, numbers)
+            out = _patched(out, news, parts, numbers)
     if state.generations:
-        memo.keep_kinds(f"{name} tabled", inputs, (rows, assembly))
-    return Assembled(assembly.lists, tuple(total for _, total in assembly.sums))
+        memo.keep_kinds(f"{name} tabled", inputs, (rows, out))
+    return out
+
+
+# One object's share of a check's output in its source's order (`joined`,
+# `per_object_joined`): its series, its findings and its numbers (e.g. counts, summed).
+Part = tuple[Sequence[Sample], Sequence[Finding], Sequence[float]]
+NO_PART: Part = ((), (), ())
+_PART_LISTS, _PART_NUMBERS = itemgetter(0, 1), itemgetter(2)
+
+
+def joined(
+    state: ClusterState,
+    name: str,
+    source: Mapping,
+    derive: Callable[[Any], Part],
+    since: tuple[Mapping, Collection] | None = None,
+) -> Assembled:
+    """The parts `derive(value)` of every entry of `source` (e.g. a verdict per VM, in
+    the VMs' order) put together in that order (lists: series, findings), kept across
+    evaluations: `derive` runs again only for the values that are not the very objects it
+    last ran on, and the output is patched where those parts changed. `since`: an earlier
+    source and the keys whose values may differ from it (gone ones included, no new one),
+    every other key of `source` having the very value it had there, in the same order;
+    without it the values are compared one by one. `derive` reads its value and nothing else; a part equal
+    to the kept one stays that very part, so that its series stay the same objects for the
+    runner."""
+    memo = state.object_memo
+    kept = memo.kinds_kept(name) if state.generations else None
+    if kept is None:
+        out = _assembled(((k, derive(v)) for k, v in source.items()), _PART_LISTS, _PART_NUMBERS)
+    else:
+        before, out = kept[1]
+        if before is source:
+            return out
+        keys: Iterable | None = None
+        if since is not None and since[0] is before:
+            keys = since[1]
+        elif len(before) == len(source) and list(before) == list(source):
+            keys = compress(source, map(is_not, source.values(), before.values()))
+        if keys is None:  # objects came or went: in the source's order
+            parts = ((k, out.values[k] if before.get(k, _MISSING) is v else derive(v)) for k, v in source.items())
+            out = _assembled(parts, _PART_LISTS, _PART_NUMBERS)
+        else:
+            news = {k: _unless_kept(out, k, derive(source[k])) if k in source else None for k in keys}
+            out = _patched(out, news, _PART_LISTS, _PART_NUMBERS)
+    if state.generations:
+        memo.keep_kinds(name, (), (source, out))
+    return out
+
+
+def per_object_joined(
+    state: ClusterState,
+    name: str,
+    key: str,
+    judge: Callable[[Any], Part],
+    reads: Mapping[str, Concerns],
+    inputs: tuple = (),
+) -> Assembled:
+    """`judge(record)` for every object of kind `key`, put together as `joined` does
+    (keyed by uid, in the state's order of the kind, a new object's last), kept and brought
+    up to date as per_object_of_kind does: after a change, only the changed objects of `key`
+    and the ones `reads` says the changed objects of other kinds concern (None: all) are
+    judged again, everything when `inputs` differ."""
+    kind = KIND_BY_KEY[key]
+
+    def compute(s: ClusterState) -> Assembled:
+        return _assembled(((uid_of(kind, r), judge(r)) for r in s.of(key)), _PART_LISTS, _PART_NUMBERS)
+
+    def update(s: ClusterState, kept: Assembled, changed: Mapping[str, tuple[Changed, ...]]) -> Assembled:
+        concerned = _concerned(s, key, reads, changed)
+        if concerned is None:
+            return compute(s)
+        again, gone = concerned
+        news: dict = dict.fromkeys(c.uid for c in gone)
+        news.update((uid, _unless_kept(kept, uid, judge(r))) for uid, r in again.items())
+        return _patched(kept, news, _PART_LISTS, _PART_NUMBERS)
+
+    return state.per_changes(name, (key, *reads), compute, update, inputs)
+
+
+def _unless_kept(kept: Assembled, key: Hashable, part: Part) -> Part:
+    """The kept part of `key` when `part` equals it, else `part`."""
+    old = kept.values.get(key)
+    return old if old is not None and old == part else part
+
+
+def _concerned(
+    s: ClusterState, key: str, reads: Mapping[str, Concerns], changed: Mapping[str, tuple[Changed, ...]]
+) -> tuple[dict[str, Any], list[Changed]] | None:
+    """The objects of kind `key` to judge again after `changed`: uid -> record of the changed
+    ones and of those `reads` says the changes of other kinds concern, each once; and the
+    changes that deleted one. None when a change concerns every object."""
+    if any(reads[k] is None for k in changed if k != key):
+        return None
+    kind = KIND_BY_KEY[key]
+    own = changed.get(key, ())
+    again: dict[str, Any] = {c.uid: c.record for c in own if c.record is not None}
+    for other, objects in changed.items():
+        if other != key:
+            concerns = reads[other]
+            assert concerns is not None
+            for c in objects:
+                for where in concerns(s, c):
+                    record = s.get(key, *where)
+                    if record is not None:
+                        again.setdefault(uid_of(kind, record), record)
+    return again, [c for c in own if c.record is None]
 
 
 def _differing(before: Mapping, after: Mapping) -> list:
@@ -249,73 +343,81 @@ _MISSING = object()
 _FIRST = itemgetter(0)
 
 
-@dataclass(frozen=True)
-class _Assembly:
-    names: list[tuple[str, str]]  # of the objects with a value, sorted
-    values: list[Any]  # theirs
-    lists: tuple[list, ...]  # see Assembled
-    owners: tuple[list, ...]  # per list: the name of the object each item is of
-    sums: tuple[tuple[list[float] | None, float], ...]  # per number: exact partials (None: not finite), total
-
-
-def _assembly(
-    items: list[tuple[Any, Any]],
+def _assembled(
+    items: Iterable[tuple[Hashable, Any]],
     parts: Callable[[Any], tuple[Sequence, ...]],
     numbers: Callable[[Any], Sequence[float]],
-) -> _Assembly:
-    """The assembly of (key, value) pairs sorted by key, values not None."""
-    names, values = [w for w, _ in items], [v for _, v in items]
-    split = [parts(v) for v in values]
+    by_key: bool = False,
+) -> Assembled:
+    """The output of the (key, value) pairs whose value is not None, in key order when
+    `by_key`, else in theirs (a value with fewer numbers than another: zeros for the rest)."""
+    pairs = [item for item in items if item[1] is not None]
+    if by_key:
+        pairs.sort(key=_FIRST)
+    values = dict(pairs)
+    ranks = None if by_key else dict(zip(values, count()))
+    places = list(values) if ranks is None else range(len(values))
+    split = list(map(parts, values.values()))
     width = len(split[0]) if split else 0
-    lists = tuple(list(chain.from_iterable(p[j] for p in split)) for j in range(width))
-    owners = tuple([w for w, p in zip(names, split) for _ in p[j]] for j in range(width))
-    sums = tuple(_exact(column) for column in zip(*map(numbers, values)))
-    return _Assembly(names, values, lists, owners, sums)
+    lists = tuple(list(chain.from_iterable(map(itemgetter(j), split))) for j in range(width))
+    owners = tuple(
+        list(chain.from_iterable(map(repeat, places, map(len, map(itemgetter(j), split))))) for j in range(width)
+    )
+    columns = zip_longest(*filter(None, map(numbers, values.values())), fillvalue=0.0)
+    partials, totals = tuple(zip(*map(_exact, columns))) or ((), ())
+    return Assembled(lists, totals, values, ranks, owners, partials)
 
 
-def _reassembled(
-    kept: _Assembly,
-    news: Mapping[Any, Any],
+def _patched(
+    kept: Assembled,
+    news: Mapping[Hashable, Any],
     parts: Callable[[Any], tuple[Sequence, ...]],
     numbers: Callable[[Any], Sequence[float]],
-) -> _Assembly:
-    """`kept` with the value of each key of `news` replaced by its value there (None: none)."""
-    names, values = list(kept.names), list(kept.values)
+) -> Assembled:
+    """`kept` with the value of each key of `news` replaced by its value there (None: none):
+    its items taken out and the new ones put in at its place (a new key's: among the
+    sorted keys, or after every other), its numbers taken from and added to the sums."""
+    news = {k: v for k, v in news.items() if kept.values.get(k) is not v}
+    if not news:
+        return kept
+    values, ranks = dict(kept.values), dict(kept.ranks) if kept.ranks is not None else None
     lists, owners = [list(x) for x in kept.lists], [list(x) for x in kept.owners]
-    sums = [list(partials) if partials is not None else None for partials, _ in kept.sums]
-    for where, new in news.items():
-        at = bisect_left(names, where)
-        old = values[at] if at < len(names) and names[at] == where else None
-        if old is new:
-            continue
+    sums = [list(p) if p is not None else None for p in kept.partials]
+    for key, new in news.items():
+        old = values.get(key)
+        if ranks is None:
+            place = key
+        elif old is not None:
+            place = ranks[key]
+        else:  # after every other
+            place = ranks[key] = next(reversed(ranks.values()), -1) + 1
         if old is not None:
-            del names[at], values[at]
-            for items, by in zip(lists, owners):
-                lo, hi = bisect_left(by, where), bisect_right(by, where)
-                del items[lo:hi], by[lo:hi]
             for partials, x in zip(sums, numbers(old)):
                 _add(partials, -x)
-        if new is not None:
-            if not values and not lists:  # the first value: as many parts and numbers as it has
-                lists, owners = [[] for _ in parts(new)], [[] for _ in parts(new)]
-                sums = [[] for _ in numbers(new)]
-            names.insert(at, where)
-            values.insert(at, new)
-            for items, by, part in zip(lists, owners, parts(new)):
-                lo = bisect_left(by, where)
-                items[lo:lo] = part
-                by[lo:lo] = [where] * len(part)
-            for partials, x in zip(sums, numbers(new)):
-                _add(partials, x)
-    if not values:
-        return _assembly([], parts, numbers)
-    totals = []
-    for j, partials in enumerate(sums):
-        if partials is None or not all(map(_small, partials)):
-            totals.append(_exact([numbers(v)[j] for v in values]))
-        else:
-            totals.append((partials, math.fsum(partials) + 0.0))
-    return _Assembly(names, values, tuple(lists), tuple(owners), tuple(totals))
+        if new is None:
+            del values[key]
+            if ranks is not None:
+                del ranks[key]
+            for items, by in zip(lists, owners):
+                lo, hi = bisect_left(by, place), bisect_right(by, place)
+                del items[lo:hi], by[lo:hi]
+            continue
+        values[key] = new  # a key that stays keeps its place in `values`
+        split, added = parts(new), numbers(new)
+        lists += [[] for _ in split[len(lists) :]]
+        owners += [[] for _ in split[len(owners) :]]
+        sums += [[] for _ in added[len(sums) :]]
+        for items, by, part in zip(lists, owners, split):
+            lo = bisect_left(by, place)
+            hi = bisect_right(by, place, lo) if old is not None else lo
+            items[lo:hi] = part
+            by[lo:hi] = [place] * len(part)
+        for partials, x in zip(sums, added):
+            _add(partials, x)
+    if not values or not all(p is not None and all(map(_small, p)) for p in sums):
+        return _assembled(values.items(), parts, numbers, ranks is None)  # not exact: from the values
+    totals = tuple(math.fsum(p) + 0.0 for p in sums)
+    return Assembled(tuple(lists), totals, values, ranks, tuple(owners), tuple(sums))
 
 
 def _small(x: float) -> bool:
@@ -363,158 +465,3 @@ def _add(partials: list[float] | None, x: float) -> None:
 
 def _name(record: Any) -> tuple[str, str]:
     return record.metadata.namespace, record.metadata.name
-
-
-# ---------------------------------------------------------------- joined parts
-# A check's output as per-object parts in the order of their source (the store's order of
-# the kind, or of a derived mapping), with integer counts; patched in place where parts
-# change. (`assembled` above: in name order, with exact float sums.)
-
-# One object's share of a check's output: its series, its findings and what it adds to
-# the check's counts (count name -> amount).
-Part = tuple[Sequence[Sample], Sequence[Finding], Mapping[str, int]]
-NO_PART: Part = ((), (), {})
-
-
-@dataclass(frozen=True)
-class Joined:
-    """A check's per-object parts and their concatenation (see `joined`)."""
-
-    source: Mapping | None  # key -> what the parts were derived from (joined)
-    parts: dict[Hashable, Part]  # in the objects' order
-    samples: list[Sample]  # every part's series, in that order
-    findings: list[Finding]
-    totals: dict[str, int]  # count name -> the sum over the parts
-    # Where each part's series and findings start in the lists: key -> position in
-    # `parts`, then the running sums of the parts' lengths.
-    index: dict[Hashable, int] = field(compare=False)
-    sample_at: list[int] = field(compare=False)
-    finding_at: list[int] = field(compare=False)
-
-
-def joined(
-    state: ClusterState,
-    name: str,
-    source: Mapping,
-    derive: Callable[[Any], Part],
-    since: tuple[Mapping, Collection] | None = None,
-) -> Joined:
-    """The parts `derive(value)` of every entry of `source` (e.g. a verdict per VM, in
-    the VMs' order) and their series, findings and counts put together, kept across
-    evaluations: `derive` runs again only for the values that are not the very objects it
-    last ran on, and the lists are patched where those parts changed. `since`: an earlier
-    source and the keys whose values may differ from it (gone ones included), every other
-    key of `source` having the very value it had there, in the same order; without it the
-    values are compared one by one. `derive` reads its value and nothing else; a part equal
-    to the kept one stays that very part, so that its series stay the same objects for the
-    runner."""
-    memo = state.object_memo
-    kept = memo.kinds_kept(name) if state.generations else None
-    if kept is None:
-        out = _join(source, {k: derive(v) for k, v in source.items()})
-    elif kept[1].source is source:
-        return kept[1]
-    elif since is not None and since[0] is kept[1].source:
-        keys = since[1]
-        new = {k: derive(source[k]) for k in keys if k in source}
-        out = _patched(kept[1], source, new, [k for k in keys if k not in source])
-    else:
-        out = _rejoined(kept[1], source, derive)
-    if state.generations:
-        memo.keep_kinds(name, (), out)
-    return out
-
-
-def per_object_joined(
-    state: ClusterState,
-    name: str,
-    key: str,
-    judge: Callable[[Any], Part],
-    reads: Mapping[str, Callable[[ClusterState, Changed], Iterable[tuple[str, str]]] | None],
-    inputs: tuple = (),
-) -> Joined:
-    """`judge(record)` for every object of kind `key`, put together as `joined` does
-    (keyed by uid, in the state's order of the kind), kept and brought up to date as
-    incremental.per_object_of_kind does: after a change, only the changed objects of `key`
-    and the ones `reads` says the changed objects of other kinds concern (None: all) are
-    judged again, everything when `inputs` differ."""
-    kind = KIND_BY_KEY[key]
-
-    def compute(s: ClusterState) -> Joined:
-        return _join(None, {uid_of(kind, r): judge(r) for r in s.of(key)})
-
-    def update(s: ClusterState, kept: Joined, changed: Mapping[str, tuple[Changed, ...]]) -> Joined:
-        if any(reads[k] is None for k in changed if k != key):
-            return compute(s)
-        own = changed.get(key, ())
-        again: dict[str, Any] = {c.uid: c.record for c in own if c.record is not None}
-        for other, objects in changed.items():
-            if other != key:
-                for c in objects:
-                    for where in reads[other](s, c):  # type: ignore[misc]
-                        record = s.get(key, *where)
-                        if record is not None:
-                            again.setdefault(uid_of(kind, record), record)
-        new = {uid: judge(record) for uid, record in again.items()}
-        return _patched(kept, None, new, [c.uid for c in own if c.record is None])
-
-    return state.per_changes(name, (key, *reads), compute, update, inputs)
-
-
-def _join(source: Mapping | None, parts: dict[Hashable, Part], totals: dict[str, int] | None = None) -> Joined:
-    if totals is None:
-        totals = {}
-        for counts in map(itemgetter(2), parts.values()):
-            for count, n in counts.items():
-                totals[count] = totals.get(count, 0) + n
-    samples = list(chain.from_iterable(map(itemgetter(0), parts.values())))
-    findings = list(chain.from_iterable(map(itemgetter(1), parts.values())))
-    index = dict(zip(parts, range(len(parts))))
-    sample_at = list(accumulate(map(len, map(itemgetter(0), parts.values())), initial=0))
-    finding_at = list(accumulate(map(len, map(itemgetter(1), parts.values())), initial=0))
-    return Joined(source, parts, samples, findings, totals, index, sample_at, finding_at)
-
-
-def _rejoined(kept: Joined, source: Mapping, derive: Callable[[Any], Part]) -> Joined:
-    """`kept` brought up to `source` by comparing their values one by one."""
-    before = kept.source or {}
-    if len(before) != len(source) or list(before) != list(source):  # objects came or went
-        parts = {k: kept.parts[k] if before.get(k, _MISSING) is v else derive(v) for k, v in source.items()}
-        return _join(source, parts)
-    new = {k: derive(source[k]) for k in compress(source, map(is_not, source.values(), before.values()))}
-    return _patched(kept, source, new)
-
-
-def _patched(kept: Joined, source: Mapping | None, new: dict[Hashable, Part], gone: Iterable = ()) -> Joined:
-    """`kept` without the parts of the keys `gone` (first), with the parts `new`: in place
-    for the keys it has, at the end for the others (as the store orders objects that came,
-    or came back)."""
-    gone = [k for k in gone if k in kept.parts]
-    new = {k: p for k, p in new.items() if k in gone or kept.parts.get(k, _MISSING) != p}
-    if not new and not gone:
-        return Joined(
-            source, kept.parts, kept.samples, kept.findings, kept.totals, kept.index, kept.sample_at, kept.finding_at
-        )
-    totals = dict(kept.totals)
-    for key in (*gone, *(k for k in new if k not in gone and k in kept.parts)):
-        for count, n in kept.parts[key][2].items():
-            totals[count] -= n
-    for part in new.values():
-        for count, n in part[2].items():
-            totals[count] = totals.get(count, 0) + n
-    parts = dict(kept.parts)
-    if gone or any(k not in parts for k in new):  # the order changed
-        for key in gone:
-            del parts[key]
-        parts.update(new)
-        return _join(source, parts, totals)
-    parts.update(new)
-    samples, findings = list(kept.samples), list(kept.findings)
-    sample_at, finding_at = kept.sample_at, kept.finding_at
-    for key, part in new.items():
-        i = kept.index[key]
-        if sample_at[i + 1] - sample_at[i] != len(part[0]) or finding_at[i + 1] - finding_at[i] != len(part[1]):
-            return _join(source, parts, totals)  # a part grew or shrank: every later one moved
-        samples[sample_at[i] : sample_at[i + 1]] = part[0]
-        findings[finding_at[i] : finding_at[i + 1]] = part[1]
-    return Joined(source, parts, samples, findings, totals, kept.index, sample_at, finding_at)

@@ -56,10 +56,12 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
 
     # Kept per verdict: only the VMs whose verdict was judged again are reported again.
     reports = joined(state, f"{SPEC.id} reports", judged.verdicts, _report, judged.since)
-    out.samples += reports.samples
-    out.findings += reports.findings
-    out.samples.append(Sample(BLOCKED_VMS.name, (), reports.totals.get(BLOCKED_COUNT, 0)))
-    out.samples += [Sample(BLOCKED_BY_REASON.name, (r,), reports.totals.get(r, 0)) for r in REASONS]
+    if reports.lists:
+        out.samples += reports.lists[0]
+        out.findings += reports.lists[1]
+    blocked, *by_reason = map(int, reports.totals or (0,) * (1 + len(REASONS)))
+    out.samples.append(Sample(BLOCKED_VMS.name, (), blocked))
+    out.samples += [Sample(BLOCKED_BY_REASON.name, (r,), n) for r, n in zip(REASONS, by_reason)]
     in_flight, limit = judged.in_flight, judged.limit
     out.samples += [
         Sample(SLOTS.name, ("in_flight", limit.source), in_flight),
@@ -68,12 +70,9 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
     return out
 
 
-BLOCKED_COUNT = "blocked"  # the count of blocked VMs among the reasons' counts (not a reason)
-
-
 def _report(verdict: Verdict) -> Part:
-    """A blocked VM's series (one per reason, in REASONS order), finding and counts (one
-    per reason, and one blocked VM); nothing when its live migration is not blocked."""
+    """A blocked VM's series (one per reason, in REASONS order), finding and counts (1 for
+    the VM, then 1 or 0 per reason of REASONS); nothing when its live migration is not blocked."""
     if not verdict.blocked:
         return NO_PART
     obj = ObjectRef("VirtualMachine", verdict.namespace, verdict.name)
@@ -90,7 +89,7 @@ def _report(verdict: Verdict) -> Part:
         f"live migration blocked by {len(verdict.reasons)} reason(s) (eviction strategy "
         f"{verdict.eviction_strategy}, {verdict.strategy_origin}): {details}",
     )
-    return samples, [finding], {**dict.fromkeys(verdict.reasons, 1), BLOCKED_COUNT: 1}
+    return samples, [finding], (1, *(int(r in verdict.reasons) for r in REASONS))
 
 
 SPEC = CheckSpec(

@@ -57,7 +57,8 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
         },
         (default_strategy,),
     )
-    return CheckOutput(list(judged.findings), list(judged.samples))
+    samples, findings = judged.lists or ([], [])
+    return CheckOutput(list(findings), list(samples))
 
 
 def _claimants(state: ClusterState, changed: Changed) -> list[tuple[str, str]]:
@@ -115,7 +116,7 @@ def _judge(vm: VirtualMachine, disks: tuple[list[str], list[str]], default_strat
                 f"DataVolume or StorageProfile found",
             )
         )
-    return samples, findings, {}
+    return samples, findings, ()
 
 
 SPEC = CheckSpec(

@@ -217,7 +217,7 @@ def _judge_vms(state: ClusterState, limit: int) -> tuple[list[Sample], list[Find
 
     def judge(vm: VirtualMachine) -> Part:
         judgement = _judge_vm(state, vm, limit, default_strategy, nodes)
-        return NO_PART if judgement is None else (judgement[0], judgement[1], {PINNED: judgement[2]})
+        return NO_PART if judgement is None else (judgement[0], judgement[1], (judgement[2],))
 
     restricting = members(state, "scheduling_constraints restricting VMs", VMS, _restricting)
     judged = per_object_joined(
@@ -228,10 +228,8 @@ def _judge_vms(state: ClusterState, limit: int) -> tuple[list[Sample], list[Find
         {VMIS: same_name, "nodes": lambda s, changed: restricting},
         (limit, default_strategy),
     )
-    return list(judged.samples), list(judged.findings), judged.totals.get(PINNED, 0)
-
-
-PINNED = "pinned"
+    samples, findings = judged.lists or ([], [])
+    return list(samples), list(findings), int(judged.totals[0]) if judged.totals else 0
 
 
 def _pending(state: ClusterState) -> dict[str, VirtualMachineInstance]:
