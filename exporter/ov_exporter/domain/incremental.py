@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import accumulate, chain, compress
 from operator import is_not, itemgetter
 from typing import Any, Callable, Collection, Hashable, Iterable, Mapping, Sequence, TypeVar
@@ -492,9 +492,7 @@ def _patched(kept: Joined, source: Mapping | None, new: dict[Hashable, Part], go
     gone = [k for k in gone if k in kept.parts]
     new = {k: p for k, p in new.items() if k in gone or kept.parts.get(k, _MISSING) != p}
     if not new and not gone:
-        return Joined(
-            source, kept.parts, kept.samples, kept.findings, kept.totals, kept.index, kept.sample_at, kept.finding_at
-        )
+        return replace(kept, source=source)
     totals = dict(kept.totals)
     for key in (*gone, *(k for k in new if k not in gone and k in kept.parts)):
         for count, n in kept.parts[key][2].items():
