@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain, compress, count, islice
 from operator import attrgetter, is_not, itemgetter
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from .checks import CHECKS
 from .config import Config
@@ -359,13 +359,11 @@ def _rerun(
     Fills `result`'s samples (or fails it: a _Series without ranking); None when the
     ranking cannot be kept or most samples are new (run from scratch)."""
     assert last.ranking is not None
-    first, gone_to, came_to, differ = _diff(last.samples, samples)
-    if gone_to - first + came_to - first + 2 * len(differ) > max(64, len(samples) // 8):
+    diff = _diff(last.samples, samples)
+    if len(diff.gone_at) + len(diff.came_at) > max(64, len(samples) // 8):
         return None  # most samples are new (e.g. fresh usage): from scratch costs less
-    shift = len(samples) - len(last.samples)
-    removed = [*last.samples[first:gone_to], *map(last.samples.__getitem__, map(gone_to.__add__, differ))]
-    came_at = [*range(first, came_to), *map(came_to.__add__, differ)]
-    added = list(map(samples.__getitem__, came_at))
+    removed = list(map(last.samples.__getitem__, diff.gone_at))
+    added = list(map(samples.__getitem__, diff.came_at))
     # Validated C-level: the (family, label count) pairs of the new samples, all declared?
     declared = {(f.name, len(f.labels)) for f in spec.families}
     if not set(zip(map(_FAMILY, added), map(len, map(_LABELS, added)))) <= declared:
@@ -378,9 +376,9 @@ def _rerun(
     # The places of the bounded samples: the old ones that stayed, moved by the change in
     # length past the first difference, and the new ones.
     if per_object_names:
-        gone_at = set(range(first, gone_to)).union(map(gone_to.__add__, differ))
-        stayed = [i if i < first else i + shift for i in last.bounded_at if i not in gone_at]
-        came_bounded = compress(came_at, map(bounded_names.__contains__, map(_FAMILY, added)))
+        shift, gone_at = len(samples) - len(last.samples), set(diff.gone_at)
+        stayed = [i if i < diff.first else i + shift for i in last.bounded_at if i not in gone_at]
+        came_bounded = compress(diff.came_at, map(bounded_names.__contains__, map(_FAMILY, added)))
         bounded_at: Sequence[int] = sorted([*stayed, *came_bounded])
         bounded = list(map(samples.__getitem__, bounded_at))
     else:  # every sample is bounded
@@ -411,16 +409,26 @@ def _rerun(
     return _Series(samples, last.exempt, ranking, bounded_at, per_object)
 
 
-def _diff(old: tuple, new: tuple) -> tuple[int, int, int, list[int]]:
+class _Diff(NamedTuple):
+    """Where a sequence differs from an earlier one (see _diff)."""
+
+    first: int  # the first place where they differ
+    gone_at: list[int]  # the places in the old one whose items are not at their place in the new
+    came_at: list[int]  # the places in the new one whose items were not at their place in the old
+
+
+def _diff(old: Sequence, new: Sequence) -> _Diff:
     """Where `new` differs from `old` (items compared by identity), the places aligned at the
-    first difference by the change in length (as for one insertion or deletion there):
-    (the first difference, where the aligned rest begins in `old`, in `new`, the places in
-    that rest, counted from its start, whose items differ)."""
+    first difference by the change in length (as for one insertion or deletion there)."""
     shift = len(new) - len(old)
     first = next(compress(count(), map(is_not, old, new)), min(len(old), len(new)))
     gone_to, came_to = first + max(0, -shift), first + max(0, shift)
     differ = list(compress(count(), map(is_not, islice(old, gone_to, None), islice(new, came_to, None))))
-    return first, gone_to, came_to, differ
+    return _Diff(
+        first,
+        [*range(first, gone_to), *map(gone_to.__add__, differ)],
+        [*range(first, came_to), *map(came_to.__add__, differ)],
+    )
 
 
 def _capped(samples: tuple[Sample, ...], ranking: _Ranking, cap: int, result: CheckResult) -> list[Sample]:
@@ -497,12 +505,10 @@ class Reuse:
         if last is None:
             kinds = Counter(map(_KIND, map(_OBJ, findings)))
         else:
-            first, gone_to, came_to, differ = _diff(last[0], findings)
-            removed = [*last[0][first:gone_to], *map(last[0].__getitem__, map(gone_to.__add__, differ))]
-            added = [*findings[first:came_to], *map(findings.__getitem__, map(came_to.__add__, differ))]
+            diff = _diff(last[0], findings)
             kinds = last[1].copy()
-            kinds.subtract(map(_KIND, map(_OBJ, removed)))
-            kinds.update(map(_KIND, map(_OBJ, added)))
+            kinds.subtract(map(_KIND, map(_OBJ, map(last[0].__getitem__, diff.gone_at))))
+            kinds.update(map(_KIND, map(_OBJ, map(findings.__getitem__, diff.came_at))))
         self._finding_kinds[result.spec.id] = (findings, kinds)
         named = {k for k, n in kinds.items() if n > 0}.union(map(_KIND, filter(None, map(_OBJ, result.samples))))
         return frozenset(_KEY_BY_KIND[k] for k in named if k in _KEY_BY_KIND)

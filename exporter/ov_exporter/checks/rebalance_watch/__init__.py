@@ -5,17 +5,15 @@ repeatedly, and nodes whose VM allocation ended far above the mean."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
-from itertools import chain
-from operator import attrgetter, itemgetter
-from typing import Mapping
+from operator import itemgetter
 
 from ...config import Config
+from ...domain.incremental import per_node, tabled
 from ...domain.k8s import (
+    active_vmis_by_node,
     capacity,
     cpu_allocation_ratio,
     vm_schedulable_nodes,
@@ -266,166 +264,54 @@ def _migrations_changed(
     return _Migrations(rows, by_cause, finished)
 
 
-_NAME = attrgetter("metadata.name")
-Members = dict[str, dict[tuple[str, str], tuple[float, float]]]  # node -> active VMI -> its (CPU, memory) requests
+def _cpu_on(vmi: VirtualMachineInstance, ratio: float) -> tuple[str, float] | None:
+    node = vmi_node(vmi)
+    return (node, _cpu_request(vmi, ratio)) if node else None
 
 
-@dataclass(frozen=True)
-class _Nodes:
-    """The per-node part, for every VM-schedulable node (in name order)."""
-
-    members: Members
-    vmis: dict  # the VMIs' index (state.index) the members were taken from
-    rows: dict[str, tuple[tuple, list[Sample], float | None, float | None]]  # node -> (inputs, series, CPU, memory)
-    samples: list[Sample]  # their series
-    allocation: dict[str, dict[str, float]]  # resource -> node -> allocation ratio (resources with a node)
-    means: dict[str, float]
-    summary: dict[str, list[Sample]]  # resource -> its mean and spread series
+def _memory_on(vmi: VirtualMachineInstance) -> tuple[str, float] | None:
+    node = vmi_node(vmi)
+    return (node, _memory_request(vmi)) if node else None
 
 
-def _nodes(state: ClusterState, ratio: float) -> _Nodes:
-    """Kept while the nodes and VMIs do not change; after a change a node's series are
-    made again only when its record, VMIs or requests changed."""
-    return state.per_changes(
-        f"{SPEC.id} nodes",
-        ("nodes", VMIS),
-        lambda s: _node_part(s, _members(s, ratio), None),
-        lambda s, kept, changed: _nodes_changed(s, ratio, kept, changed),
-        (ratio,),
-    )
-
-
-def _members(state: ClusterState, ratio: float) -> Members:
-    members: Members = {}
-    for vmi in state.vmis:
-        node = vmi_node(vmi)
-        if node:
-            members.setdefault(node, {})[(vmi.metadata.namespace, vmi.metadata.name)] = _requests(vmi, ratio)
-    return members
-
-
-def _requests(vmi: VirtualMachineInstance, ratio: float) -> tuple[float, float]:
-    return _cpu_request(vmi, ratio), _memory_request(vmi)
-
-
-def _inputs(node: Node, there: dict | None) -> tuple:
-    """What a node's series read: the node, its active VMIs and the exact sums of their requests."""
-    if not there:
-        return node, 0, 0.0, 0.0
-    return node, len(there), math.fsum(r[0] for r in there.values()), math.fsum(r[1] for r in there.values())
-
-
-def _node_part(state: ClusterState, members: Members, kept: _Nodes | None) -> _Nodes:
-    """Every VM-schedulable node's row; the sums of a node whose members are the kept ones
-    are the kept sums, and a row whose inputs are the kept ones is the kept row."""
-    rows = {}
-    for node in sorted_vm_nodes(state):
-        name = node.metadata.name
-        there = members.get(name)
-        row = kept.rows.get(name) if kept is not None else None
-        if row is None:
-            rows[name] = _node_row(_inputs(node, there))
-        elif row[0][0] is node and kept.members.get(name) is there:  # type: ignore[union-attr]
-            rows[name] = row
-        else:
-            inputs = (node, *row[0][1:]) if kept.members.get(name) is there else _inputs(node, there)  # type: ignore[union-attr]
-            rows[name] = row if row[0] == inputs else _node_row(inputs)
-    return _put_together(state, members, rows)
-
-
-def _nodes_changed(
-    state: ClusterState, ratio: float, kept: _Nodes, changed: Mapping[str, tuple[Changed, ...]]
-) -> _Nodes:
-    """`kept` after `changed`: the members moved per changed VMI (where it was: the kept
-    VMIs' index), the rows of the nodes they concern made again."""
-    members, touched = kept.members, set()
-    if VMIS in changed:
-        members = dict(members)
-        copied: set[str] = set()
-        for key in {(c.namespace, c.name) for c in changed[VMIS]}:
-            before, after = kept.vmis.get(key), state.get(VMIS, *key)
-            moves = (
-                (vmi_node(before) if before is not None else "", None),
-                (vmi_node(after) if after is not None else "", after),
-            )
-            for node, vmi in moves:
-                if not node:
-                    continue
-                if node not in copied:
-                    members[node] = dict(members.get(node, {}))
-                    copied.add(node)
-                if vmi is None:
-                    members[node].pop(key, None)
-                else:
-                    members[node][key] = _requests(vmi, ratio)
-                touched.add(node)
-        for node in copied:
-            if not members[node]:
-                del members[node]
-    nodes = None  # name -> record, when a node changed
-    if "nodes" in changed:
-        sorted_nodes = sorted_vm_nodes(state)
-        if list(map(_NAME, sorted_nodes)) != list(kept.rows):  # VM-schedulable nodes came or went
-            return _node_part(state, members, kept)
-        nodes = dict(zip(kept.rows, sorted_nodes))
-        touched.update(c.name for c in changed["nodes"])
-    rows = {}
-    for name in touched:
-        row = kept.rows.get(name)
-        if row is not None:  # a VM-schedulable node
-            inputs = _inputs(nodes[name] if nodes is not None else row[0][0], members.get(name))
-            if inputs != row[0]:
-                rows[name] = _node_row(inputs)
-    if not rows:
-        return dataclasses.replace(kept, members=members, vmis=state.index(VMIS))
-    allocation = dict(kept.allocation)
-    for i, resource in enumerate(RESOURCES):
-        before = allocation.get(resource, {})
-        if any((before.get(name) is None) != (row[2 + i] is None) for name, row in rows.items()):
-            return _put_together(state, members, {**kept.rows, **rows})  # a node's allocatable came or went
-        allocation[resource] = {**before, **{name: row[2 + i] for name, row in rows.items() if row[2 + i] is not None}}
-    return _put_together(state, members, {**kept.rows, **rows}, allocation)
-
-
-def _put_together(state: ClusterState, members: Members, rows: dict, allocation: dict | None = None) -> _Nodes:
-    if allocation is None:
-        allocation = {
-            "cpu": {name: row[2] for name, row in rows.items() if row[2] is not None},
-            "memory": {name: row[3] for name, row in rows.items() if row[3] is not None},
-        }
-    allocation = {resource: values for resource, values in allocation.items() if values}
-    means = {resource: sum(values.values()) / len(values) for resource, values in allocation.items()}
-    summary = {
-        resource: [
-            Sample(MEAN.name, (resource,), means[resource]),
-            Sample(SPREAD.name, (resource,), max(values.values()) - min(values.values())),
-        ]
-        for resource, values in allocation.items()
-    }
-    samples = list(chain.from_iterable(map(itemgetter(1), rows.values())))
-    return _Nodes(members, state.index(VMIS), rows, samples, allocation, means, summary)
-
-
-def _node_row(inputs: tuple) -> tuple[tuple, list[Sample], float | None, float | None]:
-    node, count, *requested = inputs
+def _node_row(node: Node, vmis: int, cpu: float, memory: float) -> tuple[list[Sample], list, list]:
+    """A VM node's series, and its CPU and memory allocation as a (node, ratio) list of one
+    item (none when the node has no allocatable of that resource)."""
     name = node.metadata.name
-    samples = [Sample(NODE_VMS.name, (name,), count)]
-    values: list[float | None] = []
-    for resource, total in zip(RESOURCES, requested):
+    samples = [Sample(NODE_VMS.name, (name,), vmis)]
+    allocation: tuple[list, list] = ([], [])
+    for resource, requested, values in zip(RESOURCES, (cpu, memory), allocation):
         alloc = _allocatable(node, resource)
-        value = None if alloc is None else total / alloc
-        values.append(value)
-        if value is not None:
-            samples.append(Sample(NODE_ALLOC.name, (name, resource), value))
-    return inputs, samples, values[0], values[1]
+        if alloc is not None:
+            values.append((name, requested / alloc))
+            samples.append(Sample(NODE_ALLOC.name, (name, resource), requested / alloc))
+    return samples, *allocation
 
 
-def sorted_vm_nodes(state: ClusterState) -> list[Node]:
-    return state.per_kinds(
-        "VM-schedulable nodes in name order",
-        ("nodes",),
-        lambda s: sorted(vm_schedulable_nodes(s), key=lambda n: n.metadata.name),
-    )
+def _row_parts(row: tuple[list[Sample], list, list]) -> tuple[list[Sample], list, list]:
+    return row
+
+
+def _per_node(state: ClusterState) -> tuple[list[Sample], dict[str, dict[str, float]]]:
+    """Every VM node's series (in name order) and resource -> node -> allocation ratio.
+    The requests per node are kept and brought up to date per changed VMI, and only the
+    nodes whose record or sums changed are judged again (domain.incremental)."""
+    ratio = float(cpu_allocation_ratio(state).value or 10)
+
+    def rows(s: ClusterState) -> dict[str, tuple[Node, int, float, float]]:
+        cpu = per_node(s, f"{SPEC.id} CPU at ratio {ratio}", VMIS, lambda vmi: _cpu_on(vmi, ratio))
+        memory = per_node(s, f"{SPEC.id} memory", VMIS, _memory_on)
+        vmis = active_vmis_by_node(s)
+        out = {}
+        for node in vm_schedulable_nodes(s):
+            name = node.metadata.name
+            out[name] = (node, len(vmis.get(name, ())), cpu.get(name, 0.0), memory.get(name, 0.0))
+        return out
+
+    kept_rows = state.per_kinds(f"{SPEC.id} node rows at ratio {ratio}", ("nodes", VMIS), rows)
+    nodes = tabled(state, f"{SPEC.id} nodes", kept_rows, _node_row, (), _row_parts)
+    samples, cpu_allocation, memory_allocation = nodes.lists or ([], [], [])
+    return samples, {"cpu": dict(cpu_allocation), "memory": dict(memory_allocation)}
 
 
 def evaluate(state: ClusterState, config: Config) -> CheckOutput:
@@ -506,13 +392,18 @@ def evaluate(state: ClusterState, config: Config) -> CheckOutput:
             )
 
     # Per-node VM allocation, before and after: dashboards compare it across the window.
-    nodes = _nodes(state, float(cpu_allocation_ratio(state).value or 10))
-    out.samples += nodes.samples
-    for resource, values in nodes.allocation.items():
-        out.samples += nodes.summary[resource]
+    node_samples, allocation = _per_node(state)
+    out.samples += node_samples
+    for resource, values in allocation.items():
+        if not values:
+            continue
+        mean = sum(values.values()) / len(values)
+        out.samples += [
+            Sample(MEAN.name, (resource,), mean),
+            Sample(SPREAD.name, (resource,), max(values.values()) - min(values.values())),
+        ]
         if not active:
             continue
-        mean = nodes.means[resource]
         for name, value in sorted(values.items()):
             if value - mean > config.thresholds.node_above_mean:
                 out.samples.append(Sample(ABOVE.name, (name, resource), value - mean))
