@@ -44,6 +44,7 @@ RELEASES = ["1.3.1", "1.4.0", "1.4.1", "1.5.3", "1.6.6", "1.7.4", "1.8.4", "1.9.
 assert set(RELEASES) <= set(uc.releases())
 EXPORTER = {"job": "ov-exporter", "instance": "ov:9871"}
 HOURS = 48
+SAMPLE_MINUTES = 2  # the quiet 48 h's scrape interval in promtool (every [5m] rate window holds two or three)
 
 
 FOR_SCALE = 180  # a real Prometheus run lasts seconds: every `for` shrinks 180 times
@@ -91,13 +92,14 @@ def _exporter_exposition(snapshot: Path) -> str:
     return proc.stdout
 
 
-def _line(first: float, step: float, minutes: int) -> str:
-    """promtool's expanding notation for a value growing by `step` a minute: 'a+bxN'."""
-    return f"{first!r}{'+' if step >= 0 else '-'}{abs(step)!r}x{minutes}"
+def _line(first: float, step: float, samples: int) -> str:
+    """promtool's expanding notation for a value growing by `step` a sample: 'a+bxN'."""
+    return f"{first!r}{'+' if step >= 0 else '-'}{abs(step)!r}x{samples}"
 
 
 def _exporter_series(text: str, minutes: int, now: float) -> list[dict[str, str]]:
-    """The exporter's samples as promtool input series over `minutes`: values that are
+    """The exporter's samples as promtool input series over `minutes`, one every
+    SAMPLE_MINUTES: values that are
     evaluation times (the `*_timestamp_seconds` near `now`) advance with promtool's clock,
     the rest stay constant (a quiet cluster does not change)."""
     out = []
@@ -105,9 +107,9 @@ def _exporter_series(text: str, minutes: int, now: float) -> list[dict[str, str]
         for sample in family.samples:
             selector = _selector(sample.name, {**sample.labels, **EXPORTER})
             if sample.name.endswith("_timestamp_seconds") and abs(sample.value - now) < 3600:
-                values = f"0+60x{minutes}"
+                values = f"0+{60 * SAMPLE_MINUTES}x{minutes // SAMPLE_MINUTES}"
             else:
-                values = _line(sample.value, 0.0, minutes)
+                values = _line(sample.value, 0.0, minutes // SAMPLE_MINUTES)
             out.append({"series": selector, "values": values})
     return out
 
@@ -116,17 +118,17 @@ def _upstream_series(sc: Scenario, minutes: int) -> list[dict[str, str]]:
     """Every series Prometheus would hold for the scenario (stored(): target labels,
     `up`, KubeVirt's recording rules, each checked against the contract) over `minutes`.
     A quiet cluster's series are constant gauges or counters growing at a constant rate,
-    so two instants give each series' line: promtool's 'a+bxN' instead of 2,881 values."""
+    so two instants give each series' line: promtool's 'a+bxN' instead of every value."""
 
     def at(t: float) -> dict[str, float]:
         return {_selector(metric, labels): value for metric, labels, value in stored(sc, sc.start + t)}
 
-    first, second = at(60.0), at(120.0)
+    first, second = at(60.0 * SAMPLE_MINUTES), at(120.0 * SAMPLE_MINUTES)
     assert first.keys() == second.keys()
     out = []
     for selector, value in sorted(first.items()):
         step = second[selector] - value
-        out.append({"series": selector, "values": _line(value - step, step, minutes)})
+        out.append({"series": selector, "values": _line(value - step, step, minutes // SAMPLE_MINUTES)})
     return out
 
 
@@ -149,7 +151,7 @@ def _promtool_quiet_48h(release: str, tmp: Path, exporter_text: str, now: float)
         "tests": [
             {
                 "name": f"a quiet healthy cluster on KubeVirt {release} raises no alert in 48 hours",
-                "interval": "1m",
+                "interval": f"{SAMPLE_MINUTES}m",
                 "input_series": series,
                 "promql_expr_test": [
                     # No alert was ever pending or firing (ALERTS holds both states).
