@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from msgspec import field
 
-from .base import R, intern_or_same
+from .base import R, intern
 from .core import PVCSpec
 from .meta import ObjectMeta
 
@@ -18,7 +18,7 @@ class DataVolumeStatus(R):
     phase: str = ""
 
     def __post_init__(self) -> None:
-        self.phase = intern_or_same(self.phase)
+        self.phase = intern(self.phase)
 
 
 class DataVolume(R):

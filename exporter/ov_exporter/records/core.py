@@ -7,7 +7,7 @@ import sys
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import R, intern_or_same, interned_list, shared_map
+from .base import R, intern, interned_list, shared_map
 from .meta import Condition, ObjectMeta, Taint
 
 
@@ -16,7 +16,7 @@ class NodeInfo(R):
     kernel_version: str = ""
 
     def __post_init__(self) -> None:
-        self.os_image, self.kernel_version = intern_or_same(self.os_image), intern_or_same(self.kernel_version)
+        self.os_image, self.kernel_version = intern(self.os_image), intern(self.kernel_version)
 
 
 class NodeSpec(R):
@@ -64,7 +64,7 @@ class PVCStatus(R):
     access_modes: list[str] | None = None
 
     def __post_init__(self) -> None:
-        self.phase, self.access_modes = intern_or_same(self.phase), interned_list(self.access_modes)
+        self.phase, self.access_modes = intern(self.phase), interned_list(self.access_modes)
 
 
 class PersistentVolumeClaim(R):

@@ -8,7 +8,7 @@ from typing import Any
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import Int32, Int64, Labels, R, UInt32, intern_or_same, interned_list, shared_map
+from .base import Int32, Int64, Labels, R, UInt32, intern, interned_list, shared_map
 from .cdi import DataVolumeSpec
 from .meta import Condition, ObjectMeta
 
@@ -42,7 +42,7 @@ class Interface(R):
     binding: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        self.name = intern_or_same(self.name)
+        self.name = intern(self.name)
 
 
 class Devices(R):
@@ -62,14 +62,14 @@ class ClaimRef(R):
     claim_name: str = ""
 
     def __post_init__(self) -> None:
-        self.claim_name = intern_or_same(self.claim_name)
+        self.claim_name = intern(self.claim_name)
 
 
 class DataVolumeRef(R):
     name: str = ""
 
     def __post_init__(self) -> None:
-        self.name = intern_or_same(self.name)
+        self.name = intern(self.name)
 
 
 class Volume(R):
@@ -80,7 +80,7 @@ class Volume(R):
     # cloud-init user data may hold secrets).
 
     def __post_init__(self) -> None:
-        self.name = intern_or_same(self.name)
+        self.name = intern(self.name)
 
 
 class MultusRef(R):
@@ -88,7 +88,7 @@ class MultusRef(R):
     default: bool = False
 
     def __post_init__(self) -> None:
-        self.network_name = intern_or_same(self.network_name)
+        self.network_name = intern(self.network_name)
 
 
 class Network(R):
@@ -97,7 +97,7 @@ class Network(R):
     multus: MultusRef | None = None
 
     def __post_init__(self) -> None:
-        self.name = intern_or_same(self.name)
+        self.name = intern(self.name)
 
 
 class LabelSelectorRequirement(R):
@@ -179,7 +179,7 @@ class VMISpec(R):
 
     def __post_init__(self) -> None:
         if self.eviction_strategy:
-            self.eviction_strategy = intern_or_same(self.eviction_strategy)
+            self.eviction_strategy = intern(self.eviction_strategy)
         self.node_selector = shared_map(self.node_selector)
 
 
@@ -214,7 +214,7 @@ class VMSpec(R):
 
     def __post_init__(self) -> None:
         if self.run_strategy:
-            self.run_strategy = intern_or_same(self.run_strategy)
+            self.run_strategy = intern(self.run_strategy)
 
 
 class VirtualMachine(R):
@@ -244,8 +244,8 @@ class MigrationState(R):
     migration_configuration: MigrationConfiguration | None = None
 
     def __post_init__(self) -> None:
-        self.source_node, self.target_node = intern_or_same(self.source_node), intern_or_same(self.target_node)
-        self.mode = intern_or_same(self.mode)
+        self.source_node, self.target_node = intern(self.source_node), intern(self.target_node)
+        self.mode = intern(self.mode)
 
 
 class PVCInfo(R):
@@ -254,9 +254,9 @@ class PVCInfo(R):
     volume_mode: str | None = None
 
     def __post_init__(self) -> None:
-        self.claim_name, self.access_modes = intern_or_same(self.claim_name), interned_list(self.access_modes)
+        self.claim_name, self.access_modes = intern(self.claim_name), interned_list(self.access_modes)
         if self.volume_mode:
-            self.volume_mode = intern_or_same(self.volume_mode)
+            self.volume_mode = intern(self.volume_mode)
 
 
 class VolumeStatus(R):
@@ -264,7 +264,7 @@ class VolumeStatus(R):
     persistent_volume_claim_info: PVCInfo | None = None
 
     def __post_init__(self) -> None:
-        self.name = intern_or_same(self.name)
+        self.name = intern(self.name)
 
 
 class CPUTopology(R):
@@ -282,7 +282,7 @@ class PhaseTransition(R):
     phase_transition_timestamp: datetime | None = None
 
     def __post_init__(self) -> None:
-        self.phase = intern_or_same(self.phase)
+        self.phase = intern(self.phase)
 
 
 class VMIStatus(R):
@@ -297,8 +297,8 @@ class VMIStatus(R):
     phase_transition_timestamps: list[PhaseTransition] | None = None
 
     def __post_init__(self) -> None:
-        self.node_name, self.phase = intern_or_same(self.node_name), intern_or_same(self.phase)
-        self.migration_method = intern_or_same(self.migration_method)
+        self.node_name, self.phase = intern(self.node_name), intern(self.phase)
+        self.migration_method = intern(self.migration_method)
 
 
 class VirtualMachineInstance(R):
@@ -324,7 +324,7 @@ class VMIMStatus(R):
     phase_transition_timestamps: list[PhaseTransition] | None = None
 
     def __post_init__(self) -> None:
-        self.phase = intern_or_same(self.phase)
+        self.phase = intern(self.phase)
 
 
 class VirtualMachineInstanceMigration(R):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .base import Labels, R, intern_or_same, shared_map
+from .base import Labels, R, intern, shared_map
 
 # The annotation keys records keep; None: all of them. Set by `keep_annotations`.
 _KEPT_ANNOTATIONS: frozenset[str] | None = None
@@ -35,7 +35,7 @@ class OwnerRef(R):
     name: str = ""
 
     def __post_init__(self) -> None:
-        self.kind, self.name = intern_or_same(self.kind), intern_or_same(self.name)
+        self.kind, self.name = intern(self.kind), intern(self.name)
 
 
 class ObjectMeta(R):
@@ -50,7 +50,7 @@ class ObjectMeta(R):
     # Strings that repeat across objects are interned once decoded (sys.intern: freed with
     # their last user, so churn of unique names cannot grow a table).
     def __post_init__(self) -> None:
-        self.name, self.namespace = intern_or_same(self.name), intern_or_same(self.namespace)
+        self.name, self.namespace = intern(self.name), intern(self.namespace)
         self.labels = shared_map(self.labels)
         self.annotations = _annotations(self.annotations)
 
@@ -62,8 +62,8 @@ class Condition(R):
     message: str = ""
 
     def __post_init__(self) -> None:
-        self.type, self.status = intern_or_same(self.type), intern_or_same(self.status)
-        self.reason, self.message = intern_or_same(self.reason), intern_or_same(self.message)
+        self.type, self.status = intern(self.type), intern(self.status)
+        self.reason, self.message = intern(self.reason), intern(self.message)
 
 
 class Taint(R):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import R, intern_or_same, shared_map
+from .base import R, intern, shared_map
 from .meta import Condition, ObjectMeta
 
 
@@ -13,7 +13,7 @@ class PodSpec(R):
     node_name: str = ""
 
     def __post_init__(self) -> None:
-        self.node_name = intern_or_same(self.node_name)
+        self.node_name = intern(self.node_name)
 
 
 class PodStatus(R):
@@ -21,7 +21,7 @@ class PodStatus(R):
     conditions: list[Condition] | None = None
 
     def __post_init__(self) -> None:
-        self.phase = intern_or_same(self.phase)
+        self.phase = intern(self.phase)
 
 
 class Pod(R):
@@ -40,7 +40,7 @@ class ContainerMetrics(R):
     usage: dict[str, Quantity] | None = None  # cpu (cores, e.g. "250m", "1234567n"), memory (bytes)
 
     def __post_init__(self) -> None:
-        self.name, self.usage = intern_or_same(self.name), shared_map(self.usage)
+        self.name, self.usage = intern(self.name), shared_map(self.usage)
 
 
 class PodMetrics(R):
@@ -54,4 +54,4 @@ class PodMetrics(R):
 
     # The pods of one node share the time of the node's scrape.
     def __post_init__(self) -> None:
-        self.timestamp, self.window = intern_or_same(self.timestamp), intern_or_same(self.window)
+        self.timestamp, self.window = intern(self.timestamp), intern(self.window)
