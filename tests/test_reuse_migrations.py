@@ -68,7 +68,7 @@ def _vmim_changed(vmim, how: int, arg: int):
         ms = msgspec.structs.replace(
             ms,
             end_timestamp=(ms.end_timestamp or CAPTURED) + shift,
-            source_node=None if arg % 2 else ms.source_node,
+            source_node="" if arg % 2 else ms.source_node,  # omitted (omitempty): decoded as ""
         )
         return msgspec.structs.replace(vmim, status=msgspec.structs.replace(status, migration_state=ms))
     if how == 2:  # created at another time (a declared window may hold it)

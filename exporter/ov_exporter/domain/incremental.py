@@ -87,10 +87,10 @@ def _placed(state: ClusterState, name: str, key: str, place: Callable[[Any], tup
 
     def compute(s: ClusterState) -> tuple[dict, dict]:
         on: dict[str, dict[tuple[str, str], float]] = {}
-        for r in s.of(key):
+        for where, r in s.index(key).items():  # the index's (namespace, name): no tuple of its own
             placed = place(r)
             if placed is not None:
-                on.setdefault(placed[0], {})[(r.metadata.namespace, r.metadata.name)] = placed[1]
+                on.setdefault(placed[0], {})[where] = placed[1]
         return on, {node: math.fsum(values.values()) for node, values in on.items()}
 
     def update(s: ClusterState, kept: tuple[dict, dict], changed: Mapping[str, tuple[Changed, ...]]) -> tuple:
