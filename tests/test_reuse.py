@@ -585,3 +585,26 @@ def test_capped_and_exempted_series_after_changes_equal_a_full_evaluation():
                 f"after {kind.kind} {record.metadata.namespace}/{record.metadata.name} changed ({how})"
             )
     assert any(r.dropped for r in evaluate(store.state(), config, reuse=reuse).results), "the cap never bit"
+
+
+def test_a_vm_naming_one_claim_twice_then_another_equals_a_full_evaluation():
+    """Two volumes of one VM on the same PVC (KubeVirt allows it), then the VM names other
+    claims: the claim's VMs are kept per claim, and the second volume finds it gone."""
+    store, reuse = _demo(), _reuse()
+    vm_kind = KIND_BY_KEY["virtualmachines.kubevirt.io"]
+    vm = next(v for v in store.state().vms if any(vol.persistent_volume_claim for vol in _volumes(v)))
+    claimed = next(vol for vol in _volumes(vm) if vol.persistent_volume_claim)
+    twice = [*_volumes(vm), msgspec.structs.replace(claimed, name=f"{claimed.name}-again")]
+    store.apply(Upserted(vm_kind, _replaced(vm, ("spec", "template", "spec", "volumes"), twice)))
+    evaluate(store.state(), CONFIG, reuse=reuse)
+    _assert_as_full(store, reuse, f"after {vm.metadata.name} named {claimed.persistent_volume_claim.claim_name} twice")
+    other = msgspec.structs.replace(
+        claimed, persistent_volume_claim=msgspec.structs.replace(claimed.persistent_volume_claim, claim_name="other")
+    )
+    store.apply(Upserted(vm_kind, _replaced(vm, ("spec", "template", "spec", "volumes"), [other])))
+    _assert_as_full(store, reuse, f"after {vm.metadata.name} named another claim")
+
+
+def _volumes(vm) -> list:
+    spec = vm.spec.template.spec if vm.spec and vm.spec.template else None
+    return list(spec.volumes or []) if spec is not None else []
