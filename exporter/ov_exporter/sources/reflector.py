@@ -6,6 +6,7 @@ events (events.py); one object that does not decode is a problem, never a stop."
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -66,18 +67,13 @@ class _ListPage(msgspec.Struct):
     items: list[msgspec.Raw] | None = None
 
 
-_TYPED_PAGES: dict[type, type] = {}
-
-
+@functools.cache
 def _typed_page(record: type) -> type:
     """A LIST page whose items are decoded as `record`."""
-    page = _TYPED_PAGES.get(record)
-    if page is None:
-        page = _TYPED_PAGES[record] = msgspec.defstruct(
-            f"{record.__name__}Page",
-            [("metadata", _Meta, msgspec.field(default_factory=_Meta)), ("items", list[record] | None, None)],
-        )
-    return page
+    return msgspec.defstruct(
+        f"{record.__name__}Page",
+        [("metadata", _Meta, msgspec.field(default_factory=_Meta)), ("items", list[record] | None, None)],
+    )
 
 
 class _WatchEvent(msgspec.Struct):

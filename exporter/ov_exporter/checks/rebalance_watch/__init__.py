@@ -283,8 +283,9 @@ def _node_row(node: Node, vmis: int, cpu: float, memory: float) -> tuple[list[Sa
     for resource, requested, values in zip(RESOURCES, (cpu, memory), allocation):
         alloc = _allocatable(node, resource)
         if alloc is not None:
-            values.append((name, requested / alloc))
-            samples.append(Sample(NODE_ALLOC.name, (name, resource), requested / alloc))
+            ratio = requested / alloc
+            values.append((name, ratio))
+            samples.append(Sample(NODE_ALLOC.name, (name, resource), ratio))
     return samples, *allocation
 
 
