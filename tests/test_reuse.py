@@ -588,8 +588,9 @@ def test_capped_and_exempted_series_after_changes_equal_a_full_evaluation():
 
 
 def test_a_vm_naming_one_claim_twice_then_another_equals_a_full_evaluation():
-    """Two volumes of one VM on the same PVC (KubeVirt allows it), then the VM names other
-    claims: the claim's VMs are kept per claim, and the second volume finds it gone."""
+    """Two volumes of one VM on the same PVC (whether KubeVirt's admission takes it was not
+    checked: the exporter must judge whatever the API serves), then the VM names another
+    claim: the claim's VMs are kept per claim, and the second volume finds it gone."""
     store, reuse = _demo(), _reuse()
     vm_kind = KIND_BY_KEY["virtualmachines.kubevirt.io"]
     vm = next(v for v in store.state().vms if any(vol.persistent_volume_claim for vol in _volumes(v)))
