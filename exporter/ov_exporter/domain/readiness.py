@@ -478,7 +478,7 @@ def _slots_full(in_flight: int, limit: int, source: str) -> str:
     return f"{in_flight} migration(s) in flight, parallelMigrationsPerCluster is {limit} ({source})"
 
 
-def _verdict(vm: VirtualMachine, part: _Runtime, rwo: list[str]) -> Verdict:
+def _verdict(vm: VirtualMachine, part: _Runtime, rwo: tuple[str, ...]) -> Verdict:
     reasons = dict(part.reasons)
     ok, why = part.live_migratable
     if not ok and not (why == "DisksNotLiveMigratable" and rwo):

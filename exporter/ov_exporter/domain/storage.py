@@ -110,7 +110,7 @@ def _claims(vm: VirtualMachine) -> list[tuple[str, str]]:
     return out
 
 
-def vm_disks(state: ClusterState, vm: VirtualMachine) -> tuple[list[str], list[str]]:
+def vm_disks(state: ClusterState, vm: VirtualMachine) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(claims without RWX, each "claim (modes from source)"; claims whose modes are unknown)
     of a VM's PVC and DataVolume volumes."""
     found = all_vm_disks(state).table.get((vm.metadata.namespace, vm.metadata.name))
@@ -123,7 +123,9 @@ def vm_disks(state: ClusterState, vm: VirtualMachine) -> tuple[list[str], list[s
 class VmDisks:
     """Every VM's disks' verdict, and which VMs name each claim."""
 
-    table: dict[tuple[str, str], tuple[tuple[list[str], list[str]], VirtualMachine]]  # (ns, VM) -> (verdict, VM)
+    table: dict[
+        tuple[str, str], tuple[tuple[tuple[str, ...], tuple[str, ...]], VirtualMachine]
+    ]  # (ns, VM) -> (verdict, VM)
     # (ns, claim) -> the VMs naming it, in name order (a tuple: most claims have one VM,
     # and a frozenset of one costs four times the memory; 20,000 claims at XL)
     claimants: dict[tuple[str, str], tuple[str, ...]]
@@ -200,9 +202,11 @@ def _vm_disks_changed(state: ClusterState, kept: VmDisks, changed: Mapping[str, 
     return VmDisks(table, claimants)
 
 
-def _vm_disks_of(state: ClusterState, vm: VirtualMachine) -> tuple[tuple[list[str], list[str]], VirtualMachine]:
+def _vm_disks_of(
+    state: ClusterState, vm: VirtualMachine
+) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], VirtualMachine]:
     if vm_template_spec(vm) is None:
-        return ([], []), vm
+        return ((), ()), vm
     ns = vm.metadata.namespace
     vmi = state.get(VMIS, ns, vm.metadata.name)
     claims = _claims(vm)
@@ -216,7 +220,9 @@ def _vm_disks_of(state: ClusterState, vm: VirtualMachine) -> tuple[tuple[list[st
 
 def _vm_disks(
     state: ClusterState, vm: VirtualMachine, vmi: VirtualMachineInstance | None, claims: list[tuple[str, str]]
-) -> tuple[list[str], list[str]]:
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The VM's claims without ReadWriteMany (each with its modes and where they come from) and
+    those whose modes are unknown; tuples, so that a VM with neither keeps no list of its own."""
     rwo: list[str] = []
     unknown: list[str] = []
     templates = {t.metadata.name: t for t in (vm.spec.data_volume_templates or [])}
@@ -226,4 +232,4 @@ def _vm_disks(
             unknown.append(claim)
         elif RWX not in modes:
             rwo.append(f"{claim} ({'/'.join(modes)} from {where})")
-    return rwo, unknown
+    return tuple(rwo), tuple(unknown)

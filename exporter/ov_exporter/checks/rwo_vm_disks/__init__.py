@@ -71,7 +71,9 @@ def _nothing(state: ClusterState, changed: Changed) -> tuple:
     return ()
 
 
-def _judge(vm: VirtualMachine, disks: tuple[list[str], list[str]], default_strategy: Setting, node: str) -> Part:
+def _judge(
+    vm: VirtualMachine, disks: tuple[tuple[str, ...], tuple[str, ...]], default_strategy: Setting, node: str
+) -> Part:
     """One VM's series and findings (kept per VM, its disks' verdict, the cluster's default
     eviction strategy and its node: state.per_object)."""
     samples: list[Sample] = []
