@@ -174,6 +174,8 @@ def serve_phase(kubeconfig: str, api: Child, args: argparse.Namespace) -> dict[s
         probe_flags += ["--switch-interval", str(args.switch_interval)]
     if args.evaluate_in_child:
         probe_flags.append("--evaluate-in-child")
+    if args.stall_trace:
+        probe_flags += ["--stall-trace", str(args.stall_trace)]
     spawned = time.monotonic()
     api.command("requests")  # counts start here
     server = Child(
@@ -389,6 +391,12 @@ def main() -> None:
         "--evaluate-in-child",
         action="store_true",
         help="serve evaluates in a forked child (the prototype compared with GIL tuning)",
+    )
+    parser.add_argument(
+        "--stall-trace",
+        type=float,
+        metavar="MS",
+        help="note where serve's threads are when a tracer thread wakes MS late (in --json's churn window)",
     )
     parser.add_argument("--skip-yardsticks", action="store_true")
     parser.add_argument("--json", help="also write every raw figure here")

@@ -6,7 +6,11 @@ Once a second it prints one JSON line: the event loop's longest stall in that se
 (how late a 5 ms timer fired) and how many stalls passed 25 and 50 ms, RSS, the
 collections of the cyclic GC and their longest pause, evaluations done, whether the
 first sync is done. `--switch-interval` sets sys.setswitchinterval (the GIL hand-over
-interval, 5 ms by default); `--evaluate-in-child` runs each evaluation and render in a
+interval, 5 ms by default); `--stall-trace MS` adds a thread that wakes every millisecond
+and, when it wakes MS or more late, notes where every other thread is (its innermost
+frames; the line it prints that second carries them as "late"): a thread that held the GIL
+in one C call, or a lock the loop waits on, shows as the frame it is in right after;
+`--evaluate-in-child` runs each evaluation and render in a
 forked child that sends /metrics back (a prototype, to compare: the child's updates to
 remembered judgements are lost).
 """
@@ -20,6 +24,7 @@ import json
 import os
 import pickle
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,47 @@ from ov_exporter import cli
 from ov_exporter.server import Exporter, Prepared
 
 PROBE_SECONDS = 0.005
+TRACE_FRAMES = 4
+
+
+class StallTracer:
+    """Notes where the other threads are each time this thread wakes `late_s` or more late."""
+
+    def __init__(self, late_s: float) -> None:
+        self.late_s = late_s
+        self.found: list[dict[str, Any]] = []
+        threading.Thread(target=self._run, name="stall-tracer", daemon=True).start()
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while True:
+            before = time.perf_counter()
+            time.sleep(0.001)
+            late = time.perf_counter() - before - 0.001
+            if late < self.late_s:
+                continue
+            names = {t.ident: t.name for t in threading.enumerate()}
+            stacks = {
+                names.get(ident, str(ident)): [
+                    f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}"
+                    for f in _innermost(frame, TRACE_FRAMES)
+                ]
+                for ident, frame in sys._current_frames().items()
+                if ident != me
+            }
+            self.found.append({"t": time.time(), "late_ms": round(late * 1000, 1), "threads": stacks})
+
+    def take(self) -> list[dict[str, Any]]:
+        found, self.found = self.found, []
+        return found
+
+
+def _innermost(frame: Any, n: int) -> list[Any]:
+    out = []
+    while frame is not None and len(out) < n:
+        out.append(frame)
+        frame = frame.f_back
+    return out
 
 
 def rss_mib() -> float:
@@ -49,7 +95,7 @@ class GcPauses:
             self.window.append((info["generation"], time.perf_counter() - self._start))
 
 
-async def probe(exporter: Exporter) -> None:
+async def probe(exporter: Exporter, tracer: StallTracer | None = None) -> None:
     pauses = GcPauses()
     gc.callbacks.append(pauses)
     loop = asyncio.get_running_loop()
@@ -76,6 +122,7 @@ async def probe(exporter: Exporter) -> None:
                     "synced": exporter.store.synced,
                     "ready": exporter.prepared is not None,
                     "objects": sum(exporter.store.counts().values()),
+                    **({"late": tracer.take()} if tracer is not None else {}),
                 }
             ),
             flush=True,
@@ -119,6 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.benchserve")
     parser.add_argument("--switch-interval", type=float)
     parser.add_argument("--evaluate-in-child", action="store_true")
+    parser.add_argument("--stall-trace", type=float, metavar="MS")
     parser.add_argument("serve", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     if args.evaluate_in_child:
@@ -129,7 +177,8 @@ def main() -> None:
         await start(self)
         if args.switch_interval:  # after start(), which sets the exporter's own
             sys.setswitchinterval(args.switch_interval)
-        self._tasks.append(asyncio.create_task(probe(self), name="probe"))
+        tracer = StallTracer(args.stall_trace / 1000) if args.stall_trace else None
+        self._tasks.append(asyncio.create_task(probe(self, tracer), name="probe"))
 
     Exporter.start = start_with_probe  # type: ignore[method-assign]
     serve_args: list[Any] = [a for a in args.serve if a != "--"]
