@@ -8,7 +8,8 @@ collections of the cyclic GC and their longest pause, evaluations done, whether 
 first sync is done. `--switch-interval` sets sys.setswitchinterval (the GIL hand-over
 interval, 5 ms by default); `--stall-trace MS` adds a thread that wakes every millisecond
 and, when it wakes MS or more late, notes where every other thread is (its innermost
-frames; the line it prints that second carries them as "late"): a thread that held the GIL
+frames, and the CPU time the process used meanwhile; the line it prints that second
+carries them as "late"): a thread that held the GIL
 in one C call, or a lock the loop waits on, shows as the frame it is in right after;
 `--evaluate-in-child` runs each evaluation and render in a
 forked child that sends /metrics back (a prototype, to compare: the child's updates to
@@ -47,11 +48,14 @@ class StallTracer:
     def _run(self) -> None:
         me = threading.get_ident()
         while True:
-            before = time.perf_counter()
+            before, cpu_before = time.perf_counter(), time.process_time()
             time.sleep(0.001)
             late = time.perf_counter() - before - 0.001
             if late < self.late_s:
                 continue
+            # CPU the process used meanwhile: about `late` when a thread of ours held the GIL,
+            # near 0 when the system ran something else.
+            cpu = time.process_time() - cpu_before
             names = {t.ident: t.name for t in threading.enumerate()}
             stacks = {
                 names.get(ident, str(ident)): [
@@ -61,7 +65,9 @@ class StallTracer:
                 for ident, frame in sys._current_frames().items()
                 if ident != me
             }
-            self.found.append({"t": time.time(), "late_ms": round(late * 1000, 1), "threads": stacks})
+            self.found.append(
+                {"t": time.time(), "late_ms": round(late * 1000, 1), "cpu_ms": round(cpu * 1000, 1), "threads": stacks}
+            )
 
     def take(self) -> list[dict[str, Any]]:
         found, self.found = self.found, []
