@@ -38,40 +38,62 @@ TRACE_FRAMES = 4
 
 
 class StallTracer:
-    """Notes where the other threads are each time this thread wakes `late_s` or more late."""
+    """Notes where the threads are when this thread wakes `late_s` or more late (something
+    held the GIL, or the system ran something else), and, sampled again every millisecond
+    while it lasts, where the event loop's thread is when the loop has not come round for
+    `late_s` (the probe's `beat`, at most its 5 ms sleep old when the loop is free): what the
+    loop itself was busy with. A spell still going on when the probe takes the notes is
+    printed as far as it went."""
 
     def __init__(self, late_s: float) -> None:
         self.late_s = late_s
+        self.beat = time.perf_counter()  # set by the probe each time the loop comes round
         self.found: list[dict[str, Any]] = []
         threading.Thread(target=self._run, name="stall-tracer", daemon=True).start()
 
     def _run(self) -> None:
         me = threading.get_ident()
+        busy: dict[str, Any] | None = None  # the loop's current busy spell
         while True:
             before, cpu_before = time.perf_counter(), time.process_time()
             time.sleep(0.001)
-            late = time.perf_counter() - before - 0.001
-            if late < self.late_s:
-                continue
-            # CPU the process used meanwhile: about `late` when a thread of ours held the GIL,
-            # near 0 when the system ran something else.
-            cpu = time.process_time() - cpu_before
-            names = {t.ident: t.name for t in threading.enumerate()}
-            stacks = {
-                names.get(ident, str(ident)): [
-                    f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}"
-                    for f in _innermost(frame, TRACE_FRAMES)
-                ]
-                for ident, frame in sys._current_frames().items()
-                if ident != me
-            }
-            self.found.append(
-                {"t": time.time(), "late_ms": round(late * 1000, 1), "cpu_ms": round(cpu * 1000, 1), "threads": stacks}
-            )
+            now = time.perf_counter()
+            late = now - before - 0.001
+            if late >= self.late_s:
+                # CPU the process used meanwhile: about `late` when a thread of ours held the
+                # GIL, near 0 when the system ran something else.
+                cpu = time.process_time() - cpu_before
+                self.found.append(
+                    {"t": time.time(), "late_ms": round(late * 1000, 1), "cpu_ms": round(cpu * 1000, 1), **_stacks(me)}
+                )
+            beat = self.beat
+            if now - beat < self.late_s:
+                busy = None
+            elif busy is None or busy["beat"] != beat:
+                busy = {"t": time.time(), "beat": beat, "loop_busy_ms": 0.0, "samples": []}
+                self.found.append(busy)
+            if busy is not None:
+                busy["loop_busy_ms"] = round((now - beat) * 1000, 1)
+                if len(busy["samples"]) < 40:
+                    busy["samples"].append(_stacks(me)["threads"])
 
     def take(self) -> list[dict[str, Any]]:
         found, self.found = self.found, []
         return found
+
+
+def _stacks(me: int) -> dict[str, Any]:
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return {
+        "threads": {
+            names.get(ident, str(ident)): [
+                f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}"
+                for f in _innermost(frame, TRACE_FRAMES)
+            ]
+            for ident, frame in sys._current_frames().items()
+            if ident != me
+        }
+    }
 
 
 def _innermost(frame: Any, n: int) -> list[Any]:
@@ -112,6 +134,8 @@ async def probe(exporter: Exporter, tracer: StallTracer | None = None) -> None:
             before = loop.time()
             await asyncio.sleep(PROBE_SECONDS)
             stalls.append(loop.time() - before - PROBE_SECONDS)
+            if tracer is not None:
+                tracer.beat = time.perf_counter()
         collected, pauses.window = pauses.window, []
         print(
             json.dumps(
