@@ -396,7 +396,8 @@ def main() -> None:
         "--stall-trace",
         type=float,
         metavar="MS",
-        help="note where serve's threads are when a tracer thread wakes MS late (in --json's churn window)",
+        help="note where serve's threads are when its event loop has not come round for MS, "
+        "or a tracer thread wakes MS late (in --json's windows)",
     )
     parser.add_argument("--skip-yardsticks", action="store_true")
     parser.add_argument("--json", help="also write every raw figure here")
