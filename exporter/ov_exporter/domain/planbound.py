@@ -31,6 +31,15 @@ proven to SPREAD_GAP, then the fewest moves at the spread it reaches.
 `fewest_moves(instance, max_spread, time_limit)` is the second phase alone: the fewest moves
 that reach a given spread (to judge a plan's moves at its spread).
 
+The exact model counts identical VMs together (same capacity and spread sizes, same node now,
+same candidate nodes): one integer variable per such class and candidate node, the number of
+its VMs placed there (0 to the class's size); the moves are the class's size less its count on
+its own node. Its LP relaxation is the per-VM model's (a class's counts spread evenly over its
+VMs give a per-VM solution, per-VM values summed give the counts), and branch and bound no
+longer tells apart plans that only swap identical VMs. Which VMs of a class move is then a
+choice: the first ones in the instance's order stay. LP_MAX_COLUMNS still counts the per-VM
+pairs (movable VM, allowed node).
+
 The solver is imported on first use only, so the exporter's start and memory do not pay for it;
 `optimal` and `fewest_moves` need it (the benchmark and the tests install it).
 """
@@ -75,14 +84,21 @@ class NoFeasiblePlan(ValueError):
 
 @dataclass
 class _Model:
-    """The assignment MILP as arrays: columns, then rows of (indices, values, lower, upper)."""
+    """The assignment MILP as arrays: columns, then rows of (indices, values, lower, upper).
+    An assignment variable counts the VMs of a class of identical VMs on a node (module
+    docstring), an integer from 0 to the class's size."""
 
-    vms: list[PlanVM]  # the movable VMs, in column order
-    targets: list[list[str]]  # per movable VM, its candidate nodes
-    columns: list[tuple[int, str]]  # (movable VM index, node) per assignment variable
+    vms: list[PlanVM]  # the movable VMs
+    classes: list[list[int]]  # per class, its VMs (indices into vms, in instance order)
+    targets: list[list[str]]  # per class, its candidate nodes
+    columns: list[tuple[int, str]]  # (class index, node) per assignment variable
     n_columns: int  # assignment variables + U_cpu, L_cpu, U_mem, L_mem, S
     spread_column: int
     rows: list[tuple[list[int], list[float], float, float]]
+
+    def size(self, column: int) -> int:
+        """The class size: the column's upper bound."""
+        return len(self.classes[self.columns[column][0]])
 
 
 def _capacity(node: PlanNode, resource: int) -> tuple[float, float, float]:
@@ -92,27 +108,42 @@ def _capacity(node: PlanNode, resource: int) -> tuple[float, float, float]:
     return node.memory_capacity, node.memory_allowed, node.memory_used
 
 
+def _classes(vms: list[PlanVM], names: list[str]) -> tuple[list[list[int]], list[list[str]]]:
+    """The movable VMs grouped by (sizes, node now, candidate nodes), classes and their VMs in
+    the order their first VM comes in `vms`."""
+    by_key: dict[tuple[Any, ...], int] = {}
+    classes: list[list[int]] = []
+    targets: list[list[str]] = []
+    for i, vm in enumerate(vms):
+        nodes = [n for n in names if n in vm.allowed]
+        if not nodes:
+            raise NoFeasiblePlan(f"{vm.key[0]}/{vm.key[1]}: none of its allowed nodes is a node of the instance")
+        key = (vm.cpu, vm.memory, vm.spread_cpu, vm.spread_memory, vm.node, tuple(nodes))
+        k = by_key.setdefault(key, len(classes))
+        if k == len(classes):
+            classes.append([])
+            targets.append(nodes)
+        classes[k].append(i)
+    return classes, targets
+
+
 def _build(instance: Instance) -> _Model:
     names = [n.name for n in instance.nodes]
     known = set(names)
     vms = [vm for vm in instance.vms if vm.movable]
-    targets: list[list[str]] = []
-    for vm in vms:
-        nodes = [n for n in names if n in vm.allowed]
-        if not nodes:
-            raise NoFeasiblePlan(f"{vm.key[0]}/{vm.key[1]}: none of its allowed nodes is a node of the instance")
-        targets.append(nodes)
-    columns = [(i, node) for i, nodes in enumerate(targets) for node in nodes]
+    classes, targets = _classes(vms, names)
+    columns = [(k, node) for k, nodes in enumerate(targets) for node in nodes]
     by_node: dict[str, list[int]] = {n: [] for n in names}
-    for col, (_i, node) in enumerate(columns):
+    for col, (_k, node) in enumerate(columns):
         by_node[node].append(col)
     base = len(columns)
     upper = {0: base, 1: base + 2}  # U_r; L_r is the next column
     spread_column = base + 4
     rows: list[tuple[list[int], list[float], float, float]] = []
     start = 0
-    for nodes in targets:  # each movable VM on exactly one node
-        rows.append((list(range(start, start + len(nodes))), [1.0] * len(nodes), 1.0, 1.0))
+    for k, nodes in enumerate(targets):  # each class's VMs placed, all of them
+        size = float(len(classes[k]))
+        rows.append((list(range(start, start + len(nodes))), [1.0] * len(nodes), size, size))
         start += len(nodes)
     fixed_count = {n: 0 for n in names}
     for vm in instance.vms:
@@ -122,13 +153,13 @@ def _build(instance: Instance) -> _Model:
         cols = by_node[node.name]
         for r in RESOURCES:
             _cap, limit, used = _capacity(node, r)
-            size = [_size(vms[columns[c][0]], r) for c in cols]
+            size = [_size(vms[classes[columns[c][0]][0]], r) for c in cols]
             if used > limit + EPSILON:
                 raise NoFeasiblePlan(f"node {node.name}: the load no plan moves exceeds its {_LABEL[r]} limit")
             rows.append((cols, size, -math.inf, limit - used + EPSILON))
             # Utilisation rows: the spread load (the capacity load on the allocation basis).
             capacity, used = spread_capacity(node, r), _spread_used(node, r)
-            size = [spread_size(vms[columns[c][0]], r) for c in cols]
+            size = [spread_size(vms[classes[columns[c][0]][0]], r) for c in cols]
             if node.in_spread and capacity > 0:
                 # used/cap + sum(size x)/cap <= U  and  >= L
                 u, low = upper[r], upper[r] + 1
@@ -146,7 +177,7 @@ def _build(instance: Instance) -> _Model:
     if sum(1 for n in instance.nodes if n.in_spread) >= 2:
         for r in RESOURCES:  # S >= U_r - L_r
             rows.append(([spread_column, upper[r], upper[r] + 1], [1.0, -1.0, 1.0], 0.0, math.inf))
-    return _Model(vms, targets, columns, base + 5, spread_column, rows)
+    return _Model(vms, classes, targets, columns, base + 5, spread_column, rows)
 
 
 _LABEL = {0: "CPU", 1: "memory"}
@@ -175,8 +206,8 @@ def _highs(model: _Model, integer: bool, time_limit: float | None) -> Any:
         h.setOptionValue("time_limit", max(0.01, time_limit))
     n = model.n_columns
     lower = np.zeros(n)
-    upper = np.ones(n)
-    upper[len(model.columns) :] = math.inf
+    upper = np.full(n, math.inf)
+    upper[: len(model.columns)] = [model.size(c) for c in range(len(model.columns))]
     lower[len(model.columns) : model.spread_column] = -math.inf  # U and L are free
     h.addVars(n, lower, upper)
     if integer and model.columns:
@@ -444,8 +475,8 @@ def _fewest_moves(
 
 
 def _stay_columns(model: _Model) -> list[int]:
-    """The assignment variables that keep a movable VM on its node."""
-    return [c for c, (i, node) in enumerate(model.columns) if model.vms[i].node == node]
+    """The assignment variables that count a class's VMs kept on their node."""
+    return [c for c, (k, node) in enumerate(model.columns) if model.vms[model.classes[k][0]].node == node]
 
 
 def _solution(h: Any, values: list[float]) -> Any:
@@ -456,12 +487,11 @@ def _solution(h: Any, values: list[float]) -> Any:
 
 def _start_from_current(h: Any, model: _Model, instance: Instance) -> None:
     """Offer the current placement as a first solution (the solver drops it if infeasible)."""
-    if not all(model.vms[i].node in nodes for i, nodes in enumerate(model.targets)):
+    if not all(model.vms[model.classes[k][0]].node in nodes for k, nodes in enumerate(model.targets)):
         return
     values = [0.0] * model.n_columns
-    for c, (i, node) in enumerate(model.columns):
-        if model.vms[i].node == node:
-            values[c] = 1.0
+    for c in _stay_columns(model):
+        values[c] = float(model.size(c))
     util = utilisation(instance, {})
     counted = [util[n.name] for n in instance.nodes if n.in_spread]
     base = len(model.columns)
@@ -473,8 +503,23 @@ def _start_from_current(h: Any, model: _Model, instance: Instance) -> None:
 
 
 def _assignment(model: _Model, values: list[float]) -> dict[VMKey, str]:
+    """The VMs that move: per class, as many of its VMs stay on their node as its count there
+    says (the first ones, in instance order), and the others go, in order, to the class's other
+    candidate nodes in node order, as many to each as its count."""
     result: dict[VMKey, str] = {}
-    for c, (i, node) in enumerate(model.columns):
-        if values[c] > 0.5 and model.vms[i].node != node:
-            result[model.vms[i].key] = node
+    counts: list[dict[str, int]] = [{} for _ in model.classes]
+    for c, (k, node) in enumerate(model.columns):
+        counts[k][node] = max(0, round(values[c]))
+    for k, members in enumerate(model.classes):
+        source = model.vms[members[0]].node
+        staying = min(counts[k].get(source, 0), len(members))
+        moving = iter(members[staying:])
+        for node in model.targets[k]:
+            if node == source:
+                continue
+            for _ in range(counts[k][node]):
+                i = next(moving, None)
+                if i is None:
+                    break
+                result[model.vms[i].key] = node
     return result
