@@ -485,12 +485,18 @@ def test_counting_identical_vms_keeps_the_brute_force_optimum(seed):
 def test_some_tiny_instances_have_identical_vms():
     classes = [planbound._build(tiny_with_twins(seed)).classes for seed in range(12)]
     assert sum(len(c) < sum(map(len, c)) for c in classes) >= 6
+    spread_classes = [planbound._build(tiny_with_twins(seed), by_node=False).classes for seed in range(12)]
+    assert sum(map(len, spread_classes)) < sum(map(len, classes))  # VMs on different nodes share a class
 
 
+@pytest.mark.parametrize("by_node", [True, False])
 @pytest.mark.parametrize("seed", range(6))
-def test_counts_map_back_to_each_vm_once_the_first_ones_staying(seed):
+def test_counts_map_back_to_each_vm_once_the_first_ones_staying(seed, by_node):
+    """In the full model a class's VMs all run on one node; in the spread model (by_node False,
+    the first phase of `optimal`) on several: as many stay as the counts allow."""
     inst = tiny_with_twins(seed)
-    model = planbound._build(inst)
+    model = planbound._build(inst, by_node=by_node)
+    assert model.by_node is by_node and (planbound._stay_columns(model) != []) is by_node
     rng = random.Random(seed)
     values = [0.0] * model.n_columns
     wanted: dict[tuple[int, str], int] = {}
@@ -506,9 +512,17 @@ def test_counts_map_back_to_each_vm_once_the_first_ones_staying(seed):
     by_key = {vm.key: vm for vm in model.vms}
     assert all(by_key[key].node != node for key, node in assignment.items())  # only VMs that move
     for k, members in enumerate(model.classes):
+        now = [model.vms[i].node for i in members]
         placed = [assignment.get(model.vms[i].key, model.vms[i].node) for i in members]
         for node in model.targets[k]:
             assert placed.count(node) == wanted[k, node]
-        source = model.vms[members[0]].node
-        staying = wanted.get((k, source), 0)
-        assert placed[:staying] == [source] * staying  # stay-first, in the instance's order
+        stay = sum(min(wanted.get((k, node), 0), now.count(node)) for node in set(now))
+        assert sum(p == n for p, n in zip(placed, now, strict=True)) == stay  # as many stay as can
+        for node in set(now):  # the first ones of a node stay
+            on = [p for p, n in zip(placed, now, strict=True) if n == node]
+            kept = min(wanted.get((k, node), 0), len(on))
+            assert on[:kept] == [node] * kept
+    if by_node:
+        assert all(len({model.vms[i].node for i in members}) == 1 for members in model.classes)
+    else:
+        assert len(model.classes) <= len(planbound._build(inst).classes)
