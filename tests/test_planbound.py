@@ -477,8 +477,7 @@ def test_counting_identical_vms_keeps_the_brute_force_optimum(seed):
     gain = 0.02
     _a, at, cost_moves, proven = optimal(inst, 10, move_cost=gain)
     assert proven and at + gain * cost_moves <= min(s + gain * m for s, m in every) + SPREAD_GAP + 1e-9
-    # The LP relaxation of the counts is the per-VM one's: no lower than the fluid bound, no
-    # higher than the optimum.
+    # The LP bound (on the spread model's counts) stays between the fluid bound and the optimum.
     assert fluid_bound(inst) - 1e-6 <= lp_bound(inst) <= best + 1e-9
 
 
