@@ -7,12 +7,15 @@ worse than any of them; the simulated descheduler must keep to its own limits.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
+from ov_exporter.domain import planbound
 from ov_exporter.domain.planbound import (
     SPREAD_GAP,
     NoFeasiblePlan,
@@ -414,3 +417,111 @@ def test_the_search_spends_a_capped_budget_of_moves_well():
     capped = plan_instance(c.instance, max_moves=3)
     assert len(capped.moves) <= 3
     assert spread(c.instance, capped.assignment) <= spread(c.instance, run.assignment) + 1e-12
+
+
+# ------------------------------------------------------------------ identical VMs counted together
+
+
+def tiny_with_twins(seed: int) -> Instance:
+    """2-4 uneven nodes and 4-7 VMs of three flavours (two with the same CPU), all on one or two
+    nodes: many VMs are identical (same sizes, node and allowed nodes); some pinned, VM limits."""
+    rng = random.Random(5000 + seed)
+    names = [f"n{i}" for i in range(rng.randint(2, 4))]
+    nodes = tuple(
+        PlanNode(
+            name,
+            rng.choice((8.0, 12.0, 16.0)),
+            rng.choice((16, 24, 32)) * GI,
+            rng.uniform(0, 2),
+            rng.uniform(0, 4) * GI,
+            rng.choice((None, None, 3)),
+            0,
+        )
+        for name in names
+    )
+    flavours = [(1.0, 2 * GI), (1.0, 6 * GI), (2.0, 4 * GI)]
+    vms = []
+    for i in range(rng.randint(4, 7)):
+        cpu, memory = rng.choice(flavours)
+        node = rng.choice(names[:2])
+        allowed = frozenset(names) if rng.random() < 0.8 else frozenset({node, rng.choice(names)})
+        vms.append(PlanVM(("ns", f"v{i}"), cpu, memory, node, allowed, True))
+    count = {n: sum(vm.node == n for vm in vms) for n in names}
+    nodes = tuple(n if n.max_vms is None or n.max_vms >= count[n.name] else replace(n, max_vms=None) for n in nodes)
+    return Instance(nodes, tuple(vms))
+
+
+def brute_force(instance: Instance) -> list[tuple[float, int]]:
+    """(spread, moves) of every feasible assignment."""
+    vms = [vm for vm in instance.vms if vm.movable]
+    names = [n.name for n in instance.nodes]
+    found = []
+    for targets in itertools.product(*([n for n in names if n in vm.allowed] for vm in vms)):
+        assignment = {vm.key: t for vm, t in zip(vms, targets, strict=True) if t != vm.node}
+        if not feasible(instance, assignment):
+            found.append((spread(instance, assignment), len(assignment)))
+    return found
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_counting_identical_vms_keeps_the_brute_force_optimum(seed):
+    inst = tiny_with_twins(seed)
+    model = planbound._build(inst)
+    assert sum(map(len, model.classes)) == len(inst.vms)
+    every = brute_force(inst)
+    least = min(s for s, _m in every)
+    assignment, best, moves, proven = optimal(inst, 10)
+    assert proven and feasible(inst, assignment) == []
+    assert best <= least + SPREAD_GAP + 1e-9
+    assert moves == min(m for s, m in every if s <= best + 1e-9)
+    gain = 0.02
+    _a, at, cost_moves, proven = optimal(inst, 10, move_cost=gain)
+    assert proven and at + gain * cost_moves <= min(s + gain * m for s, m in every) + SPREAD_GAP + 1e-9
+    # The LP bound (on the spread model's counts) stays between the fluid bound and the optimum.
+    assert fluid_bound(inst) - 1e-6 <= lp_bound(inst) <= best + 1e-9
+
+
+def test_some_tiny_instances_have_identical_vms():
+    classes = [planbound._build(tiny_with_twins(seed)).classes for seed in range(12)]
+    assert sum(len(c) < sum(map(len, c)) for c in classes) >= 6
+    spread_classes = [planbound._build(tiny_with_twins(seed), by_node=False).classes for seed in range(12)]
+    assert sum(map(len, spread_classes)) < sum(map(len, classes))  # VMs on different nodes share a class
+
+
+@pytest.mark.parametrize("by_node", [True, False])
+@pytest.mark.parametrize("seed", range(6))
+def test_counts_map_back_to_each_vm_once_the_first_ones_staying(seed, by_node):
+    """In the full model a class's VMs all run on one node; in the spread model (by_node False,
+    the first phase of `optimal`) on several: as many stay as the counts allow."""
+    inst = tiny_with_twins(seed)
+    model = planbound._build(inst, by_node=by_node)
+    assert model.by_node is by_node and (planbound._stay_columns(model) != []) is by_node
+    rng = random.Random(seed)
+    values = [0.0] * model.n_columns
+    wanted: dict[tuple[int, str], int] = {}
+    for k, members in enumerate(model.classes):
+        left = len(members)  # a random split of the class over its candidate nodes
+        for i, node in enumerate(model.targets[k]):
+            n = left if i == len(model.targets[k]) - 1 else rng.randint(0, left)
+            wanted[k, node] = n
+            left -= n
+    for c, (k, node) in enumerate(model.columns):
+        values[c] = wanted[k, node] + rng.choice((0.0, 3e-7, -3e-7))  # within the solver's tolerance
+    assignment = planbound._assignment(model, values)
+    by_key = {vm.key: vm for vm in model.vms}
+    assert all(by_key[key].node != node for key, node in assignment.items())  # only VMs that move
+    for k, members in enumerate(model.classes):
+        now = [model.vms[i].node for i in members]
+        placed = [assignment.get(model.vms[i].key, model.vms[i].node) for i in members]
+        for node in model.targets[k]:
+            assert placed.count(node) == wanted[k, node]
+        stay = sum(min(wanted.get((k, node), 0), now.count(node)) for node in set(now))
+        assert sum(p == n for p, n in zip(placed, now, strict=True)) == stay  # as many stay as can
+        for node in set(now):  # the first ones of a node stay
+            on = [p for p, n in zip(placed, now, strict=True) if n == node]
+            kept = min(wanted.get((k, node), 0), len(on))
+            assert on[:kept] == [node] * kept
+    if by_node:
+        assert all(len({model.vms[i].node for i in members}) == 1 for members in model.classes)
+    else:
+        assert len(model.classes) <= len(planbound._build(inst).classes)
