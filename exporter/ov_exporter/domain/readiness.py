@@ -382,18 +382,30 @@ def _rejudge(
         new[where] = (vm, part)
     parts, by_room, every = kept.parts, kept.by_room, kept.every
     if gone or new:
-        parts, by_room, changing = dict(parts), dict(by_room), set(every)
+        parts, changing = dict(parts), set(every)
+        # Per room, the VMs leaving and joining its set, applied once per room: thousands of
+        # VMs can share one witness room, and a set copied per VM made this quadratic.
+        leaving: dict[str, set[tuple[str, str]]] = {}
+        joining: dict[str, set[tuple[str, str]]] = {}
         for where in gone:
-            _unindex(by_room, changing, where, parts.pop(where)[1])
+            _unindex(leaving, changing, where, parts.pop(where)[1])
         for where, entry in new.items():
             if where in parts:
-                _unindex(by_room, changing, where, parts[where][1])
+                _unindex(leaving, changing, where, parts[where][1])
             parts[where] = entry
             part = entry[1]
             if part.reads == EVERY_ROOM:
                 changing.add(where)
             elif part.reads:
-                by_room[part.reads] = by_room.get(part.reads, frozenset()) | {where}
+                joining.setdefault(part.reads, set()).add(where)
+        by_room = dict(by_room)
+        for room in leaving.keys() | joining.keys():
+            # A VM that leaves a room and joins it again (its part changed, not its witness) stays.
+            members = by_room.get(room, frozenset()).difference(leaving.get(room, ())).union(joining.get(room, ()))
+            if members:
+                by_room[room] = members
+            else:
+                by_room.pop(room, None)
         every = frozenset(changing)
     verdicts = kept.verdicts
     again: dict[tuple[str, str], Verdict] = {}  # verdicts that are not the kept ones
@@ -415,15 +427,12 @@ def _rejudge(
     return _Verdicts(context, rooms, parts, verdicts, by_room, every, since)
 
 
-def _unindex(by_room: dict, every: set, where: tuple[str, str], part: _Runtime) -> None:
+def _unindex(leaving: dict[str, set[tuple[str, str]]], every: set, where: tuple[str, str], part: _Runtime) -> None:
+    """The VM's entry out of what its part read: `every`, or its witness room (noted in `leaving`)."""
     if part.reads == EVERY_ROOM:
         every.discard(where)
     elif part.reads:
-        left = by_room[part.reads] - {where}
-        if left:
-            by_room[part.reads] = left
-        else:
-            del by_room[part.reads]
+        leaving.setdefault(part.reads, set()).add(where)
 
 
 def _runtime(
