@@ -110,7 +110,12 @@ def _claims(vm: VirtualMachine) -> list[tuple[str, str]]:
     return out
 
 
-def vm_disks(state: ClusterState, vm: VirtualMachine) -> tuple[tuple[str, ...], tuple[str, ...]]:
+# A VM's disks' verdict: (claims without RWX, each "claim (modes from source)"; claims whose
+# modes are unknown). Tuples, so that a VM with neither keeps no list of its own.
+DiskVerdict = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def vm_disks(state: ClusterState, vm: VirtualMachine) -> DiskVerdict:
     """(claims without RWX, each "claim (modes from source)"; claims whose modes are unknown)
     of a VM's PVC and DataVolume volumes."""
     found = all_vm_disks(state).table.get((vm.metadata.namespace, vm.metadata.name))
@@ -123,9 +128,7 @@ def vm_disks(state: ClusterState, vm: VirtualMachine) -> tuple[tuple[str, ...], 
 class VmDisks:
     """Every VM's disks' verdict, and which VMs name each claim."""
 
-    table: dict[
-        tuple[str, str], tuple[tuple[tuple[str, ...], tuple[str, ...]], VirtualMachine]
-    ]  # (ns, VM) -> (verdict, VM)
+    table: dict[tuple[str, str], tuple[DiskVerdict, VirtualMachine]]  # (ns, VM) -> (verdict, VM)
     # (ns, claim) -> the VMs naming it, in name order (a tuple: most claims have one VM,
     # and a frozenset of one costs four times the memory; 20,000 claims at XL)
     claimants: dict[tuple[str, str], tuple[str, ...]]
@@ -202,9 +205,7 @@ def _vm_disks_changed(state: ClusterState, kept: VmDisks, changed: Mapping[str, 
     return VmDisks(table, claimants)
 
 
-def _vm_disks_of(
-    state: ClusterState, vm: VirtualMachine
-) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], VirtualMachine]:
+def _vm_disks_of(state: ClusterState, vm: VirtualMachine) -> tuple[DiskVerdict, VirtualMachine]:
     if vm_template_spec(vm) is None:
         return ((), ()), vm
     ns = vm.metadata.namespace
@@ -220,9 +221,7 @@ def _vm_disks_of(
 
 def _vm_disks(
     state: ClusterState, vm: VirtualMachine, vmi: VirtualMachineInstance | None, claims: list[tuple[str, str]]
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The VM's claims without ReadWriteMany (each with its modes and where they come from) and
-    those whose modes are unknown; tuples, so that a VM with neither keeps no list of its own."""
+) -> DiskVerdict:
     rwo: list[str] = []
     unknown: list[str] = []
     templates = {t.metadata.name: t for t in (vm.spec.data_volume_templates or [])}

@@ -12,7 +12,7 @@ from ...domain.k8s import (
     vm_template_spec,
 )
 from ...domain.readiness import eviction_default
-from ...domain.storage import DATA_VOLUMES, FALLBACK_KINDS, PVCS, VMIS, VMS, all_vm_disks, vm_disks
+from ...domain.storage import DATA_VOLUMES, FALLBACK_KINDS, PVCS, VMIS, VMS, DiskVerdict, all_vm_disks, vm_disks
 from ...model import CheckOutput, CheckSpec, Family, Finding, Sample, Severity
 from ...records import VirtualMachine
 from ...store import Changed, ClusterState
@@ -71,9 +71,7 @@ def _nothing(state: ClusterState, changed: Changed) -> tuple:
     return ()
 
 
-def _judge(
-    vm: VirtualMachine, disks: tuple[tuple[str, ...], tuple[str, ...]], default_strategy: Setting, node: str
-) -> Part:
+def _judge(vm: VirtualMachine, disks: DiskVerdict, default_strategy: Setting, node: str) -> Part:
     """One VM's series and findings (kept per VM, its disks' verdict, the cluster's default
     eviction strategy and its node: state.per_object)."""
     samples: list[Sample] = []
