@@ -101,6 +101,7 @@ def test_verify_reports_done_superseded_and_still_safe_moves(capsys, tmp_path):
         (["--goal", "pack"], "--goal: expected spread, drain NODE"),
         (["--goal", "drain", "nope"], "no node named 'nope'"),
         (["--wave-size", "0"], "--wave-size: expected a positive number"),
+        (["--effort", "0"], "--effort: expected a positive number"),
         (["--basis", "usage"], "--basis usage: no fresh node utilisation samples"),  # the demo has none
     ],
 )

@@ -667,7 +667,9 @@ def effective_min_gain(instance: Instance, min_gain: float) -> float:
     return min_gain * min(1.0, MIN_GAIN_NODES / counted) if counted else min_gain
 
 
-def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float) -> tuple[list[Move], float, float]:
+def _spread_goal(
+    ctx: Context, max_moves: int, min_gain: float, threshold: float, effort: int = 1
+) -> tuple[list[Move], float, float]:
     instance = ctx.instance
     search = _Search(instance)
     start = spread(instance, {})
@@ -737,7 +739,7 @@ def _spread_goal(ctx: Context, max_moves: int, min_gain: float, threshold: float
     # plus min_gain per move (a move must be worth min_gain), then the fewest moves.
     candidates = [(history, spreads), _by_gain(instance, chosen)]
     for method, seed in SEARCHES:
-        annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method, max_moves)
+        annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method, max_moves, effort)
         if annealed is not None:
             candidates.append(_by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN)))
     # Prefixes of at most max_moves moves: the searches do not count moves, the plan must.
@@ -928,6 +930,7 @@ class _Walk:
         self.moved = 0
         self.cap = cap  # most VMs off their node (--max-moves): a step beyond it is undone
         self.evaluations = 0  # states the polish measured
+        self.budget = ILS_EVALUATIONS  # states the run may measure (_anneal sets it from the effort)
         for i in counted:
             self._refresh(i)
 
@@ -1098,7 +1101,7 @@ class _Walk:
         self.polish()
         best, best_where = self.measure()[0], list(self.where)
         for _ in range(kicks):
-            if self.evaluations >= ILS_EVALUATIONS:
+            if self.evaluations >= self.budget:
                 break
             self.set_where(best_where)
             self.kick(rng, rng.randint(1, ILS_KICK_MOVES))
@@ -1145,7 +1148,7 @@ class _Walk:
         (or keeps it and lowers the surrogate), within the walk's budget of states measured."""
         best, current = self.measure()
         home = self.home
-        while self.evaluations < ILS_EVALUATIONS:
+        while self.evaluations < self.budget:
             found = None
             ends = []
             for util in self.util:
@@ -1211,6 +1214,7 @@ def _anneal(
     price: float = ANNEAL_PRICE,
     method: str = "anneal",
     cap: float = math.inf,
+    effort: int = 1,
 ) -> list | None:
     """Simulated annealing from the greedy plan on small clusters: random moves and exchanges
     of VMs over allowed nodes within the limits, seeded so that a state always gets the same
@@ -1223,7 +1227,9 @@ def _anneal(
     on each other in a cycle (a full node that must let go before it receives): then the moves
     that can be ordered are kept and a further walk starts from them, with those VMs settled
     (a VM moves at most once), up to ANNEAL_ROUNDS walks. Returns the moves in an order
-    feasible one after the other, or None when it finds nothing better than the greedy plan."""
+    feasible one after the other, or None when it finds nothing better than the greedy plan.
+    `effort` multiplies the budgets: the annealing's steps, the local search's kicks and the
+    states measured."""
     import random
 
     instance = ctx.instance
@@ -1239,18 +1245,19 @@ def _anneal(
     ):
         return None
     rng = random.Random(seed)
-    steps = min(ANNEAL_MAX_STEPS, ANNEAL_STEPS_PER_VM * len(movable))
+    steps = effort * min(ANNEAL_MAX_STEPS, ANNEAL_STEPS_PER_VM * len(movable))
+    budget = effort * ILS_EVALUATIONS
     greedy = _Evaluator(instance).spread(_assignment(chosen)) + price * len(chosen)
     settled: list = []  # moves ordered in earlier walks
     current, start = instance, (chosen if method == "anneal" and seed in ANNEAL_FROM_GREEDY else [])
     spent = 0  # states measured by the earlier walks: one budget for the run
     for _round in range(ANNEAL_ROUNDS):
-        if spent >= ILS_EVALUATIONS:
+        if spent >= budget:
             break
         walk = _Walk(
             current, [vm for vm in current.vms if vm.movable and len(vm.allowed) > 1], price, cap - len(settled)
         )
-        walk.evaluations = spent
+        walk.evaluations, walk.budget = spent, budget
         index = {name: i for i, name in enumerate(walk.names)}
         targets = {vm.key: t for vm, _s, t in start}
         walk.set_where([index[targets.get(vm.key, vm.node)] for vm in walk.vms])
@@ -1258,7 +1265,7 @@ def _anneal(
             walk.set_where(walk.walk(rng, steps))
             walk.polish()
         else:
-            walk.iterate(rng, ILS_KICKS)
+            walk.iterate(rng, effort * ILS_KICKS)
         moves = [
             (vm, vm.node, walk.names[node])
             for vm, node in zip(walk.vms, walk.where, strict=True)
@@ -1567,9 +1574,11 @@ def plan(
     inbound: int = DEFAULT_INBOUND,
     now: float | None = None,
     basis: str | None = None,
+    effort: int = 1,
 ) -> Plan:
     """min_gain and threshold default to thresholds.rebalance-min-gain / rebalance-spread-max;
-    basis: what the spread measures (build_instance)."""
+    basis: what the spread measures (build_instance); effort: the spread goal's search budgets
+    on small clusters, multiplied (plan_context)."""
     ctx = build_instance(state, config, goal, node, now, basis)
     min_gain = config.thresholds.rebalance_min_gain if min_gain is None else min_gain
     threshold = config.thresholds.rebalance_spread_max if threshold is None else threshold
@@ -1582,6 +1591,7 @@ def plan(
         min_gain=min_gain,
         threshold=threshold,
         inbound=inbound,
+        effort=effort,
     )
 
 
@@ -1595,7 +1605,14 @@ def plan_context(
     min_gain: float = DEFAULT_MIN_GAIN,
     threshold: float = DEFAULT_SPREAD_THRESHOLD,
     inbound: int = DEFAULT_INBOUND,
+    effort: int = 1,
 ) -> Plan:
+    """The plan for a goal. `effort` (1 and up) multiplies the budgets of the searches that
+    refine the spread goal's plan on small clusters (ANNEAL_MAX_NODES, ANNEAL_MAX_VMS): about
+    that many times the work for a plan closer to the optimum; a state and an effort always
+    give the same plan."""
+    if effort < 1:
+        raise ValueError(f"effort must be 1 or more, not {effort}")
     instance = ctx.instance
     size = max(1, min(wave_size, DEFAULT_WAVE_SIZE, ctx.parallel_per_cluster or 1))
     outbound = max(1, ctx.parallel_outbound)
@@ -1603,7 +1620,7 @@ def plan_context(
     stranded: list[PlanVM] = []
     if goal == "spread":
         gain = effective_min_gain(instance, min_gain)
-        moves, before, after = _spread_goal(ctx, max_moves, gain, threshold)
+        moves, before, after = _spread_goal(ctx, max_moves, gain, threshold, effort)
         if not moves:
             notes.append(
                 f"no plan: the spread {before:.1%} is within the threshold {threshold:.0%}"
