@@ -738,10 +738,13 @@ def _spread_goal(
     # Every candidate, ordered by gain, and every prefix of it: the one with the least spread
     # plus min_gain per move (a move must be worth min_gain), then the fewest moves.
     candidates = [(history, spreads), _by_gain(instance, chosen)]
-    for method, seed in SEARCHES:
-        annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method, max_moves, effort)
-        if annealed is not None:
-            candidates.append(_by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN)))
+    # With more effort the searches' results at effort 1 stay candidates too: seeded walks with
+    # other budgets take other paths, and more effort must never give a worse plan.
+    for level in sorted({1, effort}):
+        for method, seed in SEARCHES:
+            annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method, max_moves, level)
+            if annealed is not None:
+                candidates.append(_by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN)))
     # Prefixes of at most max_moves moves: the searches do not count moves, the plan must.
     options = sorted(
         (round(curve[k] + min_gain * k, 9), k, i)
