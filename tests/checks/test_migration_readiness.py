@@ -138,7 +138,7 @@ def test_live_migratable_false_for_a_non_disk_reason_is_reported_with_kubevirts_
 
 
 def test_kubevirt_reporting_only_the_interface_still_gets_the_rwo_disk():
-    """FACTS: KubeVirt >= 1.6 names the interface and hides the RWO disk: judge disks too."""
+    """KubeVirt >= 1.6 names the interface and hides the RWO disk: judge disks too."""
     objs = cluster(*running(eviction="LiveMigrate", claims=("db-root",), modes=RWO))
     vmi_obj = next(o for o in objs if o["kind"] == "VirtualMachineInstance")
     vmi_obj["status"]["conditions"][1] = {
