@@ -154,18 +154,17 @@ def _cost_optimum(inst: Any, start: float, time_limit: float) -> dict[str, Any]:
 # The planner as run: its defaults; threshold and min-gain 0 (the search alone, for the least
 # spread); the same with ten times the search budgets (`plan --effort 10`).
 SEARCH = {"threshold": 0.0, "min_gain": 0.0}
-PLANNERS = (("planner", {}), ("search", SEARCH), ("search10", {**SEARCH, "effort": 10}))
-PLANNER_LABELS = (
-    ("planner", "planner (defaults)"),
-    ("search", "planner, threshold and min gain 0"),
-    ("search10", "planner, threshold and min gain 0, --effort 10"),
+PLANNERS = (  # (row name, table label, plan_instance options)
+    ("planner", "planner (defaults)", {}),
+    ("search", "planner, threshold and min gain 0", SEARCH),
+    ("search10", "planner, threshold and min gain 0, --effort 10", {**SEARCH, "effort": 10}),
 )
 
 
 def _planner_rows(inst: Any, row: dict[str, Any], time_limit: float) -> dict[str, Any]:
     """The planner's figures on one instance (`row` holds the instance's spread before)."""
     row = {"start": row["start"]}  # spread() below: this instance's
-    for name, options in PLANNERS:
+    for name, _label, options in PLANNERS:
         started = time.perf_counter()
         plan = plan_instance(inst, **options)
         row[f"{name}_s"] = time.perf_counter() - started
@@ -358,7 +357,7 @@ def table(rows: list[dict[str, Any]], xl: dict[str, Any] | None, time_limit: flo
         f"{1000 * max(r['bound_s'] for r in rows):.0f} ms |",
     ]
     fewest = [r for r in rows if r["planner_fewest_proven"]]
-    for name, label in PLANNER_LABELS:
+    for name, label, _options in PLANNERS:
         ok = [within(r, name) for r in proven]
         out += [
             f"| {label}: spread, mean | {_pct(mean(name))} |",

@@ -400,18 +400,18 @@ async def test_live_state_carries_the_wall_clock(live):
     assert now is not None and before <= now <= time.time()
 
 
-def _demo_objects_by_kind() -> dict:
-    """The embedded demo cluster's objects (its List files), by kind."""
-    from ov_exporter.records import kind_for
+def _served_demo_objects() -> dict:
+    """The embedded demo cluster as the fake API server serves it, by kind the exporter reads."""
+    from ov_exporter.records import KINDS
     from ov_exporter.sources.snapshot import demo_path
 
+    server = FakeAPIServer()
+    server.load_snapshot(demo_path())
     by_kind: dict = {}
-    for path in sorted(demo_path().glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            for obj in (doc or {}).get("items", []) if isinstance(doc, dict) else []:
-                kind = kind_for(obj.get("apiVersion", ""), obj.get("kind", ""))
-                if kind is not None:
-                    by_kind.setdefault(kind, []).append(obj)
+    for kind in KINDS:
+        with contextlib.suppress(KeyError):  # a kind the server does not serve
+            if objs := server.objects(kind.key):
+                by_kind[kind] = objs
     return by_kind
 
 
@@ -420,7 +420,7 @@ def test_a_page_decoded_whole_equals_its_objects_decoded_one_by_one():
     (as a relist, a watch or a page with a bad object is) give equal records, and a page
     with one object that does not decode whole falls back to that path, which keeps the
     others and names it."""
-    by_kind = _demo_objects_by_kind()
+    by_kind = _served_demo_objects()
     assert len(by_kind) >= 8, sorted(k.kind for k in by_kind)
     for kind, objs in by_kind.items():
         reflector = reflector_mod.Reflector(kind, "v1", None, None)

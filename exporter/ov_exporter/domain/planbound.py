@@ -427,8 +427,8 @@ def optimal(
         raise NoFeasiblePlan("no assignment satisfies the capacities, allowed nodes and VM limits")
     if h.getInfo().primal_solution_status != FEASIBLE:
         raise TimeoutError(f"no feasible assignment found in {time_limit:g} s")
-    found = _assignment(first_model, list(h.getSolution().col_value))
-    held = h.getSolution().col_value[first_model.spread_column]
+    solved = list(h.getSolution().col_value)
+    found, held = _assignment(first_model, solved), solved[first_model.spread_column]
     if first_model is not model:
         h = _highs(model, integer=True, time_limit=max(0.01, deadline - time.monotonic()))
     first = _values(model, instance, found)
