@@ -432,7 +432,9 @@ def test_a_page_decoded_whole_equals_its_objects_decoded_one_by_one():
         assert whole == one_by_one and len(whole) == len(objs), kind.kind
     kind, objs = next((k, o) for k, o in by_kind.items() if k.kind == "Node")
     broken = copy.deepcopy(objs)
-    broken[0]["status"]["capacity"] = "sixteen cores"  # a map in every release
+    broken[0]["status"]["capacity"] = (
+        "sixteen cores"  # a map: NodeStatus.Capacity ResourceList, kubernetes/api core/v1/types.go v0.20.0 and v0.34.0
+    )
     reflector = reflector_mod.Reflector(kind, "v1", None, None)
     body = json.dumps({"metadata": {}, "items": broken}).encode()
     assert reflector._whole_page(body) is None
