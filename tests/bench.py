@@ -337,6 +337,17 @@ def table(
             f"{sum(w['stalls50'] > 0 for w in win)} of {len(win)} s",
         )
     )
+    worst = [w for w in win if w["stall_ms"] > 25]
+    if worst and "stall_cpu_wait_ms" in worst[0]:
+        rows.append(
+            (
+                "those stalls > 25 ms, each: ms / of it the loop's thread waiting for a CPU / on a CPU",
+                "; ".join(
+                    f"{w['stall_ms']:.0f} / {w['stall_cpu_wait_ms']:.0f} / {w['stall_on_cpu_ms']:.0f}"
+                    for w in sorted(worst, key=lambda w: -w["stall_ms"])[:8]
+                ),
+            )
+        )
     rows.append(
         (
             "GC after sync: full collections, longest pause",

@@ -123,17 +123,38 @@ class GcPauses:
             self.window.append((info["generation"], time.perf_counter() - self._start))
 
 
+def _schedstat() -> tuple[int, int]:
+    """This thread's time on a CPU and time runnable but waiting for one (ns, Linux's
+    /proc/thread-self/schedstat); zeros where the kernel does not keep it."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as f:
+            on_cpu, waiting = f.read().split()[:2]
+        return int(on_cpu), int(waiting)
+    except (OSError, ValueError):
+        return 0, 0
+
+
 async def probe(exporter: Exporter, tracer: StallTracer | None = None) -> None:
+    """Each second: the longest stall and, for it, how much of it the loop's thread spent
+    waiting for a CPU (the system ran other processes: on a shared 2-core machine the fake
+    API server and the scrapers) and how much on a CPU (the loop's own work, or waiting for
+    the GIL on a core); the rest it was off-CPU, e.g. waiting for the GIL or a lock."""
     pauses = GcPauses()
     gc.callbacks.append(pauses)
     loop = asyncio.get_running_loop()
     while True:
         window_end = loop.time() + 1.0
         stalls: list[float] = []
+        longest = (-1.0, 0, 0)  # stall (s), its ns on a CPU, its ns waiting for one
         while loop.time() < window_end:
             before = loop.time()
+            cpu_before, wait_before = _schedstat()
             await asyncio.sleep(PROBE_SECONDS)
-            stalls.append(loop.time() - before - PROBE_SECONDS)
+            stall = loop.time() - before - PROBE_SECONDS
+            stalls.append(stall)
+            if stall > longest[0]:
+                cpu_after, wait_after = _schedstat()
+                longest = (stall, cpu_after - cpu_before, wait_after - wait_before)
             if tracer is not None:
                 tracer.beat = time.perf_counter()
         collected, pauses.window = pauses.window, []
@@ -142,6 +163,8 @@ async def probe(exporter: Exporter, tracer: StallTracer | None = None) -> None:
                 {
                     "t": time.time(),
                     "stall_ms": max(stalls) * 1000,
+                    "stall_on_cpu_ms": longest[1] / 1e6,  # over the longest stall's sleep and stall
+                    "stall_cpu_wait_ms": longest[2] / 1e6,
                     "stalls25": sum(s > 0.025 for s in stalls),
                     "stalls50": sum(s > 0.050 for s in stalls),
                     "rss_mib": rss_mib(),

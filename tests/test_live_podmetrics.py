@@ -5,13 +5,16 @@ refuses watches on it like the real aggregated API."""
 from __future__ import annotations
 
 import copy
+import threading
 
 import aiohttp
 import pytest
 from ov_exporter.config import Config
+from ov_exporter.events import Listed
 from ov_exporter.runner import evaluate
 from ov_exporter.sources import apiclient as apiclient_mod
 from ov_exporter.sources import reflector as reflector_mod
+from ov_exporter.store import Store
 
 from .checks.builders import pod_metrics
 from .fakeapi.server import FakeAPIServer
@@ -86,6 +89,30 @@ async def test_podmetrics_are_polled_with_list_never_watched(api, tmp_path, monk
         assert store.kinds[PM].relists >= 1 and store.kinds[PM].synced
         # Other kinds still use one LIST and then WATCH.
         assert api.count("virtualmachines", verb="list") == 1
+
+
+async def test_a_poll_is_applied_off_the_event_loop_the_first_sync_on_it(api, tmp_path, monkeypatch):
+    """A poll replaces every PodMetrics (10^4 at XL): indexing them and letting go of the
+    old ones must not stall scrapes, so the store applies that LIST in a worker thread."""
+    monkeypatch.setattr(reflector_mod, "POLL_SECONDS", 0.2)
+    threads: list[bool] = []  # per PodMetrics LIST applied: on the event loop's thread?
+    apply = Store.apply
+
+    def recording(store, event):
+        if isinstance(event, Listed) and event.kind.key == PM:
+            threads.append(threading.get_ident() == loop_thread)
+        apply(store, event)
+
+    monkeypatch.setattr(Store, "apply", recording)
+    loop_thread = threading.get_ident()
+    async with running(api, tmp_path) as (source, store):
+        api.modify(launcher("team-1", "vm-01", "3900m", "1Gi"))
+        await eventually(lambda: len(threads) >= 3, "two polls after the first sync")
+        assert threads[0] is True and not any(threads[1:]), threads
+        await eventually(
+            lambda: [r.containers[0].usage["cpu"] for r in store.state().of(PM) if "vm-01" in r.metadata.name] == [3.9],
+            "the poll's usage in the store",
+        )
 
 
 async def test_absent_metrics_api_makes_the_check_not_applicable(api, tmp_path):

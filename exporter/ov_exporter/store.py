@@ -380,9 +380,31 @@ class Store:
         self.changes = ChangeLog()  # which objects each generation changed (ClusterState.changes)
 
     def apply(self, event: Event) -> None:
-        """The only way state changes: sources emit events, the store applies them."""
+        """The only way state changes: sources emit events, the store applies them. A
+        LIST's objects are indexed before the lock is taken and the ones they replace are
+        let go after it is released (10^4 PodMetrics at XL: 5 and 4 ms), so a reader or
+        another kind's event waits only for the swap."""
+        if isinstance(event, Listed):
+            objects = {uid_of(event.kind, r): r for r in event.records}
+            with self._lock:
+                replaced = self._objects[event.kind.key]
+                self._objects[event.kind.key] = objects
+                self._listed(event)
+            del replaced  # freed here, outside the lock, unless a state still holds it
+            return
         with self._lock:
             self._apply(event)
+
+    def _listed(self, event: Listed) -> None:
+        kind, problems, prefix = event.kind, event.problems, event.problem_prefix
+        self._changed(kind.key, None)
+        if prefix:
+            for where in [w for w in self._problems if w.startswith(prefix)]:
+                del self._problems[where]
+        self._problems.update(problems)
+        st = self.kinds[kind.key]
+        st.synced, st.absent, st.forbidden = True, "", ""
+        st.last_event = time.time()
 
     def _apply(self, event: Event) -> None:  # noqa: C901 - one branch per event type
         match event:
@@ -393,16 +415,6 @@ class Store:
             case Deleted(kind, uid):
                 if (gone := self._objects[kind.key].pop(uid, None)) is not None:
                     self._changed(kind.key, Changed(uid, gone.metadata.namespace, gone.metadata.name, None))
-            case Listed(kind, records, problems, prefix):
-                self._objects[kind.key] = {uid_of(kind, r): r for r in records}
-                self._changed(kind.key, None)
-                if prefix:
-                    for where in [w for w in self._problems if w.startswith(prefix)]:
-                        del self._problems[where]
-                self._problems.update(problems)
-                st = self.kinds[kind.key]
-                st.synced, st.absent, st.forbidden = True, "", ""
-                st.last_event = time.time()
             case Contacted(key, watch_event):
                 st = self.kinds[key]
                 st.last_contact = time.time()
