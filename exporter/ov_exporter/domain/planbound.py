@@ -996,6 +996,8 @@ def _optimal_orderable(
             # Half the time left for it: when it finds nothing, the first phase's loop has the rest.
             half = time.monotonic() + (deadline - time.monotonic()) / 2
             offer = known_values if known and spread(instance, known) <= held + 1e-9 else None
+            if order_moves(instance, _assignment(model, first))[0] is not None:
+                offer = first  # the least spread's own assignment can be ordered
             values, proven, _none = _fewest_moves(h, model, held, half, offer, instance, cuts)
             if values and not proven and time.monotonic() < deadline:
                 # One that can be ordered reaches the least spread: the rest of the time to its moves.
