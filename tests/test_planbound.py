@@ -549,3 +549,188 @@ def test_counts_map_back_to_each_vm_once_the_first_ones_staying(seed, by_node):
         assert all(len({model.vms[i].node for i in members}) == 1 for members in model.classes)
     else:
         assert len(model.classes) <= len(planbound._build(inst).classes)
+
+
+# ------------------------------------------------------------------ plans whose moves can be ordered
+
+
+def _swap_between_full_nodes() -> Instance:
+    """Two nodes of one VM each and a VM limit of one: exchanging the VMs balances them (the
+    MILP's optimum), but neither can go first, as its target is full until the other leaves."""
+    nodes = (
+        PlanNode("a", 10.0, 10 * GI, 0.0, 0.0, 1, 1),
+        PlanNode("b", 20.0, 20 * GI, 0.0, 0.0, 1, 1),
+    )
+    vms = (
+        PlanVM(("ns", "x"), 6.0, 6 * GI, "a", frozenset("ab"), True),
+        PlanVM(("ns", "y"), 2.0, 2 * GI, "b", frozenset("ab"), True),
+    )
+    return Instance(nodes, vms)
+
+
+def test_a_swap_between_full_nodes_is_the_order_blind_optimum_but_not_a_plan():
+    inst = _swap_between_full_nodes()
+    assignment, best, moves, proven = optimal(inst, 10)
+    assert proven and moves == 2 and abs(best - 0.1) < 1e-9  # a: 2/10, b: 6/20
+    assert planbound.order_moves(inst, assignment) == (None, True)
+    assignment, best, moves, proven = optimal(inst, 10, orderable=True)
+    assert proven and assignment == {} and moves == 0 and abs(best - 0.5) < 1e-9  # nothing can move
+    assert fewest_moves(inst, 0.1, 10)[1] == 2
+    with pytest.raises((NoFeasiblePlan, TimeoutError)):
+        fewest_moves(inst, 0.1, 10, orderable=True)
+
+
+def _orderable_by_subsets(instance: Instance, assignment: dict) -> bool:
+    """Whether some order of the moves keeps every step within the limits: every set of moves
+    reachable one fitting move at a time, from none (independent of planbound.order_moves)."""
+    vms = {vm.key: vm for vm in instance.vms}
+    moves = [(vms[k], t) for k, t in assignment.items() if t != vms[k].node]
+    nodes = {n.name: n for n in instance.nodes}
+    start = {n: [nodes[n].cpu_used, nodes[n].memory_used, 0] for n in nodes}
+    for vm in instance.vms:
+        start[vm.node][0] += vm.cpu if vm.movable else 0.0
+        start[vm.node][1] += vm.memory if vm.movable else 0.0
+        start[vm.node][2] += 1
+    limit = {
+        n: (
+            max(nodes[n].cpu_allowed, start[n][0]) + 1e-9,
+            max(nodes[n].memory_allowed, start[n][1]) + 1e-9,
+            float("inf") if nodes[n].max_vms is None else max(nodes[n].max_vms, start[n][2]),
+        )
+        for n in nodes
+    }
+    reached, frontier = {0}, [0]
+    while frontier:
+        done = frontier.pop()
+        load = {n: list(v) for n, v in start.items()}
+        for i, (vm, t) in enumerate(moves):
+            if done >> i & 1:
+                for j, amount in enumerate((vm.cpu, vm.memory, 1)):
+                    load[vm.node][j] -= amount
+                    load[t][j] += amount
+        for i, (vm, t) in enumerate(moves):
+            if not done >> i & 1 and all(load[t][j] + a <= limit[t][j] for j, a in enumerate((vm.cpu, vm.memory, 1))):
+                if done | 1 << i not in reached:
+                    reached.add(done | 1 << i)
+                    frontier.append(done | 1 << i)
+    return (1 << len(moves)) - 1 in reached
+
+
+def tight(seed: int) -> Instance:
+    """3 nodes filled to their VM limit or close to their memory, 4-6 VMs of uneven sizes: many
+    balancing exchanges cannot be ordered."""
+    rng = random.Random(7000 + seed)
+    names = ["n0", "n1", "n2"]
+    flavours = [(1.0, 2 * GI), (2.0, 8 * GI), (4.0, 4 * GI), (6.0, 12 * GI)]
+    vms = []
+    for i in range(rng.randint(4, 6)):
+        cpu, memory = rng.choice(flavours)
+        node = rng.choice(names)
+        allowed = frozenset(names) if rng.random() < 0.85 else frozenset({node, rng.choice(names)})
+        vms.append(PlanVM(("ns", f"v{i}"), cpu, memory, node, allowed, True))
+    nodes = []
+    for name in names:
+        on = [vm for vm in vms if vm.node == name]
+        memory = sum(vm.memory for vm in on)
+        cap = rng.choice((16.0, 24.0))
+        nodes.append(
+            PlanNode(
+                name,
+                cap,
+                max(memory + rng.choice((0, 2, 6)) * GI, 8 * GI),
+                0.0,
+                0.0,
+                rng.choice((len(on), len(on) + 1, None)) if on else None,
+                len(on),
+            )
+        )
+    return Instance(tuple(nodes), tuple(vms))
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_the_orderable_optimum_is_the_brute_force_one_over_assignments_and_orders(seed):
+    inst = tight(seed)
+    vms = [vm for vm in inst.vms if vm.movable]
+    names = [n.name for n in inst.nodes]
+    every = []
+    for targets in itertools.product(*([n for n in names if n in vm.allowed] for vm in vms)):
+        assignment = {vm.key: t for vm, t in zip(vms, targets, strict=True) if t != vm.node}
+        if not feasible(inst, assignment):
+            every.append((spread(inst, assignment), len(assignment), _orderable_by_subsets(inst, assignment)))
+            keys, complete = planbound.order_moves(inst, assignment)
+            assert complete and (keys is not None) == every[-1][2]
+    least = min(s for s, _m, ok in every if ok)
+    assignment, best, moves, proven = optimal(inst, 10, orderable=True)
+    assert proven and feasible(inst, assignment) == [] and _orderable_by_subsets(inst, assignment)
+    assert least - 1e-9 <= best <= least + SPREAD_GAP + 1e-9
+    assert moves == min(m for s, m, ok in every if ok and s <= best + 1e-9)
+    _a, fewest, proven = fewest_moves(inst, best, 10, orderable=True)
+    assert proven and fewest == moves
+
+
+def test_some_tight_instances_have_an_order_blind_optimum_that_cannot_be_ordered():
+    worse = 0
+    for seed in range(16):
+        inst = tight(seed)
+        blind, best, _moves, _proven = optimal(inst, 10)
+        if planbound.order_moves(inst, blind)[0] is None:
+            worse += optimal(inst, 10, orderable=True)[1] > best + SPREAD_GAP
+    assert worse >= 2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_order_moves_agrees_with_the_planners_sequence(seed):
+    """Where planner._sequence searches every order (few moves), the two agree on which
+    assignments can be ordered, and order_moves's order keeps every step within the limits."""
+    from ov_exporter.domain import planner
+
+    inst = tight(seed)
+    rng = random.Random(seed)
+    vms = [vm for vm in inst.vms if vm.movable]
+    by_key = {vm.key: vm for vm in vms}
+    for _ in range(40):
+        assignment = {vm.key: rng.choice(sorted(vm.allowed)) for vm in vms if rng.random() < 0.7}
+        assignment = {k: t for k, t in assignment.items() if t != by_key[k].node}
+        keys, complete = planbound.order_moves(inst, assignment)
+        moves = [(by_key[k], by_key[k].node, t) for k, t in assignment.items()]
+        assert complete and (keys is not None) == (planner._sequence(inst, moves) is not None)
+        if keys is not None:
+            assert sorted(keys) == sorted(assignment)
+            for k in range(len(keys) + 1):  # every prefix within the limits the steps allow
+                assert _orderable_by_subsets(inst, {key: assignment[key] for key in keys[:k]})
+
+
+def test_the_orderable_optimum_is_no_worse_than_the_planners_plan():
+    for seed in SMALL:
+        inst = small(seed).instance
+        plan = plan_instance(inst, threshold=0.0, min_gain=0.0)
+        _a, best, _moves, proven = optimal(inst, 20, orderable=True)
+        assert proven and best <= spread(inst, plan.assignment) + SPREAD_GAP + 1e-9
+
+
+# ------------------------------------------------------------------ fewer moves for the same spread
+
+
+def test_the_polish_turns_a_chain_of_alike_vms_into_one_move():
+    """a: x -> y and b: y -> z, a and b alike, leave the loads as a: x -> z alone."""
+    from ov_exporter.domain import planner
+
+    nodes = tuple(PlanNode(n, 10.0, 10 * GI, 0.0, 0.0, None, 0) for n in "xyz")
+    a = PlanVM(("ns", "a"), 2.0, 2 * GI, "x", frozenset("xyz"), True)
+    b = PlanVM(("ns", "b"), 2.0, 2 * GI, "y", frozenset("xyz"), True)
+    c = PlanVM(("ns", "c"), 2.0, 2 * GI, "x", frozenset("x"), True)
+    inst = Instance(nodes, (a, b, c))
+    ctx = planner.Context(inst, planner.Basis(read_at=0.0, nodes={}, vmis={}), 5, 2, frozenset(), None)
+    chain = [(a, "x", "y"), (b, "y", "z")]
+    fewer = planner._fewer_moves(ctx, chain)
+    assert fewer == [(a, "x", "z")] and spread(inst, {a.key: "z"}) == spread(inst, planner._assignment(chain)) == 0.0
+
+
+def test_the_planner_reaches_its_spread_with_the_fewest_moves_on_seed_19():
+    """With effort 10, the planner's plan had 8 moves where 7 reach its spread (a chain of two
+    alike VMs, w1 -> w3 -> w7); the polish makes it 7, proven the fewest over orderable plans."""
+    inst = cluster(19).instance
+    plan = plan_instance(inst, threshold=0.0, min_gain=0.0, effort=10)
+    reached = spread(inst, plan.assignment)
+    _a, fewest, proven = fewest_moves(inst, reached, 20, orderable=True, known=plan.assignment)
+    assert proven and len(plan.moves) == fewest == 7

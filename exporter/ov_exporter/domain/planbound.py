@@ -43,6 +43,18 @@ runs now: the least spread (the first phase of `optimal` without a move cost, `s
 nodes (as many of them stay as the counts allow); the moves on the full one. LP_MAX_COLUMNS
 still counts the per-VM pairs (movable VM, allowed node).
 
+`optimal(..., orderable=True)` and `fewest_moves(..., orderable=True)` solve the model the
+planner plans in: a plan moves each VM at most once, straight to its target, and each step must
+stay within the limits (planner._sequence; a node's limit is the larger of its own and its load
+now). The MILP above ignores the order of the moves: its optimum may exchange VMs between full
+nodes, which no order can do (tests/planbaselines seeds 2, 5, 27 and 35 at the time of writing).
+The orderable optimum is a cut loop (_run_orderable): solve; when the assignment found has no
+order (order_moves, exhaustive over the orders), add a cut that only such assignments violate
+(_blocked_set_cut: a set of its moves none of which can go first; else a no-good on its counts)
+and solve again. `proven` then means optimal under cuts that are valid, on an assignment that
+can be ordered. Without a move cost the least spread over all assignments is solved first (the
+spread model, fast), and the fewest-moves loop at that spread usually ends it.
+
 The solver is imported on first use only, so the exporter's start and memory do not pay for it;
 `optimal` and `fewest_moves` need it (the benchmark and the tests install it).
 """
@@ -62,6 +74,7 @@ from .planmodel import (
     PlanNode,
     PlanVM,
     VMKey,
+    feasible,
     same_loads,
     spread,
     spread_capacity,
@@ -397,16 +410,27 @@ def lower_bound(instance: Instance, time_limit: float = 0.0) -> float:
 
 
 def optimal(
-    instance: Instance, time_limit: float = 60.0, move_cost: float = 0.0
+    instance: Instance,
+    time_limit: float = 60.0,
+    move_cost: float = 0.0,
+    orderable: bool = False,
+    known: dict[VMKey, str] | None = None,
 ) -> tuple[dict[VMKey, str], float, int, bool]:
     """The smallest spread, then the fewest moves: (assignment of the VMs that move, spread,
     moves, proven). With `move_cost` > 0, the smallest spread plus `move_cost` per moved VM
     instead (the planner's own objective with `rebalance-min-gain` = move_cost), proven to
     SPREAD_GAP, then the fewest moves at that value. Raises NoFeasiblePlan when no assignment
-    satisfies the constraints and TimeoutError when no feasible assignment was found in time."""
+    satisfies the constraints and TimeoutError when no feasible assignment was found in time.
+    With `orderable`, over the assignments whose moves can be made one after the other within
+    the limits only (order_moves; the cut loop of _run_orderable), both phases; `known`, an
+    assignment that can be ordered (a planner's plan), is offered to the solver as a first
+    solution and returned when nothing better is found in time (`proven` then False unless
+    the solver proves it optimal). The optimum does not depend on it."""
     import highspy
     import numpy as np
 
+    if orderable:
+        return _optimal_orderable(instance, time_limit, move_cost, known)
     deadline = time.monotonic() + time_limit
     model = _build(instance)
     # The least spread does not depend on where VMs run now: the first phase solves the spread
@@ -439,20 +463,41 @@ def optimal(
     # With move_cost, at the value found: the fewest moves at that spread cannot cost more.
     own = first[model.spread_column]
     first[model.spread_column] = own if move_cost > 0 else max(own, held)
-    values, moves_proven = _fewest_moves(h, model, first[model.spread_column], deadline, first)
+    values, moves_proven, _none = _fewest_moves(h, model, first[model.spread_column], deadline, first)
     proven = status == highspy.HighsModelStatus.kOptimal and moves_proven
     assignment = _assignment(model, values)
     return assignment, spread(instance, assignment), len(assignment), proven
 
 
-def fewest_moves(instance: Instance, max_spread: float, time_limit: float = 60.0) -> tuple[dict[VMKey, str], int, bool]:
+def fewest_moves(
+    instance: Instance,
+    max_spread: float,
+    time_limit: float = 60.0,
+    orderable: bool = False,
+    known: dict[VMKey, str] | None = None,
+) -> tuple[dict[VMKey, str], int, bool]:
     """The fewest moves reaching a spread of at most `max_spread`: (assignment, moves, proven).
-    Raises NoFeasiblePlan when no assignment reaches it, TimeoutError when none was found in time."""
+    Raises NoFeasiblePlan when no assignment reaches it, TimeoutError when none was found in time.
+    With `orderable`, among the assignments whose moves can be ordered (order_moves); `known`,
+    one that can and reaches the spread (a planner's plan), is offered to the solver first."""
     import highspy
 
     model = _build(instance)
     h = _highs(model, integer=True, time_limit=time_limit)
-    values, proven = _fewest_moves(h, model, max_spread, time.monotonic() + time_limit, None)
+    cuts = _Cuts(model.n_columns, []) if orderable else None
+    if cuts is not None:
+        offer = None
+        if known is not None and spread(instance, known) <= max_spread + 1e-9 and not feasible(instance, known):
+            offer = _values(model, instance, known) if order_moves(instance, known)[0] is not None else None
+        deadline = time.monotonic() + time_limit
+        values, proven, none = _fewest_moves(h, model, max_spread, deadline, offer, instance, cuts)
+        if not values:
+            if none and not cuts.added:
+                raise NoFeasiblePlan(f"no assignment reaches a spread of {max_spread:g}")
+            raise TimeoutError(f"no orderable assignment reaching a spread of {max_spread:g} found in {time_limit:g} s")
+        assignment = _assignment(model, values)
+        return assignment, len(assignment), proven
+    values, proven, _none = _fewest_moves(h, model, max_spread, time.monotonic() + time_limit, None)
     if h.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
         raise NoFeasiblePlan(f"no assignment reaches a spread of {max_spread:g}")
     if h.getInfo().primal_solution_status != FEASIBLE:
@@ -465,9 +510,17 @@ FEASIBLE = 2  # HiGHS's kSolutionStatusFeasible
 
 
 def _fewest_moves(
-    h: Any, model: _Model, max_spread: float, deadline: float, start: list[float] | None
-) -> tuple[list[float], bool]:
-    """Hold the spread at most max_spread and maximise the VMs that stay."""
+    h: Any,
+    model: _Model,
+    max_spread: float,
+    deadline: float,
+    start: list[float] | None,
+    instance: Instance | None = None,
+    cuts: _Cuts | None = None,
+) -> tuple[list[float], bool, bool]:
+    """Hold the spread at most max_spread and maximise the VMs that stay (with `cuts`, among
+    the assignments that can be ordered: the cut loop of _run_orderable): (the columns' values,
+    proven, proven that no assignment is left)."""
     import highspy
     import numpy as np
 
@@ -479,13 +532,21 @@ def _fewest_moves(
         h.changeColsCost(len(stay), np.array(stay, dtype=np.int32), np.full(len(stay), -1.0))
     h.setOptionValue("mip_abs_gap", 0.5)  # moves are integers
     h.setOptionValue("mip_rel_gap", 0.0)
+    if cuts is not None and instance is not None:
+
+        def moves(assignment: dict[VMKey, str]) -> float | None:
+            return len(assignment) if spread(instance, assignment) <= max_spread + 1e-9 else None
+
+        values, proven, none = _run_orderable(h, model, instance, deadline, cuts, start, moves)
+        return values or [], proven and values is not start, none
     h.setOptionValue("time_limit", max(0.01, deadline - time.monotonic()))
     if start is not None:
         h.setSolution(_solution(h, start))
     h.run()
+    none = h.getModelStatus() == highspy.HighsModelStatus.kInfeasible
     if h.getInfo().primal_solution_status == FEASIBLE:
-        return list(h.getSolution().col_value), h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    return start or [], False
+        return list(h.getSolution().col_value), h.getModelStatus() == highspy.HighsModelStatus.kOptimal, False
+    return start or [], False, none
 
 
 def _stay_columns(model: _Model) -> list[int]:
@@ -553,3 +614,422 @@ def _assignment(model: _Model, values: list[float]) -> dict[VMKey, str]:
                     break
                 result[model.vms[i].key] = node
     return result
+
+
+# ------------------------------------------------------------------ orderable plans
+
+# Sets of moves done that the exhaustive ordering check visits at most (order_moves); beyond
+# it the check gives up and says so, and `optimal` does not call its answer proven.
+ORDER_STATES = 200_000
+# No-good cuts (one assignment's counts forbidden) a cut loop adds at most.
+MAX_NO_GOODS = 400
+
+
+def _order_state(instance: Instance) -> tuple[dict[str, list[float]], dict[str, tuple[float, float, float]]]:
+    """(load per node, limit per node) as planner._sequence judges a step: the capacity load of
+    every VM on the node (count: every VM), limits the larger of the node's and its load now."""
+    load = {n.name: [n.cpu_used, n.memory_used, 0.0] for n in instance.nodes}
+    for vm in instance.vms:
+        slot = load.get(vm.node)
+        if slot is None:
+            continue
+        if vm.movable:
+            slot[0] += vm.cpu
+            slot[1] += vm.memory
+        slot[2] += 1
+    limits = {
+        n.name: (
+            max(n.cpu_allowed, load[n.name][0]) + EPSILON,
+            max(n.memory_allowed, load[n.name][1]) + EPSILON,
+            math.inf if n.max_vms is None else float(max(n.max_vms, load[n.name][2])),
+        )
+        for n in instance.nodes
+    }
+    return load, limits
+
+
+def order_moves(
+    instance: Instance,
+    assignment: dict[VMKey, str],
+    max_states: int = ORDER_STATES,
+    longest: list[VMKey] | None = None,
+) -> tuple[list[VMKey] | None, bool]:
+    """The VMs that move, in an order each step of which stays within the limits (each VM
+    moves once, straight to its target; a step fits as in planner._sequence), or None when
+    there is none: (order, complete). The search is exhaustive: depth first over the moves
+    that fit, remembering the sets of moves done that lead nowhere. Identical moves (same sizes,
+    source and target) are counted together, and a move is taken at once when its target has
+    room for all the moves still to come into it (taking it first can then block nothing: it
+    only frees its source). `complete` is False when the search gave up after `max_states`
+    sets of moves (the order is then None but one may exist). When there is no order and
+    `longest` is given, it receives the longest sequence of moves found that can be made."""
+    load, limits = _order_state(instance)
+    by_key = {vm.key: vm for vm in instance.vms}
+    groups: dict[tuple[float, float, str, str], list[VMKey]] = {}
+    for key, target in assignment.items():
+        vm = by_key[key]
+        if target != vm.node:
+            groups.setdefault((vm.cpu, vm.memory, vm.node, target), []).append(key)
+    kinds = list(groups)
+    sizes = [len(groups[g]) for g in kinds]
+    done = [0] * len(kinds)
+    incoming = {name: [0.0, 0.0, 0.0] for name in load}
+    for g, (cpu, memory, _source, target) in enumerate(kinds):
+        for i, amount in enumerate((cpu, memory, 1.0)):
+            incoming[target][i] += amount * sizes[g]
+    total = sum(sizes)
+    path: list[int] = []
+    failed: set[tuple[int, ...]] = set()
+    complete = True
+
+    def fits(g: int, extra: list[float] | None = None) -> bool:
+        cpu, memory, _source, target = kinds[g]
+        slot, limit = load[target], limits[target]
+        if extra is not None:  # room for everything still to come in
+            return all(slot[i] + extra[i] <= limit[i] for i in range(3))
+        return slot[0] + cpu <= limit[0] and slot[1] + memory <= limit[1] and slot[2] + 1 <= limit[2]
+
+    def shift(g: int, sign: int) -> None:
+        cpu, memory, source, target = kinds[g]
+        for i, amount in enumerate((cpu, memory, 1.0)):
+            if source in load:
+                load[source][i] -= sign * amount
+            load[target][i] += sign * amount
+            incoming[target][i] -= sign * amount
+        done[g] += sign
+        if sign > 0:
+            path.append(g)
+        else:
+            path.pop()
+
+    def search() -> bool:
+        nonlocal complete
+        eager = 0
+        progress = True
+        while progress:
+            progress = False
+            for g in range(len(kinds)):
+                while done[g] < sizes[g] and fits(g, incoming[kinds[g][3]]):
+                    shift(g, 1)
+                    eager += 1
+                    progress = True
+        if len(path) == total:
+            return True
+        if len(path) > len(best):
+            best[:] = path
+        state = tuple(done)
+        if state not in failed:
+            if len(failed) >= max_states:
+                complete = False
+            else:
+                for g in range(len(kinds)):
+                    if done[g] < sizes[g] and fits(g):
+                        shift(g, 1)
+                        if search():
+                            return True
+                        shift(g, -1)
+                failed.add(state)
+        for _ in range(eager):
+            shift(path[-1], -1)
+        return False
+
+    def named(steps: list[int]) -> list[VMKey]:
+        taken = [0] * len(kinds)
+        keys = []
+        for g in steps:
+            keys.append(groups[kinds[g]][taken[g]])
+            taken[g] += 1
+        return keys
+
+    best: list[int] = []
+    if not search():
+        if longest is not None:
+            longest[:] = named(best)
+        return None, complete
+    return named(path), True
+
+
+@dataclass
+class _Cuts:
+    """The cuts a cut loop added to one solver: rows, and binaries after the model's columns
+    (per cut, in the order they were added)."""
+
+    n_columns: int  # the model's columns
+    no_goods: list[tuple[list[int], list[tuple[int, int]]]]  # (binaries, (column, count) per binary)
+    blocked: int = 0  # blocked-set cuts added
+    extra: list[tuple[int, dict[int, int], dict[str, Any]]] | None = None  # per blocked-set cut: w, v, rows
+    added: list[tuple[str, int]] | None = None  # ("no-good" | "blocked", index), in column order
+
+    def __post_init__(self) -> None:
+        self.extra = [] if self.extra is None else self.extra
+        self.added = [] if self.added is None else self.added
+
+    def extend(self, values: list[float]) -> list[float]:
+        """The model's columns' values and the cuts' binaries set for them (the values are an
+        assignment that can be ordered, so each cut holds for some setting: module docstring of
+        _blocked_set_cut, and a no-good's counts differ somewhere)."""
+        out = list(values[: self.n_columns])
+        y = [round(x) for x in out]
+        assert self.extra is not None and self.added is not None
+        for kind, index in self.added:
+            if kind == "no-good":
+                binaries, counts = self.no_goods[index]
+                chosen = next((j for j, (c, v) in enumerate(counts) if y[c] <= v - 1), 0)
+                out += [1.0 if j == chosen else 0.0 for j in range(len(binaries))]
+                continue
+            _w, v, found = self.extra[index]
+            w = any(y[c] > 0 for c in found["waiting"])
+            first = None
+            if w and not any(y[c] > 0 for c in found["fitting"]):
+                short = {c for c, _r, terms in found["rows"] if sum(a * y[o] for o, a in terms) < 1.0 - 1e-9}
+                first = next((c for c in found["waiting"] if y[c] > 0 and c not in short), None)
+            out.append(1.0 if w else 0.0)
+            out += [1.0 if c == first else 0.0 for c in v]
+        return out
+
+
+def _blocked_set_cut(model: _Model, instance: Instance, counts: list[int]) -> dict[str, Any] | None:
+    """A cut that the assignment `counts` (per column) violates, from a set B of its moves
+    (columns: a class to a node it is not on) none of which can be made first: each does not fit
+    its target now, and the assignment's other moves out of that target free too little.
+
+    The cut holds for every assignment y that can be ordered (it forbids only assignments that
+    cannot): take the first of y's moves in B, of class k to node t. Until then t has gained
+    VMs or lost some by moves outside B only, so its load is at least its load now less what
+    y's moves out of t outside B free. So for every resource r (CPU, memory, VM count) in which
+    k does not fit t now, by `need` (k's size less t's room now), those moves free at least
+    `need` of r. With binaries w (y makes a move of B) and v_c per column c of B (c may go
+    first):
+        y_c <= size_c * w,   v_c <= y_c,   sum(v) >= w,   and per c and r:
+        sum over the columns o from t outside B of min(1, o's r / need) * y_o >= v_c.
+    When y's moves free `need`, the last sum is at least 1 (a column reaching `need` alone
+    gives 1; else the sum is at least what they free over `need`): an assignment that can be
+    ordered satisfies the cut with v_c = 1 for its first move of B (or w = 0). Returns the
+    rows' data, or None when no such B is found (the loop then adds a no-good)."""
+    load, limits = _order_state(instance)
+    home = [model.vms[members[0]].node for members in model.classes]
+    size = [(model.vms[m[0]].cpu, model.vms[m[0]].memory, 1.0) for m in model.classes]
+    moves = [c for c, (k, node) in enumerate(model.columns) if node != home[k]]
+
+    def need(c: int) -> list[float]:
+        k, t = model.columns[c]
+        return [size[k][i] - (limits[t][i] - load[t][i]) for i in range(3)]
+
+    def escape(c: int, r: int, blocked: set[int]) -> list[tuple[int, float]]:
+        """(column, coefficient) of the moves out of c's target outside `blocked`, in resource r."""
+        t = model.columns[c][1]
+        short = need(c)[r]
+        return [
+            (o, min(1.0, size[model.columns[o][0]][r] / short))
+            for o in moves
+            if home[model.columns[o][0]] == t and o not in blocked
+        ]
+
+    def may_go_first(c: int, blocked: set[int]) -> bool:
+        short = need(c)
+        return all(sum(a * counts[o] for o, a in escape(c, r, blocked)) >= 1.0 - 1e-9 for r in range(3) if short[r] > 0)
+
+    def settle(blocked: set[int]) -> set[int]:
+        """The largest subset of `blocked` none of whose moves may go first."""
+        changed = True
+        while changed and blocked:
+            changed = False
+            for c in sorted(blocked):
+                if may_go_first(c, blocked):
+                    blocked.discard(c)
+                    changed = True
+        return blocked
+
+    blocked = settle({c for c in moves if counts[c] > 0 and max(need(c)) > 0})
+    if not blocked:
+        return None
+    # A smaller set forbids more: its columns, whatever else an assignment moves. Each move left
+    # out in turn, while the rest still holds a blocked set.
+    for c in sorted(blocked):
+        if c in blocked:
+            smaller = settle(blocked - {c})
+            if smaller:
+                blocked = smaller
+    waiting = sorted(blocked)
+    rows = [(c, r, escape(c, r, blocked)) for c in waiting for r in range(3) if need(c)[r] > 0]
+    return {"fitting": [], "waiting": waiting, "rows": rows}
+
+
+def _cut(h: Any, model: _Model, instance: Instance, cuts: _Cuts, values: list[float]) -> bool:
+    """Add a cut that the assignment `values` (which cannot be ordered) violates: a
+    blocked-set cut when one applies, else a no-good (these counts, forbidden). False when the
+    no-goods are used up."""
+    import highspy
+    import numpy as np
+
+    counts = [max(0, round(v)) for v in values[: len(model.columns)]]
+    found = _blocked_set_cut(model, instance, counts)
+    integer = highspy.HighsVarType.kInteger
+
+    def row(lower: float, upper: float, cols: list[int], vals: list[float]) -> None:
+        h.addRow(lower, upper, len(cols), np.array(cols, dtype=np.int32), np.array(vals, dtype=np.float64))
+
+    if found is not None:
+        w = h.getNumCol()
+        h.addVar(0.0, 1.0)
+        h.changeColIntegrality(w, integer)
+        v = {}
+        for c in found["waiting"]:
+            v[c] = h.getNumCol()
+            h.addVar(0.0, 1.0)
+            h.changeColIntegrality(v[c], integer)
+            row(-math.inf, 0.0, [c, w], [1.0, -float(model.size(c))])  # y_c <= size w
+            row(-math.inf, 0.0, [v[c], c], [1.0, -1.0])  # v_c <= y_c
+        others = found["fitting"]
+        row(0.0, math.inf, [*v.values(), *others, w], [1.0] * (len(v) + len(others)) + [-1.0])
+        for c, _r, terms in found["rows"]:
+            row(0.0, math.inf, [o for o, _a in terms] + [v[c]], [a for _o, a in terms] + [-1.0])
+        assert cuts.extra is not None and cuts.added is not None
+        cuts.added.append(("blocked", len(cuts.extra)))
+        cuts.extra.append((w, v, found))
+        cuts.blocked += 1
+        return True
+    if len(cuts.no_goods) >= MAX_NO_GOODS:
+        return False
+    # Each class places all its VMs: another assignment has, in some column the forbidden one
+    # uses, fewer VMs. One binary per such column: z = 1 holds the column below its count,
+    #   x_c + (size - count + 1) z_c <= size, and sum(z) >= 1.
+    # It forbids these counts only, which cannot be ordered (which VMs of a class move does
+    # not matter: they are identical).
+    support = [(c, counts[c]) for c in range(len(model.columns)) if counts[c] > 0]
+    first = h.getNumCol()
+    binaries = list(range(first, first + len(support)))
+    for (c, v), z in zip(support, binaries, strict=True):
+        h.addVar(0.0, 1.0)
+        h.changeColIntegrality(z, highspy.HighsVarType.kInteger)
+        ub = model.size(c)
+        h.addRow(-math.inf, float(ub), 2, np.array([c, z], dtype=np.int32), np.array([1.0, ub - v + 1.0]))
+    h.addRow(1.0, math.inf, len(binaries), np.array(binaries, dtype=np.int32), np.ones(len(binaries)))
+    assert cuts.added is not None
+    cuts.added.append(("no-good", len(cuts.no_goods)))
+    cuts.no_goods.append((binaries, support))
+    return True
+
+
+def _run_orderable(
+    h: Any,
+    model: _Model,
+    instance: Instance,
+    deadline: float,
+    cuts: _Cuts,
+    start: list[float] | None,
+    score: Any = None,
+) -> tuple[list[float] | None, bool, bool]:
+    """Solve; while the solver's assignment cannot be ordered, cut it off and solve again:
+    (the model's columns of the first assignment that can be ordered, or the best one that can
+    known (`start`, or the longest orderable part of an assignment cut off, when `score`, the
+    objective of an assignment or None where it does not qualify, rates it better) when none
+    was found, whether it is proven optimal under the cuts, and whether the solver proved that
+    none is left under them)."""
+    import highspy
+
+    rated = score(_assignment(model, start)) if score is not None and start is not None else None
+    while True:
+        h.setOptionValue("time_limit", max(0.01, deadline - time.monotonic()))
+        if start is not None:
+            h.setSolution(_solution(h, cuts.extend(start)))
+        h.run()
+        if h.getInfo().primal_solution_status != FEASIBLE:
+            return start, False, h.getModelStatus() == highspy.HighsModelStatus.kInfeasible
+        values = list(h.getSolution().col_value)[: model.n_columns]
+        assignment = _assignment(model, values)
+        longest: list[VMKey] = []
+        keys, complete = order_moves(instance, assignment, longest=longest)
+        if keys is not None:
+            return values, h.getModelStatus() == highspy.HighsModelStatus.kOptimal, False
+        part = {key: assignment[key] for key in longest}
+        value = score(part) if score is not None and not feasible(instance, part) else None
+        if value is not None and (rated is None or value < rated - 1e-12):
+            start, rated = _values(model, instance, part), value
+        if not complete or time.monotonic() >= deadline or not _cut(h, model, instance, cuts, values):
+            return start, False, False
+
+
+def _optimal_orderable(
+    instance: Instance, time_limit: float, move_cost: float, known: dict[VMKey, str] | None = None
+) -> tuple[dict[VMKey, str], float, int, bool]:
+    """`optimal` over the assignments that can be ordered, on the full model (the cuts speak
+    of moves). Without a move cost, the least spread over all assignments first (the spread
+    model, fast): when the fewest-moves cut loop at that spread finds an assignment that can
+    be ordered, it is the optimum; when it proves there is none, or with a move cost, the
+    first phase's cut loop (_run_orderable) on the full model, from the cuts found so far
+    and above the first bound, then the fewest moves at its spread. The current placement (no
+    move) is the fallback when it is within the limits."""
+    import highspy
+    import numpy as np
+
+    deadline = time.monotonic() + time_limit
+    model = _build(instance)
+    h = _highs(model, integer=True, time_limit=time_limit)
+    cuts = _Cuts(model.n_columns, [])
+    current = _values(model, instance, {}) if not feasible(instance, {}) else None
+
+    def objective(assignment: dict[VMKey, str]) -> float:
+        return spread(instance, assignment) + move_cost * len(assignment)
+
+    known_values = None
+    if known and not feasible(instance, known) and order_moves(instance, known)[0] is not None:
+        offered = _values(model, instance, known)
+        if offered is not None and (current is None or objective(known) < objective({})):
+            current = known_values = offered
+    floor = 0.0
+    if move_cost <= 0:
+        spread_model = _build(instance, by_node=False)
+        g = _highs(spread_model, integer=True, time_limit=time_limit)
+        g.setOptionValue("mip_abs_gap", SPREAD_GAP)
+        g.setOptionValue("mip_rel_gap", 0.0)
+        _start_from_current(g, spread_model, instance)
+        g.run()
+        if g.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
+            raise NoFeasiblePlan("no assignment satisfies the capacities, allowed nodes and VM limits")
+        if g.getInfo().primal_solution_status == FEASIBLE:
+            solved = list(g.getSolution().col_value)
+            first = _values(model, instance, _assignment(spread_model, solved))
+            assert first is not None
+            held = max(first[model.spread_column], solved[spread_model.spread_column])
+            proven_least = g.getModelStatus() == highspy.HighsModelStatus.kOptimal
+            # Half the time left for it: when it finds nothing, the first phase's loop has the rest.
+            half = time.monotonic() + (deadline - time.monotonic()) / 2
+            offer = known_values if known and spread(instance, known) <= held + 1e-9 else None
+            if order_moves(instance, _assignment(model, first))[0] is not None:
+                offer = first  # the least spread's own assignment can be ordered
+            values, proven, _none = _fewest_moves(h, model, held, half, offer, instance, cuts)
+            if values and not proven and time.monotonic() < deadline:
+                # One that can be ordered reaches the least spread: the rest of the time to its moves.
+                values, proven, _none = _fewest_moves(h, model, held, deadline, values, instance, cuts)
+            if values:
+                assignment = _assignment(model, values)
+                return assignment, spread(instance, assignment), len(assignment), proven and proven_least
+        dual = g.getInfo().mip_dual_bound
+        floor = max(0.0, dual - LP_SAFETY) if math.isfinite(dual) else 0.0
+        # Back to the first phase: the least spread, above the bound just proven.
+        h.changeColBounds(model.spread_column, floor, math.inf)
+        h.changeColsCost(1, np.array([model.spread_column], dtype=np.int32), np.array([1.0]))
+        stay = _stay_columns(model)
+        if stay:
+            h.changeColsCost(len(stay), np.array(stay, dtype=np.int32), np.zeros(len(stay)))
+    h.setOptionValue("mip_abs_gap", SPREAD_GAP)
+    h.setOptionValue("mip_rel_gap", 0.0)
+    stay = _stay_columns(model)
+    if move_cost > 0 and stay:
+        h.changeColsCost(len(stay), np.array(stay, dtype=np.int32), np.full(len(stay), -move_cost))
+        h.changeObjectiveOffset(move_cost * len(model.vms))
+
+    found, first_proven, none = _run_orderable(h, model, instance, deadline, cuts, current, objective)
+    if found is None:
+        if none and not cuts.added:
+            raise NoFeasiblePlan("no assignment satisfies the capacities, allowed nodes and VM limits")
+        raise TimeoutError(f"no orderable assignment found in {time_limit:g} s")
+    held = found[model.spread_column]
+    first = _values(model, instance, _assignment(model, found))
+    assert first is not None
+    own = first[model.spread_column]
+    first[model.spread_column] = own if move_cost > 0 else max(own, held)
+    values, moves_proven, _none = _fewest_moves(h, model, first[model.spread_column], deadline, first, instance, cuts)
+    assignment = _assignment(model, values)
+    return assignment, spread(instance, assignment), len(assignment), first_proven and moves_proven

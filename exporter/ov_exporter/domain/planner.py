@@ -35,6 +35,7 @@ moves first, counting the load of the moves in flight on their targets.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -760,8 +761,62 @@ def _spread_goal(
             k, i = k_, i_
             break
     chosen = candidates[i][0][:k]
+    fewer = _fewer_moves(ctx, chosen, effort)
+    if len(fewer) < len(chosen):
+        chosen = _by_gain(instance, fewer)[0]
     assignment = {vm.key: target for vm, _s, target in chosen}
     return [_move(vm, s, t) for vm, s, t in chosen], start, spread(instance, assignment)
+
+
+POLISH_EVALUATIONS = 20_000  # assignments the move-reduction polish measures at most (x effort)
+
+
+def _fewer_moves(ctx: Context, chosen: list, effort: int = 1) -> list:
+    """The same spread or less with fewer moves: while one is found, two moves replaced by
+    one (one of them dropped, the other kept, sent to another of its allowed nodes or left
+    where it is), the first such replacement in the plan's order whose spread is at most the
+    plan's, which adds no violation, strands no VM and whose moves can still be made one after
+    the other (_sequence). A chain of two alike VMs (a: x -> y, b: y -> z) becomes one move
+    (a: x -> z), and a move the others make useless goes. Small clusters only, as the
+    annealing, and at most POLISH_EVALUATIONS x effort assignments measured: the same plan and
+    effort always give the same result. Returns the moves in an order each step of which fits
+    (`chosen` itself when nothing was found)."""
+    instance = ctx.instance
+    if (
+        ctx.accept is not None
+        or len(chosen) < 2
+        or len(chosen) > ANNEAL_MAX_VMS
+        or len(instance.nodes) > ANNEAL_MAX_NODES
+    ):
+        return chosen
+    evaluator = _Evaluator(instance)
+    names = [n.name for n in instance.nodes]
+    current = list(chosen)
+    best = evaluator.spread(_assignment(current))
+    budget = POLISH_EVALUATIONS * effort
+    found = True
+    while found and budget > 0:
+        found = False
+        for i, j in itertools.permutations(range(len(current)), 2):
+            if budget <= 0:
+                break
+            vm, source, target = current[j]
+            rest = [m for k, m in enumerate(current) if k not in (i, j)]
+            for to in [target, source, *(n for n in names if n in vm.allowed and n not in (target, source))]:
+                trial = rest if to == source else [*rest, (vm, source, to)]
+                assignment = _assignment(trial)
+                budget -= 1
+                now = evaluator.spread(assignment)
+                if now > best + 1e-12 or _new_violations(instance, assignment, evaluator):
+                    continue
+                ordered = _sequence(instance, trial)
+                if ordered is None or (ctx.strands is not None and ctx.strands(assignment)):
+                    continue
+                current, best, found = ordered, min(best, now), True
+                break
+            if found:
+                break
+    return current if len(current) < len(chosen) else chosen
 
 
 def _by_gain(instance: Instance, chosen: list) -> tuple[list, list[float]]:
