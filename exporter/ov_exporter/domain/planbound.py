@@ -75,10 +75,12 @@ from .planmodel import (
     PlanVM,
     VMKey,
     feasible,
+    loads,
     same_loads,
     spread,
     spread_capacity,
     spread_size,
+    step_limits,
     utilisation,
 )
 
@@ -427,7 +429,6 @@ def optimal(
     solution and returned when nothing better is found in time (`proven` then False unless
     the solver proves it optimal). The optimum does not depend on it."""
     import highspy
-    import numpy as np
 
     if orderable:
         return _optimal_orderable(instance, time_limit, move_cost, known)
@@ -437,13 +438,7 @@ def optimal(
     # model, where such VMs share a class (fewer, larger classes); the moves need the full one.
     first_model = model if move_cost > 0 else _build(instance, by_node=False)
     h = _highs(first_model, integer=True, time_limit=time_limit)
-    h.setOptionValue("mip_abs_gap", SPREAD_GAP)
-    h.setOptionValue("mip_rel_gap", 0.0)
-    stay = _stay_columns(first_model)
-    if move_cost > 0 and stay:
-        # moves = movable VMs - the VMs that stay: cost -move_cost per stay column, plus a constant
-        h.changeColsCost(len(stay), np.array(stay, dtype=np.int32), np.full(len(stay), -move_cost))
-        h.changeObjectiveOffset(move_cost * len(model.vms))
+    _first_phase(h, first_model, move_cost)
     _start_from_current(h, first_model, instance)
     h.run()
     status = h.getModelStatus()
@@ -467,6 +462,20 @@ def optimal(
     proven = status == highspy.HighsModelStatus.kOptimal and moves_proven
     assignment = _assignment(model, values)
     return assignment, spread(instance, assignment), len(assignment), proven
+
+
+def _first_phase(h: Any, model: _Model, move_cost: float) -> None:
+    """The first phase's objective on `h`: the spread, proven to SPREAD_GAP, plus `move_cost`
+    per moved VM."""
+    import numpy as np
+
+    h.setOptionValue("mip_abs_gap", SPREAD_GAP)
+    h.setOptionValue("mip_rel_gap", 0.0)
+    stay = _stay_columns(model)
+    if move_cost > 0 and stay:
+        # moves = movable VMs - the VMs that stay: cost -move_cost per stay column, plus a constant
+        h.changeColsCost(len(stay), np.array(stay, dtype=np.int32), np.full(len(stay), -move_cost))
+        h.changeObjectiveOffset(move_cost * len(model.vms))
 
 
 def fewest_moves(
@@ -626,26 +635,9 @@ MAX_NO_GOODS = 400
 
 
 def _order_state(instance: Instance) -> tuple[dict[str, list[float]], dict[str, tuple[float, float, float]]]:
-    """(load per node, limit per node) as planner._sequence judges a step: the capacity load of
-    every VM on the node (count: every VM), limits the larger of the node's and its load now."""
-    load = {n.name: [n.cpu_used, n.memory_used, 0.0] for n in instance.nodes}
-    for vm in instance.vms:
-        slot = load.get(vm.node)
-        if slot is None:
-            continue
-        if vm.movable:
-            slot[0] += vm.cpu
-            slot[1] += vm.memory
-        slot[2] += 1
-    limits = {
-        n.name: (
-            max(n.cpu_allowed, load[n.name][0]) + EPSILON,
-            max(n.memory_allowed, load[n.name][1]) + EPSILON,
-            math.inf if n.max_vms is None else float(max(n.max_vms, load[n.name][2])),
-        )
-        for n in instance.nodes
-    }
-    return load, limits
+    """(load per node now, limit per node) as planner._sequence judges a step."""
+    load = loads(instance, {})
+    return load, step_limits(instance, load)
 
 
 def order_moves(
@@ -1013,12 +1005,7 @@ def _optimal_orderable(
         stay = _stay_columns(model)
         if stay:
             h.changeColsCost(len(stay), np.array(stay, dtype=np.int32), np.zeros(len(stay)))
-    h.setOptionValue("mip_abs_gap", SPREAD_GAP)
-    h.setOptionValue("mip_rel_gap", 0.0)
-    stay = _stay_columns(model)
-    if move_cost > 0 and stay:
-        h.changeColsCost(len(stay), np.array(stay, dtype=np.int32), np.full(len(stay), -move_cost))
-        h.changeObjectiveOffset(move_cost * len(model.vms))
+    _first_phase(h, model, move_cost)
 
     found, first_proven, none = _run_orderable(h, model, instance, deadline, cuts, current, objective)
     if found is None:

@@ -46,6 +46,7 @@ rely on:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -134,6 +135,20 @@ def loads(instance: Instance, assignment: Mapping[VMKey, str]) -> dict[str, list
             slot[1] += vm.memory
         slot[2] += 1
     return result
+
+
+def step_limits(instance: Instance, now: Mapping[str, list[float]]) -> dict[str, tuple[float, float, float]]:
+    """Per node, the load (CPU, memory, VMs) each step of a plan may bring it to: its limits,
+    or its load `now` where that is above them (a plan need not mend such a node, but never
+    adds to it). What planner._sequence and planbound.order_moves judge a step by."""
+    return {
+        n.name: (
+            max(n.cpu_allowed, now[n.name][0]) + EPSILON,
+            max(n.memory_allowed, now[n.name][1]) + EPSILON,
+            math.inf if n.max_vms is None else float(max(n.max_vms, now[n.name][2])),
+        )
+        for n in instance.nodes
+    }
 
 
 def spread_loads(instance: Instance, assignment: Mapping[VMKey, str]) -> dict[str, list[float]]:

@@ -68,6 +68,7 @@ from .planmodel import (
     spread,
     spread_loads,
     spread_of,
+    step_limits,
 )
 
 DEFAULT_WAVE_SIZE = 5  # the seed's advice: start small, batches of at most 5
@@ -1360,14 +1361,7 @@ def _sequence(instance: Instance, moves: list, partial: bool = False) -> list | 
     `partial` the longest prefix found."""
     search = _Search(instance)
     start = {name: list(load) for name, load in search.load.items()}
-    limits = {
-        n.name: (
-            max(n.cpu_allowed, start[n.name][0]) + EPSILON,
-            max(n.memory_allowed, start[n.name][1]) + EPSILON,
-            math.inf if n.max_vms is None else max(n.max_vms, start[n.name][2]),
-        )
-        for n in instance.nodes
-    }
+    limits = step_limits(instance, start)
     remaining = sorted(moves, key=lambda m: (m[0].memory, m[0].cpu, m[0].key))
     load = search.load
 
