@@ -475,16 +475,19 @@ def tiny_with_twins(seed: int) -> Instance:
     return Instance(nodes, tuple(vms))
 
 
-def brute_force(instance: Instance) -> list[tuple[float, int]]:
-    """(spread, moves) of every feasible assignment."""
+def feasible_assignments(instance: Instance):
+    """Every assignment of the movable VMs (the ones that move) within the limits."""
     vms = [vm for vm in instance.vms if vm.movable]
     names = [n.name for n in instance.nodes]
-    found = []
     for targets in itertools.product(*([n for n in names if n in vm.allowed] for vm in vms)):
         assignment = {vm.key: t for vm, t in zip(vms, targets, strict=True) if t != vm.node}
         if not feasible(instance, assignment):
-            found.append((spread(instance, assignment), len(assignment)))
-    return found
+            yield assignment
+
+
+def brute_force(instance: Instance) -> list[tuple[float, int]]:
+    """(spread, moves) of every feasible assignment."""
+    return [(spread(instance, a), len(a)) for a in feasible_assignments(instance)]
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -650,15 +653,11 @@ def tight(seed: int) -> Instance:
 @pytest.mark.parametrize("seed", range(16))
 def test_the_orderable_optimum_is_the_brute_force_one_over_assignments_and_orders(seed):
     inst = tight(seed)
-    vms = [vm for vm in inst.vms if vm.movable]
-    names = [n.name for n in inst.nodes]
     every = []
-    for targets in itertools.product(*([n for n in names if n in vm.allowed] for vm in vms)):
-        assignment = {vm.key: t for vm, t in zip(vms, targets, strict=True) if t != vm.node}
-        if not feasible(inst, assignment):
-            every.append((spread(inst, assignment), len(assignment), _orderable_by_subsets(inst, assignment)))
-            keys, complete = planbound.order_moves(inst, assignment)
-            assert complete and (keys is not None) == every[-1][2]
+    for assignment in feasible_assignments(inst):
+        every.append((spread(inst, assignment), len(assignment), _orderable_by_subsets(inst, assignment)))
+        keys, complete = planbound.order_moves(inst, assignment)
+        assert complete and (keys is not None) == every[-1][2]
     least = min(s for s, _m, ok in every if ok)
     assignment, best, moves, proven = optimal(inst, 10, orderable=True)
     assert proven and feasible(inst, assignment) == [] and _orderable_by_subsets(inst, assignment)
