@@ -64,6 +64,7 @@ COST_KEYS = {"cost_gain", "cost_optimum", "cost_moves", "cost_proven", "cost_s",
 def one(seed: int, time_limit: float, reuse: dict[str, Any] | None = None) -> dict[str, Any]:
     c = cluster(seed)
     inst = c.instance
+    plans = _plans(inst)  # each planner configuration run once, its plan used below
     if reuse is not None:  # the bounds, optima and descheduler of an earlier run: the planner only
         if "unordered" not in reuse:
             raise SystemExit("--reuse: a JSON from before the orderable optimum; run the plan bench in full once")
@@ -71,8 +72,8 @@ def one(seed: int, time_limit: float, reuse: dict[str, Any] | None = None) -> di
         if reuse.get("cost_gain") == planner.effective_min_gain(inst, planner.DEFAULT_MIN_GAIN):
             row |= {k: reuse[k] for k in COST_KEYS}
         else:
-            row |= _cost_optimum(inst, row["start"], time_limit)
-        row |= _planner_rows(inst, row, time_limit)
+            row |= _cost_optimum(inst, row["start"], time_limit, plans["planner"][0].assignment)
+        row |= _planner_rows(inst, row, time_limit, plans)
         return row | _within_descheduler(inst, row)
     started = time.perf_counter()
     bound = lower_bound(inst)
@@ -84,7 +85,7 @@ def one(seed: int, time_limit: float, reuse: dict[str, Any] | None = None) -> di
     # The optimum the planner is judged against: over the plans whose moves can be made one
     # after the other within the limits (the planner's too), the planner's own plan (threshold
     # and min gain 0) offered to the solver as a first solution.
-    known = plan_instance(inst, **SEARCH).assignment
+    known = plans["search"][0].assignment
     started = time.perf_counter()
     assignment, best, moves, proven = optimal(inst, time_limit, orderable=True, known=known)
     optimum_s = time.perf_counter() - started
@@ -107,8 +108,8 @@ def one(seed: int, time_limit: float, reuse: dict[str, Any] | None = None) -> di
         "unordered_s": unordered_s,
         "unordered_orderable": order_moves(inst, unordered)[0] is not None,
     }
-    row |= _cost_optimum(inst, row["start"], time_limit)
-    row |= _planner_rows(inst, row, time_limit)
+    row |= _cost_optimum(inst, row["start"], time_limit, plans["planner"][0].assignment)
+    row |= _planner_rows(inst, row, time_limit, plans)
     run = descheduler(c)
     before = set(feasible(inst, {}))
     row |= {
@@ -142,10 +143,10 @@ def _within_descheduler(inst: Any, row: dict[str, Any]) -> dict[str, Any]:
     return {"fewer_spread": reached, "fewer_moves": len(plan.moves), "fewer_possible": possible}
 
 
-def _cost_optimum(inst: Any, start: float, time_limit: float) -> dict[str, Any]:
+def _cost_optimum(inst: Any, start: float, time_limit: float, known: dict) -> dict[str, Any]:
     """The optimum of what the planner with its defaults minimises: no plan within the
     threshold, else the spread plus the minimum gain per moved VM (planbound.optimal with
-    move_cost)."""
+    move_cost); `known`, the planner's plan with its defaults, offered as a first solution."""
     gain = planner.effective_min_gain(inst, planner.DEFAULT_MIN_GAIN)
     if start <= planner.DEFAULT_SPREAD_THRESHOLD:
         return {
@@ -157,7 +158,6 @@ def _cost_optimum(inst: Any, start: float, time_limit: float) -> dict[str, Any]:
             "cost_violations": 0,
         }
     started = time.perf_counter()
-    known = plan_instance(inst).assignment
     assignment, best, moves, proven = optimal(inst, time_limit, move_cost=gain, orderable=True, known=known)
     return {
         "cost_gain": gain,
@@ -179,13 +179,23 @@ PLANNERS = (  # (row name, table label, plan_instance options)
 )
 
 
-def _planner_rows(inst: Any, row: dict[str, Any], time_limit: float) -> dict[str, Any]:
-    """The planner's figures on one instance (`row` holds the instance's spread before)."""
-    row = {"start": row["start"]}  # spread() below: this instance's
+def _plans(inst: Any) -> dict[str, tuple[planner.Plan, float]]:
+    """Each planner configuration's plan on one instance and the seconds it took."""
+    plans = {}
     for name, _label, options in PLANNERS:
         started = time.perf_counter()
         plan = plan_instance(inst, **options)
-        row[f"{name}_s"] = time.perf_counter() - started
+        plans[name] = (plan, time.perf_counter() - started)
+    return plans
+
+
+def _planner_rows(
+    inst: Any, row: dict[str, Any], time_limit: float, plans: dict[str, tuple[planner.Plan, float]]
+) -> dict[str, Any]:
+    """The planner's figures on one instance (`row` holds the instance's spread before)."""
+    row = {"start": row["start"]}  # spread() below: this instance's
+    for name, (plan, seconds) in plans.items():
+        row[f"{name}_s"] = seconds
         row[name] = spread(inst, plan.assignment)
         row[f"{name}_moves"] = len(plan.moves)
         row[f"{name}_violations"] = len(feasible(inst, plan.assignment))

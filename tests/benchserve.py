@@ -137,8 +137,8 @@ def _schedstat() -> tuple[int, int]:
 async def probe(exporter: Exporter, tracer: StallTracer | None = None) -> None:
     """Each second: the longest stall and, for it, how much of it the loop's thread spent
     waiting for a CPU (the system ran other processes: on a shared 2-core machine the fake
-    API server and the scrapers) and how much on a CPU (the loop's own work, or waiting for
-    the GIL on a core); the rest it was off-CPU, e.g. waiting for the GIL or a lock."""
+    API server and the scrapers) and how much on a CPU (the loop's own work); the rest it was
+    off-CPU, e.g. waiting for the GIL or a lock."""
     pauses = GcPauses()
     gc.callbacks.append(pauses)
     loop = asyncio.get_running_loop()
@@ -162,7 +162,7 @@ async def probe(exporter: Exporter, tracer: StallTracer | None = None) -> None:
             json.dumps(
                 {
                     "t": time.time(),
-                    "stall_ms": max(stalls) * 1000,
+                    "stall_ms": longest[0] * 1000,
                     "stall_on_cpu_ms": longest[1] / 1e6,  # over the longest stall's sleep and stall
                     "stall_cpu_wait_ms": longest[2] / 1e6,
                     "stalls25": sum(s > 0.025 for s in stalls),
