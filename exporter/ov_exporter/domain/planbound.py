@@ -772,7 +772,7 @@ class _Cuts:
             _w, v, found = self.extra[index]
             w = any(y[c] > 0 for c in found["waiting"])
             first = None
-            if w and not any(y[c] > 0 for c in found["fitting"]):
+            if w:
                 short = {c for c, _r, terms in found["rows"] if sum(a * y[o] for o, a in terms) < 1.0 - 1e-9}
                 first = next((c for c in found["waiting"] if y[c] > 0 and c not in short), None)
             out.append(1.0 if w else 0.0)
@@ -844,7 +844,7 @@ def _blocked_set_cut(model: _Model, instance: Instance, counts: list[int]) -> di
                 blocked = smaller
     waiting = sorted(blocked)
     rows = [(c, r, escape(c, r, blocked)) for c in waiting for r in range(3) if need(c)[r] > 0]
-    return {"fitting": [], "waiting": waiting, "rows": rows}
+    return {"waiting": waiting, "rows": rows}
 
 
 def _cut(h: Any, model: _Model, instance: Instance, cuts: _Cuts, values: list[float]) -> bool:
@@ -872,8 +872,7 @@ def _cut(h: Any, model: _Model, instance: Instance, cuts: _Cuts, values: list[fl
             h.changeColIntegrality(v[c], integer)
             row(-math.inf, 0.0, [c, w], [1.0, -float(model.size(c))])  # y_c <= size w
             row(-math.inf, 0.0, [v[c], c], [1.0, -1.0])  # v_c <= y_c
-        others = found["fitting"]
-        row(0.0, math.inf, [*v.values(), *others, w], [1.0] * (len(v) + len(others)) + [-1.0])
+        row(0.0, math.inf, [*v.values(), w], [1.0] * len(v) + [-1.0])  # sum(v) >= w
         for c, _r, terms in found["rows"]:
             row(0.0, math.inf, [o for o, _a in terms] + [v[c]], [a for _o, a in terms] + [-1.0])
         assert cuts.extra is not None and cuts.added is not None
@@ -893,10 +892,10 @@ def _cut(h: Any, model: _Model, instance: Instance, cuts: _Cuts, values: list[fl
     binaries = list(range(first, first + len(support)))
     for (c, v), z in zip(support, binaries, strict=True):
         h.addVar(0.0, 1.0)
-        h.changeColIntegrality(z, highspy.HighsVarType.kInteger)
+        h.changeColIntegrality(z, integer)
         ub = model.size(c)
-        h.addRow(-math.inf, float(ub), 2, np.array([c, z], dtype=np.int32), np.array([1.0, ub - v + 1.0]))
-    h.addRow(1.0, math.inf, len(binaries), np.array(binaries, dtype=np.int32), np.ones(len(binaries)))
+        row(-math.inf, float(ub), [c, z], [1.0, ub - v + 1.0])
+    row(1.0, math.inf, binaries, [1.0] * len(binaries))
     assert cuts.added is not None
     cuts.added.append(("no-good", len(cuts.no_goods)))
     cuts.no_goods.append((binaries, support))
@@ -973,8 +972,7 @@ def _optimal_orderable(
     if move_cost <= 0:
         spread_model = _build(instance, by_node=False)
         g = _highs(spread_model, integer=True, time_limit=time_limit)
-        g.setOptionValue("mip_abs_gap", SPREAD_GAP)
-        g.setOptionValue("mip_rel_gap", 0.0)
+        _first_phase(g, spread_model, 0.0)
         _start_from_current(g, spread_model, instance)
         g.run()
         if g.getModelStatus() == highspy.HighsModelStatus.kInfeasible:
