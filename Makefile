@@ -56,8 +56,9 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# The suite on every core, a test file per worker (pytest-xdist; pyproject's test extra says why).
 test: install system-deps crd-schemas $(VENV)/share/sarif-2.1.0.json lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 # The rule files of every deploy/overlays/<layout>/ (and deploy/README.md's list of alerts a layout
 # cannot evaluate) from alerts/*.yaml; RUNBOOK_BASE_URL=... to point runbook links elsewhere.
