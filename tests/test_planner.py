@@ -203,15 +203,11 @@ def test_the_same_state_always_gets_the_same_plan():
     assert first.moves and first.moves == second.moves
 
 
-def test_the_annealing_walk_measures_the_spread_load_the_model_defines():
-    """The walk keeps the utilisations in running sums; on a usage basis (spread load unlike
-    the capacity load) its measure must still be the model's spread plus the price per move."""
-    import random
+def _usage_instance(rng):
+    """5 nodes of 40 CPUs and 200 GiB allowed, 30 VMs of 2 CPUs and 4 GiB on them in turn, on
+    a usage basis (each VM's spread load random, unlike its capacity load)."""
+    from ov_exporter.domain.planmodel import Instance, PlanNode, PlanVM
 
-    from ov_exporter.domain.planmodel import Instance, PlanNode, PlanVM, spread
-    from ov_exporter.domain.planner import _Walk
-
-    rng = random.Random(7)
     gi = 2**30
     names = [f"n{i}" for i in range(5)]
     nodes = tuple(
@@ -243,12 +239,51 @@ def test_the_annealing_walk_measures_the_spread_load_the_model_defines():
         )  # fmt: skip
         for i in range(30)
     )
-    instance = Instance(nodes, vms)
-    walk = _Walk(instance, list(vms), price=0.01)
+    return Instance(nodes, vms)
+
+
+def _walked(walk, instance) -> dict:
+    return {
+        vm.key: walk.names[walk.where[v]] for v, vm in enumerate(instance.vms) if walk.names[walk.where[v]] != vm.node
+    }
+
+
+def test_the_annealing_walk_measures_the_spread_load_the_model_defines():
+    """The walk keeps the utilisations in running sums; on a usage basis (spread load unlike
+    the capacity load) its measure must still be the model's spread plus the price per move."""
+    import random
+
+    from ov_exporter.domain.planmodel import spread
+    from ov_exporter.domain.planner import _Walk
+
+    rng = random.Random(7)
+    instance = _usage_instance(rng)
+    walk = _Walk(instance, list(instance.vms), price=0.01)
     walk.set_where(walk.walk(rng, 3000))
     walk.kick(rng, 5)
     walk.polish()
-    assignment = {vm.key: walk.names[walk.where[v]] for v, vm in enumerate(vms) if walk.names[walk.where[v]] != vm.node}
+    assignment = _walked(walk, instance)
     assert assignment, "the walk moved nothing: the test would prove nothing"
     expected = spread(instance, assignment) + 0.01 * len(assignment)
     assert abs(walk.measure()[0] - expected) < 1e-9
+
+
+def test_ruin_and_recreate_keeps_the_limits_and_never_ends_worse_than_it_starts():
+    import random
+
+    from ov_exporter.domain.planmodel import feasible, spread
+    from ov_exporter.domain.planner import _Walk
+
+    rng = random.Random(11)
+    instance = _usage_instance(rng)
+    walk = _Walk(instance, list(instance.vms), price=0.01)
+    before = walk.measure()[0]
+    walk.set_where(walk.recreate(rng, 200))
+    assignment = _walked(walk, instance)
+    assert assignment, "nothing was placed elsewhere: the test would prove nothing"
+    assert not feasible(instance, assignment)  # no node over a limit
+    assert abs(walk.measure()[0] - (spread(instance, assignment) + 0.01 * len(assignment))) < 1e-9
+    assert walk.measure()[0] < before
+    # A VM that fits nowhere once taken off: nothing is placed.
+    walk.lim = [(0.0, 0.0, 0)] * len(walk.lim)
+    assert walk._placed(rng, {0: walk.where[0]}) is None

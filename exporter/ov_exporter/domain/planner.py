@@ -12,9 +12,11 @@ Goals:
   single move helps; the plan is cut back to the shortest prefix reaching its best spread.
   On small clusters seeded searches refine it (`_anneal`, pricing each moved VM at the
   minimum gain, exchanging two VMs only when one of them can go first): three simulated
-  annealing walks on a smooth surrogate (one from the greedy plan, two from the placement)
-  and an iterated local search from the placement (polish with the best move or exchange,
-  kick with a few random ones, keep the best), each within a budget of work, not time. The
+  annealing walks on a smooth surrogate (one from the greedy plan, two from the placement),
+  an iterated local search from the placement (polish with the best move or exchange, kick
+  with a few random ones, keep the best) and a ruin and recreate (empty the busiest, the
+  idlest and a random node or two, place their VMs again largest first, then polish; from
+  several starts), each within a budget of work, not time. The
   moves of each result are ordered so that every step stays within the limits (a
   depth-first search when lightest-first gets stuck); when some cannot be ordered (they
   wait on each other in a cycle of full nodes), a further walk starts from those that can.
@@ -933,7 +935,9 @@ ANNEAL_STEPS_PER_VM = 300
 ANNEAL_MAX_STEPS = 20_000
 ANNEAL_SEEDS = (0, 1, 2)  # independent runs; the best sequenced result wins
 ILS_SEEDS = (0,)
+RECREATE_SEEDS = (0,)
 SEARCHES = [("anneal", s) for s in ANNEAL_SEEDS] + [("ils", s) for s in ILS_SEEDS]
+SEARCHES += [("recreate", s) for s in RECREATE_SEEDS]
 ANNEAL_PRICE = 1e-4  # per moved VM when the minimum gain is 0: the least spread, then the fewest moves
 PRUNE_GAIN = 0.0  # annealed plans: drop only the moves whose removal does not raise the spread
 ANNEAL_SMOOTH = 1.0  # weight of the mean squared deviation in the walk's surrogate
@@ -945,6 +949,13 @@ ILS_KICK_MOVES = 4  # most random moves in a kick
 # local search): a budget in work, not time (the same state gets the same plan).
 ILS_EVALUATIONS = 100_000
 ANNEAL_T0, ANNEAL_T1 = 0.05, 1e-4  # the walk's temperature, first and last step
+# Ruin and recreate: starts per run (x effort), each RECREATE_ROUNDS times emptying a few nodes
+# and placing their VMs again, largest first, then a polish.
+RECREATE_STARTS = 8
+RECREATE_ROUNDS = 300
+RECREATE_NOISE = 0.02  # random utilisation added to each placement's score: starts differ
+RECREATE_HOME = 0.005  # utilisation a VM's own node is preferred by: fewer moves at a tie
+RECREATE_WORSE = 0.002  # a recreated state up to this much worse (times a random draw) is kept
 
 
 class _Walk:
@@ -1068,6 +1079,94 @@ class _Walk:
             and (self.fits(target, va.cpu, va.memory, 1) or self.fits(source, vb.cpu, vb.memory, 1))
         )
 
+    def recreate(self, rng: Any, rounds: int) -> list[int]:
+        """Ruin and recreate from the current state, `rounds` times: the VMs of the busiest and
+        the idlest counted node and of one or two random nodes are taken off and placed again,
+        largest first, each on the allowed node where it fits with the lowest utilisation
+        after (plus RECREATE_NOISE at random, less RECREATE_HOME on its own node); the new
+        state is kept when it is better, or worse by at most RECREATE_WORSE x a random draw.
+        Returns the best state met, on the spread plus price per moved VM."""
+        current = self.measure()[0]
+        best, best_where = current, list(self.where)
+        counted = [i for i in range(len(self.names)) if self.pos[i] >= 0]
+        for _ in range(rounds):
+            self.evaluations += 1
+            top = {i: max(self.util[0][self.pos[i]], self.util[1][self.pos[i]]) for i in counted}
+            emptied = {max(counted, key=top.__getitem__), min(counted, key=top.__getitem__)}
+            emptied.add(rng.randrange(len(self.names)))
+            if rng.random() < 0.5:
+                emptied.add(rng.randrange(len(self.names)))
+            before = {v: node for v, node in enumerate(self.where) if node in emptied}
+            placed = self._placed(rng, before)
+            if placed is None:
+                continue
+            for v, node in placed.items():
+                if self.where[v] != node:
+                    self.shift(v, node)
+            value = self.measure()[0]
+            if self.moved <= self.cap and value < current + RECREATE_WORSE * rng.random():
+                current = value
+                if value < best - 1e-12:
+                    best, best_where = value, list(self.where)
+                continue
+            for v, node in before.items():
+                if self.where[v] != node:
+                    self.shift(v, node)
+        return best_where
+
+    def _placed(self, rng: Any, taken: dict[int, int]) -> dict[int, int] | None:
+        """Where the VMs `taken` (VM -> its node now) go again, largest first (see recreate),
+        on loads without them; None when one fits nowhere."""
+        load, use = [list(x) for x in self.load], [list(x) for x in self.use]
+        for v, node in taken.items():
+            vm = self.vms[v]
+            load[node][0] -= vm.cpu
+            load[node][1] -= vm.memory
+            load[node][2] -= 1
+            use[node][0] -= vm.spread_cpu
+            use[node][1] -= vm.spread_memory
+        largest = sorted(taken, key=lambda v: (-self.vms[v].spread_cpu, -self.vms[v].spread_memory, rng.random()))
+        placed = {}
+        for v in largest:
+            vm, chosen, lowest = self.vms[v], -1, math.inf
+            for t in self.allowed[v]:
+                now, most = load[t], self.lim[t]
+                if now[0] + vm.cpu > most[0] or now[1] + vm.memory > most[1] or now[2] + 1 > most[2]:
+                    continue
+                p = self.pos[t]
+                after = 0.0
+                if p >= 0:
+                    inv = self.inv[p]
+                    after = max((use[t][0] + vm.spread_cpu) * inv[0], (use[t][1] + vm.spread_memory) * inv[1])
+                score = after + RECREATE_NOISE * rng.random() - (RECREATE_HOME if t == self.home[v] else 0.0)
+                if score < lowest:
+                    chosen, lowest = t, score
+            if chosen < 0:
+                return None
+            placed[v] = chosen
+            load[chosen][0] += vm.cpu
+            load[chosen][1] += vm.memory
+            load[chosen][2] += 1
+            use[chosen][0] += vm.spread_cpu
+            use[chosen][1] += vm.spread_memory
+        return placed
+
+    def restarts(self, rng: Any, starts: int) -> None:
+        """`starts` times from the current state: recreate (RECREATE_ROUNDS), then polish; the
+        best result is the state after, within the run's budget of states measured."""
+        origin = list(self.where)
+        best, best_where = math.inf, origin
+        for _ in range(starts):
+            if self.evaluations >= self.budget:
+                break
+            self.set_where(origin)
+            self.set_where(self.recreate(rng, RECREATE_ROUNDS))
+            self.polish()
+            value = self.measure()[0]
+            if value < best - 1e-12:
+                best, best_where = value, list(self.where)
+        self.set_where(best_where)
+
     def set_where(self, where: list[int]) -> None:
         for v, node in enumerate(where):
             if self.where[v] != node:
@@ -1092,7 +1191,9 @@ class _Walk:
                 choices = self.allowed[a]
                 target = choices[rng.randrange(len(choices))]
                 vm = self.vms[a]
-                if target == source or not self.fits(target, vm.cpu, vm.memory, 1):
+                if target == source:
+                    continue
+                if not self.fits(target, vm.cpu, vm.memory, 1):
                     continue
                 self.shift(a, target)
                 b = -1
@@ -1323,6 +1424,8 @@ def _anneal(
         if method == "anneal":
             walk.set_where(walk.walk(rng, steps))
             walk.polish()
+        elif method == "recreate":
+            walk.restarts(rng, effort * RECREATE_STARTS)
         else:
             walk.iterate(rng, effort * ILS_KICKS)
         moves = [
