@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import random
 import subprocess
 import sys
@@ -748,6 +749,33 @@ def test_the_polish_turns_a_chain_of_alike_vms_into_one_move():
     chain = [(a, "x", "y"), (b, "y", "z")]
     fewer = planner._fewer_moves(ctx, chain)
     assert fewer == [(a, "x", "z")] and spread(inst, {a.key: "z"}) == spread(inst, planner._assignment(chain)) == 0.0
+
+
+def test_another_placement_reaches_the_plans_spread_with_the_fewest_moves_on_seed_41():
+    """With effort 10, the plan reached the optimum's 7.57 % with 10 moves where 9 do, by
+    another placement (no two of its moves make one). Ruin and recreate from the plan, with
+    each move priced above any spread and no state above the plan's spread, finds the 9,
+    proven the fewest over orderable plans."""
+    inst = cluster(41).instance
+    plan = plan_instance(inst, threshold=0.0, min_gain=0.0, effort=10)
+    reached = spread(inst, plan.assignment)
+    assert reached <= 0.0757 + 1e-4
+    _a, fewest, proven = fewest_moves(inst, reached, 20, orderable=True, known=plan.assignment)
+    assert proven and len(plan.moves) == fewest == 9
+
+
+def test_the_walk_counts_no_state_above_its_ceiling():
+    from ov_exporter.domain import planner
+
+    inst = cluster(41).instance
+    movable = [vm for vm in inst.vms if vm.movable and len(vm.allowed) > 1]
+    walk = planner._Walk(inst, movable, price=1.0)
+    start = walk.measure()[0]
+    assert start == spread(inst, {})  # nothing moved
+    walk.ceiling = start - 1e-6
+    assert walk.measure() == (math.inf, math.inf)
+    walk.ceiling = start + 1e-6
+    assert walk.measure()[0] == start
 
 
 def test_the_planner_reaches_its_spread_with_the_fewest_moves_on_seed_19():

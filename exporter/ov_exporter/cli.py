@@ -191,7 +191,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="multiply the spread search's budgets on clusters of up to 32 nodes and 300 movable VMs (default 1): "
         "about N times the time for a plan closer to the optimum (on the benchmark's clusters of up to 8 nodes, 10 "
-        "took 7.3 s where 1 took 0.68 s, medians of one run); "
+        "took 7.7 s where 1 took 0.70 s, medians of one run); "
         "the same state and effort always give the same plan",
     )
     plan.add_argument(

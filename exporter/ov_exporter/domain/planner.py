@@ -23,7 +23,9 @@ Goals:
   Each candidate (the greedy's moves, the greedy pruned of moves worth less than the minimum
   gain, the searched plans) is ordered by gain, and of all their prefixes the plan is the
   one with the least spread plus the minimum gain per move (a move must be worth it), then
-  the fewest moves, that leaves every VM a migration target. No plan when the spread is
+  the fewest moves, that leaves every VM a migration target. On small clusters that plan
+  is then shortened at the same spread or less: two moves replaced by one (_fewer_moves),
+  then another placement with fewer moves (_fewer_moves_placed). No plan when the spread is
   already within the threshold.
 - drain NODE / evacuate-control-plane: every movable VM on the node(s) moves to the allowed
   node that keeps the spread lowest (largest VMs first); the node(s) leave the spread.
@@ -764,7 +766,7 @@ def _spread_goal(
             k, i = k_, i_
             break
     chosen = candidates[i][0][:k]
-    fewer = _fewer_moves(ctx, chosen, effort)
+    fewer = _fewer_moves_placed(ctx, _fewer_moves(ctx, chosen, effort), effort)
     if len(fewer) < len(chosen):
         chosen = _by_gain(instance, fewer)[0]
     assignment = {vm.key: target for vm, _s, target in chosen}
@@ -820,6 +822,58 @@ def _fewer_moves(ctx: Context, chosen: list, effort: int = 1) -> list:
             if found:
                 break
     return current if len(current) < len(chosen) else chosen
+
+
+def _fewer_moves_placed(ctx: Context, chosen: list, effort: int = 1) -> list:
+    """The same spread or less with fewer moves, from another placement: ruin and recreate
+    (_Walk.restarts, RECREATE_FEWER_STARTS x effort starts) from the plan's state, each moved VM
+    priced above any spread, no state above the plan's spread, a VM preferring its own node
+    by RECREATE_FEWER_HOME. Kept when it moves fewer VMs, adds no violation, strands no VM and
+    its moves can be ordered (_sequence); small clusters only, as the annealing, seeded: the
+    same plan and effort always give the same result. Returns the moves in an order each step
+    of which fits (`chosen` itself when nothing was found)."""
+    import random
+
+    instance = ctx.instance
+    movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
+    targets = _assignment(chosen)
+    if len(chosen) < 2 or not _searchable(ctx, movable) or targets.keys() - {vm.key for vm in movable}:
+        return chosen
+    evaluator = _Evaluator(instance)
+    reached = evaluator.spread(targets)
+    walk = _Walk(instance, movable, price=1.0)
+    walk.ceiling, walk.home_bonus, walk.budget = reached + 1e-9, RECREATE_FEWER_HOME, effort * ILS_EVALUATIONS
+    index = {name: i for i, name in enumerate(walk.names)}
+    walk.set_where([index[targets.get(vm.key, vm.node)] for vm in movable])
+    walk.restarts(random.Random(0), effort * RECREATE_FEWER_STARTS)
+    if walk.moved >= len(chosen):
+        return chosen
+    moves = [
+        (vm, vm.node, walk.names[node])
+        for vm, node in zip(movable, walk.where, strict=True)
+        if walk.names[node] != vm.node
+    ]
+    assignment = _assignment(moves)
+    if evaluator.spread(assignment) > reached + 1e-12 or _new_violations(instance, assignment, evaluator):
+        return chosen
+    if ctx.strands is not None and ctx.strands(assignment):
+        return chosen
+    ordered = _sequence(instance, moves)
+    return ordered if ordered is not None else chosen
+
+
+def _searchable(ctx: Context, movable: list) -> bool:
+    """The seeded searches run: a small cluster (ANNEAL_MAX_NODES, ANNEAL_MAX_VMS) with VMs to
+    move, two counted nodes or more with capacities, no pod constraint to ask about."""
+    counted = [n for n in ctx.instance.nodes if n.in_spread]
+    return (
+        ctx.accept is None
+        and bool(movable)
+        and len(ctx.instance.nodes) <= ANNEAL_MAX_NODES
+        and len(movable) <= ANNEAL_MAX_VMS
+        and len(counted) >= 2
+        and all(n.spread_cpu_capacity > 0 and n.spread_memory_capacity > 0 for n in counted)
+    )
 
 
 def _by_gain(instance: Instance, chosen: list) -> tuple[list, list[float]]:
@@ -956,6 +1010,8 @@ RECREATE_ROUNDS = 300
 RECREATE_NOISE = 0.02  # random utilisation added to each placement's score: starts differ
 RECREATE_HOME = 0.005  # utilisation a VM's own node is preferred by: fewer moves at a tie
 RECREATE_WORSE = 0.002  # a recreated state up to this much worse (times a random draw) is kept
+RECREATE_FEWER_HOME = 0.03  # ... when it looks for fewer moves at a plan's spread (_fewer_moves_placed)
+RECREATE_FEWER_STARTS = 2  # its starts (x effort)
 
 
 class _Walk:
@@ -1001,6 +1057,8 @@ class _Walk:
         self.cap = cap  # most VMs off their node (--max-moves): a step beyond it is undone
         self.evaluations = 0  # states the polish measured
         self.budget = ILS_EVALUATIONS  # states the run may measure (_anneal sets it from the effort)
+        self.ceiling = math.inf  # no state with a spread above it counts (measure gives inf)
+        self.home_bonus = RECREATE_HOME  # what recreate prefers a VM's own node by
         for i in counted:
             self._refresh(i)
 
@@ -1066,6 +1124,8 @@ class _Walk:
         worst = max(max(cpu) - min(cpu), max(memory) - min(memory))
         n = self.count
         s = self.sums
+        if worst > self.ceiling:
+            return math.inf, math.inf
         deviation = s[1] / n - (s[0] / n) ** 2 + s[3] / n - (s[2] / n) ** 2
         true = worst + self.price * self.moved
         return true, true + ANNEAL_SMOOTH * deviation
@@ -1138,7 +1198,7 @@ class _Walk:
                 if p >= 0:
                     inv = self.inv[p]
                     after = max((use[t][0] + vm.spread_cpu) * inv[0], (use[t][1] + vm.spread_memory) * inv[1])
-                score = after + RECREATE_NOISE * rng.random() - (RECREATE_HOME if t == self.home[v] else 0.0)
+                score = after + RECREATE_NOISE * rng.random() - (self.home_bonus if t == self.home[v] else 0.0)
                 if score < lowest:
                     chosen, lowest = t, score
             if chosen < 0:
@@ -1300,6 +1360,8 @@ class _Walk:
                 high, low = max(high, new), min(low, new)
             worst = max(worst, high - low)
             deviation += squares / n - (total / n) ** 2
+        if worst > self.ceiling:
+            return math.inf, math.inf
         true = worst + self.price * (self.moved + moved)
         return true, true + ANNEAL_SMOOTH * deviation
 
@@ -1394,15 +1456,7 @@ def _anneal(
 
     instance = ctx.instance
     movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
-    counted = [n for n in instance.nodes if n.in_spread]
-    if (
-        ctx.accept is not None
-        or not movable
-        or len(instance.nodes) > ANNEAL_MAX_NODES
-        or len(movable) > ANNEAL_MAX_VMS
-        or len(counted) < 2
-        or any(n.spread_cpu_capacity <= 0 or n.spread_memory_capacity <= 0 for n in counted)
-    ):
+    if not _searchable(ctx, movable):
         return None
     rng = random.Random(seed)
     steps = effort * min(ANNEAL_MAX_STEPS, ANNEAL_STEPS_PER_VM * len(movable))
