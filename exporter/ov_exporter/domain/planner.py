@@ -1251,9 +1251,7 @@ class _Walk:
                 choices = self.allowed[a]
                 target = choices[rng.randrange(len(choices))]
                 vm = self.vms[a]
-                if target == source:
-                    continue
-                if not self.fits(target, vm.cpu, vm.memory, 1):
+                if target == source or not self.fits(target, vm.cpu, vm.memory, 1):
                     continue
                 self.shift(a, target)
                 b = -1
@@ -1450,8 +1448,10 @@ def _anneal(
     that can be ordered are kept and a further walk starts from them, with those VMs settled
     (a VM moves at most once), up to ANNEAL_ROUNDS walks. Returns the moves in an order
     feasible one after the other, or None when it finds nothing better than the greedy plan.
-    `effort` multiplies the budgets: the annealing's steps, the local search's kicks and the
-    states measured."""
+    `method` "ils" runs the iterated local search instead of the walk (_Walk.iterate),
+    "recreate" the ruin and recreate (_Walk.restarts). `effort` multiplies the budgets: the
+    annealing's steps, the local search's kicks, the recreate's starts and the states
+    measured."""
     import random
 
     instance = ctx.instance
