@@ -843,16 +843,11 @@ def _fewer_moves_placed(ctx: Context, chosen: list, effort: int = 1) -> list:
     reached = evaluator.spread(targets)
     walk = _Walk(instance, movable, price=1.0)
     walk.ceiling, walk.home_bonus, walk.budget = reached + 1e-9, RECREATE_FEWER_HOME, effort * ILS_EVALUATIONS
-    index = {name: i for i, name in enumerate(walk.names)}
-    walk.set_where([index[targets.get(vm.key, vm.node)] for vm in movable])
+    walk.place(targets)
     walk.restarts(random.Random(0), effort * RECREATE_FEWER_STARTS)
     if walk.moved >= len(chosen):
         return chosen
-    moves = [
-        (vm, vm.node, walk.names[node])
-        for vm, node in zip(movable, walk.where, strict=True)
-        if walk.names[node] != vm.node
-    ]
+    moves = walk.moves()
     assignment = _assignment(moves)
     if evaluator.spread(assignment) > reached + 1e-12 or _new_violations(instance, assignment, evaluator):
         return chosen
@@ -1227,6 +1222,19 @@ class _Walk:
                 best, best_where = value, list(self.where)
         self.set_where(best_where)
 
+    def place(self, targets: Mapping[VMKey, str]) -> None:
+        """Each VM on its target in `targets`, the others on their own node."""
+        index = {name: i for i, name in enumerate(self.names)}
+        self.set_where([index[targets.get(vm.key, vm.node)] for vm in self.vms])
+
+    def moves(self) -> list[tuple[PlanVM, str, str]]:
+        """(VM, its node, where it is now) of each VM off its own node."""
+        return [
+            (vm, vm.node, self.names[node])
+            for vm, node in zip(self.vms, self.where, strict=True)
+            if self.names[node] != vm.node
+        ]
+
     def set_where(self, where: list[int]) -> None:
         for v, node in enumerate(where):
             if self.where[v] != node:
@@ -1472,9 +1480,7 @@ def _anneal(
             current, [vm for vm in current.vms if vm.movable and len(vm.allowed) > 1], price, cap - len(settled)
         )
         walk.evaluations, walk.budget = spent, budget
-        index = {name: i for i, name in enumerate(walk.names)}
-        targets = {vm.key: t for vm, _s, t in start}
-        walk.set_where([index[targets.get(vm.key, vm.node)] for vm in walk.vms])
+        walk.place(_assignment(start))
         if method == "anneal":
             walk.set_where(walk.walk(rng, steps))
             walk.polish()
@@ -1482,11 +1488,7 @@ def _anneal(
             walk.restarts(rng, effort * RECREATE_STARTS)
         else:
             walk.iterate(rng, effort * ILS_KICKS)
-        moves = [
-            (vm, vm.node, walk.names[node])
-            for vm, node in zip(walk.vms, walk.where, strict=True)
-            if walk.names[node] != vm.node
-        ]
+        moves = walk.moves()
         ordered = _sequence(current, moves, partial=True)
         settled += ordered
         spent = walk.evaluations
