@@ -19,8 +19,8 @@ evaluations run back to back (with nothing changing, then during the churn, when
 work), event-loop stalls, RSS at ready, after 5 evaluations and over `--churn-seconds` of
 100 events/s, and the LIST requests of the steady state.
 Then the rebalance planner (tests/benchplan.py): against the exact optimum, a proven lower
-bound and the simulated descheduler on `--plan-instances` seeded clusters, and its time on
-the tier; `--plan` runs that section alone, `--no-plan` skips it.
+bound and the simulated descheduler on seeded clusters until `--plan-proven` optima are
+proven, and its time on the tier; `--plan` runs that section alone, `--no-plan` skips it.
 """
 
 from __future__ import annotations
@@ -415,7 +415,12 @@ def main() -> None:
     plan = parser.add_mutually_exclusive_group()
     plan.add_argument("--no-plan", action="store_true", help="skip the rebalance-plan section (tests/benchplan.py)")
     plan.add_argument("--plan", action="store_true", help="the rebalance-plan section only")
-    parser.add_argument("--plan-instances", type=int, default=50, help="seeded clusters of the plan section")
+    parser.add_argument(
+        "--plan-proven",
+        type=int,
+        default=50,
+        help="seeded clusters of the plan section until this many optima are proven",
+    )
     args = parser.parse_args()
     if args.plan:
         plan_section(args)
@@ -451,7 +456,7 @@ def main() -> None:
 def plan_section(args: argparse.Namespace) -> None:
     """The rebalance planner against the exact optimum, its lower bound and the descheduler,
     and its time on the tier (tests/benchplan.py), in a fresh process."""
-    extra = ["--instances", str(args.plan_instances), "--tier", args.tier]
+    extra = ["--proven", str(args.plan_proven), "--tier", args.tier]
     if args.json:
         extra += ["--json", str(Path(args.json).with_suffix(".plan.json"))]
     print()
