@@ -521,18 +521,6 @@ def _cost_rows(rows: list[dict[str, Any]]) -> list[str]:
 MAX_SEEDS_PER_PROVEN = 1.5  # --proven N tries at most 1.5 N seeds (47 of 50 were proven in 20 s)
 
 
-def _seeds(instances: int | None, proven: int, rows: list[dict[str, Any]]):
-    """Seeds 0, 1, 2 ...: `instances` of them, or until `proven` rows (read as they are
-    appended) have a proven optimum, at most MAX_SEEDS_PER_PROVEN x `proven`."""
-    if instances is not None:
-        yield from range(instances)
-        return
-    seed = 0
-    while sum(r["proven"] for r in rows) < proven and seed < MAX_SEEDS_PER_PROVEN * proven:
-        yield seed
-        seed += 1
-
-
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m tests.benchplan", description=__doc__)
     parser.add_argument(
@@ -560,9 +548,13 @@ def main(argv: list[str] | None = None) -> str:
     reused = {r["seed"]: r for r in json.loads(Path(args.reuse).read_text())["instances"]} if args.reuse else {}
     lower_bound(cluster(0, nodes=2, vms=2).instance)  # imports the solver before anything is timed
     rows: list[dict[str, Any]] = []
-    for seed in _seeds(args.instances, args.proven, rows):
+    proven = 0
+    fixed = args.instances is not None
+    for seed in range(args.instances if fixed else int(MAX_SEEDS_PER_PROVEN * args.proven)):
+        if not fixed and proven >= args.proven:
+            break
         rows.append(one(seed, args.time_limit, reused.get(seed)))
-        proven = sum(r["proven"] for r in rows)
+        proven += rows[-1]["proven"]
         print(f"plan bench: instance {seed + 1}, optima proven {proven}", file=sys.stderr, flush=True)
     xl = None if args.no_scale else scale(args.tier)
     if args.json:
