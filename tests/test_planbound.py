@@ -421,14 +421,14 @@ def test_the_search_spends_a_capped_budget_of_moves_well():
 
 
 def test_more_effort_reaches_the_proven_optimum_where_the_default_budget_falls_short():
-    """Seed 48 (threshold and min-gain 0): with the default budgets the search stops at 10.1 %
-    against a proven optimum of 6.24 % (15 moves, which can be ordered); ten times the budgets
+    """Seed 24 (threshold and min-gain 0): with the default budgets the search stops at 18.06 %
+    against a proven optimum of 16.76 % (20 moves, which can be ordered); ten times the budgets
     reach it. The plan stays within every limit and moves each VM once."""
-    inst = cluster(48).instance
+    inst = cluster(24).instance
     first = plan_instance(inst, threshold=0.0, min_gain=0.0)
     more = plan_instance(inst, threshold=0.0, min_gain=0.0, effort=10)
-    assert spread(inst, more.assignment) < spread(inst, first.assignment) - 0.03
-    assert spread(inst, more.assignment) <= 0.0624 * 1.05
+    assert spread(inst, more.assignment) < spread(inst, first.assignment) - 0.01
+    assert spread(inst, more.assignment) <= 0.1676 * 1.05
     assert not set(feasible(inst, more.assignment)) - set(feasible(inst, {}))
     assert len({m.key for m in more.moves}) == len(more.moves)
     with pytest.raises(ValueError, match="effort must be 1 or more"):
@@ -786,3 +786,85 @@ def test_the_planner_reaches_its_spread_with_the_fewest_moves_on_seed_19():
     reached = spread(inst, plan.assignment)
     _a, fewest, proven = fewest_moves(inst, reached, 20, orderable=True, known=plan.assignment)
     assert proven and len(plan.moves) == fewest == 7
+
+
+# ------------------------------------------------------------------ the exact two-node re-split
+
+
+def _walk_at_random(seed: int, price: float):
+    """A walk on a tiny instance, its VMs on random allowed nodes within the limits."""
+    from ov_exporter.domain import planner
+
+    inst = tiny_with_twins(seed)
+    rng = random.Random(seed)
+    walk = planner._Walk(inst, [vm for vm in inst.vms if vm.movable], price)
+    for _ in range(30):
+        v = rng.randrange(len(walk.vms))
+        target = rng.choice(walk.allowed[v])
+        vm = walk.vms[v]
+        if target != walk.where[v] and walk.fits(target, vm.cpu, vm.memory, 1):
+            walk.shift(v, target)
+    walk.set_where(list(walk.where))
+    return walk
+
+
+def _within_limits(walk) -> bool:
+    return all(load[i] <= lim[i] for load, lim in zip(walk.load, walk.lim, strict=True) for i in range(3))
+
+
+def _best_split_by_brute_force(walk, a: int, b: int):
+    """The least (spread + price per move, surrogate) over every split of the VMs on a and b."""
+    pool = [v for v, node in enumerate(walk.where) if node in (a, b)]
+    start, best = list(walk.where), None
+    for targets in itertools.product(*([n for n in (a, b) if n in walk.allowed[v]] for v in pool)):
+        where = list(start)
+        for v, t in zip(pool, targets, strict=True):
+            where[v] = t
+        walk.set_where(where)
+        if _within_limits(walk) and walk.moved <= walk.cap:
+            measured = walk.measure()
+            best = measured if best is None or measured < best else best
+    walk.set_where(start)
+    return best
+
+
+@pytest.mark.parametrize("price", [1e-4, 0.05])
+@pytest.mark.parametrize("seed", range(12))
+def test_the_two_node_resplit_finds_the_best_split_of_the_pair(seed, price):
+    """On tiny instances with alike VMs, from a random state: after resplit(a, b) no split of
+    the VMs on a and b, enumerated one by one, is better; when none beat the state it stays."""
+    walk = _walk_at_random(seed, price)
+    pairs = list(itertools.combinations(range(len(walk.names)), 2))
+    for a, b in pairs:
+        before, where = walk.measure(), list(walk.where)
+        brute = _best_split_by_brute_force(walk, a, b)
+        changed = walk.resplit(a, b, 10**6)
+        after = walk.measure()
+        assert _within_limits(walk)
+        improves = brute[0] < before[0] - 1e-12 or (brute[0] <= before[0] + 1e-12 and brute[1] < before[1] - 1e-12)
+        assert changed == improves
+        if changed:
+            assert after[0] == pytest.approx(brute[0], abs=1e-9) and after[1] == pytest.approx(brute[1], abs=1e-9)
+        else:
+            assert walk.where == where and after == pytest.approx(before, abs=1e-12)
+
+
+def test_the_two_node_resplit_keeps_its_budget_and_the_moves_cap():
+    walk = _walk_at_random(3, 1e-4)
+    start = list(walk.where)
+    assert not walk.resplit(0, 1, 0) and walk.where == start  # no partial split may be built
+    walk.cap = walk.moved
+    walk.resplit_pairs(10**6)
+    assert walk.moved <= walk.cap and _within_limits(walk)
+
+
+def test_the_exact_resplit_reaches_the_optimum_where_single_moves_and_exchanges_stop():
+    """Seed 14 (3 nodes, 49 VMs; threshold and min-gain 0): the searches stopped at 0.37 %
+    against a proven optimum of 0.19 % with 21 moves; seed 37: at 6.12 % with 20 moves against
+    5.35 % with 17. Re-splitting two nodes' VMs exactly reaches both optima with the default
+    budgets."""
+    for seed, best, moves in ((14, 0.0019227, 21), (37, 0.053504, 17)):
+        inst = cluster(seed).instance
+        plan = plan_instance(inst, threshold=0.0, min_gain=0.0)
+        assert spread(inst, plan.assignment) <= best * 1.05 and len(plan.moves) <= moves * 1.1
+        assert not set(feasible(inst, plan.assignment)) - set(feasible(inst, {}))

@@ -1007,6 +1007,7 @@ RECREATE_HOME = 0.005  # utilisation a VM's own node is preferred by: fewer move
 RECREATE_WORSE = 0.002  # a recreated state up to this much worse (times a random draw) is kept
 RECREATE_FEWER_HOME = 0.03  # ... when it looks for fewer moves at a plan's spread (_fewer_moves_placed)
 RECREATE_FEWER_STARTS = 2  # its starts (x effort)
+RESPLIT_STATES = 200_000  # partial splits the exact two-node re-splits may build per run (x effort)
 
 
 class _Walk:
@@ -1337,6 +1338,151 @@ class _Walk:
                 best, best_where = value, list(self.where)
         self.set_where(best_where)
 
+    def resplit(self, a: int, b: int, budget: int) -> bool:
+        """The best split between nodes a and b of the VMs on them, exactly: a dynamic programme
+        over classes of alike VMs (sizes, own node, whether both nodes are allowed) that keeps,
+        per load of a, the fewest moves; the split that lowers the spread plus price per moved
+        VM (or keeps it and lowers the surrogate) most is taken, as polish takes a move.
+        At most `budget` partial splits are built; returns whether the state changed."""
+        where, home = self.where, self.home
+        pool = [v for v, node in enumerate(where) if node == a or node == b]
+        classes: dict[tuple, list[int]] = {}
+        for v in pool:
+            vm, allowed = self.vms[v], self.allowed[v]
+            key = (vm.cpu, vm.memory, vm.spread_cpu, vm.spread_memory, home[v], a in allowed, b in allowed)
+            classes.setdefault(key, []).append(v)
+        load, use = list(self.load[a]), list(self.use[a])
+        for v in pool:
+            if where[v] == a:
+                vm = self.vms[v]
+                load[0], load[1], load[2] = load[0] - vm.cpu, load[1] - vm.memory, load[2] - 1
+                use[0], use[1] = use[0] - vm.spread_cpu, use[1] - vm.spread_memory
+        moved_elsewhere = self.moved - sum(where[v] != home[v] for v in pool)
+        best, current = self.measure()
+        pa, pb = self.pos[a], self.pos[b]
+        others = [p for p in range(self.count) if p != pa and p != pb]
+        low = [min((u[p] for p in others), default=math.inf) for u in self.util]
+        high = [max((u[p] for p in others), default=-math.inf) for u in self.util]
+        # Both nodes end within the spread to beat of the others: a band for a's spread load,
+        # from its own bounds and b's (b gets the rest), and a's capacity load at least what
+        # b cannot take. a's loads only grow as classes are added: a partial split above the
+        # band, or below it with every remaining VM added, cannot win.
+        total_load = [self.load[a][i] + self.load[b][i] for i in range(3)]
+        total_use = [self.use[a][i] + self.use[b][i] for i in range(2)]
+        lim_a, lim_b = self.lim[a], self.lim[b]
+        width = min(best - self.price * moved_elsewhere, self.ceiling) + 1e-12  # the spread to beat
+        floor = [total_load[i] - lim_b[i] for i in range(3)]
+        ceiling_a, floor_a = [math.inf, math.inf], [-math.inf, -math.inf]
+        # Each move the split makes narrows the band by the price of a move (in spread load, at
+        # least the smaller node's size times it).
+        shrink = [0.0, 0.0]
+        if others:
+            for r in (0, 1):
+                sizes = [1.0 / self.inv[p][r] for p in (pa, pb) if p >= 0]
+                shrink[r] = self.price * min(sizes)
+                for p, sign in ((pa, 1), (pb, -1)):
+                    if p < 0:
+                        continue
+                    size = 1.0 / self.inv[p][r]
+                    most, least = (low[r] + width) * size, (high[r] - width) * size
+                    if sign > 0:
+                        ceiling_a[r], floor_a[r] = min(ceiling_a[r], most), max(floor_a[r], least)
+                    else:
+                        floor_a[r] = max(floor_a[r], total_use[r] - most)
+                        ceiling_a[r] = min(ceiling_a[r], total_use[r] - least)
+        order = list(classes.items())
+        rest = [[0.0] * 5 for _ in range(len(order) + 1)]  # what the classes after i can add to a
+        for i in range(len(order) - 1, -1, -1):
+            (cpu, memory, spread_cpu, spread_memory, _own, to_a, _to_b), members = order[i]
+            most = len(members) if to_a else 0
+            add = (most * cpu, most * memory, most, most * spread_cpu, most * spread_memory)
+            rest[i] = [x + y for x, y in zip(rest[i + 1], add, strict=True)]
+        states = {(0, 0, 0): (0, load[0], load[1], load[2], use[0], use[1], ())}
+        built = 0
+        for i, ((cpu, memory, spread_cpu, spread_memory, own, to_a, to_b), members) in enumerate(order):
+            n, after = len(members), rest[i + 1]
+            new: dict[tuple, tuple] = {}
+            for moves, c, m, k, uc, um, choice in states.values():
+                for j in range(0 if to_b else n, (n if to_a else 0) + 1):  # j of the class on a
+                    c2, m2, k2 = c + j * cpu, m + j * memory, k + j
+                    uc2, um2 = uc + j * spread_cpu, um + j * spread_memory
+                    if c2 > lim_a[0] or m2 > lim_a[1] or k2 > lim_a[2]:
+                        break
+                    if uc2 > ceiling_a[0] or um2 > ceiling_a[1]:
+                        break
+                    if (
+                        uc2 + after[3] < floor_a[0]
+                        or um2 + after[4] < floor_a[1]
+                        or c2 + after[0] < floor[0]
+                        or m2 + after[1] < floor[1]
+                        or k2 + after[2] < floor[2]
+                    ):
+                        continue
+                    moves2 = moves + (n - j if own == a else j if own == b else n)
+                    if shrink[0] or shrink[1]:
+                        cut_cpu, cut_memory = moves2 * shrink[0], moves2 * shrink[1]
+                        if uc2 > ceiling_a[0] - cut_cpu or um2 > ceiling_a[1] - cut_memory:
+                            continue
+                        if uc2 + after[3] < floor_a[0] + cut_cpu or um2 + after[4] < floor_a[1] + cut_memory:
+                            continue
+                    key = (round(c2, 6), round(m2), k2, round(uc2, 6), round(um2))
+                    old = new.get(key)
+                    if old is None or moves2 < old[0]:
+                        new[key] = (moves2, c2, m2, k2, uc2, um2, (*choice, j))
+            states = new
+            built += len(states)
+            if built > budget:
+                self.evaluations += built
+                return False
+        self.evaluations += built
+        found = None
+        for moves, c, m, k, uc, um, choice in states.values():
+            if total_load[0] - c > lim_b[0] or total_load[1] - m > lim_b[1] or total_load[2] - k > lim_b[2]:
+                continue
+            moved = moved_elsewhere + moves
+            if moved > self.cap:
+                continue
+            worst = deviation = 0.0
+            for r, mine in ((0, uc), (1, um)):
+                changed = [
+                    (p, amount * self.inv[p][r]) for p, amount in ((pa, mine), (pb, total_use[r] - mine)) if p >= 0
+                ]
+                width, squared = self.changed(r, high[r], low[r], changed)
+                worst, deviation = max(worst, width), deviation + squared
+            if worst > self.ceiling:
+                continue
+            true = worst + self.price * moved
+            value = true + ANNEAL_SMOOTH * deviation
+            if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
+                if found is None or (true, value) < found[0]:
+                    found = ((true, value), choice)
+        if found is None:
+            return False
+        for (_key, members), j in zip(order, found[1], strict=True):
+            members.sort(key=lambda v: where[v] != a)  # those on a now stay there first
+            for i, v in enumerate(members):
+                target = a if i < j else b
+                if where[v] != target:
+                    self.shift(v, target)
+        self.set_where(list(where))
+        return True
+
+    def resplit_pairs(self, budget: int) -> None:
+        """resplit each pair of nodes between which a VM may move, again while one changes,
+        until `budget` partial splits are built in all."""
+        pairs = sorted(
+            {(min(node, t), max(node, t)) for v, node in enumerate(self.where) for t in self.allowed[v] if t != node}
+        )
+        spent, changed = 0, True
+        while changed and spent < budget:
+            changed = False
+            for a, b in pairs:
+                before = self.evaluations
+                changed |= self.resplit(a, b, budget - spent)
+                spent += self.evaluations - before
+                if spent >= budget:
+                    return
+
     def evaluate(self, ends: list, source: int, target: int, cpu: float, memory: float, moved: int):
         """measure() if `cpu` and `memory` of spread load went from source to target and `moved` more VMs were
         off their node, without changing the state; `ends` holds, per resource, the positions of
@@ -1356,7 +1502,7 @@ class _Walk:
                     bottom = util[p]
                     break
             high, low = top if top is not None else -math.inf, bottom if bottom is not None else math.inf
-            for p, sign in ((ps, -1.0), (pt, 1.0)):
+            for p, sign in ((ps, -1.0), (pt, 1.0)):  # inline, not changed(): the polish's inner loop
                 if p < 0:
                     continue
                 old = util[p]
@@ -1370,6 +1516,18 @@ class _Walk:
             return math.inf, math.inf
         true = worst + self.price * (self.moved + moved)
         return true, true + ANNEAL_SMOOTH * deviation
+
+    def changed(self, r: int, high: float, low: float, changed: list[tuple[int, float]]) -> tuple[float, float]:
+        """Resource r's spread and mean squared deviation if the counted node at each position p
+        had utilisation u, for (p, u) in `changed`, the other nodes' extremes being high and low."""
+        total, squares, util = self.sums[2 * r], self.sums[2 * r + 1], self.util[r]
+        for p, new in changed:
+            old = util[p]
+            total += new - old
+            squares += new * new - old * old
+            high, low = max(high, new), min(low, new)
+        n = self.count
+        return high - low, squares / n - (total / n) ** 2
 
     def polish(self) -> None:
         """The best single move or exchange while one lowers the spread plus price per move
@@ -1488,6 +1646,10 @@ def _anneal(
             walk.restarts(rng, effort * RECREATE_STARTS)
         else:
             walk.iterate(rng, effort * ILS_KICKS)
+        searched = list(walk.where)
+        walk.resplit_pairs(effort * RESPLIT_STATES)
+        if walk.where != searched and _sequence(current, walk.moves()) is None:
+            walk.set_where(searched)  # the re-splits' state cannot be reached one move at a time
         moves = walk.moves()
         ordered = _sequence(current, moves, partial=True)
         settled += ordered
