@@ -751,13 +751,21 @@ def _spread_goal(
             annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method, max_moves, level)
             if annealed is not None:
                 candidates.append(_by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN)))
-    # Prefixes of at most max_moves moves: the searches do not count moves, the plan must.
-    options = sorted(
-        (round(curve[k] + min_gain * k, 9), k, i)
-        for i, (_moves, curve) in enumerate(candidates)
-        for k in range(min(len(curve), max_moves + 1))
-        if math.isfinite(curve[k])
-    )
+
+    def ranked() -> list[tuple[float, int, int]]:
+        """Prefixes of at most max_moves moves: the searches do not count moves, the plan must."""
+        return sorted(
+            (round(curve[k] + min_gain * k, 9), k, i)
+            for i, (_moves, curve) in enumerate(candidates)
+            for k in range(min(len(curve), max_moves + 1))
+            if math.isfinite(curve[k])
+        )
+
+    _value, k, i = ranked()[0]
+    resplit = _resplit(ctx, candidates[i][0][:k], max(ANNEAL_PRICE, min_gain), max_moves, effort)
+    if resplit is not None:
+        candidates.append(_by_gain(instance, _prune(ctx, resplit, PRUNE_GAIN)))
+    options = ranked()
     # The best that leaves every VM with a migration target (plan_context cuts a plan that does
     # not, which may leave nothing of the best one while the next best is whole).
     _value, k, i = options[0]
@@ -1007,7 +1015,9 @@ RECREATE_HOME = 0.005  # utilisation a VM's own node is preferred by: fewer move
 RECREATE_WORSE = 0.002  # a recreated state up to this much worse (times a random draw) is kept
 RECREATE_FEWER_HOME = 0.03  # ... when it looks for fewer moves at a plan's spread (_fewer_moves_placed)
 RECREATE_FEWER_STARTS = 2  # its starts (x effort)
-RESPLIT_STATES = 200_000  # partial splits the exact two-node re-splits may build per run (x effort)
+RESPLIT_STATES = 200_000  # partial splits the exact re-splits may build per run (x effort)
+RESPLIT_FINAL_STATES = 400_000  # ... and the chosen plan's, of two and three nodes (x effort)
+RESPLIT_TRIES = 5  # best splits a re-split tries, best first, for one whose moves can be ordered
 
 
 class _Walk:
@@ -1055,6 +1065,7 @@ class _Walk:
         self.budget = ILS_EVALUATIONS  # states the run may measure (_anneal sets it from the effort)
         self.ceiling = math.inf  # no state with a spread above it counts (measure gives inf)
         self.home_bonus = RECREATE_HOME  # what recreate prefers a VM's own node by
+        self.orderable: Callable | None = None  # a test of moves a re-split state must pass
         for i in counted:
             self._refresh(i)
 
@@ -1338,150 +1349,188 @@ class _Walk:
                 best, best_where = value, list(self.where)
         self.set_where(best_where)
 
-    def resplit(self, a: int, b: int, budget: int) -> bool:
-        """The best split between nodes a and b of the VMs on them, exactly: a dynamic programme
-        over classes of alike VMs (sizes, own node, whether both nodes are allowed) that keeps,
-        per load of a, the fewest moves; the split that lowers the spread plus price per moved
-        VM (or keeps it and lowers the surrogate) most is taken, as polish takes a move.
-        At most `budget` partial splits are built; returns whether the state changed."""
-        where, home = self.where, self.home
-        pool = [v for v, node in enumerate(where) if node == a or node == b]
+    def resplit(self, group: tuple[int, ...], budget: int) -> bool:
+        """The best split of the VMs on the `group` of nodes between them, found exactly: a
+        dynamic programme over classes of alike VMs (sizes, own node, which of the nodes are
+        allowed) that keeps, per loads of the group's nodes, the fewest moves. The best split
+        that lowers the spread plus price per moved VM (or keeps it and lowers the surrogate)
+        is taken, as polish takes a move; with `orderable` set, the best of RESPLIT_TRIES
+        whose moves it accepts. At most `budget` partial splits are tried; returns whether the
+        state changed."""
+        where, home, size = self.where, self.home, len(group)
+        at = {node: i for i, node in enumerate(group)}
         classes: dict[tuple, list[int]] = {}
-        for v in pool:
-            vm, allowed = self.vms[v], self.allowed[v]
-            key = (vm.cpu, vm.memory, vm.spread_cpu, vm.spread_memory, home[v], a in allowed, b in allowed)
-            classes.setdefault(key, []).append(v)
-        load, use = list(self.load[a]), list(self.use[a])
-        for v in pool:
-            if where[v] == a:
-                vm = self.vms[v]
-                load[0], load[1], load[2] = load[0] - vm.cpu, load[1] - vm.memory, load[2] - 1
-                use[0], use[1] = use[0] - vm.spread_cpu, use[1] - vm.spread_memory
-        moved_elsewhere = self.moved - sum(where[v] != home[v] for v in pool)
+        base = [[*self.load[node], *self.use[node]] for node in group]  # CPU, memory, VMs; spread CPU, memory
+        for v, node in enumerate(where):
+            if node in at:
+                vm, allowed = self.vms[v], self.allowed[v]
+                own = at.get(home[v], -1)
+                key = (vm.cpu, vm.memory, vm.spread_cpu, vm.spread_memory, own, tuple(n in allowed for n in group))
+                classes.setdefault(key, []).append(v)
+                for f, amount in enumerate((vm.cpu, vm.memory, 1, vm.spread_cpu, vm.spread_memory)):
+                    base[at[node]][f] -= amount
+        moved_elsewhere = self.moved - sum(where[v] != home[v] for members in classes.values() for v in members)
         best, current = self.measure()
-        pa, pb = self.pos[a], self.pos[b]
-        others = [p for p in range(self.count) if p != pa and p != pb]
+        pos = [self.pos[node] for node in group]
+        others = [p for p in range(self.count) if p not in pos]
         low = [min((u[p] for p in others), default=math.inf) for u in self.util]
         high = [max((u[p] for p in others), default=-math.inf) for u in self.util]
-        # Both nodes end within the spread to beat of the others: a band for a's spread load,
-        # from its own bounds and b's (b gets the rest), and a's capacity load at least what
-        # b cannot take. a's loads only grow as classes are added: a partial split above the
-        # band, or below it with every remaining VM added, cannot win.
-        total_load = [self.load[a][i] + self.load[b][i] for i in range(3)]
-        total_use = [self.use[a][i] + self.use[b][i] for i in range(2)]
-        lim_a, lim_b = self.lim[a], self.lim[b]
-        width = min(best - self.price * moved_elsewhere, self.ceiling) + 1e-12  # the spread to beat
-        floor = [total_load[i] - lim_b[i] for i in range(3)]
-        ceiling_a, floor_a = [math.inf, math.inf], [-math.inf, -math.inf]
-        # Each move the split makes narrows the band by the price of a move (in spread load, at
-        # least the smaller node's size times it).
+        # A band for each node's spread load: it ends within the spread to beat of the other
+        # nodes' extremes, and of the group's own utilisation (its load over its capacity, which
+        # lies between its nodes' lowest and highest) when every node of the group counts. Each
+        # move narrows the bands by its price (in spread load, at least the smallest node's size
+        # times it). Loads only grow as classes are added, so a partial split with a node above
+        # its band, or below it with every remaining VM added, cannot win. The last node takes
+        # the rest of the VMs.
+        width = min(best - self.price * moved_elsewhere, self.ceiling) + 1e-12
+        bands = [[(-math.inf, math.inf)] * 2 for _ in group]
         shrink = [0.0, 0.0]
-        if others:
-            for r in (0, 1):
-                sizes = [1.0 / self.inv[p][r] for p in (pa, pb) if p >= 0]
-                shrink[r] = self.price * min(sizes)
-                for p, sign in ((pa, 1), (pb, -1)):
-                    if p < 0:
-                        continue
-                    size = 1.0 / self.inv[p][r]
-                    most, least = (low[r] + width) * size, (high[r] - width) * size
-                    if sign > 0:
-                        ceiling_a[r], floor_a[r] = min(ceiling_a[r], most), max(floor_a[r], least)
-                    else:
-                        floor_a[r] = max(floor_a[r], total_use[r] - most)
-                        ceiling_a[r] = min(ceiling_a[r], total_use[r] - least)
-        order = list(classes.items())
-        rest = [[0.0] * 5 for _ in range(len(order) + 1)]  # what the classes after i can add to a
+        counted = all(p >= 0 for p in pos)
+        for r in (0, 1):
+            sizes = [1.0 / self.inv[p][r] if p >= 0 else math.inf for p in pos]
+            shrink[r] = self.price * min(sizes) if min(sizes) < math.inf else 0.0
+            group_util = sum(self.use[node][r] for node in group) / sum(sizes) if counted else 0.0
+            for i, p in enumerate(pos):
+                if p < 0:
+                    continue
+                least, most = -math.inf, math.inf
+                if others:
+                    least, most = high[r] - width, low[r] + width
+                if counted:
+                    least, most = max(least, group_util - width), min(most, group_util + width)
+                bands[i][r] = (least * sizes[i], most * sizes[i])
+        if not (others or counted):
+            shrink = [0.0, 0.0]
+        order = sorted(classes.items(), key=lambda item: (-item[0][1], -item[0][0]))  # largest first
+        # What classes i on can add to each node, and to the nodes before the last together.
+        rest = [[[0.0] * 5 for _ in range(size + 1)] for _ in range(len(order) + 1)]
         for i in range(len(order) - 1, -1, -1):
-            (cpu, memory, spread_cpu, spread_memory, _own, to_a, _to_b), members = order[i]
-            most = len(members) if to_a else 0
-            add = (most * cpu, most * memory, most, most * spread_cpu, most * spread_memory)
-            rest[i] = [x + y for x, y in zip(rest[i + 1], add, strict=True)]
-        states = {(0, 0, 0): (0, load[0], load[1], load[2], use[0], use[1], ())}
+            (cpu, memory, spread_cpu, spread_memory, _own, allowed), members = order[i]
+            for x, can in enumerate((*allowed, any(allowed[:-1]))):
+                most = len(members) if can else 0
+                add = (most * cpu, most * memory, most, most * spread_cpu, most * spread_memory)
+                rest[i][x] = [a + b for a, b in zip(rest[i + 1][x], add, strict=True)]
+        lims = [self.lim[node] for node in group]
+        total = [sum(self.load[node][f] for node in group) for f in range(3)]
+        total += [sum(self.use[node][f] for node in group) for f in range(2)]
+        # The last node takes the rest: the others together hold at least what its limits and
+        # band leave, and at most what its band's floor leaves.
+        last_lim, last_band = lims[-1], bands[-1]
+        need = [total[f] - last_lim[f] for f in range(3)] + [total[3 + r] - last_band[r][1] for r in (0, 1)]
+        room = [total[3 + r] - last_band[r][0] for r in (0, 1)]
+        states: dict[tuple, tuple] = {(): (0, tuple(tuple(b) for b in base[:-1]), ())}
         built = 0
-        for i, ((cpu, memory, spread_cpu, spread_memory, own, to_a, to_b), members) in enumerate(order):
+        for i, ((cpu, memory, spread_cpu, spread_memory, own, allowed), members) in enumerate(order):
             n, after = len(members), rest[i + 1]
+            splits = [
+                (*s, n - sum(s))
+                for s in itertools.product(range(n + 1), repeat=size - 1)
+                if sum(s) <= n and all(allowed[x] or j == 0 for x, j in enumerate((*s, n - sum(s))))
+            ]
             new: dict[tuple, tuple] = {}
-            for moves, c, m, k, uc, um, choice in states.values():
-                for j in range(0 if to_b else n, (n if to_a else 0) + 1):  # j of the class on a
-                    c2, m2, k2 = c + j * cpu, m + j * memory, k + j
-                    uc2, um2 = uc + j * spread_cpu, um + j * spread_memory
-                    if c2 > lim_a[0] or m2 > lim_a[1] or k2 > lim_a[2]:
-                        break
-                    if uc2 > ceiling_a[0] or um2 > ceiling_a[1]:
-                        break
-                    if (
-                        uc2 + after[3] < floor_a[0]
-                        or um2 + after[4] < floor_a[1]
-                        or c2 + after[0] < floor[0]
-                        or m2 + after[1] < floor[1]
-                        or k2 + after[2] < floor[2]
-                    ):
-                        continue
-                    moves2 = moves + (n - j if own == a else j if own == b else n)
-                    if shrink[0] or shrink[1]:
-                        cut_cpu, cut_memory = moves2 * shrink[0], moves2 * shrink[1]
-                        if uc2 > ceiling_a[0] - cut_cpu or um2 > ceiling_a[1] - cut_memory:
+            for moves, held, choice in states.values():
+                built += len(splits)
+                if built > budget:
+                    self.evaluations += built
+                    return False
+                for split in splits:
+                    moves2 = moves + n - (split[own] if own >= 0 else 0)
+                    cut_cpu, cut_memory = moves2 * shrink[0], moves2 * shrink[1]
+                    grown = []
+                    for x, load in enumerate(held):
+                        j, lim, (cpu_band, memory_band), more = split[x], lims[x], bands[x], after[x]
+                        c, m, k = load[0] + j * cpu, load[1] + j * memory, load[2] + j
+                        uc, um = load[3] + j * spread_cpu, load[4] + j * spread_memory
+                        if (
+                            c > lim[0]
+                            or m > lim[1]
+                            or k > lim[2]
+                            or uc > cpu_band[1] - cut_cpu
+                            or um > memory_band[1] - cut_memory
+                            or uc + more[3] < cpu_band[0] + cut_cpu
+                            or um + more[4] < memory_band[0] + cut_memory
+                        ):
+                            break
+                        grown.append((c, m, k, uc, um))
+                    else:
+                        held_cpu, held_memory = sum(g[3] for g in grown), sum(g[4] for g in grown)
+                        more = after[size]
+                        if (
+                            held_cpu > room[0] - cut_cpu
+                            or held_memory > room[1] - cut_memory
+                            or held_cpu + more[3] < need[3] + cut_cpu
+                            or held_memory + more[4] < need[4] + cut_memory
+                            or sum(g[0] for g in grown) + more[0] < need[0]
+                            or sum(g[1] for g in grown) + more[1] < need[1]
+                            or sum(g[2] for g in grown) + more[2] < need[2]
+                        ):
                             continue
-                        if uc2 + after[3] < floor_a[0] + cut_cpu or um2 + after[4] < floor_a[1] + cut_memory:
-                            continue
-                    key = (round(c2, 6), round(m2), k2, round(uc2, 6), round(um2))
-                    old = new.get(key)
-                    if old is None or moves2 < old[0]:
-                        new[key] = (moves2, c2, m2, k2, uc2, um2, (*choice, j))
+                        key = tuple((round(c, 6), round(m), k, round(uc, 6), round(um)) for c, m, k, uc, um in grown)
+                        old = new.get(key)
+                        if old is None or moves2 < old[0]:
+                            new[key] = (moves2, tuple(grown), (*choice, split))
             states = new
-            built += len(states)
-            if built > budget:
-                self.evaluations += built
-                return False
         self.evaluations += built
-        found = None
-        for moves, c, m, k, uc, um, choice in states.values():
-            if total_load[0] - c > lim_b[0] or total_load[1] - m > lim_b[1] or total_load[2] - k > lim_b[2]:
+        found = []
+        for moves, held, choice in states.values():
+            rest_last = [total[f] - sum(load[f] for load in held) for f in range(5)]
+            if rest_last[0] > last_lim[0] or rest_last[1] > last_lim[1] or rest_last[2] > last_lim[2]:
                 continue
             moved = moved_elsewhere + moves
             if moved > self.cap:
                 continue
             worst = deviation = 0.0
-            for r, mine in ((0, uc), (1, um)):
-                changed = [
-                    (p, amount * self.inv[p][r]) for p, amount in ((pa, mine), (pb, total_use[r] - mine)) if p >= 0
-                ]
-                width, squared = self.changed(r, high[r], low[r], changed)
-                worst, deviation = max(worst, width), deviation + squared
+            for r in (0, 1):
+                uses = [load[3 + r] for load in held] + [rest_last[3 + r]]
+                changed = [(p, uses[x] * self.inv[p][r]) for x, p in enumerate(pos) if p >= 0]
+                span, squared = self.changed(r, high[r], low[r], changed)
+                worst, deviation = max(worst, span), deviation + squared
             if worst > self.ceiling:
                 continue
             true = worst + self.price * moved
             value = true + ANNEAL_SMOOTH * deviation
             if true < best - 1e-12 or (true <= best + 1e-12 and value < current - 1e-12):
-                if found is None or (true, value) < found[0]:
-                    found = ((true, value), choice)
-        if found is None:
-            return False
-        for (_key, members), j in zip(order, found[1], strict=True):
-            members.sort(key=lambda v: where[v] != a)  # those on a now stay there first
-            for i, v in enumerate(members):
-                target = a if i < j else b
-                if where[v] != target:
-                    self.shift(v, target)
-        self.set_where(list(where))
-        return True
+                found.append(((true, value), choice))
+        start = list(where)
+        for _value, choice in sorted(found, key=lambda f: f[0])[: RESPLIT_TRIES if self.orderable else 1]:
+            for ((*_sizes, own, _allowed), members), split in zip(order, choice, strict=True):
+                # the class's VMs on their own node stay there first, then the others stay put
+                members.sort(key=lambda v: (where[v] != home[v], at[where[v]]))
+                targets = [group[x] for x in range(size) for _ in range(split[x])]
+                targets.sort(key=lambda node: node != group[own] if own >= 0 else False)
+                for v, target in zip(members, targets, strict=True):
+                    if where[v] != target:
+                        self.shift(v, target)
+            self.set_where(list(where))
+            if self.orderable is None or self.orderable(self.moves()):
+                return True
+            self.set_where(start)
+        return False
 
-    def resplit_pairs(self, budget: int) -> None:
-        """resplit each pair of nodes between which a VM may move, again while one changes,
-        until `budget` partial splits are built in all."""
+    def resplit_groups(self, budget: int, sizes: tuple[int, ...] = (2,)) -> None:
+        """resplit each group of nodes of the first of `sizes` (pairs: those between which a VM
+        may move), again while one changes; then the groups of the next size, back to the first
+        when that changes something; until `budget` partial splits are tried in all."""
         pairs = sorted(
             {(min(node, t), max(node, t)) for v, node in enumerate(self.where) for t in self.allowed[v] if t != node}
         )
-        spent, changed = 0, True
-        while changed and spent < budget:
+        nodes = range(len(self.names))
+        groups = [pairs if size == 2 else list(itertools.combinations(nodes, size)) for size in sizes]
+        spent = 0
+
+        def sweep(groups) -> bool:
+            nonlocal spent
             changed = False
-            for a, b in pairs:
-                before = self.evaluations
-                changed |= self.resplit(a, b, budget - spent)
-                spent += self.evaluations - before
+            for group in groups:
                 if spent >= budget:
-                    return
+                    return False
+                before = self.evaluations
+                changed |= self.resplit(group, budget - spent)
+                spent += self.evaluations - before
+            return changed
+
+        while spent < budget and any(sweep(g) for g in groups):
+            pass
 
     def evaluate(self, ends: list, source: int, target: int, cpu: float, memory: float, moved: int):
         """measure() if `cpu` and `memory` of spread load went from source to target and `moved` more VMs were
@@ -1646,10 +1695,9 @@ def _anneal(
             walk.restarts(rng, effort * RECREATE_STARTS)
         else:
             walk.iterate(rng, effort * ILS_KICKS)
-        searched = list(walk.where)
-        walk.resplit_pairs(effort * RESPLIT_STATES)
-        if walk.where != searched and _sequence(current, walk.moves()) is None:
-            walk.set_where(searched)  # the re-splits' state cannot be reached one move at a time
+        if _sequence(current, walk.moves()) is not None:  # re-split only a state that can be ordered
+            walk.orderable = lambda moves, instance=current: _sequence(instance, moves) is not None
+            walk.resplit_groups(effort * RESPLIT_STATES)  # pairs
         moves = walk.moves()
         ordered = _sequence(current, moves, partial=True)
         settled += ordered
@@ -1669,6 +1717,24 @@ def _anneal(
     result = [(originals[vm.key], originals[vm.key].node, target) for vm, _s, target in settled]
     value = _Evaluator(instance).spread(_assignment(result)) + price * len(result)
     return result if value < greedy - 1e-9 else None
+
+
+def _resplit(ctx: Context, chosen: list, price: float, cap: float, effort: int) -> list | None:
+    """The plan's state re-split exactly, two and then three nodes at a time (_Walk.
+    resplit_groups, RESPLIT_FINAL_STATES x effort), every state it takes one whose moves can be
+    ordered: those moves in such an order, or None when it changes nothing."""
+    instance = ctx.instance
+    movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
+    if not _searchable(ctx, movable):
+        return None
+    walk = _Walk(instance, movable, price, cap)
+    walk.place(_assignment(chosen))
+    start = list(walk.where)
+    if _sequence(instance, walk.moves()) is None:
+        return None
+    walk.orderable = lambda moves: _sequence(instance, moves) is not None
+    walk.resplit_groups(effort * RESPLIT_FINAL_STATES, sizes=(2, 3))
+    return None if walk.where == start else _sequence(instance, walk.moves())
 
 
 STRAND_CHECKS = 50  # plans (best first) checked for a VM they would leave without a migration target
