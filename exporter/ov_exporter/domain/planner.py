@@ -1427,42 +1427,53 @@ class _Walk:
                 for s in itertools.product(range(n + 1), repeat=size - 1)
                 if sum(s) <= n and all(allowed[x] or j == 0 for x, j in enumerate((*s, n - sum(s))))
             ]
+            # Per split: the moves it adds and what it adds to each node but the last.
+            prepared = [
+                (
+                    split,
+                    n - (split[own] if own >= 0 else 0),
+                    [(j * cpu, j * memory, j, j * spread_cpu, j * spread_memory) for j in split[:-1]],
+                )
+                for split in splits
+            ]
+            tests = [(lims[x], *bands[x], after[x]) for x in range(size - 1)]
+            more = after[size]
             new: dict[tuple, tuple] = {}
             for moves, held, choice in states.values():
                 built += len(splits)
                 if built > budget:
                     self.evaluations += built
                     return False
-                for split in splits:
-                    moves2 = moves + n - (split[own] if own >= 0 else 0)
+                for split, split_moves, adds in prepared:
+                    moves2 = moves + split_moves
                     cut_cpu, cut_memory = moves2 * shrink[0], moves2 * shrink[1]
                     grown = []
-                    for x, load in enumerate(held):
-                        j, lim, (cpu_band, memory_band), more = split[x], lims[x], bands[x], after[x]
-                        c, m, k = load[0] + j * cpu, load[1] + j * memory, load[2] + j
-                        uc, um = load[3] + j * spread_cpu, load[4] + j * spread_memory
+                    held_load = held_memory_load = held_count = held_cpu = held_memory = 0
+                    for load, (dc, dm, dk, duc, dum), (lim, cpu_band, memory_band, after_x) in zip(held, adds, tests):
+                        c, m, k = load[0] + dc, load[1] + dm, load[2] + dk
+                        uc, um = load[3] + duc, load[4] + dum
                         if (
                             c > lim[0]
                             or m > lim[1]
                             or k > lim[2]
                             or uc > cpu_band[1] - cut_cpu
                             or um > memory_band[1] - cut_memory
-                            or uc + more[3] < cpu_band[0] + cut_cpu
-                            or um + more[4] < memory_band[0] + cut_memory
+                            or uc + after_x[3] < cpu_band[0] + cut_cpu
+                            or um + after_x[4] < memory_band[0] + cut_memory
                         ):
                             break
                         grown.append((c, m, k, uc, um))
+                        held_load, held_memory_load, held_count = held_load + c, held_memory_load + m, held_count + k
+                        held_cpu, held_memory = held_cpu + uc, held_memory + um
                     else:
-                        held_cpu, held_memory = sum(g[3] for g in grown), sum(g[4] for g in grown)
-                        more = after[size]
                         if (
                             held_cpu > room[0] - cut_cpu
                             or held_memory > room[1] - cut_memory
                             or held_cpu + more[3] < need[3] + cut_cpu
                             or held_memory + more[4] < need[4] + cut_memory
-                            or sum(g[0] for g in grown) + more[0] < need[0]
-                            or sum(g[1] for g in grown) + more[1] < need[1]
-                            or sum(g[2] for g in grown) + more[2] < need[2]
+                            or held_load + more[0] < need[0]
+                            or held_memory_load + more[1] < need[1]
+                            or held_count + more[2] < need[2]
                         ):
                             continue
                         key = tuple((round(c, 6), round(m), k, round(uc, 6), round(um)) for c, m, k, uc, um in grown)
