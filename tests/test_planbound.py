@@ -874,3 +874,26 @@ def test_the_exact_resplit_reaches_the_optimum_where_single_moves_and_exchanges_
         plan = plan_instance(inst, threshold=0.0, min_gain=0.0)
         assert spread(inst, plan.assignment) <= best * 1.05 and len(plan.moves) <= moves * 1.1
         assert not set(feasible(inst, plan.assignment)) - set(feasible(inst, {}))
+
+
+def test_the_resplit_tries_the_groups_of_the_busiest_and_idlest_nodes_first():
+    """On many nodes the budget ends a sweep early; it goes to the pairs with a node at either end
+    of the utilisations (CPU or memory), which set the spread. 32 nodes: with the groups in
+    index order the budget went to the first nodes' pairs, and seed 1 stopped at 21.9 % instead
+    of 18.2 %."""
+    from ov_exporter.domain import planner
+
+    inst = cluster(1, nodes=32, vms=300).instance
+    walk = planner._Walk(inst, [vm for vm in inst.vms if vm.movable and len(vm.allowed) > 1], 0.0)
+    ends = set()
+    for util in walk.util:
+        ranked = sorted(range(walk.count), key=util.__getitem__)
+        ends |= {ranked[0], ranked[-1]}
+    end_nodes = {node for node, p in enumerate(walk.pos) if p in ends}
+    assert 2 <= len(end_nodes) < len(walk.names) // 4
+    tried: list[tuple[int, ...]] = []
+    resplit = walk.resplit
+    walk.resplit = lambda group, budget: tried.append(group) or resplit(group, budget)
+    walk.resplit_groups(20_000)
+    assert len(tried) >= 5
+    assert all(set(group) & end_nodes for group in tried)

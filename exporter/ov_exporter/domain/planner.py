@@ -1527,6 +1527,14 @@ class _Walk:
         )
         nodes = range(len(self.names))
         groups = [pairs if size == 2 else list(itertools.combinations(nodes, size)) for size in sizes]
+        # Groups nearest the busiest or idlest end first: those nodes set the spread, and where the
+        # budget ends a sweep (many nodes) it goes to them. Uncounted nodes count as ends.
+        far = [self.count] * self.count  # per counted position, its distance from either end
+        for util in self.util:
+            for i, p in enumerate(sorted(range(self.count), key=util.__getitem__)):
+                far[p] = min(far[p], i, self.count - 1 - i)
+        rank = [far[p] if p >= 0 else 0 for p in self.pos]
+        groups = [sorted(g, key=lambda group: sorted(rank[node] for node in group)) for g in groups]
         spent = 0
 
         def sweep(groups) -> bool:
