@@ -750,7 +750,7 @@ def _spread_goal(
         for method, seed in SEARCHES:
             annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method, max_moves, level)
             if annealed is not None:
-                candidates.append(_accepted(ctx, _by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN))))
+                candidates.append(_by_gain(instance, _prune(ctx, annealed, PRUNE_GAIN)))
 
     def ranked() -> list[tuple[float, int, int]]:
         """Prefixes of at most max_moves moves: the searches do not count moves, the plan must."""
@@ -764,7 +764,7 @@ def _spread_goal(
     _value, k, i = ranked()[0]
     resplit = _resplit(ctx, candidates[i][0][:k], max(ANNEAL_PRICE, min_gain), max_moves, effort)
     if resplit is not None:
-        candidates.append(_accepted(ctx, _by_gain(instance, _prune(ctx, resplit, PRUNE_GAIN))))
+        candidates.append(_by_gain(instance, _prune(ctx, resplit, PRUNE_GAIN)))
     options = ranked()
     # The best that leaves every VM with a migration target (plan_context cuts a plan that does
     # not, which may leave nothing of the best one while the next best is whole).
@@ -845,12 +845,7 @@ def _fewer_moves_placed(ctx: Context, chosen: list, effort: int = 1) -> list:
     instance = ctx.instance
     movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
     targets = _assignment(chosen)
-    if (
-        ctx.accept is not None
-        or len(chosen) < 2
-        or not _searchable(ctx, movable)
-        or targets.keys() - {vm.key for vm in movable}
-    ):
+    if len(chosen) < 2 or not _searchable(ctx, movable) or targets.keys() - {vm.key for vm in movable}:
         return chosen
     evaluator = _Evaluator(instance)
     reached = evaluator.spread(targets)
@@ -870,27 +865,13 @@ def _fewer_moves_placed(ctx: Context, chosen: list, effort: int = 1) -> list:
     return ordered if ordered is not None else chosen
 
 
-def _accepted(ctx: Context, candidate: tuple[list, list[float]]) -> tuple[list, list[float]]:
-    """A search's moves and spread curve up to the first move the pod constraints refuse, each
-    asked under the moves before it (as the greedy plan asks)."""
-    if ctx.accept is None:
-        return candidate
-    moves, curve = candidate
-    assignment: dict[VMKey, str] = {}
-    for k, (vm, _source, target) in enumerate(moves):
-        if not ctx.accept(vm, target, assignment):
-            return moves[:k], curve[: k + 1]
-        assignment[vm.key] = target
-    return candidate
-
-
 def _searchable(ctx: Context, movable: list) -> bool:
     """The seeded searches run: a small cluster (ANNEAL_MAX_NODES, ANNEAL_MAX_VMS) with VMs to
-    move, two counted nodes or more with capacities. They do not ask about pod constraints: their
-    plans are cut where those refuse a move (_accepted)."""
+    move, two counted nodes or more with capacities, no pod constraint to ask about."""
     counted = [n for n in ctx.instance.nodes if n.in_spread]
     return (
-        bool(movable)
+        ctx.accept is None
+        and bool(movable)
         and len(ctx.instance.nodes) <= ANNEAL_MAX_NODES
         and len(movable) <= ANNEAL_MAX_VMS
         and len(counted) >= 2
