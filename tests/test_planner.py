@@ -45,24 +45,36 @@ def clusters(draw):
         memory = f"{draw(st.sampled_from([1, 2, 4, 8, 16, 32]))}Gi"
         where = draw(st.sampled_from(names))
         group = draw(st.sampled_from(["a", "b", "c"]))
-        the_vm = vm(name, cores=cores, memory=memory, labels={"group": group})
-        the_vmi = vmi(name, node=where, cores=cores, memory=memory, labels={"group": group})
-        spec = the_vmi["spec"]
+        spec: dict = {}
         if draw(st.integers(0, 4)) == 0:
             spec["nodeSelector"] = {ZONE: draw(st.sampled_from(["z0", "z1"]))}
         if draw(st.booleans()):
             spec["tolerations"] = [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]
         if group == "a" and draw(st.booleans()):
-            spec["affinity"] = {
-                "podAntiAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": [
-                        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"group": "a"}}}
-                    ]
-                }
-            }
-        the_vm["spec"]["template"]["spec"].update(copy.deepcopy({k: v for k, v in spec.items() if k != "domain"}))
-        objs += [the_vm, the_vmi]
+            spec["affinity"] = ANTI_AFFINE_IN_GROUP_A
+        objs += _vm_pair(name, cores, memory, where, group, spec)
     return objs
+
+
+ANTI_AFFINE_IN_GROUP_A = {
+    "podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"group": "a"}}}
+        ]
+    }
+}
+
+
+def _vm_pair(name: str, cores: int, memory: str, where: str, group: str, spec: dict) -> list[dict]:
+    """A VM and its VMI running on `where`, labelled with `group`, with `spec` (node selector,
+    tolerations, affinity) on the VMI and in the VM's template."""
+    the_vm = vm(name, cores=cores, memory=memory, labels={"group": group})
+    the_vmi = vmi(name, node=where, cores=cores, memory=memory, labels={"group": group})
+    the_vmi["spec"].update(copy.deepcopy(spec))
+    the_vm["spec"]["template"]["spec"].update(
+        copy.deepcopy({k: v for k, v in the_vmi["spec"].items() if k != "domain"})
+    )
+    return [the_vm, the_vmi]
 
 
 def _applied(objs: list[dict], moves) -> list[dict]:
@@ -176,33 +188,10 @@ def test_a_plan_off_a_plateau_may_leave_the_spread_finding_it_could_not_raise_be
     objs: list[dict] = []
     for i, (name, cpu, memory, smt) in enumerate(spec):
         objs += [node(name, cpu=cpu, memory=memory, labels={ZONE: f"z{i % 2}"}, smt=smt), virt_handler_pod(name)]
-    vms = [
-        ("vm-0", 8, "1Gi", "worker-2", "c"),
-        ("vm-1", 1, "1Gi", "worker-2", "c"),
-        ("vm-2", 2, "32Gi", "worker-5", "b"),
-    ]
-    vms += [
-        ("vm-3", 6, "1Gi", "worker-2", "a"),
-        ("vm-4", 1, "1Gi", "worker-1", "a"),
-        ("vm-5", 3, "32Gi", "worker-0", "b"),
-    ]
-    for name, cores, memory, where, group in vms:
-        the_vm = vm(name, cores=cores, memory=memory, labels={"group": group})
-        the_vmi = vmi(name, node=where, cores=cores, memory=memory, labels={"group": group})
-        if name == "vm-0":
-            the_vmi["spec"]["nodeSelector"] = {ZONE: "z0"}
-        if name == "vm-3":
-            the_vmi["spec"]["affinity"] = {
-                "podAntiAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": [
-                        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"group": "a"}}}
-                    ]
-                }
-            }
-        the_vm["spec"]["template"]["spec"].update(
-            copy.deepcopy({k: v for k, v in the_vmi["spec"].items() if k != "domain"})
-        )
-        objs += [the_vm, the_vmi]
+    zone_0, anti = {"nodeSelector": {ZONE: "z0"}}, {"affinity": ANTI_AFFINE_IN_GROUP_A}
+    objs += _vm_pair("vm-0", 8, "1Gi", "worker-2", "c", zone_0) + _vm_pair("vm-1", 1, "1Gi", "worker-2", "c", {})
+    objs += _vm_pair("vm-2", 2, "32Gi", "worker-5", "b", {}) + _vm_pair("vm-3", 6, "1Gi", "worker-2", "a", anti)
+    objs += _vm_pair("vm-4", 1, "1Gi", "worker-1", "a", {}) + _vm_pair("vm-5", 3, "32Gi", "worker-0", "b", {})
     assert SPREAD_FINDING not in _findings(objs)
     result, raised, after = _raised_by_plan(objs)
     assert len(result.moves) == 4 and 0.54 < result.spread_after < result.spread_before < 0.57

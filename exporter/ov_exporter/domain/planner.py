@@ -1448,7 +1448,7 @@ class _Walk:
                     moves2 = moves + split_moves
                     cut_cpu, cut_memory = moves2 * shrink[0], moves2 * shrink[1]
                     grown = []
-                    held_load = held_memory_load = held_count = held_cpu = held_memory = 0
+                    held_cpu_load = held_memory_load = held_count = held_cpu = held_memory = 0
                     for load, (dc, dm, dk, duc, dum), (lim, cpu_band, memory_band, after_x) in zip(held, adds, tests):
                         c, m, k = load[0] + dc, load[1] + dm, load[2] + dk
                         uc, um = load[3] + duc, load[4] + dum
@@ -1463,7 +1463,11 @@ class _Walk:
                         ):
                             break
                         grown.append((c, m, k, uc, um))
-                        held_load, held_memory_load, held_count = held_load + c, held_memory_load + m, held_count + k
+                        held_cpu_load, held_memory_load, held_count = (
+                            held_cpu_load + c,
+                            held_memory_load + m,
+                            held_count + k,
+                        )
                         held_cpu, held_memory = held_cpu + uc, held_memory + um
                     else:
                         if (
@@ -1471,7 +1475,7 @@ class _Walk:
                             or held_memory > room[1] - cut_memory
                             or held_cpu + more[3] < need[3] + cut_cpu
                             or held_memory + more[4] < need[4] + cut_memory
-                            or held_load + more[0] < need[0]
+                            or held_cpu_load + more[0] < need[0]
                             or held_memory_load + more[1] < need[1]
                             or held_count + more[2] < need[2]
                         ):
