@@ -360,3 +360,58 @@ def test_ruin_and_recreate_keeps_the_limits_and_never_ends_worse_than_it_starts(
     # A VM that fits nowhere once taken off: nothing is placed.
     walk.lim = [(0.0, 0.0, 0)] * len(walk.lim)
     assert walk._placed(rng, {0: walk.where[0]}) is None
+
+
+def _demo_state():
+    from ov_exporter.sources import DemoSource
+    from ov_exporter.store import Store
+
+    store = Store()
+    DemoSource().load(store.apply)
+    return store.state()
+
+
+def _searches_run(fn) -> tuple[int, int]:
+    """(annealing-type searches, final re-splits) that ran, not kept, during fn()."""
+    planner._annealed.cache_clear()
+    planner._resplit_of.cache_clear()
+    fn()
+    return planner._annealed.cache_info().misses, planner._resplit_of.cache_info().misses
+
+
+def test_a_state_planned_again_gets_the_kept_searches_and_the_same_plan():
+    """The demo planned from two stores built alike: equal instances, other objects. The second
+    plan runs no search and equals the first; a kept search's moves name the asking instance's
+    own VMs, not the equal ones it was found with."""
+    first_state, second_state = _demo_state(), _demo_state()
+    plans = []
+    ran, _resplits = _searches_run(lambda: plans.append(planner.plan(first_state, config())))
+    assert ran == len(planner.POD_TERM_SEARCHES)
+    second = planner.plan(second_state, config())
+    assert planner._annealed.cache_info().misses == ran and planner._annealed.cache_info().hits == ran
+    assert second.moves == plans[0].moves and second.spread_after == plans[0].spread_after < 0.38
+    first_ctx, second_ctx = (planner.build_instance(s, config()) for s in (first_state, second_state))
+    assert first_ctx.instance == second_ctx.instance and first_ctx.instance is not second_ctx.instance
+    found, kept = planner._anneal(first_ctx, [], 1), planner._anneal(second_ctx, [], 1)
+    assert kept == found and kept and planner._annealed.cache_info().hits == ran + 1
+    own = {id(vm) for vm in second_ctx.instance.vms}
+    assert all(id(vm) in own for vm, _source, _target in kept)
+
+
+def test_with_pod_terms_effort_one_runs_the_annealing_walks_alone():
+    """The demo has VMs with required pod anti-affinity: at effort 1 the three annealing walks
+    run and neither the local search, the recreate nor the final re-split; at effort 2 all do."""
+    demo = _demo_state()
+    ctx = planner.build_instance(demo, config())
+    assert ctx.accept is not None
+    assert _searches_run(lambda: planner.plan(demo, config())) == (len(planner.POD_TERM_SEARCHES), 0)
+    assert [m for m, _seed in planner.POD_TERM_SEARCHES] == ["anneal"] * 3
+    annealed, resplits = _searches_run(lambda: planner.plan(demo, config(), effort=2))
+    assert annealed == 2 * len(planner.SEARCHES) and resplits == 1
+
+
+def test_an_instance_beyond_the_searches_limits_is_neither_searched_nor_kept(monkeypatch):
+    monkeypatch.setattr(planner, "ANNEAL_MAX_NODES", 2)
+    demo = _demo_state()
+    assert _searches_run(lambda: planner.plan(demo, config())) == (0, 0)
+    assert planner._annealed.cache_info().currsize == planner._resplit_of.cache_info().currsize == 0
