@@ -455,13 +455,17 @@ def main() -> None:
 
 def plan_section(args: argparse.Namespace) -> None:
     """The rebalance planner against the exact optimum, its lower bound and the descheduler,
-    and its time on the tier (tests/benchplan.py), in a fresh process."""
+    and its time on the tier, then its plans under pod anti-affinity (tests/benchplan.py), each
+    in a fresh process."""
     extra = ["--proven", str(args.plan_proven), "--tier", args.tier]
     if args.json:
         extra += ["--json", str(Path(args.json).with_suffix(".plan.json"))]
     print()
     sys.stdout.flush()
     subprocess.run([PY, "-m", "tests.benchplan", *extra], check=True)
+    print()
+    sys.stdout.flush()
+    subprocess.run([PY, "-m", "tests.benchplan", "--pod-pairs"], check=True)
 
 
 if __name__ == "__main__":

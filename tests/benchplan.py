@@ -25,6 +25,12 @@ nothing), or exactly `--instances` of them:
 Then the planner on the `--tier` cluster of tests/benchgen.py (XL: 500 nodes, 10,000 VMs), with
 a share of its VMIs stopped that grows with the node's index (0-40 %) so that there is work to
 plan, loaded from files as `--snapshot` would, timed from the state to the plan (best of 3).
+
+`--pod-pairs` instead: seeds 0-53 again, a fifth of the movable VMs in pairs under required
+pod anti-affinity, planned with the defaults by the greedy plan alone (as the planner ran under
+pod terms until 2026-12-07), by the annealing walks of effort 1 and by every search (effort 2):
+the spreads, the plan's objective against the greedy's, the lower bound, pairs put together
+(none may be) and the time.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from ov_exporter.domain.planmodel import feasible, spread
 
 from .benchgen import TIERS
 from .benchgen import cluster as tier_cluster
-from .planbaselines import MAX_CYCLES, cluster, descheduler, plan_instance
+from .planbaselines import MAX_CYCLES, anti_affine_pairs, cluster, descheduler, plan_instance
 
 SPREAD_WITHIN = 0.05  # the planner's spread within 5 % of the optimum
 MOVES_WITHIN = 0.10  # with at most 10 % more moves
@@ -348,6 +354,65 @@ def pods_cost(tier: str = "XL", per_node: int = 20) -> dict[str, Any]:
     return {"pods": len(raws), "json_mib": sum(map(len, raws)) / 2**20, "held_mib": held / 2**20, "decode_s": seconds}
 
 
+POD_PAIR_PLANNERS = [
+    ("greedy", "greedy plan alone (before 2026-12-07)", {}),
+    ("walks", "annealing walks cut at the first refusal (effort 1, the default)", {}),
+    ("effort2", "every search (`--effort 2`)", {"effort": 2}),
+]
+
+
+def pod_pairs(seeds: int = 54) -> list[dict[str, Any]]:
+    """The planner with its defaults on the seeded clusters with a fifth of their movable VMs in
+    anti-affine pairs (planbaselines.anti_affine_pairs): the greedy plan alone, as the planner
+    ran wherever pods had such terms until 2026-12-07, against the plans of today."""
+    rows = []
+    for seed in range(seeds):
+        pairs = anti_affine_pairs(seed)
+        inst = pairs.instance
+        row: dict[str, Any] = {"seed": seed, "pairs": len(pairs.partners) // 2, "start": spread(inst, {})}
+        for name, _label, options in POD_PAIR_PLANNERS:
+            kept = planner.POD_TERM_SEARCHES
+            planner.POD_TERM_SEARCHES = [] if name == "greedy" else kept
+            try:
+                started = time.perf_counter()
+                plan = plan_instance(inst, pairs.accept, **options)
+                row[f"{name}_s"] = time.perf_counter() - started
+            finally:
+                planner.POD_TERM_SEARCHES = kept
+            row[name], row[f"{name}_moves"] = spread(inst, plan.assignment), len(plan.moves)
+            row[f"{name}_together"] = pairs.together(plan.assignment)
+            row[f"{name}_violations"] = len(feasible(inst, plan.assignment))
+            row["bound"] = plan.lower_bound
+        rows.append(row)
+        print(f"pod pairs: instance {seed + 1}", file=sys.stderr, flush=True)
+    return rows
+
+
+def pod_pairs_table(rows: list[dict[str, Any]]) -> str:
+    gain = planner.DEFAULT_MIN_GAIN
+    out = [
+        f"Plans under pod anti-affinity: {len(rows)} seeded clusters, "
+        f"{statistics.median(r['pairs'] for r in rows):g} anti-affine pairs (median), defaults",
+        "",
+        "| planner | mean / median spread after | spread + min-gain x moves below the greedy's | "
+        "within 5 points of the bound | pairs together, violations | time median / max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, label, _options in POD_PAIR_PLANNERS:
+        better = sum(r[name] + gain * r[f"{name}_moves"] < r["greedy"] + gain * r["greedy_moves"] - 1e-9 for r in rows)
+        worse = sum(r[name] + gain * r[f"{name}_moves"] > r["greedy"] + gain * r["greedy_moves"] + 1e-9 for r in rows)
+        near = sum(r["bound"] is not None and r[name] <= r["bound"] + 0.05 for r in rows)
+        times = [r[f"{name}_s"] * 1000 for r in rows]
+        out.append(
+            f"| {label} | {_pct(statistics.mean(r[name] for r in rows))} / "
+            f"{_pct(statistics.median(r[name] for r in rows))} | "
+            f"{'-' if name == 'greedy' else f'{better} (above on {worse})'} | {near} | "
+            f"{sum(r[f'{name}_together'] for r in rows)}, {sum(r[f'{name}_violations'] for r in rows)} | "
+            f"{statistics.median(times):,.0f} / {max(times):,.0f} ms |"
+        )
+    return "\n".join(out)
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
@@ -536,7 +601,14 @@ def main(argv: list[str] | None = None) -> str:
         help="an earlier --json of the same instances: its bounds, optima and descheduler runs, rerun the planner",
     )
     parser.add_argument("--pods-cost", action="store_true", help="only: what reading every pod would cost at --tier")
+    parser.add_argument(
+        "--pod-pairs", action="store_true", help="only: plans under pod anti-affinity, seeds 0-53 (pod_pairs)"
+    )
     args = parser.parse_args(argv)
+    if args.pod_pairs:
+        result = pod_pairs_table(pod_pairs())
+        print(result)
+        return result
     if args.pods_cost:
         cost = pods_cost(args.tier)
         result = (

@@ -62,7 +62,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 from ov_exporter.config import Thresholds
 from ov_exporter.domain import planner
@@ -181,18 +182,71 @@ def cluster(seed: int, nodes: int | None = None, vms: int | None = None) -> Clus
     )
 
 
-def plan_instance(instance: Instance, **options: object) -> planner.Plan:
+def plan_instance(instance: Instance, accept: Accept | None = None, **options: object) -> planner.Plan:
     """The planner's goal "spread" on an Instance, with KubeVirt's default migration limits
-    (parallelMigrationsPerCluster 5, parallelOutboundMigrationsPerNode 2)."""
+    (parallelMigrationsPerCluster 5, parallelOutboundMigrationsPerNode 2); `accept`: pod
+    constraints under an assignment (AntiAffine.accept)."""
     ctx = planner.Context(
         instance=instance,
         basis=planner.Basis(read_at=0.0, nodes={}, vmis={}),
         parallel_per_cluster=5,
         parallel_outbound=2,
         drained=frozenset(),
-        accept=None,
+        accept=accept,
     )
     return planner.plan_context(ctx, "spread", **options)  # type: ignore[arg-type]
+
+
+Accept = Callable[[PlanVM, str, Mapping[VMKey, str]], bool]
+
+
+@dataclass
+class AntiAffine:
+    """A cluster's instance with pairs of movable VMs under required pod anti-affinity on the
+    hostname (each pod's term selects the other's label, as two replicas kept apart do), on
+    different nodes now. Their allowed nodes leave out the partner's node, as build_instance's
+    target test does with the pods as they run; `accept` asks the rest under an assignment as
+    planner._pod_acceptor does: a moved partner counts on its target and, while it migrates,
+    on its source."""
+
+    instance: Instance
+    partners: dict[VMKey, tuple[VMKey, ...]]
+
+    def accept(self, vm: PlanVM, target: str, assignment: Mapping[VMKey, str]) -> bool:
+        now = {v.key: v.node for v in self.instance.vms}
+        for other in self.partners.get(vm.key, ()):
+            if assignment.get(other, now[other]) == target or (other in assignment and now[other] == target):
+                return False
+        return True
+
+    def together(self, assignment: Mapping[VMKey, str]) -> int:
+        """Pairs on one node after the assignment."""
+        now = {v.key: v.node for v in self.instance.vms}
+        where = {k: assignment.get(k, now[k]) for k in self.partners}
+        return sum(where[a] == where[b] for a, others in self.partners.items() for b in others if a < b)
+
+
+def anti_affine_pairs(seed: int, share: float = 0.2) -> AntiAffine:
+    """cluster(seed) with about `share` of its movable VMs in anti-affine pairs (one pair at least)."""
+    instance = cluster(seed).instance
+    rng = random.Random(1000 + seed)
+    movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
+    rng.shuffle(movable)
+    partners: dict[VMKey, tuple[VMKey, ...]] = {}
+    for a in movable:
+        if len(partners) >= max(2, 2 * int(share * len(movable) / 2)):
+            break
+        b = next((b for b in movable if b.key not in partners and b.key != a.key and b.node != a.node), None)
+        if a.key not in partners and b is not None:
+            partners[a.key], partners[b.key] = (b.key,), (a.key,)
+    node_of = {vm.key: vm.node for vm in instance.vms}
+    vms = tuple(
+        replace(vm, allowed=frozenset(n for n in vm.allowed if n == vm.node or node_of[partners[vm.key][0]] != n))
+        if vm.key in partners
+        else vm
+        for vm in instance.vms
+    )
+    return AntiAffine(Instance(instance.nodes, vms), partners)
 
 
 # ------------------------------------------------------------------ the descheduler
