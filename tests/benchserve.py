@@ -146,15 +146,19 @@ async def probe(exporter: Exporter, tracer: StallTracer | None = None) -> None:
         window_end = loop.time() + 1.0
         stalls: list[float] = []
         longest = (-1.0, 0, 0)  # stall (s), its ns on a CPU, its ns waiting for one
+        cpu_before, wait_before = _schedstat()
         while loop.time() < window_end:
+            # The schedstat file is read outside the timed span: each read lets go of the GIL
+            # three times (open, read, close), and while an evaluation runs, each takes the
+            # loop up to a switch interval to get it back.
             before = loop.time()
-            cpu_before, wait_before = _schedstat()
             await asyncio.sleep(PROBE_SECONDS)
             stall = loop.time() - before - PROBE_SECONDS
             stalls.append(stall)
+            cpu_after, wait_after = _schedstat()
             if stall > longest[0]:
-                cpu_after, wait_after = _schedstat()
                 longest = (stall, cpu_after - cpu_before, wait_after - wait_before)
+            cpu_before, wait_before = cpu_after, wait_after
             if tracer is not None:
                 tracer.beat = time.perf_counter()
         collected, pauses.window = pauses.window, []
