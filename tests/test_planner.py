@@ -373,8 +373,7 @@ def _demo_state():
 
 def _searches_run(fn) -> tuple[int, int]:
     """(annealing-type searches, final re-splits) that ran, not kept, during fn()."""
-    planner._annealed.cache_clear()
-    planner._resplit_of.cache_clear()
+    planner.forget_searches()
     fn()
     return planner._annealed.cache_info().misses, planner._resplit_of.cache_info().misses
 

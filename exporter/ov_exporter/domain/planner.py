@@ -1746,6 +1746,12 @@ def _kept_searches(search: Callable) -> Callable:
     return functools.lru_cache(maxsize=SEARCHES_KEPT)(search)
 
 
+def forget_searches() -> None:
+    """Drop the kept searches' results (the plan benchmark times each plan from scratch)."""
+    _annealed.cache_clear()
+    _resplit_of.cache_clear()
+
+
 @_kept_searches
 def _annealed(
     instance: Instance, chosen: tuple, seed: int, price: float, method: str, cap: float, effort: int
