@@ -167,6 +167,36 @@ def yardsticks(kubeconfig: str, repeat: int) -> dict[str, list[dict[str, Any]]]:
     return results
 
 
+def cpu_limited(pid: int, millicores: int) -> Path:
+    """Puts process `pid` in a new cgroup with a CFS quota of `millicores` a 100 ms period, as
+    a container's CPU limit does (cgroup v1 or v2; needs root)."""
+    v1 = Path("/sys/fs/cgroup/cpu")
+    if (v1 / "cpu.cfs_quota_us").exists():
+        group = v1 / f"ov-bench-{pid}"
+        group.mkdir()
+        (group / "cpu.cfs_period_us").write_text("100000")
+        (group / "cpu.cfs_quota_us").write_text(str(millicores * 100))
+    else:
+        group = Path("/sys/fs/cgroup") / f"ov-bench-{pid}"
+        group.mkdir()
+        (group / "cpu.max").write_text(f"{millicores * 100} 100000")
+    (group / "cgroup.procs").write_text(str(pid))
+    return group
+
+
+def throttling(group: Path) -> dict[str, float]:
+    """Periods, periods throttled and seconds throttled so far (cpu.stat)."""
+    stat = dict(line.split() for line in (group / "cpu.stat").read_text().splitlines() if line.strip())
+    nanoseconds = float(stat.get("throttled_time", 0)) or float(stat.get("throttled_usec", 0)) * 1000
+    return {"periods": float(stat["nr_periods"]), "throttled": float(stat["nr_throttled"]), "s": nanoseconds / 1e9}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def serve_phase(kubeconfig: str, api: Child, args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     probe_flags = []
@@ -196,9 +226,11 @@ def serve_phase(kubeconfig: str, api: Child, args: argparse.Namespace) -> dict[s
         ]
     )
     out: dict[str, Any] = {}
+    group = cpu_limited(server.proc.pid, args.cpu_limit) if args.cpu_limit else None
     try:
         ready = server.wait_line(lambda line: line["ready"])
         out["ready_s"] = time.monotonic() - spawned
+        out["ready_cpu_s"] = cpu_seconds(server.proc.pid)
         out["rss_ready"] = ready["rss_mib"]
         initial = api.command("requests")["requests"]
         out["initial_lists"] = sum(initial.get("list", {}).values())
@@ -217,20 +249,26 @@ def serve_phase(kubeconfig: str, api: Child, args: argparse.Namespace) -> dict[s
         # Churn: 100 events/s; RSS once a second.
         api.command(f"churn {args.churn_rate}")
         churn_start = len(server.lines)
+        churn_cpu, churn_wall = cpu_seconds(server.proc.pid), time.monotonic()
         # Scrapes again while the churn makes the evaluations work (with nothing changing,
         # runner.Reuse runs almost nothing), then the rest of the churn without scrapers.
         scraping = min(args.scrape_seconds, args.churn_seconds)
         out["churn_scrape"] = asyncio.run(scrape(url, scraping))
         time.sleep(max(0.0, args.churn_seconds - scraping))
         api.command("churn 0")
+        out["churn_cores"] = (cpu_seconds(server.proc.pid) - churn_cpu) / (time.monotonic() - churn_wall)
         events = api.command("requests")
         churn = server.lines[churn_start:]
         out["churn_rss"] = [line["rss_mib"] for line in churn]
         out["churn_events"] = events["events"]
         out["churn_window"] = churn
         out["churn_requests"] = events["requests"]
+        if group is not None:
+            out["throttling"] = throttling(group)
     finally:
         server.stop()
+        if group is not None:
+            group.rmdir()
     return out
 
 
@@ -354,6 +392,21 @@ def table(
             f"{sum(w['gc_full'] for w in win)}, {max(w['gc_max_ms'] for w in win):.0f} ms over {len(win)} s",
         )
     )
+    if "churn_cores" in sv:
+        rows.append(
+            (
+                "serve's CPU: start to ready; during the churn, on average",
+                f"{sv['ready_cpu_s']:.1f} s; {sv['churn_cores']:.2f} cores",
+            )
+        )
+    if "throttling" in sv:
+        th = sv["throttling"]
+        rows.append(
+            (
+                f"CPU limit {args.cpu_limit}m (CFS quota): periods throttled, time throttled, start to end",
+                f"{th['throttled']:.0f} of {th['periods']:.0f}, {th['s']:.1f} s",
+            )
+        )
     churn = sv["churn_rss"]
     rows.append(("RSS at ready / after 5 evaluations", f"{sv['rss_ready']:.0f} / {sv['rss_5_evaluations']:.0f} MiB"))
     minute = churn[len(churn) // min(len(churn), 10)] if churn else float("nan")
@@ -379,6 +432,7 @@ def table(
         f"{tier.vms:,} DataVolumes; Python {platform.python_version()}, {os.cpu_count()} cores; "
         f"serve's GIL switch interval {args.switch_interval or _serve_switch_interval()} s"
         f"{', evaluation in a child process' if args.evaluate_in_child else ''}"
+        f"{f', serve under a CPU limit of {args.cpu_limit}m' if args.cpu_limit else ''}"
     )
     lines = [head, "", "| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
     return "\n".join(lines)
@@ -409,6 +463,12 @@ def main() -> None:
         metavar="MS",
         help="note where serve's threads are when its event loop has not come round for MS, "
         "or a tracer thread wakes MS late (in --json's windows)",
+    )
+    parser.add_argument(
+        "--cpu-limit",
+        type=int,
+        metavar="MILLICORES",
+        help="run serve under a CFS quota, as the Deployment's CPU limit (a cgroup; needs root)",
     )
     parser.add_argument("--skip-yardsticks", action="store_true")
     parser.add_argument("--json", help="also write every raw figure here")
