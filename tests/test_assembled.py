@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from ov_exporter.domain.incremental import NO_PART, joined, tabled
 from ov_exporter.store import Store
@@ -46,6 +46,9 @@ def _same(x: float, y: float) -> bool:
         max_size=6,
     )
 )
+# Found by make test: a row whose float went from 0.0 to -0.0 (equal, but printed apart) kept its
+# old judgement.
+@example(steps=[{"c": (True, 2, 0.0, 0.0)}, {"c": (True, 2, -0.0, 0.0)}])
 def test_tabled_after_changes_equals_tabled_from_scratch(steps):
     store = Store()
     for rows in steps:

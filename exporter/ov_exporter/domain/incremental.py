@@ -218,8 +218,9 @@ def tabled(
         out = _assembled(((w, judge(*row, *inputs)) for w, row in rows.items()), parts, numbers, True)
     else:
         before, out = kept[1]
-        if before is not rows and before != rows:
-            news = {w: judge(*rows[w], *inputs) if w in rows else None for w in _differing(before, rows)}
+        changed = _differing(before, rows) if before is not rows else ()
+        if changed:
+            news = {w: judge(*rows[w], *inputs) if w in rows else None for w in changed}
             out = _patched(out, news, parts, numbers)
     if state.generations:
         memo.keep_kinds(f"{name} tabled", inputs, (rows, out))
@@ -334,9 +335,24 @@ def _concerned(
 
 def _differing(before: Mapping, after: Mapping) -> list:
     """The keys whose values are not the same in both (or that only one has)."""
-    out = [k for k, v in after.items() if before.get(k, _MISSING) != v]
+    out = [k for k, v in after.items() if not _same_row(before.get(k, _MISSING), v)]
     out += [k for k in before if k not in after]
     return out
+
+
+def _same_row(before: Any, after: Any) -> bool:
+    """Equal, and of a row's floats the same sign of zero: 0.0 == -0.0, but a judgement may
+    print them apart ("0" and "-0"), so a row where one became the other is judged again."""
+    if before is after:
+        return True
+    if before != after:
+        return False
+    if isinstance(before, tuple):
+        return all(
+            x is y or not isinstance(x, float) or math.copysign(1.0, x) == math.copysign(1.0, y)
+            for x, y in zip(before, after)
+        )
+    return True
 
 
 _MISSING = object()
