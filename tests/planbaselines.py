@@ -64,6 +64,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from ov_exporter.config import Thresholds
 from ov_exporter.domain import planner
@@ -212,8 +213,12 @@ class AntiAffine:
     instance: Instance
     partners: dict[VMKey, tuple[VMKey, ...]]
 
+    @cached_property
+    def now(self) -> dict[VMKey, str]:
+        return {v.key: v.node for v in self.instance.vms}
+
     def accept(self, vm: PlanVM, target: str, assignment: Mapping[VMKey, str]) -> bool:
-        now = {v.key: v.node for v in self.instance.vms}
+        now = self.now
         for other in self.partners.get(vm.key, ()):
             if assignment.get(other, now[other]) == target or (other in assignment and now[other] == target):
                 return False
@@ -221,16 +226,26 @@ class AntiAffine:
 
     def together(self, assignment: Mapping[VMKey, str]) -> int:
         """Pairs on one node after the assignment."""
-        now = {v.key: v.node for v in self.instance.vms}
-        where = {k: assignment.get(k, now[k]) for k in self.partners}
+        where = {k: assignment.get(k, self.now[k]) for k in self.partners}
         return sum(where[a] == where[b] for a, others in self.partners.items() for b in others if a < b)
+
+
+def greedy_plan_instance(instance: Instance, accept: Accept, **options: object) -> planner.Plan:
+    """plan_instance as the planner ran under pod constraints until 2026-12-07: the greedy plan
+    alone, no search."""
+    kept = planner.POD_TERM_SEARCHES
+    planner.POD_TERM_SEARCHES = []
+    try:
+        return plan_instance(instance, accept, **options)
+    finally:
+        planner.POD_TERM_SEARCHES = kept
 
 
 def anti_affine_pairs(seed: int, share: float = 0.2) -> AntiAffine:
     """cluster(seed) with about `share` of its movable VMs in anti-affine pairs (one pair at least)."""
     instance = cluster(seed).instance
     rng = random.Random(1000 + seed)
-    movable = [vm for vm in instance.vms if vm.movable and len(vm.allowed) > 1]
+    movable = planner._movable(instance)
     rng.shuffle(movable)
     partners: dict[VMKey, tuple[VMKey, ...]] = {}
     for a in movable:

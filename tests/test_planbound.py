@@ -41,6 +41,7 @@ from .planbaselines import (
     cluster,
     descheduler,
     descheduler_cycle,
+    greedy_plan_instance,
     node_metric,
     plan_instance,
 )
@@ -879,7 +880,7 @@ def test_the_resplit_tries_the_groups_of_the_busiest_and_idlest_nodes_first():
     of 18.2 %."""
 
     inst = cluster(1, nodes=32, vms=300).instance
-    walk = planner._Walk(inst, [vm for vm in inst.vms if vm.movable and len(vm.allowed) > 1], 0.0)
+    walk = planner._Walk(inst, planner._movable(inst), 0.0)
     ends = set()
     for util in walk.util:
         ranked = sorted(range(walk.count), key=util.__getitem__)
@@ -913,12 +914,7 @@ def test_anti_affine_pairs_start_apart_and_the_plan_keeps_them_apart(seed):
     assert not pairs.accept(by_key[b], by_key[a].node, {})  # a partner's node now
     plan = plan_instance(inst, pairs.accept)
     assert pairs.together(plan.assignment) == 0 and feasible(inst, plan.assignment) == []
-    kept = planner.POD_TERM_SEARCHES
-    try:
-        planner.POD_TERM_SEARCHES = []
-        greedy = plan_instance(inst, pairs.accept)
-    finally:
-        planner.POD_TERM_SEARCHES = kept
+    greedy = greedy_plan_instance(inst, pairs.accept)
     gain = planner.DEFAULT_MIN_GAIN
     objective = spread(inst, plan.assignment) + gain * len(plan.moves)
     assert objective <= spread(inst, greedy.assignment) + gain * len(greedy.moves) + 1e-9

@@ -748,7 +748,8 @@ def _spread_goal(
     # With more effort the searches' results at effort 1 stay candidates too: seeded walks with
     # other budgets take other paths, and more effort must never give a worse plan. Under pod
     # constraints, which cut the searches' plans, effort 1 runs the annealing walks alone.
-    searches = SEARCHES if ctx.accept is None or effort > 1 else POD_TERM_SEARCHES
+    every_search = ctx.accept is None or effort > 1
+    searches = SEARCHES if every_search else POD_TERM_SEARCHES
     for level in sorted({1, effort}):
         for method, seed in searches:
             annealed = _anneal(ctx, chosen, seed, max(ANNEAL_PRICE, min_gain), method, max_moves, level)
@@ -765,9 +766,9 @@ def _spread_goal(
         )
 
     _value, k, i = ranked()[0]
-    resplit = None
-    if ctx.accept is None or effort > 1:
-        resplit = _resplit(ctx, candidates[i][0][:k], max(ANNEAL_PRICE, min_gain), max_moves, effort)
+    resplit = (
+        _resplit(ctx, candidates[i][0][:k], max(ANNEAL_PRICE, min_gain), max_moves, effort) if every_search else None
+    )
     if resplit is not None:
         candidates.append(_accepted(ctx, _by_gain(instance, _prune(ctx, resplit, PRUNE_GAIN))))
     options = ranked()
@@ -1717,8 +1718,8 @@ def _anneal(
     `method` "ils" runs the iterated local search instead of the walk (_Walk.iterate),
     "recreate" the ruin and recreate (_Walk.restarts). `effort` multiplies the budgets: the
     annealing's steps, the local search's kicks, the recreate's starts and the states
-    measured. A search is a function of its arguments alone (the instance, not the context): its
-    result is kept for the SEARCHES_KEPT latest (see _kept_searches)."""
+    measured. A search is a function of its arguments alone (the instance, not the context): the
+    latest SEARCHES_KEPT results are kept by their arguments."""
     if not _searchable(ctx.instance, _movable(ctx.instance)):
         return None  # before the kept results: a large instance is neither hashed nor kept
     return _own(ctx.instance, _annealed(ctx.instance, tuple(chosen), seed, price, method, cap, effort))
@@ -1736,14 +1737,10 @@ def _own(instance: Instance, found: tuple | None) -> list | None:
     return [(vms[vm.key], source, target) for vm, source, target in found]
 
 
-SEARCHES_KEPT = 12  # the latest searches' results (two plans' at effort 1), kept by their arguments
-
-
-def _kept_searches(search: Callable) -> Callable:
-    """The seeded searches are pure: the same instance and start give the same moves. `serve`
-    re-plans an unchanged cluster every few minutes and the tests evaluate one state many times;
-    both ask again, and get the kept result."""
-    return functools.lru_cache(maxsize=SEARCHES_KEPT)(search)
+# The seeded searches are pure (the same instance and start give the same moves): the latest
+# results, two plans' at effort 1, are kept by their arguments. `serve` re-plans an unchanged
+# cluster every few minutes, and a reused and a full evaluation of one state both ask.
+SEARCHES_KEPT = 12
 
 
 def forget_searches() -> None:
@@ -1752,7 +1749,7 @@ def forget_searches() -> None:
     _resplit_of.cache_clear()
 
 
-@_kept_searches
+@functools.lru_cache(maxsize=SEARCHES_KEPT)
 def _annealed(
     instance: Instance, chosen: tuple, seed: int, price: float, method: str, cap: float, effort: int
 ) -> tuple | None:
@@ -1812,7 +1809,7 @@ def _resplit(ctx: Context, chosen: list, price: float, cap: float, effort: int) 
     return _own(ctx.instance, _resplit_of(ctx.instance, tuple(chosen), price, cap, effort))
 
 
-@_kept_searches
+@functools.lru_cache(maxsize=SEARCHES_KEPT)
 def _resplit_of(instance: Instance, chosen: tuple, price: float, cap: float, effort: int) -> tuple | None:
     movable = _movable(instance)
     walk = _Walk(instance, movable, price, cap)
