@@ -123,3 +123,49 @@ def test_maps_unique_to_each_object_keep_their_values_and_repeated_ones_stay_sha
     assert [v.metadata.labels for v in vms[::2]] == [{"kubevirt.io/domain": f"u{n}"} for n in range(len(vms) // 2)]
     # The table is emptied when full, so the repeated map is shared again right after.
     assert vms[-1].metadata.labels is vms[-3].metadata.labels == cdi
+
+
+def _vmi_on(name: str, cores: int, masquerade: dict) -> VirtualMachineInstance:
+    # kubevirt/kubevirt v1.7.0 staging/src/kubevirt.io/api/core/v1/types.go and schema.go:
+    # VirtualMachineInstanceSpec.domain (cpu.cores, resources.requests, devices.interfaces with
+    # the masquerade binding), networks (pod), VirtualMachineInstanceStatus.conditions.
+    obj = {
+        "metadata": {"name": name, "namespace": "tenant-000", "uid": f"uid-{name}"},
+        "spec": {
+            "domain": {
+                "cpu": {"cores": cores},
+                "resources": {"requests": {"memory": "4Gi"}},
+                "devices": {"interfaces": [{"name": "default", "masquerade": masquerade}]},
+            },
+            "networks": [{"name": "default", "pod": {}}],
+        },
+        "status": {"phase": "Running", "conditions": [{"type": "LiveMigratable", "status": "True"}]},
+    }
+    return decode_json(VirtualMachineInstance, json.dumps(obj).encode())
+
+
+def test_equal_domains_networks_and_conditions_are_one_object_each():
+    a, b, c = _vmi_on("a", 4, {}), _vmi_on("b", 4, {}), _vmi_on("c", 8, {})
+    assert a.spec.domain is b.spec.domain and a.spec.networks is b.spec.networks
+    assert a.status.conditions is b.status.conditions and a.status.conditions[0].type == "LiveMigratable"
+    assert c.spec.domain is not a.spec.domain and c.spec.domain.cpu.cores == 8 and a.spec.domain.cpu.cores == 4
+    assert c.spec.networks is a.spec.networks  # a part equal elsewhere in the record is still shared
+    x, y = _vm("x", {}, {"memory": "4Gi"}), _vm("y", {}, {"memory": "4Gi"})
+    assert x.spec.template.spec.domain is y.spec.template.spec.domain  # VMs' templates too
+
+
+def test_parts_unique_to_each_object_keep_their_values_and_repeated_ones_stay_shared():
+    from ov_exporter.records.base import RECENT_MAPS_BOUND
+
+    vmis = []
+    for n in range(RECENT_MAPS_BOUND * 2 + 10):
+        vmis += (_vmi_on(f"u{n}", n + 1, {}), _vmi_on(f"s{n}", 2, {}))
+    assert [v.spec.domain.cpu.cores for v in vmis[::2]] == list(range(1, len(vmis) // 2 + 1))
+    assert vmis[-1].spec.domain is vmis[-3].spec.domain and vmis[-1].spec.domain.cpu.cores == 2
+
+
+def test_a_part_messagepack_cannot_hold_is_kept_unshared_with_its_value():
+    # A binding's free-form map with an integer past 64 bits: decoded, never shared.
+    a, b = _vmi_on("a", 4, {"x": 2**70}), _vmi_on("b", 4, {"x": 2**70})
+    assert a.spec.domain.devices.interfaces[0].masquerade == {"x": 2**70}
+    assert a.spec.domain is not b.spec.domain and a.spec.domain == b.spec.domain

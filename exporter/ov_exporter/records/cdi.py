@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from msgspec import field
 
-from .base import R, intern
+from .base import R, intern, shared_part
 from .core import PVCSpec
 from .meta import ObjectMeta
 
@@ -25,6 +25,12 @@ class DataVolume(R):
     metadata: ObjectMeta = field(default_factory=ObjectMeta)
     spec: DataVolumeSpec | None = None
     status: DataVolumeStatus | None = None
+
+    def __post_init__(self) -> None:
+        self.spec, self.status = (
+            shared_part("DataVolume spec", self.spec),
+            shared_part("DataVolume status", self.status),
+        )
 
 
 class ClaimPropertySet(R):

@@ -7,7 +7,7 @@ import sys
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import R, intern, interned_list, shared_map
+from .base import R, intern, interned_list, shared_map, shared_part
 from .meta import Condition, ObjectMeta, Taint
 
 
@@ -71,6 +71,9 @@ class PersistentVolumeClaim(R):
     metadata: ObjectMeta = field(default_factory=ObjectMeta)
     spec: PVCSpec | None = None
     status: PVCStatus | None = None
+
+    def __post_init__(self) -> None:
+        self.status = shared_part("PVC status", self.status)
 
 
 class StorageClass(R):

@@ -8,7 +8,7 @@ from typing import Any
 from msgspec import field
 
 from ..quantity import Quantity
-from .base import Int32, Int64, Labels, R, UInt32, intern, interned_list, shared_map
+from .base import Int32, Int64, Labels, R, UInt32, intern, interned_list, shared_map, shared_part
 from .cdi import DataVolumeSpec
 from .meta import Condition, ObjectMeta
 
@@ -181,6 +181,7 @@ class VMISpec(R):
         if self.eviction_strategy:
             self.eviction_strategy = intern(self.eviction_strategy)
         self.node_selector = shared_map(self.node_selector)
+        self.domain, self.networks = shared_part("domain", self.domain), shared_part("networks", self.networks)
 
 
 class TemplateMeta(R):
@@ -299,6 +300,9 @@ class VMIStatus(R):
     def __post_init__(self) -> None:
         self.node_name, self.phase = intern(self.node_name), intern(self.phase)
         self.migration_method = intern(self.migration_method)
+        self.conditions = shared_part("VMI conditions", self.conditions)
+        self.current_cpu_topology = shared_part("CPU topology", self.current_cpu_topology)
+        self.memory = shared_part("memory status", self.memory)
 
 
 class VirtualMachineInstance(R):
