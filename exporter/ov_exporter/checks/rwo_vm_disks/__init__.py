@@ -116,7 +116,7 @@ def _judge(vm: VirtualMachine, disks: DiskVerdict, default_strategy: Setting, no
                 f"DataVolume or StorageProfile found",
             )
         )
-    return samples, findings, ()
+    return (samples, findings, ()) if samples or findings else NO_PART  # most VMs: nothing of their own kept
 
 
 SPEC = CheckSpec(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from functools import cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, Sequence
 
 from ... import upstream
 from ...config import Config
@@ -165,7 +165,7 @@ def _cpu_rate(state: ClusterState) -> dict[tuple[str, str], float]:
 
 def _judge(
     vmi: Any, cpu_used: float | None, mem_used: float | None, t: Any
-) -> tuple[list[Sample], tuple[Finding, ...], tuple[float, ...]]:
+) -> tuple[Sequence[Sample], tuple[Finding, ...], tuple[float, ...]]:
     """One running VMI's series, finding (if any) and numbers: 1.0 per (resource, verdict)
     of _COUNTED it has, then vCPUs requested, cores used, guest memory requested, memory
     used (0.0 for a resource not measured); kept per VMI, usage and thresholds
@@ -209,7 +209,7 @@ def _judge(
     elif over:
         finding = Finding(SPEC.id, Severity.INFO, obj, "over-provisioned: uses " + "; ".join(over))
     return (
-        samples,
+        samples or (),  # most VMIs: no list of their own kept
         (finding,) if finding is not None else (),
         (*_counts(tuple(verdicts)), *totals["cpu"], *totals["memory"]),
     )
