@@ -409,12 +409,15 @@ def table(
         )
     churn = sv["churn_rss"]
     rows.append(("RSS at ready / after 5 evaluations", f"{sv['rss_ready']:.0f} / {sv['rss_5_evaluations']:.0f} MiB"))
-    minute = churn[len(churn) // min(len(churn), 10)] if churn else float("nan")
+    # The halfway point tells growth that levels off (fragmentation, records whose values
+    # stopped being shared once they changed) from growth that goes on (a leak).
+    tenth, half = (churn[len(churn) // min(len(churn), d)] for d in (10, 2)) if churn else (float("nan"),) * 2
     rows.append(
         (
             f"RSS over {args.churn_seconds:.0f} s of {args.churn_rate:g} events/s churn: first s / "
-            f"at 10 % / last s (max)",
-            f"{churn[0]:.0f} / {minute:.0f} / {churn[-1]:.0f} ({max(churn):.0f}) MiB, {sv['churn_events']:,} events",
+            f"at 10 % / at 50 % / last s (max)",
+            f"{churn[0]:.0f} / {tenth:.0f} / {half:.0f} / {churn[-1]:.0f} ({max(churn):.0f}) MiB, "
+            f"{sv['churn_events']:,} events",
         )
     )
     steady = sv["steady_requests"]
