@@ -332,6 +332,14 @@ def test_slots_full_uses_hco_then_kubevirt_then_default():
     assert reasons(out) == set() and series(out, SLOTS)[("limit", "hco")] == 10
 
 
+def test_vms_blocked_for_the_same_text_share_one_message():
+    # Mid-rebalance every running VM waits for a slot: one message string for all of them.
+    in_flight = [vmim(f"m{i}", f"x{i}", "Running") for i in range(5)]
+    out = run(*cluster(*running("a", eviction="LiveMigrate"), *running("b", eviction="LiveMigrate"), *in_flight))
+    assert reasons(out, "a") == reasons(out, "b") == {"migration_slots_full"}
+    assert one(out, "a").message == one(out, "b").message and one(out, "a").message is one(out, "b").message
+
+
 def test_slots_full_with_another_reason_keeps_the_strategy_severity():
     base = cluster(
         *running(eviction="LiveMigrate", claims=("r",), modes=RWO),
