@@ -57,9 +57,10 @@ def main(argv: list[str]) -> None:
             records = store.state().of(key)
             record = records[(i * 7919) % len(records)]
             meta = record.metadata
-            meta = msgspec.structs.replace(
-                meta, labels={**(meta.labels or {}), "bench": str(i)}, resource_version=f"{meta.resource_version}-{i}"
-            )
+            changed = {"labels": {**(meta.labels or {}), "bench": str(i)}}
+            if hasattr(meta, "resource_version"):  # the kinds whose records keep it (records.VersionedMeta)
+                changed["resource_version"] = f"{meta.resource_version}-{i}"
+            meta = msgspec.structs.replace(meta, **changed)
             store.apply(Upserted(KIND_BY_KEY[key], msgspec.structs.replace(record, metadata=meta)))
         started = time.process_time()
         evaluate(store.state(), config, reuse=reuse)

@@ -313,10 +313,10 @@ def _relabelled(record: Any, n: int) -> Any:
     """The record as a watch MODIFIED event would bring it after a label change: a new
     record with a new resourceVersion."""
     meta = record.metadata
-    labels = {**(meta.labels or {}), "bench.ov-exporter.example/changed": str(n)}
-    return msgspec.structs.replace(
-        record, metadata=msgspec.structs.replace(meta, labels=labels, resource_version=f"{meta.resource_version}-{n}")
-    )
+    changed: dict[str, Any] = {"labels": {**(meta.labels or {}), "bench.ov-exporter.example/changed": str(n)}}
+    if hasattr(meta, "resource_version"):  # the kinds whose records keep it (records.VersionedMeta)
+        changed["resource_version"] = f"{meta.resource_version}-{n}"
+    return msgspec.structs.replace(record, metadata=msgspec.structs.replace(meta, **changed))
 
 
 def after_one_change(store: Any, config: Any, repeat: int) -> dict[str, Any]:

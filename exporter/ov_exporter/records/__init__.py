@@ -123,8 +123,8 @@ from .kubevirt import (  # noqa: F401
 from .meta import (  # noqa: F401
     Condition,
     ObjectMeta,
-    OwnerRef,
     Taint,
+    VersionedMeta,
     keep_annotations,
     kept_annotations,
 )

@@ -8,7 +8,7 @@ from msgspec import field
 
 from ..quantity import Quantity
 from .base import R, intern, interned_list, shared_map, shared_part
-from .meta import Condition, ObjectMeta, Taint
+from .meta import Condition, ObjectMeta, Taint, VersionedMeta
 
 
 class NodeInfo(R):
@@ -36,7 +36,7 @@ class NodeStatus(R):
 
 
 class Node(R):
-    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    metadata: VersionedMeta = field(default_factory=VersionedMeta)
     spec: NodeSpec | None = None
     status: NodeStatus | None = None
 
@@ -49,7 +49,6 @@ class PVCSpec(R):
     access_modes: list[str] | None = None
     storage_class_name: str | None = None
     volume_mode: str | None = None
-    volume_name: str = ""
 
     def __post_init__(self) -> None:
         self.access_modes = interned_list(self.access_modes)

@@ -10,7 +10,7 @@ from msgspec import field
 from ..quantity import Quantity
 from .base import Int32, Int64, Labels, R, UInt32, intern, interned_list, shared_map, shared_part
 from .cdi import DataVolumeSpec
-from .meta import Condition, ObjectMeta
+from .meta import Condition, ObjectMeta, VersionedMeta
 
 
 class CPU(R):
@@ -306,7 +306,7 @@ class VMIStatus(R):
 
 
 class VirtualMachineInstance(R):
-    metadata: ObjectMeta = field(default_factory=ObjectMeta)
+    metadata: VersionedMeta = field(default_factory=VersionedMeta)
     spec: VMISpec | None = None
     status: VMIStatus | None = None
 

@@ -1,4 +1,4 @@
-"""Object metadata shared by every kind: ObjectMeta, owner references, conditions, taints."""
+"""Object metadata shared by every kind: ObjectMeta, conditions, taints."""
 
 from __future__ import annotations
 
@@ -30,22 +30,12 @@ def _annotations(mapping: dict[str, str] | None) -> dict[str, str] | None:
     return shared_map({k: v for k, v in mapping.items() if k in kept}) or None
 
 
-class OwnerRef(R):
-    kind: str = ""
-    name: str = ""
-
-    def __post_init__(self) -> None:
-        self.kind, self.name = intern(self.kind), intern(self.name)
-
-
 class ObjectMeta(R):
     name: str = ""
     namespace: str = ""
     uid: str = ""
-    resource_version: str = ""
     labels: Labels | None = None
     annotations: Labels | None = None
-    owner_references: list[OwnerRef] | None = None
 
     # Strings that repeat across objects are interned once decoded (sys.intern: freed with
     # their last user, so churn of unique names cannot grow a table).
@@ -53,6 +43,13 @@ class ObjectMeta(R):
         self.name, self.namespace = intern(self.name), intern(self.namespace)
         self.labels = shared_map(self.labels)
         self.annotations = _annotations(self.annotations)
+
+
+class VersionedMeta(ObjectMeta):
+    """ObjectMeta with the resourceVersion, for the kinds whose version is read (a plan
+    names the Node and VMI versions it is based on); the other kinds' records do without."""
+
+    resource_version: str = ""
 
 
 class Condition(R):
