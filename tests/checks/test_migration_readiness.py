@@ -340,6 +340,20 @@ def test_vms_blocked_for_the_same_text_share_one_message():
     assert one(out, "a").message == one(out, "b").message and one(out, "a").message is one(out, "b").message
 
 
+def test_vms_with_the_same_reasons_share_one_reasons_map_in_reasons_order():
+    in_flight = [vmim(f"m{i}", f"x{i}", "Running") for i in range(5)]
+    rwo = running("c", node_name="worker-1", eviction="LiveMigrate", claims=("c-root",), modes=RWO)
+    objs = cluster(*running("a", eviction="LiveMigrate"), *running("b", eviction="LiveMigrate"), *rwo, *in_flight)
+    judged = readiness.verdicts(state(*objs), config())
+    a, b, c = (judged[(NS, name)] for name in "abc")
+    assert a.reasons == {
+        "migration_slots_full": "5 migration(s) in flight, parallelMigrationsPerCluster is 5 (default)"
+    }
+    assert a.reasons is b.reasons
+    # A disk reason joins in REASONS order, in a map of the VM's own.
+    assert list(c.reasons) == ["rwo_disk", "migration_slots_full"] and c.reasons is not a.reasons
+
+
 def test_slots_full_with_another_reason_keeps_the_strategy_severity():
     base = cluster(
         *running(eviction="LiveMigrate", claims=("r",), modes=RWO),
