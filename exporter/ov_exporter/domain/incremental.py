@@ -372,7 +372,7 @@ def _assembled(
         pairs.sort(key=_FIRST)
     values = dict(pairs)
     ranks = None if by_key else dict(zip(values, count()))
-    places = list(values) if ranks is None else range(len(values))
+    places = list(values) if ranks is None else list(ranks.values())  # the ranks' own ints, not copies
     split = list(map(parts, values.values()))
     width = len(split[0]) if split else 0
     lists = tuple(list(chain.from_iterable(map(itemgetter(j), split))) for j in range(width))

@@ -197,8 +197,7 @@ def _build(state: ClusterState) -> _Kept:
         meta = vmi.metadata
         key = (meta.namespace, meta.name)
         cpu, memory, overheads[key] = _launcher(vmi, ratio)
-        requests[key] = (cpu, memory)
-        members.setdefault(node, {})[key] = (cpu, memory)
+        requests[key] = members.setdefault(node, {})[key] = (cpu, memory)  # one tuple for both
         pods[key] = Pod(meta.namespace, meta.name, node, meta.labels or {}, vmi.spec)
         if _has_anti_affinity(vmi.spec):
             anti.add(meta.namespace)
@@ -290,8 +289,8 @@ def _update(state: ClusterState, kept: _Kept, changed: Mapping[str, tuple[Change
             pods_changed = True
             continue
         overheads[key] = overhead
-        requests[key] = (cpu, memory)
-        members[node] = {**members.get(node, {}), key: (cpu, memory)}
+        requests[key] = pair = (cpu, memory)
+        members[node] = {**members.get(node, {}), key: pair}
         touched.add(node)
         pods[key] = before if before == pod else pod
         pods_changed = pods_changed or pods[key] is not before

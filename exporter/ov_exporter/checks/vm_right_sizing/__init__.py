@@ -92,10 +92,11 @@ def _pod_usage(state: ClusterState) -> dict[Any, tuple[float | None, float | Non
             if "memory" in usage:
                 mem = (mem or 0.0) + float(usage["memory"])
         name = lab.get("vm.kubevirt.io/name") or lab.get("kubevirt.io/domain", "")
+        usage = (cpu, mem)  # one tuple for both keys, unless another pod came first
         for key in (lab.get("kubevirt.io/created-by"), (pm.metadata.namespace, name) if name else None):
             if key:
-                old_cpu, old_mem = out.get(key, (None, None))
-                out[key] = (_max(old_cpu, cpu), _max(old_mem, mem))
+                old = out.get(key)
+                out[key] = usage if old is None else (_max(old[0], cpu), _max(old[1], mem))
     return out
 
 
