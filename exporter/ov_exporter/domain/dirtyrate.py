@@ -56,7 +56,7 @@ def policy_for(vmi: VirtualMachineInstance, ns_labels: dict[str, str], policies:
     return best
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prediction:
     rate: float  # memory dirty rate, bytes/s (0 when not measured)
     measured: bool  # a dirty-rate sample exists

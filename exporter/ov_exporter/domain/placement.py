@@ -86,7 +86,7 @@ class Room:
     pods_free: float | None  # allocatable pods minus the virt-launcher pods there; None: unknown
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pod:
     """The virt-launcher pod of an active VMI, as pod (anti-)affinity and spread see it."""
 

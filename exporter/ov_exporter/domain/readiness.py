@@ -53,7 +53,7 @@ REASONS: dict[str, str] = {
 TRANSIENT = frozenset({MIGRATION_SLOTS_FULL})
 
 
-@dataclass
+@dataclass(slots=True)
 class Verdict:
     namespace: str
     name: str
@@ -225,7 +225,7 @@ VERDICT_KINDS = (VMS, VMIS, PVCS, DATA_VOLUMES, *FALLBACK_KINDS, VMIMS, "nodes",
 EVERY_ROOM = "*"  # a part's target test reads every room and launcher pod (placement.has_pod_terms or no target)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Runtime:
     """The part of a verdict that does not read the disks' claims."""
 

@@ -84,7 +84,7 @@ UNSCHEDULABLE_COUNT = Family(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Constraints:
     node_selector: int = 0
     node_affinity_required: int = 0
