@@ -98,20 +98,15 @@ def shared_part(where: str, part: T) -> T:
     """The very same object for a part of a record (a struct or a list of structs, at the
     place `where` names) equal to a recently decoded one: the VMs made from one template or
     instance type carry equal domains, networks and conditions (at XL, 10,000 VMs and their
-    VMIs, 17 MiB of equal parts). Content is compared by its MessagePack encoding, which
+    VMIs: the records 61.8 -> 42.5 MiB). Content is compared by its MessagePack encoding, which
     names every field set. Emptied at RECENT_MAPS_BOUND entries, as shared_map. What it
     hands out is shared between records, so records never alter it."""
     if part is None:
         return part
     try:
         key = (where, _PART_KEY.encode(part))
-    except (
-        msgspec.EncodeError,
-        OverflowError,
-        TypeError,
-        ValueError,
-    ):  # free-form values MessagePack cannot hold (an int past 64 bits)
-        return part
+    except (msgspec.EncodeError, OverflowError, TypeError, ValueError):
+        return part  # a free-form value MessagePack cannot hold (an int past 64 bits): kept as decoded
     found = _RECENT_PARTS.get(key)
     if found is None:
         if len(_RECENT_PARTS) >= RECENT_MAPS_BOUND:
