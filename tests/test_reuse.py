@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import sys
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -321,6 +322,30 @@ def test_a_per_object_result_is_kept_while_its_record_and_inputs_are_the_same():
     assert store.state().per_object("test", changed, compute, "b") == 3  # another version of the object
     assert store.state().per_object("test", changed, compute, "b") == 3
     assert store.object_memo.entries("test") == 1  # the newer version replaced the older one
+
+
+def test_a_kept_result_lets_go_of_an_input_replaced_by_an_equal_newer_record():
+    """A newer record equal in every field records keep (a change to a field they drop)
+    reuses the result, and the memo then holds the newer record, not the superseded one."""
+    store = _demo()
+    vmi_kind = KIND_BY_KEY["virtualmachineinstances.kubevirt.io"]
+    state = store.state()
+    vm = next(v for v in state.vms if state.get(vmi_kind.key, v.metadata.namespace, v.metadata.name) is not None)
+    vmi = state.get(vmi_kind.key, vm.metadata.namespace, vm.metadata.name)
+    del state
+    calls = []
+
+    def compute(record, vmi):
+        calls.append(record)
+        return len(calls)
+
+    assert store.state().per_object("test", vm, compute, vmi) == 1
+    newer = msgspec.structs.replace(vmi)
+    assert newer == vmi and newer is not vmi
+    store.apply(Upserted(vmi_kind, newer))
+    held = sys.getrefcount(vmi)
+    assert store.state().per_object("test", vm, compute, newer) == 1 and len(calls) == 1  # reused
+    assert sys.getrefcount(vmi) == held - 1, "the memo still holds the superseded record"
 
 
 def test_a_per_object_result_lives_while_its_object_exists_not_while_it_is_asked_for():
