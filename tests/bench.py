@@ -409,8 +409,7 @@ def table(
         )
     churn = sv["churn_rss"]
     rows.append(("RSS at ready / after 5 evaluations", f"{sv['rss_ready']:.0f} / {sv['rss_5_evaluations']:.0f} MiB"))
-    # The halfway point tells growth that levels off (fragmentation, records whose values
-    # stopped being shared once they changed) from growth that goes on (a leak).
+    # The halfway point tells growth that levels off from growth that goes on (a leak).
     tenth, half = (churn[len(churn) // min(len(churn), d)] for d in (10, 2)) if churn else (float("nan"),) * 2
     rows.append(
         (

@@ -14,6 +14,7 @@ import gc
 import json
 import sys
 import time
+from typing import Any
 
 import msgspec
 from ov_exporter.config import Config
@@ -38,6 +39,16 @@ def build(tier: str) -> Store:
     return store
 
 
+def relabelled(record: Any, n: int) -> Any:
+    """The record as a watch MODIFIED event would bring it after a label change: a new
+    record with a new resourceVersion (where records keep one, records.VersionedMeta)."""
+    meta = record.metadata
+    changed: dict[str, Any] = {"labels": {**(meta.labels or {}), "bench.ov-exporter.example/changed": str(n)}}
+    if hasattr(meta, "resource_version"):
+        changed["resource_version"] = f"{meta.resource_version}-{n}"
+    return msgspec.structs.replace(record, metadata=msgspec.structs.replace(meta, **changed))
+
+
 def main(argv: list[str]) -> None:
     mode, n, tier = argv[0], int(argv[1]), argv[2] if len(argv) > 2 else "XL"
     if mode not in ("full", "cold", "churn"):
@@ -55,13 +66,7 @@ def main(argv: list[str]) -> None:
         if reuse is not None and i:
             key = CHANGED[i % len(CHANGED)]
             records = store.state().of(key)
-            record = records[(i * 7919) % len(records)]
-            meta = record.metadata
-            changed = {"labels": {**(meta.labels or {}), "bench": str(i)}}
-            if hasattr(meta, "resource_version"):  # the kinds whose records keep it (records.VersionedMeta)
-                changed["resource_version"] = f"{meta.resource_version}-{i}"
-            meta = msgspec.structs.replace(meta, **changed)
-            store.apply(Upserted(KIND_BY_KEY[key], msgspec.structs.replace(record, metadata=meta)))
+            store.apply(Upserted(KIND_BY_KEY[key], relabelled(records[(i * 7919) % len(records)], i)))
         started = time.process_time()
         evaluate(store.state(), config, reuse=reuse)
         spent.append(round((time.process_time() - started) * 1000))

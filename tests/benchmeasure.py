@@ -309,16 +309,6 @@ def measure_evaluate(kubeconfig: str, repeat: int) -> dict[str, Any]:
 CHANGED_KINDS = {"vmi": "virtualmachineinstances.kubevirt.io", "pvc": "persistentvolumeclaims", "node": "nodes"}
 
 
-def _relabelled(record: Any, n: int) -> Any:
-    """The record as a watch MODIFIED event would bring it after a label change: a new
-    record with a new resourceVersion."""
-    meta = record.metadata
-    changed: dict[str, Any] = {"labels": {**(meta.labels or {}), "bench.ov-exporter.example/changed": str(n)}}
-    if hasattr(meta, "resource_version"):  # the kinds whose records keep it (records.VersionedMeta)
-        changed["resource_version"] = f"{meta.resource_version}-{n}"
-    return msgspec.structs.replace(record, metadata=msgspec.structs.replace(meta, **changed))
-
-
 def after_one_change(store: Any, config: Any, repeat: int) -> dict[str, Any]:
     """Evaluations as `serve` runs them (a fresh state, runner.Reuse), each after one object
     of a kind changed: per kind, the median seconds and the checks run again."""
@@ -328,6 +318,8 @@ def after_one_change(store: Any, config: Any, repeat: int) -> dict[str, Any]:
     from ov_exporter.records import KIND_BY_KEY
     from ov_exporter.runner import Reuse, evaluate
 
+    from .benchevals import relabelled
+
     reuse = Reuse()
     evaluate(store.state(), config, reuse=reuse)  # what serve has done before the change
     rng = random.Random(15)
@@ -336,7 +328,7 @@ def after_one_change(store: Any, config: Any, repeat: int) -> dict[str, Any]:
         seconds, reran = [], []
         for n in range(repeat):
             records = store.state().of(key)
-            store.apply(Upserted(KIND_BY_KEY[key], _relabelled(records[rng.randrange(len(records))], n)))
+            store.apply(Upserted(KIND_BY_KEY[key], relabelled(records[rng.randrange(len(records))], n)))
             before = reuse.reused
             started = time.perf_counter()
             evaluation = evaluate(store.state(), config, reuse=reuse)

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from ..config import Config
 from ..model import Severity
 from ..records import Node, VirtualMachine, VirtualMachineInstance
+from ..records.base import shared_map
 from ..store import Changed, ClusterState
 from . import placement
 from .k8s import (
@@ -435,6 +436,10 @@ def _unindex(leaving: dict[str, set[tuple[str, str]]], every: set, where: tuple[
         leaving.setdefault(part.reads, set()).add(where)
 
 
+# A running VM with nothing in its way: one empty map for all of them.
+_NO_REASONS: dict[str, str] = {}
+
+
 def _runtime(
     state: ClusterState,
     vm: VirtualMachine,
@@ -475,30 +480,12 @@ def _runtime(
         node,
         running,
         vmi_node(vmi) if vmi is not None else "",
-        _shared_reasons(reasons),
+        # One map for the VMs with the same reasons and texts (mid-rebalance, the 9,000 VMs of
+        # XL waiting only for a migration slot); shared, so verdicts never alter it.
+        shared_map(reasons) if reasons else _NO_REASONS,
         live_migratable,
         reads,
     )
-
-
-_NO_REASONS: dict[str, str] = {}
-_RECENT_REASONS: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
-
-
-def _shared_reasons(reasons: dict[str, str]) -> dict[str, str]:
-    """The very same dict for the same reasons with the same texts as a recently judged
-    VM (mid-rebalance, the 9,000 VMs of XL waiting only for a migration slot; most VMs of a
-    quiet cluster have none). Emptied at 4,096 entries, as records.base.shared_map. What it
-    hands out is shared between verdicts, so they never alter it."""
-    if not reasons:
-        return _NO_REASONS
-    key = tuple(reasons.items())
-    found = _RECENT_REASONS.get(key)
-    if found is None:
-        if len(_RECENT_REASONS) >= 4_096:
-            _RECENT_REASONS.clear()
-        found = _RECENT_REASONS[key] = reasons
-    return found
 
 
 @functools.lru_cache(maxsize=16)

@@ -45,9 +45,10 @@ def shared_map(mapping: dict[str, V] | None) -> dict[str, V] | None:
     """A map of labels, annotations or quantities (requests, capacity, usage) with its
     string keys and values interned, and the very same dict for the same content as a
     recently decoded one: 20,000 PVCs carry CDI's two labels, most VMs one of a few
-    request maps, a VM's template its own labels. Unlike `shared`, the table is emptied
-    when it reaches RECENT_MAPS_BOUND (maps unique to each object, such as labels naming
-    the VM, would otherwise fill it for good), so it holds what repeats now. What it hands
+    request maps, a VM's template its own labels, mid-rebalance most VMs' readiness one
+    reasons map. Unlike `shared`, the table is emptied when it reaches RECENT_MAPS_BOUND
+    (maps unique to each object, such as labels naming the VM, would otherwise fill it for
+    good), so it holds what repeats now. What it hands
     out is shared between records, so records never alter it."""
     if not mapping:
         return mapping
@@ -57,10 +58,16 @@ def shared_map(mapping: dict[str, V] | None) -> dict[str, V] | None:
             found = dict(zip(map(intern, mapping), map(intern, mapping.values())))
         except TypeError:  # a quantity among the values
             found = {intern(k): intern(v) if isinstance(v, str) else v for k, v in mapping.items()}
-        if len(_RECENT_MAPS) >= RECENT_MAPS_BOUND:
-            _RECENT_MAPS.clear()
-        _RECENT_MAPS[tuple(found.items())] = found  # keyed by the interned strings it holds
+        _remember(_RECENT_MAPS, tuple(found.items()), found)  # keyed by the interned strings it holds
     return found
+
+
+def _remember(recent: dict[K, V], key: K, value: V) -> None:
+    """`recent[key] = value`, the table emptied first when it holds RECENT_MAPS_BOUND
+    entries: it keeps what repeats now, and values unique to each object cannot fill it."""
+    if len(recent) >= RECENT_MAPS_BOUND:
+        recent.clear()
+    recent[key] = value
 
 
 def shared(table: dict[K, V], key: K, make: Callable[[], V], bound: int) -> V:
@@ -109,9 +116,8 @@ def shared_part(where: str, part: T) -> T:
         return part  # a free-form value MessagePack cannot hold (an int past 64 bits): kept as decoded
     found = _RECENT_PARTS.get(key)
     if found is None:
-        if len(_RECENT_PARTS) >= RECENT_MAPS_BOUND:
-            _RECENT_PARTS.clear()
-        found = _RECENT_PARTS[key] = part
+        _remember(_RECENT_PARTS, key, part)
+        return part
     return found
 
 

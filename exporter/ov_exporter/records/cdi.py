@@ -27,10 +27,8 @@ class DataVolume(R):
     status: DataVolumeStatus | None = None
 
     def __post_init__(self) -> None:
-        self.spec, self.status = (
-            shared_part("DataVolume spec", self.spec),
-            shared_part("DataVolume status", self.status),
-        )
+        self.spec = shared_part("DataVolume spec", self.spec)
+        self.status = shared_part("DataVolume status", self.status)
 
 
 class ClaimPropertySet(R):
